@@ -1,0 +1,130 @@
+"""The architecture object: a named device class with typed sections and the sources of its values.
+
+Sections (``gpu``, ``memory``, ``energy``, ``interconnect``, ``system`` and those other device
+classes add) are dataclasses registered with :func:`register_section`; device classes declare which
+sections they need with :func:`register_device_type`. Adding a device class means adding one
+section module under ``arch/sections/`` and one preset; nothing here changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+from arch.schema import BuildContext, SpecError, build_any, dump
+
+SECTIONS: dict[str, type] = {}
+DEVICE_TYPES: dict[str, dict[str, tuple[str, ...]]] = {}
+TOP_LEVEL_KEYS = ("name", "type", "description", "source", "note")
+
+
+def register_section(name: str):
+    """Class decorator: make dataclass ``cls`` the schema of top-level YAML section ``name``."""
+    def deco(cls: type) -> type:
+        SECTIONS[name] = cls
+        return cls
+    return deco
+
+
+def register_device_type(name: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
+    """Declare device class ``name`` (the YAML ``type``) and the sections it needs and may use."""
+    DEVICE_TYPES[name] = {"required": tuple(required), "optional": tuple(optional)}
+
+
+@dataclass
+class Arch:
+    """A device (or system of devices) described by typed sections.
+
+    ``sections`` maps section name to its dataclass; attribute access (``arch.gpu``) reaches them.
+    ``provenance`` maps each leaf path (``gpu.sm_count``) to its cited source.
+    """
+
+    name: str
+    type: str
+    description: str = ""
+    sections: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, str] = field(default_factory=dict)
+    origin: str = ""
+
+    def __getattr__(self, item: str) -> Any:
+        sections = self.__dict__.get("sections", {})
+        if item in sections:
+            return sections[item]
+        raise AttributeError(f"arch '{self.__dict__.get('name')}' has no section '{item}'")
+
+    def has(self, section: str) -> bool:
+        """Whether this arch carries ``section``."""
+        return section in self.sections
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data that :func:`arch_from_dict` loads back to an equal object."""
+        out: dict[str, Any] = {"name": self.name, "type": self.type}
+        if self.description:
+            out["description"] = self.description
+        for key, sec in self.sections.items():
+            out[key] = dump(sec, _sub_provenance(self.provenance, key))
+        return out
+
+    def replace(self, **sections: Any) -> Arch:
+        """A copy with some sections replaced (used by sweeps)."""
+        return dataclasses.replace(self, sections={**self.sections, **sections})
+
+
+def _sub_provenance(prov: dict[str, str], key: str) -> dict[str, str]:
+    prefix = key + "."
+    return {k[len(prefix):]: v for k, v in prov.items() if k.startswith(prefix)}
+
+
+def arch_from_dict(data: Any, file: str = "") -> Arch:
+    """Validate ``data`` (parsed YAML) and build an :class:`Arch`; raise :class:`SpecError`."""
+    from arch import sections as _sections  # noqa: F401  (registers the section schemas)
+
+    ctx = BuildContext(file=file)
+    if not isinstance(data, dict):
+        raise ctx.error("", f"expected a mapping at the top level, got {type(data).__name__}")
+    for key in ("name", "type"):
+        if key not in data:
+            raise ctx.error(key, "missing required field (a text value)")
+        if not isinstance(data[key], str) or not data[key]:
+            raise ctx.error(key, f"expected a non-empty text value, got {data[key]!r}")
+    dev_type = data["type"]
+    if dev_type not in DEVICE_TYPES:
+        hint = difflib.get_close_matches(dev_type, list(DEVICE_TYPES), n=1)
+        more = f" (did you mean '{hint[0]}'?)" if hint else ""
+        raise ctx.error("type", f"unknown device type '{dev_type}'{more}; expected one of "
+                                f"{', '.join(sorted(DEVICE_TYPES))}")
+    spec = DEVICE_TYPES[dev_type]
+    allowed = set(TOP_LEVEL_KEYS) | set(spec["required"]) | set(spec["optional"])
+    for key in data:
+        if key not in allowed:
+            hint = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            more = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise ctx.error(str(key), f"unknown key for a '{dev_type}' arch{more}")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise ctx.error("description", "expected a text value")
+    top_source = data.get("source")
+    sections: dict[str, Any] = {}
+    for key in spec["required"] + spec["optional"]:
+        if key not in data:
+            if key in spec["required"]:
+                raise ctx.error(key, f"missing required section for a '{dev_type}' arch")
+            continue
+        sections[key] = build_any(SECTIONS[key], data[key], ctx, key, top_source)
+    arch = Arch(name=data["name"], type=dev_type, description=description, sections=sections,
+                provenance=ctx.provenance, origin=file)
+    _check_cross(arch, ctx)
+    return arch
+
+
+def _check_cross(arch: Arch, ctx: BuildContext) -> None:
+    """Checks that span sections: a section may define ``check_arch(arch) -> (path, msg)``
+    returning the full field path of the problem."""
+    for sec in arch.sections.values():
+        check = getattr(sec, "check_arch", None)
+        if callable(check):
+            problem = check(arch)
+            if problem:
+                raise SpecError(ctx.file, problem[0], problem[1])

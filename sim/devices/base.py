@@ -1,0 +1,170 @@
+"""The device-model interface every device class implements, and the registry that picks one.
+
+A device model turns one op into a :class:`Cost` (``estimate``) and runs it in the event engine
+(``process``, a SimPy generator; the default holds the device for the estimated latency).
+Estimates are memoised per distinct op shape, so a trace that repeats a layer pays once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from arch import Arch
+from workloads.einsum import Cascade, Einsum
+from workloads.trace import COLLECTIVE, MATMUL, Op
+
+FIDELITIES = ("roofline", "tile", "cycle")
+
+
+class SimError(ValueError):
+    """A run that cannot proceed for a reason the user can fix (one line, names the input)."""
+
+
+@dataclass
+class Cost:
+    """What one op costs on a device (per shard: shards run in parallel on their own devices).
+
+    ``latency`` in s; ``energy`` in J per component (``compute``, ``hbm``, ``l2``, ``link`` ...)
+    for one shard; ``dram_bytes`` the traffic the model predicts (≥ the op's minimum bytes);
+    ``bound`` the limiting resource; ``roofline`` the closed-form lower bound in s.
+    """
+
+    latency: float
+    roofline: float
+    bound: str
+    energy: dict[str, float] = field(default_factory=dict)
+    dram_bytes: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def energy_total(self) -> float:
+        return float(sum(self.energy.values()))
+
+
+class Device:
+    """Base class of device models. Subclasses set ``arch_type`` and implement ``_estimate``."""
+
+    arch_type: ClassVar[str] = ""
+
+    def __init__(self, arch: Arch, fidelity: str = "tile"):
+        if fidelity not in self.fidelities():
+            raise SimError(f"--fidelity: the {arch.type} model offers "
+                           f"{', '.join(self.fidelities())}, not '{fidelity}'")
+        self.arch = arch
+        self.fidelity = fidelity
+        self._memo: dict[tuple, Cost] = {}
+
+    @classmethod
+    def fidelities(cls) -> tuple[str, ...]:
+        """Fidelity levels this model implements."""
+        return ("roofline", "tile")
+
+    # --- what subclasses provide -------------------------------------------------------------
+    def peak_flops(self, op: Op) -> float:
+        """Peak FLOP/s available to ``op`` on one device."""
+        raise NotImplementedError
+
+    def peak_bandwidth(self) -> float:
+        """Peak bytes/s of the device's main memory."""
+        raise NotImplementedError
+
+    def link_bandwidth(self) -> float:
+        """Peak bytes/s per direction of the link collectives use (0 when there is none)."""
+        return 0.0
+
+    def memory_capacity(self) -> float:
+        """Bytes of main memory on one device."""
+        raise NotImplementedError
+
+    def static_power(self) -> float:
+        """Watts drawn by one device while powered."""
+        return 0.0
+
+    def _estimate(self, op: Op) -> Cost:
+        raise NotImplementedError
+
+    def roof_lines(self, dtype: str) -> dict[str, float]:
+        """Compute ceilings (FLOP/s) to draw on the roofline plot for ``dtype``."""
+        return {}
+
+    def describe(self, dtype: str) -> dict[str, Any]:
+        """Peaks and capacity for reports."""
+        return {"peak_bandwidth_Bps": self.peak_bandwidth(), "roofs": self.roof_lines(dtype),
+                "memory_capacity_B": self.memory_capacity()}
+
+    # --- shared machinery --------------------------------------------------------------------
+    def roofline(self, op: Op) -> float:
+        """Closed-form lower bound in s for one shard: max(FLOPs/peak, bytes/bandwidth)."""
+        shards = max(op.shards, 1)
+        if op.kind == COLLECTIVE:
+            c = op.collective
+            bw = self.link_bandwidth()
+            if c is None or c.group <= 1 or bw <= 0:
+                return 0.0
+            return collective_min_bytes(c.kind, c.bytes_per_rank, c.group) / bw
+        flops = op.flops / shards
+        nbytes = op.bytes / shards
+        return max(flops / self.peak_flops(op), nbytes / self.peak_bandwidth())
+
+    def estimate(self, op: Op) -> Cost:
+        """The cost of ``op``, memoised by the op's shape."""
+        key = (id(op.compute), id(op.collective), op.shards, op.kind)
+        cost = self._memo.get(key)
+        if cost is None:
+            cost = self._estimate(op)
+            self._memo[key] = cost
+        return cost
+
+    def process(self, env: Any, op: Op, cost: Cost) -> Generator:
+        """SimPy process body for one op: hold the device for its latency."""
+        yield env.timeout(cost.latency)
+
+
+def collective_min_bytes(kind: str, bytes_per_rank: float, group: int) -> float:
+    """Bytes each rank must send at least (ring algorithms are bandwidth-optimal)."""
+    if group <= 1:
+        return 0.0
+    frac = (group - 1) / group
+    if kind == "allreduce":
+        return 2 * frac * bytes_per_rank
+    if kind in ("allgather", "reducescatter", "alltoall"):
+        return frac * bytes_per_rank * group if kind == "allgather" else frac * bytes_per_rank
+    return bytes_per_rank
+
+
+def op_dtype(op: Op) -> str:
+    """The datatype an op computes in (its first input's)."""
+    comp = op.compute
+    if isinstance(comp, Einsum):
+        return comp.inputs[0].dtype if comp.inputs else comp.output.dtype
+    if isinstance(comp, Cascade):
+        return comp.einsums[0].inputs[0].dtype
+    return op.collective.dtype if op.collective else "fp16"
+
+
+def is_matmul(op: Op) -> bool:
+    return op.kind == MATMUL
+
+
+DEVICE_MODELS: dict[str, type[Device]] = {}
+
+
+def register_device(cls: type[Device]) -> type[Device]:
+    """Class decorator: make ``cls`` the model for arches whose ``type`` is ``cls.arch_type``."""
+    DEVICE_MODELS[cls.arch_type] = cls
+    return cls
+
+
+def device_for(arch: Arch, fidelity: str) -> Device:
+    """Instantiate the device model registered for ``arch.type``."""
+    from sim import devices as _devices  # noqa: F401  (registers the device models)
+
+    cls = DEVICE_MODELS.get(arch.type)
+    if cls is None:
+        raise SimError(f"--arch: no device model for arch type '{arch.type}' "
+                       f"(available: {', '.join(sorted(DEVICE_MODELS))})")
+    if fidelity not in FIDELITIES:
+        raise SimError(f"--fidelity: expected one of {', '.join(FIDELITIES)}, got '{fidelity}'")
+    return cls(arch, fidelity)

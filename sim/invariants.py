@@ -1,0 +1,63 @@
+"""Invariants asserted on every run: nothing lost, nothing counted twice, nothing too fast."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from workloads.trace import Trace
+
+REL_TOL = 1e-9
+
+
+class InvariantError(AssertionError):
+    """A simulation result broke a conservation law or a lower bound: a bug, never bad input."""
+
+
+def check_invariants(trace: Trace, table: pd.DataFrame) -> dict[str, str]:
+    """Check the per-op table against the trace; return ``{name: "passed"}`` or raise."""
+    results: dict[str, str] = {}
+    n = len(trace.ops)
+    ids = table["id"].to_numpy()
+    if len(ids) != n or len(np.unique(ids)) != n or not np.isfinite(table["end_s"]).all():
+        missing = n - int(np.isfinite(table["end_s"]).sum())
+        raise InvariantError(f"ops lost or duplicated: trace has {n}, result has {len(ids)} "
+                             f"({missing} never finished)")
+    results["every_op_ran_once"] = "passed"
+
+    latency = table["latency_s"].to_numpy()
+    bound = table["roofline_s"].to_numpy()
+    slack = latency - bound * (1 - REL_TOL)
+    if (slack < -1e-18).any():
+        i = int(np.argmin(slack))
+        row = table.iloc[i]
+        raise InvariantError(f"op {row['id']} ({row['op']}) took {latency[i]:.6g} s, below its "
+                             f"roofline bound {bound[i]:.6g} s")
+    results["time_ge_roofline"] = "passed"
+
+    for col, total in (("flops", trace.total_flops), ("bytes", trace.total_bytes)):
+        got = float(table[col].sum())
+        if not math.isclose(got, total, rel_tol=1e-12, abs_tol=1e-6):
+            raise InvariantError(f"{col} not conserved: trace {total:.6g}, result {got:.6g}")
+        results[f"{col}_conserved"] = "passed"
+
+    start = table["start_s"].to_numpy()
+    end = table["end_s"].to_numpy()
+    for op in trace.ops:
+        for d in op.deps:
+            if start[op.id] < end[d] - 1e-15:
+                raise InvariantError(f"op {op.id} ({op.name}) started before its dependency {d}")
+    results["dependencies_respected"] = "passed"
+
+    sc = trace.scenario
+    if sc is not None and hasattr(sc, "gen_len"):
+        phases = trace.meta.get("phases", ("prefill", "decode"))
+        steps = ("prefill" in phases) + (sc.gen_len - 1) * ("decode" in phases)
+        generated = sum(op.requests for op in trace.ops if op.name == "lm_head")
+        if generated != sc.batch * steps:
+            raise InvariantError(f"requests lost: {generated} tokens generated, expected "
+                                 f"{sc.batch} requests x {steps} steps")
+    results["no_request_lost"] = "passed"
+    return results

@@ -1,0 +1,25 @@
+"""Shared fixtures: the reference-data folder and small helpers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def reference_dir() -> Path:
+    """``$XPUSIM_REFERENCE_DIR`` or ``../shared/reference`` beside the repository."""
+    return Path(os.environ.get("XPUSIM_REFERENCE_DIR", ROOT.parent / "shared" / "reference"))
+
+
+@pytest.fixture
+def ref_dir() -> Path:
+    """The reference-data folder; skips the test with a clear message when it is absent."""
+    path = reference_dir()
+    if not path.is_dir():
+        pytest.skip(f"reference data not found at {path} (set XPUSIM_REFERENCE_DIR to the "
+                    "shared/reference folder to run this validation)")
+    return path

@@ -1,0 +1,243 @@
+"""The Einsum IR: tensors with named ranks, extended Einsums and cascades of them.
+
+``Z[m,n] = A[m,k] * B[k,n]`` is ``Einsum(output=T("Z", ("m","n")), inputs=(A, B), sizes=...)``
+with ``map_op="mul"`` combining the inputs at each point of the iteration space and
+``reduce_op="add"`` folding the ranks that the output lacks. Extended forms (FuseMax): any map and
+reduce operator from :data:`OP_COST`, a unary operator applied to the result, and ``iterative``
+ranks whose output at step ``i+1`` depends on step ``i``. FLOPs and minimum bytes are derived here,
+never typed by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+
+DTYPE_BYTES: dict[str, float] = {
+    "fp64": 8, "fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "fp8_e4m3": 1,
+    "fp8_e5m2": 1, "int32": 4, "int8": 1, "int4": 0.5, "int2": 0.25,
+}
+
+# Arithmetic operations charged per application of each operator (FLOPs). Transcendentals count
+# as one operation here; a device that needs several cycles for one says so in its own model.
+OP_COST: dict[str, float] = {
+    "add": 1, "sub": 1, "mul": 1, "div": 1, "max": 1, "min": 1, "exp": 1, "log": 1, "rsqrt": 1,
+    "sqrt": 1, "recip": 1, "relu": 1, "gelu": 8, "silu": 4, "sigmoid": 4, "tanh": 4, "copy": 0,
+    "square": 1, "neg": 1, "select": 0, "mac": 2,
+}
+
+
+def dtype_bytes(dtype: str) -> float:
+    """Bytes per element of ``dtype``; raise ``KeyError`` naming the known dtypes."""
+    try:
+        return DTYPE_BYTES[dtype]
+    except KeyError:
+        raise KeyError(f"unknown dtype '{dtype}' (known: {', '.join(DTYPE_BYTES)})") from None
+
+
+@dataclass(frozen=True)
+class TensorRef:
+    """A tensor named with its ranks (in layout order), its dtype and its role."""
+
+    name: str
+    ranks: tuple[str, ...]
+    dtype: str = "fp16"
+    role: str = "activation"  # weight | activation | kv_cache | state | intermediate
+
+    def elements(self, sizes: dict[str, int]) -> int:
+        """Number of elements given rank sizes."""
+        return math.prod(sizes[r] for r in self.ranks)
+
+    def nbytes(self, sizes: dict[str, int]) -> float:
+        """Bytes given rank sizes."""
+        return self.elements(sizes) * dtype_bytes(self.dtype)
+
+
+@dataclass(frozen=True)
+class Einsum:
+    """One extended Einsum over a rectangular iteration space.
+
+    ``sizes`` holds every rank's extent as ``((rank, size), ...)`` (hashable). ``map_op``
+    combines the inputs at each point (ignored with one input), ``reduce_op`` folds the ranks the
+    output lacks (``None``: no reduction), ``unary`` applies to each output element afterwards,
+    ``iterative`` names ranks carried step to step (``RM[m1+1] = max(RM[m1], LM[m1])``).
+    """
+
+    name: str
+    output: TensorRef
+    inputs: tuple[TensorRef, ...]
+    sizes: tuple[tuple[str, int], ...]
+    map_op: str = "mul"
+    reduce_op: str | None = "add"
+    unary: str | None = None
+    iterative: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        known = dict(self.sizes)
+        for t in (self.output, *self.inputs):
+            for r in t.ranks:
+                if r not in known:
+                    raise ValueError(f"einsum {self.name}: rank '{r}' of {t.name} has no size")
+        for r, n in self.sizes:
+            if not isinstance(n, int) or n <= 0:
+                raise ValueError(f"einsum {self.name}: rank '{r}' size must be a positive "
+                                 f"integer, got {n!r}")
+        for op in (self.map_op, self.reduce_op, self.unary):
+            if op is not None and op not in OP_COST:
+                raise ValueError(f"einsum {self.name}: unknown operator '{op}'")
+
+    @cached_property
+    def size(self) -> dict[str, int]:
+        """Rank sizes as a dict."""
+        return dict(self.sizes)
+
+    @cached_property
+    def ranks(self) -> tuple[str, ...]:
+        """All ranks of the iteration space, output ranks first."""
+        seen: list[str] = list(self.output.ranks)
+        for t in self.inputs:
+            seen += [r for r in t.ranks if r not in seen]
+        return tuple(seen)
+
+    @cached_property
+    def reduced_ranks(self) -> tuple[str, ...]:
+        """Ranks that appear in inputs but not in the output."""
+        return tuple(r for r in self.ranks if r not in self.output.ranks)
+
+    @cached_property
+    def points(self) -> int:
+        """Points of the iteration space."""
+        return math.prod(self.size[r] for r in self.ranks)
+
+    @cached_property
+    def output_elements(self) -> int:
+        return self.output.elements(self.size)
+
+    @cached_property
+    def op_counts(self) -> dict[str, int]:
+        """How many times each operator is applied."""
+        counts: dict[str, int] = {}
+        if len(self.inputs) >= 2:
+            counts[self.map_op] = counts.get(self.map_op, 0) + self.points * (len(self.inputs) - 1)
+        if self.reduce_op and self.reduced_ranks:
+            counts[self.reduce_op] = counts.get(self.reduce_op, 0) + self.points
+        if self.unary:
+            counts[self.unary] = counts.get(self.unary, 0) + self.output_elements
+        return counts
+
+    @cached_property
+    def flops(self) -> float:
+        """Arithmetic operations, weighted by :data:`OP_COST` (a multiply-add counts 2)."""
+        return float(sum(OP_COST[op] * n for op, n in self.op_counts.items()))
+
+    @cached_property
+    def min_bytes(self) -> float:
+        """Compulsory traffic: each distinct input read once, the output written once."""
+        seen: dict[str, TensorRef] = {}
+        for t in self.inputs:
+            seen.setdefault(t.name, t)
+        return float(sum(t.nbytes(self.size) for t in seen.values()) + self.output.nbytes(self.size))
+
+    @cached_property
+    def is_contraction(self) -> bool:
+        """A multiply-accumulate of two operands over at least one shared reduced rank."""
+        if len(self.inputs) != 2 or self.map_op != "mul" or self.reduce_op != "add":
+            return False
+        a, b = self.inputs
+        return any(r in a.ranks and r in b.ranks for r in self.reduced_ranks)
+
+    @cached_property
+    def gemm_shape(self) -> tuple[int, int, int, int]:
+        """(batch, M, N, K) of a contraction: batch ranks in all three tensors, M only in the
+        first input and output, N only in the second input and output, K in both inputs."""
+        if not self.is_contraction:
+            raise ValueError(f"einsum {self.name} is not a contraction")
+        a, b = self.inputs
+        out = self.output.ranks
+        s = self.size
+        batch = math.prod(s[r] for r in out if r in a.ranks and r in b.ranks)
+        m = math.prod(s[r] for r in out if r in a.ranks and r not in b.ranks)
+        n = math.prod(s[r] for r in out if r in b.ranks and r not in a.ranks)
+        k = math.prod(s[r] for r in self.reduced_ranks if r in a.ranks and r in b.ranks)
+        return batch, m, n, k
+
+    def tensors(self) -> tuple[TensorRef, ...]:
+        return (*self.inputs, self.output)
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """An ordered list of Einsums; later ones may read what earlier ones wrote.
+
+    ``outputs`` names the tensors that leave the cascade (default: the last Einsum's output).
+    Minimum bytes count only tensors that cross the cascade boundary.
+    """
+
+    name: str
+    einsums: tuple[Einsum, ...]
+    outputs: tuple[str, ...] = field(default=())
+
+    @cached_property
+    def final_outputs(self) -> tuple[str, ...]:
+        return self.outputs or (self.einsums[-1].output.name,)
+
+    @cached_property
+    def external_inputs(self) -> tuple[TensorRef, ...]:
+        produced: set[str] = set()
+        seen: dict[str, TensorRef] = {}
+        for e in self.einsums:
+            for t in e.inputs:
+                if t.name not in produced:
+                    seen.setdefault(t.name, t)
+            produced.add(e.output.name)
+        return tuple(seen.values())
+
+    @cached_property
+    def flops(self) -> float:
+        return float(sum(e.flops for e in self.einsums))
+
+    @cached_property
+    def op_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for e in self.einsums:
+            for op, n in e.op_counts.items():
+                counts[op] = counts.get(op, 0) + n
+        return counts
+
+    @cached_property
+    def min_bytes(self) -> float:
+        sizes: dict[str, int] = {}
+        for e in self.einsums:
+            sizes.update(e.size)
+        outs: dict[str, TensorRef] = {}
+        for e in self.einsums:
+            if e.output.name in self.final_outputs:
+                outs[e.output.name] = e.output
+        total = sum(t.nbytes(sizes) for t in self.external_inputs)
+        total += sum(t.nbytes(sizes) for t in outs.values())
+        return float(total)
+
+    @cached_property
+    def size(self) -> dict[str, int]:
+        sizes: dict[str, int] = {}
+        for e in self.einsums:
+            sizes.update(e.size)
+        return sizes
+
+
+def contraction(name: str, out: TensorRef, a: TensorRef, b: TensorRef,
+                sizes: dict[str, int]) -> Einsum:
+    """A plain multiply-accumulate Einsum ``out = sum(a * b)``."""
+    ranks = set(out.ranks) | set(a.ranks) | set(b.ranks)
+    return Einsum(name, out, (a, b), tuple((r, sizes[r]) for r in sorted(ranks)))
+
+
+def elementwise(name: str, out: TensorRef, inputs: tuple[TensorRef, ...], sizes: dict[str, int],
+                map_op: str = "add", unary: str | None = None) -> Einsum:
+    """A map-only Einsum (no reduction): ``out = unary(map(inputs...))``."""
+    ranks: list[str] = list(out.ranks)
+    for t in inputs:
+        ranks += [r for r in t.ranks if r not in ranks]
+    return Einsum(name, out, inputs, tuple((r, sizes[r]) for r in ranks), map_op=map_op,
+                  reduce_op=None, unary=unary)

@@ -1,0 +1,134 @@
+"""Read a Hugging Face ``config.json`` from disk into a :class:`ModelConfig`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from workloads.errors import WorkloadError
+from workloads.models import ModelConfig
+
+_LLAMA_LIKE = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "gemma")
+SUPPORTED = (*_LLAMA_LIKE, "gpt2", "opt", "bloom", "gpt_neox")
+
+
+class _Reader:
+    """Typed field access with errors that name the file and the field."""
+
+    def __init__(self, data: dict[str, Any], file: str):
+        self.data = data
+        self.file = file
+
+    def int(self, *keys: str, default: int | None = None, minimum: int = 1) -> int:
+        for key in keys:
+            if key in self.data and self.data[key] is not None:
+                value = self.data[key]
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise WorkloadError(self.file, key, f"expected an integer, got {value!r}")
+                if value < minimum:
+                    raise WorkloadError(self.file, key, f"expected an integer >= {minimum}, "
+                                                        f"got {value}")
+                return value
+        if default is None:
+            raise WorkloadError(self.file, keys[0], "missing required field (an integer)")
+        return default
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise WorkloadError(self.file, key, f"expected true or false, got {value!r}")
+        return value
+
+    def str(self, key: str, default: str) -> str:
+        value = self.data.get(key, default)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise WorkloadError(self.file, key, f"expected a text value, got {value!r}")
+        return value
+
+
+def model_from_hf_dict(data: Any, file: str = "config.json", name: str | None = None) -> ModelConfig:
+    """Build a :class:`ModelConfig` from the parsed JSON of a Hugging Face config."""
+    if not isinstance(data, dict):
+        raise WorkloadError(file, "", f"expected a JSON object, got {type(data).__name__}")
+    r = _Reader(data, file)
+    model_type = r.str("model_type", "")
+    if not model_type:
+        raise WorkloadError(file, "model_type", "missing required field (a text value)")
+    name = name or Path(file).parent.name or model_type
+    source = f"Hugging Face config.json read from {file}"
+    if model_type in _LLAMA_LIKE:
+        heads = r.int("num_attention_heads")
+        d = r.int("hidden_size")
+        experts = r.int("num_local_experts", "num_experts", default=1)
+        act = r.str("hidden_act", "silu")
+        return ModelConfig(
+            name=name, family=model_type, n_layers=r.int("num_hidden_layers"), d_model=d,
+            n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
+            d_ff=r.int("moe_intermediate_size", "intermediate_size") if experts > 1
+            else r.int("intermediate_size"),
+            vocab_size=r.int("vocab_size"),
+            max_positions=r.int("max_position_embeddings", default=4096),
+            head_dim=r.int("head_dim", default=d // heads), norm="rmsnorm",
+            activation="swiglu" if act in ("silu", "swish", "gelu_pytorch_tanh", "gelu") else act,
+            position="rope", tied_embeddings=r.bool("tie_word_embeddings", False),
+            bias=r.bool("attention_bias", model_type == "qwen2"), n_experts=experts,
+            top_k=r.int("num_experts_per_tok", default=2 if experts > 1 else 1), source=source)
+    if model_type == "gpt2":
+        d = r.int("n_embd")
+        return ModelConfig(
+            name=name, family="gpt2", n_layers=r.int("n_layer"), d_model=d,
+            n_heads=r.int("n_head"), n_kv_heads=r.int("n_head"),
+            d_ff=r.int("n_inner", default=4 * d), vocab_size=r.int("vocab_size"),
+            max_positions=r.int("n_positions", "n_ctx"), source=source)
+    if model_type == "opt":
+        heads = r.int("num_attention_heads")
+        if r.int("word_embed_proj_dim", default=r.int("hidden_size")) != r.int("hidden_size"):
+            raise WorkloadError(file, "word_embed_proj_dim",
+                                "OPT models with an embedding projection are not supported")
+        return ModelConfig(
+            name=name, family="opt", n_layers=r.int("num_hidden_layers"),
+            d_model=r.int("hidden_size"), n_heads=heads, n_kv_heads=heads,
+            d_ff=r.int("ffn_dim"), vocab_size=r.int("vocab_size"),
+            max_positions=r.int("max_position_embeddings"), position_offset=2,
+            activation=r.str("activation_function", "relu"),
+            tied_embeddings=r.bool("tie_word_embeddings", True), source=source)
+    if model_type == "bloom":
+        d = r.int("hidden_size", "n_embed")
+        heads = r.int("n_head", "num_attention_heads")
+        return ModelConfig(
+            name=name, family="bloom", n_layers=r.int("n_layer", "num_hidden_layers"),
+            d_model=d, n_heads=heads, n_kv_heads=heads, d_ff=4 * d,
+            vocab_size=r.int("vocab_size"), max_positions=r.int("seq_length", default=2048),
+            position="alibi", embed_norm=True, source=source)
+    if model_type == "gpt_neox":
+        heads = r.int("num_attention_heads")
+        return ModelConfig(
+            name=name, family="gpt_neox", n_layers=r.int("num_hidden_layers"),
+            d_model=r.int("hidden_size"), n_heads=heads, n_kv_heads=heads,
+            d_ff=r.int("intermediate_size"), vocab_size=r.int("vocab_size"),
+            max_positions=r.int("max_position_embeddings"), position="rope",
+            tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
+    raise WorkloadError(file, "model_type", f"unsupported model_type '{model_type}' "
+                                            f"(supported: {', '.join(SUPPORTED)})")
+
+
+def load_hf_config(path: str | Path) -> ModelConfig:
+    """Read ``config.json`` (or a directory holding one) into a :class:`ModelConfig`."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "config.json"
+    if not path.is_file():
+        raise WorkloadError(str(path), "", "file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise WorkloadError(str(path), f"line {exc.lineno}, column {exc.colno}",
+                            f"malformed JSON: {exc.msg}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkloadError(str(path), "", f"cannot read file ({exc.__class__.__name__})") from None
+    return model_from_hf_dict(data, str(path), name=path.parent.name or None)

@@ -1,0 +1,57 @@
+"""A serving scenario: batch, prompt and generated lengths, datatypes, parallelism."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workloads.einsum import DTYPE_BYTES
+from workloads.errors import WorkloadError
+
+ATTENTION_IMPLS = ("unfused", "flash")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Static batching: ``batch`` requests, each ``prompt_len`` tokens in, ``gen_len`` out.
+
+    The first generated token comes from prefill; each of the other ``gen_len - 1`` comes from
+    one decode step. ``tp`` devices split every layer (Megatron tensor parallelism).
+    ``attention`` is ``unfused`` (QK, softmax, AV as separate kernels, as eager PyTorch runs
+    them) or ``flash`` (one fused kernel).
+    """
+
+    batch: int = 1
+    prompt_len: int = 512
+    gen_len: int = 128
+    dtype: str = "fp16"
+    kv_dtype: str = ""
+    tp: int = 1
+    attention: str = "unfused"
+
+    def __post_init__(self) -> None:
+        for name, opt in (("batch", "--batch"), ("prompt_len", "--prompt"),
+                          ("gen_len", "--gen"), ("tp", "--tp")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise WorkloadError("", opt, f"expected a positive integer, got {value!r}")
+        for name, opt in (("dtype", "--dtype"), ("kv_dtype", "--kv-dtype")):
+            value = getattr(self, name)
+            if name == "kv_dtype" and not value:
+                object.__setattr__(self, "kv_dtype", self.dtype)
+                continue
+            if value not in DTYPE_BYTES:
+                raise WorkloadError("", opt, f"unknown dtype '{value}' "
+                                             f"(expected one of {', '.join(DTYPE_BYTES)})")
+        if self.attention not in ATTENTION_IMPLS:
+            raise WorkloadError("", "--attention", f"expected one of {', '.join(ATTENTION_IMPLS)}, "
+                                                   f"got '{self.attention}'")
+
+    @property
+    def total_tokens(self) -> int:
+        """Tokens generated over the whole run."""
+        return self.batch * self.gen_len
+
+    @property
+    def max_context(self) -> int:
+        """Longest KV length reached (prompt plus all generated tokens but the last)."""
+        return self.prompt_len + self.gen_len - 1

@@ -1,0 +1,322 @@
+"""Turn a model and a scenario into a trace of per-layer ops for prefill and decode.
+
+Each layer is built once per distinct shape (prefill, and each decode step's KV length) as a
+template of Einsums, then stamped out for every layer; Einsum objects are shared, so a 70B model
+with hundreds of decode steps stays cheap to trace.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from workloads.einsum import Cascade, Einsum, TensorRef, contraction, elementwise
+from workloads.errors import WorkloadError
+from workloads.models import ModelConfig
+from workloads.scenario import Scenario
+from workloads.trace import (
+    ATTENTION,
+    COLLECTIVE,
+    MATMUL,
+    MEMORY,
+    VECTOR,
+    Collective,
+    Compute,
+    Op,
+    Trace,
+)
+
+
+@dataclass(frozen=True)
+class OpTemplate:
+    """An op before it is placed in a layer: what it computes and how it is classified."""
+
+    name: str
+    kind: str
+    op_class: str
+    compute: Compute | None
+    collective: Collective | None = None
+
+
+def _t(name: str, ranks: str | tuple[str, ...], dtype: str, role: str = "activation") -> TensorRef:
+    return TensorRef(name, tuple(ranks), dtype, role)
+
+
+def layernorm(name: str, x: str, tokens: int, d: int, dtype: str, rms: bool) -> Cascade:
+    """LayerNorm / RMSNorm over the last rank as a cascade of reductions and maps."""
+    sizes = {"t": tokens, "d": d}
+    X = _t(x, "td", dtype)
+    steps: list[Einsum] = []
+    if not rms:
+        steps.append(Einsum(f"{name}.mean", _t(f"{name}.mu", "t", "fp32", "intermediate"), (X,),
+                            (("t", tokens), ("d", d)), reduce_op="add"))
+        steps.append(elementwise(f"{name}.center", _t(f"{name}.xc", "td", "fp32", "intermediate"),
+                                 (X, _t(f"{name}.mu", "t", "fp32", "intermediate")), sizes, "sub"))
+        xc = _t(f"{name}.xc", "td", "fp32", "intermediate")
+    else:
+        xc = X
+    steps.append(Einsum(f"{name}.var", _t(f"{name}.var", "t", "fp32", "intermediate"), (xc, xc),
+                        (("t", tokens), ("d", d)), map_op="mul", reduce_op="add"))
+    steps.append(elementwise(f"{name}.rstd", _t(f"{name}.rstd", "t", "fp32", "intermediate"),
+                             (_t(f"{name}.var", "t", "fp32", "intermediate"),), sizes, "copy",
+                             unary="rsqrt"))
+    steps.append(elementwise(f"{name}.scale", _t(f"{name}.xn", "td", "fp32", "intermediate"),
+                             (xc, _t(f"{name}.rstd", "t", "fp32", "intermediate")), sizes, "mul"))
+    steps.append(elementwise(f"{name}.gamma", _t(f"{name}.out", "td", dtype),
+                             (_t(f"{name}.xn", "td", "fp32", "intermediate"),
+                              _t(f"{name}.gamma", "d", dtype, "weight")), sizes, "mul"))
+    return Cascade(name, tuple(steps), outputs=(f"{name}.out",))
+
+
+def softmax(name: str, s: TensorRef, sizes: dict[str, int], reduce_rank: str) -> Cascade:
+    """Three-pass softmax over ``reduce_rank``: max, exp(x - max), sum, divide."""
+    keep = tuple(r for r in s.ranks if r != reduce_rank)
+    all_sizes = tuple((r, sizes[r]) for r in s.ranks)
+    m = _t(f"{name}.max", keep, "fp32", "intermediate")
+    e = _t(f"{name}.exp", s.ranks, "fp32", "intermediate")
+    z = _t(f"{name}.sum", keep, "fp32", "intermediate")
+    p = _t(f"{name}.out", s.ranks, s.dtype)
+    return Cascade(name, (
+        Einsum(f"{name}.max", m, (s,), all_sizes, reduce_op="max"),
+        elementwise(f"{name}.exp", e, (s, m), sizes, "sub", unary="exp"),
+        Einsum(f"{name}.sum", z, (e,), all_sizes, reduce_op="add"),
+        elementwise(f"{name}.div", p, (e, z), sizes, "div"),
+    ), outputs=(p.name,))
+
+
+class LayerShapes:
+    """Per-device shapes of one layer under tensor parallelism ``tp``."""
+
+    def __init__(self, model: ModelConfig, tp: int):
+        if model.n_heads % tp:
+            raise WorkloadError("", "--tp", f"{model.name} has {model.n_heads} heads, "
+                                            f"not divisible by tensor parallelism {tp}")
+        if model.d_ff % tp:
+            raise WorkloadError("", "--tp", f"{model.name} has d_ff {model.d_ff}, "
+                                            f"not divisible by tensor parallelism {tp}")
+        self.heads = model.n_heads // tp
+        self.kv_groups = max(1, model.n_kv_heads // tp)  # KV heads are replicated below tp
+        self.group_size = self.heads // self.kv_groups
+        self.head_dim = model.head_dim
+        self.d = model.d_model
+        self.ff = model.d_ff // tp
+        self.vocab = math.ceil(model.vocab_size / tp)
+
+
+class LayerBuilder:
+    """Builds the op templates of one decoder layer for a given phase and KV length."""
+
+    def __init__(self, model: ModelConfig, scenario: Scenario):
+        self.m = model
+        self.sc = scenario
+        self.shape = LayerShapes(model, scenario.tp)
+        self.dt = scenario.dtype
+        self.kv_dt = scenario.kv_dtype
+
+    def attention(self, b: int, s: int, n: int) -> list[OpTemplate]:
+        """QK^T, softmax and AV for ``b`` requests, ``s`` queries each, KV length ``n``."""
+        sh, dt = self.shape, self.dt
+        sizes = {"b": b, "g": sh.kv_groups, "r": sh.group_size, "s": s, "n": n,
+                 "e": sh.head_dim}
+        q = _t("q", "bgrse", dt)
+        k = _t("k_cache", "bgne", self.kv_dt, "kv_cache")
+        v = _t("v_cache", "bgne", self.kv_dt, "kv_cache")
+        if self.sc.attention == "flash":
+            flash = Cascade("attention", (
+                contraction("attention.qk", _t("scores", "bgrsn", "fp32", "intermediate"),
+                            q, k, sizes),
+                *softmax("attention.softmax", _t("scores", "bgrsn", "fp32", "intermediate"),
+                         sizes, "n").einsums,
+                contraction("attention.av", _t("attn_out", "bgrse", dt),
+                            _t("attention.softmax.out", "bgrsn", "fp32", "intermediate"),
+                            v, sizes),
+            ), outputs=("attn_out",))
+            return [OpTemplate("attention", ATTENTION, "attention", flash)]
+        scores = _t("scores", "bgrsn", dt)
+        probs = _t("softmax.out", "bgrsn", dt)
+        return [
+            OpTemplate("qk", MATMUL, "attention", contraction("qk", scores, q, k, sizes)),
+            OpTemplate("softmax", VECTOR, "attention", softmax("softmax", scores, sizes, "n")),
+            OpTemplate("av", MATMUL, "attention",
+                       contraction("av", _t("attn_out", "bgrse", dt), probs, v, sizes)),
+        ]
+
+    def _linear(self, name: str, t: int, k: int, n: int, op_class: str = "gemm",
+                experts: int = 0) -> OpTemplate:
+        dt = self.dt
+        if experts:
+            sizes = {"x": experts, "t": t, "k": k, "n": n}
+            e = contraction(name, _t(f"{name}.out", "xtn", dt), _t(f"{name}.in", "xtk", dt),
+                            _t(f"{name}.w", "xkn", dt, "weight"), sizes)
+        else:
+            sizes = {"t": t, "k": k, "n": n}
+            e = contraction(name, _t(f"{name}.out", "tn", dt), _t(f"{name}.in", "tk", dt),
+                            _t(f"{name}.w", "kn", dt, "weight"), sizes)
+        return OpTemplate(name, MATMUL, op_class, e)
+
+    def _vector(self, name: str, t: int, width: int, op: str, n_inputs: int = 2,
+                unary: str | None = None, op_class: str = "elementwise") -> OpTemplate:
+        sizes = {"t": t, "c": width}
+        inputs = tuple(_t(f"{name}.in{i}", "tc", self.dt) for i in range(n_inputs))
+        e = elementwise(name, _t(f"{name}.out", "tc", self.dt), inputs, sizes, op, unary)
+        return OpTemplate(name, VECTOR, op_class, e)
+
+    def _allreduce(self, name: str, t: int) -> list[OpTemplate]:
+        if self.sc.tp == 1:
+            return []
+        nbytes = t * self.shape.d * TensorRef("x", (), self.dt).nbytes({})
+        return [OpTemplate(name, COLLECTIVE, "communication", None,
+                           Collective("allreduce", nbytes, self.sc.tp, self.dt))]
+
+    def mlp(self, t: int) -> list[OpTemplate]:
+        m, sh = self.m, self.shape
+        ops: list[OpTemplate] = []
+        if m.is_moe:
+            ops.append(self._linear("router", t, sh.d, m.n_experts, op_class="moe"))
+            ops.append(OpTemplate("router_softmax", VECTOR, "moe",
+                                  softmax("router_softmax", _t("router.out", "te", self.dt),
+                                          {"t": t, "e": m.n_experts}, "e")))
+            active = min(m.n_experts, t * m.top_k)
+            per_expert = math.ceil(t * m.top_k / active)
+            width = 2 * sh.ff if m.activation == "swiglu" else sh.ff
+            ops.append(self._linear("ffn_up", per_expert, sh.d, width, experts=active))
+            ops.append(self._activation(active * per_expert))
+            ops.append(self._linear("ffn_down", per_expert, sh.ff, sh.d, experts=active))
+            ops.append(self._vector("moe_combine", t, sh.d * m.top_k, "mul", op_class="moe"))
+            return ops
+        width = 2 * sh.ff if m.activation == "swiglu" else sh.ff
+        ops.append(self._linear("ffn_up", t, sh.d, width))
+        ops.append(self._activation(t))
+        ops.append(self._linear("ffn_down", t, sh.ff, sh.d))
+        return ops
+
+    def _activation(self, t: int) -> OpTemplate:
+        sh, act = self.shape, self.m.activation
+        if act == "swiglu":  # silu(gate) * up
+            sizes = {"t": t, "c": sh.ff}
+            g = _t("ffn_act.gate", "tc", self.dt)
+            u = _t("ffn_act.up", "tc", self.dt)
+            casc = Cascade("ffn_act", (
+                elementwise("ffn_act.silu", _t("ffn_act.s", "tc", self.dt, "intermediate"), (g,),
+                            sizes, "copy", unary="silu"),
+                elementwise("ffn_act.mul", _t("ffn_act.out", "tc", self.dt),
+                            (_t("ffn_act.s", "tc", self.dt, "intermediate"), u), sizes, "mul"),
+            ))
+            return OpTemplate("ffn_act", VECTOR, "activation", casc)
+        return self._vector("ffn_act", t, sh.ff, "copy", n_inputs=1, unary=act,
+                            op_class="activation")
+
+    def rope(self, t: int) -> list[OpTemplate]:
+        if self.m.position != "rope":
+            return []
+        sh = self.shape
+        width = (sh.heads + sh.kv_groups) * sh.head_dim
+        sizes = {"t": t, "c": width}
+        x = _t("rope.in", "tc", self.dt)
+        casc = Cascade("rope", (
+            elementwise("rope.cos", _t("rope.a", "tc", "fp32", "intermediate"),
+                        (x, _t("rope.cos", "tc", "fp32", "state")), sizes, "mul"),
+            elementwise("rope.sin", _t("rope.b", "tc", "fp32", "intermediate"),
+                        (x, _t("rope.sin", "tc", "fp32", "state")), sizes, "mul"),
+            elementwise("rope.add", _t("rope.out", "tc", self.dt),
+                        (_t("rope.a", "tc", "fp32", "intermediate"),
+                         _t("rope.b", "tc", "fp32", "intermediate")), sizes, "add"),
+        ))
+        return [OpTemplate("rope", VECTOR, "elementwise", casc)]
+
+    def layer(self, b: int, s: int, n: int) -> list[OpTemplate]:
+        """All ops of one decoder layer: ``b`` requests, ``s`` new tokens each, KV length ``n``."""
+        sh, t, rms = self.shape, b * s, self.m.norm == "rmsnorm"
+        qkv_width = (sh.heads + 2 * sh.kv_groups) * sh.head_dim
+        ops = [OpTemplate("ln_attn", VECTOR, "norm",
+                          layernorm("ln_attn", "x", t, sh.d, self.dt, rms)),
+               self._linear("qkv_proj", t, sh.d, qkv_width)]
+        ops += self.rope(t)
+        ops += self.attention(b, s, n)
+        ops.append(self._linear("o_proj", t, sh.heads * sh.head_dim, sh.d))
+        ops += self._allreduce("allreduce_attn", t)
+        ops.append(self._vector("residual_attn", t, sh.d, "add"))
+        ops.append(OpTemplate("ln_ffn", VECTOR, "norm", layernorm("ln_ffn", "h", t, sh.d,
+                                                                  self.dt, rms)))
+        ops += self.mlp(t)
+        ops += self._allreduce("allreduce_ffn", t)
+        ops.append(self._vector("residual_ffn", t, sh.d, "add"))
+        return ops
+
+    def embedding(self, t: int) -> list[OpTemplate]:
+        """Token (and learned position) embedding lookup for ``t`` tokens."""
+        d = self.shape.d
+        sizes = {"t": t, "d": d}
+        ops = [OpTemplate("embedding", MEMORY, "memory", elementwise(
+            "embedding", _t("embedding.out", "td", self.dt),
+            (_t("embedding.rows", "td", self.dt, "weight"),), sizes, "copy"))]
+        if self.m.position == "learned":
+            ops.append(self._vector("pos_embedding", t, d, "add", op_class="memory"))
+        return ops
+
+    def head(self, b: int) -> list[OpTemplate]:
+        """Final norm and LM head on the last token of each of ``b`` requests."""
+        sh = self.shape
+        ops = [OpTemplate("final_norm", VECTOR, "norm",
+                          layernorm("final_norm", "y", b, sh.d, self.dt, self.m.norm == "rmsnorm")),
+               self._linear("lm_head", b, sh.d, sh.vocab)]
+        if self.sc.tp > 1:
+            nbytes = b * sh.vocab * TensorRef("x", (), self.dt).nbytes({})
+            ops.append(OpTemplate("allgather_logits", COLLECTIVE, "communication", None,
+                                  Collective("allgather", nbytes, self.sc.tp, self.dt)))
+        return ops
+
+
+class _Stamper:
+    """Turns templates into ops with ids and a sequential dependency chain per device stream."""
+
+    def __init__(self, tp: int):
+        self.ops: list[Op] = []
+        self.tp = tp
+
+    def add(self, templates: list[OpTemplate], phase: str, layer: int, step: int,
+            tokens: int, requests: int) -> None:
+        for tpl in templates:
+            prev = (self.ops[-1].id,) if self.ops else ()
+            shards = 1 if tpl.kind == COLLECTIVE else self.tp
+            self.ops.append(Op(len(self.ops), tpl.name, tpl.kind, phase, layer, step,
+                               tpl.compute, shards, prev, tpl.collective, tokens, requests,
+                               op_class=tpl.op_class))
+
+
+def trace_model(model: ModelConfig, scenario: Scenario, phases: tuple[str, ...] = ("prefill",
+                "decode")) -> Trace:
+    """The full run: prefill of the prompt, then ``gen_len - 1`` decode steps."""
+    if scenario.max_context > model.max_positions and model.position == "learned":
+        raise WorkloadError("", "--prompt", f"prompt + generated tokens ({scenario.max_context}) "
+                                            f"exceed {model.name}'s {model.max_positions} "
+                                            "learned positions")
+    builder = LayerBuilder(model, scenario)
+    stamp = _Stamper(scenario.tp)
+    b, p = scenario.batch, scenario.prompt_len
+    if "prefill" in phases:
+        stamp.add(builder.embedding(b * p), "prefill", -1, 0, b * p, b)
+        layer = builder.layer(b, p, p)
+        for i in range(model.n_layers):
+            stamp.add(layer, "prefill", i, 0, b * p, b)
+        stamp.add(builder.head(b), "prefill", model.n_layers, 0, b, b)
+    if "decode" in phases:
+        for step in range(1, scenario.gen_len):
+            kv_len = p + step
+            stamp.add(builder.embedding(b), "decode", -1, step, b, b)
+            layer = builder.layer(b, 1, kv_len)
+            for i in range(model.n_layers):
+                stamp.add(layer, "decode", i, step, b, b)
+            stamp.add(builder.head(b), "decode", model.n_layers, step, b, b)
+    return Trace(stamp.ops, model, scenario, {"phases": phases})
+
+
+def weight_bytes(model: ModelConfig, dtype_bytes_per_param: float) -> float:
+    """Bytes of all parameters at the given width."""
+    return model.param_count() * dtype_bytes_per_param
+
+
+def kv_cache_bytes(model: ModelConfig, scenario: Scenario) -> float:
+    """Bytes of the KV cache at the longest context, all requests, all layers."""
+    per_token = 2 * model.n_layers * model.kv_dim * TensorRef("x", (), scenario.kv_dtype).nbytes({})
+    return per_token * scenario.batch * (scenario.prompt_len + scenario.gen_len)

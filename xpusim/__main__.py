@@ -1,0 +1,7 @@
+"""``python -m xpusim`` runs the CLI."""
+
+import sys
+
+from xpusim.cli import main
+
+sys.exit(main())

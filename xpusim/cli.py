@@ -1,0 +1,98 @@
+"""The ``xpusim`` command: subcommands live in ``xpusim/commands/``, one module each.
+
+A command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``;
+modules are discovered, so adding a command touches no other file. Heavy imports happen inside
+``run`` so that ``xpusim --help`` and ``xpusim arch list`` answer at once. Bad input ends with
+one line on stderr naming the file or option and the field, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from xpusim import __version__
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports usage errors as a single line and exits with 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        sys.stderr.write(f"xpusim: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _commands():
+    from xpusim import commands
+
+    mods = []
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"xpusim.commands.{info.name}")
+        if hasattr(mod, "NAME"):
+            mods.append(mod)
+    return mods
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog="xpusim", description="Event-driven simulator and design-space "
+                           "explorer for transformer workloads.")
+    parser.add_argument("--version", action="version", version=f"xpusim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    for mod in _commands():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def _input_errors() -> tuple[type[BaseException], ...]:
+    from arch import SpecError, UnitError
+    from workloads.errors import WorkloadError
+
+    errors: list[type[BaseException]] = [SpecError, UnitError, WorkloadError]
+    try:  # sim is optional for commands that never load it
+        from sim.devices.base import SimError
+
+        errors.append(SimError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return int(args._run(args) or 0)
+    except _input_errors() as exc:
+        sys.stderr.write(f"xpusim: error: {exc}\n")
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:  # e.g. `xpusim models list | head`
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        name = getattr(exc, "filename", None)
+        sys.stderr.write(f"xpusim: error: {name + ': ' if name else ''}{exc.strerror or exc}\n")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        sys.stderr.write("xpusim: interrupted\n")
+        return 130
+    except AssertionError as exc:  # invariant violations are bugs, not bad input
+        sys.stderr.write(f"xpusim: internal error: {exc} (please report this)\n")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of ``xpusim``; each module is one command (see ``xpusim.cli``)."""

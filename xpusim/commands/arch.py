@@ -1,0 +1,41 @@
+"""``xpusim arch``: list, show and validate architecture descriptions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "arch"
+HELP = "list presets, show one as loadable YAML, or validate an arch file"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True,
+                           parser_class=type(p))
+    sub.add_parser("list", help="list built-in presets")
+    show = sub.add_parser("show", help="print a preset (or file) as loadable YAML with sources")
+    show.add_argument("name", help="preset name or path")
+    val = sub.add_parser("validate", help="validate an arch YAML file")
+    val.add_argument("file", help="path to the arch YAML")
+
+
+def run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from arch import list_presets, load_arch
+
+    if args.action == "list":
+        for name in list_presets():
+            a = load_arch(name)
+            sys.stdout.write(f"{name:12s} {a.type:8s} {a.description}\n")
+        return 0
+    if args.action == "show":
+        a = load_arch(args.name)
+        sys.stdout.write(f"# {a.description}\n" if a.description else "")
+        sys.stdout.write(yaml.safe_dump(a.to_dict(), sort_keys=False, width=100,
+                                        allow_unicode=True))
+        return 0
+    a = load_arch(args.file)
+    sys.stdout.write(f"{args.file}: valid {a.type} arch '{a.name}' "
+                     f"({len(a.provenance)} sourced parameters)\n")
+    return 0

@@ -1,0 +1,37 @@
+"""``xpusim models``: list and show model presets."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "models"
+HELP = "list model presets or show one"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True,
+                           parser_class=type(p))
+    sub.add_parser("list", help="list model presets with parameter counts")
+    show = sub.add_parser("show", help="show one model's shape (preset or config.json)")
+    show.add_argument("name")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from workloads.models import MODEL_PRESETS
+    from xpusim.commands._common import load_model, print_json
+
+    if args.action == "list":
+        sys.stdout.write(f"{'name':14s} {'params':>9s} {'layers':>6s} {'d_model':>7s} "
+                         f"{'heads':>5s} {'kv':>3s} {'experts':>7s}  source\n")
+        for m in MODEL_PRESETS.values():
+            sys.stdout.write(f"{m.name:14s} {m.param_count() / 1e9:8.2f}B {m.n_layers:6d} "
+                             f"{m.d_model:7d} {m.n_heads:5d} {m.n_kv_heads:3d} "
+                             f"{m.n_experts:7d}  {m.source}\n")
+        return 0
+    m = load_model(args.name)
+    print_json({**asdict(m), "param_count": m.param_count(),
+                "active_param_count": m.active_param_count()})
+    return 0
