@@ -20,7 +20,8 @@ PRESET_DIR = Path(__file__).parent / "presets"
 
 __all__ = [
     "Arch", "SpecError", "UnitError", "load_arch", "arch_from_dict", "list_presets",
-    "preset_path", "read_yaml", "load_arch_data", "deep_merge", "parse_quantity", "format_quantity", "SECTIONS", "DEVICE_TYPES",
+    "preset_path", "read_yaml", "load_arch_data", "deep_merge", "parse_quantity",
+    "format_quantity", "SECTIONS", "DEVICE_TYPES",
 ]
 
 

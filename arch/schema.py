@@ -211,8 +211,9 @@ def build(cls: type, data: Any, ctx: BuildContext, path: str = "",
         sub = _join(path, name)
         if name not in data or data[name] is None:
             if f.default is MISSING and f.default_factory is MISSING:
+                unit = f.metadata.get("unit")
                 raise ctx.error(sub, f"missing required field ({_describe(hints[name])}"
-                                     f"{', in ' + f.metadata['unit'] if f.metadata.get('unit') else ''})")
+                                     f"{', in ' + unit if unit else ''})")
             continue
         kwargs[name] = _build_value(hints[name], data[name], dict(f.metadata), sub, ctx, source)
     obj = cls(**kwargs)

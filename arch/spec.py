@@ -28,7 +28,8 @@ def register_section(name: str):
     return deco
 
 
-def register_device_type(name: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
+def register_device_type(name: str, required: tuple[str, ...],
+                         optional: tuple[str, ...] = ()) -> None:
     """Declare device class ``name`` (the YAML ``type``) and the sections it needs and may use."""
     DEVICE_TYPES[name] = {"required": tuple(required), "optional": tuple(optional)}
 

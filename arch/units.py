@@ -124,7 +124,8 @@ def parse_quantity(value: object, unit: str = "") -> float:
     if isinstance(value, (int, float)):
         return float(value)
     if not isinstance(value, str):
-        raise UnitError(f"expected a quantity in {unit or 'plain numbers'}, got {type(value).__name__}")
+        raise UnitError(f"expected a quantity in {unit or 'plain numbers'}, "
+                        f"got {type(value).__name__}")
     match = _NUMBER.match(value)
     if not match:
         raise UnitError(f"expected a quantity like '3.35 TB/s' in {unit or 'plain numbers'}, "
@@ -136,7 +137,8 @@ def parse_quantity(value: object, unit: str = "") -> float:
     if given.dims != target.dims:
         raise UnitError(f"'{value}' is not in {unit or 'plain numbers'}")
     try:  # decimal arithmetic keeps '0.47 pJ/bit' at exactly 4.7e-13
-        return float(Decimal(match.group(1)) * Decimal(repr(given.scale)) / Decimal(repr(target.scale)))
+        factor = Decimal(repr(given.scale)) / Decimal(repr(target.scale))
+        return float(Decimal(match.group(1)) * factor)
     except InvalidOperation:
         return float(match.group(1)) * given.scale / target.scale
 

@@ -137,7 +137,8 @@ class Einsum:
         seen: dict[str, TensorRef] = {}
         for t in self.inputs:
             seen.setdefault(t.name, t)
-        return float(sum(t.nbytes(self.size) for t in seen.values()) + self.output.nbytes(self.size))
+        reads = sum(t.nbytes(self.size) for t in seen.values())
+        return float(reads + self.output.nbytes(self.size))
 
     @cached_property
     def is_contraction(self) -> bool:

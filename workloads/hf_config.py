@@ -51,8 +51,19 @@ class _Reader:
         return value
 
 
-def model_from_hf_dict(data: Any, file: str = "config.json", name: str | None = None) -> ModelConfig:
+def model_from_hf_dict(data: Any, file: str = "config.json",
+                       name: str | None = None) -> ModelConfig:
     """Build a :class:`ModelConfig` from the parsed JSON of a Hugging Face config."""
+    model = _build(data, file, name)
+    if model.n_heads % model.n_kv_heads:
+        raise WorkloadError(file, "num_key_value_heads", f"expected a divisor of "
+                            f"num_attention_heads ({model.n_heads}), got {model.n_kv_heads}")
+    if model.head_dim < 1:
+        raise WorkloadError(file, "hidden_size", "expected at least one dimension per head")
+    return model
+
+
+def _build(data: Any, file: str, name: str | None) -> ModelConfig:
     if not isinstance(data, dict):
         raise WorkloadError(file, "", f"expected a JSON object, got {type(data).__name__}")
     r = _Reader(data, file)

@@ -126,9 +126,12 @@ def _llama(name: str, layers: int, d: int, heads: int, kv: int, ff: int, vocab: 
 
 
 _PRESETS: list[ModelConfig] = [
-    _gpt3("gpt3-7b", 32, 4096, 32, "NeuPIMs (ASPLOS'24) GPT3-7B shape: 4096 hidden, 32 heads, 32 layers"),
-    _gpt3("gpt3-13b", 40, 5120, 40, "NeuPIMs (ASPLOS'24) GPT3-13B shape; Brown et al. 2020 Table 2.1"),
-    _gpt3("gpt3-30b", 48, 7168, 56, "NeuPIMs (ASPLOS'24) GPT3-30B shape: 7168 hidden, 56 heads, 48 layers"),
+    _gpt3("gpt3-7b", 32, 4096, 32,
+          "NeuPIMs (ASPLOS'24) GPT3-7B shape: 4096 hidden, 32 heads, 32 layers"),
+    _gpt3("gpt3-13b", 40, 5120, 40,
+          "NeuPIMs (ASPLOS'24) GPT3-13B shape; Brown et al. 2020 Table 2.1"),
+    _gpt3("gpt3-30b", 48, 7168, 56,
+          "NeuPIMs (ASPLOS'24) GPT3-30B shape: 7168 hidden, 56 heads, 48 layers"),
     _gpt3("gpt3-175b", 96, 12288, 96, "Brown et al. 2020, Table 2.1: GPT-3 175B"),
     _opt("opt-13b", 40, 5120, 40),
     _opt("opt-30b", 48, 7168, 56),

@@ -7,7 +7,7 @@ from typing import Union
 
 from workloads.einsum import Cascade, Einsum, dtype_bytes
 
-Compute = Union[Einsum, Cascade]
+Compute = Union[Einsum, Cascade]  # noqa: UP007  (a runtime alias; `|` needs 3.10 objects)
 
 # Op kinds the device models dispatch on.
 MATMUL = "matmul"        # a contraction (GEMM / batched GEMM / GEMV)

@@ -31,7 +31,8 @@ class GpuSpec:
     def check(self) -> tuple[str, str] | None:
         for i, tile in enumerate(self.gemm_tiles):
             if len(tile) != 3 or any((not isinstance(x, int)) or x <= 0 for x in tile):
-                return (f"gemm_tiles[{i}]", f"expected three positive integers [m, n, k], got {tile}")
+                return (f"gemm_tiles[{i}]",
+                        f"expected three positive integers [m, n, k], got {tile}")
         return None
 
     def check_arch(self, arch) -> tuple[str, str] | None:

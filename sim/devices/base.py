@@ -54,7 +54,7 @@ class Device:
                            f"{', '.join(self.fidelities())}, not '{fidelity}'")
         self.arch = arch
         self.fidelity = fidelity
-        self._memo: dict[tuple, Cost] = {}
+        self._memo: dict[tuple, tuple] = {}
 
     @classmethod
     def fidelities(cls) -> tuple[str, ...]:
@@ -111,10 +111,12 @@ class Device:
     def estimate(self, op: Op) -> Cost:
         """The cost of ``op``, memoised by the op's shape."""
         key = (id(op.compute), id(op.collective), op.shards, op.kind)
-        cost = self._memo.get(key)
-        if cost is None:
-            cost = self._estimate(op)
-            self._memo[key] = cost
+        hit = self._memo.get(key)
+        # the entry keeps its objects alive, so an id cannot be reused while it is cached
+        if hit is not None and hit[0] is op.compute and hit[1] is op.collective:
+            return hit[2]
+        cost = self._estimate(op)
+        self._memo[key] = (op.compute, op.collective, cost)
         return cost
 
     def process(self, env: Any, op: Op, cost: Cost) -> Generator:

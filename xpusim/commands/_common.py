@@ -22,7 +22,8 @@ def positive_int(text: str) -> int:
 
 def add_arch_arg(p: argparse.ArgumentParser, default: str = "h100") -> None:
     p.add_argument("--arch", default=default,
-                   help=f"preset name or arch YAML path (default {default}; see `xpusim arch list`)")
+                   help=f"preset name or arch YAML path (default {default}; "
+                        "see `xpusim arch list`)")
 
 
 def add_workload_args(p: argparse.ArgumentParser) -> None:

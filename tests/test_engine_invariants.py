@@ -1,0 +1,107 @@
+"""Every run checks its invariants; the checks catch lost, duplicated and too-fast ops."""
+
+import numpy as np
+import pytest
+
+from arch import load_arch
+from sim.engine import Engine
+from sim.invariants import InvariantError, check_invariants
+from sim.result import op_table
+from sim.run import simulate
+from workloads.models import get_model
+from workloads.scenario import Scenario
+from workloads.tracer import trace_model
+
+
+@pytest.fixture(scope="module")
+def small():
+    arch = load_arch("h100")
+    model = get_model("gpt2-small")
+    sc = Scenario(batch=2, prompt_len=64, gen_len=4)
+    return arch, model, sc
+
+
+@pytest.mark.parametrize("fidelity", ["roofline", "tile"])
+def test_run_passes_invariants(small, fidelity):
+    r = simulate(*small, fidelity=fidelity)
+    assert set(r.invariants.values()) == {"passed"}
+    assert len(r.invariants) >= 5
+    m = r.metrics
+    assert m["latency_s"] == pytest.approx(m["ttft_s"] + 3 * m["tpot_s"])
+    assert m["tokens_per_s"] == pytest.approx(2 * 4 / m["latency_s"])
+    assert m["energy_J"] == pytest.approx(m["energy_per_token_J"] * 8)
+    assert m["events"] == len(r.ops)
+
+
+def test_tile_never_beats_roofline(small):
+    roof = simulate(*small, fidelity="roofline")
+    tile = simulate(*small, fidelity="tile")
+    tile_s, roof_s = tile.ops["latency_s"].to_numpy(), roof.ops["latency_s"].to_numpy()
+    assert (tile_s >= roof_s * (1 - 1e-12)).all()
+    assert tile.metrics["latency_s"] > roof.metrics["latency_s"]
+
+
+def test_deterministic(small):
+    a, b = simulate(*small, seed=3), simulate(*small, seed=3)
+    assert a.metrics == b.metrics
+    assert a.ops.equals(b.ops)
+
+
+def _table(small):
+    arch, model, sc = small
+    from sim.devices.base import device_for
+
+    tr = trace_model(model, sc)
+    tl = Engine({"device0": device_for(arch, "tile")}).run(tr)
+    return tr, op_table(tr, tl)
+
+
+def test_invariants_catch_a_lost_op(small):
+    tr, table = _table(small)
+    with pytest.raises(InvariantError, match="lost or duplicated"):
+        check_invariants(tr, table.drop(index=5))
+
+
+def test_invariants_catch_a_too_fast_op(small):
+    tr, table = _table(small)
+    i = int(np.argmax(table["roofline_s"].to_numpy()))
+    table.loc[i, "end_s"] = table.loc[i, "start_s"] + 0.5 * table.loc[i, "roofline_s"]
+    table["latency_s"] = table["end_s"] - table["start_s"]
+    with pytest.raises(InvariantError, match="below its roofline"):
+        check_invariants(tr, table)
+
+
+def test_invariants_catch_unconserved_flops(small):
+    tr, table = _table(small)
+    table.loc[3, "flops"] *= 2
+    with pytest.raises(InvariantError, match="flops not conserved"):
+        check_invariants(tr, table)
+
+
+def test_invariants_catch_a_lost_request(small):
+    tr, table = _table(small)
+    next(op for op in tr.ops if op.name == "lm_head" and op.phase == "decode").requests -= 1
+    with pytest.raises(InvariantError, match="requests lost"):
+        check_invariants(tr, table)
+
+
+def test_engine_honours_cross_stream_dependencies(small):
+    arch, model, sc = small
+    from sim.devices.base import device_for
+
+    tr = trace_model(model, sc)
+    for op in tr.ops:
+        op.device = "a" if op.id % 2 else "b"
+    dev = device_for(arch, "tile")
+    tl = Engine({"a": dev, "b": dev}).run(tr)
+    table = op_table(tr, tl)
+    assert check_invariants(tr, table)["dependencies_respected"] == "passed"
+
+
+def test_model_that_does_not_fit():
+    from sim.devices.base import SimError
+
+    with pytest.raises(SimError, match="does not fit"):
+        simulate(load_arch("a100-40gb"), get_model("llama2-70b"), Scenario(batch=1))
+    with pytest.raises(SimError, match="--tp"):
+        simulate(load_arch("h100"), get_model("llama2-70b"), Scenario(batch=1, tp=2))
