@@ -64,7 +64,7 @@ class Engine:
 
         def stream_proc(name: str, ops: list[Op]) -> Generator:
             dev = self.devices[name]
-            plain = type(dev).process is Device.process  # one timeout per op: skip the generator
+            plain = dev.holds_for_latency()  # one timeout per op: skip the generator
             timeout = env.timeout
             for op in ops:
                 if done and op.deps:

@@ -25,11 +25,12 @@ def _gib(x: float) -> str:
 def memory_per_device(model: ModelConfig, scenario: Scenario) -> dict[str, float]:
     """Bytes one device must hold: its weight shard and its share of the KV cache."""
     tp = scenario.tp
-    weights = model.param_count() * dtype_bytes(scenario.dtype) / tp
+    pp = scenario.pp  # pipeline stages each hold 1/pp of the layers
+    weights = model.param_count() * dtype_bytes(scenario.dtype) / tp / pp
     kv_groups = LayerShapes(model, tp).kv_groups
     ctx = scenario.prompt_len + scenario.gen_len
     kv = 2 * model.n_layers * kv_groups * model.head_dim * dtype_bytes(scenario.kv_dtype) \
-        * scenario.batch * ctx
+        * scenario.batch * ctx / pp
     return {"weights": weights, "kv_cache": kv, "total": weights + kv}
 
 
@@ -40,6 +41,10 @@ def check_fits(device: Device, arch: Arch, model: ModelConfig, scenario: Scenari
     if scenario.tp > devices:
         raise SimError(f"--tp: {scenario.tp} exceeds the {devices} device(s) of arch "
                        f"'{arch.name}' (use a multi-GPU arch such as dgx-a100 or dgx-h100)")
+    pp = scenario.pp
+    if scenario.tp * pp > devices:
+        raise SimError(f"--pp: {scenario.tp} x {pp} (tp x pp) devices exceed the {devices} "
+                       f"device(s) of arch '{arch.name}' (raise system.nodes or lower --pp)")
     need = memory_per_device(model, scenario)
     cap = device.memory_capacity()
     if need["total"] > cap:
@@ -68,9 +73,10 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
         "scenario": {"batch": scenario.batch, "prompt_len": scenario.prompt_len,
                      "gen_len": scenario.gen_len, "dtype": scenario.dtype,
                      "kv_dtype": scenario.kv_dtype, "tp": scenario.tp,
+                     "pp": scenario.pp,
                      "attention": scenario.attention},
     }
-    info = {**device.describe(scenario.dtype), "devices_used": scenario.tp,
+    info = {**device.describe(scenario.dtype), "devices_used": scenario.tp * scenario.pp,
             "wall_s": time.perf_counter() - wall}
     return Result(table, metrics, invariants, inputs, by_component, info)
 
@@ -84,7 +90,7 @@ def _metrics(table, device: Device, model: ModelConfig, scenario: Scenario,
     decode_time = latency - ttft
     steps = scenario.gen_len - 1
     tokens = scenario.batch * scenario.gen_len
-    static_J = device.static_power() * latency * scenario.tp
+    static_J = device.static_power() * latency * scenario.tp * scenario.pp
     dynamic_J = float(table["energy_J"].sum())
     energy = dynamic_J + static_J
     by_component = {

@@ -186,10 +186,13 @@ class Cascade:
     @cached_property
     def external_inputs(self) -> tuple[TensorRef, ...]:
         produced: set[str] = set()
+        # state carried by an iterative rank (``RM[m1+1] = max(RM[m1], ...)``) is read before
+        # the einsum that writes it; its initial value is a constant, not an input
+        carried = {e.output.name for e in self.einsums if e.iterative}
         seen: dict[str, TensorRef] = {}
         for e in self.einsums:
             for t in e.inputs:
-                if t.name not in produced:
+                if t.name not in produced and t.name not in carried:
                     seen.setdefault(t.name, t)
             produced.add(e.output.name)
         return tuple(seen.values())

@@ -15,7 +15,8 @@ class Scenario:
     """Static batching: ``batch`` requests, each ``prompt_len`` tokens in, ``gen_len`` out.
 
     The first generated token comes from prefill; each of the other ``gen_len - 1`` comes from
-    one decode step. ``tp`` devices split every layer (Megatron tensor parallelism).
+    one decode step. ``tp`` devices split every layer (Megatron tensor parallelism); ``pp``
+    pipeline stages hold contiguous groups of layers, the activations crossing each boundary.
     ``attention`` is ``unfused`` (QK, softmax, AV as separate kernels, as eager PyTorch runs
     them) or ``flash`` (one fused kernel).
     """
@@ -27,10 +28,11 @@ class Scenario:
     kv_dtype: str = ""
     tp: int = 1
     attention: str = "unfused"
+    pp: int = 1
 
     def __post_init__(self) -> None:
         for name, opt in (("batch", "--batch"), ("prompt_len", "--prompt"),
-                          ("gen_len", "--gen"), ("tp", "--tp")):
+                          ("gen_len", "--gen"), ("tp", "--tp"), ("pp", "--pp")):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise WorkloadError("", opt, f"expected a positive integer, got {value!r}")

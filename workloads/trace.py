@@ -36,6 +36,16 @@ class Collective:
         return elements * (self.group - 1)
 
 
+def op_work(compute: Compute | None, collective: Collective | None,
+            shards: int) -> tuple[float, float]:
+    """(FLOPs, minimum bytes) of an op: ``shards`` times its compute, or its collective's."""
+    if compute is not None:
+        return compute.flops * shards, compute.min_bytes * shards
+    if collective is not None:
+        return collective.reduce_flops, collective.bytes_per_rank * collective.group
+    return 0.0, 0.0
+
+
 @dataclass(slots=True)
 class Op:
     """One operation of the trace.
@@ -60,17 +70,12 @@ class Op:
     requests: int = 0
     device: str = ""
     op_class: str = ""
-    flops: float = field(init=False, default=0.0)
-    bytes: float = field(init=False, default=0.0)
+    flops: float = -1.0  # derived in __post_init__ unless a caller passes the derived value
+    bytes: float = -1.0
 
     def __post_init__(self) -> None:
-        if self.compute is not None:
-            self.flops = self.compute.flops * self.shards
-            self.bytes = self.compute.min_bytes * self.shards
-        elif self.collective is not None:
-            c = self.collective
-            self.flops = c.reduce_flops
-            self.bytes = c.bytes_per_rank * c.group
+        if self.flops < 0 or self.bytes < 0:
+            self.flops, self.bytes = op_work(self.compute, self.collective, self.shards)
         if not self.op_class:
             self.op_class = self.name
 

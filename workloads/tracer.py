@@ -24,6 +24,7 @@ from workloads.trace import (
     Compute,
     Op,
     Trace,
+    op_work,
 )
 
 
@@ -243,6 +244,12 @@ class LayerBuilder:
         ops.append(self._vector("residual_ffn", t, sh.d, "add"))
         return ops
 
+    def stage_send(self, t: int) -> list[OpTemplate]:
+        """Pipeline parallelism: the activations of ``t`` tokens sent to the next stage."""
+        nbytes = t * self.shape.d * TensorRef("x", (), self.dt).nbytes({})
+        return [OpTemplate("pp_send", COLLECTIVE, "communication", None,
+                           Collective("send", nbytes, 2, self.dt))]
+
     def embedding(self, t: int) -> list[OpTemplate]:
         """Token (and learned position) embedding lookup for ``t`` tokens."""
         d = self.shape.d
@@ -273,15 +280,22 @@ class _Stamper:
     def __init__(self, tp: int):
         self.ops: list[Op] = []
         self.tp = tp
+        self._work: dict[int, tuple] = {}  # per template: (template, shards, FLOPs, bytes)
 
     def add(self, templates: list[OpTemplate], phase: str, layer: int, step: int,
             tokens: int, requests: int) -> None:
+        ops = self.ops
         for tpl in templates:
-            prev = (self.ops[-1].id,) if self.ops else ()
-            shards = 1 if tpl.kind == COLLECTIVE else self.tp
-            self.ops.append(Op(len(self.ops), tpl.name, tpl.kind, phase, layer, step,
-                               tpl.compute, shards, prev, tpl.collective, tokens, requests,
-                               op_class=tpl.op_class))
+            work = self._work.get(id(tpl))
+            if work is None or work[0] is not tpl:
+                shards = 1 if tpl.kind == COLLECTIVE else self.tp
+                work = (tpl, shards, *op_work(tpl.compute, tpl.collective, shards))
+                self._work[id(tpl)] = work
+            _, shards, flops, nbytes = work
+            i = len(ops)
+            ops.append(Op(i, tpl.name, tpl.kind, phase, layer, step, tpl.compute, shards,
+                          (i - 1,) if i else (), tpl.collective, tokens, requests, "",
+                          tpl.op_class, flops, nbytes))
 
 
 def trace_model(model: ModelConfig, scenario: Scenario, phases: tuple[str, ...] = ("prefill",
@@ -294,21 +308,38 @@ def trace_model(model: ModelConfig, scenario: Scenario, phases: tuple[str, ...] 
     builder = LayerBuilder(model, scenario)
     stamp = _Stamper(scenario.tp)
     b, p = scenario.batch, scenario.prompt_len
+    boundaries = pipeline_boundaries(model.n_layers, scenario.pp)
     if "prefill" in phases:
         stamp.add(builder.embedding(b * p), "prefill", -1, 0, b * p, b)
         layer = builder.layer(b, p, p)
+        send = builder.stage_send(b * p)
         for i in range(model.n_layers):
+            if i in boundaries:
+                stamp.add(send, "prefill", i, 0, b * p, b)
             stamp.add(layer, "prefill", i, 0, b * p, b)
         stamp.add(builder.head(b), "prefill", model.n_layers, 0, b, b)
     if "decode" in phases:
+        send = builder.stage_send(b)
         for step in range(1, scenario.gen_len):
             kv_len = p + step
             stamp.add(builder.embedding(b), "decode", -1, step, b, b)
             layer = builder.layer(b, 1, kv_len)
             for i in range(model.n_layers):
+                if i in boundaries:
+                    stamp.add(send, "decode", i, step, b, b)
                 stamp.add(layer, "decode", i, step, b, b)
             stamp.add(builder.head(b), "decode", model.n_layers, step, b, b)
     return Trace(stamp.ops, model, scenario, {"phases": phases})
+
+
+def pipeline_boundaries(n_layers: int, pp: int) -> set[int]:
+    """First layer of each pipeline stage after the first (layers split as evenly as possible)."""
+    if pp <= 1:
+        return set()
+    if pp > n_layers:
+        raise WorkloadError("", "--pp", f"{pp} pipeline stages exceed the model's {n_layers} "
+                                        "layers")
+    return {round(k * n_layers / pp) for k in range(1, pp)}
 
 
 def weight_bytes(model: ModelConfig, dtype_bytes_per_param: float) -> float:

@@ -1,8 +1,9 @@
-"""The GPU section: SMs, tensor cores, clocks, GEMM tiling, launch overhead."""
+"""The GPU sections: SMs, tensor cores, clocks, GEMM tiling (``gpu``) and the software stack that
+drives the kernels (``software``: framework dispatch cost, kernel-library quality, collectives)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from arch.schema import param
 from arch.spec import register_device_type, register_section
@@ -13,7 +14,7 @@ from arch.spec import register_device_type, register_section
 class GpuSpec:
     """A GPU's compute side; its memories live in the ``memory`` section (``hbm``, ``l2``)."""
 
-    sm_count: int = param(gt=0, doc="streaming multiprocessors")
+    sm_count: int = param(gt=0, doc="streaming multiprocessors (compute units)")
     clock: float = param("Hz", gt=0, doc="boost clock in Hz")
     tensor_flops: dict[str, float] = param("FLOP/s", gt=0,
                                            doc="dense tensor-core peak by dtype, whole chip")
@@ -22,11 +23,23 @@ class GpuSpec:
     smem_per_sm: float = param("B", gt=0, doc="shared memory per SM usable by one CTA, bytes")
     gemm_tiles: list[list[int]] = param(default_factory=lambda: [[128, 256, 64], [128, 128, 64],
                                                                  [64, 128, 64], [64, 64, 64]],
-                                        doc="candidate CTA tiles [m, n, k] of the GEMM library")
-    ctas_per_sm: int = param(gt=0, default=1, doc="concurrent GEMM CTAs per SM")
-    launch_overhead: float = param("s", ge=0, doc="kernel launch-to-start overhead in seconds")
+                                        doc="candidate CTA tiles [m, n, k] of the GEMM library "
+                                            "for 16-bit operands (k scales with 2/bytes per "
+                                            "element for other dtypes)")
+    ctas_per_sm: int = param(gt=0, default=1, doc="most concurrent GEMM CTAs per SM (fewer "
+                                                  "when shared memory does not hold them)")
+    launch_overhead: float = param("s", ge=0, doc="GPU-side cost of one kernel in a stream: "
+                                                  "launch, ramp-up and drain, in seconds")
     tensor_efficiency: float = param(gt=0, le=1, default=1.0,
-                                     doc="sustained fraction of tensor peak in a GEMM main loop")
+                                     doc="sustained fraction of tensor peak in a GEMM main loop "
+                                         "(clock under the power limit, issue overheads)")
+    gemm_stages: int = param(gt=1, default=3, doc="software-pipeline stages of the GEMM main "
+                                                  "loop (shared-memory buffers per operand)")
+    smem_bytes_per_clock: float = param(gt=0, default=128.0,
+                                        doc="shared-memory bandwidth per SM in bytes per clock")
+    persistent_gemm: bool = param(default=False, doc="GEMM CTAs are persistent and overlap a "
+                                                     "tile's epilogue with the next main loop")
+    warp_size: int = param(gt=0, default=32, doc="threads per warp (wavefront)")
 
     def check(self) -> tuple[str, str] | None:
         for i, tile in enumerate(self.gemm_tiles):
@@ -44,5 +57,56 @@ class GpuSpec:
         return None
 
 
+@dataclass(kw_only=True)
+class CollectiveProtocol:
+    """One collective-library protocol (NCCL's LL, LL128, Simple): latencies and bandwidth."""
+
+    base_latency: float = param("s", ge=0, doc="fixed cost of one collective call, seconds")
+    hop_latency: float = param("s", ge=0, doc="added per ring step (or tree level), seconds")
+    bandwidth_fraction: float = param(gt=0, le=1, doc="fraction of the link bandwidth the "
+                                                      "protocol's wire format carries as data")
+    max_bandwidth: float = param("B/s", ge=0, default=0.0,
+                                 doc="cap on the bus bandwidth of this protocol (0: none)")
+
+
+@dataclass(kw_only=True)
+class SoftwareSpec:
+    """The software stack around the kernels (framework, kernel libraries, collectives).
+
+    ``mode`` ``ideal``: kernels back to back (CUDA graphs), no host cost. ``async``: a host
+    thread issues each op after ``dispatch`` seconds of CPU work and runs ahead of the GPU;
+    every forward pass ends with a synchronisation plus ``per_step`` + ``per_request`` x batch
+    of CPU work (sampling, scheduling). ``timed``: each op is timed alone from the host, as
+    micro-benchmark harnesses do (call, synchronise, read the clock): the time is the larger of
+    the CPU cost ``dispatch`` and ``issue`` + the kernel (+ synchronisation latency).
+    Keys of ``dispatch``, ``issue`` and ``bandwidth_efficiency`` are op families
+    (``matmul``, ``softmax``, ``norm``, ``activation``, ``elementwise``, ``attention``,
+    ``collective``, ``memory``) or ``default``.
+    """
+
+    name: str = param(default="", doc="what the stack is, e.g. 'PyTorch 2.x eager'")
+    mode: str = param(default="ideal", choices=("ideal", "async", "timed"),
+                      doc="how ops reach the GPU (see class doc)")
+    dispatch: dict[str, float] = param("s", ge=0, default_factory=dict,
+                                       doc="CPU time per op call by op family, seconds")
+    issue: dict[str, float] = param("s", ge=0, default_factory=dict,
+                                    doc="timed mode: call-to-launch plus sync-return time "
+                                        "around the kernel, by op family, seconds")
+    per_step: float = param("s", ge=0, default=0.0, doc="async mode: CPU time per forward pass")
+    per_request: float = param("s", ge=0, default=0.0,
+                               doc="async mode: CPU time per request per forward pass")
+    bandwidth_efficiency: dict[str, float] = param(
+        gt=0, le=1, default_factory=dict,
+        doc="fraction of the achievable HBM bandwidth the stack's kernels of an op family reach")
+    decode_attention: str = param(default="flashdecoding",
+                                  choices=("flash2", "flashdecoding", "lean", "paged"),
+                                  doc="how fused decode attention splits the KV sequence over SMs")
+    collective_protocols: dict[str, CollectiveProtocol] = field(
+        default_factory=dict, metadata={"unit": "", "doc": "collective protocols (NCCL LL, "
+                                        "LL128, Simple); the fastest is picked per call"})
+
+
+register_section("software")(SoftwareSpec)
+
 register_device_type("gpu", required=("gpu", "memory", "energy"),
-                     optional=("interconnect", "system"))
+                     optional=("interconnect", "system", "software"))

@@ -123,6 +123,12 @@ class Device:
         """SimPy process body for one op: hold the device for its latency."""
         yield env.timeout(cost.latency)
 
+    def holds_for_latency(self) -> bool:
+        """True when ``process`` is exactly one timeout of ``cost.latency`` (the engine then
+        skips the generator); a subclass that overrides ``process`` returns False unless it
+        knows better."""
+        return type(self).process is Device.process
+
 
 def collective_min_bytes(kind: str, bytes_per_rank: float, group: int) -> float:
     """Bytes each rank must send at least (ring algorithms are bandwidth-optimal)."""
@@ -161,10 +167,21 @@ def register_device(cls: type[Device]) -> type[Device]:
 
 def device_for(arch: Arch, fidelity: str) -> Device:
     """Instantiate the device model registered for ``arch.type``."""
-    from sim import devices as _devices  # noqa: F401  (registers the device models)
-
     cls = DEVICE_MODELS.get(arch.type)
+    if cls is None:  # by convention the model of type X lives in sim/devices/X.py
+        import importlib
+
+        try:
+            importlib.import_module(f"sim.devices.{arch.type}")
+        except ModuleNotFoundError:
+            from sim.devices import load_all
+
+            load_all()
+        cls = DEVICE_MODELS.get(arch.type)
     if cls is None:
+        from sim.devices import load_all
+
+        load_all()
         raise SimError(f"--arch: no device model for arch type '{arch.type}' "
                        f"(available: {', '.join(sorted(DEVICE_MODELS))})")
     if fidelity not in FIDELITIES:

@@ -1,28 +1,27 @@
-"""GPU device model: roofline, or tile level (CTA tiles, waves over SMs, L2 reuse, split-K).
+"""GPU device model: roofline, or tile level (mechanisms in ``sim/gpu/``).
 
 Tile fidelity, per kernel:
 
-* **GEMM** — for each candidate CTA tile (``gpu.gemm_tiles``) that fits shared memory and each
-  split-K factor, the output is cut into tiles, the tiles run in waves of
-  ``sm_count * ctas_per_sm``; a wave takes the longest of its tensor-core time (every tile
-  computes its full, padded shape: wave and tile quantisation), its HBM traffic at the
-  achievable bandwidth and its L2 traffic at L2 bandwidth. HBM traffic assumes L2 holds the
-  A and B panels one wave touches (whole operands when they fit). The library is assumed to pick
-  the fastest candidate, as cuBLAS heuristics aim to. Split-K adds a reduction pass.
-* **Vector ops** (norms, softmax, activations) — one kernel streaming its minimum bytes at the
-  achievable HBM bandwidth, or its FLOPs on the CUDA cores, whichever is slower, and never
-  faster than one memory latency.
-* **Collectives** — ring algorithms over the intra-node link: per-step latency plus bytes over
-  link bandwidth.
+* **GEMM** (``sim.gpu.gemm``) — CTA tiles and split-K chosen fastest-first, tile and wave
+  quantisation, tensor-core vs shared-memory main loop, per-tile prologue/epilogue, L2 panel
+  reuse, HBM at the achievable bandwidth capped by Little's law.
+* **Vector ops** (``sim.gpu.vector``) — rows per CTA, re-reads of rows too wide for registers,
+  grids too small to fill the memory system.
+* **Fused attention** (``sim.gpu.attention``) — FlashAttention-2 blocks on tensor cores plus the
+  online softmax; decode partitioned as FA-2, FlashDecoding or LeanAttention
+  (``software.decode_attention``); GQA packs a group's queries.
+* **Collectives** (``sim.gpu.collectives``) — ring/tree algorithms under the software stack's
+  protocols over the intra-node link, hierarchical across nodes.
+* **Host** (``sim.gpu.host``) — the software stack: ideal (CUDA graphs), host-timed isolated ops,
+  or an async host thread that issues ops ahead of the GPU.
 
-Every kernel adds ``gpu.launch_overhead``. Energy: FLOPs × pJ/FLOP of the dtype, HBM and L2
-bits × pJ/bit, link bits × pJ/bit (static power is charged by the engine over the makespan).
+Every kernel pays ``gpu.launch_overhead``. Energy: FLOPs x pJ/FLOP of the dtype, HBM and L2 bits
+x pJ/bit, link bits x pJ/bit (static power is charged by the engine over the makespan).
 """
 
 from __future__ import annotations
 
-import math
-from functools import lru_cache
+from collections.abc import Generator
 
 from arch import Arch
 from sim.devices.base import (
@@ -33,10 +32,16 @@ from sim.devices.base import (
     op_dtype,
     register_device,
 )
-from workloads.einsum import dtype_bytes
-from workloads.trace import ATTENTION, COLLECTIVE, MATMUL, Op
+from sim.gpu.attention import DECODE_POLICIES, AttentionShape, AttnHw, attention_time
+from sim.gpu.collectives import LinkHw, ProtocolHw, collective_time
+from sim.gpu.gemm import best_gemm
+from sim.gpu.host import AsyncIssue, lookup, op_family, timed_latency
+from sim.gpu.hw import gpu_hw
+from sim.gpu.vector import vector_shape, vector_time
+from workloads.einsum import Cascade, Einsum, dtype_bytes
+from workloads.trace import ATTENTION, COLLECTIVE, MATMUL, MEMORY, Op
 
-SPLIT_K_FACTORS = (1, 2, 3, 4, 6, 8, 12, 16)
+SFU_PER_CLOCK = 16  # exp/rcp results per SM per clock (CUDA Programming Guide, cc 8.x/9.0)
 
 
 @register_device
@@ -51,11 +56,25 @@ class GpuDevice(Device):
         self.hbm = arch.memory["hbm"]
         self.l2 = arch.memory["l2"]
         self.energy_table = arch.energy
+        self.hw = gpu_hw(arch)
+        self.software = arch.sections.get("software")
         links = arch.sections.get("interconnect", {})
         system = arch.sections.get("system")
         link_name = system.intra_node_link if system and system.intra_node_link else ""
         self.link = links.get(link_name) if link_name else None
         self.link_name = link_name
+        inter_name = system.inter_node_link if system and system.inter_node_link else ""
+        self.inter_link = links.get(inter_name) if inter_name else None
+        self.inter_name = inter_name
+        self.per_node = system.devices if system else 1
+        protos = self.software.collective_protocols if self.software else {}
+        self.protocols = tuple(ProtocolHw(k, p.base_latency, p.hop_latency,
+                                          p.bandwidth_fraction, p.max_bandwidth)
+                               for k, p in protos.items())
+        self.decode_policy = (self.software.decode_attention if self.software
+                              else "flashdecoding")
+        self._issue = AsyncIssue(self.software) if self.software and \
+            self.software.mode == "async" else None
 
     # --- peaks -------------------------------------------------------------------------------
     def tensor_peak(self, dtype: str) -> float | None:
@@ -94,7 +113,7 @@ class GpuDevice(Device):
 
     # --- energy ------------------------------------------------------------------------------
     def _energy(self, flops: float, dtype: str, dram_bytes: float, l2_bytes: float = 0.0,
-                link_bytes: float = 0.0) -> dict[str, float]:
+                link_bytes: float = 0.0, link_name: str = "") -> dict[str, float]:
         table = self.energy_table
         per_flop = table.compute.get(dtype) or table.compute.get("fp32", 0.0)
         out = {"compute": flops * per_flop,
@@ -102,10 +121,25 @@ class GpuDevice(Device):
         if l2_bytes:
             out["l2"] = l2_bytes * 8 * table.memory.get("l2", 0.0)
         if link_bytes:
-            out["link"] = link_bytes * 8 * table.link.get(self.link_name, 0.0)
+            out["link"] = link_bytes * 8 * table.link.get(link_name or self.link_name, 0.0)
         return out
 
     # --- estimates ---------------------------------------------------------------------------
+    def _bw_efficiency(self, family: str) -> float:
+        if self.software is None:
+            return 1.0
+        return lookup(self.software.bandwidth_efficiency, family, 1.0)
+
+    def _finish(self, op: Op, kernel: float, roof: float, bound: str, energy: dict,
+                dram: float, detail: dict) -> Cost:
+        family = op_family(op)
+        latency = timed_latency(self.software, family, kernel)
+        if latency > kernel:
+            detail = {**detail, "kernel_s": kernel, "host_s": latency - kernel}
+            if bound != "launch" and latency - kernel > kernel:
+                bound = "host"
+        return Cost(max(latency, roof), roof, bound, energy, dram, detail)
+
     def _estimate(self, op: Op) -> Cost:
         if op.kind == COLLECTIVE:
             return self._collective(op)
@@ -116,40 +150,76 @@ class GpuDevice(Device):
             bound = "compute" if flops / self.peak_flops(op) >= nbytes / self.peak_bandwidth() \
                 else "memory"
             return Cost(roof, roof, bound, self._energy(flops, dtype, nbytes), nbytes)
-        if op.kind == MATMUL and op.compute is not None and op.compute.is_contraction \
+        comp = op.compute
+        if op.kind == MATMUL and isinstance(comp, Einsum) and comp.is_contraction \
                 and self.tensor_peak(dtype):
-            b, m, n, k = op.compute.gemm_shape
-            a_b, b_b, c_b = _operand_bytes(op)
-            best = self._gemm(b, m, n, k, dtype, a_b, b_b, c_b)
-            latency = max(best["time"], roof)
-            energy = self._energy(flops, dtype, best["dram_bytes"], best["l2_bytes"])
-            return Cost(latency, roof, best["bound"], energy, best["dram_bytes"],
-                        {k_: v for k_, v in best.items() if k_ not in ("time",)})
+            return self._gemm_cost(op, comp, flops, dtype, roof)
+        if op.kind == ATTENTION and isinstance(comp, Cascade) and self.tensor_peak(dtype):
+            shape = attention_shape(comp)
+            if shape is not None:
+                return self._attention_cost(op, shape, flops, nbytes, dtype, roof)
+        if comp is not None and op.kind != MEMORY:
+            return self._vector_cost(op, comp, flops, nbytes, dtype, roof)
         return self._streaming(op, flops, nbytes, dtype, roof)
 
+    def _gemm_cost(self, op: Op, comp: Einsum, flops: float, dtype: str, roof: float) -> Cost:
+        b, m, n, k = comp.gemm_shape
+        a_t, b_t = comp.inputs
+        a_b, b_b = a_t.nbytes(comp.size), b_t.nbytes(comp.size)
+        c_b = comp.output.nbytes(comp.size)
+        elem = dtype_bytes(dtype)
+        try:
+            best = best_gemm(self.hw, b, m, n, k, elem, a_b, b_b, c_b, self.tensor_peak(dtype))
+        except ValueError as exc:
+            raise SimError(f"{self.arch.origin or self.arch.name}: {exc}") from None
+        energy = self._energy(flops, dtype, best["dram_bytes"], best["l2_bytes"])
+        detail = {k_: v for k_, v in best.items() if k_ != "time"}
+        return self._finish(op, best["time"], roof, best["bound"], energy, best["dram_bytes"],
+                            detail)
+
+    def _attn_hw(self, dtype: str) -> AttnHw:
+        g = self.g
+        sm_tensor = self.tensor_peak(dtype) * self.hw.tensor_efficiency / g.sm_count
+        sm_alu = self.vector_peak("fp32") / 2.0 / g.sm_count  # FMA lanes: one op per clock
+        return AttnHw(self.hw, sm_tensor, sm_alu, SFU_PER_CLOCK * g.clock)
+
+    def _attention_cost(self, op: Op, shape: AttentionShape, flops: float, nbytes: float,
+                        dtype: str, roof: float) -> Cost:
+        res = attention_time(self._attn_hw(dtype), shape, self.decode_policy)
+        dram = max(res["dram_bytes"], nbytes)
+        energy = self._energy(flops, dtype, dram)
+        detail = {k_: v for k_, v in res.items() if k_ != "time"}
+        detail["policy"] = "flash2" if shape.q_len > 1 else self.decode_policy
+        bound = "compute" if shape.q_len > 1 else "memory"
+        return self._finish(op, res["time"], roof, bound, energy, dram, detail)
+
+    def _vector_cost(self, op: Op, comp, flops: float, nbytes: float, dtype: str,
+                     roof: float) -> Cost:
+        family = op_family(op)
+        shape = vector_shape(comp)
+        res = vector_time(self.hw, shape, family, self.vector_peak(dtype),
+                          self._bw_efficiency(family))
+        energy = self._energy(flops, dtype, res["dram_bytes"], res["l2_bytes"])
+        detail = {k_: v for k_, v in res.items() if k_ != "time"}
+        return self._finish(op, res["time"], roof, res["bound"], energy, res["dram_bytes"],
+                            detail)
+
     def _streaming(self, op: Op, flops: float, nbytes: float, dtype: str, roof: float) -> Cost:
-        """A kernel that streams its operands once (vector ops, fused attention, GEMV fallback)."""
+        """A kernel that streams its operands once (memory ops, fallbacks)."""
         peak = self.peak_flops(op)
         t_compute = flops / peak
-        t_memory = nbytes / (self.hbm.bandwidth * self.hbm.efficiency)
+        t_memory = nbytes / (self.hw.hbm_achievable * self._bw_efficiency(op_family(op)))
         t_latency = self.hbm.latency
         body = max(t_compute, t_memory, t_latency)
         bound = "compute" if body == t_compute else ("memory" if body == t_memory else "latency")
-        latency = max(self.g.launch_overhead + body, roof)
+        kernel = self.g.launch_overhead + body
         if self.g.launch_overhead > body:
             bound = "launch"
-        return Cost(latency, roof, bound, self._energy(flops, dtype, nbytes), nbytes,
-                    {"t_compute": t_compute, "t_memory": t_memory})
+        return self._finish(op, kernel, roof, bound, self._energy(flops, dtype, nbytes), nbytes,
+                            {"t_compute": t_compute, "t_memory": t_memory})
 
-    def _gemm(self, batch: int, m: int, n: int, k: int, dtype: str, a_bytes: float,
-              b_bytes: float, c_bytes: float) -> dict:
-        g = self.g
-        return _best_gemm(
-            batch, m, n, k, dtype_bytes(dtype), a_bytes, b_bytes, c_bytes,
-            tuple(tuple(t) for t in g.gemm_tiles), g.sm_count, g.ctas_per_sm,
-            self.tensor_peak(dtype) * g.tensor_efficiency, self.hbm.bandwidth * self.hbm.efficiency,
-            self.l2.bandwidth * self.l2.efficiency, self.l2.capacity, g.smem_per_sm,
-            g.launch_overhead, self.hbm.latency)
+    def _link_hw(self, link) -> LinkHw:
+        return LinkHw(link.bandwidth, link.efficiency, link.latency)
 
     def _collective(self, op: Op) -> Cost:
         c = op.collective
@@ -162,85 +232,41 @@ class GpuDevice(Device):
         sent = collective_min_bytes(c.kind, c.bytes_per_rank, c.group)
         if self.fidelity == "roofline":
             return Cost(roof, roof, "link", self._energy(0, c.dtype, 0, link_bytes=sent), 0.0)
-        steps = 2 * (c.group - 1) if c.kind == "allreduce" else (c.group - 1)
-        t = self.g.launch_overhead + steps * self.link.latency + \
-            sent / (self.link.bandwidth * self.link.efficiency)
-        # the reduction itself reads and writes the buffer in HBM on every step
+        inter = self._link_hw(self.inter_link) if self.inter_link else None
+        res = collective_time(c.kind, float(c.bytes_per_rank), c.group,
+                              self._link_hw(self.link), self.protocols, self.per_node, inter)
+        kernel = self.g.launch_overhead + res["time"]
+        # the reduction reads and writes the buffer in HBM on every step
         hbm_bytes = 3 * sent if c.kind in ("allreduce", "reducescatter") else sent
         energy = self._energy(c.reduce_flops / c.group, c.dtype, hbm_bytes, link_bytes=sent)
-        return Cost(max(t, roof), roof, "link", energy, hbm_bytes, {"steps": steps})
+        detail = {k_: v for k_, v in res.items() if k_ != "time"}
+        return self._finish(op, kernel, roof, "link", energy, hbm_bytes, detail)
+
+    # --- event run ---------------------------------------------------------------------------
+    def holds_for_latency(self) -> bool:
+        return self._issue is None
+
+    def process(self, env, op: Op, cost: Cost) -> Generator:
+        """Hold the GPU for the op; an async host may make it wait for its issue first."""
+        if self._issue is None:
+            yield env.timeout(cost.latency)
+            return
+        start = self._issue.start_time(env, op, env.now)
+        yield env.timeout(start - env.now + cost.latency)
 
 
-def _operand_bytes(op: Op) -> tuple[float, float, float]:
-    e = op.compute
-    a, b = e.inputs
-    return a.nbytes(e.size), b.nbytes(e.size), e.output.nbytes(e.size)
+def attention_shape(comp: Cascade) -> AttentionShape | None:
+    """The attention call a tracer ``attention`` cascade computes (ranks b, g, r, s, n, e)."""
+    size = comp.size
+    if not all(r in size for r in "bgrsne"):
+        return None
+    first = comp.einsums[0]
+    q = first.inputs[0]
+    k = first.inputs[1] if len(first.inputs) > 1 else q
+    g, r = size["g"], size["r"]
+    return AttentionShape(batch=size["b"], q_heads=g * r, kv_heads=g, q_len=size["s"],
+                          kv_len=size["n"], head_dim=size["e"], kv_elem=dtype_bytes(k.dtype),
+                          q_elem=dtype_bytes(q.dtype))
 
 
-@lru_cache(maxsize=65536)
-def _best_gemm(batch: int, m: int, n: int, k: int, elem: float, a_bytes: float, b_bytes: float,
-               c_bytes: float, tiles: tuple[tuple[int, int, int], ...], sms: int, ctas_per_sm: int,
-               peak: float, hbm_bw: float, l2_bw: float, l2_cap: float, smem: float,
-               launch: float, mem_latency: float) -> dict:
-    """The fastest (tile, split-K) choice for a batched GEMM; times in s, bytes in B."""
-    slots = sms * ctas_per_sm
-    per_cta_peak = peak / slots
-    best: dict | None = None
-    for tm, tn, tk in tiles:
-        stages = 2
-        if stages * (tm * tk + tk * tn) * elem > smem:
-            continue
-        tiles_m, tiles_n = math.ceil(m / tm), math.ceil(n / tn)
-        out_tiles = batch * tiles_m * tiles_n
-        for split in SPLIT_K_FACTORS:
-            if split > 1 and (out_tiles >= slots or k / split < 2 * tk):
-                continue
-            cand = _gemm_candidate(batch, m, n, k, elem, a_bytes, b_bytes, c_bytes, tm, tn, tk,
-                                   split, tiles_m, tiles_n, slots, per_cta_peak, hbm_bw, l2_bw,
-                                   l2_cap, launch, mem_latency)
-            if best is None or cand["time"] < best["time"]:
-                best = cand
-    if best is None:
-        raise SimError("no GEMM tile in gpu.gemm_tiles fits gpu.smem_per_sm")
-    return best
-
-
-def _gemm_candidate(batch, m, n, k, elem, a_bytes, b_bytes, c_bytes, tm, tn, tk, split, tiles_m,
-                    tiles_n, slots, per_cta_peak, hbm_bw, l2_bw, l2_cap, launch,
-                    mem_latency) -> dict:
-    out_tiles = batch * tiles_m * tiles_n
-    ctas = out_tiles * split
-    waves = math.ceil(ctas / slots)
-    k_per_cta = math.ceil(math.ceil(k / split) / tk) * tk
-    # a tile's main loop, plus one exposed memory latency to fill its load pipeline
-    t_tile = 2.0 * tm * tn * k_per_cta / per_cta_peak + mem_latency
-    # HBM traffic: operands once when they fit in (half of) L2; otherwise L2 holds the A and B
-    # panels of one wave, and each wave fetches its own panels
-    per_wave = min(ctas, slots)
-    tiles_per_slice = tiles_m * tiles_n * split
-    slice_fits = (a_bytes + b_bytes) / batch <= 0.5 * l2_cap
-    if a_bytes + b_bytes <= 0.5 * l2_cap or (per_wave >= tiles_per_slice and slice_fits):
-        dram = a_bytes + b_bytes + c_bytes
-    else:
-        out_per_wave = max(1, per_wave // split)
-        wr = min(tiles_m, max(1, round(math.sqrt(out_per_wave))))
-        wc = min(tiles_n, math.ceil(out_per_wave / wr))
-        wave_bytes = (min(wr * tm, m) + min(wc * tn, n)) * k * elem
-        dram = max(a_bytes + b_bytes, waves * wave_bytes) + c_bytes
-    # L2 traffic: every CTA reads its A and B panels
-    l2 = ctas * (tm + tn) * k_per_cta * elem + c_bytes * (2 * split - 1)
-    active = min(ctas, slots) / slots
-    t_compute = waves * t_tile
-    t_dram = dram / hbm_bw
-    t_l2 = l2 / (l2_bw * max(active, 1e-9))
-    body = max(t_compute, t_dram, t_l2)
-    bound = "compute" if body == t_compute else ("memory" if body == t_dram else "l2")
-    time = launch + body
-    if split > 1:  # a second kernel sums the split partials: read split*C in fp32, write C
-        red_bytes = c_bytes * (2 * split + 1)
-        time += launch + red_bytes / hbm_bw
-        dram += red_bytes
-    return {"time": time, "bound": bound, "tile": f"{tm}x{tn}x{tk}", "split_k": split,
-            "waves": waves, "ctas": ctas, "dram_bytes": dram, "l2_bytes": l2,
-            "t_compute": t_compute, "t_dram": t_dram, "t_l2": t_l2,
-            "utilization": (2.0 * batch * m * n * k / per_cta_peak / slots) / max(time, 1e-30)}
+__all__ = ["GpuDevice", "attention_shape", "DECODE_POLICIES"]

@@ -38,6 +38,8 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="fp16", help="weight and activation dtype (fp16)")
     p.add_argument("--kv-dtype", default="", help="KV-cache dtype (default: --dtype)")
     p.add_argument("--tp", type=positive_int, default=1, help="tensor-parallel devices (1)")
+    p.add_argument("--pp", type=positive_int, default=1,
+                   help="pipeline-parallel stages, each of --tp devices (1)")
     p.add_argument("--attention", default="unfused", choices=("unfused", "flash"),
                    help="attention kernels: unfused (QK, softmax, AV) or flash (fused)")
     p.add_argument("--fidelity", default="tile", choices=("roofline", "tile", "cycle"),
@@ -64,7 +66,7 @@ def load_workload(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     model = load_model(args.model)
     scenario = Scenario(batch=args.batch, prompt_len=args.prompt, gen_len=args.gen,
                         dtype=args.dtype, kv_dtype=args.kv_dtype, tp=args.tp,
-                        attention=args.attention)
+                        attention=args.attention, pp=getattr(args, "pp", 1))
     return arch, model, scenario
 
 

@@ -25,9 +25,11 @@ def run(args: argparse.Namespace) -> int:
     from arch import list_presets, load_arch
 
     if args.action == "list":
-        for name in list_presets():
+        names = list_presets()
+        width = max(len(n) for n in names)
+        for name in names:
             a = load_arch(name)
-            sys.stdout.write(f"{name:12s} {a.type:8s} {a.description}\n")
+            sys.stdout.write(f"{name:{width}s}  {a.type:8s} {a.description}\n")
         return 0
     if args.action == "show":
         a = load_arch(args.name)

@@ -1,0 +1,45 @@
+"""Benchmark: the mapper on the R4 problem (512^3 GEMM, SCALE-Sim-matched 32x32 hardware) vs
+ZigZag 3.9.1's 1.3 s, with latency and energy next to ZigZag's under the same per-access costs.
+Usage: python benchmarks/bench_mapper.py [REFERENCE_DIR]
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    ref = Path(sys.argv[1] if len(sys.argv) > 1 else
+               os.environ.get("XPUSIM_REFERENCE_DIR", ROOT.parent / "shared" / "reference"))
+    with open(ref / "accel" / "systolic_gemm_reference_cases.csv", newline="") as fh:
+        rows = {r["case"]: r for r in csv.DictReader(fh)}
+    from mappings import mapper
+    from mappings.zigzag import analyse, report, scalesim_matched_arch, tpu_like_arch
+
+    for case, arch in (("R4", scalesim_matched_arch(32, 32, 256, 256, 128, 32)),
+                       ("R5", tpu_like_arch())):
+        mapper._search.cache_clear()
+        t0 = time.perf_counter()
+        res, _ = analyse(512, 512, 512, arch)
+        wall = time.perf_counter() - t0
+        r = report(res, arch)
+        peer = rows[case]
+        lat, e = float(peer["total_cycles"]), float(peer["energy_pJ"])
+        print(f"{case}: mapper {wall * 1e3:.0f} ms ({r['mappings_evaluated']} mappings) vs "
+              f"ZigZag {float(peer['wall_s']):.1f} s -> {float(peer['wall_s']) / wall:.1f}x; "
+              f"latency {r['latency_cycles']:.0f} vs {lat:.0f} "
+              f"({r['latency_cycles'] / lat - 1:+.1%});"
+              f" energy {r['energy_pJ'] / 1e6:.2f} uJ vs {e / 1e6:.2f} uJ "
+              f"({r['energy_pJ'] / e - 1:+.1%}); mapping {r['mapping']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,672 @@
+"""Sweep specs: YAML → a validated :class:`SweepSpec`, with the same pinpoint errors as arch YAML.
+
+```yaml
+name: my-sweep
+arch: h100                     # preset name or arch YAML (relative to this file)
+axes:                          # paths into the arch YAML, scenario.*, model.*
+  gpu.sm_count: [66, 108, 132]
+  memory.hbm.bandwidth: [2 TB/s, 3.35 TB/s]
+  scenario.batch: {min: 1, max: 256, steps: 9, log: true}
+derived:                       # safe expressions, in order; arch targets in the field's SI unit
+  gpu.tensor_flops.fp16: "989.4e12 * gpu.sm_count / 132"
+  area_mm2: "814 * gpu.sm_count / 144"          # a free name: a parameter column
+metrics:                       # expressions over results, computed after each run
+  tokens_per_s_per_mm2: "tokens_per_s / area_mm2"
+constraints: ["area_mm2 <= 814", "power_W <= 700"]
+workloads:
+  - {model: llama2-70b, batch: 8, prompt_len: 512, gen_len: 16, tp: 4, weight: 1}
+objectives: [{min: tpot_s}, {min: energy_per_token_J}]
+fidelity: tile
+seed: 0
+strategy: grid                 # or {name: random|lhs|nsga2|bayes, ...}
+```
+
+Every error is an :class:`arch.SpecError` ``FILE: FIELD.PATH: what was expected, got what``.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arch import DEVICE_TYPES, SECTIONS, SpecError, arch_from_dict, load_arch_data, read_yaml
+from arch.units import UnitError, parse_quantity
+from dse.expr import Expr, ExprError, parse_expr
+from dse.space import Axis
+from workloads.errors import WorkloadError
+from workloads.models import ModelConfig
+from workloads.scenario import Scenario
+
+TOP_KEYS = ("name", "description", "arch", "axes", "derived", "metrics", "constraints",
+            "workloads", "objectives", "fidelity", "seed", "strategy")
+SCENARIO_FIELDS = ("batch", "prompt_len", "gen_len", "dtype", "kv_dtype", "tp", "attention")
+MODEL_FIELDS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size",
+                "max_positions", "head_dim", "n_experts", "top_k")
+WORKLOAD_KEYS = ("name", "model", "weight", "layers", *SCENARIO_FIELDS)
+RESERVED_ROOTS = ("scenario", "model")
+#: metrics the sweep adds to each simulation result
+DSE_METRICS = ("power_W",)
+#: metrics of :func:`sim.run.simulate` (used only when probing the device model fails)
+FALLBACK_METRICS = (
+    "ttft_s", "tpot_s", "latency_s", "tokens_per_s", "decode_tokens_per_s", "energy_J",
+    "energy_per_token_J", "dynamic_energy_J", "static_energy_J", "flops", "bytes", "dram_bytes",
+    "prefill_flops", "decode_flops", "weights_bytes_per_device", "kv_cache_bytes_per_device",
+    "memory_per_device_bytes", "ops", "events")
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One weighted workload: a model (with overrides applied) and its scenario fields."""
+
+    name: str
+    model: ModelConfig
+    scenario: dict[str, Any]
+    weight: float
+
+
+@dataclass(frozen=True)
+class Derived:
+    """``target = expr``; ``kind`` is ``arch``, ``scenario``, ``model`` or ``free``."""
+
+    target: str
+    kind: str
+    expr: Expr
+
+
+@dataclass(frozen=True)
+class Objective:
+    """Minimise or maximise one metric or parameter column."""
+
+    metric: str
+    goal: str  # "min" | "max"
+
+    @property
+    def sign(self) -> float:
+        """+1 to minimise, -1 to maximise (strategies minimise ``sign * value``)."""
+        return 1.0 if self.goal == "min" else -1.0
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep: everything a worker needs to evaluate any point of it."""
+
+    name: str
+    file: str
+    text: str
+    arch_ref: str
+    arch_label: str
+    arch_data: dict[str, Any]
+    arch_type: str
+    axes: tuple[Axis, ...]
+    derived: tuple[Derived, ...]
+    metrics: tuple[tuple[str, Expr], ...]
+    constraints: tuple[Expr, ...]
+    workloads: tuple[Workload, ...]
+    objectives: tuple[Objective, ...]
+    fidelity: str
+    seed: int
+    strategy: StrategySpec
+    base_values: dict[str, float]
+    metric_names: tuple[str, ...]
+    description: str = ""
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """Parameter columns: axes, then derived values."""
+        return tuple(a.path for a in self.axes) + tuple(d.target for d in self.derived)
+
+    @property
+    def pre_constraints(self) -> tuple[Expr, ...]:
+        """Constraints that read parameters only: checked before simulating."""
+        params = set(self.param_names) | set(self.base_values)
+        return tuple(c for c in self.constraints if set(c.names) <= params)
+
+    @property
+    def post_constraints(self) -> tuple[Expr, ...]:
+        pre = set(self.pre_constraints)
+        return tuple(c for c in self.constraints if c not in pre)
+
+    def fingerprint(self) -> dict[str, str]:
+        """Hashes of everything that decides a point's result, per field (axes excluded)."""
+        parts = {
+            "arch": self.arch_data,
+            "derived": [(d.target, d.expr.text) for d in self.derived],
+            "metrics": [(n, e.text) for n, e in self.metrics],
+            "constraints": [c.text for c in self.constraints],
+            "workloads": [(w.name, dataclasses.asdict(w.model), w.scenario, w.weight)
+                          for w in self.workloads],
+            "fidelity": self.fidelity,
+            "seed": self.seed,
+            "version": VERSION,
+        }
+        return {k: hashlib.sha256(json.dumps(v, sort_keys=True, default=str).encode())
+                .hexdigest()[:16] for k, v in parts.items()}
+
+
+# --- loading -----------------------------------------------------------------------------------
+def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepSpec:
+    """Read and validate a sweep YAML; ``overrides`` replace top-level keys (e.g. fidelity)."""
+    path = Path(path)
+    data = read_yaml(path)
+    text = path.read_text(encoding="utf-8")
+    if isinstance(data, dict) and overrides:
+        data = {**data, **overrides}
+    return sweep_from_dict(data, file=str(path), base_dir=path.parent, text=text)
+
+
+def sweep_from_dict(data: Any, file: str = "", base_dir: str | Path = ".",
+                    text: str = "") -> SweepSpec:
+    """Validate parsed sweep YAML and build a :class:`SweepSpec`."""
+    return _Loader(file, Path(base_dir)).load(data, text)
+
+
+def _hint(word: str, options: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _unwrap(tp: Any) -> Any:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0]
+    return tp
+
+
+def _leaf_value(node: Any) -> Any:
+    return node["value"] if isinstance(node, dict) and "value" in node else node
+
+
+def numeric_leaves(obj: Any, path: str = "") -> dict[str, float]:
+    """Every numeric leaf of a built arch section (or sections dict), by dotted path."""
+    out: dict[str, float] = {}
+    if dataclasses.is_dataclass(obj):
+        for f in dataclasses.fields(obj):
+            out.update(numeric_leaves(getattr(obj, f.name), f"{path}.{f.name}" if path
+                                      else f.name))
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(numeric_leaves(v, f"{path}.{k}" if path else str(k)))
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        out[path] = obj
+    return out
+
+
+def set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``a.b.c`` in raw arch data, replacing a ``{value, source}`` leaf whole."""
+    parts = path.split(".")
+    node = data
+    for key in parts[:-1]:
+        nxt = node.get(key)
+        if not isinstance(nxt, dict) or "value" in nxt:
+            nxt = {}
+            node[key] = nxt
+        node = nxt
+    node[parts[-1]] = value
+
+
+class _Loader:
+    def __init__(self, file: str, base_dir: Path):
+        self.file = file
+        self.base_dir = base_dir
+
+    def err(self, path: str, message: str) -> SpecError:
+        return SpecError(self.file, path, message)
+
+    # -- top level --------------------------------------------------------------------------
+    def load(self, data: Any, text: str) -> SweepSpec:
+        if not isinstance(data, dict):
+            raise self.err("", f"expected a mapping at the top level, got {type(data).__name__}")
+        for key in data:
+            if key not in TOP_KEYS:
+                raise self.err(str(key), f"unknown key{_hint(str(key), TOP_KEYS)}")
+        name = data.get("name") or (Path(self.file).stem if self.file else "sweep")
+        if not isinstance(name, str):
+            raise self.err("name", f"expected a text value, got {name!r}")
+        description = data.get("description", "")
+        if not isinstance(description, str):
+            raise self.err("description", f"expected a text value, got {description!r}")
+        self._arch(data)
+        axes = self._axes(data.get("axes"))
+        workloads = self._workloads(data)
+        fidelity = self._fidelity(data.get("fidelity", "tile"))
+        seed = data.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise self.err("seed", f"expected a non-negative integer, got {seed!r}")
+        metric_names = self._probe_metrics(workloads, fidelity)
+        self.metric_names = set(metric_names)
+        derived = self._derived(data.get("derived"), axes)
+        params = [a.path for a in axes] + [d.target for d in derived]
+        known = set(params) | set(self.base_values) | set(metric_names)
+        if len(workloads) > 1:
+            known |= {f"{w.name}.{m}" for w in workloads for m in metric_names}
+        metrics = self._metrics(data.get("metrics"), known, params)
+        known |= {n for n, _ in metrics}
+        constraints = self._constraints(data.get("constraints"), known)
+        objectives = self._objectives(data.get("objectives"), known)
+        from dse.strategies import validate_strategy
+
+        strategy = validate_strategy(data.get("strategy", "grid"), axes, self.err)
+        spec = SweepSpec(
+            name=name, file=self.file, text=text, arch_ref=self.arch_ref,
+            arch_label=self.arch_label, arch_data=self.arch_data, arch_type=self.arch_type,
+            axes=tuple(axes), derived=tuple(derived), metrics=tuple(metrics),
+            constraints=tuple(constraints), workloads=tuple(workloads),
+            objectives=tuple(objectives), fidelity=fidelity, seed=seed, strategy=strategy,
+            base_values=self.base_values, metric_names=tuple(metric_names),
+            description=description)
+        self._check_first_point(spec)
+        return spec
+
+    # -- arch -------------------------------------------------------------------------------
+    def _arch(self, data: dict) -> None:
+        ref = data.get("arch")
+        if ref is None:
+            raise self.err("arch", "missing required field (a preset name or an arch YAML path)")
+        if not isinstance(ref, str) or not ref:
+            raise self.err("arch", f"expected a preset name or a file path, got {ref!r}")
+        if ref.endswith((".yaml", ".yml")) or "/" in ref:
+            path = Path(ref)
+            ref = str(path if path.is_absolute() else self.base_dir / path)
+        try:
+            raw, label = load_arch_data(ref)
+            arch = arch_from_dict(raw, file=label)
+        except SpecError as exc:
+            raise self.err("arch", exc.message if exc.path == "--arch" else str(exc)) from None
+        self.arch_ref, self.arch_label, self.arch_data = ref, label, raw
+        self.arch_type = arch.type
+        self.base_arch = arch
+        self.sections = DEVICE_TYPES[arch.type]["required"] + DEVICE_TYPES[arch.type]["optional"]
+        self.base_values = numeric_leaves(arch.sections)
+
+    def _arch_field(self, where: str, path: str) -> tuple[Any, dict]:
+        """The schema type and field metadata of an arch path; error when it names nothing."""
+        parts = path.split(".")
+        if parts[0] not in self.sections:
+            raise self.err(where, f"'{parts[0]}' is not a section of a '{self.arch_type}' arch"
+                                  f"{_hint(parts[0], self.sections)} (expected a path like "
+                                  f"{self.sections[0]}.FIELD, scenario.FIELD or model.FIELD)")
+        tp: Any = SECTIONS[parts[0]]
+        meta: dict = {}
+        raw: Any = self.arch_data.get(parts[0], {})
+        for i, key in enumerate(parts[1:], start=1):
+            tp = _unwrap(tp)
+            here = ".".join(parts[:i])
+            if dataclasses.is_dataclass(tp):
+                fields = {f.name: f for f in dataclasses.fields(tp) if f.init}
+                if key not in fields:
+                    raise self.err(where, f"'{here}' has no field '{key}'"
+                                          f"{_hint(key, list(fields))}")
+                meta = dict(fields[key].metadata)
+                tp = typing.get_type_hints(tp)[key]
+            elif typing.get_origin(tp) is dict:
+                val_tp = typing.get_args(tp)[1]
+                if dataclasses.is_dataclass(val_tp) and key not in (raw or {}):
+                    have = [k for k in (raw or {}) if k not in ("source", "note")]
+                    raise self.err(where, f"'{here}' has no entry '{key}' in the base arch"
+                                          f"{_hint(key, have)} (has: {', '.join(have)})")
+                tp = val_tp
+            else:
+                raise self.err(where, f"'{here}' is a single value; nothing lies below it")
+            raw = raw.get(key) if isinstance(raw, dict) else None
+        tp = _unwrap(tp)
+        if dataclasses.is_dataclass(tp) or typing.get_origin(tp) is dict:
+            raise self.err(where, f"'{path}' is a section, not a single parameter")
+        return tp, meta
+
+    def _canonical(self, where: str, tp: Any, meta: dict, raw: Any) -> Any:
+        """An arch value in its field's canonical unit (SI float, int, text)."""
+        value = _leaf_value(raw)
+        if tp is float:
+            try:
+                number = parse_quantity(value, meta.get("unit") or "")
+            except UnitError as exc:
+                raise self.err(where, str(exc)) from None
+            return number
+        if tp is int:
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise self.err(where, f"expected an integer, got {value!r}")
+            return value
+        if tp is bool:
+            if not isinstance(value, bool):
+                raise self.err(where, f"expected true or false, got {value!r}")
+            return value
+        if tp is str:
+            if not isinstance(value, str):
+                raise self.err(where, f"expected a text value, got {value!r}")
+            return value
+        try:
+            json.dumps(value)
+        except TypeError:
+            raise self.err(where, f"expected plain YAML data, got {value!r}") from None
+        return value
+
+    # -- axes -------------------------------------------------------------------------------
+    def _axes(self, data: Any) -> list[Axis]:
+        if data is None:
+            raise self.err("axes", "missing required field (a mapping of parameter paths to "
+                                   "value lists, e.g. gpu.sm_count: [66, 108, 132])")
+        if not isinstance(data, dict) or not data:
+            raise self.err("axes", "expected a non-empty mapping of parameter paths to values")
+        axes = []
+        for path, spec in data.items():
+            if not isinstance(path, str) or not path:
+                raise self.err("axes", f"expected parameter paths as keys, got {path!r}")
+            axes.append(self._axis(f"axes.{path}", path, spec))
+        return axes
+
+    def _value_parser(self, where: str, path: str):
+        """(kind, parse(where, raw) -> canonical value, numeric kind or None, unit)."""
+        root, _, rest = path.partition(".")
+        if root == "scenario":
+            if rest not in SCENARIO_FIELDS:
+                raise self.err(where, f"unknown scenario field '{rest}'"
+                                      f"{_hint(rest, SCENARIO_FIELDS)} (expected one of "
+                                      f"{', '.join(SCENARIO_FIELDS)})")
+            numeric = "int" if rest in ("batch", "prompt_len", "gen_len", "tp") else None
+
+            def parse_scenario(w: str, raw: Any) -> Any:
+                try:
+                    Scenario(**{rest: raw})
+                except (WorkloadError, TypeError) as exc:
+                    msg = exc.message if isinstance(exc, WorkloadError) else str(exc)
+                    raise self.err(w, msg) from None
+                return raw
+            return "scenario", parse_scenario, numeric, ""
+        if root == "model":
+            if rest not in MODEL_FIELDS:
+                raise self.err(where, f"unknown model field '{rest}'{_hint(rest, MODEL_FIELDS)}"
+                                      f" (expected one of {', '.join(MODEL_FIELDS)})")
+
+            def parse_model(w: str, raw: Any) -> Any:
+                if isinstance(raw, float) and raw.is_integer():
+                    raw = int(raw)
+                if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+                    raise self.err(w, f"expected a positive integer, got {raw!r}")
+                return raw
+            return "model", parse_model, "int", ""
+        tp, meta = self._arch_field(where, path)
+
+        def parse_arch(w: str, raw: Any) -> Any:
+            value = self._canonical(w, tp, meta, raw)
+            if tp in (int, float):
+                for bound, test, word in (("gt", lambda v, b: v > b, ">"),
+                                          ("ge", lambda v, b: v >= b, ">="),
+                                          ("le", lambda v, b: v <= b, "<=")):
+                    if meta.get(bound) is not None and not test(value, meta[bound]):
+                        raise self.err(w, f"expected a value {word} {meta[bound]:g}"
+                                          f"{' ' + meta['unit'] if meta.get('unit') else ''}, "
+                                          f"got {raw!r}")
+            if meta.get("choices") and value not in meta["choices"]:
+                raise self.err(w, f"expected one of {', '.join(meta['choices'])}, got {raw!r}")
+            return value
+        numeric = "int" if tp is int else ("float" if tp is float else None)
+        return "arch", parse_arch, numeric, meta.get("unit") or ""
+
+    def _axis(self, where: str, path: str, spec: Any) -> Axis:
+        kind, parse, numeric, unit = self._value_parser(where, path)
+        if isinstance(spec, dict) and "value" not in spec:
+            allowed = ("min", "max", "steps", "log")
+            for key in spec:
+                if key not in allowed:
+                    raise self.err(f"{where}.{key}", f"unknown key{_hint(str(key), allowed)} "
+                                                     "(a range has min, max, steps, log)")
+            if numeric is None:
+                raise self.err(where, "a range {min, max} needs a numeric parameter; give a "
+                                      "list of values instead")
+            for key in ("min", "max"):
+                if key not in spec:
+                    raise self.err(f"{where}.{key}", "missing required field of a range")
+            low, high = parse(f"{where}.min", spec["min"]), parse(f"{where}.max", spec["max"])
+            if not low <= high:
+                raise self.err(where, f"expected min <= max, got {spec['min']} > {spec['max']}")
+            steps = spec.get("steps", 0)
+            if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+                raise self.err(f"{where}.steps", f"expected a positive integer, got {steps!r}")
+            log = spec.get("log", False)
+            if not isinstance(log, bool):
+                raise self.err(f"{where}.log", f"expected true or false, got {log!r}")
+            if log and low <= 0:
+                raise self.err(f"{where}.log", "a log range needs min > 0")
+            axis = Axis(path, kind, None, float(low), float(high), log, numeric == "int", steps,
+                        unit)
+            for i, v in enumerate(axis.grid_values()):  # every grid value must be valid too
+                parse(f"{where}[{i}]", v)
+            return axis
+        if not isinstance(spec, list) or not spec:
+            raise self.err(where, "expected a non-empty list of values or a range "
+                                  "{min, max, steps, log}")
+        values = []
+        for i, raw in enumerate(spec):
+            value = parse(f"{where}[{i}]", raw)
+            if value in values:
+                raise self.err(f"{where}[{i}]", f"duplicate value {raw!r} (same as item "
+                                                f"{values.index(value)})")
+            values.append(value)
+        return Axis(path, kind, tuple(values), unit=unit, integer=numeric == "int")
+
+    # -- workloads --------------------------------------------------------------------------
+    def _workloads(self, data: dict) -> list[Workload]:
+        items = data.get("workloads")
+        if items is None:
+            raise self.err("workloads", "missing required field (a list of {model, batch, "
+                                        "prompt_len, gen_len, ...})")
+        if isinstance(items, dict):
+            items = [items]
+        if not isinstance(items, list) or not items:
+            raise self.err("workloads", "expected a non-empty list of workloads")
+        out: list[Workload] = []
+        for i, item in enumerate(items):
+            out.append(self._workload(f"workloads[{i}]", item, i))
+        names = [w.name for w in out]
+        for i, n in enumerate(names):
+            if names.index(n) != i:
+                raise self.err(f"workloads[{i}].name", f"duplicate workload name '{n}'")
+        return out
+
+    def _workload(self, where: str, item: Any, index: int) -> Workload:
+        from workloads.hf_config import load_hf_config
+        from workloads.models import get_model
+
+        if not isinstance(item, dict):
+            raise self.err(where, f"expected a mapping, got {type(item).__name__}")
+        for key in item:
+            if key not in WORKLOAD_KEYS:
+                raise self.err(f"{where}.{key}", f"unknown key{_hint(str(key), WORKLOAD_KEYS)}")
+        ref = item.get("model")
+        if not isinstance(ref, str) or not ref:
+            raise self.err(f"{where}.model", f"expected a model preset name or a config.json "
+                                             f"path, got {ref!r}")
+        try:
+            if ref.endswith(".json") or "/" in ref:
+                p = Path(ref)
+                model = load_hf_config(p if p.is_absolute() else self.base_dir / p)
+            else:
+                model = get_model(ref)
+        except WorkloadError as exc:
+            raise self.err(f"{where}.model", exc.message if exc.path == "--model"
+                           else str(exc)) from None
+        layers = item.get("layers")
+        if layers is not None:
+            if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+                raise self.err(f"{where}.layers", f"expected a positive integer, got {layers!r}")
+            model = dataclasses.replace(model, n_layers=layers)
+        scenario = {k: item[k] for k in SCENARIO_FIELDS if k in item}
+        try:
+            Scenario(**scenario)
+        except WorkloadError as exc:
+            opt = exc.path.lstrip("-").replace("-", "_")
+            key = {"prompt": "prompt_len", "gen": "gen_len"}.get(opt, opt)
+            raise self.err(f"{where}.{key}", exc.message) from None
+        weight = item.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
+            raise self.err(f"{where}.weight", f"expected a positive number, got {weight!r}")
+        name = item.get("name", f"w{index}")
+        if not isinstance(name, str) or not name.isidentifier():
+            raise self.err(f"{where}.name", f"expected a name made of letters, digits and _, "
+                                            f"got {name!r}")
+        if name in self.sections or name in RESERVED_ROOTS:
+            raise self.err(f"{where}.name", f"'{name}' is taken by a parameter root")
+        return Workload(name, model, scenario, float(weight))
+
+    # -- derived, metrics, constraints, objectives --------------------------------------------
+    def _expr(self, where: str, text: Any, known: set[str]) -> Expr:
+        try:
+            expr = parse_expr(text)
+        except ExprError as exc:
+            raise self.err(where, str(exc)) from None
+        for name in expr.names:
+            if name not in known:
+                raise self.err(where, f"unknown name '{name}'{_hint(name, sorted(known))} in "
+                                      f"'{expr.text}'")
+        return expr
+
+    def _derived(self, data: Any, axes: list[Axis]) -> list[Derived]:
+        if data is None:
+            return []
+        if not isinstance(data, dict):
+            raise self.err("derived", "expected a mapping of target: expression")
+        known = set(self.base_values) | {a.path for a in axes}
+        axis_paths = {a.path for a in axes}
+        out = []
+        for target, text in data.items():
+            where = f"derived.{target}"
+            if not isinstance(target, str) or not target:
+                raise self.err("derived", f"expected parameter paths or names as keys, got "
+                                          f"{target!r}")
+            if target in axis_paths:
+                raise self.err(where, "is also an axis; a parameter is either swept or derived")
+            root = target.split(".")[0]
+            if root in RESERVED_ROOTS or root in self.sections:
+                kind, _parse, numeric, _unit = self._value_parser(where, target)
+                if numeric is None:
+                    raise self.err(where, "a derived value is a number; this parameter is not")
+            elif "." in target or not target.isidentifier():
+                raise self.err(where, f"'{root}' is not a section of a '{self.arch_type}' arch"
+                                      f"{_hint(root, self.sections)}; a free derived name is "
+                                      "made of letters, digits and _")
+            elif target in self.metric_names:
+                raise self.err(where, f"'{target}' is a result metric; pick another name")
+            else:
+                kind = "free"
+            expr = self._expr(where, text, known)
+            out.append(Derived(target, kind, expr))
+            known.add(target)
+        return out
+
+    def _metrics(self, data: Any, known: set[str], params: list[str]) -> list[tuple[str, Expr]]:
+        if data is None:
+            return []
+        if not isinstance(data, dict):
+            raise self.err("metrics", "expected a mapping of name: expression")
+        out = []
+        known = set(known)
+        for name, text in data.items():
+            where = f"metrics.{name}"
+            if not isinstance(name, str) or not name.isidentifier():
+                raise self.err(where, "expected a name made of letters, digits and _")
+            if name in known:
+                raise self.err(where, f"'{name}' is already a metric or parameter")
+            out.append((name, self._expr(where, text, known)))
+            known.add(name)
+        return out
+
+    def _constraints(self, data: Any, known: set[str]) -> list[Expr]:
+        if data is None:
+            return []
+        if not isinstance(data, list):
+            raise self.err("constraints", "expected a list of conditions like "
+                                          "'power_W <= 700'")
+        out = []
+        for i, text in enumerate(data):
+            expr = self._expr(f"constraints[{i}]", text, known)
+            body = expr.tree.body
+            if not isinstance(body, (ast.Compare, ast.BoolOp)) and not (
+                    isinstance(body, ast.UnaryOp) and isinstance(body.op, ast.Not)):
+                raise self.err(f"constraints[{i}]", f"expected a condition (a comparison such as "
+                                                    f"'power_W <= 700'), got '{expr.text}'")
+            out.append(expr)
+        return out
+
+    def _objectives(self, data: Any, known: set[str]) -> list[Objective]:
+        if data is None:
+            raise self.err("objectives", "missing required field (a list like "
+                                         "[{min: tpot_s}, {min: energy_per_token_J}])")
+        if not isinstance(data, list) or not data:
+            raise self.err("objectives", "expected a non-empty list like [{min: tpot_s}]")
+        out = []
+        for i, item in enumerate(data):
+            where = f"objectives[{i}]"
+            if isinstance(item, dict) and len(item) == 1 and next(iter(item)) in ("min", "max"):
+                goal, metric = next(iter(item.items()))
+            elif isinstance(item, dict) and set(item) <= {"metric", "goal"} and "metric" in item:
+                metric, goal = item["metric"], item.get("goal", "min")
+            else:
+                raise self.err(where, f"expected {{min: METRIC}} or {{max: METRIC}}, got {item!r}")
+            if goal not in ("min", "max"):
+                raise self.err(f"{where}.goal", f"expected min or max, got {goal!r}")
+            if not isinstance(metric, str) or metric not in known:
+                raise self.err(where, f"unknown metric {metric!r}"
+                                      f"{_hint(str(metric), sorted(known))}")
+            if any(o.metric == metric for o in out):
+                raise self.err(where, f"duplicate objective '{metric}'")
+            out.append(Objective(metric, goal))
+        return out
+
+    # -- fidelity and the device model --------------------------------------------------------
+    def _fidelity(self, fidelity: Any) -> str:
+        from sim.devices.base import FIDELITIES, SimError, device_for
+
+        if fidelity not in FIDELITIES:
+            raise self.err("fidelity", f"expected one of {', '.join(FIDELITIES)}, got "
+                                       f"{fidelity!r}")
+        try:
+            device_for(self.base_arch, fidelity)
+        except SimError as exc:
+            raise self.err("fidelity", str(exc).removeprefix("--fidelity: ")) from None
+        return fidelity
+
+    def _probe_metrics(self, workloads: list[Workload], fidelity: str) -> list[str]:
+        """Metric names the device model reports: run a one-layer, one-token probe."""
+        from sim.run import simulate
+
+        w = workloads[0]
+        try:
+            scenario = Scenario(batch=1, prompt_len=2, gen_len=2,
+                                dtype=w.scenario.get("dtype", "fp16"))
+            result = simulate(self.base_arch, dataclasses.replace(w.model, n_layers=1),
+                              scenario, "roofline")
+            names = list(result.metrics)
+        except Exception:  # noqa: BLE001  (the probe only names metrics; fall back to the list)
+            names = list(FALLBACK_METRICS)
+        return names + [m for m in DSE_METRICS if m not in names]
+
+    def _check_first_point(self, spec: SweepSpec) -> None:
+        """Build the first design point so that cross-field mistakes show up at load time."""
+        from dse.evaluate import build_point
+
+        first = {a.path: a.from_unit(0.0) for a in spec.axes}
+        try:
+            build_point(spec, first)
+        except ExprError as exc:
+            raise self.err("derived", f"at the first design point {first}: {exc}") from None
+        except SpecError as exc:
+            raise self.err("axes", f"the first design point {first} is not a valid arch: "
+                                   f"{exc.path}: {exc.message}") from None
+

@@ -1,0 +1,205 @@
+"""The mapper: search spatial unrolling, per-level factors and loop orders within a budget.
+
+Search space, per spatial unrolling (each array dimension takes the largest divisor of one rank
+that fits): every rank's remaining extent is split over the temporal levels (all divisor chains),
+splits whose tiles overflow a level are pruned before any loop order is considered, and every
+surviving split is tried with every loop order of each level (permutations of its non-unit loops).
+When the space is within ``budget`` evaluations it is searched exhaustively; otherwise ``budget``
+points are drawn at random with ``seed`` (numpy ``default_rng``), so the same inputs always give
+the same mapping. Results are memoised per (problem, arch, budget, seed, objective, convention).
+
+Objectives: ``latency`` (then energy), ``energy`` (then latency), ``edp``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from mappings.cost import MappingCost, evaluate
+from mappings.mapping import Mapping, MappingError, Problem, holds
+from mappings.spec import SpatialArch
+
+
+@dataclass(frozen=True)
+class MapperResult:
+    """The best mapping found, its cost, and how much of the space was looked at."""
+
+    mapping: Mapping
+    cost: MappingCost
+    evaluated: int
+    space: int
+    exhaustive: bool
+
+
+def _divisor_chains(n: int, parts: int, allowed: tuple[bool, ...]) -> list[tuple[int, ...]]:
+    """All ways to write ``n`` as an ordered product of ``parts`` factors (1 where not allowed)."""
+    if parts == 0:
+        return [()] if n == 1 else []
+    out = []
+    divs = [d for d in range(1, n + 1) if n % d == 0] if allowed[0] else [1]
+    for d in divs:
+        for rest in _divisor_chains(n // d, parts - 1, allowed[1:]):
+            out.append((d,) + rest)
+    return out
+
+
+def _largest_divisor_at_most(n: int, cap: int) -> int:
+    for d in range(min(n, cap), 0, -1):
+        if n % d == 0:
+            return d
+    return 1
+
+
+def _orders(ranks_at_level: tuple[str, ...], canonical: bool) -> list[tuple[str, ...]]:
+    """Loop orders to try at one level. With ``canonical`` only the innermost loop varies
+    (exact when every rank is irrelevant to at most one operand, as in a GEMM: refills depend
+    only on which loops trail the innermost relevant one)."""
+    if len(ranks_at_level) <= 1:
+        return [ranks_at_level]
+    if not canonical:
+        return list(itertools.permutations(ranks_at_level))
+    return [tuple(r for r in ranks_at_level if r != last) + (last,) for last in ranks_at_level]
+
+
+def spatial_candidates(problem: Problem, arch: SpatialArch,
+                       dataflow: str | None = None) -> list[tuple[tuple, tuple]]:
+    """Spatial unrollings: a rank on the rows and another on the columns. ``dataflow`` fixes
+    them for a GEMM (``ws``: reduction on rows, N on columns; ``os``: M, N; ``is``: K, M)."""
+    size = problem.size
+    fixed = {"ws": ("k", "n"), "os": ("m", "n"), "is": ("k", "m")}
+    if dataflow in fixed and set(size) >= set(fixed[dataflow]):
+        pairs = [fixed[dataflow]]
+    else:
+        pairs = [(a, b) for a in size for b in size if a != b]
+    out = []
+    for a, b in pairs:
+        fa = _largest_divisor_at_most(size[a], arch.rows)
+        fb = _largest_divisor_at_most(size[b], arch.cols)
+        out.append((((a, fa),), ((b, fb),)))
+    return out
+
+
+def _feasible(problem: Problem, arch: SpatialArch, chains: dict[str, list[tuple[int, ...]]],
+              sp: dict[str, int], bypass: frozenset) -> list[tuple[tuple[int, ...], ...]]:
+    """Splits (one divisor chain per rank) whose tiles fit every level, vectorised over the
+    grid of all chain combinations (same rule as :func:`mappings.mapping.validate`)."""
+    ranks = problem.ranks
+    nlev = len(arch.levels)
+    fan = arch.fanout_index
+    inner = {}
+    for r in ranks:
+        f = np.array(chains[r], dtype=np.float64).reshape(len(chains[r]), nlev)
+        inner[r] = np.flip(np.cumprod(np.flip(f, axis=1), axis=1), axis=1)
+    shape = tuple(len(chains[r]) for r in ranks)
+    ok = np.ones(shape, dtype=bool)
+    probe = Mapping(tuple(() for _ in arch.levels), bypass=bypass)
+    for j, lev in enumerate(arch.levels):
+        if math.isinf(lev.capacity):
+            continue
+        used = np.zeros(shape)
+        for op in ("I", "W", "O"):
+            if not holds(arch, probe, j, op):
+                continue
+            rel = problem.ranks_of(op)
+            tile = np.ones(shape)
+            for axis, r in enumerate(ranks):
+                if r in rel:
+                    view = [1] * len(ranks)
+                    view[axis] = shape[axis]
+                    tile = tile * inner[r][:, j].reshape(view)
+            if j < fan:
+                tile = tile * math.prod(sp.get(r, 1) for r in rel)
+            word = arch.psum_bytes if (op == "O" and lev.per_pe) else arch.bytes_of(op)
+            need = tile * word
+            own = lev.capacity_for(op)
+            if own is not None:
+                ok &= need <= own + 1e-9
+            used = used + need
+        ok &= used <= lev.capacity + 1e-9
+    return [tuple(chains[r][i] for r, i in zip(ranks, idx, strict=True))
+            for idx in np.argwhere(ok)]
+
+
+def _build(problem: Problem, arch: SpatialArch, split: dict[str, tuple[int, ...]],
+           orders: tuple[tuple[str, ...], ...], spatial, bypass) -> Mapping:
+    temporal = []
+    for lvl, order in enumerate(orders):
+        temporal.append(tuple((r, split[r][lvl]) for r in order))
+    return Mapping(tuple(temporal), spatial[0], spatial[1], bypass)
+
+
+def search(problem: Problem, arch: SpatialArch, budget: int = 20000, seed: int = 0,
+           objective: str = "latency", convention: str = "overlap",
+           dataflow: str | None = None, bypass: frozenset[tuple[str, str]] = frozenset(),
+           tolerance: float = 0.01) -> MapperResult:
+    """Best mapping of ``problem`` on ``arch`` under ``objective`` (memoised, deterministic).
+    ``tolerance``: relative band within which the secondary metric decides."""
+    return _search(problem, arch, budget, seed, objective, convention, dataflow, bypass,
+                   tolerance)
+
+
+@lru_cache(maxsize=4096)
+def _search(problem: Problem, arch: SpatialArch, budget: int, seed: int, objective: str,
+            convention: str, dataflow: str | None, bypass: frozenset[tuple[str, str]],
+            tolerance: float) -> MapperResult:
+    nlev = len(arch.levels)
+    ranks = problem.ranks
+    irrelevant_to = {r: sum(r not in problem.ranks_of(op) for op in ("I", "W", "O"))
+                     for r in ranks}
+    canonical = all(v <= 1 for v in irrelevant_to.values())
+    points: list[tuple] = []   # (spatial, split, orders) in a fixed enumeration order
+    for spatial in spatial_candidates(problem, arch, dataflow):
+        sp = {r: x for r, x in (*spatial[0], *spatial[1])}
+        # per-PE levels hold one tile per PE: they may still carry loops
+        allowed = tuple(True for _ in range(nlev))
+        chains = {r: _divisor_chains(problem.size[r] // sp.get(r, 1), nlev, allowed)
+                  for r in ranks}
+        for combo in _feasible(problem, arch, chains, sp, bypass):
+            split = dict(zip(ranks, combo, strict=True))
+            base_orders = tuple(tuple(r for r in ranks if split[r][lvl] > 1)
+                                for lvl in range(nlev))
+            per_level = [_orders(o, canonical) for o in base_orders]
+            for orders in itertools.product(*per_level):
+                points.append((spatial, split, orders))
+    if not points:
+        raise MappingError(f"no valid mapping of {problem.name} on {arch.name} (tiles never fit)")
+    space = len(points)
+    exhaustive = space <= budget
+    if exhaustive:
+        chosen = range(space)
+    else:
+        rng = np.random.default_rng(seed)
+        chosen = sorted(rng.choice(space, size=budget, replace=False).tolist())
+    costs = []
+    for idx in chosen:
+        spatial, split, orders = points[idx]
+        m = _build(problem, arch, split, orders, spatial, bypass)
+        costs.append((m, evaluate(problem, arch, m, convention, check=False)))
+    # primary metric first, then the secondary within the tolerance band of the best primary
+    if objective == "latency":
+        floor = min(c.latency_cycles for _, c in costs) * (1 + tolerance)
+        pool = [(m, c) for m, c in costs if c.latency_cycles <= floor]
+        best = min(pool, key=lambda mc: (mc[1].energy_total, mc[1].latency_cycles))
+    elif objective == "energy":
+        floor = min(c.energy_total for _, c in costs) * (1 + tolerance)
+        pool = [(m, c) for m, c in costs if c.energy_total <= floor]
+        best = min(pool, key=lambda mc: (mc[1].latency_cycles, mc[1].energy_total))
+    else:
+        best = min(costs, key=lambda mc: (mc[1].energy_total * mc[1].latency_cycles,
+                                          mc[1].latency_cycles))
+    return MapperResult(best[0], best[1], len(chosen), space, exhaustive)
+
+
+def best_latency(problem: Problem, arch: SpatialArch, **kw) -> float:
+    """Cycles of the best mapping (a convenience for sweeps)."""
+    return search(problem, arch, **kw).cost.latency_cycles
+
+
+def lower_bound_ratio(result: MapperResult) -> float:
+    """DRAM traffic of the best mapping over the problem's I/O lower bound."""
+    return result.cost.io_ratio if result.cost.io_lower_bound_bytes else math.inf

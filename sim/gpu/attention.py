@@ -1,0 +1,263 @@
+"""Fused attention kernels and how they partition work over the SMs.
+
+A FlashAttention-2 CTA owns ``Br`` query rows (padded: a decode query still fills a full
+block) and walks the KV sequence in blocks of ``Bc`` tokens. Per block it runs two MMAs
+(``QK^T`` and ``PV``: ``4 Br Bc d`` FLOPs at the SM's share of the sustained tensor peak) and the
+online softmax on the CUDA cores and special-function units (``Br Bc`` exponentials, a few fp32
+operations per score) — FA-2 does not overlap the two, so they add. It streams ``2 Bc d`` KV
+elements per block from DRAM at its Little's-law rate. A block therefore takes
+``max(t_mma + t_softmax, bytes / rate)``.
+
+Partitionings of one attention call (batch ``B``, ``H`` query heads, ``G`` KV heads):
+
+* ``flash2`` — one CTA per (batch, head, query block); decode (one query) with grouped heads
+  packs the group's queries into the rows (FA-2's seqlen/ngroups swap). With ``B*H`` below the
+  SM count most SMs idle.
+* ``flashdecoding`` — FA-2's split-KV kernel (``Br=64``, ``Bc=256/128/64`` for head dim
+  ``<=64/<=128/>128``) with the split count of FA-2's ``num_splits_heuristic`` (the smallest
+  count within 85% of the best wave efficiency; at most 128 and at most the SM count), plus a
+  combine kernel that reads every split's partial output.
+* ``paged`` — vLLM's PagedAttention V1 (2023 serving stacks): one CTA of four warps per
+  (sequence, query head) on the CUDA cores, each warp streaming one 16-token KV block at a time;
+  the query heads of a KV group share its cache through L2 (DRAM reads it once), so a CTA's
+  Little's-law rate uses the L2 latency when its group has other members, DRAM's otherwise.
+* ``lean`` — LeanAttention: the same tiles (LeanTiles), all ``H x ceil(N/Bc)`` of them dealt out
+  evenly to one persistent CTA per SM slot (stream-K); CTAs that share a head combine their
+  partial softmax states with the associative rescaling, in the same kernel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sim.gpu.hw import GpuHw
+from sim.gpu.memory import cta_rate
+
+DECODE_POLICIES = ("flash2", "flashdecoding", "lean", "paged")
+PAGED_WARPS = 4          # vLLM PagedAttention V1: 128 threads per (head, sequence)
+PAGED_BLOCK = 16         # tokens per KV-cache block; one block per warp in flight
+SOFTMAX_ALU_OPS = 4.0   # scale, running max, subtract (fused into exp2's FMA), row sum, convert
+MAX_SPLITS = 128        # FA-2 flash_api.cpp: num_splits_heuristic(..., 128)
+
+
+@dataclass(frozen=True)
+class AttentionShape:
+    """One attention call: ``q_len`` new queries per request over ``kv_len`` cached tokens."""
+
+    batch: int
+    q_heads: int
+    kv_heads: int
+    q_len: int
+    kv_len: int
+    head_dim: int
+    kv_elem: float = 2.0   # bytes per K/V element
+    q_elem: float = 2.0
+
+    @property
+    def group(self) -> int:
+        return max(1, self.q_heads // max(self.kv_heads, 1))
+
+    @property
+    def kv_bytes(self) -> float:
+        return 2.0 * self.batch * self.kv_heads * self.kv_len * self.head_dim * self.kv_elem
+
+    @property
+    def qo_bytes(self) -> float:
+        return 2.0 * self.batch * self.q_heads * self.q_len * self.head_dim * self.q_elem
+
+
+@dataclass(frozen=True)
+class AttnHw:
+    """The per-SM rates the attention kernels need."""
+
+    gpu: GpuHw
+    sm_tensor: float      # sustained tensor FLOP/s per SM for the dtype
+    sm_alu: float         # fp32 operations per second per SM (one per lane per clock)
+    sm_sfu: float         # special-function (exp) results per second per SM
+
+
+def fa2_blocks(head_dim: int, split_kernel: bool) -> tuple[int, int]:
+    """(Br, Bc) of FA-2's sm80 kernels: the forward kernel uses 128-row blocks with 128 (d<=64)
+    or 64 KV tokens; the split-KV kernel 64 rows with 256/128/64 tokens (d <=64/<=128/more)."""
+    if split_kernel:
+        return 64, (256 if head_dim <= 64 else (128 if head_dim <= 128 else 64))
+    return 128, (128 if head_dim <= 64 else 64)
+
+
+def block_compute(ahw: AttnHw, br: int, bc: int, d: int) -> float:
+    """Seconds one CTA computes one (Br x Bc) block: two MMAs then the online softmax."""
+    t_mma = 4.0 * br * bc * d / ahw.sm_tensor
+    scores = br * bc
+    t_softmax = scores * SOFTMAX_ALU_OPS / ahw.sm_alu + scores / ahw.sm_sfu
+    return t_mma + t_softmax
+
+
+def _block_time(ahw: AttnHw, br: int, bc: int, d: int, elem: float, active: int,
+                ctas_per_sm: int) -> float:
+    """Seconds per KV block for one of ``active`` CTAs (``ctas_per_sm`` share an SM)."""
+    hw = ahw.gpu
+    compute = block_compute(ahw, br, bc, d) * ctas_per_sm
+    nbytes = 2.0 * bc * d * elem
+    inflight = 2.0 * nbytes  # double-buffered K and V tiles
+    return max(compute, nbytes / cta_rate(hw, active, inflight))
+
+
+def _slots(hw: GpuHw, br: int, bc: int, d: int, elem: float) -> int:
+    """CTAs of 4 warps that fit per SM: Q, K and V tiles (double-buffered KV) in shared memory."""
+    smem = br * d * 2.0 + 2 * 2 * bc * d * elem
+    return max(1, min(2, int(hw.smem_per_sm // smem)))
+
+
+@lru_cache(maxsize=65536)
+def flash2(ahw: AttnHw, sh: AttentionShape) -> dict:
+    """FlashAttention-2 forward: one CTA per (batch, head, query block)."""
+    hw = ahw.gpu
+    decode_pack = sh.q_len == 1 and sh.group > 1
+    rows = sh.group if decode_pack else sh.q_len
+    heads = sh.kv_heads if decode_pack else sh.q_heads
+    br, bc = fa2_blocks(sh.head_dim, split_kernel=False)
+    ctas = sh.batch * heads * math.ceil(rows / br)
+    per_sm = _slots(hw, br, bc, sh.head_dim, sh.kv_elem)
+    slots = hw.sms * per_sm
+    blocks = math.ceil(sh.kv_len / bc)
+    t = 0.0
+    remaining = ctas
+    waves = 0
+    while remaining > 0:
+        active = min(remaining, slots)
+        sharing = min(per_sm, math.ceil(active / hw.sms))
+        t += blocks * _block_time(ahw, br, bc, sh.head_dim, sh.kv_elem, active, sharing)
+        t += hw.hbm_latency  # prologue: first K/V tile
+        remaining -= active
+        waves += 1
+    t += hw.launch
+    return {"time": t, "ctas": ctas, "waves": waves, "splits": 1, "block": f"{br}x{bc}",
+            "dram_bytes": sh.kv_bytes + sh.qo_bytes}
+
+
+def num_splits_heuristic(batch_nheads_mblocks: int, num_sms: int, num_n_blocks: int,
+                         max_splits: int = MAX_SPLITS) -> int:
+    """FA-2's split count for FlashDecoding (flash_api.cpp, v2.x), reproduced as published."""
+    if batch_nheads_mblocks >= 0.8 * num_sms:
+        return 1
+    max_splits = min(max_splits, num_sms, num_n_blocks)
+    effs: list[float] = []
+    best = 0.0
+
+    def eligible(s: int) -> bool:
+        return s == 1 or math.ceil(num_n_blocks / s) != math.ceil(num_n_blocks / (s - 1))
+
+    for s in range(1, max_splits + 1):
+        if not eligible(s):
+            effs.append(0.0)
+            continue
+        waves = batch_nheads_mblocks * s / num_sms
+        eff = waves / math.ceil(waves)
+        best = max(best, eff)
+        effs.append(eff)
+    for s in range(1, max_splits + 1):
+        if eligible(s) and effs[s - 1] >= 0.85 * best:
+            return s
+    return 1
+
+
+def _combine_time(hw: GpuHw, partials: int, sh: AttentionShape, rows: int) -> float:
+    """A kernel reading ``partials`` fp32 partial outputs (+ max and sum) per row and head."""
+    nbytes = partials * sh.batch * sh.q_heads * sh.q_len * (sh.head_dim + 2) * 4.0 \
+        + sh.qo_bytes / 2
+    return hw.launch + max(hw.hbm_latency, nbytes / hw.hbm_achievable)
+
+
+@lru_cache(maxsize=65536)
+def flash_decoding(ahw: AttnHw, sh: AttentionShape) -> dict:
+    """FA-2 split-KV (FlashDecoding): ``splits`` CTAs per (batch, head, query block)."""
+    hw = ahw.gpu
+    decode_pack = sh.q_len == 1 and sh.group > 1
+    rows = sh.group if decode_pack else sh.q_len
+    heads = sh.kv_heads if decode_pack else sh.q_heads
+    br, bc = fa2_blocks(sh.head_dim, split_kernel=True)
+    mblocks = sh.batch * heads * math.ceil(rows / br)
+    n_blocks = math.ceil(sh.kv_len / bc)
+    splits = num_splits_heuristic(mblocks, hw.sms, n_blocks)
+    per_split = math.ceil(n_blocks / splits)
+    splits = math.ceil(n_blocks / per_split)
+    ctas = mblocks * splits
+    per_sm = _slots(hw, br, bc, sh.head_dim, sh.kv_elem)
+    slots = hw.sms * per_sm
+    t, remaining, waves = 0.0, ctas, 0
+    while remaining > 0:
+        active = min(remaining, slots)
+        sharing = min(per_sm, math.ceil(active / hw.sms))
+        t += per_split * _block_time(ahw, br, bc, sh.head_dim, sh.kv_elem, active, sharing)
+        t += hw.hbm_latency
+        remaining -= active
+        waves += 1
+    t += hw.launch
+    if splits > 1:
+        t += _combine_time(hw, splits, sh, rows)
+    return {"time": t, "ctas": ctas, "waves": waves, "splits": splits, "block": f"{br}x{bc}",
+            "dram_bytes": sh.kv_bytes + sh.qo_bytes}
+
+
+@lru_cache(maxsize=65536)
+def lean_attention(ahw: AttnHw, sh: AttentionShape) -> dict:
+    """LeanAttention: stream-K over LeanTiles with the associative softmax reduction."""
+    hw = ahw.gpu
+    decode_pack = sh.q_len == 1 and sh.group > 1
+    rows = sh.group if decode_pack else sh.q_len
+    heads = sh.kv_heads if decode_pack else sh.q_heads
+    br, bc = fa2_blocks(sh.head_dim, split_kernel=True)
+    units = sh.batch * heads * math.ceil(rows / br)   # output tiles (head blocks)
+    tiles_per_unit = math.ceil(sh.kv_len / bc)
+    total = units * tiles_per_unit
+    per_sm = _slots(hw, br, bc, sh.head_dim, sh.kv_elem)
+    ctas = min(hw.sms * per_sm, total)
+    most = math.ceil(total / ctas)                     # LeanTiles of the busiest CTA
+    sharing = min(per_sm, math.ceil(ctas / hw.sms))
+    t = most * _block_time(ahw, br, bc, sh.head_dim, sh.kv_elem, ctas, sharing) + hw.hbm_latency
+    # partial states: a head spread over several CTAs is finished by its host CTA, which reads
+    # the others' partial outputs (fp32 O, running max and sum) from L2 once they are flagged
+    peers = math.ceil(tiles_per_unit / most) if tiles_per_unit > most else 1
+    fixup = 0.0
+    if ctas > 1 and (ctas > units or tiles_per_unit % most):
+        fixup_bytes = peers * rows * (sh.head_dim + 2) * 4.0
+        fixup = hw.l2_latency + fixup_bytes / (hw.l2_achievable / hw.sms)
+    t += fixup + hw.launch
+    return {"time": t, "ctas": ctas, "waves": 1, "splits": peers,
+            "block": f"{br}x{bc}", "tiles": total, "tiles_per_cta": most,
+            "dram_bytes": sh.kv_bytes + sh.qo_bytes}
+
+
+@lru_cache(maxsize=65536)
+def paged_attention(ahw: AttnHw, sh: AttentionShape) -> dict:
+    """vLLM PagedAttention V1 decode: one CTA per (sequence, query head), no KV split."""
+    hw = ahw.gpu
+    ctas = sh.batch * sh.q_heads
+    slots = hw.sms * 4   # 128-thread CTAs, small shared memory: several per SM
+    per_cta = 2.0 * sh.kv_len * sh.head_dim * sh.kv_elem
+    inflight = PAGED_WARPS * PAGED_BLOCK * sh.head_dim * sh.kv_elem
+    latency = hw.l2_latency if sh.group > 1 else hw.hbm_latency
+    cap = inflight / latency if latency > 0 else float("inf")
+    active = min(ctas, slots)
+    per_token_ops = 4.0 * sh.head_dim + SOFTMAX_ALU_OPS   # q.k and p.v FMAs, softmax
+    t_compute = math.ceil(ctas / slots) * sh.kv_len * per_token_ops / \
+        (ahw.sm_alu * 2 / max(1, math.ceil(active / hw.sms)))
+    t_cta = math.ceil(ctas / slots) * per_cta / cap
+    t_dram = (sh.kv_bytes + sh.qo_bytes) / hw.hbm_achievable
+    t_l2 = ctas * per_cta / hw.l2_achievable
+    t = hw.launch + hw.hbm_latency + max(t_cta, t_dram, t_l2, t_compute)
+    return {"time": t, "ctas": ctas, "waves": math.ceil(ctas / slots), "splits": 1,
+            "block": f"1x{PAGED_BLOCK}", "dram_bytes": sh.kv_bytes + sh.qo_bytes}
+
+
+def attention_time(ahw: AttnHw, sh: AttentionShape, decode_policy: str) -> dict:
+    """Prefill (``q_len > 1``) always runs the FA-2 forward kernel; decode uses the policy."""
+    if sh.q_len > 1 or decode_policy == "flash2":
+        return flash2(ahw, sh)
+    if decode_policy == "lean":
+        return lean_attention(ahw, sh)
+    if decode_policy == "paged":
+        return paged_attention(ahw, sh)
+    return flash_decoding(ahw, sh)

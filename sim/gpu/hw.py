@@ -1,0 +1,56 @@
+"""A hashable snapshot of one GPU's parameters (SI units) for the memoised micro-models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from arch import Arch
+
+
+@dataclass(frozen=True)
+class GpuHw:
+    """What the GEMM, vector and attention models read; built once per device from its arch.
+
+    Bandwidths in B/s, times in s, capacities in B, peaks in FLOP/s for the whole chip.
+    """
+
+    sms: int
+    clock: float
+    smem_per_sm: float
+    smem_bw_per_sm: float
+    tensor_efficiency: float
+    gemm_stages: int
+    ctas_per_sm: int
+    persistent_gemm: bool
+    warp_size: int
+    launch: float
+    hbm_bw: float           # peak
+    hbm_eff: float          # achievable fraction for streaming access
+    hbm_latency: float
+    l2_bw: float
+    l2_eff: float
+    l2_capacity: float
+    l2_latency: float
+    gemm_tiles: tuple[tuple[int, int, int], ...]
+
+    @property
+    def hbm_achievable(self) -> float:
+        """Streaming bandwidth a well-fed kernel reaches (B/s)."""
+        return self.hbm_bw * self.hbm_eff
+
+    @property
+    def l2_achievable(self) -> float:
+        return self.l2_bw * self.l2_eff
+
+
+def gpu_hw(arch: Arch) -> GpuHw:
+    """Build the snapshot from an arch of type ``gpu``."""
+    g, hbm, l2 = arch.gpu, arch.memory["hbm"], arch.memory["l2"]
+    return GpuHw(
+        sms=g.sm_count, clock=g.clock, smem_per_sm=g.smem_per_sm,
+        smem_bw_per_sm=g.smem_bytes_per_clock * g.clock, tensor_efficiency=g.tensor_efficiency,
+        gemm_stages=g.gemm_stages, ctas_per_sm=g.ctas_per_sm, persistent_gemm=g.persistent_gemm,
+        warp_size=g.warp_size, launch=g.launch_overhead, hbm_bw=hbm.bandwidth,
+        hbm_eff=hbm.efficiency, hbm_latency=hbm.latency, l2_bw=l2.bandwidth, l2_eff=l2.efficiency,
+        l2_capacity=l2.capacity, l2_latency=l2.latency,
+        gemm_tiles=tuple(tuple(int(x) for x in t) for t in g.gemm_tiles))

@@ -1,0 +1,861 @@
+"""Cycle-level DRAM model (numba): channels, ranks, bank groups, banks, rows under JEDEC timing.
+
+Per channel a controller holds a read queue and a write buffer of transactions, per-bank (or
+per-rank) command queues, a refresh engine and the state of every bank (open row, row-hit count,
+the earliest cycle each command type may issue, computed from :func:`timing_table`). Each memory
+cycle a channel:
+
+1. inserts a refresh when the refresh interval elapses (rank-staggered, rank-simultaneous or
+   per-bank), and while one is pending precharges the rank's open banks and issues REF as soon
+   as tRP/tRFC/... allow, holding back that rank's queues;
+2. otherwise issues one command, scanning the command queues round-robin and taking in each the
+   first command whose next step (ACT, PRE or the column command) meets its timing: FR-FCFS
+   within a bank. An ACT also needs the four-activate window (tFAW; and GDDR's 32-activate
+   window); a PRE that would close a row other queued requests still hit waits, unless the row
+   has served ``row_hit_cap`` hits already; a write waits for an older read of the same address.
+   HBM can issue a row and a column command in the same cycle;
+3. moves one transaction into its command queue (reads first; writes drain once the write
+   buffer fills, or passes ``write_drain_threshold`` while the command queues are empty).
+
+A read completes ``RL + burst`` cycles after its READ command; writes complete when buffered;
+reads of a buffered write are served from the buffer; reads of an address already queued
+merge. The front end mirrors DRAMsim3's trace CPU: one request per memory cycle at most, in
+trace order, blocking while the controller refuses it; or (for pattern timing) one request per
+cycle per channel. The scheduling policy and these details follow DRAMsim3 (umd-memsys/DRAMsim3:
+``controller.cc``, ``command_queue.cc``, ``channel_state.cc``, ``refresh.cc``) so that runs of
+DRAMsim3's configs and traces compare like for like; see ``docs/dram.md``.
+
+Speed: each queue keeps a lower bound on the first cycle any of its commands can become ready
+(timing only ever moves later, so the bound stays valid until a command of its own bank issues
+or its contents change); a channel skips the queue scan while the earliest bound lies ahead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from sim.micro.dram_config import (
+    ACT,
+    N_CMD,
+    PRE,
+    READ,
+    READ_P,
+    REF,
+    REF_BANK,
+    WRITE,
+    WRITE_P,
+    DramConfig,
+    timing_table,
+)
+
+INF = np.int64(1) << np.int64(62)
+NONE = -1
+
+# packed parameters
+(P_CH, P_RANKS, P_BG, P_BPG, P_BANKS, P_NQ, P_PERBANK, P_CQS, P_TQS, P_UNIFIED, P_OPEN,
+ P_RDELAY, P_REFINT, P_REFPOL, P_DUAL, P_TFAW, P_GDDR, P_T32AW, P_DRAIN, P_HITCAP, P_N) = range(21)
+
+# per-channel statistics
+(S_READS, S_WRITES, S_LAT, S_RDCMD, S_WRCMD, S_ACT, S_PRE, S_REF, S_REFB, S_RDHIT, S_WRHIT,
+ S_DUAL, S_N) = range(13)
+
+FRONTEND_MODES = {"dramsim3": 0, "per_channel": 1}
+TAIL_MODES = {"newline": 0, "no_newline": 1, "none": 2}
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _qindex(per_bank: bool, nbanks: int, rank: int, bank: int) -> int:
+    return rank * nbanks + bank if per_bank else rank
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _cmd_of(write: int, open_page: bool) -> int:
+    if write:
+        return WRITE if open_page else WRITE_P
+    return READ if open_page else READ_P
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _arbitrate_pre(cmdq, n, pos, r_rank, r_bank, r_row, rank, bank, open_row, hits, hitcap):
+    """DRAMsim3's ArbitratePrecharge: may this queued command's PRE close the open row?"""
+    for p in range(pos):
+        o = cmdq[p]
+        if r_rank[o] == rank and r_bank[o] == bank:
+            return False
+    for p in range(pos, n):
+        o = cmdq[p]
+        if r_row[o] == open_row and r_bank[o] == bank and r_rank[o] == rank:
+            return hits >= hitcap
+    return True
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _rw_dependency(cmdq, pos, r_write, r_row, r_col, r_bank, req):
+    """An older read of the same row, column and bank blocks a write (write-after-read)."""
+    for p in range(pos):
+        o = cmdq[p]
+        if r_write[o] == 0 and r_row[o] == r_row[req] and r_col[o] == r_col[req] \
+                and r_bank[o] == r_bank[req]:
+            return True
+    return False
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _ready_at(tim, ch, r, b, BPG, NB, BG, t):
+    """Earliest cycle command ``t`` may issue to bank ``b`` of rank ``r``: the latest of the
+    bank's own, its bank group's, its rank's and the other ranks' constraints."""
+    v = tim[ch, r, b, t]
+    w = tim[ch, r, NB + b // BPG, t]
+    if w > v:
+        v = w
+    w = tim[ch, r, NB + BG, t]
+    if w > v:
+        v = w
+    w = tim[ch, r, NB + BG + 1, t]
+    if w > v:
+        v = w
+    return v
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _first_ready(ch, qi, T, cmdq, cmdq_n, qb, bstate, brow, bhits, btim, faw, faw_n, aw32,
+                 aw32_n, gddr, open_page, hitcap, r_rank, r_bank, r_row, r_col, r_write,
+                 per_bank, BPG, NB, BG):
+    """(position, command) of the first issuable command of queue ``qi``, or (-1, -1) and the
+    queue's ready bound updated."""
+    n = cmdq_n[ch, qi]
+    q = cmdq[ch, qi]
+    if per_bank and n > 0:
+        # every entry targets the same bank: its state and timing are read once
+        r = r_rank[q[0]]
+        b = r_bank[q[0]]
+        if bstate[ch, r, b] == 0:
+            # closed: the first entry's ACT (ACTs are never arbitrated)
+            t = _ready_at(btim, ch, r, b, BPG, NB, BG, ACT)
+            if faw_n[ch, r] >= 4 and faw[ch, r, 0] > t:
+                t = faw[ch, r, 0]
+            if gddr and aw32_n[ch, r] >= 32 and aw32[ch, r, 0] > t:
+                t = aw32[ch, r, 0]
+            if t <= T:
+                return 0, ACT
+            qb[ch, qi] = t
+            return -1, -1
+        orow = brow[ch, r, b]
+        bound = INF
+        for pos in range(n):
+            req = q[pos]
+            if r_row[req] == orow:
+                need = _cmd_of(r_write[req], open_page)
+                t = _ready_at(btim, ch, r, b, BPG, NB, BG, need)
+                if t > T:
+                    if t < bound:
+                        bound = t
+                    continue
+                if (need == WRITE or need == WRITE_P) and \
+                        _rw_dependency(q, pos, r_write, r_row, r_col, r_bank, req):
+                    continue
+                return pos, need
+            if pos == 0:
+                # only the oldest entry may close the row (an older entry of the same bank
+                # blocks the rest), and not while younger entries still hit it
+                t = _ready_at(btim, ch, r, b, BPG, NB, BG, PRE)
+                if t > T:
+                    if t < bound:
+                        bound = t
+                    continue
+                if _arbitrate_pre(q, n, 0, r_rank, r_bank, r_row, r, b, orow,
+                                  bhits[ch, r, b], hitcap):
+                    return 0, PRE
+        qb[ch, qi] = bound
+        return -1, -1
+    bound = INF
+    for pos in range(n):
+        req = q[pos]
+        r = r_rank[req]
+        b = r_bank[req]
+        if bstate[ch, r, b] == 0:
+            need = ACT
+        elif brow[ch, r, b] == r_row[req]:
+            need = _cmd_of(r_write[req], open_page)
+        else:
+            need = PRE
+        t = _ready_at(btim, ch, r, b, BPG, NB, BG, need)
+        if need == ACT:
+            if faw_n[ch, r] >= 4 and faw[ch, r, 0] > t:
+                t = faw[ch, r, 0]
+            if gddr and aw32_n[ch, r] >= 32 and aw32[ch, r, 0] > t:
+                t = aw32[ch, r, 0]
+        if t > T:
+            if t < bound:
+                bound = t
+            continue
+        if need == PRE:
+            if not _arbitrate_pre(q, n, pos, r_rank, r_bank, r_row, r, b, brow[ch, r, b],
+                                  bhits[ch, r, b], hitcap):
+                continue
+        elif need == WRITE or need == WRITE_P:
+            if _rw_dependency(q, pos, r_write, r_row, r_col, r_bank, req):
+                continue
+        return pos, need
+    qb[ch, qi] = bound
+    return -1, -1
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _apply_timing(ch, ctype, r, b, T, TN, TK, TD, btim, R, NB, BPG, BG):
+    """Push the earliest-issue cycles the command implies.
+
+    Constraints live in four layers (bank, bank group, rank, from other ranks) so one command
+    updates a handful of entries instead of every bank: a bank-group or rank entry also binds
+    the issuing bank, which is exact because the same-bank delay is never shorter, or the
+    constraint is implied by the bank's own state (e.g. a closed bank needs ACT first).
+    Per-bank refresh keeps exact per-bank updates (its own bank is left unconstrained).
+    """
+    if ctype == REF:
+        for j in range(TN[4, ctype]):
+            t = TK[4, ctype, j]
+            v = T + TD[4, ctype, j]
+            if v > btim[ch, r, NB + BG, t]:
+                btim[ch, r, NB + BG, t] = v
+        return
+    if ctype == REF_BANK:
+        bg = b // BPG
+        for bb in range(NB):
+            if bb == b:
+                continue
+            scope = 1 if bb // BPG == bg else 2
+            for j in range(TN[scope, ctype]):
+                t = TK[scope, ctype, j]
+                v = T + TD[scope, ctype, j]
+                if v > btim[ch, r, bb, t]:
+                    btim[ch, r, bb, t] = v
+        return
+    for j in range(TN[0, ctype]):
+        t = TK[0, ctype, j]
+        v = T + TD[0, ctype, j]
+        if v > btim[ch, r, b, t]:
+            btim[ch, r, b, t] = v
+    g = NB + b // BPG
+    for j in range(TN[1, ctype]):
+        t = TK[1, ctype, j]
+        v = T + TD[1, ctype, j]
+        if v > btim[ch, r, g, t]:
+            btim[ch, r, g, t] = v
+    for j in range(TN[2, ctype]):
+        t = TK[2, ctype, j]
+        v = T + TD[2, ctype, j]
+        if v > btim[ch, r, NB + BG, t]:
+            btim[ch, r, NB + BG, t] = v
+    n3 = TN[3, ctype]
+    if n3:
+        for rr in range(R):
+            if rr == r:
+                continue
+            for j in range(n3):
+                t = TK[3, ctype, j]
+                v = T + TD[3, ctype, j]
+                if v > btim[ch, rr, NB + BG + 1, t]:
+                    btim[ch, rr, NB + BG + 1, t] = v
+
+
+def sparse_timing(TT: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The dense table as per-(scope, command) lists of (target, delay)."""
+    S = TT.shape[0]
+    TN = np.zeros((S, N_CMD), np.int64)
+    TK = np.zeros((S, N_CMD, N_CMD), np.int64)
+    TD = np.zeros((S, N_CMD, N_CMD), np.int64)
+    for s in range(S):
+        for c in range(N_CMD):
+            for t in range(N_CMD):
+                if TT[s, c, t] >= 0:
+                    k = TN[s, c]
+                    TK[s, c, k] = t
+                    TD[s, c, k] = TT[s, c, t]
+                    TN[s, c] = k + 1
+    return TN, TK, TD
+
+
+@njit(cache=True, error_model="numpy")
+def run_kernel(P, TN, TK, TD, r_ch, r_rank, r_bank, r_row, r_col, r_aid, r_write, r_time, n_addr,
+               fe_mode, fe_order, fe_start, tail_mode, cycles, until_done, log):
+    """Simulate ``cycles`` memory cycles (or until every request is done when ``until_done``).
+
+    ``log`` (rows of cycle, command, channel, rank, bank, row) receives the first
+    ``len(log)`` commands issued. Returns (stats[C, S_N], rank_active[C, R], rank_idle[C, R],
+    ticks, accepted, logged).
+    """
+    C = P[P_CH]
+    R = P[P_RANKS]
+    BPG = P[P_BPG]
+    NB = P[P_BANKS]
+    NQ = P[P_NQ]
+    per_bank = P[P_PERBANK] == 1
+    CQS = P[P_CQS]
+    TQS = P[P_TQS]
+    unified = P[P_UNIFIED] == 1
+    open_page = P[P_OPEN] == 1
+    rdelay = P[P_RDELAY]
+    refint = P[P_REFINT]
+    refpol = P[P_REFPOL]
+    dual = P[P_DUAL] == 1
+    tfaw = P[P_TFAW]
+    gddr = P[P_GDDR] == 1
+    t32aw = P[P_T32AW]
+    drain_th = P[P_DRAIN]
+    hitcap = P[P_HITCAP]
+    BG = P[P_BG]
+    N = r_ch.shape[0]
+
+    bstate = np.zeros((C, R, NB), np.int8)
+    brow = np.full((C, R, NB), -1, np.int64)
+    bhits = np.zeros((C, R, NB), np.int64)
+    btim = np.zeros((C, R, NB + BG + 2, N_CMD), np.int64)  # bank, group, rank, other ranks
+    open_cnt = np.zeros((C, R), np.int64)
+    faw = np.zeros((C, R, 4), np.int64)
+    faw_n = np.zeros((C, R), np.int64)
+    aw32 = np.zeros((C, R, 32), np.int64)
+    aw32_n = np.zeros((C, R), np.int64)
+    cmdq = np.zeros((C, NQ, CQS), np.int64)
+    cmdq_n = np.zeros((C, NQ), np.int64)
+    qb = np.full((C, NQ), INF, np.int64)
+    cq_total = np.zeros(C, np.int64)
+    gmin = np.zeros(C, np.int64)
+    qidx = np.zeros(C, np.int64)
+    rq = np.zeros((C, TQS), np.int64)
+    rq_n = np.zeros(C, np.int64)
+    wb = np.zeros((C, TQS), np.int64)
+    wb_n = np.zeros(C, np.int64)
+    draining = np.zeros(C, np.int64)
+    dirty = np.ones(C, np.bool_)
+    pend_rd_cnt = np.zeros(n_addr, np.int64)
+    pend_rd_sum = np.zeros(n_addr, np.int64)
+    pend_wr = np.zeros(n_addr, np.int8)
+    RQC = 256
+    refq = np.zeros((C, RQC, 3), np.int64)
+    refq_n = np.zeros(C, np.int64)
+    in_ref = np.zeros(C, np.bool_)
+    ref_lo = np.zeros(C, np.int64)
+    ref_hi = np.zeros(C, np.int64)
+    nxt_rank = np.zeros(C, np.int64)
+    nxt_bg = np.zeros(C, np.int64)
+    nxt_bank = np.zeros(C, np.int64)
+    stats = np.zeros((C, S_N), np.int64)
+    rank_act = np.zeros((C, R), np.int64)
+    rank_idle = np.zeros((C, R), np.int64)
+
+    last = cycles - 1
+    # front end
+    p = 0
+    get_next = True
+    eof = False
+    cur = -1
+    cur_write = 0
+    ch_ptr = fe_start[:-1].copy()
+    n_real = N - 1 if tail_mode == 0 else N  # tail_mode 0: the last entry is EOF's re-read
+    accepted = 0
+    scheduled = 0  # requests whose completion cycle is known
+    max_done = -1
+    ticks = cycles
+    nlog = 0
+    log_cap = log.shape[0]
+
+    next_ref = refint
+    for T in range(cycles):
+        for ch in range(C):
+            # ---- refresh insertion
+            if T == next_ref and refq_n[ch] < RQC:
+                k = refq_n[ch]
+                if refpol == 2:
+                    refq[ch, k, 0] = REF_BANK
+                    refq[ch, k, 1] = nxt_rank[ch]
+                    refq[ch, k, 2] = nxt_bg[ch] * BPG + nxt_bank[ch]
+                    nxt_bg[ch] = (nxt_bg[ch] + 1) % BG
+                    if nxt_bg[ch] == 0:
+                        nxt_bank[ch] = (nxt_bank[ch] + 1) % BPG
+                        if nxt_bank[ch] == 0:
+                            nxt_rank[ch] = (nxt_rank[ch] + 1) % R
+                else:
+                    refq[ch, k, 0] = REF
+                    refq[ch, k, 1] = nxt_rank[ch] if refpol == 0 else 0
+                    refq[ch, k, 2] = -1
+                    if refpol == 0:
+                        nxt_rank[ch] = (nxt_rank[ch] + 1) % R
+                refq_n[ch] = k + 1
+            # ---- command issue: up to two per cycle (HBM dual issue)
+            issued_rw = -1  # -1 none, 0 row command, 1 column command
+            for slot in range(2):
+                if slot == 1 and (not dual or issued_rw < 0):
+                    break
+                ctype = NONE
+                cr = 0
+                cb = 0
+                creq = -1
+                if slot == 0 and refq_n[ch] > 0:
+                    typ = refq[ch, 0, 0]
+                    rr = refq[ch, 0, 1]
+                    bb0 = refq[ch, 0, 2]
+                    if not in_ref[ch]:
+                        if typ == REF:
+                            ref_lo[ch] = rr * NB if per_bank else rr
+                            ref_hi[ch] = ref_lo[ch] + (NB if per_bank else 1)
+                        else:
+                            ref_lo[ch] = _qindex(per_bank, NB, rr, bb0)
+                            ref_hi[ch] = ref_lo[ch] + 1
+                        in_ref[ch] = True
+                    if typ == REF:
+                        nready = 0
+                        for bb in range(NB):
+                            need = PRE if bstate[ch, rr, bb] == 1 else REF
+                            if T >= _ready_at(btim, ch, rr, bb, BPG, NB, BG, need):
+                                if need == PRE:
+                                    ctype = PRE
+                                    cr = rr
+                                    cb = bb
+                                    break
+                                nready += 1
+                        if ctype == NONE and nready == NB:
+                            ctype = REF
+                            cr = rr
+                            cb = -1
+                    else:
+                        need = PRE if bstate[ch, rr, bb0] == 1 else REF_BANK
+                        if T >= _ready_at(btim, ch, rr, bb0, BPG, NB, BG, need):
+                            ctype = need
+                            cr = rr
+                            cb = bb0
+                    if ctype == REF or ctype == REF_BANK:
+                        in_ref[ch] = False
+                        gmin[ch] = 0
+                if ctype == NONE and T >= gmin[ch]:
+                    newmin = INF
+                    found = False
+                    qbc = qb[ch]
+                    inref = in_ref[ch]
+                    lo_ = ref_lo[ch]
+                    hi_ = ref_hi[ch]
+                    start = qidx[ch] + 1
+                    for i in range(NQ):
+                        qi = start + i
+                        if qi >= NQ:
+                            qi -= NQ
+                        bq = qbc[qi]
+                        if bq > T:
+                            if bq < newmin and not (inref and lo_ <= qi < hi_):
+                                newmin = bq
+                            continue
+                        if inref and lo_ <= qi < hi_:
+                            continue
+                        pos, need = _first_ready(ch, qi, T, cmdq, cmdq_n, qb, bstate, brow,
+                                                 bhits, btim, faw, faw_n, aw32, aw32_n, gddr,
+                                                 open_page, hitcap, r_rank, r_bank, r_row,
+                                                 r_col, r_write, per_bank, BPG, NB, BG)
+                        if pos >= 0:
+                            qidx[ch] = qi
+                            req = cmdq[ch, qi, pos]
+                            ctype = need
+                            cr = r_rank[req]
+                            cb = r_bank[req]
+                            creq = req
+                            if need == READ or need == READ_P or need == WRITE \
+                                    or need == WRITE_P:
+                                for k in range(pos, cmdq_n[ch, qi] - 1):
+                                    cmdq[ch, qi, k] = cmdq[ch, qi, k + 1]
+                                cmdq_n[ch, qi] -= 1
+                                cq_total[ch] -= 1
+                                qb[ch, qi] = 0
+                                dirty[ch] = True
+                            found = True
+                            break
+                        if qbc[qi] < newmin:
+                            newmin = qbc[qi]
+                    gmin[ch] = 0 if found else newmin
+                if ctype == NONE:
+                    break
+                is_rw = ctype == READ or ctype == READ_P or ctype == WRITE or ctype == WRITE_P
+                if slot == 1 and (1 if is_rw else 0) == issued_rw:
+                    # DRAMsim3 drops a second command of the same kind; a column command found
+                    # here was already taken off its queue and never completes (mirrored)
+                    break
+                issued_rw = 1 if is_rw else 0
+                if slot == 1:
+                    stats[ch, S_DUAL] += 1
+                if nlog < log_cap:
+                    log[nlog, 0] = T
+                    log[nlog, 1] = ctype
+                    log[nlog, 2] = ch
+                    log[nlog, 3] = cr
+                    log[nlog, 4] = cb
+                    log[nlog, 5] = r_row[creq] if creq >= 0 else -1
+                    nlog += 1
+                # ---- issue: stats, pending transactions
+                if ctype == READ or ctype == READ_P:
+                    a = r_aid[creq]
+                    nrd = pend_rd_cnt[a]
+                    comp = T + rdelay
+                    scheduled += nrd
+                    if comp > max_done:
+                        max_done = comp
+                    if comp <= last:
+                        stats[ch, S_READS] += nrd
+                        stats[ch, S_LAT] += nrd * comp - pend_rd_sum[a]
+                    pend_rd_cnt[a] = 0
+                    pend_rd_sum[a] = 0
+                    stats[ch, S_RDCMD] += 1
+                    if bhits[ch, cr, cb] != 0:
+                        stats[ch, S_RDHIT] += 1
+                elif ctype == WRITE or ctype == WRITE_P:
+                    pend_wr[r_aid[creq]] = 0
+                    stats[ch, S_WRCMD] += 1
+                    if bhits[ch, cr, cb] != 0:
+                        stats[ch, S_WRHIT] += 1
+                elif ctype == ACT:
+                    stats[ch, S_ACT] += 1
+                elif ctype == PRE:
+                    stats[ch, S_PRE] += 1
+                elif ctype == REF:
+                    stats[ch, S_REF] += 1
+                elif ctype == REF_BANK:
+                    stats[ch, S_REFB] += 1
+                # ---- bank state
+                if ctype == REF:
+                    for k in range(refq_n[ch]):
+                        if refq[ch, k, 1] == cr:
+                            for k2 in range(k, refq_n[ch] - 1):
+                                refq[ch, k2, 0] = refq[ch, k2 + 1, 0]
+                                refq[ch, k2, 1] = refq[ch, k2 + 1, 1]
+                                refq[ch, k2, 2] = refq[ch, k2 + 1, 2]
+                            refq_n[ch] -= 1
+                            break
+                    lo = cr * NB if per_bank else cr
+                    for q in range(lo, lo + (NB if per_bank else 1)):
+                        qb[ch, q] = 0
+                else:
+                    if bstate[ch, cr, cb] == 1:
+                        if ctype == READ or ctype == WRITE:
+                            bhits[ch, cr, cb] += 1
+                        elif ctype == READ_P or ctype == WRITE_P or ctype == PRE:
+                            bstate[ch, cr, cb] = 0
+                            brow[ch, cr, cb] = -1
+                            bhits[ch, cr, cb] = 0
+                            open_cnt[ch, cr] -= 1
+                    elif ctype == ACT:
+                        bstate[ch, cr, cb] = 1
+                        brow[ch, cr, cb] = r_row[creq]
+                        open_cnt[ch, cr] += 1
+                    if ctype == REF_BANK:
+                        for k in range(refq_n[ch]):
+                            if refq[ch, k, 0] == REF_BANK and refq[ch, k, 1] == cr \
+                                    and refq[ch, k, 2] == cb:
+                                for k2 in range(k, refq_n[ch] - 1):
+                                    refq[ch, k2, 0] = refq[ch, k2 + 1, 0]
+                                    refq[ch, k2, 1] = refq[ch, k2 + 1, 1]
+                                    refq[ch, k2, 2] = refq[ch, k2 + 1, 2]
+                                refq_n[ch] -= 1
+                                break
+                    qb[ch, _qindex(per_bank, NB, cr, cb)] = 0
+                gmin[ch] = 0
+                # ---- timing
+                if ctype == ACT:
+                    n4 = faw_n[ch, cr]
+                    if n4 > 0 and (T >= faw[ch, cr, 0] or n4 >= 4):
+                        for k in range(n4 - 1):
+                            faw[ch, cr, k] = faw[ch, cr, k + 1]
+                        n4 -= 1
+                    faw[ch, cr, n4] = T + tfaw
+                    faw_n[ch, cr] = n4 + 1
+                    if gddr:
+                        n32 = aw32_n[ch, cr]
+                        if n32 > 0 and (T >= aw32[ch, cr, 0] or n32 >= 32):
+                            for k in range(n32 - 1):
+                                aw32[ch, cr, k] = aw32[ch, cr, k + 1]
+                            n32 -= 1
+                        aw32[ch, cr, n32] = T + t32aw
+                        aw32_n[ch, cr] = n32 + 1
+                _apply_timing(ch, ctype, cr, cb, T, TN, TK, TD, btim, R, NB, BPG, BG)
+            # ---- background power accounting
+            for r in range(R):
+                if open_cnt[ch, r] == 0:
+                    rank_idle[ch, r] += 1
+                else:
+                    rank_act[ch, r] += 1
+            # ---- move one transaction into the command queues
+            if dirty[ch]:
+                before = draining[ch]
+                moved = False
+                if draining[ch] == 0 and not unified:
+                    if wb_n[ch] >= TQS or (wb_n[ch] > drain_th and cq_total[ch] == 0):
+                        draining[ch] = wb_n[ch]
+                use_wb = (not unified) and draining[ch] > 0
+                nq_ = wb_n[ch] if use_wb else rq_n[ch]
+                for i in range(nq_):
+                    req = wb[ch, i] if use_wb else rq[ch, i]
+                    q = _qindex(per_bank, NB, r_rank[req], r_bank[req])
+                    if cmdq_n[ch, q] < CQS:
+                        if (not unified) and r_write[req]:
+                            if pend_rd_cnt[r_aid[req]] > 0:
+                                draining[ch] = 0
+                                break
+                            draining[ch] -= 1
+                        cmdq[ch, q, cmdq_n[ch, q]] = req
+                        cmdq_n[ch, q] += 1
+                        cq_total[ch] += 1
+                        qb[ch, q] = 0
+                        gmin[ch] = 0
+                        if use_wb:
+                            for k in range(i, wb_n[ch] - 1):
+                                wb[ch, k] = wb[ch, k + 1]
+                            wb_n[ch] -= 1
+                        else:
+                            for k in range(i, rq_n[ch] - 1):
+                                rq[ch, k] = rq[ch, k + 1]
+                            rq_n[ch] -= 1
+                        moved = True
+                        break
+                dirty[ch] = moved or draining[ch] != before
+        if T == next_ref:
+            next_ref += refint
+        # ---- front end (after the memory tick, as DRAMsim3's trace CPU)
+        added_at = T + 1
+        if fe_mode == 0:
+            if not eof:
+                if get_next:
+                    get_next = False
+                    if p < N:
+                        cur = fe_order[p]
+                        cur_write = r_write[cur]
+                        p += 1
+                        if tail_mode == 1 and p == N:
+                            eof = True  # no newline after the last line: read once
+                        if tail_mode == 0 and p == N:
+                            eof = True  # the re-read of the last line at end of file
+                    else:
+                        eof = True
+                        cur = -1
+                if cur >= 0 and r_time[cur] <= T:
+                    ch = r_ch[cur]
+                    if unified or cur_write == 0:
+                        ok = rq_n[ch] < TQS
+                    else:
+                        ok = wb_n[ch] < TQS
+                    get_next = ok
+                    if ok:
+                        accepted += 1
+                        a = r_aid[cur]
+                        if cur_write:
+                            if pend_wr[a] == 0:
+                                pend_wr[a] = 1
+                                if unified:
+                                    rq[ch, rq_n[ch]] = cur
+                                    rq_n[ch] += 1
+                                else:
+                                    wb[ch, wb_n[ch]] = cur
+                                    wb_n[ch] += 1
+                            scheduled += 1
+                            if added_at + 1 > max_done:
+                                max_done = added_at + 1
+                            if added_at + 1 <= last:
+                                stats[ch, S_WRITES] += 1
+                        elif pend_wr[a] == 1:
+                            scheduled += 1
+                            if added_at + 1 > max_done:
+                                max_done = added_at + 1
+                            if added_at + 1 <= last:
+                                stats[ch, S_READS] += 1
+                                stats[ch, S_LAT] += 1
+                        else:
+                            pend_rd_cnt[a] += 1
+                            pend_rd_sum[a] += added_at
+                            if pend_rd_cnt[a] == 1:
+                                rq[ch, rq_n[ch]] = cur
+                                rq_n[ch] += 1
+                        dirty[ch] = True
+        else:
+            for ch in range(C):
+                k = ch_ptr[ch]
+                if k >= fe_start[ch + 1]:
+                    continue
+                cur = fe_order[k]
+                if r_time[cur] > T:
+                    continue
+                w = r_write[cur]
+                ok = (rq_n[ch] < TQS) if (unified or w == 0) else (wb_n[ch] < TQS)
+                if not ok:
+                    continue
+                ch_ptr[ch] = k + 1
+                accepted += 1
+                a = r_aid[cur]
+                if w:
+                    if pend_wr[a] == 0:
+                        pend_wr[a] = 1
+                        if unified:
+                            rq[ch, rq_n[ch]] = cur
+                            rq_n[ch] += 1
+                        else:
+                            wb[ch, wb_n[ch]] = cur
+                            wb_n[ch] += 1
+                    scheduled += 1
+                    if added_at + 1 > max_done:
+                        max_done = added_at + 1
+                    if added_at + 1 <= last:
+                        stats[ch, S_WRITES] += 1
+                elif pend_wr[a] == 1:
+                    scheduled += 1
+                    if added_at + 1 > max_done:
+                        max_done = added_at + 1
+                    if added_at + 1 <= last:
+                        stats[ch, S_READS] += 1
+                        stats[ch, S_LAT] += 1
+                else:
+                    pend_rd_cnt[a] += 1
+                    pend_rd_sum[a] += added_at
+                    if pend_rd_cnt[a] == 1:
+                        rq[ch, rq_n[ch]] = cur
+                        rq_n[ch] += 1
+                dirty[ch] = True
+        if until_done and accepted >= n_real and scheduled >= accepted and T >= max_done:
+            ticks = T + 1
+            break
+    return stats, rank_act, rank_idle, ticks, accepted, nlog, max_done
+
+
+def pack_params(cfg: DramConfig) -> np.ndarray:
+    """The integer parameters the kernel reads, in ``P_*`` order."""
+    P = np.zeros(P_N, np.int64)
+    P[P_CH] = cfg.channels
+    P[P_RANKS] = cfg.ranks
+    P[P_BG] = cfg.bankgroups
+    P[P_BPG] = cfg.banks_per_group
+    P[P_BANKS] = cfg.banks
+    per_bank = cfg.queue_structure == "PER_BANK"
+    P[P_NQ] = cfg.ranks * cfg.banks if per_bank else cfg.ranks
+    P[P_PERBANK] = 1 if per_bank else 0
+    P[P_CQS] = cfg.cmd_queue_size
+    P[P_TQS] = cfg.trans_queue_size
+    P[P_UNIFIED] = 1 if cfg.unified_queue else 0
+    P[P_OPEN] = 1 if cfg.row_buf_policy == "OPEN_PAGE" else 0
+    P[P_RDELAY] = cfg.read_delay
+    P[P_REFINT] = cfg.refresh_interval
+    P[P_REFPOL] = {"RANK_LEVEL_STAGGERED": 0, "RANK_LEVEL_SIMULTANEOUS": 1,
+                   "BANK_LEVEL_STAGGERED": 2}[cfg.refresh_policy]
+    P[P_DUAL] = 1 if cfg.dual_command_issue else 0
+    P[P_TFAW] = cfg.tFAW
+    P[P_GDDR] = 1 if cfg.is_gddr else 0
+    P[P_T32AW] = cfg.t32AW
+    P[P_DRAIN] = cfg.write_drain_threshold
+    P[P_HITCAP] = cfg.row_hit_cap
+    return P
+
+
+@dataclass
+class DramStats:
+    """Totals over all channels of one run (cycles are memory-clock cycles)."""
+
+    cycles: int
+    requests: int
+    accepted: int
+    reads_done: int
+    writes_done: int
+    avg_read_latency_cycles: float
+    read_cmds: int
+    write_cmds: int
+    activates: int
+    precharges: int
+    refreshes: int
+    bank_refreshes: int
+    read_row_hits: int
+    write_row_hits: int
+    dual_issues: int
+    bandwidth_GBps: float
+    energy_pJ: float
+    energy_breakdown_pJ: dict
+    per_channel: np.ndarray
+    last_done_cycle: int
+    commands: np.ndarray | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "cycles": self.cycles, "requests": self.requests, "accepted": self.accepted,
+            "reads_done": self.reads_done, "writes_done": self.writes_done,
+            "avg_read_latency_cycles": self.avg_read_latency_cycles,
+            "activates": self.activates, "precharges": self.precharges,
+            "read_row_hits": self.read_row_hits, "write_row_hits": self.write_row_hits,
+            "refreshes": self.refreshes, "bank_refreshes": self.bank_refreshes,
+            "bandwidth_GBps": self.bandwidth_GBps, "energy_pJ": self.energy_pJ,
+        }
+
+
+def simulate(cfg: DramConfig, addrs: np.ndarray, writes: np.ndarray, times: np.ndarray,
+             cycles: int, frontend: str = "dramsim3", tail: str = "none",
+             until_done: bool = False, log_commands: int = 0) -> DramStats:
+    """Run requests (byte ``addrs``, ``writes`` flags, arrival ``times`` in cycles) on ``cfg``.
+
+    ``frontend='dramsim3'``: one request per cycle in list order, blocking when refused (the
+    DRAMsim3 trace CPU); ``'per_channel'``: each channel takes its own requests, one per cycle.
+    ``tail`` mirrors how DRAMsim3 reads the trace's end: ``'newline'`` (the last line is
+    re-read once as a read after end of file), ``'no_newline'`` (the last line is tried once),
+    ``'none'`` (no quirk). ``until_done`` runs until every request has completed (``cycles``
+    is then the limit). ``log_commands`` keeps the first that many issued commands in
+    ``DramStats.commands`` (columns: cycle, command, channel, rank, bank, row).
+    """
+    addrs = np.asarray(addrs, dtype=np.uint64)
+    writes = np.asarray(writes, dtype=np.int8)
+    times = np.asarray(times, dtype=np.int64)
+    n = addrs.shape[0]
+    if not (writes.shape[0] == n and times.shape[0] == n):
+        raise ValueError("addrs, writes and times must have the same length")
+    if n and tail == "newline" and frontend == "dramsim3":
+        addrs = np.append(addrs, addrs[-1])
+        writes = np.append(writes, np.int8(0))
+        times = np.append(times, times[-1])
+    elif tail == "newline":
+        tail = "none"
+    fields = cfg.decode(addrs)
+    uniq, aid = np.unique(addrs, return_inverse=True)
+    ch = fields["ch"]
+    bank = fields["bg"] * cfg.banks_per_group + fields["ba"]
+    if frontend == "per_channel":
+        order = np.argsort(ch, kind="stable").astype(np.int64)
+        start = np.searchsorted(ch[order], np.arange(cfg.channels + 1)).astype(np.int64)
+    else:
+        order = np.arange(addrs.shape[0], dtype=np.int64)
+        start = np.zeros(cfg.channels + 1, np.int64)
+    log = np.zeros((max(int(log_commands), 0), 6), np.int64)
+    stats, act, idle, ticks, accepted, nlog, max_done = run_kernel(
+        pack_params(cfg), *sparse_timing(timing_table(cfg)), ch, fields["ra"], bank, fields["ro"],
+        fields["co"], aid.astype(np.int64), writes, times, np.int64(uniq.shape[0]),
+        np.int64(FRONTEND_MODES[frontend]), order, start, np.int64(TAIL_MODES[tail]),
+        np.int64(cycles), bool(until_done), log)
+    out = _collect(cfg, stats, act, idle, int(ticks), n, int(accepted))
+    out.commands = log[:nlog]
+    out.last_done_cycle = int(max_done)
+    return out
+
+
+def _collect(cfg: DramConfig, stats: np.ndarray, act: np.ndarray, idle: np.ndarray, ticks: int,
+             n: int, accepted: int) -> DramStats:
+    tot = stats.sum(axis=0)
+    e = cfg.energies_pJ()
+    breakdown = {
+        "act": float(tot[S_ACT] * e["act"]),
+        "read": float(tot[S_RDCMD] * e["read"]),
+        "write": float(tot[S_WRCMD] * e["write"]),
+        "refresh": float(tot[S_REF] * e["ref"] + tot[S_REFB] * e["refb"]),
+        "background": float(act.sum() * e["act_standby"] + idle.sum() * e["pre_standby"]),
+    }
+    reads = int(tot[S_READS])
+    done = reads + int(tot[S_WRITES])
+    seconds = ticks * cfg.tCK * 1e-9
+    return DramStats(
+        cycles=ticks, requests=n, accepted=accepted, reads_done=reads,
+        writes_done=int(tot[S_WRITES]),
+        avg_read_latency_cycles=float(tot[S_LAT]) / reads if reads else float("nan"),
+        read_cmds=int(tot[S_RDCMD]), write_cmds=int(tot[S_WRCMD]), activates=int(tot[S_ACT]),
+        precharges=int(tot[S_PRE]), refreshes=int(tot[S_REF]), bank_refreshes=int(tot[S_REFB]),
+        read_row_hits=int(tot[S_RDHIT]), write_row_hits=int(tot[S_WRHIT]),
+        dual_issues=int(tot[S_DUAL]),
+        bandwidth_GBps=done * cfg.request_bytes / seconds / 1e9 if seconds > 0 else 0.0,
+        energy_pJ=float(sum(breakdown.values())), energy_breakdown_pJ=breakdown,
+        per_channel=stats, last_done_cycle=-1)

@@ -1,0 +1,88 @@
+"""Per-layer decode op costs of a model shard on a device, grouped into serving stages.
+
+Builds one decoder layer's ops with the tracer's :class:`workloads.tracer.LayerBuilder` for ``b``
+requests at KV length ``n`` under tensor parallelism ``tp`` and asks the device model for each
+op's cost. Collectives are left out (see the callers' assumptions). Results are memoised per
+(device, b, n) so an iteration loop pays once per distinct shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sim.devices.base import Cost, Device
+from workloads.models import ModelConfig
+from workloads.scenario import Scenario
+from workloads.trace import COLLECTIVE, Op
+from workloads.tracer import LayerBuilder
+
+PRE = ("ln_attn", "qkv_proj", "rope")
+ATTN = ("qk", "softmax", "av", "attention")
+POST = ("o_proj", "residual_attn", "ln_ffn", "ffn_up", "ffn_act", "ffn_down", "residual_ffn",
+        "router", "router_softmax", "moe_combine")
+
+
+@dataclass
+class StageCost:
+    """Seconds, joules, FLOPs and DRAM bytes of a group of ops (one shard)."""
+
+    seconds: float = 0.0
+    energy_J: float = 0.0
+    flops: float = 0.0
+    dram_bytes: float = 0.0
+    ops: dict[str, Cost] = field(default_factory=dict)
+
+    def add(self, name: str, op: Op, cost: Cost) -> None:
+        shards = max(op.shards, 1)
+        self.seconds += cost.latency
+        self.energy_J += cost.energy_total
+        self.flops += op.flops / shards
+        self.dram_bytes += cost.dram_bytes
+        self.ops[name] = cost
+
+
+class LayerCosts:
+    """Memoised per-layer stage costs of ``model`` on ``device`` (tensor parallel ``tp``)."""
+
+    def __init__(self, device: Device, model: ModelConfig, tp: int, dtype: str = "fp16"):
+        self.device = device
+        self.model = model
+        self.tp = tp
+        self.dtype = dtype
+        self._memo: dict[tuple, dict[str, StageCost]] = {}
+
+    def ops(self, b: int, n: int, phase: str = "decode", s: int = 1) -> list[Op]:
+        """One layer's ops: ``b`` requests, ``s`` new tokens each, KV length ``n``."""
+        sc = Scenario(batch=b, prompt_len=max(n - 1, 1), gen_len=2, dtype=self.dtype,
+                      tp=self.tp)
+        builder = LayerBuilder(self.model, sc)
+        out = []
+        for i, tpl in enumerate(builder.layer(b, s, n)):
+            if tpl.kind == COLLECTIVE:
+                continue
+            out.append(Op(i, tpl.name, tpl.kind, phase, 0, 1, tpl.compute, shards=self.tp,
+                          op_class=tpl.op_class))
+        return out
+
+    def head_ops(self, b: int) -> list[Op]:
+        sc = Scenario(batch=b, prompt_len=1, gen_len=2, dtype=self.dtype, tp=self.tp)
+        builder = LayerBuilder(self.model, sc)
+        return [Op(i, t.name, t.kind, "decode", self.model.n_layers, 1, t.compute,
+                   shards=self.tp, op_class=t.op_class)
+                for i, t in enumerate(builder.head(b)) if t.kind != COLLECTIVE]
+
+    def stages(self, b: int, n: int, s: int = 1, phase: str = "decode") -> dict[str, StageCost]:
+        """``{"pre", "attn", "post", "head"}`` costs for ``b`` requests at KV length ``n``
+        (``s`` new tokens per request; ``phase='prefill'`` for prompt processing)."""
+        key = (b, n, s, phase)
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
+        out = {k: StageCost() for k in ("pre", "attn", "post", "head")}
+        for op in self.ops(b, n, phase, s):
+            group = "pre" if op.name in PRE else "attn" if op.name in ATTN else "post"
+            out[group].add(op.name, op, self.device.estimate(op))
+        for op in self.head_ops(b):
+            out["head"].add(op.name, op, self.device.estimate(op))
+        self._memo[key] = out
+        return out

@@ -1,0 +1,63 @@
+"""Duplex: Op/B placement on xPU vs logic-die PIM, co-processing bounds, the reproduction."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from arch import load_arch
+from sim.devices.xpu_pim import XpuPimDevice, pim_candidate
+from sim.serving.layer_costs import LayerCosts
+from workloads.models import get_model
+
+
+@pytest.fixture(scope="module")
+def duplex():
+    return XpuPimDevice(load_arch("duplex"), "tile")
+
+
+def test_placement_by_op_per_byte(duplex):
+    m = get_model("mixtral-8x7b")
+    lc = LayerCosts(duplex, m, 4)
+    st = lc.stages(64, 1024)
+    assert pim_candidate(next(o for o in lc.ops(64, 1024) if o.name == "ffn_up")) == "expert"
+    assert pim_candidate(next(o for o in lc.ops(64, 1024) if o.name == "qk")) == "attention"
+    assert pim_candidate(next(o for o in lc.ops(64, 1024) if o.name == "qkv_proj")) is None
+    # prefill stays on the xPU
+    assert all(pim_candidate(o) is None for o in lc.ops(1, 512, phase="prefill", s=512))
+    up = st["post"].ops["ffn_up"]
+    assert up.detail["candidate"] == "expert" and 0 < up.detail["xpu_share"] < 1
+    # co-processing is no slower than either side alone and respects internal bandwidth
+    assert up.latency <= min(up.detail["t_xpu_alone"], up.detail["t_pim_alone"]) * (1 + 1e-9)
+    assert up.latency >= up.dram_bytes / duplex.pim.bandwidth * (1 - 1e-9)
+
+
+def test_logic_pim_rates_from_preset(duplex):
+    lp = load_arch("duplex").logic_pim
+    assert duplex.pim.flops == pytest.approx(5 * 21.3e12)
+    ratio = duplex.pim.bandwidth / (3.35e12 * duplex.pim.efficiency)
+    assert ratio == pytest.approx(lp.bandwidth_multiplier, rel=0.01)
+    bank = XpuPimDevice(load_arch("duplex"), "tile", mode="bank")
+    assert bank.pim.flops == pytest.approx(bank.pim.bandwidth * lp.bank_pim_op_per_byte)
+
+
+def test_reproduce_duplex_quick(capsys):
+    from xpusim.cli import main
+
+    assert main(["reproduce", "duplex", "--quick", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["name"] == "duplex" and len(out["results"]) == 3
+    for p in out["points"]:
+        assert p["speedup"] > 1.0 and p["energy_ratio"] < 1.0 and p["fits"]
+    # gains shrink as batch grows (more tokens per expert raises Op/B toward the xPU's)
+    by_batch = {}
+    for p in out["points"]:
+        by_batch.setdefault(p["batch"], []).append(p["speedup"])
+    assert min(by_batch[32]) > min(by_batch[128]) or max(by_batch[32]) > max(by_batch[128])
+    sens = {v["variant"]: v["mean_energy_ratio"] for v in out["energy_sensitivity"]}
+    base = sens["preset (assumed)"]
+    assert base == pytest.approx(out["results"][2]["measured"])
+    # more energy per in-stack bit or per logic-die FLOP can only raise Duplex's energy
+    assert sens["in-stack access x0.5"] < base < sens["in-stack access x1.5"]
+    assert sens["logic-die FLOP x0.5"] < base < sens["logic-die FLOP x1.5"]

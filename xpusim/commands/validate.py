@@ -1,0 +1,167 @@
+"""``xpusim validate``: run every validation suite against measured data; table + CSV + exit code.
+
+Suites live in ``xpusim/validation/`` (one module each, see that package's docstring). Each
+reports n, MAPE, the largest error and its case; a suite fails when its MAPE exceeds its
+threshold, and then the command exits 1. ``validation.csv`` (one row per suite) and
+``validation_points.csv`` (one row per case) are written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import sys
+import time
+from pathlib import Path
+
+from xpusim.commands._common import print_json
+
+NAME = "validate"
+HELP = "run the validation suites against measured data (A100, 4xA100 GPT-3, Splitwise, ...)"
+EXIT_MISSED = 1
+
+
+def _default_reference() -> Path:
+    import os
+
+    env = os.environ.get("XPUSIM_REFERENCE_DIR")
+    if env:
+        return Path(env)
+    from xpusim.validation import PROJECT_ROOT
+
+    return PROJECT_ROOT.parent / "shared" / "reference"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reference-dir", default=None,
+                   help="folder with the measured data (default: $XPUSIM_REFERENCE_DIR or "
+                        "../shared/reference beside the repository)")
+    p.add_argument("--suite", action="append", default=None, metavar="NAME",
+                   help="run only this suite (repeatable; default: all)")
+    p.add_argument("--out", default=".", help="folder for validation.csv (default: .)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--fit", action="store_true",
+                   help="re-run the documented fits on the train rows and print the values")
+
+
+def summarise(name: str, threshold: float, points: list, description: str = "") -> dict:
+    """One suite's row: n, MAPE (all / train / test), max error and worst case, status."""
+    from xpusim.validation import mape
+
+    finite = [p for p in points if math.isfinite(p.error)]
+    worst = max(finite, key=lambda p: abs(p.error)) if finite else None
+    train = [p for p in points if p.split == "train"]
+    test = [p for p in points if p.split == "test"]
+    m = mape(points)
+    return {"suite": name, "n": len(points), "mape": m,
+            "max_error": abs(worst.error) if worst else math.nan,
+            "worst_case": worst.case if worst else "",
+            "worst_signed_error": worst.error if worst else math.nan,
+            "threshold": threshold,
+            "train_mape": mape(train) if train else math.nan, "n_train": len(train),
+            "test_mape": mape(test) if test else math.nan, "n_test": len(test),
+            "status": "pass" if m <= threshold else "MISS", "description": description}
+
+
+def _csv(rows: list[dict], columns: list[str]) -> str:
+    import csv
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _no_nan(obj):
+    """JSON-safe copy: NaN (no train/test split, no points) becomes null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _no_nan(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_no_nan(v) for v in obj]
+    return obj
+
+
+def _pct(x: float) -> str:
+    return "-" if not math.isfinite(x) else f"{100 * x:.1f}%"
+
+
+def format_table(rows: list[dict]) -> str:
+    head = (f"{'suite':26s} {'n':>4s} {'MAPE':>7s} {'max err':>8s} {'thresh':>7s} "
+            f"{'train':>7s} {'test':>7s}  status  worst case")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if r["status"] == "skipped":
+            lines.append(f"{r['suite']:26s} {'-':>4s} {'':>7s} {'':>8s} "
+                         f"{_pct(r['threshold']):>7s} {'':>7s} {'':>7s}  skipped {r['reason']}")
+            continue
+        lines.append(f"{r['suite']:26s} {r['n']:4d} {_pct(r['mape']):>7s} "
+                     f"{_pct(r['max_error']):>8s} {_pct(r['threshold']):>7s} "
+                     f"{_pct(r['train_mape']):>7s} {_pct(r['test_mape']):>7s}  "
+                     f"{r['status']:6s}  {r['worst_case']} ({r['worst_signed_error']:+.1%})")
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    from sim.report.atomic import write_text_atomic
+    from xpusim.plugins import did_you_mean, discover
+    from xpusim.validation import SuiteSkipped, ValidationContext
+
+    ref = Path(args.reference_dir) if args.reference_dir else _default_reference()
+    if args.reference_dir and not ref.is_dir():
+        raise OSError(2, "reference folder not found (expected a folder of measured data)",
+                      str(ref))
+    suites = discover("xpusim.validation")
+    names = list(suites)
+    if args.suite:
+        for s in args.suite:
+            if s not in suites:
+                raise OSError(2, f"unknown suite '{s}'{did_you_mean(s, names)}; suites: "
+                                 f"{', '.join(names)}", "--suite")
+        names = [n for n in names if n in args.suite]
+    ctx = ValidationContext(reference_dir=ref)
+    if args.fit:
+        from xpusim.validation._fit import fit_llmcompass, fit_splitwise, format_fit
+
+        sys.stdout.write("# LLMCompass harness (harness/llmcompass-a100.yaml, a100 preset)\n")
+        sys.stdout.write(format_fit(fit_llmcompass(ctx)) + "\n")
+        sys.stdout.write("# Splitwise serving stack (harness/splitwise-dgx-a100.yaml)\n")
+        sys.stdout.write(format_fit(fit_splitwise(ctx)) + "\n")
+        return 0
+    rows, point_rows = [], []
+    for name in names:
+        mod = suites[name]
+        threshold = float(getattr(mod, "THRESHOLD", math.inf))
+        wall = time.perf_counter()
+        try:
+            points = mod.run(ctx)
+        except SuiteSkipped as exc:
+            rows.append({"suite": name, "status": "skipped", "reason": str(exc),
+                         "threshold": threshold, "n": 0})
+            continue
+        row = summarise(name, threshold, points, getattr(mod, "DESCRIPTION", ""))
+        row["wall_s"] = time.perf_counter() - wall
+        rows.append(row)
+        point_rows += [{"suite": name, "case": p.case, "measured": p.measured,
+                        "predicted": p.predicted, "error": p.error, "split": p.split,
+                        "unit": p.unit, "note": p.note} for p in points]
+    out = Path(args.out)
+    cols = ["suite", "n", "mape", "max_error", "worst_case", "worst_signed_error", "threshold",
+            "train_mape", "n_train", "test_mape", "n_test", "status", "reason", "description"]
+    write_text_atomic(out / "validation.csv", _csv(rows, cols))
+    write_text_atomic(out / "validation_points.csv",
+                      _csv(point_rows, ["suite", "case", "measured", "predicted", "error",
+                                        "split", "unit", "note"]))
+    missed = [r["suite"] for r in rows if r["status"] == "MISS"]
+    if args.json:
+        print_json(_no_nan({"reference_dir": str(ref), "suites": rows, "points": point_rows,
+                            "missed": missed, "csv": str(out / "validation.csv")}))
+    else:
+        sys.stdout.write(format_table(rows))
+        sys.stdout.write(f"wrote {out / 'validation.csv'} and {out / 'validation_points.csv'}"
+                         + (f"; missed: {', '.join(missed)}\n" if missed else "\n"))
+    return EXIT_MISSED if missed else 0
