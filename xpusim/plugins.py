@@ -22,6 +22,18 @@ def discover(package: str) -> dict[str, ModuleType]:
     return found
 
 
+def add_plugin_parsers(parser, package: str, dest: str) -> None:
+    """One sub-parser per plugin of ``package`` (its ``add_arguments`` and a ``--json`` flag);
+    the chosen module lands in ``args._module``."""
+    sub = parser.add_subparsers(dest=dest, metavar=dest.upper(), parser_class=type(parser))
+    for name, mod in discover(package).items():
+        sp = sub.add_parser(name, help=getattr(mod, "DESCRIPTION", ""))
+        if hasattr(mod, "add_arguments"):
+            mod.add_arguments(sp)
+        sp.add_argument("--json", action="store_true", help="print JSON")
+        sp.set_defaults(_module=mod)
+
+
 def did_you_mean(name: str, choices: list[str]) -> str:
     hint = difflib.get_close_matches(name, choices, n=1)
     return f" (did you mean '{hint[0]}'?)" if hint else ""

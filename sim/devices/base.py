@@ -61,6 +61,12 @@ class Device:
         """Fidelity levels this model implements."""
         return ("roofline", "tile")
 
+    def system_link(self, which: str = "intra_node_link") -> tuple[str, Any]:
+        """(name, LinkSpec or None) of the link ``system.<which>`` names, ("", None) if none."""
+        system = self.arch.sections.get("system")
+        name = getattr(system, which, "") if system else ""
+        return name, (self.arch.sections.get("interconnect", {}).get(name) if name else None)
+
     # --- what subclasses provide -------------------------------------------------------------
     def peak_flops(self, op: Op) -> float:
         """Peak FLOP/s available to ``op`` on one device."""

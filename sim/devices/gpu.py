@@ -58,14 +58,9 @@ class GpuDevice(Device):
         self.energy_table = arch.energy
         self.hw = gpu_hw(arch)
         self.software = arch.sections.get("software")
-        links = arch.sections.get("interconnect", {})
         system = arch.sections.get("system")
-        link_name = system.intra_node_link if system and system.intra_node_link else ""
-        self.link = links.get(link_name) if link_name else None
-        self.link_name = link_name
-        inter_name = system.inter_node_link if system and system.inter_node_link else ""
-        self.inter_link = links.get(inter_name) if inter_name else None
-        self.inter_name = inter_name
+        self.link_name, self.link = self.system_link("intra_node_link")
+        self.inter_name, self.inter_link = self.system_link("inter_node_link")
         self.per_node = system.devices if system else 1
         protos = self.software.collective_protocols if self.software else {}
         self.protocols = tuple(ProtocolHw(k, p.base_latency, p.hop_latency,

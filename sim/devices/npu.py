@@ -65,10 +65,7 @@ class NpuDevice(Device):
         self.dram = arch.memory["dram"]
         self.sram = arch.memory["sram"]
         self.energy_table = arch.energy
-        links = arch.sections.get("interconnect", {})
-        system = arch.sections.get("system")
-        self.link_name = system.intra_node_link if system and system.intra_node_link else ""
-        self.link = links.get(self.link_name) if self.link_name else None
+        self.link_name, self.link = self.system_link("intra_node_link")
 
     # --- peaks -------------------------------------------------------------------------------
     def peak_flops(self, op: Op) -> float:

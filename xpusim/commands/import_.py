@@ -6,19 +6,14 @@ import argparse
 import sys
 
 from xpusim.commands._common import print_json
-from xpusim.plugins import discover
+from xpusim.plugins import add_plugin_parsers, discover
 
 NAME = "import"
 HELP = "run a peer tool's inputs (e.g. SCALE-Sim, DRAMsim3 files) and report its metrics"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="tool", metavar="TOOL", parser_class=type(p))
-    for name, mod in discover("xpusim.importers").items():
-        sp = sub.add_parser(name, help=getattr(mod, "DESCRIPTION", ""))
-        mod.add_arguments(sp)
-        sp.add_argument("--json", action="store_true", help="print JSON")
-        sp.set_defaults(_module=mod)
+    add_plugin_parsers(p, "xpusim.importers", "tool")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,20 +6,14 @@ import argparse
 import sys
 
 from xpusim.commands._common import print_json
-from xpusim.plugins import discover
+from xpusim.plugins import add_plugin_parsers, discover
 
 NAME = "reproduce"
 HELP = "reproduce a seed system's headline figures (`xpusim reproduce` lists them)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="name", metavar="NAME", parser_class=type(p))
-    for name, mod in discover("xpusim.reproductions").items():
-        sp = sub.add_parser(name, help=getattr(mod, "DESCRIPTION", ""))
-        if hasattr(mod, "add_arguments"):
-            mod.add_arguments(sp)
-        sp.add_argument("--json", action="store_true", help="print the standard JSON shape")
-        sp.set_defaults(_module=mod)
+    add_plugin_parsers(p, "xpusim.reproductions", "name")
 
 
 def format_table(out: dict) -> str:

@@ -27,6 +27,19 @@ def harness_device():
     return device_for(harness_arch(), "tile")
 
 
+def matrix_cases(ctx, file: tuple[str, ...]) -> list[tuple[str, tuple[int, int], float, str]]:
+    """(case, (M, N), measured seconds, split) of an LLMCompass M x N throughput table."""
+    from xpusim.validation import alternate_split
+    from xpusim.validation._table import read_rows
+
+    rows = read_rows(ctx.ref(*file))
+    out = []
+    for r, s in zip(rows, alternate_split(len(rows)), strict=True):
+        m, n = int(r["M"]), int(r["N"])
+        out.append((f"{m}x{n}", (m, n), m * n / (float(r["gelem_per_s"]) * 1e9), s))
+    return out
+
+
 def gemm(m: int, n: int, k: int, batch: int = 1, dtype: str = "fp16"):
     """``torch.matmul`` / ``torch.bmm`` of [batch, m, k] x [batch, k, n]."""
     from xpusim.commands.op import gemm_op
