@@ -23,14 +23,9 @@ EXIT_MISSED = 1
 
 
 def _default_reference() -> Path:
-    import os
+    from xpusim.paths import reference_dir
 
-    env = os.environ.get("XPUSIM_REFERENCE_DIR")
-    if env:
-        return Path(env)
-    from xpusim.validation import PROJECT_ROOT
-
-    return PROJECT_ROOT.parent / "shared" / "reference"
+    return reference_dir()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 from pathlib import Path
 
 from xpusim.reproductions._shape import claim, report
@@ -33,10 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _reference_rows(path: str) -> dict[tuple[str, str], dict]:
     if not path:
-        root = os.environ.get("XPUSIM_REFERENCE_DIR",
-                              str(Path(__file__).resolve().parents[2].parent / "shared" /
-                                  "reference"))
-        path = str(Path(root) / "seeds" / "fusemax_vs_flat.csv")
+        from xpusim.paths import reference_dir
+
+        path = str(reference_dir() / "seeds" / "fusemax_vs_flat.csv")
     if not Path(path).is_file():
         return {}
     with open(path, encoding="utf-8", newline="") as fh:

@@ -25,7 +25,9 @@ from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HARNESS_DIR = Path(__file__).resolve().parent / "harness"
-PROJECT_DATA = PROJECT_ROOT / "validation"
+# our own measurements (validation/ in the checkout; from an installed copy, ./validation)
+PROJECT_DATA = next((p for p in (PROJECT_ROOT / "validation", Path.cwd() / "validation")
+                     if p.is_dir()), PROJECT_ROOT / "validation")
 
 
 class SuiteSkipped(Exception):
