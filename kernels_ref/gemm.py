@@ -35,6 +35,38 @@ def gemm_naive(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return c
 
 
+@njit(cache=True, inline="always")
+def mac_rows4(c0, c1, c2, c3, ra, rb, rc, rd, bc, k0, kb, w):
+    """c0..c3[:w] += rows ra..rd[k0:k0+kb] times the packed B chunk bc[:kb, :w]: four k-steps
+    per sweep over the columns (register blocking; LLVM vectorises the column loop). Shared
+    with the functional executor, which rounds the rows after each call."""
+    q = 0
+    while q + 4 <= kb:
+        t = k0 + q
+        x0, x1, x2, x3 = ra[t], ra[t + 1], ra[t + 2], ra[t + 3]
+        y0, y1, y2, y3 = rb[t], rb[t + 1], rb[t + 2], rb[t + 3]
+        z0, z1, z2, z3 = rc[t], rc[t + 1], rc[t + 2], rc[t + 3]
+        u0, u1, u2, u3 = rd[t], rd[t + 1], rd[t + 2], rd[t + 3]
+        b0, b1, b2, b3 = bc[q], bc[q + 1], bc[q + 2], bc[q + 3]
+        for j in range(w):
+            v0, v1, v2, v3 = b0[j], b1[j], b2[j], b3[j]
+            c0[j] = c0[j] + x0 * v0 + x1 * v1 + x2 * v2 + x3 * v3
+            c1[j] = c1[j] + y0 * v0 + y1 * v1 + y2 * v2 + y3 * v3
+            c2[j] = c2[j] + z0 * v0 + z1 * v1 + z2 * v2 + z3 * v3
+            c3[j] = c3[j] + u0 * v0 + u1 * v1 + u2 * v2 + u3 * v3
+        q += 4
+    while q < kb:
+        t = k0 + q
+        x0, y0, z0, u0 = ra[t], rb[t], rc[t], rd[t]
+        b0 = bc[q]
+        for j in range(w):
+            c0[j] += x0 * b0[j]
+            c1[j] += y0 * b0[j]
+            c2[j] += z0 * b0[j]
+            c3[j] += u0 * b0[j]
+        q += 1
+
+
 @njit(cache=True)
 def _tile(a, b, c, i0, i1, j0, j1):
     """c[i0:i1, j0:j1] += a[i0:i1, :] @ b[:, j0:j1]: four rows x four k-steps per sweep over a
@@ -58,31 +90,7 @@ def _tile(a, b, c, i0, i1, j0, j1):
             c1 = c[i + 1, j0:j1] if i + 1 < i1 else spare[0]
             c2 = c[i + 2, j0:j1] if i + 2 < i1 else spare[1]
             c3 = c[i + 3, j0:j1] if i + 3 < i1 else spare[2]
-            q = 0
-            while q + 4 <= kb:
-                t = k0 + q
-                x0, x1, x2, x3 = ra[t], ra[t + 1], ra[t + 2], ra[t + 3]
-                y0, y1, y2, y3 = rb[t], rb[t + 1], rb[t + 2], rb[t + 3]
-                z0, z1, z2, z3 = rc[t], rc[t + 1], rc[t + 2], rc[t + 3]
-                u0, u1, u2, u3 = rd[t], rd[t + 1], rd[t + 2], rd[t + 3]
-                b0, b1, b2, b3 = bc[q], bc[q + 1], bc[q + 2], bc[q + 3]
-                for j in range(w):
-                    v0, v1, v2, v3 = b0[j], b1[j], b2[j], b3[j]
-                    c0[j] = c0[j] + x0 * v0 + x1 * v1 + x2 * v2 + x3 * v3
-                    c1[j] = c1[j] + y0 * v0 + y1 * v1 + y2 * v2 + y3 * v3
-                    c2[j] = c2[j] + z0 * v0 + z1 * v1 + z2 * v2 + z3 * v3
-                    c3[j] = c3[j] + u0 * v0 + u1 * v1 + u2 * v2 + u3 * v3
-                q += 4
-            while q < kb:
-                t = k0 + q
-                x0, y0, z0, u0 = ra[t], rb[t], rc[t], rd[t]
-                b0 = bc[q]
-                for j in range(w):
-                    c0[j] += x0 * b0[j]
-                    c1[j] += y0 * b0[j]
-                    c2[j] += z0 * b0[j]
-                    c3[j] += u0 * b0[j]
-                q += 1
+            mac_rows4(c0, c1, c2, c3, ra, rb, rc, rd, bc, k0, kb, w)
 
 
 @njit(parallel=True, cache=True)

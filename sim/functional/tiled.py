@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from kernels_ref.dtypes import get_format
+from kernels_ref.gemm import mac_rows4
 from sim.functional.formats import FP32_RNE, Rounder, apply, round_inplace
 
 STORE, ACCUMULATE = 0, 1
@@ -69,31 +70,7 @@ def _item(a, b, out, i0, i1, j0, j1, k0, k1, block, acc_code, combine, obuf_code
             rc = a[i0 + r + 2] if r + 2 < rows else zero
             rd = a[i0 + r + 3] if r + 3 < rows else zero
             c0, c1, c2, c3 = acc[r], acc[r + 1], acc[r + 2], acc[r + 3]
-            q = 0
-            while q + 4 <= kb:
-                k = kb0 + q
-                x0, x1, x2, x3 = ra[k], ra[k + 1], ra[k + 2], ra[k + 3]
-                y0, y1, y2, y3 = rb[k], rb[k + 1], rb[k + 2], rb[k + 3]
-                z0, z1, z2, z3 = rc[k], rc[k + 1], rc[k + 2], rc[k + 3]
-                t0, t1, t2, t3 = rd[k], rd[k + 1], rd[k + 2], rd[k + 3]
-                b0, b1, b2, b3 = bc[q], bc[q + 1], bc[q + 2], bc[q + 3]
-                for j in range(w):
-                    v0, v1, v2, v3 = b0[j], b1[j], b2[j], b3[j]
-                    c0[j] = c0[j] + x0 * v0 + x1 * v1 + x2 * v2 + x3 * v3
-                    c1[j] = c1[j] + y0 * v0 + y1 * v1 + y2 * v2 + y3 * v3
-                    c2[j] = c2[j] + z0 * v0 + z1 * v1 + z2 * v2 + z3 * v3
-                    c3[j] = c3[j] + t0 * v0 + t1 * v1 + t2 * v2 + t3 * v3
-                q += 4
-            while q < kb:
-                k = kb0 + q
-                x0, y0, z0, t0 = ra[k], rb[k], rc[k], rd[k]
-                b0 = bc[q]
-                for j in range(w):
-                    c0[j] += x0 * b0[j]
-                    c1[j] += y0 * b0[j]
-                    c2[j] += z0 * b0[j]
-                    c3[j] += t0 * b0[j]
-                q += 1
+            mac_rows4(c0, c1, c2, c3, ra, rb, rc, rd, bc, kb0, kb, w)
             round_inplace(acc[r:min(rows, r + 4)].reshape(-1), acc_code)
     for r in range(rows):
         for j in range(w):
