@@ -278,6 +278,45 @@ def sparse_timing(TT: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return TN, TK, TD
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _accept(cur, ch, write, added_at, last, unified, r_aid, pend_wr, pend_rd_cnt, pend_rd_sum,
+            rq, rq_n, wb, wb_n, stats, dirty, scheduled, max_done):
+    """The controller takes request ``cur`` on channel ``ch``: a write joins the write buffer
+    (or the unified queue) unless one to the same address is pending; a read of an address with
+    a pending write is served from it at once; other reads queue, merging with pending reads of
+    the same address. Returns the updated (scheduled, max_done)."""
+    a = r_aid[cur]
+    if write:
+        if pend_wr[a] == 0:
+            pend_wr[a] = 1
+            if unified:
+                rq[ch, rq_n[ch]] = cur
+                rq_n[ch] += 1
+            else:
+                wb[ch, wb_n[ch]] = cur
+                wb_n[ch] += 1
+        scheduled += 1
+        if added_at + 1 > max_done:
+            max_done = added_at + 1
+        if added_at + 1 <= last:
+            stats[ch, S_WRITES] += 1
+    elif pend_wr[a] == 1:
+        scheduled += 1
+        if added_at + 1 > max_done:
+            max_done = added_at + 1
+        if added_at + 1 <= last:
+            stats[ch, S_READS] += 1
+            stats[ch, S_LAT] += 1
+    else:
+        pend_rd_cnt[a] += 1
+        pend_rd_sum[a] += added_at
+        if pend_rd_cnt[a] == 1:
+            rq[ch, rq_n[ch]] = cur
+            rq_n[ch] += 1
+    dirty[ch] = True
+    return scheduled, max_done
+
+
 @njit(cache=True, error_model="numpy")
 def run_kernel(P, TN, TK, TD, r_ch, r_rank, r_bank, r_row, r_col, r_aid, r_write, r_time, n_addr,
                fe_mode, fe_order, fe_start, tail_mode, cycles, until_done, log):
@@ -643,35 +682,10 @@ def run_kernel(P, TN, TK, TD, r_ch, r_rank, r_bank, r_row, r_col, r_aid, r_write
                     get_next = ok
                     if ok:
                         accepted += 1
-                        a = r_aid[cur]
-                        if cur_write:
-                            if pend_wr[a] == 0:
-                                pend_wr[a] = 1
-                                if unified:
-                                    rq[ch, rq_n[ch]] = cur
-                                    rq_n[ch] += 1
-                                else:
-                                    wb[ch, wb_n[ch]] = cur
-                                    wb_n[ch] += 1
-                            scheduled += 1
-                            if added_at + 1 > max_done:
-                                max_done = added_at + 1
-                            if added_at + 1 <= last:
-                                stats[ch, S_WRITES] += 1
-                        elif pend_wr[a] == 1:
-                            scheduled += 1
-                            if added_at + 1 > max_done:
-                                max_done = added_at + 1
-                            if added_at + 1 <= last:
-                                stats[ch, S_READS] += 1
-                                stats[ch, S_LAT] += 1
-                        else:
-                            pend_rd_cnt[a] += 1
-                            pend_rd_sum[a] += added_at
-                            if pend_rd_cnt[a] == 1:
-                                rq[ch, rq_n[ch]] = cur
-                                rq_n[ch] += 1
-                        dirty[ch] = True
+                        scheduled, max_done = _accept(
+                            cur, ch, cur_write, added_at, last, unified, r_aid, pend_wr,
+                            pend_rd_cnt, pend_rd_sum, rq, rq_n, wb, wb_n, stats, dirty,
+                            scheduled, max_done)
         else:
             for ch in range(C):
                 k = ch_ptr[ch]
@@ -686,35 +700,9 @@ def run_kernel(P, TN, TK, TD, r_ch, r_rank, r_bank, r_row, r_col, r_aid, r_write
                     continue
                 ch_ptr[ch] = k + 1
                 accepted += 1
-                a = r_aid[cur]
-                if w:
-                    if pend_wr[a] == 0:
-                        pend_wr[a] = 1
-                        if unified:
-                            rq[ch, rq_n[ch]] = cur
-                            rq_n[ch] += 1
-                        else:
-                            wb[ch, wb_n[ch]] = cur
-                            wb_n[ch] += 1
-                    scheduled += 1
-                    if added_at + 1 > max_done:
-                        max_done = added_at + 1
-                    if added_at + 1 <= last:
-                        stats[ch, S_WRITES] += 1
-                elif pend_wr[a] == 1:
-                    scheduled += 1
-                    if added_at + 1 > max_done:
-                        max_done = added_at + 1
-                    if added_at + 1 <= last:
-                        stats[ch, S_READS] += 1
-                        stats[ch, S_LAT] += 1
-                else:
-                    pend_rd_cnt[a] += 1
-                    pend_rd_sum[a] += added_at
-                    if pend_rd_cnt[a] == 1:
-                        rq[ch, rq_n[ch]] = cur
-                        rq_n[ch] += 1
-                dirty[ch] = True
+                scheduled, max_done = _accept(
+                    cur, ch, w, added_at, last, unified, r_aid, pend_wr, pend_rd_cnt,
+                    pend_rd_sum, rq, rq_n, wb, wb_n, stats, dirty, scheduled, max_done)
         if until_done and accepted >= n_real and scheduled >= accepted and T >= max_done:
             ticks = T + 1
             break
