@@ -1,10 +1,13 @@
-"""The event engine: devices as SimPy processes, links as contended resources.
+"""The event engine: devices as SimPy processes, memories and links as contended resources.
 
 Ops are grouped into streams (one per device group, from ``op.device``); a stream runs its ops
 in trace order, one at a time, each as a timeout of its estimated latency. An op that depends on
 an op of another stream waits for that op's completion event; collectives also hold the shared
-link. Events are per op (kernel / command group), never per element: a decode step of a 70B
-model is a few thousand events.
+link. Streams served by one device object (e.g. a compute and a communication stream) share its
+memory: each op then also moves its DRAM bytes through a :class:`SharedBandwidth` and ends when
+both its own latency and that transfer are done, so concurrent memory-bound ops slow each other.
+Events are per op (kernel / command group), never per element: a decode step of a 70B model is
+a few thousand events.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 import simpy
 
 from sim.devices.base import Cost, Device
+from sim.resources import SharedBandwidth, hold
 from workloads.trace import COLLECTIVE, Op, Trace
 
 
@@ -61,11 +65,23 @@ class Engine:
         done = {i: env.event() for i in waited}
         link = simpy.Resource(env, capacity=1)
         counter = [0]
+        # streams served by the same device object share its memory bandwidth
+        sharing: dict[int, list[str]] = {}
+        for name in streams:
+            sharing.setdefault(id(self.devices[name]), []).append(name)
+        memories: dict[str, SharedBandwidth] = {}
+        for names in sharing.values():
+            if len(names) > 1:
+                dev = self.devices[names[0]]
+                mem = SharedBandwidth(env, dev.sustained_bandwidth(), f"memory of {names[0]}")
+                memories.update({n: mem for n in names})
+        self.memories = memories
 
         def stream_proc(name: str, ops: list[Op]) -> Generator:
             dev = self.devices[name]
             plain = dev.holds_for_latency()  # one timeout per op: skip the generator
             timeout = env.timeout
+            memory = memories.get(name)
             for op in ops:
                 if done and op.deps:
                     pending = [done[d] for d in op.deps if d in done and not done[d].triggered]
@@ -78,6 +94,9 @@ class Engine:
                         yield req
                         start[op.id] = env.now
                         yield from dev.process(env, op, cost)
+                elif plain and memory is not None:
+                    start[op.id] = env.now
+                    yield hold(env, cost.latency, memory, cost.dram_bytes)
                 elif plain:
                     start[op.id] = env.now
                     yield timeout(cost.latency)

@@ -76,6 +76,10 @@ class Device:
         """Peak bytes/s of the device's main memory."""
         raise NotImplementedError
 
+    def sustained_bandwidth(self) -> float:
+        """Bytes/s concurrent streams on this device share (default: the peak)."""
+        return self.peak_bandwidth()
+
     def link_bandwidth(self) -> float:
         """Peak bytes/s per direction of the link collectives use (0 when there is none)."""
         return 0.0

@@ -91,6 +91,9 @@ class GpuDevice(Device):
     def peak_bandwidth(self) -> float:
         return self.hbm.bandwidth
 
+    def sustained_bandwidth(self) -> float:
+        return self.hbm.bandwidth * self.hbm.efficiency
+
     def link_bandwidth(self) -> float:
         return self.link.bandwidth if self.link else 0.0
 

@@ -76,6 +76,9 @@ class NpuDevice(Device):
     def peak_bandwidth(self) -> float:
         return self.dram.bandwidth
 
+    def sustained_bandwidth(self) -> float:
+        return self.dram.bandwidth * self.dram.efficiency
+
     def memory_capacity(self) -> float:
         return self.dram.capacity
 

@@ -1,0 +1,94 @@
+"""Contended resources for the event engine: a memory or link whose bandwidth concurrent
+transfers share.
+
+:class:`SharedBandwidth` is processor sharing: ``n`` transfers in flight each move at
+``bandwidth / n`` bytes/s, so a transfer's completion moves later when another starts and earlier
+when one ends. It costs one event per arrival or departure, never per byte.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import simpy
+
+
+class SharedBandwidth:
+    """A bandwidth (bytes/s) shared equally among the transfers in flight."""
+
+    def __init__(self, env: simpy.Environment, bandwidth: float, name: str = ""):
+        if bandwidth <= 0:
+            raise ValueError(f"{name or 'resource'}: bandwidth must be positive")
+        self.env = env
+        self.bandwidth = bandwidth
+        self.name = name
+        self._left: dict[int, float] = {}       # transfer id -> bytes still to move
+        self._done: dict[int, simpy.Event] = {}
+        self._last = env.now
+        self._next_id = 0
+        self._epoch = 0                         # invalidates timers scheduled before a change
+        self.bytes_moved = 0.0
+        self.busy_time = 0.0
+
+    def transfer(self, nbytes: float) -> simpy.Event:
+        """An event that fires when ``nbytes`` have moved under fair sharing."""
+        event = self.env.event()
+        if nbytes <= 0:
+            event.succeed()
+            return event
+        self._advance()
+        tid = self._next_id
+        self._next_id += 1
+        self._left[tid] = float(nbytes)
+        self._done[tid] = event
+        self.bytes_moved += nbytes
+        self._reschedule()
+        return event
+
+    def _advance(self) -> None:
+        """Charge the time since the last change to every transfer in flight."""
+        now = self.env.now
+        if self._left and now > self._last:
+            share = (now - self._last) * self.bandwidth / len(self._left)
+            for tid in self._left:
+                self._left[tid] -= share
+            self.busy_time += now - self._last
+        self._last = now
+
+    def _reschedule(self) -> None:
+        self._epoch += 1
+        if not self._left:
+            return
+        rate = self.bandwidth / len(self._left)
+        delay = max(0.0, min(self._left.values()) / rate)
+        timer = self.env.timeout(delay)
+        epoch = self._epoch
+        timer.callbacks.append(lambda _e, epoch=epoch: self._on_timer(epoch))
+
+    def _on_timer(self, epoch: int) -> None:
+        if epoch != self._epoch:
+            return  # a transfer started or ended since this timer was set
+        rate = self.bandwidth / len(self._left)
+        self._advance()
+        tol = rate * 1e-12  # what moves in a picosecond: float slack of the subtraction
+        finished = [tid for tid, left in self._left.items() if left <= tol]
+        for tid in finished:
+            del self._left[tid]
+            self._done.pop(tid).succeed()
+        self._reschedule()
+
+    def utilisation(self, elapsed: float) -> float:
+        """Fraction of ``elapsed`` seconds the resource moved data at full rate."""
+        return self.bytes_moved / (self.bandwidth * elapsed) if elapsed > 0 else 0.0
+
+    def __repr__(self) -> str:  # pragma: no cover
+        return f"SharedBandwidth({self.name!r}, {self.bandwidth:.3g} B/s)"
+
+
+def hold(env: simpy.Environment, latency: float, memory: SharedBandwidth | None,
+         nbytes: float) -> Any:
+    """The event of an op that takes ``latency`` on its own and moves ``nbytes`` through a
+    shared ``memory``: done when both are (contention can only lengthen it)."""
+    if memory is None or nbytes <= 0:
+        return env.timeout(latency)
+    return env.all_of([env.timeout(latency), memory.transfer(nbytes)])
