@@ -175,8 +175,8 @@ def _build_scalar(tp: Any, value: Any, meta: dict, path: str, ctx: BuildContext)
             number = parse_quantity(value, meta.get("unit") or "")
         except UnitError as exc:
             raise ctx.error(path, str(exc)) from None
-        if number != number:  # NaN
-            raise ctx.error(path, "expected a number, got NaN")
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ctx.error(path, f"expected a finite number, got {value!r}")
         _check_bounds(number, meta, path, ctx)
         return number
     raise ctx.error(path, f"unsupported field type {tp!r}")

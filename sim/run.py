@@ -10,10 +10,9 @@ from sim.devices.base import Device, SimError, device_for
 from sim.engine import Engine
 from sim.invariants import check_invariants
 from sim.result import Result, op_table
-from workloads.einsum import dtype_bytes
 from workloads.models import ModelConfig
 from workloads.scenario import Scenario
-from workloads.tracer import LayerShapes, trace_model
+from workloads.tracer import LayerShapes, kv_cache_bytes, trace_model, weight_bytes_per_device
 
 VERSION = "0.1.0"
 
@@ -24,13 +23,9 @@ def _gib(x: float) -> str:
 
 def memory_per_device(model: ModelConfig, scenario: Scenario) -> dict[str, float]:
     """Bytes one device must hold: its weight shard and its share of the KV cache."""
-    tp = scenario.tp
-    pp = scenario.pp  # pipeline stages each hold 1/pp of the layers
-    weights = model.param_count() * dtype_bytes(scenario.dtype) / tp / pp
-    kv_groups = LayerShapes(model, tp).kv_groups
-    ctx = scenario.prompt_len + scenario.gen_len
-    kv = 2 * model.n_layers * kv_groups * model.head_dim * dtype_bytes(scenario.kv_dtype) \
-        * scenario.batch * ctx / pp
+    LayerShapes(model, scenario.tp)  # heads and d_ff must divide by tp (one-line error if not)
+    weights = weight_bytes_per_device(model, scenario.dtype, scenario.tp, scenario.pp)
+    kv = kv_cache_bytes(model, scenario)
     return {"weights": weights, "kv_cache": kv, "total": weights + kv}
 
 

@@ -342,12 +342,20 @@ def pipeline_boundaries(n_layers: int, pp: int) -> set[int]:
     return {round(k * n_layers / pp) for k in range(1, pp)}
 
 
-def weight_bytes(model: ModelConfig, dtype_bytes_per_param: float) -> float:
-    """Bytes of all parameters at the given width."""
-    return model.param_count() * dtype_bytes_per_param
+def weight_bytes_per_device(model: ModelConfig, dtype: str, tp: int = 1, pp: int = 1) -> float:
+    """Bytes of the parameters one device holds: 1/tp of each of its 1/pp of the layers."""
+    return model.param_count() * TensorRef("x", (), dtype).nbytes({}) / (tp * pp)
+
+
+def kv_bytes_per_token(model: ModelConfig, kv_dtype: str, tp: int = 1, pp: int = 1) -> float:
+    """KV-cache bytes one device holds per token of context (K and V of its layers and its
+    KV heads; KV heads are replicated when there are fewer than ``tp``)."""
+    kv_groups = max(1, model.n_kv_heads // tp)
+    return 2 * model.n_layers * kv_groups * model.head_dim \
+        * TensorRef("x", (), kv_dtype).nbytes({}) / pp
 
 
 def kv_cache_bytes(model: ModelConfig, scenario: Scenario) -> float:
-    """Bytes of the KV cache at the longest context, all requests, all layers."""
-    per_token = 2 * model.n_layers * model.kv_dim * TensorRef("x", (), scenario.kv_dtype).nbytes({})
-    return per_token * scenario.batch * (scenario.prompt_len + scenario.gen_len)
+    """Bytes of the KV cache at the longest context, all requests, all layers, one device."""
+    return kv_bytes_per_token(model, scenario.kv_dtype, scenario.tp, scenario.pp) \
+        * scenario.batch * (scenario.prompt_len + scenario.gen_len)

@@ -30,6 +30,7 @@ from sim.serving.batching import BatchingConfig, IterationBatcher
 from sim.serving.interleave import IterationResult, StageTimes, run_iteration
 from sim.serving.layer_costs import LayerCosts
 from workloads.models import ModelConfig
+from workloads.tracer import kv_bytes_per_token, weight_bytes_per_device
 
 KINDS = ("gpu", "npu", "naive", "neupims")
 
@@ -164,8 +165,8 @@ def run_decode(system: DecodeSystem, model: ModelConfig, tp: int, pp: int, in_le
                     lambda: LayerCosts(system.device, model, tp, dtype))
     heads = model.n_heads // tp
     kv_groups = max(1, model.n_kv_heads // tp)
-    kv_bytes_per_token = 2.0 * layers * kv_groups * model.head_dim * 2.0
-    weights = model.param_count() * 2.0 / (tp * pp)
+    kv_per_token = kv_bytes_per_token(model, dtype, tp, pp)
+    weights = weight_bytes_per_device(model, dtype, tp, pp)
     kv_budget = system.capacity_bytes - weights
     if kv_budget <= 0:
         raise SimError(f"{model.name} shard ({weights / 2**30:.1f} GiB) does not fit the "
@@ -173,7 +174,7 @@ def run_decode(system: DecodeSystem, model: ModelConfig, tp: int, pp: int, in_le
     channels = system.pim.channels if system.pim else 1
     placement = "greedy" if system.kind == "neupims" else "round_robin"
     bcfg = BatchingConfig(batch=batch, channels=channels, page_tokens=page_tokens,
-                          kv_bytes_per_token=kv_bytes_per_token, kv_capacity_bytes=kv_budget,
+                          kv_bytes_per_token=kv_per_token, kv_capacity_bytes=kv_budget,
                           placement=placement)
     batcher = IterationBatcher(bcfg, in_lens, out_lens)
     attn = _shared((system.pim, model.name, tp, "attn"),

@@ -97,6 +97,7 @@ def reproduce(args: argparse.Namespace) -> dict:
     from sim.devices.xpu_pim import XpuPimDevice
     from sim.serving.layer_costs import LayerCosts
     from workloads.models import get_model
+    from workloads.tracer import kv_bytes_per_token, weight_bytes_per_device
 
     wall = time.perf_counter()
     quick = getattr(args, "quick", False)
@@ -110,8 +111,8 @@ def reproduce(args: argparse.Namespace) -> dict:
              (("gpu", gpu), ("duplex", duplex), ("bank", bank))}
     batches = (32, 128) if quick else BATCHES
     lengths = (256, 4096) if quick else LENGTHS
-    weights = model.param_count() * 2.0 / TP
-    kv_per_token = 2.0 * model.n_layers * max(1, model.n_kv_heads // TP) * model.head_dim * 2.0
+    weights = weight_bytes_per_device(model, "fp16", TP)
+    kv_per_token = kv_bytes_per_token(model, "fp16", TP)
     cap = gpu.memory_capacity()
     grid = list(itertools.product(batches, lengths, lengths))
     points = []
