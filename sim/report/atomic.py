@@ -34,8 +34,12 @@ def staged_directory(out_dir: str | Path) -> Iterator[Path]:
     """
     out_dir = Path(out_dir)
     parent = out_dir.parent if str(out_dir.parent) else Path(".")
-    parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=parent))
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=parent))
+    except OSError as exc:  # name the directory the user asked for, not our staging one
+        raise OSError(exc.errno, f"cannot write the output directory ({exc.strerror})",
+                      str(out_dir)) from None
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(stage, 0o777 & ~umask)
