@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from arch.schema import BuildContext, SpecError, build_any, dump
 
 SECTIONS: dict[str, type] = {}
 DEVICE_TYPES: dict[str, dict[str, tuple[str, ...]]] = {}
+TYPE_CHECKS: dict[str, Callable[[Any], tuple[str, str] | None]] = {}
 TOP_LEVEL_KEYS = ("name", "type", "description", "source", "note")
 
 
@@ -29,9 +31,16 @@ def register_section(name: str):
 
 
 def register_device_type(name: str, required: tuple[str, ...],
-                         optional: tuple[str, ...] = ()) -> None:
-    """Declare device class ``name`` (the YAML ``type``) and the sections it needs and may use."""
+                         optional: tuple[str, ...] = (),
+                         check: Callable[[Any], tuple[str, str] | None] | None = None) -> None:
+    """Declare device class ``name`` (the YAML ``type``) and the sections it needs and may use.
+
+    ``check(arch) -> (path, message) | None`` runs after the sections are built and before their
+    own ``check_arch`` (so it may resolve what those checks read, e.g. a system's devices).
+    """
     DEVICE_TYPES[name] = {"required": tuple(required), "optional": tuple(optional)}
+    if check is not None:
+        TYPE_CHECKS[name] = check
 
 
 @dataclass
@@ -113,6 +122,9 @@ def arch_from_dict(data: Any, file: str = "") -> Arch:
             if key in spec["required"]:
                 raise ctx.error(key, f"missing required section for a '{dev_type}' arch")
             continue
+        if key not in SECTIONS:
+            raise ctx.error(key, f"no schema is registered for section '{key}' of a "
+                                 f"'{dev_type}' arch (its module under arch/sections/ is missing)")
         sections[key] = build_any(SECTIONS[key], data[key], ctx, key, top_source)
     arch = Arch(name=data["name"], type=dev_type, description=description, sections=sections,
                 provenance=ctx.provenance, origin=file)
@@ -121,8 +133,13 @@ def arch_from_dict(data: Any, file: str = "") -> Arch:
 
 
 def _check_cross(arch: Arch, ctx: BuildContext) -> None:
-    """Checks that span sections: a section may define ``check_arch(arch) -> (path, msg)``
-    returning the full field path of the problem."""
+    """Checks that span sections: the device type's ``check`` first, then each section's
+    ``check_arch(arch) -> (path, msg)`` returning the full field path of the problem."""
+    type_check = TYPE_CHECKS.get(arch.type)
+    if type_check is not None:
+        problem = type_check(arch)
+        if problem:
+            raise SpecError(ctx.file, problem[0], problem[1])
     for sec in arch.sections.values():
         check = getattr(sec, "check_arch", None)
         if callable(check):

@@ -18,7 +18,7 @@ from typing import Any
 from arch import SpecError, arch_from_dict
 from dse.expr import ExprError
 from dse.space import point_id
-from dse.spec import SweepSpec, set_path
+from dse.spec import SweepSpec, arch_data_path, set_path
 from sim.devices.base import SimError
 from sim.run import simulate
 from workloads.errors import WorkloadError
@@ -63,7 +63,7 @@ def build_point(spec: SweepSpec, axis_values: dict[str, Any]):
     for path, value in params.items():
         kind = kinds[path]
         if kind == "arch":
-            set_path(data, path, value)
+            set_path(data, arch_data_path(spec, path), value)
         elif kind == "scenario":
             scenario[path.split(".", 1)[1]] = value
         elif kind == "model":

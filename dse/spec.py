@@ -52,6 +52,7 @@ MODEL_FIELDS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_s
                 "max_positions", "head_dim", "n_experts", "top_k")
 WORKLOAD_KEYS = ("name", "model", "weight", "layers", *SCENARIO_FIELDS)
 RESERVED_ROOTS = ("scenario", "model")
+SYSTEM_DERIVED = ("interconnect", "system")  # a system arch derives these from its topology
 #: metrics the sweep adds to each simulation result
 DSE_METRICS = ("power_W",)
 #: metrics of :func:`sim.run.simulate` (used only when probing the device model fails)
@@ -124,6 +125,8 @@ class SweepSpec:
     base_values: dict[str, float]
     metric_names: tuple[str, ...]
     description: str = ""
+    device_prefix: str = ""                 # system arch: where its primary device's data lives
+    device_sections: tuple[str, ...] = ()   # system arch: device sections set through it
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -196,6 +199,8 @@ def numeric_leaves(obj: Any, path: str = "") -> dict[str, float]:
     out: dict[str, float] = {}
     if dataclasses.is_dataclass(obj):
         for f in dataclasses.fields(obj):
+            if not f.init:  # derived, not YAML (e.g. a system component's resolved arch)
+                continue
             out.update(numeric_leaves(getattr(obj, f.name), f"{path}.{f.name}" if path
                                       else f.name))
     elif isinstance(obj, dict):
@@ -204,6 +209,14 @@ def numeric_leaves(obj: Any, path: str = "") -> dict[str, float]:
     elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
         out[path] = obj
     return out
+
+
+def arch_data_path(spec: SweepSpec, path: str) -> str:
+    """Where arch parameter ``path`` lies in the raw arch data: on a ``system`` arch, device
+    sections (``gpu.sm_count``) are the primary device component's overrides."""
+    if spec.device_prefix and path.split(".")[0] in spec.device_sections:
+        return f"{spec.device_prefix}.{path}"
+    return path
 
 
 def set_path(data: dict[str, Any], path: str, value: Any) -> None:
@@ -268,7 +281,8 @@ class _Loader:
             constraints=tuple(constraints), workloads=tuple(workloads),
             objectives=tuple(objectives), fidelity=fidelity, seed=seed, strategy=strategy,
             base_values=self.base_values, metric_names=tuple(metric_names),
-            description=description)
+            description=description, device_prefix=self.device_prefix,
+            device_sections=self.device_sections)
         self._check_first_point(spec)
         return spec
 
@@ -292,17 +306,40 @@ class _Loader:
         self.base_arch = arch
         self.sections = DEVICE_TYPES[arch.type]["required"] + DEVICE_TYPES[arch.type]["optional"]
         self.base_values = numeric_leaves(arch.sections)
+        self.device_prefix, self.device_sections = "", ()
+        self.device_data: dict[str, Any] = {}
+        if arch.type == "system":
+            self._system_arch(arch)
+
+    def _system_arch(self, arch: Any) -> None:
+        """A system arch: device sections (``gpu.*``, ``memory.*`` ...) address its primary
+        device component (through ``components.<name>.overrides``); links and counts are set in
+        the system's own sections."""
+        from arch.topology_view import device_view, primary_component
+
+        primary = primary_component(arch)
+        view = device_view(arch, primary)
+        own = DEVICE_TYPES[view.type]["required"] + DEVICE_TYPES[view.type]["optional"]
+        self.device_sections = tuple(s for s in own if s not in SYSTEM_DERIVED)
+        self.device_prefix = f"components.{primary}.overrides"
+        self.device_data = arch.sections["components"][primary].device.to_dict()
+        self.sections = self.device_sections + self.sections
+        self.base_values = {**numeric_leaves(view.sections), **self.base_values}
 
     def _arch_field(self, where: str, path: str) -> tuple[Any, dict]:
         """The schema type and field metadata of an arch path; error when it names nothing."""
         parts = path.split(".")
+        if self.device_prefix and parts[0] in SYSTEM_DERIVED:
+            raise self.err(where, f"'{parts[0]}' of a system arch's device comes from its "
+                                  "topology: set links.LINK.* or components.COMPONENT.count")
         if parts[0] not in self.sections:
             raise self.err(where, f"'{parts[0]}' is not a section of a '{self.arch_type}' arch"
                                   f"{_hint(parts[0], self.sections)} (expected a path like "
                                   f"{self.sections[0]}.FIELD, scenario.FIELD or model.FIELD)")
         tp: Any = SECTIONS[parts[0]]
         meta: dict = {}
-        raw: Any = self.arch_data.get(parts[0], {})
+        root = self.device_data if parts[0] in self.device_sections else self.arch_data
+        raw: Any = root.get(parts[0], {})
         for i, key in enumerate(parts[1:], start=1):
             tp = _unwrap(tp)
             here = ".".join(parts[:i])

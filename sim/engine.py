@@ -1,99 +1,146 @@
-"""The event engine: devices as SimPy processes, memories and links as contended resources.
+"""The event engine: device streams as SimPy processes, memories and links as contended resources.
 
-Ops are grouped into streams (one per device group, from ``op.device``); a stream runs its ops
-in trace order, one at a time, each as a timeout of its estimated latency. An op that depends on
-an op of another stream waits for that op's completion event; collectives also hold the shared
-link. Streams served by one device object (e.g. a compute and a communication stream) share its
-memory: each op then also moves its DRAM bytes through a :class:`SharedBandwidth` and ends when
-both its own latency and that transfer are done, so concurrent memory-bound ops slow each other.
-Events are per op (kernel / command group), never per element: a decode step of a 70B model is
-a few thousand events.
+Ops are grouped into streams (``op.device`` names the stream); a stream runs its ops in trace
+order, one at a time, each as a timeout of its estimated latency. An op that depends on a task of
+another stream waits for that task's completion event. Without a :class:`~sim.system.plan.Plan`
+(one device, or streams given by hand) streams served by one device object share its memory as
+a :class:`SharedBandwidth`, and collectives hold one shared link.
+
+With a plan (a system run, :mod:`sim.system.schedule`) every memory tier and link direction is a
+:class:`SharedBandwidth`: an op moves its DRAM bytes through its device's memory when something
+else contends for it, a collective moves the bytes each rank sends through its ports, and a
+:class:`~sim.system.plan.Transfer` moves a tensor through both tiers and every link of its route
+on a copy stream. A task ends when its own latency and all its loads under contention are done.
+A task whose cost names a ``memory_share`` (``Cost.detail``; a PIM program issuing commands to
+the banks) moves no bytes through its memory but reserves that share of its bandwidth while it
+runs.
+Events are per op / transfer, never per byte.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import simpy
 
 from sim.devices.base import Cost, Device
 from sim.resources import SharedBandwidth, hold
+from sim.system.plan import Plan, Transfer
 from workloads.trace import COLLECTIVE, Op, Trace
 
 
 @dataclass
 class Timeline:
-    """Start and end time (s) of each op, indexed by op id, plus each op's cost."""
+    """Start and end time (s) of each op, indexed by op id, plus each op's cost; the same for
+    transfers (indexed by position in ``transfers``) and what each resource carried."""
 
     start: np.ndarray
     end: np.ndarray
     costs: list[Cost]
     events: int
+    transfers: list[Transfer] = field(default_factory=list)
+    transfer_start: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    transfer_end: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    resources: dict[str, SharedBandwidth] = field(default_factory=dict)
 
 
 class Engine:
-    """Runs a trace on a device model; ``devices`` maps stream name to the device serving it."""
+    """Runs a trace on device models; ``devices`` maps stream name to the device serving it."""
 
     def __init__(self, devices: dict[str, Device]):
         if not devices:
             raise ValueError("engine needs at least one device")
         self.devices = devices
         self.default = next(iter(devices))
+        self.memories: dict[str, SharedBandwidth] = {}
 
-    def run(self, trace: Trace) -> Timeline:
+    def run(self, trace: Trace, plan: Plan | None = None) -> Timeline:
         env = simpy.Environment()
-        n = len(trace.ops)
-        start = np.full(n, np.nan)
-        end = np.full(n, np.nan)
+        ops = trace.ops
+        n = len(ops)
+        transfers = plan.transfers if plan else []
+        start = np.full(n + len(transfers), np.nan)
+        end = np.full(n + len(transfers), np.nan)
         costs: list[Cost | None] = [None] * n
-        streams: dict[str, list[Op]] = {}
-        stream_of = {}
-        for op in trace.ops:
+        streams: dict[str, list] = {}
+        stream_of: list[str] = [""] * (n + len(transfers))
+        devices = plan.streams if plan else self.devices
+        for op in ops:
             name = op.device or self.default
-            if name not in self.devices:
-                raise ValueError(f"op {op.id} ({op.name}) is placed on unknown device '{name}'")
+            if name not in devices:
+                raise ValueError(f"op {op.id} ({op.name}) is placed on unknown stream '{name}'")
             streams.setdefault(name, []).append(op)
             stream_of[op.id] = name
-        # completion events only where an op waits on another stream
+        for tr in transfers:
+            streams.setdefault(tr.stream, []).append(tr)
+            stream_of[tr.id] = tr.stream
+        extra = plan.extra_deps if plan else {}
+        # completion events only where a task waits on another stream
         waited: set[int] = set()
-        for op in trace.ops:
+        for op in ops:
+            me = stream_of[op.id]
             for d in op.deps:
-                if stream_of[d] != stream_of[op.id]:
+                if stream_of[d] != me:
                     waited.add(d)
+            for d in extra.get(op.id, ()):
+                waited.add(d)
+        for tr in transfers:
+            waited.update(tr.deps)
         done = {i: env.event() for i in waited}
-        link = simpy.Resource(env, capacity=1)
         counter = [0]
-        # streams served by the same device object share its memory bandwidth
-        sharing: dict[int, list[str]] = {}
-        for name in streams:
-            sharing.setdefault(id(self.devices[name]), []).append(name)
-        memories: dict[str, SharedBandwidth] = {}
-        for names in sharing.values():
-            if len(names) > 1:
-                dev = self.devices[names[0]]
-                mem = SharedBandwidth(env, dev.sustained_bandwidth(), f"memory of {names[0]}")
-                memories.update({n: mem for n in names})
-        self.memories = memories
+        resources, memory_of, op_loads = self._resources(env, plan, streams)
 
-        def stream_proc(name: str, ops: list[Op]) -> Generator:
-            dev = self.devices[name]
+        def wait_for(deps) -> list:
+            return [done[d] for d in deps if d in done and not done[d].triggered]
+
+        link = simpy.Resource(env, capacity=1)
+        shared_link = plan is None and len(streams) > 1
+
+        def op_stream(name: str, items: list[Op]) -> Generator:
+            dev = devices[name]
             plain = dev.holds_for_latency()  # one timeout per op: skip the generator
             timeout = env.timeout
-            memory = memories.get(name)
-            for op in ops:
-                if done and op.deps:
-                    pending = [done[d] for d in op.deps if d in done and not done[d].triggered]
+            memory = memory_of.get(name)
+            for op in items:
+                if done and (op.deps or extra):
+                    pending = wait_for(op.deps)
+                    more = extra.get(op.id)
+                    if more:
+                        pending += wait_for(more)
                     if pending:
                         yield env.all_of(pending)
                 cost = dev.estimate(op)
                 costs[op.id] = cost
-                if op.kind == COLLECTIVE and len(streams) > 1:
+                loads = op_loads.get(op.id) if op_loads else None
+                share = cost.detail.get("memory_share", 0.0) if memory is not None else 0.0
+                if share > 0.0 and loads is None:
+                    # a unit inside the memory (PIM): its bytes stay in the banks; it takes
+                    # ``share`` of the memory's bandwidth from the other streams while it runs
+                    start[op.id] = env.now
+                    memory.reserve(share)
+                    if plain:
+                        yield timeout(cost.latency)
+                    else:
+                        yield from dev.process(env, op, cost)
+                    memory.release(share)
+                elif shared_link and op.kind == COLLECTIVE:
                     with link.request() as req:
                         yield req
                         start[op.id] = env.now
                         yield from dev.process(env, op, cost)
+                elif loads is not None or (memory is not None and not plain):
+                    start[op.id] = env.now
+                    events = [res.transfer(x) for res, x in loads] if loads else []
+                    if memory is not None and cost.dram_bytes > 0:
+                        events.append(memory.transfer(cost.dram_bytes))
+                    if plain:
+                        events.append(timeout(cost.latency))
+                    else:
+                        yield from dev.process(env, op, cost)
+                    if events:
+                        yield env.all_of(events)
                 elif plain and memory is not None:
                     start[op.id] = env.now
                     yield hold(env, cost.latency, memory, cost.dram_bytes)
@@ -108,7 +155,55 @@ class Engine:
                 if op.id in done:
                     done[op.id].succeed()
 
-        for name, ops in streams.items():
-            env.process(stream_proc(name, ops))
+        def copy_stream(items: list[Transfer]) -> Generator:
+            for tr in items:
+                pending = wait_for(tr.deps)
+                if pending:
+                    yield env.all_of(pending)
+                start[tr.id] = env.now
+                if tr.latency > 0:
+                    yield env.timeout(tr.latency)
+                events = [resources[ld.resource].transfer(ld.nbytes) for ld in tr.loads]
+                if events:
+                    yield env.all_of(events)
+                end[tr.id] = env.now
+                counter[0] += 1
+                if tr.id in done:
+                    done[tr.id].succeed()
+
+        for name, items in streams.items():
+            if items and isinstance(items[0], Transfer):
+                env.process(copy_stream(items))
+            else:
+                env.process(op_stream(name, items))
         env.run()
-        return Timeline(start, end, costs, counter[0])  # type: ignore[arg-type]
+        tl = Timeline(start[:n], end[:n], costs, counter[0])  # type: ignore[arg-type]
+        if transfers:
+            tl.transfers = transfers
+            tl.transfer_start = start[n:]
+            tl.transfer_end = end[n:]
+        tl.resources = resources
+        return tl
+
+    def _resources(self, env: simpy.Environment, plan: Plan | None,
+                   streams: dict[str, list]) -> tuple[dict, dict, dict]:
+        """(resources by name, memory resource by stream, resolved loads by op id)."""
+        if plan is None:
+            # streams served by the same device object share its memory bandwidth
+            sharing: dict[int, list[str]] = {}
+            for name in streams:
+                sharing.setdefault(id(self.devices[name]), []).append(name)
+            memories: dict[str, SharedBandwidth] = {}
+            for names in sharing.values():
+                if len(names) > 1:
+                    dev = self.devices[names[0]]
+                    mem = SharedBandwidth(env, dev.sustained_bandwidth(), f"memory of {names[0]}")
+                    memories.update({n: mem for n in names})
+            self.memories = memories
+            return dict(memories), memories, {}
+        resources = {name: SharedBandwidth(env, bw, name) for name, bw in plan.resources.items()}
+        memory_of = {s: resources[r] for s, r in plan.memory_of.items()}
+        op_loads = {i: [(resources[ld.resource], ld.nbytes) for ld in loads]
+                    for i, loads in plan.op_loads.items()}
+        self.memories = memory_of
+        return resources, memory_of, op_loads

@@ -11,14 +11,17 @@ import pandas as pd
 from sim.engine import Timeline
 from workloads.trace import Trace
 
-OP_COLUMNS = ("id", "op", "op_class", "kind", "phase", "layer", "step", "device", "shards",
-              "start_s", "end_s", "latency_s", "roofline_s", "flops", "bytes", "dram_bytes",
-              "bound", "energy_J", "energy_compute_J", "energy_memory_J", "energy_link_J")
+OP_COLUMNS = ("id", "op", "op_class", "kind", "phase", "layer", "step", "microbatch", "device",
+              "stream", "shards", "start_s", "end_s", "latency_s", "alone_s", "roofline_s",
+              "flops", "bytes", "dram_bytes", "bound", "energy_J", "energy_compute_J",
+              "energy_memory_J", "energy_link_J")
 
 
 @dataclass
 class Result:
-    """Tables and metrics of one run. ``ops`` has one row per op (see :data:`OP_COLUMNS`)."""
+    """Tables and metrics of one run. ``ops`` has one row per op (see :data:`OP_COLUMNS`);
+    ``transfers`` one per tensor transfer (:mod:`sim.system.usage`), ``resources`` one per
+    contended memory tier or link direction (bytes, busy time, utilisation)."""
 
     ops: pd.DataFrame
     metrics: dict[str, float]
@@ -26,6 +29,9 @@ class Result:
     inputs: dict[str, Any]
     energy_by_component: dict[str, float] = field(default_factory=dict)
     device_info: dict[str, Any] = field(default_factory=dict)
+    transfers: pd.DataFrame = field(default_factory=pd.DataFrame)
+    resources: pd.DataFrame = field(default_factory=pd.DataFrame)
+    op_links: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """Everything but the per-op table, JSON-serialisable."""
@@ -33,9 +39,13 @@ class Result:
                 "invariants": self.invariants, "inputs": self.inputs, "device": self.device_info}
 
 
-def op_table(trace: Trace, timeline: Timeline) -> pd.DataFrame:
-    """Assemble the per-op table from the trace and the engine's timeline."""
+def op_table(trace: Trace, timeline: Timeline,
+             stream_device: dict[str, str] | None = None) -> pd.DataFrame:
+    """Assemble the per-op table from the trace and the engine's timeline; ``stream_device``
+    maps a stream to the device instance it runs on (default: the stream's own name)."""
     ops = trace.ops
+    streams = [op.device or "device0" for op in ops]
+    where = stream_device or {}
     costs = timeline.costs
     shards = np.array([max(op.shards, 1) for op in ops], dtype=float)
     e_compute = np.array([c.energy.get("compute", 0.0) for c in costs]) * shards
@@ -49,11 +59,14 @@ def op_table(trace: Trace, timeline: Timeline) -> pd.DataFrame:
         "phase": [op.phase for op in ops],
         "layer": np.array([op.layer for op in ops], dtype=np.int64),
         "step": np.array([op.step for op in ops], dtype=np.int64),
-        "device": [op.device or "device0" for op in ops],
+        "microbatch": np.array([op.microbatch for op in ops], dtype=np.int64),
+        "device": [where.get(s, s) for s in streams],
+        "stream": streams,
         "shards": shards.astype(np.int64),
         "start_s": timeline.start,
         "end_s": timeline.end,
         "latency_s": timeline.end - timeline.start,
+        "alone_s": np.array([c.latency for c in costs]),
         "roofline_s": np.array([c.roofline for c in costs]),
         "flops": np.array([op.flops for op in ops]),
         "bytes": np.array([op.bytes for op in ops]),

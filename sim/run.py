@@ -10,6 +10,12 @@ from sim.devices.base import Device, SimError, device_for
 from sim.engine import Engine
 from sim.invariants import check_invariants
 from sim.result import Result, op_table
+from sim.system.budget import check_staging, place_on_system, system_metrics, tier_budget
+from sim.system.placement import PlacementSpec
+from sim.system.plan import Plan
+from sim.system.schedule import Policies, build_plan, stages_for
+from sim.system.topology import System, build_system
+from sim.system.usage import check_system_invariants, resource_table, transfer_table
 from workloads.models import ModelConfig
 from workloads.scenario import Scenario
 from workloads.tracer import LayerShapes, kv_cache_bytes, trace_model, weight_bytes_per_device
@@ -29,38 +35,62 @@ def memory_per_device(model: ModelConfig, scenario: Scenario) -> dict[str, float
     return {"weights": weights, "kv_cache": kv, "total": weights + kv}
 
 
-def check_fits(device: Device, arch: Arch, model: ModelConfig, scenario: Scenario) -> dict:
-    """Raise :class:`SimError` when the model and its KV cache exceed one device's memory."""
-    system = arch.sections.get("system")
-    devices = system.devices * system.nodes if system else 1
-    if scenario.tp > devices:
-        raise SimError(f"--tp: {scenario.tp} exceeds the {devices} device(s) of arch "
-                       f"'{arch.name}' (use a multi-GPU arch such as dgx-a100 or dgx-h100)")
-    pp = scenario.pp
-    if scenario.tp * pp > devices:
-        raise SimError(f"--pp: {scenario.tp} x {pp} (tp x pp) devices exceed the {devices} "
-                       f"device(s) of arch '{arch.name}' (raise system.nodes or lower --pp)")
+def check_fits(device: Device, arch: Arch, model: ModelConfig, scenario: Scenario,
+               system: System | None = None) -> dict:
+    """Raise :class:`SimError` when there are too few devices, or the model and its KV cache
+    exceed one device's memory (used when no placement puts tensors elsewhere)."""
+    system = system or build_system(arch)
+    stages_for(system, scenario.tp, scenario.pp)
     need = memory_per_device(model, scenario)
     cap = device.memory_capacity()
     if need["total"] > cap:
         raise SimError(f"--model: {model.name} does not fit: it needs {_gib(need['total'])} per "
                        f"device (weights {_gib(need['weights'])} + KV cache "
                        f"{_gib(need['kv_cache'])}) but '{arch.name}' has {_gib(cap)}; "
-                       "use a larger --tp, a smaller --batch or a shorter context")
+                       "use a larger --tp, a smaller --batch, a shorter context or --placement")
     return need
 
 
 def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str = "tile",
-             seed: int = 0) -> Result:
-    """Trace ``model`` under ``scenario``, run it on ``arch`` and check the invariants."""
+             seed: int = 0, placement: PlacementSpec | None = None,
+             policies: Policies | None = None) -> Result:
+    """Trace ``model`` under ``scenario``, run it on the system ``arch`` describes (one device
+    or many, with their memory tiers and links) and check the invariants.
+
+    ``placement`` puts tensor classes on tiers (default: everything on the device);
+    ``policies`` says whether collectives overlap compute and how far transfers prefetch."""
     wall = time.perf_counter()
+    policies = policies or Policies()
+    system = build_system(arch)
     device = device_for(arch, fidelity)
-    need = check_fits(device, arch, model, scenario)
+    if placement is None:
+        need = check_fits(device, arch, model, scenario, system)
+        placed = None
+    else:
+        stages_for(system, scenario.tp, scenario.pp)
+        need = memory_per_device(model, scenario)
+        placed = place_on_system(system, placement, need, scenario.tp * scenario.pp)
     trace = trace_model(model, scenario)
-    timeline = Engine({"device0": device}).run(trace)
-    table = op_table(trace, timeline)
+    plan = build_plan(trace, system, device, placed, policies)
+    if placed is not None:
+        check_staging(system, plan, placed, policies)
+    timeline = Engine(plan.streams).run(trace, plan)
+    table = op_table(trace, timeline, plan.stream_device)
     invariants = check_invariants(trace, table)
+    transfers = transfer_table(timeline)
+    memory_bytes = memory_traffic(table, plan)
+    makespan = max(float(table["end_s"].max()),
+                   float(transfers["end_s"].max()) if len(transfers) else 0.0)
+    resources = resource_table(timeline, plan, makespan, memory_bytes)
+    capacity, resident = tier_budget(system, placed, need, plan)
+    invariants.update(check_system_invariants(table, transfers, resources, capacity, resident))
     metrics, by_component = _metrics(table, device, model, scenario, need)
+    metrics["latency_s"] = max(metrics["latency_s"], makespan)
+    metrics.update(system_metrics(table, transfers, resources, placed))
+    if len(transfers):
+        by_component["transfer"] = float(transfers["energy_J"].sum())
+        metrics["energy_J"] += by_component["transfer"]
+        metrics["energy_per_token_J"] = metrics["energy_J"] / (scenario.batch * scenario.gen_len)
     metrics["events"] = float(timeline.events)
     inputs: dict[str, Any] = {
         "arch": arch.name, "arch_origin": arch.origin, "arch_type": arch.type,
@@ -68,12 +98,29 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
         "scenario": {"batch": scenario.batch, "prompt_len": scenario.prompt_len,
                      "gen_len": scenario.gen_len, "dtype": scenario.dtype,
                      "kv_dtype": scenario.kv_dtype, "tp": scenario.tp,
-                     "pp": scenario.pp,
+                     "pp": scenario.pp, "microbatches": scenario.microbatches,
                      "attention": scenario.attention},
+        "policies": {"overlap": policies.overlap, "prefetch": policies.prefetch},
+        "placement": placed.bytes if placed is not None else None,
     }
     info = {**device.describe(scenario.dtype), "devices_used": scenario.tp * scenario.pp,
+            "system": system.name, "streams": sorted(plan.streams),
             "wall_s": time.perf_counter() - wall}
-    return Result(table, metrics, invariants, inputs, by_component, info)
+    op_links = {i: tuple(ld.resource for ld in loads) for i, loads in plan.op_loads.items()}
+    return Result(table, metrics, invariants, inputs, by_component, info, transfers, resources,
+                  op_links)
+
+
+def memory_traffic(table, plan: Plan) -> dict[str, float]:
+    """DRAM bytes the ops of each contended memory moved through it (per representative)."""
+    out: dict[str, float] = {}
+    if not plan.memory_of:
+        return out
+    per_shard = table["dram_bytes"] / table["shards"]
+    for stream, res in plan.memory_of.items():
+        sel = table["stream"] == stream
+        out[res] = out.get(res, 0.0) + float(per_shard[sel].sum())
+    return out
 
 
 def _metrics(table, device: Device, model: ModelConfig, scenario: Scenario,

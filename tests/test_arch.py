@@ -53,7 +53,7 @@ def test_spec_sheet_values():
     assert load_arch("a100-40gb").memory["hbm"].bandwidth == 1.555e12
     assert h100.memory["hbm"].capacity == 80 * 2**30
     assert h100.gpu.tensor_flops["bf16"] == pytest.approx(989.4e12)
-    assert load_arch("dgx-h100").system.devices == 8
+    assert load_arch("dgx-h100").components["gpu"].count == 8
 
 
 def test_extends_overrides_only_what_it_names():

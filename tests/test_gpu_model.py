@@ -7,6 +7,7 @@ import math
 import pytest
 
 from arch import arch_from_dict, deep_merge, load_arch, load_arch_data
+from arch.topology_view import device_view
 from sim.devices.base import SimError, device_for
 from sim.engine import Engine
 from sim.gpu.attention import (
@@ -38,6 +39,8 @@ def a100():
 
 def _arch(base: str, overrides: dict):
     data, label = load_arch_data(base)
+    if data.get("type") == "system":  # device sections go to the GPU component's overrides
+        overrides = {"components": {"gpu": {"overrides": overrides}}}
     return arch_from_dict(deep_merge(data, overrides), label)
 
 
@@ -51,7 +54,7 @@ def test_presets_load_and_run_a_gemm(name):
 
 def test_dgx_presets_have_eight_gpus_on_nvswitch():
     for name in ("dgx-a100", "dgx-h100"):
-        a = load_arch(name)
+        a = device_view(load_arch(name), "gpu")
         assert a.system.devices == 8 and a.system.intra_node_link == "nvlink"
         assert a.system.inter_node_link == "infiniband"
 
@@ -138,7 +141,7 @@ def test_num_splits_heuristic_as_published():
 
 
 def test_collectives_ring_latency_and_bandwidth():
-    a = load_arch("dgx-a100")
+    a = device_view(load_arch("dgx-a100"), "gpu")
     dev = device_for(a, "tile")
     link = LinkHw(a.interconnect["nvlink"].bandwidth, a.interconnect["nvlink"].efficiency,
                   a.interconnect["nvlink"].latency)

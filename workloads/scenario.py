@@ -17,6 +17,9 @@ class Scenario:
     The first generated token comes from prefill; each of the other ``gen_len - 1`` comes from
     one decode step. ``tp`` devices split every layer (Megatron tensor parallelism); ``pp``
     pipeline stages hold contiguous groups of layers, the activations crossing each boundary.
+    ``microbatches`` splits the batch into that many micro-batches (sizes as even as possible)
+    that flow through the layers independently, so pipeline stages and a device's compute and
+    communication can work on different micro-batches at once.
     ``attention`` is ``unfused`` (QK, softmax, AV as separate kernels, as eager PyTorch runs
     them) or ``flash`` (one fused kernel).
     """
@@ -29,10 +32,12 @@ class Scenario:
     tp: int = 1
     attention: str = "unfused"
     pp: int = 1
+    microbatches: int = 1
 
     def __post_init__(self) -> None:
         for name, opt in (("batch", "--batch"), ("prompt_len", "--prompt"),
-                          ("gen_len", "--gen"), ("tp", "--tp"), ("pp", "--pp")):
+                          ("gen_len", "--gen"), ("tp", "--tp"), ("pp", "--pp"),
+                          ("microbatches", "--microbatches")):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise WorkloadError("", opt, f"expected a positive integer, got {value!r}")
@@ -44,6 +49,9 @@ class Scenario:
             if value not in DTYPE_BYTES:
                 raise WorkloadError("", opt, f"unknown dtype '{value}' "
                                              f"(expected one of {', '.join(DTYPE_BYTES)})")
+        if self.microbatches > self.batch:
+            raise WorkloadError("", "--microbatches", f"{self.microbatches} micro-batches exceed "
+                                                      f"the batch of {self.batch} requests")
         if self.attention not in ATTENTION_IMPLS:
             raise WorkloadError("", "--attention", f"expected one of {', '.join(ATTENTION_IMPLS)}, "
                                                    f"got '{self.attention}'")

@@ -53,7 +53,8 @@ class Op:
     ``compute`` is the per-shard Einsum or cascade; the op runs as ``shards`` identical pieces on
     as many devices (tensor parallelism), so its FLOPs and bytes are ``shards`` times the
     shard's. ``deps`` are ids of ops that must finish first. ``tokens`` is how many tokens the op
-    processes (for reports); ``requests`` how many requests it serves.
+    processes (for reports); ``requests`` how many requests it serves; ``microbatch`` which
+    micro-batch (dependency chain) it belongs to.
     """
 
     id: int
@@ -72,6 +73,7 @@ class Op:
     op_class: str = ""
     flops: float = -1.0  # derived in __post_init__ unless a caller passes the derived value
     bytes: float = -1.0
+    microbatch: int = 0
 
     def __post_init__(self) -> None:
         if self.flops < 0 or self.bytes < 0:

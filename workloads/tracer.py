@@ -275,16 +275,18 @@ class LayerBuilder:
 
 
 class _Stamper:
-    """Turns templates into ops with ids and a sequential dependency chain per device stream."""
+    """Turns templates into ops with ids; each micro-batch (``chain``) is a dependency chain."""
 
     def __init__(self, tp: int):
         self.ops: list[Op] = []
         self.tp = tp
         self._work: dict[int, tuple] = {}  # per template: (template, shards, FLOPs, bytes)
+        self._last: dict[int, int] = {}    # chain -> id of its last op
 
     def add(self, templates: list[OpTemplate], phase: str, layer: int, step: int,
-            tokens: int, requests: int) -> None:
+            tokens: int, requests: int, chain: int = 0) -> None:
         ops = self.ops
+        prev = self._last.get(chain, -1)
         for tpl in templates:
             work = self._work.get(id(tpl))
             if work is None or work[0] is not tpl:
@@ -294,41 +296,76 @@ class _Stamper:
             _, shards, flops, nbytes = work
             i = len(ops)
             ops.append(Op(i, tpl.name, tpl.kind, phase, layer, step, tpl.compute, shards,
-                          (i - 1,) if i else (), tpl.collective, tokens, requests, "",
-                          tpl.op_class, flops, nbytes))
+                          (prev,) if prev >= 0 else (), tpl.collective, tokens, requests, "",
+                          tpl.op_class, flops, nbytes, chain))
+            prev = i
+        self._last[chain] = prev
+
+
+def microbatch_sizes(batch: int, microbatches: int) -> list[int]:
+    """Requests per micro-batch: ``batch`` split as evenly as possible, larger ones first."""
+    base, extra = divmod(batch, microbatches)
+    return [base + (1 if k < extra else 0) for k in range(microbatches)]
+
+
+def _segments(templates: list[OpTemplate]) -> list[list[OpTemplate]]:
+    """A layer's templates cut after each collective: what one micro-batch computes before it
+    must wait for communication."""
+    out: list[list[OpTemplate]] = [[]]
+    for tpl in templates:
+        out[-1].append(tpl)
+        if tpl.kind == COLLECTIVE:
+            out.append([])
+    return [seg for seg in out if seg]
 
 
 def trace_model(model: ModelConfig, scenario: Scenario, phases: tuple[str, ...] = ("prefill",
                 "decode")) -> Trace:
-    """The full run: prefill of the prompt, then ``gen_len - 1`` decode steps."""
+    """The full run: prefill of the prompt, then ``gen_len - 1`` decode steps.
+
+    With one micro-batch ops form one chain. With several, each micro-batch is its own chain
+    and ops are ordered so that in-order device streams overlap them: under pipeline
+    parallelism micro-batch by micro-batch (each stage passes a micro-batch on and takes the
+    next), otherwise layer by layer and, inside a layer, segment by segment between collectives
+    (one micro-batch computes while another's all-reduce is in flight)."""
     if scenario.max_context > model.max_positions and model.position == "learned":
         raise WorkloadError("", "--prompt", f"prompt + generated tokens ({scenario.max_context}) "
                                             f"exceed {model.name}'s {model.max_positions} "
                                             "learned positions")
     builder = LayerBuilder(model, scenario)
     stamp = _Stamper(scenario.tp)
-    b, p = scenario.batch, scenario.prompt_len
+    p = scenario.prompt_len
+    sizes = microbatch_sizes(scenario.batch, scenario.microbatches)
     boundaries = pipeline_boundaries(model.n_layers, scenario.pp)
+    by_stage = scenario.pp > 1 or len(sizes) == 1
+    steps: list[tuple[str, int, int, int]] = []  # (phase, step, new tokens, KV length)
     if "prefill" in phases:
-        stamp.add(builder.embedding(b * p), "prefill", -1, 0, b * p, b)
-        layer = builder.layer(b, p, p)
-        send = builder.stage_send(b * p)
-        for i in range(model.n_layers):
-            if i in boundaries:
-                stamp.add(send, "prefill", i, 0, b * p, b)
-            stamp.add(layer, "prefill", i, 0, b * p, b)
-        stamp.add(builder.head(b), "prefill", model.n_layers, 0, b, b)
+        steps.append(("prefill", 0, p, p))
     if "decode" in phases:
-        send = builder.stage_send(b)
-        for step in range(1, scenario.gen_len):
-            kv_len = p + step
-            stamp.add(builder.embedding(b), "decode", -1, step, b, b)
-            layer = builder.layer(b, 1, kv_len)
-            for i in range(model.n_layers):
-                if i in boundaries:
-                    stamp.add(send, "decode", i, step, b, b)
-                stamp.add(layer, "decode", i, step, b, b)
-            stamp.add(builder.head(b), "decode", model.n_layers, step, b, b)
+        steps += [("decode", s, 1, p + s) for s in range(1, scenario.gen_len)]
+    for phase, step, s, n in steps:
+        layers = {b: builder.layer(b, s, n) for b in set(sizes)}
+        sends = {b: builder.stage_send(b * s) for b in set(sizes)}
+        heads = {b: builder.head(b) for b in set(sizes)}
+        embeds = {b: builder.embedding(b * s) for b in set(sizes)}
+        if by_stage:
+            for k, b in enumerate(sizes):
+                stamp.add(embeds[b], phase, -1, step, b * s, b, k)
+                for i in range(model.n_layers):
+                    if i in boundaries:
+                        stamp.add(sends[b], phase, i, step, b * s, b, k)
+                    stamp.add(layers[b], phase, i, step, b * s, b, k)
+                stamp.add(heads[b], phase, model.n_layers, step, b, b, k)
+            continue
+        segments = {b: _segments(layers[b]) for b in set(sizes)}
+        for k, b in enumerate(sizes):
+            stamp.add(embeds[b], phase, -1, step, b * s, b, k)
+        for i in range(model.n_layers):
+            for j in range(len(segments[sizes[0]])):
+                for k, b in enumerate(sizes):
+                    stamp.add(segments[b][j], phase, i, step, b * s, b, k)
+        for k, b in enumerate(sizes):
+            stamp.add(heads[b], phase, model.n_layers, step, b, b, k)
     return Trace(stamp.ops, model, scenario, {"phases": phases})
 
 

@@ -133,6 +133,12 @@ class Device:
         """SimPy process body for one op: hold the device for its latency."""
         yield env.timeout(cost.latency)
 
+    def unit_of(self, op: Op) -> str:
+        """The unit of this device that runs ``op`` when it is not the main compute engine
+        (e.g. ``"pim"``): a system run gives each such unit its own stream, so units work
+        concurrently and contend for the device's memory. Default: "" (the compute stream)."""
+        return ""
+
     def holds_for_latency(self) -> bool:
         """True when ``process`` is exactly one timeout of ``cost.latency`` (the engine then
         skips the generator); a subclass that overrides ``process`` returns False unless it
@@ -176,7 +182,13 @@ def register_device(cls: type[Device]) -> type[Device]:
 
 
 def device_for(arch: Arch, fidelity: str) -> Device:
-    """Instantiate the device model registered for ``arch.type``."""
+    """Instantiate the device model registered for ``arch.type``; for a ``system`` arch, the
+    model of its primary device component as the topology sees it
+    (:func:`arch.topology_view.device_view`)."""
+    if arch.type == "system":
+        from arch.topology_view import device_view, primary_component
+
+        arch = device_view(arch, primary_component(arch))
     cls = DEVICE_MODELS.get(arch.type)
     if cls is None:  # by convention the model of type X lives in sim/devices/X.py
         import importlib

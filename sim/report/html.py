@@ -39,8 +39,27 @@ def _img(png: bytes, alt: str) -> str:
     return f"<img alt='{alt}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
 
 
+def _system_html(resources: pd.DataFrame | None, transfers: pd.DataFrame | None) -> str:
+    """Links, memory tiers and transfers of a system run (empty for a lone stream)."""
+    out = ""
+    if resources is not None and len(resources):
+        res = resources.sort_values("busy_s", ascending=False)
+        out += ("<h2>Links and memory tiers (contended resources)</h2><p>Direction "
+                "<code>&gt;</code> / <code>&lt;</code>: from the link's first / second end.</p>"
+                + table_html(res, left=("resource",)))
+    if transfers is not None and len(transfers):
+        agg = (transfers.assign(total_bytes=transfers["bytes"] * transfers["replicas"])
+               .groupby(["tensor", "src", "dst", "phase"], sort=True)
+               .agg(transfers=("id", "size"), bytes=("total_bytes", "sum"),
+                    time_s=("latency_s", "sum"), energy_J=("energy_J", "sum"))
+               .reset_index())
+        out += "<h2>Transfers</h2>" + table_html(agg, left=("tensor", "src", "dst", "phase"))
+    return out
+
+
 def run_report_html(summary: dict, ops: pd.DataFrame, roofline: bytes, energy: bytes,
-                    files: list[str]) -> str:
+                    files: list[str], resources: pd.DataFrame | None = None,
+                    transfers: pd.DataFrame | None = None) -> str:
     """The report page: metrics, plots, the ops that take the time, invariants and inputs."""
     inputs = summary["inputs"]
     sc = inputs["scenario"]
@@ -70,6 +89,7 @@ ui.perfetto.dev</a> or chrome://tracing.</p>
 <h2>Roofline</h2>{_img(roofline, "roofline")}
 <h2>Energy</h2>{_img(energy, "energy")}{table_html(energy_tbl, left=("component",))}
 <h2>Where the time goes</h2>{table_html(top.head(30), left=("phase", "op", "bound"))}
+{_system_html(resources, transfers)}
 <h2>Invariants</h2>{table_html(inv, left=("invariant", "status"))}
 <h2>Inputs (rerun with these)</h2><pre>{html.escape(json.dumps(inputs, indent=2))}</pre>
 </body></html>"""

@@ -20,6 +20,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_or_zero_int(text: str) -> int:
+    """argparse type: an integer >= 0, with a one-line message otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def add_arch_arg(p: argparse.ArgumentParser, default: str = "h100") -> None:
     p.add_argument("--arch", default=default,
                    help=f"preset name or arch YAML path (default {default}; "
@@ -40,6 +51,9 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tp", type=positive_int, default=1, help="tensor-parallel devices (1)")
     p.add_argument("--pp", type=positive_int, default=1,
                    help="pipeline-parallel stages, each of --tp devices (1)")
+    p.add_argument("--microbatches", type=positive_int, default=1,
+                   help="split the batch into micro-batches that pipeline stages and a "
+                        "device's compute and communication streams overlap (1)")
     p.add_argument("--attention", default="unfused", choices=("unfused", "flash"),
                    help="attention kernels: unfused (QK, softmax, AV) or flash (fused)")
     p.add_argument("--fidelity", default="tile", choices=("roofline", "tile", "cycle"),
@@ -66,7 +80,8 @@ def load_workload(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     model = load_model(args.model)
     scenario = Scenario(batch=args.batch, prompt_len=args.prompt, gen_len=args.gen,
                         dtype=args.dtype, kv_dtype=args.kv_dtype, tp=args.tp,
-                        attention=args.attention, pp=getattr(args, "pp", 1))
+                        attention=args.attention, pp=getattr(args, "pp", 1),
+                        microbatches=getattr(args, "microbatches", 1))
     return arch, model, scenario
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xpusim.commands._common import add_workload_args, load_workload, print_json
+from xpusim.commands._common import (
+    add_workload_args,
+    load_workload,
+    positive_or_zero_int,
+    print_json,
+)
 
 NAME = "run"
 HELP = "simulate prefill and decode of a model on an arch; write a report"
@@ -17,13 +22,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None,
                    help=f"report directory (default {DEFAULT_OUT}; with --json, none unless given)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.add_argument("--placement", default=None, metavar="SPEC",
+                   help="tensor classes on memory tiers of a system arch, e.g. "
+                        "'weights=gpu.hbm:0.5,host_ddr:0.5' (see docs/placement.md); "
+                        "default: the arch's placement section, else all on the device")
+    p.add_argument("--prefetch", type=positive_or_zero_int, default=1, metavar="N",
+                   help="layers ahead that off-device tensors are fetched (0 = none; 1)")
+    p.add_argument("--overlap", action="store_true",
+                   help="run collectives on their own stream, overlapping compute of other "
+                        "micro-batches (as stacks with async communication do)")
 
 
 def run(args: argparse.Namespace) -> int:
     arch, model, scenario = load_workload(args)
     from sim.run import simulate
+    from sim.system.placement import parse_placement
+    from sim.system.schedule import Policies
 
-    result = simulate(arch, model, scenario, fidelity=args.fidelity, seed=args.seed)
+    spec = parse_placement(args.placement) if args.placement else \
+        arch.sections.get("placement")
+    policies = Policies(overlap=args.overlap, prefetch=args.prefetch)
+    result = simulate(arch, model, scenario, fidelity=args.fidelity, seed=args.seed,
+                      placement=spec, policies=policies)
     out = args.out or (None if args.json else DEFAULT_OUT)
     if out:
         from sim.report import write_run_report

@@ -39,12 +39,14 @@ def configs(ctx: ValidationContext) -> list[dict]:
 
 
 def harness_device(overrides: dict | None = None):
+    """The GPU model of the harness; ``overrides`` (raw GPU arch data, e.g. ``{"software":
+    ...}``) go to the system's GPU component (``components.gpu.overrides``)."""
     from arch import arch_from_dict, deep_merge, load_arch_data
     from sim.devices.base import device_for
 
     data, label = load_arch_data(HARNESS)
     if overrides:
-        data = deep_merge(data, overrides)
+        data = deep_merge(data, {"components": {"gpu": {"overrides": overrides}}})
     return device_for(arch_from_dict(data, label), "tile")
 
 

@@ -1,0 +1,100 @@
+"""Memory budgets of a system run: placement on the system's tiers, staging room for transfers,
+what each tier holds, and the run's system-level metrics."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from sim.devices.base import SimError
+from sim.system.placement import Placement, PlacementSpec, TierRoom, place
+from sim.system.plan import Plan
+from sim.system.schedule import Policies, home_tier
+from sim.system.topology import System
+
+
+def _gib(x: float) -> str:
+    return f"{x / 2**30:.1f} GiB"
+
+
+def used_devices(system: System, count: int) -> list[str]:
+    """The first ``count`` devices of the primary component (the ones a run uses)."""
+    return [d.name for d in system.compute_devices()[:count]]
+
+
+def place_on_system(system: System, spec: PlacementSpec, need: dict[str, float],
+                    count: int) -> Placement:
+    """Place the per-device demands (weights, KV cache) on the system's tiers: the device's
+    own memory (``gpu.hbm``) and every standalone tier, shared by the devices in use."""
+    home = home_tier(system)
+    dev = system.compute_devices()[0]
+    users = set(used_devices(system, count))
+    tiers = {home: TierRoom(home, system.tiers[dev.memory].capacity, 1)}
+    for tier in system.tiers.values():
+        if tier.device:
+            continue
+        sharers = max(1, len(users & set(tier.shared_by)))
+        tiers[tier.name] = TierRoom(tier.name, tier.capacity, sharers)
+    demands = {"weights": need["weights"], "kv_cache": need["kv_cache"]}
+    return place(spec, demands, tiers, home)
+
+
+def _runs_bytes(plan: Plan) -> dict[str, list[float]]:
+    """Per copy stream: bytes staged per run of ops (transfers sharing a release op summed)."""
+    out: dict[str, dict[int, float]] = {}
+    for tr in plan.transfers:
+        runs = out.setdefault(tr.dst, {})
+        runs[tr.release] = runs.get(tr.release, 0.0) + tr.nbytes
+    return {dst: [v for _, v in sorted(runs.items())] for dst, runs in out.items()}
+
+
+def check_staging(system: System, plan: Plan, placed: Placement, policies: Policies) -> None:
+    """Raise SimError when the resident tensors plus the staging buffers prefetching needs
+    (``prefetch + 1`` layers in flight) exceed a device's memory."""
+    home = home_tier(system)
+    resident = placed.on_tier(home)
+    window = max(0, policies.prefetch) + 1
+    for dst, runs in _runs_bytes(plan).items():
+        cap = system.tiers[dst].capacity
+        peak = max(sum(runs[i:i + window]) for i in range(len(runs)))
+        if resident + peak > cap:
+            raise SimError(f"--prefetch: staging {window} layer(s) of offloaded tensors needs "
+                           f"{_gib(peak)} on {dst} next to {_gib(resident)} resident, but it "
+                           f"has {_gib(cap)}; prefetch fewer layers or offload more")
+
+
+def tier_budget(system: System, placed: Placement | None, need: dict[str, float],
+                plan: Plan) -> tuple[dict[str, float], dict[str, float]]:
+    """(capacity, resident bytes) per tier of the system that the run uses."""
+    home = home_tier(system)
+    count = len({d for devs in plan.devices_of.values() for d in devs})
+    capacity: dict[str, float] = {}
+    resident: dict[str, float] = {}
+    for name in used_devices(system, count):
+        tier = system.tier_of_device(name)
+        capacity[tier.name] = tier.capacity
+        resident[tier.name] = placed.on_tier(home) if placed is not None else need["total"]
+    if placed is not None:
+        for tier in system.tiers.values():
+            if not tier.device and placed.on_tier(tier.name) > 0:
+                capacity[tier.name] = tier.capacity
+                resident[tier.name] = placed.total(tier.name)
+    return capacity, resident
+
+
+def system_metrics(table: pd.DataFrame, transfers: pd.DataFrame, resources: pd.DataFrame,
+                   placed: Placement | None) -> dict[str, float]:
+    """Metrics a system run adds: op time summed over streams, transfers, busiest resource."""
+    out = {"op_time_sum_s": float(table["latency_s"].sum()),
+           "streams": float(table["stream"].nunique())}
+    if len(transfers):
+        out["transfers"] = float(len(transfers))
+        out["transfer_bytes"] = float((transfers["bytes"] * transfers["replicas"]).sum())
+        out["transfer_time_sum_s"] = float(transfers["latency_s"].sum())
+    if len(resources):
+        i = int(resources["utilisation"].to_numpy().argmax())
+        out["busiest_resource_utilisation"] = float(resources["utilisation"].iloc[i])
+    if placed is not None:
+        for cls, tiers in placed.bytes.items():
+            for tier, nbytes in tiers.items():
+                out[f"placed_{cls}@{tier}_bytes"] = float(nbytes)
+    return out

@@ -1,0 +1,109 @@
+"""What the engine runs on a system: streams, contended resources, transfers and extra waits.
+
+A :class:`Plan` is built by :mod:`sim.system.schedule` from a trace, a :class:`System`, a
+placement and the run's policies; the engine (:mod:`sim.engine`) only executes it. Resources are
+bandwidths shared by processor sharing (:class:`sim.resources.SharedBandwidth`): each memory tier
+and each link direction is one. A link direction's resource is named ``<link>>`` (from ``a`` to
+``b``) or ``<link><`` (from ``b`` to ``a``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sim.devices.base import Device
+
+
+def direction(link: str, forward: bool) -> str:
+    """Resource name of one direction of ``link``."""
+    return f"{link}>" if forward else f"{link}<"
+
+
+@dataclass(frozen=True)
+class Load:
+    """Bytes one task moves through one contended resource."""
+
+    resource: str
+    nbytes: float
+
+
+@dataclass
+class Transfer:
+    """A tensor moved between memory tiers over a route, as one task on a copy stream.
+
+    ``nbytes`` is per replica: a tensor-parallel group moves ``replicas`` identical shards, each
+    over its own device's route; only the representative route is simulated, and shared
+    resources carry the bytes of every replica (see ``loads``). ``latency`` (s) is the route's
+    and the source tier's; ``floor`` (s) is ``nbytes`` over the route's slowest link, below which
+    no transfer may finish. The staging buffer it fills is released when op ``release`` ends.
+    """
+
+    id: int
+    name: str
+    tensor: str
+    stream: str
+    src: str
+    dst: str
+    nbytes: float
+    replicas: int
+    hops: tuple[str, ...]
+    loads: tuple[Load, ...]
+    latency: float
+    floor: float
+    deps: tuple[int, ...] = ()
+    phase: str = ""
+    layer: int = -1
+    step: int = 0
+    release: int = -1
+    energy_J: float = 0.0
+
+
+@dataclass
+class Plan:
+    """Streams (name → device model), resources (name → B/s) and the tasks' extra loads.
+
+    ``memory_of`` names the memory resource a stream's ops move their DRAM bytes through (only
+    for memories that something else contends for); ``op_loads`` are the link loads of
+    collectives; ``extra_deps`` the transfers an op waits for; ``stream_device`` the device
+    instance a stream belongs to (for reports); ``devices_of`` the instances its ops span.
+    """
+
+    streams: dict[str, Device]
+    stream_device: dict[str, str] = field(default_factory=dict)
+    devices_of: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    memory_of: dict[str, str] = field(default_factory=dict)
+    resources: dict[str, float] = field(default_factory=dict)
+    op_loads: dict[int, tuple[Load, ...]] = field(default_factory=dict)
+    extra_deps: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    transfers: list[Transfer] = field(default_factory=list)
+    copy_streams: tuple[str, ...] = ()
+    quiet: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def prune_uncontended(self, stream_of_op: dict[int, str]) -> None:
+        """Drop resources that only one stream's ops load (those run one at a time, so nothing
+        can contend; each op's own latency already covers its bytes): the engine then spends no
+        events on them. Their (bandwidth, bytes) stay in ``quiet`` for the link tables."""
+        users: dict[str, set[str]] = {}
+        for op_id, loads in self.op_loads.items():
+            for ld in loads:
+                users.setdefault(ld.resource, set()).add(stream_of_op[op_id])
+        for stream, res in self.memory_of.items():
+            users.setdefault(res, set()).add(stream)
+        for tr in self.transfers:
+            for ld in tr.loads:
+                users.setdefault(ld.resource, set()).update((tr.stream, "transfer"))
+        lone = {r for r, who in users.items() if len(who) == 1}
+        if not lone:
+            return
+        for op_id, loads in list(self.op_loads.items()):
+            for ld in loads:
+                if ld.resource in lone:
+                    bw, moved = self.quiet.get(ld.resource, (self.resources[ld.resource], 0.0))
+                    self.quiet[ld.resource] = (bw, moved + ld.nbytes)
+            kept = tuple(ld for ld in loads if ld.resource not in lone)
+            if kept:
+                self.op_loads[op_id] = kept
+            else:
+                del self.op_loads[op_id]
+        for r in lone:
+            self.resources.pop(r, None)

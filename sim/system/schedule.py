@@ -1,0 +1,287 @@
+"""Lay a trace onto a system: which stream runs each op, what contends, what must be moved.
+
+* **Streams.** Pipeline stage ``k`` runs on devices ``k*tp .. k*tp+tp-1`` of the system's
+  primary component; its first device represents the tensor-parallel group (the shards are
+  identical). Each stage has a compute stream, a communication stream when the software stack
+  overlaps collectives with compute (``overlap``), and a copy stream (one DMA engine) when
+  tensors must be moved.
+* **Contention.** A device's memory becomes a shared resource when more than one of its streams
+  or any transfer uses it; links are shared per direction. Collectives load the ports of the
+  representative device (bytes each rank sends and receives); pipeline sends load every link of
+  their route.
+* **Transfers.** Tensor classes placed away from the device (weights, KV cache) are moved per
+  layer and step, into a staging buffer, before the layer's first op runs; with prefetch depth
+  ``N`` the transfer for a layer may start once the layer ``N + 1`` places earlier has ended
+  (``N = 0``: just in time, no overlap). The buffer is released when the layer ends.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sim.devices.base import Device, SimError, collective_min_bytes
+from sim.system.placement import Placement
+from sim.system.plan import Load, Plan, Transfer, direction
+from sim.system.topology import Route, System
+from workloads.einsum import Cascade, Einsum
+from workloads.trace import COLLECTIVE, Op, Trace
+from workloads.tracer import pipeline_boundaries
+
+MOVABLE = ("weights", "kv_cache")  # tensor classes an inference run moves per layer
+
+
+@dataclass(frozen=True)
+class Policies:
+    """How the software runs on the system.
+
+    ``overlap``: collectives run on their own stream and overlap compute of other micro-batches;
+    ``prefetch``: layers ahead a transfer may start (0 = none).
+    """
+
+    overlap: bool = False
+    prefetch: int = 1
+
+
+@dataclass
+class Stage:
+    """One pipeline stage: its devices (first = representative) and streams."""
+
+    index: int
+    devices: tuple[str, ...]
+    compute: str
+    comm: str
+    copy: str
+
+    @property
+    def rep(self) -> str:
+        return self.devices[0]
+
+
+def stages_for(system: System, tp: int, pp: int) -> list[Stage]:
+    """Pipeline stages over the primary component's devices, ``tp`` devices each."""
+    devs = [d.name for d in system.compute_devices()]
+    if tp > len(devs):
+        raise SimError(f"--tp: {tp} exceeds the {len(devs)} device(s) of arch '{system.name}' "
+                       "(use a multi-GPU arch such as dgx-a100 or dgx-h100)")
+    if tp * pp > len(devs):
+        raise SimError(f"--pp: {tp} x {pp} (tp x pp) devices exceed the {len(devs)} "
+                       f"device(s) of arch '{system.name}' (lower --pp or --tp)")
+    out = []
+    for k in range(pp):
+        group = tuple(devs[k * tp:(k + 1) * tp])
+        rep = group[0]
+        out.append(Stage(k, group, f"{rep}.compute", f"{rep}.comm", f"{rep}.copy"))
+    return out
+
+
+_ROLE_BYTES: dict[int, tuple[object, float, float]] = {}
+
+
+def role_bytes(op: Op) -> tuple[float, float]:
+    """(weight bytes, KV-cache bytes) one shard of ``op`` reads, from its Einsum operands."""
+    comp = op.compute
+    if comp is None:
+        return 0.0, 0.0
+    hit = _ROLE_BYTES.get(id(comp))
+    if hit is not None and hit[0] is comp:
+        return hit[1], hit[2]
+    einsums = comp.einsums if isinstance(comp, Cascade) else (comp,)
+    seen: set[str] = set()
+    w = kv = 0.0
+    for e in einsums:
+        assert isinstance(e, Einsum)
+        for t in e.inputs:
+            if t.name in seen or t.role not in ("weight", "kv_cache"):
+                continue
+            seen.add(t.name)
+            if t.role == "weight":
+                w += t.nbytes(e.size)
+            else:
+                kv += t.nbytes(e.size)
+    _ROLE_BYTES[id(comp)] = (comp, w, kv)
+    return w, kv
+
+
+def home_tier(system: System) -> str:
+    """The per-device name (``gpu.hbm``) of the primary devices' own memory tier."""
+    dev = system.compute_devices()[0]
+    return f"{dev.component}.{dev.memory.split('.', 1)[1]}"
+
+
+def stage_of_layers(n_layers: int, pp: int) -> list[int]:
+    """Stage index of layer ``i`` for i in -1 (embedding) .. n_layers (head), offset by one."""
+    bounds = sorted(pipeline_boundaries(n_layers, pp))
+    out = []
+    for layer in range(-1, n_layers + 1):
+        out.append(sum(1 for b in bounds if layer >= b))
+    return out
+
+
+def build_plan(trace: Trace, system: System, device: Device, placement: Placement | None,
+               policies: Policies) -> Plan:
+    """Assign streams to ``trace``'s ops (in place: ``op.device``) and build the plan."""
+    sc = trace.scenario
+    tp, pp = sc.tp, sc.pp
+    stages = stages_for(system, tp, pp)
+    n_layers = trace.model.n_layers
+    stage_at = stage_of_layers(n_layers, pp)
+    plan = Plan(streams={})
+    used_memory: dict[str, set[str]] = {}   # device instance -> streams that touch its memory
+    for st in stages:
+        plan.streams[st.compute] = device
+        plan.stream_device[st.compute] = st.rep
+        plan.devices_of[st.compute] = st.devices
+        used_memory.setdefault(st.rep, set()).add(st.compute)
+    comm_loads = _collective_ports(system, stages)
+    loaded: dict[int, str] = {}
+    # 1. streams and collective loads
+    for op in trace.ops:
+        st = stages[stage_at[op.layer + 1]]
+        if op.kind == COLLECTIVE:
+            c = op.collective
+            if c is not None and c.kind == "send":
+                st = stages[stage_at[op.layer]]      # sent by the stage before the boundary
+                to = stages[stage_at[op.layer + 1]]
+                route = system.route(st.rep, to.rep)
+                plan.op_loads[op.id] = tuple(Load(_res(plan, system, h), c.bytes_per_rank)
+                                             for h in route.hops)
+            elif c is not None and c.group > 1 and comm_loads.get(st.index):
+                sent = collective_min_bytes(c.kind, c.bytes_per_rank, c.group)
+                plan.op_loads[op.id] = tuple(Load(_res(plan, system, h), sent)
+                                             for h in comm_loads[st.index])
+            if op.id in plan.op_loads:
+                loaded[op.id] = st.comm if policies.overlap else st.compute
+            if policies.overlap:
+                op.device = st.comm
+                if st.comm not in plan.streams:
+                    plan.streams[st.comm] = device
+                    plan.stream_device[st.comm] = st.rep
+                    plan.devices_of[st.comm] = st.devices
+                    used_memory[st.rep].add(st.comm)
+                continue
+        unit = device.unit_of(op)
+        if unit:
+            stream = f"{st.rep}.{unit}"
+            if stream not in plan.streams:
+                plan.streams[stream] = device
+                plan.stream_device[stream] = st.rep
+                plan.devices_of[stream] = st.devices
+                used_memory[st.rep].add(stream)
+            op.device = stream
+            continue
+        op.device = st.compute
+    # 2. transfers of tensors placed away from the device
+    if placement is not None:
+        _transfers(trace, system, stages, stage_at, placement, policies, plan, used_memory)
+    # 3. memories that something contends for
+    for rep, users in used_memory.items():
+        if len(users) > 1:
+            tier = system.tier_of_device(rep)
+            plan.resources.setdefault(tier.name, tier.bandwidth)
+            for s in users:
+                if s in plan.streams and not s.endswith(".copy"):
+                    plan.memory_of[s] = tier.name
+    plan.prune_uncontended(loaded)
+    return plan
+
+
+def _res(plan: Plan, system: System, hop) -> str:
+    """Register and name the resource of one hop's link direction."""
+    link = system.links[hop.link]
+    name = direction(hop.link, hop.forward)
+    plan.resources.setdefault(name, link.sustained)
+    return name
+
+
+def _collective_ports(system: System, stages: list[Stage]) -> dict[int, tuple]:
+    """Per stage: the hops (both directions) of the representative's port into its group."""
+    out = {}
+    for st in stages:
+        if len(st.devices) < 2:
+            continue
+        route = system.route(st.rep, st.devices[1])
+        if not route.hops:
+            continue
+        first = route.hops[0]
+        back = type(first)(first.link, not first.forward)
+        out[st.index] = (first, back)
+    return out
+
+
+def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list[int],
+               placement: Placement, policies: Policies, plan: Plan,
+               used_memory: dict[str, set[str]]) -> None:
+    """One transfer per (step, layer, class, source tier) for tensors placed off the device."""
+    home = home_tier(system)
+    sources = {cls: {t: placement.fraction(cls, t) for t in placement.bytes.get(cls, {})
+                     if t != home} for cls in MOVABLE}
+    sources = {cls: {t: f for t, f in tiers.items() if f > 0} for cls, tiers in sources.items()}
+    if not any(sources.values()):
+        return
+    # runs: maximal stretches of one (step, layer) on a stage's compute stream, in order;
+    # weights are shared by the micro-batches of a run, each reads its own KV cache
+    runs: dict[int, list[dict]] = {}
+    n_layers = trace.model.n_layers
+    for op in trace.ops:
+        if op.layer < 0 or op.layer >= n_layers or op.kind == COLLECTIVE:
+            continue
+        stage_runs = runs.setdefault(stage_at[op.layer + 1], [])
+        key = (op.step, op.layer)
+        rec = stage_runs[-1] if stage_runs else None
+        if rec is None or rec["key"] != key:
+            rec = {"key": key, "first": {}, "last": op.id, "w": {}, "kv": 0.0,
+                   "phase": op.phase}
+            stage_runs.append(rec)
+        w, kv = role_bytes(op)
+        rec["w"][op.name] = w
+        rec["kv"] += kv
+        rec["first"].setdefault(op.microbatch, op.id)
+        rec["last"] = op.id
+    ids = len(trace.ops)
+    depth = max(0, policies.prefetch)
+    for s_idx, stage_runs in runs.items():
+        st = stages[s_idx]
+        plan.streams.setdefault(st.copy, plan.streams[st.compute])
+        plan.stream_device[st.copy] = st.rep
+        plan.devices_of[st.copy] = st.devices
+        plan.copy_streams += (st.copy,)
+        used_memory[st.rep].add(st.copy)
+        for g, rec in enumerate(stage_runs):
+            wait = (stage_runs[g - 1 - depth]["last"],) if g - 1 - depth >= 0 else ()
+            need = {"weights": sum(rec["w"].values()), "kv_cache": rec["kv"]}
+            for cls, tiers in sources.items():
+                for tier, frac in tiers.items():
+                    nbytes = frac * need[cls]
+                    if nbytes <= 0:
+                        continue
+                    tr = _make_transfer(ids + len(plan.transfers), cls, tier, st, nbytes,
+                                        system, plan, wait, rec)
+                    plan.transfers.append(tr)
+                    for op_id in rec["first"].values():
+                        plan.extra_deps[op_id] = plan.extra_deps.get(op_id, ()) + (tr.id,)
+
+
+def _make_transfer(tid: int, cls: str, tier: str, st: Stage, nbytes: float, system: System,
+                   plan: Plan, wait: tuple[int, ...], rec: dict) -> Transfer:
+    route: Route = system.route(tier, st.rep)
+    src = system.tiers[tier]
+    dst = system.tier_of_device(st.rep)
+    replicas = len(st.devices)
+    loads = [Load(tier, nbytes * (replicas if not src.device else 1))]
+    plan.resources.setdefault(tier, src.bandwidth)
+    energy_bit = src.energy_per_bit + dst.energy_per_bit
+    for hop in route.hops:
+        link = system.links[hop.link]
+        private = st.rep in (link.a, link.b)
+        loads.append(Load(_res(plan, system, hop), nbytes * (1 if private else replicas)))
+        energy_bit += link.energy_per_bit
+    plan.resources.setdefault(dst.name, dst.bandwidth)
+    loads.append(Load(dst.name, nbytes))
+    floor = nbytes / route.bottleneck if math.isfinite(route.bottleneck) else 0.0
+    return Transfer(id=tid, name=f"{cls} {tier}->{st.rep}", tensor=cls, stream=st.copy, src=tier,
+                    dst=dst.name, nbytes=nbytes, replicas=replicas,
+                    hops=tuple(direction(h.link, h.forward) for h in route.hops),
+                    loads=tuple(loads), latency=route.latency + src.latency, floor=floor,
+                    deps=wait, phase=rec["phase"], layer=rec["key"][1], step=rec["key"][0],
+                    release=rec["last"], energy_J=nbytes * replicas * 8 * energy_bit)

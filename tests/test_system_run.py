@@ -1,0 +1,253 @@
+"""System runs: streams overlap, resources contend, transfers move tensors, invariants hold.
+
+Each expectation is computed independently of the engine: a list-scheduling replay of the
+op table, the two-stage pipeline closed form, transfer time from bytes over the PCIe rate.
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from arch import load_arch
+from sim.devices.base import SimError
+from sim.invariants import InvariantError
+from sim.run import simulate
+from sim.system.placement import parse_placement
+from sim.system.schedule import Policies
+from sim.system.topology import build_system
+from sim.system.usage import check_system_invariants
+from workloads.models import get_model
+from workloads.scenario import Scenario
+
+
+def _replay(ops: pd.DataFrame, extra: dict[int, float] | None = None) -> np.ndarray:
+    """Start times of an in-order list schedule: each op starts when its stream's previous op
+    and its dependencies (the previous op of its micro-batch) have ended."""
+    ops = ops.sort_values("id")
+    end = ops["end_s"].to_numpy()
+    alone = ops["alone_s"].to_numpy()
+    start = np.zeros(len(ops))
+    fin = np.zeros(len(ops))
+    stream_free: dict[str, float] = {}
+    last_of_chain: dict[int, int] = {}
+    for i, (stream, mb) in enumerate(zip(ops["stream"], ops["microbatch"], strict=True)):
+        dep = last_of_chain.get(mb)
+        ready = max(stream_free.get(stream, 0.0), fin[dep] if dep is not None else 0.0,
+                    (extra or {}).get(i, 0.0))
+        start[i] = ready
+        fin[i] = ready + alone[i]
+        stream_free[stream] = fin[i]
+        last_of_chain[mb] = i
+    assert np.allclose(fin, end, rtol=1e-12, atol=1e-12)
+    return start
+
+
+@pytest.fixture(scope="module")
+def pp_run():
+    sc = Scenario(batch=8, prompt_len=128, gen_len=1, tp=1, pp=2, microbatches=4)
+    return simulate(load_arch("dgx-h100"), get_model("llama2-7b"), sc)
+
+
+def test_pipeline_stages_run_concurrently(pp_run):
+    ops = pp_run.ops
+    assert set(ops["stream"]) == {"gpu0.compute", "gpu1.compute"}
+    start = _replay(ops)
+    assert np.allclose(start, ops.sort_values("id")["start_s"], rtol=1e-12, atol=1e-12)
+    makespan = pp_run.metrics["latency_s"]
+    assert makespan < 0.75 * ops["latency_s"].sum()          # real overlap
+    assert makespan >= ops.groupby("stream")["latency_s"].sum().max()
+
+
+def test_pipeline_bubble_matches_two_stage_closed_form(pp_run):
+    # two stages, m micro-batches of equal size, in order: T0 + T1 + (m - 1) max(T0, T1)
+    ops = pp_run.ops
+    mb0 = ops[ops["microbatch"] == 0]
+    t0 = mb0[mb0["stream"] == "gpu0.compute"]["latency_s"].sum()
+    t1 = mb0[mb0["stream"] == "gpu1.compute"]["latency_s"].sum()
+    expect = t0 + t1 + 3 * max(t0, t1)
+    assert pp_run.metrics["latency_s"] == pytest.approx(expect, rel=1e-9)
+
+
+@pytest.fixture(scope="module")
+def tp_overlap():
+    sc = Scenario(batch=16, prompt_len=128, gen_len=3, tp=8, microbatches=2)
+    return simulate(load_arch("dgx-h100"), get_model("llama2-70b"), sc,
+                    policies=Policies(overlap=True))
+
+
+def test_tp_overlap_hides_collectives(tp_overlap):
+    ops = tp_overlap.ops
+    comm = ops[ops["stream"] == "gpu0.comm"]
+    comp = ops[ops["stream"] == "gpu0.compute"]
+    assert len(comm) and len(comp)
+    assert tp_overlap.metrics["latency_s"] < ops["latency_s"].sum()
+    # some all-reduce runs while the other micro-batch computes
+    s, e = comp["start_s"].to_numpy(), comp["end_s"].to_numpy()
+    overlapping = [((s < ce) & (e > cs)).any() for cs, ce in zip(comm["start_s"],
+                                                                  comm["end_s"], strict=True)]
+    assert np.mean(overlapping) > 0.5
+    sc = Scenario(batch=16, prompt_len=128, gen_len=3, tp=8, microbatches=2)
+    serial = simulate(load_arch("dgx-h100"), get_model("llama2-70b"), sc)
+    assert tp_overlap.metrics["latency_s"] < serial.metrics["latency_s"]
+    assert serial.metrics["latency_s"] == pytest.approx(serial.ops["latency_s"].sum(), rel=1e-9)
+
+
+def test_memory_bound_streams_slow_each_other(tp_overlap):
+    """Compute and all-reduce stream through one HBM: an op that shares it takes longer than
+    alone, never shorter, and the HBM carried exactly the bytes routed to it."""
+    ops = tp_overlap.ops
+    stretch = ops["latency_s"] / ops["alone_s"]
+    assert (stretch >= 1 - 1e-9).all()
+    assert (stretch > 1.05).sum() > 10
+    res = tp_overlap.resources.set_index("resource")
+    assert res.loc["gpu0.hbm", "contended"]
+    assert res.loc["gpu0.hbm", "bytes"] == pytest.approx(res.loc["gpu0.hbm", "routed_bytes"])
+    shared = ops[ops["stream"].isin(["gpu0.compute", "gpu0.comm"])]
+    per_shard = (shared["dram_bytes"] / shared["shards"]).sum()
+    assert res.loc["gpu0.hbm", "bytes"] == pytest.approx(per_shard, rel=1e-9)
+    # the HBM never moves more than its sustained bandwidth allows
+    hbm = build_system(load_arch("dgx-h100")).tiers["gpu0.hbm"]
+    assert res.loc["gpu0.hbm", "busy_s"] >= res.loc["gpu0.hbm", "bytes"] / hbm.bandwidth * (
+        1 - 1e-9)
+
+
+OFFLOAD = "weights=gpu.hbm:0.5,host_ddr:0.5"
+
+
+@pytest.fixture(scope="module")
+def offload_runs():
+    sc = Scenario(batch=1, prompt_len=64, gen_len=4)
+    model = get_model("opt-30b")
+    arch = load_arch("a6000-offload")
+    return {pf: simulate(arch, model, sc, placement=parse_placement(OFFLOAD),
+                         policies=Policies(prefetch=pf)) for pf in (0, 1)}
+
+
+def _step_figures(result, step: int) -> tuple[float, float, float]:
+    ops, trs = result.ops, result.transfers
+    dec = ops[ops["step"] == step]
+    compute = dec["latency_s"].sum()
+    moved = trs[trs["step"] == step]
+    pcie = build_system(load_arch("a6000-offload")).links["pcie"]
+    transfer = (moved["bytes"] / pcie.sustained).sum() + len(moved) * (pcie.latency + 100e-9)
+    span = dec["end_s"].max() - ops[ops["step"] == step - 1]["end_s"].max()
+    return compute, transfer, span
+
+
+def test_offloaded_decode_is_transfer_bound(offload_runs):
+    run = offload_runs[1]
+    trs = run.transfers
+    # half of OPT-30B's layer weights cross PCIe every decode step
+    per_step = trs[trs["step"] == 2]["bytes"].sum()
+    layers = get_model("opt-30b").n_layers
+    per_layer_weights = (run.metrics["weights_bytes_per_device_bytes"]
+                         if "weights_bytes_per_device_bytes" in run.metrics else None)
+    assert per_layer_weights is None or per_step < per_layer_weights
+    assert len(trs[trs["step"] == 2]) == layers
+    compute, transfer, span = _step_figures(run, 2)
+    assert transfer > 5 * compute
+    # prefetch one layer ahead: the step takes max(transfer, compute) - transfer-bound
+    assert span == pytest.approx(max(transfer, compute), rel=0.02)
+
+
+def test_no_prefetch_serialises_transfer_and_compute(offload_runs):
+    compute, transfer, span = _step_figures(offload_runs[0], 2)
+    assert span == pytest.approx(transfer + compute, rel=0.02)
+    assert offload_runs[0].metrics["tpot_s"] > offload_runs[1].metrics["tpot_s"]
+
+
+def test_transfers_contend_with_compute_for_gpu_memory(offload_runs):
+    res = offload_runs[1].resources.set_index("resource")
+    assert {"host_ddr", "pcie<", "gpu0.hbm"} <= set(res.index)
+    for name in ("host_ddr", "pcie<", "gpu0.hbm"):
+        assert res.loc[name, "bytes"] == pytest.approx(res.loc[name, "routed_bytes"], rel=1e-12)
+    moved = offload_runs[1].transfers["bytes"].sum()
+    assert res.loc["pcie<", "bytes"] == pytest.approx(moved, rel=1e-12)
+
+
+def test_every_invariant_passes_on_system_runs(pp_run, tp_overlap, offload_runs):
+    for r in (pp_run, tp_overlap, *offload_runs.values()):
+        assert set(r.invariants.values()) == {"passed"}
+        assert {"bytes_per_link_match_routes", "tiers_within_capacity",
+                "transfers_ge_route_bound", "makespan_ge_busiest_resource"} <= set(r.invariants)
+
+
+def test_system_run_is_deterministic(offload_runs):
+    sc = Scenario(batch=1, prompt_len=64, gen_len=4)
+    again = simulate(load_arch("a6000-offload"), get_model("opt-30b"), sc,
+                     placement=parse_placement(OFFLOAD), policies=Policies(prefetch=1))
+    assert again.ops.equals(offload_runs[1].ops)
+    assert again.transfers.equals(offload_runs[1].transfers)
+    assert again.metrics == offload_runs[1].metrics
+
+
+def _tamper_inputs(run):
+    ops, trs, res = run.ops.copy(), run.transfers.copy(), run.resources.copy()
+    cap = {"gpu0.hbm": 48 * 2**30}
+    resident = {"gpu0.hbm": run.inputs["placement"]["weights"]["gpu.hbm"]}
+    return ops, trs, res, cap, resident
+
+
+def test_system_invariants_catch_tampering(offload_runs):
+    run = offload_runs[1]
+    ops, trs, res, cap, resident = _tamper_inputs(run)
+    assert check_system_invariants(ops, trs, res, cap, resident)
+    bad = res.copy()
+    bad.loc[bad["resource"] == "pcie<", "bytes"] *= 2
+    with pytest.raises(InvariantError, match="routed"):
+        check_system_invariants(ops, trs, bad, cap, resident)
+    with pytest.raises(InvariantError, match="capacity"):
+        check_system_invariants(ops, trs, res, {"gpu0.hbm": resident["gpu0.hbm"] * 1.001},
+                                resident)
+    fast = trs.copy()
+    fast.loc[3, "latency_s"] = fast.loc[3, "floor_s"] * 0.5
+    with pytest.raises(InvariantError, match="faster than its route"):
+        check_system_invariants(ops, fast, res, cap, resident)
+    busy = res.copy()
+    busy.loc[0, "busy_s"] = run.metrics["latency_s"] * 2
+    with pytest.raises(InvariantError, match="makespan"):
+        check_system_invariants(ops, trs, busy, cap, resident)
+
+
+def test_capacity_overflow_names_class_tier_and_bytes():
+    sc = Scenario(batch=64, prompt_len=2048, gen_len=8)
+    with pytest.raises(SimError, match=r"kv_cache needs [\d.]+ GiB more on gpu\.hbm"):
+        simulate(load_arch("a6000-offload"), get_model("opt-30b"), sc,
+                 placement=parse_placement("weights=gpu.hbm:0.5,host_ddr:0.5;"
+                                           "kv_cache=gpu.hbm"))
+
+
+def test_staging_that_does_not_fit_is_an_error():
+    sc = Scenario(batch=1, prompt_len=64, gen_len=2)
+    with pytest.raises(SimError, match="--prefetch"):
+        simulate(load_arch("a6000-offload"), get_model("opt-30b"), sc,
+                 placement=parse_placement("weights=gpu.hbm:0.75,host_ddr:0.25"),
+                 policies=Policies(prefetch=40))
+
+
+def test_run_cli_writes_link_tracks(tmp_path, capsys):
+    from xpusim.cli import main
+
+    out = tmp_path / "rep"
+    code = main(["run", "--arch", "a6000-offload", "--model", "opt-30b", "--batch", "1",
+                 "--prompt", "32", "--gen", "3", "--placement", OFFLOAD, "--out", str(out),
+                 "--json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["transfers"] == 2 * get_model("opt-30b").n_layers + \
+        get_model("opt-30b").n_layers
+    trace = json.loads((out / "timeline.json").read_text())["traceEvents"]
+    names = {e["args"]["name"] for e in trace if e.get("ph") == "M"}
+    assert {"compute", "copy", "pcie<", "host_ddr", "gpu0.hbm"} <= names
+    assert (out / "transfers.csv").is_file() and (out / "resources.csv").is_file()
+
+
+def test_bad_placement_is_one_line_exit_2(capsys):
+    from xpusim.cli import main
+
+    code = main(["run", "--arch", "a6000-offload", "--model", "opt-30b", "--placement",
+                 "weights=gpu.hbm:0.5,nowhere:0.5", "--json"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "nowhere" in err
