@@ -10,8 +10,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from arch.safe_yaml import MAX_BYTES, YamlInputError, load_yaml_text
 from arch.schema import SpecError
 from arch.spec import DEVICE_TYPES, SECTIONS, Arch, arch_from_dict
 from arch.units import UnitError, format_quantity, parse_quantity
@@ -42,23 +41,25 @@ def preset_path(name: str) -> Path:
 
 
 def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file; missing files and syntax errors become one-line :class:`SpecError`."""
+    """Parse a YAML file with the bounded loader (:mod:`arch.safe_yaml`: no duplicate keys,
+    bounded depth, alias expansion and size); every failure is a one-line :class:`SpecError`."""
     path = Path(path)
     if not path.exists():
         raise SpecError(str(path), "", "file not found")
     if not path.is_file():
         raise SpecError(str(path), "", "not a regular file")
     try:
+        if path.stat().st_size > MAX_BYTES:
+            raise SpecError(str(path), "", f"file larger than {MAX_BYTES // 2**20} MiB")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(str(path), "", f"cannot read file ({exc.__class__.__name__})") from None
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise SpecError(str(path), where, f"YAML syntax error: {problem}") from None
+        return load_yaml_text(text)
+    except YamlInputError as exc:
+        where = f"line {exc.line}, column {exc.column}" if exc.line else ""
+        kind = "YAML syntax error" if exc.syntax else "invalid YAML"
+        raise SpecError(str(path), where, f"{kind}: {exc.problem}") from None
 
 
 def _is_leaf(value: Any) -> bool:
@@ -75,27 +76,73 @@ def deep_merge(base: Any, override: Any) -> Any:
     return out
 
 
-def _resolve(name_or_path: str, seen: tuple[str, ...] = ()) -> tuple[Any, str]:
-    """Read an arch's raw data with ``extends`` resolved; return (data, file label)."""
-    text = str(name_or_path)
+#: longest ``extends`` chain followed (presets use at most 2)
+MAX_EXTENDS = 16
+
+
+def _locate(text: str) -> tuple[Path, str]:
+    """(file, label) of a preset name or an arch file path."""
     is_path = text.endswith((".yaml", ".yml")) or "/" in text or Path(text).is_file()
     path = Path(text) if is_path else preset_path(text)
-    label = str(path) if is_path else path.name
-    data = read_yaml(path)
-    if isinstance(data, dict) and "extends" in data:
-        base_name = data["extends"]
-        if not isinstance(base_name, str) or not base_name:
-            raise SpecError(label, "extends", "expected a preset name or a file path")
-        if base_name in seen:
-            raise SpecError(label, "extends", f"circular extends through '{base_name}'")
-        if base_name.endswith((".yaml", ".yml")) and not Path(base_name).is_absolute():
-            base_name = str(path.parent / base_name)
+    return path, (str(path) if is_path else path.name)
+
+
+def _base_ref(label: str, path: Path, base_name: Any) -> str:
+    """The ``extends`` value of the file at ``path``, checked: a preset name or a YAML file."""
+    if not isinstance(base_name, str) or not base_name:
+        raise SpecError(label, "extends", "expected a preset name or a file path")
+    if base_name.endswith((".yaml", ".yml")):
+        if not Path(base_name).is_absolute():
+            return str(path.parent / base_name)
+        return base_name
+    if "/" in base_name or "\\" in base_name or Path(base_name).suffix:
+        raise SpecError(label, "extends", "expected a preset name or a .yaml/.yml file")
+    return base_name
+
+
+def _resolve(name_or_path: str, seen: tuple[str, ...] = ()) -> tuple[Any, str]:
+    """Read an arch's raw data with ``extends`` resolved; return (data, file label).
+
+    The chain is followed iteratively; cycles are found on resolved file paths (so ``a.yaml``
+    and ``../dir/a.yaml`` are one file), chains end after :data:`MAX_EXTENDS` bases, and a
+    base must be a YAML mapping. Errors in a base name the file that extends it; no message
+    quotes a base file's content.
+    """
+    path, label = _locate(str(name_or_path))
+    chain: list[tuple[Any, str]] = []
+    visited: dict[str, str] = {}
+    current, current_label = path, label
+    while True:
         try:
-            base, _ = _resolve(base_name, seen + (text,))
+            key = str(current.resolve())
+        except (OSError, RuntimeError):
+            key = str(current)
+        if key in visited:
+            raise SpecError(label, "extends", f"circular extends through '{visited[key]}'")
+        visited[key] = current_label
+        if chain:
+            try:
+                data = read_yaml(current)
+            except SpecError as exc:
+                raise SpecError(label, "extends", str(exc)) from None
+        else:
+            data = read_yaml(current)
+        if chain and not isinstance(data, dict):
+            raise SpecError(label, "extends", f"'{current_label}' is not an arch (expected a "
+                                              f"YAML mapping, got {type(data).__name__})")
+        chain.append((data, current_label))
+        if not isinstance(data, dict) or "extends" not in data:
+            break
+        if len(chain) > MAX_EXTENDS:
+            raise SpecError(label, "extends", f"chain of more than {MAX_EXTENDS} bases")
+        ref = _base_ref(current_label, current, data["extends"])
+        try:
+            current, current_label = _locate(ref)
         except SpecError as exc:
-            raise SpecError(label, "extends", exc.message if exc.path == "--arch" else str(exc)) \
-                from None
-        data = deep_merge(base, {k: v for k, v in data.items() if k != "extends"})
+            raise SpecError(label, "extends", exc.message) from None
+    data = chain[-1][0]
+    for override, _ in reversed(chain[:-1]):
+        data = deep_merge(data, {k: v for k, v in override.items() if k != "extends"})
     return data, label
 
 

@@ -15,6 +15,7 @@ import typing
 from dataclasses import MISSING, dataclass, field
 from typing import Any, Union
 
+from arch import plausible
 from arch.units import UnitError, format_quantity, parse_quantity
 
 RESERVED_KEYS = ("source", "note")
@@ -97,9 +98,18 @@ def _describe(tp: Any) -> str:
     return str(tp)
 
 
+def _shown(value: float, unit: str) -> str:
+    """A value for a message: ``format_quantity`` / ``:g``, never raising on huge integers."""
+    try:
+        return format_quantity(value, unit) if unit else f"{value:g}"
+    except (OverflowError, ValueError):
+        digits = str(abs(int(value)))
+        return f"{'-' if value < 0 else ''}{digits[0]}.{digits[1:4]}e+{len(digits) - 1}"
+
+
 def _check_bounds(value: float, meta: dict, path: str, ctx: BuildContext) -> None:
     unit = meta.get("unit") or ""
-    shown = format_quantity(value, unit) if unit else f"{value:g}"
+    shown = _shown(value, unit)
     if meta.get("gt") is not None and not value > meta["gt"]:
         raise ctx.error(path, f"expected a value > {meta['gt']:g}{' ' + unit if unit else ''}, "
                               f"got {shown}")
@@ -109,6 +119,12 @@ def _check_bounds(value: float, meta: dict, path: str, ctx: BuildContext) -> Non
     if meta.get("le") is not None and not value <= meta["le"]:
         raise ctx.error(path, f"expected a value <= {meta['le']:g}{' ' + unit if unit else ''}, "
                               f"got {shown}")
+    if isinstance(value, int) and not -plausible.INT_MAX <= value <= plausible.INT_MAX:
+        raise ctx.error(path, f"expected an integer of magnitude <= {plausible.INT_MAX:,}, "
+                              f"got {shown}")
+    problem = plausible.check(value, unit)
+    if problem:
+        raise ctx.error(path, f"{problem}, got {shown}")
 
 
 def _build_value(tp: Any, value: Any, meta: dict, path: str, ctx: BuildContext,

@@ -22,6 +22,7 @@ from dse.spec import SweepSpec, arch_data_path, set_path
 from sim.devices.base import SimError
 from sim.run import simulate
 from workloads.errors import WorkloadError
+from workloads.limits import check_run_size
 from workloads.scenario import Scenario
 
 
@@ -139,9 +140,10 @@ def _evaluate(spec: SweepSpec, axis_values: dict[str, Any], record: dict) -> Non
         return _infeasible(record, f"arch: {exc.path}: {exc.message}")
     per_workload: dict[str, dict[str, float]] = {}
     for w in spec.workloads:
-        model = dataclasses.replace(w.model, **model_over) if model_over else w.model
         try:
+            model = dataclasses.replace(w.model, **model_over) if model_over else w.model
             scenario = Scenario(**{**w.scenario, **scen_over})
+            check_run_size(model, scenario)
             result = simulate(arch, model, scenario, spec.fidelity, spec.seed)
         except (SimError, WorkloadError) as exc:
             return _infeasible(record, f"{w.name}: {exc}")

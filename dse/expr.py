@@ -29,6 +29,10 @@ _CMPOPS: dict[type, Callable[[float, float], bool]] = {
     ast.Eq: operator.eq, ast.NotEq: operator.ne,
 }
 MAX_LENGTH = 1000
+#: deepest expression tree accepted (evaluation recurses once per level)
+MAX_DEPTH = 64
+#: magnitude an integer result may reach before it is refused (64-bit range)
+INT_LIMIT = 2**63
 
 
 class ExprError(ValueError):
@@ -59,8 +63,8 @@ class Expr:
         """Evaluate with ``values`` for the names; raise :class:`ExprError` on a failure."""
         try:
             return _eval(self.tree.body, values)
-        except ExprError:
-            raise
+        except ExprError as exc:
+            raise ExprError(f"cannot evaluate '{self.text}': {exc}") from None
         except (ArithmeticError, ValueError, TypeError) as exc:
             raise ExprError(f"cannot evaluate '{self.text}': {exc}") from None
 
@@ -78,9 +82,39 @@ def parse_expr(text: object) -> Expr:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         raise ExprError(f"syntax error in '{text}' at column {exc.offset or 0}") from None
+    except (MemoryError, RecursionError, ValueError):
+        raise ExprError(f"expression nested too deeply (more than {MAX_DEPTH} levels)") from None
+    if _depth(tree.body) > MAX_DEPTH:
+        raise ExprError(f"expression nested too deeply (more than {MAX_DEPTH} levels)")
     names: list[str] = []
     _check(tree.body, text, names)
     return Expr(text, tree, tuple(dict.fromkeys(names)))
+
+
+def _depth(root: ast.AST) -> int:
+    """Depth of an expression tree, counted without recursion."""
+    deepest, stack = 0, [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth <= MAX_DEPTH:
+            stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
+def _real(value: object) -> float | bool:
+    """``value`` if it is a finite real number (or a bool), else :class:`ExprError`."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not -INT_LIMIT <= value <= INT_LIMIT:
+            raise ExprError("result too large (beyond 64-bit integers)")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ExprError(f"result is not finite ({value})")
+        return value
+    raise ExprError(f"result is not a real number ({type(value).__name__})")
 
 
 def _check(node: ast.AST, text: str, names: list[str]) -> None:
@@ -88,6 +122,10 @@ def _check(node: ast.AST, text: str, names: list[str]) -> None:
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise ExprError(f"only numbers may appear as literals in '{text}', "
                             f"got {node.value!r}")
+        try:
+            _real(node.value)
+        except ExprError as exc:
+            raise ExprError(f"literal in '{text}': {exc}") from None
         return
     dotted = _dotted(node)
     if dotted is not None:
@@ -134,17 +172,17 @@ def _number(value: object, name: str) -> float:
 
 def _eval(node: ast.AST, values: Mapping[str, object]) -> float | bool:
     if isinstance(node, ast.Constant):
-        return node.value
+        return _real(node.value)
     dotted = _dotted(node)
     if dotted is not None:
         if dotted not in values:
             raise ExprError(f"unknown name '{dotted}'")
-        return _number(values[dotted], dotted)
+        return _real(_number(values[dotted], dotted))
     if isinstance(node, ast.BinOp):
         left, right = _eval(node.left, values), _eval(node.right, values)
         if isinstance(node.op, ast.Pow):  # floats only: no unbounded integer powers
-            return float(left) ** float(right)
-        return _BINOPS[type(node.op)](left, right)
+            return _real(float(left) ** float(right))
+        return _real(_BINOPS[type(node.op)](left, right))
     if isinstance(node, ast.UnaryOp):
         operand = _eval(node.operand, values)
         if isinstance(node.op, ast.Not):
@@ -166,5 +204,5 @@ def _eval(node: ast.AST, values: Mapping[str, object]) -> float | bool:
         return _eval(node.body if _eval(node.test, values) else node.orelse, values)
     if isinstance(node, ast.Call):
         args = [_eval(a, values) for a in node.args]
-        return FUNCTIONS[node.func.id](*args)  # type: ignore[union-attr]
+        return _real(FUNCTIONS[node.func.id](*args))  # type: ignore[union-attr]
     raise ExprError(f"unsupported expression node {type(node).__name__}")  # pragma: no cover

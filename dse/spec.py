@@ -41,6 +41,7 @@ from arch import DEVICE_TYPES, SECTIONS, SpecError, arch_from_dict, load_arch_da
 from arch.units import UnitError, parse_quantity
 from dse.expr import Expr, ExprError, parse_expr
 from dse.space import Axis
+from dse.strategies import MAX_POINTS
 from workloads.errors import WorkloadError
 from workloads.models import ModelConfig
 from workloads.scenario import Scenario
@@ -474,8 +475,10 @@ class _Loader:
             if not low <= high:
                 raise self.err(where, f"expected min <= max, got {spec['min']} > {spec['max']}")
             steps = spec.get("steps", 0)
-            if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-                raise self.err(f"{where}.steps", f"expected a positive integer, got {steps!r}")
+            if isinstance(steps, bool) or not isinstance(steps, int) or \
+                    not 0 <= steps <= MAX_POINTS:
+                raise self.err(f"{where}.steps", f"expected an integer in 0 .. {MAX_POINTS:,}, "
+                                                 f"got {steps!r:.40}")
             log = spec.get("log", False)
             if not isinstance(log, bool):
                 raise self.err(f"{where}.log", f"expected true or false, got {log!r}")

@@ -114,17 +114,19 @@ class Engine:
                 cost = dev.estimate(op)
                 costs[op.id] = cost
                 loads = op_loads.get(op.id) if op_loads else None
-                share = cost.detail.get("memory_share", 0.0) if memory is not None else 0.0
-                if share > 0.0 and loads is None:
+                share = cost.detail.get("memory_share") if memory is not None else None
+                if share is not None and loads is None:
                     # a unit inside the memory (PIM): its bytes stay in the banks; it takes
                     # ``share`` of the memory's bandwidth from the other streams while it runs
                     start[op.id] = env.now
-                    memory.reserve(share)
+                    if share > 0.0:
+                        memory.reserve(share)
                     if plain:
                         yield timeout(cost.latency)
                     else:
                         yield from dev.process(env, op, cost)
-                    memory.release(share)
+                    if share > 0.0:
+                        memory.release(share)
                 elif shared_link and op.kind == COLLECTIVE:
                     with link.request() as req:
                         yield req

@@ -23,7 +23,14 @@ def check_invariants(trace: Trace, table: pd.DataFrame) -> dict[str, str]:
     ids = table["id"].to_numpy()
     once = len(ids) == n and (n == 0 or (ids.min() >= 0 and ids.max() < n and
                                          (np.bincount(ids, minlength=n) == 1).all()))
-    if not once or not np.isfinite(table["end_s"]).all():
+    finite = np.isfinite(table["end_s"]).all()
+    if once and not finite:  # overflow from the input's magnitudes, not a scheduling bug
+        from sim.devices.base import SimError
+
+        row = table.iloc[int(np.argmin(np.isfinite(table["end_s"].to_numpy())))]
+        raise SimError(f"op {row['id']} ({row['op']}) ends at a non-finite time: a rate, "
+                       "latency or size of the arch or workload is too extreme")
+    if not once or not finite:
         missing = n - int(np.isfinite(table["end_s"]).sum())
         raise InvariantError(f"ops lost or duplicated: trace has {n}, result has {len(ids)} "
                              f"({missing} never finished)")
@@ -56,12 +63,17 @@ def check_invariants(trace: Trace, table: pd.DataFrame) -> dict[str, str]:
     results["dependencies_respected"] = "passed"
 
     sc = trace.scenario
-    if sc is not None and hasattr(sc, "gen_len"):
+    if sc is not None and hasattr(sc, "gen_len") and "training" not in trace.meta:
         phases = trace.meta.get("phases", ("prefill", "decode"))
         steps = ("prefill" in phases) + (sc.gen_len - 1) * ("decode" in phases)
         generated = sum(op.requests for op in trace.ops if op.name == "lm_head")
         if generated != sc.batch * steps:
             raise InvariantError(f"requests lost: {generated} tokens generated, expected "
                                  f"{sc.batch} requests x {steps} steps")
+    elif sc is not None and "training" in trace.meta:
+        scored = sum(op.tokens for op in trace.ops if op.name == "lm_head")
+        if scored != sc.batch * sc.prompt_len:
+            raise InvariantError(f"tokens lost: the loss saw {scored} tokens, expected "
+                                 f"{sc.batch} sequences x {sc.prompt_len}")
     results["no_request_lost"] = "passed"
     return results

@@ -3,7 +3,9 @@ transfers share.
 
 :class:`SharedBandwidth` is processor sharing: ``n`` transfers in flight each move at
 ``bandwidth / n`` bytes/s, so a transfer's completion moves later when another starts and earlier
-when one ends. It costs one event per arrival or departure, never per byte.
+when one ends. It costs one event per arrival or departure, never per byte. A task may also
+:meth:`~SharedBandwidth.reserve` a fixed share of the bandwidth while it runs (a PIM program's
+command-bus slots): the transfers then share what is left.
 """
 
 from __future__ import annotations
@@ -29,6 +31,28 @@ class SharedBandwidth:
         self._epoch = 0                         # invalidates timers scheduled before a change
         self.bytes_moved = 0.0
         self.busy_time = 0.0
+        self.reserved = 0.0                     # share of the bandwidth held by reservations
+
+    @property
+    def rate(self) -> float:
+        """Bytes/s the transfers in flight share (the bandwidth less what is reserved)."""
+        return self.bandwidth * (1.0 - self.reserved)
+
+    def reserve(self, share: float) -> None:
+        """Hold ``share`` (0 <= share < 1) of the bandwidth until :meth:`release`: transfers in
+        flight slow down to the rest; reservations add up and must stay below 1."""
+        if not 0.0 <= share < 1.0 or self.reserved + share >= 1.0 - 1e-12:
+            raise ValueError(f"{self.name or 'resource'}: cannot reserve {share:.3g} of the "
+                             f"bandwidth with {self.reserved:.3g} already reserved (total < 1)")
+        self._advance()
+        self.reserved += share
+        self._reschedule()
+
+    def release(self, share: float) -> None:
+        """Give back a share taken by :meth:`reserve`."""
+        self._advance()
+        self.reserved = max(0.0, self.reserved - share)
+        self._reschedule()
 
     def transfer(self, nbytes: float) -> simpy.Event:
         """An event that fires when ``nbytes`` have moved under fair sharing."""
@@ -49,7 +73,7 @@ class SharedBandwidth:
         """Charge the time since the last change to every transfer in flight."""
         now = self.env.now
         if self._left and now > self._last:
-            share = (now - self._last) * self.bandwidth / len(self._left)
+            share = (now - self._last) * self.rate / len(self._left)
             for tid in self._left:
                 self._left[tid] -= share
             self.busy_time += now - self._last
@@ -59,7 +83,7 @@ class SharedBandwidth:
         self._epoch += 1
         if not self._left:
             return
-        rate = self.bandwidth / len(self._left)
+        rate = self.rate / len(self._left)
         delay = max(0.0, min(self._left.values()) / rate)
         timer = self.env.timeout(delay)
         epoch = self._epoch
@@ -68,7 +92,7 @@ class SharedBandwidth:
     def _on_timer(self, epoch: int) -> None:
         if epoch != self._epoch:
             return  # a transfer started or ended since this timer was set
-        rate = self.bandwidth / len(self._left)
+        rate = self.rate / len(self._left)
         self._advance()
         tol = rate * 1e-12  # what moves in a picosecond: float slack of the subtraction
         finished = [tid for tid, left in self._left.items() if left <= tol]

@@ -9,6 +9,7 @@ from arch import Arch
 from sim.devices.base import Device, SimError, device_for
 from sim.engine import Engine
 from sim.invariants import check_invariants
+from sim.plausibility import check_plausible
 from sim.result import Result, op_table
 from sim.system.budget import check_staging, place_on_system, system_metrics, tier_budget
 from sim.system.placement import PlacementSpec
@@ -70,7 +71,11 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
         stages_for(system, scenario.tp, scenario.pp)
         need = memory_per_device(model, scenario)
         placed = place_on_system(system, placement, need, scenario.tp * scenario.pp)
-    trace = trace_model(model, scenario)
+    units = getattr(device, "unit_ops", None)  # ops a device unit (PIM) runs beside the rest
+    trace = trace_model(model, scenario, units=units() if units else ())
+    split = getattr(device, "split_trace", None)  # co-processed ops as two tasks (Duplex)
+    if split:
+        trace = split(trace)
     plan = build_plan(trace, system, device, placed, policies)
     if placed is not None:
         check_staging(system, plan, placed, policies)
@@ -78,7 +83,7 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
     table = op_table(trace, timeline, plan.stream_device)
     invariants = check_invariants(trace, table)
     transfers = transfer_table(timeline)
-    memory_bytes = memory_traffic(table, plan)
+    memory_bytes = memory_traffic(table, plan, timeline.costs)
     makespan = max(float(table["end_s"].max()),
                    float(transfers["end_s"].max()) if len(transfers) else 0.0)
     resources = resource_table(timeline, plan, makespan, memory_bytes)
@@ -92,6 +97,7 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
         metrics["energy_J"] += by_component["transfer"]
         metrics["energy_per_token_J"] = metrics["energy_J"] / (scenario.batch * scenario.gen_len)
     metrics["events"] = float(timeline.events)
+    invariants.update(check_plausible(arch, metrics, by_component, scenario.tp * scenario.pp))
     inputs: dict[str, Any] = {
         "arch": arch.name, "arch_origin": arch.origin, "arch_type": arch.type,
         "model": model.name, "fidelity": fidelity, "seed": seed, "version": VERSION,
@@ -111,12 +117,16 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
                   op_links)
 
 
-def memory_traffic(table, plan: Plan) -> dict[str, float]:
-    """DRAM bytes the ops of each contended memory moved through it (per representative)."""
+def memory_traffic(table, plan: Plan, costs: list | None = None) -> dict[str, float]:
+    """DRAM bytes the ops of each contended memory moved through it (per representative);
+    with ``costs``, ops of a unit inside the memory (a ``memory_share`` in their cost: PIM)
+    move none."""
     out: dict[str, float] = {}
     if not plan.memory_of:
         return out
     per_shard = table["dram_bytes"] / table["shards"]
+    if costs is not None:
+        per_shard = per_shard.where([c.detail.get("memory_share") is None for c in costs], 0.0)
     for stream, res in plan.memory_of.items():
         sel = table["stream"] == stream
         out[res] = out.get(res, 0.0) + float(per_shard[sel].sum())

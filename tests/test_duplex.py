@@ -1,4 +1,4 @@
-"""Duplex: Op/B placement on xPU vs logic-die PIM, co-processing bounds, the reproduction."""
+"""Duplex: Op/B placement on xPU vs logic-die PIM, co-processing shares, the reproduction."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from arch import load_arch
 from sim.devices.xpu_pim import XpuPimDevice, pim_candidate
 from sim.serving.layer_costs import LayerCosts
 from workloads.models import get_model
+from workloads.trace import Trace
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +27,17 @@ def test_placement_by_op_per_byte(duplex):
     assert pim_candidate(next(o for o in lc.ops(64, 1024) if o.name == "qkv_proj")) is None
     # prefill stays on the xPU
     assert all(pim_candidate(o) is None for o in lc.ops(1, 512, phase="prefill", s=512))
-    up = st["post"].ops["ffn_up"]
+    up = st["post"].ops["ffn_up"]            # the xPU's share of a co-processed op
     assert up.detail["candidate"] == "expert" and 0 < up.detail["xpu_share"] < 1
-    # co-processing is no slower than either side alone and respects internal bandwidth
-    assert up.latency <= min(up.detail["t_xpu_alone"], up.detail["t_pim_alone"]) * (1 + 1e-9)
-    assert up.latency >= up.dram_bytes / duplex.pim.bandwidth * (1 - 1e-9)
+    f, t_x, t_p = up.detail["xpu_share"], up.detail["t_xpu_alone"], up.detail["t_pim_alone"]
+    # shares in proportion to rate: alone, both finish together, sooner than either side alone
+    assert up.latency == pytest.approx(f * t_x) == pytest.approx((1 - f) * t_p)
+    assert f == pytest.approx((1 / t_x) / (1 / t_x + 1 / t_p))
+    op = next(o for o in lc.ops(64, 1024) if o.name == "ffn_up")
+    twin = duplex.split_trace(Trace([op])).ops[1]
+    assert twin.name == "ffn_up@pim" and duplex.unit_of(twin) == "pim"
+    assert duplex.estimate(twin).latency == pytest.approx((1 - f) * t_p)
+    assert twin.flops == pytest.approx((1 - f) * op.flops)
 
 
 def test_logic_pim_rates_from_preset(duplex):

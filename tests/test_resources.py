@@ -81,3 +81,34 @@ def test_single_stream_unchanged_by_memory_model():
     assert engine.memories == {}
     assert all(abs((e - s) - c.latency) < 1e-12 for s, e, c in zip(tl.start, tl.end, tl.costs,
                                                                      strict=True))
+
+
+def test_reservation_slows_transfers_to_the_rest_of_the_bandwidth():
+    # 100 B/s; 300 B start at 0; a 0.75 share is reserved from t=1 to t=3:
+    # 100 B by t=1, then 25 B/s for 2 s (50 B), then the last 150 B at 100 B/s: ends at 4.5 s
+    env = simpy.Environment()
+    mem = SharedBandwidth(env, 100.0)
+    done = {}
+
+    def flow():
+        yield mem.transfer(300.0)
+        done["t"] = env.now
+
+    def pim():
+        yield env.timeout(1.0)
+        mem.reserve(0.75)
+        yield env.timeout(2.0)
+        mem.release(0.75)
+
+    env.process(flow())
+    env.process(pim())
+    env.run()
+    assert done["t"] == pytest.approx(4.5)
+    assert mem.reserved == 0.0
+
+
+def test_reservation_must_leave_bandwidth():
+    mem = SharedBandwidth(simpy.Environment(), 100.0, "hbm")
+    mem.reserve(0.5)
+    with pytest.raises(ValueError, match="hbm: cannot reserve 0.5"):
+        mem.reserve(0.5)

@@ -251,3 +251,27 @@ def test_bad_placement_is_one_line_exit_2(capsys):
                  "weights=gpu.hbm:0.5,nowhere:0.5", "--json"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "nowhere" in err
+
+
+SINGLE = ("a100", "a100-40gb", "a6000", "h100", "mi210", "t4", "flat", "fusemax", "neupims-npu",
+          "neupims-naive", "pim-gddr6-aim")  # neupims, duplex: a PIM stream beside the compute
+
+
+@pytest.mark.parametrize("name", SINGLE)
+def test_single_device_presets_run_unchanged_as_one_device_systems(name):
+    """A one-device system run gives exactly the one-stream engine's schedule: the plan adds
+    no stream, no resource and no event for a lone device."""
+    from sim.devices.base import device_for
+    from sim.engine import Engine
+    from workloads.tracer import trace_model
+
+    arch = load_arch(name)
+    system = build_system(arch)
+    assert len(system.compute_devices()) == 1 and not system.links
+    sc = Scenario(batch=2, prompt_len=16, gen_len=3)
+    model = get_model("gpt2-small")
+    res = simulate(arch, model, sc)
+    legacy = Engine({"device0": device_for(arch, "tile")}).run(trace_model(model, sc))
+    assert res.metrics["latency_s"] == float(legacy.end.max())
+    assert res.metrics["events"] == legacy.events
+    assert res.resources.empty and res.transfers.empty

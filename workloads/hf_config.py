@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from workloads.errors import WorkloadError
 from workloads.models import ModelConfig
+from workloads.safe_json import MAX_BYTES, JsonInputError, load_json_text
 
 _LLAMA_LIKE = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "gemma")
 SUPPORTED = (*_LLAMA_LIKE, "gpt2", "opt", "bloom", "gpt_neox")
+#: Hugging Face activation names (transformers ``ACT2FN``) -> the tracer's operator
+HF_ACTIVATIONS = {
+    "gelu": "gelu", "gelu_new": "gelu", "gelu_fast": "gelu", "gelu_pytorch_tanh": "gelu",
+    "quick_gelu": "gelu", "gelu_accurate": "gelu", "relu": "relu", "silu": "silu",
+    "swish": "silu", "sigmoid": "sigmoid", "tanh": "tanh",
+}
+#: config.json keys that hold each ModelConfig field (errors name the key of the file)
+_HF_KEYS = {
+    "n_layers": ("num_hidden_layers", "n_layer"),
+    "d_model": ("hidden_size", "n_embd", "n_embed"),
+    "n_heads": ("num_attention_heads", "n_head"),
+    "n_kv_heads": ("num_key_value_heads", "num_attention_heads", "n_head"),
+    "d_ff": ("moe_intermediate_size", "intermediate_size", "ffn_dim", "n_inner", "hidden_size"),
+    "vocab_size": ("vocab_size",),
+    "max_positions": ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"),
+    "head_dim": ("head_dim", "hidden_size"),
+    "n_experts": ("num_local_experts", "num_experts"),
+    "top_k": ("num_experts_per_tok",),
+    "activation": ("hidden_act", "activation_function"),
+}
 
 
 class _Reader:
@@ -63,7 +83,26 @@ def model_from_hf_dict(data: Any, file: str = "config.json",
     return model
 
 
+def _activation(r: _Reader, key: str, default: str) -> str:
+    act = r.str(key, default)
+    if act not in HF_ACTIVATIONS:
+        raise WorkloadError(r.file, key, f"unknown activation '{act[:40]}' (known: "
+                                         f"{', '.join(HF_ACTIVATIONS)})")
+    return HF_ACTIVATIONS[act]
+
+
 def _build(data: Any, file: str, name: str | None) -> ModelConfig:
+    try:
+        return _build_model(data, file, name)
+    except WorkloadError as exc:
+        if exc.file or not isinstance(data, dict):
+            raise
+        keys = _HF_KEYS.get(exc.path, ())
+        key = next((k for k in keys if k in data), keys[0] if keys else exc.path)
+        raise WorkloadError(file, key, exc.message) from None
+
+
+def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
     if not isinstance(data, dict):
         raise WorkloadError(file, "", f"expected a JSON object, got {type(data).__name__}")
     r = _Reader(data, file)
@@ -76,7 +115,7 @@ def _build(data: Any, file: str, name: str | None) -> ModelConfig:
         heads = r.int("num_attention_heads")
         d = r.int("hidden_size")
         experts = r.int("num_local_experts", "num_experts", default=1)
-        act = r.str("hidden_act", "silu")
+        act = _activation(r, "hidden_act", "silu")
         return ModelConfig(
             name=name, family=model_type, n_layers=r.int("num_hidden_layers"), d_model=d,
             n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
@@ -85,7 +124,7 @@ def _build(data: Any, file: str, name: str | None) -> ModelConfig:
             vocab_size=r.int("vocab_size"),
             max_positions=r.int("max_position_embeddings", default=4096),
             head_dim=r.int("head_dim", default=d // heads), norm="rmsnorm",
-            activation="swiglu" if act in ("silu", "swish", "gelu_pytorch_tanh", "gelu") else act,
+            activation="swiglu" if act in ("silu", "gelu") else act,
             position="rope", tied_embeddings=r.bool("tie_word_embeddings", False),
             bias=r.bool("attention_bias", model_type == "qwen2"), n_experts=experts,
             top_k=r.int("num_experts_per_tok", default=2 if experts > 1 else 1), source=source)
@@ -106,7 +145,7 @@ def _build(data: Any, file: str, name: str | None) -> ModelConfig:
             d_model=r.int("hidden_size"), n_heads=heads, n_kv_heads=heads,
             d_ff=r.int("ffn_dim"), vocab_size=r.int("vocab_size"),
             max_positions=r.int("max_position_embeddings"), position_offset=2,
-            activation=r.str("activation_function", "relu"),
+            activation=_activation(r, "activation_function", "relu"),
             tied_embeddings=r.bool("tie_word_embeddings", True), source=source)
     if model_type == "bloom":
         d = r.int("hidden_size", "n_embed")
@@ -136,10 +175,12 @@ def load_hf_config(path: str | Path) -> ModelConfig:
     if not path.is_file():
         raise WorkloadError(str(path), "", "file not found")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise WorkloadError(str(path), f"line {exc.lineno}, column {exc.colno}",
-                            f"malformed JSON: {exc.msg}") from None
+        if path.stat().st_size > MAX_BYTES:
+            raise WorkloadError(str(path), "", f"file larger than {MAX_BYTES // 2**20} MiB")
+        data = load_json_text(path.read_text(encoding="utf-8"))
+    except JsonInputError as exc:
+        where = f"line {exc.line}, column {exc.column}" if exc.line else ""
+        raise WorkloadError(str(path), where, exc.problem) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise WorkloadError(str(path), "", f"cannot read file ({exc.__class__.__name__})") from None
     return model_from_hf_dict(data, str(path), name=path.parent.name or None)

@@ -7,6 +7,23 @@ from dataclasses import dataclass, replace
 
 from workloads.errors import WorkloadError
 
+#: plausibility limits of model shapes: (largest accepted, the largest published model it covers)
+LIMITS: dict[str, tuple[int, str]] = {
+    "n_layers": (4096, "DeepNet, 1,000 layers (Wang et al. 2022)"),
+    "d_model": (131072, "PaLM 540B, 18,432 (Chowdhery et al. 2022)"),
+    "n_heads": (4096, "BLOOM-176B, 112 heads"),
+    "n_kv_heads": (4096, "BLOOM-176B, 112 heads"),
+    "d_ff": (1048576, "PaLM 540B, 73,728"),
+    "vocab_size": (4194304, "Gemma 3, 262,144 tokens"),
+    "max_positions": (33554432, "Llama 4 Scout, 10M-token context"),
+    "head_dim": (4096, "Gemma 2, 256"),
+    "n_experts": (4096, "Switch-C, 2,048 experts (Fedus et al. 2022)"),
+    "top_k": (4096, "at most the number of experts"),
+    "position_offset": (4096, "OPT, 2"),
+}
+#: activation functions the tracer knows (``swiglu``: gated MLP with SiLU)
+ACTIVATIONS = ("gelu", "relu", "silu", "swiglu", "sigmoid", "tanh")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -39,6 +56,20 @@ class ModelConfig:
     source: str = ""
 
     def __post_init__(self) -> None:
+        for name, (limit, covers) in LIMITS.items():
+            value = getattr(self, name)
+            low = 0 if name in ("head_dim", "position_offset") else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise WorkloadError("", name, f"expected an integer >= {low}, got {value!r:.40}")
+            if value > limit:
+                raise WorkloadError("", name, f"implausible value {value:,} (at most "
+                                              f"{limit:,}; largest published: {covers})")
+        if self.top_k > self.n_experts:
+            raise WorkloadError("", "top_k", f"{self.top_k} experts per token but the model has "
+                                             f"{self.n_experts}")
+        if self.activation not in ACTIVATIONS:
+            raise WorkloadError("", "activation", f"unknown activation '{self.activation:.40}' "
+                                                  f"(expected one of {', '.join(ACTIVATIONS)})")
         if self.head_dim == 0:
             object.__setattr__(self, "head_dim", self.d_model // self.n_heads)
 

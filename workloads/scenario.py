@@ -8,6 +8,8 @@ from workloads.einsum import DTYPE_BYTES
 from workloads.errors import WorkloadError
 
 ATTENTION_IMPLS = ("unfused", "flash")
+#: largest batch, length or device count (products of two stay inside 64-bit integers)
+MAX_COUNT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -33,22 +35,33 @@ class Scenario:
     attention: str = "unfused"
     pp: int = 1
     microbatches: int = 1
+    ep: int = 1
+    expert_skew: float = 0.0
 
     def __post_init__(self) -> None:
         for name, opt in (("batch", "--batch"), ("prompt_len", "--prompt"),
                           ("gen_len", "--gen"), ("tp", "--tp"), ("pp", "--pp"),
-                          ("microbatches", "--microbatches")):
+                          ("microbatches", "--microbatches"), ("ep", "--ep")):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise WorkloadError("", opt, f"expected a positive integer, got {value!r}")
+                raise WorkloadError("", opt, f"expected a positive integer, got {value!r:.40}")
+            if value > MAX_COUNT:
+                raise WorkloadError("", opt, f"expected at most {MAX_COUNT:,}, got {value:.3g}")
         for name, opt in (("dtype", "--dtype"), ("kv_dtype", "--kv-dtype")):
             value = getattr(self, name)
             if name == "kv_dtype" and not value:
                 object.__setattr__(self, "kv_dtype", self.dtype)
                 continue
-            if value not in DTYPE_BYTES:
-                raise WorkloadError("", opt, f"unknown dtype '{value}' "
+            if not isinstance(value, str) or value not in DTYPE_BYTES:
+                raise WorkloadError("", opt, f"unknown dtype {value!r:.40} "
                                              f"(expected one of {', '.join(DTYPE_BYTES)})")
+        skew = self.expert_skew
+        if isinstance(skew, bool) or not isinstance(skew, (int, float)) or not 0 <= skew <= 10:
+            raise WorkloadError("", "--expert-skew", f"expected a number in [0, 10], got {skew!r}")
+        if self.ep > 1 and self.ep != self.tp:
+            raise WorkloadError("", "--ep", f"expert parallelism {self.ep} must equal --tp "
+                                            f"{self.tp} (the experts are spread over the "
+                                            "tensor-parallel devices)")
         if self.microbatches > self.batch:
             raise WorkloadError("", "--microbatches", f"{self.microbatches} micro-batches exceed "
                                                       f"the batch of {self.batch} requests")

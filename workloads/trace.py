@@ -54,7 +54,11 @@ class Op:
     as many devices (tensor parallelism), so its FLOPs and bytes are ``shards`` times the
     shard's. ``deps`` are ids of ops that must finish first. ``tokens`` is how many tokens the op
     processes (for reports); ``requests`` how many requests it serves; ``microbatch`` which
-    micro-batch (dependency chain) it belongs to.
+    micro-batch (dependency chain) it belongs to; ``rank`` the one expert-parallel device that runs
+    it (-1: each of the ``shards`` devices runs a piece). ``where`` names the system component
+    that runs it when it is not the primary compute device (e.g. ``"cpu"`` for an offloaded
+    optimizer step); ``tensors`` the placed tensor classes it streams from wherever the
+    placement put them (e.g. ``("optimizer",)``), so its memory traffic loads those tiers.
     """
 
     id: int
@@ -74,6 +78,9 @@ class Op:
     flops: float = -1.0  # derived in __post_init__ unless a caller passes the derived value
     bytes: float = -1.0
     microbatch: int = 0
+    rank: int = -1
+    where: str = ""
+    tensors: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.flops < 0 or self.bytes < 0:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from workloads.einsum import Cascade, Einsum, TensorRef, contraction, elementwise
 from workloads.errors import WorkloadError
 from workloads.models import ModelConfig
+from workloads.routing import expert_token_counts
 from workloads.scenario import Scenario
 from workloads.trace import (
     ATTENTION,
@@ -37,6 +38,7 @@ class OpTemplate:
     op_class: str
     compute: Compute | None
     collective: Collective | None = None
+    rank: int = -1   # expert-parallel rank that runs it alone (-1: every tensor-parallel device)
 
 
 def _t(name: str, ranks: str | tuple[str, ...], dtype: str, role: str = "activation") -> TensorRef:
@@ -169,7 +171,7 @@ class LayerBuilder:
         return [OpTemplate(name, COLLECTIVE, "communication", None,
                            Collective("allreduce", nbytes, self.sc.tp, self.dt))]
 
-    def mlp(self, t: int) -> list[OpTemplate]:
+    def mlp(self, t: int, layer: int = 0) -> list[OpTemplate]:
         m, sh = self.m, self.shape
         ops: list[OpTemplate] = []
         if m.is_moe:
@@ -177,6 +179,8 @@ class LayerBuilder:
             ops.append(OpTemplate("router_softmax", VECTOR, "moe",
                                   softmax("router_softmax", _t("router.out", "te", self.dt),
                                           {"t": t, "e": m.n_experts}, "e")))
+            if self.sc.ep > 1 or self.sc.expert_skew > 0:
+                return ops + self._routed_experts(t, layer)
             active = min(m.n_experts, t * m.top_k)
             per_expert = math.ceil(t * m.top_k / active)
             width = 2 * sh.ff if m.activation == "swiglu" else sh.ff
@@ -191,20 +195,57 @@ class LayerBuilder:
         ops.append(self._linear("ffn_down", t, sh.ff, sh.d))
         return ops
 
-    def _activation(self, t: int) -> OpTemplate:
+    def _routed_experts(self, t: int, layer: int) -> list[OpTemplate]:
+        """Experts with the router's (possibly skewed) token counts, one GEMM pair per loaded
+        expert. With expert parallelism each of the ``ep`` devices holds whole experts and runs
+        only its own (``rank``), between an all-to-all that sends tokens to their experts and
+        one that brings the results back; the slowest device holds up the combine."""
+        m, sh, ep = self.m, self.shape, self.sc.ep
+        counts = expert_token_counts(t, m.n_experts, m.top_k, self.sc.expert_skew,
+                                     rotation=layer)
+        ff = m.d_ff if ep > 1 else sh.ff
+        width = 2 * ff if m.activation == "swiglu" else ff
+        elem = TensorRef("x", (), self.dt).nbytes({})
+        ops: list[OpTemplate] = []
+        if ep > 1:
+            slice_bytes = math.ceil(t / ep) * m.top_k * sh.d * elem
+            ops.append(OpTemplate("alltoall_dispatch", COLLECTIVE, "communication", None,
+                                  Collective("alltoall", slice_bytes, ep, self.dt)))
+        per_rank = m.n_experts // ep
+        for e, c in enumerate(counts):
+            if c == 0:
+                continue
+            rank = e // per_rank if ep > 1 else -1
+            for tpl in (self._linear(f"expert{e}_up", c, sh.d, width, op_class="moe"),
+                        self._activation(c, ff, f"expert{e}_act"),
+                        self._linear(f"expert{e}_down", c, ff, sh.d, op_class="moe")):
+                ops.append(OpTemplate(tpl.name, tpl.kind, tpl.op_class, tpl.compute,
+                                      tpl.collective, rank))
+        if ep > 1:
+            ops.append(OpTemplate("alltoall_combine", COLLECTIVE, "communication", None,
+                                  Collective("alltoall", slice_bytes, ep, self.dt)))
+        ops.append(self._vector("moe_combine", t, sh.d * m.top_k, "mul", op_class="moe"))
+        if ep > 1:  # every device needs all tokens again for tensor-parallel attention
+            ops.append(OpTemplate("allgather_moe", COLLECTIVE, "communication", None,
+                                  Collective("allgather", math.ceil(t / ep) * sh.d * elem, ep,
+                                             self.dt)))
+        return ops
+
+    def _activation(self, t: int, ff: int = 0, name: str = "ffn_act") -> OpTemplate:
         sh, act = self.shape, self.m.activation
+        ff = ff or sh.ff
         if act == "swiglu":  # silu(gate) * up
-            sizes = {"t": t, "c": sh.ff}
-            g = _t("ffn_act.gate", "tc", self.dt)
-            u = _t("ffn_act.up", "tc", self.dt)
-            casc = Cascade("ffn_act", (
-                elementwise("ffn_act.silu", _t("ffn_act.s", "tc", self.dt, "intermediate"), (g,),
+            sizes = {"t": t, "c": ff}
+            g = _t(f"{name}.gate", "tc", self.dt)
+            u = _t(f"{name}.up", "tc", self.dt)
+            casc = Cascade(name, (
+                elementwise(f"{name}.silu", _t(f"{name}.s", "tc", self.dt, "intermediate"), (g,),
                             sizes, "copy", unary="silu"),
-                elementwise("ffn_act.mul", _t("ffn_act.out", "tc", self.dt),
-                            (_t("ffn_act.s", "tc", self.dt, "intermediate"), u), sizes, "mul"),
+                elementwise(f"{name}.mul", _t(f"{name}.out", "tc", self.dt),
+                            (_t(f"{name}.s", "tc", self.dt, "intermediate"), u), sizes, "mul"),
             ))
-            return OpTemplate("ffn_act", VECTOR, "activation", casc)
-        return self._vector("ffn_act", t, sh.ff, "copy", n_inputs=1, unary=act,
+            return OpTemplate(name, VECTOR, "activation", casc)
+        return self._vector(name, t, ff, "copy", n_inputs=1, unary=act,
                             op_class="activation")
 
     def rope(self, t: int) -> list[OpTemplate]:
@@ -225,7 +266,7 @@ class LayerBuilder:
         ))
         return [OpTemplate("rope", VECTOR, "elementwise", casc)]
 
-    def layer(self, b: int, s: int, n: int) -> list[OpTemplate]:
+    def layer(self, b: int, s: int, n: int, layer: int = 0) -> list[OpTemplate]:
         """All ops of one decoder layer: ``b`` requests, ``s`` new tokens each, KV length ``n``."""
         sh, t, rms = self.shape, b * s, self.m.norm == "rmsnorm"
         qkv_width = (sh.heads + 2 * sh.kv_groups) * sh.head_dim
@@ -239,8 +280,9 @@ class LayerBuilder:
         ops.append(self._vector("residual_attn", t, sh.d, "add"))
         ops.append(OpTemplate("ln_ffn", VECTOR, "norm", layernorm("ln_ffn", "h", t, sh.d,
                                                                   self.dt, rms)))
-        ops += self.mlp(t)
-        ops += self._allreduce("allreduce_ffn", t)
+        ops += self.mlp(t, layer)
+        if self.sc.ep == 1:  # expert parallelism returns whole outputs by its all-to-all
+            ops += self._allreduce("allreduce_ffn", t)
         ops.append(self._vector("residual_ffn", t, sh.d, "add"))
         return ops
 
@@ -285,20 +327,34 @@ class _Stamper:
 
     def add(self, templates: list[OpTemplate], phase: str, layer: int, step: int,
             tokens: int, requests: int, chain: int = 0) -> None:
+        """Append ``templates`` to ``chain``. Templates with a ``rank`` fan out: each rank's
+        run depends on the op before the fan and on its own previous op; the next op without a
+        rank joins them all (it depends on every rank's last op)."""
         ops = self.ops
         prev = self._last.get(chain, -1)
+        rank_last: dict[int, int] = {}
         for tpl in templates:
             work = self._work.get(id(tpl))
             if work is None or work[0] is not tpl:
-                shards = 1 if tpl.kind == COLLECTIVE else self.tp
+                shards = 1 if tpl.kind == COLLECTIVE or tpl.rank >= 0 else self.tp
                 work = (tpl, shards, *op_work(tpl.compute, tpl.collective, shards))
                 self._work[id(tpl)] = work
             _, shards, flops, nbytes = work
             i = len(ops)
+            if tpl.rank >= 0:
+                dep = rank_last.get(tpl.rank, prev)
+                deps = (dep,) if dep >= 0 else ()
+                rank_last[tpl.rank] = i
+            elif rank_last:
+                deps = tuple(sorted(rank_last.values()))
+                rank_last = {}
+            else:
+                deps = (prev,) if prev >= 0 else ()
             ops.append(Op(i, tpl.name, tpl.kind, phase, layer, step, tpl.compute, shards,
-                          (prev,) if prev >= 0 else (), tpl.collective, tokens, requests, "",
-                          tpl.op_class, flops, nbytes, chain))
-            prev = i
+                          deps, tpl.collective, tokens, requests, "", tpl.op_class, flops,
+                          nbytes, chain, tpl.rank))
+            if tpl.rank < 0:
+                prev = i
         self._last[chain] = prev
 
 
@@ -319,15 +375,36 @@ def _segments(templates: list[OpTemplate]) -> list[list[OpTemplate]]:
     return [seg for seg in out if seg]
 
 
+def _unit_segments(templates: list[OpTemplate], n_layers: int,
+                   units: frozenset[str]) -> list[list[tuple[int, OpTemplate]]]:
+    """All layers' ``(layer, template)`` pairs cut after each collective and wherever the ops
+    move between the main unit and the ops named in ``units``; a layer's last segment goes on
+    into the next layer's first (e.g. output projection + FFN of layer i with QKV of i + 1)."""
+    out: list[list[tuple[int, OpTemplate]]] = [[]]
+    for i in range(n_layers):
+        for tpl in templates:
+            cur = out[-1]
+            if cur and (cur[-1][1].name in units) != (tpl.name in units):
+                cur = []
+                out.append(cur)
+            cur.append((i, tpl))
+            if tpl.kind == COLLECTIVE:
+                out.append([])
+    return [seg for seg in out if seg]
+
+
 def trace_model(model: ModelConfig, scenario: Scenario, phases: tuple[str, ...] = ("prefill",
-                "decode")) -> Trace:
+                "decode"), units: tuple[str, ...] = ()) -> Trace:
     """The full run: prefill of the prompt, then ``gen_len - 1`` decode steps.
 
     With one micro-batch ops form one chain. With several, each micro-batch is its own chain
     and ops are ordered so that in-order device streams overlap them: under pipeline
     parallelism micro-batch by micro-batch (each stage passes a micro-batch on and takes the
     next), otherwise layer by layer and, inside a layer, segment by segment between collectives
-    (one micro-batch computes while another's all-reduce is in flight)."""
+    (one micro-batch computes while another's all-reduce is in flight). ``units`` names ops
+    that run on another unit of the device (NeuPIMs: decode attention in PIM): segments are
+    then also cut where ops enter or leave that unit and run on across layer boundaries, so one
+    micro-batch's attention overlaps another's projections (sub-batch interleaving)."""
     if scenario.max_context > model.max_positions and model.position == "learned":
         raise WorkloadError("", "--prompt", f"prompt + generated tokens ({scenario.max_context}) "
                                             f"exceed {model.name}'s {model.max_positions} "
@@ -343,8 +420,10 @@ def trace_model(model: ModelConfig, scenario: Scenario, phases: tuple[str, ...] 
         steps.append(("prefill", 0, p, p))
     if "decode" in phases:
         steps += [("decode", s, 1, p + s) for s in range(1, scenario.gen_len)]
+    varies = model.is_moe and (scenario.ep > 1 or scenario.expert_skew > 0)
+    rotations = model.n_experts if varies else 1  # routing differs from layer to layer
     for phase, step, s, n in steps:
-        layers = {b: builder.layer(b, s, n) for b in set(sizes)}
+        layers = {(b, r): builder.layer(b, s, n, r) for b in set(sizes) for r in range(rotations)}
         sends = {b: builder.stage_send(b * s) for b in set(sizes)}
         heads = {b: builder.head(b) for b in set(sizes)}
         embeds = {b: builder.embedding(b * s) for b in set(sizes)}
@@ -354,16 +433,29 @@ def trace_model(model: ModelConfig, scenario: Scenario, phases: tuple[str, ...] 
                 for i in range(model.n_layers):
                     if i in boundaries:
                         stamp.add(sends[b], phase, i, step, b * s, b, k)
-                    stamp.add(layers[b], phase, i, step, b * s, b, k)
+                    stamp.add(layers[b, i % rotations], phase, i, step, b * s, b, k)
                 stamp.add(heads[b], phase, model.n_layers, step, b, b, k)
             continue
-        segments = {b: _segments(layers[b]) for b in set(sizes)}
         for k, b in enumerate(sizes):
             stamp.add(embeds[b], phase, -1, step, b * s, b, k)
-        for i in range(model.n_layers):
-            for j in range(len(segments[sizes[0]])):
+        if units:
+            unit_segs = {b: _unit_segments(layers[b, 0], model.n_layers, frozenset(units))
+                         for b in set(sizes)}
+            for j in range(len(unit_segs[sizes[0]])):
                 for k, b in enumerate(sizes):
-                    stamp.add(segments[b][j], phase, i, step, b * s, b, k)
+                    seg = unit_segs[b][j]
+                    for i in sorted({layer for layer, _ in seg}):
+                        stamp.add([t for layer, t in seg if layer == i], phase, i, step, b * s,
+                                  b, k)
+            for k, b in enumerate(sizes):
+                stamp.add(heads[b], phase, model.n_layers, step, b, b, k)
+            continue
+        segments = {key: _segments(tpls) for key, tpls in layers.items()}
+        for i in range(model.n_layers):
+            r = i % rotations
+            for j in range(len(segments[sizes[0], r])):
+                for k, b in enumerate(sizes):
+                    stamp.add(segments[b, r][j], phase, i, step, b * s, b, k)
         for k, b in enumerate(sizes):
             stamp.add(heads[b], phase, model.n_layers, step, b, b, k)
     return Trace(stamp.ops, model, scenario, {"phases": phases})

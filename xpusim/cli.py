@@ -19,11 +19,39 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
 
 
+#: longest message printed; longer ones keep their start and end
+MAX_MESSAGE = 400
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` as one printable line: control and line-separator characters escaped, and the
+    middle of a text longer than ``limit`` characters cut (start and end kept)."""
+    out = []
+    for ch in str(text):
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 or ch in "\u2028\u2029":
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    line = "".join(out)
+    if len(line) > limit:
+        cut = len(line) - limit
+        line = f"{line[: limit - 100]} ...[{cut:,} characters cut]... {line[-100:]}"
+    return line
+
+
+def write_error(message: str, kind: str = "error") -> None:
+    """``xpusim: error: MESSAGE`` as exactly one line on stderr."""
+    sys.stderr.write(f"xpusim: {kind}: {one_line(message)}\n")
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports usage errors as a single line and exits with 2."""
 
     def error(self, message: str):  # type: ignore[override]
-        sys.stderr.write(f"xpusim: error: {message} (see '{self.prog} --help')\n")
+        write_error(f"{message} (see '{self.prog} --help')")
         raise SystemExit(EXIT_BAD_INPUT)
 
 
@@ -78,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except _input_errors() as exc:
-        sys.stderr.write(f"xpusim: error: {exc}\n")
+        write_error(str(exc))
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # e.g. `xpusim models list | head`
         import os
@@ -87,13 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except OSError as exc:
         name = getattr(exc, "filename", None)
-        sys.stderr.write(f"xpusim: error: {name + ': ' if name else ''}{exc.strerror or exc}\n")
+        write_error(f"{str(name) + ': ' if name else ''}{exc.strerror or exc}")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         sys.stderr.write("xpusim: interrupted\n")
         return 130
     except AssertionError as exc:  # invariant violations are bugs, not bad input
-        sys.stderr.write(f"xpusim: internal error: {exc} (please report this)\n")
+        write_error(f"{exc} (please report this)", "internal error")
         return EXIT_INTERNAL
 
 

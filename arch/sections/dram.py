@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from arch.plausible import DRAM_TIMING_MAX as _T
 from arch.schema import param
 from arch.spec import register_device_type, register_section
 
@@ -27,31 +28,32 @@ def _pow2(x: int) -> bool:
 
 @dataclass(kw_only=True)
 class DramTimingSpec:
-    """JEDEC timing parameters in memory-clock cycles."""
+    """JEDEC timing parameters in memory-clock cycles (each at most 2^20 cycles: the longest,
+    tREFI, is 12,480 cycles of DDR4-3200, JESD79-4C; see :mod:`arch.plausible`)."""
 
-    CL: int = param(gt=0, doc="read latency (CAS), cycles")
-    CWL: int = param(ge=0, doc="write latency, cycles")
-    tRCDRD: int = param(gt=0, doc="ACT to READ, cycles (tRCD)")
-    tRCDWR: int = param(gt=0, doc="ACT to WRITE, cycles (tRCD)")
-    tRP: int = param(gt=0, doc="PRE to ACT, cycles")
-    tRAS: int = param(gt=0, doc="ACT to PRE, cycles")
-    tRRD_S: int = param(gt=0, doc="ACT to ACT, different bank groups, cycles")
-    tRRD_L: int = param(gt=0, doc="ACT to ACT, same bank group, cycles")
-    tFAW: int = param(gt=0, doc="four-activate window, cycles")
-    tCCD_S: int = param(gt=0, doc="column to column, different bank groups, cycles")
-    tCCD_L: int = param(gt=0, doc="column to column, same bank group, cycles")
-    tWTR_S: int = param(ge=0, doc="end of write data to READ, different bank groups, cycles")
-    tWTR_L: int = param(ge=0, doc="end of write data to READ, same bank group, cycles")
-    tRTP: int = param(ge=0, doc="READ to PRE, cycles")
-    tWR: int = param(ge=0, doc="write recovery (end of write data to PRE), cycles")
-    tRFC: int = param(gt=0, doc="all-bank REF to ACT, cycles")
-    tREFI: int = param(gt=0, doc="average refresh interval, cycles")
-    tRTRS: int = param(ge=0, doc="rank-to-rank (data bus turnaround), cycles")
-    AL: int | None = param(ge=0, default=None, doc="additive latency, cycles (0)")
-    tRFCb: int | None = param(gt=0, default=None, doc="per-bank REF to ACT, cycles")
-    tREFIb: int | None = param(gt=0, default=None, doc="per-bank refresh interval, cycles")
-    tPPD: int | None = param(ge=0, default=None, doc="PRE to PRE, cycles (LPDDR/GDDR)")
-    t32AW: int | None = param(gt=0, default=None, doc="32-activate window, cycles (GDDR)")
+    CL: int = param(gt=0, le=_T, doc="read latency (CAS), cycles")
+    CWL: int = param(ge=0, le=_T, doc="write latency, cycles")
+    tRCDRD: int = param(gt=0, le=_T, doc="ACT to READ, cycles (tRCD)")
+    tRCDWR: int = param(gt=0, le=_T, doc="ACT to WRITE, cycles (tRCD)")
+    tRP: int = param(gt=0, le=_T, doc="PRE to ACT, cycles")
+    tRAS: int = param(gt=0, le=_T, doc="ACT to PRE, cycles")
+    tRRD_S: int = param(gt=0, le=_T, doc="ACT to ACT, different bank groups, cycles")
+    tRRD_L: int = param(gt=0, le=_T, doc="ACT to ACT, same bank group, cycles")
+    tFAW: int = param(gt=0, le=_T, doc="four-activate window, cycles")
+    tCCD_S: int = param(gt=0, le=_T, doc="column to column, different bank groups, cycles")
+    tCCD_L: int = param(gt=0, le=_T, doc="column to column, same bank group, cycles")
+    tWTR_S: int = param(ge=0, le=_T, doc="end of write data to READ, different bank groups, cycles")
+    tWTR_L: int = param(ge=0, le=_T, doc="end of write data to READ, same bank group, cycles")
+    tRTP: int = param(ge=0, le=_T, doc="READ to PRE, cycles")
+    tWR: int = param(ge=0, le=_T, doc="write recovery (end of write data to PRE), cycles")
+    tRFC: int = param(gt=0, le=_T, doc="all-bank REF to ACT, cycles")
+    tREFI: int = param(gt=0, le=_T, doc="average refresh interval, cycles")
+    tRTRS: int = param(ge=0, le=_T, doc="rank-to-rank (data bus turnaround), cycles")
+    AL: int | None = param(ge=0, le=_T, default=None, doc="additive latency, cycles (0)")
+    tRFCb: int | None = param(gt=0, le=_T, default=None, doc="per-bank REF to ACT, cycles")
+    tREFIb: int | None = param(gt=0, le=_T, default=None, doc="per-bank refresh interval, cycles")
+    tPPD: int | None = param(ge=0, le=_T, default=None, doc="PRE to PRE, cycles (LPDDR/GDDR)")
+    t32AW: int | None = param(gt=0, le=_T, default=None, doc="32-activate window, cycles (GDDR)")
 
 
 @dataclass(kw_only=True)

@@ -30,7 +30,7 @@ from arch.spec import register_device_type, register_section
 COMPONENT_KINDS = ("device", "memory", "switch")
 MEMORY_KINDS = ("hbm", "hbm2", "hbm2e", "hbm3", "hbm3e", "ddr4", "ddr5", "lpddr4", "lpddr5",
                 "lpddr5x", "gddr6", "gddr6x", "cxl", "sram", "nvme")
-LINK_KINDS = ("pcie", "nvlink", "nvswitch", "cxl", "infiniband", "ethernet", "on-package")
+LINK_KINDS = ("pcie", "nvlink", "nvswitch", "cxl", "infiniband", "ethernet", "on-package", "ddr")
 NETWORK_KINDS = ("infiniband", "ethernet")
 
 # PCIe generation -> (transfer rate per lane in T/s, encoding efficiency)
@@ -46,7 +46,7 @@ CXL_PHY = {5: "CXL 1.1/2.0 (PCIe 5.0 PHY)", 6: "CXL 3.x (PCIe 6.0 PHY)"}
 LANES = (1, 2, 4, 8, 12, 16, 32)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _MEMORY_FIELDS = ("memory", "capacity", "bandwidth", "channels", "channel_bandwidth",
-                  "efficiency", "latency", "energy_per_bit")
+                  "efficiency", "latency", "energy_per_bit", "read_write_efficiency")
 
 
 @dataclass(kw_only=True)
@@ -71,6 +71,11 @@ class ComponentSpec:
     latency: float | None = param("s", ge=0, default=None, doc="memory: access latency (0 s)")
     energy_per_bit: float | None = param("J/bit", ge=0, default=None,
                                          doc="memory: energy per bit moved (0 J/bit)")
+    read_write_efficiency: dict[str, float] | None = param(
+        gt=0, le=1, default=None,
+        doc="memory: achievable fraction of peak bandwidth by read fraction of the traffic "
+            "(keys 0..1: 1 = all reads, 0.667 = 2:1 reads:writes); interpolated linearly, "
+            "flat beyond the outermost points (default: efficiency at every mix)")
     device: Any = field(default=None, init=False, repr=False, compare=False,
                         metadata={"doc": "device: the resolved device Arch (not YAML)"})
 
@@ -98,6 +103,10 @@ class ComponentSpec:
         for name in ("memory", "capacity"):
             if getattr(self, name) is None:
                 return (name, "missing required field for a memory component")
+        if self.read_write_efficiency is not None:
+            problem = _check_mix_table(self.read_write_efficiency)
+            if problem:
+                return ("read_write_efficiency", problem)
         per_channel = (self.channels, self.channel_bandwidth)
         if self.bandwidth is not None and any(x is not None for x in per_channel):
             return ("bandwidth", "give either bandwidth or channels x channel_bandwidth, not both")
@@ -126,7 +135,8 @@ class TopologyLink:
 
     between: list[str] = param(doc="the two components it joins")
     kind: str = param(choices=LINK_KINDS, doc="pcie, nvlink, nvswitch, cxl, infiniband, "
-                                               "ethernet or on-package")
+                                               "ethernet, on-package or ddr (a socket's "
+                                               "memory channels to its DIMMs)")
     bandwidth: float | None = param("B/s", gt=0, default=None,
                                     doc="peak bytes/s per direction (or generation + lanes)")
     generation: int | None = param(gt=0, default=None,
@@ -177,6 +187,30 @@ class TopologyLink:
         if self.bandwidth is not None:
             return self.bandwidth
         return pcie_bandwidth(self.generation or 0, self.lanes or 0)
+
+
+def mix_points(table: dict[str, float]) -> list[tuple[float, float]]:
+    """(read fraction, efficiency) points of a ``read_write_efficiency`` table, by read
+    fraction."""
+    return sorted((float(k), float(v)) for k, v in table.items())
+
+
+def _check_mix_table(table: dict[str, float]) -> str | None:
+    """A problem with a ``read_write_efficiency`` table (keys read fractions in [0, 1])."""
+    if not table:
+        return "expected at least one point {read fraction: efficiency}"
+    seen: dict[float, str] = {}
+    for key in table:
+        try:
+            frac = float(key)
+        except ValueError:
+            return f"expected read fractions 0..1 as keys, got '{key}'"
+        if not 0.0 <= frac <= 1.0:
+            return f"expected read fractions 0..1 as keys, got {key}"
+        if frac in seen:
+            return f"read fraction {key} given twice ('{seen[frac]}' and '{key}')"
+        seen[frac] = key
+    return None
 
 
 def pcie_bandwidth(generation: int, lanes: int) -> float:

@@ -11,6 +11,7 @@ Register a strategy by subclassing :class:`Strategy` with a ``name`` and ``OPTIO
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -54,6 +55,11 @@ class Strategy:
         """Records of the last batch, in the order it was proposed."""
 
 
+#: most design points a sweep may plan, and largest numeric strategy option
+MAX_POINTS = 1_000_000
+MAX_OPTION = 1_000_000
+
+
 def validate_strategy(raw: Any, axes: list[Axis], err: Callable[[str, str], Exception]):
     """Check ``strategy:`` of a sweep spec; return a :class:`dse.spec.StrategySpec`."""
     from dse.spec import StrategySpec
@@ -84,15 +90,22 @@ def validate_strategy(raw: Any, axes: list[Axis], err: Callable[[str, str], Exce
         kind = type(default)
         ok = (isinstance(value, int) and not isinstance(value, bool)) if kind is int else \
             (isinstance(value, (int, float)) and not isinstance(value, bool))
-        if not ok or value < minimum:
+        if not ok or not minimum <= value <= MAX_OPTION:
             what = "an integer" if kind is int else "a number"
-            raise err(f"strategy.{key}", f"expected {what} >= {minimum:g}, got {value!r}")
+            raise err(f"strategy.{key}", f"expected {what} in {minimum:g} .. {MAX_OPTION:,}, "
+                                         f"got {value!r:.40}")
         options[key] = kind(value)
     for key, (default, _) in cls.OPTIONS.items():
         options.setdefault(key, default)
     problem = cls.check(tuple(axes), options)
     if problem:
         raise err(f"strategy.{problem[0]}" if problem[0] else "strategy", problem[1])
+    if name == "grid":
+        size = math.prod(len(a.grid_values()) if a.values is not None else a.steps
+                         for a in axes)
+        if size > MAX_POINTS:
+            raise err("axes", f"a grid of {size:.3g} points (limit {MAX_POINTS:,}); use fewer "
+                              "values or steps, or a sampling strategy")
     return StrategySpec(name, options)
 
 

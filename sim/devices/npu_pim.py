@@ -7,10 +7,17 @@ cache in one channel as NeuPIMs places it. Weight GEMMs stay on the NPU (batched
 them GEMMs). The NPU's DRAM streams at the efficiency the cycle-level DRAM model measures for
 the ``dram`` section (memoised ``stream`` pattern), not at an assumed fraction.
 
-In ``xpusim run`` ops execute one after another in trace order, so NPU and PIM never overlap
-and single vs dual row buffers give the same time; the concurrent schedule (dual row buffers,
-sub-batch interleaving, channel placement) is :mod:`sim.serving.interleave`, used by
-``xpusim reproduce neupims``.
+With dual row buffers (NeuPIMs) the PIM is a unit of its own: ``unit_of`` puts the decode
+attention program (the KV GEMVs and, as the NeuPIMs artifact issues it from the PIM program to
+the NPU's vector units, the softmax between them) on a ``pim`` stream beside the NPU's compute
+stream, and ``unit_ops`` tells the tracer to cut micro-batches (sub-batches) there, so
+``xpusim run --microbatches 2`` interleaves one sub-batch's attention with the other's
+projections. While a PIM GEMV runs it takes the command-bus share ``1 - npu_share`` of the
+DRAM from the NPU (``Cost.detail['memory_share']``, reserved in the engine's shared memory), so
+concurrent NPU ops' DRAM traffic stretches. With single row buffers (``neupims-naive``) the
+PIM owns the banks: everything stays on one stream, NPU and PIM never overlap.
+``xpusim reproduce neupims`` runs its iterations through the same engine
+(:mod:`sim.serving.interleave`).
 """
 
 from __future__ import annotations
@@ -39,6 +46,14 @@ def kv_gemv(op: Op) -> tuple[int, int, int, int] | None:
         return None
     batch, m, n, k = e.gemm_shape
     return batch, n, k, m
+
+
+def npu_share(bus_busy: float, burst_cycle: float) -> float:
+    """Fraction of the DRAM's streaming bandwidth left to the NPU while PIM takes ``bus_busy``
+    of the command-bus cycles: a read needs one command per ``burst_cycle`` cycles of data, so
+    the free command slots sustain ``(1 - bus_busy) x burst_cycle`` of the data bus (at most
+    all of it; at least 5%, a floor that keeps the NPU progressing)."""
+    return max(0.05, min(1.0, (1.0 - bus_busy) * burst_cycle))
 
 
 def npu_view(arch: Arch) -> Arch:
@@ -89,13 +104,30 @@ class NpuPimDevice(Device):
                        op.bytes / shards / self.pim.internal_bandwidth())
         return self.npu.roofline(op)
 
+    def dual_row_buffers(self) -> bool:
+        """True when NPU programs may use the DRAM while PIM computes (NeuPIMs)."""
+        return self.pim.pim.row_buffers >= 2 and self.fidelity != "roofline"
+
+    def unit_ops(self) -> tuple[str, ...]:
+        """Names of the ops the PIM program runs (decode attention), for the tracer's cuts."""
+        return ("qk", "softmax", "av") if self.dual_row_buffers() else ()
+
+    def unit_of(self, op: Op) -> str:
+        if not self.dual_row_buffers() or op.phase == "prefill":
+            return ""
+        if kv_gemv(op) is not None or (op.name == "softmax" and op.op_class == "attention"):
+            return "pim"
+        return ""
+
     def pim_cost(self, op: Op) -> Cost:
         inst, outputs, length, vectors = kv_gemv(op)  # type: ignore[misc]
         r = self.pim.gemv(inst, outputs, length, vectors)
         roof = self.roofline(op)
+        detail = {"mac_utilization": r["mac_utilization"], "unit": "pim"}
+        if self.pim.pim.row_buffers >= 2:
+            detail["memory_share"] = 1.0 - npu_share(r["bus_busy"], self.pim.cfg1.burst_cycle)
         return Cost(max(r["seconds"], roof), roof, "pim", {"pim": r["energy_J"]},
-                    op.bytes / max(op.shards, 1),
-                    {"mac_utilization": r["mac_utilization"], "unit": "pim"})
+                    op.bytes / max(op.shards, 1), detail)
 
     def _estimate(self, op: Op) -> Cost:
         if op.kind != COLLECTIVE and self.fidelity != "roofline" and kv_gemv(op) is not None:

@@ -8,9 +8,14 @@ the ``dram`` section, and compute at ``flops_per_stack`` per stack.
 Placement follows the operation's Op/B (FLOPs per DRAM byte): low-Op/B work runs where bytes
 are cheap. Candidates for PIM are decode attention (GEMV against the KV cache; GQA Op/B = group
 size) and MoE expert GEMMs (Op/B ~ tokens per expert); dense GEMMs and vector ops stay on the
-xPU. A candidate is co-processed: split between xPU and logic-PIM in the ratio of their rates
-so both finish together (Duplex's expert and attention co-processing), never faster than the
-stacks' internal bandwidth allows for its bytes.
+xPU. A candidate is co-processed (Duplex's expert and attention co-processing): split between
+xPU and logic-PIM in the ratio of their rates (``xpu_fraction``: alone, both shares would
+finish together) and run as two concurrent tasks: ``split_trace`` gives every candidate op a
+twin, ``<name>@pim``, carrying the PIM share, which ``unit_of`` puts on the ``pim`` stream; the
+op itself keeps the xPU share on the compute stream and successors wait for both. Both shares
+read the same DRAM arrays: the engine shares the stacks' internal bandwidth
+(``unit_memory_bandwidth``) between them by processor sharing, so a pair never finishes before
+its bytes could be read at that bandwidth.
 
 ``mode='bank'`` evaluates the bank-level PIM comparison point instead (``bank_pim_*``: more
 bandwidth, Op/B 1).
@@ -18,13 +23,17 @@ bandwidth, Op/B 1).
 
 from __future__ import annotations
 
+import dataclasses
+
 from arch import Arch
 from sim.devices.base import Cost, Device, register_device
 from sim.devices.gpu import GpuDevice
 from sim.micro.dram_config import config_from_arch
 from sim.micro.dram_patterns import pattern_timing
 from workloads.einsum import Cascade, Einsum
-from workloads.trace import ATTENTION, COLLECTIVE, MATMUL, Op
+from workloads.trace import ATTENTION, COLLECTIVE, MATMUL, Op, Trace, op_work
+
+PIM_SHARE = "@pim"  # suffix of the op carrying a co-processed op's PIM share
 
 
 def pim_candidate(op: Op) -> str | None:
@@ -74,6 +83,7 @@ class XpuPimDevice(Device):
         super().__init__(arch, fidelity)
         self.xpu = GpuDevice(arch, fidelity)
         self.pim = LogicPim(arch, mode)
+        self._pim_memo: dict[tuple, tuple] = {}
 
     def peak_flops(self, op: Op) -> float:
         base = self.xpu.peak_flops(op)
@@ -102,6 +112,80 @@ class XpuPimDevice(Device):
         return max(flops / (self.xpu.peak_flops(op) + self.pim.flops),
                    nbytes / max(self.pim.bandwidth, self.xpu.peak_bandwidth()))
 
+    def unit_memory_bandwidth(self) -> float:
+        """B/s of the DRAM arrays that the xPU and the logic-PIM share (the stacks' internal
+        bandwidth): what concurrent xPU and PIM shares contend for."""
+        return self.pim.bandwidth
+
+    def unit_of(self, op: Op) -> str:
+        return "pim" if op.name.endswith(PIM_SHARE) else ""
+
+    def _whole(self, op: Op) -> Op:
+        """``op`` with the FLOPs and bytes of its whole computation (a share carries part)."""
+        flops, nbytes = op_work(op.compute, op.collective, op.shards)
+        if flops == op.flops and nbytes == op.bytes:
+            return op
+        return dataclasses.replace(op, flops=flops, bytes=nbytes)
+
+    def _alone(self, op: Op) -> tuple[Cost, float, float, float]:
+        """(xPU cost, FLOPs, bytes, PIM s) of the whole of ``op``'s shard, alone."""
+        whole = self._whole(op)
+        shards = max(op.shards, 1)
+        flops, nbytes = whole.flops / shards, whole.bytes / shards
+        x = self.xpu.estimate(whole)
+        return x, flops, nbytes, self.pim.time(flops, nbytes)
+
+    def xpu_fraction(self, op: Op) -> float:
+        """Share of ``op`` the xPU runs: 1 for ops that are not co-processed, else in proportion
+        to the rates (both shares alone finish together)."""
+        if pim_candidate(op) is None or self.fidelity == "roofline":
+            return 1.0
+        x, _, _, t_p = self._alone(op)
+        t_x = x.latency
+        return (1.0 / t_x) / (1.0 / t_x + 1.0 / t_p) if t_x > 0 and t_p > 0 else 1.0
+
+    def split_trace(self, trace: Trace) -> Trace:
+        """``trace`` with each co-processed op followed by its PIM-share twin (same deps; the
+        op's successors wait for both); FLOPs and bytes split by the shares."""
+        out: list[Op] = []
+        ids: dict[int, tuple[int, ...]] = {}
+        for op in trace.ops:
+            frac = self.xpu_fraction(op) if not op.name.endswith(PIM_SHARE) else 1.0
+            deps = tuple(n for d in op.deps for n in ids[d])
+            me = dataclasses.replace(op, id=len(out), deps=deps, flops=op.flops * frac,
+                                     bytes=op.bytes * frac)
+            out.append(me)
+            if frac >= 1.0:
+                ids[op.id] = (me.id,)
+                continue
+            twin = dataclasses.replace(op, id=len(out), name=op.name + PIM_SHARE, deps=deps,
+                                       flops=op.flops * (1.0 - frac),
+                                       bytes=op.bytes * (1.0 - frac))
+            out.append(twin)
+            ids[op.id] = (me.id, twin.id)
+        return Trace(out, trace.model, trace.scenario, dict(trace.meta))
+
+    def estimate(self, op: Op) -> Cost:
+        if not op.name.endswith(PIM_SHARE):
+            return super().estimate(op)
+        key = (id(op.compute), op.shards, op.kind)
+        hit = self._pim_memo.get(key)
+        if hit is not None and hit[0] is op.compute:
+            return hit[1]
+        cost = self._pim_share(op)
+        self._pim_memo[key] = (op.compute, cost)
+        return cost
+
+    def _pim_share(self, op: Op) -> Cost:
+        """The logic-PIM's share of a co-processed op (the twin ``<name>@pim``)."""
+        frac = self.xpu_fraction(op)
+        _, flops, nbytes, t_p = self._alone(op)
+        share = 1.0 - frac
+        energy = share * (nbytes * 8 * self.pim.energy_per_bit + flops * self.pim.energy_per_flop)
+        return Cost(share * t_p, share * t_p, "pim", {"pim": energy}, share * nbytes,
+                    {"xpu_share": frac, "t_pim_alone": t_p, "unit": f"{self.pim.mode}-pim",
+                     "candidate": pim_candidate(op)})
+
     def _estimate(self, op: Op) -> Cost:
         kind = pim_candidate(op)
         if kind is None or self.fidelity == "roofline":
@@ -111,21 +195,10 @@ class XpuPimDevice(Device):
                 return Cost(max(cost.latency, roof), roof, cost.bound, cost.energy,
                             cost.dram_bytes, cost.detail)
             return cost
-        shards = max(op.shards, 1)
-        flops, nbytes = op.flops / shards, op.bytes / shards
-        x = self.xpu.estimate(op)
-        t_x = x.latency
-        t_p = self.pim.time(flops, nbytes)
-        # co-processing: shares in proportion to rate, both finish together
-        frac_x = (1.0 / t_x) / (1.0 / t_x + 1.0 / t_p) if t_x > 0 and t_p > 0 else 0.0
-        # both read the same DRAM arrays: never faster than the stacks' internal bandwidth
-        t = max(t_x * frac_x, t_p * (1.0 - frac_x), nbytes / self.pim.bandwidth)
-        roof = self.roofline(op)
-        latency = max(t, roof)
-        e_x = {k: v * frac_x for k, v in x.energy.items()}
-        e_p = (1.0 - frac_x) * (nbytes * 8 * self.pim.energy_per_bit
-                                + flops * self.pim.energy_per_flop)
-        energy = {**e_x, "pim": e_p}
-        return Cost(latency, roof, "pim+xpu", energy, nbytes,
-                    {"xpu_share": frac_x, "t_xpu_alone": t_x, "t_pim_alone": t_p,
-                     "unit": f"{self.pim.mode}-pim", "candidate": kind})
+        # a co-processed op: this is the xPU's share (the PIM's is its twin, ``_pim_share``)
+        frac = self.xpu_fraction(op)
+        x, _, _, t_p = self._alone(op)
+        return Cost(frac * x.latency, frac * self.xpu.roofline(self._whole(op)), x.bound,
+                    {k: v * frac for k, v in x.energy.items()}, frac * x.dram_bytes,
+                    {**x.detail, "xpu_share": frac, "t_xpu_alone": x.latency,
+                     "t_pim_alone": t_p, "unit": "xpu", "candidate": kind})

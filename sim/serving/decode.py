@@ -11,9 +11,9 @@
 Per iteration the batcher gives each active request's context and channel; PIM stage time is
 the slowest channel's sum of per-request GEMV times (memoised command schedules); NPU/GPU stage
 times come from the device models; :func:`sim.serving.interleave.run_iteration` runs the
-stages as events. Throughput counts decode tokens per second of one device's share of the
-model (``layers / pp`` layers, ``1/tp`` of each): pipeline stages are assumed balanced and kept
-busy by ``pp`` micro-batches.
+programs on the event engine (NPU and PIM streams sharing the DRAM). Throughput counts decode
+tokens per second of one device's share of the model (``layers / pp`` layers, ``1/tp`` of
+each): pipeline stages are assumed balanced and kept busy by ``pp`` micro-batches.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim.devices.base import Device, SimError
+from sim.devices.npu_pim import npu_share
 from sim.devices.pim import PimModel
 from sim.micro.dram_pim import gemv_cost
 from sim.serving.batching import BatchingConfig, IterationBatcher
@@ -250,34 +251,19 @@ def _iteration(system, costs, attn, layers, ctx, chan, b, n, channels):
         lo, at, e_attn, _util, bus = attn.stage(ctx[sel], chan[sel], channels)
         soft = st["attn"].ops.get("softmax")
         t_soft = soft.latency if soft is not None else 0.0
-        dram = system.device.arch.memory["dram"]
-        bw = dram.bandwidth * dram.efficiency
-        f = min(1.0, (1.0 - bus) * system.pim.cfg1.burst_cycle)
-
         subs.append(StageTimes(pre=st["pre"].seconds, logit=lo, softmax=t_soft, attend=at,
-                               post=st["post"].seconds, pre_contended=_contended(st["pre"], bw, f),
-                               post_contended=_contended(st["post"], bw, f)))
+                               post=st["post"].seconds, pre_bytes=st["pre"].dram_bytes,
+                               post_bytes=st["post"].dram_bytes,
+                               pim_share=1.0 - npu_share(bus, system.pim.cfg1.burst_cycle)))
         e_dev += layers * (st["pre"].energy_J + st["post"].energy_J
                            + (soft.energy_total if soft is not None else 0.0))
         e_pim += layers * e_attn
         flops += layers * (st["pre"].flops + st["post"].flops)
+    dram = system.device.arch.memory["dram"]
     res = run_iteration(layers, subs, blocked=(system.pim.pim.row_buffers < 2),
-                        tail_npu=head.seconds / max(len(subs), 1))
+                        tail_npu=head.seconds / max(len(subs), 1),
+                        bandwidth=dram.bandwidth * dram.efficiency)
     e_dev += head.energy_J
     flops += head.flops
     return res, e_dev, e_pim, flops
 
-
-def _contended(stage, bandwidth: float, share: float) -> float:
-    """A stage's time when only ``share`` of the DRAM command slots are left to it (PIM
-    commands take the rest): each op's DRAM time stretches by ``1/share``; an op whose compute
-    is longer than its stretched DRAM time is not slowed."""
-    share = max(share, 0.05)
-    if share >= 1.0:
-        return stage.seconds
-    total = 0.0
-    for cost in stage.ops.values():
-        t_mem = cost.detail.get("t_dram", cost.dram_bytes / bandwidth)
-        t_comp = cost.detail.get("t_compute", 0.0)
-        total += cost.latency + max(0.0, t_mem / share - max(t_comp, t_mem))
-    return total

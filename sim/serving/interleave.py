@@ -1,49 +1,55 @@
-"""One decode iteration of an NPU+PIM device as an event-driven run (SimPy), staged as the
+"""One decode iteration of an NPU+PIM device, run by the event engine (:mod:`sim.engine`) as the
 NeuPIMs artifact stages it.
 
 Per layer a sub-batch needs an NPU (systolic-array) program — QKV generation before its
 attention, output projection and FFN after it — and a PIM program, multi-head attention: the
 QK^T GEMV, softmax on the NPU's vector units, the PV GEMV (the artifact's
 ``NeuPIMSLogitSoftmax`` + ``NeuPIMSAttend`` ops; softmax is issued from the PIM program to the
-vector units, not to the systolic arrays). As in the artifact's scheduler
-(``src/scheduler/Scheduler.cc``, ``src/StageProgram.cc``), the iteration is a sequence of
-*stages*; each stage runs one NPU program and one PIM program concurrently and ends when both
-have finished (``Scheduler::cycle`` makes the next programs only when both are done):
+vector units, not to the systolic arrays). Each program is one task of a small trace: NPU
+programs on stream ``npu``, PIM programs on stream ``pim``, each sub-batch a dependency chain
+``QKV, MHA, Proj/FFN + next QKV, MHA, ...``, tasks in the artifact's stage order
+(``src/scheduler/Scheduler.cc``, ``src/StageProgram.cc``):
 
 * one sub-batch: ``QKV | -``, ``- | MHA``, ``Proj/FFN + next QKV | -``, ... — NPU and PIM
   alternate, nothing overlaps (the naive NPU+PIM and NeuPIMs below the interleaving batch);
-* two sub-batches (NeuPIMs' sub-batch interleaving): ``A: QKV#1 | -``, ``B: QKV#2 | MHA#1``,
-  then per layer ``C: Proj/FFN/QKV#1 | MHA#2`` and ``D: Proj/FFN/QKV#2 | MHA#1``, and finally
-  ``E: Proj/FFN#1 | MHA#2``, ``F: Proj/FFN#2 | -``.
+* two sub-batches (NeuPIMs' sub-batch interleaving): NPU ``QKV#1, QKV#2, Proj/FFN/QKV#1,
+  Proj/FFN/QKV#2, ...`` and PIM ``MHA#1, MHA#2, MHA#1, ...``; the chains and the in-order
+  streams reproduce the artifact's stage barriers (a stage's two programs depend on exactly
+  the previous stage's two).
 
-With single row buffers (``blocked``) a PIM program owns the banks, so a stage's NPU and PIM
-programs run one after the other. With dual row buffers they overlap, and while the PIM program
-runs the NPU program progresses at its command-bus-contended rate (``*_contended`` durations):
-an NPU program of uncontended duration ``S`` and fully contended duration ``Sc`` that overlaps
-a PIM program of duration ``P < Sc`` takes ``P + (1 - P/Sc) S``.
-
-Events are per stage (two per stage), never per memory command; durations come from the device
-models and the memoised PIM command schedules.
+With single row buffers (``blocked``) a PIM program owns the banks: all tasks run on one
+stream, one after another. With dual row buffers the streams share the DRAM as a contended
+resource (:class:`sim.resources.SharedBandwidth`): an NPU program moves its DRAM bytes through
+it (double-buffered scratchpad: the program's traffic streams under its compute) and a PIM
+program reserves the command-bus share it takes (``pim_share``), so an NPU program that
+overlaps a PIM program slows to the bandwidth left. Events are per program, never per memory
+command; durations come from the device models and the memoised PIM command schedules.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import simpy
+import numpy as np
+
+from sim.devices.base import Cost, Device
+from sim.engine import Engine
+from sim.system.plan import Plan
+from workloads.trace import Op, Trace
 
 
 @dataclass(frozen=True)
 class StageTimes:
-    """Per-layer durations (s) of one sub-batch's programs."""
+    """Per-layer durations (s) and DRAM bytes of one sub-batch's programs."""
 
     pre: float               # NPU: layer norm + QKV projection
     logit: float             # PIM: QK^T over the sub-batch's KV (slowest channel)
     softmax: float           # NPU vector units (issued by the PIM program)
     attend: float            # PIM: PV
     post: float              # NPU: output projection, residual, norm, FFN, residual
-    pre_contended: float = 0.0
-    post_contended: float = 0.0
+    pre_bytes: float = 0.0   # DRAM bytes the NPU's ``pre`` program moves
+    post_bytes: float = 0.0
+    pim_share: float = 0.0   # share of the DRAM bandwidth PIM commands take while MHA runs
 
     @property
     def mha(self) -> float:
@@ -61,74 +67,69 @@ class IterationResult:
     events: int
 
 
-def _npu_under_pim(s: float, s_contended: float, p: float) -> float:
-    """Duration of an NPU program (``s`` alone, ``s_contended`` when PIM runs throughout)
-    that overlaps a PIM program of ``p`` seconds started at the same time."""
-    sc = max(s_contended, s)
-    if p <= 0.0 or sc <= s:
-        return s
-    if p >= sc:
-        return sc
-    return p + (1.0 - p / sc) * s
+class ProgramCosts(Device):
+    """The 'device' of an iteration's tasks: each task's precomputed cost, by op id."""
+
+    def __init__(self, costs: list[Cost]):  # no arch: costs come from the real device models
+        self.costs = costs
+        self.fidelity = "tile"
+        self._memo = {}
+
+    def estimate(self, op: Op) -> Cost:
+        return self.costs[op.id]
 
 
-def _stages(layers: int, subs: list[StageTimes],
-            tail_npu: float) -> list[tuple[float, float, float]]:
-    """The artifact's stage sequence as ``(npu s, npu contended s, pim s)`` triples."""
-    out: list[tuple[float, float, float]] = []
-    if len(subs) == 1:
-        w = subs[0]
-        out.append((w.pre, w.pre_contended, 0.0))
-        for layer in range(layers):
-            out.append((0.0, 0.0, w.mha))
-            last = layer == layers - 1
-            npu = w.post + (tail_npu if last else w.pre)
-            npu_c = w.post_contended + (tail_npu if last else w.pre_contended)
-            out.append((npu, npu_c, 0.0))
-        return out
-    a, b = subs
-    out.append((a.pre, a.pre_contended, 0.0))                      # A
-    out.append((b.pre, b.pre_contended, a.mha))                    # B
+def iteration_trace(layers: int, subs: list[StageTimes], blocked: bool,
+                    tail_npu: float = 0.0) -> tuple[Trace, list[Cost]]:
+    """The iteration's programs as ops in stage order, and their costs (by op id)."""
+    ops: list[Op] = []
+    costs: list[Cost] = []
+    last: dict[int, int] = {}
+
+    def task(name: str, unit: str, layer: int, sub: int, cost: Cost) -> None:
+        i = len(ops)
+        prev = last.get(sub)
+        ops.append(Op(i, name, "program", "decode", layer, 1, None, 1,
+                      (prev,) if prev is not None else (), device="npu" if blocked else unit,
+                      microbatch=sub, flops=0.0, bytes=0.0))
+        costs.append(cost)
+        last[sub] = i
+
+    def npu(s: float, nbytes: float) -> Cost:
+        return Cost(s, 0.0, "npu", dram_bytes=nbytes)
+
+    for k, w in enumerate(subs):
+        task("qkv", "npu", 0, k, npu(w.pre, w.pre_bytes))
     for layer in range(layers):
-        last = layer == layers - 1
-        # C (E on the last layer): sub-batch 1's projection/FFN (+ next QKV) | MHA#2
-        out.append((a.post + (tail_npu if last else a.pre),
-                    a.post_contended + (tail_npu if last else a.pre_contended), b.mha))
-        # D (F on the last layer): sub-batch 2's projection/FFN (+ next QKV) | MHA#1 (next)
-        out.append((b.post + (tail_npu if last else b.pre),
-                    b.post_contended + (tail_npu if last else b.pre_contended),
-                    0.0 if last else a.mha))
-    return out
+        for k, w in enumerate(subs):
+            task("mha", "pim", layer, k, Cost(w.mha, 0.0, "pim", detail={
+                "memory_share": w.pim_share}))
+        end = layer == layers - 1
+        for k, w in enumerate(subs):
+            s = w.post + (tail_npu if end else w.pre)
+            nbytes = w.post_bytes + (0.0 if end else w.pre_bytes)
+            task("proj_ffn" if end else "proj_ffn_qkv", "npu", layer, k, npu(s, nbytes))
+    return Trace(ops), costs
 
 
-def run_iteration(layers: int, subs: list[StageTimes], blocked: bool,
-                  tail_npu: float = 0.0) -> IterationResult:
-    """Simulate ``layers`` layers for one or two sub-batches in ``subs``; ``tail_npu`` (LM
-    head ...) runs on the NPU once after the last layer of every sub-batch."""
+def run_iteration(layers: int, subs: list[StageTimes], blocked: bool, tail_npu: float = 0.0,
+                  bandwidth: float = 0.0) -> IterationResult:
+    """Simulate ``layers`` layers for one or two sub-batches in ``subs`` on the engine;
+    ``tail_npu`` (LM head ...) runs on the NPU once after the last layer of every sub-batch;
+    ``bandwidth`` (B/s) is the DRAM's streaming rate the NPU and PIM programs share (needed
+    when a sub-batch's ``pim_share`` is positive)."""
     if len(subs) not in (1, 2):
         raise ValueError(f"one or two sub-batches, got {len(subs)}")
-    env = simpy.Environment()
-    busy = {"npu": 0.0, "pim": 0.0, "events": 0}
-
-    def unit(kind: str, d: float):
-        busy[kind] += d
-        busy["events"] += 1
-        yield env.timeout(d)
-
-    def stages():
-        for s, s_c, p in _stages(layers, subs, tail_npu):
-            if blocked:
-                yield env.process(unit("pim", p))
-                yield env.process(unit("npu", s))
-                continue
-            d_npu = _npu_under_pim(s, s_c, p)
-            jobs = [env.process(unit("npu", d_npu))] if d_npu > 0 else []
-            if p > 0:
-                jobs.append(env.process(unit("pim", p)))
-            if jobs:
-                yield env.all_of(jobs)
-
-    env.process(stages())
-    env.run()
-    return IterationResult(seconds=float(env.now), npu_busy=busy["npu"], pim_busy=busy["pim"],
-                           events=int(busy["events"]))
+    trace, costs = iteration_trace(layers, subs, blocked, tail_npu)
+    dev = ProgramCosts(costs)
+    plan = Plan(streams={"npu": dev} if blocked else {"npu": dev, "pim": dev})
+    if not blocked and any(w.pim_share > 0 for w in subs):
+        if bandwidth <= 0:
+            raise ValueError("run_iteration: a PIM share needs the DRAM bandwidth (B/s)")
+        plan.resources["dram"] = bandwidth
+        plan.memory_of = {"npu": "dram", "pim": "dram"}
+    tl = Engine(plan.streams).run(trace, plan)
+    busy = tl.end - tl.start
+    pim = np.array([op.name == "mha" for op in trace.ops])
+    return IterationResult(seconds=float(tl.end.max()), npu_busy=float(busy[~pim].sum()),
+                           pim_busy=float(busy[pim].sum()), events=tl.events)

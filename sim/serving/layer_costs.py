@@ -3,17 +3,23 @@
 Builds one decoder layer's ops with the tracer's :class:`workloads.tracer.LayerBuilder` for ``b``
 requests at KV length ``n`` under tensor parallelism ``tp`` and asks the device model for each
 op's cost. Collectives are left out (see the callers' assumptions). Results are memoised per
-(device, b, n) so an iteration loop pays once per distinct shape.
+(device, b, n) so an iteration loop pays once per distinct shape. :meth:`LayerCosts.layer` runs
+the layer's ops on the event engine instead, as ``xpusim run`` does: a device that co-processes
+ops (Duplex) or runs some on a unit of its own gets them on concurrent streams sharing its
+memory.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from sim.devices.base import Cost, Device
+from sim.engine import Engine
+from sim.system.plan import Plan
 from workloads.models import ModelConfig
 from workloads.scenario import Scenario
-from workloads.trace import COLLECTIVE, Op
+from workloads.trace import COLLECTIVE, Op, Trace
 from workloads.tracer import LayerBuilder
 
 PRE = ("ln_attn", "qkv_proj", "rope")
@@ -85,4 +91,39 @@ class LayerCosts:
         for op in self.head_ops(b):
             out["head"].add(op.name, op, self.device.estimate(op))
         self._memo[key] = out
+        return out
+
+    def layer(self, b: int, n: int, s: int = 1, phase: str = "decode") -> StageCost:
+        """One layer's ops (``b`` requests, ``s`` new tokens each, KV length ``n``) run as one
+        dependency chain on the event engine: ``seconds`` is the layer's makespan; energy,
+        FLOPs and DRAM bytes sum over its tasks (``ops`` maps each task's name to its cost).
+
+        The device's ``split_trace`` (co-processing: an op and its PIM-share twin) and
+        ``unit_of`` (a unit's own stream) apply as in ``xpusim run``; when more than one stream
+        runs, they share the device's memory (its ``unit_memory_bandwidth`` when it has one,
+        else its sustained bandwidth) as a contended resource. Layers follow one another in a
+        chain, so a stack of ``L`` layers takes ``L`` times this."""
+        key = ("engine", b, n, s, phase)
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit["layer"]
+        ops = [dataclasses.replace(op, id=i, deps=(i - 1,) if i else ())
+               for i, op in enumerate(self.ops(b, n, phase, s))]
+        trace = Trace(ops)
+        split = getattr(self.device, "split_trace", None)
+        if split is not None:
+            trace = split(trace)
+        for op in trace.ops:
+            op.device = self.device.unit_of(op) or "compute"
+        plan = Plan(streams={op.device: self.device for op in trace.ops})
+        if len(plan.streams) > 1:
+            inner = getattr(self.device, "unit_memory_bandwidth", None)
+            plan.resources["memory"] = inner() if inner else self.device.sustained_bandwidth()
+            plan.memory_of = {name: "memory" for name in plan.streams}
+        tl = Engine(plan.streams).run(trace, plan)
+        out = StageCost()
+        for op, cost in zip(trace.ops, tl.costs, strict=True):
+            out.add(op.name, op, cost)
+        out.seconds = float(tl.end.max())
+        self._memo[key] = {"layer": out}
         return out

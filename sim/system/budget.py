@@ -23,7 +23,8 @@ def used_devices(system: System, count: int) -> list[str]:
 
 def place_on_system(system: System, spec: PlacementSpec, need: dict[str, float],
                     count: int) -> Placement:
-    """Place the per-device demands (weights, KV cache) on the system's tiers: the device's
+    """Place the per-device demands (class -> bytes; ``total`` ignored) on the system's tiers:
+    the device's
     own memory (``gpu.hbm``) and every standalone tier, shared by the devices in use."""
     home = home_tier(system)
     dev = system.compute_devices()[0]
@@ -34,7 +35,7 @@ def place_on_system(system: System, spec: PlacementSpec, need: dict[str, float],
             continue
         sharers = max(1, len(users & set(tier.shared_by)))
         tiers[tier.name] = TierRoom(tier.name, tier.capacity, sharers)
-    demands = {"weights": need["weights"], "kv_cache": need["kv_cache"]}
+    demands = {k: v for k, v in need.items() if k != "total"}
     return place(spec, demands, tiers, home)
 
 
@@ -42,6 +43,8 @@ def _runs_bytes(plan: Plan) -> dict[str, list[float]]:
     """Per copy stream: bytes staged per run of ops (transfers sharing a release op summed)."""
     out: dict[str, dict[int, float]] = {}
     for tr in plan.transfers:
+        if tr.release < 0:
+            continue
         runs = out.setdefault(tr.dst, {})
         runs[tr.release] = runs.get(tr.release, 0.0) + tr.nbytes
     return {dst: [v for _, v in sorted(runs.items())] for dst, runs in out.items()}
@@ -54,6 +57,9 @@ def check_staging(system: System, plan: Plan, placed: Placement, policies: Polic
     resident = placed.on_tier(home)
     window = max(0, policies.prefetch) + 1
     for dst, runs in _runs_bytes(plan).items():
+        if dst not in system.tiers or system.tiers[dst].device not in {
+                d.name for d in system.compute_devices()}:
+            continue
         cap = system.tiers[dst].capacity
         peak = max(sum(runs[i:i + window]) for i in range(len(runs)))
         if resident + peak > cap:

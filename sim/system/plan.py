@@ -77,6 +77,8 @@ class Plan:
     extra_deps: dict[int, tuple[int, ...]] = field(default_factory=dict)
     transfers: list[Transfer] = field(default_factory=list)
     copy_streams: tuple[str, ...] = ()
+    first_transfer_id: int = 0
+    keep_loads: set[int] = field(default_factory=set)
     quiet: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def prune_uncontended(self, stream_of_op: dict[int, str]) -> None:
@@ -85,8 +87,10 @@ class Plan:
         events on them. Their (bandwidth, bytes) stay in ``quiet`` for the link tables."""
         users: dict[str, set[str]] = {}
         for op_id, loads in self.op_loads.items():
-            for ld in loads:
-                users.setdefault(ld.resource, set()).add(stream_of_op[op_id])
+            for ld in loads:   # ops whose loads are their whole memory time count as shared
+                who = (stream_of_op[op_id], "kept") if op_id in self.keep_loads else \
+                    (stream_of_op[op_id],)
+                users.setdefault(ld.resource, set()).update(who)
         for stream, res in self.memory_of.items():
             users.setdefault(res, set()).add(stream)
         for tr in self.transfers:

@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 
 from sim.devices.base import Device, SimError, collective_min_bytes
+from sim.system.hosted import IN_PLACE, host_ops
 from sim.system.placement import Placement
 from sim.system.plan import Load, Plan, Transfer, direction
 from sim.system.topology import Route, System
@@ -28,7 +29,7 @@ from workloads.einsum import Cascade, Einsum
 from workloads.trace import COLLECTIVE, Op, Trace
 from workloads.tracer import pipeline_boundaries
 
-MOVABLE = ("weights", "kv_cache")  # tensor classes an inference run moves per layer
+MOVABLE = ("weights", "kv_cache", "activations")  # classes a run moves per layer
 
 
 @dataclass(frozen=True)
@@ -135,8 +136,13 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
         used_memory.setdefault(st.rep, set()).add(st.compute)
     comm_loads = _collective_ports(system, stages)
     loaded: dict[int, str] = {}
+    plan.first_transfer_id = len(trace.ops)
+    hosted: list[Op] = []
     # 1. streams and collective loads
     for op in trace.ops:
+        if op.where:           # runs on another component (the host CPU ...)
+            hosted.append(op)
+            continue
         st = stages[stage_at[op.layer + 1]]
         if op.kind == COLLECTIVE:
             c = op.collective
@@ -160,6 +166,19 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
                     plan.devices_of[st.comm] = st.devices
                     used_memory[st.rep].add(st.comm)
                 continue
+        if op.rank >= 0:   # an expert-parallel rank's own op runs on its device alone
+            if op.rank >= len(st.devices):
+                raise SimError(f"--ep: op {op.name} belongs to rank {op.rank} but the stage has "
+                               f"{len(st.devices)} device(s)")
+            dev_name = st.devices[op.rank]
+            stream = f"{dev_name}.compute"
+            if stream not in plan.streams:
+                plan.streams[stream] = device
+                plan.stream_device[stream] = dev_name
+                plan.devices_of[stream] = (dev_name,)
+                used_memory.setdefault(dev_name, set()).add(stream)
+            op.device = stream
+            continue
         unit = device.unit_of(op)
         if unit:
             stream = f"{st.rep}.{unit}"
@@ -174,11 +193,23 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
     # 2. transfers of tensors placed away from the device
     if placement is not None:
         _transfers(trace, system, stages, stage_at, placement, policies, plan, used_memory)
+    if hosted:
+        host_ops(plan, system, hosted, placement, home_tier(system), device.fidelity,
+                 stages[0].rep)
+        for stream in plan.copy_streams:
+            used_memory.setdefault(plan.stream_device[stream], set()).add(stream)
+        for op in hosted:     # their loads are their memory time: never pruned
+            if op.id in plan.op_loads:
+                loaded[op.id] = op.device
+                plan.keep_loads.add(op.id)
     # 3. memories that something contends for
     for rep, users in used_memory.items():
         if len(users) > 1:
             tier = system.tier_of_device(rep)
-            plan.resources.setdefault(tier.name, tier.bandwidth)
+            # a device whose units read inside the memory (logic-die PIM) contends for the
+            # DRAM arrays' bandwidth rather than its external interface's
+            inner = getattr(device, "unit_memory_bandwidth", None)
+            plan.resources.setdefault(tier.name, inner() if inner else tier.bandwidth)
             for s in users:
                 if s in plan.streams and not s.endswith(".copy"):
                     plan.memory_of[s] = tier.name
@@ -212,7 +243,9 @@ def _collective_ports(system: System, stages: list[Stage]) -> dict[int, tuple]:
 def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list[int],
                placement: Placement, policies: Policies, plan: Plan,
                used_memory: dict[str, set[str]]) -> None:
-    """One transfer per (step, layer, class, source tier) for tensors placed off the device."""
+    """Per (step, layer) run of ops and class placed off the device: weights and KV cache are
+    fetched before the run; activations (training) are saved after a forward run and fetched
+    back before the layer's recompute, or before its backward when nothing recomputes it."""
     home = home_tier(system)
     sources = {cls: {t: placement.fraction(cls, t) for t in placement.bytes.get(cls, {})
                      if t != home} for cls in MOVABLE}
@@ -224,12 +257,12 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
     runs: dict[int, list[dict]] = {}
     n_layers = trace.model.n_layers
     for op in trace.ops:
-        if op.layer < 0 or op.layer >= n_layers or op.kind == COLLECTIVE:
+        if op.layer < 0 or op.layer >= n_layers or op.kind == COLLECTIVE or op.where:
             continue
         stage_runs = runs.setdefault(stage_at[op.layer + 1], [])
         key = (op.step, op.layer)
         rec = stage_runs[-1] if stage_runs else None
-        if rec is None or rec["key"] != key:
+        if rec is None or rec["key"] != key or rec["phase"] != op.phase:
             rec = {"key": key, "first": {}, "last": op.id, "w": {}, "kv": 0.0,
                    "phase": op.phase}
             stage_runs.append(rec)
@@ -238,50 +271,70 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
         rec["kv"] += kv
         rec["first"].setdefault(op.microbatch, op.id)
         rec["last"] = op.id
-    ids = len(trace.ops)
+    act = placement.demand("activations") / n_layers if "activations" in sources else 0.0
+    recomputed = {r["key"] for st_runs in runs.values() for r in st_runs
+                  if r["phase"] == "recompute"}
     depth = max(0, policies.prefetch)
     for s_idx, stage_runs in runs.items():
         st = stages[s_idx]
-        plan.streams.setdefault(st.copy, plan.streams[st.compute])
-        plan.stream_device[st.copy] = st.rep
-        plan.devices_of[st.copy] = st.devices
-        plan.copy_streams += (st.copy,)
-        used_memory[st.rep].add(st.copy)
+        for stream in (st.copy, f"{st.rep}.copy_out"):
+            plan.streams.setdefault(stream, plan.streams[st.compute])
+            plan.stream_device[stream] = st.rep
+            plan.devices_of[stream] = st.devices
         for g, rec in enumerate(stage_runs):
             wait = (stage_runs[g - 1 - depth]["last"],) if g - 1 - depth >= 0 else ()
-            need = {"weights": sum(rec["w"].values()), "kv_cache": rec["kv"]}
+            phase = rec["phase"]
+            fetch_act = phase == "recompute" or (phase == "backward" and
+                                                  rec["key"] not in recomputed)
+            need = {"weights": sum(rec["w"].values()), "kv_cache": rec["kv"],
+                    "activations": act if fetch_act else 0.0}
             for cls, tiers in sources.items():
                 for tier, frac in tiers.items():
                     nbytes = frac * need[cls]
-                    if nbytes <= 0:
-                        continue
-                    tr = _make_transfer(ids + len(plan.transfers), cls, tier, st, nbytes,
-                                        system, plan, wait, rec)
-                    plan.transfers.append(tr)
-                    for op_id in rec["first"].values():
-                        plan.extra_deps[op_id] = plan.extra_deps.get(op_id, ()) + (tr.id,)
+                    if nbytes > 0:
+                        tr = _make_transfer(plan.first_transfer_id + len(plan.transfers), cls,
+                                            tier, st, nbytes, system, plan, wait, rec)
+                        plan.transfers.append(tr)
+                        for op_id in rec["first"].values():
+                            plan.extra_deps[op_id] = plan.extra_deps.get(op_id, ()) + (tr.id,)
+                    if cls == "activations" and phase == "forward" and frac * act > 0:
+                        plan.transfers.append(_make_transfer(
+                            plan.first_transfer_id + len(plan.transfers), cls, tier, st,
+                            frac * act, system, plan, (rec["last"],), rec, out=True))
+        for stream in (st.copy, f"{st.rep}.copy_out"):
+            if any(t.stream == stream for t in plan.transfers):
+                plan.copy_streams += (stream,)
+                used_memory[st.rep].add(stream)
+            elif stream not in plan.copy_streams:
+                for table in (plan.streams, plan.stream_device, plan.devices_of):
+                    table.pop(stream, None)
 
 
 def _make_transfer(tid: int, cls: str, tier: str, st: Stage, nbytes: float, system: System,
-                   plan: Plan, wait: tuple[int, ...], rec: dict) -> Transfer:
-    route: Route = system.route(tier, st.rep)
-    src = system.tiers[tier]
-    dst = system.tier_of_device(st.rep)
+                   plan: Plan, wait: tuple[int, ...], rec: dict, out: bool = False) -> Transfer:
+    """A shard of ``cls`` from ``tier`` to the stage's devices (``out``: the other way, on the
+    device-to-host copy stream, landing in place)."""
+    route: Route = system.route(st.rep, tier) if out else system.route(tier, st.rep)
+    far = system.tiers[tier]
+    near = system.tier_of_device(st.rep)
     replicas = len(st.devices)
-    loads = [Load(tier, nbytes * (replicas if not src.device else 1))]
-    plan.resources.setdefault(tier, src.bandwidth)
-    energy_bit = src.energy_per_bit + dst.energy_per_bit
+    loads = [Load(tier, nbytes * (replicas if not far.device else 1))]
+    plan.resources.setdefault(tier, far.bandwidth)
+    energy_bit = far.energy_per_bit + near.energy_per_bit
     for hop in route.hops:
         link = system.links[hop.link]
         private = st.rep in (link.a, link.b)
         loads.append(Load(_res(plan, system, hop), nbytes * (1 if private else replicas)))
         energy_bit += link.energy_per_bit
-    plan.resources.setdefault(dst.name, dst.bandwidth)
-    loads.append(Load(dst.name, nbytes))
+    plan.resources.setdefault(near.name, near.bandwidth)
+    loads.append(Load(near.name, nbytes))
     floor = nbytes / route.bottleneck if math.isfinite(route.bottleneck) else 0.0
-    return Transfer(id=tid, name=f"{cls} {tier}->{st.rep}", tensor=cls, stream=st.copy, src=tier,
+    src, dst = (near, far) if out else (far, near)
+    return Transfer(id=tid, name=f"{cls} {src.name}->{dst.name}", tensor=cls,
+                    stream=f"{st.rep}.copy_out" if out else st.copy, src=src.name,
                     dst=dst.name, nbytes=nbytes, replicas=replicas,
                     hops=tuple(direction(h.link, h.forward) for h in route.hops),
                     loads=tuple(loads), latency=route.latency + src.latency, floor=floor,
                     deps=wait, phase=rec["phase"], layer=rec["key"][1], step=rec["key"][0],
-                    release=rec["last"], energy_J=nbytes * replicas * 8 * energy_bit)
+                    release=IN_PLACE if out else rec["last"],
+                    energy_J=nbytes * replicas * 8 * energy_bit)

@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from arch import Arch
-from arch.sections.topology import instance_names, link_instances
+from arch.sections.topology import instance_names, link_instances, mix_points
 from arch.topology_view import device_view, primary_component
 from sim.devices.base import SimError
 
@@ -33,7 +33,9 @@ __all__ = ["Tier", "Link", "Hop", "Route", "DeviceInstance", "System", "build_sy
 class Tier:
     """A memory: ``bandwidth`` sustained (peak x efficiency) and ``peak_bandwidth`` in B/s,
     ``capacity`` in B, ``latency`` in s, ``energy_per_bit`` in J/bit; ``device`` names the
-    instance owning it ("" for a standalone tier), ``shared_by`` the instances that use it."""
+    instance owning it ("" for a standalone tier), ``shared_by`` the instances that use it;
+    ``read_write_efficiency`` the measured (read fraction, fraction of peak) points, sorted by
+    read fraction (empty: one efficiency at every mix)."""
 
     name: str
     kind: str
@@ -44,6 +46,34 @@ class Tier:
     energy_per_bit: float
     device: str = ""
     shared_by: tuple[str, ...] = ()
+    read_write_efficiency: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def efficiency(self) -> float:
+        """Sustained fraction of peak bandwidth at the tier's streaming mix."""
+        return self.bandwidth / self.peak_bandwidth if self.peak_bandwidth > 0 else 1.0
+
+    def efficiency_at(self, read_fraction: float) -> float:
+        """Achievable fraction of peak bandwidth when ``read_fraction`` of the bytes are reads
+        (0..1): piecewise-linear in the tier's ``read_write_efficiency`` points (read fraction,
+        efficiency), flat beyond the outermost ones; :attr:`efficiency` without a table. A load
+        of B bytes at that mix occupies the tier as B / efficiency_at(r) bytes at peak."""
+        if not 0.0 <= read_fraction <= 1.0:
+            raise SimError(f"tier {self.name}: read fraction must lie in [0, 1], "
+                           f"got {read_fraction}")
+        points = self.read_write_efficiency
+        if not points:
+            return self.efficiency
+        if read_fraction <= points[0][0]:
+            return points[0][1]
+        for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+            if read_fraction <= x1:
+                return y0 + (y1 - y0) * (read_fraction - x0) / (x1 - x0)
+        return points[-1][1]
+
+    def bandwidth_at(self, read_fraction: float) -> float:
+        """Sustained bytes/s at ``read_fraction`` reads: peak x :meth:`efficiency_at`."""
+        return self.peak_bandwidth * self.efficiency_at(read_fraction)
 
 
 @dataclass(frozen=True)
@@ -260,9 +290,11 @@ def build_system(arch: Arch) -> System:
         elif comp.kind == "memory":
             peak = comp.peak_bandwidth
             eff = comp.efficiency if comp.efficiency is not None else 1.0
+            mix = tuple(mix_points(comp.read_write_efficiency or {}))
             for node in nodes:
                 tiers[node] = Tier(node, comp.memory or "", comp.capacity or 0.0, peak * eff,
-                                   peak, comp.latency or 0.0, comp.energy_per_bit or 0.0)
+                                   peak, comp.latency or 0.0, comp.energy_per_bit or 0.0,
+                                   read_write_efficiency=mix)
         else:
             switches += nodes
     links: dict[str, Link] = {}

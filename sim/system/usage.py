@@ -82,9 +82,10 @@ def occupancy_peak(transfers: pd.DataFrame, op_end: np.ndarray) -> dict[str, flo
     """Peak staging bytes per destination tier: a transfer holds its buffer from its start to
     the end of the op that releases it."""
     out: dict[str, float] = {}
-    if transfers.empty:
+    staged = transfers[transfers["release_op"] != -2]   # -2: lands in place, stages nothing
+    if staged.empty:
         return out
-    for dst, grp in transfers.groupby("dst", sort=True):
+    for dst, grp in staged.groupby("dst", sort=True):
         t0 = grp["start_s"].to_numpy()
         rel = grp["release_op"].to_numpy()
         t1 = np.where(rel >= 0, op_end[np.clip(rel, 0, None)], grp["end_s"].to_numpy())

@@ -4,30 +4,46 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
+#: largest integer option (batch, lengths, sizes): products of two stay inside 64 bits
+MAX_INT_OPTION = 2**31 - 1
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1, with a one-line message otherwise."""
+
+def _bounded_int(text: str, low: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got '{text[:40]}'") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value:.3g}")
+    if value > MAX_INT_OPTION:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_INT_OPTION:,}, got "
+                                         f"{value:.3g}")
     return value
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer 1 .. 2^31 - 1, with a one-line message otherwise."""
+    return _bounded_int(text, 1, "a positive integer")
+
+
 def positive_or_zero_int(text: str) -> int:
-    """argparse type: an integer >= 0, with a one-line message otherwise."""
+    """argparse type: an integer 0 .. 2^31 - 1, with a one-line message otherwise."""
+    return _bounded_int(text, 0, "an integer >= 0")
+
+
+def seed_int(text: str) -> int:
+    """argparse type: a random seed, 0 .. 2^32 - 1 (what numpy accepts)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got '{text[:40]}'") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected a seed in 0 .. 4294967295, got {value:.3g}")
     return value
 
 
@@ -54,11 +70,19 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--microbatches", type=positive_int, default=1,
                    help="split the batch into micro-batches that pipeline stages and a "
                         "device's compute and communication streams overlap (1)")
+    p.add_argument("--ep", type=positive_int, default=1,
+                   help="expert parallelism: spread MoE experts over the --tp devices (1 or "
+                        "--tp)")
+    p.add_argument("--expert-skew", type=float, default=0.0, metavar="S",
+                   help="Zipf exponent of the router's load over experts (0 = uniform)")
     p.add_argument("--attention", default="unfused", choices=("unfused", "flash"),
                    help="attention kernels: unfused (QK, softmax, AV) or flash (fused)")
     p.add_argument("--fidelity", default="tile", choices=("roofline", "tile", "cycle"),
                    help="model depth (default tile)")
-    p.add_argument("--seed", type=int, default=0, help="random seed recorded with the result")
+    p.add_argument("--seed", type=seed_int, default=0,
+                   help="random seed recorded with the result")
+    p.add_argument("--force", action="store_true",
+                   help="run even when the estimated size (ops, memory) is above the limit")
 
 
 def load_model(spec: str):
@@ -74,6 +98,7 @@ def load_model(spec: str):
 def load_workload(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """(arch, model, scenario) from parsed options."""
     from arch import load_arch
+    from workloads.limits import check_run_size
     from workloads.scenario import Scenario
 
     arch = load_arch(args.arch)
@@ -81,10 +106,36 @@ def load_workload(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     scenario = Scenario(batch=args.batch, prompt_len=args.prompt, gen_len=args.gen,
                         dtype=args.dtype, kv_dtype=args.kv_dtype, tp=args.tp,
                         attention=args.attention, pp=getattr(args, "pp", 1),
-                        microbatches=getattr(args, "microbatches", 1))
+                        microbatches=getattr(args, "microbatches", 1),
+                        ep=getattr(args, "ep", 1), expert_skew=getattr(args, "expert_skew", 0.0))
+    check_run_size(model, scenario, force=getattr(args, "force", False))
     return arch, model, scenario
 
 
+def warn_emulated(arch: Any, *dtypes: str) -> None:
+    """One line on stderr when the arch has no native rate for a datatype (emulated)."""
+    from sim.plausibility import native_dtype_warning
+
+    message = native_dtype_warning(arch, dtypes)
+    if message:
+        from xpusim.cli import write_error
+
+        write_error(message, "warning")
+
+
+def _finite(data: Any) -> Any:
+    """``data`` with every non-finite float as None: strict JSON has no NaN or Infinity."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
+
+
 def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, sort_keys=False, default=float)
+    """Print ``data`` as strict JSON (non-finite numbers become null)."""
+    json.dump(_finite(data), sys.stdout, indent=2, sort_keys=False, default=float,
+              allow_nan=False)
     sys.stdout.write("\n")

@@ -7,7 +7,14 @@ import argparse
 import math
 import sys
 
-from xpusim.commands._common import add_arch_arg, load_model, positive_int, print_json
+from xpusim.commands._common import (
+    add_arch_arg,
+    load_model,
+    positive_int,
+    positive_or_zero_int,
+    print_json,
+    seed_int,
+)
 
 NAME = "check"
 HELP = "run one layer functionally and compare every op with the float64 reference kernels"
@@ -35,10 +42,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="largest d_model without --full (1024)")
     p.add_argument("--weights", default="", choices=("", "int8", "int4"),
                    help="weight-only integer weights, dequantized on the device")
-    p.add_argument("--group", type=int, default=0,
+    p.add_argument("--group", type=positive_or_zero_int, default=0,
                    help="weight quantization group size along K (0: per output channel)")
-    p.add_argument("--seed", type=int, default=0, help="data seed (0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="data seed (0)")
+    p.add_argument("--force", action="store_true",
+                   help="run even when the estimated work or memory is above the limit")
     p.add_argument("--json", action="store_true", help="print JSON")
+
+
+#: reference-kernel work and memory a check may need without --force (~30 s, 4 GiB; the
+#: reference kernels run 2-4 GFLOP/s, a --full Llama-2-7B layer 2.6e10 FLOPs in 12 s, 1.8 GB)
+MAX_FLOPS = 1e11
+MAX_BYTES = 4 * 2**30
+
+
+def check_size(model, batch: int, prompt: int, full: bool, max_width: int) -> tuple[float, float]:
+    """(FLOPs, bytes) one checked layer needs, estimated from its shapes: a float64 copy of the
+    weights, four of activations and attention scores, and the GEMM and attention work."""
+    from sim.functional.layer import reduced_model
+
+    m = model if full else reduced_model(model, max_width)[0]
+    t, d, ff = batch * prompt, m.d_model, m.d_ff * max(1, m.n_experts)
+    q, kv = m.n_heads * m.head_dim, m.n_kv_heads * m.head_dim
+    weights = d * (q + 2 * kv) + q * d + 3 * d * ff
+    flops = 2.0 * t * weights + 4.0 * batch * m.n_heads * prompt * (prompt + 1) * m.head_dim
+    elements = t * (3 * d + 3 * ff) + batch * m.n_heads * prompt * (prompt + 1)
+    return flops, 8.0 * (weights + 4 * elements)
 
 
 def _num(v: float) -> float | None:
@@ -48,9 +77,16 @@ def _num(v: float) -> float | None:
 def run(args: argparse.Namespace) -> int:
     from arch import load_arch
     from sim.functional.layer import CheckSpec, check_layer
+    from workloads.errors import WorkloadError
 
     arch = load_arch(args.arch)
     model = load_model(args.model)
+    flops, nbytes = check_size(model, args.batch, args.prompt, args.full, args.max_width)
+    if (flops > MAX_FLOPS or nbytes > MAX_BYTES) and not args.force:
+        raise WorkloadError("", "--batch", f"this check needs about {flops:.2g} FLOPs and "
+                                           f"{nbytes / 2**30:,.1f} GiB (limits {MAX_FLOPS:.0e}, "
+                                           f"{MAX_BYTES // 2**30} GiB); use a smaller --batch, "
+                                           "--prompt or --max-width, or --force")
     ops = tuple(o for item in args.ops for o in item.split(",") if o)
     phases = ("prefill", "decode") if args.phase == "both" else (args.phase,)
     spec = CheckSpec(batch=args.batch, prompt=args.prompt, phases=phases, dtype=args.dtype,

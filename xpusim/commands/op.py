@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xpusim.commands._common import add_arch_arg, positive_int, print_json
+from xpusim.commands._common import add_arch_arg, positive_int, print_json, warn_emulated
 
 NAME = "op"
 HELP = "cost of one operation (gemm) on an arch"
@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     arch = load_arch(args.arch)
     device = device_for(arch, args.fidelity)
     op = gemm_op(args.m, args.n, args.k, args.batch, args.dtype)
+    warn_emulated(arch, args.dtype)
     cost = device.estimate(op)
     out = {"op": "gemm", "arch": arch.name, "fidelity": args.fidelity, "dtype": args.dtype,
            "m": args.m, "n": args.n, "k": args.k, "batch": args.batch,

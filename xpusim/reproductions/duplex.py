@@ -5,8 +5,9 @@ batching: every iteration decodes one token for each of ``batch`` requests at th
 ``in + out/2`` and prefills, amortised, the ``batch / out`` requests that join per iteration.
 GPU system: ``h100`` through the GPU device model. Duplex: ``duplex`` — the same xPU model for
 dense work, MoE experts and decode attention placed by Op/B and co-processed on xPU and
-logic-die PIM (:mod:`sim.devices.xpu_pim`). The bank-PIM comparison point (16x bandwidth,
-Op/B 1) is reported beside it.
+logic-die PIM (:mod:`sim.devices.xpu_pim`): each layer runs on the event engine
+(:meth:`sim.serving.layer_costs.LayerCosts.layer`), a co-processed op as two concurrent tasks.
+The bank-PIM comparison point (16x bandwidth, Op/B 1) is reported beside it.
 
 Targets (seeds/README): up to 2.67x throughput, 2.07x on average, 28% less energy on average.
 """
@@ -34,15 +35,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _throughput(costs, model, batch: int, n_in: int, n_out: int) -> tuple[float, float]:
     """(tokens/s, J/token) of one device in steady-state continuous batching."""
     n_ctx = n_in + n_out // 2
-    dec = costs.stages(batch, n_ctx)
-    pre = costs.stages(1, n_in, s=n_in, phase="prefill")
     layers = model.n_layers
-    t_dec = layers * sum(dec[k].seconds for k in ("pre", "attn", "post")) + dec["head"].seconds
-    e_dec = layers * sum(dec[k].energy_J for k in ("pre", "attn", "post")) + \
-        dec["head"].energy_J
-    t_pre = layers * sum(pre[k].seconds for k in ("pre", "attn", "post")) + pre["head"].seconds
-    e_pre = layers * sum(pre[k].energy_J for k in ("pre", "attn", "post")) + \
-        pre["head"].energy_J
+    # a layer's ops on the event engine (co-processed ops as concurrent xPU and PIM tasks)
+    dec = costs.layer(batch, n_ctx)
+    pre = costs.layer(1, n_in, s=n_in, phase="prefill")
+    head_dec = costs.stages(batch, n_ctx)["head"]
+    head_pre = costs.stages(1, n_in, s=n_in, phase="prefill")["head"]
+    t_dec = layers * dec.seconds + head_dec.seconds
+    e_dec = layers * dec.energy_J + head_dec.energy_J
+    t_pre = layers * pre.seconds + head_pre.seconds
+    e_pre = layers * pre.energy_J + head_pre.energy_J
     joins = batch / n_out                       # requests finishing (and joining) per iteration
     t_iter = t_dec + joins * t_pre
     e_iter = e_dec + joins * e_pre + costs.device.static_power() * t_iter
@@ -157,9 +159,11 @@ def reproduce(args: argparse.Namespace) -> dict:
         "Continuous batching in steady state: each iteration decodes batch tokens at the mean "
         "context in + out/2 and prefills batch/out joining requests on the xPU (both systems).",
         "GPU system: 4x H100 (h100 preset, GPU device model). Duplex: same xPU model; decode "
-        "attention and MoE experts co-processed on xPU and logic-die PIM in proportion to rate, "
-        "bounded by the stacks' internal bandwidth (4x external x the streaming efficiency the "
-        "cycle-level HBM3 model measures).",
+        "attention and MoE experts co-processed on xPU and logic-die PIM, split in proportion "
+        "to rate and run on the event engine as two concurrent tasks (xPU and PIM streams) "
+        "sharing the stacks' internal bandwidth (4x external x the streaming efficiency the "
+        "cycle-level HBM3 model measures) by processor sharing; a layer's ops form one chain, "
+        "so the stack takes layers x one layer.",
         "Logic-PIM: 5 stacks x 21.3 TFLOPS; energy 2.4 pJ/bit inside the stack and 0.6 pJ/FLOP "
         "are ASSUMPTIONS (no value from the Duplex paper was readable to us); the published "
         "per-level HBM energies (FGDRAM, MICRO'17, as AttAcc's simulator uses them) give 2.06 "

@@ -163,8 +163,10 @@ def reproduce(args: argparse.Namespace) -> dict:
         "PIM: cycle-level all-bank command schedules (GWRITE, 4-bank GACT under tFAW, MAC every "
         "max(burst, tCCD_S), RDRES, PRE) per tile, NewtonSim timing rules; softmax on the NPU "
         "vector units inside the PIM program (artifact NeuPIMSLogitSoftmax); dual row buffers "
-        "let NPU programs overlap PIM at command-bus-contended bandwidth, single row buffers "
-        "block.",
+        "let NPU programs overlap PIM, single row buffers block. Each iteration runs on the "
+        "event engine: NPU and PIM programs as tasks on two streams sharing the DRAM, a PIM "
+        "program reserving the command-bus share it takes (1 - (1 - bus busy) x burst cycles, "
+        "0 for these schedules: PIM takes <= 45% of the command slots).",
         "Schedule: the artifact's stage program (Scheduler.cc/StageProgram.cc): stages A..F, each "
         "an NPU program and a PIM program that end together; sub-batch interleaving from batch "
         "256 (artifact README); sub-batches split as the artifact does (first half of each "

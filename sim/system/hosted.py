@@ -1,0 +1,210 @@
+"""Ops that run on another component of the system (``Op.where``, e.g. the host CPU) and the
+tensors they stream from the tiers the placement chose (``Op.tensors``).
+
+* The op runs on the first instance of its component, on that device's compute stream, with
+  that component's device model.
+* Its memory traffic by tensor class comes from the Einsum IR (inputs read, outputs written,
+  each tensor's role naming its class). Each class's bytes load the tiers holding it, in the
+  placement's fractions, and every link on the way between tier and device; a tier whose
+  achievable bandwidth depends on the read/write mix (``Tier.efficiency_at``) is occupied
+  longer by a write-heavy stream. The op ends when its own (compute-side) latency and all
+  these loads are done.
+* Gradients the op reads that were produced on the primary device move there first (a
+  device-to-host transfer after the producing op), and fp16 weights it writes for the device
+  move back after it (ZeRO-Offload's upload).
+"""
+
+from __future__ import annotations
+
+import math
+
+from sim.devices.base import Cost, Device, SimError, device_for
+from sim.system.placement import Placement
+from sim.system.plan import Load, Plan, Transfer, direction
+from sim.system.topology import System
+from workloads.einsum import Cascade
+from workloads.trace import Op
+
+ROLE_CLASS = {"weight": "weights", "gradient": "gradients", "optimizer": "optimizer",
+              "kv_cache": "kv_cache", "activation": "activations"}
+IN_PLACE = -2   # Transfer.release of a transfer that lands in its tensor's own home: no staging
+
+
+def tensor_traffic(op: Op) -> dict[str, tuple[float, float]]:
+    """(read, write) bytes of one shard of ``op`` per tensor class, from the roles of the
+    tensors it reads (external inputs) and writes (final outputs)."""
+    comp = op.compute
+    if comp is None:
+        return {}
+    if isinstance(comp, Cascade):
+        reads, sizes = comp.external_inputs, comp.size
+        writes = tuple({e.output.name: e.output for e in comp.einsums
+                        if e.output.name in comp.final_outputs}.values())
+    else:
+        reads, writes, sizes = comp.inputs, (comp.output,), comp.size
+    out: dict[str, list[float]] = {}
+    for t, k in [(t, 0) for t in reads] + [(t, 1) for t in writes]:
+        cls = ROLE_CLASS.get(t.role)
+        if cls is None:
+            continue
+        out.setdefault(cls, [0.0, 0.0])[k] += t.nbytes(sizes)
+    return {cls: (rw[0], rw[1]) for cls, rw in out.items()}
+
+
+class HostedDevice(Device):
+    """A device model whose ops' memory time comes from tier loads in the engine: latency =
+    the model's compute time (``detail['t_compute']``) plus its fixed per-op cost, and the
+    roofline = its FLOP bound and each tier's bytes over that tier's peak (tiers in parallel)."""
+
+    def __init__(self, inner: Device, bounds: dict[int, float]):
+        self.inner = inner
+        self.arch = inner.arch
+        self.fidelity = inner.fidelity
+        self._memo = {}
+        self.bounds = bounds   # op id -> memory lower bound (s) over its tiers
+
+    def peak_flops(self, op: Op) -> float:
+        return self.inner.peak_flops(op)
+
+    def peak_bandwidth(self) -> float:
+        return self.inner.peak_bandwidth()
+
+    def memory_capacity(self) -> float:
+        return self.inner.memory_capacity()
+
+    def static_power(self) -> float:
+        return self.inner.static_power()
+
+    def estimate(self, op: Op) -> Cost:
+        cost = self.inner.estimate(op)
+        flops = op.flops / max(op.shards, 1)
+        t_compute = cost.detail.get("t_compute", flops / self.inner.peak_flops(op))
+        fixed = cost.detail.get("t_fixed", 0.0)
+        roof = max(flops / self.inner.peak_flops(op), self.bounds.get(op.id, 0.0))
+        latency = max(t_compute + fixed, roof)
+        return Cost(latency, roof, cost.bound, cost.energy, cost.dram_bytes,
+                    {**cost.detail, "hosted": True})
+
+
+def host_ops(plan: Plan, system: System, ops: list[Op], placement: Placement | None,
+             home: str, fidelity: str, rep: str) -> None:
+    """Put ``ops`` (each with ``op.where``) on their components' streams with their tier loads
+    and the transfers around them; ``rep`` is the primary device they exchange tensors with."""
+    models: dict[str, HostedDevice] = {}
+    bounds: dict[int, float] = {}
+    for op in ops:
+        inst = system.compute_devices(op.where)[0]
+        dev = models.get(op.where)
+        if dev is None:
+            dev = HostedDevice(device_for(inst.arch, fidelity), bounds)
+            models[op.where] = dev
+        stream = f"{inst.name}.compute"
+        plan.streams.setdefault(stream, dev)
+        plan.stream_device[stream] = inst.name
+        plan.devices_of[stream] = (inst.name,)
+        op.device = stream
+        loads: list[Load] = []
+        bound = 0.0
+        for cls, (rd, wr) in tensor_traffic(op).items():
+            tiers = _tiers_of(placement, cls, op, inst.memory, home, system)
+            for tier_name, frac in tiers.items():
+                tier = system.tiers[tier_name]
+                total = (rd + wr) * frac
+                if total <= 0:
+                    continue
+                # a tier is a resource at its default sustained bandwidth; a mix it serves less
+                # well occupies it longer (bytes scaled by default / mix efficiency)
+                default = tier.bandwidth / tier.peak_bandwidth
+                mix = tier.efficiency_at(rd / (rd + wr)) if hasattr(tier, "efficiency_at") \
+                    else default
+                plan.resources.setdefault(tier_name, tier.bandwidth)
+                loads.append(Load(tier_name, total * default / mix))
+                bound = max(bound, total / tier.peak_bandwidth)
+                route = system.route(tier_name, inst.name)
+                for hop in route.hops:   # reads flow tier -> device, writes back
+                    link = system.links[hop.link]
+                    for fwd, nbytes in ((hop.forward, rd * frac), (not hop.forward, wr * frac)):
+                        if nbytes > 0:
+                            name = direction(hop.link, fwd)
+                            plan.resources.setdefault(name, link.sustained)
+                            loads.append(Load(name, nbytes))
+                            bound = max(bound, nbytes / link.bandwidth)
+        if loads:
+            plan.op_loads[op.id] = tuple(loads)
+        bounds[op.id] = bound
+        _around(plan, system, op, placement, home, rep)
+
+
+def _tiers_of(placement: Placement | None, cls: str, op: Op, own: str, home: str,
+              system: System) -> dict[str, float]:
+    """System tier names holding ``cls`` for a hosted op, with fractions."""
+    if cls not in op.tensors or placement is None:
+        return {own: 1.0}
+    out = {}
+    for tier in placement.bytes.get(cls, {}):
+        frac = placement.fraction(cls, tier)
+        if frac <= 0:
+            continue
+        if tier == home:
+            raise SimError(f"placement: {cls} is on {home}, but op {op.name} runs on "
+                           f"'{op.where}'; place {cls} on a tier that component reaches")
+        if tier not in system.tiers:
+            raise SimError(f"placement: {cls} on tier '{tier}', which op {op.name} on "
+                           f"'{op.where}' cannot stream from")
+        out[tier] = frac
+    return out or {own: 1.0}
+
+
+def _around(plan: Plan, system: System, op: Op, placement: Placement | None, home: str,
+            rep: str) -> None:
+    """Gradients to the host before ``op``; written fp16 weights back to the device after."""
+    traffic = tensor_traffic(op)
+    if "gradients" in traffic and "gradients" in op.tensors and placement is not None:
+        for tier, frac in placement.bytes.get("gradients", {}).items():
+            if tier == home or frac <= 0:
+                continue
+            nbytes = traffic["gradients"][0] * placement.fraction("gradients", tier)
+            tr = _transfer(plan, system, f"gradients {rep}->{tier}", "gradients",
+                           system.tier_of_device(rep).name, rep, tier, tier, nbytes,
+                           f"{rep}.copy_out", op.deps, op)
+            plan.extra_deps[op.id] = plan.extra_deps.get(op.id, ()) + (tr.id,)
+    if "weights" in traffic and traffic["weights"][1] > 0 and op.where:
+        src = system.compute_devices(op.where)[0]
+        nbytes = traffic["weights"][1]
+        _transfer(plan, system, f"weights {src.name}->{rep}", "weights", src.memory, src.name,
+                  system.tier_of_device(rep).name, rep, nbytes, f"{rep}.copy", (op.id,), op)
+
+
+def _transfer(plan: Plan, system: System, name: str, cls: str, src_tier: str, src_node: str,
+              dst_tier: str, dst_node: str, nbytes: float, stream: str, deps: tuple[int, ...],
+              op: Op) -> Transfer:
+    """A transfer between two tiers over the route of their nodes, on ``stream``."""
+    route = system.route(src_node, dst_node)
+    src, dst = system.tiers[src_tier], system.tiers[dst_tier]
+    loads = [Load(src_tier, nbytes)]
+    plan.resources.setdefault(src_tier, src.bandwidth)
+    energy_bit = src.energy_per_bit + dst.energy_per_bit
+    for hop in route.hops:
+        link = system.links[hop.link]
+        res = direction(hop.link, hop.forward)
+        plan.resources.setdefault(res, link.sustained)
+        loads.append(Load(res, nbytes))
+        energy_bit += link.energy_per_bit
+    plan.resources.setdefault(dst_tier, dst.bandwidth)
+    loads.append(Load(dst_tier, nbytes))
+    floor = nbytes / route.bottleneck if math.isfinite(route.bottleneck) else 0.0
+    tid = plan.first_transfer_id + len(plan.transfers)
+    tr = Transfer(id=tid, name=name, tensor=cls, stream=stream, src=src_tier, dst=dst_tier,
+                  nbytes=nbytes, replicas=1,
+                  hops=tuple(direction(h.link, h.forward) for h in route.hops),
+                  loads=tuple(loads), latency=route.latency + src.latency, floor=floor,
+                  deps=deps, phase=op.phase, layer=op.layer, step=op.step, release=IN_PLACE,
+                  energy_J=nbytes * 8 * energy_bit)
+    plan.transfers.append(tr)
+    if stream not in plan.streams:
+        owner = dst_node if dst_node in system.devices else src_node
+        plan.streams[stream] = next(iter(plan.streams.values()))
+        plan.stream_device[stream] = owner
+        plan.devices_of[stream] = (owner,)
+        plan.copy_streams += (stream,)
+    return tr
