@@ -107,18 +107,18 @@ def _shown(value: float, unit: str) -> str:
         return f"{'-' if value < 0 else ''}{digits[0]}.{digits[1:4]}e+{len(digits) - 1}"
 
 
+def _num(bound: float) -> str:
+    return f"{bound:,}" if isinstance(bound, int) else f"{bound:g}"
+
+
 def _check_bounds(value: float, meta: dict, path: str, ctx: BuildContext) -> None:
     unit = meta.get("unit") or ""
     shown = _shown(value, unit)
-    if meta.get("gt") is not None and not value > meta["gt"]:
-        raise ctx.error(path, f"expected a value > {meta['gt']:g}{' ' + unit if unit else ''}, "
-                              f"got {shown}")
-    if meta.get("ge") is not None and not value >= meta["ge"]:
-        raise ctx.error(path, f"expected a value >= {meta['ge']:g}{' ' + unit if unit else ''}, "
-                              f"got {shown}")
-    if meta.get("le") is not None and not value <= meta["le"]:
-        raise ctx.error(path, f"expected a value <= {meta['le']:g}{' ' + unit if unit else ''}, "
-                              f"got {shown}")
+    suffix = f" {unit}" if unit else ""
+    for key, op, ok in (("gt", ">", lambda b: value > b), ("ge", ">=", lambda b: value >= b),
+                        ("le", "<=", lambda b: value <= b)):
+        if meta.get(key) is not None and not ok(meta[key]):
+            raise ctx.error(path, f"expected a value {op} {_num(meta[key])}{suffix}, got {shown}")
     if isinstance(value, int) and not -plausible.INT_MAX <= value <= plausible.INT_MAX:
         raise ctx.error(path, f"expected an integer of magnitude <= {plausible.INT_MAX:,}, "
                               f"got {shown}")

@@ -71,11 +71,8 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
         stages_for(system, scenario.tp, scenario.pp)
         need = memory_per_device(model, scenario)
         placed = place_on_system(system, placement, need, scenario.tp * scenario.pp)
-    units = getattr(device, "unit_ops", None)  # ops a device unit (PIM) runs beside the rest
-    trace = trace_model(model, scenario, units=units() if units else ())
-    split = getattr(device, "split_trace", None)  # co-processed ops as two tasks (Duplex)
-    if split:
-        trace = split(trace)
+    # ops a device unit (PIM) runs beside the rest; co-processed ops as two tasks (Duplex)
+    trace = device.split_trace(trace_model(model, scenario, units=device.unit_ops()))
     plan = build_plan(trace, system, device, placed, policies)
     if placed is not None:
         check_staging(system, plan, placed, policies)

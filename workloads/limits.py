@@ -15,8 +15,9 @@ from workloads.errors import WorkloadError
 from workloads.models import ModelConfig
 from workloads.scenario import Scenario
 
-#: ops a run may have without ``--force`` (about 30 s and 2 GB of event run)
-MAX_OPS = 2_000_000
+#: ops a run may have without ``--force`` (15-55 s and about 1 GB of event run: tensor
+#: parallelism's collectives make an op cost up to 55 us, Llama-2-13B TP 8 on a DGX H100)
+MAX_OPS = 1_000_000
 
 
 def estimate_ops(model: ModelConfig, scenario: Scenario) -> int:
@@ -55,7 +56,7 @@ def check_run_size(model: ModelConfig, scenario: Scenario, force: bool = False,
     n = estimate_ops(model, scenario)
     if n > limit and not force:
         raise WorkloadError("", "--gen", f"this run would simulate about {n:,} ops (limit "
-                                         f"{limit:,}, ~{n * 15e-6:,.0f} s and "
+                                         f"{limit:,}, ~{n * 15e-6:,.0f}-{n * 55e-6:,.0f} s and "
                                          f"{n / 1e6:,.1f} GB); use fewer --gen tokens, layers or "
                                          "micro-batches, or --force")
     return n

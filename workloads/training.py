@@ -17,6 +17,7 @@ backward does not wait for them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from workloads.einsum import Cascade, Einsum, TensorRef, contraction
@@ -40,6 +41,7 @@ class Training:
     recompute: bool = False
     offload: str = "optimizer"
     grad_dtype: str = "fp16"
+    overlap_optimizer: bool = False
 
     def __post_init__(self) -> None:
         if self.offload not in OFFLOADS:
@@ -94,11 +96,13 @@ class _Chain:
         self.prev = -1
 
     def add(self, tpl: OpTemplate, phase: str, layer: int, tokens: int, requests: int,
-            side: bool = False, where: str = "", tensors: tuple[str, ...] = ()) -> int:
+            side: bool = False, where: str = "", tensors: tuple[str, ...] = (),
+            deps: tuple[int, ...] | None = None) -> int:
         shards = 1 if tpl.kind == COLLECTIVE or where else self.tp
         flops, nbytes = op_work(tpl.compute, tpl.collective, shards)
         i = len(self.ops)
-        deps = (self.prev,) if self.prev >= 0 else ()
+        if deps is None:
+            deps = (self.prev,) if self.prev >= 0 else ()
         self.ops.append(Op(i, tpl.name, tpl.kind, phase, layer, 0, tpl.compute, shards, deps,
                            tpl.collective, tokens, requests, "", tpl.op_class, flops, nbytes,
                            0, -1, where, tensors))
@@ -130,10 +134,11 @@ def trace_training(model: ModelConfig, scenario: Scenario, training: Training) -
             chain.add(tpl, "forward", i, t, b)
     for tpl in head:
         chain.add(tpl, "forward", model.n_layers, t, b)
+    ready: list[tuple[list[OpTemplate], int, int]] = []   # (templates, layer, grads ready)
     for tpl in reversed(head):
         for bwd in _backward(tpl):
             chain.add(bwd, "backward", model.n_layers, t, b)
-    _optimizer(chain, head, model.n_layers, where, training, scenario)
+    ready.append((head, model.n_layers, chain.prev))
     for i in reversed(range(model.n_layers)):
         if training.recompute:
             for tpl in layer:
@@ -141,23 +146,32 @@ def trace_training(model: ModelConfig, scenario: Scenario, training: Training) -
         for tpl in reversed(layer):
             for bwd in _backward(tpl):
                 chain.add(bwd, "backward", i, t, b)
-        _optimizer(chain, layer, i, where, training, scenario)
+        ready.append((layer, i, chain.prev))
     for tpl in embed:
         for bwd in _backward(tpl):
             chain.add(bwd, "backward", -1, t, b)
-    _optimizer(chain, embed, -1, where, training, scenario)
+    ready.append((embed, -1, chain.prev))
+    # the embedding gathers rows of its table: its parameters are the whole table, split over
+    # the tensor-parallel devices like the vocabulary
+    table = math.ceil(model.embedding_params() / scenario.tp)
+    for templates, i, grads in ready:
+        # deps[0]: the op after which this layer's gradients are complete
+        deps = (grads,) if training.overlap_optimizer else (grads, chain.prev)
+        n = table if i == -1 else layer_params(templates)
+        if where:   # the host updates every tensor-parallel device's shard
+            n *= scenario.tp
+        _optimizer(chain, n, i, where, training, tuple(dict.fromkeys(deps)))
     return Trace(chain.ops, model, scenario, {"phases": ("training",), "training": training})
 
 
-def _optimizer(chain: _Chain, templates: list[OpTemplate], layer: int, where: str,
-               training: Training, scenario: Scenario) -> None:
-    n = layer_params(templates)
+def _optimizer(chain: _Chain, n: int, layer: int, where: str, training: Training,
+               deps: tuple[int, ...]) -> None:
     if n == 0:
         return
     step = adam_step(f"adamw.L{layer}", n, grad_dtype=training.grad_dtype)
     tpl = OpTemplate("optimizer_step", "vector", "optimizer", step)
     chain.add(tpl, "optimizer", layer, 0, 0, side=True, where=where,
-              tensors=("optimizer", "gradients"))
+              tensors=("optimizer", "gradients"), deps=deps)
 
 
 def training_memory(model: ModelConfig, scenario: Scenario, training: Training) -> dict[str,

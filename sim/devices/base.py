@@ -139,6 +139,21 @@ class Device:
         concurrently and contend for the device's memory. Default: "" (the compute stream)."""
         return ""
 
+    def unit_ops(self) -> tuple[str, ...]:
+        """Names of the ops a unit beside the compute engine runs (the tracer cuts a layer's
+        segments where ops enter or leave the unit, so micro-batches interleave there)."""
+        return ()
+
+    def split_trace(self, trace: Any) -> Any:
+        """The trace with co-processed ops split into shares for several units (default: as
+        is)."""
+        return trace
+
+    def unit_memory_bandwidth(self) -> float | None:
+        """Bytes/s the device's streams contend for when its units read inside the memory
+        (logic-die PIM: the DRAM arrays' internal bandwidth); None: the memory tier's."""
+        return None
+
     def holds_for_latency(self) -> bool:
         """True when ``process`` is exactly one timeout of ``cost.latency`` (the engine then
         skips the generator); a subclass that overrides ``process`` returns False unless it

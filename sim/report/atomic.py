@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,18 +27,92 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         raise
 
 
-@contextlib.contextmanager
-def staged_directory(out_dir: str | Path) -> Iterator[Path]:
-    """Yield a staging directory; on success its files move into ``out_dir``, else it vanishes.
+#: a staging or replaced folder whose name carries no process id counts as stale after this
+LEGACY_STALE_S = 3600.0
+_SIBLING = re.compile(r"^\.(?P<name>.+)\.(?P<kind>staging|replaced)-(?:(?P<pid>\d+)-)?[^/]*$")
 
-    A new ``out_dir`` appears in one rename; into an existing one each file is replaced
-    atomically.
-    """
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def clean_stale(out_dir: str | Path) -> list[Path]:
+    """Remove ``.NAME.staging-*`` folders of ``out_dir`` left by processes that no longer run
+    (killed mid-write), and restore ``out_dir`` from a ``.NAME.replaced-*`` folder when a kill
+    fell between the two renames of a replacement; return what was removed or restored."""
     out_dir = Path(out_dir)
     parent = out_dir.parent if str(out_dir.parent) else Path(".")
+    done: list[Path] = []
+    try:
+        siblings = [p for p in parent.iterdir() if p.name.startswith(f".{out_dir.name}.")]
+    except OSError:
+        return done
+    for path in sorted(siblings):
+        m = _SIBLING.match(path.name)
+        if not m or m["name"] != out_dir.name or not path.is_dir() or path.is_symlink():
+            continue
+        if m["pid"] is not None:
+            if _alive(int(m["pid"])):
+                continue
+        else:
+            try:
+                if time.time() - path.stat().st_mtime < LEGACY_STALE_S:
+                    continue
+            except OSError:
+                continue
+        if m["kind"] == "replaced" and not out_dir.exists():
+            with contextlib.suppress(OSError):
+                os.rename(path, out_dir)
+                done.append(path)
+                continue
+        shutil.rmtree(path, ignore_errors=True)
+        done.append(path)
+    return done
+
+
+def _link_into(src: Path, dst: Path) -> None:
+    """Put ``src`` (file, folder or symlink) at ``dst`` by hard links, copying where a link is
+    not possible; ``src`` is left as it was."""
+    if src.is_symlink():
+        os.symlink(os.readlink(src), dst)
+    elif src.is_dir():
+        shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(src, dst)
+
+
+def _link_or_copy(src: str | Path, dst: str | Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+@contextlib.contextmanager
+def staged_directory(out_dir: str | Path) -> Iterator[Path]:
+    """Yield a staging directory; on success it becomes ``out_dir`` as a whole, else it vanishes.
+
+    A new ``out_dir`` appears in one rename. An existing one is replaced whole: files of it the
+    stage does not write (a sweep's ``points.sqlite``, anything else the user keeps there) are
+    hard-linked into the stage first, then two renames swap the folders, so no reader ever sees
+    files of two runs side by side. Staging folders of killed runs are removed first
+    (:func:`clean_stale`).
+    """
+    out_dir = Path(out_dir)
+    if out_dir.is_symlink():
+        out_dir = out_dir.resolve()
+    parent = out_dir.parent if str(out_dir.parent) else Path(".")
+    clean_stale(out_dir)
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=parent))
+        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-{os.getpid()}-",
+                                      dir=parent))
     except OSError as exc:  # name the directory the user asked for, not our staging one
         raise OSError(exc.errno, f"cannot write the output directory ({exc.strerror})",
                       str(out_dir)) from None
@@ -50,9 +126,19 @@ def staged_directory(out_dir: str | Path) -> Iterator[Path]:
             return
         if not out_dir.is_dir():
             raise NotADirectoryError(f"{out_dir} exists and is not a directory")
-        for item in stage.iterdir():
-            os.replace(item, out_dir / item.name)
-        stage.rmdir()
+        for item in out_dir.iterdir():
+            if not (stage / item.name).exists() and not (stage / item.name).is_symlink():
+                _link_into(item, stage / item.name)
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.replaced-{os.getpid()}-",
+                                    dir=parent))
+        os.rmdir(old)
+        os.rename(out_dir, old)
+        try:
+            os.rename(stage, out_dir)
+        except BaseException:
+            os.rename(old, out_dir)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)

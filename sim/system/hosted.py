@@ -10,8 +10,8 @@ tensors they stream from the tiers the placement chose (``Op.tensors``).
   longer by a write-heavy stream. The op ends when its own (compute-side) latency and all
   these loads are done.
 * Gradients the op reads that were produced on the primary device move there first (a
-  device-to-host transfer after the producing op), and fp16 weights it writes for the device
-  move back after it (ZeRO-Offload's upload).
+  device-to-host transfer after the op's first dependency, the one that completes them), and
+  fp16 weights it writes for the device move back after it (ZeRO-Offload's upload).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from sim.system.topology import System
 from workloads.einsum import Cascade
 from workloads.trace import Op
 
-ROLE_CLASS = {"weight": "weights", "gradient": "gradients", "optimizer": "optimizer",
-              "kv_cache": "kv_cache", "activation": "activations"}
+# tensor role -> placement class; in a hosted op, "state" tensors are optimizer states
+ROLE_CLASS = {"weight": "weights", "gradient": "gradients", "state": "optimizer",
+              "optimizer": "optimizer", "kv_cache": "kv_cache", "activation": "activations"}
 IN_PLACE = -2   # Transfer.release of a transfer that lands in its tensor's own home: no staging
 
 
@@ -53,7 +54,8 @@ def tensor_traffic(op: Op) -> dict[str, tuple[float, float]]:
 
 class HostedDevice(Device):
     """A device model whose ops' memory time comes from tier loads in the engine: latency =
-    the model's compute time (``detail['t_compute']``) plus its fixed per-op cost, and the
+    the model's compute time (``detail['t_compute_s']``) plus its fixed per-op cost
+    (``detail['fork_join_s']``), and the
     roofline = its FLOP bound and each tier's bytes over that tier's peak (tiers in parallel)."""
 
     def __init__(self, inner: Device, bounds: dict[int, float]):
@@ -78,8 +80,8 @@ class HostedDevice(Device):
     def estimate(self, op: Op) -> Cost:
         cost = self.inner.estimate(op)
         flops = op.flops / max(op.shards, 1)
-        t_compute = cost.detail.get("t_compute", flops / self.inner.peak_flops(op))
-        fixed = cost.detail.get("t_fixed", 0.0)
+        t_compute = cost.detail.get("t_compute_s", flops / self.inner.peak_flops(op))
+        fixed = cost.detail.get("fork_join_s", 0.0)
         roof = max(flops / self.inner.peak_flops(op), self.bounds.get(op.id, 0.0))
         latency = max(t_compute + fixed, roof)
         return Cost(latency, roof, cost.bound, cost.energy, cost.dram_bytes,
@@ -87,13 +89,15 @@ class HostedDevice(Device):
 
 
 def host_ops(plan: Plan, system: System, ops: list[Op], placement: Placement | None,
-             home: str, fidelity: str, rep: str) -> None:
+             home: str, fidelity: str, group: tuple[str, ...]) -> None:
     """Put ``ops`` (each with ``op.where``) on their components' streams with their tier loads
-    and the transfers around them; ``rep`` is the primary device they exchange tensors with."""
+    and the transfers around them; ``group`` are the primary devices they exchange tensors with
+    (each sends and receives its own shard; the first represents them)."""
     models: dict[str, HostedDevice] = {}
     bounds: dict[int, float] = {}
     for op in ops:
         inst = system.compute_devices(op.where)[0]
+        own = _own_tier(system, inst.name, inst.memory)
         dev = models.get(op.where)
         if dev is None:
             dev = HostedDevice(device_for(inst.arch, fidelity), bounds)
@@ -106,7 +110,7 @@ def host_ops(plan: Plan, system: System, ops: list[Op], placement: Placement | N
         loads: list[Load] = []
         bound = 0.0
         for cls, (rd, wr) in tensor_traffic(op).items():
-            tiers = _tiers_of(placement, cls, op, inst.memory, home, system)
+            tiers = _tiers_of(placement, cls, op, own, home, system)
             for tier_name, frac in tiers.items():
                 tier = system.tiers[tier_name]
                 total = (rd + wr) * frac
@@ -132,7 +136,15 @@ def host_ops(plan: Plan, system: System, ops: list[Op], placement: Placement | N
         if loads:
             plan.op_loads[op.id] = tuple(loads)
         bounds[op.id] = bound
-        _around(plan, system, op, placement, home, rep)
+        _around(plan, system, op, placement, home, group)
+
+
+def _own_tier(system: System, inst: str, fallback: str) -> str:
+    """The memory a hosted device works in: the standalone tier one hop away (a CPU socket's
+    DIMMs, when the system lists them as a tier) or else the device's own tier."""
+    near = [t.name for t in system.tiers.values()
+            if not t.device and len(system.route(t.name, inst).hops) == 1]
+    return near[0] if near else fallback
 
 
 def _tiers_of(placement: Placement | None, cls: str, op: Op, own: str, home: str,
@@ -156,50 +168,63 @@ def _tiers_of(placement: Placement | None, cls: str, op: Op, own: str, home: str
 
 
 def _around(plan: Plan, system: System, op: Op, placement: Placement | None, home: str,
-            rep: str) -> None:
-    """Gradients to the host before ``op``; written fp16 weights back to the device after."""
+            group: tuple[str, ...]) -> None:
+    """Gradients to the host before ``op``; written fp16 weights back to the devices after
+    (one shard per device of ``group``)."""
     traffic = tensor_traffic(op)
+    rep, k = group[0], len(group)
     if "gradients" in traffic and "gradients" in op.tensors and placement is not None:
         for tier, frac in placement.bytes.get("gradients", {}).items():
             if tier == home or frac <= 0:
                 continue
-            nbytes = traffic["gradients"][0] * placement.fraction("gradients", tier)
+            nbytes = traffic["gradients"][0] * placement.fraction("gradients", tier) / k
             tr = _transfer(plan, system, f"gradients {rep}->{tier}", "gradients",
                            system.tier_of_device(rep).name, rep, tier, tier, nbytes,
-                           f"{rep}.copy_out", op.deps, op)
+                           f"{rep}.copy_out", op.deps[:1], op, k)
             plan.extra_deps[op.id] = plan.extra_deps.get(op.id, ()) + (tr.id,)
     if "weights" in traffic and traffic["weights"][1] > 0 and op.where:
         src = system.compute_devices(op.where)[0]
-        nbytes = traffic["weights"][1]
-        _transfer(plan, system, f"weights {src.name}->{rep}", "weights", src.memory, src.name,
-                  system.tier_of_device(rep).name, rep, nbytes, f"{rep}.copy", (op.id,), op)
+        own = _own_tier(system, src.name, src.memory)
+        nbytes = traffic["weights"][1] / k
+        _transfer(plan, system, f"weights {own}->{rep}", "weights", own, own,
+                  system.tier_of_device(rep).name, rep, nbytes, f"{rep}.copy", (op.id,), op, k)
 
 
 def _transfer(plan: Plan, system: System, name: str, cls: str, src_tier: str, src_node: str,
               dst_tier: str, dst_node: str, nbytes: float, stream: str, deps: tuple[int, ...],
-              op: Op) -> Transfer:
-    """A transfer between two tiers over the route of their nodes, on ``stream``."""
+              op: Op, replicas: int = 1) -> Transfer:
+    """``replicas`` transfers of ``nbytes`` between two tiers, one per device of a
+    tensor-parallel group; the representative's route is simulated, and resources it shares
+    with the others (a standalone tier, a link not ending at a group device) carry them all."""
     route = system.route(src_node, dst_node)
     src, dst = system.tiers[src_tier], system.tiers[dst_tier]
-    loads = [Load(src_tier, nbytes)]
+    ends = {src_node, dst_node} & set(system.devices)
+
+    def times(private: bool) -> float:
+        return nbytes * (1 if private else replicas)
+
+    loads = [Load(src_tier, times(bool(src.device)))]
     plan.resources.setdefault(src_tier, src.bandwidth)
     energy_bit = src.energy_per_bit + dst.energy_per_bit
     for hop in route.hops:
         link = system.links[hop.link]
         res = direction(hop.link, hop.forward)
         plan.resources.setdefault(res, link.sustained)
-        loads.append(Load(res, nbytes))
+        loads.append(Load(res, times(bool(ends & {link.a, link.b}) and
+                                     any(e in system.devices and
+                                         system.devices[e].component == system.primary
+                                         for e in (link.a, link.b)))))
         energy_bit += link.energy_per_bit
     plan.resources.setdefault(dst_tier, dst.bandwidth)
-    loads.append(Load(dst_tier, nbytes))
+    loads.append(Load(dst_tier, times(bool(dst.device))))
     floor = nbytes / route.bottleneck if math.isfinite(route.bottleneck) else 0.0
     tid = plan.first_transfer_id + len(plan.transfers)
     tr = Transfer(id=tid, name=name, tensor=cls, stream=stream, src=src_tier, dst=dst_tier,
-                  nbytes=nbytes, replicas=1,
+                  nbytes=nbytes, replicas=replicas,
                   hops=tuple(direction(h.link, h.forward) for h in route.hops),
                   loads=tuple(loads), latency=route.latency + src.latency, floor=floor,
                   deps=deps, phase=op.phase, layer=op.layer, step=op.step, release=IN_PLACE,
-                  energy_J=nbytes * 8 * energy_bit)
+                  energy_J=nbytes * replicas * 8 * energy_bit)
     plan.transfers.append(tr)
     if stream not in plan.streams:
         owner = dst_node if dst_node in system.devices else src_node

@@ -195,7 +195,7 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
         _transfers(trace, system, stages, stage_at, placement, policies, plan, used_memory)
     if hosted:
         host_ops(plan, system, hosted, placement, home_tier(system), device.fidelity,
-                 stages[0].rep)
+                 stages[0].devices)
         for stream in plan.copy_streams:
             used_memory.setdefault(plan.stream_device[stream], set()).add(stream)
         for op in hosted:     # their loads are their memory time: never pruned
@@ -208,10 +208,9 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
             tier = system.tier_of_device(rep)
             # a device whose units read inside the memory (logic-die PIM) contends for the
             # DRAM arrays' bandwidth rather than its external interface's
-            inner = getattr(device, "unit_memory_bandwidth", None)
-            plan.resources.setdefault(tier.name, inner() if inner else tier.bandwidth)
+            plan.resources.setdefault(tier.name, device.unit_memory_bandwidth() or tier.bandwidth)
             for s in users:
-                if s in plan.streams and not s.endswith(".copy"):
+                if s in plan.streams and s not in plan.copy_streams:
                     plan.memory_of[s] = tier.name
     plan.prune_uncontended(loaded)
     return plan
@@ -263,12 +262,12 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
         key = (op.step, op.layer)
         rec = stage_runs[-1] if stage_runs else None
         if rec is None or rec["key"] != key or rec["phase"] != op.phase:
-            rec = {"key": key, "first": {}, "last": op.id, "w": {}, "kv": 0.0,
+            rec = {"key": key, "first": {}, "last": op.id, "w": {}, "kv": {},
                    "phase": op.phase}
             stage_runs.append(rec)
-        w, kv = role_bytes(op)
-        rec["w"][op.name] = w
-        rec["kv"] += kv
+        w, kv = role_bytes(op)   # an op split in shares (Duplex) shares one compute object
+        rec["w"][id(op.compute)] = w
+        rec["kv"][op.microbatch, id(op.compute)] = kv
         rec["first"].setdefault(op.microbatch, op.id)
         rec["last"] = op.id
     act = placement.demand("activations") / n_layers if "activations" in sources else 0.0
@@ -286,7 +285,7 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
             phase = rec["phase"]
             fetch_act = phase == "recompute" or (phase == "backward" and
                                                   rec["key"] not in recomputed)
-            need = {"weights": sum(rec["w"].values()), "kv_cache": rec["kv"],
+            need = {"weights": sum(rec["w"].values()), "kv_cache": sum(rec["kv"].values()),
                     "activations": act if fetch_act else 0.0}
             for cls, tiers in sources.items():
                 for tier, frac in tiers.items():
