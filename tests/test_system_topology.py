@@ -77,18 +77,20 @@ def test_route_from_host_memory_is_one_pcie_hop(dgx):
 
 
 def test_dgx_h100_instances_tiers_and_links(dgx):
-    assert list(dgx.devices) == [f"gpu{i}" for i in range(8)] and dgx.primary == "gpu"
+    gpus = [f"gpu{i}" for i in range(8)]
+    assert list(dgx.devices) == gpus + ["cpu0", "cpu1"] and dgx.primary == "gpu"
     assert dgx.switches == ("nvswitch", "ib")
-    assert len(dgx.links) == 3 * 8 and dgx.links["infiniband.gpu7"].b == "ib"
+    assert len(dgx.links) == 3 * 8 + 2 and dgx.links["infiniband.gpu7"].b == "ib"
+    assert dgx.links["ddr.cpu1"].b == "host_ddr"
     host = dgx.tiers["host_ddr"]
     assert host.kind == "ddr5" and host.capacity == 2 * 2**40 and host.device == ""
     assert host.peak_bandwidth == pytest.approx(16 * 4800e6 * 8)   # 16 channels of DDR5-4800
     assert host.bandwidth == pytest.approx(0.7 * host.peak_bandwidth)
-    assert host.shared_by == tuple(f"gpu{i}" for i in range(8))
+    assert set(host.shared_by) == set(gpus) | {"cpu0", "cpu1"}
     hbm = dgx.tier_of_device("gpu2")
     assert hbm.name == "gpu2.hbm" and hbm.capacity == 80 * 2**30 and hbm.shared_by == ("gpu2",)
     assert hbm.bandwidth == pytest.approx(3.35e12 * 0.92)
-    assert [d.name for d in dgx.compute_devices()] == list(dgx.devices)
+    assert [d.name for d in dgx.compute_devices()] == gpus
 
 
 def test_pcie_bandwidth_from_generation_and_lanes():
