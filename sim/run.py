@@ -12,6 +12,7 @@ from sim.invariants import check_invariants
 from sim.plausibility import check_plausible
 from sim.result import Result, op_table
 from sim.system.budget import check_staging, place_on_system, system_metrics, tier_budget
+from sim.system.hosted import host_attention
 from sim.system.placement import PlacementSpec
 from sim.system.plan import Plan
 from sim.system.schedule import Policies, build_plan, stages_for
@@ -73,6 +74,8 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
         placed = place_on_system(system, placement, need, scenario.tp * scenario.pp)
     # ops a device unit (PIM) runs beside the rest; co-processed ops as two tasks (Duplex)
     trace = device.split_trace(trace_model(model, scenario, units=device.unit_ops()))
+    if policies.cpu_attention:
+        host_attention(trace.ops, system, scenario.tp)
     plan = build_plan(trace, system, device, placed, policies)
     if placed is not None:
         check_staging(system, plan, placed, policies)
@@ -103,7 +106,8 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
                      "kv_dtype": scenario.kv_dtype, "tp": scenario.tp,
                      "pp": scenario.pp, "microbatches": scenario.microbatches,
                      "attention": scenario.attention},
-        "policies": {"overlap": policies.overlap, "prefetch": policies.prefetch},
+        "policies": {"overlap": policies.overlap, "prefetch": policies.prefetch,
+                     "cpu_attention": policies.cpu_attention},
         "placement": placed.bytes if placed is not None else None,
     }
     info = {**device.describe(scenario.dtype), "devices_used": scenario.tp * scenario.pp,

@@ -101,7 +101,7 @@ def test_optimizer_on_cxl_is_slower_by_the_bandwidth_ratio():
 
 def test_offload_needs_a_host_cpu():
     with pytest.raises(SimError, match="no host CPU"):
-        simulate_training(load_arch("a6000-offload"), GPT2, SC, Training(offload="optimizer"))
+        simulate_training(load_arch("dgx-a100"), GPT2, SC, Training(offload="optimizer"))
 
 
 def test_priority_placement_spills_to_cxl_in_order():

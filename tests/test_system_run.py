@@ -275,3 +275,28 @@ def test_single_device_presets_run_unchanged_as_one_device_systems(name):
     assert res.metrics["latency_s"] == float(legacy.end.max())
     assert res.metrics["events"] == legacy.events
     assert res.resources.empty and res.transfers.empty
+
+
+def test_cpu_attention_moves_queries_not_the_kv_cache():
+    """FlexGen's --cpu: with the KV cache in host DDR, decode attention on the host CPU moves
+    only each layer's query (to the host) and attention output (back), never the KV cache."""
+    model = get_model("opt-13b")
+    sc = Scenario(batch=32, prompt_len=512, gen_len=4)
+    spec = parse_placement("kv_cache=host_ddr")
+    arch = load_arch("a6000-offload")
+    gpu_attn = simulate(arch, model, sc, placement=spec)
+    cpu_attn = simulate(arch, model, sc, placement=spec, policies=Policies(cpu_attention=True))
+    trs = cpu_attn.transfers
+    dec = trs[trs["phase"] == "decode"]
+    assert set(dec["tensor"]) == {"activations"}
+    # q and the attention output: batch x heads x head_dim fp16 values per layer and step
+    per = 32 * model.n_heads * model.head_dim * 2
+    assert (dec["bytes"] == per).all() and len(dec) == 2 * model.n_layers * 3
+    ops = cpu_attn.ops
+    attn = ops[(ops["phase"] == "decode") & (ops["op_class"] == "attention")]
+    assert set(attn["stream"]) == {"cpu0.compute"}
+    # the GPU run fetches the whole KV cache every step instead
+    fetched = gpu_attn.transfers
+    assert fetched[fetched["phase"] == "decode"]["bytes"].sum() > 100 * dec["bytes"].sum()
+    assert cpu_attn.metrics["tpot_s"] < gpu_attn.metrics["tpot_s"]
+    assert set(cpu_attn.invariants.values()) == {"passed"}

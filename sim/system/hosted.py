@@ -31,6 +31,22 @@ ROLE_CLASS = {"weight": "weights", "gradient": "gradients", "state": "optimizer"
 IN_PLACE = -2   # Transfer.release of a transfer that lands in its tensor's own home: no staging
 
 
+def host_attention(ops: list[Op], system: System, tp: int) -> None:
+    """Decode attention on the host CPU (FlexGen's ``--cpu``): tag the decode ops of class
+    ``attention`` to run on the system's CPU component, streaming the KV cache from wherever
+    the placement put it."""
+    cpus = [d.component for d in system.devices.values() if d.arch.type == "cpu"]
+    if not cpus:
+        raise SimError(f"--cpu-attention: system '{system.name}' has no cpu device component "
+                       "(use a system with a host CPU, e.g. a6000-offload or spr-a100)")
+    if tp > 1:
+        raise SimError("--cpu-attention: CPU attention runs one device's attention (use --tp 1)")
+    for op in ops:
+        if op.phase == "decode" and op.op_class == "attention":
+            op.where = cpus[0]
+            op.tensors = ("kv_cache",)
+
+
 def tensor_traffic(op: Op) -> dict[str, tuple[float, float]]:
     """(read, write) bytes of one shard of ``op`` per tensor class, from the roles of the
     tensors it reads (external inputs) and writes (final outputs)."""
@@ -89,12 +105,19 @@ class HostedDevice(Device):
 
 
 def host_ops(plan: Plan, system: System, ops: list[Op], placement: Placement | None,
-             home: str, fidelity: str, group: tuple[str, ...]) -> None:
+             home: str, fidelity: str, group: tuple[str, ...], trace_ops: list[Op]) -> None:
     """Put ``ops`` (each with ``op.where``) on their components' streams with their tier loads
     and the transfers around them; ``group`` are the primary devices they exchange tensors with
     (each sends and receives its own shard; the first represents them)."""
     models: dict[str, HostedDevice] = {}
     bounds: dict[int, float] = {}
+    hosted = {op.id for op in ops}
+    users: dict[int, list[Op]] = {}
+    for other in trace_ops:
+        if other.id not in hosted:
+            for d in other.deps:
+                if d in hosted:
+                    users.setdefault(d, []).append(other)
     for op in ops:
         inst = system.compute_devices(op.where)[0]
         own = _own_tier(system, inst.name, inst.memory)
@@ -137,6 +160,7 @@ def host_ops(plan: Plan, system: System, ops: list[Op], placement: Placement | N
             plan.op_loads[op.id] = tuple(loads)
         bounds[op.id] = bound
         _around(plan, system, op, placement, home, group)
+        _activations(plan, system, op, group, own, hosted, trace_ops, users.get(op.id, []))
 
 
 def _own_tier(system: System, inst: str, fallback: str) -> str:
@@ -188,6 +212,28 @@ def _around(plan: Plan, system: System, op: Op, placement: Placement | None, hom
         nbytes = traffic["weights"][1] / k
         _transfer(plan, system, f"weights {own}->{rep}", "weights", own, own,
                   system.tier_of_device(rep).name, rep, nbytes, f"{rep}.copy", (op.id,), op, k)
+
+
+def _activations(plan: Plan, system: System, op: Op, group: tuple[str, ...], own: str,
+                 hosted: set[int], trace_ops: list[Op], users: list[Op]) -> None:
+    """Activations crossing between the device and a hosted op: the ones it reads from an op
+    on the device move to the host first, the ones it writes for an op on the device move back
+    before that op starts (e.g. the query and the output of CPU attention)."""
+    traffic = tensor_traffic(op).get("activations")
+    if traffic is None:
+        return
+    rep, k = group[0], len(group)
+    hbm = system.tier_of_device(rep).name
+    from_device = [d for d in op.deps if d not in hosted and trace_ops[d].where == ""]
+    if from_device and traffic[0] > 0:
+        tr = _transfer(plan, system, f"activations {rep}->{own}", "activations", hbm, rep, own,
+                       own, traffic[0] / k, f"{rep}.copy_out", tuple(from_device), op, k)
+        plan.extra_deps[op.id] = plan.extra_deps.get(op.id, ()) + (tr.id,)
+    if users and traffic[1] > 0:
+        tr = _transfer(plan, system, f"activations {own}->{rep}", "activations", own, own, hbm,
+                       rep, traffic[1] / k, f"{rep}.copy", (op.id,), op, k)
+        for user in users:
+            plan.extra_deps[user.id] = plan.extra_deps.get(user.id, ()) + (tr.id,)
 
 
 def _transfer(plan: Plan, system: System, name: str, cls: str, src_tier: str, src_node: str,

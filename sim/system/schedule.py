@@ -37,11 +37,14 @@ class Policies:
     """How the software runs on the system.
 
     ``overlap``: collectives run on their own stream and overlap compute of other micro-batches;
-    ``prefetch``: layers ahead a transfer may start (0 = none).
+    ``prefetch``: layers ahead a transfer may start (0 = none); ``cpu_attention``: decode
+    attention runs on the host CPU over host-resident KV (FlexGen's ``--cpu``), only queries
+    and attention outputs crossing PCIe.
     """
 
     overlap: bool = False
     prefetch: int = 1
+    cpu_attention: bool = False
 
 
 @dataclass
@@ -195,7 +198,7 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
         _transfers(trace, system, stages, stage_at, placement, policies, plan, used_memory)
     if hosted:
         host_ops(plan, system, hosted, placement, home_tier(system), device.fidelity,
-                 stages[0].devices)
+                 stages[0].devices, trace.ops)
         for stream in plan.copy_streams:
             used_memory.setdefault(plan.stream_device[stream], set()).add(stream)
         for op in hosted:     # their loads are their memory time: never pruned
@@ -242,9 +245,10 @@ def _collective_ports(system: System, stages: list[Stage]) -> dict[int, tuple]:
 def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list[int],
                placement: Placement, policies: Policies, plan: Plan,
                used_memory: dict[str, set[str]]) -> None:
-    """Per (step, layer) run of ops and class placed off the device: weights and KV cache are
-    fetched before the run; activations (training) are saved after a forward run and fetched
-    back before the layer's recompute, or before its backward when nothing recomputes it."""
+    """Per (step, layer) run of ops and class placed off the device: weights are fetched before
+    the run; the KV cache is saved after a prefill run and fetched before a decode run;
+    activations (training) are saved after a forward run and fetched back before the layer's
+    recompute, or before its backward when nothing recomputes it."""
     home = home_tier(system)
     sources = {cls: {t: placement.fraction(cls, t) for t in placement.bytes.get(cls, {})
                      if t != home} for cls in MOVABLE}
@@ -285,8 +289,14 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
             phase = rec["phase"]
             fetch_act = phase == "recompute" or (phase == "backward" and
                                                   rec["key"] not in recomputed)
-            need = {"weights": sum(rec["w"].values()), "kv_cache": sum(rec["kv"].values()),
+            kv = sum(rec["kv"].values())
+            # the prompt's KV cache is written during prefill (saved to its tier after the
+            # layer), read back in decode
+            need = {"weights": sum(rec["w"].values()),
+                    "kv_cache": kv if phase != "prefill" else 0.0,
                     "activations": act if fetch_act else 0.0}
+            save = {"activations": act if phase == "forward" else 0.0,
+                    "kv_cache": kv if phase == "prefill" else 0.0}
             for cls, tiers in sources.items():
                 for tier, frac in tiers.items():
                     nbytes = frac * need[cls]
@@ -296,10 +306,10 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
                         plan.transfers.append(tr)
                         for op_id in rec["first"].values():
                             plan.extra_deps[op_id] = plan.extra_deps.get(op_id, ()) + (tr.id,)
-                    if cls == "activations" and phase == "forward" and frac * act > 0:
+                    if frac * save.get(cls, 0.0) > 0:
                         plan.transfers.append(_make_transfer(
                             plan.first_transfer_id + len(plan.transfers), cls, tier, st,
-                            frac * act, system, plan, (rec["last"],), rec, out=True))
+                            frac * save[cls], system, plan, (rec["last"],), rec, out=True))
         for stream in (st.copy, f"{st.rep}.copy_out"):
             if any(t.stream == stream for t in plan.transfers):
                 plan.copy_streams += (stream,)

@@ -33,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlap", action="store_true",
                    help="run collectives on their own stream, overlapping compute of other "
                         "micro-batches (as stacks with async communication do)")
+    p.add_argument("--cpu-attention", action="store_true",
+                   help="run decode attention on the system's host CPU over host-resident KV "
+                        "(FlexGen's --cpu; place kv_cache on a host tier with --placement)")
     p.add_argument("--mode", choices=("inference", "finetune"), default="inference",
                    help="inference (prefill + decode) or finetune (one training step: "
                         "forward, backward, optimizer)")
@@ -55,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
     spec = parse_placement(args.placement) if args.placement else \
         arch.sections.get("placement")
-    policies = Policies(overlap=args.overlap, prefetch=args.prefetch)
+    policies = Policies(overlap=args.overlap, prefetch=args.prefetch,
+                        cpu_attention=args.cpu_attention)
     if args.mode == "finetune":
         return _finetune(args, arch, model, scenario, spec, policies)
     from sim.run import simulate
