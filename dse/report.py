@@ -1,7 +1,8 @@
 """Sweep report: Pareto scatter, parallel coordinates, sensitivity, best points, HTML page.
 
 The page uses the run report's style and table helpers (:mod:`sim.report.html`) and the same
-headless matplotlib setup (:mod:`sim.report.plots`); every file is written atomically.
+headless figures (:mod:`sim.report.plots`: no pyplot, so a notebook's backend is left
+alone); every file is written atomically.
 """
 
 from __future__ import annotations
@@ -12,17 +13,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from dse.analysis import best_points, feasible, knee_point, pareto_front, sensitivity  # noqa: E402
-from sim.report.atomic import staged_directory  # noqa: E402
-from sim.report.html import STYLE, _img, table_html  # noqa: E402
-from sim.report.plots import _png  # noqa: E402
+from dse.analysis import best_points, feasible, knee_point, pareto_front, sensitivity
+from sim.report.atomic import staged_directory
+from sim.report.html import STYLE, _img, table_html
+from sim.report.plots import _png, subplots
 
 REPORT_FILES = ("pareto.png", "parallel.png", "sensitivity.png", "summary.json", "report.html")
 MAX_LINES = 3000  # parallel-coordinates lines drawn for the non-front points
@@ -36,7 +34,7 @@ def pareto_png(df: pd.DataFrame, objectives: list[tuple[str, str]], title: str) 
     """Every pair of the first three objectives: all points, infeasible ones, the front."""
     objs = objectives[:3]
     pairs = list(itertools.combinations(range(len(objs)), 2)) or [(0, 0)]
-    fig, axes = plt.subplots(1, len(pairs), figsize=(6.2 * len(pairs), 4.8), squeeze=False)
+    fig, axes = subplots(1, len(pairs), figsize=(6.2 * len(pairs), 4.8), squeeze=False)
     ok = feasible(df)
     bad = df[(df["status"] != "ok")]
     front = pareto_front(df, objs)
@@ -73,7 +71,7 @@ def parallel_png(df: pd.DataFrame, params: list[str], objectives: list[tuple[str
     cols = list(dict.fromkeys([c for c in params if c in df and df[c].nunique() > 1]
                               + [m for m, _ in objectives]))
     ok = feasible(df).dropna(subset=[m for m, _ in objectives])
-    fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(cols)), 5))
+    fig, ax = subplots(figsize=(max(8, 1.6 * len(cols)), 5))
     if ok.empty or not cols:
         ax.text(0.5, 0.5, "no feasible points", ha="center")
         return _png(fig)
@@ -94,7 +92,7 @@ def parallel_png(df: pd.DataFrame, params: list[str], objectives: list[tuple[str
         ax.plot(x, row.to_numpy(), color="0.75", lw=0.5, alpha=0.5)
     front = norm[norm.index.isin(front_idx)]
     first = objectives[0][0]
-    cmap = plt.get_cmap("viridis")
+    cmap = colormaps["viridis"]
     order = front[first].sort_values().index
     for k, idx in enumerate(order):
         ax.plot(x, front.loc[idx].to_numpy(), color=cmap(k / max(len(order) - 1, 1)), lw=1.6)
@@ -117,7 +115,7 @@ def parallel_png(df: pd.DataFrame, params: list[str], objectives: list[tuple[str
 
 def sensitivity_png(sens: pd.DataFrame, title: str) -> bytes:
     """Heat map of first-order indices (rows: parameters, columns: objectives)."""
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(sens.columns), 1.0 + 0.5 * len(sens)))
+    fig, ax = subplots(figsize=(1.8 + 1.6 * len(sens.columns), 1.0 + 0.5 * len(sens)))
     im = ax.imshow(sens.to_numpy(dtype=float), vmin=0, vmax=1, cmap="Blues", aspect="auto")
     ax.set_xticks(range(len(sens.columns)))
     ax.set_xticklabels([_label(c) for c in sens.columns], rotation=15, ha="right", fontsize=8)

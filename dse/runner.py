@@ -26,7 +26,7 @@ def plan(spec: SweepSpec) -> dict[str, Any]:
             "adaptive": strategy.adaptive, "strategy_options": spec.strategy.options,
             "axes": axes, "derived": [d.target for d in spec.derived],
             "workloads": [{"name": w.name, "model": w.model.name, "weight": w.weight,
-                           **w.scenario} for w in spec.workloads],
+                           **w.scenario, **w.run} for w in spec.workloads],
             "objectives": [f"{o.goal} {o.metric}" for o in spec.objectives],
             "constraints": [c.text for c in spec.constraints],
             "fidelity": spec.fidelity, "seed": spec.seed}

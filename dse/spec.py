@@ -3,7 +3,8 @@
 ```yaml
 name: my-sweep
 arch: h100                     # preset name or arch YAML (relative to this file)
-axes:                          # paths into the arch YAML, scenario.*, model.*
+axes:                          # paths into the arch YAML, scenario.*, model.*, or
+  # arch: [h100, my_arch.yaml]   # whole arches (then the top-level arch may be left out)
   gpu.sm_count: [66, 108, 132]
   memory.hbm.bandwidth: [2 TB/s, 3.35 TB/s]
   scenario.batch: {min: 1, max: 256, steps: 9, log: true}
@@ -15,6 +16,9 @@ metrics:                       # expressions over results, computed after each r
 constraints: ["area_mm2 <= 814", "power_W <= 700"]
 workloads:
   - {model: llama2-70b, batch: 8, prompt_len: 512, gen_len: 16, tp: 4, weight: 1}
+  # or one training step, with the run fields of `xpusim run` (docs/dse.md):
+  # - {model: llama2-7b, mode: finetune, seq: 4096, offload: full, recompute: true,
+  #    placement: "priority:optimizer>host_ddr,cxl*", prefetch: 1, overlap: false}
 objectives: [{min: tpot_s}, {min: energy_per_token_J}]
 fidelity: tile
 seed: 0
@@ -44,14 +48,26 @@ from dse.space import Axis
 from dse.strategies import MAX_POINTS
 from workloads.errors import WorkloadError
 from workloads.models import ModelConfig
-from workloads.scenario import Scenario
+from workloads.scenario import MAX_COUNT, Scenario
 
 TOP_KEYS = ("name", "description", "arch", "axes", "derived", "metrics", "constraints",
             "workloads", "objectives", "fidelity", "seed", "strategy")
-SCENARIO_FIELDS = ("batch", "prompt_len", "gen_len", "dtype", "kv_dtype", "tp", "attention")
+SCENARIO_FIELDS = ("batch", "prompt_len", "gen_len", "dtype", "kv_dtype", "tp", "attention",
+                   "pp", "microbatches", "ep", "expert_skew")
+#: how a workload runs (not :class:`Scenario` fields): mode, fine-tuning, placement, schedule
+RUN_FIELDS = ("mode", "seq", "offload", "recompute", "placement", "prefetch", "overlap")
+FINETUNE_FIELDS = ("seq", "offload", "recompute")  # only for ``mode: finetune``
+RUN_DEFAULTS: dict[str, Any] = {"mode": "inference", "offload": "optimizer", "recompute": False,
+                                "placement": None, "prefetch": 1, "overlap": False}
+MODES = ("inference", "finetune")
+OFFLOADS = ("none", "optimizer", "full")
+INT_FIELDS = ("batch", "prompt_len", "gen_len", "tp", "pp", "microbatches", "ep", "seq",
+              "prefetch")
+#: the axis over whole arches (preset names or arch YAML paths)
+ARCH_AXIS = "arch"
 MODEL_FIELDS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size",
                 "max_positions", "head_dim", "n_experts", "top_k")
-WORKLOAD_KEYS = ("name", "model", "weight", "layers", *SCENARIO_FIELDS)
+WORKLOAD_KEYS = ("name", "model", "weight", "layers", *SCENARIO_FIELDS, *RUN_FIELDS)
 RESERVED_ROOTS = ("scenario", "model")
 SYSTEM_DERIVED = ("interconnect", "system")  # a system arch derives these from its topology
 #: metrics the sweep adds to each simulation result
@@ -62,6 +78,10 @@ FALLBACK_METRICS = (
     "energy_per_token_J", "dynamic_energy_J", "static_energy_J", "flops", "bytes", "dram_bytes",
     "prefill_flops", "decode_flops", "weights_bytes_per_device", "kv_cache_bytes_per_device",
     "memory_per_device_bytes", "ops", "events")
+#: metrics of :func:`sim.finetune.simulate_training` (used only when its probe fails)
+FINETUNE_METRICS = (
+    "step_s", "tokens_per_s", "latency_s", "events", "flops", "op_time_sum_s", "forward_s",
+    "recompute_s", "backward_s", "optimizer_s", "transfer_s", "transfer_bytes", "energy_J")
 VERSION = 1
 
 
@@ -73,6 +93,25 @@ class Workload:
     model: ModelConfig
     scenario: dict[str, Any]
     weight: float
+    run: dict[str, Any] = field(default_factory=dict)  # RUN_FIELDS given (canonical values)
+
+    @property
+    def mode(self) -> str:
+        return self.run.get("mode", "inference")
+
+
+@dataclass(frozen=True)
+class ArchChoice:
+    """One value of the ``arch`` axis: a whole arch, and which axis paths it lacks."""
+
+    ref: str                                # as written in the sweep (the parameter value)
+    label: str
+    data: dict[str, Any]
+    type: str
+    device_prefix: str
+    device_sections: tuple[str, ...]
+    base_values: dict[str, float]
+    missing: dict[str, str]                 # arch path -> why this arch cannot take it
 
 
 @dataclass(frozen=True)
@@ -128,6 +167,7 @@ class SweepSpec:
     description: str = ""
     device_prefix: str = ""                 # system arch: where its primary device's data lives
     device_sections: tuple[str, ...] = ()   # system arch: device sections set through it
+    arch_choices: dict[str, ArchChoice] = field(default_factory=dict)  # the ``arch`` axis
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -152,12 +192,15 @@ class SweepSpec:
             "derived": [(d.target, d.expr.text) for d in self.derived],
             "metrics": [(n, e.text) for n, e in self.metrics],
             "constraints": [c.text for c in self.constraints],
-            "workloads": [(w.name, dataclasses.asdict(w.model), w.scenario, w.weight)
-                          for w in self.workloads],
+            "workloads": [(w.name, dataclasses.asdict(w.model), w.scenario, w.weight,
+                           *([w.run] if w.run else [])) for w in self.workloads],
             "fidelity": self.fidelity,
             "seed": self.seed,
             "version": VERSION,
         }
+        if self.arch_choices:
+            parts["arch"] = {"base": self.arch_data,
+                             "choices": {k: c.data for k, c in self.arch_choices.items()}}
         return {k: hashlib.sha256(json.dumps(v, sort_keys=True, default=str).encode())
                 .hexdigest()[:16] for k, v in parts.items()}
 
@@ -212,11 +255,14 @@ def numeric_leaves(obj: Any, path: str = "") -> dict[str, float]:
     return out
 
 
-def arch_data_path(spec: SweepSpec, path: str) -> str:
-    """Where arch parameter ``path`` lies in the raw arch data: on a ``system`` arch, device
-    sections (``gpu.sm_count``) are the primary device component's overrides."""
-    if spec.device_prefix and path.split(".")[0] in spec.device_sections:
-        return f"{spec.device_prefix}.{path}"
+def arch_data_path(spec: SweepSpec, path: str, choice: ArchChoice | None = None) -> str:
+    """Where arch parameter ``path`` lies in the raw arch data (of ``choice`` when the sweep has
+    an ``arch`` axis): on a ``system`` arch, device sections (``gpu.sm_count``) are the primary
+    device component's overrides."""
+    prefix, sections = ((choice.device_prefix, choice.device_sections) if choice is not None
+                        else (spec.device_prefix, spec.device_sections))
+    if prefix and path.split(".")[0] in sections:
+        return f"{prefix}.{path}"
     return path
 
 
@@ -237,6 +283,7 @@ class _Loader:
     def __init__(self, file: str, base_dir: Path):
         self.file = file
         self.base_dir = base_dir
+        self.choices: dict[str, _Loader] = {}  # the ``arch`` axis: a loader per arch
 
     def err(self, path: str, message: str) -> SpecError:
         return SpecError(self.file, path, message)
@@ -254,9 +301,11 @@ class _Loader:
         description = data.get("description", "")
         if not isinstance(description, str):
             raise self.err("description", f"expected a text value, got {description!r}")
+        self._arch_choices(data)
         self._arch(data)
         axes = self._axes(data.get("axes"))
         workloads = self._workloads(data)
+        self._check_run_axes(axes, workloads)
         fidelity = self._fidelity(data.get("fidelity", "tile"))
         seed = data.get("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -265,7 +314,7 @@ class _Loader:
         self.metric_names = set(metric_names)
         derived = self._derived(data.get("derived"), axes)
         params = [a.path for a in axes] + [d.target for d in derived]
-        known = set(params) | set(self.base_values) | set(metric_names)
+        known = set(params) | self._value_names() | set(metric_names)
         if len(workloads) > 1:
             known |= {f"{w.name}.{m}" for w in workloads for m in metric_names}
         metrics = self._metrics(data.get("metrics"), known, params)
@@ -283,17 +332,40 @@ class _Loader:
             objectives=tuple(objectives), fidelity=fidelity, seed=seed, strategy=strategy,
             base_values=self.base_values, metric_names=tuple(metric_names),
             description=description, device_prefix=self.device_prefix,
-            device_sections=self.device_sections)
+            device_sections=self.device_sections,
+            arch_choices=self._choice_specs(axes, derived))
         self._check_first_point(spec)
         return spec
 
     # -- arch -------------------------------------------------------------------------------
     def _arch(self, data: dict) -> None:
-        ref = data.get("arch")
+        ref, where = data.get("arch"), "arch"
+        if ref is None and self.choices:  # no base arch: the arch axis's first value is it
+            ref, where = next(iter(self.choices)), "axes.arch[0]"
         if ref is None:
             raise self.err("arch", "missing required field (a preset name or an arch YAML path)")
+        self._use_arch(where, ref)
+
+    def _arch_choices(self, data: dict) -> None:
+        """The ``arch`` axis (whole arches by preset name or YAML path): a loader for each."""
+        axes = data.get("axes")
+        if not isinstance(axes, dict) or ARCH_AXIS not in axes:
+            return
+        where = f"axes.{ARCH_AXIS}"
+        refs = axes[ARCH_AXIS]
+        if not isinstance(refs, list) or not refs:
+            raise self.err(where, "expected a non-empty list of preset names or arch YAML paths")
+        for i, ref in enumerate(refs):
+            if ref in self.choices:
+                raise self.err(f"{where}[{i}]", f"duplicate value {ref!r} (same as item "
+                                                f"{list(self.choices).index(ref)})")
+            sub = _Loader(self.file, self.base_dir)
+            sub._use_arch(f"{where}[{i}]", ref)
+            self.choices[ref] = sub
+
+    def _use_arch(self, where: str, ref: Any) -> None:
         if not isinstance(ref, str) or not ref:
-            raise self.err("arch", f"expected a preset name or a file path, got {ref!r}")
+            raise self.err(where, f"expected a preset name or a file path, got {ref!r}")
         if ref.endswith((".yaml", ".yml")) or "/" in ref:
             path = Path(ref)
             ref = str(path if path.is_absolute() else self.base_dir / path)
@@ -301,7 +373,7 @@ class _Loader:
             raw, label = load_arch_data(ref)
             arch = arch_from_dict(raw, file=label)
         except SpecError as exc:
-            raise self.err("arch", exc.message if exc.path == "--arch" else str(exc)) from None
+            raise self.err(where, exc.message if exc.path == "--arch" else str(exc)) from None
         self.arch_ref, self.arch_label, self.arch_data = ref, label, raw
         self.arch_type = arch.type
         self.base_arch = arch
@@ -326,6 +398,34 @@ class _Loader:
         self.device_data = arch.sections["components"][primary].device.to_dict()
         self.sections = self.device_sections + self.sections
         self.base_values = {**numeric_leaves(view.sections), **self.base_values}
+
+    def _value_names(self) -> set[str]:
+        """Names an expression may read from the arch(s): numeric fields of every arch."""
+        names = set(self.base_values)
+        for sub in self.choices.values():
+            names |= set(sub.base_values)
+        return names
+
+    def _all_sections(self) -> set[str]:
+        return set(self.sections).union(*(sub.sections for sub in self.choices.values()))
+
+    def _choice_specs(self, axes: list[Axis], derived: list[Derived]) -> dict[str, ArchChoice]:
+        """Per value of the ``arch`` axis: its data, and the arch paths it lacks (a point that
+        picks it is infeasible, with the reason)."""
+        paths = [a.path for a in axes if a.kind == "arch"] + \
+            [d.target for d in derived if d.kind == "arch"]
+        out = {}
+        for ref, sub in self.choices.items():
+            missing = {}
+            for path in paths:
+                try:
+                    sub._value_parser(path, path)
+                except SpecError as exc:
+                    missing[path] = exc.message
+            out[ref] = ArchChoice(ref, sub.arch_label, sub.arch_data, sub.arch_type,
+                                  sub.device_prefix, sub.device_sections, sub.base_values,
+                                  missing)
+        return out
 
     def _arch_field(self, where: str, path: str) -> tuple[Any, dict]:
         """The schema type and field metadata of an arch path; error when it names nothing."""
@@ -406,6 +506,9 @@ class _Loader:
         for path, spec in data.items():
             if not isinstance(path, str) or not path:
                 raise self.err("axes", f"expected parameter paths as keys, got {path!r}")
+            if path == ARCH_AXIS:  # whole arches, loaded by _arch_choices
+                axes.append(Axis(ARCH_AXIS, "arch_ref", tuple(self.choices)))
+                continue
             axes.append(self._axis(f"axes.{path}", path, spec))
         return axes
 
@@ -413,11 +516,18 @@ class _Loader:
         """(kind, parse(where, raw) -> canonical value, numeric kind or None, unit)."""
         root, _, rest = path.partition(".")
         if root == "scenario":
-            if rest not in SCENARIO_FIELDS:
+            fields = SCENARIO_FIELDS + tuple(f for f in RUN_FIELDS if f != "mode")
+            if rest == "mode":
+                raise self.err(where, "the mode is set per workload (mode: finetune), not swept; "
+                                      "give one workload per mode")
+            if rest not in fields:
                 raise self.err(where, f"unknown scenario field '{rest}'"
-                                      f"{_hint(rest, SCENARIO_FIELDS)} (expected one of "
-                                      f"{', '.join(SCENARIO_FIELDS)})")
-            numeric = "int" if rest in ("batch", "prompt_len", "gen_len", "tp") else None
+                                      f"{_hint(rest, fields)} (expected one of "
+                                      f"{', '.join(fields)})")
+            numeric = "int" if rest in INT_FIELDS else ("float" if rest == "expert_skew"
+                                                        else None)
+            if rest in RUN_FIELDS:
+                return "scenario", lambda w, raw: self._run_value(w, rest, raw), numeric, ""
 
             def parse_scenario(w: str, raw: Any) -> Any:
                 try:
@@ -439,7 +549,15 @@ class _Loader:
                     raise self.err(w, f"expected a positive integer, got {raw!r}")
                 return raw
             return "model", parse_model, "int", ""
-        tp, meta = self._arch_field(where, path)
+        try:
+            tp, meta = self._arch_field(where, path)
+        except SpecError:
+            for sub in self.choices.values():  # another arch of the arch axis may have it
+                try:
+                    return sub._value_parser(where, path)
+                except SpecError:
+                    continue
+            raise
 
         def parse_arch(w: str, raw: Any) -> Any:
             value = self._canonical(w, tp, meta, raw)
@@ -561,9 +679,79 @@ class _Loader:
         if not isinstance(name, str) or not name.isidentifier():
             raise self.err(f"{where}.name", f"expected a name made of letters, digits and _, "
                                             f"got {name!r}")
-        if name in self.sections or name in RESERVED_ROOTS:
+        if name in self._all_sections() or name in RESERVED_ROOTS or name == ARCH_AXIS:
             raise self.err(f"{where}.name", f"'{name}' is taken by a parameter root")
-        return Workload(name, model, scenario, float(weight))
+        return Workload(name, model, scenario, float(weight), self._run_fields(where, item))
+
+    def _run_value(self, where: str, key: str, raw: Any) -> Any:
+        """A run field (mode, seq, offload, recompute, placement, prefetch, overlap) in its
+        canonical form; a one-line error naming ``where`` when it is wrong."""
+        if key == "mode":
+            if raw not in MODES:
+                raise self.err(where, f"expected one of {', '.join(MODES)}, got {raw!r:.60}")
+        elif key == "offload":
+            if raw not in OFFLOADS:
+                raise self.err(where, f"expected one of {', '.join(OFFLOADS)}, got {raw!r:.60}")
+        elif key in ("recompute", "overlap"):
+            if not isinstance(raw, bool):
+                raise self.err(where, f"expected true or false, got {raw!r:.60}")
+        elif key in ("seq", "prefetch"):
+            low = 1 if key == "seq" else 0
+            if isinstance(raw, float) and raw.is_integer():
+                raw = int(raw)
+            if isinstance(raw, bool) or not isinstance(raw, int) or not low <= raw <= MAX_COUNT:
+                word = "a positive integer" if low else "an integer >= 0"
+                raise self.err(where, f"expected {word}, got {raw!r:.60}")
+        elif key == "placement":
+            from sim.devices.base import SimError
+            from sim.system.placement import parse_placement
+
+            if not isinstance(raw, str) or not raw.strip():
+                raise self.err(where, f"expected a --placement text such as "
+                                      f"'priority:optimizer>host_ddr,cxl*', got {raw!r:.60}")
+            raw = raw.strip()
+            if raw.endswith((".yaml", ".yml")) and not any(c in raw for c in "=>;"):
+                p = Path(raw)
+                raw = str(p if p.is_absolute() else self.base_dir / p)
+            try:
+                parse_placement(raw)
+            except SimError as exc:
+                raise self.err(where, str(exc).removeprefix("--placement: ")) from None
+        return raw
+
+    def _run_fields(self, where: str, item: dict) -> dict[str, Any]:
+        """The run fields a workload gives, checked against its mode."""
+        run = {k: self._run_value(f"{where}.{k}", k, item[k]) for k in RUN_FIELDS if k in item}
+        if run.get("mode", "inference") == "finetune":
+            if "gen_len" in item:
+                raise self.err(f"{where}.gen_len", "not used by mode: finetune (one training "
+                                                   "step over seq tokens per sequence)")
+            if "seq" in item and "prompt_len" in item:
+                raise self.err(f"{where}.prompt_len", "give seq (tokens per sequence) for "
+                                                      "mode: finetune, not both")
+            try:
+                Scenario(**{k: item[k] for k in SCENARIO_FIELDS if k in item},
+                         **({"prompt_len": run["seq"]} if "seq" in run else {}), gen_len=1)
+            except WorkloadError as exc:
+                opt = exc.path.lstrip("-").replace("-", "_")
+                key = {"prompt": "seq" if "seq" in run else "prompt_len"}.get(opt, opt)
+                raise self.err(f"{where}.{key}", exc.message) from None
+        else:
+            for key in FINETUNE_FIELDS:
+                if key in run:
+                    raise self.err(f"{where}.{key}", "only for mode: finetune (this workload "
+                                                     "is inference)")
+        return run
+
+    def _check_run_axes(self, axes: list[Axis], workloads: list[Workload]) -> None:
+        """Fine-tuning axes (scenario.seq, offload, recompute) need fine-tuning workloads."""
+        for a in axes:
+            key = a.path.partition(".")[2]
+            if a.kind == "scenario" and key in FINETUNE_FIELDS:
+                for w in workloads:
+                    if w.mode != "finetune":
+                        raise self.err(f"axes.{a.path}", f"only for mode: finetune workloads; "
+                                                         f"workload '{w.name}' is inference")
 
     # -- derived, metrics, constraints, objectives --------------------------------------------
     def _expr(self, where: str, text: Any, known: set[str]) -> Expr:
@@ -582,8 +770,9 @@ class _Loader:
             return []
         if not isinstance(data, dict):
             raise self.err("derived", "expected a mapping of target: expression")
-        known = set(self.base_values) | {a.path for a in axes}
+        known = self._value_names() | {a.path for a in axes}
         axis_paths = {a.path for a in axes}
+        sections = self._all_sections()
         out = []
         for target, text in data.items():
             where = f"derived.{target}"
@@ -593,7 +782,7 @@ class _Loader:
             if target in axis_paths:
                 raise self.err(where, "is also an axis; a parameter is either swept or derived")
             root = target.split(".")[0]
-            if root in RESERVED_ROOTS or root in self.sections:
+            if root in RESERVED_ROOTS or root in sections:
                 kind, _parse, numeric, _unit = self._value_parser(where, target)
                 if numeric is None:
                     raise self.err(where, "a derived value is a number; this parameter is not")
@@ -676,25 +865,49 @@ class _Loader:
         if fidelity not in FIDELITIES:
             raise self.err("fidelity", f"expected one of {', '.join(FIDELITIES)}, got "
                                        f"{fidelity!r}")
-        try:
-            device_for(self.base_arch, fidelity)
-        except SimError as exc:
-            raise self.err("fidelity", str(exc).removeprefix("--fidelity: ")) from None
+        for sub in [self, *self.choices.values()]:
+            try:
+                device_for(sub.base_arch, fidelity)
+            except SimError as exc:
+                raise self.err("fidelity", str(exc).removeprefix("--fidelity: ")) from None
         return fidelity
 
     def _probe_metrics(self, workloads: list[Workload], fidelity: str) -> list[str]:
-        """Metric names the device model reports: run a one-layer, one-token probe."""
+        """Metric names the runs report: a one-layer, few-token probe of the first workload of
+        each mode on the base arch (with its run fields), plus per-resource columns."""
+        from dse.evaluate import resource_metrics
+        from sim.finetune import simulate_training
         from sim.run import simulate
+        from sim.system.placement import parse_placement
+        from sim.system.schedule import Policies
+        from workloads.training import Training
 
-        w = workloads[0]
-        try:
-            scenario = Scenario(batch=1, prompt_len=2, gen_len=2,
-                                dtype=w.scenario.get("dtype", "fp16"))
-            result = simulate(self.base_arch, dataclasses.replace(w.model, n_layers=1),
-                              scenario, "roofline")
-            names = list(result.metrics)
-        except Exception:  # noqa: BLE001  (the probe only names metrics; fall back to the list)
-            names = list(FALLBACK_METRICS)
+        names: list[str] = []
+        for mode in MODES:
+            w = next((w for w in workloads if w.mode == mode), None)
+            if w is None:
+                continue
+            opts = {**RUN_DEFAULTS, **w.run}
+            model = dataclasses.replace(w.model, n_layers=1)
+            try:
+                placement = (parse_placement(opts["placement"]) if opts["placement"]
+                             else self.base_arch.sections.get("placement"))
+                policies = Policies(overlap=opts["overlap"], prefetch=opts["prefetch"])
+                dtype = w.scenario.get("dtype", "fp16")
+                if mode == "finetune":
+                    result = simulate_training(
+                        self.base_arch, model, Scenario(batch=1, prompt_len=2, gen_len=1,
+                                                        dtype=dtype),
+                        Training(recompute=opts["recompute"], offload=opts["offload"]),
+                        "roofline", placement=placement, policies=policies)
+                else:
+                    result = simulate(self.base_arch, model,
+                                      Scenario(batch=1, prompt_len=2, gen_len=2, dtype=dtype),
+                                      "roofline", placement=placement, policies=policies)
+                found = [*result.metrics, *resource_metrics(result)]
+            except Exception:  # noqa: BLE001  (the probe only names metrics; fall back)
+                found = list(FINETUNE_METRICS if mode == "finetune" else FALLBACK_METRICS)
+            names += [m for m in found if m not in names]
         return names + [m for m in DSE_METRICS if m not in names]
 
     def _check_first_point(self, spec: SweepSpec) -> None:

@@ -74,8 +74,8 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
         placed = place_on_system(system, placement, need, scenario.tp * scenario.pp)
     # ops a device unit (PIM) runs beside the rest; co-processed ops as two tasks (Duplex)
     trace = device.split_trace(trace_model(model, scenario, units=device.unit_ops()))
-    if policies.cpu_attention:
-        host_attention(trace.ops, system, scenario.tp)
+    if policies.attention_on:
+        host_attention(trace.ops, system, scenario.tp, policies.attention_on)
     plan = build_plan(trace, system, device, placed, policies)
     if placed is not None:
         check_staging(system, plan, placed, policies)
@@ -107,7 +107,8 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
                      "pp": scenario.pp, "microbatches": scenario.microbatches,
                      "attention": scenario.attention},
         "policies": {"overlap": policies.overlap, "prefetch": policies.prefetch,
-                     "cpu_attention": policies.cpu_attention},
+                     "attention_on": policies.attention_on,
+                     "relay_storage": policies.relay_storage},
         "placement": placed.bytes if placed is not None else None,
     }
     info = {**device.describe(scenario.dtype), "devices_used": scenario.tp * scenario.pp,

@@ -79,15 +79,20 @@ def alias_bomb(width: int = 9, levels: int = 7) -> str:
 
 
 # --- structure mutation ------------------------------------------------------------------------
-def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(node, dict):
-        for k, v in node.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            out += _paths(v, (*prefix, i))
-    return out
+def _paths(node: Any, max_depth: int = 24) -> list[tuple]:
+    """Paths of every node (iterative; not below ``max_depth``: deep trees stay cheap)."""
+    out: list[tuple] = []
+    stack: list[tuple[Any, tuple]] = [(node, ())]
+    while stack:
+        cur, prefix = stack.pop()
+        out.append(prefix)
+        if len(prefix) >= max_depth:
+            continue
+        if isinstance(cur, dict):
+            stack.extend((v, (*prefix, k)) for k, v in cur.items())
+        elif isinstance(cur, list):
+            stack.extend((v, (*prefix, i)) for i, v in enumerate(cur))
+    return out[::-1]
 
 
 def _set(root: Any, path: tuple, value: Any) -> Any:
@@ -110,18 +115,45 @@ def _delete(root: Any, path: tuple) -> Any:
     return root
 
 
+SCALES = (0.0, 1e-6, 1e-3, 0.1, 0.5, 2, 10, 1e3, 1e6, 1e12, -1)
+
+
+def scale(rnd: random.Random, value: Any) -> Any:
+    """``value`` (a number or a quantity text such as ``3.35 TB/s``) times a random factor:
+    inputs that stay well-formed but reach the extremes of what the models accept."""
+    factor = rnd.choice(SCALES)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return int(value * factor)
+    if isinstance(value, float):
+        return value * factor
+    if isinstance(value, str):
+        head, _, unit = value.partition(" ")
+        try:
+            return f"{float(head) * factor:g} {unit}".strip()
+        except ValueError:
+            return value
+    if isinstance(value, dict) and "value" in value:
+        return {**value, "value": scale(rnd, value["value"])}
+    return value
+
+
 def mutate_tree(rnd: random.Random, data: Any, n: int | None = None) -> Any:
-    """Apply 1-3 random mutations (replace, delete, add a key, nest deeply) to parsed data."""
+    """Apply 1-3 random mutations (rescale a number, replace, delete, add a key, nest deeply)
+    to parsed data."""
     data = copy.deepcopy(data)
     for _ in range(n or rnd.randint(1, 3)):
         paths = _paths(data)
         path = rnd.choice(paths)
         op = rnd.random()
-        if op < 0.6:
+        if op < 0.5:
+            data = _set(data, path, scale(rnd, _get(data, path)))
+        elif op < 0.75:
             data = _set(data, path, hostile(rnd))
-        elif op < 0.75 and path:
+        elif op < 0.82 and path:
             data = _delete(data, path)
-        elif op < 0.9:
+        elif op < 0.93:
             target = _get(data, path)
             if isinstance(target, dict):
                 target[rnd.choice(("zz_unknown", "source", "note", "value", "extends", 7))] = \
@@ -163,14 +195,45 @@ def mutate_text(rnd: random.Random, text: str) -> str:
 
 
 def _dump(data: Any) -> str:
+    """YAML of ``data``; a flow-style text when it is too deep for the emitter."""
     try:
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=10**9)
-    except (yaml.YAMLError, RecursionError, ValueError):
-        return json.dumps(data, default=str)[:100000] if _shallow(data) else "x: 1\n"
+    except (yaml.YAMLError, RecursionError, ValueError, TypeError):
+        return _flow(data) + "\n"
 
 
-def _shallow(data: Any) -> bool:
-    return len(str(data)) < 10**6
+def _flow(data: Any) -> str:
+    """JSON-like flow text of any tree, iteratively (YAML reads it)."""
+    parts: list[str] = []
+    stack: list[Any] = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Raw):
+            parts.append(item.text)
+        elif isinstance(item, dict):
+            stack.append(_Raw("}"))
+            for i, (k, v) in enumerate(reversed(list(item.items()))):
+                stack.append(v)
+                stack.append(_Raw(f"{json.dumps(str(k))}: "))
+                if i < len(item) - 1:
+                    stack.append(_Raw(", "))
+            stack.append(_Raw("{"))
+        elif isinstance(item, list):
+            stack.append(_Raw("]"))
+            for i, v in enumerate(reversed(item)):
+                stack.append(v)
+                if i < len(item) - 1:
+                    stack.append(_Raw(", "))
+            stack.append(_Raw("["))
+        else:
+            parts.append(json.dumps(item, default=str) if not isinstance(item, int)
+                         else str(item))
+    return "".join(parts)
+
+
+@dataclass
+class _Raw:
+    text: str
 
 
 # --- cases -----------------------------------------------------------------------------------
@@ -227,8 +290,10 @@ def arch_case(rnd: random.Random) -> Case:
     if extra < 0.1:
         files["arch.yaml"] = rnd.choice((
             "extends: ../c/arch.yaml\n", "extends: arch.yaml\nname: a\n",
-            "extends: /etc/passwd\n", "extends: b.yaml\n", f"extends: {'../' * 40}etc/hosts.yaml\n"))
-        files["b.yaml"] = rnd.choice(("extends: arch.yaml\n", "- 1\n", "x: [\n", "extends: h100\n"))
+            "extends: /etc/passwd\n", "extends: b.yaml\n",
+            f"extends: {'../' * 40}etc/hosts.yaml\n"))
+        files["b.yaml"] = rnd.choice(("extends: arch.yaml\n", "- 1\n", "x: [\n",
+                                      "extends: h100\n"))
     if rnd.random() < 0.3:
         return Case("arch", ["run", "--arch", "{dir}/arch.yaml", *SMALL_RUN, "--json"], files)
     return Case("arch", ["arch", "validate", "{dir}/arch.yaml"], files)
@@ -278,7 +343,7 @@ def sweep_case(rnd: random.Random) -> Case:
         data = _small_sweep(rnd, data) if isinstance(data, dict) else data
     text = _dump(data)
     if r >= 0.85:
-        text = mutate_text(rnd, path.read_text())
+        text = mutate_text(rnd, text if real else path.read_text())
     files = {"sweep.yaml": text}
     if real:
         return Case("sweep", ["sweep", "{dir}/sweep.yaml", "--out", "{dir}/out", "--json",

@@ -339,6 +339,8 @@ def test_a_million_layers(tmp_path, capsys):
     (["run", "--gen", "3000", "--batch", "1", "--microbatches", "1", "--model", "llama2-13b",
       "--arch", "dgx-h100", "--tp", "8"], "--force"),
     (["run", "--batch", "9" * 5000], "--batch"),
+    (["run", "--gen", "1" + "0" * 400], "401-digit"),
+    (["check", "--seed", "1" + "0" * 400], "--seed"),
     (["run", "--microbatches", "2147483647", "--batch", "2147483647"], "--force"),
     (["op", "gemm", "--arch", "neupims-npu", "--m", "8", "--n", "8", "--k", "1e16"], "--k"),
     (["op", "gemm", "--arch", "neupims-npu", "--m", "8", "--n", "8", "--k", "10" * 9], "--k"),

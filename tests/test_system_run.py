@@ -285,7 +285,7 @@ def test_cpu_attention_moves_queries_not_the_kv_cache():
     spec = parse_placement("kv_cache=host_ddr")
     arch = load_arch("a6000-offload")
     gpu_attn = simulate(arch, model, sc, placement=spec)
-    cpu_attn = simulate(arch, model, sc, placement=spec, policies=Policies(cpu_attention=True))
+    cpu_attn = simulate(arch, model, sc, placement=spec, policies=Policies(attention_on="cpu"))
     trs = cpu_attn.transfers
     dec = trs[trs["phase"] == "decode"]
     assert set(dec["tensor"]) == {"activations"}

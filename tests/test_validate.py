@@ -58,8 +58,8 @@ def test_validate_runs_every_suite_and_writes_csv(results):
     with open(out / "validation_points.csv") as fh:
         points = list(csv.DictReader(fh))
     assert len(points) == sum(r["n"] for r in data["suites"])
-    # the exit code says whether some suite missed its threshold
-    assert code == (1 if data["missed"] else 0)
+    # misses are reported, not failures: exit 0 (1 only with --strict, see test_validate_cli)
+    assert code == 0
     for r in data["suites"]:
         if r["status"] != "skipped":
             assert r["status"] == ("pass" if r["mape"] <= r["threshold"] else "MISS")

@@ -116,6 +116,7 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
         d = r.int("hidden_size")
         experts = r.int("num_local_experts", "num_experts", default=1)
         act = _activation(r, "hidden_act", "silu")
+        qwen = model_type in ("qwen2", "qwen2_moe")
         return ModelConfig(
             name=name, family=model_type, n_layers=r.int("num_hidden_layers"), d_model=d,
             n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
@@ -126,7 +127,9 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
             head_dim=r.int("head_dim", default=d // heads), norm="rmsnorm",
             activation="swiglu" if act in ("silu", "gelu") else act,
             position="rope", tied_embeddings=r.bool("tie_word_embeddings", False),
-            bias=r.bool("attention_bias", model_type == "qwen2"), n_experts=experts,
+            # Qwen2 (HF Qwen2Attention): biases on q/k/v_proj only, none on o_proj or the MLP
+            bias=False if qwen else r.bool("attention_bias", False), qkv_bias=qwen,
+            n_experts=experts,
             top_k=r.int("num_experts_per_tok", default=2 if experts > 1 else 1), source=source)
     if model_type == "gpt2":
         d = r.int("n_embd")

@@ -40,19 +40,35 @@ def estimate_ops(model: ModelConfig, scenario: Scenario) -> int:
     return prefill + steps * decode + sends
 
 
-def check_context(model: ModelConfig, scenario: Scenario) -> None:
-    """Refuse a context longer than the model was built for (rotary and learned positions;
-    ALiBi extrapolates by design)."""
-    if model.position != "alibi" and scenario.max_context > model.max_positions:
+#: contexts up to this multiple of a rotary or ALiBi model's trained positions run with a
+#: warning (RoPE scaling - position interpolation, NTK, YaRN - serves 2-4x the trained context);
+#: beyond it a run is refused as a likely mistake unless forced
+CONTEXT_STRETCH = 4
+
+
+def check_context(model: ModelConfig, scenario: Scenario, force: bool = False) -> str:
+    """Refuse a context the model cannot address: beyond a learned position table, or more than
+    :data:`CONTEXT_STRETCH` times the trained positions of a rotary model (unless ``force``).
+    Return a one-line warning ('' if none) when the run leaves the trained context."""
+    ctx, trained = scenario.max_context, model.max_positions
+    if ctx <= trained:
+        return ""
+    if model.position == "learned" or (model.position == "rope" and not force
+                                       and ctx > CONTEXT_STRETCH * trained):
+        hint = "" if model.position == "learned" else \
+            f" (more than {CONTEXT_STRETCH}x; --force runs it anyway)"
         raise WorkloadError("", "--prompt", f"prompt + generated tokens "
-                                            f"({scenario.max_context:,}) exceed {model.name}'s "
-                                            f"{model.max_positions:,} positions")
+                                            f"({ctx:,}) exceed {model.name}'s "
+                                            f"{trained:,} positions{hint}")
+    return (f"--prompt: prompt + generated tokens ({ctx:,}) exceed {model.name}'s trained "
+            f"context of {trained:,} positions; the run assumes it works unchanged "
+            "(quality beyond the trained context is not modelled)")
 
 
 def check_run_size(model: ModelConfig, scenario: Scenario, force: bool = False,
                    limit: int = MAX_OPS) -> int:
     """The estimated op count; raise :class:`WorkloadError` above ``limit`` unless ``force``."""
-    check_context(model, scenario)
+    check_context(model, scenario, force)
     n = estimate_ops(model, scenario)
     if n > limit and not force:
         raise WorkloadError("", "--gen", f"this run would simulate about {n:,} ops (limit "

@@ -50,6 +50,7 @@ class ModelConfig:
     position_offset: int = 0
     tied_embeddings: bool = True
     bias: bool = True
+    qkv_bias: bool = False
     embed_norm: bool = False
     n_experts: int = 1
     top_k: int = 1
@@ -99,6 +100,8 @@ class ModelConfig:
         attn = d * self.q_dim + 2 * d * self.kv_dim + self.q_dim * d
         if self.bias:
             attn += self.q_dim + 2 * self.kv_dim + d
+        elif self.qkv_bias:
+            attn += self.q_dim + 2 * self.kv_dim
         mlp = self.n_experts * self.mlp_params()
         if self.is_moe:
             mlp += d * self.n_experts  # router

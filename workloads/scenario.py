@@ -12,6 +12,11 @@ ATTENTION_IMPLS = ("unfused", "flash")
 MAX_COUNT = 2**31 - 1
 
 
+def _big(value: int) -> str:
+    """A possibly huge integer for a message: ``1e+23``, or its digit count past floats."""
+    return f"{value:.3g}" if abs(value) < 10**300 else f"a {len(str(abs(value)))}-digit integer"
+
+
 @dataclass(frozen=True)
 class Scenario:
     """Static batching: ``batch`` requests, each ``prompt_len`` tokens in, ``gen_len`` out.
@@ -37,6 +42,7 @@ class Scenario:
     microbatches: int = 1
     ep: int = 1
     expert_skew: float = 0.0
+    sparse_kv: float = 1.0
 
     def __post_init__(self) -> None:
         for name, opt in (("batch", "--batch"), ("prompt_len", "--prompt"),
@@ -46,7 +52,7 @@ class Scenario:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise WorkloadError("", opt, f"expected a positive integer, got {value!r:.40}")
             if value > MAX_COUNT:
-                raise WorkloadError("", opt, f"expected at most {MAX_COUNT:,}, got {value:.3g}")
+                raise WorkloadError("", opt, f"expected at most {MAX_COUNT:,}, got {_big(value)}")
         for name, opt in (("dtype", "--dtype"), ("kv_dtype", "--kv-dtype")):
             value = getattr(self, name)
             if name == "kv_dtype" and not value:
@@ -58,6 +64,9 @@ class Scenario:
         skew = self.expert_skew
         if isinstance(skew, bool) or not isinstance(skew, (int, float)) or not 0 <= skew <= 10:
             raise WorkloadError("", "--expert-skew", f"expected a number in [0, 10], got {skew!r}")
+        frac = self.sparse_kv
+        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac <= 1:
+            raise WorkloadError("", "--sparse-kv", f"expected a fraction in (0, 1], got {frac!r}")
         if self.ep > 1 and self.ep != self.tp:
             raise WorkloadError("", "--ep", f"expert parallelism {self.ep} must equal --tp "
                                             f"{self.tp} (the experts are spread over the "

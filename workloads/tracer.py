@@ -117,8 +117,11 @@ class LayerBuilder:
         self.kv_dt = scenario.kv_dtype
 
     def attention(self, b: int, s: int, n: int) -> list[OpTemplate]:
-        """QK^T, softmax and AV for ``b`` requests, ``s`` queries each, KV length ``n``."""
+        """QK^T, softmax and AV for ``b`` requests, ``s`` queries each, KV length ``n`` (a
+        decode step with sparse KV selection attends to ``ceil(n x sparse_kv)`` entries)."""
         sh, dt = self.shape, self.dt
+        if s == 1 and self.sc.sparse_kv < 1:
+            n = max(1, math.ceil(n * self.sc.sparse_kv))
         sizes = {"b": b, "g": sh.kv_groups, "r": sh.group_size, "s": s, "n": n,
                  "e": sh.head_dim}
         q = _t("q", "bgrse", dt)

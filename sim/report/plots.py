@@ -1,25 +1,42 @@
-"""Roofline and energy plots of a run (matplotlib, headless)."""
+"""Roofline and energy plots of a run (matplotlib, headless).
+
+Figures are built with :class:`matplotlib.figure.Figure` and rendered by the Agg canvas
+directly: pyplot and the global backend are never touched, so a notebook that imports the
+report keeps its inline plots.
+"""
 
 from __future__ import annotations
 
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 CLASS_COLORS = {"gemm": "tab:blue", "attention": "tab:orange", "norm": "tab:green",
                 "activation": "tab:red", "elementwise": "tab:purple", "moe": "tab:brown",
                 "communication": "tab:gray", "memory": "tab:olive"}
 
 
-def _png(fig) -> bytes:
+def new_figure(figsize: tuple[float, float]) -> Figure:
+    """A figure of ``figsize`` inches on its own Agg canvas (no pyplot, no global backend)."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (8, 5),
+             **kwargs):
+    """``(fig, axes)`` like :func:`matplotlib.pyplot.subplots`, without pyplot."""
+    fig = new_figure(figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def _png(fig: Figure) -> bytes:
+    """The figure as PNG bytes (110 dpi)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -27,7 +44,7 @@ def roofline_png(ops: pd.DataFrame, bandwidth: float, roofs: dict[str, float], t
     """Every op (identical ops share a point) at (FLOP/byte, achieved FLOP/s per device)."""
     df = ops[(ops["flops"] > 0) & (ops["bytes"] > 0) & (ops["latency_s"] > 0)]
     df = df.drop_duplicates(subset=["op", "phase", "flops", "bytes", "latency_s"])
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = subplots(figsize=(8, 5.5))
     intensity = df["flops"] / df["bytes"]
     achieved = df["flops"] / df["shards"] / df["latency_s"]
     lo = max(min(float(intensity.min()) if len(df) else 0.1, 0.1) / 2, 1e-3)
@@ -55,7 +72,7 @@ def energy_png(ops: pd.DataFrame, static_J: float, title: str) -> bytes:
     agg = ops.groupby("op_class")[["energy_compute_J", "energy_memory_J", "energy_link_J"]].sum()
     agg.loc["static"] = [0.0, 0.0, 0.0]
     agg = agg.sort_values(by="energy_compute_J", ascending=False)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = subplots(figsize=(8, 4.5))
     bottom = np.zeros(len(agg))
     for col, label, color in (("energy_compute_J", "compute", "tab:blue"),
                               ("energy_memory_J", "memory", "tab:orange"),

@@ -1,4 +1,9 @@
-"""Write every file of a run report into a directory, all or nothing."""
+"""Write every file of a run report into a directory, all or nothing.
+
+The ops table is ``ops.parquet`` when pyarrow is importable (``ops.csv`` otherwise or on
+request); the Perfetto timeline is full, sampled (long runs, see :mod:`sim.report.sampling`)
+or left out.
+"""
 
 from __future__ import annotations
 
@@ -8,30 +13,51 @@ from pathlib import Path
 from sim.report.atomic import staged_directory
 from sim.report.html import run_report_html
 from sim.report.plots import energy_png, roofline_png
+from sim.report.sampling import decode_stride, ops_format, sample_ops, sample_transfers
+from sim.report.sampling import timeline_mode as _timeline_mode
 from sim.report.timeline import chrome_trace
 from sim.result import Result
 
-RUN_FILES = ("summary.json", "ops.csv", "timeline.json", "roofline.png", "energy.png",
-             "report.html")
+RUN_FILES = ("summary.json", "ops.parquet", "timeline.json", "roofline.png", "energy.png",
+             "report.html")  # ops.csv without pyarrow or with ops_as="csv"
 
 
-def write_run_report(result: Result, out_dir: str | Path) -> list[Path]:
-    """Write the run report files into ``out_dir``; return their paths."""
+def write_run_report(result: Result, out_dir: str | Path, ops_as: str = "auto",
+                     timeline: str = "auto") -> list[Path]:
+    """Write the run report files into ``out_dir``; return their paths.
+
+    ``ops_as``: ``auto`` (parquet when pyarrow is importable), ``parquet`` or ``csv``;
+    ``timeline``: ``auto`` (sampled above 200k ops), ``full``, ``sampled`` or ``none``."""
     summary = result.summary()
     inputs = result.inputs
     title = f"{inputs['model']} on {inputs['arch']}"
+    fmt = ops_format(ops_as)
+    mode = _timeline_mode(timeline, len(result.ops))
+    every = decode_stride(result.ops) if mode == "sampled" else 1
+    summary["outputs"] = {"ops_format": fmt, "timeline": mode, "timeline_decode_step_every":
+                          every, "ops": len(result.ops)}
     roof = roofline_png(result.ops, result.device_info.get("peak_bandwidth_Bps", 1.0),
                         result.device_info.get("roofs", {}), title)
     energy = energy_png(result.ops, result.energy_by_component.get("static", 0.0), title)
-    files = list(RUN_FILES) + (["transfers.csv"] if len(result.transfers) else []) + \
+    ops_file = f"ops.{fmt}"
+    files = ["summary.json", ops_file] + (["timeline.json"] if mode != "none" else []) + \
+        ["roofline.png", "energy.png", "report.html"] + \
+        (["transfers.csv"] if len(result.transfers) else []) + \
         (["resources.csv"] if len(result.resources) else [])
     page = run_report_html(summary, result.ops, roof, energy, files, result.resources,
                            result.transfers)
     with staged_directory(out_dir) as stage:
         (stage / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-        result.ops.to_csv(stage / "ops.csv", index=False, float_format="%.9g")
-        (stage / "timeline.json").write_text(chrome_trace(result.ops, title, result.transfers,
-                                                          result.op_links))
+        if fmt == "parquet":
+            result.ops.to_parquet(stage / ops_file, index=False, compression="zstd")
+        else:
+            result.ops.to_csv(stage / ops_file, index=False, float_format="%.9g")
+        if mode != "none":
+            ops = sample_ops(result.ops, every)
+            transfers = sample_transfers(result.transfers, set(ops["step"].unique()), every)
+            note = "" if every == 1 else f" (sampled: one decode step in {every})"
+            (stage / "timeline.json").write_text(chrome_trace(ops, title + note, transfers,
+                                                              result.op_links))
         if len(result.transfers):
             result.transfers.to_csv(stage / "transfers.csv", index=False, float_format="%.9g")
         if len(result.resources):

@@ -30,8 +30,12 @@ def place_on_system(system: System, spec: PlacementSpec, need: dict[str, float],
     dev = system.compute_devices()[0]
     users = set(used_devices(system, count))
     tiers = {home: TierRoom(home, system.tiers[dev.memory].capacity, 1)}
+    primary = {d.name for d in system.compute_devices()}
     for tier in system.tiers.values():
-        if tier.device:
+        if tier.device in primary:
+            continue
+        if tier.device:   # another device's own memory (a CSD's flash): by its full name
+            tiers[tier.name] = TierRoom(tier.name, tier.capacity, max(1, len(users)))
             continue
         sharers = max(1, len(users & set(tier.shared_by)))
         tiers[tier.name] = TierRoom(tier.name, tier.capacity, sharers)
@@ -80,8 +84,9 @@ def tier_budget(system: System, placed: Placement | None, need: dict[str, float]
         capacity[tier.name] = tier.capacity
         resident[tier.name] = placed.on_tier(home) if placed is not None else need["total"]
     if placed is not None:
+        primary = {d.name for d in system.compute_devices()}
         for tier in system.tiers.values():
-            if not tier.device and placed.on_tier(tier.name) > 0:
+            if tier.device not in primary and placed.on_tier(tier.name) > 0:
                 capacity[tier.name] = tier.capacity
                 resident[tier.name] = placed.total(tier.name)
     return capacity, resident

@@ -21,6 +21,7 @@ import math
 from sim.devices.base import Cost, Device, SimError, device_for
 from sim.system.placement import Placement
 from sim.system.plan import Load, Plan, Transfer, direction
+from sim.system.storage import flash_scale
 from sim.system.topology import System
 from workloads.einsum import Cascade
 from workloads.trace import Op
@@ -31,19 +32,21 @@ ROLE_CLASS = {"weight": "weights", "gradient": "gradients", "state": "optimizer"
 IN_PLACE = -2   # Transfer.release of a transfer that lands in its tensor's own home: no staging
 
 
-def host_attention(ops: list[Op], system: System, tp: int) -> None:
-    """Decode attention on the host CPU (FlexGen's ``--cpu``): tag the decode ops of class
-    ``attention`` to run on the system's CPU component, streaming the KV cache from wherever
-    the placement put it."""
-    cpus = [d.component for d in system.devices.values() if d.arch.type == "cpu"]
-    if not cpus:
-        raise SimError(f"--cpu-attention: system '{system.name}' has no cpu device component "
-                       "(use a system with a host CPU, e.g. a6000-offload or spr-a100)")
+def host_attention(ops: list[Op], system: System, tp: int, component: str) -> None:
+    """Decode attention next to the KV cache: tag the decode ops of class ``attention`` to run
+    on ``component`` (``cpu``: FlexGen's ``--cpu``; ``csd``: InstInfer), streaming the KV cache
+    from wherever the placement put it."""
+    comps = sorted({d.component for d in system.devices.values()})
+    if component not in comps or component == system.primary:
+        raise SimError(f"--attention-on: system '{system.name}' has no device component "
+                       f"'{component}' besides the primary '{system.primary}' (components: "
+                       f"{', '.join(comps)})")
     if tp > 1:
-        raise SimError("--cpu-attention: CPU attention runs one device's attention (use --tp 1)")
+        raise SimError("--attention-on: attention off the GPU runs one device's attention "
+                       "(use --tp 1)")
     for op in ops:
         if op.phase == "decode" and op.op_class == "attention":
-            op.where = cpus[0]
+            op.where = component
             op.tensors = ("kv_cache",)
 
 
@@ -105,7 +108,8 @@ class HostedDevice(Device):
 
 
 def host_ops(plan: Plan, system: System, ops: list[Op], placement: Placement | None,
-             home: str, fidelity: str, group: tuple[str, ...], trace_ops: list[Op]) -> None:
+             home: str, fidelity: str, group: tuple[str, ...], trace_ops: list[Op],
+             io: tuple[float, int] = (131072.0, 32)) -> None:
     """Put ``ops`` (each with ``op.where``) on their components' streams with their tier loads
     and the transfers around them; ``group`` are the primary devices they exchange tensors with
     (each sends and receives its own shard; the first represents them)."""
@@ -144,8 +148,11 @@ def host_ops(plan: Plan, system: System, ops: list[Op], placement: Placement | N
                 default = tier.bandwidth / tier.peak_bandwidth
                 mix = tier.efficiency_at(rd / (rd + wr)) if hasattr(tier, "efficiency_at") \
                     else default
+                # flash: the access pattern (in-storage engines read with every plane busy)
+                qd = 0 if tier.device == inst.name else io[1]
+                pattern = flash_scale(system, tier_name, io[0], qd)
                 plan.resources.setdefault(tier_name, tier.bandwidth)
-                loads.append(Load(tier_name, total * default / mix))
+                loads.append(Load(tier_name, total * default / mix * pattern))
                 bound = max(bound, total / tier.peak_bandwidth)
                 route = system.route(tier_name, inst.name)
                 for hop in route.hops:   # reads flow tier -> device, writes back
@@ -202,16 +209,17 @@ def _around(plan: Plan, system: System, op: Op, placement: Placement | None, hom
             if tier == home or frac <= 0:
                 continue
             nbytes = traffic["gradients"][0] * placement.fraction("gradients", tier) / k
-            tr = _transfer(plan, system, f"gradients {rep}->{tier}", "gradients",
-                           system.tier_of_device(rep).name, rep, tier, tier, nbytes,
-                           f"{rep}.copy_out", op.deps[:1], op, k)
+            tr = transfer_between(plan, system, f"gradients {rep}->{tier}", "gradients",
+                                  system.tier_of_device(rep).name, rep, tier, tier, nbytes,
+                                  f"{rep}.copy_out", op.deps[:1], op, k)
             plan.extra_deps[op.id] = plan.extra_deps.get(op.id, ()) + (tr.id,)
     if "weights" in traffic and traffic["weights"][1] > 0 and op.where:
         src = system.compute_devices(op.where)[0]
         own = _own_tier(system, src.name, src.memory)
         nbytes = traffic["weights"][1] / k
-        _transfer(plan, system, f"weights {own}->{rep}", "weights", own, own,
-                  system.tier_of_device(rep).name, rep, nbytes, f"{rep}.copy", (op.id,), op, k)
+        transfer_between(plan, system, f"weights {own}->{rep}", "weights", own, own,
+                         system.tier_of_device(rep).name, rep, nbytes, f"{rep}.copy", (op.id,),
+                         op, k)
 
 
 def _activations(plan: Plan, system: System, op: Op, group: tuple[str, ...], own: str,
@@ -226,19 +234,21 @@ def _activations(plan: Plan, system: System, op: Op, group: tuple[str, ...], own
     hbm = system.tier_of_device(rep).name
     from_device = [d for d in op.deps if d not in hosted and trace_ops[d].where == ""]
     if from_device and traffic[0] > 0:
-        tr = _transfer(plan, system, f"activations {rep}->{own}", "activations", hbm, rep, own,
-                       own, traffic[0] / k, f"{rep}.copy_out", tuple(from_device), op, k)
+        tr = transfer_between(plan, system, f"activations {rep}->{own}", "activations", hbm,
+                              rep, own, own, traffic[0] / k, f"{rep}.copy_out",
+                              tuple(from_device), op, k)
         plan.extra_deps[op.id] = plan.extra_deps.get(op.id, ()) + (tr.id,)
     if users and traffic[1] > 0:
-        tr = _transfer(plan, system, f"activations {own}->{rep}", "activations", own, own, hbm,
-                       rep, traffic[1] / k, f"{rep}.copy", (op.id,), op, k)
+        tr = transfer_between(plan, system, f"activations {own}->{rep}", "activations", own,
+                              own, hbm, rep, traffic[1] / k, f"{rep}.copy", (op.id,), op, k)
         for user in users:
             plan.extra_deps[user.id] = plan.extra_deps.get(user.id, ()) + (tr.id,)
 
 
-def _transfer(plan: Plan, system: System, name: str, cls: str, src_tier: str, src_node: str,
-              dst_tier: str, dst_node: str, nbytes: float, stream: str, deps: tuple[int, ...],
-              op: Op, replicas: int = 1) -> Transfer:
+def transfer_between(plan: Plan, system: System, name: str, cls: str, src_tier: str,
+                     src_node: str, dst_tier: str, dst_node: str, nbytes: float, stream: str,
+                     deps: tuple[int, ...], op: Op, replicas: int = 1,
+                     io: tuple[float, int] = (131072.0, 32)) -> Transfer:
     """``replicas`` transfers of ``nbytes`` between two tiers, one per device of a
     tensor-parallel group; the representative's route is simulated, and resources it shares
     with the others (a standalone tier, a link not ending at a group device) carry them all."""
@@ -249,7 +259,7 @@ def _transfer(plan: Plan, system: System, name: str, cls: str, src_tier: str, sr
     def times(private: bool) -> float:
         return nbytes * (1 if private else replicas)
 
-    loads = [Load(src_tier, times(bool(src.device)))]
+    loads = [Load(src_tier, times(bool(src.device)) * flash_scale(system, src_tier, *io))]
     plan.resources.setdefault(src_tier, src.bandwidth)
     energy_bit = src.energy_per_bit + dst.energy_per_bit
     for hop in route.hops:

@@ -21,9 +21,10 @@ import math
 from dataclasses import dataclass
 
 from sim.devices.base import Device, SimError, collective_min_bytes
-from sim.system.hosted import IN_PLACE, host_ops
+from sim.system.hosted import IN_PLACE, host_ops, transfer_between
 from sim.system.placement import Placement
 from sim.system.plan import Load, Plan, Transfer, direction
+from sim.system.storage import flash_scale
 from sim.system.topology import Route, System
 from workloads.einsum import Cascade, Einsum
 from workloads.trace import COLLECTIVE, Op, Trace
@@ -37,14 +38,22 @@ class Policies:
     """How the software runs on the system.
 
     ``overlap``: collectives run on their own stream and overlap compute of other micro-batches;
-    ``prefetch``: layers ahead a transfer may start (0 = none); ``cpu_attention``: decode
-    attention runs on the host CPU over host-resident KV (FlexGen's ``--cpu``), only queries
-    and attention outputs crossing PCIe.
+    ``prefetch``: layers ahead a transfer may start (0 = none); ``attention_on``: the device
+    component that runs decode attention next to the KV cache instead of the GPU (``cpu``:
+    FlexGen's ``--cpu`` over host-resident KV; ``csd``: InstInfer's in-storage attention), only
+    queries and attention outputs crossing PCIe; ``relay_storage``: tensors on a flash tier
+    move through host DDR (the page cache and a pinned relay buffer, as FlexGen reads its disk)
+    rather than peer to peer; ``storage_request`` (B) and ``storage_queue_depth``: the pattern
+    flash tiers are read with (``sim.system.storage``; depth 0: an in-storage engine keeping
+    every plane busy).
     """
 
     overlap: bool = False
     prefetch: int = 1
-    cpu_attention: bool = False
+    attention_on: str = ""
+    relay_storage: bool = False
+    storage_request: float = 131072.0
+    storage_queue_depth: int = 32
 
 
 @dataclass
@@ -198,7 +207,8 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
         _transfers(trace, system, stages, stage_at, placement, policies, plan, used_memory)
     if hosted:
         host_ops(plan, system, hosted, placement, home_tier(system), device.fidelity,
-                 stages[0].devices, trace.ops)
+                 stages[0].devices, trace.ops,
+                 (policies.storage_request, policies.storage_queue_depth))
         for stream in plan.copy_streams:
             used_memory.setdefault(plan.stream_device[stream], set()).add(stream)
         for op in hosted:     # their loads are their memory time: never pruned
@@ -278,6 +288,7 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
     recomputed = {r["key"] for st_runs in runs.values() for r in st_runs
                   if r["phase"] == "recompute"}
     depth = max(0, policies.prefetch)
+    io = (policies.storage_request, policies.storage_queue_depth)
     for s_idx, stage_runs in runs.items():
         st = stages[s_idx]
         for stream in (st.copy, f"{st.rep}.copy_out"):
@@ -299,17 +310,27 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
                     "kv_cache": kv if phase == "prefill" else 0.0}
             for cls, tiers in sources.items():
                 for tier, frac in tiers.items():
+                    relay = _relay_tier(system, tier) if policies.relay_storage else ""
                     nbytes = frac * need[cls]
                     if nbytes > 0:
+                        first = wait
+                        if relay:    # storage -> host page cache / pinned buffer first
+                            first = (_between(plan, system, cls, tier, relay, st, nbytes,
+                                              f"{st.rep}.io", wait, rec, io).id,)
                         tr = _make_transfer(plan.first_transfer_id + len(plan.transfers), cls,
-                                            tier, st, nbytes, system, plan, wait, rec)
+                                            relay or tier, st, nbytes, system, plan, first, rec,
+                                            io=io)
                         plan.transfers.append(tr)
                         for op_id in rec["first"].values():
                             plan.extra_deps[op_id] = plan.extra_deps.get(op_id, ()) + (tr.id,)
                     if frac * save.get(cls, 0.0) > 0:
-                        plan.transfers.append(_make_transfer(
-                            plan.first_transfer_id + len(plan.transfers), cls, tier, st,
-                            frac * save[cls], system, plan, (rec["last"],), rec, out=True))
+                        out = _make_transfer(plan.first_transfer_id + len(plan.transfers), cls,
+                                             relay or tier, st, frac * save[cls], system, plan,
+                                             (rec["last"],), rec, out=True)
+                        plan.transfers.append(out)
+                        if relay:    # then the host writes it to storage
+                            _between(plan, system, cls, relay, tier, st, frac * save[cls],
+                                     f"{st.rep}.io", (out.id,), rec, io)
         for stream in (st.copy, f"{st.rep}.copy_out"):
             if any(t.stream == stream for t in plan.transfers):
                 plan.copy_streams += (stream,)
@@ -319,15 +340,37 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
                     table.pop(stream, None)
 
 
+def _relay_tier(system: System, tier: str) -> str:
+    """The host memory a flash tier's transfers go through when storage is not peer to peer:
+    the first standalone DRAM tier ("" when ``tier`` is not flash or there is none)."""
+    if system.tiers[tier].kind != "flash":
+        return ""
+    hosts = [t.name for t in system.tiers.values() if not t.device and t.kind != "flash"]
+    return hosts[0] if hosts else ""
+
+
+def _between(plan: Plan, system: System, cls: str, src: str, dst: str, st: Stage,
+             nbytes: float, stream: str, deps: tuple[int, ...], rec: dict,
+             io: tuple[float, int]) -> Transfer:
+    """One leg of a relayed transfer between two tiers (not the device), ``replicas`` shards."""
+    k = len(st.devices)
+    marker = Op(rec["last"], "", "", rec["phase"], rec["key"][1], rec["key"][0], None)
+    return transfer_between(plan, system, f"{cls} {src}->{dst}", cls, src,
+                            system.node_of(src), dst, system.node_of(dst), nbytes, stream,
+                            deps, marker, k, io)
+
+
 def _make_transfer(tid: int, cls: str, tier: str, st: Stage, nbytes: float, system: System,
-                   plan: Plan, wait: tuple[int, ...], rec: dict, out: bool = False) -> Transfer:
+                   plan: Plan, wait: tuple[int, ...], rec: dict, out: bool = False,
+                   io: tuple[float, int] = (131072.0, 32)) -> Transfer:
     """A shard of ``cls`` from ``tier`` to the stage's devices (``out``: the other way, on the
     device-to-host copy stream, landing in place)."""
     route: Route = system.route(st.rep, tier) if out else system.route(tier, st.rep)
     far = system.tiers[tier]
     near = system.tier_of_device(st.rep)
     replicas = len(st.devices)
-    loads = [Load(tier, nbytes * (replicas if not far.device else 1))]
+    scale = 1.0 if out else flash_scale(system, tier, *io)
+    loads = [Load(tier, nbytes * (replicas if not far.device else 1) * scale)]
     plan.resources.setdefault(tier, far.bandwidth)
     energy_bit = far.energy_per_bit + near.energy_per_bit
     for hop in route.hops:

@@ -251,6 +251,8 @@ def main_memory_level(arch: Arch) -> str:
             return level
     if memory:
         return max(memory, key=lambda k: memory[k].capacity)
+    if "flash" in arch.sections:
+        return "flash"
     if "dram" in arch.sections:
         return "dram"
     raise SimError(f"{arch.origin or arch.name}: arch '{arch.name}' has no memory section to "
@@ -266,6 +268,10 @@ def _device_tier(view: Arch, inst: str) -> Tier:
         m = memory[level]
         return Tier(f"{inst}.{level}", level, m.capacity, m.bandwidth * m.efficiency,
                     m.bandwidth, m.latency, per_bit, inst, (inst,))
+    if level == "flash":    # an SSD: its NAND array behind the channel buses
+        f = view.sections["flash"]
+        return Tier(f"{inst}.flash", "flash", f.capacity, f.read_bandwidth, f.read_bandwidth,
+                    f.read_latency + f.controller_latency, per_bit, inst, (inst,))
     dram = view.sections["dram"]
     return Tier(f"{inst}.{level}", level, dram.capacity, dram.peak_bandwidth,
                 dram.peak_bandwidth, 0.0, per_bit, inst, (inst,))

@@ -13,16 +13,21 @@ from typing import Any
 MAX_INT_OPTION = 2**31 - 1
 
 
+def _big(value: int) -> str:
+    """A possibly huge integer for a message: ``1e+23``, or its digit count past floats."""
+    return f"{value:.3g}" if abs(value) < 10**300 else f"a {len(str(abs(value)))}-digit integer"
+
+
 def _bounded_int(text: str, low: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {what}, got '{text[:40]}'") from None
     if value < low:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {value:.3g}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {_big(value)}")
     if value > MAX_INT_OPTION:
         raise argparse.ArgumentTypeError(f"expected at most {MAX_INT_OPTION:,}, got "
-                                         f"{value:.3g}")
+                                         f"{_big(value)}")
     return value
 
 
@@ -43,7 +48,7 @@ def seed_int(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer seed, got '{text[:40]}'") from None
     if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"expected a seed in 0 .. 4294967295, got {value:.3g}")
+        raise argparse.ArgumentTypeError(f"expected a seed in 0 .. 4294967295, got {_big(value)}")
     return value
 
 
@@ -75,6 +80,9 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
                         "--tp)")
     p.add_argument("--expert-skew", type=float, default=0.0, metavar="S",
                    help="Zipf exponent of the router's load over experts (0 = uniform)")
+    p.add_argument("--sparse-kv", type=float, default=1.0, metavar="F",
+                   help="fraction of the KV cache a decode step's attention reads (sparse "
+                        "selection, e.g. 0.125; default 1: dense)")
     p.add_argument("--attention", default="unfused", choices=("unfused", "flash"),
                    help="attention kernels: unfused (QK, softmax, AV) or flash (fused)")
     p.add_argument("--fidelity", default="tile", choices=("roofline", "tile", "cycle"),
@@ -98,7 +106,7 @@ def load_model(spec: str):
 def load_workload(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """(arch, model, scenario) from parsed options."""
     from arch import load_arch
-    from workloads.limits import check_run_size
+    from workloads.limits import check_context, check_run_size
     from workloads.scenario import Scenario
 
     arch = load_arch(args.arch)
@@ -107,9 +115,19 @@ def load_workload(args: argparse.Namespace) -> tuple[Any, Any, Any]:
                         dtype=args.dtype, kv_dtype=args.kv_dtype, tp=args.tp,
                         attention=args.attention, pp=getattr(args, "pp", 1),
                         microbatches=getattr(args, "microbatches", 1),
-                        ep=getattr(args, "ep", 1), expert_skew=getattr(args, "expert_skew", 0.0))
+                        ep=getattr(args, "ep", 1), expert_skew=getattr(args, "expert_skew", 0.0),
+                        sparse_kv=getattr(args, "sparse_kv", 1.0))
     check_run_size(model, scenario, force=getattr(args, "force", False))
+    warn(check_context(model, scenario, force=True))
     return arch, model, scenario
+
+
+def warn(message: str) -> None:
+    """``xpusim: warning: MESSAGE`` as one line on stderr (nothing for an empty message)."""
+    if message:
+        from xpusim.cli import write_error
+
+        write_error(message, "warning")
 
 
 def warn_emulated(arch: Any, *dtypes: str) -> None:

@@ -13,6 +13,7 @@ from xpusim.commands._common import (
     print_json,
     warn_emulated,
 )
+from xpusim.progress import add_quiet_arg
 
 NAME = "run"
 HELP = "simulate prefill and decode of a model on an arch; write a report"
@@ -24,6 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None,
                    help=f"report directory (default {DEFAULT_OUT}; with --json, none unless given)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    add_quiet_arg(p)
+    p.add_argument("--format", dest="ops_format", default="auto",
+                   choices=("auto", "parquet", "csv"),
+                   help="ops table file: parquet (default when pyarrow is installed) or csv")
+    p.add_argument("--timeline", default="auto", choices=("auto", "full", "sampled", "none"),
+                   help="timeline.json: every op (full), every prefill op and one decode step "
+                        "in N (sampled; the default above 200k ops), or none")
     p.add_argument("--placement", default=None, metavar="SPEC",
                    help="tensor classes on memory tiers of a system arch, e.g. "
                         "'weights=gpu.hbm:0.5,host_ddr:0.5' (see docs/placement.md); "
@@ -33,9 +41,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlap", action="store_true",
                    help="run collectives on their own stream, overlapping compute of other "
                         "micro-batches (as stacks with async communication do)")
-    p.add_argument("--cpu-attention", action="store_true",
-                   help="run decode attention on the system's host CPU over host-resident KV "
-                        "(FlexGen's --cpu; place kv_cache on a host tier with --placement)")
+    p.add_argument("--attention-on", default="", metavar="COMPONENT",
+                   help="run decode attention on another device component next to the KV "
+                        "cache: cpu (FlexGen's --cpu, KV in host DDR) or csd (InstInfer, KV in "
+                        "the drive's flash); place kv_cache there with --placement")
+    p.add_argument("--cpu-attention", action="store_true", help="same as --attention-on cpu")
+    p.add_argument("--relay-storage", action="store_true",
+                   help="move tensors on flash tiers through host DDR (FlexGen's disk path) "
+                        "instead of peer to peer")
     p.add_argument("--mode", choices=("inference", "finetune"), default="inference",
                    help="inference (prefill + decode) or finetune (one training step: "
                         "forward, backward, optimizer)")
@@ -59,18 +72,24 @@ def run(args: argparse.Namespace) -> int:
     spec = parse_placement(args.placement) if args.placement else \
         arch.sections.get("placement")
     policies = Policies(overlap=args.overlap, prefetch=args.prefetch,
-                        cpu_attention=args.cpu_attention)
+                        attention_on=args.attention_on or ("cpu" if args.cpu_attention else ""),
+                        relay_storage=args.relay_storage)
     if args.mode == "finetune":
         return _finetune(args, arch, model, scenario, spec, policies)
     from sim.run import simulate
+    from xpusim.commands._record import attach_record, estimate_run_s
+    from xpusim.progress import enabled, timed
 
-    result = simulate(arch, model, scenario, fidelity=args.fidelity, seed=args.seed,
-                      placement=spec, policies=policies)
+    with timed("simulate", estimate_run_s(model, scenario), enabled(args)):
+        result = simulate(arch, model, scenario, fidelity=args.fidelity, seed=args.seed,
+                          placement=spec, policies=policies)
+    attach_record(result, arch, model, scenario, args, spec, policies)
     out = args.out or (None if args.json else DEFAULT_OUT)
     if out:
         from sim.report import write_run_report
 
-        write_run_report(result, out)
+        with timed("report", 2e-5 * len(result.ops), enabled(args)):
+            write_run_report(result, out, args.ops_format, args.timeline)
     if args.json:
         print_json({**result.metrics, "energy_by_component_J": result.energy_by_component,
                     "invariants": result.invariants, "inputs": result.inputs,
@@ -93,11 +112,14 @@ def _finetune(args: argparse.Namespace, arch, model, scenario, spec, policies) -
     training = Training(recompute=args.recompute, offload=args.offload)
     result = simulate_training(arch, model, scenario, training, fidelity=args.fidelity,
                                seed=args.seed, placement=spec, policies=policies)
+    from xpusim.commands._record import attach_record
+
+    attach_record(result, arch, model, scenario, args, spec, policies, "finetune", training)
     out = args.out or (None if args.json else DEFAULT_OUT)
     if out:
         from sim.report import write_run_report
 
-        write_run_report(result, out)
+        write_run_report(result, out, args.ops_format, args.timeline)
     m = result.metrics
     if args.json:
         print_json({**m, "energy_by_component_J": result.energy_by_component,

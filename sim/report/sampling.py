@@ -1,0 +1,70 @@
+"""Keep long runs' per-op outputs small: a sampled timeline and the ops file's format.
+
+A 2,048-token Llama-2-7B run has ~860k ops; written whole they are ~165 MB of CSV and of Chrome
+trace JSON, and building the trace's events holds over a gigabyte. The timeline of such a run
+keeps every prefill op (and any other non-decode op) and one decode step in ``every``, chosen
+so that at most :data:`SAMPLED_OPS` ops remain; the summary and ``ops.parquet`` keep the
+whole run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import pandas as pd
+
+#: above this many ops the timeline is sampled by default (``--timeline sampled``)
+SAMPLE_ABOVE = 200_000
+#: ops a sampled timeline keeps at most (about 8 MB of trace JSON at ~180 B per event)
+SAMPLED_OPS = 40_000
+TIMELINE_MODES = ("auto", "full", "sampled", "none")
+OPS_FORMATS = ("auto", "parquet", "csv")
+
+
+def timeline_mode(mode: str, n_ops: int) -> str:
+    """``full``, ``sampled`` or ``none``; ``auto`` samples above :data:`SAMPLE_ABOVE` ops."""
+    if mode not in TIMELINE_MODES:
+        raise ValueError(f"timeline mode {mode!r} not in {TIMELINE_MODES}")
+    if mode == "auto":
+        return "sampled" if n_ops > SAMPLE_ABOVE else "full"
+    return mode
+
+
+def ops_format(fmt: str) -> str:
+    """``parquet`` or ``csv``; ``auto`` is parquet when pyarrow is importable."""
+    if fmt not in OPS_FORMATS:
+        raise ValueError(f"ops format {fmt!r} not in {OPS_FORMATS}")
+    if fmt == "auto":
+        return "parquet" if importlib.util.find_spec("pyarrow") is not None else "csv"
+    return fmt
+
+
+def decode_stride(ops: pd.DataFrame, budget: int = SAMPLED_OPS) -> int:
+    """Keep one decode step in this many so that about ``budget`` ops remain (1: keep all)."""
+    decode = ops["phase"] == "decode"
+    other = int((~decode).sum())
+    steps = int(ops.loc[decode, "step"].nunique())
+    if steps == 0 or len(ops) <= budget:
+        return 1
+    per_step = int(decode.sum()) / steps
+    room = max(budget - other, per_step)
+    return max(1, math.ceil(steps / max(1.0, room / per_step)))
+
+
+def sample_ops(ops: pd.DataFrame, every: int) -> pd.DataFrame:
+    """Every non-decode op, and the decode ops of steps 1, 1 + every, ... and the last step."""
+    if every <= 1:
+        return ops
+    decode = ops["phase"] == "decode"
+    steps = ops["step"]
+    first, last = steps[decode].min(), steps[decode].max()
+    keep = ~decode | ((steps - first) % every == 0) | (steps == last)
+    return ops[keep]
+
+
+def sample_transfers(transfers: pd.DataFrame | None, steps: set[int], every: int):
+    """Transfers of the kept steps (all of them when ``every`` is 1)."""
+    if transfers is None or every <= 1 or not len(transfers) or "step" not in transfers:
+        return transfers
+    return transfers[transfers["step"].isin(steps) | (transfers["phase"] != "decode")]

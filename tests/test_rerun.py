@@ -1,0 +1,65 @@
+"""``xpusim rerun``: summary.json records the resolved inputs and reruns bit for bit, even when
+the arch file and the model's config.json are gone (issue 16, item 6)."""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from xpusim.cli import main
+
+QWEN = {"model_type": "qwen2", "num_attention_heads": 8, "num_key_value_heads": 2,
+        "hidden_size": 512, "intermediate_size": 1408, "num_hidden_layers": 2,
+        "vocab_size": 1000, "max_position_embeddings": 4096}
+
+
+def _run_and_rerun(tmp_path, capsys, argv):
+    first, again = tmp_path / "first", tmp_path / "again"
+    assert main(["run", *argv, "--out", str(first), "--quiet"]) == 0
+    capsys.readouterr()
+    return first, again
+
+
+def test_custom_arch_and_config_json_rerun_identically(tmp_path, capsys):
+    arch = tmp_path / "my-gpu.yaml"
+    arch.write_text(yaml.safe_dump({"name": "my-gpu", "type": "gpu", "extends": "h100",
+                                    "memory": {"hbm": {"bandwidth": "6.7 TB/s"}}}))
+    model = tmp_path / "qwen-tiny" / "config.json"
+    model.parent.mkdir()
+    model.write_text(json.dumps(QWEN))
+    first, again = _run_and_rerun(tmp_path, capsys, ["--arch", str(arch), "--model", str(model),
+                                                     "--batch", "2", "--prompt", "32",
+                                                     "--gen", "4", "--seed", "7"])
+    arch.unlink()
+    model.unlink()  # the summary alone must suffice
+    summary = json.loads((first / "summary.json").read_text())
+    rec = summary["inputs"]["resolved"]
+    assert yaml.safe_load(rec["arch_yaml"])["memory"]["hbm"]["bandwidth"] == "6.7 TB/s"
+    assert rec["model_config"]["qkv_bias"] is True and rec["model_config"]["d_model"] == 512
+    assert rec["seed"] == 7 and rec["scenario"]["batch"] == 2 and rec["version"]
+    assert main(["rerun", str(first / "summary.json"), "--out", str(again), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["identical"] and out["differences"] == []
+    new = json.loads((again / "summary.json").read_text())
+    assert new["metrics"] == summary["metrics"]
+    pd.testing.assert_frame_equal(pd.read_csv(first / "ops.csv"), pd.read_csv(again / "ops.csv"))
+
+
+@pytest.mark.slow
+def test_system_with_placement_reruns_identically(tmp_path, capsys):
+    first, again = _run_and_rerun(tmp_path, capsys, [
+        "--arch", "a6000-offload", "--model", "opt-13b", "--batch", "1", "--prompt", "32",
+        "--gen", "3", "--placement", "weights=gpu.hbm:0.5,host_ddr:0.5"])
+    assert main(["rerun", str(first), "--out", str(again), "--quiet"]) == 0
+    assert "identical" in capsys.readouterr().out
+    a = json.loads((first / "summary.json").read_text())
+    b = json.loads((again / "summary.json").read_text())
+    assert a["metrics"] == b["metrics"] and a["inputs"]["placement"] == b["inputs"]["placement"]
+
+
+def test_old_summary_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "summary.json").write_text(json.dumps({"inputs": {"arch": "h100"}}))
+    assert main(["rerun", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "inputs.resolved" in err

@@ -1,0 +1,57 @@
+"""``xpusim validate`` out of the box: misses reported with exit 0 (1 with --strict), the
+reference data found from any folder, skipped suites and where it looked named."""
+
+import json
+import math
+
+import pytest
+
+from xpusim.cli import main
+from xpusim.paths import reference_candidates, reference_dir
+
+
+def _miss_suite(monkeypatch):
+    """A one-point suite whose MAPE (50 %) exceeds its threshold (10 %)."""
+    import types
+
+    import xpusim.commands.validate as v
+    from xpusim.validation import Point
+
+    mod = types.SimpleNamespace(NAME="toy", THRESHOLD=0.1, DESCRIPTION="toy",
+                                run=lambda ctx: [Point("c", 1.0, 1.5)])
+    monkeypatch.setattr("xpusim.plugins.discover", lambda group: {"toy": mod})
+    return v
+
+
+@pytest.mark.parametrize("strict,code", [(False, 0), (True, 1)])
+def test_miss_exits_zero_unless_strict(monkeypatch, tmp_path, capsys, strict, code):
+    _miss_suite(monkeypatch)
+    argv = ["validate", "--reference-dir", str(tmp_path), "--out", str(tmp_path), "--json"]
+    assert main(argv + (["--strict"] if strict else [])) == code
+    cap = capsys.readouterr()
+    data = json.loads(cap.out)
+    assert data["missed"] == ["toy"] and math.isclose(data["suites"][0]["mape"], 0.5)
+    assert cap.err.count("\n") == 1 and "toy" in cap.err and "missed" in cap.err
+
+
+def test_reference_found_from_a_subfolder_and_from_elsewhere(monkeypatch, tmp_path):
+    monkeypatch.delenv("XPUSIM_REFERENCE_DIR", raising=False)
+    ref = tmp_path / "shared" / "reference"
+    ref.mkdir(parents=True)
+    deep = tmp_path / "work" / "main" / "docs"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    assert reference_dir() == ref
+    # from an unrelated folder: the checkout's ../shared/reference is still a candidate
+    monkeypatch.chdir("/")
+    from xpusim.paths import SOURCE_ROOT
+
+    assert SOURCE_ROOT.parent / "shared" / "reference" in reference_candidates()
+
+
+def test_no_reference_names_where_it_looked(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("XPUSIM_REFERENCE_DIR", str(tmp_path / "absent"))
+    assert main(["validate", "--out", str(tmp_path), "--suite", "a100-gemm"]) == 0
+    cap = capsys.readouterr()
+    assert "no reference data found" in cap.err and str(tmp_path / "absent") in cap.err
+    assert "skipped 1 of 1 suites: a100-gemm" in cap.out
