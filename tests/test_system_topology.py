@@ -98,7 +98,8 @@ def test_pcie_bandwidth_from_generation_and_lanes():
     assert pcie_bandwidth(3, 8) == pytest.approx(8e9 * 8 * 128 / 130 / 8)
     assert pcie_bandwidth(6, 16) == pytest.approx(64e9 * 16 * 242 / 256 / 8)
     offload = build_system(load_arch("a6000-offload"))
-    assert list(offload.links) == ["pcie"]  # two count-1 components: the link keeps its name
+    # count-1 components: the links keep their names
+    assert list(offload.links) == ["ddr", "pcie"]
     assert offload.links["pcie"].bandwidth == pytest.approx(16e9 * 16 * 128 / 130 / 8)
     assert offload.tiers["host_ddr"].capacity == 256 * 2**30
     assert offload.tiers["host_ddr"].peak_bandwidth == pytest.approx(8 * 25.6e9)
