@@ -26,9 +26,9 @@ import sys
 import time
 from pathlib import Path
 
-import simpy
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_run import bare_simpy_events_per_s  # noqa: E402  (the same bare-SimPy yardstick)
 
 CASES = {
     "default h100 llama2-7b b8 p512 g128": dict(arch="h100", model="llama2-7b", batch=8,
@@ -64,20 +64,6 @@ ts.sort()
 print(json.dumps({{"wall_s": ts[len(ts) // 2], "latency_s": r.metrics["latency_s"],
                   "events": r.metrics["events"]}}))
 """
-
-
-def bare_simpy_events_per_s(n: int = 300_000) -> float:
-    """Plain SimPy: one process yielding n timeouts."""
-    env = simpy.Environment()
-
-    def proc():
-        for _ in range(n):
-            yield env.timeout(1e-6)
-
-    env.process(proc())
-    t = time.perf_counter()
-    env.run()
-    return n / (time.perf_counter() - t)
 
 
 def run_case(case: dict) -> dict:

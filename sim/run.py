@@ -7,17 +7,14 @@ from typing import Any
 
 from arch import Arch
 from sim.devices.base import Device, SimError, device_for
-from sim.engine import Engine
-from sim.invariants import check_invariants
 from sim.plausibility import check_plausible
-from sim.result import Result, op_table
-from sim.system.budget import check_staging, place_on_system, system_metrics, tier_budget
+from sim.result import Result
+from sim.system.budget import check_staging, place_on_system, system_metrics
+from sim.system.execute import execute
 from sim.system.hosted import host_attention
 from sim.system.placement import PlacementSpec
-from sim.system.plan import Plan
 from sim.system.schedule import Policies, build_plan, stages_for
 from sim.system.topology import System, build_system
-from sim.system.usage import check_system_invariants, resource_table, transfer_table
 from workloads.models import ModelConfig
 from workloads.scenario import Scenario
 from workloads.tracer import LayerShapes, kv_cache_bytes, trace_model, weight_bytes_per_device
@@ -79,16 +76,10 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
     plan = build_plan(trace, system, device, placed, policies)
     if placed is not None:
         check_staging(system, plan, placed, policies)
-    timeline = Engine(plan.streams).run(trace, plan)
-    table = op_table(trace, timeline, plan.stream_device)
-    invariants = check_invariants(trace, table)
-    transfers = transfer_table(timeline)
-    memory_bytes = memory_traffic(table, plan, timeline.costs)
-    makespan = max(float(table["end_s"].max()),
-                   float(transfers["end_s"].max()) if len(transfers) else 0.0)
-    resources = resource_table(timeline, plan, makespan, memory_bytes)
-    capacity, resident = tier_budget(system, placed, need, plan)
-    invariants.update(check_system_invariants(table, transfers, resources, capacity, resident))
+    run = execute(system, trace, plan, placed, need)
+    table, transfers, resources, invariants = run.ops, run.transfers, run.resources, \
+        run.invariants
+    timeline, makespan = run.timeline, run.makespan
     metrics, by_component = _metrics(table, device, model, scenario, need)
     metrics["latency_s"] = max(metrics["latency_s"], makespan)
     metrics.update(system_metrics(table, transfers, resources, placed))
@@ -114,25 +105,8 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
     info = {**device.describe(scenario.dtype), "devices_used": scenario.tp * scenario.pp,
             "system": system.name, "streams": sorted(plan.streams),
             "wall_s": time.perf_counter() - wall}
-    op_links = {i: tuple(ld.resource for ld in loads) for i, loads in plan.op_loads.items()}
     return Result(table, metrics, invariants, inputs, by_component, info, transfers, resources,
-                  op_links)
-
-
-def memory_traffic(table, plan: Plan, costs: list | None = None) -> dict[str, float]:
-    """DRAM bytes the ops of each contended memory moved through it (per representative);
-    with ``costs``, ops of a unit inside the memory (a ``memory_share`` in their cost: PIM)
-    move none."""
-    out: dict[str, float] = {}
-    if not plan.memory_of:
-        return out
-    per_shard = table["dram_bytes"] / table["shards"]
-    if costs is not None:
-        per_shard = per_shard.where([c.detail.get("memory_share") is None for c in costs], 0.0)
-    for stream, res in plan.memory_of.items():
-        sel = table["stream"] == stream
-        out[res] = out.get(res, 0.0) + float(per_shard[sel].sum())
-    return out
+                  run.op_links)
 
 
 def _metrics(table, device: Device, model: ModelConfig, scenario: Scenario,
