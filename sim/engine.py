@@ -73,7 +73,7 @@ class Engine:
                 raise ValueError(f"op {op.id} ({op.name}) is placed on unknown stream '{name}'")
             streams.setdefault(name, []).append(op)
             stream_of[op.id] = name
-        for tr in transfers:
+        for tr in sorted(transfers, key=lambda t: (t.anchor, t.id)):  # in enqueue order
             streams.setdefault(tr.stream, []).append(tr)
             stream_of[tr.id] = tr.stream
         extra = plan.extra_deps if plan else {}

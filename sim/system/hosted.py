@@ -248,7 +248,8 @@ def _activations(plan: Plan, system: System, op: Op, group: tuple[str, ...], own
 def transfer_between(plan: Plan, system: System, name: str, cls: str, src_tier: str,
                      src_node: str, dst_tier: str, dst_node: str, nbytes: float, stream: str,
                      deps: tuple[int, ...], op: Op, replicas: int = 1,
-                     io: tuple[float, int] = (131072.0, 32)) -> Transfer:
+                     io: tuple[float, int] = (131072.0, 32),
+                     anchor: float | None = None) -> Transfer:
     """``replicas`` transfers of ``nbytes`` between two tiers, one per device of a
     tensor-parallel group; the representative's route is simulated, and resources it shares
     with the others (a standalone tier, a link not ending at a group device) carry them all."""
@@ -280,6 +281,8 @@ def transfer_between(plan: Plan, system: System, name: str, cls: str, src_tier: 
                   hops=tuple(direction(h.link, h.forward) for h in route.hops),
                   loads=tuple(loads), latency=route.latency + src.latency, floor=floor,
                   deps=deps, phase=op.phase, layer=op.layer, step=op.step, release=IN_PLACE,
+                  anchor=anchor if anchor is not None else
+                  (op.id + 0.5 if op.id in deps else max(deps, default=op.id) + 0.5),
                   energy_J=nbytes * replicas * 8 * energy_bit)
     plan.transfers.append(tr)
     if stream not in plan.streams:

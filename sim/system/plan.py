@@ -36,6 +36,9 @@ class Transfer:
     resources carry the bytes of every replica (see ``loads``). ``latency`` (s) is the route's
     and the source tier's; ``floor`` (s) is ``nbytes`` over the route's slowest link, below which
     no transfer may finish. The staging buffer it fills is released when op ``release`` ends.
+    ``anchor`` places it in the trace (an op id, +-0.5 for just after / before that op): a copy
+    stream issues its transfers in anchor order, as the software enqueues them while it walks
+    the ops, so an in-order queue never waits behind a transfer needed later.
     """
 
     id: int
@@ -56,6 +59,7 @@ class Transfer:
     step: int = 0
     release: int = -1
     energy_J: float = 0.0
+    anchor: float = -1.0
 
 
 @dataclass

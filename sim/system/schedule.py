@@ -343,9 +343,10 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
 def _relay_tier(system: System, tier: str) -> str:
     """The host memory a flash tier's transfers go through when storage is not peer to peer:
     the first standalone DRAM tier ("" when ``tier`` is not flash or there is none)."""
-    if system.tiers[tier].kind != "flash":
+    if system.tiers[tier].kind not in ("flash", "ssd", "nvme"):
         return ""
-    hosts = [t.name for t in system.tiers.values() if not t.device and t.kind != "flash"]
+    hosts = [t.name for t in system.tiers.values()
+             if not t.device and t.kind not in ("flash", "ssd", "nvme")]
     return hosts[0] if hosts else ""
 
 
@@ -355,9 +356,11 @@ def _between(plan: Plan, system: System, cls: str, src: str, dst: str, st: Stage
     """One leg of a relayed transfer between two tiers (not the device), ``replicas`` shards."""
     k = len(st.devices)
     marker = Op(rec["last"], "", "", rec["phase"], rec["key"][1], rec["key"][0], None)
+    anchor = (rec["last"] + 0.75) if deps and deps[0] >= plan.first_transfer_id else \
+        min(rec["first"].values()) - 0.75
     return transfer_between(plan, system, f"{cls} {src}->{dst}", cls, src,
                             system.node_of(src), dst, system.node_of(dst), nbytes, stream,
-                            deps, marker, k, io)
+                            deps, marker, k, io, anchor)
 
 
 def _make_transfer(tid: int, cls: str, tier: str, st: Stage, nbytes: float, system: System,
@@ -389,4 +392,5 @@ def _make_transfer(tid: int, cls: str, tier: str, st: Stage, nbytes: float, syst
                     loads=tuple(loads), latency=route.latency + src.latency, floor=floor,
                     deps=wait, phase=rec["phase"], layer=rec["key"][1], step=rec["key"][0],
                     release=IN_PLACE if out else rec["last"],
-                    energy_J=nbytes * replicas * 8 * energy_bit)
+                    energy_J=nbytes * replicas * 8 * energy_bit,
+                    anchor=rec["last"] + 0.5 if out else min(rec["first"].values()) - 0.5)

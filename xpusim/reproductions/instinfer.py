@@ -35,6 +35,14 @@ PROMPT, GEN = 1024, 1024
 WINDOW = 8   # decode steps simulated at the mean context
 FLEXGEN_IO = (131072.0, 4)   # FlexGen TorchDisk: numpy memmaps read by 4 copy threads
 TARGETS = {"sparse_vs_flexgen_best": 11.1, "dense_vs_flexgen_64": 6.85}
+# FlexGen's own T4 runs (FMInference/FlexGen benchmark/batch_size_table.md: T4 16 GB, 208 GB
+# DRAM, 1.5 TB SSD, prompt 512, 32 generated) with the policies of its bench_suite.py:
+# (model, effective batch, GPU batches, placement (--percent), CPU attention, tokens/s)
+FLEXGEN_T4 = (
+    ("opt-6.7b", 2, 1, None, False, 25.26),
+    ("opt-30b", 144, 3, "weights=gpu.hbm:0.2,host_ddr:0.8;kv_cache=host_ddr", True, 7.32),
+    ("opt-175b", 256, 8, "weights=host_ddr:0.5,disk:0.5;kv_cache=disk", True, 0.69),
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -111,6 +119,7 @@ def reproduce(args: argparse.Namespace) -> dict:
               TARGETS["dense_vs_flexgen_64"]),
     ]
     oom = [p["batch"] for p in points if not (p["flexgen_gpu_fits"] or p["flexgen_cpu_fits"])]
+    t4 = [] if getattr(args, "quick", False) else _flexgen_t4()
     assumptions = [
         "System a6000-storage: RTX A6000 (a6000 preset), Threadripper PRO host with 96 GB DDR4 "
         "(InstInfer's host memory size; the CPU model is an assumption), Samsung 980 Pro-class "
@@ -130,7 +139,37 @@ def reproduce(args: argparse.Namespace) -> dict:
         "(prefill + 1023 decode steps).",
         "FlexGen's out-of-memory at batch 128 (the paper) needs a memory limit our model does "
         f"not have; batches where FlexGen does not fit here: {oom or 'none'}.",
-        "The FlexGen T4 throughput table check (batch_size_table.md) is not done.",
+        "FlexGen T4 check: system t4-flexgen (GCP n1-highmem-32: T4 on PCIe 3.0 x16, 208 GB "
+        "DDR4, 1.5 TB local NVMe at GCP's 2.65 GB/s); policies from FlexGen's bench_suite.py "
+        "(--percent, --gpu-batch-size x --num-gpu-batches, --cpu); FlexGen's compression off.",
     ]
+    for row in t4:
+        results.append(claim(f"FlexGen on T4, {row['model']} batch {row['batch']}: tokens/s",
+                             row["tokens_per_s"], row["published_tokens_per_s"]))
     return report(NAME, results, assumptions, points, flexgen_best_tokens_per_s=flex_best,
-                  flexgen_oom_batches=oom, wall_s=time.perf_counter() - wall)
+                  flexgen_oom_batches=oom, flexgen_t4=t4, wall_s=time.perf_counter() - wall)
+
+
+def _flexgen_t4() -> list[dict]:
+    """FlexGen's published T4 throughputs next to the same policies on ``t4-flexgen``."""
+    from arch import load_arch
+    from sim.run import simulate
+    from sim.system.placement import parse_placement
+    from sim.system.schedule import Policies
+    from workloads.models import get_model
+    from workloads.scenario import Scenario
+
+    arch = load_arch("t4-flexgen")
+    rows = []
+    for model, batch, gpu_batches, spec, cpu_attn, published in FLEXGEN_T4:
+        r = simulate(arch, get_model(model), Scenario(batch=batch, prompt_len=512, gen_len=32,
+                                                      microbatches=gpu_batches),
+                     placement=parse_placement(spec) if spec else None,
+                     policies=Policies(attention_on="cpu" if cpu_attn else "",
+                                       relay_storage=True, storage_request=FLEXGEN_IO[0],
+                                       storage_queue_depth=FLEXGEN_IO[1]))
+        rows.append({"model": model, "batch": batch, "gpu_batches": gpu_batches,
+                     "placement": spec or "all on the GPU", "cpu_attention": cpu_attn,
+                     "tokens_per_s": r.metrics["tokens_per_s"],
+                     "published_tokens_per_s": published})
+    return rows
