@@ -210,6 +210,22 @@ class FunctionalDevice:
         """Name of the unit that runs ``op`` (for reports)."""
         return self.arch.type
 
+    def for_op(self, op: Any) -> FunctionalDevice:
+        """The executor that runs ``op`` (a system hands ops to its components)."""
+        return self
+
+    def replay(self, op: Any, dtype: str, shape: tuple[int, int, int, int], a: np.ndarray,
+               b: np.ndarray) -> np.ndarray | None:
+        """Contraction ``op`` recomputed by a direct emulation of the device's *declared*
+        reduction order, before the output rounding; the check requires the plan's result to
+        match it bit for bit. None: the device declares no order (the allowance only)."""
+        return None
+
+    def with_attention_on(self, component: str) -> FunctionalDevice:
+        """This executor with decode attention on system component ``component``."""
+        raise SimError(f"--attention-on: '{self.arch.name}' is a single device, not a system "
+                       "with components")
+
     def describe(self) -> str:
         return f"{self.arch.name} ({self.arch.type})"
 

@@ -67,6 +67,7 @@ class CheckSpec:
     max_width: int = 1024
     weights: str = ""
     group: int = 0
+    attention_on: str | None = None  # a system's component for decode attention (None: auto)
 
 
 @dataclass
@@ -110,6 +111,8 @@ def check_layer(arch: Arch, model: ModelConfig, spec: CheckSpec,
     """Run one layer of ``model`` on ``arch`` functionally; return the error table."""
     t0 = time.perf_counter()
     fx = functional_for(arch)
+    if spec.attention_on is not None:
+        fx = fx.with_attention_on(spec.attention_on)
     m, scale = (replace(model, n_layers=1), 1) if spec.full else reduced_model(model,
                                                                                spec.max_width)
     sc = Scenario(batch=spec.batch, prompt_len=spec.prompt, gen_len=2, dtype=spec.dtype,
@@ -210,11 +213,16 @@ class _LayerRun:
             raise SimError(f"check: no functional handler for op '{op.name}' "
                            f"({op.kind}) — cannot check this layer")
         checked = not self.selected or op.name in self.selected
+        self.vec = self.fx.for_op(op).vector_numerics()  # a system: the op's component
+        self.cc = self.vec.rounder
+        self.u_c = self.cc.unit_roundoff()
         res = handler(op, checked)
         if not checked:
             return None
         y, r, allowance, out_dtype, detail = res
         stats = compare(y, r, out_dtype, allowance)
+        if detail.get("order_mismatch"):
+            stats["passed"] = False
         return OpError(op.name, f"{self.fx.arch.name}:{self.fx.unit_for(op)}", out_dtype,
                        phase=self.phase, detail=detail, **stats)
 
@@ -233,14 +241,17 @@ class _LayerRun:
         if op.compute.gemm_shape != shape:
             raise SimError(f"check: {op.name} shape {shape} differs from the trace's "
                            f"{op.compute.gemm_shape}")
-        plan = self.fx.plan_matmul(op, self.dt, shape)
+        fx = self.fx.for_op(op)
+        plan = fx.plan_matmul(op, self.dt, shape)
         num = plan.declared
         if self.hook is not None:
             plan = self.hook(op, plan)
         # operands already hold values of the op's datatype; the MMA may take a narrower one
         a_in = a if num.inputs == self.dt else quantize(a, num.inputs)
         b_in = b if num.inputs == self.dt else quantize(b, num.inputs)
-        y = quantize(plan.execute(a_in, b_in), out_dtype)
+        raw = plan.execute(a_in, b_in)
+        y = quantize(raw, out_dtype)
+        declared = fx.replay(op, self.dt, shape, a_in, b_in)
         big_s = abs_gemm(a, ref_b, b_abs)
         # allowance: the declared reduction tree, plus rounding of the operands to the MMA's
         # input format (tf32 for fp32 GEMMs) and of dequantized weights to the op's datatype
@@ -252,6 +263,9 @@ class _LayerRun:
         detail = {k: v for k, v in plan.detail.items()}
         detail.update(acc=f"{plan.declared.acc.dtype}/{plan.declared.acc.rounding}",
                       block=plan.declared.block)
+        if declared is not None:  # the declared reduction order, bit for bit
+            same = (raw == declared) | (np.isnan(raw) & np.isnan(declared))
+            detail["order_mismatch"] = int(same.size - np.count_nonzero(same))
         big_s *= rel
         return y, ref, big_s, out_dtype, detail
 
@@ -588,7 +602,7 @@ class _LayerRun:
             ref = ref_attn.decode_attention(
                 q.reshape(b, heads, hd), k.reshape(b, g, self.n, hd), v.reshape(b, g, self.n, hd),
                 np.full(b, self.n), scale).reshape(b * heads, 1, hd)
-        an = self.fx.attention_numerics(self.dt)
+        an = self.fx.for_op(op).attention_numerics(self.dt)
         qk, pv = an["qk"], an["pv"]
         block = int(an["block"])
         dev = cascade.attention_1pass(q, k, v, scale, causal, block, qk.acc.code, qk.block,

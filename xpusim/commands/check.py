@@ -15,6 +15,7 @@ from xpusim.commands._common import (
     print_json,
     seed_int,
 )
+from xpusim.progress import add_quiet_arg
 
 NAME = "check"
 HELP = "run one layer functionally and compare every op with the float64 reference kernels"
@@ -45,9 +46,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group", type=positive_or_zero_int, default=0,
                    help="weight quantization group size along K (0: per output channel)")
     p.add_argument("--seed", type=seed_int, default=0, help="data seed (0)")
+    p.add_argument("--attention-on", default=None, metavar="COMPONENT",
+                   help="a system arch: the device component that runs decode attention "
+                        "(default: its csd component if it has one; the primary's name keeps "
+                        "it on the primary)")
     p.add_argument("--force", action="store_true",
                    help="run even when the estimated work or memory is above the limit")
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_quiet_arg(p)
 
 
 #: reference-kernel work and memory a check may need without --force (~30 s, 4 GiB; the
@@ -92,8 +98,14 @@ def run(args: argparse.Namespace) -> int:
     spec = CheckSpec(batch=args.batch, prompt=args.prompt, phases=phases, dtype=args.dtype,
                      kv_dtype=args.kv_dtype, attention=args.attention, ops=ops, seed=args.seed,
                      full=args.full, max_width=args.max_width, weights=args.weights,
-                     group=args.group)
-    report = check_layer(arch, model, spec)
+                     group=args.group, attention_on=args.attention_on)
+    from xpusim.progress import enabled, timed
+
+    # the float64 reference kernels run at 2-4 GFLOP/s (see MAX_FLOPS); the first check of a
+    # session also compiles the numba kernels (~30 s), so a remembered duration wins when known
+    with timed("check", flops / 3e9, enabled(args),
+               key=f"check:{model.name}:{args.phase}:{args.full}:{args.max_width}"):
+        report = check_layer(arch, model, spec)
     if args.json:
         out = report.as_dict()
         for row in out["ops"]:
