@@ -84,6 +84,12 @@ def _locate(text: str) -> tuple[Path, str]:
     """(file, label) of a preset name or an arch file path."""
     is_path = text.endswith((".yaml", ".yml")) or "/" in text or Path(text).is_file()
     path = Path(text) if is_path else preset_path(text)
+    if is_path and not path.exists() and not path.is_absolute():
+        # a path the docs give from the repository root (xpusim/validation/harness/*.yaml)
+        # also works from any other folder: try it beside the installed packages
+        beside = Path(__file__).resolve().parents[1] / text
+        if beside.is_file():
+            return beside, text
     return path, (str(path) if is_path else path.name)
 
 

@@ -356,6 +356,9 @@ class _Loader:
         if not isinstance(refs, list) or not refs:
             raise self.err(where, "expected a non-empty list of preset names or arch YAML paths")
         for i, ref in enumerate(refs):
+            if not isinstance(ref, str) or not ref:  # (unhashable values cannot be compared)
+                raise self.err(f"{where}[{i}]", f"expected a preset name or a file path, got "
+                                                f"{ref!r:.60}")
             if ref in self.choices:
                 raise self.err(f"{where}[{i}]", f"duplicate value {ref!r} (same as item "
                                                 f"{list(self.choices).index(ref)})")

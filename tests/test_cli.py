@@ -15,11 +15,12 @@ def test_run_writes_every_report_file(tmp_path, capsys):
     out = tmp_path / "rep"
     assert main([*RUN, "--arch", "h100", "--out", str(out)]) == 0
     files = {p.name for p in out.iterdir()}
-    assert {"summary.json", "ops.csv", "roofline.png", "energy.png", "timeline.json",
+    assert {"summary.json", "roofline.png", "energy.png", "timeline.json",
             "report.html"} <= files
+    assert files & {"ops.parquet", "ops.csv"}  # parquet when pyarrow is installed
     assert not [p for p in tmp_path.iterdir() if "staging" in p.name]
     html = (out / "report.html").read_text()
-    assert html.count("<img") == 2 and "data:image/png;base64," in html
+    assert html.count("<img") == 4 and "data:image/png;base64," in html  # + breakdown, step
     trace = json.loads((out / "timeline.json").read_text())
     events = [e for e in trace["traceEvents"] if e["ph"] == "X"]
     assert events and all({"name", "ts", "dur", "pid", "tid"} <= e.keys() for e in events)

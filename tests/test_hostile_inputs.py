@@ -433,3 +433,23 @@ def test_kill_between_the_two_renames_is_recovered(tmp_path):
     (old / "summary.json").write_text("{}")
     clean_stale(out)
     assert (out / "summary.json").exists() and not old.exists()
+
+
+# found by the long fuzzing profile (benchmarks/fuzz_inputs.py) -----------------------------------
+def test_refresh_longer_than_its_interval(tmp_path, capsys):
+    f = _write(tmp_path, "a.yaml", "extends: neupims\ndram:\n  timing:\n    tREFI: 3\n")
+    _error(capsys, ["run", "--arch", f, *SMALL], "dram.timing.tREFI", "more than tRFC")
+
+
+def test_two_million_component_instances(tmp_path, capsys):
+    f = _write(tmp_path, "a.yaml", "extends: spr-a100\ncomponents:\n  cpu:\n    count: 2000000\n")
+    t0 = time.perf_counter()
+    _error(capsys, ["run", "--arch", f, *SMALL], "components.cpu.count", "65,536")
+    assert time.perf_counter() - t0 < 10
+
+
+@pytest.mark.parametrize("value", ["[1, 2]", "{value: 1}"])
+def test_unhashable_arch_axis_value(tmp_path, capsys, value):
+    f = _write(tmp_path, "s.yaml", SWEEP.replace("arch: h100\n", "")
+               + f"axes:\n  arch: [{value}, h100]\n")
+    _error(capsys, ["sweep", f, "--dry-run"], "axes.arch[0]", "expected a preset name")

@@ -48,3 +48,13 @@ def test_neupims_static_energy_is_counted(capsys, preset):
     out = json.loads(capsys.readouterr().out)
     # 8 arrays x 128 x 128 MACs x 0.180192 pJ + 1,024 lanes x 0.0846 pJ, at 1 GHz (>= 23.7 W)
     assert out["static_energy_J"] >= 23.7 * out["latency_s"] * 0.999
+
+
+def test_harness_paths_from_the_docs_work_from_any_folder(tmp_path, monkeypatch):
+    from arch import load_arch
+
+    monkeypatch.chdir(tmp_path)
+    arch = load_arch("xpusim/validation/harness/splitwise-dgx-a100.yaml")
+    assert arch.type == "system" or arch.name
+    with pytest.raises(Exception, match="no-such"):
+        load_arch("xpusim/validation/harness/no-such.yaml")

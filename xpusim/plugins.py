@@ -31,6 +31,7 @@ def add_plugin_parsers(parser, package: str, dest: str) -> None:
         if hasattr(mod, "add_arguments"):
             mod.add_arguments(sp)
         sp.add_argument("--json", action="store_true", help="print JSON")
+        sp.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
         sp.set_defaults(_module=mod)
 
 

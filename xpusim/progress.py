@@ -5,8 +5,10 @@ only when neither ``--quiet`` nor ``--json`` is given and both stdout and stderr
 (so pipes, CI logs and JSON consumers see nothing extra). Three shapes:
 
 * :func:`bar` - a counted bar (sweep points, validation suites, run stages) with rate and ETA;
-* :func:`timed` - a bar over an *estimated* number of seconds for one opaque call (a layer
-  check, a reproduction), advanced by a background thread and held below 100 % until done;
+* :func:`timed` - a bar over an *estimated* number of seconds for one opaque call (a run, a
+  layer check, a reproduction), advanced by a background thread and held below 100 % until
+  done; the estimate is a model of the work or the last duration of the same call
+  (remembered in ``$XDG_CACHE_HOME/xpusim/durations.json``);
 * :class:`SweepProgress` - the ``(done, total, evaluated, elapsed_s)`` callback ``dse``
   sweeps call, drawn as a tqdm bar.
 """
@@ -15,10 +17,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 
@@ -54,7 +59,7 @@ class _Null:
 
 
 def bar(total: float | None, desc: str, unit: str = "it", on: bool = True,
-        stream: Any = None, initial: float = 0) -> Any:
+        stream: Any = None, initial: float = 0, bar_format: str | None = None) -> Any:
     """A tqdm bar of ``total`` ``unit`` on stderr (rate and ETA), or a silent stand-in;
     ``initial`` units count as done already (they do not enter the rate)."""
     if not on:
@@ -64,7 +69,7 @@ def bar(total: float | None, desc: str, unit: str = "it", on: bool = True,
     except ImportError:  # pragma: no cover - tqdm is a dependency; run without bars if absent
         return _Null()
     return tqdm(total=total, desc=desc, unit=unit, file=stream or sys.stderr, leave=False,
-                dynamic_ncols=True, mininterval=0.2, initial=initial)
+                dynamic_ncols=True, mininterval=0.2, initial=initial, bar_format=bar_format)
 
 
 @contextlib.contextmanager
@@ -87,19 +92,30 @@ def stages(names: list[str], desc: str, on: bool = True) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def timed(desc: str, estimate_s: float, on: bool = True, tick_s: float = 0.25) -> Iterator[None]:
+def timed(desc: str, estimate_s: float, on: bool = True, tick_s: float = 0.25,
+          key: str = "") -> Iterator[None]:
     """A bar over ``estimate_s`` seconds for one call whose progress cannot be observed; a
-    thread advances it with the wall clock and stops at 99 % until the call returns."""
-    if not on or estimate_s <= 0:
-        yield
-        return
-    b = bar(round(estimate_s, 1), desc, "s", on)
-    stop = threading.Event()
+    thread advances it with the wall clock and stops at 99 % until the call returns.
+
+    With ``key``, the estimate is the last duration remembered under that key when there is
+    one (:func:`remembered`), and the call's duration is remembered after it succeeds; with no
+    estimate at all the bar shows the elapsed time only."""
+    estimate_s = (remembered(key) or estimate_s) if key else estimate_s
     start = time.monotonic()
+    if not on:
+        yield
+        if key:
+            remember(key, time.monotonic() - start)
+        return
+    fmt = ("{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed, about {remaining} left"
+           if estimate_s > 0 else "{desc}: {elapsed} elapsed")
+    b = bar(round(estimate_s, 1) if estimate_s > 0 else None, desc, "s", on, bar_format=fmt)
+    stop = threading.Event()
 
     def tick() -> None:
         while not stop.wait(tick_s):
-            target = min(time.monotonic() - start, 0.99 * estimate_s)
+            elapsed = time.monotonic() - start
+            target = min(elapsed, 0.99 * estimate_s) if estimate_s > 0 else elapsed
             if target > b.n:
                 b.update(round(target - b.n, 2))
 
@@ -111,6 +127,37 @@ def timed(desc: str, estimate_s: float, on: bool = True, tick_s: float = 0.25) -
         stop.set()
         thread.join()
         b.close()
+    if key:
+        remember(key, time.monotonic() - start)
+
+
+def _durations_file() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "xpusim" / "durations.json"
+
+
+def remembered(key: str) -> float:
+    """Seconds the last successful call under ``key`` took (0 if unknown)."""
+    try:
+        return float(json.loads(_durations_file().read_text()).get(key, 0.0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0.0
+
+
+def remember(key: str, seconds: float) -> None:
+    """Remember a duration for the next ETA; failures (read-only home) are ignored."""
+    path = _durations_file()
+    try:
+        data = json.loads(path.read_text()) if path.exists() else {}
+        if not isinstance(data, dict):
+            data = {}
+        data[key] = round(seconds, 3)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, sort_keys=True))
+        os.replace(tmp, path)
+    except (OSError, ValueError):
+        pass
 
 
 class SweepProgress:

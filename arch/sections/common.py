@@ -55,8 +55,10 @@ class LinkSpec:
 class SystemSpec:
     """How many devices the arch holds and how they connect."""
 
-    devices: int = param(gt=0, default=1, doc="devices per node")
-    nodes: int = param(gt=0, default=1, doc="nodes")
+    devices: int = param(gt=0, le=1024, default=1,
+                         doc="devices per node (at most 1,024; NVL72 racks hold 72)")
+    nodes: int = param(gt=0, le=131072, default=1,
+                       doc="nodes (at most 131,072; the largest clusters have ~100,000 GPUs)")
     intra_node_link: str = param(default="", doc="interconnect key used inside a node")
     inter_node_link: str = param(default="", doc="interconnect key used between nodes")
 

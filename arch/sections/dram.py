@@ -55,6 +55,15 @@ class DramTimingSpec:
     tPPD: int | None = param(ge=0, le=_T, default=None, doc="PRE to PRE, cycles (LPDDR/GDDR)")
     t32AW: int | None = param(gt=0, le=_T, default=None, doc="32-activate window, cycles (GDDR)")
 
+    def check(self) -> tuple[str, str] | None:
+        # a refresh must end before the next is due, or the DRAM is never available
+        if self.tRFC >= self.tREFI:
+            return ("tREFI", f"expected more than tRFC ({self.tRFC}) cycles, got {self.tREFI}")
+        if self.tRFCb is not None and self.tREFIb is not None and self.tRFCb >= self.tREFIb:
+            return ("tREFIb", f"expected more than tRFCb ({self.tRFCb}) cycles, got "
+                              f"{self.tREFIb}")
+        return None
+
 
 @dataclass(kw_only=True)
 class DramPowerSpec:

@@ -55,7 +55,9 @@ class ComponentSpec:
 
     kind: str = param(choices=COMPONENT_KINDS, doc="device, memory or switch")
     arch: str | None = param(default=None, doc="device: arch preset name or YAML path")
-    count: int | None = param(gt=0, default=None, doc="instances of this component (1)")
+    count: int | None = param(gt=0, le=65536, default=None,
+                              doc="instances of this component (1; at most 65,536: a system is "
+                                  "built instance by instance, ~45 us each)")
     overrides: Any = param(default=None, doc="device: raw arch data deep-merged into the "
                                              "device arch before validation")
     memory: str | None = param(choices=MEMORY_KINDS, default=None,

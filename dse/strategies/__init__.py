@@ -92,8 +92,8 @@ def validate_strategy(raw: Any, axes: list[Axis], err: Callable[[str, str], Exce
             (isinstance(value, (int, float)) and not isinstance(value, bool))
         if not ok or not minimum <= value <= MAX_OPTION:
             what = "an integer" if kind is int else "a number"
-            raise err(f"strategy.{key}", f"expected {what} in {minimum:g} .. {MAX_OPTION:,}, "
-                                         f"got {value!r:.40}")
+            raise err(f"strategy.{key}", f"expected {what} >= {minimum:g} (at most "
+                                         f"{MAX_OPTION:,}), got {value!r:.40}")
         options[key] = kind(value)
     for key, (default, _) in cls.OPTIONS.items():
         options.setdefault(key, default)

@@ -57,39 +57,109 @@ def _system_html(resources: pd.DataFrame | None, transfers: pd.DataFrame | None)
     return out
 
 
+#: energy components as the page names them (not to be confused with the op class "memory")
+ENERGY_LABELS = {"compute": "ALU work", "memory": "memory accesses", "link": "links",
+                 "static": "static (idle power)", "transfer": "transfers between tiers"}
+
+
+def metrics_html(metrics: dict) -> str:
+    """The metrics as (quantity, value with unit, key) rows: readable magnitudes."""
+    from sim.report.units import metric_row
+
+    rows = [metric_row(k, v) for k, v in metrics.items() if isinstance(v, (int, float))]
+    return table_html(pd.DataFrame(rows, columns=["quantity", "value", "key"]),
+                      left=("quantity", "key"))
+
+
+def _utilisation_html(util: pd.DataFrame) -> str:
+    from sim.report.units import readable
+
+    if util is None or not len(util):
+        return ""
+    df = pd.DataFrame({
+        "component": util["component"], "phase": util["phase"],
+        "achieved": [readable(v, u) for v, u in zip(util["achieved"], util["unit"],
+                                                     strict=True)],
+        "peak": [readable(v, u) for v, u in zip(util["peak"], util["unit"], strict=True)],
+        "utilisation": [readable(v, "%") for v in util["utilisation"]]})
+    return ("<h2>Utilisation</h2><p>Achieved per device over the phase's wall time against "
+            "the peak; the compute row is the MFU. Links and tiers: bytes over the run's "
+            "makespan against their bandwidth.</p>" + table_html(df, left=("component",
+                                                                             "phase")))
+
+
+def _bounds_html(bounds: pd.DataFrame) -> str:
+    from sim.report.units import readable
+
+    if bounds is None or not len(bounds):
+        return ""
+    df = bounds.copy()
+    df["time_s"] = [readable(v, "s") for v in df["time_s"]]
+    for c in df.columns:
+        if c not in ("op_class", "time_s", "bound by"):
+            df[c] = [readable(v, "%") for v in df[c]]
+    df = df.rename(columns={"op_class": "op class", "time_s": "op time"})
+    return ("<h2>What bounds each op class</h2><p>Share of each class's op time spent in ops "
+            "bound by each limit.</p>" + table_html(df, left=("op class", "bound by")))
+
+
 def run_report_html(summary: dict, ops: pd.DataFrame, roofline: bytes, energy: bytes,
                     files: list[str], resources: pd.DataFrame | None = None,
-                    transfers: pd.DataFrame | None = None) -> str:
-    """The report page: metrics, plots, the ops that take the time, invariants and inputs."""
+                    transfers: pd.DataFrame | None = None,
+                    images: dict[str, bytes | None] | None = None,
+                    utilisation: pd.DataFrame | None = None,
+                    bounds: pd.DataFrame | None = None) -> str:
+    """The report page: metrics with units, rooflines, where the time and energy go (op
+    class, layer, prefill vs decode), one decode step's timeline, utilisation, bounds, the
+    ops that take the time, system resources, invariants and inputs."""
+    from sim.report.units import readable
+
+    images = images or {}
     inputs = summary["inputs"]
     sc = inputs["scenario"]
     title = (f"{inputs['model']} on {inputs['arch']} - batch {sc['batch']}, prompt "
              f"{sc['prompt_len']}, generate {sc['gen_len']}, {sc['dtype']}, TP {sc['tp']}, "
              f"{inputs['fidelity']} fidelity")
-    metrics = pd.DataFrame([(k, v) for k, v in summary["metrics"].items()],
-                           columns=["metric", "value"])
     top = (ops.groupby(["phase", "op"], sort=False)
            .agg(count=("id", "size"), time_s=("latency_s", "sum"), flops=("flops", "sum"),
                 bytes=("bytes", "sum"), energy_J=("energy_J", "sum"),
                 bound=("bound", lambda s: s.value_counts().index[0]))
            .reset_index().sort_values("time_s", ascending=False))
     total = float(ops["latency_s"].sum()) or 1.0
-    top.insert(4, "share", (top["time_s"] / total).round(4))
+    top.insert(4, "share", [readable(v, "%") for v in top["time_s"] / total])
+    for col, unit in (("time_s", "s"), ("flops", "FLOP"), ("bytes", "B"), ("energy_J", "J")):
+        top[col] = [readable(v, unit) for v in top[col]]
+    top = top.rename(columns={"time_s": "op time", "energy_J": "energy"})
     inv = pd.DataFrame([(k, v) for k, v in summary["invariants"].items()],
                        columns=["invariant", "status"])
-    energy_tbl = pd.DataFrame([(k, v) for k, v in summary["energy_by_component_J"].items()],
-                              columns=["component", "energy_J"])
+    energy_tbl = pd.DataFrame([(ENERGY_LABELS.get(k, k), readable(v, "J")) for k, v in
+                               summary["energy_by_component_J"].items()],
+                              columns=["spent on", "energy"])
     links = " &middot; ".join(f"<a href='{html.escape(f)}'>{html.escape(f)}</a>" for f in files)
+    resolved = {k: v for k, v in inputs.items() if k != "resolved"}
+    extra = ""
+    if images.get("breakdown"):
+        extra += ("<h2>Where the time and energy go</h2><p>Op time is summed over streams "
+                  "(concurrent ops both count); layer -1 holds the embedding and LM head.</p>"
+                  + _img(images["breakdown"], "breakdown"))
+    if images.get("timeline"):
+        extra += ("<h2>One decode step</h2><p>Each device stream and each link or memory tier "
+                  "the step loads; the whole run is in <code>timeline.json</code>.</p>"
+                  + _img(images["timeline"], "decode step timeline"))
     return f"""<!doctype html><html><head><meta charset='utf-8'><title>xpusim - {html.escape(title)}
 </title><style>{STYLE}</style></head><body>
 <h1>xpusim run report</h1><p>{html.escape(title)}</p>
 <p>Files: {links}. Open <code>timeline.json</code> in <a href='https://ui.perfetto.dev'>
-ui.perfetto.dev</a> or chrome://tracing.</p>
-<h2>Metrics</h2>{table_html(metrics, left=("metric",))}
-<h2>Roofline</h2>{_img(roofline, "roofline")}
-<h2>Energy</h2>{_img(energy, "energy")}{table_html(energy_tbl, left=("component",))}
-<h2>Where the time goes</h2>{table_html(top.head(30), left=("phase", "op", "bound"))}
+ui.perfetto.dev</a> or chrome://tracing. Rerun: <code>xpusim rerun summary.json</code>.</p>
+<h2>Metrics</h2>{metrics_html(summary["metrics"])}
+<h2>Roofline</h2><p>Every compute peak (horizontal) and every bandwidth the device draws on
+(diagonal: memory levels, links, host tiers); circles prefill, triangles decode; the ops with
+the most time labelled.</p>{_img(roofline, "roofline")}
+{extra}{_utilisation_html(utilisation)}{_bounds_html(bounds)}
+<h2>Energy</h2>{_img(energy, "energy")}{table_html(energy_tbl, left=("spent on",))}
+<h2>Ops that take the time</h2>{table_html(top.head(30), left=("phase", "op", "bound"))}
 {_system_html(resources, transfers)}
 <h2>Invariants</h2>{table_html(inv, left=("invariant", "status"))}
-<h2>Inputs (rerun with these)</h2><pre>{html.escape(json.dumps(inputs, indent=2))}</pre>
+<h2>Inputs (<code>xpusim rerun summary.json</code> reruns the resolved ones)</h2>
+<pre>{html.escape(json.dumps(resolved, indent=2))}</pre>
 </body></html>"""

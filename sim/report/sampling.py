@@ -40,8 +40,10 @@ def ops_format(fmt: str) -> str:
     return fmt
 
 
-def decode_stride(ops: pd.DataFrame, budget: int = SAMPLED_OPS) -> int:
-    """Keep one decode step in this many so that about ``budget`` ops remain (1: keep all)."""
+def decode_stride(ops: pd.DataFrame, budget: int | None = None) -> int:
+    """Keep one decode step in this many so that about ``budget`` ops remain (1: keep all;
+    default :data:`SAMPLED_OPS`)."""
+    budget = SAMPLED_OPS if budget is None else budget
     decode = ops["phase"] == "decode"
     other = int((~decode).sum())
     steps = int(ops.loc[decode, "step"].nunique())

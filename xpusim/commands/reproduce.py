@@ -35,7 +35,12 @@ def run(args: argparse.Namespace) -> int:
         names = ", ".join(discover("xpusim.reproductions")) or "none yet"
         sys.stdout.write(f"available reproductions: {names}\n")
         return 0
-    out = mod.reproduce(args)
+    from xpusim.progress import enabled, timed
+
+    name = getattr(mod, "NAME", "")
+    quick = "-quick" if getattr(args, "quick", False) else ""
+    with timed(f"reproduce {name}", 0.0, enabled(args), key=f"reproduce:{name}{quick}"):
+        out = mod.reproduce(args)
     if args.json:
         print_json(out)
     else:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from xpusim.commands._common import positive_int, print_json
+from xpusim.progress import add_quiet_arg
 
 NAME = "sweep"
 HELP = "run a design-space sweep (grid, random, lhs, nsga2, bayes) and report its Pareto front"
@@ -28,11 +29,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--no-report", action="store_true",
                    help="skip the HTML report and plots (results.csv is still written)")
+    add_quiet_arg(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from dse import load_sweep, plan, run_sweep
-    from dse.progress import ProgressBar
+    from xpusim.progress import SweepProgress, enabled
 
     spec = load_sweep(args.spec)
     out = args.out or DEFAULT_OUT
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                              f"{info['strategy']}, fidelity {info['fidelity']}); axes: "
                              + ", ".join(f"{k} ({v})" for k, v in info["axes"].items()) + "\n")
         return 0
-    bar = ProgressBar(label=spec.name)
+    bar = SweepProgress(spec.name, enabled(args))
     try:
         summary = run_sweep(spec, out, resume=args.resume, workers=args.workers,
                             executor=args.executor, address=args.address, progress=bar,
