@@ -81,6 +81,26 @@ class Arch:
         """A copy with some sections replaced (used by sweeps)."""
         return dataclasses.replace(self, sections={**self.sections, **sections})
 
+    def assumptions(self) -> list[str]:
+        """Leaf paths whose cited source is an assumption rather than a measured or published
+        value (the source text starts with "assumption"), including those of a system's device
+        components (``components.<name>.arch.<path>``)."""
+        out = [k for k, v in self.provenance.items() if v.lower().startswith("assumption")]
+        for name, comp in (self.sections.get("components") or {}).items():
+            device = getattr(comp, "device", None)
+            if isinstance(device, Arch):
+                out += [f"components.{name}.arch.{k}" for k in device.assumptions()]
+        return out
+
+    def parameter_count(self) -> int:
+        """Leaf parameters with a cited source, including a system's device components."""
+        n = len(self.provenance)
+        for comp in (self.sections.get("components") or {}).values():
+            device = getattr(comp, "device", None)
+            if isinstance(device, Arch):
+                n += device.parameter_count()
+        return n
+
 
 def _sub_provenance(prov: dict[str, str], key: str) -> dict[str, str]:
     prefix = key + "."

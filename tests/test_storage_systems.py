@@ -7,7 +7,7 @@ from arch import load_arch
 from sim.run import simulate
 from sim.system.placement import parse_placement
 from sim.system.schedule import Policies
-from sim.system.storage import pattern_bandwidth
+from sim.system.storage import closed_form_bandwidth, pattern_bandwidth
 from sim.system.topology import build_system
 from workloads.models import get_model
 from workloads.scenario import Scenario
@@ -16,12 +16,17 @@ from workloads.scenario import Scenario
 def test_flash_pattern_bandwidth_by_hand():
     f = load_arch("samsung-980pro").flash
     assert f.read_bandwidth == pytest.approx(min(8 * 1e9, 64 * 16384 / 45e-6))
-    # one 4 KiB read: firmware 5 us + tR 45 us + 4096 B over one 1 GB/s channel
+    # first order: one 4 KiB read = firmware 5 us + tR 45 us + 4096 B over one 1 GB/s channel
     t = 5e-6 + 45e-6 + 4096 / 1e9
-    assert pattern_bandwidth(f, 4096, 1) == pytest.approx(4096 / t)
-    assert pattern_bandwidth(f, 4096, 32) == pytest.approx(32 * 4096 / t)
-    # 128 KiB = 8 pages over all 8 channels; 32 in flight saturate the channel buses
-    assert pattern_bandwidth(f, 131072, 32) == pytest.approx(8e9)
+    assert closed_form_bandwidth(f, 4096, 1) == pytest.approx(4096 / t)
+    assert closed_form_bandwidth(f, 131072, 32) == pytest.approx(8e9)
+    # the event model adds NVMe / PCIe / command overheads: a little slower, never faster
+    qd1 = pattern_bandwidth(f, 4096, 1, random=True)
+    assert 0.9 * 4096 / t < qd1 <= 4096 / t
+    # more requests in flight and larger requests never read slower
+    assert pattern_bandwidth(f, 4096, 32, random=True) > 10 * qd1
+    assert pattern_bandwidth(f, 131072, 32) > pattern_bandwidth(f, 4096, 32, random=True)
+    assert pattern_bandwidth(f, 131072, 32) <= f.read_bandwidth
 
 
 def test_storage_tiers_in_the_system():

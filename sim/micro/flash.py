@@ -26,6 +26,7 @@ from sim.micro.flash_config import (
     FlashConfigError,
     FlowSpec,
 )
+from sim.micro.flash_rng import mqsim_state, uniform_ulong
 
 __all__ = ["FlashStats", "simulate", "pattern_timing", "page_group_read", "FlashConfig",
            "FlowSpec", "FlashConfigError"]
@@ -91,18 +92,23 @@ def _divisors(cfg: FlashConfig) -> tuple[int, int, int, int]:
 def _params(cfg: FlashConfig, flow: FlowSpec) -> tuple[np.ndarray, int, int]:
     spp = cfg.sectors_per_page
     req_sec = flow.request_bytes // SECTOR_BYTES
-    n_lpa = cfg.logical_pages
-    lsa_end = int(n_lpa * spp * flow.working_set) - 1
+    # MQSim's host-visible sectors: per plane, int(blocks x pages x sectors x (1 - OP))
+    lsa_count = cfg.planes * int(cfg.blocks_per_plane * cfg.pages_per_block * spp
+                                 * (1.0 - cfg.overprovisioning))
+    n_lpa = lsa_count // spp + 1
+    lsa_end = int((lsa_count - 1) * flow.working_set)
     if lsa_end < req_sec:
         raise FlashConfigError(f"flow: request of {flow.request_bytes} B does not fit the "
                                f"working set of {cfg.name}")
     align_sec = max(1, flow.alignment_bytes // SECTOR_BYTES)
-    rng = np.random.default_rng(flow.seed)
+    # MQSim's generators: request types on seed, addresses on seed + 1
+    st_type = mqsim_state(flow.seed)
+    st_addr = mqsim_state(flow.seed + 1)
     if flow.kind == "seq":
         if flow.start_fraction >= 0:
             start = int(flow.start_fraction * lsa_end)
         else:
-            start = int(rng.integers(0, lsa_end + 1))
+            start = uniform_ulong(st_addr, 0, lsa_end)
         if flow.aligned:
             start -= start % align_sec
     else:
@@ -120,7 +126,7 @@ def _params(cfg: FlashConfig, flow: FlowSpec) -> tuple[np.ndarray, int, int]:
     prm[K.P_PPB] = cfg.pages_per_block
     prm[K.P_TECH] = _TECH[cfg.technology]
     prm[K.P_DIVC], prm[K.P_DIVW], prm[K.P_DIVD], prm[K.P_DIVP] = c_div, w_div, d_div, p_div
-    prm[K.P_TWO] = cfg.two_unit_ns
+    prm[K.P_TWO] = cfg.two_unit_ps
     prm[K.P_WIDTH] = cfg.channel_width_bytes
     prm[K.P_RB] = RB_DELAY_READ_NS
     prm[K.P_FW] = cfg.controller_ns
@@ -143,13 +149,15 @@ def _params(cfg: FlashConfig, flow: FlowSpec) -> tuple[np.ndarray, int, int]:
     prm[K.P_DRAM_BURST] = cfg.dram_burst_bytes
     prm[K.P_STREAM0] = start
     pages_per_req = -(-req_sec // spp) + 1
-    n_tx = (flow.queue_depth * pages_per_req + 2 * (prm[K.P_BPMAX] + pages_per_req + 1) + 64)
-    return prm, int(n_tx), n_lpa
+    # outstanding transactions: reads of every queued request, write-backs and evictions held
+    # by the back-pressure buffer (plus the request that crossed it), their update reads
+    n_tx = (flow.queue_depth * pages_per_req + 4 * (prm[K.P_BPMAX] + pages_per_req + 1) + 64)
+    return prm, int(n_tx), n_lpa, st_type, st_addr
 
 
 def simulate(cfg: FlashConfig, flow: FlowSpec) -> FlashStats:
     """Run ``flow`` on ``cfg`` request by request; all generated requests finish."""
-    prm, n_tx, n_lpa = _params(cfg, flow)
+    prm, n_tx, n_lpa, st_type, st_addr = _params(cfg, flow)
     lat = tuple(cfg.read_ns)
     rd_lat = np.array(lat, np.int64)
     pg_lat = np.array(tuple(cfg.program_ns), np.int64)
@@ -159,7 +167,10 @@ def simulate(cfg: FlashConfig, flow: FlowSpec) -> FlashStats:
     hist = np.zeros(_HIST_BINS, np.int64)
     read_frac = flow.read_fraction if flow.read_fraction > 0 else -1.0
     K.simulate_kernel(prm, float(cfg.pcie_lane_GBps), 1e9 / (cfg.dram_MTps * 1e6), rd_lat,
-                      pg_lat, cmd_rd, cmd_pg, float(read_frac), n_tx, n_lpa, stats, hist)
+                      pg_lat, cmd_rd, cmd_pg, float(read_frac), n_tx,
+                      np.zeros(n_lpa, np.int32), np.zeros(n_lpa, np.uint64),
+                      np.zeros(n_lpa, np.int32), np.zeros(n_lpa, np.int32),
+                      max(1, cfg.cache_bytes // cfg.page_bytes), st_type, st_addr, stats, hist)
     return _stats(cfg, stats, hist)
 
 
@@ -211,14 +222,36 @@ def _stats(cfg: FlashConfig, s: np.ndarray, hist: np.ndarray) -> FlashStats:
 PATTERN_TIME_S = 0.02
 
 
-@lru_cache(maxsize=512)
-def pattern_timing(cfg: FlashConfig, kind: str = "seq", request_bytes: int = 131072,
+def _as_config(cfg) -> FlashConfig:
+    """``cfg`` itself; an arch ``flash`` section must be converted explicitly with
+    :meth:`FlashConfig.from_spec` (the drive it implies adds host-link and firmware details the
+    section does not state)."""
+    if isinstance(cfg, FlashConfig):
+        return cfg
+    raise TypeError(f"expected a FlashConfig, got {type(cfg).__name__} (convert an arch flash "
+                    "section with FlashConfig.from_spec)")
+
+
+def _sectors(nbytes: float) -> int:
+    return max(1, math.ceil(float(nbytes) / SECTOR_BYTES)) * SECTOR_BYTES
+
+
+def pattern_timing(cfg, kind: str = "seq", request_bytes: float = 131072,
                    queue_depth: int = 32, read_fraction: float = 1.0,
                    seed: int = 1) -> tuple[float, float, float]:
     """Sustained (bandwidth B/s, mean latency s, IOPS) of a QUEUE_DEPTH flow on ``cfg``.
 
-    ``kind`` is ``seq`` or ``rand``; requests are aligned to their size (at least one sector).
+    ``cfg`` is a :class:`FlashConfig` (``FlashConfig.from_spec(arch.flash)`` for an arch
+    section); ``kind`` is ``seq`` or ``rand``; requests round up to whole sectors and align to
+    their size; memoised.
     """
+    return _pattern_timing(_as_config(cfg), kind, _sectors(request_bytes), int(queue_depth),
+                           float(read_fraction), int(seed))
+
+
+@lru_cache(maxsize=512)
+def _pattern_timing(cfg: FlashConfig, kind: str, request_bytes: int, queue_depth: int,
+                    read_fraction: float, seed: int) -> tuple[float, float, float]:
     flow = FlowSpec(kind=kind, read_fraction=read_fraction, request_bytes=request_bytes,
                     queue_depth=queue_depth, stop_time_s=PATTERN_TIME_S, seed=seed,
                     aligned=True, alignment_bytes=request_bytes)
@@ -227,10 +260,8 @@ def pattern_timing(cfg: FlashConfig, kind: str = "seq", request_bytes: int = 131
     return (st.bytes_transferred / span, st.mean_latency_s, st.requests_served / span)
 
 
-@lru_cache(maxsize=512)
-def page_group_read(cfg: FlashConfig, pages: int, queue_depth: int = 32,
-                    pages_per_request: int = 1, random: bool = True,
-                    seed: int = 1) -> tuple[float, float]:
+def page_group_read(cfg, pages: int, queue_depth: int = 32, pages_per_request: int = 1,
+                    random: bool = True, seed: int = 1) -> tuple[float, float]:
     """Read ``pages`` logical pages (whole pages, ``pages_per_request`` per request, at most
     ``queue_depth`` requests outstanding); returns (time s, bandwidth B/s).
 
@@ -239,6 +270,13 @@ def page_group_read(cfg: FlashConfig, pages: int, queue_depth: int = 32,
     """
     if pages < 1:
         raise FlashConfigError(f"page_group_read: pages: expected >= 1, got {pages}")
+    return _page_group_read(_as_config(cfg), int(pages), int(queue_depth),
+                            int(pages_per_request), bool(random), int(seed))
+
+
+@lru_cache(maxsize=512)
+def _page_group_read(cfg: FlashConfig, pages: int, queue_depth: int, pages_per_request: int,
+                     random: bool, seed: int) -> tuple[float, float]:
     req_bytes = cfg.page_bytes * pages_per_request
     n_req = -(-pages // pages_per_request)
     flow = FlowSpec(kind="rand" if random else "seq", read_fraction=1.0,

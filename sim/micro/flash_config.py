@@ -43,6 +43,24 @@ PCIE_TLP_PAYLOAD_BYTES = 128
 SQE_BYTES, CQE_BYTES, DOORBELL_BYTES = 72, 16, 2
 
 
+#: where the defaults of :class:`FlashConfig` come from
+DEFAULT_SOURCES = {
+    "organisation": "shared/reference/ssd README: Samsung 980 Pro 2 TB class, 8 channels x 4 "
+                    "TLC dies (32 dies), 2 planes, 16 KiB pages",
+    "read_ns/program_ns": "Samsung 6th-gen V-NAND published figures: read < 45 us, program "
+                          "< 450 us (reference README)",
+    "erase_ns": "3.5 ms, reference README (Samsung V-NAND block erase)",
+    "channel": "NV-DDR2, 1 byte at 1000 MT/s = 1.0 GB/s per channel (reference README; MQSim "
+               "rounds 1000/rate to whole ns)",
+    "pcie": "PCIe 4.0 x4: 16 GT/s with 128b/130b = 1.969 GB/s per lane",
+    "cache/dram": "64 MiB DRAM write buffer, 1866 MT/s x 4 B bursts, tRCD=tCL=tRP=15 ns "
+                  "(reference README, mqsim_cases.py BASE)",
+    "queues": "NVMe I/O queue 1024 entries, fetch 512 (MQSim defaults, reference config)",
+    "onfi": "tCS 20, tWC 25, tDBSY 500, tWB 100, tRR 20, tADL 70 ns: MQSim "
+            "ONFI_Channel_NVDDR2.h defaults",
+}
+
+
 class FlashConfigError(SimError):
     """An SSD configuration that cannot describe a drive."""
 
@@ -71,6 +89,9 @@ class FlashConfig:
     erase_ns: int = 3500000
     channel_MTps: int = 1000
     channel_width_bytes: int = 1
+    #: True: MQSim's channel timing, ``floor(1000 / MT/s)`` ns per transfer (exact only for
+    #: rates dividing 1000); False: the exact rate (to the picosecond)
+    mqsim_channel_rounding: bool = True
     plane_scheme: str = "CWDP"
     overprovisioning: float = 0.07
     #: firmware / controller latency per flash command (ns) before it reaches the channel;
@@ -90,7 +111,8 @@ class FlashConfig:
     pcie_lane_GBps: float = 1.969
     io_queue_depth: int = 1024
     queue_fetch_size: int = 512
-    sources: dict = field(default_factory=dict, compare=False, hash=False)
+    sources: dict = field(default_factory=lambda: dict(DEFAULT_SOURCES), compare=False,
+                          hash=False)
 
     def __post_init__(self) -> None:
         for key in ("channels", "chips_per_channel", "dies_per_chip", "planes_per_die",
@@ -107,7 +129,7 @@ class FlashConfig:
         if self.planes_per_die > 4:
             raise FlashConfigError(f"{self.name}: planes_per_die: at most 4 (ONFI multi-plane "
                                    f"commands), got {self.planes_per_die}")
-        if self.channel_MTps > 1000:
+        if self.mqsim_channel_rounding and self.channel_MTps > 1000:
             raise FlashConfigError(f"{self.name}: channel_MTps: MQSim's NV-DDR2 timing rounds "
                                    f"1000/rate to whole ns, so rates above 1000 MT/s give "
                                    f"zero-time transfers; got {self.channel_MTps}")
@@ -150,13 +172,15 @@ class FlashConfig:
 
     # channel timings (ns) ---------------------------------------------------------------
     @property
-    def two_unit_ns(self) -> int:
-        """NV-DDR2 time for two transfers (ns), as MQSim truncates it."""
-        return int(1000.0 / self.channel_MTps) * 2
+    def two_unit_ps(self) -> int:
+        """NV-DDR2 time for two transfers (ps): MQSim truncates it to whole ns."""
+        if self.mqsim_channel_rounding:
+            return int(1000.0 / self.channel_MTps) * 2 * 1000
+        return int(round(2e6 / self.channel_MTps))
 
     def data_ns(self, nbytes: int) -> int:
         """Channel time to move ``nbytes`` in or out of a chip (ns)."""
-        return (nbytes // self.channel_width_bytes // 2) * self.two_unit_ns
+        return (nbytes // self.channel_width_bytes // 2) * self.two_unit_ps // 1000
 
     def read_cmd_ns(self, planes: int) -> int:
         """Read command + address cycles for a ``planes``-plane read (ns)."""
@@ -171,7 +195,7 @@ class FlashConfig:
     @property
     def channel_Bps(self) -> float:
         """Channel payload bandwidth (bytes/s)."""
-        return self.channel_width_bytes * 2 / (self.two_unit_ns * 1e-9)
+        return self.channel_width_bytes * 2 / (self.two_unit_ps * 1e-12)
 
     # host link ------------------------------------------------------------------------------
     def pcie_ns(self, payload: int, read_request: bool = False) -> int:
@@ -203,6 +227,35 @@ class FlashConfig:
                    + self.dram_tRP_ns)
         return int(per_row * (nbytes // row // 2) + self.dram_tRCD_ns + self.dram_tCL_ns
                    + int((nbytes % row) / (burst * beat)))
+
+    @classmethod
+    def from_spec(cls, spec, name: str = "flash") -> FlashConfig:
+        """The drive an arch ``flash`` section describes (``arch.sections.storage.FlashSpec``:
+        SI units). Channels run at their exact rate (1-byte bus, MT/s = B/s / 1e6); tR and
+        tPROG apply to every page type; blocks of 384 pages fill the user capacity plus 7 %
+        over-provisioning, capped at 2^26 logical pages (a fresh drive's timing does not depend
+        on its size); the host link and DRAM buffer are the reference drive's (PCIe 4.0 x4).
+        """
+        page = int(math.ceil(float(spec.page_size) / SECTOR_BYTES)) * SECTOR_BYTES
+        planes = (int(spec.channels) * int(spec.chips_per_channel) * int(spec.dies_per_chip)
+                  * int(spec.planes_per_die))
+        op = 0.07
+        pages = min(float(spec.capacity) / page / (1.0 - op), float(2**26))
+        blocks = max(1, int(math.ceil(pages / planes / 384)))
+        rd = int(round(float(spec.read_latency) * 1e9))
+        pg = int(round(float(spec.program_latency) * 1e9))
+        return cls(name=name, channels=int(spec.channels),
+                   chips_per_channel=int(spec.chips_per_channel),
+                   dies_per_chip=int(spec.dies_per_chip),
+                   planes_per_die=min(4, int(spec.planes_per_die)), blocks_per_plane=blocks,
+                   pages_per_block=384, page_bytes=page, technology="SLC",
+                   read_ns=(rd, rd, rd), program_ns=(pg, pg, pg),
+                   erase_ns=int(round(float(spec.erase_latency) * 1e9)),
+                   channel_MTps=max(1, int(round(float(spec.channel_bandwidth) / 1e6))),
+                   channel_width_bytes=1, mqsim_channel_rounding=False, overprovisioning=op,
+                   controller_ns=int(round(float(getattr(spec, "controller_latency", 0.0))
+                                           * 1e9)),
+                   sources={"arch_flash_section": "converted from FlashSpec (SI units)"})
 
     def with_(self, **changes) -> FlashConfig:
         """A copy with fields changed (validated again)."""
@@ -244,6 +297,8 @@ class FlowSpec:
         if self.request_bytes > 65535 * SECTOR_BYTES:
             raise FlashConfigError(f"flow: request_bytes: NVMe carries at most 65535 sectors, "
                                    f"got {self.request_bytes}")
+        if not 0 <= self.seed < 2**31:
+            raise FlashConfigError(f"flow: seed: expected 0 .. 2^31 - 1, got {self.seed}")
         if self.queue_depth < 1:
             raise FlashConfigError(f"flow: queue_depth: expected >= 1, got {self.queue_depth}")
         if self.stop_time_s <= 0 and self.total_requests <= 0:

@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from sim.micro.flash_rng import next_double
+
 # event types
 EV_START, EV_DEV_DB, EV_HOST_RREQ_SQE, EV_DEV_SQE, EV_FW = 0, 1, 2, 3, 4
 EV_HOST_RREQ_WDATA, EV_DEV_WDATA, EV_DRAM_DONE, EV_HOST_CQE = 5, 6, 7, 8
@@ -37,12 +39,13 @@ IDLE, CMD_IN, READING, WRITING, WAIT_OUT, DATA_OUT = 0, 1, 2, 3, 4, 5
 
 # transaction fields
 TX_REQ, TX_LPA, TX_CHIP, TX_DIE, TX_PLANE, TX_PAGE, TX_BYTES, TX_TYPE, TX_REL = range(9)
-TX_NEXT, TX_PREV, TX_T0, TX_EXEC, TX_XFER = 9, 10, 11, 12, 13
-NTXF = 14
+TX_NEXT, TX_PREV, TX_T0, TX_EXEC, TX_XFER, TX_TS, TX_URG = 9, 10, 11, 12, 13, 14, 15
+NTXF = 16
 # chip fields
 C_STAT, C_RQH, C_RQT, C_WQH, C_WQT, C_NACT, C_WAIT, C_CMDT = range(8)
-C_ACT = 8  # C_ACT .. C_ACT+3: active transactions
-NCF = 12
+C_UQH, C_UQT = 8, 9  # urgent write queue (cache evictions)
+C_ACT = 10  # C_ACT .. C_ACT+3: active transactions
+NCF = 14
 
 # parameter indices (prm array)
 (P_C, P_W, P_D, P_P, P_SPP, P_PPB, P_TECH, P_DIVC, P_DIVW, P_DIVD, P_DIVP, P_TWO,
@@ -216,7 +219,7 @@ def _start_data_out(t, now, tx, chip, chan, prm, ht, hs, hy, ha, hn, seq, stats)
     ch = g // prm[P_W]
     chip[g, C_STAT] = DATA_OUT
     chan[ch, 0] = 1
-    dt = (tx[t, TX_BYTES] // prm[P_WIDTH] // 2) * prm[P_TWO]
+    dt = (tx[t, TX_BYTES] // prm[P_WIDTH] // 2) * prm[P_TWO] // 1000
     tx[t, TX_XFER] += dt
     stats[S_CHIP_XFER] += dt
     _hpush(ht, hs, hy, ha, hn, seq, now + dt, EV_DATA_DONE, t)
@@ -232,6 +235,9 @@ def _tsu_channel(ch, now, tx, chip, chan, prm, ht, hs, hy, ha, hn, seq, stats, c
             if chip[g, C_RQH] >= 0:
                 _issue(g, 0, now, tx, chip, chan, prm, ht, hs, hy, ha, hn, seq, stats, cmd_rd,
                        cmd_pg)
+            elif chip[g, C_UQH] >= 0:
+                _issue(g, 2, now, tx, chip, chan, prm, ht, hs, hy, ha, hn, seq, stats, cmd_rd,
+                       cmd_pg)
             elif chip[g, C_WQH] >= 0:
                 _issue(g, 1, now, tx, chip, chan, prm, ht, hs, hy, ha, hn, seq, stats, cmd_rd,
                        cmd_pg)
@@ -241,11 +247,17 @@ def _tsu_channel(ch, now, tx, chip, chan, prm, ht, hs, hy, ha, hn, seq, stats, c
 
 
 @njit(cache=True)
-def _issue(g, is_write, now, tx, chip, chan, prm, ht, hs, hy, ha, hn, seq, stats, cmd_rd,
+def _issue(g, queue, now, tx, chip, chan, prm, ht, hs, hy, ha, hn, seq, stats, cmd_rd,
            cmd_pg):
-    """TSU_Base::issue_command_to_chip + PHY Send_command_to_chip for one chip."""
-    hf = C_WQH if is_write else C_RQH
-    tf = C_WQT if is_write else C_RQT
+    """TSU_Base::issue_command_to_chip + PHY Send_command_to_chip for one chip; ``queue`` is
+    0 reads, 1 writes, 2 urgent writes (cache evictions)."""
+    is_write = 1 if queue > 0 else 0
+    if queue == 0:
+        hf, tf = C_RQH, C_RQT
+    elif queue == 1:
+        hf, tf = C_WQH, C_WQT
+    else:
+        hf, tf = C_UQH, C_UQT
     front = chip[g, hf]
     die = tx[front, TX_DIE]
     page = tx[front, TX_PAGE]
@@ -273,7 +285,7 @@ def _issue(g, is_write, now, tx, chip, chan, prm, ht, hs, hy, ha, hn, seq, stats
         data = 0
         for i in range(n):
             t = chip[g, C_ACT + i]
-            dd = (tx[t, TX_BYTES] // prm[P_WIDTH] // 2) * prm[P_TWO]
+            dd = (tx[t, TX_BYTES] // prm[P_WIDTH] // 2) * prm[P_TWO] // 1000
             tx[t, TX_XFER] += cmd_pg[n] + dd
             data += dd
         dt += data
@@ -295,9 +307,80 @@ def _issue(g, is_write, now, tx, chip, chan, prm, ht, hs, hy, ha, hn, seq, stats
 
 
 @njit(cache=True)
+def _dispatch_write(t, bits, urgent, prm, lpa_page, lpa_bits, plane_wf, tx, chip, free_tx, nf,
+                    stats):
+    """Map a write transaction to its plane's next page and queue it; a sub-page write over
+    sectors already on flash first reads them (MQSim's update read, same plane)."""
+    lpa = tx[t, TX_LPA]
+    prev = lpa_bits[lpa]
+    old = _map_page(lpa, 1, bits, prm, lpa_page, lpa_bits, plane_wf, tx, t, stats)
+    if urgent:
+        _q_append(tx, chip, tx[t, TX_CHIP], t, C_UQH, C_UQT)
+    else:
+        _q_append(tx, chip, tx[t, TX_CHIP], t, C_WQH, C_WQT)
+    if old > 0:
+        nf[0] -= 1
+        u = free_tx[nf[0]]
+        for f in range(NTXF):
+            tx[u, f] = tx[t, f]
+        tx[u, TX_TYPE] = 0
+        tx[u, TX_PAGE] = (old - 1) % prm[P_PPB]
+        tx[u, TX_BYTES] = _popcount(prev & ~bits) * 512
+        tx[u, TX_REL] = t
+        tx[t, TX_REL] = u
+        _q_append(tx, chip, tx[u, TX_CHIP], u, C_RQH, C_RQT)
+        stats[S_RMW] += 1
+
+
+@njit(cache=True)
+def _popcount(x):
+    n = 0
+    while x:
+        x &= x - np.uint64(1)
+        n += 1
+    return n
+
+
+@njit(cache=True)
+def _lru_unlink(s, sl_prev, sl_next, lru):
+    p = sl_prev[s]
+    n = sl_next[s]
+    if p >= 0:
+        sl_next[p] = n
+    else:
+        lru[0] = n
+    if n >= 0:
+        sl_prev[n] = p
+    else:
+        lru[1] = p
+    sl_prev[s] = -1
+    sl_next[s] = -1
+
+
+@njit(cache=True)
+def _lru_front(s, sl_prev, sl_next, lru):
+    sl_prev[s] = -1
+    sl_next[s] = lru[0]
+    if lru[0] >= 0:
+        sl_prev[lru[0]] = s
+    else:
+        lru[1] = s
+    lru[0] = s
+
+
+@njit(cache=True)
 def simulate_kernel(prm, lane_gbps, dram_beat, rd_lat, pg_lat, cmd_rd, cmd_pg, read_frac,
-                    n_tx, n_lpa, stats, lat_hist):
-    """Run one flow; fills ``stats`` (see S_*) and returns nothing."""
+                    n_tx, lpa_page, lpa_bits, lpa_slot, bloom, cache_cap, st_type, st_addr, stats,
+                    lat_hist):
+    """Run one flow; fills ``stats`` (see S_*) and ``lat_hist`` (1 us bins).
+
+    ``lpa_page`` / ``lpa_bits`` / ``lpa_slot`` / ``bloom`` are zeroed per-logical-page arrays
+    (page counter + 1 in its plane, written-sector bitmap, write-cache slot + 1, hot-data
+    filter epoch); passing them in lets numpy hand out lazily zeroed memory for drives with
+    millions of pages. ``cache_cap`` is the write cache in pages. ``st_type`` / ``st_addr`` are
+    the MRG32k3a states of the request-type and address generators (MQSim's streams).
+    """
+    n_lpa = lpa_page.shape[0]
     c = prm[P_C]
     w = prm[P_W]
     d = prm[P_D]
@@ -306,25 +389,25 @@ def simulate_kernel(prm, lane_gbps, dram_beat, rd_lat, pg_lat, cmd_rd, cmd_pg, r
     spp = prm[P_SPP]
     qd = prm[P_QD]
     lanes = prm[P_LANES]
-    np.random.seed(prm[P_SEED])
     tech = prm[P_TECH]
 
     tx = np.zeros((n_tx, NTXF), np.int64)
     free_tx = np.arange(n_tx - 1, -1, -1).astype(np.int64)
-    n_free = n_tx
+    nf = np.full(1, n_tx, np.int64)
+    tx_bits = np.zeros(n_tx, np.uint64)
     chip = np.zeros((g_n, NCF), np.int64)
     for g in range(g_n):
         chip[g, C_RQH] = -1
         chip[g, C_RQT] = -1
         chip[g, C_WQH] = -1
         chip[g, C_WQT] = -1
+        chip[g, C_UQH] = -1
+        chip[g, C_UQT] = -1
     chan = np.zeros((c, 2), np.int64)  # busy, round-robin turn
     wcap = w * p * d + 1
     chan_wait = np.zeros((c, wcap), np.int64)
     chan_wh = np.zeros(c, np.int64)
     chan_wn = np.zeros(c, np.int64)
-    lpa_page = np.zeros(n_lpa, np.int32)
-    lpa_bits = np.zeros(n_lpa, np.uint64)
     plane_wf = np.zeros(g_n * d * p, np.int64)
 
     hcap = 8 * qd + 8 * g_n + 8 * c + 2 * n_tx + 64
@@ -352,9 +435,9 @@ def simulate_kernel(prm, lane_gbps, dram_beat, rd_lat, pg_lat, cmd_rd, cmd_pg, r
     sq_n = 0
     wait_list = np.zeros(nreq, np.int64)
     n_wait = 0
-    dram_fifo_r = np.zeros(4 * nreq + 4, np.int64)
-    dram_fifo_s = np.zeros(4 * nreq + 4, np.int64)
-    dram_cap = 4 * nreq + 4
+    dram_cap = 4 * nreq + 4 + n_tx
+    dram_fifo_r = np.zeros(dram_cap, np.int64)
+    dram_fifo_s = np.zeros(dram_cap, np.int64)
     dram_h = 0
     dram_n = 0
     dram_free = np.int64(0)
@@ -375,8 +458,29 @@ def simulate_kernel(prm, lane_gbps, dram_beat, rd_lat, pg_lat, cmd_rd, cmd_pg, r
     todo = np.zeros(c + 1, np.int64)
     n_todo = 0
     fw = prm[P_FW]
+    # write cache: slots with LRU list (MQSim Data_Cache_Flash), hot-data filter epochs
+    cap = max(cache_cap, 1)
+    sl_lpa = np.zeros(cap, np.int64)
+    sl_bits = np.zeros(cap, np.uint64)
+    sl_ts = np.zeros(cap, np.int64)
+    sl_dirty = np.zeros(cap, np.int64)  # 1: DIRTY_NO_FLASH_WRITEBACK, 0: write-back issued
+    sl_prev = np.full(cap, -1, np.int64)
+    sl_next = np.full(cap, -1, np.int64)
+    sl_free = np.arange(cap - 1, -1, -1).astype(np.int64)
+    n_sl_free = cap
+    lru = np.full(2, -1, np.int64)  # most, least recently used
+    epoch = 1
+    bloom_milestone = np.int64(0)
+    ev_fifo = np.zeros(n_tx + 1, np.int64)
+    ev_h = 0
+    ev_n = 0
+    dram_fifo_k = np.zeros(4 * (qd + 1) + 4 + n_tx, np.int64)
+    r_ts = np.zeros(qd + 1, np.int64)
     single = -1
     prog_chip = -1
+    fin = np.zeros(4, np.int64)
+    n_fin = 0
+    done_r = -1
     nbins = lat_hist.shape[0]
 
     _hpush(ht, hs, hy, ha, hn, seq, np.int64(1), EV_START, 0)
@@ -420,7 +524,7 @@ def simulate_kernel(prm, lane_gbps, dram_beat, rd_lat, pg_lat, cmd_rd, cmd_pg, r
                 n_free_req -= 1
                 r = free_req[n_free_req]
                 generated += 1
-                if np.random.random() <= read_frac:
+                if next_double(st_type) <= read_frac:
                     r_type[r] = 0
                 else:
                     r_type[r] = 1
@@ -435,7 +539,7 @@ def simulate_kernel(prm, lane_gbps, dram_beat, rd_lat, pg_lat, cmd_rd, cmd_pg, r
                     if prm[P_ALIGN] and stream_next % prm[P_ALIGNSEC] != 0:
                         stream_next += prm[P_ALIGNSEC] - stream_next % prm[P_ALIGNSEC]
                 else:
-                    start = np.random.randint(0, lsa_end + 1)
+                    start = np.int64(np.float64(lsa_end + 1) * next_double(st_addr))
                     if start + req_sec > lsa_end:
                         start = 0
                 if prm[P_ALIGN]:
@@ -470,6 +574,7 @@ def simulate_kernel(prm, lane_gbps, dram_beat, rd_lat, pg_lat, cmd_rd, cmd_pg, r
                 lsa = r_lsa[r]
                 left = r_sec[r]
                 cnt = 0
+                from_cache = 0
                 while left > 0:
                     size = spp - lsa % spp
                     if size > left:
@@ -479,30 +584,60 @@ def simulate_kernel(prm, lane_gbps, dram_beat, rd_lat, pg_lat, cmd_rd, cmd_pg, r
                         << np.uint64(lsa % spp)
                     if size == 64:
                         bits = ~np.uint64(0)
-                    n_free -= 1
-                    t = free_tx[n_free]
+                    sl = lpa_slot[lpa] - 1
+                    if sl >= 0:  # sectors in the write cache are read from DRAM
+                        if lru[0] != sl:
+                            _lru_unlink(sl, sl_prev, sl_next, lru)
+                            _lru_front(sl, sl_prev, sl_next, lru)
+                        avail = sl_bits[sl] & bits
+                        if avail == bits:
+                            from_cache += size
+                            lsa += size
+                            left -= size
+                            continue
+                        if avail != 0:
+                            k_av = _popcount(avail)
+                            from_cache += k_av
+                            size_flash = size - k_av
+                        else:
+                            size_flash = size
+                    else:
+                        size_flash = size
+                    nf[0] -= 1
+                    t = free_tx[nf[0]]
                     tx[t, TX_REQ] = r
                     tx[t, TX_LPA] = lpa
-                    tx[t, TX_BYTES] = size * 512
+                    tx[t, TX_BYTES] = size_flash * 512
                     tx[t, TX_TYPE] = 0
                     tx[t, TX_REL] = -1
                     tx[t, TX_T0] = now
                     tx[t, TX_EXEC] = 0
                     tx[t, TX_XFER] = 0
+                    tx[t, TX_URG] = 0
                     _map_page(lpa, 0, bits, prm, lpa_page, lpa_bits, plane_wf, tx, t, stats)
                     _q_append(tx, chip, tx[t, TX_CHIP], t, C_RQH, C_RQT)
                     cnt += 1
                     lsa += size
                     left -= size
                 r_left[r] = cnt
-                r_dram[r] = 0
-                sched_all = True
+                r_dram[r] = from_cache
+                if from_cache > 0:
+                    dram_free = max(now, dram_free) + _dram_ns(from_cache * 512, prm, dram_beat)
+                    q = (dram_h + dram_n) % dram_cap
+                    dram_fifo_r[q] = r
+                    dram_fifo_s[q] = from_cache
+                    dram_fifo_k[q] = 1
+                    dram_n += 1
+                    _hpush(ht, hs, hy, ha, hn, seq, dram_free, EV_DRAM_DONE, 0)
+                if cnt > 0:
+                    sched_all = True
         elif typ == EV_HOST_RREQ_WDATA:
             to_dev_free = max(now, to_dev_free) + _pcie_ns(r_sec[arg] * 512, False, lanes,
                                                            lane_gbps)
             _hpush(ht, hs, hy, ha, hn, seq, to_dev_free, EV_DEV_WDATA, arg)
         elif typ == EV_DEV_WDATA:
             r = arg
+            r_ts[r] = now
             r_wnext[r] = r_lsa[r]
             r_wleft[r] = r_sec[r]
             r_dram[r] = 0
@@ -512,22 +647,23 @@ def simulate_kernel(prm, lane_gbps, dram_beat, rd_lat, pg_lat, cmd_rd, cmd_pg, r
             typ = -1  # destage this request below
         elif typ == EV_DRAM_DONE:
             r = dram_fifo_r[dram_h]
-            s = dram_fifo_s[dram_h]
+            k = dram_fifo_s[dram_h]
+            kind = dram_fifo_k[dram_h]
             dram_h = (dram_h + 1) % dram_cap
             dram_n -= 1
-            r_dram[r] -= s
-            if r_dram[r] == 0 and r_wleft[r] == 0 and r_waiting[r] == 0:
-                on_fly -= 1
-                if sq_pending > 0:
-                    sq_pending -= 1
-                    on_fly += 1
-                    r2 = sq_fifo[sq_h]
-                    sq_h = (sq_h + 1) % (nreq + 1)
-                    sq_n -= 1
-                    to_host_free = max(now, to_host_free) + _pcie_ns(4, True, lanes, lane_gbps)
-                    _hpush(ht, hs, hy, ha, hn, seq, to_host_free, EV_HOST_RREQ_SQE, r2)
-                to_host_free = max(now, to_host_free) + _pcie_ns(16, False, lanes, lane_gbps)
-                _hpush(ht, hs, hy, ha, hn, seq, to_host_free, EV_HOST_CQE, r)
+            if kind == 2:
+                # evicted dirty pages read out of DRAM: write them back, urgent priority
+                for _ in range(k):
+                    t = ev_fifo[ev_h]
+                    ev_h = (ev_h + 1) % (n_tx + 1)
+                    ev_n -= 1
+                    _dispatch_write(t, tx_bits[t], 1, prm, lpa_page, lpa_bits, plane_wf, tx,
+                                    chip, free_tx, nf, stats)
+                sched_all = True
+            else:
+                r_dram[r] -= k
+                if r_dram[r] == 0 and r_wleft[r] == 0 and r_waiting[r] == 0 and r_left[r] == 0:
+                    done_r = r
         elif typ == EV_CMD_DONE:
             g = arg
             ch = g // w
@@ -570,15 +706,8 @@ def simulate_kernel(prm, lane_gbps, dram_beat, rd_lat, pg_lat, cmd_rd, cmd_pg, r
                         chan_wn[ch] += 1
             else:
                 for i in range(n):
-                    t = chip[g, C_ACT + i]
-                    turn = now - tx[t, TX_T0]
-                    stats[S_WT_SUM] += turn
-                    stats[S_WT_EXEC] += tx[t, TX_EXEC]
-                    stats[S_WT_XFER] += tx[t, TX_XFER]
-                    stats[S_WT_N] += 1
-                    bp_depth -= (tx[t, TX_BYTES] + 511) // 512
-                    free_tx[n_free] = t
-                    n_free += 1
+                    fin[i] = chip[g, C_ACT + i]
+                n_fin = n
                 typ = -1  # retry the buffer waiters below, then mark the chip idle
                 single = -1
                 prog_chip = g
@@ -600,24 +729,10 @@ def simulate_kernel(prm, lane_gbps, dram_beat, rd_lat, pg_lat, cmd_rd, cmd_pg, r
                 stats[S_RT_N] += 1
                 r = tx[t, TX_REQ]
                 r_left[r] -= 1
-                if r_left[r] == 0:
-                    on_fly -= 1
-                    to_host_free = max(now, to_host_free) + _pcie_ns(r_sec[r] * 512, False,
-                                                                     lanes, lane_gbps)
-                    if sq_pending > 0:
-                        sq_pending -= 1
-                        on_fly += 1
-                        r2 = sq_fifo[sq_h]
-                        sq_h = (sq_h + 1) % (nreq + 1)
-                        sq_n -= 1
-                        to_host_free = max(now, to_host_free) + _pcie_ns(4, True, lanes,
-                                                                         lane_gbps)
-                        _hpush(ht, hs, hy, ha, hn, seq, to_host_free, EV_HOST_RREQ_SQE, r2)
-                    to_host_free = max(now, to_host_free) + _pcie_ns(16, False, lanes,
-                                                                     lane_gbps)
-                    _hpush(ht, hs, hy, ha, hn, seq, to_host_free, EV_HOST_CQE, r)
-            free_tx[n_free] = t
-            n_free += 1
+                if r_left[r] == 0 and r_dram[r] == 0:
+                    done_r = r
+            free_tx[nf[0]] = t
+            nf[0] += 1
             chip[g, C_WAIT] -= 1
             if chip[g, C_WAIT] == 0:
                 chip[g, C_STAT] = IDLE
@@ -633,90 +748,195 @@ def simulate_kernel(prm, lane_gbps, dram_beat, rd_lat, pg_lat, cmd_rd, cmd_pg, r
                 todo[n_todo] = ch
                 n_todo += 1
 
+        if done_r >= 0:
+            # Handle_serviced_request: read data to the host, the next SQ fetch if one waits
+            # for the fetch limit, then the completion entry
+            r = done_r
+            done_r = -1
+            on_fly -= 1
+            if r_type[r] == 0:
+                to_host_free = max(now, to_host_free) + _pcie_ns(r_sec[r] * 512, False, lanes,
+                                                                 lane_gbps)
+            if sq_pending > 0:
+                sq_pending -= 1
+                on_fly += 1
+                r2 = sq_fifo[sq_h]
+                sq_h = (sq_h + 1) % (nreq + 1)
+                sq_n -= 1
+                to_host_free = max(now, to_host_free) + _pcie_ns(4, True, lanes, lane_gbps)
+                _hpush(ht, hs, hy, ha, hn, seq, to_host_free, EV_HOST_RREQ_SQE, r2)
+            to_host_free = max(now, to_host_free) + _pcie_ns(16, False, lanes, lane_gbps)
+            _hpush(ht, hs, hy, ha, hn, seq, to_host_free, EV_HOST_CQE, r)
         if typ == -1:
             # write-cache destage (MQSim write_to_destage_buffer): a new write request buffers
-            # itself; a finished program retries the waiting requests in order
-            k = 0
-            while True:
-                if single >= 0:
-                    if k > 0:
+            # itself; each programmed transaction frees back-pressure space and retries the
+            # waiting requests in order; each destage that writes back runs the TSU at once
+            for fi in range(max(n_fin, 1)):
+                if n_fin > 0:
+                    t = fin[fi]
+                    if tx[t, TX_URG] == 0:
+                        turn = now - tx[t, TX_T0]
+                        stats[S_WT_SUM] += turn
+                        stats[S_WT_EXEC] += tx[t, TX_EXEC]
+                        stats[S_WT_XFER] += tx[t, TX_XFER]
+                        stats[S_WT_N] += 1
+                    bp_depth -= (tx[t, TX_BYTES] + 511) // 512
+                    sl = lpa_slot[tx[t, TX_LPA]] - 1
+                    if sl >= 0:
+                        # MQSim looks the slot up (Get_slot), which makes it most recent
+                        if lru[0] != sl:
+                            _lru_unlink(sl, sl_prev, sl_next, lru)
+                            _lru_front(sl, sl_prev, sl_next, lru)
+                        if tx[t, TX_TS] >= sl_ts[sl]:
+                            # the cached copy is what reached flash: drop it
+                            _lru_unlink(sl, sl_prev, sl_next, lru)
+                            lpa_slot[sl_lpa[sl]] = 0
+                            sl_free[n_sl_free] = sl
+                            n_sl_free += 1
+                    free_tx[nf[0]] = t
+                    nf[0] += 1
+                k = 0
+                while True:
+                    if single >= 0:
+                        if k > 0:
+                            break
+                        r = single
+                    else:
+                        if k >= n_wait:
+                            break
+                        r = wait_list[k]
+                    written = 0
+                    evict = 0
+                    n_ev = 0
+                    dram_sec = 0
+                    while r_wleft[r] > 0 and bp_depth + evict + written < bp_max:
+                        lsa = r_wnext[r]
+                        size = spp - lsa % spp
+                        if size > r_wleft[r]:
+                            size = r_wleft[r]
+                        lpa = (lsa // spp) % n_lpa
+                        bits = ((np.uint64(1) << np.uint64(size)) - np.uint64(1)) \
+                            << np.uint64(lsa % spp)
+                        if size == 64:
+                            bits = ~np.uint64(0)
+                        ts = r_ts[r]
+                        sl = lpa_slot[lpa] - 1
+                        if sl >= 0:
+                            if ts > sl_ts[sl]:
+                                sl_ts[sl] = ts
+                            sl_bits[sl] = sl_bits[sl] | bits
+                            sl_dirty[sl] = 1
+                            if lru[0] != sl:
+                                _lru_unlink(sl, sl_prev, sl_next, lru)
+                                _lru_front(sl, sl_prev, sl_next, lru)
+                        else:
+                            if n_sl_free == 0:
+                                e = lru[1]
+                                _lru_unlink(e, sl_prev, sl_next, lru)
+                                lpa_slot[sl_lpa[e]] = 0
+                                sl_free[n_sl_free] = e
+                                n_sl_free += 1
+                                if sl_dirty[e] == 1:
+                                    nf[0] -= 1
+                                    u = free_tx[nf[0]]
+                                    k_ev = _popcount(sl_bits[e])
+                                    tx[u, TX_REQ] = -1
+                                    tx[u, TX_LPA] = sl_lpa[e]
+                                    tx[u, TX_BYTES] = k_ev * 512
+                                    tx[u, TX_TYPE] = 1
+                                    tx[u, TX_REL] = -1
+                                    tx[u, TX_T0] = now
+                                    tx[u, TX_EXEC] = 0
+                                    tx[u, TX_XFER] = 0
+                                    tx[u, TX_TS] = sl_ts[e]
+                                    tx[u, TX_URG] = 1
+                                    tx_bits[u] = sl_bits[e]
+                                    ev_fifo[(ev_h + ev_n) % (n_tx + 1)] = u
+                                    ev_n += 1
+                                    n_ev += 1
+                                    evict += k_ev
+                            n_sl_free -= 1
+                            sl = sl_free[n_sl_free]
+                            lpa_slot[lpa] = sl + 1
+                            sl_lpa[sl] = lpa
+                            sl_bits[sl] = bits
+                            sl_ts[sl] = ts
+                            sl_dirty[sl] = 1
+                            _lru_front(sl, sl_prev, sl_next, lru)
+                        dram_sec += size
+                        if bloom[lpa] != epoch:
+                            # cold data: write back at once (MQSim's hot/cold filter)
+                            sl_dirty[sl] = 0
+                            bloom[lpa] = epoch
+                            nf[0] -= 1
+                            t = free_tx[nf[0]]
+                            tx[t, TX_REQ] = r
+                            tx[t, TX_LPA] = lpa
+                            tx[t, TX_BYTES] = size * 512
+                            tx[t, TX_TYPE] = 1
+                            tx[t, TX_REL] = -1
+                            tx[t, TX_T0] = ts
+                            tx[t, TX_EXEC] = 0
+                            tx[t, TX_XFER] = 0
+                            tx[t, TX_TS] = ts
+                            tx[t, TX_URG] = 0
+                            _dispatch_write(t, bits, 0, prm, lpa_page, lpa_bits, plane_wf, tx, chip,
+                                            free_tx, nf, stats)
+                            written += size
+                        r_wnext[r] += size
+                        r_wleft[r] -= size
+                    bp_depth += evict + written
+                    if written > 0:
+                        sched_all = True
+                    if n_ev > 0:
+                        dram_free = max(now, dram_free) + _dram_ns(evict * 512, prm, dram_beat)
+                        q = (dram_h + dram_n) % dram_cap
+                        dram_fifo_r[q] = -1
+                        dram_fifo_s[q] = n_ev
+                        dram_fifo_k[q] = 2
+                        dram_n += 1
+                        _hpush(ht, hs, hy, ha, hn, seq, dram_free, EV_DRAM_DONE, 0)
+                    if dram_sec > 0:
+                        r_dram[r] += dram_sec
+                        dram_free = max(now, dram_free) + _dram_ns(dram_sec * 512, prm, dram_beat)
+                        q = (dram_h + dram_n) % dram_cap
+                        dram_fifo_r[q] = r
+                        dram_fifo_s[q] = dram_sec
+                        dram_fifo_k[q] = 0
+                        dram_n += 1
+                        _hpush(ht, hs, hy, ha, hn, seq, dram_free, EV_DRAM_DONE, 0)
+                    if now > bloom_milestone:
+                        epoch += 1
+                        bloom_milestone = now + 1000000000
+                    if written > 0:
+                        for ch in range(c):
+                            if chan[ch, 0] == 0:
+                                _tsu_channel(ch, now, tx, chip, chan, prm, ht, hs, hy, ha, hn,
+                                             seq, stats, cmd_rd, cmd_pg)
+                        sched_all = False
+                    if single >= 0:
+                        if r_wleft[r] > 0:
+                            wait_list[n_wait] = r
+                            n_wait += 1
+                            r_waiting[r] = 1
+                        k = 1
+                        continue
+                    if r_wleft[r] == 0:
+                        r_waiting[r] = 0
+                        n_wait -= 1
+                        for j in range(k, n_wait):
+                            wait_list[j] = wait_list[j + 1]
+                    else:
+                        k += 1
+                    if bp_depth > bp_max:
                         break
-                    r = single
-                else:
-                    if k >= n_wait:
-                        break
-                    r = wait_list[k]
-                written = 0
-                while r_wleft[r] > 0 and bp_depth + written < bp_max:
-                    lsa = r_wnext[r]
-                    size = spp - lsa % spp
-                    if size > r_wleft[r]:
-                        size = r_wleft[r]
-                    lpa = (lsa // spp) % n_lpa
-                    bits = ((np.uint64(1) << np.uint64(size)) - np.uint64(1)) \
-                        << np.uint64(lsa % spp)
-                    if size == 64:
-                        bits = ~np.uint64(0)
-                    n_free -= 1
-                    t = free_tx[n_free]
-                    tx[t, TX_REQ] = r
-                    tx[t, TX_LPA] = lpa
-                    tx[t, TX_BYTES] = size * 512
-                    tx[t, TX_TYPE] = 1
-                    tx[t, TX_REL] = -1
-                    tx[t, TX_T0] = now
-                    tx[t, TX_EXEC] = 0
-                    tx[t, TX_XFER] = 0
-                    old = _map_page(lpa, 1, bits, prm, lpa_page, lpa_bits, plane_wf, tx, t,
-                                    stats)
-                    _q_append(tx, chip, tx[t, TX_CHIP], t, C_WQH, C_WQT)
-                    if old > 0:
-                        # read the sectors this write leaves in place (same plane, old page)
-                        n_free -= 1
-                        u = free_tx[n_free]
-                        for f in range(NTXF):
-                            tx[u, f] = tx[t, f]
-                        tx[u, TX_TYPE] = 0
-                        tx[u, TX_PAGE] = (old - 1) % prm[P_PPB]
-                        tx[u, TX_BYTES] = (spp - size) * 512
-                        tx[u, TX_REL] = t
-                        tx[t, TX_REL] = u
-                        _q_append(tx, chip, tx[u, TX_CHIP], u, C_RQH, C_RQT)
-                        stats[S_RMW] += 1
-                    written += size
-                    r_wnext[r] += size
-                    r_wleft[r] -= size
-                bp_depth += written
-                if written > 0:
-                    sched_all = True
-                    r_dram[r] += written
-                    dram_free = max(now, dram_free) + _dram_ns(written * 512, prm, dram_beat)
-                    dram_fifo_r[(dram_h + dram_n) % dram_cap] = r
-                    dram_fifo_s[(dram_h + dram_n) % dram_cap] = written
-                    dram_n += 1
-                    _hpush(ht, hs, hy, ha, hn, seq, dram_free, EV_DRAM_DONE, 0)
-                if single >= 0:
-                    if r_wleft[r] > 0:
-                        wait_list[n_wait] = r
-                        n_wait += 1
-                        r_waiting[r] = 1
-                    k = 1
-                    continue
-                if r_wleft[r] == 0:
-                    r_waiting[r] = 0
-                    n_wait -= 1
-                    for j in range(k, n_wait):
-                        wait_list[j] = wait_list[j + 1]
-                else:
-                    k += 1
-                if bp_depth > bp_max:
-                    break
             if sched_all:
                 for ch in range(c):
                     if chan[ch, 0] == 0:
                         _tsu_channel(ch, now, tx, chip, chan, prm, ht, hs, hy, ha, hn, seq,
                                      stats, cmd_rd, cmd_pg)
                 sched_all = False
+            n_fin = 0
             if prog_chip >= 0:
                 # the program's chip goes idle after the TSU saw it busy (MQSim's order)
                 g = prog_chip

@@ -1,12 +1,12 @@
 """How fast a flash tier serves an access pattern: request size and queue depth.
 
-A request of ``r`` bytes is striped page by page over the channels (page-level striping, as
-MQSim's CWDP allocation does): it costs the firmware's command time, one array read (tR) and the
-transfer of its bytes over the channels it spans. ``q`` requests in flight overlap, so the tier
-moves ``min(internal read bandwidth, q x r / t_request)`` bytes/s (Little's law). When the
-cycle-level flash model is available (``sim.micro.flash.pattern_timing``) it answers instead.
-A load on a flash tier is then scaled by ``sustained / pattern`` bandwidth, so a shallow queue
-or small requests occupy the tier longer.
+Host reads go through the event-level flash model (``sim.micro.flash.pattern_timing``, the
+MQSim-exact back end of ``xpusim import mqsim``): a queue-depth flow of the pattern on the drive's
+``flash`` section — NVMe queues, firmware command time, tR per page, multi-plane reads, channel
+bus transfers, page striping, the host link. An in-storage engine (a CSD reading its own flash)
+schedules page reads itself, so its rate is the first-order estimate with every plane busy. A load on a flash tier is scaled by ``sustained / pattern`` bandwidth,
+so a shallow queue or small requests occupy the tier longer. ``closed_form_bandwidth`` is the
+first-order estimate it refines (tests compare the two).
 """
 
 from __future__ import annotations
@@ -16,29 +16,39 @@ import math
 
 from arch.sections.storage import FlashSpec
 
-_MEMO: dict[tuple, float] = {}
+_MEMO: dict[tuple, float] = {}  # (flash fields, request, depth, random, internal) -> B/s
 
 
-def pattern_bandwidth(flash: FlashSpec, request_bytes: float, queue_depth: int) -> float:
+def pattern_bandwidth(flash: FlashSpec, request_bytes: float, queue_depth: int,
+                      random: bool = False, internal: bool = False) -> float:
     """Bytes/s a flash back end reads at, for ``queue_depth`` requests of ``request_bytes``
-    (memoised per back end and pattern)."""
-    key = (dataclasses.astuple(flash), request_bytes, queue_depth)
+    (``random``: uniformly scattered page groups; ``internal``: an in-storage engine, whose
+    reads do not cross the host link), from the event-level flash model, memoised."""
+    key = (dataclasses.astuple(flash), request_bytes, queue_depth, random, internal)
     hit = _MEMO.get(key)
     if hit is None:
-        hit = _MEMO[key] = _pattern(flash, request_bytes, queue_depth)
+        hit = _MEMO[key] = _pattern(flash, request_bytes, queue_depth, random, internal)
     return hit
 
 
-def _pattern(flash: FlashSpec, request_bytes: float, queue_depth: int) -> float:
-    try:
-        from sim.micro.flash import pattern_timing  # the cycle-level model, when present
-    except ImportError:
-        pattern_timing = None
-    if pattern_timing is not None:
-        try:
-            return float(pattern_timing(flash, "seq", request_bytes, queue_depth)[0])
-        except (TypeError, ValueError, AttributeError):
-            pass
+def _pattern(flash: FlashSpec, request_bytes: float, queue_depth: int, random: bool,
+             internal: bool) -> float:
+    if internal:
+        # an in-storage engine schedules page reads itself, not through NVMe queues and the
+        # host interface's firmware path that the event model (MQSim's) simulates: first order
+        return closed_form_bandwidth(flash, request_bytes, queue_depth)
+    from sim.micro.flash import pattern_timing
+    from sim.micro.flash_config import FlashConfig
+
+    bandwidth, _, _ = pattern_timing(FlashConfig.from_spec(flash), "rand" if random else "seq",
+                                     request_bytes, queue_depth)
+    return min(flash.read_bandwidth, float(bandwidth))
+
+
+def closed_form_bandwidth(flash: FlashSpec, request_bytes: float, queue_depth: int) -> float:
+    """The first-order estimate the event model refines: each request costs the firmware's
+    command time, one tR and its transfer over the channels its pages stripe over; ``q`` in
+    flight overlap (Little's law), up to the internal read bandwidth."""
     pages = max(1, math.ceil(request_bytes / flash.page_size))
     spread = min(pages, flash.channels) * flash.channel_bandwidth
     t_request = flash.controller_latency + flash.read_latency + request_bytes / spread
@@ -54,4 +64,7 @@ def flash_scale(system, tier_name: str, request_bytes: float, queue_depth: int) 
         return 1.0
     flash = system.devices[tier.device].arch.flash
     qd = queue_depth or flash.planes
-    return max(1.0, tier.bandwidth / pattern_bandwidth(flash, request_bytes, qd))
+    # a request no larger than a page is a page-group read scattered over the drive
+    random = request_bytes <= flash.page_size
+    bw = pattern_bandwidth(flash, request_bytes, qd, random, internal=queue_depth == 0)
+    return max(1.0, tier.bandwidth / bw)

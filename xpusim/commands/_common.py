@@ -130,6 +130,16 @@ def warn(message: str) -> None:
         write_error(message, "warning")
 
 
+def warn_assumptions(arch: Any) -> None:
+    """One line on stderr naming how many of the arch's parameters are assumptions."""
+    assumed = arch.assumptions()
+    if assumed:
+        shown = ", ".join(assumed[:3]) + (", ..." if len(assumed) > 3 else "")
+        warn(f"{len(assumed)} of {arch.parameter_count()} parameters of '{arch.name}' are "
+             f"assumptions, not measured or published values ({shown}); `xpusim arch show "
+             f"{arch.name}` cites each")
+
+
 def warn_emulated(arch: Any, *dtypes: str) -> None:
     """One line on stderr when the arch has no native rate for a datatype (emulated)."""
     from sim.plausibility import native_dtype_warning

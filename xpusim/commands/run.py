@@ -11,6 +11,7 @@ from xpusim.commands._common import (
     positive_int,
     positive_or_zero_int,
     print_json,
+    warn_assumptions,
     warn_emulated,
 )
 from xpusim.progress import add_quiet_arg
@@ -101,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
             f"TPOT {m['tpot_s'] * 1e3:.3f} ms, {m['tokens_per_s']:.1f} tokens/s, "
             f"{m['energy_per_token_J']:.4f} J/token; invariants passed\n"
             f"report: {out}/report.html\n")
+    if not getattr(args, "quiet", False):
+        warn_assumptions(arch)
     return 0
 
 
@@ -132,4 +135,6 @@ def _finetune(args: argparse.Namespace, arch, model, scenario, spec, policies) -
         f"{m['forward_s']:.3f} s, backward {m['backward_s']:.3f} s, optimizer "
         f"{m['optimizer_s']:.3f} s, transfers {m.get('transfer_s', 0.0):.3f} s (summed); "
         f"invariants passed\nreport: {out}/report.html\n")
+    if not getattr(args, "quiet", False):
+        warn_assumptions(arch)
     return 0
