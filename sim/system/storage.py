@@ -4,9 +4,10 @@ Host reads go through the event-level flash model (``sim.micro.flash.pattern_tim
 MQSim-exact back end of ``xpusim import mqsim``): a queue-depth flow of the pattern on the drive's
 ``flash`` section — NVMe queues, firmware command time, tR per page, multi-plane reads, channel
 bus transfers, page striping, the host link. An in-storage engine (a CSD reading its own flash)
-schedules page reads itself, so its rate is the first-order estimate with every plane busy. A load on a flash tier is scaled by ``sustained / pattern`` bandwidth,
-so a shallow queue or small requests occupy the tier longer. ``closed_form_bandwidth`` is the
-first-order estimate it refines (tests compare the two).
+schedules page reads itself, so its rate is the first-order estimate with every plane busy
+(``closed_form_bandwidth``, which the tests compare with the event model). A load on a flash
+tier is scaled by ``sustained / pattern`` bandwidth, so a shallow queue or small requests occupy
+the tier longer.
 """
 
 from __future__ import annotations
