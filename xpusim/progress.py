@@ -29,7 +29,8 @@ from typing import Any
 
 def add_quiet_arg(p: argparse.ArgumentParser) -> None:
     """``--quiet``: no progress bar."""
-    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar and no assumption count on stderr")
 
 
 def enabled(args: argparse.Namespace | None = None, stream: Any = None) -> bool:
