@@ -56,10 +56,12 @@ def test_flexgen_relays_the_kv_cache_through_host_ddr(runs):
     trs = flex.transfers
     dec = trs[trs["phase"] == "decode"]
     legs = set(zip(dec["src"], dec["dst"], strict=True))
-    assert legs == {("ssd0.flash", "host_ddr"), ("host_ddr", "gpu0.hbm")}
-    # both legs move the same bytes, the second after the first
+    # reads: disk -> host DDR -> GPU; new tokens' K and V: GPU -> host DDR -> disk
+    assert legs == {("ssd0.flash", "host_ddr"), ("host_ddr", "gpu0.hbm"),
+                    ("gpu0.hbm", "host_ddr"), ("host_ddr", "ssd0.flash")}
     by_leg = dec.groupby(["src", "dst"])["bytes"].sum()
     assert by_leg["ssd0.flash", "host_ddr"] == pytest.approx(by_leg["host_ddr", "gpu0.hbm"])
+    assert by_leg["gpu0.hbm", "host_ddr"] == pytest.approx(by_leg["host_ddr", "ssd0.flash"])
     assert set(flex.invariants.values()) == {"passed"}
 
 
@@ -72,7 +74,13 @@ def test_instinfer_attention_runs_in_the_drive(runs):
     # the KV cache streams from the drive's own flash, never over the PCIe links
     assert res.loc["csd0.flash", "bytes"] > 0
     dec = inst.transfers[inst.transfers["phase"] == "decode"]
-    assert set(dec["tensor"]) == {"activations"}
+    # besides queries and outputs, only each step's new K and V go to the drive, peer to peer:
+    # batch 16 x 2 (K, V) x 40 heads x 128 x 2 B per layer
+    kv = dec[dec["tensor"] == "kv_cache"]
+    assert set(dec["tensor"]) == {"activations", "kv_cache"}
+    assert set(zip(kv["src"], kv["dst"], strict=True)) == {("gpu0.hbm", "csd0.flash")}
+    assert (kv["bytes"] == 16 * 2 * 40 * 128 * 2).all()
+    assert set(kv["route"]) == {"pcie> pcie_csd<"}
     # the engine is compute-bound at its measured 13 GFLOPS: each attention op takes at least
     # FLOPs / (650 GFLOP/s x 0.02)
     assert (attn["latency_s"] >= attn["flops"] / 13e9 * (1 - 1e-9)).all()

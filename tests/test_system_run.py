@@ -288,10 +288,14 @@ def test_cpu_attention_moves_queries_not_the_kv_cache():
     cpu_attn = simulate(arch, model, sc, placement=spec, policies=Policies(attention_on="cpu"))
     trs = cpu_attn.transfers
     dec = trs[trs["phase"] == "decode"]
-    assert set(dec["tensor"]) == {"activations"}
     # q and the attention output: batch x heads x head_dim fp16 values per layer and step
     per = 32 * model.n_heads * model.head_dim * 2
-    assert (dec["bytes"] == per).all() and len(dec) == 2 * model.n_layers * 3
+    act = dec[dec["tensor"] == "activations"]
+    assert (act["bytes"] == per).all() and len(act) == 2 * model.n_layers * 3
+    # the only KV traffic: each step appends the new token's K and V (2 x per) to host DDR
+    kv = dec[dec["tensor"] == "kv_cache"]
+    assert set(zip(kv["src"], kv["dst"], strict=True)) == {("gpu0.hbm", "host_ddr")}
+    assert (kv["bytes"] == 2 * per).all() and len(kv) == model.n_layers * 3
     ops = cpu_attn.ops
     attn = ops[(ops["phase"] == "decode") & (ops["op_class"] == "attention")]
     assert set(attn["stream"]) == {"cpu0.compute"}

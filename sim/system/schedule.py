@@ -28,7 +28,7 @@ from sim.system.storage import flash_scale
 from sim.system.topology import Route, System
 from workloads.einsum import Cascade, Einsum
 from workloads.trace import COLLECTIVE, Op, Trace
-from workloads.tracer import pipeline_boundaries
+from workloads.tracer import kv_bytes_per_token, pipeline_boundaries
 
 MOVABLE = ("weights", "kv_cache", "activations")  # classes a run moves per layer
 
@@ -256,7 +256,8 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
                placement: Placement, policies: Policies, plan: Plan,
                used_memory: dict[str, set[str]]) -> None:
     """Per (step, layer) run of ops and class placed off the device: weights are fetched before
-    the run; the KV cache is saved after a prefill run and fetched before a decode run;
+    the run; the KV cache is saved after a prefill run, fetched before a decode run that reads
+    it on the device, and each decode run's new K and V are appended after it;
     activations (training) are saved after a forward run and fetched back before the layer's
     recompute, or before its backward when nothing recomputes it."""
     home = home_tier(system)
@@ -282,9 +283,13 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
         w, kv = role_bytes(op)   # an op split in shares (Duplex) shares one compute object
         rec["w"][id(op.compute)] = w
         rec["kv"][op.microbatch, id(op.compute)] = kv
-        rec["first"].setdefault(op.microbatch, op.id)
+        if op.microbatch not in rec["first"]:
+            rec["first"][op.microbatch] = op.id
+            rec["tokens"] = rec.get("tokens", 0) + op.tokens
         rec["last"] = op.id
     act = placement.demand("activations") / n_layers if "activations" in sources else 0.0
+    sc = trace.scenario
+    kv_token = kv_bytes_per_token(trace.model, sc.kv_dtype, sc.tp) / n_layers  # per layer
     recomputed = {r["key"] for st_runs in runs.values() for r in st_runs
                   if r["phase"] == "recompute"}
     depth = max(0, policies.prefetch)
@@ -306,8 +311,10 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
             need = {"weights": sum(rec["w"].values()),
                     "kv_cache": kv if phase != "prefill" else 0.0,
                     "activations": act if fetch_act else 0.0}
+            # ... and each decode step appends the new tokens' K and V
             save = {"activations": act if phase == "forward" else 0.0,
-                    "kv_cache": kv if phase == "prefill" else 0.0}
+                    "kv_cache": kv if phase == "prefill" else
+                    kv_token * rec["tokens"] if phase == "decode" else 0.0}
             for cls, tiers in sources.items():
                 for tier, frac in tiers.items():
                     relay = _relay_tier(system, tier) if policies.relay_storage else ""
