@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fuzz_harness import CAMPAIGNS, make_case, run_case  # noqa: E402
 
-COLUMNS = ("traceback", "hang", "memory", "nonfinite", "exit", "lines")
+COLUMNS = ("traceback", "hang", "memory", "nonfinite", "exit", "lines", "harness")
 
 
 def _init(memory_gb: float) -> None:
@@ -40,7 +40,11 @@ def _init(memory_gb: float) -> None:
 def _one(job: tuple[int, int, str, float, float]) -> dict:
     index, seed, campaign, timeout_s, memory_mb = job
     rnd = random.Random(f"{seed}:{index}")
-    case = make_case(campaign, rnd)
+    try:
+        case = make_case(campaign, rnd)
+    except Exception as exc:  # noqa: BLE001 - a generator bug, not a CLI failure: report it
+        return {"index": index, "campaign": campaign, "argv": [], "code": None, "seconds": 0.0,
+                "rss_mb": 0.0, "problem": "harness", "detail": repr(exc)[:300], "files": {}}
     with tempfile.TemporaryDirectory(prefix="case-", dir=os.getcwd()) as tmp:
         o = run_case(case, Path(tmp), timeout_s=timeout_s, memory_mb=memory_mb)
     return {"index": index, "campaign": campaign, "argv": [a[:200] for a in o.argv],

@@ -125,10 +125,13 @@ def scale(rnd: random.Random, value: Any) -> Any:
     factor = rnd.choice(SCALES)
     if isinstance(value, bool):
         return value
-    if isinstance(value, int):
-        return int(value * factor)
-    if isinstance(value, float):
-        return value * factor
+    try:
+        if isinstance(value, int):
+            return int(value * factor)
+        if isinstance(value, float):
+            return value * factor
+    except OverflowError:  # a huge integer drawn earlier: keep it
+        return value
     if isinstance(value, str):
         head, _, unit = value.partition(" ")
         try:

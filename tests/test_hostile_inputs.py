@@ -455,3 +455,9 @@ def test_unhashable_arch_axis_value(tmp_path, capsys, value):
     f = _write(tmp_path, "s.yaml", SWEEP.replace("arch: h100\n", "")
                + f"axes:\n  arch: [{value}, h100]\n")
     _error(capsys, ["sweep", f, "--dry-run"], "axes.arch[0]", "expected a preset name")
+
+
+@pytest.mark.parametrize("opt", ["--dtype", "--kv-dtype"])
+def test_check_with_a_datatype_the_reference_kernels_lack(capsys, opt):
+    _error(capsys, ["check", "--model", "gpt2-small", "--prompt", "8", "--max-width", "128",
+                    opt, "int2"], opt, "unknown datatype 'int2'")

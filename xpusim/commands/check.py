@@ -82,11 +82,18 @@ def _num(v: float) -> float | None:
 
 def run(args: argparse.Namespace) -> int:
     from arch import load_arch
+    from kernels_ref.dtypes import get_format
     from sim.functional.layer import CheckSpec, check_layer
     from workloads.errors import WorkloadError
 
     arch = load_arch(args.arch)
     model = load_model(args.model)
+    for opt, name in (("--dtype", args.dtype), ("--kv-dtype", args.kv_dtype)):
+        try:
+            if name:
+                get_format(name)
+        except KeyError as exc:  # a datatype the reference kernels cannot emulate
+            raise WorkloadError("", opt, str(exc.args[0])) from None
     flops, nbytes = check_size(model, args.batch, args.prompt, args.full, args.max_width)
     if (flops > MAX_FLOPS or nbytes > MAX_BYTES) and not args.force:
         raise WorkloadError("", "--batch", f"this check needs about {flops:.2g} FLOPs and "
