@@ -72,7 +72,7 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
     # ops a device unit (PIM) runs beside the rest; co-processed ops as two tasks (Duplex)
     trace = device.split_trace(trace_model(model, scenario, units=device.unit_ops()))
     if policies.attention_on:
-        host_attention(trace.ops, system, scenario.tp, policies.attention_on)
+        host_attention(trace.ops, system, scenario.tp, policies.attention_on, scenario.pp)
     plan = build_plan(trace, system, device, placed, policies)
     if placed is not None:
         check_staging(system, plan, placed, policies)

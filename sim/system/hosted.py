@@ -32,7 +32,8 @@ ROLE_CLASS = {"weight": "weights", "gradient": "gradients", "state": "optimizer"
 IN_PLACE = -2   # Transfer.release of a transfer that lands in its tensor's own home: no staging
 
 
-def host_attention(ops: list[Op], system: System, tp: int, component: str) -> None:
+def host_attention(ops: list[Op], system: System, tp: int, component: str,
+                   pp: int = 1) -> None:
     """Decode attention next to the KV cache: tag the decode ops of class ``attention`` to run
     on ``component`` (``cpu``: FlexGen's ``--cpu``; ``csd``: InstInfer), streaming the KV cache
     from wherever the placement put it."""
@@ -41,9 +42,9 @@ def host_attention(ops: list[Op], system: System, tp: int, component: str) -> No
         raise SimError(f"--attention-on: system '{system.name}' has no device component "
                        f"'{component}' besides the primary '{system.primary}' (components: "
                        f"{', '.join(comps)})")
-    if tp > 1:
+    if tp > 1 or pp > 1:
         raise SimError("--attention-on: attention off the GPU runs one device's attention "
-                       "(use --tp 1)")
+                       "(use --tp 1 --pp 1)")
     for op in ops:
         if op.phase == "decode" and op.op_class == "attention":
             op.where = component
