@@ -1,0 +1,135 @@
+"""The serving iteration model against ``xpusim run`` and the decode harness, and its memo."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from arch import load_arch
+from sim.devices.base import SimError
+from sim.run import simulate
+from sim.serve import EngineConfig, IterationModel, Replica, Simulation, finish
+from sim.serving.layer_costs import LayerCosts
+from workloads.models import get_model
+from workloads.requests import Requests
+from workloads.scenario import Scenario
+
+
+@pytest.fixture(scope="module")
+def h100():
+    return load_arch("h100")
+
+
+@pytest.fixture(scope="module")
+def l7b():
+    return get_model("llama2-7b")
+
+
+@pytest.mark.parametrize("attention", ["flash", "unfused"])
+def test_one_request_matches_xpusim_run(h100, l7b, attention):
+    """A lone request's prefill and decode steps take what ``xpusim run`` says (one engine)."""
+    im = IterationModel(h100, l7b, attention=attention)
+    res = simulate(h100, l7b, Scenario(batch=1, prompt_len=200, gen_len=3,
+                                       attention=attention))
+    assert im.prefill_alone(200) == pytest.approx(res.metrics["ttft_s"], rel=1e-9)
+    steps = im.iteration(1, 201, [], 1).seconds + im.iteration(1, 202, [], 1).seconds
+    assert steps / 2 == pytest.approx(res.metrics["tpot_s"], rel=1e-5)
+
+
+def test_static_batch_prefill_matches_xpusim_run(h100, l7b):
+    im = IterationModel(h100, l7b, attention="flash")
+    res = simulate(h100, l7b, Scenario(batch=4, prompt_len=128, gen_len=2, attention="flash"))
+    assert im.iteration(0, 0, [(128, 128)] * 4, 4).seconds == \
+        pytest.approx(res.metrics["ttft_s"], rel=1e-9)
+
+
+def test_decode_iteration_is_the_sum_of_layer_costs(h100, l7b):
+    """tp = 1 (no collectives): a decode iteration = L x the decode harness's layer stages +
+    its LM head + the embedding, op by op from the same device model."""
+    im = IterationModel(h100, l7b, attention="unfused")
+    lc = LayerCosts(im.device, l7b, 1)
+    st = lc.stages(8, 200)
+    layer = sum(st[k].seconds for k in ("pre", "attn", "post"))
+    emb = im._ops_cost(im.builder.embedding(8), "decode").seconds
+    want = l7b.n_layers * layer + st["head"].seconds + emb
+    assert im.iteration(8, 8 * 200, [], 8).seconds == pytest.approx(want, rel=1e-9)
+
+
+def test_tensor_parallel_adds_allreduces(l7b):
+    dgx = load_arch("dgx-h100")
+    im1 = IterationModel(dgx, l7b, tp=1)
+    im2 = IterationModel(dgx, l7b, tp=2)
+    t1 = im1.linear(64).seconds
+    t2 = im2.linear(64).seconds
+    ar = im2._ops_cost([t for t in im2.builder.layer(1, 64, 1) if t.kind == "collective"],
+                       "prefill").seconds
+    assert ar > 0
+    assert t2 < t1                                    # half the GEMM work per device ...
+    assert t2 > l7b.n_layers * ar                     # ... plus two all-reduces per layer
+
+
+def test_interpolation_is_exact_on_the_grid_and_between_neighbours(h100, l7b):
+    im = IterationModel(h100, l7b, exact_tokens=64, per_octave=8)
+    exact = IterationModel(h100, l7b, exact_tokens=10**9)
+    # above 64 the grid step is 2^(floor(log2 x) - 3): 16 for 128..255
+    for x in (128, 144, 160):
+        assert im.linear(x).seconds == pytest.approx(exact.linear(x).seconds, rel=1e-12)
+    a, b, mid = exact.linear(144).seconds, exact.linear(160).seconds, im.linear(150).seconds
+    assert mid == pytest.approx(a + (b - a) * 6 / 16, rel=1e-12)
+    assert abs(mid / exact.linear(150).seconds - 1) < 0.03
+
+
+def test_async_software_adds_per_step_and_request_cost(h100, l7b):
+    sw = dataclasses.replace(h100.sections["software"], mode="async", per_step=1e-3,
+                             per_request=1e-4, dispatch={"default": 0.0})
+    arch = dataclasses.replace(h100, sections={**h100.sections, "software": sw})
+    ideal = IterationModel(h100, l7b).iteration(4, 4 * 100, [], 4).seconds
+    slow = IterationModel(arch, l7b).iteration(4, 4 * 100, [], 4).seconds
+    assert slow - ideal == pytest.approx(1e-3 + 4 * 1e-4, rel=1e-9)
+
+
+def test_kv_capacity_from_memory_left_after_weights(h100, l7b):
+    im = IterationModel(h100, l7b)
+    cfg = EngineConfig(gpu_memory_utilization=0.9, block_size=16)
+    rep = Replica(0, im, cfg)
+    # Llama-2-7B fp16: 32 layers x 2 (K, V) x 4096 x 2 B = 512 KiB per token
+    assert im.kv_bytes_per_token() == 2 * 32 * 4096 * 2
+    room = 0.9 * 80 * 2**30 - l7b.param_count() * 2 - im.activation_bytes(4096)
+    assert rep.kv.capacity == int(room // (16 * 2 * 32 * 4096 * 2))
+
+
+def test_model_too_large_is_a_one_line_error(h100):
+    im = IterationModel(h100, get_model("llama2-70b"))
+    with pytest.raises(SimError, match="no room for a KV cache"):
+        Replica(0, im, EngineConfig())
+
+
+def test_one_request_end_to_end_on_the_device_model(h100, l7b):
+    """TTFT = the prefill iteration; each later token one decode iteration at its context."""
+    im = IterationModel(h100, l7b)
+    rep = Replica(0, im, EngineConfig(kv_blocks=1000))
+    sim = Simulation([rep], Requests.build([0.5], [300], [4]), record_tokens=True).run()
+    res = finish(sim)
+    ttft = im.prefill_alone(300)
+    steps = [im.decode_alone(300 + k) for k in (1, 2, 3)]
+    assert res.metrics["ttft_p50_s"] == pytest.approx(ttft, rel=1e-12)
+    assert res.metrics["e2e_p50_s"] == pytest.approx(ttft + sum(steps), rel=1e-12)
+    assert res.metrics["tbt_mean_s"] == pytest.approx(sum(steps) / 3, rel=1e-12)
+    want_J = sum(im.iteration(1, 300 + k, [], 1).energy_J for k in (1, 2, 3)) + \
+        im.iteration(0, 0, [(300, 300)], 1).energy_J
+    assert res.metrics["dynamic_energy_J"] == pytest.approx(want_J, rel=1e-12)
+    assert res.metrics["static_energy_J"] == pytest.approx(
+        im.static_power() * (0.5 + ttft + sum(steps)), rel=1e-12)
+
+
+def test_pipeline_stages_add_their_activation_sends(l7b):
+    dgx = load_arch("dgx-h100")
+    one = IterationModel(dgx, l7b, tp=1, pp=1)
+    four = IterationModel(dgx, l7b, tp=1, pp=4)
+    send = four._ops_cost(four.builder.stage_send(64), "prefill").seconds
+    assert send > 0
+    assert four.linear(64).seconds - one.linear(64).seconds == pytest.approx(3 * send,
+                                                                            rel=1e-9)
+    # each device holds a quarter of the layers' KV
+    assert four.kv_bytes_per_token() == pytest.approx(one.kv_bytes_per_token() / 4)
