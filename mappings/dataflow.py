@@ -1,0 +1,333 @@
+"""Spatial placement of an op graph on a dataflow chip: a fused pipeline over PCUs and PMUs.
+
+A fused kernel (a decoder layer, or the run of its ops between two collectives) is laid out as a
+pipeline: every op is a **stage** that owns some PCUs and PMUs; tiles of the streamed operand flow
+from stage to stage through PMUs over the on-chip network and never touch HBM. Only weights, the
+KV cache and the kernel's boundary tensors come from (or go to) HBM.
+
+* **Work of a stage** (:class:`Stage`): a contraction is ``units`` output tiles of ``stages x
+  lanes`` (output-stationary systolic mode: a tile streams its reduction of ``K`` elements and
+  fills/drains ``stages + lanes - 1`` cycles); an element-wise op is ``ceil(elements / lanes)``
+  vectors, each passing ``stages`` pipelined operators per cycle plus the transcendental tail.
+* **PCU allocation** (:func:`allocate`): minimise the slowest stage time
+  ``max_i ceil(units_i / p_i) x unit_cycles_i`` subject to ``sum p_i <= pcus``. Stage times fall
+  monotonically in ``p_i``, so giving each next PCU to the current bottleneck (a heap) is optimal
+  for this min-max problem; it starts from one PCU per stage, so work ends up shared in
+  proportion to it, up to the integer tile counts.
+* **PMU allocation**: each stage first gets the PMUs its double-buffered tiles need (a
+  ``stages x K_CHUNK`` input and a ``K_CHUNK x lanes`` weight tile per PCU), then the rest in
+  proportion to its PCUs (a PMU feeds a PCU).
+* **Per-PCU mapping**: each contraction's share of one PCU is mapped by the mapper
+  (:func:`mappings.mapper.search`, output-stationary) on a PCU view (:func:`pcu_arch`): HBM
+  (bandwidth accounted for at the pipeline level), the stage's PMUs per PCU, per-PE registers;
+  its latency (compute with spatial utilisation, PMU port stalls) is the stage time when longer
+  than the fold model's. A PCU's share (:func:`pcu_share`) is whole tiles: columns first, then
+  reduction chunks of ``K_CHUNK`` (partial sums of a split reduction are added in the PMUs; that
+  addition is not timed), then rows. The allocation is redone with each stage's fold time scaled
+  by its mapped/fold ratio while that shortens the pipeline (:func:`place`).
+* **Pipeline time** (:func:`pipeline_time`): ``max(slowest stage, HBM bytes / sustained HBM
+  bandwidth, streamed bytes / NoC bandwidth) + fill``, the fill being one tile through every
+  stage (``sum_i t_i / tiles_i``).
+
+Units: cycles of the dataflow clock, bytes, seconds.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+
+from arch import Arch
+from mappings.mapper import search
+from mappings.mapping import MappingError, gemm_problem
+from mappings.spec import Level, SpatialArch
+
+TRANSCENDENTAL = frozenset({"exp", "log", "div", "rsqrt", "sqrt", "recip", "gelu", "silu",
+                            "sigmoid", "tanh"})
+FREE_OPS = frozenset({"copy", "select"})
+K_CHUNK = 512  # reduction elements of a streamed operand tile held per PMU buffer
+MAPPER_BUDGET = 400  # mapper evaluations per PCU share (seeded sampling beyond it)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One op of a fused kernel as a pipeline stage.
+
+    ``kind``: ``gemm`` (``batch`` x (m, n, k) contraction on the systolic mode), ``simd``
+    (``elements`` outputs, ``regular`` operator applications and ``tail`` transcendental ones on
+    the SIMD mode), ``link`` (a collective inside the kernel: ``fixed_s`` seconds, no PCUs).
+    ``hbm_bytes``: bytes it must move to/from HBM (weights, KV cache, kernel boundary tensors);
+    ``stream_bytes``: bytes it hands to / takes from neighbouring stages on chip;
+    ``weight_tile_bytes``: bytes of one streamed weight tile per PCU (double-buffered in PMUs);
+    ``flops``: FLOPs of the stage (the closed-form bound); ``mappable``: the contraction is a
+    plain GEMM the mapper maps on one PCU."""
+
+    name: str
+    kind: str
+    flops: float
+    hbm_bytes: float = 0.0
+    stream_bytes: float = 0.0
+    batch: int = 1
+    m: int = 1
+    n: int = 1
+    k: int = 1
+    elements: float = 0.0
+    regular: float = 0.0
+    tail: float = 0.0
+    fixed_s: float = 0.0
+    elem_bytes: float = 2.0
+    mappable: bool = False
+
+
+@dataclass
+class StagePlacement:
+    """Where one stage landed and how long it takes (seconds for all its work)."""
+
+    name: str
+    pcus: int
+    pmus: int
+    tiles: int
+    seconds: float
+    fold_seconds: float
+    mapped_seconds: float = 0.0
+    pmu_bytes: float = 0.0
+    utilization: float = 0.0
+
+
+@dataclass
+class Placement:
+    """A fused kernel's placement and time. Seconds; bytes."""
+
+    stages: list[StagePlacement]
+    seconds: float
+    bottleneck: str
+    t_stage: float
+    t_hbm: float
+    t_noc: float
+    t_fill: float
+    hbm_bytes: float
+    stream_bytes: float
+    pmu_bytes: float
+    detail: dict = field(default_factory=dict)
+
+
+def units_and_cycles(stage: Stage, arch: Arch) -> tuple[int, float]:
+    """(independent tiles, cycles per tile on one PCU) of a stage (module doc)."""
+    d = arch.dataflow
+    if stage.kind == "gemm":
+        kc = min(stage.k, K_CHUNK)
+        tiles = stage.batch * math.ceil(stage.m / d.stages) * math.ceil(stage.n / d.lanes) * \
+            math.ceil(stage.k / kc)
+        return max(tiles, 1), float(kc + d.stages + d.lanes - 1)
+    if stage.kind == "simd":
+        vectors = max(math.ceil(stage.elements / d.lanes), 1)
+        per_elem_regular = stage.regular / max(stage.elements, 1.0)
+        per_elem_tail = stage.tail / max(stage.elements, 1.0)
+        cyc = max(math.ceil(per_elem_regular / d.stages), 1) + \
+            math.ceil(per_elem_tail / d.tail_ops_per_cycle)
+        return vectors, float(cyc)
+    return 0, 0.0
+
+
+def stage_seconds(stage: Stage, arch: Arch, pcus: int) -> float:
+    """Fold-model seconds of ``stage`` on ``pcus`` PCUs (at least its FLOPs at their peak)."""
+    d = arch.dataflow
+    if stage.kind == "link":
+        return stage.fixed_s
+    tiles, cyc = units_and_cycles(stage, arch)
+    t = math.ceil(tiles / pcus) * cyc / d.clock
+    per_pcu = (2.0 * d.macs_per_cycle if stage.kind == "gemm" else d.lanes * d.stages) * d.clock
+    return max(t, stage.flops / (pcus * per_pcu))
+
+
+def allocate(stages: list[Stage], arch: Arch, pcus: int | None = None,
+             scale: list[float] | None = None) -> list[int]:
+    """PCUs per stage minimising the slowest stage (greedy to the bottleneck; module doc);
+    ``scale`` multiplies each stage's fold-model time (the mapper's correction)."""
+    scale = scale or [1.0] * len(stages)
+    total = arch.dataflow.pcus if pcus is None else pcus
+    compute = [i for i, s in enumerate(stages) if s.kind != "link"]
+    alloc = [0] * len(stages)
+    if not compute:
+        return alloc
+    if len(compute) > total:
+        raise MappingError(f"{len(compute)} pipeline stages need at least as many PCUs, the chip "
+                           f"has {total}")
+    heap = []
+    for i in compute:
+        alloc[i] = 1
+        tiles, _ = units_and_cycles(stages[i], arch)
+        heapq.heappush(heap, (-stage_seconds(stages[i], arch, 1) * scale[i], i, tiles))
+    left = total - len(compute)
+    while left > 0 and heap:
+        neg_t, i, tiles = heapq.heappop(heap)
+        if alloc[i] >= tiles:      # no more parallelism in this stage: it stays the bottleneck
+            heapq.heappush(heap, (neg_t, i, tiles))
+            break
+        alloc[i] += 1
+        left -= 1
+        heapq.heappush(heap, (-stage_seconds(stages[i], arch, alloc[i]) * scale[i], i, tiles))
+    return alloc
+
+
+def allocate_pmus(stages: list[Stage], arch: Arch, pcus: list[int]) -> list[int]:
+    """PMUs per stage: what its double-buffered tiles need, then the rest by PCU share."""
+    d = arch.dataflow
+    need = []
+    for s, p in zip(stages, pcus, strict=True):
+        if s.kind == "link" or p == 0:
+            need.append(0)
+            continue
+        kc = min(s.k, K_CHUNK)
+        tile_in = (min(s.m, d.stages) * kc + kc * d.lanes) * s.elem_bytes \
+            if s.kind == "gemm" else d.lanes * s.elem_bytes * 2
+        need.append(max(1, math.ceil(2 * tile_in * p / d.pmu_capacity)))
+    base = sum(need)
+    if base > d.pmus:
+        raise MappingError(f"the pipeline's tile buffers need {base} PMUs, the chip has {d.pmus}")
+    spare = d.pmus - base
+    total_p = sum(pcus) or 1
+    return [n + (math.floor(spare * p / total_p) if n else 0) for n, p in zip(need, pcus,
+                                                                               strict=True)]
+
+
+def pcu_share(stage: Stage, arch: Arch, pcus: int) -> tuple[int, int, int]:
+    """(m, n, k) of one PCU's share of a GEMM stage on ``pcus`` PCUs: columns split first (in
+    whole ``lanes``-wide tiles), then ``K_CHUNK`` reduction chunks, then rows (whole
+    ``stages``-high tiles); shares are padded to whole tiles, as the hardware pads them."""
+    d = arch.dataflow
+    kc = min(stage.k, K_CHUNK)
+    n_tiles = math.ceil(stage.n / d.lanes)
+    k_tiles = math.ceil(stage.k / kc)
+    m_tiles = math.ceil(stage.m / d.stages)
+    p_n = min(pcus, n_tiles)
+    p_k = min(max(pcus // p_n, 1), k_tiles)
+    p_m = min(max(pcus // (p_n * p_k), 1), m_tiles)
+    n = min(math.ceil(n_tiles / p_n) * d.lanes, stage.n) if p_n == 1 else \
+        math.ceil(n_tiles / p_n) * d.lanes
+    k = min(math.ceil(k_tiles / p_k) * kc, stage.k)
+    m = stage.m if stage.m <= d.stages else math.ceil(m_tiles / p_m) * d.stages
+    return m, n, k
+
+
+def pcu_arch(arch: Arch, pmus_per_pcu: float) -> SpatialArch:
+    """One PCU as the mapper sees it: HBM (unbounded here: the pipeline accounts for it), the
+    PMUs a PCU owns (capacity, read port in B/cycle), per-PE accumulators; stages x lanes MACs."""
+    d = arch.dataflow
+    e = arch.energy
+    hbm_j = e.memory.get("hbm", 0.0) * 8
+    sram_j = e.memory.get("sram", 0.0) * 8
+    per_flop = e.compute.get(d.dtype) or next(iter(e.compute.values()))
+    elem = 2.0 if d.dtype in ("bf16", "fp16") else 4.0
+    pmu_cap = d.pmu_capacity * pmus_per_pcu
+    pmu_bw = d.pmu_read_bandwidth * pmus_per_pcu / d.clock
+    levels = (Level("hbm", ("I", "W", "O"), math.inf, math.inf, hbm_j, hbm_j),
+              Level("pmu", ("I", "W", "O"), pmu_cap, pmu_bw, sram_j, sram_j,
+                    double_buffered=True),
+              Level("pe", ("O",), 4.0, math.inf, sram_j / 16, sram_j / 16, per_pe=True))
+    return SpatialArch(f"{arch.name}.pcu", levels, d.stages, d.lanes, 2 * per_flop, d.clock,
+                       (("I", elem), ("W", elem), ("O", elem)), 4.0)
+
+
+_MAPPED: dict[tuple, tuple[float, float, float]] = {}
+
+
+def _mapped(m: int, n: int, k: int, pmus_per_pcu: float,
+            arch: Arch) -> tuple[float, float, float]:
+    """(cycles, PMU bytes, utilisation) of the mapper's best OS mapping of one PCU's GEMM
+    (memoised per shape, PMU share and PCU description)."""
+    key = (m, n, k, round(pmus_per_pcu, 6), _arch_key(arch))
+    hit = _MAPPED.get(key)
+    if hit is not None:
+        return hit
+    spatial = pcu_arch(arch, pmus_per_pcu)
+    try:
+        res = search(gemm_problem(m, n, k, "pcu_share"), spatial, budget=MAPPER_BUDGET, seed=0,
+                     dataflow="os")
+    except MappingError:
+        out = (math.inf, 0.0, 0.0)
+    else:
+        acc = res.cost.accesses.get("pmu", {})
+        elem = spatial.bytes_of("I")
+        pmu_bytes = sum(_total(v) for v in acc.values()) * elem if acc else 0.0
+        out = (res.cost.latency_cycles, pmu_bytes, res.cost.utilization)
+    _MAPPED[key] = out
+    return out
+
+
+def _total(v) -> float:
+    return float(sum(v.values())) if isinstance(v, dict) else float(v)
+
+
+def _arch_key(arch: Arch) -> tuple:
+    d = arch.dataflow
+    return (arch.name, d.stages, d.lanes, d.clock, d.pmu_capacity, d.pmu_read_bandwidth)
+
+
+def place(stages: list[Stage], arch: Arch, use_mapper: bool = True,
+          refine: int = 2) -> Placement:
+    """Place ``stages`` as one fused pipeline on ``arch`` and time it (module doc). The PCU
+    allocation is repeated ``refine`` times with each stage's fold time scaled by its mapped /
+    fold ratio of the previous placement; the fastest placement is kept."""
+    best = _place(stages, arch, use_mapper, None)
+    for _ in range(refine if use_mapper else 0):
+        scale = [max(sp.seconds / sp.fold_seconds, 1.0) if sp.fold_seconds > 0 else 1.0
+                 for sp in best.stages]
+        if all(x == 1.0 for x in scale):
+            break
+        cand = _place(stages, arch, use_mapper, scale)
+        if cand.seconds < best.seconds * (1 - 1e-9):
+            best = cand
+        else:
+            break
+    return best
+
+
+def _place(stages: list[Stage], arch: Arch, use_mapper: bool,
+           scale: list[float] | None) -> Placement:
+    d = arch.dataflow
+    hbm = arch.memory["hbm"]
+    pcus = allocate(stages, arch, scale=scale)
+    pmus = allocate_pmus(stages, arch, pcus)
+    placed: list[StagePlacement] = []
+    fill = 0.0
+    pmu_total = 0.0
+    for s, p, q in zip(stages, pcus, pmus, strict=True):
+        if s.kind == "link":
+            placed.append(StagePlacement(s.name, 0, 0, 1, s.fixed_s, s.fixed_s))
+            continue
+        fold = stage_seconds(s, arch, p)
+        tiles, _ = units_and_cycles(s, arch)
+        t = fold
+        mapped = 0.0
+        pmu_bytes = 2.0 * s.stream_bytes
+        util = s.flops / (fold * p * 2.0 * d.macs_per_cycle * d.clock) if fold and \
+            s.kind == "gemm" else 0.0
+        if use_mapper and s.mappable and s.kind == "gemm":
+            m_sh, n_sh, k_sh = pcu_share(s, arch, p)
+            cyc, pmu_b, util_m = _mapped(m_sh, n_sh, k_sh, q / p, arch)
+            if math.isfinite(cyc):
+                mapped = s.batch * cyc / d.clock
+                t = max(t, mapped)
+                pmu_bytes = s.batch * pmu_b * p
+                util = util_m if mapped >= fold else util
+        pmu_total += pmu_bytes
+        placed.append(StagePlacement(s.name, p, q, tiles, t, fold, mapped, pmu_bytes, util))
+    hbm_bytes = sum(s.hbm_bytes for s in stages)
+    stream = sum(s.stream_bytes for s in stages)
+    t_stage = max((sp.seconds for sp in placed), default=0.0)
+    t_hbm = hbm_bytes / (hbm.bandwidth * hbm.efficiency) if hbm_bytes else 0.0
+    t_noc = stream / d.noc_bandwidth
+    body = max(t_stage, t_hbm, t_noc)
+    # the first tile crosses every stage; when a stage is the bottleneck its own first tile is
+    # inside its time already
+    per_tile = [sp.seconds / max(math.ceil(sp.tiles / max(sp.pcus, 1)), 1) for sp in placed]
+    fill = sum(per_tile)
+    if placed and body == t_stage:
+        b = max(range(len(placed)), key=lambda i: placed[i].seconds)
+        fill -= per_tile[b]
+    bottleneck = ("stage:" + max(placed, key=lambda sp: sp.seconds).name
+                  if body == t_stage and placed else ("hbm" if body == t_hbm else "noc"))
+    return Placement(placed, body + fill, bottleneck, t_stage, t_hbm, t_noc, fill, hbm_bytes,
+                     stream, pmu_total)

@@ -1,0 +1,275 @@
+"""The dataflow device class: SN40L presets, spatial pipeline placement, fused and unfused runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import subprocess
+import sys
+
+import pytest
+
+from arch import load_arch
+from arch.schema import SpecError
+from mappings.dataflow import Stage, allocate, place, stage_seconds
+from sim.devices.base import device_for
+from sim.run import simulate
+from workloads.models import get_model
+from workloads.scenario import Scenario
+from workloads.tracer import trace_model, weight_bytes_per_device
+
+
+@pytest.fixture(scope="module")
+def socket():
+    return load_arch("sn40l")
+
+
+@pytest.fixture(scope="module")
+def node():
+    return load_arch("sn40l-node")
+
+
+def with_fusion(arch, fusion: str, **kw):
+    from xpusim.reproductions.sn40l import with_fusion as wf
+
+    out = wf(arch, fusion)
+    if kw:
+        if out.type == "system":
+            comp = out.sections["components"]["rdu"]
+            comp.device = comp.device.replace(dataflow=dataclasses.replace(comp.device.dataflow,
+                                                                           **kw))
+        else:
+            out = out.replace(dataflow=dataclasses.replace(out.dataflow, **kw))
+    return out
+
+
+def test_sn40l_preset_matches_table_ii(socket):
+    d = socket.dataflow
+    # MICRO'24 Table II: 638 BF16 TFLOPS, 1,040 PCU + 1,040 PMU, 520 MiB SRAM, 64 GiB HBM
+    assert d.peak_flops() == pytest.approx(638e12, rel=0.005)
+    assert (d.pcus, d.pmus) == (1040, 1040)
+    assert d.pmus * d.pmu_capacity == socket.memory["sram"].capacity == 520 * 2**20
+    assert socket.memory["hbm"].capacity == 64 * 2**30
+    assert 1.8e12 <= socket.memory["hbm"].bandwidth * socket.memory["hbm"].efficiency <= 2e12
+    assert socket.memory["ddr"].capacity == 1.5 * 2**40
+    assert socket.memory["ddr"].bandwidth == 200e9
+    for key in ("dataflow.clock", "dataflow.pcus", "memory.hbm.bandwidth", "memory.ddr.capacity",
+                "dataflow.program_load", "energy.static_power"):
+        assert socket.provenance.get(key), key
+
+
+def test_node_has_eight_sockets_and_ddr_path(node):
+    from sim.system.topology import build_system
+
+    system = build_system(node)
+    assert len(system.compute_devices()) == 8
+    route = system.route("ddr3", "rdu3")
+    # DDR -> HBM over 1 TB/s per node (MICRO'24), eight sockets
+    assert route.bottleneck * 8 == pytest.approx(1e12)
+
+
+def test_pmu_total_must_match_sram(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("extends: sn40l\nname: bad\ndataflow:\n  pmus: 1000\n")
+    with pytest.raises(SpecError, match="pmu_capacity"):
+        load_arch(str(bad))
+    proc = subprocess.run([sys.executable, "-m", "xpusim", "run", "--arch", str(bad), "--model",
+                           "llama2-7b"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "pmu_capacity" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def _gemm(name, n_tiles, arch, k=512, hbm=0.0):
+    d = arch.dataflow
+    return Stage(name, "gemm", 2.0 * d.stages * n_tiles * d.lanes * k, hbm, 0.0, 1, d.stages,
+                 n_tiles * d.lanes, k)
+
+
+def test_allocation_balances_stages_in_proportion_to_work(socket):
+    d = socket.dataflow
+    stages = [_gemm("big", 300, socket), _gemm("small", 100, socket)]
+    alloc = allocate(stages, socket, pcus=40)
+    assert alloc == [30, 10]      # work 3:1 -> PCUs 3:1, every stage 10 tiles
+    t = [stage_seconds(s, socket, p) for s, p in zip(stages, alloc, strict=True)]
+    per_tile = (512 + d.stages + d.lanes - 1) / d.clock
+    assert t == pytest.approx([10 * per_tile, 10 * per_tile])
+    # a fixed even split would leave the big stage 1.5x slower
+    assert stage_seconds(stages[0], socket, 20) == pytest.approx(1.5 * t[0])
+
+
+def test_pipeline_is_hbm_bound_when_weights_dominate(socket):
+    hbm = socket.memory["hbm"]
+    stages = [_gemm("a", 8, socket, hbm=200e6), _gemm("b", 8, socket, hbm=100e6)]
+    pl = place(stages, socket, use_mapper=False)
+    t_hbm = 300e6 / (hbm.bandwidth * hbm.efficiency)
+    assert pl.bottleneck == "hbm"
+    assert pl.t_hbm == pytest.approx(t_hbm)
+    # plus the fill: one tile through each stage
+    assert pl.seconds == pytest.approx(t_hbm + pl.t_fill)
+    assert 0 < pl.t_fill < 0.01 * t_hbm
+
+
+def test_pipeline_throughput_set_by_slowest_stage(socket):
+    stages = [_gemm("a", 2000, socket), _gemm("b", 10, socket)]
+    pl = place(stages, socket, use_mapper=False)
+    assert pl.bottleneck == "stage:a"
+    slow = max(sp.seconds for sp in pl.stages)
+    assert pl.seconds == pytest.approx(slow + pl.t_fill)
+    assert pl.stages[0].pcus > 50 * pl.stages[1].pcus
+
+
+def _decode_trace(model="llama2-7b", gen=2, batch=8, tp=8):
+    return trace_model(get_model(model), Scenario(batch=batch, prompt_len=128, gen_len=gen,
+                                                   tp=tp))
+
+
+def test_fused_kernels_move_only_weights_kv_and_boundaries(node):
+    dev = device_for(node, "tile")
+    trace = _decode_trace()
+    dev.split_trace(trace)
+    step = [op for op in trace.ops if op.phase == "decode" and op.layer == 0]
+    fused = sum(dev.estimate(op).dram_bytes for op in step)
+    shard = {op.name: op for op in step}
+    # hand count per socket: the four weight matrices, the K and V caches read, and the
+    # activations entering (ln_attn, residual_attn) and leaving (o_proj, residual_ffn)
+    weights = sum(shard[n].compute.inputs[1].nbytes(shard[n].compute.size)
+                  for n in ("qkv_proj", "o_proj", "ffn_up", "ffn_down"))
+    kv = sum(shard[n].compute.inputs[1].nbytes(shard[n].compute.size) for n in ("qk", "av"))
+    # Llama-2-7B layer: QKV 4096x12288, O 4096x4096, gate+up 4096x22016, down 11008x4096,
+    # BF16, one of eight tensor-parallel shards
+    assert weights == 4096 * (12288 + 4096 + 22016 + 11008) * 2 // 8
+    state = sum(t.nbytes(e.size) for e in shard["rope"].compute.einsums for t in e.inputs
+                if t.role == "state")
+    # three segments (cut at the two all-reduces): x in / o_proj out; residual in (2) /
+    # ffn_down out; residual in (2) / out -> 8 activation tensors of 8 tokens x 4096 x 2 B
+    act = 8 * 4096 * 2
+    norms = 2 * 4096 * 2            # the two RMSNorm gains (weights, replicated per shard)
+    assert fused == pytest.approx(weights + norms + kv + state + 8 * act)
+    unfused = device_for(with_fusion(node, "none"), "tile")
+    unfused.split_trace(trace)
+    assert sum(unfused.estimate(op).dram_bytes for op in step) == pytest.approx(
+        sum(op.bytes / op.shards for op in step if op.kind != "collective"))
+
+
+def test_fused_and_unfused_runs_keep_the_invariants(node):
+    model = get_model("llama2-7b")
+    sc = Scenario(batch=8, prompt_len=128, gen_len=3, tp=8)
+    fused = simulate(node, model, sc)
+    unfused = simulate(with_fusion(node, "none"), model, sc)
+    for r in (fused, unfused):
+        assert all(v == "passed" for v in r.invariants.values())
+    # decode on the fused pipeline: at least the weight stream at sustained HBM bandwidth
+    hbm = node.sections["components"]["rdu"].device.memory["hbm"]
+    floor = weight_bytes_per_device(model, "fp16", 8) / (hbm.bandwidth * hbm.efficiency)
+    assert fused.metrics["tpot_s"] > floor
+    assert unfused.metrics["tpot_s"] > 2 * fused.metrics["tpot_s"]
+
+
+def test_call_overhead_is_per_kernel(node):
+    model = get_model("llama2-7b")
+    sc = Scenario(batch=8, prompt_len=128, gen_len=3, tp=8)
+    trace = trace_model(model, sc)
+    per_step = sum(1 for op in trace.ops if op.phase == "decode" and op.step == 1)
+    base_u = simulate(with_fusion(node, "none"), model, sc).metrics["tpot_s"]
+    more_u = simulate(with_fusion(node, "none", program_load=20e-6), model, sc)
+    # every op of a decode step is one call: +10 us of program load each
+    assert more_u.metrics["tpot_s"] - base_u == pytest.approx(per_step * 10e-6, rel=0.02)
+    base_f = simulate(node, model, sc).metrics["tpot_s"]
+    more_f = simulate(with_fusion(node, "decoder", program_load=20e-6), model, sc)
+    layers_plus = model.n_layers + 2        # decoder layers, embedding, final norm + LM head
+    assert more_f.metrics["tpot_s"] - base_f == pytest.approx(layers_plus * 10e-6, rel=0.02)
+
+
+def test_kernel_calls_counted_per_fused_layer(node):
+    trace = _decode_trace(gen=2)
+    dev = device_for(node, "tile")
+    dev.split_trace(trace)
+    layers = get_model("llama2-7b").n_layers
+    assert dev.calls["kernels"] == 2 * (layers + 2)     # prefill and one decode step
+    assert dev.calls["ops"] == len(trace.ops)
+
+
+def test_roofline_fidelity_is_a_lower_bound(node):
+    model = get_model("llama2-7b")
+    sc = Scenario(batch=8, prompt_len=64, gen_len=2, tp=8)
+    roof = simulate(node, model, sc, fidelity="roofline")
+    tile = simulate(node, model, sc)
+    assert roof.metrics["latency_s"] <= tile.metrics["latency_s"]
+    assert math.isfinite(roof.metrics["latency_s"]) and roof.metrics["latency_s"] > 0
+
+
+def test_op_command_on_sn40l():
+    proc = subprocess.run([sys.executable, "-m", "xpusim", "op", "gemm", "--arch", "sn40l",
+                           "--m", "8", "--n", "4096", "--k", "4096", "--dtype", "bf16",
+                           "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    out = json.loads(proc.stdout)
+    # 32 MiB of weights at sustained HBM bandwidth + the call overheads
+    t_hbm = 4096 * 4096 * 2 / (2e12 * 0.92)
+    assert out["latency_s"] >= t_hbm + 11e-6
+    assert out["latency_s"] <= 2 * t_hbm + 11e-6
+
+
+# --- numerics: the fused pipeline's reduction order -------------------------------------------
+def test_pcu_plan_is_chunked_output_stationary(socket):
+    from sim.functional.base import functional_for
+
+    fx = functional_for(socket)
+    plan = fx.plan_matmul(None, "bf16", (1, 8, 64, 1536))
+    # 6x32 output-stationary folds: ceil(8/6) x ceil(64/32) = 4, times three 512-wide K chunks
+    assert len(plan.items) == 12
+    assert sorted({(int(r[5]), int(r[6])) for r in plan.items}) == [(0, 512), (512, 1024),
+                                                                   (1024, 1536)]
+    assert plan.declared.inputs == "bf16"
+    assert plan.acc.dtype == "fp32" and plan.declared.partial.dtype == "fp32"
+
+
+def test_check_passes_on_sn40l_and_catches_wrong_accumulation(socket):
+    from sim.functional.formats import Rounder
+    from sim.functional.layer import CheckSpec, check_layer
+
+    model = get_model("llama2-7b")
+    spec = CheckSpec(prompt=16, phases=("prefill",), max_width=256, dtype="bf16",
+                     ops=("qkv_proj", "o_proj", "ffn_down"))
+    assert check_layer(socket, model, spec).passed
+
+    def narrow(op, plan):        # the PCUs accumulate in bf16 while fp32 is declared
+        return plan.mutated(acc=Rounder("bf16"))
+
+    assert not any(r.passed for r in check_layer(socket, model, spec, plan_hook=narrow).rows)
+
+    def drop_chunk(op, plan):    # one reduction chunk never reaches the PMU buffer
+        return plan.mutated(items=plan.items[:-1]) if op.name == "ffn_down" else plan
+
+    rep = check_layer(socket, model, spec, plan_hook=drop_chunk)
+    assert [r.op for r in rep.rows if not r.passed] == ["ffn_down"]
+
+
+def test_sweep_example_validates(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "xpusim", "sweep", "examples/sweep_sn40l.yaml",
+                           "--dry-run", "--out", str(tmp_path / "s"), "--quiet"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "18" in proc.stdout
+
+
+def test_fewer_pmus_per_pcu_never_speed_up_a_fused_layer(socket):
+    """The PMU read ports feed the PCUs: halving the PMUs (and the SRAM) cannot make the
+    pipeline faster, and it must show up in a compute-bound prefill layer."""
+    model = get_model("llama2-7b")
+    sc = Scenario(batch=1, prompt_len=256, gen_len=2, tp=1)
+    from dataclasses import replace as dreplace
+
+    def variant(pmus):
+        a = socket.replace(dataflow=dreplace(socket.dataflow, pmus=pmus))
+        mem = dict(a.memory)
+        mem["sram"] = dreplace(mem["sram"], capacity=pmus * socket.dataflow.pmu_capacity)
+        return a.replace(memory=mem)
+
+    one = dreplace(model, n_layers=1)
+    full = simulate(socket, one, sc).metrics["ttft_s"]
+    half = simulate(variant(260), one, sc).metrics["ttft_s"]
+    assert half > 1.05 * full
