@@ -40,6 +40,19 @@ class GpuSpec:
     persistent_gemm: bool = param(default=False, doc="GEMM CTAs are persistent and overlap a "
                                                      "tile's epilogue with the next main loop")
     warp_size: int = param(gt=0, default=32, doc="threads per warp (wavefront)")
+    gemm_fixed: float = param("s", ge=0, default=0.0,
+                              doc="per GEMM kernel, beyond launch_overhead and the tile model's "
+                                  "prologue/epilogue: library setup, pipeline fill of the "
+                                  "first wave and drain of the last (seconds)")
+    gemm_overlap_p: float = param(ge=0, default=0.0,
+                                  doc="imperfect overlap of a GEMM's main loop (compute) and "
+                                      "its DRAM stream: the kernel takes the p-norm "
+                                      "(c^p + m^p)^(1/p) of the two times instead of their "
+                                      "maximum (0: perfect overlap, the maximum)")
+    gemm_cluster: int = param(gt=0, default=1,
+                              doc="CTAs of a thread-block cluster that share the A operand "
+                                  "panel through TMA multicast, reading it from L2 once "
+                                  "(Hopper; 1: no multicast)")
 
     def check(self) -> tuple[str, str] | None:
         for i, tile in enumerate(self.gemm_tiles):
@@ -104,6 +117,16 @@ class SoftwareSpec:
     collective_protocols: dict[str, CollectiveProtocol] = field(
         default_factory=dict, metadata={"unit": "", "doc": "collective protocols (NCCL LL, "
                                         "LL128, Simple); the fastest is picked per call"})
+    collective_host_cpu: str = param(default="intel", choices=("intel", "amd"),
+                                     doc="host CPU vendor as NCCL's tuning sees it: network "
+                                         "step overhead (1 us Intel, 2 us AMD) and LL caps "
+                                         "across nodes")
+    collective_nvls: bool = param(default=False,
+                                  doc="NVLS all-reduce (NVSwitch SHARP reduction, Hopper "
+                                      "NVSwitch systems) is available to the collectives")
+    collective_nics_per_node: int = param(ge=0, default=0,
+                                          doc="network NICs a node's collectives share "
+                                              "(0: one per GPU, as DGX nodes)")
 
 
 register_section("software")(SoftwareSpec)

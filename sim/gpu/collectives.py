@@ -12,8 +12,14 @@ LL128 one per 128). The library picks, per call, the fastest (algorithm, protoco
 * all-gather / reduce-scatter: ``p-1`` ring steps, ``(p-1)/p`` of the gathered buffer;
 * all-to-all: ``p-1`` steps through the switch; send: one hop.
 
-Groups larger than one node are hierarchical: reduce-scatter inside the node, all-reduce of the
-shard between nodes (one NIC per GPU, the inter-node link), all-gather inside the node.
+An all-reduce may also use NVLS (NVLink SHARP: the NVSwitch reduces) inside a node when the
+stack enables it (Hopper), with NCCL's cost model (sim/gpu/nccl_tuning.py).
+
+All-reduces across nodes follow NCCL: one flat ring over every rank (the steps that cross nodes
+pay NCCL's network latency) or the tree (chain in the node, double binary tree between nodes),
+at the node's network bandwidth (its NICs together, or the NVLink bandwidth if lower); NCCL's
+tables (tuning.cc v2.18.3) give the tree and network latencies, LL caps and the tree's
+medium-size correction. Other collectives across nodes run as one ring on the network link.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+
+from sim.gpu import nccl_tuning as nt
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,19 @@ class ProtocolHw:
 
 
 SIMPLE_ONLY = (ProtocolHw("simple", 0.0, 0.0, 1.0),)
+
+
+@dataclass(frozen=True)
+class NcclHw:
+    """What NCCL's tuning needs beyond the links: host CPU vendor (network overhead and LL
+    caps), NVLS available (NVSwitch with SHARP, Hopper), NICs per node (0: one per GPU)."""
+
+    cpu: str = "intel"
+    nvls: bool = False
+    nics_per_node: int = 0
+
+
+DEFAULT_NCCL = NcclHw()
 
 
 def _bus_bw(link: LinkHw, proto: ProtocolHw) -> float:
@@ -83,25 +104,67 @@ def _flat(kind: str, nbytes: float, p: int, link: LinkHw, protocols: tuple[Proto
     return best
 
 
+def _nvls(kind: str, nbytes: float, p: int, link: LinkHw, nccl: NcclHw,
+          best: tuple[float, str, str, int]) -> tuple[float, str, str, int]:
+    """NVLS all-reduce in one node when the stack has it and it beats ``best``."""
+    if kind != "allreduce" or not nccl.nvls or p < 2:
+        return best
+    t = nt.nvls_time(nbytes, link.achievable)
+    return (t, "nvls", "simple", 2) if t < best[0] else best
+
+
+def _multinode_allreduce(nbytes: float, p: int, nodes: int, intra: LinkHw, inter: LinkHw,
+                         protocols: tuple[ProtocolHw, ...], nccl: NcclHw
+                         ) -> tuple[float, str, str, int]:
+    """NCCL's flat ring or tree all-reduce over ``nodes`` nodes; best (time, algo, proto, steps).
+
+    The graph bandwidth is the lower of NVLink and the node's NICs together (NCCL's search
+    caps each ring's speed by the network); LL and LL128 scale it as in tuning.cc.
+    """
+    ppn = p / nodes
+    nics = nccl.nics_per_node or math.ceil(ppn)
+    bw = min(intra.achievable, inter.achievable * nics)
+    best: tuple[float, str, str, int] | None = None
+    for proto in protocols:
+        # ring
+        bus = bw * proto.fraction
+        if proto.name == "ll":
+            bus = min(bus, nt.ll_max_bw_multi(nodes, nccl.cpu))
+        elif proto.name == "ll128" and ppn < 2:
+            bus = bw * 0.7          # tuning.cc v2.18.3: LL128 rings with one GPU per node
+        lat = nt.ring_latency(proto.name, p, nodes, proto.hop + intra.latency, proto.base,
+                              nccl.cpu)
+        if proto.name == "simple" and nbytes / p >= 64 * 16:
+            lat *= nt.RING_PLATEAU  # tuning.cc: plateau of Simple rings across nodes
+        cands = [(lat + 2.0 * (p - 1) / p * nbytes / bus, "ring", 2 * (p - 1))]
+        # tree (NCCL: bus bandwidth x 0.5 is the algorithm bandwidth)
+        tbus = nt.tree_bus_bw(proto.name, bw, nodes, nccl.cpu)
+        alg = 0.5 * tbus * nt.tree_correction(proto.name, nbytes)
+        steps = 2 * (int(ppn) - 1 + int(math.log2(nodes)))
+        cands.append((nt.tree_latency(proto.name, p, nodes) + nbytes / alg, "tree", steps))
+        for t, algo, n_steps in cands:
+            if best is None or t < best[0]:
+                best = (t, algo, proto.name, n_steps)
+    assert best is not None
+    return best
+
+
 @lru_cache(maxsize=16384)
 def collective_time(kind: str, bytes_per_rank: float, group: int, intra: LinkHw,
                     protocols: tuple[ProtocolHw, ...], per_node: int,
-                    inter: LinkHw | None = None) -> dict:
+                    inter: LinkHw | None = None, nccl: NcclHw = DEFAULT_NCCL) -> dict:
     """Seconds for one collective; ``bytes_per_rank`` is each rank's buffer (B)."""
     if group <= 1 or bytes_per_rank <= 0:
         return {"time": 0.0, "algorithm": "none", "protocol": "none", "steps": 0}
     protocols = protocols or SIMPLE_ONLY
     if group <= per_node or inter is None:
-        t, algo, proto, steps = _flat(kind, bytes_per_rank, group, intra, protocols)
+        best = _flat(kind, bytes_per_rank, group, intra, protocols)
+        t, algo, proto, steps = _nvls(kind, bytes_per_rank, group, intra, nccl, best)
         return {"time": t, "algorithm": algo, "protocol": proto, "steps": steps}
-    local = per_node
-    nodes = math.ceil(group / local)
+    nodes = math.ceil(group / per_node)
     if kind == "allreduce":
-        t1 = _flat("reducescatter", bytes_per_rank, local, intra, protocols)
-        t2 = _flat("allreduce", bytes_per_rank / local, nodes, inter, protocols, tree=True)
-        t3 = _flat("allgather", bytes_per_rank / local, local, intra, protocols)
-        t = t1[0] + t2[0] + t3[0]
-        return {"time": t, "algorithm": f"hierarchical({t2[1]})", "protocol": t2[2],
-                "steps": t1[3] + t2[3] + t3[3]}
+        t, algo, proto, steps = _multinode_allreduce(bytes_per_rank, group, nodes, intra, inter,
+                                                     protocols, nccl)
+        return {"time": t, "algorithm": algo, "protocol": proto, "steps": steps}
     t, algo, proto, steps = _flat(kind, bytes_per_rank, group, inter, protocols)
     return {"time": t, "algorithm": algo, "protocol": proto, "steps": steps}

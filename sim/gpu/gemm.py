@@ -18,8 +18,13 @@ memory with ``gpu.gemm_stages`` buffers, and each split-K factor, the model comp
   bandwidth, capped by Little's law for the CTAs in flight (``stages - 1`` k-stages each).
 * **L2 traffic** — every CTA reads its A and B panels through L2.
 
-The kernel takes ``launch + max(compute, DRAM, L2)``; split-K adds a reduction kernel. The library
-is assumed to pick the fastest candidate, as cuBLAS heuristics aim to.
+The kernel takes ``launch + gemm_fixed + max(compute, DRAM, L2)``, where compute and DRAM
+combine as the p-norm ``(c^p + m^p)^(1/p)`` when ``gpu.gemm_overlap_p`` > 0 (the software
+pipeline does not hide the DRAM stream perfectly; 0: the maximum) and a Hopper cluster of
+``gpu.gemm_cluster`` CTAs reads a shared A panel from L2 once (TMA multicast). ``gemm_fixed`` is
+the per-kernel cost the tile model does not see (setup, first-wave fill, last-wave drain).
+Split-K adds a reduction kernel. The library is assumed to pick the fastest candidate, as cuBLAS
+heuristics aim to.
 """
 
 from __future__ import annotations
@@ -119,11 +124,19 @@ def gemm_candidate(hw: GpuHw, batch: int, m: int, n: int, k: int, elem: float, a
     inflight = (hw.gemm_stages - 1) * (tm + tn) * tk * elem
     t_dram = dram / achievable_bandwidth(hw, active, inflight)
     # L2 traffic: every CTA reads its A and B panels
-    l2 = ctas * (tm + tn) * k_per_cta * elem + c_bytes * (2 * split - 1)
+    # (on Hopper a cluster of ``gemm_cluster`` CTAs along n shares the A panel: TMA multicast
+    # reads it from L2 once for the cluster)
+    l2 = ctas * (tm / hw.gemm_cluster + tn) * k_per_cta * elem + c_bytes * (2 * split - 1)
     t_l2 = l2 / (hw.l2_achievable * active / slots)
     body = max(t_compute, t_dram, t_l2)
     bound = "compute" if body == t_compute else ("memory" if body == t_dram else "l2")
-    time = hw.launch + body
+    if hw.gemm_overlap_p > 0:  # imperfect overlap of the main loop and the DRAM stream
+        p = hw.gemm_overlap_p
+        big = max(t_compute, t_dram)
+        if big > 0:
+            lo = min(t_compute, t_dram) / big
+            body = max(body, big * (1.0 + lo ** p) ** (1.0 / p))
+    time = hw.launch + hw.gemm_fixed + body
     if split > 1:  # a second kernel sums the split partials: read split x C in fp32, write C
         red_bytes = c_bytes * (2 * split + 1)
         time += hw.launch + red_bytes / hw.hbm_achievable

@@ -32,6 +32,9 @@ class GpuHw:
     l2_capacity: float
     l2_latency: float
     gemm_tiles: tuple[tuple[int, int, int], ...]
+    gemm_fixed: float = 0.0          # s per GEMM kernel (setup, first-wave fill, drain)
+    gemm_overlap_p: float = 0.0      # smooth-max exponent of compute and DRAM (0: max)
+    gemm_cluster: int = 1            # CTAs sharing an A panel by TMA multicast (Hopper)
 
     @property
     def hbm_achievable(self) -> float:
@@ -53,4 +56,6 @@ def gpu_hw(arch: Arch) -> GpuHw:
         warp_size=g.warp_size, launch=g.launch_overhead, hbm_bw=hbm.bandwidth,
         hbm_eff=hbm.efficiency, hbm_latency=hbm.latency, l2_bw=l2.bandwidth, l2_eff=l2.efficiency,
         l2_capacity=l2.capacity, l2_latency=l2.latency,
-        gemm_tiles=tuple(tuple(int(x) for x in t) for t in g.gemm_tiles))
+        gemm_tiles=tuple(tuple(int(x) for x in t) for t in g.gemm_tiles),
+        gemm_fixed=g.gemm_fixed, gemm_overlap_p=g.gemm_overlap_p,
+        gemm_cluster=g.gemm_cluster)

@@ -1,0 +1,100 @@
+"""NCCL's own cost model of all-reduce (src/graph/tuning.cc of NVIDIA/nccl, tag v2.18.3-1).
+
+NCCL picks an (algorithm, protocol) per call by minimising ``lat + bytes / algBw`` with the
+constants below; xpusim uses the same tables for the algorithms its ring model lacks: the
+tree across nodes, NVLS (NVLink SHARP, Hopper NVSwitch) inside a node, and the per-step
+network latencies of rings that cross nodes. Times in seconds, bandwidths in B/s. Every table
+is copied from tuning.cc v2.18.3-1 (the NCCL of PyTorch 2.1, the era of the Vidur profiles);
+values that changed by v2.30.7 are noted.
+"""
+
+from __future__ import annotations
+
+import math
+
+US = 1e-6
+GBS = 1e9
+PROTOS = ("ll", "ll128", "simple")
+
+# tuning.cc v2.18.3-1 baseLat[algo][proto] (us); NVLS: 23 us (v2.30.7: 0 base + 25 hwLat)
+BASE_LAT = {"tree": (6.8, 14.0, 0.0), "ring": (6.6, 14.0, 8.4), "nvls": (0.0, 0.0, 23.0)}
+# tuning.cc v2.18.3-1 hwLat[hw][algo][proto] (us) per step: NVLink, network
+HW_LAT = {
+    "nvlink": {"tree": (0.6, 1.25, 4.0), "ring": (0.6, 1.9, 3.4), "nvls": (0.0, 0.0, 0.0)},
+    "net": {"tree": (5.0, 8.5, 14.0), "ring": (2.7, 4.0, 14.0), "nvls": (0.0, 0.0, 18.0)},
+}
+# tuning.cc v2.18.3-1 llMaxBws (GB/s): one node by GPU, 2 / >2 nodes by CPU vendor
+LL_MAX_BW_MULTI = {"intel": (39.0, 20.4), "amd": (22.5, 19.0)}
+# tuning.cc v2.18.3-1 getNetOverhead: host cost per network step (us), x3 for Simple
+NET_OVERHEAD = {"intel": 1.0, "amd": 2.0}
+# tuning.cc v2.18.3-1 treeCorrectionFactor[proto][log2(bytes/64)]: trees miss the model at
+# medium sizes, NCCL scales their bandwidth by these (powers of two, 64 B to 256 MB)
+TREE_CORRECTION = {
+    "ll": (1.0, 1.0, 1.0, 1.0, .9, .8, .7, .7, .7, .7, .6, .5, .4, .4, .5, .6, .7, .8, .9, 1.0,
+           1.0, 1.0, 1.0),
+    "ll128": (1.0, 1.0, 1.0, 1.0, 1.0, .9, .8, .8, .8, .7, .6, .6, .6, .6, .6, .6, .8, .9, .9,
+              .9, .9, 1.0, 1.0),
+    "simple": (.9, .9, .9, .9, .9, .9, .9, .8, .7, .6, .6, .5, .5, .5, .5, .6, .7, .8, .7, .7,
+               .8, .9, .9),
+}
+RING_PLATEAU = 1.4      # tuning.cc v2.18.3-1: Simple ring latency x1.4 across nodes (sm80+)
+NVLS_RATIO = 5.0 / 6.0  # tuning.cc v2.18.3-1: NVLS bus to algorithm bandwidth
+
+
+def _i(proto: str) -> int:
+    return PROTOS.index(proto) if proto in PROTOS else 2
+
+
+def tree_correction(proto: str, nbytes: float) -> float:
+    """NCCL's medium-size correction of the tree bandwidth (1 outside its table)."""
+    log = int(math.log2(max(nbytes, 1) / 64)) if nbytes >= 64 else -1
+    table = TREE_CORRECTION.get(proto, TREE_CORRECTION["simple"])
+    return table[log] if 0 <= log < len(table) else 1.0
+
+
+def ring_latency(proto: str, p: int, nodes: int, intra_step: float, base: float,
+                 cpu: str = "intel") -> float:
+    """Seconds of fixed cost of a ring all-reduce over ``nodes`` nodes (``p`` ranks).
+
+    ``intra_step``: seconds per NVLink step (the preset's hop plus link latency); steps that
+    cross nodes cost NCCL's network hwLat, the others at least the host's network overhead.
+    """
+    steps = 2 * (p - 1)
+    if nodes <= 1:
+        return base + steps * intra_step
+    inter_steps = 2 * (nodes - 1)
+    over = NET_OVERHEAD.get(cpu, 1.0) * (3 if proto == "simple" else 1) * US
+    ppn = p / nodes
+    net = HW_LAT["net"]["tree" if ppn == 1 else "ring"][_i(proto)] * US
+    return base + (steps - inter_steps) * max(intra_step, over) + inter_steps * net
+
+
+def tree_latency(proto: str, p: int, nodes: int) -> float:
+    """Seconds of fixed cost of NCCL's tree all-reduce (chain in the node, tree between)."""
+    i = _i(proto)
+    intra = HW_LAT["nvlink"]["tree"][i] * US
+    net = HW_LAT["net"]["tree"][i] * US
+    log_nodes = int(math.log2(nodes)) if nodes > 1 else 0
+    return BASE_LAT["tree"][i] * US + 2 * ((p // nodes - 1) * intra + log_nodes * net)
+
+
+def tree_bus_bw(proto: str, bw: float, nodes: int, cpu: str = "intel") -> float:
+    """NCCL's tree bus bandwidth (B/s) from the graph bandwidth ``bw`` (B/s)."""
+    bus = bw * 0.92
+    if proto == "ll":
+        cap = LL_MAX_BW_MULTI.get(cpu, LL_MAX_BW_MULTI["intel"])[0 if nodes <= 2 else 1] * GBS
+        bus = min(bus / 3.8, cap)
+    elif proto == "ll128":
+        bus *= 7.0 / 9.0 if nodes == 1 else 120.0 / 128.0
+    return bus
+
+
+def ll_max_bw_multi(nodes: int, cpu: str = "intel") -> float:
+    """NCCL's LL bus-bandwidth cap (B/s) for rings across ``nodes`` > 1 nodes."""
+    return LL_MAX_BW_MULTI.get(cpu, LL_MAX_BW_MULTI["intel"])[0 if nodes <= 2 else 1] * GBS
+
+
+def nvls_time(nbytes: float, bus_bw: float, nodes: int = 1) -> float:
+    """Seconds of an NVLS (NVSwitch SHARP) all-reduce in one node: 23 us + bytes / algBw."""
+    lat = BASE_LAT["nvls"][2] * US + (HW_LAT["net"]["nvls"][2] * US if nodes > 1 else 0.0)
+    return lat + nbytes / (bus_bw * NVLS_RATIO)

@@ -1,0 +1,65 @@
+"""``xpusim op`` for every op kind: attention, collectives, vector ops; one-line errors."""
+
+import json
+
+import pytest
+
+from xpusim.cli import main
+
+
+def _op(capsys, *argv):
+    assert main(["op", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_attention_flops_by_hand(capsys):
+    # QK^T and PV: 2 x (2 b h q n d) FLOPs, h = 32 query heads (8 KV heads: grouped query)
+    d = _op(capsys, "attention", "--arch", "h100", "--batch", "4", "--heads", "32",
+            "--kv-heads", "8", "--q-len", "1", "--kv-len", "4096", "--head-dim", "128")
+    assert d["flops"] >= 4 * 4 * 32 * 1 * 4096 * 128
+    assert d["flops"] < 4 * 4 * 32 * 4096 * 128 * 1.2  # + softmax work
+    # decode reads the K and V caches once: 2 x b x kv_heads x n x d x 2 bytes at least
+    assert d["dram_bytes"] >= 2 * 4 * 8 * 4096 * 128 * 2
+    assert d["latency_s"] >= d["dram_bytes"] / 3.35e12
+
+
+def test_prefill_attention_is_compute_bound(capsys):
+    d = _op(capsys, "attention", "--arch", "a100", "--heads", "32", "--q-len", "4096",
+            "--kv-len", "4096")
+    assert d["bound"] == "compute"
+    assert d["flops"] / d["latency_s"] < 312e12
+
+
+def test_allreduce_large_message_by_hand(capsys):
+    """Ring all-reduce of 1 GiB among 8 A100s: 2 x 7/8 of the buffer at the NVLink's 300 GB/s
+    x 0.78 (dgx-a100 preset), latencies negligible."""
+    s = 1 << 30
+    d = _op(capsys, "allreduce", "--arch", "dgx-a100", "--bytes", str(s), "--group", "8")
+    assert d["latency_s"] == pytest.approx(2 * 7 / 8 * s / (300e9 * 0.78), rel=0.01)
+    g = _op(capsys, "allgather", "--arch", "dgx-a100", "--bytes", str(s // 8), "--group", "8")
+    assert g["latency_s"] == pytest.approx(7 * (s // 8) / (300e9 * 0.78), rel=0.01)
+
+
+@pytest.mark.parametrize("kind", ["softmax", "layernorm", "rmsnorm", "gelu", "silu", "add", "mul"])
+def test_vector_ops_stream_their_operands(capsys, kind):
+    rows, cols = 4096, 8192
+    d = _op(capsys, kind, "--arch", "a100", "--rows", str(rows), "--cols", str(cols))
+    inputs = 2 if kind in ("add", "mul") else 1
+    assert d["bytes"] >= (inputs + 1) * rows * cols * 2  # fp16 in and out
+    # memory-bound: at least the bytes at the achievable HBM bandwidth (0.88 x 2039 GB/s)
+    assert d["latency_s"] >= (inputs + 1) * rows * cols * 2 / (0.88 * 2039e9)
+    assert d["bound"] == "memory"
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["allreduce", "--bytes", "100"], "--group"),
+    (["attention", "--heads", "32", "--q-len", "1"], "--kv-len"),
+    (["attention", "--heads", "32", "--kv-heads", "5", "--q-len", "1", "--kv-len", "8"],
+     "--kv-heads"),
+    (["allreduce", "--bytes", "100", "--group", "4"], "exceeds"),
+    (["softmax", "--rows", "4", "--cols", "4", "--dtype", "fp7"], "--dtype"),
+])
+def test_bad_options_are_one_line_errors(capsys, argv, needle):
+    assert main(["op", *argv, "--arch", "a100"]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
