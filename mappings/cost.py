@@ -5,7 +5,11 @@ operand at a level spans the loops at that level and inside it; it is refilled o
 of the loops above, except that loops irrelevant to the operand that sit inside the innermost
 relevant loop above do not refill it (stationarity). Per-PE levels get one tile per PE; data for
 PEs that differ only in a rank irrelevant to the operand is multicast (read once from the parent).
-Partial sums go back up and are read again when an output tile is revisited.
+Partial sums go back up and are read again when an output tile is revisited; across such a
+boundary they move at the accumulation precision (``psum_bytes``), as ZigZag counts them. An
+input whose innermost tile fits one read of its level (``Level.port_bytes``) stays on the port for
+the trailing loops irrelevant to it (ZigZag's ``access_same_data_considered_as_no_access``).
+Per-operand level boundaries (``Mapping.cuts``) give each operand its own tiles and refills.
 
 Latency, two conventions:
 
@@ -13,7 +17,8 @@ Latency, two conventions:
 * ``zigzag`` (as ZigZag reports it, Mei et al. 2021 and ZigZag v3): ``compute + stall + on-load
   + off-load``; on-load is the first tiles the on-chip levels need before compute starts,
   off-load the last output tile written back, stall the DRAM transfers during compute that do
-  not fit under it at the DRAM port bandwidth.
+  not fit under it at the DRAM port bandwidth, or, if more, the refills of single-buffered
+  levels (input tiles after the first, partial sums read back), which cannot overlap compute.
 
 Energy: bytes read/written at every level times its J/B, plus MACs times the MAC energy.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 from mappings.bounds import gemm_io_lower_bound
 from mappings.mapping import Mapping, Problem, holds, validate
@@ -56,15 +62,32 @@ class MappingCost:
 
 
 def fills(problem: Problem, mapping: Mapping, level: int, operand: str) -> int:
-    """How many times one instance of ``level`` receives a new ``operand`` tile."""
-    loops: list[tuple[str, int]] = []
-    for j in range(level):
-        loops += list(mapping.temporal[j])
-    return fills_from(loops, frozenset(problem.ranks_of(operand)))
+    """How many times one instance of ``level`` receives a new ``operand`` tile (the operand's
+    own level boundaries when the mapping has per-operand cuts)."""
+    loops = mapping.nest()[:mapping.starts_for(operand)[level]]
+    return fills_from(list(loops), frozenset(problem.ranks_of(operand)))
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Per (problem, arch, bypass) constants of :func:`evaluate`."""
+
+    chains: dict
+    words: tuple
+    energies: tuple
+    rels: dict
+    fan: int
+    macs: int
+    out_elems: int
+    word: tuple          # bytes of I, W, O (final)
+    psum: float
+    ports: tuple         # per level: width of one read in B (0: one word)
+    double: tuple        # per level: double-buffered
+    lower_bound: float   # I/O lower bound, B
 
 
 @lru_cache(maxsize=1024)
-def _context(problem: Problem, arch: SpatialArch, bypass: frozenset) -> tuple:
+def _context(problem: Problem, arch: SpatialArch, bypass: frozenset) -> _Context:
     """Per (problem, arch, bypass): operand chains of holding levels and per-level constants."""
     probe = Mapping(tuple(() for _ in arch.levels), bypass=bypass)
     chains = {}
@@ -77,7 +100,19 @@ def _context(problem: Problem, arch: SpatialArch, bypass: frozenset) -> tuple:
                         for op in OPERANDS) for lev in arch.levels)
     energies = tuple(tuple(lev.energy_for(op) for op in OPERANDS) for lev in arch.levels)
     rel = {op: frozenset(problem.ranks_of(op)) for op in OPERANDS}
-    return chains, words, energies, rel, arch.fanout_index
+    fan = arch.fanout_index
+    smallest = min(arch.bytes_of(o) for o in OPERANDS)
+    onchip = sum(lev.capacity / smallest for lev in arch.levels[1:fan]
+                 if not math.isinf(lev.capacity))
+    size = problem.size
+    if set(size) == {"m", "n", "k"} and onchip > 0:
+        lb_words = gemm_io_lower_bound(size["m"], size["n"], size["k"], onchip)
+    else:
+        lb_words = float(sum(problem.elements(op) for op in OPERANDS))
+    return _Context(chains, words, energies, rel, fan, problem.macs, problem.elements("O"),
+                    tuple(arch.bytes_of(o) for o in OPERANDS), arch.psum_bytes,
+                    tuple(lev.port_bytes for lev in arch.levels),
+                    tuple(lev.double_buffered for lev in arch.levels), lb_words * smallest)
 
 
 def fills_from(loops_above: list[tuple[str, int]], rel: frozenset) -> int:
@@ -93,67 +128,134 @@ def fills_from(loops_above: list[tuple[str, int]], rel: frozenset) -> int:
     return f
 
 
+def _port_reuse(port: float, word: float, tile: float, nest: tuple, rel: frozenset) -> float:
+    """How many MACs in a row use the value an input's innermost level last read: the trailing
+    loops irrelevant to the operand, when its tile there is no wider than one read (``port``
+    B, 0: one word; ZigZag's ``mac_level_data_stationary_cycle`` under
+    ``access_same_data_considered_as_no_access``)."""
+    if tile * word > (port or word) + 1e-9:
+        return 1.0
+    reuse = 1
+    for r, x in reversed(nest):
+        if r in rel and x > 1:
+            break
+        reuse *= x
+    return float(reuse)
+
+
+class Score(NamedTuple):
+    """Just the two figures a search ranks by (``evaluate(..., detail=False)``)."""
+
+    latency_cycles: float
+    energy_total: float
+
+
 def evaluate(problem: Problem, arch: SpatialArch, mapping: Mapping, convention: str = "overlap",
-             check: bool = True) -> MappingCost:
-    """Cost of ``mapping`` (validated first unless ``check`` is false)."""
+             check: bool = True, detail: bool = True) -> MappingCost:
+    """Cost of ``mapping`` (validated first unless ``check`` is false). With ``detail`` false
+    only a :class:`Score` (latency, total energy) comes back, for searches."""
     if check:
         validate(problem, arch, mapping)
-    chains, words, energies, rels, fan = _context(problem, arch, mapping.bypass)
+    ctx = _context(problem, arch, mapping.bypass)
+    chains, words, energies, rels, fan = ctx.chains, ctx.words, ctx.energies, ctx.rels, ctx.fan
     nlev = len(arch.levels)
-    macs = problem.macs
+    macs = ctx.macs
     spatial = (*mapping.spatial_rows, *mapping.spatial_cols)
     sp_all = math.prod(x for _, x in spatial)
     compute = macs / sp_all
-    temporal = mapping.temporal
-    above: list[list[tuple[str, int]]] = [[]]
-    for j in range(nlev - 1):
-        above.append(above[-1] + list(temporal[j]))
+    nest = mapping.nest()
+    nloops = len(nest)
+    shared_starts = mapping.level_starts()
     reads = [[0.0, 0.0, 0.0] for _ in range(nlev)]
     writes = [[0.0, 0.0, 0.0] for _ in range(nlev)]
+    rbytes = [[0.0, 0.0, 0.0] for _ in range(nlev)]
+    wbytes = [[0.0, 0.0, 0.0] for _ in range(nlev)]
     first_tile = [0.0, 0.0, 0.0]
     refill_bytes = 0.0   # input tiles re-fetched into single-buffered shared levels
-    out_elems = problem.elements("O")
+    out_elems = ctx.out_elems
+    out_word, psum_word = ctx.word[2], ctx.psum
+    double = ctx.double
     for oi, op in enumerate(OPERANDS):
         rel = rels[op]
-        sp_rel = math.prod(x for r, x in spatial if r in rel)
-        inner = [1] * (nlev + 1)
-        for j in range(nlev - 1, -1, -1):
-            f = inner[j + 1]
-            for r, x in temporal[j]:
-                if r in rel:
-                    f *= x
-            inner[j] = f
+        starts = mapping.starts_for(op) if mapping.cuts else shared_starts
+        sp_rel = 1
+        for r, x in spatial:
+            if r in rel:
+                sp_rel *= x
+        # per loop t (outer first): product of relevant factors from t inwards, and the refills
+        # of a tile starting at t (loops above up to the innermost relevant one)
+        suffix = [1] * (nloops + 1)
+        for t in range(nloops - 1, -1, -1):
+            r, x = nest[t]
+            suffix[t] = suffix[t + 1] * x if r in rel else suffix[t + 1]
+        refills = [1] * (nloops + 1)
+        f = pending = 1
+        for t, (r, x) in enumerate(nest):
+            pending *= x
+            if r in rel and x > 1:
+                f *= pending
+                pending = 1
+            refills[t + 1] = f
         chain = chains[op]
+        is_out = oi == 2
         for ci in range(1, len(chain)):
             parent, child = chain[ci - 1], chain[ci]
             per_pe = child >= fan
-            tile = inner[child] * (1 if per_pe else sp_rel)
-            nf = fills_from(above[child], rel)
-            distinct = tile * nf * (sp_rel if per_pe else 1)
-            into_child = tile * nf * (sp_all if per_pe else 1)
-            if op == "O":
+            start = starts[child]
+            tile = suffix[start] if per_pe else suffix[start] * sp_rel
+            nf = refills[start]
+            if per_pe:
+                distinct = tile * nf * sp_rel
+                into_child = tile * nf * sp_all
+            else:
+                distinct = into_child = tile * nf
+            if is_out:
+                # partial sums travel at the accumulation precision whenever an output tile is
+                # revisited across this boundary (ZigZag's psum flag), final outputs at their own
+                back = distinct - out_elems if distinct > out_elems else 0.0
+                pw = psum_word if back > 0 else out_word
+                cw = words[child][2] if per_pe else pw
+                child_back = into_child - out_elems * (sp_all / sp_rel if per_pe else 1)
+                if child_back < 0:
+                    child_back = 0.0
                 writes[parent][2] += distinct
-                reads[parent][2] += max(0.0, distinct - out_elems)
+                reads[parent][2] += back
                 reads[child][2] += into_child
-                writes[child][2] += max(0.0, into_child - out_elems *
-                                        (sp_all / sp_rel if per_pe else 1))
+                writes[child][2] += child_back
+                wbytes[parent][2] += distinct * pw
+                rbytes[parent][2] += back * pw
+                rbytes[child][2] += into_child * cw
+                wbytes[child][2] += child_back * cw
             else:
                 reads[parent][oi] += distinct
                 writes[child][oi] += into_child
+                rbytes[parent][oi] += distinct * words[parent][oi]
+                wbytes[child][oi] += into_child * words[child][oi]
             if parent == 0 and 0 < child < fan:
-                first_tile[oi] = max(first_tile[oi], float(tile))
-                if op != "O" and not arch.levels[child].double_buffered:
-                    refill_bytes += (distinct - tile) * words[child][oi]
+                if tile > first_tile[oi]:
+                    first_tile[oi] = float(tile)
+                if not double[child]:
+                    # inputs re-fetched, and partial sums read back, into the buffer in use
+                    refill_bytes += (back * pw if is_out else
+                                     (distinct - tile) * words[child][oi])
         innermost = chain[-1]
         if innermost >= fan:
             uses = float(macs)
         else:
             uses = macs / (sp_all / sp_rel)
-        reads[innermost][oi] += uses
-        if op == "O":
+        if not is_out:
+            uses /= _port_reuse(ctx.ports[innermost], words[innermost][oi],
+                                suffix[starts[innermost]] * (1 if innermost >= fan else sp_rel),
+                                nest, rel)
+            reads[innermost][oi] += uses
+            rbytes[innermost][oi] += uses * words[innermost][oi]
+        else:
+            w = words[innermost][2] if innermost >= fan else (
+                psum_word if macs > out_elems else out_word)
+            reads[innermost][oi] += uses
             writes[innermost][oi] += uses
-    acc = {lev.name: {op: {"reads": reads[i][oi], "writes": writes[i][oi]}
-                      for oi, op in enumerate(OPERANDS)} for i, lev in enumerate(arch.levels)}
+            rbytes[innermost][oi] += uses * w
+            wbytes[innermost][oi] += uses * w
     energy: dict[str, float] = {"mac": macs * arch.mac_energy}
     port_time = 0.0
     dram_bytes = 0.0
@@ -161,27 +263,26 @@ def evaluate(problem: Problem, arch: SpatialArch, mapping: Mapping, convention: 
         e = 0.0
         moved = 0.0
         for oi in range(3):
-            word = words[i][oi]
-            r, w = reads[i][oi], writes[i][oi]
+            rb, wb = rbytes[i][oi], wbytes[i][oi]
             er, ew = energies[i][oi]
-            e += (r * er + w * ew) * word
+            e += rb * er + wb * ew
             if i == 0:
-                dram_bytes += (r + w) * word
+                dram_bytes += rb + wb
             elif i < fan:
-                moved += (r + w) * word
+                moved += rb + wb
         energy[lev.name] = e
         if 0 < i < fan and not math.isinf(lev.bandwidth):
             port_time = max(port_time, moved / lev.bandwidth)
-    first_tile = dict(zip(OPERANDS, first_tile, strict=True))
     bw = arch.levels[0].bandwidth
-    onload_bytes = sum(first_tile[op] * arch.bytes_of(op) for op in ("I", "W"))
-    out_tile = first_tile["O"] * arch.bytes_of("O")
+    onload_bytes = first_tile[0] * ctx.word[0] + first_tile[1] * ctx.word[1]
+    out_tile = first_tile[2] * ctx.word[2]
     onload = onload_bytes / bw if not math.isinf(bw) else 0.0
     offload = out_tile / bw if not math.isinf(bw) else 0.0
     dram_time = dram_bytes / bw if not math.isinf(bw) else 0.0
     if convention == "zigzag":
-        # a single-buffered level cannot take a new input tile while the old one is in use:
-        # every refill after the first waits for its transfer; outputs drain in the background
+        # a single-buffered level cannot take a new input tile, or the partial sums of the next
+        # output tile, while the old one is in use: every refill after the first waits for its
+        # transfer; outputs (final or partial) drain in the background
         # and everything else must fit under compute at the DRAM port
         during = max(0.0, dram_time - onload - offload)
         refill = refill_bytes / bw if not math.isinf(bw) else 0.0
@@ -192,14 +293,11 @@ def evaluate(problem: Problem, arch: SpatialArch, mapping: Mapping, convention: 
         stall = body - compute
         latency = body + min(onload, dram_time)
         offload = 0.0
-    onchip = sum(lev.capacity / min(arch.bytes_of(o) for o in OPERANDS)
-                 for lev in arch.levels[1:fan] if not math.isinf(lev.capacity))
-    size = problem.size
-    if set(size) == {"m", "n", "k"} and onchip > 0:
-        lb_words = gemm_io_lower_bound(size["m"], size["n"], size["k"], onchip)
-    else:
-        lb_words = float(sum(problem.elements(op) for op in OPERANDS))
-    lb = lb_words * min(arch.bytes_of(o) for o in OPERANDS)
+    if not detail:
+        return Score(latency, sum(energy.values()))  # type: ignore[return-value]
+    acc = {lev.name: {op: {"reads": reads[i][oi], "writes": writes[i][oi]}
+                      for oi, op in enumerate(OPERANDS)} for i, lev in enumerate(arch.levels)}
+    lb = ctx.lower_bound
     return MappingCost(compute_cycles=compute, latency_cycles=latency, stall_cycles=stall,
                        onload_cycles=onload, offload_cycles=offload,
                        utilization=macs / (latency * arch.pes), accesses=acc, energy=energy,

@@ -8,6 +8,11 @@ When the space is within ``budget`` evaluations it is searched exhaustively; oth
 points are drawn at random with ``seed`` (numpy ``default_rng``), so the same inputs always give
 the same mapping. Results are memoised per (problem, arch, budget, seed, objective, convention).
 
+Per-operand level boundaries (``per_operand``, on by default): the ``REFINE`` best nests by latency
+and by energy are also tried with each operand's loops allocated to its own levels bottom-up
+(:func:`greedy_cuts`, ZigZag's LOMA allocation), so that, e.g., partial sums stay in a PE register
+across loops for which the weights are refilled. ``evaluated`` counts both kinds.
+
 Objectives: ``latency`` (then energy), ``energy`` (then latency), ``edp``.
 """
 
@@ -21,8 +26,10 @@ from functools import lru_cache
 import numpy as np
 
 from mappings.cost import MappingCost, evaluate
-from mappings.mapping import Mapping, MappingError, Problem, holds
+from mappings.mapping import Mapping, MappingError, Problem, holds, validate
 from mappings.spec import SpatialArch
+
+REFINE = 64   # nests per objective given per-operand boundaries (see _search)
 
 
 @dataclass(frozen=True)
@@ -85,9 +92,11 @@ def spatial_candidates(problem: Problem, arch: SpatialArch,
 
 
 def _feasible(problem: Problem, arch: SpatialArch, chains: dict[str, list[tuple[int, ...]]],
-              sp: dict[str, int], bypass: frozenset) -> list[tuple[tuple[int, ...], ...]]:
+              sp: dict[str, int], bypass: frozenset,
+              relax_pe: bool = False) -> list[tuple[tuple[int, ...], ...]]:
     """Splits (one divisor chain per rank) whose tiles fit every level, vectorised over the
-    grid of all chain combinations (same rule as :func:`mappings.mapping.validate`)."""
+    grid of all chain combinations (same rule as :func:`mappings.mapping.validate`). With
+    ``relax_pe`` per-PE levels are not checked: per-operand cuts decide what each one holds."""
     ranks = problem.ranks
     nlev = len(arch.levels)
     fan = arch.fanout_index
@@ -99,7 +108,7 @@ def _feasible(problem: Problem, arch: SpatialArch, chains: dict[str, list[tuple[
     ok = np.ones(shape, dtype=bool)
     probe = Mapping(tuple(() for _ in arch.levels), bypass=bypass)
     for j, lev in enumerate(arch.levels):
-        if math.isinf(lev.capacity):
+        if math.isinf(lev.capacity) or (relax_pe and j >= fan):
             continue
         used = np.zeros(shape)
         for op in ("I", "W", "O"):
@@ -133,20 +142,67 @@ def _build(problem: Problem, arch: SpatialArch, split: dict[str, tuple[int, ...]
     return Mapping(tuple(temporal), spatial[0], spatial[1], bypass)
 
 
+def greedy_cuts(problem: Problem, arch: SpatialArch, mapping: Mapping) -> Mapping | None:
+    """``mapping`` with per-operand level starts chosen bottom-up as ZigZag's LOMA allocates
+    memory: each operand's innermost level takes as many innermost loops as fit, then the next
+    level up, and so on. Operands sharing a level's capacity are allocated O, W, I in turn.
+    None when some operand's innermost tile cannot fit."""
+    nest = mapping.nest()
+    n = len(nest)
+    nlev = len(arch.levels)
+    fan = arch.fanout_index
+    spatial = (*mapping.spatial_rows, *mapping.spatial_cols)
+    used = [0.0] * nlev
+    cuts = {}
+    for op in ("O", "W", "I"):
+        rel = frozenset(problem.ranks_of(op))
+        sp_rel = math.prod(x for r, x in spatial if r in rel)
+        suffix = [1] * (n + 1)
+        for t in range(n - 1, -1, -1):
+            r, x = nest[t]
+            suffix[t] = suffix[t + 1] * (x if r in rel else 1)
+        starts = [0] * nlev
+        upper = n
+        for i in range(nlev - 1, 0, -1):
+            lev = arch.levels[i]
+            if not holds(arch, mapping, i, op):
+                starts[i] = upper
+                continue
+            per_pe = i >= fan
+            hi, lo = upper, 0
+            word = arch.psum_bytes if (op == "O" and per_pe) else arch.bytes_of(op)
+            own = lev.capacity_for(op)
+            room = own if own is not None else lev.capacity - used[i]
+            mult = word * (1 if per_pe else sp_rel)
+            if suffix[hi] * mult > room + 1e-9:
+                return None
+            s = hi
+            while s > lo and suffix[s - 1] * mult <= room + 1e-9:
+                s -= 1
+            starts[i] = s
+            if own is None and not math.isinf(lev.capacity):
+                used[i] += suffix[s] * mult
+            upper = s
+        cuts[op] = tuple(starts)
+    return Mapping(mapping.temporal, mapping.spatial_rows, mapping.spatial_cols, mapping.bypass,
+                   mapping.fusion, tuple((op, cuts[op]) for op in ("I", "W", "O")))
+
+
 def search(problem: Problem, arch: SpatialArch, budget: int = 20000, seed: int = 0,
            objective: str = "latency", convention: str = "overlap",
            dataflow: str | None = None, bypass: frozenset[tuple[str, str]] = frozenset(),
-           tolerance: float = 0.01) -> MapperResult:
+           tolerance: float = 0.01, per_operand: bool = True) -> MapperResult:
     """Best mapping of ``problem`` on ``arch`` under ``objective`` (memoised, deterministic).
-    ``tolerance``: relative band within which the secondary metric decides."""
+    ``tolerance``: relative band within which the secondary metric decides. ``per_operand``:
+    also try each loop nest with per-operand level boundaries (:func:`greedy_cuts`)."""
     return _search(problem, arch, budget, seed, objective, convention, dataflow, bypass,
-                   tolerance)
+                   tolerance, per_operand)
 
 
 @lru_cache(maxsize=4096)
 def _search(problem: Problem, arch: SpatialArch, budget: int, seed: int, objective: str,
             convention: str, dataflow: str | None, bypass: frozenset[tuple[str, str]],
-            tolerance: float) -> MapperResult:
+            tolerance: float, per_operand: bool = False) -> MapperResult:
     nlev = len(arch.levels)
     ranks = problem.ranks
     irrelevant_to = {r: sum(r not in problem.ranks_of(op) for op in ("I", "W", "O"))
@@ -179,7 +235,28 @@ def _search(problem: Problem, arch: SpatialArch, budget: int, seed: int, objecti
     for idx in chosen:
         spatial, split, orders = points[idx]
         m = _build(problem, arch, split, orders, spatial, bypass)
-        costs.append((m, evaluate(problem, arch, m, convention, check=False)))
+        sc = evaluate(problem, arch, m, convention, check=False, detail=False)
+        costs.append((m, sc))
+    if per_operand and costs:
+        # per-operand boundaries (ZigZag's bottom-up allocation) on the most promising nests:
+        # the REFINE best by latency and the REFINE best by energy, each nest once
+        by_lat = sorted(range(len(costs)), key=lambda i: (costs[i][1].latency_cycles,
+                                                         costs[i][1].energy_total))
+        by_energy = sorted(range(len(costs)), key=lambda i: (costs[i][1].energy_total,
+                                                            costs[i][1].latency_cycles))
+        seen: set = set()
+        for i in dict.fromkeys(by_lat[:REFINE] + by_energy[:REFINE]):
+            m = costs[i][0]
+            key = (m.spatial_rows, m.spatial_cols, _merged(m.nest()))
+            if key in seen:
+                continue
+            seen.add(key)
+            g = greedy_cuts(problem, arch, m)
+            if g is not None:
+                costs.append((g, evaluate(problem, arch, g, convention, check=False,
+                                          detail=False)))
+    if not costs:
+        raise MappingError(f"no valid mapping of {problem.name} on {arch.name} (tiles never fit)")
     # primary metric first, then the secondary within the tolerance band of the best primary
     if objective == "latency":
         floor = min(c.latency_cycles for _, c in costs) * (1 + tolerance)
@@ -192,7 +269,29 @@ def _search(problem: Problem, arch: SpatialArch, budget: int, seed: int, objecti
     else:
         best = min(costs, key=lambda mc: (mc[1].energy_total * mc[1].latency_cycles,
                                           mc[1].latency_cycles))
-    return MapperResult(best[0], best[1], len(chosen), space, exhaustive)
+    return MapperResult(best[0], evaluate(problem, arch, best[0], convention, check=False),
+                        len(costs), space, exhaustive)
+
+
+def _merged(nest: tuple) -> tuple:
+    """The nest with adjacent loops of one rank merged (n4 n4 -> n16) and unit loops dropped."""
+    out: list[list] = []
+    for r, x in nest:
+        if x == 1:
+            continue
+        if out and out[-1][0] == r:
+            out[-1][1] *= x
+        else:
+            out.append([r, x])
+    return tuple(map(tuple, out))
+
+
+def _fits(problem: Problem, arch: SpatialArch, mapping: Mapping) -> bool:
+    try:
+        validate(problem, arch, mapping)
+    except MappingError:
+        return False
+    return True
 
 
 def best_latency(problem: Problem, arch: SpatialArch, **kw) -> float:

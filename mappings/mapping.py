@@ -6,6 +6,16 @@ level first, loops outer to inner within a level) and a spatial unrolling over t
 and columns, which sits between the last shared level and the per-PE levels. ``bypass`` names
 (level, operand) pairs that skip a level that could hold them; ``fusion`` lists groups of Einsum
 names computed together without their intermediates leaving the array (cascades).
+
+Per-operand level boundaries (ZigZag's per-operand memory allocation): the temporal loops, read
+outer to inner across the levels, form one loop nest; by default every operand's tile at a level
+spans that level's loops and everything inside. ``cuts`` overrides this per operand: for an
+operand, the index in the flattened nest where each level's loops start (one per level, the first
+0, non-decreasing). As in ZigZag, where the spatial unrolling sits in an operand's hierarchy
+(between its last shared and first per-PE level) is per operand: a shared level's tile counts the
+spatial factors relevant to the operand, a per-PE level's does not. An operand may so keep a
+register tile across loops that, for another operand, belong
+to the buffer above (an output accumulating in the PE while weights stream through it).
 """
 
 from __future__ import annotations
@@ -77,6 +87,32 @@ class Mapping:
     spatial_cols: tuple[Loop, ...] = ()
     bypass: frozenset[tuple[str, str]] = field(default_factory=frozenset)
     fusion: tuple[tuple[str, ...], ...] = ()
+    cuts: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    def nest(self) -> tuple[Loop, ...]:
+        """All temporal loops, outermost first (levels concatenated)."""
+        return tuple(lp for level in self.temporal for lp in level)
+
+    def level_starts(self) -> tuple[int, ...]:
+        """Index in :meth:`nest` where each level's loops start (the shared boundaries)."""
+        out, n = [], 0
+        for level in self.temporal:
+            out.append(n)
+            n += len(level)
+        return tuple(out)
+
+    def starts_for(self, operand: str) -> tuple[int, ...]:
+        """Where each level's loops start for ``operand`` (its cut, else the shared one)."""
+        for op, starts in self.cuts:
+            if op == operand:
+                return starts
+        return self.level_starts()
+
+    def segments_for(self, operand: str) -> tuple[tuple[Loop, ...], ...]:
+        """The loops each level iterates for ``operand``, outermost level first."""
+        nest, starts = self.nest(), self.starts_for(operand)
+        ends = (*starts[1:], len(nest))
+        return tuple(nest[a:b] for a, b in zip(starts, ends, strict=True))
 
     def factor(self, rank: str) -> int:
         """Product of all factors of ``rank`` (temporal and spatial)."""
@@ -99,6 +135,9 @@ class Mapping:
             parts.append(f"{lev.name}: " + (" ".join(f"{r}{x}" for r, x in loops) or "-"))
         parts.append("spatial rows " + " ".join(f"{r}{x}" for r, x in self.spatial_rows) +
                      ", cols " + " ".join(f"{r}{x}" for r, x in self.spatial_cols))
+        for op, starts in self.cuts:
+            if starts != self.level_starts():
+                parts.append(f"{op} levels start at " + ",".join(str(s) for s in starts))
         return "; ".join(parts)
 
 
@@ -113,8 +152,9 @@ def tile_elements(problem: Problem, arch: SpatialArch, mapping: Mapping, level: 
     it, plus the spatial unrolling when the level is shared (above the fan-out)."""
     rel = problem.ranks_of(operand)
     f = 1
-    for j in range(level, len(mapping.temporal)):
-        for r, x in mapping.temporal[j]:
+    segments = mapping.segments_for(operand) if mapping.cuts else mapping.temporal
+    for j in range(level, len(segments)):
+        for r, x in segments[j]:
             if r in rel:
                 f *= x
     if level < arch.fanout_index:
@@ -140,6 +180,7 @@ def validate(problem: Problem, arch: SpatialArch, mapping: Mapping) -> None:
     if rows > arch.rows or cols > arch.cols:
         raise MappingError(f"spatial fan-out {rows}x{cols} exceeds the {arch.rows}x{arch.cols} "
                            "array")
+    _validate_cuts(arch, mapping)
     for lvl, name in mapping.bypass:
         arch.level_index(lvl)
         if name not in OPERANDS:
@@ -163,3 +204,17 @@ def validate(problem: Problem, arch: SpatialArch, mapping: Mapping) -> None:
         if used > lev.capacity + 1e-9:
             raise MappingError(f"level {lev.name}: tiles need {used:.0f} B, capacity "
                                f"{lev.capacity:.0f} B")
+
+
+def _validate_cuts(arch: SpatialArch, mapping: Mapping) -> None:
+    """Per-operand level starts: one per level, from 0, non-decreasing, within the nest."""
+    nlev, n = len(arch.levels), len(mapping.nest())
+    for op, starts in mapping.cuts:
+        if op not in OPERANDS:
+            raise MappingError(f"cuts: unknown operand '{op}'")
+        if len(starts) != nlev or starts[0] != 0:
+            raise MappingError(f"cuts for {op}: need {nlev} level starts beginning with 0, got "
+                               f"{list(starts)}")
+        if any(b < a for a, b in zip(starts, starts[1:], strict=False)) or starts[-1] > n:
+            raise MappingError(f"cuts for {op}: starts {list(starts)} must not decrease and stay "
+                               f"within the {n} loops")

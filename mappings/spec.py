@@ -1,8 +1,10 @@
 """What a mapping maps onto: a spatial architecture as storage levels around a PE array.
 
 Levels are listed outermost (DRAM) first. A level stores some operands (the others bypass it),
-has a capacity in bytes per instance, a read/write port bandwidth in bytes per cycle, energy per
-byte read and written, and a number of instances (per-PE register files have one per PE, below the
+has a capacity in bytes per instance, a read/write port bandwidth in bytes per cycle, the width of
+one read in bytes (``port_bytes``: an operand tile no wider than one read stays on the port's
+output and feeds the MACs without being read again, as ZigZag assumes), energy per byte read and
+written, and a number of instances (per-PE register files have one per PE, below the
 spatial fan-out). The PE array is ``rows x cols`` MAC units; a MAC costs ``mac_energy`` J.
 """
 
@@ -31,6 +33,7 @@ class Level:
     double_buffered: bool = False
     operand_capacity: tuple[tuple[str, float], ...] = ()  # separate per-operand buffers
     operand_energy: tuple[tuple[str, float, float], ...] = ()  # (operand, read J/B, write J/B)
+    port_bytes: float = 0.0  # width of one read in B (0: one word of the operand)
 
     def holds(self, operand: str) -> bool:
         return operand in self.operands

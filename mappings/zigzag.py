@@ -8,8 +8,9 @@ Two setups of the shared reference cases (``accel/README.md``):
   (single-buffered), one DRAM port shared by all operands at the config's words/cycle; energies
   are ZigZag's placeholder costs: MAC 0.04 pJ, RF 0.095 (W) / 0.021 (O) pJ per access, SRAM
   26.0 / 23.6 pJ per read / write of the port width, DRAM 700 / 750 pJ per access of the port
-  width. Port widths are not in the reference notes: assumed one array edge of words for the SRAMs
-  and the DRAM port width (words/cycle) for DRAM.
+  width. The SRAM port width is not in the reference notes: ASSUMED 64 B, the width with which
+  ZigZag itself comes closest to its reference run on ``validation/zigzag/hardware/
+  r4_scalesim_matched.yaml`` (32 B ports halve its throughput); DRAM: the port's words/cycle.
 * :func:`tpu_like_arch` (R5): ZigZag's shipped ``tpu_like`` hardware (KULeuven-MICAS/zigzag,
   ``zigzag/inputs/hardware/tpu_like.yaml``): 32x32 MACs at 0.04 pJ, a 128 B weight RF per PE
   (0.095 pJ), a 2 B output RF per PE (0.021 pJ), a 2 MB SRAM for inputs and outputs (2048-bit
@@ -31,9 +32,10 @@ PJ = 1e-12
 
 
 def scalesim_matched_arch(rows: int, cols: int, ifmap_kb: float, filter_kb: float,
-                          ofmap_kb: float, dram_bytes_per_cycle: float) -> SpatialArch:
+                          ofmap_kb: float, dram_bytes_per_cycle: float,
+                          sram_port_bytes: float = 64.0) -> SpatialArch:
     """R4: the SCALE-Sim config's hardware in ZigZag's terms (see the module docstring)."""
-    sram_port = float(cols)  # bytes per SRAM access (one array edge of 1-byte words)
+    sram_port = float(sram_port_bytes)  # bytes per SRAM access (ASSUMED, module docstring)
     dram_port = float(dram_bytes_per_cycle)
     caps = (("I", ifmap_kb * 1024.0), ("W", filter_kb * 1024.0), ("O", ofmap_kb * 1024.0))
     levels = (
@@ -63,6 +65,40 @@ def tpu_like_arch() -> SpatialArch:
     )
     return SpatialArch("tpu_like", levels, 32, 32, 0.04 * PJ, 1.0,
                        (("I", 1.0), ("W", 1.0), ("O", 1.0)), psum_bytes=2.0)
+
+
+def mapping_from_zigzag(allocation: dict[str, list[list[tuple[str, int]]]],
+                        memories: dict[str, list[str]], arch: SpatialArch,
+                        spatial_rows: tuple = (), spatial_cols: tuple = ()) -> Mapping:
+    """Our :class:`Mapping` (with per-operand cuts) of a ZigZag temporal mapping: per operand
+    (``I``/``W``/``O``) its loops per memory level, innermost level and loop first, and the
+    names of those memories; a memory maps onto our level whose name starts its name (``dram``,
+    ``sram``, ``rf``). Ranks are lower-cased (ZigZag ``M``/``N``/``K`` are our m/n/k)."""
+    any_op = next(iter(allocation))
+    inner_first = [(r.lower(), int(f)) for lv in allocation[any_op] for r, f in lv]
+    nest = tuple(reversed(inner_first))
+    n = len(nest)
+    names = [lev.name for lev in arch.levels]
+    cuts = []
+    for op in ("I", "W", "O"):
+        starts = [n] * len(names)
+        starts[0] = 0
+        end = n
+        for loops, mem in zip(allocation[op], memories[op], strict=True):
+            level = next(i for i, nm in enumerate(names) if mem.startswith(nm))
+            end -= len(loops)
+            starts[level] = end if level else 0
+        for i in range(len(starts) - 2, 0, -1):   # levels the operand skips: empty segments
+            starts[i] = min(starts[i], starts[i + 1])
+        cuts.append((op, tuple(starts)))
+    per_pe_at = min(s for _, st in cuts for s in st[arch.fanout_index:]) \
+        if arch.fanout_index < len(names) else n
+    shared_at = min(s for _, st in cuts for s in st[1:arch.fanout_index] or (per_pe_at,))
+    shared_at = min(shared_at, per_pe_at)
+    bounds = [0, shared_at, per_pe_at] if len(names) == 3 else [0] * len(names)
+    temporal = tuple(nest[bounds[i]:(bounds[i + 1] if i + 1 < len(bounds) else n)]
+                     for i in range(len(names)))
+    return Mapping(temporal, tuple(spatial_rows), tuple(spatial_cols), cuts=tuple(cuts))
 
 
 def analyse(m: int, n: int, k: int, arch: SpatialArch, dataflow: str = "ws", budget: int = 20000,

@@ -1,7 +1,10 @@
-"""Reproductions of the seed systems, one module each, run by ``xpusim reproduce NAME``.
+"""Reproductions of the seed systems, run by ``xpusim reproduce NAME``.
 
-A module defines ``NAME``, ``DESCRIPTION``, optionally ``add_arguments(parser)``, and
-``reproduce(args) -> dict`` returning the shape every seed shares::
+Every one is an experiment file, ``experiments/NAME.yaml``, run by :mod:`xpusim.experiments`
+(see docs/experiments.md); the modules left here are thin shims whose ``reproduce(args)`` runs the
+experiment. A module that still defines ``NAME``, ``DESCRIPTION``, optionally
+``add_arguments(parser)`` and ``reproduce(args) -> dict`` is listed beside them. Either returns
+the shape every seed shares::
 
     {"name": NAME,
      "results": [{"claim": str, "measured": float, "target": float, "rel_error": float}, ...],

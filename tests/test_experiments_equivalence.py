@@ -1,0 +1,130 @@
+"""Every converted reproduction gives the figures its former module gave.
+
+``tests/data/experiments_golden.json`` holds what the reproduction modules gave, as they were
+before the conversion to experiment files (git 06b566a for the committed ones; accllm, sn40l,
+splitwise, fusemax and cosma as their authors had just written them), run on the reduced sets
+below on 2026-12-03 with the device models of that day (fusemax: its whole 24-point table with
+the artifact's rows, about 7 s CPU; cosma: its three DAGs, every ILP solved to optimality).
+Each test runs the experiment runner on the same set and compares claims, assumptions, points
+and extra tables (wall, CPU and solver times aside). A deliberate
+change to a device model that moves these figures must regenerate the file and say why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+GOLDEN = Path(__file__).parent / "data" / "experiments_golden.json"
+TIMES = {"wall_s", "cpu_s", "experiment"}
+# Solver clock readings (cosma): they differ from run to run, so they are not compared.
+SOLVER_TIMES = {"ilp_solve_s", "ilp_solve_cpu_s", "solver_time_s"}
+
+
+def _former(mod: str) -> dict:
+    """The former module's result on this case (non-finite floats stored as their repr)."""
+    return json.loads(GOLDEN.read_text(encoding="utf-8"))[mod]["result"]
+
+
+def _plain(value):
+    """``value`` as JSON would store it (tuples as lists, non-finite floats as repr)."""
+    return json.loads(json.dumps(value, default=str, allow_nan=True).replace("NaN", '"nan"')
+                      .replace("-Infinity", '"-inf"').replace("Infinity", '"inf"'))
+
+
+def _same(old, new, path: str = "", skip: frozenset[str] | set[str] = frozenset(TIMES)) \
+        -> list[str]:
+    """Differences between two JSON-like trees (floats to 1e-9 relative; keys in ``skip``
+    ignored)."""
+    if isinstance(old, float) and isinstance(new, (int, float)):
+        ok = old == new or (math.isnan(old) and math.isnan(new)) or \
+            abs(old - new) <= 1e-9 * abs(old)
+        return [] if ok else [f"{path}: {old} != {new}"]
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = [f"{path}: keys {sorted(set(old) ^ (set(new) - skip))}"] \
+            if set(old) - skip != set(new) - skip else []
+        for k in set(old) & set(new) - skip:
+            out += _same(old[k], new[k], f"{path}.{k}", skip)
+        return out
+    if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
+        if len(old) != len(new):
+            return [f"{path}: {len(old)} vs {len(new)} items"]
+        pairs = enumerate(zip(old, new, strict=True))
+        return [d for i, (a, b) in pairs for d in _same(a, b, f"{path}[{i}]", skip)]
+    return [] if old == new else [f"{path}: {old!r:.120} != {new!r:.120}"]
+
+
+CASES = [
+    ("duplex", {"quick": True}),
+    ("lean_attention", {"arch": "a100", "heads": [32, 64], "head_dims": [64, 128],
+                        "max_context": 16384}),
+    ("neupims", {"quick": True, "seed": 1, "iterations": 24}),
+    ("pim_gpt", {"quick": True}),
+    ("cxl_finetune", {"quick": True}),
+    ("sn40l", {"quick": True}),
+    ("accllm", {"quick": True}),
+    pytest.param("instinfer", {"quick": True}, marks=pytest.mark.slow),
+    ("fusemax", {"reference": ""}),
+    ("cosma", {"time_limit": 20.0}),
+    pytest.param("splitwise", {"machines": 2, "requests": 40, "steps": 2, "seed": 0},
+                 marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("mod, kwargs", CASES)
+def test_runner_matches_former_module(mod, kwargs):
+    args = argparse.Namespace(**kwargs)
+    old = _former(mod)
+    if mod == "fusemax":      # recorded with the artifact's rows (per-point targets, 4 claims)
+        from xpusim.paths import reference_dir
+
+        if not (reference_dir() / "seeds" / "fusemax_vs_flat.csv").is_file():
+            pytest.skip(f"reference data not found at {reference_dir()} (set "
+                        "XPUSIM_REFERENCE_DIR to the shared/reference folder)")
+    result = importlib.import_module(f"xpusim.reproductions.{mod}").reproduce(args)
+    new = _plain({k: v for k, v in result.items() if k not in TIMES})
+    assert new["name"] == old["name"]
+    diffs = _same(old, new, skip=TIMES | SOLVER_TIMES if mod == "cosma" else TIMES)
+    assert not diffs, "\n".join(diffs[:20])
+    assert result["experiment"]["file"].endswith(".yaml")
+
+
+def test_fusemax_quick_points_are_the_former_tables_points():
+    """--quick (BERT, XLM x 1K, 4K) gives the former module's points for those four cells; the
+    claims on the artifact's rows are left out (4 of 12 rows would compare different means)."""
+    from xpusim.experiments import resolve, run_experiment
+    from xpusim.paths import reference_dir
+
+    has_ref = (reference_dir() / "seeds" / "fusemax_vs_flat.csv").is_file()
+    old = {(p["model"], p["seq_len"]): p for p in _former("fusemax")["points"]}
+    out = _plain(run_experiment(resolve("fusemax"), quick=True))
+    assert [(p["model"], p["seq_len"]) for p in out["points"]] == \
+        [("BERT", "1K"), ("BERT", "4K"), ("XLM", "1K"), ("XLM", "4K")]
+    for p in out["points"]:
+        ref = {k: v for k, v in old[p["model"], p["seq_len"]].items()
+               if k != "target" or has_ref}
+        assert not _same(ref, p)
+    assert [r["target"] for r in out["results"]] == [6.7, 0.79, 5.3, 0.83]
+    speedup = sum(p["attn_speedup"] for p in out["points"]) / 4
+    assert out["results"][0]["measured"] == pytest.approx(speedup, rel=1e-12)
+    assert "all 4 points (2 encoders x 2 lengths), batch 64" in out["assumptions"][-1]
+
+
+@pytest.mark.parametrize("name, setting, field", [
+    ("fusemax", "seq_lens=[2K]", "params.seq_lens"),
+    ("fusemax", "encoders=[GPT]", "params.encoders"),
+    ("fusemax", "reference=/no/such/fusemax_vs_flat.csv", "params.reference"),
+    ("cosma", "dags=[resnet]", "params.dags"),
+    ("cosma", "budget_steps=0", "params.budget_steps"),
+])
+def test_bad_study_parameter_is_one_line_exit_2(name, setting, field, capsys):
+    from xpusim.cli import main
+
+    assert main(["reproduce", name, "--set", setting, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert field in err and "\n" not in err and "Traceback" not in err
