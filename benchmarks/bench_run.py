@@ -1,35 +1,51 @@
-"""Benchmark: wall time of `xpusim run` and the engine's events/s against bare SimPy.
+"""Benchmark: a whole `xpusim run`, phase by phase, against bare SimPy measured in the same run.
 
-Usage: python benchmarks/bench_run.py [--repeat N] [--json]
+Usage: python benchmarks/bench_run.py [--repeat N] [--cases NAME,...] [--json]
 
-Cases (issue "Foundation", item 8): Llama-2-7B (batch 1, prompt 2048, 256 generated) and
-Llama-2-70B (batch 32, same lengths) on one H100 at roofline and tile fidelity. Llama-2-70B in
-fp16 (138 GB) does not fit one 80 GB H100, so that case runs fp8 weights and KV cache (69 GB +
-11 GB). Wall times are end-to-end CLI runs (process start, tracing, simulation, invariants,
-JSON out; no report files) and in-process `simulate()` calls.
+Every figure is CPU time (``time.process_time``, the median of ``--repeat`` runs), so other
+work on the machine does not inflate it. Per case it reports:
+
+* **start-up**: CPU of a fresh interpreter importing what ``xpusim run`` needs (a child
+  process, measured with ``RUSAGE_CHILDREN``);
+* **trace**, **plan**, **engine**, **tables** (op / transfer / resource tables and every
+  invariant): the phases of one in-process ``simulate()`` call, the same call the CLI makes;
+* **output**: ``write_run_report`` of that result into a temporary directory;
+* **tasks/s**: tasks (ops and transfers; one SimPy event each in the one-event-per-op engine)
+  per CPU second of the whole ``simulate()`` call, and its **ratio to bare SimPy**: one process
+  yielding plain timeouts, measured in this process right after the case (not a warm second
+  ``Engine.run``);
+* **engine events**: the SimPy events the coarsened engine actually waited on.
+
+Cases: Llama-2-7B (batch 8, prompt 512) on one H100 at 256 to 2,048 generated tokens (cost
+against tokens), and Llama-2-70B on a DGX-H100 at TP8 (batch 8, prompt 512, 2,048 tokens).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import simpy
 
-CASES = [
-    ("llama2-7b b1 p2048 g256", ["--model", "llama2-7b", "--batch", "1", "--prompt", "2048",
-                                 "--gen", "256"]),
-    ("llama2-70b b32 p2048 g256 fp8", ["--model", "llama2-70b", "--batch", "32", "--prompt",
-                                       "2048", "--gen", "256", "--dtype", "fp8"]),
-]
+CASES = {
+    "7b-g256": ("h100", "llama2-7b", {"batch": 8, "prompt_len": 512, "gen_len": 256}),
+    "7b-g512": ("h100", "llama2-7b", {"batch": 8, "prompt_len": 512, "gen_len": 512}),
+    "7b-g1024": ("h100", "llama2-7b", {"batch": 8, "prompt_len": 512, "gen_len": 1024}),
+    "7b-g2048": ("h100", "llama2-7b", {"batch": 8, "prompt_len": 512, "gen_len": 2048}),
+    "70b-tp8-g2048": ("dgx-h100", "llama2-70b", {"batch": 8, "prompt_len": 512,
+                                                 "gen_len": 2048, "tp": 8}),
+}
+STARTUP = "import arch, sim.run, sim.report, workloads.models, xpusim.cli"
 
 
 def bare_simpy_events_per_s(n: int = 300_000) -> float:
-    """Plain SimPy: one process yielding n timeouts."""
+    """Plain SimPy: one process yielding ``n`` timeouts, events per CPU second."""
     env = simpy.Environment()
 
     def proc():
@@ -37,61 +53,111 @@ def bare_simpy_events_per_s(n: int = 300_000) -> float:
             yield env.timeout(1e-6)
 
     env.process(proc())
-    t = time.perf_counter()
+    t = time.process_time()
     env.run()
-    return n / (time.perf_counter() - t)
+    return n / (time.process_time() - t)
 
 
-def engine_events_per_s(args_list: list[str], fidelity: str) -> dict:
-    """Time the engine alone on a traced workload."""
+def startup_cpu_s() -> float:
+    """CPU seconds of a fresh interpreter importing what a run needs."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, "-c", STARTUP], check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+class _Phases:
+    """CPU time of each phase of ``simulate()``, by wrapping the functions it calls."""
+
+    def __init__(self) -> None:
+        import sim.run as run_mod
+        import sim.system.execute as exe
+
+        self.times: dict[str, float] = {}
+        self._wrap(run_mod, "trace_model", "trace")
+        self._wrap(run_mod, "build_plan", "plan")
+        self._wrap(exe.Engine, "run", "engine")
+
+    def _wrap(self, owner, attr: str, phase: str) -> None:
+        fn = getattr(owner, attr)
+
+        def timed(*a, **k):
+            t = time.process_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                self.times[phase] = self.times.get(phase, 0.0) + time.process_time() - t
+
+        setattr(owner, attr, timed)
+
+
+def run_case(arch_name: str, model_name: str, scenario: dict, phases: _Phases) -> dict:
+    """One whole run: simulate, then write its report; CPU seconds per phase."""
     from arch import load_arch
-    from sim.devices.base import device_for
-    from sim.engine import Engine
+    from sim.report import write_run_report
+    from sim.run import simulate
     from workloads.models import get_model
     from workloads.scenario import Scenario
-    from workloads.tracer import trace_model
 
-    opts = dict(zip(args_list[::2], args_list[1::2], strict=True))
-    sc = Scenario(batch=int(opts["--batch"]), prompt_len=int(opts["--prompt"]),
-                  gen_len=int(opts["--gen"]), dtype=opts.get("--dtype", "fp16"))
-    trace = trace_model(get_model(opts["--model"]), sc)
-    dev = device_for(load_arch("h100"), fidelity)
-    Engine({"d": dev}).run(trace)  # warm the estimate memo
-    t = time.perf_counter()
-    tl = Engine({"d": dev}).run(trace)
-    dt = time.perf_counter() - t
-    return {"events": tl.events, "engine_s": dt, "events_per_s": tl.events / dt}
+    phases.times.clear()
+    arch, model = load_arch(arch_name), get_model(model_name)
+    t = time.process_time()
+    res = simulate(arch, model, Scenario(**scenario))
+    total = time.process_time() - t
+    with tempfile.TemporaryDirectory() as out:
+        t = time.process_time()
+        write_run_report(res, out)
+        output = time.process_time() - t
+    p = dict(phases.times)
+    tasks = res.metrics["events"]
+    return {"simulate_s": total, "trace_s": p.get("trace", 0.0), "plan_s": p.get("plan", 0.0),
+            "engine_s": p.get("engine", 0.0),
+            "tables_s": total - sum(p.values()), "output_s": output, "tasks": tasks,
+            "engine_events": res.metrics.get("engine_events", tasks),
+            "latency_s": res.metrics["latency_s"]}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--cases", default=",".join(CASES),
+                    help=f"comma-separated case names ({', '.join(CASES)})")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    names = [c for c in args.cases.split(",") if c]
+    unknown = [c for c in names if c not in CASES]
+    if unknown:
+        ap.error(f"--cases: unknown {', '.join(unknown)} (known: {', '.join(CASES)})")
+    startup = statistics.median(startup_cpu_s() for _ in range(args.repeat))
+    phases = _Phases()
     rows = []
-    for name, case in CASES:
-        for fidelity in ("roofline", "tile"):
-            walls = []
-            for _ in range(args.repeat):
-                t = time.perf_counter()
-                subprocess.run([sys.executable, "-m", "xpusim", "run", "--arch", "h100", *case,
-                                "--fidelity", fidelity, "--json"], check=True,
-                               capture_output=True)
-                walls.append(time.perf_counter() - t)
-            eng = engine_events_per_s(case, fidelity)
-            rows.append({"case": name, "fidelity": fidelity, "cli_wall_s": statistics.median(walls),
-                         **eng})
-    bare = bare_simpy_events_per_s()
+    for name in names:
+        runs, bares = [], []
+        for _ in range(args.repeat):
+            runs.append(run_case(*CASES[name], phases))
+            bares.append(bare_simpy_events_per_s())
+        row = {"case": name, **{k: statistics.median(r[k] for r in runs) for k in runs[0]}}
+        row["bare_simpy_events_per_s"] = statistics.median(bares)
+        row["tasks_per_s"] = row["tasks"] / row["simulate_s"]
+        row["ratio_to_simpy"] = row["tasks_per_s"] / row["bare_simpy_events_per_s"]
+        row["trace_share"] = row["trace_s"] / row["simulate_s"]
+        rows.append(row)
     if args.json:
-        print(json.dumps({"runs": rows, "bare_simpy_events_per_s": bare}, indent=2))
+        print(json.dumps({"startup_cpu_s": startup, "runs": rows}, indent=2))
         return
-    print(f"{'case':32s} {'fidelity':9s} {'CLI wall s':>10s} {'events':>8s} {'engine s':>9s} "
-          f"{'events/s':>10s}")
+    print(f"start-up (imports, fresh interpreter): {startup:.2f} CPU s")
+    print(f"{'case':14s} {'trace':>6s} {'plan':>6s} {'engine':>6s} {'tables':>6s} "
+          f"{'sim':>6s} {'output':>6s} {'tasks':>8s} {'ev':>7s} {'trace%':>6s} "
+          f"{'tasks/s':>9s} {'SimPy/s':>9s} {'ratio':>6s}")
     for r in rows:
-        print(f"{r['case']:32s} {r['fidelity']:9s} {r['cli_wall_s']:10.2f} {r['events']:8d} "
-              f"{r['engine_s']:9.3f} {r['events_per_s']:10.0f}")
-    print(f"bare SimPy timeouts: {bare:,.0f} events/s; engine reaches "
-          f"{max(r['events_per_s'] for r in rows) / bare:.0%} of it")
+        print(f"{r['case']:14s} {r['trace_s']:6.2f} {r['plan_s']:6.2f} {r['engine_s']:6.2f} "
+              f"{r['tables_s']:6.2f} {r['simulate_s']:6.2f} {r['output_s']:6.2f} "
+              f"{r['tasks']:8.0f} {r['engine_events']:7.0f} {r['trace_share']:6.0%} "
+              f"{r['tasks_per_s']:9.0f} {r['bare_simpy_events_per_s']:9.0f} "
+              f"{r['ratio_to_simpy']:6.0%}")
+    print("CPU seconds, medians; tasks/s = ops and transfers per CPU second of simulate(); "
+          "ratio = that over bare SimPy timeouts/s measured in this run")
 
 
 if __name__ == "__main__":

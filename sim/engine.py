@@ -15,12 +15,26 @@ A task whose cost names a ``memory_share`` (``Cost.detail``; a PIM program issui
 the banks) moves no bytes through its memory but reserves that share of its bandwidth while it
 runs.
 Events are per op / transfer, never per byte.
+
+**Coarsened events** (``coarsen=True``, the default): consecutive ops of a stream that hold its
+device for their latency alone (no memory or link load, no shared link) and that no other
+stream waits on in between run as one event: their start and end times are stamped in the
+same sequential float additions SimPy would make (``end = start + latency``, op by op) and the
+stream sleeps once until the last end, an absolute time. A run stops at an op another stream
+waits for (its completion is signalled at its own end) and before an op that must wait for
+another stream, so every op's start and end, and so makespan and energy, are those of the
+one-event-per-op run (``coarsen=False``), bit for bit on one stream. A trace held as arrays
+(``Trace.is_compact``) whose plan is one uncontended stream of a plain device runs without the
+event loop at all: the same sums as ``np.cumsum`` of per-op latencies. ``Timeline.events``
+counts tasks (ops and transfers) as before; ``Timeline.engine_events`` the SimPy events the
+stream processes actually waited on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
+from heapq import heappush
 
 import numpy as np
 import simpy
@@ -29,6 +43,22 @@ from sim.devices.base import Cost, Device
 from sim.resources import SharedBandwidth, hold
 from sim.system.plan import Plan, Transfer
 from workloads.trace import COLLECTIVE, Op, Trace
+
+
+class _Until(simpy.events.Event):
+    """An event that fires at the absolute simulated time ``t`` (s): a coarsened run of ops
+    ends exactly where the per-op timeouts' sequential additions would have ended, not at
+    ``now + (t - now)``, which may round differently."""
+
+    def __init__(self, env: simpy.Environment, t: float):
+        self.env = env
+        self.callbacks = []
+        self._value = None
+        self._ok = True
+        try:
+            heappush(env._queue, (t, simpy.events.NORMAL, next(env._eid), self))
+        except AttributeError:   # a SimPy without these internals: schedule by delay
+            env.schedule(self, simpy.events.NORMAL, max(0.0, t - env.now))
 
 
 @dataclass
@@ -44,19 +74,56 @@ class Timeline:
     transfer_start: np.ndarray = field(default_factory=lambda: np.zeros(0))
     transfer_end: np.ndarray = field(default_factory=lambda: np.zeros(0))
     resources: dict[str, SharedBandwidth] = field(default_factory=dict)
+    engine_events: int = 0
+
+
+class CostList(Sequence):
+    """Per-op costs of a run on arrays: ``table[index[i]]`` is op ``i``'s (no list per op)."""
+
+    def __init__(self, table: list[Cost], index: np.ndarray):
+        self.table = table
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self.table[j] for j in self.index[i].tolist()]
+        return self.table[int(self.index[i])]
+
+    def __iter__(self):
+        table = self.table
+        return (table[j] for j in self.index.tolist())
+
+
+def _one_op(arrays, i: int, stream: str) -> Op:
+    """Op ``i`` of a trace held as arrays (what ``trace.ops[i]`` would be)."""
+    k = arrays.kinds[int(arrays.kind[i])]
+    deps = tuple(arrays.dep_idx[arrays.dep_ptr[i]:arrays.dep_ptr[i + 1]].tolist())
+    return Op(i, k.name, k.kind, arrays.phases[int(arrays.phase[i])], int(arrays.layer[i]),
+              int(arrays.step[i]), k.compute, k.shards, deps, k.collective,
+              int(arrays.tokens[i]), int(arrays.requests[i]), stream, k.op_class, k.flops,
+              k.bytes, int(arrays.microbatch[i]), k.rank)
 
 
 class Engine:
-    """Runs a trace on device models; ``devices`` maps stream name to the device serving it."""
+    """Runs a trace on device models; ``devices`` maps stream name to the device serving it.
+    ``coarsen``: run stretches of independent ops as one event (see the module docstring)."""
 
-    def __init__(self, devices: dict[str, Device]):
+    def __init__(self, devices: dict[str, Device], coarsen: bool = True):
         if not devices:
             raise ValueError("engine needs at least one device")
         self.devices = devices
         self.default = next(iter(devices))
         self.memories: dict[str, SharedBandwidth] = {}
+        self.coarsen = coarsen
 
     def run(self, trace: Trace, plan: Plan | None = None) -> Timeline:
+        if self.coarsen and trace.is_compact:
+            tl = self._run_one_stream(trace, plan)
+            if tl is not None:
+                return tl
         env = simpy.Environment()
         ops = trace.ops
         n = len(ops)
@@ -89,8 +156,9 @@ class Engine:
         for tr in transfers:
             waited.update(tr.deps)
         done = {i: env.event() for i in waited}
-        counter = [0]
+        counter = [0, 0]   # tasks completed, events waited on
         resources, memory_of, op_loads = self._resources(env, plan, streams)
+        coarsen = self.coarsen
 
         def wait_for(deps) -> list:
             return [done[d] for d in deps if d in done and not done[d].triggered]
@@ -103,15 +171,47 @@ class Engine:
             plain = dev.holds_for_latency()  # one timeout per op: skip the generator
             timeout = env.timeout
             memory = memory_of.get(name)
-            for op in items:
+            estimate = dev.estimate
+            batch = coarsen and plain and memory is None
+            k, n_items = 0, len(items)
+            while k < n_items:
+                op = items[k]
+                k += 1
                 if done and (op.deps or extra):
                     pending = wait_for(op.deps)
                     more = extra.get(op.id)
                     if more:
                         pending += wait_for(more)
                     if pending:
+                        counter[1] += 1
                         yield env.all_of(pending)
-                cost = dev.estimate(op)
+                if batch and not (op_loads and op.id in op_loads) and \
+                        not (shared_link and op.kind == COLLECTIVE):
+                    # a run of ops that only hold this device: stamp, then one event
+                    t, first = env.now, k
+                    while True:
+                        cost = estimate(op)
+                        costs[op.id] = cost
+                        start[op.id] = t
+                        t = t + cost.latency
+                        end[op.id] = t
+                        if k == n_items or op.id in done:
+                            break
+                        nxt = items[k]
+                        if (op_loads and nxt.id in op_loads) or \
+                                (shared_link and nxt.kind == COLLECTIVE) or \
+                                (done and (wait_for(nxt.deps) or
+                                           (extra and wait_for(extra.get(nxt.id, ()))))):
+                            break
+                        op = nxt
+                        k += 1
+                    counter[1] += 1
+                    yield _Until(env, t)
+                    counter[0] += k - first + 1
+                    if op.id in done:
+                        done[op.id].succeed()
+                    continue
+                cost = estimate(op)
                 costs[op.id] = cost
                 loads = op_loads.get(op.id) if op_loads else None
                 share = cost.detail.get("memory_share") if memory is not None else None
@@ -154,6 +254,7 @@ class Engine:
                     yield from dev.process(env, op, cost)
                 end[op.id] = env.now
                 counter[0] += 1
+                counter[1] += 1
                 if op.id in done:
                     done[op.id].succeed()
 
@@ -170,6 +271,7 @@ class Engine:
                     yield env.all_of(events)
                 end[tr.id] = env.now
                 counter[0] += 1
+                counter[1] += 1
                 if tr.id in done:
                     done[tr.id].succeed()
 
@@ -180,11 +282,41 @@ class Engine:
                 env.process(op_stream(name, items))
         env.run()
         tl = Timeline(start[:n], end[:n], costs, counter[0])  # type: ignore[arg-type]
+        tl.engine_events = counter[1]
         if transfers:
             tl.transfers = transfers
             tl.transfer_start = start[n:]
             tl.transfer_end = end[n:]
         tl.resources = resources
+        return tl
+
+    def _run_one_stream(self, trace: Trace, plan: Plan | None) -> Timeline | None:
+        """A trace held as arrays on one stream of a plain device, with nothing to contend
+        for or wait on: every op starts when the one before it ends, so the stream is one
+        coarsened run (module docstring) - start and end times are the sequential sums of
+        latencies SimPy would form (``np.cumsum`` adds in order), one event. Costs are
+        estimated once per distinct op, in the order the ops first appear (the order the
+        per-op run would estimate them in). None when the trace needs the event loop."""
+        streams = plan.streams if plan is not None else self.devices
+        arrays = trace.compact
+        if len(streams) != 1 or (plan is not None and (plan.transfers or plan.extra_deps or
+                                                       plan.op_loads or plan.memory_of)):
+            return None
+        name, dev = next(iter(streams.items()))
+        # the base estimate is memoised per op shape: one call per distinct op is the same
+        if not dev.holds_for_latency() or type(dev).estimate is not Device.estimate or \
+                (arrays.device or name) != name:
+            return None
+        kind = arrays.kind
+        firsts, order = np.unique(kind, return_index=True)
+        table: list[Cost | None] = [None] * len(arrays.kinds)
+        for k, i in sorted(zip(order.tolist(), firsts.tolist(), strict=True)):
+            table[i] = dev.estimate(_one_op(arrays, k, name))
+        latency = np.array([c.latency if c is not None else 0.0 for c in table])[kind]
+        end = np.cumsum(latency)
+        start = np.concatenate(([0.0], end[:-1]))
+        tl = Timeline(start, end, CostList(table, kind), len(kind))  # type: ignore[arg-type]
+        tl.engine_events = 1 if len(kind) else 0
         return tl
 
     def _resources(self, env: simpy.Environment, plan: Plan | None,

@@ -19,7 +19,8 @@ class InvariantError(AssertionError):
 def check_invariants(trace: Trace, table: pd.DataFrame) -> dict[str, str]:
     """Check the per-op table against the trace; return ``{name: "passed"}`` or raise."""
     results: dict[str, str] = {}
-    n = len(trace.ops)
+    compact = getattr(trace, "is_compact", False)   # ops held as arrays (workloads.trace)
+    n = len(trace.compact) if compact else len(trace.ops)
     ids = table["id"].to_numpy()
     once = len(ids) == n and (n == 0 or (ids.min() >= 0 and ids.max() < n and
                                          (np.bincount(ids, minlength=n) == 1).all()))
@@ -56,17 +57,32 @@ def check_invariants(trace: Trace, table: pd.DataFrame) -> dict[str, str]:
 
     start = table["start_s"].to_numpy()
     end = table["end_s"].to_numpy()
-    for op in trace.ops:
-        for d in op.deps:
-            if start[op.id] < end[d] - 1e-15:
-                raise InvariantError(f"op {op.id} ({op.name}) started before its dependency {d}")
+    if compact:   # check every (op, dependency) pair at once
+        arrays = trace.compact
+        who = np.repeat(np.arange(n), np.diff(arrays.dep_ptr))
+        late = start[who] < end[arrays.dep_idx] - 1e-15
+        if late.any():
+            i = int(np.argmax(late))
+            raise InvariantError(f"op {who[i]} ({table['op'].iloc[who[i]]}) started before its "
+                                 f"dependency {arrays.dep_idx[i]}")
+    else:
+        for op in trace.ops:
+            for d in op.deps:
+                if start[op.id] < end[d] - 1e-15:
+                    raise InvariantError(f"op {op.id} ({op.name}) started before its "
+                                         f"dependency {d}")
     results["dependencies_respected"] = "passed"
 
     sc = trace.scenario
     if sc is not None and hasattr(sc, "gen_len") and "training" not in trace.meta:
         phases = trace.meta.get("phases", ("prefill", "decode"))
         steps = ("prefill" in phases) + (sc.gen_len - 1) * ("decode" in phases)
-        generated = sum(op.requests for op in trace.ops if op.name == "lm_head")
+        if compact:
+            arrays = trace.compact
+            head = np.array([k.name == "lm_head" for k in arrays.kinds] or [False])
+            generated = int(arrays.requests[head[arrays.kind]].sum())
+        else:
+            generated = sum(op.requests for op in trace.ops if op.name == "lm_head")
         if generated != sc.batch * steps:
             raise InvariantError(f"requests lost: {generated} tokens generated, expected "
                                  f"{sc.batch} requests x {steps} steps")

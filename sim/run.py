@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pandas as pd
+
 from arch import Arch
 from sim.devices.base import Device, SimError, device_for
 from sim.plausibility import check_plausible
@@ -29,7 +31,7 @@ def _gib(x: float) -> str:
 def memory_per_device(model: ModelConfig, scenario: Scenario) -> dict[str, float]:
     """Bytes one device must hold: its weight shard and its share of the KV cache."""
     LayerShapes(model, scenario.tp)  # heads and d_ff must divide by tp (one-line error if not)
-    weights = weight_bytes_per_device(model, scenario.dtype, scenario.tp, scenario.pp)
+    weights = weight_bytes_per_device(model, scenario.weight_format, scenario.tp, scenario.pp)
     kv = kv_cache_bytes(model, scenario)
     return {"weights": weights, "kv_cache": kv, "total": weights + kv}
 
@@ -52,12 +54,13 @@ def check_fits(device: Device, arch: Arch, model: ModelConfig, scenario: Scenari
 
 def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str = "tile",
              seed: int = 0, placement: PlacementSpec | None = None,
-             policies: Policies | None = None) -> Result:
+             policies: Policies | None = None, coarsen: bool = True) -> Result:
     """Trace ``model`` under ``scenario``, run it on the system ``arch`` describes (one device
     or many, with their memory tiers and links) and check the invariants.
 
     ``placement`` puts tensor classes on tiers (default: everything on the device);
-    ``policies`` says whether collectives overlap compute and how far transfers prefetch."""
+    ``policies`` says whether collectives overlap compute and how far transfers prefetch;
+    ``coarsen=False`` runs the engine with one event per op (the same times, slower)."""
     wall = time.perf_counter()
     policies = policies or Policies()
     system = build_system(arch)
@@ -70,13 +73,14 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
         need = memory_per_device(model, scenario)
         placed = place_on_system(system, placement, need, scenario.tp * scenario.pp)
     # ops a device unit (PIM) runs beside the rest; co-processed ops as two tasks (Duplex)
-    trace = device.split_trace(trace_model(model, scenario, units=device.unit_ops()))
+    trace = device.split_trace(trace_model(model, scenario, units=device.unit_ops(),
+                                           compact=coarsen))
     if policies.attention_on:
         host_attention(trace.ops, system, scenario.tp, policies.attention_on, scenario.pp)
     plan = build_plan(trace, system, device, placed, policies)
     if placed is not None:
         check_staging(system, plan, placed, policies)
-    run = execute(system, trace, plan, placed, need)
+    run = execute(system, trace, plan, placed, need, coarsen)
     table, transfers, resources, invariants = run.ops, run.transfers, run.resources, \
         run.invariants
     timeline, makespan = run.timeline, run.makespan
@@ -88,6 +92,7 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
         metrics["energy_J"] += by_component["transfer"]
         metrics["energy_per_token_J"] = metrics["energy_J"] / (scenario.batch * scenario.gen_len)
     metrics["events"] = float(timeline.events)
+    metrics["engine_events"] = float(timeline.engine_events)
     invariants.update(check_plausible(arch, metrics, by_component, scenario.tp * scenario.pp))
     inputs: dict[str, Any] = {
         "arch": arch.name, "arch_origin": arch.origin, "arch_type": arch.type,
@@ -111,10 +116,12 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
 
 def _metrics(table, device: Device, model: ModelConfig, scenario: Scenario,
              need: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
-    prefill = table[table["phase"] == "prefill"]
-    decode = table[table["phase"] == "decode"]
+    # masks, not row copies: a long run's table is hundreds of MB
+    is_prefill = table["phase"].eq("prefill").to_numpy(dtype=bool)
+    is_decode = table["phase"].eq("decode").to_numpy(dtype=bool)
+    end, flops = table["end_s"].to_numpy(), table["flops"].to_numpy()
     latency = float(table["end_s"].max())
-    ttft = float(prefill["end_s"].max()) if len(prefill) else 0.0
+    ttft = float(end[is_prefill].max()) if is_prefill.any() else 0.0
     decode_time = latency - ttft
     steps = scenario.gen_len - 1
     tokens = scenario.batch * scenario.gen_len
@@ -140,8 +147,8 @@ def _metrics(table, device: Device, model: ModelConfig, scenario: Scenario,
         "flops": float(table["flops"].sum()),
         "bytes": float(table["bytes"].sum()),
         "dram_bytes": float(table["dram_bytes"].sum()),
-        "prefill_flops": float(prefill["flops"].sum()),
-        "decode_flops": float(decode["flops"].sum()),
+        "prefill_flops": float(pd.Series(flops[is_prefill]).sum()),
+        "decode_flops": float(pd.Series(flops[is_decode]).sum()),
         "weights_bytes_per_device": need["weights"],
         "kv_cache_bytes_per_device": need["kv_cache"],
         "memory_per_device_bytes": need["total"],

@@ -11,8 +11,30 @@ never typed by hand.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from typing import Any
+
+
+class cached_property:  # noqa: N801 - a drop-in for functools.cached_property
+    """:func:`functools.cached_property` without its per-instance lock (Python 3.11 takes an
+    ``RLock`` on every first access; decode steps build thousands of Einsums, so tracing spent
+    a fifth of its time there). The value lands in the instance ``__dict__`` (frozen
+    dataclasses included), which later lookups read directly."""
+
+    def __init__(self, func: Callable[[Any], Any]) -> None:
+        self.func = func
+        self.__doc__ = func.__doc__
+        self.attrname = func.__name__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.attrname = name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.attrname] = self.func(obj)
+        return value
 
 DTYPE_BYTES: dict[str, float] = {
     "fp64": 8, "fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "fp8_e4m3": 1,
@@ -29,11 +51,45 @@ OP_COST: dict[str, float] = {
 
 
 def dtype_bytes(dtype: str) -> float:
-    """Bytes per element of ``dtype``; raise ``KeyError`` naming the known dtypes."""
+    """Bytes per element of ``dtype`` (or of a packed weight format, see
+    :func:`packed_format`); raise ``KeyError`` naming the known dtypes."""
     try:
         return DTYPE_BYTES[dtype]
     except KeyError:
+        packed = packed_format(dtype)
+        if packed is not None:
+            return packed[3]
         raise KeyError(f"unknown dtype '{dtype}' (known: {', '.join(DTYPE_BYTES)})") from None
+
+
+#: bits of one group scale of a packed weight format (an fp16 scale per group)
+SCALE_BITS = 16
+
+
+def packed_format(dtype: str) -> tuple[str, int, tuple[int, int], float] | None:
+    """``BASE[/gG][/N:M]`` (e.g. ``int2/g128/2:4``): integer weights of dtype BASE with one
+    fp16 scale per G consecutive elements of the reduction rank and N kept of every M
+    (structured sparsity, a log2(M)-bit position index per kept element). Returns (base, G,
+    (N, M), bytes per dense element) or None when ``dtype`` is not such a format. Bytes per
+    dense element = (N/M x (bits + index bits) + 16 / G) / 8."""
+    parts = dtype.split("/")
+    if len(parts) < 2 or parts[0] not in DTYPE_BYTES:
+        return None
+    group, keep = 0, (1, 1)
+    for part in parts[1:]:
+        if part[:1] == "g" and part[1:].isdigit() and int(part[1:]) > 0 and not group:
+            group = int(part[1:])
+        elif ":" in part and keep == (1, 1):
+            n, _, m = part.partition(":")
+            if not (n.isdigit() and m.isdigit() and 0 < int(n) < int(m) <= 64):
+                return None
+            keep = (int(n), int(m))
+        else:
+            return None
+    bits = DTYPE_BYTES[parts[0]] * 8
+    index = math.ceil(math.log2(keep[1])) if keep[1] > 1 else 0
+    per = keep[0] / keep[1] * (bits + index) + (SCALE_BITS / group if group else 0.0)
+    return parts[0], group, keep, per / 8
 
 
 @dataclass(frozen=True)
@@ -52,6 +108,10 @@ class TensorRef:
     def nbytes(self, sizes: dict[str, int]) -> float:
         """Bytes given rank sizes."""
         return self.elements(sizes) * dtype_bytes(self.dtype)
+
+
+#: (output ranks, input ranks) -> the iteration space's ranks (:attr:`Einsum.ranks`)
+_RANKS: dict[tuple, tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True)
@@ -94,11 +154,16 @@ class Einsum:
 
     @cached_property
     def ranks(self) -> tuple[str, ...]:
-        """All ranks of the iteration space, output ranks first."""
-        seen: list[str] = list(self.output.ranks)
-        for t in self.inputs:
-            seen += [r for r in t.ranks if r not in seen]
-        return tuple(seen)
+        """All ranks of the iteration space, output ranks first (derived once per tensor
+        structure: decode steps rebuild the same attention Einsums at another KV length)."""
+        key = (self.output.ranks, tuple(t.ranks for t in self.inputs))
+        hit = _RANKS.get(key)
+        if hit is None:
+            seen: list[str] = list(self.output.ranks)
+            for t in self.inputs:
+                seen += [r for r in t.ranks if r not in seen]
+            hit = _RANKS[key] = tuple(seen)
+        return hit
 
     @cached_property
     def reduced_ranks(self) -> tuple[str, ...]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Union
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Union
+
+if TYPE_CHECKING:   # numpy is imported where arrays are built (start-up stays light)
+    import numpy as np
 
 from workloads.einsum import Cascade, Einsum, dtype_bytes
 
@@ -89,21 +92,118 @@ class Op:
             self.op_class = self.name
 
 
-@dataclass
-class Trace:
-    """Ops in dependency order plus what produced them."""
+@dataclass(frozen=True)
+class OpKind:
+    """What every op stamped from one template shares (see :class:`CompactOps`)."""
 
-    ops: list[Op]
-    model: object = None
-    scenario: object = None
-    meta: dict = field(default_factory=dict)
+    name: str
+    kind: str
+    op_class: str
+    compute: Compute | None
+    collective: Collective | None
+    rank: int
+    shards: int
+    flops: float
+    bytes: float
+
+
+@dataclass
+class CompactOps:
+    """The ops of a trace as arrays, one entry per op (id = position), without an object per op.
+
+    ``kinds[kind[i]]`` holds what op ``i`` computes; ``phases[phase[i]]`` its phase; the ids
+    op ``i`` depends on are ``dep_idx[dep_ptr[i]:dep_ptr[i + 1]]``. Decode steps are stamped
+    from the first steps' arrays (:func:`workloads.tracer.trace_model` with ``compact=True``),
+    so a long run costs arrays, not objects. :meth:`materialise` gives the :class:`Op` list
+    (what ``Trace.ops`` returns on first use)."""
+
+    kinds: list[OpKind]
+    kind: np.ndarray
+    phases: tuple[str, ...]
+    phase: np.ndarray
+    layer: np.ndarray
+    step: np.ndarray
+    tokens: np.ndarray
+    requests: np.ndarray
+    microbatch: np.ndarray
+    dep_ptr: np.ndarray
+    dep_idx: np.ndarray
+    device: str = ""   # the stream every op runs on, once a plan has placed them all on one
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    def column(self, attr: str) -> np.ndarray:
+        """A per-op array of an :class:`OpKind` attribute (object dtype for text)."""
+        import numpy as np
+
+        values = [getattr(k, attr) for k in self.kinds]
+        arr = np.array(values, dtype=object if isinstance(values[0], str) else None) \
+            if values else np.zeros(0)
+        return arr[self.kind]
+
+    def materialise(self) -> list[Op]:
+        """One :class:`Op` per entry, equal field by field to what the per-op tracer makes."""
+        kinds, phases = self.kinds, self.phases
+        ptr, idx = self.dep_ptr.tolist(), self.dep_idx.tolist()
+        out: list[Op] = []
+        append = out.append
+        for i, (k, ph, layer, step, tokens, requests, mb) in enumerate(zip(
+                self.kind.tolist(), self.phase.tolist(), self.layer.tolist(),
+                self.step.tolist(), self.tokens.tolist(), self.requests.tolist(),
+                self.microbatch.tolist(), strict=True)):
+            t = kinds[k]
+            append(Op(i, t.name, t.kind, phases[ph], layer, step, t.compute, t.shards,
+                      tuple(idx[ptr[i]:ptr[i + 1]]), t.collective, tokens, requests,
+                      self.device, t.op_class, t.flops, t.bytes, mb, t.rank))
+        return out
+
+
+class Trace:
+    """Ops in dependency order plus what produced them.
+
+    Built from a list of :class:`Op` or from :class:`CompactOps` (``compact``); in the latter
+    case ``ops`` is materialised on first use, and code that can work on arrays (the engine's
+    one-stream path, the op table, the invariants) reads ``compact`` instead."""
+
+    def __init__(self, ops: list[Op] | None = None, model: object = None,
+                 scenario: object = None, meta: dict | None = None,
+                 compact: CompactOps | None = None):
+        self._ops = ops
+        self.model = model
+        self.scenario = scenario
+        self.meta = meta if meta is not None else {}
+        self.compact = compact
+
+    @property
+    def ops(self) -> list[Op]:
+        if self._ops is None:
+            self._ops = self.compact.materialise() if self.compact is not None else []
+        return self._ops
+
+    @ops.setter
+    def ops(self, value: list[Op]) -> None:
+        self._ops = value
+        self.compact = None
+
+    @property
+    def is_compact(self) -> bool:
+        """True while the ops exist only as arrays (nothing has asked for ``ops`` yet)."""
+        return self._ops is None and self.compact is not None
+
+    def __len__(self) -> int:
+        return len(self.compact) if self.is_compact else len(self.ops)
 
     @property
     def total_flops(self) -> float:
+        if self.is_compact:
+            return float(sum(self.compact.column("flops").tolist()))
         return float(sum(op.flops for op in self.ops))
 
     @property
     def total_bytes(self) -> float:
+        if self.is_compact:
+            return float(sum(self.compact.column("bytes").tolist()))
         return float(sum(op.bytes for op in self.ops))
 
     def phase_ops(self, phase: str) -> list[Op]:

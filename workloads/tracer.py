@@ -22,11 +22,31 @@ from workloads.trace import (
     MEMORY,
     VECTOR,
     Collective,
+    CompactOps,
     Compute,
     Op,
+    OpKind,
     Trace,
     op_work,
 )
+
+
+def _memo(method):
+    """Memoise a :class:`LayerBuilder` method on its arguments: decode steps rebuild only what
+    changes with the KV length (attention); every other template is built once per shape and
+    the same object is stamped again, so its FLOPs and bytes are derived once."""
+    name = method.__name__
+
+    def wrapper(self, *args, **kwargs):
+        key = (name, args, tuple(sorted(kwargs.items())))
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = method(self, *args, **kwargs)
+        return list(hit) if isinstance(hit, list) else hit
+
+    wrapper.__name__ = name
+    wrapper.__doc__ = method.__doc__
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -115,13 +135,17 @@ class LayerBuilder:
         self.shape = LayerShapes(model, scenario.tp)
         self.dt = scenario.dtype
         self.kv_dt = scenario.kv_dtype
+        self.w_dt = scenario.weight_format  # layers' linear weights (lm_head, router: dtype)
+        self._memo: dict[tuple, object] = {}
 
+    @_memo
     def attention(self, b: int, s: int, n: int) -> list[OpTemplate]:
         """QK^T, softmax and AV for ``b`` requests, ``s`` queries each, KV length ``n`` (a
         decode step with sparse KV selection attends to ``ceil(n x sparse_kv)`` entries)."""
         sh, dt = self.shape, self.dt
         if s == 1 and self.sc.sparse_kv < 1:
             n = max(1, math.ceil(n * self.sc.sparse_kv))
+        n = self.sc.attended(n)  # sink + window attention reads at most sink + window keys
         sizes = {"b": b, "g": sh.kv_groups, "r": sh.group_size, "s": s, "n": n,
                  "e": sh.head_dim}
         q = _t("q", "bgrse", dt)
@@ -147,19 +171,22 @@ class LayerBuilder:
                        contraction("av", _t("attn_out", "bgrse", dt), probs, v, sizes)),
         ]
 
+    @_memo
     def _linear(self, name: str, t: int, k: int, n: int, op_class: str = "gemm",
                 experts: int = 0) -> OpTemplate:
         dt = self.dt
+        wdt = dt if name in ("lm_head", "router") else self.w_dt
         if experts:
             sizes = {"x": experts, "t": t, "k": k, "n": n}
             e = contraction(name, _t(f"{name}.out", "xtn", dt), _t(f"{name}.in", "xtk", dt),
-                            _t(f"{name}.w", "xkn", dt, "weight"), sizes)
+                            _t(f"{name}.w", "xkn", wdt, "weight"), sizes)
         else:
             sizes = {"t": t, "k": k, "n": n}
             e = contraction(name, _t(f"{name}.out", "tn", dt), _t(f"{name}.in", "tk", dt),
-                            _t(f"{name}.w", "kn", dt, "weight"), sizes)
+                            _t(f"{name}.w", "kn", wdt, "weight"), sizes)
         return OpTemplate(name, MATMUL, op_class, e)
 
+    @_memo
     def _vector(self, name: str, t: int, width: int, op: str, n_inputs: int = 2,
                 unary: str | None = None, op_class: str = "elementwise") -> OpTemplate:
         sizes = {"t": t, "c": width}
@@ -167,6 +194,7 @@ class LayerBuilder:
         e = elementwise(name, _t(f"{name}.out", "tc", self.dt), inputs, sizes, op, unary)
         return OpTemplate(name, VECTOR, op_class, e)
 
+    @_memo
     def _allreduce(self, name: str, t: int) -> list[OpTemplate]:
         if self.sc.tp == 1:
             return []
@@ -174,6 +202,7 @@ class LayerBuilder:
         return [OpTemplate(name, COLLECTIVE, "communication", None,
                            Collective("allreduce", nbytes, self.sc.tp, self.dt))]
 
+    @_memo
     def mlp(self, t: int, layer: int = 0) -> list[OpTemplate]:
         m, sh = self.m, self.shape
         ops: list[OpTemplate] = []
@@ -182,7 +211,7 @@ class LayerBuilder:
             ops.append(OpTemplate("router_softmax", VECTOR, "moe",
                                   softmax("router_softmax", _t("router.out", "te", self.dt),
                                           {"t": t, "e": m.n_experts}, "e")))
-            if self.sc.ep > 1 or self.sc.expert_skew > 0:
+            if self.sc.ep > 1 or self.sc.expert_skew > 0 or self.sc.expert_counts:
                 return ops + self._routed_experts(t, layer)
             active = min(m.n_experts, t * m.top_k)
             per_expert = math.ceil(t * m.top_k / active)
@@ -205,7 +234,7 @@ class LayerBuilder:
         one that brings the results back; the slowest device holds up the combine."""
         m, sh, ep = self.m, self.shape, self.sc.ep
         counts = expert_token_counts(t, m.n_experts, m.top_k, self.sc.expert_skew,
-                                     rotation=layer)
+                                     rotation=layer, weights=self.sc.expert_counts or None)
         ff = m.d_ff if ep > 1 else sh.ff
         width = 2 * ff if m.activation == "swiglu" else ff
         elem = TensorRef("x", (), self.dt).nbytes({})
@@ -234,6 +263,7 @@ class LayerBuilder:
                                              self.dt)))
         return ops
 
+    @_memo
     def _activation(self, t: int, ff: int = 0, name: str = "ffn_act") -> OpTemplate:
         sh, act = self.shape, self.m.activation
         ff = ff or sh.ff
@@ -251,11 +281,12 @@ class LayerBuilder:
         return self._vector(name, t, ff, "copy", n_inputs=1, unary=act,
                             op_class="activation")
 
+    @_memo
     def rope(self, t: int) -> list[OpTemplate]:
         if self.m.position != "rope":
             return []
         sh = self.shape
-        width = (sh.heads + sh.kv_groups) * sh.head_dim
+        width = (sh.heads + sh.kv_groups) * (self.m.rotary_dim or sh.head_dim)  # partial RoPE
         sizes = {"t": t, "c": width}
         x = _t("rope.in", "tc", self.dt)
         casc = Cascade("rope", (
@@ -271,30 +302,38 @@ class LayerBuilder:
 
     def layer(self, b: int, s: int, n: int, layer: int = 0) -> list[OpTemplate]:
         """All ops of one decoder layer: ``b`` requests, ``s`` new tokens each, KV length ``n``."""
+        if self.m.block != "sequential" or self.m.kind != "decoder":  # tracer_families
+            from workloads.tracer_families import layer_hook
+            return layer_hook(self, b, s, n, layer)
         sh, t, rms = self.shape, b * s, self.m.norm == "rmsnorm"
         qkv_width = (sh.heads + 2 * sh.kv_groups) * sh.head_dim
-        ops = [OpTemplate("ln_attn", VECTOR, "norm",
-                          layernorm("ln_attn", "x", t, sh.d, self.dt, rms)),
+        ops = [self.norm("ln_attn", "x", t, rms),
                self._linear("qkv_proj", t, sh.d, qkv_width)]
         ops += self.rope(t)
         ops += self.attention(b, s, n)
         ops.append(self._linear("o_proj", t, sh.heads * sh.head_dim, sh.d))
         ops += self._allreduce("allreduce_attn", t)
         ops.append(self._vector("residual_attn", t, sh.d, "add"))
-        ops.append(OpTemplate("ln_ffn", VECTOR, "norm", layernorm("ln_ffn", "h", t, sh.d,
-                                                                  self.dt, rms)))
+        ops.append(self.norm("ln_ffn", "h", t, rms))
         ops += self.mlp(t, layer)
         if self.sc.ep == 1:  # expert parallelism returns whole outputs by its all-to-all
             ops += self._allreduce("allreduce_ffn", t)
         ops.append(self._vector("residual_ffn", t, sh.d, "add"))
         return ops
 
+    @_memo
+    def norm(self, name: str, x: str, t: int, rms: bool) -> OpTemplate:
+        """A LayerNorm / RMSNorm op over ``t`` tokens of the model width."""
+        return OpTemplate(name, VECTOR, "norm", layernorm(name, x, t, self.shape.d, self.dt, rms))
+
+    @_memo
     def stage_send(self, t: int) -> list[OpTemplate]:
         """Pipeline parallelism: the activations of ``t`` tokens sent to the next stage."""
         nbytes = t * self.shape.d * TensorRef("x", (), self.dt).nbytes({})
         return [OpTemplate("pp_send", COLLECTIVE, "communication", None,
                            Collective("send", nbytes, 2, self.dt))]
 
+    @_memo
     def embedding(self, t: int) -> list[OpTemplate]:
         """Token (and learned position) embedding lookup for ``t`` tokens."""
         d = self.shape.d
@@ -306,6 +345,7 @@ class LayerBuilder:
             ops.append(self._vector("pos_embedding", t, d, "add", op_class="memory"))
         return ops
 
+    @_memo
     def head(self, b: int) -> list[OpTemplate]:
         """Final norm and LM head on the last token of each of ``b`` requests."""
         sh = self.shape
@@ -334,30 +374,33 @@ class _Stamper:
         run depends on the op before the fan and on its own previous op; the next op without a
         rank joins them all (it depends on every rank's last op)."""
         ops = self.ops
+        append = ops.append
+        work_of = self._work
         prev = self._last.get(chain, -1)
         rank_last: dict[int, int] = {}
+        i = len(ops)
         for tpl in templates:
-            work = self._work.get(id(tpl))
+            work = work_of.get(id(tpl))
             if work is None or work[0] is not tpl:
                 shards = 1 if tpl.kind == COLLECTIVE or tpl.rank >= 0 else self.tp
-                work = (tpl, shards, *op_work(tpl.compute, tpl.collective, shards))
-                self._work[id(tpl)] = work
-            _, shards, flops, nbytes = work
-            i = len(ops)
-            if tpl.rank >= 0:
-                dep = rank_last.get(tpl.rank, prev)
+                work = (tpl, shards, *op_work(tpl.compute, tpl.collective, shards), tpl.name,
+                        tpl.kind, tpl.compute, tpl.collective, tpl.op_class, tpl.rank)
+                work_of[id(tpl)] = work
+            _, shards, flops, nbytes, name, kind, compute, collective, op_class, rank = work
+            if rank >= 0:
+                dep = rank_last.get(rank, prev)
                 deps = (dep,) if dep >= 0 else ()
-                rank_last[tpl.rank] = i
+                rank_last[rank] = i
             elif rank_last:
                 deps = tuple(sorted(rank_last.values()))
                 rank_last = {}
             else:
                 deps = (prev,) if prev >= 0 else ()
-            ops.append(Op(i, tpl.name, tpl.kind, phase, layer, step, tpl.compute, shards,
-                          deps, tpl.collective, tokens, requests, "", tpl.op_class, flops,
-                          nbytes, chain, tpl.rank))
-            if tpl.rank < 0:
+            append(Op(i, name, kind, phase, layer, step, compute, shards, deps, collective,
+                      tokens, requests, "", op_class, flops, nbytes, chain, rank))
+            if rank < 0:
                 prev = i
+            i += 1
         self._last[chain] = prev
 
 
@@ -397,8 +440,13 @@ def _unit_segments(templates: list[OpTemplate], n_layers: int,
 
 
 def trace_model(model: ModelConfig, scenario: Scenario, phases: tuple[str, ...] = ("prefill",
-                "decode"), units: tuple[str, ...] = ()) -> Trace:
+                "decode"), units: tuple[str, ...] = (), compact: bool = False) -> Trace:
     """The full run: prefill of the prompt, then ``gen_len - 1`` decode steps.
+
+    ``compact``: stamp the prefill and the first two decode steps op by op, the other decode
+    steps as arrays from the second one's (only the templates that change with the KV length
+    are swapped): the trace then holds :class:`CompactOps` and materialises ``ops`` on first
+    use, equal to the op-by-op trace.
 
     With one micro-batch ops form one chain. With several, each micro-batch is its own chain
     and ops are ordered so that in-order device streams overlap them: under pipeline
@@ -408,6 +456,9 @@ def trace_model(model: ModelConfig, scenario: Scenario, phases: tuple[str, ...] 
     that run on another unit of the device (NeuPIMs: decode attention in PIM): segments are
     then also cut where ops enter or leave that unit and run on across layer boundaries, so one
     micro-batch's attention overlaps another's projections (sub-batch interleaving)."""
+    if model.kind != "decoder":  # encoders, encoder-decoders, Mamba: workloads/tracer_families
+        from workloads.tracer_families import trace_family
+        return trace_family(model, scenario, phases)
     if scenario.max_context > model.max_positions and model.position == "learned":
         raise WorkloadError("", "--prompt", f"prompt + generated tokens ({scenario.max_context}) "
                                             f"exceed {model.name}'s {model.max_positions} "
@@ -425,11 +476,21 @@ def trace_model(model: ModelConfig, scenario: Scenario, phases: tuple[str, ...] 
         steps += [("decode", s, 1, p + s) for s in range(1, scenario.gen_len)]
     varies = model.is_moe and (scenario.ep > 1 or scenario.expert_skew > 0)
     rotations = model.n_experts if varies else 1  # routing differs from layer to layer
+
+    def templates(s: int, n: int) -> tuple[dict, dict, dict, dict]:
+        """Every template list one step stamps: layers, stage sends, heads, embeddings."""
+        return ({(b, r): builder.layer(b, s, n, r) for b in set(sizes) for r in range(rotations)},
+                {b: builder.stage_send(b * s) for b in set(sizes)},
+                {b: builder.head(b) for b in set(sizes)},
+                {b: builder.embedding(b * s) for b in set(sizes)})
+
+    rest: list[tuple[str, int, int, int]] = []
+    if compact:
+        first = next((i for i, st in enumerate(steps) if st[0] == "decode"), len(steps))
+        if len(steps) - first >= 4:
+            steps, rest = steps[:first + 2], steps[first + 2:]
     for phase, step, s, n in steps:
-        layers = {(b, r): builder.layer(b, s, n, r) for b in set(sizes) for r in range(rotations)}
-        sends = {b: builder.stage_send(b * s) for b in set(sizes)}
-        heads = {b: builder.head(b) for b in set(sizes)}
-        embeds = {b: builder.embedding(b * s) for b in set(sizes)}
+        layers, sends, heads, embeds = templates(s, n)
         if by_stage:
             for k, b in enumerate(sizes):
                 stamp.add(embeds[b], phase, -1, step, b * s, b, k)
@@ -461,7 +522,133 @@ def trace_model(model: ModelConfig, scenario: Scenario, phases: tuple[str, ...] 
                     stamp.add(segments[b, r][j], phase, i, step, b * s, b, k)
         for k, b in enumerate(sizes):
             stamp.add(heads[b], phase, model.n_layers, step, b, b, k)
+    if rest:
+        arrays = stamp_repeats(stamp, scenario.tp, [templates(1, n) for _, _, _, n in
+                                                    (steps[-2], steps[-1])],
+                               [(step, templates(1, n)) for _, step, _, n in rest])
+        if arrays is not None:
+            return Trace(None, model, scenario, {"phases": phases}, compact=arrays)
+        return trace_model(model, scenario, phases, units, compact=False)
     return Trace(stamp.ops, model, scenario, {"phases": phases})
+
+
+def _kind_key(name: str, kind: str, op_class: str, compute, collective, rank: int,
+              shards: int) -> tuple:
+    return (name, kind, op_class, id(compute), id(collective), rank, shards)
+
+
+def _swaps(ref: tuple[dict, ...], cur: tuple[dict, ...], tp: int) -> list | None:
+    """``(ref template, its replacement)`` for every template of one step's lists (``ref``)
+    that another step (``cur``) replaces; None when the two steps differ in structure."""
+    out = []
+    for a, b in zip(ref, cur, strict=True):
+        if a.keys() != b.keys():
+            return None
+        for key, tpls in a.items():
+            if len(tpls) != len(b[key]):
+                return None
+            for t, u in zip(tpls, b[key], strict=True):
+                if t is u:
+                    continue
+                if (t.name, t.kind, t.op_class, t.rank) != (u.name, u.kind, u.op_class, u.rank):
+                    return None
+                out.append((t, u))
+    return out
+
+
+def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]],
+                  rest: list[tuple[int, tuple[dict, ...]]]) -> CompactOps | None:
+    """Arrays of ``stamp``'s ops followed by decode steps stamped from its last step.
+
+    ``ref`` holds the template lists of the last two stamped (decode) steps, ``rest`` each
+    further step's number and template lists. A further step is the last one with the templates
+    that changed swapped (attention, whose KV length grows) and its dependencies shifted by one
+    step's length. Returns None (stamp op by op instead) when the steps differ in structure,
+    or when swapping the next-to-last step's templates does not give the last step exactly."""
+    import numpy as np
+
+    ops = stamp.ops
+    last_step = ops[-1].step
+    a2 = next(i for i in range(len(ops) - 1, -1, -1) if ops[i].step != last_step) + 1
+    a1 = next((i for i in range(a2 - 1, -1, -1) if ops[i].step != ops[a2 - 1].step), -1) + 1
+    size = len(ops) - a2
+    if a2 - a1 != size or ops[a1].phase != "decode":
+        return None
+    kinds: list[OpKind] = []
+    index: dict[tuple, int] = {}
+
+    def kind_of(name, kind, op_class, compute, collective, rank, shards, flops, nbytes) -> int:
+        key = _kind_key(name, kind, op_class, compute, collective, rank, shards)
+        j = index.get(key)
+        if j is None:
+            if flops is None:
+                flops, nbytes = op_work(compute, collective, shards)
+            j = index[key] = len(kinds)
+            kinds.append(OpKind(name, kind, op_class, compute, collective, rank, shards, flops,
+                                nbytes))
+        return j
+
+    kind = np.array([kind_of(op.name, op.kind, op.op_class, op.compute, op.collective, op.rank,
+                             op.shards, op.flops, op.bytes) for op in ops], dtype=np.int64)
+
+    def tpl_kind(t: OpTemplate) -> int:
+        shards = 1 if t.kind == COLLECTIVE or t.rank >= 0 else tp
+        return kind_of(t.name, t.kind, t.op_class, t.compute, t.collective, t.rank, shards,
+                       None, None)
+
+    def swapped(block: np.ndarray, swaps: list) -> np.ndarray | None:
+        out = block.copy()
+        done: dict[int, int] = {}
+        for t, u in swaps:
+            old, new = tpl_kind(t), tpl_kind(u)
+            if done.setdefault(old, new) != new:
+                return None     # one template replaced by two different ones
+        for old, new in done.items():
+            out[block == old] = new
+        return out
+
+    # the last step must be the one before it with its templates swapped
+    check = _swaps(ref[0], ref[1], tp)
+    again = swapped(kind[a1:a2], check) if check is not None else None
+    fields = ("layer", "tokens", "requests", "microbatch")
+    if again is None or not np.array_equal(again, kind[a2:]) or any(
+            getattr(ops[a1 + i], f) != getattr(ops[a2 + i], f)
+            for i in range(size) for f in fields):
+        return None
+    base = kind[a2:]
+    blocks = [kind]
+    for _, cur in rest:
+        swaps = _swaps(ref[1], cur, tp)
+        block = swapped(base, swaps) if swaps is not None else None
+        if block is None:
+            return None
+        blocks.append(block)
+    reps = len(rest)
+    n = len(ops) + reps * size
+    phases = tuple(dict.fromkeys(op.phase for op in ops))
+    code = {ph: i for i, ph in enumerate(phases)}
+
+    def column(values: list, dtype=np.int32) -> np.ndarray:
+        arr = np.array(values, dtype=dtype)
+        return np.concatenate([arr, np.tile(arr[a2:], reps)])
+
+    step = np.concatenate([np.array([op.step for op in ops], dtype=np.int32),
+                           np.repeat(np.array([st for st, _ in rest], dtype=np.int32), size)])
+    counts = np.array([len(op.deps) for op in ops], dtype=np.int64)
+    deps = np.array([d for op in ops for d in op.deps], dtype=np.int64)
+    tail_deps = deps[int(counts[:a2].sum()):]
+    shifts = np.repeat(np.arange(1, reps + 1, dtype=np.int64) * size, len(tail_deps))
+    all_counts = np.concatenate([counts, np.tile(counts[a2:], reps)])
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(all_counts, out=ptr[1:])
+    return CompactOps(
+        kinds=kinds, kind=np.concatenate(blocks).astype(np.int32), phases=phases,
+        phase=column([code[op.phase] for op in ops], np.int8),
+        layer=column([op.layer for op in ops]),
+        step=step, tokens=column([op.tokens for op in ops]),
+        requests=column([op.requests for op in ops]),
+        microbatch=column([op.microbatch for op in ops]), dep_ptr=ptr,
+        dep_idx=np.concatenate([deps, np.tile(tail_deps, reps) + shifts]))
 
 
 def pipeline_boundaries(n_layers: int, pp: int) -> set[int]:
@@ -489,5 +676,8 @@ def kv_bytes_per_token(model: ModelConfig, kv_dtype: str, tp: int = 1, pp: int =
 
 def kv_cache_bytes(model: ModelConfig, scenario: Scenario) -> float:
     """Bytes of the KV cache at the longest context, all requests, all layers, one device."""
+    if model.kind != "decoder":  # encoder-decoder KV, Mamba state (workloads/tracer_families)
+        from workloads.tracer_families import state_bytes
+        return state_bytes(model, scenario)
     return kv_bytes_per_token(model, scenario.kv_dtype, scenario.tp, scenario.pp) \
-        * scenario.batch * (scenario.prompt_len + scenario.gen_len)
+        * scenario.batch * scenario.attended(scenario.prompt_len + scenario.gen_len)

@@ -68,16 +68,26 @@ def _commands():
     return mods
 
 
-def build_parser() -> OneLineParser:
+def build_parser(only: str | None = "") -> OneLineParser:
+    """The ``xpusim`` parser. ``only=""`` (default) gives every command its options; with
+    ``only`` a command name, the others are listed (for ``--help``) without their options, so
+    starting one command neither imports nor builds what the others need (importer, reproduction
+    and validation plugins); ``only=None`` lists every command without options."""
     parser = OneLineParser(prog="xpusim", description="Event-driven simulator and design-space "
                            "explorer for transformer workloads.")
     parser.add_argument("--version", action="version", version=f"xpusim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for mod in _commands():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
-        mod.add_arguments(p)
+        if only == "" or only == mod.NAME:
+            mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
+
+
+def _command_named(argv: list[str]) -> str | None:
+    """The command word of ``argv`` (its first token not starting with '-'), else None."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def _input_errors() -> tuple[type[BaseException], ...]:
@@ -95,7 +105,8 @@ def _input_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_named(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed

@@ -32,6 +32,7 @@ or its contents change); a channel skips the queue scan while the earliest bound
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,30 @@ from sim.micro.dram_config import (
     DramConfig,
     timing_table,
 )
+
+
+def _numba_np_without_blas_probe() -> None:
+    """Import ``numba.np.arraymath`` with numba's BLAS probe answered "none".
+
+    numba imports that module when it loads its first kernel, and the module probes for BLAS by
+    importing ``scipy.linalg`` (about 0.3 s of CPU, a quarter of ``xpusim import dramsim3``).
+    No DRAM kernel calls BLAS. The probe's answer only picks how ``np.convolve`` and
+    ``np.correlate`` compile (no kernel of ours uses them); ``np.dot`` and ``@`` in a kernel
+    still import scipy when that kernel compiles or runs (tests/test_startup.py). Does nothing
+    once ``scipy.linalg`` or numba's module is loaded.
+    """
+    blas = "scipy.linalg.cython_blas"
+    if {"numba.np.arraymath", "scipy.linalg", blas} & sys.modules.keys():
+        return
+    sys.modules[blas] = None  # type: ignore[assignment]  # its import fails, scipy unloaded
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        if blas in sys.modules and sys.modules[blas] is None:
+            del sys.modules[blas]
+
+
+_numba_np_without_blas_probe()
 
 INF = np.int64(1) << np.int64(62)
 NONE = -1

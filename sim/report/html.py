@@ -103,13 +103,30 @@ def _bounds_html(bounds: pd.DataFrame) -> str:
             "bound by each limit.</p>" + table_html(df, left=("op class", "bound by")))
 
 
+def top_ops(ops: pd.DataFrame) -> pd.DataFrame:
+    """Per (phase, op): count, time, FLOPs, bytes, energy and the bound most of its ops have,
+    most time first. ``ops``: the op table, or rows that each stand for ``n`` ops."""
+    if "n" not in ops.columns:
+        ops = ops.assign(n=1)
+    keys = ["phase", "op"]
+    top = (ops.groupby(keys, sort=False, observed=True)
+           .agg(count=("n", "sum"), time_s=("latency_s", "sum"), flops=("flops", "sum"),
+                bytes=("bytes", "sum"), energy_J=("energy_J", "sum")))
+    by_bound = ops.groupby([*keys, "bound"], sort=False, observed=True)["n"].sum()
+    ranked = by_bound.reset_index().sort_values("n", ascending=False, kind="stable")
+    top["bound"] = ranked.drop_duplicates(keys).set_index(keys)["bound"]
+    return top.reset_index().sort_values("time_s", ascending=False)
+
+
 def run_report_html(summary: dict, ops: pd.DataFrame, roofline: bytes, energy: bytes,
                     files: list[str], resources: pd.DataFrame | None = None,
                     transfers: pd.DataFrame | None = None,
                     images: dict[str, bytes | None] | None = None,
                     utilisation: pd.DataFrame | None = None,
                     bounds: pd.DataFrame | None = None) -> str:
-    """The report page: metrics with units, rooflines, where the time and energy go (op
+    """The report page (``ops``: the op table or rows standing for ``n`` ops each, as
+    :func:`sim.report.writer.summed_ops` gives): metrics with units, rooflines, where the
+    time and energy go (op
     class, layer, prefill vs decode), one decode step's timeline, utilisation, bounds, the
     ops that take the time, system resources, invariants and inputs."""
     from sim.report.units import readable
@@ -120,11 +137,7 @@ def run_report_html(summary: dict, ops: pd.DataFrame, roofline: bytes, energy: b
     title = (f"{inputs['model']} on {inputs['arch']} - batch {sc['batch']}, prompt "
              f"{sc['prompt_len']}, generate {sc['gen_len']}, {sc['dtype']}, TP {sc['tp']}, "
              f"{inputs['fidelity']} fidelity")
-    top = (ops.groupby(["phase", "op"], sort=False)
-           .agg(count=("id", "size"), time_s=("latency_s", "sum"), flops=("flops", "sum"),
-                bytes=("bytes", "sum"), energy_J=("energy_J", "sum"),
-                bound=("bound", lambda s: s.value_counts().index[0]))
-           .reset_index().sort_values("time_s", ascending=False))
+    top = top_ops(ops)
     total = float(ops["latency_s"].sum()) or 1.0
     top.insert(4, "share", [readable(v, "%") for v in top["time_s"] / total])
     for col, unit in (("time_s", "s"), ("flops", "FLOP"), ("bytes", "B"), ("energy_J", "J")):

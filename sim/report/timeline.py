@@ -8,7 +8,9 @@ collectives on the ports they load, so contention is visible as overlapping bars
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 
 import pandas as pd
 
@@ -35,9 +37,10 @@ def chrome_trace(ops: pd.DataFrame, title: str, transfers: pd.DataFrame | None =
         tid = sum(1 for p, _ in tids.values() if p == pid)
         tids[stream] = (pid, tid)
         events.append(_meta(pid, "", tid, str(stream).rsplit(".", 1)[-1]))
-    cols = zip(ops["id"], ops["op"], ops["op_class"], ops["phase"], ops["layer"], ops["step"],
-               stream_col, ops["start_s"], ops["latency_s"], ops["flops"], ops["bytes"],
-               ops["bound"], strict=True)
+    cols = zip(*(c.tolist() for c in (ops["id"], ops["op"], ops["op_class"], ops["phase"],
+                                       ops["layer"], ops["step"], stream_col, ops["start_s"],
+                                       ops["latency_s"], ops["flops"], ops["bytes"],
+                                       ops["bound"])), strict=True)
     link_tids: dict[str, int] = {}
     link_pid = len(pids)
 
@@ -49,13 +52,18 @@ def chrome_trace(ops: pd.DataFrame, title: str, transfers: pd.DataFrame | None =
 
     if op_links or (transfers is not None and len(transfers)):
         events.append(_meta(link_pid, "links and memory tiers"))
+    text = functools.lru_cache(maxsize=None)(json.dumps)   # a JSON string per distinct name
+    num = functools.lru_cache(maxsize=None)(_num)   # op shapes and durations repeat
+    dur_us = functools.lru_cache(maxsize=None)(_us)
     for oid, name, cls, phase, layer, step, stream, start, dur, flops, nbytes, bound in cols:
         pid, tid = tids[stream]
-        ts, d = round(start * 1e6, 4), round(dur * 1e6, 4)
-        events.append({"name": name, "cat": f"{cls},{phase}", "ph": "X", "pid": pid, "tid": tid,
-                       "ts": ts, "dur": d,
-                       "args": {"layer": int(layer), "step": int(step), "phase": phase,
-                                "flops": float(flops), "bytes": float(nbytes), "bound": bound}})
+        ts, d = round(start * 1e6, 4), dur_us(dur)
+        # the op's event as json.dumps writes it (one per op: the bulk of a long trace)
+        events.append(_Raw(
+            f'{{"name":{text(name)},"cat":{text(f"{cls},{phase}")},"ph":"X","pid":{pid},'
+            f'"tid":{tid},"ts":{_num(ts)},"dur":{num(d)},"args":{{"layer":{int(layer)},'
+            f'"step":{int(step)},"phase":{text(phase)},"flops":{num(float(flops))},'
+            f'"bytes":{num(float(nbytes))},"bound":{text(bound)}}}}}'))
         for res in (op_links or {}).get(int(oid), ()):
             events.append({"name": name, "cat": "collective", "ph": "X", "pid": link_pid,
                            "tid": link_tid(res), "ts": ts, "dur": d})
@@ -81,4 +89,19 @@ def chrome_trace(ops: pd.DataFrame, title: str, transfers: pd.DataFrame | None =
                     events.append({"name": row.name, "cat": "transfer", "ph": "X",
                                    "pid": link_pid, "tid": link_tid(res), "ts": ts, "dur": d,
                                    "args": args})
-    return json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}, separators=(",", ":"))
+    parts = [e if isinstance(e, _Raw) else json.dumps(e, separators=(",", ":")) for e in events]
+    return '{"traceEvents":[' + ",".join(parts) + '],"displayTimeUnit":"ms"}'
+
+
+class _Raw(str):
+    """An event already serialised as JSON."""
+
+
+def _us(seconds: float) -> float:
+    """Seconds as microseconds rounded to 4 decimals (the trace's time unit)."""
+    return round(seconds * 1e6, 4)
+
+
+def _num(x: float) -> str:
+    """A float as ``json.dumps`` writes it."""
+    return float.__repr__(x) if math.isfinite(x) else json.dumps(x)

@@ -35,7 +35,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "kv_cache_bytes_per_device": ("KV cache per device", "B"),
     "memory_per_device_bytes": ("memory per device", "B"),
     "ops": ("ops", ""),
-    "events": ("engine events", ""),
+    "events": ("tasks (ops and transfers)", ""),
+    "engine_events": ("engine events", ""),
     "streams": ("streams", ""),
     "mfu": ("model FLOP/s utilisation (MFU)", "%"),
 }

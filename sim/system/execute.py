@@ -47,9 +47,10 @@ def memory_traffic(table: pd.DataFrame, plan: Plan, costs: list | None = None) -
 
 
 def execute(system: System, trace: Trace, plan: Plan, placed: Placement | None,
-            need: dict[str, float]) -> Executed:
-    """Engine run of ``plan``; op, transfer and resource tables; op and system invariants."""
-    timeline = Engine(plan.streams).run(trace, plan)
+            need: dict[str, float], coarsen: bool = True) -> Executed:
+    """Engine run of ``plan``; op, transfer and resource tables; op and system invariants.
+    ``coarsen``: the engine's coarsened events (same times; ``False``: one event per op)."""
+    timeline = Engine(plan.streams, coarsen).run(trace, plan)
     table = op_table(trace, timeline, plan.stream_device)
     invariants = check_invariants(trace, table)
     transfers = transfer_table(timeline)

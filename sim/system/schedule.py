@@ -137,6 +137,10 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
     sc = trace.scenario
     tp, pp = sc.tp, sc.pp
     stages = stages_for(system, tp, pp)
+    if trace.is_compact and placement is None:
+        plan = _one_stream_plan(trace, system, device, policies, stages)
+        if plan is not None:
+            return plan
     n_layers = trace.model.n_layers
     stage_at = stage_of_layers(n_layers, pp)
     plan = Plan(streams={})
@@ -226,6 +230,45 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
                 if s in plan.streams and s not in plan.copy_streams:
                     plan.memory_of[s] = tier.name
     plan.prune_uncontended(loaded)
+    return plan
+
+
+def _one_stream_plan(trace: Trace, system: System, device: Device, policies: Policies,
+                     stages: list[Stage]) -> Plan | None:
+    """The plan of a trace held as arrays whose every op runs on one compute stream (one
+    stage, collectives on the compute stream, no expert ranks, units, hosted ops or moved
+    tensors), built from the arrays: what :func:`build_plan` gives such a trace op by op.
+    None when the trace needs more than one stream (the caller then plans op by op).
+    Collective port loads have the compute stream as their only user, so they are pruned to
+    ``plan.quiet`` (their bytes summed in op order, as pruning sums them)."""
+    import numpy as np
+
+    from sim.devices.base import Device as BaseDevice
+
+    arrays = trace.compact
+    if len(stages) != 1 or policies.overlap or policies.attention_on or \
+            type(device).unit_of is not BaseDevice.unit_of or \
+            any(k.rank >= 0 or (k.collective is not None and k.collective.kind == "send")
+                for k in arrays.kinds):
+        return None
+    st = stages[0]
+    arrays.device = st.compute
+    plan = Plan(streams={st.compute: device}, stream_device={st.compute: st.rep},
+                devices_of={st.compute: st.devices}, first_transfer_id=len(arrays))
+    ports = _collective_ports(system, stages).get(st.index)
+    if ports:
+        sent = np.array([collective_min_bytes(k.collective.kind, k.collective.bytes_per_rank,
+                                              k.collective.group)
+                         if k.kind == COLLECTIVE and k.collective is not None and
+                         k.collective.group > 1 else np.nan for k in arrays.kinds])
+        per_op = sent[arrays.kind]
+        per_op = per_op[~np.isnan(per_op)]
+        if len(per_op):
+            for hop in ports:
+                name = _res(plan, system, hop)
+                bw = plan.resources.pop(name)
+                moved = plan.quiet.get(name, (bw, 0.0))[1]
+                plan.quiet[name] = (bw, float(np.cumsum(np.concatenate(([moved], per_op)))[-1]))
     return plan
 
 

@@ -1,0 +1,152 @@
+"""Report writing at scale: plots and tables read pre-aggregated rows (same figures as the whole
+op table), without copying a long run's table, and the trace JSON is unchanged by caching."""
+
+from __future__ import annotations
+
+import tracemalloc
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from arch import load_arch
+from sim.report import timeline as timeline_mod
+from sim.report.html import top_ops
+from sim.report.plots import _intensity_points, _power_of_ten, roofline_points
+from sim.report.units import METRICS
+from sim.report.writer import SUMMED_VALUES, summed_ops
+from sim.run import simulate
+from workloads.models import get_model
+from workloads.scenario import Scenario
+
+
+@pytest.fixture(scope="module")
+def result():
+    return simulate(load_arch("h100"), get_model("llama2-7b"),
+                    Scenario(batch=8, prompt_len=512, gen_len=24))
+
+
+def _table(rows):
+    cols = ["op", "op_class", "phase", "flops", "bytes", "shards", "latency_s"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def test_roofline_points_count_by_hand():
+    # A decode op at one shape: three ops of 1 s, one of 2 s; an op without FLOPs is no point
+    ops = _table([("a", "gemm", "decode", 10.0, 5.0, 1, 1.0)] * 3
+                 + [("a", "gemm", "decode", 10.0, 5.0, 1, 2.0),
+                    ("b", "memory", "decode", 0.0, 8.0, 1, 1.0),
+                    ("a", "gemm", "prefill", 40.0, 5.0, 1, 1.0)])
+    for chunk in (1, 2, 4, 1 << 17):     # chunks add up to the same counts
+        pts = roofline_points(ops, chunk=chunk).set_index(["phase", "latency_s"])
+        assert pts["n"].to_dict() == {("decode", 1.0): 3, ("decode", 2.0): 1,
+                                      ("prefill", 1.0): 1}
+    got = _intensity_points(roofline_points(ops, chunk=2)).set_index(["phase", "latency_s"])
+    assert got.loc[("decode", 1.0), "total_s"] == 3 * 1.0 + 2.0    # the shape's summed time
+    assert got.loc[("decode", 2.0), "achieved"] == 10.0 / 2.0
+    assert got.loc[("prefill", 1.0), "intensity"] == 40.0 / 5.0
+
+
+def test_points_from_rows_match_the_whole_table(result):
+    ops = result.ops
+    # the whole-table computation the report used before (every op, then duplicates dropped)
+    df = ops[(ops["flops"] > 0) & (ops["bytes"] > 0) & (ops["latency_s"] > 0)]
+    total = df.groupby(["op", "phase", "flops", "bytes"])["latency_s"].transform("sum")
+    want = df.assign(achieved=df["flops"] / df["shards"] / df["latency_s"], total_s=total) \
+        .drop_duplicates(["op", "phase", "flops", "bytes", "latency_s"])
+    got = _intensity_points(roofline_points(ops, chunk=997))
+    key = ["op", "phase", "flops", "bytes", "latency_s"]
+    want, got = want.sort_values(key).reset_index(drop=True), got.sort_values(key) \
+        .reset_index(drop=True)
+    assert len(got) == len(want) > 50
+    assert (got[key].to_numpy() == want[key].to_numpy()).all()
+    assert (got["achieved"].to_numpy() == want["achieved"].to_numpy()).all()
+    np.testing.assert_allclose(got["total_s"], want["total_s"], rtol=1e-12)
+
+
+def test_summed_rows_keep_every_total(result):
+    ops = result.ops
+    rows = summed_ops(ops)
+    assert len(rows) < len(ops) / 10 and int(rows["n"].sum()) == len(ops)
+    for col in SUMMED_VALUES:
+        assert rows[col].sum() == pytest.approx(float(ops[col].sum()), rel=1e-12)
+    # per layer and phase, as the breakdown plot sums them
+    a = rows.groupby(["layer", "phase"])["latency_s"].sum()
+    b = ops.groupby(["layer", "phase"])["latency_s"].sum()
+    np.testing.assert_allclose(a.sort_index(), b.sort_index(), rtol=1e-12)
+
+
+def test_top_ops_from_rows_match_the_whole_table(result):
+    ops = result.ops
+    want = ops.groupby(["phase", "op"]).agg(
+        count=("id", "size"), time_s=("latency_s", "sum"),
+        bound=("bound", lambda s: s.value_counts().index[0]))
+    got = top_ops(summed_ops(ops)).set_index(["phase", "op"]).loc[want.index]
+    assert (got["count"] == want["count"]).all()
+    assert (got["bound"] == want["bound"]).all()
+    np.testing.assert_allclose(got["time_s"], want["time_s"], rtol=1e-12)
+    assert list(top_ops(ops).columns) == list(top_ops(summed_ops(ops)).columns)
+
+
+def test_roofline_points_do_not_copy_the_table(result):
+    ops = result.ops
+    size = int(ops.memory_usage(deep=True).sum())
+    tracemalloc.start()
+    roofline_points(ops, chunk=2048)
+    chunked = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    tracemalloc.start()
+    roofline_points(ops, chunk=len(ops))
+    whole = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # one chunk's copy, not the table's: about 0.6x of the table at once
+    assert chunked < 0.25 * size < whole
+
+
+def test_decade_labels_without_mathtext():
+    assert _power_of_ten(1e3) == "10\u00b3"
+    assert _power_of_ten(1e15) == "10\u00b9\u2075"
+    assert _power_of_ten(0.1) == "10\u207b\u00b9"
+    assert _power_of_ten(2e3) == "" and _power_of_ten(0.0) == ""
+
+
+def test_trace_json_unchanged_by_cached_formatting(result):
+    args = (result.ops, "t", result.transfers, result.op_links)
+    cached = timeline_mod.chrome_trace(*args)
+    real = timeline_mod.functools
+    try:   # every formatter uncached: each value formatted afresh
+        timeline_mod.functools = types.SimpleNamespace(lru_cache=lambda maxsize=None: (
+            lambda f: f))
+        plain = timeline_mod.chrome_trace(*args)
+    finally:
+        timeline_mod.functools = real
+    assert cached == plain
+
+
+def test_metric_labels_name_tasks_and_engine_events():
+    assert METRICS["events"][0].startswith("tasks")
+    assert METRICS["engine_events"][0] == "engine events"
+
+
+def test_progress_estimate_tracks_measured_cpu():
+    """The ETA's per-op constant against a fresh measurement (the old 25 us/op was 10x off)."""
+    import time
+
+    from xpusim.commands._record import estimate_run_s
+
+    model, scenario = get_model("llama2-7b"), Scenario(batch=8, prompt_len=512, gen_len=256)
+    arch = load_arch("h100")
+    simulate(arch, model, Scenario(batch=8, prompt_len=512, gen_len=8))   # warm caches
+    t = time.process_time()
+    simulate(arch, model, scenario)
+    measured = time.process_time() - t
+    assert 1 / 3 < measured / estimate_run_s(model, scenario) < 3
+
+
+def test_parquet_round_trips_the_op_table(result, tmp_path):
+    from sim.report.writer import _write_parquet
+
+    _write_parquet(result.ops, tmp_path / "ops.parquet")
+    back = pd.read_parquet(tmp_path / "ops.parquet")
+    assert back.equals(result.ops) and list(back.dtypes) == list(result.ops.dtypes)
