@@ -9,12 +9,14 @@ Metrics of several workloads are combined as the weighted mean (weights normalis
 workloads that report the metric); each workload's own metrics are kept as ``NAME.metric``
 columns. A workload runs inference (:func:`sim.run.simulate`) or, with ``mode: finetune``, one
 training step (:func:`sim.finetune.simulate_training`); per memory tier and link its bytes and
-busy time become ``bytes@RESOURCE`` and ``busy_s@RESOURCE`` columns.
+busy time become ``bytes@RESOURCE`` and ``busy_s@RESOURCE`` columns. A serving sweep (a
+``serve:`` section) serves each point as ``xpusim serve`` does (:mod:`dse.serve_eval`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from typing import Any
 
@@ -96,7 +98,18 @@ def build_point(spec: SweepSpec, axis_values: dict[str, Any]):
             scenario[path.split(".", 1)[1]] = value
         elif kind == "model":
             model[path.split(".", 1)[1]] = value
-    arch = arch_from_dict(data, file=choice.label if choice else spec.arch_label)
+    label = choice.label if choice else spec.arch_label
+    if spec.serve is not None:  # a serving sweep: its software stack goes on the arch's GPUs
+        from dse.serve_eval import overrides
+
+        software = spec.serve.value("software", overrides(params))
+        if software:
+            from arch.software import with_software
+
+            if software.endswith((".yaml", ".yml")) and not software.startswith("/"):
+                software = f"{spec.serve.base_dir}/{software}"
+            data = with_software(data, software, label)
+    arch = arch_from_dict(data, file=label)
     return params, values, arch, scenario, model
 
 
@@ -211,6 +224,20 @@ def _evaluate(spec: SweepSpec, axis_values: dict[str, Any], record: dict) -> Non
         _, _, arch, scen_over, model_over = build_point(spec, axis_values)
     except SpecError as exc:
         return _infeasible(record, f"arch: {exc.path}: {exc.message}")
+    if spec.serve is not None:
+        from dse.serve_eval import overrides, point_error, serve_point
+
+        try:
+            arch_key = json.dumps([spec.fingerprint(), spec.serve.value(
+                "software", overrides(params)), {k: v for k, v in params.items()
+                                                 if not k.startswith("serve.")}],
+                sort_keys=True, default=str)
+            metrics = serve_point(spec.serve, arch, overrides(params), spec.seed, spec.fidelity,
+                                  model_over, arch_key)
+        except (SimError, WorkloadError) as exc:
+            where, message = point_error(exc)
+            return _infeasible(record, f"{where}: {message}")
+        return _finish(spec, record, values, metrics)
     per_workload: dict[str, dict[str, float]] = {}
     for w in spec.workloads:
         try:
@@ -219,6 +246,12 @@ def _evaluate(spec: SweepSpec, axis_values: dict[str, Any], record: dict) -> Non
             return _infeasible(record, f"{w.name}: {exc}")
         per_workload[w.name] = _run_metrics(result)
     metrics = _combine(per_workload, {w.name: w.weight for w in spec.workloads})
+    return _finish(spec, record, values, metrics)
+
+
+def _finish(spec: SweepSpec, record: dict, values: dict[str, Any],
+            metrics: dict[str, float]) -> None:
+    """Store a point's metrics, then the spec's own metrics and the post-run constraints."""
     record["metrics"] = metrics
     values.update(metrics)
     for name, expr in spec.metrics:

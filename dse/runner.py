@@ -27,6 +27,7 @@ def plan(spec: SweepSpec) -> dict[str, Any]:
             "axes": axes, "derived": [d.target for d in spec.derived],
             "workloads": [{"name": w.name, "model": w.model.name, "weight": w.weight,
                            **w.scenario, **w.run} for w in spec.workloads],
+            **({"serve": spec.serve.fields} if spec.serve is not None else {}),
             "objectives": [f"{o.goal} {o.metric}" for o in spec.objectives],
             "constraints": [c.text for c in spec.constraints],
             "fidelity": spec.fidelity, "seed": spec.seed}

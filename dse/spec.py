@@ -51,9 +51,10 @@ from workloads.models import ModelConfig
 from workloads.scenario import MAX_COUNT, Scenario
 
 TOP_KEYS = ("name", "description", "arch", "axes", "derived", "metrics", "constraints",
-            "workloads", "objectives", "fidelity", "seed", "strategy")
+            "workloads", "objectives", "fidelity", "seed", "strategy", "serve")
 SCENARIO_FIELDS = ("batch", "prompt_len", "gen_len", "dtype", "kv_dtype", "tp", "attention",
-                   "pp", "microbatches", "ep", "expert_skew")
+                   "pp", "microbatches", "ep", "expert_skew", "weights", "weight_group",
+                   "sparsity", "attn_sink", "attn_window")
 #: how a workload runs (not :class:`Scenario` fields): mode, fine-tuning, placement, schedule
 RUN_FIELDS = ("mode", "seq", "offload", "recompute", "placement", "prefetch", "overlap")
 FINETUNE_FIELDS = ("seq", "offload", "recompute")  # only for ``mode: finetune``
@@ -68,7 +69,7 @@ ARCH_AXIS = "arch"
 MODEL_FIELDS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size",
                 "max_positions", "head_dim", "n_experts", "top_k")
 WORKLOAD_KEYS = ("name", "model", "weight", "layers", *SCENARIO_FIELDS, *RUN_FIELDS)
-RESERVED_ROOTS = ("scenario", "model")
+RESERVED_ROOTS = ("scenario", "model", "serve")
 SYSTEM_DERIVED = ("interconnect", "system")  # a system arch derives these from its topology
 #: metrics the sweep adds to each simulation result
 DSE_METRICS = ("power_W",)
@@ -168,6 +169,7 @@ class SweepSpec:
     device_prefix: str = ""                 # system arch: where its primary device's data lives
     device_sections: tuple[str, ...] = ()   # system arch: device sections set through it
     arch_choices: dict[str, ArchChoice] = field(default_factory=dict)  # the ``arch`` axis
+    serve: Any = None   # a serving sweep: its ``serve:`` section (dse.serve_eval.ServeSpec)
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -198,6 +200,8 @@ class SweepSpec:
             "seed": self.seed,
             "version": VERSION,
         }
+        if self.serve is not None:
+            parts["serve"] = self.serve.fields
         if self.arch_choices:
             parts["arch"] = {"base": self.arch_data,
                              "choices": {k: c.data for k, c in self.arch_choices.items()}}
@@ -303,14 +307,16 @@ class _Loader:
             raise self.err("description", f"expected a text value, got {description!r}")
         self._arch_choices(data)
         self._arch(data)
+        self.serve = self._serve(data)
         axes = self._axes(data.get("axes"))
-        workloads = self._workloads(data)
+        workloads = self._workloads(data) if self.serve is None else []
         self._check_run_axes(axes, workloads)
         fidelity = self._fidelity(data.get("fidelity", "tile"))
         seed = data.get("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise self.err("seed", f"expected a non-negative integer, got {seed!r}")
-        metric_names = self._probe_metrics(workloads, fidelity)
+        metric_names = self._probe_metrics(workloads, fidelity) if self.serve is None else \
+            list(self._serve_metrics(axes))
         self.metric_names = set(metric_names)
         derived = self._derived(data.get("derived"), axes)
         params = [a.path for a in axes] + [d.target for d in derived]
@@ -333,9 +339,35 @@ class _Loader:
             base_values=self.base_values, metric_names=tuple(metric_names),
             description=description, device_prefix=self.device_prefix,
             device_sections=self.device_sections,
-            arch_choices=self._choice_specs(axes, derived))
+            arch_choices=self._choice_specs(axes, derived), serve=self.serve)
         self._check_first_point(spec)
         return spec
+
+    # -- serving sweeps -----------------------------------------------------------------------
+    def _serve(self, data: dict) -> Any:
+        """A ``serve:`` section (dse/serve_eval.py): the points run ``xpusim serve``."""
+        if "serve" not in data:
+            return None
+        from dse.serve_eval import load_section
+
+        if "workloads" in data:
+            raise self.err("workloads", "a serving sweep (serve:) has no workloads; its "
+                                        "workload is the serve section's (rate, trace, ...)")
+        return load_section(data["serve"], self.err, self.base_dir)
+
+    def _serve_metrics(self, axes: list[Axis]) -> tuple[str, ...]:
+        from dse.serve_eval import metric_names
+
+        slos = [self.serve.value("slo")]
+        priced = [self.serve.value("price_per_hour")]
+        for a in axes:
+            if a.path == "serve.slo":
+                slos += list(a.values or ())
+            elif a.path == "serve.price_per_hour":
+                priced += list(a.values) if a.values is not None else [a.high]
+        names = metric_names("splitwise" if "splitwise" in slos else "",
+                             any(p > 0 for p in priced))
+        return names
 
     # -- arch -------------------------------------------------------------------------------
     def _arch(self, data: dict) -> None:
@@ -518,6 +550,11 @@ class _Loader:
     def _value_parser(self, where: str, path: str):
         """(kind, parse(where, raw) -> canonical value, numeric kind or None, unit)."""
         root, _, rest = path.partition(".")
+        if root == "serve":
+            return self._serve_parser(where, rest)
+        if root == "scenario" and getattr(self, "serve", None) is not None:
+            raise self.err(where, "a serving sweep has no scenario; sweep serve.FIELD (rate, "
+                                  "max_num_seqs, tp, ...) instead")
         if root == "scenario":
             fields = SCENARIO_FIELDS + tuple(f for f in RUN_FIELDS if f != "mode")
             if rest == "mode":
@@ -577,6 +614,20 @@ class _Loader:
             return value
         numeric = "int" if tp is int else ("float" if tp is float else None)
         return "arch", parse_arch, numeric, meta.get("unit") or ""
+
+    def _serve_parser(self, where: str, name: str):
+        """(kind, parse, numeric kind, unit) of a ``serve.FIELD`` parameter."""
+        from dse.serve_eval import FIELDS, axis_kind, check_field
+
+        if getattr(self, "serve", None) is None:
+            raise self.err(where, "serve.FIELD parameters need a serve: section (a serving "
+                                  "sweep)")
+        if name not in FIELDS:
+            raise self.err(where, f"unknown serve field '{name}'{_hint(name, list(FIELDS))}")
+
+        def parse_serve(w: str, raw: Any) -> Any:
+            return check_field(name, raw, w, self.err, self.base_dir)
+        return "serve", parse_serve, axis_kind(name), ""
 
     def _axis(self, where: str, path: str, spec: Any) -> Axis:
         kind, parse, numeric, unit = self._value_parser(where, path)
@@ -868,6 +919,9 @@ class _Loader:
         if fidelity not in FIDELITIES:
             raise self.err("fidelity", f"expected one of {', '.join(FIDELITIES)}, got "
                                        f"{fidelity!r}")
+        if self.serve is not None and fidelity not in ("roofline", "tile"):
+            raise self.err("fidelity", f"a serving sweep runs at roofline or tile fidelity "
+                                       f"(as xpusim serve), got {fidelity!r}")
         for sub in [self, *self.choices.values()]:
             try:
                 device_for(sub.base_arch, fidelity)
@@ -919,10 +973,14 @@ class _Loader:
 
         first = {a.path: a.from_unit(0.0) for a in spec.axes}
         try:
-            build_point(spec, first)
+            _, values, arch, _, model_over = build_point(spec, first)
         except ExprError as exc:
             raise self.err("derived", f"at the first design point {first}: {exc}") from None
         except SpecError as exc:
             raise self.err("axes", f"the first design point {first} is not a valid arch: "
                                    f"{exc.path}: {exc.message}") from None
+        if spec.serve is not None:  # its requests and engine build (without running)
+            from dse.serve_eval import check_first_point
+
+            check_first_point(spec, values, arch, model_over, self.err)
 

@@ -137,6 +137,7 @@ FORMATS: dict[str, FloatFormat | IntFormat] = {
     "int16": IntFormat("int16", 16),
     "int8": IntFormat("int8", 8),
     "int4": IntFormat("int4", 4),
+    "int2": IntFormat("int2", 2),
     "uint8": IntFormat("uint8", 8, signed=False),
     "uint4": IntFormat("uint4", 4, signed=False),
 }
@@ -409,16 +410,21 @@ def quantize_weights(w: np.ndarray, dtype: str = "int8", group: int = 0,
     groups = -(-k // g)
     amax = np.stack([np.abs(w[i * g:(i + 1) * g]).max(axis=0) for i in range(groups)])
     scales = np.where(amax > 0, amax / fmt.hi, 1.0)
-    q = quantize(w / _expand(scales, k), dtype, saturate=True)
+    q = quantize(w / _expand(scales, k, g), dtype, saturate=True)
     return q, scales
 
 
-def _expand(scales: np.ndarray, k: int) -> np.ndarray:
-    """Per-row scales [K, N] from per-group scales [G, N] (groups of ceil(K/G) rows)."""
-    g = -(-k // scales.shape[0])
+def _expand(scales: np.ndarray, k: int, group: int = 0) -> np.ndarray:
+    """Per-row scales [K, N] from per-group scales [G, N]: groups of ``group`` rows (the last
+    may be shorter), or of ceil(K/G) rows when ``group`` is 0."""
+    g = group or -(-k // scales.shape[0])
+    if -(-k // g) != scales.shape[0]:
+        raise ValueError(f"{scales.shape[0]} scale rows do not cover K={k} in groups of {g}")
     return np.repeat(scales, g, axis=0)[:k]
 
 
-def dequantize_weights(q: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """float64 weights ``q * scale`` (exact: the products are computed in float64)."""
-    return q * _expand(scales, q.shape[0])
+def dequantize_weights(q: np.ndarray, scales: np.ndarray, group: int = 0) -> np.ndarray:
+    """float64 weights ``q * scale`` (exact: the products are computed in float64). ``group``:
+    rows per scale group as :func:`quantize_weights` used it; 0 infers ceil(K/G), which is the
+    same whenever K is a multiple of the group."""
+    return q * _expand(scales, q.shape[0], group)

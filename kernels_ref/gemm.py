@@ -160,10 +160,11 @@ def gemv(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return y
 
 
-def weight_only_gemm(x: np.ndarray, q: np.ndarray, scales: np.ndarray) -> np.ndarray:
+def weight_only_gemm(x: np.ndarray, q: np.ndarray, scales: np.ndarray,
+                     group: int = 0) -> np.ndarray:
     """Y = X @ (Q * scales) with integer weights ``q`` [K, N] and per-channel ([1, N]) or
-    per-group ([K/g, N]) scales, in float64 (the dequantized weights are exact there)."""
-    return gemm(np.ascontiguousarray(x, dtype=np.float64), dequantize_weights(q, scales))
+    per-group ([ceil(K/group), N]) scales, in float64 (the dequantized weights are exact there)."""
+    return gemm(np.ascontiguousarray(x, dtype=np.float64), dequantize_weights(q, scales, group))
 
 
 def int_gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:

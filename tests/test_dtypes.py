@@ -164,3 +164,20 @@ def test_ml_dtypes_agree_on_float32_inputs():
         with np.errstate(over="ignore", invalid="ignore"):
             theirs = x.astype(t).astype(np.float64)
         assert _same(quantize(x.astype(np.float64), name), theirs)
+
+
+@pytest.mark.parametrize("k,group", [(1376, 128), (100, 32), (130, 64)])
+def test_group_scales_when_k_is_not_a_multiple_of_the_group(k, group):
+    """Groups are ``group`` rows (the last shorter), as AWQ/GPTQ-style group quantisation lays
+    them out: row r uses scale r // group, in quantisation and dequantisation alike."""
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((k, 6))
+    q, s = quantize_weights(w, "int4", group)
+    assert s.shape == (-(-k // group), 6)
+    own = s[np.arange(k) // group]  # each row's own group scale, by hand
+    for r0 in range(0, k, group):  # each group's scale is its own max / 7
+        assert np.allclose(s[r0 // group], np.abs(w[r0:r0 + group]).max(axis=0) / 7)
+    err = np.abs(dequantize_weights(q, s, group) - w)
+    assert np.all(err <= own / 2 + 1e-12)
+    with pytest.raises(ValueError):  # scale rows that cannot cover K in groups of ``group``
+        dequantize_weights(q, s[:-1], group)

@@ -460,4 +460,4 @@ def test_unhashable_arch_axis_value(tmp_path, capsys, value):
 @pytest.mark.parametrize("opt", ["--dtype", "--kv-dtype"])
 def test_check_with_a_datatype_the_reference_kernels_lack(capsys, opt):
     _error(capsys, ["check", "--model", "gpt2-small", "--prompt", "8", "--max-width", "128",
-                    opt, "int2"], opt, "unknown datatype 'int2'")
+                    opt, "fp4"], opt, "unknown datatype 'fp4'")

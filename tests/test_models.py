@@ -83,7 +83,7 @@ def test_hf_config_mixtral_and_gpt2(tmp_path):
      '"num_hidden_layers": 2, "num_attention_heads": 6, "num_key_value_heads": 4, '
      '"vocab_size": 100}', "num_key_value_heads"),
     ('{"model_type": "llama", "hidden_size": 64}', "num_attention_heads"),
-    ('{"model_type": "t5"}', "unsupported model_type"),
+    ('{"model_type": "xlnet"}', "unsupported model_type"),
     ('[1, 2]', "JSON object"),
 ])
 def test_malformed_config(tmp_path, content, needle):

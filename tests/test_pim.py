@@ -98,3 +98,16 @@ def test_pim_presets_cite_their_figures():
     assert (neu.pim.lanes, neu.pim.row_buffers) == (16, 2)
     for a in (aim, hbm, neu):
         assert "Lee et al" in a.provenance["pim.lanes"] or "NeuPIMs" in a.provenance["pim.lanes"]
+
+
+def test_every_input_vector_streams_the_whole_matrix():
+    """A bank-PIM unit holds one input vector at a time (GWRITE), so m tokens against one
+    outputs x length weight matrix cost m single-vector passes: exactly m times the command
+    schedule of one vector (not the matrix's outputs split among the vectors)."""
+    from sim.devices.pim import PimModel
+
+    model = PimModel(load_arch("pim-hbm-pim"))
+    one = model.gemv(1, 4096, 4096, 1)
+    four = model.gemv(1, 4096, 4096, 4)
+    assert four["seconds"] == pytest.approx(4 * one["seconds"], rel=1e-12)
+    assert four["energy_J"] == pytest.approx(4 * one["energy_J"], rel=1e-12)

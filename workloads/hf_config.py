@@ -9,8 +9,10 @@ from workloads.errors import WorkloadError
 from workloads.models import ModelConfig
 from workloads.safe_json import MAX_BYTES, JsonInputError, load_json_text
 
-_LLAMA_LIKE = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "gemma")
-SUPPORTED = (*_LLAMA_LIKE, "gpt2", "opt", "bloom", "gpt_neox")
+_LLAMA_LIKE = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "gemma", "phi3")
+_FALCON = ("falcon", "RefinedWebModel", "RefinedWeb")
+SUPPORTED = (*_LLAMA_LIKE, "gpt2", "opt", "bloom", "gpt_neox", "gptj", *_FALCON, "phi", "bert",
+             "t5", "mamba")
 #: Hugging Face activation names (transformers ``ACT2FN``) -> the tracer's operator
 HF_ACTIVATIONS = {
     "gelu": "gelu", "gelu_new": "gelu", "gelu_fast": "gelu", "gelu_pytorch_tanh": "gelu",
@@ -115,8 +117,10 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
         heads = r.int("num_attention_heads")
         d = r.int("hidden_size")
         experts = r.int("num_local_experts", "num_experts", default=1)
-        act = _activation(r, "hidden_act", "silu")
+        act = _activation(r, "hidden_activation" if "hidden_activation" in data else
+                          "hidden_act", "gelu" if model_type == "gemma" else "silu")
         qwen = model_type in ("qwen2", "qwen2_moe")
+        gemma = model_type == "gemma"  # GemmaConfig ties the LM head to the embedding
         return ModelConfig(
             name=name, family=model_type, n_layers=r.int("num_hidden_layers"), d_model=d,
             n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
@@ -126,7 +130,7 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
             max_positions=r.int("max_position_embeddings", default=4096),
             head_dim=r.int("head_dim", default=d // heads), norm="rmsnorm",
             activation="swiglu" if act in ("silu", "gelu") else act,
-            position="rope", tied_embeddings=r.bool("tie_word_embeddings", False),
+            position="rope", tied_embeddings=r.bool("tie_word_embeddings", gemma),
             # Qwen2 (HF Qwen2Attention): biases on q/k/v_proj only, none on o_proj or the MLP
             bias=False if qwen else r.bool("attention_bias", False), qkv_bias=qwen,
             n_experts=experts,
@@ -166,8 +170,106 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
             d_ff=r.int("intermediate_size"), vocab_size=r.int("vocab_size"),
             max_positions=r.int("max_position_embeddings"), position="rope",
             tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
+    if model_type == "gptj":  # HF GPTJ: parallel block, no attention biases, LM head bias
+        d = r.int("n_embd")
+        heads = r.int("n_head")
+        return ModelConfig(
+            name=name, family="gptj", n_layers=r.int("n_layer"), d_model=d, n_heads=heads,
+            n_kv_heads=heads, d_ff=r.int("n_inner", default=4 * d),
+            vocab_size=r.int("vocab_size"), max_positions=r.int("n_positions", default=2048),
+            activation=_activation(r, "activation_function", "gelu_new"), position="rope",
+            rotary_dim=r.int("rotary_dim", default=0, minimum=0), block="parallel",
+            bias=False, mlp_bias=True, head_bias=True,
+            tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
+    if model_type in _FALCON:
+        return _falcon(r, name, source)
+    if model_type in ("bert", "t5", "mamba"):
+        return _family(r, model_type, name, source)
+    if model_type == "phi":  # HF Phi (phi-1, phi-1.5, phi-2): parallel block, biases everywhere
+        heads = r.int("num_attention_heads")
+        d = r.int("hidden_size")
+        factor = data.get("partial_rotary_factor", 0.5)
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) \
+                or not 0 < factor <= 1:
+            raise WorkloadError(file, "partial_rotary_factor", f"expected a number in (0, 1], "
+                                                               f"got {factor!r:.40}")
+        return ModelConfig(
+            name=name, family="phi", n_layers=r.int("num_hidden_layers"), d_model=d,
+            n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
+            d_ff=r.int("intermediate_size"), vocab_size=r.int("vocab_size"),
+            max_positions=r.int("max_position_embeddings", default=2048),
+            activation=_activation(r, "hidden_act", "gelu_new"), position="rope",
+            rotary_dim=int(factor * (d // heads)), block="parallel", head_bias=True,
+            tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
     raise WorkloadError(file, "model_type", f"unsupported model_type '{model_type}' "
                                             f"(supported: {', '.join(SUPPORTED)})")
+
+
+def _family(r: _Reader, model_type: str, name: str, source: str) -> ModelConfig:
+    """Encoders (HF ``BertConfig``), encoder-decoders (``T5Config``) and Mamba
+    (``MambaConfig``)."""
+    if model_type == "bert":
+        d, heads = r.int("hidden_size"), r.int("num_attention_heads")
+        return ModelConfig(
+            name=name, family="bert", kind="encoder", n_layers=r.int("num_hidden_layers"),
+            d_model=d, n_heads=heads, n_kv_heads=heads, d_ff=r.int("intermediate_size"),
+            vocab_size=r.int("vocab_size"),
+            max_positions=r.int("max_position_embeddings", default=512),
+            type_vocab=r.int("type_vocab_size", default=2, minimum=0), pooler=True,
+            embed_norm=True, final_norm=False,
+            activation=_activation(r, "hidden_act", "gelu"), source=source)
+    if model_type == "t5":
+        heads, layers = r.int("num_heads"), r.int("num_layers")
+        proj = r.str("feed_forward_proj", "relu")
+        gated = proj.startswith("gated-")
+        act = proj.removeprefix("gated-")
+        if act not in HF_ACTIVATIONS:
+            raise WorkloadError(r.file, "feed_forward_proj", f"unknown activation '{proj[:40]}'"
+                                f" (expected relu, gelu, gated-gelu or gated-silu ...)")
+        return ModelConfig(
+            name=name, family="t5", kind="encoder_decoder", n_layers=layers,
+            n_decoder_layers=r.int("num_decoder_layers", default=layers), d_model=r.int(
+                "d_model"), n_heads=heads, n_kv_heads=heads, head_dim=r.int("d_kv"),
+            d_ff=r.int("d_ff"), vocab_size=r.int("vocab_size"),
+            max_positions=r.int("n_positions", default=512), norm="rmsnorm",
+            activation="swiglu" if gated else HF_ACTIVATIONS[act], position="relative",
+            bias=False, rel_pos_buckets=r.int("relative_attention_num_buckets", default=32),
+            tied_embeddings=r.bool("tie_word_embeddings", True), source=source)
+    d = r.int("hidden_size", "d_model")
+    rank = r.data.get("time_step_rank", "auto")
+    return ModelConfig(
+        name=name, family="mamba", kind="mamba", n_layers=r.int("num_hidden_layers", "n_layer"),
+        d_model=d, n_heads=1, n_kv_heads=1, head_dim=d,
+        d_ff=r.int("expand", default=2) * d, vocab_size=r.int("vocab_size"),
+        max_positions=2048, norm="rmsnorm", activation="silu", position="none", bias=False,
+        d_state=r.int("state_size", "d_state", default=16),
+        d_conv=r.int("conv_kernel", "d_conv", default=4), expand=r.int("expand", default=2),
+        dt_rank=0 if rank == "auto" else r.int("time_step_rank"),
+        tied_embeddings=r.bool("tie_word_embeddings", True), source=source)
+
+
+def _falcon(r: _Reader, name: str, source: str) -> ModelConfig:
+    """Falcon (HF ``falcon``, and the original ``RefinedWebModel`` / ``RefinedWeb`` keys):
+    multi-query (7B) or grouped KV with two norms (``new_decoder_architecture``, 40B/180B)."""
+    heads = r.int("num_attention_heads", "n_head")
+    d = r.int("hidden_size", "n_embed")
+    new_arch = r.bool("new_decoder_architecture", "n_head_kv" in r.data)
+    if new_arch:
+        kv = r.int("num_kv_heads", "n_head_kv", default=heads)
+    else:
+        kv = 1 if r.bool("multi_query", True) else heads
+    if r.bool("alibi", False):
+        raise WorkloadError(r.file, "alibi", "Falcon with ALiBi positions is not supported")
+    block = "parallel2" if new_arch else \
+        ("parallel" if r.bool("parallel_attn", True) else "sequential")
+    return ModelConfig(
+        name=name, family="falcon", n_layers=r.int("num_hidden_layers", "n_layer"), d_model=d,
+        n_heads=heads, n_kv_heads=kv, d_ff=r.int("ffn_hidden_size", default=4 * d),
+        vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=2048), position="rope",
+        block=block, bias=r.bool("bias", False),
+        activation=_activation(r, "activation", "gelu"),
+        tied_embeddings=r.bool("tie_word_embeddings", True), source=source)
 
 
 def load_hf_config(path: str | Path) -> ModelConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, replace
 
 from workloads.errors import WorkloadError
@@ -20,18 +21,47 @@ LIMITS: dict[str, tuple[int, str]] = {
     "n_experts": (4096, "Switch-C, 2,048 experts (Fedus et al. 2022)"),
     "top_k": (4096, "at most the number of experts"),
     "position_offset": (4096, "OPT, 2"),
+    "n_decoder_layers": (4096, "DeepNet, 1,000 layers (Wang et al. 2022)"),
+    "rotary_dim": (4096, "Gemma 2, 256"),
+    "type_vocab": (4096, "BERT, 2 segment types"),
+    "rel_pos_buckets": (4096, "T5, 32 buckets (Raffel et al. 2020)"),
+    "d_state": (4096, "Mamba-2, 128 (Dao & Gu 2024)"),
+    "d_conv": (4096, "Mamba, 4"),
+    "expand": (64, "Mamba, 2"),
+    "dt_rank": (131072, "Mamba-2.8B, 160"),
 }
+#: fields that may be 0 (meaning: absent or derived)
+ZERO_OK = ("head_dim", "position_offset", "n_decoder_layers", "rotary_dim", "type_vocab",
+           "rel_pos_buckets", "d_state", "d_conv", "expand", "dt_rank")
+#: model kinds: decoder-only, bidirectional encoder, encoder-decoder with cross attention,
+#: selective state-space model (Mamba)
+KINDS = ("decoder", "encoder", "encoder_decoder", "mamba", "onnx")
+#: decoder blocks: attention then MLP, or both from one norm (GPT-J, Falcon-7B, Phi), or from
+#: two norms of the same input (Falcon-40B ``new_decoder_architecture``)
+BLOCKS = ("sequential", "parallel", "parallel2")
 #: activation functions the tracer knows (``swiglu``: gated MLP with SiLU)
 ACTIVATIONS = ("gelu", "relu", "silu", "swiglu", "sigmoid", "tanh")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape of a decoder-only transformer (dense or mixture-of-experts).
+    """Shape of a transformer (dense or mixture-of-experts; decoder, encoder or encoder-decoder)
+    or of a Mamba selective state-space model (``kind``).
 
     ``position`` is ``learned`` (an embedding table of ``max_positions`` rows, plus
     ``position_offset`` extra rows as OPT has), ``rope`` or ``alibi``. ``activation`` ``swiglu``
-    means a gated MLP with three matrices.
+    means a gated MLP with three matrices. ``kind`` ``encoder_decoder`` has ``n_layers``
+    encoder and ``n_decoder_layers`` decoder layers (with cross attention) sharing one embedding;
+    ``mamba`` layers hold an SSM of ``expand * d_model`` channels and ``d_state`` states with a
+    ``d_conv``-tap causal convolution and a ``dt_rank``-wide step projection (0: ceil(d/16)),
+    Gu & Dao 2023. ``block`` ``parallel``/``parallel2``: attention and MLP read the same input
+    (one or two norms) and add into one residual. ``mlp_bias``: MLP biases even when ``bias`` is
+    off (GPT-J); ``head_bias``: the LM head has a bias; ``rotary_dim``: RoPE on that many
+    channels of a head (0: all); ``type_vocab``/``pooler``: BERT's segment embeddings and pooler;
+    ``final_norm``: a norm after the last layer (post-norm BERT has none); ``rel_pos_buckets``:
+    T5's relative-position bias, one table per stack. Kind ``onnx``: the trace comes from the
+    ONNX file ``graph`` (``workloads/onnx_import.py``), the other fields summarise its shapes
+    and ``n_params`` counts its weight initializers (it replaces the shape formula).
     """
 
     name: str
@@ -54,25 +84,54 @@ class ModelConfig:
     embed_norm: bool = False
     n_experts: int = 1
     top_k: int = 1
+    kind: str = "decoder"
+    n_decoder_layers: int = 0
+    block: str = "sequential"
+    mlp_bias: bool = False
+    head_bias: bool = False
+    rotary_dim: int = 0
+    type_vocab: int = 0
+    pooler: bool = False
+    final_norm: bool = True
+    rel_pos_buckets: int = 0
+    d_state: int = 0
+    d_conv: int = 0
+    expand: int = 0
+    dt_rank: int = 0
+    graph: str = ""
+    n_params: int = 0
     source: str = ""
 
     def __post_init__(self) -> None:
         for name, (limit, covers) in LIMITS.items():
             value = getattr(self, name)
-            low = 0 if name in ("head_dim", "position_offset") else 1
+            low = 0 if name in ZERO_OK else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise WorkloadError("", name, f"expected an integer >= {low}, got {value!r:.40}")
             if value > limit:
                 raise WorkloadError("", name, f"implausible value {value:,} (at most "
                                               f"{limit:,}; largest published: {covers})")
+        if isinstance(self.n_params, bool) or not isinstance(self.n_params, int) \
+                or self.n_params < 0:
+            raise WorkloadError("", "n_params", f"expected an integer >= 0, got "
+                                                f"{self.n_params!r:.40}")
         if self.top_k > self.n_experts:
             raise WorkloadError("", "top_k", f"{self.top_k} experts per token but the model has "
                                              f"{self.n_experts}")
         if self.activation not in ACTIVATIONS:
             raise WorkloadError("", "activation", f"unknown activation '{self.activation:.40}' "
                                                   f"(expected one of {', '.join(ACTIVATIONS)})")
+        for name, allowed in (("kind", KINDS), ("block", BLOCKS)):
+            if getattr(self, name) not in allowed:
+                raise WorkloadError("", name, f"unknown {name} '{getattr(self, name)!s:.40}' "
+                                              f"(expected one of {', '.join(allowed)})")
+        if self.kind == "mamba" and not (self.d_state and self.d_conv and self.expand):
+            raise WorkloadError("", "d_state", "a Mamba model needs d_state, d_conv and "
+                                               "expand >= 1")
         if self.head_dim == 0:
             object.__setattr__(self, "head_dim", self.d_model // self.n_heads)
+        if self.kind == "mamba" and self.dt_rank == 0:
+            object.__setattr__(self, "dt_rank", math.ceil(self.d_model / 16))
 
     @property
     def is_moe(self) -> bool:
@@ -86,27 +145,55 @@ class ModelConfig:
     def kv_dim(self) -> int:
         return self.n_kv_heads * self.head_dim
 
+    @property
+    def d_inner(self) -> int:
+        """Mamba: channels of the selective scan (``expand * d_model``)."""
+        return self.expand * self.d_model
+
     def mlp_params(self) -> int:
         """Parameters of one expert's MLP."""
         mats = 3 if self.activation == "swiglu" else 2
         params = mats * self.d_model * self.d_ff
-        if self.bias:
+        if self.bias or self.mlp_bias:
             params += (mats - 1) * self.d_ff + self.d_model
         return params
 
-    def layer_params(self) -> int:
-        """Parameters of one decoder layer."""
+    def attention_params(self) -> int:
+        """Parameters of one attention block (Q, K, V, output projections and biases)."""
         d = self.d_model
         attn = d * self.q_dim + 2 * d * self.kv_dim + self.q_dim * d
         if self.bias:
             attn += self.q_dim + 2 * self.kv_dim + d
         elif self.qkv_bias:
             attn += self.q_dim + 2 * self.kv_dim
+        return attn
+
+    def norm_params(self) -> int:
+        """Parameters of one norm (LayerNorm: gain and bias; RMSNorm: gain)."""
+        return 2 * self.d_model if self.norm == "layernorm" else self.d_model
+
+    def mamba_layer_params(self) -> int:
+        """One Mamba block (HF ``MambaMixer`` + its RMSNorm): in_proj (d -> 2 d_inner), the
+        depthwise conv (taps and bias), x_proj (d_inner -> dt_rank + 2 d_state), dt_proj with
+        bias, A_log, D, out_proj (d_inner -> d)."""
+        d, di, n, r = self.d_model, self.d_inner, self.d_state, self.dt_rank
+        return (d * 2 * di + di * self.d_conv + di + di * (r + 2 * n) + r * di + di + di * n
+                + di + di * d + self.norm_params())
+
+    def layer_params(self) -> int:
+        """Parameters of one layer (encoder-decoder: of one encoder layer)."""
+        if self.kind == "mamba":
+            return self.mamba_layer_params()
+        d = self.d_model
         mlp = self.n_experts * self.mlp_params()
         if self.is_moe:
             mlp += d * self.n_experts  # router
-        norms = 2 * (2 * d if self.norm == "layernorm" else d)
-        return attn + mlp + norms
+        norms = (1 if self.block == "parallel" else 2) * self.norm_params()
+        return self.attention_params() + mlp + norms
+
+    def decoder_layer_params(self) -> int:
+        """Encoder-decoder: one decoder layer (self attention, cross attention, MLP, 3 norms)."""
+        return self.layer_params() + self.attention_params() + self.norm_params()
 
     def embedding_params(self) -> int:
         d = self.d_model
@@ -115,13 +202,29 @@ class ModelConfig:
             params += (self.max_positions + self.position_offset) * d
         if self.embed_norm:
             params += 2 * d
-        return params
+        return params + self.type_vocab * d
 
     def param_count(self) -> int:
-        """Total parameters: embeddings, layers, final norm, LM head (unless tied)."""
-        final_norm = 2 * self.d_model if self.norm == "layernorm" else self.d_model
+        """Total parameters: embeddings, layers, final norm(s), pooler, LM head (unless tied)."""
+        if self.n_params:  # counted from an ONNX graph's initializers
+            return self.n_params
+        final_norm = self.norm_params() if self.final_norm else 0
         head = 0 if self.tied_embeddings else self.vocab_size * self.d_model
-        return self.embedding_params() + self.n_layers * self.layer_params() + final_norm + head
+        head += self.vocab_size if self.head_bias else 0
+        total = self.embedding_params() + self.n_layers * self.layer_params() + final_norm + head
+        if self.pooler:
+            total += self.d_model * self.d_model + self.d_model
+        if self.kind == "encoder_decoder":  # decoder stack, its final norm, two bias tables
+            total += self.n_decoder_layers * self.decoder_layer_params() + final_norm
+            total += 2 * self.rel_pos_buckets * self.n_heads
+        elif self.rel_pos_buckets:
+            total += self.rel_pos_buckets * self.n_heads
+        return total
+
+    def non_embedding_params(self) -> int:
+        """Parameters outside the token embedding and an untied LM head (Gemma Table 2)."""
+        head = 0 if self.tied_embeddings else self.vocab_size * self.d_model
+        return self.param_count() - self.vocab_size * self.d_model - head
 
     def active_param_count(self) -> int:
         """Parameters touched per token (MoE: only ``top_k`` experts)."""
@@ -195,10 +298,93 @@ _PRESETS: list[ModelConfig] = [
     _gpt2("gpt2-xl", 48, 1600, 25),
 ]
 
+def _bert(name: str, layers: int, d: int, heads: int, source: str, vocab: int = 30522,
+          family: str = "bert") -> ModelConfig:
+    return ModelConfig(name=name, family=family, kind="encoder", n_layers=layers, d_model=d,
+                       n_heads=heads, n_kv_heads=heads, d_ff=4 * d, vocab_size=vocab,
+                       max_positions=512, type_vocab=2 if family == "bert" else 0,
+                       pooler=family == "bert", embed_norm=True, final_norm=False,
+                       source=source)
+
+
+def _t5(name: str, layers: int, d: int, heads: int, ff: int, count: str) -> ModelConfig:
+    return ModelConfig(name=name, family="t5", kind="encoder_decoder", n_layers=layers,
+                       n_decoder_layers=layers, d_model=d, n_heads=heads, n_kv_heads=heads,
+                       head_dim=64, d_ff=ff, vocab_size=32128, max_positions=512,
+                       norm="rmsnorm", activation="relu", position="relative", bias=False,
+                       rel_pos_buckets=32,
+                       source=f"Hugging Face google-t5/{name} config.json (Raffel et al. 2020, "
+                              f"{count} parameters)")
+
+
+def _mamba(name: str, layers: int, d: int) -> ModelConfig:
+    return ModelConfig(name=name, family="mamba", kind="mamba", n_layers=layers, d_model=d,
+                       n_heads=1, n_kv_heads=1, head_dim=d, d_ff=2 * d, vocab_size=50280,
+                       max_positions=2048, norm="rmsnorm", activation="silu", position="none",
+                       bias=False, d_state=16, d_conv=4, expand=2,
+                       source=f"Hugging Face state-spaces/{name}-hf config.json (Gu & Dao 2023, "
+                              "Table 12 sizes; vocabulary 50277 padded to 50280)")
+
+
+_PRESETS += [
+    _bert("bert-base", 12, 768, 12, "Devlin et al. 2019 (110M); Hugging Face "
+          "google-bert/bert-base-uncased config.json"),
+    _bert("bert-large", 24, 1024, 16, "Devlin et al. 2019 (340M); Hugging Face "
+          "google-bert/bert-large-uncased config.json"),
+    replace(_bert("trxl", 18, 1024, 16, "FuseMax artifact flat_validation.csv TrXL shape "
+                  "(D 1024, E 64, H 16, S 4096); 18 layers and 267,735-token vocabulary of "
+                  "Transformer-XL Large on WikiText-103 (Dai et al. 2019), embedding modelled "
+                  "as a full table (the paper's adaptive input is smaller)", 267735, "trxl"),
+            position="relative", final_norm=True),
+    _bert("xlm", 12, 2048, 16, "FuseMax artifact flat_validation.csv XLM shape (D 2048, E 128, "
+          "H 16, S 8192); Hugging Face FacebookAI/xlm-mlm-en-2048 config.json (12 layers, "
+          "30,145 tokens; Conneau & Lample 2019)", 30145, "xlm"),
+    _t5("t5-small", 6, 512, 8, 2048, "60M"),
+    _t5("t5-base", 12, 768, 12, 3072, "220M"),
+    _t5("t5-large", 24, 1024, 16, 4096, "770M"),
+    _mamba("mamba-130m", 24, 768),
+    _mamba("mamba-370m", 48, 1024),
+    _mamba("mamba-790m", 48, 1536),
+    _mamba("mamba-1.4b", 48, 2048),
+    _mamba("mamba-2.8b", 64, 2560),
+    ModelConfig(name="gpt-j-6b", family="gptj", n_layers=28, d_model=4096, n_heads=16,
+                n_kv_heads=16, d_ff=16384, vocab_size=50400, max_positions=2048,
+                position="rope", rotary_dim=64, block="parallel", bias=False, mlp_bias=True,
+                head_bias=True, tied_embeddings=False,
+                source="Hugging Face EleutherAI/gpt-j-6b config.json and model card "
+                       "(6,053,381,344 parameters)"),
+    ModelConfig(name="falcon-7b", family="falcon", n_layers=32, d_model=4544, n_heads=71,
+                n_kv_heads=1, d_ff=4 * 4544, vocab_size=65024, max_positions=2048,
+                position="rope", block="parallel", bias=False,
+                source="Hugging Face tiiuae/falcon-7b config.json (multi-query, parallel "
+                       "attention; Almazrouei et al. 2023)"),
+    ModelConfig(name="falcon-40b", family="falcon", n_layers=60, d_model=8192, n_heads=128,
+                n_kv_heads=8, d_ff=4 * 8192, vocab_size=65024, max_positions=2048,
+                position="rope", block="parallel2", bias=False,
+                source="Hugging Face tiiuae/falcon-40b config.json (new_decoder_architecture: "
+                       "8 KV groups, separate attention and MLP norms)"),
+    ModelConfig(name="phi-2", family="phi", n_layers=32, d_model=2560, n_heads=32,
+                n_kv_heads=32, d_ff=10240, vocab_size=51200, max_positions=2048,
+                position="rope", rotary_dim=32, block="parallel", head_bias=True,
+                tied_embeddings=False,
+                source="Hugging Face microsoft/phi-2 config.json (partial_rotary_factor 0.4; "
+                       "2.7B parameters, Microsoft Research blog 2023)"),
+    replace(_llama("gemma-2b", 18, 2048, 8, 1, 16384, 256000, 8192,
+                   "Hugging Face google/gemma-2b config.json; Gemma Team 2024 Table 2 "
+                   "(1,981,884,416 non-embedding parameters; GeGLU counted as a gated MLP)"),
+            family="gemma", head_dim=256, tied_embeddings=True),
+    replace(_llama("gemma-7b", 28, 3072, 16, 16, 24576, 256000, 8192,
+                   "Hugging Face google/gemma-7b config.json; Gemma Team 2024 Table 2 "
+                   "(7,751,248,896 non-embedding parameters; GeGLU counted as a gated MLP)"),
+            family="gemma", head_dim=256, tied_embeddings=True),
+]
+
 MODEL_PRESETS: dict[str, ModelConfig] = {m.name: m for m in _PRESETS}
 ALIASES = {"gpt2": "gpt2-small", "llama-2-7b": "llama2-7b", "llama-2-13b": "llama2-13b",
            "llama-2-70b": "llama2-70b", "llama-3-8b": "llama3-8b", "llama-3-70b": "llama3-70b",
-           "mixtral": "mixtral-8x7b", "bloom": "bloom-176b"}
+           "mixtral": "mixtral-8x7b", "bloom": "bloom-176b", "bert": "bert-base",
+           "t5": "t5-small", "mamba": "mamba-130m", "gpt-j": "gpt-j-6b", "gptj": "gpt-j-6b",
+           "falcon": "falcon-7b", "phi2": "phi-2", "gemma": "gemma-7b"}
 
 
 def list_models() -> list[str]:

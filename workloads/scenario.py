@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workloads.einsum import DTYPE_BYTES
+from workloads.einsum import DTYPE_BYTES, packed_format
 from workloads.errors import WorkloadError
 
 ATTENTION_IMPLS = ("unfused", "flash")
@@ -42,7 +42,18 @@ class Scenario:
     microbatches: int = 1
     ep: int = 1
     expert_skew: float = 0.0
+    # measured per-expert loads (workloads.routing.load_expert_counts); () = --expert-skew's law
+    expert_counts: tuple[float, ...] = ()
     sparse_kv: float = 1.0
+    # low-bit weights and sink + window attention (docs/fpga.md): stored weight dtype of the
+    # layers' linear ops ("" = dtype), fp16 scale per ``weight_group`` elements of K (0: none),
+    # structured sparsity "N:M" ("" = dense); attention reads at most attn_sink + attn_window
+    # KV entries (StreamingLLM / AccLLM Lambda-shaped attention; window 0 = full attention)
+    weights: str = ""
+    weight_group: int = 0
+    sparsity: str = ""
+    attn_sink: int = 0
+    attn_window: int = 0
 
     def __post_init__(self) -> None:
         for name, opt in (("batch", "--batch"), ("prompt_len", "--prompt"),
@@ -64,6 +75,9 @@ class Scenario:
         skew = self.expert_skew
         if isinstance(skew, bool) or not isinstance(skew, (int, float)) or not 0 <= skew <= 10:
             raise WorkloadError("", "--expert-skew", f"expected a number in [0, 10], got {skew!r}")
+        if self.expert_counts and skew > 0:
+            raise WorkloadError("", "--expert-counts", "give either --expert-counts or "
+                                                       "--expert-skew, not both")
         frac = self.sparse_kv
         if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac <= 1:
             raise WorkloadError("", "--sparse-kv", f"expected a fraction in (0, 1], got {frac!r}")
@@ -74,9 +88,42 @@ class Scenario:
         if self.microbatches > self.batch:
             raise WorkloadError("", "--microbatches", f"{self.microbatches} micro-batches exceed "
                                                       f"the batch of {self.batch} requests")
+        self._check_lowbit()
         if self.attention not in ATTENTION_IMPLS:
             raise WorkloadError("", "--attention", f"expected one of {', '.join(ATTENTION_IMPLS)}, "
                                                    f"got '{self.attention}'")
+
+    def _check_lowbit(self) -> None:
+        """Validate the low-bit weight and sink + window options."""
+        if self.weights and (not isinstance(self.weights, str) or self.weights not in DTYPE_BYTES):
+            raise WorkloadError("", "--weights", f"unknown dtype {self.weights!r:.40} "
+                                                 f"(expected one of {', '.join(DTYPE_BYTES)})")
+        for name, opt in (("weight_group", "--weight-group"), ("attn_sink", "--attn-sink"),
+                          ("attn_window", "--attn-window")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+                raise WorkloadError("", opt, f"expected an integer >= 0, got {value!r:.40}")
+        if self.sparsity and (not isinstance(self.sparsity, str)
+                              or packed_format(f"int8/{self.sparsity}") is None):
+            raise WorkloadError("", "--sparsity", f"expected N:M with 0 < N < M <= 64 (e.g. 2:4), "
+                                                  f"got {self.sparsity!r:.40}")
+        if self.attn_sink and not self.attn_window:
+            raise WorkloadError("", "--attn-sink", "sink tokens need --attn-window > 0 (the "
+                                                   "local window after them)")
+
+    @property
+    def weight_format(self) -> str:
+        """Stored format of the layers' linear weights: ``dtype``, or a packed format
+        ``BASE[/gG][/N:M]`` (:func:`workloads.einsum.packed_format`)."""
+        base = self.weights or self.dtype
+        if not self.weight_group and not self.sparsity:
+            return base
+        return base + (f"/g{self.weight_group}" if self.weight_group else "") \
+            + (f"/{self.sparsity}" if self.sparsity else "")
+
+    def attended(self, n: int) -> int:
+        """KV entries one query reads at KV length ``n`` (capped at sink + window)."""
+        return min(n, self.attn_sink + self.attn_window) if self.attn_window else n
 
     @property
     def total_tokens(self) -> int:

@@ -40,6 +40,11 @@ class NpuSpec:
                                             "(e.g. mac, add, max, div, exp); used by cascade "
                                             "models, unlisted operators fall back to "
                                             "energy.compute")
+    array_ops: list[str] = param(default_factory=lambda: ["mac"],
+                                 doc="operators the 2D array's PEs execute (mac always; FuseMax "
+                                     "adds add, max, sub, mul, div, exp); a cascade mapping may "
+                                     "place an Einsum on the 2D array only if its operators are "
+                                     "listed, otherwise it runs on the vector units")
     sram_split: list[float] = param(default_factory=lambda: [0.5, 0.25, 0.25],
                                     doc="fractions of memory.sram for the input (ifmap), weight "
                                         "(filter) and output (ofmap) buffers")
@@ -57,7 +62,20 @@ class NpuSpec:
                             "sram_split[0]+[1]; every tile loads its A and B sub-tiles, no reuse "
                             "across tiles)")
 
+    schedule: str = param(choices=("none", "greedy", "ilp"), default="none",
+                          doc="fused cascades (attention): 'none' keeps every intermediate on "
+                              "chip; 'ilp' (COSMA-style, docs/cosma.md) or 'greedy' (program "
+                              "order, first fit, Belady) schedule whole tensors in the active "
+                              "SRAM and charge their spills and reloads to DRAM")
+    schedule_time_limit: float = param("s", gt=0, default=10.0,
+                                       doc="seconds the ILP solver may take per distinct "
+                                           "cascade before its best incumbent is used")
+
     def check(self) -> tuple[str, str] | None:
+        known = ("mac", "add", "sub", "mul", "div", "max", "min", "exp")
+        bad = [x for x in self.array_ops if not isinstance(x, str) or x not in known]
+        if bad:
+            return ("array_ops", f"expected operators among {', '.join(known)}, got {bad}")
         if len(self.sram_split) != 3 or any((not isinstance(x, (int, float))) or x <= 0
                                             for x in self.sram_split):
             return ("sram_split", f"expected three positive fractions [ifmap, filter, ofmap], "
@@ -89,4 +107,4 @@ class NpuSpec:
 
 
 register_device_type("npu", required=("npu", "memory", "energy"),
-                     optional=("interconnect", "system"))
+                     optional=("interconnect", "system", "dram"))  # dram: --fidelity cycle

@@ -61,6 +61,11 @@ class Device:
         """Fidelity levels this model implements."""
         return ("roofline", "tile")
 
+    @classmethod
+    def fidelities_for(cls, arch: Arch) -> tuple[str, ...]:
+        """Fidelity levels this model offers on ``arch`` (default: :meth:`fidelities`)."""
+        return cls.fidelities()
+
     def system_link(self, which: str = "intra_node_link") -> tuple[str, Any]:
         """(name, LinkSpec or None) of the link ``system.<which>`` names, ("", None) if none."""
         system = self.arch.sections.get("system")
@@ -194,6 +199,31 @@ def register_device(cls: type[Device]) -> type[Device]:
     """Class decorator: make ``cls`` the model for arches whose ``type`` is ``cls.arch_type``."""
     DEVICE_MODELS[cls.arch_type] = cls
     return cls
+
+
+def model_class(arch_type: str) -> type[Device] | None:
+    """The device model registered for ``arch_type`` (imports its module), or None."""
+    cls = DEVICE_MODELS.get(arch_type)
+    if cls is None:
+        import importlib
+
+        try:
+            importlib.import_module(f"sim.devices.{arch_type}")
+        except ModuleNotFoundError:
+            pass
+        cls = DEVICE_MODELS.get(arch_type)
+    return cls
+
+
+def fidelities_of(arch: Arch) -> tuple[str, ...]:
+    """Fidelity levels ``xpusim run`` offers on ``arch`` (a system: its primary device's);
+    () when no device model runs it (e.g. ``ssd``, ``dram``)."""
+    if arch.type == "system":
+        from arch.topology_view import device_view, primary_component
+
+        arch = device_view(arch, primary_component(arch))
+    cls = model_class(arch.type)
+    return cls.fidelities_for(arch) if cls is not None else ()
 
 
 def device_for(arch: Arch, fidelity: str) -> Device:

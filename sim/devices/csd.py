@@ -5,9 +5,14 @@ ops are hosted on the CSD (``Op.where``), their KV-cache traffic loads the drive
 its internal bandwidth (``flash.read_bandwidth``), and their latency here is the engine's compute
 time at the measured fraction of its designed FLOP/s plus a fixed cost per kernel call
 (``engine.launch``). The ``ssd`` type (no engine) has no model: nothing runs on it.
+
+At ``--fidelity cycle`` the op's bytes are read as whole flash pages through the flash
+micro-model (:mod:`sim.micro.cycle_flash`) instead of at ``flash.read_bandwidth``.
 """
 
 from __future__ import annotations
+
+import math
 
 from arch import Arch
 from sim.devices.base import Cost, Device, SimError, op_dtype, register_device
@@ -24,6 +29,19 @@ class CsdDevice(Device):
         super().__init__(arch, fidelity)
         self.engine = arch.engine
         self.flash = arch.flash
+        self._flash_cfg = None
+        if fidelity == "cycle":
+            from sim.micro.cycle_flash import engine_config
+            from sim.micro.flash import FlashConfigError
+
+            try:
+                self._flash_cfg = engine_config(self.flash)
+            except FlashConfigError as exc:
+                raise SimError(f"{arch.origin or arch.name}: {exc}") from None
+
+    @classmethod
+    def fidelities(cls) -> tuple[str, ...]:
+        return ("roofline", "tile", "cycle")
 
     def peak_flops(self, op: Op) -> float:
         dtype = op_dtype(op)
@@ -51,6 +69,10 @@ class CsdDevice(Device):
                         else "memory", {}, nbytes, {"t_compute_s": flops / peak})
         t_compute = flops / (peak * self.engine.efficiency)
         t_memory = nbytes / self.flash.read_bandwidth
+        if self._flash_cfg is not None:
+            from sim.micro.cycle_flash import read_seconds
+
+            t_memory = read_seconds(self._flash_cfg, int(math.ceil(nbytes)))[0]
         latency = self.engine.launch + max(t_compute, t_memory)
         bound = "compute" if t_compute >= t_memory else "memory"
         return Cost(max(latency, roof), roof, bound, {}, nbytes,

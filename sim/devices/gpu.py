@@ -33,7 +33,7 @@ from sim.devices.base import (
     register_device,
 )
 from sim.gpu.attention import DECODE_POLICIES, AttentionShape, AttnHw, attention_time
-from sim.gpu.collectives import LinkHw, ProtocolHw, collective_time
+from sim.gpu.collectives import DEFAULT_NCCL, LinkHw, NcclHw, ProtocolHw, collective_time
 from sim.gpu.gemm import best_gemm
 from sim.gpu.host import AsyncIssue, lookup, op_family, timed_latency
 from sim.gpu.hw import gpu_hw
@@ -66,6 +66,9 @@ class GpuDevice(Device):
         self.protocols = tuple(ProtocolHw(k, p.base_latency, p.hop_latency,
                                           p.bandwidth_fraction, p.max_bandwidth)
                                for k, p in protos.items())
+        sw = self.software
+        self.nccl = (NcclHw(sw.collective_host_cpu, sw.collective_nvls,
+                            sw.collective_nics_per_node) if sw else DEFAULT_NCCL)
         self.decode_policy = (self.software.decode_attention if self.software
                               else "flashdecoding")
         self._issue = AsyncIssue(self.software) if self.software and \
@@ -232,7 +235,8 @@ class GpuDevice(Device):
             return Cost(roof, roof, "link", self._energy(0, c.dtype, 0, link_bytes=sent), 0.0)
         inter = self._link_hw(self.inter_link) if self.inter_link else None
         res = collective_time(c.kind, float(c.bytes_per_rank), c.group,
-                              self._link_hw(self.link), self.protocols, self.per_node, inter)
+                              self._link_hw(self.link), self.protocols, self.per_node, inter,
+                              self.nccl)
         kernel = self.g.launch_overhead + res["time"]
         # the reduction reads and writes the buffer in HBM on every step
         hbm_bytes = 3 * sent if c.kind in ("allreduce", "reducescatter") else sent

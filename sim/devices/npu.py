@@ -7,6 +7,8 @@ Public interface (stable; composite devices such as NPU+PIM call these directly)
   activations) on the vector units;
 * ``attention_cost(op) -> Cost`` — a fused attention cascade: its contractions on the arrays, the
   rest on the vector units, intermediates kept on chip;
+* ``cascade_cost(op) -> Cost`` — an attention cascade op of ``op_class`` ``mapped_cascade``
+  mapped by :mod:`mappings.cascade_map` (2D/1D interleave, epoch pipeline: FuseMax, FLAT);
 * ``gemm_cost(batch, m, n, k, dtype, a_bytes, b_bytes, c_bytes) -> Cost`` and
   ``vector_ops_cost(op_counts, nbytes, dtype) -> Cost`` — the same models on bare shapes;
 * ``_estimate(op)`` dispatches on ``op.kind`` to the above.
@@ -38,6 +40,7 @@ import math
 from functools import lru_cache
 
 from arch import Arch
+from mappings.cascade_map import CASCADE_CLASS
 from sim.devices.base import (
     Cost,
     Device,
@@ -66,6 +69,18 @@ class NpuDevice(Device):
         self.sram = arch.memory["sram"]
         self.energy_table = arch.energy
         self.link_name, self.link = self.system_link("intra_node_link")
+        self._dram_cfg = _cycle_dram_config(arch) if fidelity == "cycle" else None
+
+    @classmethod
+    def fidelities(cls) -> tuple[str, ...]:
+        return ("roofline", "tile", "cycle")
+
+    @classmethod
+    def fidelities_for(cls, arch: Arch) -> tuple[str, ...]:
+        """cycle needs a ``dram`` section (unless the arch ignores DRAM time)."""
+        if arch.has("dram") or arch.npu.dram_unlimited:
+            return cls.fidelities()
+        return ("roofline", "tile")
 
     # --- peaks -------------------------------------------------------------------------------
     def peak_flops(self, op: Op) -> float:
@@ -116,6 +131,10 @@ class NpuDevice(Device):
     def _dram_time(self, nbytes: float) -> float:
         if self.n.dram_unlimited or nbytes <= 0:
             return 0.0
+        if self._dram_cfg is not None:  # cycle: a sequential stream through the DRAM model
+            from sim.micro.cycle_dram import run_segments, stream_segments
+
+            return run_segments(self._dram_cfg, stream_segments(nbytes)).seconds
         return nbytes / (self.dram.bandwidth * self.dram.efficiency)
 
     def _energy(self, flops: float, dtype: str, dram_bytes: float, sram_bytes: float,
@@ -129,17 +148,16 @@ class NpuDevice(Device):
             out["link"] = link_bytes * 8 * t.link.get(self.link_name, 0.0)
         return out
 
-    # --- public cost models ------------------------------------------------------------------
-    def gemm_cost(self, batch: int, m: int, n: int, k: int, dtype: str, a_bytes: float,
-                  b_bytes: float, c_bytes: float) -> Cost:
-        """A batch of ``batch`` (M, N, K) GEMMs; ``*_bytes`` are whole-operand sizes in B."""
+    def _gemm_plan(self, batch: int, m: int, n: int, k: int, dtype: str, a_bytes: float,
+                   b_bytes: float, c_bytes: float) -> tuple:
+        """What tile and cycle fidelity share for a GEMM: (FLOPs, roofline s, array cycles, detail,
+        compute s, element bytes, the tiling's DRAM traffic)."""
         npu = self.n
         flops = 2.0 * batch * m * n * k
         roof = max(flops / (2.0 * npu.peak_macs_per_s()),
                    0.0 if npu.dram_unlimited else (a_bytes + b_bytes + c_bytes) /
                    self.dram.bandwidth)
         cyc, detail = self._array_cycles(batch, m, n, k)
-        t_compute = cyc / npu.clock
         elem = dtype_bytes(dtype)
         if getattr(npu, "tiling", "min_traffic") == "halving":
             traffic = _halving_traffic(batch, m, n, k, c_bytes, elem, self.scratchpad_bytes(),
@@ -147,6 +165,17 @@ class NpuDevice(Device):
         else:
             traffic = _gemm_traffic(batch, m, n, k, a_bytes, b_bytes, c_bytes, elem,
                                     self.buffer_bytes(), npu.array_rows, npu.array_cols)
+        return flops, roof, cyc, detail, cyc / npu.clock, elem, traffic
+
+    # --- public cost models ------------------------------------------------------------------
+    def gemm_cost(self, batch: int, m: int, n: int, k: int, dtype: str, a_bytes: float,
+                  b_bytes: float, c_bytes: float) -> Cost:
+        """A batch of ``batch`` (M, N, K) GEMMs; ``*_bytes`` are whole-operand sizes in B."""
+        if self.fidelity == "cycle":
+            return self._gemm_cost_cycle(batch, m, n, k, dtype, a_bytes, b_bytes, c_bytes)
+        npu = self.n
+        flops, roof, cyc, detail, t_compute, elem, traffic = self._gemm_plan(
+            batch, m, n, k, dtype, a_bytes, b_bytes, c_bytes)
         dram_bytes = traffic["dram_bytes"]
         t_dram = self._dram_time(dram_bytes)
         t_first = self._dram_time(traffic["first_tile_bytes"])
@@ -227,6 +256,9 @@ class NpuDevice(Device):
             vcost = self.vector_ops_cost(vec_counts, 0.0, dtype)
             t_vector = vcost.detail["t_compute"]
         nbytes = casc.min_bytes
+        sched = self.cascade_schedule(casc)   # npu.schedule: spills of whole intermediates
+        if sched is not None:
+            nbytes = sched["traffic_bytes"]
         t_dram = self._dram_time(nbytes)
         roof = self.roofline(op)
         t_compute = t_array + t_vector
@@ -234,8 +266,38 @@ class NpuDevice(Device):
         bound = "compute" if t_compute >= t_dram else "memory"
         elem = dtype_bytes(dtype)
         energy = self._energy(casc.flops, dtype, nbytes, sram_elems * elem + nbytes)
-        return Cost(latency, roof, bound, energy, nbytes,
-                    {"t_array": t_array, "t_vector": t_vector, "t_dram": t_dram})
+        detail = {"t_array": t_array, "t_vector": t_vector, "t_dram": t_dram}
+        if sched is not None:
+            detail["schedule"] = sched
+        return Cost(latency, roof, bound, energy, nbytes, detail)
+
+    def cascade_schedule(self, casc: Cascade) -> dict | None:
+        """With ``npu.schedule: ilp | greedy``, the cascade's Einsums scheduled as whole tensors
+        in the active scratchpad (``memory.sram``, half when double-buffered) by
+        :func:`mappings.schedule_ilp.schedule` (order, addresses, spills): its summary, whose
+        ``traffic_bytes`` (compulsory + spill/reload bytes) replace the cascade's minimum bytes.
+        ``None`` with ``npu.schedule: none`` (intermediates assumed to stay on chip)."""
+        mode = getattr(self.n, "schedule", "none")
+        if mode == "none":
+            return None
+        budget = self.sram.capacity * (0.5 if self.n.double_buffered else 1.0)
+        return _cascade_schedule(casc, budget, mode, float(self.n.schedule_time_limit),
+                                 self.arch.origin or self.arch.name)
+
+    def cascade_cost(self, op: Op) -> Cost:
+        """A fused attention cascade (``op_class`` :data:`mappings.cascade_map.CASCADE_CLASS`)
+        mapped by :func:`mappings.cascade_map.map_cascade` onto the 2D array and the vector
+        lanes (FuseMax / FLAT: interleave, epoch pipeline, query blocks, cross-pass policy)."""
+        from mappings.cascade_map import cascade_arch, map_cascade
+
+        c = map_cascade(op.compute, cascade_arch(self.arch))
+        roof = self.roofline(op)
+        latency = max(c.latency, roof)
+        bound = "compute" if c.compute_cycles >= c.cycles - 1e-9 else "memory"
+        return Cost(latency, roof, bound, dict(c.energy), c.dram_bytes,
+                    {"mapping": c.mapping.describe(), "util2d": c.util2d,
+                     "busy": dict(c.busy), "spilled": c.spilled, "cycles": c.cycles,
+                     "evaluated": c.evaluated})
 
     def memory_cost(self, op: Op) -> Cost:
         """Pure data movement (gathers, copies): read and write through DRAM."""
@@ -273,15 +335,21 @@ class NpuDevice(Device):
         if op.kind == MATMUL and isinstance(op.compute, Einsum) and op.compute.is_contraction:
             return self.matmul_cost(op)
         if op.kind == ATTENTION:
+            if op.op_class == CASCADE_CLASS and isinstance(op.compute, Cascade):
+                return self.cascade_cost(op)
             return self.attention_cost(op)
         return self.vector_cost(op)
 
     # --- helpers -----------------------------------------------------------------------------
-    def _array_cycles(self, batch: int, m: int, n: int, k: int) -> tuple[int, dict]:
+    def _array_cycles(self, batch: int, m: int, n: int, k: int,
+                      closed_form: bool = False) -> tuple[int, dict]:
         """Cycles of ``batch`` GEMMs on the arrays: the faster of spreading each GEMM over all
-        arrays, or giving batch items to different arrays."""
+        arrays, or giving batch items to different arrays (``closed_form``: the fold formula
+        even at cycle fidelity)."""
         npu = self.n
         rows, cols, arrays, df = npu.array_rows, npu.array_cols, npu.arrays, npu.dataflow
+        if self.fidelity == "cycle" and not closed_form:
+            return self._array_cycles_cycle(batch, m, n, k)
         spread = multi_array_cycles(m, n, k, rows, cols, arrays, df, npu.overlap_folds)
         cyc_spread = batch * spread.cycles
         one = gemm_cycles(m, n, k, rows, cols, df, npu.overlap_folds)
@@ -299,6 +367,112 @@ class NpuDevice(Device):
                      "utilization": 2.0 * batch * m * n * k / (2.0 * cyc * rows * cols * arrays),
                      "mapping_efficiency": one.mapping_efficiency, "sram_elems": float(sram),
                      "batch_over_arrays": cyc_batch < cyc_spread}
+
+    # --- cycle fidelity (docs/fidelity.md) ---------------------------------------------------
+    def _array_cycles_cycle(self, batch: int, m: int, n: int, k: int) -> tuple[int, dict]:
+        """:meth:`_array_cycles` with every fold run through the SCALE-Sim-compatible array
+        model (:func:`sim.micro.cycle_npu.array_cycles`), same split choice."""
+        from sim.micro.cycle_npu import array_cycles
+        from sim.micro.systolic import spatial_dims
+
+        npu = self.n
+        rows, cols, arrays, df = npu.array_rows, npu.array_cols, npu.arrays, npu.dataflow
+        words = tuple(int(b // dtype_bytes(npu.dtype)) for b in self.buffer_bytes())
+
+        def run(mm: int, nn: int, kk: int) -> tuple[int, int, str]:
+            return array_cycles(mm, nn, kk, rows, cols, df, bool(npu.overlap_folds), *words)
+
+        _, sc, _ = spatial_dims(m, n, k, df)
+        per_array = math.ceil(math.ceil(sc / cols) / max(arrays, 1)) * cols
+        if arrays > 1 and per_array < sc:
+            sl = min(sc, per_array)
+            spread = run(sl, n, k) if df == "is" else run(m, sl, k)
+        else:
+            spread = run(m, n, k)
+        one = run(m, n, k)
+        cyc_spread, cyc_batch = batch * spread[0], math.ceil(batch / arrays) * one[0]
+        cyc = min(cyc_spread, cyc_batch)
+        _, det = self._array_cycles(batch, m, n, k, closed_form=True)
+        det.update(utilization=2.0 * batch * m * n * k / (2.0 * cyc * rows * cols * arrays),
+                   batch_over_arrays=cyc_batch < cyc_spread, systolic=one[2],
+                   write_stall_cycles=(spread if cyc_spread <= cyc_batch else one)[1])
+        return cyc, det
+
+    def _gemm_cost_cycle(self, batch: int, m: int, n: int, k: int, dtype: str, a_bytes: float,
+                         b_bytes: float, c_bytes: float) -> Cost:
+        """Cycle fidelity of a GEMM: array cycles from the SCALE-Sim-compatible run plus the
+        stall of its tile loads run through the cycle DRAM model (docs/fidelity.md)."""
+        from sim.micro.cycle_dram import DEFAULT_CAP, run_segments
+        from sim.micro.cycle_npu import gemm_segments
+
+        npu = self.n
+        flops, roof, cyc, detail, t_compute, elem, traffic = self._gemm_plan(
+            batch, m, n, k, dtype, a_bytes, b_bytes, c_bytes)
+        dram_bytes = traffic["dram_bytes"]
+        t_dram = t_first = 0.0
+        run = None
+        if not npu.dram_unlimited:
+            cfg = self._dram_cfg
+            a_batched = batch > 1 and a_bytes >= batch * m * k * elem * 0.999
+            b_batched = batch > 1 and b_bytes >= batch * k * n * elem * 0.999
+            b_once = (batch > 1 and not b_batched and traffic["order"] != "nmk"
+                      and b_bytes <= self.buffer_bytes()[1])
+            c_elem = max(1, int(round(c_bytes / max(batch * m * n, 1))))
+            cap_bytes = DEFAULT_CAP * cfg.request_bytes
+            segs, _ = gemm_segments(batch, m, n, k, int(elem), c_elem, traffic["tile"],
+                                        traffic["order"], a_batched, b_batched, b_once,
+                                        cap_bytes)
+            total = math.ceil(dram_bytes / cfg.request_bytes)
+            run = run_segments(cfg, segs, DEFAULT_CAP, total)
+            t_dram = run.seconds
+            first_req = max(1, math.ceil(traffic["first_tile_bytes"] / cfg.request_bytes))
+            t_first = run_segments(cfg, segs, min(first_req, DEFAULT_CAP),
+                                   prefix_only=True).seconds
+        if npu.double_buffered:
+            stall = min(t_first, t_dram) + max(0.0, t_dram - t_compute)
+        else:
+            stall = t_dram
+        latency = max(t_compute + stall, roof)
+        bound = "compute" if t_compute >= t_dram else "memory"
+        sram_bytes = detail["sram_elems"] * elem + dram_bytes
+        detail.update(traffic, t_compute=t_compute, t_dram=t_dram, t_first_tile=t_first,
+                      cycles=cyc, stall_s=stall, fidelity="cycle",
+                      dram_simulated_fraction=run.simulated_fraction if run else 0.0,
+                      dram_row_hit_rate=run.row_hit_rate if run else 0.0)
+        return Cost(latency, roof, bound, self._energy(flops, dtype, dram_bytes, sram_bytes),
+                    dram_bytes, detail)
+
+
+def _cycle_dram_config(arch: Arch):
+    """The JEDEC configuration ``--fidelity cycle`` runs DRAM traffic through: the arch's
+    ``dram`` section (required unless ``npu.dram_unlimited``)."""
+    if arch.npu.dram_unlimited:
+        return None
+    if not arch.has("dram"):
+        raise SimError(f"--fidelity cycle: {arch.origin or arch.name}: the npu model runs DRAM "
+                       "traffic through the cycle DRAM model, which needs a 'dram' section "
+                       "(JEDEC organisation and timing, as in preset dram-hbm2e); this arch "
+                       "has none (or use --fidelity tile)")
+    from sim.micro.dram_config import DramConfigError, config_from_arch
+
+    try:
+        return config_from_arch(arch)
+    except DramConfigError as exc:
+        raise SimError(f"{arch.origin or arch.name}: {exc}") from None
+
+
+@lru_cache(maxsize=1024)
+def _cascade_schedule(casc: Cascade, budget: float, mode: str, time_limit_s: float,
+                      where: str) -> dict:
+    """Memoised schedule summary of one distinct cascade (see ``cascade_schedule``)."""
+    from mappings.dag import ScheduleError, dag_from_cascade
+    from mappings.schedule_ilp import schedule
+
+    dag = dag_from_cascade(casc)
+    try:
+        return schedule(dag, budget, mode, time_limit_s).summary(dag)
+    except ScheduleError as exc:
+        raise SimError(f"{where}: npu.schedule: {mode}: cascade '{casc.name}': {exc}") from None
 
 
 def _candidates(full: int, base: int) -> list[int]:

@@ -77,6 +77,10 @@ class NpuPimDevice(Device):
         self.pim = PimModel(arch)
         self.npu = NpuDevice(npu_view(arch), fidelity)
 
+    @classmethod
+    def fidelities(cls) -> tuple[str, ...]:
+        return ("roofline", "tile", "cycle")
+
     def peak_flops(self, op: Op) -> float:
         if kv_gemv(op) is not None:
             return 2.0 * self.pim.peak_macs()
@@ -121,7 +125,7 @@ class NpuPimDevice(Device):
 
     def pim_cost(self, op: Op) -> Cost:
         inst, outputs, length, vectors = kv_gemv(op)  # type: ignore[misc]
-        r = self.pim.gemv(inst, outputs, length, vectors)
+        r = self.pim.gemv(inst, outputs, length, vectors, cycle=self.fidelity == "cycle")
         roof = self.roofline(op)
         detail = {"mac_utilization": r["mac_utilization"], "unit": "pim"}
         if self.pim.pim.row_buffers >= 2:

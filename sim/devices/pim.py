@@ -71,20 +71,36 @@ class PimModel:
         """Bytes/s all units can read from their banks at the MAC rate."""
         return self.peak_macs() * self.pim.elem_bytes
 
-    def gemv(self, instances: int, outputs: int, length: int, vectors: int) -> dict:
+    def gemv(self, instances: int, outputs: int, length: int, vectors: int,
+             cycle: bool = False) -> dict:
         """Seconds and joules of ``instances`` independent GEMVs (``outputs`` x ``length``
-        matrices, ``vectors`` input vectors each) spread over the channels."""
+        matrices, ``vectors`` input vectors each) spread over the channels. ``cycle``: each
+        channel's whole command schedule is simulated (:mod:`sim.micro.cycle_pim`) instead of
+        extended from a short one."""
         C = self.channels
+        if cycle:
+            from sim.micro.cycle_pim import ScheduleTooLong, gemv_cycle_cost
+
+            def cost_of(*args):
+                try:
+                    return gemv_cycle_cost(*args)
+                except ScheduleTooLong as exc:
+                    raise SimError(f"--fidelity cycle: {exc}; use --fidelity tile") from None
+        else:
+            cost_of = gemv_cost
         if instances >= C:
             per_ch = math.ceil(instances / C)
-            one = gemv_cost(self.cfg1, self.pim, outputs, length, vectors)
+            # every input vector needs all ``outputs`` dot products (gemv_cost splits its
+            # ``outputs`` among its inputs, as per-head matrices do)
+            one = cost_of(self.cfg1, self.pim, outputs * vectors, length, vectors)
             seconds = per_ch * one.seconds
             energy = instances * one.energy_J
             util = one.mac_utilization
             bus = one.bus_busy
         else:
             split = max(1, C // max(instances, 1))
-            one = gemv_cost(self.cfg1, self.pim, math.ceil(outputs / split), length, vectors)
+            one = cost_of(self.cfg1, self.pim, math.ceil(outputs / split) * vectors, length,
+                          vectors)
             seconds = one.seconds
             energy = one.energy_J * split * instances
             util = one.mac_utilization
@@ -111,6 +127,10 @@ class PimDevice(Device):
         self.host = arch.pim_host
         self.energy_table = arch.energy
         self._stream = pattern_timing(self.model.cfg1, "stream")
+
+    @classmethod
+    def fidelities(cls) -> tuple[str, ...]:
+        return ("roofline", "tile", "cycle")
 
     # --- peaks -------------------------------------------------------------------------------
     def peak_flops(self, op: Op) -> float:
@@ -169,7 +189,7 @@ class PimDevice(Device):
     def pim_cost(self, op: Op) -> Cost:
         """A GEMV-able contraction in the banks."""
         inst, outputs, length, vectors = pim_gemv_op(op)  # type: ignore[misc]
-        r = self.model.gemv(inst, outputs, length, vectors)
+        r = self.model.gemv(inst, outputs, length, vectors, cycle=self.fidelity == "cycle")
         roof = self.roofline(op)
         shards = max(op.shards, 1)
         latency = max(r["seconds"], roof)

@@ -67,10 +67,25 @@ class LogicPim:
         self.energy_per_bit = lp.energy_per_bit
         self.energy_per_flop = lp.energy_per_flop
         self.efficiency = eff
+        self.multiplier = mult
         self.mode = mode
 
     def time(self, flops: float, nbytes: float) -> float:
         return max(flops / self.flops, nbytes / self.bandwidth)
+
+    def cycle_time(self, cfg, flops: float, nbytes: float) -> float:
+        """``time`` with the streaming efficiency measured on this op's own bytes: the DRAM
+        model (``cfg``: the ``dram`` section, every channel) streams the share one set of
+        TSVs carries, ``nbytes / multiplier``, and the achieved fraction of the
+        configuration's peak applies to the logic die's bandwidth (docs/fidelity.md)."""
+        from sim.micro.cycle_dram import run_segments, stream_segments
+
+        if nbytes <= 0:
+            return flops / self.flops
+        share = nbytes / self.multiplier
+        run = run_segments(cfg, stream_segments(share))
+        eff = min(1.0, share / run.seconds / cfg.peak_bandwidth) if run.seconds > 0 else 1.0
+        return max(flops / self.flops, nbytes / (self.bandwidth / self.efficiency * eff))
 
 
 @register_device
@@ -81,9 +96,20 @@ class XpuPimDevice(Device):
 
     def __init__(self, arch: Arch, fidelity: str = "tile", mode: str = "logic"):
         super().__init__(arch, fidelity)
-        self.xpu = GpuDevice(arch, fidelity)
+        # the GPU model has no cycle level: at cycle fidelity the xPU share stays at tile
+        self.xpu = GpuDevice(arch, "tile" if fidelity == "cycle" else fidelity)
         self.pim = LogicPim(arch, mode)
         self._pim_memo: dict[tuple, tuple] = {}
+        self._cycle_cfg = config_from_arch(arch) if fidelity == "cycle" else None
+
+    @classmethod
+    def fidelities(cls) -> tuple[str, ...]:
+        return ("roofline", "tile", "cycle")
+
+    def _pim_time(self, flops: float, nbytes: float) -> float:
+        if self._cycle_cfg is not None:
+            return self.pim.cycle_time(self._cycle_cfg, flops, nbytes)
+        return self.pim.time(flops, nbytes)
 
     def peak_flops(self, op: Op) -> float:
         base = self.xpu.peak_flops(op)
@@ -133,7 +159,7 @@ class XpuPimDevice(Device):
         shards = max(op.shards, 1)
         flops, nbytes = whole.flops / shards, whole.bytes / shards
         x = self.xpu.estimate(whole)
-        return x, flops, nbytes, self.pim.time(flops, nbytes)
+        return x, flops, nbytes, self._pim_time(flops, nbytes)
 
     def xpu_fraction(self, op: Op) -> float:
         """Share of ``op`` the xPU runs: 1 for ops that are not co-processed, else in proportion

@@ -29,7 +29,14 @@ import kernels_ref.elementwise as ref_ew
 import kernels_ref.gemm as ref_gemm
 import kernels_ref.moe as ref_moe
 from arch import Arch
-from kernels_ref.dtypes import dequantize_weights, get_format, quantize, quantize_weights
+from kernels_ref.dtypes import (
+    IntFormat,
+    dequantize_weights,
+    get_format,
+    quantize,
+    quantize_weights,
+)
+from kernels_ref.lowbit import prune_n_m
 from sim.devices.base import SimError
 from sim.functional import cascade, vector
 from sim.functional.base import FunctionalDevice, MatmulPlan, functional_for
@@ -68,6 +75,8 @@ class CheckSpec:
     weights: str = ""
     group: int = 0
     attention_on: str | None = None  # a system's component for decode attention (None: auto)
+    activations: str = ""  # "int8": per-token int8 activations into a low-bit datapath (FPGA)
+    sparsity: str = ""  # "N:M": the linear weights pruned N:M (a sparse engine skips the rest)
 
 
 @dataclass
@@ -117,8 +126,18 @@ def check_layer(arch: Arch, model: ModelConfig, spec: CheckSpec,
                                                                                spec.max_width)
     sc = Scenario(batch=spec.batch, prompt_len=spec.prompt, gen_len=2, dtype=spec.dtype,
                   kv_dtype=spec.kv_dtype, tp=1, attention=spec.attention)
-    if spec.weights and spec.weights not in ("int8", "int4"):
-        raise SimError(f"--weights: expected int8 or int4, got '{spec.weights}'")
+    if spec.weights and spec.weights not in ("int8", "int4", "int2"):
+        raise SimError(f"--weights: expected int8, int4 or int2, got '{spec.weights}'")
+    if spec.activations not in ("", "int8"):
+        raise SimError(f"--act-dtype: expected int8, got '{spec.activations}'")
+    if spec.activations and not spec.weights:
+        raise SimError("--act-dtype: int8 activations need integer --weights (int8, int4, int2)")
+    if spec.sparsity:
+        n_m = spec.sparsity.partition(":")
+        if not (n_m[0].isdigit() and n_m[2].isdigit() and 0 < int(n_m[0]) < int(n_m[2]) <= 64
+                and m.d_model % int(n_m[2]) == 0):
+            raise SimError(f"--sparsity: expected N:M with 0 < N < M <= 64 and M dividing "
+                           f"d_model {m.d_model} (e.g. 2:4), got '{spec.sparsity}'")
     trace = trace_model(m, sc, phases=tuple(spec.phases))
     known = {op.name for op in trace.ops if op.layer == 0}
     unknown = [o for o in spec.ops if o not in known]
@@ -130,7 +149,7 @@ def check_layer(arch: Arch, model: ModelConfig, spec: CheckSpec,
     for phase in spec.phases:
         ops = [op for op in trace.ops if op.layer == 0 and op.phase == phase
                and (phase == "prefill" or op.step == 1)]
-        run = _LayerRun(fx, m, sc, spec, phase, plan_hook, weights)
+        run = _runner(model)(fx, m, sc, spec, phase, plan_hook, weights)
         for op in ops:
             row = run.step(op)
             if row is not None:
@@ -139,6 +158,24 @@ def check_layer(arch: Arch, model: ModelConfig, spec: CheckSpec,
               "head_dim": m.head_dim, "d_ff": m.d_ff, "experts": m.n_experts,
               "batch": spec.batch, "prompt": spec.prompt, "width_scale": scale}
     return CheckReport(arch.name, model.name, rows, shapes, time.perf_counter() - t0)
+
+
+def _runner(model: ModelConfig) -> type[_LayerRun]:
+    """The handler class of a model's layer: decoder ops here, Mamba's in ``ssm.py``, parallel
+    blocks and partial RoPE in ``parallel.py``, bidirectional attention in ``encoder.py``."""
+    if model.kind == "mamba":
+        from sim.functional.ssm import MambaRun
+        return MambaRun
+    if model.kind == "encoder":
+        from sim.functional.encoder import EncoderRun
+        return EncoderRun
+    if model.kind != "decoder":
+        raise SimError(f"check: {model.kind} models ({model.name}) are not checked yet; "
+                       "decoder, encoder and Mamba layers are")
+    if model.block != "sequential" or model.rotary_dim:
+        from sim.functional.parallel import ParallelRun
+        return ParallelRun
+    return _LayerRun
 
 
 class _LayerRun:
@@ -183,6 +220,10 @@ class _LayerRun:
         w32 = rng.random(shape, dtype=np.float32)  # U(-a, a), variance 1/fan_in
         w32 -= np.float32(0.5)
         w32 *= np.float32(2.0 * math.sqrt(3.0 / k))
+        if self.spec.sparsity:  # N:M pruning of the layer's weights (kernels_ref.lowbit)
+            n_keep, _, m_group = self.spec.sparsity.partition(":")
+            for wi in (w32 if experts else w32[None]):
+                wi[...] = prune_n_m(wi, int(n_keep), int(m_group))
         if not self.spec.weights:
             if get_format(self.dt).bits <= 32:
                 # round to the datatype in place, chunk by chunk: the values stay exact in
@@ -272,12 +313,34 @@ class _LayerRun:
     def _linear(self, op: Op, x: np.ndarray, checked: bool) -> tuple:
         _, _, n, k = op.compute.gemm_shape
         w = self._weight(op.name, k, n)
+        fx = self.fx.for_op(op)
+        if "q" in w and self.spec.activations and hasattr(fx, "linear_lowbit"):
+            return self._lowbit_linear(op, fx, x, w, checked)
         if "q" in w:
             if "exact" not in w:
-                w["exact"] = dequantize_weights(w["q"], w["scales"])[None]
+                w["exact"] = dequantize_weights(w["q"], w["scales"], self.spec.group)[None]
                 w["w"] = quantize(w["exact"], self.dt)
             return self._matmul(op, x[None], w["w"], checked, w["exact"], self._abs(w))
         return self._matmul(op, x[None], w["w"][None], checked, None, self._abs(w))
+
+    def _lowbit_linear(self, op: Op, fx: Any, x: np.ndarray, w: dict[str, np.ndarray],
+                       checked: bool) -> tuple:
+        """Integer weights against per-token int8 activations on the device's low-bit datapath
+        (FPGA W2A8 / W4A8, 2:4 blocks when --sparsity says so). The activation quantization is
+        part of the A8 model: the float64 reference reads the same int8 values and scales."""
+        out_dtype = op.compute.output.dtype
+        xq, xs = fx.quantize_activations(x)
+        group = self.spec.group or x.shape[1]
+        if "exact_groups" not in w:  # q x scale, groups of ``group`` rows as quantized
+            k = w["q"].shape[0]
+            w["exact_groups"] = w["q"] * np.repeat(w["scales"], group, axis=0)[:k]
+        ref = ref_gemm.gemm(xs[:, None] * xq, w["exact_groups"])
+        if not checked:
+            return quantize(ref, out_dtype)[None], None, None, out_dtype, {}
+        raw, allow, detail = fx.linear_lowbit(xq, xs, w["q"], w["scales"], group,
+                                              self.spec.sparsity)
+        detail = {"unit": fx.unit_for(op), **detail, "weights": self.spec.weights}
+        return quantize(raw, out_dtype)[None], ref[None], allow[None], out_dtype, detail
 
     @staticmethod
     def _abs(w: dict[str, np.ndarray]) -> np.ndarray:
@@ -351,7 +414,7 @@ class _LayerRun:
             a = data.reshape(x_count, per, k)
         w = self._weight(op.name, k, n, experts=x_count)
         if "q" in w:
-            exact = np.stack([dequantize_weights(q, s) for q, s in
+            exact = np.stack([dequantize_weights(q, s, self.spec.group) for q, s in
                               zip(w["q"], w["scales"], strict=True)])
             res = self._matmul(op, a, quantize(exact, self.dt), checked, exact)
         else:
@@ -525,9 +588,47 @@ class _LayerRun:
         self.env["k_rope"] = y[:, heads:]
         return y, ref, allow, self.dt, {"unit": "vector", "compute": self.vec.compute}
 
+    def _kv_quantized(self, op: Op) -> Any:
+        """The device when it runs decode attention over a quantized (integer) KV cache with
+        per-token scales (FPGA KV4), else None."""
+        fx = self.fx.for_op(op)
+        if (self.phase == "decode" and hasattr(fx, "kv_cache")
+                and isinstance(get_format(self.kv_dt), IntFormat)):
+            return fx
+        return None
+
+    def _kv_float(self) -> tuple[np.ndarray, np.ndarray]:
+        """The decode step's K and V [B, G, n, d] before quantization: earlier positions random
+        in the activation datatype, then the new token's."""
+        b, g, hd = self.b, self.m.n_kv_heads, self.m.head_dim
+        if "k_float" not in self.env:
+            old = (b, g, self.n - 1, hd)
+            self.env["k_float"] = np.concatenate(
+                [self._act(old), self.env["k_rope"].reshape(b, g, 1, hd)], axis=2)
+            self.env["v_float"] = np.concatenate(
+                [self._act(old), self.env["v_raw"].reshape(b, g, 1, hd)], axis=2)
+        return self.env["k_float"], self.env["v_float"]
+
+    def _kv_store(self, fx: Any) -> tuple[np.ndarray, ...]:
+        if "kv_store" not in self.env:
+            self.env["kv_store"] = fx.kv_cache(*self._kv_float(), self.kv_dt)
+        return self.env["kv_store"]  # type: ignore[return-value]
+
     def _op_qk(self, op: Op, checked: bool) -> tuple:
         self._qkv()
         m = self.m
+        fx = self._kv_quantized(op)
+        if fx is not None:  # decode QK over the integer cache
+            kq, ks, _, _, kd, _ = self._kv_store(fx)
+            q = self.env["q"].reshape(self.b, m.n_heads, m.head_dim)
+            raw, allow = fx.kv_qk(q, kq, ks)
+            kd_h = np.repeat(kd, m.n_heads // m.n_kv_heads, axis=1)
+            ref = np.einsum("bhe,bhje->bhj", q, kd_h)
+            out_dtype = op.compute.output.dtype
+            y = quantize(raw, out_dtype)
+            self.env["scores"] = y.reshape(self.b, m.n_kv_heads, -1, 1, self.n)
+            return y, ref, allow, out_dtype, {"unit": fx.unit_for(op), "mapping":
+                                              f"{self.kv_dt} KV decode", "acc": "fp32"}
         b, g, hd = self.b, m.n_kv_heads, m.head_dim
         r = m.n_heads // g
         a = self.env["q"].reshape(b * g, r * self.s, hd)
@@ -576,6 +677,18 @@ class _LayerRun:
 
     def _op_av(self, op: Op, checked: bool) -> tuple:
         m = self.m
+        fx = self._kv_quantized(op)
+        if fx is not None:  # decode PV over the integer cache
+            _, _, vq, vs, _, vd = self._kv_store(fx)
+            p = self.env["probs"].reshape(self.b, m.n_heads, self.n)
+            raw, allow = fx.kv_av(p, vq, vs)
+            vd_h = np.repeat(vd, m.n_heads // m.n_kv_heads, axis=1)
+            ref = np.einsum("bhj,bhje->bhe", p, vd_h)
+            out_dtype = op.compute.output.dtype
+            y = quantize(raw, out_dtype)
+            self.env["attn"] = np.ascontiguousarray(y.reshape(self.t, m.n_heads * m.head_dim))
+            return y, ref, allow, out_dtype, {"unit": fx.unit_for(op), "mapping":
+                                              f"{self.kv_dt} KV decode", "acc": "fp32"}
         b, g, hd = self.b, m.n_kv_heads, m.head_dim
         r = m.n_heads // g
         p = self.env["probs"].reshape(b * g, r * self.s, self.n)
@@ -596,6 +709,9 @@ class _LayerRun:
         scale = 1.0 / math.sqrt(hd)
         causal = self.phase == "prefill"
         out_dtype = op.compute.einsums[-1].output.dtype
+        fx = self._kv_quantized(op)
+        if fx is not None:
+            return self._kv_quantized_attention(op, fx, scale, out_dtype)
         if causal:
             ref = ref_attn.attention_3pass(q, k, v, scale, True)
         else:  # one new token per request over its KV cache
@@ -615,6 +731,21 @@ class _LayerRun:
         return y, ref, allow, out_dtype, {"unit": self.fx.unit_for(op), "mapping": "1-pass",
                                           "block": block, "p_dtype": an["p_dtype"],
                                           "acc": qk.acc.dtype}
+
+
+    def _kv_quantized_attention(self, op: Op, fx: Any, scale: float, out_dtype: str) -> tuple:
+        """Decode attention on the device's quantized-KV path (FPGA KV4): the cache (earlier
+        positions random in the datatype, the new token's K and V) stored as integers with
+        per-token scales; the float64 reference attends over the dequantized cache."""
+        m = self.m
+        b, hd, heads = self.b, m.head_dim, m.n_heads
+        k, v = self._kv_float()
+        q = self.env["q"].reshape(b, heads, hd)
+        dev, kd, vd, allow, detail = fx.attention_kv_quantized(q, k, v, self.kv_dt, scale)
+        ref = ref_attn.decode_attention(q, kd, vd, np.full(b, self.n), scale)
+        y = quantize(dev, out_dtype)
+        self.env["attn"] = np.ascontiguousarray(y.reshape(self.t, heads * hd))
+        return y, ref, allow, out_dtype, {"unit": self.fx.unit_for(op), **detail}
 
 
 def attention_allowance(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float,

@@ -35,6 +35,7 @@ from sim.functional.formats import Rounder
 TOLERANCE_ULPS: dict[str, float] = {
     "fp64": 1.0, "fp32": 1.0, "tf32": 1.0, "fp22_e8m13": 1.0, "bf16": 1.0, "fp16": 1.0,
     "fp8_e4m3": 1.0, "fp8_e5m2": 1.0, "int32": 0.5, "int16": 0.5, "int8": 0.5, "int4": 0.5,
+    "int2": 0.5,
 }
 TRANSCENDENTAL_ULPS = 4.0
 

@@ -71,7 +71,7 @@ class PimAttention:
         if hit is None:
             g = self.kv_groups
             r = self.heads // g
-            lo = gemv_cost(self.pim.cfg1, self.pim.pim, L, self.head_dim, r)
+            lo = gemv_cost(self.pim.cfg1, self.pim.pim, L * r, self.head_dim, r)
             at = gemv_cost(self.pim.cfg1, self.pim.pim, self.head_dim * r, L, r)
             hit = (g * lo.seconds, g * at.seconds, g * (lo.energy_J + at.energy_J),
                    (lo.useful_macs + at.useful_macs) / max(lo.macs + at.macs, 1),

@@ -62,8 +62,9 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     """--arch, --model and the scenario options."""
     add_arch_arg(p)
     p.add_argument("--model", default="llama2-7b",
-                   help="model preset (see `xpusim models list`) or a Hugging Face config.json "
-                        "path (default llama2-7b)")
+                   help="model preset (see `xpusim models list`), a Hugging Face config.json "
+                        "path, or an ONNX graph (model.onnx: one forward pass, --gen 1; needs "
+                        "the onnx extra) (default llama2-7b)")
     p.add_argument("--batch", type=positive_int, default=8, help="requests in the batch (8)")
     p.add_argument("--prompt", type=positive_int, default=512, help="prompt tokens (512)")
     p.add_argument("--gen", type=positive_int, default=128, help="generated tokens (128)")
@@ -80,24 +81,60 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
                         "--tp)")
     p.add_argument("--expert-skew", type=float, default=0.0, metavar="S",
                    help="Zipf exponent of the router's load over experts (0 = uniform)")
+    p.add_argument("--expert-counts", default="", metavar="FILE",
+                   help="measured tokens per MoE expert (CSV: a 'tokens' column, optionally "
+                        "'expert'; or one count per line); each step's routed tokens are "
+                        "shared in these proportions (instead of --expert-skew)")
     p.add_argument("--sparse-kv", type=float, default=1.0, metavar="F",
                    help="fraction of the KV cache a decode step's attention reads (sparse "
                         "selection, e.g. 0.125; default 1: dense)")
     p.add_argument("--attention", default="unfused", choices=("unfused", "flash"),
                    help="attention kernels: unfused (QK, softmax, AV) or flash (fused)")
+    add_lowbit_args(p)
     p.add_argument("--fidelity", default="tile", choices=("roofline", "tile", "cycle"),
-                   help="model depth (default tile)")
+                   help="model depth (default tile). roofline and tile: every device; cycle "
+                        "(the cycle-level micro-models, docs/fidelity.md): npu and npu_pim "
+                        "(with a dram section), pim, xpu_pim, csd; `xpusim arch show NAME` "
+                        "prints the fidelities NAME offers")
     p.add_argument("--seed", type=seed_int, default=0,
                    help="random seed recorded with the result")
     p.add_argument("--force", action="store_true",
                    help="run even when the estimated size (ops, memory) is above the limit")
 
 
+def add_lowbit_args(p: argparse.ArgumentParser) -> None:
+    """Low-bit weights and sink + window attention (docs/fpga.md)."""
+    p.add_argument("--weights", default="", metavar="DTYPE",
+                   help="stored dtype of the layers' linear weights, e.g. int4 or int2 "
+                        "(default: --dtype)")
+    p.add_argument("--weight-group", type=positive_or_zero_int, default=0, metavar="G",
+                   help="one fp16 scale per G weights along K (0: none)")
+    p.add_argument("--sparsity", default="", metavar="N:M",
+                   help="structured weight sparsity, e.g. 2:4 (default dense)")
+    p.add_argument("--attn-sink", type=positive_or_zero_int, default=0, metavar="S",
+                   help="attention sink tokens kept with the window (0)")
+    p.add_argument("--attn-window", type=positive_or_zero_int, default=0, metavar="W",
+                   help="attend to the S sink tokens plus the last W tokens (0: full)")
+
+
+def lowbit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The Scenario fields of :func:`add_lowbit_args` (defaults when a command lacks them)."""
+    return {"weights": getattr(args, "weights", ""),
+            "weight_group": getattr(args, "weight_group", 0),
+            "sparsity": getattr(args, "sparsity", ""),
+            "attn_sink": getattr(args, "attn_sink", 0),
+            "attn_window": getattr(args, "attn_window", 0)}
+
+
 def load_model(spec: str):
-    """A model preset by name, or a config.json (file or directory) by path."""
+    """A model preset by name, a config.json (file or directory) or an ONNX graph by path."""
     from workloads.hf_config import load_hf_config
     from workloads.models import get_model
 
+    if spec.lower().endswith(".onnx"):
+        from workloads.onnx_import import load_onnx_model
+
+        return load_onnx_model(spec)
     if spec.endswith(".json") or "/" in spec or Path(spec).is_dir():
         return load_hf_config(spec)
     return get_model(spec)
@@ -111,12 +148,24 @@ def load_workload(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
     arch = load_arch(args.arch)
     model = load_model(args.model)
+    counts: tuple[float, ...] = ()
+    if getattr(args, "expert_counts", ""):
+        from workloads.errors import WorkloadError
+        from workloads.routing import load_expert_counts
+
+        if not model.is_moe:
+            raise WorkloadError("", "--expert-counts", f"model '{model.name}' has no experts")
+        counts = load_expert_counts(args.expert_counts, model.n_experts)
     scenario = Scenario(batch=args.batch, prompt_len=args.prompt, gen_len=args.gen,
                         dtype=args.dtype, kv_dtype=args.kv_dtype, tp=args.tp,
                         attention=args.attention, pp=getattr(args, "pp", 1),
                         microbatches=getattr(args, "microbatches", 1),
                         ep=getattr(args, "ep", 1), expert_skew=getattr(args, "expert_skew", 0.0),
-                        sparse_kv=getattr(args, "sparse_kv", 1.0))
+                        expert_counts=counts,
+                        sparse_kv=getattr(args, "sparse_kv", 1.0), **lowbit_kwargs(args))
+    from workloads.tracer_families import check_scenario
+
+    check_scenario(model, scenario)  # encoders generate nothing; families without --pp ...
     check_run_size(model, scenario, force=getattr(args, "force", False))
     warn(check_context(model, scenario, force=True))
     return arch, model, scenario

@@ -32,8 +32,13 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(f"{name:{width}s}  {a.type:8s} {a.description}\n")
         return 0
     if args.action == "show":
+        from sim.devices.base import fidelities_of
+
         a = load_arch(args.name)
         sys.stdout.write(f"# {a.description}\n" if a.description else "")
+        fids = fidelities_of(a)
+        sys.stdout.write(f"# fidelities (xpusim run --fidelity): {', '.join(fids)}\n" if fids
+                         else "# fidelities: none (no device model runs this type)\n")
         sys.stdout.write(yaml.safe_dump(a.to_dict(), sort_keys=False, width=100,
                                         allow_unicode=True))
         return 0

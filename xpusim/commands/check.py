@@ -41,10 +41,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "--max-width; head_dim and the GQA ratio kept)")
     p.add_argument("--max-width", type=positive_int, default=1024,
                    help="largest d_model without --full (1024)")
-    p.add_argument("--weights", default="", choices=("", "int8", "int4"),
+    p.add_argument("--weights", default="", choices=("", "int8", "int4", "int2"),
                    help="weight-only integer weights, dequantized on the device")
     p.add_argument("--group", type=positive_or_zero_int, default=0,
                    help="weight quantization group size along K (0: per output channel)")
+    p.add_argument("--act-dtype", default="", choices=("", "int8"),
+                   help="int8: per-token int8 activations; with --weights, linear ops run on "
+                        "the device's low-bit datapath where it has one (fpga: W2A8/W4A8)")
+    p.add_argument("--sparsity", default="", metavar="N:M",
+                   help="prune the linear weights N:M (e.g. 2:4); a sparse engine stores the "
+                        "kept blocks compressed")
     p.add_argument("--seed", type=seed_int, default=0, help="data seed (0)")
     p.add_argument("--attention-on", default=None, metavar="COMPONENT",
                    help="a system arch: the device component that runs decode attention "
@@ -105,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     spec = CheckSpec(batch=args.batch, prompt=args.prompt, phases=phases, dtype=args.dtype,
                      kv_dtype=args.kv_dtype, attention=args.attention, ops=ops, seed=args.seed,
                      full=args.full, max_width=args.max_width, weights=args.weights,
-                     group=args.group, attention_on=args.attention_on)
+                     group=args.group, attention_on=args.attention_on,
+                     activations=args.act_dtype, sparsity=args.sparsity)
     from xpusim.progress import enabled, timed
 
     # the float64 reference kernels run at 2-4 GFLOP/s (see MAX_FLOPS); the first check of a

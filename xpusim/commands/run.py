@@ -23,6 +23,9 @@ DEFAULT_OUT = "xpusim-report"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_workload_args(p)
+    p.add_argument("--software", default=None, metavar="STACK",
+                   help="software stack on the arch's GPUs: ideal (CUDA graphs), vllm, eager, "
+                        "trtllm, or a stack YAML (docs/software.md); default: the arch's own")
     p.add_argument("--out", default=None,
                    help=f"report directory (default {DEFAULT_OUT}; with --json, none unless given)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -66,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     if args.mode == "finetune":
         args.prompt, args.gen = args.seq or args.prompt, 1
     arch, model, scenario = load_workload(args)
+    if args.software:
+        from arch.software import load_arch_with_software
+
+        arch = load_arch_with_software(args.arch, args.software)
     warn_emulated(arch, scenario.dtype, scenario.kv_dtype)
     from sim.system.placement import parse_placement
     from sim.system.schedule import Policies
@@ -78,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if args.mode == "finetune":
         return _finetune(args, arch, model, scenario, spec, policies)
     from sim.run import simulate
-    from xpusim.commands._record import attach_record, estimate_run_s
+    from xpusim.commands._record import attach_record, estimate_report_s, estimate_run_s
     from xpusim.progress import enabled, timed
 
     with timed("simulate", estimate_run_s(model, scenario), enabled(args)):
@@ -89,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if out:
         from sim.report import write_run_report
 
-        with timed("report", 2e-5 * len(result.ops), enabled(args)):
+        with timed("report", estimate_report_s(len(result.ops)), enabled(args)):
             write_run_report(result, out, args.ops_format, args.timeline)
     if args.json:
         print_json({**result.metrics, "energy_by_component_J": result.energy_by_component,

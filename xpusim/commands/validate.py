@@ -48,14 +48,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def summarise(name: str, threshold: float, points: list, description: str = "") -> dict:
     """One suite's row: n, MAPE (all / train / test), max error and worst case, status."""
-    from xpusim.validation import mape
+    from xpusim.validation import bias, mape
 
     finite = [p for p in points if math.isfinite(p.error)]
     worst = max(finite, key=lambda p: abs(p.error)) if finite else None
     train = [p for p in points if p.split == "train"]
     test = [p for p in points if p.split == "test"]
     m = mape(points)
-    return {"suite": name, "n": len(points), "mape": m,
+    return {"suite": name, "n": len(points), "mape": m, "bias": bias(points),
+            "train_bias": bias(train) if train else math.nan,
+            "test_bias": bias(test) if test else math.nan,
             "max_error": abs(worst.error) if worst else math.nan,
             "worst_case": worst.case if worst else "",
             "worst_signed_error": worst.error if worst else math.nan,
@@ -92,17 +94,20 @@ def _pct(x: float) -> str:
 
 
 def format_table(rows: list[dict]) -> str:
-    head = (f"{'suite':26s} {'n':>4s} {'MAPE':>7s} {'max err':>8s} {'thresh':>7s} "
-            f"{'train':>7s} {'test':>7s}  status  worst case")
+    head = (f"{'suite':26s} {'n':>4s} {'MAPE':>7s} {'bias':>7s} {'max err':>8s} {'thresh':>7s} "
+            f"{'train':>7s} {'(bias)':>7s} {'test':>7s} {'(bias)':>7s}  status  worst case")
     lines = [head, "-" * len(head)]
     for r in rows:
         if r["status"] == "skipped":
-            lines.append(f"{r['suite']:26s} {'-':>4s} {'':>7s} {'':>8s} "
-                         f"{_pct(r['threshold']):>7s} {'':>7s} {'':>7s}  skipped {r['reason']}")
+            lines.append(f"{r['suite']:26s} {'-':>4s} {'':>7s} {'':>7s} {'':>8s} "
+                         f"{_pct(r['threshold']):>7s} {'':>7s} {'':>7s} {'':>7s} {'':>7s}  "
+                         f"skipped {r['reason']}")
             continue
         lines.append(f"{r['suite']:26s} {r['n']:4d} {_pct(r['mape']):>7s} "
-                     f"{_pct(r['max_error']):>8s} {_pct(r['threshold']):>7s} "
-                     f"{_pct(r['train_mape']):>7s} {_pct(r['test_mape']):>7s}  "
+                     f"{_pct(r['bias']):>7s} {_pct(r['max_error']):>8s} "
+                     f"{_pct(r['threshold']):>7s} {_pct(r['train_mape']):>7s} "
+                     f"{_pct(r['train_bias']):>7s} {_pct(r['test_mape']):>7s} "
+                     f"{_pct(r['test_bias']):>7s}  "
                      f"{r['status']:6s}  {r['worst_case']} ({r['worst_signed_error']:+.1%})")
     return "\n".join(lines) + "\n"
 
@@ -130,10 +135,22 @@ def run(args: argparse.Namespace) -> int:
     if args.fit:
         from xpusim.validation._fit import fit_llmcompass, fit_splitwise, format_fit
 
-        sys.stdout.write("# LLMCompass harness (harness/llmcompass-a100.yaml, a100 preset)\n")
+        sys.stdout.write("# LLMCompass harness (harness/llmcompass-a100.yaml: its A100 + host)\n")
         sys.stdout.write(format_fit(fit_llmcompass(ctx)) + "\n")
-        sys.stdout.write("# Splitwise serving stack (harness/splitwise-dgx-a100.yaml)\n")
+        sys.stdout.write("# Splitwise serving stack (arch/stacks/vllm.yaml)\n")
         sys.stdout.write(format_fit(fit_splitwise(ctx)) + "\n")
+        from xpusim.validation._fit_gpu import fit_vidur_gemm, format_values
+
+        for preset, values in fit_vidur_gemm(ctx).items():
+            sys.stdout.write(f"# Vidur cuBLAS GEMMs, {preset} preset (Llama-2-7B rows)\n")
+            sys.stdout.write(format_values(values) + "\n")
+        from xpusim.validation.vidur_allreduce_a100 import fit_network_bandwidth
+
+        bandwidth, mape = fit_network_bandwidth(ctx)
+        sys.stdout.write("# Vidur NCCL all-reduce, dgx-a100x2-vidur network (multi-node train "
+                         "rows)\n"
+                         f"interconnect.infiniband.bandwidth: {bandwidth / 1e9:g} GB/s "
+                         f"(train MAPE {mape:.1%})\n")
         return 0
     if not ref.is_dir():
         from xpusim.commands._common import warn
@@ -162,8 +179,9 @@ def run(args: argparse.Namespace) -> int:
         progress.update(1)
     progress.close()
     out = Path(args.out)
-    cols = ["suite", "n", "mape", "max_error", "worst_case", "worst_signed_error", "threshold",
-            "train_mape", "n_train", "test_mape", "n_test", "status", "reason", "description"]
+    cols = ["suite", "n", "mape", "bias", "max_error", "worst_case", "worst_signed_error",
+            "threshold", "train_mape", "train_bias", "n_train", "test_mape", "test_bias", "n_test",
+            "status", "reason", "description"]
     write_text_atomic(out / "validation.csv", _csv(rows, cols))
     write_text_atomic(out / "validation_points.csv",
                       _csv(point_rows, ["suite", "case", "measured", "predicted", "error",

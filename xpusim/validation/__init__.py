@@ -74,6 +74,12 @@ def mape(points: list[Point]) -> float:
     return sum(errs) / len(errs) if errs else math.nan
 
 
+def bias(points: list[Point]) -> float:
+    """Mean signed relative error (predicted / measured - 1) as a fraction (nan when empty)."""
+    errs = [p.error for p in points if math.isfinite(p.error)]
+    return sum(errs) / len(errs) if errs else math.nan
+
+
 def alternate_split(n: int) -> list[str]:
     """The documented train/test split of a fitted suite: even rows train, odd rows test."""
     return ["train" if i % 2 == 0 else "test" for i in range(n)]

@@ -14,7 +14,8 @@ Fit groups (the LLMCompass harness, ``harness/llmcompass-a100.yaml`` and the a10
 * compiled ops: each ``@torch.compile`` function's host costs (layernorm and GELU are separate
   compiled functions with their own guards) and its generated kernel's bandwidth efficiency.
 
-Splitwise (``harness/splitwise-dgx-a100.yaml``): the serving stack's per-op dispatch cost, its
+Splitwise (``--arch dgx-a100 --software vllm``; values go to ``arch/stacks/vllm.yaml``): the
+serving stack's per-op dispatch cost, its
 per-forward-pass and per-request host work, on the token times of the even configurations.
 """
 

@@ -19,9 +19,11 @@ def rows(ctx: ValidationContext, name: str) -> list[dict[str, str]]:
     return read_rows(path)
 
 
-@lru_cache(maxsize=2)
-def device(arch: str = "h100"):
-    from arch import load_arch
+@lru_cache(maxsize=4)
+def device(arch: str = "h100", software: str | None = None):
+    """The tile-fidelity device of ``--arch arch [--software software]`` (a stack preset, e.g.
+    ``ideal`` for CUDA-graph rows, ``eager`` for eager-PyTorch rows)."""
+    from arch.software import load_arch_with_software
     from sim.devices.base import device_for
 
-    return device_for(load_arch(arch), "tile")
+    return device_for(load_arch_with_software(arch, software), "tile")

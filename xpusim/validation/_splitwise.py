@@ -2,9 +2,10 @@
 
 ``perf_model.csv`` holds five repeats of each (model, TP, prompt size, batch size, tokens)
 configuration; a configuration's measured value is their mean. The prediction runs our tracer and
-event engine on the Splitwise harness arch (dgx-a100 under an async eager serving stack) with
-fused attention: prompt time is the end of the prefill pass (``batch`` prompts of ``prompt``
-tokens), token time is one decode step at the mean KV length of the generation
+event engine on ``--arch dgx-a100 --software vllm`` (the GPU preset, unchanged, under the
+vLLM-like stack preset ``arch/stacks/vllm.yaml``, whose host costs are fitted on the even A100
+configurations) with fused attention: prompt time is the end of the prefill pass (``batch``
+prompts of ``prompt`` tokens), token time is one decode step at the mean KV length of the generation
 (``prompt + tokens / 2``; a step's time grows linearly with the KV length, so this is the mean
 over the ``tokens`` steps).
 """
@@ -13,18 +14,41 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from xpusim.validation import HARNESS_DIR, Point, ValidationContext, alternate_split
+from xpusim.validation import Point, SuiteSkipped, ValidationContext, alternate_split
 from xpusim.validation._table import read_rows
 
 FILE = ("serving", "splitwise_perf_model_a100.csv")
-HARNESS = HARNESS_DIR / "splitwise-dgx-a100.yaml"
+#: Splitwise's DGX-H100 rows (same columns, ``hardware`` h100-80gb), where a user has them
+H100_FILE = ("serving", "splitwise_perf_model_h100.csv")
+#: the harness: a GPU preset under a software-stack preset (``--arch X --software Y``)
+ARCH, SOFTWARE = "dgx-a100", "vllm"
+H100_ARCH = "dgx-h100"
+HARDWARE = {"dgx-a100": "a100-80gb", "dgx-h100": "h100-80gb"}
 KEY = ("model", "tensor_parallel", "prompt_size", "batch_size", "token_size")
 
 
-def configs(ctx: ValidationContext) -> list[dict]:
-    """Configurations in file order with mean measured times (s) and their train/test split."""
+def _rows(ctx: ValidationContext, hardware: str) -> list[dict]:
+    """The measured rows of one GPU type (``hardware`` column; rows without it count as A100)."""
+    if hardware == "a100-80gb":
+        return [r for r in read_rows(ctx.ref(*FILE))
+                if r.get("hardware", hardware) in ("", hardware)]
+    rows: list[dict] = []
+    for parts in (H100_FILE, FILE):
+        path = ctx.reference_dir.joinpath(*parts)
+        if path.is_file():
+            rows += [r for r in read_rows(path) if r.get("hardware") == hardware]
+    if not rows:
+        raise SuiteSkipped(f"no Splitwise rows with hardware={hardware} under "
+                           f"{ctx.reference_dir / 'serving'} (the published file's A100 rows only "
+                           f"are in the reference set)")
+    return rows
+
+
+def configs(ctx: ValidationContext, hardware: str = "a100-80gb") -> list[dict]:
+    """Configurations in file order with mean measured times (s) and their train/test split
+    (A100: the documented alternate split; other GPUs: all ``test``, nothing is fitted there)."""
     groups: dict[tuple, list[dict]] = {}
-    for row in read_rows(ctx.ref(*FILE)):
+    for row in _rows(ctx, hardware):
         groups.setdefault(tuple(row[k] for k in KEY), []).append(row)
     out = []
     for key, rows in groups.items():
@@ -33,26 +57,29 @@ def configs(ctx: ValidationContext) -> list[dict]:
                     "prompt_s": sum(float(r["prompt_time"]) for r in rows) / len(rows) * 1e-3,
                     "token_s": sum(float(r["token_time"]) for r in rows) / len(rows) * 1e-3,
                     "repeats": len(rows)})
-    for cfg, split in zip(out, alternate_split(len(out)), strict=True):
+    splits = alternate_split(len(out)) if hardware == "a100-80gb" else ["test"] * len(out)
+    for cfg, split in zip(out, splits, strict=True):
         cfg["split"] = split
     return out
 
 
-def harness_device(overrides: dict | None = None):
-    """The GPU model of the harness; ``overrides`` (raw GPU arch data, e.g. ``{"software":
-    ...}``) go to the system's GPU component (``components.gpu.overrides``)."""
+def harness_device(overrides: dict | None = None, arch: str = ARCH, software: str = SOFTWARE):
+    """The GPU model of ``--arch arch --software software``; ``overrides`` (raw GPU arch data,
+    e.g. ``{"software": ...}``) go to the system's GPU component (``components.gpu.overrides``)."""
     from arch import arch_from_dict, deep_merge, load_arch_data
+    from arch.software import with_software
     from sim.devices.base import device_for
 
-    data, label = load_arch_data(HARNESS)
+    data, label = load_arch_data(arch)
+    data = with_software(data, software, label)
     if overrides:
         data = deep_merge(data, {"components": {"gpu": {"overrides": overrides}}})
     return device_for(arch_from_dict(data, label), "tile")
 
 
-@lru_cache(maxsize=1)
-def _default_device():
-    return harness_device()
+@lru_cache(maxsize=4)
+def _default_device(arch: str = ARCH, software: str = SOFTWARE):
+    return harness_device(arch=arch, software=software)
 
 
 def _trace(model_name: str, tp: int, batch: int, prompt: int, phase: str):
@@ -111,10 +138,13 @@ def replay(inputs: tuple, software) -> float:
 
 
 def points(ctx: ValidationContext, overrides: dict | None = None, only_split: str = "",
-           metric: str = "both") -> list[Point]:
-    dev = harness_device(overrides) if overrides else _default_device()
+           metric: str = "both", arch: str = ARCH, software: str = SOFTWARE) -> list[Point]:
+    """Prompt and/or token points of ``arch``'s rows under ``software``."""
+    cfgs = configs(ctx, HARDWARE.get(arch, "a100-80gb"))
+    dev = harness_device(overrides, arch, software) if overrides else \
+        _default_device(arch, software)
     out = []
-    for cfg in configs(ctx):
+    for cfg in cfgs:
         if only_split and cfg["split"] != only_split:
             continue
         p, t = predict(dev, cfg)
