@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
+import numpy as np
+
 from mappings.bounds import gemm_io_lower_bound
 from mappings.mapping import Mapping, Problem, holds, validate
 from mappings.spec import OPERANDS, SpatialArch
@@ -302,3 +304,150 @@ def evaluate(problem: Problem, arch: SpatialArch, mapping: Mapping, convention: 
                        onload_cycles=onload, offload_cycles=offload,
                        utilization=macs / (latency * arch.pes), accesses=acc, energy=energy,
                        dram_bytes=dram_bytes, io_lower_bound_bytes=lb)
+
+
+def evaluate_batch(problem: Problem, arch: SpatialArch, spatial: tuple, bypass: frozenset,
+                   ranks: np.ndarray, factors: np.ndarray, slots: int,
+                   convention: str = "overlap") -> tuple[np.ndarray, np.ndarray]:
+    """Latency (cycles) and total energy (J) of many mappings at once: exactly what
+    ``evaluate(..., check=False, detail=False)`` gives each (same operations in the same order,
+    vectorised over candidates), for mappings without per-operand cuts that share ``spatial``
+    (rows, cols) and ``bypass``. ``ranks``/``factors`` (candidates x levels*slots): each level's
+    loops, outer first, padded with unit loops to ``slots`` (rank index -1, factor 1); unit
+    loops change no refill, tile or reuse, so level ``l`` starts at ``l * slots``."""
+    ctx = _context(problem, arch, bypass)
+    chains, words, energies, rels, fan = ctx.chains, ctx.words, ctx.energies, ctx.rels, ctx.fan
+    nlev = len(arch.levels)
+    ncand, nloops = factors.shape
+    macs = ctx.macs
+    sp_list = (*spatial[0], *spatial[1])
+    sp_all = math.prod(x for _, x in sp_list)
+    compute = macs / sp_all
+    x = factors.astype(np.int64)
+    zeros = np.zeros(ncand)
+    reads = [[zeros, zeros, zeros] for _ in range(nlev)]
+    writes = [[zeros, zeros, zeros] for _ in range(nlev)]
+    rbytes = [[zeros, zeros, zeros] for _ in range(nlev)]
+    wbytes = [[zeros, zeros, zeros] for _ in range(nlev)]
+    first_tile = [zeros, zeros, zeros]
+    refill_bytes = zeros
+    out_elems = ctx.out_elems
+    out_word, psum_word = ctx.word[2], ctx.psum
+    double = ctx.double
+    names = problem.ranks
+    pos = np.arange(nloops)
+    prefix = np.cumprod(x, axis=1)                     # product of loops 0..t
+    for oi, op in enumerate(OPERANDS):
+        rel = rels[op]
+        relmask = np.isin(ranks, [i for i, r in enumerate(names) if r in rel])
+        sp_rel = 1
+        for r, f in sp_list:
+            if r in rel:
+                sp_rel *= f
+        xr = np.where(relmask, x, 1)
+        suffix = np.ones((ncand, nloops + 1), dtype=np.int64)
+        suffix[:, :nloops] = np.flip(np.cumprod(np.flip(xr, axis=1), axis=1), axis=1)
+        key = relmask & (x > 1)                        # loops that end a refill run
+        last_key = np.where(key, pos, -1)
+        last_before = np.maximum.accumulate(last_key, axis=1)  # last key at or before t
+        chain = chains[op]
+        is_out = oi == 2
+
+        def at(start: int, _suffix=suffix, _last=last_before) -> tuple[np.ndarray, np.ndarray]:
+            if start == 0:
+                return _suffix[:, 0], np.ones(ncand, dtype=np.int64)
+            lk = _last[:, start - 1]
+            nf = np.where(lk >= 0, np.take_along_axis(prefix, np.maximum(lk, 0)[:, None],
+                                                      axis=1)[:, 0], 1)
+            return _suffix[:, start], nf
+
+        for ci in range(1, len(chain)):
+            parent, child = chain[ci - 1], chain[ci]
+            per_pe = child >= fan
+            tile, nf = at(child * slots)
+            if not per_pe:
+                tile = tile * sp_rel
+            if per_pe:
+                distinct = tile * nf * sp_rel
+                into_child = tile * nf * sp_all
+            else:
+                distinct = into_child = tile * nf
+            if is_out:
+                back = np.where(distinct > out_elems, distinct - out_elems, 0.0)
+                pw = np.where(back > 0, psum_word, out_word)
+                cw = words[child][2] if per_pe else pw
+                child_back = into_child - out_elems * (sp_all / sp_rel if per_pe else 1)
+                child_back = np.where(child_back < 0, 0.0, child_back)
+                writes[parent][2] = writes[parent][2] + distinct
+                reads[parent][2] = reads[parent][2] + back
+                reads[child][2] = reads[child][2] + into_child
+                writes[child][2] = writes[child][2] + child_back
+                wbytes[parent][2] = wbytes[parent][2] + distinct * pw
+                rbytes[parent][2] = rbytes[parent][2] + back * pw
+                rbytes[child][2] = rbytes[child][2] + into_child * cw
+                wbytes[child][2] = wbytes[child][2] + child_back * cw
+            else:
+                reads[parent][oi] = reads[parent][oi] + distinct
+                writes[child][oi] = writes[child][oi] + into_child
+                rbytes[parent][oi] = rbytes[parent][oi] + distinct * words[parent][oi]
+                wbytes[child][oi] = wbytes[child][oi] + into_child * words[child][oi]
+            if parent == 0 and 0 < child < fan:
+                first_tile[oi] = np.maximum(first_tile[oi], tile.astype(np.float64))
+                if not double[child]:
+                    refill_bytes = refill_bytes + (back * pw if is_out else
+                                                   (distinct - tile) * words[child][oi])
+        innermost = chain[-1]
+        uses = float(macs) if innermost >= fan else macs / (sp_all / sp_rel)
+        if not is_out:
+            word = words[innermost][oi]
+            port = ctx.ports[innermost]
+            tile_in = suffix[:, innermost * slots] * (1 if innermost >= fan else sp_rel)
+            # trailing loops after the innermost key loop of the whole nest
+            lk = last_before[:, -1]
+            tail = np.ones((ncand, nloops + 1), dtype=np.int64)
+            tail[:, :nloops] = np.flip(np.cumprod(np.flip(x, axis=1), axis=1), axis=1)
+            reuse = np.take_along_axis(tail, (lk + 1)[:, None], axis=1)[:, 0]
+            reuse = np.where(tile_in * word > (port or word) + 1e-9, 1.0,
+                             reuse.astype(np.float64))
+            u = uses / reuse
+            reads[innermost][oi] = reads[innermost][oi] + u
+            rbytes[innermost][oi] = rbytes[innermost][oi] + u * word
+        else:
+            w = words[innermost][2] if innermost >= fan else (
+                psum_word if macs > out_elems else out_word)
+            reads[innermost][oi] = reads[innermost][oi] + uses
+            writes[innermost][oi] = writes[innermost][oi] + uses
+            rbytes[innermost][oi] = rbytes[innermost][oi] + uses * w
+            wbytes[innermost][oi] = wbytes[innermost][oi] + uses * w
+    total = 0 + macs * arch.mac_energy
+    port_time = zeros
+    dram_bytes = zeros
+    for i, lev in enumerate(arch.levels):
+        e = zeros
+        moved = zeros
+        for oi in range(3):
+            rb, wb = rbytes[i][oi], wbytes[i][oi]
+            er, ew = energies[i][oi]
+            e = e + (rb * er + wb * ew)
+            if i == 0:
+                dram_bytes = dram_bytes + (rb + wb)
+            elif i < fan:
+                moved = moved + (rb + wb)
+        total = total + e
+        if 0 < i < fan and not math.isinf(lev.bandwidth):
+            port_time = np.maximum(port_time, moved / lev.bandwidth)
+    bw = arch.levels[0].bandwidth
+    onload_bytes = first_tile[0] * ctx.word[0] + first_tile[1] * ctx.word[1]
+    out_tile = first_tile[2] * ctx.word[2]
+    onload = onload_bytes / bw if not math.isinf(bw) else zeros
+    offload = out_tile / bw if not math.isinf(bw) else zeros
+    dram_time = dram_bytes / bw if not math.isinf(bw) else zeros
+    if convention == "zigzag":
+        during = np.maximum(0.0, dram_time - onload - offload)
+        refill = refill_bytes / bw if not math.isinf(bw) else zeros
+        stall = np.maximum(refill, during - compute)
+        latency = compute + stall + onload + offload
+    else:
+        body = np.maximum(np.maximum(compute, dram_time), port_time)
+        latency = body + np.minimum(onload, dram_time)
+    return latency, total

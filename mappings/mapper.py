@@ -7,6 +7,8 @@ surviving split is tried with every loop order of each level (permutations of it
 When the space is within ``budget`` evaluations it is searched exhaustively; otherwise ``budget``
 points are drawn at random with ``seed`` (numpy ``default_rng``), so the same inputs always give
 the same mapping. Results are memoised per (problem, arch, budget, seed, objective, convention).
+The nests are scored together by :func:`mappings.cost.evaluate_batch` (vectorised, bit-identical
+to :func:`mappings.cost.evaluate` on each; ``fast=False`` takes that per-nest reference path).
 
 Per-operand level boundaries (``per_operand``, on by default): the ``REFINE`` best nests by latency
 and by energy are also tried with each operand's loops allocated to its own levels bottom-up
@@ -25,7 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from mappings.cost import MappingCost, evaluate
+from mappings.cost import MappingCost, evaluate, evaluate_batch
 from mappings.mapping import Mapping, MappingError, Problem, holds, validate
 from mappings.spec import SpatialArch
 
@@ -191,18 +193,20 @@ def greedy_cuts(problem: Problem, arch: SpatialArch, mapping: Mapping) -> Mappin
 def search(problem: Problem, arch: SpatialArch, budget: int = 20000, seed: int = 0,
            objective: str = "latency", convention: str = "overlap",
            dataflow: str | None = None, bypass: frozenset[tuple[str, str]] = frozenset(),
-           tolerance: float = 0.01, per_operand: bool = True) -> MapperResult:
+           tolerance: float = 0.01, per_operand: bool = True, fast: bool = True) -> MapperResult:
     """Best mapping of ``problem`` on ``arch`` under ``objective`` (memoised, deterministic).
     ``tolerance``: relative band within which the secondary metric decides. ``per_operand``:
-    also try each loop nest with per-operand level boundaries (:func:`greedy_cuts`)."""
+    also try each loop nest with per-operand level boundaries (:func:`greedy_cuts`). ``fast``:
+    score the nests with :func:`mappings.cost.evaluate_batch` (the same figures, vectorised);
+    false scores each with :func:`mappings.cost.evaluate` (the reference path)."""
     return _search(problem, arch, budget, seed, objective, convention, dataflow, bypass,
-                   tolerance, per_operand)
+                   tolerance, per_operand, fast)
 
 
 @lru_cache(maxsize=4096)
 def _search(problem: Problem, arch: SpatialArch, budget: int, seed: int, objective: str,
             convention: str, dataflow: str | None, bypass: frozenset[tuple[str, str]],
-            tolerance: float, per_operand: bool = False) -> MapperResult:
+            tolerance: float, per_operand: bool = False, fast: bool = True) -> MapperResult:
     nlev = len(arch.levels)
     ranks = problem.ranks
     irrelevant_to = {r: sum(r not in problem.ranks_of(op) for op in ("I", "W", "O"))
@@ -231,46 +235,101 @@ def _search(problem: Problem, arch: SpatialArch, budget: int, seed: int, objecti
     else:
         rng = np.random.default_rng(seed)
         chosen = sorted(rng.choice(space, size=budget, replace=False).tolist())
-    costs = []
-    for idx in chosen:
-        spatial, split, orders = points[idx]
-        m = _build(problem, arch, split, orders, spatial, bypass)
-        sc = evaluate(problem, arch, m, convention, check=False, detail=False)
-        costs.append((m, sc))
+    if fast and problem.macs < 2 ** 50:
+        lats, energies = _score_points(problem, arch, points, chosen, bypass, convention)
+    else:
+        lats, energies = [], []
+        for idx in chosen:
+            spatial, split, orders = points[idx]
+            sc = evaluate(problem, arch, _build(problem, arch, split, orders, spatial, bypass),
+                          convention, check=False, detail=False)
+            lats.append(sc.latency_cycles)
+            energies.append(sc.energy_total)
+    chosen_list = list(chosen)
+    built: dict[int, Mapping] = {}
+
+    def mapping_at(i: int) -> Mapping:
+        if i not in built:
+            spatial, split, orders = points[chosen_list[i]]
+            built[i] = _build(problem, arch, split, orders, spatial, bypass)
+        return built[i]
+
+    costs: list = [None] * len(chosen_list)   # mappings, built only where needed
     if per_operand and costs:
         # per-operand boundaries (ZigZag's bottom-up allocation) on the most promising nests:
         # the REFINE best by latency and the REFINE best by energy, each nest once
-        by_lat = sorted(range(len(costs)), key=lambda i: (costs[i][1].latency_cycles,
-                                                         costs[i][1].energy_total))
-        by_energy = sorted(range(len(costs)), key=lambda i: (costs[i][1].energy_total,
-                                                            costs[i][1].latency_cycles))
+        lat_a, en_a = np.asarray(lats), np.asarray(energies)
+        by_lat = np.lexsort((en_a, lat_a))[:REFINE].tolist()      # stable, as sorted()
+        by_energy = np.lexsort((lat_a, en_a))[:REFINE].tolist()
         seen: set = set()
-        for i in dict.fromkeys(by_lat[:REFINE] + by_energy[:REFINE]):
-            m = costs[i][0]
+        for i in dict.fromkeys(by_lat + by_energy):
+            m = mapping_at(i)
             key = (m.spatial_rows, m.spatial_cols, _merged(m.nest()))
             if key in seen:
                 continue
             seen.add(key)
             g = greedy_cuts(problem, arch, m)
             if g is not None:
-                costs.append((g, evaluate(problem, arch, g, convention, check=False,
-                                          detail=False)))
+                sc = evaluate(problem, arch, g, convention, check=False, detail=False)
+                costs.append(g)
+                lats.append(sc.latency_cycles)
+                energies.append(sc.energy_total)
     if not costs:
         raise MappingError(f"no valid mapping of {problem.name} on {arch.name} (tiles never fit)")
     # primary metric first, then the secondary within the tolerance band of the best primary
+    order = range(len(costs))
     if objective == "latency":
-        floor = min(c.latency_cycles for _, c in costs) * (1 + tolerance)
-        pool = [(m, c) for m, c in costs if c.latency_cycles <= floor]
-        best = min(pool, key=lambda mc: (mc[1].energy_total, mc[1].latency_cycles))
+        floor = min(lats) * (1 + tolerance)
+        best = min((i for i in order if lats[i] <= floor), key=lambda i: (energies[i], lats[i]))
     elif objective == "energy":
-        floor = min(c.energy_total for _, c in costs) * (1 + tolerance)
-        pool = [(m, c) for m, c in costs if c.energy_total <= floor]
-        best = min(pool, key=lambda mc: (mc[1].latency_cycles, mc[1].energy_total))
+        floor = min(energies) * (1 + tolerance)
+        best = min((i for i in order if energies[i] <= floor),
+                   key=lambda i: (lats[i], energies[i]))
     else:
-        best = min(costs, key=lambda mc: (mc[1].energy_total * mc[1].latency_cycles,
-                                          mc[1].latency_cycles))
-    return MapperResult(best[0], evaluate(problem, arch, best[0], convention, check=False),
+        best = min(order, key=lambda i: (energies[i] * lats[i], lats[i]))
+    mapping = costs[best] if costs[best] is not None else mapping_at(best)
+    return MapperResult(mapping, evaluate(problem, arch, mapping, convention, check=False),
                         len(costs), space, exhaustive)
+
+
+def _score_points(problem: Problem, arch: SpatialArch, points: list, chosen,
+                  bypass: frozenset, convention: str) -> tuple[list[float], list[float]]:
+    """Latency and energy of the chosen points, as :func:`evaluate` gives them, vectorised over
+    each run of points that share a spatial unrolling (:func:`evaluate_batch`)."""
+    ranks = problem.ranks
+    slots = len(ranks)
+    nlev = len(arch.levels)
+    index = {r: i for i, r in enumerate(ranks)}
+    level_of = np.repeat(np.arange(nlev), slots)[None, :]
+    rows: dict[tuple, tuple[int, ...]] = {}   # loop orders -> padded rank indices
+    lats: list[float] = []
+    energies: list[float] = []
+    chosen = list(chosen)
+    start = 0
+    while start < len(chosen):
+        spatial = points[chosen[start]][0]
+        end = start
+        while end < len(chosen) and points[chosen[end]][0] == spatial:
+            end += 1
+        n = end - start
+        rk_rows, split_rows = [], []
+        for idx in chosen[start:end]:
+            _, split, orders = points[idx]
+            row = rows.get(orders)
+            if row is None:
+                row = rows[orders] = tuple(itertools.chain.from_iterable(
+                    [index[r] for r in order] + [-1] * (slots - len(order))
+                    for order in orders))
+            rk_rows.append(row)
+            split_rows.append(tuple(split[r] for r in ranks))
+        rk = np.array(rk_rows, dtype=np.int64).reshape(n, nlev * slots)
+        factor = np.array(split_rows, dtype=np.int64).reshape(n, slots, nlev)
+        xs = np.where(rk >= 0, factor[np.arange(n)[:, None], np.maximum(rk, 0), level_of], 1)
+        lat, en = evaluate_batch(problem, arch, spatial, bypass, rk, xs, slots, convention)
+        lats.extend(lat.tolist())
+        energies.extend(en.tolist())
+        start = end
+    return lats, energies
 
 
 def _merged(nest: tuple) -> tuple:
