@@ -237,65 +237,27 @@ def reference_dir() -> Path | None:
 
 def build_requests(s: ServeSpec, over: dict[str, Any], seed: int, max_len: int,
                    model_name: str):
-    """The request table of a point: the same calls, in the same order, as ``xpusim serve``
-    (so equal fields and seed give equal requests)."""
-    import numpy as np
-
-    from workloads.errors import WorkloadError
-    from workloads.requests import (
-        Requests,
-        add_shared_prefix,
-        arrival_times,
-        check_context,
-        parse_duration,
-        parse_lengths,
-        parse_rate_schedule,
-        read_length_file,
-        read_trace,
-        sample_lengths,
-        trace_path,
-    )
+    """The request table of a point: :func:`workloads.requests.build_requests`, the function
+    ``xpusim serve`` calls, with paths relative to the sweep file (so equal fields and seed give
+    equal requests)."""
+    from workloads.requests import TRACES, RequestSpec
+    from workloads.requests import build_requests as build
 
     def v(name):
         return s.value(name, over)
 
-    rng = np.random.default_rng(seed)
-    rate = None if v("rate") is None else str(v("rate"))
-    duration = parse_duration(str(v("duration")), "--duration") if v("duration") else None
-    n_req = v("requests")
-    if v("trace"):
-        name = v("trace")
-        path = trace_path(name if name in ("azure-code", "azure-conv") else
-                          _path(name, s.base_dir), reference_dir())
-        req = read_trace(path, limit=n_req)
-        if rate:
-            times = arrival_times(parse_rate_schedule(rate), rng, len(req), duration,
-                                  v("burstiness"))
-            k = len(times)
-            req = Requests(times, req.prompt[:k], req.output[:k], req.group[:k],
-                           req.prefix[:k], req.source)
-        elif duration is not None:
-            keep = req.arrival_s < duration
-            req = Requests(req.arrival_s[keep], req.prompt[keep], req.output[keep],
-                           req.group[keep], req.prefix[keep], req.source)
-    else:
-        schedule = parse_rate_schedule(rate or "1")
-        open_ended = math.isinf(schedule[-1][1])
-        n = n_req if n_req or duration or not open_ended else 100
-        times = arrival_times(schedule, rng, n, duration, v("burstiness"))
-        if v("prompt_file"):
-            pool = read_length_file(_path(v("prompt_file"), s.base_dir))
-            prompt = pool[rng.integers(0, len(pool), size=len(times))]
-        else:
-            prompt = sample_lengths(parse_lengths(str(v("prompt")), "--prompt"), len(times),
-                                    rng)
-        gen = sample_lengths(parse_lengths(str(v("gen")), "--gen"), len(times), rng)
-        req = Requests.build(times, prompt, gen, source="--prompt/--gen")
-    if not len(req):
-        raise WorkloadError("", "--rate", "no request arrives (raise --duration or --rate)")
-    if v("shared_prefix"):
-        req = add_shared_prefix(req, v("shared_prefix"), v("prefix_groups"), rng)
-    return check_context(req, max_len, model_name, v("over_context"))
+    trace = v("trace")
+    if trace and trace not in TRACES:
+        trace = _path(trace, s.base_dir)
+    spec = RequestSpec(seed=seed, rate=None if v("rate") is None else str(v("rate")),
+                       duration=str(v("duration")) if v("duration") else None,
+                       requests=v("requests") or 0, trace=trace or None,
+                       burstiness=v("burstiness"), prompt=str(v("prompt")), gen=str(v("gen")),
+                       prompt_file=_path(v("prompt_file"), s.base_dir) if v("prompt_file")
+                       else None,
+                       shared_prefix=v("shared_prefix") or 0, prefix_groups=v("prefix_groups"),
+                       over_context=v("over_context"))
+    return build(spec, max_len, model_name, reference_dir())
 
 
 def load_model(s: ServeSpec, over: dict[str, Any], model_over: dict[str, Any] | None = None):

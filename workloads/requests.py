@@ -378,3 +378,67 @@ def check_context(req: Requests, max_len: int, model: str, policy: str = "error"
     prompt = np.minimum(req.prompt, max_len - output)
     prefix = np.minimum(req.prefix, prompt)
     return Requests(req.arrival_s, prompt, output, req.group, prefix, req.source)
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """What a serving workload is made of, as ``xpusim serve``'s options and a sweep's
+    ``serve:`` section say it (text fields are parsed by :func:`build_requests`).
+
+    ``trace`` is a trace name (``azure-code``, ``azure-conv``) or a CSV path; ``rate`` a rate
+    schedule (with a trace: re-timed arrivals); ``duration`` e.g. ``"600s"``; ``requests`` the
+    number of requests (0: the schedule or trace decides); ``prompt``/``gen`` length specs;
+    ``prompt_file`` a file of prompt lengths; ``over_context`` what to do with a request longer
+    than the model's context (:func:`check_context`)."""
+
+    seed: int = 0
+    rate: str | None = None
+    duration: str | None = None
+    requests: int = 0
+    trace: str | None = None
+    burstiness: float = 1.0
+    prompt: str = "512"
+    gen: str = "128"
+    prompt_file: str | None = None
+    shared_prefix: int = 0
+    prefix_groups: int = 1
+    over_context: str = "error"
+
+
+def build_requests(spec: RequestSpec, max_len: int, model_name: str,
+                   reference_dir: str | Path | None = None) -> Requests:
+    """The request table ``spec`` describes, drawn from one generator seeded with ``spec.seed``
+    (arrivals, then prompt lengths, then output lengths, then shared-prefix groups), checked
+    against the model's context of ``max_len`` tokens. Traces by name are looked up under
+    ``reference_dir``."""
+    rng = np.random.default_rng(spec.seed)
+    duration = parse_duration(spec.duration, "--duration") if spec.duration else None
+    if spec.trace:
+        req = read_trace(trace_path(spec.trace, reference_dir), limit=spec.requests or None)
+        if spec.rate:
+            times = arrival_times(parse_rate_schedule(spec.rate), rng, len(req), duration,
+                                  spec.burstiness)
+            k = len(times)
+            req = Requests(times, req.prompt[:k], req.output[:k], req.group[:k],
+                           req.prefix[:k], req.source)
+        elif duration is not None:
+            keep = req.arrival_s < duration
+            req = Requests(req.arrival_s[keep], req.prompt[keep], req.output[keep],
+                           req.group[keep], req.prefix[keep], req.source)
+    else:
+        schedule = parse_rate_schedule(spec.rate or "1")
+        open_ended = math.isinf(schedule[-1][1])
+        n = spec.requests if spec.requests or duration or not open_ended else 100
+        times = arrival_times(schedule, rng, n, duration, spec.burstiness)
+        if spec.prompt_file:
+            pool = read_length_file(spec.prompt_file)
+            prompt = pool[rng.integers(0, len(pool), size=len(times))]
+        else:
+            prompt = sample_lengths(parse_lengths(spec.prompt, "--prompt"), len(times), rng)
+        gen = sample_lengths(parse_lengths(spec.gen, "--gen"), len(times), rng)
+        req = Requests.build(times, prompt, gen, source="--prompt/--gen")
+    if not len(req):
+        raise WorkloadError("", "--rate", "no request arrives (raise --duration or --rate)")
+    if spec.shared_prefix:
+        req = add_shared_prefix(req, spec.shared_prefix, spec.prefix_groups, rng)
+    return check_context(req, max_len, model_name, spec.over_context)

@@ -142,59 +142,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_requests(args: argparse.Namespace, max_len: int, model_name: str):
-    """The request table the options describe (seeded)."""
-    import numpy as np
+    """The request table the options describe (seeded; see workloads.requests)."""
+    from workloads.requests import RequestSpec
+    from workloads.requests import build_requests as build
+    from xpusim.paths import reference_dir
 
-    from workloads.errors import WorkloadError
-    from workloads.requests import (
-        Requests,
-        add_shared_prefix,
-        arrival_times,
-        check_context,
-        parse_duration,
-        parse_lengths,
-        parse_rate_schedule,
-        read_length_file,
-        read_trace,
-        sample_lengths,
-        trace_path,
-    )
-
-    rng = np.random.default_rng(args.seed)
-    duration = parse_duration(args.duration, "--duration") if args.duration else None
-    if args.trace:
-        from xpusim.paths import reference_dir
-
-        ref = reference_dir()
-        path = trace_path(args.trace, ref if ref.is_dir() else None)
-        req = read_trace(path, limit=args.requests)
-        if args.rate:
-            times = arrival_times(parse_rate_schedule(args.rate), rng, len(req), duration,
-                                  args.burstiness)
-            k = len(times)
-            req = Requests(times, req.prompt[:k], req.output[:k], req.group[:k],
-                           req.prefix[:k], req.source)
-        elif duration is not None:
-            keep = req.arrival_s < duration
-            req = Requests(req.arrival_s[keep], req.prompt[keep], req.output[keep],
-                           req.group[keep], req.prefix[keep], req.source)
-    else:
-        schedule = parse_rate_schedule(args.rate or "1")
-        open_ended = math.isinf(schedule[-1][1])
-        n = args.requests if args.requests or duration or not open_ended else 100
-        times = arrival_times(schedule, rng, n, duration, args.burstiness)
-        if args.prompt_file:
-            pool = read_length_file(args.prompt_file)
-            prompt = pool[rng.integers(0, len(pool), size=len(times))]
-        else:
-            prompt = sample_lengths(parse_lengths(args.prompt, "--prompt"), len(times), rng)
-        gen = sample_lengths(parse_lengths(args.gen, "--gen"), len(times), rng)
-        req = Requests.build(times, prompt, gen, source="--prompt/--gen")
-    if not len(req):
-        raise WorkloadError("", "--rate", "no request arrives (raise --duration or --rate)")
-    if args.shared_prefix:
-        req = add_shared_prefix(req, args.shared_prefix, args.prefix_groups, rng)
-    return check_context(req, max_len, model_name, args.over_context)
+    spec = RequestSpec(seed=args.seed, rate=args.rate, duration=args.duration,
+                       requests=args.requests or 0, trace=args.trace,
+                       burstiness=args.burstiness, prompt=args.prompt, gen=args.gen,
+                       prompt_file=args.prompt_file, shared_prefix=args.shared_prefix or 0,
+                       prefix_groups=args.prefix_groups, over_context=args.over_context)
+    ref = reference_dir()
+    return build(spec, max_len, model_name, ref if ref.is_dir() else None)
 
 
 def load_arch_for_serving(args: argparse.Namespace):
