@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -224,15 +223,12 @@ def _path(value: str | None, base_dir: str) -> str | None:
 
 
 def reference_dir() -> Path | None:
-    """The reference data folder (``$XPUSIM_REFERENCE_DIR``, else ``shared/reference`` in the
-    working directory or above, else beside the checkout), as ``xpusim serve`` finds it."""
-    env = os.environ.get("XPUSIM_REFERENCE_DIR")
-    if env:
-        return Path(env) if Path(env).is_dir() else None
-    cwd = Path.cwd()
-    cands = [p / "shared" / "reference" for p in (cwd, *cwd.parents)]
-    cands.append(Path(__file__).resolve().parents[2] / "shared" / "reference")
-    return next((c for c in cands if c.is_dir()), None)
+    """The reference data folder ``xpusim serve`` uses (:mod:`workloads.reference_data`), or
+    None when it does not exist."""
+    from workloads.reference_data import reference_dir as found
+
+    ref = found()
+    return ref if ref.is_dir() else None
 
 
 def build_requests(s: ServeSpec, over: dict[str, Any], seed: int, max_len: int,
