@@ -147,8 +147,10 @@ def test_collectives_ring_latency_and_bandwidth():
                   a.interconnect["nvlink"].latency)
     small = collective_time("allreduce", 8.0, 4, link, dev.protocols, 8)
     big = collective_time("allreduce", 16 * 2**30, 4, link, dev.protocols, 8)
-    # 8-byte all-reduce on 4 GPUs: NCCL LL ~ 12.5 us (nccl-tests, LLMCompass ae/figure5/h)
-    assert small["protocol"] == "ll" and small["time"] == pytest.approx(12.5e-6, rel=0.05)
+    # 8-byte all-reduce on 4 GPUs: NCCL LL ~ 12.5 us per back-to-back call (nccl-tests,
+    # LLMCompass ae/figure5/h), i.e. the kernel with its launch overhead (2 us), not without it
+    assert small["protocol"] == "ll"
+    assert small["time"] + a.gpu.launch_overhead == pytest.approx(12.52e-6, rel=0.02)
     busbw = 2 * 3 / 4 * 16 * 2**30 / big["time"]
     assert big["protocol"] == "simple" and busbw == pytest.approx(233.7e9, rel=0.03)
 

@@ -20,7 +20,7 @@ GB = 1e9
 OLD_DGX_H100 = {
     "name": "dgx-h100", "type": "gpu",
     "interconnect": {
-        "nvlink": {"bandwidth": "450 GB/s", "latency": "0.39 us", "efficiency": 0.78},
+        "nvlink": {"bandwidth": "450 GB/s", "latency": "0.053 us", "efficiency": 0.78},
         "infiniband": {"bandwidth": "50 GB/s", "latency": "2.1 us", "efficiency": 0.9}},
     "energy": {"link": {"infiniband": "20 pJ/bit"}},
     "system": {"devices": 8, "nodes": 1, "intra_node_link": "nvlink",
@@ -63,7 +63,7 @@ def test_route_between_gpus_crosses_the_nvswitch(dgx):
     r = dgx.route("gpu0", "gpu5")
     assert r.hops == (Hop("nvlink.gpu0", True), Hop("nvlink.gpu5", False))
     assert r.bottleneck == pytest.approx(450 * GB * 0.78)  # not PCIe (53.6) or IB (45) paths
-    assert r.latency == pytest.approx(2 * 0.39e-6)
+    assert r.latency == pytest.approx(2 * 0.053e-6)
     assert dgx.route("gpu0", "gpu5") is r  # memoised
 
 

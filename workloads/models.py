@@ -285,6 +285,10 @@ _PRESETS: list[ModelConfig] = [
            "Hugging Face meta-llama/Meta-Llama-3-8B config.json"),
     _llama("llama3-70b", 80, 8192, 64, 8, 28672, 128256, 8192,
            "Hugging Face meta-llama/Meta-Llama-3-70B config.json"),
+    replace(_llama("mistral-7b", 32, 4096, 32, 8, 14336, 32000, 32768,
+                   "Hugging Face mistralai/Mistral-7B-v0.1 config.json (GQA, 8 KV heads; its "
+                   "4096-token sliding window is not modelled)"),
+            family="mistral"),
     replace(_llama("mixtral-8x7b", 32, 4096, 32, 8, 14336, 32000, 32768,
                    "Hugging Face mistralai/Mixtral-8x7B-v0.1 config.json (Jiang et al. 2024)"),
             family="mixtral", n_experts=8, top_k=2),
@@ -382,7 +386,8 @@ _PRESETS += [
 MODEL_PRESETS: dict[str, ModelConfig] = {m.name: m for m in _PRESETS}
 ALIASES = {"gpt2": "gpt2-small", "llama-2-7b": "llama2-7b", "llama-2-13b": "llama2-13b",
            "llama-2-70b": "llama2-70b", "llama-3-8b": "llama3-8b", "llama-3-70b": "llama3-70b",
-           "mixtral": "mixtral-8x7b", "bloom": "bloom-176b", "bert": "bert-base",
+           "mixtral": "mixtral-8x7b", "mistral": "mistral-7b", "bloom": "bloom-176b",
+           "bert": "bert-base",
            "t5": "t5-small", "mamba": "mamba-130m", "gpt-j": "gpt-j-6b", "gptj": "gpt-j-6b",
            "falcon": "falcon-7b", "phi2": "phi-2", "gemma": "gemma-7b"}
 

@@ -112,7 +112,7 @@ class SoftwareSpec:
         gt=0, le=1, default_factory=dict,
         doc="fraction of the achievable HBM bandwidth the stack's kernels of an op family reach")
     decode_attention: str = param(default="flashdecoding",
-                                  choices=("flash2", "flashdecoding", "lean", "paged"),
+                                  choices=("flash2", "flashdecoding", "lean", "paged", "mmha"),
                                   doc="how fused decode attention splits the KV sequence over SMs")
     collective_protocols: dict[str, CollectiveProtocol] = field(
         default_factory=dict, metadata={"unit": "", "doc": "collective protocols (NCCL LL, "

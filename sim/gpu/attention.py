@@ -21,6 +21,13 @@ Partitionings of one attention call (batch ``B``, ``H`` query heads, ``G`` KV he
   (sequence, query head) on the CUDA cores, each warp streaming one 16-token KV block at a time;
   the query heads of a KV group share its cache through L2 (DRAM reads it once), so a CTA's
   Little's-law rate uses the L2 latency when its group has other members, DRAM's otherwise.
+* ``mmha`` — TensorRT-LLM's masked multi-head attention kernel without multi-block mode and
+  without XQA (the generation kernel of the v0.9 GptSession benchmarks): like ``paged``, one CTA
+  per (sequence, query head) on the CUDA cores with no KV split ("the 'vanilla' implementation
+  that uses a single CUDA thread-block per head", TensorRT-LLM gpt_attention.md), but every CTA
+  loads and converts its KV head's cache itself — query heads of a GQA group each read it from
+  DRAM (the reason for XQA, which "reduces data loading and conversion" for MQA/GQA, TensorRT-LLM
+  XQA blog), so a group of ``g`` query heads moves ``g`` times the KV bytes.
 * ``lean`` — LeanAttention: the same tiles (LeanTiles), all ``H x ceil(N/Bc)`` of them dealt out
   evenly to one persistent CTA per SM slot (stream-K); CTAs that share a head combine their
   partial softmax states with the associative rescaling, in the same kernel.
@@ -35,7 +42,7 @@ from functools import lru_cache
 from sim.gpu.hw import GpuHw
 from sim.gpu.memory import cta_rate
 
-DECODE_POLICIES = ("flash2", "flashdecoding", "lean", "paged")
+DECODE_POLICIES = ("flash2", "flashdecoding", "lean", "paged", "mmha")
 PAGED_WARPS = 4          # vLLM PagedAttention V1: 128 threads per (head, sequence)
 PAGED_BLOCK = 16         # tokens per KV-cache block; one block per warp in flight
 SOFTMAX_ALU_OPS = 4.0   # scale, running max, subtract (fused into exp2's FMA), row sum, convert
@@ -233,23 +240,38 @@ def lean_attention(ahw: AttnHw, sh: AttentionShape) -> dict:
 @lru_cache(maxsize=65536)
 def paged_attention(ahw: AttnHw, sh: AttentionShape) -> dict:
     """vLLM PagedAttention V1 decode: one CTA per (sequence, query head), no KV split."""
+    return _per_head_ctas(ahw, sh, share_group=True)
+
+
+@lru_cache(maxsize=65536)
+def masked_mha(ahw: AttnHw, sh: AttentionShape) -> dict:
+    """TensorRT-LLM masked MHA (no multi-block, no XQA): one CTA per (sequence, query head),
+    each reading its KV head from DRAM (a GQA group's cache is read once per query head)."""
+    return _per_head_ctas(ahw, sh, share_group=False)
+
+
+def _per_head_ctas(ahw: AttnHw, sh: AttentionShape, share_group: bool) -> dict:
+    """One CTA of four warps per (sequence, query head) on the CUDA cores, no KV split; the
+    query heads of a group share the KV cache through L2 (``share_group``) or each read it."""
     hw = ahw.gpu
     ctas = sh.batch * sh.q_heads
     slots = hw.sms * 4   # 128-thread CTAs, small shared memory: several per SM
     per_cta = 2.0 * sh.kv_len * sh.head_dim * sh.kv_elem
     inflight = PAGED_WARPS * PAGED_BLOCK * sh.head_dim * sh.kv_elem
-    latency = hw.l2_latency if sh.group > 1 else hw.hbm_latency
+    shared = share_group and sh.group > 1
+    latency = hw.l2_latency if shared else hw.hbm_latency
     cap = inflight / latency if latency > 0 else float("inf")
     active = min(ctas, slots)
     per_token_ops = 4.0 * sh.head_dim + SOFTMAX_ALU_OPS   # q.k and p.v FMAs, softmax
     t_compute = math.ceil(ctas / slots) * sh.kv_len * per_token_ops / \
         (ahw.sm_alu * 2 / max(1, math.ceil(active / hw.sms)))
     t_cta = math.ceil(ctas / slots) * per_cta / cap
-    t_dram = (sh.kv_bytes + sh.qo_bytes) / hw.hbm_achievable
+    dram = (sh.kv_bytes if shared or sh.group == 1 else sh.kv_bytes * sh.group) + sh.qo_bytes
+    t_dram = dram / hw.hbm_achievable
     t_l2 = ctas * per_cta / hw.l2_achievable
     t = hw.launch + hw.hbm_latency + max(t_cta, t_dram, t_l2, t_compute)
     return {"time": t, "ctas": ctas, "waves": math.ceil(ctas / slots), "splits": 1,
-            "block": f"1x{PAGED_BLOCK}", "dram_bytes": sh.kv_bytes + sh.qo_bytes}
+            "block": f"1x{PAGED_BLOCK}", "dram_bytes": dram}
 
 
 def attention_time(ahw: AttnHw, sh: AttentionShape, decode_policy: str) -> dict:
@@ -260,4 +282,6 @@ def attention_time(ahw: AttnHw, sh: AttentionShape, decode_policy: str) -> dict:
         return lean_attention(ahw, sh)
     if decode_policy == "paged":
         return paged_attention(ahw, sh)
+    if decode_policy == "mmha":
+        return masked_mha(ahw, sh)
     return flash_decoding(ahw, sh)

@@ -12,10 +12,12 @@ memory with ``gpu.gemm_stages`` buffers, and each split-K factor, the model comp
   the SM's share of DRAM bandwidth). Persistent kernels (Hopper) overlap the epilogue with the
   next tile's main loop.
 * **waves** — ``ceil(CTAs / (SMs x CTAs per SM))``; every tile computes its full padded shape
-  (tile and wave quantisation).
+  (tile and wave quantisation). The busiest SM computes ``ceil(CTAs / SMs)`` tiles: co-resident
+  CTAs share its tensor cores, and a partial last wave adds only its own tiles.
 * **DRAM traffic** — operands once when they fit in half of L2; otherwise each wave fetches the A
-  and B panels its tiles touch (L2 holds one wave's panels). Bandwidth is the achievable HBM
-  bandwidth, capped by Little's law for the CTAs in flight (``stages - 1`` k-stages each).
+  and B panels its tiles touch (L2 holds one wave's panels; the partial last wave only its own).
+  Bandwidth is the achievable HBM bandwidth, capped by Little's law for the CTAs in flight
+  (``stages - 1`` k-stages each).
 * **L2 traffic** — every CTA reads its A and B panels through L2.
 
 The kernel takes ``launch + gemm_fixed + max(compute, DRAM, L2)``, where compute and DRAM
@@ -101,13 +103,15 @@ def gemm_candidate(hw: GpuHw, batch: int, m: int, n: int, k: int, elem: float, a
     write_bw = hw.hbm_achievable / active
     prologue = hw.hbm_latency
     epilogue = min(tm, m) * min(tn, n) * out_elem / write_bw  # only the real rows/columns
-    # per_sm CTAs share one SM's tensor cores and hide each other's prologue and epilogue
-    body_per_wave = per_sm * k_iters * t_step
+    # per_sm CTAs share one SM's tensor cores and hide each other's prologue and epilogue; the
+    # busiest SM computes ceil(CTAs / SMs) tiles (a partial last wave leaves co-resident slots
+    # empty, it does not add a full wave of work)
+    t_body = math.ceil(ctas / hw.sms) * k_iters * t_step
     overhead = prologue + epilogue
     if hw.persistent_gemm or per_sm > 1:
-        t_compute = waves * body_per_wave + overhead
+        t_compute = t_body + overhead
     else:
-        t_compute = waves * (body_per_wave + overhead)
+        t_compute = t_body + waves * overhead
     # DRAM traffic: operands once when they fit in (half of) L2; otherwise L2 holds the A and B
     # panels of one wave, and each wave fetches its own panels
     per_wave = active
@@ -116,11 +120,16 @@ def gemm_candidate(hw: GpuHw, batch: int, m: int, n: int, k: int, elem: float, a
     if a_bytes + b_bytes <= 0.5 * hw.l2_capacity or (per_wave >= tiles_per_slice and slice_fits):
         dram = a_bytes + b_bytes + c_bytes
     else:
-        out_per_wave = max(1, per_wave // split)
-        wr = min(tiles_m, max(1, round(math.sqrt(out_per_wave))))
-        wc = min(tiles_n, math.ceil(out_per_wave / wr))
-        wave_bytes = (min(wr * tm, m) + min(wc * tn, n)) * k * elem
-        dram = max(a_bytes + b_bytes, waves * wave_bytes) + c_bytes
+        def panel_bytes(ctas_in_wave: int) -> float:
+            out_tiles_w = max(1, ctas_in_wave // split)
+            wr = min(tiles_m, max(1, round(math.sqrt(out_tiles_w))))
+            wc = min(tiles_n, math.ceil(out_tiles_w / wr))
+            return (min(wr * tm, m) + min(wc * tn, n)) * k * elem
+
+        # the last, partial wave fetches only the panels of its own tiles
+        full, rest = divmod(ctas, per_wave)
+        panels = full * panel_bytes(per_wave) + (panel_bytes(rest) if rest else 0.0)
+        dram = max(a_bytes + b_bytes, panels) + c_bytes
     inflight = (hw.gemm_stages - 1) * (tm + tn) * tk * elem
     t_dram = dram / achievable_bandwidth(hw, active, inflight)
     # L2 traffic: every CTA reads its A and B panels

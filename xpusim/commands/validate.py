@@ -144,13 +144,19 @@ def run(args: argparse.Namespace) -> int:
         for preset, values in fit_vidur_gemm(ctx).items():
             sys.stdout.write(f"# Vidur cuBLAS GEMMs, {preset} preset (Llama-2-7B rows)\n")
             sys.stdout.write(format_values(values) + "\n")
-        from xpusim.validation.vidur_allreduce_a100 import fit_network_bandwidth
+        from xpusim.validation._fit_gpu import fit_mi210_gemm
 
-        bandwidth, mape = fit_network_bandwidth(ctx)
-        sys.stdout.write("# Vidur NCCL all-reduce, dgx-a100x2-vidur network (multi-node train "
-                         "rows)\n"
-                         f"interconnect.infiniband.bandwidth: {bandwidth / 1e9:g} GB/s "
-                         f"(train MAPE {mape:.1%})\n")
+        sys.stdout.write("# MI210 GEMMs (public PyTorch rows, validation/mi210; train rows)\n")
+        sys.stdout.write(format_values(fit_mi210_gemm(ctx)) + "\n")
+        from xpusim.validation.vidur_allreduce_a100 import fit_nccl
+
+        values, mape = fit_nccl(ctx)
+        sys.stdout.write("# Vidur NCCL all-reduce: dgx-a100x2-vidur network and A100 protocol "
+                         f"costs (all train rows; train MAPE {mape:.1%})\n")
+        sys.stdout.write(f"interconnect.infiniband.bandwidth: {values['bandwidth'] / 1e9:g} GB/s\n"
+                         f"LL128 base: {values['ll128_base'] * 1e6:g} us, LL128 bandwidth "
+                         f"fraction: {values['ll128_fraction']:g}, Simple base: "
+                         f"{values['simple_base'] * 1e6:g} us\n")
         return 0
     if not ref.is_dir():
         from xpusim.commands._common import warn

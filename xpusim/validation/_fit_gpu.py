@@ -10,6 +10,10 @@ Nelder-Mead from physical start values (as ``_fit``).
 * H100 (``h100`` preset): ``gpu.tensor_efficiency`` and ``gpu.gemm_fixed`` on the H100 train
   rows; ``gpu.gemm_overlap_p`` is **not** refitted — the A100 value is used, so every H100
   row tests whether it transfers.
+* MI210 (``mi210`` preset, :func:`fit_mi210_gemm`): ``gpu.tensor_efficiency``, with the host
+  cost of harness ``mi210-pytorch-loop`` (``software.dispatch.matmul``), on the train rows of
+  suite ``mi210-gemm`` (public PyTorch figures, ``validation/mi210``); the mi250x and mi300x
+  presets do not take these values.
 """
 
 from __future__ import annotations
@@ -61,3 +65,32 @@ def format_values(values: dict[str, float]) -> str:
     """``path: value`` lines (times in us, the rest unitless)."""
     return "\n".join(f"{k}: {v / US:.2f} us" if k.endswith("gemm_fixed") else f"{k}: {v:.3f}"
                       for k, v in values.items())
+
+
+def fit_mi210_gemm(ctx: ValidationContext) -> dict[str, float]:
+    """{yaml.path: value} fitted on the ``train`` rows of suite ``mi210-gemm`` (PyTorch on
+    random operands: fp16 at 1024, 4096, 10240 and bf16 at 2048, 8192; public data in
+    ``validation/mi210``): the ``mi210`` preset's ``gpu.tensor_efficiency`` (sustained matrix
+    rate under the 300 W cap) and the PyTorch-loop harness's ``software.dispatch.matmul`` (host
+    cost of one eager ``torch.mm``). Objective: their MAPE; the rest of the preset (Tensile
+    macro tiles, latencies, launch) stays fixed."""
+    from xpusim.validation.mi210_gemm import HARNESS, points
+
+    def obj(x: list[float]) -> float:
+        eff, disp = x
+        if not (0.3 < eff <= 1.0) or disp < 0:
+            return math.inf
+        gpu = {"tensor_efficiency": eff}
+        loop = _harness(HARNESS, {"gpu": gpu, "software": {"dispatch": {"matmul": disp * US}}})
+        return mape(_train(points(ctx, _device("mi210", gpu), loop)))
+
+    eff, disp = _minimise(obj, [0.8, 20.0])
+    return {"gpu.tensor_efficiency": eff, "software.dispatch.matmul": disp * US}
+
+
+def _harness(path, overrides: dict):
+    from arch import arch_from_dict, deep_merge, load_arch_data
+    from sim.devices.base import device_for
+
+    data, label = load_arch_data(path)
+    return device_for(arch_from_dict(deep_merge(data, overrides), label), "tile")

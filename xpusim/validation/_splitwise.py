@@ -8,10 +8,25 @@ configurations) with fused attention: prompt time is the end of the prefill pass
 prompts of ``prompt`` tokens), token time is one decode step at the mean KV length of the generation
 (``prompt + tokens / 2``; a step's time grows linearly with the KV length, so this is the mean
 over the ``tokens`` steps).
+
+A configuration whose KV cache does not fit is not a batch of ``batch`` prompts: when the
+batch's KV at its last step (``batch x (prompt + tokens - 1)`` tokens, in 16-token blocks)
+exceeds the cache that vLLM leaves on a device (``sim.serve.Replica.kv_capacity_blocks``:
+``gpu_memory_utilization`` 0.9 of memory, less the weights and the activations of a
+``max(batch x prompt, max_model_len)``-token pass, the budget that prefills the batch at once),
+the engine must preempt and re-prefill requests, and the published prompt and token times
+measure that schedule, not the batch. Such a configuration gets split ``excluded``, its points
+a NaN prediction (not in MAPE or bias) and a note with the batch prediction, the KV figures
+and the prefill's roofline bound; the host fit (``xpusim validate --fit``) leaves it out too
+(the stack's committed host costs were fitted before, with it among the train rows). Of the
+A100 rows only Llama2-70B TP2 batch 64 overflows (40,960 tokens of KV, 26,272 fit per device); its
+published prompt time, 0.80 s, is a tenth of the roofline bound of a 64 x 512-token prefill
+on two A100s (7.9 s), and its e2e time (160 s, vs 18 s at batch 32) shows the preemptions.
 """
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 from xpusim.validation import Point, SuiteSkipped, ValidationContext, alternate_split
@@ -25,6 +40,8 @@ ARCH, SOFTWARE = "dgx-a100", "vllm"
 H100_ARCH = "dgx-h100"
 HARDWARE = {"dgx-a100": "a100-80gb", "dgx-h100": "h100-80gb"}
 KEY = ("model", "tensor_parallel", "prompt_size", "batch_size", "token_size")
+#: the split of a configuration whose KV cache overflows (see the module docstring)
+EXCLUDED = "excluded"
 
 
 def _rows(ctx: ValidationContext, hardware: str) -> list[dict]:
@@ -45,8 +62,10 @@ def _rows(ctx: ValidationContext, hardware: str) -> list[dict]:
 
 
 def configs(ctx: ValidationContext, hardware: str = "a100-80gb") -> list[dict]:
-    """Configurations in file order with mean measured times (s) and their train/test split
-    (A100: the documented alternate split; other GPUs: all ``test``, nothing is fitted there)."""
+    """Configurations in file order with mean measured times (s), their KV need and the KV
+    cache per device (tokens, :func:`kv_tokens`) and their split (A100: the documented
+    alternate split; other GPUs: all ``test``, nothing is fitted there; ``excluded`` where the
+    KV overflows)."""
     groups: dict[tuple, list[dict]] = {}
     for row in _rows(ctx, hardware):
         groups.setdefault(tuple(row[k] for k in KEY), []).append(row)
@@ -58,9 +77,54 @@ def configs(ctx: ValidationContext, hardware: str = "a100-80gb") -> list[dict]:
                     "token_s": sum(float(r["token_time"]) for r in rows) / len(rows) * 1e-3,
                     "repeats": len(rows)})
     splits = alternate_split(len(out)) if hardware == "a100-80gb" else ["test"] * len(out)
+    arch = next((a for a, h in HARDWARE.items() if h == hardware), ARCH)
     for cfg, split in zip(out, splits, strict=True):
-        cfg["split"] = split
+        cfg["kv_need"], cfg["kv_capacity"] = kv_tokens(cfg, arch)
+        cfg["split"] = EXCLUDED if cfg["kv_need"] > cfg["kv_capacity"] else split
     return out
+
+
+@lru_cache(maxsize=64)
+def _kv_capacity(model_name: str, tp: int, budget: int, arch: str, software: str) -> int:
+    """Tokens of KV cache per device vLLM leaves for a ``budget``-token pass (sim/serve)."""
+    from arch import arch_from_dict, load_arch_data
+    from arch.software import with_software
+    from sim.serve import EngineConfig, IterationModel, Replica
+    from workloads.models import get_model
+
+    data, label = load_arch_data(arch)
+    system = arch_from_dict(with_software(data, software, label), label)
+    model = IterationModel(system, get_model(model_name), tp=tp,
+                           device=_default_device(arch, software))
+    cfg = EngineConfig(max_num_batched_tokens=budget)
+    return Replica(0, model, cfg).kv_capacity_blocks() * cfg.block_size
+
+
+def kv_tokens(cfg: dict, arch: str = ARCH, software: str = SOFTWARE) -> tuple[int, int]:
+    """(KV tokens the batch holds at its last step, in whole blocks; KV tokens the cache holds)
+    for the vLLM engine whose token budget prefills the whole batch in one pass."""
+    from sim.serve import EngineConfig
+    from workloads.models import get_model
+
+    block = EngineConfig().block_size
+    need = cfg["batch"] * -(-(cfg["prompt"] + cfg["tokens"] - 1) // block) * block
+    budget = max(cfg["batch"] * cfg["prompt"], get_model(cfg["model"]).max_positions)
+    return need, _kv_capacity(cfg["model"], cfg["tp"], budget, arch, software)
+
+
+def prefill_bound(cfg: dict, arch: str = ARCH, software: str = SOFTWARE) -> float:
+    """Roofline lower bound (s) of the batch's prefill pass (``--fidelity roofline``)."""
+    from sim.devices.base import device_for
+
+    dev = device_for(_default_device(arch, software).arch, "roofline")
+    trace = _trace(cfg["model"], cfg["tp"], cfg["batch"], cfg["prompt"], "prefill")
+    return sum(dev.estimate(op).latency for op in trace.ops)
+
+
+def _excluded_note(cfg: dict, predicted: float, arch: str, software: str) -> str:
+    return (f"excluded: KV of the batch {cfg['kv_need']:,} tokens > cache {cfg['kv_capacity']:,} "
+            f"per device (vLLM preempts); batch prediction {predicted:.4g} s; prefill roofline "
+            f"bound {prefill_bound(cfg, arch, software):.4g} s")
 
 
 def harness_device(overrides: dict | None = None, arch: str = ARCH, software: str = SOFTWARE):
@@ -149,8 +213,15 @@ def points(ctx: ValidationContext, overrides: dict | None = None, only_split: st
             continue
         p, t = predict(dev, cfg)
         case = f"{cfg['model']} tp{cfg['tp']} b{cfg['batch']} p{cfg['prompt']} t{cfg['tokens']}"
+        pairs = []
         if metric in ("both", "prompt"):
-            out.append(Point(f"prompt {case}", cfg["prompt_s"], p, cfg["split"]))
+            pairs.append((f"prompt {case}", cfg["prompt_s"], p))
         if metric in ("both", "token"):
-            out.append(Point(f"token {case}", cfg["token_s"], t, cfg["split"]))
+            pairs.append((f"token {case}", cfg["token_s"], t))
+        for name, measured, predicted in pairs:
+            if cfg["split"] == EXCLUDED:
+                note = _excluded_note(cfg, predicted, arch, software)
+                out.append(Point(name, measured, math.nan, EXCLUDED, note=note))
+            else:
+                out.append(Point(name, measured, predicted, cfg["split"]))
     return out

@@ -1,0 +1,119 @@
+"""TensorRT-LLM v0.9.0 static-batch suite: the published rows, the benchmark's routing and dtype
+facts, the masked-MHA decode kernel, and predictions next to NVIDIA's figures."""
+
+import dataclasses
+import math
+
+import pytest
+
+from arch import load_arch
+from arch.software import load_stack
+from sim.devices.base import device_for
+from sim.gpu.attention import AttentionShape, masked_mha, paged_attention
+from workloads.models import get_model
+from workloads.routing import expert_token_counts
+from workloads.tracer import trace_model
+from xpusim.validation import PROJECT_DATA
+from xpusim.validation import trtllm_e2e as S
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return {S.case(r): r for r in S.load_rows()}
+
+
+def test_table_rows_as_published(rows):
+    """48 rows: 16 throughput + 8 first-token per GPU; spot values from performance.md v0.9.0."""
+    all_rows = list(rows.values())
+    assert len(all_rows) == 48
+    assert sum(r["table"] == "throughput" for r in all_rows) == 32
+    assert rows["tput h100 fp16 mixtral-8x7b b512 tp2 i128 o128"]["value"] == "5255"
+    assert rows["tput a100 fp16 llama2-70b b512 tp8 i128 o2048"]["value"] == "684"
+    assert rows["ttft h100 fp8 llama2-70b b1 tp8 i2048 o1"]["value"] == "85.1"
+    assert rows["ttft a100 fp16 mistral-7b b1 tp1 i2048 o1"]["value"] == "139.6"
+    splits = [r["split"] for r in S.load_rows()]
+    assert splits[:4] == ["train", "test", "train", "test"]
+    assert splits.count("train") == splits.count("test") == 24
+
+
+def test_measured_time_is_batch_time_over_gpus(rows):
+    r = rows["tput h100 fp8 llama2-7b b896 tp1 i128 o128"]
+    assert S.measured_time(r) == pytest.approx(896 * 128 / 19854)
+    r = rows["tput h100 fp8 llama2-70b b1024 tp2 i128 o128"]   # out tok/s per GPU, 2 GPUs
+    assert S.measured_time(r) == pytest.approx(1024 * 128 / (3214 * 2))
+    assert S.measured_time(rows["ttft a100 fp16 llama2-7b b1 tp1 i128 o1"]) == \
+        pytest.approx(16.2e-3)
+
+
+def test_mistral_config_matches_hf_parameter_count():
+    m = get_model("mistral-7b")
+    assert (m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.d_ff) == (32, 4096, 32, 8, 14336)
+    assert m.param_count() == 7_241_732_096   # Mistral-7B-v0.1 on Hugging Face
+    assert get_model("mistral") is m
+
+
+def test_benchmark_routing_sends_all_tokens_to_top_k_experts(rows):
+    """All-padId prompts and greedy decoding: every token has the same hidden state."""
+    mix = get_model("mixtral-8x7b")
+    assert S.expert_counts(mix) == (1.0, 1.0, 0, 0, 0, 0, 0, 0)
+    assert S.expert_counts(get_model("llama2-7b")) == ()
+    assert expert_token_counts(512, 8, 2, weights=S.expert_counts(mix)) == [512, 512] + [0] * 6
+    sc = S.scenario(rows["tput h100 fp16 mixtral-8x7b b512 tp2 i128 o128"])
+    assert sc.dtype == "fp16" and sc.kv_dtype == "fp16"   # no FP8 Mixtral in v0.9.0
+    sc = dataclasses.replace(sc, gen_len=2, prompt_len=16, batch=4)
+    trace = trace_model(mix, sc, phases=("decode",))
+    ups = [op for op in trace.ops if op.layer == 0 and "_up" in op.name and "expert" in op.name]
+    assert len(ups) == 2   # two experts per layer, not min(8, 4 * 2)
+    assert S.scenario(rows["tput h100 fp8 llama2-7b b896 tp1 i128 o128"]).dtype == "fp8"
+
+
+def test_masked_mha_reads_kv_per_query_head():
+    """GQA group g: masked MHA moves g times the cache PagedAttention (L2-shared) moves."""
+    dev = device_for(load_arch("h100"), "tile")
+    ahw = dev._attn_hw("fp16")
+    gqa = AttentionShape(64, 32, 8, 1, 4096, 128)
+    mmha, paged = masked_mha(ahw, gqa), paged_attention(ahw, gqa)
+    assert mmha["dram_bytes"] == pytest.approx(4 * gqa.kv_bytes + gqa.qo_bytes)
+    assert paged["dram_bytes"] == pytest.approx(gqa.kv_bytes + gqa.qo_bytes)
+    assert mmha["time"] >= 4 * gqa.kv_bytes / dev.hw.hbm_achievable
+    assert mmha["time"] > 3 * paged["time"]
+    mha = AttentionShape(64, 32, 32, 1, 4096, 128)   # no group: the same kernel cost
+    assert masked_mha(ahw, mha)["time"] == pytest.approx(paged_attention(ahw, mha)["time"])
+
+
+def test_stacks_load_and_differ_only_in_decode_kernel():
+    _, plain = load_stack(str(PROJECT_DATA / "trtllm" / S.STACK))
+    _, xqa = load_stack(str(PROJECT_DATA / "trtllm" / S.XQA_STACK))
+    assert plain["decode_attention"]["value"] == "mmha"
+    assert xqa["decode_attention"]["value"] == "flashdecoding"
+    assert plain["mode"] == xqa["mode"] and plain["per_step"] == xqa["per_step"]
+    assert S.stack_file(S.load_rows()[0]).name == S.STACK   # Mistral: no XQA in its commands
+
+
+@pytest.mark.parametrize("key, tol", [
+    ("tput a100 fp16 llama2-7b b32 tp1 i128 o2048", 0.10),
+    ("ttft a100 fp16 llama2-7b b1 tp1 i2048 o1", 0.10),
+    ("ttft a100 fp16 mixtral-8x7b b1 tp2 i2048 o1", 0.25),
+])
+def test_predictions_next_to_published(rows, key, tol):
+    """A dense decode-bound row, a dense prefill row and an MoE prefill row against NVIDIA's
+    figures (the whole table's errors are in the report of ``xpusim validate``)."""
+    r = rows[key]
+    pred, meas = S.predict(r), S.measured_time(r)
+    assert math.isfinite(pred)
+    assert abs(pred / meas - 1) < tol, (key, pred, meas)
+
+
+def test_identical_routing_reads_two_experts(rows, monkeypatch):
+    """Decode at batch 32 is weight-bound: all eight experts' weights (uniform spread) against
+    two (the benchmark's identical tokens) is 46.7B / 12.9B = 3.6x the bytes per step."""
+    from sim.run import simulate
+
+    r = {**rows["tput a100 fp16 mixtral-8x7b b32 tp2 i2048 o2048"], "input_len": "128",
+         "output_len": "8"}
+    arch, model = S._arch("a100", str(S.stack_file(r))), get_model("mixtral-8x7b")
+    ident = simulate(arch, model, S.scenario(r)).metrics["tpot_s"]
+    monkeypatch.setattr(S, "ROUTING", "uniform")
+    uniform = simulate(arch, model, S.scenario(r)).metrics["tpot_s"]
+    ratio = model.param_count() / model.active_param_count()
+    assert 0.7 * ratio < uniform / ident < 1.05 * ratio

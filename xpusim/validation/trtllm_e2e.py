@@ -1,0 +1,153 @@
+"""TensorRT-LLM v0.9.0 static-batch throughput and first-token latency (NVIDIA's published tables).
+
+The rows (``validation/trtllm/trtllm_v0.9.0_static.csv``, see its README) are NVIDIA's
+``gptSessionBenchmark`` runs: a static batch of ``batch`` prompts of ``input_len`` tokens, each
+generating ``output_len`` tokens, on H100 SXM (FP8) and A100 SXM 80GB (FP16). The prediction is
+what ``xpusim run`` computes (:func:`sim.run.simulate`, the same engine a user runs)::
+
+    xpusim run --arch dgx-h100|dgx-a100 --software validation/trtllm/gptsession-v0.9.yaml \\
+        --model M --batch B --prompt I --gen O --tp T --dtype D --kv-dtype D \\
+        --attention flash --expert-counts <top_k ones, then zeros>
+
+(``gptsession-v0.9-xqa.yaml`` for the LLaMA 70B rows, whose commands enable XQA). Each row is
+compared as a time, so a negative error means the model is too optimistic: a throughput row as
+the batch's generate() time ``B * O / (throughput per GPU * T)`` against ``latency_s``, a
+first-token row as ``ttft_s`` of the ``--gen 1`` run.
+
+Facts of the measured runs the scenario carries (sources in the CSV's README):
+
+* ``run_dtype``: Mixtral ran FP16 on H100 (FP8 quantization of Mixtral arrived in v0.10.0);
+* routing: gptSessionBenchmark fills every prompt with ``padId`` and decodes greedily, so every
+  token of every sequence has the same hidden state and the router sends all tokens to the same
+  ``top_k`` experts (:data:`ROUTING`).
+
+Split: rows in file order, even rows ``train`` and odd rows ``test`` (:func:`alternate_split`).
+Nothing is fitted on this table; the one model choice made on it (masked MHA's per-query-head
+KV reads, ``mmha``, over PagedAttention-like L2 sharing, ``paged``) was decided on the train
+rows' MAPE (README.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from xpusim.validation import (
+    PROJECT_DATA,
+    Point,
+    SuiteSkipped,
+    ValidationContext,
+    alternate_split,
+)
+from xpusim.validation._table import read_rows
+
+NAME = "trtllm-e2e"
+DESCRIPTION = ("TensorRT-LLM v0.9.0 static batching, H100 FP8 / A100 FP16, Llama/Mistral/Mixtral "
+               "throughput and first-token latency (NVIDIA performance.md)")
+THRESHOLD = 0.15
+DATA_DIR = "trtllm"
+FILE = "trtllm_v0.9.0_static.csv"
+#: the arch preset of each table's GPU (SXM 80 GB nodes, NVLink for TP > 1)
+ARCH = {"h100": "dgx-h100", "a100": "dgx-a100"}
+#: the v0.9 GptSession stack (masked MHA decode attention) and its XQA variant
+STACK = "gptsession-v0.9.yaml"
+XQA_STACK = "gptsession-v0.9-xqa.yaml"
+#: models whose benchmark commands set ``TRTLLM_ENABLE_XQA=1`` (TensorRT-LLM v0.9.0
+#: performance.md, "Llama2-70b" throughput and first-token loops); the others use masked MHA
+XQA_MODELS = ("llama2-70b",)
+#: how the benchmark's tokens reach the experts: ``identical`` (all tokens to the same ``top_k``
+#: experts, as gptSessionBenchmark's all-``padId`` prompts and greedy decoding make them) or
+#: ``uniform`` (xpusim's default spread)
+ROUTING = "identical"
+
+
+def load_rows(project_data: Path = PROJECT_DATA) -> list[dict]:
+    """The published rows with their split (``split`` key), in file order."""
+    path = project_data / DATA_DIR / FILE
+    if not path.is_file():
+        raise SuiteSkipped(f"{path} not found (the TensorRT-LLM table ships with the checkout)")
+    rows = read_rows(path)
+    for row, split in zip(rows, alternate_split(len(rows)), strict=True):
+        row["split"] = split
+    return rows
+
+
+def stack_file(row: dict, project_data: Path = PROJECT_DATA) -> Path:
+    """The software-stack YAML of a row (XQA variant for :data:`XQA_MODELS`)."""
+    name = XQA_STACK if row["xpusim_model"] in XQA_MODELS else STACK
+    return project_data / DATA_DIR / name
+
+
+@lru_cache(maxsize=16)
+def _arch(gpu: str, stack: str):
+    from arch.software import load_arch_with_software
+
+    return load_arch_with_software(ARCH[gpu], stack)
+
+
+def expert_counts(model) -> tuple[float, ...]:
+    """Relative expert loads of the benchmark (``()``: the tracer's uniform spread)."""
+    if not model.is_moe or ROUTING != "identical":
+        return ()
+    return (1.0,) * model.top_k + (0.0,) * (model.n_experts - model.top_k)
+
+
+def scenario(row: dict):
+    """The :class:`Scenario` of one row (``--gen 1`` for a first-token row)."""
+    from workloads.models import get_model
+    from workloads.scenario import Scenario
+
+    dt = row.get("run_dtype") or row["precision"]
+    return Scenario(batch=int(row["batch"]), prompt_len=int(row["input_len"]),
+                    gen_len=int(row["output_len"]), dtype=dt, kv_dtype=dt, tp=int(row["tp"]),
+                    attention="flash",
+                    expert_counts=expert_counts(get_model(row["xpusim_model"])))
+
+
+def measured_time(row: dict) -> float:
+    """The row's published figure as a time in s (batch generate() time, or first-token)."""
+    value = float(row["value"])
+    if row["table"] == "first_token":
+        return value * 1e-3
+    return int(row["batch"]) * int(row["output_len"]) / (value * int(row["tp"]))
+
+
+def predict(row: dict, stack: str | None = None) -> float:
+    """The simulated time (s) of a row: ``latency_s``, or ``ttft_s`` for a first-token row."""
+    from sim.run import simulate
+    from workloads.models import get_model
+
+    arch = _arch(row["gpu"], stack or str(stack_file(row)))
+    m = simulate(arch, get_model(row["xpusim_model"]), scenario(row)).metrics
+    return m["ttft_s"] if row["table"] == "first_token" else m["latency_s"]
+
+
+def case(row: dict) -> str:
+    kind = "tput" if row["table"] == "throughput" else "ttft"
+    return (f"{kind} {row['gpu']} {row.get('run_dtype') or row['precision']} "
+            f"{row['xpusim_model']} b{row['batch']} tp{row['tp']} i{row['input_len']} "
+            f"o{row['output_len']}")
+
+
+def usable(rows: list[dict]) -> tuple[list[dict], list[str]]:
+    """Rows with a model and GPU preset, and one note per skipped row."""
+    from workloads.models import MODEL_PRESETS
+
+    keep, skipped = [], []
+    for row in rows:
+        if row["xpusim_model"] not in MODEL_PRESETS or row["gpu"] not in ARCH:
+            skipped.append(f"{row['model']} on {row['gpu']}: no xpusim model/GPU preset")
+        else:
+            keep.append(row)
+    return keep, skipped
+
+
+def run(ctx: ValidationContext) -> list[Point]:
+    rows, skipped = usable(load_rows(ctx.project_data))
+    for note in skipped:
+        sys.stderr.write(f"xpusim: warning: trtllm-e2e skips {note}\n")
+    if not rows:
+        raise SuiteSkipped("no row of the TensorRT-LLM table has a model and GPU preset")
+    return [Point(case(r), measured_time(r), predict(r), r["split"], "s",
+                  note=f"published {r['value']} {r['unit']}") for r in rows]
