@@ -20,8 +20,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sim.devices.base import SimError
 from sim.micro.dram_config import DramConfig, DramConfigError
+
+
+def _sim_error(msg: str) -> Exception:
+    """``sim.devices.base.SimError(msg)``, imported only when raised: that module loads arch and
+    workloads (about 0.05 CPU s of a short ``xpusim import dramsim3``)."""
+    from sim.devices.base import SimError
+
+    return SimError(msg)
+
 
 _PROTOCOLS = {"DDR3", "DDR4", "GDDR5", "GDDR5X", "GDDR6", "LPDDR", "LPDDR3", "LPDDR4", "HBM",
               "HBM2", "DDR5", "LPDDR5", "HBM3"}
@@ -34,7 +42,7 @@ def parse_ini(path: str | Path) -> dict[str, dict[str, str]]:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
-        raise SimError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+        raise _sim_error(f"{path}: cannot read config ({exc.strerror or exc})") from None
     out: dict[str, dict[str, str]] = {}
     section = ""
     for lineno, raw in enumerate(text.splitlines(), 1):
@@ -44,13 +52,13 @@ def parse_ini(path: str | Path) -> dict[str, dict[str, str]]:
         line = re.split(r"\s;", line, maxsplit=1)[0].strip()
         if line.startswith("["):
             if not line.endswith("]"):
-                raise SimError(f"{path}: line {lineno}: expected a '[section]' header, "
+                raise _sim_error(f"{path}: line {lineno}: expected a '[section]' header, "
                                f"got '{raw.strip()}'")
             section = line[1:-1].strip().lower()
             out.setdefault(section, {})
             continue
         if "=" not in line and ":" not in line:
-            raise SimError(f"{path}: line {lineno}: expected 'key = value', got '{raw.strip()}'")
+            raise _sim_error(f"{path}: line {lineno}: expected 'key = value', got '{raw.strip()}'")
         key, value = re.split(r"[=:]", line, maxsplit=1)
         out.setdefault(section, {})[key.strip().lower()] = value.strip()
     return out
@@ -70,7 +78,7 @@ class _Reader:
             return default
         m = re.match(r"[+-]?(0[xX][0-9a-fA-F]+|\d+)", raw)
         if not m:
-            raise SimError(f"{self.path}: [{sec}] {key}: expected an integer, got '{raw}'")
+            raise _sim_error(f"{self.path}: [{sec}] {key}: expected an integer, got '{raw}'")
         return int(m.group(0), 0)
 
     def real(self, sec: str, key: str, default: float) -> float:
@@ -79,7 +87,7 @@ class _Reader:
             return default
         m = re.match(r"[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?)", raw)
         if not m:
-            raise SimError(f"{self.path}: [{sec}] {key}: expected a number, got '{raw}'")
+            raise _sim_error(f"{self.path}: [{sec}] {key}: expected a number, got '{raw}'")
         return float(m.group(0))
 
     def str(self, sec: str, key: str, default: str) -> str:
@@ -102,11 +110,11 @@ def load_dramsim3_ini(path: str | Path) -> DramConfig:
     """A DRAMsim3 INI config as a :class:`DramConfig` (raises :class:`SimError` when invalid)."""
     path = Path(path)
     if not path.is_file():
-        raise SimError(f"{path}: config file not found")
+        raise _sim_error(f"{path}: config file not found")
     r = _Reader(parse_ini(path), path)
     protocol = r.str("dram_structure", "protocol", "DDR3")
     if protocol not in _PROTOCOLS:
-        raise SimError(f"{path}: [dram_structure] protocol: expected one of "
+        raise _sim_error(f"{path}: [dram_structure] protocol: expected one of "
                        f"{', '.join(sorted(_PROTOCOLS))}, got '{protocol}'")
     gddr = protocol in ("GDDR5", "GDDR5X", "GDDR6")
     hbm = protocol in ("HBM", "HBM2", "HBM3")
@@ -122,7 +130,7 @@ def load_dramsim3_ini(path: str | Path) -> DramConfig:
     dual = r.bool("dram_structure", "hbm_dual_cmd", True) and hbm
     divisor = {"GDDR5": 4, "GDDR5X": 8, "GDDR6": 16}.get(protocol, 2)
     if BL < 0:
-        raise SimError(f"{path}: [dram_structure] BL: expected >= 0, got {BL}")
+        raise _sim_error(f"{path}: [dram_structure] BL: expected >= 0, got {BL}")
     burst_cycle = BL // divisor
     if BL == 0:  # DRAMsim3: BL = 0 simulates perfect bandwidth
         BL = 4 if hbm and divisor == 2 else 8
@@ -135,7 +143,7 @@ def load_dramsim3_ini(path: str | Path) -> DramConfig:
     channels = r.int("system", "channels", 1)
     bus_width = r.int("system", "bus_width", 64)
     if device_width <= 0 or bus_width <= 0:
-        raise SimError(f"{path}: [system] bus_width / [dram_structure] device_width: "
+        raise _sim_error(f"{path}: [system] bus_width / [dram_structure] device_width: "
                        "expected positive integers")
     devices_per_rank = bus_width // device_width
     page_size = columns * device_width // 8
@@ -145,7 +153,7 @@ def load_dramsim3_ini(path: str | Path) -> DramConfig:
         else channel_size // megs_per_rank
 
     if r.bool("system", "enable_self_refresh", False):
-        raise SimError(f"{path}: [system] enable_self_refresh: self-refresh entry is not "
+        raise _sim_error(f"{path}: [system] enable_self_refresh: self-refresh entry is not "
                        "modelled; set it to false")
     queue_structure = r.str("system", "queue_structure", "PER_BANK")
     tRCD = r.int("timing", "tRCD", 10)
@@ -183,4 +191,4 @@ def load_dramsim3_ini(path: str | Path) -> DramConfig:
             dual_command_issue=dual,
         )
     except DramConfigError as exc:
-        raise SimError(f"{path}: {exc}") from None
+        raise _sim_error(f"{path}: {exc}") from None

@@ -25,8 +25,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from sim.micro.dram import simulate
 from sim.micro.dram_config import DramConfig
+from sim.micro.dram_run import simulate
 
 PATTERNS = ("stream", "strided", "random", "kv_pages")
 DEFAULT_REQUESTS = 4096

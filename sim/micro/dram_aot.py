@@ -1,0 +1,241 @@
+"""The DRAM kernels compiled ahead of time: the same numba source, built once into an extension.
+
+A short ``xpusim import dramsim3`` spent most of its CPU starting numba, not simulating:
+importing numba, initialising LLVM and loading the cached machine code of
+:func:`sim.micro.dram.run_kernel` and :func:`sim.micro.dram_trace._parse_plain` cost more than
+DRAMsim3 needs for a whole 100k-request case. Here numba's ``pycc`` compiles those very
+functions (no second copy of the model) into a CPython extension that needs only numpy at run
+time, so later processes import it in milliseconds and never import numba.
+
+:func:`kernels` returns the extension's functions when the build exists or can be made, and the
+numba dispatchers otherwise (no C compiler, a failed build, ``XPUSIM_DRAM_AOT=0``). Both give
+identical results (``tests/test_dram_aot.py``). The extension lives in ``$XPUSIM_AOT_DIR``, else
+``sim/micro/__pycache__`` (else ``~/.cache/xpusim``), under a name carrying a hash of the kernel
+sources and the numpy, numba and Python versions: an edited kernel builds anew, like numba's own
+cache. It is built on first use (about as long as numba's first compile), into a temporary file
+renamed into place, so concurrent processes are safe (a new build removes those of earlier
+sources); a failed build leaves a ``.failed`` marker naming the error and is not retried for
+those sources (delete the marker to retry).
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+#: files whose text decides the compiled code (the kernels, their constants, this recipe)
+SOURCES = ("dram.py", "dram_trace.py", "dram_config.py", "dram_layout.py", "dram_aot.py")
+
+_A1, _A2, _A3 = "i8[::1]", "i8[:,::1]", "i8[:,:,::1]"
+#: run_kernel(P, TN, TK, TD, r_ch, r_rank, r_bank, r_row, r_col, r_aid, r_write, r_time, n_addr,
+#:            fe_mode, fe_order, fe_start, tail_mode, cycles, until_done, log)
+RUN_SIG = (f"Tuple(({_A2}, {_A2}, {_A2}, i8, i8, i8, i8))({_A1}, {_A2}, {_A3}, {_A3}, "
+           + ", ".join([_A1] * 6) + f", i1[::1], {_A1}, i8, i8, {_A1}, {_A1}, i8, i8, b1, {_A2})")
+RUN_ARGS = (("i8", 1), ("i8", 2), ("i8", 3), ("i8", 3)) + (("i8", 1),) * 6 + (
+    ("i1", 1), ("i8", 1), None, None, ("i8", 1), ("i8", 1), None, None, None, ("i8", 2))
+PARSE_SIG = "Tuple((b1, i8, u8[::1], i1[::1], i8[::1]))(u1[::1])"
+PARSE_ARGS = (("u1", 1),)
+
+
+class Kernels(NamedTuple):
+    """The kernels a run calls and where they come from (``'aot'`` or ``'jit'``)."""
+
+    run_kernel: Callable
+    parse_plain: Callable
+    kind: str
+
+
+_CACHE: list[Kernels] = []
+
+
+def kernels() -> Kernels:
+    """The ahead-of-time build when available (building it on first use), else numba's JIT."""
+    if not _CACHE:
+        mod = None
+        if os.environ.get("XPUSIM_DRAM_AOT", "1") != "0":
+            mod = load(build_missing=True)
+        if mod is not None:
+            _CACHE.append(Kernels(_checked(mod.kernel, RUN_ARGS), _checked(mod.trace, PARSE_ARGS),
+                                  "aot"))
+        else:
+            _CACHE.append(jit_kernels())
+    return _CACHE[0]
+
+
+def jit_kernels() -> Kernels:
+    """The numba dispatchers themselves (imports numba)."""
+    from sim.micro.dram import run_kernel
+    from sim.micro.dram_trace import _parse_plain
+
+    return Kernels(run_kernel, _parse_plain, "jit")
+
+
+def module_name() -> str:
+    """Extension name: ``xpusim_dram_`` and a 64-bit checksum (CRC-32 and Adler-32; hashlib's
+    OpenSSL load alone costs a short run 10 ms) of the sources and tool versions."""
+    parts = [(HERE / name).read_bytes() for name in SOURCES]
+    spec = importlib.util.find_spec("numba")  # finds the package without importing it
+    if spec is not None and spec.origin:
+        ver = Path(spec.origin).with_name("_version.py")
+        parts.append(ver.read_bytes() if ver.is_file() else spec.origin.encode())
+    parts.append(f"{np.__version__} {sys.version} {sys.platform}".encode())
+    data = b"\0".join(parts)
+    return f"xpusim_dram_{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
+
+
+def directories() -> list[Path]:
+    """Where the extension may live, in order of preference."""
+    env = os.environ.get("XPUSIM_AOT_DIR")
+    if env:
+        return [Path(env)]
+    dirs = [HERE / "__pycache__"]
+    try:
+        dirs.append(Path.home() / ".cache" / "xpusim")
+    except RuntimeError:  # no home directory
+        pass
+    return dirs
+
+
+def load(build_missing: bool = False):
+    """The compiled extension module, or None (not built, failed before, or not loadable)."""
+    name = module_name()
+    fname = name + importlib.machinery.EXTENSION_SUFFIXES[0]
+    dirs = directories()
+    for d in dirs:
+        if (d / fname).is_file():
+            return _import(name, d / fname)
+        if (d / (name + ".failed")).is_file():
+            return None
+    if not build_missing:
+        return None
+    for d in dirs:
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(d, os.W_OK):
+            return _import(name, d / fname) if _try_build(d, name) else None
+    return None
+
+
+def _import(name: str, path: Path):
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    except (ImportError, OSError):
+        return None
+    return mod
+
+
+def _try_build(directory: Path, name: str) -> bool:
+    """Build, or leave a ``.failed`` marker and say so on stderr."""
+    try:
+        build(directory, name)
+        return True
+    except Exception as exc:  # noqa: BLE001 - any failure falls back to numba's JIT
+        lines = str(exc).strip().splitlines()
+        msg = f"{type(exc).__name__}: {lines[-1] if lines else ''}"
+        try:
+            (directory / (name + ".failed")).write_text(msg + "\n")
+        except OSError:
+            pass
+        sys.stderr.write(f"note: ahead-of-time build of the DRAM kernel failed ({msg}); "
+                         "using numba's JIT\n")
+        return False
+
+
+def build(directory: Path, name: str | None = None) -> Path:
+    """Compile the kernels into ``directory`` (numba's pycc; needs a C compiler). Returns the
+    extension's path; raises on failure."""
+    name = name or module_name()
+    fname = name + importlib.machinery.EXTENSION_SUFFIXES[0]
+    target = Path(directory) / fname
+    if target.is_file():
+        return target
+    if sys.stderr.isatty():
+        sys.stderr.write("compiling the DRAM kernel ahead of time (once per kernel version)...\n")
+    import shutil
+    import tempfile
+    import warnings
+
+    with warnings.catch_warnings():  # pycc is "pending deprecation" (numba 0.57+)
+        warnings.simplefilter("ignore")
+        import numba.pycc.compiler as pcc
+        from numba.pycc import CC
+
+    from sim.micro import dram, dram_trace
+
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=directory))
+    saved_flags = pcc.Flags
+    try:
+        saved_out = os.dup(1)
+    except OSError:  # no stdout to protect
+        saved_out = -1
+    try:
+        cc = CC(name, source_module=dram)
+        cc.output_dir = str(tmp)
+        # pycc compiles exports in symbol order: 'kernel' (run_kernel) before 'trace'
+        cc.export("kernel", RUN_SIG)(dram.run_kernel.py_func)
+        cc.export("trace", PARSE_SIG)(dram_trace._parse_plain.py_func)
+        pcc.Flags = _numpy_error_model(saved_flags)
+        if saved_out >= 0:
+            sys.stdout.flush()
+            os.dup2(2, 1)  # compiler chatter must not reach stdout (--json output)
+        cc.compile()
+        os.replace(tmp / cc.output_file, target)
+        for old in Path(directory).glob("xpusim_dram_*"):  # builds of earlier sources
+            if old != target:
+                old.unlink(missing_ok=True)
+    finally:
+        if saved_out >= 0:
+            sys.stdout.flush()
+            os.dup2(saved_out, 1)
+            os.close(saved_out)
+        pcc.Flags = saved_flags
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _numpy_error_model(flags_cls):
+    """pycc's compile flags with the kernels' own ``error_model='numpy'`` (as their ``@njit``);
+    pycc's default ('python') also fails to type the inlined helpers."""
+
+    def make():
+        f = flags_cls()
+        f.error_model = "numpy"
+        return f
+
+    return make
+
+
+_DTYPES = {"i8": np.dtype(np.int64), "i1": np.dtype(np.int8), "u1": np.dtype(np.uint8)}
+
+
+def _checked(fn: Callable, spec: tuple) -> Callable:
+    """``fn`` with its array arguments checked: the extension reinterprets memory as the
+    signature says, so a wrong dtype, rank or layout must fail here, not read garbage."""
+
+    def call(*args):
+        if len(args) != len(spec):
+            raise TypeError(f"expected {len(spec)} arguments, got {len(args)}")
+        for i, (a, s) in enumerate(zip(args, spec, strict=True)):
+            if s is None:
+                continue
+            if not (isinstance(a, np.ndarray) and a.dtype == _DTYPES[s[0]] and a.ndim == s[1]
+                    and a.flags.c_contiguous):
+                raise TypeError(f"argument {i}: expected a C-contiguous {s[1]}-d "
+                                f"{_DTYPES[s[0]]} array, got {getattr(a, 'dtype', type(a))}")
+        return fn(*args)
+
+    call.__wrapped__ = fn
+    return call
