@@ -14,7 +14,14 @@ work on the machine does not inflate it. Per case it reports:
   per CPU second of the whole ``simulate()`` call, and its **ratio to bare SimPy**: one process
   yielding plain timeouts, measured in this process right after the case (not a warm second
   ``Engine.run``);
-* **engine events**: the SimPy events the coarsened engine actually waited on.
+* **engine events**: the SimPy events the coarsened engine actually waited on;
+* **per decode step**: the marginal CPU of one more generated token, between consecutive
+  cases of one model (``(simulate(b) - simulate(a)) / (gen_len(b) - gen_len(a))``, also for
+  trace and engine).
+
+``--cold`` clears the process-wide memo caches (the ``lru_cache`` of every micro-model)
+before each run, so every op shape is priced afresh as in a new ``xpusim run`` process;
+without it, repeats after the first find the shapes of earlier runs already priced.
 
 Cases: Llama-2-7B (batch 8, prompt 512) on one H100 at 256 to 2,048 generated tokens (cost
 against tokens), and Llama-2-70B on a DGX-H100 at TP8 (batch 8, prompt 512, 2,048 tokens).
@@ -91,6 +98,19 @@ class _Phases:
         setattr(owner, attr, timed)
 
 
+def clear_memo_caches() -> int:
+    """Clear every ``functools`` cache of our packages' loaded modules; how many were cleared."""
+    cleared = 0
+    for name, mod in list(sys.modules.items()):
+        if name.split(".")[0] not in ("arch", "kernels_ref", "mappings", "sim", "workloads"):
+            continue
+        for value in list(vars(mod).values()):
+            if callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
+                cleared += 1
+    return cleared
+
+
 def run_case(arch_name: str, model_name: str, scenario: dict, phases: _Phases) -> dict:
     """One whole run: simulate, then write its report; CPU seconds per phase."""
     from arch import load_arch
@@ -124,6 +144,8 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(CASES),
                     help=f"comma-separated case names ({', '.join(CASES)})")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--cold", action="store_true",
+                    help="clear the micro-models' memo caches before every run")
     args = ap.parse_args()
     names = [c for c in args.cases.split(",") if c]
     unknown = [c for c in names if c not in CASES]
@@ -135,6 +157,8 @@ def main() -> None:
     for name in names:
         runs, bares = [], []
         for _ in range(args.repeat):
+            if args.cold:
+                clear_memo_caches()
             runs.append(run_case(*CASES[name], phases))
             bares.append(bare_simpy_events_per_s())
         row = {"case": name, **{k: statistics.median(r[k] for r in runs) for k in runs[0]}}
@@ -143,8 +167,10 @@ def main() -> None:
         row["ratio_to_simpy"] = row["tasks_per_s"] / row["bare_simpy_events_per_s"]
         row["trace_share"] = row["trace_s"] / row["simulate_s"]
         rows.append(row)
+    steps = marginal_per_step(rows)
     if args.json:
-        print(json.dumps({"startup_cpu_s": startup, "runs": rows}, indent=2))
+        print(json.dumps({"startup_cpu_s": startup, "cold": args.cold, "runs": rows,
+                          "per_decode_step": steps}, indent=2))
         return
     print(f"start-up (imports, fresh interpreter): {startup:.2f} CPU s")
     print(f"{'case':14s} {'trace':>6s} {'plan':>6s} {'engine':>6s} {'tables':>6s} "
@@ -156,8 +182,29 @@ def main() -> None:
               f"{r['tasks']:8.0f} {r['engine_events']:7.0f} {r['trace_share']:6.0%} "
               f"{r['tasks_per_s']:9.0f} {r['bare_simpy_events_per_s']:9.0f} "
               f"{r['ratio_to_simpy']:6.0%}")
+    for st in steps:
+        print(f"per decode step {st['from']} -> {st['to']}: simulate "
+              f"{st['simulate_ms']:.3f} ms, trace {st['trace_ms']:.3f} ms, engine "
+              f"{st['engine_ms']:.3f} ms")
     print("CPU seconds, medians; tasks/s = ops and transfers per CPU second of simulate(); "
-          "ratio = that over bare SimPy timeouts/s measured in this run")
+          "ratio = that over bare SimPy timeouts/s measured in this run"
+          + ("; memo caches cleared before every run" if args.cold else ""))
+
+
+def marginal_per_step(rows: list[dict]) -> list[dict]:
+    """CPU ms of one more generated token between consecutive cases of one arch and model."""
+    out = []
+    for a, b in zip(rows, rows[1:], strict=False):
+        (arch_a, model_a, sc_a), (arch_b, model_b, sc_b) = CASES[a["case"]], CASES[b["case"]]
+        extra = sc_b["gen_len"] - sc_a["gen_len"]
+        if (arch_a, model_a) != (arch_b, model_b) or extra <= 0 or \
+                {k: v for k, v in sc_a.items() if k != "gen_len"} != \
+                {k: v for k, v in sc_b.items() if k != "gen_len"}:
+            continue
+        out.append({"from": a["case"], "to": b["case"],
+                    **{f"{k}_ms": 1e3 * (b[f"{k}_s"] - a[f"{k}_s"]) / extra
+                       for k in ("simulate", "trace", "engine")}})
+    return out
 
 
 if __name__ == "__main__":

@@ -97,14 +97,21 @@ class CostList(Sequence):
         return (table[j] for j in self.index.tolist())
 
 
-def _one_op(arrays, i: int, stream: str) -> Op:
-    """Op ``i`` of a trace held as arrays (what ``trace.ops[i]`` would be)."""
-    k = arrays.kinds[int(arrays.kind[i])]
-    deps = tuple(arrays.dep_idx[arrays.dep_ptr[i]:arrays.dep_ptr[i + 1]].tolist())
-    return Op(i, k.name, k.kind, arrays.phases[int(arrays.phase[i])], int(arrays.layer[i]),
-              int(arrays.step[i]), k.compute, k.shards, deps, k.collective,
-              int(arrays.tokens[i]), int(arrays.requests[i]), stream, k.op_class, k.flops,
-              k.bytes, int(arrays.microbatch[i]), k.rank)
+def _ops_at(arrays, at: np.ndarray, stream: str) -> list[Op]:
+    """The ops with ids ``at`` of a trace held as arrays (what ``trace.ops[i]`` would be, on
+    ``stream``), their per-op fields gathered from the arrays at once."""
+    kinds, phases, ptr, idx = arrays.kinds, arrays.phases, arrays.dep_ptr, arrays.dep_idx
+    out = []
+    for i, k, ph, layer, step, tokens, requests, mb, lo, hi in zip(
+            at.tolist(), arrays.kind[at].tolist(), arrays.phase[at].tolist(),
+            arrays.layer[at].tolist(), arrays.step[at].tolist(), arrays.tokens[at].tolist(),
+            arrays.requests[at].tolist(), arrays.microbatch[at].tolist(), ptr[at].tolist(),
+            ptr[at + 1].tolist(), strict=True):
+        t = kinds[k]
+        out.append(Op(i, t.name, t.kind, phases[ph], layer, step, t.compute, t.shards,
+                      tuple(idx[lo:hi].tolist()), t.collective, tokens, requests, stream,
+                      t.op_class, t.flops, t.bytes, mb, t.rank))
+    return out
 
 
 class Engine:
@@ -308,10 +315,14 @@ class Engine:
                 (arrays.device or name) != name:
             return None
         kind = arrays.kind
-        firsts, order = np.unique(kind, return_index=True)
-        table: list[Cost | None] = [None] * len(arrays.kinds)
-        for k, i in sorted(zip(order.tolist(), firsts.tolist(), strict=True)):
-            table[i] = dev.estimate(_one_op(arrays, k, name))
+        n_kinds = len(arrays.kinds)
+        first = np.full(n_kinds, len(kind), dtype=np.int64)   # each kind's first op
+        np.minimum.at(first, kind, np.arange(len(kind), dtype=np.int64))
+        table: list[Cost | None] = [None] * n_kinds
+        used = np.flatnonzero(first < len(kind))
+        used = used[np.argsort(first[used])]
+        for i, op in zip(used.tolist(), _ops_at(arrays, first[used], name), strict=True):
+            table[i] = dev.estimate(op)
         latency = np.array([c.latency if c is not None else 0.0 for c in table])[kind]
         end = np.cumsum(latency)
         start = np.concatenate(([0.0], end[:-1]))

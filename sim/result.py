@@ -88,8 +88,7 @@ def op_table(trace: Trace, timeline: Timeline,
     e_total = per_cost(lambda c: c.energy_total) * shards
     if compact is not None:
         stream = compact.device or "device0"
-        zero = np.zeros(n, dtype=np.int64)
-        streams, devices = _text([stream], zero), _text([where.get(stream, stream)], zero)
+        streams, devices = _repeated(stream, n), _repeated(where.get(stream, stream), n)
     else:
         streams = [d or "device0" for d in column("device")]
         names = {s: where.get(s, s) for s in set(streams)}
@@ -131,6 +130,18 @@ def _text(labels: list[str], codes: np.ndarray):
     except ImportError:
         return np.array(labels, dtype=object)[codes]
     return pd.array(pa.array(labels, type=pa.large_string()).take(pa.array(codes)), dtype="str")
+
+
+def _repeated(label: str, n: int):
+    """``_text([label], zeros(n))`` built straight from Arrow buffers (no gather)."""
+    try:
+        import pyarrow as pa
+    except ImportError:
+        return _text([label], np.zeros(n, dtype=np.int64))
+    data = label.encode()
+    offsets = np.arange(n + 1, dtype=np.int64) * len(data)
+    arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * n))
+    return pd.array(arr, dtype="str")
 
 
 def _compact_columns(arrays: CompactOps):

@@ -13,7 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:   # numpy is imported where arrays are built (start-up stays light)
+    import numpy as np
 
 
 class cached_property:  # noqa: N801 - a drop-in for functools.cached_property
@@ -231,6 +234,68 @@ class Einsum:
     def tensors(self) -> tuple[TensorRef, ...]:
         return (*self.inputs, self.output)
 
+    def resized(self, rank: str, size: int) -> Einsum:
+        """This Einsum with ``rank``'s extent replaced by ``size`` (a positive int), equal to
+        the one the constructor would build, without re-validating its structure; what does not
+        depend on sizes (ranks, reduced ranks, is it a contraction) is carried over."""
+        return self.resizer(rank)(size)
+
+    def resizer(self, rank: str) -> Callable[[int], Einsum]:
+        """``size -> self.resized(rank, size)``, with the work shared by all sizes done once
+        (decode steps resize one attention Einsum to thousands of KV lengths)."""
+        self.ranks, self.reduced_ranks, self.is_contraction  # noqa: B018  (carried over)
+        base = {k: v for k, v in self.__dict__.items() if k not in _SIZED}
+        sizes = self.sizes
+        at = next((i for i, (r, _) in enumerate(sizes) if r == rank), None)
+        head, tail = (sizes, ()) if at is None else (sizes[:at], sizes[at + 1:])
+        new = object.__new__
+        name = self.name
+
+        def make(size: int) -> Einsum:
+            if not isinstance(size, int) or size <= 0:
+                raise ValueError(f"einsum {name}: rank '{rank}' size must be a positive "
+                                 f"integer, got {size!r}")
+            out = new(Einsum)
+            out.__dict__.update(base)
+            out.__dict__["sizes"] = head if at is None else (*head, (rank, size), *tail)
+            return out
+
+        return make
+
+    def work_over(self, rank: str, sizes):
+        """(FLOPs, minimum bytes) as float arrays, one entry per extent of ``rank`` in the
+        integer array ``sizes``: :attr:`flops` and :attr:`min_bytes` of :meth:`resized` for
+        each, with the same arithmetic (integer counts, then the same float operations in
+        the same order), so every entry equals the scalar property bit for bit."""
+        import numpy as np
+
+        size = dict(self.sizes)
+        values = _extents(sizes, [n for r, n in size.items() if r != rank])
+
+        def extent(ranks) -> np.ndarray:
+            out = np.ones_like(values)
+            for r in ranks:
+                out = out * (values if r == rank else size[r])
+            return out
+
+        counts: dict[str, np.ndarray] = {}
+        points = extent(self.ranks)
+        if len(self.inputs) >= 2:
+            counts[self.map_op] = counts.get(self.map_op, 0) + points * (len(self.inputs) - 1)
+        if self.reduce_op and self.reduced_ranks:
+            counts[self.reduce_op] = counts.get(self.reduce_op, 0) + points
+        if self.unary:
+            counts[self.unary] = counts.get(self.unary, 0) + extent(self.output.ranks)
+        total = np.zeros_like(values)
+        for op, n in counts.items():
+            total = total + OP_COST[op] * n
+        seen: dict[str, TensorRef] = {}
+        for t in self.inputs:
+            seen.setdefault(t.name, t)
+        reads = _seq_sum([_nbytes(t, extent) for t in seen.values()])
+        nbytes = _add(reads, _nbytes(self.output, extent))
+        return _as_float(total), _as_float(nbytes)
+
 
 @dataclass(frozen=True)
 class Cascade:
@@ -293,6 +358,110 @@ class Cascade:
         for e in self.einsums:
             sizes.update(e.size)
         return sizes
+
+    def resized(self, rank: str, size: int) -> Cascade:
+        """This cascade with ``rank``'s extent replaced by ``size`` in every Einsum (see
+        :meth:`Einsum.resized`)."""
+        return self.resizer(rank)(size)
+
+    def resizer(self, rank: str) -> Callable[[int], Cascade]:
+        """``size -> self.resized(rank, size)`` (see :meth:`Einsum.resizer`)."""
+        self.final_outputs, self.external_inputs  # noqa: B018  (derived once, carried over)
+        base = {k: v for k, v in self.__dict__.items() if k not in _SIZED}
+        parts = [e.resizer(rank) for e in self.einsums]
+        new = object.__new__
+
+        def make(size: int) -> Cascade:
+            out = new(Cascade)
+            out.__dict__.update(base)
+            out.__dict__["einsums"] = tuple(part(size) for part in parts)
+            return out
+
+        return make
+
+    def work_over(self, rank: str, sizes):
+        """(FLOPs, minimum bytes) arrays over extents of ``rank`` (see
+        :meth:`Einsum.work_over`): equal to :attr:`flops` and :attr:`min_bytes` of
+        :meth:`resized` for each extent."""
+        import numpy as np
+
+        merged: dict[str, int] = {}
+        for e in self.einsums:
+            merged.update(e.sizes)
+        values = _extents(sizes, [n for r, n in merged.items() if r != rank])
+        flops = 0
+        for e in self.einsums:
+            flops = _add(flops, e.work_over(rank, values)[0])
+
+        def extent(ranks) -> np.ndarray:
+            out = np.ones_like(values)
+            for r in ranks:
+                out = out * (values if r == rank else merged[r])
+            return out
+
+        outs: dict[str, TensorRef] = {}
+        for e in self.einsums:
+            if e.output.name in self.final_outputs:
+                outs[e.output.name] = e.output
+        total = _seq_sum([_nbytes(t, extent) for t in self.external_inputs])
+        total = _add(total, _seq_sum([_nbytes(t, extent) for t in outs.values()]))
+        return _as_float(flops), _as_float(total)
+
+
+#: cached properties that depend on rank extents (dropped by ``resized``)
+_SIZED = ("size", "points", "output_elements", "op_counts", "flops", "min_bytes", "gemm_shape")
+
+
+# Array arithmetic that mirrors Python's on the scalar path: integer sums stay exact integers
+# (int64) until a float joins them, then become float64 by the same conversion float() makes.
+def _extents(sizes, others) -> np.ndarray:
+    """``sizes`` as int64; ``ValueError`` when one is not positive, ``OverflowError`` when the
+    product of the largest and all ``others`` reaches 2**53 (counts times operator costs, bytes
+    per element and a few terms then stay far below 2**63, where int64 equals Python's exact
+    integers)."""
+    import numpy as np
+
+    values = np.asarray(sizes, dtype=np.int64)
+    if len(values) and values.min() <= 0:
+        raise ValueError(f"rank extents must be positive integers, got {values.min()}")
+    if len(values) and float(values.max()) * math.prod(float(n) for n in others) >= 2.0**53:
+        raise OverflowError("rank extents out of the exact int64 range")
+    return values
+
+
+def _nbytes(t: TensorRef, extent):
+    """``t.nbytes`` over the extents ``extent`` gives (int array when the dtype's bytes are an
+    int, as the scalar product is)."""
+    per = dtype_bytes(t.dtype)
+    elems = extent(t.ranks)
+    return elems * per if isinstance(per, int) else elems.astype(float) * per
+
+
+def _add(a, b):
+    """``a + b`` as Python would: int + int exact, anything with a float in float64."""
+    import numpy as np
+
+    a_float = isinstance(a, float) or (isinstance(a, np.ndarray) and a.dtype.kind == "f")
+    b_float = isinstance(b, float) or (isinstance(b, np.ndarray) and b.dtype.kind == "f")
+    if a_float or b_float:
+        a = a.astype(float) if isinstance(a, np.ndarray) else float(a)
+        b = b.astype(float) if isinstance(b, np.ndarray) else float(b)
+    return a + b
+
+
+def _seq_sum(terms: list):
+    """``sum(terms)``: from the integer 0, left to right."""
+    total = 0
+    for t in terms:
+        total = _add(total, t)
+    return total
+
+
+def _as_float(x):
+    """``float(x)`` elementwise, as a float64 array."""
+    import numpy as np
+
+    return np.asarray(x).astype(float)
 
 
 def contraction(name: str, out: TensorRef, a: TensorRef, b: TensorRef,

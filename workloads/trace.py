@@ -197,14 +197,23 @@ class Trace:
     @property
     def total_flops(self) -> float:
         if self.is_compact:
-            return float(sum(self.compact.column("flops").tolist()))
+            return _ordered_sum(self.compact.column("flops"))
         return float(sum(op.flops for op in self.ops))
 
     @property
     def total_bytes(self) -> float:
         if self.is_compact:
-            return float(sum(self.compact.column("bytes").tolist()))
+            return _ordered_sum(self.compact.column("bytes"))
         return float(sum(op.bytes for op in self.ops))
 
     def phase_ops(self, phase: str) -> list[Op]:
         return [op for op in self.ops if op.phase == phase]
+
+
+def _ordered_sum(values: np.ndarray) -> float:
+    """``sum(values)`` added left to right as Python's ``sum`` does (``accumulate`` is
+    sequential, unlike numpy's pairwise ``sum``), so the total is the same float."""
+    import numpy as np
+
+    return float(np.add.accumulate(values.astype(float, copy=False))[-1]) if len(values) \
+        else 0.0

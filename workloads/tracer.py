@@ -7,7 +7,10 @@ with hundreds of decode steps stays cheap to trace.
 
 from __future__ import annotations
 
+import gc
 import math
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from workloads.einsum import Cascade, Einsum, TensorRef, contraction, elementwise
@@ -31,6 +34,18 @@ from workloads.trace import (
 )
 
 
+@contextmanager
+def _gc_paused():
+    """Hold the cyclic garbage collector while a trace builds objects that form no cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _memo(method):
     """Memoise a :class:`LayerBuilder` method on its arguments: decode steps rebuild only what
     changes with the KV length (attention); every other template is built once per shape and
@@ -47,6 +62,11 @@ def _memo(method):
     wrapper.__name__ = name
     wrapper.__doc__ = method.__doc__
     return wrapper
+
+
+#: the rank of the attention Einsums that holds the KV length (the only size that changes from
+#: one decode step to the next)
+KV_RANK = "n"
 
 
 @dataclass(frozen=True)
@@ -138,14 +158,20 @@ class LayerBuilder:
         self.w_dt = scenario.weight_format  # layers' linear weights (lm_head, router: dtype)
         self._memo: dict[tuple, object] = {}
 
+    def kv_len(self, s: int, n: int) -> int:
+        """Extent of the KV rank (:data:`KV_RANK`) attention reads with ``s`` queries per
+        request at KV length ``n``: ``ceil(n x sparse_kv)`` in a decode step with sparse KV
+        selection, at most sink + window keys with windowed attention."""
+        if s == 1 and self.sc.sparse_kv < 1:
+            n = max(1, math.ceil(n * self.sc.sparse_kv))
+        return self.sc.attended(n)  # sink + window attention reads at most sink + window keys
+
     @_memo
     def attention(self, b: int, s: int, n: int) -> list[OpTemplate]:
         """QK^T, softmax and AV for ``b`` requests, ``s`` queries each, KV length ``n`` (a
         decode step with sparse KV selection attends to ``ceil(n x sparse_kv)`` entries)."""
         sh, dt = self.shape, self.dt
-        if s == 1 and self.sc.sparse_kv < 1:
-            n = max(1, math.ceil(n * self.sc.sparse_kv))
-        n = self.sc.attended(n)  # sink + window attention reads at most sink + window keys
+        n = self.kv_len(s, n)
         sizes = {"b": b, "g": sh.kv_groups, "r": sh.group_size, "s": s, "n": n,
                  "e": sh.head_dim}
         q = _t("q", "bgrse", dt)
@@ -463,6 +489,15 @@ def trace_model(model: ModelConfig, scenario: Scenario, phases: tuple[str, ...] 
         raise WorkloadError("", "--prompt", f"prompt + generated tokens ({scenario.max_context}) "
                                             f"exceed {model.name}'s {model.max_positions} "
                                             "learned positions")
+    if compact:   # thousands of small acyclic objects: skip the collector passes they cost
+        with _gc_paused():
+            return _trace_decoder(model, scenario, phases, units, compact)
+    return _trace_decoder(model, scenario, phases, units, compact)
+
+
+def _trace_decoder(model: ModelConfig, scenario: Scenario, phases: tuple[str, ...],
+                   units: tuple[str, ...], compact: bool) -> Trace:
+    """:func:`trace_model` of a decoder, its scenario checked."""
     builder = LayerBuilder(model, scenario)
     stamp = _Stamper(scenario.tp)
     p = scenario.prompt_len
@@ -525,7 +560,9 @@ def trace_model(model: ModelConfig, scenario: Scenario, phases: tuple[str, ...] 
     if rest:
         arrays = stamp_repeats(stamp, scenario.tp, [templates(1, n) for _, _, _, n in
                                                     (steps[-2], steps[-1])],
-                               [(step, templates(1, n)) for _, step, _, n in rest])
+                               [step for _, step, _, _ in rest],
+                               [builder.kv_len(1, n) for *_, n in (steps[-2], steps[-1], *rest)],
+                               lambda k: templates(1, rest[k][3]))
         if arrays is not None:
             return Trace(None, model, scenario, {"phases": phases}, compact=arrays)
         return trace_model(model, scenario, phases, units, compact=False)
@@ -556,15 +593,23 @@ def _swaps(ref: tuple[dict, ...], cur: tuple[dict, ...], tp: int) -> list | None
     return out
 
 
-def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]],
-                  rest: list[tuple[int, tuple[dict, ...]]]) -> CompactOps | None:
+def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]], rest: list[int],
+                  kv: list[int], templates_of: Callable[[int], tuple[dict, ...]]
+                  ) -> CompactOps | None:
     """Arrays of ``stamp``'s ops followed by decode steps stamped from its last step.
 
-    ``ref`` holds the template lists of the last two stamped (decode) steps, ``rest`` each
-    further step's number and template lists. A further step is the last one with the templates
-    that changed swapped (attention, whose KV length grows) and its dependencies shifted by one
-    step's length. Returns None (stamp op by op instead) when the steps differ in structure,
-    or when swapping the next-to-last step's templates does not give the last step exactly."""
+    ``ref`` holds the template lists of the last two stamped (decode) steps, ``rest`` the
+    numbers of the further steps, ``kv`` the extent of the KV rank in each of those steps
+    (the two reference steps first), ``templates_of(k)`` the template lists of further step
+    ``k`` (built only where needed). A further step is the last one with the templates that
+    changed swapped (attention, whose KV length grows) and its dependencies shifted by one
+    step's length. When the reference steps differ only in the KV rank's extent, the swapped
+    templates are the last step's resized (:meth:`~workloads.einsum.Cascade.resized`) and
+    their FLOPs and bytes come as arrays over all steps (``work_over``): no template is built
+    per step, and steps at the start, middle and end are checked against the templates the
+    builder makes there. Otherwise every further step's templates are built and swapped one by
+    one. Returns None (stamp op by op instead) when the steps differ in structure, or when
+    swapping the next-to-last step's templates does not give the last step exactly."""
     import numpy as np
 
     ops = stamp.ops
@@ -610,30 +655,33 @@ def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]],
     # the last step must be the one before it with its templates swapped
     check = _swaps(ref[0], ref[1], tp)
     again = swapped(kind[a1:a2], check) if check is not None else None
-    fields = ("layer", "tokens", "requests", "microbatch")
+    per_op = {f: np.array([getattr(op, f) for op in ops], dtype=np.int32)
+              for f in ("layer", "tokens", "requests", "microbatch")}
     if again is None or not np.array_equal(again, kind[a2:]) or any(
-            getattr(ops[a1 + i], f) != getattr(ops[a2 + i], f)
-            for i in range(size) for f in fields):
+            not np.array_equal(v[a1:a2], v[a2:]) for v in per_op.values()):
         return None
     base = kind[a2:]
-    blocks = [kind]
-    for _, cur in rest:
-        swaps = _swaps(ref[1], cur, tp)
-        block = swapped(base, swaps) if swaps is not None else None
-        if block is None:
-            return None
-        blocks.append(block)
     reps = len(rest)
+    resized = _resized_steps(check, ref, rest, kv, templates_of, tp, tpl_kind, kinds)
+    if resized is not None:
+        blocks = [kind, resized(base).ravel()]
+    else:
+        blocks = [kind]
+        for k in range(reps):
+            swaps = _swaps(ref[1], templates_of(k), tp)
+            block = swapped(base, swaps) if swaps is not None else None
+            if block is None:
+                return None
+            blocks.append(block)
     n = len(ops) + reps * size
     phases = tuple(dict.fromkeys(op.phase for op in ops))
     code = {ph: i for i, ph in enumerate(phases)}
 
-    def column(values: list, dtype=np.int32) -> np.ndarray:
-        arr = np.array(values, dtype=dtype)
+    def column(arr: np.ndarray) -> np.ndarray:
         return np.concatenate([arr, np.tile(arr[a2:], reps)])
 
     step = np.concatenate([np.array([op.step for op in ops], dtype=np.int32),
-                           np.repeat(np.array([st for st, _ in rest], dtype=np.int32), size)])
+                           np.repeat(np.array(rest, dtype=np.int32), size)])
     counts = np.array([len(op.deps) for op in ops], dtype=np.int64)
     deps = np.array([d for op in ops for d in op.deps], dtype=np.int64)
     tail_deps = deps[int(counts[:a2].sum()):]
@@ -643,12 +691,73 @@ def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]],
     np.cumsum(all_counts, out=ptr[1:])
     return CompactOps(
         kinds=kinds, kind=np.concatenate(blocks).astype(np.int32), phases=phases,
-        phase=column([code[op.phase] for op in ops], np.int8),
-        layer=column([op.layer for op in ops]),
-        step=step, tokens=column([op.tokens for op in ops]),
-        requests=column([op.requests for op in ops]),
-        microbatch=column([op.microbatch for op in ops]), dep_ptr=ptr,
+        phase=column(np.array([code[op.phase] for op in ops], dtype=np.int8)),
+        layer=column(per_op["layer"]), step=step, tokens=column(per_op["tokens"]),
+        requests=column(per_op["requests"]), microbatch=column(per_op["microbatch"]),
+        dep_ptr=ptr,
         dep_idx=np.concatenate([deps, np.tile(tail_deps, reps) + shifts]))
+
+
+def _resized_steps(check: list, ref: list[tuple[dict, ...]], rest: list[int], kv: list[int],
+                   templates_of: Callable[[int], tuple[dict, ...]], tp: int,
+                   tpl_kind: Callable[[OpTemplate], int], kinds: list[OpKind]):
+    """The fast path of :func:`stamp_repeats`: ``block -> (steps, block) array`` of kind
+    ids with one new :class:`OpKind` per swapped template and further step (appended to
+    ``kinds``, step by step, in template order), or None where it does not apply: a swapped
+    template is not the other reference step's with only the KV rank resized, or a sampled
+    step's real templates are not the resized ones."""
+    import numpy as np
+
+    reps = len(rest)
+    varying: dict[int, OpTemplate] = {}   # template of the last reference step by its kind id
+    for t, u in check:
+        if not isinstance(u.compute, (Cascade, Einsum)) or u.collective is not None or \
+                t.compute is None or t.compute.resized(KV_RANK, kv[1]) != u.compute:
+            return None
+        varying.setdefault(tpl_kind(u), u)
+    if not varying or reps == 0:
+        return None
+    sizes = np.array(kv[2:], dtype=np.int64)
+    first = len(kinds)
+    columns = []   # per swapped template: (FLOPs per step, bytes per step, computes per step)
+    try:
+        for u in varying.values():
+            shards = 1 if u.rank >= 0 else tp
+            flops, nbytes = u.compute.work_over(KV_RANK, sizes)
+            make = u.compute.resizer(KV_RANK)
+            computes = [make(n) for n in sizes.tolist()]
+            for c, f, b in zip(computes, flops.tolist(), nbytes.tolist(), strict=True):
+                c.__dict__["flops"], c.__dict__["min_bytes"] = f, b   # what they derive to
+            columns.append((u, shards, (flops * shards).tolist(), (nbytes * shards).tolist(),
+                            computes))
+        slot = {id(u): j for j, u in enumerate(varying.values())}
+        uses = sum(id(t) in slot for lists in ref[1] for tpls in lists.values() for t in tpls)
+        # the builder's own templates at the first, middle and last further step: every use
+        # of a swapped template replaced by its resized copy, nothing else replaced
+        for k in sorted({0, reps // 2, reps - 1}):
+            swaps = _swaps(ref[1], templates_of(k), tp)
+            if swaps is None or len(swaps) != uses:
+                return None
+            for t, u in swaps:
+                j = slot.get(id(t))
+                if j is None or u.compute != columns[j][4][k] or u.collective is not None:
+                    return None
+        for r in range(reps):
+            for u, shards, flops, nbytes, computes in columns:
+                kinds.append(OpKind(u.name, u.kind, u.op_class, computes[r], None, u.rank,
+                                    shards, flops[r], nbytes[r]))
+    except (OverflowError, ValueError):
+        return None
+    nv = len(varying)
+    ids = first + np.arange(reps, dtype=np.int64)[:, None] * nv
+
+    def resized(block: np.ndarray) -> np.ndarray:
+        out = np.tile(block, (reps, 1))
+        for j, old in enumerate(varying):
+            out[:, block == old] = ids + j
+        return out
+
+    return resized
 
 
 def pipeline_boundaries(n_layers: int, pp: int) -> set[int]:
