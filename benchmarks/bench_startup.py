@@ -47,6 +47,9 @@ COMMANDS: list[tuple[str, list[str]]] = [
     ("op gemm neupims", ["op", "gemm", "--m", "512", "--n", "512", "--k", "512",
                          "--arch", "neupims"]),  # a PIM arch: the DRAM kernel runs
     ("run (defaults, --json)", ["run", "--json", "--quiet"]),
+    # a light validation suite: atomic CSV writes, no report writer (pandas, matplotlib)
+    ("validate a100-gelu", ["validate", "--suite", "a100-gelu", "--reference-dir", "{ref}",
+                            "--out", "{tmp}/val", "--json"]),
     # a kernel command: numba and the two kernels it runs (trace pass, DRAM cycle model)
     ("import dramsim3", ["import", "dramsim3", "--config", "{ref}/dram/dramsim3_configs/"
                          "GDDR6_8Gb_x16.ini", "--trace", "{tmp}/small.trace", "--cycles", "4000",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from sim.columns import cell, column
 from workloads.trace import Trace
 
 REL_TOL = 1e-9
@@ -16,55 +17,56 @@ class InvariantError(AssertionError):
     """A simulation result broke a conservation law or a lower bound: a bug, never bad input."""
 
 
-def check_invariants(trace: Trace, table: pd.DataFrame) -> dict[str, str]:
-    """Check the per-op table against the trace; return ``{name: "passed"}`` or raise."""
+def check_invariants(trace: Trace, table: Any) -> dict[str, str]:
+    """Check the per-op table (a DataFrame or :class:`sim.columns.Columns`) against the trace;
+    return ``{name: "passed"}`` or raise."""
     results: dict[str, str] = {}
     compact = getattr(trace, "is_compact", False)   # ops held as arrays (workloads.trace)
     n = len(trace.compact) if compact else len(trace.ops)
-    ids = table["id"].to_numpy()
+    ids = column(table, "id")
+    end = column(table, "end_s")
     once = len(ids) == n and (n == 0 or (ids.min() >= 0 and ids.max() < n and
                                          (np.bincount(ids, minlength=n) == 1).all()))
-    finite = np.isfinite(table["end_s"]).all()
+    finite = np.isfinite(end).all()
     if once and not finite:  # overflow from the input's magnitudes, not a scheduling bug
         from sim.devices.base import SimError
 
-        row = table.iloc[int(np.argmin(np.isfinite(table["end_s"].to_numpy())))]
-        raise SimError(f"op {row['id']} ({row['op']}) ends at a non-finite time: a rate, "
-                       "latency or size of the arch or workload is too extreme")
+        i = int(np.argmin(np.isfinite(end)))
+        raise SimError(f"op {cell(table, 'id', i)} ({cell(table, 'op', i)}) ends at a "
+                       "non-finite time: a rate, latency or size of the arch or workload is "
+                       "too extreme")
     if not once or not finite:
-        missing = n - int(np.isfinite(table["end_s"]).sum())
+        missing = n - int(np.isfinite(end).sum())
         raise InvariantError(f"ops lost or duplicated: trace has {n}, result has {len(ids)} "
                              f"({missing} never finished)")
     results["every_op_ran_once"] = "passed"
 
-    latency = table["latency_s"].to_numpy()
-    bound = table["roofline_s"].to_numpy()
+    latency = column(table, "latency_s")
+    bound = column(table, "roofline_s")
     # latency is end - start of absolute times: allow a few ulps of the clock at that time
-    ulps = 4 * np.spacing(np.abs(table["end_s"].to_numpy()))
+    ulps = 4 * np.spacing(np.abs(end))
     slack = latency - bound * (1 - REL_TOL) + ulps
     if (slack < 0).any():
         i = int(np.argmin(slack))
-        row = table.iloc[i]
-        raise InvariantError(f"op {row['id']} ({row['op']}) took {latency[i]:.6g} s, below its "
-                             f"roofline bound {bound[i]:.6g} s")
+        raise InvariantError(f"op {cell(table, 'id', i)} ({cell(table, 'op', i)}) took "
+                             f"{latency[i]:.6g} s, below its roofline bound {bound[i]:.6g} s")
     results["time_ge_roofline"] = "passed"
 
     for col, total in (("flops", trace.total_flops), ("bytes", trace.total_bytes)):
-        got = float(table[col].sum())
+        got = float(column(table, col).sum())
         if not math.isclose(got, total, rel_tol=1e-12, abs_tol=1e-6):
             raise InvariantError(f"{col} not conserved: trace {total:.6g}, result {got:.6g}")
         results[f"{col}_conserved"] = "passed"
 
-    start = table["start_s"].to_numpy()
-    end = table["end_s"].to_numpy()
+    start = column(table, "start_s")
     if compact:   # check every (op, dependency) pair at once
         arrays = trace.compact
         who = np.repeat(np.arange(n), np.diff(arrays.dep_ptr))
         late = start[who] < end[arrays.dep_idx] - 1e-15
         if late.any():
             i = int(np.argmax(late))
-            raise InvariantError(f"op {who[i]} ({table['op'].iloc[who[i]]}) started before its "
-                                 f"dependency {arrays.dep_idx[i]}")
+            raise InvariantError(f"op {who[i]} ({cell(table, 'op', who[i])}) started before "
+                                 f"its dependency {arrays.dep_idx[i]}")
     else:
         for op in trace.ops:
             for d in op.deps:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
+from sim.columns import Columns, Text, frame_of
 from sim.engine import CostList, Timeline
 from workloads.trace import CompactOps, Trace
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 OP_COLUMNS = ("id", "op", "op_class", "kind", "phase", "layer", "step", "microbatch", "device",
               "stream", "shards", "start_s", "end_s", "latency_s", "alone_s", "roofline_s",
@@ -22,21 +24,66 @@ OP_COLUMNS = ("id", "op", "op_class", "kind", "phase", "layer", "step", "microba
 INDEX = np.int32
 
 
-@dataclass
 class Result:
     """Tables and metrics of one run. ``ops`` has one row per op (see :data:`OP_COLUMNS`);
     ``transfers`` one per tensor transfer (:mod:`sim.system.usage`), ``resources`` one per
-    contended memory tier or link direction (bytes, busy time, utilisation)."""
+    contended memory tier or link direction (bytes, busy time, utilisation).
 
-    ops: pd.DataFrame
-    metrics: dict[str, float]
-    invariants: dict[str, str]
-    inputs: dict[str, Any]
-    energy_by_component: dict[str, float] = field(default_factory=dict)
-    device_info: dict[str, Any] = field(default_factory=dict)
-    transfers: pd.DataFrame = field(default_factory=pd.DataFrame)
-    resources: pd.DataFrame = field(default_factory=pd.DataFrame)
-    op_links: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    The tables may be given as :class:`sim.columns.Columns`: ``ops``, ``transfers`` and
+    ``resources`` then build their pandas DataFrames on first access (pandas is imported
+    there); :meth:`columns` reads them as numpy arrays without pandas."""
+
+    def __init__(self, ops: Any, metrics: dict[str, float], invariants: dict[str, str],
+                 inputs: dict[str, Any], energy_by_component: dict[str, float] | None = None,
+                 device_info: dict[str, Any] | None = None, transfers: Any = None,
+                 resources: Any = None, op_links: dict[int, tuple[str, ...]] | None = None):
+        self._tables: dict[str, Any] = {"ops": ops, "transfers": transfers,
+                                        "resources": resources}
+        self.metrics = metrics
+        self.invariants = invariants
+        self.inputs = inputs
+        self.energy_by_component = energy_by_component if energy_by_component is not None \
+            else {}
+        self.device_info = device_info if device_info is not None else {}
+        self.op_links = op_links if op_links is not None else {}
+
+    def _frame(self, name: str) -> pd.DataFrame:
+        table = self._tables[name]
+        if table is None:
+            import pandas as pd
+
+            table = self._tables[name] = pd.DataFrame()
+        return frame_of(table)
+
+    def columns(self, name: str) -> Any:
+        """Table ``name`` (ops, transfers, resources) as given: a :class:`Columns` (numpy
+        columns, no pandas) or a DataFrame."""
+        table = self._tables[name]
+        return table if table is not None else self._frame(name)
+
+    @property
+    def ops(self) -> pd.DataFrame:
+        return self._frame("ops")
+
+    @ops.setter
+    def ops(self, value: Any) -> None:
+        self._tables["ops"] = value
+
+    @property
+    def transfers(self) -> pd.DataFrame:
+        return self._frame("transfers")
+
+    @transfers.setter
+    def transfers(self, value: Any) -> None:
+        self._tables["transfers"] = value
+
+    @property
+    def resources(self) -> pd.DataFrame:
+        return self._frame("resources")
+
+    @resources.setter
+    def resources(self, value: Any) -> None:
+        self._tables["resources"] = value
 
     def summary(self) -> dict[str, Any]:
         """Everything but the per-op table, JSON-serialisable."""
@@ -48,6 +95,12 @@ def op_table(trace: Trace, timeline: Timeline,
              stream_device: dict[str, str] | None = None) -> pd.DataFrame:
     """Assemble the per-op table from the trace and the engine's timeline; ``stream_device``
     maps a stream to the device instance it runs on (default: the stream's own name)."""
+    return op_columns(trace, timeline, stream_device).frame()
+
+
+def op_columns(trace: Trace, timeline: Timeline,
+               stream_device: dict[str, str] | None = None) -> Columns:
+    """The per-op table of :func:`op_table` as numpy columns (its DataFrame built on demand)."""
     where = stream_device or {}
     compact = trace.compact if trace.is_compact else None
     n = len(trace)
@@ -79,7 +132,7 @@ def op_table(trace: Trace, timeline: Timeline,
 
         def ops_column(attr: str, dtype=None):
             values = list(map(attrgetter(attr), ops))
-            return np.array(values, dtype=dtype) if dtype is not None else values
+            return np.array(values, dtype=dtype) if dtype is not None else Text.of(values)
 
     column = ops_column
     shards = np.maximum(column("shards", np.int64), 1).astype(float)
@@ -88,13 +141,14 @@ def op_table(trace: Trace, timeline: Timeline,
     e_total = per_cost(lambda c: c.energy_total) * shards
     if compact is not None:
         stream = compact.device or "device0"
-        streams, devices = _repeated(stream, n), _repeated(where.get(stream, stream), n)
+        zeros = np.zeros(n, dtype=np.int64)
+        streams = Text([stream], zeros, _repeated_column)
+        devices = Text([where.get(stream, stream)], zeros, _repeated_column)
     else:
-        streams = [d or "device0" for d in column("device")]
-        names = {s: where.get(s, s) for s in set(streams)}
-        devices = [names[s] for s in streams]
+        streams = Text.of([d or "device0" for d in column("device").values])
+        devices = Text.of([where.get(s, s) for s in streams.values])
     bounds = [c.bound if c is not None else "" for c in uniq] or [""]
-    return pd.DataFrame({
+    return Columns({
         "id": column("id", INDEX),
         "op": column("name"),
         "op_class": column("op_class"),
@@ -114,12 +168,12 @@ def op_table(trace: Trace, timeline: Timeline,
         "flops": column("flops", float),
         "bytes": column("bytes", float),
         "dram_bytes": per_cost(attrgetter("dram_bytes")) * shards,
-        "bound": _text(bounds, idx) if n else [],
+        "bound": Text(bounds, np.asarray(idx), _text) if n else Text.of([]),
         "energy_J": e_total,
         "energy_compute_J": e_compute,
         "energy_memory_J": e_total - e_compute - e_link,
         "energy_link_J": e_link,
-    }, columns=list(OP_COLUMNS), copy=False)   # no consolidation copy of a long run's columns
+    }, OP_COLUMNS, n, copy=False)   # no consolidation copy of a long run's columns
 
 
 def _text(labels: list[str], codes: np.ndarray):
@@ -129,6 +183,8 @@ def _text(labels: list[str], codes: np.ndarray):
         import pyarrow as pa
     except ImportError:
         return np.array(labels, dtype=object)[codes]
+    import pandas as pd
+
     return pd.array(pa.array(labels, type=pa.large_string()).take(pa.array(codes)), dtype="str")
 
 
@@ -141,21 +197,28 @@ def _repeated(label: str, n: int):
     data = label.encode()
     offsets = np.arange(n + 1, dtype=np.int64) * len(data)
     arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * n))
+    import pandas as pd
+
     return pd.array(arr, dtype="str")
+
+
+def _repeated_column(labels: list[str], codes: np.ndarray):
+    """The DataFrame column of a :class:`Text` of one label on every row."""
+    return _repeated(labels[0], len(codes))
 
 
 def _compact_columns(arrays: CompactOps):
     """``column(attr, dtype)`` of a trace held as arrays (the op table's view of its ops)."""
     text = ("name", "op_class", "kind")
     per_op = {"id": lambda: np.arange(len(arrays), dtype=INDEX),
-              "phase": lambda: _text(list(arrays.phases), arrays.phase),
+              "phase": lambda: Text(list(arrays.phases), arrays.phase, _text),
               "layer": lambda: arrays.layer, "step": lambda: arrays.step,
               "microbatch": lambda: arrays.microbatch}
 
     def column(attr: str, dtype=None):
         attr = {"op": "name"}.get(attr, attr)
         if attr in text:
-            return _text([getattr(k, attr) for k in arrays.kinds], arrays.kind)
+            return Text([getattr(k, attr) for k in arrays.kinds], arrays.kind, _text)
         values = per_op[attr]() if attr in per_op else arrays.column(attr)
         return values.astype(dtype, copy=False) if dtype is not None else values
 

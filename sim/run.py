@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
-import pandas as pd
-
 from arch import Arch
+from sim.columns import Columns
 from sim.devices.base import Device, SimError, device_for
 from sim.plausibility import check_plausible
 from sim.result import Result
@@ -81,8 +81,9 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
     if placed is not None:
         check_staging(system, plan, placed, policies)
     run = execute(system, trace, plan, placed, need, coarsen)
-    table, transfers, resources, invariants = run.ops, run.transfers, run.resources, \
-        run.invariants
+    # numpy columns: the metrics need no pandas (Result builds DataFrames when asked)
+    table, transfers, resources, invariants = run.op_columns, run.transfer_columns, \
+        run.resource_columns, run.invariants
     timeline, makespan = run.timeline, run.makespan
     metrics, by_component = _metrics(table, device, model, scenario, need)
     metrics["latency_s"] = max(metrics["latency_s"], makespan)
@@ -114,13 +115,14 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
                   run.op_links)
 
 
-def _metrics(table, device: Device, model: ModelConfig, scenario: Scenario,
+def _metrics(table: Columns, device: Device, model: ModelConfig, scenario: Scenario,
              need: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """Run metrics and energy by component from the op table's numpy columns."""
     # masks, not row copies: a long run's table is hundreds of MB
-    is_prefill = table["phase"].eq("prefill").to_numpy(dtype=bool)
-    is_decode = table["phase"].eq("decode").to_numpy(dtype=bool)
-    end, flops = table["end_s"].to_numpy(), table["flops"].to_numpy()
-    latency = float(table["end_s"].max())
+    phase = table.text("phase")
+    is_prefill, is_decode = phase.eq("prefill"), phase.eq("decode")
+    end, flops = table["end_s"], table["flops"]
+    latency = float(end.max()) if len(end) else math.nan
     ttft = float(end[is_prefill].max()) if is_prefill.any() else 0.0
     decode_time = latency - ttft
     steps = scenario.gen_len - 1
@@ -147,8 +149,8 @@ def _metrics(table, device: Device, model: ModelConfig, scenario: Scenario,
         "flops": float(table["flops"].sum()),
         "bytes": float(table["bytes"].sum()),
         "dram_bytes": float(table["dram_bytes"].sum()),
-        "prefill_flops": float(pd.Series(flops[is_prefill]).sum()),
-        "decode_flops": float(pd.Series(flops[is_decode]).sum()),
+        "prefill_flops": float(flops[is_prefill].sum()),
+        "decode_flops": float(flops[is_decode].sum()),
         "weights_bytes_per_device": need["weights"],
         "kv_cache_bytes_per_device": need["kv_cache"],
         "memory_per_device_bytes": need["total"],

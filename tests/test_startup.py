@@ -68,7 +68,31 @@ CLI_CASES = {
     # every command's parser with all importer, reproduction and validation plugins
     "full parser": ("from xpusim.cli import build_parser\n"
                     "build_parser().parse_args(['run'])\nrc = 0", NOT_CLI),
+    # the report package's light helpers (atomic writes for `validate` and sweeps, units for
+    # `compare`): the run report's writer, pandas and matplotlib load only when it is used
+    "report helpers": ("import sim.report, sim.report.atomic, sim.report.units\nrc = 0",
+                       NOT_CLI),
 }
+
+
+def test_report_writer_loads_on_first_use(tmp_path):
+    """Control for the "report helpers" case: ``sim.report.write_run_report`` still resolves
+    (to the writer), and only then is pandas loaded; its figures are SVG written directly, so
+    not matplotlib (the compare, sweep and serving reports load it)."""
+    res = _probe("import sim.report\nfrom sim.report import write_run_report\n"
+                 "extra = write_run_report.__module__\nrc = 0", tmp_path)
+    assert res["extra"] == "sim.report.writer"
+    assert "pandas" in res["loaded"] and "matplotlib" not in res["loaded"]
+
+
+def test_run_report_loads_no_matplotlib(tmp_path):
+    """``xpusim run --out DIR`` writes every figure of its report without matplotlib (~0.5 s
+    of imports on the CLI path before the figures were SVG)."""
+    out = tmp_path / "rep"
+    loaded, rc = _loaded(_main(["run", "--gen", "2", "--prompt", "16", "--quiet", "--out",
+                                str(out)]), tmp_path)
+    assert rc == 0 and (out / "roofline.svg").is_file() and (out / "report.html").is_file()
+    assert not loaded & {"matplotlib", "numba", "scipy"}, sorted(loaded)
 
 
 @pytest.mark.parametrize("case", sorted(CLI_CASES))
@@ -80,13 +104,67 @@ def test_command_loads_no_heavy_package(case, tmp_path):
 
 
 def test_run_on_defaults_loads_no_numba(tmp_path):
-    """A GPU run needs the op table (pandas) and the event engine (simpy), not numba/scipy/
-    matplotlib (plots load only when a report directory is written)."""
+    """A GPU run needs the event engine (simpy), not numba/scipy/matplotlib (plots load only
+    when a report directory is written), nor pandas/pyarrow (its tables are numpy columns
+    until a DataFrame is asked for)."""
     loaded, rc = _loaded(_main(["run", "--gen", "2", "--prompt", "16", "--json", "--quiet"]),
                          tmp_path)
     assert rc == 0
-    assert {"pandas", "simpy"} <= loaded  # the probe sees what a run really loads
-    assert not loaded & {"numba", "llvmlite", "scipy", "matplotlib"}, sorted(loaded)
+    assert "simpy" in loaded  # the probe sees what a run really loads
+    assert not loaded & {"numba", "llvmlite", "scipy", "matplotlib", "pandas", "pyarrow"}, \
+        sorted(loaded)
+
+
+RUN_JSON = {
+    "defaults": ["run", "--json", "--quiet"],
+    "tp 2 on dgx-h100": ["run", "--arch", "dgx-h100", "--tp", "2", "--gen", "3", "--prompt",
+                         "32", "--json", "--quiet"],
+    # a system run with offloaded weights: transfer and resource tables, system invariants
+    "offload": ["run", "--arch", "a6000-offload", "--model", "opt-30b", "--batch", "1",
+                "--prompt", "32", "--gen", "3", "--placement",
+                "weights=gpu.hbm:0.5,host_ddr:0.5", "--json", "--quiet"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(RUN_JSON))
+def test_run_json_loads_no_pandas(case, tmp_path):
+    """`xpusim run --json` (no --out) computes its metrics, invariants and JSON from numpy
+    columns: the modules it imports and the run itself leave pandas, pyarrow, matplotlib and
+    numba out of ``sys.modules``."""
+    code = ("import sim.run, sim.result, sim.invariants, sim.plausibility, sim.system.execute\n"
+            "import xpusim.commands.run, xpusim.commands._record\n" + _main(RUN_JSON[case]))
+    loaded, rc = _loaded(code, tmp_path)
+    assert rc == 0
+    assert not loaded & {"pandas", "pyarrow", "matplotlib", "numba", "llvmlite", "scipy"}, \
+        sorted(loaded)
+
+
+def test_run_tables_build_dataframes_on_first_use(tmp_path):
+    """Control for the cases above: the same run's ``Result.ops`` / ``transfers`` /
+    ``resources`` are still DataFrames, and asking for one is what loads pandas."""
+    code = ("import sys\nfrom arch import load_arch\nfrom sim.run import simulate\n"
+            "from sim.system.placement import parse_placement\n"
+            "from workloads.models import get_model\nfrom workloads.scenario import Scenario\n"
+            "r = simulate(load_arch('a6000-offload'), get_model('opt-30b'), Scenario(batch=1, "
+            "prompt_len=32, gen_len=3), placement=parse_placement('weights=gpu.hbm:0.5,"
+            "host_ddr:0.5'))\nbefore = 'pandas' in sys.modules\n"
+            "extra = [before, type(r.ops).__name__, type(r.transfers).__name__, "
+            "type(r.resources).__name__, len(r.ops) == r.metrics['ops'], "
+            "len(r.transfers) == r.metrics['transfers']]\nrc = 0")
+    res = _probe(code, tmp_path)
+    assert res["extra"] == [False, "DataFrame", "DataFrame", "DataFrame", True, True]
+    assert "pandas" in res["loaded"]
+
+
+def test_light_validation_suite_loads_no_report_writer(ref_dir, tmp_path):
+    """`xpusim validate` writes its CSV through sim.report.atomic: a suite that needs neither
+    pandas nor matplotlib loads neither (the package's writer is imported on first use)."""
+    loaded, rc = _loaded(_main(["validate", "--suite", "a100-gelu", "--reference-dir",
+                                str(ref_dir), "--out", str(tmp_path / "val"), "--json"]),
+                         tmp_path)
+    assert rc == 0
+    assert not loaded & {"pandas", "matplotlib", "pyarrow", "numba", "scipy"}, sorted(loaded)
+    assert (tmp_path / "val" / "validation.csv").is_file()
 
 
 def test_probe_detects_numba(tmp_path):
@@ -113,9 +191,12 @@ extra = {{"kernels": kernels, "no_linalg": no_linalg,
 """
 
 
-def test_dram_import_loads_only_its_kernels(ref_dir, tmp_path):
+def test_dram_import_loads_only_its_kernels(ref_dir, tmp_path, monkeypatch):
     """`xpusim import dramsim3` loads from numba's cache only the DRAM kernels it runs, without
-    numba's scipy.linalg BLAS probe; a kernel compiled afterwards still gets BLAS for np.dot."""
+    numba's scipy.linalg BLAS probe; a kernel compiled afterwards still gets BLAS for np.dot.
+    (The JIT path; with the ahead-of-time build numba is not imported at all:
+    tests/test_dram_aot.py.)"""
+    monkeypatch.setenv("XPUSIM_DRAM_AOT", "0")
     trace = tmp_path / "t.trace"
     trace.write_text("".join(f"0x{64 * i:x} {'WRITE' if i % 3 else 'READ'} {4 * i}\n"
                              for i in range(500)))

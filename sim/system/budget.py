@@ -3,8 +3,11 @@ what each tier holds, and the run's system-level metrics."""
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import Any
 
+import numpy as np
+
+from sim.columns import column, text_codes
 from sim.devices.base import SimError
 from sim.system.placement import Placement, PlacementSpec, TierRoom, place
 from sim.system.plan import Plan
@@ -92,18 +95,20 @@ def tier_budget(system: System, placed: Placement | None, need: dict[str, float]
     return capacity, resident
 
 
-def system_metrics(table: pd.DataFrame, transfers: pd.DataFrame, resources: pd.DataFrame,
+def system_metrics(table: Any, transfers: Any, resources: Any,
                    placed: Placement | None) -> dict[str, float]:
-    """Metrics a system run adds: op time summed over streams, transfers, busiest resource."""
-    out = {"op_time_sum_s": float(table["latency_s"].sum()),
-           "streams": float(table["stream"].nunique())}
+    """Metrics a system run adds: op time summed over streams, transfers, busiest resource.
+    The tables are DataFrames or :class:`sim.columns.Columns`."""
+    out = {"op_time_sum_s": float(column(table, "latency_s").sum()),
+           "streams": float(len(np.unique(text_codes(table, "stream")[1])))}
     if len(transfers):
         out["transfers"] = float(len(transfers))
-        out["transfer_bytes"] = float((transfers["bytes"] * transfers["replicas"]).sum())
-        out["transfer_time_sum_s"] = float(transfers["latency_s"].sum())
+        out["transfer_bytes"] = float((column(transfers, "bytes") *
+                                       column(transfers, "replicas")).sum())
+        out["transfer_time_sum_s"] = float(column(transfers, "latency_s").sum())
     if len(resources):
-        i = int(resources["utilisation"].to_numpy().argmax())
-        out["busiest_resource_utilisation"] = float(resources["utilisation"].iloc[i])
+        utilisation = column(resources, "utilisation")
+        out["busiest_resource_utilisation"] = float(utilisation[int(utilisation.argmax())])
     if placed is not None:
         for cls, tiers in placed.bytes.items():
             for tier, nbytes in tiers.items():

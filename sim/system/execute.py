@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+import numpy as np
 
-from sim.engine import Engine, Timeline
+from sim.columns import Columns, column, text_codes
+from sim.engine import CostList, Engine, Timeline
 from sim.invariants import check_invariants
-from sim.result import op_table
+from sim.result import op_columns
 from sim.system.budget import tier_budget
 from sim.system.placement import Placement
 from sim.system.plan import Plan
@@ -16,34 +18,59 @@ from sim.system.topology import System
 from sim.system.usage import check_system_invariants, resource_table, transfer_table
 from workloads.trace import Trace
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 @dataclass
 class Executed:
-    """Tables of one engine run of a plan, with every invariant checked."""
+    """Tables of one engine run of a plan, with every invariant checked: numpy columns
+    (``op_columns`` ...), and as DataFrames built on first access (``ops`` ...)."""
 
     timeline: Timeline
-    ops: pd.DataFrame
-    transfers: pd.DataFrame
-    resources: pd.DataFrame
+    op_columns: Columns
+    transfer_columns: Columns
+    resource_columns: Columns
     invariants: dict[str, str]
     makespan: float
     op_links: dict[int, tuple[str, ...]]
 
+    @property
+    def ops(self) -> pd.DataFrame:
+        return self.op_columns.frame()
 
-def memory_traffic(table: pd.DataFrame, plan: Plan, costs: list | None = None) -> dict[str, float]:
+    @property
+    def transfers(self) -> pd.DataFrame:
+        return self.transfer_columns.frame()
+
+    @property
+    def resources(self) -> pd.DataFrame:
+        return self.resource_columns.frame()
+
+
+def memory_traffic(table: Any, plan: Plan, costs: list | None = None) -> dict[str, float]:
     """DRAM bytes the ops of each contended memory moved through it (per representative);
     with ``costs``, ops of a unit inside the memory (a ``memory_share`` in their cost: PIM)
-    move none."""
+    move none. ``table``: the op table, a DataFrame or numpy columns."""
     out: dict[str, float] = {}
     if not plan.memory_of:
         return out
-    per_shard = table["dram_bytes"] / table["shards"]
+    per_shard = column(table, "dram_bytes") / column(table, "shards")
     if costs is not None:
-        per_shard = per_shard.where([c.detail.get("memory_share") is None for c in costs], 0.0)
+        per_shard = np.where(_outside_memory(costs), per_shard, 0.0)
+    labels, codes = text_codes(table, "stream")
     for stream, res in plan.memory_of.items():
-        sel = table["stream"] == stream
+        sel = codes == (labels.index(stream) if stream in labels else -1)
         out[res] = out.get(res, 0.0) + float(per_shard[sel].sum())
     return out
+
+
+def _outside_memory(costs: list) -> np.ndarray:
+    """Per op: whether its cost has no ``memory_share`` (it is not run inside the memory)."""
+    if isinstance(costs, CostList):   # one flag per distinct cost
+        flags = np.array([c.detail.get("memory_share") is None for c in costs.table] or [True])
+        return flags[costs.index]
+    return np.array([c.detail.get("memory_share") is None for c in costs], dtype=bool)
 
 
 def execute(system: System, trace: Trace, plan: Plan, placed: Placement | None,
@@ -51,7 +78,7 @@ def execute(system: System, trace: Trace, plan: Plan, placed: Placement | None,
     """Engine run of ``plan``; op, transfer and resource tables; op and system invariants.
     ``coarsen``: the engine's coarsened events (same times; ``False``: one event per op)."""
     timeline = Engine(plan.streams, coarsen).run(trace, plan)
-    table = op_table(trace, timeline, plan.stream_device)
+    table = op_columns(trace, timeline, plan.stream_device)
     invariants = check_invariants(trace, table)
     transfers = transfer_table(timeline)
     makespan = max(float(table["end_s"].max()),

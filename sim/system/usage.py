@@ -6,9 +6,11 @@ report's link / tier tables and timeline tracks. All times in s, sizes in bytes.
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from typing import Any
 
+import numpy as np
+
+from sim.columns import Columns, Text, cell, column, text_codes
 from sim.engine import Timeline
 from sim.invariants import REL_TOL, InvariantError
 from sim.system.plan import Plan
@@ -16,23 +18,26 @@ from sim.system.plan import Plan
 TRANSFER_COLUMNS = ("id", "name", "tensor", "stream", "src", "dst", "route", "bytes",
                     "replicas", "phase", "layer", "step", "start_s", "end_s", "latency_s",
                     "floor_s", "energy_J", "release_op")
+RESOURCE_COLUMNS = ("resource", "bandwidth_Bps", "bytes", "routed_bytes", "busy_s",
+                    "utilisation", "contended")
 
 
-def transfer_table(timeline: Timeline) -> pd.DataFrame:
-    """One row per transfer (bytes per replica; ``floor_s`` = bytes / slowest link)."""
+def transfer_table(timeline: Timeline) -> Columns:
+    """One row per transfer (bytes per replica; ``floor_s`` = bytes / slowest link), as numpy
+    columns (``.frame()``: the DataFrame)."""
     trs = timeline.transfers
     start, end = timeline.transfer_start, timeline.transfer_end
-    return pd.DataFrame({
+    return Columns({
         "id": np.array([t.id for t in trs], dtype=np.int64),
-        "name": [t.name for t in trs],
-        "tensor": [t.tensor for t in trs],
-        "stream": [t.stream for t in trs],
-        "src": [t.src for t in trs],
-        "dst": [t.dst for t in trs],
-        "route": [" ".join(t.hops) for t in trs],
+        "name": Text.of([t.name for t in trs]),
+        "tensor": Text.of([t.tensor for t in trs]),
+        "stream": Text.of([t.stream for t in trs]),
+        "src": Text.of([t.src for t in trs]),
+        "dst": Text.of([t.dst for t in trs]),
+        "route": Text.of([" ".join(t.hops) for t in trs]),
         "bytes": np.array([t.nbytes for t in trs], dtype=float),
         "replicas": np.array([t.replicas for t in trs], dtype=np.int64),
-        "phase": [t.phase for t in trs],
+        "phase": Text.of([t.phase for t in trs]),
         "layer": np.array([t.layer for t in trs], dtype=np.int64),
         "step": np.array([t.step for t in trs], dtype=np.int64),
         "start_s": start,
@@ -41,7 +46,7 @@ def transfer_table(timeline: Timeline) -> pd.DataFrame:
         "floor_s": np.array([t.latency + t.floor for t in trs], dtype=float),
         "energy_J": np.array([t.energy_J for t in trs], dtype=float),
         "release_op": np.array([t.release for t in trs], dtype=np.int64),
-    }, columns=list(TRANSFER_COLUMNS))
+    }, TRANSFER_COLUMNS, len(trs))
 
 
 def routed_bytes(plan: Plan) -> dict[str, float]:
@@ -57,9 +62,10 @@ def routed_bytes(plan: Plan) -> dict[str, float]:
 
 
 def resource_table(timeline: Timeline, plan: Plan, makespan: float,
-                   memory_bytes: dict[str, float]) -> pd.DataFrame:
+                   memory_bytes: dict[str, float]) -> Columns:
     """Per contended resource: bytes the engine moved through it, bytes routed to it by the
-    plan (plus op memory traffic for memories), busy time and utilisation."""
+    plan (plus op memory traffic for memories), busy time and utilisation (numpy columns;
+    ``.frame()``: the DataFrame)."""
     routed = routed_bytes(plan)
     rows = []
     for name, res in timeline.resources.items():
@@ -74,40 +80,53 @@ def resource_table(timeline: Timeline, plan: Plan, makespan: float,
                      "routed_bytes": moved, "busy_s": busy,
                      "utilisation": busy / makespan if makespan > 0 else 0.0,
                      "contended": False})
-    return pd.DataFrame(rows, columns=["resource", "bandwidth_Bps", "bytes", "routed_bytes",
-                                       "busy_s", "utilisation", "contended"])
+    return Columns.from_rows(rows, RESOURCE_COLUMNS)
 
 
-def occupancy_peak(transfers: pd.DataFrame, op_end: np.ndarray) -> dict[str, float]:
+def occupancy_peak(transfers: Any, op_end: np.ndarray) -> dict[str, float]:
     """Peak staging bytes per destination tier: a transfer holds its buffer from its start to
-    the end of the op that releases it."""
+    the end of the op that releases it (``transfers``: a DataFrame or numpy columns)."""
     out: dict[str, float] = {}
-    staged = transfers[transfers["release_op"] != -2]   # -2: lands in place, stages nothing
-    if staged.empty:
+    if not len(transfers):
         return out
-    for dst, grp in staged.groupby("dst", sort=True):
-        t0 = grp["start_s"].to_numpy()
-        rel = grp["release_op"].to_numpy()
-        t1 = np.where(rel >= 0, op_end[np.clip(rel, 0, None)], grp["end_s"].to_numpy())
+    release = column(transfers, "release_op")
+    staged = release != -2   # -2: lands in place, stages nothing
+    if not staged.any():
+        return out
+    labels, codes = text_codes(transfers, "dst")
+    start, end, nbytes = (column(transfers, c) for c in ("start_s", "end_s", "bytes"))
+    for j in sorted(range(len(labels)), key=lambda j: labels[j]):
+        sel = staged & (codes == j)
+        if not sel.any():
+            continue
+        dst = labels[j]
+        t0 = start[sel]
+        rel = release[sel]
+        t1 = np.where(rel >= 0, op_end[np.clip(rel, 0, None)], end[sel])
         times = np.concatenate([t0, t1])
-        delta = np.concatenate([grp["bytes"].to_numpy(), -grp["bytes"].to_numpy()])
+        delta = np.concatenate([nbytes[sel], -nbytes[sel]])
         order = np.lexsort((delta, times))  # frees before allocations at the same instant
         out[str(dst)] = float(np.cumsum(delta[order]).max())
     return out
 
 
-def check_system_invariants(ops: pd.DataFrame, transfers: pd.DataFrame,
-                            resources: pd.DataFrame, capacity: dict[str, float],
+def check_system_invariants(ops: Any, transfers: Any, resources: Any,
+                            capacity: dict[str, float],
                             resident: dict[str, float]) -> dict[str, str]:
     """Bytes per link = routed bytes; no tier over capacity at any moment; no transfer beats its
-    route; the makespan covers the busiest resource and stream. Raises InvariantError."""
+    route; the makespan covers the busiest resource and stream. Raises InvariantError. The
+    tables are DataFrames or :class:`sim.columns.Columns`."""
     out: dict[str, str] = {}
-    for row in resources.itertuples(index=False):
-        if not np.isclose(row.bytes, row.routed_bytes, rtol=1e-9, atol=1e-3):
-            raise InvariantError(f"resource {row.resource} carried {row.bytes:.6g} B but "
-                                 f"{row.routed_bytes:.6g} B were routed through it")
+    if len(resources):
+        moved, routed = column(resources, "bytes"), column(resources, "routed_bytes")
+        for i in range(len(resources)):
+            if not np.isclose(moved[i], routed[i], rtol=1e-9, atol=1e-3):
+                raise InvariantError(f"resource {cell(resources, 'resource', i)} carried "
+                                     f"{moved[i]:.6g} B but {routed[i]:.6g} B were routed "
+                                     "through it")
     out["bytes_per_link_match_routes"] = "passed"
-    op_end = ops.sort_values("id")["end_s"].to_numpy()
+    ids = column(ops, "id")
+    op_end = column(ops, "end_s")[np.argsort(ids, kind="stable")]
     peak = occupancy_peak(transfers, op_end)
     for tier, cap in capacity.items():
         used = resident.get(tier, 0.0) + peak.get(tier, 0.0)
@@ -115,20 +134,24 @@ def check_system_invariants(ops: pd.DataFrame, transfers: pd.DataFrame,
             raise InvariantError(f"tier {tier} holds {used:.6g} B at its peak, over its "
                                  f"capacity {cap:.6g} B")
     out["tiers_within_capacity"] = "passed"
-    if not transfers.empty:
-        slack = transfers["latency_s"].to_numpy() - transfers["floor_s"].to_numpy() * \
-            (1 - REL_TOL) + 4 * np.spacing(np.abs(transfers["end_s"].to_numpy()))
+    if len(transfers):
+        latency, floor = column(transfers, "latency_s"), column(transfers, "floor_s")
+        slack = latency - floor * (1 - REL_TOL) + \
+            4 * np.spacing(np.abs(column(transfers, "end_s")))
         if (slack < 0).any():
             i = int(np.argmin(slack))
-            row = transfers.iloc[i]
-            raise InvariantError(f"transfer {row['name']} took {row['latency_s']:.6g} s, "
-                                 f"faster than its route allows ({row['floor_s']:.6g} s)")
+            raise InvariantError(f"transfer {cell(transfers, 'name', i)} took "
+                                 f"{latency[i]:.6g} s, faster than its route allows "
+                                 f"({floor[i]:.6g} s)")
     out["transfers_ge_route_bound"] = "passed"
-    makespan = max(float(ops["end_s"].max()) if len(ops) else 0.0,
-                   float(transfers["end_s"].max()) if len(transfers) else 0.0)
-    busiest = float(resources["busy_s"].max()) if len(resources) else 0.0
-    per_stream = ops.groupby("stream")["latency_s"].sum() if "stream" in ops else []
-    busiest = max([busiest, *list(per_stream)])
+    makespan = max(float(column(ops, "end_s").max()) if len(ops) else 0.0,
+                   float(column(transfers, "end_s").max()) if len(transfers) else 0.0)
+    busiest = float(column(resources, "busy_s").max()) if len(resources) else 0.0
+    if "stream" in ops and len(ops):
+        labels, codes = text_codes(ops, "stream")
+        per_stream = np.bincount(codes, weights=column(ops, "latency_s"),
+                                 minlength=len(labels))
+        busiest = max(busiest, float(per_stream.max()))
     if busiest > makespan * (1 + REL_TOL) + 1e-15:
         raise InvariantError(f"a resource or stream was busy {busiest:.6g} s, longer than the "
                              f"makespan {makespan:.6g} s")

@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if out:
         from sim.report import write_run_report
 
-        with timed("report", estimate_report_s(len(result.ops)), enabled(args)):
+        with timed("report", estimate_report_s(len(result.columns("ops"))), enabled(args)):
             write_run_report(result, out, args.ops_format, args.timeline)
     if args.json:
         print_json({**result.metrics, "energy_by_component_J": result.energy_by_component,

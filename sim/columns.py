@@ -1,0 +1,155 @@
+"""A table held as numpy columns, with its pandas DataFrame built only when asked for.
+
+A run's op, transfer and resource tables are computed from arrays, and its metrics and
+invariants read those arrays: a ``run --json`` never imports pandas. :meth:`Columns.frame`
+builds the DataFrame (importing pandas there) for the report writer, notebooks and tests, from
+exactly the columns the tables were always built from, so its values and dtypes are unchanged.
+
+:func:`column` and :func:`text_codes` read a column of either kind of table (a :class:`Columns`
+or a DataFrame), so checks written on them accept both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+
+class Text:
+    """A text column as ``labels[codes[i]]`` per row. ``build`` makes the DataFrame's column
+    (called with labels and codes); without it the column is ``values`` (a list of str)."""
+
+    __slots__ = ("labels", "codes", "build", "values")
+
+    def __init__(self, labels: list[str], codes: np.ndarray,
+                 build: Callable[[list[str], np.ndarray], Any] | None = None,
+                 values: list[str] | None = None):
+        self.labels, self.codes, self.build, self.values = labels, codes, build, values
+
+    @classmethod
+    def of(cls, values: list[str]) -> Text:
+        """The column of a list of str (the DataFrame gets the list itself)."""
+        slots: dict[str, int] = {}
+        codes = np.fromiter((slots.setdefault(v, len(slots)) for v in values), dtype=np.int64,
+                            count=len(values))
+        return cls(list(slots), codes, values=values)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def column(self) -> Any:
+        """The DataFrame's column."""
+        if self.build is not None:
+            return self.build(self.labels, self.codes)
+        return self.values
+
+    def distinct(self) -> tuple[list[str], np.ndarray]:
+        """(labels, codes) with each label once, codes only of labels that occur."""
+        used = np.unique(self.codes)
+        slots: dict[str, int] = {}
+        lut = np.zeros(len(self.labels), dtype=np.int64)
+        for j in used.tolist():
+            lut[j] = slots.setdefault(self.labels[j], len(slots))
+        return list(slots), lut[self.codes]
+
+    def eq(self, value: str) -> np.ndarray:
+        """Mask of the rows equal to ``value``."""
+        lut = np.array([label == value for label in self.labels] or [False], dtype=bool)
+        return lut[self.codes]
+
+    def array(self) -> np.ndarray:
+        """One Python str per row (object array)."""
+        return np.array(self.labels, dtype=object)[self.codes]
+
+
+class Columns:
+    """Named columns of equal length ``n``: numpy arrays, :class:`Text`, or (``rows``) a list
+    of row dicts. ``frame_kwargs`` go to ``pd.DataFrame`` (e.g. ``copy=False``)."""
+
+    def __init__(self, data: dict[str, Any] | None, order: Sequence[str], n: int,
+                 rows: list[dict[str, Any]] | None = None, **frame_kwargs: Any):
+        self._data = data
+        self._rows = rows
+        self.order = list(order)
+        self.n = n
+        self._kwargs = frame_kwargs
+        self._frame = None
+        self._arrays: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]], order: Sequence[str]) -> Columns:
+        """A small table given row by row (the DataFrame is built from the rows)."""
+        return cls(None, order, len(rows), rows=rows)
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def empty(self) -> bool:
+        return self.n == 0
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.order
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """The column as a numpy array (text: one str per row, object dtype)."""
+        got = self._arrays.get(name)
+        if got is not None:
+            return got
+        if name not in self.order:
+            raise KeyError(name)
+        if self._rows is not None:
+            got = np.array([r[name] for r in self._rows]) if self._rows else np.zeros(0)
+        else:
+            value = self._data[name]
+            got = value.array() if isinstance(value, Text) else np.asarray(value)
+        self._arrays[name] = got
+        return got
+
+    def text(self, name: str) -> Text:
+        """A text column as labels and codes."""
+        value = self._data[name] if self._data is not None else None
+        if isinstance(value, Text):
+            return value
+        return Text.of([str(v) for v in self[name].tolist()])
+
+    def frame(self):
+        """The pandas DataFrame (built once, then cached)."""
+        if self._frame is None:
+            import pandas as pd
+
+            if self._rows is not None:
+                self._frame = pd.DataFrame(self._rows, columns=self.order)
+            else:
+                data = {k: (v.column() if isinstance(v, Text) else v)
+                        for k, v in self._data.items()}
+                self._frame = pd.DataFrame(data, columns=self.order, **self._kwargs)
+        return self._frame
+
+
+def frame_of(table: Any):
+    """``table`` as a DataFrame (a :class:`Columns` builds its own; a DataFrame is itself)."""
+    return table.frame() if isinstance(table, Columns) else table
+
+
+def column(table: Any, name: str) -> np.ndarray:
+    """Column ``name`` of a :class:`Columns` or a DataFrame as a numpy array."""
+    if isinstance(table, Columns):
+        return table[name]
+    return table[name].to_numpy()
+
+
+def text_codes(table: Any, name: str) -> tuple[list[str], np.ndarray]:
+    """A text column of a :class:`Columns` or a DataFrame as (distinct labels, code per row)."""
+    if isinstance(table, Columns):
+        return table.text(name).distinct()
+    t = Text.of([str(v) for v in table[name].tolist()])
+    return t.labels, t.codes
+
+
+def cell(table: Any, name: str, i: int) -> Any:
+    """Row ``i`` (position) of column ``name`` (for messages)."""
+    value = column(table, name)[i]
+    return value.item() if isinstance(value, np.generic) else value
