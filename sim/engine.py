@@ -25,7 +25,8 @@ waits for (its completion is signalled at its own end) and before an op that mus
 another stream, so every op's start and end, and so makespan and energy, are those of the
 one-event-per-op run (``coarsen=False``), bit for bit on one stream. A trace held as arrays
 (``Trace.is_compact``) whose plan is one uncontended stream of a plain device runs without the
-event loop at all: the same sums as ``np.cumsum`` of per-op latencies. ``Timeline.events``
+event loop at all: the same sums as ``np.cumsum`` of per-op latencies (under an async host
+stack, ``sim.gpu.host.async_ends``: the per-op run's times to float rounding). ``Timeline.events``
 counts tasks (ops and transfers) as before; ``Timeline.engine_events`` the SimPy events the
 stream processes actually waited on.
 """
@@ -303,7 +304,14 @@ class Engine:
         coarsened run (module docstring) - start and end times are the sequential sums of
         latencies SimPy would form (``np.cumsum`` adds in order), one event. Costs are
         estimated once per distinct op, in the order the ops first appear (the order the
-        per-op run would estimate them in). None when the trace needs the event loop."""
+        per-op run would estimate them in). None when the trace needs the event loop.
+
+        A device with an async host (``host_issue()``, sim/gpu/host.py) is timed the same
+        way with the host clock in closed form (:func:`sim.gpu.host.async_ends`: a pass opens
+        where (phase, step) changes, as :class:`~sim.gpu.host.AsyncIssue` decides). As in
+        the per-op run, an op starts where the one before it ended (its wait for the host is
+        inside it); ends differ from the per-op run's by float rounding only (the same sums
+        in another order; equal to rtol 1e-12, tests/test_async_one_stream.py)."""
         streams = plan.streams if plan is not None else self.devices
         arrays = trace.compact
         if len(streams) != 1 or (plan is not None and (plan.transfers or plan.extra_deps or
@@ -311,8 +319,12 @@ class Engine:
             return None
         name, dev = next(iter(streams.items()))
         # the base estimate is memoised per op shape: one call per distinct op is the same
-        if not dev.holds_for_latency() or type(dev).estimate is not Device.estimate or \
-                (arrays.device or name) != name:
+        issue = None
+        if not dev.holds_for_latency():
+            issue = getattr(dev, "host_issue", lambda: None)()
+            if issue is None:
+                return None
+        if type(dev).estimate is not Device.estimate or (arrays.device or name) != name:
             return None
         kind = arrays.kind
         n_kinds = len(arrays.kinds)
@@ -321,14 +333,34 @@ class Engine:
         table: list[Cost | None] = [None] * n_kinds
         used = np.flatnonzero(first < len(kind))
         used = used[np.argsort(first[used])]
-        for i, op in zip(used.tolist(), _ops_at(arrays, first[used], name), strict=True):
+        dispatch = np.zeros(n_kinds)
+        ops = _ops_at(arrays, first[used], name)
+        if hasattr(dev, "prefetch"):   # a device that prices shape families at once
+            dev.prefetch(ops)          # (the same costs, e.g. GpuDevice's GEMMs)
+        for i, op in zip(used.tolist(), ops, strict=True):
             table[i] = dev.estimate(op)
+            if issue is not None:
+                dispatch[i] = issue.dispatch(op)
         latency = np.array([c.latency if c is not None else 0.0 for c in table])[kind]
-        end = np.cumsum(latency)
+        if issue is None:
+            end = np.cumsum(latency)
+        else:
+            end = self._async_ends(arrays, latency, dispatch[kind], issue)
         start = np.concatenate(([0.0], end[:-1]))
         tl = Timeline(start, end, CostList(table, kind), len(kind))  # type: ignore[arg-type]
         tl.engine_events = 1 if len(kind) else 0
         return tl
+
+    @staticmethod
+    def _async_ends(arrays, latency: np.ndarray, dispatch: np.ndarray, issue) -> np.ndarray:
+        """End times (s) of a one-stream run under an async host: a forward pass opens where
+        the op's (phase, step) differs from the one before it."""
+        from sim.gpu.host import async_ends
+
+        phase, step = arrays.phase, arrays.step
+        new = np.ones(len(phase), dtype=bool)
+        new[1:] = (phase[1:] != phase[:-1]) | (step[1:] != step[:-1])
+        return async_ends(latency, dispatch, new, issue.pass_cost(arrays.requests))
 
     def _resources(self, env: simpy.Environment, plan: Plan | None,
                    streams: dict[str, list]) -> tuple[dict, dict, dict]:

@@ -21,7 +21,7 @@ x pJ/bit, link bits x pJ/bit (static power is charged by the engine over the mak
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 
 from arch import Arch
 from sim.devices.base import (
@@ -34,7 +34,7 @@ from sim.devices.base import (
 )
 from sim.gpu.attention import DECODE_POLICIES, AttentionShape, AttnHw, attention_time
 from sim.gpu.collectives import DEFAULT_NCCL, LinkHw, NcclHw, ProtocolHw, collective_time
-from sim.gpu.gemm import best_gemm
+from sim.gpu.gemm import best_gemm, prefill_best_gemm
 from sim.gpu.host import AsyncIssue, lookup, op_family, timed_latency
 from sim.gpu.hw import gpu_hw
 from sim.gpu.vector import vector_shape, vector_time
@@ -73,6 +73,8 @@ class GpuDevice(Device):
                               else "flashdecoding")
         self._issue = AsyncIssue(self.software) if self.software and \
             self.software.mode == "async" else None
+        # id(einsum) -> (einsum, dtype, best_gemm args, best_gemm result or None): prefetch
+        self._prefetched: dict[int, tuple] = {}
 
     # --- peaks -------------------------------------------------------------------------------
     def tensor_peak(self, dtype: str) -> float | None:
@@ -163,16 +165,53 @@ class GpuDevice(Device):
             return self._vector_cost(op, comp, flops, nbytes, dtype, roof)
         return self._streaming(op, flops, nbytes, dtype, roof)
 
-    def _gemm_cost(self, op: Op, comp: Einsum, flops: float, dtype: str, roof: float) -> Cost:
+    def _gemm_args(self, comp: Einsum, dtype: str) -> tuple:
+        """``best_gemm``'s arguments after ``hw`` for the contraction ``comp`` in ``dtype``."""
         b, m, n, k = comp.gemm_shape
         a_t, b_t = comp.inputs
-        a_b, b_b = a_t.nbytes(comp.size), b_t.nbytes(comp.size)
-        c_b = comp.output.nbytes(comp.size)
-        elem = dtype_bytes(dtype)
-        try:
-            best = best_gemm(self.hw, b, m, n, k, elem, a_b, b_b, c_b, self.tensor_peak(dtype))
-        except ValueError as exc:
-            raise SimError(f"{self.arch.origin or self.arch.name}: {exc}") from None
+        return (b, m, n, k, dtype_bytes(dtype), a_t.nbytes(comp.size), b_t.nbytes(comp.size),
+                comp.output.nbytes(comp.size), self.tensor_peak(dtype))
+
+    def prefetch(self, ops: Iterable[Op]) -> int:
+        """Price the tile-level GEMMs of ``ops`` not yet estimated all at once, ahead of
+        ``estimate`` (:func:`sim.gpu.gemm.prefill_best_gemm`: the same results from arrays, e.g.
+        a decode run's attention GEMMs over every KV length); how many it priced. An op whose
+        arguments fail here is left for ``estimate`` to price (and report) in its turn."""
+        if self.fidelity == "roofline":
+            return 0
+        calls, memo = [], self._memo
+        self._prefetched = kept = {}
+        for op in ops:
+            comp = op.compute
+            if op.kind != MATMUL or not isinstance(comp, Einsum) or \
+                    (id(comp), id(op.collective), op.shards, op.kind) in memo:
+                continue
+            try:
+                dtype = op_dtype(op)
+                if comp.is_contraction and self.tensor_peak(dtype):
+                    calls.append(self._gemm_args(comp, dtype))
+                    kept[id(comp)] = (comp, dtype, calls[-1])
+            except Exception:   # estimate raises it again, in its turn, with the op's context
+                continue
+        if not calls:
+            return 0
+        results: dict[tuple, dict] = {}
+        priced = prefill_best_gemm(self.hw, calls, results=results)
+        for key, (comp, dtype, args) in kept.items():   # what best_gemm(*args) returns now
+            kept[key] = (comp, dtype, args, results.get(args))
+        return priced
+
+    def _gemm_cost(self, op: Op, comp: Einsum, flops: float, dtype: str, roof: float) -> Cost:
+        kept = self._prefetched.pop(id(comp), None)   # what prefetch formed and priced
+        if kept is not None and kept[0] is comp and kept[1] == dtype:
+            args, best = kept[2], kept[3]
+        else:
+            args, best = self._gemm_args(comp, dtype), None
+        if best is None:
+            try:
+                best = best_gemm(self.hw, *args)
+            except ValueError as exc:
+                raise SimError(f"{self.arch.origin or self.arch.name}: {exc}") from None
         energy = self._energy(flops, dtype, best["dram_bytes"], best["l2_bytes"])
         detail = {k_: v for k_, v in best.items() if k_ != "time"}
         return self._finish(op, best["time"], roof, best["bound"], energy, best["dram_bytes"],
@@ -247,6 +286,11 @@ class GpuDevice(Device):
     # --- event run ---------------------------------------------------------------------------
     def holds_for_latency(self) -> bool:
         return self._issue is None
+
+    def host_issue(self) -> AsyncIssue | None:
+        """The async host that issues this GPU's ops (None unless ``software.mode`` is
+        ``async``); the engine's one-stream path reads its costs to time a run on arrays."""
+        return self._issue
 
     def process(self, env, op: Op, cost: Cost) -> Generator:
         """Hold the GPU for the op; an async host may make it wait for its issue first."""

@@ -27,12 +27,21 @@ pipeline does not hide the DRAM stream perfectly; 0: the maximum) and a Hopper c
 the per-kernel cost the tile model does not see (setup, first-wave fill, last-wave drain).
 Split-K adds a reduction kernel. The library is assumed to pick the fastest candidate, as cuBLAS
 heuristics aim to.
+
+:func:`best_gemm_many` prices many shapes of one GPU and dtype at once (a decode run's attention
+GEMMs over every KV length): every (tile, split-K) candidate over numpy arrays, in the float64
+operations and order of :func:`gemm_candidate`, so each result equals :func:`best_gemm`'s bit for
+bit (values and Python types); :func:`prefill_best_gemm` hands those results to ``best_gemm``'s
+``lru_cache`` before the engine asks.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
+
+import numpy as np
 
 from sim.gpu.hw import GpuHw
 from sim.gpu.memory import achievable_bandwidth
@@ -50,6 +59,11 @@ def scaled_tk(tk: int, elem: float) -> int:
     return max(8, int(round(tk * 2.0 / elem)))
 
 
+#: (arguments, result) prefill_best_gemm passes into best_gemm's cache on a miss (only read
+#: there, so a concurrent caller of best_gemm finds the same result or computes its own)
+_handoff: list[tuple[tuple, dict]] = []
+
+
 @lru_cache(maxsize=131072)
 def best_gemm(hw: GpuHw, batch: int, m: int, n: int, k: int, elem: float, a_bytes: float,
               b_bytes: float, c_bytes: float, peak: float) -> dict:
@@ -57,6 +71,10 @@ def best_gemm(hw: GpuHw, batch: int, m: int, n: int, k: int, elem: float, a_byte
 
     ``peak`` is the chip's dense tensor peak for the dtype (FLOP/s, before efficiency).
     """
+    for args, result in _handoff[-1:]:   # priced ahead by prefill_best_gemm (same result)
+        if args == (hw, batch, m, n, k, elem, a_bytes, b_bytes, c_bytes, peak):
+            _handoff.append(((), {}))       # taken (the cache did not hold it yet)
+            return result
     best: dict | None = None
     for tm, tn, tk0 in hw.gemm_tiles:
         tk = scaled_tk(tk0, elem)
@@ -155,3 +173,238 @@ def gemm_candidate(hw: GpuHw, batch: int, m: int, n: int, k: int, elem: float, a
             "waves": waves, "ctas": ctas, "ctas_per_sm": per_sm, "dram_bytes": dram,
             "l2_bytes": l2, "t_compute": t_compute, "t_dram": t_dram, "t_l2": t_l2,
             "utilization": flops / peak / max(time, 1e-30)}
+
+
+#: ints the array path keeps below (float64 holds them exactly, so its conversions, sums and
+#: comparisons equal the scalar path's exact int arithmetic); larger shapes stay scalar
+_EXACT = float(2 ** 52)
+_BOUNDS = ("compute", "memory", "l2")
+_FIELDS = ("time", "bound", "cand", "waves", "ctas", "dram", "dram_int", "l2", "t_compute",
+           "t_dram", "t_l2", "util")
+
+
+def best_gemm_many(hw: GpuHw, batch: Sequence[int], m: Sequence[int], n: Sequence[int],
+                   k: Sequence[int], elem: float, a_bytes: Sequence[float],
+                   b_bytes: Sequence[float], c_bytes: Sequence[float],
+                   peak: float) -> list[dict | None]:
+    """:func:`best_gemm` of shapes ``i`` = ``(batch[i], m[i], n[i], k[i], a_bytes[i], ...)`` at
+    once, for one ``elem`` (B per operand element) and ``peak`` (FLOP/s); times in s, bytes in B.
+
+    Every (tile, split-K) candidate is evaluated over arrays (of the shapes it applies to) in
+    :func:`gemm_candidate`'s float64 operations and order, and the first fastest kept as
+    :func:`best_gemm` keeps it, so entry ``i`` equals ``best_gemm(hw, batch[i], ...)`` bit for
+    bit, Python types included (the p-norm's powers are Python's own ``**``). Dimensions are
+    Python ints >= 1 and each byte sequence all ints or all floats. An entry is None where an
+    int of the model reaches 2**52 (left to the scalar path). Raises ValueError as best_gemm
+    when no tile fits.
+    """
+    count = len(batch)
+    if not (len(m) == len(n) == len(k) == len(a_bytes) == len(b_bytes) == len(c_bytes) == count):
+        raise ValueError("best_gemm_many: the shape sequences differ in length")
+    if count == 0:
+        return []
+    kinds = []
+    for seq in (a_bytes, b_bytes, c_bytes):
+        seen = set(map(type, seq))
+        if seen not in ({int}, {float}):
+            raise ValueError("best_gemm_many: each byte sequence must be all ints or all floats")
+        kinds.append(seen == {int})
+    if any(set(map(type, seq)) != {int} or min(seq) < 1 for seq in (batch, m, n, k)):
+        raise ValueError("best_gemm_many: GEMM dimensions must be ints >= 1")
+    bt, mm, nn, kk = (np.asarray(s, dtype=np.int64) for s in (batch, m, n, k))
+    a, b, c = (np.asarray(s, dtype=np.int64 if is_int else np.float64)
+               for s, is_int in zip((a_bytes, b_bytes, c_bytes), kinds, strict=True))
+    shapes = {"bt": bt, "m": mm, "n": nn, "k": kk, "c": c, "ab": a + b}
+    shapes["abc"] = shapes["ab"] + c
+    bmn = bt * mm * nn
+    ok = (shapes["abc"] < _EXACT) & (bmn < _EXACT) & (kk < _EXACT)
+    shapes["bmn"] = np.maximum(bmn, 1)
+    shapes["flops"] = 2.0 * bt * mm * nn * kk
+    shapes["ab_fits"] = shapes["ab"] <= 0.5 * hw.l2_capacity
+    shapes["slice_fits"] = shapes["ab"] / bt <= 0.5 * hw.l2_capacity
+    types = (*kinds, type(elem) is int)
+    best = {f: np.zeros(count, dtype=bool if f == "dram_int" else
+                        (np.int64 if f in ("bound", "cand", "waves", "ctas") else np.float64))
+            for f in _FIELDS}
+    have = np.zeros(count, dtype=bool)
+    meta: list[tuple[str, int, int]] = []   # candidate -> (tile, split, CTAs per SM)
+    for tm, tn, tk0 in hw.gemm_tiles:
+        tk = scaled_tk(tk0, elem)
+        smem_tile = hw.gemm_stages * (tm + tn) * tk * elem
+        if smem_tile > hw.smem_per_sm:
+            continue
+        per_sm = max(1, min(hw.ctas_per_sm, int(hw.smem_per_sm // smem_tile)))
+        slots = hw.sms * per_sm
+        tiles = dict(shapes, tiles_m=np.ceil(mm / tm).astype(np.int64),
+                     tiles_n=np.ceil(nn / tn).astype(np.int64),
+                     rows_cols=np.minimum(tm, mm) * np.minimum(tn, nn))
+        tiles["out_tiles"] = bt * tiles["tiles_m"] * tiles["tiles_n"]
+        for split in SPLIT_K_FACTORS:
+            if split > 1:   # split-K only where the output tiles leave SMs idle
+                idx = np.flatnonzero(~((tiles["out_tiles"] >= slots) | (kk / split < 2 * tk)))
+                if not len(idx):
+                    continue
+                sub = {key: v[idx] for key, v in tiles.items()}
+            else:
+                idx, sub = None, tiles
+            meta.append((f"{tm}x{tn}x{tk}", split, per_sm))
+            cand = _candidate_arrays(hw, sub, elem, peak, types, tm, tn, tk, split, per_sm,
+                                     have if idx is None else have[idx],
+                                     best["time"] if idx is None else best["time"][idx])
+            ok_c = (np.abs(cand.pop("panels")) < _EXACT) & (np.abs(cand["dram"]) < _EXACT)
+            cand["cand"] = len(meta) - 1
+            if idx is None:
+                ok &= ok_c
+                take = ~have | (cand["time"] < best["time"])
+                have |= take
+                for f in _FIELDS:
+                    np.copyto(best[f], cand[f], where=take)
+            else:
+                ok[idx] &= ok_c
+                take = ~have[idx] | (cand["time"] < best["time"][idx])
+                at = idx[take]
+                have[at] = True
+                for f in _FIELDS:
+                    v = cand[f]
+                    best[f][at] = v[take] if isinstance(v, np.ndarray) else v
+    if not have.all():
+        raise ValueError("no GEMM tile in gpu.gemm_tiles fits gpu.smem_per_sm")
+    out: list[dict | None] = []
+    cols = [best[f].tolist() for f in _FIELDS]
+    for good, time, bound, cand, waves, ctas, dram, dram_int, l2, tc, td, tl, util in zip(
+            ok.tolist(), *cols, strict=True):
+        if not good:
+            out.append(None)
+            continue
+        tile, split, per_sm = meta[cand]
+        out.append({"time": time, "bound": _BOUNDS[bound], "tile": tile, "split_k": split,
+                    "waves": waves, "ctas": ctas, "ctas_per_sm": per_sm,
+                    "dram_bytes": int(dram) if dram_int else dram, "l2_bytes": l2,
+                    "t_compute": tc, "t_dram": td, "t_l2": tl, "utilization": util})
+    return out
+
+
+def _candidate_arrays(hw: GpuHw, s: dict, elem: float, peak: float, types: tuple, tm: int,
+                      tn: int, tk: int, split: int, per_sm: int, have: np.ndarray,
+                      best_time: np.ndarray) -> dict:
+    """:func:`gemm_candidate` over the shape arrays ``s`` (same operations, same order); also
+    ``dram_int`` (the scalar path's ``dram_bytes`` is an int) and ``panels`` (for the range
+    check). ``types``: are a, b, c bytes and ``elem`` ints. ``have`` / ``best_time``: the shapes
+    that have a candidate and its time (s); where this one's time before the p-norm is not
+    below it, the p-norm is skipped (time and utilization are then lower bounds, and the
+    candidate is not taken, as the scalar path would not take it)."""
+    a_int, b_int, c_int, elem_int = types
+    mm, nn, kk, c, ab = s["m"], s["n"], s["k"], s["c"], s["ab"]
+    tiles_m, tiles_n = s["tiles_m"], s["tiles_n"]
+    slots = hw.sms * per_sm
+    ctas = s["out_tiles"] * split
+    waves = np.ceil(ctas / slots).astype(np.int64)
+    active = np.minimum(ctas, slots)
+    k_per_cta = np.ceil(np.ceil(kk / split) / tk).astype(np.int64) * tk
+    k_iters = k_per_cta // tk
+    sm_peak = peak * hw.tensor_efficiency / hw.sms
+    t_mma = 2.0 * tm * tn * tk / sm_peak
+    wm, wn = warp_tile(tm, tn)
+    t_smem = tm * tn * tk * elem * (1.0 / wm + 1.0 / wn) / hw.smem_bw_per_sm
+    t_step = max(t_mma, t_smem)
+    out_elem = c / s["bmn"] if split == 1 else 4.0
+    write_bw = hw.hbm_achievable / active
+    epilogue = s["rows_cols"] * out_elem / write_bw
+    t_body = np.ceil(ctas / hw.sms).astype(np.int64) * k_iters * t_step
+    overhead = hw.hbm_latency + epilogue
+    if hw.persistent_gemm or per_sm > 1:
+        t_compute = t_body + overhead
+    else:
+        t_compute = t_body + waves * overhead
+    once = s["ab_fits"] | ((active >= tiles_m * tiles_n * split) & s["slice_fits"])
+    full, rest = np.divmod(ctas, active)
+    panels = full * _panel_bytes(active, split, tiles_m, tiles_n, tm, tn, mm, nn, kk, elem) \
+        + np.where(rest > 0, _panel_bytes(rest, split, tiles_m, tiles_n, tm, tn, mm, nn, kk,
+                                          elem), 0.0)
+    bigger = panels > ab
+    dram = np.where(once, s["abc"], np.where(bigger, panels, ab) + c)
+    dram_int = np.where(once, a_int and b_int and c_int,
+                        np.where(bigger, elem_int & (rest > 0), a_int and b_int) & c_int)
+    inflight = (hw.gemm_stages - 1) * (tm + tn) * tk * elem
+    share = hw.hbm_achievable * 1.0 / np.maximum(active, 1)
+    if inflight > 0 and hw.hbm_latency > 0:
+        share = np.minimum(share, inflight / hw.hbm_latency)
+    t_dram = dram / (share * np.maximum(active, 1))
+    l2 = ctas * (tm / hw.gemm_cluster + tn) * k_per_cta * elem + c * (2 * split - 1)
+    t_l2 = l2 / (hw.l2_achievable * active / slots)
+    body = np.maximum(np.maximum(t_compute, t_dram), t_l2)
+    bound = np.where(body == t_compute, 0, np.where(body == t_dram, 1, 2))
+    time = hw.launch + hw.gemm_fixed + body
+    red = c * (2 * split + 1)
+    if hw.gemm_overlap_p > 0:
+        # the p-norm only raises the body, and the time with it: a shape whose time without
+        # it already loses to the best so far cannot be taken (its powers are not needed)
+        p = hw.gemm_overlap_p
+        big = np.maximum(t_compute, t_dram)
+        low = time if split == 1 else time + (hw.launch + red / hw.hbm_achievable)
+        sel = np.flatnonzero((big > 0) & (~have | (low < best_time)))
+        lo = np.minimum(t_compute, t_dram)[sel] / big[sel]
+        norm = big[sel] * np.array([(1.0 + x ** p) ** (1.0 / p) for x in lo.tolist()],
+                                   dtype=np.float64)
+        body[sel] = np.maximum(body[sel], norm)
+        time = hw.launch + hw.gemm_fixed + body
+    if split > 1:
+        time = time + (hw.launch + red / hw.hbm_achievable)
+        dram = dram + red
+    return {"time": time, "bound": bound, "waves": waves, "ctas": ctas, "dram": dram,
+            "dram_int": dram_int, "l2": l2, "t_compute": t_compute, "t_dram": t_dram,
+            "t_l2": t_l2, "util": s["flops"] / peak / np.maximum(time, 1e-30),
+            "panels": panels}
+
+
+def _panel_bytes(ctas_in_wave: np.ndarray, split: int, tiles_m: np.ndarray,
+                 tiles_n: np.ndarray, tm: int, tn: int, m: np.ndarray, n: np.ndarray,
+                 k: np.ndarray, elem: float) -> np.ndarray:
+    """``panel_bytes`` of :func:`gemm_candidate` over arrays (B of A and B panels of a wave)."""
+    out_tiles_w = np.maximum(1, ctas_in_wave // split)
+    wr = np.minimum(tiles_m, np.maximum(1, np.rint(np.sqrt(out_tiles_w)).astype(np.int64)))
+    wc = np.minimum(tiles_n, np.ceil(out_tiles_w / wr).astype(np.int64))
+    return (np.minimum(wr * tm, m) + np.minimum(wc * tn, n)) * k * elem
+
+
+def prefill_best_gemm(hw: GpuHw, calls: Sequence[tuple], min_group: int = 32,
+                      results: dict | None = None) -> int:
+    """Price the ``best_gemm(hw, *call)`` calls not yet cached with :func:`best_gemm_many` (grouped
+    by dtype, peak and argument types) and hand each result to ``best_gemm``'s cache, as if it
+    had been called; how many were priced here. Calls the array path does not take (non-int
+    dimensions, huge shapes) and groups under ``min_group`` calls (the arrays' fixed cost, ~2 ms
+    CPU, is that of ~15-30 scalar calls) are left for ``best_gemm`` to price when asked.
+    ``results``, if given, gets ``call -> best_gemm(hw, *call)`` for the calls priced or found
+    cached here (the cache's own objects)."""
+    groups: dict[tuple, list[tuple]] = {}
+    numbers = (int, float)
+    for call in dict.fromkeys(calls):
+        batch, m, n, k, elem, a_b, b_b, c_b, peak = call
+        if not (type(batch) is type(m) is type(n) is type(k) is int) or \
+                min(batch, m, n, k) < 1 or type(elem) not in numbers or \
+                type(peak) not in numbers or type(a_b) not in numbers or \
+                type(b_b) not in numbers or type(c_b) not in numbers:
+            continue
+        groups.setdefault((elem, type(elem), peak, type(peak), type(a_b), type(b_b),
+                           type(c_b)), []).append(call)
+    priced = 0
+    for (elem, _, peak, *_), group in groups.items():
+        if len(group) < min_group:
+            continue
+        try:
+            priced_many = best_gemm_many(hw, *zip(*(g[:4] for g in group), strict=True), elem,
+                                         *zip(*(g[5:8] for g in group), strict=True), peak)
+        except ValueError:
+            continue   # best_gemm raises it with the same message when the op is priced
+        for call, res in zip(group, priced_many, strict=True):
+            if res is None:
+                continue
+            _handoff.append(((hw, *call), res))
+            try:
+                got = best_gemm(hw, *call)
+                if results is not None:
+                    results[call] = got
+            finally:
+                priced += len(_handoff) > 1
+                _handoff.clear()
+    return priced

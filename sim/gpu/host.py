@@ -17,6 +17,8 @@ synchronisation plus ``per_step + per_request x batch`` of CPU work before the n
 
 from __future__ import annotations
 
+import numpy as np
+
 from workloads.trace import ATTENTION, COLLECTIVE, MATMUL, MEMORY, Op
 
 FAMILIES = ("matmul", "softmax", "norm", "activation", "elementwise", "attention",
@@ -77,6 +79,15 @@ class AsyncIssue:
         self.cpu += lookup(self.sw.dispatch, op_family(op))
         return max(now, self.cpu)
 
+    def dispatch(self, op: Op) -> float:
+        """Host seconds spent issuing ``op``."""
+        return lookup(self.sw.dispatch, op_family(op))
+
+    def pass_cost(self, requests: np.ndarray) -> np.ndarray:
+        """Host seconds that open a forward pass of ``requests`` sequences (per_step +
+        per_request x requests), elementwise."""
+        return self.sw.per_step + self.sw.per_request * np.asarray(requests, dtype=np.float64)
+
 
 
 def async_makespan(latencies: list[float], dispatch: list[float], new_step: list[bool],
@@ -97,3 +108,42 @@ def async_makespan(latencies: list[float], dispatch: list[float], new_step: list
         cpu += disp
         gpu = max(gpu, cpu) + lat
     return gpu
+
+
+def async_ends(latency: np.ndarray, dispatch: np.ndarray, new_pass: np.ndarray,
+               pass_cost: np.ndarray) -> np.ndarray:
+    """End time (s) of every op of a single-stream trace under an async host, on arrays.
+
+    The semantics of :func:`async_makespan` (and of :class:`AsyncIssue` driving the engine):
+    op ``i`` costs the GPU ``latency[i]`` and the host ``dispatch[i]``; where ``new_pass[i]``
+    (true at op 0) a forward pass begins and the host, after waiting for the GPU, spends
+    ``pass_cost[i]``; the GPU starts op ``i`` at ``max(end[i-1], host clock)``.
+
+    Closed form instead of the loop: with ``Lam`` the cumulative GPU time, ``end[i] = Lam[i] +
+    W[i]`` where ``W[i] = max(W[i-1], cpu[i] - Lam[i-1])`` is the GPU time lost waiting for the
+    host so far (a max-plus prefix, ``np.maximum.accumulate``). A pass opens when the GPU is
+    done (``end >= cpu`` always), so within pass ``p`` (first op ``s``) ``cpu[i] - Lam[i-1] =
+    W[s-1] + v[i]`` with ``v[i] = pass_cost[s] + (dispatch summed over the pass up to i) -
+    (latency summed over the pass before i)``; ``W`` grows over pass ``p`` by ``max(0, max v)``,
+    so every pass's ``W[s-1]`` is a cumulative sum and ``W`` one accumulate over ``W[s-1] +
+    max(v, 0)``. Differs from the loop by float rounding only (sums formed in another order).
+    """
+    lat = np.asarray(latency, dtype=np.float64)
+    n = len(lat)
+    if n == 0:
+        return np.zeros(0)
+    disp = np.asarray(dispatch, dtype=np.float64)
+    new = np.asarray(new_pass, dtype=bool).copy()
+    new[0] = True
+    starts = np.flatnonzero(new)
+    pid = np.cumsum(new) - 1
+    lam = np.cumsum(lat)
+    lam_prev = np.concatenate(([0.0], lam[:-1]))
+    dsum = np.cumsum(disp)
+    d_before = np.concatenate(([0.0], dsum[:-1]))[starts]   # dispatch before each pass
+    v = np.asarray(pass_cost, dtype=np.float64)[starts][pid] + (dsum - d_before[pid]) \
+        - (lam_prev - lam_prev[starts][pid])
+    grow = np.maximum(np.maximum.reduceat(v, starts), 0.0)
+    w_open = np.concatenate(([0.0], np.cumsum(grow)[:-1]))
+    wait = np.maximum.accumulate(w_open[pid] + np.maximum(v, 0.0))
+    return lam + wait
