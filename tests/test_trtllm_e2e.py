@@ -106,14 +106,60 @@ def test_predictions_next_to_published(rows, key, tol):
 
 def test_identical_routing_reads_two_experts(rows, monkeypatch):
     """Decode at batch 32 is weight-bound: all eight experts' weights (uniform spread) against
-    two (the benchmark's identical tokens) is 46.7B / 12.9B = 3.6x the bytes per step."""
+    two (the benchmark's identical tokens) is 46.7B / 12.9B = 3.6x the bytes per step. GPU
+    time of the decode ops (``alone_s``): at 128 tokens the host's enqueue would hide it."""
     from sim.run import simulate
 
     r = {**rows["tput a100 fp16 mixtral-8x7b b32 tp2 i2048 o2048"], "input_len": "128",
          "output_len": "8"}
     arch, model = S._arch("a100", str(S.stack_file(r))), get_model("mixtral-8x7b")
-    ident = simulate(arch, model, S.scenario(r)).metrics["tpot_s"]
+
+    def decode_gpu_s() -> float:
+        ops = simulate(arch, model, S.scenario(r)).ops
+        return float(ops.loc[ops["phase"] == "decode", "alone_s"].sum())
+
+    ident = decode_gpu_s()
     monkeypatch.setattr(S, "ROUTING", "uniform")
-    uniform = simulate(arch, model, S.scenario(r)).metrics["tpot_s"]
+    uniform = decode_gpu_s()
     ratio = model.param_count() / model.active_param_count()
     assert 0.7 * ratio < uniform / ident < 1.05 * ratio
+
+
+def test_stacks_enqueue_each_op_at_the_fitted_cost():
+    """gptSessionBenchmark without CUDA graphs: an async host with one FITTED per-op cost."""
+    for name in (S.STACK, S.XQA_STACK):
+        _, sec = load_stack(str(PROJECT_DATA / "trtllm" / name))
+        assert sec["mode"]["value"] == "async"
+        assert sec["dispatch"]["source"].startswith("FITTED")
+        assert sec["dispatch"]["default"] == "18.2 us"
+
+
+def test_short_prompt_first_token_is_host_bound_by_hand(rows):
+    """H100 Llama-7B, 128 tokens: every run of kernels before the last is shorter than the
+    host's enqueue of the same ops, so the first token comes when the host has enqueued all 355
+    ops and the last one has run: 355 x d + its latency."""
+    import numpy as np
+
+    r = rows["ttft h100 fp8 llama2-7b b1 tp1 i128 o1"]
+    lat, new = S.replay_inputs(r)
+    assert len(lat) == 355 and new.sum() == 1
+    suffix = np.cumsum(lat[-2::-1])            # GPU time of ops j..353, j from 353 down
+    assert np.all(suffix <= np.arange(1, 355) * 18.2e-6)
+    pred = S.predict(r)
+    assert pred == pytest.approx(355 * 18.2e-6 + lat[-1], rel=1e-12)
+    assert pred == pytest.approx(S.replay((lat, new), 18.2e-6), rel=1e-12)
+    assert pred / S.measured_time(r) - 1 == pytest.approx(0.033, abs=0.005)   # was -36.7%
+    # fitted on this row alone, the cost is the closed form (measured - last op) / 355
+    d, err = S.fit_dispatch([r], (0.0, 40.0, 0.1))
+    assert d == pytest.approx((S.measured_time(r) - lat[-1]) / 355, abs=0.06e-6)
+    assert err < 0.002
+
+
+def test_a100_short_prompt_stays_gpu_bound(rows):
+    """A100 Llama-7B, 128 tokens: the GPU's 12.7 ms exceed the host's 355 x 18.2 us = 6.5 ms,
+    so the enqueue cost hides behind the kernels (within 1%)."""
+    r = rows["ttft a100 fp16 llama2-7b b1 tp1 i128 o1"]
+    x = S.replay_inputs(r)
+    gpu = S.replay(x, 0.0)
+    assert 355 * 18.2e-6 < gpu
+    assert gpu <= S.predict(r) < 1.01 * gpu

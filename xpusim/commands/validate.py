@@ -148,6 +148,12 @@ def run(args: argparse.Namespace) -> int:
 
         sys.stdout.write("# MI210 GEMMs (public PyTorch rows, validation/mi210; train rows)\n")
         sys.stdout.write(format_values(fit_mi210_gemm(ctx)) + "\n")
+        from xpusim.validation.trtllm_e2e import fit_dispatch
+
+        dispatch, mape = fit_dispatch()
+        sys.stdout.write("# TensorRT-LLM v0.9 GptSession host enqueue per op (trtllm-e2e train "
+                         f"rows)\ndispatch.default: {dispatch * 1e6:.1f} us (train MAPE "
+                         f"{mape:.1%})\n")
         from xpusim.validation.vidur_allreduce_a100 import fit_nccl
 
         values, mape = fit_nccl(ctx)
