@@ -15,18 +15,20 @@ def test_run_writes_every_report_file(tmp_path, capsys):
     out = tmp_path / "rep"
     assert main([*RUN, "--arch", "h100", "--out", str(out)]) == 0
     files = {p.name for p in out.iterdir()}
-    assert {"summary.json", "roofline.png", "energy.png", "timeline.json",
-            "report.html"} <= files
+    assert {"summary.json", "roofline.svg", "energy.svg", "breakdown.svg", "timeline.svg",
+            "timeline.json", "report.html"} <= files
     assert files & {"ops.parquet", "ops.csv"}  # parquet when pyarrow is installed
     assert not [p for p in tmp_path.iterdir() if "staging" in p.name]
     html = (out / "report.html").read_text()
-    assert html.count("<img") == 4 and "data:image/png;base64," in html  # + breakdown, step
+    assert html.count("<svg ") == 4 and "<img" not in html  # + breakdown, step; inline
     trace = json.loads((out / "timeline.json").read_text())
     events = [e for e in trace["traceEvents"] if e["ph"] == "X"]
     assert events and all({"name", "ts", "dur", "pid", "tid"} <= e.keys() for e in events)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["invariants"] and summary["inputs"]["model"] == "gpt2-small"
-    assert (out / "roofline.png").read_bytes()[:4] == b"\x89PNG"
+    roofline = (out / "roofline.svg").read_text()
+    assert roofline.startswith("<svg xmlns='http://www.w3.org/2000/svg'") and \
+        roofline in html
 
 
 def test_run_json(capsys):

@@ -40,8 +40,8 @@ def test_reports_leave_the_matplotlib_backend_alone(tmp_path):
         "ops = pd.DataFrame({'op': ['a'], 'phase': ['decode'], 'op_class': ['gemm'],\n"
         "    'flops': [1e9], 'bytes': [1e6], 'latency_s': [1e-3], 'shards': [1],\n"
         "    'energy_compute_J': [1.0], 'energy_memory_J': [1.0], 'energy_link_J': [0.0]})\n"
-        "assert p.roofline_png(ops, 1e12, {'fp16': 1e14}, 't')[:4] == b'\\x89PNG'\n"
-        "assert p.energy_png(ops, 1.0, 't')[:4] == b'\\x89PNG'\n"
+        "png = p.roofline_overlay_png([('a', ops, 1e12, {'fp16': 1e14})], 't')\n"
+        "assert png[:4] == b'\\x89PNG'\n"
         "print(matplotlib.get_backend())\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": ""}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,

@@ -45,7 +45,7 @@ def test_page_has_every_section(report):
     for h in ("Metrics", "Roofline", "Where the time and energy go", "One decode step",
               "Utilisation", "What bounds each op class", "Energy", "Ops that take the time"):
         assert f"<h2>{h}</h2>" in page, h
-    assert page.count("<img") == 4  # roofline, breakdown, decode step, energy
+    assert page.count("<svg ") == 4  # roofline, breakdown, decode step, energy (inline SVG)
     assert "memory accesses" in page  # energy component no longer named like the op class
 
 

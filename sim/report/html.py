@@ -13,7 +13,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem 
 1100px;color:#222;padding:0 1rem}h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;
 border-bottom:1px solid #ddd}table{border-collapse:collapse;font-size:.85rem}td,th{border:1px
 solid #ddd;padding:.25rem .6rem;text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}
-img{max-width:100%;border:1px solid #eee}.ok{color:#16703b;font-weight:600}code{background:#f4f4f4;
+img,figure>svg{max-width:100%;height:auto;border:1px solid #eee}figure{margin:0}
+.ok{color:#16703b;font-weight:600}code{background:#f4f4f4;
 padding:0 .2rem}
 """
 
@@ -37,6 +38,11 @@ def table_html(df: pd.DataFrame, left: tuple[str, ...] = ()) -> str:
 
 def _img(png: bytes, alt: str) -> str:
     return f"<img alt='{alt}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+
+
+def _figure(svg: str, alt: str) -> str:
+    """An SVG figure inline (its text as written to the ``.svg`` file)."""
+    return f"<figure role='img' aria-label='{html.escape(alt, quote=True)}'>{svg}</figure>"
 
 
 def _system_html(resources: pd.DataFrame | None, transfers: pd.DataFrame | None) -> str:
@@ -118,20 +124,20 @@ def top_ops(ops: pd.DataFrame) -> pd.DataFrame:
     return top.reset_index().sort_values("time_s", ascending=False)
 
 
-def run_report_html(summary: dict, ops: pd.DataFrame, roofline: bytes, energy: bytes,
+def run_report_html(summary: dict, ops: pd.DataFrame, figures: dict[str, str],
                     files: list[str], resources: pd.DataFrame | None = None,
                     transfers: pd.DataFrame | None = None,
-                    images: dict[str, bytes | None] | None = None,
                     utilisation: pd.DataFrame | None = None,
                     bounds: pd.DataFrame | None = None) -> str:
     """The report page (``ops``: the op table or rows standing for ``n`` ops each, as
-    :func:`sim.report.writer.summed_ops` gives): metrics with units, rooflines, where the
-    time and energy go (op
-    class, layer, prefill vs decode), one decode step's timeline, utilisation, bounds, the
-    ops that take the time, system resources, invariants and inputs."""
+    :func:`sim.report.rollups.summed_ops` gives; ``figures``: SVG text of ``roofline``,
+    ``energy`` and, when drawn, ``breakdown`` and ``timeline``): metrics with units,
+    rooflines, where the time and energy go (op class, layer, prefill vs decode), one decode
+    step's timeline, utilisation, bounds, the ops that take the time, system resources,
+    invariants and inputs."""
     from sim.report.units import readable
 
-    images = images or {}
+    images = figures
     inputs = summary["inputs"]
     sc = inputs["scenario"]
     title = (f"{inputs['model']} on {inputs['arch']} - batch {sc['batch']}, prompt "
@@ -154,11 +160,11 @@ def run_report_html(summary: dict, ops: pd.DataFrame, roofline: bytes, energy: b
     if images.get("breakdown"):
         extra += ("<h2>Where the time and energy go</h2><p>Op time is summed over streams "
                   "(concurrent ops both count); layer -1 holds the embedding and LM head.</p>"
-                  + _img(images["breakdown"], "breakdown"))
+                  + _figure(images["breakdown"], "breakdown"))
     if images.get("timeline"):
         extra += ("<h2>One decode step</h2><p>Each device stream and each link or memory tier "
                   "the step loads; the whole run is in <code>timeline.json</code>.</p>"
-                  + _img(images["timeline"], "decode step timeline"))
+                  + _figure(images["timeline"], "decode step timeline"))
     return f"""<!doctype html><html><head><meta charset='utf-8'><title>xpusim - {html.escape(title)}
 </title><style>{STYLE}</style></head><body>
 <h1>xpusim run report</h1><p>{html.escape(title)}</p>
@@ -167,9 +173,9 @@ ui.perfetto.dev</a> or chrome://tracing. Rerun: <code>xpusim rerun summary.json<
 <h2>Metrics</h2>{metrics_html(summary["metrics"])}
 <h2>Roofline</h2><p>Every compute peak (horizontal) and every bandwidth the device draws on
 (diagonal: memory levels, links, host tiers); circles prefill, triangles decode; the ops with
-the most time labelled.</p>{_img(roofline, "roofline")}
+the most time labelled.</p>{_figure(images["roofline"], "roofline")}
 {extra}{_utilisation_html(utilisation)}{_bounds_html(bounds)}
-<h2>Energy</h2>{_img(energy, "energy")}{table_html(energy_tbl, left=("spent on",))}
+<h2>Energy</h2>{_figure(images["energy"], "energy")}{table_html(energy_tbl, left=("spent on",))}
 <h2>Ops that take the time</h2>{table_html(top.head(30), left=("phase", "op", "bound"))}
 {_system_html(resources, transfers)}
 <h2>Invariants</h2>{table_html(inv, left=("invariant", "status"))}

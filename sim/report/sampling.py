@@ -12,7 +12,10 @@ from __future__ import annotations
 import importlib.util
 import math
 
+import numpy as np
 import pandas as pd
+
+from sim.report.rollups import distinct_ints
 
 #: above this many ops the timeline is sampled by default (``--timeline sampled``)
 SAMPLE_ABOVE = 200_000
@@ -40,29 +43,35 @@ def ops_format(fmt: str) -> str:
     return fmt
 
 
-def decode_stride(ops: pd.DataFrame, budget: int | None = None) -> int:
+def _decode(ops: pd.DataFrame, decode: np.ndarray | None) -> np.ndarray:
+    return (ops["phase"] == "decode").to_numpy() if decode is None else decode
+
+
+def decode_stride(ops: pd.DataFrame, budget: int | None = None,
+                  decode: np.ndarray | None = None) -> int:
     """Keep one decode step in this many so that about ``budget`` ops remain (1: keep all;
-    default :data:`SAMPLED_OPS`)."""
+    default :data:`SAMPLED_OPS`). ``decode``: the rows of decode ops, when already known."""
     budget = SAMPLED_OPS if budget is None else budget
-    decode = ops["phase"] == "decode"
-    other = int((~decode).sum())
-    steps = int(ops.loc[decode, "step"].nunique())
-    if steps == 0 or len(ops) <= budget:
+    decode = _decode(ops, decode)
+    n_decode = int(decode.sum())
+    other = len(ops) - n_decode
+    if n_decode == 0 or len(ops) <= budget:
         return 1
-    per_step = int(decode.sum()) / steps
+    steps = len(distinct_ints(ops["step"].to_numpy()[decode]))
+    per_step = n_decode / steps
     room = max(budget - other, per_step)
     return max(1, math.ceil(steps / max(1.0, room / per_step)))
 
 
-def sample_ops(ops: pd.DataFrame, every: int) -> pd.DataFrame:
+def sample_ops(ops: pd.DataFrame, every: int, decode: np.ndarray | None = None) -> pd.DataFrame:
     """Every non-decode op, and the decode ops of steps 1, 1 + every, ... and the last step."""
     if every <= 1:
         return ops
-    decode = ops["phase"] == "decode"
-    steps = ops["step"]
+    decode = _decode(ops, decode)
+    steps = ops["step"].to_numpy()
     first, last = steps[decode].min(), steps[decode].max()
     keep = ~decode | ((steps - first) % every == 0) | (steps == last)
-    return ops[keep]
+    return ops.iloc[np.flatnonzero(keep)]
 
 
 def sample_transfers(transfers: pd.DataFrame | None, steps: set[int], every: int):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from sim.report.rollups import sum_table
+
 
 def _phase_times(metrics: dict) -> dict[str, float]:
     ttft = float(metrics.get("ttft_s", 0.0))
@@ -63,8 +65,7 @@ def mfu(summary: dict, ops: pd.DataFrame) -> float:
 def bound_shares(ops: pd.DataFrame) -> pd.DataFrame:
     """Per op class: its op time and the share of it each bound holds (compute, memory,
     ...), largest first."""
-    t = ops.pivot_table(index="op_class", columns="bound", values="latency_s", aggfunc="sum",
-                        fill_value=0.0, observed=True)
+    t = sum_table(ops, "op_class", "bound", "latency_s")
     total = t.sum(axis=1)
     shares = t.div(total.where(total > 0, 1.0), axis=0)
     shares.insert(0, "time_s", total)

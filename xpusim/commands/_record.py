@@ -38,6 +38,7 @@ def estimate_run_s(model: Any, scenario: Any) -> float:
 
 
 def estimate_report_s(n_ops: int) -> float:
-    """Seconds ``write_run_report`` takes, roughly, FITTED: 1.0 s for the figures plus 1.4 us
-    per op (1.05 s at 7k ops and 2.2 s at 858k ops measured, Llama-2-7B on h100, CPU time)."""
-    return 1.0 + 1.4e-6 * n_ops
+    """Seconds ``write_run_report`` takes, roughly, FITTED: 0.2 s for the page and SVG figures
+    plus 1 us per op (0.21 s at 7k ops and ~1.0 s at 858k ops measured, Llama-2-7B on h100, CPU
+    time; only the progress display uses it)."""
+    return 0.2 + 1.0e-6 * n_ops
