@@ -8,6 +8,11 @@ the artifact's rows, about 7 s CPU; cosma: its three DAGs, every ILP solved to o
 Each test runs the experiment runner on the same set and compares claims, assumptions, points
 and extra tables (wall, CPU and solver times aside). A deliberate
 change to a device model that moves these figures must regenerate the file and say why.
+Regenerated at stop 11 (duplex, neupims, pim_gpt, cxl_finetune, sn40l, instinfer, splitwise) for
+issue 17's deliberate changes: the NVLink hop latency counted without the launch overhead
+(0.39 -> 0.053 us on h100/h200/dgx presets), A100 NCCL protocol costs FITTED on Vidur's train
+rows, the GEMM model's partial last wave, and the vLLM stack's host costs refitted without the
+KV-overflowing Splitwise row.
 """
 
 from __future__ import annotations
