@@ -23,3 +23,14 @@ def ref_dir() -> Path:
         pytest.skip(f"reference data not found at {path} (set XPUSIM_REFERENCE_DIR to the "
                     "shared/reference folder to run this validation)")
     return path
+
+
+@pytest.fixture(scope="module")
+def vidur_ctx():
+    """A validation context on the reference folder; skips without Vidur's all-reduce data."""
+    from xpusim.validation import ValidationContext
+
+    ref = reference_dir()
+    if not (ref / "gpu" / "dgx_a100_allreduce_vidur.csv").is_file():
+        pytest.skip(f"Vidur all-reduce data not found under {ref} (set XPUSIM_REFERENCE_DIR)")
+    return ValidationContext(ref)

@@ -82,18 +82,6 @@ def test_hopper_presets_keep_nccl_protocol_costs():
     assert _model("dgx-h100", 8192, 8) == pytest.approx(hand, rel=1e-6)
 
 
-@pytest.fixture(scope="module")
-def vidur_ctx():
-    from conftest import reference_dir
-
-    from xpusim.validation import ValidationContext
-
-    ref = reference_dir()
-    if not (ref / "gpu" / "dgx_a100_allreduce_vidur.csv").is_file():
-        pytest.skip(f"Vidur all-reduce data not found under {ref} (set XPUSIM_REFERENCE_DIR)")
-    return ValidationContext(ref)
-
-
 def test_fitted_values_are_the_train_fit(vidur_ctx):
     """fit_nccl on the train rows gives the presets' FITTED values (grid around the optimum of a
     wider search, see PROTOCOL_GRID)."""

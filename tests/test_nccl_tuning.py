@@ -76,18 +76,6 @@ def test_ll_capped_across_nodes_by_cpu_vendor():
     assert nt.ll_max_bw_multi(4, "intel") == pytest.approx(20.4e9)
 
 
-@pytest.fixture(scope="module")
-def vidur_ctx():
-    from conftest import reference_dir
-
-    from xpusim.validation import ValidationContext
-
-    ref = reference_dir()
-    if not (ref / "gpu" / "dgx_a100_allreduce_vidur.csv").is_file():
-        pytest.skip(f"Vidur all-reduce data not found under {ref} (set XPUSIM_REFERENCE_DIR)")
-    return ValidationContext(ref)
-
-
 def test_vidur_network_preset_is_the_train_fit(vidur_ctx):
     """The FITTED per-node bandwidth of dgx-a100x2-vidur is what the train rows give."""
     from arch import load_arch
