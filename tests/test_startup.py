@@ -59,7 +59,7 @@ CLI_CASES = {
     "arch list": (_main(["arch", "list"]), NOT_CLI),
     "models list": (_main(["models", "list"]), NOT_CLI),
     "op gemm": (_main(["op", "gemm", "--m", "4096", "--n", "4096", "--k", "4096",
-                       "--json"]), NOT_KERNEL),
+                       "--json"]), NOT_CLI),   # the GPU model prices one GEMM without numpy
     "op gemm tile on an NPU": (_main(["op", "gemm", "--m", "512", "--n", "512", "--k", "512",
                                       "--arch", "fusemax", "--json"]), NOT_KERNEL),
     # the run command's parser, as `xpusim run ...` builds it, and parsing its defaults

@@ -40,11 +40,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import lru_cache
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from sim.gpu.hw import GpuHw
 from sim.gpu.memory import achievable_bandwidth
+
+if TYPE_CHECKING:   # numpy loads with the array path only (``xpusim op gemm`` needs none)
+    import numpy as np
 
 SPLIT_K_FACTORS = (1, 2, 3, 4, 6, 8, 12, 16)
 
@@ -198,6 +200,8 @@ def best_gemm_many(hw: GpuHw, batch: Sequence[int], m: Sequence[int], n: Sequenc
     int of the model reaches 2**52 (left to the scalar path). Raises ValueError as best_gemm
     when no tile fits.
     """
+    import numpy as np
+
     count = len(batch)
     if not (len(m) == len(n) == len(k) == len(a_bytes) == len(b_bytes) == len(c_bytes) == count):
         raise ValueError("best_gemm_many: the shape sequences differ in length")
@@ -293,6 +297,8 @@ def _candidate_arrays(hw: GpuHw, s: dict, elem: float, peak: float, types: tuple
     that have a candidate and its time (s); where this one's time before the p-norm is not
     below it, the p-norm is skipped (time and utilization are then lower bounds, and the
     candidate is not taken, as the scalar path would not take it)."""
+    import numpy as np
+
     a_int, b_int, c_int, elem_int = types
     mm, nn, kk, c, ab = s["m"], s["n"], s["k"], s["c"], s["ab"]
     tiles_m, tiles_n = s["tiles_m"], s["tiles_n"]
@@ -361,6 +367,8 @@ def _panel_bytes(ctas_in_wave: np.ndarray, split: int, tiles_m: np.ndarray,
                  tiles_n: np.ndarray, tm: int, tn: int, m: np.ndarray, n: np.ndarray,
                  k: np.ndarray, elem: float) -> np.ndarray:
     """``panel_bytes`` of :func:`gemm_candidate` over arrays (B of A and B panels of a wave)."""
+    import numpy as np
+
     out_tiles_w = np.maximum(1, ctas_in_wave // split)
     wr = np.minimum(tiles_m, np.maximum(1, np.rint(np.sqrt(out_tiles_w)).astype(np.int64)))
     wc = np.minimum(tiles_n, np.ceil(out_tiles_w / wr).astype(np.int64))

@@ -17,9 +17,12 @@ synchronisation plus ``per_step + per_request x batch`` of CPU work before the n
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from workloads.trace import ATTENTION, COLLECTIVE, MATMUL, MEMORY, Op
+
+if TYPE_CHECKING:   # numpy loads with the array forms only (``xpusim op`` needs none)
+    import numpy as np
 
 FAMILIES = ("matmul", "softmax", "norm", "activation", "elementwise", "attention",
             "collective", "memory")
@@ -86,6 +89,8 @@ class AsyncIssue:
     def pass_cost(self, requests: np.ndarray) -> np.ndarray:
         """Host seconds that open a forward pass of ``requests`` sequences (per_step +
         per_request x requests), elementwise."""
+        import numpy as np
+
         return self.sw.per_step + self.sw.per_request * np.asarray(requests, dtype=np.float64)
 
 
@@ -128,6 +133,8 @@ def async_ends(latency: np.ndarray, dispatch: np.ndarray, new_pass: np.ndarray,
     so every pass's ``W[s-1]`` is a cumulative sum and ``W`` one accumulate over ``W[s-1] +
     max(v, 0)``. Differs from the loop by float rounding only (sums formed in another order).
     """
+    import numpy as np
+
     lat = np.asarray(latency, dtype=np.float64)
     n = len(lat)
     if n == 0:
