@@ -7,6 +7,7 @@ import numba at all (that start-up was most of its CPU, issue 18).
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import os
 import subprocess
@@ -159,8 +160,13 @@ def test_cli_on_the_aot_kernel_skips_numba(aot, ref_dir, tmp_path):
                              for i in range(1500)))
     cfg = ref_dir / "dram" / "dramsim3_configs" / "DDR4_8Gb_x8_3200.ini"
     outs = {}
+    # the child imports the checkout (PYTHONPATH), whose package directory may differ from the
+    # installed one this process built into: point it at the extension the fixture loaded
+    fname = dram_aot.module_name() + importlib.machinery.EXTENSION_SUFFIXES[0]
+    built = next(d for d in dram_aot.directories() if (d / fname).is_file())
     for mode in ("1", "0"):
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "XPUSIM_DRAM_AOT": mode}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "XPUSIM_DRAM_AOT": mode,
+               "XPUSIM_AOT_DIR": str(built)}
         res = subprocess.run([sys.executable, "-c", _CLI, str(cfg), str(trace)], cwd=tmp_path,
                              capture_output=True, text=True, timeout=300, env=env)
         assert res.returncode == 0, res.stderr[-2000:]
