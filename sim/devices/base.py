@@ -195,6 +195,31 @@ def is_matmul(op: Op) -> bool:
 DEVICE_MODELS: dict[str, type[Device]] = {}
 
 
+class MainTierDevice(Device):
+    """A device whose main memory is one tier of its arch (``self.main_tier``: bandwidth B/s,
+    efficiency, capacity B), with an energy table (static W) and an optional collective link
+    (``self.link``): the accessors every such device answers the same way."""
+
+    main_tier: Any = None
+    link: Any = None
+    energy_table: Any = None
+
+    def peak_bandwidth(self) -> float:
+        return self.main_tier.bandwidth
+
+    def sustained_bandwidth(self) -> float:
+        return self.main_tier.bandwidth * self.main_tier.efficiency
+
+    def link_bandwidth(self) -> float:
+        return self.link.bandwidth if self.link else 0.0
+
+    def memory_capacity(self) -> float:
+        return self.main_tier.capacity
+
+    def static_power(self) -> float:
+        return self.energy_table.static_power
+
+
 def register_device(cls: type[Device]) -> type[Device]:
     """Class decorator: make ``cls`` the model for arches whose ``type`` is ``cls.arch_type``."""
     DEVICE_MODELS[cls.arch_type] = cls

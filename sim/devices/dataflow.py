@@ -30,7 +30,7 @@ from mappings.dataflow import FREE_OPS, TRANSCENDENTAL, Placement, Stage, place
 from mappings.mapping import MappingError
 from sim.devices.base import (
     Cost,
-    Device,
+    MainTierDevice,
     SimError,
     collective_min_bytes,
     op_dtype,
@@ -75,7 +75,7 @@ def _tensor_bytes(comp: Einsum | Cascade | None) -> tuple[float, float, float]:
 
 
 @register_device
-class DataflowDevice(Device):
+class DataflowDevice(MainTierDevice):
     """A reconfigurable dataflow chip described by an arch of type ``dataflow``."""
 
     arch_type = "dataflow"
@@ -85,6 +85,7 @@ class DataflowDevice(Device):
         self.d = arch.dataflow
         self.fusion = fusion or self.d.fusion
         self.hbm = arch.memory["hbm"]
+        self.main_tier = self.hbm
         self.sram = arch.memory["sram"]
         self.energy_table = arch.energy
         self.link_name, self.link = self.system_link("intra_node_link")
@@ -97,21 +98,6 @@ class DataflowDevice(Device):
         if op.kind in (MATMUL, ATTENTION):
             return self.d.peak_flops()
         return self.d.simd_ops_per_s()
-
-    def peak_bandwidth(self) -> float:
-        return self.hbm.bandwidth
-
-    def sustained_bandwidth(self) -> float:
-        return self.hbm.bandwidth * self.hbm.efficiency
-
-    def memory_capacity(self) -> float:
-        return self.hbm.capacity
-
-    def static_power(self) -> float:
-        return self.energy_table.static_power
-
-    def link_bandwidth(self) -> float:
-        return self.link.bandwidth if self.link else 0.0
 
     def roof_lines(self, dtype: str) -> dict[str, float]:
         return {"PCU systolic": self.d.peak_flops(), "PCU SIMD": self.d.simd_ops_per_s(),

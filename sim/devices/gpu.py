@@ -26,7 +26,7 @@ from collections.abc import Generator, Iterable
 from arch import Arch
 from sim.devices.base import (
     Cost,
-    Device,
+    MainTierDevice,
     SimError,
     collective_min_bytes,
     op_dtype,
@@ -45,7 +45,7 @@ SFU_PER_CLOCK = 16  # exp/rcp results per SM per clock (CUDA Programming Guide, 
 
 
 @register_device
-class GpuDevice(Device):
+class GpuDevice(MainTierDevice):
     """An NVIDIA-style GPU described by an arch of type ``gpu``."""
 
     arch_type = "gpu"
@@ -54,6 +54,7 @@ class GpuDevice(Device):
         super().__init__(arch, fidelity)
         self.g = arch.gpu
         self.hbm = arch.memory["hbm"]
+        self.main_tier = self.hbm
         self.l2 = arch.memory["l2"]
         self.energy_table = arch.energy
         self.hw = gpu_hw(arch)
@@ -92,21 +93,6 @@ class GpuDevice(Device):
         if op.kind in (MATMUL, ATTENTION):
             return self.tensor_peak(dtype) or self.vector_peak(dtype)
         return self.vector_peak(dtype)
-
-    def peak_bandwidth(self) -> float:
-        return self.hbm.bandwidth
-
-    def sustained_bandwidth(self) -> float:
-        return self.hbm.bandwidth * self.hbm.efficiency
-
-    def link_bandwidth(self) -> float:
-        return self.link.bandwidth if self.link else 0.0
-
-    def memory_capacity(self) -> float:
-        return self.hbm.capacity
-
-    def static_power(self) -> float:
-        return self.energy_table.static_power
 
     def roof_lines(self, dtype: str) -> dict[str, float]:
         roofs = {f"vector {dtype}": self.vector_peak(dtype)}

@@ -43,7 +43,7 @@ from arch import Arch
 from mappings.cascade_map import CASCADE_CLASS
 from sim.devices.base import (
     Cost,
-    Device,
+    MainTierDevice,
     SimError,
     collective_min_bytes,
     op_dtype,
@@ -57,7 +57,7 @@ ACC_BYTES = 4  # partial sums are held in fp32 in the output buffer
 
 
 @register_device
-class NpuDevice(Device):
+class NpuDevice(MainTierDevice):
     """A systolic-array NPU described by an arch of type ``npu``."""
 
     arch_type = "npu"
@@ -66,6 +66,7 @@ class NpuDevice(Device):
         super().__init__(arch, fidelity)
         self.n = arch.npu
         self.dram = arch.memory["dram"]
+        self.main_tier = self.dram
         self.sram = arch.memory["sram"]
         self.energy_table = arch.energy
         self.link_name, self.link = self.system_link("intra_node_link")
@@ -87,21 +88,6 @@ class NpuDevice(Device):
         if op.kind in (MATMUL, ATTENTION):
             return 2.0 * self.n.peak_macs_per_s()
         return self.n.vector_ops_per_s()
-
-    def peak_bandwidth(self) -> float:
-        return self.dram.bandwidth
-
-    def sustained_bandwidth(self) -> float:
-        return self.dram.bandwidth * self.dram.efficiency
-
-    def memory_capacity(self) -> float:
-        return self.dram.capacity
-
-    def static_power(self) -> float:
-        return self.energy_table.static_power
-
-    def link_bandwidth(self) -> float:
-        return self.link.bandwidth if self.link else 0.0
 
     def roof_lines(self, dtype: str) -> dict[str, float]:
         return {"systolic arrays": 2.0 * self.n.peak_macs_per_s(),
