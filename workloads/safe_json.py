@@ -9,6 +9,7 @@ integers outside 64 bits, ``NaN``/``Infinity`` and files over :data:`MAX_BYTES`.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 MAX_DEPTH = 64
@@ -91,3 +92,15 @@ def load_json_text(text: str) -> Any:
         raise JsonInputError(f"malformed JSON: {exc.msg}", exc.lineno, exc.colno) from None
     except RecursionError:  # pragma: no cover - the scan above comes first
         raise JsonInputError(f"nesting deeper than {MAX_DEPTH} levels") from None
+
+
+def strict_json_values(data: Any) -> Any:
+    """``data`` with every non-finite float as None: strict JSON has no NaN or Infinity
+    (what ``xpusim ... --json`` prints and ``summary.json`` files hold)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: strict_json_values(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [strict_json_values(v) for v in data]
+    return data

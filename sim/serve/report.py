@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -24,22 +23,12 @@ from sim.report.atomic import staged_directory
 from sim.report.html import STYLE, _img, metrics_html, table_html
 from sim.report.plots import _png, subplots
 from sim.report.sampling import ops_format
+from workloads.safe_json import strict_json_values
 
 SERVE_FILES = ("summary.json", "requests.parquet", "iterations.parquet", "timeline.json",
                "report.html")
 #: iterations drawn per replica in the timeline (evenly sampled above this)
 TIMELINE_BUDGET = 50_000
-
-
-def _finite(data):
-    """``data`` with non-finite floats as None (strict JSON)."""
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_finite(v) for v in data]
-    return data
 
 
 def chrome_timeline(iters: pd.DataFrame, names: dict[int, str]) -> dict:
@@ -143,7 +132,7 @@ def write_serve_report(result, out_dir: str | Path, table_as: str = "auto") -> l
     files = ["summary.json", f"requests.{ext}", f"iterations.{ext}", "timeline.json",
              "report.html"]
     with staged_directory(out_dir) as stage:
-        (stage / "summary.json").write_text(json.dumps(_finite(summary), indent=1,
+        (stage / "summary.json").write_text(json.dumps(strict_json_values(summary), indent=1,
                                                        default=float, allow_nan=False))
         for name, df in (("requests", result.requests), ("iterations", result.iterations)):
             if ext == "parquet":

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
+
+from workloads.safe_json import strict_json_values
 
 #: largest integer option (batch, lengths, sizes): products of two stay inside 64 bits
 MAX_INT_OPTION = 2**31 - 1
@@ -200,19 +201,8 @@ def warn_emulated(arch: Any, *dtypes: str) -> None:
         write_error(message, "warning")
 
 
-def _finite(data: Any) -> Any:
-    """``data`` with every non-finite float as None: strict JSON has no NaN or Infinity."""
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_finite(v) for v in data]
-    return data
-
-
 def print_json(data: Any) -> None:
     """Print ``data`` as strict JSON (non-finite numbers become null)."""
-    json.dump(_finite(data), sys.stdout, indent=2, sort_keys=False, default=float,
+    json.dump(strict_json_values(data), sys.stdout, indent=2, sort_keys=False, default=float,
               allow_nan=False)
     sys.stdout.write("\n")
