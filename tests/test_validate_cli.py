@@ -55,3 +55,26 @@ def test_no_reference_names_where_it_looked(monkeypatch, tmp_path, capsys):
     cap = capsys.readouterr()
     assert "no reference data found" in cap.err and str(tmp_path / "absent") in cap.err
     assert "skipped 1 of 1 suites: a100-gemm" in cap.out
+
+
+def test_fit_without_reference_data_says_skipped_not_traceback(monkeypatch, capsys):
+    """`xpusim validate --fit` prints each fit whose data is absent as a 'skipped:' line and exits
+    0 (it raised SuiteSkipped as a traceback before); a fit that runs prints its values in the
+    units the presets use (a host cost in us, not 0.000 s)."""
+    from xpusim.commands import validate as V
+    from xpusim.validation import SuiteSkipped, _fit, _fit_gpu, trtllm_e2e, vidur_allreduce_a100
+
+    def absent(*_a, **_k):
+        raise SuiteSkipped("/nowhere/x.csv not found")
+
+    for mod, name in ((_fit, "fit_llmcompass"), (_fit, "fit_splitwise"),
+                      (_fit_gpu, "fit_vidur_gemm"), (trtllm_e2e, "fit_dispatch"),
+                      (vidur_allreduce_a100, "fit_nccl")):
+        monkeypatch.setattr(mod, name, absent)
+    monkeypatch.setattr(_fit_gpu, "fit_mi210_gemm",
+                        lambda ctx: {"gpu.tensor_efficiency": 0.676,
+                                     "software.dispatch.matmul": 34.1e-6})
+    assert V._print_fits(None) == 0
+    out = capsys.readouterr().out
+    assert out.count("skipped: /nowhere/x.csv not found") == 5
+    assert "software.dispatch.matmul: 34.10 us" in out and "gpu.tensor_efficiency: 0.676" in out

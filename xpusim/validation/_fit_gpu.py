@@ -63,8 +63,8 @@ def fit_vidur_gemm(ctx: ValidationContext) -> dict[str, dict[str, float]]:
 
 def format_values(values: dict[str, float]) -> str:
     """``path: value`` lines (times in us, the rest unitless)."""
-    return "\n".join(f"{k}: {v / US:.2f} us" if k.endswith("gemm_fixed") else f"{k}: {v:.3f}"
-                      for k, v in values.items())
+    return "\n".join(f"{k}: {v / US:.2f} us" if k.endswith("gemm_fixed") or ".dispatch." in k
+                      else f"{k}: {v:.3f}" for k, v in values.items())
 
 
 def fit_mi210_gemm(ctx: ValidationContext) -> dict[str, float]:
