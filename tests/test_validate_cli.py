@@ -69,7 +69,7 @@ def test_fit_without_reference_data_says_skipped_not_traceback(monkeypatch, caps
 
     for mod, name in ((_fit, "fit_llmcompass"), (_fit, "fit_splitwise"),
                       (_fit_gpu, "fit_vidur_gemm"), (trtllm_e2e, "fit_dispatch"),
-                      (vidur_allreduce_a100, "fit_nccl")):
+                      (vidur_allreduce_a100, "fit_nccl"), (vidur_allreduce_a100, "fit_network")):
         monkeypatch.setattr(mod, name, absent)
     monkeypatch.setattr(_fit_gpu, "fit_mi210_gemm",
                         lambda ctx: {"gpu.tensor_efficiency": 0.676,

@@ -19,7 +19,13 @@ All-reduces across nodes follow NCCL: one flat ring over every rank (the steps t
 pay NCCL's network latency) or the tree (chain in the node, double binary tree between nodes),
 at the node's network bandwidth (its NICs together, or the NVLink bandwidth if lower); NCCL's
 tables (tuning.cc v2.18.3) give the tree and network latencies, LL caps and the tree's
-medium-size correction. Other collectives across nodes run as one ring on the network link.
+medium-size correction. On two nodes the tree's graph runs at up to twice the ring's speed
+(search.cc raises a 2-node tree's intra-node speed; the tree crosses the network once per
+direction where the ring crosses it ``2 (p-1)/p`` times), capped per channel as in tuning.cc
+(:func:`nccl_tuning.tree_graph_bw`; fast multi-NIC networks hit the cap and keep the ring's
+speed). A network link's latency above NCCL's hwLat NET is NCCL's ``latencyInter``, paid per
+network step (twice for Simple). Other collectives across nodes run as one ring on the network
+link.
 """
 
 from __future__ import annotations
@@ -124,6 +130,8 @@ def _multinode_allreduce(nbytes: float, p: int, nodes: int, intra: LinkHw, inter
     ppn = p / nodes
     nics = nccl.nics_per_node or math.ceil(ppn)
     bw = min(intra.achievable, inter.achievable * nics)
+    tree_bw = nt.tree_graph_bw(bw, intra.achievable, nodes, nics)
+    net_lat = nt.latency_inter(inter.latency)
     best: tuple[float, str, str, int] | None = None
     for proto in protocols:
         # ring
@@ -133,15 +141,16 @@ def _multinode_allreduce(nbytes: float, p: int, nodes: int, intra: LinkHw, inter
         elif proto.name == "ll128" and ppn < 2:
             bus = bw * 0.7          # tuning.cc v2.18.3: LL128 rings with one GPU per node
         lat = nt.ring_latency(proto.name, p, nodes, proto.hop + intra.latency, proto.base,
-                              nccl.cpu)
+                              nccl.cpu, net_lat)
         if proto.name == "simple" and nbytes / p >= 64 * 16:
             lat *= nt.RING_PLATEAU  # tuning.cc: plateau of Simple rings across nodes
         cands = [(lat + 2.0 * (p - 1) / p * nbytes / bus, "ring", 2 * (p - 1))]
-        # tree (NCCL: bus bandwidth x 0.5 is the algorithm bandwidth)
-        tbus = nt.tree_bus_bw(proto.name, bw, nodes, nccl.cpu)
+        # tree (NCCL: bus bandwidth x 0.5 is the algorithm bandwidth); on two nodes the tree
+        # graph runs up to twice the ring's speed (it crosses the network half as often)
+        tbus = nt.tree_bus_bw(proto.name, tree_bw, nodes, nccl.cpu)
         alg = 0.5 * tbus * nt.tree_correction(proto.name, nbytes)
         steps = 2 * (int(ppn) - 1 + int(math.log2(nodes)))
-        cands.append((nt.tree_latency(proto.name, p, nodes) + nbytes / alg, "tree", steps))
+        cands.append((nt.tree_latency(proto.name, p, nodes, net_lat) + nbytes / alg, "tree", steps))
         for t, algo, n_steps in cands:
             if best is None or t < best[0]:
                 best = (t, algo, proto.name, n_steps)

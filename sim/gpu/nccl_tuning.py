@@ -38,6 +38,14 @@ TREE_CORRECTION = {
                .8, .9, .9),
 }
 RING_PLATEAU = 1.4      # tuning.cc v2.18.3-1: Simple ring latency x1.4 across nodes (sm80+)
+# tuning.cc v2.18.3-1 perChMaxTreeBws (GB/s) on 2 nodes (N2), by GPU generation: the tree's bus
+# bandwidth per channel is capped at this
+PER_CH_MAX_TREE_BW_N2 = {"volta": 18.5, "ampere": 23.6, "hopper": 41.4}
+# search.cc v2.18.3-1 speedArrayInter (GB/s per channel; sm80 and older). Hopper searches
+# sm90SpeedArrayInter and caps at 41.4; tree_graph_bw is called with the A100 values (``gen``
+# is not wired to the presets: no Hopper two-node data to check it)
+SPEED_ARRAY_INTER = (48.0, 30.0, 28.0, 24.0, 20.0, 18.0, 15.0, 12.0, 10.0, 9.0, 7.0, 6.0, 5.0,
+                     4.0, 3.0, 2.4, 1.2, 0.24, 0.12)
 NVLS_RATIO = 5.0 / 6.0  # tuning.cc v2.18.3-1: NVLS bus to algorithm bandwidth
 
 
@@ -53,27 +61,46 @@ def tree_correction(proto: str, nbytes: float) -> float:
 
 
 def ring_latency(proto: str, p: int, nodes: int, intra_step: float, base: float,
-                 cpu: str = "intel") -> float:
+                 cpu: str = "intel", net_latency: float = 0.0) -> float:
     """Seconds of fixed cost of a ring all-reduce over ``nodes`` nodes (``p`` ranks).
 
     ``intra_step``: seconds per NVLink step (the preset's hop plus link latency); steps that
-    cross nodes cost NCCL's network hwLat, the others at least the host's network overhead.
+    cross nodes cost NCCL's network hwLat plus ``net_latency`` (the network link's own latency,
+    NCCL's ``latencyInter``), the others at least the host's network overhead.
     """
     steps = 2 * (p - 1)
     if nodes <= 1:
         return base + steps * intra_step
-    inter_steps = 2 * (nodes - 1)
+    inter_steps = 2 * nodes  # tuning.cc v2.18.3-1 nInterSteps of an all-reduce (taken as is)
     over = NET_OVERHEAD.get(cpu, 1.0) * (3 if proto == "simple" else 1) * US
     ppn = p / nodes
-    net = HW_LAT["net"]["tree" if ppn == 1 else "ring"][_i(proto)] * US
+    net = HW_LAT["net"]["tree" if ppn == 1 else "ring"][_i(proto)] * US + _inter(proto, net_latency)
     return base + (steps - inter_steps) * max(intra_step, over) + inter_steps * net
 
 
-def tree_latency(proto: str, p: int, nodes: int) -> float:
-    """Seconds of fixed cost of NCCL's tree all-reduce (chain in the node, tree between)."""
+# the network's per-step latency above NVLink's that NCCL's hwLat NET table already holds (ring
+# LL 2.7 us vs NVLink 0.6 us): presets give a network link this latency when it adds nothing
+NET_HWLAT_EXTRA = 2.1 * US
+
+
+def latency_inter(link_latency: float) -> float:
+    """NCCL's ``latencyInter`` (s): the part of a network link's per-step latency above NVLink's
+    (``link_latency``, the preset's link latency) that the hwLat NET table does not hold."""
+    return max(0.0, link_latency - NET_HWLAT_EXTRA)
+
+
+def _inter(proto: str, net_latency: float) -> float:
+    """tuning.cc: a network step adds the graph's network latency (``latencyInter``, the NIC's
+    own latency; s), twice for Simple (the flush)."""
+    return net_latency * (2 if proto == "simple" else 1)
+
+
+def tree_latency(proto: str, p: int, nodes: int, net_latency: float = 0.0) -> float:
+    """Seconds of fixed cost of NCCL's tree all-reduce (chain in the node, tree between);
+    ``net_latency``: the network's own latency per step (s), as in :func:`ring_latency`."""
     i = _i(proto)
     intra = HW_LAT["nvlink"]["tree"][i] * US
-    net = HW_LAT["net"]["tree"][i] * US
+    net = HW_LAT["net"]["tree"][i] * US + _inter(proto, net_latency)
     log_nodes = int(math.log2(nodes)) if nodes > 1 else 0
     return BASE_LAT["tree"][i] * US + 2 * ((p // nodes - 1) * intra + log_nodes * net)
 
@@ -98,3 +125,30 @@ def nvls_time(nbytes: float, bus_bw: float, nodes: int = 1) -> float:
     """Seconds of an NVLS (NVSwitch SHARP) all-reduce in one node: 23 us + bytes / algBw."""
     lat = BASE_LAT["nvls"][2] * US + (HW_LAT["net"]["nvls"][2] * US if nodes > 1 else 0.0)
     return lat + nbytes / (bus_bw * NVLS_RATIO)
+
+
+def tree_graph_bw(bw: float, intra_bw: float, nodes: int, channels: int,
+                  gen: str = "ampere") -> float:
+    """NCCL's tree graph bandwidth (B/s) in its tuning of a job of ``nodes`` nodes whose ring
+    graph runs at ``bw`` (B/s, ``channels`` channels over the network; ``intra_bw``: NVLink).
+
+    On two nodes tuning.cc rates every algorithm by the graph's intra-node speed (``bwIntra``),
+    and search.cc (pass 2, "increase bwIntra for trees (2 nodes or collnet)") raises a tree's
+    intra-node speed up to twice its network speed: a 2-node tree moves the buffer once per
+    direction over the network, the ring ``2 (p-1)/p`` times. The per-channel speed steps
+    through search.cc's speedArrayInter from the ring's one; tuning.cc then caps the tree's bus
+    bandwidth at ``perChMaxTreeBw`` per channel (its 0.92 comes in :func:`tree_bus_bw`,
+    so the cap is divided by 0.92); the raise never lowers the tree below ``bw``. Fast
+    networks (e.g. one 200 Gb/s NIC per channel) hit the cap: the tree stays at ``bw``. More
+    than two nodes: the network speed, ``bw``.
+    """
+    if nodes != 2 or channels < 1:
+        return bw
+    per_ch = bw / channels / GBS
+    speeds = [s for s in SPEED_ARRAY_INTER if s <= per_ch + 1e-9]
+    ring_speed = speeds[0] if speeds else per_ch
+    # search.cc steps bwIntra up while it is below 2x bwInter: the first speed >= 2x (or the top)
+    higher = [s for s in SPEED_ARRAY_INTER if s >= 2 * ring_speed - 1e-9]
+    tree = bw * (min(higher) if higher else SPEED_ARRAY_INTER[0]) / ring_speed
+    cap = channels * PER_CH_MAX_TREE_BW_N2.get(gen, PER_CH_MAX_TREE_BW_N2["ampere"]) * GBS / 0.92
+    return max(bw, min(tree, intra_bw, cap))

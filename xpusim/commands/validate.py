@@ -196,7 +196,7 @@ def _print_fits(ctx) -> int:
     from xpusim.validation._fit import fit_llmcompass, fit_splitwise, format_fit
     from xpusim.validation._fit_gpu import fit_mi210_gemm, fit_vidur_gemm, format_values
     from xpusim.validation.trtllm_e2e import fit_dispatch
-    from xpusim.validation.vidur_allreduce_a100 import fit_nccl
+    from xpusim.validation.vidur_allreduce_a100 import fit_nccl, fit_network
 
     def vidur_gemm() -> str:
         return "\n".join(f"# {preset} preset (Llama-2-7B rows)\n{format_values(values)}"
@@ -207,11 +207,15 @@ def _print_fits(ctx) -> int:
         return f"dispatch.default: {dispatch * 1e6:.1f} us (train MAPE {mape:.1%})"
 
     def nccl() -> str:
-        v, mape = fit_nccl(ctx)
-        return (f"interconnect.infiniband.bandwidth: {v['bandwidth'] / 1e9:g} GB/s\n"
-                f"LL128 base: {v['ll128_base'] * 1e6:g} us, LL128 bandwidth fraction: "
-                f"{v['ll128_fraction']:g}, Simple base: {v['simple_base'] * 1e6:g} us "
-                f"(train MAPE {mape:.1%})")
+        net, net_mape = fit_network(ctx)
+        v, mape = fit_nccl(ctx, latencies=(net["latency"],))
+        return (f"network, protocol costs held (the preset's values): interconnect.infiniband "
+                f"bandwidth {net['bandwidth'] / 1e9:g} GB/s, latency {net['latency'] * 1e6:g} us "
+                f"(multi-node train MAPE {net_mape:.1%})\n"
+                f"joint fit (all train rows; a flat surface, see docs/calibration.md): network "
+                f"{v['bandwidth'] / 1e9:g} GB/s, LL128 base {v['ll128_base'] * 1e6:g} us, LL128 "
+                f"bandwidth fraction {v['ll128_fraction']:g}, Simple base "
+                f"{v['simple_base'] * 1e6:g} us (train MAPE {mape:.1%})")
 
     fits = [
         ("LLMCompass harness (harness/llmcompass-a100.yaml: its A100 + host)",

@@ -1,9 +1,10 @@
 """NCCL fp16 all-reduce on DGX-A100 nodes (Vidur profiling) vs the dgx-a100 preset.
 
-Four values are FITTED on the train rows (odd size positions of each configuration) and tested
-on the others: the per-node network bandwidth of dgx-a100x2-vidur and, shared by dgx-a100 and
-dgx-a100x2-vidur, the LL128 per-call cost and bandwidth fraction and the Simple per-call cost of
-NCCL's protocols on A100 (:func:`fit_nccl`; NCCL's tuning model gives 14 us, 0.92 and 8.4 us).
+Five values are FITTED on the train rows (odd size positions of each configuration) and tested
+on the others: shared by dgx-a100 and dgx-a100x2-vidur, the LL128 per-call cost and bandwidth
+fraction and the Simple per-call cost of NCCL's protocols on A100 (:func:`fit_nccl`; NCCL's
+tuning model gives 14 us, 0.92 and 8.4 us), and the per-node network bandwidth and per-step
+latency of dgx-a100x2-vidur (:func:`fit_network`, the protocol costs held).
 """
 
 from __future__ import annotations
@@ -62,49 +63,44 @@ def run(ctx: ValidationContext, device_for_node=None) -> list[Point]:
     return out
 
 
-# grid of the per-node network bandwidth fit (B/s), 4-10 GB/s (the measured 8.4 MB rows' range)
-FIT_GRID = (4e9, 5e9, 6e9, 6.5e9, 7e9, 7.5e9, 8e9, 10e9)
-
-
-def fit_network_bandwidth(ctx: ValidationContext, grid=FIT_GRID) -> tuple[float, float]:
-    """(bandwidth B/s, train MAPE) of the dgx-a100x2-vidur network that minimises the train MAPE
-    of the multi-node rows (the preset's FITTED ``interconnect.infiniband.bandwidth``)."""
-    import dataclasses
-
-    from arch import arch_from_dict, deep_merge, load_arch_data
-    from arch.topology_view import device_view, primary_component
-    from sim.devices.base import device_for
-
-    data, label = load_arch_data(MULTI_NODE_SYSTEM)
-    rows = [(r, s) for r, s in allreduce_rows(ctx)
-            if s == "train" and int(r["num_workers"]) > int(r["devices_per_node"])]
-    best = (0.0, float("inf"))
-    for bw in grid:
-        arch = arch_from_dict(deep_merge(data, {"interconnect": {"infiniband": {
-            "bandwidth": bw}}}), label)
-        view = device_view(arch, primary_component(arch))
-        errs = []
-        for r, _ in rows:
-            sections = dict(view.sections)
-            sections["system"] = dataclasses.replace(sections["system"],
-                                                     devices=int(r["devices_per_node"]))
-            dev = device_for(dataclasses.replace(view, sections=sections), "tile")
-            cost = dev.estimate(allreduce_op(int(r["size_bytes"]), int(r["num_workers"])))
-            measured = float(r["median_ms"]) * 1e-3
-            errs.append(abs(cost.latency - LAUNCH_GAP - measured) / measured)
-        score = sum(errs) / len(errs)
-        if score < best[1]:
-            best = (bw, score)
-    return best
-
-
 # grid of the joint fit (fit_nccl): LL128 base latency (s), LL128 bandwidth fraction, Simple base
 # latency (s); NETWORK_GRID: the per-node network bandwidth (B/s)
 # around the optimum of a wider search (LL128 base 20-45 us, fraction 0.55-0.92, Simple base
 # 8.4-70 us, network 5-10 GB/s: same optimum, train MAPE 27.4%)
 PROTOCOL_GRID = {"ll128_base": (25e-6, 30e-6, 35e-6), "ll128_fraction": (0.6, 0.65, 0.7),
                  "simple_base": (40e-6, 50e-6, 60e-6)}
-NETWORK_GRID = (7e9, 8e9, 9e9)
+NETWORK_GRID = (7e9, 8e9, 9e9, 10e9)
+# the network link's per-step latency (s): NCCL's hwLat NET holds 2.1 us of it
+# (nccl_tuning.NET_HWLAT_EXTRA); the rest is NCCL's latencyInter, 0-25 us on this grid
+LATENCY_GRID = tuple(2.1e-6 + x * 1e-6 for x in (0, 5, 10, 12.5, 15, 17.5, 20, 25))
+
+
+def fit_network(ctx: ValidationContext, bandwidths=NETWORK_GRID, latencies=LATENCY_GRID
+                ) -> tuple[dict[str, float], float]:
+    """(values, train MAPE) of the dgx-a100x2-vidur network bandwidth (B/s) and per-step latency
+    (s) minimising the MAPE of the multi-node train rows, the preset's protocol costs held:
+    the preset's FITTED ``interconnect.infiniband`` bandwidth and latency."""
+    import itertools
+
+    from arch import load_arch_data
+
+    multi, multi_label = load_arch_data(MULTI_NODE_SYSTEM)
+    rows = [r for r, s in allreduce_rows(ctx)
+            if s == "train" and int(r["num_workers"]) > int(r["devices_per_node"])]
+    best: tuple[dict[str, float], float] = ({}, float("inf"))
+    for bw, lat in itertools.product(bandwidths, latencies):
+        two = _devices(multi, multi_label, {"interconnect": {"infiniband": {
+            "bandwidth": bw, "latency": lat}}})
+        errs = []
+        for r in rows:
+            cost = two(int(r["devices_per_node"])).estimate(
+                allreduce_op(int(r["size_bytes"]), int(r["num_workers"])))
+            measured = float(r["median_ms"]) * 1e-3
+            errs.append(abs(cost.latency - LAUNCH_GAP - measured) / measured)
+        score = sum(errs) / len(errs)
+        if score < best[1]:
+            best = ({"bandwidth": bw, "latency": lat}, score)
+    return best
 
 
 def _protocol_override(ll128_base: float, ll128_fraction: float, simple_base: float) -> dict:
@@ -136,11 +132,11 @@ def _devices(data, label: str, override: dict):
     return make
 
 
-def fit_nccl(ctx: ValidationContext, bandwidths=NETWORK_GRID, grid=PROTOCOL_GRID
-             ) -> tuple[dict[str, float], float]:
+def fit_nccl(ctx: ValidationContext, bandwidths=NETWORK_GRID, grid=PROTOCOL_GRID,
+             latencies=LATENCY_GRID) -> tuple[dict[str, float], float]:
     """(values, train MAPE) of the grid point minimising the MAPE of all train rows: the
-    dgx-a100x2-vidur network bandwidth (B/s) and the A100 LL128/Simple protocol costs that
-    presets dgx-a100 and dgx-a100x2-vidur carry as FITTED."""
+    dgx-a100x2-vidur network bandwidth (B/s) and per-step latency (s), and the A100
+    LL128/Simple protocol costs that presets dgx-a100 and dgx-a100x2-vidur carry as FITTED."""
     import itertools
 
     from arch import load_arch_data
@@ -154,9 +150,10 @@ def fit_nccl(ctx: ValidationContext, bandwidths=NETWORK_GRID, grid=PROTOCOL_GRID
         protos = _protocol_override(b, f, s)
         one = _devices(single, single_label, {"components": {"gpu": {"overrides": {
             "software": {"collective_protocols": protos}}}}})
-        for bw in bandwidths:
+        for bw, lat in itertools.product(bandwidths, latencies):
             two = _devices(multi, multi_label, {"software": {"collective_protocols": protos},
-                                                 "interconnect": {"infiniband": {"bandwidth": bw}}})
+                                                 "interconnect": {"infiniband": {
+                                                     "bandwidth": bw, "latency": lat}}})
             errs = []
             for r, _ in rows:
                 group, per_node = int(r["num_workers"]), int(r["devices_per_node"])
@@ -166,6 +163,6 @@ def fit_nccl(ctx: ValidationContext, bandwidths=NETWORK_GRID, grid=PROTOCOL_GRID
                 errs.append(abs(cost.latency - LAUNCH_GAP - measured) / measured)
             score = sum(errs) / len(errs)
             if score < best[1]:
-                best = ({"bandwidth": bw, "ll128_base": b, "ll128_fraction": f,
-                         "simple_base": s}, score)
+                best = ({"bandwidth": bw, "latency": lat, "ll128_base": b,
+                         "ll128_fraction": f, "simple_base": s}, score)
     return best
