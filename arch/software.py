@@ -3,8 +3,8 @@
 A stack file names a serving/inference stack (``ideal``: CUDA graphs; ``vllm``: a vLLM-like
 async Python host; ``eager``: eager PyTorch; ``trtllm``: a TensorRT-LLM-like C++ runtime) and
 holds one ``software`` section (:class:`arch.sections.gpu.SoftwareSpec`: per-op, per-step and
-per-request host costs, the decode-attention kernel, collective protocols), every value with its
-source. :func:`with_software` puts it on an arch's raw data:
+per-request host costs, the decode-attention kernel and the attention precision, collective
+protocols), every value with its source. :func:`with_software` puts it on an arch's raw data:
 
 * a ``gpu`` arch: its ``software`` section is replaced;
 * a ``system`` arch: every device component whose arch is a ``gpu`` gets the stack as

@@ -67,18 +67,29 @@ def test_benchmark_routing_sends_all_tokens_to_top_k_experts(rows):
     assert S.scenario(rows["tput h100 fp8 llama2-7b b896 tp1 i128 o128"]).dtype == "fp8"
 
 
-def test_masked_mha_reads_kv_per_query_head():
-    """GQA group g: masked MHA moves g times the cache PagedAttention (L2-shared) moves."""
+def test_masked_mha_streams_each_query_head_from_l2():
+    """GQA group g: DRAM reads the group's cache once (its CTAs are neighbours in the grid),
+    every query head's CTA streams it from L2 at the ordinary-load rate (half the L2 peak)."""
+    from sim.gpu.attention import LDG_L2_FRACTION
+
     dev = device_for(load_arch("h100"), "tile")
-    ahw = dev._attn_hw("fp16")
+    ahw, hw = dev._attn_hw("fp16"), dev.hw
     gqa = AttentionShape(64, 32, 8, 1, 4096, 128)
-    mmha, paged = masked_mha(ahw, gqa), paged_attention(ahw, gqa)
-    assert mmha["dram_bytes"] == pytest.approx(4 * gqa.kv_bytes + gqa.qo_bytes)
-    assert paged["dram_bytes"] == pytest.approx(gqa.kv_bytes + gqa.qo_bytes)
-    assert mmha["time"] >= 4 * gqa.kv_bytes / dev.hw.hbm_achievable
-    assert mmha["time"] > 3 * paged["time"]
-    mha = AttentionShape(64, 32, 32, 1, 4096, 128)   # no group: the same kernel cost
+    mmha = masked_mha(ahw, gqa)
+    assert LDG_L2_FRACTION == 0.5   # 1 sector/clk/slice of A100's 80 x 64 B/clk
+    assert mmha["dram_bytes"] == pytest.approx(gqa.kv_bytes + gqa.qo_bytes)
+    # by hand: 2,048 CTAs x 2 MiB (4,096 tokens x 128 x K and V x 2 B) over 9.37 TB/s / 2 =
+    # 916 us, more than DRAM's 1.07 GB / 3.08 TB/s = 348 us: L2-bound
+    l2_s = 2048 * (2 * 4096 * 128 * 2) / (9.37e12 * 0.5)
+    assert l2_s == pytest.approx(916.7e-6, rel=1e-3)
+    assert mmha["time"] == pytest.approx(hw.launch + hw.hbm_latency + l2_s, rel=1e-9)
+    paged = paged_attention(ahw, gqa)   # vLLM PagedAttention: L2 at its peak
+    assert mmha["time"] - hw.launch - hw.hbm_latency == pytest.approx(
+        2 * (paged["time"] - hw.launch - hw.hbm_latency), rel=1e-9)
+    mha = AttentionShape(64, 32, 32, 1, 4096, 128)   # no group: DRAM-bound, the same cost
     assert masked_mha(ahw, mha)["time"] == pytest.approx(paged_attention(ahw, mha)["time"])
+    assert masked_mha(ahw, mha)["time"] == pytest.approx(
+        hw.launch + hw.hbm_latency + (mha.kv_bytes + mha.qo_bytes) / hw.hbm_achievable)
 
 
 def test_stacks_load_and_differ_only_in_decode_kernel():
@@ -87,6 +98,8 @@ def test_stacks_load_and_differ_only_in_decode_kernel():
     assert plain["decode_attention"]["value"] == "mmha"
     assert xqa["decode_attention"]["value"] == "flashdecoding"
     assert plain["mode"] == xqa["mode"] and plain["per_step"] == xqa["per_step"]
+    # --gpt_attention_plugin float16: attention at FP16 beside FP8 GEMMs (FP8 KV cache kept)
+    assert plain["attention_dtype"]["value"] == xqa["attention_dtype"]["value"] == "fp16"
     assert S.stack_file(S.load_rows()[0]).name == S.STACK   # Mistral: no XQA in its commands
 
 
@@ -94,10 +107,13 @@ def test_stacks_load_and_differ_only_in_decode_kernel():
     ("tput a100 fp16 llama2-7b b32 tp1 i128 o2048", 0.10),
     ("ttft a100 fp16 llama2-7b b1 tp1 i2048 o1", 0.10),
     ("ttft a100 fp16 mixtral-8x7b b1 tp2 i2048 o1", 0.25),
+    ("tput a100 fp16 mistral-7b b56 tp1 i2048 o2048", 0.15),   # GQA decode (was +81.8%)
+    ("ttft h100 fp8 llama2-7b b1 tp1 i2048 o1", 0.15),   # FP16 attention (FP8 rate: -17.2%)
 ])
 def test_predictions_next_to_published(rows, key, tol):
-    """A dense decode-bound row, a dense prefill row and an MoE prefill row against NVIDIA's
-    figures (the whole table's errors are in the report of ``xpusim validate``)."""
+    """A dense decode-bound row, a dense prefill row, an MoE prefill row, a GQA decode-bound
+    row and an FP8 prefill row against NVIDIA's figures (the whole table's errors: ``xpusim
+    validate``)."""
     r = rows[key]
     pred, meas = S.predict(r), S.measured_time(r)
     assert math.isfinite(pred)
@@ -163,3 +179,33 @@ def test_a100_short_prompt_stays_gpu_bound(rows):
     gpu = S.replay(x, 0.0)
     assert 355 * 18.2e-6 < gpu
     assert gpu <= S.predict(r) < 1.01 * gpu
+
+
+def test_suite_meets_goal_on_both_halves(tmp_path):
+    """Issue 17's end-to-end goal (MAPE <= 15%) on the whole table and on the test half; the GQA
+    groups the masked-MHA grid mechanism is about stay within it (they were +49% / +16%)."""
+    from xpusim.validation import ValidationContext
+
+    pts = S.run(ValidationContext(reference_dir=tmp_path))
+    assert len(pts) == 48
+
+    def mape(sel) -> float:
+        errs = [abs(p.error) for p in pts if sel(p)]
+        return sum(errs) / len(errs)
+
+    assert mape(lambda p: True) <= S.THRESHOLD
+    assert mape(lambda p: p.split == "test") <= S.THRESHOLD
+    assert mape(lambda p: p.case.startswith("tput a100 fp16 mistral-7b")) < 0.10
+    assert mape(lambda p: "mistral-7b" in p.case and "o2048" in p.case) < 0.12
+
+
+def test_masked_mha_transfers_to_v061_llama70b_group_of_eight():
+    """Out of sample: TensorRT-LLM v0.6.1's table (docs/source/performance.md of that release,
+    "A100 GPUs (FP16)": LLaMA 70B, batch 240, TP 4, 128 in / 2048 out, 525 out tok/s/GPU) ran
+    before XQA existed (v0.7.1 release notes), so its LLaMA 70B decode is masked MHA with GQA
+    groups of 8: the old per-query-head DRAM reads gave +45%, the grid/L2 mechanism +1%."""
+    r = {"gpu": "a100", "precision": "fp16", "run_dtype": "fp16", "table": "throughput",
+         "model": "LLaMA 70B", "xpusim_model": "llama2-70b", "batch": "240", "tp": "4",
+         "input_len": "128", "output_len": "2048", "value": "525", "unit": "out_tok/s/gpu"}
+    pred = S.predict(r, str(PROJECT_DATA / "trtllm" / S.STACK))
+    assert abs(pred / S.measured_time(r) - 1) < 0.10

@@ -114,6 +114,11 @@ class SoftwareSpec:
     decode_attention: str = param(default="flashdecoding",
                                   choices=("flash2", "flashdecoding", "lean", "paged", "mmha"),
                                   doc="how fused decode attention splits the KV sequence over SMs")
+    attention_dtype: str = param(default="model",
+                                 choices=("model", "fp32", "tf32", "bf16", "fp16", "fp8"),
+                                 doc="precision fused attention kernels compute in (tensor-core "
+                                     "rate, Q/O element size); 'model': the op's own dtype. "
+                                     "The KV cache keeps the run's --kv-dtype")
     collective_protocols: dict[str, CollectiveProtocol] = field(
         default_factory=dict, metadata={"unit": "", "doc": "collective protocols (NCCL LL, "
                                         "LL128, Simple); the fastest is picked per call"})

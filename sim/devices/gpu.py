@@ -9,7 +9,8 @@ Tile fidelity, per kernel:
   grids too small to fill the memory system.
 * **Fused attention** (``sim.gpu.attention``) — FlashAttention-2 blocks on tensor cores plus the
   online softmax; decode partitioned as FA-2, FlashDecoding or LeanAttention
-  (``software.decode_attention``); GQA packs a group's queries.
+  (``software.decode_attention``); GQA packs a group's queries; at the precision
+  ``software.attention_dtype`` names (default: the op's dtype; the KV cache keeps its own).
 * **Collectives** (``sim.gpu.collectives``) — ring/tree algorithms under the software stack's
   protocols over the intra-node link, hierarchical across nodes.
 * **Host** (``sim.gpu.host``) — the software stack: ideal (CUDA graphs), host-timed isolated ops,
@@ -22,6 +23,7 @@ x pJ/bit, link bits x pJ/bit (static power is charged by the engine over the mak
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable
+from dataclasses import replace
 
 from arch import Arch
 from sim.devices.base import (
@@ -72,6 +74,9 @@ class GpuDevice(MainTierDevice):
                             sw.collective_nics_per_node) if sw else DEFAULT_NCCL)
         self.decode_policy = (self.software.decode_attention if self.software
                               else "flashdecoding")
+        #: precision of the fused attention kernels ('' : each op's own dtype)
+        adt = self.software.attention_dtype if self.software else "model"
+        self.attention_dtype = "" if adt == "model" else adt
         self._issue = AsyncIssue(self.software) if self.software and \
             self.software.mode == "async" else None
         # id(einsum) -> (einsum, dtype, best_gemm args, best_gemm result or None): prefetch
@@ -88,8 +93,15 @@ class GpuDevice(MainTierDevice):
                            f"for '{dtype}' or fp32")
         return peak
 
+    def compute_dtype(self, op: Op) -> str:
+        """The dtype an op's kernel computes in: ``software.attention_dtype`` for a fused
+        attention op when the stack sets one, else the op's own (:func:`op_dtype`)."""
+        if op.kind == ATTENTION and self.attention_dtype:
+            return self.attention_dtype
+        return op_dtype(op)
+
     def peak_flops(self, op: Op) -> float:
-        dtype = op_dtype(op)
+        dtype = self.compute_dtype(op)
         if op.kind in (MATMUL, ATTENTION):
             return self.tensor_peak(dtype) or self.vector_peak(dtype)
         return self.vector_peak(dtype)
@@ -134,7 +146,7 @@ class GpuDevice(MainTierDevice):
             return self._collective(op)
         roof = self.roofline(op)
         shards = max(op.shards, 1)
-        flops, nbytes, dtype = op.flops / shards, op.bytes / shards, op_dtype(op)
+        flops, nbytes, dtype = op.flops / shards, op.bytes / shards, self.compute_dtype(op)
         if self.fidelity == "roofline":
             bound = "compute" if flops / self.peak_flops(op) >= nbytes / self.peak_bandwidth() \
                 else "memory"
@@ -145,6 +157,8 @@ class GpuDevice(MainTierDevice):
             return self._gemm_cost(op, comp, flops, dtype, roof)
         if op.kind == ATTENTION and isinstance(comp, Cascade) and self.tensor_peak(dtype):
             shape = attention_shape(comp)
+            if shape is not None and self.attention_dtype:   # Q and O at the kernel's dtype
+                shape = replace(shape, q_elem=dtype_bytes(dtype))
             if shape is not None:
                 return self._attention_cost(op, shape, flops, nbytes, dtype, roof)
         if comp is not None and op.kind != MEMORY:

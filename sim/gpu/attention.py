@@ -23,11 +23,16 @@ Partitionings of one attention call (batch ``B``, ``H`` query heads, ``G`` KV he
   Little's-law rate uses the L2 latency when its group has other members, DRAM's otherwise.
 * ``mmha`` — TensorRT-LLM's masked multi-head attention kernel without multi-block mode and
   without XQA (the generation kernel of the v0.9 GptSession benchmarks): like ``paged``, one CTA
-  per (sequence, query head) on the CUDA cores with no KV split ("the 'vanilla' implementation
-  that uses a single CUDA thread-block per head", TensorRT-LLM gpt_attention.md), but every CTA
-  loads and converts its KV head's cache itself — query heads of a GQA group each read it from
-  DRAM (the reason for XQA, which "reduces data loading and conversion" for MQA/GQA, TensorRT-LLM
-  XQA blog), so a group of ``g`` query heads moves ``g`` times the KV bytes.
+  of 256 threads per (sequence, query head) on the CUDA cores with no KV split ("the 'vanilla'
+  implementation that uses a single CUDA thread-block per head", TensorRT-LLM gpt_attention.md;
+  ``mmha_launch_kernel_ex``: ``grid{num_heads, batch_size, 1}``). Every CTA loads its KV head's
+  cache itself with ordinary 16-byte loads (``k_cache_batch[...]`` through ``hi_kv``), so the
+  ``g`` query heads of a GQA group each move the group's cache from L2 to their SM; the grid's
+  fastest dimension is the head, so a group's CTAs are launched side by side and run together,
+  and DRAM serves the group's cache once (the others hit L2). The L2-to-SM stream of ordinary
+  loads runs at one 32-byte sector per clock per L2 slice, half the whitepaper's
+  5120 bytes/clock read bandwidth of A100 (80 slices x 64 B; :data:`LDG_L2_FRACTION`), so a
+  group of ``g`` heads costs ``max(DRAM once, g x cache / (L2 at the load rate))``.
 * ``lean`` — LeanAttention: the same tiles (LeanTiles), all ``H x ceil(N/Bc)`` of them dealt out
   evenly to one persistent CTA per SM slot (stream-K); CTAs that share a head combine their
   partial softmax states with the associative rescaling, in the same kernel.
@@ -47,6 +52,12 @@ PAGED_WARPS = 4          # vLLM PagedAttention V1: 128 threads per (head, sequen
 PAGED_BLOCK = 16         # tokens per KV-cache block; one block per warp in flight
 SOFTMAX_ALU_OPS = 4.0   # scale, running max, subtract (fused into exp2's FMA), row sum, convert
 MAX_SPLITS = 128        # FA-2 flash_api.cpp: num_splits_heuristic(..., 128)
+#: fraction of the L2's peak read bandwidth that ordinary global loads (LDG) draw: one 32-byte
+#: sector per clock per L2 slice where the whitepaper's 5120 B/clk of A100 is 80 slices x 64 B
+#: (Nsight Compute analysis of A100 L2 throughput, github.com/smallscientist1/cuda_microbenchmark
+#: analysis_A100.md: "1 sectors per elapsed cycle", 2560 B/clk; cp.async reaches 1.5 sectors).
+#: Hopper is given the same ratio (its preset's L2 bandwidth is A100's bytes/clock, assumed).
+LDG_L2_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -240,25 +251,27 @@ def lean_attention(ahw: AttnHw, sh: AttentionShape) -> dict:
 @lru_cache(maxsize=65536)
 def paged_attention(ahw: AttnHw, sh: AttentionShape) -> dict:
     """vLLM PagedAttention V1 decode: one CTA per (sequence, query head), no KV split."""
-    return _per_head_ctas(ahw, sh, share_group=True)
+    return _per_head_ctas(ahw, sh)
 
 
 @lru_cache(maxsize=65536)
 def masked_mha(ahw: AttnHw, sh: AttentionShape) -> dict:
-    """TensorRT-LLM masked MHA (no multi-block, no XQA): one CTA per (sequence, query head),
-    each reading its KV head from DRAM (a GQA group's cache is read once per query head)."""
-    return _per_head_ctas(ahw, sh, share_group=False)
+    """TensorRT-LLM masked MHA (no multi-block, no XQA): one CTA per (sequence, query head);
+    a GQA group's CTAs run side by side, so DRAM reads the group's cache once while each CTA
+    streams it from L2 with ordinary loads (:data:`LDG_L2_FRACTION` of the L2's peak)."""
+    return _per_head_ctas(ahw, sh, l2_fraction=LDG_L2_FRACTION)
 
 
-def _per_head_ctas(ahw: AttnHw, sh: AttentionShape, share_group: bool) -> dict:
-    """One CTA of four warps per (sequence, query head) on the CUDA cores, no KV split; the
-    query heads of a group share the KV cache through L2 (``share_group``) or each read it."""
+def _per_head_ctas(ahw: AttnHw, sh: AttentionShape, l2_fraction: float = 1.0) -> dict:
+    """One CTA per (sequence, query head) on the CUDA cores, no KV split; the query heads of a
+    group run side by side and share the KV cache through L2 (DRAM reads it once); the CTAs'
+    loads cross L2 at ``l2_fraction`` of its achievable bandwidth."""
     hw = ahw.gpu
     ctas = sh.batch * sh.q_heads
     slots = hw.sms * 4   # 128-thread CTAs, small shared memory: several per SM
     per_cta = 2.0 * sh.kv_len * sh.head_dim * sh.kv_elem
     inflight = PAGED_WARPS * PAGED_BLOCK * sh.head_dim * sh.kv_elem
-    shared = share_group and sh.group > 1
+    shared = sh.group > 1
     latency = hw.l2_latency if shared else hw.hbm_latency
     cap = inflight / latency if latency > 0 else float("inf")
     active = min(ctas, slots)
@@ -266,9 +279,9 @@ def _per_head_ctas(ahw: AttnHw, sh: AttentionShape, share_group: bool) -> dict:
     t_compute = math.ceil(ctas / slots) * sh.kv_len * per_token_ops / \
         (ahw.sm_alu * 2 / max(1, math.ceil(active / hw.sms)))
     t_cta = math.ceil(ctas / slots) * per_cta / cap
-    dram = (sh.kv_bytes if shared or sh.group == 1 else sh.kv_bytes * sh.group) + sh.qo_bytes
+    dram = sh.kv_bytes + sh.qo_bytes
     t_dram = dram / hw.hbm_achievable
-    t_l2 = ctas * per_cta / hw.l2_achievable
+    t_l2 = ctas * per_cta / (hw.l2_achievable * l2_fraction)
     t = hw.launch + hw.hbm_latency + max(t_cta, t_dram, t_l2, t_compute)
     return {"time": t, "ctas": ctas, "waves": math.ceil(ctas / slots), "splits": 1,
             "block": f"1x{PAGED_BLOCK}", "dram_bytes": dram}

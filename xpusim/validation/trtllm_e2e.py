@@ -29,8 +29,9 @@ One value is FITTED on the train rows: the per-op enqueue cost (:func:`fit_dispa
 search of the train MAPE replaying the async host on each row's GPU latencies,
 :func:`replay`). It binds only where kernels are shorter than the host's enqueue, i.e. the
 H100 128-token first-token rows (all train rows: the test rows cannot check it; README.md).
-The one model choice made on the table (masked MHA's per-query-head KV reads, ``mmha``, over
-PagedAttention-like L2 sharing, ``paged``) was decided on the train rows' MAPE (README.md).
+Decode attention of the non-XQA rows is TensorRT-LLM's masked MHA (``mmha``): one CTA per
+(query head, sequence), a GQA group's CTAs side by side in the grid so DRAM serves the group's
+cache once while each CTA streams it from L2 at the ordinary-load rate (README.md).
 """
 
 from __future__ import annotations

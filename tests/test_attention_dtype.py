@@ -1,0 +1,113 @@
+"""``software.attention_dtype``: fused attention kernels at their own precision (FP8 engines
+whose attention plugin runs FP16, e.g. TensorRT-LLM v0.9 ``--gpt_attention_plugin float16``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from arch import SpecError, load_arch
+from arch.sections.gpu import SoftwareSpec
+from arch.software import load_arch_with_software, load_stack
+from sim.devices.base import device_for
+from workloads.models import get_model
+from workloads.scenario import Scenario
+from workloads.trace import ATTENTION
+from workloads.tracer import trace_model
+
+# H100 SXM dense tensor peaks (NVIDIA H100 datasheet) and the preset's other rates
+P_FP16, P_FP8 = 989.4e12, 1978.9e12
+SMS, CLOCK, TENSOR_EFF = 132, 1.83e9, 0.793
+FP32_VECTOR = 66.9e12
+
+
+def _stack(tmp_path, **fields) -> str:
+    path = tmp_path / "stack.yaml"
+    body = "".join(f"  {k}: {{value: {v}, source: test}}\n" for k, v in fields.items())
+    path.write_text(f"name: t\nsoftware:\n{body}")
+    return str(path)
+
+
+def _attention_op(model: str, dtype: str, phase: str, batch: int = 1, prompt: int = 2048):
+    sc = Scenario(batch=batch, prompt_len=prompt, gen_len=2, dtype=dtype, kv_dtype=dtype,
+                  attention="flash")
+    trace = trace_model(get_model(model), sc, phases=(phase,))
+    return next(op for op in trace.ops if op.kind == ATTENTION)
+
+
+def test_default_is_the_models_dtype():
+    assert SoftwareSpec().attention_dtype == "model"
+    assert device_for(load_arch("h100"), "tile").attention_dtype == ""
+    vllm = device_for(load_arch_with_software("dgx-h100", "vllm"), "tile")
+    assert vllm.attention_dtype == ""
+
+
+def test_fp16_attention_of_an_fp8_prefill_on_h100_by_hand(tmp_path):
+    """Llama-2-7B, one 2,048-token prompt, FP8 run: FA-2 forward, 128x64 blocks (d = 128), 512
+    CTAs in 2 waves of 264 (2 per SM), 32 KV blocks each; per block 2 CTAs per SM run
+    2 MMAs (4 x 128 x 64 x 128 FLOPs at the SM's share of 0.793 x peak) + the online softmax
+    (4 fp32 ops per score on 256 FMA lanes, 1 exp on 16 SFUs). Compute-bound at both rates
+    (an FP8 KV block streams in 1.40 us < 1.52 us), so only the MMA part changes, by the
+    tensor-peak ratio P_fp8 / P_fp16 = 2."""
+    op = _attention_op("llama2-7b", "fp8", "prefill")
+    fp8_dev = device_for(load_arch("h100"), "tile")
+    fp16_dev = device_for(load_arch_with_software("h100", _stack(tmp_path, attention_dtype="fp16")),
+                          "tile")
+    assert fp8_dev.g.tensor_flops["fp16"] == P_FP16 and fp8_dev.g.tensor_flops["fp8"] == P_FP8
+
+    t_soft = 128 * 64 * 4 / (FP32_VECTOR / 2 / SMS) + 128 * 64 / (16 * CLOCK)
+    fixed = 2e-6 + 2 * 0.5e-6              # launch + one DRAM latency per wave
+
+    def t_mma(peak: float) -> float:
+        return 4 * 128 * 64 * 128 / (peak * TENSOR_EFF / SMS)
+
+    def by_hand(peak: float) -> float:
+        return fixed + 2 * 32 * 2 * (t_mma(peak) + t_soft)
+
+    kv_block = 2 * 64 * 128 * 1 / (fp8_dev.hw.hbm_achievable / 264)   # premise: compute-bound
+    assert kv_block == pytest.approx(1.403e-6, rel=1e-3)
+    assert kv_block < 2 * (t_mma(P_FP8) + t_soft)
+    t16, t8 = fp16_dev.estimate(op).latency, fp8_dev.estimate(op).latency
+    assert by_hand(P_FP16) == pytest.approx(145.68e-6, rel=1e-4)
+    assert t16 == pytest.approx(by_hand(P_FP16), rel=1e-9)
+    assert t8 == pytest.approx(by_hand(P_FP8), rel=1e-9)
+    rest = fixed + 2 * 32 * 2 * t_soft
+    assert (t16 - rest) / (t8 - rest) == pytest.approx(P_FP8 / P_FP16, rel=1e-9)
+    # the roofline of the op follows the kernel's dtype too
+    flops = op.flops
+    assert device_for(load_arch_with_software("h100", _stack(tmp_path, attention_dtype="fp16")),
+                      "roofline").estimate(op).latency == pytest.approx(flops / P_FP16)
+    assert device_for(load_arch("h100"), "roofline").estimate(op).latency == \
+        pytest.approx(flops / P_FP8)
+
+
+def test_decode_reads_the_fp8_cache_and_fp16_queries(tmp_path):
+    """Mistral-7B decode, batch 64 at 2,049 cached tokens, masked MHA: the cache stays FP8 (the
+    run's --kv-dtype), Q and O move at FP16: DRAM bytes = K+V x 1 B + Q+O x 2 B."""
+    op = _attention_op("mistral-7b", "fp8", "decode", batch=64)
+    dev = device_for(load_arch_with_software(
+        "h100", _stack(tmp_path, attention_dtype="fp16", decode_attention="mmha")), "tile")
+    kv = 2 * 64 * 8 * 2049 * 128 * 1
+    qo = 2 * 64 * 32 * 1 * 128 * 2
+    assert dev.estimate(op).dram_bytes == pytest.approx(kv + qo)
+
+
+def test_fp16_model_unchanged_by_an_fp16_attention_stack(tmp_path):
+    """The A100/H100 FP16 rows of the TensorRT-LLM suite: the key changes nothing there."""
+    op = _attention_op("llama2-7b", "fp16", "prefill")
+    plain = device_for(load_arch("h100"), "tile").estimate(op)
+    keyed = device_for(load_arch_with_software("h100", _stack(tmp_path, attention_dtype="fp16")),
+                       "tile").estimate(op)
+    assert keyed.latency == plain.latency and keyed.dram_bytes == plain.dram_bytes
+
+
+def test_bad_attention_dtype_is_a_one_line_error(tmp_path, capsys):
+    from xpusim.cli import main
+
+    bad = _stack(tmp_path, attention_dtype="fp7")
+    with pytest.raises(SpecError, match=r"software.attention_dtype: expected one of .*'fp8'"):
+        load_stack(bad)
+    rc = main(["run", "--arch", "h100", "--software", bad, "--model", "gpt2-small",
+               "--json", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "software.attention_dtype" in err
+    assert "Traceback" not in err
