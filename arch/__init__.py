@@ -10,7 +10,8 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-from arch.safe_yaml import MAX_BYTES, YamlInputError, load_yaml_text
+from arch.preset_cache import parse_cached
+from arch.safe_yaml import MAX_BYTES
 from arch.schema import SpecError
 from arch.spec import DEVICE_TYPES, SECTIONS, Arch, arch_from_dict
 from arch.units import UnitError, format_quantity, parse_quantity
@@ -55,7 +56,9 @@ def read_yaml(path: str | Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(str(path), "", f"cannot read file ({exc.__class__.__name__})") from None
     if path.parent == PRESET_DIR:
-        return _read_builtin(text)
+        return parse_cached(path.stem, text, _read_builtin)
+    from arch.safe_yaml import YamlInputError, load_yaml_text
+
     try:
         return load_yaml_text(text)
     except YamlInputError as exc:
@@ -68,11 +71,14 @@ def _read_builtin(text: str) -> Any:
     """A built-in preset, parsed with libyaml's C parser when PyYAML has it (about 5x faster
     than the bounded pure-Python loader). Presets ship with the package and
     tests/test_arch_presets_parse.py checks that the bounded loader reads every one to the
-    same data (no duplicate keys, depth and size bounds), so only user files need the bounds."""
+    same data (no duplicate keys, depth and size bounds), so only user files need the bounds.
+    :func:`read_yaml` memoises the result on disk (:mod:`arch.preset_cache`)."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", None)
     if loader is None:
+        from arch.safe_yaml import load_yaml_text
+
         return load_yaml_text(text)
     return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader, trusted file
 

@@ -17,9 +17,8 @@ column; the offending text is never echoed (a file may not be YAML at all).
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
-
-import yaml
 
 #: deepest nesting of mappings and lists accepted (presets use 6)
 MAX_DEPTH = 64
@@ -50,52 +49,59 @@ def _mark_error(problem: str, mark: Any) -> YamlInputError:
     return YamlInputError(problem, mark.line + 1, mark.column + 1)
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader with a depth bound while composing and duplicate-key and int-range checks
-    while constructing."""
+@cache
+def _bounded_loader() -> type:
+    """The bounded loader class (made on first use, so importing this module does not
+    import PyYAML: start-up, issue 18)."""
+    import yaml
 
-    def __init__(self, stream: str):
-        super().__init__(stream)
-        self._depth = 0
+    class _BoundedLoader(yaml.SafeLoader):
+        """SafeLoader with a depth bound while composing and duplicate-key and int-range checks
+        while constructing."""
 
-    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: D401 - PyYAML hook
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise _mark_error(f"nesting deeper than {MAX_DEPTH} levels",
-                                  self.peek_event().start_mark)
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+        def __init__(self, stream: str):
+            super().__init__(stream)
+            self._depth = 0
 
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[Any, Any] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    first = seen.setdefault(key, key_node)
-                except TypeError:
-                    raise _mark_error("a mapping key must be a plain value",
-                                      key_node.start_mark) from None
-                if first is not key_node:
-                    raise _mark_error(f"duplicate key {_short(key)} (first at line "
-                                      f"{first.start_mark.line + 1})", key_node.start_mark)
-        return super().construct_mapping(node, deep=deep)
+        def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: D401 - PyYAML hook
+            self._depth += 1
+            try:
+                if self._depth > MAX_DEPTH:
+                    raise _mark_error(f"nesting deeper than {MAX_DEPTH} levels",
+                                      self.peek_event().start_mark)
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
 
-    def construct_yaml_int(self, node: Any) -> int:
-        text = str(node.value).replace("_", "").lstrip("+-")
-        if len(text) > 40:  # also keeps int() below Python's digit limit
-            raise _mark_error("integer too large (must fit 64 bits)", node.start_mark)
-        value = super().construct_yaml_int(node)
-        if not INT_MIN <= value <= INT_MAX:
-            raise _mark_error("integer too large (must fit 64 bits)", node.start_mark)
-        return value
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, Any] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        first = seen.setdefault(key, key_node)
+                    except TypeError:
+                        raise _mark_error("a mapping key must be a plain value",
+                                          key_node.start_mark) from None
+                    if first is not key_node:
+                        raise _mark_error(f"duplicate key {_short(key)} (first at line "
+                                          f"{first.start_mark.line + 1})", key_node.start_mark)
+            return super().construct_mapping(node, deep=deep)
 
+        def construct_yaml_int(self, node: Any) -> int:
+            text = str(node.value).replace("_", "").lstrip("+-")
+            if len(text) > 40:  # also keeps int() below Python's digit limit
+                raise _mark_error("integer too large (must fit 64 bits)", node.start_mark)
+            value = super().construct_yaml_int(node)
+            if not INT_MIN <= value <= INT_MAX:
+                raise _mark_error("integer too large (must fit 64 bits)", node.start_mark)
+            return value
 
-_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
+    _BoundedLoader.add_constructor("tag:yaml.org,2002:int",
+                                   _BoundedLoader.construct_yaml_int)
+    return _BoundedLoader
 
 
 def _short(value: Any, limit: int = 40) -> str:
@@ -137,20 +143,23 @@ def _expanded_size(root: Any) -> int:
 
 
 def _children(node: Any) -> list[Any]:
-    if isinstance(node, yaml.SequenceNode):
+    kind = node.id  # PyYAML's node kinds: "scalar", "sequence", "mapping"
+    if kind == "sequence":
         return list(node.value)
-    if isinstance(node, yaml.MappingNode):
+    if kind == "mapping":
         return [n for pair in node.value for n in pair]
     return []
 
 
 def load_yaml_text(text: str) -> Any:
     """Parse one YAML document with the bounds above; raise :class:`YamlInputError`."""
+    import yaml
+
     if len(text) > MAX_BYTES:
         raise YamlInputError(f"file larger than {MAX_BYTES // (1024 * 1024)} MiB")
     loader = None
     try:
-        loader = _BoundedLoader(text)
+        loader = _bounded_loader()(text)
         node = loader.get_single_node()
         if node is None:
             return None

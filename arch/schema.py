@@ -13,6 +13,7 @@ import difflib
 import types
 import typing
 from dataclasses import MISSING, dataclass, field
+from functools import cache
 from typing import Any, Union
 
 from arch import plausible
@@ -204,13 +205,20 @@ def build_any(tp: Any, data: Any, ctx: BuildContext, path: str = "",
     return _build_value(tp, data, {}, path, ctx, inherited)
 
 
+@cache
+def _schema_of(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field]]:
+    """(type hints, init fields by name) of dataclass ``cls``, resolved once per class:
+    ``typing.get_type_hints`` evaluates every string annotation again on each call, which
+    was half the CPU of loading a preset. Callers must not modify the returned dicts."""
+    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls) if f.init}
+
+
 def build(cls: type, data: Any, ctx: BuildContext, path: str = "",
           inherited: str | None = None) -> Any:
     """Build dataclass ``cls`` from mapping ``data``; raise :class:`SpecError` on bad input."""
     if not isinstance(data, dict):
         raise ctx.error(path, f"expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints, fields = _schema_of(cls)
     source = data.get("source", inherited)
     if "source" in data and not isinstance(data["source"], str):
         raise ctx.error(_join(path, "source"), "expected a text citation")

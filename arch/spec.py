@@ -16,8 +16,22 @@ from typing import Any
 
 from arch.schema import BuildContext, SpecError, build_any, dump
 
-SECTIONS: dict[str, type] = {}
-DEVICE_TYPES: dict[str, dict[str, tuple[str, ...]]] = {}
+
+class _Registry(dict):
+    """A registry the ``arch/sections/`` modules fill as they are imported (they load on
+    demand, :mod:`arch.sections`); reading a missing key imports them all first."""
+
+    def __missing__(self, key: Any) -> Any:
+        from arch.sections import load_all
+
+        load_all()
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        raise KeyError(key)
+
+
+SECTIONS: dict[str, type] = _Registry()
+DEVICE_TYPES: dict[str, dict[str, tuple[str, ...]]] = _Registry()
 TYPE_CHECKS: dict[str, Callable[[Any], tuple[str, str] | None]] = {}
 TOP_LEVEL_KEYS = ("name", "type", "description", "source", "note")
 
@@ -109,7 +123,7 @@ def _sub_provenance(prov: dict[str, str], key: str) -> dict[str, str]:
 
 def arch_from_dict(data: Any, file: str = "") -> Arch:
     """Validate ``data`` (parsed YAML) and build an :class:`Arch`; raise :class:`SpecError`."""
-    from arch import sections as _sections  # noqa: F401  (registers the section schemas)
+    from arch.sections import load_for_type  # registers the schemas this arch needs
 
     ctx = BuildContext(file=file)
     if not isinstance(data, dict):
@@ -120,6 +134,7 @@ def arch_from_dict(data: Any, file: str = "") -> Arch:
         if not isinstance(data[key], str) or not data[key]:
             raise ctx.error(key, f"expected a non-empty text value, got {data[key]!r}")
     dev_type = data["type"]
+    load_for_type(dev_type)
     if dev_type not in DEVICE_TYPES:
         hint = difflib.get_close_matches(dev_type, list(DEVICE_TYPES), n=1)
         more = f" (did you mean '{hint[0]}'?)" if hint else ""

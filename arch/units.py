@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 _SI = {
     "": 1.0, "a": 1e-18, "f": 1e-15, "p": 1e-12, "n": 1e-9, "u": 1e-6, "µ": 1e-6, "μ": 1e-6,
@@ -91,8 +92,11 @@ def _parse_token(token: str) -> tuple[float, tuple[tuple[str, int], ...]]:
     raise UnitError(f"unknown unit '{token}'")
 
 
+@lru_cache(maxsize=1024)
 def parse_unit(text: str) -> Unit:
-    """Parse a unit expression like ``TB/s``, ``pJ/bit``, ``FLOP/cycle`` or ``''`` (none)."""
+    """Parse a unit expression like ``TB/s``, ``pJ/bit``, ``FLOP/cycle`` or ``''`` (none).
+    Memoised (a :class:`Unit` is immutable): loading one arch parses the same few units
+    thousands of times."""
     text = text.strip()
     if not text:
         return Unit(1.0, ())

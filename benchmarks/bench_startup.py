@@ -17,6 +17,9 @@ less; each figure is the median of ``--repeat`` runs, alternating commands, afte
 run of each (numba caches and bytecode written). Children run as a user's shell would: with
 bytecode caching on (into a scratch ``PYTHONPYCACHEPREFIX``, so nothing is written in the tree)
 even where ``PYTHONDONTWRITEBYTECODE`` is set; ``--no-bytecode`` keeps the environment as is.
+The parsed-preset cache (``arch/preset_cache.py``) lives in a scratch ``XPUSIM_CACHE_DIR`` that
+the warm-up run fills, as a user's first command fills theirs. ``imports`` applies the CLI's
+one-thread BLAS setting first, as ``main`` does.
 
     python benchmarks/bench_startup.py [--repeat 5] [--json] [--no-bytecode] [--only NAME ...]
 """
@@ -35,7 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_S = 0.25  # issue 18, item 1: start-up CPU of --help, arch list, models list, op gemm, run
-HEAVY = ("numba", "llvmlite", "numpy", "scipy", "pandas", "pyarrow", "matplotlib", "simpy")
+HEAVY = ("numba", "llvmlite", "numpy", "scipy", "pandas", "pyarrow", "matplotlib", "simpy",
+         "yaml")
 
 #: (label, argv); ``{tmp}`` is a scratch directory, ``{ref}`` the reference data (commands
 #: that need it are skipped without it)
@@ -74,6 +78,8 @@ print(json.dumps({"rc": rc, "cold": cold, "warm": warm, "modules": mods}))
 
 _REPLAY = r"""
 import importlib, json, sys, time
+from xpusim.cli import single_thread_blas
+single_thread_blas()  # as main() does before anything imports numpy
 for name in json.loads(open(sys.argv[1]).read()):
     if name not in sys.modules:
         try:
@@ -118,6 +124,7 @@ def measure(commands: list[tuple[str, list[str]]], repeat: int, bytecode: bool =
         if bytecode:
             ENV.pop("PYTHONDONTWRITEBYTECODE", None)
             ENV["PYTHONPYCACHEPREFIX"] = str(Path(tmp, "pycache"))
+        ENV["XPUSIM_CACHE_DIR"] = str(Path(tmp, "cache"))
         Path(tmp, "small.trace").write_text("".join(f"0x{64 * i:x} READ {4 * i}\n"
                                                     for i in range(1000)))
         if not REFERENCE.is_dir():

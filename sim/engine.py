@@ -38,28 +38,42 @@ from dataclasses import dataclass, field
 from heapq import heappush
 
 import numpy as np
-import simpy
 
 from sim.devices.base import Cost, Device
+from sim.lazy_module import LazyModule
 from sim.resources import SharedBandwidth, hold
 from sim.system.plan import Plan, Transfer
 from workloads.trace import COLLECTIVE, Op, Trace
 
+#: SimPy loads on first use: a run on the one-stream path (``_run_one_stream``) never needs it
+simpy = LazyModule("simpy", globals())
 
-class _Until(simpy.events.Event):
+
+def _Until(env: simpy.Environment, t: float):  # noqa: N802 - rebound to the class on first use
     """An event that fires at the absolute simulated time ``t`` (s): a coarsened run of ops
     ends exactly where the per-op timeouts' sequential additions would have ended, not at
-    ``now + (t - now)``, which may round differently."""
+    ``now + (t - now)``, which may round differently. The class subclasses SimPy's ``Event``,
+    so it is made (and ``_Until`` rebound to it) on the first call."""
+    global _Until
+    _Until = _until_class()
+    return _Until(env, t)
 
-    def __init__(self, env: simpy.Environment, t: float):
-        self.env = env
-        self.callbacks = []
-        self._value = None
-        self._ok = True
-        try:
-            heappush(env._queue, (t, simpy.events.NORMAL, next(env._eid), self))
-        except AttributeError:   # a SimPy without these internals: schedule by delay
-            env.schedule(self, simpy.events.NORMAL, max(0.0, t - env.now))
+
+def _until_class() -> type:
+    class _Until(simpy.events.Event):
+        """The event of :func:`_Until` (s: absolute simulated time)."""
+
+        def __init__(self, env: simpy.Environment, t: float):
+            self.env = env
+            self.callbacks = []
+            self._value = None
+            self._ok = True
+            try:
+                heappush(env._queue, (t, simpy.events.NORMAL, next(env._eid), self))
+            except AttributeError:   # a SimPy without these internals: schedule by delay
+                env.schedule(self, simpy.events.NORMAL, max(0.0, t - env.now))
+
+    return _Until
 
 
 @dataclass

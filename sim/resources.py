@@ -10,9 +10,10 @@ command-bus slots): the transfers then share what is left.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import simpy
+if TYPE_CHECKING:  # annotations only: SimPy loads with the engine's first event (issue 18)
+    import simpy
 
 
 class SharedBandwidth:

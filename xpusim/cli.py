@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
 import sys
 
 from xpusim import __version__
@@ -56,6 +55,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _commands():
+    import pkgutil
+
     from xpusim import commands
 
     mods = []
@@ -104,9 +105,38 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+#: thread-count variables numpy's BLAS reads (OpenBLAS, in its order of precedence; MKL)
+_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS",
+                 "MKL_NUM_THREADS")
+
+
+def single_thread_blas() -> None:
+    """Ask numpy's BLAS (OpenBLAS or MKL) for one thread unless the user set any of
+    :data:`_BLAS_THREADS`. Has an effect only before numpy loads.
+
+    Why: starting OpenBLAS's thread pool costs about 0.1 s of CPU on every ``import numpy``
+    (issue 18: 0.29 s vs 0.17 s CPU for ``import numpy`` on a 2-core machine), while the
+    simulator does no large BLAS work (timings are arithmetic on op counts; ``xpusim check``
+    multiplies layer-sized matrices and measured no slower in wall time and less CPU with one
+    thread), and sweeps get their parallelism from worker processes, which inherit this.
+    ``OMP_NUM_THREADS`` is never set, so numba's parallel kernels keep their threads.
+    """
+    import os
+
+    if not any(os.environ.get(name) for name in _BLAS_THREADS):
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        os.environ["MKL_NUM_THREADS"] = "1"
+
+
 def main(argv: list[str] | None = None) -> int:
+    single_thread_blas()
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(_command_named(argv))
+    parser = None
+    if len(argv) > 1 and argv[0] == "import":  # build only that importer's parser
+        from xpusim.commands.import_ import single_importer_parser
+
+        parser = single_importer_parser(OneLineParser, argv[1])
+    parser = parser or build_parser(_command_named(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import TYPE_CHECKING
 
-from arch.sections.storage import FlashSpec
+if TYPE_CHECKING:  # annotations only: a run without flash need not load the storage schemas
+    from arch.sections.storage import FlashSpec
 
 _MEMO: dict[tuple, float] = {}  # (flash fields, request, depth, random, internal) -> B/s
 

@@ -1,0 +1,266 @@
+"""What the light commands load, and the mechanisms that keep them light (issue 18, item 1).
+
+Each CLI case runs in a fresh interpreter (``sys.modules`` there is the check, not a timing):
+``--help``, ``arch list``, ``models list`` and ``op gemm`` load none of numba, numpy, SimPy,
+pandas or PyYAML (built-in presets come from the parsed-preset cache once it is warm); ``run``
+on defaults takes the one-stream path and never imports SimPy; numpy's BLAS starts one thread
+unless the user chose a count. Timing is ``benchmarks/bench_startup.py``'s job. Also here:
+the parsed-preset cache (:mod:`arch.preset_cache`) and :class:`sim.lazy_module.LazyModule`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+WATCHED = ("numba", "llvmlite", "numpy", "simpy", "pandas", "pyarrow", "matplotlib", "yaml",
+           "importlib.metadata")
+
+_PROBE = r"""
+import contextlib, io, json, os, sys
+from xpusim.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    rc = main(json.loads(sys.argv[1]))
+task = "/proc/self/task"
+print(json.dumps({"rc": rc, "loaded": [m for m in json.loads(sys.argv[2]) if m in sys.modules],
+                  "blas": os.environ.get("OPENBLAS_NUM_THREADS"),
+                  "threads": len(os.listdir(task)) if os.path.isdir(task) else None}))
+"""
+
+
+def _cli(argv: list[str], cache: Path, **env: str) -> dict:
+    """Run ``xpusim ARGV`` in a fresh interpreter with the preset cache in ``cache``."""
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS",
+                            "MKL_NUM_THREADS")}
+    environ.update({"PYTHONPATH": str(ROOT), "XPUSIM_CACHE_DIR": str(cache), **env})
+    out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(argv), json.dumps(WATCHED)],
+                         cwd=cache.parent, capture_output=True, text=True, timeout=120,
+                         env=environ)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+LIGHT = {
+    "--help": ["--help"],
+    "arch list": ["arch", "list"],
+    "models list": ["models", "list"],
+    "op gemm": ["op", "gemm", "--m", "4096", "--n", "4096", "--k", "4096", "--json"],
+}
+
+
+@pytest.fixture(scope="module")
+def warm_cache(tmp_path_factory) -> Path:
+    """A preset cache filled by one ``arch list`` (every preset parsed once)."""
+    cache = tmp_path_factory.mktemp("startup") / "cache"
+    first = _cli(["arch", "list"], cache)
+    assert first["rc"] == 0 and "yaml" in first["loaded"]   # a cold cache parses the YAML
+    assert len(list((cache / "presets").glob("*.json"))) >= 10
+    return cache
+
+
+@pytest.mark.parametrize("label", list(LIGHT))
+def test_light_commands_load_no_heavy_package(label, warm_cache):
+    res = _cli(LIGHT[label], warm_cache)
+    assert res["rc"] == 0
+    assert res["loaded"] == [], f"{label} loaded {res['loaded']}"
+
+
+def test_default_run_takes_the_path_without_simpy(warm_cache):
+    """One GPU, defaults: the one-stream path (no event loop), so SimPy (and the
+    importlib.metadata it reads its version with) never loads; numpy does, with one BLAS
+    thread, and the process stays single-threaded. The second run of an arch takes its
+    record's YAML from the cache: no PyYAML."""
+    res = _cli(["run", "--json", "--quiet"], warm_cache)
+    assert res["rc"] == 0
+    assert "numpy" in res["loaded"]
+    assert not {"simpy", "importlib.metadata", "numba", "pandas"} & set(res["loaded"])
+    again = _cli(["run", "--json", "--quiet"], warm_cache)
+    assert again["rc"] == 0 and "yaml" not in again["loaded"]
+    assert res["blas"] == "1"
+    if res["threads"] is not None:
+        assert res["threads"] == 1
+
+
+def test_event_path_still_loads_simpy(warm_cache):
+    """Control: a run that needs the event loop (two tensor-parallel streams and their
+    collectives) imports SimPy on first use and completes."""
+    res = _cli(["run", "--json", "--quiet", "--arch", "dgx-h100", "--tp", "2", "--gen", "4",
+                "--prompt", "64"], warm_cache)
+    assert res["rc"] == 0
+    assert "simpy" in res["loaded"]
+
+
+@pytest.mark.parametrize("var", ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"])
+def test_users_blas_thread_count_wins(var, warm_cache):
+    res = _cli(["models", "list"], warm_cache, **{var: "2"})
+    assert res["blas"] == ("2" if var == "OPENBLAS_NUM_THREADS" else None)
+
+
+# --- the parsed-preset cache --------------------------------------------------------------
+
+def _counting_parse(calls: list):
+    import yaml
+
+    def parse(text):
+        calls.append(text)
+        return yaml.safe_load(text)
+    return parse
+
+
+def test_preset_cache_parses_each_text_once(tmp_path, monkeypatch):
+    from arch.preset_cache import cache_key, parse_cached
+
+    monkeypatch.setenv("XPUSIM_CACHE_DIR", str(tmp_path))
+    calls: list = []
+    text = "name: x\ntype: gpu\nmemory: {hbm: {capacity: 80 GB}}\nflops: [1.5e+15, 2]\n"
+    first = parse_cached("x", text, _counting_parse(calls))
+    again = parse_cached("x", text, _counting_parse(calls))
+    assert first == again == {"name": "x", "type": "gpu", "memory": {"hbm": {"capacity": "80 GB"}},
+                              "flops": [1.5e15, 2]}
+    assert isinstance(again["flops"][1], int) and len(calls) == 1
+    assert (tmp_path / "presets" / cache_key("x", text)).is_file()
+    edited = text.replace("80 GB", "96 GB")          # an edited preset is parsed, not read stale
+    assert parse_cached("x", edited, _counting_parse(calls))["memory"]["hbm"]["capacity"] == \
+        "96 GB"
+    assert len(calls) == 2 and cache_key("x", edited) != cache_key("x", text)
+
+
+def test_preset_cache_skips_what_json_cannot_hold_and_survives_damage(tmp_path, monkeypatch):
+    from arch.preset_cache import cache_key, parse_cached
+
+    monkeypatch.setenv("XPUSIM_CACHE_DIR", str(tmp_path))
+    calls: list = []
+    int_keys = "table: {1: a, 2: b}\n"               # JSON would turn the keys into text
+    for _ in range(2):
+        assert parse_cached("k", int_keys, _counting_parse(calls)) == {"table": {1: "a", 2: "b"}}
+    assert len(calls) == 2 and not (tmp_path / "presets" / cache_key("k", int_keys)).exists()
+    text = "a: 1\n"
+    parse_cached("d", text, _counting_parse(calls))
+    (tmp_path / "presets" / cache_key("d", text)).write_text("{not json")
+    assert parse_cached("d", text, _counting_parse(calls)) == {"a": 1} and len(calls) == 4
+    monkeypatch.setenv("XPUSIM_CACHE_DIR", "off")
+    parse_cached("d", text, _counting_parse(calls))
+    assert len(calls) == 5
+
+
+def test_cached_presets_equal_their_yaml(tmp_path, monkeypatch):
+    """Every built-in preset read through a warm cache equals libyaml's parse of its file."""
+    import yaml
+
+    from arch import PRESET_DIR, list_presets, read_yaml
+
+    monkeypatch.setenv("XPUSIM_CACHE_DIR", str(tmp_path))
+    names = list_presets()
+    for name in names:
+        read_yaml(PRESET_DIR / f"{name}.yaml")             # fills the cache
+    assert len(list((tmp_path / "presets").glob("*.json"))) == len(names)
+    for name in names:
+        path = PRESET_DIR / f"{name}.yaml"
+        assert read_yaml(path) == yaml.load(path.read_text(), Loader=yaml.CSafeLoader), name
+
+
+# --- LazyModule -----------------------------------------------------------------------------
+
+def test_lazy_module_imports_on_first_use_and_rebinds():
+    code = ("import sys\nfrom sim.lazy_module import LazyModule\n"
+            "ns = {}\nns['colorsys'] = LazyModule('colorsys', ns)\n"
+            "before = 'colorsys' in sys.modules\n"
+            "h = ns['colorsys'].rgb_to_hsv(1.0, 0.0, 0.0)\n"
+            "print(before, 'colorsys' in sys.modules, ns['colorsys'] is sys.modules['colorsys'],"
+            " h)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "True", "True", "(0.0,", "1.0,", "1.0)"]
+
+
+# --- the run record's arch YAML ------------------------------------------------------------
+
+def test_record_arch_yaml_is_safe_dumps_text():
+    """The record's arch YAML (libyaml's emitter where present) is byte for byte what the
+    pure-Python ``yaml.safe_dump`` writes, for every preset, and loads back to the same arch
+    data; a text with quotes, unicode and a long line also loads back equal."""
+    import yaml
+
+    from arch import list_presets, load_arch
+    from sim.record import arch_yaml
+
+    for name in list_presets():
+        data = load_arch(name).to_dict()
+        text = arch_yaml(data)
+        assert text == yaml.safe_dump(data, sort_keys=False, allow_unicode=True), name
+        assert yaml.safe_load(text) == data, name
+    odd = {"description": "a 'quoted' \"text\": µ-arch, 2 TB/s # not a comment " * 5,
+           "note": "line one\r\nline two", "empty": "", "yes": "yes", "num": "1.5e+15"}
+    assert yaml.safe_load(arch_yaml(odd)) == odd
+
+
+def test_dump_cache_returns_the_same_text_and_keys_by_content(tmp_path, monkeypatch):
+    """The memoised record YAML is the dump's text byte for byte (a carriage return inside a
+    value included); other data gets its own entry; data JSON cannot hold is dumped directly."""
+    from arch.preset_cache import dump_cached
+    from sim.record import arch_yaml
+
+    monkeypatch.setenv("XPUSIM_CACHE_DIR", str(tmp_path))
+    calls: list = []
+
+    def dump(data):
+        calls.append(1)
+        return arch_yaml(data)
+
+    data = {"name": "x", "gpu": {"sm_count": 132, "clock": 1.98e9, "ok": True},
+            "note": "a\r\nb", "list": [1, 2.5, "three"]}
+    first = dump_cached("t", data, dump)
+    assert dump_cached("t", data, dump) == first == arch_yaml(data) and len(calls) == 1
+    assert len(list((tmp_path / "dumps").iterdir())) == 1
+    other = {**data, "gpu": {**data["gpu"], "sm_count": 108}}
+    assert "sm_count: 108" in dump_cached("t", other, dump) and len(calls) == 2
+    assert dump_cached("t", {1: "a"}, dump) == arch_yaml({1: "a"}) and len(calls) == 3
+    assert dump_cached("t", {1: "a"}, dump) and len(calls) == 4      # never cached
+    assert dump_cached("u", data, dump) == first and len(calls) == 5  # kinds do not mix
+
+
+# --- section modules load on demand ---------------------------------------------------------
+
+def test_section_index_matches_what_the_modules_register():
+    """The index read from the section modules' source names, for every section and device
+    type, the module that registers it (checked in a fresh interpreter that loads them all),
+    and a GPU arch loads only the modules of its own sections."""
+    code = ("import json, sys\nfrom arch import load_arch\nfrom arch.spec import DEVICE_TYPES, "
+            "SECTIONS\nload_arch('h100')\n"
+            "gpu = sorted(m for m in sys.modules if m.startswith('arch.sections.'))\n"
+            "import arch.sections as s\ns.load_all()\n"
+            "print(json.dumps({'index': s.index(), 'gpu': gpu,\n"
+            "  'sections': {k: v.__module__ for k, v in SECTIONS.items() if hasattr(v, "
+            "'__module__') and v.__module__.startswith('arch.sections.')},\n"
+            "  'all_sections': sorted(SECTIONS), 'types': sorted(DEVICE_TYPES)}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    sections, types = res["index"]
+    assert sorted(sections) == res["all_sections"] and sorted(types) == res["types"]
+    for key, module in res["sections"].items():       # dataclass sections name their module
+        assert f"arch.sections.{sections[key]}" == module, key
+    assert types["gpu"] == "gpu" and types["system"] == "topology" and types["xpu_pim"] == "pim"
+    assert "arch.sections.gpu" in res["gpu"] and "arch.sections.common" in res["gpu"]
+    assert not {"arch.sections.npu", "arch.sections.pim", "arch.sections.fpga",
+                "arch.sections.dram", "arch.sections.cpu"} & set(res["gpu"])
+
+
+def test_registry_lookup_of_an_unloaded_section_loads_it():
+    code = ("from arch.spec import SECTIONS, DEVICE_TYPES\nimport sys\n"
+            "before = 'arch.sections.npu' in sys.modules\n"
+            "print(before, SECTIONS['npu'].__name__, 'npu' in DEVICE_TYPES)\n"
+            "try:\n    SECTIONS['no_such_section']\nexcept KeyError:\n    print('KeyError')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "NpuSpec", "True", "KeyError"]
