@@ -10,7 +10,17 @@ import numpy as np
 import pytest
 
 from sim.micro.dram import simulate
-from sim.micro.dram_config import ACT, PRE, READ, READ_P, REF, WRITE, WRITE_P, DramConfig
+from sim.micro.dram_config import (
+    ACT,
+    PRE,
+    READ,
+    READ_P,
+    REF,
+    WRITE,
+    WRITE_P,
+    DramConfig,
+    DramConfigError,
+)
 from sim.micro.dram_ini import load_dramsim3_ini
 
 CONFIGS = ("DDR3_8Gb_x8_1600.ini", "DDR4_8Gb_x16_2666.ini", "DDR4_8Gb_x8_3200.ini",
@@ -184,3 +194,25 @@ def test_ini_reader_semantics(configs, tmp_path: Path):
     assert gddr.bankgroups == 1 and gddr.banks_per_group == 16 and gddr.tRTP == 5
     e = ddr.energies_pJ()
     assert e["act"] == pytest.approx(1.2 * (57 * 74 - (52 * 52 + 37 * 22)) * 8)
+
+
+def test_dram_config_is_a_frozen_hashable_record():
+    """DramConfig (hand-written, not a dataclass, for start-up): keyword construction with
+    defaults, equality and hash over every field but `sources`, frozen, copies and pickles
+    that rebuild (string hashes differ between processes)."""
+    import copy
+    import pickle
+
+    a, b, c = DramConfig(), DramConfig(CL=12), DramConfig(CL=13)
+    assert a == b and hash(a) == hash(b) and a != c and len({a, b, c}) == 2
+    assert a.with_(CL=13) == c and a.with_(sources=(("CL", "datasheet"),)) == a
+    assert a.with_(CL=13).sources == () and c.with_(sources=(("x", "y"),)).CL == 13
+    for other in (pickle.loads(pickle.dumps(c)), copy.deepcopy(c), copy.copy(c)):
+        assert other == c and hash(other) == hash(c) and other.CL == 13
+    with pytest.raises(AttributeError, match="frozen"):
+        a.CL = 3
+    with pytest.raises(TypeError, match="unexpected field"):
+        DramConfig(CLL=3)
+    with pytest.raises(DramConfigError, match="rows"):
+        a.with_(rows=1000)  # validated again
+    assert repr(c).startswith("DramConfig(name='dram', protocol='DDR4'") and "CL=13" in repr(c)

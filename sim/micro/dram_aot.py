@@ -25,11 +25,8 @@ import importlib.util
 import os
 import sys
 import zlib
-from collections.abc import Callable
+from collections import namedtuple
 from pathlib import Path
-from typing import NamedTuple
-
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 #: files whose text decides the compiled code (the kernels, their constants, this recipe)
@@ -46,12 +43,10 @@ PARSE_SIG = "Tuple((b1, i8, u8[::1], i1[::1], i8[::1]))(u1[::1])"
 PARSE_ARGS = (("u1", 1),)
 
 
-class Kernels(NamedTuple):
-    """The kernels a run calls and where they come from (``'aot'`` or ``'jit'``)."""
-
-    run_kernel: Callable
-    parse_plain: Callable
-    kind: str
+#: the kernels a run calls (``run_kernel``, ``parse_plain``: callables) and where they come
+#: from (``kind``: ``'aot'`` or ``'jit'``); a plain namedtuple: ``typing.NamedTuple`` would
+#: import typing (5 ms of a short ``xpusim import dramsim3``)
+Kernels = namedtuple("Kernels", ["run_kernel", "parse_plain", "kind"])
 
 
 _CACHE: list[Kernels] = []
@@ -82,14 +77,23 @@ def jit_kernels() -> Kernels:
 def module_name() -> str:
     """Extension name: ``xpusim_dram_`` and a 64-bit checksum (CRC-32 and Adler-32; hashlib's
     OpenSSL load alone costs a short run 10 ms) of the sources and tool versions."""
-    parts = [(HERE / name).read_bytes() for name in SOURCES]
-    spec = importlib.util.find_spec("numba")  # finds the package without importing it
-    if spec is not None and spec.origin:
-        ver = Path(spec.origin).with_name("_version.py")
-        parts.append(ver.read_bytes() if ver.is_file() else spec.origin.encode())
-    parts.append(f"{np.__version__} {sys.version} {sys.platform}".encode())
+    return "xpusim_dram_" + source_hash(SOURCES)
+
+
+def source_hash(sources: tuple[str, ...]) -> str:
+    """16 hex digits over the text of ``sources`` (files of this folder) and the versions of
+    numba, llvmlite, numpy and Python, read from the packages' version files (nothing is
+    imported: numpy's import alone costs a short run 0.15 CPU s)."""
+    parts = [(HERE / name).read_bytes() for name in sources]
+    for pkg, fname in (("numba", "_version.py"), ("llvmlite", "_version.py"),
+                       ("numpy", "version.py")):
+        spec = importlib.util.find_spec(pkg)  # finds the package without importing it
+        if spec is not None and spec.origin:
+            ver = Path(spec.origin).with_name(fname)
+            parts.append(ver.read_bytes() if ver.is_file() else spec.origin.encode())
+    parts.append(f"{sys.version} {sys.platform}".encode())
     data = b"\0".join(parts)
-    return f"xpusim_dram_{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
 def directories() -> list[Path]:
@@ -107,7 +111,16 @@ def directories() -> list[Path]:
 
 def load(build_missing: bool = False):
     """The compiled extension module, or None (not built, failed before, or not loadable)."""
-    name = module_name()
+    return find_or_build(module_name(), build if build_missing else None,
+                         "ahead-of-time build of the DRAM kernel", "using numba's JIT")
+
+
+def find_or_build(name: str, builder, what: str, instead: str):
+    """The extension module ``name`` from the first of :func:`directories` that holds it; None
+    when a ``.failed`` marker there says its build failed, or when it is missing and
+    ``builder`` is None; else ``builder(directory, name)`` into the first writable directory
+    (a failure leaves the marker, naming the error, and a note on stderr: ``what`` failed,
+    ``instead``)."""
     fname = name + importlib.machinery.EXTENSION_SUFFIXES[0]
     dirs = directories()
     for d in dirs:
@@ -115,7 +128,7 @@ def load(build_missing: bool = False):
             return _import(name, d / fname)
         if (d / (name + ".failed")).is_file():
             return None
-    if not build_missing:
+    if builder is None:
         return None
     for d in dirs:
         try:
@@ -123,7 +136,18 @@ def load(build_missing: bool = False):
         except OSError:
             continue
         if os.access(d, os.W_OK):
-            return _import(name, d / fname) if _try_build(d, name) else None
+            try:
+                builder(d, name)
+            except Exception as exc:  # noqa: BLE001 - any failure: the caller's fallback runs
+                lines = str(exc).strip().splitlines()
+                msg = f"{type(exc).__name__}: {lines[-1] if lines else ''}"
+                try:
+                    (d / (name + ".failed")).write_text(msg + "\n")
+                except OSError:
+                    pass
+                sys.stderr.write(f"note: {what} failed ({msg}); {instead}\n")
+                return None
+            return _import(name, d / fname)
     return None
 
 
@@ -135,23 +159,6 @@ def _import(name: str, path: Path):
     except (ImportError, OSError):
         return None
     return mod
-
-
-def _try_build(directory: Path, name: str) -> bool:
-    """Build, or leave a ``.failed`` marker and say so on stderr."""
-    try:
-        build(directory, name)
-        return True
-    except Exception as exc:  # noqa: BLE001 - any failure falls back to numba's JIT
-        lines = str(exc).strip().splitlines()
-        msg = f"{type(exc).__name__}: {lines[-1] if lines else ''}"
-        try:
-            (directory / (name + ".failed")).write_text(msg + "\n")
-        except OSError:
-            pass
-        sys.stderr.write(f"note: ahead-of-time build of the DRAM kernel failed ({msg}); "
-                         "using numba's JIT\n")
-        return False
 
 
 def build(directory: Path, name: str | None = None) -> Path:
@@ -218,12 +225,14 @@ def _numpy_error_model(flags_cls):
     return make
 
 
-_DTYPES = {"i8": np.dtype(np.int64), "i1": np.dtype(np.int8), "u1": np.dtype(np.uint8)}
+_DTYPES = {"i8": "int64", "i1": "int8", "u1": "uint8"}
 
 
-def _checked(fn: Callable, spec: tuple) -> Callable:
+def _checked(fn, spec: tuple):
     """``fn`` with its array arguments checked: the extension reinterprets memory as the
     signature says, so a wrong dtype, rank or layout must fail here, not read garbage."""
+
+    import numpy as np
 
     def call(*args):
         if len(args) != len(spec):

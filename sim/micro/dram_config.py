@@ -24,9 +24,10 @@ combines them, so that peer runs compare like for like.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
 
-import numpy as np
+TYPE_CHECKING = False  # typing's flag without importing typing (5 ms of a short run)
+if TYPE_CHECKING:  # numpy loads where used: a short `xpusim import dramsim3` never needs it
+    import numpy as np
 
 # command types (indices of the timing tables and of the per-bank "earliest issue" vectors)
 READ, READ_P, WRITE, WRITE_P, ACT, PRE, REF_BANK, REF, SREF_ENTER, SREF_EXIT = range(10)
@@ -55,12 +56,16 @@ def log2_exact(value: int, name: str) -> int:
     return int(math.log2(value))
 
 
-@dataclass(frozen=True)
 class DramConfig:
     """One memory system: ``channels`` independent controllers, each with ``ranks`` ranks of
     ``bankgroups x banks_per_group`` banks of ``rows`` rows; ``columns`` physical columns of
     ``device_width`` bits per row per device; ``bus_width`` bits per channel; bursts of ``BL``
     beats taking ``burst_cycle`` clock cycles. One request moves ``bus_width/8 * BL`` bytes.
+
+    A frozen record built by keyword (``DramConfig(channels=2, CL=22)``; unset fields keep the
+    defaults below), compared and hashed by every field but ``sources``. Written out rather than
+    a dataclass: the ``dataclasses`` import (with ``inspect``) and the generated methods cost a
+    short ``xpusim import dramsim3`` about 20 ms of CPU.
     """
 
     name: str = "dram"
@@ -124,7 +129,39 @@ class DramConfig:
     row_hit_cap: int = 4
     refresh_policy: str = "RANK_LEVEL_STAGGERED"
     dual_command_issue: bool = False
-    sources: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    sources: tuple[tuple[str, str], ...] = ()  # not compared
+
+    def __init__(self, **values) -> None:
+        unknown = values.keys() - _FIELD_SET
+        if unknown:
+            raise TypeError(f"DramConfig: unexpected field(s) {', '.join(sorted(unknown))}")
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+        self.__post_init__()
+        key = tuple(getattr(self, n) for n in _COMPARED)  # frozen: compared and hashed once
+        object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_hash", hash(key))
+
+    def __setattr__(self, name: str, value) -> None:
+        raise AttributeError(f"cannot assign to field '{name}' (DramConfig is frozen; use "
+                             "with_())")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field '{name}' (DramConfig is frozen)")
+
+    def __eq__(self, other) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self is other or (self._hash == other._hash and self._key == other._key)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self):  # pickles and copies rebuild (string hashes differ per process)
+        return (_make, ({n: getattr(self, n) for n in _FIELDS},))
+
+    def __repr__(self) -> str:
+        return f"DramConfig({', '.join(f'{n}={getattr(self, n)!r}' for n in _FIELDS)})"
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -267,6 +304,8 @@ class DramConfig:
 
     def decode(self, addrs: np.ndarray) -> dict[str, np.ndarray]:
         """Vectorised address mapping: byte addresses -> ch, ra, bg, ba, ro, co arrays."""
+        import numpy as np
+
         a = np.asarray(addrs, dtype=np.uint64) >> np.uint64(self.shift_bits)
         widths, pos = self.field_widths(), self.field_positions()
         return {f: ((a >> np.uint64(pos[f])) & np.uint64((1 << widths[f]) - 1)).astype(np.int64)
@@ -303,15 +342,34 @@ class DramConfig:
 
     def with_(self, **changes) -> DramConfig:
         """A copy with fields changed (validated again)."""
-        return replace(self, **changes)
+        return DramConfig(**{**{n: getattr(self, n) for n in _FIELDS}, **changes})
+
+
+def _make(fields: dict) -> DramConfig:
+    return DramConfig(**fields)
+
+
+#: the fields in declaration order; those compared and hashed
+_FIELDS = tuple(DramConfig.__annotations__)
+_FIELD_SET = frozenset(_FIELDS)
+_COMPARED = tuple(n for n in _FIELDS if n != "sources")
 
 
 def timing_table(cfg: DramConfig) -> np.ndarray:
-    """Delays ``T[scope, issued, target]`` in cycles (-1: no constraint).
+    """Delays ``T[scope, issued, target]`` in cycles (-1: no constraint), int64 array of shape
+    (5, N_CMD, N_CMD): :func:`timing_flat` as an array.
 
     After a command of type ``issued`` at cycle ``t``, a command of type ``target`` may issue to
     a bank in ``scope`` (relative to the issuing bank) no earlier than ``t + T``.
     """
+    import numpy as np
+
+    return np.array(timing_flat(cfg), dtype=np.int64).reshape(5, N_CMD, N_CMD)
+
+
+def timing_flat(cfg: DramConfig) -> list[int]:
+    """:func:`timing_table` as a flat list in C order (``scope*N_CMD*N_CMD + issued*N_CMD +
+    target``), built without numpy."""
     bc = cfg.burst_cycle
     rtr_l = max(bc, cfg.tCCD_L)
     rtr_s = max(bc, cfg.tCCD_S)
@@ -335,11 +393,11 @@ def timing_table(cfg: DramConfig) -> np.ndarray:
     act_rd = cfg.tRCDRD - (0 if (cfg.is_gddr or cfg.is_hbm) else cfg.AL)
     act_wr = cfg.tRCDWR - (0 if (cfg.is_gddr or cfg.is_hbm) else cfg.AL)
 
-    T = np.full((5, N_CMD, N_CMD), -1, dtype=np.int64)
+    T = [-1] * (5 * N_CMD * N_CMD)
 
     def put(scope: int, issued: int, pairs: dict[int, int]) -> None:
         for target, delay in pairs.items():
-            T[scope, issued, target] = delay
+            T[(scope * N_CMD + issued) * N_CMD + target] = delay
 
     rd_others_l = {READ: rtr_l, WRITE: rtw, READ_P: rtr_l, WRITE_P: rtw}
     rd_others_s = {READ: rtr_s, WRITE: rtw, READ_P: rtr_s, WRITE_P: rtw}

@@ -14,43 +14,8 @@ import numpy as np
 
 from sim.micro.dram_aot import kernels
 from sim.micro.dram_config import N_CMD, DramConfig, timing_table
-from sim.micro.dram_layout import (
-    FRONTEND_MODES,
-    P_BANKS,
-    P_BG,
-    P_BPG,
-    P_CH,
-    P_CQS,
-    P_DRAIN,
-    P_DUAL,
-    P_GDDR,
-    P_HITCAP,
-    P_N,
-    P_NQ,
-    P_OPEN,
-    P_PERBANK,
-    P_RANKS,
-    P_RDELAY,
-    P_REFINT,
-    P_REFPOL,
-    P_T32AW,
-    P_TFAW,
-    P_TQS,
-    P_UNIFIED,
-    S_ACT,
-    S_DUAL,
-    S_LAT,
-    S_PRE,
-    S_RDCMD,
-    S_RDHIT,
-    S_READS,
-    S_REF,
-    S_REFB,
-    S_WRCMD,
-    S_WRHIT,
-    S_WRITES,
-    TAIL_MODES,
-)
+from sim.micro.dram_layout import FRONTEND_MODES, TAIL_MODES, param_values
+from sim.micro.dram_stats import run_figures
 
 
 def sparse_timing(TT: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -73,30 +38,7 @@ def sparse_timing(TT: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def pack_params(cfg: DramConfig) -> np.ndarray:
     """The integer parameters the kernel reads, in ``P_*`` order."""
-    P = np.zeros(P_N, np.int64)
-    P[P_CH] = cfg.channels
-    P[P_RANKS] = cfg.ranks
-    P[P_BG] = cfg.bankgroups
-    P[P_BPG] = cfg.banks_per_group
-    P[P_BANKS] = cfg.banks
-    per_bank = cfg.queue_structure == "PER_BANK"
-    P[P_NQ] = cfg.ranks * cfg.banks if per_bank else cfg.ranks
-    P[P_PERBANK] = 1 if per_bank else 0
-    P[P_CQS] = cfg.cmd_queue_size
-    P[P_TQS] = cfg.trans_queue_size
-    P[P_UNIFIED] = 1 if cfg.unified_queue else 0
-    P[P_OPEN] = 1 if cfg.row_buf_policy == "OPEN_PAGE" else 0
-    P[P_RDELAY] = cfg.read_delay
-    P[P_REFINT] = cfg.refresh_interval
-    P[P_REFPOL] = {"RANK_LEVEL_STAGGERED": 0, "RANK_LEVEL_SIMULTANEOUS": 1,
-                   "BANK_LEVEL_STAGGERED": 2}[cfg.refresh_policy]
-    P[P_DUAL] = 1 if cfg.dual_command_issue else 0
-    P[P_TFAW] = cfg.tFAW
-    P[P_GDDR] = 1 if cfg.is_gddr else 0
-    P[P_T32AW] = cfg.t32AW
-    P[P_DRAIN] = cfg.write_drain_threshold
-    P[P_HITCAP] = cfg.row_hit_cap
-    return P
+    return np.array(param_values(cfg), dtype=np.int64)
 
 
 @dataclass
@@ -188,27 +130,5 @@ def simulate(cfg: DramConfig, addrs: np.ndarray, writes: np.ndarray, times: np.n
 
 def _collect(cfg: DramConfig, stats: np.ndarray, act: np.ndarray, idle: np.ndarray, ticks: int,
              n: int, accepted: int) -> DramStats:
-    tot = stats.sum(axis=0)
-    e = cfg.energies_pJ()
-    breakdown = {
-        "act": float(tot[S_ACT] * e["act"]),
-        "read": float(tot[S_RDCMD] * e["read"]),
-        "write": float(tot[S_WRCMD] * e["write"]),
-        "refresh": float(tot[S_REF] * e["ref"] + tot[S_REFB] * e["refb"]),
-        "background": float(act.sum() * e["act_standby"] + idle.sum() * e["pre_standby"]),
-    }
-    reads = int(tot[S_READS])
-    done = reads + int(tot[S_WRITES])
-    seconds = ticks * cfg.tCK * 1e-9
-    return DramStats(
-        cycles=ticks, requests=n, accepted=accepted, reads_done=reads,
-        writes_done=int(tot[S_WRITES]),
-        avg_read_latency_cycles=float(tot[S_LAT]) / reads if reads else float("nan"),
-        read_cmds=int(tot[S_RDCMD]), write_cmds=int(tot[S_WRCMD]), activates=int(tot[S_ACT]),
-        precharges=int(tot[S_PRE]), refreshes=int(tot[S_REF]), bank_refreshes=int(tot[S_REFB]),
-        read_row_hits=int(tot[S_RDHIT]), write_row_hits=int(tot[S_WRHIT]),
-        dual_issues=int(tot[S_DUAL]),
-        bandwidth_GBps=done * cfg.request_bytes / seconds / 1e9 if seconds > 0 else 0.0,
-        energy_pJ=float(sum(breakdown.values())), energy_breakdown_pJ=breakdown,
-        per_channel=stats, last_done_cycle=-1)
-
+    return DramStats(**run_figures(cfg, stats.sum(axis=0), int(act.sum()), int(idle.sum()),
+                                   ticks, n, accepted), per_channel=stats, last_done_cycle=-1)
