@@ -135,6 +135,8 @@ def op_columns(trace: Trace, timeline: Timeline,
             return np.array(values, dtype=dtype) if dtype is not None else Text.of(values)
 
     column = ops_column
+    if compact is not None and isinstance(costs, CostList) and costs.index is compact.kind:
+        return _kind_columns(compact, costs, timeline, where)
     shards = np.maximum(column("shards", np.int64), 1).astype(float)
     e_compute = per_cost(lambda c: c.energy.get("compute", 0.0)) * shards
     e_link = per_cost(lambda c: c.energy.get("link", 0.0)) * shards
@@ -174,6 +176,58 @@ def op_columns(trace: Trace, timeline: Timeline,
         "energy_memory_J": e_total - e_compute - e_link,
         "energy_link_J": e_link,
     }, OP_COLUMNS, n, copy=False)   # no consolidation copy of a long run's columns
+
+
+def _kind_columns(arrays: CompactOps, costs: CostList, timeline: Timeline,
+                  where: dict[str, str]) -> Columns:
+    """:func:`op_columns` of a one-stream run on arrays, whose costs are indexed by the ops'
+    kinds (``costs.index is arrays.kind``): every figure is formed once per kind and gathered
+    once per column (the per-op table's products are the same float operations on the same
+    values, so equal bit for bit; ~15 fewer passes over a long run's rows)."""
+    n, kinds = len(arrays), arrays.kinds
+    kind = arrays.kind.astype(np.intp)   # gathers by native ints are ~2x faster than by int32
+    table = costs.table
+
+    def per_kind(get) -> np.ndarray:
+        return np.array([get(c) if c is not None else 0.0 for c in table] or [0.0], dtype=float)
+
+    def of_kind(attr: str) -> np.ndarray:
+        return np.array([getattr(k, attr) for k in kinds] or [0])
+
+    shards = np.maximum(of_kind("shards").astype(np.int64, copy=False), 1).astype(float)
+    e_compute = per_kind(lambda c: c.energy.get("compute", 0.0)) * shards
+    e_link = per_kind(lambda c: c.energy.get("link", 0.0)) * shards
+    e_total = per_kind(lambda c: c.energy_total) * shards
+    column = _compact_columns(arrays)
+    stream = arrays.device or "device0"
+    zeros = np.zeros(n, dtype=np.int64)
+    bounds = [c.bound if c is not None else "" for c in table] or [""]
+    return Columns({
+        "id": column("id", INDEX),
+        "op": column("name"),
+        "op_class": column("op_class"),
+        "kind": column("kind"),
+        "phase": column("phase"),
+        "layer": column("layer", INDEX),
+        "step": column("step", INDEX),
+        "microbatch": column("microbatch", INDEX),
+        "device": Text([where.get(stream, stream)], zeros, _repeated_column),
+        "stream": Text([stream], zeros, _repeated_column),
+        "shards": shards.astype(INDEX)[kind],
+        "start_s": timeline.start,
+        "end_s": timeline.end,
+        "latency_s": timeline.end - timeline.start,
+        "alone_s": per_kind(attrgetter("latency"))[kind],
+        "roofline_s": per_kind(attrgetter("roofline"))[kind],
+        "flops": of_kind("flops").astype(float, copy=False)[kind],
+        "bytes": of_kind("bytes").astype(float, copy=False)[kind],
+        "dram_bytes": (per_kind(attrgetter("dram_bytes")) * shards)[kind],
+        "bound": Text(bounds, arrays.kind, _text) if n else Text.of([]),
+        "energy_J": e_total[kind],
+        "energy_compute_J": e_compute[kind],
+        "energy_memory_J": (e_total - e_compute - e_link)[kind],
+        "energy_link_J": e_link[kind],
+    }, OP_COLUMNS, n, copy=False)
 
 
 def _text(labels: list[str], codes: np.ndarray):

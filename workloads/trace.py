@@ -106,6 +106,18 @@ class OpKind:
     flops: float
     bytes: float
 
+    @classmethod
+    def of(cls, name: str, kind: str, op_class: str, compute: Compute | None,
+           collective: Collective | None, rank: int, shards: int, flops: float,
+           nbytes: float) -> OpKind:
+        """``OpKind(...)`` (equal field by field) without the frozen dataclass's per-field
+        ``object.__setattr__``: decode steps make one per changed template and step."""
+        out = object.__new__(cls)
+        out.__dict__.update(name=name, kind=kind, op_class=op_class, compute=compute,
+                            collective=collective, rank=rank, shards=shards, flops=flops,
+                            bytes=nbytes)
+        return out
+
 
 @dataclass
 class CompactOps:

@@ -8,6 +8,7 @@ with hundreds of decode steps stays cheap to trace.
 from __future__ import annotations
 
 import gc
+import itertools
 import math
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -386,33 +387,79 @@ class LayerBuilder:
 
 
 class _Stamper:
-    """Turns templates into ops with ids; each micro-batch (``chain``) is a dependency chain."""
+    """Turns templates into ops with ids; each micro-batch (``chain``) is a dependency chain.
 
-    def __init__(self, tp: int):
-        self.ops: list[Op] = []
+    ``rows``: record each op as a tuple ``(work, phase, layer, step, tokens, requests, chain,
+    deps)`` (``work``: what its template gives every op, shared) instead of an :class:`Op`;
+    ``ops`` then builds the ops on first use (a compact trace turns the rows into arrays and
+    never needs them)."""
+
+    def __init__(self, tp: int, rows: bool = False):
+        self._ops: list[Op] = []
+        self.rows: list[tuple] | None = [] if rows else None
         self.tp = tp
-        self._work: dict[int, tuple] = {}  # per template: (template, shards, FLOPs, bytes)
+        self._work: dict[int, tuple] = {}  # per template: (template, shards, FLOPs, bytes, ...)
+        self._lists: dict[int, tuple] = {}  # per template list: (list, works, no rank)
         self._last: dict[int, int] = {}    # chain -> id of its last op
+
+    @property
+    def ops(self) -> list[Op]:
+        """The stamped ops (built from the rows in ``rows`` mode)."""
+        rows, ops = self.rows, self._ops
+        if rows is not None and len(ops) < len(rows):
+            for i in range(len(ops), len(rows)):
+                work, phase, layer, step, tokens, requests, chain, deps = rows[i]
+                _, shards, flops, nbytes, name, kind, compute, collective, op_class, rank = work
+                ops.append(Op(i, name, kind, phase, layer, step, compute, shards, deps,
+                              collective, tokens, requests, "", op_class, flops, nbytes, chain,
+                              rank))
+        return ops
+
+    def _work_of(self, tpl: OpTemplate) -> tuple:
+        """What every op of ``tpl`` shares: (template, shards, FLOPs, bytes, name, kind,
+        compute, collective, op_class, rank)."""
+        work = self._work.get(id(tpl))
+        if work is None or work[0] is not tpl:
+            shards = 1 if tpl.kind == COLLECTIVE or tpl.rank >= 0 else self.tp
+            # (an empty op_class is the name's, as Op makes it)
+            work = (tpl, shards, *op_work(tpl.compute, tpl.collective, shards), tpl.name,
+                    tpl.kind, tpl.compute, tpl.collective, tpl.op_class or tpl.name, tpl.rank)
+            self._work[id(tpl)] = work
+        return work
+
+    def _list_works(self, templates: list[OpTemplate]) -> tuple[list[tuple], bool]:
+        """The works of a template list (kept with the list: a step stamps one list for every
+        layer) and whether none of its templates has a rank."""
+        hit = self._lists.get(id(templates))
+        if hit is None or hit[0] is not templates:
+            works = [self._work_of(t) for t in templates]
+            hit = self._lists[id(templates)] = (templates, works,
+                                                all(w[9] < 0 for w in works))
+        return hit[1], hit[2]
 
     def add(self, templates: list[OpTemplate], phase: str, layer: int, step: int,
             tokens: int, requests: int, chain: int = 0) -> None:
         """Append ``templates`` to ``chain``. Templates with a ``rank`` fan out: each rank's
         run depends on the op before the fan and on its own previous op; the next op without a
         rank joins them all (it depends on every rank's last op)."""
-        ops = self.ops
+        rows = self.rows
+        ops = self._ops if rows is None else rows
         append = ops.append
-        work_of = self._work
         prev = self._last.get(chain, -1)
         rank_last: dict[int, int] = {}
         i = len(ops)
+        if rows is not None and templates:
+            works, plain = self._list_works(templates)
+            if plain:   # no rank fans out: a chain, each op after the one before it
+                append((works[0], phase, layer, step, tokens, requests, chain,
+                        (prev,) if prev >= 0 else ()))
+                rows.extend([(w, phase, layer, step, tokens, requests, chain, (j,))
+                             for j, w in enumerate(works[1:], i)])
+                self._last[chain] = i + len(works) - 1
+                return
         for tpl in templates:
-            work = work_of.get(id(tpl))
-            if work is None or work[0] is not tpl:
-                shards = 1 if tpl.kind == COLLECTIVE or tpl.rank >= 0 else self.tp
-                work = (tpl, shards, *op_work(tpl.compute, tpl.collective, shards), tpl.name,
-                        tpl.kind, tpl.compute, tpl.collective, tpl.op_class, tpl.rank)
-                work_of[id(tpl)] = work
-            _, shards, flops, nbytes, name, kind, compute, collective, op_class, rank = work
+            work = self._work_of(tpl)
+            rank = work[9]
             if rank >= 0:
                 dep = rank_last.get(rank, prev)
                 deps = (dep,) if dep >= 0 else ()
@@ -422,8 +469,12 @@ class _Stamper:
                 rank_last = {}
             else:
                 deps = (prev,) if prev >= 0 else ()
-            append(Op(i, name, kind, phase, layer, step, compute, shards, deps, collective,
-                      tokens, requests, "", op_class, flops, nbytes, chain, rank))
+            if rows is not None:
+                append((work, phase, layer, step, tokens, requests, chain, deps))
+            else:
+                _, shards, flops, nbytes, name, kind, compute, collective, op_class, _ = work
+                append(Op(i, name, kind, phase, layer, step, compute, shards, deps, collective,
+                          tokens, requests, "", op_class, flops, nbytes, chain, rank))
             if rank < 0:
                 prev = i
             i += 1
@@ -499,7 +550,7 @@ def _trace_decoder(model: ModelConfig, scenario: Scenario, phases: tuple[str, ..
                    units: tuple[str, ...], compact: bool) -> Trace:
     """:func:`trace_model` of a decoder, its scenario checked."""
     builder = LayerBuilder(model, scenario)
-    stamp = _Stamper(scenario.tp)
+    stamp = _Stamper(scenario.tp, rows=compact)
     p = scenario.prompt_len
     sizes = microbatch_sizes(scenario.batch, scenario.microbatches)
     boundaries = pipeline_boundaries(model.n_layers, scenario.pp)
@@ -612,12 +663,17 @@ def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]], rest: l
     swapping the next-to-last step's templates does not give the last step exactly."""
     import numpy as np
 
-    ops = stamp.ops
-    last_step = ops[-1].step
-    a2 = next(i for i in range(len(ops) - 1, -1, -1) if ops[i].step != last_step) + 1
-    a1 = next((i for i in range(a2 - 1, -1, -1) if ops[i].step != ops[a2 - 1].step), -1) + 1
-    size = len(ops) - a2
-    if a2 - a1 != size or ops[a1].phase != "decode":
+    rows = stamp.rows if stamp.rows is not None else \
+        [((None, op.shards, op.flops, op.bytes, op.name, op.kind, op.compute, op.collective,
+           op.op_class, op.rank), op.phase, op.layer, op.step, op.tokens, op.requests,
+          op.microbatch, op.deps) for op in stamp.ops]
+    # one column per field (work, phase, layer, step, tokens, requests, chain, deps)
+    works, phase_of, layers, steps, tokens, requests, chains, dep_lists = zip(*rows, strict=True)
+    last_step = steps[-1]
+    a2 = next(i for i in range(len(rows) - 1, -1, -1) if steps[i] != last_step) + 1
+    a1 = next((i for i in range(a2 - 1, -1, -1) if steps[i] != steps[a2 - 1]), -1) + 1
+    size = len(rows) - a2
+    if a2 - a1 != size or phase_of[a1] != "decode":
         return None
     kinds: list[OpKind] = []
     index: dict[tuple, int] = {}
@@ -633,8 +689,17 @@ def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]], rest: l
                                 nbytes))
         return j
 
-    kind = np.array([kind_of(op.name, op.kind, op.op_class, op.compute, op.collective, op.rank,
-                             op.shards, op.flops, op.bytes) for op in ops], dtype=np.int64)
+    by_work: dict[int, int] = {}   # id of a row's work tuple (shared per template) -> kind
+
+    def work_kind(work: tuple) -> int:
+        j = by_work.get(id(work))
+        if j is None:
+            _, shards, flops, nbytes, name, kind, compute, collective, op_class, rank = work
+            j = by_work[id(work)] = kind_of(name, kind, op_class, compute, collective, rank,
+                                            shards, flops, nbytes)
+        return j
+
+    kind = np.array([work_kind(w) for w in works], dtype=np.int64)
 
     def tpl_kind(t: OpTemplate) -> int:
         shards = 1 if t.kind == COLLECTIVE or t.rank >= 0 else tp
@@ -655,57 +720,75 @@ def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]], rest: l
     # the last step must be the one before it with its templates swapped
     check = _swaps(ref[0], ref[1], tp)
     again = swapped(kind[a1:a2], check) if check is not None else None
-    per_op = {f: np.array([getattr(op, f) for op in ops], dtype=np.int32)
-              for f in ("layer", "tokens", "requests", "microbatch")}
+    per_op = {f: np.array(v, dtype=np.int32) for f, v in
+              (("layer", layers), ("tokens", tokens), ("requests", requests),
+               ("microbatch", chains))}
     if again is None or not np.array_equal(again, kind[a2:]) or any(
             not np.array_equal(v[a1:a2], v[a2:]) for v in per_op.values()):
         return None
     base = kind[a2:]
     reps = len(rest)
+    n = len(rows) + reps * size
+    head = len(rows)
+
+    def filled(arr: np.ndarray, tail, dtype) -> np.ndarray:
+        """``arr`` followed by ``reps`` rows of ``tail`` (broadcast into place: one pass)."""
+        out = np.empty(n, dtype=dtype)
+        out[:head] = arr
+        out[head:].reshape(reps, size)[:] = tail
+        return out
+
+    all_kind = np.empty(n, dtype=np.int32)
+    all_kind[:head] = kind
     resized = _resized_steps(check, ref, rest, kv, templates_of, tp, tpl_kind, kinds)
     if resized is not None:
-        blocks = [kind, resized(base).ravel()]
+        resized(base, all_kind[head:].reshape(reps, size))
     else:
-        blocks = [kind]
         for k in range(reps):
             swaps = _swaps(ref[1], templates_of(k), tp)
             block = swapped(base, swaps) if swaps is not None else None
             if block is None:
                 return None
-            blocks.append(block)
-    n = len(ops) + reps * size
-    phases = tuple(dict.fromkeys(op.phase for op in ops))
+            all_kind[head + k * size:head + (k + 1) * size] = block
+    phases = tuple(dict.fromkeys(phase_of))
     code = {ph: i for i, ph in enumerate(phases)}
 
     def column(arr: np.ndarray) -> np.ndarray:
-        return np.concatenate([arr, np.tile(arr[a2:], reps)])
+        return filled(arr, arr[a2:], arr.dtype)
 
-    step = np.concatenate([np.array([op.step for op in ops], dtype=np.int32),
-                           np.repeat(np.array(rest, dtype=np.int32), size)])
-    counts = np.array([len(op.deps) for op in ops], dtype=np.int64)
-    deps = np.array([d for op in ops for d in op.deps], dtype=np.int64)
+    step = filled(np.array(steps, dtype=np.int32),
+                  np.array(rest, dtype=np.int32)[:, None], np.int32)
+    counts = np.fromiter(map(len, dep_lists), dtype=np.int64, count=len(dep_lists))
+    deps = np.fromiter(itertools.chain.from_iterable(dep_lists), dtype=np.int64)
     tail_deps = deps[int(counts[:a2].sum()):]
-    shifts = np.repeat(np.arange(1, reps + 1, dtype=np.int64) * size, len(tail_deps))
-    all_counts = np.concatenate([counts, np.tile(counts[a2:], reps)])
-    ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(all_counts, out=ptr[1:])
+    # each further step's dependencies: the last step's, shifted by whole steps
+    per_step = len(tail_deps)
+    dep_idx = np.empty(len(deps) + reps * per_step, dtype=np.int64)
+    dep_idx[:len(deps)] = deps
+    np.add(tail_deps, (np.arange(1, reps + 1, dtype=np.int64) * size)[:, None],
+           out=dep_idx[len(deps):].reshape(reps, per_step))
+    ptr = np.empty(n + 1, dtype=np.int64)
+    ptr[0] = 0
+    np.cumsum(counts, out=ptr[1:head + 1])
+    np.add(np.cumsum(counts[a2:]), (len(deps) + np.arange(reps, dtype=np.int64)
+                                    * per_step)[:, None],
+           out=ptr[head + 1:].reshape(reps, size))
     return CompactOps(
-        kinds=kinds, kind=np.concatenate(blocks).astype(np.int32), phases=phases,
-        phase=column(np.array([code[op.phase] for op in ops], dtype=np.int8)),
+        kinds=kinds, kind=all_kind, phases=phases,
+        phase=column(np.array([code[ph] for ph in phase_of], dtype=np.int8)),
         layer=column(per_op["layer"]), step=step, tokens=column(per_op["tokens"]),
         requests=column(per_op["requests"]), microbatch=column(per_op["microbatch"]),
-        dep_ptr=ptr,
-        dep_idx=np.concatenate([deps, np.tile(tail_deps, reps) + shifts]))
+        dep_ptr=ptr, dep_idx=dep_idx)
 
 
 def _resized_steps(check: list, ref: list[tuple[dict, ...]], rest: list[int], kv: list[int],
                    templates_of: Callable[[int], tuple[dict, ...]], tp: int,
                    tpl_kind: Callable[[OpTemplate], int], kinds: list[OpKind]):
-    """The fast path of :func:`stamp_repeats`: ``block -> (steps, block) array`` of kind
-    ids with one new :class:`OpKind` per swapped template and further step (appended to
-    ``kinds``, step by step, in template order), or None where it does not apply: a swapped
-    template is not the other reference step's with only the KV rank resized, or a sampled
-    step's real templates are not the resized ones."""
+    """The fast path of :func:`stamp_repeats`: ``resized(block, out)`` fills ``out``, a
+    (steps, len(block)) array, with kind ids, one new :class:`OpKind` per swapped template and
+    further step (appended to ``kinds``, step by step, in template order); or None where it
+    does not apply: a swapped template is not the other reference step's with only the KV rank
+    resized, or a sampled step's real templates are not the resized ones."""
     import numpy as np
 
     reps = len(rest)
@@ -744,18 +827,18 @@ def _resized_steps(check: list, ref: list[tuple[dict, ...]], rest: list[int], kv
                     return None
         for r in range(reps):
             for u, shards, flops, nbytes, computes in columns:
-                kinds.append(OpKind(u.name, u.kind, u.op_class, computes[r], None, u.rank,
-                                    shards, flops[r], nbytes[r]))
+                kinds.append(OpKind.of(u.name, u.kind, u.op_class, computes[r], None, u.rank,
+                                       shards, flops[r], nbytes[r]))
     except (OverflowError, ValueError):
         return None
     nv = len(varying)
     ids = first + np.arange(reps, dtype=np.int64)[:, None] * nv
 
-    def resized(block: np.ndarray) -> np.ndarray:
-        out = np.tile(block, (reps, 1))
+    def resized(block: np.ndarray, out: np.ndarray) -> None:
+        """Fill ``out`` (steps x len(block)) with ``block``, its swapped ids per step."""
+        out[:] = block
         for j, old in enumerate(varying):
             out[:, block == old] = ids + j
-        return out
 
     return resized
 

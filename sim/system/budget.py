@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from sim.columns import column, text_codes
+from sim.columns import column
 from sim.devices.base import SimError
 from sim.system.placement import Placement, PlacementSpec, TierRoom, place
 from sim.system.plan import Plan
 from sim.system.schedule import Policies, home_tier
 from sim.system.topology import System
+from sim.system.usage import distinct_codes
 
 
 def _gib(x: float) -> str:
@@ -100,7 +99,7 @@ def system_metrics(table: Any, transfers: Any, resources: Any,
     """Metrics a system run adds: op time summed over streams, transfers, busiest resource.
     The tables are DataFrames or :class:`sim.columns.Columns`."""
     out = {"op_time_sum_s": float(column(table, "latency_s").sum()),
-           "streams": float(len(np.unique(text_codes(table, "stream")[1])))}
+           "streams": float(len(distinct_codes(table, "stream")[0]))}
     if len(transfers):
         out["transfers"] = float(len(transfers))
         out["transfer_bytes"] = float((column(transfers, "bytes") *

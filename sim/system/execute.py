@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sim.columns import Columns, column, text_codes
+from sim.columns import Columns, column
 from sim.engine import CostList, Engine, Timeline
 from sim.invariants import check_invariants
 from sim.result import op_columns
@@ -15,7 +15,12 @@ from sim.system.budget import tier_budget
 from sim.system.placement import Placement
 from sim.system.plan import Plan
 from sim.system.topology import System
-from sim.system.usage import check_system_invariants, resource_table, transfer_table
+from sim.system.usage import (
+    check_system_invariants,
+    distinct_codes,
+    resource_table,
+    transfer_table,
+)
 from workloads.trace import Trace
 
 if TYPE_CHECKING:
@@ -58,7 +63,7 @@ def memory_traffic(table: Any, plan: Plan, costs: list | None = None) -> dict[st
     per_shard = column(table, "dram_bytes") / column(table, "shards")
     if costs is not None:
         per_shard = np.where(_outside_memory(costs), per_shard, 0.0)
-    labels, codes = text_codes(table, "stream")
+    labels, codes = distinct_codes(table, "stream")
     for stream, res in plan.memory_of.items():
         sel = codes == (labels.index(stream) if stream in labels else -1)
         out[res] = out.get(res, 0.0) + float(per_shard[sel].sum())
