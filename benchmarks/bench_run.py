@@ -9,7 +9,9 @@ work on the machine does not inflate it. Per case it reports:
   process, measured with ``RUSAGE_CHILDREN``);
 * **trace**, **plan**, **engine**, **tables** (op / transfer / resource tables and every
   invariant): the phases of one in-process ``simulate()`` call, the same call the CLI makes;
-* **output**: ``write_run_report`` of that result into a temporary directory;
+* **output**: ``write_run_report`` of that result into a temporary directory, and its
+  parts (``--output-parts``): rollups, ops.parquet, timeline.json (sampling included), the
+  SVG figures, report.html (with its tables) and the rest (summary, CSVs, the directory);
 * **tasks/s**: tasks (ops and transfers; one SimPy event each in the one-event-per-op engine)
   per CPU second of the whole ``simulate()`` call, and its **ratio to bare SimPy**: one process
   yielding plain timeouts, measured in this process right after the case (not a warm second
@@ -98,6 +100,26 @@ class _Phases:
         setattr(owner, attr, timed)
 
 
+#: the report writer's functions per part of the output (``--output-parts``)
+OUTPUT_PARTS = {"rollups": ("rollups",), "parquet": ("_write_parquet",),
+                "timeline": ("decode_stride", "sample_ops", "sample_transfers", "chrome_trace"),
+                "figures": ("bandwidth_roofs", "roofline_svg", "energy_svg", "breakdown_svg",
+                            "timeline_svg", "take_rows"),
+                "page": ("utilisation_rows", "bound_rows", "mfu", "run_report_html")}
+
+
+class _OutputParts(_Phases):
+    """CPU time of each part of ``write_run_report`` (:data:`OUTPUT_PARTS`)."""
+
+    def __init__(self) -> None:
+        import sim.report.writer as writer
+
+        self.times = {}
+        for part, names in OUTPUT_PARTS.items():
+            for name in names:
+                self._wrap(writer, name, part)
+
+
 def clear_memo_caches() -> int:
     """Clear every ``functools`` cache of our packages' loaded modules; how many were cleared."""
     cleared = 0
@@ -111,7 +133,8 @@ def clear_memo_caches() -> int:
     return cleared
 
 
-def run_case(arch_name: str, model_name: str, scenario: dict, phases: _Phases) -> dict:
+def run_case(arch_name: str, model_name: str, scenario: dict, phases: _Phases,
+             parts: _OutputParts | None = None) -> dict:
     """One whole run: simulate, then write its report; CPU seconds per phase."""
     from arch import load_arch
     from sim.report import write_run_report
@@ -124,17 +147,21 @@ def run_case(arch_name: str, model_name: str, scenario: dict, phases: _Phases) -
     t = time.process_time()
     res = simulate(arch, model, Scenario(**scenario))
     total = time.process_time() - t
+    if parts is not None:
+        parts.times.clear()
     with tempfile.TemporaryDirectory() as out:
         t = time.process_time()
         write_run_report(res, out)
         output = time.process_time() - t
     p = dict(phases.times)
+    q = {f"output_{k}_s": (parts.times.get(k, 0.0) if parts else 0.0) for k in OUTPUT_PARTS}
+    q["output_rest_s"] = output - sum(q.values()) if parts else 0.0
     tasks = res.metrics["events"]
     return {"simulate_s": total, "trace_s": p.get("trace", 0.0), "plan_s": p.get("plan", 0.0),
             "engine_s": p.get("engine", 0.0),
             "tables_s": total - sum(p.values()), "output_s": output, "tasks": tasks,
             "engine_events": res.metrics.get("engine_events", tasks),
-            "latency_s": res.metrics["latency_s"]}
+            "latency_s": res.metrics["latency_s"], **q}
 
 
 def main() -> None:
@@ -144,6 +171,8 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(CASES),
                     help=f"comma-separated case names ({', '.join(CASES)})")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--output-parts", action="store_true",
+                    help="time the report's parts (rollups, parquet, timeline, figures, page)")
     ap.add_argument("--cold", action="store_true",
                     help="clear the micro-models' memo caches before every run")
     args = ap.parse_args()
@@ -153,13 +182,14 @@ def main() -> None:
         ap.error(f"--cases: unknown {', '.join(unknown)} (known: {', '.join(CASES)})")
     startup = statistics.median(startup_cpu_s() for _ in range(args.repeat))
     phases = _Phases()
+    parts = _OutputParts() if args.output_parts else None
     rows = []
     for name in names:
         runs, bares = [], []
         for _ in range(args.repeat):
             if args.cold:
                 clear_memo_caches()
-            runs.append(run_case(*CASES[name], phases))
+            runs.append(run_case(*CASES[name], phases, parts))
             bares.append(bare_simpy_events_per_s())
         row = {"case": name, **{k: statistics.median(r[k] for r in runs) for k in runs[0]}}
         row["bare_simpy_events_per_s"] = statistics.median(bares)
@@ -182,6 +212,10 @@ def main() -> None:
               f"{r['tasks']:8.0f} {r['engine_events']:7.0f} {r['trace_share']:6.0%} "
               f"{r['tasks_per_s']:9.0f} {r['bare_simpy_events_per_s']:9.0f} "
               f"{r['ratio_to_simpy']:6.0%}")
+    if args.output_parts:
+        for r in rows:
+            print(f"output of {r['case']}: " + ", ".join(
+                f"{k} {r[f'output_{k}_s']:.3f}" for k in (*OUTPUT_PARTS, "rest")) + " CPU s")
     for st in steps:
         print(f"per decode step {st['from']} -> {st['to']}: simulate "
               f"{st['simulate_ms']:.3f} ms, trace {st['trace_ms']:.3f} ms, engine "

@@ -43,7 +43,7 @@ class Text:
         """The DataFrame's column."""
         if self.build is not None:
             return self.build(self.labels, self.codes)
-        return self.values
+        return self.values if self.values is not None else self.array()
 
     def distinct(self) -> tuple[list[str], np.ndarray]:
         """(labels, codes) with each label once, codes only of labels that occur."""
@@ -115,6 +115,44 @@ class Columns:
             return value
         return Text.of([str(v) for v in self[name].tolist()])
 
+    @property
+    def columnar(self) -> bool:
+        """Whether the columns were given as arrays (not row dicts)."""
+        return self._data is not None
+
+    def is_text(self, name: str) -> bool:
+        """Whether column ``name`` was given as a :class:`Text` (labels and codes)."""
+        return self._data is not None and isinstance(self._data.get(name), Text)
+
+    def take(self, rows: np.ndarray):
+        """The DataFrame of the rows at positions ``rows`` (indexed by those positions): what
+        ``frame().iloc[rows]`` gives, without building the whole frame first."""
+        if self._frame is not None or self._rows is not None:
+            return self.frame().iloc[rows]
+        import pandas as pd
+
+        rows = np.asarray(rows, dtype=np.int64)
+        data = {k: _taken(v, rows) for k, v in self._data.items()}
+        return pd.DataFrame(data, columns=self.order, index=pd.Index(rows))
+
+    def subset(self, rows: np.ndarray) -> Columns:
+        """The rows at positions ``rows`` as :class:`Columns` (no pandas; text columns keep
+        their labels, with the codes of those rows). Its frame is ``take(rows)`` re-indexed
+        from 0."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if self._data is None:
+            return Columns.from_rows([self._rows[i] for i in rows.tolist()], self.order)
+        data = {}
+        for k, v in self._data.items():
+            if isinstance(v, Text):
+                values = None if v.values is None else [v.values[i] for i in rows.tolist()]
+                data[k] = Text(v.labels, v.codes[rows], v.build, values)
+            elif isinstance(v, list):
+                data[k] = [v[i] for i in rows.tolist()]
+            else:
+                data[k] = np.asarray(v)[rows]
+        return Columns(data, self.order, len(rows), **self._kwargs)
+
     def frame(self):
         """The pandas DataFrame (built once, then cached)."""
         if self._frame is None:
@@ -127,6 +165,19 @@ class Columns:
                         for k, v in self._data.items()}
                 self._frame = pd.DataFrame(data, columns=self.order, **self._kwargs)
         return self._frame
+
+
+def _taken(value: Any, rows: np.ndarray) -> Any:
+    """The DataFrame column of ``value`` (an array or :class:`Text`) at positions ``rows``."""
+    if not isinstance(value, Text):
+        if isinstance(value, list):   # as the DataFrame infers it from the list
+            return [value[i] for i in rows.tolist()]
+        return np.asarray(value)[rows]
+    if value.build is not None:
+        return value.build(value.labels, value.codes[rows])
+    if value.values is None:
+        return np.array(value.labels, dtype=object)[value.codes[rows]]
+    return [value.values[i] for i in rows.tolist()]
 
 
 def frame_of(table: Any):
@@ -153,3 +204,12 @@ def cell(table: Any, name: str, i: int) -> Any:
     """Row ``i`` (position) of column ``name`` (for messages)."""
     value = column(table, name)[i]
     return value.item() if isinstance(value, np.generic) else value
+
+
+def as_columns(table: Any) -> Columns:
+    """``table`` as :class:`Columns`: itself, or a DataFrame's columns as numpy arrays (the
+    report's small tables, so that one numpy code path draws both)."""
+    if isinstance(table, Columns):
+        return table
+    names = [str(c) for c in table.columns]
+    return Columns({c: table[c].to_numpy() for c in names}, names, len(table))

@@ -6,7 +6,11 @@ import base64
 import html
 import json
 
-import pandas as pd
+import numpy as np
+
+from sim.columns import Columns, as_columns, column
+from sim.report.rollups import group_ids
+from sim.report.tables import group_sum, nargsort
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:
@@ -25,15 +29,33 @@ def _fmt(value: object) -> str:
     return html.escape(str(value))
 
 
-def table_html(df: pd.DataFrame, left: tuple[str, ...] = ()) -> str:
+def table_html(df, left: tuple[str, ...] = ()) -> str:
+    """An HTML table of a DataFrame or :class:`Columns` (header, then a row per row)."""
+    if isinstance(df, Columns):
+        names = df.order
+        body = zip(*(column(df, c).tolist() for c in names), strict=True) if names else ()
+    else:
+        names = list(df.columns)
+        body = df.itertuples(index=False)
     head = "".join(f"<th class='{'l' if c in left else ''}'>{html.escape(str(c))}</th>"
-                   for c in df.columns)
+                   for c in names)
     rows = []
-    for row in df.itertuples(index=False):
+    for row in body:
         cells = "".join(f"<td class='{'l' if c in left else ''}'>{_fmt(v)}</td>"
-                        for c, v in zip(df.columns, row, strict=True))
+                        for c, v in zip(names, row, strict=True))
         rows.append(f"<tr>{cells}</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def text_table(rows: list[tuple], names: list[str]) -> Columns:
+    """A small table of text cells given row by row (no pandas)."""
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    data = {}
+    for name, values in zip(names, cols, strict=True):
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = list(values)
+        data[name] = arr
+    return Columns(data, names, len(rows))
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -45,22 +67,47 @@ def _figure(svg: str, alt: str) -> str:
     return f"<figure role='img' aria-label='{html.escape(alt, quote=True)}'>{svg}</figure>"
 
 
-def _system_html(resources: pd.DataFrame | None, transfers: pd.DataFrame | None) -> str:
+def _system_html(resources, transfers) -> str:
     """Links, memory tiers and transfers of a system run (empty for a lone stream)."""
     out = ""
     if resources is not None and len(resources):
-        res = resources.sort_values("busy_s", ascending=False)
+        res = as_columns(resources)   # by busy time, most first (``sort_values``' order)
+        res = res.subset(nargsort(np.asarray(res["busy_s"]), ascending=False))
         out += ("<h2>Links and memory tiers (contended resources)</h2><p>Direction "
                 "<code>&gt;</code> / <code>&lt;</code>: from the link's first / second end.</p>"
                 + table_html(res, left=("resource",)))
     if transfers is not None and len(transfers):
-        agg = (transfers.assign(total_bytes=transfers["bytes"] * transfers["replicas"])
-               .groupby(["tensor", "src", "dst", "phase"], sort=True)
-               .agg(transfers=("id", "size"), bytes=("total_bytes", "sum"),
-                    time_s=("latency_s", "sum"), energy_J=("energy_J", "sum"))
-               .reset_index())
-        out += "<h2>Transfers</h2>" + table_html(agg, left=("tensor", "src", "dst", "phase"))
+        out += "<h2>Transfers</h2>" + table_html(transfer_rows(transfers),
+                                                  left=("tensor", "src", "dst", "phase"))
     return out
+
+
+def transfer_rows(transfers) -> Columns:
+    """Transfers per (tensor, src, dst, phase), keys sorted: how many, bytes (times
+    replicas), time and energy summed: ``groupby(keys, sort=True).agg(...)`` of the table
+    (pandas' compensated sums), without pandas."""
+    t = as_columns(transfers)
+    keys = ("tensor", "src", "dst", "phase")
+    values = [np.asarray(t[k]).tolist() for k in keys]
+    slots: dict[tuple, int] = {}
+    first_seen = [slots.setdefault(row, len(slots)) for row in zip(*values, strict=True)]
+    ordered = sorted(slots)   # sort=True: by the key tuples
+    rank = {k: i for i, k in enumerate(ordered)}
+    lut = np.array([rank[k] for k in slots], dtype=np.int64)
+    ids = lut[np.array(first_seen, dtype=np.int64)] if first_seen else \
+        np.zeros(0, dtype=np.int64)
+    n = len(ordered)
+    out: dict = {}
+    for j, k in enumerate(keys):
+        col = np.empty(n, dtype=object)
+        col[:] = [key[j] for key in ordered]
+        out[k] = col
+    out["transfers"] = np.bincount(ids, minlength=n).astype(np.int64)
+    total = np.asarray(t["bytes"]) * np.asarray(t["replicas"])
+    out["bytes"] = group_sum(ids, total, n)
+    out["time_s"] = group_sum(ids, np.asarray(t["latency_s"]), n)
+    out["energy_J"] = group_sum(ids, np.asarray(t["energy_J"]), n)
+    return Columns(out, list(out), n)
 
 
 #: energy components as the page names them (not to be confused with the op class "memory")
@@ -73,62 +120,94 @@ def metrics_html(metrics: dict) -> str:
     from sim.report.units import metric_row
 
     rows = [metric_row(k, v) for k, v in metrics.items() if isinstance(v, (int, float))]
-    return table_html(pd.DataFrame(rows, columns=["quantity", "value", "key"]),
-                      left=("quantity", "key"))
+    return table_html(text_table(rows, ["quantity", "value", "key"]), left=("quantity", "key"))
 
 
-def _utilisation_html(util: pd.DataFrame) -> str:
+def _utilisation_html(util) -> str:
     from sim.report.units import readable
 
     if util is None or not len(util):
         return ""
-    df = pd.DataFrame({
-        "component": util["component"], "phase": util["phase"],
-        "achieved": [readable(v, u) for v, u in zip(util["achieved"], util["unit"],
-                                                     strict=True)],
-        "peak": [readable(v, u) for v, u in zip(util["peak"], util["unit"], strict=True)],
-        "utilisation": [readable(v, "%") for v in util["utilisation"]]})
+    names = ("component", "phase", "achieved", "peak", "utilisation", "unit")
+    if isinstance(util, list):   # records (``to_dict(orient="records")``)
+        cols = {c: [r[c] for r in util] for c in names}
+    else:
+        cols = {c: column(util, c).tolist() for c in names}
+    df = text_table(list(zip(
+        cols["component"], cols["phase"],
+        [readable(v, u) for v, u in zip(cols["achieved"], cols["unit"], strict=True)],
+        [readable(v, u) for v, u in zip(cols["peak"], cols["unit"], strict=True)],
+        [readable(v, "%") for v in cols["utilisation"]], strict=True)),
+        ["component", "phase", "achieved", "peak", "utilisation"])
     return ("<h2>Utilisation</h2><p>Achieved per device over the phase's wall time against "
             "the peak; the compute row is the MFU. Links and tiers: bytes over the run's "
             "makespan against their bandwidth.</p>" + table_html(df, left=("component",
                                                                              "phase")))
 
 
-def _bounds_html(bounds: pd.DataFrame) -> str:
+def _bounds_html(bounds) -> str:
     from sim.report.units import readable
 
     if bounds is None or not len(bounds):
         return ""
-    df = bounds.copy()
-    df["time_s"] = [readable(v, "s") for v in df["time_s"]]
-    for c in df.columns:
-        if c not in ("op_class", "time_s", "bound by"):
-            df[c] = [readable(v, "%") for v in df[c]]
-    df = df.rename(columns={"op_class": "op class", "time_s": "op time"})
+    src = as_columns(bounds)
+    data = {}
+    for c in src.order:
+        values = column(src, c).tolist()
+        if c == "time_s":
+            values = [readable(v, "s") for v in values]
+        elif c not in ("op_class", "bound by"):
+            values = [readable(v, "%") for v in values]
+        data[{"op_class": "op class", "time_s": "op time"}.get(c, c)] = values
+    names = list(data)
+    df = text_table(list(zip(*data.values(), strict=True)), names)
     return ("<h2>What bounds each op class</h2><p>Share of each class's op time spent in ops "
             "bound by each limit.</p>" + table_html(df, left=("op class", "bound by")))
 
 
-def top_ops(ops: pd.DataFrame) -> pd.DataFrame:
+TOP_COLUMNS = ("phase", "op", "count", "time_s", "flops", "bytes", "energy_J", "bound")
+
+
+def top_rows(ops) -> Columns:
+    """:func:`top_ops` as :class:`Columns` (no pandas): ``groupby(["phase", "op"],
+    sort=False)`` sums (pandas' compensated ones), each group's bound the one with the most
+    ops (the first seen of equals), rows by time, most first (``sort_values``' order)."""
+    ops = as_columns(ops)
+    n = np.asarray(ops["n"]) if "n" in ops else np.ones(len(ops), dtype=np.int64)
+    ids, count = group_ids(ops, ["phase", "op"])
+    first = np.full(count, len(ops), dtype=np.int64)
+    np.minimum.at(first, ids, np.arange(len(ops), dtype=np.int64))
+    out: dict = {k: np.asarray(ops[k])[first] for k in ("phase", "op")}
+    out["count"] = group_sum(ids, n, count)
+    for name, src in (("time_s", "latency_s"), ("flops", "flops"), ("bytes", "bytes"),
+                      ("energy_J", "energy_J")):
+        out[name] = group_sum(ids, np.asarray(ops[src]), count)
+    bid, bcount = group_ids(ops, ["phase", "op", "bound"])
+    bn = group_sum(bid, n, bcount)
+    bfirst = np.full(bcount, len(ops), dtype=np.int64)
+    np.minimum.at(bfirst, bid, np.arange(len(ops), dtype=np.int64))
+    bound = np.asarray(ops["bound"])
+    best = np.empty(count, dtype=object)
+    chosen = np.zeros(count, dtype=bool)
+    for g in np.argsort(-bn, kind="stable").tolist():   # most ops first, ties first seen
+        row = bfirst[g]
+        if not chosen[ids[row]]:
+            chosen[ids[row]] = True
+            best[ids[row]] = bound[row]
+    out["bound"] = best
+    order = nargsort(out["time_s"], ascending=False)
+    return Columns({k: v[order] for k, v in out.items()}, list(TOP_COLUMNS), count)
+
+
+def top_ops(ops):
     """Per (phase, op): count, time, FLOPs, bytes, energy and the bound most of its ops have,
     most time first. ``ops``: the op table, or rows that each stand for ``n`` ops."""
-    if "n" not in ops.columns:
-        ops = ops.assign(n=1)
-    keys = ["phase", "op"]
-    top = (ops.groupby(keys, sort=False, observed=True)
-           .agg(count=("n", "sum"), time_s=("latency_s", "sum"), flops=("flops", "sum"),
-                bytes=("bytes", "sum"), energy_J=("energy_J", "sum")))
-    by_bound = ops.groupby([*keys, "bound"], sort=False, observed=True)["n"].sum()
-    ranked = by_bound.reset_index().sort_values("n", ascending=False, kind="stable")
-    top["bound"] = ranked.drop_duplicates(keys).set_index(keys)["bound"]
-    return top.reset_index().sort_values("time_s", ascending=False)
+    return top_rows(ops).frame()
 
 
-def run_report_html(summary: dict, ops: pd.DataFrame, figures: dict[str, str],
-                    files: list[str], resources: pd.DataFrame | None = None,
-                    transfers: pd.DataFrame | None = None,
-                    utilisation: pd.DataFrame | None = None,
-                    bounds: pd.DataFrame | None = None) -> str:
+def run_report_html(summary: dict, ops, figures: dict[str, str],
+                    files: list[str], resources=None, transfers=None, utilisation=None,
+                    bounds=None) -> str:
     """The report page (``ops``: the op table or rows standing for ``n`` ops each, as
     :func:`sim.report.rollups.summed_ops` gives; ``figures``: SVG text of ``roofline``,
     ``energy`` and, when drawn, ``breakdown`` and ``timeline``): metrics with units,
@@ -143,17 +222,22 @@ def run_report_html(summary: dict, ops: pd.DataFrame, figures: dict[str, str],
     title = (f"{inputs['model']} on {inputs['arch']} - batch {sc['batch']}, prompt "
              f"{sc['prompt_len']}, generate {sc['gen_len']}, {sc['dtype']}, TP {sc['tp']}, "
              f"{inputs['fidelity']} fidelity")
-    top = top_ops(ops)
-    total = float(ops["latency_s"].sum()) or 1.0
-    top.insert(4, "share", [readable(v, "%") for v in top["time_s"] / total])
-    for col, unit in (("time_s", "s"), ("flops", "FLOP"), ("bytes", "B"), ("energy_J", "J")):
-        top[col] = [readable(v, unit) for v in top[col]]
-    top = top.rename(columns={"time_s": "op time", "energy_J": "energy"})
-    inv = pd.DataFrame([(k, v) for k, v in summary["invariants"].items()],
-                       columns=["invariant", "status"])
-    energy_tbl = pd.DataFrame([(ENERGY_LABELS.get(k, k), readable(v, "J")) for k, v in
-                               summary["energy_by_component_J"].items()],
-                              columns=["spent on", "energy"])
+    top = top_rows(ops)
+    total = float(np.sum(column(ops, "latency_s"))) or 1.0
+    cells = {"phase": top["phase"].tolist(), "op": top["op"].tolist(),
+             "count": top["count"].tolist(),
+             "op time": [readable(v, "s") for v in top["time_s"].tolist()],
+             "share": [readable(v, "%") for v in (top["time_s"] / total).tolist()]}
+    for col, unit, name in (("flops", "FLOP", "flops"), ("bytes", "B", "bytes"),
+                            ("energy_J", "J", "energy")):
+        cells[name] = [readable(v, unit) for v in top[col].tolist()]
+    cells["bound"] = top["bound"].tolist()
+    top = text_table(list(zip(*(v[:30] for v in cells.values()), strict=True)), list(cells))
+    inv = text_table([(k, v) for k, v in summary["invariants"].items()],
+                     ["invariant", "status"])
+    energy_tbl = text_table([(ENERGY_LABELS.get(k, k), readable(v, "J")) for k, v in
+                             summary["energy_by_component_J"].items()],
+                            ["spent on", "energy"])
     links = " &middot; ".join(f"<a href='{html.escape(f)}'>{html.escape(f)}</a>" for f in files)
     resolved = {k: v for k, v in inputs.items() if k != "resolved"}
     extra = ""
@@ -176,7 +260,7 @@ ui.perfetto.dev</a> or chrome://tracing. Rerun: <code>xpusim rerun summary.json<
 the most time labelled.</p>{_figure(images["roofline"], "roofline")}
 {extra}{_utilisation_html(utilisation)}{_bounds_html(bounds)}
 <h2>Energy</h2>{_figure(images["energy"], "energy")}{table_html(energy_tbl, left=("spent on",))}
-<h2>Ops that take the time</h2>{table_html(top.head(30), left=("phase", "op", "bound"))}
+<h2>Ops that take the time</h2>{table_html(top, left=("phase", "op", "bound"))}
 {_system_html(resources, transfers)}
 <h2>Invariants</h2>{table_html(inv, left=("invariant", "status"))}
 <h2>Inputs (<code>xpusim rerun summary.json</code> reruns the resolved ones)</h2>

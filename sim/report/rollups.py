@@ -12,14 +12,25 @@ Each key column is factorised once (the op, class and phase codes serve both gro
 codes are combined into one integer key per grouping and the values summed with
 ``np.bincount``; no copy of the table is made. Groups come in order of first appearance, as
 ``DataFrame.groupby(sort=False)`` gives them.
+
+The table may be a DataFrame or the run's :class:`sim.columns.Columns`: its text columns are
+then already codes and labels (no string is hashed) and only the few rows the rollups keep
+become DataFrame rows.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+from sim.columns import Columns, Text, column
+from sim.report.tables import factorize, group_sum, sorted_groups
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: what every summing view of the report reads (plots, utilisation, bounds, the top ops)
 SUMMED_KEYS = ("phase", "op", "op_class", "layer", "bound")
@@ -32,37 +43,164 @@ _KEY_LIMIT = 1 << 40   # mixed-radix keys stay well inside int64
 
 @dataclass
 class Rollups:
-    """The summed rows, roofline points and decode steps of one op table."""
+    """The summed rows, roofline points (:class:`Columns`, no pandas; ``summed`` and
+    ``points`` give them as DataFrames) and decode steps of one op table."""
 
-    summed: pd.DataFrame
-    points: pd.DataFrame
+    summed_rows: Columns
+    point_rows: Columns
     decode_steps: np.ndarray
     #: which rows are decode ops
     decode: np.ndarray
     #: ``column -> (code per row, distinct values)`` of the factorised key columns
     factorised: dict
 
+    @property
+    def summed(self) -> pd.DataFrame:
+        return self.summed_rows.frame()
+
+    @property
+    def points(self) -> pd.DataFrame:
+        return self.point_rows.frame()
+
+
+def _small(n: int) -> type:
+    """The smallest signed integer type holding codes below ``n`` (dictionary indices)."""
+    return next(t for t in (np.int8, np.int16, np.int32, np.int64) if n <= np.iinfo(t).max)
+
 
 def codes(col: pd.Series, keep: dict | None = None) -> tuple[np.ndarray, int]:
     """``(code per row, number of codes)``: small integer ranges are offset, not hashed;
-    other columns are factorised, and ``keep[col.name]`` gets ``(codes, distinct values)``."""
-    values = col.to_numpy() if col.dtype.kind in "iub" else None
-    if values is not None and len(values):
+    other columns are factorised, and ``keep[col.name]`` gets ``(codes, distinct values)``
+    (``col``: a Series, factorised as it is, with no array of str objects made of it)."""
+    import pandas as pd
+
+    if col.dtype.kind in "iub":
+        return array_codes(col.to_numpy(), col.name, keep)
+    c, uniques = pd.factorize(col, use_na_sentinel=False)
+    if keep is not None:   # the smallest signed type (as dictionary indices), 1 B for most
+        keep[col.name] = (c.astype(_small(len(uniques))), uniques)
+    return c.astype(np.int64, copy=False), max(len(uniques), 1)
+
+
+def array_codes(values: np.ndarray, name: str | None = None, keep: dict | None = None
+                ) -> tuple[np.ndarray, int]:
+    """:func:`codes` of a column given as a numpy array named ``name``."""
+    if values.dtype.kind in "iub" and len(values):
         lo, hi = int(values.min()), int(values.max())
         if hi - lo < 1 << 20:
             return values.astype(np.int64) - lo, hi - lo + 1
-    c, uniques = pd.factorize(col, use_na_sentinel=False)
+    c, uniques = factorize(values)
     if keep is not None:   # the smallest signed type (as dictionary indices), 1 B for most
-        small = next(t for t in (np.int8, np.int16, np.int32, np.int64)
-                     if len(uniques) <= np.iinfo(t).max)
-        keep[col.name] = (c.astype(small), uniques)
+        keep[name] = (c.astype(_small(len(uniques))), uniques)
     return c.astype(np.int64, copy=False), max(len(uniques), 1)
+
+
+def text_codes(text: Text) -> tuple[np.ndarray, np.ndarray]:
+    """``(code per row, distinct labels)`` of a :class:`Text` column without hashing a string
+    per row: the labels that occur (a ``bincount`` of the codes), equal labels merged, codes in
+    the smallest signed type. Labels come in the order of their first label slot."""
+    lut, distinct = _label_codes(text, _used(text))
+    return lut[text.codes], distinct
+
+
+def _used(text: Text) -> np.ndarray:
+    """The label slots some row of ``text`` points at."""
+    if not len(text):
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.bincount(text.codes, minlength=len(text.labels)))
+
+
+def _label_codes(text: Text, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(code per label slot, distinct labels)``: equal labels of the ``used`` slots share a
+    code (unused slots get 0), in the smallest signed type."""
+    labels = np.array(text.labels, dtype=object)
+    slot, distinct = factorize(labels[used])
+    lut = np.zeros(max(len(labels), 1), dtype=_small(len(distinct)))
+    lut[used] = slot
+    return lut, np.asarray(distinct, dtype=object)
+
+
+class _TextKeys:
+    """Keys of a :class:`Columns` table's text columns from their codes, per row only once
+    per code array: columns that share one (an op's name, class, kind and bound are all
+    indexed by its kind's slot) are combined over their few label slots and gathered once.
+    ``keep`` gets every text column's ``(code per row, distinct labels)`` (the parquet
+    writer's dictionary arrays)."""
+
+    def __init__(self, ops: Columns, keep: dict):
+        self.ops, self.keep = ops, keep
+        self._used: dict[int, np.ndarray] = {}
+        self._luts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name in ops.order:
+            if ops.is_text(name):
+                lut, labels = self.lut(name)
+                keep[name] = (lut[ops.text(name).codes], labels)
+
+    def lut(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name not in self._luts:
+            text = self.ops.text(name)
+            used = self._used.get(id(text.codes))
+            if used is None:
+                used = self._used[id(text.codes)] = _used(text)
+            self._luts[name] = _label_codes(text, used)
+        return self._luts[name]
+
+    def key(self, names: tuple[str, ...], rows: np.ndarray | None = None
+            ) -> tuple[np.ndarray, int]:
+        """The mixed-radix key of the text columns ``names``, one code per row (of the rows
+        at positions ``rows`` only, when given: the same codes)."""
+        by_codes: dict[int, list[str]] = {}
+        for name in names:
+            by_codes.setdefault(id(self.ops.text(name).codes), []).append(name)
+        key, card = None, 1
+        for group in by_codes.values():
+            slot_key, slot_card = np.zeros(1, dtype=np.int64), 1
+            for name in group:
+                lut, labels = self.lut(name)
+                slot_key, slot_card = _combine(slot_key, slot_card, lut.astype(np.int64),
+                                               max(len(labels), 1))
+            codes = self.ops.text(group[0]).codes
+            per_row = slot_key[codes if rows is None else codes[rows]]
+            key, card = (per_row, slot_card) if key is None else \
+                _combine(key, card, per_row, slot_card)
+        if key is None:
+            key = np.zeros(len(self.ops) if rows is None else len(rows), dtype=np.int64)
+        return key, card
+
+
+def _codes_of(ops, name: str, keep: dict | None = None) -> tuple[np.ndarray, int]:
+    """:func:`codes` of column ``name`` of a DataFrame or :class:`Columns` (text columns of
+    the latter from their codes, kept in ``keep`` as :func:`codes` keeps factorised ones)."""
+    if not isinstance(ops, Columns):
+        return codes(ops[name], keep)
+    if ops.is_text(name):
+        c, labels = text_codes(ops.text(name))
+        if keep is not None:
+            keep[name] = (c, labels)
+        return c.astype(np.int64), max(len(labels), 1)
+    return array_codes(np.asarray(ops[name]), name, keep)
+
+
+def _taken(ops, name: str, take: np.ndarray) -> np.ndarray:
+    """Column ``name`` at positions ``take`` (text: one str per row, object dtype)."""
+    if isinstance(ops, Columns):
+        if ops.is_text(name):
+            t = ops.text(name)
+            return np.array(t.labels, dtype=object)[t.codes[take]]
+        return np.asarray(ops[name])[take]
+    col = ops[name].iloc[take]
+    if col.dtype.kind in "iufb":
+        return col.to_numpy()
+    import pandas as pd  # a DataFrame given: pandas is loaded
+
+    c, uniques = pd.factorize(col, use_na_sentinel=False)   # one str object per label
+    return np.asarray(uniques, dtype=object)[c]
 
 
 def _combine(key: np.ndarray, card: int, c: np.ndarray, n: int) -> tuple[np.ndarray, int]:
     """The mixed-radix key of ``key`` (``card`` values) and codes ``c`` (``n`` values)."""
     if card * n > _KEY_LIMIT:
-        key, seen = pd.factorize(key)
+        key, seen = factorize(key)
         key, card = key.astype(np.int64, copy=False), max(len(seen), 1)
     return key * n + c, card * n
 
@@ -79,7 +217,9 @@ def _groups(key: np.ndarray, card: int | None = None) -> tuple[np.ndarray, np.nd
         lut = np.empty(card, dtype=np.int64)
         lut[present[order]] = np.arange(len(present), dtype=np.int64)
         return lut[key], np.sort(first_of[present])
-    ids, _ = pd.factorize(key)
+    if "pandas" not in sys.modules:   # one sort instead of a hash table
+        return sorted_groups(key)
+    ids, _ = factorize(key)
     ids = ids.astype(np.int64, copy=False)
     if not n:
         return ids, ids
@@ -116,7 +256,7 @@ def _hashed_groups(columns: list[np.ndarray], rows: np.ndarray) -> tuple[np.ndar
         return ids, first
     key, card = np.zeros(len(rows), dtype=np.int64), 1
     for c in columns:
-        key, card = _combine(key, card, *codes(pd.Series(c[rows])))
+        key, card = _combine(key, card, *array_codes(c[rows]))
     return _groups(key)
 
 
@@ -129,59 +269,112 @@ def _same(bits: np.ndarray, rows: np.ndarray, starts: np.ndarray, ids: np.ndarra
     return True
 
 
-def _frame(ops: pd.DataFrame, keys: tuple[str, ...], rows: np.ndarray | None,
-           ids: np.ndarray, first: np.ndarray, values: tuple[str, ...]) -> pd.DataFrame:
+def _frame(ops, keys: tuple[str, ...], rows: np.ndarray | None,
+           ids: np.ndarray, first: np.ndarray, values: tuple[str, ...]) -> Columns:
     """One row per group: its key values (from its first row), the values summed, ``n``."""
     take = rows[first] if rows is not None else first
-    out = {k: ops[k].iloc[take].reset_index(drop=True) for k in keys}
+    out = {k: _taken(ops, k, take) for k in keys}
     size = len(first)
     for v in values:
-        col = ops[v].to_numpy(dtype=np.float64)
+        col = column(ops, v).astype(np.float64, copy=False)
         out[v] = np.bincount(ids, weights=col if rows is None else col[rows], minlength=size)
     out["n"] = np.bincount(ids, minlength=size).astype(np.int64)
-    return pd.DataFrame(out)
+    return Columns(out, list(out), size)
 
 
-def _base(ops: pd.DataFrame, keep: dict | None = None) -> tuple[np.ndarray, int]:
+def _base(ops, keep: dict | None = None) -> tuple[np.ndarray, int]:
     """The mixed-radix key of (op, op_class, phase): shared by both groupings."""
     key, card = np.zeros(len(ops), dtype=np.int64), 1
     for k in ("op", "op_class", "phase"):
-        key, card = _combine(key, card, *codes(ops[k], keep))
+        key, card = _combine(key, card, *_codes_of(ops, k, keep))
     return key, card
 
 
-def _summed(ops: pd.DataFrame, base: np.ndarray, card: int,
-            keep: dict | None = None) -> pd.DataFrame:
+def _summed(ops, base: np.ndarray, card: int, keep: dict | None = None) -> Columns:
     key = base
     for k in ("layer", "bound"):
-        key, card = _combine(key, card, *codes(ops[k], keep))
+        key, card = _combine(key, card, *_codes_of(ops, k, keep))
     ids, first = _groups(key, card if card <= _KEY_LIMIT else None)
     return _frame(ops, SUMMED_KEYS, None, ids, first, SUMMED_VALUES)
 
 
-def _points(ops: pd.DataFrame, base: np.ndarray) -> pd.DataFrame:
-    f, b, t = (ops[c].to_numpy() for c in ("flops", "bytes", "latency_s"))
+def _points(ops, base: np.ndarray) -> Columns:
+    f, b, t = (column(ops, c) for c in ("flops", "bytes", "latency_s"))
     rows = np.flatnonzero((f > 0) & (b > 0) & (t > 0))
     if len(rows):
-        ids, first = _hashed_groups([base, f, b, ops["shards"].to_numpy(), t], rows)
+        ids, first = _hashed_groups([base, f, b, column(ops, "shards"), t], rows)
     else:
         ids = first = np.zeros(0, dtype=np.int64)
     return _frame(ops, POINT_KEYS, rows, ids, first, ())
 
 
-def rollups(ops: pd.DataFrame) -> Rollups:
-    """The summed rows, roofline points and decode steps of ``ops`` (see module doc)."""
+def _slot_points(ops: Columns, texts: _TextKeys) -> Columns | None:
+    """:func:`_points` of a :class:`Columns` table from its op slots: ops of one slot share
+    name and class, so rows are first grouped exactly by (slot, phase, time) (integer codes,
+    no hash), each group checked to hold one FLOPs, bytes and shards value (None, the
+    generic path, where one does not), then groups with equal values merged."""
+    f, b, t = (column(ops, c) for c in ("flops", "bytes", "latency_s"))
+    rows = np.flatnonzero((f > 0) & (b > 0) & (t > 0))
+    slots = ops.text("op").codes
+    if not len(rows) or slots is not ops.text("op_class").codes:
+        return None
+    phase, nphase = texts.keep["phase"][0], max(len(texts.keep["phase"][1]), 1)
+    if "pandas" not in sys.modules:   # a verified hash of (slot, phase, time): one sort
+        sub, sub_first = _hashed_groups(
+            [slots[rows].astype(np.int64) * nphase + phase[rows], t[rows]],
+            np.arange(len(rows), dtype=np.int64))
+        return _merged_points(ops, texts, rows, sub, sub_first, f, b, t)
+    tc, times = factorize(t[rows])
+    card = (int(slots.max()) + 1) * nphase * max(len(times), 1)
+    if card > _KEY_LIMIT:
+        return None
+    key = (slots[rows].astype(np.int64) * nphase + phase[rows]) * len(times) + tc
+    sub, sub_first = _groups(key)
+    del key, tc
+    return _merged_points(ops, texts, rows, sub, sub_first, f, b, t)
+
+
+def _merged_points(ops: Columns, texts: _TextKeys, rows: np.ndarray, sub: np.ndarray,
+                   sub_first: np.ndarray, f: np.ndarray, b: np.ndarray, t: np.ndarray
+                   ) -> Columns | None:
+    """The points of rows grouped by (slot, phase, time) (``sub``: group per row of ``rows``,
+    ``sub_first``: each group's first), or None where a group holds two shapes."""
+    starts = rows[sub_first]
+    shards = column(ops, "shards")
+    if not all(_same(_bits(c), rows, starts, sub) for c in (f, b, shards)):
+        return None
+    base = texts.key(("op", "op_class", "phase"), starts)[0]   # of each group's first row
+    merged, first = _hashed_groups([base, *(c[starts] for c in (f, b, shards, t))],
+                                   np.arange(len(starts), dtype=np.int64))
+    return _frame(ops, POINT_KEYS, rows, merged[sub], sub_first[first], ())
+
+
+def rollups(ops) -> Rollups:
+    """The summed rows, roofline points and decode steps of ``ops`` (a DataFrame or
+    :class:`sim.columns.Columns`; see module doc)."""
     keep: dict = {}
-    base, card = _base(ops, keep)
-    summed = _summed(ops, base, card, keep)
-    points = _points(ops, base)
+    if isinstance(ops, Columns) and ops.columnar and \
+            all(ops.is_text(k) for k in ("op", "op_class", "phase", "bound")):
+        texts = _TextKeys(ops, keep)
+        key, card = _combine(*texts.key(("op", "op_class", "phase", "bound")),
+                             *_codes_of(ops, "layer"))
+        ids, first = _groups(key, card if card <= _KEY_LIMIT else None)
+        del key
+        summed = _frame(ops, SUMMED_KEYS, None, ids, first, SUMMED_VALUES)
+        points = _slot_points(ops, texts)
+        if points is None:
+            points = _points(ops, texts.key(("op", "op_class", "phase"))[0])
+    else:
+        base, card = _base(ops, keep)
+        summed = _summed(ops, base, card, keep)
+        points = _points(ops, base)
     if "phase" in keep:    # from the phase codes: no second pass over the strings
         phase_codes, phases = keep["phase"]
         at = [i for i, p in enumerate(phases) if p == "decode"]
         decode = phase_codes == at[0] if at else np.zeros(len(ops), dtype=bool)
     else:
-        decode = (ops["phase"] == "decode").to_numpy()
-    steps = ops["step"].to_numpy()[decode] if "step" in ops else np.zeros(0, dtype=np.int64)
+        decode = np.asarray(column(ops, "phase") == "decode", dtype=bool)
+    steps = column(ops, "step")[decode] if "step" in ops else np.zeros(0, dtype=np.int64)
     return Rollups(summed, points, distinct_ints(steps), decode, keep)
 
 
@@ -195,32 +388,80 @@ def distinct_ints(values: np.ndarray) -> np.ndarray:
     return np.unique(values)
 
 
-def summed_ops(ops: pd.DataFrame) -> pd.DataFrame:
+def summed_ops(ops) -> pd.DataFrame:
     """``ops`` reduced to one row per distinct :data:`SUMMED_KEYS`, the values summed and
     ``n`` the ops each row stands for: all that the report's bar charts, utilisation, bounds
     and top-ops table need (a 2,048-token run's 860k ops become a few thousand rows)."""
-    return _summed(ops, *_base(ops))
+    return _summed(ops, *_base(ops)).frame()
 
 
-def roofline_points(ops: pd.DataFrame) -> pd.DataFrame:
+def roofline_points(ops) -> pd.DataFrame:
     """The ops a roofline draws (FLOPs, bytes and time > 0) reduced to one row per distinct
     :data:`POINT_KEYS`, with ``n``, how many ops it stands for."""
+    return _points(ops, _base(ops)[0]).frame()
+
+
+def roofline_rows(ops) -> Columns:
+    """:func:`roofline_points` as :class:`Columns` (no pandas)."""
     return _points(ops, _base(ops)[0])
+
+
+def group_ids(table, keys: list[str]) -> tuple[np.ndarray, int]:
+    """Group id per row of ``table`` (a :class:`Columns`) over ``keys``, numbered in order of
+    first appearance (``groupby(keys, sort=False)``'s groups), and the number of groups."""
+    key, card = np.zeros(len(table), dtype=np.int64), 1
+    for k in keys:
+        key, card = _combine(key, card, *array_codes(np.asarray(table[k])))
+    ids, first = _groups(key, card if card <= _KEY_LIMIT else None)
+    return ids, len(first)
+
+
+def intensity_rows(df: Columns) -> Columns:
+    """:func:`intensity_points` of roofline point rows given as :class:`Columns` (no pandas):
+    the rows with ``intensity``, ``achieved`` and ``total_s`` added, one per distinct (op,
+    phase, flops, bytes, latency)."""
+    names = [*df.order, "intensity", "achieved", "total_s"]
+    if not len(df):
+        return Columns({c: (np.asarray(df[c]) if c in df else np.zeros(0)) for c in names},
+                       names, 0)
+    lat, n, flops, nbytes = (np.asarray(df[c]) for c in ("latency_s", "n", "flops", "bytes"))
+    ids, count = group_ids(df, ["op", "phase", "flops", "bytes"])
+    total = group_sum(ids, lat * n, count)[ids]
+    out = {c: np.asarray(df[c]) for c in df.order}
+    out.update(intensity=flops / nbytes, achieved=flops / np.asarray(df["shards"]) / lat,
+               total_s=total)
+    dup, _ = group_ids(df, ["op", "phase", "flops", "bytes", "latency_s"])
+    keep = np.sort(_first_of(dup))
+    return Columns({c: v[keep] for c, v in out.items()}, names, len(keep))
+
+
+def _first_of(ids: np.ndarray) -> np.ndarray:
+    """The first row of each group id."""
+    _, first = np.unique(ids, return_index=True)
+    return first
 
 
 def intensity_points(ops: pd.DataFrame) -> pd.DataFrame:
     """One point per distinct (op, phase, shape, time): intensity, achieved FLOP/s per device
     and the op's summed time over the run (for labels). ``ops`` may be the op table or its
     :func:`roofline_points`."""
+    from sim.columns import as_columns
+
     df = ops if "n" in ops.columns else roofline_points(ops)
-    if not len(df):
-        return df.assign(intensity=[], achieved=[], total_s=[])
-    time_s = df["latency_s"] * df["n"]
-    total = time_s.groupby([df["op"], df["phase"], df["flops"], df["bytes"]],
-                           sort=False, observed=True).transform("sum")
-    df = df.assign(intensity=df["flops"] / df["bytes"],
-                   achieved=df["flops"] / df["shards"] / df["latency_s"], total_s=total)
-    return df.drop_duplicates(subset=["op", "phase", "flops", "bytes", "latency_s"])
+    return intensity_rows(as_columns(df)).frame()
+
+
+def sum_matrix(df, index: str, columns: str, values: str
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(index values, column values, sums)`` of :func:`sum_table` (``df``: a DataFrame or
+    :class:`Columns`; no pandas)."""
+    ri, rows = factorize(column(df, index), sort=True, na_sentinel=True)
+    ci, cols = factorize(column(df, columns), sort=True, na_sentinel=True)
+    table = np.zeros((len(rows), len(cols)))
+    known = (ri >= 0) & (ci >= 0)   # rows with a missing key are left out, as pivot_table does
+    np.add.at(table, (ri[known], ci[known]),
+              np.asarray(column(df, values), dtype=np.float64)[known])
+    return rows, cols, table
 
 
 def sum_table(df: pd.DataFrame, index: str, columns: str, values: str) -> pd.DataFrame:
@@ -228,20 +469,19 @@ def sum_table(df: pd.DataFrame, index: str, columns: str, values: str) -> pd.Dat
     column per ``columns`` value (both sorted), 0.0 where a pair is absent: what
     ``pivot_table(aggfunc="sum", fill_value=0.0)`` gives, without its ~20 ms of overhead
     on the few hundred summed rows."""
-    ri, rows = pd.factorize(df[index], sort=True)
-    ci, cols = pd.factorize(df[columns], sort=True)
-    table = np.zeros((len(rows), len(cols)))
-    known = (ri >= 0) & (ci >= 0)   # rows with a missing key are left out, as pivot_table does
-    np.add.at(table, (ri[known], ci[known]), df[values].to_numpy(dtype=np.float64)[known])
+    import pandas as pd
+
+    rows, cols, table = sum_matrix(df, index, columns, values)
     return pd.DataFrame(table, index=pd.Index(rows, name=index),
                         columns=pd.Index(cols, name=columns))
 
 
-def decode_step(ops: pd.DataFrame | np.ndarray) -> int | None:
+def decode_step(ops) -> int | None:
     """The decode step a timeline shows: the middle one (None without decode). ``ops``: the
     op table or its sorted distinct decode steps."""
-    if isinstance(ops, pd.DataFrame):
-        steps = distinct_ints(ops.loc[ops["phase"] == "decode", "step"].to_numpy())
-    else:
+    if isinstance(ops, np.ndarray):
         steps = ops
+    else:
+        decode = np.asarray(column(ops, "phase") == "decode", dtype=bool)
+        steps = distinct_ints(column(ops, "step")[decode])
     return int(steps[len(steps) // 2]) if len(steps) else None

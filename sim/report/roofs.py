@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
+from sim.columns import column
+from sim.report.tables import run_table
 
 
 def _device_view(result: Any):
@@ -42,11 +43,13 @@ def bandwidth_roofs(result: Any) -> dict[str, float]:
             bw = getattr(link, "bandwidth", 0.0)
             if bw:
                 roofs[f"{name} link"] = float(bw)
-    res = getattr(result, "resources", None)
-    if isinstance(res, pd.DataFrame) and len(res) and "bandwidth_Bps" in res:
-        for row in res.itertuples(index=False):
-            if row.bandwidth_Bps > 0 and not str(row.resource).endswith(".hbm"):
-                roofs.setdefault(str(row.resource), float(row.bandwidth_Bps))
+    # the resources as the run gave them (numpy columns: no DataFrame, no pandas)
+    res = run_table(result, "resources")
+    if res is not None and hasattr(res, "__len__") and len(res) and "bandwidth_Bps" in res:
+        for name, bw in zip(column(res, "resource").tolist(),
+                            column(res, "bandwidth_Bps").tolist(), strict=True):
+            if bw > 0 and not str(name).endswith(".hbm"):
+                roofs.setdefault(str(name), float(bw))
     if not roofs:
         bw = result.device_info.get("peak_bandwidth_Bps", 0.0)
         if bw:

@@ -13,8 +13,8 @@ import importlib.util
 import math
 
 import numpy as np
-import pandas as pd
 
+from sim.columns import Columns, column
 from sim.report.rollups import distinct_ints
 
 #: above this many ops the timeline is sampled by default (``--timeline sampled``)
@@ -43,11 +43,19 @@ def ops_format(fmt: str) -> str:
     return fmt
 
 
-def _decode(ops: pd.DataFrame, decode: np.ndarray | None) -> np.ndarray:
-    return (ops["phase"] == "decode").to_numpy() if decode is None else decode
+def _decode(ops, decode: np.ndarray | None) -> np.ndarray:
+    return np.asarray(column(ops, "phase") == "decode", dtype=bool) if decode is None \
+        else decode
 
 
-def decode_stride(ops: pd.DataFrame, budget: int | None = None,
+def take_rows(ops, rows: np.ndarray):
+    """The rows at positions ``rows`` of a DataFrame (``iloc``) or of
+    :class:`sim.columns.Columns` (:meth:`~sim.columns.Columns.subset`: Columns of those rows,
+    no pandas)."""
+    return ops.subset(rows) if isinstance(ops, Columns) else ops.iloc[rows]
+
+
+def decode_stride(ops, budget: int | None = None,
                   decode: np.ndarray | None = None) -> int:
     """Keep one decode step in this many so that about ``budget`` ops remain (1: keep all;
     default :data:`SAMPLED_OPS`). ``decode``: the rows of decode ops, when already known."""
@@ -57,25 +65,28 @@ def decode_stride(ops: pd.DataFrame, budget: int | None = None,
     other = len(ops) - n_decode
     if n_decode == 0 or len(ops) <= budget:
         return 1
-    steps = len(distinct_ints(ops["step"].to_numpy()[decode]))
+    steps = len(distinct_ints(column(ops, "step")[decode]))
     per_step = n_decode / steps
     room = max(budget - other, per_step)
     return max(1, math.ceil(steps / max(1.0, room / per_step)))
 
 
-def sample_ops(ops: pd.DataFrame, every: int, decode: np.ndarray | None = None) -> pd.DataFrame:
-    """Every non-decode op, and the decode ops of steps 1, 1 + every, ... and the last step."""
+def sample_ops(ops, every: int, decode: np.ndarray | None = None):
+    """Every non-decode op, and the decode ops of steps 1, 1 + every, ... and the last step
+    (``ops``: a DataFrame or :class:`sim.columns.Columns`; the same kind comes back)."""
     if every <= 1:
         return ops
     decode = _decode(ops, decode)
-    steps = ops["step"].to_numpy()
+    steps = column(ops, "step")
     first, last = steps[decode].min(), steps[decode].max()
     keep = ~decode | ((steps - first) % every == 0) | (steps == last)
-    return ops.iloc[np.flatnonzero(keep)]
+    return take_rows(ops, np.flatnonzero(keep))
 
 
-def sample_transfers(transfers: pd.DataFrame | None, steps: set[int], every: int):
+def sample_transfers(transfers, steps: set[int], every: int):
     """Transfers of the kept steps (all of them when ``every`` is 1)."""
     if transfers is None or every <= 1 or not len(transfers) or "step" not in transfers:
         return transfers
-    return transfers[transfers["step"].isin(steps) | (transfers["phase"] != "decode")]
+    keep = np.isin(np.asarray(column(transfers, "step")), np.array(sorted(steps))) | \
+        (np.asarray(column(transfers, "phase")) != "decode")
+    return take_rows(transfers, np.flatnonzero(keep))

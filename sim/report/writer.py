@@ -11,17 +11,25 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from sim.columns import Columns, column
 from sim.report.atomic import staged_directory
 from sim.report.figures import breakdown_svg, energy_svg, roofline_svg, timeline_svg
 from sim.report.html import run_report_html
-from sim.report.rollups import SUMMED_KEYS, SUMMED_VALUES, decode_step, rollups, summed_ops
+from sim.report.rollups import (
+    SUMMED_KEYS,
+    SUMMED_VALUES,
+    decode_step,
+    rollups,
+    summed_ops,
+    text_codes,
+)
 from sim.report.roofs import bandwidth_roofs
-from sim.report.sampling import decode_stride, ops_format, sample_ops, sample_transfers
+from sim.report.sampling import decode_stride, ops_format, sample_ops, sample_transfers, take_rows
 from sim.report.sampling import timeline_mode as _timeline_mode
+from sim.report.tables import csv_text, run_table
 from sim.report.timeline import chrome_trace
-from sim.report.utilisation import bound_shares, mfu, utilisation_table
+from sim.report.utilisation import bound_rows, mfu, utilisation_records, utilisation_rows
 from sim.result import Result
 
 RUN_FILES = ("summary.json", "ops.parquet", "timeline.json", "roofline.svg", "energy.svg",
@@ -39,18 +47,20 @@ def _write_parquet(ops, path: Path, factorised: dict | None = None) -> None:
     min/max statistics for the numeric columns (step, layer, times: what a reader filters
     row groups on), not the strings' (~20% of the writing CPU).
 
-    ``factorised``: ``column -> (codes, distinct values)`` already computed (by
-    :func:`sim.report.rollups.rollups`): those string columns are handed to the writer as
-    dictionary arrays, so it does not hash their values again (the same pages; the file
-    keeps no Arrow schema, so they read back as the strings they were)."""
+    ``ops``: a DataFrame, or the run's :class:`sim.columns.Columns`, whose arrays go to Arrow
+    as they are and whose text columns become dictionary arrays of their codes (no DataFrame,
+    no string hashed: the same pages, read back as the same table; see
+    :func:`_columns_table`). ``factorised``: ``column -> (codes, distinct values)`` already
+    computed (by :func:`sim.report.rollups.rollups`): those string columns are handed to the
+    writer as dictionary arrays, so it does not hash their values again (the same pages; the
+    file keeps no Arrow schema, so they read back as the strings they were)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    floats = [c for c in ops.columns if ops[c].dtype.kind == "f"]
-    delta = [c for c in ("id",) if c in ops.columns and ops[c].dtype.kind in "iu"]
-    others = [c for c in ops.columns if c not in floats and c not in delta]
-    encoding = {**{c: "BYTE_STREAM_SPLIT" for c in floats},
-                **{c: "DELTA_BINARY_PACKED" for c in delta}}
+    if isinstance(ops, Columns) and ops.columnar:
+        _write_table(_columns_table(ops, factorised or {}), path, recoded=True)
+        return
+    import pandas as pd
+
     table = pa.Table.from_pandas(ops, preserve_index=False, nthreads=1)   # no pool to wait on
     recoded = False
     for name, (c, uniques) in (factorised or {}).items():
@@ -63,10 +73,82 @@ def _write_parquet(ops, path: Path, factorised: dict | None = None) -> None:
         table = table.set_column(i, name, pa.DictionaryArray.from_arrays(
             pa.array(c), values))
         recoded = True
-    numeric = [c for c in ops.columns if ops[c].dtype.kind in "iuf"]
+    _write_table(table, path, recoded)
+
+
+def _columns_table(ops: Columns, factorised: dict):
+    """The Arrow table of a :class:`Columns` op table: numeric arrays as they are (zero
+    copy), text columns as dictionary arrays of (``factorised`` or their own) codes and
+    distinct labels. Written without a stored schema (as a recoded DataFrame is), the file
+    holds no pandas metadata either way: ``pandas.read_parquet`` gives the same DataFrame."""
+    import pyarrow as pa
+
+    arrays = []
+    for name in ops.order:
+        if ops.is_text(name):
+            c, labels = factorised.get(name) or text_codes(ops.text(name))
+            arrays.append(pa.DictionaryArray.from_arrays(_arrow(c), _arrow_text(labels)))
+        else:
+            arrays.append(_arrow(np.asarray(ops[name])))
+    return pa.Table.from_arrays(arrays, names=ops.order)
+
+
+def _arrow(values: np.ndarray):
+    """A numpy column as an Arrow array from its buffers (what ``pa.array`` gives for a
+    numeric or bool array without nulls; ``pa.array`` itself imports pandas, ~0.5 s)."""
+    import pyarrow as pa
+
+    if values.dtype.kind not in "iufb" or values.dtype.byteorder == ">":
+        return pa.array(values)   # not a plain machine number: the general path
+    v = np.ascontiguousarray(values)
+    if v.dtype.kind == "b":   # Arrow packs booleans one bit each, first row lowest
+        data = np.packbits(v.view(np.uint8), bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(v), [None, pa.py_buffer(data)])
+    return pa.Array.from_buffers(pa.from_numpy_dtype(v.dtype), len(v),
+                                 [None, pa.py_buffer(v)])
+
+
+def _arrow_text(labels) -> object:
+    """Distinct labels (str) as an Arrow ``large_string`` array from its buffers."""
+    import pyarrow as pa
+
+    values = np.asarray(labels, dtype=object).tolist()
+    if not all(type(x) is str for x in values):   # nulls, other types: the general path
+        return pa.array(values, type=pa.large_string())
+    encoded = [x.encode("utf-8") for x in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    return pa.Array.from_buffers(pa.large_string(), len(encoded),
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+
+
+def _write_table(table, path: Path, recoded: bool) -> None:
+    """Write an Arrow table of the op table with the encodings of :func:`_write_parquet`;
+    ``recoded``: some string columns are dictionary arrays (then no Arrow schema is stored)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = {f.name: f.type for f in table.schema}
+    floats = [c for c, t in types.items() if pa.types.is_floating(t)]
+    delta = [c for c in ("id",) if c in types and pa.types.is_integer(types[c])]
+    others = [c for c in types if c not in floats and c not in delta]
+    encoding = {**{c: "BYTE_STREAM_SPLIT" for c in floats},
+                **{c: "DELTA_BINARY_PACKED" for c in delta}}
+    numeric = [c for c, t in types.items() if pa.types.is_integer(t) or pa.types.is_floating(t)]
     pq.write_table(table, path, compression="zstd", use_dictionary=others,
                    column_encoding=encoding, data_page_version="2.0",
                    store_schema=not recoded, write_statistics=numeric)
+
+
+def _write_csv(result: Result, name: str, table, path: Path) -> None:
+    """The run's table ``name`` as CSV, as ``DataFrame.to_csv(index=False,
+    float_format="%.9g")`` writes it (from its columns when they are numbers and text: no
+    pandas; else through the DataFrame)."""
+    text = csv_text(table) if isinstance(table, Columns) else None
+    if text is None:
+        getattr(result, name).to_csv(path, index=False, float_format="%.9g")
+    else:
+        path.write_text(text)
 
 
 def write_run_report(result: Result, out_dir: str | Path, ops_as: str = "auto",
@@ -79,51 +161,55 @@ def write_run_report(result: Result, out_dir: str | Path, ops_as: str = "auto",
     inputs = result.inputs
     title = f"{inputs['model']} on {inputs['arch']}"
     fmt = ops_format(ops_as)
-    mode = _timeline_mode(timeline, len(result.ops))
-    # plots and tables read pre-aggregated rows, never a copy of a long run's table
-    roll = rollups(result.ops)
-    every = decode_stride(result.ops, decode=roll.decode) if mode == "sampled" else 1
+    # the op table as the run gave it (numpy columns: the whole DataFrame is only built for a
+    # full timeline or a CSV); plots and tables read pre-aggregated rows, never a copy of it
+    table = result.columns("ops")
+    mode = _timeline_mode(timeline, len(table))
+    roll = rollups(table)
+    every = decode_stride(table, decode=roll.decode) if mode == "sampled" else 1
     summary["outputs"] = {"ops_format": fmt, "timeline": mode, "timeline_decode_step_every":
-                          every, "ops": len(result.ops)}
-    summed = roll.summed
-    figures = {"roofline": roofline_svg(roll.points, bandwidth_roofs(result),
+                          every, "ops": len(table)}
+    summed = roll.summed_rows
+    transfers = run_table(result, "transfers")
+    transfers = transfers if transfers is not None and len(transfers) else None
+    resources = run_table(result, "resources")
+    resources = resources if resources is not None and len(resources) else None
+    figures = {"roofline": roofline_svg(roll.point_rows, bandwidth_roofs(result),
                                         result.device_info.get("roofs", {}), title),
                "energy": energy_svg(summed, result.energy_by_component.get("static", 0.0),
                                     title),
                "breakdown": breakdown_svg(summed, title)}
     step = decode_step(roll.decode_steps)
     if step is not None:
-        ops = result.ops
-        rows = np.flatnonzero((ops["step"].to_numpy() == step) & roll.decode)
-        figures["timeline"] = timeline_svg(ops.iloc[rows], step, title, result.transfers,
-                                           result.op_links)
-    util = utilisation_table(summary, summed, result.resources)
-    summary["utilisation"] = {"mfu": mfu(summary, summed),
-                              "rows": util.to_dict(orient="records")}
+        rows = np.flatnonzero((column(table, "step") == step) & roll.decode)
+        figures["timeline"] = timeline_svg(take_rows(table, rows), step, title,
+                                           transfers, result.op_links)
+    util = utilisation_rows(summary, summed, resources)
+    summary["utilisation"] = {"mfu": mfu(summary, summed), "rows": utilisation_records(util)}
     ops_file = f"ops.{fmt}"
     files = ["summary.json", ops_file] + (["timeline.json"] if mode != "none" else []) + \
         [f"{name}.svg" for name in figures] + ["report.html"] + \
-        (["transfers.csv"] if len(result.transfers) else []) + \
-        (["resources.csv"] if len(result.resources) else [])
+        (["transfers.csv"] if transfers is not None else []) + \
+        (["resources.csv"] if resources is not None else [])
     shown = {**summary, "metrics": {**summary["metrics"], "mfu": summary["utilisation"]["mfu"]}}
-    page = run_report_html(shown, summed, figures, files, result.resources, result.transfers,
-                           util, bound_shares(summed))
+    page = run_report_html(shown, summed, figures, files, resources, transfers,
+                           summary["utilisation"]["rows"], bound_rows(summed))
     with staged_directory(out_dir) as stage:
         (stage / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
         if fmt == "parquet":
-            _write_parquet(result.ops, stage / ops_file, roll.factorised)
+            _write_parquet(table, stage / ops_file, roll.factorised)
         else:
             result.ops.to_csv(stage / ops_file, index=False, float_format="%.9g")
         if mode != "none":
-            ops = sample_ops(result.ops, every, roll.decode)
-            transfers = sample_transfers(result.transfers, set(ops["step"].unique()), every)
+            ops = sample_ops(table, every, roll.decode)
+            kept = sample_transfers(transfers, set(column(ops, "step").tolist()),
+                                    every) if transfers is not None else None
             note = "" if every == 1 else f" (sampled: one decode step in {every})"
-            (stage / "timeline.json").write_text(chrome_trace(ops, title + note, transfers,
+            (stage / "timeline.json").write_text(chrome_trace(ops, title + note, kept,
                                                               result.op_links))
-        if len(result.transfers):
-            result.transfers.to_csv(stage / "transfers.csv", index=False, float_format="%.9g")
-        if len(result.resources):
-            result.resources.to_csv(stage / "resources.csv", index=False, float_format="%.9g")
+        for name, given in (("transfers", transfers), ("resources", resources)):
+            if given is not None:   # a system run's tables
+                _write_csv(result, name, given, stage / f"{name}.csv")
         for name, text in figures.items():
             (stage / f"{name}.svg").write_text(text, encoding="utf-8")
         (stage / "report.html").write_text(page, encoding="utf-8")

@@ -40,6 +40,6 @@ def estimate_run_s(model: Any, scenario: Any) -> float:
 
 def estimate_report_s(n_ops: int) -> float:
     """Seconds ``write_run_report`` takes, roughly, FITTED: 0.2 s for the page and SVG figures
-    plus 1 us per op (0.21 s at 7k ops and ~1.0 s at 858k ops measured, Llama-2-7B on h100, CPU
-    time; only the progress display uses it)."""
-    return 0.2 + 1.0e-6 * n_ops
+    plus 0.7 us per op (0.21 s at 7k ops and 0.72-0.80 s at 858k ops measured, Llama-2-7B on
+    h100, CPU time; only the progress display uses it)."""
+    return 0.2 + 0.7e-6 * n_ops

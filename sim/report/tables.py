@@ -1,0 +1,201 @@
+"""The few table operations the run report needs, on numpy arrays, giving pandas' results.
+
+The report is written without importing pandas (~0.5 s CPU of a CLI run): its summed rows,
+points and tables are :class:`sim.columns.Columns` of numpy arrays, and these helpers do what
+the DataFrame calls they replace did, to the bit: :func:`factorize` is ``pd.factorize``
+(first-appearance order; ``sort=True``: sorted, NaN -> -1; pandas' own hash table when
+pandas is already loaded, a sort otherwise: the same codes), :func:`group_sum` is
+``groupby(...).sum()`` (pandas' Kahan-compensated sums, not ``np.bincount``'s plain ones) and
+:func:`nargsort` is the argsort behind ``sort_values`` (``quicksort``, NaN last).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+
+def factorize(values: np.ndarray, sort: bool = False, na_sentinel: bool = False
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """``(code per value, distinct values)``, as ``pd.factorize``: distinct values in order of
+    first appearance (``sort``: ascending); NaN (and None) one value of its own, or code -1
+    with ``na_sentinel`` (what ``pd.factorize(sort=True)`` does by default)."""
+    values = np.asarray(values)
+    pd = sys.modules.get("pandas")
+    if pd is not None:   # already loaded (a DataFrame given, a notebook): its hash table
+        c, uniques = pd.factorize(values, sort=sort, use_na_sentinel=na_sentinel)
+        return c.astype(np.int64, copy=False), np.asarray(uniques)
+    return numpy_factorize(values, sort, na_sentinel)
+
+
+def numpy_factorize(values: np.ndarray, sort: bool = False, na_sentinel: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`factorize` by sorting (``np.unique``), without pandas."""
+    values = np.asarray(values)
+    n = len(values)
+    if values.dtype.kind == "O":
+        return _factorize_objects(values, sort, na_sentinel)
+    if not n:
+        return np.zeros(0, dtype=np.int64), values[:0]
+    uniq, first, inv = np.unique(values, return_index=True, return_inverse=True)
+    inv = inv.reshape(-1).astype(np.int64, copy=False)
+    if na_sentinel and uniq.dtype.kind == "f" and len(uniq) and np.isnan(uniq[-1]):
+        # np.unique keeps the NaNs as one value, last (equal_nan)
+        inv = np.where(inv == len(uniq) - 1, -1, inv)
+        uniq, first = uniq[:-1], first[:-1]
+    if sort:
+        return inv, uniq
+    uniq = values[first]   # each value as it first occurs (0.0 or -0.0, as pandas keeps it)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    ok = inv >= 0
+    out = np.where(ok, rank[np.where(ok, inv, 0)], -1)
+    return out, uniq[order]
+
+
+def sorted_groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group id per row of equal ``key`` values (numbered in order of first appearance) and
+    each group's first row, by one sort of the keys (no hash table, no pandas)."""
+    n = len(key)
+    if not n:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.argsort(key, kind="stable")   # stable: each run starts at its first row
+    ks = key[order]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(ks[1:], ks[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    firsts = order[starts]                 # first row of each group (sorted-key order)
+    by_first = np.argsort(firsts)          # groups in order of first appearance
+    rank = np.empty(len(firsts), dtype=np.int64)
+    rank[by_first] = np.arange(len(firsts), dtype=np.int64)
+    ids = np.empty(n, dtype=np.int64)
+    ids[order] = rank[np.cumsum(new) - 1]
+    return ids, firsts[by_first].astype(np.int64)
+
+
+def _isna(v: object) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def _factorize_objects(values: np.ndarray, sort: bool, na_sentinel: bool
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`factorize` of an object array (a dict of the distinct values, first seen first;
+    the missing ones, None or NaN, merged into one value or code -1 afterwards)."""
+    slots: dict = {}
+    codes = np.fromiter((slots.setdefault(v, len(slots)) for v in values.tolist()),
+                        dtype=np.int64, count=len(values))
+    keys = list(slots)
+    missing = [j for j, k in enumerate(keys) if _isna(k)]
+    if missing:
+        lut = np.empty(len(keys), dtype=np.int64)
+        kept: list = []
+        na_code = -1
+        for j, k in enumerate(keys):
+            if j in missing:
+                if not na_sentinel and na_code < 0:
+                    na_code = len(kept)
+                    kept.append(float("nan"))
+                lut[j] = na_code
+            else:
+                lut[j] = len(kept)
+                kept.append(k)
+        codes, keys = lut[codes], kept
+    uniq = np.empty(len(keys), dtype=object)
+    uniq[:] = keys
+    if sort and len(uniq):
+        order = np.array(sorted(range(len(uniq)), key=lambda j: uniq[j]), dtype=np.int64)
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
+        uniq = uniq[order]
+    return codes, uniq
+
+
+def group_sum(ids: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """``values`` summed per group id (``0 <= id < n``; -1: left out), rows in order, each sum
+    compensated (Kahan) as pandas' ``groupby(...).sum()`` does; NaN values skipped; integers
+    summed exactly as int64. For the report's small tables (a few thousand rows)."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iub":   # integers add exactly (pandas keeps their dtype)
+        out = np.zeros(n, dtype=np.int64)
+        ids = np.asarray(ids)
+        ok = ids >= 0
+        np.add.at(out, ids[ok], values[ok].astype(np.int64))
+        return out
+    sums = [0.0] * n
+    comp = [0.0] * n
+    for i, x in zip(np.asarray(ids).tolist(), np.asarray(values, dtype=np.float64).tolist(),
+                    strict=True):
+        if i < 0 or x != x:
+            continue
+        s = sums[i]
+        y = x - comp[i]
+        t = s + y
+        c = t - s - y
+        comp[i] = 0.0 if c != c else c
+        sums[i] = t
+    return np.array(sums, dtype=np.float64)
+
+
+def nargsort(values: np.ndarray, ascending: bool = True, kind: str = "quicksort"
+             ) -> np.ndarray:
+    """The row order ``sort_values`` gives (``pandas.core.sorting.nargsort``: NaN last)."""
+    items = np.asarray(values)
+    mask = np.isnan(items) if items.dtype.kind == "f" else np.zeros(len(items), dtype=bool)
+    idx = np.arange(len(items))
+    non_nans, non_nan_idx = items[~mask], idx[~mask]
+    if not ascending:
+        non_nans, non_nan_idx = non_nans[::-1], non_nan_idx[::-1]
+    indexer = non_nan_idx[non_nans.argsort(kind=kind)]
+    if not ascending:
+        indexer = indexer[::-1]
+    return np.concatenate([indexer, np.flatnonzero(mask)]).astype(np.intp)
+
+
+def first_rows(codes: np.ndarray) -> np.ndarray:
+    """Position of the first row of each code (codes numbered by first appearance)."""
+    if not len(codes):
+        return np.zeros(0, dtype=np.int64)
+    _, first = np.unique(codes, return_index=True)
+    return first.astype(np.int64)
+
+
+def run_table(result: object, name: str) -> object | None:
+    """The run's table ``name`` (ops, transfers, resources) as the run gave it (Columns or a
+    DataFrame), None when it has none: ``Result.columns`` would build an empty DataFrame,
+    importing pandas, for a table the run never set."""
+    tables = getattr(result, "_tables", None)
+    if isinstance(tables, dict):
+        return tables.get(name)
+    return getattr(result, name, None)
+
+
+def csv_text(table: object, float_format: str = "%.9g") -> str | None:
+    """``table`` (a :class:`sim.columns.Columns`) as ``DataFrame.to_csv(index=False,
+    float_format=...)`` writes it: a header, then a row per row; floats through
+    ``float_format`` (NaN empty), ints and bools as ``str``, text as is, quoted only where
+    needed (``csv.QUOTE_MINIMAL``). None for a column of another kind (mixed objects): the
+    caller then writes the DataFrame."""
+    import csv
+    import io
+
+    cols = []
+    for name in table.order:
+        values = np.asarray(table[name])
+        kind = values.dtype.kind
+        if kind == "f":
+            cols.append(["" if v != v else float_format % v for v in values.tolist()])
+        elif kind in "iub":
+            cols.append([str(v) for v in values.tolist()])
+        elif kind in "UO" and all(type(v) is str for v in values.tolist()):
+            cols.append(values.tolist())
+        else:
+            return None
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(table.order)
+    writer.writerows(zip(*cols, strict=True) if cols else ())
+    return out.getvalue()
