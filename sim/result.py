@@ -150,6 +150,18 @@ def op_columns(trace: Trace, timeline: Timeline,
         streams = Text.of([d or "device0" for d in column("device").values])
         devices = Text.of([where.get(s, s) for s in streams.values])
     bounds = [c.bound if c is not None else "" for c in uniq] or [""]
+    return _op_columns(column, devices, streams, shards, timeline,
+                       per_cost(attrgetter("latency")), per_cost(attrgetter("roofline")),
+                       column("flops", float), column("bytes", float),
+                       per_cost(attrgetter("dram_bytes")) * shards,
+                       Text(bounds, np.asarray(idx), _text) if n else Text.of([]),
+                       e_total, e_compute, e_link, n)
+
+
+def _op_columns(column, devices, streams, shards, timeline: Timeline, alone, roofline, flops,
+                nbytes, dram, bound, e_total, e_compute, e_link, n: int) -> Columns:
+    """The op table from its per-row pieces (``column(name, dtype)`` reads the trace's own
+    fields; times in s, energies in J)."""
     return Columns({
         "id": column("id", INDEX),
         "op": column("name"),
@@ -165,12 +177,12 @@ def op_columns(trace: Trace, timeline: Timeline,
         "start_s": timeline.start,
         "end_s": timeline.end,
         "latency_s": timeline.end - timeline.start,
-        "alone_s": per_cost(attrgetter("latency")),
-        "roofline_s": per_cost(attrgetter("roofline")),
-        "flops": column("flops", float),
-        "bytes": column("bytes", float),
-        "dram_bytes": per_cost(attrgetter("dram_bytes")) * shards,
-        "bound": Text(bounds, np.asarray(idx), _text) if n else Text.of([]),
+        "alone_s": alone,
+        "roofline_s": roofline,
+        "flops": flops,
+        "bytes": nbytes,
+        "dram_bytes": dram,
+        "bound": bound,
         "energy_J": e_total,
         "energy_compute_J": e_compute,
         "energy_memory_J": e_total - e_compute - e_link,
@@ -202,32 +214,15 @@ def _kind_columns(arrays: CompactOps, costs: CostList, timeline: Timeline,
     stream = arrays.device or "device0"
     zeros = np.zeros(n, dtype=np.int64)
     bounds = [c.bound if c is not None else "" for c in table] or [""]
-    return Columns({
-        "id": column("id", INDEX),
-        "op": column("name"),
-        "op_class": column("op_class"),
-        "kind": column("kind"),
-        "phase": column("phase"),
-        "layer": column("layer", INDEX),
-        "step": column("step", INDEX),
-        "microbatch": column("microbatch", INDEX),
-        "device": Text([where.get(stream, stream)], zeros, _repeated_column),
-        "stream": Text([stream], zeros, _repeated_column),
-        "shards": shards.astype(INDEX)[kind],
-        "start_s": timeline.start,
-        "end_s": timeline.end,
-        "latency_s": timeline.end - timeline.start,
-        "alone_s": per_kind(attrgetter("latency"))[kind],
-        "roofline_s": per_kind(attrgetter("roofline"))[kind],
-        "flops": of_kind("flops").astype(float, copy=False)[kind],
-        "bytes": of_kind("bytes").astype(float, copy=False)[kind],
-        "dram_bytes": (per_kind(attrgetter("dram_bytes")) * shards)[kind],
-        "bound": Text(bounds, arrays.kind, _text) if n else Text.of([]),
-        "energy_J": e_total[kind],
-        "energy_compute_J": e_compute[kind],
-        "energy_memory_J": (e_total - e_compute - e_link)[kind],
-        "energy_link_J": e_link[kind],
-    }, OP_COLUMNS, n, copy=False)
+    return _op_columns(column, Text([where.get(stream, stream)], zeros, _repeated_column),
+                       Text([stream], zeros, _repeated_column), shards[kind], timeline,
+                       per_kind(attrgetter("latency"))[kind],
+                       per_kind(attrgetter("roofline"))[kind],
+                       of_kind("flops").astype(float, copy=False)[kind],
+                       of_kind("bytes").astype(float, copy=False)[kind],
+                       (per_kind(attrgetter("dram_bytes")) * shards)[kind],
+                       Text(bounds, arrays.kind, _text) if n else Text.of([]),
+                       e_total[kind], e_compute[kind], e_link[kind], n)
 
 
 def _text(labels: list[str], codes: np.ndarray):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import math
 import time
-from contextlib import contextmanager
 from typing import Any
 
 from arch import Arch
@@ -19,6 +17,7 @@ from sim.system.hosted import host_attention
 from sim.system.placement import PlacementSpec
 from sim.system.schedule import Policies, build_plan, stages_for
 from sim.system.topology import System, build_system
+from workloads.gc_hold import gc_paused
 from workloads.models import ModelConfig
 from workloads.scenario import Scenario
 from workloads.tracer import LayerShapes, kv_cache_bytes, trace_model, weight_bytes_per_device
@@ -64,25 +63,10 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
     ``policies`` says whether collectives overlap compute and how far transfers prefetch;
     ``coarsen=False`` runs the engine with one event per op (the same times, slower).
 
-    The cyclic garbage collector is held for the call (:func:`gc_paused`): a run builds
-    hundreds of thousands of acyclic objects (cost tables, events, columns) and the
-    collector's passes over them and everything already alive took a fifth of a long run's
-    CPU; what the run leaves behind is collected afterwards as usual."""
+    The cyclic garbage collector is held for the call (:func:`workloads.gc_hold.gc_paused`:
+    its passes over a long run's many acyclic objects took a fifth of the run's CPU)."""
     with gc_paused():
         return _simulate(arch, model, scenario, fidelity, seed, placement, policies, coarsen)
-
-
-@contextmanager
-def gc_paused():
-    """Hold the cyclic garbage collector inside the block (re-enabled after it, also on an
-    exception, unless it was off before); nested uses leave it to the outermost."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str, seed: int,

@@ -7,15 +7,14 @@ with hundreds of decode steps stays cheap to trace.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import math
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from workloads.einsum import Cascade, Einsum, TensorRef, contraction, elementwise
 from workloads.errors import WorkloadError
+from workloads.gc_hold import gc_paused
 from workloads.models import ModelConfig
 from workloads.routing import expert_token_counts
 from workloads.scenario import Scenario
@@ -33,18 +32,6 @@ from workloads.trace import (
     Trace,
     op_work,
 )
-
-
-@contextmanager
-def _gc_paused():
-    """Hold the cyclic garbage collector while a trace builds objects that form no cycles."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _memo(method):
@@ -541,7 +528,7 @@ def trace_model(model: ModelConfig, scenario: Scenario, phases: tuple[str, ...] 
                                             f"exceed {model.name}'s {model.max_positions} "
                                             "learned positions")
     if compact:   # thousands of small acyclic objects: skip the collector passes they cost
-        with _gc_paused():
+        with gc_paused():
             return _trace_decoder(model, scenario, phases, units, compact)
     return _trace_decoder(model, scenario, phases, units, compact)
 
