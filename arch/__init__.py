@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ def preset_path(name: str) -> Path:
     path = PRESET_DIR / f"{name}.yaml"
     if not path.is_file():
         names = list_presets()
+        import difflib  # on the error path only (start-up)
         hint = difflib.get_close_matches(name, names, n=1)
         more = f" (did you mean '{hint[0]}'?)" if hint else ""
         raise SpecError("", "--arch", f"unknown preset '{name}'{more}; presets: {', '.join(names)}")

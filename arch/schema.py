@@ -9,7 +9,6 @@ that name none) and a ``note``. Sources are collected in :class:`BuildContext.pr
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import types
 import typing
 from dataclasses import MISSING, dataclass, field
@@ -175,6 +174,7 @@ def _build_scalar(tp: Any, value: Any, meta: dict, path: str, ctx: BuildContext)
             raise ctx.error(path, f"expected a text value, got {value!r}")
         choices = meta.get("choices")
         if choices and value not in choices:
+            import difflib  # on the error path only (start-up)
             hint = difflib.get_close_matches(value, choices, n=1)
             more = f" (did you mean '{hint[0]}'?)" if hint else ""
             raise ctx.error(path, f"expected one of {', '.join(choices)}, got '{value}'{more}")
@@ -226,6 +226,7 @@ def build(cls: type, data: Any, ctx: BuildContext, path: str = "",
         if key in RESERVED_KEYS:
             continue
         if key not in fields:
+            import difflib  # on the error path only (start-up)
             hint = difflib.get_close_matches(str(key), list(fields), n=1)
             more = f" (did you mean '{hint[0]}'?)" if hint else \
                 f" (expected one of: {', '.join(fields)})"

@@ -9,7 +9,6 @@ section module under ``arch/sections/`` and one preset; nothing here changes.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,6 +135,7 @@ def arch_from_dict(data: Any, file: str = "") -> Arch:
     dev_type = data["type"]
     load_for_type(dev_type)
     if dev_type not in DEVICE_TYPES:
+        import difflib  # on the error path only (start-up)
         hint = difflib.get_close_matches(dev_type, list(DEVICE_TYPES), n=1)
         more = f" (did you mean '{hint[0]}'?)" if hint else ""
         raise ctx.error("type", f"unknown device type '{dev_type}'{more}; expected one of "
@@ -144,6 +144,7 @@ def arch_from_dict(data: Any, file: str = "") -> Arch:
     allowed = set(TOP_LEVEL_KEYS) | set(spec["required"]) | set(spec["optional"])
     for key in data:
         if key not in allowed:
+            import difflib  # on the error path only (start-up)
             hint = difflib.get_close_matches(str(key), sorted(allowed), n=1)
             more = f" (did you mean '{hint[0]}'?)" if hint else ""
             raise ctx.error(str(key), f"unknown key for a '{dev_type}' arch{more}")

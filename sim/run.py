@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arch import Arch
 from sim.columns import Columns
@@ -13,14 +13,15 @@ from sim.plausibility import check_plausible
 from sim.result import Result
 from sim.system.budget import check_staging, place_on_system, system_metrics
 from sim.system.execute import execute
-from sim.system.hosted import host_attention
-from sim.system.placement import PlacementSpec
 from sim.system.schedule import Policies, build_plan, stages_for
 from sim.system.topology import System, build_system
 from workloads.gc_hold import gc_paused
 from workloads.models import ModelConfig
 from workloads.scenario import Scenario
 from workloads.tracer import LayerShapes, kv_cache_bytes, trace_model, weight_bytes_per_device
+
+if TYPE_CHECKING:  # loaded where a run places tensors (start-up, issue 18)
+    from sim.system.placement import PlacementSpec
 
 VERSION = "0.1.0"
 
@@ -88,6 +89,8 @@ def _simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str,
     trace = device.split_trace(trace_model(model, scenario, units=device.unit_ops(),
                                            compact=coarsen))
     if policies.attention_on:
+        from sim.system.hosted import host_attention  # loaded where ops run off the device
+
         host_attention(trace.ops, system, scenario.tp, policies.attention_on, scenario.pp)
     plan = build_plan(trace, system, device, placed, policies)
     if placed is not None:

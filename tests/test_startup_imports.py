@@ -34,13 +34,14 @@ print(json.dumps({"rc": rc, "loaded": [m for m in json.loads(sys.argv[2]) if m i
 """
 
 
-def _cli(argv: list[str], cache: Path, **env: str) -> dict:
-    """Run ``xpusim ARGV`` in a fresh interpreter with the preset cache in ``cache``."""
+def _cli(argv: list[str], cache: Path, watched: tuple[str, ...] = WATCHED, **env: str) -> dict:
+    """Run ``xpusim ARGV`` in a fresh interpreter with the preset cache in ``cache``; report
+    which of ``watched`` it loaded."""
     environ = {k: v for k, v in os.environ.items()
                if k not in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS",
                             "MKL_NUM_THREADS")}
     environ.update({"PYTHONPATH": str(ROOT), "XPUSIM_CACHE_DIR": str(cache), **env})
-    out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(argv), json.dumps(WATCHED)],
+    out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(argv), json.dumps(watched)],
                          cwd=cache.parent, capture_output=True, text=True, timeout=120,
                          env=environ)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -86,6 +87,69 @@ def test_default_run_takes_the_path_without_simpy(warm_cache):
     assert res["blas"] == "1"
     if res["threads"] is not None:
         assert res["threads"] == 1
+
+
+#: what a one-GPU run on defaults does not use: tensor placement and its parser, ops hosted off
+#: the device, flash tiers, config.json models, the other commands' modules, "did you mean"
+#: (difflib, error paths only), shutil (argparse's terminal width), threading (progress bars)
+NOT_ON_DEFAULT_RUN = ("sim.system.placement", "arch.sections.placement", "sim.system.hosted",
+                      "sim.system.storage", "workloads.hf_config", "xpusim.commands.check",
+                      "xpusim.commands.op", "xpusim.commands.serve", "xpusim.commands.validate",
+                      "xpusim.commands.import_", "difflib", "shutil", "threading")
+
+
+def test_default_run_loads_nothing_it_does_not_use(warm_cache):
+    res = _cli(["run", "--json", "--quiet"], warm_cache, NOT_ON_DEFAULT_RUN)
+    assert res["rc"] == 0 and res["loaded"] == []
+
+
+def test_runs_that_use_them_still_load_them(warm_cache):
+    """Controls: a placed run with decode attention on the host CPU loads placement and the
+    hosted-op module; an unknown model's error names the closest preset (difflib)."""
+    res = _cli(["run", "--json", "--quiet", "--arch", "t4-flexgen", "--model", "opt-6.7b",
+                "--cpu-attention", "--placement", "kv_cache=host_ddr", "--gen", "2",
+                "--prompt", "32"], warm_cache, NOT_ON_DEFAULT_RUN)
+    assert res["rc"] == 0
+    assert {"sim.system.placement", "sim.system.hosted"} <= set(res["loaded"])
+    bad = _cli(["run", "--json", "--model", "llama2-7bb"], warm_cache, NOT_ON_DEFAULT_RUN)
+    assert bad["rc"] == 2 and "difflib" in bad["loaded"]
+
+
+def test_one_command_parser_answers_as_the_full_one(capsys):
+    """With the command first, only its module is imported; help and errors read the same as
+    the full parser's (``--help run`` still lists every command)."""
+    from xpusim.cli import build_parser, main
+
+    full = build_parser("run")
+    alone = build_parser("run", alone=True)
+    assert [a.dest for a in full._subparsers._group_actions[0].choices["run"]._actions] == \
+        [a.dest for a in alone._subparsers._group_actions[0].choices["run"]._actions]
+    assert len(full._subparsers._group_actions[0].choices) >= 10
+    assert list(alone._subparsers._group_actions[0].choices) == ["run"]
+    for parser in (full, alone):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["run", "--help"])
+    help_full, help_alone = (capsys.readouterr().out.split("usage: ")[1:])
+    assert help_full == help_alone
+    assert main(["--help", "run"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in ("validate", "sweep", "models", "run"))
+    assert main(["run", "--no-such-option"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "xpusim: error: unrecognized arguments: --no-such-option " \
+        "(see 'xpusim --help')"
+
+
+def test_help_width_follows_columns_as_shutil_does(monkeypatch):
+    import shutil
+
+    from xpusim.cli import HelpFormatter, _terminal_columns
+
+    monkeypatch.setenv("COLUMNS", "57")
+    assert _terminal_columns() == shutil.get_terminal_size().columns == 57
+    assert HelpFormatter("xpusim")._width == 55        # argparse's own: columns - 2
+    monkeypatch.delenv("COLUMNS")
+    assert _terminal_columns() == shutil.get_terminal_size().columns
 
 
 def test_event_path_still_loads_simpy(warm_cache):

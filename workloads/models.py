@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, replace
 
@@ -402,6 +401,7 @@ def get_model(name: str) -> ModelConfig:
     key = ALIASES.get(name.lower(), name.lower())
     if key in MODEL_PRESETS:
         return MODEL_PRESETS[key]
+    import difflib  # on the error path only (start-up)
     hint = difflib.get_close_matches(key, list(MODEL_PRESETS) + list(ALIASES), n=1)
     more = f" (did you mean '{ALIASES.get(hint[0], hint[0])}'?)" if hint else ""
     raise WorkloadError("", "--model", f"unknown model '{name}'{more}; "

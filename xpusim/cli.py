@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from xpusim import __version__
@@ -46,15 +47,65 @@ def write_error(message: str, kind: str = "error") -> None:
     sys.stderr.write(f"xpusim: {kind}: {one_line(message)}\n")
 
 
+def _terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns`` without importing shutil (which loads the bz2
+    and lzma modules: about 5 ms of a short run): ``$COLUMNS``, else stdout's terminal, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help formatter, its width found by :func:`_terminal_columns` (argparse
+    builds one for every ``add_argument``)."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         _terminal_columns() - 2 if width is None else width)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports usage errors as a single line and exits with 2."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
         write_error(f"{message} (see '{self.prog} --help')")
         raise SystemExit(EXIT_BAD_INPUT)
 
 
-def _commands():
+def _named_command(name: str):
+    """The module of command ``name`` (file ``name.py`` or ``name_.py``, as ``import_.py``
+    holds ``import``), or None when no such module defines that NAME."""
+    from pathlib import Path
+
+    from xpusim import commands
+
+    for stem in (name, f"{name}_"):
+        if stem.isidentifier() and not stem.startswith("_") and \
+                Path(commands.__path__[0], f"{stem}.py").is_file():
+            mod = importlib.import_module(f"xpusim.commands.{stem}")
+            if getattr(mod, "NAME", None) == name:
+                return mod
+    return None
+
+
+def _commands(alone: str = ""):
+    """Command modules: only the one named ``alone`` where a module holds it (starting one
+    command imports no other command's module), else all of them."""
+    mod = _named_command(alone) if alone else None
+    if mod is not None:
+        return [mod]
     import pkgutil
 
     from xpusim import commands
@@ -69,16 +120,18 @@ def _commands():
     return mods
 
 
-def build_parser(only: str | None = "") -> OneLineParser:
+def build_parser(only: str | None = "", alone: bool = False) -> OneLineParser:
     """The ``xpusim`` parser. ``only=""`` (default) gives every command its options; with
     ``only`` a command name, the others are listed (for ``--help``) without their options, so
     starting one command neither imports nor builds what the others need (importer, reproduction
-    and validation plugins); ``only=None`` lists every command without options."""
+    and validation plugins); ``only=None`` lists every command without options. ``alone``
+    (with ``only`` a command name) leaves the other commands out, so their modules are not even
+    imported: right where ``only`` is the first word, as nothing then prints the command list."""
     parser = OneLineParser(prog="xpusim", description="Event-driven simulator and design-space "
                            "explorer for transformer workloads.")
     parser.add_argument("--version", action="version", version=f"xpusim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
-    for mod in _commands():
+    for mod in _commands(only if alone and only else ""):
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
         if only == "" or only == mod.NAME:
             mod.add_arguments(p)
@@ -136,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         from xpusim.commands.import_ import single_importer_parser
 
         parser = single_importer_parser(OneLineParser, argv[1])
-    parser = parser or build_parser(_command_named(argv))
+    name = _command_named(argv)
+    parser = parser or build_parser(name, alone=bool(argv) and argv[0] == name)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed

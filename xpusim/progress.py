@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,6 +110,8 @@ def timed(desc: str, estimate_s: float, on: bool = True, tick_s: float = 0.25,
     fmt = ("{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed, about {remaining} left"
            if estimate_s > 0 else "{desc}: {elapsed} elapsed")
     b = bar(round(estimate_s, 1) if estimate_s > 0 else None, desc, "s", on, bar_format=fmt)
+    import threading  # only where a bar is shown (start-up of quiet runs)
+
     stop = threading.Event()
 
     def tick() -> None:

@@ -18,7 +18,6 @@ YAML field, so ``dump`` skips it).
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -327,6 +326,7 @@ def _resolve_device(arch, name: str, comp: ComponentSpec) -> tuple[str, str] | N
 
 
 def _hint(word: str, options: list[str]) -> str:
+    import difflib  # on the error path only (start-up)
     hint = difflib.get_close_matches(word, options, n=1)
     return f" (did you mean '{hint[0]}'?)" if hint else ""
 

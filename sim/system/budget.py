@@ -3,15 +3,17 @@ what each tier holds, and the run's system-level metrics."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sim.columns import column
 from sim.devices.base import SimError
-from sim.system.placement import Placement, PlacementSpec, TierRoom, place
 from sim.system.plan import Plan
 from sim.system.schedule import Policies, home_tier
 from sim.system.topology import System
 from sim.system.usage import distinct_codes
+
+if TYPE_CHECKING:  # placement loads where a run places tensors (start-up, issue 18)
+    from sim.system.placement import Placement, PlacementSpec
 
 
 def _gib(x: float) -> str:
@@ -28,6 +30,8 @@ def place_on_system(system: System, spec: PlacementSpec, need: dict[str, float],
     """Place the per-device demands (class -> bytes; ``total`` ignored) on the system's tiers:
     the device's
     own memory (``gpu.hbm``) and every standalone tier, shared by the devices in use."""
+    from sim.system.placement import TierRoom, place
+
     home = home_tier(system)
     dev = system.compute_devices()[0]
     users = set(used_devices(system, count))

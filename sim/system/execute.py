@@ -12,7 +12,6 @@ from sim.engine import CostList, Engine, Timeline
 from sim.invariants import check_invariants
 from sim.result import op_columns
 from sim.system.budget import tier_budget
-from sim.system.placement import Placement
 from sim.system.plan import Plan
 from sim.system.topology import System
 from sim.system.usage import (
@@ -25,6 +24,8 @@ from workloads.trace import Trace
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from sim.system.placement import Placement
 
 
 @dataclass

@@ -17,14 +17,17 @@ tensors they stream from the tiers the placement chose (``Op.tensors``).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from sim.devices.base import Cost, Device, SimError, device_for
-from sim.system.placement import Placement
 from sim.system.plan import Load, Plan, Transfer, direction
 from sim.system.storage import flash_scale
 from sim.system.topology import System
 from workloads.einsum import Cascade
 from workloads.trace import Op
+
+if TYPE_CHECKING:  # loaded where a run places tensors
+    from sim.system.placement import Placement
 
 # tensor role -> placement class; in a hosted op, "state" tensors are optimizer states
 ROLE_CLASS = {"weight": "weights", "gradient": "gradients", "state": "optimizer",

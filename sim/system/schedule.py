@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sim.devices.base import Device, SimError, collective_min_bytes
-from sim.system.hosted import IN_PLACE, host_ops, transfer_between
-from sim.system.placement import Placement
 from sim.system.plan import Load, Plan, Transfer, direction
-from sim.system.storage import flash_scale
 from sim.system.topology import Route, System
 from workloads.einsum import Cascade, Einsum
 from workloads.trace import COLLECTIVE, Op, Trace
 from workloads.tracer import kv_bytes_per_token, pipeline_boundaries
+
+if TYPE_CHECKING:  # loaded where a run places tensors
+    from sim.system.placement import Placement
 
 MOVABLE = ("weights", "kv_cache", "activations")  # classes a run moves per layer
 
@@ -210,6 +211,8 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
     if placement is not None:
         _transfers(trace, system, stages, stage_at, placement, policies, plan, used_memory)
     if hosted:
+        from sim.system.hosted import host_ops  # loaded where ops run off the device
+
         host_ops(plan, system, hosted, placement, home_tier(system), device.fidelity,
                  stages[0].devices, trace.ops,
                  (policies.storage_request, policies.storage_queue_depth))
@@ -404,6 +407,7 @@ def _between(plan: Plan, system: System, cls: str, src: str, dst: str, st: Stage
              nbytes: float, stream: str, deps: tuple[int, ...], rec: dict,
              io: tuple[float, int]) -> Transfer:
     """One leg of a relayed transfer between two tiers (not the device), ``replicas`` shards."""
+    from sim.system.hosted import transfer_between
     k = len(st.devices)
     marker = Op(rec["last"], "", "", rec["phase"], rec["key"][1], rec["key"][0], None)
     anchor = (rec["last"] + 0.75) if deps and deps[0] >= plan.first_transfer_id else \
@@ -418,6 +422,8 @@ def _make_transfer(tid: int, cls: str, tier: str, st: Stage, nbytes: float, syst
                    io: tuple[float, int] = (131072.0, 32)) -> Transfer:
     """A shard of ``cls`` from ``tier`` to the stage's devices (``out``: the other way, on the
     device-to-host copy stream, landing in place)."""
+    from sim.system.hosted import IN_PLACE
+    from sim.system.storage import flash_scale
     route: Route = system.route(st.rep, tier) if out else system.route(tier, st.rep)
     far = system.tiers[tier]
     near = system.tier_of_device(st.rep)

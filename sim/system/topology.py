@@ -15,7 +15,6 @@ smaller sequence of link names.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -238,6 +237,7 @@ class System:
 
 
 def _hint(word: str, options: list[str]) -> str:
+    import difflib  # on the error path only (start-up)
     hint = difflib.get_close_matches(word, options, n=1)
     return f" (did you mean '{hint[0]}'?)" if hint else ""
 

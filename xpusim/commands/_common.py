@@ -132,7 +132,6 @@ def lowbit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def load_model(spec: str):
     """A model preset by name, a config.json (file or directory) or an ONNX graph by path."""
-    from workloads.hf_config import load_hf_config
     from workloads.models import get_model
 
     if spec.lower().endswith(".onnx"):
@@ -140,6 +139,8 @@ def load_model(spec: str):
 
         return load_onnx_model(spec)
     if spec.endswith(".json") or "/" in spec or Path(spec).is_dir():
+        from workloads.hf_config import load_hf_config
+
         return load_hf_config(spec)
     return get_model(spec)
 

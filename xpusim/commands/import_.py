@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
+
+from xpusim.cli import HelpFormatter as _Formatter
+from xpusim.cli import _terminal_columns  # noqa: F401  (tests import it from here)
 
 NAME = "import"
 HELP = "run a peer tool's inputs (e.g. SCALE-Sim, DRAMsim3 files) and report its metrics"
@@ -15,31 +17,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from xpusim.plugins import add_plugin_parsers
 
     add_plugin_parsers(p, "xpusim.importers", "tool")
-
-
-def _terminal_columns() -> int:
-    """``shutil.get_terminal_size().columns`` without importing shutil (which loads the bz2
-    and lzma modules: about 5 ms of a short run): ``$COLUMNS``, else stdout's terminal, else 80."""
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return columns or 80
-
-
-class _Formatter(argparse.HelpFormatter):
-    """argparse's help formatter, its width found by :func:`_terminal_columns` (argparse
-    builds one for every ``add_argument``)."""
-
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        super().__init__(prog, indent_increment, max_help_position,
-                         _terminal_columns() - 2 if width is None else width)
 
 
 def single_importer_parser(parser_class: type, tool: str) -> argparse.ArgumentParser | None:

@@ -74,11 +74,14 @@ def run(args: argparse.Namespace) -> int:
 
         arch = load_arch_with_software(args.arch, args.software)
     warn_emulated(arch, scenario.dtype, scenario.kv_dtype)
-    from sim.system.placement import parse_placement
     from sim.system.schedule import Policies
 
-    spec = parse_placement(args.placement) if args.placement else \
-        arch.sections.get("placement")
+    if args.placement:  # placement's parser loads only where a run places tensors
+        from sim.system.placement import parse_placement
+
+        spec = parse_placement(args.placement)
+    else:
+        spec = arch.sections.get("placement")
     policies = Policies(overlap=args.overlap, prefetch=args.prefetch,
                         attention_on=args.attention_on or ("cpu" if args.cpu_attention else ""),
                         relay_storage=args.relay_storage)
