@@ -50,7 +50,9 @@ CASES = {
     "70b-tp8-g2048": ("dgx-h100", "llama2-70b", {"batch": 8, "prompt_len": 512,
                                                  "gen_len": 2048, "tp": 8}),
 }
-STARTUP = "import arch, sim.run, sim.report, workloads.models, xpusim.cli"
+#: what ``xpusim run --out`` imports, after the CLI's one-BLAS-thread default (xpusim.cli)
+STARTUP = ("from xpusim.cli import single_thread_blas; single_thread_blas(); "
+           "import arch, sim.run, sim.report.writer, workloads.models, xpusim.commands.run")
 
 
 def bare_simpy_events_per_s(n: int = 300_000) -> float:

@@ -56,31 +56,41 @@ def take_rows(ops, rows: np.ndarray):
 
 
 def decode_stride(ops, budget: int | None = None,
-                  decode: np.ndarray | None = None) -> int:
+                  decode: np.ndarray | None = None, steps: np.ndarray | None = None) -> int:
     """Keep one decode step in this many so that about ``budget`` ops remain (1: keep all;
-    default :data:`SAMPLED_OPS`). ``decode``: the rows of decode ops, when already known."""
+    default :data:`SAMPLED_OPS`). ``decode``: the rows of decode ops, ``steps``: the sorted
+    distinct decode steps (:func:`sim.report.rollups.rollups` gives both), when known."""
     budget = SAMPLED_OPS if budget is None else budget
     decode = _decode(ops, decode)
-    n_decode = int(decode.sum())
+    n_decode = int(np.count_nonzero(decode))
     other = len(ops) - n_decode
     if n_decode == 0 or len(ops) <= budget:
         return 1
-    steps = len(distinct_ints(column(ops, "step")[decode]))
+    steps = len(distinct_ints(column(ops, "step")[decode]) if steps is None else steps)
     per_step = n_decode / steps
     room = max(budget - other, per_step)
     return max(1, math.ceil(steps / max(1.0, room / per_step)))
 
 
-def sample_ops(ops, every: int, decode: np.ndarray | None = None):
+def sample_ops(ops, every: int, decode: np.ndarray | None = None,
+               steps: np.ndarray | None = None):
     """Every non-decode op, and the decode ops of steps 1, 1 + every, ... and the last step
-    (``ops``: a DataFrame or :class:`sim.columns.Columns`; the same kind comes back)."""
+    (``ops``: a DataFrame or :class:`sim.columns.Columns`; the same kind comes back).
+    ``steps``: the sorted distinct decode steps, when known."""
     if every <= 1:
         return ops
     decode = _decode(ops, decode)
-    steps = column(ops, "step")
-    first, last = steps[decode].min(), steps[decode].max()
-    keep = ~decode | ((steps - first) % every == 0) | (steps == last)
-    return take_rows(ops, np.flatnonzero(keep))
+    step = column(ops, "step")
+    if steps is None or not len(steps) or not len(step) or int(step.min()) < 0:
+        first, last = step[decode].min(), step[decode].max()
+        keep = ~decode | ((step - first) % every == 0) | (step == last)
+        return take_rows(ops, np.flatnonzero(keep))
+    first, last = int(steps[0]), int(steps[-1])
+    kept = np.zeros(max(last, int(step.max())) + 1, dtype=bool)   # per step: kept or not
+    kept[first::every] = True
+    kept[last] = True
+    kept[last + 1:] = False
+    return take_rows(ops, np.flatnonzero(~decode | kept[step]))
 
 
 def sample_transfers(transfers, steps: set[int], every: int):

@@ -161,12 +161,15 @@ def write_run_report(result: Result, out_dir: str | Path, ops_as: str = "auto",
     inputs = result.inputs
     title = f"{inputs['model']} on {inputs['arch']}"
     fmt = ops_format(ops_as)
+    if fmt == "parquet":   # loaded now, its hash table groups the rollups (tables.hashing)
+        import pyarrow  # noqa: F401
     # the op table as the run gave it (numpy columns: the whole DataFrame is only built for a
     # full timeline or a CSV); plots and tables read pre-aggregated rows, never a copy of it
     table = result.columns("ops")
     mode = _timeline_mode(timeline, len(table))
     roll = rollups(table)
-    every = decode_stride(table, decode=roll.decode) if mode == "sampled" else 1
+    every = decode_stride(table, decode=roll.decode, steps=roll.decode_steps) \
+        if mode == "sampled" else 1
     summary["outputs"] = {"ops_format": fmt, "timeline": mode, "timeline_decode_step_every":
                           every, "ops": len(table)}
     summed = roll.summed_rows
@@ -201,7 +204,7 @@ def write_run_report(result: Result, out_dir: str | Path, ops_as: str = "auto",
         else:
             result.ops.to_csv(stage / ops_file, index=False, float_format="%.9g")
         if mode != "none":
-            ops = sample_ops(table, every, roll.decode)
+            ops = sample_ops(table, every, roll.decode, roll.decode_steps)
             kept = sample_transfers(transfers, set(column(ops, "step").tolist()),
                                     every) if transfers is not None else None
             note = "" if every == 1 else f" (sampled: one decode step in {every})"
