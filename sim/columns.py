@@ -46,8 +46,13 @@ class Text:
         return self.values if self.values is not None else self.array()
 
     def distinct(self) -> tuple[list[str], np.ndarray]:
-        """(labels, codes) with each label once, codes only of labels that occur."""
-        used = np.unique(self.codes)
+        """(labels, codes) with each label once, codes only of labels that occur (found by
+        counting codes, one pass, where they are non-negative ints; else ``np.unique``)."""
+        codes = np.asarray(self.codes)
+        if codes.dtype.kind in "iu" and len(codes) and int(codes.min()) >= 0:
+            used = np.flatnonzero(np.bincount(codes, minlength=len(self.labels)))
+        else:
+            used = np.unique(codes)
         slots: dict[str, int] = {}
         lut = np.zeros(len(self.labels), dtype=np.int64)
         for j in used.tolist():

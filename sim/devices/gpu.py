@@ -39,7 +39,7 @@ from sim.gpu.collectives import DEFAULT_NCCL, LinkHw, NcclHw, ProtocolHw, collec
 from sim.gpu.gemm import best_gemm, prefill_best_gemm
 from sim.gpu.host import AsyncIssue, lookup, op_family, timed_latency
 from sim.gpu.hw import gpu_hw
-from sim.gpu.vector import vector_shape, vector_time
+from sim.gpu.vector import VectorShape, vector_shape, vector_time
 from workloads.einsum import Cascade, Einsum, dtype_bytes
 from workloads.trace import ATTENTION, COLLECTIVE, MATMUL, MEMORY, Op
 
@@ -81,6 +81,8 @@ class GpuDevice(MainTierDevice):
             self.software.mode == "async" else None
         # id(einsum) -> (einsum, dtype, best_gemm args, best_gemm result or None): prefetch
         self._prefetched: dict[int, tuple] = {}
+        # id(compute) -> (compute, VectorShape): the vector ops' shapes formed by prefetch
+        self._vshapes: dict[int, tuple] = {}
 
     # --- peaks -------------------------------------------------------------------------------
     def tensor_peak(self, dtype: str) -> float | None:
@@ -175,24 +177,43 @@ class GpuDevice(MainTierDevice):
     def prefetch(self, ops: Iterable[Op]) -> int:
         """Price the tile-level GEMMs of ``ops`` not yet estimated all at once, ahead of
         ``estimate`` (:func:`sim.gpu.gemm.prefill_best_gemm`: the same results from arrays, e.g.
-        a decode run's attention GEMMs over every KV length); how many it priced. An op whose
-        arguments fail here is left for ``estimate`` to price (and report) in its turn."""
+        a decode run's attention GEMMs over every KV length); how many it priced. A family of
+        computes resized along one rank (e.g. those GEMMs, a decode run's softmax) gets its
+        GEMM arguments and vector-kernel shapes from one integer array. An op whose arguments
+        fail here is left for ``estimate`` to price (and report) in its turn."""
         if self.fidelity == "roofline":
             return 0
-        calls, memo = [], self._memo
+        ops = list(ops)
+        memo = self._memo
         self._prefetched = kept = {}
+        # contractions of one structure (a decode run's attention GEMMs resized to every KV
+        # length share their tensors) get their arguments from arrays, the rest one by one
+        families: dict[tuple, list[Einsum]] = {}
         for op in ops:
             comp = op.compute
-            if op.kind != MATMUL or not isinstance(comp, Einsum) or \
+            if op.kind != MATMUL or not isinstance(comp, Einsum) or id(comp) in kept or \
                     (id(comp), id(op.collective), op.shards, op.kind) in memo:
                 continue
             try:
                 dtype = op_dtype(op)
                 if comp.is_contraction and self.tensor_peak(dtype):
-                    calls.append(self._gemm_args(comp, dtype))
-                    kept[id(comp)] = (comp, dtype, calls[-1])
+                    kept[id(comp)] = (comp, dtype, None)
+                    families.setdefault((id(comp.inputs), id(comp.output), dtype,
+                                         tuple(r for r, _ in comp.sizes)), []).append(comp)
             except Exception:   # estimate raises it again, in its turn, with the op's context
                 continue
+        for (*_, dtype, _), comps in families.items():
+            many = _gemm_args_family(comps, dtype, self.tensor_peak(dtype)) \
+                if len(comps) >= FAMILY_MIN else None
+            for i, comp in enumerate(comps):
+                try:
+                    args = many[i] if many is not None else self._gemm_args(comp, dtype)
+                except Exception:   # estimate raises it again with the op's context
+                    del kept[id(comp)]
+                    continue
+                kept[id(comp)] = (comp, dtype, args)
+        self._vshapes = _vector_shapes(ops, memo)
+        calls = [v[2] for v in kept.values()]
         if not calls:
             return 0
         results: dict[tuple, dict] = {}
@@ -236,7 +257,8 @@ class GpuDevice(MainTierDevice):
     def _vector_cost(self, op: Op, comp, flops: float, nbytes: float, dtype: str,
                      roof: float) -> Cost:
         family = op_family(op)
-        shape = vector_shape(comp)
+        kept = self._vshapes.pop(id(comp), None)    # what prefetch formed from arrays
+        shape = kept[1] if kept is not None and kept[0] is comp else vector_shape(comp)
         res = vector_time(self.hw, shape, family, self.vector_peak(dtype),
                           self._bw_efficiency(family))
         energy = self._energy(flops, dtype, res["dram_bytes"], res["l2_bytes"])
@@ -299,6 +321,141 @@ class GpuDevice(MainTierDevice):
             return
         start = self._issue.start_time(env, op, env.now)
         yield env.timeout(start - env.now + cost.latency)
+
+
+#: contractions of one structure priced from arrays in ``prefetch`` from this many on
+FAMILY_MIN = 8
+
+
+def _gemm_args_family(comps: list[Einsum], dtype: str, peak: float | None) -> list[tuple] | None:
+    """:meth:`GpuDevice._gemm_args` of every Einsum of ``comps`` (contractions of the same
+    tensors whose sizes name the same ranks in the same order) from one integer array of their
+    sizes: the same integer products and the same ``elements x bytes`` product per tensor, so
+    each tuple equals the scalar one, types included. None when it cannot (the caller then
+    forms them one by one)."""
+    import numpy as np
+
+    first = comps[0]
+    try:
+        col = {r: i for i, (r, _) in enumerate(first.sizes)}
+        sizes = np.array([[v for _, v in c.sizes] for c in comps], dtype=np.int64)
+        if sizes.shape != (len(comps), len(col)) or (sizes <= 0).any() or \
+                np.log2(sizes.astype(np.float64)).sum(axis=1).max() > 58:
+            return None      # not positive ints, or products that might overflow int64
+        a, b = first.inputs
+        out, red = first.output.ranks, first.reduced_ranks
+        elem = dtype_bytes(dtype)
+
+        def prod(ranks) -> list:
+            return np.prod(sizes[:, [col[r] for r in ranks]], axis=1).tolist() if ranks \
+                else [1] * len(comps)
+
+        def nbytes(t) -> list:
+            per = dtype_bytes(t.dtype)
+            if type(per) is not int and type(per) is not float:
+                return [None] * len(comps)
+            n = np.prod(sizes[:, [col[r] for r in t.ranks]], axis=1) if t.ranks \
+                else np.ones(len(comps), dtype=np.int64)
+            return (n * per).tolist()
+
+        cols = (prod([r for r in out if r in a.ranks and r in b.ranks]),
+                prod([r for r in out if r in a.ranks and r not in b.ranks]),
+                prod([r for r in out if r in b.ranks and r not in a.ranks]),
+                prod([r for r in red if r in a.ranks and r in b.ranks]),
+                nbytes(a), nbytes(b), nbytes(first.output))
+    except (KeyError, ValueError, TypeError):
+        return None
+    if any(v is None for v in cols[4]) or any(v is None for v in cols[5]) or \
+            any(v is None for v in cols[6]):
+        return None
+    return [(bi, mi, ni, ki, elem, ab, bb, cb, peak)
+            for bi, mi, ni, ki, ab, bb, cb in zip(*cols, strict=True)]
+
+
+def _vector_shapes(ops: Iterable[Op], memo: dict) -> dict[int, tuple]:
+    """``id(compute) -> (compute, vector_shape(compute))`` for the vector ops of ``ops`` not
+    yet estimated whose computes come in families (one template resized along a rank, e.g. a
+    decode run's softmax over every KV length: resized cascades share their template's
+    ``external_inputs``, resized Einsums its tensors), each family's shapes from arrays
+    (:func:`_vector_shape_family`); ops of small families are left out (priced one by one)."""
+    families: dict[tuple, list] = {}
+    seen: set[int] = set()
+    skip = (MATMUL, ATTENTION, MEMORY, COLLECTIVE)
+    for op in ops:
+        comp = op.compute
+        if op.kind in skip or comp is None or id(comp) in seen or \
+                (id(comp), id(op.collective), op.shards, op.kind) in memo:
+            continue
+        seen.add(id(comp))
+        if isinstance(comp, Cascade):
+            shared = comp.__dict__.get("external_inputs")
+            key = (Cascade, id(shared) if shared is not None else id(comp), len(comp.einsums))
+        elif isinstance(comp, Einsum):
+            key = (Einsum, id(comp.inputs), id(comp.output))
+        else:
+            continue
+        families.setdefault(key, []).append(comp)
+    out: dict[int, tuple] = {}
+    for comps in families.values():
+        if len(comps) < FAMILY_MIN:
+            continue
+        shapes = _vector_shape_family(comps)
+        if shapes is not None:
+            out.update((id(c), (c, sh)) for c, sh in zip(comps, shapes, strict=True))
+    return out
+
+
+def _vector_shape_family(comps: list) -> list[VectorShape] | None:
+    """:func:`sim.gpu.vector.vector_shape` of each compute of ``comps`` (Einsums or cascades of
+    one structure: the same tensor objects and operators up to the first reducing Einsum, its
+    sizes naming the same ranks in the same order) from one integer array of that Einsum's
+    sizes: the same integer products, the same ``elements x bytes`` and each compute's own
+    ``min_bytes`` and ``flops``, so each shape equals the scalar one. None when the family is
+    not of that form (no reducing Einsum, another structure, sizes an int64 might not hold)."""
+    import numpy as np
+
+    def chain(c) -> tuple:
+        return c.einsums if isinstance(c, Cascade) else (c,)
+
+    ref = chain(comps[0])
+    j = next((j for j, e in enumerate(ref) if e.reduce_op and e.reduced_ranks), None)
+    if j is None:
+        return None
+    e0 = ref[j]
+    names = tuple(r for r, _ in e0.sizes)
+    head = [(e.inputs, e.output, e.reduce_op) for e in ref[:j + 1]]
+    rows = []
+    for c in comps:
+        es = chain(c)
+        if len(es) != len(ref) or any(
+                e.inputs is not i or e.output is not o or e.reduce_op != r
+                for e, (i, o, r) in zip(es[:j + 1], head, strict=True)) or \
+                tuple(r for r, _ in es[j].sizes) != names:
+            return None
+        rows.append([v for _, v in es[j].sizes])
+    try:
+        sizes = np.array(rows, dtype=np.int64)
+        if sizes.shape != (len(comps), len(names)) or (sizes <= 0).any() or \
+                np.log2(sizes.astype(np.float64)).sum(axis=1).max() > 58:
+            return None
+        col = {r: i for i, r in enumerate(names)}
+
+        def prod(ranks) -> np.ndarray:
+            return np.prod(sizes[:, [col[r] for r in ranks]], axis=1) if ranks \
+                else np.ones(len(comps), dtype=np.int64)
+
+        width = prod(e0.reduced_ranks)
+        points = prod(e0.ranks)
+        t = e0.inputs[0]
+        in_bytes = (prod(t.ranks) * dtype_bytes(t.dtype)).astype(np.float64)
+        rows_ = np.maximum(1, points // width)
+        dram = [float(c.min_bytes) for c in comps]
+        flops = [float(c.flops) for c in comps]
+    except (KeyError, ValueError, TypeError, OverflowError):
+        return None
+    return [VectorShape(rows=r, width=w, input_bytes=b, dram_bytes=d, flops=f)
+            for r, w, b, d, f in zip(rows_.tolist(), width.tolist(), in_bytes.tolist(), dram,
+                                     flops, strict=True)]
 
 
 def attention_shape(comp: Cascade) -> AttentionShape | None:
