@@ -34,3 +34,32 @@ def vidur_ctx():
     if not (ref / "gpu" / "dgx_a100_allreduce_vidur.csv").is_file():
         pytest.skip(f"Vidur all-reduce data not found under {ref} (set XPUSIM_REFERENCE_DIR)")
     return ValidationContext(ref)
+
+
+def _assert_rollups_match_pandas(roll, ops) -> None:
+    """``roll`` (sim.report.rollups) equals an independent pandas ``groupby(sort=False)`` of the
+    op table ``ops``: the same summed groups in first-appearance order with the same keys, counts
+    and sums, the same roofline points, and the sorted decode steps."""
+    import numpy as np
+
+    from sim.report.rollups import SUMMED_KEYS, SUMMED_VALUES
+
+    keys, values = list(SUMMED_KEYS), list(SUMMED_VALUES)
+    g = ops.groupby(keys, sort=False, observed=True)
+    want = g[values].sum().assign(n=g.size()).reset_index()
+    assert list(roll.summed.columns) == list(want.columns)
+    assert (roll.summed[keys].to_numpy() == want[keys].to_numpy()).all()
+    assert roll.summed["n"].tolist() == want["n"].tolist()
+    np.testing.assert_allclose(roll.summed[values], want[values], rtol=1e-12)
+    pkeys = ["op", "op_class", "phase", "flops", "bytes", "shards", "latency_s"]
+    drawn = ops[(ops["flops"] > 0) & (ops["bytes"] > 0) & (ops["latency_s"] > 0)]
+    pts = drawn.groupby(pkeys, sort=False, observed=True).size().rename("n").reset_index()
+    assert (roll.points.to_numpy() == pts.to_numpy()).all()
+    assert roll.decode_steps.tolist() == sorted(ops.loc[ops["phase"] == "decode", "step"]
+                                                .unique())
+
+
+@pytest.fixture
+def rollups_match_pandas():
+    """The check :func:`_assert_rollups_match_pandas` (rollups against pandas groupby)."""
+    return _assert_rollups_match_pandas

@@ -21,7 +21,7 @@ import pytest
 from arch import load_arch
 from sim.columns import Columns, Text
 from sim.report import write_run_report
-from sim.report.rollups import SUMMED_KEYS, SUMMED_VALUES, rollups, text_codes
+from sim.report.rollups import SUMMED_VALUES, rollups, text_codes
 from sim.report.timeline import chrome_trace
 from sim.result import Result
 from sim.run import simulate
@@ -66,27 +66,14 @@ def test_take_is_iloc(run):
     assert cols._frame is None   # taking rows did not build the whole frame
 
 
-def test_rollups_of_columns_equal_pandas_groupby(run):
+def test_rollups_of_columns_equal_pandas_groupby(run, rollups_match_pandas):
     """Summed rows and points from the codes are ``groupby(sort=False)`` of the DataFrame:
     the same groups in the same order, sums, counts and key dtypes; the decode rows and
     steps are the DataFrame's."""
     ops = run.ops
     roll = rollups(_fresh(run).columns("ops"))
-    keys = list(SUMMED_KEYS)
-    g = ops.groupby(keys, sort=False, observed=True)
-    want = g[list(SUMMED_VALUES)].sum().assign(n=g.size()).reset_index()
-    assert list(roll.summed.columns) == list(want.columns)
-    assert (roll.summed[keys].to_numpy() == want[keys].to_numpy()).all()
-    assert roll.summed["n"].tolist() == want["n"].tolist()
-    np.testing.assert_allclose(roll.summed[list(SUMMED_VALUES)], want[list(SUMMED_VALUES)],
-                               rtol=1e-12)
-    pkeys = ["op", "op_class", "phase", "flops", "bytes", "shards", "latency_s"]
-    drawn = ops[(ops["flops"] > 0) & (ops["bytes"] > 0) & (ops["latency_s"] > 0)]
-    pts = drawn.groupby(pkeys, sort=False, observed=True).size().rename("n").reset_index()
-    assert (roll.points.to_numpy() == pts.to_numpy()).all()
+    rollups_match_pandas(roll, ops)
     assert roll.decode.tolist() == (ops["phase"] == "decode").tolist()
-    assert roll.decode_steps.tolist() == sorted(ops.loc[ops["phase"] == "decode", "step"]
-                                                .unique())
     # and exactly what the DataFrame path gives, dtypes included
     plain = rollups(ops)
     pd.testing.assert_frame_equal(roll.summed, plain.summed, check_exact=True)

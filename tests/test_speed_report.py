@@ -103,25 +103,10 @@ def test_rollups_do_not_copy_the_table(result):
     assert peak < 0.4 * size
 
 
-def test_rollups_equal_pandas_groupby(result):
+def test_rollups_equal_pandas_groupby(result, rollups_match_pandas):
     """The summed rows and points are ``groupby(sort=False)`` of the table: same groups in
     the same order (first appearance), same sums and counts."""
-    ops = result.ops
-    roll = rollups(ops)
-    keys = ["phase", "op", "op_class", "layer", "bound"]
-    g = ops.groupby(keys, sort=False, observed=True)
-    want = g[list(SUMMED_VALUES)].sum().assign(n=g.size()).reset_index()
-    assert list(roll.summed.columns) == list(want.columns)
-    assert (roll.summed[keys].to_numpy() == want[keys].to_numpy()).all()
-    assert (roll.summed["n"].to_numpy() == want["n"].to_numpy()).all()
-    np.testing.assert_allclose(roll.summed[list(SUMMED_VALUES)], want[list(SUMMED_VALUES)],
-                               rtol=1e-12)
-    pkeys = ["op", "op_class", "phase", "flops", "bytes", "shards", "latency_s"]
-    drawn = ops[(ops["flops"] > 0) & (ops["bytes"] > 0) & (ops["latency_s"] > 0)]
-    pts = drawn.groupby(pkeys, sort=False, observed=True).size().rename("n").reset_index()
-    assert (roll.points.to_numpy() == pts.to_numpy()).all()
-    decode = sorted(ops.loc[ops["phase"] == "decode", "step"].unique())
-    assert roll.decode_steps.tolist() == decode
+    rollups_match_pandas(rollups(result.ops), result.ops)
 
 
 def test_hash_collision_falls_back_to_exact_groups(monkeypatch):
