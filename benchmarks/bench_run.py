@@ -19,7 +19,7 @@ work on the machine does not inflate it. Per case it reports:
 * **engine events**: the SimPy events the coarsened engine actually waited on;
 * **per decode step**: the marginal CPU of one more generated token, between consecutive
   cases of one model (``(simulate(b) - simulate(a)) / (gen_len(b) - gen_len(a))``, also for
-  trace and engine).
+  trace, engine and tables).
 
 ``--cold`` clears the process-wide memo caches (the ``lru_cache`` of every micro-model)
 before each run, so every op shape is priced afresh as in a new ``xpusim run`` process;
@@ -27,6 +27,8 @@ without it, repeats after the first find the shapes of earlier runs already pric
 
 Cases: Llama-2-7B (batch 8, prompt 512) on one H100 at 256 to 2,048 generated tokens (cost
 against tokens), and Llama-2-70B on a DGX-H100 at TP8 (batch 8, prompt 512, 2,048 tokens).
+``--cases 7b-g2048,7b-g8192`` adds a longer run (not in the default set): the marginal cost
+per token over 2,048 -> 8,192 tokens.
 """
 
 from __future__ import annotations
@@ -47,9 +49,12 @@ CASES = {
     "7b-g512": ("h100", "llama2-7b", {"batch": 8, "prompt_len": 512, "gen_len": 512}),
     "7b-g1024": ("h100", "llama2-7b", {"batch": 8, "prompt_len": 512, "gen_len": 1024}),
     "7b-g2048": ("h100", "llama2-7b", {"batch": 8, "prompt_len": 512, "gen_len": 2048}),
+    "7b-g8192": ("h100", "llama2-7b", {"batch": 8, "prompt_len": 512, "gen_len": 8192}),
     "70b-tp8-g2048": ("dgx-h100", "llama2-70b", {"batch": 8, "prompt_len": 512,
                                                  "gen_len": 2048, "tp": 8}),
 }
+#: cases run when ``--cases`` is not given (the longest 7B run only on request)
+DEFAULT_CASES = tuple(c for c in CASES if c != "7b-g8192")
 #: what ``xpusim run --out`` imports, after the CLI's one-BLAS-thread default (xpusim.cli)
 STARTUP = ("from xpusim.cli import single_thread_blas; single_thread_blas(); "
            "import arch, sim.run, sim.report.writer, workloads.models, xpusim.commands.run")
@@ -170,8 +175,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--cases", default=",".join(CASES),
-                    help=f"comma-separated case names ({', '.join(CASES)})")
+    ap.add_argument("--cases", default=",".join(DEFAULT_CASES),
+                    help=f"comma-separated case names ({', '.join(CASES)}; default all but "
+                         "7b-g8192)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--output-parts", action="store_true",
                     help="time the report's parts (rollups, parquet, timeline, figures, page)")
@@ -221,7 +227,7 @@ def main() -> None:
     for st in steps:
         print(f"per decode step {st['from']} -> {st['to']}: simulate "
               f"{st['simulate_ms']:.3f} ms, trace {st['trace_ms']:.3f} ms, engine "
-              f"{st['engine_ms']:.3f} ms")
+              f"{st['engine_ms']:.3f} ms, tables {st['tables_ms']:.3f} ms")
     print("CPU seconds, medians; tasks/s = ops and transfers per CPU second of simulate(); "
           "ratio = that over bare SimPy timeouts/s measured in this run"
           + ("; memo caches cleared before every run" if args.cold else ""))
@@ -239,7 +245,7 @@ def marginal_per_step(rows: list[dict]) -> list[dict]:
             continue
         out.append({"from": a["case"], "to": b["case"],
                     **{f"{k}_ms": 1e3 * (b[f"{k}_s"] - a[f"{k}_s"]) / extra
-                       for k in ("simulate", "trace", "engine")}})
+                       for k in ("simulate", "trace", "engine", "tables")}})
     return out
 
 

@@ -21,7 +21,14 @@ The parsed-preset cache (``arch/preset_cache.py``) lives in a scratch ``XPUSIM_C
 the warm-up run fills, as a user's first command fills theirs. ``imports`` applies the CLI's
 one-thread BLAS setting first, as ``main`` does.
 
+``--instructions`` adds a figure that does not move with the machine's state (CPU seconds
+of the same start-up varied 0.16-0.32 s over a day on this project's build machine): the
+instructions the process executes, counted by valgrind's cachegrind (``I refs``, one run each,
+``PYTHONHASHSEED=0``) for the bare interpreter, a process calling the command once and one
+calling it twice; start-up = once - (twice - once). About 50x slower than a native run.
+
     python benchmarks/bench_startup.py [--repeat 5] [--json] [--no-bytecode] [--only NAME ...]
+                                       [--instructions]
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -90,6 +99,16 @@ print(time.process_time())
 """
 
 
+_IPROBE = r"""
+import contextlib, io, json, sys
+argv, times = json.loads(sys.argv[1]), int(sys.argv[2])
+from xpusim.cli import main
+sink = io.StringIO()
+for _ in range(times):
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        main(argv)
+"""
+
 ENV = dict(os.environ)
 
 
@@ -118,7 +137,31 @@ def _replay(modules: list[str], cwd: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def measure(commands: list[tuple[str, list[str]]], repeat: int, bytecode: bool = True) -> dict:
+def _instructions(cmd: list[str], cwd: str) -> int:
+    """Instructions ``cmd`` executes (cachegrind's ``I refs``; hash seed fixed)."""
+    log = Path(cwd, "cachegrind.log")
+    subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no",
+                    "--cachegrind-out-file=/dev/null", f"--log-file={log}", *cmd], cwd=cwd,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+                   env={**ENV, "PYTHONHASHSEED": "0"})
+    found = re.search(r"I\s+refs:\s+([\d,]+)", log.read_text())
+    if found is None:
+        raise RuntimeError(f"no instruction count in {log}")
+    return int(found.group(1).replace(",", ""))
+
+
+def _instruction_rows(commands: list[tuple[str, list[str]]], tmp: str) -> dict:
+    """Instruction counts: the bare interpreter, and per command once / start-up."""
+    rows = {}
+    for label, argv in commands:
+        once = _instructions([sys.executable, "-c", _IPROBE, json.dumps(argv), "1"], tmp)
+        twice = _instructions([sys.executable, "-c", _IPROBE, json.dumps(argv), "2"], tmp)
+        rows[label] = {"once": once, "startup": once - (twice - once)}
+    return {"python": _instructions([sys.executable, "-c", "pass"], tmp), "commands": rows}
+
+
+def measure(commands: list[tuple[str, list[str]]], repeat: int, bytecode: bool = True,
+            instructions: bool = False) -> dict:
     """Median figures per command and for the bare interpreter (CPU seconds)."""
     with tempfile.TemporaryDirectory() as tmp:
         if bytecode:
@@ -152,8 +195,9 @@ def measure(commands: list[tuple[str, list[str]]], repeat: int, bytecode: bool =
                 "warm_s": warm, "startup_s": max(cold - warm, 0.0), "imports_s": imports,
                 "heavy": [m for m in HEAVY if m in modules],
             })
+        counts = _instruction_rows(commands, tmp) if instructions else None
     return {"python_s": python, "goal_s": GOAL_S, "repeat": repeat, "bytecode": bytecode,
-            "commands": rows}
+            "commands": rows, "instructions": counts}
 
 
 def main() -> int:
@@ -163,9 +207,16 @@ def main() -> int:
     ap.add_argument("--only", nargs="*", default=None, help="labels of commands to measure")
     ap.add_argument("--no-bytecode", action="store_true",
                     help="keep PYTHONDONTWRITEBYTECODE as the environment has it")
+    ap.add_argument("--instructions", action="store_true",
+                    help="also count instructions with valgrind (cachegrind): machine-state "
+                         "independent start-up figures")
     args = ap.parse_args()
+    if args.instructions and shutil.which("valgrind") is None:
+        print("bench_startup: --instructions needs valgrind on PATH", file=sys.stderr)
+        return 2
     commands = [c for c in COMMANDS if args.only is None or c[0] in args.only]
-    res = measure(commands, max(args.repeat, 1), bytecode=not args.no_bytecode)
+    res = measure(commands, max(args.repeat, 1), bytecode=not args.no_bytecode,
+                  instructions=args.instructions)
     if args.json:
         print(json.dumps(res, indent=1))
         return 0
@@ -180,6 +231,14 @@ def main() -> int:
               f"{r['startup_s'] / py:7.1f}x {r['startup_s'] / GOAL_S:6.2f} "
               f"{r['imports_s']:7.3f}  {', '.join(r['heavy']) or '-'}"
               + ("" if r["rc"] == 0 else f"  (exit {r['rc']})"))
+    counts = res["instructions"]
+    if counts:
+        bare = counts["python"]
+        print(f"instructions (cachegrind, millions); peer: bare interpreter {bare / 1e6:.1f} M")
+        print(f"{'command':24s} {'once':>8s} {'start-up':>8s} {'x python':>8s}")
+        for label, c in counts["commands"].items():
+            print(f"{label:24s} {c['once'] / 1e6:8.1f} {c['startup'] / 1e6:8.1f} "
+                  f"{c['startup'] / bare:7.1f}x")
     return 0
 
 

@@ -69,13 +69,24 @@ class Text:
         return np.array(self.labels, dtype=object)[self.codes]
 
 
+class Lazy:
+    """A column computed on first use: ``fn()`` returns its array or :class:`Text` (a run's op
+    table computes only the columns its metrics, checks and outputs read)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[], Any]):
+        self.fn = fn
+
+
 class Columns:
-    """Named columns of equal length ``n``: numpy arrays, :class:`Text`, or (``rows``) a list
-    of row dicts. ``frame_kwargs`` go to ``pd.DataFrame`` (e.g. ``copy=False``)."""
+    """Named columns of equal length ``n``: numpy arrays, :class:`Text`, :class:`Lazy` (made
+    on first use), or (``rows``) a list of row dicts. ``frame_kwargs`` go to ``pd.DataFrame``
+    (e.g. ``copy=False``)."""
 
     def __init__(self, data: dict[str, Any] | None, order: Sequence[str], n: int,
                  rows: list[dict[str, Any]] | None = None, **frame_kwargs: Any):
-        self._data = data
+        self._cols = data
         self._rows = rows
         self.order = list(order)
         self.n = n
@@ -90,6 +101,29 @@ class Columns:
 
     def __len__(self) -> int:
         return self.n
+
+    @property
+    def _data(self) -> dict[str, Any] | None:
+        """Every column as given, :class:`Lazy` ones computed now."""
+        if self._cols is not None:
+            for name in list(self._cols):
+                self._value(name)
+        return self._cols
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled and copied with every :class:`Lazy` column formed (closures do not pickle)."""
+        _ = self._data
+        return self.__dict__
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def _value(self, name: str) -> Any:
+        """Column ``name`` as given (a :class:`Lazy` one computed and kept)."""
+        value = self._cols[name]
+        if isinstance(value, Lazy):
+            value = self._cols[name] = value.fn()
+        return value
 
     @property
     def empty(self) -> bool:
@@ -108,14 +142,24 @@ class Columns:
         if self._rows is not None:
             got = np.array([r[name] for r in self._rows]) if self._rows else np.zeros(0)
         else:
-            value = self._data[name]
+            value = self._value(name)
             got = value.array() if isinstance(value, Text) else np.asarray(value)
         self._arrays[name] = got
         return got
 
+    def once(self, name: str) -> np.ndarray:
+        """Column ``name`` as ``self[name]`` gives it, but a :class:`Lazy` column not yet
+        formed is formed without being kept (for one pass over it: a sum, a check), so a
+        long run's table does not hold, nor first touch, memory for it."""
+        got = self._arrays.get(name)
+        if got is None and self._cols is not None and isinstance(self._cols.get(name), Lazy):
+            value = self._cols[name].fn()
+            return value.array() if isinstance(value, Text) else np.asarray(value)
+        return self[name]
+
     def text(self, name: str) -> Text:
         """A text column as labels and codes."""
-        value = self._data[name] if self._data is not None else None
+        value = self._value(name) if self._cols is not None else None
         if isinstance(value, Text):
             return value
         return Text.of([str(v) for v in self[name].tolist()])
@@ -123,11 +167,12 @@ class Columns:
     @property
     def columnar(self) -> bool:
         """Whether the columns were given as arrays (not row dicts)."""
-        return self._data is not None
+        return self._cols is not None
 
     def is_text(self, name: str) -> bool:
         """Whether column ``name`` was given as a :class:`Text` (labels and codes)."""
-        return self._data is not None and isinstance(self._data.get(name), Text)
+        return self._cols is not None and name in self._cols and \
+            isinstance(self._value(name), Text)
 
     def take(self, rows: np.ndarray):
         """The DataFrame of the rows at positions ``rows`` (indexed by those positions): what
@@ -194,6 +239,14 @@ def column(table: Any, name: str) -> np.ndarray:
     """Column ``name`` of a :class:`Columns` or a DataFrame as a numpy array."""
     if isinstance(table, Columns):
         return table[name]
+    return table[name].to_numpy()
+
+
+def column_once(table: Any, name: str) -> np.ndarray:
+    """:func:`column`, not keeping a column a :class:`Columns` forms for it
+    (:meth:`Columns.once`)."""
+    if isinstance(table, Columns):
+        return table.once(name)
     return table[name].to_numpy()
 
 

@@ -129,6 +129,23 @@ def _ops_at(arrays, at: np.ndarray, stream: str) -> list[Op]:
     return out
 
 
+#: ops per block of :func:`_cumulative` (its gathers stay in cache, no run-long temporary)
+BLOCK = 1 << 16
+
+
+def _cumulative(per_kind: np.ndarray, kind: np.ndarray, times: np.ndarray) -> None:
+    """``times[1:] = np.cumsum(per_kind[kind])`` (``times[0]`` given, 0) a block at a time:
+    each block's sums start from the last time of the block before, so every addition is the
+    one the whole-array ``cumsum`` makes, in the same order (equal bit for bit)."""
+    n = len(kind)
+    for lo in range(0, n, BLOCK):
+        hi = min(n, lo + BLOCK)
+        part = np.empty(hi - lo + 1)
+        part[0] = times[lo]
+        np.take(per_kind, kind[lo:hi], out=part[1:])
+        np.cumsum(part, out=times[lo:hi + 1])
+
+
 class Engine:
     """Runs a trace on device models; ``devices`` maps stream name to the device serving it.
     ``coarsen``: run stretches of independent ops as one event (see the module docstring)."""
@@ -355,12 +372,15 @@ class Engine:
             table[i] = dev.estimate(op)
             if issue is not None:
                 dispatch[i] = issue.dispatch(op)
-        latency = np.array([c.latency if c is not None else 0.0 for c in table])[kind]
+        per_kind = np.array([c.latency if c is not None else 0.0 for c in table] or [0.0])
+        # start and end are views of one array of n + 1 times: op i starts where i - 1 ends
+        times = np.empty(len(kind) + 1)
+        times[0] = 0.0
         if issue is None:
-            end = np.cumsum(latency)
+            _cumulative(per_kind, kind, times)
         else:
-            end = self._async_ends(arrays, latency, dispatch[kind], issue)
-        start = np.concatenate(([0.0], end[:-1]))
+            times[1:] = self._async_ends(arrays, per_kind[kind], dispatch[kind], issue)
+        start, end = times[:-1], times[1:]
         tl = Timeline(start, end, CostList(table, kind), len(kind))  # type: ignore[arg-type]
         tl.engine_events = 1 if len(kind) else 0
         return tl

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sim.columns import Columns, Text, frame_of
+from sim.columns import Columns, Lazy, Text, frame_of
 from sim.engine import CostList, Timeline
 from workloads.trace import CompactOps, Trace
 
@@ -193,36 +193,67 @@ def _op_columns(column, devices, streams, shards, timeline: Timeline, alone, roo
 def _kind_columns(arrays: CompactOps, costs: CostList, timeline: Timeline,
                   where: dict[str, str]) -> Columns:
     """:func:`op_columns` of a one-stream run on arrays, whose costs are indexed by the ops'
-    kinds (``costs.index is arrays.kind``): every figure is formed once per kind and gathered
-    once per column (the per-op table's products are the same float operations on the same
-    values, so equal bit for bit; ~15 fewer passes over a long run's rows)."""
+    kinds (``costs.index is arrays.kind``): every figure is formed once per kind (one pass
+    over the cost table) and gathered per column when that column is first read
+    (:class:`sim.columns.Lazy`: a run's metrics and checks never form ``alone_s``, the
+    shards, text or index columns; the report forms what it writes). The per-op table's
+    products are the same float operations on the same values, so equal bit for bit."""
     n, kinds = len(arrays), arrays.kinds
     kind = arrays.kind.astype(np.intp)   # gathers by native ints are ~2x faster than by int32
-    table = costs.table
+    none = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, "")
+    rows = [none if c is None else
+            (c.latency, c.roofline, c.dram_bytes, c.energy.get("compute", 0.0),
+             c.energy.get("link", 0.0), c.energy_total, c.bound) for c in costs.table]
+    lat, roof, dram, e_comp, e_link, e_all, bounds = \
+        (list(v) for v in zip(*rows, strict=True)) if rows else ([], [], [], [], [], [], [])
 
-    def per_kind(get) -> np.ndarray:
-        return np.array([get(c) if c is not None else 0.0 for c in table] or [0.0], dtype=float)
+    def per_kind(values: list) -> np.ndarray:
+        return np.array(values or [0.0], dtype=float)
 
     def of_kind(attr: str) -> np.ndarray:
         return np.array([getattr(k, attr) for k in kinds] or [0])
 
     shards = np.maximum(of_kind("shards").astype(np.int64, copy=False), 1).astype(float)
-    e_compute = per_kind(lambda c: c.energy.get("compute", 0.0)) * shards
-    e_link = per_kind(lambda c: c.energy.get("link", 0.0)) * shards
-    e_total = per_kind(lambda c: c.energy_total) * shards
-    column = _compact_columns(arrays)
+    e_compute, e_linked = per_kind(e_comp) * shards, per_kind(e_link) * shards
+    e_total = per_kind(e_all) * shards
+
+    def gather(values: np.ndarray) -> Lazy:
+        return Lazy(lambda: values[kind])
+
+    def text(attr: str) -> Lazy:
+        return Lazy(lambda: Text([getattr(k, attr) for k in kinds], arrays.kind, _text))
+
+    def index(values: np.ndarray) -> Lazy:
+        return Lazy(lambda: values.astype(INDEX, copy=False))
+
     stream = arrays.device or "device0"
-    zeros = np.zeros(n, dtype=np.int64)
-    bounds = [c.bound if c is not None else "" for c in table] or [""]
-    return _op_columns(column, Text([where.get(stream, stream)], zeros, _repeated_column),
-                       Text([stream], zeros, _repeated_column), shards[kind], timeline,
-                       per_kind(attrgetter("latency"))[kind],
-                       per_kind(attrgetter("roofline"))[kind],
-                       of_kind("flops").astype(float, copy=False)[kind],
-                       of_kind("bytes").astype(float, copy=False)[kind],
-                       (per_kind(attrgetter("dram_bytes")) * shards)[kind],
-                       Text(bounds, arrays.kind, _text) if n else Text.of([]),
-                       e_total[kind], e_compute[kind], e_link[kind], n)
+    device = where.get(stream, stream)
+    return Columns({
+        "id": Lazy(lambda: np.arange(n, dtype=INDEX)),
+        "op": text("name"),
+        "op_class": text("op_class"),
+        "kind": text("kind"),
+        "phase": Lazy(lambda: Text(list(arrays.phases), arrays.phase, _text)),
+        "layer": index(arrays.layer),
+        "step": index(arrays.step),
+        "microbatch": index(arrays.microbatch),
+        "device": Lazy(lambda: Text([device], np.zeros(n, dtype=np.int64), _repeated_column)),
+        "stream": Lazy(lambda: Text([stream], np.zeros(n, dtype=np.int64), _repeated_column)),
+        "shards": gather(shards.astype(INDEX)),
+        "start_s": timeline.start,
+        "end_s": timeline.end,
+        "latency_s": Lazy(lambda: timeline.end - timeline.start),
+        "alone_s": gather(per_kind(lat)),
+        "roofline_s": gather(per_kind(roof)),
+        "flops": gather(of_kind("flops").astype(float, copy=False)),
+        "bytes": gather(of_kind("bytes").astype(float, copy=False)),
+        "dram_bytes": gather(per_kind(dram) * shards),
+        "bound": Lazy(lambda: Text(bounds or [""], arrays.kind, _text) if n else Text.of([])),
+        "energy_J": gather(e_total),
+        "energy_compute_J": gather(e_compute),
+        "energy_memory_J": gather(e_total - e_compute - e_linked),
+        "energy_link_J": gather(e_linked),
+    }, OP_COLUMNS, n, copy=False)
 
 
 def _text(labels: list[str], codes: np.ndarray):

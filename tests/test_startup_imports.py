@@ -5,7 +5,8 @@ Each CLI case runs in a fresh interpreter (``sys.modules`` there is the check, n
 pandas or PyYAML (built-in presets come from the parsed-preset cache once it is warm); ``run``
 on defaults takes the one-stream path and never imports SimPy; numpy's BLAS starts one thread
 unless the user chose a count. Timing is ``benchmarks/bench_startup.py``'s job. Also here:
-the parsed-preset cache (:mod:`arch.preset_cache`) and :class:`sim.lazy_module.LazyModule`.
+the parsed-preset cache (:mod:`arch.preset_cache`), :class:`sim.lazy_module.LazyModule` and
+``@record`` (:mod:`workloads.records`: its shared repr / eq / hash against the generated ones).
 """
 
 from __future__ import annotations
@@ -73,6 +74,13 @@ def test_light_commands_load_no_heavy_package(label, warm_cache):
     assert res["loaded"] == [], f"{label} loaded {res['loaded']}"
 
 
+def test_models_list_loads_no_typing(warm_cache):
+    """The model presets (``@record`` classes, workloads/records.py) load without ``typing``
+    (importing it was 8 M of the command's 189 M instructions)."""
+    res = _cli(["models", "list"], warm_cache, ("typing",))
+    assert res["rc"] == 0 and res["loaded"] == []
+
+
 def test_default_run_takes_the_path_without_simpy(warm_cache):
     """One GPU, defaults: the one-stream path (no event loop), so SimPy (and the
     importlib.metadata it reads its version with) never loads; numpy does, with one BLAS
@@ -91,11 +99,13 @@ def test_default_run_takes_the_path_without_simpy(warm_cache):
 
 #: what a one-GPU run on defaults does not use: tensor placement and its parser, ops hosted off
 #: the device, flash tiers, config.json models, the other commands' modules, "did you mean"
-#: (difflib, error paths only), shutil (argparse's terminal width), threading (progress bars)
+#: (difflib, error paths only), shutil (argparse's terminal width), threading (progress bars),
+#: the component / link topology of system archs (a one-device arch's system is built without)
 NOT_ON_DEFAULT_RUN = ("sim.system.placement", "arch.sections.placement", "sim.system.hosted",
                       "sim.system.storage", "workloads.hf_config", "xpusim.commands.check",
                       "xpusim.commands.op", "xpusim.commands.serve", "xpusim.commands.validate",
-                      "xpusim.commands.import_", "difflib", "shutil", "threading")
+                      "xpusim.commands.import_", "difflib", "shutil", "threading",
+                      "arch.sections.topology", "arch.topology_view")
 
 
 def test_default_run_loads_nothing_it_does_not_use(warm_cache):
@@ -110,7 +120,8 @@ def test_runs_that_use_them_still_load_them(warm_cache):
                 "--cpu-attention", "--placement", "kv_cache=host_ddr", "--gen", "2",
                 "--prompt", "32"], warm_cache, NOT_ON_DEFAULT_RUN)
     assert res["rc"] == 0
-    assert {"sim.system.placement", "sim.system.hosted"} <= set(res["loaded"])
+    assert {"sim.system.placement", "sim.system.hosted", "arch.sections.topology",
+            "arch.topology_view"} <= set(res["loaded"])   # t4-flexgen: a system arch
     bad = _cli(["run", "--json", "--model", "llama2-7bb"], warm_cache, NOT_ON_DEFAULT_RUN)
     assert bad["rc"] == 2 and "difflib" in bad["loaded"]
 
@@ -328,3 +339,116 @@ def test_registry_lookup_of_an_unloaded_section_loads_it():
                          timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["False", "NpuSpec", "True", "KeyError"]
+
+
+# --- @record (workloads/records.py): dataclasses with shared repr / eq / hash ---------------
+
+def _twin(cls: type) -> type:
+    """A plain ``@dataclass`` with the fields and frozen-ness of record class ``cls``: the
+    generated methods the record's shared ones must match."""
+    import dataclasses
+
+    specs = []
+    for f in dataclasses.fields(cls):
+        kw = {"repr": f.repr, "hash": f.hash, "compare": f.compare, "kw_only": f.kw_only}
+        if f.default is not dataclasses.MISSING:
+            kw["default"] = f.default
+        if f.default_factory is not dataclasses.MISSING:
+            kw["default_factory"] = f.default_factory
+        specs.append((f.name, f.type, dataclasses.field(**kw)))
+    return dataclasses.make_dataclass(cls.__name__, specs,
+                                      frozen=cls.__dataclass_params__.frozen)
+
+
+def _same_methods(objs: list, twin: type) -> None:
+    """repr, ==, != and hash of ``objs`` (one record class) equal the twin's generated
+    methods applied to the same objects (pairs: each with itself, a field-equal copy, the
+    others)."""
+    import copy
+
+    for a in objs:
+        assert repr(a) == twin.__repr__(a)
+        for b in [a, copy.copy(a), *objs]:
+            assert a.__eq__(b) is twin.__eq__(a, b)    # NotImplemented across classes too
+            assert (a == b) is (a is b if twin.__eq__(a, b) is NotImplemented
+                                else twin.__eq__(a, b))
+        if twin.__hash__ is None:
+            with pytest.raises(TypeError):
+                hash(a)
+        else:
+            assert hash(a) == twin.__hash__(a)
+    assert objs[0].__eq__(object()) is NotImplemented
+
+
+def test_record_methods_equal_the_generated_ones():
+    """Field options (repr=False, compare=False, hash=...), one and no compared field, NaN
+    inside (tuple equality treats the same object as equal), mutable (unhashable), slots."""
+    import dataclasses
+    import math
+
+    from workloads.records import record
+
+    def body() -> dict:
+        return {"__annotations__": {"a": "int", "b": "float", "c": "str", "d": "tuple"},
+                "c": dataclasses.field(default="x", repr=False),
+                "d": dataclasses.field(default=(), compare=False)}
+
+    nan = math.nan
+    for frozen in (True, False):
+        cls = record(type("R", (), body()), frozen=frozen)
+        sub = type("Sub", (cls,), {})   # a plain subclass: never equal to a base instance
+        _same_methods([cls(1, 2.0), cls(1, 2.0, "y"), cls(2, nan), cls(1, 2.0, d=(3,)),
+                       sub(1, 2.0)], _twin(cls))
+    one = record(type("One", (), {"__annotations__": {"a": "float", "b": "int"},
+                                  "b": dataclasses.field(default=0, compare=False)}),
+                 frozen=True)
+    _same_methods([one(nan), one(1.0), one(1.0, 5)], _twin(one))
+    none = record(type("Nil", (), {"__annotations__": {"a": "int"},
+                                   "a": dataclasses.field(default=0, compare=False)}),
+                  frozen=True)
+    _same_methods([none(1), none(2)], _twin(none))
+    hashed = record(type("H", (), {"__annotations__": {"a": "int", "b": "int"},
+                                   "b": dataclasses.field(default=0, hash=False)}),
+                    frozen=True)
+    _same_methods([hashed(1, 2), hashed(1, 3)], _twin(hashed))
+    assert hash(hashed(1, 2)) == hash(hashed(1, 3)) and hashed(1, 2) != hashed(1, 3)
+    slotted = record(type("S", (), {"__annotations__": {"a": "int", "b": "list"}}), slots=True)
+    _same_methods([slotted(1, [2]), slotted(1, [3])], _twin(slotted))
+    assert not hasattr(slotted(1, []), "__dict__")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record(type("F", (), {"__annotations__": {"a": "int"}}), frozen=True)(1).a = 2
+    with pytest.raises(TypeError, match="defines __eq__"):
+        record(type("E", (), {"__annotations__": {"a": "int"}, "__eq__": lambda s, o: True}))
+
+
+def test_record_classes_of_a_run_match_their_generated_methods(monkeypatch):
+    """Every record class with instances alive while a TP2 x PP2 run executes its plan (ops,
+    einsums, tiers, routes, the plan ...): repr / eq / hash on those instances equal a plain
+    dataclass's."""
+    import dataclasses
+    import gc
+
+    import sim.run
+    from arch import load_arch
+    from workloads.models import get_model
+    from workloads.scenario import Scenario
+
+    found: dict[type, list] = {}
+    execute = sim.run.execute
+
+    def snapshot(*args, **kwargs):
+        for obj in gc.get_objects():
+            cls = type(obj)
+            if "__record_eq__" in cls.__dict__ and len(found.setdefault(cls, [])) < 12:
+                found[cls].append(obj)
+        return execute(*args, **kwargs)
+
+    monkeypatch.setattr(sim.run, "execute", snapshot)
+    sim.run.simulate(load_arch("dgx-h100"), get_model("llama2-7b"),
+                     Scenario(batch=2, prompt_len=32, gen_len=3, tp=2, pp=2))
+    names = {c.__qualname__ for c in found}
+    assert {"TensorRef", "Einsum", "Cascade", "Collective", "ModelConfig", "Scenario",
+            "Tier", "Route", "Hop", "Link", "Plan", "Policies"} <= names, names
+    for cls, objs in found.items():
+        assert dataclasses.is_dataclass(cls)
+        _same_methods(objs, _twin(cls))

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
+
+from workloads.records import record
 
 if TYPE_CHECKING:   # numpy is imported where arrays are built (start-up stays light)
     import numpy as np
@@ -95,7 +97,7 @@ def packed_format(dtype: str) -> tuple[str, int, tuple[int, int], float] | None:
     return parts[0], group, keep, per / 8
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TensorRef:
     """A tensor named with its ranks (in layout order), its dtype and its role."""
 
@@ -117,7 +119,7 @@ class TensorRef:
 _RANKS: dict[tuple, tuple[str, ...]] = {}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Einsum:
     """One extended Einsum over a rectangular iteration space.
 
@@ -297,7 +299,7 @@ class Einsum:
         return _as_float(total), _as_float(nbytes)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Cascade:
     """An ordered list of Einsums; later ones may read what earlier ones wrote.
 

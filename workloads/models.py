@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from workloads.errors import WorkloadError
+from workloads.records import record
 
 #: plausibility limits of model shapes: (largest accepted, the largest published model it covers)
 LIMITS: dict[str, tuple[int, str]] = {
@@ -42,7 +43,7 @@ BLOCKS = ("sequential", "parallel", "parallel2")
 ACTIVATIONS = ("gelu", "relu", "silu", "swiglu", "sigmoid", "tanh")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ModelConfig:
     """Shape of a transformer (dense or mixture-of-experts; decoder, encoder or encoder-decoder)
     or of a Mamba selective state-space model (``kind``).

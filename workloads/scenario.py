@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from workloads.einsum import DTYPE_BYTES, packed_format
 from workloads.errors import WorkloadError
+from workloads.records import record
 
 ATTENTION_IMPLS = ("unfused", "flash")
 #: largest batch, length or device count (products of two stay inside 64-bit integers)
@@ -17,7 +16,7 @@ def _big(value: int) -> str:
     return f"{value:.3g}" if abs(value) < 10**300 else f"a {len(str(abs(value)))}-digit integer"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Scenario:
     """Static batching: ``batch`` requests, each ``prompt_len`` tokens in, ``gen_len`` out.
 

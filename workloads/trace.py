@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
 if TYPE_CHECKING:   # numpy is imported where arrays are built (start-up stays light)
     import numpy as np
 
 from workloads.einsum import Cascade, Einsum, dtype_bytes
+from workloads.records import record
 
 Compute = Union[Einsum, Cascade]  # noqa: UP007  (a runtime alias; `|` needs 3.10 objects)
 
@@ -21,7 +21,7 @@ MEMORY = "memory"        # pure data movement (embedding gather, KV copy)
 KINDS = (MATMUL, VECTOR, ATTENTION, COLLECTIVE, MEMORY)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Collective:
     """A collective among ``group`` devices: each contributes ``bytes_per_rank`` bytes."""
 
@@ -49,7 +49,7 @@ def op_work(compute: Compute | None, collective: Collective | None,
     return 0.0, 0.0
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Op:
     """One operation of the trace.
 
@@ -92,7 +92,7 @@ class Op:
             self.op_class = self.name
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OpKind:
     """What every op stamped from one template shares (see :class:`CompactOps`)."""
 
@@ -119,7 +119,7 @@ class OpKind:
         return out
 
 
-@dataclass
+@record
 class CompactOps:
     """The ops of a trace as arrays, one entry per op (id = position), without an object per op.
 

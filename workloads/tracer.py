@@ -10,12 +10,12 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from workloads.einsum import Cascade, Einsum, TensorRef, contraction, elementwise
 from workloads.errors import WorkloadError
 from workloads.gc_hold import gc_paused
 from workloads.models import ModelConfig
+from workloads.records import record
 from workloads.routing import expert_token_counts
 from workloads.scenario import Scenario
 from workloads.trace import (
@@ -57,7 +57,7 @@ def _memo(method):
 KV_RANK = "n"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OpTemplate:
     """An op before it is placed in a layer: what it computes and how it is classified."""
 
@@ -750,11 +750,13 @@ def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]], rest: l
     tail_deps = deps[int(counts[:a2].sum()):]
     # each further step's dependencies: the last step's, shifted by whole steps
     per_step = len(tail_deps)
-    dep_idx = np.empty(len(deps) + reps * per_step, dtype=np.int64)
+    # 32-bit dependency arrays where ids fit (half the memory a long run first-touches)
+    index = np.int32 if max(n, len(deps) + reps * per_step) < 2**31 else np.int64
+    dep_idx = np.empty(len(deps) + reps * per_step, dtype=index)
     dep_idx[:len(deps)] = deps
     np.add(tail_deps, (np.arange(1, reps + 1, dtype=np.int64) * size)[:, None],
            out=dep_idx[len(deps):].reshape(reps, per_step))
-    ptr = np.empty(n + 1, dtype=np.int64)
+    ptr = np.empty(n + 1, dtype=index)
     ptr[0] = 0
     np.cumsum(counts, out=ptr[1:head + 1])
     np.add(np.cumsum(counts[a2:]), (len(deps) + np.arange(reps, dtype=np.int64)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +19,7 @@ from sim.system.usage import (
     resource_table,
     transfer_table,
 )
+from workloads.records import record
 from workloads.trace import Trace
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from sim.system.placement import Placement
 
 
-@dataclass
+@record
 class Executed:
     """Tables of one engine run of a plan, with every invariant checked: numpy columns
     (``op_columns`` ...), and as DataFrames built on first access (``ops`` ...)."""

@@ -9,9 +9,10 @@ and each link direction is one. A link direction's resource is named ``<link>>``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from sim.devices.base import Device
+from workloads.records import record
 
 
 def direction(link: str, forward: bool) -> str:
@@ -19,7 +20,7 @@ def direction(link: str, forward: bool) -> str:
     return f"{link}>" if forward else f"{link}<"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Load:
     """Bytes one task moves through one contended resource."""
 
@@ -27,7 +28,7 @@ class Load:
     nbytes: float
 
 
-@dataclass
+@record
 class Transfer:
     """A tensor moved between memory tiers over a route, as one task on a copy stream.
 
@@ -62,7 +63,7 @@ class Transfer:
     anchor: float = -1.0
 
 
-@dataclass
+@record
 class Plan:
     """Streams (name → device model), resources (name → B/s) and the tasks' extra loads.
 

@@ -18,13 +18,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sim.devices.base import Device, SimError, collective_min_bytes
 from sim.system.plan import Load, Plan, Transfer, direction
 from sim.system.topology import Route, System
 from workloads.einsum import Cascade, Einsum
+from workloads.records import record
 from workloads.trace import COLLECTIVE, Op, Trace
 from workloads.tracer import kv_bytes_per_token, pipeline_boundaries
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # loaded where a run places tensors
 MOVABLE = ("weights", "kv_cache", "activations")  # classes a run moves per layer
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Policies:
     """How the software runs on the system.
 
@@ -57,7 +57,7 @@ class Policies:
     storage_queue_depth: int = 32
 
 
-@dataclass
+@record
 class Stage:
     """One pipeline stage: its devices (first = representative) and streams."""
 

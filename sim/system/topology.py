@@ -17,18 +17,17 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from arch import Arch
-from arch.sections.topology import instance_names, link_instances, mix_points
-from arch.topology_view import device_view, primary_component
 from sim.devices.base import SimError
+from workloads.records import record
 
 __all__ = ["Tier", "Link", "Hop", "Route", "DeviceInstance", "System", "build_system",
            "main_memory_level"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Tier:
     """A memory: ``bandwidth`` sustained (peak x efficiency) and ``peak_bandwidth`` in B/s,
     ``capacity`` in B, ``latency`` in s, ``energy_per_bit`` in J/bit; ``device`` names the
@@ -75,7 +74,7 @@ class Tier:
         return self.peak_bandwidth * self.efficiency_at(read_fraction)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Link:
     """A link between nodes ``a`` and ``b``: ``bandwidth`` peak B/s per direction."""
 
@@ -94,7 +93,7 @@ class Link:
         return self.bandwidth * self.efficiency
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Hop:
     """One link of a route; ``forward`` when it is crossed from ``a`` to ``b``."""
 
@@ -102,7 +101,7 @@ class Hop:
     forward: bool
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Route:
     """Hops from ``src`` to ``dst``; ``latency`` (s) sums the hops, ``bottleneck`` (B/s) is the
     smallest sustained bandwidth on the way (inf for an empty route)."""
@@ -114,7 +113,7 @@ class Route:
     bottleneck: float
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DeviceInstance:
     """One device: ``arch`` is its device view, ``memory`` the name of its main tier."""
 
@@ -281,6 +280,10 @@ def build_system(arch: Arch) -> System:
     """The :class:`System` of ``arch`` (any arch type; see the module doc)."""
     if arch.type != "system":
         return _single(arch)
+    # loaded for system archs only (a one-device run never needs them: start-up)
+    from arch.sections.topology import instance_names, link_instances, mix_points
+    from arch.topology_view import device_view, primary_component
+
     devices: dict[str, DeviceInstance] = {}
     tiers: dict[str, Tier] = {}
     switches: list[str] = []
