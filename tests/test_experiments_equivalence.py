@@ -12,7 +12,10 @@ Regenerated at stop 11 (duplex, neupims, pim_gpt, cxl_finetune, sn40l, instinfer
 issue 17's deliberate changes: the NVLink hop latency counted without the launch overhead
 (0.39 -> 0.053 us on h100/h200/dgx presets), A100 NCCL protocol costs FITTED on Vidur's train
 rows, the GEMM model's partial last wave, and the vLLM stack's host costs refitted without the
-KV-overflowing Splitwise row.
+KV-overflowing Splitwise row. Regenerated (sn40l, splitwise) in the fourth session of
+2026-12-03 for issue 17: NCCL's channel tuning by call size (small all-reduces on fewer of the
+node's 24 channels; SN40L's DGX TP8 baselines slower, speedups 3.02 -> 3.22 against the
+paper's 3.7) and the A100 protocol costs refitted with it.
 """
 
 from __future__ import annotations

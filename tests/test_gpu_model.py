@@ -240,6 +240,7 @@ def test_llama70b_tp8_on_dgx_h100_is_fast_and_sane():
     res = simulate(load_arch("dgx-h100"), get_model("llama2-70b"),
                    Scenario(batch=8, prompt_len=512, gen_len=4, tp=8))
     m = res.metrics
-    # decode reads ~17 GB of weights per GPU per step at ~3.1 TB/s: ~6-12 ms per token
-    assert 5e-3 < m["tpot_s"] < 15e-3 and m["ttft_s"] > m["tpot_s"]
+    # decode reads ~17 GB of weights per GPU per step at ~3.1 TB/s: ~6-12 ms per token, plus
+    # 160 all-reduces of 128 KB at ~33 us each (ring LL on 4 of NCCL's 24 channels): ~5 ms
+    assert 5e-3 < m["tpot_s"] < 17e-3 and m["ttft_s"] > m["tpot_s"]
     assert math.isfinite(m["energy_per_token_J"])

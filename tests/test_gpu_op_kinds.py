@@ -32,10 +32,10 @@ def test_prefill_attention_is_compute_bound(capsys):
 
 def test_allreduce_large_message_by_hand(capsys):
     """Ring all-reduce of 1 GiB among 8 A100s: 2 x 7/8 of the buffer at the NVLink's 300 GB/s
-    x 0.78 (dgx-a100 preset), plus the Simple protocol's fixed costs: 2 us launch, 50 us per
+    x 0.78 (dgx-a100 preset), plus the Simple protocol's fixed costs: 2 us launch, 60 us per
     call (FITTED on Vidur's train rows) and 14 steps of 3.4 us + 0.053 us NVLink latency."""
     s = 1 << 30
-    fixed = 2e-6 + 50e-6
+    fixed = 2e-6 + 60e-6
     d = _op(capsys, "allreduce", "--arch", "dgx-a100", "--bytes", str(s), "--group", "8")
     assert d["latency_s"] == pytest.approx(
         2 * 7 / 8 * s / (300e9 * 0.78) + fixed + 14 * 3.453e-6, rel=1e-3)

@@ -18,21 +18,23 @@ NV = LinkHw(300e9, 0.78, 0.39e-6)
 
 
 def test_ring_latency_across_nodes_by_hand():
-    # 16 ranks on 2 nodes, LL: 30 steps, tuning.cc's nInterSteps = 2 x nNodes = 4 at NET ring
-    # LL 2.7 us; the other 26 at max(0.99 us NVLink, 2 us AMD net overhead)
-    # -> 6.6 + 26*2 + 4*2.7 = 69.4 us (68.0 us when 2 network steps were counted)
+    # 16 ranks on 2 nodes, LL: 30 steps, NCCL v2.23.4's nInterSteps = 2 (nNodes - 1) = 2 at
+    # NET ring LL 2.7 us; the other 28 at max(0.99 us NVLink, 2 us AMD net overhead)
+    # -> 6.6 + 28*2 + 2*2.7 = 68.0 us (69.4 us with v2.18.3's 2 nNodes = 4 network steps)
     lat = nt.ring_latency("ll", 16, 2, 0.99e-6, 6.6e-6, "amd")
-    assert lat == pytest.approx(69.4e-6)
-    # Intel host: overhead 1 us -> 6.6 + 26*1 + 10.8 = 43.4 us
-    assert nt.ring_latency("ll", 16, 2, 0.99e-6, 6.6e-6, "intel") == pytest.approx(43.4e-6)
-    # one GPU per node: 2 steps, 4 counted as network steps at the tree's NET LL 5.0 us, so
-    # tuning.cc's (nsteps - nInterSteps) is -2: 6.6 - 2*2 + 4*5.0 = 22.6 us
-    assert nt.ring_latency("ll", 2, 2, 0.99e-6, 6.6e-6, "amd") == pytest.approx(22.6e-6)
+    assert lat == pytest.approx(68.0e-6)
+    # Intel host: overhead 1 us -> 6.6 + 28*1 + 5.4 = 40.0 us
+    assert nt.ring_latency("ll", 16, 2, 0.99e-6, 6.6e-6, "intel") == pytest.approx(40.0e-6)
+    # one GPU per node: both ring steps cross the network, at the tree's NET LL 5.0 us
+    # (v2.23.4: latencies fully exposed at ppn 1): 6.6 + 2*5.0 = 16.6 us, never a negative
+    # in-node step count (v2.18.3's 2 nNodes = 4 network steps of 2 gave 22.6 us)
+    assert nt.ring_latency("ll", 2, 2, 0.99e-6, 6.6e-6, "amd") == pytest.approx(16.6e-6)
+    assert [nt.ring_inter_steps(n) for n in (1, 2, 4)] == [0, 2, 6]
     # a network latency (NCCL's latencyInter) adds once per network step, twice for Simple
     assert nt.ring_latency("ll", 16, 2, 0.99e-6, 6.6e-6, "amd", 10e-6) == pytest.approx(
-        69.4e-6 + 4 * 10e-6)
+        68.0e-6 + 2 * 10e-6)
     assert nt.ring_latency("simple", 16, 2, 0.99e-6, 8.4e-6, "amd", 10e-6) - nt.ring_latency(
-        "simple", 16, 2, 0.99e-6, 8.4e-6, "amd") == pytest.approx(4 * 2 * 10e-6)
+        "simple", 16, 2, 0.99e-6, 8.4e-6, "amd") == pytest.approx(2 * 2 * 10e-6)
 
 
 def test_tree_latency_and_correction_by_hand():
@@ -68,8 +70,8 @@ def test_multinode_ring_time_by_hand_and_shared_nic():
     n = 8 * 2**20
     one = collective_time("allreduce", n, 16, NV, PROTOS[2:], 8, ib, shared)
     eight = collective_time("allreduce", n, 16, NV, PROTOS[2:], 8, ib, per_gpu)
-    # Simple ring, 30 steps: 26 at max(3.79, 3*2) us, 4 at NET 14 us; x1.4 plateau; bus 7 GB/s
-    lat = (8.4 + 26 * 6.0 + 4 * 14.0) * 1.4 * US
+    # Simple ring, 30 steps: 28 at max(3.79, 3*2) us, 2 at NET 14 us; x1.4 plateau; bus 7 GB/s
+    lat = (8.4 + 28 * 6.0 + 2 * 14.0) * 1.4 * US
     ring = lat + 2 * 15 / 16 * n / 7e9
     # tree: on two nodes its graph runs at search.cc's next speed >= 2x the ring's 7 GB/s
     # channel (15 GB/s; under the 23.6 GB/s per-channel cap), correction 0.8 at 8 MiB:

@@ -198,3 +198,24 @@ def test_mixed_pool_beside_split_pools(models):
     assert len(handed) == len(cl.transfers) == 15      # round robin over the two entry machines
     assert all(r.replica == 1 for r in handed)          # finished on the token machine
     assert all(r.replica == 2 for r in reqs if "handoff" not in r.events)
+
+
+def test_power_cap_scales_every_dtype_rate(tmp_path):
+    """A power cap lowers the sustained clock of every matrix pipeline: a GPU with its own fp8
+    rate (``tensor_efficiency_by_dtype``) gets both rates scaled by 0.7^(1/3)."""
+    from sim.serve.pools import MachineType
+    yaml_file = tmp_path / "capped.yaml"
+    yaml_file.write_text(
+        "extends: dgx-h100\nname: dgx-h100-fp8\ncomponents:\n  gpu:\n    overrides:\n"
+        "      gpu:\n        tensor_efficiency_by_dtype:\n"
+        "          fp8: {value: 0.8, source: test}\n")
+    full = MachineType("full", str(yaml_file), 1.0, 1.0, "test").load_arch("ideal")
+    capped = MachineType("cap", str(yaml_file), 1.0, 1.0, "test", power_cap=0.7).load_arch("ideal")
+
+    def gpu(a):
+        return a.sections["components"]["gpu"].device.sections["gpu"]
+    scale = 0.7 ** (1 / 3)
+    assert gpu(full).tensor_efficiency_by_dtype["fp8"] == pytest.approx(0.8)
+    assert gpu(capped).tensor_efficiency_by_dtype["fp8"] == pytest.approx(0.8 * scale, rel=1e-12)
+    assert gpu(capped).tensor_efficiency == pytest.approx(gpu(full).tensor_efficiency * scale,
+                                                          rel=1e-12)

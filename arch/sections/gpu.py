@@ -33,6 +33,11 @@ class GpuSpec:
     tensor_efficiency: float = param(gt=0, le=1, default=1.0,
                                      doc="sustained fraction of tensor peak in a GEMM main loop "
                                          "(clock under the power limit, issue overheads)")
+    tensor_efficiency_by_dtype: dict[str, float] = param(
+        gt=0, le=1, default_factory=dict,
+        doc="sustained fraction of a dtype's tensor peak where it differs from "
+            "tensor_efficiency (that dtype's matrix pipeline runs at another clock under the "
+            "power limit); dtypes not listed use tensor_efficiency")
     gemm_stages: int = param(gt=1, default=3, doc="software-pipeline stages of the GEMM main "
                                                   "loop (shared-memory buffers per operand)")
     smem_bytes_per_clock: float = param(gt=0, default=128.0,
@@ -55,6 +60,11 @@ class GpuSpec:
                                   "(Hopper; 1: no multicast)")
 
     def check(self) -> tuple[str, str] | None:
+        for dtype in self.tensor_efficiency_by_dtype:
+            if dtype not in self.tensor_flops:
+                return (f"tensor_efficiency_by_dtype.{dtype}",
+                        f"expected a dtype of tensor_flops ({', '.join(self.tensor_flops)}), "
+                        f"got '{dtype}'")
         for i, tile in enumerate(self.gemm_tiles):
             if len(tile) != 3 or any((not isinstance(x, int)) or x <= 0 for x in tile):
                 return (f"gemm_tiles[{i}]",
@@ -119,6 +129,12 @@ class SoftwareSpec:
                                  doc="precision fused attention kernels compute in (tensor-core "
                                      "rate, Q/O element size); 'model': the op's own dtype. "
                                      "The KV cache keeps the run's --kv-dtype")
+    gemm_dtype: str = param(default="model", choices=("model", "fp8"),
+                            doc="precision of the linear-layer GEMMs whose weights are stored in "
+                                "it: 'fp8' runs a GEMM with FP8 weights as an FP8 x FP8 "
+                                "tensor-core GEMM (activation quantised per tensor on the fly, "
+                                "output in the activations' dtype); 'model': the op's own dtype "
+                                "(weight-only formats are dequantised to it)")
     collective_protocols: dict[str, CollectiveProtocol] = field(
         default_factory=dict, metadata={"unit": "", "doc": "collective protocols (NCCL LL, "
                                         "LL128, Simple); the fastest is picked per call"})
@@ -132,6 +148,10 @@ class SoftwareSpec:
     collective_nics_per_node: int = param(ge=0, default=0,
                                           doc="network NICs a node's collectives share "
                                               "(0: one per GPU, as DGX nodes)")
+    collective_channels: int = param(ge=0, default=0,
+                                     doc="NCCL's collective channels in a node (comm->nChannels;"
+                                         " small calls run on fewer, as NCCL's enqueue.cc "
+                                         "tunes them; 0: every call at full bandwidth)")
 
 
 register_section("software")(SoftwareSpec)

@@ -15,6 +15,11 @@ LL128 one per 128). The library picks, per call, the fastest (algorithm, protoco
 An all-reduce may also use NVLS (NVLink SHARP: the NVSwitch reduces) inside a node when the
 stack enables it (Hopper), with NCCL's cost model (sim/gpu/nccl_tuning.py).
 
+Inside a node NCCL picks the (algorithm, protocol) at full bandwidth, then runs a small call on
+fewer of the node's channels (``NcclHw.channels``; enqueue.cc's channel tuning): the call's bus
+bandwidth is the protocol's times the share of channels it gets
+(:func:`nccl_tuning.channel_share`).
+
 All-reduces across nodes follow NCCL: one flat ring over every rank (the steps that cross nodes
 pay NCCL's network latency) or the tree (chain in the node, double binary tree between nodes),
 at the node's network bandwidth (its NICs together, or the NVLink bandwidth if lower); NCCL's
@@ -70,6 +75,7 @@ class NcclHw:
     cpu: str = "intel"
     nvls: bool = False
     nics_per_node: int = 0
+    channels: int = 0
 
 
 DEFAULT_NCCL = NcclHw()
@@ -81,13 +87,31 @@ def _bus_bw(link: LinkHw, proto: ProtocolHw) -> float:
 
 
 def _flat(kind: str, nbytes: float, p: int, link: LinkHw, protocols: tuple[ProtocolHw, ...],
-          tree: bool = False) -> tuple[float, str, str, int]:
-    """Best (time, algorithm, protocol, steps) of one collective among ``p`` ranks of one link.
+          tree: bool = False, channels: int = 0) -> tuple[float, str, str, int]:
+    """Best (time, algorithm, protocol, steps) of one collective among ``p`` ranks of one link
+    (:func:`_flat_choice` without the time it was picked by)."""
+    return _flat_choice(kind, nbytes, p, link, protocols, tree, channels)[1]
+
+
+def _flat_choice(kind: str, nbytes: float, p: int, link: LinkHw,
+                 protocols: tuple[ProtocolHw, ...], tree: bool = False, channels: int = 0
+                 ) -> tuple[float, tuple[float, str, str, int]]:
+    """(time at full bandwidth, best (time, algorithm, protocol, steps)) of one collective
+    among ``p`` ranks of one link.
 
     ``tree``: ranks are nodes, so a double binary tree is possible; inside a node NCCL's tree is
-    a chain with as many hops as the ring, so only the ring is considered.
+    a chain with as many hops as the ring, so only the ring is considered. ``channels``: NCCL's
+    channels in the node (0: none modelled); the call is picked at full bandwidth, as NCCL's
+    tuning does, then runs on the channels NCCL's enqueue gives its size
+    (:func:`nccl_tuning.channel_share`).
     """
     best: tuple[float, str, str, int] | None = None
+    pick = float("inf")
+    # NCCL's nBytes, which its channel tuning compares: the call's count x type size (a
+    # reduce-scatter's count is the output per rank); p2p calls are not tuned that way
+    counted = {"allreduce": nbytes, "allgather": nbytes, "reducescatter": nbytes / p}
+    if kind not in counted:
+        channels = 0
     for proto in protocols:
         bus = _bus_bw(link, proto)
         hop = proto.hop + link.latency
@@ -104,19 +128,25 @@ def _flat(kind: str, nbytes: float, p: int, link: LinkHw, protocols: tuple[Proto
             cands.append(("p2p", 1, nbytes))
         for algo, steps, wire in cands:
             t = proto.base + steps * hop + wire / bus
-            if best is None or t < best[0]:
-                best = (t, algo, proto.name, steps)
+            if t < pick:
+                share = nt.channel_share(algo, proto.name, counted.get(kind, nbytes), p,
+                                         channels)
+                pick, best = t, (proto.base + steps * hop + wire / (bus * share), algo,
+                                 proto.name, steps)
     assert best is not None
-    return best
+    return pick, best
 
 
 def _nvls(kind: str, nbytes: float, p: int, link: LinkHw, nccl: NcclHw,
-          best: tuple[float, str, str, int]) -> tuple[float, str, str, int]:
-    """NVLS all-reduce in one node when the stack has it and it beats ``best``."""
+          best: tuple[float, str, str, int], pick: float | None = None
+          ) -> tuple[float, str, str, int]:
+    """NVLS all-reduce in one node when the stack has it and it beats ``best`` (compared with
+    ``pick``, the time ``best`` was picked by at full bandwidth, when given: NCCL chooses by
+    its model before it tunes the channels)."""
     if kind != "allreduce" or not nccl.nvls or p < 2:
         return best
     t = nt.nvls_time(nbytes, link.achievable)
-    return (t, "nvls", "simple", 2) if t < best[0] else best
+    return (t, "nvls", "simple", 2) if t < (best[0] if pick is None else pick) else best
 
 
 def _multinode_allreduce(nbytes: float, p: int, nodes: int, intra: LinkHw, inter: LinkHw,
@@ -167,8 +197,9 @@ def collective_time(kind: str, bytes_per_rank: float, group: int, intra: LinkHw,
         return {"time": 0.0, "algorithm": "none", "protocol": "none", "steps": 0}
     protocols = protocols or SIMPLE_ONLY
     if group <= per_node or inter is None:
-        best = _flat(kind, bytes_per_rank, group, intra, protocols)
-        t, algo, proto, steps = _nvls(kind, bytes_per_rank, group, intra, nccl, best)
+        pick, best = _flat_choice(kind, bytes_per_rank, group, intra, protocols,
+                                  channels=nccl.channels)
+        t, algo, proto, steps = _nvls(kind, bytes_per_rank, group, intra, nccl, best, pick)
         return {"time": t, "algorithm": algo, "protocol": proto, "steps": steps}
     nodes = math.ceil(group / per_node)
     if kind == "allreduce":

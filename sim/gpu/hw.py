@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from arch import Arch
 
@@ -35,6 +36,14 @@ class GpuHw:
     gemm_fixed: float = 0.0          # s per GEMM kernel (setup, first-wave fill, drain)
     gemm_overlap_p: float = 0.0      # smooth-max exponent of compute and DRAM (0: max)
     gemm_cluster: int = 1            # CTAs sharing an A panel by TMA multicast (Hopper)
+    #: (dtype, sustained fraction of that dtype's tensor peak) where it differs from
+    #: ``tensor_efficiency`` (``gpu.tensor_efficiency_by_dtype``)
+    dtype_efficiency: tuple[tuple[str, float], ...] = ()
+
+    def for_dtype(self, dtype: str) -> GpuHw:
+        """This GPU as a kernel computing in ``dtype`` sees it: ``tensor_efficiency`` is that
+        dtype's own where the arch gives one (an equal GpuHw otherwise)."""
+        return _for_dtype(self, dtype) if self.dtype_efficiency else self
 
     @property
     def hbm_achievable(self) -> float:
@@ -58,4 +67,13 @@ def gpu_hw(arch: Arch) -> GpuHw:
         l2_capacity=l2.capacity, l2_latency=l2.latency,
         gemm_tiles=tuple(tuple(int(x) for x in t) for t in g.gemm_tiles),
         gemm_fixed=g.gemm_fixed, gemm_overlap_p=g.gemm_overlap_p,
-        gemm_cluster=g.gemm_cluster)
+        gemm_cluster=g.gemm_cluster,
+        dtype_efficiency=tuple(sorted(g.tensor_efficiency_by_dtype.items())))
+
+
+@lru_cache(maxsize=256)
+def _for_dtype(hw: GpuHw, dtype: str) -> GpuHw:
+    eff = dict(hw.dtype_efficiency).get(dtype)
+    if eff is None:
+        return hw
+    return replace(hw, tensor_efficiency=eff, dtype_efficiency=())

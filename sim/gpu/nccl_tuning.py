@@ -47,6 +47,11 @@ PER_CH_MAX_TREE_BW_N2 = {"volta": 18.5, "ampere": 23.6, "hopper": 41.4}
 SPEED_ARRAY_INTER = (48.0, 30.0, 28.0, 24.0, 20.0, 18.0, 15.0, 12.0, 10.0, 9.0, 7.0, 6.0, 5.0,
                      4.0, 3.0, 2.4, 1.2, 0.24, 0.12)
 NVLS_RATIO = 5.0 / 6.0  # tuning.cc v2.18.3-1: NVLS bus to algorithm bandwidth
+# comm.h v2.18.3-1 NCCL_{LL,LL128,SIMPLE}_THREAD_THRESHOLD: bytes of a call per thread before
+# enqueue.cc gives it more threads and channels (tuning.cc: x nRanks for ring LL)
+THREAD_THRESHOLD = {"ll": 8, "ll128": 8, "simple": 64}
+# devcomm.h v2.18.3-1 NCCL_{LL,LL128,SIMPLE}_MAX_NTHREADS: threads of a channel's CTA
+MAX_THREADS = {"ll": 512, "ll128": 640, "simple": 512}
 
 
 def _i(proto: str) -> int:
@@ -60,6 +65,17 @@ def tree_correction(proto: str, nbytes: float) -> float:
     return table[log] if 0 <= log < len(table) else 1.0
 
 
+def ring_inter_steps(nodes: int) -> int:
+    """Network steps of a ring all-reduce over ``nodes`` nodes: ``2 (nNodes - 1)``.
+
+    tuning.cc v2.18.3-1 counts ``2 nNodes``, which exceeds the ring's ``2 (p - 1)`` steps at
+    one GPU per node (2 ranks on 2 nodes: 4 network steps of 2, i.e. -2 in-node steps); NCCL
+    v2.23.4-1 counts ``2 (nNodes - 1)`` (the ring enters each node but the first once per
+    reduce-scatter and once per all-gather), never more than the ring's steps.
+    """
+    return 2 * (nodes - 1) if nodes > 1 else 0
+
+
 def ring_latency(proto: str, p: int, nodes: int, intra_step: float, base: float,
                  cpu: str = "intel", net_latency: float = 0.0) -> float:
     """Seconds of fixed cost of a ring all-reduce over ``nodes`` nodes (``p`` ranks).
@@ -71,9 +87,10 @@ def ring_latency(proto: str, p: int, nodes: int, intra_step: float, base: float,
     steps = 2 * (p - 1)
     if nodes <= 1:
         return base + steps * intra_step
-    inter_steps = 2 * nodes  # tuning.cc v2.18.3-1 nInterSteps of an all-reduce (taken as is)
+    inter_steps = ring_inter_steps(nodes)
     over = NET_OVERHEAD.get(cpu, 1.0) * (3 if proto == "simple" else 1) * US
     ppn = p / nodes
+    # tuning.cc v2.23.4-1: "with ppn=1 latencies are fully exposed, use the Tree network latency"
     net = HW_LAT["net"]["tree" if ppn == 1 else "ring"][_i(proto)] * US + _inter(proto, net_latency)
     return base + (steps - inter_steps) * max(intra_step, over) + inter_steps * net
 
@@ -152,3 +169,38 @@ def tree_graph_bw(bw: float, intra_bw: float, nodes: int, channels: int,
     tree = bw * (min(higher) if higher else SPEED_ARRAY_INTER[0]) / ring_speed
     cap = channels * PER_CH_MAX_TREE_BW_N2.get(gen, PER_CH_MAX_TREE_BW_N2["ampere"]) * GBS / 0.92
     return max(bw, min(tree, intra_bw, cap))
+
+
+def tuned_channels(algo: str, proto: str, nbytes: float, nranks: int,
+                   channels: int) -> tuple[int, int]:
+    """(channels, threads per channel) NCCL runs a ring or tree call of ``nbytes`` on.
+
+    enqueue.cc v2.18.3-1 (getAlgoInfo, "Ring/Tree channel tuning"): starting from the
+    communicator's ``channels`` and the protocol's thread count, while ``nbytes < nc x nt x
+    threshold`` it drops a channel, and at one channel halves the threads while they are a
+    multiple of 128. The threshold is THREAD_THRESHOLD per thread, times ``nranks`` for ring LL.
+    """
+    p = proto if proto in MAX_THREADS else "simple"
+    nt = MAX_THREADS[p]
+    threshold = THREAD_THRESHOLD[p] * (nranks if algo == "ring" and p == "ll" else 1)
+    nc = channels
+    while nbytes < nc * nt * threshold:
+        if nc >= 2:
+            nc -= 1
+        elif nt % 128 == 0:
+            nt //= 2
+        else:
+            break
+    return nc, nt
+
+
+def channel_share(algo: str, proto: str, nbytes: float, nranks: int, channels: int) -> float:
+    """Fraction of the full bus bandwidth a call of ``nbytes`` gets: the channels and threads
+    :func:`tuned_channels` leaves it over all ``channels`` at full threads (1 when
+    ``channels`` is 0: no channel model). A channel is one CTA moving its share of the buffer;
+    NCCL's tuning rates the bus bandwidth as ``nChannels x`` a per-channel speed."""
+    if channels <= 0:
+        return 1.0
+    p = proto if proto in MAX_THREADS else "simple"
+    nc, nt = tuned_channels(algo, p, nbytes, nranks, channels)
+    return nc / channels

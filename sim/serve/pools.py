@@ -57,7 +57,8 @@ class MachineType:
 
     def load_arch(self, software: str):
         """The machine's arch under ``software``; a power cap scales the GPUs' sustained
-        tensor rate (``gpu.tensor_efficiency``, the clock under the power limit) by
+        tensor rate (``gpu.tensor_efficiency`` and each ``tensor_efficiency_by_dtype`` entry, the
+        clock under the power limit) by
         ``power_cap ** (1/3)``; memory-bound kernels (HBM-limited) are unchanged."""
         from arch import arch_from_dict, deep_merge, load_arch_data
         from arch.software import with_software
@@ -71,9 +72,12 @@ class MachineType:
             dev = getattr(comp, "device", None)
             if dev is None or "gpu" not in dev.sections:
                 continue
-            eff = dev.sections["gpu"].tensor_efficiency * self.power_cap ** CAP_EXPONENT
+            gpu = dev.sections["gpu"]
+            scale = self.power_cap ** CAP_EXPONENT
+            by_dtype = {dt: e * scale for dt, e in gpu.tensor_efficiency_by_dtype.items()}
             data = deep_merge(data, {"components": {name: {"overrides": {"gpu": {
-                "tensor_efficiency": eff}}}}})
+                "tensor_efficiency": gpu.tensor_efficiency * scale,
+                **({"tensor_efficiency_by_dtype": by_dtype} if by_dtype else {})}}}}})
         return arch_from_dict(data, label)
 
 

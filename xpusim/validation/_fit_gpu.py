@@ -10,8 +10,9 @@ Nelder-Mead from physical start values (as ``_fit``).
 * H100 (``h100`` preset): ``gpu.tensor_efficiency`` and ``gpu.gemm_fixed`` on the H100 train
   rows; ``gpu.gemm_overlap_p`` is **not** refitted — the A100 value is used, so every H100
   row tests whether it transfers.
-* MI210 (``mi210`` preset, :func:`fit_mi210_gemm`): ``gpu.tensor_efficiency``, with the host
-  cost of harness ``mi210-pytorch-loop`` (``software.dispatch.matmul``), on the train rows of
+* MI210 (``mi210`` preset, :func:`fit_mi210_gemm`): ``gpu.tensor_efficiency`` (fp16/bf16) and
+  ``gpu.tensor_efficiency_by_dtype.fp32``, with the host cost of harness ``mi210-pytorch-loop``
+  (``software.dispatch.matmul``), on the train rows of
   suite ``mi210-gemm`` (public PyTorch figures, ``validation/mi210``); the mi250x and mi300x
   presets do not take these values.
 """
@@ -69,23 +70,37 @@ def format_values(values: dict[str, float]) -> str:
 
 def fit_mi210_gemm(ctx: ValidationContext) -> dict[str, float]:
     """{yaml.path: value} fitted on the ``train`` rows of suite ``mi210-gemm`` (PyTorch on
-    random operands: fp16 at 1024, 4096, 10240 and bf16 at 2048, 8192; public data in
-    ``validation/mi210``): the ``mi210`` preset's ``gpu.tensor_efficiency`` (sustained matrix
-    rate under the 300 W cap) and the PyTorch-loop harness's ``software.dispatch.matmul`` (host
-    cost of one eager ``torch.mm``). Objective: their MAPE; the rest of the preset (Tensile
-    macro tiles, latencies, launch) stays fixed."""
+    random operands: fp16 at 1024, 4096, 10240, bf16 at 2048, 8192 and fp32 at 1024, 4096,
+    10240; public data in ``validation/mi210``): the ``mi210`` preset's
+    ``gpu.tensor_efficiency`` (sustained fp16/bf16 matrix rate under the 300 W cap) with the
+    PyTorch-loop harness's ``software.dispatch.matmul`` (host cost of one eager ``torch.mm``)
+    on the fp16/bf16 rows, then ``gpu.tensor_efficiency_by_dtype.fp32`` (the fp32 MFMA
+    pipeline's own sustained rate) on the fp32 rows. Objective: their MAPE; the rest of the
+    preset (Tensile macro tiles, latencies, launch) stays fixed."""
     from xpusim.validation.mi210_gemm import HARNESS, points
+
+    def rows(gpu: dict, disp: float, dtypes: tuple[str, ...]) -> list:
+        loop = _harness(HARNESS, {"gpu": gpu, "software": {"dispatch": {"matmul": disp * US}}})
+        return [p for p in _train(points(ctx, _device("mi210", gpu), loop))
+                if p.case.split()[2] in dtypes]
 
     def obj(x: list[float]) -> float:
         eff, disp = x
         if not (0.3 < eff <= 1.0) or disp < 0:
             return math.inf
-        gpu = {"tensor_efficiency": eff}
-        loop = _harness(HARNESS, {"gpu": gpu, "software": {"dispatch": {"matmul": disp * US}}})
-        return mape(_train(points(ctx, _device("mi210", gpu), loop)))
+        return mape(rows({"tensor_efficiency": eff}, disp, ("fp16", "bf16")))
 
     eff, disp = _minimise(obj, [0.8, 20.0])
-    return {"gpu.tensor_efficiency": eff, "software.dispatch.matmul": disp * US}
+
+    def obj32(x: list[float]) -> float:
+        if not (0.3 < x[0] <= 1.0):
+            return math.inf
+        gpu = {"tensor_efficiency": eff, "tensor_efficiency_by_dtype": {"fp32": x[0]}}
+        return mape(rows(gpu, disp, ("fp32",)))
+
+    eff32 = _minimise(obj32, [0.8])[0]
+    return {"gpu.tensor_efficiency": eff, "gpu.tensor_efficiency_by_dtype.fp32": eff32,
+            "software.dispatch.matmul": disp * US}
 
 
 def _harness(path, overrides: dict):

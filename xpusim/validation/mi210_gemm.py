@@ -8,10 +8,11 @@ prediction is the device model's latency with its launch overhead.
 
 PyTorch rows run on harness ``harness/mi210-pytorch-loop.yaml`` (the mi210 preset plus the
 async host of a Python loop: a call costs max(host dispatch, kernel)); benchmark-tool rows on
-the preset alone. Split: the preset's ``gpu.tensor_efficiency`` (sustained matrix rate under the
-300 W cap with random operands) and the harness's ``software.dispatch.matmul`` are fitted on the
-``train`` rows (PyTorch fp16 at 1024, 4096, 10240 and bf16 at 2048, 8192;
-``xpusim.validation._fit_gpu.fit_mi210_gemm``); the other 17 rows test them. The
+the preset alone. Split: the preset's ``gpu.tensor_efficiency`` (sustained fp16/bf16 matrix rate
+under the 300 W cap with random operands) and the harness's ``software.dispatch.matmul`` are
+fitted on the fp16/bf16 ``train`` rows (PyTorch fp16 at 1024, 4096, 10240 and bf16 at 2048,
+8192), ``gpu.tensor_efficiency_by_dtype.fp32`` on the fp32 ones (1024, 4096, 10240;
+``xpusim.validation._fit_gpu.fit_mi210_gemm``); the other 14 rows test them. The
 benchmark-initialised rows (``data`` = ``bench-init``) draw less power than random operands
 (validation/mi210/README.md) and are reported, not fitted.
 LLMCompass's MI210 measurements are not used (held out by the issue's reviewers).

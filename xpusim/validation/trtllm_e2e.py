@@ -9,6 +9,8 @@ what ``xpusim run`` computes (:func:`sim.run.simulate`, the same engine a user r
         --model M --batch B --prompt I --gen O --tp T --dtype D --kv-dtype D \\
         --attention flash --expert-counts <top_k ones, then zeros>
 
+with ``--dtype fp16 --weights fp8 --kv-dtype fp8`` for an FP8 row (:func:`scenario`).
+
 (``gptsession-v0.9-xqa.yaml`` for the LLaMA 70B rows, whose commands enable XQA). Each row is
 compared as a time, so a negative error means the model is too optimistic: a throughput row as
 the batch's generate() time ``B * O / (throughput per GPU * T)`` against ``latency_s``, a
@@ -17,6 +19,10 @@ first-token row as ``ttft_s`` of the ``--gen 1`` run.
 Facts of the measured runs the scenario carries (sources in the CSV's README):
 
 * ``run_dtype``: Mixtral ran FP16 on H100 (FP8 quantization of Mixtral arrived in v0.10.0);
+* FP8 recipe: only the linear layers' GEMM operands are FP8 (weights stored FP8, the activation
+  quantised per tensor for the GEMM, the output back in fp16: TensorRT-LLM's ``FP8Linear``), so an
+  FP8 row runs with 16-bit activations, FP8 weights and an FP8 KV cache, and the stacks'
+  ``software.gemm_dtype: fp8`` prices the FP8-weight GEMMs at the FP8 tensor rate;
 * routing: gptSessionBenchmark fills every prompt with ``padId`` and decodes greedily, so every
   token of every sequence has the same hidden state and the router sends all tokens to the same
   ``top_k`` experts (:data:`ROUTING`).
@@ -106,9 +112,10 @@ def scenario(row: dict):
     from workloads.scenario import Scenario
 
     dt = row.get("run_dtype") or row["precision"]
+    act, weights = ("fp16", "fp8") if dt == "fp8" else (dt, "")   # FP8 recipe: GEMM operands
     return Scenario(batch=int(row["batch"]), prompt_len=int(row["input_len"]),
-                    gen_len=int(row["output_len"]), dtype=dt, kv_dtype=dt, tp=int(row["tp"]),
-                    attention="flash",
+                    gen_len=int(row["output_len"]), dtype=act, kv_dtype=dt, weights=weights,
+                    tp=int(row["tp"]), attention="flash",
                     expert_counts=expert_counts(get_model(row["xpusim_model"])))
 
 
