@@ -24,10 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterable
 from dataclasses import replace
+from operator import itemgetter
 
 from arch import Arch
 from sim.devices.base import (
     Cost,
+    Device,
     MainTierDevice,
     SimError,
     collective_min_bytes,
@@ -39,7 +41,7 @@ from sim.gpu.collectives import DEFAULT_NCCL, LinkHw, NcclHw, ProtocolHw, collec
 from sim.gpu.gemm import best_gemm, prefill_best_gemm
 from sim.gpu.host import AsyncIssue, lookup, op_family, timed_latency
 from sim.gpu.hw import gpu_hw
-from sim.gpu.vector import VectorShape, vector_shape, vector_time
+from sim.gpu.vector import VectorShape, vector_shape, vector_time, vector_time_columns
 from workloads.einsum import Cascade, Einsum, dtype_bytes
 from workloads.trace import ATTENTION, COLLECTIVE, MATMUL, MEMORY, Op
 
@@ -71,12 +73,16 @@ class GpuDevice(MainTierDevice):
                                for k, p in protos.items())
         sw = self.software
         self.nccl = (NcclHw(sw.collective_host_cpu, sw.collective_nvls,
-                            sw.collective_nics_per_node) if sw else DEFAULT_NCCL)
+                            sw.collective_nics_per_node, sw.collective_channels)
+                     if sw else DEFAULT_NCCL)
         self.decode_policy = (self.software.decode_attention if self.software
                               else "flashdecoding")
         #: precision of the fused attention kernels ('' : each op's own dtype)
         adt = self.software.attention_dtype if self.software else "model"
         self.attention_dtype = "" if adt == "model" else adt
+        #: precision of GEMMs with weights stored in it ('' : each op's own dtype)
+        gdt = self.software.gemm_dtype if self.software else "model"
+        self.gemm_dtype = "" if gdt == "model" else gdt
         self._issue = AsyncIssue(self.software) if self.software and \
             self.software.mode == "async" else None
         # id(einsum) -> (einsum, dtype, best_gemm args, best_gemm result or None): prefetch
@@ -97,9 +103,16 @@ class GpuDevice(MainTierDevice):
 
     def compute_dtype(self, op: Op) -> str:
         """The dtype an op's kernel computes in: ``software.attention_dtype`` for a fused
-        attention op when the stack sets one, else the op's own (:func:`op_dtype`)."""
+        attention op when the stack sets one; ``software.gemm_dtype`` for a GEMM whose weight
+        operand is stored in that dtype (FP8 weights with 16-bit activations: an FP8 GEMM, as
+        TensorRT-LLM's FP8Linear quantises the activation for it); else the op's own
+        (:func:`op_dtype`)."""
         if op.kind == ATTENTION and self.attention_dtype:
             return self.attention_dtype
+        if op.kind == MATMUL and self.gemm_dtype and isinstance(op.compute, Einsum):
+            ins = op.compute.inputs
+            if len(ins) == 2 and ins[1].role == "weight" and ins[1].dtype == self.gemm_dtype:
+                return self.gemm_dtype
         return op_dtype(op)
 
     def peak_flops(self, op: Op) -> float:
@@ -179,8 +192,11 @@ class GpuDevice(MainTierDevice):
         ``estimate`` (:func:`sim.gpu.gemm.prefill_best_gemm`: the same results from arrays, e.g.
         a decode run's attention GEMMs over every KV length); how many it priced. A family of
         computes resized along one rank (e.g. those GEMMs, a decode run's softmax) gets its
-        GEMM arguments and vector-kernel shapes from one integer array. An op whose arguments
-        fail here is left for ``estimate`` to price (and report) in its turn."""
+        GEMM arguments and vector-kernel shapes from one integer array, and the costs of the
+        ops priced or shaped here go straight into the estimate memo
+        (:meth:`_settle_prefetched`; the array results are not handed to ``best_gemm``'s
+        cache). An op whose arguments fail here is left for ``estimate`` to price (and
+        report) in its turn."""
         if self.fidelity == "roofline":
             return 0
         ops = list(ops)
@@ -189,22 +205,35 @@ class GpuDevice(MainTierDevice):
         # contractions of one structure (a decode run's attention GEMMs resized to every KV
         # length share their tensors) get their arguments from arrays, the rest one by one
         families: dict[tuple, list[Einsum]] = {}
+        # a GEMM's compute dtype and peak depend on its tensors only: once per tensor tuple
+        by_tensors: dict[int, tuple] = {}
+        own_dtype = type(self).compute_dtype is GpuDevice.compute_dtype
         for op in ops:
             comp = op.compute
             if op.kind != MATMUL or not isinstance(comp, Einsum) or id(comp) in kept or \
                     (id(comp), id(op.collective), op.shards, op.kind) in memo:
                 continue
             try:
-                dtype = op_dtype(op)
-                if comp.is_contraction and self.tensor_peak(dtype):
+                ins, out = comp.inputs, comp.output
+                hit = by_tensors.get(id(ins))
+                if hit is not None and hit[0] is ins and hit[1] is out:
+                    dtype, peak = hit[2], hit[3]
+                else:
+                    dtype = self.compute_dtype(op)
+                    peak = self.tensor_peak(dtype)
+                    if own_dtype:
+                        by_tensors[id(ins)] = (ins, out, dtype, peak)
+                if comp.is_contraction and peak:
                     kept[id(comp)] = (comp, dtype, None)
-                    families.setdefault((id(comp.inputs), id(comp.output), dtype,
-                                         tuple(r for r, _ in comp.sizes)), []).append(comp)
+                    families.setdefault((id(ins), id(out), dtype,
+                                         tuple(map(_first, comp.sizes))), []).append(comp)
             except Exception:   # estimate raises it again, in its turn, with the op's context
                 continue
+        by_dtype: dict[str, list[tuple]] = {}   # a dtype may have its own sustained rate
         for (*_, dtype, _), comps in families.items():
             many = _gemm_args_family(comps, dtype, self.tensor_peak(dtype)) \
                 if len(comps) >= FAMILY_MIN else None
+            calls = by_dtype.setdefault(dtype, [])
             for i, comp in enumerate(comps):
                 try:
                     args = many[i] if many is not None else self._gemm_args(comp, dtype)
@@ -212,15 +241,132 @@ class GpuDevice(MainTierDevice):
                     del kept[id(comp)]
                     continue
                 kept[id(comp)] = (comp, dtype, args)
-        self._vshapes = _vector_shapes(ops, memo)
-        calls = [v[2] for v in kept.values()]
-        if not calls:
-            return 0
-        results: dict[tuple, dict] = {}
-        priced = prefill_best_gemm(self.hw, calls, results=results)
+                calls.append(args)
+        self._vshapes = _vector_shape_table(ops, memo)
+        priced, results = 0, {}
+        for dtype, calls in by_dtype.items():
+            results[dtype] = {}
+            if calls:
+                priced += prefill_best_gemm(self.hw.for_dtype(dtype), calls,
+                                            results=results[dtype], cache=False)
         for key, (comp, dtype, args) in kept.items():   # what best_gemm(*args) returns now
-            kept[key] = (comp, dtype, args, results.get(args))
+            kept[key] = (comp, dtype, args, results[dtype].get(args))
+        self._settle_prefetched(ops)
         return priced
+
+    def _settle_prefetched(self, ops: list[Op]) -> None:
+        """The costs of the ops whose kernels :meth:`prefetch` priced (GEMM results) or shaped
+        (vector kernels: :func:`sim.gpu.vector.vector_time_many`) from arrays, formed straight
+        into the estimate memo: the float operations of ``_estimate`` -> ``_gemm_cost`` /
+        ``_vector_cost`` -> ``_energy`` -> ``_finish`` in their order, the roofline, energies
+        and latency over float64 arrays (the same IEEE operations on the same values), so each
+        :class:`Cost` equals the one ``estimate`` would form, types included
+        (tests/test_speed_pricing_family.py). Ops whose inputs might not convert exactly (a
+        non-float FLOP or byte count, an int of 2**53 or more), a host-timed stack and kernels
+        that fail here are left to ``estimate`` (which prices them, or raises with the op's
+        context)."""
+        kept, vshapes, memo = self._prefetched, self._vshapes, self._memo
+        if not (kept or vshapes) or type(self).roofline is not Device.roofline or any(
+                getattr(type(self), m) is not getattr(GpuDevice, m) for m in _SETTLED) or \
+                (self.software is not None and self.software.mode == "timed"):
+            return
+        import numpy as np
+
+        bw = self.peak_bandwidth()
+        table = self.energy_table
+        # dtype -> (peak FLOP/s, energy per FLOP) of GEMMs and of vector kernels (None: the
+        # op is left to estimate, which raises or prices it)
+        of_gemm: dict[str, tuple | None] = {}
+        of_vector: dict[str, tuple | None] = {}
+        rows: list[tuple] = []   # (op, memo key, FLOPs, bytes, shards, peak, energy/FLOP)
+        kernels: list = []       # kernel results (vector: (compute, columns, row) to price)
+        vector: dict[tuple, list[int]] = {}   # (family, dtype) -> rows to price
+        for op in ops:
+            comp, kind = op.compute, op.kind
+            if kind == MATMUL:
+                got = kept.get(id(comp))
+                if got is None or got[0] is not comp or got[3] is None:
+                    continue
+                dtype, known = got[1], of_gemm
+            else:
+                got = vshapes.get(id(comp))
+                if got is None or got[0] is not comp:
+                    continue
+                dtype, known = op_dtype(op), of_vector
+            key = (id(comp), id(op.collective), op.shards, kind)
+            f, b = op.flops, op.bytes
+            if key in memo or type(f) is not float or type(b) is not float:
+                continue
+            pe = known.get(dtype, False)
+            if pe is False:
+                pe = known[dtype] = self._peak_energy(op, dtype)
+            if pe is None:
+                continue
+            if kind != MATMUL:
+                vector.setdefault((op_family(op), dtype), []).append(len(rows))
+                kernels.append(got)
+            else:
+                kernels.append(got[3])
+            rows.append((op, key, f, b, op.shards, *pe))
+        for (family, dtype), at in vector.items():   # each family's kernels from arrays
+            try:
+                fields = [[kernels[r][1][f][kernels[r][2]] for r in at] for f in range(5)]
+                priced = vector_time_columns(self.hw, *fields, family, self.vector_peak(dtype),
+                                             self._bw_efficiency(family))
+            except Exception:   # estimate prices them (and raises) in their turn
+                priced = [None] * len(at)
+            for r, res in zip(at, priced, strict=True):
+                kernels[r] = res
+        if not rows or not bw > 0 or any(res is None for res in kernels):
+            return   # (a vector family that failed: estimate prices every op in its turn)
+        dram = [res["dram_bytes"] for res in kernels]
+        l2 = [res["l2_bytes"] for res in kernels]
+        kernel = [res["time"] for res in kernels]
+        for col in (dram, l2):
+            types = set(map(type, col))
+            if not types <= {int, float} or int in types and \
+                    max(abs(v) for v in col if type(v) is int) >= 2 ** 53:
+                return   # not exactly convertible: estimate prices them one by one
+        if set(map(type, kernel)) != {float}:
+            return
+        op_, key_, flops, nbytes, shards, peak, pf = zip(*rows, strict=True)
+        f64 = np.float64
+        try:
+            sh = np.maximum(np.array(shards, dtype=np.int64), 1)
+        except (TypeError, ValueError, OverflowError):
+            return
+        fl = np.array(flops, dtype=f64) / sh
+        by = np.array(nbytes, dtype=f64) / sh
+        roof = np.maximum(fl / np.array(peak, dtype=f64), by / bw)
+        latency = np.maximum(np.array(kernel, dtype=f64), roof)
+        e_compute = fl * np.array(pf, dtype=f64)
+        e_hbm = np.array(dram, dtype=f64) * 8 * table.memory.get("hbm", 0.0)
+        e_l2 = np.array(l2, dtype=f64) * 8 * table.memory.get("l2", 0.0)
+        for op, key, res, lat, rf, ec, eh, el in zip(
+                op_, key_, kernels, latency.tolist(), roof.tolist(), e_compute.tolist(),
+                e_hbm.tolist(), e_l2.tolist(), strict=True):
+            energy = {"compute": ec, "hbm": eh}
+            if res["l2_bytes"]:
+                energy["l2"] = el
+            detail = res.copy()
+            del detail["time"]
+            memo[key] = (op.compute, op.collective,
+                         Cost(lat, rf, res["bound"], energy, res["dram_bytes"], detail))
+
+    def _peak_energy(self, op: Op, dtype: str) -> tuple[float, float] | None:
+        """(peak FLOP/s, J per FLOP) ``estimate`` prices ``op`` computing in ``dtype`` with
+        (:meth:`peak_flops`, :meth:`_energy`); None when the peak is missing or not a positive
+        number (``estimate`` then raises or prices it as it does)."""
+        try:
+            peak = self.peak_flops(op)
+        except Exception:
+            return None
+        table = self.energy_table
+        per_flop = table.compute.get(dtype) or table.compute.get("fp32", 0.0)
+        if type(peak) not in (int, float) or not peak > 0 or \
+                type(per_flop) not in (int, float):
+            return None
+        return peak, per_flop
 
     def _gemm_cost(self, op: Op, comp: Einsum, flops: float, dtype: str, roof: float) -> Cost:
         kept = self._prefetched.pop(id(comp), None)   # what prefetch formed and priced
@@ -230,7 +376,7 @@ class GpuDevice(MainTierDevice):
             args, best = self._gemm_args(comp, dtype), None
         if best is None:
             try:
-                best = best_gemm(self.hw, *args)
+                best = best_gemm(self.hw.for_dtype(dtype), *args)
             except ValueError as exc:
                 raise SimError(f"{self.arch.origin or self.arch.name}: {exc}") from None
         energy = self._energy(flops, dtype, best["dram_bytes"], best["l2_bytes"])
@@ -240,7 +386,8 @@ class GpuDevice(MainTierDevice):
 
     def _attn_hw(self, dtype: str) -> AttnHw:
         g = self.g
-        sm_tensor = self.tensor_peak(dtype) * self.hw.tensor_efficiency / g.sm_count
+        sm_tensor = self.tensor_peak(dtype) * self.hw.for_dtype(dtype).tensor_efficiency \
+            / g.sm_count
         sm_alu = self.vector_peak("fp32") / 2.0 / g.sm_count  # FMA lanes: one op per clock
         return AttnHw(self.hw, sm_tensor, sm_alu, SFU_PER_CLOCK * g.clock)
 
@@ -258,7 +405,8 @@ class GpuDevice(MainTierDevice):
                      roof: float) -> Cost:
         family = op_family(op)
         kept = self._vshapes.pop(id(comp), None)    # what prefetch formed from arrays
-        shape = kept[1] if kept is not None and kept[0] is comp else vector_shape(comp)
+        shape = _shape_at(kept[1], kept[2]) if kept is not None and kept[0] is comp \
+            else vector_shape(comp)
         res = vector_time(self.hw, shape, family, self.vector_peak(dtype),
                           self._bw_efficiency(family))
         energy = self._energy(flops, dtype, res["dram_bytes"], res["l2_bytes"])
@@ -325,6 +473,11 @@ class GpuDevice(MainTierDevice):
 
 #: contractions of one structure priced from arrays in ``prefetch`` from this many on
 FAMILY_MIN = 8
+_first = itemgetter(0)
+#: the methods whose operations ``_settle_prefetched`` performs over arrays (a subclass that
+#: overrides one is priced op by op)
+_SETTLED = ("_estimate", "_gemm_cost", "_vector_cost", "_energy", "_finish", "peak_flops",
+            "compute_dtype", "vector_peak", "_bw_efficiency")
 
 
 def _gemm_args_family(comps: list[Einsum], dtype: str, peak: float | None) -> list[tuple] | None:
@@ -372,8 +525,9 @@ def _gemm_args_family(comps: list[Einsum], dtype: str, peak: float | None) -> li
             for bi, mi, ni, ki, ab, bb, cb in zip(*cols, strict=True)]
 
 
-def _vector_shapes(ops: Iterable[Op], memo: dict) -> dict[int, tuple]:
-    """``id(compute) -> (compute, vector_shape(compute))`` for the vector ops of ``ops`` not
+def _vector_shape_table(ops: Iterable[Op], memo: dict) -> dict[int, tuple]:
+    """``id(compute) -> (compute, columns, row)`` (the fields of ``vector_shape(compute)`` are
+    row ``row`` of :func:`_vector_shape_columns`' ``columns``) for the vector ops of ``ops`` not
     yet estimated whose computes come in families (one template resized along a rank, e.g. a
     decode run's softmax over every KV length: resized cascades share their template's
     ``external_inputs``, resized Einsums its tensors), each family's shapes from arrays
@@ -399,19 +553,39 @@ def _vector_shapes(ops: Iterable[Op], memo: dict) -> dict[int, tuple]:
     for comps in families.values():
         if len(comps) < FAMILY_MIN:
             continue
-        shapes = _vector_shape_family(comps)
-        if shapes is not None:
-            out.update((id(c), (c, sh)) for c, sh in zip(comps, shapes, strict=True))
+        cols = _vector_shape_columns(comps)
+        if cols is not None:
+            out.update((id(c), (c, cols, i)) for i, c in enumerate(comps))
     return out
 
 
+def _vector_shapes(ops: Iterable[Op], memo: dict) -> dict[int, tuple]:
+    """``id(compute) -> (compute, vector_shape(compute))`` of :func:`_vector_shape_table`."""
+    return {k: (c, _shape_at(cols, i))
+            for k, (c, cols, i) in _vector_shape_table(ops, memo).items()}
+
+
+def _shape_at(cols: tuple, i: int) -> VectorShape:
+    """Row ``i`` of :func:`_vector_shape_columns`' columns as a :class:`VectorShape`."""
+    return VectorShape(rows=cols[0][i], width=cols[1][i], input_bytes=cols[2][i],
+                       dram_bytes=cols[3][i], flops=cols[4][i])
+
+
 def _vector_shape_family(comps: list) -> list[VectorShape] | None:
-    """:func:`sim.gpu.vector.vector_shape` of each compute of ``comps`` (Einsums or cascades of
-    one structure: the same tensor objects and operators up to the first reducing Einsum, its
-    sizes naming the same ranks in the same order) from one integer array of that Einsum's
-    sizes: the same integer products, the same ``elements x bytes`` and each compute's own
-    ``min_bytes`` and ``flops``, so each shape equals the scalar one. None when the family is
-    not of that form (no reducing Einsum, another structure, sizes an int64 might not hold)."""
+    """:func:`_vector_shape_columns` as one :class:`VectorShape` per compute."""
+    cols = _vector_shape_columns(comps)
+    return None if cols is None else [_shape_at(cols, i) for i in range(len(comps))]
+
+
+def _vector_shape_columns(comps: list) -> tuple[list, ...] | None:
+    """The fields (rows, width, input_bytes, dram_bytes, flops: lists, row ``i`` for
+    ``comps[i]``) of :func:`sim.gpu.vector.vector_shape` of each compute of ``comps`` (Einsums
+    or cascades of one structure: the same tensor objects and operators up to the first
+    reducing Einsum, its sizes naming the same ranks in the same order) from one integer array
+    of that Einsum's sizes: the same integer products, the same ``elements x bytes`` and each
+    compute's own ``min_bytes`` and ``flops``, so each shape equals the scalar one. None when
+    the family is not of that form (no reducing Einsum, another structure, sizes an int64
+    might not hold)."""
     import numpy as np
 
     def chain(c) -> tuple:
@@ -425,14 +599,18 @@ def _vector_shape_family(comps: list) -> list[VectorShape] | None:
     names = tuple(r for r, _ in e0.sizes)
     head = [(e.inputs, e.output, e.reduce_op) for e in ref[:j + 1]]
     rows = []
+    second = itemgetter(1)
     for c in comps:
         es = chain(c)
-        if len(es) != len(ref) or any(
-                e.inputs is not i or e.output is not o or e.reduce_op != r
-                for e, (i, o, r) in zip(es[:j + 1], head, strict=True)) or \
-                tuple(r for r, _ in es[j].sizes) != names:
+        if len(es) != len(ref):
             return None
-        rows.append([v for _, v in es[j].sizes])
+        for e, (i, o, r) in zip(es[:j + 1], head, strict=True):
+            if e.inputs is not i or e.output is not o or e.reduce_op != r:
+                return None
+        sizes = es[j].sizes
+        if tuple(map(_first, sizes)) != names:
+            return None
+        rows.append(list(map(second, sizes)))
     try:
         sizes = np.array(rows, dtype=np.int64)
         if sizes.shape != (len(comps), len(names)) or (sizes <= 0).any() or \
@@ -453,9 +631,7 @@ def _vector_shape_family(comps: list) -> list[VectorShape] | None:
         flops = [float(c.flops) for c in comps]
     except (KeyError, ValueError, TypeError, OverflowError):
         return None
-    return [VectorShape(rows=r, width=w, input_bytes=b, dram_bytes=d, flops=f)
-            for r, w, b, d, f in zip(rows_.tolist(), width.tolist(), in_bytes.tolist(), dram,
-                                     flops, strict=True)]
+    return rows_.tolist(), width.tolist(), in_bytes.tolist(), dram, flops
 
 
 def attention_shape(comp: Cascade) -> AttentionShape | None:

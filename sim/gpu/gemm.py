@@ -376,14 +376,20 @@ def _panel_bytes(ctas_in_wave: np.ndarray, split: int, tiles_m: np.ndarray,
 
 
 def prefill_best_gemm(hw: GpuHw, calls: Sequence[tuple], min_group: int = 32,
-                      results: dict | None = None) -> int:
+                      results: dict | None = None, cache: bool = True) -> int:
     """Price the ``best_gemm(hw, *call)`` calls not yet cached with :func:`best_gemm_many` (grouped
     by dtype, peak and argument types) and hand each result to ``best_gemm``'s cache, as if it
     had been called; how many were priced here. Calls the array path does not take (non-int
     dimensions, huge shapes) and groups under ``min_group`` calls (the arrays' fixed cost, ~2 ms
     CPU, is that of ~15-30 scalar calls) are left for ``best_gemm`` to price when asked.
     ``results``, if given, gets ``call -> best_gemm(hw, *call)`` for the calls priced or found
-    cached here (the cache's own objects)."""
+    cached here (the cache's own objects). ``cache=False`` (with ``results``): the array results
+    go to ``results`` only, not into ``best_gemm``'s cache (no hashing of every call; a caller
+    that reads them from ``results`` once has no use for the cache)."""
+    if not cache and results is not None:
+        fast = _prefill_one_group(hw, calls, min_group, results)
+        if fast is not None:
+            return fast
     groups: dict[tuple, list[tuple]] = {}
     numbers = (int, float)
     for call in dict.fromkeys(calls):
@@ -404,6 +410,12 @@ def prefill_best_gemm(hw: GpuHw, calls: Sequence[tuple], min_group: int = 32,
                                          *zip(*(g[5:8] for g in group), strict=True), peak)
         except ValueError:
             continue   # best_gemm raises it with the same message when the op is priced
+        if not cache and results is not None:
+            for call, res in zip(group, priced_many, strict=True):
+                if res is not None:
+                    results[call] = res
+                    priced += 1
+            continue
         for call, res in zip(group, priced_many, strict=True):
             if res is None:
                 continue
@@ -415,4 +427,36 @@ def prefill_best_gemm(hw: GpuHw, calls: Sequence[tuple], min_group: int = 32,
             finally:
                 priced += len(_handoff) > 1
                 _handoff.clear()
+    return priced
+
+
+def _prefill_one_group(hw: GpuHw, calls: Sequence[tuple], min_group: int,
+                       results: dict) -> int | None:
+    """``prefill_best_gemm(cache=False)`` of calls that form one group (one ``elem`` and one
+    ``peak``, every argument of one type: one dtype's calls in ``GpuDevice.prefetch``) from
+    their columns at once, without the per-call checks and grouping; how many it priced, or
+    None when the calls are not of that form (the general path then groups them)."""
+    uniq = list(dict.fromkeys(calls))
+    if len(uniq) < min_group:
+        return None
+    try:
+        batch, m, n, k, elem, a_b, b_b, c_b, peak = zip(*uniq, strict=True)
+    except (TypeError, ValueError):
+        return None
+    e0, p0 = elem[0], peak[0]
+    if type(e0) not in (int, float) or type(p0) not in (int, float) or p0 != p0 or \
+            set(map(type, elem)) != {type(e0)} or set(elem) != {e0} or \
+            set(map(type, peak)) != {type(p0)} or set(peak) != {p0} or \
+            any(set(map(type, col)) != {int} or min(col) < 1 for col in (batch, m, n, k)) or \
+            any(set(map(type, col)) not in ({int}, {float}) for col in (a_b, b_b, c_b)):
+        return None
+    try:
+        priced_many = best_gemm_many(hw, batch, m, n, k, e0, a_b, b_b, c_b, p0)
+    except ValueError:
+        return 0   # best_gemm raises it with the same message when the op is priced
+    priced = 0
+    for call, res in zip(uniq, priced_many, strict=True):
+        if res is not None:
+            results[call] = res
+            priced += 1
     return priced
