@@ -37,6 +37,12 @@ class _SubParsers(argparse._SubParsersAction):
         super().__call__(parser, namespace, values, option_string)
 
 
+def _literal(text: str) -> str:
+    """``text`` as argparse help shows it verbatim (help strings are %-format templates: a
+    description saying "20%" broke ``xpusim reproduce --help``)."""
+    return text.replace("%", "%%")
+
+
 def _common(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
@@ -53,14 +59,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     files = shipped()
     for name, path in files.items():
         exp = load_experiment(path)
-        sp = sub.add_parser(name, help=exp.description, description=_describe(exp, path))
+        sp = sub.add_parser(name, help=_literal(exp.description), description=_describe(exp, path))
         add_experiment_arguments(sp, exp)
         _common(sp)
         sp.set_defaults(_experiment=exp)
     for name, mod in discover("xpusim.reproductions").items():
         if name in files:
             continue
-        sp = sub.add_parser(name, help=getattr(mod, "DESCRIPTION", ""))
+        sp = sub.add_parser(name, help=_literal(getattr(mod, "DESCRIPTION", "")))
         if hasattr(mod, "add_arguments"):
             mod.add_arguments(sp)
         _common(sp)
