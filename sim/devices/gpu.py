@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable
 from dataclasses import replace
 from operator import itemgetter
+from typing import Any
 
 from arch import Arch
 from sim.devices.base import (
@@ -36,7 +37,13 @@ from sim.devices.base import (
     op_dtype,
     register_device,
 )
-from sim.gpu.attention import DECODE_POLICIES, AttentionShape, AttnHw, attention_time
+from sim.gpu.attention import (
+    DECODE_POLICIES,
+    AttentionShape,
+    AttnHw,
+    attention_time,
+    attention_time_many,
+)
 from sim.gpu.collectives import DEFAULT_NCCL, LinkHw, NcclHw, ProtocolHw, collective_time
 from sim.gpu.gemm import best_gemm, prefill_best_gemm
 from sim.gpu.host import AsyncIssue, lookup, op_family, timed_latency
@@ -266,9 +273,12 @@ class GpuDevice(MainTierDevice):
         that fail here are left to ``estimate`` (which prices them, or raises with the op's
         context)."""
         kept, vshapes, memo = self._prefetched, self._vshapes, self._memo
-        if not (kept or vshapes) or type(self).roofline is not Device.roofline or any(
+        if type(self).roofline is not Device.roofline or any(
                 getattr(type(self), m) is not getattr(GpuDevice, m) for m in _SETTLED) or \
                 (self.software is not None and self.software.mode == "timed"):
+            return
+        self._settle_attention(ops)
+        if not (kept or vshapes):
             return
         import numpy as np
 
@@ -352,6 +362,113 @@ class GpuDevice(MainTierDevice):
             del detail["time"]
             memo[key] = (op.compute, op.collective,
                          Cost(lat, rf, res["bound"], energy, res["dram_bytes"], detail))
+
+    def _settle_attention(self, ops: list[Op]) -> None:
+        """The costs of the fused attention ops of ``ops`` not yet estimated that come in
+        families (one template resized along a rank, e.g. a decode run's attention over every
+        KV length: resized cascades share their template's ``external_inputs``; groups of
+        :data:`FAMILY_MIN` or more of one shape but the KV length), formed straight into the
+        estimate memo: each group's kernels from :func:`sim.gpu.attention.attention_time_many`,
+        then the float operations of ``_estimate`` -> ``_attention_cost`` -> ``_energy`` ->
+        ``_finish`` in their order over float64 arrays, so each :class:`Cost` equals the one
+        ``estimate`` would form (tests/test_speed_pricing_attention.py). Called by
+        :meth:`_settle_prefetched` under its conditions; ops whose inputs might not convert
+        exactly (a non-float FLOP or byte count) and groups that fail here are left to
+        ``estimate``."""
+        if any(getattr(type(self), m) is not getattr(GpuDevice, m) for m in _SETTLED_ATTENTION):
+            return
+        import numpy as np
+
+        memo = self._memo
+        of_dtype: dict[str, tuple | None] = {}   # dtype -> (peak, energy/FLOP) or None
+        elems: dict[int, tuple] = {}   # id(first einsum's inputs) -> (inputs, kv, q bytes)
+        groups: dict[tuple, list[tuple]] = {}
+        seen: set[tuple] = set()
+        at_of: dict[tuple, Any] = {}   # last Einsum's rank names -> getter of b..e or None
+        for op in ops:
+            comp = op.compute
+            if op.kind != ATTENTION or not isinstance(comp, Cascade):
+                continue
+            key = (id(comp), id(op.collective), op.shards, op.kind)
+            f, b = op.flops, op.bytes
+            if key in memo or key in seen or type(f) is not float or type(b) is not float or \
+                    type(op.shards) is not int:
+                continue
+            try:
+                first = comp.einsums[0]
+                ins = first.inputs
+                got = elems.get(id(ins))
+                if got is None or got[0] is not ins:
+                    q = ins[0]
+                    k = ins[1] if len(ins) > 1 else q
+                    got = elems[id(ins)] = (ins, dtype_bytes(k.dtype), dtype_bytes(q.dtype),
+                                            q.dtype)
+                dtype = self.attention_dtype or got[3]
+                pe = of_dtype.get(dtype, False)
+                if pe is False:
+                    pe = of_dtype[dtype] = self._peak_energy(op, dtype) \
+                        if self.tensor_peak(dtype) else None
+                if pe is None:
+                    continue
+                # comp.size's extents of b, g, r, s, n, e: a later Einsum's win, so when the
+                # last Einsum holds all six (the tracer's attention: its P.V), they are its own
+                last = comp.einsums[-1].sizes
+                names = tuple(map(_first, last))
+                pick = at_of.get(names, False)
+                if pick is False:
+                    pick = at_of[names] = itemgetter(*(names.index(r) for r in "bgrsne")) \
+                        if all(r in names for r in "bgrsne") and \
+                        len(set(names)) == len(names) else None
+                if pick is not None:
+                    (_, b_), (_, g), (_, r), (_, s), (_, kv), (_, e) = pick(last)
+                else:
+                    size = comp.size
+                    b_, g, r, s, kv, e = (size[x] for x in "bgrsne")
+                q_elem = dtype_bytes(dtype) if self.attention_dtype else got[2]
+                shape = (b_, g * r, g, s, e, got[1], q_elem)
+            except Exception:   # estimate raises it again, in its turn, with the op's context
+                continue
+            seen.add(key)
+            groups.setdefault((shape, dtype), []).append((op, key, kv, f, b, op.shards, pe))
+        bw = self.peak_bandwidth()
+        if not bw > 0:
+            return
+        hbm_pj = self.energy_table.memory.get("hbm", 0.0)
+        f64 = np.float64
+        for ((b_, qh, kvh, s, e, kv_elem, q_elem), dtype), rows in groups.items():
+            if len(rows) < FAMILY_MIN:
+                continue
+            op_, key_, kvs, flops, nbytes, shards, pe = zip(*rows, strict=True)
+            try:
+                shape = AttentionShape(batch=b_, q_heads=qh, kv_heads=kvh, q_len=s,
+                                       kv_len=kvs[0], head_dim=e, kv_elem=kv_elem,
+                                       q_elem=q_elem)
+                kernels = attention_time_many(self._attn_hw(dtype), shape, kvs,
+                                              self.decode_policy)
+                kernel = [res["time"] for res in kernels]
+                res_dram = [res["dram_bytes"] for res in kernels]
+                if set(map(type, kernel)) != {float} or set(map(type, res_dram)) != {float}:
+                    continue
+                sh = np.maximum(np.array(shards, dtype=np.int64), 1)
+                fl = np.array(flops, dtype=f64) / sh
+                by = np.array(nbytes, dtype=f64) / sh
+                peak, per_flop = pe[0]
+                roof = np.maximum(fl / peak, by / bw)
+                dram = np.maximum(np.array(res_dram, dtype=f64), by)
+                latency = np.maximum(np.array(kernel, dtype=f64), roof)
+                e_compute = fl * per_flop
+                e_hbm = dram * 8 * hbm_pj
+            except Exception:   # estimate prices them (and raises) in their turn
+                continue
+            bound = "compute" if s > 1 else "memory"
+            policy = "flash2" if s > 1 else self.decode_policy
+            for op, key, res, lat, rf, ec, eh, dr in zip(
+                    op_, key_, kernels, latency.tolist(), roof.tolist(), e_compute.tolist(),
+                    e_hbm.tolist(), dram.tolist(), strict=True):
+                del res["time"]
+                res["policy"] = policy
+                memo[key] = (op.compute, op.collective,
+                             Cost(lat, rf, bound, {"compute": ec, "hbm": eh}, dr, res))
 
     def _peak_energy(self, op: Op, dtype: str) -> tuple[float, float] | None:
         """(peak FLOP/s, J per FLOP) ``estimate`` prices ``op`` computing in ``dtype`` with
@@ -474,6 +591,9 @@ class GpuDevice(MainTierDevice):
 #: contractions of one structure priced from arrays in ``prefetch`` from this many on
 FAMILY_MIN = 8
 _first = itemgetter(0)
+#: the methods whose operations ``_settle_attention`` performs over arrays, besides
+#: :data:`_SETTLED` (a subclass that overrides one has its attention priced op by op)
+_SETTLED_ATTENTION = ("_attention_cost", "_attn_hw", "tensor_peak", "peak_bandwidth")
 #: the methods whose operations ``_settle_prefetched`` performs over arrays (a subclass that
 #: overrides one is priced op by op)
 _SETTLED = ("_estimate", "_gemm_cost", "_vector_cost", "_energy", "_finish", "peak_flops",

@@ -41,7 +41,7 @@ Partitionings of one attention call (batch ``B``, ``H`` query heads, ``G`` KV he
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from sim.gpu.hw import GpuHw
@@ -298,3 +298,86 @@ def attention_time(ahw: AttnHw, sh: AttentionShape, decode_policy: str) -> dict:
     if decode_policy == "mmha":
         return masked_mha(ahw, sh)
     return flash_decoding(ahw, sh)
+
+
+def attention_time_many(ahw: AttnHw, sh: AttentionShape, kv_lens, decode_policy: str) -> list[dict]:
+    """:func:`attention_time` of ``sh`` at each KV length of ``kv_lens`` (``sh.kv_len`` itself is
+    not used): one fresh dict per length (the caller may change it), equal to the scalar result
+    bit for bit (tests/test_speed_pricing_attention.py).
+
+    The tile kernels (FA-2, FlashDecoding, LeanAttention) see the KV length only through its
+    block count ``ceil(kv_len / Bc)`` and the DRAM bytes, so each distinct block count is priced
+    once by the scalar kernel and the bytes are formed over an array; the per-head kernels
+    (``paged``, ``mmha``) are formed over the array with the scalar path's operations in its
+    order. Lengths that are not positive Python ints below 2**53, or hardware rates the scalar
+    path would divide by zero with, are priced one by one."""
+    import numpy as np
+
+    kv_lens = list(kv_lens)
+    if not kv_lens:
+        return []
+    if any(type(n) is not int for n in kv_lens) or min(kv_lens) <= 0 or \
+            max(kv_lens) >= 2 ** 53:
+        return [dict(attention_time(ahw, replace(sh, kv_len=n), decode_policy))
+                for n in kv_lens]
+    kv = np.array(kv_lens, dtype=np.int64)
+    # AttentionShape.kv_bytes + qo_bytes, left to right as the properties form them
+    dram = (2.0 * sh.batch * sh.kv_heads * kv * sh.head_dim * sh.kv_elem + sh.qo_bytes).tolist()
+    if sh.q_len > 1 or decode_policy == "flash2":
+        fn, split = flash2, False
+    elif decode_policy == "lean":
+        fn, split = lean_attention, True
+    elif decode_policy in ("paged", "mmha"):
+        cols = _per_head_many(ahw, sh, kv, dram, LDG_L2_FRACTION if decode_policy == "mmha"
+                              else 1.0)
+        if cols is None:
+            return [dict(attention_time(ahw, replace(sh, kv_len=n), decode_policy))
+                    for n in kv_lens]
+        return cols
+    else:
+        fn, split = flash_decoding, True
+    bc = fa2_blocks(sh.head_dim, split_kernel=split)[1]
+    blocks = np.ceil(kv / bc).astype(np.int64)     # math.ceil(kv_len / bc): same float quotient
+    uniq, first = np.unique(blocks, return_index=True)
+    base = {nb: fn(ahw, replace(sh, kv_len=kv_lens[i]))
+            for nb, i in zip(uniq.tolist(), first.tolist(), strict=True)}
+    out = []
+    for nb, d in zip(blocks.tolist(), dram, strict=True):
+        res = base[nb].copy()
+        res["dram_bytes"] = d
+        out.append(res)
+    return out
+
+
+def _per_head_many(ahw: AttnHw, sh: AttentionShape, kv, dram: list,
+                   l2_fraction: float) -> list[dict] | None:
+    """:func:`_per_head_ctas` over the int64 array ``kv`` of KV lengths (``dram``: each one's
+    DRAM bytes), the same float operations in the same order; None where a rate is not a
+    positive number (the scalar path then raises or prices it)."""
+    import numpy as np
+
+    hw = ahw.gpu
+    ctas = sh.batch * sh.q_heads
+    slots = hw.sms * 4
+    inflight = PAGED_WARPS * PAGED_BLOCK * sh.head_dim * sh.kv_elem
+    shared = sh.group > 1
+    latency = hw.l2_latency if shared else hw.hbm_latency
+    cap = inflight / latency if latency > 0 else float("inf")
+    active = min(ctas, slots)
+    per_token_ops = 4.0 * sh.head_dim + SOFTMAX_ALU_OPS
+    rate = ahw.sm_alu * 2 / max(1, math.ceil(active / hw.sms))
+    l2 = hw.l2_achievable * l2_fraction
+    if not (rate > 0 and cap > 0 and hw.hbm_achievable > 0 and l2 > 0 and slots > 0):
+        return None
+    waves = math.ceil(ctas / slots)
+    per_cta = 2.0 * kv * sh.head_dim * sh.kv_elem
+    t_compute = waves * kv * per_token_ops / rate
+    t_cta = waves * per_cta / cap
+    dram_a = np.array(dram, dtype=np.float64)
+    t_dram = dram_a / hw.hbm_achievable
+    t_l2 = ctas * per_cta / l2
+    body = np.maximum(np.maximum(np.maximum(t_cta, t_dram), t_l2), t_compute)
+    times = (hw.launch + hw.hbm_latency + body).tolist()
+    block = f"1x{PAGED_BLOCK}"
+    return [{"time": t, "ctas": ctas, "waves": waves, "splits": 1, "block": block,
+             "dram_bytes": d} for t, d in zip(times, dram, strict=True)]
