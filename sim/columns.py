@@ -71,12 +71,14 @@ class Text:
 
 class Lazy:
     """A column computed on first use: ``fn()`` returns its array or :class:`Text` (a run's op
-    table computes only the columns its metrics, checks and outputs read)."""
+    table computes only the columns its metrics, checks and outputs read). ``by``: a code
+    per row that determines the column's value (rows of equal code hold equal values: a
+    per-kind figure gathered by the ops' kind), known without forming the column."""
 
-    __slots__ = ("fn",)
+    __slots__ = ("fn", "by")
 
-    def __init__(self, fn: Callable[[], Any]):
-        self.fn = fn
+    def __init__(self, fn: Callable[[], Any], by: np.ndarray | None = None):
+        self.fn, self.by = fn, by
 
 
 class Columns:
@@ -93,6 +95,8 @@ class Columns:
         self._kwargs = frame_kwargs
         self._frame = None
         self._arrays: dict[str, np.ndarray] = {}
+        self._by = {k: v.by for k, v in (data or {}).items()
+                    if isinstance(v, Lazy) and v.by is not None}
 
     @classmethod
     def from_rows(cls, rows: list[dict[str, Any]], order: Sequence[str]) -> Columns:
@@ -146,6 +150,10 @@ class Columns:
             got = value.array() if isinstance(value, Text) else np.asarray(value)
         self._arrays[name] = got
         return got
+
+    def keyed_by(self, name: str) -> np.ndarray | None:
+        """The code per row that determines column ``name`` (:attr:`Lazy.by`), or None."""
+        return getattr(self, "_by", {}).get(name)   # (a table pickled before it had one)
 
     def once(self, name: str) -> np.ndarray:
         """Column ``name`` as ``self[name]`` gives it, but a :class:`Lazy` column not yet

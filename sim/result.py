@@ -218,10 +218,11 @@ def _kind_columns(arrays: CompactOps, costs: CostList, timeline: Timeline,
     e_total = per_kind(e_all) * shards
 
     def gather(values: np.ndarray) -> Lazy:
-        return Lazy(lambda: values[kind])
+        return Lazy(lambda: values[kind], by=arrays.kind)
 
     def text(attr: str) -> Lazy:
-        return Lazy(lambda: Text([getattr(k, attr) for k in kinds], arrays.kind, _text))
+        return Lazy(lambda: Text([getattr(k, attr) for k in kinds], arrays.kind, _text),
+                    by=arrays.kind)
 
     def index(values: np.ndarray) -> Lazy:
         return Lazy(lambda: values.astype(INDEX, copy=False))
@@ -248,7 +249,8 @@ def _kind_columns(arrays: CompactOps, costs: CostList, timeline: Timeline,
         "flops": gather(of_kind("flops").astype(float, copy=False)),
         "bytes": gather(of_kind("bytes").astype(float, copy=False)),
         "dram_bytes": gather(per_kind(dram) * shards),
-        "bound": Lazy(lambda: Text(bounds or [""], arrays.kind, _text) if n else Text.of([])),
+        "bound": Lazy(lambda: Text(bounds or [""], arrays.kind, _text) if n else Text.of([]),
+                      by=arrays.kind),
         "energy_J": gather(e_total),
         "energy_compute_J": gather(e_compute),
         "energy_memory_J": gather(e_total - e_compute - e_linked),

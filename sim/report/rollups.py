@@ -363,18 +363,81 @@ def _slot_points(ops: Columns, texts: _TextKeys) -> Columns | None:
     del tr, other
     sub, sub_first = _groups(key, card if card <= _KEY_LIMIT else None)
     del key
-    # one FLOPs, bytes and shards value per slot (over every row): then per group too
-    at = texts.index(slots)
-    one = np.zeros(int(slots.max()) + 1, dtype=np.intp)
-    one[at] = np.arange(len(at), dtype=np.intp)   # one row of each slot
-    checked = all(np.array_equal(c, c[one][at]) for c in (f, b, column(ops, "shards")))
+    # one FLOPs, bytes and shards value per slot (over every row): then per group too; known
+    # where the table says those columns are per-slot figures (Columns.keyed_by)
+    checked = all(ops.keyed_by(c) is slots for c in ("flops", "bytes", "shards"))
+    if not checked:
+        at = texts.index(slots)
+        one = np.zeros(int(slots.max()) + 1, dtype=np.intp)
+        one[at] = np.arange(len(at), dtype=np.intp)   # one row of each slot
+        checked = all(np.array_equal(c, c[one][at]) for c in (f, b, column(ops, "shards")))
     return _merged_points(ops, texts, rows, sub, sub_first, f, b, t, checked)
+
+
+#: slots per round of :func:`_probe_slots` (its tables stay in cache) and its odd multipliers
+_PROBE_BITS = 16
+_PROBE_MULTIPLIERS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                      0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53)
+
+
+def _probe_slots(columns: list[np.ndarray]) -> tuple[np.ndarray, int] | None:
+    """``(slot per row, number of slots)``: two rows share a slot exactly where they are equal
+    in every column (their 64 bits), or None where the rows hold too many distinct values.
+
+    Each round hashes the rows still without a slot into a table of ``2**_PROBE_BITS`` slots;
+    each slot is owned by one of its rows (the last written), the rows equal to their slot's
+    owner take the slot, the others (other values that hashed there) try again in the next
+    round, with another multiplier. Equal rows hash alike, so each slot holds one value and
+    each value one slot: a few passes over the rows, no hash table of Python or Arrow (whose
+    ``dictionary_encode`` costs ~50 ns a row). A round that fills over half the table gives
+    up (None: many distinct values, the caller's hash table is the faster way)."""
+    keys = [_bits(c) for c in columns]
+    n, size = len(keys[0]), 1 << _PROBE_BITS
+    slot = np.empty(n, dtype=np.int64)
+    todo: np.ndarray | None = None   # rows without a slot (None: all)
+    owner = np.empty(size, dtype=np.intp)
+    for r, mult in enumerate(_PROBE_MULTIPLIERS):
+        owner.fill(-1)
+        ks = keys if todo is None else [k[todo] for k in keys]
+        m = len(ks[0])
+        h = np.zeros(m, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for k in ks:
+                h ^= k
+                h *= np.uint64(mult)
+                h ^= h >> np.uint64(29)
+            h *= np.uint64(mult)
+        at = (h >> np.uint64(64 - _PROBE_BITS)).astype(np.intp)
+        del h
+        owner[at] = np.arange(m, dtype=np.intp)
+        if np.count_nonzero(owner >= 0) > size // 2:
+            return None
+        first = owner[at]
+        ok = np.ones(m, dtype=bool)
+        for k in ks:
+            ok &= k[first] == k
+        taken = at[ok] + r * size
+        if todo is None:
+            slot[ok] = taken
+            todo = np.flatnonzero(~ok)
+        else:
+            slot[todo[ok]] = taken
+            todo = todo[~ok]
+        if not len(todo):
+            return slot, (r + 1) * size
+    return None
 
 
 def _exact_groups(code: np.ndarray, card: int, values: np.ndarray) -> tuple[np.ndarray, int]:
     """Group id per row of equal (``code`` in ``range(card)``, ``values``), numbered in order
-    of first appearance, and the number of groups: two hash-table passes (values, then the
-    combined key) where a hash table is at hand, else a verified hash and one sort."""
+    of first appearance, and the number of groups: slots of a few probing passes
+    (:func:`_probe_slots`) numbered by first appearance where the values are few; else two
+    hash-table passes (values, then the combined key) where a hash table is at hand, else a
+    verified hash and one sort."""
+    probed = _probe_slots([code, values]) if len(code) > 1 << 12 else None
+    if probed is not None:
+        ids, first = _groups(*probed)
+        return ids, len(first)
     if not hashing():
         ids, first = _hashed_groups([code, values], np.arange(len(code), dtype=np.int64))
         return ids, len(first)
