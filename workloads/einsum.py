@@ -108,7 +108,7 @@ class TensorRef:
 
     def elements(self, sizes: dict[str, int]) -> int:
         """Number of elements given rank sizes."""
-        return math.prod(sizes[r] for r in self.ranks)
+        return math.prod(map(sizes.__getitem__, self.ranks))
 
     def nbytes(self, sizes: dict[str, int]) -> float:
         """Bytes given rank sizes."""
@@ -178,7 +178,7 @@ class Einsum:
     @cached_property
     def points(self) -> int:
         """Points of the iteration space."""
-        return math.prod(self.size[r] for r in self.ranks)
+        return math.prod(map(self.size.__getitem__, self.ranks))
 
     @cached_property
     def output_elements(self) -> int:
@@ -263,6 +263,31 @@ class Einsum:
             return out
 
         return make
+
+    def resized_all(self, rank: str, sizes: list[int],
+                    work: tuple[list[float], list[float]] | None = None) -> list[Einsum]:
+        """``[self.resized(rank, n) for n in sizes]`` in one pass (the sizes checked once);
+        ``work``: their (FLOPs, minimum bytes), e.g. from :meth:`work_over`, kept as what
+        :attr:`flops` and :attr:`min_bytes` derive to."""
+        _check_extents(self.name, rank, sizes)
+        return self._resized_all(rank, sizes, work, {})
+
+    def _resized_all(self, rank: str, sizes: list[int],
+                     work: tuple[list[float], list[float]] | None, shapes: dict) -> list[Einsum]:
+        """:meth:`resized_all` with the sizes checked; ``shapes`` maps a ``sizes`` tuple to its
+        resized tuples (shared by the Einsums of a cascade over the same iteration space)."""
+        self.ranks, self.reduced_ranks, self.is_contraction  # noqa: B018  (carried over)
+        base = {k: v for k, v in self.__dict__.items() if k not in _SIZED}
+        resized = shapes.get(self.sizes)
+        if resized is None:
+            at = next((i for i, (r, _) in enumerate(self.sizes) if r == rank), None)
+            if at is None:
+                resized = [self.sizes] * len(sizes)
+            else:
+                head, tail = self.sizes[:at], self.sizes[at + 1:]
+                resized = [(*head, (rank, n), *tail) for n in sizes]
+            shapes[self.sizes] = resized
+        return _instances(Einsum, base, "sizes", resized, work)
 
     def work_over(self, rank: str, sizes):
         """(FLOPs, minimum bytes) as float arrays, one entry per extent of ``rank`` in the
@@ -381,6 +406,20 @@ class Cascade:
 
         return make
 
+    def resized_all(self, rank: str, sizes: list[int],
+                    work: tuple[list[float], list[float]] | None = None) -> list[Cascade]:
+        """``[self.resized(rank, n) for n in sizes]`` in one pass (see
+        :meth:`Einsum.resized_all`; ``work`` is the cascades')."""
+        self.final_outputs, self.external_inputs  # noqa: B018  (derived once, carried over)
+        base = {k: v for k, v in self.__dict__.items() if k not in _SIZED}
+        if not self.einsums:
+            return _instances(Cascade, base, "einsums", [()] * len(sizes), work)
+        _check_extents(self.einsums[0].name, rank, sizes)
+        shapes: dict = {}
+        parts = zip(*[e._resized_all(rank, sizes, None, shapes) for e in self.einsums],
+                    strict=True)
+        return _instances(Cascade, base, "einsums", list(parts), work)
+
     def work_over(self, rank: str, sizes):
         """(FLOPs, minimum bytes) arrays over extents of ``rank`` (see
         :meth:`Einsum.work_over`): equal to :attr:`flops` and :attr:`min_bytes` of
@@ -412,6 +451,58 @@ class Cascade:
 
 #: cached properties that depend on rank extents (dropped by ``resized``)
 _SIZED = ("size", "points", "output_elements", "op_counts", "flops", "min_bytes", "gemm_shape")
+
+
+def _check_extents(name: str, rank: str, sizes: list[int]) -> None:
+    """``ValueError`` (as the constructor raises it) unless every size is a positive int."""
+    if not all(issubclass(t, int) for t in set(map(type, sizes))) or \
+            (sizes and min(sizes) <= 0):
+        bad = next(n for n in sizes if not isinstance(n, int) or n <= 0)
+        raise ValueError(f"einsum {name}: rank '{rank}' size must be a positive integer, "
+                         f"got {bad!r}")
+
+
+def _instances(cls: type, base: dict, key: str, values: list,
+               work: tuple[list[float], list[float]] | None) -> list:
+    """Instances of ``cls`` with ``base``'s attributes and ``key`` set to each of ``values``
+    (and ``flops`` / ``min_bytes`` from ``work``), without ``__init__``: equal to the
+    constructed ones field by field, with the same attributes in the same order."""
+    extra = {} if work is None else {"flops": 0.0, "min_bytes": 0.0}
+    return _clones(cls, {**base, **extra}, key, values,
+                   *(() if work is None else (("flops", work[0]), ("min_bytes", work[1]))))
+
+
+def _clones(cls: type, attrs: dict, key: str, values: list, *more: tuple[str, list]) -> list:
+    """One instance of ``cls`` per entry of ``values``: ``attrs`` with ``key`` (and each of
+    ``more``'s keys) set to that entry's value. Each instance's ``__dict__`` is a copy of one
+    prototype's, set attribute by attribute, so CPython keeps them key-sharing (the values
+    only: a third of a separate dict's memory, which a long run otherwise first-touches)."""
+    setattr_ = object.__setattr__
+    proto = object.__new__(cls)
+    for k, v in attrs.items():
+        setattr_(proto, k, v)
+    copy = proto.__dict__.copy
+    new = object.__new__
+    out = []
+    append = out.append
+    if not more:
+        for v in values:
+            d = copy()
+            d[key] = v
+            obj = new(cls)
+            setattr_(obj, "__dict__", d)
+            append(obj)
+        return out
+    (k1, v1), (k2, v2) = more
+    for v, a, b in zip(values, v1, v2, strict=True):
+        d = copy()
+        d[key] = v
+        d[k1] = a
+        d[k2] = b
+        obj = new(cls)
+        setattr_(obj, "__dict__", d)
+        append(obj)
+    return out
 
 
 # Array arithmetic that mirrors Python's on the scalar path: integer sums stay exact integers

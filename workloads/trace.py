@@ -118,6 +118,19 @@ class OpKind:
                             bytes=nbytes)
         return out
 
+    @classmethod
+    def many(cls, name: str, kind: str, op_class: str, computes: list[Compute | None],
+             collective: Collective | None, rank: int, shards: int, flops: list[float],
+             nbytes: list[float]) -> list[OpKind]:
+        """``[OpKind.of(name, ..., computes[i], ..., flops[i], nbytes[i]) ...]`` in one pass
+        (a long decode run makes one per changed template and step)."""
+        from workloads.einsum import _clones
+
+        return _clones(cls, {"name": name, "kind": kind, "op_class": op_class, "compute": None,
+                             "collective": collective, "rank": rank, "shards": shards,
+                             "flops": 0.0, "bytes": 0.0},
+                       "compute", computes, ("flops", flops), ("bytes", nbytes))
+
 
 @record
 class CompactOps:

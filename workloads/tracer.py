@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from workloads.einsum import Cascade, Einsum, TensorRef, contraction, elementwise
 from workloads.errors import WorkloadError
@@ -32,6 +33,9 @@ from workloads.trace import (
     Trace,
     op_work,
 )
+
+if TYPE_CHECKING:   # numpy is imported where arrays are built (start-up stays light)
+    import numpy as np
 
 
 def _memo(method):
@@ -153,6 +157,12 @@ class LayerBuilder:
         if s == 1 and self.sc.sparse_kv < 1:
             n = max(1, math.ceil(n * self.sc.sparse_kv))
         return self.sc.attended(n)  # sink + window attention reads at most sink + window keys
+
+    def kv_lens(self, s: int, ns: list[int]) -> list[int]:
+        """``[self.kv_len(s, n) for n in ns]`` (dense, unwindowed attention: ``ns`` itself)."""
+        if (s == 1 and self.sc.sparse_kv < 1) or self.sc.attn_window:
+            return [self.kv_len(s, n) for n in ns]
+        return list(ns)
 
     @_memo
     def attention(self, b: int, s: int, n: int) -> list[OpTemplate]:
@@ -550,12 +560,22 @@ def _trace_decoder(model: ModelConfig, scenario: Scenario, phases: tuple[str, ..
     varies = model.is_moe and (scenario.ep > 1 or scenario.expert_skew > 0)
     rotations = model.n_experts if varies else 1  # routing differs from layer to layer
 
+    # the stamped steps' templates, kept in the compact path (it asks again for the last two)
+    made: dict[tuple[int, int], tuple[dict, dict, dict, dict]] = {}
+    keep = compact
+
     def templates(s: int, n: int) -> tuple[dict, dict, dict, dict]:
         """Every template list one step stamps: layers, stage sends, heads, embeddings."""
-        return ({(b, r): builder.layer(b, s, n, r) for b in set(sizes) for r in range(rotations)},
+        hit = made.get((s, n))
+        if hit is None:
+            hit = (
+                {(b, r): builder.layer(b, s, n, r) for b in set(sizes) for r in range(rotations)},
                 {b: builder.stage_send(b * s) for b in set(sizes)},
                 {b: builder.head(b) for b in set(sizes)},
                 {b: builder.embedding(b * s) for b in set(sizes)})
+            if keep:
+                made[s, n] = hit
+        return hit
 
     rest: list[tuple[str, int, int, int]] = []
     if compact:
@@ -595,11 +615,13 @@ def _trace_decoder(model: ModelConfig, scenario: Scenario, phases: tuple[str, ..
                     stamp.add(segments[b, r][j], phase, i, step, b * s, b, k)
         for k, b in enumerate(sizes):
             stamp.add(heads[b], phase, model.n_layers, step, b, b, k)
+    keep = False
     if rest:
         arrays = stamp_repeats(stamp, scenario.tp, [templates(1, n) for _, _, _, n in
                                                     (steps[-2], steps[-1])],
                                [step for _, step, _, _ in rest],
-                               [builder.kv_len(1, n) for *_, n in (steps[-2], steps[-1], *rest)],
+                               builder.kv_lens(1, [n for *_, n in (steps[-2], steps[-1],
+                                                                   *rest)]),
                                lambda k: templates(1, rest[k][3]))
         if arrays is not None:
             return Trace(None, model, scenario, {"phases": phases}, compact=arrays)
@@ -672,21 +694,19 @@ def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]], rest: l
             if flops is None:
                 flops, nbytes = op_work(compute, collective, shards)
             j = index[key] = len(kinds)
-            kinds.append(OpKind(name, kind, op_class, compute, collective, rank, shards, flops,
-                                nbytes))
+            kinds.append(OpKind.of(name, kind, op_class, compute, collective, rank, shards,
+                                   flops, nbytes))
         return j
 
-    by_work: dict[int, int] = {}   # id of a row's work tuple (shared per template) -> kind
-
-    def work_kind(work: tuple) -> int:
-        j = by_work.get(id(work))
-        if j is None:
-            _, shards, flops, nbytes, name, kind, compute, collective, op_class, rank = work
-            j = by_work[id(work)] = kind_of(name, kind, op_class, compute, collective, rank,
-                                            shards, flops, nbytes)
-        return j
-
-    kind = np.array([work_kind(w) for w in works], dtype=np.int64)
+    # a row's work tuple is shared per template: each distinct one (in order of first use,
+    # as kinds are numbered) gets its kind once
+    by_work = {id(w): w for w in works}
+    for key, work in by_work.items():
+        _, shards, flops, nbytes, name, kind, compute, collective, op_class, rank = work
+        by_work[key] = kind_of(name, kind, op_class, compute, collective, rank, shards, flops,
+                               nbytes)
+    kind = np.fromiter(map(by_work.__getitem__, map(id, works)), dtype=np.int64,
+                       count=len(works))
 
     def tpl_kind(t: OpTemplate) -> int:
         shards = 1 if t.kind == COLLECTIVE or t.rank >= 0 else tp
@@ -718,14 +738,23 @@ def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]], rest: l
     n = len(rows) + reps * size
     head = len(rows)
 
-    def filled(arr: np.ndarray, tail, dtype) -> np.ndarray:
-        """``arr`` followed by ``reps`` rows of ``tail`` (broadcast into place: one pass)."""
-        out = np.empty(n, dtype=dtype)
+    counts = np.fromiter(map(len, dep_lists), dtype=np.int64, count=len(dep_lists))
+    deps = np.fromiter(itertools.chain.from_iterable(dep_lists), dtype=np.int64)
+    tail_deps = deps[int(counts[:a2].sum()):]
+    # each further step's dependencies: the last step's, shifted by whole steps
+    per_step = len(tail_deps)
+    n_deps = len(deps) + reps * per_step
+    # 32-bit dependency arrays where ids fit (half the memory a long run first-touches)
+    id_type = np.int32 if max(n, n_deps) < 2**31 else np.int64
+    all_kind, layer, step, tokens, requests, chain, phase, dep_idx, ptr = _carve(
+        [(n, np.int32)] * 6 + [(n, np.int8), (n_deps, id_type), (n + 1, id_type)])
+
+    def fill(out: np.ndarray, arr: np.ndarray, tail) -> np.ndarray:
+        """``out``: ``arr`` followed by ``reps`` rows of ``tail`` (broadcast: one pass)."""
         out[:head] = arr
         out[head:].reshape(reps, size)[:] = tail
         return out
 
-    all_kind = np.empty(n, dtype=np.int32)
     all_kind[:head] = kind
     resized = _resized_steps(check, ref, rest, kv, templates_of, tp, tpl_kind, kinds)
     if resized is not None:
@@ -739,35 +768,38 @@ def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]], rest: l
             all_kind[head + k * size:head + (k + 1) * size] = block
     phases = tuple(dict.fromkeys(phase_of))
     code = {ph: i for i, ph in enumerate(phases)}
-
-    def column(arr: np.ndarray) -> np.ndarray:
-        return filled(arr, arr[a2:], arr.dtype)
-
-    step = filled(np.array(steps, dtype=np.int32),
-                  np.array(rest, dtype=np.int32)[:, None], np.int32)
-    counts = np.fromiter(map(len, dep_lists), dtype=np.int64, count=len(dep_lists))
-    deps = np.fromiter(itertools.chain.from_iterable(dep_lists), dtype=np.int64)
-    tail_deps = deps[int(counts[:a2].sum()):]
-    # each further step's dependencies: the last step's, shifted by whole steps
-    per_step = len(tail_deps)
-    # 32-bit dependency arrays where ids fit (half the memory a long run first-touches)
-    index = np.int32 if max(n, len(deps) + reps * per_step) < 2**31 else np.int64
-    dep_idx = np.empty(len(deps) + reps * per_step, dtype=index)
+    for out, arr in ((layer, per_op["layer"]), (tokens, per_op["tokens"]),
+                     (requests, per_op["requests"]), (chain, per_op["microbatch"]),
+                     (phase, np.array([code[ph] for ph in phase_of], dtype=np.int8))):
+        fill(out, arr, arr[a2:])
+    fill(step, np.array(steps, dtype=np.int32), np.array(rest, dtype=np.int32)[:, None])
     dep_idx[:len(deps)] = deps
     np.add(tail_deps, (np.arange(1, reps + 1, dtype=np.int64) * size)[:, None],
            out=dep_idx[len(deps):].reshape(reps, per_step))
-    ptr = np.empty(n + 1, dtype=index)
     ptr[0] = 0
     np.cumsum(counts, out=ptr[1:head + 1])
     np.add(np.cumsum(counts[a2:]), (len(deps) + np.arange(reps, dtype=np.int64)
                                     * per_step)[:, None],
            out=ptr[head + 1:].reshape(reps, size))
-    return CompactOps(
-        kinds=kinds, kind=all_kind, phases=phases,
-        phase=column(np.array([code[ph] for ph in phase_of], dtype=np.int8)),
-        layer=column(per_op["layer"]), step=step, tokens=column(per_op["tokens"]),
-        requests=column(per_op["requests"]), microbatch=column(per_op["microbatch"]),
-        dep_ptr=ptr, dep_idx=dep_idx)
+    return CompactOps(kinds=kinds, kind=all_kind, phases=phases, phase=phase, layer=layer,
+                      step=step, tokens=tokens, requests=requests, microbatch=chain,
+                      dep_ptr=ptr, dep_idx=dep_idx)
+
+
+def _carve(specs: list[tuple[int, type]]) -> list[np.ndarray]:
+    """Uninitialised arrays of ``(length, dtype)``, views of one allocation: a long run's
+    columns are one block, large enough for numpy to ask for transparent huge pages, so
+    first touching them costs a few page faults instead of one per 4 KiB page (a 2,048-token
+    7B run's separate columns cost ~7,000 faults, a third of its tracing CPU)."""
+    import numpy as np
+
+    offsets, total = [], 0
+    for length, dtype in specs:
+        offsets.append(total)
+        total += -(-length * np.dtype(dtype).itemsize // 64) * 64   # offsets: 64-byte steps
+    buf = np.empty(total, dtype=np.uint8)
+    return [buf[o:o + length * np.dtype(dtype).itemsize].view(dtype)
+            for o, (length, dtype) in zip(offsets, specs, strict=True)]
 
 
 def _resized_steps(check: list, ref: list[tuple[dict, ...]], rest: list[int], kv: list[int],
@@ -796,10 +828,9 @@ def _resized_steps(check: list, ref: list[tuple[dict, ...]], rest: list[int], kv
         for u in varying.values():
             shards = 1 if u.rank >= 0 else tp
             flops, nbytes = u.compute.work_over(KV_RANK, sizes)
-            make = u.compute.resizer(KV_RANK)
-            computes = [make(n) for n in sizes.tolist()]
-            for c, f, b in zip(computes, flops.tolist(), nbytes.tolist(), strict=True):
-                c.__dict__["flops"], c.__dict__["min_bytes"] = f, b   # what they derive to
+            # FLOPs and bytes stored as what the resized computes derive to
+            computes = u.compute.resized_all(KV_RANK, sizes.tolist(),
+                                             (flops.tolist(), nbytes.tolist()))
             columns.append((u, shards, (flops * shards).tolist(), (nbytes * shards).tolist(),
                             computes))
         slot = {id(u): j for j, u in enumerate(varying.values())}
@@ -814,10 +845,11 @@ def _resized_steps(check: list, ref: list[tuple[dict, ...]], rest: list[int], kv
                 j = slot.get(id(t))
                 if j is None or u.compute != columns[j][4][k] or u.collective is not None:
                     return None
-        for r in range(reps):
-            for u, shards, flops, nbytes, computes in columns:
-                kinds.append(OpKind.of(u.name, u.kind, u.op_class, computes[r], None, u.rank,
-                                       shards, flops[r], nbytes[r]))
+        # step by step, in template order
+        kinds.extend(itertools.chain.from_iterable(zip(*[
+            OpKind.many(u.name, u.kind, u.op_class, computes, None, u.rank, shards, flops,
+                        nbytes) for u, shards, flops, nbytes, computes in columns],
+            strict=True)))
     except (OverflowError, ValueError):
         return None
     nv = len(varying)
