@@ -128,12 +128,17 @@ def test_settle_leaves_timed_stacks_and_odd_inputs_to_estimate(monkeypatch):
         dev.prefetch(ops)
         assert not dev._memo
     monkeypatch.undo()
-    # a FLOP count that is not a float (an int) leaves that op to estimate
-    odd = [dataclasses.replace(op, flops=int(op.flops)) if op.kind == MATMUL else op
+    assert_int_flops_left_to_estimate(ops, MATMUL)
+
+
+def assert_int_flops_left_to_estimate(ops, kind) -> None:
+    """Ops of ``kind`` given a FLOP count that is not a float (an int) are not settled by
+    ``prefetch``; ``estimate`` prices them as a fresh device does."""
+    odd = [dataclasses.replace(op, flops=int(op.flops)) if op.kind == kind else op
            for op in ops]
     dev = device_for(load_arch("h100"), "tile")
     dev.prefetch(odd)
-    assert not any(k[3] == MATMUL for k in dev._memo)
+    assert not any(k[3] == kind for k in dev._memo)
     ref = device_for(load_arch("h100"), "tile")
     assert [repr(dev.estimate(op)) for op in odd] == [repr(ref.estimate(op)) for op in odd]
 
