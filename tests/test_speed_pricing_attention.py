@@ -11,7 +11,11 @@ import random
 
 import numpy as np
 import pytest
-from test_speed_pricing_family import _first_ops, assert_int_flops_left_to_estimate
+from test_speed_pricing_family import (
+    _first_ops,
+    assert_int_flops_left_to_estimate,
+    assert_same_run,
+)
 
 from arch import load_arch
 from arch.software import load_arch_with_software
@@ -183,9 +187,4 @@ def test_whole_run_unchanged(monkeypatch, arch, software, model, scenario):
     a = run()
     monkeypatch.setattr(gpu_mod.GpuDevice, "_settle_attention", lambda self, ops: None)
     b = run()
-    assert a.metrics == b.metrics
-    fa, fb = a.columns("ops"), b.columns("ops")
-    assert fa.order == fb.order
-    for name in fa.order:
-        x, y = np.asarray(fa[name]), np.asarray(fb[name])
-        assert x.dtype == y.dtype and np.array_equal(x, y), name
+    assert_same_run(a, b)

@@ -163,6 +163,11 @@ def test_whole_run_unchanged(monkeypatch, arch, model, scenario):
     monkeypatch.setattr(gpu_mod, "FAMILY_MIN", 10 ** 9)
     monkeypatch.setattr(gpu_mod, "prefill_best_gemm", lambda *a, **k: 0)
     b = simulate(load_arch(arch), get_model(model), Scenario(**scenario))
+    assert_same_run(a, b)
+
+
+def assert_same_run(a, b) -> None:
+    """Two results with equal metrics and every op-table column equal, dtypes included."""
     assert a.metrics == b.metrics
     fa, fb = a.columns("ops"), b.columns("ops")
     assert fa.order == fb.order
