@@ -180,6 +180,14 @@ def test_users_blas_thread_count_wins(var, warm_cache):
 
 # --- the parsed-preset cache --------------------------------------------------------------
 
+def _python(code: str) -> subprocess.CompletedProcess:
+    """``code`` run by a fresh interpreter on this checkout; fails the test if it fails."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out
+
+
 def _counting_parse(calls: list):
     import yaml
 
@@ -250,9 +258,7 @@ def test_lazy_module_imports_on_first_use_and_rebinds():
             "h = ns['colorsys'].rgb_to_hsv(1.0, 0.0, 0.0)\n"
             "print(before, 'colorsys' in sys.modules, ns['colorsys'] is sys.modules['colorsys'],"
             " h)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = _python(code)
     assert out.stdout.split() == ["False", "True", "True", "(0.0,", "1.0,", "1.0)"]
 
 
@@ -316,9 +322,7 @@ def test_section_index_matches_what_the_modules_register():
             "  'sections': {k: v.__module__ for k, v in SECTIONS.items() if hasattr(v, "
             "'__module__') and v.__module__.startswith('arch.sections.')},\n"
             "  'all_sections': sorted(SECTIONS), 'types': sorted(DEVICE_TYPES)}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = _python(code)
     res = json.loads(out.stdout.strip().splitlines()[-1])
     sections, types = res["index"]
     assert sorted(sections) == res["all_sections"] and sorted(types) == res["types"]
@@ -335,9 +339,7 @@ def test_registry_lookup_of_an_unloaded_section_loads_it():
             "before = 'arch.sections.npu' in sys.modules\n"
             "print(before, SECTIONS['npu'].__name__, 'npu' in DEVICE_TYPES)\n"
             "try:\n    SECTIONS['no_such_section']\nexcept KeyError:\n    print('KeyError')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = _python(code)
     assert out.stdout.split() == ["False", "NpuSpec", "True", "KeyError"]
 
 
