@@ -77,3 +77,19 @@ def test_fp8_weight_gemms_run_at_the_fp8_rate_under_the_trtllm_stack():
     assert t_plain / t_trt == pytest.approx(2.0, rel=0.03)
     t_fp8 = plain.estimate(gemm_op(8192, 8192, 8192, 1, "fp8")).latency
     assert t_trt == pytest.approx(t_fp8, rel=0.03)   # the 16-bit A read hides under compute
+
+
+@pytest.mark.parametrize("arch", ["a100", "mi210", "t4"])
+def test_fp8_gemm_recipe_falls_back_to_weight_only_without_fp8_tensor_cores(arch):
+    """The `trtllm` stack asks for FP8 GEMMs; a GPU with no FP8 tensor rate (A100, MI210, T4)
+    keeps FP8 weights weight-only: the same time as the plain arch (it once priced them at no
+    tensor rate at all: a 7B first token of 37 s on A100)."""
+    from arch.software import load_arch_with_software
+
+    trt = device_for(load_arch_with_software(arch, "trtllm"), "tile")
+    plain = device_for(load_arch(arch), "tile")
+    w8 = gemm_op(4096, 4096, 4096, 1, "fp16", weights="fp8")
+    assert trt.compute_dtype(w8) == "fp16"
+    assert trt.estimate(w8).latency == plain.estimate(w8).latency
+    h100 = device_for(load_arch_with_software("h100", "trtllm"), "tile")
+    assert h100.compute_dtype(w8) == "fp8"

@@ -87,9 +87,11 @@ class GpuDevice(MainTierDevice):
         #: precision of the fused attention kernels ('' : each op's own dtype)
         adt = self.software.attention_dtype if self.software else "model"
         self.attention_dtype = "" if adt == "model" else adt
-        #: precision of GEMMs with weights stored in it ('' : each op's own dtype)
+        #: precision of GEMMs with weights stored in it ('' : each op's own dtype); only where
+        #: the GPU has tensor cores for it (TensorRT-LLM's FP8 recipe needs Ada / Hopper: on an
+        #: A100 FP8 weights stay weight-only, dequantised to the activations' dtype)
         gdt = self.software.gemm_dtype if self.software else "model"
-        self.gemm_dtype = "" if gdt == "model" else gdt
+        self.gemm_dtype = "" if gdt == "model" or not self.g.tensor_flops.get(gdt) else gdt
         self._issue = AsyncIssue(self.software) if self.software and \
             self.software.mode == "async" else None
         # id(einsum) -> (einsum, dtype, best_gemm args, best_gemm result or None): prefetch
