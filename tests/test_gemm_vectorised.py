@@ -136,7 +136,7 @@ def test_unsupported_input_left_to_scalar_path():
         G.best_gemm_many(hw, [1], [0], [8], [8], 2, [1], [1], [1], H100_PEAK)
     tiny = dataclasses.replace(hw, smem_per_sm=1024.0)
     with pytest.raises(ValueError, match="no GEMM tile"):
-        G.best_gemm_many(tiny, [1], [8], [8], [8], 2, [1], [1], [1], H100_PEAK)
+        G.best_gemm_many(tiny, [1], [8], [8], [8], 2, [128], [128], [128], H100_PEAK)
 
 
 def _run_costs(monkeypatch, arch: str, model: str, prefill: bool, **scenario):

@@ -19,6 +19,15 @@ memory with ``gpu.gemm_stages`` buffers, and each split-K factor, the model comp
   Bandwidth is the achievable HBM bandwidth, capped by Little's law for the CTAs in flight
   (``stages - 1`` k-stages each).
 * **L2 traffic** — every CTA reads its A and B panels through L2.
+* **Stored sizes** — each operand moves through DRAM, L2 and shared memory (stages, warp reads,
+  bytes in flight) at its stored size where that is narrower than the compute dtype
+  (:func:`read_fraction`): weight-only int4 / int8 / fp8 weights with 16-bit activations, as
+  Marlin copies the packed weights and scales into shared memory and dequantises them in
+  registers (IST-DASLab/marlin, marlin_cuda_kernel.cu ``fetch_to_shared`` /
+  ``fetch_to_registers`` / ``dequant``); such a GEMM also tries Marlin's 16-row tiles
+  (:data:`MIXED_INPUT_TILES`). Dequantisation ALU work is not charged (no public per-element
+  cost; Marlin overlaps it with the MMAs). An operand stored wider than the compute dtype (the
+  fp16 activation of an FP8 GEMM) is read at the compute size, as before.
 
 The kernel takes ``launch + gemm_fixed + max(compute, DRAM, L2)``, where compute and DRAM
 combine as the p-norm ``(c^p + m^p)^(1/p)`` when ``gpu.gemm_overlap_p`` > 0 (the software
@@ -50,6 +59,14 @@ if TYPE_CHECKING:   # numpy loads with the array path only (``xpusim op gemm`` n
 
 SPLIT_K_FACTORS = (1, 2, 3, 4, 6, 8, 12, 16)
 
+#: CTA tiles [rows of the unpacked operand, columns of the packed one, k in 16-bit elements] of
+#: a mixed-input (weight-only) GEMM, tried besides ``gpu.gemm_tiles`` when one operand is
+#: stored narrower than the kernel computes: Marlin's kernel configurations, 16 rows per
+#: ``thread_m_blocks`` (IST-DASLab/marlin, marlin/marlin_cuda_kernel.cu, ``marlin_cuda``'s
+#: CALL_IF list: (1, 8, 8) and (1-4, 16, 4) blocks of 16)
+MIXED_INPUT_TILES = ((16, 128, 128), (16, 256, 64), (32, 256, 64), (48, 256, 64),
+                     (64, 256, 64))
+
 
 def warp_tile(tm: int, tn: int) -> tuple[int, int]:
     """Warp tile (rows, cols) CUTLASS uses for a CTA tile: 64 wide where the CTA allows."""
@@ -59,6 +76,26 @@ def warp_tile(tm: int, tn: int) -> tuple[int, int]:
 def scaled_tk(tk: int, elem: float) -> int:
     """The k extent of one main-loop stage for ``elem``-byte operands (same bytes as 16-bit)."""
     return max(8, int(round(tk * 2.0 / elem)))
+
+
+def read_fraction(nbytes: float, elements: int, elem: float) -> float:
+    """The size an operand of ``nbytes`` B over ``elements`` (its ``batch x rows x k``) moves
+    at, as a fraction of the compute element size ``elem`` (B): its stored size where that is
+    smaller (weight-only formats: the kernel streams the packed weights and their scales from
+    DRAM through L2 into shared memory and dequantises them in registers), else 1 (the int:
+    stored at ``elem``; or wider, quantised to ``elem`` by an earlier kernel)."""
+    return nbytes / elements / elem if nbytes < elements * elem else 1
+
+
+def candidate_tiles(hw: GpuHw, fa: float, fb: float) -> tuple[tuple[int, int, int], ...]:
+    """The CTA tiles ``(tm, tn, tk)`` tried for operands moving at :func:`read_fraction` ``fa``
+    (A) and ``fb`` (B): ``gpu.gemm_tiles``, and :data:`MIXED_INPUT_TILES` when B is the packed
+    one (transposed when A is)."""
+    if fb < 1:
+        return hw.gemm_tiles + MIXED_INPUT_TILES
+    if fa < 1:
+        return hw.gemm_tiles + tuple((tn, tm, tk) for tm, tn, tk in MIXED_INPUT_TILES)
+    return hw.gemm_tiles
 
 
 #: (arguments, result) prefill_best_gemm passes into best_gemm's cache on a miss (only read
@@ -78,9 +115,11 @@ def best_gemm(hw: GpuHw, batch: int, m: int, n: int, k: int, elem: float, a_byte
             _handoff.append(((), {}))       # taken (the cache did not hold it yet)
             return result
     best: dict | None = None
-    for tm, tn, tk0 in hw.gemm_tiles:
+    fa = read_fraction(a_bytes, batch * m * k, elem)
+    fb = read_fraction(b_bytes, batch * k * n, elem)
+    for tm, tn, tk0 in candidate_tiles(hw, fa, fb):
         tk = scaled_tk(tk0, elem)
-        smem_tile = hw.gemm_stages * (tm + tn) * tk * elem
+        smem_tile = hw.gemm_stages * (tm * fa + tn * fb) * tk * elem
         if smem_tile > hw.smem_per_sm:
             continue
         per_sm = max(1, min(hw.ctas_per_sm, int(hw.smem_per_sm // smem_tile)))
@@ -102,7 +141,10 @@ def best_gemm(hw: GpuHw, batch: int, m: int, n: int, k: int, elem: float, a_byte
 def gemm_candidate(hw: GpuHw, batch: int, m: int, n: int, k: int, elem: float, a_bytes: float,
                    b_bytes: float, c_bytes: float, peak: float, tm: int, tn: int, tk: int,
                    split: int, per_sm: int) -> dict:
-    """Time and traffic of one (tile, split-K) choice."""
+    """Time and traffic of one (tile, split-K) choice. Each operand moves through DRAM, L2 and
+    shared memory at its own size (:func:`read_fraction` of ``elem``)."""
+    fa = read_fraction(a_bytes, batch * m * k, elem)
+    fb = read_fraction(b_bytes, batch * k * n, elem)
     slots = hw.sms * per_sm
     tiles_m, tiles_n = math.ceil(m / tm), math.ceil(n / tn)
     out_tiles = batch * tiles_m * tiles_n
@@ -115,7 +157,7 @@ def gemm_candidate(hw: GpuHw, batch: int, m: int, n: int, k: int, elem: float, a
     sm_peak = peak * hw.tensor_efficiency / hw.sms
     t_mma = 2.0 * tm * tn * tk / sm_peak
     wm, wn = warp_tile(tm, tn)
-    t_smem = tm * tn * tk * elem * (1.0 / wm + 1.0 / wn) / hw.smem_bw_per_sm
+    t_smem = tm * tn * tk * elem * (fb / wm + fa / wn) / hw.smem_bw_per_sm
     t_step = max(t_mma, t_smem)
     # prologue: the first stage's DRAM latency; epilogue: the C tile (fp32 partials under
     # split-K) written at this CTA's share of the DRAM bandwidth
@@ -144,18 +186,19 @@ def gemm_candidate(hw: GpuHw, batch: int, m: int, n: int, k: int, elem: float, a
             out_tiles_w = max(1, ctas_in_wave // split)
             wr = min(tiles_m, max(1, round(math.sqrt(out_tiles_w))))
             wc = min(tiles_n, math.ceil(out_tiles_w / wr))
-            return (min(wr * tm, m) + min(wc * tn, n)) * k * elem
+            return (min(wr * tm, m) * fa + min(wc * tn, n) * fb) * k * elem
 
         # the last, partial wave fetches only the panels of its own tiles
         full, rest = divmod(ctas, per_wave)
         panels = full * panel_bytes(per_wave) + (panel_bytes(rest) if rest else 0.0)
         dram = max(a_bytes + b_bytes, panels) + c_bytes
-    inflight = (hw.gemm_stages - 1) * (tm + tn) * tk * elem
+    inflight = (hw.gemm_stages - 1) * (tm * fa + tn * fb) * tk * elem
     t_dram = dram / achievable_bandwidth(hw, active, inflight)
     # L2 traffic: every CTA reads its A and B panels
     # (on Hopper a cluster of ``gemm_cluster`` CTAs along n shares the A panel: TMA multicast
     # reads it from L2 once for the cluster)
-    l2 = ctas * (tm / hw.gemm_cluster + tn) * k_per_cta * elem + c_bytes * (2 * split - 1)
+    l2 = ctas * (tm / hw.gemm_cluster * fa + tn * fb) * k_per_cta * elem + \
+        c_bytes * (2 * split - 1)
     t_l2 = l2 / (hw.l2_achievable * active / slots)
     body = max(t_compute, t_dram, t_l2)
     bound = "compute" if body == t_compute else ("memory" if body == t_dram else "l2")
@@ -218,6 +261,36 @@ def best_gemm_many(hw: GpuHw, batch: Sequence[int], m: Sequence[int], n: Sequenc
     bt, mm, nn, kk = (np.asarray(s, dtype=np.int64) for s in (batch, m, n, k))
     a, b, c = (np.asarray(s, dtype=np.int64 if is_int else np.float64)
                for s, is_int in zip((a_bytes, b_bytes, c_bytes), kinds, strict=True))
+    # each operand's read_fraction (-1: the int 1); shapes of one pair are priced together
+    elements = (bt * mm * kk, bt * kk * nn)
+    codes = [np.where(x < e * elem, x / e / elem, -1.0) if (x < e * elem).any() else None
+             for x, e in zip((a, b), elements, strict=True)]
+    if codes[0] is None and codes[1] is None:
+        return _best_many(hw, bt, mm, nn, kk, a, b, c, kinds, elem, peak, 1, 1)
+    pairs, group = np.unique(np.stack([np.full(count, -1.0) if x is None else x
+                                       for x in codes], axis=1), axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    out: list[dict | None] = [None] * count
+    for g, (code_a, code_b) in enumerate(pairs.tolist()):
+        idx = np.flatnonzero(group == g)
+        sub = _best_many(hw, bt[idx], mm[idx], nn[idx], kk[idx], a[idx], b[idx], c[idx],
+                         kinds, elem, peak, 1 if code_a == -1.0 else code_a,
+                         1 if code_b == -1.0 else code_b)
+        ok = (elements[0][idx] < _EXACT) & (elements[1][idx] < _EXACT) & \
+            (elements[0][idx] > 0) & (elements[1][idx] > 0)
+        for i, res, good in zip(idx.tolist(), sub, ok.tolist(), strict=True):
+            out[i] = res if good else None
+    return out
+
+
+def _best_many(hw: GpuHw, bt: np.ndarray, mm: np.ndarray, nn: np.ndarray, kk: np.ndarray,
+               a: np.ndarray, b: np.ndarray, c: np.ndarray, kinds: list[bool], elem: float,
+               peak: float, fa: float, fb: float) -> list[dict | None]:
+    """:func:`best_gemm_many` of shapes whose A and B operands move at the same
+    :func:`read_fraction` ``fa`` and ``fb`` of ``elem``."""
+    import numpy as np
+
+    count = len(bt)
     shapes = {"bt": bt, "m": mm, "n": nn, "k": kk, "c": c, "ab": a + b}
     shapes["abc"] = shapes["ab"] + c
     bmn = bt * mm * nn
@@ -232,9 +305,9 @@ def best_gemm_many(hw: GpuHw, batch: Sequence[int], m: Sequence[int], n: Sequenc
             for f in _FIELDS}
     have = np.zeros(count, dtype=bool)
     meta: list[tuple[str, int, int]] = []   # candidate -> (tile, split, CTAs per SM)
-    for tm, tn, tk0 in hw.gemm_tiles:
+    for tm, tn, tk0 in candidate_tiles(hw, fa, fb):
         tk = scaled_tk(tk0, elem)
-        smem_tile = hw.gemm_stages * (tm + tn) * tk * elem
+        smem_tile = hw.gemm_stages * (tm * fa + tn * fb) * tk * elem
         if smem_tile > hw.smem_per_sm:
             continue
         per_sm = max(1, min(hw.ctas_per_sm, int(hw.smem_per_sm // smem_tile)))
@@ -252,7 +325,8 @@ def best_gemm_many(hw: GpuHw, batch: Sequence[int], m: Sequence[int], n: Sequenc
             else:
                 idx, sub = None, tiles
             meta.append((f"{tm}x{tn}x{tk}", split, per_sm))
-            cand = _candidate_arrays(hw, sub, elem, peak, types, tm, tn, tk, split, per_sm,
+            cand = _candidate_arrays(hw, sub, elem, fa, fb, peak, types, tm, tn, tk, split,
+                                     per_sm,
                                      have if idx is None else have[idx],
                                      best["time"] if idx is None else best["time"][idx])
             ok_c = (np.abs(cand.pop("panels")) < _EXACT) & (np.abs(cand["dram"]) < _EXACT)
@@ -288,10 +362,11 @@ def best_gemm_many(hw: GpuHw, batch: Sequence[int], m: Sequence[int], n: Sequenc
     return out
 
 
-def _candidate_arrays(hw: GpuHw, s: dict, elem: float, peak: float, types: tuple, tm: int,
-                      tn: int, tk: int, split: int, per_sm: int, have: np.ndarray,
-                      best_time: np.ndarray) -> dict:
-    """:func:`gemm_candidate` over the shape arrays ``s`` (same operations, same order); also
+def _candidate_arrays(hw: GpuHw, s: dict, elem: float, fa: float, fb: float, peak: float,
+                      types: tuple, tm: int, tn: int, tk: int, split: int, per_sm: int,
+                      have: np.ndarray, best_time: np.ndarray) -> dict:
+    """:func:`gemm_candidate` over the shape arrays ``s`` (same operations, same order), the A
+    and B operands moving at :func:`read_fraction` ``fa`` and ``fb`` of ``elem``; also
     ``dram_int`` (the scalar path's ``dram_bytes`` is an int) and ``panels`` (for the range
     check). ``types``: are a, b, c bytes and ``elem`` ints. ``have`` / ``best_time``: the shapes
     that have a candidate and its time (s); where this one's time before the p-norm is not
@@ -311,7 +386,7 @@ def _candidate_arrays(hw: GpuHw, s: dict, elem: float, peak: float, types: tuple
     sm_peak = peak * hw.tensor_efficiency / hw.sms
     t_mma = 2.0 * tm * tn * tk / sm_peak
     wm, wn = warp_tile(tm, tn)
-    t_smem = tm * tn * tk * elem * (1.0 / wm + 1.0 / wn) / hw.smem_bw_per_sm
+    t_smem = tm * tn * tk * elem * (fb / wm + fa / wn) / hw.smem_bw_per_sm
     t_step = max(t_mma, t_smem)
     out_elem = c / s["bmn"] if split == 1 else 4.0
     write_bw = hw.hbm_achievable / active
@@ -324,19 +399,21 @@ def _candidate_arrays(hw: GpuHw, s: dict, elem: float, peak: float, types: tuple
         t_compute = t_body + waves * overhead
     once = s["ab_fits"] | ((active >= tiles_m * tiles_n * split) & s["slice_fits"])
     full, rest = np.divmod(ctas, active)
-    panels = full * _panel_bytes(active, split, tiles_m, tiles_n, tm, tn, mm, nn, kk, elem) \
+    panels = full * _panel_bytes(active, split, tiles_m, tiles_n, tm, tn, mm, nn, kk, elem,
+                                 fa, fb) \
         + np.where(rest > 0, _panel_bytes(rest, split, tiles_m, tiles_n, tm, tn, mm, nn, kk,
-                                          elem), 0.0)
+                                          elem, fa, fb), 0.0)
     bigger = panels > ab
     dram = np.where(once, s["abc"], np.where(bigger, panels, ab) + c)
+    panels_int = elem_int and type(fa) is int and type(fb) is int
     dram_int = np.where(once, a_int and b_int and c_int,
-                        np.where(bigger, elem_int & (rest > 0), a_int and b_int) & c_int)
-    inflight = (hw.gemm_stages - 1) * (tm + tn) * tk * elem
+                        np.where(bigger, panels_int & (rest > 0), a_int and b_int) & c_int)
+    inflight = (hw.gemm_stages - 1) * (tm * fa + tn * fb) * tk * elem
     share = hw.hbm_achievable * 1.0 / np.maximum(active, 1)
     if inflight > 0 and hw.hbm_latency > 0:
         share = np.minimum(share, inflight / hw.hbm_latency)
     t_dram = dram / (share * np.maximum(active, 1))
-    l2 = ctas * (tm / hw.gemm_cluster + tn) * k_per_cta * elem + c * (2 * split - 1)
+    l2 = ctas * (tm / hw.gemm_cluster * fa + tn * fb) * k_per_cta * elem + c * (2 * split - 1)
     t_l2 = l2 / (hw.l2_achievable * active / slots)
     body = np.maximum(np.maximum(t_compute, t_dram), t_l2)
     bound = np.where(body == t_compute, 0, np.where(body == t_dram, 1, 2))
@@ -365,14 +442,15 @@ def _candidate_arrays(hw: GpuHw, s: dict, elem: float, peak: float, types: tuple
 
 def _panel_bytes(ctas_in_wave: np.ndarray, split: int, tiles_m: np.ndarray,
                  tiles_n: np.ndarray, tm: int, tn: int, m: np.ndarray, n: np.ndarray,
-                 k: np.ndarray, elem: float) -> np.ndarray:
-    """``panel_bytes`` of :func:`gemm_candidate` over arrays (B of A and B panels of a wave)."""
+                 k: np.ndarray, elem: float, fa: float, fb: float) -> np.ndarray:
+    """``panel_bytes`` of :func:`gemm_candidate` over arrays (B of A and B panels of a wave;
+    ``fa`` / ``fb``: the operands' :func:`read_fraction`)."""
     import numpy as np
 
     out_tiles_w = np.maximum(1, ctas_in_wave // split)
     wr = np.minimum(tiles_m, np.maximum(1, np.rint(np.sqrt(out_tiles_w)).astype(np.int64)))
     wc = np.minimum(tiles_n, np.ceil(out_tiles_w / wr).astype(np.int64))
-    return (np.minimum(wr * tm, m) + np.minimum(wc * tn, n)) * k * elem
+    return (np.minimum(wr * tm, m) * fa + np.minimum(wc * tn, n) * fb) * k * elem
 
 
 def prefill_best_gemm(hw: GpuHw, calls: Sequence[tuple], min_group: int = 32,
