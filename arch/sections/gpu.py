@@ -135,6 +135,11 @@ class SoftwareSpec:
                                 "tensor-core GEMM (activation quantised per tensor on the fly, "
                                 "output in the activations' dtype); 'model': the op's own dtype "
                                 "(weight-only formats are dequantised to it)")
+    moe_gemm: str = param(default="cublas", choices=("cublas", "cutlass-sm80"),
+                          doc="kernel of the MoE experts' GEMMs: 'cublas' (the GPU's own GEMM "
+                              "model) or 'cutlass-sm80' (TensorRT-LLM v0.9's CUTLASS 2.x grouped "
+                              "GEMM: its three tile shapes, and on Hopper the Ampere mma.sync "
+                              "path; sim/gpu/moe.py)")
     collective_protocols: dict[str, CollectiveProtocol] = field(
         default_factory=dict, metadata={"unit": "", "doc": "collective protocols (NCCL LL, "
                                         "LL128, Simple); the fastest is picked per call"})

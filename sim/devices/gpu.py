@@ -48,6 +48,7 @@ from sim.gpu.collectives import DEFAULT_NCCL, LinkHw, NcclHw, ProtocolHw, collec
 from sim.gpu.gemm import best_gemm, prefill_best_gemm
 from sim.gpu.host import AsyncIssue, lookup, op_family, timed_latency
 from sim.gpu.hw import gpu_hw
+from sim.gpu.moe import is_expert_gemm, moe_gemm_view
 from sim.gpu.vector import VectorShape, vector_shape, vector_time, vector_time_columns
 from workloads.einsum import Cascade, Einsum, dtype_bytes
 from workloads.trace import ATTENTION, COLLECTIVE, MATMUL, MEMORY, Op
@@ -92,6 +93,8 @@ class GpuDevice(MainTierDevice):
         #: A100 FP8 weights stay weight-only, dequantised to the activations' dtype)
         gdt = self.software.gemm_dtype if self.software else "model"
         self.gemm_dtype = "" if gdt == "model" or not self.g.tensor_flops.get(gdt) else gdt
+        #: the experts' GEMMs run TensorRT-LLM v0.9's CUTLASS SM80 grouped GEMM (sim/gpu/moe.py)
+        self.moe_sm80 = bool(self.software) and self.software.moe_gemm == "cutlass-sm80"
         self._issue = AsyncIssue(self.software) if self.software and \
             self.software.mode == "async" else None
         # id(einsum) -> (einsum, dtype, best_gemm args, best_gemm result or None): prefetch
@@ -220,7 +223,8 @@ class GpuDevice(MainTierDevice):
         for op in ops:
             comp = op.compute
             if op.kind != MATMUL or not isinstance(comp, Einsum) or id(comp) in kept or \
-                    (id(comp), id(op.collective), op.shards, op.kind) in memo:
+                    (id(comp), id(op.collective), op.shards, op.kind) in memo or \
+                    (self.moe_sm80 and is_expert_gemm(op)):   # priced by _gemm_cost
                 continue
             try:
                 ins, out = comp.inputs, comp.output
@@ -489,13 +493,17 @@ class GpuDevice(MainTierDevice):
 
     def _gemm_cost(self, op: Op, comp: Einsum, flops: float, dtype: str, roof: float) -> Cost:
         kept = self._prefetched.pop(id(comp), None)   # what prefetch formed and priced
+        hw = self.hw.for_dtype(dtype)
         if kept is not None and kept[0] is comp and kept[1] == dtype:
             args, best = kept[2], kept[3]
         else:
             args, best = self._gemm_args(comp, dtype), None
+            if self.moe_sm80 and is_expert_gemm(op):
+                hw, peak = moe_gemm_view(hw, args[-1])
+                args = (*args[:-1], peak)
         if best is None:
             try:
-                best = best_gemm(self.hw.for_dtype(dtype), *args)
+                best = best_gemm(hw, *args)
             except ValueError as exc:
                 raise SimError(f"{self.arch.origin or self.arch.name}: {exc}") from None
         energy = self._energy(flops, dtype, best["dram_bytes"], best["l2_bytes"])

@@ -27,6 +27,10 @@ Facts of the measured runs the scenario carries (sources in the CSV's README):
   token of every sequence has the same hidden state and the router sends all tokens to the same
   ``top_k`` experts (:data:`ROUTING`).
 
+* MoE: the experts' GEMMs are TensorRT-LLM v0.9's CUTLASS 2.x SM80 grouped GEMM (its tiles; on
+  H100 the Ampere ``mma.sync`` path at 2/3 of the tensor peak): the stacks'
+  ``software.moe_gemm: cutlass-sm80`` (:mod:`sim.gpu.moe`, README.md);
+
 * host: gptSessionBenchmark runs without CUDA graphs, so the host enqueues every kernel of the
   TensorRT engine; the stacks are ``async`` with one per-op enqueue cost (``dispatch.default``).
 

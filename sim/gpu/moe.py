@@ -1,0 +1,62 @@
+"""The GPU as TensorRT-LLM v0.9's MoE grouped GEMM sees it (CUTLASS 2.x SM80 kernels).
+
+TensorRT-LLM's MoE plugin runs each expert layer's FC1/FC2 as one CUTLASS 2.x grouped GEMM
+(``MoeFCGemm``, ``cutlass::gemm::kernel::GemmGrouped`` style, a non-persistent grid over the
+experts' tiles). In the v0.9-era source (``cpp/tensorrt_llm/kernels/cutlass_kernels/moe_gemm/
+moe_gemm_kernels_template.h``, ``MoeGemmRunner::dispatchToArch``) an SM90 GPU is dispatched to
+the SM80 instantiation: "TODO Update the arch to Sm90 once CUTLASS hopper specialisations are
+available" — so on Hopper the kernel issues Ampere ``mma.sync`` instructions with ``cp.async``
+loads: no warpgroup MMA (``wgmma``), no TMA multicast across a cluster, no persistent
+warp-specialised schedule. Its tile shapes are the three of ``dispatchMoeGemmToCutlass`` for a
+16-bit same-type GEMM: CTA 32x128x64, 64x128x64, 128x128x64 (2-4 stages).
+
+:func:`moe_gemm_view` returns the :class:`~sim.gpu.hw.GpuHw` and tensor peak that kernel runs
+at, for the ordinary tile GEMM model (:func:`sim.gpu.gemm.best_gemm`) to price:
+
+* the tile shapes :data:`MOE_TILES` (instead of the GPU's own list, cuBLAS's);
+* on a GPU whose GEMM model is Hopper's (``gemm_cluster`` > 1: TMA multicast, SM90 only), no
+  cluster sharing, no persistent overlap, and the tensor peak times
+  :data:`MMA_SYNC_FRACTION_SM90`.
+
+Peaks in FLOP/s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sim.gpu.hw import GpuHw
+
+#: CTA tiles (m, n, k) of TensorRT-LLM v0.9's 16-bit MoE grouped GEMM
+#: (moe_gemm_kernels_template.h dispatchMoeGemmToCutlass, same-type tensor-op overload)
+MOE_TILES: tuple[tuple[int, int, int], ...] = ((32, 128, 64), (64, 128, 64), (128, 128, 64))
+
+#: fraction of Hopper's dense tensor peak the Ampere-style ``mma.sync`` path reaches: "the older
+#: mma.sync instruction can only reach about 2/3 the peak throughput of the Hopper GPU Tensor
+#: Cores" (Shah et al., FlashAttention-3, 2024, §2.2). Corroborated by CUTLASS issue #1280
+#: (Dec 2023): CUTLASS's SM80 grouped GEMM ran ~30% slower than cuBLAS GEMMs on H100.
+MMA_SYNC_FRACTION_SM90 = 2.0 / 3.0
+
+
+def is_sm90_gemm(hw: GpuHw) -> bool:
+    """True where the GPU's GEMM model is Hopper's (CTA clusters sharing panels by TMA)."""
+    return hw.gemm_cluster > 1
+
+
+def moe_gemm_view(hw: GpuHw, peak: float) -> tuple[GpuHw, float]:
+    """(GpuHw, tensor peak FLOP/s) of the SM80 CUTLASS MoE grouped GEMM on this GPU."""
+    if not is_sm90_gemm(hw):
+        return replace(hw, gemm_tiles=MOE_TILES), peak
+    return (replace(hw, gemm_tiles=MOE_TILES, gemm_cluster=1, persistent_gemm=False),
+            peak * MMA_SYNC_FRACTION_SM90)
+
+
+def is_expert_gemm(op) -> bool:
+    """True for an MoE expert's GEMM of the tracer (``expert<e>_up``/``_down`` of a routed
+    layer, or the ``ffn_up``/``ffn_down`` batched over the experts rank ``x`` of a uniform one);
+    the router's GEMM is a plain linear layer."""
+    name = op.name
+    if name.startswith("expert"):
+        return name.endswith(("_up", "_down"))
+    sizes = getattr(op.compute, "sizes", ())
+    return name in ("ffn_up", "ffn_down") and any(r == "x" for r, _ in sizes)
