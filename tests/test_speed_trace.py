@@ -124,3 +124,67 @@ def test_kv_lens_is_kv_len_over_a_list(kw):
     ns = [1, 2, 5, 30, 47, 200, 4097]
     for s in (1, 16):
         assert b.kv_lens(s, ns) == [b.kv_len(s, n) for n in ns]
+
+
+def _op_fields(op):
+    return (op.id, op.name, op.kind, op.phase, op.layer, op.step, op.compute, op.shards,
+            op.deps, op.collective, op.tokens, op.requests, op.op_class, op.flops, op.bytes,
+            op.microbatch, op.rank)
+
+
+@pytest.mark.parametrize("model,kw,units", [
+    ("llama2-7b", {"batch": 3, "prompt_len": 16, "gen_len": 9}, ()),
+    ("llama2-70b", {"batch": 2, "prompt_len": 8, "gen_len": 7, "tp": 8}, ()),
+    ("llama2-7b", {"batch": 5, "prompt_len": 8, "gen_len": 7, "microbatches": 2}, ()),
+    ("llama2-7b", {"batch": 4, "prompt_len": 8, "gen_len": 7, "pp": 2, "microbatches": 2}, ()),
+    ("llama2-7b", {"batch": 2, "prompt_len": 8, "gen_len": 7}, ("qk", "softmax", "av")),
+    ("mixtral-8x7b", {"batch": 3, "prompt_len": 8, "gen_len": 6, "expert_skew": 1.0}, ()),
+    ("mixtral-8x7b", {"batch": 4, "prompt_len": 8, "gen_len": 6, "ep": 2, "tp": 2}, ()),
+])
+def test_block_stamped_compact_trace_equals_the_op_by_op_trace(model, kw, units):
+    """The stamper records an add() as one block (chained, or each op's fan-out dependencies
+    where expert ranks fan out); the arrays made from the blocks are the op-by-op trace."""
+    m, sc = get_model(model), Scenario(**kw)
+    compact = trace_model(m, sc, units=units, compact=True)
+    assert compact.is_compact
+    plain = trace_model(m, sc, units=units).ops
+    got = compact.compact.materialise()
+    assert len(got) == len(plain)
+    assert [_op_fields(a) for a in got] == [_op_fields(b) for b in plain]
+    # expert parallelism fans ops out over ranks (blocks with listed dependencies)
+    assert any(len(op.deps) > 1 for op in plain) == (kw.get("ep", 1) > 1)
+
+
+def test_block_deps_chained_fast_path_equals_the_listed_one():
+    from workloads.tracer import _block_deps
+
+    # chains 0 and 1 interleaved: each block's first op after its chain's last op
+    blocks = [(["w"] * 3, "p", 0, 0, 1, 1, 0, -1), (["w"] * 2, "p", 0, 0, 1, 1, 1, -1),
+              (["w"] * 4, "p", 1, 0, 1, 1, 0, 2), (["w"], "p", 1, 0, 1, 1, 1, 4),
+              (["w"] * 2, "p", 2, 0, 1, 1, 1, 9)]
+    lengths = [len(b[0]) for b in blocks]
+    starts = [0, 3, 5, 9, 10, 12]
+    counts, deps = _block_deps(blocks, lengths, starts)
+    assert counts.tolist() == [0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1]
+    assert deps.tolist() == [0, 1, 3, 2, 5, 6, 7, 4, 9, 10]
+    # the same blocks with their dependencies listed (the fan-out form) give the same arrays
+    listed = []
+    for b, n, s in zip(blocks, lengths, starts, strict=False):
+        first = (b[7],) if b[7] >= 0 else ()
+        listed.append((*b[:7], [first] + [(j,) for j in range(s, s + n - 1)]))
+    again = _block_deps(listed, lengths, starts)
+    assert again[0].tolist() == counts.tolist() and again[1].tolist() == deps.tolist()
+
+
+def test_work_over_with_a_rank_twice_or_absent_equals_the_scalar_properties():
+    """``_extent_of`` multiplies the other extents first, then the array once per listing."""
+    diag = Einsum("diag", TensorRef("y", ("n",), "fp32"), (TensorRef("x", ("n", "n")),),
+                  (("n", 3),), reduce_op=None, unary="exp")
+    other = contraction("mm", TensorRef("c", ("m", "k2")), TensorRef("a", ("m", "k")),
+                        TensorRef("b", ("k", "k2"), "int4"), {"m": 3, "k": 5, "k2": 7})
+    for e in (diag, other):
+        flops, nbytes = e.work_over(KV_RANK, np.array(SIZES))
+        for n, f, b in zip(SIZES, flops.tolist(), nbytes.tolist(), strict=True):
+            one = e.resized(KV_RANK, n)
+            assert (f, b) == (one.flops, one.min_bytes)
+    assert diag.resized(KV_RANK, 4096).min_bytes == 4096 * 4096 * 2 + 4096 * 4

@@ -294,17 +294,15 @@ class Einsum:
         integer array ``sizes``: :attr:`flops` and :attr:`min_bytes` of :meth:`resized` for
         each, with the same arithmetic (integer counts, then the same float operations in
         the same order), so every entry equals the scalar property bit for bit."""
+        return self._work_over(rank, sizes, True)
+
+    def _work_over(self, rank: str, sizes, with_bytes: bool):
+        """:meth:`work_over`; FLOPs only (bytes None) unless ``with_bytes``."""
         import numpy as np
 
         size = dict(self.sizes)
         values = _extents(sizes, [n for r, n in size.items() if r != rank])
-
-        def extent(ranks) -> np.ndarray:
-            out = np.ones_like(values)
-            for r in ranks:
-                out = out * (values if r == rank else size[r])
-            return out
-
+        extent = _extent_of(values, rank, size)
         counts: dict[str, np.ndarray] = {}
         points = extent(self.ranks)
         if len(self.inputs) >= 2:
@@ -316,6 +314,8 @@ class Einsum:
         total = np.zeros_like(values)
         for op, n in counts.items():
             total = total + OP_COST[op] * n
+        if not with_bytes:
+            return _as_float(total), None
         seen: dict[str, TensorRef] = {}
         for t in self.inputs:
             seen.setdefault(t.name, t)
@@ -424,22 +424,14 @@ class Cascade:
         """(FLOPs, minimum bytes) arrays over extents of ``rank`` (see
         :meth:`Einsum.work_over`): equal to :attr:`flops` and :attr:`min_bytes` of
         :meth:`resized` for each extent."""
-        import numpy as np
-
         merged: dict[str, int] = {}
         for e in self.einsums:
             merged.update(e.sizes)
         values = _extents(sizes, [n for r, n in merged.items() if r != rank])
         flops = 0
         for e in self.einsums:
-            flops = _add(flops, e.work_over(rank, values)[0])
-
-        def extent(ranks) -> np.ndarray:
-            out = np.ones_like(values)
-            for r in ranks:
-                out = out * (values if r == rank else merged[r])
-            return out
-
+            flops = _add(flops, e._work_over(rank, values, False)[0])
+        extent = _extent_of(values, rank, merged)
         outs: dict[str, TensorRef] = {}
         for e in self.einsums:
             if e.output.name in self.final_outputs:
@@ -520,6 +512,26 @@ def _extents(sizes, others) -> np.ndarray:
     if len(values) and float(values.max()) * math.prod(float(n) for n in others) >= 2.0**53:
         raise OverflowError("rank extents out of the exact int64 range")
     return values
+
+
+def _extent_of(values: np.ndarray, rank: str, size: dict[str, int]):
+    """``ranks -> ``the product of their extents, ``rank``'s being the int64 array ``values``
+    (the others from ``size``): the other extents multiplied as Python integers, then one
+    array product (exact integers in any order: :func:`_extents` keeps every product below
+    2**53); a rank listed twice multiplies ``values`` in as often, one array at a time."""
+    import numpy as np
+
+    def extent(ranks) -> np.ndarray:
+        times = ranks.count(rank)
+        c = math.prod(size[r] for r in ranks if r != rank)
+        if times == 0:
+            return np.full_like(values, c)
+        out = values * c
+        for _ in range(times - 1):
+            out = out * values
+        return out
+
+    return extent
 
 
 def _nbytes(t: TensorRef, extent):

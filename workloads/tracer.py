@@ -386,14 +386,17 @@ class LayerBuilder:
 class _Stamper:
     """Turns templates into ops with ids; each micro-batch (``chain``) is a dependency chain.
 
-    ``rows``: record each op as a tuple ``(work, phase, layer, step, tokens, requests, chain,
-    deps)`` (``work``: what its template gives every op, shared) instead of an :class:`Op`;
-    ``ops`` then builds the ops on first use (a compact trace turns the rows into arrays and
-    never needs them)."""
+    ``rows``: record each :meth:`add` as one block ``(works, phase, layer, step, tokens,
+    requests, chain, deps)`` instead of an :class:`Op` per template: ``works`` holds what each
+    op's template gives it (shared per template list), ``deps`` the id of the op before the
+    block (each further op depends on the one before it) or, where ranks fan out, each op's
+    dependency tuple. ``ops`` then builds the ops on first use (a compact trace turns the
+    blocks into arrays, a block at a time, and never needs them)."""
 
     def __init__(self, tp: int, rows: bool = False):
         self._ops: list[Op] = []
-        self.rows: list[tuple] | None = [] if rows else None
+        self.blocks: list[tuple] | None = [] if rows else None
+        self.n = 0                         # ops stamped so far (the next op's id)
         self.tp = tp
         self._work: dict[int, tuple] = {}  # per template: (template, shards, FLOPs, bytes, ...)
         self._lists: dict[int, tuple] = {}  # per template list: (list, works, no rank)
@@ -401,16 +404,30 @@ class _Stamper:
 
     @property
     def ops(self) -> list[Op]:
-        """The stamped ops (built from the rows in ``rows`` mode)."""
-        rows, ops = self.rows, self._ops
-        if rows is not None and len(ops) < len(rows):
-            for i in range(len(ops), len(rows)):
-                work, phase, layer, step, tokens, requests, chain, deps = rows[i]
+        """The stamped ops (built from the blocks in ``rows`` mode)."""
+        ops = self._ops
+        if self.blocks is not None and len(ops) < self.n:
+            for i, row in enumerate(self.rows()):
+                if i < len(ops):
+                    continue
+                work, phase, layer, step, tokens, requests, chain, deps = row
                 _, shards, flops, nbytes, name, kind, compute, collective, op_class, rank = work
                 ops.append(Op(i, name, kind, phase, layer, step, compute, shards, deps,
                               collective, tokens, requests, "", op_class, flops, nbytes, chain,
                               rank))
         return ops
+
+    def rows(self):
+        """Each recorded op as ``(work, phase, layer, step, tokens, requests, chain, deps)``."""
+        i = 0
+        for works, phase, layer, step, tokens, requests, chain, deps in self.blocks or ():
+            for j, work in enumerate(works):
+                if isinstance(deps, int):
+                    dep = ((deps,) if deps >= 0 else ()) if j == 0 else (i - 1,)
+                else:
+                    dep = deps[j]
+                yield work, phase, layer, step, tokens, requests, chain, dep
+                i += 1
 
     def _work_of(self, tpl: OpTemplate) -> tuple:
         """What every op of ``tpl`` shares: (template, shards, FLOPs, bytes, name, kind,
@@ -439,21 +456,22 @@ class _Stamper:
         """Append ``templates`` to ``chain``. Templates with a ``rank`` fan out: each rank's
         run depends on the op before the fan and on its own previous op; the next op without a
         rank joins them all (it depends on every rank's last op)."""
-        rows = self.rows
-        ops = self._ops if rows is None else rows
-        append = ops.append
+        if not templates:
+            return
+        blocks = self.blocks
         prev = self._last.get(chain, -1)
-        rank_last: dict[int, int] = {}
-        i = len(ops)
-        if rows is not None and templates:
+        i = self.n
+        if blocks is not None:
             works, plain = self._list_works(templates)
             if plain:   # no rank fans out: a chain, each op after the one before it
-                append((works[0], phase, layer, step, tokens, requests, chain,
-                        (prev,) if prev >= 0 else ()))
-                rows.extend([(w, phase, layer, step, tokens, requests, chain, (j,))
-                             for j, w in enumerate(works[1:], i)])
-                self._last[chain] = i + len(works) - 1
+                blocks.append((works, phase, layer, step, tokens, requests, chain, prev))
+                self.n = i + len(works)
+                self._last[chain] = self.n - 1
                 return
+            block_works: list[tuple] = []
+            block_deps: list[tuple] = []
+        rank_last: dict[int, int] = {}
+        append = self._ops.append
         for tpl in templates:
             work = self._work_of(tpl)
             rank = work[9]
@@ -466,8 +484,9 @@ class _Stamper:
                 rank_last = {}
             else:
                 deps = (prev,) if prev >= 0 else ()
-            if rows is not None:
-                append((work, phase, layer, step, tokens, requests, chain, deps))
+            if blocks is not None:
+                block_works.append(work)
+                block_deps.append(deps)
             else:
                 _, shards, flops, nbytes, name, kind, compute, collective, op_class, _ = work
                 append(Op(i, name, kind, phase, layer, step, compute, shards, deps, collective,
@@ -475,6 +494,10 @@ class _Stamper:
             if rank < 0:
                 prev = i
             i += 1
+        if blocks is not None:
+            blocks.append((block_works, phase, layer, step, tokens, requests, chain,
+                           block_deps))
+        self.n = i
         self._last[chain] = prev
 
 
@@ -672,17 +695,21 @@ def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]], rest: l
     swapping the next-to-last step's templates does not give the last step exactly."""
     import numpy as np
 
-    rows = stamp.rows if stamp.rows is not None else \
-        [((None, op.shards, op.flops, op.bytes, op.name, op.kind, op.compute, op.collective,
-           op.op_class, op.rank), op.phase, op.layer, op.step, op.tokens, op.requests,
-          op.microbatch, op.deps) for op in stamp.ops]
-    # one column per field (work, phase, layer, step, tokens, requests, chain, deps)
-    works, phase_of, layers, steps, tokens, requests, chains, dep_lists = zip(*rows, strict=True)
-    last_step = steps[-1]
-    a2 = next(i for i in range(len(rows) - 1, -1, -1) if steps[i] != last_step) + 1
-    a1 = next((i for i in range(a2 - 1, -1, -1) if steps[i] != steps[a2 - 1]), -1) + 1
-    size = len(rows) - a2
-    if a2 - a1 != size or phase_of[a1] != "decode":
+    blocks = stamp.blocks if stamp.blocks is not None else \
+        [([(None, op.shards, op.flops, op.bytes, op.name, op.kind, op.compute, op.collective,
+            op.op_class, op.rank)], op.phase, op.layer, op.step, op.tokens, op.requests,
+          op.microbatch, [op.deps]) for op in stamp.ops]
+    lengths = [len(b[0]) for b in blocks]
+    starts = list(itertools.accumulate(lengths, initial=0))
+    head = starts[-1]
+    # the last two steps' first ops (a step is whole blocks)
+    last_step = blocks[-1][3]
+    b2 = next(j for j in range(len(blocks) - 1, -1, -1) if blocks[j][3] != last_step) + 1
+    b1 = next((j for j in range(b2 - 1, -1, -1) if blocks[j][3] != blocks[b2 - 1][3]),
+              -1) + 1
+    a1, a2 = starts[b1], starts[b2]
+    size = head - a2
+    if a2 - a1 != size or blocks[b1][1] != "decode":
         return None
     kinds: list[OpKind] = []
     index: dict[tuple, int] = {}
@@ -698,15 +725,26 @@ def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]], rest: l
                                    flops, nbytes))
         return j
 
-    # a row's work tuple is shared per template: each distinct one (in order of first use,
-    # as kinds are numbered) gets its kind once
-    by_work = {id(w): w for w in works}
-    for key, work in by_work.items():
-        _, shards, flops, nbytes, name, kind, compute, collective, op_class, rank = work
-        by_work[key] = kind_of(name, kind, op_class, compute, collective, rank, shards, flops,
-                               nbytes)
-    kind = np.fromiter(map(by_work.__getitem__, map(id, works)), dtype=np.int64,
-                       count=len(works))
+    # a work tuple is shared per template and a works list per template list: each distinct
+    # one (in order of first use, as kinds are numbered) gets its kind ids once
+    by_work: dict[int, int] = {}
+    by_list: dict[int, list[int]] = {}
+    per_block = []
+    for b in blocks:
+        ids = by_list.get(id(b[0]))
+        if ids is None:
+            ids = []
+            for work in b[0]:
+                j = by_work.get(id(work))
+                if j is None:
+                    _, shards, flops, nbytes, name, kind, compute, collective, op_class, \
+                        rank = work
+                    j = by_work[id(work)] = kind_of(name, kind, op_class, compute, collective,
+                                                    rank, shards, flops, nbytes)
+                ids.append(j)
+            by_list[id(b[0])] = ids
+        per_block.append(ids)
+    kind = np.array(list(itertools.chain.from_iterable(per_block)), dtype=np.int64)
 
     def tpl_kind(t: OpTemplate) -> int:
         shards = 1 if t.kind == COLLECTIVE or t.rank >= 0 else tp
@@ -727,19 +765,17 @@ def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]], rest: l
     # the last step must be the one before it with its templates swapped
     check = _swaps(ref[0], ref[1], tp)
     again = swapped(kind[a1:a2], check) if check is not None else None
-    per_op = {f: np.array(v, dtype=np.int32) for f, v in
-              (("layer", layers), ("tokens", tokens), ("requests", requests),
-               ("microbatch", chains))}
+    # per block: layer, step, tokens, requests, chain; each repeated over the block's ops
+    fields = np.array([b[2:7] for b in blocks], dtype=np.int32).reshape(len(blocks), 5)
+    per_op = {f: np.repeat(fields[:, c], lengths) for c, f in
+              ((0, "layer"), (2, "tokens"), (3, "requests"), (4, "microbatch"))}
     if again is None or not np.array_equal(again, kind[a2:]) or any(
             not np.array_equal(v[a1:a2], v[a2:]) for v in per_op.values()):
         return None
     base = kind[a2:]
     reps = len(rest)
-    n = len(rows) + reps * size
-    head = len(rows)
-
-    counts = np.fromiter(map(len, dep_lists), dtype=np.int64, count=len(dep_lists))
-    deps = np.fromiter(itertools.chain.from_iterable(dep_lists), dtype=np.int64)
+    n = head + reps * size
+    counts, deps = _block_deps(blocks, lengths, starts)
     tail_deps = deps[int(counts[:a2].sum()):]
     # each further step's dependencies: the last step's, shifted by whole steps
     per_step = len(tail_deps)
@@ -766,24 +802,57 @@ def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]], rest: l
             if block is None:
                 return None
             all_kind[head + k * size:head + (k + 1) * size] = block
-    phases = tuple(dict.fromkeys(phase_of))
+    phases = tuple(dict.fromkeys(b[1] for b in blocks))
     code = {ph: i for i, ph in enumerate(phases)}
     for out, arr in ((layer, per_op["layer"]), (tokens, per_op["tokens"]),
                      (requests, per_op["requests"]), (chain, per_op["microbatch"]),
-                     (phase, np.array([code[ph] for ph in phase_of], dtype=np.int8))):
+                     (phase, np.repeat(np.array([code[b[1]] for b in blocks], dtype=np.int8),
+                                       lengths))):
         fill(out, arr, arr[a2:])
-    fill(step, np.array(steps, dtype=np.int32), np.array(rest, dtype=np.int32)[:, None])
+    fill(step, np.repeat(fields[:, 1], lengths), np.array(rest, dtype=np.int32)[:, None])
     dep_idx[:len(deps)] = deps
-    np.add(tail_deps, (np.arange(1, reps + 1, dtype=np.int64) * size)[:, None],
+    # (the shifts in the ids' own type: every id and offset fits it, no cast per entry)
+    np.add(tail_deps.astype(id_type), (np.arange(1, reps + 1, dtype=id_type) * size)[:, None],
            out=dep_idx[len(deps):].reshape(reps, per_step))
     ptr[0] = 0
     np.cumsum(counts, out=ptr[1:head + 1])
-    np.add(np.cumsum(counts[a2:]), (len(deps) + np.arange(reps, dtype=np.int64)
-                                    * per_step)[:, None],
+    np.add(np.cumsum(counts[a2:]).astype(id_type),
+           (len(deps) + np.arange(reps, dtype=id_type) * per_step)[:, None],
            out=ptr[head + 1:].reshape(reps, size))
     return CompactOps(kinds=kinds, kind=all_kind, phases=phases, phase=phase, layer=layer,
                       step=step, tokens=tokens, requests=requests, microbatch=chain,
                       dep_ptr=ptr, dep_idx=dep_idx)
+
+
+def _block_deps(blocks: list[tuple], lengths: list[int], starts: list[int]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(dependencies per op, all dependency ids in op order) of :class:`_Stamper` blocks, as
+    int64 arrays: a chained block's first op depends on the op before the block (none at a
+    chain's start), each further op on the one before it; a fanned-out block lists its own."""
+    import numpy as np
+
+    if all(isinstance(b[7], int) for b in blocks):   # chains only: one pass over arrays
+        head = starts[-1]
+        flat = np.arange(-1, head - 1, dtype=np.int64)   # each op after the one before it
+        flat[starts[:-1]] = [b[7] for b in blocks]       # a block's first op: the op before
+        keep = flat >= 0                                 # (none at a chain's start)
+        return keep.astype(np.int64), flat[keep]
+    counts: list[int] = []
+    flat: list[int] = []
+    for b, length, start in zip(blocks, lengths, starts, strict=False):
+        deps = b[7]
+        if isinstance(deps, int):
+            if deps >= 0:
+                counts.append(1)
+                flat.append(deps)
+            else:
+                counts.append(0)
+            counts.extend(itertools.repeat(1, length - 1))
+            flat.extend(range(start, start + length - 1))
+        else:
+            counts.extend(map(len, deps))
+            flat.extend(itertools.chain.from_iterable(deps))
+    return np.array(counts, dtype=np.int64), np.array(flat, dtype=np.int64)
 
 
 def _carve(specs: list[tuple[int, type]]) -> list[np.ndarray]:
