@@ -73,12 +73,73 @@ class Lazy:
     """A column computed on first use: ``fn()`` returns its array or :class:`Text` (a run's op
     table computes only the columns its metrics, checks and outputs read). ``by``: a code
     per row that determines the column's value (rows of equal code hold equal values: a
-    per-kind figure gathered by the ops' kind), known without forming the column."""
+    per-kind figure gathered by the ops' kind), known without forming the column.
+    ``values``: the column is ``values[by]`` (``fn`` forms exactly that), so its sums and row
+    blocks are read from ``values`` and ``by`` without forming it (:meth:`Columns.total`,
+    :meth:`Columns.block`). ``arange``: the column is ``0, 1, ..., n - 1``."""
 
-    __slots__ = ("fn", "by")
+    __slots__ = ("fn", "by", "values", "arange")
 
-    def __init__(self, fn: Callable[[], Any], by: np.ndarray | None = None):
-        self.fn, self.by = fn, by
+    def __init__(self, fn: Callable[[], Any], by: np.ndarray | None = None,
+                 values: np.ndarray | None = None, arange: bool = False):
+        self.fn, self.by, self.values, self.arange = fn, by, values, arange
+        if values is not None and by is None:
+            raise ValueError("Lazy: values need the codes (by) that gather them")
+
+
+#: rows per leaf of :func:`gathered_sum` (a leaf is gathered into one reused buffer)
+LEAF = 1 << 16
+
+
+def _pairwise(values: np.ndarray, by: np.ndarray, lo: int, n: int, buf: np.ndarray,
+              leaf: int = LEAF) -> Any:
+    """``np.add.reduce(values[by[lo:lo + n]])`` in numpy's own pairwise order: split as
+    numpy's ``pairwise_sum`` splits (halves rounded down to a multiple of 8) down to leaves of
+    at most ``leaf`` rows, each leaf gathered into ``buf`` and reduced by numpy."""
+    if n <= leaf:
+        part = buf[:n]
+        np.take(values, by[lo:lo + n], out=part)
+        return np.add.reduce(part)
+    half = n // 2
+    half -= half % 8
+    return _pairwise(values, by, lo, half, buf, leaf) + \
+        _pairwise(values, by, lo + half, n - half, buf, leaf)
+
+
+_PAIRWISE_CHECKED: list[bool] = []
+
+
+def _pairwise_matches() -> bool:
+    """Whether :func:`_pairwise` gives ``np.sum``'s result bit for bit with this numpy
+    (checked once per process on values of widely spread magnitudes and signs, at several
+    lengths and offsets, with leaves of 256 rows: the split rule is the same at every node;
+    if not, :func:`gathered_sum` forms the gathered column)."""
+    if not _PAIRWISE_CHECKED:
+        # (no numpy.random: its import alone costs a run's start-up ~20 ms)
+        x = np.arange(509.0)
+        values = np.sin(x * 12.9898) * np.exp(40.0 * np.sin(x * 78.233))
+        ok, leaf = True, 256
+        for n, lo in ((13 * leaf + 123, 0), (2 * leaf + 8, 3), (leaf + 1, 17),
+                      (37 * leaf - 7, 1)):
+            by = (np.arange(n + lo, dtype=np.int64) * 7919 + lo) % len(values)
+            want = values[by][lo:].sum()     # a view into the formed column, as a slice sums
+            got = _pairwise(values, by, lo, n, np.empty(leaf), leaf)
+            ok = ok and bool(got == want) and want.dtype == got.dtype
+        _PAIRWISE_CHECKED.append(ok)
+    return _PAIRWISE_CHECKED[0]
+
+
+def gathered_sum(values: np.ndarray, by: np.ndarray, lo: int = 0, hi: int | None = None) -> float:
+    """``float(values[by[lo:hi]].sum())``, equal bit for bit, without a table-long gathered
+    array: the same pairwise additions over leaves of :data:`LEAF` rows gathered into one
+    buffer (float64 ``values``; others, short ranges, or a numpy whose sum is not
+    :func:`_pairwise`'s, form the gathered rows)."""
+    hi = len(by) if hi is None else hi
+    n = hi - lo
+    if n <= LEAF or values.dtype != np.float64 or values.ndim != 1 or \
+            not _pairwise_matches():
+        return float(values[by[lo:hi]].sum())
+    return float(_pairwise(values, by, lo, n, np.empty(LEAF)))
 
 
 class Columns:
@@ -97,6 +158,7 @@ class Columns:
         self._arrays: dict[str, np.ndarray] = {}
         self._by = {k: v.by for k, v in (data or {}).items()
                     if isinstance(v, Lazy) and v.by is not None}
+        self._totals: dict[str, float] = {}
 
     @classmethod
     def from_rows(cls, rows: list[dict[str, Any]], order: Sequence[str]) -> Columns:
@@ -164,6 +226,47 @@ class Columns:
             value = self._cols[name].fn()
             return value.array() if isinstance(value, Text) else np.asarray(value)
         return self[name]
+
+    def gathered(self, name: str) -> Lazy | None:
+        """Column ``name``'s :class:`Lazy` when it is ``values[by]`` and not yet formed."""
+        if name in self._arrays or self._cols is None:
+            return None
+        value = self._cols.get(name)
+        return value if isinstance(value, Lazy) and value.values is not None else None
+
+    def total(self, name: str, rows: slice | np.ndarray | None = None) -> float:
+        """``float(self[name][rows].sum())`` (all rows when ``rows`` is None), bit for bit; a
+        column gathered from per-code values (:attr:`Lazy.values`) and not yet formed is
+        summed without forming it (a contiguous slice of rows too: :func:`gathered_sum`).
+        Whole-column totals are kept (the run's metrics and checks sum a column each)."""
+        if rows is None:
+            got = self._totals.get(name) if hasattr(self, "_totals") else None
+            if got is None:
+                lazy = self.gathered(name)
+                got = gathered_sum(lazy.values, lazy.by) if lazy is not None \
+                    else float(self.once(name).sum())
+                if not hasattr(self, "_totals"):   # (a table pickled before it had one)
+                    self._totals = {}
+                self._totals[name] = got
+            return got
+        lazy = self.gathered(name)
+        if lazy is not None and isinstance(rows, slice) and rows.step in (None, 1):
+            lo, hi, _ = rows.indices(self.n)
+            return gathered_sum(lazy.values, lazy.by, lo, max(lo, hi))
+        return float(self.once(name)[rows].sum())
+
+    def block(self, name: str, lo: int, hi: int) -> np.ndarray:
+        """Rows ``lo:hi`` of column ``name`` (numeric), without forming a column gathered
+        from per-code values (:attr:`Lazy.values`)."""
+        lazy = self.gathered(name)
+        if lazy is not None:
+            return lazy.values[lazy.by[lo:hi]]
+        return self[name][lo:hi]
+
+    def is_range(self, name: str) -> bool:
+        """Whether column ``name`` is given as ``0, 1, ..., n - 1`` (:attr:`Lazy.arange`)."""
+        value = self._cols.get(name) if self._cols is not None else None
+        return isinstance(value, Lazy) and value.arange and name not in self._arrays
 
     def text(self, name: str) -> Text:
         """A text column as labels and codes."""

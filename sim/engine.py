@@ -129,6 +129,29 @@ def _ops_at(arrays, at: np.ndarray, stream: str) -> list[Op]:
     return out
 
 
+def first_seen(kind: np.ndarray, n_kinds: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the kinds that occur in ``kind``, in the order they first occur; the position of each
+    one's first occurrence). A compact trace numbers its kinds as they first appear: then a
+    kind first occurs where the running maximum rises, and the kinds there are 0, 1, 2, ...
+    (checked; one ``maximum.accumulate`` pass). Otherwise by ``np.minimum.at``."""
+    n = len(kind)
+    if n and kind.dtype.kind in "iu":
+        top = np.maximum.accumulate(kind)
+        rise = np.flatnonzero(top[1:] != top[:-1])
+        at = np.empty(len(rise) + 1, dtype=np.int64)
+        at[0] = 0
+        np.add(rise, 1, out=at[1:])
+        seen = kind[at]
+        if int(seen[0]) == 0 and int(top[-1]) == len(at) - 1 < n_kinds and \
+                np.array_equal(seen, np.arange(len(at))):
+            return seen.astype(np.int64), at
+    first = np.full(n_kinds, n, dtype=np.int64)   # each kind's first op
+    np.minimum.at(first, kind, np.arange(n, dtype=np.int64))
+    used = np.flatnonzero(first < n)
+    used = used[np.argsort(first[used])]
+    return used, first[used]
+
+
 #: ops per block of :func:`_cumulative` (its gathers stay in cache, no run-long temporary)
 BLOCK = 1 << 16
 
@@ -359,13 +382,10 @@ class Engine:
             return None
         kind = arrays.kind
         n_kinds = len(arrays.kinds)
-        first = np.full(n_kinds, len(kind), dtype=np.int64)   # each kind's first op
-        np.minimum.at(first, kind, np.arange(len(kind), dtype=np.int64))
         table: list[Cost | None] = [None] * n_kinds
-        used = np.flatnonzero(first < len(kind))
-        used = used[np.argsort(first[used])]
+        used, first = first_seen(kind, n_kinds)
         dispatch = np.zeros(n_kinds)
-        ops = _ops_at(arrays, first[used], name)
+        ops = _ops_at(arrays, first, name)
         if hasattr(dev, "prefetch"):   # a device that prices shape families at once
             dev.prefetch(ops)          # (the same costs, e.g. GpuDevice's GEMMs)
         for i, op in zip(used.tolist(), ops, strict=True):

@@ -218,7 +218,8 @@ def _kind_columns(arrays: CompactOps, costs: CostList, timeline: Timeline,
     e_total = per_kind(e_all) * shards
 
     def gather(values: np.ndarray) -> Lazy:
-        return Lazy(lambda: values[kind], by=arrays.kind)
+        # ``values[by]`` is what fn forms: sums and blocks need not form it (Columns.total)
+        return Lazy(lambda: values[kind], by=arrays.kind, values=values)
 
     def text(attr: str) -> Lazy:
         return Lazy(lambda: Text([getattr(k, attr) for k in kinds], arrays.kind, _text),
@@ -230,7 +231,7 @@ def _kind_columns(arrays: CompactOps, costs: CostList, timeline: Timeline,
     stream = arrays.device or "device0"
     device = where.get(stream, stream)
     return Columns({
-        "id": Lazy(lambda: np.arange(n, dtype=INDEX)),
+        "id": Lazy(lambda: np.arange(n, dtype=INDEX), arange=True),
         "op": text("name"),
         "op_class": text("op_class"),
         "kind": text("kind"),
@@ -238,8 +239,8 @@ def _kind_columns(arrays: CompactOps, costs: CostList, timeline: Timeline,
         "layer": index(arrays.layer),
         "step": index(arrays.step),
         "microbatch": index(arrays.microbatch),
-        "device": Lazy(lambda: Text([device], np.zeros(n, dtype=np.int64), _repeated_column)),
-        "stream": Lazy(lambda: Text([stream], np.zeros(n, dtype=np.int64), _repeated_column)),
+        "device": Lazy(lambda: Text([device], _zero_codes(n), _repeated_column)),
+        "stream": Lazy(lambda: Text([stream], _zero_codes(n), _repeated_column)),
         "shards": gather(shards.astype(INDEX)),
         "start_s": timeline.start,
         "end_s": timeline.end,
@@ -256,6 +257,12 @@ def _kind_columns(arrays: CompactOps, costs: CostList, timeline: Timeline,
         "energy_memory_J": gather(e_total - e_compute - e_linked),
         "energy_link_J": gather(e_linked),
     }, OP_COLUMNS, n, copy=False)
+
+
+def _zero_codes(n: int) -> np.ndarray:
+    """Code 0 on each of ``n`` rows (one label on every row) as a read-only view of one int64
+    (no memory per row: a run of one stream keeps its stream's codes)."""
+    return np.broadcast_to(np.zeros(1, dtype=np.int64), (n,))
 
 
 def _text(labels: list[str], codes: np.ndarray):

@@ -148,20 +148,21 @@ def _metrics(table: Columns, device: Device, model: ModelConfig, scenario: Scena
     # masks, not row copies: a long run's table is hundreds of MB
     phase = table.text("phase")
     is_prefill, is_decode = _rows_of(phase, "prefill"), _rows_of(phase, "decode")
-    # each summed column formed for its sums, not kept (Columns.once)
-    end, flops, once = table["end_s"], table.once("flops"), table.once
+    # each summed column summed without being kept, or formed where it is gathered per op
+    # kind (Columns.total: the same sums, bit for bit)
+    end, total = table["end_s"], _totals(table)
     latency = float(end.max()) if len(end) else math.nan
     ttft = float(end[is_prefill].max()) if end[is_prefill].size else 0.0
     decode_time = latency - ttft
     steps = scenario.gen_len - 1
     tokens = scenario.batch * scenario.gen_len
     static_J = device.static_power() * latency * scenario.tp * scenario.pp
-    dynamic_J = float(once("energy_J").sum())
+    dynamic_J = total("energy_J")
     energy = dynamic_J + static_J
     by_component = {
-        "compute": float(once("energy_compute_J").sum()),
-        "memory": float(once("energy_memory_J").sum()),
-        "link": float(once("energy_link_J").sum()),
+        "compute": total("energy_compute_J"),
+        "memory": total("energy_memory_J"),
+        "link": total("energy_link_J"),
         "static": static_J,
     }
     metrics = {
@@ -174,17 +175,27 @@ def _metrics(table: Columns, device: Device, model: ModelConfig, scenario: Scena
         "energy_per_token_J": energy / tokens,
         "dynamic_energy_J": dynamic_J,
         "static_energy_J": static_J,
-        "flops": float(flops.sum()),
-        "bytes": float(once("bytes").sum()),
-        "dram_bytes": float(once("dram_bytes").sum()),
-        "prefill_flops": float(flops[is_prefill].sum()),
-        "decode_flops": float(flops[is_decode].sum()),
+        "flops": total("flops"),
+        "bytes": total("bytes"),
+        "dram_bytes": total("dram_bytes"),
+        "prefill_flops": total("flops", is_prefill),
+        "decode_flops": total("flops", is_decode),
         "weights_bytes_per_device": need["weights"],
         "kv_cache_bytes_per_device": need["kv_cache"],
         "memory_per_device_bytes": need["total"],
         "ops": float(len(table)),
     }
     return metrics, by_component
+
+
+def _totals(table: Any):
+    """``total(name, rows=None)``: ``float(table[name][rows].sum())`` of the op table, by
+    :meth:`Columns.total` where it is :class:`Columns` (whole-column sums kept for the
+    invariants, which sum some of the same columns)."""
+    if isinstance(table, Columns):
+        return table.total
+    return lambda name, rows=None: float((table[name].to_numpy() if rows is None
+                                          else table[name].to_numpy()[rows]).sum())
 
 
 def _rows_of(phase: Text, label: str) -> slice | np.ndarray:

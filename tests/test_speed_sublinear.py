@@ -14,8 +14,8 @@ import pytest
 from arch import load_arch
 from sim import engine as engine_mod
 from sim import invariants as inv_mod
-from sim.columns import Columns, Lazy, Text, column_once
-from sim.engine import _cumulative
+from sim.columns import LEAF, Columns, Lazy, Text, _pairwise_matches, column_once, gathered_sum
+from sim.engine import _cumulative, first_seen
 from sim.invariants import InvariantError, _trace_totals, check_invariants
 from sim.run import simulate
 from workloads.models import get_model
@@ -214,3 +214,143 @@ def test_simulate_leaves_no_collection_of_its_objects_to_the_exit():
     # without the move, the collector, enabled again on the way out, collects at once
     assert seen == [] and count[0] < 100
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+# --- sums and blocks of per-kind columns without forming them; first occurrences -------------
+
+def _spread(n: int, seed: int) -> np.ndarray:
+    """Values of widely spread magnitudes and both signs (sums depend on their order)."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(n) * np.exp(rng.uniform(-4.0, 4.0, n))
+
+
+@pytest.mark.parametrize("n,lo", [(10, 0), (LEAF, 0), (LEAF + 1, 0), (3 * LEAF + 12_345, 0),
+                                  (2 * LEAF + 8, 5), (5 * LEAF - 3, 1_000)])
+def test_gathered_sum_is_numpys_sum_of_the_gathered_column(n, lo):
+    """numpy's pairwise order over leaves gathered into one buffer: the float numpy's sum of
+    the formed column (or of a slice of it) gives; splitting halves without numpy's rounding
+    to a multiple of 8 (another association) gives another float on these values."""
+    rng = np.random.default_rng(n)
+    values = _spread(997, n)
+    by = rng.integers(0, len(values), size=n + lo + 17).astype(np.int32)
+    formed = values[by]
+    hi = lo + n
+    assert gathered_sum(values, by, lo, hi) == float(formed[lo:hi].sum())
+    if lo == 0:
+        assert gathered_sum(values, by[:n]) == float(formed[:n].sum())
+
+
+def test_gathered_sum_follows_numpys_split_not_another():
+    """Splitting halves without numpy's rounding to a multiple of 8 (another association of
+    the same additions) gives other floats on some of these draws; gathered_sum never does."""
+    n = 3 * LEAF + 12_345
+
+    def halves(formed, a, m):
+        if m <= LEAF:
+            return np.add.reduce(formed[a:a + m])
+        h = m // 2
+        return halves(formed, a, h) + halves(formed, a + h, m - h)
+
+    assert _pairwise_matches()
+    other = 0
+    for seed in range(12):
+        values = _spread(997, seed)
+        by = np.random.default_rng(seed).integers(0, len(values), size=n)
+        want = float(values[by].sum())
+        assert gathered_sum(values, by) == want
+        other += float(halves(values[by], 0, n)) != want
+    assert other >= 1
+
+
+def test_total_and_block_read_a_gathered_column_without_forming_it():
+    rng = np.random.default_rng(3)
+    n = 2 * LEAF + 99
+    values, by = _spread(50, 4), rng.integers(0, 50, size=n).astype(np.int32)
+    lazy = Lazy(lambda: values[by.astype(np.intp)], by=by, values=values)
+    t = Columns({"x": lazy, "id": Lazy(lambda: np.arange(n), arange=True)}, ["x", "id"], n)
+    want = values[by]
+    assert t.total("x") == float(want.sum())
+    assert t.total("x", slice(7, n - 5)) == float(want[7:n - 5].sum())
+    mask = np.zeros(n, dtype=bool)
+    mask[::3] = True
+    assert t.total("x", mask) == float(want[mask].sum())
+    assert np.array_equal(t.block("x", LEAF - 3, LEAF + 4), want[LEAF - 3:LEAF + 4])
+    assert t.is_range("id") and isinstance(t._cols["x"], Lazy)     # nothing formed
+    assert t.keyed_by("x") is by
+    assert np.array_equal(t["x"], want) and t.total("x") == float(t["x"].sum())
+    with pytest.raises(ValueError, match="values need the codes"):
+        Lazy(lambda: values, values=values)
+
+
+def test_long_run_metrics_equal_the_sums_of_the_formed_columns():
+    """A run longer than a leaf (> 65,536 ops): its metrics sum the per-kind columns without
+    forming them; the formed columns' own sums (the report's view) are the same floats."""
+    model, sc = get_model("llama2-7b"), Scenario(batch=2, prompt_len=32, gen_len=180)
+    res = simulate(load_arch("h100"), model, sc)
+    table = res.columns("ops")
+    assert len(table) > LEAF
+    for name in ("energy_J", "flops", "bytes", "dram_bytes", "roofline_s", "alone_s"):
+        assert isinstance(table._cols[name], Lazy), name
+    m, parts = res.metrics, res.energy_by_component
+    frame = res.ops
+    prefill = (frame["phase"] == "prefill").to_numpy()
+    assert m["dynamic_energy_J"] == float(frame["energy_J"].sum())
+    assert parts["compute"] == float(frame["energy_compute_J"].sum())
+    assert parts["memory"] == float(frame["energy_memory_J"].sum())
+    assert parts["link"] == float(frame["energy_link_J"].sum())
+    assert m["flops"] == float(frame["flops"].sum())
+    assert m["bytes"] == float(frame["bytes"].sum())
+    assert m["dram_bytes"] == float(frame["dram_bytes"].sum())
+    assert m["prefill_flops"] == float(frame["flops"].to_numpy()[prefill].sum())
+    assert m["decode_flops"] == float(frame["flops"].to_numpy()[~prefill].sum())
+
+
+def test_a_run_keeps_two_floats_per_op_in_its_table():
+    """After ``simulate`` the op table holds, per op, one time (start and end are views of one
+    array of n + 1 times) and its latency; the one-stream run's stream codes are one int64
+    for every row (8 bytes per op more when they were a row each), every per-kind column is
+    still unformed."""
+    res = simulate(load_arch("h100"), get_model("llama2-7b"), Scenario(**SCENARIO))
+    table = res.columns("ops")
+    n = len(table)
+    owned: dict[int, int] = {}
+    for name in table.order:
+        value = table._cols[name]
+        if isinstance(value, Lazy) or name == "phase":   # phase: the trace's own codes
+            continue
+        arr = np.asarray(value.codes if isinstance(value, Text) else value)
+        base = arr
+        while base.base is not None:
+            base = base.base
+        owned[id(base)] = base.nbytes
+    assert sum(owned.values()) == 8 * (n + 1) + 8 * n + 8
+
+
+def _first_by_min_at(kind: np.ndarray, n_kinds: int):
+    first = np.full(n_kinds, len(kind), dtype=np.int64)
+    np.minimum.at(first, kind, np.arange(len(kind), dtype=np.int64))
+    used = np.flatnonzero(first < len(kind))
+    used = used[np.argsort(first[used])]
+    return used, first[used]
+
+
+@pytest.mark.parametrize("order", ["appearance", "shuffled", "gap", "empty"])
+def test_first_seen_equals_the_minimum_at_scan(order):
+    rng = np.random.default_rng(7)
+    kind = rng.integers(0, 40, size=3000)
+    # renumber kinds in the order they first appear (what a compact trace does)
+    _, pos = np.unique(kind, return_index=True)
+    rank = np.empty(40, dtype=np.int64)
+    rank[np.unique(kind)[np.argsort(pos)]] = np.arange(len(pos))
+    kind = rank[kind].astype(np.int32)
+    n_kinds = 45
+    if order == "shuffled":      # numbered otherwise: the scan decides
+        kind = (kind * 7 + 3) % 40
+    elif order == "gap":         # a kind number skipped
+        kind = np.where(kind >= 5, kind + 1, kind)
+    elif order == "empty":
+        kind = kind[:0]
+    used, first = first_seen(kind, n_kinds)
+    want_used, want_first = _first_by_min_at(kind, n_kinds)
+    assert np.array_equal(used, want_used) and np.array_equal(first, want_first)
+    assert used.dtype == np.int64 == first.dtype
