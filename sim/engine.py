@@ -93,11 +93,53 @@ class Timeline:
 
 
 class CostList(Sequence):
-    """Per-op costs of a run on arrays: ``table[index[i]]`` is op ``i``'s (no list per op)."""
+    """Per-op costs of a run on arrays: ``table[index[i]]`` is op ``i``'s (no list per op).
+    ``lazy``: (table positions, :class:`~sim.devices.base.CostBlock`) pairs, costs priced
+    from arrays whose ``table`` entries are formed on the first read of ``table`` (or of a
+    cost); :meth:`figures` reads their columns without forming them."""
 
-    def __init__(self, table: list[Cost], index: np.ndarray):
-        self.table = table
+    def __init__(self, table: list[Cost], index: np.ndarray, lazy: list | None = None):
+        self._table = table
         self.index = index
+        self._lazy = lazy or []
+
+    @property
+    def table(self) -> list[Cost]:
+        """One cost per distinct op (the lazy ones formed now, once)."""
+        if self._lazy:
+            table = self._table
+            for where, block in self._lazy:
+                for k, j in zip(where.tolist(), range(len(block)), strict=True):
+                    table[k] = block.cost(j)
+            self._lazy = []
+        return self._table
+
+    def figures(self) -> tuple[list | np.ndarray, ...]:
+        """Per table entry: (latency, roofline, DRAM bytes, compute energy, link energy,
+        total energy, bound) - the costs' ``latency``, ``roofline``, ``dram_bytes``,
+        ``energy["compute"]``, ``energy["link"]``, ``energy_total`` and ``bound`` (0.0 and
+        "" for an entry without a cost), lazy entries read from their blocks' columns."""
+        lazy = [(where, block.figures()) for where, block in self._lazy]
+        if any(f is None for _, f in lazy):   # a block that cannot: form its costs
+            lazy = []
+        table = self.table if not lazy else self._table
+        none = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, "")
+        rows = [none if c is None else
+                (c.latency, c.roofline, c.dram_bytes, c.energy.get("compute", 0.0),
+                 c.energy.get("link", 0.0), c.energy_total, c.bound) for c in table]
+        if not rows:
+            return [], [], [], [], [], [], []
+        lat, roof, dram, e_comp, e_link, e_all, bounds = (list(v) for v in zip(*rows,
+                                                                                strict=True))
+        if lazy:
+            lat, roof, dram, e_comp, e_all = (np.array(v, dtype=float)
+                                              for v in (lat, roof, dram, e_comp, e_all))
+            for where, (b_lat, b_roof, b_dram, b_comp, b_all, b_bound) in lazy:
+                lat[where], roof[where], dram[where] = b_lat, b_roof, b_dram
+                e_comp[where], e_all[where] = b_comp, b_all
+                for k, bound in zip(where.tolist(), b_bound, strict=True):
+                    bounds[k] = bound
+        return lat, roof, dram, e_comp, e_link, e_all, bounds
 
     def __len__(self) -> int:
         return len(self.index)
@@ -116,15 +158,21 @@ def _ops_at(arrays, at: np.ndarray, stream: str) -> list[Op]:
     """The ops with ids ``at`` of a trace held as arrays (what ``trace.ops[i]`` would be, on
     ``stream``), their per-op fields gathered from the arrays at once."""
     kinds, phases, ptr, idx = arrays.kinds, arrays.phases, arrays.dep_ptr, arrays.dep_idx
+    # every op's deps gathered at once: op j's are flat[lo[j]:hi[j]]
+    first, count = ptr[at], ptr[at + 1] - ptr[at]
+    hi = np.cumsum(count)
+    lo = hi - count
+    flat = idx[np.repeat(first - lo, count) + np.arange(int(hi[-1]) if len(hi) else 0)]
+    flat = flat.tolist()
     out = []
-    for i, k, ph, layer, step, tokens, requests, mb, lo, hi in zip(
+    for i, k, ph, layer, step, tokens, requests, mb, a, b in zip(
             at.tolist(), arrays.kind[at].tolist(), arrays.phase[at].tolist(),
             arrays.layer[at].tolist(), arrays.step[at].tolist(), arrays.tokens[at].tolist(),
-            arrays.requests[at].tolist(), arrays.microbatch[at].tolist(), ptr[at].tolist(),
-            ptr[at + 1].tolist(), strict=True):
+            arrays.requests[at].tolist(), arrays.microbatch[at].tolist(), lo.tolist(),
+            hi.tolist(), strict=True):
         t = kinds[k]
         out.append(Op(i, t.name, t.kind, phases[ph], layer, step, t.compute, t.shards,
-                      tuple(idx[lo:hi].tolist()), t.collective, tokens, requests, stream,
+                      tuple(flat[a:b]), t.collective, tokens, requests, stream,
                       t.op_class, t.flops, t.bytes, mb, t.rank))
     return out
 
@@ -386,13 +434,27 @@ class Engine:
         used, first = first_seen(kind, n_kinds)
         dispatch = np.zeros(n_kinds)
         ops = _ops_at(arrays, first, name)
+        settled: list = []   # (positions in ops, CostBlock): costs priced as columns
         if hasattr(dev, "prefetch"):   # a device that prices shape families at once
             dev.prefetch(ops)          # (the same costs, e.g. GpuDevice's GEMMs)
-        for i, op in zip(used.tolist(), ops, strict=True):
-            table[i] = dev.estimate(op)
-            if issue is not None:
+            settled = getattr(dev, "settled", None) or []
+        rest = range(len(ops))
+        if settled:   # their costs are formed when read (the same objects estimate returns)
+            todo = np.ones(len(ops), dtype=bool)
+            for at, _ in settled:
+                todo[at] = False
+            rest = np.flatnonzero(todo).tolist()
+        where = used.tolist()
+        estimate = dev.estimate
+        for p in rest:
+            table[where[p]] = estimate(ops[p])
+        if issue is not None:
+            for i, op in zip(where, ops, strict=True):
                 dispatch[i] = issue.dispatch(op)
         per_kind = np.array([c.latency if c is not None else 0.0 for c in table] or [0.0])
+        lazy = [(used[at], block) for at, block in settled]
+        for kinds, block in lazy:
+            per_kind[kinds] = block.latency
         # start and end are views of one array of n + 1 times: op i starts where i - 1 ends
         times = np.empty(len(kind) + 1)
         times[0] = 0.0
@@ -401,7 +463,8 @@ class Engine:
         else:
             times[1:] = self._async_ends(arrays, per_kind[kind], dispatch[kind], issue)
         start, end = times[:-1], times[1:]
-        tl = Timeline(start, end, CostList(table, kind), len(kind))  # type: ignore[arg-type]
+        tl = Timeline(start, end, CostList(table, kind, lazy),  # type: ignore[arg-type]
+                      len(kind))
         tl.engine_events = 1 if len(kind) else 0
         return tl
 

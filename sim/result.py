@@ -105,6 +105,8 @@ def op_columns(trace: Trace, timeline: Timeline,
     compact = trace.compact if trace.is_compact else None
     n = len(trace)
     costs = timeline.costs
+    if compact is not None and isinstance(costs, CostList) and costs.index is compact.kind:
+        return _kind_columns(compact, costs, timeline, where)   # (forms no Cost)
     if isinstance(costs, CostList):     # a run on arrays: one cost per distinct op
         uniq, idx = costs.table, costs.index
     else:
@@ -135,8 +137,6 @@ def op_columns(trace: Trace, timeline: Timeline,
             return np.array(values, dtype=dtype) if dtype is not None else Text.of(values)
 
     column = ops_column
-    if compact is not None and isinstance(costs, CostList) and costs.index is compact.kind:
-        return _kind_columns(compact, costs, timeline, where)
     shards = np.maximum(column("shards", np.int64), 1).astype(float)
     e_compute = per_cost(lambda c: c.energy.get("compute", 0.0)) * shards
     e_link = per_cost(lambda c: c.energy.get("link", 0.0)) * shards
@@ -200,15 +200,11 @@ def _kind_columns(arrays: CompactOps, costs: CostList, timeline: Timeline,
     products are the same float operations on the same values, so equal bit for bit."""
     n, kinds = len(arrays), arrays.kinds
     kind = arrays.kind.astype(np.intp)   # gathers by native ints are ~2x faster than by int32
-    none = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, "")
-    rows = [none if c is None else
-            (c.latency, c.roofline, c.dram_bytes, c.energy.get("compute", 0.0),
-             c.energy.get("link", 0.0), c.energy_total, c.bound) for c in costs.table]
-    lat, roof, dram, e_comp, e_link, e_all, bounds = \
-        (list(v) for v in zip(*rows, strict=True)) if rows else ([], [], [], [], [], [], [])
+    # per kind (costs priced as columns read without forming their Cost objects)
+    lat, roof, dram, e_comp, e_link, e_all, bounds = costs.figures()
 
-    def per_kind(values: list) -> np.ndarray:
-        return np.array(values or [0.0], dtype=float)
+    def per_kind(values) -> np.ndarray:
+        return np.array(values if len(values) else [0.0], dtype=float)
 
     def of_kind(attr: str) -> np.ndarray:
         return np.array([getattr(k, attr) for k in kinds] or [0])

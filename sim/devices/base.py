@@ -7,6 +7,7 @@ Estimates are memoised per distinct op shape, so a trace that repeats a layer pa
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -41,6 +42,61 @@ class Cost:
     @property
     def energy_total(self) -> float:
         return float(sum(self.energy.values()))
+
+
+class CostBlock:
+    """Costs of ops priced together from arrays, kept as one column per figure: row ``j``'s
+    :class:`Cost` is formed when first read (:meth:`cost`), then kept (one object per row).
+    The Cost is the one a device's ``estimate`` would form op by op (the same floats, types
+    and dict order, tests/test_speed_settle.py): ``latency``, ``roofline`` in s and
+    ``e_compute``, ``e_hbm``, ``e_l2`` in J as float64 arrays; ``results`` each row's
+    kernel result dict (``bound``, ``dram_bytes``, ``l2_bytes``, ``time`` and details: an
+    ``l2`` energy where ``l2_bytes`` is non-zero; the detail is the dict without ``time``)."""
+
+    __slots__ = ("latency", "roofline", "e_compute", "e_hbm", "e_l2", "results", "_formed")
+
+    def __init__(self, latency, roofline, e_compute, e_hbm, e_l2, results: list[dict]):
+        self.latency, self.roofline = latency, roofline
+        self.e_compute, self.e_hbm, self.e_l2 = e_compute, e_hbm, e_l2
+        self.results = results
+        self._formed: list[Cost | None] = [None] * len(results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def cost(self, j: int) -> Cost:
+        """Row ``j``'s :class:`Cost` (formed on the first call, the same object after)."""
+        c = self._formed[j]
+        if c is None:
+            res = self.results[j]
+            energy = {"compute": float(self.e_compute[j]), "hbm": float(self.e_hbm[j])}
+            if res["l2_bytes"]:
+                energy["l2"] = float(self.e_l2[j])
+            detail = res.copy()
+            del detail["time"]
+            c = self._formed[j] = Cost(float(self.latency[j]), float(self.roofline[j]),
+                                       res["bound"], energy, res["dram_bytes"], detail)
+        return c
+
+    def figures(self) -> tuple:
+        """(latency, roofline, DRAM bytes, compute energy, total energy: float64 arrays;
+        bounds: list) of every row, what each formed Cost's ``latency``, ``roofline``,
+        ``dram_bytes``, ``energy["compute"]``, ``energy_total`` and ``bound`` give, without
+        forming them: the total is ``sum`` of the energy dict's values in its order (0 +
+        compute + hbm [+ l2]), the same IEEE additions (Python < 3.12, whose ``sum`` of
+        floats adds in order; None on a later Python, whose ``sum`` compensates)."""
+        if sys.version_info >= (3, 12):
+            return None
+        import numpy as np
+
+        results = self.results
+        dram = np.array([r["dram_bytes"] for r in results], dtype=np.float64)
+        total = (self.e_compute + 0.0) + self.e_hbm
+        l2 = np.array([bool(r["l2_bytes"]) for r in results], dtype=bool)
+        if l2.any():
+            total = np.where(l2, total + self.e_l2, total)
+        return (self.latency, self.roofline, dram, self.e_compute, total,
+                [r["bound"] for r in results])
 
 
 class Device:
@@ -129,7 +185,9 @@ class Device:
         hit = self._memo.get(key)
         # the entry keeps its objects alive, so an id cannot be reused while it is cached
         if hit is not None and hit[0] is op.compute and hit[1] is op.collective:
-            return hit[2]
+            # (compute, collective, cost), or (compute, collective, block, row): a cost
+            # priced from arrays (:class:`CostBlock`), formed on its first read
+            return hit[2] if len(hit) == 3 else hit[2].cost(hit[3])
         cost = self._estimate(op)
         self._memo[key] = (op.compute, op.collective, cost)
         return cost

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterable
 from dataclasses import replace
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
 from arch import Arch
 from sim.devices.base import (
     Cost,
+    CostBlock,
     Device,
     MainTierDevice,
     SimError,
@@ -209,6 +211,7 @@ class GpuDevice(MainTierDevice):
         (:meth:`_settle_prefetched`; the array results are not handed to ``best_gemm``'s
         cache). An op whose arguments fail here is left for ``estimate`` to price (and
         report) in its turn."""
+        self.settled = []
         if self.fidelity == "roofline":
             return 0
         ops = list(ops)
@@ -269,15 +272,17 @@ class GpuDevice(MainTierDevice):
 
     def _settle_prefetched(self, ops: list[Op]) -> None:
         """The costs of the ops whose kernels :meth:`prefetch` priced (GEMM results) or shaped
-        (vector kernels: :func:`sim.gpu.vector.vector_time_many`) from arrays, formed straight
-        into the estimate memo: the float operations of ``_estimate`` -> ``_gemm_cost`` /
-        ``_vector_cost`` -> ``_energy`` -> ``_finish`` in their order, the roofline, energies
-        and latency over float64 arrays (the same IEEE operations on the same values), so each
-        :class:`Cost` equals the one ``estimate`` would form, types included
-        (tests/test_speed_pricing_family.py). Ops whose inputs might not convert exactly (a
-        non-float FLOP or byte count, an int of 2**53 or more), a host-timed stack and kernels
-        that fail here are left to ``estimate`` (which prices them, or raises with the op's
-        context)."""
+        (vector kernels: :func:`sim.gpu.vector.vector_time_many`) from arrays: the float
+        operations of ``_estimate`` -> ``_gemm_cost`` / ``_vector_cost`` -> ``_energy`` ->
+        ``_finish`` in their order, the roofline, energies and latency over float64 arrays
+        (the same IEEE operations on the same values), kept as one :class:`CostBlock` whose
+        rows go into the estimate memo and ``self.settled`` ((positions in ``ops``, block):
+        the engine reads their latencies as an array); each row's :class:`Cost`, formed when
+        read, equals the one ``estimate`` would form, types included
+        (tests/test_speed_pricing_family.py, tests/test_speed_settle.py). Ops whose inputs
+        might not convert exactly (a non-float FLOP or byte count, an int of 2**53 or more),
+        a host-timed stack and kernels that fail here are left to ``estimate`` (which prices
+        them, or raises with the op's context)."""
         kept, vshapes, memo = self._prefetched, self._vshapes, self._memo
         if type(self).roofline is not Device.roofline or any(
                 getattr(type(self), m) is not getattr(GpuDevice, m) for m in _SETTLED) or \
@@ -294,10 +299,17 @@ class GpuDevice(MainTierDevice):
         # op is left to estimate, which raises or prices it)
         of_gemm: dict[str, tuple | None] = {}
         of_vector: dict[str, tuple | None] = {}
-        rows: list[tuple] = []   # (op, memo key, FLOPs, bytes, shards, peak, energy/FLOP)
+        # (position in ops, compute, collective, memo key, FLOPs, bytes, shards, peak,
+        # energy/FLOP)
+        rows: list[tuple] = []
         kernels: list = []       # kernel results (vector: (compute, columns, row) to price)
         vector: dict[tuple, list[int]] = {}   # (family, dtype) -> rows to price
-        for op in ops:
+        keys: set[tuple] = set()   # one row per memo key (a repeat reads the memo)
+        # (id(shape columns), name, class, kind) -> (op_dtype, op_family) of a vector op: a
+        # family's computes share their first Einsum's tensors (_vector_shape_columns checks)
+        # so its ops' dtypes are one; the family name is of the op's name, class and kind
+        of_shape: dict[tuple, tuple] = {}
+        for at, op in enumerate(ops):
             comp, kind = op.compute, op.kind
             if kind == MATMUL:
                 got = kept.get(id(comp))
@@ -308,10 +320,16 @@ class GpuDevice(MainTierDevice):
                 got = vshapes.get(id(comp))
                 if got is None or got[0] is not comp:
                     continue
-                dtype, known = op_dtype(op), of_vector
-            key = (id(comp), id(op.collective), op.shards, kind)
-            f, b = op.flops, op.bytes
-            if key in memo or type(f) is not float or type(b) is not float:
+                shape = (id(got[1]), op.name, op.op_class, kind)
+                named = of_shape.get(shape)
+                if named is None:
+                    named = of_shape[shape] = (op_dtype(op), op_family(op))
+                dtype, known = named[0], of_vector
+            f, b, coll, shards = op.flops, op.bytes, op.collective, op.shards
+            if type(f) is not float or type(b) is not float:
+                continue
+            key = (id(comp), id(coll), shards, kind)
+            if key in memo or key in keys:
                 continue
             pe = known.get(dtype, False)
             if pe is False:
@@ -319,11 +337,12 @@ class GpuDevice(MainTierDevice):
             if pe is None:
                 continue
             if kind != MATMUL:
-                vector.setdefault((op_family(op), dtype), []).append(len(rows))
+                vector.setdefault((named[1], dtype), []).append(len(rows))
                 kernels.append(got)
             else:
                 kernels.append(got[3])
-            rows.append((op, key, f, b, op.shards, *pe))
+            keys.add(key)
+            rows.append((at, comp, coll, key, f, b, shards, *pe))
         for (family, dtype), at in vector.items():   # each family's kernels from arrays
             try:
                 fields = [[kernels[r][1][f][kernels[r][2]] for r in at] for f in range(5)]
@@ -345,7 +364,7 @@ class GpuDevice(MainTierDevice):
                 return   # not exactly convertible: estimate prices them one by one
         if set(map(type, kernel)) != {float}:
             return
-        op_, key_, flops, nbytes, shards, peak, pf = zip(*rows, strict=True)
+        at_, comp_, coll_, key_, flops, nbytes, shards, peak, pf = zip(*rows, strict=True)
         f64 = np.float64
         try:
             sh = np.maximum(np.array(shards, dtype=np.int64), 1)
@@ -358,16 +377,12 @@ class GpuDevice(MainTierDevice):
         e_compute = fl * np.array(pf, dtype=f64)
         e_hbm = np.array(dram, dtype=f64) * 8 * table.memory.get("hbm", 0.0)
         e_l2 = np.array(l2, dtype=f64) * 8 * table.memory.get("l2", 0.0)
-        for op, key, res, lat, rf, ec, eh, el in zip(
-                op_, key_, kernels, latency.tolist(), roof.tolist(), e_compute.tolist(),
-                e_hbm.tolist(), e_l2.tolist(), strict=True):
-            energy = {"compute": ec, "hbm": eh}
-            if res["l2_bytes"]:
-                energy["l2"] = el
-            detail = res.copy()
-            del detail["time"]
-            memo[key] = (op.compute, op.collective,
-                         Cost(lat, rf, res["bound"], energy, res["dram_bytes"], detail))
+        # the costs stay columns: a row's Cost is formed when something reads it (the
+        # engine reads the latency column; the op table the others, CostList.figures)
+        block = CostBlock(latency, roof, e_compute, e_hbm, e_l2, kernels)
+        memo.update(zip(key_, zip(comp_, coll_, repeat(block), range(len(rows)), strict=False),
+                        strict=True))
+        self.settled.append((np.array(at_, dtype=np.int64), block))
 
     def _settle_attention(self, ops: list[Op]) -> None:
         """The costs of the fused attention ops of ``ops`` not yet estimated that come in
