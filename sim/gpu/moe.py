@@ -1,13 +1,16 @@
 """The GPU as TensorRT-LLM v0.9's MoE grouped GEMM sees it (CUTLASS 2.x SM80 kernels).
 
 TensorRT-LLM's MoE plugin runs each expert layer's FC1/FC2 as one CUTLASS 2.x grouped GEMM
-(``MoeFCGemm``, ``cutlass::gemm::kernel::GemmGrouped`` style, a non-persistent grid over the
-experts' tiles). In the v0.9-era source (``cpp/tensorrt_llm/kernels/cutlass_kernels/moe_gemm/
-moe_gemm_kernels_template.h``, ``MoeGemmRunner::dispatchToArch``) an SM90 GPU is dispatched to
-the SM80 instantiation: "TODO Update the arch to Sm90 once CUTLASS hopper specialisations are
-available" — so on Hopper the kernel issues Ampere ``mma.sync`` instructions with ``cp.async``
-loads: no warpgroup MMA (``wgmma``), no TMA multicast across a cluster, no persistent
-warp-specialised schedule. Its tile shapes are the three of ``dispatchMoeGemmToCutlass`` for a
+(``MoeFCGemm`` in ``cutlass::gemm::device::GemmGrouped``: ``min(2, occupancy)`` CTAs per SM
+that loop over all experts' tiles, ``GroupScheduleMode::kDeviceOnly``,
+``genericMoeGemmKernelLauncher``; the GEMM model's per-expert tile waves approximate that
+schedule). In the v0.9-era source
+(``cpp/tensorrt_llm/kernels/cutlass_kernels/moe_gemm/moe_gemm_kernels_template.h``,
+``MoeGemmRunner::dispatchToArch``) an SM90 GPU is dispatched to the SM80 instantiation: "TODO
+Update the arch to Sm90 once CUTLASS hopper specialisations are available" — so on Hopper the
+kernel issues Ampere ``mma.sync`` instructions with ``cp.async`` loads: no warpgroup MMA
+(``wgmma``), no TMA multicast across a cluster, no persistent warp-specialised schedule. Its
+tile shapes are the three of ``dispatchMoeGemmToCutlass`` for a
 16-bit same-type GEMM: CTA 32x128x64, 64x128x64, 128x128x64 (2-4 stages).
 
 :func:`moe_gemm_view` returns the :class:`~sim.gpu.hw.GpuHw` and tensor peak that kernel runs
