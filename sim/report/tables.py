@@ -245,18 +245,13 @@ def run_table(result: object, name: str) -> object | None:
     return getattr(result, name, None)
 
 
-def csv_text(table: object, float_format: str = "%.9g") -> str | None:
-    """``table`` (a :class:`sim.columns.Columns`) as ``DataFrame.to_csv(index=False,
-    float_format=...)`` writes it: a header, then a row per row; floats through
-    ``float_format`` (NaN empty), ints and bools as ``str``, text as is, quoted only where
-    needed (``csv.QUOTE_MINIMAL``). None for a column of another kind (mixed objects): the
-    caller then writes the DataFrame."""
-    import csv
-    import io
-
+def _csv_columns(columns: list[np.ndarray], lo: int, hi: int,
+                 float_format: str) -> list[list] | None:
+    """Rows ``lo:hi`` of each of ``columns`` as :func:`csv_text` writes them (None for a
+    column of another kind)."""
     cols = []
-    for name in table.order:
-        values = np.asarray(table[name])
+    for whole in columns:
+        values = whole[lo:hi]
         kind = values.dtype.kind
         if kind == "f":
             cols.append(["" if v != v else float_format % v for v in values.tolist()])
@@ -266,8 +261,34 @@ def csv_text(table: object, float_format: str = "%.9g") -> str | None:
             cols.append(values.tolist())
         else:
             return None
+    return cols
+
+
+def csv_text(table: object, float_format: str = "%.9g") -> str | None:
+    """``table`` (a :class:`sim.columns.Columns`) as ``DataFrame.to_csv(index=False,
+    float_format=...)`` writes it: a header, then a row per row; floats through
+    ``float_format`` (NaN empty), ints and bools as ``str``, text as is, quoted only where
+    needed (``csv.QUOTE_MINIMAL``). None for a column of another kind (mixed objects): the
+    caller then writes the DataFrame."""
+    import io
+
     out = io.StringIO()
+    return out.getvalue() if write_csv(table, out, float_format) else None
+
+
+def write_csv(table: object, out, float_format: str = "%.9g", rows: int = 1 << 16) -> bool:
+    """Write :func:`csv_text` of ``table`` to the text stream ``out`` ``rows`` rows at a time
+    (the formatted strings of one block alive at once, not the table's); False, with
+    ``out`` partly written, where a column is of another kind."""
+    import csv
+
+    columns = [np.asarray(table[name]) for name in table.order]
+    n = len(columns[0]) if columns else 0
     writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(table.order)
-    writer.writerows(zip(*cols, strict=True) if cols else ())
-    return out.getvalue()
+    for lo in range(0, max(n, 1), rows):
+        cols = _csv_columns(columns, lo, min(n, lo + rows), float_format)
+        if cols is None:
+            return False
+        writer.writerows(zip(*cols, strict=True) if cols else ())
+    return True

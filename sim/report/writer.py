@@ -27,7 +27,7 @@ from sim.report.rollups import (
 from sim.report.roofs import bandwidth_roofs
 from sim.report.sampling import decode_stride, ops_format, sample_ops, sample_transfers, take_rows
 from sim.report.sampling import timeline_mode as _timeline_mode
-from sim.report.tables import csv_text, run_table
+from sim.report.tables import run_table, write_csv
 from sim.report.timeline import chrome_trace
 from sim.report.utilisation import bound_rows, mfu, utilisation_records, utilisation_rows
 from sim.result import Result
@@ -142,13 +142,13 @@ def _write_table(table, path: Path, recoded: bool) -> None:
 
 def _write_csv(result: Result, name: str, table, path: Path) -> None:
     """The run's table ``name`` as CSV, as ``DataFrame.to_csv(index=False,
-    float_format="%.9g")`` writes it (from its columns when they are numbers and text: no
-    pandas; else through the DataFrame)."""
-    text = csv_text(table) if isinstance(table, Columns) else None
-    if text is None:
-        getattr(result, name).to_csv(path, index=False, float_format="%.9g")
-    else:
-        path.write_text(text)
+    float_format="%.9g")`` writes it (from its columns a block of rows at a time when they are
+    numbers and text: no pandas; else through the DataFrame, over what was written)."""
+    if isinstance(table, Columns):
+        with path.open("w", newline="") as out:
+            if write_csv(table, out):
+                return
+    getattr(result, name).to_csv(path, index=False, float_format="%.9g")
 
 
 def write_run_report(result: Result, out_dir: str | Path, ops_as: str = "auto",
@@ -202,7 +202,7 @@ def write_run_report(result: Result, out_dir: str | Path, ops_as: str = "auto",
         if fmt == "parquet":
             _write_parquet(table, stage / ops_file, roll.factorised)
         else:
-            result.ops.to_csv(stage / ops_file, index=False, float_format="%.9g")
+            _write_csv(result, "ops", table, stage / ops_file)
         if mode != "none":
             ops = sample_ops(table, every, roll.decode, roll.decode_steps)
             kept = sample_transfers(transfers, set(column(ops, "step").tolist()),
