@@ -10,9 +10,10 @@ import pytest
 from arch import load_arch
 from sim.gpu.gemm import best_gemm
 from sim.gpu.hw import gpu_hw
-from sim.gpu.moe import MMA_SYNC_FRACTION_SM90, MOE_TILES, is_expert_gemm, moe_gemm_view
+from sim.gpu.moe import MMA_SYNC_FRACTION_SM90, MOE_TILES, moe_gemm_view
 from workloads.models import get_model
 from workloads.scenario import Scenario
+from workloads.trace import is_expert_gemm
 from workloads.tracer import trace_model
 
 #: Mixtral-8x7B expert FC1 (gate+up) at TP2 for 2048 tokens: m x n x k

@@ -20,6 +20,23 @@ COLLECTIVE = "collective"  # communication between devices (all-reduce ...)
 MEMORY = "memory"        # pure data movement (embedding gather, KV copy)
 KINDS = (MATMUL, VECTOR, ATTENTION, COLLECTIVE, MEMORY)
 
+#: the rank over an MoE layer's experts of a GEMM batched over them (the tracer's ``ffn_up`` /
+#: ``ffn_down`` of a uniformly routed layer, ``LayerBuilder._linear(experts=...)``)
+EXPERT_RANK = "x"
+#: the names the tracer gives one routed expert's GEMMs (``LayerBuilder._routed_experts``)
+EXPERT_GEMM_NAME = "expert{e}_{part}"
+
+
+def is_expert_gemm(op) -> bool:
+    """True for an MoE expert's GEMM as the tracer names it: ``expert<e>_up`` / ``_down`` of a
+    routed layer, or ``ffn_up`` / ``ffn_down`` batched over :data:`EXPERT_RANK` of a uniform
+    one (the router's GEMM is a plain linear layer)."""
+    name = op.name
+    if name.startswith("expert"):
+        return name.endswith(("_up", "_down"))
+    sizes = getattr(op.compute, "sizes", ())
+    return name in ("ffn_up", "ffn_down") and any(r == EXPERT_RANK for r, _ in sizes)
+
 
 @record(frozen=True)
 class Collective:

@@ -22,6 +22,8 @@ from workloads.scenario import Scenario
 from workloads.trace import (
     ATTENTION,
     COLLECTIVE,
+    EXPERT_GEMM_NAME,
+    EXPERT_RANK,
     MATMUL,
     MEMORY,
     VECTOR,
@@ -201,9 +203,10 @@ class LayerBuilder:
         dt = self.dt
         wdt = dt if name in ("lm_head", "router") else self.w_dt
         if experts:
-            sizes = {"x": experts, "t": t, "k": k, "n": n}
-            e = contraction(name, _t(f"{name}.out", "xtn", dt), _t(f"{name}.in", "xtk", dt),
-                            _t(f"{name}.w", "xkn", wdt, "weight"), sizes)
+            x = EXPERT_RANK
+            sizes = {x: experts, "t": t, "k": k, "n": n}
+            e = contraction(name, _t(f"{name}.out", x + "tn", dt), _t(f"{name}.in", x + "tk", dt),
+                            _t(f"{name}.w", x + "kn", wdt, "weight"), sizes)
         else:
             sizes = {"t": t, "k": k, "n": n}
             e = contraction(name, _t(f"{name}.out", "tn", dt), _t(f"{name}.in", "tk", dt),
@@ -272,9 +275,10 @@ class LayerBuilder:
             if c == 0:
                 continue
             rank = e // per_rank if ep > 1 else -1
-            for tpl in (self._linear(f"expert{e}_up", c, sh.d, width, op_class="moe"),
-                        self._activation(c, ff, f"expert{e}_act"),
-                        self._linear(f"expert{e}_down", c, ff, sh.d, op_class="moe")):
+            up, act, down = (EXPERT_GEMM_NAME.format(e=e, part=p) for p in ("up", "act", "down"))
+            for tpl in (self._linear(up, c, sh.d, width, op_class="moe"),
+                        self._activation(c, ff, act),
+                        self._linear(down, c, ff, sh.d, op_class="moe")):
                 ops.append(OpTemplate(tpl.name, tpl.kind, tpl.op_class, tpl.compute,
                                       tpl.collective, rank))
         if ep > 1:

@@ -50,10 +50,10 @@ from sim.gpu.collectives import DEFAULT_NCCL, LinkHw, NcclHw, ProtocolHw, collec
 from sim.gpu.gemm import best_gemm, prefill_best_gemm
 from sim.gpu.host import AsyncIssue, lookup, op_family, timed_latency
 from sim.gpu.hw import gpu_hw
-from sim.gpu.moe import is_expert_gemm, moe_gemm_view
+from sim.gpu.moe import moe_gemm_view
 from sim.gpu.vector import VectorShape, vector_shape, vector_time, vector_time_columns
 from workloads.einsum import Cascade, Einsum, dtype_bytes
-from workloads.trace import ATTENTION, COLLECTIVE, MATMUL, MEMORY, Op
+from workloads.trace import ATTENTION, COLLECTIVE, MATMUL, MEMORY, Op, is_expert_gemm
 
 SFU_PER_CLOCK = 16  # exp/rcp results per SM per clock (CUDA Programming Guide, cc 8.x/9.0)
 

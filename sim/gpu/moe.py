@@ -53,13 +53,3 @@ def moe_gemm_view(hw: GpuHw, peak: float) -> tuple[GpuHw, float]:
     return (replace(hw, gemm_tiles=MOE_TILES, gemm_cluster=1, persistent_gemm=False),
             peak * MMA_SYNC_FRACTION_SM90)
 
-
-def is_expert_gemm(op) -> bool:
-    """True for an MoE expert's GEMM of the tracer (``expert<e>_up``/``_down`` of a routed
-    layer, or the ``ffn_up``/``ffn_down`` batched over the experts rank ``x`` of a uniform one);
-    the router's GEMM is a plain linear layer."""
-    name = op.name
-    if name.startswith("expert"):
-        return name.endswith(("_up", "_down"))
-    sizes = getattr(op.compute, "sizes", ())
-    return name in ("ffn_up", "ffn_down") and any(r == "x" for r, _ in sizes)
