@@ -79,3 +79,20 @@ def test_expert_gemms_of_a_mixtral_trace(counts):
     assert len(experts) == per_layer * model.n_layers
     assert not any(is_expert_gemm(op) for op in ops
                    if op.name in ("router", "qkv_proj", "o_proj", "lm_head"))
+
+
+def test_weight_only_experts_keep_the_moe_tiles():
+    """A weight-only (int4) expert GEMM of a decode batch: a plain GEMM picks one of Marlin's
+    16-row tiles; TensorRT-LLM's MoE kernel has the same three CTA tiles for quantised
+    weights, so through the MoE view the tile is one of those and the 8-row batch pays a
+    32-row tile (more smem/L2 traffic per weight byte than Marlin's 16-row one)."""
+    arch = load_arch("a100")
+    hw0, peak0 = gpu_hw(arch), arch.gpu.tensor_flops["fp16"]
+    m, n, k = 8, 14336, 4096
+    args = (1, m, n, k, 2, 2 * m * k, k * n // 2, 2 * m * n)
+    plain = best_gemm(hw0, *args, peak0)
+    hw, peak = moe_gemm_view(hw0, peak0)
+    moe = best_gemm(hw, *args, peak)
+    assert plain["tile"].startswith("16x")
+    assert tuple(int(x) for x in moe["tile"].split("x")) in MOE_TILES
+    assert moe["dram_bytes"] >= k * n // 2            # the packed weights, read once at least

@@ -90,7 +90,10 @@ def read_fraction(nbytes: float, elements: int, elem: float) -> float:
 def candidate_tiles(hw: GpuHw, fa: float, fb: float) -> tuple[tuple[int, int, int], ...]:
     """The CTA tiles ``(tm, tn, tk)`` tried for operands moving at :func:`read_fraction` ``fa``
     (A) and ``fb`` (B): ``gpu.gemm_tiles``, and :data:`MIXED_INPUT_TILES` when B is the packed
-    one (transposed when A is)."""
+    one (transposed when A is) on a GPU whose weight-only kernels are Marlin's
+    (``GpuHw.mixed_input_tiles``)."""
+    if not hw.mixed_input_tiles:
+        return hw.gemm_tiles
     if fb < 1:
         return hw.gemm_tiles + MIXED_INPUT_TILES
     if fa < 1:

@@ -39,6 +39,9 @@ class GpuHw:
     #: (dtype, sustained fraction of that dtype's tensor peak) where it differs from
     #: ``tensor_efficiency`` (``gpu.tensor_efficiency_by_dtype``)
     dtype_efficiency: tuple[tuple[str, float], ...] = ()
+    #: whether a weight-only GEMM also tries Marlin's 16-row tiles (sim/gpu/gemm.py
+    #: ``MIXED_INPUT_TILES``); False for a kernel with its own tile list (sim/gpu/moe.py)
+    mixed_input_tiles: bool = True
 
     def for_dtype(self, dtype: str) -> GpuHw:
         """This GPU as a kernel computing in ``dtype`` sees it: ``tensor_efficiency`` is that

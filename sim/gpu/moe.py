@@ -30,8 +30,9 @@ from dataclasses import replace
 
 from sim.gpu.hw import GpuHw
 
-#: CTA tiles (m, n, k) of TensorRT-LLM v0.9's 16-bit MoE grouped GEMM
-#: (moe_gemm_kernels_template.h dispatchMoeGemmToCutlass, same-type tensor-op overload)
+#: CTA tiles (m, n, k) of TensorRT-LLM v0.9's MoE grouped GEMM (moe_gemm_kernels_template.h
+#: dispatchMoeGemmToCutlass: the same three for 16-bit weights and for weight-only int8/int4
+#: ones, whose overload differs in warp shapes only; so no Marlin tiles for the experts)
 MOE_TILES: tuple[tuple[int, int, int], ...] = ((32, 128, 64), (64, 128, 64), (128, 128, 64))
 
 #: fraction of Hopper's dense tensor peak the Ampere-style ``mma.sync`` path reaches: "the older
@@ -49,7 +50,7 @@ def is_sm90_gemm(hw: GpuHw) -> bool:
 def moe_gemm_view(hw: GpuHw, peak: float) -> tuple[GpuHw, float]:
     """(GpuHw, tensor peak FLOP/s) of the SM80 CUTLASS MoE grouped GEMM on this GPU."""
     if not is_sm90_gemm(hw):
-        return replace(hw, gemm_tiles=MOE_TILES), peak
-    return (replace(hw, gemm_tiles=MOE_TILES, gemm_cluster=1, persistent_gemm=False),
-            peak * MMA_SYNC_FRACTION_SM90)
+        return replace(hw, gemm_tiles=MOE_TILES, mixed_input_tiles=False), peak
+    return (replace(hw, gemm_tiles=MOE_TILES, mixed_input_tiles=False, gemm_cluster=1,
+                    persistent_gemm=False), peak * MMA_SYNC_FRACTION_SM90)
 
