@@ -465,13 +465,23 @@ def _merged_points(ops: Columns, texts: _TextKeys, rows: np.ndarray, sub: np.nda
     return _frame(ops, POINT_KEYS, rows, merged[sub], sub_first[first], ())
 
 
-def rollups(ops) -> Rollups:
-    """The summed rows, roofline points and decode steps of ``ops`` (a DataFrame or
-    :class:`sim.columns.Columns`; see module doc)."""
-    keep: dict = {}
+def text_keys(ops) -> _TextKeys | None:
+    """The keys of ``ops``'s text columns from their codes (:class:`_TextKeys`; its ``keep``
+    holds each text column's ``(code per row, distinct labels)``, what the parquet writer
+    needs), or None where ``ops`` is not a :class:`Columns` table with text key columns."""
     if isinstance(ops, Columns) and ops.columnar and \
             all(ops.is_text(k) for k in ("op", "op_class", "phase", "bound")):
-        texts = _TextKeys(ops, keep)
+        return _TextKeys(ops, {})
+    return None
+
+
+def rollups(ops, texts: _TextKeys | None = None) -> Rollups:
+    """The summed rows, roofline points and decode steps of ``ops`` (a DataFrame or
+    :class:`sim.columns.Columns`; see module doc). ``texts``: :func:`text_keys` of ``ops``
+    already computed (else computed here)."""
+    texts = texts if texts is not None else text_keys(ops)
+    keep: dict = texts.keep if texts is not None else {}
+    if texts is not None:
         key, card = _combine(*texts.key(("op", "op_class", "phase", "bound")),
                              *_codes_of(ops, "layer"))
         ids, first = _groups(key, card if card <= _KEY_LIMIT else None)

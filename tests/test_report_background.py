@@ -1,0 +1,108 @@
+"""``ops.parquet`` written in a second thread while the report's other files are made
+(issue 18, item 5): the thread's error reaches the caller, a failure on either side leaves no
+output folder, and the files are those a one-thread write gives."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from arch import load_arch
+from sim.report import write_run_report
+from sim.report.background import Background
+from sim.run import simulate
+from workloads.models import get_model
+from workloads.scenario import Scenario
+
+pytest.importorskip("pyarrow")
+
+
+@pytest.fixture(scope="module")
+def run():
+    return simulate(load_arch("h100"), get_model("gpt2-small"),
+                    Scenario(batch=2, prompt_len=32, gen_len=9))
+
+
+def test_thread_error_is_raised_when_the_block_ends():
+    def fail():
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        with Background() as background:
+            background.run(fail)
+
+
+def test_block_error_wins_and_waits_for_the_thread():
+    """The block's own exception is the one raised, and only after the thread finished (it
+    must not write into a folder the caller is removing)."""
+    done = threading.Event()
+
+    def slow():
+        time.sleep(0.05)
+        done.set()
+
+    with pytest.raises(KeyError):
+        with Background() as background:
+            background.run(slow)
+            raise KeyError("figure")
+    assert done.is_set()
+
+
+def test_thread_runs_while_the_block_goes_on():
+    """``run`` returns before the call ends: the block sees the thread still waiting."""
+    release, finished = threading.Event(), threading.Event()
+
+    def wait():
+        release.wait(5)
+        finished.set()
+
+    with Background() as background:
+        background.run(wait)
+        assert not finished.is_set()
+        release.set()
+    assert finished.is_set()
+
+
+def _threads_of_report(run, tmp_path, monkeypatch) -> list[str]:
+    names: list[str] = []
+    real = Background.run
+
+    def spy(self, fn, *args):
+        names.append(fn.__name__)
+        real(self, fn, *args)
+
+    monkeypatch.setattr(Background, "run", spy)
+    write_run_report(run, tmp_path / "rep", ops_as="parquet")
+    return names
+
+
+def test_parquet_is_the_threaded_call(run, tmp_path, monkeypatch):
+    assert _threads_of_report(run, tmp_path, monkeypatch) == ["_write_table"]
+
+
+@pytest.mark.parametrize("side", ["parquet", "page"])
+def test_a_failure_on_either_side_leaves_no_folder(run, tmp_path, monkeypatch, side):
+    def boom(*_a, **_k):
+        raise RuntimeError(f"{side} failed")
+
+    target = "sim.report.writer._write_table" if side == "parquet" else \
+        "sim.report.writer.run_report_html"
+    monkeypatch.setattr(target, boom)
+    out = tmp_path / "rep"
+    with pytest.raises(RuntimeError, match=f"{side} failed"):
+        write_run_report(run, out, ops_as="parquet")
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == []   # no staging folder left either
+
+
+def test_files_equal_a_one_thread_write(run, tmp_path, monkeypatch):
+    """The same bytes when the 'thread' runs the call at once, in the caller's thread."""
+    write_run_report(run, tmp_path / "threaded", ops_as="parquet")
+    monkeypatch.setattr(Background, "run", lambda self, fn, *args: fn(*args))
+    write_run_report(run, tmp_path / "inline", ops_as="parquet")
+    for path in sorted((tmp_path / "inline").iterdir()):
+        if path.name != "summary.json":   # holds the wall time
+            assert (tmp_path / "threaded" / path.name).read_bytes() == path.read_bytes(), \
+                path.name
