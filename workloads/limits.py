@@ -1,10 +1,14 @@
 """How big a run is, estimated before it starts, and the limits above which a run needs ``--force``.
 
-A trace holds one op per kernel of every layer of every step, and the event run costs about
-15 us and 1 kB per op (``benchmarks/bench_run.py``: Llama-2-7B, 429,056 ops, 6.5 s, 460 MB on
-one core). :func:`estimate_ops` counts the ops of a run from four one- and two-layer traces,
-so ``--gen 100000`` or a 10^6-layer config is refused in milliseconds with one line instead of
-running for minutes and gigabytes.
+A trace holds one op per kernel of every layer of every step. :func:`estimate_ops` counts the
+ops of a run from four one- and two-layer traces, so ``--gen 100000`` or a 10^6-layer config
+is refused in milliseconds with one line instead of running for minutes and gigabytes.
+
+What an op costs depends on the engine's path (:data:`COST_PER_OP`), measured as whole
+``xpusim run ... --out DIR --force`` commands (start-up, trace, engine, tables, report;
+``/usr/bin/time``, 2-core machine, 2026-12-04): a run of one stream per device (tensor
+parallelism included) is priced a step at a time and coarsened into one event; pipeline
+stages, micro-batches and expert parallelism run one event per op over several streams.
 """
 
 from __future__ import annotations
@@ -15,9 +19,25 @@ from workloads.errors import WorkloadError
 from workloads.models import ModelConfig
 from workloads.scenario import Scenario
 
-#: ops a run may have without ``--force`` (15-55 s and about 1 GB of event run: tensor
-#: parallelism's collectives make an op cost up to 55 us, Llama-2-13B TP 8 on a DGX H100)
-MAX_OPS = 1_000_000
+#: (seconds per op, low and high; bytes of peak memory per op) of a whole run, per path:
+#: ``one-stream``: Llama-2-7B H100 b8 p512 g8192, 3,432,448 ops, 2.57 s, 839 MB (0.75 us,
+#: 245 B) and Llama-2-70B DGX-H100 TP8 b8 p512 g2048, 2,465,792 ops, 2.54 s, 626 MB (1.03 us,
+#: 254 B); ``streams``: Llama-2-7B DGX-H100 PP2 x 2 micro-batches g512, 430,080 ops, 3.74 s,
+#: 297 MB (8.7 us, 691 B), Mixtral-8x7B TP4 EP4 g512, 673,792 ops, 7.31 s, 506 MB (10.8 us,
+#: 751 B) and Llama-2-13B TP2 PP2 x 4 micro-batches g512, 1,239,040 ops, 12.9 s, 855 MB
+#: (10.4 us, 690 B)
+COST_PER_OP = {"one-stream": (0.75e-6, 1.1e-6, 260), "streams": (8.7e-6, 14e-6, 760)}
+#: ops a run may have without ``--force``, per path (about 8-11 s and 2.6 GB of one stream;
+#: 9-14 s and 0.8 GB of several streams)
+MAX_OPS = {"one-stream": 10_000_000, "streams": 1_000_000}
+_PATH_WORDS = {"one-stream": "one stream", "streams": "several streams"}
+
+
+def engine_path(scenario: Scenario) -> str:
+    """``streams`` where pipeline stages, micro-batches or expert parallelism give a device
+    several streams (one event per op), else ``one-stream``."""
+    return "streams" if scenario.pp > 1 or scenario.microbatches > 1 or scenario.ep > 1 \
+        else "one-stream"
 
 
 def estimate_ops(model: ModelConfig, scenario: Scenario) -> int:
@@ -66,13 +86,18 @@ def check_context(model: ModelConfig, scenario: Scenario, force: bool = False) -
 
 
 def check_run_size(model: ModelConfig, scenario: Scenario, force: bool = False,
-                   limit: int = MAX_OPS) -> int:
-    """The estimated op count; raise :class:`WorkloadError` above ``limit`` unless ``force``."""
+                   limit: int | None = None) -> int:
+    """The estimated op count; raise :class:`WorkloadError` above ``limit`` (default: the
+    engine path's :data:`MAX_OPS`) unless ``force``."""
     check_context(model, scenario, force)
     n = estimate_ops(model, scenario)
+    path = engine_path(scenario)
+    limit = MAX_OPS[path] if limit is None else limit
     if n > limit and not force:
+        low, high, nbytes = COST_PER_OP[path]
         raise WorkloadError("", "--gen", f"this run would simulate about {n:,} ops (limit "
-                                         f"{limit:,}, ~{n * 15e-6:,.0f}-{n * 55e-6:,.0f} s and "
-                                         f"{n / 1e6:,.1f} GB); use fewer --gen tokens, layers or "
-                                         "micro-batches, or --force")
+                                         f"{limit:,} with {_PATH_WORDS[path]} per device, "
+                                         f"~{n * low:,.0f}-{n * high:,.0f} s and "
+                                         f"{n * nbytes / 1e9:,.1f} GB); use fewer --gen "
+                                         "tokens, layers or micro-batches, or --force")
     return n
