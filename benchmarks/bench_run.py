@@ -28,7 +28,9 @@ before each run, so every op shape is priced afresh as in a new ``xpusim run`` p
 without it, repeats after the first find the shapes of earlier runs already priced.
 
 Cases: Llama-2-7B (batch 8, prompt 512) on one H100 at 256 to 2,048 generated tokens (cost
-against tokens), and Llama-2-70B on a DGX-H100 at TP8 (batch 8, prompt 512, 2,048 tokens).
+against tokens), Llama-2-70B on a DGX-H100 at TP8 (batch 8, prompt 512, 2,048 tokens), and
+Llama-2-7B on a DGX-H100 in two pipeline stages of two micro-batches (256 tokens): several
+streams per device, whose engine runs an event per op.
 ``--cases 7b-g2048,7b-g8192`` adds a longer run (not in the default set): the marginal cost
 per token over 2,048 -> 8,192 tokens.
 """
@@ -54,6 +56,9 @@ CASES = {
     "7b-g8192": ("h100", "llama2-7b", {"batch": 8, "prompt_len": 512, "gen_len": 8192}),
     "70b-tp8-g2048": ("dgx-h100", "llama2-70b", {"batch": 8, "prompt_len": 512,
                                                  "gen_len": 2048, "tp": 8}),
+    # pipeline stages with micro-batches: several streams per device, an event per op
+    "7b-pp2-mb2-g256": ("dgx-h100", "llama2-7b", {"batch": 8, "prompt_len": 512,
+                                                  "gen_len": 256, "pp": 2, "microbatches": 2}),
 }
 #: cases run when ``--cases`` is not given (the longest 7B run only on request)
 DEFAULT_CASES = tuple(c for c in CASES if c != "7b-g8192")
