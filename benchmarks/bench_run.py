@@ -115,8 +115,7 @@ class _Phases:
 
 
 #: the report writer's functions per part of the output (``--output-parts``)
-OUTPUT_PARTS = {"rollups": ("text_keys", "rollups"),
-                "parquet": ("_parquet_table", "_write_table"),
+OUTPUT_PARTS = {"rollups": ("text_keys", "rollups"), "parquet": ("_write_parquet",),
                 "timeline": ("decode_stride", "sample_ops", "sample_transfers", "chrome_trace"),
                 "figures": ("bandwidth_roofs", "roofline_svg", "energy_svg", "breakdown_svg",
                             "timeline_svg", "take_rows"),

@@ -281,9 +281,16 @@ class Columns:
         return self._cols is not None
 
     def is_text(self, name: str) -> bool:
-        """Whether column ``name`` was given as a :class:`Text` (labels and codes)."""
-        return self._cols is not None and name in self._cols and \
-            isinstance(self._value(name), Text)
+        """Whether column ``name`` was given as a :class:`Text` (labels and codes); a
+        :class:`Lazy` column gathered from numbers or counting rows is known not to be without
+        being formed."""
+        if self._cols is None or name not in self._cols:
+            return False
+        value = self._cols[name]
+        if isinstance(value, Lazy) and (value.arange or (
+                value.values is not None and value.values.dtype.kind in "iufb")):
+            return False
+        return isinstance(self._value(name), Text)
 
     def take(self, rows: np.ndarray):
         """The DataFrame of the rows at positions ``rows`` (indexed by those positions): what

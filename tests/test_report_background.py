@@ -79,7 +79,7 @@ def _threads_of_report(run, tmp_path, monkeypatch) -> list[str]:
 
 
 def test_parquet_is_the_threaded_call(run, tmp_path, monkeypatch):
-    assert _threads_of_report(run, tmp_path, monkeypatch) == ["_write_table"]
+    assert _threads_of_report(run, tmp_path, monkeypatch) == ["_write_parquet"]
 
 
 @pytest.mark.parametrize("side", ["parquet", "page"])
@@ -106,3 +106,24 @@ def test_files_equal_a_one_thread_write(run, tmp_path, monkeypatch):
         if path.name != "summary.json":   # holds the wall time
             assert (tmp_path / "threaded" / path.name).read_bytes() == path.read_bytes(), \
                 path.name
+
+
+def test_is_text_leaves_gathered_columns_unformed():
+    """The writer asks every column whether it is text before the thread forms the numeric
+    ones: a gathered or counting column answers without being formed; a text one is formed."""
+    import numpy as np
+
+    from sim.columns import Columns, Lazy, Text
+
+    def never():
+        raise AssertionError("formed")
+
+    by = np.array([0, 1, 0], dtype=np.int32)
+    table = Columns({"x": Lazy(never, by=by, values=np.array([1.5, 2.5])),
+                     "id": Lazy(never, arange=True),
+                     "t": Lazy(lambda: Text(["a", "b"], by)),
+                     "names": Lazy(lambda: np.array(["p", "q", "p"], dtype=object), by=by)},
+                    ["x", "id", "t", "names"], 3)
+    assert [table.is_text(c) for c in table.order] == [False, False, True, False]
+    with pytest.raises(AssertionError, match="formed"):   # reading it forms it
+        table["x"]

@@ -185,9 +185,10 @@ def write_run_report(result: Result, out_dir: str | Path, ops_as: str = "auto",
         # strings the rollups factorise)
         texts = text_keys(table)
         roll = rollups(table) if texts is None else None
-        if fmt == "parquet":
+        if fmt == "parquet":   # the thread forms the numeric columns it writes, and keeps
+            # them: the rollups read those it formed (or form one themselves, equal, first)
             codes = texts.keep if texts is not None else roll.factorised
-            background.run(_write_table, *_parquet_table(table, codes), stage / ops_file)
+            background.run(_write_parquet, table, stage / ops_file, codes)
         if roll is None:
             roll = rollups(table, texts)
         every = decode_stride(table, decode=roll.decode, steps=roll.decode_steps) \
