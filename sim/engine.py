@@ -270,8 +270,12 @@ class Engine:
         resources, memory_of, op_loads = self._resources(env, plan, streams)
         coarsen = self.coarsen
 
+        get_done = done.get
+        none_done = done.keys().isdisjoint   # no dep has a completion event (one C call)
+
         def wait_for(deps) -> list:
-            return [done[d] for d in deps if d in done and not done[d].triggered]
+            """The completion events of ``deps`` still to fire (one dict lookup per dep)."""
+            return [e for e in map(get_done, deps) if e is not None and not e.triggered]
 
         link = simpy.Resource(env, capacity=1)
         shared_link = plan is None and len(streams) > 1
@@ -310,7 +314,8 @@ class Engine:
                         nxt = items[k]
                         if (op_loads and nxt.id in op_loads) or \
                                 (shared_link and nxt.kind == COLLECTIVE) or \
-                                (done and (wait_for(nxt.deps) or
+                                (done and ((not none_done(nxt.deps) and
+                                            wait_for(nxt.deps)) or
                                            (extra and wait_for(extra.get(nxt.id, ()))))):
                             break
                         op = nxt

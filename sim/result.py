@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sim.columns import Columns, Lazy, Text, frame_of
-from sim.engine import CostList, Timeline
+from sim.engine import CostList, Timeline, first_seen
 from workloads.trace import CompactOps, Trace
 
 if TYPE_CHECKING:
@@ -111,24 +111,17 @@ def op_columns(trace: Trace, timeline: Timeline,
         uniq, idx = costs.table, costs.index
     else:
         # costs are shared by ops of one shape: derive each distinct cost's figures once
-        slots: dict[int, int] = {}
-        uniq = []
-
-        def slot(cost) -> int:
-            j = slots.get(id(cost))
-            if j is None:
-                j = slots[id(cost)] = len(uniq)
-                uniq.append(cost)
-            return j
-
-        idx = np.fromiter(map(slot, costs), dtype=np.int64, count=n)
+        uniq, idx = _distinct(costs, n)
 
     def per_cost(get) -> np.ndarray:
         values = [get(c) if c is not None else 0.0 for c in uniq]
         return np.array(values, dtype=float)[idx] if n else np.zeros(0)
 
+    arrays = trace.arrays if compact is None else None
     if compact is not None:
         ops_column = _compact_columns(compact)
+    elif arrays is not None:   # ops materialised from arrays: all but their streams from those
+        ops_column = _listed_columns(arrays)
     else:
         ops = trace.ops
 
@@ -146,9 +139,10 @@ def op_columns(trace: Trace, timeline: Timeline,
         zeros = np.zeros(n, dtype=np.int64)
         streams = Text([stream], zeros, _repeated_column)
         devices = Text([where.get(stream, stream)], zeros, _repeated_column)
-    else:
-        streams = Text.of([d or "device0" for d in column("device").values])
-        devices = Text.of([where.get(s, s) for s in streams.values])
+    else:   # the ops' streams as the schedule set them (a label per distinct stream)
+        streams = _mapped(Text.of(list(map(attrgetter("device"), trace.ops))),
+                          lambda d: d or "device0")
+        devices = _mapped(streams, lambda s: where.get(s, s))
     bounds = [c.bound if c is not None else "" for c in uniq] or [""]
     return _op_columns(column, devices, streams, shards, timeline,
                        per_cost(attrgetter("latency")), per_cost(attrgetter("roofline")),
@@ -306,5 +300,68 @@ def _compact_columns(arrays: CompactOps):
             return Text([getattr(k, attr) for k in arrays.kinds], arrays.kind, _text)
         values = per_op[attr]() if attr in per_op else arrays.column(attr)
         return values.astype(dtype, copy=False) if dtype is not None else values
+
+    return column
+
+
+def _distinct(costs: list, n: int) -> tuple[list, np.ndarray]:
+    """(each distinct cost object once, in the order first met; its position per op): costs
+    are shared by ops of one shape, so their figures are derived once each."""
+    ids = np.fromiter(map(id, costs), dtype=np.uintp, count=n)   # (the objects live)
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")     # distinct costs in the order first met
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return [costs[i] for i in first[order].tolist()], rank[inverse.reshape(-1)]
+
+
+def _listed(labels: list[str], codes: np.ndarray) -> list[str]:
+    """The list of str ``labels[codes[i]]`` (the DataFrame column :meth:`Text.of` gives)."""
+    return np.array(labels, dtype=object)[codes].tolist()
+
+
+def _mapped(text: Text, fn) -> Text:
+    """``Text.of([fn(v) for v in values])`` of a :class:`Text` whose labels are distinct in
+    the order they first occur (as :meth:`Text.of` gives them): ``fn`` once per label, the
+    list per row built only for a DataFrame (:func:`_listed`)."""
+    slots: dict[str, int] = {}
+    lut = np.array([slots.setdefault(fn(label), len(slots)) for label in text.labels] or [0],
+                   dtype=np.int64)
+    return Text(list(slots), lut[text.codes], _listed)
+
+
+def _first_seen(labels: list[str], codes: np.ndarray) -> Text:
+    """``Text.of([labels[c] for c in codes])`` without a str per row: the distinct labels in
+    the order they first occur among the rows (labels may repeat, codes index them)."""
+    used, _ = first_seen(codes, len(labels))
+    slots: dict[str, int] = {}
+    lut = np.zeros(max(1, len(labels)), dtype=np.int64)
+    for k in used.tolist():
+        lut[k] = slots.setdefault(labels[k], len(slots))
+    return Text(list(slots), lut[codes], _listed)
+
+
+def _listed_columns(arrays: CompactOps):
+    """``column(attr, dtype)`` of ops materialised from ``arrays`` (:attr:`Trace.arrays`):
+    the columns the per-op reading gives (text as :meth:`Text.of` makes it, numbers as
+    ``np.array`` of the fields), read from the arrays (op ``i`` has id ``i``)."""
+    kinds = arrays.kinds
+    derived = arrays.derived()   # per kind: (op_class, flops, bytes) as its ops hold them
+    per_kind = {"name": lambda: [k.name for k in kinds], "kind": lambda: [k.kind for k in kinds],
+                "op_class": lambda: [d[0] for d in derived],
+                "flops": lambda: [d[1] for d in derived], "bytes": lambda: [d[2] for d in derived],
+                "shards": lambda: [k.shards for k in kinds]}
+    per_op = {"id": lambda: np.arange(len(arrays)), "layer": lambda: arrays.layer,
+              "step": lambda: arrays.step, "microbatch": lambda: arrays.microbatch}
+
+    def column(attr: str, dtype=None):
+        if attr == "phase":
+            return _first_seen(list(arrays.phases), arrays.phase)
+        if attr in per_op:
+            return np.array(per_op[attr](), dtype=dtype)
+        values = per_kind[attr]()
+        if dtype is None:   # text
+            return _first_seen(values, arrays.kind)
+        return np.array(values or [0], dtype=dtype)[arrays.kind]
 
     return column

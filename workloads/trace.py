@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Union
 
 if TYPE_CHECKING:   # numpy is imported where arrays are built (start-up stays light)
@@ -109,6 +110,13 @@ class Op:
             self.op_class = self.name
 
 
+#: :class:`Op`'s fields in order (``Op.__match_args__``), as :meth:`CompactOps.materialise`
+#: stores them
+_OP_FIELDS = ("id", "name", "kind", "phase", "layer", "step", "compute", "shards", "deps",
+              "collective", "tokens", "requests", "device", "op_class", "flops", "bytes",
+              "microbatch", "rank", "where", "tensors")
+
+
 @record(frozen=True)
 class OpKind:
     """What every op stamped from one template shares (see :class:`CompactOps`)."""
@@ -185,7 +193,63 @@ class CompactOps:
         return arr[self.kind]
 
     def materialise(self) -> list[Op]:
-        """One :class:`Op` per entry, equal field by field to what the per-op tracer makes."""
+        """One :class:`Op` per entry, equal field by field to what the per-op tracer makes.
+
+        Each op's slots are stored directly (no ``__init__`` / ``__post_init__`` call per op:
+        ~40% less CPU); what ``__post_init__`` would derive is derived once per kind. When
+        :class:`Op`'s fields are not the ones this knows, the ops are made by ``Op(...)``."""
+        if Op.__match_args__ != _OP_FIELDS:
+            return self._constructed()
+        kinds, phases, device = self.kinds, self.phases, self.device
+        per_kind = [(t.name, t.kind, t.compute, t.shards, t.collective, t.rank, *d)
+                    for t, d in zip(kinds, self.derived(), strict=True)]
+        ptr, idx = self.dep_ptr.tolist(), self.dep_idx.tolist()
+        ones = list(zip(idx))   # each dep as a 1-tuple: the deps of an op with one (most)
+        new = Op.__new__
+        out: list[Op] = []
+        append = out.append
+        for i, k, ph, layer, step, tokens, requests, mb, a, b in zip(
+                range(len(self.kind)), self.kind.tolist(), self.phase.tolist(),
+                self.layer.tolist(), self.step.tolist(), self.tokens.tolist(),
+                self.requests.tolist(), self.microbatch.tolist(), ptr[:-1], ptr[1:],
+                strict=True):
+            name, kind, compute, shards, collective, rank, op_class, flops, nbytes = per_kind[k]
+            op = new(Op)
+            op.id = i
+            op.name = name
+            op.kind = kind
+            op.phase = phases[ph]
+            op.layer = layer
+            op.step = step
+            op.compute = compute
+            op.shards = shards
+            op.deps = ones[a] if b - a == 1 else tuple(idx[a:b])
+            op.collective = collective
+            op.tokens = tokens
+            op.requests = requests
+            op.device = device
+            op.op_class = op_class
+            op.flops = flops
+            op.bytes = nbytes
+            op.microbatch = mb
+            op.rank = rank
+            op.where = ""
+            op.tensors = ()
+            append(op)
+        return out
+
+    def derived(self) -> list[tuple[str, float, float]]:
+        """Per kind: the (op_class, flops, bytes) its ops hold, as ``Op.__post_init__``
+        sets them (figures derived when a kind's are negative, op_class its name if empty)."""
+        out = []
+        for t in self.kinds:
+            flops, nbytes = (t.flops, t.bytes) if t.flops >= 0 and t.bytes >= 0 else \
+                op_work(t.compute, t.collective, t.shards)
+            out.append((t.op_class or t.name, flops, nbytes))
+        return out
+
+    def _constructed(self) -> list[Op]:
+        """:meth:`materialise` by calling ``Op(...)`` per entry (the reference form)."""
         kinds, phases = self.kinds, self.phases
         ptr, idx = self.dep_ptr.tolist(), self.dep_idx.tolist()
         out: list[Op] = []
@@ -229,6 +293,18 @@ class Trace:
         self.compact = None
 
     @property
+    def arrays(self) -> CompactOps | None:
+        """The arrays the ops are held as, or were materialised from while ``ops`` is still
+        the list they gave (as many ops; the ``ops`` setter drops the arrays). Materialised
+        ops keep every field the arrays hold: runs reassign only ``device`` (the stream,
+        ``sim.system.schedule``), ``where`` and ``tensors`` (hosted ops) in place, so the op
+        table reads its other columns from here (tests/test_speed_streams.py)."""
+        arrays = self.compact
+        if arrays is not None and self._ops is not None and len(self._ops) != len(arrays):
+            return None
+        return arrays
+
+    @property
     def is_compact(self) -> bool:
         """True while the ops exist only as arrays (nothing has asked for ``ops`` yet)."""
         return self._ops is None and self.compact is not None
@@ -238,18 +314,42 @@ class Trace:
 
     @property
     def total_flops(self) -> float:
-        if self.is_compact:
-            return _ordered_sum(self.compact.column("flops"))
-        return float(sum(op.flops for op in self.ops))
+        return self._total("flops")
 
     @property
     def total_bytes(self) -> float:
+        return self._total("bytes")
+
+    def _total(self, attr: str) -> float:
+        """The ops' ``flops`` or ``bytes`` summed in op order. Ops materialised from arrays
+        are summed from the arrays when that makes the float additions Python's ``sum`` over
+        the ops makes (:func:`_sums_as_python`; ``sum`` up to Python 3.11, 3.12's compensates
+        rounding); else over the ops. (The totals feed the conservation checks only.)"""
         if self.is_compact:
-            return _ordered_sum(self.compact.column("bytes"))
-        return float(sum(op.bytes for op in self.ops))
+            return _ordered_sum(self.compact.column(attr))
+        arrays = self.arrays
+        if arrays is not None and _sums_as_python(arrays, attr):
+            return _ordered_sum(arrays.column(attr))
+        return float(sum(getattr(op, attr) for op in self.ops))
 
     def phase_ops(self, phase: str) -> list[Op]:
         return [op for op in self.ops if op.phase == phase]
+
+
+def _sums_as_python(arrays: CompactOps, attr: str) -> bool:
+    """Whether :func:`_ordered_sum` of ``arrays.column(attr)`` is Python's ``sum`` of the
+    materialised ops' ``attr``, bit for bit: each kind holds its op's value (both figures
+    >= 0, so ``Op.__post_init__`` derives none), a float or an int below 2**53 (converted
+    to float exactly, as ``sum`` adds it to a float), and the first op's is a float (``sum``
+    then adds in floats from the start, not ints exactly)."""
+    if not len(arrays) or sys.version_info >= (3, 12):   # 3.12's sum compensates rounding
+        return False
+    for k in arrays.kinds:
+        v = getattr(k, attr)
+        if not (k.flops >= 0 and k.bytes >= 0 and
+                (type(v) is float or (type(v) is int and v <= 2 ** 53))):
+            return False
+    return type(getattr(arrays.kinds[int(arrays.kind[0])], attr)) is float
 
 
 def _ordered_sum(values: np.ndarray) -> float:

@@ -181,10 +181,11 @@ class Device:
 
     def estimate(self, op: Op) -> Cost:
         """The cost of ``op``, memoised by the op's shape."""
-        key = (id(op.compute), id(op.collective), op.shards, op.kind)
+        compute, collective = op.compute, op.collective
+        key = (id(compute), id(collective), op.shards, op.kind)
         hit = self._memo.get(key)
         # the entry keeps its objects alive, so an id cannot be reused while it is cached
-        if hit is not None and hit[0] is op.compute and hit[1] is op.collective:
+        if hit is not None and hit[0] is compute and hit[1] is collective:
             # (compute, collective, cost), or (compute, collective, block, row): a cost
             # priced from arrays (:class:`CostBlock`), formed on its first read
             return hit[2] if len(hit) == 3 else hit[2].cost(hit[3])

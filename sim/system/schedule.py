@@ -155,6 +155,10 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
     loaded: dict[int, str] = {}
     plan.first_transfer_id = len(trace.ops)
     hosted: list[Op] = []
+    units = type(device).unit_of is not Device.unit_of   # else "" for every op
+    # (stage[, receiving stage], collective) -> (collective, its loads): ops of one collective
+    # on one stage load the same resources with the same bytes (one tuple of Loads, shared)
+    shared: dict[tuple, tuple] = {}
     # 1. streams and collective loads
     for op in trace.ops:
         if op.where:           # runs on another component (the host CPU ...)
@@ -166,13 +170,19 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
             if c is not None and c.kind == "send":
                 st = stages[stage_at[op.layer]]      # sent by the stage before the boundary
                 to = stages[stage_at[op.layer + 1]]
-                route = system.route(st.rep, to.rep)
-                plan.op_loads[op.id] = tuple(Load(_res(plan, system, h), c.bytes_per_rank)
-                                             for h in route.hops)
+                hit = shared.get((st.index, to.index, id(c)))
+                if hit is None or hit[0] is not c:
+                    route = system.route(st.rep, to.rep)
+                    hit = shared[st.index, to.index, id(c)] = (c, tuple(
+                        Load(_res(plan, system, h), c.bytes_per_rank) for h in route.hops))
+                plan.op_loads[op.id] = hit[1]
             elif c is not None and c.group > 1 and comm_loads.get(st.index):
-                sent = collective_min_bytes(c.kind, c.bytes_per_rank, c.group)
-                plan.op_loads[op.id] = tuple(Load(_res(plan, system, h), sent)
-                                             for h in comm_loads[st.index])
+                hit = shared.get((st.index, id(c)))
+                if hit is None or hit[0] is not c:
+                    sent = collective_min_bytes(c.kind, c.bytes_per_rank, c.group)
+                    hit = shared[st.index, id(c)] = (c, tuple(
+                        Load(_res(plan, system, h), sent) for h in comm_loads[st.index]))
+                plan.op_loads[op.id] = hit[1]
             if op.id in plan.op_loads:
                 loaded[op.id] = st.comm if policies.overlap else st.compute
             if policies.overlap:
@@ -196,7 +206,7 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
                 used_memory.setdefault(dev_name, set()).add(stream)
             op.device = stream
             continue
-        unit = device.unit_of(op)
+        unit = device.unit_of(op) if units else ""
         if unit:
             stream = f"{st.rep}.{unit}"
             if stream not in plan.streams:
