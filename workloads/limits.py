@@ -20,16 +20,16 @@ from workloads.models import ModelConfig
 from workloads.scenario import Scenario
 
 #: (seconds per op, low and high; bytes of peak memory per op) of a whole run, per path:
-#: ``one-stream``: Llama-2-7B H100 b8 p512 g8192, 3,432,448 ops, 2.57 s, 839 MB (0.75 us,
-#: 245 B) and Llama-2-70B DGX-H100 TP8 b8 p512 g2048, 2,465,792 ops, 2.54 s, 626 MB (1.03 us,
-#: 254 B); ``streams``: Llama-2-7B DGX-H100 PP2 x 2 micro-batches g512, 430,080 ops, 3.74 s,
-#: 297 MB (8.7 us, 691 B), Mixtral-8x7B TP4 EP4 g512, 673,792 ops, 7.31 s, 506 MB (10.8 us,
-#: 751 B) and Llama-2-13B TP2 PP2 x 4 micro-batches g512, 1,239,040 ops, 12.9 s, 855 MB
-#: (10.4 us, 690 B)
-COST_PER_OP = {"one-stream": (0.75e-6, 1.1e-6, 260), "streams": (8.7e-6, 14e-6, 760)}
-#: ops a run may have without ``--force``, per path (about 8-11 s and 2.6 GB of one stream;
-#: 9-14 s and 0.8 GB of several streams)
-MAX_OPS = {"one-stream": 10_000_000, "streams": 1_000_000}
+#: ``one-stream``: Llama-2-70B DGX-H100 TP8 b8 p512 g2048, 2,465,792 ops, 1.69 s, 663 MB
+#: (0.69 us, 269 B), Llama-2-7B H100 b8 p512 g8192, 3,432,448 ops, 2.43 s, 848 MB (0.71 us,
+#: 247 B), up to 1.03 us per op on a busier run of the same machine; ``streams``: Llama-2-7B
+#: DGX-H100 PP2 x 2 micro-batches g512, 430,080 ops, 2.47 s, 282 MB (5.7 us, 656 B),
+#: Llama-2-13B TP2 PP2 x 4 micro-batches g512, 1,239,040 ops, 7.82 s, 736 MB (6.3 us, 594 B),
+#: Mixtral-8x7B TP4 EP4 g512, 673,792 ops, 5.50 s, 469 MB (8.2 us, 695 B)
+COST_PER_OP = {"one-stream": (0.69e-6, 1.03e-6, 270), "streams": (5.7e-6, 8.2e-6, 700)}
+#: ops a run may have without ``--force``, per path (about 7-10 s and 2.7 GB of one stream;
+#: 11-16 s and 1.4 GB of several streams)
+MAX_OPS = {"one-stream": 10_000_000, "streams": 2_000_000}
 _PATH_WORDS = {"one-stream": "one stream", "streams": "several streams"}
 
 
