@@ -77,8 +77,10 @@ def check_invariants(trace: Trace, table: Any) -> dict[str, str]:
         results[f"{col}_conserved"] = "passed"
 
     start = column(table, "start_s")
-    if compact:   # check every (op, dependency) pair, a block of ops at a time
-        arrays = trace.compact
+    # the arrays the ops are held as or were materialised from (their deps and requests are
+    # the ops'; a run reassigns only streams and hosting: workloads.trace.Trace.arrays)
+    arrays = trace.compact if compact else getattr(trace, "arrays", None)
+    if arrays is not None:   # check every (op, dependency) pair, a block of ops at a time
         ptr, idx = arrays.dep_ptr, arrays.dep_idx
         for lo in range(0, n, BLOCK):
             hi = min(n, lo + BLOCK)
@@ -102,8 +104,7 @@ def check_invariants(trace: Trace, table: Any) -> dict[str, str]:
     if sc is not None and hasattr(sc, "gen_len") and "training" not in trace.meta:
         phases = trace.meta.get("phases", ("prefill", "decode"))
         steps = ("prefill" in phases) + (sc.gen_len - 1) * ("decode" in phases)
-        if compact:
-            arrays = trace.compact
+        if arrays is not None:
             head = np.array([k.name == "lm_head" for k in arrays.kinds] or [False])
             generated = int(arrays.requests[head[arrays.kind]].sum())
         else:

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from arch import load_arch
-from sim.columns import Text
+from sim.columns import Columns, Text
 from sim.devices.base import collective_min_bytes, device_for
 from sim.engine import Engine
 from sim.result import _distinct, op_columns
@@ -260,3 +260,26 @@ def test_collective_loads_per_stage_equal_per_op_sums():
     assert got.keys() == expect.keys()
     for name, total in expect.items():
         assert got[name] == pytest.approx(total, rel=1e-12), name
+
+
+def test_invariants_from_arrays_catch_a_late_start_and_a_lost_request():
+    """``check_invariants`` reads a materialised trace's deps and requests from its arrays:
+    an op started before its dependency ends, or a generated token dropped, still fails."""
+    from sim.invariants import InvariantError, check_invariants
+
+    trace, plan, tl = _planned()
+    assert not trace.is_compact and trace.arrays is not None
+    table = op_columns(trace, tl, plan.stream_device)
+    assert check_invariants(trace, table)["dependencies_respected"] == "passed"
+    op = next(o for o in trace.ops if o.deps)
+    start = table["start_s"].copy()
+    start[op.id] = tl.end[op.deps[0]] - 1e-9      # one ns before its dependency ends
+    late = Columns({**{c: table[c] for c in table.order}, "start_s": start}, table.order,
+                   len(table))
+    with pytest.raises(InvariantError, match=f"op {op.id} .* before its dependency"):
+        check_invariants(trace, late)
+    head = next(i for i, k in enumerate(trace.arrays.kinds) if k.name == "lm_head")
+    at = int(np.flatnonzero(trace.arrays.kind == head)[0])
+    trace.arrays.requests[at] -= 1
+    with pytest.raises(InvariantError, match="requests lost"):
+        check_invariants(trace, table)
