@@ -279,6 +279,10 @@ class Engine:
 
         link = simpy.Resource(env, capacity=1)
         shared_link = plan is None and len(streams) > 1
+        # ops materialised from arrays: ops of one kind share the compute, collective, shards
+        # and kind the estimate memo keys on, so a stream looks its costs up by kind
+        arrays = getattr(trace, "arrays", None)
+        kind_of = arrays.kind.tolist() if arrays is not None else None
 
         def op_stream(name: str, items: list[Op]) -> Generator:
             dev = devices[name]
@@ -286,6 +290,15 @@ class Engine:
             timeout = env.timeout
             memory = memory_of.get(name)
             estimate = dev.estimate
+            if kind_of is not None and type(dev).estimate is Device.estimate:
+                by_kind: dict[int, Cost] = {}
+                memo_get, memoised = dev.estimate, by_kind.get
+
+                def estimate(op: Op) -> Cost:   # Device.estimate's memo, keyed by op kind
+                    cost = memoised(kind_of[op.id])
+                    if cost is None:
+                        cost = by_kind[kind_of[op.id]] = memo_get(op)
+                    return cost
             batch = coarsen and plain and memory is None
             k, n_items = 0, len(items)
             while k < n_items:

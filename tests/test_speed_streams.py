@@ -283,3 +283,19 @@ def test_invariants_from_arrays_catch_a_late_start_and_a_lost_request():
     trace.arrays.requests[at] -= 1
     with pytest.raises(InvariantError, match="requests lost"):
         check_invariants(trace, table)
+
+
+@pytest.mark.parametrize("case", [
+    {},
+    {"model": "mixtral-8x7b", "pp": 1, "microbatches": 1, "tp": 4, "ep": 4, "expert_skew": 1.5},
+])
+def test_costs_by_kind_equal_the_estimate_per_op(case):
+    """The engine's streams look a materialised trace's costs up by op kind: the same times
+    and cost figures as the same ops run as a plain list (``Device.estimate`` per op)."""
+    trace, plan, tl = _planned(**case)
+    assert trace.arrays is not None
+    plain = Trace(trace.ops, trace.model, trace.scenario, dict(trace.meta))
+    ref = Engine(plan.streams).run(plain, plan)
+    assert np.array_equal(tl.start, ref.start) and np.array_equal(tl.end, ref.end)
+    assert [c.latency for c in tl.costs] == [c.latency for c in ref.costs]
+    assert [c.energy_total for c in tl.costs] == [c.energy_total for c in ref.costs]
