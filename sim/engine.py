@@ -234,6 +234,10 @@ class Engine:
             tl = self._run_one_stream(trace, plan)
             if tl is not None:
                 return tl
+            from sim.engine_arrays import run_streams, runs_on_arrays  # several streams
+
+            if runs_on_arrays(trace, plan):
+                return run_streams(self, trace, plan)
         env = simpy.Environment()
         ops = trace.ops
         n = len(ops)

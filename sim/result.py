@@ -135,10 +135,7 @@ def op_columns(trace: Trace, timeline: Timeline,
     e_link = per_cost(lambda c: c.energy.get("link", 0.0)) * shards
     e_total = per_cost(lambda c: c.energy_total) * shards
     if compact is not None:
-        stream = compact.device or "device0"
-        zeros = np.zeros(n, dtype=np.int64)
-        streams = Text([stream], zeros, _repeated_column)
-        devices = Text([where.get(stream, stream)], zeros, _repeated_column)
+        streams, devices = (f() for f in _stream_columns(compact, where))
     else:   # the ops' streams as the schedule set them (a label per distinct stream)
         streams = _mapped(Text.of(list(map(attrgetter("device"), trace.ops))),
                           lambda d: d or "device0")
@@ -218,8 +215,7 @@ def _kind_columns(arrays: CompactOps, costs: CostList, timeline: Timeline,
     def index(values: np.ndarray) -> Lazy:
         return Lazy(lambda: values.astype(INDEX, copy=False))
 
-    stream = arrays.device or "device0"
-    device = where.get(stream, stream)
+    streams, devices = _stream_columns(arrays, where)
     return Columns({
         "id": Lazy(lambda: np.arange(n, dtype=INDEX), arange=True),
         "op": text("name"),
@@ -229,8 +225,8 @@ def _kind_columns(arrays: CompactOps, costs: CostList, timeline: Timeline,
         "layer": index(arrays.layer),
         "step": index(arrays.step),
         "microbatch": index(arrays.microbatch),
-        "device": Lazy(lambda: Text([device], _zero_codes(n), _repeated_column)),
-        "stream": Lazy(lambda: Text([stream], _zero_codes(n), _repeated_column)),
+        "device": Lazy(devices),
+        "stream": Lazy(streams),
         "shards": gather(shards.astype(INDEX)),
         "start_s": timeline.start,
         "end_s": timeline.end,
@@ -247,6 +243,22 @@ def _kind_columns(arrays: CompactOps, costs: CostList, timeline: Timeline,
         "energy_memory_J": gather(e_total - e_compute - e_linked),
         "energy_link_J": gather(e_linked),
     }, OP_COLUMNS, n, copy=False)
+
+
+def _stream_columns(arrays: CompactOps, where: dict[str, str]):
+    """(stream column, device column) of a trace held as arrays, each as a function forming
+    its :class:`Text`: one label on every row when one stream runs every op, else the
+    streams a plan placed the ops on (``arrays.stream``, labels in the order they first
+    occur, as :meth:`Text.of` of the materialised ops' streams gives them)."""
+    if arrays.stream is None:
+        stream = arrays.device or "device0"
+        device = where.get(stream, stream)
+        n = len(arrays)
+        return (lambda: Text([stream], _zero_codes(n), _repeated_column),
+                lambda: Text([device], _zero_codes(n), _repeated_column))
+    streams = _mapped(Text(list(arrays.stream_names), arrays.stream, _listed),
+                      lambda d: d or "device0")
+    return lambda: streams, lambda: _mapped(streams, lambda s: where.get(s, s))
 
 
 def _zero_codes(n: int) -> np.ndarray:

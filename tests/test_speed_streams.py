@@ -100,6 +100,7 @@ def _planned(arch: str = "dgx-h100", model: str = "llama2-7b", edit=None, **over
     trace = trace_model(get_model(model), sc, compact=True)
     if edit is not None:
         edit(trace.compact)
+    assert len(trace.ops)   # materialised: planned op by op (test_array_plan: from arrays)
     plan = build_plan(trace, build_system(arch_), device, None, Policies())
     return trace, plan, Engine(plan.streams).run(trace, plan)
 

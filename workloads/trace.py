@@ -179,6 +179,15 @@ class CompactOps:
     dep_ptr: np.ndarray
     dep_idx: np.ndarray
     device: str = ""   # the stream every op runs on, once a plan has placed them all on one
+    #: once a plan has placed the ops on several streams: op ``i`` runs on
+    #: ``stream_names[stream[i]]`` (names in the order their first op occurs)
+    stream: np.ndarray | None = None
+    stream_names: tuple[str, ...] = ()
+
+    def stream_of(self, i: int) -> str:
+        """The stream op ``i`` runs on (``device`` unless the ops are on several)."""
+        return self.stream_names[int(self.stream[i])] if self.stream is not None else \
+            self.device
 
     def __len__(self) -> int:
         return len(self.kind)
@@ -201,6 +210,8 @@ class CompactOps:
         if Op.__match_args__ != _OP_FIELDS:
             return self._constructed()
         kinds, phases, device = self.kinds, self.phases, self.device
+        names = self.stream_names
+        streams = self.stream.tolist() if self.stream is not None else None
         per_kind = [(t.name, t.kind, t.compute, t.shards, t.collective, t.rank, *d)
                     for t, d in zip(kinds, self.derived(), strict=True)]
         ptr, idx = self.dep_ptr.tolist(), self.dep_idx.tolist()
@@ -227,7 +238,7 @@ class CompactOps:
             op.collective = collective
             op.tokens = tokens
             op.requests = requests
-            op.device = device
+            op.device = device if streams is None else names[streams[i]]
             op.op_class = op_class
             op.flops = flops
             op.bytes = nbytes
@@ -261,7 +272,7 @@ class CompactOps:
             t = kinds[k]
             append(Op(i, t.name, t.kind, phases[ph], layer, step, t.compute, t.shards,
                       tuple(idx[ptr[i]:ptr[i + 1]]), t.collective, tokens, requests,
-                      self.device, t.op_class, t.flops, t.bytes, mb, t.rank))
+                      self.stream_of(i), t.op_class, t.flops, t.bytes, mb, t.rank))
         return out
 
 

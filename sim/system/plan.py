@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import field
 
+import numpy as np
+
 from sim.devices.base import Device
 from workloads.records import record
 
@@ -89,13 +91,18 @@ class Plan:
     def prune_uncontended(self, stream_of_op: dict[int, str]) -> None:
         """Drop resources that only one stream's ops load (those run one at a time, so nothing
         can contend; each op's own latency already covers its bytes): the engine then spends no
-        events on them. Their (bandwidth, bytes) stay in ``quiet`` for the link tables."""
+        events on them. Their (bandwidth, bytes) stay in ``quiet`` for the link tables (each
+        resource's bytes summed in op order). Ops share their tuple of loads (one per
+        collective and stage), so users and pruned tuples are worked out once per tuple."""
         users: dict[str, set[str]] = {}
-        for op_id, loads in self.op_loads.items():
-            for ld in loads:   # ops whose loads are their whole memory time count as shared
-                who = (stream_of_op[op_id], "kept") if op_id in self.keep_loads else \
-                    (stream_of_op[op_id],)
-                users.setdefault(ld.resource, set()).update(who)
+        keep = self.keep_loads
+        # (tuple of loads, user) pairs: ops whose loads are their whole memory time count
+        # as shared ("kept")
+        pairs = {(id(loads), stream_of_op[op_id], op_id in keep): loads
+                 for op_id, loads in self.op_loads.items()}
+        for (_, who, kept), loads in pairs.items():
+            for ld in loads:
+                users.setdefault(ld.resource, set()).update((who, "kept") if kept else (who,))
         for stream, res in self.memory_of.items():
             users.setdefault(res, set()).add(stream)
         for tr in self.transfers:
@@ -104,15 +111,23 @@ class Plan:
         lone = {r for r, who in users.items() if len(who) == 1}
         if not lone:
             return
-        for op_id, loads in list(self.op_loads.items()):
-            for ld in loads:
-                if ld.resource in lone:
-                    bw, moved = self.quiet.get(ld.resource, (self.resources[ld.resource], 0.0))
-                    self.quiet[ld.resource] = (bw, moved + ld.nbytes)
-            kept = tuple(ld for ld in loads if ld.resource not in lone)
-            if kept:
-                self.op_loads[op_id] = kept
-            else:
-                del self.op_loads[op_id]
+        pruned: dict[int, tuple] = {}   # id(loads) -> (kept loads, loads on lone resources)
+        moved: dict[str, list[float]] = {}
+        op_loads: dict[int, tuple[Load, ...]] = {}
+        for op_id, loads in self.op_loads.items():
+            hit = pruned.get(id(loads))
+            if hit is None:
+                hit = pruned[id(loads)] = (
+                    tuple(ld for ld in loads if ld.resource not in lone),
+                    tuple((ld.resource, ld.nbytes) for ld in loads if ld.resource in lone))
+            for res, nbytes in hit[1]:
+                moved.setdefault(res, []).append(nbytes)
+            if hit[0]:
+                op_loads[op_id] = hit[0]
+        self.op_loads = op_loads
+        for res, parts in moved.items():
+            bw, before = self.quiet.get(res, (self.resources[res], 0.0))
+            # the running sum the ops' loads make, added left to right (accumulate)
+            self.quiet[res] = (bw, float(np.add.accumulate(np.array([before, *parts]))[-1]))
         for r in lone:
             self.resources.pop(r, None)

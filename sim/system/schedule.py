@@ -32,6 +32,9 @@ if TYPE_CHECKING:  # loaded where a run places tensors
     from sim.system.placement import Placement
 
 MOVABLE = ("weights", "kv_cache", "activations")  # classes a run moves per layer
+#: plan a compact trace on several streams from its arrays (sim.system.array_plan); False:
+#: op by op (the reference the tests compare it with)
+PLAN_FROM_ARRAYS = True
 
 
 @record(frozen=True)
@@ -140,6 +143,10 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
     stages = stages_for(system, tp, pp)
     if trace.is_compact and placement is None:
         plan = _one_stream_plan(trace, system, device, policies, stages)
+        if plan is None and PLAN_FROM_ARRAYS:
+            from sim.system.array_plan import streams_plan
+
+            plan = streams_plan(trace, system, device, policies, stages)
         if plan is not None:
             return plan
     n_layers = trace.model.n_layers
@@ -233,6 +240,15 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
                 loaded[op.id] = op.device
                 plan.keep_loads.add(op.id)
     # 3. memories that something contends for
+    contended_memories(plan, system, device, used_memory)
+    plan.prune_uncontended(loaded)
+    return plan
+
+
+def contended_memories(plan: Plan, system: System, device: Device,
+                       used_memory: dict[str, set[str]]) -> None:
+    """Make each device memory that more than one stream uses a shared resource of ``plan``
+    and name it the memory of those streams (``used_memory``: device -> its streams)."""
     for rep, users in used_memory.items():
         if len(users) > 1:
             tier = system.tier_of_device(rep)
@@ -242,8 +258,6 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
             for s in users:
                 if s in plan.streams and s not in plan.copy_streams:
                     plan.memory_of[s] = tier.name
-    plan.prune_uncontended(loaded)
-    return plan
 
 
 def _one_stream_plan(trace: Trace, system: System, device: Device, policies: Policies,

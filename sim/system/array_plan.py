@@ -1,0 +1,159 @@
+"""The plan of a trace held as arrays whose ops run on several streams, built from the arrays.
+
+Pipeline stages, micro-batches with overlapped collectives and expert-parallel ranks put a
+trace's ops on several streams. :func:`sim.system.schedule.build_plan` decides each op's stream
+and its collective's link loads op by op; :func:`streams_plan` makes the same decisions once per
+(op kind, stage) and spreads them over the ops as arrays: the op -> stream map becomes
+``CompactOps.stream`` (codes into ``stream_names``), so no :class:`~workloads.trace.Op` is made.
+Streams, resources and loads are registered in the order the op-by-op walk registers them (the
+order the first op of each occurs), so the plan equals the op-by-op one entry for entry
+(tests/test_array_plan.py). Traces with hosted ops, device units (PIM) or moved tensors are
+planned op by op.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.devices.base import Device, SimError, collective_min_bytes
+from sim.system.plan import Load, Plan
+from sim.system.schedule import (
+    Policies,
+    Stage,
+    _collective_ports,
+    _res,
+    contended_memories,
+    stage_of_layers,
+)
+from sim.system.topology import System
+from workloads.trace import COLLECTIVE, Trace
+
+#: stream categories of an op on its stage: the compute stream, the communication stream,
+#: then expert rank ``r`` at ``RANK + r``
+COMPUTE, COMM, RANK = 0, 1, 2
+
+
+def _in_first_order(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct codes in the order they first occur, the position of each one's first
+    occurrence, each element's index into the former)."""
+    uniq, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return uniq[order], first[order], rank[inverse.reshape(-1)]
+
+
+def streams_plan(trace: Trace, system: System, device: Device, policies: Policies,
+                 stages: list[Stage]) -> Plan | None:
+    """:func:`~sim.system.schedule.build_plan` of a compact trace without placement, from its
+    arrays (None where the op-by-op walk is needed: hosted attention, device units)."""
+    arrays = trace.compact
+    if policies.attention_on or type(device).unit_of is not Device.unit_of or not len(arrays):
+        return None
+    kinds, kind, layer = arrays.kinds, arrays.kind, arrays.layer.astype(np.int64)
+    stage_at = np.array(stage_of_layers(trace.model.n_layers, trace.scenario.pp),
+                        dtype=np.int64)
+    is_coll = np.array([k.kind == COLLECTIVE for k in kinds])
+    is_send = np.array([k.kind == COLLECTIVE and k.collective is not None and
+                        k.collective.kind == "send" for k in kinds])
+    rank = np.array([k.rank for k in kinds], dtype=np.int64)
+    grouped = np.array([k.kind == COLLECTIVE and k.collective is not None and
+                        k.collective.group > 1 for k in kinds])
+    here = stage_at[layer + 1]
+    send = is_send[kind]
+    # a send runs on the stage before the boundary (stage_at[layer] is layer - 1's stage)
+    stage = np.where(send, stage_at[layer], here)
+    coll = is_coll[kind]
+    op_rank = rank[kind]
+    category = np.where(coll & policies.overlap, COMM,
+                        np.where(op_rank >= 0, RANK + op_rank, COMPUTE))
+    width = int(category.max()) + 1
+    keys, key_first, key_of = _in_first_order(stage * width + category)
+
+    plan = Plan(streams={}, first_transfer_id=len(arrays))
+    used_memory: dict[str, set[str]] = {}
+    for st in stages:
+        plan.streams[st.compute] = device
+        plan.stream_device[st.compute] = st.rep
+        plan.devices_of[st.compute] = st.devices
+        used_memory.setdefault(st.rep, set()).add(st.compute)
+    names: list[str] = []
+    for key, at in zip(keys.tolist(), key_first.tolist(), strict=True):
+        st, cat = stages[key // width], key % width
+        if cat == COMPUTE:
+            names.append(st.compute)
+        elif cat == COMM:
+            names.append(st.comm)
+            if st.comm not in plan.streams:
+                plan.streams[st.comm] = device
+                plan.stream_device[st.comm] = st.rep
+                plan.devices_of[st.comm] = st.devices
+                used_memory[st.rep].add(st.comm)
+        else:
+            r = cat - RANK
+            if r >= len(st.devices):
+                raise SimError(f"--ep: op {kinds[int(kind[at])].name} belongs to rank {r} but "
+                               f"the stage has {len(st.devices)} device(s)")
+            dev_name = st.devices[r]
+            stream = f"{dev_name}.compute"
+            names.append(stream)
+            if stream not in plan.streams:
+                plan.streams[stream] = device
+                plan.stream_device[stream] = dev_name
+                plan.devices_of[stream] = (dev_name,)
+                used_memory.setdefault(dev_name, set()).add(stream)
+    # stream codes by the order each stream's first op occurs (the engine's process order)
+    slots: dict[str, int] = {}
+    lut = np.array([slots.setdefault(nm, len(slots)) for nm in names], dtype=np.int64)
+    arrays.stream = lut[key_of]
+    arrays.stream_names = tuple(slots)
+    if len(slots) == 1:
+        arrays.device = names[0]
+    loaded = _collective_loads(arrays, plan, system, stages, stage, here, send,
+                               grouped[kind], policies)
+    contended_memories(plan, system, device, used_memory)
+    plan.prune_uncontended(loaded)
+    return plan
+
+
+def _collective_loads(arrays, plan: Plan, system: System, stages: list[Stage],
+                      stage: np.ndarray, here: np.ndarray, send: np.ndarray,
+                      grouped: np.ndarray, policies: Policies) -> dict[int, str]:
+    """Fill ``plan.op_loads`` (in op order) with each loaded collective's link loads, one
+    tuple per (stage[, receiving stage], collective) as the op-by-op walk shares them; the
+    stream each loaded op counts as a user of its resources (``prune_uncontended``)."""
+    comm_loads = _collective_ports(system, stages)
+    ported = np.array([bool(comm_loads.get(st.index)) for st in stages])
+    loaded_mask = send | (grouped & ported[stage])
+    at = np.flatnonzero(loaded_mask)
+    if not len(at):
+        return {}
+    n_stages = len(stages)
+    combo = (arrays.kind[at].astype(np.int64) * n_stages + stage[at]) * n_stages + here[at]
+    _, combo_first, combo_of = _in_first_order(combo)
+    shared: dict[tuple, tuple] = {}
+    per_combo = []
+    user_of = []
+    for c_at in combo_first.tolist():
+        i = int(at[c_at])
+        c = arrays.kinds[int(arrays.kind[i])].collective
+        st = stages[int(stage[i])]
+        if send[i]:
+            to = stages[int(here[i])]
+            hit = shared.get((st.index, to.index, id(c)))
+            if hit is None or hit[0] is not c:
+                route = system.route(st.rep, to.rep)
+                hit = shared[st.index, to.index, id(c)] = (c, tuple(
+                    Load(_res(plan, system, h), c.bytes_per_rank) for h in route.hops))
+        else:
+            hit = shared.get((st.index, id(c)))
+            if hit is None or hit[0] is not c:
+                sent = collective_min_bytes(c.kind, c.bytes_per_rank, c.group)
+                hit = shared[st.index, id(c)] = (c, tuple(
+                    Load(_res(plan, system, h), sent) for h in comm_loads[st.index]))
+        per_combo.append(hit[1])
+        user_of.append(st.comm if policies.overlap else st.compute)
+    ids = at.tolist()
+    which = combo_of.tolist()
+    plan.op_loads.update(zip(ids, [per_combo[w] for w in which], strict=True))
+    return dict(zip(ids, [user_of[w] for w in which], strict=True))

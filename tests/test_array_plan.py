@@ -1,0 +1,177 @@
+"""Several-stream runs planned and run from a compact trace's arrays equal the op-by-op path.
+
+Pipeline stages, micro-batches, overlapped collectives and expert ranks put ops on several
+streams. ``sim.system.array_plan`` plans them from the arrays and ``sim.engine_arrays`` runs
+them without an object per op; ``sim.system.schedule.PLAN_FROM_ARRAYS = False`` gives the
+op-by-op plan and engine they replace. Plans, op tables, resource tables, metrics and event
+counts must be equal exactly.
+"""
+
+import math
+
+import pytest
+
+import sim.engine_arrays as engine_arrays
+import sim.system.schedule as schedule
+from arch import load_arch
+from sim.devices.base import device_for
+from sim.run import simulate
+from sim.system.array_plan import streams_plan
+from sim.system.plan import Load, Plan
+from sim.system.schedule import Policies, build_plan, stages_for
+from sim.system.topology import build_system
+from workloads.models import get_model
+from workloads.scenario import Scenario
+from workloads.tracer import trace_model
+
+CASES = {
+    "pp2-mb2": ("dgx-h100", "llama2-7b",
+                {"batch": 8, "prompt_len": 64, "gen_len": 12, "pp": 2, "microbatches": 2}, False),
+    "tp2-pp4-mb4": ("dgx-h100", "llama2-7b", {"batch": 8, "prompt_len": 64, "gen_len": 8,
+                                              "tp": 2, "pp": 4, "microbatches": 4}, False),
+    "pp2-overlap": ("dgx-h100", "llama2-7b", {"batch": 4, "prompt_len": 64, "gen_len": 8,
+                                              "pp": 2, "microbatches": 2}, True),
+    "tp4-overlap": ("dgx-h100", "llama2-7b",
+                    {"batch": 4, "prompt_len": 32, "gen_len": 6, "tp": 4}, True),
+    "moe-ep4": ("dgx-h100", "mixtral-8x7b",
+                {"batch": 8, "prompt_len": 32, "gen_len": 6, "tp": 4, "ep": 4}, False),
+    "a100-tp4-pp2": ("dgx-a100", "llama2-70b", {"batch": 4, "prompt_len": 32, "gen_len": 5,
+                                                "tp": 4, "pp": 2, "microbatches": 2}, False),
+}
+
+
+@pytest.fixture
+def op_by_op(monkeypatch):
+    """Run a case with the op-by-op plan and engine."""
+    def run(name):
+        monkeypatch.setattr(schedule, "PLAN_FROM_ARRAYS", False)
+        try:
+            return _simulate(name)
+        finally:
+            monkeypatch.setattr(schedule, "PLAN_FROM_ARRAYS", True)
+    return run
+
+
+def _simulate(name):
+    arch, model, scenario, overlap = CASES[name]
+    return simulate(load_arch(arch), get_model(model), Scenario(**scenario),
+                    policies=Policies(overlap=overlap))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_run_from_arrays_equals_op_by_op(name, op_by_op, monkeypatch):
+    calls = []
+    real = engine_arrays.run_streams
+    monkeypatch.setattr(engine_arrays, "run_streams",
+                        lambda *a: calls.append(1) or real(*a))
+    new = _simulate(name)
+    assert calls == [1]                       # the arrays path ran
+    old = op_by_op(name)
+    fo, fn = old.ops, new.ops
+    assert list(fo.columns) == list(fn.columns)
+    for col in fo.columns:
+        assert fo[col].dtype == fn[col].dtype, col
+        assert fo[col].equals(fn[col]), col   # every time, cost and stream, bit for bit
+    assert old.resources.equals(new.resources)
+    assert old.transfers.equals(new.transfers)
+    assert old.invariants == new.invariants
+    assert old.op_links == new.op_links
+    for key, value in old.metrics.items():
+        got = new.metrics[key]
+        assert value == got or (math.isnan(value) and math.isnan(got)), key
+    assert new.metrics["engine_events"] == old.metrics["engine_events"]
+    assert len(set(fn["stream"])) > 1
+
+
+def _plans(name):
+    arch_name, model, scenario, overlap = CASES[name]
+    arch = load_arch(arch_name)
+    system, device = build_system(arch), device_for(arch, "tile")
+    sc = Scenario(**scenario)
+    policies = Policies(overlap=overlap)
+    stages = stages_for(system, sc.tp, sc.pp)
+    compact = trace_model(get_model(model), sc, compact=True)
+    ref_trace = trace_model(get_model(model), sc, compact=True)
+    assert len(ref_trace.ops)   # materialised: planned op by op
+    new = streams_plan(compact, system, device, policies, stages)
+    old = build_plan(ref_trace, system, device, None, policies)
+    return compact, ref_trace, new, old
+
+
+@pytest.mark.parametrize("name", ["tp2-pp4-mb4", "pp2-overlap", "moe-ep4"])
+def test_plan_from_arrays_equals_op_by_op_plan(name):
+    compact, ref_trace, new, old = _plans(name)
+    assert new is not None
+    for field in ("streams", "stream_device", "devices_of", "memory_of", "resources",
+                  "op_loads", "quiet"):
+        a, b = getattr(new, field), getattr(old, field)
+        assert a == b, field
+        assert list(a) == list(b), field      # registered in the same order
+    assert new.first_transfer_id == old.first_transfer_id == len(compact.compact)
+    # the stream of every op, and of the ops the arrays materialise into
+    arrays = compact.compact
+    streams = [arrays.stream_names[c] for c in arrays.stream.tolist()]
+    assert streams == [op.device for op in ref_trace.ops]
+    assert [op.device for op in arrays.materialise()] == streams
+
+
+def test_ep_rank_beyond_stage_is_refused_as_op_by_op():
+    arch = load_arch("dgx-h100")
+    system, device = build_system(arch), device_for(arch, "tile")
+    sc = Scenario(batch=4, prompt_len=16, gen_len=6, tp=4, ep=4)   # planned on 2 devices
+    trace = trace_model(get_model("mixtral-8x7b"), sc, compact=True)
+    with pytest.raises(Exception, match="--ep: op .* belongs to rank 2 but the stage has 2"):
+        streams_plan(trace, system, device, Policies(), stages_for(system, 2, 1))
+
+
+def _old_prune(plan: Plan, stream_of_op: dict[int, str]) -> None:
+    """The pruning of uncontended resources as it was written op by op (the reference)."""
+    users: dict[str, set[str]] = {}
+    for op_id, loads in plan.op_loads.items():
+        for ld in loads:
+            who = (stream_of_op[op_id], "kept") if op_id in plan.keep_loads else \
+                (stream_of_op[op_id],)
+            users.setdefault(ld.resource, set()).update(who)
+    for stream, res in plan.memory_of.items():
+        users.setdefault(res, set()).add(stream)
+    lone = {r for r, who in users.items() if len(who) == 1}
+    for op_id, loads in list(plan.op_loads.items()):
+        for ld in loads:
+            if ld.resource in lone:
+                bw, moved = plan.quiet.get(ld.resource, (plan.resources[ld.resource], 0.0))
+                plan.quiet[ld.resource] = (bw, moved + ld.nbytes)
+        kept = tuple(ld for ld in loads if ld.resource not in lone)
+        if kept:
+            plan.op_loads[op_id] = kept
+        else:
+            del plan.op_loads[op_id]
+    for r in lone:
+        plan.resources.pop(r, None)
+
+
+def _toy_plan() -> tuple[Plan, dict[int, str]]:
+    """Streams a and b: link x loaded by a alone (0.1 + 0.2 + 0.3 bytes, a sum whose order
+    shows in the last bit), y by a and b, z by b alone but one op's loads are kept."""
+    x = (Load("x", 0.1), Load("y", 5.0))
+    x2 = (Load("x", 0.2),)
+    y = (Load("y", 7.0), Load("z", 3.0))
+    plan = Plan(streams={}, resources={"x": 10.0, "y": 20.0, "z": 30.0})
+    plan.op_loads = {4: x, 9: x2, 11: y, 12: (Load("x", 0.3),), 15: x, 20: y}
+    plan.keep_loads = {20}
+    return plan, {4: "a", 9: "a", 11: "b", 12: "a", 15: "a", 20: "b"}
+
+
+def test_prune_uncontended_equals_op_by_op_pruning():
+    new, who = _toy_plan()
+    old, _ = _toy_plan()
+    new.prune_uncontended(who)
+    _old_prune(old, who)
+    assert new.quiet == old.quiet and list(new.quiet) == list(old.quiet)
+    assert new.op_loads == old.op_loads and list(new.op_loads) == list(old.op_loads)
+    assert new.resources == old.resources
+    # by hand: x is a's alone (0.1 + 0.2 + 0.3 + 0.1 in op order), y shared, z kept
+    assert new.quiet == {"x": (10.0, ((0.1 + 0.2) + 0.3) + 0.1)}
+    assert new.op_loads[4] == (Load("y", 5.0),) and 9 not in new.op_loads and \
+        12 not in new.op_loads
+    assert new.op_loads[20] == (Load("y", 7.0), Load("z", 3.0))
+    assert set(new.resources) == {"y", "z"}
