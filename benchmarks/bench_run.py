@@ -30,7 +30,11 @@ without it, repeats after the first find the shapes of earlier runs already pric
 Cases: Llama-2-7B (batch 8, prompt 512) on one H100 at 256 to 2,048 generated tokens (cost
 against tokens), Llama-2-70B on a DGX-H100 at TP8 (batch 8, prompt 512, 2,048 tokens), and
 Llama-2-7B on a DGX-H100 in two pipeline stages of two micro-batches (256 tokens): several
-streams per device, whose engine runs an event per op.
+streams per device; Llama-2-13B at TP2 in two stages of four micro-batches and Mixtral-8x7B at
+TP4 with its experts on four ranks (512 tokens each): several streams whose collectives,
+sends and expert ranks contend for links and wait on each other (an event per loaded op);
+the 13B case at 128 tokens with collectives overlapped on their own streams (``--overlap``:
+compute and communication streams share each GPU's HBM).
 ``--cases 7b-g2048,7b-g8192`` adds a longer run (not in the default set): the marginal cost
 per token over 2,048 -> 8,192 tokens.
 """
@@ -59,6 +63,18 @@ CASES = {
     # pipeline stages with micro-batches: several streams per device, an event per op
     "7b-pp2-mb2-g256": ("dgx-h100", "llama2-7b", {"batch": 8, "prompt_len": 512,
                                                   "gen_len": 256, "pp": 2, "microbatches": 2}),
+    # collectives and pipeline sends contending for NVLink ports: an event per loaded op
+    "13b-tp2-pp2-mb4-g512": ("dgx-h100", "llama2-13b", {"batch": 8, "prompt_len": 512,
+                                                        "gen_len": 512, "tp": 2, "pp": 2,
+                                                        "microbatches": 4}),
+    # collectives overlapped on their own stream: compute and comm streams share HBM
+    "13b-pp2mb4-ovl-g128": ("dgx-h100", "llama2-13b", {"batch": 8, "prompt_len": 512,
+                                                            "gen_len": 128, "tp": 2, "pp": 2,
+                                                            "microbatches": 4},
+                                 {"overlap": True}),
+    # expert-parallel ranks: a stream per device, waits on each other at every layer
+    "mixtral-tp4-ep4-g512": ("dgx-h100", "mixtral-8x7b", {"batch": 8, "prompt_len": 512,
+                                                          "gen_len": 512, "tp": 4, "ep": 4}),
 }
 #: cases run when ``--cases`` is not given (the longest 7B run only on request)
 DEFAULT_CASES = tuple(c for c in CASES if c != "7b-g8192")
@@ -150,19 +166,22 @@ def clear_memo_caches() -> int:
     return cleared
 
 
-def run_case(arch_name: str, model_name: str, scenario: dict, phases: _Phases,
-             parts: _OutputParts | None = None) -> dict:
-    """One whole run: simulate, then write its report; CPU seconds per phase."""
+def run_case(case: tuple, phases: _Phases, parts: _OutputParts | None = None) -> dict:
+    """One whole run of ``case`` (arch, model, scenario[, policies], as in :data:`CASES`):
+    simulate, then write its report; CPU seconds per phase."""
     from arch import load_arch
     from sim.report import write_run_report
     from sim.run import simulate
+    from sim.system.schedule import Policies
     from workloads.models import get_model
     from workloads.scenario import Scenario
 
+    arch_name, model_name, scenario, *policies = case
     phases.times.clear()
     arch, model = load_arch(arch_name), get_model(model_name)
     t = time.process_time()
-    res = simulate(arch, model, Scenario(**scenario))
+    policy = Policies(**(policies[0] if policies else {}))
+    res = simulate(arch, model, Scenario(**scenario), policies=policy)
     total = time.process_time() - t
     if parts is not None:
         parts.times.clear()
@@ -208,13 +227,15 @@ def main() -> None:
         for _ in range(args.repeat):
             if args.cold:
                 clear_memo_caches()
-            runs.append(run_case(*CASES[name], phases, parts))
+            runs.append(run_case(CASES[name], phases, parts))
             bares.append(bare_simpy_events_per_s())
         row = {"case": name, **{k: statistics.median(r[k] for r in runs) for k in runs[0]}}
         row["bare_simpy_events_per_s"] = statistics.median(bares)
         row["tasks_per_s"] = row["tasks"] / row["simulate_s"]
         row["ratio_to_simpy"] = row["tasks_per_s"] / row["bare_simpy_events_per_s"]
         row["trace_share"] = row["trace_s"] / row["simulate_s"]
+        # of the whole run a user waits for: start-up, simulate() and the report
+        row["trace_run_share"] = row["trace_s"] / (startup + row["simulate_s"] + row["output_s"])
         rows.append(row)
     steps = marginal_per_step(rows)
     if args.json:
@@ -222,14 +243,16 @@ def main() -> None:
                           "per_decode_step": steps}, indent=2))
         return
     print(f"start-up (imports, fresh interpreter): {startup:.2f} CPU s")
-    print(f"{'case':14s} {'trace':>6s} {'plan':>6s} {'engine':>6s} {'tables':>6s} "
+    print(f"{'case':20s} {'trace':>6s} {'plan':>6s} {'engine':>6s} {'tables':>6s} "
           f"{'sim':>6s} {'output':>6s} {'o-wall':>6s} {'tasks':>8s} {'ev':>7s} {'trace%':>6s} "
+          f"{'tr/run':>6s} "
           f"{'tasks/s':>9s} {'SimPy/s':>9s} {'ratio':>6s}")
     for r in rows:
-        print(f"{r['case']:14s} {r['trace_s']:6.2f} {r['plan_s']:6.2f} {r['engine_s']:6.2f} "
+        print(f"{r['case']:20s} {r['trace_s']:6.2f} {r['plan_s']:6.2f} {r['engine_s']:6.2f} "
               f"{r['tables_s']:6.2f} {r['simulate_s']:6.2f} {r['output_s']:6.2f} "
               f"{r['output_wall_s']:6.2f} "
               f"{r['tasks']:8.0f} {r['engine_events']:7.0f} {r['trace_share']:6.0%} "
+              f"{r['trace_run_share']:6.0%} "
               f"{r['tasks_per_s']:9.0f} {r['bare_simpy_events_per_s']:9.0f} "
               f"{r['ratio_to_simpy']:6.0%}")
     if args.output_parts:
@@ -240,7 +263,8 @@ def main() -> None:
         print(f"per decode step {st['from']} -> {st['to']}: simulate "
               f"{st['simulate_ms']:.3f} ms, trace {st['trace_ms']:.3f} ms, engine "
               f"{st['engine_ms']:.3f} ms, tables {st['tables_ms']:.3f} ms")
-    print("CPU seconds (o-wall: wall seconds of the output), medians; tasks/s = ops and "
+    print("CPU seconds (o-wall: wall seconds of the output), medians; trace% = trace over "
+          "simulate(), tr/run = over start-up + simulate() + output; tasks/s = ops and "
           "transfers per CPU second of simulate(); ratio = that over bare SimPy timeouts/s "
           "measured in this run"
           + ("; memo caches cleared before every run" if args.cold else ""))
@@ -250,7 +274,8 @@ def marginal_per_step(rows: list[dict]) -> list[dict]:
     """CPU ms of one more generated token between consecutive cases of one arch and model."""
     out = []
     for a, b in zip(rows, rows[1:], strict=False):
-        (arch_a, model_a, sc_a), (arch_b, model_b, sc_b) = CASES[a["case"]], CASES[b["case"]]
+        (arch_a, model_a, sc_a), (arch_b, model_b, sc_b) = (CASES[r["case"]][:3]
+                                                            for r in (a, b))
         extra = sc_b["gen_len"] - sc_a["gen_len"]
         if (arch_a, model_a) != (arch_b, model_b) or extra <= 0 or \
                 {k: v for k, v in sc_a.items() if k != "gen_len"} != \

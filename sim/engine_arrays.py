@@ -12,12 +12,22 @@ makes, so every start and end is equal bit for bit); it ends where the per-op lo
 dependency has not yet been signalled when the run starts). Costs are one per op kind
 (estimated once, in the order kinds first occur), so the timeline's costs are a
 :class:`~sim.engine.CostList` indexed by the ops' kinds and the op table is read from the
-arrays. Ops with link loads, and every op of a stream whose memory is contended, run one
-event each as in the per-op engine.
+arrays. Ops with link loads run one event each as in the per-op engine.
+
+A stream whose device memory another stream shares (compute and communication streams under
+``--overlap``) moves each op's DRAM bytes through that memory, one event per op, while it may
+be contended. While it is *quiet* - nothing in flight on it, and every other stream of it busy
+until a known time or waiting for this stream's own ops - a run of ops is stamped at once
+(:func:`_memory_run`): each op ends where ``hold`` would end it alone on the memory, the
+memory's bytes and busy time are added as its timer would add them, and the run stops before
+any op that would end when another stream could start a transfer. The times, tables and
+resource figures equal the per-op engine's (tests/test_array_plan.py); only the number of
+events waited on falls.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator
 
 import numpy as np
@@ -105,14 +115,47 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     # the dependencies with a completion event, per op that has one (in the op's dep order)
     waits: dict[int, list] = {}
     for i in np.flatnonzero(cand).tolist():
-        waits[i] = [done[d] for d in idx[ptr[i]:ptr[i + 1]].tolist() if d in done]
+        waits[i] = [(d, done[d]) for d in idx[ptr[i]:ptr[i + 1]].tolist() if d in done]
+    owner = {d: names[c] for d, c in zip(waited.tolist(), stream[waited].tolist(), strict=True)}
 
     def pending(i: int) -> list:
-        return [e for e in waits[i] if not e.triggered]
+        return [e for _, e in waits[i] if not e.triggered]
 
+    # what each stream is doing, for the streams that share its memory (memory runs):
+    # ("busy", t, i): no new transfer before t, then op i (-1: none); ("wait", i): waiting
+    # on op i's dependencies
+    state: dict[str, tuple] = {}
+    sharers = _sharers(names, memory_of, op_loads)
     by_stream = np.argsort(stream, kind="stable")
     bounds = np.concatenate(([0], np.cumsum(np.bincount(stream, minlength=len(names)))))
     kind_cost = table
+    dram = np.array([c.dram_bytes if c is not None else 0.0 for c in table] or [0.0])
+    shares = np.array([c is not None and c.detail.get("memory_share") is not None
+                       for c in table] or [False])
+
+    def quiet_until(name: str) -> float:
+        """The earliest time a stream sharing ``name``'s memory may start a transfer on it
+        (inf: none can before ``name`` signals one of its own ops)."""
+        now, soonest = env.now, math.inf
+        for other in sharers[name]:
+            what = state.get(other)
+            if what is None:
+                return now
+            if what[0] == "busy":
+                # unless its next op will wait for one of this stream's ops
+                if not _held_by(what[2], name):
+                    soonest = min(soonest, what[1])
+            elif not _held_by(what[1], name):
+                return now
+        return soonest
+
+    def _held_by(i: int, name: str) -> bool:
+        """Whether op ``i`` (-1: none) waits for an unsignalled op of stream ``name`` and of
+        no other stream (it cannot start before ``name`` signals it)."""
+        if i not in waits:
+            return False
+        left = [d for d, e in waits[i] if not e.triggered]
+        return bool(left) and all(owner[d] == name for d in left)
 
     def op_stream(name: str, ids: np.ndarray) -> Generator:
         memory = memory_of.get(name)
@@ -127,6 +170,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         id_list, sig, wait, one = ids.tolist(), signal[ids].tolist(), cand[ids].tolist(), \
             single[ids].tolist()
         batch = memory is None
+        if memory is not None and sharers[name] is not None:
+            nbytes, reserving = dram[kind[ids]].tolist(), shares[kind[ids]].tolist()
         k = 0
         while k < m:
             i = id_list[k]
@@ -134,6 +179,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 events = pending(i)
                 if events:
                     counter[1] += 1
+                    state[name] = ("wait", i)
                     yield env.all_of(events)
             if batch and not one[k]:
                 # a run of ops that only hold the device, from here to the op that ends it
@@ -164,16 +210,32 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                     end[run] = times[1:]
                     t = float(times[-1])
                 counter[1] += 1
+                state[name] = ("busy", t, id_list[e + 1] if e + 1 < m else -1)
                 yield engine_module._Until(env, t)
                 counter[0] += e - k + 1
                 if sig[e]:
                     done[id_list[e]].succeed()
                 k = e + 1
                 continue
+            if memory is not None and not one[k] and sharers[name] is not None and \
+                    not memory._left and not memory.reserved:
+                e, t = _memory_run(k, m, env.now, quiet_until(name), memory, lat_list, nbytes,
+                                   reserving, id_list, sig, wait, one, pending,
+                                   start, end)
+                if e >= k:
+                    counter[1] += 1
+                    state[name] = ("busy", t, id_list[e + 1] if e + 1 < m else -1)
+                    yield engine_module._Until(env, t)
+                    counter[0] += e - k + 1
+                    if sig[e]:
+                        done[id_list[e]].succeed()
+                    k = e + 1
+                    continue
             cost = kind_cost[kind[i]]
             loads = op_loads.get(i) if op_loads else None
             share = cost.detail.get("memory_share") if memory is not None else None
             start[i] = env.now
+            state[name] = ("busy", env.now + cost.latency, id_list[k + 1] if k + 1 < m else -1)
             if share is not None and loads is None:
                 # a unit inside the memory (PIM): it reserves ``share`` of the bandwidth
                 if share > 0.0:
@@ -197,6 +259,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             if sig[k]:
                 done[i].succeed()
             k += 1
+        state[name] = ("busy", math.inf, -1)
 
     for code, name in enumerate(names):
         ids = by_stream[bounds[code]:bounds[code + 1]]
@@ -207,3 +270,65 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     tl.engine_events = counter[1]
     tl.resources = resources
     return tl
+
+
+def _sharers(names, memory_of: dict, op_loads: dict) -> dict[str, list[str] | None]:
+    """Per stream with a contended memory: the other streams of that memory (None where a
+    link load also names the memory: its runs are then never coarsened)."""
+    loaded = {res.name for loads in op_loads.values() for res, _ in loads} if op_loads \
+        else set()
+    out: dict[str, list[str] | None] = {}
+    for name in names:
+        mem = memory_of.get(name)
+        if mem is None:
+            out[name] = []
+        elif mem.name in loaded:
+            out[name] = None
+        else:
+            out[name] = [o for o in names if o != name and memory_of.get(o) is mem]
+    return out
+
+
+def _memory_run(k: int, m: int, now: float, quiet: float, memory, lat: list, nbytes: list,
+                reserving: list, ids: list, sig: list, wait: list, one: list, pending,
+                start: np.ndarray, end: np.ndarray) -> tuple[int, float]:
+    """Stamp a run of ops from position ``k`` of a stream whose memory is contended but
+    quiet: nothing else in flight on it, and no other stream may start a transfer on it
+    before ``quiet`` (s). Each op ends where the per-op engine's ``hold`` would end it alone
+    on the memory - at ``max(start + latency, start + bytes / rate)``, the times of its
+    timeout and of the memory's timer - and the memory's bytes and busy time are added as
+    its timer would add them. The run ends as a coarsened run does (at an op another stream
+    waits for, before a loaded op or one still waiting) and before any op that would end at
+    or after ``quiet``, reserve a share of the memory, or leave bytes the timer would not
+    finish. (last position stamped, its end time); last < k when no op qualifies."""
+    rate = memory.rate
+    tol = rate * 1e-12
+    t, p, e = now, k, k - 1
+    moved, busy, last = memory.bytes_moved, memory.busy_time, memory._last
+    while True:
+        if reserving[p]:
+            break
+        done_at = t + lat[p]
+        size = nbytes[p]
+        if size > 0:
+            timer = t + max(0.0, size / rate)
+            if size - (timer - t) * rate > tol:
+                break
+            done_at = max(done_at, timer)
+        if not done_at < quiet:
+            break
+        start[ids[p]] = t
+        end[ids[p]] = done_at
+        if size > 0:
+            moved += size
+            busy += timer - t
+            last = timer
+        t, e = done_at, p
+        if sig[p] or p + 1 >= m:
+            break
+        q = p + 1
+        if one[q] or (wait[q] and pending(ids[q])):
+            break
+        p = q
+    memory.bytes_moved, memory.busy_time, memory._last = moved, busy, last
+    return e, t

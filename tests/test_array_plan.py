@@ -31,6 +31,10 @@ CASES = {
                                               "tp": 2, "pp": 4, "microbatches": 4}, False),
     "pp2-overlap": ("dgx-h100", "llama2-7b", {"batch": 4, "prompt_len": 64, "gen_len": 8,
                                               "pp": 2, "microbatches": 2}, True),
+    # four micro-batches overlapping collectives: compute and comm streams contend for HBM
+    "tp2-pp2-mb4-overlap": ("dgx-h100", "llama2-7b", {"batch": 8, "prompt_len": 64,
+                                                      "gen_len": 8, "tp": 2, "pp": 2,
+                                                      "microbatches": 4}, True),
     "tp4-overlap": ("dgx-h100", "llama2-7b",
                     {"batch": 4, "prompt_len": 32, "gen_len": 6, "tp": 4}, True),
     "moe-ep4": ("dgx-h100", "mixtral-8x7b",
@@ -77,9 +81,14 @@ def test_run_from_arrays_equals_op_by_op(name, op_by_op, monkeypatch):
     assert old.invariants == new.invariants
     assert old.op_links == new.op_links
     for key, value in old.metrics.items():
+        if key == "engine_events":
+            continue
         got = new.metrics[key]
         assert value == got or (math.isnan(value) and math.isnan(got)), key
-    assert new.metrics["engine_events"] == old.metrics["engine_events"]
+    # a contended memory's quiet stretches run as one event each (sim/engine_arrays.py)
+    overlap = CASES[name][3]
+    assert new.metrics["engine_events"] <= old.metrics["engine_events"]
+    assert (new.metrics["engine_events"] < old.metrics["engine_events"]) == overlap
     assert len(set(fn["stream"])) > 1
 
 
