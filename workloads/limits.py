@@ -8,7 +8,9 @@ What an op costs depends on the engine's path (:data:`COST_PER_OP`), measured as
 ``xpusim run ... --out DIR --force`` commands (start-up, trace, engine, tables, report;
 ``/usr/bin/time``, 2-core machine, 2026-12-04): a run of one stream per device (tensor
 parallelism included) is priced a step at a time and coarsened into one event; pipeline
-stages, micro-batches and expert parallelism run one event per op over several streams.
+stages, micro-batches and expert parallelism run several streams that wait on each other and
+contend for links (and, with overlapped collectives, for memory), an event per stretch of ops
+between those points.
 """
 
 from __future__ import annotations
@@ -22,20 +24,22 @@ from workloads.scenario import Scenario
 #: (seconds per op, low and high; bytes of peak memory per op) of a whole run, per path:
 #: ``one-stream``: Llama-2-70B DGX-H100 TP8 b8 p512 g2048, 2,465,792 ops, 1.69 s, 663 MB
 #: (0.69 us, 269 B), Llama-2-7B H100 b8 p512 g8192, 3,432,448 ops, 2.43 s, 848 MB (0.71 us,
-#: 247 B), up to 1.03 us per op on a busier run of the same machine; ``streams``: Llama-2-7B
-#: DGX-H100 PP2 x 2 micro-batches g512, 430,080 ops, 2.47 s, 282 MB (5.7 us, 656 B),
-#: Llama-2-13B TP2 PP2 x 4 micro-batches g512, 1,239,040 ops, 7.82 s, 736 MB (6.3 us, 594 B),
-#: Mixtral-8x7B TP4 EP4 g512, 673,792 ops, 5.50 s, 469 MB (8.2 us, 695 B)
-COST_PER_OP = {"one-stream": (0.69e-6, 1.03e-6, 270), "streams": (5.7e-6, 8.2e-6, 700)}
+#: 247 B), up to 1.03 us per op on a busier run of the same machine; ``streams`` (planned and
+#: run from arrays, sim/system/array_plan.py, sim/engine_arrays.py): Llama-2-7B DGX-H100
+#: PP2 x 2 micro-batches g512, 430,080 ops, 1.03 s, 230 MB (2.4 us, 535 B), Llama-2-13B TP2
+#: PP2 x 4 micro-batches g512, 1,239,040 ops, 3.56 s, 434 MB (2.9 us, 350 B), Mixtral-8x7B
+#: TP4 EP4 g512, 673,792 ops, 2.30 s, 286 MB (3.4 us, 425 B), the 13B run with ``--overlap``
+#: (compute and communication streams contend for HBM), 9.74 s, 646 MB (7.9 us, 522 B)
+COST_PER_OP = {"one-stream": (0.69e-6, 1.03e-6, 270), "streams": (2.4e-6, 7.9e-6, 540)}
 #: ops a run may have without ``--force``, per path (about 7-10 s and 2.7 GB of one stream;
-#: 11-16 s and 1.4 GB of several streams)
+#: 5-16 s and 1.1 GB of several streams)
 MAX_OPS = {"one-stream": 10_000_000, "streams": 2_000_000}
 _PATH_WORDS = {"one-stream": "one stream", "streams": "several streams"}
 
 
 def engine_path(scenario: Scenario) -> str:
     """``streams`` where pipeline stages, micro-batches or expert parallelism give a device
-    several streams (one event per op), else ``one-stream``."""
+    several streams (waits and contention between them), else ``one-stream``."""
     return "streams" if scenario.pp > 1 or scenario.microbatches > 1 or scenario.ep > 1 \
         else "one-stream"
 
