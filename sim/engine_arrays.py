@@ -12,17 +12,20 @@ makes, so every start and end is equal bit for bit); it ends where the per-op lo
 dependency has not yet been signalled when the run starts). Costs are one per op kind
 (estimated once, in the order kinds first occur), so the timeline's costs are a
 :class:`~sim.engine.CostList` indexed by the ops' kinds and the op table is read from the
-arrays. Ops with link loads run one event each as in the per-op engine.
+arrays.
 
 A stream whose device memory another stream shares (compute and communication streams under
-``--overlap``) moves each op's DRAM bytes through that memory, one event per op, while it may
-be contended. While it is *quiet* - nothing in flight on it, and every other stream of it busy
-until a known time or waiting for this stream's own ops - a run of ops is stamped at once
-(:func:`_memory_run`): each op ends where ``hold`` would end it alone on the memory, the
-memory's bytes and busy time are added as its timer would add them, and the run stops before
-any op that would end when another stream could start a transfer. The times, tables and
-resource figures equal the per-op engine's (tests/test_array_plan.py); only the number of
-events waited on falls.
+``--overlap``) moves each op's DRAM bytes through that memory, and a collective or pipeline
+send whose link another stream also loads moves its bytes through the link: one event per
+op while the resource may be contended. While every resource an op moves bytes through is
+*quiet* - nothing in flight on it, and every other user busy until a known time or waiting
+for this stream's own ops - ops are stamped at once (``quiet_run``): each ends where the
+per-op engine would end it alone on its resources (the latest of its timeout and each
+transfer's timer), each resource's bytes and busy time are added as its timer adds them, and
+the run stops before any op that would end when another user could start. A stream whose
+loaded ops are seldom alone (under 1 in 10 after :data:`FUTILE` tries) stops trying them.
+The times, tables and resource figures equal the per-op engine's (tests/test_array_plan.py);
+only the number of events waited on falls.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from workloads.trace import Trace
 
 #: runs of fewer ops than this are stamped in a Python loop (a ``cumsum`` call costs more)
 SHORT = 16
+#: quiet-run tries at a stream's loaded ops before their success rate may stop them
+FUTILE = 64
 
 
 def runs_on_arrays(trace: Trace, plan: Plan | None) -> bool:
@@ -121,11 +126,11 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     def pending(i: int) -> list:
         return [e for _, e in waits[i] if not e.triggered]
 
-    # what each stream is doing, for the streams that share its memory (memory runs):
-    # ("busy", t, i): no new transfer before t, then op i (-1: none); ("wait", i): waiting
-    # on op i's dependencies
+    # what each stream is doing, for the other users of a resource it loads (quiet runs):
+    # ("busy", t, i): no new op before t, then op i (-1: none); ("wait", i): waiting on op
+    # i's dependencies
     state: dict[str, tuple] = {}
-    sharers = _sharers(names, memory_of, op_loads)
+    users = _users(names, stream, memory_of, op_loads)
     by_stream = np.argsort(stream, kind="stable")
     bounds = np.concatenate(([0], np.cumsum(np.bincount(stream, minlength=len(names)))))
     kind_cost = table
@@ -133,11 +138,13 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     shares = np.array([c is not None and c.detail.get("memory_share") is not None
                        for c in table] or [False])
 
-    def quiet_until(name: str) -> float:
-        """The earliest time a stream sharing ``name``'s memory may start a transfer on it
-        (inf: none can before ``name`` signals one of its own ops)."""
+    def quiet_until(res, name: str) -> float:
+        """The earliest time another user of ``res`` may start an op (inf: none can before
+        stream ``name`` signals one of its own ops)."""
         now, soonest = env.now, math.inf
-        for other in sharers[name]:
+        for other in users[id(res)]:
+            if other == name:
+                continue
             what = state.get(other)
             if what is None:
                 return now
@@ -157,6 +164,79 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         left = [d for d, e in waits[i] if not e.triggered]
         return bool(left) and all(owner[d] == name for d in left)
 
+    def quiet_run(name: str, k: int, memory, lat: list, nbytes: list, reserving: list,
+                  ids: list, sig: list, wait: list, one: list) -> tuple[int, float]:
+        """Stamp a run of ops from position ``k`` of stream ``name`` whose transfers (its
+        memory's, its link loads) find every resource quiet: nothing in flight on it, and
+        no other user able to start an op before the run's op ends (:func:`quiet_until`).
+        Each op ends where the per-op engine ends it alone on its resources - the latest
+        of its timeout and each transfer's timer - and each resource's bytes, busy time and
+        last change are set as its timer sets them. The run ends as a coarsened run does,
+        and before an op that would not be alone or that reserves a share of the memory; on
+        a stream without a contended memory it stops before the next op without link loads
+        (the coarsened run takes those). (last position stamped, its end time); last < k:
+        none."""
+        t, p, e = env.now, k, k - 1
+        starts, ends = start, end
+        bound: dict[int, float] = {}
+        done_changes: list = []
+        m = len(ids)
+        # the memory is quiet for the whole run or not at all (nothing else acts meanwhile)
+        mem_ok = memory is not None and not memory._left and not memory.reserved
+        quiet_memory = _bound(bound, memory, name) if mem_ok else -math.inf
+        mem_rate = memory.rate if mem_ok else 1.0
+        mem_tol = mem_rate * 1e-12
+        while True:
+            i = ids[p]
+            if reserving[p]:
+                break
+            s = t
+            if p > k and wait[p] and pending(i):
+                break
+            loads = op_loads[i] if one[p] else None
+            size = nbytes[p] if memory is not None else 0.0
+            done_at = s + lat[p]
+            if loads is None:     # the memory's bytes at most (most ops)
+                if size > 0:
+                    timer = s + size / mem_rate
+                    if timer > done_at:
+                        done_at = timer
+                    if not done_at < quiet_memory or size - (timer - s) * mem_rate > mem_tol:
+                        break
+                    done_changes.append((memory, size, timer - s, timer))
+            else:
+                changes, alone = [], True
+                for res, nb in ([*loads, (memory, size)] if size > 0 else loads):
+                    if nb <= 0:
+                        continue
+                    rate = res.rate
+                    timer = s + max(0.0, nb / rate)
+                    if res._left or res.reserved or nb - (timer - s) * rate > rate * 1e-12:
+                        alone = False
+                        break
+                    done_at = max(done_at, timer)
+                    changes.append((res, nb, timer - s, timer))
+                if not alone or not all(done_at < _bound(bound, c[0], name) for c in changes):
+                    break
+                done_changes.extend(changes)
+            starts[i] = s
+            ends[i] = done_at
+            t, e = done_at, p
+            if sig[p] or p + 1 >= m or (memory is None and not one[p + 1]):
+                break
+            p += 1
+        for res, size, busy, last in done_changes:
+            res.bytes_moved += size
+            res.busy_time += busy
+            res._last = last
+        return e, t
+
+    def _bound(cache: dict, res, name: str) -> float:
+        got = cache.get(id(res))
+        if got is None:
+            got = cache[id(res)] = quiet_until(res, name)
+        return got
+
     def op_stream(name: str, ids: np.ndarray) -> Generator:
         memory = memory_of.get(name)
         timeout = env.timeout
@@ -170,8 +250,10 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         id_list, sig, wait, one = ids.tolist(), signal[ids].tolist(), cand[ids].tolist(), \
             single[ids].tolist()
         batch = memory is None
-        if memory is not None and sharers[name] is not None:
+        if memory is not None:
             nbytes, reserving = dram[kind[ids]].tolist(), shares[kind[ids]].tolist()
+        else:   # no memory traffic to stamp: nothing reserves it
+            nbytes = reserving = _NOTHING
         k = 0
         while k < m:
             i = id_list[k]
@@ -193,22 +275,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                         e = q - 1
                         break
                     e = q
-                if e - k < SHORT:   # a few ops: the same additions in Python floats
-                    t = env.now
-                    for p in range(k, e + 1):
-                        j = id_list[p]
-                        start[j] = t
-                        t = t + lat_list[p]
-                        end[j] = t
-                else:
-                    times = np.empty(e - k + 2)
-                    times[0] = env.now
-                    times[1:] = lat[k:e + 1]
-                    np.cumsum(times, out=times)
-                    run = ids[k:e + 1]
-                    start[run] = times[:-1]
-                    end[run] = times[1:]
-                    t = float(times[-1])
+                t = _stamp(env.now, k, e + 1, lat, lat_list, ids, id_list, start, end)
                 counter[1] += 1
                 state[name] = ("busy", t, id_list[e + 1] if e + 1 < m else -1)
                 yield engine_module._Until(env, t)
@@ -217,12 +284,14 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                     done[id_list[e]].succeed()
                 k = e + 1
                 continue
-            if memory is not None and not one[k] and sharers[name] is not None and \
-                    not memory._left and not memory.reserved:
-                e, t = _memory_run(k, m, env.now, quiet_until(name), memory, lat_list, nbytes,
-                                   reserving, id_list, sig, wait, one, pending,
-                                   start, end)
+            loaded = one[k]
+            if (memory is not None and not loaded) or \
+                    (loaded and (tries[name] < FUTILE or wins[name] * 10 >= tries[name])):
+                tries[name] += loaded
+                e, t = quiet_run(name, k, memory, lat_list, nbytes, reserving, id_list, sig,
+                                 wait, one)
                 if e >= k:
+                    wins[name] += loaded
                     counter[1] += 1
                     state[name] = ("busy", t, id_list[e + 1] if e + 1 < m else -1)
                     yield engine_module._Until(env, t)
@@ -261,6 +330,10 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             k += 1
         state[name] = ("busy", math.inf, -1)
 
+    # quiet runs tried and stamped per stream: a stream of loaded ops that are seldom alone
+    # (under 1 in 10 after FUTILE tries) stops trying them (the same times either way)
+    tries = {name: 0 for name in names}
+    wins = {name: 0 for name in names}
     for code, name in enumerate(names):
         ids = by_stream[bounds[code]:bounds[code + 1]]
         if len(ids):
@@ -272,63 +345,48 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     return tl
 
 
-def _sharers(names, memory_of: dict, op_loads: dict) -> dict[str, list[str] | None]:
-    """Per stream with a contended memory: the other streams of that memory (None where a
-    link load also names the memory: its runs are then never coarsened)."""
-    loaded = {res.name for loads in op_loads.values() for res, _ in loads} if op_loads \
-        else set()
-    out: dict[str, list[str] | None] = {}
-    for name in names:
-        mem = memory_of.get(name)
-        if mem is None:
-            out[name] = []
-        elif mem.name in loaded:
-            out[name] = None
-        else:
-            out[name] = [o for o in names if o != name and memory_of.get(o) is mem]
+class _Nothing:
+    """A zero at every position (the bytes and reservations of a stream without a
+    contended memory)."""
+
+    def __getitem__(self, p: int) -> int:
+        return 0
+
+
+_NOTHING = _Nothing()
+
+
+def _stamp(t: float, a: int, b: int, lat: np.ndarray, lat_list: list, ids: np.ndarray,
+           id_list: list, start: np.ndarray, end: np.ndarray) -> float:
+    """Stamp positions ``a:b`` of a stream back to back from ``t`` (s): each op starts where
+    the one before it ends, ``end = start + latency`` added in order (by ``np.cumsum`` for
+    long pieces, the same sequential additions); the last end."""
+    if b - a < SHORT:
+        for p in range(a, b):
+            j = id_list[p]
+            start[j] = t
+            t = t + lat_list[p]
+            end[j] = t
+        return t
+    times = np.empty(b - a + 1)
+    times[0] = t
+    times[1:] = lat[a:b]
+    np.cumsum(times, out=times)
+    run = ids[a:b]
+    start[run] = times[:-1]
+    end[run] = times[1:]
+    return float(times[-1])
+
+
+def _users(names, stream: np.ndarray, memory_of: dict, op_loads: dict) -> dict[int, set[str]]:
+    """Per contended resource (by ``id``): the streams whose ops move bytes through it (a
+    memory's streams, the streams of the ops whose link loads name it)."""
+    out: dict[int, set[str]] = {}
+    for name, mem in memory_of.items():
+        out.setdefault(id(mem), set()).add(name)
+    if op_loads:
+        ids = np.fromiter(op_loads, dtype=np.int64, count=len(op_loads))
+        for i, code in zip(ids.tolist(), stream[ids].tolist(), strict=True):
+            for res, _ in op_loads[i]:
+                out.setdefault(id(res), set()).add(names[code])
     return out
-
-
-def _memory_run(k: int, m: int, now: float, quiet: float, memory, lat: list, nbytes: list,
-                reserving: list, ids: list, sig: list, wait: list, one: list, pending,
-                start: np.ndarray, end: np.ndarray) -> tuple[int, float]:
-    """Stamp a run of ops from position ``k`` of a stream whose memory is contended but
-    quiet: nothing else in flight on it, and no other stream may start a transfer on it
-    before ``quiet`` (s). Each op ends where the per-op engine's ``hold`` would end it alone
-    on the memory - at ``max(start + latency, start + bytes / rate)``, the times of its
-    timeout and of the memory's timer - and the memory's bytes and busy time are added as
-    its timer would add them. The run ends as a coarsened run does (at an op another stream
-    waits for, before a loaded op or one still waiting) and before any op that would end at
-    or after ``quiet``, reserve a share of the memory, or leave bytes the timer would not
-    finish. (last position stamped, its end time); last < k when no op qualifies."""
-    rate = memory.rate
-    tol = rate * 1e-12
-    t, p, e = now, k, k - 1
-    moved, busy, last = memory.bytes_moved, memory.busy_time, memory._last
-    while True:
-        if reserving[p]:
-            break
-        done_at = t + lat[p]
-        size = nbytes[p]
-        if size > 0:
-            timer = t + max(0.0, size / rate)
-            if size - (timer - t) * rate > tol:
-                break
-            done_at = max(done_at, timer)
-        if not done_at < quiet:
-            break
-        start[ids[p]] = t
-        end[ids[p]] = done_at
-        if size > 0:
-            moved += size
-            busy += timer - t
-            last = timer
-        t, e = done_at, p
-        if sig[p] or p + 1 >= m:
-            break
-        q = p + 1
-        if one[q] or (wait[q] and pending(ids[q])):
-            break
-        p = q
-    memory.bytes_moved, memory.busy_time, memory._last = moved, busy, last
-    return e, t
