@@ -112,22 +112,23 @@ def streams_plan(trace: Trace, system: System, device: Device, policies: Policie
     loaded = _collective_loads(arrays, plan, system, stages, stage, here, send,
                                grouped[kind], policies)
     contended_memories(plan, system, device, used_memory)
-    plan.prune_uncontended(loaded)
+    _prune_uncontended(plan, *loaded)
     return plan
 
 
 def _collective_loads(arrays, plan: Plan, system: System, stages: list[Stage],
                       stage: np.ndarray, here: np.ndarray, send: np.ndarray,
-                      grouped: np.ndarray, policies: Policies) -> dict[int, str]:
-    """Fill ``plan.op_loads`` (in op order) with each loaded collective's link loads, one
-    tuple per (stage[, receiving stage], collective) as the op-by-op walk shares them; the
-    stream each loaded op counts as a user of its resources (``prune_uncontended``)."""
+                      grouped: np.ndarray, policies: Policies
+                      ) -> tuple[np.ndarray, np.ndarray, list[tuple], list[str]]:
+    """The loaded collectives: (their op ids in order, the group of each, per group its
+    tuple of link loads - one per (stage[, receiving stage], collective), shared as the
+    op-by-op walk shares them - and per group the stream its ops count as a user of those
+    resources). Registers the resources in the order the op-by-op walk does."""
     comm_loads = _collective_ports(system, stages)
     ported = np.array([bool(comm_loads.get(st.index)) for st in stages])
-    loaded_mask = send | (grouped & ported[stage])
-    at = np.flatnonzero(loaded_mask)
+    at = np.flatnonzero(send | (grouped & ported[stage]))
     if not len(at):
-        return {}
+        return at, at, [], []
     n_stages = len(stages)
     combo = (arrays.kind[at].astype(np.int64) * n_stages + stage[at]) * n_stages + here[at]
     _, combo_first, combo_of = _in_first_order(combo)
@@ -153,7 +154,50 @@ def _collective_loads(arrays, plan: Plan, system: System, stages: list[Stage],
                     Load(_res(plan, system, h), sent) for h in comm_loads[st.index]))
         per_combo.append(hit[1])
         user_of.append(st.comm if policies.overlap else st.compute)
+    return at, combo_of, per_combo, user_of
+
+
+def _prune_uncontended(plan: Plan, at: np.ndarray, group: np.ndarray, loads: list[tuple],
+                       user_of: list[str]) -> None:
+    """Put the loaded collectives in ``plan.op_loads`` (in op order) and drop the resources
+    only one stream loads, as :meth:`~sim.system.plan.Plan.prune_uncontended` does op by op:
+    the users are found once per group of ops sharing a tuple of loads, and each dropped
+    resource's bytes are summed over the ops in op order (``quiet``, entered in the order
+    the ops first load them)."""
+    users: dict[str, set[str]] = {}
+    for tup, who in zip(loads, user_of, strict=True):
+        for ld in tup:
+            users.setdefault(ld.resource, set()).add(who)
+    for stream, res in plan.memory_of.items():
+        users.setdefault(res, set()).add(stream)
+    lone = {r for r, who in users.items() if len(who) == 1}
     ids = at.tolist()
-    which = combo_of.tolist()
-    plan.op_loads.update(zip(ids, [per_combo[w] for w in which], strict=True))
-    return dict(zip(ids, [user_of[w] for w in which], strict=True))
+    if not lone:
+        which = group.tolist()
+        plan.op_loads.update(zip(ids, [loads[w] for w in which], strict=True))
+        return
+    summed: list[tuple[int, int, str, tuple]] = []   # (first op, place in tuple, name, quiet)
+    for r in sorted(lone):
+        # per group: the bytes each of its loads on r moves, in tuple order
+        per_group = [[ld.nbytes for ld in tup if ld.resource == r] for tup in loads]
+        count = np.array([len(v) for v in per_group], dtype=np.int64)
+        ops = np.flatnonzero(count[group] > 0)
+        if not len(ops):
+            continue
+        flat = np.array([b for v in per_group for b in v], dtype=float)
+        offset = np.concatenate(([0], np.cumsum(count)[:-1]))
+        g, n = group[ops], count[group[ops]]
+        hi = np.cumsum(n)
+        values = flat[np.repeat(offset[g] - (hi - n), n) + np.arange(int(hi[-1]))]
+        bw, before = plan.quiet.get(r, (plan.resources[r], 0.0))
+        moved = float(np.add.accumulate(np.concatenate(([before], values)))[-1])
+        place = next(j for j, ld in enumerate(loads[int(g[0])]) if ld.resource == r)
+        summed.append((int(ops[0]), place, r, (bw, moved)))
+    for *_, r, entry in sorted(summed):   # entered as the op-by-op pruning enters them
+        plan.quiet[r] = entry
+    kept = [tuple(ld for ld in tup if ld.resource not in lone) for tup in loads]
+    keep = np.array([bool(k) for k in kept], dtype=bool)[group]
+    plan.op_loads.update(zip(at[keep].tolist(), [kept[w] for w in group[keep].tolist()],
+                             strict=True))
+    for r in lone:
+        plan.resources.pop(r, None)
