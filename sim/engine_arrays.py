@@ -263,7 +263,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                     counter[1] += 1
                     state[name] = ("wait", i)
                     yield env.all_of(events)
-            if batch and not one[k]:
+            e, loaded = -1, one[k]
+            if batch and not loaded:
                 # a run of ops that only hold the device, from here to the op that ends it
                 e = k
                 while not sig[e]:
@@ -276,6 +277,13 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                         break
                     e = q
                 t = _stamp(env.now, k, e + 1, lat, lat_list, ids, id_list, start, end)
+            elif (memory is not None and not loaded) or \
+                    (loaded and (tries[name] < FUTILE or wins[name] * 10 >= tries[name])):
+                tries[name] += loaded
+                e, t = quiet_run(name, k, memory, lat_list, nbytes, reserving, id_list, sig,
+                                 wait, one)
+                wins[name] += loaded and e >= k
+            if e >= k:   # positions k..e stamped: one event until the last one ends
                 counter[1] += 1
                 state[name] = ("busy", t, id_list[e + 1] if e + 1 < m else -1)
                 yield engine_module._Until(env, t)
@@ -284,22 +292,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                     done[id_list[e]].succeed()
                 k = e + 1
                 continue
-            loaded = one[k]
-            if (memory is not None and not loaded) or \
-                    (loaded and (tries[name] < FUTILE or wins[name] * 10 >= tries[name])):
-                tries[name] += loaded
-                e, t = quiet_run(name, k, memory, lat_list, nbytes, reserving, id_list, sig,
-                                 wait, one)
-                if e >= k:
-                    wins[name] += loaded
-                    counter[1] += 1
-                    state[name] = ("busy", t, id_list[e + 1] if e + 1 < m else -1)
-                    yield engine_module._Until(env, t)
-                    counter[0] += e - k + 1
-                    if sig[e]:
-                        done[id_list[e]].succeed()
-                    k = e + 1
-                    continue
             cost = kind_cost[kind[i]]
             loads = op_loads.get(i) if op_loads else None
             share = cost.detail.get("memory_share") if memory is not None else None
