@@ -280,6 +280,7 @@ def _one_stream_plan(trace: Trace, system: System, device: Device, policies: Pol
         return None
     st = stages[0]
     arrays.device = st.compute
+    arrays.stream, arrays.stream_names = None, ()   # (a trace planned before on several)
     plan = Plan(streams={st.compute: device}, stream_device={st.compute: st.rep},
                 devices_of={st.compute: st.devices}, first_transfer_id=len(arrays))
     ports = _collective_ports(system, stages).get(st.index)
