@@ -391,3 +391,14 @@ def as_columns(table: Any) -> Columns:
         return table
     names = [str(c) for c in table.columns]
     return Columns({c: table[c].to_numpy() for c in names}, names, len(table))
+
+
+def in_first_order(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the distinct values of ``codes`` in the order they first occur, the position of each
+    one's first occurrence, each element's index into the former): ``np.unique`` renumbered
+    by first occurrence."""
+    uniq, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return uniq[order], first[order], rank[inverse.reshape(-1)]

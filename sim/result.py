@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sim.columns import Columns, Lazy, Text, frame_of
+from sim.columns import Columns, Lazy, Text, frame_of, in_first_order
 from sim.engine import CostList, Timeline, first_seen
 from workloads.trace import CompactOps, Trace
 
@@ -320,11 +320,8 @@ def _distinct(costs: list, n: int) -> tuple[list, np.ndarray]:
     """(each distinct cost object once, in the order first met; its position per op): costs
     are shared by ops of one shape, so their figures are derived once each."""
     ids = np.fromiter(map(id, costs), dtype=np.uintp, count=n)   # (the objects live)
-    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")     # distinct costs in the order first met
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    return [costs[i] for i in first[order].tolist()], rank[inverse.reshape(-1)]
+    _, first, index = in_first_order(ids)        # distinct costs in the order first met
+    return [costs[i] for i in first.tolist()], index
 
 
 def _listed(labels: list[str], codes: np.ndarray) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.columns import in_first_order
 from sim.devices.base import Device, SimError, collective_min_bytes
 from sim.system.plan import Load, Plan
 from sim.system.schedule import (
@@ -31,16 +32,6 @@ from workloads.trace import COLLECTIVE, Trace
 #: stream categories of an op on its stage: the compute stream, the communication stream,
 #: then expert rank ``r`` at ``RANK + r``
 COMPUTE, COMM, RANK = 0, 1, 2
-
-
-def _in_first_order(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(distinct codes in the order they first occur, the position of each one's first
-    occurrence, each element's index into the former)."""
-    uniq, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    return uniq[order], first[order], rank[inverse.reshape(-1)]
 
 
 def streams_plan(trace: Trace, system: System, device: Device, policies: Policies,
@@ -68,7 +59,7 @@ def streams_plan(trace: Trace, system: System, device: Device, policies: Policie
     category = np.where(coll & policies.overlap, COMM,
                         np.where(op_rank >= 0, RANK + op_rank, COMPUTE))
     width = int(category.max()) + 1
-    keys, key_first, key_of = _in_first_order(stage * width + category)
+    keys, key_first, key_of = in_first_order(stage * width + category)
 
     plan = Plan(streams={}, first_transfer_id=len(arrays))
     used_memory: dict[str, set[str]] = {}
@@ -131,7 +122,7 @@ def _collective_loads(arrays, plan: Plan, system: System, stages: list[Stage],
         return at, at, [], []
     n_stages = len(stages)
     combo = (arrays.kind[at].astype(np.int64) * n_stages + stage[at]) * n_stages + here[at]
-    _, combo_first, combo_of = _in_first_order(combo)
+    _, combo_first, combo_of = in_first_order(combo)
     shared: dict[tuple, tuple] = {}
     per_combo = []
     user_of = []
