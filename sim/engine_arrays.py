@@ -78,9 +78,9 @@ def _kind_costs(dev: Device, arrays) -> list[Cost | None]:
     return table
 
 
-def _waited(arrays, stream: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _waited(arrays, stream: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(ops another stream depends on, sorted; per op whether a dependency of it is one of
-    those; the dependency list's owner per entry)."""
+    those)."""
     n = len(arrays)
     ptr, idx = arrays.dep_ptr, arrays.dep_idx.astype(np.int64, copy=False)
     owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))
@@ -89,12 +89,12 @@ def _waited(arrays, stream: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     flag[waited] = True
     cand = np.zeros(n, dtype=bool)
     cand[owner[flag[idx]]] = True
-    return waited, cand, owner
+    return waited, cand
 
 
 def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
-    """:meth:`Engine.run` of a trace :func:`runs_on_arrays` accepts (same times, events and
-    resource traffic; see the module docstring)."""
+    """:meth:`Engine.run` of a trace :func:`runs_on_arrays` accepts: the same times, costs
+    and resource traffic, fewer events waited on (see the module docstring)."""
     arrays = trace.compact
     names = arrays.stream_names
     dev = plan.streams[names[0]]
@@ -103,7 +103,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     table = _kind_costs(dev, arrays)
     per_kind = np.array([c.latency if c is not None else 0.0 for c in table] or [0.0])
     stream = arrays.stream
-    waited, cand, _ = _waited(arrays, stream)
+    waited, cand = _waited(arrays, stream)
     env = simpy.Environment()
     start = np.full(n, np.nan)
     end = np.full(n, np.nan)
@@ -205,8 +205,10 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                         break
                     done_changes.append((memory, size, timer - s, timer))
             else:
-                changes, alone = [], True
-                for res, nb in ([*loads, (memory, size)] if size > 0 else loads):
+                moves = [*loads, (memory, size)] if size > 0 else loads
+                # two loads on one resource share it even when nothing else is in flight
+                changes, alone = [], len({id(res) for res, _ in moves}) == len(moves)
+                for res, nb in (moves if alone else ()):
                     if nb <= 0:
                         continue
                     rate = res.rate

@@ -184,3 +184,28 @@ def test_prune_uncontended_equals_op_by_op_pruning():
         12 not in new.op_loads
     assert new.op_loads[20] == (Load("y", 7.0), Load("z", 3.0))
     assert set(new.resources) == {"y", "z"}
+
+
+def test_two_loads_on_one_resource_share_it():
+    """An op loading one resource twice is never stamped as alone on it: the arrays engine
+    and the op-by-op engine run the same hand-edited plan to the same times and bytes."""
+    from sim.engine import Engine
+    from workloads.trace import Trace
+
+    arch_name, model, scenario, overlap = CASES["tp2-pp4-mb4"]
+    arch = load_arch(arch_name)
+    system, device = build_system(arch), device_for(arch, "tile")
+    sc = Scenario(**scenario)
+    trace = trace_model(get_model(model), sc, compact=True)
+    plan = streams_plan(trace, system, device, Policies(), stages_for(system, sc.tp, sc.pp))
+    loaded = [i for i, loads in plan.op_loads.items() if loads]
+    assert loaded
+    for i in loaded:   # every loaded op moves its first load's bytes twice
+        plan.op_loads[i] = (plan.op_loads[i][0], *plan.op_loads[i])
+    ops = trace.compact.materialise()       # the same ops on the same streams, as objects
+    ref = Engine(plan.streams).run(Trace(ops, trace.model, trace.scenario), plan)
+    new = Engine(plan.streams).run(trace, plan)
+    assert (new.start == ref.start).all() and (new.end == ref.end).all()
+    for name, res in ref.resources.items():
+        assert new.resources[name].bytes_moved == res.bytes_moved
+        assert new.resources[name].busy_time == res.busy_time
