@@ -41,7 +41,7 @@ import numpy as np
 
 from sim.devices.base import Cost, Device
 from sim.lazy_module import LazyModule
-from sim.resources import SharedBandwidth, hold
+from sim.resources import SharedBandwidth, occupy
 from sim.system.plan import Plan, Transfer
 from workloads.trace import COLLECTIVE, Op, Trace
 
@@ -291,7 +291,6 @@ class Engine:
         def op_stream(name: str, items: list[Op]) -> Generator:
             dev = devices[name]
             plain = dev.holds_for_latency()  # one timeout per op: skip the generator
-            timeout = env.timeout
             memory = memory_of.get(name)
             estimate = dev.estimate
             if kind_of is not None and type(dev).estimate is Device.estimate:
@@ -347,16 +346,19 @@ class Engine:
                 costs[op.id] = cost
                 loads = op_loads.get(op.id) if op_loads else None
                 share = cost.detail.get("memory_share") if memory is not None else None
-                if share is not None and loads is None:
+                pim = share is not None and loads is None
+                if plain and (pim or not (shared_link and op.kind == COLLECTIVE)):
+                    # a device that holds for its latency (PIM units and loads included)
+                    start[op.id] = env.now
+                    yield from occupy(env, cost.latency, loads, memory, cost.dram_bytes,
+                                      share)
+                elif pim:
                     # a unit inside the memory (PIM): its bytes stay in the banks; it takes
                     # ``share`` of the memory's bandwidth from the other streams while it runs
                     start[op.id] = env.now
                     if share > 0.0:
                         memory.reserve(share)
-                    if plain:
-                        yield timeout(cost.latency)
-                    else:
-                        yield from dev.process(env, op, cost)
+                    yield from dev.process(env, op, cost)
                     if share > 0.0:
                         memory.release(share)
                 elif shared_link and op.kind == COLLECTIVE:
@@ -364,23 +366,14 @@ class Engine:
                         yield req
                         start[op.id] = env.now
                         yield from dev.process(env, op, cost)
-                elif loads is not None or (memory is not None and not plain):
+                elif loads is not None or memory is not None:
                     start[op.id] = env.now
                     events = [res.transfer(x) for res, x in loads] if loads else []
                     if memory is not None and cost.dram_bytes > 0:
                         events.append(memory.transfer(cost.dram_bytes))
-                    if plain:
-                        events.append(timeout(cost.latency))
-                    else:
-                        yield from dev.process(env, op, cost)
+                    yield from dev.process(env, op, cost)
                     if events:
                         yield env.all_of(events)
-                elif plain and memory is not None:
-                    start[op.id] = env.now
-                    yield hold(env, cost.latency, memory, cost.dram_bytes)
-                elif plain:
-                    start[op.id] = env.now
-                    yield timeout(cost.latency)
                 else:
                     start[op.id] = env.now
                     yield from dev.process(env, op, cost)

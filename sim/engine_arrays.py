@@ -39,7 +39,7 @@ import simpy
 import sim.engine as engine_module
 from sim.devices.base import Cost, Device
 from sim.engine import CostList, Timeline, _ops_at, first_seen
-from sim.resources import hold
+from sim.resources import occupy
 from sim.system.plan import Plan
 from workloads.trace import Trace
 
@@ -179,13 +179,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         t, p, e = env.now, k, k - 1
         starts, ends = start, end
         bound: dict[int, float] = {}
-        done_changes: list = []
         m = len(ids)
-        # the memory is quiet for the whole run or not at all (nothing else acts meanwhile)
-        mem_ok = memory is not None and not memory._left and not memory.reserved
-        quiet_memory = _bound(bound, memory, name) if mem_ok else -math.inf
-        mem_rate = memory.rate if mem_ok else 1.0
-        mem_tol = mem_rate * 1e-12
+        quiet_memory = _bound(bound, memory, name) if memory is not None else -math.inf
         while True:
             i = ids[p]
             if reserving[p]:
@@ -198,39 +193,37 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             done_at = s + lat[p]
             if loads is None:     # the memory's bytes at most (most ops)
                 if size > 0:
-                    timer = s + size / mem_rate
-                    if timer > done_at:
-                        done_at = timer
-                    if not done_at < quiet_memory or size - (timer - s) * mem_rate > mem_tol:
+                    timer = memory.solo_end(size, s)
+                    if timer is None:
                         break
-                    done_changes.append((memory, size, timer - s, timer))
+                    done_at = max(done_at, timer)
+                    if not done_at < quiet_memory:
+                        break
+                    memory.add_solo(size, s, timer)
             else:
                 moves = [*loads, (memory, size)] if size > 0 else loads
                 # two loads on one resource share it even when nothing else is in flight
-                changes, alone = [], len({id(res) for res, _ in moves}) == len(moves)
+                alone = len({id(res) for res, _ in moves}) == len(moves)
+                timed = []
                 for res, nb in (moves if alone else ()):
-                    if nb <= 0:
-                        continue
-                    rate = res.rate
-                    timer = s + max(0.0, nb / rate)
-                    if res._left or res.reserved or nb - (timer - s) * rate > rate * 1e-12:
-                        alone = False
-                        break
-                    done_at = max(done_at, timer)
-                    changes.append((res, nb, timer - s, timer))
-                if not alone or not all(done_at < _bound(bound, c[0], name) for c in changes):
+                    if nb > 0:
+                        timer = res.solo_end(nb, s)
+                        if timer is None:
+                            alone = False
+                            break
+                        done_at = max(done_at, timer)
+                        timed.append((res, nb, timer))
+                if not alone or not all(done_at < _bound(bound, res, name)
+                                        for res, _, _ in timed):
                     break
-                done_changes.extend(changes)
+                for res, nb, timer in timed:
+                    res.add_solo(nb, s, timer)
             starts[i] = s
             ends[i] = done_at
             t, e = done_at, p
             if sig[p] or p + 1 >= m or (memory is None and not one[p + 1]):
                 break
             p += 1
-        for res, size, busy, last in done_changes:
-            res.bytes_moved += size
-            res.busy_time += busy
-            res._last = last
         return e, t
 
     def _bound(cache: dict, res, name: str) -> float:
@@ -241,7 +234,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
 
     def op_stream(name: str, ids: np.ndarray) -> Generator:
         memory = memory_of.get(name)
-        timeout = env.timeout
         m = len(ids)
         lat = per_kind[kind[ids]]
         lat_list = lat.tolist()
@@ -299,23 +291,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             share = cost.detail.get("memory_share") if memory is not None else None
             start[i] = env.now
             state[name] = ("busy", env.now + cost.latency, id_list[k + 1] if k + 1 < m else -1)
-            if share is not None and loads is None:
-                # a unit inside the memory (PIM): it reserves ``share`` of the bandwidth
-                if share > 0.0:
-                    memory.reserve(share)
-                yield timeout(cost.latency)
-                if share > 0.0:
-                    memory.release(share)
-            elif loads is not None:
-                events = [res.transfer(x) for res, x in loads]
-                if memory is not None and cost.dram_bytes > 0:
-                    events.append(memory.transfer(cost.dram_bytes))
-                events.append(timeout(cost.latency))
-                yield env.all_of(events)
-            elif memory is not None:
-                yield hold(env, cost.latency, memory, cost.dram_bytes)
-            else:
-                yield timeout(cost.latency)
+            yield from occupy(env, cost.latency, loads, memory, cost.dram_bytes, share)
             end[i] = env.now
             counter[0] += 1
             counter[1] += 1

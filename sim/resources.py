@@ -10,10 +10,15 @@ command-bus slots): the transfers then share what is left.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: SimPy loads with the engine's first event (issue 18)
     import simpy
+
+
+#: relative float slack a finished transfer may leave: what moves in a picosecond
+FINISH_TOL = 1e-12
 
 
 class SharedBandwidth:
@@ -95,12 +100,34 @@ class SharedBandwidth:
             return  # a transfer started or ended since this timer was set
         rate = self.rate / len(self._left)
         self._advance()
-        tol = rate * 1e-12  # what moves in a picosecond: float slack of the subtraction
+        tol = rate * FINISH_TOL  # float slack of the subtraction
         finished = [tid for tid, left in self._left.items() if left <= tol]
         for tid in finished:
             del self._left[tid]
             self._done.pop(tid).succeed()
         self._reschedule()
+
+    def solo_end(self, nbytes: float, t: float) -> float | None:
+        """When a transfer of ``nbytes`` (> 0) started at ``t`` (s) alone would finish: the
+        time its timer fires, as :meth:`transfer`, :meth:`_reschedule` and :meth:`_on_timer`
+        compute it with one transfer in flight. None when a transfer is in flight or a share
+        is reserved now, or when that timer would leave it unfinished. The caller must know
+        that nothing else starts on this resource before the returned time
+        (sim/engine_arrays.py)."""
+        if self._left or self.reserved:
+            return None
+        rate = self.rate
+        timer = t + max(0.0, nbytes / rate)
+        if nbytes - (timer - t) * rate > rate * FINISH_TOL:
+            return None
+        return timer
+
+    def add_solo(self, nbytes: float, t: float, timer: float) -> None:
+        """Count a transfer :meth:`solo_end` timed as its own events would count it: its
+        bytes, busy time from ``t`` to ``timer`` (s), the last change at ``timer``."""
+        self.bytes_moved += nbytes
+        self.busy_time += timer - t
+        self._last = timer
 
     def utilisation(self, elapsed: float) -> float:
         """Fraction of ``elapsed`` seconds the resource moved data at full rate."""
@@ -108,6 +135,31 @@ class SharedBandwidth:
 
     def __repr__(self) -> str:  # pragma: no cover
         return f"SharedBandwidth({self.name!r}, {self.bandwidth:.3g} B/s)"
+
+
+def occupy(env: simpy.Environment, latency: float, loads: list | None,
+           memory: SharedBandwidth | None, nbytes: float, share: float | None) -> Generator:
+    """An op of a device that holds for its latency (s), as a process step (``yield from``):
+    it moves each ``(resource, bytes)`` of ``loads`` and, through a shared ``memory``, its
+    ``nbytes`` of DRAM traffic, and ends when its latency and every transfer are done; a
+    ``share`` (with no loads: a unit inside the memory, PIM) reserves that fraction of the
+    memory's bandwidth while it runs instead of moving bytes through it."""
+    if share is not None and loads is None:
+        if share > 0.0:
+            memory.reserve(share)
+        yield env.timeout(latency)
+        if share > 0.0:
+            memory.release(share)
+    elif loads is not None:
+        events = [res.transfer(x) for res, x in loads]
+        if memory is not None and nbytes > 0:
+            events.append(memory.transfer(nbytes))
+        events.append(env.timeout(latency))
+        yield env.all_of(events)
+    elif memory is not None:
+        yield hold(env, latency, memory, nbytes)
+    else:
+        yield env.timeout(latency)
 
 
 def hold(env: simpy.Environment, latency: float, memory: SharedBandwidth | None,

@@ -209,3 +209,24 @@ def test_two_loads_on_one_resource_share_it():
     for name, res in ref.resources.items():
         assert new.resources[name].bytes_moved == res.bytes_moved
         assert new.resources[name].busy_time == res.busy_time
+
+
+def test_one_stream_plan_drops_stale_stream_codes():
+    """A trace whose arrays still carry several-stream codes from an earlier plan, planned
+    again on one stream, reports that one stream on every row (not the stale codes)."""
+    import numpy as np
+
+    from sim.engine import Engine
+    from sim.result import op_columns
+
+    arch = load_arch("h100")
+    system, device = build_system(arch), device_for(arch, "tile")
+    sc = Scenario(batch=4, prompt_len=32, gen_len=6)
+    trace = trace_model(get_model("llama2-7b"), sc, compact=True)
+    arrays = trace.compact
+    arrays.stream = np.arange(len(arrays), dtype=np.int64) % 2   # as if planned on two
+    arrays.stream_names = ("gpu0.compute", "gpu0.comm")
+    plan = build_plan(trace, system, device, None, Policies())
+    assert arrays.stream is None and arrays.stream_names == ()
+    table = op_columns(trace, Engine(plan.streams).run(trace, plan), plan.stream_device)
+    assert table.text("stream").labels == [arrays.device] == list(plan.streams)

@@ -112,3 +112,40 @@ def test_reservation_must_leave_bandwidth():
     mem.reserve(0.5)
     with pytest.raises(ValueError, match="hbm: cannot reserve 0.5"):
         mem.reserve(0.5)
+
+
+@pytest.mark.parametrize("start, nbytes, bandwidth", [
+    (0.0, 500.0, 100.0), (0.37, 1.25e6, 3.35e12), (1234.5678, 7.0e8, 2.0e12),
+    (3.0e-5, 123456.0, 9.0e11)])
+def test_solo_end_equals_a_lone_transfer_event(start, nbytes, bandwidth):
+    """The closed form the arrays engine stamps quiet ops with (solo_end, add_solo) gives the
+    finish time, bytes, busy time and last change a lone transfer's own events give."""
+    env = simpy.Environment()
+    mem = SharedBandwidth(env, bandwidth)
+    done = []
+
+    def flow():
+        yield env.timeout(start)
+        yield mem.transfer(nbytes)
+        done.append(env.now)
+
+    env.process(flow())
+    env.run()
+    twin = SharedBandwidth(simpy.Environment(), bandwidth)
+    end = twin.solo_end(nbytes, start)
+    assert end == done[0]                       # bit for bit, not approx
+    twin.add_solo(nbytes, start, end)
+    assert (twin.bytes_moved, twin.busy_time, twin._last) == \
+        (mem.bytes_moved, mem.busy_time, mem._last)
+    assert end == pytest.approx(start + nbytes / bandwidth)
+
+
+def test_solo_end_refuses_a_busy_or_reserved_resource():
+    env = simpy.Environment()
+    mem = SharedBandwidth(env, 100.0)
+    assert mem.solo_end(100.0, 0.0) == 1.0
+    mem.transfer(50.0)
+    assert mem.solo_end(100.0, 0.0) is None     # something in flight: not alone
+    other = SharedBandwidth(env, 100.0)
+    other.reserve(0.5)
+    assert other.solo_end(100.0, 0.0) is None   # a PIM reservation takes part of it
