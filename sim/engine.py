@@ -512,7 +512,15 @@ class Engine:
             return dict(memories), memories, {}
         resources = {name: SharedBandwidth(env, bw, name) for name, bw in plan.resources.items()}
         memory_of = {s: resources[r] for s, r in plan.memory_of.items()}
-        op_loads = {i: [(resources[ld.resource], ld.nbytes) for ld in loads]
-                    for i, loads in plan.op_loads.items()}
+        resolved: dict[int, list] = {}    # ops sharing a list of loads share its resolution
+
+        def resolve(loads: list) -> list:
+            got = resolved.get(id(loads))
+            if got is None:
+                got = resolved[id(loads)] = [(resources[ld.resource], ld.nbytes)
+                                             for ld in loads]
+            return got
+
+        op_loads = {i: resolve(loads) for i, loads in plan.op_loads.items()}
         self.memories = memory_of
         return resources, memory_of, op_loads

@@ -40,6 +40,7 @@ import sim.engine as engine_module
 from sim.devices.base import Cost, Device
 from sim.engine import CostList, Timeline, _ops_at, first_seen
 from sim.resources import occupy
+from sim.stream_chains import adoptions
 from sim.system.plan import Plan
 from workloads.trace import Trace
 
@@ -47,6 +48,9 @@ from workloads.trace import Trace
 SHORT = 16
 #: quiet-run tries at a stream's loaded ops before their success rate may stop them
 FUTILE = 64
+
+
+_NONE = np.zeros(0, dtype=np.int64)   # no adoptions in a run
 
 
 def runs_on_arrays(trace: Trace, plan: Plan | None) -> bool:
@@ -107,7 +111,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     env = simpy.Environment()
     start = np.full(n, np.nan)
     end = np.full(n, np.nan)
-    done = {i: env.event() for i in waited.tolist()}
     counter = [0, 0]   # tasks completed, events waited on
     streams = {name: [] for name in names}
     resources, memory_of, op_loads = engine._resources(env, plan, streams)
@@ -117,120 +120,345 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     signal = np.zeros(n, dtype=bool)
     signal[waited] = True
     ptr, idx = arrays.dep_ptr, arrays.dep_idx
-    # the dependencies with a completion event, per op that has one (in the op's dep order)
-    waits: dict[int, list] = {}
-    for i in np.flatnonzero(cand).tolist():
-        waits[i] = [(d, done[d]) for d in idx[ptr[i]:ptr[i + 1]].tolist() if d in done]
-    owner = {d: names[c] for d, c in zip(waited.tolist(), stream[waited].tolist(), strict=True)}
+    # per op with such a dependency: those dependencies (in the op's dep order); per such
+    # dependency: the ops that wait for it
+    dep_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))
+    pair = cand[dep_of] & signal[idx]
+    waiter, waited_op = dep_of[pair], idx[pair].astype(np.int64, copy=False)
+    waits = _grouped(waiter, waited_op)
+    by_waited = np.argsort(waited_op, kind="stable")
+    waiters = _grouped(waited_op[by_waited], waiter[by_waited])
+    signalled: set[int] = set()
+    name_of = [names[c] for c in stream[np.flatnonzero(signal | cand)].tolist()]
+    owner = dict(zip(np.flatnonzero(signal | cand).tolist(), name_of, strict=True))
+    by_stream = np.argsort(stream, kind="stable")
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(stream, minlength=len(names)))))
+    position = np.empty(n, dtype=np.int64)      # each op's position on its stream
+    position[by_stream] = np.arange(n) - np.repeat(bounds[:-1], np.diff(bounds))
 
-    def pending(i: int) -> list:
-        return [e for _, e in waits[i] if not e.triggered]
+    def pending(i: int) -> list[int]:
+        return [d for d in waits[i] if d not in signalled]
 
     # what each stream is doing, for the other users of a resource it loads (quiet runs):
     # ("busy", t, i): no new op before t, then op i (-1: none); ("wait", i): waiting on op
     # i's dependencies
     state: dict[str, tuple] = {}
+    # a waiting stream: (the event that wakes it, the op it waits to start); where an
+    # adopting stream moved it on, the position it resumes at
+    sleeping: dict[str, tuple] = {}
+    resume_at: dict[str, int] = {}
     users = _users(names, stream, memory_of, op_loads)
-    by_stream = np.argsort(stream, kind="stable")
-    bounds = np.concatenate(([0], np.cumsum(np.bincount(stream, minlength=len(names)))))
     kind_cost = table
     dram = np.array([c.dram_bytes if c is not None else 0.0 for c in table] or [0.0])
     shares = np.array([c is not None and c.detail.get("memory_share") is not None
                        for c in table] or [False])
 
-    def quiet_until(res, name: str) -> float:
-        """The earliest time another user of ``res`` may start an op (inf: none can before
-        stream ``name`` signals one of its own ops)."""
+    def signal_done(d: int) -> None:
+        """Op ``d``, which another stream waits for, has ended now: wake a stream whose
+        op has nothing else left to wait for."""
+        signalled.add(d)
+        for y in waiters.get(d, ()):
+            other = owner[y]
+            sl = sleeping.get(other)
+            if sl is not None and sl[1] == y and not pending(y):
+                del sleeping[other]
+                sl[0].succeed()
+
+    def quiet_until(res, busy: tuple[str, ...]) -> float:
+        """The earliest time a user of ``res`` other than streams ``busy`` may start an op
+        (inf: none can before ``busy[0]`` signals one of its own ops)."""
         now, soonest = env.now, math.inf
         for other in users[id(res)]:
-            if other == name:
+            if other in busy:
                 continue
             what = state.get(other)
             if what is None:
                 return now
-            if what[0] == "busy":
-                # unless its next op will wait for one of this stream's ops
-                if not _held_by(what[2], name):
-                    soonest = min(soonest, what[1])
-            elif not _held_by(what[1], name):
-                return now
+            # its next op, and no new op before when
+            nxt, when = (what[2], what[1]) if what[0] == "busy" else (what[1], now)
+            # unless that op will wait for one of this stream's ops
+            if not _held_by(nxt, busy[0]):
+                soonest = min(soonest, max(when, ready_at(nxt)) if nxt in waits else when)
+                if soonest <= now:
+                    return now
         return soonest
+
+    def ready_at(i: int) -> float:
+        """A time (s) op ``i``'s dependencies on other streams cannot all have ended
+        before: the end of those already stamped, and for the others the time their
+        stream is busy until."""
+        ready = env.now
+        for d in pending(i):
+            t = end[d]
+            if t != t:          # not stamped yet: not before its stream's current op ends
+                what = state.get(owner[d])
+                t = what[1] if what is not None and what[0] == "busy" else ready
+            ready = max(ready, t)
+        return ready
 
     def _held_by(i: int, name: str) -> bool:
         """Whether op ``i`` (-1: none) waits for an unsignalled op of stream ``name`` and of
         no other stream (it cannot start before ``name`` signals it)."""
         if i not in waits:
             return False
-        left = [d for d, e in waits[i] if not e.triggered]
+        left = pending(i)
         return bool(left) and all(owner[d] == name for d in left)
 
-    def quiet_run(name: str, k: int, memory, lat: list, nbytes: list, reserving: list,
-                  ids: list, sig: list, wait: list, one: list) -> tuple[int, float]:
-        """Stamp a run of ops from position ``k`` of stream ``name`` whose transfers (its
-        memory's, its link loads) find every resource quiet: nothing in flight on it, and
-        no other user able to start an op before the run's op ends (:func:`quiet_until`).
-        Each op ends where the per-op engine ends it alone on its resources - the latest
-        of its timeout and each transfer's timer - and each resource's bytes, busy time and
-        last change are set as its timer sets them. The run ends as a coarsened run does,
-        and before an op that would not be alone or that reserves a share of the memory; on
-        a stream without a contended memory it stops before the next op without link loads
-        (the coarsened run takes those). (last position stamped, its end time); last < k:
-        none."""
-        t, p, e = env.now, k, k - 1
-        starts, ends = start, end
+    # per op: bytes through its stream's contended memory, how long it takes alone on its
+    # resources (s) - the longest of its latency and each transfer's time at the resource's
+    # full rate, so that the latest of its timeout and each transfer's timer is ``start +
+    # duration`` (rounding is monotone) - and whether a quiet run must stop before it (it
+    # reserves a share of the memory, or moves bytes twice through one resource: two loads
+    # on one resource share it even when nothing else is in flight)
+    rate_of = np.array([memory_of[nm].rate if nm in memory_of else math.inf for nm in names])
+    with_memory = np.isfinite(rate_of)[stream]
+    size_all = np.where(with_memory, dram[kind], 0.0)
+    dur_all = per_kind[kind]
+    moving = size_all > 0
+    dur_all[moving] = np.maximum(dur_all[moving], size_all[moving] / rate_of[stream[moving]])
+    stop_all = shares[kind] & with_memory
+    if op_loads:
+        loaded_ids = np.fromiter(op_loads, dtype=np.int64, count=len(op_loads))
+        longest, twice = _loads_alone(list(op_loads.values()))
+        dur_all[loaded_ids] = np.maximum(dur_all[loaded_ids], longest)
+        # two loads on one link share it even with nothing else in flight (the memory is
+        # never one of the links)
+        stop_all[loaded_ids] |= twice
+    # the collective each op's stream may stamp after it (sim/stream_chains.py), and per
+    # op its one dependency on another stream (-1: none or several)
+    codes = {id(mem): c for c, mem in enumerate(dict.fromkeys(memory_of.values()))}
+    next_op = np.full(n, -1, dtype=np.int64)
+    same = stream[by_stream[1:]] == stream[by_stream[:-1]]
+    next_op[by_stream[:-1][same]] = by_stream[1:][same]
+    adopt_after = adoptions(stream, position, next_op, waiter, waited_op,
+                            np.array([codes.get(id(memory_of.get(nm)), -1) for nm in names]),
+                            stop_all)
+    only_wait = np.full(n, -1, dtype=np.int64)
+    lone = np.bincount(waiter, minlength=n)[waiter] == 1
+    only_wait[waiter[lone]] = waited_op[lone]
+
+    def links_alone(i: int, s: float, done_at: float, busy: tuple[str, ...],
+                    bound: dict) -> bool:
+        """Whether op ``i``'s link loads, started at ``s`` (s), are alone on their links
+        until it ends at ``done_at``: nothing in flight, and no other user able to start
+        before (``bound``: :func:`quiet_until` per resource, kept across a run)."""
+        for res, nb in op_loads[i]:
+            if nb > 0:
+                limit = bound.get(id(res))
+                if limit is None:
+                    limit = bound[id(res)] = quiet_until(res, busy)
+                if res.solo_end(nb, s) is None or not done_at < limit:
+                    return False
+        return True
+
+    def count_links(i: int, s: float) -> None:
+        """Count op ``i``'s link loads, alone from ``s`` (s), as their timers count them."""
+        for res, nb in op_loads[i]:
+            if nb > 0:
+                res.add_solo(nb, s, res.solo_end(nb, s))
+
+    def loads_run(name: str, k: int, lane: dict) -> tuple[int, float]:
+        """:func:`quiet_run` on a stream without a contended memory: consecutive ops with
+        link loads, each alone on its links (a few ops: a loop, no arrays)."""
+        id_list, sig, wait, one, stops, dur = lane["id_list"], lane["sig"], lane["wait"], \
+            lane["one"], lane["stops"], lane["dur_list"]
+        t, p, e, m = env.now, k, k - 1, len(id_list)
         bound: dict[int, float] = {}
-        m = len(ids)
-        quiet_memory = _bound(bound, memory, name) if memory is not None else -math.inf
-        while True:
-            i = ids[p]
-            if reserving[p]:
-                break
-            s = t
+        while one[p] and not stops[p]:
+            i = id_list[p]
             if p > k and wait[p] and pending(i):
                 break
-            loads = op_loads[i] if one[p] else None
-            size = nbytes[p] if memory is not None else 0.0
-            done_at = s + lat[p]
-            if loads is None:     # the memory's bytes at most (most ops)
-                if size > 0:
-                    timer = memory.solo_end(size, s)
-                    if timer is None:
-                        break
-                    done_at = max(done_at, timer)
-                    if not done_at < quiet_memory:
-                        break
-                    memory.add_solo(size, s, timer)
-            else:
-                moves = [*loads, (memory, size)] if size > 0 else loads
-                # two loads on one resource share it even when nothing else is in flight
-                alone = len({id(res) for res, _ in moves}) == len(moves)
-                timed = []
-                for res, nb in (moves if alone else ()):
-                    if nb > 0:
-                        timer = res.solo_end(nb, s)
-                        if timer is None:
-                            alone = False
-                            break
-                        done_at = max(done_at, timer)
-                        timed.append((res, nb, timer))
-                if not alone or not all(done_at < _bound(bound, res, name)
-                                        for res, _, _ in timed):
-                    break
-                for res, nb, timer in timed:
-                    res.add_solo(nb, s, timer)
-            starts[i] = s
-            ends[i] = done_at
+            done_at = t + dur[p]
+            if not links_alone(i, t, done_at, (name,), bound):
+                break
+            count_links(i, t)
+            start[i], end[i] = t, done_at
             t, e = done_at, p
-            if sig[p] or p + 1 >= m or (memory is None and not one[p + 1]):
+            if sig[p] or p + 1 >= m:
                 break
             p += 1
         return e, t
 
-    def _bound(cache: dict, res, name: str) -> float:
-        got = cache.get(id(res))
-        if got is None:
-            got = cache[id(res)] = quiet_until(res, name)
-        return got
+    def alone_at_once(run: np.ndarray, memory, busy: tuple[str, ...]) -> tuple[int, float]:
+        """Stamp the ops ``run`` back to back from now, as long as each is alone on its
+        resources (:func:`quiet_run`), by arrays: one ``np.cumsum`` of their durations
+        alone, the memory's transfers checked and counted at once. (how many were alone,
+        when the last of them ends)."""
+        size, loaded = size_all[run], single[run]
+        times = np.empty(len(run) + 1)
+        times[0] = env.now
+        times[1:] = dur_all[run]
+        np.cumsum(times, out=times)
+        starts, ends = times[:-1], times[1:]
+        f = len(run)
+        moves = size > 0
+        if moves.any():
+            timer = memory.solo_ends(size, starts, moves)
+            bad = moves & (np.isnan(timer) | ~(ends < quiet_until(memory, busy)))
+            if bad.any():
+                f = int(np.argmax(bad))
+        bound: dict[int, float] = {}
+        for j in np.flatnonzero(loaded[:f]).tolist():
+            if not links_alone(int(run[j]), float(starts[j]), float(ends[j]), busy, bound):
+                f = j
+                break
+        if f == 0:
+            return 0, env.now
+        start[run[:f]] = starts[:f]
+        end[run[:f]] = ends[:f]
+        if moves[:f].any():
+            memory.add_solos(size[:f], starts[:f], timer[:f], moves[:f])
+        for j in np.flatnonzero(loaded[:f]).tolist():
+            count_links(int(run[j]), float(starts[j]))
+        return f, float(ends[f - 1])
+
+    def alone_one_by_one(run: list, memory, busy: tuple[str, ...]) -> tuple[int, float]:
+        """:func:`alone_at_once` of a few ops, in a loop (the same additions)."""
+        t, quiet, bound = env.now, None, {}
+        took: list[tuple] = []
+        for i in run:
+            done_at, size, timer = t + float(dur_all[i]), float(size_all[i]), None
+            if size > 0:
+                timer = memory.solo_end(size, t)
+                if timer is None:
+                    break
+                if quiet is None:
+                    quiet = quiet_until(memory, busy)
+                if not done_at < quiet:
+                    break
+            if single[i] and not links_alone(i, t, done_at, busy, bound):
+                break
+            took.append((i, t, done_at, size, timer))
+            t = done_at
+        for i, s, done_at, size, timer in took:
+            start[i], end[i] = s, done_at
+            if timer is not None:
+                memory.add_solo(size, s, timer)
+            if single[i]:
+                count_links(i, s)
+        return len(took), t
+
+    def quiet_run(name: str, k: int, memory, lane: dict) -> tuple[int, float]:
+        """Stamp a run of ops from position ``k`` of stream ``name`` whose transfers (its
+        memory's, its link loads) find every resource quiet: nothing in flight on it, and
+        no other user able to start an op before the run's op ends (:func:`quiet_until`).
+        Each op ends where the per-op engine ends it alone on its resources - the latest
+        of its timeout and each transfer's timer, ``start + duration`` (``dur_all``),
+        added in order by one ``np.cumsum`` - and each resource's bytes, busy time and
+        last change are set as its timer sets them. The run ends as a coarsened run does
+        (at an op another stream waits for, unless :func:`adoptable` lets this stream
+        stamp that stream's op in the run), and before an op that would not be alone or
+        that reserves a share of the memory; on a stream without a contended memory it
+        stops before the next op without link loads (the coarsened run takes those).
+        (last position stamped, the time it and what it adopted end); last < k: none."""
+        ids, id_list, m = lane["ids"], lane["id_list"], len(lane["id_list"])
+        blocked, stops, ends_run, waits_left = lane["next_block"], lane["stops"], \
+            lane["ends_run"], lane["waits_left"]
+        at_adoption, adopt_at = lane["next_adoption"], lane["adoption_at"]
+        # the first op the run would adopt: its stream must sleep on it now, else the
+        # run ends where it would adopt it
+        first, cut = at_adoption[k], m
+        if first < m:
+            y = int(adopt_after[id_list[first]])
+            sl = sleeping.get(names[stream[y]])
+            if sl is None or sl[1] != y:
+                cut = first
+        # the ops the run may take, by the checks that do not depend on time: jump
+        # between the positions that may end it (sim/stream_chains.py: the rest are
+        # plain, or adoptions after the run's first, or waits for what it adopts)
+        p, e, last_adopts = k, m - 1, True
+        while True:
+            b = blocked[p]
+            if b > cut:
+                e, last_adopts = cut, False
+                break
+            if b >= m:
+                break
+            if stops[b]:
+                e = b - 1
+                break
+            if waits_left[b] and b > k and pending(id_list[b]):
+                e = b - 1
+                break
+            if b == cut or (ends_run[b] and b != first):
+                e, last_adopts = b, False
+                break
+            p = b + 1
+            if p >= m:
+                break
+        if e < k:
+            return e, env.now
+        run = ids[k:e + 1]
+        if first <= (e if last_adopts else e - 1):
+            lo = np.searchsorted(adopt_at, k)
+            hi = np.searchsorted(adopt_at, e if last_adopts else e - 1, "right")
+            at = adopt_at[lo:hi] - k + 1
+            xs = run[at - 1]
+            ys = adopt_after[xs]
+            run = np.insert(run, at, ys)
+        else:
+            at = xs = ys = _NONE
+        busy = (name,)
+        if len(run) < SHORT:
+            f, t = alone_one_by_one(run.tolist(), memory, busy)
+        else:
+            f, t = alone_at_once(run, memory, busy)
+        if f == 0:
+            return k - 1, env.now
+        # what it adopted: signalled; their stream sleeps on, on the op after the last
+        took = int(np.count_nonzero(at + np.arange(len(at)) < f)) if len(at) else 0
+        if took:
+            counter[0] += took
+            signalled.update(xs[:took].tolist())
+            signalled.update(ys[:took].tolist())
+            y = int(ys[took - 1])
+            other, w = names[stream[y]], int(next_op[y])
+            sleeping[other] = (sleeping[other][0], w)
+            state[other] = ("wait", w)
+            resume_at[other] = int(position[y]) + 1
+        return k + f - took - 1, t
+
+    def lane_of(ids: np.ndarray, special: np.ndarray, with_memory: bool) -> dict:
+        """What a stream's process reads of its ops: ids, flags, durations alone
+        (:func:`loads_run`, on a stream without a contended memory), and ``next_stop``:
+        per position ``p`` the first position ``>= p`` that is special (or, with a memory,
+        where a quiet run must stop; the length where none is left). With a memory, for
+        :func:`quiet_run`: the positions of ops after which it may adopt another stream's
+        op (``adoption_at``), the first of them and the first position that may end a run
+        from each position (``next_adoption``, ``next_block``), and per position whether
+        the run must stop before it (``stops``), end at it (``ends_run``: another stream
+        waits for it, and the run cannot adopt that op unless it is its first adoption)
+        or check what it waits for (``waits_left``: not only what the run adopted just
+        before it)."""
+        m = len(ids)
+        stops = stop_all[ids]
+        sig = signal[ids]
+        if not with_memory:     # lists: the coarsened runs read every special position
+            at = np.flatnonzero(special | stops)
+            return {"ids": ids, "id_list": ids.tolist(), "sig": sig.tolist(),
+                    "wait": cand[ids].tolist(), "one": single[ids].tolist(),
+                    "stops": stops.tolist(), "dur_list": dur_all[ids].tolist(),
+                    "next_stop": np.append(at, m)[
+                        np.searchsorted(at, np.arange(m + 1))].tolist()}
+        # arrays: a quiet run reads only the positions that may end it
+        ys = adopt_after[ids]
+        adopt_at = np.flatnonzero(ys >= 0)
+        # an adoption that does not follow on from the one before it (the op after that
+        # one on the same stream) needs its stream asleep on it: a run ends there
+        y = ys[adopt_at]
+        head = np.ones(len(adopt_at), dtype=bool)
+        head[1:] = y[1:] != next_op[y[:-1]]
+        ends_run = sig & (ys < 0)
+        ends_run[adopt_at[head]] = True
+        before = np.concatenate(([-1], ys[:-1]))    # what a run adopts before each position
+        waits_left = cand[ids] & ~((before >= 0) & (only_wait[ids] == before))
+        block = np.flatnonzero(stops | ends_run | waits_left)
+        return {"ids": ids, "id_list": ids, "sig": sig, "wait": cand[ids],
+                "one": single[ids], "stops": stops, "adoption_at": adopt_at,
+                "ends_run": ends_run, "waits_left": waits_left,
+                "next_block": np.append(block, m)[np.searchsorted(block, np.arange(m + 1))],
+                "next_adoption": np.append(adopt_at, m)[
+                    np.searchsorted(adopt_at, np.arange(m + 1))]}
 
     def op_stream(name: str, ids: np.ndarray) -> Generator:
         memory = memory_of.get(name)
@@ -238,25 +466,20 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         lat = per_kind[kind[ids]]
         lat_list = lat.tolist()
         special = signal[ids] | cand[ids] | single[ids]
-        at = np.flatnonzero(special)
-        # next[p]: the first special position >= p (m where none is left)
-        nxt = np.append(at, m)[np.searchsorted(at, np.arange(m + 1))].tolist()
-        id_list, sig, wait, one = ids.tolist(), signal[ids].tolist(), cand[ids].tolist(), \
-            single[ids].tolist()
+        lane = lane_of(ids, special, memory is not None)
+        id_list, sig, wait, one = lane["id_list"], lane["sig"], lane["wait"], lane["one"]
         batch = memory is None
-        if memory is not None:
-            nbytes, reserving = dram[kind[ids]].tolist(), shares[kind[ids]].tolist()
-        else:   # no memory traffic to stamp: nothing reserves it
-            nbytes = reserving = _NOTHING
+        nxt = lane.get("next_stop")   # without a memory: the first special position >= p
         k = 0
         while k < m:
             i = id_list[k]
-            if wait[k]:
-                events = pending(i)
-                if events:
-                    counter[1] += 1
-                    state[name] = ("wait", i)
-                    yield env.all_of(events)
+            if wait[k] and pending(i):
+                counter[1] += 1
+                state[name] = ("wait", i)
+                sleeping[name] = (env.event(), i)
+                yield sleeping[name][0]
+                k = resume_at.pop(name, k)    # a stream that adopted ops moved it on
+                continue
             e, loaded = -1, one[k]
             if batch and not loaded:
                 # a run of ops that only hold the device, from here to the op that ends it
@@ -274,8 +497,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             elif (memory is not None and not loaded) or \
                     (loaded and (tries[name] < FUTILE or wins[name] * 10 >= tries[name])):
                 tries[name] += loaded
-                e, t = quiet_run(name, k, memory, lat_list, nbytes, reserving, id_list, sig,
-                                 wait, one)
+                e, t = quiet_run(name, k, memory, lane) if memory is not None else \
+                    loads_run(name, k, lane)
                 wins[name] += loaded and e >= k
             if e >= k:   # positions k..e stamped: one event until the last one ends
                 counter[1] += 1
@@ -283,7 +506,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 yield engine_module._Until(env, t)
                 counter[0] += e - k + 1
                 if sig[e]:
-                    done[id_list[e]].succeed()
+                    signal_done(id_list[e])
                 k = e + 1
                 continue
             cost = kind_cost[kind[i]]
@@ -296,7 +519,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             counter[0] += 1
             counter[1] += 1
             if sig[k]:
-                done[i].succeed()
+                signal_done(i)
             k += 1
         state[name] = ("busy", math.inf, -1)
 
@@ -313,17 +536,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     tl.engine_events = counter[1]
     tl.resources = resources
     return tl
-
-
-class _Nothing:
-    """A zero at every position (the bytes and reservations of a stream without a
-    contended memory)."""
-
-    def __getitem__(self, p: int) -> int:
-        return 0
-
-
-_NOTHING = _Nothing()
 
 
 def _stamp(t: float, a: int, b: int, lat: np.ndarray, lat_list: list, ids: np.ndarray,
@@ -346,6 +558,33 @@ def _stamp(t: float, a: int, b: int, lat: np.ndarray, lat_list: list, ids: np.nd
     start[run] = times[:-1]
     end[run] = times[1:]
     return float(times[-1])
+
+
+def _loads_alone(loads: list[list]) -> tuple[np.ndarray, np.ndarray]:
+    """Per op's list of link loads ((resource, bytes)): the longest transfer time alone
+    (s, at each resource's rate; 0 without bytes) and whether two of them share a resource
+    (ops sharing a list are worked out once)."""
+    seen: dict[int, tuple[float, bool]] = {}
+    out = []
+    for ld in loads:
+        got = seen.get(id(ld))
+        if got is None:
+            times = [nb / res.rate for res, nb in ld if nb > 0]
+            got = seen[id(ld)] = (max(times, default=0.0),
+                                  len({id(res) for res, _ in ld}) != len(ld))
+        out.append(got)
+    longest, twice = zip(*out, strict=True)
+    return np.array(longest, dtype=float), np.array(twice, dtype=bool)
+
+
+def _grouped(keys: np.ndarray, values: np.ndarray) -> dict[int, list[int]]:
+    """``{key: [its values, in order]}`` of ``keys`` (sorted) and ``values``."""
+    if not len(keys):
+        return {}
+    cut = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    lo, hi = np.concatenate(([0], cut)).tolist(), np.append(cut, len(keys)).tolist()
+    vals = values.tolist()
+    return {k: vals[a:b] for k, a, b in zip(keys[lo].tolist(), lo, hi, strict=True)}
 
 
 def _users(names, stream: np.ndarray, memory_of: dict, op_loads: dict) -> dict[int, set[str]]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:  # annotations only: SimPy loads with the engine's first event (issue 18)
     import simpy
 
@@ -128,6 +130,30 @@ class SharedBandwidth:
         self.bytes_moved += nbytes
         self.busy_time += timer - t
         self._last = timer
+
+    def solo_ends(self, nbytes: np.ndarray, starts: np.ndarray, moves: np.ndarray) -> np.ndarray:
+        """:meth:`solo_end` of each transfer ``nbytes[j]`` started at ``starts[j]`` (s) where
+        ``moves[j]``, one after the other: NaN where it would return None (and everywhere
+        while a transfer is in flight or a share is reserved)."""
+        if self._left or self.reserved:
+            return np.full(len(nbytes), np.nan)
+        rate = self.rate
+        timer = starts + np.maximum(0.0, nbytes / rate)
+        left = moves & (nbytes - (timer - starts) * rate > rate * FINISH_TOL)
+        timer[left] = np.nan
+        return timer
+
+    def add_solos(self, nbytes: np.ndarray, starts: np.ndarray, timers: np.ndarray,
+                  moves: np.ndarray) -> None:
+        """:meth:`add_solo` of each transfer where ``moves``, in order (the same sequential
+        additions, by ``np.cumsum``)."""
+        nb, t0, t1 = nbytes[moves], starts[moves], timers[moves]
+        acc = np.empty(len(nb) + 1)
+        acc[0], acc[1:] = self.bytes_moved, nb
+        self.bytes_moved = float(np.cumsum(acc)[-1])
+        acc[0], acc[1:] = self.busy_time, t1 - t0
+        self.busy_time = float(np.cumsum(acc)[-1])
+        self._last = float(t1[-1])
 
     def utilisation(self, elapsed: float) -> float:
         """Fraction of ``elapsed`` seconds the resource moved data at full rate."""

@@ -1,0 +1,64 @@
+"""Which collectives a compute stream may stamp in its own run (sim/stream_chains.py).
+
+A hand-built trace: compute ops 0, 1, 3, 4, 6, 7 on stream 0 and collectives 2, 5 on stream
+1, both moving bytes through one memory; collective 2 waits for op 1 and op 3 for it,
+collective 5 waits for op 4 and op 6 for it. Only collective 2 may be adopted (after op 1):
+collective 5 is the comm stream's last op, so nothing would keep that stream asleep after it.
+"""
+
+import numpy as np
+
+from sim.stream_chains import adoptions
+
+STREAM = np.array([0, 0, 1, 0, 0, 1, 0, 0])
+POSITION = np.array([0, 1, 0, 2, 3, 1, 4, 5])
+NEXT = np.array([1, 3, 5, 4, 6, -1, 7, -1])
+WAITER = np.array([2, 3, 5, 6])
+WAITED = np.array([1, 2, 4, 5])
+SAME_MEMORY = np.array([0, 0])
+NO_STOPS = np.zeros(8, dtype=bool)
+
+
+def _adopt(**change):
+    args = dict(stream=STREAM, position=POSITION, next_op=NEXT, waiter=WAITER,
+                waited=WAITED, memory_code=SAME_MEMORY, stops=NO_STOPS)
+    args.update(change)
+    return adoptions(**args).tolist()
+
+
+def test_collective_between_compute_ops_is_adopted():
+    assert _adopt() == [-1, 2, -1, -1, -1, -1, -1, -1]
+
+
+def test_last_collective_of_its_stream_is_not_adopted():
+    # collective 5 has no next op: its stream would have nothing left to sleep on
+    assert _adopt()[4] == -1
+
+
+def test_streams_on_different_memories_take_no_turns():
+    assert _adopt(memory_code=np.array([0, 1])) == [-1] * 8
+    assert _adopt(memory_code=np.array([-1, -1])) == [-1] * 8
+
+
+def test_collective_with_a_second_dependency_is_not_adopted():
+    waiter, waited = np.array([2, 2, 3, 5, 6]), np.array([0, 1, 2, 4, 5])
+    assert _adopt(waiter=waiter, waited=waited)[1] == -1
+
+
+def test_collective_another_op_also_waits_for_is_not_adopted():
+    # op 4 waits for collective 2 too: more than the op after op 1 waits for it
+    waiter, waited = np.array([2, 3, 4, 5, 6]), np.array([1, 2, 2, 4, 5])
+    assert _adopt(waiter=waiter, waited=waited)[1] == -1
+
+
+def test_comm_stream_that_would_wake_too_soon_is_not_adopted_from():
+    # the collective after 2 waits for op 3, the op right after op 1: the comm stream would
+    # wake while the compute stream's run goes on
+    waiter, waited = np.array([2, 3, 5, 6]), np.array([1, 2, 3, 5])
+    assert _adopt(waiter=waiter, waited=waited)[1] == -1
+
+
+def test_op_no_run_may_stamp_is_not_adopted():
+    stops = NO_STOPS.copy()
+    stops[2] = True
+    assert _adopt(stops=stops)[1] == -1
