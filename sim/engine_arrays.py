@@ -22,8 +22,23 @@ op while the resource may be contended. While every resource an op moves bytes t
 for this stream's own ops - ops are stamped at once (``quiet_run``): each ends where the
 per-op engine would end it alone on its resources (the latest of its timeout and each
 transfer's timer), each resource's bytes and busy time are added as its timer adds them, and
-the run stops before any op that would end when another user could start. A stream whose
-loaded ops are seldom alone (under 1 in 10 after :data:`FUTILE` tries) stops trying them.
+the run stops before any op that would end when another user could start. Such a run's ops
+end at ``start + duration alone`` (the longest of its latency and each transfer's time at
+full rate; rounding is monotone, so the latest of the timers is that sum), added by one
+``np.cumsum``. A waiting stream bounds a run by the earliest its op could start: the end of
+what it waits for where that is stamped, else the time that op's stream is busy until. A
+stream whose loaded ops are seldom alone (under 1 in 10 after :data:`FUTILE` tries) stops
+trying them.
+
+Under ``--overlap`` a compute stream's run also stamps the comm stream's collectives
+(:mod:`sim.stream_chains`), while the comm stream sleeps on: a collective it *takes turns*
+with (it waits for the compute op before it and the next compute op waits for it) goes into
+the run's chain of ops; a collective of one micro-batch that overlaps the next micro-batch's
+compute ops runs *beside* them, the memory's sharing replayed op by op as the per-op
+engine's events would share it (:class:`~sim.resources.Replay`; the run ends instead where
+two changes would fall at one time, so that the order of events could matter). The comm
+stream then sleeps on its next op, waking no earlier than the collective ended.
+
 The times, tables and resource figures equal the per-op engine's (tests/test_array_plan.py);
 only the number of events waited on falls.
 """
@@ -40,7 +55,7 @@ import sim.engine as engine_module
 from sim.devices.base import Cost, Device
 from sim.engine import CostList, Timeline, _ops_at, first_seen
 from sim.resources import occupy
-from sim.stream_chains import adoptions
+from sim.stream_chains import adoptions, co_runs, lone_pairs
 from sim.system.plan import Plan
 from workloads.trace import Trace
 
@@ -48,6 +63,8 @@ from workloads.trace import Trace
 SHORT = 16
 #: quiet-run tries at a stream's loaded ops before their success rate may stop them
 FUTILE = 64
+#: ops of other streams one quiet run may run beside its own (the run ends at the next)
+MAX_BESIDE = 256
 
 
 _NONE = np.zeros(0, dtype=np.int64)   # no adoptions in a run
@@ -230,12 +247,14 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     next_op = np.full(n, -1, dtype=np.int64)
     same = stream[by_stream[1:]] == stream[by_stream[:-1]]
     next_op[by_stream[:-1][same]] = by_stream[1:][same]
-    adopt_after = adoptions(stream, position, next_op, waiter, waited_op,
-                            np.array([codes.get(id(memory_of.get(nm)), -1) for nm in names]),
+    memory_code = np.array([codes.get(id(memory_of.get(nm)), -1) for nm in names])
+    adopt_after = adoptions(stream, position, next_op, waiter, waited_op, memory_code,
                             stop_all)
-    only_wait = np.full(n, -1, dtype=np.int64)
-    lone = np.bincount(waiter, minlength=n)[waiter] == 1
-    only_wait[waiter[lone]] = waited_op[lone]
+    # the collective each op's stream may run beside its next ops (sim/stream_chains.py)
+    beside = co_runs(stream, position, next_op, waiter, waited_op, memory_code, stop_all,
+                     adopt_after)
+    only_wait = lone_pairs(waiter, waited_op, n)[1]
+    busy_until: dict[str, float] = {}   # a sleeping stream whose op another stream ran
 
     def links_alone(i: int, s: float, done_at: float, busy: tuple[str, ...],
                     bound: dict) -> bool:
@@ -243,12 +262,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         until it ends at ``done_at``: nothing in flight, and no other user able to start
         before (``bound``: :func:`quiet_until` per resource, kept across a run)."""
         for res, nb in op_loads[i]:
-            if nb > 0:
-                limit = bound.get(id(res))
-                if limit is None:
-                    limit = bound[id(res)] = quiet_until(res, busy)
-                if res.solo_end(nb, s) is None or not done_at < limit:
-                    return False
+            if nb > 0 and (res.solo_end(nb, s) is None or
+                           not done_at < bound_of(bound, res, busy)):
+                return False
         return True
 
     def count_links(i: int, s: float) -> None:
@@ -263,7 +279,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         id_list, sig, wait, one, stops, dur = lane["id_list"], lane["sig"], lane["wait"], \
             lane["one"], lane["stops"], lane["dur_list"]
         t, p, e, m = env.now, k, k - 1, len(id_list)
-        bound: dict[int, float] = {}
+        bound: dict = {}
         while one[p] and not stops[p]:
             i = id_list[p]
             if p > k and wait[p] and pending(i):
@@ -279,14 +295,23 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             p += 1
         return e, t
 
-    def alone_at_once(run: np.ndarray, memory, busy: tuple[str, ...]) -> tuple[int, float]:
-        """Stamp the ops ``run`` back to back from now, as long as each is alone on its
-        resources (:func:`quiet_run`), by arrays: one ``np.cumsum`` of their durations
+    def bound_of(bound: dict, res, busy: tuple[str, ...]) -> float:
+        """:func:`quiet_until` of ``res`` for streams ``busy``, kept in ``bound`` for the
+        rest of a run (the other streams' states do not change while it is stamped)."""
+        got = bound.get((id(res), busy))
+        if got is None:
+            got = bound[(id(res), busy)] = quiet_until(res, busy)
+        return got
+
+    def alone_at_once(run: np.ndarray, memory, busy: tuple[str, ...], t0: float,
+                      bound: dict) -> tuple[int, float]:
+        """Stamp the ops ``run`` back to back from ``t0`` (s), as long as each is alone on
+        its resources (:func:`quiet_run`), by arrays: one ``np.cumsum`` of their durations
         alone, the memory's transfers checked and counted at once. (how many were alone,
         when the last of them ends)."""
         size, loaded = size_all[run], single[run]
         times = np.empty(len(run) + 1)
-        times[0] = env.now
+        times[0] = t0
         times[1:] = dur_all[run]
         np.cumsum(times, out=times)
         starts, ends = times[:-1], times[1:]
@@ -294,16 +319,15 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         moves = size > 0
         if moves.any():
             timer = memory.solo_ends(size, starts, moves)
-            bad = moves & (np.isnan(timer) | ~(ends < quiet_until(memory, busy)))
+            bad = moves & (np.isnan(timer) | ~(ends < bound_of(bound, memory, busy)))
             if bad.any():
                 f = int(np.argmax(bad))
-        bound: dict[int, float] = {}
         for j in np.flatnonzero(loaded[:f]).tolist():
             if not links_alone(int(run[j]), float(starts[j]), float(ends[j]), busy, bound):
                 f = j
                 break
         if f == 0:
-            return 0, env.now
+            return 0, t0
         start[run[:f]] = starts[:f]
         end[run[:f]] = ends[:f]
         if moves[:f].any():
@@ -312,19 +336,16 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             count_links(int(run[j]), float(starts[j]))
         return f, float(ends[f - 1])
 
-    def alone_one_by_one(run: list, memory, busy: tuple[str, ...]) -> tuple[int, float]:
+    def alone_one_by_one(run: list, memory, busy: tuple[str, ...], t0: float,
+                         bound: dict) -> tuple[int, float]:
         """:func:`alone_at_once` of a few ops, in a loop (the same additions)."""
-        t, quiet, bound = env.now, None, {}
+        t, quiet = t0, bound_of(bound, memory, busy)
         took: list[tuple] = []
         for i in run:
             done_at, size, timer = t + float(dur_all[i]), float(size_all[i]), None
             if size > 0:
                 timer = memory.solo_end(size, t)
-                if timer is None:
-                    break
-                if quiet is None:
-                    quiet = quiet_until(memory, busy)
-                if not done_at < quiet:
+                if timer is None or not done_at < quiet:
                     break
             if single[i] and not links_alone(i, t, done_at, busy, bound):
                 break
@@ -338,6 +359,171 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 count_links(i, s)
         return len(took), t
 
+    def now_on(other: str, moved: dict) -> int:
+        """The op stream ``other`` sleeps on (after ``moved``, what a run already moved it
+        on to; -1: it does not sleep)."""
+        if other in moved:
+            return moved[other]
+        sl = sleeping.get(other)
+        return sl[1] if sl is not None else -1
+
+    def with_ops_beside(run: np.ndarray, after: list[int], ys: list[int], name: str,
+                        memory) -> tuple[int, float]:
+        """Stamp ``run`` from now while another stream's ops ``ys`` run beside it: ``ys[j]``
+        starts where ``run[after[j]]`` ends, its memory traffic shared with the run's ops
+        until it is done (:func:`beside_window`), and an op of the run that waits for it
+        starts once it ends. The rest of the run is stamped alone (:func:`alone_at_once`).
+        (how many of ``run`` were stamped, when the last ends); an op beside is kept only
+        when the run reaches past its window."""
+        busy = (name,)
+        places = {a + 1: y for a, y in zip(after, ys, strict=True)}
+        waiting: dict[int, list[int]] = {}   # run index -> the ops beside it waits for
+        where = {op: j for j, op in enumerate(run.tolist())}
+        for y in ys:
+            for z in waiters.get(y, ()):
+                if z in where:
+                    waiting.setdefault(where[z], []).append(y)
+        cuts = sorted(set(places) | set(waiting) | {len(run)})
+        t, j, y_end = env.now, 0, {}
+        taken: list[tuple[int, float]] = []
+        stream_free = dict(busy_until)     # when a sleeping stream ends what it runs
+        bound: dict = {}
+        for cut in cuts:
+            t_before = t          # where the op before ends: an op beside starts there
+            if j in waiting:      # an op that waits for ops beside: not before they end
+                if any(y not in y_end for y in waiting[j]):
+                    break
+                t = max(t, *(y_end[y] for y in waiting[j]))
+            if j in places:
+                y = places[j]
+                # its stream must have ended what it ran before
+                free = stream_free.get(names[stream[y]], -math.inf)
+                got = None if free == t_before else \
+                    beside_window(run, j, cut, t_before, max(t_before, free), t, y, name,
+                                  memory, bound)
+                if got is None:
+                    break
+                j, t, y_end[y] = got
+                taken.append((y, y_end[y]))
+                stream_free[names[stream[y]]] = y_end[y]
+            if j < cut:
+                piece = run[j:cut]
+                c, t = alone_one_by_one(piece.tolist(), memory, busy, t, bound) \
+                    if len(piece) < SHORT else alone_at_once(piece, memory, busy, t, bound)
+                j += c
+                if j < cut:
+                    break
+        ran_to = {int(z) for z in run[:j].tolist()}
+        for y, done_at in taken:
+            other, w = names[stream[y]], int(next_op[y])
+            sleeping[other] = (sleeping[other][0], w)
+            state[other] = ("wait", w)
+            resume_at[other] = int(position[y]) + 1
+            busy_until[other] = done_at
+            signalled.add(int(only_wait[y]))
+            if all(z in ran_to for z in waiters.get(y, ())):
+                signalled.add(y)
+            else:                 # what waits for it beyond the run: signal it as it ends
+                engine_module._Until(env, done_at).callbacks.append(
+                    lambda _e, y=y: signal_done(y))
+        return j, t
+
+    def beside_window(run: np.ndarray, j: int, cut: int, t_before: float, y_start: float,
+                      t: float, y: int, name: str, memory,
+                      bound: dict) -> tuple[int, float, float] | None:
+        """Op ``y`` of another stream starts at ``y_start`` (s), beside ``run[j:cut]``
+        which start at ``t`` (no earlier) one after the other: replay the memory's sharing
+        (:class:`~sim.resources.Replay`) as the per-op engine's events would, op by op,
+        until ``y``'s bytes and the current op are done; where both start at once, the
+        run's op arrives first (its stream goes on as it signals ``y``'s). ``y``'s links
+        must be alone until it ends. (where the run goes on, when, when ``y`` ends), or
+        None where the per-op engine's order of events could differ (two changes at one
+        time) or another user could start meanwhile."""
+        replay = memory.replay()
+        other = names[stream[y]]
+        y_bytes = float(size_all[y])
+        if replay is None or not y_bytes > 0:
+            return None
+        busy = (name, other)
+        limit = bound_of(bound, memory, busy)
+        stamped: list[tuple[int, float, float]] = []
+        y_done: list[float] = []
+        arrived = [False]
+
+        def step() -> float:
+            """The next change before the others (a timer, or ``y``'s arrival): made;
+            when. inf: none left; NaN: two at one time (the order could differ)."""
+            timer = replay.timer if replay.timer is not None else math.inf
+            due = math.inf if arrived[0] else y_start
+            if timer == due:
+                return math.nan if timer < math.inf else timer
+            if due < timer:
+                replay.arrive(y, y_bytes, y_start)
+                arrived[0] = True
+                return due
+            if y in replay.fire():
+                y_done.append(timer)
+            return timer
+
+        def upto(t_end: float, y_after: bool) -> bool:
+            """Make every change before ``t_end`` (s); False on a tie with it, unless it is
+            ``y``'s arrival and ``y_after`` (it comes after the run's op arriving then)."""
+            while True:
+                timer = replay.timer if replay.timer is not None else math.inf
+                due = math.inf if arrived[0] else y_start
+                if min(timer, due) >= t_end:
+                    return timer != t_end and (due != t_end or y_after)
+                at = step()
+                if at != at:            # NaN: a tie
+                    return False
+
+        while not y_done or replay.left:
+            if j >= cut:
+                return None
+            i = int(run[j])
+            if single[i] or stream[i] != stream[run[0]]:
+                return None
+            s, nbytes = t, float(size_all[i])
+            if not upto(s, y_start == t_before):
+                return None
+            if nbytes > 0:
+                replay.arrive(i, nbytes, s)
+            if not arrived[0] and y_start == s:   # the run's op first, then y's
+                replay.arrive(y, y_bytes, y_start)
+                arrived[0] = True
+            finish = s
+            while i in replay.left:
+                at = step()
+                if at != at or at == math.inf:
+                    return None
+                if i not in replay.left:
+                    finish = at
+            done_at = max(s + float(per_kind[kind[i]]), finish)
+            if not upto(done_at, False) or not done_at < limit:
+                return None
+            stamped.append((i, s, done_at))
+            t = done_at
+            j += 1
+        y_done = y_done[0]
+        y_end = max(y_start + float(per_kind[kind[y]]), y_done)
+        for res, nb in (op_loads.get(y, ()) if op_loads else ()):
+            if nb > 0:
+                timer = res.solo_end(nb, y_start)
+                if timer is None:
+                    return None
+                y_end = max(y_end, timer)
+        if not y_done < limit or (op_loads and y in op_loads and
+                                  not links_alone(y, y_start, y_end, busy, bound)):
+            return None
+        replay.commit()
+        for i, s, done_at in stamped:
+            start[i], end[i] = s, done_at
+        start[y], end[y] = y_start, y_end
+        if op_loads and y in op_loads:
+            count_links(y, y_start)
+        counter[0] += 1
+        return j, t, y_end
+
     def quiet_run(name: str, k: int, memory, lane: dict) -> tuple[int, float]:
         """Stamp a run of ops from position ``k`` of stream ``name`` whose transfers (its
         memory's, its link loads) find every resource quiet: nothing in flight on it, and
@@ -346,10 +532,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         of its timeout and each transfer's timer, ``start + duration`` (``dur_all``),
         added in order by one ``np.cumsum`` - and each resource's bytes, busy time and
         last change are set as its timer sets them. The run ends as a coarsened run does
-        (at an op another stream waits for, unless :func:`adoptable` lets this stream
-        stamp that stream's op in the run), and before an op that would not be alone or
-        that reserves a share of the memory; on a stream without a contended memory it
-        stops before the next op without link loads (the coarsened run takes those).
+        (at an op another stream waits for, unless the run may stamp that stream's op:
+        ``adopt_after`` in its chain, ``beside`` next to it, :func:`with_ops_beside`), and
+        before an op that would not be alone or that reserves a share of the memory.
         (last position stamped, the time it and what it adopted end); last < k: none."""
         ids, id_list, m = lane["ids"], lane["id_list"], len(lane["id_list"])
         blocked, stops, ends_run, waits_left = lane["next_block"], lane["stops"], \
@@ -361,12 +546,15 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         if first < m:
             y = int(adopt_after[id_list[first]])
             sl = sleeping.get(names[stream[y]])
-            if sl is None or sl[1] != y:
+            if sl is None or sl[1] != y or names[stream[y]] in busy_until:
                 cut = first
         # the ops the run may take, by the checks that do not depend on time: jump
         # between the positions that may end it (sim/stream_chains.py: the rest are
         # plain, or adoptions after the run's first, or waits for what it adopts)
         p, e, last_adopts = k, m - 1, True
+        beside_of: list[tuple[int, int]] = []     # (position, the op run beside the next)
+        moved: dict[str, int] = {}               # the op a stream sleeps on after those
+        run_beside: set[int] = set()
         while True:
             b = blocked[p]
             if b > cut:
@@ -377,15 +565,24 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             if stops[b]:
                 e = b - 1
                 break
-            if waits_left[b] and b > k and pending(id_list[b]):
+            if waits_left[b] and b > k and \
+                    any(d not in signalled and d not in run_beside for d in waits[id_list[b]]):
                 e = b - 1
                 break
             if b == cut or (ends_run[b] and b != first):
-                e, last_adopts = b, False
-                break
+                y = int(beside[id_list[b]]) if b != cut and b + 1 < m and \
+                    len(beside_of) < MAX_BESIDE else -1
+                if y < 0 or now_on(names[stream[y]], moved) != y:
+                    e, last_adopts = b, False
+                    break
+                beside_of.append((int(b), y))
+                run_beside.add(y)
+                moved[names[stream[y]]] = int(next_op[y])
             p = b + 1
             if p >= m:
                 break
+        while beside_of and beside_of[-1][0] >= e:  # nothing of the run would go beside it
+            beside_of.pop()
         if e < k:
             return e, env.now
         run = ids[k:e + 1]
@@ -399,10 +596,15 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         else:
             at = xs = ys = _NONE
         busy = (name,)
-        if len(run) < SHORT:
-            f, t = alone_one_by_one(run.tolist(), memory, busy)
+        if beside_of:
+            # where each op run beside goes: after its op's place in the run
+            pos = np.array([b for b, _ in beside_of]) - k
+            after = (pos + np.searchsorted(at, pos, "right")).tolist()
+            f, t = with_ops_beside(run, after, [y for _, y in beside_of], name, memory)
+        elif len(run) < SHORT:
+            f, t = alone_one_by_one(run.tolist(), memory, busy, env.now, {})
         else:
-            f, t = alone_at_once(run, memory, busy)
+            f, t = alone_at_once(run, memory, busy, env.now, {})
         if f == 0:
             return k - 1, env.now
         # what it adopted: signalled; their stream sleeps on, on the op after the last
@@ -479,6 +681,10 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 sleeping[name] = (env.event(), i)
                 yield sleeping[name][0]
                 k = resume_at.pop(name, k)    # a stream that adopted ops moved it on
+                until = busy_until.pop(name, None)
+                if until is not None and until > env.now:   # still running one of them
+                    counter[1] += 1
+                    yield engine_module._Until(env, until)
                 continue
             e, loaded = -1, one[k]
             if batch and not loaded:

@@ -155,12 +155,78 @@ class SharedBandwidth:
         self.busy_time = float(np.cumsum(acc)[-1])
         self._last = float(t1[-1])
 
+    def replay(self) -> Replay | None:
+        """A :class:`Replay` of transfers ahead of the clock on this resource, or None while
+        a transfer is in flight or a share is reserved."""
+        return None if self._left or self.reserved else Replay(self)
+
     def utilisation(self, elapsed: float) -> float:
         """Fraction of ``elapsed`` seconds the resource moved data at full rate."""
         return self.bytes_moved / (self.bandwidth * elapsed) if elapsed > 0 else 0.0
 
     def __repr__(self) -> str:  # pragma: no cover
         return f"SharedBandwidth({self.name!r}, {self.bandwidth:.3g} B/s)"
+
+
+class Replay:
+    """:class:`SharedBandwidth`'s arithmetic, replayed ahead of the simulated clock: the
+    engine (sim/engine_arrays.py) feeds it the arrivals its processes would make, in their
+    order, and fires its timer as SimPy would; every share, timer and completion is the
+    float the real resource would compute. :meth:`commit` then counts its bytes, busy time
+    and last change on the resource, which must have stayed idle meanwhile."""
+
+    def __init__(self, shared: SharedBandwidth):
+        self.shared = shared
+        self.rate = shared.rate
+        self.left: dict[Any, float] = {}     # transfer -> bytes still to move
+        self.last = shared._last
+        self.timer: float | None = None      # when the next transfer may finish (s)
+        self._bytes: list[float] = []
+        self._busy: list[float] = []
+
+    def arrive(self, key: Any, nbytes: float, now: float) -> None:
+        """A transfer of ``nbytes`` (> 0) starts at ``now`` (s), as
+        :meth:`SharedBandwidth.transfer` starts one."""
+        self._advance(now)
+        self.left[key] = float(nbytes)
+        self._bytes.append(nbytes)
+        self._reschedule(now)
+
+    def fire(self) -> list:
+        """The timer fires, as :meth:`SharedBandwidth._on_timer`: the transfers it finishes."""
+        now = self.timer
+        rate = self.rate / len(self.left)
+        self._advance(now)
+        tol = rate * FINISH_TOL
+        finished = [key for key, left in self.left.items() if left <= tol]
+        for key in finished:
+            del self.left[key]
+        self._reschedule(now)
+        return finished
+
+    def commit(self) -> None:
+        """Count what was replayed on the resource (every transfer must have finished)."""
+        shared = self.shared
+        for nbytes in self._bytes:
+            shared.bytes_moved += nbytes
+        for dt in self._busy:
+            shared.busy_time += dt
+        shared._last = self.last
+
+    def _advance(self, now: float) -> None:
+        if self.left and now > self.last:
+            share = (now - self.last) * self.rate / len(self.left)
+            for key in self.left:
+                self.left[key] -= share
+            self._busy.append(now - self.last)
+        self.last = now
+
+    def _reschedule(self, now: float) -> None:
+        if not self.left:
+            self.timer = None
+            return
+        rate = self.rate / len(self.left)
+        self.timer = now + max(0.0, min(self.left.values()) / rate)
 
 
 def occupy(env: simpy.Environment, latency: float, loads: list | None,

@@ -1,12 +1,14 @@
 """Where one stream of a several-stream run may stamp another stream's op in its own run.
 
-Under ``--overlap`` a compute stream and a comm stream share a device and its memory, and
-mostly take turns: a collective waits for the compute op before it, and the next compute op
-waits for the collective. While they take turns, no two of their ops are in flight together,
-so the compute stream can stamp the collective in its own run (:mod:`sim.engine_arrays`)
-while the comm stream sleeps on. :func:`adoptions` finds, from the trace's arrays alone,
-every op ``x`` whose collective ``y`` may be adopted that way; the engine checks at run time
-only that the other stream sleeps on ``y`` when a run adopts its first op.
+Under ``--overlap`` a compute stream and a comm stream share a device and its memory. With
+one micro-batch in flight they take turns: a collective waits for the compute op before it,
+and the next compute op waits for the collective; no two of their ops are in flight
+together, so the compute stream can stamp the collective in its own chain of ops
+(:func:`adoptions`) while the comm stream sleeps on. With micro-batches interleaved, a
+collective of one overlaps the other's compute ops: the compute stream can stamp it beside
+them, their shared memory replayed (:func:`co_runs`, sim/engine_arrays.py). Both are found
+from the trace's arrays alone; the engine checks at run time only that the other stream
+sleeps on the op when a run takes it (and replays the sharing).
 """
 
 from __future__ import annotations
@@ -33,25 +35,66 @@ def adoptions(stream: np.ndarray, position: np.ndarray, next_op: np.ndarray,
       one after ``x`` (so ``y``'s stream sleeps on while ``x``'s stream goes on).
     """
     n = len(stream)
+    only_waiter, only_wait = lone_pairs(waiter, waited, n)
+    x, y = _one_for_one(stream, next_op, only_waiter, only_wait, memory_code, stops)
+    turns = only_waiter[y] == next_op[x]
+    x, y = x[turns], y[turns]
+    held = _sleeps_on(stream, position, next_op, waiter, waited, x, y, 1)
     adopt = np.full(n, -1, dtype=np.int64)
-    if not len(waiter):
-        return adopt
-    waiters_of = np.bincount(waited, minlength=n)
-    waits_of = np.bincount(waiter, minlength=n)
+    adopt[x[held]] = y[held]
+    return adopt
+
+
+def co_runs(stream: np.ndarray, position: np.ndarray, next_op: np.ndarray,
+            waiter: np.ndarray, waited: np.ndarray, memory_code: np.ndarray,
+            stops: np.ndarray, adopt: np.ndarray) -> np.ndarray:
+    """Per op ``x``: the op ``y`` its stream may run beside its own next ops, or -1.
+
+    As :func:`adoptions`, except that something other than the op after ``x`` waits for
+    ``y`` (``x`` adopts nothing): a collective of one micro-batch overlapping the next
+    micro-batch's compute ops. ``y`` starts where ``x`` ends, its memory traffic shared with
+    theirs, and its stream sleeps on after it until a later op of ``x``'s stream.
+    """
+    n = len(stream)
+    only_waiter, only_wait = lone_pairs(waiter, waited, n)
+    x, y = _one_for_one(stream, next_op, only_waiter, only_wait, memory_code, stops)
+    apart = adopt[x] < 0
+    x, y = x[apart], y[apart]
+    held = _sleeps_on(stream, position, next_op, waiter, waited, x, y, 0)
+    beside = np.full(n, -1, dtype=np.int64)
+    beside[x[held]] = y[held]
+    return beside
+
+
+def lone_pairs(waiter: np.ndarray, waited: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per op: the one op that waits for it (-1: none or several), and the one op it waits
+    for (-1: none or several)."""
     only_waiter = np.full(n, -1, dtype=np.int64)
-    one = waiters_of[waited] == 1
-    only_waiter[waited[one]] = waiter[one]
     only_wait = np.full(n, -1, dtype=np.int64)
-    one = waits_of[waiter] == 1
-    only_wait[waiter[one]] = waited[one]
+    if len(waiter):
+        one = np.bincount(waited, minlength=n)[waited] == 1
+        only_waiter[waited[one]] = waiter[one]
+        one = np.bincount(waiter, minlength=n)[waiter] == 1
+        only_wait[waiter[one]] = waited[one]
+    return only_waiter, only_wait
+
+
+def _one_for_one(stream, next_op, only_waiter, only_wait, memory_code,
+                 stops) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y): ``y`` alone waits for ``x`` and for nothing else on another stream, on
+    another stream sharing ``x``'s memory, may be stamped, and is not its stream's last
+    op; ``x`` is not its stream's last op."""
     x = np.flatnonzero(only_waiter >= 0)
     y = only_waiter[x]
     sx, sy = stream[x], stream[y]
     ok = (sx != sy) & (memory_code[sx] >= 0) & (memory_code[sx] == memory_code[sy]) & \
-        (next_op[x] >= 0) & (only_waiter[y] == next_op[x]) & (only_wait[y] == x) & \
-        ~stops[y] & (next_op[y] >= 0)
-    x, y = x[ok], y[ok]
-    # the op after y waits for an op of x's stream after the one after x
+        (next_op[x] >= 0) & (only_wait[y] == x) & ~stops[y] & (next_op[y] >= 0)
+    return x[ok], y[ok]
+
+
+def _sleeps_on(stream, position, next_op, waiter, waited, x, y, ahead: int) -> np.ndarray:
+    """Per (x, y): whether the op after ``y`` on its stream waits for an op of ``x``'s
+    stream more than ``ahead`` positions after ``x``."""
     w = next_op[y]
     lo = np.searchsorted(waiter, w, "left")
     count = np.searchsorted(waiter, w, "right") - lo
@@ -59,8 +102,7 @@ def adoptions(stream: np.ndarray, position: np.ndarray, next_op: np.ndarray,
     pair = np.repeat(lo - np.concatenate(([0], np.cumsum(count)[:-1])), count) + \
         np.arange(int(count.sum()))
     d = waited[pair]
-    later = (stream[d] == sx[ok][owner]) & (position[d] > position[x][owner] + 1)
+    later = (stream[d] == stream[x][owner]) & (position[d] > position[x][owner] + ahead)
     held = np.zeros(len(w), dtype=bool)
     held[owner[later]] = True
-    adopt[x[held]] = y[held]
-    return adopt
+    return held

@@ -37,6 +37,10 @@ CASES = {
                                                       "microbatches": 4}, True),
     "tp4-overlap": ("dgx-h100", "llama2-7b",
                     {"batch": 4, "prompt_len": 32, "gen_len": 6, "tp": 4}, True),
+    # two micro-batches in one stage: each collective overlaps the other's compute ops
+    "tp8-mb2-overlap": ("dgx-h100", "llama2-70b", {"batch": 8, "prompt_len": 32,
+                                                   "gen_len": 8, "tp": 8,
+                                                   "microbatches": 2}, True),
     "moe-ep4": ("dgx-h100", "mixtral-8x7b",
                 {"batch": 8, "prompt_len": 32, "gen_len": 6, "tp": 4, "ep": 4}, False),
     "a100-tp4-pp2": ("dgx-a100", "llama2-70b", {"batch": 4, "prompt_len": 32, "gen_len": 5,
@@ -92,12 +96,14 @@ def test_run_from_arrays_equals_op_by_op(name, op_by_op, monkeypatch):
     assert len(set(fn["stream"])) > 1
 
 
-@pytest.mark.parametrize("name", ["tp4-overlap", "tp2-pp2-mb4-overlap"])
+@pytest.mark.parametrize("name", ["tp4-overlap", "tp2-pp2-mb4-overlap", "tp8-mb2-overlap"])
 def test_compute_stream_stamps_the_collectives_it_takes_turns_with(name):
     # one stage's compute and comm streams take turns (each collective waits for the
-    # compute op before it, the next compute op waits for it): the compute stream stamps
-    # the collectives in its own runs (sim/stream_chains.py), so far fewer events than
-    # collectives are waited on; without that, each collective costs two or more
+    # compute op before it, the next compute op waits for it) or a collective runs beside
+    # the other micro-batch's compute ops: the compute stream stamps the collectives in its
+    # own runs (sim/stream_chains.py), the memory's sharing replayed where they overlap,
+    # so far fewer events than collectives are waited on; without that, each collective
+    # costs two or more
     res = _simulate(name)
     collectives = int(res.ops["stream"].str.endswith(".comm").sum())
     assert collectives > 100

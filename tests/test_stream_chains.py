@@ -8,7 +8,7 @@ collective 5 is the comm stream's last op, so nothing would keep that stream asl
 
 import numpy as np
 
-from sim.stream_chains import adoptions
+from sim.stream_chains import adoptions, co_runs
 
 STREAM = np.array([0, 0, 1, 0, 0, 1, 0, 0])
 POSITION = np.array([0, 1, 0, 2, 3, 1, 4, 5])
@@ -62,3 +62,48 @@ def test_op_no_run_may_stamp_is_not_adopted():
     stops = NO_STOPS.copy()
     stops[2] = True
     assert _adopt(stops=stops)[1] == -1
+
+
+# two micro-batches: collective 1 (of op 0) runs beside compute op 2 of the other
+# micro-batch, and op 5 waits for it later; collective 4 (of op 3) is the comm stream's last
+IL_STREAM = np.array([0, 1, 0, 0, 1, 0, 0, 0])
+IL_POSITION = np.array([0, 0, 1, 2, 1, 3, 4, 5])
+IL_NEXT = np.array([2, 4, 3, 5, -1, 6, 7, -1])
+IL_WAITER = np.array([1, 4, 5, 6])
+IL_WAITED = np.array([0, 3, 1, 4])
+
+
+def _beside(**change):
+    args = dict(stream=IL_STREAM, position=IL_POSITION, next_op=IL_NEXT, waiter=IL_WAITER,
+                waited=IL_WAITED, memory_code=SAME_MEMORY, stops=np.zeros(8, dtype=bool))
+    args.update(change)
+    adopt = adoptions(**args)
+    return adopt.tolist(), co_runs(**args, adopt=adopt).tolist()
+
+
+def test_collective_of_one_micro_batch_runs_beside_the_next():
+    adopt, beside = _beside()
+    assert adopt == [-1] * 8                  # no turns taken: op 2 does not wait for it
+    # and the other way round: the comm stream may run op 5, which alone waits for
+    # collective 1, beside its own next op (the compute stream then sleeps until 4)
+    assert beside == [1, 5, -1, -1, -1, -1, -1, -1]
+
+
+def test_collective_whose_stream_would_not_sleep_on_runs_alone():
+    # collective 4 waits for nothing of the compute stream: after collective 1 its stream
+    # would go straight on, so nothing may run collective 1 for it
+    _, beside = _beside(waiter=np.array([1, 5, 6]), waited=np.array([0, 1, 4]))
+    assert beside[0] == -1
+    assert beside == [-1, 5, -1, -1, -1, -1, -1, -1]
+
+
+def test_turns_taken_are_adoptions_not_ops_beside():
+    _, beside = _adopt_and_beside()
+    assert beside == [-1] * 8
+
+
+def _adopt_and_beside():
+    args = dict(stream=STREAM, position=POSITION, next_op=NEXT, waiter=WAITER,
+                waited=WAITED, memory_code=SAME_MEMORY, stops=NO_STOPS)
+    adopt = adoptions(**args)
+    return adopt.tolist(), co_runs(**args, adopt=adopt).tolist()
