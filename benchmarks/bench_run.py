@@ -34,7 +34,9 @@ streams per device; Llama-2-13B at TP2 in two stages of four micro-batches and M
 TP4 with its experts on four ranks (512 tokens each): several streams whose collectives,
 sends and expert ranks contend for links and wait on each other (an event per loaded op);
 the 13B case at 128 tokens with collectives overlapped on their own streams (``--overlap``:
-compute and communication streams share each GPU's HBM).
+compute and communication streams share each GPU's HBM, taking turns), and Llama-2-70B at TP8
+in two micro-batches with ``--overlap`` (128 tokens): each collective runs beside the other
+micro-batch's compute ops, their HBM traffic shared.
 ``--cases 7b-g2048,7b-g8192`` adds a longer run (not in the default set): the marginal cost
 per token over 2,048 -> 8,192 tokens.
 """
@@ -72,6 +74,12 @@ CASES = {
                                                             "gen_len": 128, "tp": 2, "pp": 2,
                                                             "microbatches": 4},
                                  {"overlap": True}),
+    # two micro-batches in one stage, collectives overlapped: each collective runs beside
+    # the other micro-batch's compute ops, sharing HBM with them
+    "70b-tp8-mb2-ovl-g128": ("dgx-h100", "llama2-70b", {"batch": 32, "prompt_len": 512,
+                                                        "gen_len": 128, "tp": 8,
+                                                        "microbatches": 2},
+                             {"overlap": True}),
     # expert-parallel ranks: a stream per device, waits on each other at every layer
     "mixtral-tp4-ep4-g512": ("dgx-h100", "mixtral-8x7b", {"batch": 8, "prompt_len": 512,
                                                           "gen_len": 512, "tp": 4, "ep": 4}),
@@ -271,13 +279,15 @@ def main() -> None:
 
 
 def marginal_per_step(rows: list[dict]) -> list[dict]:
-    """CPU ms of one more generated token between consecutive cases of one arch and model."""
+    """CPU ms of one more generated token between consecutive cases of one arch, model,
+    scenario and policies (only the generated tokens differ)."""
     out = []
     for a, b in zip(rows, rows[1:], strict=False):
         (arch_a, model_a, sc_a), (arch_b, model_b, sc_b) = (CASES[r["case"]][:3]
                                                             for r in (a, b))
         extra = sc_b["gen_len"] - sc_a["gen_len"]
-        if (arch_a, model_a) != (arch_b, model_b) or extra <= 0 or \
+        same_policies = CASES[a["case"]][3:] == CASES[b["case"]][3:]
+        if (arch_a, model_a) != (arch_b, model_b) or extra <= 0 or not same_policies or \
                 {k: v for k, v in sc_a.items() if k != "gen_len"} != \
                 {k: v for k, v in sc_b.items() if k != "gen_len"}:
             continue

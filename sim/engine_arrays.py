@@ -295,6 +295,15 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             p += 1
         return e, t
 
+    lists: list = []
+
+    def per_op_lists() -> tuple[list, list, list]:
+        """``dur_all``, ``size_all`` and ``single`` as lists (made on first use: loops that
+        read an op at a time)."""
+        if not lists:
+            lists.extend((dur_all.tolist(), size_all.tolist(), single.tolist()))
+        return lists[0], lists[1], lists[2]
+
     def bound_of(bound: dict, res, busy: tuple[str, ...]) -> float:
         """:func:`quiet_until` of ``res`` for streams ``busy``, kept in ``bound`` for the
         rest of a run (the other streams' states do not change while it is stamped)."""
@@ -340,14 +349,15 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                          bound: dict) -> tuple[int, float]:
         """:func:`alone_at_once` of a few ops, in a loop (the same additions)."""
         t, quiet = t0, bound_of(bound, memory, busy)
+        dur_l, size_l, one_l = per_op_lists()
         took: list[tuple] = []
         for i in run:
-            done_at, size, timer = t + float(dur_all[i]), float(size_all[i]), None
+            done_at, size, timer = t + dur_l[i], size_l[i], None
             if size > 0:
                 timer = memory.solo_end(size, t)
                 if timer is None or not done_at < quiet:
                     break
-            if single[i] and not links_alone(i, t, done_at, busy, bound):
+            if one_l[i] and not links_alone(i, t, done_at, busy, bound):
                 break
             took.append((i, t, done_at, size, timer))
             t = done_at
@@ -355,7 +365,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             start[i], end[i] = s, done_at
             if timer is not None:
                 memory.add_solo(size, s, timer)
-            if single[i]:
+            if one_l[i]:
                 count_links(i, s)
         return len(took), t
 
@@ -378,7 +388,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         busy = (name,)
         places = {a + 1: y for a, y in zip(after, ys, strict=True)}
         waiting: dict[int, list[int]] = {}   # run index -> the ops beside it waits for
-        where = {op: j for j, op in enumerate(run.tolist())}
+        run_list = run.tolist()
+        where = {op: j for j, op in enumerate(run_list)}
         for y in ys:
             for z in waiters.get(y, ()):
                 if z in where:
@@ -407,13 +418,12 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 taken.append((y, y_end[y]))
                 stream_free[names[stream[y]]] = y_end[y]
             if j < cut:
-                piece = run[j:cut]
-                c, t = alone_one_by_one(piece.tolist(), memory, busy, t, bound) \
-                    if len(piece) < SHORT else alone_at_once(piece, memory, busy, t, bound)
+                c, t = alone_one_by_one(run_list[j:cut], memory, busy, t, bound) \
+                    if cut - j < SHORT else alone_at_once(run[j:cut], memory, busy, t, bound)
                 j += c
                 if j < cut:
                     break
-        ran_to = {int(z) for z in run[:j].tolist()}
+        ran_to = set(run_list[:j])
         for y, done_at in taken:
             other, w = names[stream[y]], int(next_op[y])
             sleeping[other] = (sleeping[other][0], w)
@@ -655,12 +665,17 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         before = np.concatenate(([-1], ys[:-1]))    # what a run adopts before each position
         waits_left = cand[ids] & ~((before >= 0) & (only_wait[ids] == before))
         block = np.flatnonzero(stops | ends_run | waits_left)
-        return {"ids": ids, "id_list": ids, "sig": sig, "wait": cand[ids],
+        lane = {"ids": ids, "id_list": ids, "sig": sig, "wait": cand[ids],
                 "one": single[ids], "stops": stops, "adoption_at": adopt_at,
                 "ends_run": ends_run, "waits_left": waits_left,
                 "next_block": np.append(block, m)[np.searchsorted(block, np.arange(m + 1))],
                 "next_adoption": np.append(adopt_at, m)[
                     np.searchsorted(adopt_at, np.arange(m + 1))]}
+        if (beside[ids] >= 0).any():    # runs read a position per op run beside: lists
+            lane.update({key: lane[key].tolist() for key in (
+                "id_list", "sig", "wait", "one", "stops", "ends_run", "waits_left",
+                "next_block", "next_adoption")})
+        return lane
 
     def op_stream(name: str, ids: np.ndarray) -> Generator:
         memory = memory_of.get(name)

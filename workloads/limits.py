@@ -25,14 +25,17 @@ from workloads.scenario import Scenario
 #: ``one-stream``: Llama-2-70B DGX-H100 TP8 b8 p512 g2048, 2,465,792 ops, 1.69 s, 663 MB
 #: (0.69 us, 269 B), Llama-2-7B H100 b8 p512 g8192, 3,432,448 ops, 2.43 s, 848 MB (0.71 us,
 #: 247 B), up to 1.03 us per op on a busier run of the same machine; ``streams`` (planned and
-#: run from arrays, sim/system/array_plan.py, sim/engine_arrays.py): Llama-2-7B DGX-H100
-#: PP2 x 2 micro-batches g512, 430,080 ops, 1.03 s, 230 MB (2.4 us, 535 B), Llama-2-13B TP2
-#: PP2 x 4 micro-batches g512, 1,239,040 ops, 3.56 s, 434 MB (2.9 us, 350 B), Mixtral-8x7B
-#: TP4 EP4 g512, 673,792 ops, 2.30 s, 286 MB (3.4 us, 425 B), the 13B run with ``--overlap``
-#: (compute and communication streams contend for HBM), 9.74 s, 646 MB (7.9 us, 522 B)
-COST_PER_OP = {"one-stream": (0.69e-6, 1.03e-6, 270), "streams": (2.4e-6, 7.9e-6, 540)}
+#: run from arrays, sim/system/array_plan.py, sim/engine_arrays.py; re-measured 2026-12-04
+#: after collectives were stamped in the compute stream's runs): Llama-2-7B DGX-H100 PP2 x 2
+#: micro-batches g512, 430,080 ops, 1.14 s, 228 MB (2.7 us, 530 B), Llama-2-13B TP2 PP2 x 4
+#: micro-batches g512, 1,239,040 ops, 2.60 s, 481 MB (2.1 us, 388 B), Mixtral-8x7B TP4 EP4
+#: g512, 673,792 ops, 1.80 s, 318 MB (2.7 us, 472 B), the 13B run with ``--overlap``
+#: (compute and communication streams share HBM), 3.50 s, 780 MB (2.8 us, 629 B),
+#: Llama-2-70B TP8 b32 x 2 micro-batches g512 ``--overlap`` (each collective beside the other
+#: micro-batch's compute), 1,232,896 ops, 6.30 s, 791 MB (5.1 us, 641 B)
+COST_PER_OP = {"one-stream": (0.69e-6, 1.03e-6, 270), "streams": (2.1e-6, 5.1e-6, 640)}
 #: ops a run may have without ``--force``, per path (about 7-10 s and 2.7 GB of one stream;
-#: 5-16 s and 1.1 GB of several streams)
+#: 4-10 s and 1.3 GB of several streams)
 MAX_OPS = {"one-stream": 10_000_000, "streams": 2_000_000}
 _PATH_WORDS = {"one-stream": "one stream", "streams": "several streams"}
 
