@@ -161,18 +161,7 @@ def test_replay_gives_a_shared_resource_its_own_floats(seed):
     rng = random.Random(seed)
     arrivals = sorted((rng.uniform(0.0, 4e-6), rng.uniform(1e5, 5e6)) for _ in range(6))
     bandwidth = 3.35e12
-    env = simpy.Environment()
-    mem = SharedBandwidth(env, bandwidth)
-    done: dict[int, float] = {}
-
-    def flow(i, at, nbytes):
-        yield env.timeout(at)
-        yield mem.transfer(nbytes)
-        done[i] = env.now
-
-    for i, (at, nbytes) in enumerate(arrivals):
-        env.process(flow(i, at, nbytes))
-    env.run()
+    done, mem = _finish_times([(nbytes, at) for at, nbytes in arrivals], bandwidth)
     twin = SharedBandwidth(simpy.Environment(), bandwidth)
     replay = twin.replay()
     finished: dict[int, float] = {}
