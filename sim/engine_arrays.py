@@ -350,24 +350,24 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         """:func:`alone_at_once` of a few ops, in a loop (the same additions)."""
         t, quiet = t0, bound_of(bound, memory, busy)
         dur_l, size_l, one_l = per_op_lists()
-        took: list[tuple] = []
-        for i in run:
-            done_at, size, timer = t + dur_l[i], size_l[i], None
+        took = 0
+        for i in run:     # each op checked, then counted (a later op's check reads neither)
+            done_at, size = t + dur_l[i], size_l[i]
             if size > 0:
                 timer = memory.solo_end(size, t)
                 if timer is None or not done_at < quiet:
                     break
-            if one_l[i] and not links_alone(i, t, done_at, busy, bound):
+            loaded = one_l[i]
+            if loaded and not links_alone(i, t, done_at, busy, bound):
                 break
-            took.append((i, t, done_at, size, timer))
+            start[i], end[i] = t, done_at
+            if size > 0:
+                memory.add_solo(size, t, timer)
+            if loaded:
+                count_links(i, t)
+            took += 1
             t = done_at
-        for i, s, done_at, size, timer in took:
-            start[i], end[i] = s, done_at
-            if timer is not None:
-                memory.add_solo(size, s, timer)
-            if one_l[i]:
-                count_links(i, s)
-        return len(took), t
+        return took, t
 
     def now_on(other: str, moved: dict) -> int:
         """The op stream ``other`` sleeps on (after ``moved``, what a run already moved it
