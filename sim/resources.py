@@ -80,31 +80,24 @@ class SharedBandwidth:
     def _advance(self) -> None:
         """Charge the time since the last change to every transfer in flight."""
         now = self.env.now
-        if self._left and now > self._last:
-            share = (now - self._last) * self.rate / len(self._left)
-            for tid in self._left:
-                self._left[tid] -= share
-            self.busy_time += now - self._last
+        busy = _charge(self._left, self._last, now, self.rate)
+        if busy is not None:
+            self.busy_time += busy
         self._last = now
 
     def _reschedule(self) -> None:
         self._epoch += 1
         if not self._left:
             return
-        rate = self.rate / len(self._left)
-        delay = max(0.0, min(self._left.values()) / rate)
-        timer = self.env.timeout(delay)
+        timer = self.env.timeout(_first_finish(self._left, self.rate))
         epoch = self._epoch
         timer.callbacks.append(lambda _e, epoch=epoch: self._on_timer(epoch))
 
     def _on_timer(self, epoch: int) -> None:
         if epoch != self._epoch:
             return  # a transfer started or ended since this timer was set
-        rate = self.rate / len(self._left)
         self._advance()
-        tol = rate * FINISH_TOL  # float slack of the subtraction
-        finished = [tid for tid, left in self._left.items() if left <= tol]
-        for tid in finished:
+        for tid in _finished(self._left, self.rate):
             del self._left[tid]
             self._done.pop(tid).succeed()
         self._reschedule()
@@ -195,10 +188,8 @@ class Replay:
     def fire(self) -> list:
         """The timer fires, as :meth:`SharedBandwidth._on_timer`: the transfers it finishes."""
         now = self.timer
-        rate = self.rate / len(self.left)
         self._advance(now)
-        tol = rate * FINISH_TOL
-        finished = [key for key, left in self.left.items() if left <= tol]
+        finished = _finished(self.left, self.rate)
         for key in finished:
             del self.left[key]
         self._reschedule(now)
@@ -214,19 +205,38 @@ class Replay:
         shared._last = self.last
 
     def _advance(self, now: float) -> None:
-        if self.left and now > self.last:
-            share = (now - self.last) * self.rate / len(self.left)
-            for key in self.left:
-                self.left[key] -= share
-            self._busy.append(now - self.last)
+        busy = _charge(self.left, self.last, now, self.rate)
+        if busy is not None:
+            self._busy.append(busy)
         self.last = now
 
     def _reschedule(self, now: float) -> None:
-        if not self.left:
-            self.timer = None
-            return
-        rate = self.rate / len(self.left)
-        self.timer = now + max(0.0, min(self.left.values()) / rate)
+        # SimPy schedules a timeout at ``now + delay``: the same addition
+        self.timer = now + _first_finish(self.left, self.rate) if self.left else None
+
+
+def _charge(left: dict, last: float, now: float, rate: float) -> float | None:
+    """Move every transfer in flight (``left``: bytes still to move) by its fair share of
+    ``rate`` (B/s) from ``last`` to ``now`` (s); the busy time that adds (None: nothing in
+    flight, or no time passed)."""
+    if not left or not now > last:
+        return None
+    share = (now - last) * rate / len(left)
+    for key in left:
+        left[key] -= share
+    return now - last
+
+
+def _first_finish(left: dict, rate: float) -> float:
+    """Seconds until the first transfer in flight finishes at its fair share of ``rate``."""
+    return max(0.0, min(left.values()) / (rate / len(left)))
+
+
+def _finished(left: dict, rate: float) -> list:
+    """The transfers in flight a timer finds done: within the float slack of the
+    subtraction (``FINISH_TOL`` of a second at the fair share of ``rate``)."""
+    tol = rate / len(left) * FINISH_TOL
+    return [key for key, bytes_left in left.items() if bytes_left <= tol]
 
 
 def occupy(env: simpy.Environment, latency: float, loads: list | None,
