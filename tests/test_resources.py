@@ -2,6 +2,7 @@
 
 import random
 
+import numpy as np
 import pytest
 import simpy
 
@@ -190,3 +191,14 @@ def test_replay_refuses_a_busy_or_reserved_resource():
     other = SharedBandwidth(env, 100.0)
     other.reserve(0.5)
     assert other.replay() is None
+
+
+def test_solo_end_refuses_a_transfer_its_timer_would_leave_unfinished():
+    # 100 B at 3.35 TB/s take 3e-11 s, under half a float step at t = 1e6 s: the timer
+    # would fire at t itself with every byte left, so no closed form may stand in for it
+    mem = SharedBandwidth(simpy.Environment(), 3.35e12)
+    assert mem.solo_end(100.0, 1.0e6) is None
+    assert mem.solo_end(100.0, 1.0) == 1.0 + 100.0 / 3.35e12
+    timers = mem.solo_ends(np.array([100.0, 100.0]), np.array([1.0e6, 1.0]),
+                           np.array([True, True]))
+    assert np.isnan(timers[0]) and timers[1] == 1.0 + 100.0 / 3.35e12
