@@ -96,8 +96,9 @@ class SharedBandwidth:
     def _on_timer(self, epoch: int) -> None:
         if epoch != self._epoch:
             return  # a transfer started or ended since this timer was set
+        stalled = self.env.now == self._last
         self._advance()
-        for tid in _finished(self._left, self.rate):
+        for tid in _finished(self._left, self.rate, stalled):
             del self._left[tid]
             self._done.pop(tid).succeed()
         self._reschedule()
@@ -188,8 +189,9 @@ class Replay:
     def fire(self) -> list:
         """The timer fires, as :meth:`SharedBandwidth._on_timer`: the transfers it finishes."""
         now = self.timer
+        stalled = now == self.last
         self._advance(now)
-        finished = _finished(self.left, self.rate)
+        finished = _finished(self.left, self.rate, stalled)
         for key in finished:
             del self.left[key]
         self._reschedule(now)
@@ -232,11 +234,18 @@ def _first_finish(left: dict, rate: float) -> float:
     return max(0.0, min(left.values()) / (rate / len(left)))
 
 
-def _finished(left: dict, rate: float) -> list:
+def _finished(left: dict, rate: float, stalled: bool) -> list:
     """The transfers in flight a timer finds done: within the float slack of the
-    subtraction (``FINISH_TOL`` of a second at the fair share of ``rate``)."""
+    subtraction (``FINISH_TOL`` of a second at the fair share of ``rate``). ``stalled``: the
+    timer fired at the time of the last change, because the time the first transfer needs
+    is below the clock's resolution there (tens of bytes after a day of simulated time):
+    that transfer is done too, or the timer would fire again and again at that time."""
     tol = rate / len(left) * FINISH_TOL
-    return [key for key, bytes_left in left.items() if bytes_left <= tol]
+    done = [key for key, bytes_left in left.items() if bytes_left <= tol]
+    if not done and stalled:
+        first = min(left.values())
+        done = [key for key, bytes_left in left.items() if bytes_left == first]
+    return done
 
 
 def occupy(env: simpy.Environment, latency: float, loads: list | None,

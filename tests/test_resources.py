@@ -202,3 +202,26 @@ def test_solo_end_refuses_a_transfer_its_timer_would_leave_unfinished():
     timers = mem.solo_ends(np.array([100.0, 100.0]), np.array([1.0e6, 1.0]),
                            np.array([True, True]))
     assert np.isnan(timers[0]) and timers[1] == 1.0 + 100.0 / 3.35e12
+
+
+def test_transfer_below_the_clock_resolution_finishes_instead_of_stalling():
+    # 100 B at 3.35 TB/s take 3e-11 s, under half a float step at t = 1e6 s (5.8e-11 s)
+    # and above FINISH_TOL's slack (3.35 B): the timer fires at t itself with every byte
+    # left; the transfer is done there (its timer used to fire again and again at t)
+    env = simpy.Environment()
+    mem = SharedBandwidth(env, 3.35e12)
+    done = []
+
+    def flow():
+        yield env.timeout(1.0e6)
+        yield mem.transfer(100.0)
+        done.append(env.now)
+
+    env.process(flow())
+    env.run(until=1.0e6 + 1.0)
+    assert done == [1.0e6]
+    assert mem.bytes_moved == 100.0 and not mem._left
+    # the replay the arrays engine uses ends it the same way
+    replay = SharedBandwidth(simpy.Environment(), 3.35e12).replay()
+    replay.arrive("t", 100.0, 1.0e6)
+    assert replay.timer == 1.0e6 and replay.fire() == ["t"] and replay.timer is None
