@@ -55,7 +55,7 @@ import sim.engine as engine_module
 from sim.devices.base import Cost, Device
 from sim.engine import CostList, Timeline, _ops_at, first_seen
 from sim.resources import occupy
-from sim.stream_chains import adoptions, co_runs, lone_pairs
+from sim.stream_chains import handoffs
 from sim.system.plan import Plan
 from workloads.trace import Trace
 
@@ -241,19 +241,16 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         # two loads on one link share it even with nothing else in flight (the memory is
         # never one of the links)
         stop_all[loaded_ids] |= twice
-    # the collective each op's stream may stamp after it (sim/stream_chains.py), and per
-    # op its one dependency on another stream (-1: none or several)
+    # each op's next op on its stream, and the contended memory of each stream
     codes = {id(mem): c for c, mem in enumerate(dict.fromkeys(memory_of.values()))}
     next_op = np.full(n, -1, dtype=np.int64)
     same = stream[by_stream[1:]] == stream[by_stream[:-1]]
     next_op[by_stream[:-1][same]] = by_stream[1:][same]
     memory_code = np.array([codes.get(id(memory_of.get(nm)), -1) for nm in names])
-    adopt_after = adoptions(stream, position, next_op, waiter, waited_op, memory_code,
-                            stop_all)
-    # the collective each op's stream may run beside its next ops (sim/stream_chains.py)
-    beside = co_runs(stream, position, next_op, waiter, waited_op, memory_code, stop_all,
-                     adopt_after)
-    only_wait = lone_pairs(waiter, waited_op, n)[1]
+    # the collective each op's stream may stamp after it, or beside its next ops, and per
+    # op its one dependency on another stream (sim/stream_chains.py)
+    adopt_after, beside, only_wait = handoffs(stream, position, next_op, waiter, waited_op,
+                                              memory_code, stop_all)
     busy_until: dict[str, float] = {}   # a sleeping stream whose op another stream ran
 
     def links_alone(i: int, s: float, done_at: float, busy: tuple[str, ...],
@@ -681,7 +678,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         memory = memory_of.get(name)
         m = len(ids)
         lat = per_kind[kind[ids]]
-        lat_list = lat.tolist()
+        lat_list = lat.tolist() if memory is None else []   # the coarsened runs' latencies
         special = signal[ids] | cand[ids] | single[ids]
         lane = lane_of(ids, special, memory is not None)
         id_list, sig, wait, one = lane["id_list"], lane["sig"], lane["wait"], lane["one"]

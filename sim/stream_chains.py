@@ -4,9 +4,9 @@ Under ``--overlap`` a compute stream and a comm stream share a device and its me
 one micro-batch in flight they take turns: a collective waits for the compute op before it,
 and the next compute op waits for the collective; no two of their ops are in flight
 together, so the compute stream can stamp the collective in its own chain of ops
-(:func:`adoptions`) while the comm stream sleeps on. With micro-batches interleaved, a
+(*adopted*, :func:`handoffs`) while the comm stream sleeps on. With micro-batches interleaved, a
 collective of one overlaps the other's compute ops: the compute stream can stamp it beside
-them, their shared memory replayed (:func:`co_runs`, sim/engine_arrays.py). Both are found
+them, their shared memory replayed (sim/engine_arrays.py). Both are found
 from the trace's arrays alone; the engine checks at run time only that the other stream
 sleeps on the op when a run takes it (and replays the sharing).
 """
@@ -16,54 +16,37 @@ from __future__ import annotations
 import numpy as np
 
 
-def adoptions(stream: np.ndarray, position: np.ndarray, next_op: np.ndarray,
-              waiter: np.ndarray, waited: np.ndarray, memory_code: np.ndarray,
-              stops: np.ndarray) -> np.ndarray:
-    """Per op ``x``: the op ``y`` its stream may adopt after it, or -1.
+def handoffs(stream: np.ndarray, position: np.ndarray, next_op: np.ndarray,
+             waiter: np.ndarray, waited: np.ndarray, memory_code: np.ndarray,
+             stops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per op ``x``: the op ``y`` of another stream its stream may adopt after it (-1:
+    none), the op ``y`` it may run beside its own next ops (-1: none), and the one op ``x``
+    waits for on another stream (-1: none or several).
 
     ``stream``, ``position``, ``next_op`` per op: its stream code, its position on the
     stream, the next op on the stream (-1: none). ``waiter[j]`` waits for ``waited[j]``
     (op ids, ``waiter`` ascending): the dependencies of an op on another stream. Per stream
     code, ``memory_code``: which contended memory it moves bytes through (-1: none).
-    ``stops``: ops no run may stamp (sim.engine_arrays). ``y`` is adopted after ``x`` when
+    ``stops``: ops no run may stamp (sim.engine_arrays). In both cases
 
     * ``y`` alone waits for ``x``, on another stream sharing ``x``'s memory, and waits for
-      nothing else on another stream;
-    * nothing but the op after ``x`` on its stream waits for ``y`` (so it starts where
-      ``y`` ends, and nothing of ``x``'s stream runs beside ``y``);
-    * the op after ``y`` on its stream waits for an op of ``x``'s stream later than the
-      one after ``x`` (so ``y``'s stream sleeps on while ``x``'s stream goes on).
+      nothing else on another stream; neither is its stream's last op.
+
+    ``y`` is *adopted* (taking turns) when nothing but the op after ``x`` waits for ``y``
+    (so that op starts where ``y`` ends, and nothing of ``x``'s stream runs beside ``y``),
+    and the op after ``y`` waits for an op of ``x``'s stream later than the one after ``x``
+    (so ``y``'s stream sleeps on while ``x``'s goes on). ``y`` runs *beside* ``x``'s next
+    ops (a collective of one micro-batch overlapping the next micro-batch's compute ops)
+    when something else waits for it and the op after ``y`` waits for a later op of ``x``'s
+    stream.
     """
     n = len(stream)
     only_waiter, only_wait = lone_pairs(waiter, waited, n)
     x, y = _one_for_one(stream, next_op, only_waiter, only_wait, memory_code, stops)
     turns = only_waiter[y] == next_op[x]
-    x, y = x[turns], y[turns]
-    held = _sleeps_on(stream, position, next_op, waiter, waited, x, y, 1)
-    adopt = np.full(n, -1, dtype=np.int64)
-    adopt[x[held]] = y[held]
-    return adopt
-
-
-def co_runs(stream: np.ndarray, position: np.ndarray, next_op: np.ndarray,
-            waiter: np.ndarray, waited: np.ndarray, memory_code: np.ndarray,
-            stops: np.ndarray, adopt: np.ndarray) -> np.ndarray:
-    """Per op ``x``: the op ``y`` its stream may run beside its own next ops, or -1.
-
-    As :func:`adoptions`, except that something other than the op after ``x`` waits for
-    ``y`` (``x`` adopts nothing): a collective of one micro-batch overlapping the next
-    micro-batch's compute ops. ``y`` starts where ``x`` ends, its memory traffic shared with
-    theirs, and its stream sleeps on after it until a later op of ``x``'s stream.
-    """
-    n = len(stream)
-    only_waiter, only_wait = lone_pairs(waiter, waited, n)
-    x, y = _one_for_one(stream, next_op, only_waiter, only_wait, memory_code, stops)
-    apart = adopt[x] < 0
-    x, y = x[apart], y[apart]
-    held = _sleeps_on(stream, position, next_op, waiter, waited, x, y, 0)
-    beside = np.full(n, -1, dtype=np.int64)
-    beside[x[held]] = y[held]
-    return beside
+    adopt = _held(stream, position, next_op, waiter, waited, x[turns], y[turns], 1, n)
+    beside = _held(stream, position, next_op, waiter, waited, x[~turns], y[~turns], 0, n)
+    return adopt, beside, only_wait
 
 
 def lone_pairs(waiter: np.ndarray, waited: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,9 +75,9 @@ def _one_for_one(stream, next_op, only_waiter, only_wait, memory_code,
     return x[ok], y[ok]
 
 
-def _sleeps_on(stream, position, next_op, waiter, waited, x, y, ahead: int) -> np.ndarray:
-    """Per (x, y): whether the op after ``y`` on its stream waits for an op of ``x``'s
-    stream more than ``ahead`` positions after ``x``."""
+def _held(stream, position, next_op, waiter, waited, x, y, ahead: int, n: int) -> np.ndarray:
+    """Per op: ``y`` where the op after ``y`` on its stream waits for an op of ``x``'s
+    stream more than ``ahead`` positions after ``x``, else -1."""
     w = next_op[y]
     lo = np.searchsorted(waiter, w, "left")
     count = np.searchsorted(waiter, w, "right") - lo
@@ -105,4 +88,6 @@ def _sleeps_on(stream, position, next_op, waiter, waited, x, y, ahead: int) -> n
     later = (stream[d] == stream[x][owner]) & (position[d] > position[x][owner] + ahead)
     held = np.zeros(len(w), dtype=bool)
     held[owner[later]] = True
-    return held
+    out = np.full(n, -1, dtype=np.int64)
+    out[x[held]] = y[held]
+    return out

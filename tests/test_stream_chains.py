@@ -8,7 +8,7 @@ collective 5 is the comm stream's last op, so nothing would keep that stream asl
 
 import numpy as np
 
-from sim.stream_chains import adoptions, co_runs
+from sim.stream_chains import handoffs
 
 STREAM = np.array([0, 0, 1, 0, 0, 1, 0, 0])
 POSITION = np.array([0, 1, 0, 2, 3, 1, 4, 5])
@@ -23,7 +23,7 @@ def _adopt(**change):
     args = dict(stream=STREAM, position=POSITION, next_op=NEXT, waiter=WAITER,
                 waited=WAITED, memory_code=SAME_MEMORY, stops=NO_STOPS)
     args.update(change)
-    return adoptions(**args).tolist()
+    return handoffs(**args)[0].tolist()
 
 
 def test_collective_between_compute_ops_is_adopted():
@@ -77,8 +77,8 @@ def _beside(**change):
     args = dict(stream=IL_STREAM, position=IL_POSITION, next_op=IL_NEXT, waiter=IL_WAITER,
                 waited=IL_WAITED, memory_code=SAME_MEMORY, stops=np.zeros(8, dtype=bool))
     args.update(change)
-    adopt = adoptions(**args)
-    return adopt.tolist(), co_runs(**args, adopt=adopt).tolist()
+    adopt, beside, _ = handoffs(**args)
+    return adopt.tolist(), beside.tolist()
 
 
 def test_collective_of_one_micro_batch_runs_beside_the_next():
@@ -98,12 +98,18 @@ def test_collective_whose_stream_would_not_sleep_on_runs_alone():
 
 
 def test_turns_taken_are_adoptions_not_ops_beside():
-    _, beside = _adopt_and_beside()
-    assert beside == [-1] * 8
+    adopt, beside = _adopt_and_beside()
+    assert adopt[1] == 2 and beside == [-1] * 8
+
+
+def test_one_dependency_on_another_stream():
+    only_wait = handoffs(stream=STREAM, position=POSITION, next_op=NEXT, waiter=WAITER,
+                         waited=WAITED, memory_code=SAME_MEMORY, stops=NO_STOPS)[2]
+    assert only_wait.tolist() == [-1, -1, 1, 2, -1, 4, 5, -1]
 
 
 def _adopt_and_beside():
     args = dict(stream=STREAM, position=POSITION, next_op=NEXT, waiter=WAITER,
                 waited=WAITED, memory_code=SAME_MEMORY, stops=NO_STOPS)
-    adopt = adoptions(**args)
-    return adopt.tolist(), co_runs(**args, adopt=adopt).tolist()
+    adopt, beside, _ = handoffs(**args)
+    return adopt.tolist(), beside.tolist()
