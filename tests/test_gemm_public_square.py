@@ -2,9 +2,11 @@
 
 github.com/zzc0721/torch-performance-test-data, database.md (2025-2026): the best fp16
 TFLOP/s of ``torch.mm`` on ``torch.randn`` square matrices of 1024, 2048, 4096, 8192 and 10240
-(back-to-back calls, the repository's test.py). Nothing is fitted to these rows: the h100
-values (fitted on Vidur's DGX-H100 layers) are the ones the h200 preset carries as an UNTESTED
-transfer, and a100-40gb carries the a100 (Vidur DGX-A100) values.
+(back-to-back calls, the repository's test.py). Nothing is fitted to these rows: a100-40gb
+carries the a100 (Vidur DGX-A100) values. The h200 preset's values are fitted on our own H200
+GEMMs (validation/h200), whose best fp16 square agrees with this database's H200 row; the preset
+gives the *sustained* rate of those measurements (power-limited clock), so the database's
+best-of rate is above it (a documented miss, docs/validation.md).
 """
 
 import pytest
@@ -29,14 +31,36 @@ def best_tflops(preset: str) -> float:
                for s in SIZES)
 
 
-@pytest.mark.parametrize("preset", sorted(MEASURED))
+@pytest.mark.parametrize("preset", sorted(set(MEASURED) - {"h200"}))
 def test_best_square_gemm_rate_transfers(preset):
     measured, _ = MEASURED[preset]
     assert best_tflops(preset) == pytest.approx(measured, rel=0.06)
 
 
-def test_h200_transfer_matches_h100_measurement_ratio():
-    """Same GH100 die and clock: the measured H200/H100 ratio (0.997) is what the presets give
-    (the extra HBM bandwidth does not matter for compute-bound squares)."""
-    ratio = best_tflops("h200") / best_tflops("h100")
-    assert ratio == pytest.approx(MEASURED["h200"][0] / MEASURED["h100"][0], abs=0.03)
+def _our_h200_squares() -> dict[int, float]:
+    """fp16 TFLOP/s of the square GEMMs in validation/h200/h200_gemm.csv (CUDA graphs)."""
+    import csv
+
+    from xpusim.validation import PROJECT_DATA
+
+    path = PROJECT_DATA / "h200" / "h200_gemm.csv"
+    if not path.is_file():
+        pytest.skip("validation/h200 measurements absent")
+    with open(path, newline="") as fh:
+        return {int(r["M"]): float(r["tflops"]) for r in csv.DictReader(fh)
+                if r["dtype"] == "fp16" and r["M"] == r["N"] == r["K"]}
+
+
+def test_our_h200_best_square_agrees_with_the_database():
+    """Two independent H200 measurements of the best fp16 square rate agree within 3%."""
+    assert max(_our_h200_squares().values()) == pytest.approx(MEASURED["h200"][0], rel=0.03)
+
+
+def test_h200_preset_gives_the_sustained_rate():
+    """The h200 preset's best square lies between our sustained 8192^3 / 16384^3 rates (the
+    power-limited clock) and the best-of rate, within 5% of the former."""
+    ours = _our_h200_squares()
+    sustained = (ours[8192] + ours[16384]) / 2
+    model = best_tflops("h200")
+    assert model == pytest.approx(sustained, rel=0.05)
+    assert sustained < model < MEASURED["h200"][0]

@@ -68,7 +68,7 @@ def test_pytorch_loop_costs_the_slower_of_host_and_kernel():
     """Back-to-back eager calls: in steady state each costs max(host dispatch, kernel); the
     first call pays both (async host, sim.gpu.host)."""
     from xpusim.commands.op import gemm_op
-    from xpusim.validation._h100 import device
+    from xpusim.validation._own_gpu import device
     from xpusim.validation.mi210_gemm import HARNESS, loop_time
 
     loop = device(str(HARNESS))
@@ -166,7 +166,7 @@ def test_device_prices_each_dtype_at_its_rate():
 
 def test_fit_reproduces_the_preset_and_harness():
     from xpusim.validation._fit_gpu import fit_mi210_gemm
-    from xpusim.validation._h100 import device
+    from xpusim.validation._own_gpu import device
     from xpusim.validation.mi210_gemm import HARNESS
 
     got = fit_mi210_gemm(ValidationContext(reference_dir=Path("/nonexistent")))

@@ -19,7 +19,8 @@ def test_suites_are_discovered_with_thresholds():
     suites = discover("xpusim.validation")
     for name, thr in EXPECTED.items():
         assert name in suites and suites[name].THRESHOLD == thr
-    assert {"h100-gemm", "h100-llm"} <= set(suites)
+    assert {"h100-gemm", "h100-llm", "h100-vector", "h200-gemm", "h200-llm",
+            "h200-vector"} <= set(suites)
     assert not any(n.startswith("_") for n in suites)
 
 
@@ -108,7 +109,7 @@ def test_gpt3_layer_end_to_end_error(ref_dir):
 def test_h100_suites_skip_without_measurements(tmp_path):
     from xpusim.validation import h100_gemm
 
-    with pytest.raises(SuiteSkipped, match="measure_h100.py"):
+    with pytest.raises(SuiteSkipped, match="measure_gpu.py --tag h100"):
         h100_gemm.run(ValidationContext(tmp_path, project_data=tmp_path))
 
 

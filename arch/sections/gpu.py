@@ -58,6 +58,11 @@ class GpuSpec:
                               doc="CTAs of a thread-block cluster that share the A operand "
                                   "panel through TMA multicast, reading it from L2 once "
                                   "(Hopper; 1: no multicast)")
+    attention_overlap: bool = param(default=False,
+                                    doc="the prefill attention kernel is warp-specialised "
+                                        "(FlashAttention-3 / cuDNN on Hopper): one warpgroup's "
+                                        "softmax overlaps another's MMAs, so a KV block takes "
+                                        "the larger of the two, not their sum (FA-2)")
 
     def check(self) -> tuple[str, str] | None:
         for dtype in self.tensor_efficiency_by_dtype:

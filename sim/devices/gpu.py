@@ -482,7 +482,7 @@ class GpuDevice(MainTierDevice):
             except Exception:   # estimate prices them (and raises) in their turn
                 continue
             bound = "compute" if s > 1 else "memory"
-            policy = "flash2" if s > 1 else self.decode_policy
+            policy = self._prefill_policy if s > 1 else self.decode_policy
             for op, key, res, lat, rf, ec, eh, dr in zip(
                     op_, key_, kernels, latency.tolist(), roof.tolist(), e_compute.tolist(),
                     e_hbm.tolist(), dram.tolist(), strict=True):
@@ -526,6 +526,11 @@ class GpuDevice(MainTierDevice):
         return self._finish(op, best["time"], roof, best["bound"], energy, best["dram_bytes"],
                             detail)
 
+    @property
+    def _prefill_policy(self) -> str:
+        """The prefill attention kernel: FA-3's overlapped one where the GPU has it, else FA-2."""
+        return "flash3" if self.hw.attention_overlap else "flash2"
+
     def _attn_hw(self, dtype: str) -> AttnHw:
         g = self.g
         sm_tensor = self.tensor_peak(dtype) * self.hw.for_dtype(dtype).tensor_efficiency \
@@ -539,7 +544,7 @@ class GpuDevice(MainTierDevice):
         dram = max(res["dram_bytes"], nbytes)
         energy = self._energy(flops, dtype, dram)
         detail = {k_: v for k_, v in res.items() if k_ != "time"}
-        detail["policy"] = "flash2" if shape.q_len > 1 else self.decode_policy
+        detail["policy"] = self._prefill_policy if shape.q_len > 1 else self.decode_policy
         bound = "compute" if shape.q_len > 1 else "memory"
         return self._finish(op, res["time"], roof, bound, energy, dram, detail)
 

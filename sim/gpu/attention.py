@@ -6,7 +6,9 @@ block) and walks the KV sequence in blocks of ``Bc`` tokens. Per block it runs t
 online softmax on the CUDA cores and special-function units (``Br Bc`` exponentials, a few fp32
 operations per score) — FA-2 does not overlap the two, so they add. It streams ``2 Bc d`` KV
 elements per block from DRAM at its Little's-law rate. A block therefore takes
-``max(t_mma + t_softmax, bytes / rate)``.
+``max(t_mma + t_softmax, bytes / rate)``. On a GPU with ``attention_overlap`` (Hopper: FA-3 and
+cuDNN's warp-specialised kernels, Shah et al. 2024) a prefill runs 128 x 128 blocks and two
+consumer warpgroups ping-pong, one's softmax under the other's MMAs: ``max(t_mma, t_softmax)``.
 
 Partitionings of one attention call (batch ``B``, ``H`` query heads, ``G`` KV heads):
 
@@ -104,22 +106,46 @@ def fa2_blocks(head_dim: int, split_kernel: bool) -> tuple[int, int]:
     return 128, (128 if head_dim <= 64 else 64)
 
 
-def block_compute(ahw: AttnHw, br: int, bc: int, d: int) -> float:
-    """Seconds one CTA computes one (Br x Bc) block: two MMAs then the online softmax."""
+def fa3_blocks(head_dim: int) -> tuple[int, int]:
+    """(Br, Bc) of the warp-specialised Hopper forward kernel (FlashAttention-3, Shah et al.
+    2024, hopper/tile_size.h): 128-row blocks of 128 KV tokens up to head dim 128. Larger heads
+    are given FA-2's 64 tokens (FA-3 uses 80 at d=256), so that a block count stays a function
+    of FA-2's (``attention_time_many`` groups KV lengths by it)."""
+    return 128, (128 if head_dim <= 128 else 64)
+
+
+def block_compute(ahw: AttnHw, br: int, bc: int, d: int, overlap: bool = False) -> float:
+    """Seconds one CTA computes one (Br x Bc) block: two MMAs and the online softmax, one after
+    the other (FA-2), or the larger of the two where one warpgroup's softmax runs under
+    another's MMAs (``overlap``: FA-3's ping-pong schedule on Hopper)."""
     t_mma = 4.0 * br * bc * d / ahw.sm_tensor
     scores = br * bc
     t_softmax = scores * SOFTMAX_ALU_OPS / ahw.sm_alu + scores / ahw.sm_sfu
-    return t_mma + t_softmax
+    return max(t_mma, t_softmax) if overlap else t_mma + t_softmax
 
 
 def _block_time(ahw: AttnHw, br: int, bc: int, d: int, elem: float, active: int,
-                ctas_per_sm: int) -> float:
-    """Seconds per KV block for one of ``active`` CTAs (``ctas_per_sm`` share an SM)."""
+                ctas_per_sm: int, overlap: bool = False, readers: int = 1) -> float:
+    """Seconds per KV block for one of ``active`` CTAs (``ctas_per_sm`` share an SM); ``readers``
+    CTAs run side by side on each KV tile (the query blocks of one head)."""
     hw = ahw.gpu
-    compute = block_compute(ahw, br, bc, d) * ctas_per_sm
+    compute = block_compute(ahw, br, bc, d, overlap) * ctas_per_sm
     nbytes = 2.0 * bc * d * elem
     inflight = 2.0 * nbytes  # double-buffered K and V tiles
-    return max(compute, nbytes / cta_rate(hw, active, inflight))
+    return max(compute, nbytes / _tile_rate(hw, active, inflight, readers))
+
+
+def _tile_rate(hw: GpuHw, active: int, inflight: float, readers: int) -> float:
+    """Bytes/s one of ``active`` CTAs streams its KV tiles at. Alone on its tiles it streams
+    from DRAM (:func:`cta_rate`); where ``readers`` CTAs walk the same tiles together (FA-2 and
+    FA-3 launch a head's query blocks side by side: the query block is the grid's fastest
+    index) DRAM serves each tile once and the others read it from L2, so a CTA draws its share
+    of the L2 at the L2's latency, and of DRAM once per ``readers`` tiles."""
+    if readers <= 1 or hw.l2_latency <= 0 or hw.l2_achievable <= 0:
+        return cta_rate(hw, active, inflight)
+    n = max(active, 1)
+    return min(hw.l2_achievable / n, inflight / hw.l2_latency,
+               hw.hbm_achievable * min(readers, n) / n)
 
 
 def _slots(hw: GpuHw, br: int, bc: int, d: int, elem: float) -> int:
@@ -130,12 +156,14 @@ def _slots(hw: GpuHw, br: int, bc: int, d: int, elem: float) -> int:
 
 @lru_cache(maxsize=65536)
 def flash2(ahw: AttnHw, sh: AttentionShape) -> dict:
-    """FlashAttention-2 forward: one CTA per (batch, head, query block)."""
+    """FlashAttention-2 forward: one CTA per (batch, head, query block); a prefill on a GPU with
+    ``attention_overlap`` runs FA-3's tiles and overlapped softmax instead."""
     hw = ahw.gpu
     decode_pack = sh.q_len == 1 and sh.group > 1
     rows = sh.group if decode_pack else sh.q_len
     heads = sh.kv_heads if decode_pack else sh.q_heads
-    br, bc = fa2_blocks(sh.head_dim, split_kernel=False)
+    overlap = hw.attention_overlap and sh.q_len > 1
+    br, bc = fa3_blocks(sh.head_dim) if overlap else fa2_blocks(sh.head_dim, split_kernel=False)
     ctas = sh.batch * heads * math.ceil(rows / br)
     per_sm = _slots(hw, br, bc, sh.head_dim, sh.kv_elem)
     slots = hw.sms * per_sm
@@ -143,10 +171,12 @@ def flash2(ahw: AttnHw, sh: AttentionShape) -> dict:
     t = 0.0
     remaining = ctas
     waves = 0
+    readers = math.ceil(rows / br)     # query blocks of one head, launched side by side
     while remaining > 0:
         active = min(remaining, slots)
         sharing = min(per_sm, math.ceil(active / hw.sms))
-        t += blocks * _block_time(ahw, br, bc, sh.head_dim, sh.kv_elem, active, sharing)
+        t += blocks * _block_time(ahw, br, bc, sh.head_dim, sh.kv_elem, active, sharing,
+                                  overlap, min(readers, active))
         t += hw.hbm_latency  # prologue: first K/V tile
         remaining -= active
         waves += 1

@@ -36,6 +36,7 @@ class GpuHw:
     gemm_fixed: float = 0.0          # s per GEMM kernel (setup, first-wave fill, drain)
     gemm_overlap_p: float = 0.0      # smooth-max exponent of compute and DRAM (0: max)
     gemm_cluster: int = 1            # CTAs sharing an A panel by TMA multicast (Hopper)
+    attention_overlap: bool = False  # prefill softmax overlaps the MMAs (FA-3, Hopper)
     #: (dtype, sustained fraction of that dtype's tensor peak) where it differs from
     #: ``tensor_efficiency`` (``gpu.tensor_efficiency_by_dtype``)
     dtype_efficiency: tuple[tuple[str, float], ...] = ()
@@ -70,7 +71,7 @@ def gpu_hw(arch: Arch) -> GpuHw:
         l2_capacity=l2.capacity, l2_latency=l2.latency,
         gemm_tiles=tuple(tuple(int(x) for x in t) for t in g.gemm_tiles),
         gemm_fixed=g.gemm_fixed, gemm_overlap_p=g.gemm_overlap_p,
-        gemm_cluster=g.gemm_cluster,
+        gemm_cluster=g.gemm_cluster, attention_overlap=g.attention_overlap,
         dtype_efficiency=tuple(sorted(g.tensor_efficiency_by_dtype.items())))
 
 

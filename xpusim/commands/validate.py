@@ -194,7 +194,12 @@ def _print_fits(ctx) -> int:
     absent prints why instead (exit 0, like a skipped suite)."""
     from xpusim.validation import SuiteSkipped
     from xpusim.validation._fit import fit_llmcompass, fit_splitwise, format_fit
-    from xpusim.validation._fit_gpu import fit_mi210_gemm, fit_vidur_gemm, format_values
+    from xpusim.validation._fit_gpu import (
+        fit_mi210_gemm,
+        fit_own_gemm,
+        fit_vidur_gemm,
+        format_values,
+    )
     from xpusim.validation.trtllm_e2e import fit_dispatch
     from xpusim.validation.vidur_allreduce_a100 import fit_nccl, fit_network
 
@@ -222,6 +227,8 @@ def _print_fits(ctx) -> int:
          lambda: format_fit(fit_llmcompass(ctx))),
         ("Splitwise serving stack (arch/stacks/vllm.yaml)", lambda: format_fit(fit_splitwise(ctx))),
         ("Vidur cuBLAS GEMMs", vidur_gemm),
+        ("H200 GEMMs (our CUDA-graph measurements, validation/h200; train rows)",
+         lambda: format_values(fit_own_gemm(ctx, "h200"))),
         ("MI210 GEMMs (public PyTorch rows, validation/mi210; train rows)",
          lambda: format_values(fit_mi210_gemm(ctx))),
         ("TensorRT-LLM v0.9 GptSession host enqueue per op (trtllm-e2e train rows)", trtllm),

@@ -10,6 +10,11 @@ Nelder-Mead from physical start values (as ``_fit``).
 * H100 (``h100`` preset): ``gpu.tensor_efficiency`` and ``gpu.gemm_fixed`` on the H100 train
   rows; ``gpu.gemm_overlap_p`` is **not** refitted — the A100 value is used, so every H100
   row tests whether it transfers.
+* H200 (``h200`` preset, :func:`fit_own_gemm`): ``gpu.tensor_efficiency``, ``gpu.gemm_fixed``
+  and ``gpu.gemm_overlap_p`` on the train rows (even positions) of our own H200 GEMMs
+  (``validation/h200/h200_gemm.csv``, suite ``h200-gemm``); the odd rows, the attention and the
+  decode steps of ``h200-llm`` test them. The H100 values, fitted on Vidur's DGX-H100 rows, did
+  not transfer (that suite's MAPE 11.3% with them).
 * MI210 (``mi210`` preset, :func:`fit_mi210_gemm`): ``gpu.tensor_efficiency`` (fp16/bf16) and
   ``gpu.tensor_efficiency_by_dtype.fp32``, with the host cost of harness ``mi210-pytorch-loop``
   (``software.dispatch.matmul``), on the train rows of
@@ -60,6 +65,23 @@ def fit_vidur_gemm(ctx: ValidationContext) -> dict[str, dict[str, float]]:
     eff_h, fixed_h = _minimise(h100_obj, [0.8, 1.5])
     out["h100"] = {"gpu.tensor_efficiency": eff_h, "gpu.gemm_fixed": fixed_h * US}
     return out
+
+
+def fit_own_gemm(ctx: ValidationContext, tag: str = "h200") -> dict[str, float]:
+    """{yaml.path: value} of the GEMM mechanisms of preset ``tag`` fitted on the train rows of
+    our own measurements of it (suite ``<tag>-gemm``; SI units)."""
+    from xpusim.validation._own_gpu import gemm_points
+
+    def obj(x: list[float]) -> float:
+        eff, fixed, p = x
+        if not (0.3 < eff <= 1.0) or fixed < 0 or not (0.5 <= p <= 50.0):
+            return math.inf
+        dev = _device(tag, {"tensor_efficiency": eff, "gemm_fixed": fixed * US,
+                            "gemm_overlap_p": p})
+        return mape(_train(gemm_points(ctx, tag, tag, model=dev, split=True)))
+
+    eff, fixed, p = _minimise(obj, [0.75, 1.5, 3.0])
+    return {"gpu.tensor_efficiency": eff, "gpu.gemm_fixed": fixed * US, "gpu.gemm_overlap_p": p}
 
 
 def format_values(values: dict[str, float]) -> str:

@@ -21,7 +21,7 @@ LLMCompass's MI210 measurements are not used (held out by the issue's reviewers)
 from __future__ import annotations
 
 from xpusim.validation import HARNESS_DIR, Point, ValidationContext
-from xpusim.validation._h100 import device
+from xpusim.validation._own_gpu import device
 from xpusim.validation._table import read_rows
 
 NAME = "mi210-gemm"

@@ -1,0 +1,579 @@
+#!/usr/bin/env python3
+"""Measure one NVIDIA GPU for ``xpusim validate`` (suites ``<tag>-gemm``, ``<tag>-llm``,
+``<tag>-vector``).
+
+Run on a machine with the GPU and PyTorch (CUDA), from the repository root:
+
+    python validation/measure_gpu.py --tag h200          # writes validation/h200/h200_*.csv
+    python validation/measure_gpu.py --tag h100 --quick  # a smaller grid
+
+Every time is device time from CUDA events. A *graph* time replays ``iters`` back-to-back
+launches captured in one CUDA graph (what xpusim's ``ideal`` software stack assumes: kernels back
+to back, only the GPU-side launch gap between them); an *eager* time records events around
+``iters`` eager calls (host dispatch included where it is slower than the kernels). Each is the
+median of ``samples`` samples after warm-up, divided by ``iters``.
+
+Files (``<tag>`` is the ``--tag``):
+
+* ``<tag>_gemm.csv``: ``torch.matmul`` of [M, K] x [K, N] in bf16 and fp16 over LLM projection
+  shapes and square sweeps, and fp8 (e4m3 x e4m3 -> bf16, ``torch._scaled_mm``) where the GPU
+  has it. Columns: dtype, M, N, K, latency_s (graph), eager_s, tflops.
+* ``<tag>_attention.csv``: SDPA (FlashAttention backend where it applies) prefill, causal and
+  not, and decode with one query over a KV cache (grouped-query via ``enable_gqa``). Columns:
+  phase, impl, causal, batch, heads, kv_heads, q_len, kv_len, head_dim, dtype, latency_s.
+* ``<tag>_vector.csv``: memory-bound kernels: copy, tanh-GELU, LayerNorm, RMSNorm, softmax over
+  fp16 tensors. Columns: op, rows, width, dtype, latency_s, eager_s, gbytes_per_s (read+write).
+* ``<tag>_decode_step.csv``: one decode step of a Llama-style model with random weights
+  (RMSNorm, fused QKV, SDPA over the KV cache, SwiGLU MLP, LM head), in a CUDA graph (mode
+  ``cuda-graph``) and eagerly (mode ``eager``). Columns: model, layers, batch, context, dtype,
+  latency_s, mode.
+* ``<tag>_prefill_step.csv``: one causal prefill of the same Llama-style models (K/V written to
+  the cache, logits of the last token), in a CUDA graph. Columns: model, layers, batch, prompt,
+  dtype, latency_s, mode.
+* ``<tag>_device.json``: device name, SMs, memory, driver, torch/CUDA versions, and the SM clock
+  and power NVML read while a large bf16 GEMM ran for ~3 s.
+
+The CSVs are project validation data: commit them; ``xpusim validate`` picks them up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+import threading
+import time
+from functools import partial
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DEVICE = "cuda"
+
+
+def _sync() -> None:
+    import torch
+
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def _calls(fns, iters: int):
+    """A function making ``iters`` calls, cycling through ``fns`` (one callable or a list)."""
+    fns = fns if isinstance(fns, list) else [fns]
+
+    def run() -> None:
+        for j in range(iters):
+            fns[j % len(fns)]()
+    return run
+
+
+def _eager_timer(fns, iters: int, samples: int) -> float:
+    """Median seconds per call of ``iters`` back-to-back eager calls (cycling through ``fns``)."""
+    import torch
+
+    many = _calls(fns, iters)
+    _calls(fns, 3 * len(fns) if isinstance(fns, list) else 3)()
+    _sync()
+    times = []
+    for _ in range(samples):
+        if DEVICE != "cuda":
+            t0 = time.perf_counter()
+            many()
+            times.append((time.perf_counter() - t0) / iters)
+            continue
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        many()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) * 1e-3 / iters)
+    return statistics.median(times)
+
+
+def _graph_timer(fns, iters: int, samples: int) -> float:
+    """Median seconds per call of ``iters`` calls (cycling through ``fns``) captured in one CUDA
+    graph and replayed."""
+    import torch
+
+    if DEVICE != "cuda":
+        return _eager_timer(fns, iters, samples)
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        _calls(fns, 3 * len(fns) if isinstance(fns, list) else 3)()
+    torch.cuda.current_stream().wait_stream(s)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        _calls(fns, iters)()
+    t = _eager_timer(graph.replay, 1, samples) / iters
+    del graph
+    return t
+
+
+#: operands are rotated through copies adding up to at least this many bytes, several times the
+#: L2 (50-60 MB on Hopper), so that every call reads them from DRAM as in a model's forward pass
+COLD_BYTES = 256 * 2 ** 20
+
+
+def _copies(nbytes: float) -> int:
+    """How many copies of a call's operands keep its repeated calls out of the L2."""
+    return max(1, min(64, -(-int(COLD_BYTES) // max(int(nbytes), 1))))
+
+
+def _write(out: Path, name: str, rows: list[dict]) -> None:
+    if not rows:
+        return
+    path = out / name
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)
+    print(f"wrote {path} ({len(rows)} rows)", flush=True)
+
+
+def _iters(work: float, per_sample: float) -> int:
+    """Launches per sample so that one sample holds about ``per_sample`` of work."""
+    return max(1, min(200, int(per_sample / max(work, 1.0))))
+
+
+def gemm_grid(quick: bool) -> list[tuple[int, int, int]]:
+    ms = [1, 16, 64, 128, 256, 512, 1024, 4096, 16384] if not quick else [16, 1024]
+    nk = [(4096, 4096), (12288, 4096), (4096, 11008), (11008, 4096), (8192, 8192),
+          (8192, 28672), (28672, 8192), (1024, 8192), (8192, 1024), (32000, 4096)]
+    if quick:
+        nk = nk[:2]
+    squares = [(s, s, s) for s in (256, 512, 1024, 2048, 4096, 6144, 8192, 16384)]
+    if quick:
+        squares = squares[:2]
+    if DEVICE != "cuda":  # a dry run checks the code paths on small shapes
+        ms, nk, squares = [16, 64], [(256, 512)], [(128, 128, 128)]
+    return [(m, n, k) for m in ms for n, k in nk] + squares
+
+
+def _gemm_call(dtype_name: str, m: int, n: int, k: int):
+    """One ``torch.matmul`` (or fp8 ``torch._scaled_mm``) on fresh random operands."""
+    import torch
+
+    if dtype_name == "fp8":
+        a = torch.randn(m, k, device=DEVICE).to(torch.float8_e4m3fn)
+        b = torch.randn(n, k, device=DEVICE).to(torch.float8_e4m3fn).t()  # column-major
+        one = torch.ones((), device=DEVICE)
+        return partial(torch._scaled_mm, a, b, scale_a=one, scale_b=one,
+                       out_dtype=torch.bfloat16)
+    dtype = torch.bfloat16 if dtype_name == "bf16" else torch.float16
+    a = torch.randn(m, k, device=DEVICE, dtype=dtype)
+    b = torch.randn(k, n, device=DEVICE, dtype=dtype)
+    return partial(torch.matmul, a, b)
+
+
+def measure_gemm(quick: bool, samples: int) -> list[dict]:
+    rows = []
+    dtypes = ("bf16", "fp16") if DEVICE != "cuda" or not _has_fp8() else ("bf16", "fp16", "fp8")
+    for dtype_name in dtypes:
+        size = 1 if dtype_name == "fp8" else 2
+        for m, n, k in gemm_grid(quick):
+            if dtype_name == "fp8" and m % 16:
+                continue  # _scaled_mm needs every dimension a multiple of 16
+            flops = 2.0 * m * n * k
+            copies = _copies(size * (m * k + k * n) + 2 * m * n)
+            it = max(copies, _iters(flops, 2e12 if DEVICE == "cuda" else 2e9))
+            try:
+                fns = [_gemm_call(dtype_name, m, n, k) for _ in range(copies)]
+                t = _graph_timer(fns, it, samples)
+                te = _eager_timer(fns, it, samples)
+            except Exception as exc:  # noqa: BLE001 - a shape the library refuses is skipped
+                _skip(f"{dtype_name} {m}x{n}x{k}", exc)
+                continue
+            del fns
+            rows.append({"dtype": dtype_name, "M": m, "N": n, "K": k, "latency_s": f"{t:.9g}",
+                         "eager_s": f"{te:.9g}", "tflops": f"{flops / t / 1e12:.6g}",
+                         "copies": copies})
+        print(f"gemm {dtype_name} done ({len(rows)} rows)", flush=True)
+    return rows
+
+
+def _skip(case: str, exc: Exception) -> None:
+    print(f"skip {case}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}",
+          file=sys.stderr, flush=True)
+
+
+def _has_fp8() -> bool:
+    import torch
+
+    return hasattr(torch, "float8_e4m3fn") and torch.cuda.get_device_capability(0) >= (8, 9)
+
+
+def _sdpa(q, k, v, causal: bool, gqa: bool):
+    import torch.nn.functional as F
+
+    if gqa:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=True)
+    return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+
+def measure_attention(quick: bool, samples: int) -> list[dict]:
+    import torch
+
+    rows = []
+    dtype = torch.bfloat16
+    prefill = [(1, 32, 32, 512, 128), (1, 32, 32, 2048, 128), (8, 32, 32, 2048, 128),
+               (1, 32, 8, 4096, 128), (1, 64, 8, 8192, 128), (4, 32, 32, 1024, 64)]
+    decode = [(1, 32, 32, n, 128) for n in (1024, 4096, 16384, 65536)] + \
+        [(8, 32, 32, n, 128) for n in (1024, 4096)] + \
+        [(8, 32, 8, n, 128) for n in (1024, 4096, 16384)] + \
+        [(32, 32, 8, n, 128) for n in (1024, 4096)] + \
+        [(1, 64, 8, n, 128) for n in (4096, 32768)]
+    if quick:
+        prefill, decode = prefill[:2], decode[:3]
+    if DEVICE != "cuda":
+        prefill, decode = [(1, 4, 2, 64, 32)], [(2, 4, 2, 128, 32)]
+    mk = lambda *s: torch.randn(*s, device=DEVICE, dtype=dtype)  # noqa: E731
+    for b, h, g, s, d in prefill:
+        copies = _copies(2 * (2 * b * h * s * d + 2 * b * g * s * d))
+        qkv = [(mk(b, h, s, d), mk(b, g, s, d), mk(b, g, s, d)) for _ in range(copies)]
+        for causal in (False, True):
+            fns = [partial(_sdpa, q, k, v, causal, g != h) for q, k, v in qkv]
+            it = max(copies, _iters(4.0 * b * h * s * s * d, 1e12))
+            try:
+                t = _graph_timer(fns, it, samples)
+            except Exception as exc:  # noqa: BLE001
+                _skip(f"prefill {b} {h} {g} {s} {d} causal={causal}", exc)
+                continue
+            rows.append({"phase": "prefill", "impl": "sdpa", "causal": int(causal), "batch": b,
+                         "heads": h, "kv_heads": g, "q_len": s, "kv_len": s, "head_dim": d,
+                         "dtype": "bf16", "latency_s": f"{t:.9g}", "copies": copies})
+        del qkv
+    for b, h, g, n, d in decode:
+        copies = _copies(2 * 2 * b * g * n * d)
+        qkv = [(mk(b, h, 1, d), mk(b, g, n, d), mk(b, g, n, d)) for _ in range(copies)]
+        fns = [partial(_sdpa, q, k, v, False, g != h) for q, k, v in qkv]
+        try:
+            t = _graph_timer(fns, max(copies, _iters(4.0 * b * g * n * d, 4e9)), samples)
+        except Exception as exc:  # noqa: BLE001
+            _skip(f"decode {b} {h} {g} {n} {d}", exc)
+            continue
+        rows.append({"phase": "decode", "impl": "sdpa", "causal": 0, "batch": b, "heads": h,
+                     "kv_heads": g, "q_len": 1, "kv_len": n, "head_dim": d, "dtype": "bf16",
+                     "latency_s": f"{t:.9g}", "copies": copies})
+        del qkv, fns
+    print(f"attention done ({len(rows)} rows)", flush=True)
+    return rows
+
+
+def measure_vector(quick: bool, samples: int) -> list[dict]:
+    import torch
+    import torch.nn.functional as F
+
+    rows = []
+    dtype = torch.float16
+    widths = (1024, 4096, 8192, 16384) if not quick else (4096,)
+    row_counts = (1, 64, 1024, 8192, 32768) if not quick else (1024,)
+    shapes = [(r, w) for r in row_counts for w in widths] if DEVICE == "cuda" else [(16, 256)]
+    for r, w in shapes:
+        nbytes = 2.0 * r * w * 2  # one read and one write of fp16
+        copies = _copies(nbytes)
+        xs = [torch.randn(r, w, device=DEVICE, dtype=dtype) for _ in range(copies)]
+        ys = [torch.empty_like(x) for x in xs]
+        ops = {"copy": [partial(y.copy_, x) for x, y in zip(xs, ys, strict=True)],
+               "gelu": [partial(F.gelu, x, approximate="tanh") for x in xs],
+               "layernorm": [partial(F.layer_norm, x, (w,)) for x in xs],
+               "softmax": [partial(torch.softmax, x, dim=-1) for x in xs]}
+        if hasattr(F, "rms_norm"):
+            ops["rmsnorm"] = [partial(F.rms_norm, x, (w,)) for x in xs]
+        for name, fns in ops.items():
+            it = max(copies, _iters(nbytes, 4e9))
+            t = _graph_timer(fns, it, samples)
+            te = _eager_timer(fns, it, samples)
+            rows.append({"op": name, "rows": r, "width": w, "dtype": "fp16",
+                         "latency_s": f"{t:.9g}", "eager_s": f"{te:.9g}",
+                         "gbytes_per_s": f"{nbytes / t / 1e9:.6g}", "copies": copies})
+        del xs, ys, ops
+    print(f"vector done ({len(rows)} rows)", flush=True)
+    return rows
+
+
+LLAMA = {"llama2-7b": dict(layers=32, d=4096, heads=32, kv=32, ff=11008, vocab=32000),
+         "llama3-8b": dict(layers=32, d=4096, heads=32, kv=8, ff=14336, vocab=128256)}
+
+
+def _decode_step_fn(x0, layers, head, batch, d, h, g, hd, ff):
+    """One decode step of the random-weight Llama stack (returns the logits)."""
+    import torch.nn.functional as F
+
+    def norm(x):
+        return F.rms_norm(x, (d,)) if hasattr(F, "rms_norm") else x
+
+    def step():
+        x = x0
+        for L in layers:
+            qkv = norm(x) @ L["wqkv"]
+            q = qkv[..., : h * hd].view(batch, 1, h, hd).transpose(1, 2)
+            a = _sdpa(q, L["kc"], L["vc"], False, g != h)
+            x = x + a.transpose(1, 2).reshape(batch, 1, h * hd) @ L["wo"]
+            gu = norm(x) @ L["wgu"]
+            x = x + (F.silu(gu[..., :ff]) * gu[..., ff:]) @ L["wd"]
+        return norm(x) @ head
+
+    return step
+
+
+def measure_decode_step(quick: bool, samples: int) -> list[dict]:
+    import torch
+
+    rows = []
+    dtype = torch.bfloat16
+    cases = [("llama2-7b", 1, 1024), ("llama2-7b", 8, 1024), ("llama2-7b", 32, 2048),
+             ("llama3-8b", 1, 4096), ("llama3-8b", 16, 4096), ("llama3-8b", 64, 2048)]
+    if quick:
+        cases = cases[:1]
+    for name, batch, ctx in cases:
+        c = dict(LLAMA[name])
+        if DEVICE != "cuda":
+            c.update(layers=2, d=256, ff=512, vocab=1000, heads=4, kv=min(c["kv"], 2))
+            ctx = 64
+        d, h, g, ff, hd = c["d"], c["heads"], c["kv"], c["ff"], c["d"] // c["heads"]
+        mk = lambda *s: torch.randn(*s, device=DEVICE, dtype=dtype) * 0.02  # noqa: E731
+        layers = [dict(wqkv=mk(d, (h + 2 * g) * hd), wo=mk(h * hd, d), wgu=mk(d, 2 * ff),
+                       wd=mk(ff, d), kc=mk(batch, g, ctx, hd), vc=mk(batch, g, ctx, hd))
+                  for _ in range(c["layers"])]
+        head = mk(d, c["vocab"])
+        step = _decode_step_fn(mk(batch, 1, d), layers, head, batch, d, h, g, hd, ff)
+        for mode, timer in (("cuda-graph", _graph_timer), ("eager", _eager_timer)):
+            try:
+                t = timer(step, 5, samples)
+            except Exception as exc:  # noqa: BLE001
+                _skip(f"decode step {name} b{batch} ctx{ctx} {mode}", exc)
+                continue
+            rows.append({"model": name, "layers": c["layers"], "batch": batch, "context": ctx,
+                         "dtype": "bf16", "latency_s": f"{t:.9g}", "mode": mode})
+        del layers, head, step
+        if DEVICE == "cuda":
+            torch.cuda.empty_cache()
+    print(f"decode steps done ({len(rows)} rows)", flush=True)
+    return rows
+
+
+def _prefill_fn(x0, layers, head, batch, seq, d, h, g, hd, ff):
+    """One causal prefill of the random-weight Llama stack: K/V written to the cache, logits of
+    the last token (as serving engines do)."""
+    import torch.nn.functional as F
+
+    def norm(x):
+        return F.rms_norm(x, (d,)) if hasattr(F, "rms_norm") else x
+
+    def forward():
+        x = x0
+        for L in layers:
+            qkv = norm(x) @ L["wqkv"]
+            q = qkv[..., : h * hd].view(batch, seq, h, hd).transpose(1, 2)
+            k = qkv[..., h * hd: (h + g) * hd].view(batch, seq, g, hd).transpose(1, 2)
+            v = qkv[..., (h + g) * hd:].view(batch, seq, g, hd).transpose(1, 2)
+            L["kc"].copy_(k)
+            L["vc"].copy_(v)
+            a = _sdpa(q, k, v, True, g != h)
+            x = x + a.transpose(1, 2).reshape(batch, seq, h * hd) @ L["wo"]
+            gu = norm(x) @ L["wgu"]
+            x = x + (F.silu(gu[..., :ff]) * gu[..., ff:]) @ L["wd"]
+        return norm(x[:, -1]) @ head
+
+    return forward
+
+
+def measure_prefill_step(quick: bool, samples: int) -> list[dict]:
+    import torch
+
+    rows = []
+    dtype = torch.bfloat16
+    cases = [("llama2-7b", 1, 512), ("llama2-7b", 1, 2048), ("llama2-7b", 1, 4096),
+             ("llama2-7b", 4, 1024), ("llama3-8b", 1, 2048), ("llama3-8b", 1, 8192)]
+    if quick:
+        cases = cases[:1]
+    for name, batch, seq in cases:
+        c = dict(LLAMA[name])
+        if DEVICE != "cuda":
+            c.update(layers=2, d=256, ff=512, vocab=1000, heads=4, kv=min(c["kv"], 2))
+            seq = 64
+        d, h, g, ff, hd = c["d"], c["heads"], c["kv"], c["ff"], c["d"] // c["heads"]
+        mk = lambda *s: torch.randn(*s, device=DEVICE, dtype=dtype) * 0.02  # noqa: E731
+        layers = [dict(wqkv=mk(d, (h + 2 * g) * hd), wo=mk(h * hd, d), wgu=mk(d, 2 * ff),
+                       wd=mk(ff, d), kc=mk(batch, g, seq, hd), vc=mk(batch, g, seq, hd))
+                  for _ in range(c["layers"])]
+        head = mk(d, c["vocab"])
+        fwd = _prefill_fn(mk(batch, seq, d), layers, head, batch, seq, d, h, g, hd, ff)
+        try:
+            t = _graph_timer(fwd, 2, samples)
+        except Exception as exc:  # noqa: BLE001
+            _skip(f"prefill step {name} b{batch} s{seq}", exc)
+            continue
+        rows.append({"model": name, "layers": c["layers"], "batch": batch, "prompt": seq,
+                     "dtype": "bf16", "latency_s": f"{t:.9g}", "mode": "cuda-graph"})
+        del layers, head, fwd
+        if DEVICE == "cuda":
+            torch.cuda.empty_cache()
+    print(f"prefill steps done ({len(rows)} rows)", flush=True)
+    return rows
+
+
+def clocks_under_load(seconds: float = 3.0) -> dict:
+    """SM clock (MHz) and power (W) NVML reads while a large bf16 GEMM runs back to back."""
+    import torch
+
+    try:
+        import pynvml
+    except ImportError:
+        return {"nvml": "pynvml not installed"}
+    pynvml.nvmlInit()
+    handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+    samples: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append((pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
+                            pynvml.nvmlDeviceGetPowerUsage(handle) / 1e3))
+            time.sleep(0.05)
+
+    a = torch.randn(8192, 8192, device=DEVICE, dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device=DEVICE, dtype=torch.bfloat16)
+    torch.matmul(a, b)
+    torch.cuda.synchronize()
+    thread = threading.Thread(target=sample)
+    thread.start()
+    t0, n = time.perf_counter(), 0
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(20):
+            torch.matmul(a, b)
+        n += 20
+        torch.cuda.synchronize()
+    end.record()
+    end.synchronize()
+    stop.set()
+    thread.join()
+    loaded = samples[len(samples) // 4:]  # past the ramp
+    return {"sm_clock_max_mhz": pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_SM),
+            "mem_clock_max_mhz": pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_MEM),
+            "power_limit_w": pynvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1e3,
+            "driver": pynvml.nvmlSystemGetDriverVersion(),
+            "load_gemm": "bf16 8192x8192x8192 back to back",
+            "load_tflops": 2 * 8192 ** 3 * n / (start.elapsed_time(end) * 1e-3) / 1e12,
+            "load_sm_clock_mhz_median": statistics.median(s[0] for s in loaded),
+            "load_sm_clock_mhz_min": min(s[0] for s in loaded),
+            "load_power_w_median": statistics.median(s[1] for s in loaded),
+            "load_samples": len(loaded)}
+
+
+class ClockLog:
+    """NVML's SM clock (MHz) and board power (W), read every 20 ms in a thread (none without
+    pynvml or off the GPU)."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float, float]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._nvml, self._handle = pynvml, pynvml.nvmlDeviceGetHandleByIndex(0)
+        except Exception:  # noqa: BLE001 - clocks are a side record
+            self._nvml = None
+
+    def start(self) -> ClockLog:
+        if self._nvml is not None and DEVICE == "cuda":
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        nv, h = self._nvml, self._handle
+        while not self._stop.is_set():
+            clock = nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM)
+            self.samples.append((time.perf_counter(), clock, nv.nvmlDeviceGetPowerUsage(h) / 1e3))
+            time.sleep(0.02)
+
+    def between(self, t0: float, t1: float) -> dict:
+        """Median and range of the SM clock and power sampled in [t0, t1]."""
+        got = [(c, p) for t, c, p in self.samples if t0 <= t <= t1]
+        if not got:
+            return {}
+        clocks, power = sorted(c for c, _ in got), sorted(p for _, p in got)
+        return {"sm_clock_mhz_median": statistics.median(clocks), "sm_clock_mhz_min": clocks[0],
+                "sm_clock_mhz_max": clocks[-1], "power_w_median": statistics.median(power),
+                "samples": len(got)}
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def device_info() -> dict:
+    import torch
+
+    if DEVICE != "cuda":
+        return {"name": "cpu (dry run)", "torch": torch.__version__}
+    p = torch.cuda.get_device_properties(0)
+    return {"name": p.name, "sm_count": p.multi_processor_count,
+            "memory_bytes": p.total_memory, "torch": torch.__version__,
+            "cuda": torch.version.cuda, "measured_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    global DEVICE
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tag", required=True, help="file prefix and folder, e.g. h200")
+    ap.add_argument("--out", type=Path, default=None, help="folder (default validation/<tag>)")
+    ap.add_argument("--quick", action="store_true", help="smaller grids")
+    ap.add_argument("--samples", type=int, default=7, help="timed samples per case")
+    ap.add_argument("--cpu", action="store_true", help="dry run on the CPU (no CUDA graphs)")
+    ap.add_argument("--only", default="gemm,attention,vector,decode,prefill",
+                    help="comma-separated parts to measure")
+    args = ap.parse_args(argv)
+    import torch
+
+    if args.cpu:
+        DEVICE = "cpu"
+    elif not torch.cuda.is_available():
+        print("no CUDA device: run on the GPU machine (or --cpu for a dry run)", file=sys.stderr)
+        return 2
+    out = args.out or HERE / args.tag
+    out.mkdir(parents=True, exist_ok=True)
+    info = device_info()
+    print(json.dumps(info), flush=True)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    parts = set(args.only.split(","))
+    t0 = time.perf_counter()
+    if DEVICE == "cuda":
+        try:
+            info.update(clocks_under_load())
+        except Exception as exc:  # noqa: BLE001
+            _skip("clocks under load", exc)
+        print(json.dumps(info), flush=True)
+    steps = (("gemm", measure_gemm, "gemm"), ("attention", measure_attention, "attention"),
+             ("vector", measure_vector, "vector"), ("decode", measure_decode_step, "decode_step"),
+             ("prefill", measure_prefill_step, "prefill_step"))
+    log = ClockLog().start()
+    info["clocks_by_part"] = {}
+    for part, fn, name in steps:
+        if part in parts:
+            t_part = time.perf_counter()
+            try:
+                _write(out, f"{args.tag}_{name}.csv", fn(args.quick, args.samples))
+            except Exception as exc:  # keep what the other parts measured
+                print(f"{part} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            info["clocks_by_part"][part] = log.between(t_part, time.perf_counter())
+            print(f"[{time.perf_counter() - t0:.1f} s] {info['clocks_by_part'][part]}", flush=True)
+    log.stop()
+    (out / f"{args.tag}_device.json").write_text(json.dumps(info, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
