@@ -322,27 +322,39 @@ def _decode_step_fn(x0, layers, head, batch, d, h, g, hd, ff):
     return step
 
 
+def _random_llama(name: str, batch: int, ctx: int):
+    """(config, layers, head, make) of a random-weight Llama stack with a ``ctx``-token KV cache
+    per layer (a dry run shrinks it to 2 small layers)."""
+    import torch
+
+    c = dict(LLAMA[name])
+    if DEVICE != "cuda":
+        c.update(layers=2, d=256, ff=512, vocab=1000, heads=4, kv=min(c["kv"], 2))
+    d, h, g, ff = c["d"], c["heads"], c["kv"], c["ff"]
+    hd = c["hd"] = d // h
+
+    def mk(*shape):
+        return torch.randn(*shape, device=DEVICE, dtype=torch.bfloat16) * 0.02
+
+    layers = [dict(wqkv=mk(d, (h + 2 * g) * hd), wo=mk(h * hd, d), wgu=mk(d, 2 * ff),
+                   wd=mk(ff, d), kc=mk(batch, g, ctx, hd), vc=mk(batch, g, ctx, hd))
+              for _ in range(c["layers"])]
+    return c, layers, mk(d, c["vocab"]), mk
+
+
 def measure_decode_step(quick: bool, samples: int) -> list[dict]:
     import torch
 
     rows = []
-    dtype = torch.bfloat16
     cases = [("llama2-7b", 1, 1024), ("llama2-7b", 8, 1024), ("llama2-7b", 32, 2048),
              ("llama3-8b", 1, 4096), ("llama3-8b", 16, 4096), ("llama3-8b", 64, 2048)]
     if quick:
         cases = cases[:1]
     for name, batch, ctx in cases:
-        c = dict(LLAMA[name])
-        if DEVICE != "cuda":
-            c.update(layers=2, d=256, ff=512, vocab=1000, heads=4, kv=min(c["kv"], 2))
-            ctx = 64
-        d, h, g, ff, hd = c["d"], c["heads"], c["kv"], c["ff"], c["d"] // c["heads"]
-        mk = lambda *s: torch.randn(*s, device=DEVICE, dtype=dtype) * 0.02  # noqa: E731
-        layers = [dict(wqkv=mk(d, (h + 2 * g) * hd), wo=mk(h * hd, d), wgu=mk(d, 2 * ff),
-                       wd=mk(ff, d), kc=mk(batch, g, ctx, hd), vc=mk(batch, g, ctx, hd))
-                  for _ in range(c["layers"])]
-        head = mk(d, c["vocab"])
-        step = _decode_step_fn(mk(batch, 1, d), layers, head, batch, d, h, g, hd, ff)
+        ctx = ctx if DEVICE == "cuda" else 64
+        c, layers, head, mk = _random_llama(name, batch, ctx)
+        step = _decode_step_fn(mk(batch, 1, c["d"]), layers, head, batch, c["d"], c["heads"],
+                               c["kv"], c["hd"], c["ff"])
         for mode, timer in (("cuda-graph", _graph_timer), ("eager", _eager_timer)):
             try:
                 t = timer(step, 5, samples)
@@ -388,23 +400,15 @@ def measure_prefill_step(quick: bool, samples: int) -> list[dict]:
     import torch
 
     rows = []
-    dtype = torch.bfloat16
     cases = [("llama2-7b", 1, 512), ("llama2-7b", 1, 2048), ("llama2-7b", 1, 4096),
              ("llama2-7b", 4, 1024), ("llama3-8b", 1, 2048), ("llama3-8b", 1, 8192)]
     if quick:
         cases = cases[:1]
     for name, batch, seq in cases:
-        c = dict(LLAMA[name])
-        if DEVICE != "cuda":
-            c.update(layers=2, d=256, ff=512, vocab=1000, heads=4, kv=min(c["kv"], 2))
-            seq = 64
-        d, h, g, ff, hd = c["d"], c["heads"], c["kv"], c["ff"], c["d"] // c["heads"]
-        mk = lambda *s: torch.randn(*s, device=DEVICE, dtype=dtype) * 0.02  # noqa: E731
-        layers = [dict(wqkv=mk(d, (h + 2 * g) * hd), wo=mk(h * hd, d), wgu=mk(d, 2 * ff),
-                       wd=mk(ff, d), kc=mk(batch, g, seq, hd), vc=mk(batch, g, seq, hd))
-                  for _ in range(c["layers"])]
-        head = mk(d, c["vocab"])
-        fwd = _prefill_fn(mk(batch, seq, d), layers, head, batch, seq, d, h, g, hd, ff)
+        seq = seq if DEVICE == "cuda" else 64
+        c, layers, head, mk = _random_llama(name, batch, seq)
+        fwd = _prefill_fn(mk(batch, seq, c["d"]), layers, head, batch, seq, c["d"], c["heads"],
+                          c["kv"], c["hd"], c["ff"])
         try:
             t = _graph_timer(fwd, 2, samples)
         except Exception as exc:  # noqa: BLE001
