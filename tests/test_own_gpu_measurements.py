@@ -139,3 +139,47 @@ def test_h200_preset_holds_the_documented_fit(ctx):
     assert g.tensor_efficiency == pytest.approx(fit["gpu.tensor_efficiency"], abs=0.002)
     assert g.gemm_fixed == pytest.approx(fit["gpu.gemm_fixed"], abs=0.02e-6)
     assert g.gemm_overlap_p == pytest.approx(fit["gpu.gemm_overlap_p"], abs=0.02)
+
+
+def test_h200_energy_derivation_is_exact_on_its_rows_and_holds_on_the_others(ctx):
+    """The derived energy values make the idle, GEMV and bf16 GEMM rows exact (to the preset's
+    rounding) and predict the held-out rows: Llama decode and prefill steps within 7%, the other
+    GEMMs within 10%; the 1 GiB copy (writes, and a copy kernel at 2.8 TB/s) is 26% short."""
+    from xpusim.validation._own_gpu import energy_points
+
+    pts = {p.case: p for p in energy_points(ctx, "h200", "h200")}
+    train = ("idle", "gemm bf16 8192x8192x8192", "gemv bf16 16x28672x8192")
+    for name in train:
+        assert pts[name].split == "train" and abs(pts[name].error) < 0.005
+    assert abs(pts["decode-step bf16 llama2-7b b8 ctx1024"].error) < 0.07
+    assert abs(pts["prefill-step bf16 llama2-7b b1 p2048"].error) < 0.07
+    gemms = [p for k, p in pts.items() if k.startswith("gemm ") and k not in train]
+    assert len(gemms) == 3 and all(abs(p.error) < 0.10 for p in gemms)
+    copy = pts["copy fp16 536870912"]
+    assert copy.split == "test" and -0.30 < copy.error < -0.20
+
+
+def test_h200_energy_by_hand_for_the_gemv(ctx):
+    """GEMV 16 x 28672 x 8192 bf16: the model's joules = FLOPs x 0.645 pJ + DRAM bits x 14.4 pJ
+    + L2 bits x 0.47 pJ + 125.7 W x its time."""
+    from xpusim.commands.op import gemm_op
+    from xpusim.validation._own_gpu import device
+
+    dev = device("h200")
+    cost = dev.estimate(gemm_op(16, 28672, 8192, 1, "bf16"))
+    flops = 2 * 16 * 28672 * 8192
+    by_hand = flops * 0.645e-12 + cost.dram_bytes * 8 * 14.4e-12 \
+        + cost.detail["l2_bytes"] * 8 * 0.47e-12
+    assert sum(cost.energy.values()) == pytest.approx(by_hand, rel=1e-9)
+    assert dev.static_power() == 125.7
+
+
+def test_h200_energy_values_are_the_documented_derivation(ctx):
+    from arch import load_arch
+    from xpusim.validation._fit_gpu import derive_energy
+
+    got = derive_energy(ctx, "h200")
+    e = load_arch("h200").energy
+    assert e.memory["hbm"] == pytest.approx(got["energy.memory.hbm"], rel=0.005)
+    assert e.compute["bf16"] == pytest.approx(got["energy.compute.bf16"], rel=0.005)
+    assert e.static_power == pytest.approx(got["energy.static_power"], abs=0.05)

@@ -30,6 +30,12 @@ Files (``<tag>`` is the ``--tag``):
 * ``<tag>_prefill_step.csv``: one causal prefill of the same Llama-style models (K/V written to
   the cache, logits of the last token), in a CUDA graph. Columns: model, layers, batch, prompt,
   dtype, latency_s, mode.
+* ``<tag>_power.csv`` (``--only power``): NVML board power and SM clock (median over the second
+  half of a 2 s window) while each workload runs back to back from a CUDA graph: 8192^3 GEMMs
+  in bf16 / fp16 / fp8, a 4096^3 one, a weight-streaming 16 x 28672 x 8192 GEMM, a 1 GiB copy,
+  Llama-2-7B decode (batch 8) and prefill (2,048 tokens) steps; the first row is the idle
+  power. ``<tag>_power_trace.csv`` (``--only trace``): clock and power every 20 ms from rest
+  into sustained 8192^3 bf16 GEMMs.
 * ``<tag>_device.json``: device name, SMs, memory, driver, torch/CUDA versions, and the SM clock
   and power NVML read while a large bf16 GEMM ran for ~3 s.
 
@@ -92,13 +98,10 @@ def _eager_timer(fns, iters: int, samples: int) -> float:
     return statistics.median(times)
 
 
-def _graph_timer(fns, iters: int, samples: int) -> float:
-    """Median seconds per call of ``iters`` calls (cycling through ``fns``) captured in one CUDA
-    graph and replayed."""
+def _capture(fns, iters: int):
+    """A CUDA graph of ``iters`` calls cycling through ``fns`` (warmed up on a side stream)."""
     import torch
 
-    if DEVICE != "cuda":
-        return _eager_timer(fns, iters, samples)
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(s):
@@ -108,6 +111,15 @@ def _graph_timer(fns, iters: int, samples: int) -> float:
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         _calls(fns, iters)()
+    return graph
+
+
+def _graph_timer(fns, iters: int, samples: int) -> float:
+    """Median seconds per call of ``iters`` calls (cycling through ``fns``) captured in one CUDA
+    graph and replayed."""
+    if DEVICE != "cuda":
+        return _eager_timer(fns, iters, samples)
+    graph = _capture(fns, iters)
     t = _eager_timer(graph.replay, 1, samples) / iters
     del graph
     return t
@@ -423,6 +435,117 @@ def measure_prefill_step(quick: bool, samples: int) -> list[dict]:
     return rows
 
 
+def _sustain(fns, iters: int, seconds: float, log: ClockLog) -> dict:
+    """Replay a graph of ``iters`` calls back to back for ``seconds`` after a 1 s rest: seconds
+    per call over the whole window, and NVML's clock and power over its second half."""
+    import torch
+
+    graph = _capture(fns, iters) if DEVICE == "cuda" else None
+    replay = graph.replay if graph is not None else _calls(fns, iters)
+    _sync()
+    time.sleep(1.0)
+    t0 = time.perf_counter()
+    cuda = DEVICE == "cuda"
+    if cuda:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+    calls = 0
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(4):
+            replay()
+        calls += 4 * iters
+        _sync()
+    if cuda:
+        end.record()
+        end.synchronize()
+    t1 = time.perf_counter()
+    busy = start.elapsed_time(end) * 1e-3 if cuda else t1 - t0
+    out = {"calls": calls, "seconds": f"{busy:.6g}", "time_per_call_s": f"{busy / calls:.9g}"}
+    got = log.between((t0 + t1) / 2, t1)
+    out.update({k: got.get(k, "") for k in ("power_w_median", "sm_clock_mhz_median",
+                                             "sm_clock_mhz_min", "samples")})
+    del graph
+    return out
+
+
+def measure_power(quick: bool, samples: int, seconds: float = 2.0) -> list[dict]:
+    """Board power and SM clock while each workload runs back to back (NVML, second half of a
+    ``seconds`` window), after the idle power; and the clock and power from idle into a
+    sustained bf16 GEMM (``<tag>_power_trace.csv``, written by :func:`main`)."""
+    import torch
+
+    log = ClockLog().start()
+    time.sleep(2.0)
+    t = time.perf_counter()
+    time.sleep(1.0)
+    idle = log.between(t, time.perf_counter())
+    rows = [{"workload": "idle", "dtype": "", "shape": "", "flops_per_call": 0,
+             "bytes_per_call": 0, "calls": 0, "seconds": 1.0, "time_per_call_s": "",
+             "power_w_median": idle.get("power_w_median", ""),
+             "sm_clock_mhz_median": idle.get("sm_clock_mhz_median", ""),
+             "sm_clock_mhz_min": idle.get("sm_clock_mhz_min", ""),
+             "samples": idle.get("samples", "")}]
+    size = 8192 if DEVICE == "cuda" else 128
+    gemms = [("gemm", "bf16", size, size, size), ("gemm", "fp16", size, size, size),
+             ("gemm", "fp8", size, size, size), ("gemm", "bf16", size // 2, size // 2, size // 2),
+             ("gemv", "bf16", 16, 28672 if DEVICE == "cuda" else 256, size)]
+    if quick:
+        gemms = gemms[:1]
+    for kind, dt, m, n, k in gemms:
+        elem = 1 if dt == "fp8" else 2
+        nbytes = elem * (m * k + k * n) + 2 * m * n
+        copies = _copies(nbytes)
+        fns = [_gemm_call(dt, m, n, k) for _ in range(copies)]
+        got = _sustain(fns, max(copies, 8), seconds, log)
+        rows.append({"workload": kind, "dtype": dt, "shape": f"{m}x{n}x{k}",
+                     "flops_per_call": 2 * m * n * k, "bytes_per_call": nbytes, **got})
+        del fns
+    n_copy = (1 << 29) if DEVICE == "cuda" else (1 << 16)   # 1 GiB of fp16 read, 1 GiB written
+    x = torch.randn(n_copy, device=DEVICE, dtype=torch.float16)
+    y = torch.empty_like(x)
+    got = _sustain(partial(y.copy_, x), 4, seconds, log)
+    rows.append({"workload": "copy", "dtype": "fp16", "shape": str(n_copy), "flops_per_call": 0,
+                 "bytes_per_call": 4 * n_copy, **got})
+    del x, y
+    for name, batch, ctx, phase in (("llama2-7b", 8, 1024, "decode"),
+                                    ("llama2-7b", 1, 2048, "prefill")):
+        ctx = ctx if DEVICE == "cuda" else 64
+        c, layers, head, mk = _random_llama(name, batch, ctx)
+        dims = (c["d"], c["heads"], c["kv"], c["hd"], c["ff"])
+        fn = _decode_step_fn(mk(batch, 1, c["d"]), layers, head, batch, *dims) \
+            if phase == "decode" else _prefill_fn(mk(batch, ctx, c["d"]), layers, head, batch,
+                                                  ctx, *dims)
+        got = _sustain(fn, 2, seconds, log)
+        rows.append({"workload": f"{phase}-step", "dtype": "bf16",
+                     "shape": f"{name} b{batch} {'ctx' if phase == 'decode' else 'p'}{ctx}",
+                     "flops_per_call": "", "bytes_per_call": "", **got})
+        del layers, head, fn
+    log.stop()
+    print(f"power done ({len(rows)} rows)", flush=True)
+    return rows
+
+
+def power_trace(quick: bool, samples: int, seconds: float = 3.0) -> list[dict]:
+    """NVML's SM clock and board power every 20 ms from rest into back-to-back 8192^3 bf16
+    GEMMs (the power limiter's response)."""
+    size = 8192 if DEVICE == "cuda" else 128
+    fn = _gemm_call("bf16", size, size, size)
+    fn()
+    _sync()
+    log = ClockLog().start()
+    time.sleep(1.0)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(10):
+            fn()
+        _sync()
+    time.sleep(0.5)
+    log.stop()
+    start = t0 - 1.0
+    return [{"t_s": f"{t - start:.3f}", "sm_clock_mhz": c, "power_w": f"{p:.1f}",
+             "gemm_running": int(t0 <= t <= t0 + seconds)} for t, c, p in log.samples]
+
+
 def clocks_under_load(seconds: float = 3.0) -> dict:
     """SM clock (MHz) and power (W) NVML reads while a large bf16 GEMM runs back to back."""
     import torch
@@ -562,7 +685,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(info), flush=True)
     steps = (("gemm", measure_gemm, "gemm"), ("attention", measure_attention, "attention"),
              ("vector", measure_vector, "vector"), ("decode", measure_decode_step, "decode_step"),
-             ("prefill", measure_prefill_step, "prefill_step"))
+             ("prefill", measure_prefill_step, "prefill_step"),
+             ("power", measure_power, "power"), ("trace", power_trace, "power_trace"))
     log = ClockLog().start()
     info["clocks_by_part"] = {}
     for part, fn, name in steps:

@@ -85,9 +85,18 @@ def fit_own_gemm(ctx: ValidationContext, tag: str = "h200") -> dict[str, float]:
 
 
 def format_values(values: dict[str, float]) -> str:
-    """``path: value`` lines (times in us, the rest unitless)."""
-    return "\n".join(f"{k}: {v / US:.2f} us" if k.endswith("gemm_fixed") or ".dispatch." in k
-                      else f"{k}: {v:.3f}" for k, v in values.items())
+    """``path: value`` lines (times in us, energies in pJ, power in W, the rest unitless)."""
+    def one(k: str, v: float) -> str:
+        if k.endswith("gemm_fixed") or ".dispatch." in k:
+            return f"{k}: {v / US:.2f} us"
+        if k.startswith("energy.compute."):
+            return f"{k}: {v * 1e12:.3f} pJ/FLOP"
+        if k.startswith("energy.memory."):
+            return f"{k}: {v * 1e12:.2f} pJ/bit"
+        if k == "energy.static_power":
+            return f"{k}: {v:.1f} W"
+        return f"{k}: {v:.3f}"
+    return "\n".join(one(k, v) for k, v in values.items())
 
 
 def fit_mi210_gemm(ctx: ValidationContext) -> dict[str, float]:
@@ -131,3 +140,34 @@ def _harness(path, overrides: dict):
 
     data, label = load_arch_data(path)
     return device_for(arch_from_dict(deep_merge(data, overrides), label), "tile")
+
+
+def derive_energy(ctx: ValidationContext, tag: str = "h200") -> dict[str, float]:
+    """{yaml.path: value} of preset ``tag``'s energy model derived exactly from the train rows
+    of its power measurements (``<tag>_power.csv``, suite ``<tag>-energy``; SI units): the
+    static power is the idle row's; the HBM energy per bit and the bf16 energy per FLOP solve the
+    two equations that make the weight-streaming GEMV's and the bf16 8192^3 GEMM's joules per
+    call exact (their L2 terms held); every other dtype's entry is scaled with bf16's (the
+    preset's datasheet ratios kept)."""
+    from arch import load_arch
+    from xpusim.validation._own_gpu import _power_op, device, energy_case, rows
+
+    dev = device(tag)
+    table = load_arch(tag).energy
+    by_case = {energy_case(r): r for r in rows(ctx, f"{tag}_power.csv", tag)}
+    static = float(by_case["idle"]["power_w_median"])
+
+    def equation(prefix: str) -> tuple[float, float, float]:
+        """(HBM J, compute J, J left for them) of a train row at the preset's values."""
+        r = next(v for k, v in by_case.items() if k.startswith(prefix))
+        cost = dev.estimate(_power_op(r))
+        joules = float(r["power_w_median"]) * float(r["time_per_call_s"])
+        left = joules - static * cost.latency - cost.energy.get("l2", 0.0)
+        return cost.energy["hbm"], cost.energy.get("compute", 0.0), left
+
+    (a1, b1, c1), (a2, b2, c2) = equation("gemv bf16"), equation("gemm bf16 8192x8192x8192")
+    det = a1 * b2 - a2 * b1
+    hbm_scale, flop_scale = (c1 * b2 - c2 * b1) / det, (a1 * c2 - a2 * c1) / det
+    out = {"energy.static_power": static, "energy.memory.hbm": table.memory["hbm"] * hbm_scale}
+    out.update({f"energy.compute.{dt}": v * flop_scale for dt, v in table.compute.items()})
+    return out

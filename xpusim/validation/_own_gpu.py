@@ -110,6 +110,16 @@ def prefill_step_points(ctx: ValidationContext, tag: str, arch: str) -> list[Poi
             for r in rows(ctx, f"{tag}_prefill_step.csv", tag) if r.get("mode") == "cuda-graph"]
 
 
+def _copy_op(rows_: int, width: int, dtype: str):
+    """``y.copy_(x)`` of a [rows, width] tensor: one read and one write of each element."""
+    from workloads.einsum import TensorRef, elementwise
+    from workloads.trace import VECTOR, Op
+
+    e = elementwise("copy", TensorRef("y", ("t", "c"), dtype),
+                    (TensorRef("x", ("t", "c"), dtype),), {"t": rows_, "c": width}, "copy")
+    return Op(0, "copy", VECTOR, "prefill", 0, 0, e, op_class="elementwise")
+
+
 def vector_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]:
     """``<tag>_vector.csv``: memory-bound kernels (copy, GELU, norms, softmax) vs the model."""
     from workloads.einsum import TensorRef, elementwise
@@ -129,4 +139,66 @@ def vector_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]:
             op = vector_op(r["op"], n_rows, width, dt)
         out.append(Point(f"{r['op']} {n_rows}x{width}", float(r["latency_s"]),
                          dev.estimate(op).latency))
+    return out
+
+
+#: rows of ``<tag>_power.csv`` the energy values of a preset are derived from (train); the
+#: others test them
+ENERGY_TRAIN = ("idle", "gemm bf16 8192x8192x8192", "gemv bf16")
+
+
+def _power_op(r: dict):
+    """The one-op estimate a ``<tag>_power.csv`` GEMM / GEMV / copy row ran."""
+    from xpusim.commands.op import gemm_op
+
+    if r["workload"] == "copy":
+        n = int(r["shape"])
+        width = 8192 if n % 8192 == 0 else 1
+        return _copy_op(n // width, width, r["dtype"])
+    m, n, k = (int(x) for x in r["shape"].split("x"))
+    return gemm_op(m, n, k, 1, r["dtype"])
+
+
+def _step_energy(dev, r: dict) -> tuple[float, float]:
+    """(dynamic J, seconds) the engine gives one decode / prefill step of a power row."""
+    from sim.engine import Engine
+    from workloads.models import get_model
+    from workloads.scenario import Scenario
+    from workloads.tracer import trace_model
+
+    name, b, length = r["shape"].split()
+    batch = int(b[1:])
+    phase = r["workload"].split("-")[0]
+    prompt = int(length[3:]) - 1 if phase == "decode" else int(length[1:])
+    sc = Scenario(batch=batch, prompt_len=prompt, gen_len=2, dtype=r["dtype"], attention="flash")
+    trace = trace_model(get_model(name), sc, phases=(phase,))
+    t = float(Engine({"device0": dev}).run(trace).end.max())
+    return sum(sum(dev.estimate(op).energy.values()) for op in trace.ops), t
+
+
+def energy_case(r: dict) -> str:
+    """A power row's case name."""
+    return " ".join(x for x in (r["workload"], r["dtype"], r["shape"]) if x)
+
+
+def energy_points(ctx: ValidationContext, tag: str, arch: str, model=None) -> list[Point]:
+    """``<tag>_power.csv``: joules per call (NVML board power x time per call, each workload back
+    to back from a CUDA graph) vs the model's op energy plus its static power over the model's
+    time; the idle row compares the static power itself (W). Train rows: :data:`ENERGY_TRAIN`."""
+    dev = model or device(arch)
+    out = []
+    for r in rows(ctx, f"{tag}_power.csv", tag):
+        case = energy_case(r)
+        split = "train" if any(case.startswith(t) for t in ENERGY_TRAIN) else "test"
+        if r["workload"] == "idle":
+            out.append(Point(case, float(r["power_w_median"]), dev.static_power(), split,
+                             unit="W"))
+            continue
+        if r["workload"].endswith("-step"):
+            dynamic, t = _step_energy(dev, r)
+        else:
+            cost = dev.estimate(_power_op(r))
+            dynamic, t = sum(cost.energy.values()), cost.latency
+        measured = float(r["power_w_median"]) * float(r["time_per_call_s"])
+        out.append(Point(case, measured, dynamic + dev.static_power() * t, split, unit="J"))
     return out
