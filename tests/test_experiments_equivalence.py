@@ -16,8 +16,9 @@ KV-overflowing Splitwise row. Regenerated (sn40l, splitwise) in the fourth sessi
 2026-12-03 for issue 17: NCCL's channel tuning by call size (small all-reduces on fewer of the
 node's 24 channels; SN40L's DGX TP8 baselines slower, speedups 3.02 -> 3.22 against the
 paper's 3.7) and the A100 protocol costs refitted with it. Regenerated (splitwise) at stop 18 for
-issue 17: Hopper's prefill attention overlaps the softmax with the MMAs (FA-3) and shares K/V
-tiles through L2, so the DGX-H100 prompt phases are shorter (p99 TTFT slowdowns 1-9% lower).
+issue 17: a head's query blocks share its K/V tiles through L2 in the prefill attention kernel
+(the vLLM stack keeps FlashAttention-2 on Hopper, software.prefill_attention), which moves the
+DGX-H100 p99 slowdowns by up to a few per cent.
 """
 
 from __future__ import annotations

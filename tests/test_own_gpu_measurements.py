@@ -183,3 +183,38 @@ def test_h200_energy_values_are_the_documented_derivation(ctx):
     assert e.memory["hbm"] == pytest.approx(got["energy.memory.hbm"], rel=0.005)
     assert e.compute["bf16"] == pytest.approx(got["energy.compute.bf16"], rel=0.005)
     assert e.static_power == pytest.approx(got["energy.static_power"], abs=0.05)
+
+
+def _stack_device(tmp_path, preset: str, prefill: str):
+    from arch.software import load_arch_with_software
+    from sim.devices.base import device_for
+
+    path = tmp_path / "stack.yaml"
+    path.write_text(f"name: t\nsoftware:\n  prefill_attention: {{value: {prefill}, "
+                    "source: test}\n")
+    return device_for(load_arch_with_software(preset, str(path)), "tile")
+
+
+def test_a_stack_may_keep_flashattention2_on_hopper(tmp_path):
+    """software.prefill_attention: flash2 on the h100 prices the FA-2 kernel (128x64 blocks,
+    softmax after the MMAs), as the vllm stack does; 'auto' gives FA-3 there."""
+    from xpusim.commands.op import attention_op
+
+    op = attention_op(8, 32, 32, 2048, 2048, 128, "bf16")
+    fa2 = _stack_device(tmp_path, "h100", "flash2").estimate(op)
+    fa3 = _stack_device(tmp_path, "h100", "auto").estimate(op)
+    assert fa2.detail["policy"] == "flash2" and fa2.detail["block"] == "128x64"
+    assert fa3.detail["policy"] == "flash3" and fa3.detail["block"] == "128x128"
+    assert fa2.latency > 1.4 * fa3.latency
+    from arch.software import load_arch_with_software
+    from sim.devices.base import device_for
+
+    vllm = device_for(load_arch_with_software("h100", "vllm"), "tile")
+    assert vllm.estimate(op).latency == fa2.latency
+
+
+def test_flash3_on_a_gpu_without_it_is_refused(tmp_path):
+    from sim.devices.base import SimError
+
+    with pytest.raises(SimError, match="prefill_attention: flash3 needs gpu.attention_overlap"):
+        _stack_device(tmp_path, "a100", "flash3")

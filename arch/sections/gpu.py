@@ -129,6 +129,12 @@ class SoftwareSpec:
     decode_attention: str = param(default="flashdecoding",
                                   choices=("flash2", "flashdecoding", "lean", "paged", "mmha"),
                                   doc="how fused decode attention splits the KV sequence over SMs")
+    prefill_attention: str = param(default="auto", choices=("auto", "flash2", "flash3"),
+                                   doc="the fused prefill attention kernel: 'flash2' "
+                                       "(FlashAttention-2, softmax after the MMAs), 'flash3' "
+                                       "(warp-specialised, softmax under the MMAs; needs "
+                                       "gpu.attention_overlap), 'auto': flash3 where the GPU "
+                                       "has it, else flash2")
     attention_dtype: str = param(default="model",
                                  choices=("model", "fp32", "tf32", "bf16", "fp16", "fp8"),
                                  doc="precision fused attention kernels compute in (tensor-core "

@@ -87,6 +87,14 @@ class GpuDevice(MainTierDevice):
                      if sw else DEFAULT_NCCL)
         self.decode_policy = (self.software.decode_attention if self.software
                               else "flashdecoding")
+        #: the prefill attention kernel: the stack's, or FA-3 where the GPU has it ('auto')
+        pre = self.software.prefill_attention if self.software else "auto"
+        if pre == "auto":
+            pre = "flash3" if self.hw.attention_overlap else "flash2"
+        if pre == "flash3" and not self.hw.attention_overlap:
+            raise SimError(f"{arch.origin or arch.name}: software.prefill_attention: flash3 needs "
+                           "gpu.attention_overlap (a warp-specialised, Hopper-class GPU)")
+        self.prefill_policy = pre
         #: precision of the fused attention kernels ('' : each op's own dtype)
         adt = self.software.attention_dtype if self.software else "model"
         self.attention_dtype = "" if adt == "model" else adt
@@ -482,7 +490,7 @@ class GpuDevice(MainTierDevice):
             except Exception:   # estimate prices them (and raises) in their turn
                 continue
             bound = "compute" if s > 1 else "memory"
-            policy = self._prefill_policy if s > 1 else self.decode_policy
+            policy = self.prefill_policy if s > 1 else self.decode_policy
             for op, key, res, lat, rf, ec, eh, dr in zip(
                     op_, key_, kernels, latency.tolist(), roof.tolist(), e_compute.tolist(),
                     e_hbm.tolist(), dram.tolist(), strict=True):
@@ -526,17 +534,15 @@ class GpuDevice(MainTierDevice):
         return self._finish(op, best["time"], roof, best["bound"], energy, best["dram_bytes"],
                             detail)
 
-    @property
-    def _prefill_policy(self) -> str:
-        """The prefill attention kernel: FA-3's overlapped one where the GPU has it, else FA-2."""
-        return "flash3" if self.hw.attention_overlap else "flash2"
-
     def _attn_hw(self, dtype: str) -> AttnHw:
         g = self.g
         sm_tensor = self.tensor_peak(dtype) * self.hw.for_dtype(dtype).tensor_efficiency \
             / g.sm_count
         sm_alu = self.vector_peak("fp32") / 2.0 / g.sm_count  # FMA lanes: one op per clock
-        return AttnHw(self.hw, sm_tensor, sm_alu, SFU_PER_CLOCK * g.clock)
+        gpu = self.hw
+        if gpu.attention_overlap and self.prefill_policy != "flash3":   # the stack runs FA-2
+            gpu = replace(gpu, attention_overlap=False)
+        return AttnHw(gpu, sm_tensor, sm_alu, SFU_PER_CLOCK * g.clock)
 
     def _attention_cost(self, op: Op, shape: AttentionShape, flops: float, nbytes: float,
                         dtype: str, roof: float) -> Cost:
@@ -544,7 +550,7 @@ class GpuDevice(MainTierDevice):
         dram = max(res["dram_bytes"], nbytes)
         energy = self._energy(flops, dtype, dram)
         detail = {k_: v for k_, v in res.items() if k_ != "time"}
-        detail["policy"] = self._prefill_policy if shape.q_len > 1 else self.decode_policy
+        detail["policy"] = self.prefill_policy if shape.q_len > 1 else self.decode_policy
         bound = "compute" if shape.q_len > 1 else "memory"
         return self._finish(op, res["time"], roof, bound, energy, dram, detail)
 
