@@ -31,15 +31,18 @@ def test_h200_gemm_test_rows_hold_the_fit(ctx):
 
 def test_h200_decode_steps_and_long_prefills_are_held_out_matches(ctx):
     """Nothing was fitted on attention or decode steps: the engine's Llama decode steps are
-    within 5% of the CUDA-graph measurement and 2k-8k-token prefill attention within 5%."""
+    within 5% of the CUDA-graph measurement, and the 12 non-causal d128 prefill attention rows
+    of 2k-16k tokens (both attention files) are within 3% on average, 12% at most (the longest,
+    64 heads x 16k, runs 11% slower than the model at the power limit)."""
     from xpusim.validation._own_gpu import attention_points, decode_step_points
 
     steps = decode_step_points(ctx, "h200", "h200")
     assert len(steps) == 6 and all(abs(p.error) < 0.05 for p in steps)
     long_prefill = [p for p in attention_points(ctx, "h200", "h200")
-                    if p.case.startswith("prefill") and "q512 " not in p.case
-                    and p.case.endswith("d128")]
-    assert len(long_prefill) == 4 and all(abs(p.error) < 0.05 for p in long_prefill)
+                    if p.case.startswith("prefill") and p.case.endswith("d128")
+                    and int(p.case.split(" q")[1].split()[0]) >= 2048]
+    assert len(long_prefill) == 12
+    assert mape(long_prefill) < 0.03 and all(abs(p.error) < 0.12 for p in long_prefill)
 
 
 def test_h200_prefill_steps_are_held_out_matches(ctx):
@@ -144,7 +147,8 @@ def test_h200_preset_holds_the_documented_fit(ctx):
 def test_h200_energy_derivation_is_exact_on_its_rows_and_holds_on_the_others(ctx):
     """The derived energy values make the idle, GEMV and bf16 GEMM rows exact (to the preset's
     rounding) and predict the held-out rows: Llama decode and prefill steps within 7%, the other
-    GEMMs within 10%; the 1 GiB copy (writes, and a copy kernel at 2.8 TB/s) is 26% short."""
+    GEMMs within 15% (bf16 GEMMs of 1024+ rows of the power sweep within 4%); the 1 GiB copy
+    (writes, and a copy kernel at 2.8 TB/s) is 26% short."""
     from xpusim.validation._own_gpu import energy_points
 
     pts = {p.case: p for p in energy_points(ctx, "h200", "h200")}
@@ -154,7 +158,10 @@ def test_h200_energy_derivation_is_exact_on_its_rows_and_holds_on_the_others(ctx
     assert abs(pts["decode-step bf16 llama2-7b b8 ctx1024"].error) < 0.07
     assert abs(pts["prefill-step bf16 llama2-7b b1 p2048"].error) < 0.07
     gemms = [p for k, p in pts.items() if k.startswith("gemm ") and k not in train]
-    assert len(gemms) == 3 and all(abs(p.error) < 0.10 for p in gemms)
+    assert len(gemms) == 11 and all(abs(p.error) < 0.15 for p in gemms)
+    big = [p for k, p in pts.items() if k.startswith("gemm bf16") and k not in train
+           and int(k.split()[2].split("x")[0]) >= 1024]
+    assert len(big) == 6 and all(abs(p.error) < 0.04 for p in big)    # the power sweep
     copy = pts["copy fp16 536870912"]
     assert copy.split == "test" and -0.30 < copy.error < -0.20
 

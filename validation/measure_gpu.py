@@ -35,7 +35,10 @@ Files (``<tag>`` is the ``--tag``):
   in bf16 / fp16 / fp8, a 4096^3 one, a weight-streaming 16 x 28672 x 8192 GEMM, a 1 GiB copy,
   Llama-2-7B decode (batch 8) and prefill (2,048 tokens) steps; the first row is the idle
   power. ``<tag>_power_trace.csv`` (``--only trace``): clock and power every 20 ms from rest
-  into sustained 8192^3 bf16 GEMMs.
+  into sustained 8192^3 bf16 GEMMs. ``<tag>_power_sweep.csv`` (``--only power_sweep``): the
+  same for bf16 GEMMs of 256-16384 rows of an 8192 x 8192 weight (and two more).
+* ``<tag>_attention_sweep.csv`` (``--only attention_sweep``): the attention part over more
+  lengths (to 16k prefill, 128k decode), head dims 64 / 128 and groupings.
 * ``<tag>_device.json``: device name, SMs, memory, driver, torch/CUDA versions, and the SM clock
   and power NVML read while a large bf16 GEMM ran for ~3 s.
 
@@ -228,18 +231,31 @@ def _sdpa(q, k, v, causal: bool, gqa: bool):
     return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
 
-def measure_attention(quick: bool, samples: int) -> list[dict]:
+#: (batch, heads, kv_heads, tokens, head_dim) of the attention part's prefill calls, and (batch,
+#: heads, kv_heads, kv_len, head_dim) of its decode calls
+PREFILL = [(1, 32, 32, 512, 128), (1, 32, 32, 2048, 128), (8, 32, 32, 2048, 128),
+           (1, 32, 8, 4096, 128), (1, 64, 8, 8192, 128), (4, 32, 32, 1024, 64)]
+DECODE = [(1, 32, 32, n, 128) for n in (1024, 4096, 16384, 65536)] + \
+    [(8, 32, 32, n, 128) for n in (1024, 4096)] + \
+    [(8, 32, 8, n, 128) for n in (1024, 4096, 16384)] + \
+    [(32, 32, 8, n, 128) for n in (1024, 4096)] + \
+    [(1, 64, 8, n, 128) for n in (4096, 32768)]
+#: the attention sweep (``--only attention_sweep``): more lengths, head dims and groupings
+PREFILL_SWEEP = [(1, 32, 32, s, 128) for s in (1024, 4096, 8192, 16384)] + \
+    [(1, 32, 8, s, 128) for s in (1024, 2048, 8192)] + [(4, 32, 8, 2048, 128)] + \
+    [(1, 32, 32, s, 64) for s in (512, 2048, 4096, 8192)] + \
+    [(1, 64, 8, s, 128) for s in (2048, 16384)]
+DECODE_SWEEP = [(b, 32, 8, n, 128) for b in (1, 4, 16, 64) for n in (2048, 8192)] + \
+    [(1, 32, 32, 131072, 128), (4, 32, 32, 8192, 64)]
+
+
+def measure_attention(quick: bool, samples: int, prefill=None, decode=None) -> list[dict]:
     import torch
 
     rows = []
     dtype = torch.bfloat16
-    prefill = [(1, 32, 32, 512, 128), (1, 32, 32, 2048, 128), (8, 32, 32, 2048, 128),
-               (1, 32, 8, 4096, 128), (1, 64, 8, 8192, 128), (4, 32, 32, 1024, 64)]
-    decode = [(1, 32, 32, n, 128) for n in (1024, 4096, 16384, 65536)] + \
-        [(8, 32, 32, n, 128) for n in (1024, 4096)] + \
-        [(8, 32, 8, n, 128) for n in (1024, 4096, 16384)] + \
-        [(32, 32, 8, n, 128) for n in (1024, 4096)] + \
-        [(1, 64, 8, n, 128) for n in (4096, 32768)]
+    prefill = PREFILL if prefill is None else prefill
+    decode = DECODE if decode is None else decode
     if quick:
         prefill, decode = prefill[:2], decode[:3]
     if DEVICE != "cuda":
@@ -275,6 +291,11 @@ def measure_attention(quick: bool, samples: int) -> list[dict]:
         del qkv, fns
     print(f"attention done ({len(rows)} rows)", flush=True)
     return rows
+
+
+def attention_sweep(quick: bool, samples: int) -> list[dict]:
+    """The attention part over :data:`PREFILL_SWEEP` and :data:`DECODE_SWEEP`."""
+    return measure_attention(quick, samples, PREFILL_SWEEP, DECODE_SWEEP)
 
 
 def measure_vector(quick: bool, samples: int) -> list[dict]:
@@ -489,17 +510,7 @@ def measure_power(quick: bool, samples: int, seconds: float = 2.0) -> list[dict]
     gemms = [("gemm", "bf16", size, size, size), ("gemm", "fp16", size, size, size),
              ("gemm", "fp8", size, size, size), ("gemm", "bf16", size // 2, size // 2, size // 2),
              ("gemv", "bf16", 16, 28672 if DEVICE == "cuda" else 256, size)]
-    if quick:
-        gemms = gemms[:1]
-    for kind, dt, m, n, k in gemms:
-        elem = 1 if dt == "fp8" else 2
-        nbytes = elem * (m * k + k * n) + 2 * m * n
-        copies = _copies(nbytes)
-        fns = [_gemm_call(dt, m, n, k) for _ in range(copies)]
-        got = _sustain(fns, max(copies, 8), seconds, log)
-        rows.append({"workload": kind, "dtype": dt, "shape": f"{m}x{n}x{k}",
-                     "flops_per_call": 2 * m * n * k, "bytes_per_call": nbytes, **got})
-        del fns
+    rows += _power_gemms(gemms[:1] if quick else gemms, seconds, log)
     n_copy = (1 << 29) if DEVICE == "cuda" else (1 << 16)   # 1 GiB of fp16 read, 1 GiB written
     x = torch.randn(n_copy, device=DEVICE, dtype=torch.float16)
     y = torch.empty_like(x)
@@ -522,6 +533,37 @@ def measure_power(quick: bool, samples: int, seconds: float = 2.0) -> list[dict]
         del layers, head, fn
     log.stop()
     print(f"power done ({len(rows)} rows)", flush=True)
+    return rows
+
+
+def _power_gemms(gemms: list, seconds: float, log: ClockLog) -> list[dict]:
+    """A power row per (kind, dtype, M, N, K) GEMM run back to back (:func:`_sustain`)."""
+    rows = []
+    for kind, dt, m, n, k in gemms:
+        elem = 1 if dt == "fp8" else 2
+        nbytes = elem * (m * k + k * n) + 2 * m * n
+        copies = _copies(nbytes)
+        fns = [_gemm_call(dt, m, n, k) for _ in range(copies)]
+        got = _sustain(fns, max(copies, 8), seconds, log)
+        rows.append({"workload": kind, "dtype": dt, "shape": f"{m}x{n}x{k}",
+                     "flops_per_call": 2 * m * n * k, "bytes_per_call": nbytes, **got})
+        del fns
+    return rows
+
+
+def power_sweep(quick: bool, samples: int, seconds: float = 2.0) -> list[dict]:
+    """Power rows (as :func:`measure_power`'s) of bf16 GEMMs from 256 to 16384 rows of an
+    8192 x 8192 weight, a 4096 x 28672 x 8192 one and an fp8 4096-row one: how the power
+    limiter's clock follows the tensor load."""
+    size = 8192 if DEVICE == "cuda" else 128
+    ms = (256, 512, 1024, 2048, 4096, 16384) if DEVICE == "cuda" else (16, 64)
+    gemms = [("gemm", "bf16", m, size, size) for m in ms] + \
+        [("gemm", "bf16", ms[-2], 28672 if DEVICE == "cuda" else 256, size),
+         ("gemm", "fp8", ms[-2], size, size)]
+    log = ClockLog().start()
+    rows = _power_gemms(gemms[:2] if quick else gemms, seconds, log)
+    log.stop()
+    print(f"power sweep done ({len(rows)} rows)", flush=True)
     return rows
 
 
@@ -686,7 +728,9 @@ def main(argv: list[str] | None = None) -> int:
     steps = (("gemm", measure_gemm, "gemm"), ("attention", measure_attention, "attention"),
              ("vector", measure_vector, "vector"), ("decode", measure_decode_step, "decode_step"),
              ("prefill", measure_prefill_step, "prefill_step"),
-             ("power", measure_power, "power"), ("trace", power_trace, "power_trace"))
+             ("power", measure_power, "power"), ("trace", power_trace, "power_trace"),
+             ("attention_sweep", attention_sweep, "attention_sweep"),
+             ("power_sweep", power_sweep, "power_sweep"))
     log = ClockLog().start()
     info["clocks_by_part"] = {}
     for part, fn, name in steps:

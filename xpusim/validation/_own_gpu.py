@@ -61,7 +61,8 @@ def attention_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]
 
     dev = device(arch)
     out = []
-    for r in rows(ctx, f"{tag}_attention.csv", tag):
+    for r in rows(ctx, f"{tag}_attention.csv", tag) + _optional(ctx, f"{tag}_attention_sweep.csv",
+                                                               tag):
         if int(r.get("causal") or 0):
             continue
         h, g = int(r["heads"]), int(r["kv_heads"])
@@ -108,6 +109,11 @@ def prefill_step_points(ctx: ValidationContext, tag: str, arch: str) -> list[Poi
                   _step_time(arch, r["model"], int(r["batch"]), int(r["prompt"]),
                              r.get("dtype", "bf16"), "prefill"))
             for r in rows(ctx, f"{tag}_prefill_step.csv", tag) if r.get("mode") == "cuda-graph"]
+
+
+def _optional(ctx: ValidationContext, name: str, tag: str) -> list[dict[str, str]]:
+    """The rows of ``validation/<tag>/<name>`` where it was measured, else none."""
+    return rows(ctx, name, tag) if (ctx.project_data / tag / name).is_file() else []
 
 
 def _copy_op(rows_: int, width: int, dtype: str):
@@ -187,9 +193,11 @@ def energy_points(ctx: ValidationContext, tag: str, arch: str, model=None) -> li
     time; the idle row compares the static power itself (W). Train rows: :data:`ENERGY_TRAIN`."""
     dev = model or device(arch)
     out = []
-    for r in rows(ctx, f"{tag}_power.csv", tag):
+    train_rows = rows(ctx, f"{tag}_power.csv", tag)
+    for r in train_rows + _optional(ctx, f"{tag}_power_sweep.csv", tag):
         case = energy_case(r)
-        split = "train" if any(case.startswith(t) for t in ENERGY_TRAIN) else "test"
+        split = "train" if any(case == t or case.startswith(t + " ") for t in ENERGY_TRAIN) \
+            and r in train_rows else "test"
         if r["workload"] == "idle":
             out.append(Point(case, float(r["power_w_median"]), dev.static_power(), split,
                              unit="W"))
