@@ -37,9 +37,11 @@ def device(arch: str = "h100", software: str | None = None):
 
 def gemm_points(ctx: ValidationContext, tag: str, arch: str, model=None,
                 split: bool = False) -> list[Point]:
-    """``<tag>_gemm.csv``: each GEMM's device time (CUDA graph where measured) vs the device
-    ``model`` (default ``arch``'s); ``split``: rows alternate train / test (even positions
-    train), for a preset whose GEMM values are fitted on them."""
+    """``<tag>_gemm.csv``: each GEMM's device time (CUDA graph) vs the device ``model`` (default
+    ``arch``'s); ``split``: its rows alternate train / test (even positions train), for a preset
+    whose GEMM values are fitted on them. Then, where measured, the GEMMs of the power files
+    (``<tag>_power.csv``, ``<tag>_power_sweep.csv``): the time per call of each run back to back
+    for 2 s, at the power limit (cases ``sustained ...``; test rows when ``split``)."""
     from xpusim.commands.op import gemm_op
     from xpusim.validation import alternate_split
 
@@ -51,6 +53,13 @@ def gemm_points(ctx: ValidationContext, tag: str, arch: str, model=None,
         m, n, k = int(r["M"]), int(r["N"]), int(r["K"])
         out.append(Point(f"{r['dtype']} {m}x{n}x{k}", float(r["latency_s"]),
                          dev.estimate(gemm_op(m, n, k, 1, r["dtype"])).latency, s))
+    for r in _optional(ctx, f"{tag}_power.csv", tag) + \
+            _optional(ctx, f"{tag}_power_sweep.csv", tag):
+        if r["workload"] in ("gemm", "gemv"):
+            m, n, k = (int(x) for x in r["shape"].split("x"))
+            out.append(Point(f"sustained {r['dtype']} {r['shape']}", float(r["time_per_call_s"]),
+                             dev.estimate(gemm_op(m, n, k, 1, r["dtype"])).latency,
+                             "test" if split else ""))
     return out
 
 
