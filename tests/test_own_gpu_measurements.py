@@ -231,3 +231,13 @@ def test_flash3_on_a_gpu_without_it_is_refused(tmp_path):
 
     with pytest.raises(SimError, match="prefill_attention: flash3 needs gpu.attention_overlap"):
         _stack_device(tmp_path, "a100", "flash3")
+
+
+def test_unknown_measurement_part_is_one_line_exit_2(capsys):
+    spec = importlib.util.spec_from_file_location("measure_gpu", ROOT / "validation" /
+                                                  "measure_gpu.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--tag", "x", "--only", "gemm,gemms"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "gemms" in err and "power_sweep" in err

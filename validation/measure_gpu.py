@@ -694,6 +694,10 @@ def device_info() -> dict:
             "cuda": torch.version.cuda, "measured_at": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
+PARTS = ("gemm", "attention", "vector", "decode", "prefill", "power", "trace",
+         "attention_sweep", "power_sweep")
+
+
 def main(argv: list[str] | None = None) -> int:
     global DEVICE
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -705,6 +709,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="gemm,attention,vector,decode,prefill",
                     help="comma-separated parts to measure")
     args = ap.parse_args(argv)
+    unknown = set(args.only.split(",")) - set(PARTS)
+    if unknown:
+        print(f"measure_gpu.py: --only: unknown part(s) {', '.join(sorted(unknown))} (expected "
+              f"some of {', '.join(PARTS)})", file=sys.stderr)
+        return 2
     import torch
 
     if args.cpu:
