@@ -241,3 +241,26 @@ def test_unknown_measurement_part_is_one_line_exit_2(capsys):
     assert mod.main(["--tag", "x", "--only", "gemm,gemms"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "gemms" in err and "power_sweep" in err
+
+
+@pytest.mark.parametrize("name, text, where", [
+    ("h200_gemm.csv", "dtype,M,N,latency_s\nbf16,1,2,1e-5\n", "row 2 K: the column is missing"),
+    ("h200_gemm.csv", "dtype,M,N,K,latency_s\nbf16,1,x,2,1e-5\n", "row 2 N: expected a positive"),
+    ("h200_gemm.csv", "dtype,M,N,K,latency_s\nbf16,1,2,2,-1\n", "row 2 latency_s: expected a pos"),
+    ("h200_gemm.csv", "dtype,M,N,K,latency_s\nbf17,1,2,2,1e-5\n", "row 2 dtype: unknown dtype"),
+    ("h200_vector.csv", "op,rows,width,dtype,latency_s\nfoo,1,2,fp16,1e-5\n", "row 2 op: expected"),
+    ("h200_power.csv", "workload,dtype,shape,power_w_median,time_per_call_s\n"
+                       "gemm,bf16,8x8,500,1e-3\n", "row 2 shape: expected 3 integers"),
+])
+def test_a_bad_measurement_row_is_a_one_line_error_naming_it(tmp_path, name, text, where):
+    from workloads.errors import WorkloadError
+    from xpusim.validation import _own_gpu
+
+    (tmp_path / "h200").mkdir()
+    (tmp_path / "h200" / name).write_text(text)
+    ctx = ValidationContext(tmp_path, project_data=tmp_path)
+    run = {"h200_gemm.csv": _own_gpu.gemm_points, "h200_vector.csv": _own_gpu.vector_points,
+           "h200_power.csv": _own_gpu.energy_points}[name]
+    with pytest.raises(WorkloadError, match=where) as exc:
+        run(ctx, "h200", "h200")
+    assert str(exc.value).startswith(str(tmp_path / "h200" / name)) and "\n" not in str(exc.value)

@@ -375,32 +375,47 @@ def _random_llama(name: str, batch: int, ctx: int):
     return c, layers, mk(d, c["vocab"]), mk
 
 
-def measure_decode_step(quick: bool, samples: int) -> list[dict]:
+def _llama_step(phase: str, name: str, batch: int, length: int):
+    """(one decode step over a ``length``-token cache, or one ``length``-token prefill, of the
+    random-weight model ``name``; its config)."""
+    c, layers, head, mk = _random_llama(name, batch, length)
+    dims = (c["d"], c["heads"], c["kv"], c["hd"], c["ff"])
+    if phase == "decode":
+        return _decode_step_fn(mk(batch, 1, c["d"]), layers, head, batch, *dims), c
+    return _prefill_fn(mk(batch, length, c["d"]), layers, head, batch, length, *dims), c
+
+
+def _llama_steps(phase: str, cases: list, quick: bool, samples: int, modes: tuple,
+                 iters: int) -> list[dict]:
+    """A row per (case, timing mode) of :func:`_llama_step`."""
     import torch
 
     rows = []
-    cases = [("llama2-7b", 1, 1024), ("llama2-7b", 8, 1024), ("llama2-7b", 32, 2048),
-             ("llama3-8b", 1, 4096), ("llama3-8b", 16, 4096), ("llama3-8b", 64, 2048)]
-    if quick:
-        cases = cases[:1]
-    for name, batch, ctx in cases:
-        ctx = ctx if DEVICE == "cuda" else 64
-        c, layers, head, mk = _random_llama(name, batch, ctx)
-        step = _decode_step_fn(mk(batch, 1, c["d"]), layers, head, batch, c["d"], c["heads"],
-                               c["kv"], c["hd"], c["ff"])
-        for mode, timer in (("cuda-graph", _graph_timer), ("eager", _eager_timer)):
+    length_col = "context" if phase == "decode" else "prompt"
+    for name, batch, length in (cases[:1] if quick else cases):
+        length = length if DEVICE == "cuda" else 64
+        fn, c = _llama_step(phase, name, batch, length)
+        for mode, timer in modes:
             try:
-                t = timer(step, 5, samples)
+                t = timer(fn, iters, samples)
             except Exception as exc:  # noqa: BLE001
-                _skip(f"decode step {name} b{batch} ctx{ctx} {mode}", exc)
+                _skip(f"{phase} step {name} b{batch} {length_col} {length} {mode}", exc)
                 continue
-            rows.append({"model": name, "layers": c["layers"], "batch": batch, "context": ctx,
-                         "dtype": "bf16", "latency_s": f"{t:.9g}", "mode": mode})
-        del layers, head, step
+            rows.append({"model": name, "layers": c["layers"], "batch": batch,
+                         length_col: length, "dtype": "bf16", "latency_s": f"{t:.9g}",
+                         "mode": mode})
+        del fn
         if DEVICE == "cuda":
             torch.cuda.empty_cache()
-    print(f"decode steps done ({len(rows)} rows)", flush=True)
+    print(f"{phase} steps done ({len(rows)} rows)", flush=True)
     return rows
+
+
+def measure_decode_step(quick: bool, samples: int) -> list[dict]:
+    cases = [("llama2-7b", 1, 1024), ("llama2-7b", 8, 1024), ("llama2-7b", 32, 2048),
+             ("llama3-8b", 1, 4096), ("llama3-8b", 16, 4096), ("llama3-8b", 64, 2048)]
+    return _llama_steps("decode", cases, quick, samples,
+                        (("cuda-graph", _graph_timer), ("eager", _eager_timer)), 5)
 
 
 def _prefill_fn(x0, layers, head, batch, seq, d, h, g, hd, ff):
@@ -430,30 +445,9 @@ def _prefill_fn(x0, layers, head, batch, seq, d, h, g, hd, ff):
 
 
 def measure_prefill_step(quick: bool, samples: int) -> list[dict]:
-    import torch
-
-    rows = []
     cases = [("llama2-7b", 1, 512), ("llama2-7b", 1, 2048), ("llama2-7b", 1, 4096),
              ("llama2-7b", 4, 1024), ("llama3-8b", 1, 2048), ("llama3-8b", 1, 8192)]
-    if quick:
-        cases = cases[:1]
-    for name, batch, seq in cases:
-        seq = seq if DEVICE == "cuda" else 64
-        c, layers, head, mk = _random_llama(name, batch, seq)
-        fwd = _prefill_fn(mk(batch, seq, c["d"]), layers, head, batch, seq, c["d"], c["heads"],
-                          c["kv"], c["hd"], c["ff"])
-        try:
-            t = _graph_timer(fwd, 2, samples)
-        except Exception as exc:  # noqa: BLE001
-            _skip(f"prefill step {name} b{batch} s{seq}", exc)
-            continue
-        rows.append({"model": name, "layers": c["layers"], "batch": batch, "prompt": seq,
-                     "dtype": "bf16", "latency_s": f"{t:.9g}", "mode": "cuda-graph"})
-        del layers, head, fwd
-        if DEVICE == "cuda":
-            torch.cuda.empty_cache()
-    print(f"prefill steps done ({len(rows)} rows)", flush=True)
-    return rows
+    return _llama_steps("prefill", cases, quick, samples, (("cuda-graph", _graph_timer),), 2)
 
 
 def _sustain(fns, iters: int, seconds: float, log: ClockLog) -> dict:
@@ -521,16 +515,12 @@ def measure_power(quick: bool, samples: int, seconds: float = 2.0) -> list[dict]
     for name, batch, ctx, phase in (("llama2-7b", 8, 1024, "decode"),
                                     ("llama2-7b", 1, 2048, "prefill")):
         ctx = ctx if DEVICE == "cuda" else 64
-        c, layers, head, mk = _random_llama(name, batch, ctx)
-        dims = (c["d"], c["heads"], c["kv"], c["hd"], c["ff"])
-        fn = _decode_step_fn(mk(batch, 1, c["d"]), layers, head, batch, *dims) \
-            if phase == "decode" else _prefill_fn(mk(batch, ctx, c["d"]), layers, head, batch,
-                                                  ctx, *dims)
+        fn, _ = _llama_step(phase, name, batch, ctx)
         got = _sustain(fn, 2, seconds, log)
         rows.append({"workload": f"{phase}-step", "dtype": "bf16",
                      "shape": f"{name} b{batch} {'ctx' if phase == 'decode' else 'p'}{ctx}",
                      "flops_per_call": "", "bytes_per_call": "", **got})
-        del layers, head, fn
+        del fn
     log.stop()
     print(f"power done ({len(rows)} rows)", flush=True)
     return rows

@@ -95,6 +95,10 @@ class GpuDevice(MainTierDevice):
             raise SimError(f"{arch.origin or arch.name}: software.prefill_attention: flash3 needs "
                            "gpu.attention_overlap (a warp-specialised, Hopper-class GPU)")
         self.prefill_policy = pre
+        #: the GPU as the attention kernels see it: without the overlap where the stack runs FA-2
+        self._attn_gpu = replace(self.hw, attention_overlap=False) \
+            if self.hw.attention_overlap and pre != "flash3" else self.hw
+        self._attn_hws: dict[str, AttnHw] = {}    # dtype -> the per-SM rates, built once
         #: precision of the fused attention kernels ('' : each op's own dtype)
         adt = self.software.attention_dtype if self.software else "model"
         self.attention_dtype = "" if adt == "model" else adt
@@ -535,14 +539,15 @@ class GpuDevice(MainTierDevice):
                             detail)
 
     def _attn_hw(self, dtype: str) -> AttnHw:
-        g = self.g
-        sm_tensor = self.tensor_peak(dtype) * self.hw.for_dtype(dtype).tensor_efficiency \
-            / g.sm_count
-        sm_alu = self.vector_peak("fp32") / 2.0 / g.sm_count  # FMA lanes: one op per clock
-        gpu = self.hw
-        if gpu.attention_overlap and self.prefill_policy != "flash3":   # the stack runs FA-2
-            gpu = replace(gpu, attention_overlap=False)
-        return AttnHw(gpu, sm_tensor, sm_alu, SFU_PER_CLOCK * g.clock)
+        hit = self._attn_hws.get(dtype)
+        if hit is None:
+            g = self.g
+            sm_tensor = self.tensor_peak(dtype) * self.hw.for_dtype(dtype).tensor_efficiency \
+                / g.sm_count
+            sm_alu = self.vector_peak("fp32") / 2.0 / g.sm_count  # FMA lanes: one op per clock
+            hit = self._attn_hws[dtype] = AttnHw(self._attn_gpu, sm_tensor, sm_alu,
+                                                 SFU_PER_CLOCK * g.clock)
+        return hit
 
     def _attention_cost(self, op: Op, shape: AttentionShape, flops: float, nbytes: float,
                         dtype: str, roof: float) -> Cost:

@@ -21,7 +21,7 @@ HELP = "cost of one operation (gemm, attention, a collective, a vector op) on an
 
 COLLECTIVES = ("allreduce", "allgather", "reducescatter", "alltoall", "send")
 REDUCTIONS = ("softmax", "layernorm", "rmsnorm")
-ELEMENTWISE = ("gelu", "silu", "add", "mul")
+ELEMENTWISE = ("gelu", "silu", "add", "mul", "copy")
 KINDS = ("gemm", "attention", *COLLECTIVES, *REDUCTIONS, *ELEMENTWISE)
 #: options each kind needs (the rest are ignored for it)
 REQUIRED = {"gemm": ("m", "n", "k"), "attention": ("heads", "q_len", "kv_len"),
@@ -139,6 +139,10 @@ def vector_op(kind: str, rows: int, cols: int, dtype: str = "fp16"):
         e = elementwise(kind, TensorRef("y", ("t", "c"), dtype),
                         (TensorRef("x", ("t", "c"), dtype),), sizes, "copy", unary=kind)
         return Op(0, kind, VECTOR, "prefill", 0, 0, e, op_class="activation")
+    if kind == "copy":        # y = x: one read and one write of each element
+        e = elementwise(kind, TensorRef("y", ("t", "c"), dtype),
+                        (TensorRef("x", ("t", "c"), dtype),), sizes, "copy")
+        return Op(0, kind, VECTOR, "prefill", 0, 0, e, op_class="elementwise")
     e = elementwise(kind, TensorRef("y", ("t", "c"), dtype),
                     (TensorRef("a", ("t", "c"), dtype), TensorRef("b", ("t", "c"), dtype)),
                     sizes, kind)

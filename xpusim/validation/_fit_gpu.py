@@ -154,14 +154,25 @@ def derive_energy(ctx: ValidationContext, tag: str = "h200") -> dict[str, float]
 
     dev = device(tag)
     table = load_arch(tag).energy
-    by_case = {energy_case(r): r for r in rows(ctx, f"{tag}_power.csv", tag)}
-    static = float(by_case["idle"]["power_w_median"])
+    data = rows(ctx, f"{tag}_power.csv", tag)
+    by_case = {energy_case(r): r for r in data}
+
+    def row(prefix: str):
+        hit = [v for k, v in by_case.items() if k == prefix or k.startswith(prefix + " ")]
+        if not hit:
+            from workloads.errors import WorkloadError
+
+            raise WorkloadError(data[0].file if data else f"{tag}_power.csv", "workload",
+                                f"no '{prefix}' row: the energy values are derived from it")
+        return hit[0]
+
+    static = row("idle").num("power_w_median")
 
     def equation(prefix: str) -> tuple[float, float, float]:
         """(HBM J, compute J, J left for them) of a train row at the preset's values."""
-        r = next(v for k, v in by_case.items() if k.startswith(prefix))
+        r = row(prefix)
         cost = dev.estimate(_power_op(r))
-        joules = float(r["power_w_median"]) * float(r["time_per_call_s"])
+        joules = r.num("power_w_median") * r.num("time_per_call_s")
         left = joules - static * cost.latency - cost.energy.get("l2", 0.0)
         return cost.energy["hbm"], cost.energy.get("compute", 0.0), left
 

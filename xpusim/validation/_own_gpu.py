@@ -17,12 +17,74 @@ def missing(tag: str) -> str:
             f"{tag.upper()} (blocked on hardware so far)")
 
 
-def rows(ctx: ValidationContext, name: str, tag: str = "h100") -> list[dict[str, str]]:
+class Row(dict):
+    """One measured row; a missing column or a value that is not a number is a one-line
+    :class:`~workloads.errors.WorkloadError` naming the file, the row and the column."""
+
+    def __init__(self, data: dict[str, str], file: str, line: int):
+        super().__init__(data)
+        self.file, self.line = file, line
+
+    def __missing__(self, col: str) -> str:
+        raise self.fail(col, "the column is missing")
+
+    def fail(self, col: str, expected: str):
+        from workloads.errors import WorkloadError
+
+        return WorkloadError(self.file, f"row {self.line} {col}", expected)
+
+    def num(self, col: str) -> float:
+        """The column as a positive float (s, W, ...)."""
+        try:
+            value = float(self[col])
+        except ValueError:
+            value = float("nan")
+        if not value > 0 or value == float("inf"):
+            raise self.fail(col, f"expected a positive number, got '{self[col][:30]}'")
+        return value
+
+    def int(self, col: str, default: int | None = None) -> int:
+        """The column as a positive integer; a flag column with a ``default`` may be empty (the
+        default) or 0."""
+        text = self[col] if default is None else self.get(col, "")
+        if default is not None and text == "":
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if value < (0 if default is not None else 1):
+            raise self.fail(col, f"expected a positive integer, got '{text[:30]}'")
+        return value
+
+    def built(self, col: str, fn, *args):
+        """``fn(*args)`` (an op or a trace of this row); its input error names this row's
+        ``col`` and file."""
+        from workloads.errors import WorkloadError
+
+        try:
+            return fn(*args)
+        except WorkloadError as exc:
+            raise self.fail(col, exc.message) from None
+
+    def dims(self, col: str, n: int = 3) -> tuple[int, ...]:
+        """``n`` integers written ``AxBxC`` in the column (a GEMM's M x N x K)."""
+        try:
+            out = tuple(int(x) for x in self[col].split("x"))
+        except ValueError:
+            out = ()
+        if len(out) != n or min(out) < 1:
+            raise self.fail(col, f"expected {n} integers as {'x'.join('N' * n)}, "
+                                 f"got '{self[col][:30]}'")
+        return out
+
+
+def rows(ctx: ValidationContext, name: str, tag: str = "h100") -> list[Row]:
     """The rows of ``validation/<tag>/<name>``; :class:`SuiteSkipped` when absent."""
     path: Path = ctx.project_data / tag / name
     if not path.is_file():
         raise SuiteSkipped(missing(tag))
-    return read_rows(path)
+    return [Row(r, str(path), i + 2) for i, r in enumerate(read_rows(path))]
 
 
 @lru_cache(maxsize=4)
@@ -50,15 +112,17 @@ def gemm_points(ctx: ValidationContext, tag: str, arch: str, model=None,
     splits = alternate_split(len(data)) if split else [""] * len(data)
     out = []
     for r, s in zip(data, splits, strict=True):
-        m, n, k = int(r["M"]), int(r["N"]), int(r["K"])
-        out.append(Point(f"{r['dtype']} {m}x{n}x{k}", float(r["latency_s"]),
-                         dev.estimate(gemm_op(m, n, k, 1, r["dtype"])).latency, s))
+        m, n, k = r.int("M"), r.int("N"), r.int("K")
+        out.append(Point(f"{r['dtype']} {m}x{n}x{k}", r.num("latency_s"),
+                         dev.estimate(r.built("dtype", gemm_op, m, n, k, 1, r["dtype"])).latency,
+                         s))
     for r in _optional(ctx, f"{tag}_power.csv", tag) + \
             _optional(ctx, f"{tag}_power_sweep.csv", tag):
         if r["workload"] in ("gemm", "gemv"):
-            m, n, k = (int(x) for x in r["shape"].split("x"))
-            out.append(Point(f"sustained {r['dtype']} {r['shape']}", float(r["time_per_call_s"]),
-                             dev.estimate(gemm_op(m, n, k, 1, r["dtype"])).latency,
+            m, n, k = r.dims("shape")
+            out.append(Point(f"sustained {r['dtype']} {r['shape']}", r.num("time_per_call_s"),
+                             dev.estimate(r.built("dtype", gemm_op, m, n, k, 1,
+                                                  r["dtype"])).latency,
                              "test" if split else ""))
     return out
 
@@ -72,14 +136,14 @@ def attention_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]
     out = []
     for r in rows(ctx, f"{tag}_attention.csv", tag) + _optional(ctx, f"{tag}_attention_sweep.csv",
                                                                tag):
-        if int(r.get("causal") or 0):
+        if r.int("causal", 0):
             continue
-        h, g = int(r["heads"]), int(r["kv_heads"])
-        op = attention_op(int(r["batch"]), h, g, int(r["q_len"]), int(r["kv_len"]),
-                          int(r["head_dim"]), r.get("dtype", "bf16"))
+        h, g = r.int("heads"), r.int("kv_heads")
+        op = r.built("dtype", attention_op, r.int("batch"), h, g, r.int("q_len"),
+                     r.int("kv_len"), r.int("head_dim"), r.get("dtype", "bf16"))
         case = (f"{r['phase']} {r['impl']} b{r['batch']} h{h}/{g} "
                 f"q{r['q_len']} kv{r['kv_len']} d{r['head_dim']}")
-        out.append(Point(case, float(r["latency_s"]), dev.estimate(op).latency))
+        out.append(Point(case, r.num("latency_s"), dev.estimate(op).latency))
     return out
 
 
@@ -102,57 +166,41 @@ def decode_step_points(ctx: ValidationContext, tag: str, arch: str) -> list[Poin
     for r in rows(ctx, f"{tag}_decode_step.csv", tag):
         if r.get("mode") != "cuda-graph":
             continue
-        t = _step_time(arch, r["model"], int(r["batch"]), int(r["context"]) - 1,
-                       r.get("dtype", "bf16"), "decode")
+        t = r.built("model", _step_time, arch, r["model"], r.int("batch"),
+                    r.int("context") - 1, r.get("dtype", "bf16"), "decode")
         out.append(Point(f"decode-step {r['model']} b{r['batch']} ctx{r['context']}",
-                         float(r["latency_s"]), t))
+                         r.num("latency_s"), t))
     return out
 
 
 def prefill_step_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]:
     """``<tag>_prefill_step.csv`` (where measured): causal CUDA-graph prefills vs the engine's
     prefill phase (the model's attention computes every query-key pair, the kernel about half)."""
-    if not (ctx.project_data / tag / f"{tag}_prefill_step.csv").is_file():
-        return []
-    return [Point(f"prefill-step {r['model']} b{r['batch']} p{r['prompt']}", float(r["latency_s"]),
-                  _step_time(arch, r["model"], int(r["batch"]), int(r["prompt"]),
-                             r.get("dtype", "bf16"), "prefill"))
-            for r in rows(ctx, f"{tag}_prefill_step.csv", tag) if r.get("mode") == "cuda-graph"]
+    return [Point(f"prefill-step {r['model']} b{r['batch']} p{r['prompt']}", r.num("latency_s"),
+                  r.built("model", _step_time, arch, r["model"], r.int("batch"),
+                          r.int("prompt"), r.get("dtype", "bf16"), "prefill"))
+            for r in _optional(ctx, f"{tag}_prefill_step.csv", tag)
+            if r.get("mode") == "cuda-graph"]
 
 
-def _optional(ctx: ValidationContext, name: str, tag: str) -> list[dict[str, str]]:
+def _optional(ctx: ValidationContext, name: str, tag: str) -> list[Row]:
     """The rows of ``validation/<tag>/<name>`` where it was measured, else none."""
     return rows(ctx, name, tag) if (ctx.project_data / tag / name).is_file() else []
 
 
-def _copy_op(rows_: int, width: int, dtype: str):
-    """``y.copy_(x)`` of a [rows, width] tensor: one read and one write of each element."""
-    from workloads.einsum import TensorRef, elementwise
-    from workloads.trace import VECTOR, Op
-
-    e = elementwise("copy", TensorRef("y", ("t", "c"), dtype),
-                    (TensorRef("x", ("t", "c"), dtype),), {"t": rows_, "c": width}, "copy")
-    return Op(0, "copy", VECTOR, "prefill", 0, 0, e, op_class="elementwise")
-
-
 def vector_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]:
     """``<tag>_vector.csv``: memory-bound kernels (copy, GELU, norms, softmax) vs the model."""
-    from workloads.einsum import TensorRef, elementwise
-    from workloads.trace import VECTOR, Op
-    from xpusim.commands.op import vector_op
+    from xpusim.commands.op import ELEMENTWISE, REDUCTIONS, vector_op
 
     dev = device(arch)
     out = []
     for r in rows(ctx, f"{tag}_vector.csv", tag):
-        n_rows, width, dt = int(r["rows"]), int(r["width"]), r.get("dtype", "fp16")
-        if r["op"] == "copy":
-            sizes = {"t": n_rows, "c": width}
-            e = elementwise("copy", TensorRef("y", ("t", "c"), dt),
-                            (TensorRef("x", ("t", "c"), dt),), sizes, "copy")
-            op = Op(0, "copy", VECTOR, "prefill", 0, 0, e, op_class="elementwise")
-        else:
-            op = vector_op(r["op"], n_rows, width, dt)
-        out.append(Point(f"{r['op']} {n_rows}x{width}", float(r["latency_s"]),
+        n_rows, width, dt = r.int("rows"), r.int("width"), r.get("dtype", "fp16")
+        if r["op"] not in (*REDUCTIONS, *ELEMENTWISE):
+            raise r.fail("op", f"expected one of {', '.join((*REDUCTIONS, *ELEMENTWISE))}, "
+                               f"got '{r['op'][:30]}'")
+        op = r.built("op", vector_op, r["op"], n_rows, width, dt)
+        out.append(Point(f"{r['op']} {n_rows}x{width}", r.num("latency_s"),
                          dev.estimate(op).latency))
     return out
 
@@ -164,14 +212,14 @@ ENERGY_TRAIN = ("idle", "gemm bf16 8192x8192x8192", "gemv bf16")
 
 def _power_op(r: dict):
     """The one-op estimate a ``<tag>_power.csv`` GEMM / GEMV / copy row ran."""
-    from xpusim.commands.op import gemm_op
+    from xpusim.commands.op import gemm_op, vector_op
 
     if r["workload"] == "copy":
-        n = int(r["shape"])
+        n = r.int("shape")
         width = 8192 if n % 8192 == 0 else 1
-        return _copy_op(n // width, width, r["dtype"])
-    m, n, k = (int(x) for x in r["shape"].split("x"))
-    return gemm_op(m, n, k, 1, r["dtype"])
+        return r.built("dtype", vector_op, "copy", n // width, width, r["dtype"])
+    m, n, k = r.dims("shape")
+    return r.built("dtype", gemm_op, m, n, k, 1, r["dtype"])
 
 
 def _step_energy(dev, r: dict) -> tuple[float, float]:
@@ -181,7 +229,11 @@ def _step_energy(dev, r: dict) -> tuple[float, float]:
     from workloads.scenario import Scenario
     from workloads.tracer import trace_model
 
-    name, b, length = r["shape"].split()
+    parts = r["shape"].split()
+    if len(parts) != 3 or not parts[1][1:].isdigit() or not parts[2].lstrip("ctxp").isdigit():
+        raise r.fail("shape", f"expected 'MODEL bBATCH ctxN' or 'MODEL bBATCH pN', got "
+                              f"'{r['shape'][:40]}'")
+    name, b, length = parts
     batch = int(b[1:])
     phase = r["workload"].split("-")[0]
     prompt = int(length[3:]) - 1 if phase == "decode" else int(length[1:])
@@ -208,7 +260,7 @@ def energy_points(ctx: ValidationContext, tag: str, arch: str, model=None) -> li
         split = "train" if any(case == t or case.startswith(t + " ") for t in ENERGY_TRAIN) \
             and r in train_rows else "test"
         if r["workload"] == "idle":
-            out.append(Point(case, float(r["power_w_median"]), dev.static_power(), split,
+            out.append(Point(case, r.num("power_w_median"), dev.static_power(), split,
                              unit="W"))
             continue
         if r["workload"].endswith("-step"):
@@ -216,6 +268,6 @@ def energy_points(ctx: ValidationContext, tag: str, arch: str, model=None) -> li
         else:
             cost = dev.estimate(_power_op(r))
             dynamic, t = sum(cost.energy.values()), cost.latency
-        measured = float(r["power_w_median"]) * float(r["time_per_call_s"])
+        measured = r.num("power_w_median") * r.num("time_per_call_s")
         out.append(Point(case, measured, dynamic + dev.static_power() * t, split, unit="J"))
     return out
