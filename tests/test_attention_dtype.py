@@ -42,32 +42,37 @@ def test_default_is_the_models_dtype():
 
 
 def test_fp16_attention_of_an_fp8_prefill_on_h100_by_hand(tmp_path):
-    """Llama-2-7B, one 2,048-token prompt, FP8 run, on Hopper's overlapped kernel (FA-3 tiles,
-    128x128 blocks at d = 128): 32 heads x 16 query blocks = 512 CTAs, 16 KV blocks each. Per
-    block the two MMAs (4 x 128 x 128 x 128 FLOPs at the SM's share of 0.793 x peak) and the
-    online softmax (4 fp32 ops per score on 256 FMA lanes, 1 exp on 16 SFUs) overlap: the block
-    takes the larger. The KV cache is FP8 in both runs: 32 KB of Q and 64 KB of double-buffered K/V
-    tiles let two CTAs share an SM (2 waves of 264). At FP16 the MMAs bound the block; at FP8
-    they take half as long and the exponentials bound it, as FA-3 (Shah et al. 2024) reports
-    for FP8. Compute-bound at both (the K/V tiles come from L2)."""
+    """Llama-2-7B, one 2,048-token prompt, FP8 run, on Hopper's overlapped kernel with FA-3's
+    non-causal tiles at d = 128 (hopper/tile_size.h): 128 x 176 for 16-bit Q/K, 128 x 224 for FP8.
+    32 heads x 16 query blocks = 512 CTAs; 32 KB of Q and the double-buffered FP8 K/V tiles leave
+    one CTA per SM: 4 waves (132, 132, 132, 116). Per KV block the two MMAs (4 x 128 x Bc x 128
+    FLOPs at the SM's share of 0.793 x peak) and the online softmax (4 fp32 ops per score on 256
+    FMA lanes, 1 exp on 16 SFUs) overlap: the block takes the larger. In FP16 the MMAs bound it
+    (12 blocks of 176); in FP8 they take about half as long and the exponentials bound it (10
+    blocks of 224), as FA-3 (Shah et al. 2024) reports for FP8. Compute-bound at both (the K/V
+    tiles come from L2)."""
     op = _attention_op("llama2-7b", "fp8", "prefill")
     fp8_dev = device_for(load_arch("h100"), "tile")
     fp16_dev = device_for(load_arch_with_software("h100", _stack(tmp_path, attention_dtype="fp16")),
                           "tile")
     assert fp8_dev.g.tensor_flops["fp16"] == P_FP16 and fp8_dev.g.tensor_flops["fp8"] == P_FP8
 
-    t_soft = 128 * 128 * 4 / (FP32_VECTOR / 2 / SMS) + 128 * 128 / (16 * CLOCK)
+    def t_soft(bc: int) -> float:
+        return 128 * bc * 4 / (FP32_VECTOR / 2 / SMS) + 128 * bc / (16 * CLOCK)
 
-    def t_mma(peak: float) -> float:
-        return 4 * 128 * 128 * 128 / (peak * TENSOR_EFF / SMS)
+    def t_mma(bc: int, peak: float) -> float:
+        return 4 * 128 * bc * 128 / (peak * TENSOR_EFF / SMS)
 
-    assert t_mma(P_FP8) < t_soft < t_mma(P_FP16)
-    fp16_by_hand = 2e-6 + 2 * (16 * 2 * t_mma(P_FP16) + 0.5e-6)   # launch; latency per wave
-    fp8_by_hand = 2e-6 + 2 * (16 * 2 * t_soft + 0.5e-6)
-    assert fp16_by_hand == pytest.approx(93.32e-6, rel=1e-3)
-    assert fp16_dev.estimate(op).latency == pytest.approx(fp16_by_hand, rel=1e-9)
-    assert fp8_dev.estimate(op).latency == pytest.approx(fp8_by_hand, rel=1e-9)
-    assert fp16_dev.estimate(op).detail["policy"] == "flash3"
+    assert t_soft(176) < t_mma(176, P_FP16) and t_mma(224, P_FP8) < t_soft(224)
+    fp16_by_hand = 2e-6 + 4 * (12 * t_mma(176, P_FP16) + 0.5e-6)  # launch; a latency per wave
+    fp8_by_hand = 2e-6 + 4 * (10 * t_soft(224) + 0.5e-6)
+    assert fp16_by_hand == pytest.approx(97.15e-6, rel=1e-3)
+    assert fp8_by_hand == pytest.approx(61.27e-6, rel=1e-3)
+    fp16, fp8 = fp16_dev.estimate(op), fp8_dev.estimate(op)
+    assert fp16.latency == pytest.approx(fp16_by_hand, rel=1e-9)
+    assert fp8.latency == pytest.approx(fp8_by_hand, rel=1e-9)
+    assert fp16.detail["policy"] == "flash3" and fp16.detail["block"] == "128x176"
+    assert fp8.detail["block"] == "128x224"
 
 
 def test_decode_reads_the_fp8_cache_and_fp16_queries(tmp_path):

@@ -83,6 +83,16 @@ def _attn(preset: str, **overrides):
     return dataclasses.replace(ahw, gpu=dataclasses.replace(ahw.gpu, **overrides))
 
 
+def test_fa3_tiles_are_the_published_ones():
+    """FlashAttention-3 hopper/tile_size.h, non-causal: (Br, Bc) by head dim and element size."""
+    from sim.gpu.attention import fa3_blocks
+
+    assert [fa3_blocks(d) for d in (64, 96, 128, 192, 256)] == \
+        [(192, 192), (192, 144), (128, 176), (128, 128), (128, 80)]
+    assert [fa3_blocks(d, 1) for d in (64, 96, 128, 192, 256)] == \
+        [(192, 160), (192, 128), (128, 224), (128, 160), (128, 128)]
+
+
 def test_overlapped_block_is_the_larger_of_mma_and_softmax():
     from sim.gpu.attention import SOFTMAX_ALU_OPS, block_compute
 
@@ -95,9 +105,9 @@ def test_overlapped_block_is_the_larger_of_mma_and_softmax():
 
 
 def test_hopper_prefill_is_fa3_tiles_by_hand():
-    """b8 x 32 heads x 2048 tokens, d128 on the h100 preset: 4096 CTAs of 128 rows in 32 waves of
-    132, 16 KV blocks of 128 each at max(t_mma, t_softmax) (compute-bound: the tiles come from
-    L2), plus one DRAM latency per wave and the launch."""
+    """b8 x 32 heads x 2048 tokens, d128 bf16 on the h100 preset: FA-3's 128 x 176 tiles, 4096
+    CTAs of 128 rows in 32 waves of 132, 12 KV blocks of 176 each at max(t_mma, t_softmax)
+    (compute-bound: the tiles come from L2), plus one DRAM latency per wave and the launch."""
     from sim.gpu.attention import AttentionShape, block_compute, flash2
 
     ahw = _attn("h100")
@@ -105,9 +115,9 @@ def test_hopper_prefill_is_fa3_tiles_by_hand():
     assert hw.attention_overlap
     res = flash2(ahw, AttentionShape(8, 32, 32, 2048, 2048, 128))
     waves = math.ceil(8 * 32 * 16 / hw.sms)
-    expect = waves * (16 * block_compute(ahw, 128, 128, 128, overlap=True) + hw.hbm_latency) \
+    expect = waves * (12 * block_compute(ahw, 128, 176, 128, overlap=True) + hw.hbm_latency) \
         + hw.launch
-    assert res["waves"] == waves == 32 and res["block"] == "128x128"
+    assert res["waves"] == waves == 32 and res["block"] == "128x176"
     assert res["time"] == pytest.approx(expect, rel=1e-12)
     fa2 = flash2(_attn("h100", attention_overlap=False), AttentionShape(8, 32, 32, 2048, 2048,
                                                                        128))
@@ -217,7 +227,7 @@ def test_a_stack_may_keep_flashattention2_on_hopper(tmp_path):
     fa2 = _stack_device(tmp_path, "h100", "flash2").estimate(op)
     fa3 = _stack_device(tmp_path, "h100", "auto").estimate(op)
     assert fa2.detail["policy"] == "flash2" and fa2.detail["block"] == "128x64"
-    assert fa3.detail["policy"] == "flash3" and fa3.detail["block"] == "128x128"
+    assert fa3.detail["policy"] == "flash3" and fa3.detail["block"] == "128x176"
     assert fa2.latency > 1.4 * fa3.latency
     from arch.software import load_arch_with_software
     from sim.devices.base import device_for

@@ -7,7 +7,7 @@ online softmax on the CUDA cores and special-function units (``Br Bc`` exponenti
 operations per score) — FA-2 does not overlap the two, so they add. It streams ``2 Bc d`` KV
 elements per block from DRAM at its Little's-law rate. A block therefore takes
 ``max(t_mma + t_softmax, bytes / rate)``. On a GPU with ``attention_overlap`` (Hopper: FA-3 and
-cuDNN's warp-specialised kernels, Shah et al. 2024) a prefill runs 128 x 128 blocks and two
+cuDNN's warp-specialised kernels, Shah et al. 2024) a prefill runs FA-3's tiles and two
 consumer warpgroups ping-pong, one's softmax under the other's MMAs: ``max(t_mma, t_softmax)``.
 
 Partitionings of one attention call (batch ``B``, ``H`` query heads, ``G`` KV heads):
@@ -106,12 +106,20 @@ def fa2_blocks(head_dim: int, split_kernel: bool) -> tuple[int, int]:
     return 128, (128 if head_dim <= 64 else 64)
 
 
-def fa3_blocks(head_dim: int) -> tuple[int, int]:
-    """(Br, Bc) of the warp-specialised Hopper forward kernel (FlashAttention-3, Shah et al.
-    2024, hopper/tile_size.h): 128-row blocks of 128 KV tokens up to head dim 128. Larger heads
-    are given FA-2's 64 tokens (FA-3 uses 80 at d=256), so that a block count stays a function
-    of FA-2's (``attention_time_many`` groups KV lengths by it)."""
-    return 128, (128 if head_dim <= 128 else 64)
+#: FA-3's forward tiles by head dim, non-causal (hopper/tile_size.h ``tile_size_fwd_sm90``):
+#: (largest head dim, (Br, Bc) for 2-byte elements, (Br, Bc) for FP8)
+FA3_TILES = ((64, (192, 192), (192, 160)), (96, (192, 144), (192, 128)),
+             (128, (128, 176), (128, 224)), (192, (128, 128), (128, 160)),
+             (256, (128, 80), (128, 128)))
+
+
+def fa3_blocks(head_dim: int, elem: float = 2.0) -> tuple[int, int]:
+    """(Br, Bc) of the warp-specialised Hopper forward kernel (FlashAttention-3) for a head dim
+    and Q/K element size in bytes (1: FP8), non-causal: :data:`FA3_TILES`."""
+    for limit, two_byte, one_byte in FA3_TILES:
+        if head_dim <= limit:
+            return one_byte if elem <= 1 else two_byte
+    return FA3_TILES[-1][2] if elem <= 1 else FA3_TILES[-1][1]
 
 
 def block_compute(ahw: AttnHw, br: int, bc: int, d: int, overlap: bool = False) -> float:
@@ -163,7 +171,8 @@ def flash2(ahw: AttnHw, sh: AttentionShape) -> dict:
     rows = sh.group if decode_pack else sh.q_len
     heads = sh.kv_heads if decode_pack else sh.q_heads
     overlap = hw.attention_overlap and sh.q_len > 1
-    br, bc = fa3_blocks(sh.head_dim) if overlap else fa2_blocks(sh.head_dim, split_kernel=False)
+    br, bc = fa3_blocks(sh.head_dim, sh.q_elem) if overlap else \
+        fa2_blocks(sh.head_dim, split_kernel=False)
     ctas = sh.batch * heads * math.ceil(rows / br)
     per_sm = _slots(hw, br, bc, sh.head_dim, sh.kv_elem)
     slots = hw.sms * per_sm
@@ -366,7 +375,10 @@ def attention_time_many(ahw: AttnHw, sh: AttentionShape, kv_lens, decode_policy:
         return cols
     else:
         fn, split = flash_decoding, True
-    bc = fa2_blocks(sh.head_dim, split_kernel=split)[1]
+    if sh.q_len > 1 and ahw.gpu.attention_overlap:      # flash2() runs FA-3's tiles
+        bc = fa3_blocks(sh.head_dim, sh.q_elem)[1]
+    else:
+        bc = fa2_blocks(sh.head_dim, split_kernel=split)[1]
     blocks = np.ceil(kv / bc).astype(np.int64)     # math.ceil(kv_len / bc): same float quotient
     uniq, first = np.unique(blocks, return_index=True)
     base = {nb: fn(ahw, replace(sh, kv_len=kv_lens[i]))
