@@ -149,14 +149,9 @@ def attention_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]
 
 def _step_time(arch: str, model: str, batch: int, prompt: int, dtype: str, phase: str) -> float:
     """Seconds the engine gives one ``phase`` step of ``model`` on ``arch`` (ideal stack)."""
-    from sim.engine import Engine
-    from workloads.models import get_model
-    from workloads.scenario import Scenario
-    from workloads.tracer import trace_model
+    from xpusim.validation._steps import phase_trace, step_time
 
-    sc = Scenario(batch=batch, prompt_len=prompt, gen_len=2, dtype=dtype, attention="flash")
-    trace = trace_model(get_model(model), sc, phases=(phase,))
-    return float(Engine({"device0": device(arch)}).run(trace).end.max())
+    return step_time(device(arch), phase_trace(model, 1, batch, prompt, phase, dtype))
 
 
 def decode_step_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]:
@@ -224,10 +219,7 @@ def _power_op(r: dict):
 
 def _step_energy(dev, r: dict) -> tuple[float, float]:
     """(dynamic J, seconds) the engine gives one decode / prefill step of a power row."""
-    from sim.engine import Engine
-    from workloads.models import get_model
-    from workloads.scenario import Scenario
-    from workloads.tracer import trace_model
+    from xpusim.validation._steps import phase_trace, step_time
 
     parts = r["shape"].split()
     if len(parts) != 3 or not parts[1][1:].isdigit() or not parts[2].lstrip("ctxp").isdigit():
@@ -237,9 +229,8 @@ def _step_energy(dev, r: dict) -> tuple[float, float]:
     batch = int(b[1:])
     phase = r["workload"].split("-")[0]
     prompt = int(length[3:]) - 1 if phase == "decode" else int(length[1:])
-    sc = Scenario(batch=batch, prompt_len=prompt, gen_len=2, dtype=r["dtype"], attention="flash")
-    trace = trace_model(get_model(name), sc, phases=(phase,))
-    t = float(Engine({"device0": dev}).run(trace).end.max())
+    trace = r.built("shape", phase_trace, name, 1, batch, prompt, phase, r["dtype"])
+    t = step_time(dev, trace)
     return sum(sum(dev.estimate(op).energy.values()) for op in trace.ops), t
 
 

@@ -30,6 +30,7 @@ import math
 from functools import lru_cache
 
 from xpusim.validation import Point, SuiteSkipped, ValidationContext, alternate_split
+from xpusim.validation._steps import phase_trace, step_time
 from xpusim.validation._table import read_rows
 
 FILE = ("serving", "splitwise_perf_model_a100.csv")
@@ -117,7 +118,7 @@ def prefill_bound(cfg: dict, arch: str = ARCH, software: str = SOFTWARE) -> floa
     from sim.devices.base import device_for
 
     dev = device_for(_default_device(arch, software).arch, "roofline")
-    trace = _trace(cfg["model"], cfg["tp"], cfg["batch"], cfg["prompt"], "prefill")
+    trace = phase_trace(cfg["model"], cfg["tp"], cfg["batch"], cfg["prompt"], "prefill")
     return sum(dev.estimate(op).latency for op in trace.ops)
 
 
@@ -146,16 +147,6 @@ def _default_device(arch: str = ARCH, software: str = SOFTWARE):
     return harness_device(arch=arch, software=software)
 
 
-def _trace(model_name: str, tp: int, batch: int, prompt: int, phase: str):
-    from workloads.models import get_model
-    from workloads.scenario import Scenario
-    from workloads.tracer import trace_model
-
-    gen = 1 if phase == "prefill" else 2
-    sc = Scenario(batch=batch, prompt_len=prompt, gen_len=gen, tp=tp, attention="flash")
-    return trace_model(get_model(model_name), sc, phases=(phase,))
-
-
 def _shapes(cfg: dict) -> list[tuple]:
     """(model, tp, batch, prompt, phase) of the prefill pass and of the mean decode step."""
     mid = cfg["prompt"] + max(cfg["tokens"] // 2, 1) - 1   # decode step at the mean KV length
@@ -165,12 +156,7 @@ def _shapes(cfg: dict) -> list[tuple]:
 
 def predict(device, cfg: dict) -> tuple[float, float]:
     """(prompt time, token time) in s for one configuration, from the event engine."""
-    from sim.engine import Engine
-
-    out = []
-    for shape in _shapes(cfg):
-        timeline = Engine({"device0": device}).run(_trace(*shape))
-        out.append(float(timeline.end.max()))
+    out = [step_time(device, phase_trace(*shape)) for shape in _shapes(cfg)]
     return out[0], out[1]
 
 
@@ -180,7 +166,7 @@ def replay_inputs(device, cfg: dict) -> list[tuple]:
 
     out = []
     for shape in _shapes(cfg):
-        trace = _trace(*shape)
+        trace = phase_trace(*shape)
         lat = [device.estimate(op).latency for op in trace.ops]
         fams = [op_family(op) for op in trace.ops]
         steps = [i == 0 or (op.phase, op.step) != (trace.ops[i - 1].phase, trace.ops[i - 1].step)

@@ -8,7 +8,8 @@ from xpusim.validation._own_gpu import energy_points
 
 NAME = "h200-energy"
 DESCRIPTION = ("H200 joules per call of GEMMs, a GEMV, a copy, Llama decode / prefill steps, "
-               "validation/h200/h200_power.csv; idle, bf16 GEMM and copy rows derive the values")
+               "validation/h200/h200_power*.csv; the idle, GEMV and bf16 GEMM rows derive the "
+               "values")
 THRESHOLD = 0.15
 
 
