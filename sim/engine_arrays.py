@@ -35,7 +35,7 @@ Under ``--overlap`` a compute stream's run also stamps the comm stream's collect
 with (it waits for the compute op before it and the next compute op waits for it) goes into
 the run's chain of ops; a collective of one micro-batch that overlaps the next micro-batch's
 compute ops runs *beside* them, the memory's sharing replayed op by op as the per-op
-engine's events would share it (:class:`~sim.resources.Replay`; the run ends instead where
+engine's events would share it (:class:`~sim.resources.PairReplay`; the run ends instead where
 two changes would fall at one time, so that the order of events could matter). The comm
 stream then sleeps on its next op, waking no earlier than the collective ended.
 
@@ -54,7 +54,7 @@ import simpy
 import sim.engine as engine_module
 from sim.devices.base import Cost, Device
 from sim.engine import CostList, Timeline, _ops_at, first_seen
-from sim.resources import occupy
+from sim.resources import FINISH_TOL, occupy
 from sim.stream_chains import handoffs
 from sim.system.plan import Plan
 from workloads.trace import Trace
@@ -294,12 +294,13 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
 
     lists: list = []
 
-    def per_op_lists() -> tuple[list, list, list]:
-        """``dur_all``, ``size_all`` and ``single`` as lists (made on first use: loops that
-        read an op at a time)."""
+    def per_op_lists() -> _OpLists:
+        """Per-op arrays as lists (made on first use: loops that read an op at a time, where
+        indexing a list is several times cheaper than indexing an array)."""
         if not lists:
-            lists.extend((dur_all.tolist(), size_all.tolist(), single.tolist()))
-        return lists[0], lists[1], lists[2]
+            lists.append(_OpLists(dur_all, size_all, single, stream, per_kind[kind], beside,
+                                  next_op, position, only_wait))
+        return lists[0]
 
     def bound_of(bound: dict, res, busy: tuple[str, ...]) -> float:
         """:func:`quiet_until` of ``res`` for streams ``busy``, kept in ``bound`` for the
@@ -344,26 +345,37 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
 
     def alone_one_by_one(run: list, memory, busy: tuple[str, ...], t0: float,
                          bound: dict) -> tuple[int, float]:
-        """:func:`alone_at_once` of a few ops, in a loop (the same additions)."""
+        """:func:`alone_at_once` of a few ops, in a loop (the same additions: each
+        transfer's timer as :meth:`~sim.resources.SharedBandwidth.solo_end` computes it,
+        counted as :meth:`~sim.resources.SharedBandwidth.add_solo` counts it)."""
         t, quiet = t0, bound_of(bound, memory, busy)
-        dur_l, size_l, one_l = per_op_lists()
+        ls = per_op_lists()
+        dur_l, size_l, one_l = ls.dur, ls.size, ls.single
+        rate = None if memory._left or memory.reserved else memory.rate
+        slack = rate * FINISH_TOL if rate is not None else 0.0
+        moved, busy_time, last = memory.bytes_moved, memory.busy_time, memory._last
         took = 0
         for i in run:     # each op checked, then counted (a later op's check reads neither)
             done_at, size = t + dur_l[i], size_l[i]
             if size > 0:
-                timer = memory.solo_end(size, t)
-                if timer is None or not done_at < quiet:
+                if rate is None:
+                    break
+                timer = t + size / rate       # size / rate > 0: solo_end's max(0, .)
+                if size - (timer - t) * rate > slack or not done_at < quiet:
                     break
             loaded = one_l[i]
             if loaded and not links_alone(i, t, done_at, busy, bound):
                 break
             start[i], end[i] = t, done_at
             if size > 0:
-                memory.add_solo(size, t, timer)
+                moved += size
+                busy_time += timer - t
+                last = timer
             if loaded:
                 count_links(i, t)
             took += 1
             t = done_at
+        memory.bytes_moved, memory.busy_time, memory._last = moved, busy_time, last
         return took, t
 
     def now_on(other: str, moved: dict) -> int:
@@ -383,6 +395,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         (how many of ``run`` were stamped, when the last ends); an op beside is kept only
         when the run reaches past its window."""
         busy = (name,)
+        ls = per_op_lists()
+        stream_l = ls.stream
         places = {a + 1: y for a, y in zip(after, ys, strict=True)}
         waiting: dict[int, list[int]] = {}   # run index -> the ops beside it waits for
         run_list = run.tolist()
@@ -405,7 +419,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             if j in places:
                 y = places[j]
                 # its stream must have ended what it ran before
-                free = stream_free.get(names[stream[y]], -math.inf)
+                free = stream_free.get(names[stream_l[y]], -math.inf)
                 got = None if free == t_before else \
                     beside_window(run, j, cut, t_before, max(t_before, free), t, y, name,
                                   memory, bound)
@@ -413,7 +427,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                     break
                 j, t, y_end[y] = got
                 taken.append((y, y_end[y]))
-                stream_free[names[stream[y]]] = y_end[y]
+                stream_free[names[stream_l[y]]] = y_end[y]
             if j < cut:
                 c, t = alone_one_by_one(run_list[j:cut], memory, busy, t, bound) \
                     if cut - j < SHORT else alone_at_once(run[j:cut], memory, busy, t, bound)
@@ -422,12 +436,12 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                     break
         ran_to = set(run_list[:j])
         for y, done_at in taken:
-            other, w = names[stream[y]], int(next_op[y])
+            other, w = names[stream_l[y]], ls.next_op[y]
             sleeping[other] = (sleeping[other][0], w)
             state[other] = ("wait", w)
-            resume_at[other] = int(position[y]) + 1
+            resume_at[other] = ls.position[y] + 1
             busy_until[other] = done_at
-            signalled.add(int(only_wait[y]))
+            signalled.add(ls.only_wait[y])
             if all(z in ran_to for z in waiters.get(y, ())):
                 signalled.add(y)
             else:                 # what waits for it beyond the run: signal it as it ends
@@ -440,78 +454,49 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                       bound: dict) -> tuple[int, float, float] | None:
         """Op ``y`` of another stream starts at ``y_start`` (s), beside ``run[j:cut]``
         which start at ``t`` (no earlier) one after the other: replay the memory's sharing
-        (:class:`~sim.resources.Replay`) as the per-op engine's events would, op by op,
+        (:class:`~sim.resources.PairReplay`) as the per-op engine's events would, op by op,
         until ``y``'s bytes and the current op are done; where both start at once, the
         run's op arrives first (its stream goes on as it signals ``y``'s). ``y``'s links
         must be alone until it ends. (where the run goes on, when, when ``y`` ends), or
         None where the per-op engine's order of events could differ (two changes at one
         time) or another user could start meanwhile."""
-        replay = memory.replay()
-        other = names[stream[y]]
         y_bytes = float(size_all[y])
-        if replay is None or not y_bytes > 0:
+        replay = memory.pair_replay(y_bytes, y_start) if y_bytes > 0 else None
+        if replay is None:
             return None
-        busy = (name, other)
+        ls = per_op_lists()
+        size_l, one_l, stream_l, latency_l = ls.size, ls.single, ls.stream, ls.latency
+        busy = (name, names[stream_l[y]])
         limit = bound_of(bound, memory, busy)
         stamped: list[tuple[int, float, float]] = []
-        y_done: list[float] = []
-        arrived = [False]
-
-        def step() -> float:
-            """The next change before the others (a timer, or ``y``'s arrival): made;
-            when. inf: none left; NaN: two at one time (the order could differ)."""
-            timer = replay.timer if replay.timer is not None else math.inf
-            due = math.inf if arrived[0] else y_start
-            if timer == due:
-                return math.nan if timer < math.inf else timer
-            if due < timer:
-                replay.arrive(y, y_bytes, y_start)
-                arrived[0] = True
-                return due
-            if y in replay.fire():
-                y_done.append(timer)
-            return timer
-
-        def upto(t_end: float, y_after: bool) -> bool:
-            """Make every change before ``t_end`` (s); False on a tie with it, unless it is
-            ``y``'s arrival and ``y_after`` (it comes after the run's op arriving then)."""
-            while True:
-                timer = replay.timer if replay.timer is not None else math.inf
-                due = math.inf if arrived[0] else y_start
-                if min(timer, due) >= t_end:
-                    return timer != t_end and (due != t_end or y_after)
-                at = step()
-                if at != at:            # NaN: a tie
-                    return False
-
-        while not y_done or replay.left:
+        first_stream = stream_l[int(run[0])]
+        while replay.y_done is None or replay.in_flight:
             if j >= cut:
                 return None
             i = int(run[j])
-            if single[i] or stream[i] != stream[run[0]]:
+            if one_l[i] or stream_l[i] != first_stream:
                 return None
-            s, nbytes = t, float(size_all[i])
-            if not upto(s, y_start == t_before):
+            s, nbytes = t, size_l[i]
+            if not replay.upto(s, y_start == t_before):
                 return None
             if nbytes > 0:
-                replay.arrive(i, nbytes, s)
-            if not arrived[0] and y_start == s:   # the run's op first, then y's
-                replay.arrive(y, y_bytes, y_start)
-                arrived[0] = True
+                replay.arrive_op(nbytes, s)
+            if replay.y_due == s:       # the run's op first, then y's
+                replay.arrive_y(s)
             finish = s
-            while i in replay.left:
-                at = step()
+            while replay.op_left is not None:
+                at = replay.step()
                 if at != at or at == math.inf:
                     return None
-                if i not in replay.left:
+                if replay.op_left is None:
                     finish = at
-            done_at = max(s + float(per_kind[kind[i]]), finish)
-            if not upto(done_at, False) or not done_at < limit:
+            done_at = max(s + latency_l[i], finish)
+            if not replay.upto(done_at, False) or not done_at < limit:
                 return None
             stamped.append((i, s, done_at))
             t = done_at
             j += 1
-        y_done = y_done[0]
+        y_done = replay.y_done
         y_end = max(y_start + float(per_kind[kind[y]]), y_done)
         for res, nb in (op_loads.get(y, ()) if op_loads else ()):
             if nb > 0:
@@ -577,14 +562,16 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 e = b - 1
                 break
             if b == cut or (ends_run[b] and b != first):
-                y = int(beside[id_list[b]]) if b != cut and b + 1 < m and \
+                ls = per_op_lists()
+                stream_l = ls.stream
+                y = ls.beside[id_list[b]] if b != cut and b + 1 < m and \
                     len(beside_of) < MAX_BESIDE else -1
-                if y < 0 or now_on(names[stream[y]], moved) != y:
+                if y < 0 or now_on(names[stream_l[y]], moved) != y:
                     e, last_adopts = b, False
                     break
                 beside_of.append((int(b), y))
                 run_beside.add(y)
-                moved[names[stream[y]]] = int(next_op[y])
+                moved[names[stream_l[y]]] = ls.next_op[y]
             p = b + 1
             if p >= m:
                 break
@@ -776,6 +763,21 @@ def _stamp(t: float, a: int, b: int, lat: np.ndarray, lat_list: list, ids: np.nd
     start[run] = times[:-1]
     end[run] = times[1:]
     return float(times[-1])
+
+
+class _OpLists:
+    """Per-op arrays of :func:`run_streams` as lists (one entry per op id)."""
+
+    __slots__ = ("dur", "size", "single", "stream", "latency", "beside", "next_op",
+                 "position", "only_wait")
+
+    def __init__(self, dur: np.ndarray, size: np.ndarray, single: np.ndarray,
+                 stream: np.ndarray, latency: np.ndarray, beside: np.ndarray,
+                 next_op: np.ndarray, position: np.ndarray, only_wait: np.ndarray):
+        self.dur, self.size, self.single = dur.tolist(), size.tolist(), single.tolist()
+        self.stream, self.latency = stream.tolist(), latency.tolist()
+        self.beside, self.next_op = beside.tolist(), next_op.tolist()
+        self.position, self.only_wait = position.tolist(), only_wait.tolist()
 
 
 def _loads_alone(loads: list[list]) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,7 @@ command-bus slots): the transfers then share what is left.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -149,10 +150,10 @@ class SharedBandwidth:
         self.busy_time = float(np.cumsum(acc)[-1])
         self._last = float(t1[-1])
 
-    def replay(self) -> Replay | None:
-        """A :class:`Replay` of transfers ahead of the clock on this resource, or None while
-        a transfer is in flight or a share is reserved."""
-        return None if self._left or self.reserved else Replay(self)
+    def pair_replay(self, y_bytes: float, y_start: float) -> PairReplay | None:
+        """A :class:`PairReplay` of a transfer of ``y_bytes`` arriving at ``y_start`` (s) beside
+        a run's transfers, or None while a transfer is in flight or a share is reserved."""
+        return None if self._left or self.reserved else PairReplay(self, y_bytes, y_start)
 
     def utilisation(self, elapsed: float) -> float:
         """Fraction of ``elapsed`` seconds the resource moved data at full rate."""
@@ -162,59 +163,122 @@ class SharedBandwidth:
         return f"SharedBandwidth({self.name!r}, {self.bandwidth:.3g} B/s)"
 
 
-class Replay:
-    """:class:`SharedBandwidth`'s arithmetic, replayed ahead of the simulated clock: the
-    engine (sim/engine_arrays.py) feeds it the arrivals its processes would make, in their
-    order, and fires its timer as SimPy would; every share, timer and completion is the
-    float the real resource would compute. :meth:`commit` then counts its bytes, busy time
-    and last change on the resource, which must have stayed idle meanwhile."""
+class PairReplay:
+    """:class:`SharedBandwidth`'s arithmetic, replayed ahead of the simulated clock for the
+    arrays engine's windows (sim/engine_arrays.py): one transfer ``y`` of another stream,
+    arriving at ``y_start`` (s), beside a run's transfers that arrive one at a time (each
+    after the one before has finished), so that at most two are in flight. The engine feeds
+    the run's arrivals in its processes' order; :meth:`step` makes the next change (``y``'s
+    arrival or a timer) as SimPy would, and every share, timer and completion is the float
+    the real resource would compute (the same operations as :func:`_charge`,
+    :func:`_first_finish` and :func:`_finished`, unrolled for two transfers). :meth:`commit`
+    then counts its bytes, busy time and last change on the resource, which must have
+    stayed idle meanwhile."""
 
-    def __init__(self, shared: SharedBandwidth):
+    __slots__ = ("shared", "rate", "last", "timer", "y_bytes", "y_due", "y_left", "y_done",
+                 "op_left", "moved", "busy")
+
+    def __init__(self, shared: SharedBandwidth, y_bytes: float, y_start: float):
         self.shared = shared
         self.rate = shared.rate
-        self.left: dict[Any, float] = {}     # transfer -> bytes still to move
         self.last = shared._last
-        self.timer: float | None = None      # when the next transfer may finish (s)
-        self._bytes: list[float] = []
-        self._busy: list[float] = []
+        self.timer = math.inf                # when the next transfer may finish (s)
+        self.y_bytes = float(y_bytes)
+        self.y_due = y_start                 # when ``y`` arrives (inf once it has)
+        self.y_left: float | None = None     # bytes ``y`` still has to move (None: not in flight)
+        self.y_done: float | None = None     # when ``y`` finished
+        self.op_left: float | None = None    # the same for the run's transfer in flight
+        self.moved = shared.bytes_moved
+        self.busy = shared.busy_time
 
-    def arrive(self, key: Any, nbytes: float, now: float) -> None:
-        """A transfer of ``nbytes`` (> 0) starts at ``now`` (s), as
+    @property
+    def in_flight(self) -> bool:
+        """Whether a transfer is still moving."""
+        return self.y_left is not None or self.op_left is not None
+
+    def arrive_op(self, nbytes: float, now: float) -> None:
+        """The run's transfer of ``nbytes`` (> 0) starts at ``now`` (s), as
         :meth:`SharedBandwidth.transfer` starts one."""
         self._advance(now)
-        self.left[key] = float(nbytes)
-        self._bytes.append(nbytes)
+        self.op_left = float(nbytes)
+        self.moved += nbytes
         self._reschedule(now)
 
-    def fire(self) -> list:
-        """The timer fires, as :meth:`SharedBandwidth._on_timer`: the transfers it finishes."""
-        now = self.timer
-        stalled = now == self.last
+    def arrive_y(self, now: float) -> None:
+        """``y`` starts at ``now`` (s)."""
         self._advance(now)
-        finished = _finished(self.left, self.rate, stalled)
-        for key in finished:
-            del self.left[key]
+        self.y_left = self.y_bytes
+        self.moved += self.y_bytes
+        self.y_due = math.inf
         self._reschedule(now)
-        return finished
+
+    def step(self) -> float:
+        """Make the next change (a timer, or ``y``'s arrival); when. inf: none left; NaN: two
+        at one time (the order of the per-op engine's events could differ)."""
+        timer, due = self.timer, self.y_due
+        if timer == due:
+            return math.nan if timer < math.inf else timer
+        if due < timer:
+            self.arrive_y(due)
+            return due
+        self._fire(timer)
+        return timer
+
+    def upto(self, t_end: float, y_after: bool) -> bool:
+        """Make every change before ``t_end`` (s); False on a tie with it, unless it is
+        ``y``'s arrival and ``y_after`` (it comes after the run's transfer arriving then)."""
+        while True:
+            timer, due = self.timer, self.y_due
+            if min(timer, due) >= t_end:
+                return timer != t_end and (due != t_end or y_after)
+            at = self.step()
+            if at != at:            # NaN: a tie
+                return False
 
     def commit(self) -> None:
         """Count what was replayed on the resource (every transfer must have finished)."""
         shared = self.shared
-        for nbytes in self._bytes:
-            shared.bytes_moved += nbytes
-        for dt in self._busy:
-            shared.busy_time += dt
-        shared._last = self.last
+        shared.bytes_moved, shared.busy_time, shared._last = self.moved, self.busy, self.last
+
+    def _fire(self, now: float) -> None:
+        """The timer fires at ``now``, as :meth:`SharedBandwidth._on_timer`."""
+        stalled = now == self.last
+        self._advance(now)
+        y_left, op_left = self.y_left, self.op_left
+        tol = self.rate / ((y_left is not None) + (op_left is not None)) * FINISH_TOL
+        y_end = y_left is not None and y_left <= tol
+        op_end = op_left is not None and op_left <= tol
+        if not (y_end or op_end) and stalled:
+            first = min(x for x in (y_left, op_left) if x is not None)
+            y_end, op_end = y_left == first, op_left == first
+        if y_end:
+            self.y_left, self.y_done = None, now
+        if op_end:
+            self.op_left = None
+        self._reschedule(now)
 
     def _advance(self, now: float) -> None:
-        busy = _charge(self.left, self.last, now, self.rate)
-        if busy is not None:
-            self._busy.append(busy)
+        y_left, op_left = self.y_left, self.op_left
+        n = (y_left is not None) + (op_left is not None)
+        if n and now > self.last:
+            share = (now - self.last) * self.rate / n
+            if y_left is not None:
+                self.y_left = y_left - share
+            if op_left is not None:
+                self.op_left = op_left - share
+            self.busy += now - self.last
         self.last = now
 
     def _reschedule(self, now: float) -> None:
         # SimPy schedules a timeout at ``now + delay``: the same addition
-        self.timer = now + _first_finish(self.left, self.rate) if self.left else None
+        y_left, op_left = self.y_left, self.op_left
+        if y_left is None and op_left is None:
+            self.timer = math.inf
+        elif op_left is None or y_left is None:
+            left = op_left if y_left is None else y_left
+            self.timer = now + max(0.0, left / (self.rate / 1))
+        else:
+            self.timer = now + max(0.0, min(y_left, op_left) / (self.rate / 2))
 
 
 def _charge(left: dict, last: float, now: float, rate: float) -> float | None:

@@ -107,16 +107,20 @@ def test_overlapped_block_is_the_larger_of_mma_and_softmax():
 def test_hopper_prefill_is_fa3_tiles_by_hand():
     """b8 x 32 heads x 2048 tokens, d128 bf16 on the h100 preset: FA-3's 128 x 176 tiles, 4096
     CTAs of 128 rows in 32 waves of 132, 12 KV blocks of 176 each at max(t_mma, t_softmax)
-    (compute-bound: the tiles come from L2), plus one DRAM latency per wave and the launch."""
-    from sim.gpu.attention import AttentionShape, block_compute, flash2
+    (compute-bound: the tiles come from L2), plus one DRAM latency per wave, the pipeline's
+    fill and drain once (min(t_mma, t_softmax): FA-3's Algorithm 2) and the launch."""
+    from sim.gpu.attention import SOFTMAX_ALU_OPS, AttentionShape, block_compute, flash2
 
     ahw = _attn("h100")
     hw = ahw.gpu
     assert hw.attention_overlap
     res = flash2(ahw, AttentionShape(8, 32, 32, 2048, 2048, 128))
     waves = math.ceil(8 * 32 * 16 / hw.sms)
+    t_mma = 4.0 * 128 * 176 * 128 / ahw.sm_tensor
+    t_soft = 128 * 176 * SOFTMAX_ALU_OPS / ahw.sm_alu + 128 * 176 / ahw.sm_sfu
+    assert t_soft < t_mma           # the MMAs bound a block; the softmax is the fill
     expect = waves * (12 * block_compute(ahw, 128, 176, 128, overlap=True) + hw.hbm_latency) \
-        + hw.launch
+        + t_soft + hw.launch
     assert res["waves"] == waves == 32 and res["block"] == "128x176"
     assert res["time"] == pytest.approx(expect, rel=1e-12)
     fa2 = flash2(_attn("h100", attention_overlap=False), AttentionShape(8, 32, 32, 2048, 2048,

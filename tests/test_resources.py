@@ -1,5 +1,6 @@
 """Memories are contended resources: concurrent transfers share bandwidth, a lone one does not."""
 
+import math
 import random
 
 import numpy as np
@@ -154,43 +155,94 @@ def test_solo_end_refuses_a_busy_or_reserved_resource():
     assert other.solo_end(100.0, 0.0) is None   # a PIM reservation takes part of it
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_replay_gives_a_shared_resource_its_own_floats(seed):
-    """Replay (the arrays engine's transfers ahead of the clock) finishes each transfer at the
-    time the resource's own events do, and counts the same bytes, busy time and last
-    change, bit for bit, for overlapping transfers arriving at random times."""
+def _chain_with_one_beside(ops, y_bytes, y_start, bandwidth):
+    """SharedBandwidth's own events: ``ops`` (latency s, bytes) one after the other on one
+    stream, each done when its latency and its transfer are; a transfer of ``y_bytes``
+    from ``y_start`` (s) beside them. (each op's end, y's end, the resource)."""
+    env = simpy.Environment()
+    mem = SharedBandwidth(env, bandwidth)
+    ends, y_end = [], []
+
+    def chain():
+        for latency, nbytes in ops:
+            yield env.all_of([env.timeout(latency), mem.transfer(nbytes)])
+            ends.append(env.now)
+
+    def beside():
+        yield env.timeout(y_start)
+        yield mem.transfer(y_bytes)
+        y_end.append(env.now)
+
+    env.process(chain())
+    env.process(beside())
+    env.run()
+    return ends, y_end[0], mem
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_pair_replay_gives_a_shared_resource_its_own_floats(seed):
+    """PairReplay (the arrays engine's window of a transfer beside a run) finishes every
+    transfer at the time the resource's own events do, and counts the same bytes, busy
+    time and last change, bit for bit: the transfer beside arrives at a random time and
+    spans several of the run's transfers, which it slows and which slow it."""
     rng = random.Random(seed)
-    arrivals = sorted((rng.uniform(0.0, 4e-6), rng.uniform(1e5, 5e6)) for _ in range(6))
     bandwidth = 3.35e12
-    done, mem = _finish_times([(nbytes, at) for at, nbytes in arrivals], bandwidth)
+    ops = [(rng.uniform(1e-7, 2e-6), rng.uniform(1e5, 5e6)) for _ in range(6)]
+    y_bytes, y_start = rng.uniform(5e6, 2e7), rng.uniform(0.0, 2e-6)
+    ends, y_end, mem = _chain_with_one_beside(ops, y_bytes, y_start, bandwidth)
     twin = SharedBandwidth(simpy.Environment(), bandwidth)
-    replay = twin.replay()
-    finished: dict[int, float] = {}
-    for i, (at, nbytes) in enumerate(arrivals):
-        while replay.timer is not None and replay.timer < at:
-            now = replay.timer
-            finished.update((key, now) for key in replay.fire())
-        replay.arrive(i, nbytes, at)
-    while replay.timer is not None:
-        now = replay.timer
-        finished.update((key, now) for key in replay.fire())
-    assert finished == done                    # every finish, bit for bit
-    # transfers overlapped: the shares, not lone transfers, were replayed
-    assert any(done[i] > arrivals[i + 1][0] for i in range(len(arrivals) - 1))
+    replay = twin.pair_replay(y_bytes, y_start)
+    got, t = [], 0.0
+    for latency, nbytes in ops:
+        assert replay.upto(t, False)
+        replay.arrive_op(nbytes, t)
+        if replay.y_due == t:
+            replay.arrive_y(t)
+        finish = t
+        while replay.op_left is not None:
+            finish = replay.step()
+        t = max(t + latency, finish)
+        assert replay.upto(t, False)
+        got.append(t)
+    while replay.in_flight or replay.y_done is None:
+        replay.step()
+    assert got == ends and replay.y_done == y_end          # every finish, bit for bit
+    # shared: y spans several of the run's transfers, and it slowed them
+    assert sum(e < y_end for e in ends) >= 2
+    assert y_end > y_start + y_bytes / bandwidth
     replay.commit()
     assert (twin.bytes_moved, twin.busy_time, twin._last) == \
         (mem.bytes_moved, mem.busy_time, mem._last)
 
 
-def test_replay_refuses_a_busy_or_reserved_resource():
+def test_pair_replay_refuses_a_busy_or_reserved_resource():
     env = simpy.Environment()
     mem = SharedBandwidth(env, 100.0)
-    assert mem.replay() is not None
+    assert mem.pair_replay(10.0, 0.0) is not None
     mem.transfer(50.0)
-    assert mem.replay() is None
+    assert mem.pair_replay(10.0, 0.0) is None
     other = SharedBandwidth(env, 100.0)
     other.reserve(0.5)
-    assert other.replay() is None
+    assert other.pair_replay(10.0, 0.0) is None
+
+
+def test_pair_replay_reports_a_tie_between_the_timer_and_the_arrival():
+    # the run's 100 B finish at t = 1 s exactly when y arrives: the per-op engine's order of
+    # those two events could differ, so the window must not be replayed
+    replay = SharedBandwidth(simpy.Environment(), 100.0).pair_replay(50.0, 1.0)
+    replay.arrive_op(100.0, 0.0)
+    assert replay.timer == 1.0 and replay.y_due == 1.0
+    assert math.isnan(replay.step())
+    assert not replay.upto(2.0, False)
+    # a change exactly at the end of what is made: refused, unless it is y's arrival and y
+    # comes after the run's op arriving then
+    ends_then = SharedBandwidth(simpy.Environment(), 100.0).pair_replay(50.0, 5.0)
+    ends_then.arrive_op(100.0, 0.0)
+    assert not ends_then.upto(1.0, True)           # the run's transfer finishes at 1 s
+    assert ends_then.upto(0.5, False) and ends_then.timer == 1.0
+    arrives_then = SharedBandwidth(simpy.Environment(), 100.0).pair_replay(50.0, 1.0)
+    assert not arrives_then.upto(1.0, False) and arrives_then.upto(1.0, True)
+    assert arrives_then.y_due == 1.0               # nothing was made
 
 
 def test_solo_end_refuses_a_transfer_its_timer_would_leave_unfinished():
@@ -222,6 +274,6 @@ def test_transfer_below_the_clock_resolution_finishes_instead_of_stalling():
     assert done == [1.0e6]
     assert mem.bytes_moved == 100.0 and not mem._left
     # the replay the arrays engine uses ends it the same way
-    replay = SharedBandwidth(simpy.Environment(), 3.35e12).replay()
-    replay.arrive("t", 100.0, 1.0e6)
-    assert replay.timer == 1.0e6 and replay.fire() == ["t"] and replay.timer is None
+    replay = SharedBandwidth(simpy.Environment(), 3.35e12).pair_replay(100.0, 1.0e6)
+    assert replay.step() == 1.0e6 and replay.timer == 1.0e6      # y arrives
+    assert replay.step() == 1.0e6 and replay.y_done == 1.0e6 and not replay.in_flight

@@ -122,14 +122,31 @@ def fa3_blocks(head_dim: int, elem: float = 2.0) -> tuple[int, int]:
     return FA3_TILES[-1][2] if elem <= 1 else FA3_TILES[-1][1]
 
 
+def block_parts(ahw: AttnHw, br: int, bc: int, d: int) -> tuple[float, float]:
+    """Seconds one CTA spends on one (Br x Bc) block's two MMAs and on its online softmax."""
+    t_mma = 4.0 * br * bc * d / ahw.sm_tensor
+    scores = br * bc
+    t_softmax = scores * SOFTMAX_ALU_OPS / ahw.sm_alu + scores / ahw.sm_sfu
+    return t_mma, t_softmax
+
+
 def block_compute(ahw: AttnHw, br: int, bc: int, d: int, overlap: bool = False) -> float:
     """Seconds one CTA computes one (Br x Bc) block: two MMAs and the online softmax, one after
     the other (FA-2), or the larger of the two where one warpgroup's softmax runs under
     another's MMAs (``overlap``: FA-3's ping-pong schedule on Hopper)."""
-    t_mma = 4.0 * br * bc * d / ahw.sm_tensor
-    scores = br * bc
-    t_softmax = scores * SOFTMAX_ALU_OPS / ahw.sm_alu + scores / ahw.sm_sfu
+    t_mma, t_softmax = block_parts(ahw, br, bc, d)
     return max(t_mma, t_softmax) if overlap else t_mma + t_softmax
+
+
+def pipeline_fill(ahw: AttnHw, br: int, bc: int, d: int) -> float:
+    """Seconds an overlapped (FA-3) kernel adds to its blocks' ``max(t_mma, t_softmax)``: its
+    pipeline's fill and drain. FA-3's two-stage schedule (Shah et al. 2024, Algorithm 2)
+    computes a tile's first block's ``QK^T`` and softmax before its loop and its last block's
+    ``PV`` after it, none under the other; over ``T`` blocks that is ``(T - 1) max + t_mma +
+    t_softmax = T max + min(t_mma, t_softmax)``. Between tiles the other consumer warpgroup's
+    ping-pong and the persistent CTA's producer (hopper/tile_scheduler.hpp) keep the tensor
+    cores busy, so a kernel pays it once: at its first tile's start and its last tile's end."""
+    return min(block_parts(ahw, br, bc, d))
 
 
 def _block_time(ahw: AttnHw, br: int, bc: int, d: int, elem: float, active: int,
@@ -187,6 +204,8 @@ def flash2(ahw: AttnHw, sh: AttentionShape) -> dict:
         t += blocks * _block_time(ahw, br, bc, sh.head_dim, sh.kv_elem, active, sharing,
                                   overlap, min(readers, active))
         t += hw.hbm_latency  # prologue: first K/V tile
+        if overlap and not waves:   # FA-3's pipeline fill and drain, once per kernel
+            t += pipeline_fill(ahw, br, bc, sh.head_dim) * sharing
         remaining -= active
         waves += 1
     t += hw.launch

@@ -21,9 +21,9 @@ from sim.system.plan import Load, Plan
 from sim.system.schedule import (
     Policies,
     Stage,
-    _collective_ports,
-    _res,
+    collective_ports,
     contended_memories,
+    hop_resource,
     stage_of_layers,
 )
 from sim.system.topology import System
@@ -115,7 +115,7 @@ def _collective_loads(arrays, plan: Plan, system: System, stages: list[Stage],
     tuple of link loads - one per (stage[, receiving stage], collective), shared as the
     op-by-op walk shares them - and per group the stream its ops count as a user of those
     resources). Registers the resources in the order the op-by-op walk does."""
-    comm_loads = _collective_ports(system, stages)
+    comm_loads = collective_ports(system, stages)
     ported = np.array([bool(comm_loads.get(st.index)) for st in stages])
     at = np.flatnonzero(send | (grouped & ported[stage]))
     if not len(at):
@@ -136,13 +136,13 @@ def _collective_loads(arrays, plan: Plan, system: System, stages: list[Stage],
             if hit is None or hit[0] is not c:
                 route = system.route(st.rep, to.rep)
                 hit = shared[st.index, to.index, id(c)] = (c, tuple(
-                    Load(_res(plan, system, h), c.bytes_per_rank) for h in route.hops))
+                    Load(hop_resource(plan, system, h), c.bytes_per_rank) for h in route.hops))
         else:
             hit = shared.get((st.index, id(c)))
             if hit is None or hit[0] is not c:
                 sent = collective_min_bytes(c.kind, c.bytes_per_rank, c.group)
                 hit = shared[st.index, id(c)] = (c, tuple(
-                    Load(_res(plan, system, h), sent) for h in comm_loads[st.index]))
+                    Load(hop_resource(plan, system, h), sent) for h in comm_loads[st.index]))
         per_combo.append(hit[1])
         user_of.append(st.comm if policies.overlap else st.compute)
     return at, combo_of, per_combo, user_of

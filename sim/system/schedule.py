@@ -158,7 +158,7 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
         plan.stream_device[st.compute] = st.rep
         plan.devices_of[st.compute] = st.devices
         used_memory.setdefault(st.rep, set()).add(st.compute)
-    comm_loads = _collective_ports(system, stages)
+    comm_loads = collective_ports(system, stages)
     loaded: dict[int, str] = {}
     plan.first_transfer_id = len(trace.ops)
     hosted: list[Op] = []
@@ -181,14 +181,14 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
                 if hit is None or hit[0] is not c:
                     route = system.route(st.rep, to.rep)
                     hit = shared[st.index, to.index, id(c)] = (c, tuple(
-                        Load(_res(plan, system, h), c.bytes_per_rank) for h in route.hops))
+                        Load(hop_resource(plan, system, h), c.bytes_per_rank) for h in route.hops))
                 plan.op_loads[op.id] = hit[1]
             elif c is not None and c.group > 1 and comm_loads.get(st.index):
                 hit = shared.get((st.index, id(c)))
                 if hit is None or hit[0] is not c:
                     sent = collective_min_bytes(c.kind, c.bytes_per_rank, c.group)
                     hit = shared[st.index, id(c)] = (c, tuple(
-                        Load(_res(plan, system, h), sent) for h in comm_loads[st.index]))
+                        Load(hop_resource(plan, system, h), sent) for h in comm_loads[st.index]))
                 plan.op_loads[op.id] = hit[1]
             if op.id in plan.op_loads:
                 loaded[op.id] = st.comm if policies.overlap else st.compute
@@ -283,7 +283,7 @@ def _one_stream_plan(trace: Trace, system: System, device: Device, policies: Pol
     arrays.stream, arrays.stream_names = None, ()   # (a trace planned before on several)
     plan = Plan(streams={st.compute: device}, stream_device={st.compute: st.rep},
                 devices_of={st.compute: st.devices}, first_transfer_id=len(arrays))
-    ports = _collective_ports(system, stages).get(st.index)
+    ports = collective_ports(system, stages).get(st.index)
     if ports:
         sent = np.array([collective_min_bytes(k.collective.kind, k.collective.bytes_per_rank,
                                               k.collective.group)
@@ -293,14 +293,14 @@ def _one_stream_plan(trace: Trace, system: System, device: Device, policies: Pol
         per_op = per_op[~np.isnan(per_op)]
         if len(per_op):
             for hop in ports:
-                name = _res(plan, system, hop)
+                name = hop_resource(plan, system, hop)
                 bw = plan.resources.pop(name)
                 moved = plan.quiet.get(name, (bw, 0.0))[1]
                 plan.quiet[name] = (bw, float(np.cumsum(np.concatenate(([moved], per_op)))[-1]))
     return plan
 
 
-def _res(plan: Plan, system: System, hop) -> str:
+def hop_resource(plan: Plan, system: System, hop) -> str:
     """Register and name the resource of one hop's link direction."""
     link = system.links[hop.link]
     name = direction(hop.link, hop.forward)
@@ -308,7 +308,7 @@ def _res(plan: Plan, system: System, hop) -> str:
     return name
 
 
-def _collective_ports(system: System, stages: list[Stage]) -> dict[int, tuple]:
+def collective_ports(system: System, stages: list[Stage]) -> dict[int, tuple]:
     """Per stage: the hops (both directions) of the representative's port into its group."""
     out = {}
     for st in stages:
@@ -460,7 +460,7 @@ def _make_transfer(tid: int, cls: str, tier: str, st: Stage, nbytes: float, syst
     for hop in route.hops:
         link = system.links[hop.link]
         private = st.rep in (link.a, link.b)
-        loads.append(Load(_res(plan, system, hop), nbytes * (1 if private else replicas)))
+        loads.append(Load(hop_resource(plan, system, hop), nbytes * (1 if private else replicas)))
         energy_bit += link.energy_per_bit
     plan.resources.setdefault(near.name, near.bandwidth)
     loads.append(Load(near.name, nbytes))
