@@ -156,6 +156,11 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     def pending(i: int) -> list[int]:
         return [d for d in waits[i] if d not in signalled]
 
+    def waits_yet(i: int) -> bool:
+        """Whether op ``i`` still waits for an op of another stream (``pending(i)`` is not
+        empty; one set test)."""
+        return not signalled.issuperset(waits[i])
+
     # what each stream is doing, for the other users of a resource it loads (quiet runs):
     # ("busy", t, i): no new op before t, then op i (-1: none); ("wait", i): waiting on op
     # i's dependencies
@@ -177,7 +182,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         for y in waiters.get(d, ()):
             other = owner[y]
             sl = sleeping.get(other)
-            if sl is not None and sl[1] == y and not pending(y):
+            if sl is not None and sl[1] == y and not waits_yet(y):
                 del sleeping[other]
                 sl[0].succeed()
 
@@ -279,7 +284,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         bound: dict = {}
         while one[p] and not stops[p]:
             i = id_list[p]
-            if p > k and wait[p] and pending(i):
+            if p > k and wait[p] and waits_yet(i):
                 break
             done_at = t + dur[p]
             if not links_alone(i, t, done_at, (name,), bound):
@@ -298,8 +303,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         """Per-op arrays as lists (made on first use: loops that read an op at a time, where
         indexing a list is several times cheaper than indexing an array)."""
         if not lists:
-            lists.append(_OpLists(dur_all, size_all, single, stream, per_kind[kind], beside,
-                                  next_op, position, only_wait))
+            lists.append(_OpLists(dur=dur_all, size=size_all, single=single, stream=stream,
+                                  latency=per_kind[kind], beside=beside, next_op=next_op,
+                                  position=position, only_wait=only_wait))
         return lists[0]
 
     def bound_of(bound: dict, res, busy: tuple[str, ...]) -> float:
@@ -586,7 +592,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             at = adopt_at[lo:hi] - k + 1
             xs = run[at - 1]
             ys = adopt_after[xs]
-            run = np.insert(run, at, ys)
+            run = _inserted(run, at, ys)
         else:
             at = xs = ys = _NONE
         busy = (name,)
@@ -674,7 +680,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         k = 0
         while k < m:
             i = id_list[k]
-            if wait[k] and pending(i):
+            if wait[k] and waits_yet(i):
                 counter[1] += 1
                 state[name] = ("wait", i)
                 sleeping[name] = (env.event(), i)
@@ -694,7 +700,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                     if q >= m:
                         e = m - 1
                         break
-                    if one[q] or (wait[q] and pending(id_list[q])):
+                    if one[q] or (wait[q] and waits_yet(id_list[q])):
                         e = q - 1
                         break
                     e = q
@@ -765,19 +771,32 @@ def _stamp(t: float, a: int, b: int, lat: np.ndarray, lat_list: list, ids: np.nd
     return float(times[-1])
 
 
+def _inserted(run: np.ndarray, at: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``np.insert(run, at, values)`` for increasing, distinct ``at`` (a few numpy calls, not
+    ``np.insert``'s argument handling: runs are short and many)."""
+    out = np.empty(len(run) + len(at), dtype=run.dtype)
+    pos = at + np.arange(len(at))
+    keep = np.ones(len(out), dtype=bool)
+    keep[pos] = False
+    out[pos] = values
+    out[keep] = run
+    return out
+
+
 class _OpLists:
-    """Per-op arrays of :func:`run_streams` as lists (one entry per op id)."""
+    """Per-op arrays of :func:`run_streams` as lists (one entry per op id), each made on its
+    first use."""
 
-    __slots__ = ("dur", "size", "single", "stream", "latency", "beside", "next_op",
-                 "position", "only_wait")
+    def __init__(self, **arrays: np.ndarray):
+        self._arrays = arrays
 
-    def __init__(self, dur: np.ndarray, size: np.ndarray, single: np.ndarray,
-                 stream: np.ndarray, latency: np.ndarray, beside: np.ndarray,
-                 next_op: np.ndarray, position: np.ndarray, only_wait: np.ndarray):
-        self.dur, self.size, self.single = dur.tolist(), size.tolist(), single.tolist()
-        self.stream, self.latency = stream.tolist(), latency.tolist()
-        self.beside, self.next_op = beside.tolist(), next_op.tolist()
-        self.position, self.only_wait = position.tolist(), only_wait.tolist()
+    def __getattr__(self, name: str) -> list:
+        arrays = self.__dict__.get("_arrays")
+        if arrays is None or name not in arrays:
+            raise AttributeError(name)
+        value = arrays[name].tolist()
+        setattr(self, name, value)     # later reads find the list itself
+        return value
 
 
 def _loads_alone(loads: list[list]) -> tuple[np.ndarray, np.ndarray]:
