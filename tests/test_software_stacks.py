@@ -28,7 +28,7 @@ def _software(arch):
 
 
 def test_builtin_stacks_and_every_value_sourced():
-    assert list_stacks() == ["eager", "ideal", "trtllm", "vllm"]
+    assert list_stacks() == ["eager", "ideal", "torch-graphs", "trtllm", "vllm"]
     for name in list_stacks():
         arch = load_arch_with_software("a100", name)
         prov = {k: v for k, v in arch.provenance.items() if k.startswith("software.")}

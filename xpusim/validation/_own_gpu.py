@@ -184,10 +184,13 @@ def _optional(ctx: ValidationContext, name: str, tag: str) -> list[Row]:
 
 
 def vector_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]:
-    """``<tag>_vector.csv``: memory-bound kernels (copy, GELU, norms, softmax) vs the model."""
+    """``<tag>_vector.csv``: memory-bound kernels (copy, GELU, norms, softmax) vs the model on
+    the ``torch-graphs`` stack: the rows are PyTorch's own kernels replayed in a CUDA graph, so
+    the eager kernels' bandwidth shortfalls apply (the GEMM, attention and step rows run the same
+    kernels on both stacks)."""
     from xpusim.commands.op import ELEMENTWISE, REDUCTIONS, vector_op
 
-    dev = device(arch)
+    dev = device(arch, "torch-graphs")
     out = []
     for r in rows(ctx, f"{tag}_vector.csv", tag):
         n_rows, width, dt = r.int("rows"), r.int("width"), r.get("dtype", "fp16")
