@@ -299,14 +299,12 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
 
     lists: list = []
 
-    def per_op_lists() -> _OpLists:
-        """Per-op arrays as lists (made on first use: loops that read an op at a time, where
-        indexing a list is several times cheaper than indexing an array)."""
+    def per_op_lists() -> tuple[list, list, list]:
+        """``dur_all``, ``size_all`` and ``single`` as lists (made on first use: loops that
+        read an op at a time)."""
         if not lists:
-            lists.append(_OpLists(dur=dur_all, size=size_all, single=single, stream=stream,
-                                  latency=per_kind[kind], beside=beside, next_op=next_op,
-                                  position=position, only_wait=only_wait))
-        return lists[0]
+            lists.extend((dur_all.tolist(), size_all.tolist(), single.tolist()))
+        return lists[0], lists[1], lists[2]
 
     def bound_of(bound: dict, res, busy: tuple[str, ...]) -> float:
         """:func:`quiet_until` of ``res`` for streams ``busy``, kept in ``bound`` for the
@@ -355,8 +353,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         transfer's timer as :meth:`~sim.resources.SharedBandwidth.solo_end` computes it,
         counted as :meth:`~sim.resources.SharedBandwidth.add_solo` counts it)."""
         t, quiet = t0, bound_of(bound, memory, busy)
-        ls = per_op_lists()
-        dur_l, size_l, one_l = ls.dur, ls.size, ls.single
+        dur_l, size_l, one_l = per_op_lists()
         rate = None if memory._left or memory.reserved else memory.rate
         slack = rate * FINISH_TOL if rate is not None else 0.0
         moved, busy_time, last = memory.bytes_moved, memory.busy_time, memory._last
@@ -401,8 +398,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         (how many of ``run`` were stamped, when the last ends); an op beside is kept only
         when the run reaches past its window."""
         busy = (name,)
-        ls = per_op_lists()
-        stream_l = ls.stream
         places = {a + 1: y for a, y in zip(after, ys, strict=True)}
         waiting: dict[int, list[int]] = {}   # run index -> the ops beside it waits for
         run_list = run.tolist()
@@ -425,7 +420,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             if j in places:
                 y = places[j]
                 # its stream must have ended what it ran before
-                free = stream_free.get(names[stream_l[y]], -math.inf)
+                free = stream_free.get(names[stream[y]], -math.inf)
                 got = None if free == t_before else \
                     beside_window(run, j, cut, t_before, max(t_before, free), t, y, name,
                                   memory, bound)
@@ -433,7 +428,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                     break
                 j, t, y_end[y] = got
                 taken.append((y, y_end[y]))
-                stream_free[names[stream_l[y]]] = y_end[y]
+                stream_free[names[stream[y]]] = y_end[y]
             if j < cut:
                 c, t = alone_one_by_one(run_list[j:cut], memory, busy, t, bound) \
                     if cut - j < SHORT else alone_at_once(run[j:cut], memory, busy, t, bound)
@@ -442,12 +437,12 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                     break
         ran_to = set(run_list[:j])
         for y, done_at in taken:
-            other, w = names[stream_l[y]], ls.next_op[y]
+            other, w = names[stream[y]], int(next_op[y])
             sleeping[other] = (sleeping[other][0], w)
             state[other] = ("wait", w)
-            resume_at[other] = ls.position[y] + 1
+            resume_at[other] = int(position[y]) + 1
             busy_until[other] = done_at
-            signalled.add(ls.only_wait[y])
+            signalled.add(int(only_wait[y]))
             if all(z in ran_to for z in waiters.get(y, ())):
                 signalled.add(y)
             else:                 # what waits for it beyond the run: signal it as it ends
@@ -470,17 +465,16 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         replay = memory.pair_replay(y_bytes, y_start) if y_bytes > 0 else None
         if replay is None:
             return None
-        ls = per_op_lists()
-        size_l, one_l, stream_l, latency_l = ls.size, ls.single, ls.stream, ls.latency
-        busy = (name, names[stream_l[y]])
+        _, size_l, one_l = per_op_lists()
+        busy = (name, names[stream[y]])
         limit = bound_of(bound, memory, busy)
         stamped: list[tuple[int, float, float]] = []
-        first_stream = stream_l[int(run[0])]
+        first_stream = stream[run[0]]
         while replay.y_done is None or replay.in_flight:
             if j >= cut:
                 return None
             i = int(run[j])
-            if one_l[i] or stream_l[i] != first_stream:
+            if one_l[i] or stream[i] != first_stream:
                 return None
             s, nbytes = t, size_l[i]
             if not replay.upto(s, y_start == t_before):
@@ -496,7 +490,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                     return None
                 if replay.op_left is None:
                     finish = at
-            done_at = max(s + latency_l[i], finish)
+            done_at = max(s + float(per_kind[kind[i]]), finish)
             if not replay.upto(done_at, False) or not done_at < limit:
                 return None
             stamped.append((i, s, done_at))
@@ -568,16 +562,14 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 e = b - 1
                 break
             if b == cut or (ends_run[b] and b != first):
-                ls = per_op_lists()
-                stream_l = ls.stream
-                y = ls.beside[id_list[b]] if b != cut and b + 1 < m and \
+                y = int(beside[id_list[b]]) if b != cut and b + 1 < m and \
                     len(beside_of) < MAX_BESIDE else -1
-                if y < 0 or now_on(names[stream_l[y]], moved) != y:
+                if y < 0 or now_on(names[stream[y]], moved) != y:
                     e, last_adopts = b, False
                     break
                 beside_of.append((int(b), y))
                 run_beside.add(y)
-                moved[names[stream_l[y]]] = ls.next_op[y]
+                moved[names[stream[y]]] = int(next_op[y])
             p = b + 1
             if p >= m:
                 break
@@ -781,22 +773,6 @@ def _inserted(run: np.ndarray, at: np.ndarray, values: np.ndarray) -> np.ndarray
     out[pos] = values
     out[keep] = run
     return out
-
-
-class _OpLists:
-    """Per-op arrays of :func:`run_streams` as lists (one entry per op id), each made on its
-    first use."""
-
-    def __init__(self, **arrays: np.ndarray):
-        self._arrays = arrays
-
-    def __getattr__(self, name: str) -> list:
-        arrays = self.__dict__.get("_arrays")
-        if arrays is None or name not in arrays:
-            raise AttributeError(name)
-        value = arrays[name].tolist()
-        setattr(self, name, value)     # later reads find the list itself
-        return value
 
 
 def _loads_alone(loads: list[list]) -> tuple[np.ndarray, np.ndarray]:
