@@ -36,7 +36,7 @@ sends and expert ranks contend for links and wait on each other (an event per lo
 the 13B case at 128 tokens with collectives overlapped on their own streams (``--overlap``:
 compute and communication streams share each GPU's HBM, taking turns), and Llama-2-70B at TP8
 in two micro-batches with ``--overlap`` (128 tokens): each collective runs beside the other
-micro-batch's compute ops, their HBM traffic shared.
+micro-batch's compute ops, their HBM traffic shared; and the Mixtral case with ``--overlap``.
 ``--cases 7b-g2048,7b-g8192`` adds a longer run (not in the default set): the marginal cost
 per token over 2,048 -> 8,192 tokens.
 """
@@ -83,6 +83,11 @@ CASES = {
     # expert-parallel ranks: a stream per device, waits on each other at every layer
     "mixtral-tp4-ep4-g512": ("dgx-h100", "mixtral-8x7b", {"batch": 8, "prompt_len": 512,
                                                           "gen_len": 512, "tp": 4, "ep": 4}),
+    # the same with collectives on their own streams: each rank's comm stream waits on every
+    # rank's compute (an event per wait; the slowest case, issue 18)
+    "mixtral-ep4-ovl-g512": ("dgx-h100", "mixtral-8x7b", {"batch": 8, "prompt_len": 512,
+                                                          "gen_len": 512, "tp": 4, "ep": 4},
+                             {"overlap": True}),
 }
 #: cases run when ``--cases`` is not given (the longest 7B run only on request)
 DEFAULT_CASES = tuple(c for c in CASES if c != "7b-g8192")
