@@ -18,7 +18,10 @@ node's 24 channels; SN40L's DGX TP8 baselines slower, speedups 3.02 -> 3.22 agai
 paper's 3.7) and the A100 protocol costs refitted with it. Regenerated (splitwise) at stop 18 for
 issue 17: a head's query blocks share its K/V tiles through L2 in the prefill attention kernel
 (the vLLM stack keeps FlashAttention-2 on Hopper, software.prefill_attention), which moves the
-DGX-H100 p99 slowdowns by up to a few per cent.
+DGX-H100 p99 slowdowns by up to a few per cent. Regenerated (lean_attention) at stop 19 for
+issue 17: FlashDecoding's split count is FA-2's heuristic over twice the SM count, as
+set_params_splitkv calls it (more splits; LeanAttention's speedup over FlashDecoding on the grid
+1.09 -> 1.15 against the paper's 1.73).
 """
 
 from __future__ import annotations

@@ -140,6 +140,17 @@ def test_num_splits_heuristic_as_published():
     assert num_splits_heuristic(1, 108, 4) <= 4               # at most one split per block
 
 
+def test_flash_decoding_splits_over_twice_the_sms():
+    """FA-2's set_params_splitkv (and PyTorch's copy) calls the heuristic with twice the SM
+    count (its split kernel's CTAs are 128 threads): one 16K-token decode of 32 heads at d128
+    on an A100 (108 SMs) has 32 query blocks and 128 KV blocks of 128 tokens, so 6 splits
+    (192 CTAs, 89% of 216 slots), not the 3 the SM count alone gives (96 CTAs)."""
+    ahw = device_for(load_arch("a100"), "tile")._attn_hw("fp16")
+    res = flash_decoding(ahw, AttentionShape(1, 32, 32, 1, 16384, 128))
+    assert num_splits_heuristic(32, 216, 128) == 6 and num_splits_heuristic(32, 108, 128) == 3
+    assert res["splits"] == 6 and res["ctas"] == 192
+
+
 def test_collectives_ring_latency_and_bandwidth():
     a = device_view(load_arch("dgx-a100"), "gpu")
     dev = device_for(a, "tile")

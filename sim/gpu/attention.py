@@ -17,8 +17,9 @@ Partitionings of one attention call (batch ``B``, ``H`` query heads, ``G`` KV he
   SM count most SMs idle.
 * ``flashdecoding`` — FA-2's split-KV kernel (``Br=64``, ``Bc=256/128/64`` for head dim
   ``<=64/<=128/>128``) with the split count of FA-2's ``num_splits_heuristic`` (the smallest
-  count within 85% of the best wave efficiency; at most 128 and at most the SM count), plus a
-  combine kernel that reads every split's partial output.
+  count within 85% of the best wave efficiency over twice the SM count, as ``set_params_splitkv``
+  calls it for its 128-thread CTAs; at most 128 and at most twice the SM count), plus a combine
+  kernel that reads every split's partial output.
 * ``paged`` — vLLM's PagedAttention V1 (2023 serving stacks): one CTA of four warps per
   (sequence, query head) on the CUDA cores, each warp streaming one 16-token KV block at a time;
   the query heads of a KV group share its cache through L2 (DRAM reads it once), so a CTA's
@@ -256,7 +257,9 @@ def flash_decoding(ahw: AttnHw, sh: AttentionShape) -> dict:
     br, bc = fa2_blocks(sh.head_dim, split_kernel=True)
     mblocks = sh.batch * heads * math.ceil(rows / br)
     n_blocks = math.ceil(sh.kv_len / bc)
-    splits = num_splits_heuristic(mblocks, hw.sms, n_blocks)
+    # flash_api.cpp set_params_splitkv (FA-2 v2.5+, and PyTorch's copy): "We multiply number
+    # of SMs by 2 to hard-code the fact that we're using 128 threads per block"
+    splits = num_splits_heuristic(mblocks, 2 * hw.sms, n_blocks)
     per_split = math.ceil(n_blocks / splits)
     splits = math.ceil(n_blocks / per_split)
     ctas = mblocks * splits
