@@ -153,16 +153,22 @@ def test_hopper_prefill_is_fa3_tiles_by_hand():
 
 
 def test_shared_tiles_stream_from_l2():
+    """A K/V tile that ``readers`` CTAs walk together comes from DRAM once: with two readers
+    each CTA streams at twice its lone DRAM share (H200: 2 x 4.416 TB/s / 132, below the L2's
+    9.37 TB/s / 132); with 16 readers the L2's share per CTA binds (A100: 7.22 TB/s / 108, above
+    the lone DRAM share 1.794 TB/s / 108 more than 3x)."""
     from sim.gpu.attention import _tile_rate
     from sim.gpu.memory import cta_rate
 
-    hw = _attn("a100").gpu
     inflight = 64e3
-    assert _tile_rate(hw, 108, inflight, 1) == cta_rate(hw, 108, inflight)
-    expect = min(hw.l2_achievable / 108, inflight / hw.l2_latency,
-                 hw.hbm_achievable * 16 / 108)
-    assert _tile_rate(hw, 108, inflight, 16) == pytest.approx(expect)
-    assert _tile_rate(hw, 108, inflight, 16) > 3 * cta_rate(hw, 108, inflight)
+    h200 = _attn("h200").gpu
+    lone = cta_rate(h200, 132, inflight)
+    assert lone == pytest.approx(4.416e12 / 132)
+    assert _tile_rate(h200, 132, inflight, 1) == lone
+    assert _tile_rate(h200, 132, inflight, 2) == pytest.approx(2 * lone)
+    a100 = _attn("a100").gpu
+    assert _tile_rate(a100, 108, inflight, 16) == pytest.approx(7.22e12 / 108)
+    assert _tile_rate(a100, 108, inflight, 16) > 3 * cta_rate(a100, 108, inflight)
 
 
 def test_operand_copies_cover_several_l2s():
@@ -271,6 +277,24 @@ def test_flash3_on_a_gpu_without_it_is_refused(tmp_path):
         _stack_device(tmp_path, "a100", "flash3")
 
 
+def test_energy_derivation_refuses_rows_that_give_no_positive_energy(tmp_path):
+    """Train rows whose joules are below the static power's give a one-line error naming the
+    power file, not a division by zero or negative energies."""
+    from workloads.errors import WorkloadError
+    from xpusim.validation._fit_gpu import derive_energy
+
+    (tmp_path / "h200").mkdir()
+    (tmp_path / "h200" / "h200_power.csv").write_text(
+        "workload,dtype,shape,power_w_median,time_per_call_s\n"
+        "idle,,,900,\n"
+        "gemv,bf16,16x28672x8192,690,1e-4\n"
+        "gemm,bf16,8192x8192x8192,692,1.66e-3\n")
+    ctx = ValidationContext(tmp_path, project_data=tmp_path)
+    with pytest.raises(WorkloadError, match="no positive energy per bit") as exc:
+        derive_energy(ctx, "h200")
+    assert "\n" not in str(exc.value)
+
+
 def test_unknown_measurement_part_is_one_line_exit_2(capsys):
     spec = importlib.util.spec_from_file_location("measure_gpu", ROOT / "validation" /
                                                   "measure_gpu.py")
@@ -289,6 +313,13 @@ def test_unknown_measurement_part_is_one_line_exit_2(capsys):
     ("h200_vector.csv", "op,rows,width,dtype,latency_s\nfoo,1,2,fp16,1e-5\n", "row 2 op: expected"),
     ("h200_power.csv", "workload,dtype,shape,power_w_median,time_per_call_s\n"
                        "gemm,bf16,8x8,500,1e-3\n", "row 2 shape: expected 3 integers"),
+    # a decode step names its context (ctxN), a prefill step its prompt (pN)
+    ("h200_power.csv", "workload,dtype,shape,power_w_median,time_per_call_s\n"
+                       "decode-step,bf16,llama2-7b b8 p1024,500,1e-3\n",
+     "row 2 shape: expected 'MODEL bBATCH ctxN' for a decode step"),
+    ("h200_power.csv", "workload,dtype,shape,power_w_median,time_per_call_s\n"
+                       "prefill-step,bf16,llama2-7b b0 p1024,500,1e-3\n",
+     "row 2 shape: expected 'MODEL bBATCH pN' for a prefill step"),
 ])
 def test_a_bad_measurement_row_is_a_one_line_error_naming_it(tmp_path, name, text, where):
     from workloads.errors import WorkloadError

@@ -257,7 +257,7 @@ def flash_decoding(ahw: AttnHw, sh: AttentionShape) -> dict:
     br, bc = fa2_blocks(sh.head_dim, split_kernel=True)
     mblocks = sh.batch * heads * math.ceil(rows / br)
     n_blocks = math.ceil(sh.kv_len / bc)
-    # flash_api.cpp set_params_splitkv (FA-2 v2.5+, and PyTorch's copy): "We multiply number
+    # flash_api.cpp set_params_splitkv (flash-attention, and PyTorch's copy): "We multiply number
     # of SMs by 2 to hard-code the fact that we're using 128 threads per block"
     splits = num_splits_heuristic(mblocks, 2 * hw.sms, n_blocks)
     per_split = math.ceil(n_blocks / splits)

@@ -178,7 +178,15 @@ def derive_energy(ctx: ValidationContext, tag: str = "h200") -> dict[str, float]
 
     (a1, b1, c1), (a2, b2, c2) = equation("gemv bf16"), equation("gemm bf16 8192x8192x8192")
     det = a1 * b2 - a2 * b1
-    hbm_scale, flop_scale = (c1 * b2 - c2 * b1) / det, (a1 * c2 - a2 * c1) / det
+    hbm_scale = (c1 * b2 - c2 * b1) / det if det else math.nan
+    flop_scale = (a1 * c2 - a2 * c1) / det if det else math.nan
+    if not (hbm_scale > 0 and flop_scale > 0):
+        from workloads.errors import WorkloadError
+
+        raise WorkloadError(data[0].file, "power_w_median",
+                            "the GEMV and bf16 GEMM rows give no positive energy per bit and "
+                            "per FLOP (their joules less the static power must be positive "
+                            "and not proportional)")
     out = {"energy.static_power": static, "energy.memory.hbm": table.memory["hbm"] * hbm_scale}
     out.update({f"energy.compute.{dt}": v * flop_scale for dt, v in table.compute.items()})
     return out

@@ -224,14 +224,17 @@ def _step_energy(dev, r: dict) -> tuple[float, float]:
     """(dynamic J, seconds) the engine gives one decode / prefill step of a power row."""
     from xpusim.validation._steps import phase_trace, step_time
 
+    phase = r["workload"].split("-")[0]
+    mark = "ctx" if phase == "decode" else "p"      # a decode step's context, a prompt
     parts = r["shape"].split()
-    if len(parts) != 3 or not parts[1][1:].isdigit() or not parts[2].lstrip("ctxp").isdigit():
-        raise r.fail("shape", f"expected 'MODEL bBATCH ctxN' or 'MODEL bBATCH pN', got "
+    if len(parts) != 3 or parts[1][:1] != "b" or not parts[1][1:].isdigit() or \
+            not parts[2].startswith(mark) or not parts[2][len(mark):].isdigit() or \
+            int(parts[1][1:]) < 1 or int(parts[2][len(mark):]) < 2:
+        raise r.fail("shape", f"expected 'MODEL bBATCH {mark}N' for a {phase} step, got "
                               f"'{r['shape'][:40]}'")
     name, b, length = parts
     batch = int(b[1:])
-    phase = r["workload"].split("-")[0]
-    prompt = int(length[3:]) - 1 if phase == "decode" else int(length[1:])
+    prompt = int(length[len(mark):]) - (1 if phase == "decode" else 0)
     trace = r.built("shape", phase_trace, name, 1, batch, prompt, phase, r["dtype"])
     t = step_time(dev, trace)
     return sum(sum(dev.estimate(op).energy.values()) for op in trace.ops), t
