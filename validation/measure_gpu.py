@@ -39,6 +39,12 @@ Files (``<tag>`` is the ``--tag``):
   same for bf16 GEMMs of 256-16384 rows of an 8192 x 8192 weight (and two more).
 * ``<tag>_attention_sweep.csv`` (``--only attention_sweep``): the attention part over more
   lengths (to 16k prefill, 128k decode), head dims 64 / 128 and groupings.
+* ``<tag>_dvfs.csv`` (``--only dvfs``): power, SM clock and time per call of 8192^3 bf16 and
+  fp8 GEMMs run in short bursts at duty cycles from 5% to 100% (the power limiter's clock and
+  the energy per call as the load rises).
+* ``<tag>_kernels.csv`` (``--only kernels``): the kernels (name, grid, block, registers, shared
+  memory, duration) PyTorch launches for cuBLAS GEMMs of Llama layers, LayerNorm / RMSNorm /
+  softmax and SDPA decode and prefill, from the PyTorch profiler.
 * ``<tag>_device.json``: device name, SMs, memory, driver, torch/CUDA versions, and the SM clock
   and power NVML read while a large bf16 GEMM ran for ~3 s.
 
@@ -578,6 +584,160 @@ def power_trace(quick: bool, samples: int, seconds: float = 3.0) -> list[dict]:
              "gemm_running": int(t0 <= t <= t0 + seconds)} for t, c, p in log.samples]
 
 
+#: duty cycles of the ``dvfs`` part: the share of wall time its GEMM bursts run
+DUTIES = (0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0)
+
+
+def dvfs(quick: bool, samples: int, seconds: float = 1.6) -> list[dict]:
+    """Power, SM clock and time per call of 8192^3 GEMMs (bf16, fp8) run in bursts of 4 calls
+    (one CUDA graph, ~3-6 ms) separated by host sleeps, at each duty cycle of :data:`DUTIES`
+    (busy time / wall time), after 0.7 s of rest: how the power limiter's clock and the energy
+    per call follow the load. ``time_per_call_s`` is the median burst's (events around it) over
+    the second half of the window, ``first_call_s`` the first burst's (the clock from rest)."""
+    import torch
+
+    size = 8192 if DEVICE == "cuda" else 128
+    log = ClockLog().start()
+    time.sleep(0.5)
+    t = time.perf_counter()
+    time.sleep(0.5)
+    idle = log.between(t, time.perf_counter())
+    rows = [{"dtype": "", "shape": "", "duty_target": 0, "duty": 0, "bursts": 0, "calls": 0,
+             "wall_s": 0.5, "time_per_call_s": "", "first_call_s": "",
+             **{k: idle.get(k, "") for k in ("power_w_median", "sm_clock_mhz_median",
+                                             "sm_clock_mhz_min", "sm_clock_mhz_max", "samples")}}]
+    for dt in (("bf16",) if quick else ("bf16", "fp8")):
+        if dt == "fp8" and (DEVICE != "cuda" or not _has_fp8()):
+            continue
+        fn = _gemm_call(dt, size, size, size)
+        graph = _capture(fn, 4) if DEVICE == "cuda" else None
+        replay = graph.replay if graph is not None else _calls(fn, 4)
+        for duty in (DUTIES[::3] if quick else DUTIES):
+            _sync()
+            time.sleep(0.7)
+            bursts: list[tuple[float, float]] = []
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                tb = time.perf_counter()
+                if DEVICE == "cuda":
+                    start = torch.cuda.Event(enable_timing=True)
+                    end = torch.cuda.Event(enable_timing=True)
+                    start.record()
+                    replay()
+                    end.record()
+                    end.synchronize()
+                    busy = start.elapsed_time(end) * 1e-3
+                else:
+                    replay()
+                    busy = time.perf_counter() - tb
+                bursts.append((tb, busy))
+                gap = busy * (1.0 / duty - 1.0)
+                if gap > 0:
+                    time.sleep(gap)
+            t1 = time.perf_counter()
+            half = (t0 + t1) / 2
+            late = [b for tb, b in bursts if tb >= half] or [bursts[-1][1]]
+            got = log.between(half, t1)
+            rows.append({"dtype": dt, "shape": f"{size}x{size}x{size}", "duty_target": duty,
+                         "duty": f"{sum(b for _, b in bursts) / (t1 - t0):.4f}",
+                         "bursts": len(bursts), "calls": 4 * len(bursts),
+                         "wall_s": f"{t1 - t0:.4f}",
+                         "time_per_call_s": f"{statistics.median(late) / 4:.9g}",
+                         "first_call_s": f"{bursts[0][1] / 4:.9g}",
+                         **{k: got.get(k, "") for k in ("power_w_median", "sm_clock_mhz_median",
+                                                        "sm_clock_mhz_min", "sm_clock_mhz_max",
+                                                        "samples")}})
+            print(f"dvfs {dt} duty {duty}: {rows[-1]}", flush=True)
+        del graph, fn
+    log.stop()
+    return rows
+
+
+#: (N, K) of the ``kernels`` part's GEMMs: Llama-2-7B's projections (fused QKV, O, gate+up,
+#: down, LM head) and Llama-2-70B's at tensor parallelism 8
+KERNEL_NK = [(12288, 4096), (4096, 4096), (22016, 4096), (4096, 11008), (32000, 4096),
+             (1280, 8192), (1024, 8192), (7168, 8192), (8192, 3584)]
+KERNEL_M = (1, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+
+def _kernel_rows(case: dict, fn, calls: int = 3) -> list[dict]:
+    """The GPU kernels (name, grid, block, registers, shared memory, median duration) that
+    ``calls`` calls of ``fn`` launch, from a PyTorch profiler trace."""
+    import tempfile
+
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    _sync()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        _sync()
+    with tempfile.NamedTemporaryFile(suffix=".json") as fh:
+        prof.export_chrome_trace(fh.name)
+        trace = json.loads(Path(fh.name).read_text())
+    by_name: dict[tuple, list[float]] = {}
+    for ev in trace.get("traceEvents", []):
+        if ev.get("cat") != "kernel":
+            continue
+        a = ev.get("args", {})
+        key = (ev["name"], "x".join(str(v) for v in a.get("grid", [])),
+               "x".join(str(v) for v in a.get("block", [])), a.get("registers per thread", ""),
+               a.get("shared memory", ""))
+        by_name.setdefault(key, []).append(float(ev.get("dur", 0.0)) * 1e-6)
+    return [{**case, "kernel": k[0][:240], "grid": k[1], "block": k[2], "registers": k[3],
+             "smem_bytes": k[4], "launches": len(d), "duration_s": f"{statistics.median(d):.9g}"}
+            for k, d in by_name.items()]
+
+
+def kernels(quick: bool, samples: int) -> list[dict]:
+    """Which kernels PyTorch launches, with their grids: cuBLAS GEMMs of Llama layers
+    (:data:`KERNEL_NK` x :data:`KERNEL_M`, bf16 and fp16), the vector part's LayerNorm,
+    RMSNorm and softmax shapes, and the attention part's SDPA decode and prefill calls."""
+    import torch
+    import torch.nn.functional as F
+
+    rows: list[dict] = []
+    ms = KERNEL_M if not quick else KERNEL_M[::3]
+    nk = KERNEL_NK if DEVICE == "cuda" else [(256, 512)]
+    for dt in ("bf16", "fp16"):
+        for m in (ms if DEVICE == "cuda" else (16,)):
+            for n, k in nk:
+                case = {"op": "gemm", "dtype": dt, "shape": f"{m}x{n}x{k}"}
+                try:
+                    rows += _kernel_rows(case, _gemm_call(dt, m, n, k))
+                except Exception as exc:  # noqa: BLE001
+                    _skip(f"kernels {case}", exc)
+        print(f"kernels gemm {dt} done ({len(rows)} rows)", flush=True)
+    widths = (1024, 4096, 8192, 16384) if DEVICE == "cuda" else (256,)
+    for r in ((1, 64, 1024, 8192, 32768) if DEVICE == "cuda" else (16,)):
+        for w in widths:
+            x = torch.randn(r, w, device=DEVICE, dtype=torch.float16)
+            ops = {"layernorm": partial(F.layer_norm, x, (w,)),
+                   "softmax": partial(torch.softmax, x, dim=-1)}
+            if hasattr(F, "rms_norm"):
+                ops["rmsnorm"] = partial(F.rms_norm, x, (w,))
+            for name, fn in ops.items():
+                rows += _kernel_rows({"op": name, "dtype": "fp16", "shape": f"{r}x{w}"}, fn)
+            del x
+    print(f"kernels vector done ({len(rows)} rows)", flush=True)
+    mk = lambda *s: torch.randn(*s, device=DEVICE, dtype=torch.bfloat16)  # noqa: E731
+    decode = DECODE + DECODE_SWEEP if DEVICE == "cuda" else [(2, 4, 2, 128, 32)]
+    for b, h, g, n, d in decode:
+        q, k, v = mk(b, h, 1, d), mk(b, g, n, d), mk(b, g, n, d)
+        rows += _kernel_rows({"op": "decode", "dtype": "bf16", "shape": f"b{b} h{h} g{g} "
+                              f"kv{n} d{d}"}, partial(_sdpa, q, k, v, False, g != h))
+        del q, k, v
+    prefill = PREFILL + PREFILL_SWEEP if DEVICE == "cuda" else [(1, 4, 2, 64, 32)]
+    for b, h, g, s, d in prefill:
+        q, k, v = mk(b, h, s, d), mk(b, g, s, d), mk(b, g, s, d)
+        rows += _kernel_rows({"op": "prefill", "dtype": "bf16", "shape": f"b{b} h{h} g{g} "
+                              f"s{s} d{d} causal"}, partial(_sdpa, q, k, v, True, g != h))
+        del q, k, v
+    print(f"kernels done ({len(rows)} rows)", flush=True)
+    return rows
+
+
 def clocks_under_load(seconds: float = 3.0) -> dict:
     """SM clock (MHz) and power (W) NVML reads while a large bf16 GEMM runs back to back."""
     import torch
@@ -685,7 +845,7 @@ def device_info() -> dict:
 
 
 PARTS = ("gemm", "attention", "vector", "decode", "prefill", "power", "trace",
-         "attention_sweep", "power_sweep")
+         "attention_sweep", "power_sweep", "dvfs", "kernels")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -729,7 +889,8 @@ def main(argv: list[str] | None = None) -> int:
              ("prefill", measure_prefill_step, "prefill_step"),
              ("power", measure_power, "power"), ("trace", power_trace, "power_trace"),
              ("attention_sweep", attention_sweep, "attention_sweep"),
-             ("power_sweep", power_sweep, "power_sweep"))
+             ("power_sweep", power_sweep, "power_sweep"), ("dvfs", dvfs, "dvfs"),
+             ("kernels", kernels, "kernels"))
     log = ClockLog().start()
     info["clocks_by_part"] = {}
     for part, fn, name in steps:
