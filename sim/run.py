@@ -12,6 +12,7 @@ import numpy as np
 from arch import Arch
 from sim.columns import Columns, Text
 from sim.devices.base import Device, SimError, device_for
+from sim.gpu.power_cap import at_speed, gpu_arch, limits, solve_speed
 from sim.plausibility import check_plausible
 from sim.result import Result
 from sim.system.budget import check_staging, place_on_system, system_metrics
@@ -76,6 +77,9 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
     promote = gc.isenabled()
     with gc_paused():
         result = _simulate(arch, model, scenario, fidelity, seed, placement, policies, coarsen)
+        if limits(arch):
+            result = _power_limited(arch, result, lambda a: _simulate(
+                a, model, scenario, fidelity, seed, placement, policies, coarsen))
         if promote:
             gc.freeze()
             gc.unfreeze()
@@ -140,6 +144,30 @@ def _simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str,
             "wall_s": time.perf_counter() - wall}
     return Result(table, metrics, invariants, inputs, by_component, info, transfers, resources,
                   run.op_links)
+
+
+def _power_limited(arch: Arch, boost: Result, rerun) -> Result:
+    """The run at the SM clock ``arch``'s power limit allows (sim/gpu/power_cap.py): ``boost``
+    itself where its average board power per GPU is within the limit, else ``rerun`` of
+    :func:`~sim.gpu.power_cap.at_speed`'s arch at the speed where it meets it. The result's
+    metrics say so: ``gpu_speed`` (1.0: the boost clock), ``board_power_W`` per GPU and
+    ``boost_power_W`` (what the GPU would draw at its boost clock)."""
+    runs = {1.0: boost}
+    devices = boost.inputs["scenario"]["tp"] * boost.inputs["scenario"]["pp"]
+
+    def run(c: float) -> tuple[float, float, float]:
+        if c not in runs:
+            runs[c] = rerun(at_speed(arch, c))
+        m, parts = runs[c].metrics, runs[c].energy_by_component
+        compute = parts.get("compute", 0.0) / devices
+        return m["latency_s"], compute, (m["energy_J"] - m["static_energy_J"]) / devices - compute
+
+    state = solve_speed(arch, run)
+    result = runs[state.speed]
+    result.metrics.update(gpu_speed=state.speed, board_power_W=state.power,
+                          boost_power_W=state.boost_power)
+    result.device_info["power_limit_W"] = gpu_arch(arch).gpu.power_limit
+    return result
 
 
 def _metrics(table: Columns, device: Device, model: ModelConfig, scenario: Scenario,

@@ -41,9 +41,11 @@ def test_h100_fp8_large_gemm_near_published_cublaslt_rate():
 
 
 def test_only_fitted_gpus_carry_a_per_dtype_rate():
-    """A per-dtype sustained rate is FITTED data of one GPU: presets that extend it set their
-    own (mi250x, mi300x: their assumed 0.85), none inherits the mi210's fp32 value."""
+    """A per-dtype sustained rate is FITTED data of one GPU (mi210's fp32, h200's fp8): presets
+    that extend it set their own (mi250x, mi300x: their assumed 0.85), none inherits the mi210's
+    fp32 value, and no other preset carries the h200's fp8 one."""
     fitted = load_arch("mi210").gpu.tensor_efficiency_by_dtype["fp32"]
+    fp8 = load_arch("h200").gpu.tensor_efficiency_by_dtype["fp8"]
     for name in list_presets():
         arch = load_arch(name)
         g = arch.sections.get("gpu")
@@ -51,9 +53,10 @@ def test_only_fitted_gpus_carry_a_per_dtype_rate():
             continue
         sources = [arch.provenance.get(f"gpu.tensor_efficiency_by_dtype.{d}", "")
                    for d in g.tensor_efficiency_by_dtype]
-        if name == "mi210":
+        if name in ("mi210", "h200"):
             assert all("FITTED" in s for s in sources)
         else:
+            assert g.tensor_efficiency_by_dtype.get("fp8") != fp8, name
             assert g.tensor_efficiency_by_dtype.get("fp32") != fitted, name
             assert all("FITTED" not in s or "not copied" in s for s in sources), name
 

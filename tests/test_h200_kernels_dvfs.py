@@ -1,6 +1,6 @@
 """Our H200's fifth measurement run (validation/h200/h200_dvfs.csv, h200_kernels.csv) against the
-h200 preset: the static power seen another way, the power state the preset's GEMM values
-describe, and FlashDecoding's split count against the kernels PyTorch launched."""
+h200 preset: the static power seen another way, the boost and power-limited GEMM times, and
+FlashDecoding's split count against the kernels PyTorch launched."""
 
 import csv
 import re
@@ -44,18 +44,24 @@ def test_power_at_the_boost_clock_is_static_plus_duty_times_dynamic(dtype):
     assert 780.0 < slope < 860.0   # W of dynamic power at 100% duty and 1980 MHz
 
 
-def test_the_preset_gemm_is_the_power_limited_one():
-    """The h200 preset (fitted on GEMMs timed back to back) gives an 8192^3 bf16 GEMM the time
-    it takes at the 700 W limit (the 100% duty row, 1.623 ms), within 1%, not the 1.404 ms it
-    takes in short bursts at the boost clock: 1.156x slower."""
+def test_boost_and_power_limited_gemm_times():
+    """The 8192^3 bf16 GEMM: 1.404 ms in bursts at the boost clock, 1.156x that back to back.
+    The h200 preset (fitted on the burst grid) gives the boost time within 2%; run at 80% duty
+    under its 700 W limit it gives the measured 4% slowdown within 1.5% (the limiter's exponent
+    is fitted on the 100% row only)."""
     from xpusim.commands.op import gemm_op
+    from xpusim.validation._fit_gpu import capped_time
 
     rows = [r for r in _rows(DVFS) if r["dtype"] == "bf16"]
     sustained = float(next(r for r in rows if r["duty_target"] == "1.0")["time_per_call_s"])
     boost = float(np.median([float(r["time_per_call_s"]) for r in _boost(rows, "bf16")]))
-    model = device_for(load_arch("h200"), "tile").estimate(gemm_op(8192, 8192, 8192, 1, "bf16"))
     assert sustained / boost == pytest.approx(1.156, abs=0.005)
-    assert model.latency == pytest.approx(sustained, rel=0.01)
+    arch, op = load_arch("h200"), gemm_op(8192, 8192, 8192, 1, "bf16")
+    assert device_for(arch, "tile").estimate(op).latency == pytest.approx(boost, rel=0.02)
+    eighty = next(r for r in rows if r["duty_target"] == "0.8")
+    assert capped_time(arch, op, float(eighty["duty"])) == \
+        pytest.approx(float(eighty["time_per_call_s"]), rel=0.015)
+    assert capped_time(arch, op, 0.5) == device_for(arch, "tile").estimate(op).latency
 
 
 def _decode_grids():

@@ -28,7 +28,11 @@ def _stack(tmp_path, moe_gemm):
 
 
 def _expert_seconds(arch, stack):
-    a = load_arch_with_software(arch, stack)
+    """Expert and dense GEMM seconds at the boost clock (power limit off: a kernel family that
+    draws more power would otherwise slow the dense layers too)."""
+    from sim.gpu.power_cap import with_power_limit
+
+    a = with_power_limit(load_arch_with_software(arch, stack), 0.0)
     ops = simulate(a, get_model("mixtral-8x7b"), SC).ops
     experts = ops[ops["op"].str.match(r"expert\d+_(up|down)")]
     dense = ops[ops["op"].isin(["qkv_proj", "o_proj"])]

@@ -77,5 +77,5 @@ def test_fit_without_reference_data_says_skipped_not_traceback(monkeypatch, caps
                                      "software.dispatch.matmul": 34.1e-6})
     assert V._print_fits(None) == 0
     out = capsys.readouterr().out
-    assert out.count("skipped: /nowhere/x.csv not found") == 7
+    assert out.count("skipped: /nowhere/x.csv not found") == 8
     assert "software.dispatch.matmul: 34.10 us" in out and "gpu.tensor_efficiency: 0.676" in out

@@ -45,6 +45,12 @@ Files (``<tag>`` is the ``--tag``):
 * ``<tag>_kernels.csv`` (``--only kernels``): the kernels (name, grid, block, registers, shared
   memory, duration) PyTorch launches for cuBLAS GEMMs of Llama layers, LayerNorm / RMSNorm /
   softmax and SDPA decode and prefill, from the PyTorch profiler.
+* ``<tag>_gemm_burst.csv`` (``--only gemm_burst``): the GEMM grid timed with the GPU resting
+  between samples (25% duty: the boost clock), with the lowest SM clock NVML read per shape.
+* ``<tag>_gemm_sustained.csv`` (``--only gemm_sustained``): power rows of nine GEMMs per dtype
+  (weight-streaming to compute-bound) run back to back for 1.5 s.
+* ``<tag>_attention_duty.csv`` (``--only attention_duty``): ``dvfs``'s rows for three SDPA
+  prefills (bf16, non-causal) at 25% and 100% duty.
 * ``<tag>_device.json``: device name, SMs, memory, driver, torch/CUDA versions, and the SM clock
   and power NVML read while a large bf16 GEMM ran for ~3 s.
 
@@ -584,18 +590,141 @@ def power_trace(quick: bool, samples: int, seconds: float = 3.0) -> list[dict]:
              "gemm_running": int(t0 <= t <= t0 + seconds)} for t, c, p in log.samples]
 
 
+#: the duty cycle the ``gemm_burst`` part keeps the GPU under (its power then stays below the
+#: limit and the SM clock at its maximum: validation/h200/h200_dvfs.csv)
+BURST_DUTY = 0.25
+
+
+def _burst_timer(fns, iters: int, samples: int, duty: float = BURST_DUTY) -> float:
+    """:func:`_graph_timer`, with the GPU resting between samples so that it is busy a ``duty``
+    fraction of the time (the boost clock, not the power-limited one)."""
+    import torch
+
+    if DEVICE != "cuda":
+        return _eager_timer(fns, iters, samples)
+    graph = _capture(fns, iters)
+    graph.replay()
+    _sync()
+    times = []
+    for _ in range(samples):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        busy = start.elapsed_time(end) * 1e-3
+        times.append(busy / iters)
+        time.sleep(max(busy * (1.0 / duty - 1.0), 2e-4))
+    del graph
+    return statistics.median(times)
+
+
+def gemm_burst(quick: bool, samples: int) -> list[dict]:
+    """The GEMM part's grid timed at a :data:`BURST_DUTY` duty cycle (CUDA-graph samples with
+    rests between them), with the SM clock NVML read during each shape: GEMMs at the boost
+    clock."""
+    rows = []
+    log = ClockLog().start()
+    dtypes = ("bf16", "fp16") if DEVICE != "cuda" or not _has_fp8() else ("bf16", "fp16", "fp8")
+    for dtype_name in dtypes:
+        size = 1 if dtype_name == "fp8" else 2
+        for m, n, k in gemm_grid(quick):
+            if dtype_name == "fp8" and m % 16:
+                continue
+            flops = 2.0 * m * n * k
+            copies = _copies(size * (m * k + k * n) + 2 * m * n)
+            it = max(copies, _iters(flops, 2e12 if DEVICE == "cuda" else 2e9))
+            t0 = time.perf_counter()
+            try:
+                fns = [_gemm_call(dtype_name, m, n, k) for _ in range(copies)]
+                t = _burst_timer(fns, it, samples)
+            except Exception as exc:  # noqa: BLE001
+                _skip(f"{dtype_name} {m}x{n}x{k}", exc)
+                continue
+            del fns
+            clocks = log.between(t0, time.perf_counter())
+            rows.append({"dtype": dtype_name, "M": m, "N": n, "K": k, "latency_s": f"{t:.9g}",
+                         "tflops": f"{flops / t / 1e12:.6g}", "copies": copies,
+                         "sm_clock_mhz_min": clocks.get("sm_clock_mhz_min", ""),
+                         "power_w_max": max((pw for tt, _, pw in log.samples if tt >= t0),
+                                            default="")})
+        print(f"gemm burst {dtype_name} done ({len(rows)} rows)", flush=True)
+    log.stop()
+    return rows
+
+
+#: (M, N, K) of the ``gemm_sustained`` part, each dtype: weight-streaming to compute-bound
+SUSTAINED = [(16, 28672, 8192), (256, 8192, 8192), (512, 12288, 4096), (1024, 8192, 8192),
+             (2048, 2048, 2048), (4096, 4096, 4096), (8192, 8192, 8192), (4096, 28672, 8192),
+             (16384, 4096, 11008)]
+
+
+def gemm_sustained(quick: bool, samples: int, seconds: float = 1.5) -> list[dict]:
+    """Power rows (as :func:`measure_power`'s) of :data:`SUSTAINED` GEMMs in bf16, fp16 and fp8,
+    each run back to back for ``seconds`` after a 1 s rest."""
+    dtypes = ("bf16", "fp16", "fp8") if DEVICE == "cuda" and _has_fp8() else ("bf16",)
+    shapes = SUSTAINED if DEVICE == "cuda" else [(16, 256, 128), (64, 128, 128)]
+    gemms = [("gemm", dt, m, n, k) for dt in dtypes for m, n, k in (shapes[:2] if quick else
+                                                                      shapes)]
+    log = ClockLog().start()
+    rows = _power_gemms(gemms, seconds, log)
+    log.stop()
+    return rows
+
+
 #: duty cycles of the ``dvfs`` part: the share of wall time its GEMM bursts run
 DUTIES = (0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0)
+
+
+def _duty_row(dtype: str, shape: str, replay, calls: int, duty: float, seconds: float,
+              log: ClockLog) -> dict:
+    """One duty-cycle row: ``replay`` (``calls`` calls) in bursts separated by host sleeps so
+    that the GPU is busy a ``duty`` fraction of ``seconds``, after 0.7 s of rest; the median
+    burst's time per call over the window's second half, the first burst's, and NVML's power
+    and clock over the second half."""
+    import torch
+
+    _sync()
+    time.sleep(0.7)
+    bursts: list[tuple[float, float]] = []
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        tb = time.perf_counter()
+        if DEVICE == "cuda":
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            replay()
+            end.record()
+            end.synchronize()
+            busy = start.elapsed_time(end) * 1e-3
+        else:
+            replay()
+            busy = time.perf_counter() - tb
+        bursts.append((tb, busy))
+        gap = busy * (1.0 / duty - 1.0)
+        if gap > 0:
+            time.sleep(gap)
+    t1 = time.perf_counter()
+    half = (t0 + t1) / 2
+    late = [b for tb, b in bursts if tb >= half] or [bursts[-1][1]]
+    got = log.between(half, t1)
+    row = {"dtype": dtype, "shape": shape, "duty_target": duty,
+           "duty": f"{sum(b for _, b in bursts) / (t1 - t0):.4f}",
+           "bursts": len(bursts), "calls": calls * len(bursts), "wall_s": f"{t1 - t0:.4f}",
+           "time_per_call_s": f"{statistics.median(late) / calls:.9g}",
+           "first_call_s": f"{bursts[0][1] / calls:.9g}",
+           **{k: got.get(k, "") for k in ("power_w_median", "sm_clock_mhz_median",
+                                          "sm_clock_mhz_min", "sm_clock_mhz_max", "samples")}}
+    print(f"duty {dtype} {shape} {duty}: {row}", flush=True)
+    return row
 
 
 def dvfs(quick: bool, samples: int, seconds: float = 1.6) -> list[dict]:
     """Power, SM clock and time per call of 8192^3 GEMMs (bf16, fp8) run in bursts of 4 calls
     (one CUDA graph, ~3-6 ms) separated by host sleeps, at each duty cycle of :data:`DUTIES`
     (busy time / wall time), after 0.7 s of rest: how the power limiter's clock and the energy
-    per call follow the load. ``time_per_call_s`` is the median burst's (events around it) over
-    the second half of the window, ``first_call_s`` the first burst's (the clock from rest)."""
-    import torch
-
+    per call follow the load (:func:`_duty_row`)."""
     size = 8192 if DEVICE == "cuda" else 128
     log = ClockLog().start()
     time.sleep(0.5)
@@ -613,42 +742,36 @@ def dvfs(quick: bool, samples: int, seconds: float = 1.6) -> list[dict]:
         graph = _capture(fn, 4) if DEVICE == "cuda" else None
         replay = graph.replay if graph is not None else _calls(fn, 4)
         for duty in (DUTIES[::3] if quick else DUTIES):
-            _sync()
-            time.sleep(0.7)
-            bursts: list[tuple[float, float]] = []
-            t0 = time.perf_counter()
-            while time.perf_counter() - t0 < seconds:
-                tb = time.perf_counter()
-                if DEVICE == "cuda":
-                    start = torch.cuda.Event(enable_timing=True)
-                    end = torch.cuda.Event(enable_timing=True)
-                    start.record()
-                    replay()
-                    end.record()
-                    end.synchronize()
-                    busy = start.elapsed_time(end) * 1e-3
-                else:
-                    replay()
-                    busy = time.perf_counter() - tb
-                bursts.append((tb, busy))
-                gap = busy * (1.0 / duty - 1.0)
-                if gap > 0:
-                    time.sleep(gap)
-            t1 = time.perf_counter()
-            half = (t0 + t1) / 2
-            late = [b for tb, b in bursts if tb >= half] or [bursts[-1][1]]
-            got = log.between(half, t1)
-            rows.append({"dtype": dt, "shape": f"{size}x{size}x{size}", "duty_target": duty,
-                         "duty": f"{sum(b for _, b in bursts) / (t1 - t0):.4f}",
-                         "bursts": len(bursts), "calls": 4 * len(bursts),
-                         "wall_s": f"{t1 - t0:.4f}",
-                         "time_per_call_s": f"{statistics.median(late) / 4:.9g}",
-                         "first_call_s": f"{bursts[0][1] / 4:.9g}",
-                         **{k: got.get(k, "") for k in ("power_w_median", "sm_clock_mhz_median",
-                                                        "sm_clock_mhz_min", "sm_clock_mhz_max",
-                                                        "samples")}})
-            print(f"dvfs {dt} duty {duty}: {rows[-1]}", flush=True)
+            rows.append(_duty_row(dt, f"{size}x{size}x{size}", replay, 4, duty, seconds, log))
         del graph, fn
+    log.stop()
+    return rows
+
+
+#: (batch, heads, kv heads, tokens, head dim) of the ``attention_duty`` part: non-causal
+#: prefills whose single call lasts 0.4-12 ms
+ATTENTION_DUTY = [(8, 32, 32, 2048, 128), (1, 32, 32, 8192, 128), (1, 64, 8, 16384, 128)]
+
+
+def attention_duty(quick: bool, samples: int, seconds: float = 1.6) -> list[dict]:
+    """:func:`dvfs`'s rows for SDPA prefill (bf16, non-causal) at 25% and 100% duty: the
+    attention kernel's time at the boost clock and at the power limit, and its power."""
+    import torch
+
+    log = ClockLog().start()
+    rows = []
+    shapes = ATTENTION_DUTY if DEVICE == "cuda" else [(1, 4, 2, 64, 32)]
+    for b, h, g, s, d in (shapes[:1] if quick else shapes):
+        mk = lambda *z: torch.randn(*z, device=DEVICE, dtype=torch.bfloat16)  # noqa: E731
+        q, k, v = mk(b, h, s, d), mk(b, g, s, d), mk(b, g, s, d)
+        fn = partial(_sdpa, q, k, v, False, g != h)
+        n = max(1, int(4e12 / (4.0 * b * h * s * s * d)))   # ~5 ms per burst
+        graph = _capture(fn, n) if DEVICE == "cuda" else None
+        replay = graph.replay if graph is not None else _calls(fn, n)
+        for duty in (0.25, 1.0):
+            rows.append(_duty_row("bf16", f"prefill b{b} h{h}/{g} s{s} d{d}", replay, n, duty,
+                                  seconds, log))
+        del graph, q, k, v
     log.stop()
     return rows
 
@@ -845,7 +968,8 @@ def device_info() -> dict:
 
 
 PARTS = ("gemm", "attention", "vector", "decode", "prefill", "power", "trace",
-         "attention_sweep", "power_sweep", "dvfs", "kernels")
+         "attention_sweep", "power_sweep", "dvfs", "kernels", "gemm_burst", "gemm_sustained",
+         "attention_duty")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -890,7 +1014,9 @@ def main(argv: list[str] | None = None) -> int:
              ("power", measure_power, "power"), ("trace", power_trace, "power_trace"),
              ("attention_sweep", attention_sweep, "attention_sweep"),
              ("power_sweep", power_sweep, "power_sweep"), ("dvfs", dvfs, "dvfs"),
-             ("kernels", kernels, "kernels"))
+             ("kernels", kernels, "kernels"), ("gemm_burst", gemm_burst, "gemm_burst"),
+             ("gemm_sustained", gemm_sustained, "gemm_sustained"),
+             ("attention_duty", attention_duty, "attention_duty"))
     log = ClockLog().start()
     info["clocks_by_part"] = {}
     for part, fn, name in steps:

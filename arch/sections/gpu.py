@@ -32,7 +32,8 @@ class GpuSpec:
                                                   "launch, ramp-up and drain, in seconds")
     tensor_efficiency: float = param(gt=0, le=1, default=1.0,
                                      doc="sustained fraction of tensor peak in a GEMM main loop "
-                                         "(clock under the power limit, issue overheads)")
+                                         "(issue overheads; and the clock under the power "
+                                         "limit where power_limit is 0)")
     tensor_efficiency_by_dtype: dict[str, float] = param(
         gt=0, le=1, default_factory=dict,
         doc="sustained fraction of a dtype's tensor peak where it differs from "
@@ -54,6 +55,14 @@ class GpuSpec:
                                       "its DRAM stream: the kernel takes the p-norm "
                                       "(c^p + m^p)^(1/p) of the two times instead of their "
                                       "maximum (0: perfect overlap, the maximum)")
+    power_limit: float = param("W", ge=0, default=0.0,
+                               doc="board power limit in W: where a run's average power at "
+                                   "the boost clock exceeds it, the SM clock drops until it "
+                                   "does not (sim/gpu/power_cap.py; 0: no limit modelled)")
+    dvfs_energy_exponent: float = param(ge=0, default=0.0,
+                                        doc="the energy per FLOP goes as speed^x when the "
+                                            "power limiter lowers the SM clock (and voltage); "
+                                            "speed: the fraction of the boost clock")
     gemm_cluster: int = param(gt=0, default=1,
                               doc="CTAs of a thread-block cluster that share the A operand "
                                   "panel through TMA multicast, reading it from L2 once "

@@ -196,6 +196,7 @@ def _print_fits(ctx) -> int:
     from xpusim.validation._fit import fit_llmcompass, fit_splitwise, format_fit
     from xpusim.validation._fit_gpu import (
         derive_energy,
+        fit_dvfs_exponent,
         fit_mi210_gemm,
         fit_own_gemm,
         fit_vidur_gemm,
@@ -230,8 +231,11 @@ def _print_fits(ctx) -> int:
         ("Vidur cuBLAS GEMMs", vidur_gemm),
         ("H200 GEMMs (our CUDA-graph measurements, validation/h200; train rows)",
          lambda: format_values(fit_own_gemm(ctx, "h200"))),
-        ("H200 energy (our NVML power rows, validation/h200; idle, GEMV and bf16 GEMM rows)",
+        ("H200 energy at the boost clock (validation/h200: idle and GEMV power rows, the boost "
+         "lines of the bf16 and fp8 GEMM duty-cycle rows)",
          lambda: format_values(derive_energy(ctx, "h200"))),
+        ("H200 power limiter (validation/h200/h200_dvfs.csv: the bf16 GEMM at 100% duty)",
+         lambda: format_values(fit_dvfs_exponent(ctx, "h200"))),
         ("MI210 GEMMs (public PyTorch rows, validation/mi210; train rows)",
          lambda: format_values(fit_mi210_gemm(ctx))),
         ("TensorRT-LLM v0.9 GptSession host enqueue per op (trtllm-e2e train rows)", trtllm),

@@ -69,19 +69,23 @@ def fit_vidur_gemm(ctx: ValidationContext) -> dict[str, dict[str, float]]:
 
 def fit_own_gemm(ctx: ValidationContext, tag: str = "h200") -> dict[str, float]:
     """{yaml.path: value} of the GEMM mechanisms of preset ``tag`` fitted on the train rows of
-    our own measurements of it (suite ``<tag>-gemm``; SI units)."""
+    our own measurements of it (suite ``<tag>-gemm``; SI units): ``tensor_efficiency``,
+    ``gemm_fixed``, ``gemm_overlap_p`` and fp8's own main-loop efficiency
+    (``tensor_efficiency_by_dtype.fp8``, where the grid has fp8 rows)."""
     from xpusim.validation._own_gpu import gemm_points
 
     def obj(x: list[float]) -> float:
-        eff, fixed, p = x
-        if not (0.3 < eff <= 1.0) or fixed < 0 or not (0.5 <= p <= 50.0):
+        eff, fixed, p, eff8 = x
+        if not (0.3 < eff <= 1.0) or not (0.3 < eff8 <= 1.0) or fixed < 0 or \
+                not (0.5 <= p <= 50.0):
             return math.inf
         dev = _device(tag, {"tensor_efficiency": eff, "gemm_fixed": fixed * US,
-                            "gemm_overlap_p": p})
+                            "gemm_overlap_p": p, "tensor_efficiency_by_dtype": {"fp8": eff8}})
         return mape(_train(gemm_points(ctx, tag, tag, model=dev, split=True)))
 
-    eff, fixed, p = _minimise(obj, [0.75, 1.5, 3.0])
-    return {"gpu.tensor_efficiency": eff, "gpu.gemm_fixed": fixed * US, "gpu.gemm_overlap_p": p}
+    eff, fixed, p, eff8 = _minimise(obj, [0.75, 1.5, 3.0, 0.75])
+    return {"gpu.tensor_efficiency": eff, "gpu.gemm_fixed": fixed * US, "gpu.gemm_overlap_p": p,
+            "gpu.tensor_efficiency_by_dtype.fp8": eff8}
 
 
 def format_values(values: dict[str, float]) -> str:
@@ -93,7 +97,7 @@ def format_values(values: dict[str, float]) -> str:
             return f"{k}: {v * 1e12:.3f} pJ/FLOP"
         if k.startswith("energy.memory."):
             return f"{k}: {v * 1e12:.2f} pJ/bit"
-        if k == "energy.static_power":
+        if k in ("energy.static_power", "gpu.power_limit"):
             return f"{k}: {v:.1f} W"
         return f"{k}: {v:.3f}"
     return "\n".join(one(k, v) for k, v in values.items())
@@ -142,14 +146,42 @@ def _harness(path, overrides: dict):
     return device_for(arch_from_dict(deep_merge(data, overrides), label), "tile")
 
 
+def dvfs_line(ctx: ValidationContext, tag: str, dtype: str) -> tuple[float, float, float]:
+    """``(W per unit duty, W at zero duty, s per call)`` of ``<tag>_dvfs.csv``'s ``dtype`` rows
+    whose SM clock never left its maximum: the least-squares line of board power against duty
+    cycle at the boost clock, and the median time per call there."""
+    import numpy as np
+
+    from xpusim.validation._own_gpu import rows
+
+    data = [r for r in rows(ctx, f"{tag}_dvfs.csv", tag) if r.get("dtype") == dtype]
+    top = max((r.num("sm_clock_mhz_max") for r in data), default=0.0)
+    boost = [r for r in data if r.num("sm_clock_mhz_min") == top]
+    if len(boost) < 2:
+        from workloads.errors import WorkloadError
+
+        raise WorkloadError(f"{tag}_dvfs.csv", "sm_clock_mhz_min",
+                            f"at least two {dtype} rows at the maximum SM clock (the boost line)")
+    duty = np.array([r.num("duty") for r in boost])
+    slope, intercept = np.polyfit(duty, np.array([r.num("power_w_median") for r in boost]), 1)
+    return float(slope), float(intercept), float(np.median([r.num("time_per_call_s")
+                                                            for r in boost]))
+
+
 def derive_energy(ctx: ValidationContext, tag: str = "h200") -> dict[str, float]:
-    """{yaml.path: value} of preset ``tag``'s energy model derived exactly from the train rows
-    of its power measurements (``<tag>_power.csv``, suite ``<tag>-energy``; SI units): the
-    static power is the idle row's; the HBM energy per bit and the bf16 energy per FLOP solve the
-    two equations that make the weight-streaming GEMV's and the bf16 8192^3 GEMM's joules per
-    call exact (their L2 terms held); every other dtype's entry is scaled with bf16's (the
-    preset's datasheet ratios kept)."""
+    """{yaml.path: value} of preset ``tag``'s energy model at the boost clock, derived exactly
+    from its measurements (SI units).
+
+    * The static power is the idle row's (``<tag>_power.csv``).
+    * The HBM energy per bit and the bf16 energy per FLOP solve two equations. One makes the
+      joules per call of the weight-streaming GEMV exact (a power row: it stays at the boost
+      clock, below the limit). The other makes exact the dynamic joules per call of the 8192^3
+      bf16 GEMM at the boost clock: the slope of its power against duty cycle
+      (``<tag>_dvfs.csv``, :func:`dvfs_line`) x its time per call. The L2 terms are held.
+    * fp8 (and int8, the same 8-bit path) then makes the fp8 GEMM's boost joules exact.
+    * Every other dtype is scaled with bf16 (the preset's datasheet ratios kept)."""
     from arch import load_arch
+    from xpusim.commands.op import gemm_op
     from xpusim.validation._own_gpu import _power_op, device, energy_case, rows
 
     dev = device(tag)
@@ -167,26 +199,86 @@ def derive_energy(ctx: ValidationContext, tag: str = "h200") -> dict[str, float]
         return hit[0]
 
     static = row("idle").num("power_w_median")
+    gemv = row("gemv bf16")
+    cost = dev.estimate(_power_op(gemv))
+    a1, b1 = cost.energy["hbm"], cost.energy.get("compute", 0.0)
+    c1 = gemv.num("power_w_median") * gemv.num("time_per_call_s") - static * cost.latency \
+        - cost.energy.get("l2", 0.0)
 
-    def equation(prefix: str) -> tuple[float, float, float]:
-        """(HBM J, compute J, J left for them) of a train row at the preset's values."""
-        r = row(prefix)
-        cost = dev.estimate(_power_op(r))
-        joules = r.num("power_w_median") * r.num("time_per_call_s")
-        left = joules - static * cost.latency - cost.energy.get("l2", 0.0)
-        return cost.energy["hbm"], cost.energy.get("compute", 0.0), left
+    def boost_gemm(dtype: str) -> tuple[float, float, float]:
+        """(HBM J, compute J, dynamic J left for them) of the 8192^3 GEMM at the boost clock."""
+        slope, _, seconds = dvfs_line(ctx, tag, dtype)
+        c = dev.estimate(gemm_op(8192, 8192, 8192, 1, dtype))
+        return c.energy["hbm"], c.energy["compute"], slope * seconds - c.energy.get("l2", 0.0)
 
-    (a1, b1, c1), (a2, b2, c2) = equation("gemv bf16"), equation("gemm bf16 8192x8192x8192")
+    a2, b2, c2 = boost_gemm("bf16")
     det = a1 * b2 - a2 * b1
     hbm_scale = (c1 * b2 - c2 * b1) / det if det else math.nan
     flop_scale = (a1 * c2 - a2 * c1) / det if det else math.nan
-    if not (hbm_scale > 0 and flop_scale > 0):
+    a8, b8, c8 = boost_gemm("fp8")
+    fp8_scale = (c8 - a8 * hbm_scale) / b8 if b8 > 0 else math.nan
+    if not (hbm_scale > 0 and flop_scale > 0 and fp8_scale > 0):
         from workloads.errors import WorkloadError
 
         raise WorkloadError(data[0].file, "power_w_median",
-                            "the GEMV and bf16 GEMM rows give no positive energy per bit and "
+                            "the GEMV and the boost GEMM rows give no positive energy per bit and "
                             "per FLOP (their joules less the static power must be positive "
                             "and not proportional)")
     out = {"energy.static_power": static, "energy.memory.hbm": table.memory["hbm"] * hbm_scale}
-    out.update({f"energy.compute.{dt}": v * flop_scale for dt, v in table.compute.items()})
+    out.update({f"energy.compute.{dt}": v * (fp8_scale if dt in ("fp8", "int8") else flop_scale)
+                for dt, v in table.compute.items()})
     return out
+
+
+def arch_with(preset: str, values: dict[str, float]):
+    """Preset ``preset`` with ``{yaml.path: value}`` overrides (SI units)."""
+    from arch import arch_from_dict, deep_merge, load_arch_data
+
+    nested: dict = {}
+    for path, v in values.items():
+        *head, leaf = path.split(".")
+        node = nested
+        for key in head:
+            node = node.setdefault(key, {})
+        node[leaf] = v
+    data, label = load_arch_data(preset)
+    return arch_from_dict(deep_merge(data, nested), label)
+
+
+def capped_time(arch, op, duty: float = 1.0) -> float:
+    """Seconds per call of ``op`` run at ``duty`` on ``arch`` at the clock its power limit
+    allows (sim/gpu/power_cap.py)."""
+    from sim.devices.base import device_for
+    from sim.gpu.power_cap import at_speed, solve_speed
+
+    def run(c: float) -> tuple[float, float, float]:
+        cost = device_for(at_speed(arch, c), "tile").estimate(op)
+        compute = cost.energy.get("compute", 0.0)
+        return cost.latency, compute, sum(cost.energy.values()) - compute
+
+    return run(solve_speed(arch, run, duty).speed)[0]
+
+
+def fit_dvfs_exponent(ctx: ValidationContext, tag: str = "h200",
+                      values: dict[str, float] | None = None) -> dict[str, float]:
+    """{``gpu.dvfs_energy_exponent``: x}: the exponent at which the power limit slows the 8192^3
+    bf16 GEMM run back to back (the 100% duty row of ``<tag>_dvfs.csv``) to its measured time per
+    call, with ``values`` (default :func:`derive_energy`'s) over the preset. The other rows of
+    suite ``<tag>-dvfs`` and the sustained rows of ``<tag>-gemm`` and ``<tag>-energy`` test it."""
+    from xpusim.commands.op import gemm_op
+    from xpusim.validation._own_gpu import rows
+
+    values = derive_energy(ctx, tag) if values is None else values
+    data = [r for r in rows(ctx, f"{tag}_dvfs.csv", tag) if r.get("dtype") == "bf16"]
+    full = max(data, key=lambda r: r.num("duty"))
+    op = gemm_op(*full.dims("shape"), 1, "bf16")
+    lo, hi = 0.0, 8.0
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        arch = arch_with(tag, {**values, "gpu.dvfs_energy_exponent": mid})
+        # a higher exponent saves more energy per step down: less slowdown, a shorter time
+        if capped_time(arch, op, full.num("duty")) > full.num("time_per_call_s"):
+            lo = mid
+        else:
+            hi = mid
+    return {"gpu.dvfs_energy_exponent": (lo + hi) / 2}

@@ -87,28 +87,76 @@ def rows(ctx: ValidationContext, name: str, tag: str = "h100") -> list[Row]:
     return [Row(r, str(path), i + 2) for i, r in enumerate(read_rows(path))]
 
 
+@lru_cache(maxsize=8)
+def _arch(arch: str, software: str | None):
+    from arch.software import load_arch_with_software
+
+    return load_arch_with_software(arch, software)
+
+
 @lru_cache(maxsize=4)
 def device(arch: str = "h100", software: str | None = None):
     """The tile-fidelity device of ``--arch arch [--software software]`` (a stack preset, e.g.
     ``ideal`` for CUDA-graph rows, ``eager`` for eager-PyTorch rows)."""
-    from arch.software import load_arch_with_software
     from sim.devices.base import device_for
 
-    return device_for(load_arch_with_software(arch, software), "tile")
+    return device_for(_arch(arch, software), "tile")
+
+
+def sustained(arch: str, work, software: str | None = None, duty: float = 1.0):
+    """``(seconds, dynamic J, speed)`` of ``work`` run back to back (a ``duty`` fraction of the
+    time) on preset ``arch``, at the clock its power limit allows (sim/gpu/power_cap.py; the
+    boost clock, speed 1.0, for a preset without one). ``work(device)`` gives ``(seconds,
+    compute J, other dynamic J)`` of one call on a device."""
+    from sim.devices.base import device_for
+    from sim.gpu.power_cap import at_speed, limits, solve_speed
+
+    base = _arch(arch, software)
+    seen: dict[float, tuple[float, float, float]] = {}
+
+    def run(c: float) -> tuple[float, float, float]:
+        if c not in seen:
+            seen[c] = work(device(arch, software) if c == 1.0 else
+                           device_for(at_speed(base, c), "tile"))
+        return seen[c]
+
+    speed = solve_speed(base, run, duty).speed if limits(base) else 1.0
+    seconds, compute_j, other_j = run(speed)
+    return seconds, compute_j + other_j, speed
+
+
+def _split_energy(energy: dict) -> tuple[float, float]:
+    """(compute J, every other J) of a cost's energy by component."""
+    compute = energy.get("compute", 0.0)
+    return compute, sum(energy.values()) - compute
+
+
+def op_work(op):
+    """:func:`sustained`'s ``work`` for one op: its estimate's seconds, compute J and other J."""
+    def work(dev) -> tuple[float, float, float]:
+        cost = dev.estimate(op)
+        return (cost.latency, *_split_energy(cost.energy))
+    return work
 
 
 def gemm_points(ctx: ValidationContext, tag: str, arch: str, model=None,
                 split: bool = False) -> list[Point]:
-    """``<tag>_gemm.csv``: each GEMM's device time (CUDA graph) vs the device ``model`` (default
-    ``arch``'s); ``split``: its rows alternate train / test (even positions train), for a preset
-    whose GEMM values are fitted on them. Then, where measured, the GEMMs of the power files
-    (``<tag>_power.csv``, ``<tag>_power_sweep.csv``): the time per call of each run back to back
-    for 2 s, at the power limit (cases ``sustained ...``; test rows when ``split``)."""
+    """GEMM device times (CUDA graphs) vs the device ``model`` (default ``arch``'s).
+
+    The grid is ``<tag>_gemm_burst.csv`` where measured (the GPU resting between samples: the
+    boost clock), else ``<tag>_gemm.csv``; ``split``: its rows alternate train / test (even
+    positions train), for a preset whose GEMM values are fitted on them. Then, where measured
+    and no ``model`` is given, the GEMMs of the sustained and power files (``<tag>_gemm_sustained
+    .csv``, ``<tag>_power.csv``, ``<tag>_power_sweep.csv``): the time per call of each run back
+    to back for 1.5-2 s, which the model runs at the clock the preset's power limit allows
+    (cases ``sustained ...``; test rows when ``split``)."""
     from xpusim.commands.op import gemm_op
     from xpusim.validation import alternate_split
 
     dev = model or device(arch)
-    data = rows(ctx, f"{tag}_gemm.csv", tag)
+    name = f"{tag}_gemm_burst.csv"
+    data = rows(ctx, name if (ctx.project_data / tag / name).is_file() else f"{tag}_gemm.csv",
+                tag)
     splits = alternate_split(len(data)) if split else [""] * len(data)
     out = []
     for r, s in zip(data, splits, strict=True):
@@ -116,23 +164,29 @@ def gemm_points(ctx: ValidationContext, tag: str, arch: str, model=None,
         out.append(Point(f"{r['dtype']} {m}x{n}x{k}", r.num("latency_s"),
                          dev.estimate(r.built("dtype", gemm_op, m, n, k, 1, r["dtype"])).latency,
                          s))
-    for r in _optional(ctx, f"{tag}_power.csv", tag) + \
-            _optional(ctx, f"{tag}_power_sweep.csv", tag):
-        if r["workload"] in ("gemm", "gemv"):
-            m, n, k = r.dims("shape")
-            out.append(Point(f"sustained {r['dtype']} {r['shape']}", r.num("time_per_call_s"),
-                             dev.estimate(r.built("dtype", gemm_op, m, n, k, 1,
-                                                  r["dtype"])).latency,
-                             "test" if split else ""))
+    if model is not None:
+        return out
+    for r in sustained_gemm_rows(ctx, tag):
+        m, n, k = r.dims("shape")
+        op = r.built("dtype", gemm_op, m, n, k, 1, r["dtype"])
+        out.append(Point(f"sustained {r['dtype']} {r['shape']}", r.num("time_per_call_s"),
+                         sustained(arch, op_work(op))[0], "test" if split else ""))
     return out
+
+
+def sustained_gemm_rows(ctx: ValidationContext, tag: str) -> list[Row]:
+    """The GEMM / GEMV rows of the files that ran each workload back to back for 1.5-2 s."""
+    return [r for name in ("gemm_sustained", "power", "power_sweep")
+            for r in _optional(ctx, f"{tag}_{name}.csv", tag) if r["workload"] in ("gemm", "gemv")]
 
 
 def attention_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]:
     """``<tag>_attention.csv``: fused attention vs the model (causal prefill rows are left out:
-    the model's attention computes every query-key pair)."""
+    the model's attention computes every query-key pair), each call back to back at the clock
+    the preset's power limit allows; and ``<tag>_attention_duty.csv`` where measured: prefills
+    at 25% and 100% duty, the model at that duty."""
     from xpusim.commands.op import attention_op
 
-    dev = device(arch)
     out = []
     for r in rows(ctx, f"{tag}_attention.csv", tag) + _optional(ctx, f"{tag}_attention_sweep.csv",
                                                                tag):
@@ -143,15 +197,48 @@ def attention_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]
                      r.int("kv_len"), r.int("head_dim"), r.get("dtype", "bf16"))
         case = (f"{r['phase']} {r['impl']} b{r['batch']} h{h}/{g} "
                 f"q{r['q_len']} kv{r['kv_len']} d{r['head_dim']}")
-        out.append(Point(case, r.num("latency_s"), dev.estimate(op).latency))
+        out.append(Point(case, r.num("latency_s"), sustained(arch, op_work(op))[0]))
+    for r in _optional(ctx, f"{tag}_attention_duty.csv", tag):
+        b, h, g, s, d = _prefill_dims(r)
+        op = r.built("dtype", attention_op, b, h, g, s, s, d, r["dtype"])
+        out.append(Point(f"{r['shape']} duty {float(r['duty_target']):.2f}",
+                         r.num("time_per_call_s"),
+                         sustained(arch, op_work(op), duty=r.num("duty"))[0]))
     return out
 
 
-def _step_time(arch: str, model: str, batch: int, prompt: int, dtype: str, phase: str) -> float:
-    """Seconds the engine gives one ``phase`` step of ``model`` on ``arch`` (ideal stack)."""
-    from xpusim.validation._steps import phase_trace, step_time
+def _prefill_dims(r: Row) -> tuple[int, int, int, int, int]:
+    """(batch, heads, kv heads, tokens, head dim) of an ``attention_duty`` row's shape,
+    ``prefill bB hH/G sS dD``."""
+    parts = r["shape"].split()
+    try:
+        if len(parts) != 5 or parts[0] != "prefill" or [p[0] for p in parts[1:]] != list("bhsd"):
+            raise ValueError
+        h, g = parts[2][1:].split("/")
+        dims = int(parts[1][1:]), int(h), int(g), int(parts[3][1:]), int(parts[4][1:])
+    except ValueError:
+        raise r.fail("shape", f"expected 'prefill bB hH/G sS dD', got '{r['shape'][:40]}'") \
+            from None
+    return dims
 
-    return step_time(device(arch), phase_trace(model, 1, batch, prompt, phase, dtype))
+
+def _step_time(arch: str, model: str, batch: int, prompt: int, dtype: str, phase: str) -> float:
+    """Seconds the engine gives one ``phase`` step of ``model`` on ``arch`` (ideal stack), steps
+    back to back at the clock the preset's power limit allows."""
+    from xpusim.validation._steps import phase_trace
+
+    return sustained(arch, step_work(phase_trace(model, 1, batch, prompt, phase, dtype)))[0]
+
+
+def step_work(trace):
+    """:func:`sustained`'s ``work`` for one engine step: its seconds, its ops' compute J and
+    their other J."""
+    from xpusim.validation._steps import step_time
+
+    def work(dev) -> tuple[float, float, float]:
+        parts = [_split_energy(dev.estimate(op).energy) for op in trace.ops]
+        return step_time(dev, trace), sum(c for c, _ in parts), sum(o for _, o in parts)
+    return work
 
 
 def decode_step_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]:
@@ -203,9 +290,9 @@ def vector_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]:
     return out
 
 
-#: rows of ``<tag>_power.csv`` the energy values of a preset are derived from (train); the
-#: others test them
-ENERGY_TRAIN = ("idle", "gemm bf16 8192x8192x8192", "gemv bf16")
+#: rows of ``<tag>_power.csv`` the energy values of a preset are derived from (train, with the
+#: boost lines of ``<tag>_dvfs.csv``); the others test them
+ENERGY_TRAIN = ("idle", "gemv bf16")
 
 
 def _power_op(r: dict):
@@ -220,9 +307,9 @@ def _power_op(r: dict):
     return r.built("dtype", gemm_op, m, n, k, 1, r["dtype"])
 
 
-def _step_energy(dev, r: dict) -> tuple[float, float]:
-    """(dynamic J, seconds) the engine gives one decode / prefill step of a power row."""
-    from xpusim.validation._steps import phase_trace, step_time
+def _step_trace(r: dict):
+    """The trace of one decode / prefill step of a power row (its shape checked)."""
+    from xpusim.validation._steps import phase_trace
 
     phase = r["workload"].split("-")[0]
     mark = "ctx" if phase == "decode" else "p"      # a decode step's context, a prompt
@@ -235,9 +322,7 @@ def _step_energy(dev, r: dict) -> tuple[float, float]:
     name, b, length = parts
     batch = int(b[1:])
     prompt = int(length[len(mark):]) - (1 if phase == "decode" else 0)
-    trace = r.built("shape", phase_trace, name, 1, batch, prompt, phase, r["dtype"])
-    t = step_time(dev, trace)
-    return sum(sum(dev.estimate(op).energy.values()) for op in trace.ops), t
+    return r.built("shape", phase_trace, name, 1, batch, prompt, phase, r["dtype"])
 
 
 def energy_case(r: dict) -> str:
@@ -245,11 +330,12 @@ def energy_case(r: dict) -> str:
     return " ".join(x for x in (r["workload"], r["dtype"], r["shape"]) if x)
 
 
-def energy_points(ctx: ValidationContext, tag: str, arch: str, model=None) -> list[Point]:
+def energy_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]:
     """``<tag>_power.csv``: joules per call (NVML board power x time per call, each workload back
-    to back from a CUDA graph) vs the model's op energy plus its static power over the model's
-    time; the idle row compares the static power itself (W). Train rows: :data:`ENERGY_TRAIN`."""
-    dev = model or device(arch)
+    to back from a CUDA graph) vs the model's dynamic energy plus its static power over the
+    model's time, both at the clock the preset's power limit allows; the idle row compares the
+    static power itself (W). Train rows: :data:`ENERGY_TRAIN`."""
+    dev = device(arch)
     out = []
     train_rows = rows(ctx, f"{tag}_power.csv", tag)
     for r in train_rows + _optional(ctx, f"{tag}_power_sweep.csv", tag):
@@ -260,11 +346,27 @@ def energy_points(ctx: ValidationContext, tag: str, arch: str, model=None) -> li
             out.append(Point(case, r.num("power_w_median"), dev.static_power(), split,
                              unit="W"))
             continue
-        if r["workload"].endswith("-step"):
-            dynamic, t = _step_energy(dev, r)
-        else:
-            cost = dev.estimate(_power_op(r))
-            dynamic, t = sum(cost.energy.values()), cost.latency
+        work = step_work(_step_trace(r)) if r["workload"].endswith("-step") else \
+            op_work(_power_op(r))
+        t, dynamic, _ = sustained(arch, work)
         measured = r.num("power_w_median") * r.num("time_per_call_s")
         out.append(Point(case, measured, dynamic + dev.static_power() * t, split, unit="J"))
+    return out
+
+
+def dvfs_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]:
+    """``<tag>_dvfs.csv``: the time per call of GEMMs run in bursts at a duty cycle vs the model
+    at the clock the preset's power limit allows at that duty. Train: the bf16 row of the
+    highest duty (``gpu.dvfs_energy_exponent`` is fitted on it); the rest test."""
+    from xpusim.commands.op import gemm_op
+
+    data = [r for r in rows(ctx, f"{tag}_dvfs.csv", tag) if r.get("dtype")]
+    top = max((r.num("duty") for r in data if r["dtype"] == "bf16"), default=None)
+    out = []
+    for r in data:
+        op = r.built("dtype", gemm_op, *r.dims("shape"), 1, r["dtype"])
+        t = sustained(arch, op_work(op), duty=r.num("duty"))[0]
+        split = "train" if r["dtype"] == "bf16" and r.num("duty") == top else "test"
+        out.append(Point(f"{r['dtype']} {r['shape']} duty {float(r['duty_target']):.2f}",
+                         r.num("time_per_call_s"), t, split))
     return out

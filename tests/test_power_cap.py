@@ -1,0 +1,96 @@
+"""The power limiter (sim/gpu/power_cap.py): its speed search against a closed form, the arch it
+builds at a lower clock, runs that meet the limit, and our H200's measurements held out from
+its fit (validation/h200: GEMMs back to back and at 5-100% duty)."""
+
+import dataclasses
+
+import pytest
+from scipy.optimize import brentq
+
+from arch import load_arch
+from sim.gpu.power_cap import at_speed, board_power, limits, solve_speed
+from sim.run import simulate
+from workloads.models import get_model
+from workloads.scenario import Scenario
+
+
+def _synthetic(x, t1=1e-3, a=2e-4, compute=0.8, other=0.05):
+    """run(c) of work whose time is ``a + (t1 - a) / c`` and whose compute energy scales as
+    ``c ** x`` (the form the search assumes only at first)."""
+    calls = []
+
+    def run(c):
+        calls.append(c)
+        return a + (t1 - a) / c, compute * c ** x, other
+    return run, calls
+
+
+def test_speed_meets_the_limit_of_a_closed_form():
+    """Static 125.7 W, 700 W limit: the speed the search returns is the root of
+    125.7 + (0.8 c^x + 0.05) / (0.2 ms + 0.8 ms / c) = 700 (x: the preset's exponent, 2.018),
+    found independently."""
+    arch = load_arch("h200")
+    x = arch.gpu.dvfs_energy_exponent
+    run, calls = _synthetic(x)
+    state = solve_speed(arch, run)
+    root = brentq(lambda c: board_power(125.7, 1.0, 2e-4 + 8e-4 / c, 0.8 * c ** x + 0.05) - 700,
+                  0.2, 1.0)
+    assert arch.energy.static_power == pytest.approx(125.7)
+    assert state.speed == pytest.approx(root, abs=2e-4)
+    assert state.power == pytest.approx(700.0, abs=0.1)
+    assert state.boost_power == pytest.approx(125.7 + 850.0)
+    assert state.runs == len(set(calls)) <= 5
+
+
+def test_duty_below_the_limit_keeps_the_boost_clock():
+    """At 50% duty the same work draws 125.7 + 425 W: no slowdown, one run."""
+    arch = load_arch("h200")
+    state = solve_speed(arch, _synthetic(arch.gpu.dvfs_energy_exponent)[0], duty=0.5)
+    assert state.speed == 1.0 and state.runs == 1
+    assert state.power == pytest.approx(125.7 + 425.0)
+
+
+def test_at_speed_scales_the_sm_side_only():
+    arch = load_arch("h200")
+    slow = at_speed(arch, 0.8)
+    assert slow.gpu.clock == pytest.approx(0.8 * arch.gpu.clock)
+    assert slow.gpu.tensor_efficiency == pytest.approx(0.8 * arch.gpu.tensor_efficiency)
+    scale = 0.8 ** arch.gpu.dvfs_energy_exponent
+    assert slow.energy.compute["bf16"] == pytest.approx(scale * arch.energy.compute["bf16"])
+    assert slow.energy.memory == arch.energy.memory
+    assert slow.memory["hbm"].bandwidth == arch.memory["hbm"].bandwidth
+    system = load_arch("dgx-h100")
+    gpu = at_speed(system, 0.8).sections["components"]["gpu"].device
+    assert gpu.gpu.clock == pytest.approx(0.8 * system.sections["components"]["gpu"]
+                                          .device.gpu.clock)
+    assert system.sections["components"]["gpu"].device.gpu.tensor_efficiency == \
+        load_arch("h100").gpu.tensor_efficiency           # the original is left as it was
+    assert limits(system) and not limits(load_arch("gh200")) and not limits(load_arch("a100"))
+
+
+def test_a_compute_bound_run_is_slowed_to_the_limit():
+    """A 64 x 2,048-token Llama-2-7B prefill on one H200 draws ~890 W at the boost clock: the
+    run is the one at the speed where its average board power is 700 W, and its energy says so."""
+    arch = load_arch("h200")
+    scenario = Scenario(batch=64, prompt_len=2048, gen_len=16, dtype="bf16")
+    res = simulate(arch, get_model("llama2-7b"), scenario)
+    m = res.metrics
+    assert m["boost_power_W"] > 800 and 0.8 < m["gpu_speed"] < 0.9
+    assert m["board_power_W"] == pytest.approx(700.0, abs=0.1)
+    assert m["energy_J"] / m["latency_s"] == pytest.approx(700.0, abs=0.1)
+    free = arch.replace(gpu=dataclasses.replace(arch.gpu, power_limit=0.0))
+    boost = simulate(free, get_model("llama2-7b"), scenario).metrics
+    assert "gpu_speed" not in boost
+    assert boost["energy_J"] / boost["latency_s"] == pytest.approx(m["boost_power_W"], rel=1e-9)
+    assert 1.05 < m["latency_s"] / boost["latency_s"] < 1.0 / m["gpu_speed"]
+
+
+def test_a_memory_bound_run_is_untouched():
+    """Batch-8 decode streams the weights at ~490 W: the boost run itself, bit for bit."""
+    arch = load_arch("h200")
+    scenario = Scenario(batch=8, prompt_len=128, gen_len=64, dtype="bf16")
+    res = simulate(arch, get_model("llama2-7b"), scenario).metrics
+    free = arch.replace(gpu=dataclasses.replace(arch.gpu, power_limit=0.0))
+    boost = simulate(free, get_model("llama2-7b"), scenario).metrics
+    assert res["gpu_speed"] == 1.0 and res["board_power_W"] < 600
+    assert res["latency_s"] == boost["latency_s"] and res["energy_J"] == boost["energy_J"]
