@@ -40,10 +40,8 @@ def test_h200_decode_steps_and_long_prefills_are_held_out_matches(ctx):
     """Nothing was fitted on attention or decode steps: the engine's Llama decode steps are
     within 5% of the CUDA-graph measurement, and the 12 non-causal d128 prefill attention rows
     of 2k-16k tokens (both attention files, run back to back: at the power-limited clock) are
-    within 7% on average, 20% at most (the longest, 64 heads x 16k, 18% fast). They were within
-    3% before the boost-clock GEMM fit: the model's attention draws 843 W at the boost clock
-    against a GEMM's 948 W (its softmax's CUDA-core work is charged the tensor energy per
-    FLOP), so the limiter slows it to 0.93 of boost where GEMMs go to 0.85."""
+    within 4% on average, 10% at most, with FA-3's imperfect overlap fitted on three other
+    prefill rows (h200_attention_duty.csv at 25% duty)."""
     from xpusim.validation._own_gpu import attention_points, decode_step_points
 
     steps = decode_step_points(ctx, "h200", "h200")
@@ -52,7 +50,7 @@ def test_h200_decode_steps_and_long_prefills_are_held_out_matches(ctx):
                     if p.case.startswith("prefill") and p.case.endswith("d128")
                     and int(p.case.split(" q")[1].split()[0]) >= 2048]
     assert len(long_prefill) == 12
-    assert mape(long_prefill) < 0.07 and all(abs(p.error) < 0.20 for p in long_prefill)
+    assert mape(long_prefill) < 0.045 and all(abs(p.error) < 0.10 for p in long_prefill)
 
 
 def test_h200_prefill_steps_are_held_out_matches(ctx):
@@ -135,14 +133,21 @@ def test_overlapped_block_is_the_larger_of_mma_and_softmax():
     scores = 128 * 128
     t_soft = scores * SOFTMAX_ALU_OPS / ahw.sm_alu + scores / ahw.sm_sfu
     assert block_compute(ahw, 128, 128, 128) == pytest.approx(t_mma + t_soft)
-    assert block_compute(ahw, 128, 128, 128, overlap=True) == pytest.approx(max(t_mma, t_soft))
+    perfect = _attn("h100", attention_overlap_p=0.0)
+    assert block_compute(perfect, 128, 128, 128, overlap=True) == \
+        pytest.approx(max(t_mma, t_soft))
+    p = ahw.gpu.attention_overlap_p
+    assert p == pytest.approx(2.115)     # the preset's imperfect overlap: the p-norm
+    assert block_compute(ahw, 128, 128, 128, overlap=True) == \
+        pytest.approx((t_mma ** p + t_soft ** p) ** (1 / p))
 
 
 def test_hopper_prefill_is_fa3_tiles_by_hand():
     """b8 x 32 heads x 2048 tokens, d128 bf16 on the h100 preset: FA-3's 128 x 176 tiles, 4096
-    CTAs of 128 rows in 32 waves of 132, 12 KV blocks of 176 each at max(t_mma, t_softmax)
+    CTAs of 128 rows in 32 waves of 132, 12 KV blocks of 176 each at the overlapped block time
     (compute-bound: the tiles come from L2), plus one DRAM latency per wave, the pipeline's
-    fill and drain once (min(t_mma, t_softmax): FA-3's Algorithm 2) and the launch."""
+    fill and drain once (min(t_mma, t_softmax): FA-3's Algorithm 2) and the launch; FA-2's
+    kernel (softmax after the MMAs) takes a third longer."""
     from sim.gpu.attention import SOFTMAX_ALU_OPS, AttentionShape, block_compute, flash2
 
     ahw = _attn("h100")
@@ -159,7 +164,7 @@ def test_hopper_prefill_is_fa3_tiles_by_hand():
     assert res["time"] == pytest.approx(expect, rel=1e-12)
     fa2 = flash2(_attn("h100", attention_overlap=False), AttentionShape(8, 32, 32, 2048, 2048,
                                                                        128))
-    assert fa2["block"] == "128x64" and fa2["time"] > 1.4 * res["time"]
+    assert fa2["block"] == "128x64" and fa2["time"] > 1.3 * res["time"]
 
 
 def test_shared_tiles_stream_from_l2():
@@ -273,7 +278,7 @@ def test_a_stack_may_keep_flashattention2_on_hopper(tmp_path):
     fa3 = _stack_device(tmp_path, "h100", "auto").estimate(op)
     assert fa2.detail["policy"] == "flash2" and fa2.detail["block"] == "128x64"
     assert fa3.detail["policy"] == "flash3" and fa3.detail["block"] == "128x176"
-    assert fa2.latency > 1.4 * fa3.latency
+    assert fa2.latency > 1.3 * fa3.latency
     from arch.software import load_arch_with_software
     from sim.devices.base import device_for
 

@@ -94,3 +94,52 @@ def test_a_memory_bound_run_is_untouched():
     boost = simulate(free, get_model("llama2-7b"), scenario).metrics
     assert res["gpu_speed"] == 1.0 and res["board_power_W"] < 600
     assert res["latency_s"] == boost["latency_s"] and res["energy_J"] == boost["energy_J"]
+
+
+def test_attention_overlap_is_a_p_norm_by_hand():
+    """A block of 128 x 128 scores at head dim 128 on the h200: t_mma = 4 x 128 x 128 x 128 /
+    (the SM's tensor rate) and t_softmax from the ALU and SFU rates; overlapped it takes
+    (t_mma^p + t_softmax^p)^(1/p), p = 2.115, not the larger of the two."""
+    from sim.devices.base import device_for
+    from sim.gpu.attention import block_compute, block_parts
+
+    dev = device_for(load_arch("h200"), "tile")
+    ahw = dev._attn_hw("bf16")
+    t_mma, t_soft = block_parts(ahw, 128, 128, 128)
+    assert t_mma == pytest.approx(4 * 128**3 / (989.4e12 * 0.826 / 132), rel=1e-3)
+    p = 2.115
+    assert block_compute(ahw, 128, 128, 128, overlap=True) == \
+        pytest.approx((t_mma ** p + t_soft ** p) ** (1 / p), rel=1e-12)
+    assert block_compute(ahw, 128, 128, 128, overlap=True) > 1.1 * max(t_mma, t_soft)
+    assert block_compute(ahw, 128, 128, 128) == pytest.approx(t_mma + t_soft)
+
+
+def test_fits_reproduce_the_h200_preset():
+    """`xpusim validate --fit`'s attention overlap and limiter exponent are the preset's."""
+    import tempfile
+    from pathlib import Path
+
+    from xpusim.validation import PROJECT_DATA, ValidationContext
+    from xpusim.validation._fit_gpu import fit_attention_overlap, fit_dvfs_exponent
+
+    if not (PROJECT_DATA / "h200" / "h200_attention_duty.csv").is_file():
+        pytest.skip("validation/h200 measurements absent")
+    ctx = ValidationContext(Path(tempfile.mkdtemp()), project_data=PROJECT_DATA)
+    g = load_arch("h200").gpu
+    assert fit_attention_overlap(ctx)["gpu.attention_overlap_p"] == \
+        pytest.approx(g.attention_overlap_p, abs=0.01)
+    assert fit_dvfs_exponent(ctx)["gpu.dvfs_energy_exponent"] == \
+        pytest.approx(g.dvfs_energy_exponent, abs=0.01)
+
+
+def test_the_cli_says_when_a_run_is_power_limited(tmp_path, capsys):
+    """`xpusim run` prints the speed the limiter settled at, and the report lists it."""
+    from xpusim.cli import main
+
+    out = tmp_path / "r"
+    assert main(["run", "--arch", "h200", "--batch", "64", "--prompt", "2048", "--gen", "4",
+                 "--out", str(out), "--quiet", "--timeline", "none"]) == 0
+    line = capsys.readouterr().out
+    assert "power-limited: SM clock at 8" in line and "W at boost, 700 W)" in line
+    html = (out / "report.html").read_text()
+    assert "SM clock under the power limit (of boost)" in html

@@ -72,6 +72,11 @@ class GpuSpec:
                                         "(FlashAttention-3 / cuDNN on Hopper): one warpgroup's "
                                         "softmax overlaps another's MMAs, so a KV block takes "
                                         "the larger of the two, not their sum (FA-2)")
+    attention_overlap_p: float = param(ge=0, default=0.0,
+                                       doc="where attention_overlap holds: the softmax and the "
+                                           "MMAs of a block overlap imperfectly, the block "
+                                           "takes the p-norm (m^p + s^p)^(1/p) of the two "
+                                           "times instead of their maximum (0: the maximum)")
 
     def check(self) -> tuple[str, str] | None:
         for dtype in self.tensor_efficiency_by_dtype:

@@ -133,10 +133,15 @@ def block_parts(ahw: AttnHw, br: int, bc: int, d: int) -> tuple[float, float]:
 
 def block_compute(ahw: AttnHw, br: int, bc: int, d: int, overlap: bool = False) -> float:
     """Seconds one CTA computes one (Br x Bc) block: two MMAs and the online softmax, one after
-    the other (FA-2), or the larger of the two where one warpgroup's softmax runs under
-    another's MMAs (``overlap``: FA-3's ping-pong schedule on Hopper)."""
+    the other (FA-2), or overlapped where one warpgroup's softmax runs under another's MMAs
+    (``overlap``: FA-3's ping-pong schedule on Hopper): the larger of the two, or where
+    ``gpu.attention_overlap_p`` is set their p-norm (the overlap is imperfect: the warpgroups
+    synchronise twice per block and share the register file)."""
     t_mma, t_softmax = block_parts(ahw, br, bc, d)
-    return max(t_mma, t_softmax) if overlap else t_mma + t_softmax
+    if not overlap:
+        return t_mma + t_softmax
+    p = ahw.gpu.attention_overlap_p
+    return (t_mma ** p + t_softmax ** p) ** (1.0 / p) if p > 0 else max(t_mma, t_softmax)
 
 
 def pipeline_fill(ahw: AttnHw, br: int, bc: int, d: int) -> float:

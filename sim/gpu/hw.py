@@ -37,6 +37,7 @@ class GpuHw:
     gemm_overlap_p: float = 0.0      # smooth-max exponent of compute and DRAM (0: max)
     gemm_cluster: int = 1            # CTAs sharing an A panel by TMA multicast (Hopper)
     attention_overlap: bool = False  # prefill softmax overlaps the MMAs (FA-3, Hopper)
+    attention_overlap_p: float = 0.0  # p-norm of MMA and softmax times where they overlap
     #: (dtype, sustained fraction of that dtype's tensor peak) where it differs from
     #: ``tensor_efficiency`` (``gpu.tensor_efficiency_by_dtype``)
     dtype_efficiency: tuple[tuple[str, float], ...] = ()
@@ -72,6 +73,7 @@ def gpu_hw(arch: Arch) -> GpuHw:
         gemm_tiles=tuple(tuple(int(x) for x in t) for t in g.gemm_tiles),
         gemm_fixed=g.gemm_fixed, gemm_overlap_p=g.gemm_overlap_p,
         gemm_cluster=g.gemm_cluster, attention_overlap=g.attention_overlap,
+        attention_overlap_p=g.attention_overlap_p,
         dtype_efficiency=tuple(sorted(g.tensor_efficiency_by_dtype.items())))
 
 

@@ -39,6 +39,9 @@ METRICS: dict[str, tuple[str, str]] = {
     "engine_events": ("engine events", ""),
     "streams": ("streams", ""),
     "mfu": ("model FLOP/s utilisation (MFU)", "%"),
+    "gpu_speed": ("SM clock under the power limit (of boost)", "%"),
+    "board_power_W": ("board power per GPU", "W"),
+    "boost_power_W": ("board power per GPU at the boost clock", "W"),
 }
 
 _PLAIN = ("token/s",)  # units shown without an SI prefix

@@ -107,10 +107,13 @@ def run(args: argparse.Namespace) -> int:
                     **({"report_dir": out} if out else {})})
     else:
         m = result.metrics
+        capped = (f"; power-limited: SM clock at {m['gpu_speed']:.1%} of boost ("
+                  f"{m['boost_power_W']:.0f} W at boost, {m['board_power_W']:.0f} W)"
+                  if m.get("gpu_speed", 1.0) < 1.0 else "")
         sys.stdout.write(
             f"{model.name} on {arch.name} ({args.fidelity}): TTFT {m['ttft_s'] * 1e3:.2f} ms, "
             f"TPOT {m['tpot_s'] * 1e3:.3f} ms, {m['tokens_per_s']:.1f} tokens/s, "
-            f"{m['energy_per_token_J']:.4f} J/token; invariants passed\n"
+            f"{m['energy_per_token_J']:.4f} J/token{capped}; invariants passed\n"
             f"report: {out}/report.html\n")
     if not getattr(args, "quiet", False):
         warn_assumptions(arch)

@@ -282,3 +282,28 @@ def fit_dvfs_exponent(ctx: ValidationContext, tag: str = "h200",
         else:
             hi = mid
     return {"gpu.dvfs_energy_exponent": (lo + hi) / 2}
+
+
+def fit_attention_overlap(ctx: ValidationContext, tag: str = "h200") -> dict[str, float]:
+    """{``gpu.attention_overlap_p``: p}: the p-norm of a block's MMA and softmax times that
+    minimises the MAPE of ``<tag>_attention_duty.csv``'s rows at 25% duty (SDPA prefills at the
+    boost clock, head dim 128). The rest of suite ``<tag>-llm`` tests it: the 100% rows
+    (through the power limit), the other prefill rows, head dim 64."""
+    from scipy.optimize import minimize_scalar
+
+    from xpusim.commands.op import attention_op
+    from xpusim.validation._own_gpu import _prefill_dims, rows
+
+    train = []
+    for r in rows(ctx, f"{tag}_attention_duty.csv", tag):
+        if r.num("duty") < 0.5:
+            b, h, g, s, d = _prefill_dims(r)
+            train.append((attention_op(b, h, g, s, s, d, r["dtype"]), r.num("time_per_call_s")))
+
+    def obj(p: float) -> float:
+        dev = _device(tag, {"attention_overlap_p": p})
+        return sum(abs(dev.estimate(op).latency / t - 1.0) for op, t in train) / len(train)
+
+    best = minimize_scalar(obj, bounds=(1.0, 16.0), method="bounded",
+                           options={"xatol": 1e-3})
+    return {"gpu.attention_overlap_p": float(best.x)}
