@@ -39,9 +39,11 @@ def test_h200_gemm_test_rows_hold_the_fit(ctx):
 def test_h200_decode_steps_and_long_prefills_are_held_out_matches(ctx):
     """Nothing was fitted on attention or decode steps: the engine's Llama decode steps are
     within 5% of the CUDA-graph measurement, and the 12 non-causal d128 prefill attention rows
-    of 2k-16k tokens (both attention files, run back to back: at the power-limited clock) are
-    within 4% on average, 10% at most, with FA-3's imperfect overlap fitted on three other
-    prefill rows (h200_attention_duty.csv at 25% duty)."""
+    of 2k-16k tokens (both attention files, timed for less than the power limiter's reaction:
+    at the boost clock) are within 2.5% on average, with FA-3's imperfect overlap fitted on three
+    other prefill rows (h200_attention_duty.csv at 25% duty). The largest, 64 heads x 16k
+    (12.7 ms a call, ~0.1 s of calls), ran into the limiter: 14.41 ms, where the duty rows give
+    12.72 ms at 25% and 14.57 ms at 100%; the model's boost time is 11% under it."""
     from xpusim.validation._own_gpu import attention_points, decode_step_points
 
     steps = decode_step_points(ctx, "h200", "h200")
@@ -50,7 +52,7 @@ def test_h200_decode_steps_and_long_prefills_are_held_out_matches(ctx):
                     if p.case.startswith("prefill") and p.case.endswith("d128")
                     and int(p.case.split(" q")[1].split()[0]) >= 2048]
     assert len(long_prefill) == 12
-    assert mape(long_prefill) < 0.045 and all(abs(p.error) < 0.10 for p in long_prefill)
+    assert mape(long_prefill) < 0.025 and all(abs(p.error) < 0.12 for p in long_prefill)
 
 
 def test_h200_prefill_steps_are_held_out_matches(ctx):

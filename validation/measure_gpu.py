@@ -51,6 +51,8 @@ Files (``<tag>`` is the ``--tag``):
   (weight-streaming to compute-bound) run back to back for 1.5 s.
 * ``<tag>_attention_duty.csv`` (``--only attention_duty``): ``dvfs``'s rows for three SDPA
   prefills (bf16, non-causal) at 25% and 100% duty.
+* ``<tag>_step_duty.csv`` (``--only step_duty``): ``dvfs``'s rows for Llama prefill and decode
+  steps at 25% and 100% duty.
 * ``<tag>_device.json``: device name, SMs, memory, driver, torch/CUDA versions, and the SM clock
   and power NVML read while a large bf16 GEMM ran for ~3 s.
 
@@ -776,6 +778,29 @@ def attention_duty(quick: bool, samples: int, seconds: float = 1.6) -> list[dict
     return rows
 
 
+#: (phase, model, batch, context or prompt, calls per burst) of the ``step_duty`` part
+STEP_DUTY = [("prefill", "llama2-7b", 1, 2048, 2), ("prefill", "llama3-8b", 1, 8192, 1),
+             ("decode", "llama3-8b", 64, 2048, 8), ("decode", "llama2-7b", 8, 1024, 16)]
+
+
+def step_duty(quick: bool, samples: int, seconds: float = 1.6) -> list[dict]:
+    """:func:`dvfs`'s rows for Llama prefill and decode steps (CUDA graphs of a few steps) at
+    25% and 100% duty: a whole step at the boost clock and at the power limit."""
+    log = ClockLog().start()
+    rows = []
+    cases = STEP_DUTY if DEVICE == "cuda" else [("decode", "llama2-7b", 1, 64, 2)]
+    for phase, name, batch, length, n in (cases[:1] if quick else cases):
+        fn, _ = _llama_step(phase, name, batch, length)
+        graph = _capture(fn, n) if DEVICE == "cuda" else None
+        replay = graph.replay if graph is not None else _calls(fn, n)
+        mark = "ctx" if phase == "decode" else "p"
+        for duty in (0.25, 1.0):
+            rows.append(_duty_row("bf16", f"{phase}-step {name} b{batch} {mark}{length}", replay,
+                                  n, duty, seconds, log))
+        del graph, fn
+    log.stop()
+    return rows
+
 #: (N, K) of the ``kernels`` part's GEMMs: Llama-2-7B's projections (fused QKV, O, gate+up,
 #: down, LM head) and Llama-2-70B's at tensor parallelism 8
 KERNEL_NK = [(12288, 4096), (4096, 4096), (22016, 4096), (4096, 11008), (32000, 4096),
@@ -969,7 +994,7 @@ def device_info() -> dict:
 
 PARTS = ("gemm", "attention", "vector", "decode", "prefill", "power", "trace",
          "attention_sweep", "power_sweep", "dvfs", "kernels", "gemm_burst", "gemm_sustained",
-         "attention_duty")
+         "attention_duty", "step_duty")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1016,7 +1041,8 @@ def main(argv: list[str] | None = None) -> int:
              ("power_sweep", power_sweep, "power_sweep"), ("dvfs", dvfs, "dvfs"),
              ("kernels", kernels, "kernels"), ("gemm_burst", gemm_burst, "gemm_burst"),
              ("gemm_sustained", gemm_sustained, "gemm_sustained"),
-             ("attention_duty", attention_duty, "attention_duty"))
+             ("attention_duty", attention_duty, "attention_duty"),
+             ("step_duty", step_duty, "step_duty"))
     log = ClockLog().start()
     info["clocks_by_part"] = {}
     for part, fn, name in steps:

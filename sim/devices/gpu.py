@@ -41,6 +41,7 @@ from sim.devices.base import (
 )
 from sim.gpu.attention import (
     DECODE_POLICIES,
+    SOFTMAX_OPS,
     AttentionShape,
     AttnHw,
     attention_time,
@@ -489,7 +490,10 @@ class GpuDevice(MainTierDevice):
                 roof = np.maximum(fl / peak, by / bw)
                 dram = np.maximum(np.array(res_dram, dtype=f64), by)
                 latency = np.maximum(np.array(kernel, dtype=f64), roof)
-                e_compute = fl * per_flop
+                scores = np.array(kvs, dtype=np.int64) * (b_ * qh * s)
+                softmax = np.minimum(scores * SOFTMAX_OPS / sh, fl)
+                e_compute = (fl - softmax) * per_flop + softmax * \
+                    self._attention_energies(dtype)[1]
                 e_hbm = dram * 8 * hbm_pj
             except Exception:   # estimate prices them (and raises) in their turn
                 continue
@@ -502,6 +506,14 @@ class GpuDevice(MainTierDevice):
                 res["policy"] = policy
                 memo[key] = (op.compute, op.collective,
                              Cost(lat, rf, bound, {"compute": ec, "hbm": eh}, dr, res))
+
+    def _attention_energies(self, dtype: str) -> tuple[float, float]:
+        """(J per MMA FLOP, J per softmax operation) of fused attention computing in ``dtype``:
+        the MMAs at the dtype's tensor energy, the online softmax's operations on the CUDA
+        cores at the fp32 entry (the dtype's where the table has none)."""
+        table = self.energy_table
+        per_flop = table.compute.get(dtype) or table.compute.get("fp32", 0.0)
+        return per_flop, table.compute.get("fp32") or per_flop
 
     def _peak_energy(self, op: Op, dtype: str) -> tuple[float, float] | None:
         """(peak FLOP/s, J per FLOP) ``estimate`` prices ``op`` computing in ``dtype`` with
@@ -554,6 +566,10 @@ class GpuDevice(MainTierDevice):
         res = attention_time(self._attn_hw(dtype), shape, self.decode_policy)
         dram = max(res["dram_bytes"], nbytes)
         energy = self._energy(flops, dtype, dram)
+        scores = shape.batch * shape.q_heads * shape.q_len * shape.kv_len
+        softmax = min(scores * SOFTMAX_OPS / max(op.shards, 1), flops)
+        per_flop, per_op = self._attention_energies(dtype)
+        energy["compute"] = (flops - softmax) * per_flop + softmax * per_op
         detail = {k_: v for k_, v in res.items() if k_ != "time"}
         detail["policy"] = self.prefill_policy if shape.q_len > 1 else self.decode_policy
         bound = "compute" if shape.q_len > 1 else "memory"

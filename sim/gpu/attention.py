@@ -54,6 +54,8 @@ DECODE_POLICIES = ("flash2", "flashdecoding", "lean", "paged", "mmha")
 PAGED_WARPS = 4          # vLLM PagedAttention V1: 128 threads per (head, sequence)
 PAGED_BLOCK = 16         # tokens per KV-cache block; one block per warp in flight
 SOFTMAX_ALU_OPS = 4.0   # scale, running max, subtract (fused into exp2's FMA), row sum, convert
+#: CUDA-core operations of the online softmax per score: the ALU ops and one exponential
+SOFTMAX_OPS = SOFTMAX_ALU_OPS + 1.0
 MAX_SPLITS = 128        # FA-2 flash_api.cpp: num_splits_heuristic(..., 128)
 #: fraction of the L2's peak read bandwidth that ordinary global loads (LDG) draw: one 32-byte
 #: sector per clock per L2 slice where the whitepaper's 5120 B/clk of A100 is 80 slices x 64 B

@@ -17,10 +17,10 @@ draws
 If ``P(1)`` is at most the limit, the GPU keeps its boost clock. Otherwise :func:`solve_speed`
 finds the ``c`` at which ``P(c)`` equals the limit.
 
-The model holds the whole run to its average power. NVIDIA's limiter reacts within ~0.2 s (our
-H200 trace: validation/h200/h200_power_trace.csv). A run whose phases differ in power for longer
-than that, such as a long compute-bound prefill before a memory-bound decode, is slowed evenly
-here; the GPU would slow the prefill more.
+The model holds the whole run to its average power. NVIDIA's limiter reacts in ~0.13 s (our H200
+trace, validation/h200/h200_power_trace.csv: the clock falls 120-140 ms into a load). A run whose
+phases differ in power for longer than that, such as a long compute-bound prefill before a
+memory-bound decode, is slowed evenly here; the GPU would slow the prefill more.
 """
 
 from __future__ import annotations

@@ -181,12 +181,15 @@ def sustained_gemm_rows(ctx: ValidationContext, tag: str) -> list[Row]:
 
 
 def attention_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]:
-    """``<tag>_attention.csv``: fused attention vs the model (causal prefill rows are left out:
-    the model's attention computes every query-key pair), each call back to back at the clock
-    the preset's power limit allows; and ``<tag>_attention_duty.csv`` where measured: prefills
-    at 25% and 100% duty, the model at that duty."""
+    """``<tag>_attention.csv``: fused attention vs the model at the boost clock (causal prefill
+    rows are left out: the model's attention computes every query-key pair). Each shape's timed
+    calls run back to back for ~10-90 ms, under the power limiter's reaction (the clock falls
+    120-140 ms into a load: ``<tag>_power_trace.csv``); the 8k-token row took 1.619 ms there,
+    1.642 ms at 25% duty and 1.837 ms at 100%. Then ``<tag>_attention_duty.csv`` where
+    measured: prefills at 25% and 100% duty, the model at that duty."""
     from xpusim.commands.op import attention_op
 
+    dev = device(arch)
     out = []
     for r in rows(ctx, f"{tag}_attention.csv", tag) + _optional(ctx, f"{tag}_attention_sweep.csv",
                                                                tag):
@@ -197,7 +200,7 @@ def attention_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]
                      r.int("kv_len"), r.int("head_dim"), r.get("dtype", "bf16"))
         case = (f"{r['phase']} {r['impl']} b{r['batch']} h{h}/{g} "
                 f"q{r['q_len']} kv{r['kv_len']} d{r['head_dim']}")
-        out.append(Point(case, r.num("latency_s"), sustained(arch, op_work(op))[0]))
+        out.append(Point(case, r.num("latency_s"), dev.estimate(op).latency))
     for r in _optional(ctx, f"{tag}_attention_duty.csv", tag):
         b, h, g, s, d = _prefill_dims(r)
         op = r.built("dtype", attention_op, b, h, g, s, s, d, r["dtype"])
