@@ -57,6 +57,8 @@ def test_at_speed_scales_the_sm_side_only():
     assert slow.gpu.tensor_efficiency == pytest.approx(0.8 * arch.gpu.tensor_efficiency)
     scale = 0.8 ** arch.gpu.dvfs_energy_exponent
     assert slow.energy.compute["bf16"] == pytest.approx(scale * arch.energy.compute["bf16"])
+    assert slow.gpu.vector_flops["fp32"] == pytest.approx(0.8 * arch.gpu.vector_flops["fp32"])
+    assert slow.gpu.tensor_flops == arch.gpu.tensor_flops     # the datasheet peaks stay
     assert slow.energy.memory == arch.energy.memory
     assert slow.memory["hbm"].bandwidth == arch.memory["hbm"].bandwidth
     system = load_arch("dgx-h100")
@@ -143,3 +145,21 @@ def test_the_cli_says_when_a_run_is_power_limited(tmp_path, capsys):
     assert "power-limited: SM clock at 8" in line and "W at boost, 700 W)" in line
     html = (out / "report.html").read_text()
     assert "SM clock under the power limit (of boost)" in html
+
+
+def test_attention_energy_by_hand():
+    """One 8k-token prefill, 32 heads of 128, bf16 on the h200: its FLOPs less the online
+    softmax's 5 operations per score (4 ALU ops and an exponential) at the tensor energy
+    (0.885 pJ), those operations at the CUDA cores' (the fp32 entry, 13.09 pJ), and its DRAM
+    bytes at 13.94 pJ/bit."""
+    from sim.devices.base import device_for
+    from xpusim.commands.op import attention_op
+
+    op = attention_op(1, 32, 32, 8192, 8192, 128, "bf16")
+    cost = device_for(load_arch("h200"), "tile").estimate(op)
+    scores = 32 * 8192 * 8192
+    softmax = 5.0 * scores
+    assert op.flops >= 4.0 * scores * 128 + softmax
+    assert cost.energy["compute"] == pytest.approx(
+        (op.flops - softmax) * 0.885e-12 + softmax * 13.09e-12, rel=1e-9)
+    assert cost.energy["hbm"] == pytest.approx(cost.dram_bytes * 8 * 13.94e-12, rel=1e-9)
