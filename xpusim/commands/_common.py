@@ -40,6 +40,18 @@ def positive_int(text: str) -> int:
     return _bounded_int(text, 1, "a positive integer")
 
 
+def duty_fraction(text: str) -> float:
+    """argparse type: a fraction of time in (0, 1], with a one-line message otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got '{text[:40]}'") \
+            from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text[:40]}")
+    return value
+
+
 def positive_or_zero_int(text: str) -> int:
     """argparse type: an integer 0 .. 2^31 - 1, with a one-line message otherwise."""
     return _bounded_int(text, 0, "an integer >= 0")

@@ -14,7 +14,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xpusim.commands._common import add_arch_arg, positive_int, print_json, warn_emulated
+from xpusim.commands._common import (
+    add_arch_arg,
+    duty_fraction,
+    positive_int,
+    print_json,
+    warn_emulated,
+)
 
 NAME = "op"
 HELP = "cost of one operation (gemm, attention, a collective, a vector op) on an arch"
@@ -55,6 +61,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="gemm: stored format of B, a dtype or a packed low-bit format "
                         "BASE[/gG][/N:M], e.g. int2/g128/2:4 (default: --dtype)")
     p.add_argument("--fidelity", default="tile", choices=("roofline", "tile", "cycle"))
+    p.add_argument("--duty", type=duty_fraction, default=None, metavar="D",
+                   help="the op runs back to back a D fraction of the time (0-1], for longer "
+                        "than the power limiter takes to react: priced at the clock the GPU's "
+                        "power limit allows (default: one call at the boost clock)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -201,7 +211,13 @@ def run(args: argparse.Namespace) -> int:
                                                f"arch '{arch.name}' (use a multi-GPU arch such "
                                                "as dgx-a100, dgx-h100 or dgx-h100x2)")
     warn_emulated(arch, args.dtype)
-    cost = device.estimate(op)
+    state = None
+    if args.duty is None:
+        cost = device.estimate(op)
+    else:
+        from sim.sustained import sustained_cost
+
+        cost, state = sustained_cost(arch, op, args.duty, args.fidelity)
     shape = _shape(args)
     out = {"op": args.kind, "arch": arch.name, "fidelity": args.fidelity, "dtype": args.dtype,
            **shape, "latency_s": cost.latency, "roofline_s": cost.roofline,
@@ -210,6 +226,9 @@ def run(args: argparse.Namespace) -> int:
            "bound": cost.bound,
            "tflops": op.flops / cost.latency / 1e12 if cost.latency else 0.0,
            "detail": {k: v for k, v in cost.detail.items()}}
+    if state is not None:
+        out.update(duty=args.duty, gpu_speed=state.speed, board_power_W=state.power,
+                   boost_power_W=state.boost_power)
     if args.json:
         print_json(out)
         return 0
@@ -222,7 +241,11 @@ def run(args: argparse.Namespace) -> int:
         rate = f"{out['tflops']:.1f} TFLOP/s"
     else:
         rate = f"{op.bytes / max(cost.latency, 1e-30) / 1e9:.1f} GB/s"
+    limited = "" if args.duty is None else \
+        f"; no power limit modelled for {arch.name}: the boost clock" if state is None else (
+            f"; at {args.duty:.0%} duty: SM clock {state.speed:.1%} of boost, "
+            f"{state.power:.0f} W ({state.boost_power:.0f} W at boost)")
     sys.stdout.write(f"{args.kind} {dims} {args.dtype} on {arch.name}: "
                      f"{cost.latency * 1e6:.2f} us ({rate}, {cost.bound}-bound), "
-                     f"{cost.energy_total * 1e3:.4f} mJ\n")
+                     f"{cost.energy_total * 1e3:.4f} mJ{limited}\n")
     return 0

@@ -247,16 +247,10 @@ def arch_with(preset: str, values: dict[str, float]):
 
 def capped_time(arch, op, duty: float = 1.0) -> float:
     """Seconds per call of ``op`` run at ``duty`` on ``arch`` at the clock its power limit
-    allows (sim/gpu/power_cap.py)."""
-    from sim.devices.base import device_for
-    from sim.gpu.power_cap import at_speed, solve_speed
+    allows (:func:`sim.sustained.sustained_cost`)."""
+    from sim.sustained import sustained_cost
 
-    def run(c: float) -> tuple[float, float, float]:
-        cost = device_for(at_speed(arch, c), "tile").estimate(op)
-        compute = cost.energy.get("compute", 0.0)
-        return cost.latency, compute, sum(cost.energy.values()) - compute
-
-    return run(solve_speed(arch, run, duty).speed)[0]
+    return sustained_cost(arch, op, duty)[0].latency
 
 
 def fit_dvfs_exponent(ctx: ValidationContext, tag: str = "h200",

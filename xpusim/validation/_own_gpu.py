@@ -105,38 +105,20 @@ def device(arch: str = "h100", software: str | None = None):
 
 def sustained(arch: str, work, software: str | None = None, duty: float = 1.0):
     """``(seconds, dynamic J, speed)`` of ``work`` run back to back (a ``duty`` fraction of the
-    time) on preset ``arch``, at the clock its power limit allows (sim/gpu/power_cap.py; the
-    boost clock, speed 1.0, for a preset without one). ``work(device)`` gives ``(seconds,
-    compute J, other dynamic J)`` of one call on a device."""
-    from sim.devices.base import device_for
-    from sim.gpu.power_cap import at_speed, limits, solve_speed
+    time) on preset ``arch``, at the clock its power limit allows (:func:`sim.sustained.at_limit`;
+    the boost clock, speed 1.0, for a preset without one). ``work(device)`` gives ``(seconds,
+    compute J, other dynamic J, ...)`` of one call on a device."""
+    from sim.sustained import at_limit
 
-    base = _arch(arch, software)
-    seen: dict[float, tuple[float, float, float]] = {}
-
-    def run(c: float) -> tuple[float, float, float]:
-        if c not in seen:
-            seen[c] = work(device(arch, software) if c == 1.0 else
-                           device_for(at_speed(base, c), "tile"))
-        return seen[c]
-
-    speed = solve_speed(base, run, duty).speed if limits(base) else 1.0
-    seconds, compute_j, other_j = run(speed)
-    return seconds, compute_j + other_j, speed
-
-
-def _split_energy(energy: dict) -> tuple[float, float]:
-    """(compute J, every other J) of a cost's energy by component."""
-    compute = energy.get("compute", 0.0)
-    return compute, sum(energy.values()) - compute
+    (seconds, compute_j, other_j, *_), state = at_limit(_arch(arch, software), work, duty)
+    return seconds, compute_j + other_j, state.speed if state is not None else 1.0
 
 
 def op_work(op):
-    """:func:`sustained`'s ``work`` for one op: its estimate's seconds, compute J and other J."""
-    def work(dev) -> tuple[float, float, float]:
-        cost = dev.estimate(op)
-        return (cost.latency, *_split_energy(cost.energy))
-    return work
+    """:func:`sustained`'s ``work`` for one op (:func:`sim.sustained.op_work`)."""
+    from sim.sustained import op_work as work
+
+    return work(op)
 
 
 def gemm_points(ctx: ValidationContext, tag: str, arch: str, model=None,
@@ -239,8 +221,9 @@ def step_work(trace):
     from xpusim.validation._steps import step_time
 
     def work(dev) -> tuple[float, float, float]:
-        parts = [_split_energy(dev.estimate(op).energy) for op in trace.ops]
-        return step_time(dev, trace), sum(c for c, _ in parts), sum(o for _, o in parts)
+        energies = [dev.estimate(op).energy for op in trace.ops]
+        compute = sum(e.get("compute", 0.0) for e in energies)
+        return step_time(dev, trace), compute, sum(sum(e.values()) for e in energies) - compute
     return work
 
 

@@ -1,0 +1,53 @@
+"""Work run back to back under its GPU's power limit: its cost at the clock the limit allows.
+
+``xpusim op --duty D``, the fits of ``xpusim validate --fit`` and the suites over our measured
+rows price work that runs a ``D`` fraction of the time, back to back, for longer than the limiter
+takes to react (~0.13 s): :func:`sim.gpu.power_cap.solve_speed` over the work on
+:func:`sim.gpu.power_cap.at_speed`'s arch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from arch import Arch
+from sim.devices.base import Cost, Device, device_for
+from sim.gpu.power_cap import CapState, at_speed, limits, solve_speed
+from workloads.trace import Op
+
+
+def at_limit(arch: Arch, work: Callable[[Device], tuple], duty: float = 1.0,
+             fidelity: str = "tile") -> tuple[tuple, CapState | None]:
+    """``work``'s result on ``arch`` at the speed its power limit allows at ``duty``, and where
+    the limiter settles (None, and the boost result, for a device whose limit the model does
+    not apply). ``work(device)`` gives ``(seconds, compute J, other dynamic J, ...)``."""
+    seen: dict[float, tuple] = {}
+
+    def result(c: float) -> tuple:
+        if c not in seen:
+            seen[c] = work(device_for(at_speed(arch, c), fidelity))
+        return seen[c]
+
+    if not limits(arch):
+        return result(1.0), None
+    state = solve_speed(arch, lambda c: result(c)[:3], duty)
+    return result(state.speed), state
+
+
+def op_work(op: Op) -> Callable[[Device], tuple[float, float, float, Cost]]:
+    """:func:`at_limit`'s ``work`` for one op: seconds, compute J, other J and the cost."""
+    def work(dev: Device) -> tuple[float, float, float, Cost]:
+        cost = dev.estimate(op)
+        compute = cost.energy.get("compute", 0.0)
+        return cost.latency, compute, sum(cost.energy.values()) - compute, cost
+    return work
+
+
+def sustained_cost(arch: Arch, op: Op, duty: float = 1.0,
+                   fidelity: str = "tile") -> tuple[Cost, CapState | None]:
+    """``op``'s cost run back to back a ``duty`` fraction of the time on ``arch``, and where the
+    limiter settles (:func:`at_limit`)."""
+    got: Any
+    got, state = at_limit(arch, op_work(op), duty, fidelity)
+    return got[3], state
