@@ -146,10 +146,12 @@ def _harness(path, overrides: dict):
     return device_for(arch_from_dict(deep_merge(data, overrides), label), "tile")
 
 
-def dvfs_line(ctx: ValidationContext, tag: str, dtype: str) -> tuple[float, float, float]:
-    """``(W per unit duty, W at zero duty, s per call)`` of ``<tag>_dvfs.csv``'s ``dtype`` rows
-    whose SM clock never left its maximum: the least-squares line of board power against duty
-    cycle at the boost clock, and the median time per call there."""
+def dvfs_line(ctx: ValidationContext, tag: str,
+              dtype: str) -> tuple[float, float, float, tuple[int, ...]]:
+    """``(W per unit duty, W at zero duty, s per call, (M, N, K))`` of ``<tag>_dvfs.csv``'s
+    ``dtype`` rows whose SM clock never left its maximum: the least-squares line of board power
+    against duty cycle at the boost clock, the median time per call there, and the GEMM's
+    shape."""
     import numpy as np
 
     from xpusim.validation._own_gpu import rows
@@ -160,12 +162,12 @@ def dvfs_line(ctx: ValidationContext, tag: str, dtype: str) -> tuple[float, floa
     if len(boost) < 2:
         from workloads.errors import WorkloadError
 
-        raise WorkloadError(f"{tag}_dvfs.csv", "sm_clock_mhz_min",
+        raise WorkloadError(data[0].file if data else f"{tag}_dvfs.csv", "sm_clock_mhz_min",
                             f"at least two {dtype} rows at the maximum SM clock (the boost line)")
     duty = np.array([r.num("duty") for r in boost])
     slope, intercept = np.polyfit(duty, np.array([r.num("power_w_median") for r in boost]), 1)
-    return float(slope), float(intercept), float(np.median([r.num("time_per_call_s")
-                                                            for r in boost]))
+    seconds = float(np.median([r.num("time_per_call_s") for r in boost]))
+    return float(slope), float(intercept), seconds, boost[0].dims("shape")
 
 
 def derive_energy(ctx: ValidationContext, tag: str = "h200") -> dict[str, float]:
@@ -206,9 +208,10 @@ def derive_energy(ctx: ValidationContext, tag: str = "h200") -> dict[str, float]
         - cost.energy.get("l2", 0.0)
 
     def boost_gemm(dtype: str) -> tuple[float, float, float]:
-        """(HBM J, compute J, dynamic J left for them) of the 8192^3 GEMM at the boost clock."""
-        slope, _, seconds = dvfs_line(ctx, tag, dtype)
-        c = dev.estimate(gemm_op(8192, 8192, 8192, 1, dtype))
+        """(HBM J, compute J, dynamic J left for them) of the duty-cycle GEMM at the boost
+        clock."""
+        slope, _, seconds, (m, n, k) = dvfs_line(ctx, tag, dtype)
+        c = dev.estimate(gemm_op(m, n, k, 1, dtype))
         return c.energy["hbm"], c.energy["compute"], slope * seconds - c.energy.get("l2", 0.0)
 
     a2, b2, c2 = boost_gemm("bf16")
