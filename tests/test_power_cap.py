@@ -186,3 +186,16 @@ def test_op_duty_prices_a_kernel_run_back_to_back(capsys):
     assert main(args + ["--duty", "0"]) == 2
     err = capsys.readouterr().err
     assert "--duty: expected a fraction in (0, 1]" in err and err.count("\n") == 1
+
+
+def test_a_power_limit_under_the_static_power_is_a_one_line_error(tmp_path, capsys):
+    """A limit the board cannot meet even idle is refused where the arch is read."""
+    from xpusim.cli import main
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\nextends: h200\ngpu:\n"
+                    "  power_limit: {value: 100 W, source: test}\n")
+    assert main(["op", "gemm", "--m", "64", "--n", "64", "--k", "64", "--arch", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err
+    assert "gpu.power_limit: expected more than the static power (125.7 W), got 100 W" in err

@@ -96,6 +96,11 @@ class GpuSpec:
             if level not in memory:
                 return (f"memory.{level}", "missing required memory level for a gpu arch "
                                             "(capacity, bandwidth)")
+        energy = arch.sections.get("energy")
+        if self.power_limit > 0 and energy is not None and \
+                energy.static_power >= self.power_limit:
+            return ("gpu.power_limit", f"expected more than the static power "
+                                       f"({energy.static_power:g} W), got {self.power_limit:g} W")
         return None
 
 
