@@ -12,7 +12,8 @@ import numpy as np
 from arch import Arch
 from sim.columns import Columns, Text
 from sim.devices.base import Device, SimError, device_for
-from sim.gpu.power_cap import at_speed, gpu_arch, limits, solve_speed
+from sim.devices.phased import PhaseDevice
+from sim.gpu.power_cap import REACTION_S, at_speed, gpu_arch, limits, solve_speed, solve_speeds
 from sim.plausibility import check_plausible
 from sim.result import Result
 from sim.system.budget import check_staging, place_on_system, system_metrics
@@ -78,8 +79,8 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
     with gc_paused():
         result = _simulate(arch, model, scenario, fidelity, seed, placement, policies, coarsen)
         if limits(arch):
-            result = _power_limited(arch, result, lambda a: _simulate(
-                a, model, scenario, fidelity, seed, placement, policies, coarsen))
+            result = _power_limited(arch, result, lambda a, speeds=None: _simulate(
+                a, model, scenario, fidelity, seed, placement, policies, coarsen, speeds))
         if promote:
             gc.freeze()
             gc.unfreeze()
@@ -88,12 +89,16 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
 
 def _simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str, seed: int,
               placement: PlacementSpec | None, policies: Policies | None,
-              coarsen: bool) -> Result:
-    """:func:`simulate`'s body (the collector held by the caller)."""
+              coarsen: bool, phase_speeds: dict[str, float] | None = None) -> Result:
+    """:func:`simulate`'s body (the collector held by the caller); ``phase_speeds`` prices the
+    ops of each phase on ``arch``'s GPU at that fraction of its boost clock."""
     wall = time.perf_counter()
     policies = policies or Policies()
     system = build_system(arch)
     device = device_for(arch, fidelity)
+    if phase_speeds:
+        device = PhaseDevice({p: device_for(at_speed(arch, c), fidelity)
+                              for p, c in phase_speeds.items()}, device)
     if placement is None:
         need = check_fits(device, arch, model, scenario, system)
         placed = None
@@ -147,25 +152,82 @@ def _simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str,
 
 
 def _power_limited(arch: Arch, boost: Result, rerun) -> Result:
-    """The run at the SM clock ``arch``'s power limit allows (sim/gpu/power_cap.py): ``boost``
-    itself where its average board power per GPU is within the limit, else ``rerun`` of
-    :func:`~sim.gpu.power_cap.at_speed`'s arch at the speed where it meets it. The result's
-    metrics say so: ``gpu_speed`` (1.0: the boost clock), ``board_power_W`` per GPU and
-    ``boost_power_W`` (what the GPU would draw at its boost clock)."""
+    """The run at the SM clocks ``arch``'s power limit allows (sim/gpu/power_cap.py): ``boost``
+    itself where its average board power per GPU is within the limit.
+
+    Where the prefill and the decode each last longer than the limiter's reaction
+    (:data:`~sim.gpu.power_cap.REACTION_S`) and follow each other (one pipeline stage, no
+    micro-batches, no transfers), each is held to the limit on its own: ``rerun(arch,
+    speeds)`` prices each phase's ops at its own speed. Otherwise the run as a whole:
+    ``rerun(at_speed(arch, c))``. The metrics say so: ``gpu_speed`` (the slowest phase's
+    fraction of the boost clock), ``board_power_W`` and ``boost_power_W`` per GPU over the
+    run, and per phase ``gpu_speed_<phase>`` and ``board_power_<phase>_W``."""
+    sc = boost.inputs["scenario"]
+    devices = sc["tp"] * sc["pp"]
+    m = boost.metrics
+    spans = {"prefill": m["ttft_s"], "decode": m["latency_s"] - m["ttft_s"]}
+    if sc["pp"] == 1 and sc["microbatches"] <= 1 and not len(boost.columns("transfers")) and \
+            min(spans.values()) >= REACTION_S:
+        return _phase_limited(arch, boost, rerun, devices)
     runs = {1.0: boost}
-    devices = boost.inputs["scenario"]["tp"] * boost.inputs["scenario"]["pp"]
 
     def run(c: float) -> tuple[float, float, float]:
         if c not in runs:
             runs[c] = rerun(at_speed(arch, c))
-        m, parts = runs[c].metrics, runs[c].energy_by_component
-        compute = parts.get("compute", 0.0) / devices
-        return m["latency_s"], compute, (m["energy_J"] - m["static_energy_J"]) / devices - compute
+        return _energies(runs[c], devices)
 
     state = solve_speed(arch, run)
     result = runs[state.speed]
     result.metrics.update(gpu_speed=state.speed, board_power_W=state.power,
                           boost_power_W=state.boost_power)
+    result.device_info["power_limit_W"] = gpu_arch(arch).gpu.power_limit
+    return result
+
+
+def _energies(result: Result, devices: int) -> tuple[float, float, float]:
+    """(seconds, compute J, other dynamic J) per GPU of a whole run."""
+    m, parts = result.metrics, result.energy_by_component
+    compute = parts.get("compute", 0.0) / devices
+    return m["latency_s"], compute, (m["energy_J"] - m["static_energy_J"]) / devices - compute
+
+
+def _phase_energies(result: Result, devices: int) -> dict[str, tuple[float, float, float]]:
+    """(seconds, compute J, other dynamic J) per GPU of each phase of a run: the prefill up to
+    the first token, the decode after it, each with its ops' energy."""
+    m, table = result.metrics, result.columns("ops")
+    phase = table.text("phase")
+    out = {}
+    for label, seconds in (("prefill", m["ttft_s"]), ("decode", m["latency_s"] - m["ttft_s"])):
+        rows = _rows_of(phase, label)
+        total = float(np.sum(np.asarray(table["energy_J"])[rows])) / devices
+        compute = float(np.sum(np.asarray(table["energy_compute_J"])[rows])) / devices
+        out[label] = (seconds, compute, total - compute)
+    return out
+
+
+def _phase_limited(arch: Arch, boost: Result, rerun, devices: int) -> Result:
+    """:func:`_power_limited` with each phase held to the limit on its own."""
+    runs = {(1.0, 1.0): boost}
+
+    def run(speeds: dict[str, float]) -> dict[str, tuple[float, float, float]]:
+        key = (speeds["prefill"], speeds["decode"])
+        if key not in runs:
+            runs[key] = rerun(arch, speeds)
+        return _phase_energies(runs[key], devices)
+
+    states = solve_speeds(arch, run, ("prefill", "decode"))
+    result = runs[(states["prefill"].speed, states["decode"].speed)]
+    m = result.metrics
+    static = gpu_arch(arch).energy.static_power
+    seconds, compute, other = _energies(result, devices)
+    boost_seconds = boost.metrics["latency_s"]
+    _, b_compute, b_other = _energies(boost, devices)
+    m.update(gpu_speed=min(s.speed for s in states.values()),
+             board_power_W=static + (compute + other) / seconds,
+             boost_power_W=static + (b_compute + b_other) / boost_seconds)
+    for label, state in states.items():
+        m[f"gpu_speed_{label}"] = state.speed
+        m[f"board_power_{label}_W"] = state.power
     result.device_info["power_limit_W"] = gpu_arch(arch).gpu.power_limit
     return result
 

@@ -70,21 +70,37 @@ def test_at_speed_scales_the_sm_side_only():
     assert limits(system) and not limits(load_arch("gh200")) and not limits(load_arch("a100"))
 
 
-def test_a_compute_bound_run_is_slowed_to_the_limit():
-    """A 64 x 2,048-token Llama-2-7B prefill on one H200 draws ~890 W at the boost clock: the
-    run is the one at the speed where its average board power is 700 W, and its energy says so."""
+def test_a_compute_bound_prefill_is_slowed_to_the_limit_on_its_own():
+    """A 64 x 2,048-token Llama-2-7B prefill on one H200 (3 s) draws ~900 W at the boost clock;
+    the 16 decode steps after it (0.3 s, both longer than the limiter's 0.13 s reaction) ~640 W.
+    The prefill runs at the speed where its board power is 700 W, the decode at the boost clock
+    (its ops cost what they cost in the boost run), and the run's energy says so."""
     arch = load_arch("h200")
     scenario = Scenario(batch=64, prompt_len=2048, gen_len=16, dtype="bf16")
     res = simulate(arch, get_model("llama2-7b"), scenario)
     m = res.metrics
-    assert m["boost_power_W"] > 800 and 0.8 < m["gpu_speed"] < 0.9
-    assert m["board_power_W"] == pytest.approx(700.0, abs=0.1)
-    assert m["energy_J"] / m["latency_s"] == pytest.approx(700.0, abs=0.1)
+    assert 0.8 < m["gpu_speed_prefill"] < 0.9 and m["gpu_speed"] == m["gpu_speed_prefill"]
+    assert m["board_power_prefill_W"] == pytest.approx(700.0, abs=0.1)
+    assert m["gpu_speed_decode"] == 1.0 and m["board_power_decode_W"] < 700.0
+    assert m["energy_J"] / m["latency_s"] == pytest.approx(m["board_power_W"], rel=1e-9)
     free = arch.replace(gpu=dataclasses.replace(arch.gpu, power_limit=0.0))
-    boost = simulate(free, get_model("llama2-7b"), scenario).metrics
-    assert "gpu_speed" not in boost
-    assert boost["energy_J"] / boost["latency_s"] == pytest.approx(m["boost_power_W"], rel=1e-9)
-    assert 1.05 < m["latency_s"] / boost["latency_s"] < 1.0 / m["gpu_speed"]
+    boost = simulate(free, get_model("llama2-7b"), scenario)
+    assert "gpu_speed" not in boost.metrics
+    assert boost.metrics["energy_J"] / boost.metrics["latency_s"] == \
+        pytest.approx(m["boost_power_W"], rel=1e-9)
+    ratio = m["ttft_s"] / boost.metrics["ttft_s"]
+    assert 1.05 < ratio < 1.0 / m["gpu_speed_prefill"]
+    decode = (m["latency_s"] - m["ttft_s"]) / (boost.metrics["latency_s"] - boost.metrics["ttft_s"])
+    assert decode == pytest.approx(1.0, abs=0.01)   # (its final norm and LM head: prefill's)
+
+
+def test_a_short_phase_leaves_the_run_to_its_average():
+    """Two decode steps (a few ms, under the limiter's reaction) after the long prefill: the
+    run as a whole is held to 700 W, one speed for both phases."""
+    res = simulate(load_arch("h200"), get_model("llama2-7b"),
+                   Scenario(batch=64, prompt_len=2048, gen_len=2, dtype="bf16")).metrics
+    assert res["board_power_W"] == pytest.approx(700.0, abs=0.1) and res["gpu_speed"] < 0.9
+    assert "gpu_speed_prefill" not in res
 
 
 def test_a_memory_bound_run_is_untouched():
@@ -199,3 +215,13 @@ def test_a_power_limit_under_the_static_power_is_a_one_line_error(tmp_path, caps
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(path) in err
     assert "gpu.power_limit: expected more than the static power (125.7 W), got 100 W" in err
+
+
+def test_the_cli_names_each_phase_clock(tmp_path, capsys):
+    """A long prefill and a long decode: the line gives both phases' clocks."""
+    from xpusim.cli import main
+
+    assert main(["run", "--arch", "h200", "--batch", "64", "--prompt", "2048", "--gen", "16",
+                 "--out", str(tmp_path / "r"), "--quiet", "--timeline", "none"]) == 0
+    line = capsys.readouterr().out
+    assert "power-limited: SM clock at 8" in line and "% (prefill) and 100.0% (decode)" in line

@@ -17,10 +17,11 @@ draws
 If ``P(1)`` is at most the limit, the GPU keeps its boost clock. Otherwise :func:`solve_speed`
 finds the ``c`` at which ``P(c)`` equals the limit.
 
-The model holds the whole run to its average power. NVIDIA's limiter reacts in ~0.13 s (our H200
-trace, validation/h200/h200_power_trace.csv: the clock falls 120-140 ms into a load). A run whose
-phases differ in power for longer than that, such as a long compute-bound prefill before a
-memory-bound decode, is slowed evenly here; the GPU would slow the prefill more.
+NVIDIA's limiter reacts in ~0.13 s (:data:`REACTION_S`; our H200 trace,
+validation/h200/h200_power_trace.csv: the clock falls 120-140 ms into a load). So a run whose
+prefill and decode each last longer than that holds each phase to the limit on its own
+(:func:`solve_speeds`; a long compute-bound prefill slows, the memory-bound decode after it may
+keep its boost clock); a run with a shorter phase is held to the limit as a whole.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ from arch import Arch
 TOLERANCE_W = 0.1
 #: the lowest speed searched (a fraction of the boost clock)
 MIN_SPEED = 0.2
+#: seconds a load lasts before the limiter has lowered the clock: our H200's SM clock falls
+#: 120-140 ms into a load (validation/h200/h200_power_trace.csv, NVML read every 20 ms)
+REACTION_S = 0.13
 
 
 @dataclass(frozen=True)
@@ -114,41 +118,82 @@ def board_power(static: float, duty: float, seconds: float, dynamic_j: float) ->
     return static + duty * dynamic_j / seconds
 
 
+class _Search:
+    """The speed search of one stretch of work (a run, or one phase of it): the time is guessed
+    as ``A + B / c`` (a part that does not scale with the SM clock, and a part that does),
+    fitted to the boost run and the latest one, the compute energy as the boost run's x
+    ``c ** x`` and the rest as the latest run's; the power equation is solved on those forms,
+    the work runs there, and the forms are refitted. It stops within :data:`TOLERANCE_W` of
+    the limit, or bisects the bracket it has where the guess falls outside it."""
+
+    def __init__(self, dev: Arch, duty: float, boost_run: tuple[float, float, float]):
+        self.static, self.limit = dev.energy.static_power, dev.gpu.power_limit
+        self.x, self.duty = dev.gpu.dvfs_energy_exponent, duty
+        self.t1, self.compute1, self.other = boost_run
+        self.boost = board_power(self.static, duty, self.t1, self.compute1 + self.other)
+        self.lo, self.hi = MIN_SPEED, 1.0   # power(lo) <= limit < power(hi), as far as known
+        self.a, self.b = 0.0, self.t1       # all of the time at the SM clock, at first
+        self.c, self.p, self.runs = 1.0, self.boost, 1
+        self.done = self.boost <= self.limit
+
+    def guess(self) -> float:
+        """The next speed to run at."""
+        a, b, o = self.a, self.b, self.other
+        c = _root(lambda s: board_power(self.static, self.duty, a + b / s,
+                                        self.compute1 * s ** self.x + o) - self.limit,
+                  self.lo, self.hi)
+        return c if self.lo < c < self.hi else (self.lo + self.hi) / 2
+
+    def update(self, c: float, seconds: float, compute: float, other: float) -> None:
+        """Take in the run at speed ``c`` (a slower clock may pick other tiles: other bytes)."""
+        self.c, self.other, self.runs = c, other, self.runs + 1
+        self.p = board_power(self.static, self.duty, seconds, compute + other)
+        if abs(self.p - self.limit) <= TOLERANCE_W or self.runs >= 40 or \
+                self.hi - self.lo <= 1e-9:
+            self.done = True
+            return
+        if self.p > self.limit:
+            self.hi = c
+        else:
+            self.lo = c
+        self.b = (seconds - self.t1) / (1.0 / c - 1.0)
+        self.a = self.t1 - self.b
+
+    def state(self) -> CapState:
+        return CapState(self.c, self.boost, self.p, self.runs)
+
+
 def solve_speed(arch: Arch, run: Callable[[float], tuple[float, float, float]],
                 duty: float = 1.0) -> CapState:
     """The speed at which a board's power meets the limit of ``arch``'s GPU (1.0 where it is
-    below).
+    below): ``run(c)`` gives ``(seconds, compute J, other J)`` of the work on
+    ``at_speed(arch, c)`` (:class:`_Search`; a handful of runs)."""
+    search = _Search(gpu_arch(arch), duty, run(1.0))
+    while not search.done:
+        c = search.guess()
+        search.update(c, *run(c))
+    return search.state()
 
-    ``run(c)`` gives ``(seconds, compute J, other J)`` of the work on ``at_speed(arch, c)``. The
-    search guesses the time as ``A + B / c`` (a part that does not scale with the SM clock, and
-    a part that does), fitted to the boost run and the latest one, the compute energy as the
-    boost run's x ``c ** x`` and the rest as the latest run's. It solves the power equation on
-    those forms, runs there, and refits. It stops within :data:`TOLERANCE_W` of the limit, or
-    bisects the bracket it has where the guess falls outside it."""
+
+def solve_speeds(arch: Arch, run: Callable[[dict[str, float]], dict[str, tuple]],
+                 phases: tuple[str, ...]) -> dict[str, CapState]:
+    """:func:`solve_speed` for several phases of one run at once, each held to the limit on
+    its own (phases that follow each other, each longer than the limiter's reaction):
+    ``run(speeds)`` gives each phase's ``(seconds, compute J, other J)`` with phase ``p`` at
+    ``speeds[p]``. Every run moves each unsettled phase to its next guess."""
     dev = gpu_arch(arch)
-    static, limit, x = dev.energy.static_power, dev.gpu.power_limit, dev.gpu.dvfs_energy_exponent
-    t1, compute1, other = run(1.0)
-    boost = board_power(static, duty, t1, compute1 + other)
-    if boost <= limit:
-        return CapState(1.0, boost, boost, 1)
-    lo, hi = MIN_SPEED, 1.0          # power(lo) <= limit < power(hi), as far as known
-    a, b = 0.0, t1                   # time = a + b / c: all of it at the SM clock, at first
-    c, p, runs = 1.0, boost, 1
-    while runs < 40 and hi - lo > 1e-9:
-        guess = _root(lambda s, a=a, b=b, o=other: board_power(
-            static, duty, a + b / s, compute1 * s ** x + o) - limit, lo, hi)
-        c = guess if lo < guess < hi else (lo + hi) / 2
-        seconds, compute, other = run(c)     # a slower clock may pick other tiles: other bytes
-        p, runs = board_power(static, duty, seconds, compute + other), runs + 1
-        if abs(p - limit) <= TOLERANCE_W:
-            break
-        if p > limit:
-            hi = c
-        else:
-            lo = c
-        b = (seconds - t1) / (1.0 / c - 1.0)
-        a = t1 - b
-    return CapState(c, boost, p, runs)
+    speeds = {p: 1.0 for p in phases}
+    first = run(dict(speeds))
+    searches = {p: _Search(dev, 1.0, first[p]) for p in phases}
+    while not all(s.done for s in searches.values()):
+        for p, s in searches.items():
+            if not s.done:
+                speeds[p] = s.guess()
+        got = run(dict(speeds))
+        for p, s in searches.items():
+            if not s.done:
+                s.update(speeds[p], *got[p])
+    return {p: s.state() for p, s in searches.items()}
 
 
 def _root(f: Callable[[float], float], lo: float, hi: float) -> float:

@@ -42,6 +42,10 @@ METRICS: dict[str, tuple[str, str]] = {
     "gpu_speed": ("SM clock under the power limit (of boost)", "%"),
     "board_power_W": ("board power per GPU", "W"),
     "boost_power_W": ("board power per GPU at the boost clock", "W"),
+    "gpu_speed_prefill": ("prefill's SM clock under the power limit (of boost)", "%"),
+    "gpu_speed_decode": ("decode's SM clock under the power limit (of boost)", "%"),
+    "board_power_prefill_W": ("board power per GPU in the prefill", "W"),
+    "board_power_decode_W": ("board power per GPU in the decode", "W"),
 }
 
 _PLAIN = ("token/s",)  # units shown without an SI prefix

@@ -107,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
                     **({"report_dir": out} if out else {})})
     else:
         m = result.metrics
-        capped = (f"; power-limited: SM clock at {m['gpu_speed']:.1%} of boost ("
+        clocks = (f"{m['gpu_speed_prefill']:.1%} (prefill) and {m['gpu_speed_decode']:.1%} "
+                  f"(decode)" if "gpu_speed_prefill" in m else f"{m.get('gpu_speed', 1.0):.1%}")
+        capped = (f"; power-limited: SM clock at {clocks} of boost ("
                   f"{m['boost_power_W']:.0f} W at boost, {m['board_power_W']:.0f} W)"
                   if m.get("gpu_speed", 1.0) < 1.0 else "")
         sys.stdout.write(

@@ -1,0 +1,76 @@
+"""A device whose ops of each phase are priced by their own model: one GPU at a per-phase clock.
+
+A power limiter holds each long phase of a run to the limit on its own: a prefill of seconds
+runs at a lower SM clock than the memory-bound decode after it (sim/gpu/power_cap.py,
+:func:`sim.run.simulate`). :class:`PhaseDevice` prices an op of phase ``p`` on ``by_phase[p]``
+(the same GPU's model at that phase's speed) and every other op, and everything that is not an
+op's cost (memory, static power, the host that issues the ops), on ``default``.
+
+It is built for GPU models, whose units are the base device's (none): it keeps the base's
+``unit_of`` / ``split_trace``, so a planner that finds them not overridden keeps the trace as
+arrays.
+
+An op whose compute object both phases share (the tracer's final norm and LM head have one
+shape in prefill and decode) is priced once, by the first phase that meets it: the base
+estimate memo keys on that object. Both are a few microseconds a step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from sim.devices.base import Cost, Device
+from workloads.trace import Op
+
+
+class PhaseDevice(Device):
+    """``default``'s device, with the ops of each phase in ``by_phase`` priced by that model."""
+
+    def __init__(self, by_phase: dict[str, Device], default: Device):
+        self.arch, self.fidelity, self._memo = default.arch, default.fidelity, {}
+        self.by_phase, self.default = by_phase, default
+
+    def _of(self, op: Op) -> Device:
+        return self.by_phase.get(op.phase, self.default)
+
+    def _estimate(self, op: Op) -> Cost:
+        return self._of(op).estimate(op)
+
+    def peak_flops(self, op: Op) -> float:
+        return self._of(op).peak_flops(op)
+
+    def roofline(self, op: Op) -> float:
+        return self._of(op).roofline(op)
+
+    def peak_bandwidth(self) -> float:
+        return self.default.peak_bandwidth()
+
+    def sustained_bandwidth(self) -> float:
+        return self.default.sustained_bandwidth()
+
+    def link_bandwidth(self) -> float:
+        return self.default.link_bandwidth()
+
+    def memory_capacity(self) -> float:
+        return self.default.memory_capacity()
+
+    def static_power(self) -> float:
+        return self.default.static_power()
+
+    def roof_lines(self, dtype: str) -> dict[str, float]:
+        return self.default.roof_lines(dtype)
+
+    def describe(self, dtype: str) -> dict[str, Any]:
+        return self.default.describe(dtype)
+
+    def process(self, env: Any, op: Op, cost: Cost) -> Generator:
+        """The default device's process (one host issues every phase's ops) with the cost its
+        phase priced."""
+        return self.default.process(env, op, cost)
+
+    def holds_for_latency(self) -> bool:
+        return self.default.holds_for_latency()
+
+    def host_issue(self) -> Any:
+        return getattr(self.default, "host_issue", lambda: None)()
