@@ -13,7 +13,15 @@ from arch import Arch
 from sim.columns import Columns, Text
 from sim.devices.base import Device, SimError, device_for
 from sim.devices.phased import PhaseDevice
-from sim.gpu.power_cap import REACTION_S, at_speed, gpu_arch, limits, solve_speed, solve_speeds
+from sim.gpu.power_cap import (
+    REACTION_S,
+    PowerLimitError,
+    at_speed,
+    gpu_arch,
+    limits,
+    solve_speed,
+    solve_speeds,
+)
 from sim.plausibility import check_plausible
 from sim.result import Result
 from sim.system.budget import check_staging, place_on_system, system_metrics
@@ -79,8 +87,11 @@ def simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str =
     with gc_paused():
         result = _simulate(arch, model, scenario, fidelity, seed, placement, policies, coarsen)
         if limits(arch):
-            result = _power_limited(arch, result, lambda a, speeds=None: _simulate(
-                a, model, scenario, fidelity, seed, placement, policies, coarsen, speeds))
+            try:
+                result = _power_limited(arch, result, lambda a, speeds=None: _simulate(
+                    a, model, scenario, fidelity, seed, placement, policies, coarsen, speeds))
+            except PowerLimitError as exc:
+                raise SimError(f"{arch.origin or arch.name}: {exc}") from None
         if promote:
             gc.freeze()
             gc.unfreeze()
@@ -195,13 +206,12 @@ def _phase_energies(result: Result, devices: int) -> dict[str, tuple[float, floa
     """(seconds, compute J, other dynamic J) per GPU of each phase of a run: the prefill up to
     the first token, the decode after it, each with its ops' energy."""
     m, table = result.metrics, result.columns("ops")
-    phase = table.text("phase")
+    total, phase = _totals(table), table.text("phase")
     out = {}
     for label, seconds in (("prefill", m["ttft_s"]), ("decode", m["latency_s"] - m["ttft_s"])):
         rows = _rows_of(phase, label)
-        total = float(np.sum(np.asarray(table["energy_J"])[rows])) / devices
-        compute = float(np.sum(np.asarray(table["energy_compute_J"])[rows])) / devices
-        out[label] = (seconds, compute, total - compute)
+        compute = total("energy_compute_J", rows) / devices
+        out[label] = (seconds, compute, total("energy_J", rows) / devices - compute)
     return out
 
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from arch import Arch
-from sim.devices.base import Cost, Device, device_for
-from sim.gpu.power_cap import CapState, at_speed, limits, solve_speed
+from sim.devices.base import Cost, Device, SimError, device_for
+from sim.gpu.power_cap import CapState, PowerLimitError, at_speed, limits, solve_speed
 from workloads.trace import Op
 
 
@@ -31,7 +31,10 @@ def at_limit(arch: Arch, work: Callable[[Device], tuple], duty: float = 1.0,
 
     if not limits(arch):
         return result(1.0), None
-    state = solve_speed(arch, lambda c: result(c)[:3], duty)
+    try:
+        state = solve_speed(arch, lambda c: result(c)[:3], duty)
+    except PowerLimitError as exc:
+        raise SimError(f"{arch.origin or arch.name}: {exc}") from None
     return result(state.speed), state
 
 

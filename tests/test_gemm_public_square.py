@@ -62,8 +62,8 @@ def test_h200_preset_gives_the_sustained_rate_at_its_power_limit():
     rate are ~760-790 TFLOP/s: the power-limited model is within 5% of it."""
     import csv
 
+    from sim.sustained import sustained_cost
     from xpusim.validation import PROJECT_DATA
-    from xpusim.validation._fit_gpu import capped_time
 
     path = PROJECT_DATA / "h200" / "h200_gemm_sustained.csv"
     if not path.is_file():
@@ -71,6 +71,6 @@ def test_h200_preset_gives_the_sustained_rate_at_its_power_limit():
     with open(path, newline="") as fh:
         row = next(r for r in csv.DictReader(fh)
                    if r["dtype"] == "fp16" and r["shape"] == "8192x8192x8192")
-    model = capped_time(load_arch("h200"), gemm_op(8192, 8192, 8192, 1, "fp16"))
+    model = sustained_cost(load_arch("h200"), gemm_op(8192, 8192, 8192, 1, "fp16"))[0].latency
     assert model == pytest.approx(float(row["time_per_call_s"]), rel=0.05)
     assert 2.0 * 8192**3 / model / 1e12 < 0.9 * best_tflops("h200")

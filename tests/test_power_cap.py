@@ -36,8 +36,8 @@ def test_speed_meets_the_limit_of_a_closed_form():
     root = brentq(lambda c: board_power(125.7, 1.0, 2e-4 + 8e-4 / c, 0.8 * c ** x + 0.05) - 700,
                   0.2, 1.0)
     assert arch.energy.static_power == pytest.approx(125.7)
-    assert state.speed == pytest.approx(root, abs=2e-4)
-    assert state.power == pytest.approx(700.0, abs=0.1)
+    assert state.speed == pytest.approx(root, abs=1e-3)
+    assert state.power == pytest.approx(700.0, abs=1.0)
     assert state.boost_power == pytest.approx(125.7 + 850.0)
     assert state.runs == len(set(calls)) <= 5
 
@@ -80,7 +80,7 @@ def test_a_compute_bound_prefill_is_slowed_to_the_limit_on_its_own():
     res = simulate(arch, get_model("llama2-7b"), scenario)
     m = res.metrics
     assert 0.8 < m["gpu_speed_prefill"] < 0.9 and m["gpu_speed"] == m["gpu_speed_prefill"]
-    assert m["board_power_prefill_W"] == pytest.approx(700.0, abs=0.1)
+    assert m["board_power_prefill_W"] == pytest.approx(700.0, abs=1.0)
     assert m["gpu_speed_decode"] == 1.0 and m["board_power_decode_W"] < 700.0
     assert m["energy_J"] / m["latency_s"] == pytest.approx(m["board_power_W"], rel=1e-9)
     free = arch.replace(gpu=dataclasses.replace(arch.gpu, power_limit=0.0))
@@ -94,13 +94,35 @@ def test_a_compute_bound_prefill_is_slowed_to_the_limit_on_its_own():
     assert decode == pytest.approx(1.0, abs=0.01)   # (its final norm and LM head: prefill's)
 
 
-def test_a_short_phase_leaves_the_run_to_its_average():
-    """Two decode steps (a few ms, under the limiter's reaction) after the long prefill: the
-    run as a whole is held to 700 W, one speed for both phases."""
+@pytest.mark.parametrize("gen, own_clocks", [(5, False), (8, True)])
+def test_a_phase_under_the_limiters_reaction_joins_the_run(gen, own_clocks):
+    """The decode after the long prefill takes ~21 ms a step at the boost clock: 4 steps (83 ms,
+    under the limiter's 0.13 s reaction) join the run, held to 700 W as a whole at one speed;
+    7 steps (146 ms) are held on their own (both sides of 0.13 s within a factor of two)."""
+    from sim.gpu.power_cap import REACTION_S
+
     res = simulate(load_arch("h200"), get_model("llama2-7b"),
-                   Scenario(batch=64, prompt_len=2048, gen_len=2, dtype="bf16")).metrics
-    assert res["board_power_W"] == pytest.approx(700.0, abs=0.1) and res["gpu_speed"] < 0.9
-    assert "gpu_speed_prefill" not in res
+                   Scenario(batch=64, prompt_len=2048, gen_len=gen, dtype="bf16")).metrics
+    decode = res["latency_s"] - res["ttft_s"]
+    assert (decode > REACTION_S) == own_clocks and REACTION_S / 2 < decode < 2 * REACTION_S
+    assert ("gpu_speed_prefill" in res) == own_clocks and res["gpu_speed"] < 0.9
+    if not own_clocks:
+        assert res["board_power_W"] == pytest.approx(700.0, abs=1.0)
+
+
+def test_a_limit_the_work_cannot_meet_is_a_one_line_error(tmp_path, capsys):
+    """130 W on the h200 (static 125.7 W): an 8192^3 GEMM back to back draws more even at a
+    fifth of the boost clock; the run is refused, not searched 40 times."""
+    from xpusim.cli import main
+
+    path = tmp_path / "low.yaml"
+    path.write_text("name: low\nextends: h200\ngpu:\n"
+                    "  power_limit: {value: 130 W, source: test}\n")
+    assert main(["op", "gemm", "--m", "8192", "--n", "8192", "--k", "8192", "--arch", str(path),
+                 "--duty", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err
+    assert "gpu.power_limit: the work draws" in err and "over the 130 W limit" in err
 
 
 def test_a_memory_bound_run_is_untouched():
@@ -194,7 +216,7 @@ def test_op_duty_prices_a_kernel_run_back_to_back(capsys):
     assert main(args + ["--duty", "1"]) == 0
     limited = json.loads(capsys.readouterr().out)
     assert limited["latency_s"] == pytest.approx(1.623e-3, rel=0.01)
-    assert limited["board_power_W"] == pytest.approx(700.0, abs=0.1)
+    assert limited["board_power_W"] == pytest.approx(700.0, abs=1.0)
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["latency_s"] == pytest.approx(1.404e-3, rel=0.02)
     assert main(args[:-3] + ["--arch", "a100", "--duty", "1"]) == 0

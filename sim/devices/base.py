@@ -225,6 +225,27 @@ class Device:
         return type(self).process is Device.process
 
 
+
+class WrappedDevice(Device):
+    """A device model that answers for another (``inner``): its arch, fidelity, peaks, memory
+    and static power are the inner device's; a subclass says how it prices an op."""
+
+    def __init__(self, inner: Device):
+        self.inner = inner
+        self.arch, self.fidelity, self._memo = inner.arch, inner.fidelity, {}
+
+    def peak_flops(self, op: Op) -> float:
+        return self.inner.peak_flops(op)
+
+    def peak_bandwidth(self) -> float:
+        return self.inner.peak_bandwidth()
+
+    def memory_capacity(self) -> float:
+        return self.inner.memory_capacity()
+
+    def static_power(self) -> float:
+        return self.inner.static_power()
+
 def collective_min_bytes(kind: str, bytes_per_rank: float, group: int) -> float:
     """Bytes each rank must send at least (ring algorithms are bandwidth-optimal)."""
     if group <= 1:

@@ -4,7 +4,8 @@ A power limiter holds each long phase of a run to the limit on its own: a prefil
 runs at a lower SM clock than the memory-bound decode after it (sim/gpu/power_cap.py,
 :func:`sim.run.simulate`). :class:`PhaseDevice` prices an op of phase ``p`` on ``by_phase[p]``
 (the same GPU's model at that phase's speed) and every other op, and everything that is not an
-op's cost (memory, static power, the host that issues the ops), on ``default``.
+op's cost (memory, static power, the host that issues the ops), on ``default``
+(:class:`~sim.devices.base.WrappedDevice`).
 
 It is built for GPU models, whose units are the base device's (none): it keeps the base's
 ``unit_of`` / ``split_trace``, so a planner that finds them not overridden keeps the trace as
@@ -20,19 +21,19 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from sim.devices.base import Cost, Device
+from sim.devices.base import Cost, Device, WrappedDevice
 from workloads.trace import Op
 
 
-class PhaseDevice(Device):
+class PhaseDevice(WrappedDevice):
     """``default``'s device, with the ops of each phase in ``by_phase`` priced by that model."""
 
     def __init__(self, by_phase: dict[str, Device], default: Device):
-        self.arch, self.fidelity, self._memo = default.arch, default.fidelity, {}
-        self.by_phase, self.default = by_phase, default
+        super().__init__(default)
+        self.by_phase = by_phase
 
     def _of(self, op: Op) -> Device:
-        return self.by_phase.get(op.phase, self.default)
+        return self.by_phase.get(op.phase, self.inner)
 
     def _estimate(self, op: Op) -> Cost:
         return self._of(op).estimate(op)
@@ -43,34 +44,25 @@ class PhaseDevice(Device):
     def roofline(self, op: Op) -> float:
         return self._of(op).roofline(op)
 
-    def peak_bandwidth(self) -> float:
-        return self.default.peak_bandwidth()
-
     def sustained_bandwidth(self) -> float:
-        return self.default.sustained_bandwidth()
+        return self.inner.sustained_bandwidth()
 
     def link_bandwidth(self) -> float:
-        return self.default.link_bandwidth()
-
-    def memory_capacity(self) -> float:
-        return self.default.memory_capacity()
-
-    def static_power(self) -> float:
-        return self.default.static_power()
+        return self.inner.link_bandwidth()
 
     def roof_lines(self, dtype: str) -> dict[str, float]:
-        return self.default.roof_lines(dtype)
+        return self.inner.roof_lines(dtype)
 
     def describe(self, dtype: str) -> dict[str, Any]:
-        return self.default.describe(dtype)
+        return self.inner.describe(dtype)
 
     def process(self, env: Any, op: Op, cost: Cost) -> Generator:
         """The default device's process (one host issues every phase's ops) with the cost its
         phase priced."""
-        return self.default.process(env, op, cost)
+        return self.inner.process(env, op, cost)
 
     def holds_for_latency(self) -> bool:
-        return self.default.holds_for_latency()
+        return self.inner.holds_for_latency()
 
     def host_issue(self) -> Any:
-        return getattr(self.default, "host_issue", lambda: None)()
+        return getattr(self.inner, "host_issue", lambda: None)()

@@ -78,9 +78,9 @@ def with_energy(arch, bit_pj: float, flop_pj: float, hbm_pj: float):
 @study("xpu-pim-serving")
 def xpu_pim_serving(systems: dict[str, str], params: dict[str, Any]) -> dict[str, Any]:
     """Systems ``gpu`` and ``duplex`` (an arch with ``logic_pim``); params ``model``, ``tp``,
-    ``batches``, ``lengths`` (in and out lengths), ``sensitivity`` (energy variants). The
-    ``gpu`` system runs with the ``duplex`` arch's energy table: the same xPU, with and without
-    its PIM."""
+    ``batches``, ``lengths`` (in and out lengths), ``sensitivity`` (energy variants). A ``gpu``
+    system with the ``duplex`` arch's GPU section runs with its energy table: the same xPU, with
+    and without its PIM."""
     from arch import load_arch
     from sim.devices.base import device_for
     from sim.devices.xpu_pim import XpuPimDevice
@@ -92,9 +92,12 @@ def xpu_pim_serving(systems: dict[str, str], params: dict[str, Any]) -> dict[str
     tp = int(params["tp"])
     model = get_model(params["model"])
     duplex_arch = load_arch(systems["duplex"])
-    # the same xPU with and without PIM: the baseline is charged the duplex preset's energy
-    # table (its DRAM-level footing, on which the logic-PIM energies are set)
-    gpu_arch = load_arch(systems["gpu"]).replace(energy=duplex_arch.energy)
+    gpu_arch = load_arch(systems["gpu"])
+    if gpu_arch.has("gpu") and gpu_arch.gpu == duplex_arch.gpu:
+        # the same xPU with and without PIM: the baseline is charged the duplex arch's energy
+        # table (its DRAM-level footing, on which the logic-PIM energies are set); another GPU
+        # (--set systems.gpu=a100) keeps its own
+        gpu_arch = gpu_arch.replace(energy=duplex_arch.energy)
     gpu = device_for(gpu_arch, "tile")
     duplex = XpuPimDevice(duplex_arch, "tile", mode="logic")
     bank = XpuPimDevice(duplex_arch, "tile", mode="bank")

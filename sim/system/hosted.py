@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from sim.devices.base import Cost, Device, SimError, device_for
+from sim.devices.base import Cost, Device, SimError, WrappedDevice, device_for
 from sim.system.plan import Load, Plan, Transfer, direction
 from sim.system.storage import flash_scale
 from sim.system.topology import System
@@ -75,30 +75,15 @@ def tensor_traffic(op: Op) -> dict[str, tuple[float, float]]:
     return {cls: (rw[0], rw[1]) for cls, rw in out.items()}
 
 
-class HostedDevice(Device):
+class HostedDevice(WrappedDevice):
     """A device model whose ops' memory time comes from tier loads in the engine: latency =
     the model's compute time (``detail['t_compute_s']``) plus its fixed per-op cost
     (``detail['fork_join_s']``), and the
     roofline = its FLOP bound and each tier's bytes over that tier's peak (tiers in parallel)."""
 
     def __init__(self, inner: Device, bounds: dict[int, float]):
-        self.inner = inner
-        self.arch = inner.arch
-        self.fidelity = inner.fidelity
-        self._memo = {}
+        super().__init__(inner)
         self.bounds = bounds   # op id -> memory lower bound (s) over its tiers
-
-    def peak_flops(self, op: Op) -> float:
-        return self.inner.peak_flops(op)
-
-    def peak_bandwidth(self) -> float:
-        return self.inner.peak_bandwidth()
-
-    def memory_capacity(self) -> float:
-        return self.inner.memory_capacity()
-
-    def static_power(self) -> float:
-        return self.inner.static_power()
 
     def estimate(self, op: Op) -> Cost:
         cost = self.inner.estimate(op)

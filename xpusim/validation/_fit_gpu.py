@@ -233,35 +233,14 @@ def derive_energy(ctx: ValidationContext, tag: str = "h200") -> dict[str, float]
     return out
 
 
-def arch_with(preset: str, values: dict[str, float]):
-    """Preset ``preset`` with ``{yaml.path: value}`` overrides (SI units)."""
-    from arch import arch_from_dict, deep_merge, load_arch_data
-
-    nested: dict = {}
-    for path, v in values.items():
-        *head, leaf = path.split(".")
-        node = nested
-        for key in head:
-            node = node.setdefault(key, {})
-        node[leaf] = v
-    data, label = load_arch_data(preset)
-    return arch_from_dict(deep_merge(data, nested), label)
-
-
-def capped_time(arch, op, duty: float = 1.0) -> float:
-    """Seconds per call of ``op`` run at ``duty`` on ``arch`` at the clock its power limit
-    allows (:func:`sim.sustained.sustained_cost`)."""
-    from sim.sustained import sustained_cost
-
-    return sustained_cost(arch, op, duty)[0].latency
-
-
 def fit_dvfs_exponent(ctx: ValidationContext, tag: str = "h200",
                       values: dict[str, float] | None = None) -> dict[str, float]:
     """{``gpu.dvfs_energy_exponent``: x}: the exponent at which the power limit slows the 8192^3
     bf16 GEMM run back to back (the 100% duty row of ``<tag>_dvfs.csv``) to its measured time per
     call, with ``values`` (default :func:`derive_energy`'s) over the preset. The other rows of
     suite ``<tag>-dvfs`` and the sustained rows of ``<tag>-gemm`` and ``<tag>-energy`` test it."""
+    from dse.compare import with_overrides
+    from sim.sustained import sustained_cost
     from xpusim.commands.op import gemm_op
     from xpusim.validation._own_gpu import rows
 
@@ -272,9 +251,9 @@ def fit_dvfs_exponent(ctx: ValidationContext, tag: str = "h200",
     lo, hi = 0.0, 8.0
     for _ in range(40):
         mid = (lo + hi) / 2
-        arch = arch_with(tag, {**values, "gpu.dvfs_energy_exponent": mid})
+        arch = with_overrides(tag, [*values.items(), ("gpu.dvfs_energy_exponent", mid)])
         # a higher exponent saves more energy per step down: less slowdown, a shorter time
-        if capped_time(arch, op, full.num("duty")) > full.num("time_per_call_s"):
+        if sustained_cost(arch, op, full.num("duty"))[0].latency > full.num("time_per_call_s"):
             lo = mid
         else:
             hi = mid

@@ -114,13 +114,6 @@ def sustained(arch: str, work, software: str | None = None, duty: float = 1.0):
     return seconds, compute_j + other_j, state.speed if state is not None else 1.0
 
 
-def op_work(op):
-    """:func:`sustained`'s ``work`` for one op (:func:`sim.sustained.op_work`)."""
-    from sim.sustained import op_work as work
-
-    return work(op)
-
-
 def gemm_points(ctx: ValidationContext, tag: str, arch: str, model=None,
                 split: bool = False) -> list[Point]:
     """GEMM device times (CUDA graphs) vs the device ``model`` (default ``arch``'s).
@@ -132,6 +125,7 @@ def gemm_points(ctx: ValidationContext, tag: str, arch: str, model=None,
     .csv``, ``<tag>_power.csv``, ``<tag>_power_sweep.csv``): the time per call of each run back
     to back for 1.5-2 s, which the model runs at the clock the preset's power limit allows
     (cases ``sustained ...``; test rows when ``split``)."""
+    from sim.sustained import op_work
     from xpusim.commands.op import gemm_op
     from xpusim.validation import alternate_split
 
@@ -169,6 +163,7 @@ def attention_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]
     120-140 ms into a load: ``<tag>_power_trace.csv``); the 8k-token row took 1.619 ms there,
     1.642 ms at 25% duty and 1.837 ms at 100%. Then ``<tag>_attention_duty.csv`` where
     measured: prefills at 25% and 100% duty, the model at that duty."""
+    from sim.sustained import op_work
     from xpusim.commands.op import attention_op
 
     dev = device(arch)
@@ -321,6 +316,8 @@ def energy_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]:
     to back from a CUDA graph) vs the model's dynamic energy plus its static power over the
     model's time, both at the clock the preset's power limit allows; the idle row compares the
     static power itself (W). Train rows: :data:`ENERGY_TRAIN`."""
+    from sim.sustained import op_work
+
     dev = device(arch)
     out = []
     train_rows = rows(ctx, f"{tag}_power.csv", tag)
@@ -344,6 +341,7 @@ def dvfs_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]:
     """``<tag>_dvfs.csv``: the time per call of GEMMs run in bursts at a duty cycle vs the model
     at the clock the preset's power limit allows at that duty. Train: the bf16 row of the
     highest duty (``gpu.dvfs_energy_exponent`` is fitted on it); the rest test."""
+    from sim.sustained import op_work
     from xpusim.commands.op import gemm_op
 
     data = [r for r in rows(ctx, f"{tag}_dvfs.csv", tag) if r.get("dtype")]
