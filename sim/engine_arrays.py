@@ -37,7 +37,10 @@ the run's chain of ops; a collective of one micro-batch that overlaps the next m
 compute ops runs *beside* them, the memory's sharing replayed op by op as the per-op
 engine's events would share it (:class:`~sim.resources.PairReplay`; the run ends instead where
 two changes would fall at one time, so that the order of events could matter). The comm
-stream then sleeps on its next op, waking no earlier than the collective ended.
+stream then sleeps on its next op, waking no earlier than the collective ended. Where neither
+the run nor the collectives beside it load a link, the loop over those windows is compiled
+(:func:`sim.beside_kernel.stamp_beside`, built ahead of time by :mod:`sim.beside_aot`): the
+same floats, ~25 us of interpretation less per window.
 
 The times, tables and resource figures equal the per-op engine's (tests/test_array_plan.py);
 only the number of events waited on falls.
@@ -65,6 +68,9 @@ SHORT = 16
 FUTILE = 64
 #: ops of other streams one quiet run may run beside its own (the run ends at the next)
 MAX_BESIDE = 256
+#: stamp windows without link loads by the compiled loop (sim/beside_kernel.py); False: the
+#: Python loop, which gives the same floats (tests compare the two)
+COMPILED_BESIDE = True
 
 
 _NONE = np.zeros(0, dtype=np.int64)   # no adoptions in a run
@@ -236,6 +242,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     with_memory = np.isfinite(rate_of)[stream]
     size_all = np.where(with_memory, dram[kind], 0.0)
     dur_all = per_kind[kind]
+    lat_all = dur_all.copy()            # each op's latency (s)
+    stream64 = stream.astype(np.int64)
+    code_of = {nm: c for c, nm in enumerate(names)}
     moving = size_all > 0
     dur_all[moving] = np.maximum(dur_all[moving], size_all[moving] / rate_of[stream[moving]])
     stop_all = shares[kind] & with_memory
@@ -257,6 +266,10 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     adopt_after, beside, only_wait = handoffs(stream, position, next_op, waiter, waited_op,
                                               memory_code, stop_all)
     busy_until: dict[str, float] = {}   # a sleeping stream whose op another stream ran
+    # lists of what the runs look up an op at a time (a list read is cheaper than numpy's)
+    beside_list = beside.tolist() if (beside >= 0).any() else []
+    stream_list = stream.tolist() if beside_list else []
+    next_list = next_op.tolist() if beside_list else []
 
     def links_alone(i: int, s: float, done_at: float, busy: tuple[str, ...],
                     bound: dict) -> bool:
@@ -353,20 +366,21 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         transfer's timer as :meth:`~sim.resources.SharedBandwidth.solo_end` computes it,
         counted as :meth:`~sim.resources.SharedBandwidth.add_solo` counts it)."""
         t, quiet = t0, bound_of(bound, memory, busy)
-        dur_l, size_l, one_l = per_op_lists()
+        at = np.array(run, dtype=np.int64)   # a few ops: their figures gathered at once
+        durs, sizes, ones = dur_all[at].tolist(), size_all[at].tolist(), single[at].tolist()
         rate = None if memory._left or memory.reserved else memory.rate
         slack = rate * FINISH_TOL if rate is not None else 0.0
         moved, busy_time, last = memory.bytes_moved, memory.busy_time, memory._last
         took = 0
-        for i in run:     # each op checked, then counted (a later op's check reads neither)
-            done_at, size = t + dur_l[i], size_l[i]
+        # each op checked, then counted (a later op's check reads neither)
+        for i, dur, size, loaded in zip(run, durs, sizes, ones, strict=True):
+            done_at = t + dur
             if size > 0:
                 if rate is None:
                     break
                 timer = t + size / rate       # size / rate > 0: solo_end's max(0, .)
                 if size - (timer - t) * rate > slack or not done_at < quiet:
                     break
-            loaded = one_l[i]
             if loaded and not links_alone(i, t, done_at, busy, bound):
                 break
             start[i], end[i] = t, done_at
@@ -381,14 +395,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         memory.bytes_moved, memory.busy_time, memory._last = moved, busy_time, last
         return took, t
 
-    def now_on(other: str, moved: dict) -> int:
-        """The op stream ``other`` sleeps on (after ``moved``, what a run already moved it
-        on to; -1: it does not sleep)."""
-        if other in moved:
-            return moved[other]
-        sl = sleeping.get(other)
-        return sl[1] if sl is not None else -1
-
     def with_ops_beside(run: np.ndarray, after: list[int], ys: list[int], name: str,
                         memory) -> tuple[int, float]:
         """Stamp ``run`` from now while another stream's ops ``ys`` run beside it: ``ys[j]``
@@ -396,19 +402,106 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         until it is done (:func:`beside_window`), and an op of the run that waits for it
         starts once it ends. The rest of the run is stamped alone (:func:`alone_at_once`).
         (how many of ``run`` were stamped, when the last ends); an op beside is kept only
-        when the run reaches past its window."""
+        when the run reaches past its window. Where neither the run nor the ops beside load
+        a link, the compiled loop (:func:`sim.beside_kernel.stamp_beside`) stamps it."""
+        # the run's ops that wait for ops beside: (position in the run, index in ys)
+        z_pos, z_of = _waiting_positions(run, ys, waiters)
+        ys_arr = np.array(ys, dtype=np.int64)
+        if not COMPILED_BESIDE or (op_loads and (single[run].any() or single[ys_arr].any())):
+            j, t, taken = python_beside(run, after, ys, name, memory, z_pos, z_of)
+        else:
+            j, t, taken = compiled_beside(run, after, ys_arr, name, memory, z_pos, z_of)
+        if not taken:
+            return j, t
+        counter[0] += taken
+        done = ys_arr[:taken]
+        ends = y_end_buf[:taken].tolist()
+        signalled.update(only_wait[done].tolist())
+        # an op beside whose waiters the run stamped is signalled now; the others as they end
+        if len(z_pos):
+            ran = np.ones(len(ys), dtype=bool)
+            ran[z_of[z_pos >= j]] = False
+        else:
+            ran = np.ones(len(ys), dtype=bool)
+        missing = waiting_outside(ys, z_of)
+        ran[missing] = False
+        late = np.flatnonzero(~ran[:taken]).tolist()
+        signalled.update(done[ran[:taken]].tolist())
+        for q in late:
+            y = int(done[q])
+            engine_module._Until(env, ends[q]).callbacks.append(
+                lambda _e, y=y: signal_done(y))
+        codes = stream[done].tolist()
+        last_of = {code: q for q, code in enumerate(codes)}
+        for code, q in last_of.items():   # each stream sleeps on after its last op beside
+            y, other = int(done[q]), names[code]
+            w = int(next_op[y])
+            sleeping[other] = (sleeping[other][0], w)
+            state[other] = ("wait", w)
+            resume_at[other] = int(position[y]) + 1
+            busy_until[other] = ends[q]
+        return j, t
+
+    def waiting_outside(ys: list[int], z_of: np.ndarray) -> np.ndarray:
+        """Per op beside: whether something that waits for it is not in the run."""
+        found = np.bincount(z_of, minlength=len(ys)) if len(z_of) else np.zeros(len(ys))
+        wanted = np.array([len(waiters.get(y, ())) for y in ys])
+        return found < wanted
+
+    y_end_buf = np.empty(0)
+
+    def compiled_beside(run: np.ndarray, after: list[int], ys: np.ndarray, name: str,
+                        memory, z_pos: np.ndarray, z_of: np.ndarray) -> tuple[int, float, int]:
+        """:func:`python_beside` by :func:`sim.beside_kernel.stamp_beside` (no link loads).
+        (positions stamped, when the last ends, ops beside taken; their ends in
+        ``y_end_buf``)."""
+        nonlocal y_end_buf
+        from sim.beside_aot import stamp_beside as compiled
+
+        stamp_beside = compiled()
+
+        place_pos = np.array(after, dtype=np.int64) + 1
+        order = np.lexsort((z_of, z_pos))
+        z_sorted = z_pos[order]
+        new_pos = np.ones(len(z_sorted), dtype=bool)
+        new_pos[1:] = z_sorted[1:] != z_sorted[:-1]
+        first = np.flatnonzero(new_pos)
+        wait_pos = z_sorted[first]
+        wait_ptr = np.append(first, len(order)).astype(np.int64)
+        cuts = np.unique(np.concatenate((place_pos, wait_pos, [len(run)])))
+        free = np.full(len(names), -math.inf)
+        for other, until in busy_until.items():
+            free[code_of[other]] = until
+        bound: dict = {}
+        limit_of = np.full(len(names), math.inf)
+        for code in set(stream[ys].tolist()):
+            limit_of[code] = bound_of(bound, memory, (name, names[code]))
+        quiet = bound_of(bound, memory, (name,))
+        rate_ok = not memory._left and not memory.reserved
+        y_end_buf = np.empty(len(ys))
+        j, t, taken, moved, busy, last = stamp_beside(
+            run.astype(np.int64, copy=False), cuts, place_pos, ys, wait_pos, wait_ptr,
+            z_of[order], env.now, lat_all, dur_all, size_all, stream64, free, rate_ok,
+            memory.rate, quiet, limit_of, memory.bytes_moved, memory.busy_time, memory._last,
+            start, end, y_end_buf)
+        memory.bytes_moved, memory.busy_time, memory._last = moved, busy, last
+        return j, t, taken
+
+    def python_beside(run: np.ndarray, after: list[int], ys: list[int], name: str, memory,
+                      z_pos: np.ndarray, z_of: np.ndarray) -> tuple[int, float, int]:
+        """The loop of :func:`with_ops_beside` over the run's cut positions, in Python (ops
+        with link loads). (positions stamped, when the last ends, ops beside taken; their
+        ends in ``y_end_buf``)."""
+        nonlocal y_end_buf
         busy = (name,)
         places = {a + 1: y for a, y in zip(after, ys, strict=True)}
         waiting: dict[int, list[int]] = {}   # run index -> the ops beside it waits for
+        for p, q in sorted(zip(z_pos.tolist(), z_of.tolist(), strict=True)):
+            waiting.setdefault(p, []).append(ys[q])
         run_list = run.tolist()
-        where = {op: j for j, op in enumerate(run_list)}
-        for y in ys:
-            for z in waiters.get(y, ()):
-                if z in where:
-                    waiting.setdefault(where[z], []).append(y)
         cuts = sorted(set(places) | set(waiting) | {len(run)})
         t, j, y_end = env.now, 0, {}
-        taken: list[tuple[int, float]] = []
+        taken: list[float] = []
         stream_free = dict(busy_until)     # when a sleeping stream ends what it runs
         bound: dict = {}
         for cut in cuts:
@@ -427,7 +520,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 if got is None:
                     break
                 j, t, y_end[y] = got
-                taken.append((y, y_end[y]))
+                taken.append(y_end[y])
                 stream_free[names[stream[y]]] = y_end[y]
             if j < cut:
                 c, t = alone_one_by_one(run_list[j:cut], memory, busy, t, bound) \
@@ -435,20 +528,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 j += c
                 if j < cut:
                     break
-        ran_to = set(run_list[:j])
-        for y, done_at in taken:
-            other, w = names[stream[y]], int(next_op[y])
-            sleeping[other] = (sleeping[other][0], w)
-            state[other] = ("wait", w)
-            resume_at[other] = int(position[y]) + 1
-            busy_until[other] = done_at
-            signalled.add(int(only_wait[y]))
-            if all(z in ran_to for z in waiters.get(y, ())):
-                signalled.add(y)
-            else:                 # what waits for it beyond the run: signal it as it ends
-                engine_module._Until(env, done_at).callbacks.append(
-                    lambda _e, y=y: signal_done(y))
-        return j, t
+        y_end_buf = np.array(taken, dtype=float)
+        return j, t, len(taken)
 
     def beside_window(run: np.ndarray, j: int, cut: int, t_before: float, y_start: float,
                       t: float, y: int, name: str, memory,
@@ -513,7 +594,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         start[y], end[y] = y_start, y_end
         if op_loads and y in op_loads:
             count_links(y, y_start)
-        counter[0] += 1
         return j, t, y_end
 
     def quiet_run(name: str, k: int, memory, lane: dict) -> tuple[int, float]:
@@ -557,19 +637,33 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             if stops[b]:
                 e = b - 1
                 break
-            if waits_left[b] and b > k and \
-                    any(d not in signalled and d not in run_beside for d in waits[id_list[b]]):
-                e = b - 1
-                break
+            if waits_left[b] and b > k:
+                left = False
+                for d in waits[id_list[b]]:
+                    if d not in signalled and d not in run_beside:
+                        left = True
+                        break
+                if left:
+                    e = b - 1
+                    break
             if b == cut or (ends_run[b] and b != first):
-                y = int(beside[id_list[b]]) if b != cut and b + 1 < m and \
+                y = beside_list[id_list[b]] if b != cut and b + 1 < m and \
                     len(beside_of) < MAX_BESIDE else -1
-                if y < 0 or now_on(names[stream[y]], moved) != y:
+                if y < 0:
                     e, last_adopts = b, False
                     break
-                beside_of.append((int(b), y))
+                other = names[stream_list[y]]
+                if other in moved:
+                    on = moved[other]
+                else:
+                    sl = sleeping.get(other)
+                    on = sl[1] if sl is not None else -1
+                if on != y:
+                    e, last_adopts = b, False
+                    break
+                beside_of.append((b, y))
                 run_beside.add(y)
-                moved[names[stream[y]]] = int(next_op[y])
+                moved[other] = next_list[y]
             p = b + 1
             if p >= m:
                 break
@@ -739,6 +833,26 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     tl.engine_events = counter[1]
     tl.resources = resources
     return tl
+
+
+def _waiting_positions(run: np.ndarray, ys: list[int], waiters: dict
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """The run's ops that wait for ops ``ys`` beside it: (their positions in ``run``, the
+    index in ``ys`` of the op each waits for), one pair per such wait."""
+    zs: list[int] = []
+    of: list[int] = []
+    for q, y in enumerate(ys):
+        got = waiters.get(y)
+        if got:
+            zs.extend(got)
+            of.extend([q] * len(got))
+    if not zs or not len(run):
+        return _NONE, _NONE
+    z = np.array(zs, dtype=np.int64)
+    order = np.argsort(run, kind="stable")
+    at = np.minimum(np.searchsorted(run[order], z), len(run) - 1)
+    found = run[order][at] == z
+    return order[at[found]].astype(np.int64), np.array(of, dtype=np.int64)[found]
 
 
 def _stamp(t: float, a: int, b: int, lat: np.ndarray, lat_list: list, ids: np.ndarray,

@@ -80,11 +80,12 @@ def module_name() -> str:
     return "xpusim_dram_" + source_hash(SOURCES)
 
 
-def source_hash(sources: tuple[str, ...]) -> str:
-    """16 hex digits over the text of ``sources`` (files of this folder) and the versions of
-    numba, llvmlite, numpy and Python, read from the packages' version files (nothing is
-    imported: numpy's import alone costs a short run 0.15 CPU s)."""
-    parts = [(HERE / name).read_bytes() for name in sources]
+def source_hash(sources: tuple[str, ...], folder: Path | None = None) -> str:
+    """16 hex digits over the text of ``sources`` (files of ``folder``, this one by default)
+    and the versions of numba, llvmlite, numpy and Python, read from the packages' version
+    files (nothing is imported: numpy's import alone costs a short run 0.15 CPU s)."""
+    folder = HERE if folder is None else folder
+    parts = [(folder / name).read_bytes() for name in sources]
     for pkg, fname in (("numba", "_version.py"), ("llvmlite", "_version.py"),
                        ("numpy", "version.py")):
         spec = importlib.util.find_spec(pkg)  # finds the package without importing it
@@ -164,13 +165,28 @@ def _import(name: str, path: Path):
 def build(directory: Path, name: str | None = None) -> Path:
     """Compile the kernels into ``directory`` (numba's pycc; needs a C compiler). Returns the
     extension's path; raises on failure."""
-    name = name or module_name()
+    from sim.micro import dram, dram_trace
+
+    # pycc compiles exports in symbol order: 'kernel' (run_kernel) before 'trace'
+    return build_extension(directory, name or module_name(), dram,
+                           (("kernel", RUN_SIG, dram.run_kernel),
+                            ("trace", PARSE_SIG, dram_trace._parse_plain)),
+                           "the DRAM kernel")
+
+
+def build_extension(directory: Path, name: str, source_module, exports: tuple,
+                    what: str) -> Path:
+    """Compile ``exports`` ((symbol, signature, numba dispatcher), ...) of ``source_module``
+    into the extension ``name`` in ``directory`` (numba's pycc, with the kernels' own
+    ``error_model='numpy'``), through a temporary file renamed into place; builds of earlier
+    sources (the same name up to the hash) are removed. The extension's path; raises on
+    failure."""
     fname = name + importlib.machinery.EXTENSION_SUFFIXES[0]
     target = Path(directory) / fname
     if target.is_file():
         return target
     if sys.stderr.isatty():
-        sys.stderr.write("compiling the DRAM kernel ahead of time (once per kernel version)...\n")
+        sys.stderr.write(f"compiling {what} ahead of time (once per kernel version)...\n")
     import shutil
     import tempfile
     import warnings
@@ -180,8 +196,6 @@ def build(directory: Path, name: str | None = None) -> Path:
         import numba.pycc.compiler as pcc
         from numba.pycc import CC
 
-    from sim.micro import dram, dram_trace
-
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=directory))
     saved_flags = pcc.Flags
     try:
@@ -189,18 +203,18 @@ def build(directory: Path, name: str | None = None) -> Path:
     except OSError:  # no stdout to protect
         saved_out = -1
     try:
-        cc = CC(name, source_module=dram)
+        cc = CC(name, source_module=source_module)
         cc.output_dir = str(tmp)
-        # pycc compiles exports in symbol order: 'kernel' (run_kernel) before 'trace'
-        cc.export("kernel", RUN_SIG)(dram.run_kernel.py_func)
-        cc.export("trace", PARSE_SIG)(dram_trace._parse_plain.py_func)
+        for symbol, signature, dispatcher in exports:
+            cc.export(symbol, signature)(dispatcher.py_func)
         pcc.Flags = _numpy_error_model(saved_flags)
         if saved_out >= 0:
             sys.stdout.flush()
             os.dup2(2, 1)  # compiler chatter must not reach stdout (--json output)
         cc.compile()
         os.replace(tmp / cc.output_file, target)
-        for old in Path(directory).glob("xpusim_dram_*"):  # builds of earlier sources
+        stem = name.rsplit("_", 1)[0] + "_"
+        for old in Path(directory).glob(stem + "*"):  # builds of earlier sources
             if old != target:
                 old.unlink(missing_ok=True)
     finally:
@@ -225,7 +239,7 @@ def _numpy_error_model(flags_cls):
     return make
 
 
-_DTYPES = {"i8": "int64", "i1": "int8", "u1": "uint8"}
+_DTYPES = {"i8": "int64", "i1": "int8", "u1": "uint8", "f8": "float64"}
 
 
 def _checked(fn, spec: tuple):
