@@ -39,7 +39,7 @@ engine's events would share it (:class:`~sim.resources.PairReplay`; the run ends
 two changes would fall at one time, so that the order of events could matter). The comm
 stream then sleeps on its next op, waking no earlier than the collective ended. Where neither
 the run nor the collectives beside it load a link, the loop over those windows is compiled
-(:func:`sim.beside_kernel.stamp_beside`, built ahead of time by :mod:`sim.beside_aot`): the
+(:func:`sim.beside_kernel.stamp_beside`, built ahead of time by :mod:`sim.engine_aot`): the
 same floats, ~25 us of interpretation less per window.
 
 The times, tables and resource figures equal the per-op engine's (tests/test_array_plan.py);
@@ -57,6 +57,7 @@ import simpy
 import sim.engine as engine_module
 from sim.devices.base import Cost, Device
 from sim.engine import CostList, Timeline, _ops_at, first_seen
+from sim.engine_dag import contention_free
 from sim.resources import FINISH_TOL, occupy
 from sim.stream_chains import handoffs
 from sim.system.plan import Plan
@@ -71,6 +72,9 @@ MAX_BESIDE = 256
 #: stamp windows without link loads by the compiled loop (sim/beside_kernel.py); False: the
 #: Python loop, which gives the same floats (tests compare the two)
 COMPILED_BESIDE = True
+#: time a run in which no transfer ever shares a resource as one longest path
+#: (sim/engine_dag.py); False: the event loop, which gives the same floats
+CONTENTION_FREE = True
 
 
 _NONE = np.zeros(0, dtype=np.int64)   # no adoptions in a run
@@ -255,6 +259,13 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         # two loads on one link share it even with nothing else in flight (the memory is
         # never one of the links)
         stop_all[loaded_ids] |= twice
+    if CONTENTION_FREE:
+        times = contention_free(arrays, stream, by_stream, names, dur_all, size_all, stop_all,
+                                memory_of, op_loads)
+        if times is not None:     # no transfer ever shared a resource: no event loop
+            tl = Timeline(times[0], times[1], CostList(table, kind), n)
+            tl.resources = resources
+            return tl
     # each op's next op on its stream, and the contended memory of each stream
     codes = {id(mem): c for c, mem in enumerate(dict.fromkeys(memory_of.values()))}
     next_op = np.full(n, -1, dtype=np.int64)
@@ -366,21 +377,20 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         transfer's timer as :meth:`~sim.resources.SharedBandwidth.solo_end` computes it,
         counted as :meth:`~sim.resources.SharedBandwidth.add_solo` counts it)."""
         t, quiet = t0, bound_of(bound, memory, busy)
-        at = np.array(run, dtype=np.int64)   # a few ops: their figures gathered at once
-        durs, sizes, ones = dur_all[at].tolist(), size_all[at].tolist(), single[at].tolist()
+        dur_l, size_l, one_l = per_op_lists()
         rate = None if memory._left or memory.reserved else memory.rate
         slack = rate * FINISH_TOL if rate is not None else 0.0
         moved, busy_time, last = memory.bytes_moved, memory.busy_time, memory._last
         took = 0
-        # each op checked, then counted (a later op's check reads neither)
-        for i, dur, size, loaded in zip(run, durs, sizes, ones, strict=True):
-            done_at = t + dur
+        for i in run:     # each op checked, then counted (a later op's check reads neither)
+            done_at, size = t + dur_l[i], size_l[i]
             if size > 0:
                 if rate is None:
                     break
                 timer = t + size / rate       # size / rate > 0: solo_end's max(0, .)
                 if size - (timer - t) * rate > slack or not done_at < quiet:
                     break
+            loaded = one_l[i]
             if loaded and not links_alone(i, t, done_at, busy, bound):
                 break
             start[i], end[i] = t, done_at
@@ -456,9 +466,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         (positions stamped, when the last ends, ops beside taken; their ends in
         ``y_end_buf``)."""
         nonlocal y_end_buf
-        from sim.beside_aot import stamp_beside as compiled
+        from sim.engine_aot import kernels
 
-        stamp_beside = compiled()
+        stamp_beside = kernels().stamp_beside
 
         place_pos = np.array(after, dtype=np.int64) + 1
         order = np.lexsort((z_of, z_pos))

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import sim.beside_aot as beside_aot
 import sim.beside_kernel as beside_kernel
+import sim.engine_aot as engine_aot
 import sim.engine_arrays as engine_arrays
 from arch import load_arch
 from sim.run import simulate
@@ -44,14 +44,15 @@ def _run(case, compiled: bool, monkeypatch):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_compiled_windows_equal_the_python_loop(name, monkeypatch):
     calls = []
-    kernel = beside_aot.stamp_beside()
+    kernels = engine_aot.kernels()
+    kernel = kernels.stamp_beside
 
     def counted(*args):
         out = kernel(*args)
         calls.append(out[2])
         return out
 
-    monkeypatch.setattr(beside_aot, "stamp_beside", lambda: counted)
+    monkeypatch.setattr(engine_aot, "kernels", lambda: kernels._replace(stamp_beside=counted))
     fast = _run(CASES[name], True, monkeypatch)
     assert calls and sum(calls) >= 100          # the compiled loop took the windows
     slow = _run(CASES[name], False, monkeypatch)
@@ -72,7 +73,7 @@ def test_a_window_by_hand(build):
     (1 s, 300 B), which arrives first. Shared at 50 B/s each, ``y`` is done at 3 s; the
     second op's last 200 B then move alone at 100 B/s: it ends at 5 s. The memory moved
     400 B, busy from 1 s to 5 s."""
-    stamp_beside = beside_aot.stamp_beside() if build == "aot" else \
+    stamp_beside = engine_aot.kernels().stamp_beside if build == "aot" else \
         beside_kernel.stamp_beside
     run = np.array([0, 1], dtype=np.int64)
     lat = np.array([1.0, 1.0, 0.5])

@@ -1,0 +1,35 @@
+"""The times of a run without contention: a longest path over the trace (numba).
+
+Where no two transfers ever share a memory or a link, every op starts when its stream's op
+before it ends and every op it depends on has ended, and ends its duration alone later - the
+times the event engine gives it, one SimPy event per op (:mod:`sim.engine_dag` checks that
+no transfer shared a resource, and falls back to the event engine where one did).
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+
+@njit(cache=True, error_model="numpy")
+def dag_times(dep_ptr, dep_idx, prev, dur, start, end):
+    """``start[i]`` (s): the latest end of op ``prev[i]`` (the op before it on its stream;
+    -1: none, time 0) and of its dependencies ``dep_idx[dep_ptr[i]:dep_ptr[i + 1]]``;
+    ``end[i] = start[i] + dur[i]``, op by op in id order. False (times unfinished) when a
+    dependency or a stream's op before it does not come earlier in that order."""
+    for i in range(len(dur)):
+        s = 0.0
+        p = prev[i]
+        if p >= i:
+            return False
+        if p >= 0:
+            s = end[p]
+        for q in range(dep_ptr[i], dep_ptr[i + 1]):
+            d = dep_idx[q]
+            if d >= i:
+                return False
+            if end[d] > s:
+                s = end[d]
+        start[i] = s
+        end[i] = s + dur[i]
+    return True

@@ -1,0 +1,85 @@
+"""The engine's compiled loops built ahead of time, as the DRAM kernels are.
+
+Importing numba and loading its cached machine code costs a fresh process ~0.7 CPU s, more
+than the windows of a 128-token 70B ``--overlap`` run take compiled. numba's ``pycc`` compiles
+the loops themselves (no second copy) into one extension that needs only numpy, built on first
+use and kept beside the DRAM kernels' (:mod:`sim.micro.dram_aot`: the same directories, naming
+by a hash of the sources and tool versions, ``.failed`` markers):
+
+* :func:`sim.beside_kernel.stamp_beside`: collectives beside a run's ops, their memory shared;
+* :func:`sim.dag_kernel.dag_times`: the start and end of every op of a run without contention
+  (:mod:`sim.engine_dag`).
+
+Without a C compiler, or with ``XPUSIM_ENGINE_AOT=0``, the numba dispatchers run instead: both
+give the same floats (tests/test_beside_kernel.py, tests/test_engine_dag.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import namedtuple
+from pathlib import Path
+
+from sim.micro import dram_aot
+
+HERE = Path(__file__).resolve().parent
+#: files whose text decides the compiled code
+SOURCES = ("beside_kernel.py", "dag_kernel.py", "engine_aot.py", "resources.py")
+_I, _F = "i8[::1]", "f8[::1]"
+#: stamp_beside(run, cuts, place_pos, place_y, wait_pos, wait_ptr, wait_y, t, lat, dur, size,
+#:              stream, free, rate_ok, rate, quiet, limit_of, moved, busy, last, start, end,
+#:              y_end)
+BESIDE_SIG = (f"Tuple((i8, f8, i8, f8, f8, f8))({_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, f8, "
+       f"{_F}, {_F}, {_F}, {_I}, {_F}, b1, f8, f8, {_F}, f8, f8, f8, {_F}, {_F}, {_F})")
+BESIDE_ARGS = ((("i8", 1),) * 7 + (None,) + (("f8", 1),) * 3 + (("i8", 1), ("f8", 1)) + (None,) * 3
+        + (("f8", 1),) + (None,) * 3 + (("f8", 1),) * 3)
+
+#: dag_times(dep_ptr, dep_idx, prev, dur, start, end) -> whether the deps precede each op
+DAG_SIG = f"b1({_I}, {_I}, {_I}, {_F}, {_F}, {_F})"
+DAG_ARGS = (("i8", 1),) * 3 + (("f8", 1),) * 3
+
+#: the loops a run calls (callables) and where they come from (``kind``: 'aot' or 'jit')
+Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "kind"])
+
+_CACHE: list[Kernels] = []
+
+
+def kernels() -> Kernels:
+    """The engine's loops: the ahead-of-time build when available (built on first use), else
+    numba's JIT dispatchers."""
+    if not _CACHE:
+        mod = None
+        if os.environ.get("XPUSIM_ENGINE_AOT", "1") != "0":
+            mod = dram_aot.find_or_build(module_name(), build,
+                                         "ahead-of-time build of the engine's loops",
+                                         "using numba's JIT")
+        if mod is not None:
+            _CACHE.append(Kernels(dram_aot._checked(mod.stamp_beside, BESIDE_ARGS),
+                                  dram_aot._checked(mod.dag_times, DAG_ARGS), "aot"))
+        else:
+            _CACHE.append(jit_kernels())
+    return _CACHE[0]
+
+
+def jit_kernels() -> Kernels:
+    """The numba dispatchers themselves (imports numba)."""
+    from sim.beside_kernel import stamp_beside
+    from sim.dag_kernel import dag_times
+
+    return Kernels(stamp_beside, dag_times, "jit")
+
+
+def module_name() -> str:
+    """Extension name: ``xpusim_engine_`` and a hash of :data:`SOURCES` and tool versions."""
+    return "xpusim_engine_" + dram_aot.source_hash(SOURCES, HERE)
+
+
+def build(directory: Path, name: str | None = None) -> Path:
+    """Compile the engine's loops into ``directory`` (numba's pycc; needs a C compiler). The
+    extension's path; raises on failure."""
+    from sim import beside_kernel, dag_kernel
+
+    return dram_aot.build_extension(
+        directory, name or module_name(), beside_kernel,
+        (("dag_times", DAG_SIG, dag_kernel.dag_times),
+         ("stamp_beside", BESIDE_SIG, beside_kernel.stamp_beside)), "the engine's loops")

@@ -1,0 +1,114 @@
+"""A several-stream run without contention, timed as one longest path (no event loop).
+
+Where no two transfers ever share a memory or a link, what the event engine computes is a
+longest path: every op starts when its stream's op before it has ended and every op it
+depends on has ended (SimPy resumes a stream at the latest of those events' times), and ends
+its duration alone later - the latest of its timeout and each transfer's timer, ``start +
+duration`` (:mod:`sim.engine_arrays`). :func:`contention_free` computes those times in one
+compiled pass (:func:`sim.dag_kernel.dag_times`), then checks, resource by resource, that
+the transfers really were alone, in the order the events would run them:
+
+* a transfer starts after the one before it on the resource has finished (its timer fired),
+* or exactly when that one's op ended, and its op waits for that op (it comes next on the
+  stream, or depends on it): the event engine then resumes it only after the timer removed
+  the transfer before it;
+* its timer finishes it (no float slack left, as :meth:`SharedBandwidth.solo_end` checks);
+
+and counts each resource's bytes, busy time and last change as its own events would, in
+start order. Where any check fails, or an op reserves a share of a memory (PIM) or moves bytes
+twice through one link, the event engine runs the trace instead. The times and tables are
+those of the per-op engine, bit for bit (tests/test_engine_dag.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.resources import FINISH_TOL
+
+
+def contention_free(arrays, stream: np.ndarray, by_stream: np.ndarray, names, dur: np.ndarray,
+                    size: np.ndarray, stop: np.ndarray, memory_of: dict, op_loads: dict
+                    ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(start, end) of every op (s) where no transfer shares a resource (module docstring),
+    each resource's figures counted; None (nothing counted) where one would. ``stream``:
+    each op's stream code (``names``); ``by_stream``: op ids sorted by stream, stably;
+    ``dur``: each op's duration alone (s); ``size``: its bytes through its stream's shared
+    memory (``memory_of``: stream name -> resource); ``stop``: ops no run may stamp;
+    ``op_loads``: op id -> [(link resource, bytes)]."""
+    from sim.engine_aot import kernels
+
+    n = len(dur)
+    if not n or stop.any():
+        return None
+    prev = np.full(n, -1, dtype=np.int64)
+    same = stream[by_stream[1:]] == stream[by_stream[:-1]]
+    prev[by_stream[1:][same]] = by_stream[:-1][same]
+    ptr = np.ascontiguousarray(arrays.dep_ptr, dtype=np.int64)
+    idx = np.ascontiguousarray(arrays.dep_idx, dtype=np.int64)
+    start, end = np.empty(n), np.empty(n)
+    if not kernels().dag_times(ptr, idx, prev, np.ascontiguousarray(dur, dtype=np.float64),
+                               start, end):
+        return None
+    counted = []
+    for res, ids, nbytes in _tasks(stream, names, size, memory_of, op_loads):
+        got = _alone(res, ids, nbytes, start, end, prev, ptr, idx)
+        if got is None:
+            return None
+        counted.append((res, got))
+    for res, (moved, busy, last) in counted:
+        res.bytes_moved, res.busy_time, res._last = moved, busy, last
+    return start, end
+
+
+def _tasks(stream: np.ndarray, names, size: np.ndarray, memory_of: dict, op_loads: dict):
+    """Per resource that ops move bytes through: (resource, op ids, bytes of each)."""
+    out: dict[int, tuple] = {}
+    by_memory: dict[int, tuple] = {}
+    for code, name in enumerate(names):
+        mem = memory_of.get(name)
+        if mem is not None:
+            by_memory.setdefault(id(mem), (mem, []))[1].append(code)
+    for mem, codes in by_memory.values():
+        ids = np.flatnonzero((size > 0) & np.isin(stream, codes))
+        if len(ids):
+            out[id(mem)] = (mem, [ids], [size[ids]])
+    groups: dict[int, tuple] = {}      # ops sharing a list of loads
+    for i, loads in op_loads.items():
+        groups.setdefault(id(loads), (loads, []))[1].append(i)
+    for loads, ids in groups.values():
+        at = np.array(ids, dtype=np.int64)
+        for res, nb in loads:
+            if nb > 0:
+                got = out.setdefault(id(res), (res, [], []))
+                got[1].append(at)
+                got[2].append(np.full(len(at), float(nb)))
+    for res, ids, nbytes in out.values():
+        yield res, np.concatenate(ids), np.concatenate(nbytes)
+
+
+def _alone(res, ids: np.ndarray, nbytes: np.ndarray, start: np.ndarray, end: np.ndarray,
+           prev: np.ndarray, ptr: np.ndarray, idx: np.ndarray
+           ) -> tuple[float, float, float] | None:
+    """Whether the transfers ``nbytes`` of ops ``ids`` through ``res`` were each alone
+    (module docstring); (its bytes moved, busy time, last change) as its events count them,
+    or None."""
+    if res._left or res.reserved:
+        return None
+    rate = res.rate
+    order = np.lexsort((ids, start[ids]))
+    ids, nbytes = ids[order], nbytes[order]
+    s = start[ids]
+    timer = s + np.maximum(0.0, nbytes / rate)
+    if (nbytes - (timer - s) * rate > rate * FINISH_TOL).any() or (s[1:] == s[:-1]).any():
+        return None
+    for k in np.flatnonzero(~(s[1:] > timer[:-1])).tolist():
+        a, b = int(ids[k]), int(ids[k + 1])
+        if not (s[k + 1] == end[a] and (prev[b] == a or a in idx[ptr[b]:ptr[b + 1]])):
+            return None
+    acc = np.empty(len(ids) + 1)
+    acc[0], acc[1:] = res.bytes_moved, nbytes
+    moved = float(np.cumsum(acc)[-1])
+    acc[0], acc[1:] = res.busy_time, timer - s
+    busy = float(np.cumsum(acc)[-1])
+    return moved, busy, float(timer[-1])

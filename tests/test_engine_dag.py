@@ -1,0 +1,99 @@
+"""A several-stream run without contention, timed as one longest path (sim/engine_dag.py).
+
+The pass must give the event engine's times and resource figures bit for bit
+(tests/test_array_plan.py compares it with the op-by-op plan and engine), and must hand
+every run in which two transfers share a resource back to the event engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import simpy
+
+import sim.engine_arrays as engine_arrays
+from arch import load_arch
+from sim.dag_kernel import dag_times
+from sim.engine_aot import kernels
+from sim.engine_dag import _alone
+from sim.resources import SharedBandwidth
+from sim.run import simulate
+from sim.system.schedule import Policies
+from workloads.models import get_model
+from workloads.scenario import Scenario
+
+CASES = {
+    # Mixtral's experts on four GPUs, collectives on their own streams: every comm op
+    # waits for the compute before it, and the compute for it (no two transfers at once)
+    "moe-ep4-overlap": ("dgx-h100", "mixtral-8x7b",
+                        {"batch": 8, "prompt_len": 32, "gen_len": 5, "tp": 4, "ep": 4},
+                        True, True),
+    # two micro-batches: each all-reduce shares HBM with the other's compute ops
+    "tp8-mb2-overlap": ("dgx-h100", "llama2-70b",
+                        {"batch": 8, "prompt_len": 32, "gen_len": 8, "tp": 8,
+                         "microbatches": 2}, True, False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_longest_path_only_without_contention(name, monkeypatch):
+    arch, model, scenario, overlap, free = CASES[name]
+    paths = []
+    real = engine_arrays.contention_free
+    monkeypatch.setattr(engine_arrays, "contention_free",
+                        lambda *a: paths.append(real(*a)) or paths[-1])
+
+    def run():
+        return simulate(load_arch(arch), get_model(model), Scenario(**scenario),
+                        policies=Policies(overlap=overlap))
+
+    fast = run()
+    assert len(paths) == 1 and (paths[0] is not None) == free
+    monkeypatch.setattr(engine_arrays, "CONTENTION_FREE", False)
+    slow = run()
+    for col in fast.ops.columns:
+        assert fast.ops[col].equals(slow.ops[col]), col
+    pd.testing.assert_frame_equal(fast.resources, slow.resources, check_exact=True)
+    assert (fast.metrics["engine_events"] == 0) == free
+
+
+@pytest.mark.parametrize("build", ["aot", "jit"])
+def test_longest_path_by_hand(build):
+    """Two streams: a (0, 1 s), then b (1 s) on stream 0; c (0.5 s) on stream 1 waits for a,
+    d (2 s) on stream 1 waits for b and c. a 0-1, b 1-2, c 1-1.5, d 2-4."""
+    times = kernels().dag_times if build == "aot" else dag_times
+    ptr = np.array([0, 0, 0, 1, 3], dtype=np.int64)
+    idx = np.array([0, 1, 2], dtype=np.int64)
+    prev = np.array([-1, 0, -1, 2], dtype=np.int64)
+    dur = np.array([1.0, 1.0, 0.5, 2.0])
+    start, end = np.empty(4), np.empty(4)
+    assert times(ptr, idx, prev, dur, start, end)
+    assert list(start) == [0.0, 1.0, 1.0, 2.0] and list(end) == [1.0, 2.0, 1.5, 4.0]
+    # a dependency that comes later in id order: not a longest path in one pass
+    assert not times(ptr, np.array([0, 3, 2], dtype=np.int64), prev, dur, start, end)
+
+
+def _memory(bandwidth: float = 100.0) -> SharedBandwidth:
+    return SharedBandwidth(simpy.Environment(), bandwidth, "hbm")
+
+
+def test_transfers_alone_or_handed_on():
+    """Ops 0 and 1 move 100 B each through 100 B/s (1 s alone). Op 1 starting after op 0's
+    timer: alone. Starting the instant op 0 ends: alone only if it waits for op 0 (the
+    event engine starts it after op 0's transfer is gone), else None. Starting before
+    op 0's transfer is done, or with it: None (they would share)."""
+    ids, nbytes = np.array([0, 1]), np.array([100.0, 100.0])
+    prev = np.array([-1, -1])
+    no_deps = (np.zeros(3, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    end = np.array([1.0, 9.0])
+    got = _alone(_memory(), ids, nbytes, np.array([0.0, 1.5]), end, prev, *no_deps)
+    assert got == (200.0, 2.0, 2.5)        # bytes, busy 1 s + 1 s, last timer 2.5 s
+    at_end = np.array([0.0, 1.0])
+    assert _alone(_memory(), ids, nbytes, at_end, end, prev, *no_deps) is None
+    waits = (np.array([0, 0, 1], dtype=np.int64), np.array([0], dtype=np.int64))
+    assert _alone(_memory(), ids, nbytes, at_end, end, prev, *waits) == (200.0, 2.0, 2.0)
+    assert _alone(_memory(), ids, nbytes, at_end, end, np.array([-1, 0]), *no_deps) \
+        == (200.0, 2.0, 2.0)              # the next op on op 0's stream
+    assert _alone(_memory(), ids, nbytes, np.array([0.0, 0.5]), end, prev, *waits) is None
+    assert _alone(_memory(), ids, nbytes, np.array([0.0, 0.0]), end, prev, *waits) is None
