@@ -18,7 +18,8 @@ work on the machine does not inflate it. Per case it reports:
   per CPU second of the whole ``simulate()`` call, and its **ratio to bare SimPy**: one process
   yielding plain timeouts, measured in this process right after the case (not a warm second
   ``Engine.run``);
-* **engine events**: the SimPy events the coarsened engine actually waited on;
+* **engine events**: the SimPy events the coarsened engine actually waited on (0: a run
+  without contention, timed as one longest path, sim/engine_dag.py);
 * **per decode step**: the marginal CPU of one more generated token, between consecutive
   cases of one model (``(simulate(b) - simulate(a)) / (gen_len(b) - gen_len(a))``, also for
   trace, engine and tables).
@@ -232,6 +233,13 @@ def main() -> None:
     if unknown:
         ap.error(f"--cases: unknown {', '.join(unknown)} (known: {', '.join(CASES)})")
     startup = statistics.median(startup_cpu_s() for _ in range(args.repeat))
+    # the engine's compiled loops: built once per kernel version (sim/engine_aot.py), then
+    # loaded in milliseconds; made ready here so that no case times their one-time build
+    t = time.process_time()
+    from sim.engine_aot import kernels
+
+    kind = kernels().kind
+    engine_kernels = {"kind": kind, "ready_cpu_s": time.process_time() - t}
     phases = _Phases()
     parts = _OutputParts() if args.output_parts else None
     rows = []
@@ -252,10 +260,13 @@ def main() -> None:
         rows.append(row)
     steps = marginal_per_step(rows)
     if args.json:
-        print(json.dumps({"startup_cpu_s": startup, "cold": args.cold, "runs": rows,
+        print(json.dumps({"startup_cpu_s": startup, "engine_kernels": engine_kernels,
+                          "cold": args.cold, "runs": rows,
                           "per_decode_step": steps}, indent=2))
         return
-    print(f"start-up (imports, fresh interpreter): {startup:.2f} CPU s")
+    print(f"start-up (imports, fresh interpreter): {startup:.2f} CPU s; the engine's compiled "
+          f"loops ({engine_kernels['kind']}) ready in {engine_kernels['ready_cpu_s']:.2f} CPU s "
+          "(a build, once per kernel version, else a load)")
     print(f"{'case':20s} {'trace':>6s} {'plan':>6s} {'engine':>6s} {'tables':>6s} "
           f"{'sim':>6s} {'output':>6s} {'o-wall':>6s} {'tasks':>8s} {'ev':>7s} {'trace%':>6s} "
           f"{'tr/run':>6s} "
