@@ -39,6 +39,7 @@ from sim.devices.base import (
     op_dtype,
     register_device,
 )
+from sim.gpu.aten import aten_time
 from sim.gpu.attention import (
     DECODE_POLICIES,
     SOFTMAX_OPS,
@@ -299,7 +300,8 @@ class GpuDevice(MainTierDevice):
         kept, vshapes, memo = self._prefetched, self._vshapes, self._memo
         if type(self).roofline is not Device.roofline or any(
                 getattr(type(self), m) is not getattr(GpuDevice, m) for m in _SETTLED) or \
-                (self.software is not None and self.software.mode == "timed"):
+                (self.software is not None and (self.software.mode == "timed" or
+                                                self.software.vector_kernels == "aten")):
             return
         self._settle_attention(ops)
         if not (kept or vshapes):
@@ -581,8 +583,13 @@ class GpuDevice(MainTierDevice):
         kept = self._vshapes.pop(id(comp), None)    # what prefetch formed from arrays
         shape = _shape_at(kept[1], kept[2]) if kept is not None and kept[0] is comp \
             else vector_shape(comp)
-        res = vector_time(self.hw, shape, family, self.vector_peak(dtype),
-                          self._bw_efficiency(family))
+        sw = self.software
+        if sw is not None and sw.vector_kernels == "aten":
+            res = aten_time(self.hw, shape, row_kind(comp, family, shape), sw.kernel_cycles,
+                            sw.kernel_gap, sw.kernel_overlap_p, self.vector_peak(dtype))
+        else:
+            res = vector_time(self.hw, shape, family, self.vector_peak(dtype),
+                              self._bw_efficiency(family))
         energy = self._energy(flops, dtype, res["dram_bytes"], res["l2_bytes"])
         detail = {k_: v for k_, v in res.items() if k_ != "time"}
         return self._finish(op, res["time"], roof, res["bound"], energy, res["dram_bytes"],
@@ -700,6 +707,24 @@ def _gemm_args_family(comps: list[Einsum], dtype: str, peak: float | None) -> li
         return None
     return [(bi, mi, ni, ki, elem, ab, bb, cb, peak)
             for bi, mi, ni, ki, ab, bb, cb in zip(*cols, strict=True)]
+
+
+def row_kind(comp, family: str, shape: VectorShape) -> str:
+    """The ATen row kernel of a vector op's compute: ``softmax``, ``layernorm``, ``rmsnorm``
+    (a norm whose first reduction sums squares, x times x: two operands; LayerNorm's first
+    sums x for the mean), ``activation`` (an element-wise activation) or '' (another
+    element-wise op)."""
+    if shape.width <= 1:
+        return "activation" if family == "activation" else ""
+    if family == "softmax":
+        return "softmax"
+    if family != "norm":
+        return ""
+    einsums = comp.einsums if isinstance(comp, Cascade) else (comp,)
+    first = next((e for e in einsums if e.reduce_op and e.reduced_ranks), None)
+    if first is None:
+        return ""
+    return "rmsnorm" if len(first.inputs) == 2 else "layernorm"
 
 
 def _vector_shape_table(ops: Iterable[Op], memo: dict) -> dict[int, tuple]:
