@@ -6,7 +6,9 @@ Tile fidelity, per kernel:
   quantisation, tensor-core vs shared-memory main loop, per-tile prologue/epilogue, L2 panel
   reuse, HBM at the achievable bandwidth capped by Little's law.
 * **Vector ops** (``sim.gpu.vector``) — rows per CTA, re-reads of rows too wide for registers,
-  grids too small to fill the memory system.
+  grids too small to fill the memory system; on a stack with ``vector_kernels: aten``
+  (``sim.gpu.aten``) PyTorch's own row kernels: a latency chain per row, rows in waves by
+  occupancy, the softmax kernel by width, the graph's ``kernel_gap`` per kernel.
 * **Fused attention** (``sim.gpu.attention``) — FlashAttention-2 blocks on tensor cores plus the
   online softmax; decode partitioned as FA-2, FlashDecoding or LeanAttention
   (``software.decode_attention``); GQA packs a group's queries; at the precision
@@ -16,7 +18,7 @@ Tile fidelity, per kernel:
 * **Host** (``sim.gpu.host``) — the software stack: ideal (CUDA graphs), host-timed isolated ops,
   or an async host thread that issues ops ahead of the GPU.
 
-Every kernel pays ``gpu.launch_overhead``. Energy: FLOPs x pJ/FLOP of the dtype, HBM and L2 bits
+Every kernel pays ``gpu.launch_overhead`` (an aten stack's vector kernels: its ``kernel_gap``). Energy: FLOPs x pJ/FLOP of the dtype, HBM and L2 bits
 x pJ/bit, link bits x pJ/bit (static power is charged by the engine over the makespan).
 """
 

@@ -99,6 +99,8 @@ def format_values(values: dict[str, float]) -> str:
             return f"{k}: {v * 1e12:.2f} pJ/bit"
         if k in ("energy.static_power", "gpu.power_limit"):
             return f"{k}: {v:.1f} W"
+        if ".kernel_cycles." in k:
+            return f"{k}: {v:g} cycles"
         return f"{k}: {v:.3f}"
     return "\n".join(one(k, v) for k, v in values.items())
 
