@@ -18,8 +18,9 @@ Tile fidelity, per kernel:
 * **Host** (``sim.gpu.host``) — the software stack: ideal (CUDA graphs), host-timed isolated ops,
   or an async host thread that issues ops ahead of the GPU.
 
-Every kernel pays ``gpu.launch_overhead`` (an aten stack's vector kernels: its ``kernel_gap``). Energy: FLOPs x pJ/FLOP of the dtype, HBM and L2 bits
-x pJ/bit, link bits x pJ/bit (static power is charged by the engine over the makespan).
+Every kernel pays ``gpu.launch_overhead`` (an aten stack's vector kernels: its ``kernel_gap``).
+Energy: FLOPs x pJ/FLOP of the dtype, HBM and L2 bits x pJ/bit, link bits x pJ/bit (static
+power is charged by the engine over the makespan).
 """
 
 from __future__ import annotations
