@@ -118,6 +118,9 @@ def resolved_section(stack_name: str, section: dict[str, Any],
                                      base.get(f.name), _FALLBACK[f.name])
         elif given is not None:
             out[f.name] = given
+        elif f.name == "kernel_cycles":     # a table: no {value: ...} wrapper around it
+            out[f.name] = {"source": f"xpusim default (software stack '{stack_name}' does "
+                                     "not set it)"}
         elif f.name != "collective_protocols":
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING \
                 else f.default

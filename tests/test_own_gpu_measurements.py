@@ -82,30 +82,6 @@ def test_h100_main_loop_efficiency_transfers_to_the_h200_at_boost(ctx):
     assert bias(thin) > 0.06
 
 
-def test_eager_softmax_shortfall_transfers_in_part_to_the_h200(ctx):
-    """The h200-vector rows are PyTorch's own kernels in a CUDA graph, so the suite runs the
-    torch-graphs stack, whose softmax kernel reaches 0.541 of the bandwidth (the eager stack's
-    value, fitted on LLMCompass's A100 rows, not on these): on the H200's 20 softmax rows it
-    takes the error from 43% (ideal stack's fused kernel) to 26%, the bias from -33% to -16%;
-    the other ops are the same on both stacks."""
-    from xpusim.validation import Point
-    from xpusim.validation._own_gpu import device, vector_points
-
-    points = vector_points(ctx, "h200", "h200")
-    soft = [p for p in points if p.case.startswith("softmax")]
-    assert len(soft) == 20
-    ideal = device("h200", "ideal")
-    from xpusim.commands.op import vector_op
-
-    fused = [Point(p.case, p.measured, ideal.estimate(vector_op(
-        "softmax", *map(int, p.case.split()[1].split("x")), "fp16")).latency) for p in soft]
-    assert mape(fused) > 0.40 and bias(fused) < -0.30
-    assert mape(soft) < 0.28 and -0.20 < bias(soft) < -0.10
-    others = [p for p in points if not p.case.startswith("softmax")]
-    assert all(p.predicted == ideal.estimate(vector_op(p.case.split()[0], *map(
-        int, p.case.split()[1].split("x")), "fp16")).latency for p in others)
-
-
 def _attn(preset: str, **overrides):
     import dataclasses
 

@@ -170,6 +170,24 @@ class SoftwareSpec:
                               "model) or 'cutlass-sm80' (TensorRT-LLM v0.9's CUTLASS 2.x grouped "
                               "GEMM: its three tile shapes, and on Hopper the Ampere mma.sync "
                               "path; sim/gpu/moe.py)")
+    vector_kernels: str = param(default="generic", choices=("generic", "aten"),
+                                doc="the vector kernels' model: 'generic' (sim/gpu/vector.py: "
+                                    "rows streamed at a bandwidth fraction, gpu.launch_overhead "
+                                    "per kernel) or 'aten' (sim/gpu/aten.py: PyTorch's own "
+                                    "norm / softmax kernels, one CTA per row with a latency "
+                                    "chain, rows in waves by occupancy; kernel_gap per kernel)")
+    kernel_gap: float = param("s", ge=0, default=0.0,
+                              doc="aten vector kernels: GPU time between kernels replayed back "
+                                  "to back from a CUDA graph, in place of gpu.launch_overhead "
+                                  "(GEMM and attention kernels keep gpu.launch_overhead, which "
+                                  "their fitted fixed costs are counted beyond), seconds")
+    kernel_cycles: dict[str, float] = param(
+        ge=0, default_factory=dict,
+        doc="aten vector kernels: SM cycles of their per-row chains (at gpu.clock), keyed "
+            "'<kernel>.<term>' (sim/gpu/aten.py CYCLE_KEYS)")
+    kernel_overlap_p: float = param(ge=1, default=1.0,
+                                    doc="aten row kernels: p-norm of the rows' latency chains "
+                                        "(in waves) and the DRAM stream (1: their sum)")
     collective_protocols: dict[str, CollectiveProtocol] = field(
         default_factory=dict, metadata={"unit": "", "doc": "collective protocols (NCCL LL, "
                                         "LL128, Simple); the fastest is picked per call"})
@@ -187,6 +205,28 @@ class SoftwareSpec:
                                      doc="NCCL's collective channels in a node (comm->nChannels;"
                                          " small calls run on fewer, as NCCL's enqueue.cc "
                                          "tunes them; 0: every call at full bandwidth)")
+
+    def check(self) -> tuple[str, str] | None:
+        for key in self.kernel_cycles:
+            if key not in ATEN_CYCLE_KEYS:
+                return (f"kernel_cycles.{key}",
+                        f"expected one of {', '.join(ATEN_CYCLE_KEYS)}, got '{key}'")
+        if self.vector_kernels == "aten":
+            missing = [k for k in ATEN_CYCLE_KEYS if k not in self.kernel_cycles]
+            if missing:
+                return ("kernel_cycles", "vector_kernels 'aten' needs the cycles of "
+                                         f"{', '.join(missing)}")
+        return None
+
+
+#: the terms of ``software.kernel_cycles`` (sim/gpu/aten.py): per row (``row``), per iteration
+#: of a CTA's loop over the row (``iter``) or per element a thread holds (``elem``); the
+#: element-wise kernel's fixed cycles (``cta``) and its grid's ramp at full occupancy (``fill``);
+#: an activation's issue cycles per element on one SM (``activation.elem``)
+ATEN_CYCLE_KEYS = ("layernorm.row", "layernorm.iter", "rmsnorm.row", "rmsnorm.iter",
+                   "softmax_warp.elem", "softmax_reg.row", "softmax_reg.elem",
+                   "softmax_smem.row", "elementwise.cta", "elementwise.fill",
+                   "activation.elem")
 
 
 register_section("software")(SoftwareSpec)

@@ -6,7 +6,9 @@ Tile fidelity, per kernel:
   quantisation, tensor-core vs shared-memory main loop, per-tile prologue/epilogue, L2 panel
   reuse, HBM at the achievable bandwidth capped by Little's law.
 * **Vector ops** (``sim.gpu.vector``) — rows per CTA, re-reads of rows too wide for registers,
-  grids too small to fill the memory system.
+  grids too small to fill the memory system; on a stack with ``vector_kernels: aten``
+  (``sim.gpu.aten``) PyTorch's own row kernels: a latency chain per row, rows in waves by
+  occupancy, the softmax kernel by width, the graph's ``kernel_gap`` per kernel.
 * **Fused attention** (``sim.gpu.attention``) — FlashAttention-2 blocks on tensor cores plus the
   online softmax; decode partitioned as FA-2, FlashDecoding or LeanAttention
   (``software.decode_attention``); GQA packs a group's queries; at the precision
@@ -16,8 +18,9 @@ Tile fidelity, per kernel:
 * **Host** (``sim.gpu.host``) — the software stack: ideal (CUDA graphs), host-timed isolated ops,
   or an async host thread that issues ops ahead of the GPU.
 
-Every kernel pays ``gpu.launch_overhead``. Energy: FLOPs x pJ/FLOP of the dtype, HBM and L2 bits
-x pJ/bit, link bits x pJ/bit (static power is charged by the engine over the makespan).
+Every kernel pays ``gpu.launch_overhead`` (an aten stack's vector kernels: its ``kernel_gap``).
+Energy: FLOPs x pJ/FLOP of the dtype, HBM and L2 bits x pJ/bit, link bits x pJ/bit (static
+power is charged by the engine over the makespan).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from sim.devices.base import (
     op_dtype,
     register_device,
 )
+from sim.gpu.aten import aten_time
 from sim.gpu.attention import (
     DECODE_POLICIES,
     SOFTMAX_OPS,
@@ -299,7 +303,8 @@ class GpuDevice(MainTierDevice):
         kept, vshapes, memo = self._prefetched, self._vshapes, self._memo
         if type(self).roofline is not Device.roofline or any(
                 getattr(type(self), m) is not getattr(GpuDevice, m) for m in _SETTLED) or \
-                (self.software is not None and self.software.mode == "timed"):
+                (self.software is not None and (self.software.mode == "timed" or
+                                                self.software.vector_kernels == "aten")):
             return
         self._settle_attention(ops)
         if not (kept or vshapes):
@@ -581,8 +586,13 @@ class GpuDevice(MainTierDevice):
         kept = self._vshapes.pop(id(comp), None)    # what prefetch formed from arrays
         shape = _shape_at(kept[1], kept[2]) if kept is not None and kept[0] is comp \
             else vector_shape(comp)
-        res = vector_time(self.hw, shape, family, self.vector_peak(dtype),
-                          self._bw_efficiency(family))
+        sw = self.software
+        if sw is not None and sw.vector_kernels == "aten":
+            res = aten_time(self.hw, shape, row_kind(comp, family, shape), sw.kernel_cycles,
+                            sw.kernel_gap, sw.kernel_overlap_p, self.vector_peak(dtype))
+        else:
+            res = vector_time(self.hw, shape, family, self.vector_peak(dtype),
+                              self._bw_efficiency(family))
         energy = self._energy(flops, dtype, res["dram_bytes"], res["l2_bytes"])
         detail = {k_: v for k_, v in res.items() if k_ != "time"}
         return self._finish(op, res["time"], roof, res["bound"], energy, res["dram_bytes"],
@@ -700,6 +710,24 @@ def _gemm_args_family(comps: list[Einsum], dtype: str, peak: float | None) -> li
         return None
     return [(bi, mi, ni, ki, elem, ab, bb, cb, peak)
             for bi, mi, ni, ki, ab, bb, cb in zip(*cols, strict=True)]
+
+
+def row_kind(comp, family: str, shape: VectorShape) -> str:
+    """The ATen row kernel of a vector op's compute: ``softmax``, ``layernorm``, ``rmsnorm``
+    (a norm whose first reduction sums squares, x times x: two operands; LayerNorm's first
+    sums x for the mean), ``activation`` (an element-wise activation) or '' (another
+    element-wise op)."""
+    if shape.width <= 1:
+        return "activation" if family == "activation" else ""
+    if family == "softmax":
+        return "softmax"
+    if family != "norm":
+        return ""
+    einsums = comp.einsums if isinstance(comp, Cascade) else (comp,)
+    first = next((e for e in einsums if e.reduce_op and e.reduced_ranks), None)
+    if first is None:
+        return ""
+    return "rmsnorm" if len(first.inputs) == 2 else "layernorm"
 
 
 def _vector_shape_table(ops: Iterable[Op], memo: dict) -> dict[int, tuple]:

@@ -16,6 +16,12 @@ The kernel takes
 
 where the bandwidth is the achievable HBM bandwidth times the software stack's efficiency for
 the op family, capped by Little's law for the CTAs in flight (small grids cannot fill it).
+
+This is the generic (fused-kernel) model every stack uses unless it says
+``software.vector_kernels: aten``: then PyTorch's own kernels (one CTA per row walking it in a
+latency chain, rows in waves by occupancy, the softmax kernel chosen by width, a CUDA graph's
+kernel gap in place of ``gpu.launch_overhead``) are modelled by :mod:`sim.gpu.aten` instead
+(the ``torch-graphs`` stack; suite ``h200-vector``).
 """
 
 from __future__ import annotations

@@ -196,6 +196,7 @@ def _print_fits(ctx) -> int:
     from xpusim.validation._fit import fit_llmcompass, fit_splitwise, format_fit
     from xpusim.validation._fit_gpu import (
         derive_energy,
+        fit_aten_vector,
         fit_attention_overlap,
         fit_dvfs_exponent,
         fit_mi210_gemm,
@@ -239,6 +240,8 @@ def _print_fits(ctx) -> int:
          lambda: format_values(fit_dvfs_exponent(ctx, "h200"))),
         ("H200 attention overlap (validation/h200/h200_attention_duty.csv: 25% duty rows)",
          lambda: format_values(fit_attention_overlap(ctx, "h200"))),
+        ("PyTorch's vector kernels on the torch-graphs stack (validation/h200/h200_vector.csv; "
+         "train rows)", lambda: format_values(fit_aten_vector(ctx, "h200"))),
         ("MI210 GEMMs (public PyTorch rows, validation/mi210; train rows)",
          lambda: format_values(fit_mi210_gemm(ctx))),
         ("TensorRT-LLM v0.9 GptSession host enqueue per op (trtllm-e2e train rows)", trtllm),

@@ -99,6 +99,8 @@ def format_values(values: dict[str, float]) -> str:
             return f"{k}: {v * 1e12:.2f} pJ/bit"
         if k in ("energy.static_power", "gpu.power_limit"):
             return f"{k}: {v:.1f} W"
+        if ".kernel_cycles." in k:
+            return f"{k}: {v:g} cycles"
         return f"{k}: {v:.3f}"
     return "\n".join(one(k, v) for k, v in values.items())
 
@@ -283,3 +285,62 @@ def fit_attention_overlap(ctx: ValidationContext, tag: str = "h200") -> dict[str
     best = minimize_scalar(obj, bounds=(1.0, 16.0), method="bounded",
                            options={"xatol": 1e-3})
     return {"gpu.attention_overlap_p": float(best.x)}
+
+
+def aten_vector_rows(ctx: ValidationContext, tag: str = "h200") -> list[tuple]:
+    """``(hw, shape, kind, peak, measured s, split)`` of each row of ``<tag>_vector.csv`` as
+    suite ``<tag>-vector`` prices it on the ``torch-graphs`` stack (the L2's latency and
+    bandwidth for rows whose operands stay in it)."""
+    from sim.devices.gpu import row_kind
+    from sim.gpu.host import op_family
+    from sim.gpu.vector import vector_shape
+    from xpusim.commands.op import vector_op
+    from xpusim.validation._own_gpu import device, in_l2, l2_device, rows, vector_splits
+
+    dev, hot = device(tag, "torch-graphs"), l2_device(tag, "torch-graphs")
+    l2 = dev.arch.memory["l2"].capacity
+    out = []
+    data = rows(ctx, f"{tag}_vector.csv", tag)
+    for r, split in zip(data, vector_splits(data), strict=True):
+        op = r.built("op", vector_op, r["op"], r.int("rows"), r.int("width"),
+                     r.get("dtype", "fp16"))
+        shape = vector_shape(op.compute)
+        kind = row_kind(op.compute, op_family(op), shape)
+        on = hot if in_l2(r, l2) else dev
+        out.append((on.hw, shape, kind, on.vector_peak(on.compute_dtype(op)),
+                    r.num("latency_s"), split))
+    return out
+
+
+def fit_aten_vector(ctx: ValidationContext, tag: str = "h200") -> dict[str, float]:
+    """``software.kernel_cycles`` (each of ``arch.sections.gpu.ATEN_CYCLE_KEYS``) and
+    ``software.kernel_overlap_p`` of the ``torch-graphs`` stack: the values that minimise the
+    train MAPE (even rows) of suite ``<tag>-vector`` (sim/gpu/aten.py; ``kernel_gap`` is
+    measured, not fitted); its odd rows test them. Nelder-Mead from the stack's own values."""
+    from arch.sections.gpu import ATEN_CYCLE_KEYS
+    from sim.gpu.aten import aten_time
+    from xpusim.validation._own_gpu import device
+
+    sw = device(tag, "torch-graphs").software
+    train = [r for r in aten_vector_rows(ctx, tag) if r[5] == "train"]
+
+    # Nelder-Mead steps in thousands of cycles (an activation's cycles per element: in cycles)
+    scale = {k: 1.0 if k == "activation.elem" else 1000.0 for k in ATEN_CYCLE_KEYS}
+
+    def values(x: list[float]) -> tuple[dict[str, float], float]:
+        return ({k: abs(v) * scale[k] for k, v in zip(ATEN_CYCLE_KEYS, x, strict=False)},
+                1.0 + abs(x[-1]))
+
+    def obj(x: list[float]) -> float:
+        cycles, p = values(x)
+        return sum(abs(aten_time(hw, shape, kind, cycles, sw.kernel_gap, p, peak)["time"]
+                       / t - 1.0) for hw, shape, kind, peak, t, _ in train) / len(train)
+
+    x0 = [sw.kernel_cycles[k] / scale[k] for k in ATEN_CYCLE_KEYS] + [sw.kernel_overlap_p - 1.0]
+    best = x0
+    for _ in range(3):      # restarts: Nelder-Mead over 11 values stalls early
+        best = _minimise(obj, best)
+    cycles, p = values(best)
+    return {**{f"software.kernel_cycles.{k}": round(v, 3) if scale[k] == 1.0 else round(v)
+               for k, v in cycles.items()},
+            "software.kernel_overlap_p": round(float(p), 3)}

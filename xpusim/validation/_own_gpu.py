@@ -103,6 +103,26 @@ def device(arch: str = "h100", software: str | None = None):
     return device_for(_arch(arch, software), "tile")
 
 
+@lru_cache(maxsize=4)
+def l2_device(arch: str, software: str | None = None):
+    """:func:`device` for calls whose operands stay in the L2 between calls (their rotated copies
+    add up to no more than its capacity): the L2's latency and bandwidth in place of the HBM's."""
+    import copy
+
+    from arch import arch_from_dict, load_arch_data
+    from arch.software import with_software
+    from sim.devices.base import device_for
+
+    data, label = load_arch_data(arch)
+    if software:
+        data = with_software(data, software, label)
+    l2 = arch_from_dict(copy.deepcopy(data), file=label).memory["l2"]
+    data = copy.deepcopy(data)
+    hbm = data.setdefault("memory", {}).setdefault("hbm", {})
+    hbm.update(latency=l2.latency, bandwidth=l2.bandwidth, efficiency=l2.efficiency)
+    return device_for(arch_from_dict(data, file=f"{label} (operands in L2)"), "tile")
+
+
 def sustained(arch: str, work, software: str | None = None, duty: float = 1.0):
     """``(seconds, dynamic J, speed)`` of ``work`` run back to back (a ``duty`` fraction of the
     time) on preset ``arch``, at the clock its power limit allows (:func:`sim.sustained.at_limit`;
@@ -259,16 +279,57 @@ def vector_points(ctx: ValidationContext, tag: str, arch: str) -> list[Point]:
     from xpusim.commands.op import ELEMENTWISE, REDUCTIONS, vector_op
 
     dev = device(arch, "torch-graphs")
+    hot = l2_device(arch, "torch-graphs")
+    l2 = dev.arch.memory["l2"].capacity
     out = []
-    for r in rows(ctx, f"{tag}_vector.csv", tag):
+    data = rows(ctx, f"{tag}_vector.csv", tag)
+    splits = vector_splits(data)
+    for i, r in enumerate(data):
         n_rows, width, dt = r.int("rows"), r.int("width"), r.get("dtype", "fp16")
         if r["op"] not in (*REDUCTIONS, *ELEMENTWISE):
             raise r.fail("op", f"expected one of {', '.join((*REDUCTIONS, *ELEMENTWISE))}, "
                                f"got '{r['op'][:30]}'")
         op = r.built("op", vector_op, r["op"], n_rows, width, dt)
         out.append(Point(f"{r['op']} {n_rows}x{width}", r.num("latency_s"),
-                         dev.estimate(op).latency))
+                         (hot if in_l2(r, l2) else dev).estimate(op).latency,
+                         splits[i]))
     return out
+
+
+def vector_splits(data: list[Row]) -> list[str]:
+    """Train / test of each row of ``<tag>_vector.csv``: a checkerboard over (row count, width)
+    for each op, the op's place shifting it (row count's rank + width's rank + op's rank even:
+    train), so every op trains on every width and every row count and tests on the others
+    (50 of the 100 rows train the ``torch-graphs`` stack's ``kernel_cycles`` and
+    ``kernel_overlap_p``, :func:`xpusim.validation._fit_gpu.fit_aten_vector`)."""
+    def ranks(col: str) -> dict[str, int]:
+        values = sorted({r[col] for r in data}, key=lambda v: (float(v) if _number(v) else 0, v))
+        return {v: i for i, v in enumerate(values)}
+
+    n, w = ranks("rows"), ranks("width")
+    ops = {op: i for i, op in enumerate(dict.fromkeys(r["op"] for r in data))}
+    return ["train" if (n[r["rows"]] + w[r["width"]] + ops[r["op"]]) % 2 == 0 else "test"
+            for r in data]
+
+
+def _number(v: str) -> bool:
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
+
+
+def in_l2(r: Row, l2_bytes: float) -> bool:
+    """Whether a ``<tag>_vector.csv`` row's operands stay in the L2 from call to call: its
+    ``copies`` rotated inputs (and, for ``copy``, their outputs; the other ops' outputs reuse
+    the graph pool's buffer) fit the L2 (validation/measure_gpu.py rotates at most 64 copies,
+    so rows of 1 and 64 short rows stay there)."""
+    from workloads.einsum import dtype_bytes
+
+    inputs = r.int("rows") * r.int("width") * dtype_bytes(r.get("dtype", "fp16"))
+    copies = r.int("copies", 1)
+    return copies * inputs * (2 if r["op"] == "copy" else 1) <= l2_bytes
 
 
 #: rows of ``<tag>_power.csv`` the energy values of a preset are derived from (train, with the
