@@ -23,172 +23,157 @@ from sim.resources import FINISH_TOL
 _INF = math.inf
 
 
-@njit(cache=True, error_model="numpy")
-def _advance(now, last, rate, y_in, y_left, op_in, op_left, busy):
-    """:meth:`PairReplay._advance`: (y_left, op_left, busy, last)."""
-    n = (1 if y_in else 0) + (1 if op_in else 0)
-    if n and now > last:
-        share = (now - last) * rate / n
-        if y_in:
-            y_left = y_left - share
-        if op_in:
-            op_left = op_left - share
-        busy += now - last
-    return y_left, op_left, busy, now
+# a replay's state (PairReplay's fields) in one float array: when the next timer fires and when
+# ``y`` arrives (s), the bytes ``y`` and the run's transfer have left, the memory's busy time,
+# last change and bytes moved, when ``y`` finished, whether each is in flight / ``y`` done
+TIMER, DUE, Y_LEFT, OP_LEFT, BUSY, LAST, MOVED, Y_DONE, Y_IN, OP_IN, Y_FIN = range(11)
+STATE = 11
 
 
 @njit(cache=True, error_model="numpy")
-def _timer(now, rate, y_in, y_left, op_in, op_left):
-    """:meth:`PairReplay._reschedule`: when the next transfer may finish (s)."""
-    if not y_in and not op_in:
-        return _INF
-    if not y_in or not op_in:
-        left = y_left if y_in else op_left
-        return now + max(0.0, left / (rate / 1))
-    return now + max(0.0, min(y_left, op_left) / (rate / 2))
+def _advance(st, now, rate):
+    """:meth:`PairReplay._advance`."""
+    n = st[Y_IN] + st[OP_IN]
+    if n and now > st[LAST]:
+        share = (now - st[LAST]) * rate / int(n)
+        if st[Y_IN]:
+            st[Y_LEFT] = st[Y_LEFT] - share
+        if st[OP_IN]:
+            st[OP_LEFT] = st[OP_LEFT] - share
+        st[BUSY] += now - st[LAST]
+    st[LAST] = now
 
 
 @njit(cache=True, error_model="numpy")
-def _window(run, j, cut, t_before, y_start, t, y, lat, size, stream, rate, limit,
-            moved, busy, last, buf_s, buf_e):
+def _reschedule(st, now, rate):
+    """:meth:`PairReplay._reschedule`."""
+    if not st[Y_IN] and not st[OP_IN]:
+        st[TIMER] = _INF
+    elif not st[Y_IN] or not st[OP_IN]:
+        left = st[Y_LEFT] if st[Y_IN] else st[OP_LEFT]
+        st[TIMER] = now + max(0.0, left / (rate / 1))
+    else:
+        st[TIMER] = now + max(0.0, min(st[Y_LEFT], st[OP_LEFT]) / (rate / 2))
+
+
+@njit(cache=True, error_model="numpy")
+def _arrive_op(st, nbytes, now, rate):
+    """:meth:`PairReplay.arrive_op`."""
+    _advance(st, now, rate)
+    st[OP_LEFT] = nbytes
+    st[OP_IN] = 1.0
+    st[MOVED] += nbytes
+    _reschedule(st, now, rate)
+
+
+@njit(cache=True, error_model="numpy")
+def _arrive_y(st, now, rate, y_bytes):
+    """:meth:`PairReplay.arrive_y`."""
+    _advance(st, now, rate)
+    st[Y_LEFT] = y_bytes
+    st[Y_IN] = 1.0
+    st[MOVED] += y_bytes
+    st[DUE] = _INF
+    _reschedule(st, now, rate)
+
+
+@njit(cache=True, error_model="numpy")
+def _fire(st, now, rate):
+    """:meth:`PairReplay._fire`."""
+    stalled = now == st[LAST]
+    _advance(st, now, rate)
+    y_in, op_in = st[Y_IN] > 0, st[OP_IN] > 0
+    tol = rate / ((1 if y_in else 0) + (1 if op_in else 0)) * FINISH_TOL
+    y_end = y_in and st[Y_LEFT] <= tol
+    op_end = op_in and st[OP_LEFT] <= tol
+    if not (y_end or op_end) and stalled:
+        if y_in and op_in:
+            first = min(st[Y_LEFT], st[OP_LEFT])
+        elif y_in:
+            first = st[Y_LEFT]
+        else:
+            first = st[OP_LEFT]
+        y_end = y_in and st[Y_LEFT] == first
+        op_end = op_in and st[OP_LEFT] == first
+    if y_end:
+        st[Y_IN], st[Y_FIN], st[Y_DONE] = 0.0, 1.0, now
+    if op_end:
+        st[OP_IN] = 0.0
+    _reschedule(st, now, rate)
+
+
+@njit(cache=True, error_model="numpy")
+def _step(st, rate, y_bytes):
+    """:meth:`PairReplay.step`: the next change; when (inf: none left; NaN: two at once)."""
+    timer, due = st[TIMER], st[DUE]
+    if timer == due:
+        return math.nan if timer < _INF else timer
+    if due < timer:
+        _arrive_y(st, due, rate, y_bytes)
+        return due
+    _fire(st, timer, rate)
+    return timer
+
+
+@njit(cache=True, error_model="numpy")
+def _upto(st, t_end, y_after, rate, y_bytes):
+    """:meth:`PairReplay.upto`."""
+    while True:
+        timer, due = st[TIMER], st[DUE]
+        if min(timer, due) >= t_end:
+            return timer != t_end and (due != t_end or y_after)
+        at = _step(st, rate, y_bytes)
+        if at != at:
+            return False
+
+
+@njit(cache=True, error_model="numpy")
+def _window(run, j, cut, t_before, y_start, t, y, lat, size, stream, rate, limit, st,
+            buf_s, buf_e):
     """``beside_window``: op ``y`` (another stream's) from ``y_start`` beside ``run[j:cut]``
-    from ``t``. (ok, where the run goes on, when, when ``y`` ends, moved, busy, last); the
-    run's stamps are left in ``buf_s`` / ``buf_e`` from position ``j`` on."""
+    from ``t``, the memory's state in ``st`` (``MOVED``, ``BUSY``, ``LAST`` set by the
+    caller). (ok, where the run goes on, when, when ``y`` ends); the run's stamps are left in
+    ``buf_s`` / ``buf_e`` from position ``j`` on. As ``beside_window``, it checks that the
+    run's ops are of the stream of ``run[0]``."""
     y_bytes = size[y]
     if not y_bytes > 0:
-        return False, j, t, 0.0, moved, busy, last
-    timer = _INF
-    y_due = y_start
-    y_in = False
-    y_left = 0.0
-    y_fin = False
-    y_done = 0.0
-    op_in = False
-    op_left = 0.0
+        return False, j, t, 0.0
+    st[TIMER], st[DUE] = _INF, y_start
+    st[Y_LEFT] = st[OP_LEFT] = st[Y_DONE] = 0.0
+    st[Y_IN] = st[OP_IN] = st[Y_FIN] = 0.0
     first_stream = stream[run[0]]
     j0 = j
-    while (not y_fin) or y_in or op_in:
+    while not st[Y_FIN] or st[Y_IN] or st[OP_IN]:
         if j >= cut:
-            return False, j0, t, 0.0, moved, busy, last
+            return False, j0, t, 0.0
         i = run[j]
         if stream[i] != first_stream:
-            return False, j0, t, 0.0, moved, busy, last
+            return False, j0, t, 0.0
         s = t
-        nbytes = size[i]
-        # upto(s, y_start == t_before)
-        y_after = y_start == t_before
-        while True:
-            if min(timer, y_due) >= s:
-                if not (timer != s and (y_due != s or y_after)):
-                    return False, j0, t, 0.0, moved, busy, last
-                break
-            if timer == y_due:      # a tie (both finite here)
-                return False, j0, t, 0.0, moved, busy, last
-            if y_due < timer:
-                at = y_due
-                y_left, op_left, busy, last = _advance(at, last, rate, y_in, y_left, op_in,
-                                                       op_left, busy)
-                y_left, y_in, y_due = y_bytes, True, _INF
-                moved += y_bytes
-            else:
-                at = timer
-                y_fin_now, op_end, y_left, op_left, busy, last = _fire(
-                    at, last, rate, y_in, y_left, op_in, op_left, busy)
-                if y_fin_now:
-                    y_in, y_fin, y_done = False, True, at
-                if op_end:
-                    op_in = False
-            timer = _timer(at, rate, y_in, y_left, op_in, op_left)
-        if nbytes > 0:
-            y_left, op_left, busy, last = _advance(s, last, rate, y_in, y_left, op_in,
-                                                   op_left, busy)
-            op_left, op_in = nbytes, True
-            moved += nbytes
-            timer = _timer(s, rate, y_in, y_left, op_in, op_left)
-        if y_due == s:              # the run's op first, then y's
-            y_left, op_left, busy, last = _advance(s, last, rate, y_in, y_left, op_in,
-                                                   op_left, busy)
-            y_left, y_in, y_due = y_bytes, True, _INF
-            moved += y_bytes
-            timer = _timer(s, rate, y_in, y_left, op_in, op_left)
+        if not _upto(st, s, y_start == t_before, rate, y_bytes):
+            return False, j0, t, 0.0
+        if size[i] > 0:
+            _arrive_op(st, size[i], s, rate)
+        if st[DUE] == s:            # the run's op first, then y's
+            _arrive_y(st, s, rate, y_bytes)
         finish = s
-        while op_in:
-            # step()
-            if timer == y_due:
-                return False, j0, t, 0.0, moved, busy, last   # a tie, or nothing left
-            if y_due < timer:
-                at = y_due
-                y_left, op_left, busy, last = _advance(at, last, rate, y_in, y_left, op_in,
-                                                       op_left, busy)
-                y_left, y_in, y_due = y_bytes, True, _INF
-                moved += y_bytes
-            else:
-                at = timer
-                y_fin_now, op_end, y_left, op_left, busy, last = _fire(
-                    at, last, rate, y_in, y_left, op_in, op_left, busy)
-                if y_fin_now:
-                    y_in, y_fin, y_done = False, True, at
-                if op_end:
-                    op_in = False
-            timer = _timer(at, rate, y_in, y_left, op_in, op_left)
-            if not op_in:
+        while st[OP_IN]:
+            at = _step(st, rate, y_bytes)
+            if at != at or at == _INF:
+                return False, j0, t, 0.0
+            if not st[OP_IN]:
                 finish = at
         done_at = max(s + lat[i], finish)
-        # upto(done_at, False)
-        while True:
-            if min(timer, y_due) >= done_at:
-                if not (timer != done_at and y_due != done_at):
-                    return False, j0, t, 0.0, moved, busy, last
-                break
-            if timer == y_due:
-                return False, j0, t, 0.0, moved, busy, last
-            if y_due < timer:
-                at = y_due
-                y_left, op_left, busy, last = _advance(at, last, rate, y_in, y_left, op_in,
-                                                       op_left, busy)
-                y_left, y_in, y_due = y_bytes, True, _INF
-                moved += y_bytes
-            else:
-                at = timer
-                y_fin_now, op_end, y_left, op_left, busy, last = _fire(
-                    at, last, rate, y_in, y_left, op_in, op_left, busy)
-                if y_fin_now:
-                    y_in, y_fin, y_done = False, True, at
-                if op_end:
-                    op_in = False
-            timer = _timer(at, rate, y_in, y_left, op_in, op_left)
-        if not done_at < limit:
-            return False, j0, t, 0.0, moved, busy, last
+        if not _upto(st, done_at, False, rate, y_bytes) or not done_at < limit:
+            return False, j0, t, 0.0
         buf_s[j] = s
         buf_e[j] = done_at
         t = done_at
         j += 1
-    y_end = max(y_start + lat[y], y_done)
-    if not y_done < limit:
-        return False, j0, t, 0.0, moved, busy, last
-    return True, j, t, y_end, moved, busy, last
-
-
-@njit(cache=True, error_model="numpy")
-def _fire(now, last, rate, y_in, y_left, op_in, op_left, busy):
-    """:meth:`PairReplay._fire` (before its reschedule): (y ends, the op's transfer ends,
-    y_left, op_left, busy, last)."""
-    stalled = now == last
-    y_left, op_left, busy, last = _advance(now, last, rate, y_in, y_left, op_in, op_left,
-                                           busy)
-    tol = rate / ((1 if y_in else 0) + (1 if op_in else 0)) * FINISH_TOL
-    y_end = y_in and y_left <= tol
-    op_end = op_in and op_left <= tol
-    if not (y_end or op_end) and stalled:
-        if y_in and op_in:
-            first = min(y_left, op_left)
-        elif y_in:
-            first = y_left
-        else:
-            first = op_left
-        y_end = y_in and y_left == first
-        op_end = op_in and op_left == first
-    return y_end, op_end, y_left, op_left, busy, last
+    y_end = max(y_start + lat[y], st[Y_DONE])
+    if not st[Y_DONE] < limit:
+        return False, j0, t, 0.0
+    return True, j, t, y_end
 
 
 @njit(cache=True, error_model="numpy")
@@ -209,6 +194,7 @@ def stamp_beside(run, cuts, place_pos, place_y, wait_pos, wait_ptr, wait_y, t, l
     m = len(run)
     buf_s = np.empty(m)
     buf_e = np.empty(m)
+    st = np.zeros(STATE)
     slack = rate * FINISH_TOL
     j = 0
     pk = 0
@@ -234,12 +220,12 @@ def stamp_beside(run, cuts, place_pos, place_y, wait_pos, wait_ptr, wait_y, t, l
             f = free[stream[y]]
             if f == t_before or not rate_ok:
                 break
-            ok, j2, t2, ye, moved2, busy2, last2 = _window(
-                run, j, cut, t_before, max(t_before, f), t, y, lat, size, stream, rate,
-                limit_of[stream[y]], moved, busy, last, buf_s, buf_e)
+            st[MOVED], st[BUSY], st[LAST] = moved, busy, last
+            ok, j2, t2, ye = _window(run, j, cut, t_before, max(t_before, f), t, y, lat, size,
+                                     stream, rate, limit_of[stream[y]], st, buf_s, buf_e)
             if not ok:
                 break
-            moved, busy, last = moved2, busy2, last2
+            moved, busy, last = st[MOVED], st[BUSY], st[LAST]
             for q in range(j, j2):
                 start[run[q]] = buf_s[q]
                 end[run[q]] = buf_e[q]
