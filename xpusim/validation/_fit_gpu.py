@@ -315,8 +315,9 @@ def aten_vector_rows(ctx: ValidationContext, tag: str = "h200") -> list[tuple]:
 def fit_aten_vector(ctx: ValidationContext, tag: str = "h200") -> dict[str, float]:
     """``software.kernel_cycles`` (each of ``arch.sections.gpu.ATEN_CYCLE_KEYS``) and
     ``software.kernel_overlap_p`` of the ``torch-graphs`` stack: the values that minimise the
-    train MAPE (even rows) of suite ``<tag>-vector`` (sim/gpu/aten.py; ``kernel_gap`` is
-    measured, not fitted); its odd rows test them. Nelder-Mead from the stack's own values."""
+    train MAPE of suite ``<tag>-vector`` (its train rows: ``_own_gpu.vector_splits``'
+    checkerboard over row count x width; sim/gpu/aten.py; ``kernel_gap`` is measured, not
+    fitted); its test rows test them. Nelder-Mead from the stack's own values."""
     from arch.sections.gpu import ATEN_CYCLE_KEYS
     from sim.gpu.aten import aten_time
     from xpusim.validation._own_gpu import device
