@@ -138,13 +138,47 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     table = _kind_costs(dev, arrays)
     per_kind = np.array([c.latency if c is not None else 0.0 for c in table] or [0.0])
     stream = arrays.stream
-    waited, cand = _waited(arrays, stream)
     env = simpy.Environment()
+    streams = {name: [] for name in names}
+    resources, memory_of, op_loads = engine._resources(env, plan, streams)
+    by_stream = np.argsort(stream, kind="stable")
+    dram = np.array([c.dram_bytes if c is not None else 0.0 for c in table] or [0.0])
+    shares = np.array([c is not None and c.detail.get("memory_share") is not None
+                       for c in table] or [False])
+    # per op: bytes through its stream's contended memory, how long it takes alone on its
+    # resources (s) - the longest of its latency and each transfer's time at the resource's
+    # full rate, so that the latest of its timeout and each transfer's timer is ``start +
+    # duration`` (rounding is monotone) - and whether a quiet run must stop before it (it
+    # reserves a share of the memory, or moves bytes twice through one resource: two loads
+    # on one resource share it even when nothing else is in flight)
+    rate_of = np.array([memory_of[nm].rate if nm in memory_of else math.inf for nm in names])
+    with_memory = np.isfinite(rate_of)[stream]
+    size_all = np.where(with_memory, dram[kind], 0.0)
+    dur_all = per_kind[kind]
+    lat_all = dur_all.copy()            # each op's latency (s)
+    stream64 = stream.astype(np.int64)
+    code_of = {nm: c for c, nm in enumerate(names)}
+    moving = size_all > 0
+    dur_all[moving] = np.maximum(dur_all[moving], size_all[moving] / rate_of[stream[moving]])
+    stop_all = shares[kind] & with_memory
+    if op_loads:
+        loaded_ids = np.fromiter(op_loads, dtype=np.int64, count=len(op_loads))
+        longest, twice = _loads_alone(list(op_loads.values()))
+        dur_all[loaded_ids] = np.maximum(dur_all[loaded_ids], longest)
+        # two loads on one link share it even with nothing else in flight (the memory is
+        # never one of the links)
+        stop_all[loaded_ids] |= twice
+    if CONTENTION_FREE:
+        times = contention_free(arrays, stream, by_stream, names, dur_all, size_all, stop_all,
+                                memory_of, op_loads)
+        if times is not None:     # no transfer ever shared a resource: no event loop
+            tl = Timeline(times[0], times[1], CostList(table, kind), n)
+            tl.resources = resources
+            return tl
+    waited, cand = _waited(arrays, stream)
     start = np.full(n, np.nan)
     end = np.full(n, np.nan)
     counter = [0, 0]   # tasks completed, events waited on
-    streams = {name: [] for name in names}
-    resources, memory_of, op_loads = engine._resources(env, plan, streams)
     single = np.zeros(n, dtype=bool)
     if op_loads:
         single[np.fromiter(op_loads, dtype=np.int64, count=len(op_loads))] = True
@@ -162,7 +196,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     signalled: set[int] = set()
     name_of = [names[c] for c in stream[np.flatnonzero(signal | cand)].tolist()]
     owner = dict(zip(np.flatnonzero(signal | cand).tolist(), name_of, strict=True))
-    by_stream = np.argsort(stream, kind="stable")
     bounds = np.concatenate(([0], np.cumsum(np.bincount(stream, minlength=len(names)))))
     position = np.empty(n, dtype=np.int64)      # each op's position on its stream
     position[by_stream] = np.arange(n) - np.repeat(bounds[:-1], np.diff(bounds))
@@ -185,9 +218,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     resume_at: dict[str, int] = {}
     users = _users(names, stream, memory_of, op_loads)
     kind_cost = table
-    dram = np.array([c.dram_bytes if c is not None else 0.0 for c in table] or [0.0])
-    shares = np.array([c is not None and c.detail.get("memory_share") is not None
-                       for c in table] or [False])
 
     def signal_done(d: int) -> None:
         """Op ``d``, which another stream waits for, has ended now: wake a stream whose
@@ -240,36 +270,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         left = pending(i)
         return bool(left) and all(owner[d] == name for d in left)
 
-    # per op: bytes through its stream's contended memory, how long it takes alone on its
-    # resources (s) - the longest of its latency and each transfer's time at the resource's
-    # full rate, so that the latest of its timeout and each transfer's timer is ``start +
-    # duration`` (rounding is monotone) - and whether a quiet run must stop before it (it
-    # reserves a share of the memory, or moves bytes twice through one resource: two loads
-    # on one resource share it even when nothing else is in flight)
-    rate_of = np.array([memory_of[nm].rate if nm in memory_of else math.inf for nm in names])
-    with_memory = np.isfinite(rate_of)[stream]
-    size_all = np.where(with_memory, dram[kind], 0.0)
-    dur_all = per_kind[kind]
-    lat_all = dur_all.copy()            # each op's latency (s)
-    stream64 = stream.astype(np.int64)
-    code_of = {nm: c for c, nm in enumerate(names)}
-    moving = size_all > 0
-    dur_all[moving] = np.maximum(dur_all[moving], size_all[moving] / rate_of[stream[moving]])
-    stop_all = shares[kind] & with_memory
-    if op_loads:
-        loaded_ids = np.fromiter(op_loads, dtype=np.int64, count=len(op_loads))
-        longest, twice = _loads_alone(list(op_loads.values()))
-        dur_all[loaded_ids] = np.maximum(dur_all[loaded_ids], longest)
-        # two loads on one link share it even with nothing else in flight (the memory is
-        # never one of the links)
-        stop_all[loaded_ids] |= twice
-    if CONTENTION_FREE:
-        times = contention_free(arrays, stream, by_stream, names, dur_all, size_all, stop_all,
-                                memory_of, op_loads)
-        if times is not None:     # no transfer ever shared a resource: no event loop
-            tl = Timeline(times[0], times[1], CostList(table, kind), n)
-            tl.resources = resources
-            return tl
     # each op's next op on its stream, and the contended memory of each stream
     codes = {id(mem): c for c, mem in enumerate(dict.fromkeys(memory_of.values()))}
     next_op = np.full(n, -1, dtype=np.int64)
