@@ -71,8 +71,12 @@ from workloads.trace import Trace
 SHORT = 16
 #: quiet-run tries at a stream's loaded ops before their success rate may stop them
 FUTILE = 64
-#: ops of other streams one quiet run may run beside its own (the run ends at the next)
+#: ops of other streams one quiet run may run beside its own (the run ends at the next); a
+#: stream starts at MIN_BESIDE and doubles while its runs take every op they collected, and
+#: falls back to twice what a run took when one stops early (each run's scan for them then
+#: stays near what it uses; ending a run sooner changes no time, only the events)
 MAX_BESIDE = 256
+MIN_BESIDE = 8
 #: stamp windows without link loads by the compiled loop (sim/beside_kernel.py); False: the
 #: Python loop, which gives the same floats (tests compare the two)
 COMPILED_BESIDE = True
@@ -192,7 +196,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     waiter, waited_op = dep_of[pair], idx[pair].astype(np.int64, copy=False)
     waits = _grouped(waiter, waited_op)
     by_waited = np.argsort(waited_op, kind="stable")
-    waiters = _grouped(waited_op[by_waited], waiter[by_waited])
+    waited_sorted, waiter_by_waited = waited_op[by_waited], waiter[by_waited]
+    waiters = _grouped(waited_sorted, waiter_by_waited)
     signalled: set[int] = set()
     name_of = [names[c] for c in stream[np.flatnonzero(signal | cand)].tolist()]
     owner = dict(zip(np.flatnonzero(signal | cand).tolist(), name_of, strict=True))
@@ -419,12 +424,13 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         when the run reaches past its window. Where neither the run nor the ops beside load
         a link, the compiled loop (:func:`sim.beside_kernel.stamp_beside`) stamps it."""
         # the run's ops that wait for ops beside: (position in the run, index in ys)
-        z_pos, z_of = _waiting_positions(run, ys, waiters)
         ys_arr = np.array(ys, dtype=np.int64)
+        z_pos, z_of, wanted = _waiting_positions(run, ys_arr, waited_sorted, waiter_by_waited)
         if not COMPILED_BESIDE or (op_loads and (single[run].any() or single[ys_arr].any())):
             j, t, taken = python_beside(run, after, ys, name, memory, z_pos, z_of)
         else:
             j, t, taken = compiled_beside(run, after, ys_arr, name, memory, z_pos, z_of)
+        beside_taken[0] = taken
         if not taken:
             return j, t
         counter[0] += taken
@@ -434,7 +440,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         # an op beside whose waiters the run stamped is signalled now; the others as they end
         ran = np.ones(len(ys), dtype=bool)
         ran[z_of[z_pos >= j]] = False
-        ran[waiting_outside(ys, z_of)] = False
+        # ... and one with a waiter outside the run as it ends
+        ran[np.bincount(z_of, minlength=len(ys)) < wanted] = False
         late = np.flatnonzero(~ran[:taken]).tolist()
         signalled.update(done[ran[:taken]].tolist())
         for q in late:
@@ -452,13 +459,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             busy_until[other] = ends[q]
         return j, t
 
-    def waiting_outside(ys: list[int], z_of: np.ndarray) -> np.ndarray:
-        """Per op beside: whether something that waits for it is not in the run."""
-        found = np.bincount(z_of, minlength=len(ys)) if len(z_of) else np.zeros(len(ys))
-        wanted = np.array([len(waiters.get(y, ())) for y in ys])
-        return found < wanted
-
     y_end_buf = np.empty(0)
+    beside_taken = [0]                        # ops beside the last run took
+    beside_cap = dict.fromkeys(names, MIN_BESIDE)   # ops beside a stream's next run may collect
 
     def compiled_beside(run: np.ndarray, after: list[int], ys: np.ndarray, name: str,
                         memory, z_pos: np.ndarray, z_of: np.ndarray) -> tuple[int, float, int]:
@@ -658,7 +661,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                     break
             if b == cut or (ends_run[b] and b != first):
                 y = beside_list[id_list[b]] if b != cut and b + 1 < m and \
-                    len(beside_of) < MAX_BESIDE else -1
+                    len(beside_of) < beside_cap[name] else -1
                 if y < 0:
                     e, last_adopts = b, False
                     break
@@ -697,6 +700,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             pos = np.array([b for b, _ in beside_of]) - k
             after = (pos + np.searchsorted(at, pos, "right")).tolist()
             f, t = with_ops_beside(run, after, [y for _, y in beside_of], name, memory)
+            got, wanted = beside_taken[0], len(beside_of)
+            beside_cap[name] = min(MAX_BESIDE, 2 * wanted) if got == wanted else \
+                max(MIN_BESIDE, 2 * got)
         elif len(run) < SHORT:
             f, t = alone_one_by_one(run.tolist(), memory, busy, env.now, {})
         else:
@@ -845,24 +851,23 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     return tl
 
 
-def _waiting_positions(run: np.ndarray, ys: list[int], waiters: dict
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def _waiting_positions(run: np.ndarray, ys: np.ndarray, keys: np.ndarray, values: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The run's ops that wait for ops ``ys`` beside it: (their positions in ``run``, the
-    index in ``ys`` of the op each waits for), one pair per such wait."""
-    zs: list[int] = []
-    of: list[int] = []
-    for q, y in enumerate(ys):
-        got = waiters.get(y)
-        if got:
-            zs.extend(got)
-            of.extend([q] * len(got))
-    if not zs or not len(run):
-        return _NONE, _NONE
-    z = np.array(zs, dtype=np.int64)
+    index in ``ys`` of the op each waits for, one pair per such wait; per op of ``ys``, how
+    many ops wait for it in all). ``values[j]`` waits for ``keys[j]`` (``keys`` sorted)."""
+    lo = np.searchsorted(keys, ys, "left")
+    count = np.searchsorted(keys, ys, "right") - lo
+    total = int(count.sum())
+    if not total or not len(run):
+        return _NONE, _NONE, count
+    of = np.repeat(np.arange(len(ys), dtype=np.int64), count)
+    first = np.cumsum(count) - count
+    z = values[np.repeat(lo - first, count) + np.arange(total)]
     order = np.argsort(run, kind="stable")
     at = np.minimum(np.searchsorted(run[order], z), len(run) - 1)
     found = run[order][at] == z
-    return order[at[found]].astype(np.int64), np.array(of, dtype=np.int64)[found]
+    return order[at[found]].astype(np.int64), of[found], count
 
 
 def _stamp(t: float, a: int, b: int, lat: np.ndarray, lat_list: list, ids: np.ndarray,
