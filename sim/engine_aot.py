@@ -30,9 +30,9 @@ _I, _F = "i8[::1]", "f8[::1]"
 #:              stream, free, rate_ok, rate, quiet, limit_of, moved, busy, last, start, end,
 #:              y_end)
 BESIDE_SIG = (f"Tuple((i8, f8, i8, f8, f8, f8))({_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, f8, "
-       f"{_F}, {_F}, {_F}, {_I}, {_F}, b1, f8, f8, {_F}, f8, f8, f8, {_F}, {_F}, {_F})")
-BESIDE_ARGS = ((("i8", 1),) * 7 + (None,) + (("f8", 1),) * 3 + (("i8", 1), ("f8", 1)) + (None,) * 3
-        + (("f8", 1),) + (None,) * 3 + (("f8", 1),) * 3)
+              f"{_F}, {_F}, {_F}, {_I}, {_F}, b1, f8, f8, {_F}, f8, f8, f8, {_F}, {_F}, {_F})")
+BESIDE_ARGS = ((("i8", 1),) * 7 + (None,) + (("f8", 1),) * 3 + (("i8", 1), ("f8", 1))
+               + (None,) * 3 + (("f8", 1),) + (None,) * 3 + (("f8", 1),) * 3)
 
 #: dag_times(dep_ptr, dep_idx, prev, dur, start, end) -> whether the deps precede each op
 DAG_SIG = f"b1({_I}, {_I}, {_I}, {_F}, {_F}, {_F})"
@@ -54,8 +54,8 @@ def kernels() -> Kernels:
                                          "ahead-of-time build of the engine's loops",
                                          "using numba's JIT")
         if mod is not None:
-            _CACHE.append(Kernels(dram_aot._checked(mod.stamp_beside, BESIDE_ARGS),
-                                  dram_aot._checked(mod.dag_times, DAG_ARGS), "aot"))
+            _CACHE.append(Kernels(dram_aot.checked(mod.stamp_beside, BESIDE_ARGS),
+                                  dram_aot.checked(mod.dag_times, DAG_ARGS), "aot"))
         else:
             _CACHE.append(jit_kernels())
     return _CACHE[0]

@@ -59,7 +59,7 @@ def kernels() -> Kernels:
         if os.environ.get("XPUSIM_DRAM_AOT", "1") != "0":
             mod = load(build_missing=True)
         if mod is not None:
-            _CACHE.append(Kernels(_checked(mod.kernel, RUN_ARGS), _checked(mod.trace, PARSE_ARGS),
+            _CACHE.append(Kernels(checked(mod.kernel, RUN_ARGS), checked(mod.trace, PARSE_ARGS),
                                   "aot"))
         else:
             _CACHE.append(jit_kernels())
@@ -242,7 +242,7 @@ def _numpy_error_model(flags_cls):
 _DTYPES = {"i8": "int64", "i1": "int8", "u1": "uint8", "f8": "float64"}
 
 
-def _checked(fn, spec: tuple):
+def checked(fn, spec: tuple):
     """``fn`` with its array arguments checked: the extension reinterprets memory as the
     signature says, so a wrong dtype, rank or layout must fail here, not read garbage."""
 
