@@ -12,19 +12,18 @@ the transfers really were alone, in the order the events would run them:
 * or exactly when that one's op ended, and its op waits for that op (it comes next on the
   stream, or depends on it): the event engine then resumes it only after the timer removed
   the transfer before it;
-* its timer finishes it (no float slack left, as :meth:`SharedBandwidth.solo_end` checks);
+* its timer finishes it (no float slack left: :meth:`SharedBandwidth.solo_ends`);
 
 and counts each resource's bytes, busy time and last change as its own events would, in
-start order. Where any check fails, or an op reserves a share of a memory (PIM) or moves bytes
-twice through one link, the event engine runs the trace instead. The times and tables are
+start order (:meth:`SharedBandwidth.add_solos`). Where any check fails, or an op reserves a
+share of a memory (PIM) or moves bytes twice through one link, the event engine runs the
+trace instead. The times and tables are
 those of the per-op engine, bit for bit (tests/test_engine_dag.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-from sim.resources import FINISH_TOL
 
 
 def contention_free(arrays, stream: np.ndarray, by_stream: np.ndarray, names, dur: np.ndarray,
@@ -56,8 +55,8 @@ def contention_free(arrays, stream: np.ndarray, by_stream: np.ndarray, names, du
         if got is None:
             return None
         counted.append((res, got))
-    for res, (moved, busy, last) in counted:
-        res.bytes_moved, res.busy_time, res._last = moved, busy, last
+    for res, (nbytes, starts, timers) in counted:
+        res.add_solos(nbytes, starts, timers, np.ones(len(nbytes), dtype=bool))
     return start, end
 
 
@@ -88,27 +87,19 @@ def _tasks(stream: np.ndarray, names, size: np.ndarray, memory_of: dict, op_load
 
 
 def _alone(res, ids: np.ndarray, nbytes: np.ndarray, start: np.ndarray, end: np.ndarray,
-           prev: np.ndarray, ptr: np.ndarray, idx: np.ndarray
-           ) -> tuple[float, float, float] | None:
+           prev: np.ndarray, ptr: np.ndarray, idx: np.ndarray) -> tuple | None:
     """Whether the transfers ``nbytes`` of ops ``ids`` through ``res`` were each alone
-    (module docstring); (its bytes moved, busy time, last change) as its events count them,
-    or None."""
-    if res._left or res.reserved:
-        return None
-    rate = res.rate
+    (module docstring): (their bytes, starts and timers in start order, which
+    :meth:`SharedBandwidth.add_solos` counts as its events would), or None. Each timer is
+    :meth:`SharedBandwidth.solo_ends`' (NaN where its transfer would be left unfinished)."""
     order = np.lexsort((ids, start[ids]))
     ids, nbytes = ids[order], nbytes[order]
     s = start[ids]
-    timer = s + np.maximum(0.0, nbytes / rate)
-    if (nbytes - (timer - s) * rate > rate * FINISH_TOL).any() or (s[1:] == s[:-1]).any():
+    timer = res.solo_ends(nbytes, s, np.ones(len(ids), dtype=bool))
+    if np.isnan(timer).any() or (s[1:] == s[:-1]).any():
         return None
     for k in np.flatnonzero(~(s[1:] > timer[:-1])).tolist():
         a, b = int(ids[k]), int(ids[k + 1])
         if not (s[k + 1] == end[a] and (prev[b] == a or a in idx[ptr[b]:ptr[b + 1]])):
             return None
-    acc = np.empty(len(ids) + 1)
-    acc[0], acc[1:] = res.bytes_moved, nbytes
-    moved = float(np.cumsum(acc)[-1])
-    acc[0], acc[1:] = res.busy_time, timer - s
-    busy = float(np.cumsum(acc)[-1])
-    return moved, busy, float(timer[-1])
+    return nbytes, s, timer

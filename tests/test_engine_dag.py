@@ -78,6 +78,17 @@ def _memory(bandwidth: float = 100.0) -> SharedBandwidth:
     return SharedBandwidth(simpy.Environment(), bandwidth, "hbm")
 
 
+def _counted(ids, nbytes, start, end, prev, ptr, idx):
+    """(bytes moved, busy time, last change) of a fresh 100 B/s memory that counted the
+    transfers :func:`_alone` accepts; None where it refuses them."""
+    mem = _memory()
+    got = _alone(mem, ids, nbytes, start, end, prev, ptr, idx)
+    if got is None:
+        return None
+    mem.add_solos(*got, np.ones(len(ids), dtype=bool))
+    return mem.bytes_moved, mem.busy_time, mem._last
+
+
 def test_transfers_alone_or_handed_on():
     """Ops 0 and 1 move 100 B each through 100 B/s (1 s alone). Op 1 starting after op 0's
     timer: alone. Starting the instant op 0 ends: alone only if it waits for op 0 (the
@@ -87,13 +98,13 @@ def test_transfers_alone_or_handed_on():
     prev = np.array([-1, -1])
     no_deps = (np.zeros(3, dtype=np.int64), np.zeros(0, dtype=np.int64))
     end = np.array([1.0, 9.0])
-    got = _alone(_memory(), ids, nbytes, np.array([0.0, 1.5]), end, prev, *no_deps)
+    got = _counted(ids, nbytes, np.array([0.0, 1.5]), end, prev, *no_deps)
     assert got == (200.0, 2.0, 2.5)        # bytes, busy 1 s + 1 s, last timer 2.5 s
     at_end = np.array([0.0, 1.0])
-    assert _alone(_memory(), ids, nbytes, at_end, end, prev, *no_deps) is None
+    assert _counted(ids, nbytes, at_end, end, prev, *no_deps) is None
     waits = (np.array([0, 0, 1], dtype=np.int64), np.array([0], dtype=np.int64))
-    assert _alone(_memory(), ids, nbytes, at_end, end, prev, *waits) == (200.0, 2.0, 2.0)
-    assert _alone(_memory(), ids, nbytes, at_end, end, np.array([-1, 0]), *no_deps) \
+    assert _counted(ids, nbytes, at_end, end, prev, *waits) == (200.0, 2.0, 2.0)
+    assert _counted(ids, nbytes, at_end, end, np.array([-1, 0]), *no_deps) \
         == (200.0, 2.0, 2.0)              # the next op on op 0's stream
-    assert _alone(_memory(), ids, nbytes, np.array([0.0, 0.5]), end, prev, *waits) is None
-    assert _alone(_memory(), ids, nbytes, np.array([0.0, 0.0]), end, prev, *waits) is None
+    assert _counted(ids, nbytes, np.array([0.0, 0.5]), end, prev, *waits) is None
+    assert _counted(ids, nbytes, np.array([0.0, 0.0]), end, prev, *waits) is None

@@ -299,13 +299,15 @@ class GpuDevice(MainTierDevice):
         (tests/test_speed_pricing_family.py, tests/test_speed_settle.py). Ops whose inputs
         might not convert exactly (a non-float FLOP or byte count, an int of 2**53 or more),
         a host-timed stack and kernels that fail here are left to ``estimate`` (which prices
-        them, or raises with the op's context)."""
+        them, or raises with the op's context). On a stack with ``vector_kernels: aten`` the
+        vector kernels are left to ``estimate`` (its GEMMs and attention are settled here)."""
         kept, vshapes, memo = self._prefetched, self._vshapes, self._memo
         if type(self).roofline is not Device.roofline or any(
                 getattr(type(self), m) is not getattr(GpuDevice, m) for m in _SETTLED) or \
-                (self.software is not None and (self.software.mode == "timed" or
-                                                self.software.vector_kernels == "aten")):
+                (self.software is not None and self.software.mode == "timed"):
             return
+        if self.software is not None and self.software.vector_kernels == "aten":
+            vshapes = {}     # PyTorch's own kernels (sim/gpu/aten.py): estimate prices them
         self._settle_attention(ops)
         if not (kept or vshapes):
             return
