@@ -143,6 +143,18 @@ def test_row_kernel_time_hand_counts(graphs):
     t_row = (c["softmax_reg.row"] + 8 * c["softmax_reg.elem"]) / clock + lat
     assert _est(graphs, "softmax", 8192, 8192) == pytest.approx(
         total(63 * t_row, 2 * 8192 * 8192 * 2), rel=1e-12)
+    # softmax 64 x 32768: 64 KiB rows overflow the 48 KiB a CTA gets: the global kernel (an
+    # assumption, no row measures it) walks each row three times, its two re-reads from the L2
+    # (counted in the L2's traffic and energy); at 9.37 TB/s of L2 they take less than the DRAM
+    # stream (read + write), which the smem kernel's one-wave chain overlaps
+    from xpusim.commands.op import vector_op
+
+    cost = graphs.estimate(vector_op("softmax", 64, 32768, "fp16"))
+    rows = 64 * 32768 * 2
+    assert cost.detail["kernel"] == "softmax_global" and cost.detail["passes"] == 3
+    assert cost.detail["l2_bytes"] == 2 * rows
+    t_row = c["softmax_smem.row"] / clock + lat
+    assert cost.latency == pytest.approx(total(t_row, 2 * rows), rel=1e-12)
 
 
 def test_elementwise_hand_count(graphs):
