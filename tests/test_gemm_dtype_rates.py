@@ -41,9 +41,11 @@ def test_h100_fp8_large_gemm_near_published_cublaslt_rate():
 
 
 def test_only_fitted_gpus_carry_a_per_dtype_rate():
-    """A per-dtype sustained rate is FITTED data of one GPU (mi210's fp32, h200's fp8): presets
-    that extend it set their own (mi250x, mi300x: their assumed 0.85), none inherits the mi210's
-    fp32 value, and no other preset carries the h200's fp8 one."""
+    """A per-dtype sustained rate is FITTED data of one GPU (mi210's fp32, h200's fp8, mi300x's
+    fp8 on AMD's MI300X rows): presets that extend the mi210 set their own (mi250x: its assumed
+    0.85; mi300x: fitted on its own data), none inherits the mi210's fp32 value, and no other
+    preset carries the h200's fp8 one. The mi325x (the MI300X's dies) inherits the mi300x's,
+    which suite amd-maf tests on MI325X rows."""
     fitted = load_arch("mi210").gpu.tensor_efficiency_by_dtype["fp32"]
     fp8 = load_arch("h200").gpu.tensor_efficiency_by_dtype["fp8"]
     for name in list_presets():
@@ -55,6 +57,11 @@ def test_only_fitted_gpus_carry_a_per_dtype_rate():
                    for d in g.tensor_efficiency_by_dtype]
         if name in ("mi210", "h200"):
             assert all("FITTED" in s for s in sources)
+        elif name in ("mi300x", "mi325x"):
+            own = arch.provenance["gpu.tensor_efficiency_by_dtype.fp8"]
+            assert own.startswith("FITTED") and "amd-maf" in own
+            assert g.tensor_efficiency_by_dtype["fp8"] != fp8
+            assert g.tensor_efficiency_by_dtype["fp32"] != fitted
         else:
             assert g.tensor_efficiency_by_dtype.get("fp8") != fp8, name
             assert g.tensor_efficiency_by_dtype.get("fp32") != fitted, name

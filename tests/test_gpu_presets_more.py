@@ -7,7 +7,7 @@ from arch import load_arch
 from sim.devices.base import device_for
 from xpusim.commands.op import collective_op
 
-NEW = ("h200", "gh200", "a100-pcie", "a40", "l40s", "mi250x", "mi300x", "dgx-h100x2")
+NEW = ("h200", "gh200", "a100-pcie", "a40", "l40s", "mi250x", "mi300x", "mi325x", "dgx-h100x2")
 
 
 @pytest.mark.parametrize("name", NEW)
@@ -18,6 +18,8 @@ def test_every_value_has_a_source(name):
     src = a.provenance["gpu.tensor_efficiency"]
     if name == "h200":   # fitted on our own H200 rows, tested on the others
         assert src.startswith("FITTED") and "validation/h200/h200_gemm.csv" in src
+    elif name in ("mi300x", "mi325x"):   # fitted on AMD's MI300X rows, tested on the MI325X's
+        assert src.startswith("FITTED") and "amd-maf" in src and "MI325X" in src
     elif name not in ("dgx-h100x2",):
         assert "UNTESTED" in src
 
@@ -31,6 +33,12 @@ def test_spec_sheet_figures():
     assert gh200.sections["interconnect"]["nvlink_c2c"].bandwidth == pytest.approx(450e9)
     assert mi300x.gpu.tensor_flops["fp16"] == pytest.approx(1307.4e12)
     assert mi300x.memory["hbm"].capacity == pytest.approx(192e9)
+    assert mi300x.gpu.power_limit == 750.0
+    mi325x = load_arch("mi325x")
+    assert mi325x.memory["hbm"].capacity == pytest.approx(256e9)
+    assert mi325x.memory["hbm"].bandwidth == pytest.approx(6.0e12)
+    assert mi325x.gpu.power_limit == 1000.0
+    assert mi325x.gpu.tensor_flops == mi300x.gpu.tensor_flops
     assert load_arch("mi250x").gpu.sm_count == 220
     assert load_arch("a100-pcie").memory["hbm"].bandwidth == pytest.approx(1935e9)
 

@@ -196,6 +196,7 @@ def _print_fits(ctx) -> int:
     from xpusim.validation._fit import fit_llmcompass, fit_splitwise, format_fit
     from xpusim.validation._fit_gpu import (
         derive_energy,
+        fit_amd_maf,
         fit_aten_vector,
         fit_attention_overlap,
         fit_dvfs_exponent,
@@ -244,6 +245,8 @@ def _print_fits(ctx) -> int:
          "train rows)", lambda: format_values(fit_aten_vector(ctx, "h200"))),
         ("MI210 GEMMs (public PyTorch rows, validation/mi210; train rows)",
          lambda: format_values(fit_mi210_gemm(ctx))),
+        ("MI300X clock under load (AMD's max-achievable FLOPs, validation/mi300x; MI300X rows)",
+         lambda: format_values(fit_amd_maf(ctx))),
         ("TensorRT-LLM v0.9 GptSession host enqueue per op (trtllm-e2e train rows)", trtllm),
         ("Vidur NCCL all-reduce: dgx-a100x2-vidur network and A100 protocol costs (train rows)",
          nccl),

@@ -20,6 +20,9 @@ Nelder-Mead from physical start values (as ``_fit``).
   (``software.dispatch.matmul``), on the train rows of
   suite ``mi210-gemm`` (public PyTorch figures, ``validation/mi210``); the mi250x and mi300x
   presets do not take these values.
+* MI300X (``mi300x`` preset, :func:`fit_amd_maf`): ``gpu.tensor_efficiency``, fp8's own and the
+  boost energies per FLOP, derived exactly from AMD's three MI300X max-achievable-FLOPs rows
+  (suite ``amd-maf``, ``validation/mi300x``); its MI325X rows test them.
 """
 
 from __future__ import annotations
@@ -345,3 +348,60 @@ def fit_aten_vector(ctx: ValidationContext, tag: str = "h200") -> dict[str, floa
     return {**{f"software.kernel_cycles.{k}": round(v, 3) if scale[k] == 1.0 else round(v)
                for k, v in cycles.items()},
             "software.kernel_overlap_p": round(float(p), 3)}
+
+
+def _arch_with(preset: str, overrides: dict):
+    from arch import arch_from_dict, deep_merge, load_arch_data
+
+    data, label = load_arch_data(preset)
+    return arch_from_dict(deep_merge(data, overrides), label)
+
+
+def fit_amd_maf(ctx: ValidationContext, preset: str = "mi300x") -> dict[str, float]:
+    """{yaml.path: value} of the ``mi300x`` preset derived exactly from the MI300X (``train``)
+    rows of suite ``amd-maf`` (AMD's max-achievable FLOPs and the median clock of one large
+    GEMM per dtype, back to back at the 750 W limit; ``validation/mi300x``):
+
+    1. ``gpu.tensor_efficiency`` (from the fp16 row; bf16 shares it) and
+       ``gpu.tensor_efficiency_by_dtype.fp8``: the main-loop efficiency at which the model's
+       GEMM, at the row's measured clock, takes the measured time (a root in 0.3-1);
+    2. ``energy.compute.<dtype>`` (at the boost clock; the preset's
+       ``gpu.dvfs_energy_exponent`` scales it to lower clocks): the energy per FLOP at which
+       the board draws exactly ``gpu.power_limit`` running the GEMM back to back at that clock
+       (``static + (compute J + other J) / s``; the compute joules are linear in it).
+
+    The limiter then settles at each row's clock (``sim/gpu/power_cap.py``); the MI325X rows
+    test the values on a 1000 W board."""
+    from scipy.optimize import brentq
+
+    from sim.devices.base import device_for
+    from sim.gpu.power_cap import at_speed
+    from xpusim.validation.amd_maf import BOOST_MHZ, measured_s, row_op, rows
+
+    train = {r["dtype"]: r for r in rows(ctx) if r["split"] == "train"}
+
+    def cost(overrides: dict, r: dict):
+        speed = float(r["median_mhz"]) / BOOST_MHZ
+        arch = at_speed(_arch_with(preset, overrides), speed)
+        return device_for(arch, "tile").estimate(row_op(r)), arch
+
+    def efficiency(dtype: str, key: dict) -> float:
+        r = train[dtype]
+        return brentq(lambda eff: cost({"gpu": key(eff)}, r)[0].latency / measured_s(r) - 1.0,
+                      0.3, 1.0, xtol=1e-9)
+
+    eff = efficiency("fp16", lambda e: {"tensor_efficiency": e})
+    eff8 = efficiency("fp8", lambda e: {"tensor_efficiency": eff,
+                                        "tensor_efficiency_by_dtype": {"fp8": e}})
+    gpu = {"tensor_efficiency": eff, "tensor_efficiency_by_dtype": {"fp8": eff8}}
+    out = {"gpu.tensor_efficiency": eff, "gpu.tensor_efficiency_by_dtype.fp8": eff8}
+    for dtype in ("fp16", "bf16", "fp8"):
+        r = train[dtype]
+        base = _arch_with(preset, {"gpu": gpu})
+        e0 = base.energy.compute[dtype]
+        c, arch = cost({"gpu": gpu}, r)
+        compute = c.energy.get("compute", 0.0)
+        other = sum(c.energy.values()) - compute
+        need = (arch.gpu.power_limit - arch.energy.static_power) * c.latency - other
+        out[f"energy.compute.{dtype}"] = e0 * need / compute
+    return out
