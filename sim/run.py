@@ -14,7 +14,6 @@ from sim.columns import Columns, Text
 from sim.devices.base import Device, SimError, device_for
 from sim.devices.phased import PhaseDevice
 from sim.gpu.power_cap import (
-    REACTION_S,
     PowerLimitError,
     at_speed,
     gpu_arch,
@@ -167,7 +166,7 @@ def _power_limited(arch: Arch, boost: Result, rerun) -> Result:
     itself where its average board power per GPU is within the limit.
 
     Where the prefill and the decode each last longer than the limiter's reaction
-    (:data:`~sim.gpu.power_cap.REACTION_S`) and follow each other (one pipeline stage, no
+    (``gpu.power_reaction``) and follow each other (one pipeline stage, no
     micro-batches, no transfers), each is held to the limit on its own: ``rerun(arch,
     speeds)`` prices each phase's ops at its own speed. Otherwise the run as a whole:
     ``rerun(at_speed(arch, c))``. The metrics say so: ``gpu_speed`` (the slowest phase's
@@ -178,7 +177,7 @@ def _power_limited(arch: Arch, boost: Result, rerun) -> Result:
     m = boost.metrics
     spans = {"prefill": m["ttft_s"], "decode": m["latency_s"] - m["ttft_s"]}
     if sc["pp"] == 1 and sc["microbatches"] <= 1 and not len(boost.columns("transfers")) and \
-            min(spans.values()) >= REACTION_S:
+            min(spans.values()) >= gpu_arch(arch).gpu.power_reaction:
         return _phase_limited(arch, boost, rerun, devices)
     runs = {1.0: boost}
 

@@ -90,3 +90,43 @@ def test_mi325x_rows_transfer_within_ten_percent(ctx):
     assert len(test) == 3 and all(p.case.startswith("MI325X") for p in test)
     assert all(0.0 < p.error < 0.10 for p in test), [(p.case, p.error) for p in test]
     assert mape(test) < 0.08
+
+
+def test_mi300x_limiter_reacts_within_one_call():
+    """AMD's power management changes the clock within microseconds (gpu.power_reaction 1 us),
+    NVIDIA's after ~0.13 s: `xpusim op` prices one 8192^3 bf16 call on the mi300x at the clock
+    its limit allows (as --duty 1), one on the h200 at the boost clock."""
+    import json
+    import subprocess
+    import sys
+
+    def op(arch: str, *extra: str) -> dict:
+        out = subprocess.run([sys.executable, "-m", "xpusim", "op", "gemm", "--arch", arch,
+                              "--m", "8192", "--n", "8192", "--k", "8192", "--dtype", "bf16",
+                              "--json", *extra], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    assert load_arch("mi300x").gpu.power_reaction == pytest.approx(1e-6)
+    assert load_arch("h200").gpu.power_reaction == pytest.approx(0.13)
+    one, duty = op("mi300x"), op("mi300x", "--duty", "1")
+    assert one["latency_s"] == duty["latency_s"] and 0.5 < one["gpu_speed"] < 0.62
+    h200 = op("h200")
+    boost = device_for(load_arch("h200"), "tile").estimate(gemm_op(8192, 8192, 8192, 1, "bf16"))
+    assert "gpu_speed" not in h200 and h200["latency_s"] == pytest.approx(boost.latency)
+
+
+def test_short_phases_are_held_on_their_own_on_the_mi300x():
+    """A 4 x 512-token prefill (~50 ms) is shorter than NVIDIA's 0.13 s reaction but not AMD's:
+    on the mi300x the prefill is held to 750 W by itself while the decode keeps the boost clock;
+    the h200 holds the same run as a whole (and it stays under its limit)."""
+    from sim.run import simulate
+    from workloads.models import get_model
+    from workloads.scenario import Scenario
+
+    sc = Scenario(batch=4, prompt_len=512, gen_len=16)
+    amd = simulate(load_arch("mi300x"), get_model("llama2-7b"), sc).metrics
+    assert amd["ttft_s"] < 0.13
+    assert amd["board_power_prefill_W"] == pytest.approx(750.0, abs=1.0)
+    assert amd["gpu_speed_prefill"] < 0.65 and amd["gpu_speed_decode"] == 1.0
+    nv = simulate(load_arch("h200"), get_model("llama2-7b"), sc).metrics
+    assert "gpu_speed_prefill" not in nv and nv["gpu_speed"] == 1.0

@@ -59,6 +59,13 @@ class GpuSpec:
                                doc="board power limit in W: where a run's average power at "
                                    "the boost clock exceeds it, the SM clock drops until it "
                                    "does not (sim/gpu/power_cap.py; 0: no limit modelled)")
+    power_reaction: float = param("s", ge=0, default=0.13,
+                                  doc="how long a load lasts before the power limiter has "
+                                      "lowered the clock (s): a run's phases longer than this "
+                                      "are each held to the limit on their own, and so is one "
+                                      "op call longer than this (`xpusim op` without --duty); "
+                                      "default: NVIDIA's, measured on our H200 "
+                                      "(validation/h200/h200_power_trace.csv)")
     dvfs_energy_exponent: float = param(ge=0, default=0.0,
                                         doc="the energy per FLOP goes as speed^x when the "
                                             "power limiter lowers the SM clock (and voltage); "

@@ -17,11 +17,14 @@ draws
 If ``P(1)`` is at most the limit, the GPU keeps its boost clock. Otherwise :func:`solve_speed`
 finds the ``c`` at which ``P(c)`` equals the limit.
 
-NVIDIA's limiter reacts in ~0.13 s (:data:`REACTION_S`; our H200 trace,
-validation/h200/h200_power_trace.csv: the clock falls 120-140 ms into a load). So a run whose
-prefill and decode each last longer than that holds each phase to the limit on its own
+The limiter reacts after ``gpu.power_reaction``: NVIDIA's in ~0.13 s (:data:`REACTION_S`; our
+H200 trace, validation/h200/h200_power_trace.csv: the clock falls 120-140 ms into a load), AMD's
+MI300's within microseconds, "even during the execution of a GPU kernel" (AMD ROCm blogs,
+"Understanding Peak, Max-Achievable & Delivered FLOPs, Part 1"). So a run whose prefill and
+decode each last longer than that holds each phase to the limit on its own
 (:func:`solve_speeds`; a long compute-bound prefill slows, the memory-bound decode after it may
-keep its boost clock); a run with a shorter phase is held to the limit as a whole.
+keep its boost clock); a run with a shorter phase is held to the limit as a whole. One op call
+longer than it runs at the clock the limit allows for that call (:func:`reacts_within`).
 """
 
 from __future__ import annotations
@@ -94,6 +97,13 @@ def on_gpu(arch: Arch, change: Callable[[Arch], Arch]) -> Arch:
     comp.device = change(comp.device)
     comps[name] = comp
     return arch.replace(components=comps)
+
+
+def reacts_within(arch: Arch, seconds: float) -> bool:
+    """Whether the power limit of ``arch``'s GPU applies to work lasting ``seconds``: the model
+    applies one (:func:`limits`) and the load outlasts the limiter's reaction
+    (``gpu.power_reaction``)."""
+    return limits(arch) and seconds > gpu_arch(arch).gpu.power_reaction
 
 
 def with_power_limit(arch: Arch, watts: float) -> Arch:

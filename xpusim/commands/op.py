@@ -64,7 +64,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duty", type=duty_fraction, default=None, metavar="D",
                    help="the op runs back to back a D fraction of the time (0-1], for longer "
                         "than the power limiter takes to react: priced at the clock the GPU's "
-                        "power limit allows (default: one call at the boost clock)")
+                        "power limit allows (default: one call, at the boost clock unless it "
+                        "lasts longer than the limiter takes to react, gpu.power_reaction)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -212,12 +213,17 @@ def run(args: argparse.Namespace) -> int:
                                                "as dgx-a100, dgx-h100 or dgx-h100x2)")
     warn_emulated(arch, args.dtype)
     state = None
-    if args.duty is None:
+    duty = args.duty
+    if duty is None:
         cost = device.estimate(op)
-    else:
+        from sim.gpu.power_cap import reacts_within
+
+        if reacts_within(arch, cost.latency):   # one call outlasts the limiter's reaction
+            duty = 1.0
+    if duty is not None:
         from sim.sustained import sustained_cost
 
-        cost, state = sustained_cost(arch, op, args.duty, args.fidelity)
+        cost, state = sustained_cost(arch, op, duty, args.fidelity)
     shape = _shape(args)
     out = {"op": args.kind, "arch": arch.name, "fidelity": args.fidelity, "dtype": args.dtype,
            **shape, "latency_s": cost.latency, "roofline_s": cost.roofline,
@@ -227,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
            "tflops": op.flops / cost.latency / 1e12 if cost.latency else 0.0,
            "detail": {k: v for k, v in cost.detail.items()}}
     if state is not None:
-        out.update(duty=args.duty, gpu_speed=state.speed, board_power_W=state.power,
+        out.update(duty=duty, gpu_speed=state.speed, board_power_W=state.power,
                    boost_power_W=state.boost_power)
     if args.json:
         print_json(out)
@@ -241,9 +247,11 @@ def run(args: argparse.Namespace) -> int:
         rate = f"{out['tflops']:.1f} TFLOP/s"
     else:
         rate = f"{op.bytes / max(cost.latency, 1e-30) / 1e9:.1f} GB/s"
-    limited = "" if args.duty is None else \
+    when = f"at {duty:.0%} duty" if args.duty is not None else \
+        "one call, longer than the power limiter's reaction"
+    limited = "" if duty is None else \
         f"; no power limit modelled for {arch.name}: the boost clock" if state is None else (
-            f"; at {args.duty:.0%} duty: SM clock {state.speed:.1%} of boost, "
+            f"; {when}: SM clock {state.speed:.1%} of boost, "
             f"{state.power:.0f} W ({state.boost_power:.0f} W at boost)")
     sys.stdout.write(f"{args.kind} {dims} {args.dtype} on {arch.name}: "
                      f"{cost.latency * 1e6:.2f} us ({rate}, {cost.bound}-bound), "
