@@ -150,12 +150,13 @@ def test_fp16_unchanged_bit_for_bit(name, shape, latency, dram, l2):
 @pytest.mark.parametrize("shape,time,dram,l2", [
     ((8, 11008, 4096), 1.9451500161155863e-05, 45330432, 56537088.0),
     ((64, 4096, 11008), 2.2340308454751297e-05, 47022080, 68157440.0),
-    ((2048, 11008, 4096), 0.0001363414439125995, 173539328, 1127219200.0),
+    ((2048, 11008, 4096), 0.0001470515788196216, 173539328, 1127219200.0),
 ])
 def test_w8a8_fp8_unchanged(shape, time, dram, l2):
     """TensorRT-LLM's FP8 recipe (software.gemm_dtype fp8): an FP8 GEMM whose activation is
     stored wider (fp16, quantised by an earlier kernel) reads it at the compute size, as
-    before (values recorded from the code before this change)."""
+    before (values recorded from the code before this change; the compute-bound 2048-row time
+    recorded again when the h100 took fp8's own main-loop efficiency, 0.726: bytes unchanged)."""
     dev = _device("h100")
     m, n, k = shape
     r = G.best_gemm(dev.hw.for_dtype("fp8"), 1, m, n, k, 1, m * k * 2, k * n, m * n * 2,
