@@ -57,23 +57,16 @@ def _reschedule(st, now, rate):
 
 
 @njit(cache=True, error_model="numpy")
-def _arrive_op(st, nbytes, now, rate):
-    """:meth:`PairReplay.arrive_op`."""
+def _arrive(st, left, flag, nbytes, now, rate):
+    """A transfer of ``nbytes`` starts at ``now``: ``st[left]`` bytes left, ``st[flag]`` in
+    flight (:meth:`PairReplay.arrive_op` with ``OP_LEFT, OP_IN``; ``arrive_y`` with ``Y_LEFT,
+    Y_IN``, which also clears ``y``'s due time)."""
     _advance(st, now, rate)
-    st[OP_LEFT] = nbytes
-    st[OP_IN] = 1.0
+    st[left] = nbytes
+    st[flag] = 1.0
     st[MOVED] += nbytes
-    _reschedule(st, now, rate)
-
-
-@njit(cache=True, error_model="numpy")
-def _arrive_y(st, now, rate, y_bytes):
-    """:meth:`PairReplay.arrive_y`."""
-    _advance(st, now, rate)
-    st[Y_LEFT] = y_bytes
-    st[Y_IN] = 1.0
-    st[MOVED] += y_bytes
-    st[DUE] = _INF
+    if left == Y_LEFT:
+        st[DUE] = _INF
     _reschedule(st, now, rate)
 
 
@@ -109,7 +102,7 @@ def _step(st, rate, y_bytes):
     if timer == due:
         return math.nan if timer < _INF else timer
     if due < timer:
-        _arrive_y(st, due, rate, y_bytes)
+        _arrive(st, Y_LEFT, Y_IN, y_bytes, due, rate)
         return due
     _fire(st, timer, rate)
     return timer
@@ -153,9 +146,9 @@ def _window(run, j, cut, t_before, y_start, t, y, lat, size, stream, rate, limit
         if not _upto(st, s, y_start == t_before, rate, y_bytes):
             return False, j0, t, 0.0
         if size[i] > 0:
-            _arrive_op(st, size[i], s, rate)
+            _arrive(st, OP_LEFT, OP_IN, size[i], s, rate)
         if st[DUE] == s:            # the run's op first, then y's
-            _arrive_y(st, s, rate, y_bytes)
+            _arrive(st, Y_LEFT, Y_IN, y_bytes, s, rate)
         finish = s
         while st[OP_IN]:
             at = _step(st, rate, y_bytes)

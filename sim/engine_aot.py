@@ -16,7 +16,6 @@ give the same floats (tests/test_beside_kernel.py, tests/test_engine_dag.py).
 
 from __future__ import annotations
 
-import os
 from collections import namedtuple
 from pathlib import Path
 
@@ -47,18 +46,14 @@ _CACHE: list[Kernels] = []
 def kernels() -> Kernels:
     """The engine's loops: the ahead-of-time build when available (built on first use), else
     numba's JIT dispatchers."""
-    if not _CACHE:
-        mod = None
-        if os.environ.get("XPUSIM_ENGINE_AOT", "1") != "0":
-            mod = dram_aot.find_or_build(module_name(), build,
-                                         "ahead-of-time build of the engine's loops",
-                                         "using numba's JIT")
-        if mod is not None:
-            _CACHE.append(Kernels(dram_aot.checked(mod.stamp_beside, BESIDE_ARGS),
-                                  dram_aot.checked(mod.dag_times, DAG_ARGS), "aot"))
-        else:
-            _CACHE.append(jit_kernels())
-    return _CACHE[0]
+    return dram_aot.cached_kernels(
+        _CACHE, "XPUSIM_ENGINE_AOT",
+        lambda: dram_aot.find_or_build(module_name(), build,
+                                       "ahead-of-time build of the engine's loops",
+                                       "using numba's JIT"),
+        lambda mod: Kernels(dram_aot.checked(mod.stamp_beside, BESIDE_ARGS),
+                            dram_aot.checked(mod.dag_times, DAG_ARGS), "aot"),
+        jit_kernels)
 
 
 def jit_kernels() -> Kernels:

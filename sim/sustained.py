@@ -2,7 +2,8 @@
 
 ``xpusim op --duty D``, the fits of ``xpusim validate --fit`` and the suites over our measured
 rows price work that runs a ``D`` fraction of the time, back to back, for longer than the limiter
-takes to react (~0.13 s): :func:`sim.gpu.power_cap.solve_speed` over the work on
+takes to react (``gpu.power_reaction``; ``xpusim op`` without ``--duty`` also prices one call
+that outlasts it this way): :func:`sim.gpu.power_cap.solve_speed` over the work on
 :func:`sim.gpu.power_cap.at_speed`'s arch.
 """
 

@@ -130,3 +130,22 @@ def test_short_phases_are_held_on_their_own_on_the_mi300x():
     assert amd["gpu_speed_prefill"] < 0.65 and amd["gpu_speed_decode"] == 1.0
     nv = simulate(load_arch("h200"), get_model("llama2-7b"), sc).metrics
     assert "gpu_speed_prefill" not in nv and nv["gpu_speed"] == 1.0
+
+
+def test_bad_table_value_is_a_one_line_error_naming_row_and_column(tmp_path):
+    """A value that is not a positive number (or an unknown GPU) stops the suite with the
+    file, the row and the column, not a traceback from float()."""
+    from workloads.errors import WorkloadError
+    from xpusim.validation.amd_maf import points
+
+    (tmp_path / "mi300x").mkdir()
+    text = DATA.read_text().splitlines()
+    bad = text[1].replace(",654,", ",fast,")
+    (tmp_path / "mi300x" / "amd_maf_public.csv").write_text("\n".join([text[0], bad]) + "\n")
+    ctx = ValidationContext(tmp_path, project_data=tmp_path)
+    with pytest.raises(WorkloadError, match=r"row 2 tflops.*positive number, got 'fast'"):
+        points(ctx)
+    (tmp_path / "mi300x" / "amd_maf_public.csv").write_text(
+        "\n".join([text[0], text[1].replace(",MI300X,", ",MI400,")]) + "\n")
+    with pytest.raises(WorkloadError, match=r"row 2 gpu.*MI300X, MI325X"):
+        points(ctx)

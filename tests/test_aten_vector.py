@@ -117,28 +117,21 @@ def test_row_kernel_time_hand_counts(graphs):
         s = nbytes / bw
         return sw.kernel_gap + (chain ** p + s ** p) ** (1 / p)
 
-    # LayerNorm 64 x 16384: 32 steps of 512 elements, one wave; reads x, writes y, reads gamma
-    t_row = (c["layernorm.row"] + 32 * c["layernorm.iter"]) / clock + 32 * lat
-    assert _est(graphs, "layernorm", 64, 16384) == pytest.approx(
-        total(t_row, 2 * 64 * 16384 * 2 + 16384 * 2), rel=1e-12)
-    # RMSNorm 32768 x 1024: 2 steps; 16 CTAs x 132 SMs = 2112 rows at once: 16 waves
-    t_row = (c["rmsnorm.row"] + 2 * c["rmsnorm.iter"]) / clock + 2 * lat
-    assert _est(graphs, "rmsnorm", 32768, 1024) == pytest.approx(
-        total(16 * t_row, 2 * 32768 * 1024 * 2 + 1024 * 2), rel=1e-12)
-    # LayerNorm 8192 x 16384: 2112 rows of 32 KiB in flight and their outputs (138 MB) overflow
-    # the 60 MiB L2, so the normalise pass re-reads x from DRAM; 4 waves
-    t_row = (c["layernorm.row"] + 32 * c["layernorm.iter"]) / clock + 32 * lat
-    assert _est(graphs, "layernorm", 8192, 16384) == pytest.approx(
-        total(4 * t_row, 3 * 8192 * 16384 * 2 + 16384 * 2), rel=1e-12)
-    # RMSNorm 32768 x 4096: 2112 rows of 8 KiB and their outputs (35 MB) stay in the L2: no
-    # re-read; 16 waves of 8 steps
-    t_row = (c["rmsnorm.row"] + 8 * c["rmsnorm.iter"]) / clock + 8 * lat
-    assert _est(graphs, "rmsnorm", 32768, 4096) == pytest.approx(
-        total(16 * t_row, 2 * 32768 * 4096 * 2 + 4096 * 2), rel=1e-12)
-    # ... at 8192 wide (69 MB) they do not
-    t_row = (c["rmsnorm.row"] + 16 * c["rmsnorm.iter"]) / clock + 16 * lat
-    assert _est(graphs, "rmsnorm", 8192, 8192) == pytest.approx(
-        total(4 * t_row, 3 * 8192 * 8192 * 2 + 8192 * 2), rel=1e-12)
+    def norm_row(kind: str, steps: int) -> float:
+        return (c[f"{kind}.row"] + steps * c[f"{kind}.iter"]) / clock + steps * lat
+
+    # (kind, rows, width, load steps of 512 elements, waves of 2112 rows (16 CTAs x 132 SMs),
+    # passes over x in DRAM: read and write y, and the normalise pass's re-read where the rows
+    # in flight and their outputs overflow the 60 MiB L2); gamma read once
+    for kind, rows, width, steps, waves, passes in (
+            ("layernorm", 64, 16384, 32, 1, 2),     # one wave
+            ("rmsnorm", 32768, 1024, 2, 16, 2),
+            ("layernorm", 8192, 16384, 32, 4, 3),   # 2112 rows of 32 KiB + outputs: 138 MB
+            ("rmsnorm", 32768, 4096, 8, 16, 2),     # ... of 8 KiB: 35 MB stay in the L2
+            ("rmsnorm", 8192, 8192, 16, 4, 3)):     # ... of 16 KiB: 69 MB do not
+        assert _est(graphs, kind, rows, width) == pytest.approx(
+            total(waves * norm_row(kind, steps), passes * rows * width * 2 + width * 2),
+            rel=1e-12), (kind, rows, width)
     # softmax 8192 x 8192: the register kernel, 8 elements per thread, one CTA per SM: 63 waves
     t_row = (c["softmax_reg.row"] + 8 * c["softmax_reg.elem"]) / clock + lat
     assert _est(graphs, "softmax", 8192, 8192) == pytest.approx(

@@ -99,12 +99,11 @@ def test_a_phase_under_the_limiters_reaction_joins_the_run(gen, own_clocks):
     """The decode after the long prefill takes ~21 ms a step at the boost clock: 4 steps (83 ms,
     under the limiter's 0.13 s reaction) join the run, held to 700 W as a whole at one speed;
     7 steps (146 ms) are held on their own (both sides of 0.13 s within a factor of two)."""
-    from sim.gpu.power_cap import REACTION_S
-
+    reaction = load_arch("h200").gpu.power_reaction   # 0.13 s, measured
     res = simulate(load_arch("h200"), get_model("llama2-7b"),
                    Scenario(batch=64, prompt_len=2048, gen_len=gen, dtype="bf16")).metrics
     decode = res["latency_s"] - res["ttft_s"]
-    assert (decode > REACTION_S) == own_clocks and REACTION_S / 2 < decode < 2 * REACTION_S
+    assert (decode > reaction) == own_clocks and reaction / 2 < decode < 2 * reaction
     assert ("gpu_speed_prefill" in res) == own_clocks and res["gpu_speed"] < 0.9
     if not own_clocks:
         assert res["board_power_W"] == pytest.approx(700.0, abs=1.0)
@@ -247,3 +246,28 @@ def test_the_cli_names_each_phase_clock(tmp_path, capsys):
                  "--out", str(tmp_path / "r"), "--quiet", "--timeline", "none"]) == 0
     line = capsys.readouterr().out
     assert "power-limited: SM clock at 8" in line and "% (prefill) and 100.0% (decode)" in line
+
+
+def test_the_prefills_search_runs_the_prefill_alone(monkeypatch):
+    """Where the decode stays under the limit at the boost clock, the prefill's speed search
+    runs prefill-only passes (gen 1) and the whole run only twice (at the boost clock and at
+    the speeds found); the last pass's prefill time and energies are the whole run's, exactly."""
+    import sim.run as run_module
+
+    calls = []
+    real = run_module._simulate
+
+    def counted(arch, model, scenario, *args):
+        out = real(arch, model, scenario, *args)
+        calls.append((scenario.gen_len, out))
+        return out
+
+    monkeypatch.setattr(run_module, "_simulate", counted)
+    res = simulate(load_arch("h200"), get_model("llama2-7b"),
+                   Scenario(batch=64, prompt_len=2048, gen_len=64, dtype="bf16"))
+    whole = [r for g, r in calls if g == 64]
+    alone = [r for g, r in calls if g == 1]
+    assert len(whole) == 2 and len(alone) >= 2
+    assert res.metrics["gpu_speed_prefill"] < 0.9 and res.metrics["gpu_speed_decode"] == 1.0
+    last = run_module._phase_energies(alone[-1], 1)["prefill"]
+    assert run_module._phase_energies(res, 1)["prefill"] == last

@@ -225,7 +225,6 @@ class Device:
         return type(self).process is Device.process
 
 
-
 class WrappedDevice(Device):
     """A device model that answers for another (``inner``): its arch, fidelity, peaks, memory
     and static power are the inner device's; a subclass says how it prices an op."""
@@ -245,6 +244,7 @@ class WrappedDevice(Device):
 
     def static_power(self) -> float:
         return self.inner.static_power()
+
 
 def collective_min_bytes(kind: str, bytes_per_rank: float, group: int) -> float:
     """Bytes each rank must send at least (ring algorithms are bandwidth-optimal)."""

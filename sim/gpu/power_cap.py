@@ -17,14 +17,15 @@ draws
 If ``P(1)`` is at most the limit, the GPU keeps its boost clock. Otherwise :func:`solve_speed`
 finds the ``c`` at which ``P(c)`` equals the limit.
 
-The limiter reacts after ``gpu.power_reaction``: NVIDIA's in ~0.13 s (:data:`REACTION_S`; our
-H200 trace, validation/h200/h200_power_trace.csv: the clock falls 120-140 ms into a load), AMD's
-MI300's within microseconds, "even during the execution of a GPU kernel" (AMD ROCm blogs,
-"Understanding Peak, Max-Achievable & Delivered FLOPs, Part 1"). So a run whose prefill and
-decode each last longer than that holds each phase to the limit on its own
-(:func:`solve_speeds`; a long compute-bound prefill slows, the memory-bound decode after it may
-keep its boost clock); a run with a shorter phase is held to the limit as a whole. One op call
-longer than it runs at the clock the limit allows for that call (:func:`reacts_within`).
+The limiter reacts after ``gpu.power_reaction``: NVIDIA's in ~0.13 s (the h100 / h200
+presets; our H200 trace, validation/h200/h200_power_trace.csv: the clock falls 120-140 ms
+into a load), AMD's MI300's within microseconds, "even during the execution of a GPU
+kernel" (AMD ROCm blogs, "Understanding Peak, Max-Achievable & Delivered FLOPs, Part 1"). So
+a run whose prefill and decode each last longer than that holds each phase to the limit on
+its own (:func:`solve_speeds`; a long compute-bound prefill slows, the memory-bound decode
+after it may keep its boost clock); a run with a shorter phase is held to the limit as a
+whole. One op call longer than it runs at the clock the limit allows for that call
+(:func:`reacts_within`).
 """
 
 from __future__ import annotations
@@ -46,9 +47,6 @@ TOLERANCE_W = 1.0
 MIN_SPEED = 0.2
 #: runs one search may take before it settles for the last (2-4 in practice)
 MAX_RUNS = 40
-#: seconds a load lasts before the limiter has lowered the clock: our H200's SM clock falls
-#: 120-140 ms into a load (validation/h200/h200_power_trace.csv, NVML read every 20 ms)
-REACTION_S = 0.13
 
 
 class PowerLimitError(ValueError):

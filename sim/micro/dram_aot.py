@@ -54,16 +54,19 @@ _CACHE: list[Kernels] = []
 
 def kernels() -> Kernels:
     """The ahead-of-time build when available (building it on first use), else numba's JIT."""
-    if not _CACHE:
-        mod = None
-        if os.environ.get("XPUSIM_DRAM_AOT", "1") != "0":
-            mod = load(build_missing=True)
-        if mod is not None:
-            _CACHE.append(Kernels(checked(mod.kernel, RUN_ARGS), checked(mod.trace, PARSE_ARGS),
-                                  "aot"))
-        else:
-            _CACHE.append(jit_kernels())
-    return _CACHE[0]
+    return cached_kernels(_CACHE, "XPUSIM_DRAM_AOT", lambda: load(build_missing=True),
+                          lambda mod: Kernels(checked(mod.kernel, RUN_ARGS),
+                                              checked(mod.trace, PARSE_ARGS), "aot"),
+                          jit_kernels)
+
+
+def cached_kernels(cache: list, env: str, load_module, from_module, jit):
+    """``cache[0]``, formed on the first call: ``from_module(mod)`` of the extension module
+    ``load_module()`` gives, unless ``$env`` is ``0`` or it gives None; then ``jit()``."""
+    if not cache:
+        mod = load_module() if os.environ.get(env, "1") != "0" else None
+        cache.append(from_module(mod) if mod is not None else jit())
+    return cache[0]
 
 
 def jit_kernels() -> Kernels:

@@ -350,13 +350,6 @@ def fit_aten_vector(ctx: ValidationContext, tag: str = "h200") -> dict[str, floa
             "software.kernel_overlap_p": round(float(p), 3)}
 
 
-def _arch_with(preset: str, overrides: dict):
-    from arch import arch_from_dict, deep_merge, load_arch_data
-
-    data, label = load_arch_data(preset)
-    return arch_from_dict(deep_merge(data, overrides), label)
-
-
 def fit_amd_maf(ctx: ValidationContext, preset: str = "mi300x") -> dict[str, float]:
     """{yaml.path: value} of the ``mi300x`` preset derived exactly from the MI300X (``train``)
     rows of suite ``amd-maf`` (AMD's max-achievable FLOPs and the median clock of one large
@@ -374,34 +367,33 @@ def fit_amd_maf(ctx: ValidationContext, preset: str = "mi300x") -> dict[str, flo
     test the values on a 1000 W board."""
     from scipy.optimize import brentq
 
+    from dse.compare import with_overrides
     from sim.devices.base import device_for
     from sim.gpu.power_cap import at_speed
-    from xpusim.validation.amd_maf import BOOST_MHZ, measured_s, row_op, rows
+    from xpusim.validation.amd_maf import measured_s, row_op, rows
 
     train = {r["dtype"]: r for r in rows(ctx) if r["split"] == "train"}
 
-    def cost(overrides: dict, r: dict):
-        speed = float(r["median_mhz"]) / BOOST_MHZ
-        arch = at_speed(_arch_with(preset, overrides), speed)
-        return device_for(arch, "tile").estimate(row_op(r)), arch
+    def cost(sets: list, r):
+        """(the row's GEMM's cost at its measured clock, that arch, the arch at boost)."""
+        arch = with_overrides(preset, sets)
+        at = at_speed(arch, r.num("median_mhz") * 1e6 / arch.gpu.clock)
+        return device_for(at, "tile").estimate(row_op(r)), at, arch
 
-    def efficiency(dtype: str, key: dict) -> float:
+    def efficiency(dtype: str, path: str, sets: list) -> float:
         r = train[dtype]
-        return brentq(lambda eff: cost({"gpu": key(eff)}, r)[0].latency / measured_s(r) - 1.0,
+        return brentq(lambda e: cost([*sets, (path, e)], r)[0].latency / measured_s(r) - 1.0,
                       0.3, 1.0, xtol=1e-9)
 
-    eff = efficiency("fp16", lambda e: {"tensor_efficiency": e})
-    eff8 = efficiency("fp8", lambda e: {"tensor_efficiency": eff,
-                                        "tensor_efficiency_by_dtype": {"fp8": e}})
-    gpu = {"tensor_efficiency": eff, "tensor_efficiency_by_dtype": {"fp8": eff8}}
-    out = {"gpu.tensor_efficiency": eff, "gpu.tensor_efficiency_by_dtype.fp8": eff8}
+    eff = efficiency("fp16", "gpu.tensor_efficiency", [])
+    sets = [("gpu.tensor_efficiency", eff)]
+    eff8 = efficiency("fp8", "gpu.tensor_efficiency_by_dtype.fp8", sets)
+    sets.append(("gpu.tensor_efficiency_by_dtype.fp8", eff8))
+    out = dict(sets)
     for dtype in ("fp16", "bf16", "fp8"):
-        r = train[dtype]
-        base = _arch_with(preset, {"gpu": gpu})
-        e0 = base.energy.compute[dtype]
-        c, arch = cost({"gpu": gpu}, r)
+        c, at, arch = cost(sets, train[dtype])
         compute = c.energy.get("compute", 0.0)
         other = sum(c.energy.values()) - compute
-        need = (arch.gpu.power_limit - arch.energy.static_power) * c.latency - other
-        out[f"energy.compute.{dtype}"] = e0 * need / compute
+        need = (at.gpu.power_limit - at.energy.static_power) * c.latency - other
+        out[f"energy.compute.{dtype}"] = arch.energy.compute[dtype] * need / compute
     return out

@@ -79,11 +79,13 @@ class Row(dict):
         return out
 
 
-def rows(ctx: ValidationContext, name: str, tag: str = "h100") -> list[Row]:
-    """The rows of ``validation/<tag>/<name>``; :class:`SuiteSkipped` when absent."""
+def rows(ctx: ValidationContext, name: str, tag: str = "h100",
+         absent: str | None = None) -> list[Row]:
+    """The rows of ``validation/<tag>/<name>``; :class:`SuiteSkipped` when absent (saying
+    ``absent``, else :func:`missing`)."""
     path: Path = ctx.project_data / tag / name
     if not path.is_file():
-        raise SuiteSkipped(missing(tag))
+        raise SuiteSkipped(absent or missing(tag))
     return [Row(r, str(path), i + 2) for i, r in enumerate(read_rows(path))]
 
 
@@ -302,22 +304,13 @@ def vector_splits(data: list[Row]) -> list[str]:
     train), so every op trains on every width and every row count and tests on the others
     (50 of the 100 rows train the ``torch-graphs`` stack's ``kernel_cycles`` and
     ``kernel_overlap_p``, :func:`xpusim.validation._fit_gpu.fit_aten_vector`)."""
-    def ranks(col: str) -> dict[str, int]:
-        values = sorted({r[col] for r in data}, key=lambda v: (float(v) if _number(v) else 0, v))
-        return {v: i for i, v in enumerate(values)}
+    def ranks(col: str) -> dict[int, int]:
+        return {v: i for i, v in enumerate(sorted({r.int(col) for r in data}))}
 
     n, w = ranks("rows"), ranks("width")
     ops = {op: i for i, op in enumerate(dict.fromkeys(r["op"] for r in data))}
-    return ["train" if (n[r["rows"]] + w[r["width"]] + ops[r["op"]]) % 2 == 0 else "test"
-            for r in data]
-
-
-def _number(v: str) -> bool:
-    try:
-        float(v)
-    except ValueError:
-        return False
-    return True
+    return ["train" if (n[r.int("rows")] + w[r.int("width")] + ops[r["op"]]) % 2 == 0
+            else "test" for r in data]
 
 
 def in_l2(r: Row, l2_bytes: float) -> bool:

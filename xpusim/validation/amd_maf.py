@@ -15,36 +15,40 @@ the MI325X rows test them on another power budget (preset ``mi325x`` extends ``m
 from __future__ import annotations
 
 from xpusim.validation import Point, ValidationContext
-from xpusim.validation._table import read_rows
 
 NAME = "amd-maf"
 DESCRIPTION = ("MI300X / MI325X hipBLASLt GEMMs at their sustained clocks (AMD's "
                "max-achievable FLOPs, validation/mi300x)")
 THRESHOLD = 0.10
-FILE = ("mi300x", "amd_maf_public.csv")
+TAG, FILE = "mi300x", "amd_maf_public.csv"
 PRESETS = {"MI300X": "mi300x", "MI325X": "mi325x"}
-BOOST_MHZ = 2100.0   # AMD MI300X / MI325X data sheets: peak engine clock
 
 
-def rows(ctx: ValidationContext) -> list[dict[str, str]]:
-    from xpusim.validation import SuiteSkipped
+def rows(ctx: ValidationContext) -> list:
+    """The table's rows (:class:`~xpusim.validation._own_gpu.Row`: a bad value is a one-line
+    error naming the file, row and column); the suite is skipped without the file."""
+    from xpusim.validation._own_gpu import rows as own_rows
 
-    path = ctx.project_data.joinpath(*FILE)
-    if not path.is_file():
-        raise SuiteSkipped(f"{path} not found (project validation data absent)")
-    return read_rows(path)
+    path = ctx.project_data / TAG / FILE
+    out = own_rows(ctx, FILE, TAG, absent=f"{path} not found (project validation data absent)")
+    for r in out:
+        if r["gpu"] not in PRESETS:
+            raise r.fail("gpu", f"expected one of {', '.join(PRESETS)}, got '{r['gpu'][:30]}'")
+        if r["split"] not in ("train", "test"):
+            raise r.fail("split", f"expected train or test, got '{r['split'][:30]}'")
+    return out
 
 
-def row_op(r: dict[str, str]):
+def row_op(r):
     """The row's GEMM as a one-op trace entry."""
     from xpusim.commands.op import gemm_op
 
-    return gemm_op(int(r["M"]), int(r["N"]), int(r["K"]), 1, r["dtype"])
+    return r.built("dtype", gemm_op, r.int("M"), r.int("N"), r.int("K"), 1, r["dtype"])
 
 
-def measured_s(r: dict[str, str]) -> float:
+def measured_s(r) -> float:
     """Seconds per GEMM call from the row's TFLOP/s (2MNK / time)."""
-    return 2.0 * int(r["M"]) * int(r["N"]) * int(r["K"]) / (float(r["tflops"]) * 1e12)
+    return 2.0 * r.int("M") * r.int("N") * r.int("K") / (r.num("tflops") * 1e12)
 
 
 def points(ctx: ValidationContext, arch_of=None) -> list[Point]:
@@ -57,8 +61,8 @@ def points(ctx: ValidationContext, arch_of=None) -> list[Point]:
     for r in rows(ctx):
         arch = arch_of(r["gpu"]) if arch_of else _arch(PRESETS[r["gpu"]], None)
         (seconds, *_), state = at_limit(arch, op_work(row_op(r)))
-        speed = state.speed if state is not None else 1.0
-        note = f"clock {speed * BOOST_MHZ:.0f} MHz (measured {float(r['median_mhz']):.0f})"
+        mhz = (state.speed if state is not None else 1.0) * arch.gpu.clock / 1e6
+        note = f"clock {mhz:.0f} MHz (measured {r.num('median_mhz'):.0f})"
         out.append(Point(f"{r['gpu']} {r['dtype']} {r['M']}x{r['N']}x{r['K']}", measured_s(r),
                          seconds, r["split"], note=note))
     return out
