@@ -58,8 +58,9 @@ def test_only_fitted_gpus_carry_a_per_dtype_rate():
     fp8 on AMD's MI300X rows): presets that extend the mi210 set their own (mi250x: its assumed
     0.85; mi300x: fitted on its own data), none inherits the mi210's fp32 value, and no other
     preset carries the h200's fp8 one. The mi325x (the MI300X's dies) inherits the mi300x's,
-    which suite amd-maf tests on MI325X rows; the h100 (and the presets on its die) carries the
-    h200's fp8 / bf16 ratio, which suite trtllm-e2e's H100 FP8 rows test."""
+    which suite amd-maf tests on MI325X rows; the h100 carries the h200's fp8 / bf16 ratio,
+    which suite trtllm-e2e's H100 FP8 rows test; the gh200 (the same die, no power limit)
+    carries the h200's own boost-clock values, which suite mamf's GH200 rows test."""
     fitted = load_arch("mi210").gpu.tensor_efficiency_by_dtype["fp32"]
     fp8 = load_arch("h200").gpu.tensor_efficiency_by_dtype["fp8"]
     for name in list_presets():
@@ -71,6 +72,10 @@ def test_only_fitted_gpus_carry_a_per_dtype_rate():
                    for d in g.tensor_efficiency_by_dtype]
         if name in ("mi210", "h200"):
             assert all("FITTED" in s for s in sources)
+        elif name == "gh200":
+            src = arch.provenance["gpu.tensor_efficiency_by_dtype.fp8"]
+            assert src.startswith("derived, transfer tested") and "mamf" in src
+            assert g.tensor_efficiency_by_dtype["fp8"] == fp8
         elif arch.provenance.get("gpu.tensor_efficiency_by_dtype.fp8", "").startswith(
                 "derived, transfer tested"):   # h100 and the presets that extend it
             src = arch.provenance["gpu.tensor_efficiency_by_dtype.fp8"]
