@@ -43,6 +43,7 @@ from sim.devices.base import Cost, Device
 from sim.lazy_module import LazyModule
 from sim.resources import SharedBandwidth, occupy
 from sim.system.plan import Plan, Transfer
+from workloads.fold import FoldedOps, first_seen
 from workloads.trace import COLLECTIVE, Op, Trace
 
 #: SimPy loads on first use: a run on the one-stream path (``_run_one_stream``) never needs it
@@ -175,29 +176,6 @@ def _ops_at(arrays, at: np.ndarray, stream: str) -> list[Op]:
                       tuple(flat[a:b]), t.collective, tokens, requests, stream,
                       t.op_class, t.flops, t.bytes, mb, t.rank))
     return out
-
-
-def first_seen(kind: np.ndarray, n_kinds: int) -> tuple[np.ndarray, np.ndarray]:
-    """(the kinds that occur in ``kind``, in the order they first occur; the position of each
-    one's first occurrence). A compact trace numbers its kinds as they first appear: then a
-    kind first occurs where the running maximum rises, and the kinds there are 0, 1, 2, ...
-    (checked; one ``maximum.accumulate`` pass). Otherwise by ``np.minimum.at``."""
-    n = len(kind)
-    if n and kind.dtype.kind in "iu":
-        top = np.maximum.accumulate(kind)
-        rise = np.flatnonzero(top[1:] != top[:-1])
-        at = np.empty(len(rise) + 1, dtype=np.int64)
-        at[0] = 0
-        np.add(rise, 1, out=at[1:])
-        seen = kind[at]
-        if int(seen[0]) == 0 and int(top[-1]) == len(at) - 1 < n_kinds and \
-                np.array_equal(seen, np.arange(len(at))):
-            return seen.astype(np.int64), at
-    first = np.full(n_kinds, n, dtype=np.int64)   # each kind's first op
-    np.minimum.at(first, kind, np.arange(n, dtype=np.int64))
-    used = np.flatnonzero(first < n)
-    used = used[np.argsort(first[used])]
-    return used, first[used]
 
 
 #: ops per block of :func:`_cumulative` (its gathers stay in cache, no run-long temporary)
@@ -443,12 +421,17 @@ class Engine:
                 return None
         if type(dev).estimate is not Device.estimate or (arrays.device or name) != name:
             return None
-        kind = arrays.kind
+        fold = arrays.fold if isinstance(arrays, FoldedOps) and arrays.folded and \
+            issue is None else None
         n_kinds = len(arrays.kinds)
         table: list[Cost | None] = [None] * n_kinds
-        used, first = first_seen(kind, n_kinds)
+        if fold is not None:
+            used, first = fold.first_seen(n_kinds)
+            ops = fold.ops_at(arrays.kinds, arrays.phases, first, name)
+        else:
+            used, first = first_seen(arrays.kind, n_kinds)
+            ops = _ops_at(arrays, first, name)
         dispatch = np.zeros(n_kinds)
-        ops = _ops_at(arrays, first, name)
         settled: list = []   # (positions in ops, CostBlock): costs priced as columns
         if hasattr(dev, "prefetch"):   # a device that prices shape families at once
             dev.prefetch(ops)          # (the same costs, e.g. GpuDevice's GEMMs)
@@ -470,6 +453,12 @@ class Engine:
         lazy = [(used[at], block) for at, block in settled]
         for kinds, block in lazy:
             per_kind[kinds] = block.latency
+        if fold is not None:
+            # (sim.fold_run imports this module)
+            from sim.fold_run import FoldedTimeline
+
+            return FoldedTimeline.of(arrays, per_kind, table, lazy)
+        kind = arrays.kind
         # start and end are views of one array of n + 1 times: op i starts where i - 1 ends
         times = np.empty(len(kind) + 1)
         times[0] = 0.0

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from sim.columns import Columns, cell, column, column_once
+from sim.fold_run import FoldedTable, check_folded
 from workloads.trace import Trace
 
 REL_TOL = 1e-9
@@ -22,6 +23,8 @@ class InvariantError(AssertionError):
 def check_invariants(trace: Trace, table: Any) -> dict[str, str]:
     """Check the per-op table (a DataFrame or :class:`sim.columns.Columns`) against the trace;
     return ``{name: "passed"}`` or raise."""
+    if isinstance(table, FoldedTable):   # a folded one-stream run: per op kind
+        return check_folded(trace, table, REL_TOL)
     results: dict[str, str] = {}
     compact = getattr(trace, "is_compact", False)   # ops held as arrays (workloads.trace)
     n = len(trace.compact) if compact else len(trace.ops)

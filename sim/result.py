@@ -9,6 +9,7 @@ import numpy as np
 
 from sim.columns import Columns, Lazy, Text, frame_of, in_first_order
 from sim.engine import CostList, Timeline, first_seen
+from sim.fold_run import FoldedTable, FoldedTimeline
 from workloads.trace import CompactOps, Trace
 
 if TYPE_CHECKING:
@@ -53,13 +54,22 @@ class Result:
             import pandas as pd
 
             table = self._tables[name] = pd.DataFrame()
-        return frame_of(table)
+        return frame_of(table.full() if isinstance(table, FoldedTable) else table)
 
     def columns(self, name: str) -> Any:
         """Table ``name`` (ops, transfers, resources) as given: a :class:`Columns` (numpy
-        columns, no pandas) or a DataFrame."""
+        columns, no pandas) or a DataFrame; a folded run's op table is built here, on the
+        first call (:meth:`folded_ops` reads its totals without building it)."""
         table = self._tables[name]
+        if isinstance(table, FoldedTable):
+            return table.full()
         return table if table is not None else self._frame(name)
+
+    def folded_ops(self) -> FoldedTable | None:
+        """The op table of a folded one-stream run (:mod:`sim.fold_run`: totals per phase
+        and end times without the per-op rows), else None."""
+        table = self._tables["ops"]
+        return table if isinstance(table, FoldedTable) else None
 
     @property
     def ops(self) -> pd.DataFrame:
@@ -98,6 +108,19 @@ def op_table(trace: Trace, timeline: Timeline,
     return op_columns(trace, timeline, stream_device).frame()
 
 
+def run_columns(trace: Trace, timeline: Timeline,
+                stream_device: dict[str, str] | None = None) -> Columns | FoldedTable:
+    """:func:`op_columns`, but a folded one-stream run's table as a
+    :class:`~sim.fold_run.FoldedTable` (its totals and end times per op kind, for the run's
+    own metrics and checks; ``full()``: the columns)."""
+    if isinstance(timeline, FoldedTimeline):
+        compact, costs, where = trace.compact, timeline.costs, stream_device or {}
+        return FoldedTable(compact, timeline,
+                           lambda: _kind_columns(compact, costs, timeline, where),
+                           kind_figures(compact, costs))
+    return op_columns(trace, timeline, stream_device)
+
+
 def op_columns(trace: Trace, timeline: Timeline,
                stream_device: dict[str, str] | None = None) -> Columns:
     """The per-op table of :func:`op_table` as numpy columns (its DataFrame built on demand)."""
@@ -105,6 +128,8 @@ def op_columns(trace: Trace, timeline: Timeline,
     compact = trace.compact if trace.is_compact else None
     n = len(trace)
     costs = timeline.costs
+    if isinstance(timeline, FoldedTimeline):   # a folded one-stream run: its rows, now
+        return _kind_columns(compact, costs, timeline, where)
     if compact is not None and isinstance(costs, CostList) and costs.index is compact.kind:
         return _kind_columns(compact, costs, timeline, where)   # (forms no Cost)
     if isinstance(costs, CostList):     # a run on arrays: one cost per distinct op
@@ -191,18 +216,8 @@ def _kind_columns(arrays: CompactOps, costs: CostList, timeline: Timeline,
     products are the same float operations on the same values, so equal bit for bit."""
     n, kinds = len(arrays), arrays.kinds
     kind = arrays.kind.astype(np.intp)   # gathers by native ints are ~2x faster than by int32
-    # per kind (costs priced as columns read without forming their Cost objects)
-    lat, roof, dram, e_comp, e_link, e_all, bounds = costs.figures()
-
-    def per_kind(values) -> np.ndarray:
-        return np.array(values if len(values) else [0.0], dtype=float)
-
-    def of_kind(attr: str) -> np.ndarray:
-        return np.array([getattr(k, attr) for k in kinds] or [0])
-
-    shards = np.maximum(of_kind("shards").astype(np.int64, copy=False), 1).astype(float)
-    e_compute, e_linked = per_kind(e_comp) * shards, per_kind(e_link) * shards
-    e_total = per_kind(e_all) * shards
+    fig = kind_figures(arrays, costs)
+    shards, bounds = fig["shards"], fig["bound"]
 
     def gather(values: np.ndarray) -> Lazy:
         # ``values[by]`` is what fn forms: sums and blocks need not form it (Columns.total)
@@ -231,18 +246,40 @@ def _kind_columns(arrays: CompactOps, costs: CostList, timeline: Timeline,
         "start_s": timeline.start,
         "end_s": timeline.end,
         "latency_s": Lazy(lambda: timeline.end - timeline.start),
-        "alone_s": gather(per_kind(lat)),
-        "roofline_s": gather(per_kind(roof)),
-        "flops": gather(of_kind("flops").astype(float, copy=False)),
-        "bytes": gather(of_kind("bytes").astype(float, copy=False)),
-        "dram_bytes": gather(per_kind(dram) * shards),
+        **{name: gather(fig[name]) for name in KIND_FIGURES},
         "bound": Lazy(lambda: Text(bounds or [""], arrays.kind, _text) if n else Text.of([]),
                       by=arrays.kind),
-        "energy_J": gather(e_total),
-        "energy_compute_J": gather(e_compute),
-        "energy_memory_J": gather(e_total - e_compute - e_linked),
-        "energy_link_J": gather(e_linked),
     }, OP_COLUMNS, n, copy=False)
+
+
+#: the op table's columns that are one figure per op kind (:func:`kind_figures`)
+KIND_FIGURES = ("alone_s", "roofline_s", "flops", "bytes", "dram_bytes", "energy_J",
+                "energy_compute_J", "energy_memory_J", "energy_link_J")
+
+
+def kind_figures(arrays: CompactOps, costs: CostList) -> dict[str, Any]:
+    """Per op kind of a run on arrays whose costs are indexed by kind: each of
+    :data:`KIND_FIGURES` (s, FLOP, B, J; the op's figure, times its shards where the cost is
+    per shard), ``shards`` (float) and ``bound`` (a label per cost table entry). Costs priced
+    as columns are read without forming their Cost objects."""
+    kinds = arrays.kinds
+    lat, roof, dram, e_comp, e_link, e_all, bounds = costs.figures()
+
+    def per_kind(values) -> np.ndarray:
+        return np.array(values if len(values) else [0.0], dtype=float)
+
+    def of_kind(attr: str) -> np.ndarray:
+        return np.array([getattr(k, attr) for k in kinds] or [0])
+
+    shards = np.maximum(of_kind("shards").astype(np.int64, copy=False), 1).astype(float)
+    e_compute, e_linked = per_kind(e_comp) * shards, per_kind(e_link) * shards
+    e_total = per_kind(e_all) * shards
+    return {"alone_s": per_kind(lat), "roofline_s": per_kind(roof),
+            "flops": of_kind("flops").astype(float, copy=False),
+            "bytes": of_kind("bytes").astype(float, copy=False),
+            "dram_bytes": per_kind(dram) * shards, "energy_J": e_total,
+            "energy_compute_J": e_compute, "energy_memory_J": e_total - e_compute - e_linked,
+            "energy_link_J": e_linked, "shards": shards, "bound": bounds}
 
 
 def _stream_columns(arrays: CompactOps, where: dict[str, str]):

@@ -14,6 +14,7 @@ from arch import Arch
 from sim.columns import Columns, Text
 from sim.devices.base import Device, SimError, device_for
 from sim.devices.phased import PhaseDevice
+from sim.fold_run import folded
 from sim.gpu.power_cap import (
     PowerLimitError,
     at_speed,
@@ -211,11 +212,15 @@ def _energies(result: Result, devices: int) -> tuple[float, float, float]:
 def _phase_energies(result: Result, devices: int) -> dict[str, tuple[float, float, float]]:
     """(seconds, compute J, other dynamic J) per GPU of each phase of a run: the prefill up to
     the first token, the decode after it, each with its ops' energy."""
-    m, table = result.metrics, result.columns("ops")
-    total, phase = _totals(table), table.text("phase")
+    m, fold = result.metrics, result.folded_ops()
+    if fold is not None:
+        total, phase = fold.total, None
+    else:
+        table = result.columns("ops")
+        total, phase = _totals(table), table.text("phase")
     out = {}
     for label, seconds in (("prefill", m["ttft_s"]), ("decode", m["latency_s"] - m["ttft_s"])):
-        rows = _rows_of(phase, label)
+        rows = label if phase is None else _rows_of(phase, label)
         compute = total("energy_compute_J", rows) / devices
         out[label] = (seconds, compute, total("energy_J", rows) / devices - compute)
     return out
@@ -272,14 +277,21 @@ def _phase_limited(arch: Arch, boost: Result, rerun, devices: int) -> Result:
 def _metrics(table: Columns, device: Device, model: ModelConfig, scenario: Scenario,
              need: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
     """Run metrics and energy by component from the op table's numpy columns."""
-    # masks, not row copies: a long run's table is hundreds of MB
-    phase = table.text("phase")
-    is_prefill, is_decode = _rows_of(phase, "prefill"), _rows_of(phase, "decode")
-    # each summed column summed without being kept, or formed where it is gathered per op
-    # kind (Columns.total: the same sums, bit for bit)
-    end, total = table["end_s"], _totals(table)
-    latency = float(end.max()) if len(end) else math.nan
-    ttft = float(end[is_prefill].max()) if end[is_prefill].size else 0.0
+    fold = folded(table)
+    if fold is not None:   # a folded one-stream run: per op kind, no pass over the ops
+        total = fold.total
+        is_prefill, is_decode = "prefill", "decode"
+        latency = fold.makespan if len(fold) else math.nan
+        ttft = fold.phase_end("prefill") or 0.0
+    else:
+        # masks, not row copies: a long run's table is hundreds of MB
+        phase = table.text("phase")
+        is_prefill, is_decode = _rows_of(phase, "prefill"), _rows_of(phase, "decode")
+        # each summed column summed without being kept, or formed where it is gathered per
+        # op kind (Columns.total: the same sums, bit for bit)
+        end, total = table["end_s"], _totals(table)
+        latency = float(end.max()) if len(end) else math.nan
+        ttft = float(end[is_prefill].max()) if end[is_prefill].size else 0.0
     decode_time = latency - ttft
     steps = scenario.gen_len - 1
     tokens = scenario.batch * scenario.gen_len

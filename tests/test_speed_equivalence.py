@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import workloads.tracer as tracer
 from arch import load_arch
 from sim.run import simulate
 from sim.system.placement import parse_placement
@@ -53,6 +54,14 @@ CASES = {
     "neupims": ("neupims", "llama2-7b", {"batch": 4, "prompt_len": 32, "gen_len": 4,
                                          "microbatches": 2}, None, None),
 }
+
+
+@pytest.fixture(autouse=True)
+def _unfolded(monkeypatch):
+    """These tests compare the engines bit for bit on the per-op arrays: decode steps are
+    stamped, not folded (a folded run's metrics agree with them to float rounding and its op
+    table exactly: tests/test_fold.py)."""
+    monkeypatch.setattr(tracer, "FOLD", False)
 
 
 def _pair(name: str):

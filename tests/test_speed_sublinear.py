@@ -282,11 +282,18 @@ def test_total_and_block_read_a_gathered_column_without_forming_it():
         Lazy(lambda: values, values=values)
 
 
-def test_long_run_metrics_equal_the_sums_of_the_formed_columns():
+@pytest.mark.parametrize("fold", [False, True])
+def test_long_run_metrics_equal_the_sums_of_the_formed_columns(fold, monkeypatch):
     """A run longer than a leaf (> 65,536 ops): its metrics sum the per-kind columns without
-    forming them; the formed columns' own sums (the report's view) are the same floats."""
+    forming them; the formed columns' own sums (the report's view) are the same floats. With
+    its decode steps folded (workloads/fold.py) the metrics are each kind's figure times its
+    count: equal to the formed sums to float rounding, the prefill's exactly."""
+    import workloads.tracer as tracer
+
+    monkeypatch.setattr(tracer, "FOLD", fold)
     model, sc = get_model("llama2-7b"), Scenario(batch=2, prompt_len=32, gen_len=180)
     res = simulate(load_arch("h100"), model, sc)
+    assert (res.folded_ops() is not None) == fold
     table = res.columns("ops")
     assert len(table) > LEAF
     for name in ("energy_J", "flops", "bytes", "dram_bytes", "roofline_s", "alone_s"):
@@ -294,22 +301,27 @@ def test_long_run_metrics_equal_the_sums_of_the_formed_columns():
     m, parts = res.metrics, res.energy_by_component
     frame = res.ops
     prefill = (frame["phase"] == "prefill").to_numpy()
-    assert m["dynamic_energy_J"] == float(frame["energy_J"].sum())
-    assert parts["compute"] == float(frame["energy_compute_J"].sum())
-    assert parts["memory"] == float(frame["energy_memory_J"].sum())
-    assert parts["link"] == float(frame["energy_link_J"].sum())
-    assert m["flops"] == float(frame["flops"].sum())
-    assert m["bytes"] == float(frame["bytes"].sum())
-    assert m["dram_bytes"] == float(frame["dram_bytes"].sum())
+    same = (lambda v: pytest.approx(v, rel=1e-12)) if fold else (lambda v: v)
+    assert m["dynamic_energy_J"] == same(float(frame["energy_J"].sum()))
+    assert parts["compute"] == same(float(frame["energy_compute_J"].sum()))
+    assert parts["memory"] == same(float(frame["energy_memory_J"].sum()))
+    assert parts["link"] == same(float(frame["energy_link_J"].sum()))
+    assert m["flops"] == same(float(frame["flops"].sum()))
+    assert m["bytes"] == same(float(frame["bytes"].sum()))
+    assert m["dram_bytes"] == same(float(frame["dram_bytes"].sum()))
     assert m["prefill_flops"] == float(frame["flops"].to_numpy()[prefill].sum())
-    assert m["decode_flops"] == float(frame["flops"].to_numpy()[~prefill].sum())
+    assert m["decode_flops"] == same(float(frame["flops"].to_numpy()[~prefill].sum()))
 
 
-def test_a_run_keeps_two_floats_per_op_in_its_table():
+def test_a_run_keeps_two_floats_per_op_in_its_table(monkeypatch):
     """After ``simulate`` the op table holds, per op, one time (start and end are views of one
     array of n + 1 times) and its latency; the one-stream run's stream codes are one int64
     for every row (8 bytes per op more when they were a row each), every per-kind column is
-    still unformed."""
+    still unformed. (Decode steps stamped: a folded run holds no per-op array at all until
+    its table is read, test_a_folded_run_holds_no_array_per_op.)"""
+    import workloads.tracer as tracer
+
+    monkeypatch.setattr(tracer, "FOLD", False)
     res = simulate(load_arch("h100"), get_model("llama2-7b"), Scenario(**SCENARIO))
     table = res.columns("ops")
     n = len(table)
@@ -324,6 +336,20 @@ def test_a_run_keeps_two_floats_per_op_in_its_table():
             base = base.base
         owned[id(base)] = base.nbytes
     assert sum(owned.values()) == 8 * (n + 1) + 8 * n + 8
+
+
+def test_a_folded_run_holds_no_array_per_op():
+    """With its decode steps folded, ``simulate`` leaves the per-op arrays unbuilt (the trace's
+    and the timeline's): the run holds O(stamped rows + kinds), the table is built when read,
+    and then holds the n + 1 times."""
+    res = simulate(load_arch("h100"), get_model("llama2-7b"), Scenario(**SCENARIO))
+    fold = res.folded_ops()
+    assert fold is not None and fold.arrays.folded and fold.timeline._times is None
+    n, steps = len(fold), fold.arrays.fold
+    assert len(steps.head.kind) == 3 * steps.size and steps.reps == SCENARIO["gen_len"] - 3
+    table = res.columns("ops")
+    assert len(table) == n and not fold.arrays.folded
+    assert fold.timeline._times.nbytes == 8 * (n + 1)
 
 
 def _first_by_min_at(kind: np.ndarray, n_kinds: int):

@@ -61,6 +61,10 @@ def _memo(method):
 #: the rank of the attention Einsums that holds the KV length (the only size that changes from
 #: one decode step to the next)
 KV_RANK = "n"
+#: hold decode steps that differ only in their KV length folded (:mod:`workloads.fold`): the
+#: per-op arrays of a compact trace are built only when something reads them; False builds
+#: them at once (the same arrays)
+FOLD = True
 
 
 @record(frozen=True)
@@ -781,51 +785,71 @@ def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]], rest: l
     n = head + reps * size
     counts, deps = _block_deps(blocks, lengths, starts)
     tail_deps = deps[int(counts[:a2].sum()):]
-    # each further step's dependencies: the last step's, shifted by whole steps
-    per_step = len(tail_deps)
-    n_deps = len(deps) + reps * per_step
-    # 32-bit dependency arrays where ids fit (half the memory a long run first-touches)
-    id_type = np.int32 if max(n, n_deps) < 2**31 else np.int64
-    all_kind, layer, step, tokens, requests, chain, phase, dep_idx, ptr = _carve(
-        [(n, np.int32)] * 6 + [(n, np.int8), (n_deps, id_type), (n + 1, id_type)])
-
-    def fill(out: np.ndarray, arr: np.ndarray, tail) -> np.ndarray:
-        """``out``: ``arr`` followed by ``reps`` rows of ``tail`` (broadcast: one pass)."""
-        out[:head] = arr
-        out[head:].reshape(reps, size)[:] = tail
-        return out
-
-    all_kind[:head] = kind
+    phases = tuple(dict.fromkeys(b[1] for b in blocks))
+    code = {ph: i for i, ph in enumerate(phases)}
+    head_phase = np.repeat(np.array([code[b[1]] for b in blocks], dtype=np.int8), lengths)
+    head_step = np.repeat(fields[:, 1], lengths)
     resized = _resized_steps(check, ref, rest, kv, templates_of, tp, tpl_kind, kinds)
-    if resized is not None:
-        resized(base, all_kind[head:].reshape(reps, size))
-    else:
+    if resized is None:   # every further step's templates built and swapped, one by one
+        tail_kind = np.empty((reps, size), dtype=kind.dtype)
         for k in range(reps):
             swaps = _swaps(ref[1], templates_of(k), tp)
             block = swapped(base, swaps) if swaps is not None else None
             if block is None:
                 return None
-            all_kind[head + k * size:head + (k + 1) * size] = block
-    phases = tuple(dict.fromkeys(b[1] for b in blocks))
-    code = {ph: i for i, ph in enumerate(phases)}
-    for out, arr in ((layer, per_op["layer"]), (tokens, per_op["tokens"]),
-                     (requests, per_op["requests"]), (chain, per_op["microbatch"]),
-                     (phase, np.repeat(np.array([code[b[1]] for b in blocks], dtype=np.int8),
-                                       lengths))):
-        fill(out, arr, arr[a2:])
-    fill(step, np.repeat(fields[:, 1], lengths), np.array(rest, dtype=np.int32)[:, None])
-    dep_idx[:len(deps)] = deps
-    # (the shifts in the ids' own type: every id and offset fits it, no cast per entry)
-    np.add(tail_deps.astype(id_type), (np.arange(1, reps + 1, dtype=id_type) * size)[:, None],
-           out=dep_idx[len(deps):].reshape(reps, per_step))
-    ptr[0] = 0
-    np.cumsum(counts, out=ptr[1:head + 1])
-    np.add(np.cumsum(counts[a2:]).astype(id_type),
-           (len(deps) + np.arange(reps, dtype=id_type) * per_step)[:, None],
-           out=ptr[head + 1:].reshape(reps, size))
-    return CompactOps(kinds=kinds, kind=all_kind, phases=phases, phase=phase, layer=layer,
-                      step=step, tokens=tokens, requests=requests, microbatch=chain,
-                      dep_ptr=ptr, dep_idx=dep_idx)
+            tail_kind[k] = block
+
+    def arrays() -> dict[str, np.ndarray]:
+        """Every op's arrays: the stamped ones, then the further steps broadcast into place."""
+        per_step = len(tail_deps)
+        n_deps = len(deps) + reps * per_step
+        # 32-bit dependency arrays where ids fit (half the memory a long run first-touches)
+        id_type = np.int32 if max(n, n_deps) < 2**31 else np.int64
+        all_kind, layer, step, tokens, requests, chain, phase, dep_idx, ptr = _carve(
+            [(n, np.int32)] * 6 + [(n, np.int8), (n_deps, id_type), (n + 1, id_type)])
+
+        def fill(out: np.ndarray, arr: np.ndarray, tail) -> np.ndarray:
+            """``out``: ``arr`` followed by ``reps`` rows of ``tail`` (broadcast: one pass)."""
+            out[:head] = arr
+            out[head:].reshape(reps, size)[:] = tail
+            return out
+
+        all_kind[:head] = kind
+        if resized is not None:
+            resized[0](base, all_kind[head:].reshape(reps, size))
+        else:
+            all_kind[head:] = tail_kind.reshape(-1)
+        for out, arr in ((layer, per_op["layer"]), (tokens, per_op["tokens"]),
+                         (requests, per_op["requests"]), (chain, per_op["microbatch"]),
+                         (phase, head_phase)):
+            fill(out, arr, arr[a2:])
+        fill(step, head_step, np.array(rest, dtype=np.int32)[:, None])
+        dep_idx[:len(deps)] = deps
+        # (the shifts in the ids' own type: every id and offset fits it, no cast per entry)
+        np.add(tail_deps.astype(id_type),
+               (np.arange(1, reps + 1, dtype=id_type) * size)[:, None],
+               out=dep_idx[len(deps):].reshape(reps, per_step))
+        ptr[0] = 0
+        np.cumsum(counts, out=ptr[1:head + 1])
+        np.add(np.cumsum(counts[a2:]).astype(id_type),
+               (len(deps) + np.arange(reps, dtype=id_type) * per_step)[:, None],
+               out=ptr[head + 1:].reshape(reps, size))
+        return {"kind": all_kind, "layer": layer, "step": step, "tokens": tokens,
+                "requests": requests, "microbatch": chain, "phase": phase, "dep_ptr": ptr,
+                "dep_idx": dep_idx}
+
+    if resized is None or not FOLD:
+        return CompactOps(kinds=kinds, phases=phases, **arrays())
+    from workloads.fold import FoldedOps, StepFold
+
+    ptr = np.zeros(head + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    stamped = CompactOps(kinds=kinds, phases=phases, kind=kind, phase=head_phase,
+                         layer=per_op["layer"], step=head_step, tokens=per_op["tokens"],
+                         requests=per_op["requests"], microbatch=per_op["microbatch"],
+                         dep_ptr=ptr, dep_idx=deps)
+    return FoldedOps(kinds, phases, StepFold(stamped, size, np.array(rest, dtype=np.int64),
+                                             resized[1], resized[2]), arrays)
 
 
 def _block_deps(blocks: list[tuple], lengths: list[int], starts: list[int]
@@ -878,9 +902,12 @@ def _carve(specs: list[tuple[int, type]]) -> list[np.ndarray]:
 def _resized_steps(check: list, ref: list[tuple[dict, ...]], rest: list[int], kv: list[int],
                    templates_of: Callable[[int], tuple[dict, ...]], tp: int,
                    tpl_kind: Callable[[OpTemplate], int], kinds: list[OpKind]):
-    """The fast path of :func:`stamp_repeats`: ``resized(block, out)`` fills ``out``, a
-    (steps, len(block)) array, with kind ids, one new :class:`OpKind` per swapped template and
-    further step (appended to ``kinds``, step by step, in template order); or None where it
+    """The fast path of :func:`stamp_repeats`: ``(resized, swapped, first)``, where
+    ``resized(block, out)`` fills ``out``, a (steps, len(block)) array, with kind ids, one new
+    :class:`OpKind` per swapped template and further step (appended to ``kinds``, step by
+    step, in template order: template ``j`` of further step ``r`` is kind
+    ``first + r * len(swapped) + j``), ``swapped`` the kind ids those templates replace; or
+    None where it
     does not apply: a swapped template is not the other reference step's with only the KV rank
     resized, or a sampled step's real templates are not the resized ones."""
     import numpy as np
@@ -934,7 +961,7 @@ def _resized_steps(check: list, ref: list[tuple[dict, ...]], rest: list[int], kv
         for j, old in enumerate(varying):
             out[:, block == old] = ids + j
 
-    return resized
+    return resized, tuple(varying), first
 
 
 def pipeline_boundaries(n_layers: int, pp: int) -> set[int]:

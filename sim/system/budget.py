@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sim.columns import column
 from sim.devices.base import SimError
+from sim.fold_run import folded
 from sim.system.plan import Plan
 from sim.system.schedule import Policies, home_tier
 from sim.system.topology import System
@@ -102,8 +103,10 @@ def system_metrics(table: Any, transfers: Any, resources: Any,
                    placed: Placement | None) -> dict[str, float]:
     """Metrics a system run adds: op time summed over streams, transfers, busiest resource.
     The tables are DataFrames or :class:`sim.columns.Columns`."""
-    out = {"op_time_sum_s": float(column(table, "latency_s").sum()),
-           "streams": float(len(distinct_codes(table, "stream")[0]))}
+    fold = folded(table)   # a folded one-stream run: one stream, busy time per op kind
+    out = {"op_time_sum_s": fold.total("latency_s"), "streams": 1.0} if fold is not None else \
+        {"op_time_sum_s": float(column(table, "latency_s").sum()),
+         "streams": float(len(distinct_codes(table, "stream")[0]))}
     if len(transfers):
         out["transfers"] = float(len(transfers))
         out["transfer_bytes"] = float((column(transfers, "bytes") *

@@ -8,8 +8,9 @@ import numpy as np
 
 from sim.columns import Columns, column
 from sim.engine import CostList, Engine, Timeline
+from sim.fold_run import FoldedTable
 from sim.invariants import check_invariants
-from sim.result import op_columns
+from sim.result import run_columns
 from sim.system.budget import tier_budget
 from sim.system.plan import Plan
 from sim.system.topology import System
@@ -84,11 +85,11 @@ def execute(system: System, trace: Trace, plan: Plan, placed: Placement | None,
     """Engine run of ``plan``; op, transfer and resource tables; op and system invariants.
     ``coarsen``: the engine's coarsened events (same times; ``False``: one event per op)."""
     timeline = Engine(plan.streams, coarsen).run(trace, plan)
-    table = op_columns(trace, timeline, plan.stream_device)
+    table = run_columns(trace, timeline, plan.stream_device)
     invariants = check_invariants(trace, table)
     transfers = transfer_table(timeline)
-    makespan = max(float(table["end_s"].max()),
-                   float(transfers["end_s"].max()) if len(transfers) else 0.0)
+    ops_end = table.makespan if isinstance(table, FoldedTable) else float(table["end_s"].max())
+    makespan = max(ops_end, float(transfers["end_s"].max()) if len(transfers) else 0.0)
     resources = resource_table(timeline, plan, makespan,
                                memory_traffic(table, plan, timeline.costs))
     capacity, resident = tier_budget(system, placed, need, plan)

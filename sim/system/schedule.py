@@ -24,6 +24,7 @@ from sim.devices.base import Device, SimError, collective_min_bytes
 from sim.system.plan import Load, Plan, Transfer, direction
 from sim.system.topology import Route, System
 from workloads.einsum import Cascade, Einsum
+from workloads.fold import FoldedOps
 from workloads.records import record
 from workloads.trace import COLLECTIVE, Op, Trace
 from workloads.tracer import kv_bytes_per_token, pipeline_boundaries
@@ -289,8 +290,14 @@ def _one_stream_plan(trace: Trace, system: System, device: Device, policies: Pol
                                               k.collective.group)
                          if k.kind == COLLECTIVE and k.collective is not None and
                          k.collective.group > 1 else np.nan for k in arrays.kinds])
-        per_op = sent[arrays.kind]
-        per_op = per_op[~np.isnan(per_op)]
+        if isinstance(arrays, FoldedOps) and arrays.folded:   # per kind x its count
+            counts = arrays.fold.counts(len(arrays.kinds))
+            has = ~np.isnan(sent) & (counts > 0)
+            per_op = np.array([math.fsum((sent[has] * counts[has]).tolist())]) \
+                if has.any() else np.zeros(0)
+        else:
+            per_op = sent[arrays.kind]
+            per_op = per_op[~np.isnan(per_op)]
         if len(per_op):
             for hop in ports:
                 name = hop_resource(plan, system, hop)

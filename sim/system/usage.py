@@ -12,6 +12,7 @@ import numpy as np
 
 from sim.columns import Columns, Text, cell, column, text_codes
 from sim.engine import Timeline
+from sim.fold_run import folded
 from sim.invariants import REL_TOL, InvariantError
 from sim.system.plan import Plan
 
@@ -162,10 +163,14 @@ def check_system_invariants(ops: Any, transfers: Any, resources: Any,
                                  f"{latency[i]:.6g} s, faster than its route allows "
                                  f"({floor[i]:.6g} s)")
     out["transfers_ge_route_bound"] = "passed"
-    makespan = max(float(column(ops, "end_s").max()) if len(ops) else 0.0,
-                   float(column(transfers, "end_s").max()) if len(transfers) else 0.0)
+    fold = folded(ops)   # a folded one-stream run: its end and busy time per op kind
+    ops_end = fold.makespan if fold is not None else \
+        float(column(ops, "end_s").max()) if len(ops) else 0.0
+    makespan = max(ops_end, float(column(transfers, "end_s").max()) if len(transfers) else 0.0)
     busiest = float(column(resources, "busy_s").max()) if len(resources) else 0.0
-    if "stream" in ops and len(ops):
+    if fold is not None:
+        busiest = max(busiest, fold.total("latency_s"))
+    elif "stream" in ops and len(ops):
         labels, codes = distinct_codes(ops, "stream")
         per_stream = np.bincount(codes, weights=column(ops, "latency_s"),
                                  minlength=len(labels))
