@@ -77,7 +77,8 @@ class StepFold:
 
     @property
     def step_phase(self) -> int:
-        """The phase code of every further step's rows."""
+        """The phase code of every further step's rows (one: :func:`stamp_repeats` folds
+        only steps of one phase)."""
         return int(self.head.phase[-1])
 
     def first_seen(self, n_kinds: int) -> tuple[np.ndarray, np.ndarray]:
