@@ -35,7 +35,7 @@ class Executed:
     (``op_columns`` ...), and as DataFrames built on first access (``ops`` ...)."""
 
     timeline: Timeline
-    op_columns: Columns
+    op_columns: Columns | FoldedTable   # (a folded one-stream run's: sim/fold_run.py)
     transfer_columns: Columns
     resource_columns: Columns
     invariants: dict[str, str]
