@@ -20,6 +20,8 @@ def test_every_value_has_a_source(name):
         assert src.startswith("FITTED") and "validation/h200/h200_gemm.csv" in src
     elif name in ("mi300x", "mi325x"):   # fitted on AMD's MI300X rows, tested on the MI325X's
         assert src.startswith("FITTED") and "amd-maf" in src and "MI325X" in src
+    elif name == "a40":   # fitted on Vidur's A40 Llama-2-7B rows, tested on five other models
+        assert src.startswith("FITTED") and "a40-gemm-vidur" in src and "tested" in src
     elif name == "gh200":   # the h200's boost-clock value, tested on suite mamf's GH200 rows
         assert src.startswith("derived, transfer tested") and "h200" in src and "mamf" in src
         assert a.gpu.tensor_efficiency == load_arch("h200").gpu.tensor_efficiency

@@ -69,6 +69,7 @@ def test_fit_without_reference_data_says_skipped_not_traceback(monkeypatch, caps
 
     for mod, name in ((_fit, "fit_llmcompass"), (_fit, "fit_splitwise"),
                       (_fit_gpu, "fit_vidur_gemm"), (_fit_gpu, "fit_own_gemm"),
+                      (_fit_gpu, "fit_vidur_a40"),
                       (_fit_gpu, "derive_energy"), (_fit_gpu, "fit_dvfs_exponent"),
                       (_fit_gpu, "fit_attention_overlap"), (_fit_gpu, "fit_aten_vector"),
                       (_fit_gpu, "fit_amd_maf"), (trtllm_e2e, "fit_dispatch"),
@@ -79,5 +80,5 @@ def test_fit_without_reference_data_says_skipped_not_traceback(monkeypatch, caps
                                      "software.dispatch.matmul": 34.1e-6})
     assert V._print_fits(None) == 0
     out = capsys.readouterr().out
-    assert out.count("skipped: /nowhere/x.csv not found") == 11
+    assert out.count("skipped: /nowhere/x.csv not found") == 12
     assert "software.dispatch.matmul: 34.10 us" in out and "gpu.tensor_efficiency: 0.676" in out

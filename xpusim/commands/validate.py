@@ -202,6 +202,7 @@ def _print_fits(ctx) -> int:
         fit_dvfs_exponent,
         fit_mi210_gemm,
         fit_own_gemm,
+        fit_vidur_a40,
         fit_vidur_gemm,
         format_values,
     )
@@ -232,6 +233,8 @@ def _print_fits(ctx) -> int:
          lambda: format_fit(fit_llmcompass(ctx))),
         ("Splitwise serving stack (arch/stacks/vllm.yaml)", lambda: format_fit(fit_splitwise(ctx))),
         ("Vidur cuBLAS GEMMs", vidur_gemm),
+        ("Vidur cuBLAS GEMMs on the A40 (validation/a40; Llama-2-7B rows)",
+         lambda: format_values(fit_vidur_a40(ctx))),
         ("H200 GEMMs (our CUDA-graph measurements, validation/h200; train rows)",
          lambda: format_values(fit_own_gemm(ctx, "h200"))),
         ("H200 energy at the boost clock (validation/h200: idle and GEMV power rows, the boost "

@@ -10,6 +10,9 @@ Nelder-Mead from physical start values (as ``_fit``).
 * H100 (``h100`` preset): ``gpu.tensor_efficiency`` and ``gpu.gemm_fixed`` on the H100 train
   rows; ``gpu.gemm_overlap_p`` is **not** refitted — the A100 value is used, so every H100
   row tests whether it transfers.
+* A40 (``a40`` preset, :func:`fit_vidur_a40`): ``gpu.tensor_efficiency``, ``gpu.gemm_fixed`` and
+  ``memory.hbm.efficiency`` on the Llama-2-7B rows of the A40 file (validation/a40); the A100
+  overlap exponent is held, so the other five models' rows test it too.
 * H200 (``h200`` preset, :func:`fit_own_gemm`): ``gpu.tensor_efficiency``, ``gpu.gemm_fixed``
   and ``gpu.gemm_overlap_p`` on the train rows (even positions) of our own H200 GEMMs
   (``validation/h200/h200_gemm.csv``, suite ``h200-gemm``); the odd rows, the attention and the
@@ -68,6 +71,33 @@ def fit_vidur_gemm(ctx: ValidationContext) -> dict[str, dict[str, float]]:
     eff_h, fixed_h = _minimise(h100_obj, [0.8, 1.5])
     out["h100"] = {"gpu.tensor_efficiency": eff_h, "gpu.gemm_fixed": fixed_h * US}
     return out
+
+
+def fit_vidur_a40(ctx: ValidationContext) -> dict[str, float]:
+    """{yaml.path: value} (SI units) of the a40 preset fitted on the Llama-2-7B rows of the
+    A40 file (validation/a40, suite ``a40-gemm-vidur``): ``gpu.tensor_efficiency``,
+    ``gpu.gemm_fixed`` and ``memory.hbm.efficiency`` (the GDDR6's sustained share, which the
+    few-token weight-streaming rows set), with ``gpu.gemm_overlap_p`` held at the a100
+    preset's value (a transfer the five other models' rows test)."""
+    from arch import arch_from_dict, deep_merge, load_arch, load_arch_data
+    from sim.devices.base import device_for
+    from xpusim.validation._vidur import gemm_points
+
+    p = load_arch("a100").gpu.gemm_overlap_p
+    data, label = load_arch_data("a40")
+
+    def objective(x: list[float]) -> float:
+        eff, fixed, hbm = x
+        if not (0.3 < eff <= 1.0) or fixed < 0 or not (0.3 < hbm <= 1.0):
+            return math.inf
+        arch = arch_from_dict(deep_merge(data, {
+            "gpu": {"tensor_efficiency": eff, "gemm_fixed": fixed * US, "gemm_overlap_p": p},
+            "memory": {"hbm": {"efficiency": hbm}}}), label)
+        return mape(_train(gemm_points(ctx, "a40", device_for(arch, "tile"))))
+
+    eff, fixed, hbm = _minimise(objective, [0.8, 1.5, 0.85])
+    return {"gpu.tensor_efficiency": eff, "gpu.gemm_fixed": fixed * US,
+            "memory.hbm.efficiency": hbm}
 
 
 def fit_own_gemm(ctx: ValidationContext, tag: str = "h200") -> dict[str, float]:

@@ -10,7 +10,8 @@ kernel time minus :data:`LAUNCH_GAP` per kernel.
 Train/test split (documented; fits use only ``train`` rows):
 
 * GEMM file: **by model** — Llama-2-7B rows train (96 of 216 per GPU, 44%), CodeLlama-34B and
-  Phi-2 rows test (other hidden sizes 8192 and 2560, other shapes).
+  Phi-2 rows test (other hidden sizes 8192 and 2560, other shapes). The A40 file
+  (validation/a40) likewise: Llama-2-7B trains (96 of 504), the five other models test.
 * all-reduce file: **by size** — inside each (GPUs, GPUs per node) configuration, sizes at odd
   positions train (42 of 91 rows), even positions test.
 """
@@ -35,8 +36,20 @@ def gemm_split(model: str) -> str:
     return "train" if model == TRAIN_MODEL else "test"
 
 
+#: the A40 rows of the same profiling, extracted into the project (validation/a40/README.md)
+A40_FILE = ("a40", "a40_gemm_vidur.csv")
+
+
 def gemm_rows(ctx: ValidationContext, gpu: str) -> list[dict[str, str]]:
-    """Rows of one GPU (``a100`` or ``h100``) of the GEMM file."""
+    """Rows of one GPU (``a100``, ``h100``: the reference GEMM file; ``a40``: the project's
+    A40 file, the suite skipped without it)."""
+    if gpu == "a40":
+        from xpusim.validation import SuiteSkipped
+
+        path = ctx.project_data.joinpath(*A40_FILE)
+        if not path.is_file():
+            raise SuiteSkipped(f"{path} not found (project validation data absent)")
+        return [r for r in read_rows(path) if r["gpu"] == gpu]
     return [r for r in read_rows(ctx.ref(*GEMM_FILE)) if r["gpu"] == gpu]
 
 
