@@ -21,7 +21,11 @@ issue 17: a head's query blocks share its K/V tiles through L2 in the prefill at
 DGX-H100 p99 slowdowns by up to a few per cent. Regenerated (lean_attention) at stop 19 for
 issue 17: FlashDecoding's split count is FA-2's heuristic over twice the SM count, as
 set_params_splitkv calls it (more splits; LeanAttention's speedup over FlashDecoding on the grid
-1.09 -> 1.15 against the paper's 1.73).
+1.09 -> 1.15 against the paper's 1.73). Regenerated (instinfer) at stop 23 for issue 17: the
+a6000 preset takes the a40's GEMM values FITTED on Vidur's A40 rows (its copied LLMCompass A100
+efficiency ran the A6000's GEMMs 18% fast on a public square-GEMM row), so the GPU-side layers
+run slower: sparse InstInfer 54.73 -> 54.45 tokens/s and FlexGen's best 3.6511 -> 3.6506 on the
+quick set.
 """
 
 from __future__ import annotations
