@@ -421,8 +421,7 @@ class Engine:
                 return None
         if type(dev).estimate is not Device.estimate or (arrays.device or name) != name:
             return None
-        fold = arrays.fold if isinstance(arrays, FoldedOps) and arrays.folded and \
-            issue is None else None
+        fold = arrays.fold if isinstance(arrays, FoldedOps) and arrays.folded else None
         n_kinds = len(arrays.kinds)
         table: list[Cost | None] = [None] * n_kinds
         if fold is not None:
@@ -457,7 +456,8 @@ class Engine:
             # (sim.fold_run imports this module)
             from sim.fold_run import FoldedTimeline
 
-            return FoldedTimeline.of(arrays, per_kind, table, lazy)
+            return FoldedTimeline.of(arrays, per_kind, table, lazy,
+                                     (dispatch, issue) if issue is not None else None)
         kind = arrays.kind
         # start and end are views of one array of n + 1 times: op i starts where i - 1 ends
         times = np.empty(len(kind) + 1)

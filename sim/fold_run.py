@@ -43,34 +43,62 @@ class FoldedCosts(CostList):
 class FoldedTimeline(Timeline):
     """:class:`Timeline` of a folded one-stream run: ``head`` (the stamped rows' n + 1 times)
     and ``step_ends`` (the end of each further step, s); ``start`` / ``end`` per op are built
-    on first read."""
+    on first read (``full()``: the unfolded run's n + 1 times)."""
 
-    def __init__(self, arrays: FoldedOps, per_kind: np.ndarray, costs: FoldedCosts,
-                 head: np.ndarray, step_ends: np.ndarray):
+    def __init__(self, arrays: FoldedOps, costs: FoldedCosts, head: np.ndarray,
+                 step_ends: np.ndarray, full):
         super().__init__(None, None, costs, len(arrays))   # type: ignore[arg-type]
         self.engine_events = 1 if len(arrays) else 0
-        self.arrays, self.per_kind, self.head, self.step_ends = arrays, per_kind, head, step_ends
+        self.arrays, self.head, self.step_ends, self._full = arrays, head, step_ends, full
         self._times: np.ndarray | None = None
 
     @classmethod
-    def of(cls, arrays: FoldedOps, per_kind: np.ndarray, table: list,
-           lazy: list) -> FoldedTimeline:
+    def of(cls, arrays: FoldedOps, per_kind: np.ndarray, table: list, lazy: list,
+           host: tuple | None = None) -> FoldedTimeline:
         """The run's times from each kind's latency (s) ``per_kind``; ``table`` and ``lazy``:
-        the costs, as :class:`CostList` takes them."""
+        the costs, as :class:`CostList` takes them; ``host``: ``(dispatch s per kind, the
+        device's async issue)`` under an async host stack (sim/gpu/host.py), else None."""
         fold = arrays.fold
-        head = np.empty(len(fold.head.kind) + 1)
+        kind = fold.head.kind
+        head = np.empty(len(kind) + 1)
         head[0] = 0.0
-        _cumulative(per_kind, fold.head.kind, head)
-        return cls(arrays, per_kind, FoldedCosts(table, arrays, lazy), head,
-                   head[-1] + np.cumsum(step_durations(fold, per_kind)))
+        steps = step_durations(fold, per_kind)
+        if host is None:
+            _cumulative(per_kind, kind, head)
+            ends = head[-1] + np.cumsum(steps)
+
+            def full() -> np.ndarray:
+                times = np.empty(len(arrays) + 1)
+                times[0] = 0.0
+                _cumulative(per_kind, arrays.kind, times)
+                return times
+        else:
+            from sim.engine import Engine
+
+            dispatch, issue = host
+            head[1:] = Engine._async_ends(fold.head, per_kind[kind], dispatch[kind], issue)
+            lam_head = float(per_kind[kind].sum()) if len(kind) else 0.0
+            waits = float(head[-1]) - lam_head + np.cumsum(host_waits(fold, per_kind,
+                                                                       dispatch, issue))
+            ends = lam_head + np.cumsum(steps) + waits
+
+            def full() -> np.ndarray:
+                k = arrays.kind
+                times = np.empty(len(k) + 1)
+                times[0] = 0.0
+                times[1:] = Engine._async_ends(arrays, per_kind[k], dispatch[k], issue)
+                return times
+        return cls(arrays, FoldedCosts(table, arrays, lazy), head, ends, full)
 
     def _all(self) -> np.ndarray:
         if self._times is None:
-            kind = self.arrays.kind
-            self._times = np.empty(len(kind) + 1)
-            self._times[0] = 0.0
-            _cumulative(self.per_kind, kind, self._times)
+            self._times = self._full()
         return self._times
+
+    def __getstate__(self) -> dict:
+        """Pickled with its per-op times built (the builder is a closure)."""
+        self._all()
+        return {**self.__dict__, "_full": None}
 
     @property
     def start(self) -> np.ndarray:
@@ -92,6 +120,40 @@ class FoldedTimeline(Timeline):
     def makespan(self) -> float:
         """End of the last op (s)."""
         return float(self.step_ends[-1]) if len(self.step_ends) else float(self.head[-1])
+
+
+def host_waits(fold: StepFold, per_kind: np.ndarray, dispatch: np.ndarray,
+               issue) -> np.ndarray:
+    """GPU seconds each further step loses waiting for an async host
+    (:func:`sim.gpu.host.async_ends`: a step is one forward pass; the wait grows by
+    ``max(0, max_i v_i)`` with ``v_i`` = the pass's opening cost + the host's dispatch up to
+    op ``i`` - the GPU's latency before it). Per step, ``v_i`` is the last stamped step's
+    minus the swapped kinds' extra latency before ``i``, so the maximum is taken per stretch
+    between swapped rows (one figure each, from the stamped step) against each step's swaps."""
+    base = fold.base
+    lat, disp = per_kind[base], dispatch[base]
+    cum_d = np.cumsum(disp)
+    before = np.concatenate(([0.0], np.cumsum(lat)[:-1]))   # latency before each row
+    first_row = len(fold.head.kind) - fold.size
+    opening = float(issue.pass_cost(fold.head.requests[first_row:first_row + 1])[0])
+    v = opening + cum_d - before
+    # stretch t: rows after t swapped rows (row i's "before" counts the swaps at rows < i)
+    swapped = np.isin(base, fold.swapped)
+    seen = np.concatenate(([0], np.cumsum(swapped)[:-1]))   # swapped rows before row i
+    stretches = int(seen[-1]) + 1 if len(seen) else 1
+    peak = np.full(stretches, -np.inf)
+    np.maximum.at(peak, seen, v)
+    # per stretch, how many rows of each template come before it
+    slot = {old: j for j, old in enumerate(fold.swapped)}
+    order = [slot[int(k)] for k in base[swapped]]
+    before_n = np.zeros((stretches, len(fold.swapped)))
+    for t, j in enumerate(order):
+        before_n[t + 1:, j] += 1
+    extra = np.stack([per_kind[fold.swapped_ids(j)] - per_kind[old]
+                      for j, old in enumerate(fold.swapped)], axis=0) \
+        if fold.swapped else np.zeros((0, fold.reps))
+    worst = (peak[:, None] - before_n @ extra).max(axis=0)
+    return np.maximum(worst, 0.0)
 
 
 def step_durations(fold: StepFold, per_kind: np.ndarray) -> np.ndarray:
@@ -161,21 +223,33 @@ class FoldedTable:
         return self._by_phase[code]
 
     def total(self, name: str, phase: str | None = None) -> float:
-        """Column ``name`` summed over the ops (of ``phase``): each kind's figure x its count.
-        ``latency_s`` is each op's own latency (one stream: end - start). A phase held in the
-        stamped rows only (the prefill) is summed as the unfolded table sums its rows
-        (:func:`sim.columns.gathered_sum`, the same floats)."""
-        values = self.figures["alone_s" if name == "latency_s" else name]
+        """Column ``name`` summed over the ops (of ``phase``): each kind's figure x its count;
+        ``latency_s`` (end - start, a wait for an async host included) from the times. A
+        phase held in the stamped rows only (the prefill) is summed as the unfolded table sums
+        its rows (:func:`sim.columns.gathered_sum`, the same floats)."""
         fold = self.arrays.fold
         code = self.phase_code(phase) if phase is not None else None
-        if code is not None and name != "latency_s" and \
-                (code != fold.step_phase or not fold.reps):
+        if name == "latency_s":   # one stream: op i starts where i - 1 ends (waits included)
+            return self._busy(code) if phase is None or code is not None else 0.0
+        values = self.figures[name]
+        if code is not None and (code != fold.step_phase or not fold.reps):
             rows = np.flatnonzero(fold.head.phase == code)   # a phase of the stamped rows:
             if len(rows) and int(rows[-1] - rows[0]) + 1 == len(rows):   # summed as unfolded
                 return gathered_sum(values, fold.head.kind, int(rows[0]), int(rows[-1]) + 1)
         counts = self.counts_of(phase)
         used = np.flatnonzero(counts)
         return math.fsum((values[used] * counts[used]).tolist())
+
+    def _busy(self, code: int | None) -> float:
+        """Seconds of the ops (of phase code ``code``; None: all) from start to end: on one
+        stream the sum telescopes to the span each phase's runs cover."""
+        tl, fold = self.timeline, self.arrays.fold
+        if code is None:
+            return self.makespan
+        spans = np.diff(tl.head)[fold.head.phase == code]
+        tail = float(tl.step_ends[-1] - tl.head[-1]) if fold.reps and \
+            code == fold.step_phase else 0.0
+        return math.fsum(spans.tolist()) + tail
 
     def phase_end(self, phase: str) -> float | None:
         """End (s) of the last op of ``phase`` (None: no op of it)."""
