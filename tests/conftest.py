@@ -25,6 +25,16 @@ def ref_dir() -> Path:
     return path
 
 
+def project_ctx(tmp_path_factory, *parts: str):
+    """A validation context on the project's own data (``validation/``) with an empty reference
+    folder; skips the calling module's tests when ``validation/<parts>`` is absent."""
+    from xpusim.validation import PROJECT_DATA, ValidationContext
+
+    if not PROJECT_DATA.joinpath(*parts).is_file():
+        pytest.skip(f"validation/{'/'.join(parts)} absent")
+    return ValidationContext(tmp_path_factory.mktemp("ref"), project_data=PROJECT_DATA)
+
+
 @pytest.fixture(scope="module")
 def vidur_ctx():
     """A validation context on the reference folder; skips without Vidur's all-reduce data."""

@@ -7,16 +7,16 @@ import csv
 import pytest
 
 from arch import load_arch
-from xpusim.validation import PROJECT_DATA, ValidationContext, mape
+from xpusim.validation import PROJECT_DATA, mape
 
 DATA = PROJECT_DATA / "a40" / "a40_gemm_vidur.csv"
 
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
-    if not DATA.is_file():
-        pytest.skip("validation/a40/a40_gemm_vidur.csv absent")
-    return ValidationContext(tmp_path_factory.mktemp("ref"), project_data=PROJECT_DATA)
+    from conftest import project_ctx
+
+    return project_ctx(tmp_path_factory, "a40", "a40_gemm_vidur.csv")
 
 
 def _rows() -> list[dict[str, str]]:

@@ -18,9 +18,9 @@ DATA = PROJECT_DATA / "mi300x" / "amd_maf_public.csv"
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
-    if not DATA.is_file():
-        pytest.skip("validation/mi300x/amd_maf_public.csv absent")
-    return ValidationContext(tmp_path_factory.mktemp("ref"), project_data=PROJECT_DATA)
+    from conftest import project_ctx
+
+    return project_ctx(tmp_path_factory, "mi300x", "amd_maf_public.csv")
 
 
 @pytest.fixture(scope="module")

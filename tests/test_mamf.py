@@ -15,9 +15,9 @@ DATA = PROJECT_DATA / "mamf" / "mamf_public.csv"
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
-    if not DATA.is_file():
-        pytest.skip("validation/mamf/mamf_public.csv absent")
-    return ValidationContext(tmp_path_factory.mktemp("ref"), project_data=PROJECT_DATA)
+    from conftest import project_ctx
+
+    return project_ctx(tmp_path_factory, "mamf", "mamf_public.csv")
 
 
 @pytest.fixture(scope="module")
