@@ -143,12 +143,12 @@ def host_waits(fold: StepFold, per_kind: np.ndarray, dispatch: np.ndarray,
     stretches = int(seen[-1]) + 1 if len(seen) else 1
     peak = np.full(stretches, -np.inf)
     np.maximum.at(peak, seen, v)
-    # per stretch, how many rows of each template come before it
-    slot = {old: j for j, old in enumerate(fold.swapped)}
-    order = [slot[int(k)] for k in base[swapped]]
-    before_n = np.zeros((stretches, len(fold.swapped)))
-    for t, j in enumerate(order):
-        before_n[t + 1:, j] += 1
+    # per stretch, how many rows of each template come before it (a running count of each)
+    lut = np.zeros(int(base.max()) + 1, dtype=np.int64) if len(base) else np.zeros(1, int)
+    lut[list(fold.swapped)] = np.arange(len(fold.swapped))
+    hits = np.zeros((stretches, len(fold.swapped)))
+    hits[np.arange(1, stretches), lut[base[swapped]]] = 1.0
+    before_n = np.cumsum(hits, axis=0)
     extra = np.stack([per_kind[fold.swapped_ids(j)] - per_kind[old]
                       for j, old in enumerate(fold.swapped)], axis=0) \
         if fold.swapped else np.zeros((0, fold.reps))

@@ -115,9 +115,9 @@ def run_columns(trace: Trace, timeline: Timeline,
     own metrics and checks; ``full()``: the columns)."""
     if isinstance(timeline, FoldedTimeline):
         compact, costs, where = trace.compact, timeline.costs, stream_device or {}
+        fig = kind_figures(compact, costs)
         return FoldedTable(compact, timeline,
-                           lambda: _kind_columns(compact, costs, timeline, where),
-                           kind_figures(compact, costs))
+                           lambda: _kind_columns(compact, costs, timeline, where, fig), fig)
     return op_columns(trace, timeline, stream_device)
 
 
@@ -207,7 +207,7 @@ def _op_columns(column, devices, streams, shards, timeline: Timeline, alone, roo
 
 
 def _kind_columns(arrays: CompactOps, costs: CostList, timeline: Timeline,
-                  where: dict[str, str]) -> Columns:
+                  where: dict[str, str], fig: dict[str, Any] | None = None) -> Columns:
     """:func:`op_columns` of a one-stream run on arrays, whose costs are indexed by the ops'
     kinds (``costs.index is arrays.kind``): every figure is formed once per kind (one pass
     over the cost table) and gathered per column when that column is first read
@@ -216,7 +216,7 @@ def _kind_columns(arrays: CompactOps, costs: CostList, timeline: Timeline,
     products are the same float operations on the same values, so equal bit for bit."""
     n, kinds = len(arrays), arrays.kinds
     kind = arrays.kind.astype(np.intp)   # gathers by native ints are ~2x faster than by int32
-    fig = kind_figures(arrays, costs)
+    fig = fig if fig is not None else kind_figures(arrays, costs)   # (a folded run's, kept)
     shards, bounds = fig["shards"], fig["bound"]
 
     def gather(values: np.ndarray) -> Lazy:

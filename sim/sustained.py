@@ -9,7 +9,7 @@ that outlasts it this way): :func:`sim.gpu.power_cap.solve_speed` over the work 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from arch import Arch
@@ -39,12 +39,26 @@ def at_limit(arch: Arch, work: Callable[[Device], tuple], duty: float = 1.0,
     return result(state.speed), state
 
 
+def ops_work(ops: Sequence[Op]) -> Callable[[Device], tuple[float, float, float, list[Cost]]]:
+    """:func:`at_limit`'s ``work`` for ops run one after another (a benchmark's iteration:
+    a cache flush, a reset, the timed kernel): their seconds, compute J and other J summed,
+    and each op's cost."""
+    def work(dev: Device) -> tuple[float, float, float, list[Cost]]:
+        costs = [dev.estimate(op) for op in ops]
+        compute = sum(c.energy.get("compute", 0.0) for c in costs)
+        return (sum(c.latency for c in costs), compute,
+                sum(sum(c.energy.values()) for c in costs) - compute, costs)
+    return work
+
+
 def op_work(op: Op) -> Callable[[Device], tuple[float, float, float, Cost]]:
-    """:func:`at_limit`'s ``work`` for one op: seconds, compute J, other J and the cost."""
+    """:func:`at_limit`'s ``work`` for one op: seconds, compute J, other J and the cost
+    (:func:`ops_work` of the one op: the same sums)."""
+    of_ops = ops_work((op,))
+
     def work(dev: Device) -> tuple[float, float, float, Cost]:
-        cost = dev.estimate(op)
-        compute = cost.energy.get("compute", 0.0)
-        return cost.latency, compute, sum(cost.energy.values()) - compute, cost
+        seconds, compute, other, costs = of_ops(dev)
+        return seconds, compute, other, costs[0]
     return work
 
 

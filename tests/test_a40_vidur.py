@@ -52,8 +52,9 @@ def test_preset_holds_what_the_fit_derives(ctx):
 
 
 def test_held_out_models_within_goal(ctx):
-    """Split by model (Llama-2-7B trains, 96 of 504); the test rows of each held-out model
-    within 8% MAPE and the whole test half's bias within 5%."""
+    """Split by model (Llama-2-7B trains, 96 of 504); the issue's goal for held-out layer
+    GEMMs (MAPE <= 10%, |bias| <= 5%) on the test half and on each held-out model's rows
+    (measured: 5.1%, bias -2.5%)."""
     import statistics
 
     from xpusim.validation import vidur_gemm_a40
@@ -63,6 +64,24 @@ def test_held_out_models_within_goal(ctx):
     test = [p for p in points if p.split == "test"]
     assert len(train) == 96 and len(test) == 408
     assert {p.case.split()[0] for p in train} == {"Llama-2-7b-hf"}
-    assert mape(test) < 0.06 and abs(statistics.mean(p.error for p in test)) < 0.05
+    assert mape(test) < 0.10 and abs(statistics.mean(p.error for p in test)) < 0.05
     for model in {p.case.split()[0] for p in test}:
-        assert mape([p for p in test if p.case.startswith(model)]) < 0.08, model
+        assert mape([p for p in test if p.case.startswith(model)]) < 0.10, model
+
+
+def test_bad_value_is_a_one_line_error_naming_row_and_column(tmp_path):
+    """A time that is not a positive number, or a shape that is not a positive integer, stops
+    the suite with the file, the row and the column (not a traceback from float())."""
+    from workloads.errors import WorkloadError
+    from xpusim.validation import ValidationContext, vidur_gemm_a40
+
+    (tmp_path / "a40").mkdir()
+    text = DATA.read_text().splitlines()
+    path = tmp_path / "a40" / "a40_gemm_vidur.csv"
+    ctx = ValidationContext(tmp_path, project_data=tmp_path)
+    path.write_text("\n".join([text[0], text[1].replace(",3.755,", ",slow,")]) + "\n")
+    with pytest.raises(WorkloadError, match=r"row 2 median_ms.*positive number, got 'slow'"):
+        vidur_gemm_a40.run(ctx)
+    path.write_text("\n".join([text[0], text[1].replace(",4096,12288,", ",4096,-1,")]) + "\n")
+    with pytest.raises(WorkloadError, match=r"row 2 n.*positive integer"):
+        vidur_gemm_a40.run(ctx)

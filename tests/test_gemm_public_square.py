@@ -79,9 +79,10 @@ def test_h200_preset_gives_the_sustained_rate_at_its_power_limit():
 def test_ga102_gemm_values_transfer_from_the_a40_to_the_a6000():
     """The a6000 preset takes the a40's GEMM set (FITTED on Vidur's A40 layer GEMMs; the same
     GA102 die): the database's RTX A6000 row (fp16 120.49, bf16 123.34 TFLOP/s) lands within
-    9% (130.5 TFLOP/s, +8.3%; the copied LLMCompass A100 value gave 142.0, +17.8%)."""
+    the GEMM suites' 10% (130.5 TFLOP/s, +8.3%; the copied LLMCompass A100 value gave 142.0,
+    +17.8%)."""
     a6000, a40 = load_arch("a6000").gpu, load_arch("a40").gpu
     assert (a6000.tensor_efficiency, a6000.gemm_fixed, a6000.gemm_overlap_p) == \
         (a40.tensor_efficiency, a40.gemm_fixed, a40.gemm_overlap_p)
-    assert best_tflops("a6000") == pytest.approx(120.49, rel=0.09)
-    assert best_tflops("a6000") == pytest.approx(123.34, rel=0.09)
+    assert best_tflops("a6000") == pytest.approx(120.49, rel=0.10)
+    assert best_tflops("a6000") == pytest.approx(123.34, rel=0.10)

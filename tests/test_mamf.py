@@ -46,11 +46,13 @@ def test_limiter_settles_on_the_mix_not_the_gemm_alone(rows):
     the 700 W limiter keeps a higher clock than for the GEMM run back to back alone; the
     point's time is the GEMM's own at that clock, and the board then draws its limit
     (static + joules / seconds of the iteration)."""
-    from xpusim.validation.mamf import iteration, iteration_work
+    from sim.sustained import ops_work
+    from xpusim.validation.mamf import iteration
 
     arch = load_arch("h100")
     ops = iteration(rows[("H100 SXM", "bf16")])
-    (seconds, compute, other, gemm_s), state = at_limit(arch, iteration_work(ops))
+    (seconds, compute, other, costs), state = at_limit(arch, ops_work(ops))
+    gemm_s = costs[0].latency
     _, alone = at_limit(arch, op_work(ops[0]))
     assert alone.speed < state.speed < 1.0
     at = device_for(at_speed(arch, state.speed), "tile")
@@ -62,23 +64,23 @@ def test_limiter_settles_on_the_mix_not_the_gemm_alone(rows):
 
 def test_amd_rows_land_within_six_percent(ctx):
     """The MI300X and MI325X (power-limited to 750 / 1000 W, values fitted on AMD's own
-    hipBLASLt rows, suite amd-maf) reproduce these PyTorch rows too: -5.1% and +0.2%."""
+    hipBLASLt rows, suite amd-maf) reproduce these PyTorch rows within 6% (-5.1% and +0.2%)."""
     from xpusim.validation.mamf import points
 
     amd = {p.case.split()[0]: p.error for p in points(ctx) if p.case.startswith("MI3")}
     assert set(amd) == {"MI300X", "MI325X"}
-    assert -0.06 < amd["MI300X"] < -0.04 and abs(amd["MI325X"]) < 0.01
+    assert all(abs(e) < 0.06 for e in amd.values()), amd
 
 
-def test_every_row_is_test_and_nvidia_rows_are_slow_in_the_model(ctx):
-    """Nothing is fitted on the file; the NVIDIA rows (best shapes of a search) all run longer
-    in the model than measured (the suite's known miss, docs/validation.md)."""
+def test_every_row_is_test_and_within_thirty_percent(ctx):
+    """Nothing is fitted on the file (every row ``test``); every row within 30% of its
+    measurement (the NVIDIA rows' 5-26% are the suite's known miss, docs/validation.md: a
+    GEMM model off by a factor of two fails here)."""
     from xpusim.validation.mamf import points
 
     got = points(ctx)
     assert len(got) == 9 and {p.split for p in got} == {"test"}
-    nvidia = [p for p in got if not p.case.startswith("MI3")]
-    assert all(0.04 < p.error < 0.30 for p in nvidia), [(p.case, p.error) for p in nvidia]
+    assert all(abs(p.error) < 0.30 for p in got), [(p.case, p.error) for p in got]
 
 
 def test_bad_table_value_is_a_one_line_error_naming_row_and_column(tmp_path):

@@ -79,20 +79,20 @@ def fit_vidur_a40(ctx: ValidationContext) -> dict[str, float]:
     ``gpu.gemm_fixed`` and ``memory.hbm.efficiency`` (the GDDR6's sustained share, which the
     few-token weight-streaming rows set), with ``gpu.gemm_overlap_p`` held at the a100
     preset's value (a transfer the five other models' rows test)."""
-    from arch import arch_from_dict, deep_merge, load_arch, load_arch_data
+    from arch import load_arch
+    from dse.compare import with_overrides
     from sim.devices.base import device_for
     from xpusim.validation._vidur import gemm_points
 
     p = load_arch("a100").gpu.gemm_overlap_p
-    data, label = load_arch_data("a40")
 
     def objective(x: list[float]) -> float:
         eff, fixed, hbm = x
         if not (0.3 < eff <= 1.0) or fixed < 0 or not (0.3 < hbm <= 1.0):
             return math.inf
-        arch = arch_from_dict(deep_merge(data, {
-            "gpu": {"tensor_efficiency": eff, "gemm_fixed": fixed * US, "gemm_overlap_p": p},
-            "memory": {"hbm": {"efficiency": hbm}}}), label)
+        arch = with_overrides("a40", [("gpu.tensor_efficiency", eff),
+                                      ("gpu.gemm_fixed", fixed * US),
+                                      ("gpu.gemm_overlap_p", p), ("memory.hbm.efficiency", hbm)])
         return mape(_train(gemm_points(ctx, "a40", device_for(arch, "tile"))))
 
     eff, fixed, hbm = _minimise(objective, [0.8, 1.5, 0.85])

@@ -40,17 +40,21 @@ def gemm_split(model: str) -> str:
 A40_FILE = ("a40", "a40_gemm_vidur.csv")
 
 
-def gemm_rows(ctx: ValidationContext, gpu: str) -> list[dict[str, str]]:
-    """Rows of one GPU (``a100``, ``h100``: the reference GEMM file; ``a40``: the project's
-    A40 file, the suite skipped without it)."""
-    if gpu == "a40":
-        from xpusim.validation import SuiteSkipped
+def gemm_rows(ctx: ValidationContext, gpu: str) -> list:
+    """Rows of one GPU (``a100``, ``h100``: the reference GEMM file; ``a40``: the project's A40
+    file, the suite skipped without it) as checked rows
+    (:class:`~xpusim.validation._own_gpu.Row`: a bad value is a one-line error naming the
+    file, the row and the column)."""
+    from xpusim.validation._own_gpu import Row, rows
 
+    if gpu == "a40":
         path = ctx.project_data.joinpath(*A40_FILE)
-        if not path.is_file():
-            raise SuiteSkipped(f"{path} not found (project validation data absent)")
-        return [r for r in read_rows(path) if r["gpu"] == gpu]
-    return [r for r in read_rows(ctx.ref(*GEMM_FILE)) if r["gpu"] == gpu]
+        got = rows(ctx, A40_FILE[1], A40_FILE[0],
+                   absent=f"{path} not found (project validation data absent)")
+    else:
+        path = ctx.ref(*GEMM_FILE)
+        got = [Row(r, str(path), i + 2) for i, r in enumerate(read_rows(path))]
+    return [r for r in got if r["gpu"] == gpu]
 
 
 @lru_cache(maxsize=8)
@@ -76,9 +80,9 @@ def gemm_points(ctx: ValidationContext, gpu: str, dev=None) -> list[Point]:
     dev = dev or device(gpu)
     out = []
     for r in gemm_rows(ctx, gpu):
-        m, n, k = int(r["m"]), int(r["n"]), int(r["k"])
+        m, n, k = r.int("m"), r.int("n"), r.int("k")
         case = f"{r['model'].split('/')[-1]} tp{r['tp']} {r['num_tokens']}tok {r['op']}"
-        out.append(Point(case, float(r["median_ms"]) * 1e-3,
+        out.append(Point(case, r.num("median_ms") * 1e-3,
                          kernel_time(dev, gemm_op(m, n, k, 1, "fp16")), gemm_split(r["model"]),
                          note=f"{m}x{n}x{k}"))
     return out

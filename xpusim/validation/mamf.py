@@ -10,7 +10,8 @@ buffer (so the call starts with a cold cache) and copies a random C into the out
 ``torch.mm`` is timed. The three kernels run back to back on the GPU for as long as the search
 lasts (minutes, after a 30 s warm-up), so the power limiter sees them together: the model
 prices the iteration (fill, copy, GEMM) on the preset at the clock its power limit allows for
-that mix (:func:`sim.sustained.at_limit`), and the point is the GEMM's own time there.
+that mix (:func:`sim.sustained.at_limit` over :func:`sim.sustained.ops_work`), and the point is
+the GEMM's own time there.
 
 Every row is ``test``: nothing is fitted on this file. A maximum over many shapes and noisy
 means sits above what a typical shape reaches (selection), so the model is expected to fall a
@@ -64,17 +65,6 @@ def iteration(r) -> tuple:
     return gemm, fill_op(FLUSH_BYTES), vector_op("copy", m, n, r["dtype"])
 
 
-def iteration_work(ops: tuple):
-    """:func:`sim.sustained.at_limit`'s ``work`` for the iteration: its seconds and joules
-    (compute, other), then the GEMM's own seconds."""
-    def work(dev) -> tuple[float, float, float, float]:
-        costs = [dev.estimate(op) for op in ops]
-        compute = sum(c.energy.get("compute", 0.0) for c in costs)
-        total = sum(sum(c.energy.values()) for c in costs)
-        return sum(c.latency for c in costs), compute, total - compute, costs[0].latency
-    return work
-
-
 def measured_s(r) -> float:
     """Seconds per GEMM call from the row's TFLOP/s (2MNK / time)."""
     return 2.0 * r.int("M") * r.int("N") * r.int("K") / (r.num("tflops") * 1e12)
@@ -82,17 +72,17 @@ def measured_s(r) -> float:
 
 def points(ctx: ValidationContext) -> list[Point]:
     """One point per row: measured vs predicted seconds per GEMM call."""
-    from sim.sustained import at_limit
+    from sim.sustained import at_limit, ops_work
     from xpusim.validation._own_gpu import _arch
 
     out = []
     for r in rows(ctx):
         arch = _arch(r["preset"], None)
-        (_, _, _, gemm_s), state = at_limit(arch, iteration_work(iteration(r)))
+        (*_, costs), state = at_limit(arch, ops_work(iteration(r)))
         mhz = (state.speed if state is not None else 1.0) * arch.gpu.clock / 1e6
         note = f"{r['software']}; model clock {mhz:.0f} MHz"
         out.append(Point(f"{r['gpu']} {r['dtype']} {r['M']}x{r['N']}x{r['K']}", measured_s(r),
-                         gemm_s, "test", note=note))
+                         costs[0].latency, "test", note=note))
     return out
 
 
