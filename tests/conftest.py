@@ -35,6 +35,25 @@ def project_ctx(tmp_path_factory, *parts: str):
     return ValidationContext(tmp_path_factory.mktemp("ref"), project_data=PROJECT_DATA)
 
 
+def assert_bad_rows_fail(tmp_path, data: Path, run, cases) -> None:
+    """For each ``(old, new, pattern)``: ``data``'s header and first row with ``old`` replaced
+    by ``new``, written where a validation context on ``tmp_path`` finds it
+    (``<tmp_path>/<data's folder>/<data's name>``), make ``run(ctx)`` raise a one-line
+    :class:`~workloads.errors.WorkloadError` matching ``pattern`` (file, row and column)."""
+    from workloads.errors import WorkloadError
+    from xpusim.validation import ValidationContext
+
+    head, first = data.read_text().splitlines()[:2]
+    folder = tmp_path / data.parent.name
+    folder.mkdir(exist_ok=True)
+    ctx = ValidationContext(tmp_path, project_data=tmp_path)
+    for old, new, pattern in cases:
+        assert old in first, old
+        (folder / data.name).write_text(f"{head}\n{first.replace(old, new)}\n")
+        with pytest.raises(WorkloadError, match=pattern):
+            run(ctx)
+
+
 @pytest.fixture(scope="module")
 def vidur_ctx():
     """A validation context on the reference folder; skips without Vidur's all-reduce data."""

@@ -72,16 +72,10 @@ def test_held_out_models_within_goal(ctx):
 def test_bad_value_is_a_one_line_error_naming_row_and_column(tmp_path):
     """A time that is not a positive number, or a shape that is not a positive integer, stops
     the suite with the file, the row and the column (not a traceback from float())."""
-    from workloads.errors import WorkloadError
-    from xpusim.validation import ValidationContext, vidur_gemm_a40
+    from conftest import assert_bad_rows_fail
 
-    (tmp_path / "a40").mkdir()
-    text = DATA.read_text().splitlines()
-    path = tmp_path / "a40" / "a40_gemm_vidur.csv"
-    ctx = ValidationContext(tmp_path, project_data=tmp_path)
-    path.write_text("\n".join([text[0], text[1].replace(",3.755,", ",slow,")]) + "\n")
-    with pytest.raises(WorkloadError, match=r"row 2 median_ms.*positive number, got 'slow'"):
-        vidur_gemm_a40.run(ctx)
-    path.write_text("\n".join([text[0], text[1].replace(",4096,12288,", ",4096,-1,")]) + "\n")
-    with pytest.raises(WorkloadError, match=r"row 2 n.*positive integer"):
-        vidur_gemm_a40.run(ctx)
+    from xpusim.validation import vidur_gemm_a40
+
+    assert_bad_rows_fail(tmp_path, DATA, vidur_gemm_a40.run, [
+        (",3.755,", ",slow,", r"row 2 median_ms.*positive number, got 'slow'"),
+        (",4096,12288,", ",4096,-1,", r"row 2 n.*positive integer")])

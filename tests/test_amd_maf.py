@@ -11,7 +11,7 @@ from sim.devices.base import device_for
 from sim.gpu.power_cap import at_speed
 from sim.sustained import at_limit, op_work
 from xpusim.commands.op import gemm_op
-from xpusim.validation import PROJECT_DATA, ValidationContext, mape
+from xpusim.validation import PROJECT_DATA, mape
 
 DATA = PROJECT_DATA / "mi300x" / "amd_maf_public.csv"
 
@@ -135,17 +135,10 @@ def test_short_phases_are_held_on_their_own_on_the_mi300x():
 def test_bad_table_value_is_a_one_line_error_naming_row_and_column(tmp_path):
     """A value that is not a positive number (or an unknown GPU) stops the suite with the
     file, the row and the column, not a traceback from float()."""
-    from workloads.errors import WorkloadError
+    from conftest import assert_bad_rows_fail
+
     from xpusim.validation.amd_maf import points
 
-    (tmp_path / "mi300x").mkdir()
-    text = DATA.read_text().splitlines()
-    bad = text[1].replace(",654,", ",fast,")
-    (tmp_path / "mi300x" / "amd_maf_public.csv").write_text("\n".join([text[0], bad]) + "\n")
-    ctx = ValidationContext(tmp_path, project_data=tmp_path)
-    with pytest.raises(WorkloadError, match=r"row 2 tflops.*positive number, got 'fast'"):
-        points(ctx)
-    (tmp_path / "mi300x" / "amd_maf_public.csv").write_text(
-        "\n".join([text[0], text[1].replace(",MI300X,", ",MI400,")]) + "\n")
-    with pytest.raises(WorkloadError, match=r"row 2 gpu.*MI300X, MI325X"):
-        points(ctx)
+    assert_bad_rows_fail(tmp_path, DATA, points, [
+        (",654,", ",fast,", r"row 2 tflops.*positive number, got 'fast'"),
+        (",MI300X,", ",MI400,", r"row 2 gpu.*MI300X, MI325X")])

@@ -8,7 +8,7 @@ from arch import load_arch
 from sim.devices.base import device_for
 from sim.gpu.power_cap import at_speed
 from sim.sustained import at_limit, op_work
-from xpusim.validation import PROJECT_DATA, ValidationContext
+from xpusim.validation import PROJECT_DATA
 
 DATA = PROJECT_DATA / "mamf" / "mamf_public.csv"
 
@@ -84,21 +84,13 @@ def test_every_row_is_test_and_within_thirty_percent(ctx):
 
 
 def test_bad_table_value_is_a_one_line_error_naming_row_and_column(tmp_path):
-    """A rate that is not a positive number, or a preset that does not exist, stops the suite
-    with the file, the row and the column."""
-    from workloads.errors import WorkloadError
+    """A rate that is not a positive number, a preset that does not exist or a shape that is
+    not a positive integer stops the suite with the file, the row and the column."""
+    from conftest import assert_bad_rows_fail
+
     from xpusim.validation.mamf import points
 
-    (tmp_path / "mamf").mkdir()
-    text = DATA.read_text().splitlines()
-    path = tmp_path / "mamf" / "mamf_public.csv"
-    ctx = ValidationContext(tmp_path, project_data=tmp_path)
-    path.write_text("\n".join([text[0], text[1].replace(",271.2,", ",fast,")]) + "\n")
-    with pytest.raises(WorkloadError, match=r"row 2 tflops.*positive number, got 'fast'"):
-        points(ctx)
-    path.write_text("\n".join([text[0], text[1].replace(",a100,", ",a1000,")]) + "\n")
-    with pytest.raises(WorkloadError, match=r"row 2 preset.*arch preset, got 'a1000'"):
-        points(ctx)
-    path.write_text("\n".join([text[0], text[1].replace(",1024,", ",-1,")]) + "\n")
-    with pytest.raises(WorkloadError, match=r"row 2 M.*positive integer"):
-        points(ctx)
+    assert_bad_rows_fail(tmp_path, DATA, points, [
+        (",271.2,", ",fast,", r"row 2 tflops.*positive number, got 'fast'"),
+        (",a100,", ",a1000,", r"row 2 preset.*arch preset, got 'a1000'"),
+        (",1024,", ",-1,", r"row 2 M.*positive integer")])
