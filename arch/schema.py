@@ -141,9 +141,9 @@ def _build_value(tp: Any, value: Any, meta: dict, path: str, ctx: BuildContext,
         key_tp, val_tp = typing.get_args(tp)
         if not isinstance(value, dict):
             raise ctx.error(path, f"expected a mapping, got {type(value).__name__}")
-        src = value.get("source", inherited) if not dataclasses.is_dataclass(val_tp) else inherited
-        if isinstance(value.get("source"), str):
-            src = value["source"]
+        if "source" in value and not isinstance(value["source"], str):
+            raise ctx.error(_join(path, "source"), "expected a text citation")
+        src = value.get("source", inherited)
         out = {}
         for k, v in value.items():
             if k in RESERVED_KEYS:

@@ -3,8 +3,9 @@
 Usage: python benchmarks/fuzz_inputs.py [--inputs 10000] [--workers 2] [--seed 0]
        [--timeout 60] [--memory-gb 8] [--json] [--failures FILE]
 
-Draws the inputs of the four campaigns of ``tests/fuzz_harness.py`` (arch YAML from every preset,
-sweep specs, config.json families, CLI arguments) from seeded ``random.Random`` streams, runs each
+Draws the inputs of the five campaigns of ``tests/fuzz_harness.py`` (arch YAML from every preset,
+sweep specs, config.json families, CLI arguments, data files: serving traces, prompt lengths,
+expert counts and the peer tools' inputs) from seeded ``random.Random`` streams, runs each
 in a worker process (in-process CLI call, stdout/stderr captured, an address-space limit of
 ``--memory-gb`` + 4 GB so a runaway allocation ends as MemoryError) and prints one row per
 campaign: inputs, tracebacks, hangs, over-memory, non-finite outputs, bad exits, extra stderr

@@ -3,9 +3,10 @@ must keep (issue 19). Used by ``tests/test_fuzz_inputs.py`` (short profile, hypo
 ``benchmarks/fuzz_inputs.py`` (long profile, >= 10,000 inputs in worker processes).
 
 A *case* is a CLI argument list plus the files it reads, made from a ``random.Random`` (under
-hypothesis, ``st.randoms()``: every draw is recorded, so failures shrink). Four campaigns mutate
+hypothesis, ``st.randoms()``: every draw is recorded, so failures shrink). Five campaigns mutate
 what users hand the CLI: arch YAML (every preset), sweep specs (``examples/sweeps``),
-Hugging Face ``config.json`` families, and command-line arguments at their extremes.
+Hugging Face ``config.json`` families, command-line arguments at their extremes, and the data
+files commands read (serving traces, prompt lengths, expert counts, peer tools' inputs).
 
 Properties of one CLI call (:func:`run_case`): exit 0 or 2 (``check`` may exit 1, its numerics
 verdict); no exception escapes ``main``; stderr holds one-line messages only: on exit 2 exactly
@@ -433,6 +434,11 @@ CLI_SHAPES = {
              "--prefetch"], ["--dtype", "--kv-dtype", "--attention", "--fidelity", "--arch",
                              "--model", "--placement"]),
     "op": (["--m", "--n", "--k", "--batch"], ["--dtype", "--fidelity", "--arch"]),
+    "serve": (["--requests", "--max-num-seqs", "--max-num-batched-tokens", "--block-size",
+               "--max-model-len", "--shared-prefix", "--prefix-groups", "--seed", "--replicas"],
+              ["--rate", "--burstiness", "--duration", "--prompt", "--gen", "--slo", "--timeout",
+               "--gpu-memory-utilization", "--swap-space", "--scheduler", "--preemption-mode",
+               "--price-per-hour", "--over-context"]),
     "check": (["--batch", "--prompt", "--max-width", "--group", "--seed"],
               ["--dtype", "--kv-dtype", "--weights", "--phase", "--ops", "--model"]),
 }
@@ -440,7 +446,11 @@ STR_ARGS = ["fp16", "fp8", "int4", "int2", "fp12", "", "x\ny", "flash", "unfused
             "tile", "cycle", "h100", "a100", "neupims-npu", "pim-hbm-pim", "duplex", "t4",
             "gpt2-small", "llama2-7b", "mixtral-8x7b", "bloom-176b", "weights=gpu.hbm:1",
             "weights=host_ddr:2", "=", "int8", "qkv_proj", "prefill", "decode", "\x01", "é" * 50,
-            "/etc/passwd", "/dev/zero", "/nonexistent.yaml", "a" * 3000]
+            "/etc/passwd", "/dev/zero", "/nonexistent.yaml", "a" * 3000,
+            # serving specs: rates, lengths, SLOs, durations, fractions
+            "5@1e309", "2@10s,8@5s", "uniform:5:1", "zipf:1.2:1:100", "lognormal:100:1",
+            "ttft=1s,tbt=50ms", "splitwise", "1e300", "1e-300", "0.001", "1h", "continuous",
+            "chunked", "swap", "truncate", "nan"]
 
 
 def cli_case(rnd: random.Random) -> Case:
@@ -461,6 +471,9 @@ def cli_case(rnd: random.Random) -> Case:
     argv = [cmd] + (["gemm", "--m", "64", "--n", "64", "--k", "64"] if cmd == "op" else [])
     if cmd == "run":
         argv += SMALL_RUN
+    if cmd == "serve":
+        argv += ["--arch", "h100", "--tp", "1", "--model", "gpt2-small", "--requests", "4",
+                 "--prompt", "16", "--gen", "2", "--quiet"]
     if cmd == "check":
         argv += ["--model", "gpt2-small", "--prompt", "8", "--max-width", "128", "--phase",
                  "decode"]
@@ -473,7 +486,95 @@ def cli_case(rnd: random.Random) -> Case:
     return Case("cli", argv)
 
 
-CAMPAIGNS = {"arch": arch_case, "sweep": sweep_case, "config": config_case, "cli": cli_case}
+def _reference() -> Path:
+    """``$XPUSIM_REFERENCE_DIR`` or ``../shared/reference`` beside the repository."""
+    import os
+
+    return Path(os.environ.get("XPUSIM_REFERENCE_DIR", ROOT.parent / "shared" / "reference"))
+
+
+#: what a number in a line of a data file becomes (one token of :func:`mutate_lines`)
+TOKENS = ["-1", "0", "1e309", "nan", "abc", "", "9" * 23, "0.5", "-0", "1e-320", "inf",
+          "2147483648", "  ", ",", ";", "0x10", "1_000", "\x00", "é", "1,2", "1e16"]
+
+
+def mutate_lines(rnd: random.Random, text: str) -> str:
+    """Line-level mutations of a data file (CSV, INI, XML, a trace): one to three of a line
+    deleted, doubled, a number or word in it replaced by a hostile token, or the text cut."""
+    import re
+
+    lines = text.splitlines()
+    for _ in range(rnd.randint(1, 3)):
+        if not lines:
+            break
+        op, i = rnd.random(), rnd.randrange(len(lines))
+        if op < 0.15:
+            del lines[i]
+        elif op < 0.25:
+            lines.insert(i, lines[i])
+        elif op < 0.35:
+            return "\n".join(lines)[: rnd.randrange(len(text) + 1)]
+        else:
+            words = list(re.finditer(r"[-+0-9.eExa-fA-F]+|[A-Za-z_]+", lines[i]))
+            m = rnd.choice(words) if words else None
+            lines[i] = lines[i][:m.start()] + rnd.choice(TOKENS) + lines[i][m.end():] if m \
+                else lines[i] + rnd.choice(TOKENS)
+    return "\n".join(lines) + "\n"
+
+
+def files_case(rnd: random.Random) -> Case:
+    """A data file a command reads, mutated line by line: a serving trace, a prompt-length
+    file, per-expert token counts, and (with the reference folder) the peer tools' inputs
+    ``xpusim import`` runs: a DRAMsim3 INI and trace, a SCALE-Sim config and topology, an
+    MQSim SSD configuration and workload (XML)."""
+    ref = _reference()
+    kinds = ["serve", "prompts", "experts"] + \
+        (["dramsim3", "scalesim", "mqsim"] if ref.is_dir() else [])
+    kind = rnd.choice(kinds)
+    quiet = ["--json", "--quiet"]
+    if kind == "serve":
+        text = "arrival_s,prompt_tokens,output_tokens\n" + "".join(
+            f"{i * 0.05:.3f},{rnd.randint(1, 600)},{rnd.randint(1, 40)}\n" for i in range(20))
+        return Case("files", ["serve", "--arch", "h100", "--tp", "1", "--model", "llama2-7b",
+                              "--trace", "{dir}/t.csv", *quiet], {"t.csv": mutate_lines(rnd, text)})
+    if kind == "prompts":
+        text = "".join(f"{rnd.randint(1, 2000)}\n" for _ in range(10))
+        return Case("files", ["serve", "--arch", "h100", "--tp", "1", "--model", "llama2-7b",
+                              "--prompt-file", "{dir}/p.txt", "--requests", "5", *quiet],
+                    {"p.txt": mutate_lines(rnd, text)})
+    if kind == "experts":
+        text = "expert,tokens\n" + "".join(f"{e},{rnd.randint(0, 500)}\n" for e in range(8)) \
+            if rnd.random() < 0.7 else "".join(f"{rnd.randint(0, 500)}\n" for _ in range(8))
+        return Case("files", ["run", "--arch", "dgx-h100", "--model", "mixtral-8x7b", "--tp", "4",
+                              "--ep", "4", "--prompt", "16", "--gen", "2", "--expert-counts",
+                              "{dir}/e.csv", *quiet], {"e.csv": mutate_lines(rnd, text)})
+    if kind == "dramsim3":
+        config = rnd.choice(sorted((ref / "dram" / "dramsim3_configs").glob("*.ini")))
+        trace = "".join(f"0x{rnd.randrange(1 << 30) * 64:x} "
+                        f"{'READ' if rnd.random() < 0.7 else 'WRITE'} {c * 4}\n"
+                        for c in range(200))
+        files = {"c.ini": config.read_text(), "t.trc": trace}
+        argv = ["import", "dramsim3", "--config", "{dir}/c.ini", "--trace", "{dir}/t.trc",
+                "--cycles", rnd.choice(("2000", "2000", "0", "-5", "1e9", "abc")), *quiet]
+    elif kind == "scalesim":
+        folder = ref / "accel" / "scalesim_inputs"
+        files = {"c.cfg": rnd.choice(sorted(folder.glob("*.cfg"))).read_text(),
+                 "t.csv": rnd.choice(sorted(folder.glob("*.csv"))).read_text()}
+        argv = ["import", "scalesim", "--config", "{dir}/c.cfg", "--topology", "{dir}/t.csv",
+                *quiet] + (["--analytical"] if rnd.random() < 0.3 else [])
+    else:
+        folder = ref / "ssd" / "mqsim_inputs"
+        files = {"c.xml": rnd.choice(sorted(folder.glob("ssd*.xml"))).read_text(),
+                 "w.xml": rnd.choice(sorted(folder.glob("S*_workload.xml"))).read_text()}
+        argv = ["import", "mqsim", "--config", "{dir}/c.xml", "--workload", "{dir}/w.xml",
+                *quiet]
+    name = rnd.choice(sorted(files))
+    files[name] = mutate_lines(rnd, files[name])
+    return Case("files", argv, files)
+
+
+CAMPAIGNS = {"arch": arch_case, "sweep": sweep_case, "config": config_case, "cli": cli_case,
+             "files": files_case}
 
 
 # --- running one case --------------------------------------------------------------------------

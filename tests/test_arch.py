@@ -115,6 +115,13 @@ def test_unknown_type(tmp_path):
     assert "type" in msg and "did you mean 'gpu'" in msg
 
 
+def test_mapping_source_must_be_text(tmp_path):
+    # a table of values (op -> cycles) cites its source as text; a number there is rejected
+    # with the field named (fuzz_inputs.py found it passing into the provenance as an int)
+    msg = _bad(tmp_path, "extends: fusemax\nnpu:\n  op_cycles:\n    source: 1024\n")
+    assert "npu.op_cycles.source" in msg and "expected a text citation" in msg
+
+
 def test_cross_section_reference(tmp_path):
     msg = _bad(tmp_path, H100 + "energy:\n  memory:\n    dram: 3 pJ/bit\n")
     assert "energy.memory.dram" in msg

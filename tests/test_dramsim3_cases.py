@@ -95,3 +95,18 @@ def test_cli_bad_inputs(tmp_path, capsys):
     assert main(["import", "dramsim3", "--config", str(ini), "--trace", str(trace),
                  "--cycles", "10"]) == 2
     assert "line 2" in capsys.readouterr().err
+
+
+def test_cli_refuses_an_ini_integer_past_32_bits(tmp_path, capsys):
+    # found by benchmarks/fuzz_inputs.py: 23 digits overflowed the C library's int64 parameters
+    from xpusim.cli import main
+
+    ini = tmp_path / "x.ini"
+    ini.write_text("[dram_structure]\nprotocol = HBM2\n[timing]\ntRCDWR = " + "9" * 23 + "\n")
+    trace = tmp_path / "t.trace"
+    trace.write_text("0x40 READ 0\n")
+    assert main(["import", "dramsim3", "--config", str(ini), "--trace", str(trace),
+                 "--cycles", "10"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "x.ini: [timing] tRCDWR: expected an integer of at most" \
+        in err, err

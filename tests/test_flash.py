@@ -171,12 +171,25 @@ def test_small_mqsim_files_run(tmp_path, capsys):
     (dict(qd="x"), "wl.xml", "Average_No_of_Reqs_in_Queue"),
     (dict(gen="BANDWIDTH"), "wl.xml", "Synthetic_Generator_Type"),
     (dict(tag="IO_Flow_Parameter_Set_Trace_Based"), "wl.xml", "Trace_Based"),
+    # 23 digits (found by fuzzing): past int64, it overflowed the flash model's arrays
+    (dict(channels="9" * 23), "ssd.xml", "Flash_Channel_Count: expected at most"),
+    (dict(qd=str(2**40 + 1)), "wl.xml", "Average_No_of_Reqs_in_Queue: expected at most"),
 ])
 def test_bad_mqsim_input_is_one_line(tmp_path, capsys, kw, file, field):
     assert main(_files(tmp_path, **kw)) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Traceback" not in err
     assert file in err and field in err, err
+
+
+def test_unknown_encoding_in_the_declaration(tmp_path, capsys):
+    # found by fuzzing: the parser's LookupError escaped as a traceback
+    argv = _files(tmp_path)
+    c = tmp_path / "ssd.xml"
+    c.write_text(c.read_text().replace('encoding="us-ascii"', 'encoding="us-a0"'))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ssd.xml: not readable XML" in err, err
 
 
 def test_missing_field_and_bad_xml(tmp_path, capsys):

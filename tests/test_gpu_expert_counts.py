@@ -33,7 +33,9 @@ def test_file_formats(tmp_path):
     ("tokens\n1\nx\n", "row 3: tokens"),
     ("tokens\n1\n-2\n", "row 3: tokens"),
     ("count\n1\n2\n", "header"),
-    ("expert,tokens\n0,1\n2,1\n", "expert"),
+    ("expert,tokens\n0,1\n2,1\n", r"missing \[1\]"),
+    # a huge index (found by fuzzing) is a gap, not a range of 10^23 to list
+    ("expert,tokens\n0,1\n99999999999999999999999,1\n", r"experts must be 0..1 .*missing \[1\]"),
     ("expert,tokens\n0,1\n0,1\n", "row 3: expert"),
     ("tokens\n0\n0\n", "all counts are 0"),
     ("1\n2\n3\n", "lists 3 experts, the model has 8"),

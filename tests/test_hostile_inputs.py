@@ -134,6 +134,27 @@ def test_huge_dram_timing_is_refused(tmp_path, capsys, value):
     _error(capsys, ["run", "--arch", f, *SMALL], "tRFC" if value < 2**63 else "64 bits")
 
 
+# found by benchmarks/fuzz_inputs.py --seed 7: a DRAM section whose timings complete no request
+# in the cycle model's window gave PIM, NPU+PIM and xPU+PIM devices a streaming efficiency of 0,
+# and a ZeroDivisionError downstream
+@pytest.mark.parametrize("base", ["pim-neupims-hbm2", "neupims", "duplex"])
+@pytest.mark.parametrize("field", ["burst_cycles: 2000000", "timing:\n    tRCDRD: 21000"])
+def test_dram_timings_that_stream_nothing_are_refused(tmp_path, capsys, base, field):
+    f = _write(tmp_path, "a.yaml", f"extends: {base}\ndram:\n  {field}\n")
+    _error(capsys, ["run", "--arch", f, *SMALL], str(f), "dram:", "complete no request")
+
+
+# found by benchmarks/fuzz_inputs.py: a p-norm "overlap" below 1 exceeds the sum (and near 0
+# overflowed); and a mapping's source that is not text passed into the provenance
+@pytest.mark.parametrize("text, field", [
+    ("gpu:\n  gemm_overlap_p: 2.5e-6\n", "gpu.gemm_overlap_p"),
+    ("gpu:\n  attention_overlap_p: 0.5\n", "gpu.attention_overlap_p"),
+])
+def test_overlap_p_below_one_is_refused(tmp_path, capsys, text, field):
+    f = _write(tmp_path, "a.yaml", "extends: h100\n" + text)
+    _error(capsys, ["run", "--arch", f, *SMALL], field, "at least 1")
+
+
 # 6. extreme but accepted values gave "internal error: ops lost" ------------------------------
 @pytest.mark.parametrize("text, field", [
     ("gpu:\n  launch_overhead: 1e300 s\n", "gpu.launch_overhead"),
@@ -348,6 +369,14 @@ def test_a_million_layers(tmp_path, capsys):
     (["run", "--microbatches", "2147483647", "--batch", "2147483647"], "--force"),
     (["op", "gemm", "--arch", "neupims-npu", "--m", "8", "--n", "8", "--k", "1e16"], "--k"),
     (["op", "gemm", "--arch", "neupims-npu", "--m", "8", "--n", "8", "--k", "10" * 9], "--k"),
+    # a gamma shape 1/cv^2 that underflows to 0 divided by zero (found by hand, 2026-12-05)
+    (["serve", "--arch", "h100", "--tp", "1", "--model", "llama2-7b", "--requests", "5",
+      "--rate", "2", "--burstiness", "1e300"], "--burstiness: expected a coefficient"),
+    (["serve", "--arch", "h100", "--tp", "1", "--model", "llama2-7b", "--requests", "5",
+      "--rate", "2", "--burstiness", "1e-300"], "--burstiness: expected a coefficient"),
+    # 2^31 - 1 replicas never finished building (benchmarks/fuzz_inputs.py --seed 31)
+    (["serve", "--arch", "h100", "--tp", "1", "--model", "gpt2-small", "--requests", "4",
+      "--replicas", "2147483647"], "--replicas: expected 1..4,096"),
 ])
 def test_cli_extremes(capsys, argv, needle):
     t0 = time.perf_counter()

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from sim.micro.systolic_trace import ScaleSimConfig, run_gemm
+from sim.micro.systolic_trace import ScaleSimConfig, run_gemm, trace_cycles
 from xpusim.importers.scalesim import KEYS, read_config
 
 CASES = {"R1": "cfg_os_CALC.cfg", "R2": "cfg_ws_CALC.cfg", "R3": "cfg_ws_USER.cfg",
@@ -87,6 +87,8 @@ def test_compute_cycles_are_fold_cycles_without_stalls():
         rep = run_gemm(m, n, k, ScaleSimConfig(r, c, df, 4096, 4096, 4096))
         assert rep.stall_cycles == 0
         assert rep.compute_cycles == gemm_cycles(m, n, k, r, c, df).cycles - 1
+        assert trace_cycles(m, n, k, ScaleSimConfig(r, c, df, 4096, 4096, 4096)) == \
+            rep.compute_cycles + 1
 
 
 def test_cli_json_keys(ref_dir):
@@ -128,3 +130,32 @@ def test_analytical_mode_r4_within_10_percent(ref_dir):
     lat = json.loads(out.stdout)["layers"][0]["latency_cycles"]
     target = float(_reference(ref_dir)["R4"]["total_cycles"])
     assert abs(lat / target - 1) < 0.10
+
+
+@pytest.mark.parametrize("layer, config, needle", [
+    # found by benchmarks/fuzz_inputs.py: 23 digits hung the cycle run, 2^31 rows ran out of
+    # memory; a layer within the limits whose trace would take minutes is refused by its size
+    ("L0,512,512,99999999999999999999999,", "", "line 2: K: expected a positive integer up to"),
+    ("L0,2147483648,512,512,", "", "line 2: M: expected a positive integer up to"),
+    ("L0,1048576,1048576,512,", "", "layer L0: 549,805,096,960 cycles to trace"),
+    ("L0,4,4,4,", "ArrayHeight: 4194304\n", "ArrayHeight: expected at most 1,048,576"),
+    ("L0,4,4,4,", "IfmapOffset: 9999999999999999\n", "IfmapOffset: expected at most"),
+])
+def test_cli_refuses_what_the_cycle_run_cannot_hold(tmp_path, capsys, layer, config, needle):
+    from xpusim.cli import main
+
+    topo = tmp_path / "t.csv"
+    topo.write_text(f"Layer,M,N,K,\n{layer}\n")
+    cfg = tmp_path / "c.cfg"
+    base = {"ArrayHeight": "32", "ArrayWidth": "32", "IfmapSramSzkB": "64",
+            "FilterSramSzkB": "64", "OfmapSramSzkB": "64", "IfmapOffset": "0",
+            "FilterOffset": "10000000", "OfmapOffset": "20000000", "Bandwidth": "32",
+            "Dataflow": "ws"}
+    for line in config.splitlines():
+        key, value = line.split(": ")
+        base[key] = value
+    cfg.write_text("[architecture_presets]\n" + "".join(f"{k}: {v}\n" for k, v in base.items())
+                   + "[run_presets]\nInterfaceBandwidth: CALC\n")
+    assert main(["import", "scalesim", "--config", str(cfg), "--topology", str(topo)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err, err

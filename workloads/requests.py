@@ -111,15 +111,20 @@ def parse_rate_schedule(text: str, option: str = "--rate") -> list[tuple[float, 
     return out
 
 
+#: the coefficients of variation of the gaps accepted: gamma shapes 1/cv^2 from 10^6 to 10^-6
+#: (beyond, the shape underflows to 0 or overflows, and the gaps divide by it)
+CV_RANGE = (1e-3, 1e3)
+
+
 def arrival_times(schedule: list[tuple[float, float]], rng: np.random.Generator,
                   n: int | None = None, duration: float | None = None,
                   cv: float = 1.0) -> np.ndarray:
     """Arrival times (s) under a piecewise-constant rate schedule: inter-arrival gaps are
     exponential (``cv = 1``) or gamma with shape ``1/cv^2`` at the segment's mean rate. Stops
     after ``n`` requests, at ``duration`` seconds, or at the schedule's end."""
-    if not math.isfinite(cv) or cv <= 0:
-        raise WorkloadError("", "--burstiness", f"expected a coefficient of variation > 0, "
-                                                f"got {cv}")
+    if not math.isfinite(cv) or not CV_RANGE[0] <= cv <= CV_RANGE[1]:
+        raise WorkloadError("", "--burstiness", f"expected a coefficient of variation in "
+                                                f"[{CV_RANGE[0]:g}, {CV_RANGE[1]:g}], got {cv:g}")
     end = sum(d for _, d in schedule)
     if duration is not None:
         end = min(end, duration)

@@ -111,10 +111,10 @@ def load_expert_counts(path: str, experts: int | None = None) -> tuple[float, ..
                 raise WorkloadError(path, f"row {i}: expert", f"expert {index} listed twice")
         counts[index] = value
     n = len(counts)
-    if sorted(counts) != list(range(n)):
-        missing = sorted(set(range(max(counts) + 1)) - set(counts))
+    if sorted(counts) != list(range(n)):   # (n rows, not the largest index: it may be huge)
+        missing = [e for e in range(n) if e not in counts][:5]
         raise WorkloadError(path, "expert", f"experts must be 0..{n - 1} without gaps "
-                                            f"(missing {missing[:5]})")
+                                            f"(missing {missing})")
     if experts is not None and n != experts:
         raise WorkloadError(path, "", f"lists {n} experts, the model has {experts}")
     if not sum(counts.values()) > 0:

@@ -95,6 +95,10 @@ class GpuSpec:
             if len(tile) != 3 or any((not isinstance(x, int)) or x <= 0 for x in tile):
                 return (f"gemm_tiles[{i}]",
                         f"expected three positive integers [m, n, k], got {tile}")
+        for name in ("gemm_overlap_p", "attention_overlap_p"):
+            p = getattr(self, name)
+            if 0 < p < 1:   # a p-norm below 1 exceeds the sum: not an overlap
+                return (name, f"expected 0 (perfect overlap) or at least 1 (1: none), got {p:g}")
         return None
 
     def check_arch(self, arch) -> tuple[str, str] | None:

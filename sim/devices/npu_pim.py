@@ -27,8 +27,7 @@ import dataclasses
 from arch import Arch
 from sim.devices.base import Cost, Device, register_device
 from sim.devices.npu import NpuDevice
-from sim.devices.pim import PimModel
-from sim.micro.dram_patterns import pattern_timing
+from sim.devices.pim import PimModel, stream_timing
 from workloads.einsum import Einsum
 from workloads.trace import COLLECTIVE, MATMUL, Op
 
@@ -60,7 +59,7 @@ def npu_view(arch: Arch) -> Arch:
     """The arch as the NPU sees it: its ``memory.dram`` efficiency set to the sustained streaming
     efficiency the cycle-level model measures for the ``dram`` section."""
     pim = PimModel(arch)
-    eff = pattern_timing(pim.cfg1, "stream").efficiency
+    eff = stream_timing(arch, pim.cfg1).efficiency
     mem = dict(arch.memory)
     mem["dram"] = dataclasses.replace(mem["dram"], efficiency=min(1.0, eff))
     return arch.replace(memory=mem)

@@ -52,6 +52,19 @@ def pim_gemv_op(op: Op) -> tuple[int, int, int, int] | None:
     return batch, n, k, m
 
 
+def stream_timing(arch: Arch, cfg):
+    """:func:`~sim.micro.dram_patterns.pattern_timing` of a streaming pattern on ``cfg`` (one
+    channel of ``arch``'s ``dram`` section): a :class:`SimError` naming the arch where the
+    timings complete no request in the cycle model's window (extreme timing values), whose
+    streaming efficiency of 0 every bandwidth derived from it would divide by."""
+    t = pattern_timing(cfg, "stream")
+    if not t.efficiency > 0:
+        raise SimError(f"{arch.origin or arch.name}: dram: its timings complete no request of a "
+                       f"streaming pattern within {t.cycles} cycles of the cycle-level DRAM "
+                       f"model (expected timings and burst_cycles of a real device)")
+    return t
+
+
 class PimModel:
     """The bank-level PIM of an arch (``dram`` + ``pim`` sections), per-op GEMV costs."""
 
@@ -126,7 +139,7 @@ class PimDevice(Device):
         self.model = PimModel(arch)
         self.host = arch.pim_host
         self.energy_table = arch.energy
-        self._stream = pattern_timing(self.model.cfg1, "stream")
+        self._stream = stream_timing(arch, self.model.cfg1)
 
     @classmethod
     def fidelities(cls) -> tuple[str, ...]:

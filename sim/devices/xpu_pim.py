@@ -28,8 +28,8 @@ import dataclasses
 from arch import Arch
 from sim.devices.base import Cost, Device, register_device
 from sim.devices.gpu import GpuDevice
+from sim.devices.pim import stream_timing
 from sim.micro.dram_config import config_from_arch
-from sim.micro.dram_patterns import pattern_timing
 from workloads.einsum import Cascade, Einsum
 from workloads.trace import ATTENTION, COLLECTIVE, MATMUL, Op, Trace, op_work
 
@@ -58,7 +58,7 @@ class LogicPim:
     def __init__(self, arch: Arch, mode: str = "logic"):
         lp = arch.logic_pim
         hbm = arch.memory["hbm"]
-        eff = pattern_timing(config_from_arch(arch, channels=1), "stream").efficiency
+        eff = stream_timing(arch, config_from_arch(arch, channels=1)).efficiency
         per_stack = hbm.bandwidth / lp.stacks
         mult = lp.bandwidth_multiplier if mode == "logic" else lp.bank_pim_bandwidth_multiplier
         self.bandwidth = lp.stacks * per_stack * mult * eff

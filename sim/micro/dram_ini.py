@@ -22,6 +22,9 @@ from pathlib import Path
 
 from sim.micro.dram_config import DramConfig, DramConfigError
 
+#: the largest integer an INI value may hold: DRAMsim3's configuration fields are C ints
+INT_MAX = 2**31 - 1
+
 
 def _sim_error(msg: str) -> Exception:
     """``sim.devices.base.SimError(msg)``, imported only when raised: that module loads arch and
@@ -79,7 +82,11 @@ class _Reader:
         m = re.match(r"[+-]?(0[xX][0-9a-fA-F]+|\d+)", raw)
         if not m:
             raise _sim_error(f"{self.path}: [{sec}] {key}: expected an integer, got '{raw}'")
-        return int(m.group(0), 0)
+        value = int(m.group(0), 0)
+        if abs(value) > INT_MAX:   # DRAMsim3 reads these into C ints
+            raise _sim_error(f"{self.path}: [{sec}] {key}: expected an integer of at most "
+                             f"{INT_MAX:,} (DRAMsim3 reads a 32-bit int), got {raw[:40]}")
+        return value
 
     def real(self, sec: str, key: str, default: float) -> float:
         raw = self.raw(sec, key)

@@ -20,6 +20,10 @@ from pathlib import Path
 from sim.devices.base import SimError
 from sim.micro.flash_config import PLANE_SCHEMES, SECTOR_BYTES, FlashConfig, FlowSpec
 
+#: the largest integer a field may hold: 2^40 (1,100 s in ns, 1 TiB in bytes) keeps the flash
+#: model's 64-bit sums of times and sizes far from overflow
+INT_LIMIT = 2**40
+
 _HOST = {"PCIe_Lane_Bandwidth", "PCIe_Lane_Count", "SATA_Processing_Delay",
          "Enable_ResponseTime_Logging", "ResponseTime_Logging_Period_Length"}
 _DEVICE = {"Seed", "Enabled_Preconditioning", "Memory_Type", "HostInterface_Type",
@@ -67,6 +71,8 @@ def _parse(path: str | Path, root_tag: str) -> ET.Element:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
         raise SimError(f"{path}: not well-formed XML ({exc})") from None
+    except (LookupError, ValueError) as exc:   # e.g. an unknown encoding in the declaration
+        raise SimError(f"{path}: not readable XML ({str(exc)[:80]})") from None
     except OSError as exc:
         raise SimError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if root.tag != root_tag:
@@ -108,6 +114,9 @@ class _Section:
                            f"'{raw[:40]}'") from None
         if low is not None and value < low:
             raise SimError(f"{self.path}: {self.where}.{name}: expected >= {low}, got {value}")
+        if value > INT_LIMIT:   # the flash model keeps times and sizes in 64-bit integers
+            raise SimError(f"{self.path}: {self.where}.{name}: expected at most {INT_LIMIT:,}, "
+                           f"got {raw[:40]}")
         return value
 
     def float(self, name: str, default: float | None = None, low: float | None = 0.0) -> float:

@@ -477,6 +477,14 @@ def _run_calc(df: int, m: int, n: int, k: int, rows: int, cols: int, row_folds: 
     return out
 
 
+def trace_cycles(m: int, n: int, k: int, cfg: ScaleSimConfig) -> int:
+    """The compute cycles :func:`run_gemm` traces for ``(M, N, K)`` under ``cfg``: its folds
+    times the cycles of one fold (stalls come on top), without running it."""
+    sr, sc, t = spatial_dims(m, n, k, cfg.dataflow)
+    return math.ceil(sr / cfg.rows) * math.ceil(sc / cfg.cols) * \
+        fold_cycles(cfg.rows, cfg.cols, t, cfg.dataflow)
+
+
 def run_gemm(m: int, n: int, k: int, cfg: ScaleSimConfig) -> ScaleSimLayer:
     """SCALE-Sim's report for one GEMM layer ``(M, N, K)`` under ``cfg`` (exact)."""
     df = cfg.dataflow

@@ -35,9 +35,19 @@ class ServeResult:
     sim: Simulation
 
 
+#: the most replicas one serving run simulates (a large cluster of 8-GPU replicas)
+MAX_REPLICAS = 4096
+
+
 def build_replicas(model: IterationModel, cfg: EngineConfig, count: int = 1,
                    role: str = "mixed", start: int = 0) -> list[Replica]:
-    """``count`` identical replicas (indices from ``start``)."""
+    """``count`` identical replicas (indices from ``start``); at most :data:`MAX_REPLICAS`
+    (each holds its own KV cache, queues and logs: a count near 2^31 would never finish
+    building)."""
+    if not 1 <= count <= MAX_REPLICAS:
+        from sim.devices.base import SimError
+
+        raise SimError(f"--replicas: expected 1..{MAX_REPLICAS:,} model replicas, got {count:,}")
     return [Replica(start + i, model, cfg, role) for i in range(count)]
 
 

@@ -27,6 +27,12 @@ def SpecError(file: str, field: str, problem: str) -> Exception:  # noqa: N802 -
 NAME = "scalesim"
 DESCRIPTION = "run SCALE-Sim config + GEMM topology files and report its metrics"
 
+#: the largest GEMM dimension and PE array side read (the cycle run's arrays grow with them)
+DIM_LIMIT = 2**20
+#: the largest other integer of a config (SRAM sizes, offsets, bandwidths)
+INT_LIMIT = 2**40
+#: the most cycles a layer's cycle run traces (~4 minutes of CPU at ~4.5 M cycles/s)
+CYCLE_LIMIT = 10**9
 KEYS = ("total_cycles", "compute_cycles", "stall_cycles", "utilization", "sram_ifmap_reads",
         "sram_filter_reads", "sram_ofmap_writes", "dram_ifmap_reads", "dram_filter_reads",
         "dram_ofmap_writes")
@@ -63,6 +69,8 @@ def _get(cp: configparser.ConfigParser, file: str, section: str, key: str,
                         f"got '{text}'") from None
     if kind is int and value < 0:
         raise SpecError(file, f"[{section}] {key}", f"expected a non-negative integer, got {value}")
+    if kind is int and value > INT_LIMIT:
+        raise SpecError(file, f"[{section}] {key}", f"expected at most {INT_LIMIT:,}, got {text}")
     return value
 
 
@@ -90,6 +98,10 @@ def read_config(path: str) -> dict:
     for key in ("rows", "cols", "ifmap_kb", "filter_kb", "ofmap_kb", "bandwidth"):
         if cfg[key] <= 0:
             raise SpecError(path, f"[{a}] {key}", f"expected a positive integer, got {cfg[key]}")
+    for key, name in (("rows", "ArrayHeight"), ("cols", "ArrayWidth")):
+        if cfg[key] > DIM_LIMIT:
+            raise SpecError(path, f"[{a}] {name}", f"expected at most {DIM_LIMIT:,}, "
+                                                   f"got {cfg[key]}")
     if cfg["dataflow"] not in ("os", "ws", "is"):
         raise SpecError(path, f"[{a}] Dataflow", f"expected os, ws or is, got '{cfg['dataflow']}'")
     mode = _get(cp, path, "run_presets", "InterfaceBandwidth", str).strip().upper()
@@ -141,9 +153,9 @@ def read_topology(path: str) -> list[tuple[str, int, int, int]]:
             except ValueError:
                 raise SpecError(path, f"line {lineno}: {name}",
                                 f"expected a positive integer, got '{text}'") from None
-            if v <= 0:
+            if v <= 0 or v > DIM_LIMIT:
                 raise SpecError(path, f"line {lineno}: {name}",
-                                f"expected a positive integer, got {v}")
+                                f"expected a positive integer up to {DIM_LIMIT:,}, got {text}")
             dims.append(v)
         if len(cells) > 4 and cells[4] not in ("1:1", ""):
             raise SpecError(path, f"line {lineno}: sparsity", "N:M sparsity is not supported")
@@ -176,9 +188,15 @@ def run(args: argparse.Namespace) -> dict:
                        **analyse_scalesim_setup(m, n, k, cfg)} for name, m, n, k in layers]
         return {"tool": "scalesim", "mode": "analytical (ZigZag-comparable)",
                 "config": str(Path(args.config)), "layers": out_layers}
-    from sim.micro.systolic_trace import ScaleSimConfig, run_gemm
+    from sim.micro.systolic_trace import ScaleSimConfig, run_gemm, trace_cycles
 
     sc = ScaleSimConfig(**cfg)
+    for name, m, n, k in layers:   # the cycle run traces every cycle: refuse what takes minutes
+        cycles = trace_cycles(m, n, k, sc)
+        if cycles > CYCLE_LIMIT:
+            raise SpecError(args.topology, f"layer {name}",
+                            f"{cycles:,} cycles to trace (over {CYCLE_LIMIT:,}, minutes of CPU); "
+                            "expected a smaller layer, or use --analytical")
     out_layers = []
     for name, m, n, k in layers:
         rep = run_gemm(m, n, k, sc)
