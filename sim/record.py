@@ -53,16 +53,96 @@ def run_record(arch: Arch, model: ModelConfig, scenario: Scenario, *, fidelity: 
 
 def load_record(rec: dict[str, Any], file: str = "summary.json") -> dict[str, Any]:
     """``arch``, ``model``, ``scenario``, ``placement`` (or None) and the plain ``policies``,
-    ``training``, ``fidelity``, ``seed``, ``mode`` of a :func:`run_record`."""
+    ``training``, ``fidelity``, ``seed``, ``mode`` of a :func:`run_record`. A record edited by
+    hand (or damaged) is a one-line :class:`~workloads.errors.WorkloadError` naming ``file``
+    and the field (``inputs.resolved.<field>``), each field checked against its type."""
     import yaml
 
-    arch = arch_from_dict(yaml.safe_load(rec["arch_yaml"]), file=f"{file}: arch_yaml")
+    from workloads.errors import WorkloadError
+
+    where = "inputs.resolved"
+    if not isinstance(rec, dict):
+        raise WorkloadError(file, where, f"expected a mapping, got {type(rec).__name__}")
+    text = rec.get("arch_yaml")
+    if not isinstance(text, str):
+        raise WorkloadError(file, f"{where}.arch_yaml", "expected the arch as YAML text")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise WorkloadError(file, f"{where}.arch_yaml",
+                            f"YAML syntax error ({str(exc).splitlines()[0][:80]})") from None
+    arch = arch_from_dict(data, file=f"{file}: arch_yaml")
     placement = None
     if rec.get("placement") is not None:
         placement = build_any(SECTIONS["placement"], rec["placement"],
                               BuildContext(file=f"{file}: placement"), "placement")
-    return {"arch": arch, "model": ModelConfig(**rec["model_config"]),
-            "scenario": Scenario(**rec["scenario"]), "placement": placement,
-            "policies": rec.get("policies"), "training": rec.get("training"),
-            "fidelity": rec["fidelity"], "seed": int(rec["seed"]), "mode": rec.get("mode",
-                                                                                   "inference")}
+    fidelity, seed, mode = rec.get("fidelity"), rec.get("seed"), rec.get("mode", "inference")
+    if fidelity not in ("roofline", "tile", "cycle"):
+        raise WorkloadError(file, f"{where}.fidelity",
+                            f"expected roofline, tile or cycle, got {str(fidelity)[:40]!r}")
+    if type(seed) is not int:
+        raise WorkloadError(file, f"{where}.seed", f"expected an integer, got {seed!r:.40}")
+    if mode not in ("inference", "finetune"):
+        raise WorkloadError(file, f"{where}.mode",
+                            f"expected inference or finetune, got {str(mode)[:40]!r}")
+    from sim.system.schedule import Policies
+    from workloads.training import Training
+
+    policies, training = rec.get("policies"), rec.get("training")
+    return {"arch": arch, "model": _built(ModelConfig, rec.get("model_config"), file,
+                                          f"{where}.model_config"),
+            "scenario": _built(Scenario, rec.get("scenario"), file, f"{where}.scenario"),
+            "placement": placement,
+            "policies": policies if policies is None else
+            _checked(Policies, policies, file, f"{where}.policies"),
+            "training": training if training is None else
+            _checked(Training, training, file, f"{where}.training"),
+            "fidelity": fidelity, "seed": seed, "mode": mode}
+
+
+def _checked(cls: type, data: Any, file: str, where: str) -> dict[str, Any]:
+    """``data`` if it is a mapping of ``cls``'s fields, each of its declared type (bool, int,
+    float - a finite number -, str, or a tuple of numbers, as JSON gives them); else a
+    :class:`~workloads.errors.WorkloadError` naming the field."""
+    import math
+    import typing
+
+    from workloads.errors import WorkloadError
+
+    if not isinstance(data, dict):
+        raise WorkloadError(file, where, f"expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    for name, value in data.items():
+        tp = hints.get(name)
+        if tp is None:
+            raise WorkloadError(file, f"{where}.{str(name)[:40]}", f"not a field of {cls.__name__}")
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if tp is bool:
+            ok = isinstance(value, bool)
+        elif tp is int:
+            ok = number and isinstance(value, int)
+        elif tp is float:
+            ok = number and math.isfinite(value)
+        elif tp is str:
+            ok = isinstance(value, str)
+        else:   # tuple[float, ...]
+            ok = isinstance(value, (list, tuple)) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                for v in value)
+        if not ok:
+            kind = getattr(tp, "__name__", "list of numbers")
+            raise WorkloadError(file, f"{where}.{name}", f"expected {kind}, got {value!r:.40}")
+    return data
+
+
+def _built(cls: type, data: Any, file: str, where: str) -> Any:
+    """``cls(**data)`` of a checked mapping (:func:`_checked`); a missing field is a
+    :class:`~workloads.errors.WorkloadError` too."""
+    from workloads.errors import WorkloadError
+
+    fields = _checked(cls, data, file, where)
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in fields and
+               f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise WorkloadError(file, f"{where}.{missing[0]}", "missing")
+    return cls(**fields)

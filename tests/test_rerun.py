@@ -68,3 +68,36 @@ def test_old_summary_is_a_one_line_error(tmp_path, capsys):
     assert main(["rerun", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "inputs.resolved" in err
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("seed", [1], "inputs.resolved.seed: expected an integer"),
+    ("arch_yaml", 3.5, "inputs.resolved.arch_yaml: expected the arch as YAML text"),
+    ("arch_yaml", "gpu: [1, 2", "inputs.resolved.arch_yaml: YAML syntax error"),
+    ("fidelity", "exact", "inputs.resolved.fidelity: expected roofline, tile or cycle"),
+    ("model_config.bias", None, "inputs.resolved.model_config.bias: expected bool"),
+    ("model_config.d_model", "4096", "inputs.resolved.model_config.d_model: expected int"),
+    ("model_config.colour", 1, "inputs.resolved.model_config.colour: not a field"),
+    ("scenario.sparse_kv", "nan", "inputs.resolved.scenario.sparse_kv: expected float"),
+    ("scenario", [], "inputs.resolved.scenario: expected a mapping"),
+    ("policies.overlap", 2, "inputs.resolved.policies.overlap: expected bool"),
+])
+def test_damaged_record_is_a_one_line_error(tmp_path, capsys, field, value, needle):
+    # found by mutating summary.json (2026-12-05): a seed of [1] or a float arch_yaml escaped
+    # as tracebacks, and wrongly typed model fields ran silently
+    first = tmp_path / "first"
+    assert main(["run", "--model", "gpt2-small", "--batch", "1", "--prompt", "16", "--gen", "2",
+                 "--out", str(first), "--quiet"]) == 0
+    capsys.readouterr()
+    data = json.loads((first / "summary.json").read_text())
+    node = data["inputs"]["resolved"]
+    if node.get("policies") is None:
+        node["policies"] = {}
+    *parents, leaf = field.split(".")
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    (first / "summary.json").write_text(json.dumps(data))
+    assert main(["rerun", str(first)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err, err

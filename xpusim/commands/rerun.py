@@ -30,8 +30,12 @@ def read_summary(path: str) -> tuple[dict, str]:
     file = Path(path)
     if file.is_dir():
         file = file / "summary.json"
-    data = json.loads(file.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or "resolved" not in data.get("inputs", {}):
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise WorkloadError(str(file), "", f"not a JSON summary ({str(exc)[:80]})") from None
+    inputs = data.get("inputs") if isinstance(data, dict) else None
+    if not isinstance(inputs, dict) or "resolved" not in inputs:
         raise WorkloadError(str(file), "inputs.resolved",
                             "no resolved inputs recorded (written by an older xpusim); rerun "
                             "it with the options in 'inputs'")
