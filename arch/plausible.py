@@ -57,6 +57,9 @@ INT_SOURCE = "products of two such counts fit a signed 64-bit integer (numba int
 #: JEDEC timing fields, cycles: the longest is tREFI, 7.8 us = 12,480 cycles of DDR4-3200
 #: (JESD79-4C Table 132); 2^20 cycles keeps every sum of timings far inside int64
 DRAM_TIMING_MAX = 2**20
+#: entries of a DRAM command queue or transaction queue (DRAMsim3's configs use 8-32; the
+#: cycle kernel allocates every queue whole)
+DRAM_QUEUE_MAX = 4096
 
 
 def check(value: float, unit: str) -> str | None:

@@ -144,6 +144,24 @@ def test_dram_timings_that_stream_nothing_are_refused(tmp_path, capsys, base, fi
     _error(capsys, ["run", "--arch", f, *SMALL], str(f), "dram:", "complete no request")
 
 
+# found by benchmarks/fuzz_inputs.py --seed 59: a command queue of 10^8 entries made the DRAM
+# kernel's allocation fail (MemoryError); the arch file and a DRAMsim3 INI both bound it
+def test_dram_queue_sizes_are_bounded(tmp_path, capsys):
+    from arch.plausible import DRAM_QUEUE_MAX
+    from sim.micro.dram_config import MAX_QUEUE
+
+    assert MAX_QUEUE == DRAM_QUEUE_MAX
+    f = _write(tmp_path, "a.yaml", "extends: neupims\ndram:\n  controller:\n"
+                                   "    cmd_queue_size: 128000000\n")
+    _error(capsys, ["run", "--arch", f, *SMALL], "dram.controller.cmd_queue_size",
+           "<= 4,096")
+    ini = _write(tmp_path, "q.ini", "[dram_structure]\nprotocol = HBM2\n[system]\n"
+                                    "trans_queue_size = 1000000000\n")
+    trace = _write(tmp_path, "q.trc", "0x40 READ 0\n")
+    _error(capsys, ["import", "dramsim3", "--config", ini, "--trace", trace, "--cycles", "100"],
+           "q.ini", "trans_queue_size: expected 1..4,096")
+
+
 # found by benchmarks/fuzz_inputs.py: a p-norm "overlap" below 1 exceeds the sum (and near 0
 # overflowed); and a mapping's source that is not text passed into the provenance
 @pytest.mark.parametrize("text, field", [

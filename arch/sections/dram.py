@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from arch.plausible import DRAM_QUEUE_MAX as MAX_QUEUE
 from arch.plausible import DRAM_TIMING_MAX as _T
 from arch.schema import param
 from arch.spec import register_device_type, register_section
@@ -88,8 +89,9 @@ class DramControllerSpec:
                                      "ba bank, co column)")
     queue_structure: str = param(choices=("PER_BANK", "PER_RANK"), doc="command queues")
     row_buf_policy: str = param(choices=("OPEN_PAGE", "CLOSE_PAGE"), doc="row-buffer policy")
-    cmd_queue_size: int = param(gt=0, doc="entries per command queue")
-    trans_queue_size: int = param(gt=0, doc="read queue and write buffer entries")
+    cmd_queue_size: int = param(gt=0, le=MAX_QUEUE, doc="entries per command queue")
+    trans_queue_size: int = param(gt=0, le=MAX_QUEUE,
+                                  doc="read queue and write buffer entries")
     refresh_policy: str = param(choices=("RANK_LEVEL_STAGGERED", "RANK_LEVEL_SIMULTANEOUS",
                                          "BANK_LEVEL_STAGGERED"), doc="refresh scheduling")
     dual_command_issue: bool = param(doc="a row and a column command may issue in the same cycle "

@@ -45,6 +45,11 @@ FIELDS = ("ch", "ra", "bg", "ba", "ro", "co")
 REFRESH_POLICIES = ("RANK_LEVEL_STAGGERED", "RANK_LEVEL_SIMULTANEOUS", "BANK_LEVEL_STAGGERED")
 
 
+#: entries of a command or transaction queue at most (arch.plausible.DRAM_QUEUE_MAX: not
+#: imported, this module loads without arch for ``xpusim import dramsim3``)
+MAX_QUEUE = 4096
+
+
 class DramConfigError(ValueError):
     """An inconsistent DRAM description (message names the field)."""
 
@@ -184,8 +189,10 @@ class DramConfig:
         if self.refresh_policy not in REFRESH_POLICIES:
             raise DramConfigError(f"refresh_policy: expected one of {', '.join(REFRESH_POLICIES)}"
                                   f", got '{self.refresh_policy}'")
-        if self.cmd_queue_size < 1 or self.trans_queue_size < 1:
-            raise DramConfigError("cmd_queue_size / trans_queue_size: expected >= 1")
+        for name in ("cmd_queue_size", "trans_queue_size"):   # the kernel allocates them
+            if not 1 <= getattr(self, name) <= MAX_QUEUE:
+                raise DramConfigError(f"{name}: expected 1..{MAX_QUEUE:,}, "
+                                      f"got {getattr(self, name):,}")
         if self.tCK <= 0:
             raise DramConfigError(f"tCK: expected > 0 ns, got {self.tCK}")
         for name in ("tREFI", "tREFIb"):
