@@ -144,6 +144,14 @@ def test_dram_timings_that_stream_nothing_are_refused(tmp_path, capsys, base, fi
     _error(capsys, ["run", "--arch", f, *SMALL], str(f), "dram:", "complete no request")
 
 
+# found by benchmarks/fuzz_inputs.py --seed 71: 4,000,000 chips per channel asked the flash
+# model for a 170 GiB mapping table (MemoryError); an MQSim file of too many blocks likewise
+def test_flash_pages_are_bounded(tmp_path, capsys):
+    f = _write(tmp_path, "a.yaml", "extends: instinfer-csd\nflash:\n  chips_per_channel: 4000000\n")
+    _error(capsys, ["run", "--arch", f, *SMALL, "--fidelity", "cycle"], "a.yaml", "flash",
+           "expected at most 134,217,728 flash pages")
+
+
 # found by benchmarks/fuzz_inputs.py --seed 59: a command queue of 10^8 entries made the DRAM
 # kernel's allocation fail (MemoryError); the arch file and a DRAMsim3 INI both bound it
 def test_dram_queue_sizes_are_bounded(tmp_path, capsys):

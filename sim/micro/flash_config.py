@@ -61,6 +61,11 @@ DEFAULT_SOURCES = {
 }
 
 
+#: flash pages a configuration may hold (2^27: a 2 TB drive of 16 KB pages; the model's
+#: per-page mapping arrays then take ~2.7 GB)
+MAX_PAGES = 2**27
+
+
 class FlashConfigError(SimError):
     """An SSD configuration that cannot describe a drive."""
 
@@ -126,6 +131,11 @@ class FlashConfig:
         if self.page_bytes % SECTOR_BYTES or self.page_bytes // SECTOR_BYTES > 64:
             raise FlashConfigError(f"{self.name}: page_bytes: expected a multiple of 512 up to "
                                    f"32768, got {self.page_bytes}")
+        pages = self.planes * self.blocks_per_plane * self.pages_per_block
+        if pages > MAX_PAGES:   # the model keeps a mapping entry (~20 B) per logical page
+            raise FlashConfigError(f"{self.name}: channels x chips_per_channel x dies_per_chip x "
+                                   f"planes_per_die x blocks_per_plane x pages_per_block: "
+                                   f"expected at most {MAX_PAGES:,} flash pages, got {pages:,}")
         if self.planes_per_die > 4:
             raise FlashConfigError(f"{self.name}: planes_per_die: at most 4 (ONFI multi-plane "
                                    f"commands), got {self.planes_per_die}")
