@@ -89,14 +89,17 @@ def load_record(rec: dict[str, Any], file: str = "summary.json") -> dict[str, An
     from workloads.training import Training
 
     policies, training = rec.get("policies"), rec.get("training")
+    if mode == "finetune" and training is None:
+        raise WorkloadError(file, f"{where}.training", "missing (a finetune run records it)")
+    if policies is not None:   # the plain dicts the callers take, checked by building them
+        _built(Policies, policies, file, f"{where}.policies")
+    if training is not None:
+        _built(Training, training, file, f"{where}.training")
     return {"arch": arch, "model": _built(ModelConfig, rec.get("model_config"), file,
                                           f"{where}.model_config"),
             "scenario": _built(Scenario, rec.get("scenario"), file, f"{where}.scenario"),
             "placement": placement,
-            "policies": policies if policies is None else
-            _checked(Policies, policies, file, f"{where}.policies"),
-            "training": training if training is None else
-            _checked(Training, training, file, f"{where}.training"),
+            "policies": policies, "training": training,
             "fidelity": fidelity, "seed": seed, "mode": mode}
 
 
@@ -145,4 +148,8 @@ def _built(cls: type, data: Any, file: str, where: str) -> Any:
                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
         raise WorkloadError(file, f"{where}.{missing[0]}", "missing")
-    return cls(**fields)
+    try:
+        return cls(**fields)
+    except WorkloadError as exc:   # the class's own checks name a field or an option
+        field = exc.path.lstrip("-").replace("-", "_")
+        raise WorkloadError(file, f"{where}.{field}" if field else where, exc.message) from None

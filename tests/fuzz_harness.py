@@ -486,13 +486,6 @@ def cli_case(rnd: random.Random) -> Case:
     return Case("cli", argv)
 
 
-def _reference() -> Path:
-    """``$XPUSIM_REFERENCE_DIR`` or ``../shared/reference`` beside the repository."""
-    import os
-
-    return Path(os.environ.get("XPUSIM_REFERENCE_DIR", ROOT.parent / "shared" / "reference"))
-
-
 #: what a number in a line of a data file becomes (one token of :func:`mutate_lines`)
 TOKENS = ["-1", "0", "1e309", "nan", "abc", "", "9" * 23, "0.5", "-0", "1e-320", "inf",
           "2147483648", "  ", ",", ";", "0x10", "1_000", "\x00", "é", "1,2", "1e16"]
@@ -527,7 +520,9 @@ def files_case(rnd: random.Random) -> Case:
     file, per-expert token counts, and (with the reference folder) the peer tools' inputs
     ``xpusim import`` runs: a DRAMsim3 INI and trace, a SCALE-Sim config and topology, an
     MQSim SSD configuration and workload (XML)."""
-    ref = _reference()
+    from workloads.reference_data import reference_dir
+
+    ref = reference_dir()
     kinds = ["serve", "prompts", "experts"] + \
         (["dramsim3", "scalesim", "mqsim"] if ref.is_dir() else [])
     kind = rnd.choice(kinds)

@@ -81,6 +81,12 @@ def test_old_summary_is_a_one_line_error(tmp_path, capsys):
     ("scenario.sparse_kv", "nan", "inputs.resolved.scenario.sparse_kv: expected float"),
     ("scenario", [], "inputs.resolved.scenario: expected a mapping"),
     ("policies.overlap", 2, "inputs.resolved.policies.overlap: expected bool"),
+    # the classes' own checks, now naming the file and the record's field
+    ("model_config.d_model", 10**30, "summary.json: inputs.resolved.model_config.d_model: "
+                                     "implausible value"),
+    ("scenario.batch", -1, "summary.json: inputs.resolved.scenario.batch: expected a positive"),
+    ("mode", "finetune", "inputs.resolved.training: missing"),
+    ("training", {"offload": "bogus"}, "inputs.resolved.training.offload: expected one of"),
 ])
 def test_damaged_record_is_a_one_line_error(tmp_path, capsys, field, value, needle):
     # found by mutating summary.json (2026-12-05): a seed of [1] or a float arch_yaml escaped
