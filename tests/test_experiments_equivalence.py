@@ -25,7 +25,11 @@ set_params_splitkv calls it (more splits; LeanAttention's speedup over FlashDeco
 a6000 preset takes the a40's GEMM values FITTED on Vidur's A40 rows (its copied LLMCompass A100
 efficiency ran the A6000's GEMMs 18% fast on a public square-GEMM row), so the GPU-side layers
 run slower: sparse InstInfer 54.73 -> 54.45 tokens/s and FlexGen's best 3.6511 -> 3.6506 on the
-quick set.
+quick set. Regenerated (duplex, sn40l, splitwise) at stop 25 for issue 17: cuBLAS's stream-K
+(segment-K) kernels on Hopper (gpu.gemm_stream_k) and the h100/h200 GEMM values refitted with
+them (h100 tensor_efficiency 0.793 -> 0.781, gemm_fixed 1.78 -> 2.16 us): Duplex's H100 GPU
+baseline 2796 -> 2784 tokens/s on its first point (speedup 2.238 -> 2.229), SN40L's speedup
+over the DGX-H100 3.223 -> 3.233, and the Splitwise DGX-H100 p99 slowdowns move by up to 0.36.
 """
 
 from __future__ import annotations

@@ -63,8 +63,11 @@ def test_random_shapes_equal_scalar(name, elem):
         shapes = _random_shapes(rng, 150, elem, kinds)
         assert len(shapes) > 100
         for r in _check(hw, shapes, elem, H100_PEAK):
-            winners.add((r["tile"], r["split_k"], r["bound"], type(r["dram_bytes"])))
-    # the sample reaches several tiles, split-K, both bounds and both DRAM branches' types
+            winners.add((r["tile"], r["split_k"], r["bound"], type(r["dram_bytes"]),
+                         r["stream_k"]))
+    # the sample reaches several tiles, split-K, both bounds and both DRAM branches' types,
+    # and stream-K where the preset has it
+    assert {w[4] for w in winners} == ({False, True} if hw.gemm_stream_k else {False})
     assert len({w[0] for w in winners}) >= 3
     assert len({w[1] for w in winners}) >= 2
     assert {"compute", "memory"} <= {w[2] for w in winners}
@@ -92,7 +95,10 @@ def test_decode_attention_families_over_every_kv_length(name):
 @pytest.mark.parametrize("change", [dict(gemm_overlap_p=0.0), dict(gemm_overlap_p=2.0),
                                     dict(persistent_gemm=False, ctas_per_sm=1),
                                     dict(ctas_per_sm=2, persistent_gemm=False),
-                                    dict(gemm_cluster=1, gemm_fixed=3e-6)])
+                                    dict(gemm_cluster=1, gemm_fixed=3e-6),
+                                    dict(gemm_stream_k=False),
+                                    dict(gemm_stream_k=True, persistent_gemm=False,
+                                         ctas_per_sm=2)])
 def test_mechanism_variants_equal_scalar(change):
     hw = _hw("h100", **change)
     rng = random.Random(7)

@@ -27,7 +27,7 @@ def _synthetic(x, t1=1e-3, a=2e-4, compute=0.8, other=0.05):
 
 def test_speed_meets_the_limit_of_a_closed_form():
     """Static 125.7 W, 700 W limit: the speed the search returns is the root of
-    125.7 + (0.8 c^x + 0.05) / (0.2 ms + 0.8 ms / c) = 700 (x: the preset's exponent, 2.018),
+    125.7 + (0.8 c^x + 0.05) / (0.2 ms + 0.8 ms / c) = 700 (x: the preset's exponent, 1.905),
     found independently."""
     arch = load_arch("h200")
     x = arch.gpu.dvfs_energy_exponent
@@ -138,15 +138,15 @@ def test_a_memory_bound_run_is_untouched():
 def test_attention_overlap_is_a_p_norm_by_hand():
     """A block of 128 x 128 scores at head dim 128 on the h200: t_mma = 4 x 128 x 128 x 128 /
     (the SM's tensor rate) and t_softmax from the ALU and SFU rates; overlapped it takes
-    (t_mma^p + t_softmax^p)^(1/p), p = 2.115, not the larger of the two."""
+    (t_mma^p + t_softmax^p)^(1/p), p = 2.241, not the larger of the two."""
     from sim.devices.base import device_for
     from sim.gpu.attention import block_compute, block_parts
 
     dev = device_for(load_arch("h200"), "tile")
     ahw = dev._attn_hw("bf16")
     t_mma, t_soft = block_parts(ahw, 128, 128, 128)
-    assert t_mma == pytest.approx(4 * 128**3 / (989.4e12 * 0.826 / 132), rel=1e-3)
-    p = 2.115
+    assert t_mma == pytest.approx(4 * 128**3 / (989.4e12 * 0.810 / 132), rel=1e-3)
+    p = 2.241
     assert block_compute(ahw, 128, 128, 128, overlap=True) == \
         pytest.approx((t_mma ** p + t_soft ** p) ** (1 / p), rel=1e-12)
     assert block_compute(ahw, 128, 128, 128, overlap=True) > 1.1 * max(t_mma, t_soft)
@@ -187,8 +187,8 @@ def test_the_cli_says_when_a_run_is_power_limited(tmp_path, capsys):
 def test_attention_energy_by_hand():
     """One 8k-token prefill, 32 heads of 128, bf16 on the h200: its FLOPs less the online
     softmax's 5 operations per score (4 ALU ops and an exponential) at the tensor energy
-    (0.885 pJ), those operations at the CUDA cores' (the fp32 entry, 13.09 pJ), and its DRAM
-    bytes at 13.94 pJ/bit."""
+    (0.886 pJ), those operations at the CUDA cores' (the fp32 entry, 13.09 pJ), and its DRAM
+    bytes at 13.86 pJ/bit."""
     from sim.devices.base import device_for
     from xpusim.commands.op import attention_op
 
@@ -198,8 +198,8 @@ def test_attention_energy_by_hand():
     softmax = 5.0 * scores
     assert op.flops >= 4.0 * scores * 128 + softmax
     assert cost.energy["compute"] == pytest.approx(
-        (op.flops - softmax) * 0.885e-12 + softmax * 13.09e-12, rel=1e-9)
-    assert cost.energy["hbm"] == pytest.approx(cost.dram_bytes * 8 * 13.94e-12, rel=1e-9)
+        (op.flops - softmax) * 0.886e-12 + softmax * 13.09e-12, rel=1e-9)
+    assert cost.energy["hbm"] == pytest.approx(cost.dram_bytes * 8 * 13.86e-12, rel=1e-9)
 
 
 def test_op_duty_prices_a_kernel_run_back_to_back(capsys):

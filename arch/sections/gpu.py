@@ -74,6 +74,12 @@ class GpuSpec:
                               doc="CTAs of a thread-block cluster that share the A operand "
                                   "panel through TMA multicast, reading it from L2 once "
                                   "(Hopper; 1: no multicast)")
+    gemm_stream_k: bool = param(default=False,
+                                doc="the GEMM library also has stream-K kernels: where the "
+                                    "output tiles leave the last wave partly empty, the "
+                                    "main-loop iterations of all tiles are shared evenly "
+                                    "over the SMs and split tiles are fixed up through L2 "
+                                    "(sim/gpu/gemm.py)")
     attention_overlap: bool = param(default=False,
                                     doc="the prefill attention kernel is warp-specialised "
                                         "(FlashAttention-3 / cuDNN on Hopper): one warpgroup's "

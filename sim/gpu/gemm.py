@@ -34,8 +34,13 @@ combine as the p-norm ``(c^p + m^p)^(1/p)`` when ``gpu.gemm_overlap_p`` > 0 (the
 pipeline does not hide the DRAM stream perfectly; 0: the maximum) and a Hopper cluster of
 ``gpu.gemm_cluster`` CTAs reads a shared A panel from L2 once (TMA multicast). ``gemm_fixed`` is
 the per-kernel cost the tile model does not see (setup, first-wave fill, last-wave drain).
-Split-K adds a reduction kernel. The library is assumed to pick the fastest candidate, as cuBLAS
-heuristics aim to.
+Split-K adds a reduction kernel. Where the library has stream-K kernels (``gpu.gemm_stream_k``:
+cuBLAS's segment-K kernels on Hopper; Osama et al., "Stream-K", PPoPP 2023) and the output tiles
+exceed the SMs without filling the last round, a stream-K candidate shares all tiles' main-loop
+steps evenly over the SMs (the busiest runs ``ceil(tiles x k_iters / SMs)``) and pays the fix-up
+of its split tiles: each SM writes one fp32 partial tile and reads another at its share of the L2
+bandwidth (:func:`stream_k_fixup`); DRAM traffic is counted as for the tile's data-parallel
+kernel. The library is assumed to pick the fastest candidate, as cuBLAS heuristics aim to.
 
 :func:`best_gemm_many` prices many shapes of one GPU and dtype at once (a decode run's attention
 GEMMs over every KV length): every (tile, split-K) candidate over numpy arrays, in the float64
@@ -58,6 +63,8 @@ if TYPE_CHECKING:   # numpy loads with the array path only (``xpusim op gemm`` n
     import numpy as np
 
 SPLIT_K_FACTORS = (1, 2, 3, 4, 6, 8, 12, 16)
+#: B per element of a stream-K partial tile (fp32 accumulators)
+STREAM_K_PARTIAL = 4.0
 
 #: CTA tiles [rows of the unpacked operand, columns of the packed one, k in 16-bit elements] of
 #: a mixed-input (weight-only) GEMM, tried besides ``gpu.gemm_tiles`` when one operand is
@@ -136,16 +143,37 @@ def best_gemm(hw: GpuHw, batch: int, m: int, n: int, k: int, elem: float, a_byte
                                   tm, tn, tk, split, per_sm)
             if best is None or cand["time"] < best["time"]:
                 best = cand
+        if stream_k_applies(hw, out_tiles):
+            cand = gemm_candidate(hw, batch, m, n, k, elem, a_bytes, b_bytes, c_bytes, peak,
+                                  tm, tn, tk, 1, per_sm, stream_k=True)
+            if cand["time"] < best["time"]:
+                best = cand
     if best is None:
         raise ValueError("no GEMM tile in gpu.gemm_tiles fits gpu.smem_per_sm")
     return best
 
 
+def stream_k_applies(hw: GpuHw, out_tiles) -> bool:
+    """Whether a stream-K kernel is a candidate: the library has them and the output tiles
+    (an int, or an array of them) leave the busiest SM's last tile round partly empty."""
+    return hw.gemm_stream_k and (out_tiles > hw.sms) & (out_tiles % hw.sms != 0)
+
+
+def stream_k_fixup(hw: GpuHw, tm: int, tn: int) -> tuple[float, float]:
+    """(s, B through L2) of a stream-K kernel's fix-up: an SM's share of the iterations starts
+    inside one tile and ends inside another, so it writes one fp32 partial tile and reads the
+    other SM's partial of the tile it finishes (at its share of the L2 bandwidth); the
+    bytes are those of all SMs."""
+    per_sm = 2.0 * tm * tn * STREAM_K_PARTIAL
+    return per_sm / (hw.l2_achievable / hw.sms), per_sm * hw.sms
+
+
 def gemm_candidate(hw: GpuHw, batch: int, m: int, n: int, k: int, elem: float, a_bytes: float,
                    b_bytes: float, c_bytes: float, peak: float, tm: int, tn: int, tk: int,
-                   split: int, per_sm: int) -> dict:
-    """Time and traffic of one (tile, split-K) choice. Each operand moves through DRAM, L2 and
-    shared memory at its own size (:func:`read_fraction` of ``elem``)."""
+                   split: int, per_sm: int, stream_k: bool = False) -> dict:
+    """Time and traffic of one (tile, split-K) choice, or of the tile's stream-K kernel
+    (``stream_k``, with ``split`` 1). Each operand moves through DRAM, L2 and shared memory at
+    its own size (:func:`read_fraction` of ``elem``)."""
     fa = read_fraction(a_bytes, batch * m * k, elem)
     fb = read_fraction(b_bytes, batch * k * n, elem)
     slots = hw.sms * per_sm
@@ -171,7 +199,13 @@ def gemm_candidate(hw: GpuHw, batch: int, m: int, n: int, k: int, elem: float, a
     # per_sm CTAs share one SM's tensor cores and hide each other's prologue and epilogue; the
     # busiest SM computes ceil(CTAs / SMs) tiles (a partial last wave leaves co-resident slots
     # empty, it does not add a full wave of work)
-    t_body = math.ceil(ctas / hw.sms) * k_iters * t_step
+    # stream-K: the busiest SM runs its even share of all tiles' main-loop steps, then the
+    # fix-up of its split tiles
+    fix_time, fix_bytes = stream_k_fixup(hw, tm, tn) if stream_k else (0.0, 0.0)
+    if stream_k:
+        t_body = math.ceil(ctas * k_iters / hw.sms) * t_step + fix_time
+    else:
+        t_body = math.ceil(ctas / hw.sms) * k_iters * t_step
     overhead = prologue + epilogue
     if hw.persistent_gemm or per_sm > 1:
         t_compute = t_body + overhead
@@ -201,7 +235,7 @@ def gemm_candidate(hw: GpuHw, batch: int, m: int, n: int, k: int, elem: float, a
     # (on Hopper a cluster of ``gemm_cluster`` CTAs along n shares the A panel: TMA multicast
     # reads it from L2 once for the cluster)
     l2 = ctas * (tm / hw.gemm_cluster * fa + tn * fb) * k_per_cta * elem + \
-        c_bytes * (2 * split - 1)
+        c_bytes * (2 * split - 1) + fix_bytes
     t_l2 = l2 / (hw.l2_achievable * active / slots)
     body = max(t_compute, t_dram, t_l2)
     bound = "compute" if body == t_compute else ("memory" if body == t_dram else "l2")
@@ -218,9 +252,9 @@ def gemm_candidate(hw: GpuHw, batch: int, m: int, n: int, k: int, elem: float, a
         dram += red_bytes
     flops = 2.0 * batch * m * n * k
     return {"time": time, "bound": bound, "tile": f"{tm}x{tn}x{tk}", "split_k": split,
-            "waves": waves, "ctas": ctas, "ctas_per_sm": per_sm, "dram_bytes": dram,
-            "l2_bytes": l2, "t_compute": t_compute, "t_dram": t_dram, "t_l2": t_l2,
-            "utilization": flops / peak / max(time, 1e-30)}
+            "stream_k": stream_k, "waves": waves, "ctas": ctas, "ctas_per_sm": per_sm,
+            "dram_bytes": dram, "l2_bytes": l2, "t_compute": t_compute, "t_dram": t_dram,
+            "t_l2": t_l2, "utilization": flops / peak / max(time, 1e-30)}
 
 
 #: ints the array path keeps below (float64 holds them exactly, so its conversions, sums and
@@ -319,19 +353,28 @@ def _best_many(hw: GpuHw, bt: np.ndarray, mm: np.ndarray, nn: np.ndarray, kk: np
                      tiles_n=np.ceil(nn / tn).astype(np.int64),
                      rows_cols=np.minimum(tm, mm) * np.minimum(tn, nn))
         tiles["out_tiles"] = bt * tiles["tiles_m"] * tiles["tiles_n"]
-        for split in SPLIT_K_FACTORS:
-            if split > 1:   # split-K only where the output tiles leave SMs idle
+        variants = [(split, False) for split in SPLIT_K_FACTORS]
+        if hw.gemm_stream_k:
+            variants.append((1, True))
+        for split, stream_k in variants:
+            if stream_k:    # as best_gemm: where the tiles leave the last round partly empty
+                idx = np.flatnonzero(stream_k_applies(hw, tiles["out_tiles"]))
+            elif split > 1:   # split-K only where the output tiles leave SMs idle
                 idx = np.flatnonzero(~((tiles["out_tiles"] >= slots) | (kk / split < 2 * tk)))
+            else:
+                idx = None
+            if idx is not None:
                 if not len(idx):
                     continue
                 sub = {key: v[idx] for key, v in tiles.items()}
             else:
-                idx, sub = None, tiles
-            meta.append((f"{tm}x{tn}x{tk}", split, per_sm))
+                sub = tiles
+            meta.append((f"{tm}x{tn}x{tk}", split, per_sm, stream_k))
             cand = _candidate_arrays(hw, sub, elem, fa, fb, peak, types, tm, tn, tk, split,
                                      per_sm,
                                      have if idx is None else have[idx],
-                                     best["time"] if idx is None else best["time"][idx])
+                                     best["time"] if idx is None else best["time"][idx],
+                                     stream_k)
             ok_c = (np.abs(cand.pop("panels")) < _EXACT) & (np.abs(cand["dram"]) < _EXACT)
             cand["cand"] = len(meta) - 1
             if idx is None:
@@ -357,9 +400,9 @@ def _best_many(hw: GpuHw, bt: np.ndarray, mm: np.ndarray, nn: np.ndarray, kk: np
         if not good:
             out.append(None)
             continue
-        tile, split, per_sm = meta[cand]
+        tile, split, per_sm, stream_k = meta[cand]
         out.append({"time": time, "bound": _BOUNDS[bound], "tile": tile, "split_k": split,
-                    "waves": waves, "ctas": ctas, "ctas_per_sm": per_sm,
+                    "stream_k": stream_k, "waves": waves, "ctas": ctas, "ctas_per_sm": per_sm,
                     "dram_bytes": int(dram) if dram_int else dram, "l2_bytes": l2,
                     "t_compute": tc, "t_dram": td, "t_l2": tl, "utilization": util})
     return out
@@ -367,7 +410,8 @@ def _best_many(hw: GpuHw, bt: np.ndarray, mm: np.ndarray, nn: np.ndarray, kk: np
 
 def _candidate_arrays(hw: GpuHw, s: dict, elem: float, fa: float, fb: float, peak: float,
                       types: tuple, tm: int, tn: int, tk: int, split: int, per_sm: int,
-                      have: np.ndarray, best_time: np.ndarray) -> dict:
+                      have: np.ndarray, best_time: np.ndarray,
+                      stream_k: bool = False) -> dict:
     """:func:`gemm_candidate` over the shape arrays ``s`` (same operations, same order), the A
     and B operands moving at :func:`read_fraction` ``fa`` and ``fb`` of ``elem``; also
     ``dram_int`` (the scalar path's ``dram_bytes`` is an int) and ``panels`` (for the range
@@ -394,7 +438,11 @@ def _candidate_arrays(hw: GpuHw, s: dict, elem: float, fa: float, fb: float, pea
     out_elem = c / s["bmn"] if split == 1 else 4.0
     write_bw = hw.hbm_achievable / active
     epilogue = s["rows_cols"] * out_elem / write_bw
-    t_body = np.ceil(ctas / hw.sms).astype(np.int64) * k_iters * t_step
+    fix_time, fix_bytes = stream_k_fixup(hw, tm, tn) if stream_k else (0.0, 0.0)
+    if stream_k:
+        t_body = np.ceil(ctas * k_iters / hw.sms).astype(np.int64) * t_step + fix_time
+    else:
+        t_body = np.ceil(ctas / hw.sms).astype(np.int64) * k_iters * t_step
     overhead = hw.hbm_latency + epilogue
     if hw.persistent_gemm or per_sm > 1:
         t_compute = t_body + overhead
@@ -416,7 +464,8 @@ def _candidate_arrays(hw: GpuHw, s: dict, elem: float, fa: float, fb: float, pea
     if inflight > 0 and hw.hbm_latency > 0:
         share = np.minimum(share, inflight / hw.hbm_latency)
     t_dram = dram / (share * np.maximum(active, 1))
-    l2 = ctas * (tm / hw.gemm_cluster * fa + tn * fb) * k_per_cta * elem + c * (2 * split - 1)
+    l2 = ctas * (tm / hw.gemm_cluster * fa + tn * fb) * k_per_cta * elem + \
+        c * (2 * split - 1) + fix_bytes
     t_l2 = l2 / (hw.l2_achievable * active / slots)
     body = np.maximum(np.maximum(t_compute, t_dram), t_l2)
     bound = np.where(body == t_compute, 0, np.where(body == t_dram, 1, 2))

@@ -36,6 +36,7 @@ class GpuHw:
     gemm_fixed: float = 0.0          # s per GEMM kernel (setup, first-wave fill, drain)
     gemm_overlap_p: float = 0.0      # smooth-max exponent of compute and DRAM (0: max)
     gemm_cluster: int = 1            # CTAs sharing an A panel by TMA multicast (Hopper)
+    gemm_stream_k: bool = False      # the library also has stream-K kernels (sim/gpu/gemm.py)
     attention_overlap: bool = False  # prefill softmax overlaps the MMAs (FA-3, Hopper)
     attention_overlap_p: float = 0.0  # p-norm of MMA and softmax times where they overlap
     #: (dtype, sustained fraction of that dtype's tensor peak) where it differs from
@@ -72,7 +73,8 @@ def gpu_hw(arch: Arch) -> GpuHw:
         l2_capacity=l2.capacity, l2_latency=l2.latency,
         gemm_tiles=tuple(tuple(int(x) for x in t) for t in g.gemm_tiles),
         gemm_fixed=g.gemm_fixed, gemm_overlap_p=g.gemm_overlap_p,
-        gemm_cluster=g.gemm_cluster, attention_overlap=g.attention_overlap,
+        gemm_cluster=g.gemm_cluster, gemm_stream_k=g.gemm_stream_k,
+        attention_overlap=g.attention_overlap,
         attention_overlap_p=g.attention_overlap_p,
         dtype_efficiency=tuple(sorted(g.tensor_efficiency_by_dtype.items())))
 

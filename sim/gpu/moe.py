@@ -50,7 +50,8 @@ def is_sm90_gemm(hw: GpuHw) -> bool:
 def moe_gemm_view(hw: GpuHw, peak: float) -> tuple[GpuHw, float]:
     """(GpuHw, tensor peak FLOP/s) of the SM80 CUTLASS MoE grouped GEMM on this GPU."""
     if not is_sm90_gemm(hw):
-        return replace(hw, gemm_tiles=MOE_TILES, mixed_input_tiles=False), peak
+        return replace(hw, gemm_tiles=MOE_TILES, mixed_input_tiles=False,
+                       gemm_stream_k=False), peak
     return (replace(hw, gemm_tiles=MOE_TILES, mixed_input_tiles=False, gemm_cluster=1,
-                    persistent_gemm=False), peak * MMA_SYNC_FRACTION_SM90)
+                    persistent_gemm=False, gemm_stream_k=False), peak * MMA_SYNC_FRACTION_SM90)
 
