@@ -402,3 +402,18 @@ def in_first_order(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     return uniq[order], first[order], rank[inverse.reshape(-1)]
+
+
+def distinct_ints(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct integers: a bincount over their range where it is under 2**22 wide, else
+    by sorting (numpy 2.x's hash-based ``np.unique`` of a few million ints takes ~1 s)."""
+    if not len(values):
+        return values.astype(np.int64)
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo < 1 << 22:
+        return np.flatnonzero(np.bincount(values.astype(np.int64) - lo)) + lo
+    ordered = np.sort(values)
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]

@@ -59,6 +59,7 @@ import numpy as np
 import simpy
 
 import sim.engine as engine_module
+from sim.columns import distinct_ints
 from sim.devices.base import Cost, Device
 from sim.engine import CostList, Timeline, _ops_at, first_seen
 from sim.engine_dag import contention_free
@@ -112,6 +113,8 @@ def _kind_costs(dev: Device, arrays) -> list[Cost | None]:
     for op, i in zip(ops, first.tolist(), strict=True):
         op.device = arrays.stream_of(i)
     table: list[Cost | None] = [None] * n_kinds
+    if hasattr(dev, "prefetch"):   # a device that prices shape families at once (the same
+        dev.prefetch(ops)          # costs: e.g. GpuDevice's GEMMs of every KV length)
     for k, op in zip(used.tolist(), ops, strict=True):
         table[k] = dev.estimate(op)
     return table
@@ -123,7 +126,7 @@ def _waited(arrays, stream: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = len(arrays)
     ptr, idx = arrays.dep_ptr, arrays.dep_idx.astype(np.int64, copy=False)
     owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))
-    waited = np.unique(idx[stream[idx] != stream[owner]])
+    waited = distinct_ints(idx[stream[idx] != stream[owner]])
     flag = np.zeros(n, dtype=bool)
     flag[waited] = True
     cand = np.zeros(n, dtype=bool)

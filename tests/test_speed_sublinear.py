@@ -382,3 +382,15 @@ def test_first_seen_equals_the_minimum_at_scan(order):
     want_used, want_first = _first_by_min_at(kind, n_kinds)
     assert np.array_equal(used, want_used) and np.array_equal(first, want_first)
     assert used.dtype == np.int64 == first.dtype
+
+
+def test_distinct_ints_by_counting_and_by_sorting():
+    """Sorted distinct ints: counted over a narrow range, sorted over a wide one (both equal
+    ``np.unique``'s answer)."""
+    from sim.columns import distinct_ints
+
+    narrow = np.array([7, 3, 7, 0, 3, 12], dtype=np.int64)
+    wide = np.array([5, 2**30, 5, -3, 2**30, 4], dtype=np.int64)
+    assert distinct_ints(narrow).tolist() == [0, 3, 7, 12]
+    assert distinct_ints(wide).tolist() == [-3, 4, 5, 2**30]
+    assert distinct_ints(np.zeros(0, dtype=np.int32)).dtype == np.int64

@@ -838,7 +838,8 @@ def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]], rest: l
                 "requests": requests, "microbatch": chain, "phase": phase, "dep_ptr": ptr,
                 "dep_idx": dep_idx}
 
-    if resized is None or not FOLD or len(np.unique(head_phase[a2:])) != 1:
+    if resized is None or not FOLD or len(head_phase) <= a2 or \
+            (head_phase[a2:] != head_phase[a2]).any():
         return CompactOps(kinds=kinds, phases=phases, **arrays())
     from workloads.fold import FoldedOps, StepFold
 

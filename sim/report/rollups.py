@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.columns import Columns, Text, column
+from sim.columns import Columns, Text, column, distinct_ints
 from sim.report.tables import (
     factorize,
     first_appearances,
@@ -502,16 +502,6 @@ def rollups(ops, texts: _TextKeys | None = None) -> Rollups:
         decode = np.asarray(column(ops, "phase") == "decode", dtype=bool)
     steps = column(ops, "step")[decode] if "step" in ops else np.zeros(0, dtype=np.int64)
     return Rollups(summed, points, distinct_ints(steps), decode, keep)
-
-
-def distinct_ints(values: np.ndarray) -> np.ndarray:
-    """Sorted distinct integers (a bincount over their range when it is small)."""
-    if not len(values):
-        return values.astype(np.int64)
-    lo, hi = int(values.min()), int(values.max())
-    if hi - lo < 1 << 22:
-        return np.flatnonzero(np.bincount(values.astype(np.int64) - lo)) + lo
-    return np.unique(values)
 
 
 def summed_ops(ops) -> pd.DataFrame:

@@ -14,8 +14,7 @@ import math
 
 import numpy as np
 
-from sim.columns import Columns, column
-from sim.report.rollups import distinct_ints
+from sim.columns import Columns, column, distinct_ints
 
 #: above this many ops the timeline is sampled by default (``--timeline sampled``)
 SAMPLE_ABOVE = 200_000
