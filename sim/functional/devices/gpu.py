@@ -94,6 +94,9 @@ class GpuFunctional(FunctionalDevice):
             tile = tuple(int(v) for v in str(tile_txt).split("x"))
             split = int(detail.get("split_k", 1))
             source = "GpuDevice cost detail (tile, split_k)"
+            if detail.get("stream_k"):
+                source += "; stream-K: the tiles split between two SMs sum their two fp32 " \
+                          "partials in the fix-up, which this plan does not model"
         elif num is not _FFMA:  # the model streamed this GEMM: one tile shape, no split
             tile, split, source = TENSOR_TILE, 1, "no tile in the GPU model's detail (assumption)"
         else:
