@@ -3,13 +3,14 @@
 A plan from :mod:`sim.system.array_plan` puts a compact trace's ops on several streams
 (``CompactOps.stream``). :func:`run_streams` runs it as :meth:`sim.engine.Engine.run` does op
 by op, with the same SimPy processes, events and resources, but each stream walks positions
-in arrays: a coarsened run of ops that only hold the device (module docstring of
-:mod:`sim.engine`) is found by jumping between the stream's *special* ops (those another
-stream waits for, those with a dependency another stream signals, those with link loads) and
-stamped by one ``np.cumsum`` from the run's start (the sequential additions the per-op loop
-makes, so every start and end is equal bit for bit); it ends where the per-op loop's would
-(at an op another stream waits for, before an op with link loads, before an op whose
-dependency has not yet been signalled when the run starts). Costs are one per op kind
+in arrays: a coarsened run (module docstring of :mod:`sim.engine`; ``plain_run`` on a stream
+without a shared memory) is found by jumping between the positions that may end it (ops
+another stream waits for, ops with a dependency another stream signals) and stamped by one
+``np.cumsum`` from the run's start (the sequential additions the per-op loop makes, so every
+start and end is equal bit for bit); it takes the ops with link loads on its way where each
+is alone on its links (below), and ends where the per-op loop's would (at an op another
+stream waits for, before an op whose dependency has not yet been signalled when the run
+starts) or before a loaded op that is not alone. Costs are one per op kind
 (estimated once, in the order kinds first occur), so the timeline's costs are a
 :class:`~sim.engine.CostList` indexed by the ops' kinds and the op table is read from the
 arrays.
@@ -22,7 +23,11 @@ op while the resource may be contended. While every resource an op moves bytes t
 for this stream's own ops - ops are stamped at once (``quiet_run``): each ends where the
 per-op engine would end it alone on its resources (the latest of its timeout and each
 transfer's timer), each resource's bytes and busy time are added as its timer adds them, and
-the run stops before any op that would end when another user could start. Such a run's ops
+the run stops before any op that would end when another user could start moving bytes
+through the resource. That time is bounded from the other user's state: its next op starts
+no earlier than its current op's end (or what it waits for), and its next op on this
+resource no earlier than that plus the durations alone of the ops between (ops on a stream
+run one after the other, and contention only lengthens them). Such a run's ops
 end at ``start + duration alone`` (the longest of its latency and each transfer's time at
 full rate; rounding is monotone, so the latest of the timers is that sum), added by one
 ``np.cumsum``. A waiting stream bounds a run by the earliest its op could start: the end of
@@ -87,6 +92,9 @@ CONTENTION_FREE = True
 
 
 _NONE = np.zeros(0, dtype=np.int64)   # no adoptions in a run
+#: relative slack on a stream's running sum of op durations (s) when it bounds when the
+#: stream's next op on a resource may start: far above the rounding of a long running sum
+SUM_SLACK = 1e-9
 
 
 def runs_on_arrays(trace: Trace, plan: Plan | None) -> bool:
@@ -168,9 +176,11 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     moving = size_all > 0
     dur_all[moving] = np.maximum(dur_all[moving], size_all[moving] / rate_of[stream[moving]])
     stop_all = shares[kind] & with_memory
+    loads = _LoadIndex(op_loads or {}, n)
     if op_loads:
-        loaded_ids = np.fromiter(op_loads, dtype=np.int64, count=len(op_loads))
-        longest, twice = _loads_alone(list(op_loads.values()))
+        loaded_ids = loads.ids
+        longest, twice = _loads_alone(loads.lists)
+        longest, twice = longest[loads.code], twice[loads.code]
         dur_all[loaded_ids] = np.maximum(dur_all[loaded_ids], longest)
         # two loads on one link share it even with nothing else in flight (the memory is
         # never one of the links)
@@ -187,8 +197,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     end = np.full(n, np.nan)
     counter = [0, 0]   # tasks completed, events waited on
     single = np.zeros(n, dtype=bool)
-    if op_loads:
-        single[np.fromiter(op_loads, dtype=np.int64, count=len(op_loads))] = True
+    single[loads.ids] = True
     signal = np.zeros(n, dtype=bool)
     signal[waited] = True
     ptr, idx = arrays.dep_ptr, arrays.dep_idx
@@ -197,24 +206,34 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     dep_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))
     pair = cand[dep_of] & signal[idx]
     waiter, waited_op = dep_of[pair], idx[pair].astype(np.int64, copy=False)
-    waits = _grouped(waiter, waited_op)
+    # both as offsets over all ops into one array (memoryviews read an element at a time):
+    # op i's are [at[i], at[i + 1]) (dicts of lists took ~80 B an op)
+    wait_at, wait_on = _items(_offsets(waiter, n)), _items(waited_op)
     by_waited = np.argsort(waited_op, kind="stable")
     waited_sorted, waiter_by_waited = waited_op[by_waited], waiter[by_waited]
-    waiters = _grouped(waited_sorted, waiter_by_waited)
+    waiter_at, waiter_of = _items(_offsets(waited_sorted, n)), _items(waiter_by_waited)
+
+    def waits(i: int) -> memoryview:
+        """The ops of other streams op ``i`` waits for (in its dependency order)."""
+        return wait_on[wait_at[i]:wait_at[i + 1]]
+
+    def has_waits(i: int) -> bool:
+        """Whether op ``i`` (-1: none) waits for an op of another stream."""
+        return i >= 0 and wait_at[i] != wait_at[i + 1]
     signalled: set[int] = set()
-    name_of = [names[c] for c in stream[np.flatnonzero(signal | cand)].tolist()]
-    owner = dict(zip(np.flatnonzero(signal | cand).tolist(), name_of, strict=True))
+    # each op's stream name (a list: 8 B an op, the strings shared)
+    owner = [names[c] for c in stream.tolist()]
     bounds = np.concatenate(([0], np.cumsum(np.bincount(stream, minlength=len(names)))))
     position = np.empty(n, dtype=np.int64)      # each op's position on its stream
     position[by_stream] = np.arange(n) - np.repeat(bounds[:-1], np.diff(bounds))
 
     def pending(i: int) -> list[int]:
-        return [d for d in waits[i] if d not in signalled]
+        return [d for d in waits(i) if d not in signalled]
 
     def waits_yet(i: int) -> bool:
         """Whether op ``i`` still waits for an op of another stream (``pending(i)`` is not
         empty; one set test)."""
-        return not signalled.issuperset(waits[i])
+        return not signalled.issuperset(waits(i))
 
     # what each stream is doing, for the other users of a resource it loads (quiet runs):
     # ("busy", t, i): no new op before t, then op i (-1: none); ("wait", i): waiting on op
@@ -224,14 +243,23 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     # adopting stream moved it on, the position it resumes at
     sleeping: dict[str, tuple] = {}
     resume_at: dict[str, int] = {}
-    users = _users(names, stream, memory_of, op_loads)
+    users = _users(names, stream, memory_of, loads)
+    load_res = loads.resources     # the links ops load, by code
+    # per (resource, stream): the positions of the stream's ops that move bytes through the
+    # resource; per stream: the running sum of its ops' durations alone, by position
+    use_positions = _use_positions(names, stream, position, memory_of, loads, size_all,
+                                   stop_all)
+    cum_dur = {}
+    for code, nm in enumerate(names):
+        on = by_stream[bounds[code]:bounds[code + 1]]
+        cum_dur[nm] = _items(np.concatenate(([0.0], np.cumsum(dur_all[on]))))
     kind_cost = table
 
     def signal_done(d: int) -> None:
         """Op ``d``, which another stream waits for, has ended now: wake a stream whose
         op has nothing else left to wait for."""
         signalled.add(d)
-        for y in waiters.get(d, ()):
+        for y in waiter_of[waiter_at[d]:waiter_at[d + 1]]:
             other = owner[y]
             sl = sleeping.get(other)
             if sl is not None and sl[1] == y and not waits_yet(y):
@@ -240,7 +268,11 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
 
     def quiet_until(res, busy: tuple[str, ...]) -> float:
         """The earliest time a user of ``res`` other than streams ``busy`` may start an op
-        (inf: none can before ``busy[0]`` signals one of its own ops)."""
+        that moves bytes through ``res`` (inf: none can before ``busy[0]`` signals one of its
+        own ops, or none has such an op left). A stream's ops run one after the other, each
+        for at least its duration alone (``dur_all``: contention only lengthens it), so its
+        next op on ``res`` starts no earlier than its next op may start plus the durations
+        of the ops between (less a slack for the rounding of their running sums)."""
         now, soonest = env.now, math.inf
         for other in users[id(res)]:
             if other in busy:
@@ -250,9 +282,21 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 return now
             # its next op, and no new op before when
             nxt, when = (what[2], what[1]) if what[0] == "busy" else (what[1], now)
+            if nxt < 0:          # nothing left to run
+                continue
             # unless that op will wait for one of this stream's ops
             if not _held_by(nxt, busy[0]):
-                soonest = min(soonest, max(when, ready_at(nxt)) if nxt in waits else when)
+                uses, cum = use_positions[(id(res), other)], cum_dur[other]
+                p0 = int(position[nxt])
+                at = int(np.searchsorted(uses, p0))
+                if at == len(uses):      # it moves nothing through res any more
+                    continue
+                start_at = max(when, ready_at(nxt)) if has_waits(nxt) else when
+                q = int(uses[at])
+                if q > p0:
+                    gap = cum[q] - cum[p0]
+                    start_at += max(0.0, gap - SUM_SLACK * (1.0 + cum[q]))
+                soonest = min(soonest, start_at)
                 if soonest <= now:
                     return now
         return soonest
@@ -273,7 +317,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     def _held_by(i: int, name: str) -> bool:
         """Whether op ``i`` (-1: none) waits for an unsignalled op of stream ``name`` and of
         no other stream (it cannot start before ``name`` signals it)."""
-        if i not in waits:
+        if not has_waits(i):
             return False
         left = pending(i)
         return bool(left) and all(owner[d] == name for d in left)
@@ -289,10 +333,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     adopt_after, beside, only_wait = handoffs(stream, position, next_op, waiter, waited_op,
                                               memory_code, stop_all)
     busy_until: dict[str, float] = {}   # a sleeping stream whose op another stream ran
-    # lists of what the runs look up an op at a time (a list read is cheaper than numpy's)
-    beside_list = beside.tolist() if (beside >= 0).any() else []
-    stream_list = stream.tolist() if beside_list else []
-    next_list = next_op.tolist() if beside_list else []
 
     def links_alone(i: int, s: float, done_at: float, busy: tuple[str, ...],
                     bound: dict) -> bool:
@@ -305,42 +345,134 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 return False
         return True
 
+    def claim_links(i: int, s: float, done_at: float, busy: tuple[str, ...],
+                    bound: dict) -> bool:
+        """:func:`links_alone`, and where it holds :func:`count_links` (each timer computed
+        once)."""
+        timers = []
+        for res, nb in op_loads[i]:
+            if nb > 0:
+                timer = res.solo_end(nb, s)
+                if timer is None or not done_at < bound_of(bound, res, busy):
+                    return False
+                timers.append((res, nb, timer))
+        for res, nb, timer in timers:
+            res.add_solo(nb, s, timer)
+        return True
+
     def count_links(i: int, s: float) -> None:
         """Count op ``i``'s link loads, alone from ``s`` (s), as their timers count them."""
         for res, nb in op_loads[i]:
             if nb > 0:
                 res.add_solo(nb, s, res.solo_end(nb, s))
 
-    def loads_run(name: str, k: int, lane: dict) -> tuple[int, float]:
-        """:func:`quiet_run` on a stream without a contended memory: consecutive ops with
-        link loads, each alone on its links (a few ops: a loop, no arrays)."""
-        id_list, sig, wait, one, stops, dur = lane["id_list"], lane["sig"], lane["wait"], \
-            lane["one"], lane["stops"], lane["dur_list"]
+    def plain_run(name: str, k: int, lane: dict, try_loaded: bool) -> tuple[int, float]:
+        """A coarsened run on a stream without a contended memory, from position ``k``: ops
+        that only hold the device, stamped back to back, and ops with link loads, each
+        where it is alone on its links until it ends (:func:`links_alone`; ``try_loaded``:
+        else the run ends before one). It ends at an op another stream waits for, before
+        an op still waiting for another stream's, and before a loaded op that is not alone
+        or loads one link twice (``stops``). Between the positions that may end it for
+        other reasons (``next_hard``) the ops are stamped by arrays (:func:`span_run`).
+        (last position stamped, when it ends); last < k: none."""
+        id_list, sig, wait, one, stops, dur, hard = lane["id_list"], lane["sig"], \
+            lane["wait"], lane["one"], lane["stops"], lane["dur_items"], lane["next_hard"]
         t, p, e, m = env.now, k, k - 1, len(id_list)
         bound: dict = {}
-        while one[p] and not stops[p]:
+        while p < m:
+            h = hard[p]
+            if h > p:   # positions p..h-1: plain ops, and loaded ops that may be alone
+                f, t = span_run(name, lane, p, h, t, try_loaded, bound)
+                e = p + f - 1
+                if p + f < h:
+                    break
+                p = h
+                continue
+            # an op another stream waits for, one that waits, or one loading a link twice
+            if p > k and wait[p] and waits_yet(id_list[p]):
+                break
             i = id_list[p]
-            if p > k and wait[p] and waits_yet(i):
-                break
             done_at = t + dur[p]
-            if not links_alone(i, t, done_at, (name,), bound):
-                break
-            count_links(i, t)
+            if one[p]:
+                if not try_loaded or stops[p]:
+                    break
+                tries[name] += 1
+                if not claim_links(i, t, done_at, (name,), bound):
+                    break
+                wins[name] += 1
             start[i], end[i] = t, done_at
             t, e = done_at, p
-            if sig[p] or p + 1 >= m:
+            if sig[p]:
                 break
             p += 1
         return e, t
 
-    lists: list = []
-
-    def per_op_lists() -> tuple[list, list, list]:
-        """``dur_all``, ``size_all`` and ``single`` as lists (made on first use: loops that
-        read an op at a time)."""
-        if not lists:
-            lists.extend((dur_all.tolist(), size_all.tolist(), single.tolist()))
-        return lists[0], lists[1], lists[2]
+    def span_run(name: str, lane: dict, a: int, b: int, t0: float, try_loaded: bool,
+                 bound: dict) -> tuple[int, float]:
+        """Stamp positions ``a..b-1`` of a stream without a contended memory (none of them
+        waits, signals or loads a link twice) back to back from ``t0`` (s), by arrays: one
+        ``np.cumsum`` of their durations alone (the sequential additions of an op-at-a-time
+        loop), each loaded op's links checked alone until it ends and counted as
+        :func:`claim_links` counts them, per link in order (running sums). The span stops
+        before the first loaded op that is not alone. (how many stamped, when the last
+        ends)."""
+        times = np.empty(b - a + 1)
+        times[0] = t0
+        times[1:] = lane["dur"][a:b]
+        np.cumsum(times, out=times)
+        f = b - a
+        loaded_at = lane["loaded_at"]
+        lo, hi = np.searchsorted(loaded_at, (a, b)).tolist()
+        if hi > lo:
+            if not try_loaded:
+                f = int(loaded_at[lo]) - a
+            else:
+                ptr = lane["load_ptr"]
+                sel = slice(int(ptr[lo]), int(ptr[hi]))
+                off = lane["load_pos"][sel] - a        # each load's op, as a span offset
+                codes, nbytes = lane["load_res"][sel], lane["load_nb"][sel]
+                s_at, done = times[off], times[off + 1]
+                timers = np.empty(len(off))
+                fail = np.zeros(len(off), dtype=bool)
+                used = np.bincount(codes, minlength=len(load_res))
+                for code in np.flatnonzero(used).tolist():
+                    res = load_res[code]
+                    at = codes == code
+                    if res._left or res.reserved:
+                        fail |= at
+                        continue
+                    rate = res.rate
+                    s_r, nb_r = s_at[at], nbytes[at]
+                    timer = s_r + np.maximum(0.0, nb_r / rate)
+                    timers[at] = timer
+                    fail[at] = (nb_r - (timer - s_r) * rate > rate * FINISH_TOL) | \
+                        ~(done[at] < bound_of(bound, res, (name,)))
+                first_op = int(off[np.argmax(fail)]) if fail.any() else b - a
+                f = min(f, first_op)
+                # loaded ops tried: up to the first that is not alone; taken: those before it
+                upto = int(np.searchsorted(loaded_at, a + first_op, "right"))
+                won = int(np.searchsorted(loaded_at, a + first_op, "left"))
+                tries[name] += upto - lo
+                wins[name] += won - lo
+                keep = off < f
+                for code in np.flatnonzero(np.bincount(codes[keep],
+                                                       minlength=len(load_res))).tolist():
+                    res = load_res[code]
+                    at = keep & (codes == code)
+                    moved = np.empty(int(np.count_nonzero(at)) + 1)
+                    moved[0] = res.bytes_moved
+                    moved[1:] = nbytes[at]
+                    busy = np.empty(len(moved))
+                    busy[0] = res.busy_time
+                    busy[1:] = timers[at] - s_at[at]
+                    res.bytes_moved = float(np.cumsum(moved)[-1])
+                    res.busy_time = float(np.cumsum(busy)[-1])
+                    res._last = float(timers[at][-1])
+        if f:
+            run = lane["ids"][a:a + f]
+            start[run] = times[:f]
+            end[run] = times[1:f + 1]
+        return f, float(times[f])
 
     def bound_of(bound: dict, res, busy: tuple[str, ...]) -> float:
         """:func:`quiet_until` of ``res`` for streams ``busy``, kept in ``bound`` for the
@@ -389,20 +521,21 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         transfer's timer as :meth:`~sim.resources.SharedBandwidth.solo_end` computes it,
         counted as :meth:`~sim.resources.SharedBandwidth.add_solo` counts it)."""
         t, quiet = t0, bound_of(bound, memory, busy)
-        dur_l, size_l, one_l = per_op_lists()
+        dur_l, size_l, one_l = (dur_all[run].tolist(), size_all[run].tolist(),
+                                single[run].tolist())
         rate = None if memory._left or memory.reserved else memory.rate
         slack = rate * FINISH_TOL if rate is not None else 0.0
         moved, busy_time, last = memory.bytes_moved, memory.busy_time, memory._last
         took = 0
-        for i in run:     # each op checked, then counted (a later op's check reads neither)
-            done_at, size = t + dur_l[i], size_l[i]
+        for i, dur, size, loaded in zip(run, dur_l, size_l, one_l, strict=True):
+            # each op checked, then counted (a later op's check reads neither)
+            done_at = t + dur
             if size > 0:
                 if rate is None:
                     break
                 timer = t + size / rate       # size / rate > 0: solo_end's max(0, .)
                 if size - (timer - t) * rate > slack or not done_at < quiet:
                     break
-            loaded = one_l[i]
             if loaded and not links_alone(i, t, done_at, busy, bound):
                 break
             start[i], end[i] = t, done_at
@@ -484,7 +617,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         first = np.flatnonzero(new_pos)
         wait_pos = z_sorted[first]
         wait_ptr = np.append(first, len(order)).astype(np.int64)
-        cuts = np.unique(np.concatenate((place_pos, wait_pos, [len(run)])))
+        cuts = distinct_ints(np.concatenate((place_pos, wait_pos, [len(run)])))
         free = np.full(len(names), -math.inf)
         for other, until in busy_until.items():
             free[code_of[other]] = until
@@ -562,7 +695,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         replay = memory.pair_replay(y_bytes, y_start) if y_bytes > 0 else None
         if replay is None:
             return None
-        _, size_l, one_l = per_op_lists()
         busy = (name, names[stream[y]])
         limit = bound_of(bound, memory, busy)
         stamped: list[tuple[int, float, float]] = []
@@ -571,9 +703,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             if j >= cut:
                 return None
             i = int(run[j])
-            if one_l[i] or stream[i] != first_stream:
+            if single[i] or stream[i] != first_stream:
                 return None
-            s, nbytes = t, size_l[i]
+            s, nbytes = t, float(size_all[i])
             if not replay.upto(s, y_start == t_before):
                 return None
             if nbytes > 0:
@@ -655,7 +787,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 break
             if waits_left[b] and b > k:
                 left = False
-                for d in waits[id_list[b]]:
+                for d in waits(id_list[b]):
                     if d not in signalled and d not in run_beside:
                         left = True
                         break
@@ -663,12 +795,12 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                     e = b - 1
                     break
             if b == cut or (ends_run[b] and b != first):
-                y = beside_list[id_list[b]] if b != cut and b + 1 < m and \
+                y = int(beside[id_list[b]]) if b != cut and b + 1 < m and \
                     len(beside_of) < beside_cap[name] else -1
                 if y < 0:
                     e, last_adopts = b, False
                     break
-                other = names[stream_list[y]]
+                other = owner[y]
                 if other in moved:
                     on = moved[other]
                 else:
@@ -679,7 +811,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                     break
                 beside_of.append((b, y))
                 run_beside.add(y)
-                moved[other] = next_list[y]
+                moved[other] = int(next_op[y])
             p = b + 1
             if p >= m:
                 break
@@ -725,11 +857,11 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             resume_at[other] = int(position[y]) + 1
         return k + f - took - 1, t
 
-    def lane_of(ids: np.ndarray, special: np.ndarray, with_memory: bool) -> dict:
-        """What a stream's process reads of its ops: ids, flags, durations alone
-        (:func:`loads_run`, on a stream without a contended memory), and ``next_stop``:
-        per position ``p`` the first position ``>= p`` that is special (or, with a memory,
-        where a quiet run must stop; the length where none is left). With a memory, for
+    def lane_of(ids: np.ndarray, with_memory: bool) -> dict:
+        """What a stream's process reads of its ops: ids and flags. Without a memory, for
+        :func:`plain_run`: durations alone, ``next_hard`` (per position ``p`` the first
+        position ``>= p`` that signals, waits or loads a link twice; the length where none
+        is left) and the ops' link loads as arrays (:meth:`_LoadIndex.table`). With a memory, for
         :func:`quiet_run`: the positions of ops after which it may adopt another stream's
         op (``adoption_at``), the first of them and the first position that may end a run
         from each position (``next_adoption``, ``next_block``), and per position whether
@@ -740,13 +872,17 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         m = len(ids)
         stops = stop_all[ids]
         sig = signal[ids]
-        if not with_memory:     # lists: the coarsened runs read every special position
-            at = np.flatnonzero(special | stops)
-            return {"ids": ids, "id_list": ids.tolist(), "sig": sig.tolist(),
-                    "wait": cand[ids].tolist(), "one": single[ids].tolist(),
-                    "stops": stops.tolist(), "dur_list": dur_all[ids].tolist(),
-                    "next_stop": np.append(at, m)[
-                        np.searchsorted(at, np.arange(m + 1))].tolist()}
+        if not with_memory:     # plain runs: spans between the positions that may end them
+            one = single[ids]
+            hard = np.flatnonzero(sig | cand[ids] | (one & stops))
+            dur = dur_all[ids]
+            lane = {"ids": ids, "id_list": _items(ids), "sig": _items(sig),
+                    "wait": _items(cand[ids]), "one": _items(one), "stops": _items(stops),
+                    "dur": dur, "dur_items": _items(dur),
+                    "next_hard": _items(np.append(hard, m)[
+                        np.searchsorted(hard, np.arange(m + 1))])}
+            lane.update(loads.table(ids, one))
+            return lane
         # arrays: a quiet run reads only the positions that may end it
         ys = adopt_after[ids]
         adopt_at = np.flatnonzero(ys >= 0)
@@ -766,8 +902,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 "next_block": np.append(block, m)[np.searchsorted(block, np.arange(m + 1))],
                 "next_adoption": np.append(adopt_at, m)[
                     np.searchsorted(adopt_at, np.arange(m + 1))]}
-        if (beside[ids] >= 0).any():    # runs read a position per op run beside: lists
-            lane.update({key: lane[key].tolist() for key in (
+        if (beside[ids] >= 0).any():    # runs read a position per op run beside
+            lane.update({key: _items(lane[key]) for key in (
                 "id_list", "sig", "wait", "one", "stops", "ends_run", "waits_left",
                 "next_block", "next_adoption")})
         return lane
@@ -775,13 +911,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     def op_stream(name: str, ids: np.ndarray) -> Generator:
         memory = memory_of.get(name)
         m = len(ids)
-        lat = per_kind[kind[ids]]
-        lat_list = lat.tolist() if memory is None else []   # the coarsened runs' latencies
-        special = signal[ids] | cand[ids] | single[ids]
-        lane = lane_of(ids, special, memory is not None)
+        lane = lane_of(ids, memory is not None)
         id_list, sig, wait, one = lane["id_list"], lane["sig"], lane["wait"], lane["one"]
         batch = memory is None
-        nxt = lane.get("next_stop")   # without a memory: the first special position >= p
         k = 0
         while k < m:
             i = id_list[k]
@@ -797,24 +929,12 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                     yield engine_module._Until(env, until)
                 continue
             e, loaded = -1, one[k]
-            if batch and not loaded:
-                # a run of ops that only hold the device, from here to the op that ends it
-                e = k
-                while not sig[e]:
-                    q = nxt[e + 1]
-                    if q >= m:
-                        e = m - 1
-                        break
-                    if one[q] or (wait[q] and waits_yet(id_list[q])):
-                        e = q - 1
-                        break
-                    e = q
-                t = _stamp(env.now, k, e + 1, lat, lat_list, ids, id_list, start, end)
-            elif (memory is not None and not loaded) or \
-                    (loaded and (tries[name] < FUTILE or wins[name] * 10 >= tries[name])):
+            try_loaded = tries[name] < FUTILE or wins[name] * 10 >= tries[name]
+            if batch:   # ops that only hold the device, and loaded ops alone on their links
+                e, t = plain_run(name, k, lane, try_loaded)
+            elif not loaded or try_loaded:
                 tries[name] += loaded
-                e, t = quiet_run(name, k, memory, lane) if memory is not None else \
-                    loads_run(name, k, lane)
+                e, t = quiet_run(name, k, memory, lane)
                 wins[name] += loaded and e >= k
             if e >= k:   # positions k..e stamped: one event until the last one ends
                 counter[1] += 1
@@ -873,26 +993,11 @@ def _waiting_positions(run: np.ndarray, ys: np.ndarray, keys: np.ndarray, values
     return order[at[found]].astype(np.int64), of[found], count
 
 
-def _stamp(t: float, a: int, b: int, lat: np.ndarray, lat_list: list, ids: np.ndarray,
-           id_list: list, start: np.ndarray, end: np.ndarray) -> float:
-    """Stamp positions ``a:b`` of a stream back to back from ``t`` (s): each op starts where
-    the one before it ends, ``end = start + latency`` added in order (by ``np.cumsum`` for
-    long pieces, the same sequential additions); the last end."""
-    if b - a < SHORT:
-        for p in range(a, b):
-            j = id_list[p]
-            start[j] = t
-            t = t + lat_list[p]
-            end[j] = t
-        return t
-    times = np.empty(b - a + 1)
-    times[0] = t
-    times[1:] = lat[a:b]
-    np.cumsum(times, out=times)
-    run = ids[a:b]
-    start[run] = times[:-1]
-    end[run] = times[1:]
-    return float(times[-1])
+def _items(values: np.ndarray) -> memoryview:
+    """A 1-d int, bool or float array read an element at a time as Python ints / bools /
+    floats: a memoryview of it (no copy; half the time of a numpy element read, 8 B or 1 B
+    an element where ``tolist`` keeps a Python object per element)."""
+    return memoryview(np.ascontiguousarray(values))
 
 
 def _inserted(run: np.ndarray, at: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -907,42 +1012,128 @@ def _inserted(run: np.ndarray, at: np.ndarray, values: np.ndarray) -> np.ndarray
     return out
 
 
-def _loads_alone(loads: list[list]) -> tuple[np.ndarray, np.ndarray]:
-    """Per op's list of link loads ((resource, bytes)): the longest transfer time alone
-    (s, at each resource's rate; 0 without bytes) and whether two of them share a resource
-    (ops sharing a list are worked out once)."""
-    seen: dict[int, tuple[float, bool]] = {}
-    out = []
-    for ld in loads:
-        got = seen.get(id(ld))
-        if got is None:
-            times = [nb / res.rate for res, nb in ld if nb > 0]
-            got = seen[id(ld)] = (max(times, default=0.0),
-                                  len({id(res) for res, _ in ld}) != len(ld))
-        out.append(got)
-    longest, twice = zip(*out, strict=True)
+def _offsets(keys: np.ndarray, n: int) -> np.ndarray:
+    """Per key ``0..n-1``, where its entries of the sorted ``keys`` start (``n + 1``
+    offsets: key ``i``'s are ``[at[i], at[i + 1])``)."""
+    at = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(keys, minlength=n), out=at[1:])
+    return at
+
+
+def _loads_alone(lists: list[list]) -> tuple[np.ndarray, np.ndarray]:
+    """Per list of link loads ((resource, bytes)): the longest transfer time alone (s, at
+    each resource's rate; 0 without bytes) and whether two of them share a resource."""
+    longest, twice = [], []
+    for ld in lists:
+        longest.append(max((nb / res.rate for res, nb in ld if nb > 0), default=0.0))
+        twice.append(len({id(res) for res, _ in ld}) != len(ld))
     return np.array(longest, dtype=float), np.array(twice, dtype=bool)
 
 
-def _grouped(keys: np.ndarray, values: np.ndarray) -> dict[int, list[int]]:
-    """``{key: [its values, in order]}`` of ``keys`` (sorted) and ``values``."""
-    if not len(keys):
-        return {}
-    cut = np.flatnonzero(keys[1:] != keys[:-1]) + 1
-    lo, hi = np.concatenate(([0], cut)).tolist(), np.append(cut, len(keys)).tolist()
-    vals = values.tolist()
-    return {k: vals[a:b] for k, a, b in zip(keys[lo].tolist(), lo, hi, strict=True)}
+class _LoadIndex:
+    """The link loads of a run's ops as arrays. Ops share lists of loads (one per op kind and
+    placement), so each distinct list is worked out once: ``ids`` (the ops with loads, in
+    ``op_loads``' order), ``code`` (per such op, its list in ``lists``), ``of_op`` (per op
+    of the ``n``, its list's code, -1 without), ``resources`` (the links, by code) and, per
+    list, its loads with bytes at ``ptr[c]:ptr[c + 1]`` of ``res`` (link codes) and ``nb``
+    (bytes)."""
+
+    def __init__(self, op_loads: dict, n: int):
+        codes: dict[int, int] = {}
+        self.ids = np.fromiter(op_loads, dtype=np.int64, count=len(op_loads))
+        self.code = np.fromiter((codes.setdefault(id(ld), len(codes))
+                                 for ld in op_loads.values()), dtype=np.int64,
+                                count=len(op_loads))
+        firsts: dict[int, list] = {}
+        for ld in op_loads.values():       # the distinct lists, in code order
+            if len(firsts) == len(codes):
+                break
+            firsts.setdefault(id(ld), ld)
+        self.lists: list[list] = list(firsts.values())
+        self.of_op = np.full(n, -1, dtype=np.int64)
+        self.of_op[self.ids] = self.code
+        found: dict[int, int] = {}
+        self.resources: list = []
+        ptr, res, nb = [0], [], []
+        for ld in self.lists:
+            for r, x in ld:
+                c = found.get(id(r))
+                if c is None:
+                    c = found[id(r)] = len(self.resources)
+                    self.resources.append(r)
+                if x > 0:
+                    res.append(c)
+                    nb.append(x)
+            ptr.append(len(res))
+        self.ptr = np.array(ptr, dtype=np.int64)
+        self.res = np.array(res, dtype=np.int64)
+        self.nb = np.array(nb, dtype=np.float64)
+
+    def table(self, ids: np.ndarray, one: np.ndarray) -> dict:
+        """A stream's loads as arrays, its ops ``ids`` in position order (``one``: which
+        have loads): ``loaded_at`` (their positions), per such op ``j`` its loads with bytes
+        at ``load_ptr[j]:load_ptr[j + 1]`` of ``load_pos`` (the op's position),
+        ``load_res`` (link codes) and ``load_nb`` (bytes), in the list's order."""
+        loaded_at = np.flatnonzero(one)
+        code = self.of_op[ids[loaded_at]]
+        count = self.ptr[code + 1] - self.ptr[code]
+        load_ptr = np.zeros(len(code) + 1, dtype=np.int64)
+        np.cumsum(count, out=load_ptr[1:])
+        entry = np.repeat(self.ptr[code] - load_ptr[:-1], count) + \
+            np.arange(int(load_ptr[-1]), dtype=np.int64)
+        return {"loaded_at": loaded_at, "load_ptr": load_ptr,
+                "load_pos": np.repeat(loaded_at, count), "load_res": self.res[entry],
+                "load_nb": self.nb[entry]}
+
+    def by_list(self, stream: np.ndarray):
+        """(list code, stream code, the ops with that list on that stream) for each pair
+        that occurs."""
+        if not len(self.ids):
+            return
+        width = int(stream.max()) + 1
+        key = self.code * width + stream[self.ids]
+        order = np.argsort(key, kind="stable")
+        keys, ids = key[order], self.ids[order]
+        cut = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+        for lo, hi in zip(np.concatenate(([0], cut)).tolist(),
+                          np.append(cut, len(keys)).tolist(), strict=True):
+            c, code = divmod(int(keys[lo]), width)
+            yield c, code, ids[lo:hi]
 
 
-def _users(names, stream: np.ndarray, memory_of: dict, op_loads: dict) -> dict[int, set[str]]:
+def _use_positions(names, stream: np.ndarray, position: np.ndarray, memory_of: dict,
+                   loads: _LoadIndex, size_all: np.ndarray, stop_all: np.ndarray
+                   ) -> dict[tuple[int, str], np.ndarray]:
+    """Per (contended resource by ``id``, stream name): the sorted positions on that stream of
+    its ops that move bytes through the resource (a memory's: those with DRAM bytes, and
+    those a quiet run must stop before, ``stop_all``; a link's: those whose loads name it
+    with bytes)."""
+    out: dict[tuple[int, str], np.ndarray] = {}
+    for code, name in enumerate(names):
+        mem = memory_of.get(name)
+        if mem is not None:
+            # (and those that reserve a share of it: they slow what is in flight)
+            ids = np.flatnonzero((stream == code) & ((size_all > 0) | stop_all))
+            out[(id(mem), name)] = np.sort(position[ids])
+    found: dict[tuple[int, str], list[np.ndarray]] = {}
+    for c, code, ids in loads.by_list(stream):
+        for link in {id(res) for res, nb in loads.lists[c] if nb > 0}:
+            found.setdefault((link, names[code]), []).append(position[ids])
+    for key, parts in found.items():
+        if key in out:
+            parts.append(out[key])
+        out[key] = distinct_ints(np.concatenate(parts))
+    return out
+
+
+def _users(names, stream: np.ndarray, memory_of: dict, loads: _LoadIndex
+           ) -> dict[int, set[str]]:
     """Per contended resource (by ``id``): the streams whose ops move bytes through it (a
     memory's streams, the streams of the ops whose link loads name it)."""
     out: dict[int, set[str]] = {}
     for name, mem in memory_of.items():
         out.setdefault(id(mem), set()).add(name)
-    if op_loads:
-        ids = np.fromiter(op_loads, dtype=np.int64, count=len(op_loads))
-        for i, code in zip(ids.tolist(), stream[ids].tolist(), strict=True):
-            for res, _ in op_loads[i]:
-                out.setdefault(id(res), set()).add(names[code])
+    for c, code, _ in loads.by_list(stream):
+        for res, _ in loads.lists[c]:
+            out.setdefault(id(res), set()).add(names[code])
     return out

@@ -27,6 +27,9 @@ def test_every_value_has_a_source(name):
         assert a.gpu.tensor_efficiency == load_arch("h200").gpu.tensor_efficiency
     elif name == "l40s":   # a copied value that public data shows does not transfer says so
         assert src.startswith("assumption, a transfer that misses") and "-7%" in src
+    elif name == "a100-pcie":   # a copied value tested on the one public row there is
+        assert src.startswith("transfer, tested on one row") and "mamf" in src and \
+            "5.4% slow" in src
     elif name not in ("dgx-h100x2",):
         assert "UNTESTED" in src
 
