@@ -81,6 +81,11 @@ CASES = {
                                                         "gen_len": 128, "tp": 8,
                                                         "microbatches": 2},
                              {"overlap": True}),
+    # four stages of two tensor-parallel GPUs: each stage's all-reduces and the sends into it
+    # load the same NVLink ports (runs take the loaded ops that are alone on their links)
+    "70b-tp2-pp4-mb4-g256": ("dgx-h100", "llama2-70b", {"batch": 8, "prompt_len": 512,
+                                                        "gen_len": 256, "tp": 2, "pp": 4,
+                                                        "microbatches": 4}),
     # expert-parallel ranks: a stream per device, waits on each other at every layer
     "mixtral-tp4-ep4-g512": ("dgx-h100", "mixtral-8x7b", {"batch": 8, "prompt_len": 512,
                                                           "gen_len": 512, "tp": 4, "ep": 4}),

@@ -218,29 +218,42 @@ def test_prune_uncontended_equals_op_by_op_pruning():
     assert set(new.resources) == {"y", "z"}
 
 
-def test_two_loads_on_one_resource_share_it():
-    """An op loading one resource twice is never stamped as alone on it: the arrays engine
-    and the op-by-op engine run the same hand-edited plan to the same times and bytes."""
-    from sim.engine import Engine
-    from workloads.trace import Trace
-
-    arch_name, model, scenario, overlap = CASES["tp2-pp4-mb4"]
+def _case_plan(name: str):
+    """(compact trace, its array plan) of case ``name``, for a test to edit the plan."""
+    arch_name, model, scenario, _ = CASES[name]
     arch = load_arch(arch_name)
     system, device = build_system(arch), device_for(arch, "tile")
     sc = Scenario(**scenario)
     trace = trace_model(get_model(model), sc, compact=True)
-    plan = streams_plan(trace, system, device, Policies(), stages_for(system, sc.tp, sc.pp))
-    loaded = [i for i, loads in plan.op_loads.items() if loads]
-    assert loaded
-    for i in loaded:   # every loaded op moves its first load's bytes twice
-        plan.op_loads[i] = (plan.op_loads[i][0], *plan.op_loads[i])
-    ops = trace.compact.materialise()       # the same ops on the same streams, as objects
+    return trace, streams_plan(trace, system, device, Policies(),
+                               stages_for(system, sc.tp, sc.pp))
+
+
+def _runs_equal(trace, plan):
+    """Run ``plan`` with the arrays engine and the op-by-op one (the same ops on the same
+    streams, as objects): the same times, bytes and busy times. (new, reference)"""
+    from sim.engine import Engine
+    from workloads.trace import Trace
+
+    ops = trace.compact.materialise()
     ref = Engine(plan.streams).run(Trace(ops, trace.model, trace.scenario), plan)
     new = Engine(plan.streams).run(trace, plan)
     assert (new.start == ref.start).all() and (new.end == ref.end).all()
     for name, res in ref.resources.items():
         assert new.resources[name].bytes_moved == res.bytes_moved
         assert new.resources[name].busy_time == res.busy_time
+    return new, ref
+
+
+def test_two_loads_on_one_resource_share_it():
+    """An op loading one resource twice is never stamped as alone on it: the arrays engine
+    and the op-by-op engine run the same hand-edited plan to the same times and bytes."""
+    trace, plan = _case_plan("tp2-pp4-mb4")
+    loaded = [i for i, loads in plan.op_loads.items() if loads]
+    assert loaded
+    for i in loaded:   # every loaded op moves its first load's bytes twice
+        plan.op_loads[i] = (plan.op_loads[i][0], *plan.op_loads[i])
+    _runs_equal(trace, plan)
 
 
 def test_one_stream_plan_drops_stale_stream_codes():
@@ -271,26 +284,11 @@ def test_long_link_transfers_that_overlap_equal_op_by_op(scale):
     depends on when the other streams' next ops on that link may start (their running sums
     of durations alone); the arrays engine and the op-by-op engine give the same times and
     link figures."""
-    from sim.engine import Engine
-    from sim.system.plan import Load
-    from workloads.trace import Trace
-
-    arch_name, model, scenario, _ = CASES["tp4-pp2-mb2-links"]
-    arch = load_arch(arch_name)
-    system, device = build_system(arch), device_for(arch, "tile")
-    sc = Scenario(**scenario)
-    trace = trace_model(get_model(model), sc, compact=True)
-    plan = streams_plan(trace, system, device, Policies(), stages_for(system, sc.tp, sc.pp))
+    trace, plan = _case_plan("tp4-pp2-mb2-links")
     scaled: dict = {}
     for i, loads in plan.op_loads.items():   # ops sharing a list keep sharing one
         if id(loads) not in scaled:
             scaled[id(loads)] = tuple(Load(ld.resource, ld.nbytes * scale) for ld in loads)
         plan.op_loads[i] = scaled[id(loads)]
-    ops = trace.compact.materialise()
-    ref = Engine(plan.streams).run(Trace(ops, trace.model, trace.scenario), plan)
-    new = Engine(plan.streams).run(trace, plan)
-    assert (new.start == ref.start).all() and (new.end == ref.end).all()
-    for name, res in ref.resources.items():
-        assert new.resources[name].bytes_moved == res.bytes_moved
-        assert new.resources[name].busy_time == res.busy_time
+    new, ref = _runs_equal(trace, plan)
     assert new.engine_events < ref.engine_events
