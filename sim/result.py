@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,7 @@ class Result:
     def __init__(self, ops: Any, metrics: dict[str, float], invariants: dict[str, str],
                  inputs: dict[str, Any], energy_by_component: dict[str, float] | None = None,
                  device_info: dict[str, Any] | None = None, transfers: Any = None,
-                 resources: Any = None, op_links: dict[int, tuple[str, ...]] | None = None):
+                 resources: Any = None, op_links: Mapping[int, tuple[str, ...]] | None = None):
         self._tables: dict[str, Any] = {"ops": ops, "transfers": transfers,
                                         "resources": resources}
         self.metrics = metrics

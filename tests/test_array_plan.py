@@ -292,3 +292,15 @@ def test_long_link_transfers_that_overlap_equal_op_by_op(scale):
         plan.op_loads[i] = scaled[id(loads)]
     new, ref = _runs_equal(trace, plan)
     assert new.engine_events < ref.engine_events
+
+
+def test_op_links_name_each_list_of_loads_once():
+    """A run's op -> link names mapping: each op's links in load order, ops that share a
+    list of loads sharing one tuple (formed when read)."""
+    from sim.system.execute import OpLinks
+
+    loads = (Load("nvlink0", 1.0), Load("nvlink1", 2.0))
+    links = OpLinks({3: loads, 7: loads, 9: (Load("pcie", 0.0),)})
+    assert dict(links) == {3: ("nvlink0", "nvlink1"), 7: ("nvlink0", "nvlink1"), 9: ("pcie",)}
+    assert links[3] is links[7] and len(links) == 3 and list(links) == [3, 7, 9]
+    assert links.get(4, ()) == ()

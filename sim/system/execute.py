@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +30,29 @@ if TYPE_CHECKING:
     from sim.system.placement import Placement
 
 
+class OpLinks(Mapping):
+    """Per op id with link loads: the names of the links it loads, in load order (a mapping
+    read where a report draws an op's links; each distinct list of loads, which many ops
+    share, is named once, when first read - not a tuple per op)."""
+
+    def __init__(self, op_loads: dict):
+        self._loads = op_loads
+        self._names: dict[int, tuple[str, ...]] = {}
+
+    def __getitem__(self, op_id: int) -> tuple[str, ...]:
+        loads = self._loads[op_id]
+        got = self._names.get(id(loads))
+        if got is None:
+            got = self._names[id(loads)] = tuple(ld.resource for ld in loads)
+        return got
+
+    def __iter__(self):
+        return iter(self._loads)
+
+    def __len__(self) -> int:
+        return len(self._loads)
+
+
 @record
 class Executed:
     """Tables of one engine run of a plan, with every invariant checked: numpy columns
@@ -40,7 +64,7 @@ class Executed:
     resource_columns: Columns
     invariants: dict[str, str]
     makespan: float
-    op_links: dict[int, tuple[str, ...]]
+    op_links: Mapping[int, tuple[str, ...]]
 
     @property
     def ops(self) -> pd.DataFrame:
@@ -94,5 +118,5 @@ def execute(system: System, trace: Trace, plan: Plan, placed: Placement | None,
                                memory_traffic(table, plan, timeline.costs))
     capacity, resident = tier_budget(system, placed, need, plan)
     invariants.update(check_system_invariants(table, transfers, resources, capacity, resident))
-    op_links = {i: tuple(ld.resource for ld in loads) for i, loads in plan.op_loads.items()}
+    op_links = OpLinks(plan.op_loads)
     return Executed(timeline, table, transfers, resources, invariants, makespan, op_links)
