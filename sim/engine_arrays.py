@@ -68,6 +68,7 @@ from sim.columns import distinct_ints
 from sim.devices.base import Cost, Device
 from sim.engine import CostList, Timeline, _ops_at, first_seen
 from sim.engine_dag import contention_free
+from sim.load_index import LoadIndex, loads_alone
 from sim.resources import FINISH_TOL, occupy
 from sim.stream_chains import handoffs
 from sim.system.plan import Plan
@@ -176,10 +177,10 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     moving = size_all > 0
     dur_all[moving] = np.maximum(dur_all[moving], size_all[moving] / rate_of[stream[moving]])
     stop_all = shares[kind] & with_memory
-    loads = _LoadIndex(op_loads or {}, n)
+    loads = LoadIndex(op_loads or {}, n)
     if op_loads:
         loaded_ids = loads.ids
-        longest, twice = _loads_alone(loads.lists)
+        longest, twice = loads_alone(loads.lists)
         longest, twice = longest[loads.code], twice[loads.code]
         dur_all[loaded_ids] = np.maximum(dur_all[loaded_ids], longest)
         # two loads on one link share it even with nothing else in flight (the memory is
@@ -187,7 +188,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         stop_all[loaded_ids] |= twice
     if CONTENTION_FREE:
         times = contention_free(arrays, stream, by_stream, names, dur_all, size_all, stop_all,
-                                memory_of, op_loads)
+                                memory_of, loads)
         if times is not None:     # no transfer ever shared a resource: no event loop
             tl = Timeline(times[0], times[1], CostList(table, kind), n)
             tl.resources = resources
@@ -861,7 +862,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         """What a stream's process reads of its ops: ids and flags. Without a memory, for
         :func:`plain_run`: durations alone, ``next_hard`` (per position ``p`` the first
         position ``>= p`` that signals, waits or loads a link twice; the length where none
-        is left) and the ops' link loads as arrays (:meth:`_LoadIndex.table`). With a memory, for
+        is left) and the ops' link loads as arrays
+        (:meth:`~sim.load_index.LoadIndex.table`). With a memory, for
         :func:`quiet_run`: the positions of ops after which it may adopt another stream's
         op (``adoption_at``), the first of them and the first position that may end a run
         from each position (``next_adoption``, ``next_block``), and per position whether
@@ -1020,89 +1022,8 @@ def _offsets(keys: np.ndarray, n: int) -> np.ndarray:
     return at
 
 
-def _loads_alone(lists: list[list]) -> tuple[np.ndarray, np.ndarray]:
-    """Per list of link loads ((resource, bytes)): the longest transfer time alone (s, at
-    each resource's rate; 0 without bytes) and whether two of them share a resource."""
-    longest, twice = [], []
-    for ld in lists:
-        longest.append(max((nb / res.rate for res, nb in ld if nb > 0), default=0.0))
-        twice.append(len({id(res) for res, _ in ld}) != len(ld))
-    return np.array(longest, dtype=float), np.array(twice, dtype=bool)
-
-
-class _LoadIndex:
-    """The link loads of a run's ops as arrays. Ops share lists of loads (one per op kind and
-    placement), so each distinct list is worked out once: ``ids`` (the ops with loads, in
-    ``op_loads``' order), ``code`` (per such op, its list in ``lists``), ``of_op`` (per op
-    of the ``n``, its list's code, -1 without), ``resources`` (the links, by code) and, per
-    list, its loads with bytes at ``ptr[c]:ptr[c + 1]`` of ``res`` (link codes) and ``nb``
-    (bytes)."""
-
-    def __init__(self, op_loads: dict, n: int):
-        codes: dict[int, int] = {}
-        self.ids = np.fromiter(op_loads, dtype=np.int64, count=len(op_loads))
-        self.code = np.fromiter((codes.setdefault(id(ld), len(codes))
-                                 for ld in op_loads.values()), dtype=np.int64,
-                                count=len(op_loads))
-        firsts: dict[int, list] = {}
-        for ld in op_loads.values():       # the distinct lists, in code order
-            if len(firsts) == len(codes):
-                break
-            firsts.setdefault(id(ld), ld)
-        self.lists: list[list] = list(firsts.values())
-        self.of_op = np.full(n, -1, dtype=np.int64)
-        self.of_op[self.ids] = self.code
-        found: dict[int, int] = {}
-        self.resources: list = []
-        ptr, res, nb = [0], [], []
-        for ld in self.lists:
-            for r, x in ld:
-                c = found.get(id(r))
-                if c is None:
-                    c = found[id(r)] = len(self.resources)
-                    self.resources.append(r)
-                if x > 0:
-                    res.append(c)
-                    nb.append(x)
-            ptr.append(len(res))
-        self.ptr = np.array(ptr, dtype=np.int64)
-        self.res = np.array(res, dtype=np.int64)
-        self.nb = np.array(nb, dtype=np.float64)
-
-    def table(self, ids: np.ndarray, one: np.ndarray) -> dict:
-        """A stream's loads as arrays, its ops ``ids`` in position order (``one``: which
-        have loads): ``loaded_at`` (their positions), per such op ``j`` its loads with bytes
-        at ``load_ptr[j]:load_ptr[j + 1]`` of ``load_pos`` (the op's position),
-        ``load_res`` (link codes) and ``load_nb`` (bytes), in the list's order."""
-        loaded_at = np.flatnonzero(one)
-        code = self.of_op[ids[loaded_at]]
-        count = self.ptr[code + 1] - self.ptr[code]
-        load_ptr = np.zeros(len(code) + 1, dtype=np.int64)
-        np.cumsum(count, out=load_ptr[1:])
-        entry = np.repeat(self.ptr[code] - load_ptr[:-1], count) + \
-            np.arange(int(load_ptr[-1]), dtype=np.int64)
-        return {"loaded_at": loaded_at, "load_ptr": load_ptr,
-                "load_pos": np.repeat(loaded_at, count), "load_res": self.res[entry],
-                "load_nb": self.nb[entry]}
-
-    def by_list(self, stream: np.ndarray):
-        """(list code, stream code, the ops with that list on that stream) for each pair
-        that occurs."""
-        if not len(self.ids):
-            return
-        width = int(stream.max()) + 1
-        key = self.code * width + stream[self.ids]
-        order = np.argsort(key, kind="stable")
-        keys, ids = key[order], self.ids[order]
-        cut = np.flatnonzero(keys[1:] != keys[:-1]) + 1
-        for lo, hi in zip(np.concatenate(([0], cut)).tolist(),
-                          np.append(cut, len(keys)).tolist(), strict=True):
-            c, code = divmod(int(keys[lo]), width)
-            yield c, code, ids[lo:hi]
-
-
 def _use_positions(names, stream: np.ndarray, position: np.ndarray, memory_of: dict,
-                   loads: _LoadIndex, size_all: np.ndarray, stop_all: np.ndarray
+                   loads: LoadIndex, size_all: np.ndarray, stop_all: np.ndarray
                    ) -> dict[tuple[int, str], np.ndarray]:
     """Per (contended resource by ``id``, stream name): the sorted positions on that stream of
     its ops that move bytes through the resource (a memory's: those with DRAM bytes, and
@@ -1126,7 +1047,7 @@ def _use_positions(names, stream: np.ndarray, position: np.ndarray, memory_of: d
     return out
 
 
-def _users(names, stream: np.ndarray, memory_of: dict, loads: _LoadIndex
+def _users(names, stream: np.ndarray, memory_of: dict, loads: LoadIndex
            ) -> dict[int, set[str]]:
     """Per contended resource (by ``id``): the streams whose ops move bytes through it (a
     memory's streams, the streams of the ops whose link loads name it)."""

@@ -25,16 +25,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.load_index import LoadIndex
+
 
 def contention_free(arrays, stream: np.ndarray, by_stream: np.ndarray, names, dur: np.ndarray,
-                    size: np.ndarray, stop: np.ndarray, memory_of: dict, op_loads: dict
+                    size: np.ndarray, stop: np.ndarray, memory_of: dict, loads: LoadIndex
                     ) -> tuple[np.ndarray, np.ndarray] | None:
     """(start, end) of every op (s) where no transfer shares a resource (module docstring),
     each resource's figures counted; None (nothing counted) where one would. ``stream``:
     each op's stream code (``names``); ``by_stream``: op ids sorted by stream, stably;
     ``dur``: each op's duration alone (s); ``size``: its bytes through its stream's shared
     memory (``memory_of``: stream name -> resource); ``stop``: ops no run may stamp;
-    ``op_loads``: op id -> [(link resource, bytes)]."""
+    ``loads``: the ops' link loads (:class:`~sim.load_index.LoadIndex`)."""
     from sim.engine_aot import kernels
 
     n = len(dur)
@@ -50,7 +52,7 @@ def contention_free(arrays, stream: np.ndarray, by_stream: np.ndarray, names, du
                                start, end):
         return None
     counted = []
-    for res, ids, nbytes in _tasks(stream, names, size, memory_of, op_loads):
+    for res, ids, nbytes in _tasks(stream, names, size, memory_of, loads):
         got = _alone(res, ids, nbytes, start, end, prev, ptr, idx)
         if got is None:
             return None
@@ -60,7 +62,7 @@ def contention_free(arrays, stream: np.ndarray, by_stream: np.ndarray, names, du
     return start, end
 
 
-def _tasks(stream: np.ndarray, names, size: np.ndarray, memory_of: dict, op_loads: dict):
+def _tasks(stream: np.ndarray, names, size: np.ndarray, memory_of: dict, loads: LoadIndex):
     """Per resource that ops move bytes through: (resource, op ids, bytes of each)."""
     out: dict[int, tuple] = {}
     by_memory: dict[int, tuple] = {}
@@ -72,12 +74,8 @@ def _tasks(stream: np.ndarray, names, size: np.ndarray, memory_of: dict, op_load
         ids = np.flatnonzero((size > 0) & np.isin(stream, codes))
         if len(ids):
             out[id(mem)] = (mem, [ids], [size[ids]])
-    groups: dict[int, tuple] = {}      # ops sharing a list of loads
-    for i, loads in op_loads.items():
-        groups.setdefault(id(loads), (loads, []))[1].append(i)
-    for loads, ids in groups.values():
-        at = np.array(ids, dtype=np.int64)
-        for res, nb in loads:
+    for code, at in loads.groups():     # ops sharing a list of loads
+        for res, nb in loads.lists[code]:
             if nb > 0:
                 got = out.setdefault(id(res), (res, [], []))
                 got[1].append(at)

@@ -25,6 +25,18 @@ def ref_dir() -> Path:
     return path
 
 
+def assert_refused(code: int, capsys, *needles: str) -> str:
+    """A command refused bad input as the Standards ask: exit code ``code`` 2, one line on
+    stderr, no traceback, and each of ``needles`` (file, field, what was expected) in it.
+    The line."""
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    return err.strip()
+
+
 def project_ctx(tmp_path_factory, *parts: str):
     """A validation context on the project's own data (``validation/``) with an empty reference
     folder; skips the calling module's tests when ``validation/<parts>`` is absent."""

@@ -61,6 +61,10 @@ def test_fp16_attention_of_an_fp8_prefill_on_h100_by_hand(tmp_path):
     fp16_dev = device_for(load_arch_with_software("h100", _stack(tmp_path, attention_dtype="fp16")),
                           "tile")
     assert fp8_dev.g.tensor_flops["fp16"] == P_FP16 and fp8_dev.g.tensor_flops["fp8"] == P_FP8
+    # the hand count's rates are the preset's (a refit shows up here, not as a float mismatch)
+    g = fp8_dev.g
+    assert (g.tensor_efficiency, g.tensor_efficiency_by_dtype["fp8"], g.attention_overlap_p,
+            g.sm_count) == (TENSOR_EFF, TENSOR_EFF_FP8, OVERLAP_P, SMS)
 
     def t_soft(bc: int) -> float:
         return 128 * bc * 4 / (FP32_VECTOR / 2 / SMS) + 128 * bc / (16 * CLOCK)

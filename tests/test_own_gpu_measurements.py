@@ -68,12 +68,15 @@ def test_h100_main_loop_efficiency_transfers_to_the_h200_at_boost(ctx):
     grid: its tensor_efficiency (0.781 against the H200's own 0.810) transfers to the GEMMs of
     4096+ rows (bias within 1%): both are boost-clock measurements of the same GH100 SMs. Its
     gemm_fixed and overlap exponent do not: the GEMVs of 1-16 rows come out 9% slow."""
+    from arch import load_arch
     from xpusim.validation._fit_gpu import _device
     from xpusim.validation._own_gpu import gemm_points
 
-    h100_values = _device("h200", {"tensor_efficiency": 0.781, "gemm_fixed": 2.16e-6,
-                                   "gemm_overlap_p": 2.5,
-                                   "tensor_efficiency_by_dtype": {"fp8": 0.781}})
+    g = load_arch("h100").gpu     # the preset's values, not copies typed in here
+    h100_values = _device("h200", {"tensor_efficiency": g.tensor_efficiency,
+                                   "gemm_fixed": g.gemm_fixed,
+                                   "gemm_overlap_p": g.gemm_overlap_p,
+                                   "tensor_efficiency_by_dtype": {"fp8": g.tensor_efficiency}})
     points = gemm_points(ctx, "h200", "h200", model=h100_values)
     rows = [int(p.case.split()[1].split("x")[0]) for p in points]
     big = [p for p, m in zip(points, rows, strict=True) if m >= 4096]
