@@ -8,7 +8,8 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 
 * :func:`sim.beside_kernel.stamp_beside`: collectives beside a run's ops, their memory shared;
 * :func:`sim.dag_kernel.dag_times`: the start and end of every op of a run without contention
-  (:mod:`sim.engine_dag`).
+  (:mod:`sim.engine_dag`);
+* :func:`sim.scan_kernel.scan_run`: where a quiet run may end, and the ops it runs beside.
 
 Without a C compiler, or with ``XPUSIM_ENGINE_AOT=0``, the numba dispatchers run instead: both
 give the same floats (tests/test_beside_kernel.py, tests/test_engine_dag.py).
@@ -23,7 +24,8 @@ from sim.micro import dram_aot
 
 HERE = Path(__file__).resolve().parent
 #: files whose text decides the compiled code
-SOURCES = ("beside_kernel.py", "dag_kernel.py", "engine_aot.py", "resources.py")
+SOURCES = ("beside_kernel.py", "dag_kernel.py", "engine_aot.py", "resources.py",
+           "scan_kernel.py")
 _I, _F = "i8[::1]", "f8[::1]"
 #: stamp_beside(run, cuts, place_pos, place_y, wait_pos, wait_ptr, wait_y, t, lat, dur, size,
 #:              stream, free, rate_ok, rate, quiet, limit_of, moved, busy, last, start, end,
@@ -37,8 +39,18 @@ BESIDE_ARGS = ((("i8", 1),) * 7 + (None,) + (("f8", 1),) * 3 + (("i8", 1), ("f8"
 DAG_SIG = f"b1({_I}, {_I}, {_I}, {_F}, {_F}, {_F})"
 DAG_ARGS = (("i8", 1),) * 3 + (("f8", 1),) * 3
 
+#: scan_run's ``moved`` entry of a stream no op beside moved on
+NOT_MOVED = -2
+_U = "u1[::1]"
+#: scan_run(k, m, cut, first, blocked, stops, waits_left, ends_run, ids, wait_at, wait_on,
+#:          done, beside, cap, next_op, stream, sleep_on, moved, out_pos, out_y)
+SCAN_SIG = (f"Tuple((i8, b1, i8))(i8, i8, i8, i8, {_I}, {_U}, {_U}, {_U}, {_I}, {_I}, {_I}, "
+            f"{_U}, {_I}, i8, {_I}, {_I}, {_I}, {_I}, {_I}, {_I})")
+SCAN_ARGS = ((None,) * 4 + (("i8", 1),) + (("u1", 1),) * 3 + (("i8", 1),) * 3 + (("u1", 1),)
+             + (("i8", 1), None) + (("i8", 1),) * 6)
+
 #: the loops a run calls (callables) and where they come from (``kind``: 'aot' or 'jit')
-Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "kind"])
+Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -52,7 +64,8 @@ def kernels() -> Kernels:
                                        "ahead-of-time build of the engine's loops",
                                        "using numba's JIT"),
         lambda mod: Kernels(dram_aot.checked(mod.stamp_beside, BESIDE_ARGS),
-                            dram_aot.checked(mod.dag_times, DAG_ARGS), "aot"),
+                            dram_aot.checked(mod.dag_times, DAG_ARGS),
+                            dram_aot.checked(mod.scan_run, SCAN_ARGS), "aot"),
         jit_kernels)
 
 
@@ -60,8 +73,9 @@ def jit_kernels() -> Kernels:
     """The numba dispatchers themselves (imports numba)."""
     from sim.beside_kernel import stamp_beside
     from sim.dag_kernel import dag_times
+    from sim.scan_kernel import scan_run
 
-    return Kernels(stamp_beside, dag_times, "jit")
+    return Kernels(stamp_beside, dag_times, scan_run, "jit")
 
 
 def module_name() -> str:
@@ -72,9 +86,10 @@ def module_name() -> str:
 def build(directory: Path, name: str | None = None) -> Path:
     """Compile the engine's loops into ``directory`` (numba's pycc; needs a C compiler). The
     extension's path; raises on failure."""
-    from sim import beside_kernel, dag_kernel
+    from sim import beside_kernel, dag_kernel, scan_kernel
 
     return dram_aot.build_extension(
         directory, name or module_name(), beside_kernel,
         (("dag_times", DAG_SIG, dag_kernel.dag_times),
-         ("stamp_beside", BESIDE_SIG, beside_kernel.stamp_beside)), "the engine's loops")
+         ("stamp_beside", BESIDE_SIG, beside_kernel.stamp_beside),
+         ("scan_run", SCAN_SIG, scan_kernel.scan_run)), "the engine's loops")

@@ -67,6 +67,7 @@ import sim.engine as engine_module
 from sim.columns import distinct_ints
 from sim.devices.base import Cost, Device
 from sim.engine import CostList, Timeline, _ops_at, first_seen
+from sim.engine_aot import NOT_MOVED, kernels
 from sim.engine_dag import contention_free
 from sim.load_index import LoadIndex, loads_alone
 from sim.resources import FINISH_TOL, occupy
@@ -80,9 +81,10 @@ SHORT = 16
 FUTILE = 64
 #: ops of other streams one quiet run may run beside its own (the run ends at the next); a
 #: stream starts at MIN_BESIDE and doubles while its runs take every op they collected, and
-#: falls back to twice what a run took when one stops early (each run's scan for them then
-#: stays near what it uses; ending a run sooner changes no time, only the events)
-MAX_BESIDE = 256
+#: falls back to twice what a run took when one stops early, never above MAX_BESIDE (each
+#: run's scan for them then stays near what it uses; ending a run sooner changes no time,
+#: only the events)
+MAX_BESIDE = 1024
 MIN_BESIDE = 8
 #: stamp windows without link loads by the compiled loop (sim/beside_kernel.py); False: the
 #: Python loop, which gives the same floats (tests compare the two)
@@ -209,7 +211,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     waiter, waited_op = dep_of[pair], idx[pair].astype(np.int64, copy=False)
     # both as offsets over all ops into one array (memoryviews read an element at a time):
     # op i's are [at[i], at[i + 1]) (dicts of lists took ~80 B an op)
-    wait_at, wait_on = _items(_offsets(waiter, n)), _items(waited_op)
+    wait_at_arr = _offsets(waiter, n)
+    wait_at, wait_on = _items(wait_at_arr), _items(waited_op)
     by_waited = np.argsort(waited_op, kind="stable")
     waited_sorted, waiter_by_waited = waited_op[by_waited], waiter[by_waited]
     waiter_at, waiter_of = _items(_offsets(waited_sorted, n)), _items(waiter_by_waited)
@@ -222,8 +225,12 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         """Whether op ``i`` (-1: none) waits for an op of another stream."""
         return i >= 0 and wait_at[i] != wait_at[i + 1]
     signalled: set[int] = set()
-    # each op's stream name (a list: 8 B an op, the strings shared)
-    owner = [names[c] for c in stream.tolist()]
+    # the same as a flag per op, and each stream's op it sleeps on (-1: none), for the
+    # compiled scan (sim/scan_kernel.py)
+    flagged_bytes = bytearray(n)        # set an element at a time (faster than numpy's)
+    flagged = np.frombuffer(flagged_bytes, dtype=np.uint8)
+    sleep_on = np.full(len(names), -1, dtype=np.int64)
+    owner_code = _items(stream64)        # each op's stream code, read an element at a time
     bounds = np.concatenate(([0], np.cumsum(np.bincount(stream, minlength=len(names)))))
     position = np.empty(n, dtype=np.int64)      # each op's position on its stream
     position[by_stream] = np.arange(n) - np.repeat(bounds[:-1], np.diff(bounds))
@@ -260,11 +267,13 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         """Op ``d``, which another stream waits for, has ended now: wake a stream whose
         op has nothing else left to wait for."""
         signalled.add(d)
+        flagged_bytes[d] = 1
         for y in waiter_of[waiter_at[d]:waiter_at[d + 1]]:
-            other = owner[y]
+            other = names[owner_code[y]]
             sl = sleeping.get(other)
             if sl is not None and sl[1] == y and not waits_yet(y):
                 del sleeping[other]
+                sleep_on[code_of[other]] = -1
                 sl[0].succeed()
 
     def quiet_until(res, busy: tuple[str, ...]) -> float:
@@ -310,7 +319,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         for d in pending(i):
             t = end[d]
             if t != t:          # not stamped yet: not before its stream's current op ends
-                what = state.get(owner[d])
+                what = state.get(names[owner_code[d]])
                 t = what[1] if what is not None and what[0] == "busy" else ready
             ready = max(ready, t)
         return ready
@@ -321,7 +330,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         if not has_waits(i):
             return False
         left = pending(i)
-        return bool(left) and all(owner[d] == name for d in left)
+        code = code_of[name]
+        return bool(left) and all(owner_code[d] == code for d in left)
 
     # each op's next op on its stream, and the contended memory of each stream
     codes = {id(mem): c for c, mem in enumerate(dict.fromkeys(memory_of.values()))}
@@ -573,7 +583,10 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         counter[0] += taken
         done = ys_arr[:taken]
         ends = y_end_buf[:taken].tolist()
-        signalled.update(only_wait[done].tolist())
+        waited_on = only_wait[done]
+        waited_on = waited_on[waited_on >= 0]
+        signalled.update(waited_on.tolist())
+        flagged[waited_on] = 1
         # an op beside whose waiters the run stamped is signalled now; the others as they end
         ran = np.ones(len(ys), dtype=bool)
         ran[z_of[z_pos >= j]] = False
@@ -581,6 +594,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         ran[np.bincount(z_of, minlength=len(ys)) < wanted] = False
         late = np.flatnonzero(~ran[:taken]).tolist()
         signalled.update(done[ran[:taken]].tolist())
+        flagged[done[ran[:taken]]] = 1
         for q in late:
             y = int(done[q])
             engine_module._Until(env, ends[q]).callbacks.append(
@@ -591,6 +605,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             y, other = int(done[q]), names[code]
             w = int(next_op[y])
             sleeping[other] = (sleeping[other][0], w)
+            sleep_on[code] = w
             state[other] = ("wait", w)
             resume_at[other] = int(position[y]) + 1
             busy_until[other] = ends[q]
@@ -599,6 +614,11 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     y_end_buf = np.empty(0)
     beside_taken = [0]                        # ops beside the last run took
     beside_cap = dict.fromkeys(names, MIN_BESIDE)   # ops beside a stream's next run may collect
+    # the compiled scan's scratch and its output: the positions and ops beside of a run
+    moved_scratch = np.full(len(names), NOT_MOVED, dtype=np.int64)
+    beside_pos = np.empty(MAX_BESIDE, dtype=np.int64)
+    beside_ys = np.empty(MAX_BESIDE, dtype=np.int64)
+    scan = kernels().scan_run if memory_of else None
 
     def compiled_beside(run: np.ndarray, after: list[int], ys: np.ndarray, name: str,
                         memory, z_pos: np.ndarray, z_of: np.ndarray) -> tuple[int, float, int]:
@@ -758,8 +778,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         before an op that would not be alone or that reserves a share of the memory.
         (last position stamped, the time it and what it adopted end); last < k: none."""
         ids, id_list, m = lane["ids"], lane["id_list"], len(lane["id_list"])
-        blocked, stops, ends_run, waits_left = lane["next_block"], lane["stops"], \
-            lane["ends_run"], lane["waits_left"]
         at_adoption, adopt_at = lane["next_adoption"], lane["adoption_at"]
         # the first op the run would adopt: its stream must sleep on it now, else the
         # run ends where it would adopt it
@@ -771,51 +789,15 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 cut = first
         # the ops the run may take, by the checks that do not depend on time: jump
         # between the positions that may end it (sim/stream_chains.py: the rest are
-        # plain, or adoptions after the run's first, or waits for what it adopts)
-        p, e, last_adopts = k, m - 1, True
-        beside_of: list[tuple[int, int]] = []     # (position, the op run beside the next)
-        moved: dict[str, int] = {}               # the op a stream sleeps on after those
-        run_beside: set[int] = set()
-        while True:
-            b = blocked[p]
-            if b > cut:
-                e, last_adopts = cut, False
-                break
-            if b >= m:
-                break
-            if stops[b]:
-                e = b - 1
-                break
-            if waits_left[b] and b > k:
-                left = False
-                for d in waits(id_list[b]):
-                    if d not in signalled and d not in run_beside:
-                        left = True
-                        break
-                if left:
-                    e = b - 1
-                    break
-            if b == cut or (ends_run[b] and b != first):
-                y = int(beside[id_list[b]]) if b != cut and b + 1 < m and \
-                    len(beside_of) < beside_cap[name] else -1
-                if y < 0:
-                    e, last_adopts = b, False
-                    break
-                other = owner[y]
-                if other in moved:
-                    on = moved[other]
-                else:
-                    sl = sleeping.get(other)
-                    on = sl[1] if sl is not None else -1
-                if on != y:
-                    e, last_adopts = b, False
-                    break
-                beside_of.append((b, y))
-                run_beside.add(y)
-                moved[other] = int(next_op[y])
-            p = b + 1
-            if p >= m:
-                break
+        # plain, or adoptions after the run's first, or waits for what it adopts;
+        # compiled: sim/scan_kernel.py)
+        arr = lane["arrays"]
+        e, last_adopts, count = scan(
+            k, m, cut, first, arr["next_block"], arr["stops"], arr["waits_left"],
+            arr["ends_run"], arr["ids"], wait_at_arr, waited_op, flagged, beside,
+            beside_cap[name], next_op, stream64, sleep_on, moved_scratch, beside_pos,
+            beside_ys)
+        beside_of = list(zip(beside_pos[:count].tolist(), beside_ys[:count].tolist(), strict=True))
         while beside_of and beside_of[-1][0] >= e:  # nothing of the run would go beside it
             beside_of.pop()
         if e < k:
@@ -837,8 +819,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             after = (pos + np.searchsorted(at, pos, "right")).tolist()
             f, t = with_ops_beside(run, after, [y for _, y in beside_of], name, memory)
             got, wanted = beside_taken[0], len(beside_of)
-            beside_cap[name] = min(MAX_BESIDE, 2 * wanted) if got == wanted else \
-                max(MIN_BESIDE, 2 * got)
+            beside_cap[name] = min(MAX_BESIDE, 2 * wanted if got == wanted else
+                                   max(MIN_BESIDE, 2 * got))
         elif len(run) < SHORT:
             f, t = alone_one_by_one(run.tolist(), memory, busy, env.now, {})
         else:
@@ -851,9 +833,12 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             counter[0] += took
             signalled.update(xs[:took].tolist())
             signalled.update(ys[:took].tolist())
+            flagged[xs[:took]] = 1
+            flagged[ys[:took]] = 1
             y = int(ys[took - 1])
             other, w = names[stream[y]], int(next_op[y])
             sleeping[other] = (sleeping[other][0], w)
+            sleep_on[stream[y]] = w
             state[other] = ("wait", w)
             resume_at[other] = int(position[y]) + 1
         return k + f - took - 1, t
@@ -881,8 +866,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             lane = {"ids": ids, "id_list": _items(ids), "sig": _items(sig),
                     "wait": _items(cand[ids]), "one": _items(one), "stops": _items(stops),
                     "dur": dur, "dur_items": _items(dur),
-                    "next_hard": _items(np.append(hard, m)[
-                        np.searchsorted(hard, np.arange(m + 1))])}
+                    "next_hard": _items(_next_at(hard, m))}
             lane.update(loads.table(ids, one))
             return lane
         # arrays: a quiet run reads only the positions that may end it
@@ -901,9 +885,12 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         lane = {"ids": ids, "id_list": ids, "sig": sig, "wait": cand[ids],
                 "one": single[ids], "stops": stops, "adoption_at": adopt_at,
                 "ends_run": ends_run, "waits_left": waits_left,
-                "next_block": np.append(block, m)[np.searchsorted(block, np.arange(m + 1))],
-                "next_adoption": np.append(adopt_at, m)[
-                    np.searchsorted(adopt_at, np.arange(m + 1))]}
+                "next_block": _next_at(block, m), "next_adoption": _next_at(adopt_at, m)}
+        # what the compiled scan reads (flags as bytes)
+        lane["arrays"] = {"ids": np.ascontiguousarray(ids, dtype=np.int64),
+                          "next_block": lane["next_block"],
+                          **{key: np.ascontiguousarray(lane[key]).view(np.uint8)
+                             for key in ("stops", "waits_left", "ends_run")}}
         if (beside[ids] >= 0).any():    # runs read a position per op run beside
             lane.update({key: _items(lane[key]) for key in (
                 "id_list", "sig", "wait", "one", "stops", "ends_run", "waits_left",
@@ -923,6 +910,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 counter[1] += 1
                 state[name] = ("wait", i)
                 sleeping[name] = (env.event(), i)
+                sleep_on[code_of[name]] = i
                 yield sleeping[name][0]
                 k = resume_at.pop(name, k)    # a stream that adopted ops moved it on
                 until = busy_until.pop(name, None)
@@ -1014,6 +1002,14 @@ def _inserted(run: np.ndarray, at: np.ndarray, values: np.ndarray) -> np.ndarray
     return out
 
 
+def _next_at(at: np.ndarray, m: int) -> np.ndarray:
+    """Per position ``p`` in ``0..m``, the first of the sorted positions ``at`` that is
+    ``>= p`` (``m`` where none is): a running minimum from the end (no search)."""
+    out = np.full(m + 1, m, dtype=np.int64)
+    out[at] = at
+    return np.ascontiguousarray(np.minimum.accumulate(out[::-1])[::-1])
+
+
 def _offsets(keys: np.ndarray, n: int) -> np.ndarray:
     """Per key ``0..n-1``, where its entries of the sorted ``keys`` start (``n + 1``
     offsets: key ``i``'s are ``[at[i], at[i + 1])``)."""
@@ -1034,8 +1030,9 @@ def _use_positions(names, stream: np.ndarray, position: np.ndarray, memory_of: d
         mem = memory_of.get(name)
         if mem is not None:
             # (and those that reserve a share of it: they slow what is in flight)
+            # (ids ascending: a stream's positions follow its op ids, sorted already)
             ids = np.flatnonzero((stream == code) & ((size_all > 0) | stop_all))
-            out[(id(mem), name)] = np.sort(position[ids])
+            out[(id(mem), name)] = position[ids]
     found: dict[tuple[int, str], list[np.ndarray]] = {}
     for c, code, ids in loads.by_list(stream):
         for link in {id(res) for res, nb in loads.lists[c] if nb > 0}:

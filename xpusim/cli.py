@@ -14,6 +14,7 @@ import os
 import sys
 
 from xpusim import __version__
+from xpusim.heap import tune_allocation
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
@@ -183,6 +184,7 @@ def single_thread_blas() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     single_thread_blas()
+    tune_allocation()
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = None
     if len(argv) > 1 and argv[0] == "import":  # build only that importer's parser
