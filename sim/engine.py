@@ -42,6 +42,7 @@ import numpy as np
 from sim.devices.base import Cost, Device
 from sim.lazy_module import LazyModule
 from sim.resources import SharedBandwidth, occupy
+from sim.system.grouped_loads import GroupedLoads
 from sim.system.plan import Plan, Transfer
 from workloads.fold import FoldedOps, first_seen
 from workloads.trace import COLLECTIVE, Op, Trace
@@ -510,6 +511,9 @@ class Engine:
                                              for ld in loads]
             return got
 
-        op_loads = {i: resolve(loads) for i, loads in plan.op_loads.items()}
+        if isinstance(plan.op_loads, GroupedLoads):    # arrays: each tuple resolved once
+            op_loads = plan.op_loads.with_tuples(resolve)
+        else:
+            op_loads = {i: resolve(loads) for i, loads in plan.op_loads.items()}
         self.memories = memory_of
         return resources, memory_of, op_loads

@@ -421,69 +421,34 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     def span_run(name: str, lane: dict, a: int, b: int, t0: float, try_loaded: bool,
                  bound: dict) -> tuple[int, float]:
         """Stamp positions ``a..b-1`` of a stream without a contended memory (none of them
-        waits, signals or loads a link twice) back to back from ``t0`` (s), by arrays: one
-        ``np.cumsum`` of their durations alone (the sequential additions of an op-at-a-time
-        loop), each loaded op's links checked alone until it ends and counted as
-        :func:`claim_links` counts them, per link in order (running sums). The span stops
-        before the first loaded op that is not alone. (how many stamped, when the last
-        ends)."""
-        times = np.empty(b - a + 1)
-        times[0] = t0
-        times[1:] = lane["dur"][a:b]
-        np.cumsum(times, out=times)
-        f = b - a
-        loaded_at = lane["loaded_at"]
-        lo, hi = np.searchsorted(loaded_at, (a, b)).tolist()
-        if hi > lo:
-            if not try_loaded:
-                f = int(loaded_at[lo]) - a
-            else:
-                ptr = lane["load_ptr"]
-                sel = slice(int(ptr[lo]), int(ptr[hi]))
-                off = lane["load_pos"][sel] - a        # each load's op, as a span offset
-                codes, nbytes = lane["load_res"][sel], lane["load_nb"][sel]
-                s_at, done = times[off], times[off + 1]
-                timers = np.empty(len(off))
-                fail = np.zeros(len(off), dtype=bool)
-                used = np.bincount(codes, minlength=len(load_res))
-                for code in np.flatnonzero(used).tolist():
-                    res = load_res[code]
-                    at = codes == code
-                    if res._left or res.reserved:
-                        fail |= at
-                        continue
-                    rate = res.rate
-                    s_r, nb_r = s_at[at], nbytes[at]
-                    timer = s_r + np.maximum(0.0, nb_r / rate)
-                    timers[at] = timer
-                    fail[at] = (nb_r - (timer - s_r) * rate > rate * FINISH_TOL) | \
-                        ~(done[at] < bound_of(bound, res, (name,)))
-                first_op = int(off[np.argmax(fail)]) if fail.any() else b - a
-                f = min(f, first_op)
-                # loaded ops tried: up to the first that is not alone; taken: those before it
-                upto = int(np.searchsorted(loaded_at, a + first_op, "right"))
-                won = int(np.searchsorted(loaded_at, a + first_op, "left"))
-                tries[name] += upto - lo
-                wins[name] += won - lo
-                keep = off < f
-                for code in np.flatnonzero(np.bincount(codes[keep],
-                                                       minlength=len(load_res))).tolist():
-                    res = load_res[code]
-                    at = keep & (codes == code)
-                    moved = np.empty(int(np.count_nonzero(at)) + 1)
-                    moved[0] = res.bytes_moved
-                    moved[1:] = nbytes[at]
-                    busy = np.empty(len(moved))
-                    busy[0] = res.busy_time
-                    busy[1:] = timers[at] - s_at[at]
-                    res.bytes_moved = float(np.cumsum(moved)[-1])
-                    res.busy_time = float(np.cumsum(busy)[-1])
-                    res._last = float(timers[at][-1])
-        if f:
-            run = lane["ids"][a:a + f]
-            start[run] = times[:f]
-            end[run] = times[1:f + 1]
-        return f, float(times[f])
+        waits, signals or loads a link twice) back to back from ``t0`` (s): the running sum
+        of their durations alone, each loaded op's links checked alone until it ends and
+        counted as :func:`claim_links` counts them (compiled:
+        :func:`sim.span_kernel.stamp_span`, which asks for each link's bound as it needs
+        one). The span stops before the first loaded op that is not alone. (how many
+        stamped, when the last ends)."""
+        codes = lane["link_codes"] if lane["next_loaded"][a] < b else ()
+        for c in codes:         # the links' state now, and the bounds this run knows
+            res = load_res[c]
+            link_ok[c] = not (res._left or res.reserved)
+            link_rate[c] = res.rate
+            got = bound.get((id(res), (name,)))
+            link_bound[c] = math.nan if got is None else got
+            link_moved[c], link_busy[c], link_last[c] = res.bytes_moved, res.busy_time, \
+                res._last
+        while True:
+            f, t, want, tried, won = stamp_span(a, b, t0, *lane["span_lane"], try_loaded,
+                                                *span_links, *lane["span_scratch"])
+            if want < 0:
+                break
+            link_bound[want] = bound_of(bound, load_res[want], (name,))
+        for c in codes:
+            res = load_res[c]
+            res.bytes_moved, res.busy_time, res._last = float(link_moved[c]), \
+                float(link_busy[c]), float(link_last[c])
+        tries[name] += tried
+        wins[name] += won
+        return f, t
 
     def bound_of(bound: dict, res, busy: tuple[str, ...]) -> float:
         """:func:`quiet_until` of ``res`` for streams ``busy``, kept in ``bound`` for the
@@ -619,6 +584,16 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     beside_pos = np.empty(MAX_BESIDE, dtype=np.int64)
     beside_ys = np.empty(MAX_BESIDE, dtype=np.int64)
     scan = kernels().scan_run if memory_of else None
+    # per link (code): the compiled spans' view of its state and counters (span_run)
+    n_links = max(1, len(load_res))
+    link_ok = np.zeros(n_links, dtype=np.uint8)
+    link_rate, link_bound = np.ones(n_links), np.full(n_links, math.nan)
+    link_moved, link_busy, link_last = np.zeros(n_links), np.zeros(n_links), np.zeros(n_links)
+    span_links = (link_ok, link_rate, link_bound, link_moved, link_busy, link_last, start,
+                  end)
+    # its arrays are checked once per stream (lane_of), then called unchecked
+    checked_span = kernels().stamp_span
+    stamp_span = getattr(checked_span, "__wrapped__", checked_span)
 
     def compiled_beside(run: np.ndarray, after: list[int], ys: np.ndarray, name: str,
                         memory, z_pos: np.ndarray, z_of: np.ndarray) -> tuple[int, float, int]:
@@ -868,6 +843,16 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                     "dur": dur, "dur_items": _items(dur),
                     "next_hard": _items(_next_at(hard, m))}
             lane.update(loads.table(ids, one))
+            # what the compiled spans read: the links the stream loads, the next loaded
+            # position from each, the stream's arrays
+            lane["link_codes"] = distinct_ints(lane["load_res"]).tolist()
+            lane["next_loaded"] = _items(_next_at(lane["loaded_at"], m))
+            lane["span_lane"] = (dur, ids, lane["loaded_at"], lane["load_ptr"],
+                                 lane["load_pos"], lane["load_res"], lane["load_nb"])
+            # scratch: a span's running sum and its loads' timers
+            lane["span_scratch"] = (np.empty(m + 1), np.empty(len(lane["load_res"]) + 1))
+            checked_span(0, 0, 0.0, *lane["span_lane"], False, *span_links,
+                         *lane["span_scratch"])    # an empty span: the arrays checked
             return lane
         # arrays: a quiet run reads only the positions that may end it
         ys = adopt_after[ids]

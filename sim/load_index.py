@@ -6,7 +6,12 @@ every loaded op."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
+
+from sim.columns import in_first_order
+from sim.system.grouped_loads import GroupedLoads
 
 
 def loads_alone(lists: list[list]) -> tuple[np.ndarray, np.ndarray]:
@@ -27,18 +32,21 @@ class LoadIndex:
     list, its loads with bytes at ``ptr[c]:ptr[c + 1]`` of ``res`` (link codes) and ``nb``
     (bytes)."""
 
-    def __init__(self, op_loads: dict, n: int):
-        codes: dict[int, int] = {}
-        self.ids = np.fromiter(op_loads, dtype=np.int64, count=len(op_loads))
-        self.code = np.fromiter((codes.setdefault(id(ld), len(codes))
-                                 for ld in op_loads.values()), dtype=np.int64,
-                                count=len(op_loads))
-        firsts: dict[int, list] = {}
-        for ld in op_loads.values():       # the distinct lists, in code order
-            if len(firsts) == len(codes):
-                break
-            firsts.setdefault(id(ld), ld)
-        self.lists: list[list] = list(firsts.values())
+    def __init__(self, op_loads: Mapping, n: int):
+        if isinstance(op_loads, GroupedLoads):
+            self._from_groups(op_loads)
+        else:
+            codes: dict[int, int] = {}
+            self.ids = np.fromiter(op_loads, dtype=np.int64, count=len(op_loads))
+            self.code = np.fromiter((codes.setdefault(id(ld), len(codes))
+                                     for ld in op_loads.values()), dtype=np.int64,
+                                    count=len(op_loads))
+            firsts: dict[int, list] = {}
+            for ld in op_loads.values():       # the distinct lists, in code order
+                if len(firsts) == len(codes):
+                    break
+                firsts.setdefault(id(ld), ld)
+            self.lists: list[list] = list(firsts.values())
         self.of_op = np.full(n, -1, dtype=np.int64)
         self.of_op[self.ids] = self.code
         found: dict[int, int] = {}
@@ -57,6 +65,23 @@ class LoadIndex:
         self.ptr = np.array(ptr, dtype=np.int64)
         self.res = np.array(res, dtype=np.int64)
         self.nb = np.array(nb, dtype=np.float64)
+
+    def _from_groups(self, grouped: GroupedLoads) -> None:
+        """``ids``, ``code`` and ``lists`` of a :class:`GroupedLoads`, as the dict path
+        numbers them: a code per distinct list (by identity), in the order ops first meet
+        them."""
+        self.ids = grouped.ids
+        _, first, _ = in_first_order(grouped.group)
+        code_of_list: dict[int, int] = {}
+        code_of_group = np.full(len(grouped.tuples), -1, dtype=np.int64)
+        self.lists = []
+        for g in grouped.group[first].tolist():       # groups in the order ops meet them
+            ld = grouped.tuples[g]
+            if id(ld) not in code_of_list:
+                code_of_list[id(ld)] = len(self.lists)
+                self.lists.append(ld)
+            code_of_group[g] = code_of_list[id(ld)]
+        self.code = code_of_group[grouped.group]
 
     def table(self, ids: np.ndarray, one: np.ndarray) -> dict:
         """A stream's loads as arrays, its ops ``ids`` in position order (``one``: which

@@ -249,10 +249,9 @@ def test_two_loads_on_one_resource_share_it():
     """An op loading one resource twice is never stamped as alone on it: the arrays engine
     and the op-by-op engine run the same hand-edited plan to the same times and bytes."""
     trace, plan = _case_plan("tp2-pp4-mb4")
-    loaded = [i for i, loads in plan.op_loads.items() if loads]
-    assert loaded
-    for i in loaded:   # every loaded op moves its first load's bytes twice
-        plan.op_loads[i] = (plan.op_loads[i][0], *plan.op_loads[i])
+    assert len(plan.op_loads) and all(plan.op_loads.values())
+    # every loaded op moves its first load's bytes twice
+    plan.op_loads = plan.op_loads.with_tuples(lambda loads: (*loads[:1], *loads))
     _runs_equal(trace, plan)
 
 
@@ -285,11 +284,9 @@ def test_long_link_transfers_that_overlap_equal_op_by_op(scale):
     of durations alone); the arrays engine and the op-by-op engine give the same times and
     link figures."""
     trace, plan = _case_plan("tp4-pp2-mb2-links")
-    scaled: dict = {}
-    for i, loads in plan.op_loads.items():   # ops sharing a list keep sharing one
-        if id(loads) not in scaled:
-            scaled[id(loads)] = tuple(Load(ld.resource, ld.nbytes * scale) for ld in loads)
-        plan.op_loads[i] = scaled[id(loads)]
+    # (ops sharing a list keep sharing one)
+    plan.op_loads = plan.op_loads.with_tuples(
+        lambda loads: tuple(Load(ld.resource, ld.nbytes * scale) for ld in loads))
     new, ref = _runs_equal(trace, plan)
     assert new.engine_events < ref.engine_events
 

@@ -249,19 +249,26 @@ def checked(fn, spec: tuple):
     """``fn`` with its array arguments checked: the extension reinterprets memory as the
     signature says, so a wrong dtype, rank or layout must fail here, not read garbage."""
 
-    import numpy as np
-
     def call(*args):
-        if len(args) != len(spec):
-            raise TypeError(f"expected {len(spec)} arguments, got {len(args)}")
-        for i, (a, s) in enumerate(zip(args, spec, strict=True)):
-            if s is None:
-                continue
-            if not (isinstance(a, np.ndarray) and a.dtype == _DTYPES[s[0]] and a.ndim == s[1]
-                    and a.flags.c_contiguous):
-                raise TypeError(f"argument {i}: expected a C-contiguous {s[1]}-d "
-                                f"{_DTYPES[s[0]]} array, got {getattr(a, 'dtype', type(a))}")
+        check_args(spec, args)
         return fn(*args)
 
     call.__wrapped__ = fn
     return call
+
+
+def check_args(spec: tuple, args: tuple) -> None:
+    """Raise TypeError unless ``args`` match ``spec`` (:func:`checked`). A caller that passes
+    the same arrays many times checks them once and calls the unchecked function
+    (``__wrapped__``)."""
+    import numpy as np
+
+    if len(args) != len(spec):
+        raise TypeError(f"expected {len(spec)} arguments, got {len(args)}")
+    for i, (a, s) in enumerate(zip(args, spec, strict=True)):
+        if s is None:
+            continue
+        if not (isinstance(a, np.ndarray) and a.dtype == _DTYPES[s[0]] and a.ndim == s[1]
+                and a.flags.c_contiguous):
+            raise TypeError(f"argument {i}: expected a C-contiguous {s[1]}-d "
+                            f"{_DTYPES[s[0]]} array, got {getattr(a, 'dtype', type(a))}")

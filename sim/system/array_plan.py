@@ -17,6 +17,7 @@ import numpy as np
 
 from sim.columns import in_first_order
 from sim.devices.base import Device, SimError, collective_min_bytes
+from sim.system.grouped_loads import GroupedLoads
 from sim.system.plan import Load, Plan
 from sim.system.schedule import (
     Policies,
@@ -41,13 +42,14 @@ def streams_plan(trace: Trace, system: System, device: Device, policies: Policie
     arrays = trace.compact
     if policies.attention_on or type(device).unit_of is not Device.unit_of or not len(arrays):
         return None
-    kinds, kind, layer = arrays.kinds, arrays.kind, arrays.layer.astype(np.int64)
+    # (per-op arrays of 32 bits: a few million ops each)
+    kinds, kind, layer = arrays.kinds, arrays.kind, arrays.layer.astype(np.int32, copy=False)
     stage_at = np.array(stage_of_layers(trace.model.n_layers, trace.scenario.pp),
-                        dtype=np.int64)
+                        dtype=np.int32)
     is_coll = np.array([k.kind == COLLECTIVE for k in kinds])
     is_send = np.array([k.kind == COLLECTIVE and k.collective is not None and
                         k.collective.kind == "send" for k in kinds])
-    rank = np.array([k.rank for k in kinds], dtype=np.int64)
+    rank = np.array([k.rank for k in kinds], dtype=np.int32)
     grouped = np.array([k.kind == COLLECTIVE and k.collective is not None and
                         k.collective.group > 1 for k in kinds])
     here = stage_at[layer + 1]
@@ -95,7 +97,7 @@ def streams_plan(trace: Trace, system: System, device: Device, policies: Policie
                 used_memory.setdefault(dev_name, set()).add(stream)
     # stream codes by the order each stream's first op occurs (the engine's process order)
     slots: dict[str, int] = {}
-    lut = np.array([slots.setdefault(nm, len(slots)) for nm in names], dtype=np.int64)
+    lut = np.array([slots.setdefault(nm, len(slots)) for nm in names], dtype=np.int32)
     arrays.stream = lut[key_of]
     arrays.stream_names = tuple(slots)
     if len(slots) == 1:
@@ -150,7 +152,8 @@ def _collective_loads(arrays, plan: Plan, system: System, stages: list[Stage],
 
 def _prune_uncontended(plan: Plan, at: np.ndarray, group: np.ndarray, loads: list[tuple],
                        user_of: list[str]) -> None:
-    """Put the loaded collectives in ``plan.op_loads`` (in op order) and drop the resources
+    """Put the loaded collectives in ``plan.op_loads`` (in op order, as
+    :class:`~sim.system.grouped_loads.GroupedLoads`) and drop the resources
     only one stream loads, as :meth:`~sim.system.plan.Plan.prune_uncontended` does op by op:
     the users are found once per group of ops sharing a tuple of loads, and each dropped
     resource's bytes are summed over the ops in op order (``quiet``, entered in the order
@@ -162,24 +165,18 @@ def _prune_uncontended(plan: Plan, at: np.ndarray, group: np.ndarray, loads: lis
     for stream, res in plan.memory_of.items():
         users.setdefault(res, set()).add(stream)
     lone = {r for r, who in users.items() if len(who) == 1}
-    ids = at.tolist()
     if not lone:
-        which = group.tolist()
-        plan.op_loads.update(zip(ids, [loads[w] for w in which], strict=True))
+        plan.op_loads = GroupedLoads(at, group, loads)
         return
     summed: list[tuple[int, int, str, tuple]] = []   # (first op, place in tuple, name, quiet)
+    grouped = GroupedLoads(at, group, loads)
     for r in sorted(lone):
-        # per group: the bytes each of its loads on r moves, in tuple order
-        per_group = [[ld.nbytes for ld in tup if ld.resource == r] for tup in loads]
-        count = np.array([len(v) for v in per_group], dtype=np.int64)
-        ops = np.flatnonzero(count[group] > 0)
+        on = np.array([any(ld.resource == r for ld in tup) for tup in loads])
+        ops = np.flatnonzero(on[group])
         if not len(ops):
             continue
-        flat = np.array([b for v in per_group for b in v], dtype=float)
-        offset = np.concatenate(([0], np.cumsum(count)[:-1]))
-        g, n = group[ops], count[group[ops]]
-        hi = np.cumsum(n)
-        values = flat[np.repeat(offset[g] - (hi - n), n) + np.arange(int(hi[-1]))]
+        g = group[ops]
+        values = grouped.bytes_on(r)    # each op's loads on r, in op and tuple order
         bw, before = plan.quiet.get(r, (plan.resources[r], 0.0))
         moved = float(np.add.accumulate(np.concatenate(([before], values)))[-1])
         place = next(j for j, ld in enumerate(loads[int(g[0])]) if ld.resource == r)
@@ -188,7 +185,6 @@ def _prune_uncontended(plan: Plan, at: np.ndarray, group: np.ndarray, loads: lis
         plan.quiet[r] = entry
     kept = [tuple(ld for ld in tup if ld.resource not in lone) for tup in loads]
     keep = np.array([bool(k) for k in kept], dtype=bool)[group]
-    plan.op_loads.update(zip(at[keep].tolist(), [kept[w] for w in group[keep].tolist()],
-                             strict=True))
+    plan.op_loads = GroupedLoads(at[keep], group[keep], kept)
     for r in lone:
         plan.resources.pop(r, None)

@@ -14,6 +14,7 @@ from sim.columns import Columns, Text, cell, column, text_codes
 from sim.engine import Timeline
 from sim.fold_run import folded
 from sim.invariants import REL_TOL, InvariantError
+from sim.system.grouped_loads import GroupedLoads
 from sim.system.plan import Plan
 
 TRANSFER_COLUMNS = ("id", "name", "tensor", "stream", "src", "dst", "route", "bytes",
@@ -70,9 +71,14 @@ def transfer_table(timeline: Timeline) -> Columns:
 def routed_bytes(plan: Plan) -> dict[str, float]:
     """Bytes each resource must carry, summed from the plan's tasks (independently of the run)."""
     out: dict[str, float] = {name: 0.0 for name in plan.resources}
-    for loads in plan.op_loads.values():
-        for ld in loads:
-            out[ld.resource] += ld.nbytes
+    if isinstance(plan.op_loads, GroupedLoads):     # the same sums, in the same order
+        for r in {ld.resource for t in plan.op_loads.tuples for ld in t}:
+            terms = np.concatenate(([out[r]], plan.op_loads.bytes_on(r)))
+            out[r] = float(np.add.accumulate(terms)[-1])
+    else:
+        for loads in plan.op_loads.values():
+            for ld in loads:
+                out[ld.resource] += ld.nbytes
     for tr in plan.transfers:
         for ld in tr.loads:
             out[ld.resource] += ld.nbytes

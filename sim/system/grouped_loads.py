@@ -1,0 +1,84 @@
+"""A run's link loads per op held as arrays: which ops load links, and which of a few shared
+tuples of loads each one's is.
+
+A plan built from a trace's arrays (:mod:`sim.system.array_plan`) gives every loaded
+collective of one (op kind, stage) the same tuple of loads, and a 2,048-token run of a 70B
+model on four pipeline stages has a million of them: a dict from op id to tuple cost ~0.3 s
+to fill and ~100 B an op, and the engine resolved it into a second one. :class:`GroupedLoads`
+is that mapping as ``ids`` (the ops, ascending), ``group`` (per op, its tuple's index) and
+``tuples``; it reads as a dict does where a caller looks one op up, and whole-run readers
+(:class:`~sim.load_index.LoadIndex`, :func:`~sim.system.usage.routed_bytes`) use the arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+
+class GroupedLoads(Mapping):
+    """Op id -> its loads, for ops ``ids`` (ascending op ids) whose loads are
+    ``tuples[group[j]]`` (module docstring)."""
+
+    def __init__(self, ids: np.ndarray, group: np.ndarray, tuples: list):
+        self.ids = np.ascontiguousarray(ids, dtype=np.int64)
+        self.group = np.ascontiguousarray(group, dtype=np.int64)
+        self.tuples = list(tuples)
+        self._of: memoryview | None = None    # per op id its group (-1: none), when read
+
+    def with_tuples(self, convert: Callable[[Any], Any]) -> GroupedLoads:
+        """The same ops, each tuple replaced by ``convert(tuple)`` (once per tuple: ops that
+        shared one share its conversion)."""
+        done: dict[int, Any] = {}
+        for t in self.tuples:
+            if id(t) not in done:
+                done[id(t)] = convert(t)
+        return GroupedLoads(self.ids, self.group, [done[id(t)] for t in self.tuples])
+
+    def counts(self) -> np.ndarray:
+        """How many ops load each tuple (by index in ``tuples``)."""
+        return np.bincount(self.group, minlength=len(self.tuples))
+
+    def bytes_on(self, resource: str) -> np.ndarray:
+        """The bytes of each load on ``resource`` (tuples of :class:`~sim.system.plan.Load`),
+        op by op in op order and in each tuple's order: the terms a sum over the dict's
+        items would add, for ``np.add.accumulate`` to add in that order."""
+        per_tuple = [[ld.nbytes for ld in t if ld.resource == resource] for t in self.tuples]
+        count = np.array([len(v) for v in per_tuple], dtype=np.int64)
+        flat = np.array([b for v in per_tuple for b in v], dtype=float)
+        offset = np.concatenate(([0], np.cumsum(count)[:-1]))
+        g = self.group[count[self.group] > 0]
+        n = count[g]
+        hi = np.cumsum(n)
+        total = int(hi[-1]) if len(hi) else 0
+        return flat[np.repeat(offset[g] - (hi - n), n) + np.arange(total)]
+
+    def _lookup(self) -> memoryview:
+        if self._of is None:
+            size = int(self.ids[-1]) + 1 if len(self.ids) else 0
+            of = np.full(size, -1, dtype=np.int64)
+            of[self.ids] = self.group
+            self._of = memoryview(of)
+        return self._of
+
+    def get(self, op_id: int, default: Any = None) -> Any:
+        of = self._lookup()
+        g = of[op_id] if 0 <= op_id < len(of) else -1
+        return self.tuples[g] if g >= 0 else default
+
+    def __getitem__(self, op_id: int) -> Any:
+        got = self.get(op_id, self)
+        if got is self:
+            raise KeyError(op_id)
+        return got
+
+    def __contains__(self, op_id: object) -> bool:
+        return isinstance(op_id, (int, np.integer)) and self.get(int(op_id), self) is not self
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.ids.tolist())
+
+    def __len__(self) -> int:
+        return len(self.ids)

@@ -1,0 +1,68 @@
+"""GroupedLoads: a plan's op -> loads mapping as arrays reads as the dict it replaces, and the
+whole-run readers (LoadIndex, routed_bytes) give what they give from that dict."""
+
+import numpy as np
+import pytest
+
+from sim.load_index import LoadIndex
+from sim.system.grouped_loads import GroupedLoads
+from sim.system.plan import Load, Plan
+from sim.system.usage import routed_bytes
+
+
+def _both() -> tuple[GroupedLoads, dict]:
+    """Ops 3, 5, 8, 9, 14 on three tuples; tuples 0 and 2 are one object (shared), 1 loads
+    x twice; bytes 0.1, 0.2, 0.3 whose sum's order shows in the last bit."""
+    a = (Load("x", 0.1), Load("y", 4.0))
+    b = (Load("x", 0.2), Load("x", 0.3))
+    grouped = GroupedLoads(np.array([3, 5, 8, 9, 14]), np.array([1, 0, 2, 1, 0]), [a, b, a])
+    return grouped, {3: b, 5: a, 8: a, 9: b, 14: a}
+
+
+def test_reads_as_the_dict():
+    grouped, ref = _both()
+    assert grouped == ref and list(grouped) == list(ref) and len(grouped) == 5
+    assert grouped[8] is ref[8] and grouped.get(4) is None and grouped.get(99, ()) == ()
+    assert 9 in grouped and np.int64(14) in grouped and 7 not in grouped and -1 not in grouped
+    with pytest.raises(KeyError):
+        grouped[6]   # noqa: B018
+
+
+def test_with_tuples_converts_each_shared_tuple_once():
+    grouped, _ = _both()
+    calls = []
+    out = grouped.with_tuples(lambda t: calls.append(t) or list(t))
+    assert len(calls) == 2                       # a (twice in tuples) and b
+    assert out[5] is out[8] is out[14] and out[3] == list(grouped[3])
+
+
+def test_bytes_on_are_the_dict_sums_terms_in_order():
+    grouped, ref = _both()
+    terms = grouped.bytes_on("x")
+    # op by op (3, 5, 8, 9, 14), each tuple in its order
+    assert terms.tolist() == [0.2, 0.3, 0.1, 0.1, 0.2, 0.3, 0.1]
+    total = 0.0
+    for loads in ref.values():
+        for ld in loads:
+            if ld.resource == "x":
+                total += ld.nbytes
+    assert float(np.add.accumulate(np.concatenate(([0.0], terms)))[-1]) == total
+    assert grouped.bytes_on("z").size == 0
+
+
+def test_routed_bytes_and_load_index_equal_the_dicts():
+    grouped, ref = _both()
+    plans = [Plan(streams={}, resources={"x": 1.0, "y": 1.0}, op_loads=loads)
+             for loads in (grouped, ref)]
+    assert routed_bytes(plans[0]) == routed_bytes(plans[1])
+    # resolved as the engine resolves them: one list per tuple object
+    links = {"x": object(), "y": object()}
+    memo: dict = {}
+
+    def resolve(loads):
+        return memo.setdefault(id(loads), [(links[ld.resource], ld.nbytes) for ld in loads])
+    new = LoadIndex(grouped.with_tuples(resolve), 20)
+    old = LoadIndex({i: resolve(loads) for i, loads in ref.items()}, 20)
+    assert new.ids.tolist() == old.ids.tolist() and new.code.tolist() == old.code.tolist()
+    assert [id(x) for x in new.lists] == [id(x) for x in old.lists]
+    assert new.of_op.tolist() == old.of_op.tolist()
