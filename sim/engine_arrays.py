@@ -583,7 +583,11 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     moved_scratch = np.full(len(names), NOT_MOVED, dtype=np.int64)
     beside_pos = np.empty(MAX_BESIDE, dtype=np.int64)
     beside_ys = np.empty(MAX_BESIDE, dtype=np.int64)
-    scan = kernels().scan_run if memory_of else None
+    # the compiled scan's arguments after a stream's own: per op, then per stream and output
+    scan_ops = (wait_at_arr, waited_op, flagged, beside)
+    scan_streams = (next_op, stream64, sleep_on, moved_scratch, beside_pos, beside_ys)
+    checked_scan = kernels().scan_run if memory_of else None
+    scan = getattr(checked_scan, "__wrapped__", checked_scan)
     # per link (code): the compiled spans' view of its state and counters (span_run)
     n_links = max(1, len(load_res))
     link_ok = np.zeros(n_links, dtype=np.uint8)
@@ -766,12 +770,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         # between the positions that may end it (sim/stream_chains.py: the rest are
         # plain, or adoptions after the run's first, or waits for what it adopts;
         # compiled: sim/scan_kernel.py)
-        arr = lane["arrays"]
-        e, last_adopts, count = scan(
-            k, m, cut, first, arr["next_block"], arr["stops"], arr["waits_left"],
-            arr["ends_run"], arr["ids"], wait_at_arr, waited_op, flagged, beside,
-            beside_cap[name], next_op, stream64, sleep_on, moved_scratch, beside_pos,
-            beside_ys)
+        e, last_adopts, count = scan(k, m, cut, first, *lane["scan_lane"], beside_cap[name],
+                                     *scan_streams)
         beside_of = list(zip(beside_pos[:count].tolist(), beside_ys[:count].tolist(), strict=True))
         while beside_of and beside_of[-1][0] >= e:  # nothing of the run would go beside it
             beside_of.pop()
@@ -871,11 +871,12 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 "one": single[ids], "stops": stops, "adoption_at": adopt_at,
                 "ends_run": ends_run, "waits_left": waits_left,
                 "next_block": _next_at(block, m), "next_adoption": _next_at(adopt_at, m)}
-        # what the compiled scan reads (flags as bytes)
-        lane["arrays"] = {"ids": np.ascontiguousarray(ids, dtype=np.int64),
-                          "next_block": lane["next_block"],
-                          **{key: np.ascontiguousarray(lane[key]).view(np.uint8)
-                             for key in ("stops", "waits_left", "ends_run")}}
+        # what the compiled scan reads (flags as bytes), checked once here
+        lane["scan_lane"] = (lane["next_block"], *(
+            np.ascontiguousarray(lane[key]).view(np.uint8)
+            for key in ("stops", "waits_left", "ends_run")),
+            np.ascontiguousarray(ids, dtype=np.int64), *scan_ops)
+        checked_scan(m, m, m, m, *lane["scan_lane"], 0, *scan_streams)   # from the end
         if (beside[ids] >= 0).any():    # runs read a position per op run beside
             lane.update({key: _items(lane[key]) for key in (
                 "id_list", "sig", "wait", "one", "stops", "ends_run", "waits_left",

@@ -36,7 +36,7 @@ def test_one_stream_limit_refuses_with_its_own_costs():
 
 
 def test_pipelined_run_keeps_the_tight_limit():
-    sc = Scenario(batch=8, prompt_len=512, gen_len=1024, tp=2, pp=2, microbatches=4)
+    sc = Scenario(batch=8, prompt_len=512, gen_len=3072, tp=2, pp=2, microbatches=4)
     model = get_model("llama2-13b")
     assert MAX_OPS["streams"] < estimate_ops(model, sc) < MAX_OPS["one-stream"]
     with pytest.raises(WorkloadError, match="several streams per device"):

@@ -22,21 +22,24 @@ from workloads.models import ModelConfig
 from workloads.scenario import Scenario
 
 #: (seconds per op, low and high; bytes of peak memory per op) of a whole run, per path:
-#: ``one-stream``: Llama-2-70B DGX-H100 TP8 b8 p512 g2048, 2,465,792 ops, 1.69 s, 663 MB
-#: (0.69 us, 269 B), Llama-2-7B H100 b8 p512 g8192, 3,432,448 ops, 2.43 s, 848 MB (0.71 us,
-#: 247 B), up to 1.03 us per op on a busier run of the same machine; ``streams`` (planned and
-#: run from arrays, sim/system/array_plan.py, sim/engine_arrays.py; re-measured 2026-12-04
-#: after collectives were stamped in the compute stream's runs): Llama-2-7B DGX-H100 PP2 x 2
-#: micro-batches g512, 430,080 ops, 1.14 s, 228 MB (2.7 us, 530 B), Llama-2-13B TP2 PP2 x 4
-#: micro-batches g512, 1,239,040 ops, 2.60 s, 481 MB (2.1 us, 388 B), Mixtral-8x7B TP4 EP4
-#: g512, 673,792 ops, 1.80 s, 318 MB (2.7 us, 472 B), the 13B run with ``--overlap``
-#: (compute and communication streams share HBM), 3.50 s, 780 MB (2.8 us, 629 B),
+#: ``one-stream`` (re-measured 2026-12-05, wall seconds): Llama-2-70B DGX-H100 TP8 b8 p512
+#: g2048, 2,465,792 ops, 1.14 s, 671 MB (0.46 us, 272 B), Llama-2-7B H100 b8 p512 g8192,
+#: 3,432,448 ops, 1.82 s, 878 MB (0.53 us, 256 B), up to 1.03 us per op on a busier run of
+#: the same machine (2026-12-04); ``streams`` (planned and
+#: run from arrays, sim/system/array_plan.py, sim/engine_arrays.py; re-measured 2026-12-05
+#: after the engine's scans and spans were compiled, wall seconds): Llama-2-7B DGX-H100 PP2 x
+#: 2 micro-batches g512, 430,080 ops, 0.66 s, 234 MB (1.5 us, 544 B), Llama-2-13B TP2 PP2 x 4
+#: micro-batches g512, 1,239,040 ops, 1.18 s, 456 MB (0.95 us, 368 B), Mixtral-8x7B TP4 EP4
+#: g512, 673,792 ops, 0.70 s, 296 MB (1.0 us, 439 B), the 13B run with ``--overlap``
+#: (compute and communication streams share HBM), 2.15 s, 495 MB (1.7 us, 399 B),
 #: Llama-2-70B TP8 b32 x 2 micro-batches g512 ``--overlap`` (each collective beside the other
-#: micro-batch's compute), 1,232,896 ops, 6.30 s, 791 MB (5.1 us, 641 B)
-COST_PER_OP = {"one-stream": (0.69e-6, 1.03e-6, 270), "streams": (2.1e-6, 5.1e-6, 640)}
-#: ops a run may have without ``--force``, per path (about 7-10 s and 2.7 GB of one stream;
-#: 4-10 s and 1.3 GB of several streams)
-MAX_OPS = {"one-stream": 10_000_000, "streams": 2_000_000}
+#: micro-batch's compute), 1,232,896 ops, 1.52 s, 484 MB (1.2 us, 393 B), the same at g2048,
+#: 4,931,584 ops, 4.81 s, 1.49 GB (0.98 us, 303 B), Llama-2-70B TP2 PP4 x 4 micro-batches b8
+#: g2048, 9,887,744 ops, 6.37 s, 2.84 GB (0.64 us, 288 B)
+COST_PER_OP = {"one-stream": (0.46e-6, 1.03e-6, 272), "streams": (0.64e-6, 1.74e-6, 550)}
+#: ops a run may have without ``--force``, per path (about 5-10 s and 2.7 GB of one stream;
+#: 3-9 s and 1.5-2.8 GB of several streams)
+MAX_OPS = {"one-stream": 10_000_000, "streams": 5_000_000}
 _PATH_WORDS = {"one-stream": "one stream", "streams": "several streams"}
 
 
