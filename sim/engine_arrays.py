@@ -587,7 +587,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     scan_ops = (wait_at_arr, waited_op, flagged, beside)
     scan_streams = (next_op, stream64, sleep_on, moved_scratch, beside_pos, beside_ys)
     checked_scan = kernels().scan_run if memory_of else None
-    scan = getattr(checked_scan, "__wrapped__", checked_scan)
+    scan = getattr(checked_scan, "unchecked", checked_scan)
     # per link (code): the compiled spans' view of its state and counters (span_run)
     n_links = max(1, len(load_res))
     link_ok = np.zeros(n_links, dtype=np.uint8)
@@ -597,7 +597,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                   end)
     # its arrays are checked once per stream (lane_of), then called unchecked
     checked_span = kernels().stamp_span
-    stamp_span = getattr(checked_span, "__wrapped__", checked_span)
+    stamp_span = getattr(checked_span, "unchecked", checked_span)
 
     def compiled_beside(run: np.ndarray, after: list[int], ys: np.ndarray, name: str,
                         memory, z_pos: np.ndarray, z_of: np.ndarray) -> tuple[int, float, int]:

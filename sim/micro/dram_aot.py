@@ -254,13 +254,14 @@ def checked(fn, spec: tuple):
         return fn(*args)
 
     call.__wrapped__ = fn
+    call.unchecked = fn
     return call
 
 
 def check_args(spec: tuple, args: tuple) -> None:
     """Raise TypeError unless ``args`` match ``spec`` (:func:`checked`). A caller that passes
     the same arrays many times checks them once and calls the unchecked function
-    (``__wrapped__``)."""
+    (``unchecked``: a numba dispatcher's ``__wrapped__`` is its Python function)."""
     import numpy as np
 
     if len(args) != len(spec):
