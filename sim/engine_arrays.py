@@ -526,9 +526,10 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         memory.bytes_moved, memory.busy_time, memory._last = moved, busy_time, last
         return took, t
 
-    def with_ops_beside(run: np.ndarray, after: list[int], ys: list[int], name: str,
+    def with_ops_beside(run: np.ndarray, after: list[int], ys_arr: np.ndarray, name: str,
                         memory) -> tuple[int, float]:
-        """Stamp ``run`` from now while another stream's ops ``ys`` run beside it: ``ys[j]``
+        """Stamp ``run`` from now while another stream's ops ``ys_arr`` (int64) run beside it:
+        ``ys_arr[j]``
         starts where ``run[after[j]]`` ends, its memory traffic shared with the run's ops
         until it is done (:func:`beside_window`), and an op of the run that waits for it
         starts once it ends. The rest of the run is stamped alone (:func:`alone_at_once`).
@@ -536,10 +537,10 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         when the run reaches past its window. Where neither the run nor the ops beside load
         a link, the compiled loop (:func:`sim.beside_kernel.stamp_beside`) stamps it."""
         # the run's ops that wait for ops beside: (position in the run, index in ys)
-        ys_arr = np.array(ys, dtype=np.int64)
         z_pos, z_of, wanted = _waiting_positions(run, ys_arr, waited_sorted, waiter_by_waited)
         if not COMPILED_BESIDE or (op_loads and (single[run].any() or single[ys_arr].any())):
-            j, t, taken = python_beside(run, after, ys, name, memory, z_pos, z_of)
+            j, t, taken = python_beside(run, after, ys_arr.tolist(), name, memory, z_pos,
+                                        z_of)
         else:
             j, t, taken = compiled_beside(run, after, ys_arr, name, memory, z_pos, z_of)
         beside_taken[0] = taken
@@ -553,10 +554,10 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         signalled.update(waited_on.tolist())
         flagged[waited_on] = 1
         # an op beside whose waiters the run stamped is signalled now; the others as they end
-        ran = np.ones(len(ys), dtype=bool)
+        ran = np.ones(len(ys_arr), dtype=bool)
         ran[z_of[z_pos >= j]] = False
         # ... and one with a waiter outside the run as it ends
-        ran[np.bincount(z_of, minlength=len(ys)) < wanted] = False
+        ran[np.bincount(z_of, minlength=len(ys_arr)) < wanted] = False
         late = np.flatnonzero(~ran[:taken]).tolist()
         signalled.update(done[ran[:taken]].tolist())
         flagged[done[ran[:taken]]] = 1
@@ -772,9 +773,10 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         # compiled: sim/scan_kernel.py)
         e, last_adopts, count = scan(k, m, cut, first, *lane["scan_lane"], beside_cap[name],
                                      *scan_streams)
-        beside_of = list(zip(beside_pos[:count].tolist(), beside_ys[:count].tolist(), strict=True))
-        while beside_of and beside_of[-1][0] >= e:  # nothing of the run would go beside it
-            beside_of.pop()
+        # (position, the op run beside the one there), dropping those at or after the run's
+        # end: nothing of the run would go beside them
+        count = int(np.searchsorted(beside_pos[:count], e))
+        beside_at, beside_of = beside_pos[:count] - k, beside_ys[:count].copy()
         if e < k:
             return e, env.now
         run = ids[k:e + 1]
@@ -788,12 +790,11 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         else:
             at = xs = ys = _NONE
         busy = (name,)
-        if beside_of:
+        if count:
             # where each op run beside goes: after its op's place in the run
-            pos = np.array([b for b, _ in beside_of]) - k
-            after = (pos + np.searchsorted(at, pos, "right")).tolist()
-            f, t = with_ops_beside(run, after, [y for _, y in beside_of], name, memory)
-            got, wanted = beside_taken[0], len(beside_of)
+            after = (beside_at + np.searchsorted(at, beside_at, "right")).tolist()
+            f, t = with_ops_beside(run, after, beside_of, name, memory)
+            got, wanted = beside_taken[0], count
             beside_cap[name] = min(MAX_BESIDE, 2 * wanted if got == wanted else
                                    max(MIN_BESIDE, 2 * got))
         elif len(run) < SHORT:
