@@ -14,6 +14,7 @@ from dataclasses import field
 import numpy as np
 
 from sim.devices.base import Device
+from sim.system.grouped_loads import GroupedLoads
 from workloads.records import record
 
 
@@ -71,8 +72,10 @@ class Plan:
 
     ``memory_of`` names the memory resource a stream's ops move their DRAM bytes through (only
     for memories that something else contends for); ``op_loads`` are the link loads of
-    collectives; ``extra_deps`` the transfers an op waits for; ``stream_device`` the device
-    instance a stream belongs to (for reports); ``devices_of`` the instances its ops span.
+    collectives (a dict filled op by op, or from a trace's arrays a
+    :class:`~sim.system.grouped_loads.GroupedLoads`, read the same way); ``extra_deps`` the
+    transfers an op waits for; ``stream_device`` the device instance a stream belongs to (for
+    reports); ``devices_of`` the instances its ops span.
     """
 
     streams: dict[str, Device]
@@ -80,7 +83,7 @@ class Plan:
     devices_of: dict[str, tuple[str, ...]] = field(default_factory=dict)
     memory_of: dict[str, str] = field(default_factory=dict)
     resources: dict[str, float] = field(default_factory=dict)
-    op_loads: dict[int, tuple[Load, ...]] = field(default_factory=dict)
+    op_loads: dict[int, tuple[Load, ...]] | GroupedLoads = field(default_factory=dict)
     extra_deps: dict[int, tuple[int, ...]] = field(default_factory=dict)
     transfers: list[Transfer] = field(default_factory=list)
     copy_streams: tuple[str, ...] = ()
