@@ -13,7 +13,8 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.span_kernel.stamp_span`: a span of a plain run, loaded ops alone on their links.
 
 Without a C compiler, or with ``XPUSIM_ENGINE_AOT=0``, the numba dispatchers run instead: both
-give the same floats (tests/test_beside_kernel.py, tests/test_engine_dag.py).
+give the same floats (tests/test_beside_kernel.py, tests/test_engine_dag.py,
+tests/test_span_scan_kernels.py).
 """
 
 from __future__ import annotations

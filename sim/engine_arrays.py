@@ -5,12 +5,13 @@ A plan from :mod:`sim.system.array_plan` puts a compact trace's ops on several s
 by op, with the same SimPy processes, events and resources, but each stream walks positions
 in arrays: a coarsened run (module docstring of :mod:`sim.engine`; ``plain_run`` on a stream
 without a shared memory) is found by jumping between the positions that may end it (ops
-another stream waits for, ops with a dependency another stream signals) and stamped by one
-``np.cumsum`` from the run's start (the sequential additions the per-op loop makes, so every
-start and end is equal bit for bit); it takes the ops with link loads on its way where each
-is alone on its links (below), and ends where the per-op loop's would (at an op another
-stream waits for, before an op whose dependency has not yet been signalled when the run
-starts) or before a loaded op that is not alone. Costs are one per op kind
+another stream waits for, ops with a dependency another stream signals) and stamped by a
+running sum from the run's start (the sequential additions the per-op loop makes, so every
+start and end is equal bit for bit; a compiled loop, :func:`sim.span_kernel.stamp_span`); it
+takes the ops with link loads on its way where each is alone on its links (below), and ends
+where the per-op loop's would (at an op another stream waits for, before an op whose
+dependency has not yet been signalled when the run starts) or before a loaded op that is not
+alone. Costs are one per op kind
 (estimated once, in the order kinds first occur), so the timeline's costs are a
 :class:`~sim.engine.CostList` indexed by the ops' kinds and the op table is read from the
 arrays.
@@ -41,7 +42,9 @@ with (it waits for the compute op before it and the next compute op waits for it
 the run's chain of ops; a collective of one micro-batch that overlaps the next micro-batch's
 compute ops runs *beside* them, the memory's sharing replayed op by op as the per-op
 engine's events would share it (:class:`~sim.resources.PairReplay`; the run ends instead where
-two changes would fall at one time, so that the order of events could matter). The comm
+two changes would fall at one time, so that the order of events could matter). Where a
+run may end and which collectives it takes is scanned by a compiled loop
+(:func:`sim.scan_kernel.scan_run`). The comm
 stream then sleeps on its next op, waking no earlier than the collective ended. Where neither
 the run nor the collectives beside it load a link, the loop over those windows is compiled
 (:func:`sim.beside_kernel.stamp_beside`, built ahead of time by :mod:`sim.engine_aot`): the
