@@ -39,7 +39,9 @@ compute and communication streams share each GPU's HBM, taking turns), and Llama
 in two micro-batches with ``--overlap`` (128 tokens): each collective runs beside the other
 micro-batch's compute ops, their HBM traffic shared; and the Mixtral case with ``--overlap``.
 ``--cases 7b-g2048,7b-g8192`` adds a longer run (not in the default set): the marginal cost
-per token over 2,048 -> 8,192 tokens.
+per token over 2,048 -> 8,192 tokens; ``--cases 70b-tp8-mb2-ovl-g2048,70b-tp2-pp4-mb4-g2048``
+runs the 70B 2,048-token runs on several streams (batch 32 in two micro-batches at TP8 with
+``--overlap``; batch 8 on four TP2 stages in four micro-batches).
 """
 
 from __future__ import annotations
@@ -94,11 +96,23 @@ CASES = {
     "mixtral-ep4-ovl-g512": ("dgx-h100", "mixtral-8x7b", {"batch": 8, "prompt_len": 512,
                                                           "gen_len": 512, "tp": 4, "ep": 4},
                              {"overlap": True}),
+    # issue 18's 2,048-token 70B runs on several streams (on request: 5-7 s each)
+    "70b-tp8-mb2-ovl-g2048": ("dgx-h100", "llama2-70b", {"batch": 32, "prompt_len": 512,
+                                                         "gen_len": 2048, "tp": 8,
+                                                         "microbatches": 2},
+                              {"overlap": True}),
+    "70b-tp2-pp4-mb4-g2048": ("dgx-h100", "llama2-70b", {"batch": 8, "prompt_len": 512,
+                                                         "gen_len": 2048, "tp": 2, "pp": 4,
+                                                         "microbatches": 4}),
 }
-#: cases run when ``--cases`` is not given (the longest 7B run only on request)
-DEFAULT_CASES = tuple(c for c in CASES if c != "7b-g8192")
-#: what ``xpusim run --out`` imports, after the CLI's one-BLAS-thread default (xpusim.cli)
+#: cases only run on request: the longest 7B run and the several-stream 2,048-token 70B runs
+LONG_CASES = ("7b-g8192", "70b-tp8-mb2-ovl-g2048", "70b-tp2-pp4-mb4-g2048")
+#: cases run when ``--cases`` is not given
+DEFAULT_CASES = tuple(c for c in CASES if c not in LONG_CASES)
+#: what ``xpusim run --out`` imports, after the CLI's one-BLAS-thread default (xpusim.cli) and
+#: its allocation settings (xpusim.heap)
 STARTUP = ("from xpusim.cli import single_thread_blas; single_thread_blas(); "
+           "from xpusim.heap import tune_allocation; tune_allocation(); "
            "import arch, sim.run, sim.report.writer, workloads.models, xpusim.commands.run")
 
 
@@ -221,6 +235,13 @@ def run_case(case: tuple, phases: _Phases, parts: _OutputParts | None = None) ->
 
 
 def main() -> None:
+    # the CLI's process settings, before numpy loads (xpusim/cli.py, xpusim/heap.py): one BLAS
+    # thread, freed memory kept for the next arrays, numpy's arrays on ordinary pages
+    from xpusim.cli import single_thread_blas
+    from xpusim.heap import tune_allocation
+
+    single_thread_blas()
+    tune_allocation()
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)

@@ -16,7 +16,8 @@ with them and 0.8 s without (372,649 small faults instead of 60,934), at equal u
 one-stream 2,048-token 70B run 0.48-0.70 s against 0.34-0.37 s. ``NUMPY_MADVISE_HUGEPAGE=0`` is
 set unless the user set it (numpy reads it when it loads).
 
-Only the command-line process does this (a library does not set its host's allocator); on
+Only the command-line process does this (a library does not set its host's allocator; a
+script or notebook calls :func:`tune_allocation` itself, before it imports numpy); on
 a C library without ``mallopt`` (musl, macOS) or with ``XPUSIM_KEEP_FREED=0`` the allocator is
 left as it is.
 """
