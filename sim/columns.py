@@ -396,19 +396,18 @@ def as_columns(table: Any) -> Columns:
 def in_first_order(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(the distinct values of ``codes`` in the order they first occur, the position of each
     one's first occurrence, each element's index into the former): ``np.unique`` renumbered
-    by first occurrence. Where the values span under 2**22, by counting (no sort)."""
-    n = len(codes)
-    if n:
+    by first occurrence. Where the values span under 2**22, by a first-occurrence scan over
+    them as codes (:func:`workloads.fold.first_seen`; no sort of all of them)."""
+    if len(codes):
         lo, hi = int(codes.min()), int(codes.max())
         if hi - lo < 1 << 22:
+            from workloads.fold import first_seen
+
             shifted = codes.astype(np.int64).reshape(-1) - lo
-            first_at = np.full(hi - lo + 1, n, dtype=np.int64)
-            np.minimum.at(first_at, shifted, np.arange(n, dtype=np.int64))
-            present = np.flatnonzero(first_at < n)
-            order = present[np.argsort(first_at[present], kind="stable")]
+            used, first = first_seen(shifted, hi - lo + 1)
             rank = np.empty(hi - lo + 1, dtype=np.int64)
-            rank[order] = np.arange(len(order))
-            return (order + lo).astype(codes.dtype), first_at[order], rank[shifted]
+            rank[used] = np.arange(len(used))
+            return (used + lo).astype(codes.dtype), first, rank[shifted]
     uniq, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")
     rank = np.empty(len(order), dtype=np.int64)

@@ -394,3 +394,23 @@ def test_distinct_ints_by_counting_and_by_sorting():
     assert distinct_ints(narrow).tolist() == [0, 3, 7, 12]
     assert distinct_ints(wide).tolist() == [-3, 4, 5, 2**30]
     assert distinct_ints(np.zeros(0, dtype=np.int32)).dtype == np.int64
+
+
+@pytest.mark.parametrize("codes", [[3, 3, 1, 2, 1], [9, -4, 9, 0, -4, 7], [0, 1, 2, 2, 0],
+                                   [5, 2**30, 5, -3], [4]])
+def test_in_first_order_by_scan_equals_np_unique(codes):
+    """The first-occurrence renumbering by a scan over a narrow range equals ``np.unique``'s
+    renumbered by first occurrence (the wide-range path); by hand for the first: values 3, 1,
+    2 first met at 0, 2, 3, elements 0 0 1 2 1."""
+    from sim.columns import in_first_order
+
+    arr = np.array(codes, dtype=np.int64)
+    uniq, first, inverse = np.unique(arr, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    got = in_first_order(arr)
+    for a, b in zip(got, (uniq[order], first[order], rank[inverse]), strict=True):
+        assert a.tolist() == b.tolist() and a.dtype == np.int64
+    if codes == [3, 3, 1, 2, 1]:
+        assert [g.tolist() for g in got] == [[3, 1, 2], [0, 2, 3], [0, 0, 1, 2, 1]]

@@ -35,7 +35,7 @@ class OpLinks(Mapping):
     read where a report draws an op's links; each distinct list of loads, which many ops
     share, is named once, when first read - not a tuple per op)."""
 
-    def __init__(self, op_loads: dict):
+    def __init__(self, op_loads: Mapping):
         self._loads = op_loads
         self._names: dict[int, tuple[str, ...]] = {}
 
