@@ -97,11 +97,46 @@ def test_a_failure_on_either_side_leaves_no_folder(run, tmp_path, monkeypatch, s
     assert [p.name for p in tmp_path.iterdir()] == []   # no staging folder left either
 
 
+def test_block_error_before_the_codes_ends_the_waiting_thread(run, tmp_path, monkeypatch):
+    """The writer thread waits for the text codes; a report failing before it gives them
+    raises its own error (no hang) and leaves no folder."""
+    def boom(*_a, **_k):
+        raise RuntimeError("codes failed")
+
+    monkeypatch.setattr("sim.report.writer.text_keys", boom)
+    out = tmp_path / "rep"
+    with pytest.raises(RuntimeError, match="codes failed"):
+        write_run_report(run, out, ops_as="parquet")
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_handed_future_fails_when_the_block_raises():
+    from concurrent.futures import Future
+
+    given, seen = Future(), []
+    with pytest.raises(KeyError):
+        with Background(given) as background:
+            background.run(lambda: seen.append(type(given.exception(5)).__name__))
+            raise KeyError("before the codes")
+    assert seen == ["RuntimeError"]
+
+
 def test_files_equal_a_one_thread_write(run, tmp_path, monkeypatch):
-    """The same bytes when the 'thread' runs the call at once, in the caller's thread."""
+    """The same bytes when the 'thread' runs the call in the caller's thread, once the block
+    has given it the text codes (where the block ends)."""
     write_run_report(run, tmp_path / "threaded", ops_as="parquet")
-    monkeypatch.setattr(Background, "run", lambda self, fn, *args: fn(*args))
+    calls: list = []
+    real_exit = Background.__exit__
+
+    def run_at_exit(self, *exc):
+        for fn, args in calls:
+            fn(*args)
+        return real_exit(self, *exc)
+
+    monkeypatch.setattr(Background, "run", lambda self, fn, *args: calls.append((fn, args)))
+    monkeypatch.setattr(Background, "__exit__", run_at_exit)
     write_run_report(run, tmp_path / "inline", ops_as="parquet")
+    assert [fn.__name__ for fn, _ in calls] == ["_write_parquet"]
     for path in sorted((tmp_path / "inline").iterdir()):
         if path.name != "summary.json":   # holds the wall time
             assert (tmp_path / "threaded" / path.name).read_bytes() == path.read_bytes(), \

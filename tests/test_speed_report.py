@@ -188,3 +188,26 @@ def test_parquet_round_trips_the_op_table(result, tmp_path):
     assert step.has_min_max and (step.min, step.max) == (ops["step"].min(), ops["step"].max())
     op_stats = rg.column(col).statistics
     assert op_stats is None or not op_stats.has_min_max
+
+
+def test_parquet_layout_per_column(result, tmp_path):
+    """Statistics only on the columns in running order, Zstandard only on the op times, the
+    one dictionary-encoded integer column ``shards`` (see ``sim.report.writer``)."""
+    import pyarrow.parquet as pq
+
+    from sim.report.writer import _write_parquet
+
+    _write_parquet(result.ops, tmp_path / "ops.parquet")
+    meta = pq.ParquetFile(tmp_path / "ops.parquet").metadata
+    chunks = {meta.row_group(0).column(j).path_in_schema: meta.row_group(0).column(j)
+              for j in range(meta.num_columns)}
+    with_stats = {c for c, chunk in chunks.items()
+                  if chunk.statistics is not None and chunk.statistics.has_min_max}
+    assert with_stats == {"id", "step", "start_s", "end_s"}
+    assert {c for c, chunk in chunks.items() if chunk.compression == "ZSTD"} == \
+        {"start_s", "end_s"}
+    assert {chunk.compression for c, chunk in chunks.items()
+            if c not in ("start_s", "end_s")} == {"LZ4"}   # pyarrow names LZ4_RAW so
+    assert "RLE_DICTIONARY" in chunks["shards"].encodings
+    assert "RLE_DICTIONARY" not in chunks["layer"].encodings
+    assert chunks["start_s"].encodings[-1] == "BYTE_STREAM_SPLIT"

@@ -1,10 +1,12 @@
 """Run one slow call that releases the GIL (Arrow writing a parquet file) in a second thread
-while the caller goes on; its error, if any, is raised where the block ends."""
+while the caller goes on; its error, if any, is raised where the block ends. The call may wait
+on futures the caller fills in the block; a block that raises cancels them first."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from types import TracebackType
 from typing import Any
 
@@ -12,11 +14,15 @@ from typing import Any
 class Background:
     """A context manager: :meth:`run` starts ``fn(*args)`` in a thread; leaving the block
     waits for it (also when the block raised, so nothing writes into a folder being removed)
-    and raises the thread's exception where the block itself did not raise one."""
+    and raises the thread's exception where the block itself did not raise one.
 
-    def __init__(self) -> None:
+    ``handed``: futures the thread may wait on, which the block fills; leaving the block
+    fails those still empty (the thread then ends with that error instead of waiting)."""
+
+    def __init__(self, *handed: Future) -> None:
         self._threads: list[threading.Thread] = []
         self._errors: list[BaseException] = []
+        self._handed = handed
 
     def run(self, fn: Callable[..., Any], *args: Any) -> None:
         """Start ``fn(*args)`` in a new thread."""
@@ -35,6 +41,9 @@ class Background:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        for future in self._handed:
+            if not future.done():
+                future.set_exception(RuntimeError("the report stopped before this was given"))
         for thread in self._threads:
             thread.join()
         if kind is None and self._errors:

@@ -8,6 +8,7 @@ or left out.
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -38,16 +39,28 @@ RUN_FILES = ("summary.json", "ops.parquet", "timeline.json", "roofline.svg", "en
              "breakdown.svg", "timeline.svg", "report.html")
 # ops.csv without pyarrow or with ops_as="csv"; timeline.svg only with a decode step
 
+DISTINCT_COLUMNS = ("start_s", "end_s")   # every op's own times: Zstandard, not LZ4
+RUNNING_COLUMNS = ("id", "step", "start_s", "end_s")   # rise with the rows: with statistics
+DICTIONARY_INTS = ("shards",)   # the one integer column that is smaller dictionary-encoded
+
 __all__ = ["RUN_FILES", "SUMMED_KEYS", "SUMMED_VALUES", "summed_ops", "write_run_report"]
 
 
-def _write_parquet(ops, path: Path, factorised: dict | None = None) -> None:
-    """Zstandard parquet; float columns byte-stream-split, not dictionary-encoded (times and
-    energies are nearly all distinct: ~7 MB instead of 15 MB for 860k ops); the running op id
-    delta-encoded (a few bytes instead of 1-3 MB); data pages of format 2.0 (read by pyarrow,
-    DuckDB, polars and Spark 3; ~25% less CPU to write than 1.0 pages, the same size);
-    min/max statistics for the numeric columns (step, layer, times: what a reader filters
-    row groups on), not the strings' (~20% of the writing CPU).
+def _write_parquet(ops, path: Path, factorised: dict | Future | None = None) -> None:
+    """Parquet: the op times (:data:`DISTINCT_COLUMNS`, nearly all distinct: 30 of the 40 MB
+    of a 4.9M-op run) Zstandard, every other column LZ4 (the LZ4_RAW codec: pyarrow, DuckDB,
+    polars, Spark 3.5+; they repeat step after step: LZ4
+    writes them in about half the time, for 7 MB more in all: that run's file in 0.72 instead
+    of 0.89 CPU s); float columns byte-stream-split, not dictionary-encoded (times and
+    energies are nearly all distinct: ~7 MB instead of 15 MB for 860k ops); integer columns
+    plain (a few values, as small after LZ4, in less time) except ``shards`` (plain, 3 MB
+    instead of 0.03); the running op id delta-encoded (a few bytes instead of 1-3 MB); data
+    pages of format 2.0 (read by pyarrow, DuckDB, polars and Spark 3; ~25% less CPU to write
+    than 1.0 pages, the same size);
+    min/max statistics for the columns in running order only (:data:`RUNNING_COLUMNS`: each
+    row group holds a range of them, so a reader filtering on them skips row groups; every
+    row group holds every layer, kind and size, so the others' statistics skip nothing and
+    cost ~8% of the writing CPU, the strings' ~20%).
 
     ``ops``: a DataFrame, or the run's :class:`sim.columns.Columns`, whose arrays go to Arrow
     as they are and whose text columns become dictionary arrays of their codes (no DataFrame,
@@ -59,19 +72,19 @@ def _write_parquet(ops, path: Path, factorised: dict | None = None) -> None:
     _write_table(*_parquet_table(ops, factorised), path)
 
 
-def _parquet_table(ops, factorised: dict | None = None) -> tuple[object, bool]:
+def _parquet_table(ops, factorised: dict | Future | None = None) -> tuple[object, bool]:
     """``(Arrow table, recoded)`` of :func:`_write_parquet`: every column formed, so writing
     it reads nothing of ``ops`` (a second thread may write it); ``recoded``: some string
     columns are dictionary arrays."""
     import pyarrow as pa
 
     if isinstance(ops, Columns) and ops.columnar:
-        return _columns_table(ops, factorised or {}), True
+        return _columns_table(ops, factorised), True
     import pandas as pd
 
     table = pa.Table.from_pandas(ops, preserve_index=False, nthreads=1)   # no pool to wait on
     recoded = False
-    for name, (c, uniques) in (factorised or {}).items():
+    for name, (c, uniques) in _given(factorised).items():
         i = table.schema.get_field_index(name)
         kind = table.schema.field(i).type if i >= 0 else None
         if kind is None or not (pa.types.is_string(kind) or pa.types.is_large_string(kind)) \
@@ -84,21 +97,27 @@ def _parquet_table(ops, factorised: dict | None = None) -> tuple[object, bool]:
     return table, recoded
 
 
-def _columns_table(ops: Columns, factorised: dict):
+def _given(factorised: dict | Future | None) -> dict:
+    """``factorised``, or what the :class:`Future` it is gives (waiting for it)."""
+    return (factorised.result() if isinstance(factorised, Future) else factorised) or {}
+
+
+def _columns_table(ops: Columns, factorised: dict | Future | None):
     """The Arrow table of a :class:`Columns` op table: numeric arrays as they are (zero
     copy), text columns as dictionary arrays of (``factorised`` or their own) codes and
-    distinct labels. Written without a stored schema (as a recoded DataFrame is), the file
-    holds no pandas metadata either way: ``pandas.read_parquet`` gives the same DataFrame."""
+    distinct labels. The numeric columns are formed first: ``factorised`` may be a
+    :class:`Future` another thread fills meanwhile. Written without a stored schema (as a
+    recoded DataFrame is), the file holds no pandas metadata either way:
+    ``pandas.read_parquet`` gives the same DataFrame."""
     import pyarrow as pa
 
-    arrays = []
+    arrays = {name: _arrow(np.asarray(ops[name])) for name in ops.order if not ops.is_text(name)}
+    given = _given(factorised)
     for name in ops.order:
         if ops.is_text(name):
-            c, labels = factorised.get(name) or text_codes(ops.text(name))
-            arrays.append(pa.DictionaryArray.from_arrays(_arrow(c), _arrow_text(labels)))
-        else:
-            arrays.append(_arrow(np.asarray(ops[name])))
-    return pa.Table.from_arrays(arrays, names=ops.order)
+            c, labels = given.get(name) or text_codes(ops.text(name))
+            arrays[name] = pa.DictionaryArray.from_arrays(_arrow(c), _arrow_text(labels))
+    return pa.Table.from_arrays([arrays[name] for name in ops.order], names=ops.order)
 
 
 def _arrow(values: np.ndarray):
@@ -139,13 +158,16 @@ def _write_table(table, recoded: bool, path: Path) -> None:
     types = {f.name: f.type for f in table.schema}
     floats = [c for c, t in types.items() if pa.types.is_floating(t)]
     delta = [c for c in ("id",) if c in types and pa.types.is_integer(types[c])]
-    others = [c for c in types if c not in floats and c not in delta]
+    ints = [c for c, t in types.items() if pa.types.is_integer(t) and c not in delta]
+    dictionary = [c for c in types if c not in floats and c not in delta and c not in ints] + \
+        [c for c in DICTIONARY_INTS if c in ints]
     encoding = {**{c: "BYTE_STREAM_SPLIT" for c in floats},
                 **{c: "DELTA_BINARY_PACKED" for c in delta}}
-    numeric = [c for c, t in types.items() if pa.types.is_integer(t) or pa.types.is_floating(t)]
-    pq.write_table(table, path, compression="zstd", use_dictionary=others,
+    compression = {c: "zstd" if c in DISTINCT_COLUMNS else "lz4" for c in types}
+    pq.write_table(table, path, compression=compression, use_dictionary=dictionary,
                    column_encoding=encoding, data_page_version="2.0",
-                   store_schema=not recoded, write_statistics=numeric)
+                   store_schema=not recoded,
+                   write_statistics=[c for c in RUNNING_COLUMNS if c in types])
 
 
 def _write_csv(result: Result, name: str, table, path: Path) -> None:
@@ -180,15 +202,17 @@ def write_run_report(result: Result, out_dir: str | Path, ops_as: str = "auto",
     table = result.columns("ops")
     mode = _timeline_mode(timeline, len(table))
     ops_file = f"ops.{fmt}"
-    with staged_directory(out_dir) as stage, Background() as background:
+    codes: Future = Future()   # the text columns' codes, for the parquet writer
+    with staged_directory(out_dir) as stage, Background(codes) as background:
+        if fmt == "parquet":   # the thread forms the numeric columns it writes, and keeps
+            # them: the rollups read those it formed (or form one themselves, equal, first);
+            # then it waits for the text columns' codes
+            background.run(_write_parquet, table, stage / ops_file, codes)
         # the text columns' codes, for the parquet file and the rollups (of a DataFrame: the
         # strings the rollups factorise)
         texts = text_keys(table)
         roll = rollups(table) if texts is None else None
-        if fmt == "parquet":   # the thread forms the numeric columns it writes, and keeps
-            # them: the rollups read those it formed (or form one themselves, equal, first)
-            codes = texts.keep if texts is not None else roll.factorised
-            background.run(_write_parquet, table, stage / ops_file, codes)
+        codes.set_result(texts.keep if texts is not None else roll.factorised)
         if roll is None:
             roll = rollups(table, texts)
         every = decode_stride(table, decode=roll.decode, steps=roll.decode_steps) \
