@@ -75,6 +75,7 @@ from sim.engine_dag import contention_free
 from sim.load_index import LoadIndex, loads_alone
 from sim.resources import FINISH_TOL, occupy
 from sim.stream_chains import handoffs
+from sim.stream_order import neighbours, stream_bounds, stream_order
 from sim.system.plan import Plan
 from workloads.trace import Trace
 
@@ -134,12 +135,11 @@ def _kind_costs(dev: Device, arrays) -> list[Cost | None]:
     return table
 
 
-def _waited(arrays, stream: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _waited(arrays, stream: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(ops another stream depends on, sorted; per op whether a dependency of it is one of
-    those)."""
+    those); ``owner``: the op each dependency (``arrays.dep_idx``) belongs to."""
     n = len(arrays)
-    ptr, idx = arrays.dep_ptr, arrays.dep_idx.astype(np.int64, copy=False)
-    owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))
+    idx = arrays.dep_idx.astype(np.int64, copy=False)
     waited = distinct_ints(idx[stream[idx] != stream[owner]])
     flag = np.zeros(n, dtype=bool)
     flag[waited] = True
@@ -162,7 +162,10 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     env = simpy.Environment()
     streams = {name: [] for name in names}
     resources, memory_of, op_loads = engine._resources(env, plan, streams)
-    by_stream = np.argsort(stream, kind="stable")
+    by_stream = stream_order(stream, len(names))
+    bounds = stream_bounds(stream, len(names))
+    # each op's op before and after it on its stream (-1: none)
+    prev_op, next_op = neighbours(by_stream, bounds)
     dram = np.array([c.dram_bytes if c is not None else 0.0 for c in table] or [0.0])
     shares = np.array([c is not None and c.detail.get("memory_share") is not None
                        for c in table] or [False])
@@ -192,13 +195,16 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         # never one of the links)
         stop_all[loaded_ids] |= twice
     if CONTENTION_FREE:
-        times = contention_free(arrays, stream, by_stream, names, dur_all, size_all, stop_all,
+        times = contention_free(arrays, stream, prev_op, names, dur_all, size_all, stop_all,
                                 memory_of, loads)
         if times is not None:     # no transfer ever shared a resource: no event loop
             tl = Timeline(times[0], times[1], CostList(table, kind), n)
             tl.resources = resources
             return tl
-    waited, cand = _waited(arrays, stream)
+    del prev_op
+    ptr, idx = arrays.dep_ptr, arrays.dep_idx
+    dep_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))   # each dependency's op
+    waited, cand = _waited(arrays, stream, dep_of)
     start = np.full(n, np.nan)
     end = np.full(n, np.nan)
     counter = [0, 0]   # tasks completed, events waited on
@@ -206,10 +212,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     single[loads.ids] = True
     signal = np.zeros(n, dtype=bool)
     signal[waited] = True
-    ptr, idx = arrays.dep_ptr, arrays.dep_idx
     # per op with such a dependency: those dependencies (in the op's dep order); per such
     # dependency: the ops that wait for it
-    dep_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))
     pair = cand[dep_of] & signal[idx]
     waiter, waited_op = dep_of[pair], idx[pair].astype(np.int64, copy=False)
     # both as offsets over all ops into one array (memoryviews read an element at a time):
@@ -234,7 +238,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     flagged = np.frombuffer(flagged_bytes, dtype=np.uint8)
     sleep_on = np.full(len(names), -1, dtype=np.int64)
     owner_code = _items(stream64)        # each op's stream code, read an element at a time
-    bounds = np.concatenate(([0], np.cumsum(np.bincount(stream, minlength=len(names)))))
     position = np.empty(n, dtype=np.int64)      # each op's position on its stream
     position[by_stream] = np.arange(n) - np.repeat(bounds[:-1], np.diff(bounds))
 
@@ -336,11 +339,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         code = code_of[name]
         return bool(left) and all(owner_code[d] == code for d in left)
 
-    # each op's next op on its stream, and the contended memory of each stream
+    # the contended memory of each stream
     codes = {id(mem): c for c, mem in enumerate(dict.fromkeys(memory_of.values()))}
-    next_op = np.full(n, -1, dtype=np.int64)
-    same = stream[by_stream[1:]] == stream[by_stream[:-1]]
-    next_op[by_stream[:-1][same]] = by_stream[1:][same]
     memory_code = np.array([codes.get(id(memory_of.get(nm)), -1) for nm in names])
     # the collective each op's stream may stamp after it, or beside its next ops, and per
     # op its one dependency on another stream (sim/stream_chains.py)

@@ -1,0 +1,48 @@
+"""sim.stream_order: the stable stream order (radix on int16 codes), bounds and each op's
+neighbours on its stream, against a plain loop."""
+
+from __future__ import annotations
+
+import bisect
+
+import numpy as np
+import pytest
+
+from sim.stream_order import neighbours, stream_bounds, stream_order
+
+
+def _by_loop(stream: list[int], n_streams: int):
+    order = [i for c in range(n_streams) for i, s in enumerate(stream) if s == c]
+    prev, after, last = [-1] * len(stream), [-1] * len(stream), {}
+    for i, s in enumerate(stream):
+        if s in last:
+            prev[i], after[last[s]] = last[s], i
+        last[s] = i
+    return order, prev, after
+
+
+@pytest.mark.parametrize("n_streams", [1, 4, 40_000])   # the last: codes over int16
+def test_order_and_neighbours_equal_a_loop(n_streams):
+    rng = np.random.default_rng(7)
+    # stream 2 has no op (an empty stream between others)
+    stream = rng.choice([c for c in range(min(n_streams, 6)) if c != 2] or [0], 500)
+    stream = np.where(stream == 5, n_streams - 1, stream).astype(np.int32)
+    order, prev, after = _by_loop(stream.tolist(), n_streams)
+    by_stream = stream_order(stream, n_streams)
+    assert by_stream.tolist() == order
+    bounds = stream_bounds(stream, n_streams)
+    codes = sorted(stream.tolist())
+    assert bounds.tolist() == [bisect.bisect_left(codes, c) for c in range(n_streams + 1)]
+    got_prev, got_after = neighbours(by_stream, bounds)
+    assert got_prev.tolist() == prev and got_after.tolist() == after
+
+
+def test_hand_counted():
+    stream = np.array([1, 0, 1, 1, 0], dtype=np.int32)
+    by_stream = stream_order(stream, 3)
+    assert by_stream.tolist() == [1, 4, 0, 2, 3]
+    bounds = stream_bounds(stream, 3)
+    assert bounds.tolist() == [0, 2, 5, 5]
+    prev, after = neighbours(by_stream, bounds)
+    assert prev.tolist() == [-1, -1, 0, 2, 1]
+    assert after.tolist() == [2, 4, 3, -1, -1]
