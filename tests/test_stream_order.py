@@ -46,3 +46,21 @@ def test_hand_counted():
     prev, after = neighbours(by_stream, bounds)
     assert prev.tolist() == [-1, -1, 0, 2, 1]
     assert after.tolist() == [2, 4, 3, -1, -1]
+
+
+@pytest.mark.parametrize("m", [0, 1, 7, 60])
+def test_next_at_equals_a_search(m):
+    """``sim.engine_arrays._next_at``: per position the first marked one at or after it."""
+    from sim.engine_arrays import _next_at
+
+    rng = np.random.default_rng(m)
+    for share in (0.0, 0.2, 0.9, 1.0):
+        at = np.flatnonzero(rng.random(m) < share)
+        want = [next((a for a in at.tolist() if a >= p), m) for p in range(m + 1)]
+        assert _next_at(at, m).tolist() == want
+
+
+def test_next_at_by_hand():
+    from sim.engine_arrays import _next_at
+
+    assert _next_at(np.array([1, 4]), 6).tolist() == [1, 1, 4, 4, 4, 6, 6]
