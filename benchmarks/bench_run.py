@@ -182,7 +182,7 @@ class _OutputParts(_Phases):
         from sim.report.background import Background
 
         # parts timed by process CPU must not overlap: the parquet file in this thread
-        Background.run = lambda _self, fn, *args: fn(*args)
+        Background.inline = True
         self.times = {}
         for part, names in OUTPUT_PARTS.items():
             for name in names:

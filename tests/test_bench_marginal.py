@@ -25,3 +25,22 @@ def test_runs_with_other_policies_are_not_paired():
     # the 13B overlap run and the 13B run without overlap differ in more than tokens
     rows = [_row("13b-pp2mb4-ovl-g128", 0.4), _row("13b-tp2-pp2-mb4-g512", 1.2)]
     assert marginal_per_step(rows) == []
+
+
+def test_output_parts_run_without_the_writer_thread():
+    """``--output-parts`` writes ops.parquet in the caller's thread (``Background.inline``):
+    it ends (the writer must not wait for codes the caller gives later), and the parts it
+    times add up to at most the output's CPU."""
+    import json
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_run.py"),
+                           "--repeat", "1", "--output-parts", "--cases", "7b-g256", "--json"],
+                          capture_output=True, text=True, timeout=600, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (row,) = json.loads(done.stdout)["runs"]
+    parts = {k: v for k, v in row.items() if k.startswith("output_") and k.endswith("_s")
+             and k not in ("output_s", "output_wall_s", "output_rest_s")}
+    assert parts["output_parquet_s"] > 0
+    assert sum(parts.values()) <= row["output_s"] * 1.05 + 0.01

@@ -110,6 +110,23 @@ def test_block_error_before_the_codes_ends_the_waiting_thread(run, tmp_path, mon
     assert [p.name for p in tmp_path.iterdir()] == []
 
 
+def test_inline_runs_at_the_end_of_a_block_that_did_not_raise(monkeypatch):
+    from concurrent.futures import Future
+
+    monkeypatch.setattr(Background, "inline", True)
+    given, seen = Future(), []
+    with Background(given) as background:
+        background.run(lambda: seen.append(given.result(0)))
+        assert seen == []            # kept for the block's end
+        given.set_result("codes")
+    assert seen == ["codes"]
+    with pytest.raises(KeyError):
+        with Background() as background:
+            background.run(lambda: seen.append("ran"))
+            raise KeyError("page")
+    assert seen == ["codes"]         # a block that raised: not run
+
+
 def test_handed_future_fails_when_the_block_raises():
     from concurrent.futures import Future
 
@@ -121,22 +138,33 @@ def test_handed_future_fails_when_the_block_raises():
     assert seen == ["RuntimeError"]
 
 
+def _in_thread(names: list[str]):
+    from sim.report import writer
+
+    real = writer._write_table
+
+    def write(*args):
+        names.append(threading.current_thread().name)
+        return real(*args)
+    return write
+
+
 def test_files_equal_a_one_thread_write(run, tmp_path, monkeypatch):
     """The same bytes when the 'thread' runs the call in the caller's thread, once the block
     has given it the text codes (where the block ends)."""
     write_run_report(run, tmp_path / "threaded", ops_as="parquet")
-    calls: list = []
-    real_exit = Background.__exit__
+    threads: list[str] = []
+    real = Background.run
 
-    def run_at_exit(self, *exc):
-        for fn, args in calls:
-            fn(*args)
-        return real_exit(self, *exc)
+    def spy(self, fn, *args):
+        threads.append(threading.current_thread().name)
+        real(self, fn, *args)
 
-    monkeypatch.setattr(Background, "run", lambda self, fn, *args: calls.append((fn, args)))
-    monkeypatch.setattr(Background, "__exit__", run_at_exit)
+    monkeypatch.setattr(Background, "inline", True)
+    monkeypatch.setattr("sim.report.writer._write_table", _in_thread(threads))
+    monkeypatch.setattr(Background, "run", spy)
     write_run_report(run, tmp_path / "inline", ops_as="parquet")
-    assert [fn.__name__ for fn, _ in calls] == ["_write_parquet"]
+    assert threads == ["MainThread", "MainThread"]   # the call kept, then written here
     for path in sorted((tmp_path / "inline").iterdir()):
         if path.name != "summary.json":   # holds the wall time
             assert (tmp_path / "threaded" / path.name).read_bytes() == path.read_bytes(), \

@@ -17,15 +17,25 @@ class Background:
     and raises the thread's exception where the block itself did not raise one.
 
     ``handed``: futures the thread may wait on, which the block fills; leaving the block
-    fails those still empty (the thread then ends with that error instead of waiting)."""
+    fails those still empty (the thread then ends with that error instead of waiting).
+
+    :attr:`inline` (a class attribute, off): each call runs instead in the caller's thread
+    where the block ends without an error, after what it may wait on was given (timing the
+    report's parts apart: ``benchmarks/bench_run.py --output-parts``; a one-thread run)."""
+
+    inline = False
 
     def __init__(self, *handed: Future) -> None:
         self._threads: list[threading.Thread] = []
         self._errors: list[BaseException] = []
         self._handed = handed
+        self._deferred: list[tuple[Callable[..., Any], tuple]] = []
 
     def run(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Start ``fn(*args)`` in a new thread."""
+        """Start ``fn(*args)`` in a new thread (:attr:`inline`: keep it for the block's end)."""
+        if self.inline:
+            self._deferred.append((fn, args))
+            return
         def call() -> None:
             try:
                 fn(*args)
@@ -44,6 +54,9 @@ class Background:
         for future in self._handed:
             if not future.done():
                 future.set_exception(RuntimeError("the report stopped before this was given"))
+        if kind is None:
+            for fn, args in self._deferred:
+                fn(*args)
         for thread in self._threads:
             thread.join()
         if kind is None and self._errors:
