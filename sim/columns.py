@@ -11,6 +11,7 @@ or a DataFrame), so checks written on them accept both.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -144,6 +145,21 @@ def gathered_sum(values: np.ndarray, by: np.ndarray, lo: int = 0, hi: int | None
     return float(_pairwise(values, by, lo, n, np.empty(LEAF)))
 
 
+class _ColumnLocks:
+    """A lock per column name, made on first use."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._making = threading.Lock()
+
+    def __getitem__(self, name: str) -> threading.Lock:
+        got = self._locks.get(name)
+        if got is None:
+            with self._making:
+                got = self._locks.setdefault(name, threading.Lock())
+        return got
+
+
 class Columns:
     """Named columns of equal length ``n``: numpy arrays, :class:`Text`, :class:`Lazy` (made
     on first use), or (``rows``) a list of row dicts. ``frame_kwargs`` go to ``pd.DataFrame``
@@ -161,6 +177,9 @@ class Columns:
         self._by = {k: v.by for k, v in (data or {}).items()
                     if isinstance(v, Lazy) and v.by is not None}
         self._totals: dict[str, float] = {}
+        # a Lazy column is formed by one thread (the report's parquet thread and its caller
+        # read one table: each column formed once, one object kept), other columns meanwhile
+        self._forming = _ColumnLocks()
 
     @classmethod
     def from_rows(cls, rows: list[dict[str, Any]], order: Sequence[str]) -> Columns:
@@ -181,16 +200,20 @@ class Columns:
     def __getstate__(self) -> dict[str, Any]:
         """Pickled and copied with every :class:`Lazy` column formed (closures do not pickle)."""
         _ = self._data
-        return self.__dict__
+        return {k: v for k, v in self.__dict__.items() if k != "_forming"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._forming = _ColumnLocks()
 
     def _value(self, name: str) -> Any:
         """Column ``name`` as given (a :class:`Lazy` one computed and kept)."""
         value = self._cols[name]
         if isinstance(value, Lazy):
-            value = self._cols[name] = value.fn()
+            with self._forming[name]:      # formed by another thread meanwhile: that one
+                value = self._cols[name]
+                if isinstance(value, Lazy):
+                    value = self._cols[name] = value.fn()
         return value
 
     @property

@@ -190,3 +190,32 @@ def test_is_text_leaves_gathered_columns_unformed():
     assert [table.is_text(c) for c in table.order] == [False, False, True, False]
     with pytest.raises(AssertionError, match="formed"):   # reading it forms it
         table["x"]
+
+
+def test_a_lazy_column_is_formed_once_by_two_threads():
+    """The writer thread and its caller read one table: a :class:`Lazy` column read by both
+    at once is formed once, and both get that one object (the text keys cache by it)."""
+    import numpy as np
+
+    from sim.columns import Columns, Lazy, Text
+
+    calls, started = [], threading.Event()
+
+    def slow():
+        calls.append(1)
+        started.set()
+        time.sleep(0.05)
+        return Text(["a", "b"], np.array([0, 1, 0], dtype=np.int32))
+
+    table = Columns({"t": Lazy(slow)}, ["t"], 3)
+    got = []
+    other = threading.Thread(target=lambda: got.append(table.text("t")))
+    other.start()
+    started.wait(5)
+    mine = table.text("t")
+    other.join()
+    assert calls == [1] and got[0] is mine
+    import pickle
+
+    back = pickle.loads(pickle.dumps(table))   # the lock is not pickled, a new one is made
+    assert back.text("t").codes.tolist() == [0, 1, 0] and back.is_text("t")
