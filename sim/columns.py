@@ -11,7 +11,7 @@ or a DataFrame), so checks written on them accept both.
 
 from __future__ import annotations
 
-import threading
+import _thread  # builtin, loaded at start-up (``threading`` is not, on a default run)
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -149,14 +149,14 @@ class _ColumnLocks:
     """A lock per column name, made on first use."""
 
     def __init__(self) -> None:
-        self._locks: dict[str, threading.Lock] = {}
-        self._making = threading.Lock()
+        self._locks: dict[str, Any] = {}
+        self._making = _thread.allocate_lock()
 
-    def __getitem__(self, name: str) -> threading.Lock:
+    def __getitem__(self, name: str) -> Any:
         got = self._locks.get(name)
         if got is None:
             with self._making:
-                got = self._locks.setdefault(name, threading.Lock())
+                got = self._locks.setdefault(name, _thread.allocate_lock())
         return got
 
 
