@@ -1,6 +1,6 @@
 """Run one slow call that releases the GIL (Arrow writing a parquet file) in a second thread
 while the caller goes on; its error, if any, is raised where the block ends. The call may wait
-on futures the caller fills in the block; a block that raises cancels them first."""
+on futures the caller fills in the block; those still empty where it ends are failed."""
 
 from __future__ import annotations
 

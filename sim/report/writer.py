@@ -48,15 +48,14 @@ __all__ = ["RUN_FILES", "SUMMED_KEYS", "SUMMED_VALUES", "summed_ops", "write_run
 
 def _write_parquet(ops, path: Path, factorised: dict | Future | None = None) -> None:
     """Parquet: the op times (:data:`DISTINCT_COLUMNS`, nearly all distinct: 30 of the 40 MB
-    of a 4.9M-op run) Zstandard, every other column LZ4 (the LZ4_RAW codec: pyarrow, DuckDB,
-    polars, Spark 3.5+; they repeat step after step: LZ4
+    of a 4.9M-op run) Zstandard, every other column LZ4 (they repeat step after step: LZ4
     writes them in about half the time, for 7 MB more in all: that run's file in 0.72 instead
-    of 0.89 CPU s); float columns byte-stream-split, not dictionary-encoded (times and
-    energies are nearly all distinct: ~7 MB instead of 15 MB for 860k ops); integer columns
-    plain (a few values, as small after LZ4, in less time) except ``shards`` (plain, 3 MB
-    instead of 0.03); the running op id delta-encoded (a few bytes instead of 1-3 MB); data
-    pages of format 2.0 (read by pyarrow, DuckDB, polars and Spark 3; ~25% less CPU to write
-    than 1.0 pages, the same size);
+    of 0.89 CPU s; the LZ4_RAW codec, read by pyarrow, DuckDB, polars, Spark 3.5+); float
+    columns byte-stream-split, not dictionary-encoded (times and energies are nearly all
+    distinct: ~7 MB instead of 15 MB for 860k ops); integer columns plain (a few values, as
+    small after LZ4, in less time) except ``shards`` (plain, 3 MB instead of 0.03); the
+    running op id delta-encoded (a few bytes instead of 1-3 MB); data pages of format 2.0
+    (~25% less CPU to write than 1.0 pages, the same size);
     min/max statistics for the columns in running order only (:data:`RUNNING_COLUMNS`: each
     row group holds a range of them, so a reader filtering on them skips row groups; every
     row group holds every layer, kind and size, so the others' statistics skip nothing and
