@@ -997,7 +997,8 @@ def _inserted(run: np.ndarray, at: np.ndarray, values: np.ndarray) -> np.ndarray
 def _next_at(at: np.ndarray, m: int) -> np.ndarray:
     """Per position ``p`` in ``0..m``, the first of the sorted positions ``at`` that is
     ``>= p`` (``m`` where none is): each of them (and ``m``) repeated over the positions
-    since the one before it (no search; 4-15x a running minimum's speed)."""
+    since the one before it (no search; 1.2x a running minimum's speed where half the
+    positions are marked, 15x where 1% are)."""
     ends = np.append(at, m).astype(np.int64, copy=False)
     return np.repeat(ends, np.diff(ends, prepend=-1))
 
