@@ -39,6 +39,7 @@ from heapq import heappush
 
 import numpy as np
 
+from sim.columns import slice_indices
 from sim.devices.base import Cost, Device
 from sim.lazy_module import LazyModule
 from sim.resources import SharedBandwidth, occupy
@@ -164,7 +165,7 @@ def _ops_at(arrays, at: np.ndarray, stream: str) -> list[Op]:
     first, count = ptr[at], ptr[at + 1] - ptr[at]
     hi = np.cumsum(count)
     lo = hi - count
-    flat = idx[np.repeat(first - lo, count) + np.arange(int(hi[-1]) if len(hi) else 0)]
+    flat = idx[slice_indices(first, count)]
     flat = flat.tolist()
     out = []
     for i, k, ph, layer, step, tokens, requests, mb, a, b in zip(

@@ -68,7 +68,7 @@ import numpy as np
 import simpy
 
 import sim.engine as engine_module
-from sim.columns import distinct_ints
+from sim.columns import distinct_ints, slice_indices
 from sim.devices.base import Cost, Device
 from sim.engine import CostList, Timeline, _ops_at, first_seen
 from sim.engine_aot import NOT_MOVED, kernels
@@ -76,7 +76,7 @@ from sim.engine_dag import contention_free
 from sim.load_index import LoadIndex, loads_alone
 from sim.resources import FINISH_TOL, occupy
 from sim.stream_chains import handoffs
-from sim.stream_order import neighbours, stream_bounds, stream_order
+from sim.stream_order import neighbours, offsets, stream_order
 from sim.system.plan import Plan
 from workloads.trace import Trace
 
@@ -164,7 +164,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     streams = {name: [] for name in names}
     resources, memory_of, op_loads = engine._resources(env, plan, streams)
     by_stream = stream_order(stream, len(names))
-    bounds = stream_bounds(stream, len(names))
+    bounds = offsets(stream, len(names))   # where each stream's ops begin in by_stream
     # each op's op before and after it on its stream (-1: none)
     prev_op, next_op = neighbours(by_stream, bounds)
     dram = np.array([c.dram_bytes if c is not None else 0.0 for c in table] or [0.0])
@@ -219,11 +219,11 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     waiter, waited_op = dep_of[pair], idx[pair].astype(np.int64, copy=False)
     # both as offsets over all ops into one array (memoryviews read an element at a time):
     # op i's are [at[i], at[i + 1]) (dicts of lists took ~80 B an op)
-    wait_at_arr = _offsets(waiter, n)
+    wait_at_arr = offsets(waiter, n)
     wait_at, wait_on = _items(wait_at_arr), _items(waited_op)
     by_waited = np.argsort(waited_op, kind="stable")
     waited_sorted, waiter_by_waited = waited_op[by_waited], waiter[by_waited]
-    waiter_at, waiter_of = _items(_offsets(waited_sorted, n)), _items(waiter_by_waited)
+    waiter_at, waiter_of = _items(offsets(waited_sorted, n)), _items(waiter_by_waited)
 
     def waits(i: int) -> memoryview:
         """The ops of other streams op ``i`` waits for (in its dependency order)."""
@@ -967,8 +967,7 @@ def _waiting_positions(run: np.ndarray, ys: np.ndarray, keys: np.ndarray, values
     if not total or not len(run):
         return _NONE, _NONE, count
     of = np.repeat(np.arange(len(ys), dtype=np.int64), count)
-    first = np.cumsum(count) - count
-    z = values[np.repeat(lo - first, count) + np.arange(total)]
+    z = values[slice_indices(lo, count)]
     order = np.argsort(run, kind="stable")
     at = np.minimum(np.searchsorted(run[order], z), len(run) - 1)
     found = run[order][at] == z
@@ -1001,14 +1000,6 @@ def _next_at(at: np.ndarray, m: int) -> np.ndarray:
     positions are marked, 15x where 1% are)."""
     ends = np.append(at, m).astype(np.int64, copy=False)
     return np.repeat(ends, np.diff(ends, prepend=-1))
-
-
-def _offsets(keys: np.ndarray, n: int) -> np.ndarray:
-    """Per key ``0..n-1``, where its entries of the sorted ``keys`` start (``n + 1``
-    offsets: key ``i``'s are ``[at[i], at[i + 1])``)."""
-    at = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(keys, minlength=n), out=at[1:])
-    return at
 
 
 def _use_positions(names, stream: np.ndarray, position: np.ndarray, memory_of: dict,

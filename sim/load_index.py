@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from sim.columns import in_first_order
+from sim.columns import in_first_order, slice_indices
 from sim.system.grouped_loads import GroupedLoads
 
 
@@ -93,8 +93,7 @@ class LoadIndex:
         count = self.ptr[code + 1] - self.ptr[code]
         load_ptr = np.zeros(len(code) + 1, dtype=np.int64)
         np.cumsum(count, out=load_ptr[1:])
-        entry = np.repeat(self.ptr[code] - load_ptr[:-1], count) + \
-            np.arange(int(load_ptr[-1]), dtype=np.int64)
+        entry = slice_indices(self.ptr[code], count)
         return {"loaded_at": loaded_at, "load_ptr": load_ptr,
                 "load_pos": np.repeat(loaded_at, count), "load_res": self.res[entry],
                 "load_nb": self.nb[entry]}

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.columns import slice_indices
+
 
 def handoffs(stream: np.ndarray, position: np.ndarray, next_op: np.ndarray,
              waiter: np.ndarray, waited: np.ndarray, memory_code: np.ndarray,
@@ -82,8 +84,7 @@ def _held(stream, position, next_op, waiter, waited, x, y, ahead: int, n: int) -
     lo = np.searchsorted(waiter, w, "left")
     count = np.searchsorted(waiter, w, "right") - lo
     owner = np.repeat(np.arange(len(w)), count)
-    pair = np.repeat(lo - np.concatenate(([0], np.cumsum(count)[:-1])), count) + \
-        np.arange(int(count.sum()))
+    pair = slice_indices(lo, count)
     d = waited[pair]
     later = (stream[d] == stream[x][owner]) & (position[d] > position[x][owner] + ahead)
     held = np.zeros(len(w), dtype=bool)

@@ -1,5 +1,5 @@
 """Ops grouped by stream, for the several-stream engine: their stable order, each stream's
-bounds in it, and each op's neighbours on its stream."""
+bounds in it (:func:`offsets`), and each op's neighbours on its stream."""
 
 from __future__ import annotations
 
@@ -14,9 +14,13 @@ def stream_order(stream: np.ndarray, n_streams: int) -> np.ndarray:
     return np.argsort(codes, kind="stable")
 
 
-def stream_bounds(stream: np.ndarray, n_streams: int) -> np.ndarray:
-    """Where each stream's ops begin in :func:`stream_order` (length ``n_streams + 1``)."""
-    return np.concatenate(([0], np.cumsum(np.bincount(stream, minlength=n_streams))))
+def offsets(keys: np.ndarray, n: int) -> np.ndarray:
+    """Per key ``0..n-1``, where its entries start once ``keys`` are sorted (``n + 1``
+    offsets: key ``i``'s are ``[at[i], at[i + 1])``; ``keys`` themselves need not be sorted).
+    Of stream codes: where each stream's ops begin in :func:`stream_order`."""
+    at = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(keys, minlength=n), out=at[1:])
+    return at
 
 
 def neighbours(by_stream: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

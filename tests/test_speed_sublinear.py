@@ -414,3 +414,13 @@ def test_in_first_order_by_scan_equals_np_unique(codes):
         assert a.tolist() == b.tolist() and a.dtype == np.int64
     if codes == [3, 3, 1, 2, 1]:
         assert [g.tolist() for g in got] == [[3, 1, 2], [0, 2, 3], [0, 0, 1, 2, 1]]
+
+
+def test_slice_indices_by_hand():
+    """Ragged rows gathered in one step: slices [5, 7), [], [0, 3), [2, 3)."""
+    from sim.columns import slice_indices
+
+    got = slice_indices(np.array([5, 9, 0, 2]), np.array([2, 0, 3, 1]))
+    assert got.tolist() == [5, 6, 0, 1, 2, 2] and got.dtype == np.int64
+    assert slice_indices(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)).size == 0
+    assert slice_indices(np.array([4]), np.array([0])).size == 0

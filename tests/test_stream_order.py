@@ -8,7 +8,7 @@ import bisect
 import numpy as np
 import pytest
 
-from sim.stream_order import neighbours, stream_bounds, stream_order
+from sim.stream_order import neighbours, offsets, stream_order
 
 
 def _by_loop(stream: list[int], n_streams: int):
@@ -30,7 +30,7 @@ def test_order_and_neighbours_equal_a_loop(n_streams):
     order, prev, after = _by_loop(stream.tolist(), n_streams)
     by_stream = stream_order(stream, n_streams)
     assert by_stream.tolist() == order
-    bounds = stream_bounds(stream, n_streams)
+    bounds = offsets(stream, n_streams)
     codes = sorted(stream.tolist())
     assert bounds.tolist() == [bisect.bisect_left(codes, c) for c in range(n_streams + 1)]
     got_prev, got_after = neighbours(by_stream, bounds)
@@ -41,7 +41,7 @@ def test_hand_counted():
     stream = np.array([1, 0, 1, 1, 0], dtype=np.int32)
     by_stream = stream_order(stream, 3)
     assert by_stream.tolist() == [1, 4, 0, 2, 3]
-    bounds = stream_bounds(stream, 3)
+    bounds = offsets(stream, 3)
     assert bounds.tolist() == [0, 2, 5, 5]
     prev, after = neighbours(by_stream, bounds)
     assert prev.tolist() == [-1, -1, 0, 2, 1]

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from sim.columns import slice_indices
+
 
 class GroupedLoads(Mapping):
     """Op id -> its loads, for ops ``ids`` (ascending op ids) whose loads are
@@ -51,10 +53,7 @@ class GroupedLoads(Mapping):
         flat = np.array([b for v in per_tuple for b in v], dtype=float)
         offset = np.concatenate(([0], np.cumsum(count)[:-1]))
         g = self.group[count[self.group] > 0]
-        n = count[g]
-        hi = np.cumsum(n)
-        total = int(hi[-1]) if len(hi) else 0
-        return flat[np.repeat(offset[g] - (hi - n), n) + np.arange(total)]
+        return flat[slice_indices(offset[g], count[g])]
 
     def _lookup(self) -> memoryview:
         if self._of is None:
