@@ -20,10 +20,18 @@ Only the command-line process does this (a library does not set its host's alloc
 script or notebook calls :func:`tune_allocation` itself, before it imports numpy); on
 a C library without ``mallopt`` (musl, macOS) or with ``XPUSIM_KEEP_FREED=0`` the allocator is
 left as it is.
+
+Kept pages still fault once, when the heap first grows into them: the TP2 x PP4 2,048-token
+70B run grew its heap to 2 GB and its report thread mapped 0.5 GB more, ~690,000 faults and
+1.2 s of system time on the one core that runs the simulation (its other core idle until
+the report). :func:`pretouch` faults the heap a run is about to use in on that other core
+first (``madvise(MADV_POPULATE_WRITE)``, which writes nothing), with one heap for every
+thread, so the report's thread draws on the same pages.
 """
 
 from __future__ import annotations
 
+import _thread
 import os
 
 #: ``mallopt`` parameters (glibc malloc.h)
@@ -34,13 +42,33 @@ MMAP_THRESHOLD = 256 << 20
 TRIM_THRESHOLD = (1 << 31) - 1
 #: extra heap asked for at each growth (B)
 TOP_PAD = 16 << 20
+#: ``mallopt``: how many heaps threads allocate from (glibc malloc.h)
+M_ARENA_MAX = -8
+#: ``madvise`` advice: fault pages in, writable, without writing to them (Linux 5.14+)
+MADV_POPULATE_WRITE = 23
+#: heap a run's op uses at its peak, at least (B): the glibc heap's high-water mark per op of
+#: seven whole runs (simulate and report, 2026-12-05): 216 B (Llama-2-70B DGX-H100 TP2 x PP4
+#: x 4 micro-batches g2048, 9.9 M ops), 224 (7B H100 g8192), 239 (70B TP8 g2048), 295 (70B
+#: TP8 x 2 micro-batches --overlap g2048), 301 (Mixtral TP4 EP4 g512), 336 (13B TP2 x PP2 x 4
+#: g512), 520 (7B g512, 0.2 M ops); below all of them, so what is touched is used
+HEAP_PER_OP = 200
+#: smallest pre-touch worth a thread (B): ~0.1 s of faults
+PRETOUCH_MIN = 256 << 20
+#: the heap is grown by blocks of this size (B), under :data:`MMAP_THRESHOLD` so they come from
+#: the heap and not from their own mappings
+PRETOUCH_BLOCK = MMAP_THRESHOLD // 2
+#: bytes faulted in per ``madvise`` call (the thread takes the GIL between calls)
+PRETOUCH_STEP = 32 << 20
+PAGE = 4096
+#: whether :func:`keep_freed_memory` set the allocator in this process
+_kept = [False]
 
 
 def tune_allocation() -> None:
     """Before numpy loads: ordinary pages for its arrays unless the user chose, and glibc's
     freed memory kept (module docstring)."""
     os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
-    keep_freed_memory()
+    _kept[0] = keep_freed_memory()
 
 
 def keep_freed_memory() -> bool:
@@ -56,3 +84,65 @@ def keep_freed_memory() -> bool:
     return all(mallopt(param, value) == 1 for param, value in (
         (M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD),
         (M_TOP_PAD, TOP_PAD)))
+
+
+def pretouch(nbytes: int) -> bool:
+    """Fault ``nbytes`` (B) of heap in on another core while this thread goes on (module
+    docstring): grow the heap by that much in blocks, free them (never trimmed now), and let
+    a thread populate their pages, lowest first, a :data:`PRETOUCH_STEP` per call (the
+    kernel's work, no GIL held). Every later thread allocates from this heap. Nothing is
+    done below :data:`PRETOUCH_MIN`, on one CPU, or where :func:`tune_allocation` left the
+    allocator alone; at most half the memory available is touched. Whether a thread
+    started."""
+    if not _kept[0] or len(os.sched_getaffinity(0)) < 2:
+        return False
+    nbytes = min(nbytes, _available_bytes() // 2)
+    if nbytes < PRETOUCH_MIN:
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    if libc.mallopt(M_TRIM_THRESHOLD, -1) != 1 or libc.mallopt(M_ARENA_MAX, 1) != 1:
+        return False
+    blocks = []
+    for _ in range(-(-nbytes // PRETOUCH_BLOCK)):
+        at = libc.malloc(PRETOUCH_BLOCK)
+        if not at:
+            break
+        blocks.append(at)
+    for at in blocks:
+        libc.free(at)
+    if not blocks:
+        return False
+    # each block's whole pages (heap memory the allocator owns, free now)
+    spans = [(-(-at // PAGE) * PAGE, (at + PRETOUCH_BLOCK) // PAGE * PAGE)
+             for at in sorted(blocks)]
+    _thread.start_new_thread(_populate, (libc, spans))
+    return True
+
+
+def _populate(libc, spans: list[tuple[int, int]]) -> None:
+    """Fault in the pages of ``spans`` (address ranges), a step at a time; stop where the
+    kernel does not know the advice (before Linux 5.14)."""
+    import ctypes
+
+    for lo, hi in spans:
+        for at in range(lo, hi, PRETOUCH_STEP):
+            if libc.madvise(at, min(PRETOUCH_STEP, hi - at), MADV_POPULATE_WRITE) != 0 \
+                    and ctypes.get_errno() == 22:       # EINVAL: advice unknown
+                return
+
+
+def _available_bytes() -> int:
+    """``MemAvailable`` of ``/proc/meminfo`` (B); 0 where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0

@@ -88,9 +88,12 @@ def run(args: argparse.Namespace) -> int:
     if args.mode == "finetune":
         return _finetune(args, arch, model, scenario, spec, policies)
     from sim.run import simulate
+    from workloads.limits import estimate_ops
     from xpusim.commands._record import attach_record, estimate_report_s, estimate_run_s
+    from xpusim.heap import HEAP_PER_OP, pretouch
     from xpusim.progress import enabled, timed
 
+    pretouch(estimate_ops(model, scenario) * HEAP_PER_OP)   # the heap, on another core
     with timed("simulate", estimate_run_s(model, scenario), enabled(args)):
         result = simulate(arch, model, scenario, fidelity=args.fidelity, seed=args.seed,
                           placement=spec, policies=policies)
