@@ -71,17 +71,15 @@ import sim.engine as engine_module
 from sim.columns import distinct_ints, slice_indices
 from sim.devices.base import Cost, Device
 from sim.engine import CostList, Timeline, _ops_at, first_seen
-from sim.engine_aot import NOT_MOVED, kernels
+from sim.engine_aot import NOT_MOVED, UNKNOWN, WANT_MEMORY, kernels
 from sim.engine_dag import contention_free
 from sim.load_index import LoadIndex, loads_alone
-from sim.resources import FINISH_TOL, occupy
+from sim.resources import occupy
 from sim.stream_chains import handoffs
 from sim.stream_order import neighbours, offsets, stream_order
 from sim.system.plan import Plan
 from workloads.trace import Trace
 
-#: runs of fewer ops than this are stamped in a Python loop (a ``cumsum`` call costs more)
-SHORT = 16
 #: quiet-run tries at a stream's loaded ops before their success rate may stop them
 FUTILE = 64
 #: ops of other streams one quiet run may run beside its own (the run ends at the next); a
@@ -463,73 +461,47 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             got = bound[(id(res), busy)] = quiet_until(res, busy)
         return got
 
-    def alone_at_once(run: np.ndarray, memory, busy: tuple[str, ...], t0: float,
-                      bound: dict) -> tuple[int, float]:
+    def stamp_alone(run: np.ndarray, memory, busy: tuple[str, ...], t0: float,
+                    bound: dict) -> tuple[int, float]:
         """Stamp the ops ``run`` back to back from ``t0`` (s), as long as each is alone on
-        its resources (:func:`quiet_run`), by arrays: one ``np.cumsum`` of their durations
-        alone, the memory's transfers checked and counted at once. (how many were alone,
-        when the last of them ends)."""
-        size, loaded = size_all[run], single[run]
-        times = np.empty(len(run) + 1)
-        times[0] = t0
-        times[1:] = dur_all[run]
-        np.cumsum(times, out=times)
-        starts, ends = times[:-1], times[1:]
-        f = len(run)
-        moves = size > 0
-        if moves.any():
-            timer = memory.solo_ends(size, starts, moves)
-            bad = moves & (np.isnan(timer) | ~(ends < bound_of(bound, memory, busy)))
-            if bad.any():
-                f = int(np.argmax(bad))
-        for j in np.flatnonzero(loaded[:f]).tolist():
-            if not links_alone(int(run[j]), float(starts[j]), float(ends[j]), busy, bound):
-                f = j
+        its memory and links (:func:`quiet_run`; compiled: :func:`sim.quiet_kernel.
+        stamp_quiet`, which asks for the memory's bound, each link's state and bound as it
+        needs them; ``bound``: :func:`quiet_until` per resource, kept across a run). (how
+        many were alone, when the last of them ends)."""
+        ok = not (memory._left or memory.reserved)    # its bound: nearly every run asks
+        mem_state[:] = (1.0 if ok else 0.0, memory.rate,
+                        bound_of(bound, memory, busy) if ok else math.nan,
+                        memory.bytes_moved, memory.busy_time, memory._last)
+        nonlocal quiet_times
+        if len(run) + 1 > len(quiet_times):
+            quiet_times = np.empty(2 * len(run) + 1)
+        filled = []
+        while True:
+            f, t, want = stamp_quiet(run, t0, dur_all, size_all, loads.of_op, loads.ptr,
+                                     loads.res, loads.nb, mem_state, *quiet_links, start, end,
+                                     quiet_times)
+            if want == -1:
                 break
-        if f == 0:
-            return 0, t0
-        start[run[:f]] = starts[:f]
-        end[run[:f]] = ends[:f]
-        if moves[:f].any():
-            memory.add_solos(size[:f], starts[:f], timer[:f], moves[:f])
-        for j in np.flatnonzero(loaded[:f]).tolist():
-            count_links(int(run[j]), float(starts[j]))
-        return f, float(ends[f - 1])
-
-    def alone_one_by_one(run: list, memory, busy: tuple[str, ...], t0: float,
-                         bound: dict) -> tuple[int, float]:
-        """:func:`alone_at_once` of a few ops, in a loop (the same additions: each
-        transfer's timer as :meth:`~sim.resources.SharedBandwidth.solo_end` computes it,
-        counted as :meth:`~sim.resources.SharedBandwidth.add_solo` counts it)."""
-        t, quiet = t0, bound_of(bound, memory, busy)
-        dur_l, size_l, one_l = (dur_all[run].tolist(), size_all[run].tolist(),
-                                single[run].tolist())
-        rate = None if memory._left or memory.reserved else memory.rate
-        slack = rate * FINISH_TOL if rate is not None else 0.0
-        moved, busy_time, last = memory.bytes_moved, memory.busy_time, memory._last
-        took = 0
-        for i, dur, size, loaded in zip(run, dur_l, size_l, one_l, strict=True):
-            # each op checked, then counted (a later op's check reads neither)
-            done_at = t + dur
-            if size > 0:
-                if rate is None:
-                    break
-                timer = t + size / rate       # size / rate > 0: solo_end's max(0, .)
-                if size - (timer - t) * rate > slack or not done_at < quiet:
-                    break
-            if loaded and not links_alone(i, t, done_at, busy, bound):
-                break
-            start[i], end[i] = t, done_at
-            if size > 0:
-                moved += size
-                busy_time += timer - t
-                last = timer
-            if loaded:
-                count_links(i, t)
-            took += 1
-            t = done_at
-        memory.bytes_moved, memory.busy_time, memory._last = moved, busy_time, last
-        return took, t
+            if want == WANT_MEMORY:
+                mem_state[2] = bound_of(bound, memory, busy)
+                continue
+            res = load_res[want]
+            alone = not (res._left or res.reserved)
+            if q_ok[want] == UNKNOWN:
+                q_ok[want] = alone
+                q_rate[want] = res.rate
+                q_moved[want], q_busy[want], q_last[want] = res.bytes_moved, res.busy_time, \
+                    res._last
+                filled.append(want)
+            q_bound[want] = bound_of(bound, res, busy) if alone else math.nan
+        memory.bytes_moved, memory.busy_time, memory._last = (float(x) for x in mem_state[3:])
+        for c in filled:
+            res = load_res[c]
+            res.bytes_moved, res.busy_time, res._last = float(q_moved[c]), float(q_busy[c]), \
+                float(q_last[c])
+            q_ok[c] = UNKNOWN
+            q_bound[c] = math.nan
+        return f, t
 
     def with_ops_beside(run: np.ndarray, after: list[int], ys_arr: np.ndarray, name: str,
                         memory) -> tuple[int, float]:
@@ -537,7 +509,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         ``ys_arr[j]``
         starts where ``run[after[j]]`` ends, its memory traffic shared with the run's ops
         until it is done (:func:`beside_window`), and an op of the run that waits for it
-        starts once it ends. The rest of the run is stamped alone (:func:`alone_at_once`).
+        starts once it ends. The rest of the run is stamped alone (:func:`stamp_alone`).
         (how many of ``run`` were stamped, when the last ends); an op beside is kept only
         when the run reaches past its window. Where neither the run nor the ops beside load
         a link, the compiled loop (:func:`sim.beside_kernel.stamp_beside`) stamps it."""
@@ -604,6 +576,20 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     # its arrays are checked once per stream (lane_of), then called unchecked
     checked_span = kernels().stamp_span
     stamp_span = getattr(checked_span, "unchecked", checked_span)
+    # the compiled quiet runs' view of the memory (ok, rate, bound, moved, busy, last) and of
+    # each link (filled in as a run asks: UNKNOWN until then; stamp_alone)
+    mem_state = np.zeros(6)
+    q_ok = np.full(n_links, UNKNOWN, dtype=np.uint8)
+    q_rate, q_bound = np.ones(n_links), np.full(n_links, math.nan)
+    q_moved, q_busy, q_last = np.zeros(n_links), np.zeros(n_links), np.zeros(n_links)
+    quiet_links = (q_ok, q_rate, q_bound, q_moved, q_busy, q_last)
+    quiet_times = np.empty(1024)
+    checked_quiet = kernels().stamp_quiet
+    if memory_of:     # the arrays checked once, then called unchecked
+        checked_quiet(np.empty(0, dtype=np.int64), 0.0, dur_all, size_all, loads.of_op,
+                      loads.ptr, loads.res, loads.nb, mem_state, *quiet_links, start, end,
+                      quiet_times)
+    stamp_quiet = getattr(checked_quiet, "unchecked", checked_quiet)
 
     def compiled_beside(run: np.ndarray, after: list[int], ys: np.ndarray, name: str,
                         memory, z_pos: np.ndarray, z_of: np.ndarray) -> tuple[int, float, int]:
@@ -653,7 +639,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         waiting: dict[int, list[int]] = {}   # run index -> the ops beside it waits for
         for p, q in sorted(zip(z_pos.tolist(), z_of.tolist(), strict=True)):
             waiting.setdefault(p, []).append(ys[q])
-        run_list = run.tolist()
         cuts = sorted(set(places) | set(waiting) | {len(run)})
         t, j, y_end = env.now, 0, {}
         taken: list[float] = []
@@ -678,8 +663,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 taken.append(y_end[y])
                 stream_free[names[stream[y]]] = y_end[y]
             if j < cut:
-                c, t = alone_one_by_one(run_list[j:cut], memory, busy, t, bound) \
-                    if cut - j < SHORT else alone_at_once(run[j:cut], memory, busy, t, bound)
+                c, t = stamp_alone(run[j:cut], memory, busy, t, bound)
                 j += c
                 if j < cut:
                     break
@@ -802,10 +786,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             got, wanted = beside_taken[0], count
             beside_cap[name] = min(MAX_BESIDE, 2 * wanted if got == wanted else
                                    max(MIN_BESIDE, 2 * got))
-        elif len(run) < SHORT:
-            f, t = alone_one_by_one(run.tolist(), memory, busy, env.now, {})
         else:
-            f, t = alone_at_once(run, memory, busy, env.now, {})
+            f, t = stamp_alone(run, memory, busy, env.now, {})
         if f == 0:
             return k - 1, env.now
         # what it adopted: signalled; their stream sleeps on, on the op after the last
