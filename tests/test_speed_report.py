@@ -211,3 +211,4 @@ def test_parquet_layout_per_column(result, tmp_path):
     assert "RLE_DICTIONARY" in chunks["shards"].encodings
     assert "RLE_DICTIONARY" not in chunks["layer"].encodings
     assert chunks["start_s"].encodings[-1] == "BYTE_STREAM_SPLIT"
+    assert chunks["energy_J"].encodings[-1] == "PLAIN"       # per kind: LZ4 finds the repeats
