@@ -10,12 +10,13 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.dag_kernel.dag_times`: the start and end of every op of a run without contention
   (:mod:`sim.engine_dag`);
 * :func:`sim.quiet_kernel.stamp_quiet`: a quiet run of a stream with a contended memory;
+* :func:`sim.bound_kernel.quiet_until`: how long a contended resource stays quiet;
 * :func:`sim.scan_kernel.scan_run`: where a quiet run may end, and the ops it runs beside;
 * :func:`sim.span_kernel.stamp_span`: a span of a plain run, loaded ops alone on their links.
 
 Without a C compiler, or with ``XPUSIM_ENGINE_AOT=0``, the numba dispatchers run instead: both
 give the same floats (tests/test_beside_kernel.py, tests/test_engine_dag.py,
-tests/test_span_scan_kernels.py, tests/test_quiet_kernel.py).
+tests/test_span_scan_kernels.py, tests/test_quiet_kernel.py, tests/test_bound_kernel.py).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from sim.micro import dram_aot
 
 HERE = Path(__file__).resolve().parent
 #: files whose text decides the compiled code
-SOURCES = ("beside_kernel.py", "dag_kernel.py", "engine_aot.py", "quiet_kernel.py",
-           "resources.py", "scan_kernel.py", "span_kernel.py")
+SOURCES = ("beside_kernel.py", "bound_kernel.py", "dag_kernel.py", "engine_aot.py",
+           "quiet_kernel.py", "resources.py", "scan_kernel.py", "span_kernel.py")
 _I, _F = "i8[::1]", "f8[::1]"
 #: stamp_beside(run, cuts, place_pos, place_y, wait_pos, wait_ptr, wait_y, t, lat, dur, size,
 #:              stream, free, rate_ok, rate, quiet, limit_of, moved, busy, last, start, end,
@@ -70,9 +71,19 @@ QUIET_SIG = (f"Tuple((i8, f8, i8))({_I}, f8, {_F}, {_F}, {_I}, {_I}, {_I}, {_F},
 QUIET_ARGS = ((("i8", 1), None) + (("f8", 1),) * 2 + (("i8", 1),) * 3 + (("f8", 1),) * 2
               + (("u1", 1),) + (("f8", 1),) * 8)
 
+#: a stream's state for quiet_until: not started, busy until a time, waiting on an op
+NOT_STARTED, BUSY, WAITING = 0, 1, 2
+#: quiet_until(rc, busy0, busy1, now, users_ptr, users, use_ptr, use_pos, n_streams, cum_ptr,
+#:             cum, st_kind, st_t, st_op, wait_at, wait_on, done, owner, position, end, slack)
+BOUND_SIG = (f"f8(i8, i8, i8, f8, {_I}, {_I}, {_I}, {_I}, i8, {_I}, {_F}, {_I}, {_F}, {_I}, "
+             f"{_I}, {_I}, {_U}, {_I}, {_I}, {_F}, f8)")
+BOUND_ARGS = ((None,) * 4 + (("i8", 1),) * 4 + (None, ("i8", 1), ("f8", 1), ("i8", 1),
+                                               ("f8", 1)) + (("i8", 1),) * 3
+              + (("u1", 1),) + (("i8", 1),) * 2 + (("f8", 1), None))
+
 #: the loops a run calls (callables) and where they come from (``kind``: 'aot' or 'jit')
 Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp_span",
-                                 "stamp_quiet", "kind"])
+                                 "stamp_quiet", "quiet_until", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -89,19 +100,22 @@ def kernels() -> Kernels:
                             dram_aot.checked(mod.dag_times, DAG_ARGS),
                             dram_aot.checked(mod.scan_run, SCAN_ARGS),
                             dram_aot.checked(mod.stamp_span, SPAN_ARGS),
-                            dram_aot.checked(mod.stamp_quiet, QUIET_ARGS), "aot"),
+                            dram_aot.checked(mod.stamp_quiet, QUIET_ARGS),
+                            dram_aot.checked(mod.quiet_until, BOUND_ARGS), "aot"),
         jit_kernels)
 
 
 def jit_kernels() -> Kernels:
     """The numba dispatchers themselves (imports numba)."""
     from sim.beside_kernel import stamp_beside
+    from sim.bound_kernel import quiet_until
     from sim.dag_kernel import dag_times
     from sim.quiet_kernel import stamp_quiet
     from sim.scan_kernel import scan_run
     from sim.span_kernel import stamp_span
 
-    return Kernels(stamp_beside, dag_times, scan_run, stamp_span, stamp_quiet, "jit")
+    return Kernels(stamp_beside, dag_times, scan_run, stamp_span, stamp_quiet, quiet_until,
+                   "jit")
 
 
 def module_name() -> str:
@@ -112,7 +126,7 @@ def module_name() -> str:
 def build(directory: Path, name: str | None = None) -> Path:
     """Compile the engine's loops into ``directory`` (numba's pycc; needs a C compiler). The
     extension's path; raises on failure."""
-    from sim import beside_kernel, dag_kernel, quiet_kernel, scan_kernel, span_kernel
+    from sim import beside_kernel, bound_kernel, dag_kernel, quiet_kernel, scan_kernel, span_kernel
 
     return dram_aot.build_extension(
         directory, name or module_name(), beside_kernel,
@@ -120,4 +134,5 @@ def build(directory: Path, name: str | None = None) -> Path:
          ("stamp_beside", BESIDE_SIG, beside_kernel.stamp_beside),
          ("scan_run", SCAN_SIG, scan_kernel.scan_run),
          ("stamp_span", SPAN_SIG, span_kernel.stamp_span),
-         ("stamp_quiet", QUIET_SIG, quiet_kernel.stamp_quiet)), "the engine's loops")
+         ("stamp_quiet", QUIET_SIG, quiet_kernel.stamp_quiet),
+         ("quiet_until", BOUND_SIG, bound_kernel.quiet_until)), "the engine's loops")

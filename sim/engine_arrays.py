@@ -61,7 +61,6 @@ only the number of events waited on falls.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
 from collections.abc import Generator
 
 import numpy as np
@@ -71,7 +70,7 @@ import sim.engine as engine_module
 from sim.columns import distinct_ints, slice_indices
 from sim.devices.base import Cost, Device
 from sim.engine import CostList, Timeline, _ops_at, first_seen
-from sim.engine_aot import NOT_MOVED, UNKNOWN, WANT_MEMORY, kernels
+from sim.engine_aot import BUSY, NOT_MOVED, NOT_STARTED, UNKNOWN, WAITING, WANT_MEMORY, kernels
 from sim.engine_dag import contention_free
 from sim.load_index import LoadIndex, loads_alone
 from sim.resources import occupy
@@ -227,9 +226,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         """The ops of other streams op ``i`` waits for (in its dependency order)."""
         return wait_on[wait_at[i]:wait_at[i + 1]]
 
-    def has_waits(i: int) -> bool:
-        """Whether op ``i`` (-1: none) waits for an op of another stream."""
-        return i >= 0 and wait_at[i] != wait_at[i + 1]
     signalled: set[int] = set()
     # the same as a flag per op, and each stream's op it sleeps on (-1: none), for the
     # compiled scan (sim/scan_kernel.py)
@@ -240,33 +236,35 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     position = np.empty(n, dtype=np.int64)      # each op's position on its stream
     position[by_stream] = np.arange(n) - np.repeat(bounds[:-1], np.diff(bounds))
 
-    def pending(i: int) -> list[int]:
-        return [d for d in waits(i) if d not in signalled]
-
     def waits_yet(i: int) -> bool:
-        """Whether op ``i`` still waits for an op of another stream (``pending(i)`` is not
-        empty; one set test)."""
+        """Whether op ``i`` still waits for an op of another stream (one set test)."""
         return not signalled.issuperset(waits(i))
 
     # what each stream is doing, for the other users of a resource it loads (quiet runs):
-    # ("busy", t, i): no new op before t, then op i (-1: none); ("wait", i): waiting on op
-    # i's dependencies
-    state: dict[str, tuple] = {}
+    # BUSY: no new op before st_t, then op st_op (-1: none); WAITING: waiting on op st_op's
+    # dependencies; NOT_STARTED
+    st_kind = np.full(len(names), NOT_STARTED, dtype=np.int64)
+    st_t = np.zeros(len(names))
+    st_op = np.full(len(names), -1, dtype=np.int64)
     # a waiting stream: (the event that wakes it, the op it waits to start); where an
     # adopting stream moved it on, the position it resumes at
     sleeping: dict[str, tuple] = {}
     resume_at: dict[str, int] = {}
-    users = _users(names, stream, memory_of, loads)
     load_res = loads.resources     # the links ops load, by code
-    # per (resource, stream): the positions of the stream's ops that move bytes through the
-    # resource; per stream: the running sum of its ops' durations alone, by position
-    use_positions = {key: _items(at) for key, at in _use_positions(
-        names, stream, position, memory_of, loads, size_all, stop_all).items()}
-    position_of = _items(position)      # read an element at a time
-    cum_dur = {}
-    for code, nm in enumerate(names):
-        on = by_stream[bounds[code]:bounds[code + 1]]
-        cum_dur[nm] = _items(np.concatenate(([0.0], np.cumsum(dur_all[on]))))
+    # the compiled bound's arrays (sim/bound_kernel.py): per contended resource (by code) the
+    # streams that move bytes through it; per (resource, stream) the positions of the
+    # stream's ops that do; per stream the running sum of its ops' durations alone, by
+    # position
+    users = _users(names, stream, memory_of, loads)
+    res_code = {key: rc for rc, key in enumerate(users)}
+    bound_arrays = (*_bound_tables(names, users, _use_positions(
+        names, stream, position, memory_of, loads, size_all, stop_all), by_stream, bounds,
+        dur_all), st_kind, st_t, st_op, wait_at_arr, waited_op, flagged, stream64, position,
+        end, SUM_SLACK)
+    checked_bound = kernels().quiet_until
+    if users:        # the arrays checked once, then called unchecked
+        checked_bound(0, 0, -1, 0.0, *bound_arrays)
+    bound_k = getattr(checked_bound, "unchecked", checked_bound)
     kind_cost = table
 
     def signal_done(d: int) -> None:
@@ -283,61 +281,15 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 sl[0].succeed()
 
     def quiet_until(res, busy: tuple[str, ...]) -> float:
-        """The earliest time a user of ``res`` other than streams ``busy`` may start an op
-        that moves bytes through ``res`` (inf: none can before ``busy[0]`` signals one of its
-        own ops, or none has such an op left). A stream's ops run one after the other, each
-        for at least its duration alone (``dur_all``: contention only lengthens it), so its
-        next op on ``res`` starts no earlier than its next op may start plus the durations
-        of the ops between (less a slack for the rounding of their running sums)."""
-        now, soonest = env.now, math.inf
-        for other in users[id(res)]:
-            if other in busy:
-                continue
-            what = state.get(other)
-            if what is None:
-                return now
-            # its next op, and no new op before when
-            nxt, when = (what[2], what[1]) if what[0] == "busy" else (what[1], now)
-            if nxt < 0:          # nothing left to run
-                continue
-            # unless that op will wait for one of this stream's ops
-            if not _held_by(nxt, busy[0]):
-                uses, cum = use_positions[(id(res), other)], cum_dur[other]
-                p0 = position_of[nxt]
-                at = bisect_left(uses, p0)      # on a memoryview: ~3x np.searchsorted's speed
-                if at == len(uses):      # it moves nothing through res any more
-                    continue
-                start_at = max(when, ready_at(nxt)) if has_waits(nxt) else when
-                q = uses[at]
-                if q > p0:
-                    gap = cum[q] - cum[p0]
-                    start_at += max(0.0, gap - SUM_SLACK * (1.0 + cum[q]))
-                soonest = min(soonest, start_at)
-                if soonest <= now:
-                    return now
-        return soonest
-
-    def ready_at(i: int) -> float:
-        """A time (s) op ``i``'s dependencies on other streams cannot all have ended
-        before: the end of those already stamped, and for the others the time their
-        stream is busy until."""
-        ready = env.now
-        for d in pending(i):
-            t = end[d]
-            if t != t:          # not stamped yet: not before its stream's current op ends
-                what = state.get(names[owner_code[d]])
-                t = what[1] if what is not None and what[0] == "busy" else ready
-            ready = max(ready, t)
-        return ready
-
-    def _held_by(i: int, name: str) -> bool:
-        """Whether op ``i`` (-1: none) waits for an unsignalled op of stream ``name`` and of
-        no other stream (it cannot start before ``name`` signals it)."""
-        if not has_waits(i):
-            return False
-        left = pending(i)
-        code = code_of[name]
-        return bool(left) and all(owner_code[d] == code for d in left)
+        """The earliest time a user of ``res`` other than streams ``busy`` (one or two) may
+        start an op that moves bytes through ``res`` (inf: none can before ``busy[0]``
+        signals one of its own ops, or none has such an op left). A stream's ops run one
+        after the other, each for at least its duration alone (``dur_all``: contention only
+        lengthens it), so its next op on ``res`` starts no earlier than its next op may start
+        plus the durations of the ops between (less a slack for the rounding of their
+        running sums). Compiled: :func:`sim.bound_kernel.quiet_until`."""
+        return bound_k(res_code[id(res)], code_of[busy[0]],
+                       code_of[busy[1]] if len(busy) > 1 else -1, env.now, *bound_arrays)
 
     # the contended memory of each stream
     codes = {id(mem): c for c, mem in enumerate(dict.fromkeys(memory_of.values()))}
@@ -549,7 +501,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             w = int(next_op[y])
             sleeping[other] = (sleeping[other][0], w)
             sleep_on[code] = w
-            state[other] = ("wait", w)
+            st_kind[code], st_op[code] = WAITING, w
             resume_at[other] = int(position[y]) + 1
             busy_until[other] = ends[q]
         return j, t
@@ -802,7 +754,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             other, w = names[stream[y]], int(next_op[y])
             sleeping[other] = (sleeping[other][0], w)
             sleep_on[stream[y]] = w
-            state[other] = ("wait", w)
+            st_kind[stream[y]], st_op[stream[y]] = WAITING, w
             resume_at[other] = int(position[y]) + 1
         return k + f - took - 1, t
 
@@ -877,14 +829,15 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         lane = lane_of(ids, memory is not None)
         id_list, sig, wait, one = lane["id_list"], lane["sig"], lane["wait"], lane["one"]
         batch = memory is None
+        own = code_of[name]
         k = 0
         while k < m:
             i = id_list[k]
             if wait[k] and waits_yet(i):
                 counter[1] += 1
-                state[name] = ("wait", i)
+                st_kind[own], st_op[own] = WAITING, i
                 sleeping[name] = (env.event(), i)
-                sleep_on[code_of[name]] = i
+                sleep_on[own] = i
                 yield sleeping[name][0]
                 k = resume_at.pop(name, k)    # a stream that adopted ops moved it on
                 until = busy_until.pop(name, None)
@@ -902,7 +855,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 wins[name] += loaded and e >= k
             if e >= k:   # positions k..e stamped: one event until the last one ends
                 counter[1] += 1
-                state[name] = ("busy", t, id_list[e + 1] if e + 1 < m else -1)
+                st_kind[own], st_t[own], st_op[own] = \
+                    BUSY, t, id_list[e + 1] if e + 1 < m else -1
                 yield engine_module._Until(env, t)
                 counter[0] += e - k + 1
                 if sig[e]:
@@ -913,7 +867,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             loads = op_loads.get(i) if op_loads else None
             share = cost.detail.get("memory_share") if memory is not None else None
             start[i] = env.now
-            state[name] = ("busy", env.now + cost.latency, id_list[k + 1] if k + 1 < m else -1)
+            st_kind[own], st_t[own], st_op[own] = \
+                BUSY, env.now + cost.latency, id_list[k + 1] if k + 1 < m else -1
             yield from occupy(env, cost.latency, loads, memory, cost.dram_bytes, share)
             end[i] = env.now
             counter[0] += 1
@@ -921,7 +876,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             if sig[k]:
                 signal_done(i)
             k += 1
-        state[name] = ("busy", math.inf, -1)
+        st_kind[own], st_t[own], st_op[own] = BUSY, math.inf, -1
 
     # quiet runs tried and stamped per stream: a stream of loaded ops that are seldom alone
     # (under 1 in 10 after FUTILE tries) stops trying them (the same times either way)
@@ -1021,3 +976,28 @@ def _users(names, stream: np.ndarray, memory_of: dict, loads: LoadIndex
         for res, _ in loads.lists[c]:
             out.setdefault(id(res), set()).add(names[code])
     return out
+
+
+def _bound_tables(names, users: dict[int, set[str]], use: dict[tuple[int, str], np.ndarray],
+                  by_stream: np.ndarray, bounds: np.ndarray, dur_all: np.ndarray) -> tuple:
+    """The resource and stream tables :func:`sim.bound_kernel.quiet_until` reads: per
+    resource (codes in ``users``' order) its users' stream codes (``users_ptr``,
+    ``users``), per (resource, stream) its positions using the resource (``use_ptr`` into
+    ``use_pos``; ``use``: :func:`_use_positions`), the number of streams, and per stream the
+    running sum of its ops' durations alone by position, from 0 (``cum_ptr`` into
+    ``cum``)."""
+    code_of = {nm: c for c, nm in enumerate(names)}
+    of_res = [sorted(code_of[nm] for nm in streams) for streams in users.values()]
+    users_ptr = np.zeros(len(of_res) + 1, dtype=np.int64)
+    np.cumsum([len(u) for u in of_res], out=users_ptr[1:])
+    flat_users = np.array([c for u in of_res for c in u], dtype=np.int64)
+    parts = [use.get((key, nm), _NONE) for key in users for nm in names]
+    use_ptr = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum([len(p) for p in parts], out=use_ptr[1:])
+    use_pos = np.concatenate([_NONE, *parts]).astype(np.int64, copy=False)
+    sums = [np.concatenate(([0.0], np.cumsum(dur_all[by_stream[bounds[c]:bounds[c + 1]]])))
+            for c in range(len(names))]
+    cum_ptr = np.zeros(len(sums) + 1, dtype=np.int64)
+    np.cumsum([len(x) for x in sums], out=cum_ptr[1:])
+    return (users_ptr, flat_users, use_ptr, use_pos, len(names), cum_ptr[:-1].copy(),
+            np.concatenate(sums))
