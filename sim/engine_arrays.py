@@ -446,7 +446,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                     res._last
                 filled.append(want)
             q_bound[want] = bound_of(bound, res, busy) if alone else math.nan
-        memory.bytes_moved, memory.busy_time, memory._last = (float(x) for x in mem_state[3:])
+        memory.bytes_moved, memory.busy_time, memory._last = mem_state[3:].tolist()
         for c in filled:
             res = load_res[c]
             res.bytes_moved, res.busy_time, res._last = float(q_moved[c]), float(q_busy[c]), \
