@@ -87,8 +87,17 @@ def _pretouch_probe(nbytes: int, use: int, **env: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _kernel_at_least(major: int, minor: int) -> bool:
+    try:
+        got = tuple(int(x) for x in platform.release().split("-")[0].split(".")[:2])
+    except ValueError:
+        return False
+    return got >= (major, minor)
+
+
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc"
-                    or len(os.sched_getaffinity(0)) < 2, reason="glibc, Linux, two CPUs")
+                    or len(os.sched_getaffinity(0)) < 2 or not _kernel_at_least(5, 14),
+                    reason="glibc, Linux 5.14+ (MADV_POPULATE_WRITE), two CPUs")
 def test_pretouch_faults_the_heap_in_for_this_thread_and_the_next():
     """512 MiB pre-touched: the process's resident memory grows by that much (4 blocks of
     128 MiB, less the partial pages at their ends), and 256 MiB of arrays written afterwards,
