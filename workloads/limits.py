@@ -37,8 +37,12 @@ from workloads.scenario import Scenario
 #: 4,931,584 ops, 4.81 s, 1.49 GB (0.98 us, 303 B), Llama-2-70B TP2 PP4 x 4 micro-batches b8
 #: g2048, 9,887,744 ops, 6.37 s, 2.84 GB (0.64 us, 288 B); after the setup and parquet
 #: changes of 2026-12-05 (bytecode cached): the g2048 overlap run 3.94-4.07 s (0.80-0.83 us),
-#: the TP2 PP4 run 5.33-5.72 s, 2.88 GB (0.54-0.58 us, 291 B)
-COST_PER_OP = {"one-stream": (0.46e-6, 1.03e-6, 272), "streams": (0.54e-6, 1.74e-6, 550)}
+#: the TP2 PP4 run 5.33-5.72 s, 2.88 GB (0.54-0.58 us, 291 B); after the heap pre-touch and
+#: the compiled quiet runs and bounds of 2026-12-05 (second session): the TP2 PP4 run
+#: 4.60-4.86 s, 2.39 GB (0.47-0.49 us, 241 B), the same with ``--overlap`` 12.7-13.4 s (1.3
+#: us), TP4 PP2 x 4 micro-batches ``--overlap`` 7.4-7.7 s (0.75-0.78 us), PP8 x 8
+#: micro-batches, 17,203,200 ops, 5.2-6.3 s, 3.98 GB (0.30-0.36 us, 231 B)
+COST_PER_OP = {"one-stream": (0.46e-6, 1.03e-6, 272), "streams": (0.30e-6, 1.74e-6, 550)}
 #: ops a run may have without ``--force``, per path (about 5-10 s and 2.7 GB of one stream;
 #: 3-9 s and 1.5-2.8 GB of several streams)
 MAX_OPS = {"one-stream": 10_000_000, "streams": 5_000_000}
