@@ -429,9 +429,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             quiet_times = np.empty(2 * len(run) + 1)
         filled = []
         while True:
-            f, t, want = stamp_quiet(run, t0, dur_all, size_all, loads.of_op, loads.ptr,
-                                     loads.res, loads.nb, mem_state, *quiet_links, start, end,
-                                     quiet_times)
+            f, t, want = stamp_quiet(run, t0, *quiet_args, quiet_times)
             if want == -1:
                 break
             if want == WANT_MEMORY:
@@ -534,13 +532,13 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     q_ok = np.full(n_links, UNKNOWN, dtype=np.uint8)
     q_rate, q_bound = np.ones(n_links), np.full(n_links, math.nan)
     q_moved, q_busy, q_last = np.zeros(n_links), np.zeros(n_links), np.zeros(n_links)
-    quiet_links = (q_ok, q_rate, q_bound, q_moved, q_busy, q_last)
+    # stamp_quiet's arguments after the run and its start, before its scratch
+    quiet_args = (dur_all, size_all, loads.of_op, loads.ptr, loads.res, loads.nb, mem_state,
+                  q_ok, q_rate, q_bound, q_moved, q_busy, q_last, start, end)
     quiet_times = np.empty(1024)
     checked_quiet = kernels().stamp_quiet
     if memory_of:     # the arrays checked once, then called unchecked
-        checked_quiet(np.empty(0, dtype=np.int64), 0.0, dur_all, size_all, loads.of_op,
-                      loads.ptr, loads.res, loads.nb, mem_state, *quiet_links, start, end,
-                      quiet_times)
+        checked_quiet(np.empty(0, dtype=np.int64), 0.0, *quiet_args, quiet_times)
     stamp_quiet = getattr(checked_quiet, "unchecked", checked_quiet)
 
     def compiled_beside(run: np.ndarray, after: list[int], ys: np.ndarray, name: str,
@@ -714,16 +712,16 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         # compiled: sim/scan_kernel.py)
         e, last_adopts, count = scan(k, m, cut, first, *lane["scan_lane"], beside_cap[name],
                                      *scan_streams)
-        # (position, the op run beside the one there), dropping those at or after the run's
-        # end: nothing of the run would go beside them
-        count = int(np.searchsorted(beside_pos[:count], e))
-        beside_at, beside_of = beside_pos[:count] - k, beside_ys[:count].copy()
         if e < k:
             return e, env.now
+        # (position, the op run beside the one there), dropping those at or after the run's
+        # end: nothing of the run would go beside them
+        if count:
+            count = int(beside_pos[:count].searchsorted(e))
         run = ids[k:e + 1]
         if first <= (e if last_adopts else e - 1):
-            lo = np.searchsorted(adopt_at, k)
-            hi = np.searchsorted(adopt_at, e if last_adopts else e - 1, "right")
+            lo = int(adopt_at.searchsorted(k))
+            hi = int(adopt_at.searchsorted(e if last_adopts else e - 1, "right"))
             at = adopt_at[lo:hi] - k + 1
             xs = run[at - 1]
             ys = adopt_after[xs]
@@ -733,7 +731,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         busy = (name,)
         if count:
             # where each op run beside goes: after its op's place in the run
-            after = (beside_at + np.searchsorted(at, beside_at, "right")).tolist()
+            beside_at, beside_of = beside_pos[:count] - k, beside_ys[:count].copy()
+            after = (beside_at + at.searchsorted(beside_at, "right")).tolist()
             f, t = with_ops_beside(run, after, beside_of, name, memory)
             got, wanted = beside_taken[0], count
             beside_cap[name] = min(MAX_BESIDE, 2 * wanted if got == wanted else
