@@ -1,0 +1,114 @@
+"""Whole ``xpusim run`` commands of 2,048-token Llama-2-70B decodes, timed as a user waits for
+them (issue 18: "a 2,048-token 70B decode runs in <= 5 s").
+
+Each run is a fresh ``python -m xpusim run ARGS --force --quiet --out DIR``: start-up,
+tracing, the engine, the tables and the report, with the CLI's allocation settings and heap
+pre-touch. Per run: wall seconds (``time.perf_counter`` around the child), user and system
+CPU seconds and peak resident memory (the child's own ``rusage``, ``os.wait4``), the ops it
+simulated (its ``summary.json``), and the wall time as a ratio to the 5 s goal and per op.
+Runs alternate within each round; figures are the median (min-max) of ``--repeat`` rounds,
+after a warm-up run of each with 8 tokens that writes the bytecode and the compiled loops.
+Children cache bytecode in a scratch ``PYTHONPYCACHEPREFIX`` even where
+``PYTHONDONTWRITEBYTECODE`` is set, as a user's install does (bench_startup.py does the
+same).
+
+    python benchmarks/bench_cli_run.py [--repeat 3] [--runs tp2-pp4-mb4 ...] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GOAL_S = 5.0   # issue 18, item 3: a 2,048-token 70B decode
+COMMON = ["--arch", "dgx-h100", "--model", "llama2-70b", "--prompt", "512", "--gen", "2048",
+          "--force"]
+#: name -> the run's own options (after :data:`COMMON`)
+RUNS: dict[str, list[str]] = {
+    "tp8": ["--batch", "8", "--tp", "8"],
+    "tp8-mb2-overlap": ["--batch", "32", "--tp", "8", "--microbatches", "2", "--overlap"],
+    "tp2-pp4-mb4": ["--batch", "8", "--tp", "2", "--pp", "4", "--microbatches", "4"],
+    "tp4-pp2-mb2": ["--batch", "8", "--tp", "4", "--pp", "2", "--microbatches", "2"],
+    "pp8-mb8": ["--batch", "8", "--pp", "8", "--microbatches", "8"],
+    "tp4-pp2-mb4-overlap": ["--batch", "8", "--tp", "4", "--pp", "2", "--microbatches", "4",
+                            "--overlap"],
+    "tp2-pp4-mb4-overlap": ["--batch", "8", "--tp", "2", "--pp", "4", "--microbatches", "4",
+                            "--overlap"],
+}
+
+
+def run_once(args: list[str], out: Path, env: dict) -> dict:
+    """One ``xpusim run``: wall, user and system seconds, peak RSS (B), ops."""
+    cmd = [sys.executable, "-m", "xpusim", "run", *COMMON, *args, "--quiet", "--out", str(out)]
+    wall = time.perf_counter()
+    child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - wall
+    err = child.stderr.read().decode(errors="replace") if child.stderr else ""
+    if child.stderr:
+        child.stderr.close()
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"bench_cli_run: {' '.join(cmd)} failed:\n{err[-2000:]}")
+    ops = json.loads((out / "summary.json").read_text())["metrics"]["ops"]
+    return {"wall_s": wall, "user_s": usage.ru_utime, "sys_s": usage.ru_stime,
+            "peak_rss_B": usage.ru_maxrss * 1024, "ops": int(ops)}
+
+
+def _span(values: list[float], fmt: str) -> str:
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-" \
+           f"{fmt.format(max(values))})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3, help="rounds (default 3)")
+    ap.add_argument("--runs", nargs="+", choices=sorted(RUNS), default=list(RUNS),
+                    help="runs to time (default: all)")
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    opts = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tmp, "pycache"))
+        out = Path(tmp, "report")
+        for name in opts.runs:      # bytecode of every module each run imports, written once
+            warm = [*COMMON[:-2], "8", *RUNS[name], "--quiet", "--out", str(out)]
+            subprocess.run([sys.executable, "-m", "xpusim", "run", *warm], cwd=ROOT, env=env,
+                           check=True, stdout=subprocess.DEVNULL)
+        got: dict[str, list[dict]] = {name: [] for name in opts.runs}
+        for _ in range(opts.repeat):
+            for name in opts.runs:
+                got[name].append(run_once(RUNS[name], out, env))
+    rows = []
+    for name, runs in got.items():
+        walls = [r["wall_s"] for r in runs]
+        rows.append({"run": name, "ops": runs[0]["ops"], "wall_s": walls,
+                     "user_s": [r["user_s"] for r in runs], "sys_s": [r["sys_s"] for r in runs],
+                     "peak_rss_GB": max(r["peak_rss_B"] for r in runs) / 1e9,
+                     "goal_ratio": statistics.median(walls) / GOAL_S,
+                     "us_per_op": statistics.median(walls) / runs[0]["ops"] * 1e6})
+    if opts.json:
+        print(json.dumps(rows, indent=1))
+        return
+    print(f"{'run':22s} {'ops':>10s}  {'wall s, median (min-max)':26s} {'user s':>6s} "
+          f"{'sys s':>6s} {'RSS GB':>6s} {'/5 s':>5s} {'us/op':>6s}")
+    for r in rows:
+        print(f"{r['run']:22s} {r['ops']:10,d}  {_span(r['wall_s'], '{:.2f}'):26s} "
+              f"{statistics.median(r['user_s']):6.2f} {statistics.median(r['sys_s']):6.2f} "
+              f"{r['peak_rss_GB']:6.2f} {r['goal_ratio']:5.2f} {r['us_per_op']:6.2f}")
+    print(f"whole `xpusim run` commands of Llama-2-70B on dgx-h100, prompt 512, 2,048 tokens; "
+          f"/5 s: median wall over issue 18's goal; {opts.repeat} rounds, runs alternated")
+
+
+if __name__ == "__main__":
+    main()
