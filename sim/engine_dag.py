@@ -27,7 +27,8 @@ import numpy as np
 
 from sim.load_index import LoadIndex
 
-#: the check runs first on the ops that start in the first ~1/PREFIX of them
+#: the check runs first on the first 1/PREFIX of the ops (by index), then on the ops that
+#: start in the first ~1/PREFIX of them
 PREFIX = 32
 #: the cut between those ops and the others is read from every SAMPLE_STRIDE-th start
 SAMPLE_STRIDE = 64
@@ -48,11 +49,14 @@ def contention_free(arrays, stream: np.ndarray, prev: np.ndarray, names, dur: np
     n = len(dur)
     if not n or stop.any():
         return None
+    dur = np.ascontiguousarray(dur, dtype=np.float64)
+    if _first_ops_contend(n // PREFIX, arrays.dep_ptr, arrays.dep_idx, prev, dur, stream,
+                          names, size, memory_of, loads):
+        return None
     ptr = np.ascontiguousarray(arrays.dep_ptr, dtype=np.int64)
     idx = np.ascontiguousarray(arrays.dep_idx, dtype=np.int64)
     start, end = np.empty(n), np.empty(n)
-    if not kernels().dag_times(ptr, idx, prev, np.ascontiguousarray(dur, dtype=np.float64),
-                               start, end):
+    if not kernels().dag_times(ptr, idx, prev, dur, start, end):
         return None
     # the ops that start first, checked alone first: their pairs in start order are pairs of
     # the whole check, so a failure there is the whole check's (a run with contention gives
@@ -70,6 +74,31 @@ def contention_free(arrays, stream: np.ndarray, prev: np.ndarray, names, dur: np
     for res, (nbytes, starts, timers) in counted:
         res.add_solos(nbytes, starts, timers, np.ones(len(nbytes), dtype=bool))
     return start, end
+
+
+def _first_ops_contend(m: int, dep_ptr: np.ndarray, dep_idx: np.ndarray, prev: np.ndarray,
+                       dur: np.ndarray, stream: np.ndarray, names, size: np.ndarray,
+                       memory_of: dict, loads: LoadIndex) -> bool:
+    """Whether the first ``m`` ops of the trace (by index) already share a resource, timed
+    alone (nothing counted): their longest path needs no later op (an op's dependencies and
+    its stream's op before it come before it), and two of them not alone in start order are
+    not alone among all ops - every op between them in the whole order starts no later than
+    the second, so before the first's timer, and may only follow the first exactly at its end
+    where the first's timer fired then too, so two starts there are equal, which the check
+    refuses. A run with contention gives up here after ~1/PREFIX of the longest path."""
+    from sim.engine_aot import kernels
+
+    if m <= 0:
+        return False
+    ptr = np.ascontiguousarray(dep_ptr[:m + 1], dtype=np.int64)   # their dependencies only
+    idx = np.ascontiguousarray(dep_idx[:ptr[m]], dtype=np.int64)
+    start, end = np.empty(m), np.empty(m)
+    if not kernels().dag_times(ptr, idx, prev[:m], dur[:m], start, end):
+        return True
+    keep = np.zeros(len(stream), dtype=bool)
+    keep[:m] = True
+    return any(_alone(res, ids, nbytes, start, end, prev, ptr, idx) is None
+               for res, ids, nbytes in _tasks(stream, names, size, memory_of, loads, keep))
 
 
 def _tasks(stream: np.ndarray, names, size: np.ndarray, memory_of: dict, loads: LoadIndex,

@@ -33,6 +33,7 @@ class LoadIndex:
     (bytes)."""
 
     def __init__(self, op_loads: Mapping, n: int):
+        self._groups: list[tuple[int, np.ndarray]] | None = None
         if isinstance(op_loads, GroupedLoads):
             self._from_groups(op_loads)
         else:
@@ -108,9 +109,12 @@ class LoadIndex:
             c, code = divmod(key, width)
             yield c, code, ids
 
-    def groups(self):
-        """(list code, the ops with that list) for each distinct list."""
-        yield from _grouped_ids(self.code, self.ids)
+    def groups(self) -> list[tuple[int, np.ndarray]]:
+        """(list code, the ops with that list) for each distinct list (worked out once: the
+        contention-free check reads them up to three times)."""
+        if self._groups is None:
+            self._groups = list(_grouped_ids(self.code, self.ids))
+        return self._groups
 
 
 def _grouped_ids(keys: np.ndarray, ids: np.ndarray):
