@@ -9,8 +9,9 @@ streams' ops: the ends of those already stamped, the busy-until time of those no
 the durations alone of its ops between (its running sum of durations, less a slack for the
 sum's rounding), unless that op waits only for the asking stream's own ops. The same float
 operations as the Python version it replaced (tests/test_bound_kernel.py by hand,
-tests/test_array_plan.py against the op-by-op engine). A four-stage 2,048-token 70B run asks
-it ~300,000 times: ~5 us each in Python, ~1 us here.
+tests/test_array_plan.py against the op-by-op engine). A four-stage 512-token 70B
+``--overlap`` run asks it 95,000 times (~380,000 at 2,048 tokens): 9.5 us each in Python
+under cProfile, 1.0 us here.
 """
 
 from __future__ import annotations

@@ -448,6 +448,16 @@ def slice_indices(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
         np.arange(total, dtype=np.int64)
 
 
+def flat_rows(rows: Sequence, dtype: Any = np.int64) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged ``rows`` (sequences or arrays) as one CSR table: (``ptr``, int64, ``len(rows) +
+    1`` offsets; ``flat``, of ``dtype``): row ``j`` is ``flat[ptr[j]:ptr[j + 1]]``."""
+    ptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in rows], out=ptr[1:])
+    flat = np.concatenate([np.asarray(r, dtype=dtype) for r in rows]) if len(rows) else \
+        np.zeros(0, dtype=dtype)
+    return ptr, flat.astype(dtype, copy=False)
+
+
 def distinct_ints(values: np.ndarray) -> np.ndarray:
     """Sorted distinct integers: a bincount over their range where it is under 2**22 wide, else
     by sorting (numpy 2.x's hash-based ``np.unique`` of a few million ints takes ~1 s)."""

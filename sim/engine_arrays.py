@@ -67,7 +67,7 @@ import numpy as np
 import simpy
 
 import sim.engine as engine_module
-from sim.columns import distinct_ints, slice_indices
+from sim.columns import distinct_ints, flat_rows, slice_indices
 from sim.devices.base import Cost, Device
 from sim.engine import CostList, Timeline, _ops_at, first_seen
 from sim.engine_aot import BUSY, NOT_MOVED, NOT_STARTED, UNKNOWN, WAITING, WANT_MEMORY, kernels
@@ -986,17 +986,9 @@ def _bound_tables(names, users: dict[int, set[str]], use: dict[tuple[int, str], 
     running sum of its ops' durations alone by position, from 0 (``cum_ptr`` into
     ``cum``)."""
     code_of = {nm: c for c, nm in enumerate(names)}
-    of_res = [sorted(code_of[nm] for nm in streams) for streams in users.values()]
-    users_ptr = np.zeros(len(of_res) + 1, dtype=np.int64)
-    np.cumsum([len(u) for u in of_res], out=users_ptr[1:])
-    flat_users = np.array([c for u in of_res for c in u], dtype=np.int64)
-    parts = [use.get((key, nm), _NONE) for key in users for nm in names]
-    use_ptr = np.zeros(len(parts) + 1, dtype=np.int64)
-    np.cumsum([len(p) for p in parts], out=use_ptr[1:])
-    use_pos = np.concatenate([_NONE, *parts]).astype(np.int64, copy=False)
-    sums = [np.concatenate(([0.0], np.cumsum(dur_all[by_stream[bounds[c]:bounds[c + 1]]])))
-            for c in range(len(names))]
-    cum_ptr = np.zeros(len(sums) + 1, dtype=np.int64)
-    np.cumsum([len(x) for x in sums], out=cum_ptr[1:])
-    return (users_ptr, flat_users, use_ptr, use_pos, len(names), cum_ptr[:-1].copy(),
-            np.concatenate(sums))
+    users_ptr, flat_users = flat_rows([sorted(code_of[nm] for nm in streams)
+                                       for streams in users.values()])
+    use_ptr, use_pos = flat_rows([use.get((key, nm), _NONE) for key in users for nm in names])
+    cum_ptr, cum = flat_rows([np.concatenate(([0.0], np.cumsum(dur_all[by_stream[
+        bounds[c]:bounds[c + 1]]]))) for c in range(len(names))], np.float64)
+    return users_ptr, flat_users, use_ptr, use_pos, len(names), cum_ptr[:-1].copy(), cum

@@ -1,6 +1,6 @@
 """Run-size limits by engine path (workloads/limits.py): a 2,048-token Llama-2-70B decode at
 TP8 (issue 18: a run of a few seconds) starts without ``--force``; pipelined runs, whose
-streams wait on each other and contend (0.54-1.74 us per op, workloads.limits), keep the
+streams wait on each other and contend (0.30-1.74 us per op, workloads.limits), keep the
 tighter limit."""
 
 from __future__ import annotations

@@ -64,3 +64,16 @@ def test_next_at_by_hand():
     from sim.engine_arrays import _next_at
 
     assert _next_at(np.array([1, 4]), 6).tolist() == [1, 1, 4, 4, 4, 6, 6]
+
+
+def test_flat_rows_by_hand():
+    """Three ragged rows, one empty, as offsets and one flat array; no rows at all."""
+    from sim.columns import flat_rows
+
+    ptr, flat = flat_rows([[3, 1], [], np.array([7])])
+    assert ptr.tolist() == [0, 2, 2, 3] and flat.tolist() == [3, 1, 7]
+    assert ptr.dtype == np.int64 and flat.dtype == np.int64
+    ptr, flat = flat_rows([[0.5], [1.5, 2.5]], np.float64)
+    assert ptr.tolist() == [0, 1, 3] and flat.dtype == np.float64
+    ptr, flat = flat_rows([])
+    assert ptr.tolist() == [0] and len(flat) == 0
