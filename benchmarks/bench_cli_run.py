@@ -5,7 +5,10 @@ Each run is a fresh ``python -m xpusim run ARGS --force --quiet --out DIR``: sta
 tracing, the engine, the tables and the report, with the CLI's allocation settings and heap
 pre-touch. Per run: wall seconds (``time.perf_counter`` around the child), user and system
 CPU seconds and peak resident memory (the child's own ``rusage``, ``os.wait4``), the ops it
-simulated (its ``summary.json``), and the wall time as a ratio to the 5 s goal and per op.
+simulated (its ``summary.json``), and the wall time as a ratio to the 5 s goal and per op;
+and its peer figure: ops per CPU second of the whole command (user + system, start-up and
+report included) over bare SimPy's timeouts per CPU second, measured in this process after
+the runs (``bench_run.bare_simpy_events_per_s``: one process yielding plain timeouts).
 Runs alternate within each round; figures are the median (min-max) of ``--repeat`` rounds,
 after a warm-up run of each with 8 tokens that writes the bytecode and the compiled loops.
 Children cache bytecode in a scratch ``PYTHONPYCACHEPREFIX`` even where
@@ -26,6 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_run import bare_simpy_events_per_s
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_S = 5.0   # issue 18, item 3: a 2,048-token 70B decode
@@ -89,25 +94,33 @@ def main() -> None:
         for _ in range(opts.repeat):
             for name in opts.runs:
                 got[name].append(run_once(RUNS[name], out, env))
+    simpy_rate = statistics.median(bare_simpy_events_per_s() for _ in range(3))
     rows = []
     for name, runs in got.items():
         walls = [r["wall_s"] for r in runs]
+        cpu = statistics.median(r["user_s"] + r["sys_s"] for r in runs)
         rows.append({"run": name, "ops": runs[0]["ops"], "wall_s": walls,
                      "user_s": [r["user_s"] for r in runs], "sys_s": [r["sys_s"] for r in runs],
                      "peak_rss_GB": max(r["peak_rss_B"] for r in runs) / 1e9,
                      "goal_ratio": statistics.median(walls) / GOAL_S,
-                     "us_per_op": statistics.median(walls) / runs[0]["ops"] * 1e6})
+                     "us_per_op": statistics.median(walls) / runs[0]["ops"] * 1e6,
+                     "ops_per_cpu_s": runs[0]["ops"] / cpu,
+                     "simpy_ratio": runs[0]["ops"] / cpu / simpy_rate})
     if opts.json:
         print(json.dumps(rows, indent=1))
         return
     print(f"{'run':22s} {'ops':>10s}  {'wall s, median (min-max)':26s} {'user s':>6s} "
-          f"{'sys s':>6s} {'RSS GB':>6s} {'/5 s':>5s} {'us/op':>6s}")
+          f"{'sys s':>6s} {'RSS GB':>6s} {'/5 s':>5s} {'us/op':>6s} {'ops/CPU s':>10s} "
+          f"{'/SimPy':>6s}")
     for r in rows:
         print(f"{r['run']:22s} {r['ops']:10,d}  {_span(r['wall_s'], '{:.2f}'):26s} "
               f"{statistics.median(r['user_s']):6.2f} {statistics.median(r['sys_s']):6.2f} "
-              f"{r['peak_rss_GB']:6.2f} {r['goal_ratio']:5.2f} {r['us_per_op']:6.2f}")
+              f"{r['peak_rss_GB']:6.2f} {r['goal_ratio']:5.2f} {r['us_per_op']:6.2f} "
+              f"{r['ops_per_cpu_s']:10,.0f} {r['simpy_ratio']:5.0%}")
     print(f"whole `xpusim run` commands of Llama-2-70B on dgx-h100, prompt 512, 2,048 tokens; "
-          f"/5 s: median wall over issue 18's goal; {opts.repeat} rounds, runs alternated")
+          f"/5 s: median wall over issue 18's goal; /SimPy: ops per CPU second of the whole "
+          f"command over bare SimPy's {simpy_rate:,.0f} timeouts per CPU second, measured in "
+          f"this run; {opts.repeat} rounds, runs alternated")
 
 
 if __name__ == "__main__":
