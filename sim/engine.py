@@ -93,6 +93,9 @@ class Timeline:
     transfer_end: np.ndarray = field(default_factory=lambda: np.zeros(0))
     resources: dict[str, SharedBandwidth] = field(default_factory=dict)
     engine_events: int = 0
+    #: runs of the several-stream engine that began by adopting another stream's op instead
+    #: of waking that stream (sim/engine_arrays.py, ``LEAD_ADOPTION``)
+    lead_runs: int = 0
 
 
 class CostList(Sequence):

@@ -94,6 +94,11 @@ COMPILED_BESIDE = True
 #: time a run in which no transfer ever shares a resource as one longest path
 #: (sim/engine_dag.py); False: the event loop, which gives the same floats
 CONTENTION_FREE = True
+#: where an op ends a run and signals an op of another stream that its stream may adopt
+#: (``adopt_after``) and that stream sleeps on, the next run adopts it first instead of
+#: waking that stream (:func:`lead_of`); False: that stream wakes and runs it, which gives
+#: the same floats with more events
+LEAD_ADOPTION = True
 
 
 _NONE = np.zeros(0, dtype=np.int64)   # no adoptions in a run
@@ -205,7 +210,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     waited, cand = _waited(arrays, stream, dep_of)
     start = np.full(n, np.nan)
     end = np.full(n, np.nan)
-    counter = [0, 0]   # tasks completed, events waited on
+    counter = [0, 0, 0]   # tasks completed, events waited on, runs led by an adoption
     single = np.zeros(n, dtype=bool)
     single[loads.ids] = True
     signal = np.zeros(n, dtype=bool)
@@ -684,7 +689,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             count_links(y, y_start)
         return j, t, y_end
 
-    def quiet_run(name: str, k: int, memory, lane: dict) -> tuple[int, float]:
+    def quiet_run(name: str, k: int, memory, lane: dict, lead: int = -1) -> tuple[int, float]:
         """Stamp a run of ops from position ``k`` of stream ``name`` whose transfers (its
         memory's, its link loads) find every resource quiet: nothing in flight on it, and
         no other user able to start an op before the run's op ends (:func:`quiet_until`).
@@ -695,11 +700,23 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         (at an op another stream waits for, unless the run may stamp that stream's op:
         ``adopt_after`` in its chain, ``beside`` next to it, :func:`with_ops_beside`), and
         before an op that would not be alone or that reserves a share of the memory.
-        (last position stamped, the time it and what it adopted end); last < k: none."""
+        ``lead``: an op of another stream adopted first, before position ``k`` (the op
+        adopted after the one before ``k``, which ended now: :func:`lead_of`); then the run
+        may be that op alone, and it is not taken when that op is not alone.
+        (last position stamped, the time it and what it adopted end); last < k: none of the
+        stream's own (with ``lead``: last < k - 1 when the lead was not taken either)."""
         ids, id_list, m = lane["ids"], lane["id_list"], len(lane["id_list"])
         at_adoption, adopt_at = lane["next_adoption"], lane["adoption_at"]
-        # the first op the run would adopt: its stream must sleep on it now, else the
-        # run ends where it would adopt it
+        # the first op the run would adopt: its stream must sleep on it now (or, after a
+        # lead of its stream, on the op after the lead), else the run ends where it would
+        # adopt it
+        if lead >= 0:   # adopted for now: its stream sleeps on, on the op after it
+            lead_code, w = int(stream[lead]), int(next_op[lead])
+            other = names[lead_code]
+            sleeping[other] = (sleeping[other][0], w)
+            sleep_on[lead_code], st_op[lead_code] = w, w
+            resumed = resume_at.get(other)    # where an earlier adoption moved it on
+            resume_at[other] = int(position[lead]) + 1
         first, cut = at_adoption[k], m
         if first < m:
             y = int(adopt_after[id_list[first]])
@@ -712,8 +729,10 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         # compiled: sim/scan_kernel.py)
         e, last_adopts, count = scan(k, m, cut, first, *lane["scan_lane"], beside_cap[name],
                                      *scan_streams)
-        if e < k:
+        if e < k and lead < 0:
             return e, env.now
+        if lead >= 0 and count:   # no ops beside after a lead: the run ends where the first
+            e, last_adopts, count = int(beside_pos[0]), False, 0   # would go (as with none)
         # (position, the op run beside the one there), dropping those at or after the run's
         # end: nothing of the run would go beside them
         if count:
@@ -729,6 +748,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         else:
             at = xs = ys = _NONE
         busy = (name,)
+        if lead >= 0:
+            run = np.concatenate((np.array((lead,), dtype=run.dtype), run))
         if count:
             # where each op run beside goes: after its op's place in the run
             beside_at, beside_of = beside_pos[:count] - k, beside_ys[:count].copy()
@@ -740,7 +761,21 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         else:
             f, t = stamp_alone(run, memory, busy, env.now, {})
         if f == 0:
-            return k - 1, env.now
+            if lead < 0:
+                return k - 1, env.now
+            # not taken: its stream sleeps on it again
+            sleeping[other] = (sleeping[other][0], lead)
+            sleep_on[lead_code], st_op[lead_code] = lead, lead
+            if resumed is None:
+                del resume_at[other]
+            else:
+                resume_at[other] = resumed
+            return k - 2, env.now
+        if lead >= 0:   # taken: signalled
+            f -= 1
+            counter[0] += 1
+            signalled.add(lead)
+            flagged[lead] = 1
         # what it adopted: signalled; their stream sleeps on, on the op after the last
         took = int(np.count_nonzero(at + np.arange(len(at)) < f)) if len(at) else 0
         if took:
@@ -822,6 +857,29 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 "next_block", "next_adoption")})
         return lane
 
+    def lead_of(name: str, e: int, lane: dict) -> int:
+        """Whether the op at position ``e`` of stream ``name`` (with a memory), which ended
+        now, signals an op ``y`` of another stream that the stream may adopt before its next
+        op (``adopt_after``): ``y``'s stream sleeps on it, and the next op waits for nothing
+        else not yet signalled. Then the op is signalled without waking ``y``'s stream
+        (nothing else waits for it) and ``y`` is the lead of the stream's next quiet run
+        (:func:`quiet_run`, which wakes that stream when it does not take ``y``). 1 where it
+        may, else -1 (the caller signals the op as usual)."""
+        id_list = lane["id_list"]
+        x = id_list[e]
+        y = int(adopt_after[x])
+        if y < 0 or e + 1 >= len(id_list) or not LEAD_ADOPTION:
+            return -1
+        other = names[stream[y]]
+        sl = sleeping.get(other)
+        if sl is None or sl[1] != y or other in busy_until:
+            return -1
+        if any(d != y and d not in signalled for d in waits(id_list[e + 1])):
+            return -1
+        signalled.add(x)
+        flagged_bytes[x] = 1
+        return 1
+
     def op_stream(name: str, ids: np.ndarray) -> Generator:
         memory = memory_of.get(name)
         m = len(ids)
@@ -829,9 +887,26 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         id_list, sig, wait, one = lane["id_list"], lane["sig"], lane["wait"], lane["one"]
         batch = memory is None
         own = code_of[name]
-        k = 0
+        k, lead = 0, -1
         while k < m:
             i = id_list[k]
+            if lead >= 0:   # the op before k signalled an op its stream sleeps on: adopt it
+                x, lead = id_list[k - 1], -1
+                e, t = quiet_run(name, k, memory, lane, int(adopt_after[x]))
+                if e >= k - 1:      # taken, and positions k..e after it
+                    counter[1] += 1
+                    counter[2] += 1
+                    st_kind[own], st_t[own], st_op[own] = \
+                        BUSY, t, id_list[e + 1] if e + 1 < m else -1
+                    yield engine_module._Until(env, t)
+                    counter[0] += e - k + 1
+                    if e >= k and sig[e]:
+                        lead = lead_of(name, e, lane)
+                        if lead < 0:
+                            signal_done(id_list[e])
+                    k = e + 1
+                    continue
+                signal_done(x)
             if wait[k] and waits_yet(i):
                 counter[1] += 1
                 st_kind[own], st_op[own] = WAITING, i
@@ -859,7 +934,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 yield engine_module._Until(env, t)
                 counter[0] += e - k + 1
                 if sig[e]:
-                    signal_done(id_list[e])
+                    lead = lead_of(name, e, lane) if not batch else -1
+                    if lead < 0:
+                        signal_done(id_list[e])
                 k = e + 1
                 continue
             cost = kind_cost[kind[i]]
@@ -888,6 +965,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     env.run()
     tl = Timeline(start, end, CostList(table, kind), counter[0])  # type: ignore[arg-type]
     tl.engine_events = counter[1]
+    tl.lead_runs = counter[2]
     tl.resources = resources
     return tl
 

@@ -124,6 +124,27 @@ def test_compute_stream_stamps_the_collectives_it_takes_turns_with(name):
     assert 2 * res.metrics["engine_events"] < collectives
 
 
+def test_a_run_adopts_first_the_collective_its_last_op_signalled(monkeypatch):
+    # a compute run that ends at the op a collective waits for (a bound cut it there), when
+    # the comm stream sleeps on that collective and the next compute op waits for it: the
+    # compute stream's next run stamps the collective first, without waking the comm stream
+    # (engine_arrays.LEAD_ADOPTION). The same floats as waking it; each such run saves at
+    # least the comm stream's wake-up and the end of its one-op run
+    got = []
+    real = engine_arrays.run_streams
+    monkeypatch.setattr(engine_arrays, "run_streams", lambda *a: got.append(real(*a)) or got[-1])
+    runs = {}
+    for lead in (False, True):
+        monkeypatch.setattr(engine_arrays, "LEAD_ADOPTION", lead)
+        runs[lead] = (_simulate("tp2-pp2-mb4-overlap"), got[-1])
+    (off, tl_off), (on, tl_on) = runs[False], runs[True]
+    for col in off.ops.columns:
+        assert off.ops[col].equals(on.ops[col]), col
+    assert off.resources.equals(on.resources)
+    assert tl_off.lead_runs == 0 < tl_on.lead_runs
+    assert tl_off.engine_events - tl_on.engine_events >= 2 * tl_on.lead_runs
+
+
 def _plans(name):
     arch_name, model, scenario, overlap = CASES[name]
     arch = load_arch(arch_name)
