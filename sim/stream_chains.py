@@ -36,18 +36,19 @@ def handoffs(stream: np.ndarray, position: np.ndarray, next_op: np.ndarray,
 
     ``y`` is *adopted* (taking turns) when nothing but the op after ``x`` waits for ``y``
     (so that op starts where ``y`` ends, and nothing of ``x``'s stream runs beside ``y``),
-    and the op after ``y`` waits for an op of ``x``'s stream later than the one after ``x``
-    (so ``y``'s stream sleeps on while ``x``'s goes on). ``y`` runs *beside* ``x``'s next
-    ops (a collective of one micro-batch overlapping the next micro-batch's compute ops)
-    when something else waits for it and the op after ``y`` waits for a later op of ``x``'s
-    stream.
+    and the op after ``y`` waits for the op after ``x`` or a later op of ``x``'s stream (so
+    ``y``'s stream sleeps on while ``x``'s goes on: an op another stream waits for ends a
+    run unless the run adopts or runs beside that op's waiter, sim/engine_arrays.py).
+    ``y`` runs *beside* ``x``'s next ops (a collective of one micro-batch overlapping the
+    next micro-batch's compute ops) when something else waits for it and the op after ``y``
+    waits for an op of ``x``'s stream after ``x``.
     """
     n = len(stream)
     only_waiter, only_wait = lone_pairs(waiter, waited, n)
     x, y = _one_for_one(stream, next_op, only_waiter, only_wait, memory_code, stops)
     turns = only_waiter[y] == next_op[x]
-    adopt = _held(stream, position, next_op, waiter, waited, x[turns], y[turns], 1, n)
-    beside = _held(stream, position, next_op, waiter, waited, x[~turns], y[~turns], 0, n)
+    adopt = _held(stream, position, next_op, waiter, waited, x[turns], y[turns], n)
+    beside = _held(stream, position, next_op, waiter, waited, x[~turns], y[~turns], n)
     return adopt, beside, only_wait
 
 
@@ -77,16 +78,16 @@ def _one_for_one(stream, next_op, only_waiter, only_wait, memory_code,
     return x[ok], y[ok]
 
 
-def _held(stream, position, next_op, waiter, waited, x, y, ahead: int, n: int) -> np.ndarray:
+def _held(stream, position, next_op, waiter, waited, x, y, n: int) -> np.ndarray:
     """Per op: ``y`` where the op after ``y`` on its stream waits for an op of ``x``'s
-    stream more than ``ahead`` positions after ``x``, else -1."""
+    stream after ``x``, else -1."""
     w = next_op[y]
     lo = np.searchsorted(waiter, w, "left")
     count = np.searchsorted(waiter, w, "right") - lo
     owner = np.repeat(np.arange(len(w)), count)
     pair = slice_indices(lo, count)
     d = waited[pair]
-    later = (stream[d] == stream[x][owner]) & (position[d] > position[x][owner] + ahead)
+    later = (stream[d] == stream[x][owner]) & (position[d] > position[x][owner])
     held = np.zeros(len(w), dtype=bool)
     held[owner[later]] = True
     out = np.full(n, -1, dtype=np.int64)

@@ -52,10 +52,18 @@ def test_collective_another_op_also_waits_for_is_not_adopted():
 
 
 def test_comm_stream_that_would_wake_too_soon_is_not_adopted_from():
-    # the collective after 2 waits for op 3, the op right after op 1: the comm stream would
-    # wake while the compute stream's run goes on
-    waiter, waited = np.array([2, 3, 5, 6]), np.array([1, 2, 3, 5])
+    # the collective after 2 waits for op 0, before op 1: once 2 is stamped the comm stream
+    # could start it at once, while the compute stream's run goes on
+    waiter, waited = np.array([2, 3, 5, 6]), np.array([1, 2, 0, 5])
     assert _adopt(waiter=waiter, waited=waited)[1] == -1
+
+
+def test_comm_stream_that_wakes_on_the_op_after_is_adopted_from():
+    # the collective after 2 waits for op 3, the op right after op 1: a run that stamps 1, 2
+    # and 3 ends at 3 (the comm stream's next op waits for it), so the comm stream sleeps
+    # until the run ends (a last collective of a stage, then its pipeline send)
+    waiter, waited = np.array([2, 3, 5, 6]), np.array([1, 2, 3, 5])
+    assert _adopt(waiter=waiter, waited=waited)[1] == 2
 
 
 def test_op_no_run_may_stamp_is_not_adopted():
