@@ -300,9 +300,12 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     codes = {id(mem): c for c, mem in enumerate(dict.fromkeys(memory_of.values()))}
     memory_code = np.array([codes.get(id(memory_of.get(nm)), -1) for nm in names])
     # the collective each op's stream may stamp after it, or beside its next ops, and per
-    # op its one dependency on another stream (sim/stream_chains.py)
-    adopt_after, beside, only_wait = handoffs(stream, position, next_op, waiter, waited_op,
-                                              memory_code, stop_all)
+    # op its one dependency on another stream (sim/stream_chains.py); read by quiet runs
+    # only, so not formed where no stream has a contended memory
+    adopt_after = beside = only_wait = _NONE
+    if memory_of:
+        adopt_after, beside, only_wait = handoffs(stream, position, next_op, waiter,
+                                                  waited_op, memory_code, stop_all)
     busy_until: dict[str, float] = {}   # a sleeping stream whose op another stream ran
 
     def links_alone(i: int, s: float, done_at: float, busy: tuple[str, ...],
