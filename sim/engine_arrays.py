@@ -296,6 +296,19 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         return bound_k(res_code[id(res)], code_of[busy[0]],
                        code_of[busy[1]] if len(busy) > 1 else -1, env.now, *bound_arrays)
 
+    def moved_on(code: int, w: int, resume: int | None) -> None:
+        """Stream ``code``, asleep, now sleeps on op ``w`` (waiting for what it waits for) and
+        resumes at position ``resume`` (None: where it fell asleep): another stream's run
+        stamped its ops before ``w`` (adopted, beside, or a lead)."""
+        other = names[code]
+        sleeping[other] = (sleeping[other][0], w)
+        sleep_on[code] = w
+        st_kind[code], st_op[code] = WAITING, w
+        if resume is None:
+            resume_at.pop(other, None)
+        else:
+            resume_at[other] = resume
+
     # the contended memory of each stream
     codes = {id(mem): c for c, mem in enumerate(dict.fromkeys(memory_of.values()))}
     memory_code = np.array([codes.get(id(memory_of.get(nm)), -1) for nm in names])
@@ -503,13 +516,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         codes = stream[done].tolist()
         last_of = {code: q for q, code in enumerate(codes)}
         for code, q in last_of.items():   # each stream sleeps on after its last op beside
-            y, other = int(done[q]), names[code]
-            w = int(next_op[y])
-            sleeping[other] = (sleeping[other][0], w)
-            sleep_on[code] = w
-            st_kind[code], st_op[code] = WAITING, w
-            resume_at[other] = int(position[y]) + 1
-            busy_until[other] = ends[q]
+            y = int(done[q])
+            moved_on(code, int(next_op[y]), int(position[y]) + 1)
+            busy_until[names[code]] = ends[q]
         return j, t
 
     y_end_buf = np.empty(0)
@@ -714,12 +723,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         # lead of its stream, on the op after the lead), else the run ends where it would
         # adopt it
         if lead >= 0:   # adopted for now: its stream sleeps on, on the op after it
-            lead_code, w = int(stream[lead]), int(next_op[lead])
-            other = names[lead_code]
-            sleeping[other] = (sleeping[other][0], w)
-            sleep_on[lead_code], st_op[lead_code] = w, w
-            resumed = resume_at.get(other)    # where an earlier adoption moved it on
-            resume_at[other] = int(position[lead]) + 1
+            lead_code = int(stream[lead])
+            resumed = resume_at.get(names[lead_code])   # where an earlier adoption moved it
+            moved_on(lead_code, int(next_op[lead]), int(position[lead]) + 1)
         first, cut = at_adoption[k], m
         if first < m:
             y = int(adopt_after[id_list[first]])
@@ -766,13 +772,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         if f == 0:
             if lead < 0:
                 return k - 1, env.now
-            # not taken: its stream sleeps on it again
-            sleeping[other] = (sleeping[other][0], lead)
-            sleep_on[lead_code], st_op[lead_code] = lead, lead
-            if resumed is None:
-                del resume_at[other]
-            else:
-                resume_at[other] = resumed
+            moved_on(lead_code, lead, resumed)   # not taken: its stream sleeps on it again
             return k - 2, env.now
         if lead >= 0:   # taken: signalled
             f -= 1
@@ -788,11 +788,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             flagged[xs[:took]] = 1
             flagged[ys[:took]] = 1
             y = int(ys[took - 1])
-            other, w = names[stream[y]], int(next_op[y])
-            sleeping[other] = (sleeping[other][0], w)
-            sleep_on[stream[y]] = w
-            st_kind[stream[y]], st_op[stream[y]] = WAITING, w
-            resume_at[other] = int(position[y]) + 1
+            moved_on(int(stream[y]), int(next_op[y]), int(position[y]) + 1)
         return k + f - took - 1, t
 
     def lane_of(ids: np.ndarray, with_memory: bool) -> dict:
