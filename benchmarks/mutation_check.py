@@ -1,0 +1,114 @@
+"""Mutation check: does some test fail when a mechanism is changed by a factor of two or a cycle?
+
+Usage: python benchmarks/mutation_check.py SPEC.yaml [--timeout 600] [--json]
+
+``SPEC.yaml`` lists mutants, each a one-place edit of a source file::
+
+    - id: gemm-waves
+      file: sim/gpu/gemm.py
+      find: "waves = math.ceil(ctas / slots)"
+      replace: "waves = math.ceil(ctas / slots) + 1"
+      tests: [tests/test_gpu_gemm.py]      # optional; default: every test file naming the module
+
+For each mutant the file is edited (``find`` must occur exactly once), the tests run with
+``pytest -x`` and the file is restored byte for byte. A mutant is *killed* when a test fails,
+*survived* when all pass. One row per mutant: killed or not, the first failing test, seconds.
+Exit status 1 when any mutant survived (a mechanism no test checks), 2 on a bad spec.
+Run it in a worktree of its own: it edits files in place while the tests run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_spec(path: Path) -> list[dict]:
+    """The mutants of ``path``, checked: each has id, file, find, replace (tests optional)."""
+    try:
+        items = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SystemExit(f"mutation_check: {path}: cannot read the spec ({exc})") from None
+    if not isinstance(items, list):
+        raise SystemExit(f"mutation_check: {path}: expected a list of mutants")
+    for n, item in enumerate(items):
+        for key in ("id", "file", "find", "replace"):
+            if not isinstance(item, dict) or not isinstance(item.get(key), str):
+                raise SystemExit(f"mutation_check: {path}: mutant {n}: field '{key}' must be "
+                                 "a string")
+    return items
+
+
+def tests_naming(module_file: str) -> list[str]:
+    """Test files whose text names the module (its dotted path or ``from pkg import name``)."""
+    dotted = module_file.removesuffix(".py").replace("/", ".")
+    pkg, _, name = dotted.rpartition(".")
+    pattern = re.compile(rf"\b{re.escape(dotted)}\b|from {re.escape(pkg)} import [^\n]*\b"
+                         rf"{re.escape(name)}\b")
+    return sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")
+                  if pattern.search(p.read_text(errors="replace")))
+
+
+def run_mutant(item: dict, timeout: float) -> dict:
+    """Apply one mutant, run its tests, restore the file; the row of the result table."""
+    path = ROOT / item["file"]
+    original = path.read_bytes()
+    text = original.decode()
+    count = text.count(item["find"])
+    if count != 1:
+        return {"id": item["id"], "status": f"bad spec: 'find' occurs {count} times",
+                "failed": "", "seconds": 0.0}
+    tests = item.get("tests") or tests_naming(item["file"])
+    if not tests:
+        return {"id": item["id"], "status": "no tests name the module", "failed": "",
+                "seconds": 0.0}
+    t0 = time.perf_counter()
+    try:
+        path.write_text(text.replace(item["find"], item["replace"]))
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p",
+                               "no:cacheprovider", *tests], cwd=ROOT, capture_output=True,
+                              text=True, timeout=timeout)
+        out = proc.stdout + proc.stderr
+        status = "survived" if proc.returncode == 0 else "killed"
+        failed = next((line.split(" ")[1] for line in out.splitlines()
+                       if line.startswith("FAILED ") or line.startswith("ERROR ")), "")
+    except subprocess.TimeoutExpired:
+        status, failed = "killed (timeout)", ""
+    finally:
+        path.write_bytes(original)
+    return {"id": item["id"], "status": status, "failed": failed,
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("spec", type=Path)
+    ap.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant")
+    ap.add_argument("--json", action="store_true", help="rows as JSON lines")
+    args = ap.parse_args(argv)
+    rows = []
+    for item in load_spec(args.spec):
+        row = run_mutant(item, args.timeout)
+        rows.append(row)
+        print(json.dumps(row) if args.json else
+              f"{row['id']:32s} {row['status']:10s} {row['seconds']:7.1f} s  {row['failed']}",
+              flush=True)
+    survived = [r["id"] for r in rows if r["status"] == "survived"]
+    bad = [r["id"] for r in rows if r["status"] not in ("killed", "survived",
+                                                         "killed (timeout)")]
+    print(f"{len(rows)} mutants: {len(rows) - len(survived) - len(bad)} killed, "
+          f"{len(survived)} survived{', ' + str(len(bad)) + ' not run' if bad else ''}")
+    return 2 if bad else (1 if survived else 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
