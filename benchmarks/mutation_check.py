@@ -1,6 +1,6 @@
 """Mutation check: does some test fail when a mechanism is changed by a factor of two or a cycle?
 
-Usage: python benchmarks/mutation_check.py SPEC.yaml [--timeout 600] [--json]
+Usage: python benchmarks/mutation_check.py SPEC.yaml [--timeout 600] [--quick] [--json]
 
 ``SPEC.yaml`` lists mutants, each a one-place edit of a source file::
 
@@ -11,10 +11,13 @@ Usage: python benchmarks/mutation_check.py SPEC.yaml [--timeout 600] [--json]
       tests: [tests/test_gpu_gemm.py]      # optional; default: every test file naming the module
 
 For each mutant the file is edited (``find`` must occur exactly once), the tests run with
-``pytest -x`` and the file is restored byte for byte. A mutant is *killed* when a test fails,
-*survived* when all pass. One row per mutant: killed or not, the first failing test, seconds.
-Exit status 1 when any mutant survived (a mechanism no test checks), 2 on a bad spec.
-Run it in a worktree of its own: it edits files in place while the tests run.
+``pytest -x`` and the file is restored byte for byte: first the listed tests (default: the
+test files naming the module), then, where they all pass, the rest of ``tests/`` (a mechanism
+is often checked through the modules that use it; ``--quick``: the listed tests only). A
+mutant is *killed* when a test fails, *survived* when all pass. One row per mutant: killed or
+not, the first failing test, seconds. Exit status 1 when any mutant survived (a mechanism no
+test checks), 2 on a bad spec. Run it in a worktree of its own: it edits files in place while
+the tests run.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def tests_naming(module_file: str) -> list[str]:
                   if pattern.search(p.read_text(errors="replace")))
 
 
-def run_mutant(item: dict, timeout: float) -> dict:
+def run_mutant(item: dict, timeout: float, quick: bool = False) -> dict:
     """Apply one mutant, run its tests, restore the file; the row of the result table."""
     path = ROOT / item["file"]
     original = path.read_bytes()
@@ -67,20 +70,24 @@ def run_mutant(item: dict, timeout: float) -> dict:
     if count != 1:
         return {"id": item["id"], "status": f"bad spec: 'find' occurs {count} times",
                 "failed": "", "seconds": 0.0}
-    tests = item.get("tests") or tests_naming(item["file"])
-    if not tests:
-        return {"id": item["id"], "status": "no tests name the module", "failed": "",
-                "seconds": 0.0}
+    first = item.get("tests") or tests_naming(item["file"])
     t0 = time.perf_counter()
+    status, failed = "survived", ""
     try:
         path.write_text(text.replace(item["find"], item["replace"]))
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p",
-                               "no:cacheprovider", *tests], cwd=ROOT, capture_output=True,
-                              text=True, timeout=timeout)
-        out = proc.stdout + proc.stderr
-        status = "survived" if proc.returncode == 0 else "killed"
-        failed = next((line.split(" ")[1] for line in out.splitlines()
-                       if line.startswith("FAILED ") or line.startswith("ERROR ")), "")
+        rest = [] if quick else ["tests", *(f"--deselect={t}" for t in first)]
+        for tests in (first, rest):
+            if not tests:
+                continue
+            proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p",
+                                   "no:cacheprovider", *tests], cwd=ROOT, capture_output=True,
+                                  text=True, timeout=timeout)
+            if proc.returncode != 0:
+                out = proc.stdout + proc.stderr
+                status = "killed"
+                failed = next((line.split(" ")[1] for line in out.splitlines()
+                               if line.startswith(("FAILED ", "ERROR "))), "?")
+                break
     except subprocess.TimeoutExpired:
         status, failed = "killed (timeout)", ""
     finally:
@@ -93,11 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("spec", type=Path)
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant")
+    ap.add_argument("--quick", action="store_true", help="the listed tests only")
     ap.add_argument("--json", action="store_true", help="rows as JSON lines")
     args = ap.parse_args(argv)
     rows = []
     for item in load_spec(args.spec):
-        row = run_mutant(item, args.timeout)
+        row = run_mutant(item, args.timeout, args.quick)
         rows.append(row)
         print(json.dumps(row) if args.json else
               f"{row['id']:32s} {row['status']:10s} {row['seconds']:7.1f} s  {row['failed']}",
