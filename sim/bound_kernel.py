@@ -4,12 +4,19 @@ through a contended resource (numba).
 :func:`quiet_until` is ``quiet_until`` of :mod:`sim.engine_arrays`, over arrays: each other
 user of the resource (a stream that moves bytes through it) in its state - busy until a
 time with its next op known, waiting on an op, or not started - bounds when its next op on
-the resource may start: no earlier than its next op may start (where that op waits for other
-streams' ops: the ends of those already stamped, the busy-until time of those not yet), plus
-the durations alone of its ops between (its running sum of durations, less a slack for the
-sum's rounding), unless that op waits only for the asking stream's own ops. The same float
-operations as the Python version it replaced (tests/test_bound_kernel.py by hand,
-tests/test_array_plan.py against the op-by-op engine). A four-stage 512-token 70B
+the resource may start: no earlier than its next op may start, plus the durations alone of
+its ops between (its running sum of durations, less a slack for the sum's rounding), and no
+earlier than what the op on the resource waits for can have ended; unless the next op waits
+only for the asking stream's own ops. What an op waits for on another stream ends no earlier
+than its stamped end, or, not stamped, than where that stream can reach it
+(:func:`_end_after`): its next op no earlier than the stream's state allows (busy until a
+time; waiting: now and what that op waits for), then the ops between and the op itself,
+each for at least its duration alone - one wait deep, so a stage's pipeline send waiting on
+the stage before's send, which waits on that stage's last compute op, is bounded by that
+op's end (a four-stage ``--overlap`` run's sends then run quiet). Every figure is a time
+the op cannot beat (contention only lengthens an op), so a run stamped before it ends as
+the per-op engine ends it (tests/test_bound_kernel.py by hand, tests/test_array_plan.py
+against the op-by-op engine). A four-stage 512-token 70B
 ``--overlap`` run asked it 95,000 times (70,000 since runs led by an adoption): 9.5 us each
 in Python under cProfile, 1.0 us here.
 """
@@ -25,9 +32,89 @@ from sim.engine_aot import BUSY, NOT_STARTED
 
 
 @njit(cache=True, error_model="numpy")
+def _gap(o, p0, p1, cum_ptr, cum, slack):
+    """The durations alone (s) of stream ``o``'s positions ``p0 .. p1 - 1`` together, less
+    the slack on their running sum (0 where ``p1 <= p0``)."""
+    if p1 <= p0:
+        return 0.0
+    base = cum_ptr[o]
+    return max(0.0, cum[base + p1] - cum[base + p0] - slack * (1.0 + cum[base + p1]))
+
+
+@njit(cache=True, error_model="numpy")
+def _end_near(e, now, cum_ptr, cum, st_kind, st_t, st_op, position, owner, end, slack):
+    """A time (s) op ``e``, not signalled, ends no earlier than: its end where stamped; else
+    its stream's next op starts no earlier than the stream's state allows (busy until
+    ``st_t``; waiting or not started: now), then the ops between and ``e`` itself each take
+    at least their durations alone. An op before the stream's next op, not stamped, is the
+    one it runs now on the per-op path (busy until at least ``st_t``) or one being stamped in
+    this instant (now)."""
+    t = end[e]
+    if t == t:
+        return t
+    o = owner[e]
+    kind = st_kind[o]
+    p = st_op[o]
+    if kind == NOT_STARTED:
+        return now
+    if p < 0:       # its last op, run now on the per-op path: busy until at least st_t
+        return max(st_t[o], now) if kind == BUSY else now
+    pe, pp = position[e], position[p]
+    if pe < pp:
+        return max(st_t[o], now) if kind == BUSY and pe == pp - 1 else now
+    t = st_t[o] if kind == BUSY else now
+    return max(t + _gap(o, pp, pe, cum_ptr, cum, slack), now) + \
+        _gap(o, pe, pe + 1, cum_ptr, cum, slack)
+
+
+@njit(cache=True, error_model="numpy")
+def _waits_end(i, t, now, cum_ptr, cum, st_kind, st_t, st_op, wait_at, wait_on, done, owner,
+               position, end, slack):
+    """The latest of ``t`` and :func:`_end_near` of each op op ``i`` waits for, not yet
+    signalled (s)."""
+    for q in range(wait_at[i], wait_at[i + 1]):
+        d = wait_on[q]
+        if done[d] == 0:
+            t = max(t, _end_near(d, now, cum_ptr, cum, st_kind, st_t, st_op, position, owner,
+                                 end, slack))
+    return t
+
+
+@njit(cache=True, error_model="numpy")
+def _end_after(e, now, cum_ptr, cum, st_kind, st_t, st_op, wait_at, wait_on, done, owner,
+               position, end, slack):
+    """:func:`_end_near` of op ``e`` one wait deeper: a waiting stream's next op starts no
+    earlier than what it waits for ends, and ``e`` itself no earlier than what it waits for
+    ends (each by :func:`_end_near`)."""
+    t = end[e]
+    if t == t:
+        return t
+    o = owner[e]
+    kind = st_kind[o]
+    p = st_op[o]
+    if kind == NOT_STARTED:
+        return now
+    if p < 0:       # its last op, run now on the per-op path: busy until at least st_t
+        return max(st_t[o], now) if kind == BUSY else now
+    pe, pp = position[e], position[p]
+    if pe < pp:
+        return max(st_t[o], now) if kind == BUSY and pe == pp - 1 else now
+    if kind == BUSY:
+        t = st_t[o]
+    else:
+        t = _waits_end(p, now, now, cum_ptr, cum, st_kind, st_t, st_op, wait_at, wait_on,
+                       done, owner, position, end, slack)
+    t += _gap(o, pp, pe, cum_ptr, cum, slack)
+    if pe > pp or kind == BUSY:
+        t = _waits_end(e, t, now, cum_ptr, cum, st_kind, st_t, st_op, wait_at, wait_on, done,
+                       owner, position, end, slack)
+    return max(t, now) + _gap(o, pe, pe + 1, cum_ptr, cum, slack)
+
+
+@njit(cache=True, error_model="numpy")
 def quiet_until(rc, busy0, busy1, now, users_ptr, users, use_ptr, use_pos, n_streams, cum_ptr,
-                cum, st_kind, st_t, st_op, wait_at, wait_on, done, owner, position, end,
-                slack):
+                cum, stream_ops, st_kind, st_t, st_op, wait_at, wait_on, done, owner, position,
+                end, slack):
     """The earliest time (s) a user of resource ``rc`` other than streams ``busy0`` and
     ``busy1`` (-1: none) may start an op moving bytes through it (``now`` where one may start
     at once; inf where none can before ``busy0`` signals its ops, or none has such an op
@@ -75,17 +162,17 @@ def quiet_until(rc, busy0, busy1, now, users_ptr, users, use_ptr, use_pos, n_str
             for q in range(w0, w1):
                 d = wait_on[q]
                 if done[d] == 0:
-                    t = end[d]
-                    if t != t:   # not stamped yet: not before its stream's current op ends
-                        o = owner[d]
-                        t = st_t[o] if st_kind[o] == BUSY else ready
-                    ready = max(ready, t)
+                    ready = max(ready, _end_after(d, now, cum_ptr, cum, st_kind, st_t, st_op,
+                                                  wait_at, wait_on, done, owner, position,
+                                                  end, slack))
             start_at = max(when, ready)
         q = use_pos[at]
         if q > p0:
-            base = cum_ptr[other]
-            gap = cum[base + q] - cum[base + p0]
-            start_at += max(0.0, gap - slack * (1.0 + cum[base + q]))
+            start_at += _gap(other, p0, q, cum_ptr, cum, slack)
+            # and not before what the op there waits for can have ended
+            j = stream_ops[cum_ptr[other] - other + q]
+            start_at = _waits_end(j, start_at, now, cum_ptr, cum, st_kind, st_t, st_op,
+                                  wait_at, wait_on, done, owner, position, end, slack)
         soonest = min(soonest, start_at)
         if soonest <= now:
             return now

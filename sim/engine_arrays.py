@@ -28,11 +28,12 @@ the run stops before any op that would end when another user could start moving 
 through the resource. That time is bounded from the other user's state: its next op starts
 no earlier than its current op's end (or what it waits for), and its next op on this
 resource no earlier than that plus the durations alone of the ops between (ops on a stream
-run one after the other, and contention only lengthens them). Such a run's ops
+run one after the other, and contention only lengthens them), nor before what that op waits
+for can have ended (:mod:`sim.bound_kernel`, one wait deep). Such a run's ops
 end at ``start + duration alone`` (the longest of its latency and each transfer's time at
 full rate; rounding is monotone, so the latest of the timers is that sum), added by one
 ``np.cumsum``. A waiting stream bounds a run by the earliest its op could start: the end of
-what it waits for where that is stamped, else the time that op's stream is busy until. A
+what it waits for where that is stamped, else the earliest that op's stream can end it. A
 stream whose loaded ops are seldom alone (under 1 in 10 after :data:`FUTILE` tries) stops
 trying them.
 
@@ -99,6 +100,10 @@ CONTENTION_FREE = True
 #: waking that stream (:func:`lead_of`); False: that stream wakes and runs it, which gives
 #: the same floats with more events
 LEAD_ADOPTION = True
+#: a run led by an adoption also takes ops beside its own (the lead stamped alone first, the
+#: rest with ops beside from its end); False: such a run ends where its first op beside
+#: would go, which gives the same floats with more events
+LEAD_BESIDE = True
 
 
 _NONE = np.zeros(0, dtype=np.int64)   # no adoptions in a run
@@ -475,8 +480,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         return f, t
 
     def with_ops_beside(run: np.ndarray, after: list[int], ys_arr: np.ndarray, name: str,
-                        memory) -> tuple[int, float]:
-        """Stamp ``run`` from now while another stream's ops ``ys_arr`` (int64) run beside it:
+                        memory, t0: float) -> tuple[int, float]:
+        """Stamp ``run`` from ``t0`` (s) while another stream's ops ``ys_arr`` (int64) run
+        beside it:
         ``ys_arr[j]``
         starts where ``run[after[j]]`` ends, its memory traffic shared with the run's ops
         until it is done (:func:`beside_window`), and an op of the run that waits for it
@@ -488,9 +494,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         z_pos, z_of, wanted = _waiting_positions(run, ys_arr, waited_sorted, waiter_by_waited)
         if not COMPILED_BESIDE or (op_loads and (single[run].any() or single[ys_arr].any())):
             j, t, taken = python_beside(run, after, ys_arr.tolist(), name, memory, z_pos,
-                                        z_of)
+                                        z_of, t0)
         else:
-            j, t, taken = compiled_beside(run, after, ys_arr, name, memory, z_pos, z_of)
+            j, t, taken = compiled_beside(run, after, ys_arr, name, memory, z_pos, z_of, t0)
         beside_taken[0] = taken
         if not taken:
             return j, t
@@ -559,7 +565,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     stamp_quiet = getattr(checked_quiet, "unchecked", checked_quiet)
 
     def compiled_beside(run: np.ndarray, after: list[int], ys: np.ndarray, name: str,
-                        memory, z_pos: np.ndarray, z_of: np.ndarray) -> tuple[int, float, int]:
+                        memory, z_pos: np.ndarray, z_of: np.ndarray, t0: float
+                        ) -> tuple[int, float, int]:
         """:func:`python_beside` by :func:`sim.beside_kernel.stamp_beside` (no link loads).
         (positions stamped, when the last ends, ops beside taken; their ends in
         ``y_end_buf``)."""
@@ -589,14 +596,15 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         y_end_buf = np.empty(len(ys))
         j, t, taken, moved, busy, last = stamp_beside(
             run.astype(np.int64, copy=False), cuts, place_pos, ys, wait_pos, wait_ptr,
-            z_of[order], env.now, lat_all, dur_all, size_all, stream64, free, rate_ok,
+            z_of[order], t0, lat_all, dur_all, size_all, stream64, free, rate_ok,
             memory.rate, quiet, limit_of, memory.bytes_moved, memory.busy_time, memory._last,
             start, end, y_end_buf)
         memory.bytes_moved, memory.busy_time, memory._last = moved, busy, last
         return j, t, taken
 
     def python_beside(run: np.ndarray, after: list[int], ys: list[int], name: str, memory,
-                      z_pos: np.ndarray, z_of: np.ndarray) -> tuple[int, float, int]:
+                      z_pos: np.ndarray, z_of: np.ndarray, t0: float
+                      ) -> tuple[int, float, int]:
         """The loop of :func:`with_ops_beside` over the run's cut positions, in Python (ops
         with link loads). (positions stamped, when the last ends, ops beside taken; their
         ends in ``y_end_buf``)."""
@@ -607,7 +615,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         for p, q in sorted(zip(z_pos.tolist(), z_of.tolist(), strict=True)):
             waiting.setdefault(p, []).append(ys[q])
         cuts = sorted(set(places) | set(waiting) | {len(run)})
-        t, j, y_end = env.now, 0, {}
+        t, j, y_end = t0, 0, {}
         taken: list[float] = []
         stream_free = dict(busy_until)     # when a sleeping stream ends what it runs
         bound: dict = {}
@@ -740,8 +748,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                                      *scan_streams)
         if e < k and lead < 0:
             return e, env.now
-        if lead >= 0 and count:   # no ops beside after a lead: the run ends where the first
-            e, last_adopts, count = int(beside_pos[0]), False, 0   # would go (as with none)
+        if lead >= 0 and count and not LEAD_BESIDE:   # the run ends where the first would go
+            e, last_adopts, count = int(beside_pos[0]), False, 0
         # (position, the op run beside the one there), dropping those at or after the run's
         # end: nothing of the run would go beside them
         if count:
@@ -757,18 +765,25 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         else:
             at = xs = ys = _NONE
         busy = (name,)
-        if lead >= 0:
+        t0 = env.now
+        if lead >= 0 and count:     # the lead alone, then the run with its ops beside
+            f, t0 = stamp_alone(np.array((lead,), dtype=np.int64), memory, busy, t0, {})
+            if f == 0:
+                moved_on(lead_code, lead, resumed)   # not taken: it sleeps on it again
+                return k - 2, env.now
+        elif lead >= 0:
             run = np.concatenate((np.array((lead,), dtype=run.dtype), run))
         if count:
             # where each op run beside goes: after its op's place in the run
             beside_at, beside_of = beside_pos[:count] - k, beside_ys[:count].copy()
             after = (beside_at + at.searchsorted(beside_at, "right")).tolist()
-            f, t = with_ops_beside(run, after, beside_of, name, memory)
+            f, t = with_ops_beside(run, after, beside_of, name, memory, t0)
             got, wanted = beside_taken[0], count
             beside_cap[name] = min(MAX_BESIDE, 2 * wanted if got == wanted else
                                    max(MIN_BESIDE, 2 * got))
+            f += lead >= 0          # the lead, stamped before them
         else:
-            f, t = stamp_alone(run, memory, busy, env.now, {})
+            f, t = stamp_alone(run, memory, busy, t0, {})
         if f == 0:
             if lead < 0:
                 return k - 1, env.now
@@ -1059,13 +1074,15 @@ def _bound_tables(names, users: dict[int, set[str]], use: dict[tuple[int, str], 
     """The resource and stream tables :func:`sim.bound_kernel.quiet_until` reads: per
     resource (codes in ``users``' order) its users' stream codes (``users_ptr``,
     ``users``), per (resource, stream) its positions using the resource (``use_ptr`` into
-    ``use_pos``; ``use``: :func:`_use_positions`), the number of streams, and per stream the
+    ``use_pos``; ``use``: :func:`_use_positions`), the number of streams, per stream the
     running sum of its ops' durations alone by position, from 0 (``cum_ptr`` into
-    ``cum``)."""
+    ``cum``), and the ops by stream (``by_stream``: stream ``s``'s op at position ``p`` is
+    ``by_stream[cum_ptr[s] - s + p]``, its sums being one longer than its ops)."""
     code_of = {nm: c for c, nm in enumerate(names)}
     users_ptr, flat_users = flat_rows([sorted(code_of[nm] for nm in streams)
                                        for streams in users.values()])
     use_ptr, use_pos = flat_rows([use.get((key, nm), _NONE) for key in users for nm in names])
     cum_ptr, cum = flat_rows([np.concatenate(([0.0], np.cumsum(dur_all[by_stream[
         bounds[c]:bounds[c + 1]]]))) for c in range(len(names))], np.float64)
-    return users_ptr, flat_users, use_ptr, use_pos, len(names), cum_ptr[:-1].copy(), cum
+    return users_ptr, flat_users, use_ptr, use_pos, len(names), cum_ptr[:-1].copy(), cum, \
+        np.ascontiguousarray(by_stream, dtype=np.int64)

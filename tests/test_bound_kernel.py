@@ -16,18 +16,22 @@ SLACK = 1e-9
 
 
 def _bound(build, kind=BUSY, t=10.0, nxt=4, busy=(0, -1), waits=(), done=(), end=None,
-           owner_kind=BUSY, owner_t=30.0, uses=(2, 4)):
+           owner_kind=BUSY, owner_t=30.0, uses=(2, 4), owner_op=-1, dur8=0.0, waits_of=None):
     """Resource 0 is used by streams 0 and 1. Stream 1 holds ops 3-7 at positions 0-4, each
     1, 2, 3, 4 and 5 s alone; its ops at positions ``uses`` (ops 5 and 7) move bytes through
     the resource. Stream 1 is in state ``kind`` (busy until ``t``) with next op ``nxt``,
     which waits for ops ``waits`` (of stream 0 for ops 0-2, of stream 2 for op 8);
-    ``done``: those signalled; stream 2 is ``owner_kind`` until ``owner_t``. Now is 5 s."""
+    ``done``: those signalled; stream 2 (op 8 alone, ``dur8`` s alone) is ``owner_kind``
+    until ``owner_t``, its next op ``owner_op``; ``waits_of``: what other ops wait for.
+    Stream 0 is busy until 0 s with nothing left. Now is 5 s."""
     quiet = bound_kernel.quiet_until if build == "jit" else engine_aot.kernels().quiet_until
     n, streams = 9, 3
     owner = np.array([0, 0, 0, 1, 1, 1, 1, 1, 2], dtype=I8)
     position = np.array([0, 1, 2, 0, 1, 2, 3, 4, 0], dtype=I8)
-    wait_at = np.zeros(n + 1, dtype=I8)
-    wait_at[nxt + 1:] = len(waits)
+    lists = {**(waits_of or {}), nxt: tuple(waits)} if nxt >= 0 else dict(waits_of or {})
+    counts = [len(lists.get(i, ())) for i in range(n)]
+    wait_at = np.concatenate(([0], np.cumsum(counts))).astype(I8)
+    waits = [d for i in range(n) for d in lists.get(i, ())]
     flags = np.zeros(n, dtype=np.uint8)
     flags[list(done)] = 1
     ends = np.full(n, np.nan) if end is None else np.asarray(end, dtype=float)
@@ -35,13 +39,14 @@ def _bound(build, kind=BUSY, t=10.0, nxt=4, busy=(0, -1), waits=(), done=(), end
     use_ptr = np.array([0, 0, len(uses), len(uses)], dtype=I8)   # (resource 0, stream 0..2)
     use_pos = np.array(uses, dtype=I8)
     cum_ptr = np.array([0, 4, 10], dtype=I8)           # stream 1's sums start at 4
-    cum = np.array([0.0, 0, 0, 0, 0.0, 1.0, 3.0, 6.0, 10.0, 15.0, 0.0, 0.0])
+    cum = np.array([0.0, 0, 0, 0, 0.0, 1.0, 3.0, 6.0, 10.0, 15.0, 0.0, dur8])
     st_kind = np.array([BUSY, kind, owner_kind], dtype=I8)
     st_t = np.array([0.0, t, owner_t])
-    st_op = np.array([-1, nxt, -1], dtype=I8)
+    st_op = np.array([-1, nxt, owner_op], dtype=I8)
+    stream_ops = np.arange(n, dtype=I8)                 # ops in stream order already
     return quiet(0, busy[0], busy[1], 5.0, users_ptr, users, use_ptr, use_pos, streams,
-                 cum_ptr, cum, st_kind, st_t, st_op, wait_at, np.array(waits, dtype=I8),
-                 flags, owner, position, ends, SLACK)
+                 cum_ptr, cum, stream_ops, st_kind, st_t, st_op, wait_at,
+                 np.array(waits, dtype=I8), flags, owner, position, ends, SLACK)
 
 
 def _slack(at: float, gap: float, cum_q: float) -> float:
@@ -80,3 +85,36 @@ def test_bound_by_hand(build):
     assert _bound(build, waits=(1, 8), owner_kind=WAITING) == _slack(10.0, 2.0, 3.0)
     # a bound at or before now is now
     assert _bound(build, nxt=5, t=4.0) == 5.0
+
+
+@pytest.mark.parametrize("build", ["aot", "jit"])
+def test_bound_follows_what_a_wait_waits_for(build):
+    # op 4 waits for op 8 (7 s alone), not stamped. Stream 2 busy until 30 s with op 8 next:
+    # op 8 ends no earlier than 30 + 7 s, and op 5 starts 2 s after op 4 (37 + 2 s, each
+    # sum less its slack); the one-level rule said 30 + 2 s
+    op8 = _slack(30.0, 7.0, 7.0)
+    assert _bound(build, waits=(8,), owner_op=8, dur8=7.0) == _slack(op8, 2.0, 3.0)
+    # stream 2 waits on op 8 itself, which waits for op 0 of stream 0: stamped to end at
+    # 20 s, op 8 ends no earlier than 20 + 7 s; not stamped, stream 0 busy until 0 s with
+    # nothing left: op 0 is run now on the per-op path, op 8 starts now at the earliest
+    end = np.full(9, np.nan)
+    end[0] = 20.0
+    chained = dict(waits=(8,), owner_kind=WAITING, owner_op=8, dur8=7.0, waits_of={8: (0,)})
+    assert _bound(build, end=end, **chained) == _slack(_slack(20.0, 7.0, 7.0), 2.0, 3.0)
+    assert _bound(build, **chained) == _slack(_slack(5.0, 7.0, 7.0), 2.0, 3.0)
+    # signalled, op 0 holds nothing back: op 8 may start now as well
+    assert _bound(build, end=end, done=(0,), **chained) == \
+        _slack(_slack(5.0, 7.0, 7.0), 2.0, 3.0)
+
+
+@pytest.mark.parametrize("build", ["aot", "jit"])
+def test_bound_waits_for_what_the_using_op_waits_for(build):
+    # op 4 waits for nothing, but op 5 (the next op using the resource) waits for op 8, which
+    # stream 2 (busy until 30 s) runs next for 7 s: op 5 starts no earlier than op 8 ends,
+    # later than op 4's 2 s after 10 s
+    assert _bound(build, owner_op=8, dur8=7.0, waits_of={5: (8,)}) == _slack(30.0, 7.0, 7.0)
+    # op 8 stamped to end at 11 s: op 4's 2 s after 10 s decide
+    end = np.full(9, np.nan)
+    end[8] = 11.0
+    assert _bound(build, owner_op=8, dur8=7.0, waits_of={5: (8,)}, end=end) == \
+        _slack(10.0, 2.0, 3.0)
