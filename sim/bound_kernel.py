@@ -42,7 +42,7 @@ def _gap(o, p0, p1, cum_ptr, cum, slack):
 
 
 @njit(cache=True, error_model="numpy")
-def _end_near(e, now, cum_ptr, cum, st_kind, st_t, st_op, position, owner, end, slack):
+def _end_near(e, now, cum_ptr, cum, dur, st_kind, st_t, st_op, position, owner, end, slack):
     """A time (s) op ``e``, not signalled, ends no earlier than: its end where stamped; else
     its stream's next op starts no earlier than the stream's state allows (busy until
     ``st_t``; waiting or not started: now), then the ops between and ``e`` itself each take
@@ -63,26 +63,25 @@ def _end_near(e, now, cum_ptr, cum, st_kind, st_t, st_op, position, owner, end, 
     if pe < pp:
         return max(st_t[o], now) if kind == BUSY and pe == pp - 1 else now
     t = st_t[o] if kind == BUSY else now
-    return max(t + _gap(o, pp, pe, cum_ptr, cum, slack), now) + \
-        _gap(o, pe, pe + 1, cum_ptr, cum, slack)
+    return max(t + _gap(o, pp, pe, cum_ptr, cum, slack), now) + dur[e]
 
 
 @njit(cache=True, error_model="numpy")
-def _waits_end(i, t, now, cum_ptr, cum, st_kind, st_t, st_op, wait_at, wait_on, done, owner,
-               position, end, slack):
+def _waits_end(i, t, now, cum_ptr, cum, dur, st_kind, st_t, st_op, wait_at, wait_on, done,
+               owner, position, end, slack):
     """The latest of ``t`` and :func:`_end_near` of each op op ``i`` waits for, not yet
     signalled (s)."""
     for q in range(wait_at[i], wait_at[i + 1]):
         d = wait_on[q]
         if done[d] == 0:
-            t = max(t, _end_near(d, now, cum_ptr, cum, st_kind, st_t, st_op, position, owner,
-                                 end, slack))
+            t = max(t, _end_near(d, now, cum_ptr, cum, dur, st_kind, st_t, st_op, position,
+                                 owner, end, slack))
     return t
 
 
 @njit(cache=True, error_model="numpy")
-def _end_after(e, now, cum_ptr, cum, st_kind, st_t, st_op, wait_at, wait_on, done, owner,
-               position, end, slack):
+def _end_after(e, now, cum_ptr, cum, dur, st_kind, st_t, st_op, wait_at, wait_on, done,
+               owner, position, end, slack):
     """:func:`_end_near` of op ``e`` one wait deeper: a waiting stream's next op starts no
     earlier than what it waits for ends, and ``e`` itself no earlier than what it waits for
     ends (each by :func:`_end_near`)."""
@@ -102,19 +101,19 @@ def _end_after(e, now, cum_ptr, cum, st_kind, st_t, st_op, wait_at, wait_on, don
     if kind == BUSY:
         t = st_t[o]
     else:
-        t = _waits_end(p, now, now, cum_ptr, cum, st_kind, st_t, st_op, wait_at, wait_on,
-                       done, owner, position, end, slack)
+        t = _waits_end(p, now, now, cum_ptr, cum, dur, st_kind, st_t, st_op, wait_at,
+                       wait_on, done, owner, position, end, slack)
     t += _gap(o, pp, pe, cum_ptr, cum, slack)
     if pe > pp or kind == BUSY:
-        t = _waits_end(e, t, now, cum_ptr, cum, st_kind, st_t, st_op, wait_at, wait_on, done,
-                       owner, position, end, slack)
-    return max(t, now) + _gap(o, pe, pe + 1, cum_ptr, cum, slack)
+        t = _waits_end(e, t, now, cum_ptr, cum, dur, st_kind, st_t, st_op, wait_at, wait_on,
+                       done, owner, position, end, slack)
+    return max(t, now) + dur[e]
 
 
 @njit(cache=True, error_model="numpy")
 def quiet_until(rc, busy0, busy1, now, users_ptr, users, use_ptr, use_pos, n_streams, cum_ptr,
-                cum, stream_ops, st_kind, st_t, st_op, wait_at, wait_on, done, owner, position,
-                end, slack):
+                cum, stream_ops, dur, st_kind, st_t, st_op, wait_at, wait_on, done, owner,
+                position, end, slack):
     """The earliest time (s) a user of resource ``rc`` other than streams ``busy0`` and
     ``busy1`` (-1: none) may start an op moving bytes through it (``now`` where one may start
     at once; inf where none can before ``busy0`` signals its ops, or none has such an op
@@ -162,16 +161,16 @@ def quiet_until(rc, busy0, busy1, now, users_ptr, users, use_ptr, use_pos, n_str
             for q in range(w0, w1):
                 d = wait_on[q]
                 if done[d] == 0:
-                    ready = max(ready, _end_after(d, now, cum_ptr, cum, st_kind, st_t, st_op,
-                                                  wait_at, wait_on, done, owner, position,
-                                                  end, slack))
+                    ready = max(ready, _end_after(d, now, cum_ptr, cum, dur, st_kind, st_t,
+                                                  st_op, wait_at, wait_on, done, owner,
+                                                  position, end, slack))
             start_at = max(when, ready)
         q = use_pos[at]
         if q > p0:
             start_at += _gap(other, p0, q, cum_ptr, cum, slack)
             # and not before what the op there waits for can have ended
             j = stream_ops[cum_ptr[other] - other + q]
-            start_at = _waits_end(j, start_at, now, cum_ptr, cum, st_kind, st_t, st_op,
+            start_at = _waits_end(j, start_at, now, cum_ptr, cum, dur, st_kind, st_t, st_op,
                                   wait_at, wait_on, done, owner, position, end, slack)
         soonest = min(soonest, start_at)
         if soonest <= now:

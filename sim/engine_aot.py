@@ -74,13 +74,13 @@ QUIET_ARGS = ((("i8", 1), None) + (("f8", 1),) * 2 + (("i8", 1),) * 3 + (("f8", 
 #: a stream's state for quiet_until: not started, busy until a time, waiting on an op
 NOT_STARTED, BUSY, WAITING = 0, 1, 2
 #: quiet_until(rc, busy0, busy1, now, users_ptr, users, use_ptr, use_pos, n_streams, cum_ptr,
-#:             cum, stream_ops, st_kind, st_t, st_op, wait_at, wait_on, done, owner, position,
-#:             end, slack)
-BOUND_SIG = (f"f8(i8, i8, i8, f8, {_I}, {_I}, {_I}, {_I}, i8, {_I}, {_F}, {_I}, {_I}, {_F}, "
-             f"{_I}, {_I}, {_I}, {_U}, {_I}, {_I}, {_F}, f8)")
+#:             cum, stream_ops, dur, st_kind, st_t, st_op, wait_at, wait_on, done, owner,
+#:             position, end, slack)
+BOUND_SIG = (f"f8(i8, i8, i8, f8, {_I}, {_I}, {_I}, {_I}, i8, {_I}, {_F}, {_I}, {_F}, {_I}, "
+             f"{_F}, {_I}, {_I}, {_I}, {_U}, {_I}, {_I}, {_F}, f8)")
 BOUND_ARGS = ((None,) * 4 + (("i8", 1),) * 4 + (None, ("i8", 1), ("f8", 1), ("i8", 1),
-                                               ("i8", 1), ("f8", 1)) + (("i8", 1),) * 3
-              + (("u1", 1),) + (("i8", 1),) * 2 + (("f8", 1), None))
+                                               ("f8", 1), ("i8", 1), ("f8", 1))
+              + (("i8", 1),) * 3 + (("u1", 1),) + (("i8", 1),) * 2 + (("f8", 1), None))
 
 #: the loops a run calls (callables) and where they come from (``kind``: 'aot' or 'jit')
 Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp_span",

@@ -261,16 +261,26 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     sleeping: dict[str, tuple] = {}
     resume_at: dict[str, int] = {}
     load_res = loads.resources     # the links ops load, by code
+    # the contended memory of each stream
+    codes = {id(mem): c for c, mem in enumerate(dict.fromkeys(memory_of.values()))}
+    memory_code = np.array([codes.get(id(memory_of.get(nm)), -1) for nm in names])
+    # the collective each op's stream may stamp after it, or beside its next ops, and per
+    # op its one dependency on another stream (sim/stream_chains.py); read by quiet runs
+    # only, so not formed where no stream has a contended memory
+    adopt_after = beside = only_wait = _NONE
+    if memory_of:
+        adopt_after, beside, only_wait = handoffs(stream, position, next_op, waiter,
+                                                  waited_op, memory_code, stop_all)
     # the compiled bound's arrays (sim/bound_kernel.py): per contended resource (by code) the
     # streams that move bytes through it; per (resource, stream) the positions of the
-    # stream's ops that do; per stream the running sum of its ops' durations alone, by
-    # position
+    # stream's ops that do; per stream the running sum of its ops' durations alone (with the
+    # collective each takes turns with, ``adopt_after``), by position
     users = _users(names, stream, memory_of, loads)
     res_code = {key: rc for rc, key in enumerate(users)}
     bound_arrays = (*_bound_tables(names, users, _use_positions(
         names, stream, position, memory_of, loads, size_all, stop_all), by_stream, bounds,
-        dur_all), st_kind, st_t, st_op, wait_at_arr, waited_op, flagged, stream64, position,
-        end, SUM_SLACK)
+        dur_all, adopt_after), st_kind, st_t, st_op, wait_at_arr, waited_op, flagged,
+        stream64, position, end, SUM_SLACK)
     checked_bound = kernels().quiet_until
     if users:        # the arrays checked once, then called unchecked
         checked_bound(0, 0, -1, 0.0, *bound_arrays)
@@ -314,16 +324,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         else:
             resume_at[other] = resume
 
-    # the contended memory of each stream
-    codes = {id(mem): c for c, mem in enumerate(dict.fromkeys(memory_of.values()))}
-    memory_code = np.array([codes.get(id(memory_of.get(nm)), -1) for nm in names])
-    # the collective each op's stream may stamp after it, or beside its next ops, and per
-    # op its one dependency on another stream (sim/stream_chains.py); read by quiet runs
-    # only, so not formed where no stream has a contended memory
-    adopt_after = beside = only_wait = _NONE
-    if memory_of:
-        adopt_after, beside, only_wait = handoffs(stream, position, next_op, waiter,
-                                                  waited_op, memory_code, stop_all)
     busy_until: dict[str, float] = {}   # a sleeping stream whose op another stream ran
 
     def links_alone(i: int, s: float, done_at: float, busy: tuple[str, ...],
@@ -1070,19 +1070,29 @@ def _users(names, stream: np.ndarray, memory_of: dict, loads: LoadIndex
 
 
 def _bound_tables(names, users: dict[int, set[str]], use: dict[tuple[int, str], np.ndarray],
-                  by_stream: np.ndarray, bounds: np.ndarray, dur_all: np.ndarray) -> tuple:
+                  by_stream: np.ndarray, bounds: np.ndarray, dur_all: np.ndarray,
+                  adopt_after: np.ndarray) -> tuple:
     """The resource and stream tables :func:`sim.bound_kernel.quiet_until` reads: per
     resource (codes in ``users``' order) its users' stream codes (``users_ptr``,
     ``users``), per (resource, stream) its positions using the resource (``use_ptr`` into
     ``use_pos``; ``use``: :func:`_use_positions`), the number of streams, per stream the
-    running sum of its ops' durations alone by position, from 0 (``cum_ptr`` into
-    ``cum``), and the ops by stream (``by_stream``: stream ``s``'s op at position ``p`` is
-    ``by_stream[cum_ptr[s] - s + p]``, its sums being one longer than its ops)."""
+    running sum by position, from 0 (``cum_ptr`` into ``cum``), of its ops' durations alone
+    and of the collective each takes turns with (``adopt_after``, where formed: that
+    collective waits for the op and the stream's next op waits for it, so the next op starts
+    no earlier than both have run), the ops by stream (``by_stream``: stream ``s``'s op at
+    position ``p`` is ``by_stream[cum_ptr[s] - s + p]``, its sums being one longer than its
+    ops) and each op's duration alone (``dur_all``)."""
     code_of = {nm: c for c, nm in enumerate(names)}
     users_ptr, flat_users = flat_rows([sorted(code_of[nm] for nm in streams)
                                        for streams in users.values()])
     use_ptr, use_pos = flat_rows([use.get((key, nm), _NONE) for key in users for nm in names])
-    cum_ptr, cum = flat_rows([np.concatenate(([0.0], np.cumsum(dur_all[by_stream[
+    step = dur_all
+    if len(adopt_after):
+        turns = np.flatnonzero(adopt_after >= 0)
+        step = dur_all.copy()
+        step[turns] += dur_all[adopt_after[turns]]
+    cum_ptr, cum = flat_rows([np.concatenate(([0.0], np.cumsum(step[by_stream[
         bounds[c]:bounds[c + 1]]]))) for c in range(len(names))], np.float64)
     return users_ptr, flat_users, use_ptr, use_pos, len(names), cum_ptr[:-1].copy(), cum, \
-        np.ascontiguousarray(by_stream, dtype=np.int64)
+        np.ascontiguousarray(by_stream, dtype=np.int64), \
+        np.ascontiguousarray(dur_all, dtype=np.float64)

@@ -44,8 +44,9 @@ def _bound(build, kind=BUSY, t=10.0, nxt=4, busy=(0, -1), waits=(), done=(), end
     st_t = np.array([0.0, t, owner_t])
     st_op = np.array([-1, nxt, owner_op], dtype=I8)
     stream_ops = np.arange(n, dtype=I8)                 # ops in stream order already
+    dur = np.array([0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, dur8])
     return quiet(0, busy[0], busy[1], 5.0, users_ptr, users, use_ptr, use_pos, streams,
-                 cum_ptr, cum, stream_ops, st_kind, st_t, st_op, wait_at,
+                 cum_ptr, cum, stream_ops, dur, st_kind, st_t, st_op, wait_at,
                  np.array(waits, dtype=I8), flags, owner, position, ends, SLACK)
 
 
@@ -90,9 +91,10 @@ def test_bound_by_hand(build):
 @pytest.mark.parametrize("build", ["aot", "jit"])
 def test_bound_follows_what_a_wait_waits_for(build):
     # op 4 waits for op 8 (7 s alone), not stamped. Stream 2 busy until 30 s with op 8 next:
-    # op 8 ends no earlier than 30 + 7 s, and op 5 starts 2 s after op 4 (37 + 2 s, each
-    # sum less its slack); the one-level rule said 30 + 2 s
-    op8 = _slack(30.0, 7.0, 7.0)
+    # op 8 ends no earlier than 30 + 7 s (an op's own duration: no running sum, no slack),
+    # and op 5 starts 2 s after op 4 (37 + 2 s less the slack on stream 1's sum); the
+    # one-level rule said 30 + 2 s
+    op8 = (30.0 + 7.0)
     assert _bound(build, waits=(8,), owner_op=8, dur8=7.0) == _slack(op8, 2.0, 3.0)
     # stream 2 waits on op 8 itself, which waits for op 0 of stream 0: stamped to end at
     # 20 s, op 8 ends no earlier than 20 + 7 s; not stamped, stream 0 busy until 0 s with
@@ -100,11 +102,11 @@ def test_bound_follows_what_a_wait_waits_for(build):
     end = np.full(9, np.nan)
     end[0] = 20.0
     chained = dict(waits=(8,), owner_kind=WAITING, owner_op=8, dur8=7.0, waits_of={8: (0,)})
-    assert _bound(build, end=end, **chained) == _slack(_slack(20.0, 7.0, 7.0), 2.0, 3.0)
-    assert _bound(build, **chained) == _slack(_slack(5.0, 7.0, 7.0), 2.0, 3.0)
+    assert _bound(build, end=end, **chained) == _slack((20.0 + 7.0), 2.0, 3.0)
+    assert _bound(build, **chained) == _slack((5.0 + 7.0), 2.0, 3.0)
     # signalled, op 0 holds nothing back: op 8 may start now as well
     assert _bound(build, end=end, done=(0,), **chained) == \
-        _slack(_slack(5.0, 7.0, 7.0), 2.0, 3.0)
+        _slack((5.0 + 7.0), 2.0, 3.0)
 
 
 @pytest.mark.parametrize("build", ["aot", "jit"])
@@ -112,9 +114,31 @@ def test_bound_waits_for_what_the_using_op_waits_for(build):
     # op 4 waits for nothing, but op 5 (the next op using the resource) waits for op 8, which
     # stream 2 (busy until 30 s) runs next for 7 s: op 5 starts no earlier than op 8 ends,
     # later than op 4's 2 s after 10 s
-    assert _bound(build, owner_op=8, dur8=7.0, waits_of={5: (8,)}) == _slack(30.0, 7.0, 7.0)
+    assert _bound(build, owner_op=8, dur8=7.0, waits_of={5: (8,)}) == (30.0 + 7.0)
     # op 8 stamped to end at 11 s: op 4's 2 s after 10 s decide
     end = np.full(9, np.nan)
     end[8] = 11.0
     assert _bound(build, owner_op=8, dur8=7.0, waits_of={5: (8,)}, end=end) == \
         _slack(10.0, 2.0, 3.0)
+
+
+def test_running_sums_hold_the_collectives_taken_turns_with():
+    # stream 0: ops 0, 2, 4 (1, 2 and 4 s alone); stream 1: ops 1, 3 (10 and 20 s). Op 1
+    # waits for op 0 and op 2 for op 1 (they take turns: adopt_after[0] = 1), likewise op 3
+    # between ops 2 and 4: stream 0's op 4 starts no earlier than 1 + 10 + 2 + 20 s after op
+    # 0 starts; stream 1's sums are its own durations
+    from sim.engine_arrays import _bound_tables
+
+    by_stream = np.array([0, 2, 4, 1, 3], dtype=I8)
+    bounds = np.array([0, 3, 5], dtype=I8)
+    dur = np.array([1.0, 10.0, 2.0, 20.0, 4.0])
+    adopt_after = np.array([1, -1, 3, -1, -1], dtype=I8)
+    tables = _bound_tables(("s0", "s1"), {}, {}, by_stream, bounds, dur, adopt_after)
+    cum_ptr, cum, stream_ops, durations = tables[5], tables[6], tables[7], tables[8]
+    assert cum_ptr.tolist() == [0, 4]
+    assert cum.tolist() == [0.0, 11.0, 33.0, 37.0, 0.0, 10.0, 30.0]
+    assert stream_ops.tolist() == by_stream.tolist()
+    assert durations.tolist() == dur.tolist()
+    # no collective taken turns with (no contended memory): the durations alone
+    plain = _bound_tables(("s0", "s1"), {}, {}, by_stream, bounds, dur, np.zeros(0, I8))
+    assert plain[6].tolist() == [0.0, 1.0, 3.0, 7.0, 0.0, 10.0, 30.0]
