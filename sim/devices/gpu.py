@@ -498,7 +498,7 @@ class GpuDevice(MainTierDevice):
                 dram = np.maximum(np.array(res_dram, dtype=f64), by)
                 latency = np.maximum(np.array(kernel, dtype=f64), roof)
                 scores = np.array(kvs, dtype=np.int64) * (b_ * qh * s)
-                softmax = np.minimum(scores * SOFTMAX_OPS / sh, fl)
+                softmax = np.minimum(scores * SOFTMAX_OPS, fl)   # the shard's scores
                 e_compute = (fl - softmax) * per_flop + softmax * \
                     self._attention_energies(dtype)[1]
                 e_hbm = dram * 8 * hbm_pj
@@ -573,8 +573,9 @@ class GpuDevice(MainTierDevice):
         res = attention_time(self._attn_hw(dtype), shape, self.decode_policy)
         dram = max(res["dram_bytes"], nbytes)
         energy = self._energy(flops, dtype, dram)
+        # the shape is the shard's (its heads), as ``flops`` is
         scores = shape.batch * shape.q_heads * shape.q_len * shape.kv_len
-        softmax = min(scores * SOFTMAX_OPS / max(op.shards, 1), flops)
+        softmax = min(scores * SOFTMAX_OPS, flops)
         per_flop, per_op = self._attention_energies(dtype)
         energy["compute"] = (flops - softmax) * per_flop + softmax * per_op
         detail = {k_: v for k_, v in res.items() if k_ != "time"}
