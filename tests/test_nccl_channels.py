@@ -28,6 +28,10 @@ def test_tuned_channels_by_hand():
     assert nt.tuned_channels("ring", "ll", 1042432, 8, 24) == (24, 512)  # capped by the node
     # one channel: threads halve while a multiple of 128 (512 -> 256 -> 128: 128 x 64 <= 10 KB)
     assert nt.tuned_channels("ring", "ll", 10240, 8, 24) == (1, 128)
+    # one halving (512 x 64 B > 20000 B >= 256 x 64 B); the threads stop at 64 (not a
+    # multiple of 128)
+    assert nt.tuned_channels("ring", "ll", 20000, 8, 24) == (1, 256)
+    assert nt.tuned_channels("ring", "ll", 100, 8, 24) == (1, 64)
     # 2 ranks: 16 B/thread -> 8 KB per channel; LL128 8 B x 640 threads = 5 KB per channel,
     # Simple 64 B x 512 = 32 KB, neither times the ranks; trees' LL not times the ranks either
     assert nt.tuned_channels("ring", "ll", 43008, 2, 24) == (5, 512)

@@ -135,3 +135,48 @@ def test_vidur_allreduce_multinode_test_rows(vidur_ctx):
     dgx = run(vidur_ctx, device_for_node=node_device)
     dgx_pts = [p for p in dgx if p.split == "test" and "2 nodes" in p.case]
     assert bias(dgx_pts) < -0.5
+
+
+def test_simple_ring_pays_three_times_the_net_overhead_in_node():
+    """tuning.cc getNetOverhead: the host's cost per network-ring step is 1 us (Intel) or 2 us
+    (AMD), x3 for Simple; a ring step inside a node costs at least that. 16 ranks on 2 nodes:
+    28 in-node steps of max(0.99, 3 x 2) us, 2 network steps of NET ring Simple 14 us."""
+    lat = nt.ring_latency("simple", 16, 2, 0.99e-6, 8.4e-6, "amd")
+    assert lat == pytest.approx((8.4 + 28 * 6.0 + 2 * 14.0) * US)
+    # LL: x1, so the same ring pays max(0.99, 2) us per in-node step
+    assert nt.ring_latency("ll", 16, 2, 0.99e-6, 6.6e-6, "amd") == pytest.approx(
+        (6.6 + 28 * 2.0 + 2 * 2.7) * US)
+
+
+def test_latency_inter_is_the_link_latency_above_nccls_net_table():
+    """NCCL's latencyInter: the preset's network link latency less the 2.1 us (NET ring LL
+    2.7 us - NVLink 0.6 us) that hwLat NET already holds; never negative."""
+    assert nt.latency_inter(10e-6) == pytest.approx(7.9e-6)
+    assert nt.latency_inter(2.1e-6) == 0.0
+    assert nt.latency_inter(1e-6) == 0.0
+
+
+def test_tree_bus_bandwidth_by_protocol_by_hand():
+    """tuning.cc: tree bus bandwidth = graph bandwidth x 0.92; LL / 3.8 (capped by llMaxBw:
+    Intel 39 GB/s on 2 nodes, 20.4 GB/s beyond); LL128 x 120/128 across nodes."""
+    g = 1e9
+    assert nt.tree_bus_bw("simple", 50 * g, 4) == pytest.approx(46 * g)
+    assert nt.tree_bus_bw("ll", 50 * g, 4) == pytest.approx(50 * 0.92 / 3.8 * g)   # 12.1 GB/s
+    assert nt.tree_bus_bw("ll", 200 * g, 4) == pytest.approx(20.4 * g)              # the cap
+    assert nt.tree_bus_bw("ll", 200 * g, 2, "amd") == pytest.approx(22.5 * g)
+    assert nt.tree_bus_bw("ll128", 50 * g, 2) == pytest.approx(50 * 0.92 * 120 / 128 * g)
+
+
+def test_ll128_ring_with_one_gpu_per_node_by_hand():
+    """tuning.cc v2.18.3: an LL128 ring with one GPU per node runs at 0.7 of the graph
+    bandwidth (not LL128's 0.92). 4 nodes of one GPU on a 7 GB/s network, 256 MiB: every one
+    of the 6 ring steps crosses the network at NET tree LL128 8.5 us (ppn 1), base 14 us; the
+    tree (48 us + n / (0.5 x 0.92 x 120/128 x 7 GB/s)) is slower."""
+    ib = LinkHw(7e9, 1.0, 0.0)
+    n = 2**28
+    res = collective_time("allreduce", n, 4, NV, PROTOS[1:2], 1, ib)
+    ring = (14 + 6 * 8.5) * US + 2 * 3 / 4 * n / (0.7 * 7e9)
+    tree = 48 * US + n / (0.5 * 0.92 * 120 / 128 * 7e9)
+    assert ring < tree
+    assert res["algorithm"] == "ring" and res["protocol"] == "ll128"
+    assert res["time"] == pytest.approx(ring)
