@@ -255,3 +255,59 @@ def test_llama70b_tp8_on_dgx_h100_is_fast_and_sane():
     # 160 all-reduces of 128 KB at ~33 us each (ring LL on 4 of NCCL's 24 channels): ~5 ms
     assert 5e-3 < m["tpot_s"] < 17e-3 and m["ttft_s"] > m["tpot_s"]
     assert math.isfinite(m["energy_per_token_J"])
+
+
+def _templates_ops(templates, phase="prefill"):
+    from workloads.trace import Op
+
+    return [Op(i, t.name, t.kind, phase, 0, 1, t.compute, op_class=t.op_class)
+            for i, t in enumerate(templates)]
+
+
+def _builder(model="llama2-7b"):
+    from workloads.tracer import LayerBuilder
+
+    return LayerBuilder(get_model(model), Scenario(batch=1, prompt_len=1, gen_len=2,
+                                                   dtype="fp16", attention="flash"))
+
+
+def test_small_memory_op_waits_one_dram_round_trip(a100):
+    """An embedding gather of one token (2 x 4096 x 2 B, 9 ns at 1.79 TB/s) still waits one
+    HBM round trip (0.5 us) after the 2 us launch; 65536 tokens (1 GiB) stream at the
+    achievable bandwidth."""
+    small = a100.estimate(_templates_ops(_builder().embedding(1))[0])
+    assert small.latency == pytest.approx(2e-6 + 0.5e-6, rel=1e-9)
+    big = a100.estimate(_templates_ops(_builder().embedding(65536))[0])
+    assert big.latency == pytest.approx(2e-6 + 2 * 65536 * 4096 * 2 / (2039e9 * 0.88),
+                                        rel=1e-9)
+
+
+def test_fused_attention_energy_splits_mmas_and_softmax(a100):
+    """Fused attention's MMAs (4 B H q n d FLOPs) are charged at the fp16 tensor energy
+    (1.09 pJ/FLOP), its online softmax (5 operations per score) at the fp32 CUDA-core entry
+    (17.4 pJ/FLOP) of the a100 preset."""
+    op = _templates_ops(_builder().attention(2, 512, 512))[0]
+    scores = 2 * 32 * 512 * 512
+    mma = 4 * scores * 128
+    assert op.flops == mma + 5 * scores
+    cost = a100.estimate(op)
+    assert cost.energy["compute"] == pytest.approx(mma * 1.09e-12 + 5 * scores * 17.4e-12,
+                                                   rel=1e-9)
+
+
+def test_allreduce_reads_and_writes_hbm_three_times_what_it_sends():
+    """A ring all-reduce sends 2 (p-1)/p of the buffer per rank, and every step reads the
+    incoming chunk and the local one and writes their sum: 3x the sent bytes of HBM traffic
+    (3.9 pJ/bit), the sent bytes over NVLink (8 pJ/bit); an all-gather only copies."""
+    from workloads.trace import COLLECTIVE, Collective, Op
+
+    dev = device_for(device_view(load_arch("dgx-a100"), "gpu"), "tile")
+    n = 8 * 2**20
+    sent = 2 * 7 / 8 * n
+    ar = dev.estimate(Op(0, "ar", COLLECTIVE, "decode", 0, 0, None, op_class="communication",
+                         collective=Collective("allreduce", n, 8, "fp16")))
+    assert ar.energy["hbm"] == pytest.approx(3 * sent * 8 * 3.9e-12, rel=1e-9)
+    assert ar.energy["link"] == pytest.approx(sent * 8 * 8e-12, rel=1e-9)
+    ag = dev.estimate(Op(0, "ag", COLLECTIVE, "decode", 0, 0, None, op_class="communication",
+                         collective=Collective("allgather", n, 8, "fp16")))
+    assert ag.energy["hbm"] == pytest.approx(7 * n * 8 * 3.9e-12, rel=1e-9)
