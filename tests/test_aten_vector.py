@@ -99,6 +99,11 @@ def test_ctas_per_sm_hand_counts(graphs):
     assert ctas_per_sm(hw, 1024, 32, 32896) == 2
     assert ctas_per_sm(hw, 64, 16, 100 * 1024) == 2        # shared memory bound
     assert ctas_per_sm(hw, 32, 8, 0) == 32                  # CTA-slot bound
+    # 40 registers x 32 lanes = 1280 per warp (5 units of 256), 8 warps: 10,240 per CTA ->
+    # 6 CTAs (the CUDA occupancy calculator's 48 warps at 40 registers)
+    assert ctas_per_sm(hw, 256, 40, 0) == 6
+    # 45 KiB + the 1 KiB reserved per CTA: 233,472 // 47,104 = 4 (5 without the reserve)
+    assert ctas_per_sm(hw, 128, 25, 45 * 1024) == 4
 
 
 def _est(dev, kind: str, rows: int, width: int) -> float:

@@ -74,6 +74,24 @@ def test_split_halves_follows_channel_order():
     # channel 0 (4 requests): first two in batch order -> 0; channel 1 (2): one each;
     # channel 2 (3, odd, first odd channel rounds up): two -> 0
     assert lab.tolist() == [0, 0, 0, 1, 1, 0, 1, 0, 1]
+    # two odd channels: the first rounds up (2 of 3 -> 0), the next down (1 of 3 -> 0)
+    assert split_halves(np.array([0, 0, 0, 1, 1, 1])).tolist() == [0, 0, 1, 0, 1, 1]
+
+
+def test_a_request_takes_pages_for_its_prompt_and_the_next_token():
+    """A request with a ``ctx``-token prompt holds ceil((ctx + 1) / page_tokens) pages from
+    admission (the token it decodes next needs a slot) and a new page each time its context
+    plus that token passes a page boundary."""
+    cfg = BatchingConfig(batch=2, channels=1, page_tokens=16, kv_bytes_per_token=1.0,
+                         kv_capacity_bytes=1e6, placement="round_robin")
+    b = IterationBatcher(cfg, np.array([16, 14]), np.array([5, 5]))
+    b.admit()
+    assert b.pages.tolist() == [2, 1]            # 17 / 16 -> 2 pages; 15 / 16 -> 1
+    b.step()                                     # contexts 17 and 15: 18 and 16 slots
+    assert b.pages.tolist() == [2, 1]
+    b.step()                                     # contexts 18 and 16: 19 and 17 slots
+    assert b.pages.tolist() == [2, 2]
+    assert b.chan_pages.tolist() == [4]
 
 
 def test_stages_are_barriers_and_softmax_stays_off_the_arrays():
