@@ -57,6 +57,19 @@ def test_fa2_prefill_tiles_ctas_and_compute_by_hand():
     assert res["time"] == pytest.approx(LAUNCH + L + 8 * 2 * block, rel=1e-9)
 
 
+def test_query_blocks_of_one_head_share_its_kv_tiles_through_l2(free):
+    """One head, 256 queries at d64: FA-2's two 128-row query blocks walk the same 128-token
+    K and V tiles side by side. DRAM serves each tile once; each CTA draws it from L2, with its
+    double-buffered K and V tiles (2 x 32 KiB) in flight at the L2's 0.2 us latency (327.7
+    GB/s, below B and half the L2): 8 blocks of 32 KiB."""
+    res = flash2(free, AttentionShape(1, 1, 1, 256, 1024, 64))
+    assert res["ctas"] == 2 and res["block"] == "128x128"
+    tile = 2 * 128 * 64 * 2
+    rate = 2 * tile / L2_LAT
+    assert rate < min(L2 / 2, B)
+    assert res["time"] == pytest.approx(LAUNCH + L + 8 * tile / rate, rel=1e-9)
+
+
 def test_flash_decoding_mqa_splits_and_combine_by_hand(free):
     """One MQA decode (64 query heads packed into one 64-row block) over 16384 tokens at d128:
     128 KV blocks of 128 tokens; FA-2's heuristic over 2 x 108 slots takes 128 splits of one
@@ -85,6 +98,14 @@ def test_lean_attention_stream_k_and_fixup_by_hand(free):
     stream = 152 * (2 * 128 * 128 * 2) / (B / SMS) + L
     fixup = L2_LAT + 4 * (128 + 2) * 4 / (L2 / SMS)
     assert res["time"] == pytest.approx(stream + fixup + LAUNCH, rel=1e-9)
+    # 4 x 32 heads = 128 heads of 32 tiles (4096 tokens): 4096 tiles, 38 per CTA, so a CTA's
+    # share crosses heads (32 is not a multiple of 38) and a head's host reads one partial
+    sh = AttentionShape(4, 32, 32, 1, 4096, 128)
+    res = lean_attention(free, sh)
+    assert res["tiles_per_cta"] == 38 and res["splits"] == 1
+    fixup = L2_LAT + (128 + 2) * 4 / (L2 / SMS)
+    assert res["time"] == pytest.approx(38 * (2 * 128 * 128 * 2) / (B / SMS) + L + fixup
+                                        + LAUNCH, rel=1e-9)
 
 
 def test_mmha_streams_each_heads_cache_from_l2_at_the_load_rate(free):

@@ -50,6 +50,47 @@ def test_elementwise_runs_eight_ctas_per_sm(hw):
     assert res["time"] == pytest.approx(LAUNCH + L + nbytes / B, rel=1e-9)
 
 
+def test_narrow_rows_share_a_cta_of_8192_elements(hw):
+    """A row op gives a 1024-thread CTA 8192 elements: 8 rows of 1024 (norm, fp16), so 4096
+    rows are 512 CTAs with 16 KiB in flight each, in waves of 2 x 108 at B / 216 (and a last
+    wave of 80 at B / 80, under their 32.8 GB/s Little's-law cap)."""
+    rows, width = 4096, 1024
+    in_bytes = rows * width * 2.0
+    dram = 2 * in_bytes
+    res = vector_time(hw, VectorShape(rows, width, in_bytes, dram, 0.0), "norm", PEAK, 1.0)
+    assert res["ctas"] == 512 and res["passes"] == 1
+    per_cta = dram / 512
+    stream = 2 * per_cta / (B / 216) + per_cta / (B / 80)
+    assert B / 80 < 16384 / L
+    assert res["time"] == pytest.approx(LAUNCH + L + stream, rel=1e-9)
+
+
+def test_row_ctas_run_two_per_sm(hw):
+    """1024-thread row CTAs run two per SM (2048 threads): 432 one-byte rows of 5000 elements
+    (one row per CTA, 5000 B in flight: a 10 GB/s Little's-law cap) are two waves of 216 at
+    B / 216 = 8.3 GB/s each, i.e. the bytes at B (one per SM: four waves at the 10 GB/s cap)."""
+    rows, width = 432, 5000
+    in_bytes = rows * width * 1.0
+    dram = 2 * in_bytes
+    res = vector_time(hw, VectorShape(rows, width, in_bytes, dram, 0.0), "norm", PEAK, 1.0)
+    assert res["ctas"] == 432
+    assert B / 216 < 5000 / L < B / 108
+    assert res["time"] == pytest.approx(LAUNCH + L + dram / B, rel=1e-9)
+
+
+def test_norm_rows_up_to_8192_are_read_once(hw):
+    """Norm kernels keep rows up to 8192 elements in registers (one pass); a 16384-wide row is
+    read again from DRAM for the normalise pass (one more pass, one more round trip)."""
+    for width, passes in ((8192, 1), (16384, 2)):
+        rows = 64
+        in_bytes = rows * width * 2.0
+        res = vector_time(hw, VectorShape(rows, width, in_bytes, 2 * in_bytes, 0.0), "norm",
+                          PEAK, 1.0)
+        assert res["passes"] == passes
+        assert res["dram_bytes"] == 2 * in_bytes + (passes - 1) * in_bytes
+        assert res["l2_bytes"] == 0.0
+
+
 def test_wide_softmax_rereads_its_rows_twice_from_l2(hw):
     """A 16384-wide fp16 softmax row exceeds the 1024 elements a persistent softmax holds:
     two more passes (max, sum of exponentials, normalise) that re-read the row from L2, each
