@@ -39,6 +39,12 @@ def test_ampere_view_keeps_the_peak_and_schedule():
     assert peak == arch.gpu.tensor_flops["fp16"]
     assert hw.gemm_tiles == MOE_TILES
     assert (hw.gemm_cluster, hw.persistent_gemm) == (hw0.gemm_cluster, hw0.persistent_gemm)
+    # a CUTLASS 2.x grouped GEMM has no stream-K kernels, even on an SM80-class GPU whose
+    # library's dense GEMMs have them
+    import dataclasses
+
+    hw_sk, _ = moe_gemm_view(dataclasses.replace(hw0, gemm_stream_k=True), peak)
+    assert hw_sk.gemm_stream_k is False and not hw_sk.mixed_input_tiles
 
 
 def test_h100_expert_gemm_rate_is_two_thirds_of_native():

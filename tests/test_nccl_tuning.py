@@ -95,6 +95,8 @@ def test_two_node_tree_graph_speed_by_hand():
     # cap 8 x 23.6 / 0.92 = 205 GB/s holds it; a faster ring keeps its own speed (never below)
     assert nt.tree_graph_bw(192 * g, 234 * g, 2, 8) == pytest.approx(8 * 23.6 * g / 0.92)
     assert nt.tree_graph_bw(300 * g, 234 * g, 2, 8) == pytest.approx(300 * g)
+    # the raised tree never runs faster than NVLink inside the node (10 GB/s here)
+    assert nt.tree_graph_bw(7 * g, 10 * g, 2, 1) == pytest.approx(10 * g)
     # more than two nodes: tuning.cc rates by the network speed, unchanged
     assert nt.tree_graph_bw(7 * g, 234 * g, 4, 1) == pytest.approx(7 * g)
 
@@ -180,3 +182,27 @@ def test_ll128_ring_with_one_gpu_per_node_by_hand():
     assert ring < tree
     assert res["algorithm"] == "ring" and res["protocol"] == "ll128"
     assert res["time"] == pytest.approx(ring)
+
+
+def test_ll_ring_across_nodes_is_capped_by_llmaxbw():
+    """tuning.cc llMaxBws: an LL ring across 2 nodes of an Intel host runs at most 39 GB/s
+    of bus bandwidth, however fast the network: 8 NICs of 22.5 GB/s give 180 GB/s x LL's 0.25
+    = 45 GB/s, capped at 39. 16 ranks, 64 MiB, LL only: 6.6 us + 28 in-node steps of
+    max(0.6 + 0.39, 1 us Intel overhead) + 2 NET steps of 2.7 us; the tree (capped alike, at
+    half the algorithm bandwidth) is slower."""
+    ib = LinkHw(25e9, 0.9, 0.0)
+    n = 2**26
+    res = collective_time("allreduce", n, 16, NV, PROTOS[:1], 8, ib, NcclHw("intel", False, 8))
+    ring = (6.6 + 28 * 1.0 + 2 * 2.7) * US + 2 * 15 / 16 * n / 39e9
+    assert res["algorithm"] == "ring" and res["protocol"] == "ll"
+    assert res["time"] == pytest.approx(ring)
+
+
+def test_all_gather_across_nodes_is_one_ring_on_the_network():
+    """Collectives other than the all-reduce across nodes: one ring of p - 1 steps on the
+    network link (its latency per hop, its bandwidth for (p - 1) x the buffer)."""
+    ib = LinkHw(25e9, 0.9, 2e-6)
+    n = 2**20
+    res = collective_time("allgather", n, 16, NV, PROTOS[2:], 8, ib)
+    assert res["algorithm"] == "ring" and res["steps"] == 15
+    assert res["time"] == pytest.approx(8.4 * US + 15 * (3.4 + 2.0) * US + 15 * n / 22.5e9)
