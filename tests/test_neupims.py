@@ -119,6 +119,52 @@ def test_interleaving_overlaps_npu_and_pim():
     assert blocked.seconds == pytest.approx(2 * one.seconds)  # single row buffer: no overlap
 
 
+def test_tail_runs_once_after_the_last_layer():
+    """One sub-batch, 2 layers, every stage 1 s (MHA: logit + attend = 2 s), an LM head of
+    3 s: QKV 1, MHA 2, Proj/FFN + next QKV 2, MHA 2, Proj/FFN 1 + head 3 = 11 s."""
+    w = StageTimes(pre=1.0, logit=1.0, softmax=0.0, attend=1.0, post=1.0)
+    assert run_iteration(2, [w], blocked=True, tail_npu=3.0).seconds == pytest.approx(11.0)
+    assert run_iteration(2, [w], blocked=True).seconds == pytest.approx(8.0)
+
+
+def test_neupims_interleaves_from_interleave_min_batch_requests():
+    """NeuPIMs splits a batch into two interleaved sub-batches from ``interleave_min_batch``
+    requests on: each sub-batch is a chain of 1 + 2 x 32 programs of GPT-3 7B (QKV, then MHA
+    and Proj/FFN per layer), so a batch of 8 at a threshold of 8 runs 130 programs, at 9 65."""
+    import dataclasses
+
+    from sim.serving.decode import run_decode
+    from sim.studies.npu_pim import decode_systems
+    from workloads.models import get_model
+
+    neupims = decode_systems("a100", "neupims", "neupims-naive")["neupims"]
+    model = get_model("gpt3-7b")
+    ins, outs = np.full(16, 64), np.full(16, 100)
+    events = {}
+    for threshold in (8, 9):
+        system = dataclasses.replace(neupims, interleave_min_batch=threshold)
+        events[threshold] = run_decode(system, model, 1, 1, ins, outs, batch=8, iterations=1,
+                                       warmup=0).events
+    assert model.n_layers == 32
+    assert events == {8: 2 * (1 + 2 * 32), 9: 1 + 2 * 32}
+
+
+def test_layer_stage_flops_are_per_device():
+    """LayerCosts' stage FLOPs are one device's share: Llama-2 7B, 4 decode tokens, tensor
+    parallel 2: QKV 2 x 4 x 3 d^2 / 2, O + SwiGLU FFN 2 x 4 x (d^2 + 3 d ff) / 2 (d 4096,
+    ff 11008), plus the norms' and element-wise ops' few FLOPs (< 0.1%)."""
+    from arch import load_arch
+    from sim.devices.base import device_for
+    from sim.serving.layer_costs import LayerCosts
+    from workloads.models import get_model
+
+    d, ff = 4096, 11008
+    st = LayerCosts(device_for(load_arch("a100"), "tile"), get_model("llama2-7b"), 2).stages(
+        4, 128)
+    assert st["pre"].flops == pytest.approx(2 * 4 * 3 * d * d / 2, rel=1e-3)
+    assert st["post"].flops == pytest.approx(2 * 4 * (d * d + 3 * d * ff) / 2, rel=1e-3)
+
+
 def test_reproduce_neupims_quick(capsys):
     from xpusim.cli import main
 
