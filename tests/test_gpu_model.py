@@ -311,3 +311,24 @@ def test_allreduce_reads_and_writes_hbm_three_times_what_it_sends():
     ag = dev.estimate(Op(0, "ag", COLLECTIVE, "decode", 0, 0, None, op_class="communication",
                          collective=Collective("allgather", n, 8, "fp16")))
     assert ag.energy["hbm"] == pytest.approx(7 * n * 8 * 3.9e-12, rel=1e-9)
+
+
+@pytest.mark.xfail(strict=True, reason="bug: GpuDevice._attention_cost divides the per-shard "
+                   "score count by op.shards again, so under tensor parallelism only 1/tp of "
+                   "the softmax operations are charged at the fp32 energy")
+def test_fused_attention_energy_per_shard_under_tensor_parallelism():
+    """The same split as above for one of two tensor-parallel shards (16 of the 32 heads):
+    the shard's MMAs at 1.09 pJ/FLOP, its 5 operations per score at 17.4 pJ/FLOP."""
+    dev = device_for(load_arch("a100"), "tile")
+    from workloads.trace import Op
+    from workloads.tracer import LayerBuilder
+
+    b = LayerBuilder(get_model("llama2-7b"), Scenario(batch=1, prompt_len=1, gen_len=2,
+                                                      dtype="fp16", attention="flash", tp=2))
+    t = b.attention(2, 512, 512)[0]
+    op = Op(0, t.name, t.kind, "prefill", 0, 1, t.compute, shards=2, op_class=t.op_class)
+    scores = 2 * 16 * 512 * 512
+    mma = 4 * scores * 128
+    assert op.flops / 2 == mma + 5 * scores
+    assert dev.estimate(op).energy["compute"] == pytest.approx(
+        mma * 1.09e-12 + 5 * scores * 17.4e-12, rel=1e-9)
