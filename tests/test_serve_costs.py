@@ -87,6 +87,17 @@ def test_async_software_adds_per_step_and_request_cost(h100, l7b):
     ideal = IterationModel(h100, l7b).iteration(4, 4 * 100, [], 4).seconds
     slow = IterationModel(arch, l7b).iteration(4, 4 * 100, [], 4).seconds
     assert slow - ideal == pytest.approx(1e-3 + 4 * 1e-4, rel=1e-9)
+    # a prefill chunk is one more sequence the host prepares: 2 decodes + 1 prefill
+    mixed_ideal = IterationModel(h100, l7b).iteration(2, 2 * 100, [(64, 64)], 3).seconds
+    mixed = IterationModel(arch, l7b).iteration(2, 2 * 100, [(64, 64)], 3).seconds
+    assert mixed - mixed_ideal == pytest.approx(1e-3 + 3 * 1e-4, rel=1e-9)
+
+
+def test_host_link_is_the_pcie_at_its_efficiency(h100, l7b):
+    """KV swapping uses the PCIe link at its achievable rate: 64 GB/s per direction (H100
+    datasheet) x 0.85."""
+    name, rate = IterationModel(h100, l7b).host_link()
+    assert name == "pcie" and rate == pytest.approx(64e9 * 0.85)
 
 
 def test_kv_capacity_from_memory_left_after_weights(h100, l7b):
