@@ -8,7 +8,15 @@ import pytest
 from scipy.optimize import brentq
 
 from arch import load_arch
-from sim.gpu.power_cap import at_speed, board_power, limits, solve_speed
+from sim.gpu.power_cap import (
+    PowerLimitError,
+    at_speed,
+    board_power,
+    limits,
+    reacts_within,
+    solve_speed,
+    with_power_limit,
+)
 from sim.run import simulate
 from workloads.models import get_model
 from workloads.scenario import Scenario
@@ -48,6 +56,29 @@ def test_duty_below_the_limit_keeps_the_boost_clock():
     state = solve_speed(arch, _synthetic(arch.gpu.dvfs_energy_exponent)[0], duty=0.5)
     assert state.speed == 1.0 and state.runs == 1
     assert state.power == pytest.approx(125.7 + 425.0)
+
+
+def test_a_limit_unmet_at_a_fifth_of_the_boost_clock_is_refused():
+    """The search floor is 0.2 of the boost clock: there the synthetic work takes 0.2 ms +
+    0.8 ms / 0.2 = 4.2 ms and 0.8 x 0.2^x + 0.05 J, i.e. 146.5 W with the H200's 125.7 W
+    static power. A 140 W limit (met only near 0.14 of boost) is refused; 150 W is met above
+    the floor."""
+    arch = load_arch("h200")
+    x = arch.gpu.dvfs_energy_exponent
+    assert board_power(125.7, 1.0, 4.2e-3, 0.8 * 0.2 ** x + 0.05) == pytest.approx(146.5,
+                                                                                 abs=0.1)
+    with pytest.raises(PowerLimitError):
+        solve_speed(with_power_limit(arch, 140.0), _synthetic(x)[0])
+    state = solve_speed(with_power_limit(arch, 150.0), _synthetic(x)[0])
+    assert 0.2 < state.speed < 0.3 and state.power == pytest.approx(150.0, abs=1.0)
+
+
+def test_limit_applies_to_work_longer_than_the_reaction():
+    """NVIDIA's limiter reacts after 0.13 s (the h200 preset's measured reaction): a 0.2 s
+    call runs at the limited clock, a 0.1 s one at boost."""
+    arch = load_arch("h200")
+    assert arch.gpu.power_reaction == pytest.approx(0.13)
+    assert reacts_within(arch, 0.2) and not reacts_within(arch, 0.1)
 
 
 def test_at_speed_scales_the_sm_side_only():
