@@ -21,6 +21,7 @@ from sim.gpu.attention import (
     flash_decoding,
     lean_attention,
     masked_mha,
+    num_splits_heuristic,
     paged_attention,
 )
 from sim.gpu.hw import gpu_hw
@@ -124,3 +125,24 @@ def test_mmha_streams_each_heads_cache_from_l2_at_the_load_rate(free):
     # 4 CTAs of 128 threads per SM: 512 query heads run in two waves of 432
     assert paged_attention(free, AttentionShape(16, 32, 32, 1, 4096, 128))["waves"] == \
         math.ceil(512 / (4 * SMS)) == 2
+
+
+def test_paged_attention_compute_on_the_cuda_cores_by_hand():
+    """vLLM's paged kernel on the CUDA cores: per token, q.k and p.v (2 d FMAs = 4 d
+    operations) and the softmax's 4 ALU operations, at 2 operations per lane-cycle (an FMA)
+    of the SM's fp32 rate shared by the CTAs on it. With a slow 1e9 op/s per SM and free
+    memory: 432 CTAs (4 per SM) in one wave, 4096 tokens at d128."""
+    hw = gpu_hw(load_arch("a100"))
+    slow = AttnHw(hw, 1e30, 1e9, 1e30)
+    sh = AttentionShape(1, 432, 432, 1, 4096, 128)
+    res = paged_attention(slow, sh)
+    assert res["waves"] == 1
+    t = 4096 * (4 * 128 + 4) / (2 * 1e9 / 4)
+    assert res["time"] == pytest.approx(LAUNCH + L + t, rel=1e-9)
+
+
+def test_no_split_once_the_grid_fills_80_percent_of_the_slots():
+    """flash_api.cpp num_splits_heuristic: ``if (batch_nheads_mblocks >= 0.8f * num_SMs)
+    return 1``: over 216 slots, 173 blocks (>= 172.8) take no split, 172 do."""
+    assert num_splits_heuristic(173, 216, 128) == 1
+    assert num_splits_heuristic(172, 216, 128) > 1
