@@ -179,3 +179,61 @@ def test_reproduce_neupims_quick(capsys):
     for p in out["points"]:
         assert 0 < p["neupims_pim_util"] < 1 and 0 < p["neupims_npu_util"] <= 1
         assert p["neupims_J_per_token"] < p["gpu_J_per_token"]
+
+
+def test_pages_per_channel_hand_count():
+    """16-token pages of 100 B per token (1600 B) in 1 MB over 4 channels: 625 pages, 156 per
+    channel."""
+    cfg = BatchingConfig(batch=1, channels=4, page_tokens=16, kv_bytes_per_token=100.0,
+                         kv_capacity_bytes=1e6)
+    assert cfg.pages_per_channel == 156
+
+
+@pytest.fixture(scope="module")
+def pim_attention():
+    from arch import load_arch
+    from sim.devices.pim import PimModel
+    from sim.serving.decode import PimAttention
+
+    pim = PimModel(load_arch("neupims"))
+    return pim, PimAttention(pim, 8, 128, 8)
+
+
+def test_pim_stage_is_the_slowest_channels_sum(pim_attention):
+    """A PIM stage lasts as long as its busiest channel: requests of 100 and 300 tokens on
+    channel 0, one of 500 on channel 1 -> max(c(100) + c(300), c(500)) for the logits and the
+    attend GEMVs alike."""
+    _, attn = pim_attention
+    c = {n: attn.cost(n) for n in (100, 300, 500)}
+    lo, at, energy, _, _ = attn.stage(np.array([100, 300, 500]), np.array([0, 0, 1]), 4)
+    assert lo == pytest.approx(max(c[100][0] + c[300][0], c[500][0]))
+    assert at == pytest.approx(max(c[100][1] + c[300][1], c[500][1]))
+    assert energy == pytest.approx(c[100][2] + c[300][2] + c[500][2])
+
+
+def test_pim_attention_of_kv_groups_adds_up(pim_attention):
+    """A request's KV groups are independent GEMVs: 8 heads in 2 groups of 4 cost twice one
+    group of 4 heads (time and energy)."""
+    from sim.serving.decode import PimAttention
+
+    pim, _ = pim_attention
+    two = PimAttention(pim, 8, 128, 2).cost(256)
+    one = PimAttention(pim, 4, 128, 1).cost(256)
+    assert two[0] == pytest.approx(2 * one[0]) and two[1] == pytest.approx(2 * one[1])
+    assert two[2] == pytest.approx(2 * one[2])
+
+
+def test_decode_energy_adds_static_power_over_the_measured_time():
+    """Energy per token = (device + PIM dynamic + static power x measured seconds) / tokens."""
+    from sim.serving.decode import run_decode
+    from sim.studies.npu_pim import decode_systems
+    from workloads.models import get_model
+
+    gpu = decode_systems("a100", "neupims", "neupims-naive")["gpu"]
+    ins, outs = np.full(16, 64), np.full(16, 100)
+    r = run_decode(gpu, get_model("gpt3-7b"), 1, 1, ins, outs, batch=8, iterations=2, warmup=1)
+    seconds = r.iteration_s * r.iterations
+    assert r.energy_breakdown_J["static"] == pytest.approx(gpu.static_power_W * seconds)
+    assert gpu.static_power_W > 0
+    total = sum(r.energy_breakdown_J.values())
+    assert r.energy_per_token_J == pytest.approx(total / (r.mean_batch * r.iterations))
