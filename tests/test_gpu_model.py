@@ -332,3 +332,13 @@ def test_fused_attention_energy_per_shard_under_tensor_parallelism():
     assert op.flops / 2 == mma + 5 * scores
     assert dev.estimate(op).energy["compute"] == pytest.approx(
         mma * 1.09e-12 + 5 * scores * 17.4e-12, rel=1e-9)
+
+
+def test_memory_op_streams_at_the_stacks_bandwidth_efficiency():
+    """A stack's ``bandwidth_efficiency`` for the memory family scales a memory op's stream:
+    1 GiB of embedding rows at 0.5 x 2039 GB/s x 0.88, after the 2 us launch."""
+    dev = device_for(_arch("a100", {"software": {"bandwidth_efficiency": {"memory": 0.5}}}),
+                     "tile")
+    cost = dev.estimate(_templates_ops(_builder().embedding(65536))[0])
+    assert cost.latency == pytest.approx(2e-6 + 2 * 65536 * 4096 * 2 / (0.5 * 2039e9 * 0.88),
+                                         rel=1e-9)
