@@ -311,6 +311,10 @@ def test_allreduce_reads_and_writes_hbm_three_times_what_it_sends():
     ag = dev.estimate(Op(0, "ag", COLLECTIVE, "decode", 0, 0, None, op_class="communication",
                          collective=Collective("allgather", n, 8, "fp16")))
     assert ag.energy["hbm"] == pytest.approx(7 * n * 8 * 3.9e-12, rel=1e-9)
+    # a reduce-scatter reduces as it goes: (p-1)/p of the buffer sent, 3x that through HBM
+    rs = dev.estimate(Op(0, "rs", COLLECTIVE, "decode", 0, 0, None, op_class="communication",
+                         collective=Collective("reducescatter", n, 8, "fp16")))
+    assert rs.energy["hbm"] == pytest.approx(3 * 7 / 8 * n * 8 * 3.9e-12, rel=1e-9)
 
 
 @pytest.mark.xfail(strict=True, reason="bug: GpuDevice._attention_cost divides the per-shard "

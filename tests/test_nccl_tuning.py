@@ -206,3 +206,23 @@ def test_all_gather_across_nodes_is_one_ring_on_the_network():
     res = collective_time("allgather", n, 16, NV, PROTOS[2:], 8, ib)
     assert res["algorithm"] == "ring" and res["steps"] == 15
     assert res["time"] == pytest.approx(8.4 * US + 15 * (3.4 + 2.0) * US + 15 * n / 22.5e9)
+
+
+def test_send_is_one_hop():
+    """A point-to-point send: the protocol's base cost, one hop (protocol hop + link latency)
+    and the buffer at the protocol's share of the link."""
+    n = 2**20
+    res = collective_time("send", n, 2, NV, PROTOS[2:], 8)
+    assert res["steps"] == 1
+    assert res["time"] == pytest.approx((8.4 + 3.4 + 0.39) * US + n / (300e9 * 0.78))
+
+
+def test_a_group_spilling_onto_a_second_node_counts_two_nodes():
+    """12 ranks on 8-GPU nodes span ceil(12 / 8) = 2 nodes of 6: the tree (6 NICs of 7 GB/s
+    = 42 GB/s, raised on 2 nodes to 42 x 15 / 7 = 90 GB/s; 68 us = 2 x (5 x 4 + 14) us;
+    Simple's correction 0.9 at 256 MiB) beats the 2-node ring."""
+    ib = LinkHw(7e9, 1.0, 0.0)
+    n = 2**28
+    res = collective_time("allreduce", n, 12, NV, PROTOS[2:], 8, ib)
+    assert res["algorithm"] == "tree"
+    assert res["time"] == pytest.approx(68 * US + n / (0.5 * 0.92 * 90e9 * 0.9))

@@ -237,3 +237,28 @@ def test_decode_energy_adds_static_power_over_the_measured_time():
     assert gpu.static_power_W > 0
     total = sum(r.energy_breakdown_J.values())
     assert r.energy_per_token_J == pytest.approx(total / (r.mean_batch * r.iterations))
+
+
+def test_stages_group_the_layer_and_decode_rounds_the_context_up():
+    """The NPU's pre-attention program is the norm, QKV projection and RoPE (NeuPIMs' QKV
+    generation); a GPU decode iteration is layers x (pre + attention + post) + LM head, its
+    attention at the batch's mean context rounded up to 8 tokens: 8 requests of 64 prompt
+    tokens decode their first token over 65 cached tokens -> KV length 72."""
+    import math
+
+    from sim.serving.decode import run_decode
+    from sim.serving.layer_costs import LayerCosts
+    from sim.studies.npu_pim import decode_systems
+    from workloads.models import get_model
+
+    gpu = decode_systems("a100", "neupims", "neupims-naive")["gpu"]
+    model = get_model("llama2-7b")
+    costs = LayerCosts(gpu.device, model, 1)
+    st = costs.stages(8, 72)
+    assert list(st["pre"].ops) == ["ln_attn", "qkv_proj", "rope"]
+    assert list(st["attn"].ops) == ["qk", "softmax", "av"]
+    ins, outs = np.full(8, 64), np.full(8, 100)
+    r = run_decode(gpu, model, 1, 1, ins, outs, batch=8, iterations=1, warmup=0)
+    assert math.ceil(65 / 8) * 8 == 72
+    per_layer = st["pre"].seconds + st["attn"].seconds + st["post"].seconds
+    assert r.iteration_s == pytest.approx(32 * per_layer + st["head"].seconds, rel=1e-12)
