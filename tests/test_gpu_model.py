@@ -317,9 +317,6 @@ def test_allreduce_reads_and_writes_hbm_three_times_what_it_sends():
     assert rs.energy["hbm"] == pytest.approx(3 * 7 / 8 * n * 8 * 3.9e-12, rel=1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: GpuDevice._attention_cost divides the per-shard "
-                   "score count by op.shards again, so under tensor parallelism only 1/tp of "
-                   "the softmax operations are charged at the fp32 energy")
 def test_fused_attention_energy_per_shard_under_tensor_parallelism():
     """The same split as above for one of two tensor-parallel shards (16 of the 32 heads):
     the shard's MMAs at 1.09 pJ/FLOP, its 5 operations per score at 17.4 pJ/FLOP."""
