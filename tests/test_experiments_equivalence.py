@@ -42,6 +42,8 @@ from pathlib import Path
 
 import pytest
 
+from workloads.requests import TRACES
+
 GOLDEN = Path(__file__).parent / "data" / "experiments_golden.json"
 TIMES = {"wall_s", "cpu_s", "experiment"}
 # Solver clock readings (cosma): they differ from run to run, so they are not compared.
@@ -102,10 +104,14 @@ CASES = [
 def test_runner_matches_former_module(mod, kwargs):
     args = argparse.Namespace(**kwargs)
     old = _former(mod)
-    if mod == "fusemax":      # recorded with the artifact's rows (per-point targets, 4 claims)
+    # recorded with the reference data: fusemax's artifact rows (per-point targets, 4 claims),
+    # splitwise's Azure conv trace (its request lengths)
+    needed = {"fusemax": ("seeds", "fusemax_vs_flat.csv"),
+              "splitwise": (*TRACES["azure-conv"].split("/"),)}.get(mod)
+    if needed:
         from xpusim.paths import reference_dir
 
-        if not (reference_dir() / "seeds" / "fusemax_vs_flat.csv").is_file():
+        if not reference_dir().joinpath(*needed).is_file():
             pytest.skip(f"reference data not found at {reference_dir()} (set "
                         "XPUSIM_REFERENCE_DIR to the shared/reference folder)")
     result = importlib.import_module(f"xpusim.reproductions.{mod}").reproduce(args)
