@@ -87,21 +87,20 @@ def _bus_bw(link: LinkHw, proto: ProtocolHw) -> float:
 
 
 def _flat(kind: str, nbytes: float, p: int, link: LinkHw, protocols: tuple[ProtocolHw, ...],
-          tree: bool = False, channels: int = 0) -> tuple[float, str, str, int]:
+          channels: int = 0) -> tuple[float, str, str, int]:
     """Best (time, algorithm, protocol, steps) of one collective among ``p`` ranks of one link
     (:func:`_flat_choice` without the time it was picked by)."""
-    return _flat_choice(kind, nbytes, p, link, protocols, tree, channels)[1]
+    return _flat_choice(kind, nbytes, p, link, protocols, channels)[1]
 
 
 def _flat_choice(kind: str, nbytes: float, p: int, link: LinkHw,
-                 protocols: tuple[ProtocolHw, ...], tree: bool = False, channels: int = 0
+                 protocols: tuple[ProtocolHw, ...], channels: int = 0
                  ) -> tuple[float, tuple[float, str, str, int]]:
     """(time at full bandwidth, best (time, algorithm, protocol, steps)) of one collective
-    among ``p`` ranks of one link.
-
-    ``tree``: ranks are nodes, so a double binary tree is possible; inside a node NCCL's tree is
-    a chain with as many hops as the ring, so only the ring is considered. ``channels``: NCCL's
-    channels in the node (0: none modelled); the call is picked at full bandwidth, as NCCL's
+    among ``p`` ranks of one link: the ring (inside a node NCCL's tree is a chain with as many
+    hops as the ring; all-reduces across nodes are :func:`_multinode_allreduce`'s).
+    ``channels``: NCCL's channels in the node (0: none modelled); the call is picked at full
+    bandwidth, as NCCL's
     tuning does, then runs on the channels NCCL's enqueue gives its size
     (:func:`nccl_tuning.channel_share`).
     """
@@ -118,8 +117,6 @@ def _flat_choice(kind: str, nbytes: float, p: int, link: LinkHw,
         cands: list[tuple[str, int, float]] = []
         if kind == "allreduce":
             cands.append(("ring", 2 * (p - 1), 2.0 * (p - 1) / p * nbytes))
-            if tree and p > 2:
-                cands.append(("tree", 2 * math.ceil(math.log2(p)), 2.0 * nbytes))
         elif kind == "allgather":
             cands.append(("ring", p - 1, (p - 1) * nbytes))
         elif kind in ("reducescatter", "alltoall"):

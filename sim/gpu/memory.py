@@ -8,8 +8,6 @@ as in batch-1 decode attention) therefore leave bandwidth unused; large grids sa
 
 from __future__ import annotations
 
-import math
-
 from sim.gpu.hw import GpuHw
 
 
@@ -54,7 +52,3 @@ def stream_time(hw: GpuHw, nbytes: float, ctas: int, slots: int, inflight: float
     t, _ = uniform_stream_time(hw, ctas, nbytes / ctas, slots, inflight, efficiency)
     return t
 
-
-def grid_for(elements: int, per_cta: int) -> int:
-    """CTAs of a grid that gives each CTA ``per_cta`` elements."""
-    return max(1, math.ceil(elements / max(per_cta, 1)))

@@ -195,10 +195,11 @@ def tuned_channels(algo: str, proto: str, nbytes: float, nranks: int,
 
 
 def channel_share(algo: str, proto: str, nbytes: float, nranks: int, channels: int) -> float:
-    """Fraction of the full bus bandwidth a call of ``nbytes`` gets: the channels and threads
-    :func:`tuned_channels` leaves it over all ``channels`` at full threads (1 when
-    ``channels`` is 0: no channel model). A channel is one CTA moving its share of the buffer;
-    NCCL's tuning rates the bus bandwidth as ``nChannels x`` a per-channel speed."""
+    """Fraction of the full bus bandwidth a call of ``nbytes`` gets: the channels
+    :func:`tuned_channels` leaves it over all ``channels`` (1 when ``channels`` is 0: no
+    channel model; fewer threads per channel are not charged). A channel is one CTA moving
+    its share of the buffer; NCCL's tuning rates the bus bandwidth as ``nChannels x`` a
+    per-channel speed."""
     if channels <= 0:
         return 1.0
     p = proto if proto in MAX_THREADS else "simple"
