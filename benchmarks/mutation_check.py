@@ -9,15 +9,18 @@ Usage: python benchmarks/mutation_check.py SPEC.yaml [--timeout 600] [--quick] [
       find: "waves = math.ceil(ctas / slots)"
       replace: "waves = math.ceil(ctas / slots) + 1"
       tests: [tests/test_gpu_gemm.py]      # optional; default: every test file naming the module
+      count: 1       # optional: how often ``find`` occurs; every one is replaced (a mechanism
+                     # written twice, e.g. a scalar and an array path)
 
-For each mutant the file is edited (``find`` must occur exactly once), the tests run with
-``pytest -x`` and the file is restored byte for byte: first the listed tests (default: the
-test files naming the module), then, where they all pass, the rest of ``tests/`` (a mechanism
-is often checked through the modules that use it; ``--quick``: the listed tests only). A
-mutant is *killed* when a test fails, *survived* when all pass. One row per mutant: killed or
-not, the first failing test, seconds. Exit status 1 when any mutant survived (a mechanism no
-test checks), 2 on a bad spec. Run it in a worktree of its own: it edits files in place while
-the tests run.
+For each mutant the file is edited (``find`` must occur exactly ``count`` times), the tests
+run with ``pytest -x`` and the file is restored byte for byte: first the listed tests
+(default: the test files naming the module), then, where they all pass, the rest of
+``tests/`` (a mechanism is often checked through the modules that use it; ``--quick``: the
+listed tests only). A mutant is *killed* when a test fails, *survived* when all pass. One row
+per mutant: killed or not, the first failing test, seconds. Exit status 1 when any mutant
+survived (a mechanism no test checks), 2 on a bad spec. Run it in a worktree of its own: it
+edits files in place while the tests run, and a test that fails on the unedited tree (say,
+reference data absent) kills every mutant.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ def load_spec(path: Path) -> list[dict]:
             if not isinstance(item, dict) or not isinstance(item.get(key), str):
                 raise SystemExit(f"mutation_check: {path}: mutant {n}: field '{key}' must be "
                                  "a string")
+        if not isinstance(item.get("count", 1), int) or item.get("count", 1) < 1:
+            raise SystemExit(f"mutation_check: {path}: mutant {n}: field 'count' must be a "
+                             "positive integer")
     return items
 
 
@@ -67,7 +73,7 @@ def run_mutant(item: dict, timeout: float, quick: bool = False) -> dict:
     original = path.read_bytes()
     text = original.decode()
     count = text.count(item["find"])
-    if count != 1:
+    if count != item.get("count", 1):
         return {"id": item["id"], "status": f"bad spec: 'find' occurs {count} times",
                 "failed": "", "seconds": 0.0}
     first = item.get("tests") or tests_naming(item["file"])

@@ -1,0 +1,42 @@
+"""benchmarks/mutation_check.py: its spec checks, test selection and one-place edits (without
+running a mutant here: that edits the tree the suite runs from)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("mutation_check",
+                                               ROOT / "benchmarks" / "mutation_check.py")
+mc = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(mc)
+
+
+def test_spec_fields_are_checked(tmp_path):
+    bad = tmp_path / "spec.yaml"
+    bad.write_text("- id: a\n  file: sim/engine.py\n  find: x\n")
+    with pytest.raises(SystemExit, match="mutant 0: field 'replace' must be a string"):
+        mc.load_spec(bad)
+    bad.write_text("- {id: a, file: sim/engine.py, find: x, replace: y, count: 0}\n")
+    with pytest.raises(SystemExit, match="field 'count' must be a positive integer"):
+        mc.load_spec(bad)
+    bad.write_text("id: a\n")
+    with pytest.raises(SystemExit, match="expected a list of mutants"):
+        mc.load_spec(bad)
+
+
+def test_tests_naming_a_module_are_found_by_dotted_path_or_from_import():
+    found = mc.tests_naming("sim/bound_kernel.py")   # imported from its package there
+    assert "tests/test_bound_kernel.py" in found
+    assert "tests/test_gpu_model.py" not in found
+    assert "tests/test_stream_order.py" in mc.tests_naming("sim/stream_order.py")
+
+
+def test_a_find_that_does_not_occur_as_often_as_said_edits_nothing():
+    path = ROOT / "sim" / "stream_order.py"
+    before = path.read_bytes()
+    row = mc.run_mutant({"id": "x", "file": "sim/stream_order.py", "find": "np.", "replace":
+                         "numpy."}, timeout=1)
+    assert row["status"].startswith("bad spec: 'find' occurs")
+    assert path.read_bytes() == before
