@@ -273,3 +273,36 @@ def test_fewer_pmus_per_pcu_never_speed_up_a_fused_layer(socket):
     full = simulate(socket, one, sc).metrics["ttft_s"]
     half = simulate(variant(260), one, sc).metrics["ttft_s"]
     assert half > 1.05 * full
+
+
+def test_ring_allreduce_cost_by_hand(node):
+    """An all-reduce of 1 MiB per rank over the node's 8 sockets on its p2p links (1 us,
+    100 GB/s at 85%): a ring takes 2 (8 - 1) = 14 link latencies and each rank sends
+    2 x 7/8 of its bytes."""
+    from workloads.trace import COLLECTIVE, Collective, Op
+
+    dev = device_for(node, "tile")
+    assert (dev.link.latency, dev.link.bandwidth, dev.link.efficiency) == (1e-6, 100e9, 0.85)
+    op = Op(0, "ar", COLLECTIVE, "decode", 0, 0, None,
+            collective=Collective("allreduce", 2.0**20, 8, "bf16"))
+    want = 14 * 1e-6 + 2 * 7 / 8 * 2.0**20 / (100e9 * 0.85)
+    assert dev.estimate(op).latency == pytest.approx(want, rel=1e-12)
+
+
+def test_unfused_call_pays_program_argument_and_hbm_latency(socket):
+    """One op as its own kernel (fusion none): the one-stage placement's time plus the program
+    load (10 us), the argument load (1 us) and one HBM access latency (0.5 us)."""
+    from workloads.einsum import TensorRef, contraction
+    from workloads.trace import MATMUL, Op
+
+    a = TensorRef("A", ("m", "k"), "bf16", "activation")
+    b = TensorRef("B", ("k", "n"), "bf16", "weight")
+    c = TensorRef("C", ("m", "n"), "bf16", "activation")
+    e = contraction("g", c, a, b, {"m": 16, "n": 4096, "k": 4096})
+    op = Op(0, "g", MATMUL, "decode", 0, 0, e, flops=e.flops, bytes=e.min_bytes)
+    dev = device_for(with_fusion(socket, "none"), "tile")
+    d = dev.d
+    assert (d.program_load, d.argument_load, dev.hbm.latency) == (10e-6, 1e-6, 0.5e-6)
+    pl = place([dev.stage_of(op, fused=False)], dev.arch)
+    cost = dev.estimate(op)
+    assert cost.latency == pytest.approx(pl.seconds + 10e-6 + 1e-6 + 0.5e-6, rel=1e-12)

@@ -197,12 +197,14 @@ def test_xpu_pim_cycle_share_uses_the_dram_model():
     arch = load_arch("duplex")
     dev = device_for(arch, "cycle")
     assert dev.xpu.fidelity == "tile"                  # the GPU model has no cycle level
-    nbytes = 64 << 20
+    assert dev.pim.multiplier == 4.0
     cfg = config_from_arch(arch)
-    share = nbytes / dev.pim.multiplier
-    eff = share / run_segments(cfg, stream_segments(share)).seconds / cfg.peak_bandwidth
-    want = nbytes / (dev.pim.bandwidth / dev.pim.efficiency * eff)
-    assert dev._pim_time(0.0, nbytes) == pytest.approx(want, rel=1e-12)
+    # 64 MiB: a 16 MiB share per TSV set (past the DRAM model's 4 MiB prefix); 1 MiB: a
+    # 256 KiB share, simulated whole (its fixed latency weighs on the achieved rate)
+    for nbytes, share in ((64 << 20, 16 << 20), (1 << 20, 256 << 10)):
+        eff = share / run_segments(cfg, stream_segments(share)).seconds / cfg.peak_bandwidth
+        want = nbytes / (dev.pim.bandwidth / dev.pim.efficiency * eff)
+        assert dev._pim_time(0.0, nbytes) == pytest.approx(want, rel=1e-12)
 
 
 @pytest.mark.parametrize("preset,kind", [("h100", "gpu"), ("spr-8480", "cpu"),
@@ -270,3 +272,29 @@ def test_pim_schedule_bound_counts_commands_exactly():
     with pytest.raises(SimError, match="above the cycle level's 20,000,000; use --fidelity "
                                        "tile"):
         pm.gemv(1, 10**7, 8192, 4096, cycle=True)
+
+
+def test_segment_requests_round_each_row_out_to_bursts():
+    """64 B bursts. Three 64 B rows 256 B apart starting at byte 32: each row straddles two
+    bursts (32..96), 6 requests; contiguous 128 B from byte 32 (32..160): bursts 0, 1, 2."""
+    from sim.micro.cycle_dram import segment_requests
+
+    assert segment_requests((32, 3, 64, 256, False), 64) == 6
+    assert segment_requests((0, 3, 64, 256, False), 64) == 3
+    assert segment_requests((32, 2, 64, 64, False), 64) == 3
+    assert segment_requests((0, 2, 64, 64, False), 64) == 2
+
+
+def test_csd_engine_link_carries_the_flash_channels():
+    """InstInfer's drive: 8 flash channels x 1.4 GB/s = 11.2 GB/s inside the drive; the
+    engine's path is widened from the drive's 4 PCIe 3.0 lanes (1.969 GB/s each) to
+    ceil(11.2 / 1.969) = 6 lanes, so the host link does not limit the in-drive engine."""
+    from sim.micro.cycle_flash import engine_config
+    from sim.micro.flash import FlashConfig
+
+    flash = load_arch("instinfer-csd").flash
+    assert (flash.channels, flash.channel_bandwidth) == (8, 1.4e9)
+    assert FlashConfig.from_spec(flash).pcie_lanes == 4
+    cfg = engine_config(flash)
+    assert cfg.pcie_lane_GBps == pytest.approx(1.969)
+    assert cfg.pcie_lanes == 6

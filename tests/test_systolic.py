@@ -79,3 +79,25 @@ def test_bad_dataflow_and_shape():
         gemm_cycles(4, 4, 4, 2, 2, "xs")
     with pytest.raises(ValueError, match="M must be"):
         gemm_cycles(0, 4, 4, 2, 2, "ws")
+
+
+def test_overlapped_folds_by_hand():
+    """WS on a 64 x 64 array, (M, N, K) = (256, 128, 128): Sr = K = 128, Sc = N = 128, T = M =
+    256, 2 x 2 = 4 folds of 2 x 64 + 64 + 256 - 2 = 446 cycles. Double-buffering the
+    stationary operand, folds follow each other every max(T, R) = 256 cycles: 446 + 3 x 256.
+    With T = 16 below R = 64 the next preload (64 cycles) sets the step: 206 + 3 x 64."""
+    o = gemm_cycles(256, 128, 128, 64, 64, "ws", overlap_folds=True)
+    assert (o.folds, o.cycles_per_fold) == (4, 446)
+    assert o.cycles == 446 + 3 * 256
+    s = gemm_cycles(16, 128, 128, 64, 64, "ws", overlap_folds=True)
+    assert (s.folds, s.cycles_per_fold) == (4, 206)
+    assert s.cycles == 206 + 3 * 64
+
+
+def test_multi_array_mapping_efficiency_counts_idle_arrays():
+    """N = 384 on 128-wide arrays is 3 column folds: with 8 arrays, 3 hold one full fold each
+    and 5 idle, so 3/8 of the PEs hold work."""
+    c = multi_array_cycles(128, 384, 128, 128, 128, 8, "ws")
+    assert c.col_folds == 3
+    assert c.mapping_efficiency == pytest.approx(3 / 8)
+    assert c.utilization == pytest.approx(128 * 384 * 128 / (c.cycles * 128 * 128 * 8))
