@@ -30,6 +30,10 @@ quick set. Regenerated (duplex, sn40l, splitwise) at stop 25 for issue 17: cuBLA
 them (h100 tensor_efficiency 0.793 -> 0.781, gemm_fixed 1.78 -> 2.16 us): Duplex's H100 GPU
 baseline 2796 -> 2784 tokens/s on its first point (speedup 2.238 -> 2.229), SN40L's speedup
 over the DGX-H100 3.223 -> 3.233, and the Splitwise DGX-H100 p99 slowdowns move by up to 0.36.
+Regenerated (pim_gpt) at stop 30: DRAM energies in DRAMsim3's units (mA x V x cycles) are
+turned into joules by the clock period (DramConfig.joules; they were taken as pJ, right only
+at tCK 1 ns), so GDDR6-AiM's (tCK 0.5 ns) PIM energy per token halves: PIM-GPT's energy
+efficiency over the T4 / A100 rises 17.98-38.45 -> 34.14-72.57 (the paper's 41-137 range).
 """
 
 from __future__ import annotations

@@ -217,9 +217,6 @@ def test_background_power_is_idd3n_of_every_rank():
     assert dev.static_power() == pytest.approx(arch.energy.static_power + 4.224, rel=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: DramConfig.energies_pJ gives mA x V x cycles "
-                   "(DRAMsim3's convention), pJ only when tCK = 1 ns; background_power divides "
-                   "it by tCK, so at tCK 0.5 ns (GDDR6) it reports twice V x I")
 def test_background_power_does_not_depend_on_the_clock_period():
     """GDDR6-AiM (tCK 0.5 ns): VDD 1.35 V x IDD3N 61 mA x 1 device x 1 rank x 16 channels =
     1.318 W of active standby, whatever the clock."""
@@ -267,12 +264,6 @@ def test_npu_share_leaves_the_free_command_slots():
     assert npu_share(0.99, 2) == 0.05
 
 
-MAC_BUG = ("bug: GemvCost.macs divides by banks_per_unit twice (macs_per_tile already counts "
-           "a shared unit's banks), so a unit shared by 2 banks reports half the MACs done "
-           "and a MAC utilization of 2.0")
-
-
-@pytest.mark.xfail(strict=True, reason=MAC_BUG)
 @pytest.mark.parametrize("fidelity", ["tile", "cycle"])
 def test_full_tiles_do_exactly_the_useful_macs_with_shared_units(fidelity):
     """HBM-PIM (one 16-lane unit per 2 banks, 8 units per 16-bank rank, 512-element rows):

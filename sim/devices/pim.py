@@ -123,9 +123,8 @@ class PimModel:
 
     def background_power(self) -> float:
         """Watts of DRAM active-standby current over every rank of every channel."""
-        e = self.cfg1.energies_pJ()
-        return e["act_standby"] * 1e-12 / (self.cfg1.tCK * 1e-9) * self.cfg1.ranks * \
-            self.channels
+        e = self.cfg1.energies_pJ()     # per cycle of tCK: VDD x IDD3N x devices (mW)
+        return e["act_standby"] * 1e-3 * self.cfg1.ranks * self.channels
 
 
 @register_device

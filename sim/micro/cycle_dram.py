@@ -111,7 +111,7 @@ def run_segments(cfg: DramConfig, segs: tuple[Segment, ...], cap: int = DEFAULT_
     scale = total / n
     cmds = max(stats.read_cmds + stats.write_cmds, 1)
     return DramRun(seconds=sim_s * scale, simulated_seconds=sim_s, requests=int(total),
-                   simulated_requests=n, energy_J=stats.energy_pJ * 1e-12 * scale,
+                   simulated_requests=n, energy_J=cfg.joules(stats.energy_pJ) * scale,
                    row_hit_rate=(stats.read_row_hits + stats.write_row_hits) / cmds)
 
 

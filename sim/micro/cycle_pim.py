@@ -63,9 +63,9 @@ def gemv_cycle_cost(cfg: DramConfig, pim: PimConfig, outputs: int, length: int,
     res = sweep(cfg, pim, mp["chunks"], mp["tiles_per_chunk"], mp["macs_per_tile"],
                 mp["rdres"])
     units = cfg.banks // pim.banks_per_unit
-    macs = res.tiles * mp["macs_per_tile"] * units * pim.lanes // pim.banks_per_unit
+    macs = res.tiles * mp["macs_per_tile"] * units * pim.lanes   # a unit's commands cover its banks
     return GemvCost(cycles=float(res.cycles), seconds=res.cycles * cfg.tCK * 1e-9,
-                    energy_J=res.energy_pJ(cfg, pim) * 1e-12, tiles=res.tiles, macs=int(macs),
+                    energy_J=cfg.joules(res.energy_pJ(cfg, pim)), tiles=res.tiles, macs=int(macs),
                     useful_macs=int(outputs * length), gwrites=res.gwrites,
                     bus_busy=min(1.0, res.bus_commands / max(res.cycles, 1)),
                     data_busy=min(1.0, res.data_bus_cycles / max(res.cycles, 1)))

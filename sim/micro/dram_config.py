@@ -3,16 +3,18 @@
 :class:`DramConfig` is what the cycle model (:mod:`sim.micro.dram`) runs on. It is built from an
 arch ``dram`` section (:func:`sim.micro.dram_config.from_spec`) or from a DRAMsim3 INI file
 (:mod:`sim.micro.dram_ini`). All timing fields are integers in memory-clock cycles (``tCK`` in
-ns), currents in mA, ``VDD`` in V, so the per-command energies come out in pJ exactly as the IDD
-method defines them (Micron TN-41-01; DRAMsim3 uses the same formulas):
+ns), currents in mA, ``VDD`` in V. The per-command energies follow the IDD method (Micron
+TN-41-01) in DRAMsim3's form, which counts cycles where the method counts time:
 
 * ACT+PRE pair: ``VDD * (IDD0*tRC - (IDD3N*tRAS + IDD2N*tRP)) * devices``
 * RD / WR burst: ``VDD * (IDD4R|IDD4W - IDD3N) * burst_cycles * devices``
 * REF (all-bank): ``VDD * (IDD5AB - IDD3N) * tRFC * devices``; per-bank REF with IDD5PB, tRFCb
 * background per cycle: ``VDD * IDD3N * devices`` with a row open in the rank, ``IDD2N`` without
 
-(cycles x ns/cycle x mA x V = pJ; the currents are per device, ``devices = bus_width /
-device_width`` chips switch together in a rank).
+(mA x V x cycles, what DRAMsim3 reports as pJ and :meth:`DramConfig.energies_pJ` gives, so
+that peer runs compare like for like: picojoules only at ``tCK`` = 1 ns; each cycle lasts
+``tCK`` ns, so :meth:`DramConfig.joules` turns them into joules; the currents are per device,
+``devices = bus_width / device_width`` chips switch together in a rank).
 
 Command-to-command delays are tabulated by :func:`timing_table` for the five scopes a command
 constrains (same bank, other banks of its bank group, other bank groups of its rank, other ranks,
@@ -333,7 +335,8 @@ class DramConfig:
 
     # --- energy (pJ) -------------------------------------------------------------------------
     def energies_pJ(self) -> dict[str, float]:
-        """Per-command and per-cycle energies in pJ by the IDD method (see module doc)."""
+        """Per-command and per-cycle energies by the IDD method in DRAMsim3's units, mA x V x
+        cycles (pJ where ``tCK`` is 1 ns; :meth:`joules` converts; module doc)."""
         dev = float(self.devices_per_rank)
         v = self.VDD
         return {
@@ -346,6 +349,11 @@ class DramConfig:
             "act_standby": v * self.IDD3N * dev,
             "pre_standby": v * self.IDD2N * dev,
         }
+
+    def joules(self, energy: float) -> float:
+        """Joules of an energy in :meth:`energies_pJ`'s units (mA x V x cycles of ``tCK`` ns:
+        1 unit = ``tCK`` pJ)."""
+        return energy * self.tCK * 1e-12
 
     def with_(self, **changes) -> DramConfig:
         """A copy with fields changed (validated again)."""

@@ -95,7 +95,8 @@ def pattern_timing(cfg: DramConfig, pattern: str, write_fraction: float = 0.0,
         avg_read_latency_ns=(stats.avg_read_latency_cycles * one.tCK
                              if stats.reads_done else float("nan")),
         row_hit_rate=(stats.read_row_hits + stats.write_row_hits) / cmds,
-        energy_pJ_per_byte=stats.energy_pJ / max(done * one.request_bytes, 1),
+        energy_pJ_per_byte=one.joules(stats.energy_pJ) * 1e12 / max(done * one.request_bytes,
+                                                                    1),
         activates_per_request=stats.activates / max(done, 1))
 
 

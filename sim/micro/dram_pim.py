@@ -73,7 +73,9 @@ class SweepResult:
     data_bus_cycles: int
 
     def energy_pJ(self, cfg: DramConfig, pim: PimConfig) -> float:
-        """Command energy by DRAMsim3's IDD method with NewtonSim's PIM scaling (pJ)."""
+        """Command energy by DRAMsim3's IDD method with NewtonSim's PIM scaling, in
+        :meth:`~sim.micro.dram_config.DramConfig.energies_pJ`'s units (``cfg.joules``
+        converts)."""
         e = cfg.energies_pJ()
         burst_bytes = cfg.request_bytes
         rdres_bytes = cfg.banks * cfg.ranks * pim.elem_bytes
@@ -268,13 +270,13 @@ def gemv_cost(cfg: DramConfig, pim: PimConfig, outputs: int, length: int,
     chunks = inputs * chunks_per_input
     cycles = chunks * (fixed + per_tile * tiles_per_chunk)
     tiles = chunks * tiles_per_chunk
-    macs = tiles * macs_per_tile * units * pim.lanes // pim.banks_per_unit
+    macs = tiles * macs_per_tile * units * pim.lanes   # a unit's commands cover its banks
     useful = outputs * length
     e = cfg.energies_pJ()
     gw_pJ = (cfg.page_bytes / cfg.request_bytes) * e["write"]
     per_tile_pJ = (mix.energy_pJ(cfg, pim) - mix.gwrites * gw_pJ) / max(mix.tiles, 1)
     e_pJ = tiles * per_tile_pJ + chunks * gw_pJ
-    return GemvCost(cycles=cycles, seconds=cycles * cfg.tCK * 1e-9, energy_J=e_pJ * 1e-12,
+    return GemvCost(cycles=cycles, seconds=cycles * cfg.tCK * 1e-9, energy_J=cfg.joules(e_pJ),
                     tiles=tiles, macs=int(macs), useful_macs=int(useful), gwrites=chunks,
                     bus_busy=min(1.0, mix.bus_commands / max(mix.cycles, 1)),
                     data_busy=min(1.0, mix.data_bus_cycles / max(mix.cycles, 1)))
