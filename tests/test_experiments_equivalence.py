@@ -33,7 +33,9 @@ over the DGX-H100 3.223 -> 3.233, and the Splitwise DGX-H100 p99 slowdowns move 
 Regenerated (pim_gpt) at stop 30: DRAM energies in DRAMsim3's units (mA x V x cycles) are
 turned into joules by the clock period (DramConfig.joules; they were taken as pJ, right only
 at tCK 1 ns), so GDDR6-AiM's (tCK 0.5 ns) PIM energy per token halves: PIM-GPT's energy
-efficiency over the T4 / A100 rises 17.98-38.45 -> 34.14-72.57 (the paper's 41-137 range).
+efficiency over the T4 / A100 rises 17.98-38.45 -> 34.14-72.57 (the paper's 41-137 range);
+and the host ASIC's roofline counts operator applications, not FLOPs (a GELU is one lane
+cycle, not 8 FLOPs at one per lane-cycle), so its GELUs no longer wait on that roofline.
 """
 
 from __future__ import annotations

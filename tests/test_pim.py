@@ -251,6 +251,29 @@ def test_host_vector_op_by_hand():
     assert c.latency == pytest.approx(max(1024e-9, t_link) + 50e-9, rel=1e-12)
 
 
+def test_host_gelu_is_one_lane_cycle_per_application_not_its_flops():
+    """A GELU over 4096 x 64 fp16 on AiM's host ASIC: 262,144 applications, one per lane per
+    cycle (the preset's op_cycles), on 256 lanes at 1 GHz = 1.024 us; its roofline counts
+    those applications, not the GELU's 8 FLOPs each (8.19 us, which held the op to it)."""
+    from workloads.einsum import TensorRef, elementwise
+    from workloads.trace import VECTOR, Op
+
+    x = TensorRef("x", ("m", "n"), "fp16", "activation")
+    z = TensorRef("z", ("m", "n"), "fp16", "activation")
+    e = elementwise("gelu", z, (x,), {"m": 4096, "n": 64}, map_op="copy", unary="gelu")
+    arch = load_arch("pim-gddr6-aim")
+    assert arch.pim_host.op_cycles["gelu"] == 1
+    dev = device_for(arch, "tile")
+    op = Op(0, "gelu", VECTOR, "decode", 0, 0, e, flops=e.flops, bytes=e.min_bytes)
+    assert op.flops == 8 * 4096 * 64
+    c = dev.host_cost(op)
+    assert c.detail["t_compute"] == pytest.approx(1024e-9, rel=1e-12)
+    t_link = 2 * 4096 * 64 * 2 / (512e9 * dev._stream.efficiency)
+    assert dev.roofline(op) == pytest.approx(max(1024e-9, 2 * 4096 * 64 * 2 / 512e9),
+                                             rel=1e-12)
+    assert c.latency == pytest.approx(max(1024e-9, t_link) + 50e-9, rel=1e-12)
+
+
 def test_npu_share_leaves_the_free_command_slots():
     """NeuPIMs' NPU share of the DRAM while PIM takes a fraction of the command bus: each free
     command slot starts a read whose data takes burst_cycle (2) cycles of the data bus. PIM at

@@ -167,7 +167,16 @@ class PimDevice(Device):
         if pim_gemv_op(op) is not None:
             return max(flops / (2.0 * self.model.peak_macs()),
                        nbytes / self.model.internal_bandwidth())
-        return max(flops / self.peak_flops(op), nbytes / self.host.link_bandwidth)
+        # the host's lanes apply an operator per cycle (a GELU, an exp: not one FLOP each)
+        work = self._lane_cycles(op) if op.compute is not None and op.compute.op_counts \
+            else flops
+        return max(work / self.peak_flops(op), nbytes / self.host.link_bandwidth)
+
+    def _lane_cycles(self, op: Op) -> float:
+        """Lane cycles of a host op: each operator application times its ``op_cycles`` (1
+        unlisted), data movement (copy, select) none."""
+        return sum(c * self.host.op_cycles.get(name, 1.0)
+                   for name, c in op.compute.op_counts.items() if name not in ("copy", "select"))
 
     def roof_lines(self, dtype: str) -> dict[str, float]:
         return {"PIM MACs": 2.0 * self.model.peak_macs(),
@@ -184,11 +193,7 @@ class PimDevice(Device):
         roof = self.roofline(op)
         comp = op.compute
         nbytes = op.bytes / shards
-        lane_cycles = 0.0
-        if comp is not None:
-            lane_cycles = sum(c * self.host.op_cycles.get(name, 1.0)
-                              for name, c in comp.op_counts.items()
-                              if name not in ("copy", "select"))
+        lane_cycles = self._lane_cycles(op) if comp is not None else 0.0
         t_compute = math.ceil(lane_cycles / self.host.vector_lanes) / self.host.clock
         t_link = nbytes / (self.host.link_bandwidth * self._stream.efficiency)
         latency = max(max(t_compute, t_link) + self.host.link_latency, roof)
