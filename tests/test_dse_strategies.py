@@ -167,3 +167,14 @@ def test_sensitivity_recovers_main_effects_on_a_grid():
     df["z"] = df["a"] * df["b"]  # pure interaction leaves first-order shares below 1
     s = sensitivity(df, ["a", "b"], [("z", "min")])["z"]
     assert 0.3 < s.sum() < 0.99
+
+
+def test_knee_point_is_the_front_point_nearest_the_utopia_point():
+    # front (1, 10), (2, 2), (10, 1) scaled to [0, 1] per objective: (0, 1), (1/9, 1/9),
+    # (1, 0); distances to the utopia (0, 0): 1, 0.157, 1 -> the knee is (2, 2). The
+    # dominated point (5, 5) takes no part. With ``thr`` maximised the same holds mirrored.
+    df = pd.DataFrame({"status": "ok", "lat": [1.0, 2.0, 10.0, 5.0],
+                       "cost": [10.0, 2.0, 1.0, 5.0], "point_id": list("abcd")})
+    assert knee_point(df, [("lat", "min"), ("cost", "min")])["point_id"] == "b"
+    df["thr"] = -df["cost"]
+    assert knee_point(df, [("lat", "min"), ("thr", "max")])["point_id"] == "b"

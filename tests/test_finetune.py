@@ -134,3 +134,10 @@ def test_finetune_cli(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["tokens_per_s"] == pytest.approx(512 / out["step_s"])
     assert out["recompute_s"] > 0 and out["optimizer_s"] > 0
+
+
+def test_recompute_keeps_only_each_layer_input():
+    # with recompute only each layer's input (b x s x d_model, fp16) is kept for backward:
+    # gpt2-small, 12 layers of d_model 768, batch 2 x 128 tokens
+    need = training_memory(GPT2, SC, Training(recompute=True))
+    assert need["activations"] == 12 * 2 * 128 * 768 * 2

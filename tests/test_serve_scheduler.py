@@ -347,3 +347,44 @@ def test_swapped_request_comes_back_when_room_frees():
     assert sim.reqs[1].preemptions == 1 and sim.reqs[1].first_token_s < sim.reqs[0].finish_s
     assert sim.reqs[1].finish_s > sim.reqs[0].finish_s
     check_invariants(sim)
+
+
+def test_request_whose_kv_fills_the_cache_exactly_is_served():
+    # the KV holds prompt + output - 1 tokens (the last sampled token is never fed back):
+    # 10 + 3 - 1 = 12 tokens = 3 blocks of 4, exactly the cache: served, not rejected
+    cfg = EngineConfig("continuous", block_size=4, kv_blocks=3)
+    sim, reps = run([(0.0, 10, 3)], cfg)
+    sim.run()
+    assert [r.state for r in sim.reqs] == ["done"]
+    assert times(sim, 0) == [2.0, 3.1, 4.2]   # prefill 1 + 0.1 x 10, then two decodes of 1.1
+    assert reps[0].kv.peak == 3
+
+
+def test_prompt_that_is_all_cached_prefix_recomputes_its_last_token():
+    # a 32-token prompt that is entirely a cached 32-token prefix (2 blocks of 16): vLLM
+    # still computes the last prompt token to sample from, so 31 tokens are reused, 1 computed
+    reqs = [(0.0, 32, 2, 0, 32), (100.0, 32, 2, 0, 32)]
+    cfg = EngineConfig("continuous", block_size=16, kv_blocks=100, enable_prefix_caching=True)
+    sim, _ = run(reqs, cfg)
+    sim.run()
+    assert [r.cached_tokens for r in sim.reqs] == [0, 31]
+    assert [r.prefill_tokens for r in sim.reqs] == [32, 1]
+    assert times(sim, 1) == [101.1, 102.2]    # 1 + 0.1 x 1 token, then a decode of 1.1
+    check_invariants(sim)
+
+
+def test_decode_context_counts_the_new_token():
+    # a decode step at position p attends to the p cached tokens and itself: p + 1
+    cost = LinearCost()
+    sim, _ = run([(0.0, 10, 3)], EngineConfig("continuous", kv_blocks=100), cost=cost)
+    sim.run()
+    assert cost.calls == [(0, 0, ((10, 10),), 1), (1, 11, (), 1), (1, 12, (), 1)]
+
+
+def test_only_full_blocks_of_a_prefix_are_shared():
+    from sim.serve.kvcache import KVCache
+
+    # 40 prefix tokens in 16-token blocks: 2 full blocks are shared, the 8-token tail is not
+    assert KVCache(10, 16, prefix_caching=True).prefix_blocks(40) == 2
+    assert KVCache(10, 16, prefix_caching=True).prefix_blocks(32) == 2
+    assert KVCache(10, 16, prefix_caching=False).prefix_blocks(40) == 0

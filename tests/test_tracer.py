@@ -6,7 +6,7 @@ from workloads.errors import WorkloadError
 from workloads.models import get_model
 from workloads.scenario import Scenario
 from workloads.trace import COLLECTIVE
-from workloads.tracer import kv_cache_bytes, trace_model
+from workloads.tracer import kv_bytes_per_token, kv_cache_bytes, trace_model
 
 
 def _matmul_flops(trace, phase, step=None, names=None):
@@ -95,3 +95,17 @@ def test_kv_cache_bytes():
     m = get_model("llama2-7b")
     sc = Scenario(batch=2, prompt_len=100, gen_len=28)
     assert kv_cache_bytes(m, sc) == 2 * 32 * 4096 * 2 * 2 * 128
+
+
+def test_kv_bytes_per_token_replicates_kv_heads_below_tp():
+    # llama2-70b: 80 layers, 8 KV heads of 128, fp16: K and V are 2 x 80 x 8 x 128 x 2 B =
+    # 320 KiB per token; at tp 8 each device holds one KV head's share (40 KiB), at tp 16 a
+    # KV head is replicated on two devices: still one head each, not half of one
+    m = get_model("llama2-70b")
+    assert kv_bytes_per_token(m, "fp16") == 327_680
+    assert kv_bytes_per_token(m, "fp16", tp=8) == 40_960
+    assert kv_bytes_per_token(m, "fp16", tp=16) == 40_960
+    assert kv_bytes_per_token(m, "fp16", tp=8, pp=4) == 10_240   # a quarter of the layers
+    # falcon-7b has one KV head (MQA): 2 x 32 x 1 x 64 x 2 B per token, on any tp
+    falcon = get_model("falcon-7b")
+    assert kv_bytes_per_token(falcon, "fp16") == kv_bytes_per_token(falcon, "fp16", tp=4) == 8192
