@@ -304,3 +304,148 @@ def test_cpu_attention_moves_queries_not_the_kv_cache():
     assert fetched[fetched["phase"] == "decode"]["bytes"].sum() > 100 * dec["bytes"].sum()
     assert cpu_attn.metrics["tpot_s"] < gpu_attn.metrics["tpot_s"]
     assert set(cpu_attn.invariants.values()) == {"passed"}
+
+
+def test_a_lone_transfer_takes_its_route_time_and_energy(offload_runs):
+    """Without prefetch each layer's weights cross PCIe alone: a transfer takes the PCIe
+    link's latency plus host DDR's, plus its bytes at the link's sustained rate (peak x
+    efficiency); its energy is 8 bits per byte at host DDR + PCIe + GPU HBM pJ/bit."""
+    system = build_system(load_arch("a6000-offload"))
+    pcie, ddr, hbm = system.links["pcie"], system.tiers["host_ddr"], system.tiers["gpu0.hbm"]
+    trs = offload_runs[0].transfers
+    assert set(trs["route"]) == {"pcie<"} and (trs["replicas"] == 1).all()
+    # half of an OPT-30B layer's 12 d^2 fp16 weights (d = 7168), biases aside
+    assert trs["bytes"].iloc[0] == pytest.approx(12 * 7168**2 * 2 / 2, rel=1e-3)
+    route_time = pcie.latency + ddr.latency + trs["bytes"] / (pcie.bandwidth * pcie.efficiency)
+    assert np.allclose(trs["floor_s"], route_time, rtol=1e-12, atol=0)
+    assert np.allclose(trs["latency_s"], route_time, rtol=1e-9, atol=0)
+    per_bit = ddr.energy_per_bit + pcie.energy_per_bit + hbm.energy_per_bit
+    assert np.allclose(trs["energy_J"], trs["bytes"] * 8 * per_bit, rtol=1e-12, atol=0)
+
+
+def test_pipeline_stage_starts_at_its_boundary_layer(pp_run):
+    from sim.system.schedule import stage_of_layers
+
+    # 4 layers on 2 stages: embedding (-1), layers 0, 1 on stage 0; layers 2, 3, head on 1
+    assert stage_of_layers(4, 2) == [0, 0, 0, 1, 1, 1]
+    # llama2-7b's 32 layers on 2 stages: layer 15 is the last of gpu0, 16 the first of gpu1;
+    # the activations into layer 16 are sent by gpu0
+    ops = pp_run.ops
+    send = ops["op"] == "pp_send"
+    assert set(ops[ops["layer"] == 15]["stream"]) == {"gpu0.compute"}
+    assert set(ops[(ops["layer"] == 16) & ~send]["stream"]) == {"gpu1.compute"}
+    assert set(ops[send]["layer"]) == {16} and set(ops[send]["stream"]) == {"gpu0.compute"}
+
+
+# two GPUs behind one PCIe switch whose uplink reaches host DDR; CXL memory behind host DDR
+SHARED_UPLINK = """\
+name: box2
+type: system
+components:
+  gpu: {kind: device, arch: h100, count: 2}
+  nvswitch: {kind: switch}
+  pswitch: {kind: switch}
+  host_ddr: {kind: memory, memory: ddr5, capacity: 512 GiB, bandwidth: 300 GB/s}
+  cxl_mem: {kind: memory, memory: cxl, capacity: 256 GiB, bandwidth: 64 GB/s}
+links:
+  nvlink: {between: [gpu, nvswitch], kind: nvlink, bandwidth: 450 GB/s}
+  pcie: {between: [gpu, pswitch], kind: pcie, bandwidth: 64 GB/s}
+  uplink: {between: [pswitch, host_ddr], kind: pcie, bandwidth: 64 GB/s}
+  cxl: {between: [host_ddr, cxl_mem], kind: cxl, bandwidth: 64 GB/s}
+"""
+
+
+@pytest.fixture(scope="module")
+def shared_uplink(tmp_path_factory):
+    path = tmp_path_factory.mktemp("box2") / "box2.yaml"
+    path.write_text(SHARED_UPLINK)
+    return load_arch(path)
+
+
+def test_tensor_parallel_shards_share_the_uplink_not_the_private_port(shared_uplink):
+    """At tp 2 each GPU fetches its own half of a layer: the representative's transfer is
+    simulated, its own PCIe port carries its shard, the switch's uplink and host DDR carry
+    both shards."""
+    model = get_model("gpt2-small")
+    sc = Scenario(batch=1, prompt_len=16, gen_len=2, tp=2)
+    run = simulate(shared_uplink, model, sc, placement=parse_placement("weights=host_ddr"))
+    trs = run.transfers
+    # 12 layers x 2 steps, each half of a layer's 12 d^2 fp16 weights (d = 768), biases aside
+    assert len(trs) == 24 and (trs["replicas"] == 2).all()
+    shard = trs["bytes"].sum()
+    assert shard == pytest.approx(24 * 12 * 768**2 * 2 / 2, rel=1e-3)
+    res = run.resources.set_index("resource")["bytes"]
+    assert res["pcie.gpu0<"] == pytest.approx(shard, rel=1e-12)
+    assert res["uplink<"] == pytest.approx(2 * shard, rel=1e-12)
+    assert res["host_ddr"] == pytest.approx(2 * shard, rel=1e-12)
+
+
+def test_a_shared_tier_offers_each_device_in_use_its_share(shared_uplink):
+    from sim.system.budget import place_on_system
+
+    # host DDR (512 GiB) is reached by both GPUs: at tp 1 one device may put 300 GiB there,
+    # at tp 2 each device only gets 256 GiB of it
+    system = build_system(shared_uplink)
+    spec = parse_placement("weights=host_ddr")
+    need = {"weights": 300 * 2**30}
+    assert place_on_system(system, spec, need, 1).on_tier("host_ddr") == 300 * 2**30
+    with pytest.raises(SimError, match="host_ddr"):
+        place_on_system(system, spec, need, 2)
+
+
+def test_staging_needs_prefetch_plus_one_consecutive_layers():
+    from types import SimpleNamespace
+
+    from sim.system.budget import check_staging
+    from sim.system.plan import Plan, Transfer
+
+    system = build_system(load_arch("a6000-offload"))
+    cap = system.tiers["gpu0.hbm"].capacity
+    # half the GPU memory resident; four runs of 0.15 of it staged: prefetch p holds p + 1
+    # runs at once (0.65, 0.8, 0.95 of the memory for p = 0, 1, 2; 1.1 for p = 3)
+    plan = Plan(streams={}, transfers=[
+        Transfer(i, "w", "weights", "gpu0.copy", "host_ddr", "gpu0.hbm", 0.15 * cap, 1, (),
+                 (), 0.0, 0.0, release=10 * (i + 1)) for i in range(4)])
+    placed = SimpleNamespace(on_tier=lambda tier: 0.5 * cap)
+    for p in (0, 1, 2):
+        check_staging(system, plan, placed, Policies(prefetch=p))
+    with pytest.raises(SimError, match="staging 4 layer"):
+        check_staging(system, plan, placed, Policies(prefetch=3))
+
+
+def test_a_buffer_freed_when_another_is_filled_is_not_counted_twice():
+    from sim.system.usage import occupancy_peak
+
+    # A (10 B) is released by op 0, which ends at 1 s, the instant B (10 B) starts: at most
+    # 10 B are staged at once; C lands in place (release -2) and stages nothing
+    trs = pd.DataFrame({"release_op": [0, 1, -2], "dst": ["hbm", "hbm", "hbm"],
+                        "start_s": [0.0, 1.0, 0.5], "end_s": [0.5, 1.5, 0.7],
+                        "bytes": [10.0, 10.0, 99.0]})
+    assert occupancy_peak(trs, np.array([1.0, 2.0])) == {"hbm": 10.0}
+    trs.loc[1, "start_s"] = 0.9      # B starts before A is freed: both held
+    assert occupancy_peak(trs, np.array([1.0, 2.0])) == {"hbm": 20.0}
+
+
+def test_uncontended_resource_is_busy_for_its_bytes_at_its_bandwidth():
+    from types import SimpleNamespace
+
+    from sim.system.plan import Plan
+    from sim.system.usage import resource_table
+
+    # a link only one stream loads (pruned from the engine): 50 B at 100 B/s is 0.5 s busy,
+    # a quarter of a 2 s run
+    plan = Plan(streams={}, quiet={"nvlink>": (100.0, 50.0)})
+    table = resource_table(SimpleNamespace(resources={}), plan, 2.0, {}).frame()
+    row = table.set_index("resource").loc["nvlink>"]
+    assert row["busy_s"] == pytest.approx(0.5) and row["utilisation"] == pytest.approx(0.25)
+    assert row["bytes"] == 50.0 and not row["contended"]
+
+
+def test_capacity_invariant_catches_a_tier_one_ppm_over():
+    ops = pd.DataFrame({"id": [0], "end_s": [1.0], "latency_s": [1.0], "stream": ["s"]})
+    empty_trs = pd.DataFrame({c: [] for c in ("start_s", "end_s", "latency_s", "floor_s")})
+    empty_res = pd.DataFrame({c: [] for c in ("resource", "bytes", "routed_bytes", "busy_s")})
+    cap = {"gpu0.hbm": 80e9}
+    assert check_system_invariants(ops, empty_trs, empty_res, cap, {"gpu0.hbm": 80e9})
+    with pytest.raises(InvariantError, match="over its capacity"):
+        check_system_invariants(ops, empty_trs, empty_res, cap, {"gpu0.hbm": 80e9 * 1.000001})

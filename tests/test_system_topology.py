@@ -242,3 +242,18 @@ def test_optional_section_without_schema_is_a_one_line_error(tmp_path, monkeypat
                                                  "optional": ("no_such_section",)})
     msg = _bad(tmp_path, SYSTEM + "no_such_section: {}\n")
     assert "no_such_section" in msg and "no schema" in msg
+
+
+def test_a_memory_behind_another_memory_is_shared_by_no_device(tmp_path):
+    # host DDR is reached by each GPU over its own PCIe link; a CXL card hangs off host DDR
+    # only: no device reaches it directly or through switches; a pool on the NVSwitch is
+    # reached by both GPUs through the switch
+    text = SYSTEM.replace("links:\n", "  cxl_mem: {kind: memory, memory: cxl, capacity: 1 TiB, "
+                                       "bandwidth: 64 GB/s}\n  pool: {kind: memory, memory: ddr5, "
+                                       "capacity: 1 TiB, bandwidth: 64 GB/s}\nlinks:\n")
+    text += ("  cxl: {between: [host_ddr, cxl_mem], kind: cxl, bandwidth: 64 GB/s}\n"
+             "  fabric: {between: [nvswitch, pool], kind: nvlink, bandwidth: 64 GB/s}\n")
+    s = build_system(load_arch(_write(tmp_path, text)))
+    assert s.tiers["host_ddr"].shared_by == ("gpu0", "gpu1")
+    assert s.tiers["pool"].shared_by == ("gpu0", "gpu1")
+    assert s.tiers["cxl_mem"].shared_by == ()
