@@ -144,3 +144,48 @@ def test_pipeline_stages_add_their_activation_sends(l7b):
                                                                             rel=1e-9)
     # each device holds a quarter of the layers' KV
     assert four.kv_bytes_per_token() == pytest.approx(one.kv_bytes_per_token() / 4)
+
+
+def test_iteration_energy_counts_every_device_of_the_replica(l7b):
+    """A tp 2 prompt pass costs the energy of both devices: every shard of each op and each
+    rank's part of each collective, read from ``xpusim run``'s op table (whose collective rows
+    count one rank: shards 1), and takes the run's time."""
+    dgx = load_arch("dgx-h100")
+    res = simulate(dgx, l7b, Scenario(batch=1, prompt_len=200, gen_len=1, tp=2,
+                                      attention="flash"))
+    ops = res.ops
+    coll = ops["op_class"] == "communication"
+    assert set(ops[coll]["shards"]) == {1} and set(ops[~coll]["shards"]) == {2}
+    want = ops[~coll]["energy_J"].sum() + 2 * ops[coll]["energy_J"].sum()
+    it = IterationModel(dgx, l7b, tp=2, attention="flash").iteration(0, 0, [(200, 200)], 1)
+    assert it.seconds == pytest.approx(res.metrics["ttft_s"], rel=1e-9)
+    assert it.energy_J == pytest.approx(want, rel=1e-9)
+
+
+def test_decode_attention_runs_at_the_mean_kv_length_rounded_up(h100, l7b):
+    # two requests with 513 tokens of KV in all: the batched kernel runs at 257 each (rounded
+    # up, never reading less KV than the batch holds): as 514 tokens, not as 512 (which
+    # reads less KV and here runs faster)
+    im = IterationModel(h100, l7b, exact_tokens=10**6)
+    odd, up, down = (im.iteration(2, ctx, [], 2) for ctx in (513, 514, 512))
+    assert (odd.seconds, odd.energy_J) == (up.seconds, up.energy_J)
+    assert odd.seconds > down.seconds and odd.energy_J > down.energy_J
+
+
+def test_async_software_charges_prefilling_sequences_too(h100, l7b):
+    # 2 decodes + 1 prefill chunk: per_step once, per_request for each of the 3 sequences
+    sw = dataclasses.replace(h100.sections["software"], mode="async", per_step=1e-3,
+                             per_request=1e-4, dispatch={"default": 0.0})
+    arch = dataclasses.replace(h100, sections={**h100.sections, "software": sw})
+    batch = (2, 2 * 100, [(50, 50)], 3)
+    ideal = IterationModel(h100, l7b).iteration(*batch).seconds
+    slow = IterationModel(arch, l7b).iteration(*batch).seconds
+    assert slow - ideal == pytest.approx(1e-3 + 3 * 1e-4, rel=1e-9)
+
+
+def test_swap_link_is_pcie_at_its_achievable_rate(h100, l7b):
+    # the H100 preset's PCIe: 64 GB/s peak at 85 % efficiency
+    name, bw = IterationModel(h100, l7b).host_link()
+    pcie = h100.sections["interconnect"]["pcie"]
+    assert name == "pcie" and (pcie.bandwidth, pcie.efficiency) == (64e9, 0.85)
+    assert bw == pytest.approx(64e9 * 0.85, rel=1e-12)
