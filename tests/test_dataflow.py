@@ -306,3 +306,11 @@ def test_unfused_call_pays_program_argument_and_hbm_latency(socket):
     pl = place([dev.stage_of(op, fused=False)], dev.arch)
     cost = dev.estimate(op)
     assert cost.latency == pytest.approx(pl.seconds + 10e-6 + 1e-6 + 0.5e-6, rel=1e-12)
+
+
+def test_a_tile_more_than_the_pcus_takes_a_second_wave(socket):
+    # 11 GEMM tiles on 10 PCUs: two waves of (k + stages + lanes - 1) cycles each
+    d = socket.dataflow
+    per_tile = (512 + d.stages + d.lanes - 1) / d.clock
+    assert stage_seconds(_gemm("g", 11, socket), socket, 10) == pytest.approx(2 * per_tile)
+    assert stage_seconds(_gemm("g", 10, socket), socket, 10) == pytest.approx(per_tile)

@@ -55,3 +55,12 @@ def test_bad_einsums_rejected():
         Einsum("e", TensorRef("Y", ("m",)), (), (("m", 0),))
     with pytest.raises(ValueError, match="operator"):
         Einsum("e", TensorRef("Y", ("m",)), (), (("m", 2),), map_op="frobnicate")
+
+
+def test_an_operand_used_twice_is_read_once():
+    # g_sq = g * g over 1,000 fp16 elements: 1,000 multiplies; g read once (2 kB), the
+    # fp32 output written once (4 kB)
+    g = TensorRef("g", ("n",), "fp16")
+    sq = elementwise("g_sq", TensorRef("g_sq", ("n",), "fp32"), (g, g), {"n": 1000}, "mul")
+    assert sq.flops == 1000
+    assert sq.min_bytes == 1000 * 2 + 1000 * 4

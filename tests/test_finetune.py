@@ -141,3 +141,18 @@ def test_recompute_keeps_only_each_layer_input():
     # gpt2-small, 12 layers of d_model 768, batch 2 x 128 tokens
     need = training_memory(GPT2, SC, Training(recompute=True))
     assert need["activations"] == 12 * 2 * 128 * 768 * 2
+
+
+def test_gradients_take_the_gradient_dtype():
+    # fp32 gradients of fp16 weights: 4 B per parameter (ZeRO-Offload keeps fp16: 2 B)
+    p = GPT2.param_count()
+    assert training_memory(GPT2, SC, Training(grad_dtype="fp32"))["gradients"] == 4 * p
+    assert training_memory(GPT2, SC, Training(grad_dtype="fp16"))["gradients"] == 2 * p
+
+
+def test_tensor_parallel_splits_the_model_state_per_device():
+    # at tp 2 each device holds half of every parameter's weight, gradient and Adam state
+    p = GPT2.param_count()
+    sc = Scenario(batch=2, prompt_len=128, gen_len=1, tp=2)
+    need = training_memory(GPT2, sc, Training())
+    assert (need["weights"], need["gradients"], need["optimizer"]) == (p, p, 6 * p)

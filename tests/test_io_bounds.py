@@ -33,3 +33,12 @@ def test_no_schedule_beats_the_bound():
 def test_too_small_memory():
     with pytest.raises(ValueError, match="too small"):
         best_attention_io(1024, 64, 2)
+
+
+def test_fused_io_counts_a_partial_query_block():
+    # N = 10, d = 1, M = 35 words: Bk = 1 fits Bq = (35 - 2) // (2 + 1 + 2) = 6 queries, so
+    # ceil(10 / 6) = 2 query blocks each stream K and V (2 N d = 20 words), plus Q in and O
+    # out (2 N d = 20): 60 words (Bk = 2, Bq = 5 ties). Tiled (b = 3 <= sqrt(35 / 3)) needs
+    # 2 N^2 d / b x 2 + N^2 + N d + N = 253
+    s = best_attention_io(10, 1, 35)
+    assert s.family == "fused" and s.io_words == 60
