@@ -156,3 +156,13 @@ def test_tensor_parallel_splits_the_model_state_per_device():
     sc = Scenario(batch=2, prompt_len=128, gen_len=1, tp=2)
     need = training_memory(GPT2, sc, Training())
     assert (need["weights"], need["gradients"], need["optimizer"]) == (p, p, 6 * p)
+
+
+def test_without_recompute_every_op_output_of_a_layer_is_kept():
+    # gpt2-small (h = 768, a = 12 heads), b = 2, s = 128, fp16. Kept per layer, in b s h
+    # units: ln 1, qkv 3, attention output 1, o_proj 1, residual 1, ln 1, ffn up 4, GELU 4,
+    # ffn down 1, residual 1 = 18; plus the scores and their softmax, a b s^2 each. A
+    # layer norm's or softmax's inner steps (mean, variance, max, exp, sum) are not kept.
+    b, s, h, a = 2, 128, 768, 12
+    need = training_memory(GPT2, SC, Training())
+    assert need["activations"] == 12 * 2 * (18 * b * s * h + 2 * a * b * s * s)
