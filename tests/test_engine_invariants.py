@@ -105,3 +105,45 @@ def test_model_that_does_not_fit():
         simulate(load_arch("a100-40gb"), get_model("llama2-70b"), Scenario(batch=1))
     with pytest.raises(SimError, match="--tp"):
         simulate(load_arch("h100"), get_model("llama2-70b"), Scenario(batch=1, tp=2))
+
+
+def test_invariants_catch_an_op_a_tenth_of_a_ppm_below_its_roofline(small):
+    tr, table = _table(small)
+    i = int(np.argmax(table["roofline_s"].to_numpy()))
+    table.loc[i, "end_s"] = table.loc[i, "start_s"] + table.loc[i, "roofline_s"] * (1 - 1e-7)
+    table["latency_s"] = table["end_s"] - table["start_s"]
+    with pytest.raises(InvariantError, match="below its roofline"):
+        check_invariants(tr, table)
+
+
+def _compact_table(small):
+    arch, model, _ = small
+    from sim.devices.base import device_for
+
+    # eight tokens: the decode steps after the second are held as arrays (deps as arrays)
+    tr = trace_model(model, Scenario(batch=2, prompt_len=64, gen_len=8), compact=True)
+    assert tr.is_compact
+    tl = Engine({"device0": device_for(arch, "tile")}).run(tr)
+    return tr, op_table(tr, tl)
+
+
+@pytest.mark.parametrize("held", ["ops", "arrays"])
+def test_invariants_catch_an_op_starting_half_a_nanosecond_early(small, held):
+    tr, table = _table(small) if held == "ops" else _compact_table(small)
+    # op 5 (softmax of the first layer) depends on op 4 (the scores)
+    assert check_invariants(tr, table)["dependencies_respected"] == "passed"
+    # a new column: a one-stream run's start_s and end_s may share memory (start of op i + 1
+    # = end of op i), so an edit in place would move op 4's end too
+    start = table["start_s"].to_numpy().copy()
+    start[5] = table.loc[4, "end_s"] - 0.5e-9
+    table["start_s"] = start
+    table["latency_s"] = table["end_s"] - table["start_s"]
+    with pytest.raises(InvariantError, match="op 5 .* started before its dependency 4"):
+        check_invariants(tr, table)
+
+
+def test_invariants_catch_flops_off_by_a_part_in_ten_billion(small):
+    tr, table = _table(small)
+    table.loc[3, "flops"] += table["flops"].sum() * 1e-10
+    with pytest.raises(InvariantError, match="flops not conserved"):
+        check_invariants(tr, table)

@@ -388,3 +388,35 @@ def test_only_full_blocks_of_a_prefix_are_shared():
     assert KVCache(10, 16, prefix_caching=True).prefix_blocks(40) == 2
     assert KVCache(10, 16, prefix_caching=True).prefix_blocks(32) == 2
     assert KVCache(10, 16, prefix_caching=False).prefix_blocks(40) == 0
+
+
+def test_goodput_counts_the_mean_time_between_tokens_against_its_slo():
+    from sim.serve.metrics import parse_slo
+
+    sim, _ = run(THREE, EngineConfig("continuous", max_num_seqs=2, kv_blocks=100))
+    sim.run()
+    # tokens (test_continuous_batching_hand_count): request 0 at 3.0, 6.2, 7.3 (mean TBT
+    # (3.2 + 1.1) / 2 = 2.15 s > 1.5 s: missed); request 1 one token (no TBT); request 2 at
+    # 5.0, 6.2 (1.2 s): 2 of 3 within the SLO over the 7.3 s run
+    res = finish(sim, parse_slo("tbt=1.5s"))
+    assert res.metrics["requests_within_slo"] == 2
+    assert res.metrics["goodput_req_s"] == pytest.approx(2 / 7.3)
+    # request 2 waits in the queue until request 1 leaves at 3.0 s; its first token is at 5.0
+    assert res.requests["queue_s"].tolist() == [0.0, 0.0, 3.0]
+    assert res.requests["ttft_s"].tolist() == [3.0, 3.0, 5.0]
+
+
+def test_static_energy_counts_every_device_of_every_replica():
+    class TwoDevices(LinearCost):
+        def static_power(self) -> float:
+            return 100.0
+
+    cost = TwoDevices()
+    cost.devices = 2
+    sim, _ = run([(0.0, 10, 3)], EngineConfig("continuous", kv_blocks=100), cost=cost,
+                 replicas=2)
+    sim.run()
+    # 4.2 s (2.0 + 1.1 + 1.1) x 2 replicas x 2 devices x 100 W
+    res = finish(sim, price_per_hour=36.0)
+    assert res.metrics["static_energy_J"] == pytest.approx(4.2 * 2 * 2 * 100.0)
+    assert res.metrics["cost_usd"] == pytest.approx(36.0 * 2 * 4.2 / 3600)
