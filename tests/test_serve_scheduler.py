@@ -420,3 +420,16 @@ def test_static_energy_counts_every_device_of_every_replica():
     res = finish(sim, price_per_hour=36.0)
     assert res.metrics["static_energy_J"] == pytest.approx(4.2 * 2 * 2 * 100.0)
     assert res.metrics["cost_usd"] == pytest.approx(36.0 * 2 * 4.2 / 3600)
+
+
+def test_kv_swap_moves_blocks_between_the_cache_and_the_host_pool():
+    from sim.serve.kvcache import KVCache
+
+    kv = KVCache(8, 16, swap_capacity=6)
+    kv.allocate(5)
+    kv.swap_out(4)                     # 4 of the 5 blocks go to the host: 1 left here
+    assert (kv.used, kv.swap_used) == (1, 4)
+    assert kv.can_swap_out(2) and not kv.can_swap_out(3)
+    kv.swap_in(4)                      # and come back
+    assert (kv.used, kv.swap_used) == (5, 0)
+    assert kv.can_swap_out(6)

@@ -449,3 +449,26 @@ def test_capacity_invariant_catches_a_tier_one_ppm_over():
     assert check_system_invariants(ops, empty_trs, empty_res, cap, {"gpu0.hbm": 80e9})
     with pytest.raises(InvariantError, match="over its capacity"):
         check_system_invariants(ops, empty_trs, empty_res, cap, {"gpu0.hbm": 80e9 * 1.000001})
+
+
+def test_pipeline_sends_load_the_route_with_each_micro_batch_activations(pp_run):
+    # 4 micro-batches of 2 sequences x 128 tokens x 4096 fp16 cross from gpu0 to gpu1 once
+    # (one stage boundary): 4 x 2 MiB out of gpu0's NVLink port and into gpu1's
+    res = pp_run.resources.set_index("resource")["bytes"]
+    sent = 4 * 2 * 128 * 4096 * 2
+    assert res["nvlink.gpu0>"] == sent and res["nvlink.gpu1<"] == sent
+
+
+def test_collectives_load_the_port_with_ring_algorithm_bytes():
+    """tp 4: a ring all-reduce sends 2 (g - 1) / g of the buffer from each rank, an
+    all-gather (g - 1) / g of the gathered result. llama2-7b, 2 sequences of 64 tokens then
+    one decode step: 130 tokens x 32 layers x 2 all-reduces of 4096 fp16; the logits (32,000
+    fp16, 8,000 per rank) of the 4 sampled tokens are gathered."""
+    sc = Scenario(batch=2, prompt_len=64, gen_len=2, tp=4, microbatches=2)
+    run = simulate(load_arch("dgx-h100"), get_model("llama2-7b"), sc,
+                   policies=Policies(overlap=True))
+    allreduce = 130 * 32 * 2 * 4096 * 2 * (2 * 3 / 4)
+    allgather = 4 * 32000 * 2 * (3 / 4)
+    res = run.resources.set_index("resource")["bytes"]
+    assert res["nvlink.gpu0>"] == pytest.approx(allreduce + allgather, rel=1e-12)
+    assert res["nvlink.gpu0<"] == pytest.approx(allreduce + allgather, rel=1e-12)
