@@ -100,10 +100,6 @@ CONTENTION_FREE = True
 #: waking that stream (:func:`lead_of`); False: that stream wakes and runs it, which gives
 #: the same floats with more events
 LEAD_ADOPTION = True
-#: a run led by an adoption also takes ops beside its own (the lead stamped alone first, the
-#: rest with ops beside from its end); False: such a run ends where its first op beside
-#: would go, which gives the same floats with more events
-LEAD_BESIDE = True
 
 
 _NONE = np.zeros(0, dtype=np.int64)   # no adoptions in a run
@@ -480,9 +476,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         return f, t
 
     def with_ops_beside(run: np.ndarray, after: list[int], ys_arr: np.ndarray, name: str,
-                        memory, t0: float) -> tuple[int, float]:
-        """Stamp ``run`` from ``t0`` (s) while another stream's ops ``ys_arr`` (int64) run
-        beside it:
+                        memory) -> tuple[int, float]:
+        """Stamp ``run`` from now while another stream's ops ``ys_arr`` (int64) run beside it:
         ``ys_arr[j]``
         starts where ``run[after[j]]`` ends, its memory traffic shared with the run's ops
         until it is done (:func:`beside_window`), and an op of the run that waits for it
@@ -494,9 +489,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         z_pos, z_of, wanted = _waiting_positions(run, ys_arr, waited_sorted, waiter_by_waited)
         if not COMPILED_BESIDE or (op_loads and (single[run].any() or single[ys_arr].any())):
             j, t, taken = python_beside(run, after, ys_arr.tolist(), name, memory, z_pos,
-                                        z_of, t0)
+                                        z_of)
         else:
-            j, t, taken = compiled_beside(run, after, ys_arr, name, memory, z_pos, z_of, t0)
+            j, t, taken = compiled_beside(run, after, ys_arr, name, memory, z_pos, z_of)
         beside_taken[0] = taken
         if not taken:
             return j, t
@@ -565,8 +560,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     stamp_quiet = getattr(checked_quiet, "unchecked", checked_quiet)
 
     def compiled_beside(run: np.ndarray, after: list[int], ys: np.ndarray, name: str,
-                        memory, z_pos: np.ndarray, z_of: np.ndarray, t0: float
-                        ) -> tuple[int, float, int]:
+                        memory, z_pos: np.ndarray, z_of: np.ndarray) -> tuple[int, float, int]:
         """:func:`python_beside` by :func:`sim.beside_kernel.stamp_beside` (no link loads).
         (positions stamped, when the last ends, ops beside taken; their ends in
         ``y_end_buf``)."""
@@ -596,15 +590,14 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         y_end_buf = np.empty(len(ys))
         j, t, taken, moved, busy, last = stamp_beside(
             run.astype(np.int64, copy=False), cuts, place_pos, ys, wait_pos, wait_ptr,
-            z_of[order], t0, lat_all, dur_all, size_all, stream64, free, rate_ok,
+            z_of[order], env.now, lat_all, dur_all, size_all, stream64, free, rate_ok,
             memory.rate, quiet, limit_of, memory.bytes_moved, memory.busy_time, memory._last,
             start, end, y_end_buf)
         memory.bytes_moved, memory.busy_time, memory._last = moved, busy, last
         return j, t, taken
 
     def python_beside(run: np.ndarray, after: list[int], ys: list[int], name: str, memory,
-                      z_pos: np.ndarray, z_of: np.ndarray, t0: float
-                      ) -> tuple[int, float, int]:
+                      z_pos: np.ndarray, z_of: np.ndarray) -> tuple[int, float, int]:
         """The loop of :func:`with_ops_beside` over the run's cut positions, in Python (ops
         with link loads). (positions stamped, when the last ends, ops beside taken; their
         ends in ``y_end_buf``)."""
@@ -615,7 +608,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         for p, q in sorted(zip(z_pos.tolist(), z_of.tolist(), strict=True)):
             waiting.setdefault(p, []).append(ys[q])
         cuts = sorted(set(places) | set(waiting) | {len(run)})
-        t, j, y_end = t0, 0, {}
+        t, j, y_end = env.now, 0, {}
         taken: list[float] = []
         stream_free = dict(busy_until)     # when a sleeping stream ends what it runs
         bound: dict = {}
@@ -748,8 +741,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                                      *scan_streams)
         if e < k and lead < 0:
             return e, env.now
-        if lead >= 0 and count and not LEAD_BESIDE:   # the run ends where the first would go
-            e, last_adopts, count = int(beside_pos[0]), False, 0
+        if lead >= 0 and count:   # no ops beside after a lead: the run ends where the first
+            e, last_adopts, count = int(beside_pos[0]), False, 0   # would go (as with none)
         # (position, the op run beside the one there), dropping those at or after the run's
         # end: nothing of the run would go beside them
         if count:
@@ -765,25 +758,18 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         else:
             at = xs = ys = _NONE
         busy = (name,)
-        t0 = env.now
-        if lead >= 0 and count:     # the lead alone, then the run with its ops beside
-            f, t0 = stamp_alone(np.array((lead,), dtype=np.int64), memory, busy, t0, {})
-            if f == 0:
-                moved_on(lead_code, lead, resumed)   # not taken: it sleeps on it again
-                return k - 2, env.now
-        elif lead >= 0:
+        if lead >= 0:
             run = np.concatenate((np.array((lead,), dtype=run.dtype), run))
         if count:
             # where each op run beside goes: after its op's place in the run
             beside_at, beside_of = beside_pos[:count] - k, beside_ys[:count].copy()
             after = (beside_at + at.searchsorted(beside_at, "right")).tolist()
-            f, t = with_ops_beside(run, after, beside_of, name, memory, t0)
+            f, t = with_ops_beside(run, after, beside_of, name, memory)
             got, wanted = beside_taken[0], count
             beside_cap[name] = min(MAX_BESIDE, 2 * wanted if got == wanted else
                                    max(MIN_BESIDE, 2 * got))
-            f += lead >= 0          # the lead, stamped before them
         else:
-            f, t = stamp_alone(run, memory, busy, t0, {})
+            f, t = stamp_alone(run, memory, busy, env.now, {})
         if f == 0:
             if lead < 0:
                 return k - 1, env.now

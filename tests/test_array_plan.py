@@ -36,7 +36,7 @@ CASES = {
                                                       "gen_len": 8, "tp": 2, "pp": 2,
                                                       "microbatches": 4}, True),
     # four stages: a stage's send waits on the stage before's send through two streams
-    # (sim/bound_kernel.py follows that wait), and runs led by an adoption take ops beside
+    # (sim/bound_kernel.py follows that wait)
     "tp2-pp4-mb4-overlap": ("dgx-h100", "llama2-7b", {"batch": 8, "prompt_len": 64,
                                                       "gen_len": 8, "tp": 2, "pp": 4,
                                                       "microbatches": 4}, True),
@@ -148,21 +148,6 @@ def test_a_run_adopts_first_the_collective_its_last_op_signalled(monkeypatch):
     assert off.resources.equals(on.resources)
     assert tl_off.lead_runs == 0 < tl_on.lead_runs
     assert tl_off.engine_events - tl_on.engine_events >= 2 * tl_on.lead_runs
-
-
-def test_a_run_led_by_an_adoption_takes_ops_beside_its_own(monkeypatch):
-    # a led run whose scan finds an op of another stream to run beside its own stamps the
-    # lead alone, then the rest with the op beside (engine_arrays.LEAD_BESIDE) instead of
-    # ending where that op would go: the same floats, fewer events
-    runs = {}
-    for beside in (False, True):
-        monkeypatch.setattr(engine_arrays, "LEAD_BESIDE", beside)
-        runs[beside] = _simulate("tp2-pp4-mb4-overlap")
-    off, on = runs[False], runs[True]
-    for col in off.ops.columns:
-        assert off.ops[col].equals(on.ops[col]), col
-    assert off.resources.equals(on.resources)
-    assert on.metrics["engine_events"] < off.metrics["engine_events"]
 
 
 def _plans(name):
