@@ -42,12 +42,11 @@ def _gap(o, p0, p1, cum_ptr, cum, slack):
 
 
 @njit(cache=True, error_model="numpy")
-def _end_near(e, now, cum_ptr, cum, dur, st_kind, st_t, st_op, position, owner, end, slack):
-    """A time (s) op ``e``, not signalled, ends no earlier than: its end where stamped; else
-    its stream's next op starts no earlier than the stream's state allows (busy until
-    ``st_t``; waiting or not started: now), then the ops between and ``e`` itself each take
-    at least their durations alone. An op before the stream's next op, not stamped, is the
-    one it runs now on the per-op path (busy until at least ``st_t``) or one being stamped in
+def _settled_end(e, now, st_kind, st_t, st_op, position, owner, end):
+    """What op ``e``, not signalled, ends no earlier than where no walk along its stream is
+    needed (NaN where one is): its end where stamped; now where its stream has not started;
+    where ``e`` lies before its stream's next op (or the stream has none left), the op the
+    stream runs now on the per-op path (busy until at least ``st_t``) or one being stamped in
     this instant (now)."""
     t = end[e]
     if t == t:
@@ -57,12 +56,26 @@ def _end_near(e, now, cum_ptr, cum, dur, st_kind, st_t, st_op, position, owner, 
     p = st_op[o]
     if kind == NOT_STARTED:
         return now
-    if p < 0:       # its last op, run now on the per-op path: busy until at least st_t
+    if p < 0:
         return max(st_t[o], now) if kind == BUSY else now
     pe, pp = position[e], position[p]
     if pe < pp:
         return max(st_t[o], now) if kind == BUSY and pe == pp - 1 else now
-    t = st_t[o] if kind == BUSY else now
+    return math.nan
+
+
+@njit(cache=True, error_model="numpy")
+def _end_near(e, now, cum_ptr, cum, dur, st_kind, st_t, st_op, position, owner, end, slack):
+    """A time (s) op ``e``, not signalled, ends no earlier than (:func:`_settled_end`, else):
+    its stream's next op starts no earlier than the stream's state allows (busy until
+    ``st_t``; waiting: now), then the ops between and ``e`` itself each take at least their
+    durations alone."""
+    t = _settled_end(e, now, st_kind, st_t, st_op, position, owner, end)
+    if t == t:
+        return t
+    o = owner[e]
+    pe, pp = position[e], position[st_op[o]]
+    t = st_t[o] if st_kind[o] == BUSY else now
     return max(t + _gap(o, pp, pe, cum_ptr, cum, slack), now) + dur[e]
 
 
@@ -85,19 +98,12 @@ def _end_after(e, now, cum_ptr, cum, dur, st_kind, st_t, st_op, wait_at, wait_on
     """:func:`_end_near` of op ``e`` one wait deeper: a waiting stream's next op starts no
     earlier than what it waits for ends, and ``e`` itself no earlier than what it waits for
     ends (each by :func:`_end_near`)."""
-    t = end[e]
+    t = _settled_end(e, now, st_kind, st_t, st_op, position, owner, end)
     if t == t:
         return t
     o = owner[e]
-    kind = st_kind[o]
-    p = st_op[o]
-    if kind == NOT_STARTED:
-        return now
-    if p < 0:       # its last op, run now on the per-op path: busy until at least st_t
-        return max(st_t[o], now) if kind == BUSY else now
+    kind, p = st_kind[o], st_op[o]
     pe, pp = position[e], position[p]
-    if pe < pp:
-        return max(st_t[o], now) if kind == BUSY and pe == pp - 1 else now
     if kind == BUSY:
         t = st_t[o]
     else:
