@@ -82,7 +82,7 @@ def _end_near(e, now, cum_ptr, cum, dur, st_kind, st_t, st_op, position, owner, 
 @njit(cache=True, error_model="numpy")
 def _waits_end(i, t, now, cum_ptr, cum, dur, st_kind, st_t, st_op, wait_at, wait_on, done,
                owner, position, end, slack):
-    """The latest of ``t`` and :func:`_end_near` of each op op ``i`` waits for, not yet
+    """The latest of ``t`` and :func:`_end_near` of each op that op ``i`` waits for, not yet
     signalled (s)."""
     for q in range(wait_at[i], wait_at[i + 1]):
         d = wait_on[q]

@@ -100,8 +100,7 @@ def _flat_choice(kind: str, nbytes: float, p: int, link: LinkHw,
     among ``p`` ranks of one link: the ring (inside a node NCCL's tree is a chain with as many
     hops as the ring; all-reduces across nodes are :func:`_multinode_allreduce`'s).
     ``channels``: NCCL's channels in the node (0: none modelled); the call is picked at full
-    bandwidth, as NCCL's
-    tuning does, then runs on the channels NCCL's enqueue gives its size
+    bandwidth, as NCCL's tuning does, then runs on the channels NCCL's enqueue gives its size
     (:func:`nccl_tuning.channel_share`).
     """
     best: tuple[float, str, str, int] | None = None
