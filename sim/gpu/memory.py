@@ -51,4 +51,3 @@ def stream_time(hw: GpuHw, nbytes: float, ctas: int, slots: int, inflight: float
     ctas = max(int(ctas), 1)
     t, _ = uniform_stream_time(hw, ctas, nbytes / ctas, slots, inflight, efficiency)
     return t
-
