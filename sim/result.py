@@ -157,9 +157,12 @@ def op_columns(trace: Trace, timeline: Timeline,
 
     column = ops_column
     shards = np.maximum(column("shards", np.int64), 1).astype(float)
-    e_compute = per_cost(lambda c: c.energy.get("compute", 0.0)) * shards
-    e_link = per_cost(lambda c: c.energy.get("link", 0.0)) * shards
-    e_total = per_cost(lambda c: c.energy_total) * shards
+    held = compact if compact is not None else arrays   # devices paying each op's cost
+    ranks = _per_kind_ranks(held.kinds)[held.kind] if held is not None else \
+        np.array([cost_ranks(op.collective, op.shards) for op in trace.ops], dtype=float)
+    e_compute = per_cost(lambda c: c.energy.get("compute", 0.0)) * ranks
+    e_link = per_cost(lambda c: c.energy.get("link", 0.0)) * ranks
+    e_total = per_cost(lambda c: c.energy_total) * ranks
     if compact is not None:
         streams, devices = (f() for f in _stream_columns(compact, where))
     else:   # the ops' streams as the schedule set them (a label per distinct stream)
@@ -260,9 +263,10 @@ KIND_FIGURES = ("alone_s", "roofline_s", "flops", "bytes", "dram_bytes", "energy
 
 def kind_figures(arrays: CompactOps, costs: CostList) -> dict[str, Any]:
     """Per op kind of a run on arrays whose costs are indexed by kind: each of
-    :data:`KIND_FIGURES` (s, FLOP, B, J; the op's figure, times its shards where the cost is
-    per shard), ``shards`` (float) and ``bound`` (a label per cost table entry). Costs priced
-    as columns are read without forming their Cost objects."""
+    :data:`KIND_FIGURES` (s, FLOP, B, J; the op's figure, its DRAM bytes times its shards,
+    its energies times the devices that pay them, :func:`cost_ranks`), ``shards`` (float)
+    and ``bound`` (a label per cost table entry). Costs priced as columns are read without
+    forming their Cost objects."""
     kinds = arrays.kinds
     lat, roof, dram, e_comp, e_link, e_all, bounds = costs.figures()
 
@@ -273,14 +277,31 @@ def kind_figures(arrays: CompactOps, costs: CostList) -> dict[str, Any]:
         return np.array([getattr(k, attr) for k in kinds] or [0])
 
     shards = np.maximum(of_kind("shards").astype(np.int64, copy=False), 1).astype(float)
-    e_compute, e_linked = per_kind(e_comp) * shards, per_kind(e_link) * shards
-    e_total = per_kind(e_all) * shards
+    ranks = _per_kind_ranks(kinds) if kinds else shards
+    e_compute, e_linked = per_kind(e_comp) * ranks, per_kind(e_link) * ranks
+    e_total = per_kind(e_all) * ranks
     return {"alone_s": per_kind(lat), "roofline_s": per_kind(roof),
             "flops": of_kind("flops").astype(float, copy=False),
             "bytes": of_kind("bytes").astype(float, copy=False),
             "dram_bytes": per_kind(dram) * shards, "energy_J": e_total,
             "energy_compute_J": e_compute, "energy_memory_J": e_total - e_compute - e_linked,
             "energy_link_J": e_linked, "shards": shards, "bound": bounds}
+
+
+def cost_ranks(collective, shards: int) -> int:
+    """The devices that pay an op's energy (``Cost`` is one device's part): its shards, or a
+    collective's ranks - its cost is one rank's part (the bytes that rank sends, its HBM
+    traffic, its share of the reduction) while the op, its FLOPs and bytes, are the group's; a
+    send's cost is its sender's. (The op table's DRAM bytes stay those its stream's memory
+    carries: the op's shards times the cost's.)"""
+    if collective is not None and collective.kind != "send" and collective.group > 1:
+        return int(collective.group)
+    return max(int(shards), 1)
+
+
+def _per_kind_ranks(kinds) -> np.ndarray:
+    """:func:`cost_ranks` per op kind (float)."""
+    return np.array([cost_ranks(k.collective, k.shards) for k in kinds] or [1], dtype=float)
 
 
 def _stream_columns(arrays: CompactOps, where: dict[str, str]):

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from arch import load_arch
-from sim.devices.base import SimError
+from sim.devices.base import SimError, device_for
 from sim.run import simulate
 from sim.serve import EngineConfig, IterationModel, Replica, Simulation, finish
 from sim.serving.layer_costs import LayerCosts
@@ -148,15 +148,23 @@ def test_pipeline_stages_add_their_activation_sends(l7b):
 
 def test_iteration_energy_counts_every_device_of_the_replica(l7b):
     """A tp 2 prompt pass costs the energy of both devices: every shard of each op and each
-    rank's part of each collective, read from ``xpusim run``'s op table (whose collective rows
-    count one rank: shards 1), and takes the run's time."""
+    rank's part of each collective, as ``xpusim run``'s op table counts them (a collective
+    row holds both ranks' parts: twice one rank's cost, though its shards are 1), and takes
+    the run's time."""
     dgx = load_arch("dgx-h100")
     res = simulate(dgx, l7b, Scenario(batch=1, prompt_len=200, gen_len=1, tp=2,
                                       attention="flash"))
     ops = res.ops
     coll = ops["op_class"] == "communication"
     assert set(ops[coll]["shards"]) == {1} and set(ops[~coll]["shards"]) == {2}
-    want = ops[~coll]["energy_J"].sum() + 2 * ops[coll]["energy_J"].sum()
+    ar = ops[coll & (ops["op"] == "allreduce_attn")].iloc[0]
+    dev = device_for(dgx, "tile")
+    from workloads.trace import COLLECTIVE, Collective, Op
+
+    one = dev.estimate(Op(0, "ar", COLLECTIVE, "prefill", 0, 0, None, collective=Collective(
+        "allreduce", ar["bytes"] / 2, 2, "fp16")))
+    assert ar["energy_J"] == pytest.approx(2 * one.energy_total, rel=1e-12)
+    want = ops["energy_J"].sum()
     it = IterationModel(dgx, l7b, tp=2, attention="flash").iteration(0, 0, [(200, 200)], 1)
     assert it.seconds == pytest.approx(res.metrics["ttft_s"], rel=1e-9)
     assert it.energy_J == pytest.approx(want, rel=1e-9)
