@@ -42,8 +42,9 @@ def load_spec(path: Path) -> list[dict]:
     """The mutants of ``path``, checked: each has id, file, find, replace (tests optional)."""
     try:
         items = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise SystemExit(f"mutation_check: {path}: cannot read the spec ({exc})") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise SystemExit(f"mutation_check: {path}: cannot read the spec "
+                         f"({str(exc).splitlines()[0]})") from None
     if not isinstance(items, list):
         raise SystemExit(f"mutation_check: {path}: expected a list of mutants")
     for n, item in enumerate(items):
@@ -54,6 +55,13 @@ def load_spec(path: Path) -> list[dict]:
         if not isinstance(item.get("count", 1), int) or item.get("count", 1) < 1:
             raise SystemExit(f"mutation_check: {path}: mutant {n}: field 'count' must be a "
                              "positive integer")
+        if not (ROOT / item["file"]).is_file():
+            raise SystemExit(f"mutation_check: {path}: mutant {n}: field 'file': no file "
+                             f"{item['file']} under {ROOT}")
+        tests = item.get("tests", [])
+        if not isinstance(tests, list) or not all(isinstance(t, str) for t in tests):
+            raise SystemExit(f"mutation_check: {path}: mutant {n}: field 'tests' must be a "
+                             "list of test paths")
     return items
 
 
@@ -109,8 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="the listed tests only")
     ap.add_argument("--json", action="store_true", help="rows as JSON lines")
     args = ap.parse_args(argv)
+    try:
+        items = load_spec(args.spec)
+    except SystemExit as exc:     # a bad spec: its one line, exit 2, nothing edited
+        print(exc, file=sys.stderr)
+        return 2
     rows = []
-    for item in load_spec(args.spec):
+    for item in items:
         row = run_mutant(item, args.timeout, args.quick)
         rows.append(row)
         print(json.dumps(row) if args.json else

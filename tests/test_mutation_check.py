@@ -24,6 +24,14 @@ def test_spec_fields_are_checked(tmp_path):
     bad.write_text("id: a\n")
     with pytest.raises(SystemExit, match="expected a list of mutants"):
         mc.load_spec(bad)
+    bad.write_text("- {id: a, file: sim/nowhere.py, find: x, replace: y}\n")
+    with pytest.raises(SystemExit, match="field 'file': no file sim/nowhere.py"):
+        mc.load_spec(bad)
+    bad.write_text("- {id: a, file: sim/engine.py, find: x, replace: y, tests: t.py}\n")
+    with pytest.raises(SystemExit, match="field 'tests' must be a list"):
+        mc.load_spec(bad)
+    with pytest.raises(SystemExit, match="cannot read the spec"):
+        mc.load_spec(tmp_path / "missing.yaml")
 
 
 def test_tests_naming_a_module_are_found_by_dotted_path_or_from_import():
@@ -40,3 +48,11 @@ def test_a_find_that_does_not_occur_as_often_as_said_edits_nothing():
                          "numpy."}, timeout=1)
     assert row["status"].startswith("bad spec: 'find' occurs")
     assert path.read_bytes() == before
+
+
+def test_a_bad_spec_is_one_line_and_exit_2(tmp_path, capsys):
+    bad = tmp_path / "spec.yaml"
+    bad.write_text("- {id: a, file: sim/nowhere.py, find: x, replace: y}\n")
+    assert mc.main([str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "field 'file'" in err and "Traceback" not in err

@@ -303,3 +303,29 @@ def test_full_tiles_do_exactly_the_useful_macs_with_shared_units(fidelity):
     assert g.tiles == 16
     assert g.macs == 16 * 64 * 8 * 16 == 256 * 512
     assert g.mac_utilization == 1.0
+
+
+def test_dram_energy_is_current_times_voltage_times_time():
+    """The IDD energies count clock cycles (DRAMsim3's units); in joules they are V x I x t, so
+    the same command schedule at half the clock period (the same currents, cycles counts
+    unchanged) takes half the energy: active standby over 1,000 cycles of GDDR6-AiM (0.5 ns)
+    is 1.35 V x 61 mA x 500 ns; a PIM GEMV, on the tile and the cycle path, and a cycle-level
+    DRAM stream halve from tCK 1 ns to 0.5 ns."""
+    from sim.devices.pim import pim_config
+    from sim.micro.cycle_dram import run_segments, stream_segments
+    from sim.micro.cycle_pim import gemv_cycle_cost
+
+    arch = load_arch("pim-gddr6-aim")
+    cfg, p = config_from_arch(arch, channels=1), pim_config(arch)
+    assert (cfg.tCK, cfg.VDD, cfg.IDD3N, cfg.devices_per_rank) == (0.5, 1.35, 61.0, 1)
+    standby = cfg.energies_pJ()["act_standby"] * 1000
+    assert cfg.joules(standby) == pytest.approx(1.35 * 61e-3 * 1000 * 0.5e-9, rel=1e-12)
+    slow = cfg.with_(tCK=1.0)
+    for cost in (gemv_cost, gemv_cycle_cost):
+        fast_g, slow_g = cost(cfg, p, 256, 512), cost(slow, p, 256, 512)
+        assert fast_g.cycles == slow_g.cycles
+        assert fast_g.energy_J == pytest.approx(0.5 * slow_g.energy_J, rel=1e-12)
+    segs = stream_segments(1 << 20)
+    fast_r, slow_r = run_segments(cfg, segs), run_segments(slow, segs)
+    assert fast_r.simulated_seconds == pytest.approx(0.5 * slow_r.simulated_seconds, rel=1e-12)
+    assert fast_r.energy_J == pytest.approx(0.5 * slow_r.energy_J, rel=1e-12)

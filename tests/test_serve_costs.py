@@ -197,3 +197,25 @@ def test_swap_link_is_pcie_at_its_achievable_rate(h100, l7b):
     pcie = h100.sections["interconnect"]["pcie"]
     assert name == "pcie" and (pcie.bandwidth, pcie.efficiency) == (64e9, 0.85)
     assert bw == pytest.approx(64e9 * 0.85, rel=1e-12)
+
+
+def test_a_collectives_energy_is_its_group_times_one_ranks_and_a_sends_its_senders(l7b):
+    """xpusim run's op table: an all-reduce over 4 ranks holds 4 x one rank's cost (each rank
+    sends its bytes, moves its HBM traffic and does its share of the reduction); a pipeline
+    send holds its sender's cost once (the bytes cross the link once)."""
+    from workloads.trace import COLLECTIVE, Collective, Op
+
+    dgx = load_arch("dgx-h100")
+    dev = device_for(dgx, "tile")
+    res = simulate(dgx, l7b, Scenario(batch=1, prompt_len=64, gen_len=1, tp=4, pp=2))
+    ops = res.ops
+    ar = ops[ops["op"] == "allreduce_attn"].iloc[0]
+    one = dev.estimate(Op(0, "ar", COLLECTIVE, "prefill", 0, 0, None, collective=Collective(
+        "allreduce", ar["bytes"] / 4, 4, "fp16")))
+    assert ar["shards"] == 1
+    assert ar["energy_J"] == pytest.approx(4 * one.energy_total, rel=1e-12)
+    send = ops[ops["op"] == "pp_send"].iloc[0]
+    sent = dev.estimate(Op(0, "s", COLLECTIVE, "prefill", 0, 0, None, collective=Collective(
+        "send", send["bytes"] / 2, 2, "fp16")))
+    assert sent.energy_total > 0
+    assert send["energy_J"] == pytest.approx(sent.energy_total, rel=1e-12)
