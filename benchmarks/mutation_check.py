@@ -62,6 +62,10 @@ def load_spec(path: Path) -> list[dict]:
         if not isinstance(tests, list) or not all(isinstance(t, str) for t in tests):
             raise SystemExit(f"mutation_check: {path}: mutant {n}: field 'tests' must be a "
                              "list of test paths")
+        missing = [t for t in tests if not (ROOT / t.split("::")[0]).exists()]
+        if missing:     # pytest would fail on it: a false kill
+            raise SystemExit(f"mutation_check: {path}: mutant {n}: field 'tests': no "
+                             f"{missing[0]} under {ROOT}")
     return items
 
 
@@ -85,6 +89,9 @@ def run_mutant(item: dict, timeout: float, quick: bool = False) -> dict:
         return {"id": item["id"], "status": f"bad spec: 'find' occurs {count} times",
                 "failed": "", "seconds": 0.0}
     first = item.get("tests") or tests_naming(item["file"])
+    if quick and not first:     # nothing would run: not a survivor
+        return {"id": item["id"], "status": "no tests name the module", "failed": "",
+                "seconds": 0.0}
     t0 = time.perf_counter()
     status, failed = "survived", ""
     try:

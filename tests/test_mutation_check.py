@@ -30,6 +30,9 @@ def test_spec_fields_are_checked(tmp_path):
     bad.write_text("- {id: a, file: sim/engine.py, find: x, replace: y, tests: t.py}\n")
     with pytest.raises(SystemExit, match="field 'tests' must be a list"):
         mc.load_spec(bad)
+    bad.write_text("- {id: a, file: sim/engine.py, find: x, replace: y, tests: [tests/no.py]}\n")
+    with pytest.raises(SystemExit, match="field 'tests': no tests/no.py"):
+        mc.load_spec(bad)
     with pytest.raises(SystemExit, match="cannot read the spec"):
         mc.load_spec(tmp_path / "missing.yaml")
 

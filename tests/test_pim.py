@@ -309,11 +309,12 @@ def test_dram_energy_is_current_times_voltage_times_time():
     """The IDD energies count clock cycles (DRAMsim3's units); in joules they are V x I x t, so
     the same command schedule at half the clock period (the same currents, cycles counts
     unchanged) takes half the energy: active standby over 1,000 cycles of GDDR6-AiM (0.5 ns)
-    is 1.35 V x 61 mA x 500 ns; a PIM GEMV, on the tile and the cycle path, and a cycle-level
-    DRAM stream halve from tCK 1 ns to 0.5 ns."""
+    is 1.35 V x 61 mA x 500 ns; a PIM GEMV, on the tile and the cycle path, a cycle-level
+    DRAM stream and a streaming pattern's energy per byte halve from tCK 1 ns to 0.5 ns."""
     from sim.devices.pim import pim_config
     from sim.micro.cycle_dram import run_segments, stream_segments
     from sim.micro.cycle_pim import gemv_cycle_cost
+    from sim.micro.dram_patterns import pattern_timing
 
     arch = load_arch("pim-gddr6-aim")
     cfg, p = config_from_arch(arch, channels=1), pim_config(arch)
@@ -329,3 +330,7 @@ def test_dram_energy_is_current_times_voltage_times_time():
     fast_r, slow_r = run_segments(cfg, segs), run_segments(slow, segs)
     assert fast_r.simulated_seconds == pytest.approx(0.5 * slow_r.simulated_seconds, rel=1e-12)
     assert fast_r.energy_J == pytest.approx(0.5 * slow_r.energy_J, rel=1e-12)
+    fast_p, slow_p = (pattern_timing(c, "stream", requests=4096) for c in (cfg, slow))
+    assert fast_p.cycles == slow_p.cycles
+    assert fast_p.energy_pJ_per_byte == pytest.approx(0.5 * slow_p.energy_pJ_per_byte,
+                                                      rel=1e-12)
