@@ -12,7 +12,10 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.quiet_kernel.stamp_quiet`: a quiet run of a stream with a contended memory;
 * :func:`sim.bound_kernel.quiet_until`: how long a contended resource stays quiet;
 * :func:`sim.scan_kernel.scan_run`: where a quiet run may end, and the ops it runs beside;
-* :func:`sim.span_kernel.stamp_span`: a span of a plain run, loaded ops alone on their links.
+* :func:`sim.span_kernel.stamp_span`: a span of a plain run, loaded ops alone on their links;
+* :func:`sim.handoff_kernel.handoff_pairs`: which op of another stream a run may stamp;
+* :func:`sim.group_kernel.point_groups`: the run report's roofline points (not an engine loop:
+  built here so that a report loads no second extension).
 
 Without a C compiler, or with ``XPUSIM_ENGINE_AOT=0``, the numba dispatchers run instead: both
 give the same floats (tests/test_beside_kernel.py, tests/test_engine_dag.py,
@@ -29,7 +32,7 @@ from sim.micro import dram_aot
 HERE = Path(__file__).resolve().parent
 #: files whose text decides the compiled code
 SOURCES = ("beside_kernel.py", "bound_kernel.py", "dag_kernel.py", "engine_aot.py",
-           "quiet_kernel.py", "resources.py", "scan_kernel.py", "span_kernel.py")
+           "group_kernel.py", "handoff_kernel.py", "quiet_kernel.py", "resources.py", "scan_kernel.py", "span_kernel.py")
 _I, _F = "i8[::1]", "f8[::1]"
 #: stamp_beside(run, cuts, place_pos, place_y, wait_pos, wait_ptr, wait_y, t, lat, dur, size,
 #:              stream, free, rate_ok, rate, quiet, limit_of, moved, busy, last, start, end,
@@ -82,9 +85,21 @@ BOUND_ARGS = ((None,) * 4 + (("i8", 1),) * 4 + (None, ("i8", 1), ("f8", 1), ("i8
                                                ("f8", 1), ("i8", 1), ("f8", 1))
               + (("i8", 1),) * 3 + (("u1", 1),) + (("i8", 1),) * 2 + (("f8", 1), None))
 
+_Q = "u8[::1]"
+#: point_groups(key, flops, nbytes, shards, time, table, first, count) -> groups (-1: more
+#: than the capacity)
+GROUP_SIG = f"i8({_Q}, {_Q}, {_Q}, {_Q}, {_Q}, {_I}, {_I}, {_I})"
+GROUP_ARGS = (("u8", 1),) * 5 + (("i8", 1),) * 3
+
+#: handoff_pairs(stream, position, next_op, waiter, waited, wait_at, memory_code, stops,
+#:               only_waiter, only_wait, adopt, beside)
+HANDOFF_SIG = f"none({_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, b1[::1], {_I}, {_I}, {_I}, {_I})"
+HANDOFF_ARGS = (("i8", 1),) * 7 + (("b1", 1),) + (("i8", 1),) * 4
+
 #: the loops a run calls (callables) and where they come from (``kind``: 'aot' or 'jit')
 Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp_span",
-                                 "stamp_quiet", "quiet_until", "kind"])
+                                 "stamp_quiet", "quiet_until", "point_groups", "handoff_pairs",
+                                 "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -102,7 +117,9 @@ def kernels() -> Kernels:
                             dram_aot.checked(mod.scan_run, SCAN_ARGS),
                             dram_aot.checked(mod.stamp_span, SPAN_ARGS),
                             dram_aot.checked(mod.stamp_quiet, QUIET_ARGS),
-                            dram_aot.checked(mod.quiet_until, BOUND_ARGS), "aot"),
+                            dram_aot.checked(mod.quiet_until, BOUND_ARGS),
+                            dram_aot.checked(mod.point_groups, GROUP_ARGS),
+                            dram_aot.checked(mod.handoff_pairs, HANDOFF_ARGS), "aot"),
         jit_kernels)
 
 
@@ -111,12 +128,14 @@ def jit_kernels() -> Kernels:
     from sim.beside_kernel import stamp_beside
     from sim.bound_kernel import quiet_until
     from sim.dag_kernel import dag_times
+    from sim.group_kernel import point_groups
+    from sim.handoff_kernel import handoff_pairs
     from sim.quiet_kernel import stamp_quiet
     from sim.scan_kernel import scan_run
     from sim.span_kernel import stamp_span
 
     return Kernels(stamp_beside, dag_times, scan_run, stamp_span, stamp_quiet, quiet_until,
-                   "jit")
+                   point_groups, handoff_pairs, "jit")
 
 
 def module_name() -> str:
@@ -127,7 +146,16 @@ def module_name() -> str:
 def build(directory: Path, name: str | None = None) -> Path:
     """Compile the engine's loops into ``directory`` (numba's pycc; needs a C compiler). The
     extension's path; raises on failure."""
-    from sim import beside_kernel, bound_kernel, dag_kernel, quiet_kernel, scan_kernel, span_kernel
+    from sim import (
+        beside_kernel,
+        bound_kernel,
+        dag_kernel,
+        group_kernel,
+        handoff_kernel,
+        quiet_kernel,
+        scan_kernel,
+        span_kernel,
+    )
 
     return dram_aot.build_extension(
         directory, name or module_name(), beside_kernel,
@@ -136,4 +164,6 @@ def build(directory: Path, name: str | None = None) -> Path:
          ("scan_run", SCAN_SIG, scan_kernel.scan_run),
          ("stamp_span", SPAN_SIG, span_kernel.stamp_span),
          ("stamp_quiet", QUIET_SIG, quiet_kernel.stamp_quiet),
-         ("quiet_until", BOUND_SIG, bound_kernel.quiet_until)), "the engine's loops")
+         ("quiet_until", BOUND_SIG, bound_kernel.quiet_until),
+         ("point_groups", GROUP_SIG, group_kernel.point_groups),
+         ("handoff_pairs", HANDOFF_SIG, handoff_kernel.handoff_pairs)), "the engine's loops")

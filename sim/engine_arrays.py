@@ -265,8 +265,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     # only, so not formed where no stream has a contended memory
     adopt_after = beside = only_wait = _NONE
     if memory_of:
-        adopt_after, beside, only_wait = handoffs(stream, position, next_op, waiter,
-                                                  waited_op, memory_code, stop_all)
+        adopt_after, beside, only_wait = handoffs(stream64, position, next_op, waiter,
+                                                  waited_op, memory_code, stop_all,
+                                                  wait_at_arr)
     # the compiled bound's arrays (sim/bound_kernel.py): per contended resource (by code) the
     # streams that move bytes through it; per (resource, stream) the positions of the
     # stream's ops that do; per stream the running sum of its ops' durations alone (with the

@@ -330,6 +330,41 @@ def _points(ops, base: np.ndarray) -> Columns:
     return _frame(ops, POINT_KEYS, rows, ids, first, ())
 
 
+#: rows from which the roofline points are grouped by the compiled pass (below, numpy's:
+#: the compiled pass loads the engine's extension, built on first use)
+COMPILED_POINTS_ROWS = 1 << 20
+
+
+def _compiled_points(ops, key: np.ndarray, base_at) -> Columns:
+    """:func:`_points` by one compiled pass (:func:`sim.group_kernel.point_groups`) over rows
+    grouped by a finer ``key`` (any per-row key that determines the points' text keys: the
+    summed rows' key), whose groups are then merged by their first rows' ``base_at(rows)``
+    (the (op, class, phase) key of those rows), FLOPs, bytes, shards and time: the same
+    points, counts and order of first appearance."""
+    from sim.engine_aot import kernels
+
+    f, b, t = (column(ops, c).astype(np.float64, copy=False)
+               for c in ("flops", "bytes", "latency_s"))
+    shards = column(ops, "shards")
+    args = [_bits(c) for c in (key, f, b, shards, t)]
+    size = 1 << 16
+    while True:
+        table = np.full(2 * size, -1, dtype=np.int64)
+        first, count = np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64)
+        n_groups = kernels().point_groups(*args, table, first, count)
+        if n_groups >= 0:
+            break
+        size *= 4
+    first, count = first[:n_groups], count[:n_groups]
+    if not n_groups:
+        return _frame(ops, POINT_KEYS, first, first, first, ())
+    merged, head = _hashed_groups([base_at(first), *(c[first] for c in (f, b, shards, t))],
+                                  np.arange(n_groups, dtype=np.int64))
+    out = {k: _taken(ops, k, first[head]) for k in POINT_KEYS}
+    out["n"] = np.bincount(merged, weights=count, minlength=len(head)).astype(np.int64)
+    return Columns(out, list(out), len(head))
+
+
 def _slot_points(ops: Columns, texts: _TextKeys) -> Columns | None:
     """:func:`_points` of a :class:`Columns` table from its op slots: ops of one slot share
     name and class, so rows are first grouped exactly by (slot, phase, time), each group
@@ -482,18 +517,23 @@ def rollups(ops, texts: _TextKeys | None = None) -> Rollups:
     texts = texts if texts is not None else text_keys(ops)
     keep: dict = texts.keep if texts is not None else {}
     if texts is not None:
-        key, card = _combine(*texts.key(("op", "op_class", "phase", "bound")),
-                             *_codes_of(ops, "layer"))
+        named = texts.key(("op", "op_class", "phase", "bound"))
+        key, card = _combine(*named, *_codes_of(ops, "layer"))
         ids, first = _groups(key, card if card <= _KEY_LIMIT else None)
         del key
         summed = _frame(ops, SUMMED_KEYS, None, ids, first, SUMMED_VALUES)
-        points = _slot_points(ops, texts)
-        if points is None:
-            points = _points(ops, texts.key(("op", "op_class", "phase"))[0])
+        if len(ops) >= COMPILED_POINTS_ROWS:
+            points = _compiled_points(ops, named[0], lambda rows: texts.key(
+                ("op", "op_class", "phase"), rows)[0])
+        else:
+            points = _slot_points(ops, texts)
+            if points is None:
+                points = _points(ops, texts.key(("op", "op_class", "phase"))[0])
     else:
         base, card = _base(ops, keep)
         summed = _summed(ops, base, card, keep)
-        points = _points(ops, base)
+        points = _compiled_points(ops, base, lambda rows: base[rows]) \
+            if len(ops) >= COMPILED_POINTS_ROWS else _points(ops, base)
     if "phase" in keep:    # from the phase codes: no second pass over the strings
         phase_codes, phases = keep["phase"]
         at = [i for i, p in enumerate(phases) if p == "decode"]

@@ -1,0 +1,59 @@
+"""Groups of equal rows in one pass (numba): the run report's roofline points.
+
+A roofline point is one distinct (key, FLOPs, bytes, shards, time) among the ops whose FLOPs,
+bytes and time are all > 0 (:mod:`sim.report.rollups`). A 2,048-token pipeline run has ~10M
+ops and a few thousand points: an open-addressing table of group numbers, probed once per
+row, replaces several numpy passes over every column (~0.1 s instead of ~1.2 s for 10M rows).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+#: a float64's bits above this are NaNs (sign clear); 0 is +0.0, >= 2**63 negative
+_POSITIVE_MAX = np.uint64(0x7FF0000000000000)
+_M1 = np.uint64(0x9E3779B97F4A7C15)
+_M2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_SHIFT = np.uint64(29)
+
+
+@njit(cache=True, error_model="numpy")
+def point_groups(key, flops, nbytes, shards, time, table, first, count):
+    """Group the rows whose ``flops``, ``nbytes`` and ``time`` are > 0 by the equal 64 bits
+    of all five columns (each a uint64 view: the floats' bits, the integers'), numbered in
+    order of first appearance. ``table``: int64, a power of two long, filled with -1 (group
+    numbers by hash slot); ``first[g]``, ``count[g]``: group ``g``'s first row and how many
+    rows it holds (capacity ``len(first)``). The number of groups, or -1 where more groups
+    than that capacity or than half the table come up (the caller retries larger)."""
+    mask = np.uint64(len(table) - 1)
+    cap = min(len(first), len(table) // 2)
+    n_groups = 0
+    for i in range(len(key)):
+        f, b, t = flops[i], nbytes[i], time[i]
+        if f == 0 or f > _POSITIVE_MAX or b == 0 or b > _POSITIVE_MAX or \
+                t == 0 or t > _POSITIVE_MAX:
+            continue
+        h = key[i] * _M1
+        for v in (f, b, shards[i], t):
+            h ^= v
+            h *= _M2
+            h ^= h >> _SHIFT
+        slot = h & mask
+        while True:
+            g = table[slot]
+            if g < 0:
+                if n_groups == cap:
+                    return -1
+                table[slot] = n_groups
+                first[n_groups] = i
+                count[n_groups] = 1
+                n_groups += 1
+                break
+            r = first[g]
+            if key[r] == key[i] and flops[r] == f and nbytes[r] == b and \
+                    shards[r] == shards[i] and time[r] == t:
+                count[g] += 1
+                break
+            slot = (slot + np.uint64(1)) & mask
+    return n_groups

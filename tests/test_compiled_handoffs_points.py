@@ -1,0 +1,174 @@
+"""Two compiled passes against plain-Python statements of their rules (issue 18).
+
+* :func:`sim.stream_chains.handoffs` (:func:`sim.handoff_kernel.handoff_pairs`): which op of
+  another stream a run may adopt or run beside, on random several-stream dependency tables,
+  against the rules of its docstring written op by op with Python sets.
+* :func:`sim.group_kernel.point_groups`: the roofline points' groups (rows with FLOPs, bytes
+  and time > 0, equal in all five columns, in order of first appearance) against a dict; and
+  the report's rollups through it equal pandas ``groupby`` on a real run's table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sim.report.rollups as R
+from sim.engine_aot import jit_kernels, kernels
+from sim.stream_chains import handoffs
+
+
+def _random_trace(rng, n_streams: int, n: int, n_deps: int):
+    """A compute stream (0) whose ops hand collectives to comm streams (1..): each
+    collective waits for a compute op and a random later compute op waits for it (the next:
+    turns taken; further: beside), plus random cross-stream dependencies (duplicates
+    included), ops no run may stamp and streams without a shared memory."""
+    stream = np.zeros(n, dtype=np.int64)
+    pairs = []
+    i = 0
+    while i < n - 1:
+        if rng.random() < 0.4:   # a collective on a comm stream after compute op i
+            stream[i + 1] = rng.integers(1, n_streams)
+            pairs.append((i + 1, i))
+            later = i + 2 + int(rng.integers(0, 3))
+            if later < n:
+                pairs.append((later, i + 1))
+            i += 2
+        else:
+            i += 1
+    for _ in range(n_deps):
+        a, b = sorted(rng.integers(0, n, 2).tolist())
+        pairs.append((b, a))   # b waits for a
+    if n_deps:   # a duplicate dependency counts twice
+        pairs.append(pairs[0])
+    pairs = sorted((p for p in pairs if stream[p[0]] != stream[p[1]]), key=lambda p: p[0])
+    position = np.zeros(n, dtype=np.int64)
+    next_op = np.full(n, -1, dtype=np.int64)
+    last: dict[int, int] = {}
+    for j, st in enumerate(stream.tolist()):
+        if st in last:
+            next_op[last[st]] = j
+            position[j] = position[last[st]] + 1
+        last[st] = j
+    waiter = np.array([p[0] for p in pairs], dtype=np.int64)
+    waited = np.array([p[1] for p in pairs], dtype=np.int64)
+    memory = np.zeros(n_streams, dtype=np.int64)
+    memory[-1] = rng.choice([0, -1, 1])   # the last comm stream: maybe not sharing
+    stops = rng.random(n) < 0.05
+    return stream, position, next_op, waiter, waited, memory, stops
+
+
+def _handoffs_by_rules(stream, position, next_op, waiter, waited, memory, stops):
+    """The docstring's rules of :func:`handoffs`, op by op."""
+    n = len(stream)
+    waiters_of = [[] for _ in range(n)]
+    waits_of = [[] for _ in range(n)]
+    for w, d in zip(waiter.tolist(), waited.tolist(), strict=True):
+        waiters_of[d].append(w)
+        waits_of[w].append(d)
+    only_wait = [ws[0] if len(ws) == 1 else -1 for ws in waits_of]
+    adopt, beside = [-1] * n, [-1] * n
+    for x in range(n):
+        if len(waiters_of[x]) != 1:
+            continue
+        y = waiters_of[x][0]
+        sx, sy = stream[x], stream[y]
+        if sx == sy or memory[sx] < 0 or memory[sx] != memory[sy] or next_op[x] < 0 \
+                or only_wait[y] != x or stops[y] or next_op[y] < 0:
+            continue
+        later = any(stream[d] == sx and position[d] > position[x]
+                    for d in waits_of[next_op[y]])
+        if not later:
+            continue
+        if waiters_of[y] == [next_op[x]]:
+            adopt[x] = y
+        else:
+            beside[x] = y
+    return adopt, beside, only_wait
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_handoffs_follow_their_rules_on_random_traces(seed):
+    rng = np.random.default_rng(seed)
+    args = _random_trace(rng, n_streams=3, n=400, n_deps=20)
+    want = _handoffs_by_rules(*args)
+    got = handoffs(*args)
+    assert [g.tolist() for g in got] == [list(w) for w in want]
+    # each outcome occurs: adopted, beside, and candidates refused
+    assert sum(a >= 0 for a in want[0]) > 5 and sum(b >= 0 for b in want[1]) > 5
+
+
+def test_handoffs_given_offsets_equal_computed_ones():
+    rng = np.random.default_rng(11)
+    args = _random_trace(rng, n_streams=2, n=300, n_deps=20)
+    from sim.stream_order import offsets
+
+    at = offsets(args[3], len(args[0]))
+    for a, b in zip(handoffs(*args), handoffs(*args, wait_at=at), strict=True):
+        assert np.array_equal(a, b)
+
+
+def _point_groups_by_dict(key, f, b, s, t):
+    seen: dict[tuple, int] = {}
+    first, count = [], []
+    for i, row in enumerate(zip(key.tolist(), f.tolist(), b.tolist(), s.tolist(), t.tolist(),
+                                strict=True)):
+        if not (row[1] > 0 and row[2] > 0 and row[4] > 0):
+            continue
+        g = seen.setdefault(row, len(seen))
+        if g == len(first):
+            first.append(i)
+            count.append(0)
+        count[g] += 1
+    return first, count
+
+
+def _run_point_groups(fn, cols, size: int, table_size: int):
+    table = np.full(table_size, -1, dtype=np.int64)
+    first, count = np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64)
+    n = fn(*(R._bits(c) for c in cols), table, first, count)
+    return n, first[:max(n, 0)].tolist(), count[:max(n, 0)].tolist()
+
+
+@pytest.mark.parametrize("which", ["aot", "jit"])
+def test_point_groups_are_a_dicts_groups(which):
+    rng = np.random.default_rng(5)
+    n = 5000
+    key = rng.integers(0, 4, n)
+    f = rng.choice([0.0, -1.0, 2.0, 3.0, np.inf, np.nan], n)
+    b = rng.choice([0.0, 4.0, 5.0, -0.0], n)
+    s = rng.integers(1, 3, n)
+    t = rng.choice([1e-6, 2e-6, 0.0, -2e-6], n)
+    fn = (kernels() if which == "aot" else jit_kernels()).point_groups
+    want_first, want_count = _point_groups_by_dict(key, f, b, s, t)
+    got = _run_point_groups(fn, (key, f, b, s, t), 1024, 4096)
+    assert got == (len(want_first), want_first, want_count)
+    assert 10 < len(want_first) < 200 and sum(want_count) < n   # some rows left out
+    # too small a capacity or table: -1, nothing claimed
+    assert _run_point_groups(fn, (key, f, b, s, t), 8, 4096)[0] == -1
+    assert _run_point_groups(fn, (key, f, b, s, t), 1024, 16)[0] == -1
+
+
+@pytest.fixture(scope="module")
+def run():
+    from arch import load_arch
+    from sim.run import simulate
+    from workloads.models import get_model
+    from workloads.scenario import Scenario
+
+    return simulate(load_arch("h100"), get_model("gpt2-small"),
+                    Scenario(batch=2, prompt_len=32, gen_len=40))
+
+
+def test_compiled_points_equal_pandas_groupby(run, monkeypatch, rollups_match_pandas):
+    """The compiled path (forced on a small table) gives pandas' groups, on the run's
+    columns and on its DataFrame; and the same rows as the numpy path."""
+    ops = run.columns("ops")
+    plain = R.rollups(ops)
+    monkeypatch.setattr(R, "COMPILED_POINTS_ROWS", 0)
+    compiled = R.rollups(ops)
+    rollups_match_pandas(compiled, run.ops)
+    rollups_match_pandas(R.rollups(run.ops), run.ops)
+    assert compiled.point_rows.order == plain.point_rows.order
+    for c in plain.point_rows.order:
+        assert np.array_equal(compiled.point_rows[c], plain.point_rows[c]), c
