@@ -32,7 +32,8 @@ from sim.micro import dram_aot
 HERE = Path(__file__).resolve().parent
 #: files whose text decides the compiled code
 SOURCES = ("beside_kernel.py", "bound_kernel.py", "dag_kernel.py", "engine_aot.py",
-           "group_kernel.py", "handoff_kernel.py", "quiet_kernel.py", "resources.py", "scan_kernel.py", "span_kernel.py")
+           "group_kernel.py", "handoff_kernel.py", "quiet_kernel.py", "resources.py",
+           "scan_kernel.py", "span_kernel.py")
 _I, _F = "i8[::1]", "f8[::1]"
 #: stamp_beside(run, cuts, place_pos, place_y, wait_pos, wait_ptr, wait_y, t, lat, dur, size,
 #:              stream, free, rate_ok, rate, quiet, limit_of, moved, busy, last, start, end,
