@@ -144,9 +144,25 @@ def test_point_groups_are_a_dicts_groups(which):
     got = _run_point_groups(fn, (key, f, b, s, t), 1024, 4096)
     assert got == (len(want_first), want_first, want_count)
     assert 10 < len(want_first) < 200 and sum(want_count) < n   # some rows left out
-    # too small a capacity or table: -1, nothing claimed
-    assert _run_point_groups(fn, (key, f, b, s, t), 8, 4096)[0] == -1
-    assert _run_point_groups(fn, (key, f, b, s, t), 1024, 16)[0] == -1
+    cols, groups = (key, f, b, s, t), len(want_first)
+    # a table just over twice the groups: probes run into other groups' slots (rows equal
+    # but for one column among them), the same groups
+    tight = 1 << int(np.ceil(np.log2(2 * groups)))
+    assert _run_point_groups(fn, cols, groups, tight) == got
+    # one group over the capacity or half the table: -1
+    assert _run_point_groups(fn, cols, groups - 1, 4096)[0] == -1
+    assert _run_point_groups(fn, cols, 1024, tight // 2)[0] == -1
+
+
+@pytest.mark.parametrize("column", range(5))
+def test_point_groups_tell_rows_apart_by_each_column(column):
+    """64 values of one column, the others equal: 64 groups, however the probes meet."""
+    cols = [np.ones(256, dtype=np.int64 if c in (0, 3) else np.float64) for c in range(5)]
+    cols[column] = cols[column] * (np.arange(256) % 64 + 1)
+    want_first, want_count = list(range(64)), [4] * 64
+    for size in (128, 4096):
+        assert _run_point_groups(kernels().point_groups, cols, 64, size) == \
+            (64, want_first, want_count)
 
 
 @pytest.fixture(scope="module")
