@@ -14,6 +14,7 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.scan_kernel.scan_run`: where a quiet run may end, and the ops it runs beside;
 * :func:`sim.span_kernel.stamp_span`: a span of a plain run, loaded ops alone on their links;
 * :func:`sim.handoff_kernel.handoff_pairs`: which op of another stream a run may stamp;
+* :func:`sim.plan_kernel.stream_keys`: each op's stage and stream key in a plan;
 * :func:`sim.group_kernel.point_groups`: the run report's roofline points (not an engine loop:
   built here so that a report loads no second extension).
 
@@ -32,7 +33,8 @@ from sim.micro import dram_aot
 HERE = Path(__file__).resolve().parent
 #: files whose text decides the compiled code
 SOURCES = ("beside_kernel.py", "bound_kernel.py", "dag_kernel.py", "engine_aot.py",
-           "group_kernel.py", "handoff_kernel.py", "quiet_kernel.py", "resources.py",
+           "group_kernel.py", "handoff_kernel.py", "plan_kernel.py", "quiet_kernel.py",
+           "resources.py",
            "scan_kernel.py", "span_kernel.py")
 _I, _F = "i8[::1]", "f8[::1]"
 #: stamp_beside(run, cuts, place_pos, place_y, wait_pos, wait_ptr, wait_y, t, lat, dur, size,
@@ -97,10 +99,18 @@ GROUP_ARGS = (("u8", 1),) * 5 + (("i8", 1),) * 3
 HANDOFF_SIG = f"none({_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, b1[::1], {_I}, {_I}, {_I}, {_I})"
 HANDOFF_ARGS = (("i8", 1),) * 7 + (("b1", 1),) + (("i8", 1),) * 4
 
+#: stream_keys(kind, layer, stage_at, send_k, cat_k, grouped_k, ported, width, stage, here,
+#:             code, loaded, key_of_code, first_of_code) -> number of codes
+_J = "i4[::1]"
+KEYS_SIG = (f"i8({_J}, {_J}, {_J}, b1[::1], {_I}, b1[::1], b1[::1], i8, {_J}, {_J}, {_J}, "
+            f"b1[::1], {_I}, {_I})")
+KEYS_ARGS = (("i4", 1),) * 3 + (("b1", 1), ("i8", 1), ("b1", 1), ("b1", 1), None) + \
+    (("i4", 1),) * 3 + (("b1", 1), ("i8", 1), ("i8", 1))
+
 #: the loops a run calls (callables) and where they come from (``kind``: 'aot' or 'jit')
 Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp_span",
                                  "stamp_quiet", "quiet_until", "point_groups", "handoff_pairs",
-                                 "kind"])
+                                 "stream_keys", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -120,7 +130,8 @@ def kernels() -> Kernels:
                             dram_aot.checked(mod.stamp_quiet, QUIET_ARGS),
                             dram_aot.checked(mod.quiet_until, BOUND_ARGS),
                             dram_aot.checked(mod.point_groups, GROUP_ARGS),
-                            dram_aot.checked(mod.handoff_pairs, HANDOFF_ARGS), "aot"),
+                            dram_aot.checked(mod.handoff_pairs, HANDOFF_ARGS),
+                            dram_aot.checked(mod.stream_keys, KEYS_ARGS), "aot"),
         jit_kernels)
 
 
@@ -131,12 +142,13 @@ def jit_kernels() -> Kernels:
     from sim.dag_kernel import dag_times
     from sim.group_kernel import point_groups
     from sim.handoff_kernel import handoff_pairs
+    from sim.plan_kernel import stream_keys
     from sim.quiet_kernel import stamp_quiet
     from sim.scan_kernel import scan_run
     from sim.span_kernel import stamp_span
 
     return Kernels(stamp_beside, dag_times, scan_run, stamp_span, stamp_quiet, quiet_until,
-                   point_groups, handoff_pairs, "jit")
+                   point_groups, handoff_pairs, stream_keys, "jit")
 
 
 def module_name() -> str:
@@ -153,6 +165,7 @@ def build(directory: Path, name: str | None = None) -> Path:
         dag_kernel,
         group_kernel,
         handoff_kernel,
+        plan_kernel,
         quiet_kernel,
         scan_kernel,
         span_kernel,
@@ -167,4 +180,5 @@ def build(directory: Path, name: str | None = None) -> Path:
          ("stamp_quiet", QUIET_SIG, quiet_kernel.stamp_quiet),
          ("quiet_until", BOUND_SIG, bound_kernel.quiet_until),
          ("point_groups", GROUP_SIG, group_kernel.point_groups),
-         ("handoff_pairs", HANDOFF_SIG, handoff_kernel.handoff_pairs)), "the engine's loops")
+         ("handoff_pairs", HANDOFF_SIG, handoff_kernel.handoff_pairs),
+         ("stream_keys", KEYS_SIG, plan_kernel.stream_keys)), "the engine's loops")

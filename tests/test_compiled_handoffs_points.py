@@ -188,3 +188,31 @@ def test_compiled_points_equal_pandas_groupby(run, monkeypatch, rollups_match_pa
     assert compiled.point_rows.order == plain.point_rows.order
     for c in plain.point_rows.order:
         assert np.array_equal(compiled.point_rows[c], plain.point_rows[c]), c
+
+
+@pytest.mark.parametrize("which", ["aot", "jit"])
+def test_stream_keys_by_hand(which):
+    """Four layers on two stages (layer -1: the embedding, stage 0); kinds: 0 compute, 1 a
+    pipeline send, 2 a grouped collective (category 1), 3 an expert rank 1 (category 3).
+    A send at layer 2 runs on layer 1's stage (0); stage 1 alone has ports."""
+    fn = (kernels() if which == "aot" else jit_kernels()).stream_keys
+    kind = np.array([0, 0, 2, 1, 3, 2, 0], dtype=np.int32)
+    layer = np.array([-1, 0, 1, 2, 2, 3, 3], dtype=np.int32)
+    stage_at = np.array([0, 0, 0, 1, 1], dtype=np.int32)   # at layer + 1
+    send_k = np.array([False, True, False, False])
+    cat_k = np.array([0, 0, 1, 3], dtype=np.int64)
+    grouped_k = np.array([False, False, True, False])
+    ported = np.array([False, True])
+    n, width = len(kind), 4
+    stage, here, code = (np.empty(n, dtype=np.int32) for _ in range(3))
+    loaded = np.empty(n, dtype=bool)
+    keys, firsts = np.empty(8, dtype=np.int64), np.empty(8, dtype=np.int64)
+    got = fn(kind, layer, stage_at, send_k, cat_k, grouped_k, ported, width, stage, here,
+             code, loaded, keys, firsts)
+    assert here.tolist() == [0, 0, 0, 1, 1, 1, 1]
+    assert stage.tolist() == [0, 0, 0, 0, 1, 1, 1]          # the send: stage 0
+    # keys stage * 4 + category: 0, 0, 1, 0, 7, 5, 4
+    assert code.tolist() == [0, 0, 1, 0, 2, 3, 4]
+    assert got == 5 and keys[:5].tolist() == [0, 1, 7, 5, 4]
+    assert firsts[:5].tolist() == [0, 2, 4, 5, 6]
+    assert loaded.tolist() == [False, False, False, True, False, True, False]

@@ -242,8 +242,8 @@ def _numpy_error_model(flags_cls):
     return make
 
 
-_DTYPES = {"i8": "int64", "i1": "int8", "u1": "uint8", "u8": "uint64", "f8": "float64",
-           "b1": "bool"}
+_DTYPES = {"i8": "int64", "i4": "int32", "i1": "int8", "u1": "uint8", "u8": "uint64",
+           "f8": "float64", "b1": "bool"}
 
 
 def checked(fn, spec: tuple):

@@ -17,6 +17,7 @@ import numpy as np
 
 from sim.columns import in_first_order
 from sim.devices.base import Device, SimError, collective_min_bytes
+from sim.engine_aot import kernels
 from sim.system.grouped_loads import GroupedLoads
 from sim.system.plan import Load, Plan
 from sim.system.schedule import (
@@ -42,26 +43,34 @@ def streams_plan(trace: Trace, system: System, device: Device, policies: Policie
     arrays = trace.compact
     if policies.attention_on or type(device).unit_of is not Device.unit_of or not len(arrays):
         return None
-    # (per-op arrays of 32 bits: a few million ops each)
-    kinds, kind, layer = arrays.kinds, arrays.kind, arrays.layer.astype(np.int32, copy=False)
+    kinds = arrays.kinds
     stage_at = np.array(stage_of_layers(trace.model.n_layers, trace.scenario.pp),
                         dtype=np.int32)
-    is_coll = np.array([k.kind == COLLECTIVE for k in kinds])
+    # per kind: a collective, a pipeline send, an expert rank, a collective of a group
+    is_coll = np.array([k.kind == COLLECTIVE for k in kinds], dtype=bool)
     is_send = np.array([k.kind == COLLECTIVE and k.collective is not None and
-                        k.collective.kind == "send" for k in kinds])
-    rank = np.array([k.rank for k in kinds], dtype=np.int32)
+                        k.collective.kind == "send" for k in kinds], dtype=bool)
+    rank = np.array([k.rank for k in kinds], dtype=np.int64)
     grouped = np.array([k.kind == COLLECTIVE and k.collective is not None and
-                        k.collective.group > 1 for k in kinds])
-    here = stage_at[layer + 1]
-    send = is_send[kind]
-    # a send runs on the stage before the boundary (stage_at[layer] is layer - 1's stage)
-    stage = np.where(send, stage_at[layer], here)
-    coll = is_coll[kind]
-    op_rank = rank[kind]
-    category = np.where(coll & policies.overlap, COMM,
-                        np.where(op_rank >= 0, RANK + op_rank, COMPUTE))
+                        k.collective.group > 1 for k in kinds], dtype=bool)
+    category = np.where(is_coll & policies.overlap, COMM,
+                        np.where(rank >= 0, RANK + rank, COMPUTE)).astype(np.int64)
     width = int(category.max()) + 1
-    keys, key_first, key_of = in_first_order(stage * width + category)
+    comm_loads = collective_ports(system, stages)
+    ported = np.array([bool(comm_loads.get(st.index)) for st in stages], dtype=bool)
+    # per op (one compiled pass, sim/plan_kernel.py): its stage (a send runs on the stage
+    # before the boundary: stage_at[layer] is layer - 1's stage), its layer's stage, the
+    # code of its (stage, category) key by first appearance, whether its collective loads
+    # links
+    n = len(arrays)
+    stage, here, key_of = (np.empty(n, dtype=np.int32) for _ in range(3))
+    loaded = np.empty(n, dtype=bool)
+    key_table, first_table = (np.empty(len(stages) * width, dtype=np.int64) for _ in range(2))
+    n_keys = kernels().stream_keys(
+        np.ascontiguousarray(arrays.kind, dtype=np.int32),
+        np.ascontiguousarray(arrays.layer, dtype=np.int32), stage_at, is_send, category,
+        grouped, ported, width, stage, here, key_of, loaded, key_table, first_table)
+    keys, key_first = key_table[:n_keys], first_table[:n_keys]
 
     plan = Plan(streams={}, first_transfer_id=len(arrays))
     used_memory: dict[str, set[str]] = {}
@@ -85,8 +94,9 @@ def streams_plan(trace: Trace, system: System, device: Device, policies: Policie
         else:
             r = cat - RANK
             if r >= len(st.devices):
-                raise SimError(f"--ep: op {kinds[int(kind[at])].name} belongs to rank {r} but "
-                               f"the stage has {len(st.devices)} device(s)")
+                name = kinds[int(arrays.kind[at])].name
+                raise SimError(f"--ep: op {name} belongs to rank {r} but the stage has "
+                               f"{len(st.devices)} device(s)")
             dev_name = st.devices[r]
             stream = f"{dev_name}.compute"
             names.append(stream)
@@ -102,24 +112,22 @@ def streams_plan(trace: Trace, system: System, device: Device, policies: Policie
     arrays.stream_names = tuple(slots)
     if len(slots) == 1:
         arrays.device = names[0]
-    loaded = _collective_loads(arrays, plan, system, stages, stage, here, send,
-                               grouped[kind], policies)
+    loads = _collective_loads(arrays, plan, system, stages, stage, here,
+                              np.flatnonzero(loaded), is_send, comm_loads, policies)
     contended_memories(plan, system, device, used_memory)
-    _prune_uncontended(plan, *loaded)
+    _prune_uncontended(plan, *loads)
     return plan
 
 
 def _collective_loads(arrays, plan: Plan, system: System, stages: list[Stage],
-                      stage: np.ndarray, here: np.ndarray, send: np.ndarray,
-                      grouped: np.ndarray, policies: Policies
+                      stage: np.ndarray, here: np.ndarray, at: np.ndarray,
+                      is_send: np.ndarray, comm_loads: dict, policies: Policies
                       ) -> tuple[np.ndarray, np.ndarray, list[tuple], list[str]]:
-    """The loaded collectives: (their op ids in order, the group of each, per group its
-    tuple of link loads - one per (stage[, receiving stage], collective), shared as the
-    op-by-op walk shares them - and per group the stream its ops count as a user of those
-    resources). Registers the resources in the order the op-by-op walk does."""
-    comm_loads = collective_ports(system, stages)
-    ported = np.array([bool(comm_loads.get(st.index)) for st in stages])
-    at = np.flatnonzero(send | (grouped & ported[stage]))
+    """The loaded collectives ``at`` (op ids, ascending: sends, and collectives of a group on
+    a stage with ports, ``comm_loads``): (``at``, the group of each, per group its tuple of
+    link loads - one per (stage[, receiving stage], collective), shared as the op-by-op walk
+    shares them - and per group the stream its ops count as a user of those resources).
+    ``is_send``: per kind. Registers the resources in the order the op-by-op walk does."""
     if not len(at):
         return at, at, [], []
     n_stages = len(stages)
@@ -132,7 +140,7 @@ def _collective_loads(arrays, plan: Plan, system: System, stages: list[Stage],
         i = int(at[c_at])
         c = arrays.kinds[int(arrays.kind[i])].collective
         st = stages[int(stage[i])]
-        if send[i]:
+        if is_send[int(arrays.kind[i])]:
             to = stages[int(here[i])]
             hit = shared.get((st.index, to.index, id(c)))
             if hit is None or hit[0] is not c:
