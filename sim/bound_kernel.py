@@ -182,3 +182,24 @@ def quiet_until(rc, busy0, busy1, now, users_ptr, users, use_ptr, use_pos, n_str
         if soonest <= now:
             return now
     return soonest
+
+
+@njit(cache=True, error_model="numpy")
+def stream_sums(by_stream, bounds, dur, adopt_after, cum):
+    """The running sums :func:`quiet_until` reads (``cum``, ``len(by_stream) + streams``
+    long): per stream ``c`` from ``bounds[c] + c`` a 0, then the running sum, in position
+    order (``by_stream[bounds[c]:bounds[c + 1]]``), of each op's duration ``dur`` plus that
+    of the collective it takes turns with (``adopt_after``, -1: none; empty: none at all):
+    the sequential additions of ``np.cumsum``, so the same floats."""
+    turns = len(adopt_after) > 0
+    for c in range(len(bounds) - 1):
+        at = bounds[c] + c
+        cum[at] = 0.0
+        acc = 0.0
+        for p in range(bounds[c], bounds[c + 1]):
+            o = by_stream[p]
+            v = dur[o]
+            if turns and adopt_after[o] >= 0:
+                v += dur[adopt_after[o]]
+            acc = v if p == bounds[c] else acc + v
+            cum[at + 1 + p - bounds[c]] = acc

@@ -10,7 +10,8 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.dag_kernel.dag_times`: the start and end of every op of a run without contention
   (:mod:`sim.engine_dag`);
 * :func:`sim.quiet_kernel.stamp_quiet`: a quiet run of a stream with a contended memory;
-* :func:`sim.bound_kernel.quiet_until`: how long a contended resource stays quiet;
+* :func:`sim.bound_kernel.quiet_until`: how long a contended resource stays quiet, and
+  :func:`sim.bound_kernel.stream_sums`, the running sums it reads;
 * :func:`sim.scan_kernel.scan_run`: where a quiet run may end, and the ops it runs beside;
 * :func:`sim.span_kernel.stamp_span`: a span of a plain run, loaded ops alone on their links;
 * :func:`sim.handoff_kernel.handoff_pairs`: which op of another stream a run may stamp;
@@ -107,10 +108,14 @@ KEYS_SIG = (f"i8({_J}, {_J}, {_J}, b1[::1], {_I}, b1[::1], b1[::1], i8, {_J}, {_
 KEYS_ARGS = (("i4", 1),) * 3 + (("b1", 1), ("i8", 1), ("b1", 1), ("b1", 1), None) + \
     (("i4", 1),) * 3 + (("b1", 1), ("i8", 1), ("i8", 1))
 
+#: stream_sums(by_stream, bounds, dur, adopt_after, cum)
+SUMS_SIG = f"none({_I}, {_I}, {_F}, {_I}, {_F})"
+SUMS_ARGS = (("i8", 1), ("i8", 1), ("f8", 1), ("i8", 1), ("f8", 1))
+
 #: the loops a run calls (callables) and where they come from (``kind``: 'aot' or 'jit')
 Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp_span",
                                  "stamp_quiet", "quiet_until", "point_groups", "handoff_pairs",
-                                 "stream_keys", "kind"])
+                                 "stream_keys", "stream_sums", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -131,14 +136,15 @@ def kernels() -> Kernels:
                             dram_aot.checked(mod.quiet_until, BOUND_ARGS),
                             dram_aot.checked(mod.point_groups, GROUP_ARGS),
                             dram_aot.checked(mod.handoff_pairs, HANDOFF_ARGS),
-                            dram_aot.checked(mod.stream_keys, KEYS_ARGS), "aot"),
+                            dram_aot.checked(mod.stream_keys, KEYS_ARGS),
+                            dram_aot.checked(mod.stream_sums, SUMS_ARGS), "aot"),
         jit_kernels)
 
 
 def jit_kernels() -> Kernels:
     """The numba dispatchers themselves (imports numba)."""
     from sim.beside_kernel import stamp_beside
-    from sim.bound_kernel import quiet_until
+    from sim.bound_kernel import quiet_until, stream_sums
     from sim.dag_kernel import dag_times
     from sim.group_kernel import point_groups
     from sim.handoff_kernel import handoff_pairs
@@ -148,7 +154,7 @@ def jit_kernels() -> Kernels:
     from sim.span_kernel import stamp_span
 
     return Kernels(stamp_beside, dag_times, scan_run, stamp_span, stamp_quiet, quiet_until,
-                   point_groups, handoff_pairs, stream_keys, "jit")
+                   point_groups, handoff_pairs, stream_keys, stream_sums, "jit")
 
 
 def module_name() -> str:
@@ -181,4 +187,5 @@ def build(directory: Path, name: str | None = None) -> Path:
          ("quiet_until", BOUND_SIG, bound_kernel.quiet_until),
          ("point_groups", GROUP_SIG, group_kernel.point_groups),
          ("handoff_pairs", HANDOFF_SIG, handoff_kernel.handoff_pairs),
-         ("stream_keys", KEYS_SIG, plan_kernel.stream_keys)), "the engine's loops")
+         ("stream_keys", KEYS_SIG, plan_kernel.stream_keys),
+         ("stream_sums", SUMS_SIG, bound_kernel.stream_sums)), "the engine's loops")

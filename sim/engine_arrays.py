@@ -274,10 +274,11 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     # collective each takes turns with, ``adopt_after``), by position
     users = _users(names, stream, memory_of, loads)
     res_code = {key: rc for rc, key in enumerate(users)}
-    bound_arrays = (*_bound_tables(names, users, _use_positions(
-        names, stream, position, memory_of, loads, size_all, stop_all), by_stream, bounds,
-        dur_all, adopt_after), st_kind, st_t, st_op, wait_at_arr, waited_op, flagged,
-        stream64, position, end, SUM_SLACK)
+    use = _use_positions(names, stream, position, by_stream, bounds, memory_of, loads,
+                         size_all, stop_all)
+    bound_arrays = (*_bound_tables(names, users, use, by_stream, bounds, dur_all, adopt_after),
+                    st_kind, st_t, st_op, wait_at_arr, waited_op, flagged, stream64, position,
+                    end, SUM_SLACK)
     checked_bound = kernels().quiet_until
     if users:        # the arrays checked once, then called unchecked
         checked_bound(0, 0, -1, 0.0, *bound_arrays)
@@ -1017,21 +1018,23 @@ def _next_at(at: np.ndarray, m: int) -> np.ndarray:
     return np.repeat(ends, np.diff(ends, prepend=-1))
 
 
-def _use_positions(names, stream: np.ndarray, position: np.ndarray, memory_of: dict,
-                   loads: LoadIndex, size_all: np.ndarray, stop_all: np.ndarray
+def _use_positions(names, stream: np.ndarray, position: np.ndarray, by_stream: np.ndarray,
+                   bounds: np.ndarray, memory_of: dict, loads: LoadIndex,
+                   size_all: np.ndarray, stop_all: np.ndarray
                    ) -> dict[tuple[int, str], np.ndarray]:
     """Per (contended resource by ``id``, stream name): the sorted positions on that stream of
     its ops that move bytes through the resource (a memory's: those with DRAM bytes, and
     those a quiet run must stop before, ``stop_all``; a link's: those whose loads name it
-    with bytes)."""
+    with bytes). ``by_stream``, ``bounds``: the ops in stream and position order, where each
+    stream's begin (:mod:`sim.stream_order`)."""
     out: dict[tuple[int, str], np.ndarray] = {}
+    if memory_of:   # (and those that reserve a share of it: they slow what is in flight)
+        # by position on each stream: ``by_stream`` lists a stream's ops in position order
+        moving = ((size_all > 0) | stop_all)[by_stream]
     for code, name in enumerate(names):
         mem = memory_of.get(name)
         if mem is not None:
-            # (and those that reserve a share of it: they slow what is in flight)
-            # (ids ascending: a stream's positions follow its op ids, sorted already)
-            ids = np.flatnonzero((stream == code) & ((size_all > 0) | stop_all))
-            out[(id(mem), name)] = position[ids]
+            out[(id(mem), name)] = np.flatnonzero(moving[bounds[code]:bounds[code + 1]])
     found: dict[tuple[int, str], list[np.ndarray]] = {}
     for c, code, ids in loads.by_list(stream):
         for link in {id(res) for res, nb in loads.lists[c] if nb > 0}:
@@ -1066,20 +1069,20 @@ def _bound_tables(names, users: dict[int, set[str]], use: dict[tuple[int, str], 
     running sum by position, from 0 (``cum_ptr`` into ``cum``), of its ops' durations alone
     and of the collective each takes turns with (``adopt_after``, where formed: that
     collective waits for the op and the stream's next op waits for it, so the next op starts
-    no earlier than both have run), the ops by stream (``by_stream``: stream ``s``'s op at
+    no earlier than both have run; compiled, :func:`sim.bound_kernel.stream_sums`), the ops
+    by stream (``by_stream``: stream ``s``'s op at
     position ``p`` is ``by_stream[cum_ptr[s] - s + p]``, its sums being one longer than its
     ops) and each op's duration alone (``dur_all``)."""
     code_of = {nm: c for c, nm in enumerate(names)}
     users_ptr, flat_users = flat_rows([sorted(code_of[nm] for nm in streams)
                                        for streams in users.values()])
     use_ptr, use_pos = flat_rows([use.get((key, nm), _NONE) for key in users for nm in names])
-    step = dur_all
-    if len(adopt_after):
-        turns = np.flatnonzero(adopt_after >= 0)
-        step = dur_all.copy()
-        step[turns] += dur_all[adopt_after[turns]]
-    cum_ptr, cum = flat_rows([np.concatenate(([0.0], np.cumsum(step[by_stream[
-        bounds[c]:bounds[c + 1]]]))) for c in range(len(names))], np.float64)
-    return users_ptr, flat_users, use_ptr, use_pos, len(names), cum_ptr[:-1].copy(), cum, \
-        np.ascontiguousarray(by_stream, dtype=np.int64), \
-        np.ascontiguousarray(dur_all, dtype=np.float64)
+    by_stream = np.ascontiguousarray(by_stream, dtype=np.int64)
+    dur_all = np.ascontiguousarray(dur_all, dtype=np.float64)
+    bounds = np.ascontiguousarray(bounds, dtype=np.int64)
+    cum = np.empty(len(by_stream) + len(names))
+    kernels().stream_sums(by_stream, bounds, dur_all,
+                          np.ascontiguousarray(adopt_after, dtype=np.int64), cum)
+    cum_ptr = bounds[:-1] + np.arange(len(names), dtype=np.int64)
+    return users_ptr, flat_users, use_ptr, use_pos, len(names), cum_ptr, cum, by_stream, \
+        dur_all
