@@ -16,6 +16,9 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.span_kernel.stamp_span`: a span of a plain run, loaded ops alone on their links;
 * :func:`sim.handoff_kernel.handoff_pairs`: which op of another stream a run may stamp;
 * :func:`sim.plan_kernel.stream_keys`: each op's stage and stream key in a plan;
+* :func:`sim.deps_kernel.cross_counts`, :func:`sim.deps_kernel.cross_pairs`: the
+  dependencies between streams (each for 32- and 64-bit dependency arrays, ``_i4`` /
+  ``_i8``);
 * :func:`sim.group_kernel.point_groups`: the run report's roofline points (not an engine loop:
   built here so that a report loads no second extension).
 
@@ -33,7 +36,8 @@ from sim.micro import dram_aot
 
 HERE = Path(__file__).resolve().parent
 #: files whose text decides the compiled code
-SOURCES = ("beside_kernel.py", "bound_kernel.py", "dag_kernel.py", "engine_aot.py",
+SOURCES = ("beside_kernel.py", "bound_kernel.py", "dag_kernel.py", "deps_kernel.py",
+           "engine_aot.py",
            "group_kernel.py", "handoff_kernel.py", "plan_kernel.py", "quiet_kernel.py",
            "resources.py",
            "scan_kernel.py", "span_kernel.py")
@@ -112,10 +116,22 @@ KEYS_ARGS = (("i4", 1),) * 3 + (("b1", 1), ("i8", 1), ("b1", 1), ("b1", 1), None
 SUMS_SIG = f"none({_I}, {_I}, {_F}, {_I}, {_F})"
 SUMS_ARGS = (("i8", 1), ("i8", 1), ("f8", 1), ("i8", 1), ("f8", 1))
 
+#: cross_counts(dep_ptr, dep_idx, stream, signal, cand, wait_at) -> pairs, and
+#: cross_pairs(dep_ptr, dep_idx, signal, waiter, waited, waiter_at, waited_sorted,
+#:             waiter_by_waited), for dependency arrays of each width
+COUNTS_SIG = {w: f"i8({w}[::1], {w}[::1], {_I}, b1[::1], b1[::1], {_I})" for w in ("i4", "i8")}
+COUNTS_ARGS = {w: ((w, 1), (w, 1), ("i8", 1), ("b1", 1), ("b1", 1), ("i8", 1))
+               for w in ("i4", "i8")}
+PAIRS_SIG = {w: f"none({w}[::1], {w}[::1], b1[::1], {_I}, {_I}, {_I}, {_I}, {_I})"
+             for w in ("i4", "i8")}
+PAIRS_ARGS = {w: ((w, 1), (w, 1), ("b1", 1)) + (("i8", 1),) * 5 for w in ("i4", "i8")}
+
 #: the loops a run calls (callables) and where they come from (``kind``: 'aot' or 'jit')
 Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp_span",
                                  "stamp_quiet", "quiet_until", "point_groups", "handoff_pairs",
-                                 "stream_keys", "stream_sums", "kind"])
+                                 "stream_keys", "stream_sums", "cross_counts_i4",
+                                 "cross_counts_i8", "cross_pairs_i4", "cross_pairs_i8",
+                                 "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -137,7 +153,10 @@ def kernels() -> Kernels:
                             dram_aot.checked(mod.point_groups, GROUP_ARGS),
                             dram_aot.checked(mod.handoff_pairs, HANDOFF_ARGS),
                             dram_aot.checked(mod.stream_keys, KEYS_ARGS),
-                            dram_aot.checked(mod.stream_sums, SUMS_ARGS), "aot"),
+                            dram_aot.checked(mod.stream_sums, SUMS_ARGS),
+                            *(dram_aot.checked(getattr(mod, f"cross_{what}_{w}"), args[w])
+                              for what, args in (("counts", COUNTS_ARGS), ("pairs", PAIRS_ARGS))
+                              for w in ("i4", "i8")), "aot"),
         jit_kernels)
 
 
@@ -146,6 +165,7 @@ def jit_kernels() -> Kernels:
     from sim.beside_kernel import stamp_beside
     from sim.bound_kernel import quiet_until, stream_sums
     from sim.dag_kernel import dag_times
+    from sim.deps_kernel import cross_counts, cross_pairs
     from sim.group_kernel import point_groups
     from sim.handoff_kernel import handoff_pairs
     from sim.plan_kernel import stream_keys
@@ -154,7 +174,8 @@ def jit_kernels() -> Kernels:
     from sim.span_kernel import stamp_span
 
     return Kernels(stamp_beside, dag_times, scan_run, stamp_span, stamp_quiet, quiet_until,
-                   point_groups, handoff_pairs, stream_keys, stream_sums, "jit")
+                   point_groups, handoff_pairs, stream_keys, stream_sums, cross_counts,
+                   cross_counts, cross_pairs, cross_pairs, "jit")
 
 
 def module_name() -> str:
@@ -169,6 +190,7 @@ def build(directory: Path, name: str | None = None) -> Path:
         beside_kernel,
         bound_kernel,
         dag_kernel,
+        deps_kernel,
         group_kernel,
         handoff_kernel,
         plan_kernel,
@@ -188,4 +210,8 @@ def build(directory: Path, name: str | None = None) -> Path:
          ("point_groups", GROUP_SIG, group_kernel.point_groups),
          ("handoff_pairs", HANDOFF_SIG, handoff_kernel.handoff_pairs),
          ("stream_keys", KEYS_SIG, plan_kernel.stream_keys),
-         ("stream_sums", SUMS_SIG, bound_kernel.stream_sums)), "the engine's loops")
+         ("stream_sums", SUMS_SIG, bound_kernel.stream_sums),
+         *((f"cross_{what}_{w}", sigs[w], fn) for what, sigs, fn in (
+             ("counts", COUNTS_SIG, deps_kernel.cross_counts),
+             ("pairs", PAIRS_SIG, deps_kernel.cross_pairs)) for w in ("i4", "i8"))),
+        "the engine's loops")

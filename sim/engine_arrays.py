@@ -139,17 +139,28 @@ def _kind_costs(dev: Device, arrays) -> list[Cost | None]:
     return table
 
 
-def _waited(arrays, stream: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ops another stream depends on, sorted; per op whether a dependency of it is one of
-    those); ``owner``: the op each dependency (``arrays.dep_idx``) belongs to."""
-    n = len(arrays)
-    idx = arrays.dep_idx.astype(np.int64, copy=False)
-    waited = distinct_ints(idx[stream[idx] != stream[owner]])
-    flag = np.zeros(n, dtype=bool)
-    flag[waited] = True
-    cand = np.zeros(n, dtype=bool)
-    cand[owner[flag[idx]]] = True
-    return waited, cand
+def _cross_deps(arrays, stream: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The dependencies between streams (``stream``: int64 code per op): per op whether
+    another stream depends on it (``signal``) and whether a dependency of it is signalled
+    (``cand``); the (waiter, signalled dependency) pairs in op and dependency order with
+    each op's offsets into them; the same pairs by dependency, stably, with each op's
+    offsets (:mod:`sim.deps_kernel`)."""
+    n = len(stream)
+    ptr, idx = arrays.dep_ptr, arrays.dep_idx
+    k = kernels()
+    if ptr.dtype == np.int32 and idx.dtype == np.int32:
+        counts, pairs = k.cross_counts_i4, k.cross_pairs_i4
+        ptr, idx = np.ascontiguousarray(ptr), np.ascontiguousarray(idx)
+    else:
+        counts, pairs = k.cross_counts_i8, k.cross_pairs_i8
+        ptr, idx = (np.ascontiguousarray(a, dtype=np.int64) for a in (ptr, idx))
+    signal, cand = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
+    wait_at, waiter_at = np.empty(n + 1, dtype=np.int64), np.empty(n + 1, dtype=np.int64)
+    total = counts(ptr, idx, stream, signal, cand, wait_at)
+    waiter, waited, waited_sorted, waiter_by_waited = (np.empty(total, dtype=np.int64)
+                                                       for _ in range(4))
+    pairs(ptr, idx, signal, waiter, waited, waiter_at, waited_sorted, waiter_by_waited)
+    return signal, cand, wait_at, waiter, waited, waiter_at, waited_sorted, waiter_by_waited
 
 
 def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
@@ -206,27 +217,21 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             tl.resources = resources
             return tl
     del prev_op
-    ptr, idx = arrays.dep_ptr, arrays.dep_idx
-    dep_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))   # each dependency's op
-    waited, cand = _waited(arrays, stream, dep_of)
     start = np.full(n, np.nan)
     end = np.full(n, np.nan)
     counter = [0, 0, 0]   # tasks completed, events waited on, runs led by an adoption
     single = np.zeros(n, dtype=bool)
     single[loads.ids] = True
-    signal = np.zeros(n, dtype=bool)
-    signal[waited] = True
-    # per op with such a dependency: those dependencies (in the op's dep order); per such
-    # dependency: the ops that wait for it
-    pair = cand[dep_of] & signal[idx]
-    waiter, waited_op = dep_of[pair], idx[pair].astype(np.int64, copy=False)
-    # both as offsets over all ops into one array (memoryviews read an element at a time):
-    # op i's are [at[i], at[i + 1]) (dicts of lists took ~80 B an op)
-    wait_at_arr = offsets(waiter, n)
+    # signal: ops another stream depends on; cand: ops with a dependency signalled; per
+    # such op those dependencies (waiter, waited_op: in op then dep order), per signalled op
+    # the ops that wait for it (waited_sorted, waiter_by_waited: in op order), both as
+    # offsets over all ops into one array (memoryviews read an element at a time): op i's
+    # are [at[i], at[i + 1]) (dicts of lists took ~80 B an op). Compiled:
+    # sim/deps_kernel.py
+    signal, cand, wait_at_arr, waiter, waited_op, waiter_at_arr, waited_sorted, \
+        waiter_by_waited = _cross_deps(arrays, stream64)
     wait_at, wait_on = _items(wait_at_arr), _items(waited_op)
-    by_waited = np.argsort(waited_op, kind="stable")
-    waited_sorted, waiter_by_waited = waited_op[by_waited], waiter[by_waited]
-    waiter_at, waiter_of = _items(offsets(waited_sorted, n)), _items(waiter_by_waited)
+    waiter_at, waiter_of = _items(waiter_at_arr), _items(waiter_by_waited)
 
     def waits(i: int) -> memoryview:
         """The ops of other streams op ``i`` waits for (in its dependency order)."""

@@ -1,4 +1,5 @@
-"""Two compiled passes against plain-Python statements of their rules (issue 18).
+"""Compiled passes over a long run's arrays against plain-Python statements of their rules
+(issue 18).
 
 * :func:`sim.stream_chains.handoffs` (:func:`sim.handoff_kernel.handoff_pairs`): which op of
   another stream a run may adopt or run beside, on random several-stream dependency tables,
@@ -6,6 +7,11 @@
 * :func:`sim.group_kernel.point_groups`: the roofline points' groups (rows with FLOPs, bytes
   and time > 0, equal in all five columns, in order of first appearance) against a dict; and
   the report's rollups through it equal pandas ``groupby`` on a real run's table.
+* :func:`sim.plan_kernel.stream_keys`: each op's stage and stream key, by hand.
+* :mod:`sim.deps_kernel`: the dependency tables between streams, against Python lists.
+
+The plan and engine that use them are checked against the op-by-op walk and engine in
+tests/test_array_plan.py.
 """
 
 from __future__ import annotations
@@ -216,3 +222,39 @@ def test_stream_keys_by_hand(which):
     assert got == 5 and keys[:5].tolist() == [0, 1, 7, 5, 4]
     assert firsts[:5].tolist() == [0, 2, 4, 5, 6]
     assert loaded.tolist() == [False, False, False, True, False, True, False]
+
+
+@pytest.mark.parametrize("width", ["i4", "i8", "jit"])
+def test_cross_deps_by_python_sets(width):
+    """The dependency tables between streams (sim/deps_kernel.py) against Python lists:
+    signalled ops, ops with a signalled dependency, the pairs in op order and stably by
+    the op waited for, and both offset tables."""
+    rng = np.random.default_rng(7)
+    n = 300
+    stream = rng.integers(0, 3, n).astype(np.int64)
+    deps = [sorted(set(rng.integers(0, i, rng.integers(0, 4)).tolist())) if i else []
+            for i in range(n)]
+    dtype = np.int64 if width == "i8" else np.int32
+    ptr = np.concatenate(([0], np.cumsum([len(d) for d in deps]))).astype(dtype)
+    idx = np.array([d for ds in deps for d in ds], dtype=dtype)
+    signal_want = [any(stream[o] != stream[d] for o in range(n) for d in deps[o] if d == x)
+                   for x in range(n)]
+    pairs_want = [(o, d) for o in range(n) for d in deps[o] if signal_want[d]]
+    k = jit_kernels() if width == "jit" else kernels()
+    wide = width != "i4"
+    counts = k.cross_counts_i8 if wide else k.cross_counts_i4
+    pairs = k.cross_pairs_i8 if wide else k.cross_pairs_i4
+    signal, cand = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
+    wait_at, waiter_at = np.empty(n + 1, dtype=np.int64), np.empty(n + 1, dtype=np.int64)
+    total = counts(ptr, idx, stream, signal, cand, wait_at)
+    assert total == len(pairs_want) > 50
+    waiter, waited, by_d, waiter_by = (np.empty(total, dtype=np.int64) for _ in range(4))
+    pairs(ptr, idx, signal, waiter, waited, waiter_at, by_d, waiter_by)
+    assert signal.tolist() == signal_want
+    assert cand.tolist() == [any(signal_want[d] for d in deps[o]) for o in range(n)]
+    assert list(zip(waiter.tolist(), waited.tolist(), strict=True)) == pairs_want
+    assert wait_at.tolist() == [sum(1 for o, _ in pairs_want if o < i) for i in range(n + 1)]
+    stable = sorted(pairs_want, key=lambda p: p[1])
+    assert by_d.tolist() == [d for _, d in stable]
+    assert waiter_by.tolist() == [o for o, _ in stable]
+    assert waiter_at.tolist() == [sum(1 for _, d in pairs_want if d < i) for i in range(n + 1)]
