@@ -245,7 +245,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     sleep_on = np.full(len(names), -1, dtype=np.int64)
     owner_code = _items(stream64)        # each op's stream code, read an element at a time
     position = np.empty(n, dtype=np.int64)      # each op's position on its stream
-    position[by_stream] = np.arange(n) - np.repeat(bounds[:-1], np.diff(bounds))
+    for c in range(len(names)):
+        position[by_stream[bounds[c]:bounds[c + 1]]] = np.arange(bounds[c + 1] - bounds[c])
 
     def waits_yet(i: int) -> bool:
         """Whether op ``i`` still waits for an op of another stream (one set test)."""
