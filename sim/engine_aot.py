@@ -16,6 +16,8 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.span_kernel.stamp_span`: a span of a plain run, loaded ops alone on their links;
 * :func:`sim.handoff_kernel.handoff_pairs`: which op of another stream a run may stamp;
 * :func:`sim.plan_kernel.stream_keys`: each op's stage and stream key in a plan;
+* :func:`sim.lane_kernel.quiet_lane`: what a stream with a contended memory reads per
+  position;
 * :func:`sim.deps_kernel.cross_counts`, :func:`sim.deps_kernel.cross_pairs`: the
   dependencies between streams (each for 32- and 64-bit dependency arrays, ``_i4`` /
   ``_i8``);
@@ -38,7 +40,8 @@ HERE = Path(__file__).resolve().parent
 #: files whose text decides the compiled code
 SOURCES = ("beside_kernel.py", "bound_kernel.py", "dag_kernel.py", "deps_kernel.py",
            "engine_aot.py",
-           "group_kernel.py", "handoff_kernel.py", "plan_kernel.py", "quiet_kernel.py",
+           "group_kernel.py", "handoff_kernel.py", "lane_kernel.py", "plan_kernel.py",
+           "quiet_kernel.py",
            "resources.py",
            "scan_kernel.py", "span_kernel.py")
 _I, _F = "i8[::1]", "f8[::1]"
@@ -126,12 +129,20 @@ PAIRS_SIG = {w: f"none({w}[::1], {w}[::1], b1[::1], {_I}, {_I}, {_I}, {_I}, {_I}
              for w in ("i4", "i8")}
 PAIRS_ARGS = {w: ((w, 1), (w, 1), ("b1", 1)) + (("i8", 1),) * 5 for w in ("i4", "i8")}
 
+#: quiet_lane(ids, stop_all, signal, cand, single, adopt_after, only_wait, next_op, stops,
+#:            sig, wait, one, ends_run, waits_left, next_block, next_adoption, adopt_at)
+_B = "b1[::1]"
+LANE_SIG = (f"i8({_I}, {_B}, {_B}, {_B}, {_B}, {_I}, {_I}, {_I}, {_B}, {_B}, {_B}, {_B}, "
+            f"{_B}, {_B}, {_I}, {_I}, {_I})")
+LANE_ARGS = (("i8", 1),) + (("b1", 1),) * 4 + (("i8", 1),) * 3 + (("b1", 1),) * 6 + \
+    (("i8", 1),) * 3
+
 #: the loops a run calls (callables) and where they come from (``kind``: 'aot' or 'jit')
 Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp_span",
                                  "stamp_quiet", "quiet_until", "point_groups", "handoff_pairs",
                                  "stream_keys", "stream_sums", "cross_counts_i4",
                                  "cross_counts_i8", "cross_pairs_i4", "cross_pairs_i8",
-                                 "kind"])
+                                 "quiet_lane", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -156,7 +167,8 @@ def kernels() -> Kernels:
                             dram_aot.checked(mod.stream_sums, SUMS_ARGS),
                             *(dram_aot.checked(getattr(mod, f"cross_{what}_{w}"), args[w])
                               for what, args in (("counts", COUNTS_ARGS), ("pairs", PAIRS_ARGS))
-                              for w in ("i4", "i8")), "aot"),
+                              for w in ("i4", "i8")),
+                            dram_aot.checked(mod.quiet_lane, LANE_ARGS), "aot"),
         jit_kernels)
 
 
@@ -168,6 +180,7 @@ def jit_kernels() -> Kernels:
     from sim.deps_kernel import cross_counts, cross_pairs
     from sim.group_kernel import point_groups
     from sim.handoff_kernel import handoff_pairs
+    from sim.lane_kernel import quiet_lane
     from sim.plan_kernel import stream_keys
     from sim.quiet_kernel import stamp_quiet
     from sim.scan_kernel import scan_run
@@ -175,7 +188,7 @@ def jit_kernels() -> Kernels:
 
     return Kernels(stamp_beside, dag_times, scan_run, stamp_span, stamp_quiet, quiet_until,
                    point_groups, handoff_pairs, stream_keys, stream_sums, cross_counts,
-                   cross_counts, cross_pairs, cross_pairs, "jit")
+                   cross_counts, cross_pairs, cross_pairs, quiet_lane, "jit")
 
 
 def module_name() -> str:
@@ -193,6 +206,7 @@ def build(directory: Path, name: str | None = None) -> Path:
         deps_kernel,
         group_kernel,
         handoff_kernel,
+        lane_kernel,
         plan_kernel,
         quiet_kernel,
         scan_kernel,
@@ -213,5 +227,5 @@ def build(directory: Path, name: str | None = None) -> Path:
          ("stream_sums", SUMS_SIG, bound_kernel.stream_sums),
          *((f"cross_{what}_{w}", sigs[w], fn) for what, sigs, fn in (
              ("counts", COUNTS_SIG, deps_kernel.cross_counts),
-             ("pairs", PAIRS_SIG, deps_kernel.cross_pairs)) for w in ("i4", "i8"))),
-        "the engine's loops")
+             ("pairs", PAIRS_SIG, deps_kernel.cross_pairs)) for w in ("i4", "i8")),
+         ("quiet_lane", LANE_SIG, lane_kernel.quiet_lane)), "the engine's loops")

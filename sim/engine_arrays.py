@@ -812,10 +812,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         or check what it waits for (``waits_left``: not only what the run adopted just
         before it)."""
         m = len(ids)
-        stops = stop_all[ids]
-        sig = signal[ids]
         if not with_memory:     # plain runs: spans between the positions that may end them
-            one = single[ids]
+            stops, sig, one = stop_all[ids], signal[ids], single[ids]
             hard = np.flatnonzero(sig | cand[ids] | (one & stops))
             dur = dur_all[ids]
             lane = {"ids": ids, "id_list": _items(ids), "sig": _items(sig),
@@ -834,23 +832,23 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             checked_span(0, 0, 0.0, *lane["span_lane"], False, *span_links,
                          *lane["span_scratch"])    # an empty span: the arrays checked
             return lane
-        # arrays: a quiet run reads only the positions that may end it
-        ys = adopt_after[ids]
-        adopt_at = np.flatnonzero(ys >= 0)
-        # an adoption that does not follow on from the one before it (the op after that
-        # one on the same stream) needs its stream asleep on it: a run ends there
-        y = ys[adopt_at]
-        head = np.ones(len(adopt_at), dtype=bool)
-        head[1:] = y[1:] != next_op[y[:-1]]
-        ends_run = sig & (ys < 0)
-        ends_run[adopt_at[head]] = True
-        before = np.concatenate(([-1], ys[:-1]))    # what a run adopts before each position
-        waits_left = cand[ids] & ~((before >= 0) & (only_wait[ids] == before))
-        block = np.flatnonzero(stops | ends_run | waits_left)
-        lane = {"ids": ids, "id_list": ids, "sig": sig, "wait": cand[ids],
-                "one": single[ids], "stops": stops, "adoption_at": adopt_at,
-                "ends_run": ends_run, "waits_left": waits_left,
-                "next_block": _next_at(block, m), "next_adoption": _next_at(adopt_at, m)}
+        # arrays: a quiet run reads only the positions that may end it (an adoption that
+        # does not follow on from the one before it, the op after that one on the same
+        # stream, needs its stream asleep on it: a run ends there); compiled:
+        # sim/lane_kernel.py
+        stops, sig, wait, one, ends_run, waits_left = (np.empty(m, dtype=bool)
+                                                        for _ in range(6))
+        next_block, next_adoption = np.empty(m + 1, dtype=np.int64), \
+            np.empty(m + 1, dtype=np.int64)
+        adopt_at = np.empty(m, dtype=np.int64)
+        n_adopt = kernels().quiet_lane(
+            np.ascontiguousarray(ids, dtype=np.int64), stop_all, signal, cand, single,
+            adopt_after, only_wait, next_op, stops, sig, wait, one, ends_run, waits_left,
+            next_block, next_adoption, adopt_at)
+        lane = {"ids": ids, "id_list": ids, "sig": sig, "wait": wait, "one": one,
+                "stops": stops, "adoption_at": adopt_at[:n_adopt], "ends_run": ends_run,
+                "waits_left": waits_left, "next_block": next_block,
+                "next_adoption": next_adoption}
         # what the compiled scan reads (flags as bytes), checked once here
         lane["scan_lane"] = (lane["next_block"], *(
             np.ascontiguousarray(lane[key]).view(np.uint8)

@@ -9,6 +9,7 @@
   the report's rollups through it equal pandas ``groupby`` on a real run's table.
 * :func:`sim.plan_kernel.stream_keys`: each op's stage and stream key, by hand.
 * :mod:`sim.deps_kernel`: the dependency tables between streams, against Python lists.
+* :func:`sim.lane_kernel.quiet_lane`: a stream's quiet-run arrays, against their rules.
 
 The plan and engine that use them are checked against the op-by-op walk and engine in
 tests/test_array_plan.py.
@@ -258,3 +259,45 @@ def test_cross_deps_by_python_sets(width):
     assert by_d.tolist() == [d for _, d in stable]
     assert waiter_by.tolist() == [o for o, _ in stable]
     assert waiter_at.tolist() == [sum(1 for _, d in pairs_want if d < i) for i in range(n + 1)]
+
+
+def _next_marked(marked: list[bool]) -> list[int]:
+    """Per position p in 0..m: the first marked position >= p (m: none)."""
+    m = len(marked)
+    return [next((q for q in range(p, m) if marked[q]), m) for p in range(m + 1)]
+
+
+@pytest.mark.parametrize("which", ["aot", "jit"])
+def test_quiet_lane_by_its_rules(which):
+    """A stream's quiet-run arrays (sim/lane_kernel.py) against its rules in plain Python,
+    on random flags and adoptions (some following on from the one before, some not)."""
+    rng = np.random.default_rng(3)
+    n = 400
+    ids = np.sort(rng.choice(n, 150, replace=False)).astype(np.int64)
+    stop_all, signal, cand, single = (rng.random(n) < q for q in (0.05, 0.3, 0.4, 0.2))
+    next_op = rng.integers(-1, n, n).astype(np.int64)
+    adopt_after = np.where(rng.random(n) < 0.3, rng.integers(0, n, n), -1).astype(np.int64)
+    follows = np.flatnonzero(adopt_after >= 0)   # some adoptions follow on from the one before
+    for a, b in zip(follows[:-1:2], follows[1::2], strict=False):
+        adopt_after[b] = next_op[adopt_after[a]] if next_op[adopt_after[a]] >= 0 else -1
+    only_wait = np.where(rng.random(n) < 0.5, np.roll(adopt_after, 1), -1).astype(np.int64)
+    m = len(ids)
+    out = [np.empty(m, dtype=bool) for _ in range(6)] + \
+        [np.empty(m + 1, dtype=np.int64) for _ in range(2)] + [np.empty(m, dtype=np.int64)]
+    fn = (kernels() if which == "aot" else jit_kernels()).quiet_lane
+    count = fn(ids, stop_all, signal, cand, single, adopt_after, only_wait, next_op, *out)
+    stops, sig, wait, one, ends_run, waits_left, next_block, next_adoption, adopt_at = out
+    ys = [int(adopt_after[o]) for o in ids]
+    at = [p for p in range(m) if ys[p] >= 0]
+    heads = {p for j, p in enumerate(at) if j == 0 or ys[p] != next_op[ys[at[j - 1]]]}
+    want_ends = [bool(signal[o]) and ys[p] < 0 or p in heads for p, o in enumerate(ids)]
+    want_left = [bool(cand[o]) and not (p > 0 and ys[p - 1] >= 0 and only_wait[o] == ys[p - 1])
+                 for p, o in enumerate(ids)]
+    assert count == len(at) and adopt_at[:count].tolist() == at
+    assert 0 < len(heads) < len(at)   # both kinds of adoption occur
+    for got, flags in ((stops, stop_all), (sig, signal), (wait, cand), (one, single)):
+        assert got.tolist() == flags[ids].tolist()
+    assert ends_run.tolist() == want_ends and waits_left.tolist() == want_left
+    assert next_adoption.tolist() == _next_marked([y >= 0 for y in ys])
+    assert next_block.tolist() == _next_marked(
+        [bool(stop_all[o]) or want_ends[p] or want_left[p] for p, o in enumerate(ids)])
