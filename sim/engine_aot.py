@@ -21,8 +21,10 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.deps_kernel.cross_counts`, :func:`sim.deps_kernel.cross_pairs`: the
   dependencies between streams (each for 32- and 64-bit dependency arrays, ``_i4`` /
   ``_i8``);
-* :func:`sim.group_kernel.point_groups`: the run report's roofline points (not an engine loop:
-  built here so that a report loads no second extension).
+* :func:`sim.group_kernel.point_groups`, :func:`sim.group_kernel.used_labels` (for 8-, 32-
+  and 64-bit codes, ``_i1`` / ``_i4`` / ``_i8``): the run report's roofline points and the
+  labels its text columns use (not engine loops: built here so that a report loads no
+  second extension).
 
 Without a C compiler, or with ``XPUSIM_ENGINE_AOT=0``, the numba dispatchers run instead: both
 give the same floats (tests/test_beside_kernel.py, tests/test_engine_dag.py,
@@ -137,12 +139,17 @@ LANE_SIG = (f"i8({_I}, {_B}, {_B}, {_B}, {_B}, {_I}, {_I}, {_I}, {_B}, {_B}, {_B
 LANE_ARGS = (("i8", 1),) + (("b1", 1),) * 4 + (("i8", 1),) * 3 + (("b1", 1),) * 6 + \
     (("i8", 1),) * 3
 
+#: used_labels(codes, used), for codes of each width
+USED_SIG = {w: f"none({w}[::1], b1[::1])" for w in ("i1", "i4", "i8")}
+USED_ARGS = {w: ((w, 1), ("b1", 1)) for w in ("i1", "i4", "i8")}
+
 #: the loops a run calls (callables) and where they come from (``kind``: 'aot' or 'jit')
 Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp_span",
                                  "stamp_quiet", "quiet_until", "point_groups", "handoff_pairs",
                                  "stream_keys", "stream_sums", "cross_counts_i4",
                                  "cross_counts_i8", "cross_pairs_i4", "cross_pairs_i8",
-                                 "quiet_lane", "kind"])
+                                 "quiet_lane", "used_labels_i1", "used_labels_i4",
+                                 "used_labels_i8", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -168,7 +175,9 @@ def kernels() -> Kernels:
                             *(dram_aot.checked(getattr(mod, f"cross_{what}_{w}"), args[w])
                               for what, args in (("counts", COUNTS_ARGS), ("pairs", PAIRS_ARGS))
                               for w in ("i4", "i8")),
-                            dram_aot.checked(mod.quiet_lane, LANE_ARGS), "aot"),
+                            dram_aot.checked(mod.quiet_lane, LANE_ARGS),
+                            *(dram_aot.checked(getattr(mod, f"used_labels_{w}"), USED_ARGS[w])
+                              for w in ("i1", "i4", "i8")), "aot"),
         jit_kernels)
 
 
@@ -178,7 +187,7 @@ def jit_kernels() -> Kernels:
     from sim.bound_kernel import quiet_until, stream_sums
     from sim.dag_kernel import dag_times
     from sim.deps_kernel import cross_counts, cross_pairs
-    from sim.group_kernel import point_groups
+    from sim.group_kernel import point_groups, used_labels
     from sim.handoff_kernel import handoff_pairs
     from sim.lane_kernel import quiet_lane
     from sim.plan_kernel import stream_keys
@@ -188,7 +197,8 @@ def jit_kernels() -> Kernels:
 
     return Kernels(stamp_beside, dag_times, scan_run, stamp_span, stamp_quiet, quiet_until,
                    point_groups, handoff_pairs, stream_keys, stream_sums, cross_counts,
-                   cross_counts, cross_pairs, cross_pairs, quiet_lane, "jit")
+                   cross_counts, cross_pairs, cross_pairs, quiet_lane, used_labels,
+                   used_labels, used_labels, "jit")
 
 
 def module_name() -> str:
@@ -228,4 +238,6 @@ def build(directory: Path, name: str | None = None) -> Path:
          *((f"cross_{what}_{w}", sigs[w], fn) for what, sigs, fn in (
              ("counts", COUNTS_SIG, deps_kernel.cross_counts),
              ("pairs", PAIRS_SIG, deps_kernel.cross_pairs)) for w in ("i4", "i8")),
-         ("quiet_lane", LANE_SIG, lane_kernel.quiet_lane)), "the engine's loops")
+         ("quiet_lane", LANE_SIG, lane_kernel.quiet_lane),
+         *((f"used_labels_{w}", USED_SIG[w], group_kernel.used_labels)
+           for w in ("i1", "i4", "i8"))), "the engine's loops")

@@ -1,4 +1,5 @@
-"""Groups of equal rows in one pass (numba): the run report's roofline points.
+"""Groups of equal rows in one pass (numba): the run report's roofline points, and which
+labels a text column's codes use.
 
 A roofline point is one distinct (key, FLOPs, bytes, shards, time) among the ops whose FLOPs,
 bytes and time are all > 0 (:mod:`sim.report.rollups`). A 2,048-token pipeline run has ~10M
@@ -57,3 +58,12 @@ def point_groups(key, flops, nbytes, shards, time, table, first, count):
                 break
             slot = (slot + np.uint64(1)) & mask
     return n_groups
+
+
+@njit(cache=True, error_model="numpy")
+def used_labels(codes, used):
+    """``used[c]``: some entry of ``codes`` is ``c`` (``used`` as long as the labels the
+    codes index; one pass, where ``np.bincount`` makes two and counts)."""
+    used[:] = False
+    for c in codes:
+        used[c] = True

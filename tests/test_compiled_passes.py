@@ -188,7 +188,7 @@ def test_compiled_points_equal_pandas_groupby(run, monkeypatch, rollups_match_pa
     columns and on its DataFrame; and the same rows as the numpy path."""
     ops = run.columns("ops")
     plain = R.rollups(ops)
-    monkeypatch.setattr(R, "COMPILED_POINTS_ROWS", 0)
+    monkeypatch.setattr(R, "COMPILED_ROWS", 0)
     compiled = R.rollups(ops)
     rollups_match_pandas(compiled, run.ops)
     rollups_match_pandas(R.rollups(run.ops), run.ops)
@@ -301,3 +301,22 @@ def test_quiet_lane_by_its_rules(which):
     assert next_adoption.tolist() == _next_marked([y >= 0 for y in ys])
     assert next_block.tolist() == _next_marked(
         [bool(stop_all[o]) or want_ends[p] or want_left[p] for p, o in enumerate(ids)])
+
+
+@pytest.mark.parametrize("width", ["i1", "i4", "i8"])
+def test_used_labels_are_bincounts_nonzero(width, monkeypatch):
+    """The labels a text column uses (sim/group_kernel.used_labels) for each code width:
+    bincount's nonzero slots; and rollups' ``_used`` takes the compiled pass on a long
+    column (forced here) with the same result."""
+    from sim.columns import Text
+
+    rng = np.random.default_rng(2)
+    dtype = {"i1": np.int8, "i4": np.int32, "i8": np.int64}[width]
+    codes = rng.choice([0, 3, 4, 9], 5000).astype(dtype)
+    used = np.empty(12, dtype=bool)
+    getattr(kernels(), f"used_labels_{width}")(codes, used)
+    assert np.flatnonzero(used).tolist() == [0, 3, 4, 9]
+    text = Text([f"l{i}" for i in range(12)], codes)
+    plain = R._used(text)
+    monkeypatch.setattr(R, "COMPILED_ROWS", 0)
+    assert R._used(text).tolist() == plain.tolist() == [0, 3, 4, 9]

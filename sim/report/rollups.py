@@ -44,6 +44,9 @@ SUMMED_VALUES = ("latency_s", "energy_J", "energy_compute_J", "energy_memory_J",
 #: what a roofline point is: ops with equal values of these share one point
 POINT_KEYS = ("op", "op_class", "phase", "flops", "bytes", "shards", "latency_s")
 _KEY_LIMIT = 1 << 40   # mixed-radix keys stay well inside int64
+#: rows from which the used labels and the roofline points are found by compiled passes
+#: (below, numpy's: those load the engine's extension, built on first use)
+COMPILED_ROWS = 1 << 20
 
 
 @dataclass
@@ -109,12 +112,22 @@ def text_codes(text: Text) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _used(text: Text) -> np.ndarray:
-    """The label slots some row of ``text`` points at."""
+    """The label slots some row of ``text`` points at (of a long column, by one compiled
+    pass: :func:`sim.group_kernel.used_labels`)."""
     if not len(text):
         return np.zeros(0, dtype=np.int64)
     if len(text.labels) == 1:   # one label: every row points at it (no pass over the rows)
         return np.zeros(1, dtype=np.int64)
-    return np.flatnonzero(np.bincount(text.codes, minlength=len(text.labels)))
+    codes = text.codes
+    width = {np.dtype(np.int8): "i1", np.dtype(np.int32): "i4", np.dtype(np.int64): "i8"}.get(
+        codes.dtype)
+    if width is None or len(codes) < COMPILED_ROWS or not codes.flags.c_contiguous:
+        return np.flatnonzero(np.bincount(codes, minlength=len(text.labels)))
+    from sim.engine_aot import kernels
+
+    used = np.empty(len(text.labels), dtype=bool)
+    getattr(kernels(), f"used_labels_{width}")(codes, used)
+    return np.flatnonzero(used)
 
 
 def _label_codes(text: Text, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -330,11 +343,6 @@ def _points(ops, base: np.ndarray) -> Columns:
     return _frame(ops, POINT_KEYS, rows, ids, first, ())
 
 
-#: rows from which the roofline points are grouped by the compiled pass (below, numpy's:
-#: the compiled pass loads the engine's extension, built on first use)
-COMPILED_POINTS_ROWS = 1 << 20
-
-
 def _compiled_points(ops, key: np.ndarray, base_at) -> Columns:
     """:func:`_points` by one compiled pass (:func:`sim.group_kernel.point_groups`) over rows
     grouped by a finer ``key`` (any per-row key that determines the points' text keys: the
@@ -522,7 +530,7 @@ def rollups(ops, texts: _TextKeys | None = None) -> Rollups:
         ids, first = _groups(key, card if card <= _KEY_LIMIT else None)
         del key
         summed = _frame(ops, SUMMED_KEYS, None, ids, first, SUMMED_VALUES)
-        if len(ops) >= COMPILED_POINTS_ROWS:
+        if len(ops) >= COMPILED_ROWS:
             points = _compiled_points(ops, named[0], lambda rows: texts.key(
                 ("op", "op_class", "phase"), rows)[0])
         else:
@@ -533,7 +541,7 @@ def rollups(ops, texts: _TextKeys | None = None) -> Rollups:
         base, card = _base(ops, keep)
         summed = _summed(ops, base, card, keep)
         points = _compiled_points(ops, base, lambda rows: base[rows]) \
-            if len(ops) >= COMPILED_POINTS_ROWS else _points(ops, base)
+            if len(ops) >= COMPILED_ROWS else _points(ops, base)
     if "phase" in keep:    # from the phase codes: no second pass over the strings
         phase_codes, phases = keep["phase"]
         at = [i for i, p in enumerate(phases) if p == "decode"]
