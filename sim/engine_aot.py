@@ -21,10 +21,11 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.deps_kernel.cross_counts`, :func:`sim.deps_kernel.cross_pairs`: the
   dependencies between streams (each for 32- and 64-bit dependency arrays, ``_i4`` /
   ``_i8``);
-* :func:`sim.group_kernel.point_groups`, :func:`sim.group_kernel.used_labels` (for 8-, 32-
-  and 64-bit codes, ``_i1`` / ``_i4`` / ``_i8``): the run report's roofline points and the
-  labels its text columns use (not engine loops: built here so that a report loads no
-  second extension).
+* :mod:`sim.group_kernel` (``point_groups``, ``used_labels``, ``lut_key``, ``offset_key``,
+  ``first_groups``, ``distinct_marked``; for 8-, 32- and 64-bit integers, ``_i1`` / ``_i4``
+  / ``_i8``): the run report's roofline points, the labels its text columns use, its summed
+  rows' keys and groups and its decode steps (not engine loops: built here so that a
+  report loads no second extension).
 
 Without a C compiler, or with ``XPUSIM_ENGINE_AOT=0``, the numba dispatchers run instead: both
 give the same floats (tests/test_beside_kernel.py, tests/test_engine_dag.py,
@@ -100,9 +101,13 @@ BOUND_ARGS = ((None,) * 4 + (("i8", 1),) * 4 + (None, ("i8", 1), ("f8", 1), ("i8
 
 _Q = "u8[::1]"
 #: point_groups(key, flops, nbytes, shards, time, table, first, count) -> groups (-1: more
-#: than the capacity)
-GROUP_SIG = f"i8({_Q}, {_Q}, {_Q}, {_Q}, {_Q}, {_I}, {_I}, {_I})"
-GROUP_ARGS = (("u8", 1),) * 5 + (("i8", 1),) * 3
+#: than the capacity), for 32- and 64-bit shards
+GROUP_SIG = {w: f"i8({_Q}, {_Q}, {_Q}, {w}[::1], {_Q}, {_I}, {_I}, {_I})" for w in ("i4", "i8")}
+GROUP_ARGS = {w: (("u8", 1),) * 3 + ((w, 1), ("u8", 1)) + (("i8", 1),) * 3
+              for w in ("i4", "i8")}
+#: distinct_marked(values, mask, lo, seen), for 32- and 64-bit values
+MARKED_SIG = {w: f"none({w}[::1], b1[::1], i8, b1[::1])" for w in ("i4", "i8")}
+MARKED_ARGS = {w: ((w, 1), ("b1", 1), None, ("b1", 1)) for w in ("i4", "i8")}
 
 #: handoff_pairs(stream, position, next_op, waiter, waited, wait_at, memory_code, stops,
 #:               only_waiter, only_wait, adopt, beside)
@@ -143,13 +148,25 @@ LANE_ARGS = (("i8", 1),) + (("b1", 1),) * 4 + (("i8", 1),) * 3 + (("b1", 1),) * 
 USED_SIG = {w: f"none({w}[::1], b1[::1])" for w in ("i1", "i4", "i8")}
 USED_ARGS = {w: ((w, 1), ("b1", 1)) for w in ("i1", "i4", "i8")}
 
+#: lut_key(key, card, codes, lut, out) for codes of each width; offset_key(key, card, values,
+#: lo, out) for 32- and 64-bit values; first_groups(key, table, ids, first) -> groups
+LUT_SIG = {w: f"none({_I}, i8, {w}[::1], {_I}, {_I})" for w in ("i1", "i4", "i8")}
+LUT_ARGS = {w: (("i8", 1), None, (w, 1), ("i8", 1), ("i8", 1)) for w in ("i1", "i4", "i8")}
+OFFSET_SIG = {w: f"none({_I}, i8, {w}[::1], i8, {_I})" for w in ("i4", "i8")}
+OFFSET_ARGS = {w: (("i8", 1), None, (w, 1), None, ("i8", 1)) for w in ("i4", "i8")}
+FIRST_SIG = f"i8({_I}, {_I}, {_I}, {_I})"
+FIRST_ARGS = (("i8", 1),) * 4
+
 #: the loops a run calls (callables) and where they come from (``kind``: 'aot' or 'jit')
 Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp_span",
-                                 "stamp_quiet", "quiet_until", "point_groups", "handoff_pairs",
-                                 "stream_keys", "stream_sums", "cross_counts_i4",
+                                 "stamp_quiet", "quiet_until", "point_groups_i4",
+                                 "point_groups_i8", "handoff_pairs", "stream_keys",
+                                 "stream_sums", "cross_counts_i4",
                                  "cross_counts_i8", "cross_pairs_i4", "cross_pairs_i8",
                                  "quiet_lane", "used_labels_i1", "used_labels_i4",
-                                 "used_labels_i8", "kind"])
+                                 "used_labels_i8", "lut_key_i1", "lut_key_i4", "lut_key_i8",
+                                 "offset_key_i4", "offset_key_i8", "first_groups",
+                                 "distinct_marked_i4", "distinct_marked_i8", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -168,7 +185,8 @@ def kernels() -> Kernels:
                             dram_aot.checked(mod.stamp_span, SPAN_ARGS),
                             dram_aot.checked(mod.stamp_quiet, QUIET_ARGS),
                             dram_aot.checked(mod.quiet_until, BOUND_ARGS),
-                            dram_aot.checked(mod.point_groups, GROUP_ARGS),
+                            *(dram_aot.checked(getattr(mod, f"point_groups_{w}"), GROUP_ARGS[w])
+                              for w in ("i4", "i8")),
                             dram_aot.checked(mod.handoff_pairs, HANDOFF_ARGS),
                             dram_aot.checked(mod.stream_keys, KEYS_ARGS),
                             dram_aot.checked(mod.stream_sums, SUMS_ARGS),
@@ -177,7 +195,14 @@ def kernels() -> Kernels:
                               for w in ("i4", "i8")),
                             dram_aot.checked(mod.quiet_lane, LANE_ARGS),
                             *(dram_aot.checked(getattr(mod, f"used_labels_{w}"), USED_ARGS[w])
-                              for w in ("i1", "i4", "i8")), "aot"),
+                              for w in ("i1", "i4", "i8")),
+                            *(dram_aot.checked(getattr(mod, f"lut_key_{w}"), LUT_ARGS[w])
+                              for w in ("i1", "i4", "i8")),
+                            *(dram_aot.checked(getattr(mod, f"offset_key_{w}"), OFFSET_ARGS[w])
+                              for w in ("i4", "i8")),
+                            dram_aot.checked(mod.first_groups, FIRST_ARGS),
+                            *(dram_aot.checked(getattr(mod, f"distinct_marked_{w}"),
+                                               MARKED_ARGS[w]) for w in ("i4", "i8")), "aot"),
         jit_kernels)
 
 
@@ -187,7 +212,14 @@ def jit_kernels() -> Kernels:
     from sim.bound_kernel import quiet_until, stream_sums
     from sim.dag_kernel import dag_times
     from sim.deps_kernel import cross_counts, cross_pairs
-    from sim.group_kernel import point_groups, used_labels
+    from sim.group_kernel import (
+        distinct_marked,
+        first_groups,
+        lut_key,
+        offset_key,
+        point_groups,
+        used_labels,
+    )
     from sim.handoff_kernel import handoff_pairs
     from sim.lane_kernel import quiet_lane
     from sim.plan_kernel import stream_keys
@@ -196,9 +228,10 @@ def jit_kernels() -> Kernels:
     from sim.span_kernel import stamp_span
 
     return Kernels(stamp_beside, dag_times, scan_run, stamp_span, stamp_quiet, quiet_until,
-                   point_groups, handoff_pairs, stream_keys, stream_sums, cross_counts,
-                   cross_counts, cross_pairs, cross_pairs, quiet_lane, used_labels,
-                   used_labels, used_labels, "jit")
+                   point_groups, point_groups, handoff_pairs, stream_keys, stream_sums,
+                   cross_counts, cross_counts, cross_pairs, cross_pairs, quiet_lane, used_labels,
+                   used_labels, used_labels, lut_key, lut_key, lut_key, offset_key, offset_key,
+                   first_groups, distinct_marked, distinct_marked, "jit")
 
 
 def module_name() -> str:
@@ -231,7 +264,8 @@ def build(directory: Path, name: str | None = None) -> Path:
          ("stamp_span", SPAN_SIG, span_kernel.stamp_span),
          ("stamp_quiet", QUIET_SIG, quiet_kernel.stamp_quiet),
          ("quiet_until", BOUND_SIG, bound_kernel.quiet_until),
-         ("point_groups", GROUP_SIG, group_kernel.point_groups),
+         *((f"point_groups_{w}", GROUP_SIG[w], group_kernel.point_groups)
+           for w in ("i4", "i8")),
          ("handoff_pairs", HANDOFF_SIG, handoff_kernel.handoff_pairs),
          ("stream_keys", KEYS_SIG, plan_kernel.stream_keys),
          ("stream_sums", SUMS_SIG, bound_kernel.stream_sums),
@@ -240,4 +274,9 @@ def build(directory: Path, name: str | None = None) -> Path:
              ("pairs", PAIRS_SIG, deps_kernel.cross_pairs)) for w in ("i4", "i8")),
          ("quiet_lane", LANE_SIG, lane_kernel.quiet_lane),
          *((f"used_labels_{w}", USED_SIG[w], group_kernel.used_labels)
-           for w in ("i1", "i4", "i8"))), "the engine's loops")
+           for w in ("i1", "i4", "i8")),
+         *((f"lut_key_{w}", LUT_SIG[w], group_kernel.lut_key) for w in ("i1", "i4", "i8")),
+         *((f"offset_key_{w}", OFFSET_SIG[w], group_kernel.offset_key) for w in ("i4", "i8")),
+         ("first_groups", FIRST_SIG, group_kernel.first_groups),
+         *((f"distinct_marked_{w}", MARKED_SIG[w], group_kernel.distinct_marked)
+           for w in ("i4", "i8"))), "the engine's loops")

@@ -22,7 +22,8 @@ _SHIFT = np.uint64(29)
 @njit(cache=True, error_model="numpy")
 def point_groups(key, flops, nbytes, shards, time, table, first, count):
     """Group the rows whose ``flops``, ``nbytes`` and ``time`` are > 0 by the equal 64 bits
-    of all five columns (each a uint64 view: the floats' bits, the integers'), numbered in
+    of ``key``, ``flops``, ``nbytes``, ``time`` (uint64 views: the floats' bits, the key's)
+    and the equal value of ``shards`` (an integer column, as it is), numbered in
     order of first appearance. ``table``: int64, a power of two long, filled with -1 (group
     numbers by hash slot); ``first[g]``, ``count[g]``: group ``g``'s first row and how many
     rows it holds (capacity ``len(first)``). The number of groups, or -1 where more groups
@@ -36,7 +37,7 @@ def point_groups(key, flops, nbytes, shards, time, table, first, count):
                 t == 0 or t > _POSITIVE_MAX:
             continue
         h = key[i] * _M1
-        for v in (f, b, shards[i], t):
+        for v in (f, b, np.uint64(shards[i]), t):
             h ^= v
             h *= _M2
             h ^= h >> _SHIFT
@@ -67,3 +68,51 @@ def used_labels(codes, used):
     used[:] = False
     for c in codes:
         used[c] = True
+
+
+@njit(cache=True, error_model="numpy")
+def lut_key(key, card, codes, lut, out):
+    """``out[i] = key[i] * card + lut[codes[i]]`` (``key`` empty: ``lut[codes[i]]``): a
+    mixed-radix key grown by a text column's codes through its label lookup table."""
+    if len(key):
+        for i in range(len(codes)):
+            out[i] = key[i] * card + lut[codes[i]]
+    else:
+        for i in range(len(codes)):
+            out[i] = lut[codes[i]]
+
+
+@njit(cache=True, error_model="numpy")
+def offset_key(key, card, values, lo, out):
+    """``out[i] = key[i] * card + values[i] - lo``: a mixed-radix key grown by an integer
+    column whose values span ``card`` from ``lo``."""
+    for i in range(len(values)):
+        out[i] = key[i] * card + (values[i] - lo)
+
+
+@njit(cache=True, error_model="numpy")
+def first_groups(key, table, ids, first):
+    """``ids[i]``: the group of key ``key[i]`` (in ``range(len(table))``), numbered in order
+    of first appearance; ``first[g]``: group ``g``'s first row; ``table``: scratch. The
+    number of groups."""
+    table[:] = -1
+    n_groups = 0
+    for i in range(len(key)):
+        g = table[key[i]]
+        if g < 0:
+            g = n_groups
+            table[key[i]] = g
+            first[g] = i
+            n_groups += 1
+        ids[i] = g
+    return n_groups
+
+
+@njit(cache=True, error_model="numpy")
+def distinct_marked(values, mask, lo, seen):
+    """``seen[v - lo]``: some row with ``mask`` holds the value ``v`` (``seen`` spans the
+    values from ``lo``): the distinct values of the marked rows without gathering them."""
+    seen[:] = False
+    for i in range(len(values)):
+        if mask[i]:
+            seen[values[i] - lo] = True

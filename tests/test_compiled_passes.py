@@ -131,14 +131,20 @@ def _point_groups_by_dict(key, f, b, s, t):
 
 
 def _run_point_groups(fn, cols, size: int, table_size: int):
+    """``point_groups_i8`` of ``cols`` (key, FLOPs, bytes, shards, time) with a first/count
+    capacity ``size`` and a table of ``table_size`` slots: (groups, first rows, counts)."""
     table = np.full(table_size, -1, dtype=np.int64)
     first, count = np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64)
-    n = fn(*(R._bits(c) for c in cols), table, first, count)
+    key, f, b, shards, t = cols
+    n = fn(R._bits(key), R._bits(f), R._bits(b), np.ascontiguousarray(shards, dtype=np.int64),
+           R._bits(t), table, first, count)
     return n, first[:max(n, 0)].tolist(), count[:max(n, 0)].tolist()
 
 
 @pytest.mark.parametrize("which", ["aot", "jit"])
 def test_point_groups_are_a_dicts_groups(which):
+    """Groups of a random table (zeros, negatives, NaN and infinities among the values that
+    must be > 0) against a dict's, with 64-bit shards (``_i8``)."""
     rng = np.random.default_rng(5)
     n = 5000
     key = rng.integers(0, 4, n)
@@ -146,7 +152,7 @@ def test_point_groups_are_a_dicts_groups(which):
     b = rng.choice([0.0, 4.0, 5.0, -0.0], n)
     s = rng.integers(1, 3, n)
     t = rng.choice([1e-6, 2e-6, 0.0, -2e-6], n)
-    fn = (kernels() if which == "aot" else jit_kernels()).point_groups
+    fn = (kernels() if which == "aot" else jit_kernels()).point_groups_i8
     want_first, want_count = _point_groups_by_dict(key, f, b, s, t)
     got = _run_point_groups(fn, (key, f, b, s, t), 1024, 4096)
     assert got == (len(want_first), want_first, want_count)
@@ -168,7 +174,7 @@ def test_point_groups_tell_rows_apart_by_each_column(column):
     cols[column] = cols[column] * (np.arange(256) % 64 + 1)
     want_first, want_count = list(range(64)), [4] * 64
     for size in (128, 4096):
-        assert _run_point_groups(kernels().point_groups, cols, 64, size) == \
+        assert _run_point_groups(kernels().point_groups_i8, cols, 64, size) == \
             (64, want_first, want_count)
 
 
@@ -320,3 +326,54 @@ def test_used_labels_are_bincounts_nonzero(width, monkeypatch):
     plain = R._used(text)
     monkeypatch.setattr(R, "COMPILED_ROWS", 0)
     assert R._used(text).tolist() == plain.tolist() == [0, 3, 4, 9]
+
+
+def test_point_groups_of_32_bit_shards_are_the_64_bit_ones():
+    rng = np.random.default_rng(9)
+    n = 3000
+    cols = (rng.integers(0, 3, n), rng.choice([1.0, 2.0], n), rng.choice([3.0, 4.0], n),
+            rng.integers(1, 9, n), rng.choice([1e-6, 3e-6], n))
+    table = np.full(4096, -1, dtype=np.int64)
+    first, count = np.empty(1024, dtype=np.int64), np.empty(1024, dtype=np.int64)
+    got = kernels().point_groups_i4(R._bits(cols[0]), R._bits(cols[1]), R._bits(cols[2]),
+                                    cols[3].astype(np.int32), R._bits(cols[4]), table, first,
+                                    count)
+    assert (got, first[:got].tolist(), count[:got].tolist()) == \
+        _run_point_groups(kernels().point_groups_i8, cols, 1024, 4096)
+
+
+@pytest.mark.parametrize("which", ["aot", "jit"])
+def test_summed_key_passes_by_hand(which):
+    """The summed rows' key and groups (sim/group_kernel.py): a text column's codes through
+    their lookup table, an integer column from its lowest value, groups numbered by first
+    appearance; in place (the output is the key) as rollups runs them."""
+    k = kernels() if which == "aot" else jit_kernels()
+    codes = np.array([2, 0, 2, 1], dtype=np.int8)
+    lut = np.array([10, 11, 12], dtype=np.int64)
+    key = np.empty(4, dtype=np.int64)
+    k.lut_key_i1(np.zeros(0, dtype=np.int64), 1, codes, lut, key)
+    assert key.tolist() == [12, 10, 12, 11]
+    k.lut_key_i1(key, 3, codes, lut, key)            # in place: key * 3 + lut[codes]
+    assert key.tolist() == [48, 40, 48, 44]
+    layer = np.array([5, 7, 5, 6], dtype=np.int32)
+    k.offset_key_i4(key, 3, layer, 5, key)           # key * 3 + (layer - 5)
+    assert key.tolist() == [144, 122, 144, 133]
+    first = np.empty(4, dtype=np.int64)
+    n = k.first_groups(key, np.empty(200, dtype=np.int64), key, first)   # ids over the key
+    assert n == 3 and key.tolist() == [0, 1, 0, 2] and first[:n].tolist() == [0, 1, 3]
+    seen = np.empty(4, dtype=bool)
+    k.distinct_marked_i4(layer, np.array([True, False, True, True]), 4, seen)
+    assert np.flatnonzero(seen).tolist() == [1, 2]   # layers 5 and 6 marked, 7 not
+
+
+def test_long_table_rollups_take_the_compiled_key_passes(run, monkeypatch, rollups_match_pandas):
+    """Forced onto a short table, the compiled key, group and step passes give pandas'
+    groups (and the same summed rows and steps as numpy's passes)."""
+    ops = run.columns("ops")
+    plain = R.rollups(ops)
+    monkeypatch.setattr(R, "COMPILED_ROWS", 0)
+    compiled = R.rollups(run.columns("ops"))
+    rollups_match_pandas(compiled, run.ops)
+    for c in plain.summed_rows.order:
+        assert np.array_equal(compiled.summed_rows[c], plain.summed_rows[c]), c
+    assert compiled.decode_steps.tolist() == plain.decode_steps.tolist()

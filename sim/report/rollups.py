@@ -118,15 +118,11 @@ def _used(text: Text) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     if len(text.labels) == 1:   # one label: every row points at it (no pass over the rows)
         return np.zeros(1, dtype=np.int64)
-    codes = text.codes
-    width = {np.dtype(np.int8): "i1", np.dtype(np.int32): "i4", np.dtype(np.int64): "i8"}.get(
-        codes.dtype)
-    if width is None or len(codes) < COMPILED_ROWS or not codes.flags.c_contiguous:
-        return np.flatnonzero(np.bincount(codes, minlength=len(text.labels)))
-    from sim.engine_aot import kernels
-
+    mark = _compiled_pass("used_labels", text.codes)
+    if mark is None:
+        return np.flatnonzero(np.bincount(text.codes, minlength=len(text.labels)))
     used = np.empty(len(text.labels), dtype=bool)
-    getattr(kernels(), f"used_labels_{width}")(codes, used)
+    mark(text.codes, used)
     return np.flatnonzero(used)
 
 
@@ -199,12 +195,52 @@ class _TextKeys:
                 slot_key, slot_card = _combine(slot_key, slot_card, lut.astype(np.int64),
                                                max(len(labels), 1))
             codes = self.ops.text(group[0]).codes
+            grow = _compiled_pass("lut_key", codes) if rows is None and \
+                (key is None or card * slot_card <= _KEY_LIMIT) else None
+            if grow is not None:   # one compiled pass: key * slot_card + slot_key[codes]
+                out = np.empty(len(codes), dtype=np.int64) if key is None else key
+                grow(_EMPTY if key is None else key, slot_card, codes, slot_key, out)
+                key, card = out, slot_card if key is None else card * slot_card
+                continue
             per_row = slot_key[self.index(codes) if rows is None else codes[rows]]
             key, card = (per_row, slot_card) if key is None else \
                 _combine(key, card, per_row, slot_card)
         if key is None:
             key = np.zeros(len(self.ops) if rows is None else len(rows), dtype=np.int64)
         return key, card
+
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+_WIDTHS = {np.dtype(np.int8): "i1", np.dtype(np.int32): "i4", np.dtype(np.int64): "i8"}
+
+
+def _compiled_pass(name: str, values: np.ndarray):
+    """The compiled pass ``name`` (:mod:`sim.group_kernel`) for ``values``' integer width, or
+    None where ``values`` is short (under :data:`COMPILED_ROWS`: numpy's passes, no
+    extension loaded), not contiguous or of another type."""
+    width = _WIDTHS.get(values.dtype)
+    if width is None or len(values) < COMPILED_ROWS or not values.flags.c_contiguous:
+        return None
+    from sim.engine_aot import kernels
+
+    return getattr(kernels(), f"{name}_{width}", None)
+
+
+def _layer_key(ops, key: np.ndarray, card: int, in_place: bool = False
+               ) -> tuple[np.ndarray, int]:
+    """``_combine(key, card, *_codes_of(ops, "layer"))``; of a long table's narrow integer
+    layers, in one compiled pass (:func:`sim.group_kernel.offset_key`; ``in_place``: into
+    ``key`` itself, which the caller no longer needs)."""
+    values = np.asarray(column(ops, "layer"))
+    grow = _compiled_pass("offset_key", values)
+    if grow is not None:
+        lo, hi = int(values.min()), int(values.max())
+        if hi - lo < 1 << 20 and card * (hi - lo + 1) <= _KEY_LIMIT:
+            key = np.ascontiguousarray(key, dtype=np.int64)
+            out = key if in_place else np.empty(len(values), dtype=np.int64)
+            grow(key, hi - lo + 1, values, lo, out)
+            return out, card * (hi - lo + 1)
+    return _combine(key, card, *_codes_of(ops, "layer"))
 
 
 def _codes_of(ops, name: str, keep: dict | None = None) -> tuple[np.ndarray, int]:
@@ -244,10 +280,21 @@ def _combine(key: np.ndarray, card: int, c: np.ndarray, n: int) -> tuple[np.ndar
     return key * n + c, card * n
 
 
-def _groups(key: np.ndarray, card: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _groups(key: np.ndarray, card: int | None = None, in_place: bool = False
+            ) -> tuple[np.ndarray, np.ndarray]:
     """Group id per row (numbered in order of first appearance) and each group's first row.
-    ``card``: keys lie in ``range(card)`` (a lookup table then replaces hashing)."""
+    ``card``: keys lie in ``range(card)`` (a lookup table then replaces hashing; from
+    :data:`COMPILED_ROWS` rows, one compiled pass, :func:`sim.group_kernel.first_groups`,
+    writing the ids over ``key`` itself where ``in_place``)."""
     n = len(key)
+    if card is not None and card <= 1 << 22 and n >= COMPILED_ROWS and key.dtype == np.int64 \
+            and key.flags.c_contiguous:
+        from sim.engine_aot import kernels
+
+        ids = key if in_place else np.empty(n, dtype=np.int64)
+        first = np.empty(min(n, card), dtype=np.int64)
+        n_groups = kernels().first_groups(key, np.empty(card, np.int64), ids, first)
+        return ids, first[:n_groups]
     if card is not None and card <= 1 << 22:
         first_of = np.full(card, n, dtype=np.int64)
         np.minimum.at(first_of, key, np.arange(n, dtype=np.int64))
@@ -353,13 +400,17 @@ def _compiled_points(ops, key: np.ndarray, base_at) -> Columns:
 
     f, b, t = (column(ops, c).astype(np.float64, copy=False)
                for c in ("flops", "bytes", "latency_s"))
-    shards = column(ops, "shards")
-    args = [_bits(c) for c in (key, f, b, shards, t)]
+    shards = np.ascontiguousarray(column(ops, "shards"))
+    if shards.dtype not in (np.int32, np.int64):
+        shards = shards.astype(np.int64)
+    group = getattr(kernels(), "point_groups_i4" if shards.dtype == np.int32 else
+                    "point_groups_i8")
+    args = [_bits(key), _bits(f), _bits(b), shards, _bits(t)]
     size = 1 << 16
     while True:
         table = np.full(2 * size, -1, dtype=np.int64)
         first, count = np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64)
-        n_groups = kernels().point_groups(*args, table, first, count)
+        n_groups = group(*args, table, first, count)
         if n_groups >= 0:
             break
         size *= 4
@@ -526,14 +577,15 @@ def rollups(ops, texts: _TextKeys | None = None) -> Rollups:
     keep: dict = texts.keep if texts is not None else {}
     if texts is not None:
         named = texts.key(("op", "op_class", "phase", "bound"))
-        key, card = _combine(*named, *_codes_of(ops, "layer"))
-        ids, first = _groups(key, card if card <= _KEY_LIMIT else None)
-        del key
-        summed = _frame(ops, SUMMED_KEYS, None, ids, first, SUMMED_VALUES)
-        if len(ops) >= COMPILED_ROWS:
+        long = len(ops) >= COMPILED_ROWS
+        if long:   # before the key grows in place (the same array: no fresh pages)
             points = _compiled_points(ops, named[0], lambda rows: texts.key(
                 ("op", "op_class", "phase"), rows)[0])
-        else:
+        key, card = _layer_key(ops, *named, in_place=long)
+        ids, first = _groups(key, card if card <= _KEY_LIMIT else None, in_place=long)
+        del key
+        summed = _frame(ops, SUMMED_KEYS, None, ids, first, SUMMED_VALUES)
+        if not long:
             points = _slot_points(ops, texts)
             if points is None:
                 points = _points(ops, texts.key(("op", "op_class", "phase"))[0])
@@ -548,8 +600,24 @@ def rollups(ops, texts: _TextKeys | None = None) -> Rollups:
         decode = phase_codes == at[0] if at else np.zeros(len(ops), dtype=bool)
     else:
         decode = np.asarray(column(ops, "phase") == "decode", dtype=bool)
-    steps = column(ops, "step")[decode] if "step" in ops else np.zeros(0, dtype=np.int64)
-    return Rollups(summed, points, distinct_ints(steps), decode, keep)
+    if "step" not in ops:
+        return Rollups(summed, points, np.zeros(0, dtype=np.int64), decode, keep)
+    return Rollups(summed, points, _decode_steps(np.asarray(column(ops, "step")), decode),
+                   decode, keep)
+
+
+def _decode_steps(step: np.ndarray, decode: np.ndarray) -> np.ndarray:
+    """The sorted distinct steps of the decode rows: of a long table's narrow steps, one
+    compiled pass marks them (:func:`sim.group_kernel.distinct_marked`, no gather)."""
+    mark = _compiled_pass("distinct_marked", step)
+    if mark is None or not len(step) or decode.dtype != bool or not decode.flags.c_contiguous:
+        return distinct_ints(step[decode])
+    lo, hi = int(step.min()), int(step.max())
+    if hi - lo >= 1 << 22:
+        return distinct_ints(step[decode])
+    seen = np.empty(hi - lo + 1, dtype=bool)
+    mark(step, decode, lo, seen)
+    return np.flatnonzero(seen) + lo
 
 
 def summed_ops(ops) -> pd.DataFrame:
