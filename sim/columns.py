@@ -330,13 +330,19 @@ class Columns:
 
     def subset(self, rows: np.ndarray) -> Columns:
         """The rows at positions ``rows`` as :class:`Columns` (no pandas; text columns keep
-        their labels, with the codes of those rows). Its frame is ``take(rows)`` re-indexed
-        from 0."""
+        their labels, with the codes of those rows; a column gathered from per-code values
+        and not formed yet is gathered for those rows alone). Its frame is ``take(rows)``
+        re-indexed from 0."""
         rows = np.asarray(rows, dtype=np.int64)
-        if self._data is None:
+        if self._cols is None:
             return Columns.from_rows([self._rows[i] for i in rows.tolist()], self.order)
         data = {}
-        for k, v in self._data.items():
+        for k in list(self._cols):
+            v = self._cols[k]
+            if isinstance(v, Lazy) and v.values is not None:   # values[by]: those rows only
+                data[k] = v.values[v.by[rows]]
+                continue
+            v = self._value(k)
             if isinstance(v, Text):
                 values = None if v.values is None else [v.values[i] for i in rows.tolist()]
                 data[k] = Text(v.labels, v.codes[rows], v.build, values)

@@ -116,3 +116,52 @@ def distinct_marked(values, mask, lo, seen):
     for i in range(len(values)):
         if mask[i]:
             seen[values[i] - lo] = True
+
+
+@njit(cache=True, error_model="numpy")
+def group_sums(ids, values, by, out):
+    """``out[ids[i]] += values[by[i]]`` row by row: ``np.bincount(ids, weights=values[by])``
+    (the same additions in the same order) without the gathered column."""
+    for i in range(len(ids)):
+        out[ids[i]] += values[by[i]]
+
+
+@njit(cache=True, error_model="numpy")
+def point_groups_by(key, flops, nbytes, shards, by, time, table, first, count):
+    """:func:`point_groups` of a table whose FLOPs, bytes and shards are per-code values
+    gathered by ``by`` (``flops[by[i]]``, ...: ``flops``, ``nbytes`` as uint64 bits,
+    ``shards`` int64), without the gathered columns."""
+    mask = np.uint64(len(table) - 1)
+    cap = min(len(first), len(table) // 2)
+    n_groups = 0
+    for i in range(len(key)):
+        c = by[i]
+        f, b, t = flops[c], nbytes[c], time[i]
+        if f == 0 or f > _POSITIVE_MAX or b == 0 or b > _POSITIVE_MAX or \
+                t == 0 or t > _POSITIVE_MAX:
+            continue
+        s = shards[c]
+        h = key[i] * _M1
+        for v in (f, b, np.uint64(s), t):
+            h ^= v
+            h *= _M2
+            h ^= h >> _SHIFT
+        slot = h & mask
+        while True:
+            g = table[slot]
+            if g < 0:
+                if n_groups == cap:
+                    return -1
+                table[slot] = n_groups
+                first[n_groups] = i
+                count[n_groups] = 1
+                n_groups += 1
+                break
+            r = first[g]
+            cr = by[r]
+            if key[r] == key[i] and flops[cr] == f and nbytes[cr] == b and \
+                    shards[cr] == s and time[r] == t:
+                count[g] += 1
+                break
+            slot = (slot + np.uint64(1)) & mask
+    return n_groups

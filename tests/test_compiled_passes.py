@@ -377,3 +377,75 @@ def test_long_table_rollups_take_the_compiled_key_passes(run, monkeypatch, rollu
     for c in plain.summed_rows.order:
         assert np.array_equal(compiled.summed_rows[c], plain.summed_rows[c]), c
     assert compiled.decode_steps.tolist() == plain.decode_steps.tolist()
+
+
+def _fresh_ops():
+    """A new run's op table, its per-kind columns not formed yet."""
+    from arch import load_arch
+    from sim.run import simulate
+    from workloads.models import get_model
+    from workloads.scenario import Scenario
+
+    res = simulate(load_arch("h100"), get_model("gpt2-small"),
+                   Scenario(batch=2, prompt_len=32, gen_len=40))
+    return res, res.columns("ops")
+
+
+def test_rollups_read_per_kind_columns_through_their_codes(monkeypatch, rollups_match_pandas):
+    """Forced onto a short table, the compiled passes sum and group the per-kind columns
+    (FLOPs, bytes, shards, energies) through the ops' kind codes without forming them: the
+    same summed rows, bit for bit, and points as the numpy passes over formed columns, and
+    pandas' groups."""
+    _, formed = _fresh_ops()
+    plain = R.rollups(formed)
+    res, ops = _fresh_ops()
+    per_kind = ("flops", "bytes", "shards", "energy_J", "dram_bytes")
+    assert all(ops.gathered(c) is not None for c in per_kind)
+    monkeypatch.setattr(R, "COMPILED_ROWS", 0)
+    compiled = R.rollups(ops)
+    assert all(ops.gathered(c) is not None for c in per_kind)   # still not formed
+    for got, want in ((compiled.summed_rows, plain.summed_rows),
+                      (compiled.point_rows, plain.point_rows)):
+        assert got.order == want.order and len(got) == len(want) > 0
+        for c in want.order:
+            assert np.array_equal(got[c], want[c]), c
+    rollups_match_pandas(compiled, res.ops)
+
+
+@pytest.mark.parametrize("rows_per_group", [700, 2048])
+def test_parquet_written_a_row_group_at_a_time_is_the_whole_tables(monkeypatch, tmp_path,
+                                                                   rows_per_group):
+    """A long table written a row group at a time (sim/report/writer._write_chunked, forced
+    here with short row groups) is the file the same table gives written whole: the same
+    bytes; and its per-kind columns were not formed for it."""
+    import pyarrow.parquet as pq
+
+    import sim.report.writer as W
+
+    monkeypatch.setattr(W, "ROW_GROUP_ROWS", rows_per_group)
+    monkeypatch.setattr(R, "COMPILED_ROWS", 0)   # the rollups form no per-kind column either
+    _, ops = _fresh_ops()
+    assert len(ops) > 2 * rows_per_group
+    codes = R.rollups(ops).factorised
+    W._write_parquet(ops, tmp_path / "chunked.parquet", codes)
+    assert ops.gathered("energy_J") is not None and ops.gathered("flops") is not None
+    W._write_table(*W._parquet_table(ops, codes), tmp_path / "whole.parquet")
+    assert (tmp_path / "chunked.parquet").read_bytes() == \
+        (tmp_path / "whole.parquet").read_bytes()
+    assert pq.ParquetFile(tmp_path / "chunked.parquet").metadata.num_row_groups == \
+        -(-len(ops) // rows_per_group)
+
+
+def test_subset_gathers_per_kind_columns_for_its_rows_alone():
+    """``Columns.subset`` of a table whose per-kind columns are not formed: the rows of the
+    formed table, equal bit for bit, and nothing formed for them."""
+    _, ops = _fresh_ops()
+    _, formed = _fresh_ops()
+    rows = np.arange(3, len(ops), 97)
+    got = ops.subset(rows)
+    assert ops.gathered("energy_J") is not None and ops.gathered("shards") is not None
+    want = formed.subset(rows)
+    for c in ops.order:
+        a, b = np.asarray(got[c]), np.asarray(formed[c])[rows]
+        assert a.dtype == b.dtype and np.array_equal(a, b), c
+        assert np.array_equal(np.asarray(want[c]), b), c

@@ -262,6 +262,9 @@ def _taken(ops, name: str, take: np.ndarray) -> np.ndarray:
         if ops.is_text(name):
             t = ops.text(name)
             return np.array(t.labels, dtype=object)[t.codes[take]]
+        lazy = ops.gathered(name)   # values[by], not formed: read through the codes
+        if lazy is not None:
+            return lazy.values[lazy.by[take]]
         return np.asarray(ops[name])[take]
     col = ops[name].iloc[take]
     if col.dtype.kind in "iufb":
@@ -358,6 +361,10 @@ def _frame(ops, keys: tuple[str, ...], rows: np.ndarray | None,
     out = {k: _taken(ops, k, take) for k in keys}
     size = len(first)
     for v in values:
+        summed = _gathered_sums(ops, v, ids, size) if rows is None else None
+        if summed is not None:
+            out[v] = summed
+            continue
         col = column(ops, v).astype(np.float64, copy=False)
         out[v] = np.bincount(ids, weights=col if rows is None else col[rows], minlength=size)
     out["n"] = np.bincount(ids, minlength=size).astype(np.int64)
@@ -390,6 +397,35 @@ def _points(ops, base: np.ndarray) -> Columns:
     return _frame(ops, POINT_KEYS, rows, ids, first, ())
 
 
+def _gathered(ops, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(values, by)`` of a long :class:`Columns` table's column ``name`` that is
+    ``values[by]`` and not yet formed (float or integer values, 32- or 64-bit codes), else
+    None: a compiled pass reads it through ``by`` without the table-long column."""
+    if not isinstance(ops, Columns) or len(ops) < COMPILED_ROWS:
+        return None
+    lazy = ops.gathered(name)
+    if lazy is None or lazy.by.dtype not in (np.int32, np.int64) or \
+            not lazy.by.flags.c_contiguous or lazy.values.ndim != 1:
+        return None
+    return lazy.values, lazy.by
+
+
+def _gathered_sums(ops, name: str, ids: np.ndarray, size: int) -> np.ndarray | None:
+    """``np.bincount(ids, weights=ops[name], minlength=size)`` of a column ``values[by]`` not
+    yet formed, by one compiled pass (:func:`sim.group_kernel.group_sums`: the same
+    additions in the same order), or None."""
+    got = _gathered(ops, name)
+    if got is None or ids.dtype != np.int64 or not ids.flags.c_contiguous:
+        return None
+    from sim.engine_aot import kernels
+
+    values, by = got
+    out = np.zeros(size)
+    getattr(kernels(), "group_sums_i4" if by.dtype == np.int32 else "group_sums_i8")(
+        ids, np.ascontiguousarray(values, dtype=np.float64), by, out)
+    return out
+
+
 def _compiled_points(ops, key: np.ndarray, base_at) -> Columns:
     """:func:`_points` by one compiled pass (:func:`sim.group_kernel.point_groups`) over rows
     grouped by a finer ``key`` (any per-row key that determines the points' text keys: the
@@ -398,14 +434,31 @@ def _compiled_points(ops, key: np.ndarray, base_at) -> Columns:
     points, counts and order of first appearance."""
     from sim.engine_aot import kernels
 
-    f, b, t = (column(ops, c).astype(np.float64, copy=False)
-               for c in ("flops", "bytes", "latency_s"))
-    shards = np.ascontiguousarray(column(ops, "shards"))
-    if shards.dtype not in (np.int32, np.int64):
-        shards = shards.astype(np.int64)
-    group = getattr(kernels(), "point_groups_i4" if shards.dtype == np.int32 else
-                    "point_groups_i8")
-    args = [_bits(key), _bits(f), _bits(b), shards, _bits(t)]
+    t = column(ops, "latency_s").astype(np.float64, copy=False)
+    per_code = [_gathered(ops, c) for c in ("flops", "bytes", "shards")]
+    by = per_code[0][1] if per_code[0] is not None else None
+    if by is not None and all(g is not None and g[1] is by for g in per_code):
+        # FLOPs, bytes and shards per code, read through the codes (no table-long columns)
+        fv, bv, sv = (g[0] for g in per_code)
+        fv, bv = (np.ascontiguousarray(v, dtype=np.float64) for v in (fv, bv))
+        sv = np.ascontiguousarray(sv, dtype=np.int64)
+        group = getattr(kernels(), "point_groups_by_i4" if by.dtype == np.int32 else
+                        "point_groups_by_i8")
+        args = [_bits(key), _bits(fv), _bits(bv), sv, by, _bits(t)]
+
+        def at(rows: np.ndarray) -> tuple[np.ndarray, ...]:
+            return fv[by[rows]], bv[by[rows]], sv[by[rows]], t[rows]
+    else:
+        f, b = (column(ops, c).astype(np.float64, copy=False) for c in ("flops", "bytes"))
+        shards = np.ascontiguousarray(column(ops, "shards"))
+        if shards.dtype not in (np.int32, np.int64):
+            shards = shards.astype(np.int64)
+        group = getattr(kernels(), "point_groups_i4" if shards.dtype == np.int32 else
+                        "point_groups_i8")
+        args = [_bits(key), _bits(f), _bits(b), shards, _bits(t)]
+
+        def at(rows: np.ndarray) -> tuple[np.ndarray, ...]:
+            return f[rows], b[rows], shards[rows], t[rows]
     size = 1 << 16
     while True:
         table = np.full(2 * size, -1, dtype=np.int64)
@@ -417,7 +470,7 @@ def _compiled_points(ops, key: np.ndarray, base_at) -> Columns:
     first, count = first[:n_groups], count[:n_groups]
     if not n_groups:
         return _frame(ops, POINT_KEYS, first, first, first, ())
-    merged, head = _hashed_groups([base_at(first), *(c[first] for c in (f, b, shards, t))],
+    merged, head = _hashed_groups([base_at(first), *at(first)],
                                   np.arange(n_groups, dtype=np.int64))
     out = {k: _taken(ops, k, first[head]) for k in POINT_KEYS}
     out["n"] = np.bincount(merged, weights=count, minlength=len(head)).astype(np.int64)

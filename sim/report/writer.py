@@ -42,6 +42,9 @@ RUN_FILES = ("summary.json", "ops.parquet", "timeline.json", "roofline.svg", "en
 DISTINCT_COLUMNS = ("start_s", "end_s")   # every op's own times: Zstandard, not LZ4
 RUNNING_COLUMNS = ("id", "step", "start_s", "end_s")   # rise with the rows: with statistics
 DICTIONARY_INTS = ("shards",)   # the one integer column that is smaller dictionary-encoded
+#: rows per row group: pyarrow's default (1024 * 1024), given explicitly so that a table
+#: written a row group at a time (:func:`_write_chunked`) is the table written whole
+ROW_GROUP_ROWS = 1 << 20
 
 __all__ = ["RUN_FILES", "SUMMED_KEYS", "SUMMED_VALUES", "summed_ops", "write_run_report"]
 
@@ -69,8 +72,46 @@ def _write_parquet(ops, path: Path, factorised: dict | Future | None = None) -> 
     :func:`_columns_table`). ``factorised``: ``column -> (codes, distinct values)`` already
     computed (by :func:`sim.report.rollups.rollups`): those string columns are handed to the
     writer as dictionary arrays, so it does not hash their values again (the same pages; the
-    file keeps no Arrow schema, so they read back as the strings they were)."""
+    file keeps no Arrow schema, so they read back as the strings they were). A
+    :class:`Columns` table over :data:`ROW_GROUP_ROWS` rows is written a row group at a time
+    (:func:`_write_chunked`: the same file, without forming its per-kind columns)."""
+    if isinstance(ops, Columns) and ops.columnar and len(ops) > ROW_GROUP_ROWS:
+        _write_chunked(ops, path, factorised)
+        return
     _write_table(*_parquet_table(ops, factorised), path)
+
+
+def _write_chunked(ops: Columns, path: Path, factorised: dict | Future | None) -> None:
+    """:func:`_write_parquet` of a long :class:`Columns` table one row group at a time: each
+    group's rows of a column gathered from per-kind values (:meth:`Columns.block`) are
+    gathered for that group alone, into memory the next group reuses, where the whole table
+    would first touch ~80 MB per such column per 10M ops; text columns are their codes'
+    slices. Row groups of :data:`ROW_GROUP_ROWS`, as the whole table is written: the same
+    pages, statistics and footer."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    given = _given(factorised)
+    texts = {}
+    for name in ops.order:
+        if ops.is_text(name):
+            c, labels = given.get(name) or text_codes(ops.text(name))
+            texts[name] = (c, _arrow_text(labels))
+    writer = None
+    try:
+        for lo in range(0, len(ops), ROW_GROUP_ROWS):
+            hi = min(len(ops), lo + ROW_GROUP_ROWS)
+            arrays = [pa.DictionaryArray.from_arrays(_arrow(texts[name][0][lo:hi]),
+                                                     texts[name][1])
+                      if name in texts else _arrow(ops.block(name, lo, hi))
+                      for name in ops.order]
+            chunk = pa.Table.from_arrays(arrays, names=ops.order)
+            if writer is None:
+                writer = pq.ParquetWriter(path, chunk.schema, **_writer_options(chunk, True))
+            writer.write_table(chunk, row_group_size=ROW_GROUP_ROWS)
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def _parquet_table(ops, factorised: dict | Future | None = None) -> tuple[object, bool]:
@@ -153,8 +194,16 @@ def _arrow_text(labels) -> object:
 def _write_table(table, recoded: bool, path: Path) -> None:
     """Write an Arrow table of the op table with the encodings of :func:`_write_parquet`;
     ``recoded``: some string columns are dictionary arrays (then no Arrow schema is stored)."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
+
+    pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS,
+                   **_writer_options(table, recoded))
+
+
+def _writer_options(table, recoded: bool) -> dict:
+    """The Parquet writer's options for the op table ``table`` (an Arrow table: its
+    schema decides them; :func:`_write_parquet`)."""
+    import pyarrow as pa
 
     types = {f.name: f.type for f in table.schema}
     floats = [c for c, t in types.items() if pa.types.is_floating(t)]
@@ -166,10 +215,10 @@ def _write_table(table, recoded: bool, path: Path) -> None:
                    for c in floats},
                 **{c: "DELTA_BINARY_PACKED" for c in delta}}
     compression = {c: "zstd" if c in DISTINCT_COLUMNS else "lz4" for c in types}
-    pq.write_table(table, path, compression=compression, use_dictionary=dictionary,
-                   column_encoding=encoding, data_page_version="2.0",
-                   store_schema=not recoded,
-                   write_statistics=[c for c in RUNNING_COLUMNS if c in types])
+    return {"compression": compression, "use_dictionary": dictionary,
+            "column_encoding": encoding, "data_page_version": "2.0",
+            "store_schema": not recoded,
+            "write_statistics": [c for c in RUNNING_COLUMNS if c in types]}
 
 
 def _write_csv(result: Result, name: str, table, path: Path) -> None:
