@@ -91,21 +91,33 @@ def _write_chunked(ops: Columns, path: Path, factorised: dict | Future | None) -
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    given = _given(factorised)
-    texts = {}
-    for name in ops.order:
-        if ops.is_text(name):
-            c, labels = given.get(name) or text_codes(ops.text(name))
-            texts[name] = (c, _arrow_text(labels))
+    texts: dict = {}
     writer = None
     try:
         for lo in range(0, len(ops), ROW_GROUP_ROWS):
             hi = min(len(ops), lo + ROW_GROUP_ROWS)
-            arrays = [pa.DictionaryArray.from_arrays(_arrow(texts[name][0][lo:hi]),
-                                                     texts[name][1])
-                      if name in texts else _arrow(ops.block(name, lo, hi))
-                      for name in ops.order]
-            chunk = pa.Table.from_arrays(arrays, names=ops.order)
+            arrays = {}
+            index: dict[int, np.ndarray] = {}   # each code array's rows as native ints, once
+            for name in ops.order:
+                if ops.is_text(name):
+                    continue
+                lazy = ops.gathered(name)
+                if lazy is None:
+                    arrays[name] = _arrow(ops.block(name, lo, hi))
+                    continue
+                at = index.get(id(lazy.by))
+                if at is None:
+                    at = index[id(lazy.by)] = lazy.by[lo:hi].astype(np.intp)
+                arrays[name] = _arrow(np.take(lazy.values, at))
+            if not texts:   # the codes, once (the first group's numbers formed meanwhile)
+                given = _given(factorised)
+                for name in ops.order:
+                    if ops.is_text(name):
+                        c, labels = given.get(name) or text_codes(ops.text(name))
+                        texts[name] = (c, _arrow_text(labels))
+            for name, (c, labels) in texts.items():
+                arrays[name] = pa.DictionaryArray.from_arrays(_arrow(c[lo:hi]), labels)
+            chunk = pa.Table.from_arrays([arrays[name] for name in ops.order], names=ops.order)
             if writer is None:
                 writer = pq.ParquetWriter(path, chunk.schema, **_writer_options(chunk, True))
             writer.write_table(chunk, row_group_size=ROW_GROUP_ROWS)
