@@ -8,7 +8,7 @@ or left out.
 from __future__ import annotations
 
 import json
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -83,44 +83,56 @@ def _write_parquet(ops, path: Path, factorised: dict | Future | None = None) -> 
 
 def _write_chunked(ops: Columns, path: Path, factorised: dict | Future | None) -> None:
     """:func:`_write_parquet` of a long :class:`Columns` table one row group at a time: each
-    group's rows of a column gathered from per-kind values (:meth:`Columns.block`) are
-    gathered for that group alone, into memory the next group reuses, where the whole table
-    would first touch ~80 MB per such column per 10M ops; text columns are their codes'
-    slices. Row groups of :data:`ROW_GROUP_ROWS`, as the whole table is written: the same
-    pages, statistics and footer."""
+    group's rows of a column gathered from per-kind values (``Lazy(values=..., by=...)``)
+    are gathered for that group alone (by one native-int index per code array), into memory
+    the next groups reuse, where the whole table would first touch ~80 MB per such column
+    per 10M ops, and the next group's are gathered in a helper thread while this one's are
+    encoded; text columns are their codes' slices. Row groups of :data:`ROW_GROUP_ROWS`, as
+    the whole table is written: the same pages, statistics and footer."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    def numbers(lo: int, hi: int) -> dict:
+        arrays = {}
+        index: dict[int, np.ndarray] = {}
+        for name in ops.order:
+            if ops.is_text(name):
+                continue
+            lazy = ops.gathered(name)
+            if lazy is None:
+                arrays[name] = _arrow(ops.block(name, lo, hi))
+                continue
+            at = index.get(id(lazy.by))
+            if at is None:
+                at = index[id(lazy.by)] = lazy.by[lo:hi].astype(np.intp)
+            arrays[name] = _arrow(np.take(lazy.values, at))
+        return arrays
+
+    bounds = [(lo, min(len(ops), lo + ROW_GROUP_ROWS))
+              for lo in range(0, len(ops), ROW_GROUP_ROWS)]
     texts: dict = {}
     writer = None
     try:
-        for lo in range(0, len(ops), ROW_GROUP_ROWS):
-            hi = min(len(ops), lo + ROW_GROUP_ROWS)
-            arrays = {}
-            index: dict[int, np.ndarray] = {}   # each code array's rows as native ints, once
-            for name in ops.order:
-                if ops.is_text(name):
-                    continue
-                lazy = ops.gathered(name)
-                if lazy is None:
-                    arrays[name] = _arrow(ops.block(name, lo, hi))
-                    continue
-                at = index.get(id(lazy.by))
-                if at is None:
-                    at = index[id(lazy.by)] = lazy.by[lo:hi].astype(np.intp)
-                arrays[name] = _arrow(np.take(lazy.values, at))
-            if not texts:   # the codes, once (the first group's numbers formed meanwhile)
-                given = _given(factorised)
-                for name in ops.order:
-                    if ops.is_text(name):
-                        c, labels = given.get(name) or text_codes(ops.text(name))
-                        texts[name] = (c, _arrow_text(labels))
-            for name, (c, labels) in texts.items():
-                arrays[name] = pa.DictionaryArray.from_arrays(_arrow(c[lo:hi]), labels)
-            chunk = pa.Table.from_arrays([arrays[name] for name in ops.order], names=ops.order)
-            if writer is None:
-                writer = pq.ParquetWriter(path, chunk.schema, **_writer_options(chunk, True))
-            writer.write_table(chunk, row_group_size=ROW_GROUP_ROWS)
+        with ThreadPoolExecutor(1) as helper:
+            pending = helper.submit(numbers, *bounds[0])
+            for j, (lo, hi) in enumerate(bounds):
+                arrays = pending.result()
+                if j + 1 < len(bounds):
+                    pending = helper.submit(numbers, *bounds[j + 1])
+                if not texts:   # the codes, once (the first group's numbers formed meanwhile)
+                    given = _given(factorised)
+                    for name in ops.order:
+                        if ops.is_text(name):
+                            c, labels = given.get(name) or text_codes(ops.text(name))
+                            texts[name] = (c, _arrow_text(labels))
+                for name, (c, labels) in texts.items():
+                    arrays[name] = pa.DictionaryArray.from_arrays(_arrow(c[lo:hi]), labels)
+                chunk = pa.Table.from_arrays([arrays[name] for name in ops.order],
+                                             names=ops.order)
+                if writer is None:
+                    writer = pq.ParquetWriter(path, chunk.schema,
+                                              **_writer_options(chunk, True))
+                writer.write_table(chunk, row_group_size=ROW_GROUP_ROWS)
     finally:
         if writer is not None:
             writer.close()
