@@ -449,3 +449,26 @@ def test_subset_gathers_per_kind_columns_for_its_rows_alone():
         a, b = np.asarray(got[c]), np.asarray(formed[c])[rows]
         assert a.dtype == b.dtype and np.array_equal(a, b), c
         assert np.array_equal(np.asarray(want[c]), b), c
+
+
+@pytest.mark.parametrize("column", ["flops", "bytes", "shards"])
+def test_point_groups_through_codes_are_the_gathered_columns(column):
+    """``point_groups_by`` (FLOPs, bytes, shards per code, read through the codes) gives the
+    groups ``point_groups`` gives on the gathered columns; 64 codes that differ in one of
+    them alone, equal in all else, stay 64 groups (a tight table: probes meet)."""
+    n_codes = 64
+    per_code = {c: np.ones(n_codes) for c in ("flops", "bytes")}
+    per_code["shards"] = np.ones(n_codes, dtype=np.int64)
+    per_code[column] = per_code[column] * (np.arange(n_codes) + 1)
+    by = np.tile(np.arange(n_codes, dtype=np.int32), 4)
+    key, t = np.zeros(len(by), dtype=np.int64), np.full(len(by), 1e-6)
+    gathered = (key, per_code["flops"][by], per_code["bytes"][by], per_code["shards"][by], t)
+    for size in (128, 4096):
+        want = _run_point_groups(kernels().point_groups_i8, gathered, 64, size)
+        table = np.full(size, -1, dtype=np.int64)
+        first, count = np.empty(64, dtype=np.int64), np.empty(64, dtype=np.int64)
+        got = kernels().point_groups_by_i4(
+            R._bits(key), R._bits(per_code["flops"]), R._bits(per_code["bytes"]),
+            per_code["shards"], by, R._bits(t), table, first, count)
+        assert (got, first[:got].tolist(), count[:got].tolist()) == want
+        assert want == (64, list(range(64)), [4] * 64)
