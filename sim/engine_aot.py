@@ -21,7 +21,7 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.deps_kernel.cross_counts`, :func:`sim.deps_kernel.cross_pairs`: the
   dependencies between streams (each for 32- and 64-bit dependency arrays, ``_i4`` /
   ``_i8``);
-* :mod:`sim.group_kernel` (``point_groups``, ``point_groups_by``, ``group_sums``,
+* :mod:`sim.group_kernel` (``point_groups``, ``group_sums``,
   ``used_labels``, ``lut_key``, ``offset_key``, ``first_groups``, ``distinct_marked``; for
   8-, 32- and 64-bit integers, ``_i1`` / ``_i4`` / ``_i8``): the run report's roofline
   points, the labels its text columns use, its summed rows' keys, groups and sums and its
@@ -100,17 +100,12 @@ BOUND_ARGS = ((None,) * 4 + (("i8", 1),) * 4 + (None, ("i8", 1), ("f8", 1), ("i8
               + (("i8", 1),) * 3 + (("u1", 1),) + (("i8", 1),) * 2 + (("f8", 1), None))
 
 _Q = "u8[::1]"
-#: point_groups(key, flops, nbytes, shards, time, table, first, count) -> groups (-1: more
-#: than the capacity), for 32- and 64-bit shards
-GROUP_SIG = {w: f"i8({_Q}, {_Q}, {_Q}, {w}[::1], {_Q}, {_I}, {_I}, {_I})" for w in ("i4", "i8")}
-GROUP_ARGS = {w: (("u8", 1),) * 3 + ((w, 1), ("u8", 1)) + (("i8", 1),) * 3
+#: point_groups(key, flops, nbytes, shards, by, time, table, first, count) -> groups (-1:
+#: more than the capacity) and group_sums(ids, values, by, out), for 32- and 64-bit codes
+GROUP_SIG = {w: f"i8({_Q}, {_Q}, {_Q}, {_I}, {w}[::1], {_Q}, {_I}, {_I}, {_I})"
+             for w in ("i4", "i8")}
+GROUP_ARGS = {w: (("u8", 1),) * 3 + (("i8", 1), (w, 1), ("u8", 1)) + (("i8", 1),) * 3
               for w in ("i4", "i8")}
-#: point_groups_by(key, flops, nbytes, shards, by, time, table, first, count) and
-#: group_sums(ids, values, by, out), for 32- and 64-bit codes ``by``
-GROUP_BY_SIG = {w: f"i8({_Q}, {_Q}, {_Q}, {_I}, {w}[::1], {_Q}, {_I}, {_I}, {_I})"
-                for w in ("i4", "i8")}
-GROUP_BY_ARGS = {w: (("u8", 1),) * 3 + (("i8", 1), (w, 1), ("u8", 1)) + (("i8", 1),) * 3
-                 for w in ("i4", "i8")}
 SUMS_BY_SIG = {w: f"none({_I}, {_F}, {w}[::1], {_F})" for w in ("i4", "i8")}
 SUMS_BY_ARGS = {w: (("i8", 1), ("f8", 1), (w, 1), ("f8", 1)) for w in ("i4", "i8")}
 #: distinct_marked(values, mask, lo, seen), for 32- and 64-bit values
@@ -175,7 +170,7 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp
                                  "used_labels_i8", "lut_key_i1", "lut_key_i4", "lut_key_i8",
                                  "offset_key_i4", "offset_key_i8", "first_groups",
                                  "distinct_marked_i4", "distinct_marked_i8",
-                                 "point_groups_by_i4", "point_groups_by_i8", "group_sums_i4",
+                                 "group_sums_i4",
                                  "group_sums_i8", "kind"])
 
 _CACHE: list[Kernels] = []
@@ -213,8 +208,6 @@ def kernels() -> Kernels:
                             dram_aot.checked(mod.first_groups, FIRST_ARGS),
                             *(dram_aot.checked(getattr(mod, f"distinct_marked_{w}"),
                                                MARKED_ARGS[w]) for w in ("i4", "i8")),
-                            *(dram_aot.checked(getattr(mod, f"point_groups_by_{w}"),
-                                               GROUP_BY_ARGS[w]) for w in ("i4", "i8")),
                             *(dram_aot.checked(getattr(mod, f"group_sums_{w}"),
                                                SUMS_BY_ARGS[w]) for w in ("i4", "i8")), "aot"),
         jit_kernels)
@@ -233,7 +226,6 @@ def jit_kernels() -> Kernels:
         lut_key,
         offset_key,
         point_groups,
-        point_groups_by,
         used_labels,
     )
     from sim.handoff_kernel import handoff_pairs
@@ -247,8 +239,8 @@ def jit_kernels() -> Kernels:
                    point_groups, point_groups, handoff_pairs, stream_keys, stream_sums,
                    cross_counts, cross_counts, cross_pairs, cross_pairs, quiet_lane, used_labels,
                    used_labels, used_labels, lut_key, lut_key, lut_key, offset_key, offset_key,
-                   first_groups, distinct_marked, distinct_marked, point_groups_by,
-                   point_groups_by, group_sums, group_sums, "jit")
+                   first_groups, distinct_marked, distinct_marked, group_sums, group_sums,
+                   "jit")
 
 
 def module_name() -> str:
@@ -296,8 +288,6 @@ def build(directory: Path, name: str | None = None) -> Path:
          *((f"offset_key_{w}", OFFSET_SIG[w], group_kernel.offset_key) for w in ("i4", "i8")),
          ("first_groups", FIRST_SIG, group_kernel.first_groups),
          *((f"distinct_marked_{w}", MARKED_SIG[w], group_kernel.distinct_marked)
-           for w in ("i4", "i8")),
-         *((f"point_groups_by_{w}", GROUP_BY_SIG[w], group_kernel.point_groups_by)
            for w in ("i4", "i8")),
          *((f"group_sums_{w}", SUMS_BY_SIG[w], group_kernel.group_sums) for w in ("i4", "i8"))),
         "the engine's loops")

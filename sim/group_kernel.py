@@ -20,48 +20,6 @@ _SHIFT = np.uint64(29)
 
 
 @njit(cache=True, error_model="numpy")
-def point_groups(key, flops, nbytes, shards, time, table, first, count):
-    """Group the rows whose ``flops``, ``nbytes`` and ``time`` are > 0 by the equal 64 bits
-    of ``key``, ``flops``, ``nbytes``, ``time`` (uint64 views: the floats' bits, the key's)
-    and the equal value of ``shards`` (an integer column, as it is), numbered in
-    order of first appearance. ``table``: int64, a power of two long, filled with -1 (group
-    numbers by hash slot); ``first[g]``, ``count[g]``: group ``g``'s first row and how many
-    rows it holds (capacity ``len(first)``). The number of groups, or -1 where more groups
-    than that capacity or than half the table come up (the caller retries larger)."""
-    mask = np.uint64(len(table) - 1)
-    cap = min(len(first), len(table) // 2)
-    n_groups = 0
-    for i in range(len(key)):
-        f, b, t = flops[i], nbytes[i], time[i]
-        if f == 0 or f > _POSITIVE_MAX or b == 0 or b > _POSITIVE_MAX or \
-                t == 0 or t > _POSITIVE_MAX:
-            continue
-        h = key[i] * _M1
-        for v in (f, b, np.uint64(shards[i]), t):
-            h ^= v
-            h *= _M2
-            h ^= h >> _SHIFT
-        slot = h & mask
-        while True:
-            g = table[slot]
-            if g < 0:
-                if n_groups == cap:
-                    return -1
-                table[slot] = n_groups
-                first[n_groups] = i
-                count[n_groups] = 1
-                n_groups += 1
-                break
-            r = first[g]
-            if key[r] == key[i] and flops[r] == f and nbytes[r] == b and \
-                    shards[r] == shards[i] and time[r] == t:
-                count[g] += 1
-                break
-            slot = (slot + np.uint64(1)) & mask
-    return n_groups
-
-
-@njit(cache=True, error_model="numpy")
 def used_labels(codes, used):
     """``used[c]``: some entry of ``codes`` is ``c`` (``used`` as long as the labels the
     codes index; one pass, where ``np.bincount`` makes two and counts)."""
@@ -127,10 +85,16 @@ def group_sums(ids, values, by, out):
 
 
 @njit(cache=True, error_model="numpy")
-def point_groups_by(key, flops, nbytes, shards, by, time, table, first, count):
-    """:func:`point_groups` of a table whose FLOPs, bytes and shards are per-code values
-    gathered by ``by`` (``flops[by[i]]``, ...: ``flops``, ``nbytes`` as uint64 bits,
-    ``shards`` int64), without the gathered columns."""
+def point_groups(key, flops, nbytes, shards, by, time, table, first, count):
+    """Group the rows whose FLOPs, bytes and ``time`` are > 0 by the equal 64 bits of
+    ``key``, FLOPs, bytes, ``time`` (uint64 views: the floats' bits, the key's) and the equal
+    shards (int64), numbered in order of first appearance. FLOPs, bytes and shards are
+    per-code values gathered by ``by`` (row ``i``'s are ``flops[by[i]]``, ...: columns that
+    are one value per op kind, read through the kinds, or per-row columns with ``by`` the
+    row numbers). ``table``: int64, a power of two long, filled with -1 (group numbers by
+    hash slot); ``first[g]``, ``count[g]``: group ``g``'s first row and how many rows it
+    holds (capacity ``len(first)``). The number of groups, or -1 where more groups than that
+    capacity or than half the table come up (the caller retries larger)."""
     mask = np.uint64(len(table) - 1)
     cap = min(len(first), len(table) // 2)
     n_groups = 0

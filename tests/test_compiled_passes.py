@@ -131,13 +131,15 @@ def _point_groups_by_dict(key, f, b, s, t):
 
 
 def _run_point_groups(fn, cols, size: int, table_size: int):
-    """``point_groups_i8`` of ``cols`` (key, FLOPs, bytes, shards, time) with a first/count
-    capacity ``size`` and a table of ``table_size`` slots: (groups, first rows, counts)."""
+    """``point_groups_i8`` of per-row ``cols`` (key, FLOPs, bytes, shards, time; ``by`` the
+    row numbers) with a first/count capacity ``size`` and a table of ``table_size`` slots:
+    (groups, first rows, counts)."""
     table = np.full(table_size, -1, dtype=np.int64)
     first, count = np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64)
     key, f, b, shards, t = cols
-    n = fn(R._bits(key), R._bits(f), R._bits(b), np.ascontiguousarray(shards, dtype=np.int64),
-           R._bits(t), table, first, count)
+    n = fn(R._bits(key), R._bits(np.asarray(f, dtype=np.float64)),
+           R._bits(np.asarray(b, dtype=np.float64)), np.ascontiguousarray(shards, dtype=np.int64),
+           np.arange(len(key), dtype=np.int64), R._bits(t), table, first, count)
     return n, first[:max(n, 0)].tolist(), count[:max(n, 0)].tolist()
 
 
@@ -328,20 +330,6 @@ def test_used_labels_are_bincounts_nonzero(width, monkeypatch):
     assert R._used(text).tolist() == plain.tolist() == [0, 3, 4, 9]
 
 
-def test_point_groups_of_32_bit_shards_are_the_64_bit_ones():
-    rng = np.random.default_rng(9)
-    n = 3000
-    cols = (rng.integers(0, 3, n), rng.choice([1.0, 2.0], n), rng.choice([3.0, 4.0], n),
-            rng.integers(1, 9, n), rng.choice([1e-6, 3e-6], n))
-    table = np.full(4096, -1, dtype=np.int64)
-    first, count = np.empty(1024, dtype=np.int64), np.empty(1024, dtype=np.int64)
-    got = kernels().point_groups_i4(R._bits(cols[0]), R._bits(cols[1]), R._bits(cols[2]),
-                                    cols[3].astype(np.int32), R._bits(cols[4]), table, first,
-                                    count)
-    assert (got, first[:got].tolist(), count[:got].tolist()) == \
-        _run_point_groups(kernels().point_groups_i8, cols, 1024, 4096)
-
-
 @pytest.mark.parametrize("which", ["aot", "jit"])
 def test_summed_key_passes_by_hand(which):
     """The summed rows' key and groups (sim/group_kernel.py): a text column's codes through
@@ -453,9 +441,10 @@ def test_subset_gathers_per_kind_columns_for_its_rows_alone():
 
 @pytest.mark.parametrize("column", ["flops", "bytes", "shards"])
 def test_point_groups_through_codes_are_the_gathered_columns(column):
-    """``point_groups_by`` (FLOPs, bytes, shards per code, read through the codes) gives the
-    groups ``point_groups`` gives on the gathered columns; 64 codes that differ in one of
-    them alone, equal in all else, stay 64 groups (a tight table: probes meet)."""
+    """``point_groups`` with FLOPs, bytes and shards per code, read through 32-bit codes,
+    gives the groups of the gathered columns read through 64-bit row numbers; 64 codes that
+    differ in one of them alone, equal in all else, stay 64 groups (a tight table: probes
+    meet)."""
     n_codes = 64
     per_code = {c: np.ones(n_codes) for c in ("flops", "bytes")}
     per_code["shards"] = np.ones(n_codes, dtype=np.int64)
@@ -467,7 +456,7 @@ def test_point_groups_through_codes_are_the_gathered_columns(column):
         want = _run_point_groups(kernels().point_groups_i8, gathered, 64, size)
         table = np.full(size, -1, dtype=np.int64)
         first, count = np.empty(64, dtype=np.int64), np.empty(64, dtype=np.int64)
-        got = kernels().point_groups_by_i4(
+        got = kernels().point_groups_i4(
             R._bits(key), R._bits(per_code["flops"]), R._bits(per_code["bytes"]),
             per_code["shards"], by, R._bits(t), table, first, count)
         assert (got, first[:got].tolist(), count[:got].tolist()) == want

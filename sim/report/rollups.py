@@ -438,27 +438,19 @@ def _compiled_points(ops, key: np.ndarray, base_at) -> Columns:
     per_code = [_gathered(ops, c) for c in ("flops", "bytes", "shards")]
     by = per_code[0][1] if per_code[0] is not None else None
     if by is not None and all(g is not None and g[1] is by for g in per_code):
-        # FLOPs, bytes and shards per code, read through the codes (no table-long columns)
+        # FLOPs, bytes and shards per kind, read through the kinds (no table-long columns)
         fv, bv, sv = (g[0] for g in per_code)
-        fv, bv = (np.ascontiguousarray(v, dtype=np.float64) for v in (fv, bv))
-        sv = np.ascontiguousarray(sv, dtype=np.int64)
-        group = getattr(kernels(), "point_groups_by_i4" if by.dtype == np.int32 else
-                        "point_groups_by_i8")
-        args = [_bits(key), _bits(fv), _bits(bv), sv, by, _bits(t)]
+    else:   # per-row columns, read through the row numbers
+        fv, bv, sv = (column(ops, c) for c in ("flops", "bytes", "shards"))
+        by = np.arange(len(t), dtype=np.int64)
+    fv, bv = (np.ascontiguousarray(v, dtype=np.float64) for v in (fv, bv))
+    sv = np.ascontiguousarray(sv, dtype=np.int64)
+    group = getattr(kernels(), "point_groups_i4" if by.dtype == np.int32 else
+                    "point_groups_i8")
+    args = [_bits(key), _bits(fv), _bits(bv), sv, by, _bits(t)]
 
-        def at(rows: np.ndarray) -> tuple[np.ndarray, ...]:
-            return fv[by[rows]], bv[by[rows]], sv[by[rows]], t[rows]
-    else:
-        f, b = (column(ops, c).astype(np.float64, copy=False) for c in ("flops", "bytes"))
-        shards = np.ascontiguousarray(column(ops, "shards"))
-        if shards.dtype not in (np.int32, np.int64):
-            shards = shards.astype(np.int64)
-        group = getattr(kernels(), "point_groups_i4" if shards.dtype == np.int32 else
-                        "point_groups_i8")
-        args = [_bits(key), _bits(f), _bits(b), shards, _bits(t)]
-
-        def at(rows: np.ndarray) -> tuple[np.ndarray, ...]:
-            return f[rows], b[rows], shards[rows], t[rows]
+    def at(rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        return fv[by[rows]], bv[by[rows]], sv[by[rows]], t[rows]
     size = 1 << 16
     while True:
         table = np.full(2 * size, -1, dtype=np.int64)
