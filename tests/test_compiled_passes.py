@@ -461,3 +461,16 @@ def test_point_groups_through_codes_are_the_gathered_columns(column):
             per_code["shards"], by, R._bits(t), table, first, count)
         assert (got, first[:got].tolist(), count[:got].tolist()) == want
         assert want == (64, list(range(64)), [4] * 64)
+
+
+def test_each_kernel_field_is_the_loop_of_its_name():
+    """The engine's extension and numba's dispatchers fill one positional tuple of ~27
+    loops: each field holds the loop it is named after (``name`` or ``name_<width>``), on
+    both paths, so a loop added out of order cannot run in another's place."""
+    jit, aot = jit_kernels(), kernels()
+    for field in jit._fields[:-1]:
+        loop = getattr(jit, field)
+        name = getattr(loop, "__name__", None) or loop.py_func.__name__
+        assert field in (name, *(f"{name}_{w}" for w in ("i1", "i4", "i8"))), field
+        if aot.kind == "aot":   # the extension's function carries its exported name
+            assert getattr(aot, field).__wrapped__.__name__ == field

@@ -13,28 +13,26 @@ mc = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(mc)
 
 
-def test_spec_fields_are_checked(tmp_path):
-    bad = tmp_path / "spec.yaml"
-    bad.write_text("- id: a\n  file: sim/engine.py\n  find: x\n")
-    with pytest.raises(SystemExit, match="mutant 0: field 'replace' must be a string"):
-        mc.load_spec(bad)
-    bad.write_text("- {id: a, file: sim/engine.py, find: x, replace: y, count: 0}\n")
-    with pytest.raises(SystemExit, match="field 'count' must be a positive integer"):
-        mc.load_spec(bad)
-    bad.write_text("id: a\n")
-    with pytest.raises(SystemExit, match="expected a list of mutants"):
-        mc.load_spec(bad)
-    bad.write_text("- {id: a, file: sim/nowhere.py, find: x, replace: y}\n")
-    with pytest.raises(SystemExit, match="field 'file': no file sim/nowhere.py"):
-        mc.load_spec(bad)
-    bad.write_text("- {id: a, file: sim/engine.py, find: x, replace: y, tests: t.py}\n")
-    with pytest.raises(SystemExit, match="field 'tests' must be a list"):
-        mc.load_spec(bad)
-    bad.write_text("- {id: a, file: sim/engine.py, find: x, replace: y, tests: [tests/no.py]}\n")
-    with pytest.raises(SystemExit, match="field 'tests': no tests/no.py"):
-        mc.load_spec(bad)
-    with pytest.raises(SystemExit, match="cannot read the spec"):
-        mc.load_spec(tmp_path / "missing.yaml")
+@pytest.mark.parametrize("spec, message", [
+    ("- id: a\n  file: sim/engine.py\n  find: x\n",
+     "mutant 0: field 'replace' must be a string"),
+    ("- {id: a, file: sim/engine.py, find: x, replace: y, count: 0}\n",
+     "field 'count' must be a positive integer"),
+    ("id: a\n", "expected a list of mutants"),
+    ("- {id: a, file: sim/nowhere.py, find: x, replace: y}\n",
+     "field 'file': no file sim/nowhere.py"),
+    ("- {id: a, file: sim/engine.py, find: x, replace: y, tests: t.py}\n",
+     "field 'tests' must be a list"),
+    ("- {id: a, file: sim/engine.py, find: x, replace: y, tests: [tests/no.py]}\n",
+     "field 'tests': no tests/no.py"),
+    (None, "cannot read the spec"),   # no file at all
+])
+def test_spec_fields_are_checked(tmp_path, spec, message):
+    path = tmp_path / "spec.yaml"
+    if spec is not None:
+        path.write_text(spec)
+    with pytest.raises(SystemExit, match=message):
+        mc.load_spec(path)
 
 
 def test_tests_naming_a_module_are_found_by_dotted_path_or_from_import():
