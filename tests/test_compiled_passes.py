@@ -474,3 +474,14 @@ def test_each_kernel_field_is_the_loop_of_its_name():
         assert field in (name, *(f"{name}_{w}" for w in ("i1", "i4", "i8"))), field
         if aot.kind == "aot":   # the extension's function carries its exported name
             assert getattr(aot, field).__wrapped__.__name__ == field
+
+
+def test_codes_outside_their_labels_raise_on_the_compiled_path_too(monkeypatch):
+    """A long text column whose codes point past its labels is refused (numpy's error), not
+    read out of bounds by the unchecked compiled pass."""
+    from sim.columns import Text
+
+    monkeypatch.setattr(R, "COMPILED_ROWS", 0)
+    for bad in (np.array([0, 1, 5], dtype=np.int32), np.array([0, -1, 1], dtype=np.int8)):
+        with pytest.raises((ValueError, IndexError)):
+            R._label_codes(Text(["a", "b", "c"], bad), R._used(Text(["a", "b", "c"], bad)))

@@ -119,7 +119,10 @@ def _used(text: Text) -> np.ndarray:
     if len(text.labels) == 1:   # one label: every row points at it (no pass over the rows)
         return np.zeros(1, dtype=np.int64)
     mark = _compiled_pass("used_labels", text.codes)
-    if mark is None:
+    # the compiled passes index by the codes unchecked (this one, and the key's lookups of
+    # the same codes): codes outside the labels take numpy's pass, which raises on them
+    if mark is None or not 0 <= int(text.codes.min()) <= int(text.codes.max()) < \
+            len(text.labels):
         return np.flatnonzero(np.bincount(text.codes, minlength=len(text.labels)))
     used = np.empty(len(text.labels), dtype=bool)
     mark(text.codes, used)
