@@ -400,17 +400,19 @@ def test_rollups_read_per_kind_columns_through_their_codes(monkeypatch, rollups_
     rollups_match_pandas(compiled, res.ops)
 
 
-@pytest.mark.parametrize("rows_per_group", [700, 2048])
+@pytest.mark.parametrize("rows_per_group,encoders", [(700, 1), (700, 3), (2048, 2)])
 def test_parquet_written_a_row_group_at_a_time_is_the_whole_tables(monkeypatch, tmp_path,
-                                                                   rows_per_group):
+                                                                   rows_per_group, encoders):
     """A long table written a row group at a time (sim/report/writer._write_chunked, forced
-    here with short row groups) is the file the same table gives written whole: the same
-    bytes; and its per-kind columns were not formed for it."""
+    here with short row groups), the groups encoded by one or several threads and merged,
+    is the file the same table gives written whole: the same bytes; and its per-kind
+    columns were not formed for it."""
     import pyarrow.parquet as pq
 
     import sim.report.writer as W
 
     monkeypatch.setattr(W, "ROW_GROUP_ROWS", rows_per_group)
+    monkeypatch.setattr(W, "ENCODERS", encoders)
     monkeypatch.setattr(R, "COMPILED_ROWS", 0)   # the rollups form no per-kind column either
     _, ops = _fresh_ops()
     assert len(ops) > 2 * rows_per_group

@@ -8,6 +8,8 @@ or left out.
 from __future__ import annotations
 
 import json
+import os
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from sim.report.atomic import staged_directory
 from sim.report.background import Background
 from sim.report.figures import breakdown_svg, energy_svg, roofline_svg, timeline_svg
 from sim.report.html import run_report_html
+from sim.report.parquet_footer import MergedWriter
 from sim.report.rollups import (
     SUMMED_KEYS,
     SUMMED_VALUES,
@@ -45,6 +48,10 @@ DICTIONARY_INTS = ("shards",)   # the one integer column that is smaller diction
 #: rows per row group: pyarrow's default (1024 * 1024), given explicitly so that a table
 #: written a row group at a time (:func:`_write_chunked`) is the table written whole
 ROW_GROUP_ROWS = 1 << 20
+#: threads that encode a long table's row groups at once (:func:`_write_chunked`): the
+#: cores this process may run on, up to four (the report's main thread works meanwhile)
+ENCODERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else os.cpu_count() or 1))
 
 __all__ = ["RUN_FILES", "SUMMED_KEYS", "SUMMED_VALUES", "summed_ops", "write_run_report"]
 
@@ -82,17 +89,22 @@ def _write_parquet(ops, path: Path, factorised: dict | Future | None = None) -> 
 
 
 def _write_chunked(ops: Columns, path: Path, factorised: dict | Future | None) -> None:
-    """:func:`_write_parquet` of a long :class:`Columns` table one row group at a time: each
-    group's rows of a column gathered from per-kind values (``Lazy(values=..., by=...)``)
-    are gathered for that group alone (by one native-int index per code array), into memory
-    the next groups reuse, where the whole table would first touch ~80 MB per such column
-    per 10M ops, and the next group's are gathered in a helper thread while this one's are
-    encoded; text columns are their codes' slices. Row groups of :data:`ROW_GROUP_ROWS`, as
-    the whole table is written: the same pages, statistics and footer."""
+    """:func:`_write_parquet` of a long :class:`Columns` table one row group at a time, the
+    row groups encoded in parallel (:data:`ENCODERS` threads: Arrow encodes without the GIL,
+    one file's writer on one thread) each as a Parquet file of its own, merged into one
+    file by :class:`~sim.report.parquet_footer.MergedWriter` (the groups' pages as they are
+    and one footer: the bytes one writer writes). Each group's rows of a column gathered
+    from per-kind values (``Lazy(values=..., by=...)``) are gathered for that group alone
+    (by one native-int index per code array), where the whole table would first touch ~80
+    MB per such column per 10M ops; text columns are their codes' slices. Row groups of
+    :data:`ROW_GROUP_ROWS`, as the whole table is written."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    def numbers(lo: int, hi: int) -> dict:
+    texts: Future = Future()   # text column -> (codes, Arrow labels), once the codes are in
+
+    def encoded(lo: int, hi: int) -> bytes:
+        """Rows ``lo..hi-1`` as a Parquet file of one row group."""
         arrays = {}
         index: dict[int, np.ndarray] = {}
         for name in ops.order:
@@ -106,36 +118,37 @@ def _write_chunked(ops: Columns, path: Path, factorised: dict | Future | None) -
             if at is None:
                 at = index[id(lazy.by)] = lazy.by[lo:hi].astype(np.intp)
             arrays[name] = _arrow(np.take(lazy.values, at))
-        return arrays
+        for name, (c, labels) in texts.result().items():
+            arrays[name] = pa.DictionaryArray.from_arrays(_arrow(c[lo:hi]), labels)
+        chunk = pa.Table.from_arrays([arrays[name] for name in ops.order], names=ops.order)
+        sink = pa.BufferOutputStream()
+        pq.write_table(chunk, sink, row_group_size=ROW_GROUP_ROWS,
+                       **_writer_options(chunk, True))
+        return sink.getvalue()
 
     bounds = [(lo, min(len(ops), lo + ROW_GROUP_ROWS))
               for lo in range(0, len(ops), ROW_GROUP_ROWS)]
-    texts: dict = {}
-    writer = None
-    try:
-        with ThreadPoolExecutor(1) as helper:
-            pending = helper.submit(numbers, *bounds[0])
-            for j, (lo, hi) in enumerate(bounds):
-                arrays = pending.result()
-                if j + 1 < len(bounds):
-                    pending = helper.submit(numbers, *bounds[j + 1])
-                if not texts:   # the codes, once (the first group's numbers formed meanwhile)
-                    given = _given(factorised)
-                    for name in ops.order:
-                        if ops.is_text(name):
-                            c, labels = given.get(name) or text_codes(ops.text(name))
-                            texts[name] = (c, _arrow_text(labels))
-                for name, (c, labels) in texts.items():
-                    arrays[name] = pa.DictionaryArray.from_arrays(_arrow(c[lo:hi]), labels)
-                chunk = pa.Table.from_arrays([arrays[name] for name in ops.order],
-                                             names=ops.order)
-                if writer is None:
-                    writer = pq.ParquetWriter(path, chunk.schema,
-                                              **_writer_options(chunk, True))
-                writer.write_table(chunk, row_group_size=ROW_GROUP_ROWS)
-    finally:
-        if writer is not None:
-            writer.close()
+    with ThreadPoolExecutor(ENCODERS) as pool:
+        pending = deque(pool.submit(encoded, *b) for b in bounds[:ENCODERS + 1])
+        try:   # the codes, once (the first groups' numbers gathered meanwhile)
+            given = _given(factorised)
+            out = {}
+            for name in ops.order:
+                if ops.is_text(name):
+                    c, labels = given.get(name) or text_codes(ops.text(name))
+                    out[name] = (c, _arrow_text(labels))
+            texts.set_result(out)
+        except BaseException as exc:
+            texts.set_exception(exc)
+            raise
+        with open(path, "wb") as sink:
+            merged = MergedWriter(sink)
+            for j in range(len(bounds)):
+                part = pending.popleft().result()
+                if j + ENCODERS + 1 < len(bounds):
+                    pending.append(pool.submit(encoded, *bounds[j + ENCODERS + 1]))
+                merged.add(part)
+            merged.close()
 
 
 def _parquet_table(ops, factorised: dict | Future | None = None) -> tuple[object, bool]:

@@ -1,0 +1,115 @@
+"""Parquet files merged from files written apart (sim/report/parquet_footer.py): the bytes one
+writer writes with the same row groups, and refusals where a merge would be wrong."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+from sim.report.parquet_footer import (  # noqa: E402
+    MergedWriter,
+    Struct,
+    read_struct,
+    split_file,
+    write_struct,
+)
+
+
+def _table(lo: int, hi: int, wide: int = 18):
+    """Rows lo..hi-1 of a table with integers, floats, strings, dictionary strings and
+    booleans (``wide`` float columns: a schema list longer than 15, the long list header)."""
+    rows = np.arange(lo, hi)
+    cols = {"id": pa.array(rows.astype(np.int64)),
+            "name": pa.array([f"op{r % 7}" for r in rows]),
+            "kind": pa.DictionaryArray.from_arrays(pa.array((rows % 3).astype(np.int32)),
+                                                   pa.array(["a", "bb", "ccc"])),
+            "flag": pa.array(rows % 2 == 0)}
+    for c in range(wide):
+        cols[f"x{c}"] = pa.array(np.sin(rows * (c + 1.0)))
+    return pa.table(cols)
+
+
+OPTIONS = [{}, {"compression": "zstd", "use_dictionary": ["name"], "data_page_version": "2.0",
+                "write_statistics": ["id", "x0"], "store_schema": False}]
+
+
+def _file(tables, **options) -> bytes:
+    sink = io.BytesIO()
+    writer = pq.ParquetWriter(sink, tables[0].schema, **options)
+    for t in tables:
+        writer.write_table(t, row_group_size=len(t))
+    writer.close()
+    return sink.getvalue()
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_footer_read_and_written_back_is_the_same_bytes(options):
+    data = _file([_table(0, 500), _table(500, 900)], **options)
+    size = int.from_bytes(data[-8:-4], "little")
+    footer = data[len(data) - 8 - size:-8]
+    s = read_struct(footer)
+    assert write_struct(s) == footer
+    assert s.get(3) == 900 and len(s.get(4)[1]) == 2      # num_rows, row groups
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+@pytest.mark.parametrize("cuts", [(0, 300, 301, 1000), (0, 1000), (0, 17, 34, 51, 900)])
+def test_merged_parts_are_the_file_one_writer_writes(options, cuts):
+    """Each part a file of one row group: merged, they are the whole file, byte for byte,
+    and read back as the same table."""
+    tables = [_table(a, b) for a, b in zip(cuts, cuts[1:], strict=False)]
+    whole = _file(tables, **options)
+    sink = io.BytesIO()
+    merged = MergedWriter(sink)
+    for t in tables:
+        merged.add(_file([t], **options))
+    merged.close()
+    assert sink.getvalue() == whole
+    back = pq.read_table(io.BytesIO(sink.getvalue()))
+    assert back.num_rows == cuts[-1] and back.column("id").to_pylist() == list(range(cuts[-1]))
+
+
+def test_parts_of_several_row_groups_merge_in_order():
+    tables = [_table(0, 200), _table(200, 450), _table(450, 460)]
+    whole = _file(tables)
+    sink = io.BytesIO()
+    merged = MergedWriter(sink)
+    merged.add(_file(tables[:2]))
+    merged.add(_file(tables[2:]))
+    merged.close()
+    assert sink.getvalue() == whole
+    meta = pq.ParquetFile(io.BytesIO(sink.getvalue())).metadata
+    assert [meta.row_group(i).num_rows for i in range(3)] == [200, 250, 10]
+
+
+def test_refuses_parts_it_cannot_merge():
+    with pytest.raises(ValueError, match="not a Parquet file"):
+        MergedWriter(io.BytesIO()).add(b"PAR1 something else")
+    merged = MergedWriter(io.BytesIO())
+    merged.add(_file([_table(0, 10)]))
+    with pytest.raises(ValueError, match="different schemas"):
+        merged.add(_file([_table(10, 20, wide=3)]))
+    with pytest.raises(ValueError, match="page indexes"):
+        MergedWriter(io.BytesIO()).add(_file([_table(0, 10)], write_page_index=True))
+    with pytest.raises(ValueError, match="no Parquet part"):
+        MergedWriter(io.BytesIO()).close()
+
+
+def test_compact_protocol_values_by_hand():
+    """Bytes of the compact protocol written by hand from its specification: field 1 i32 -3
+    (zigzag 5), field 3 (delta 2) binary "ab", field 20 (long form) a true boolean, stop."""
+    data = bytes([0x15, 0x05, 0x28, 0x02]) + b"ab" + bytes([0x01, 0x28, 0x00])
+    s = read_struct(data)
+    assert s.fields == [[1, 5, -3], [3, 8, b"ab"], [20, 1, True]]
+    assert write_struct(s) == data
+    assert write_struct(Struct([[2, 6, 2 ** 40]])) == bytes([0x26, 0x80, 0x80, 0x80, 0x80,
+                                                           0x80, 0x40, 0x00])
+    with pytest.raises(ValueError, match="after the struct"):
+        read_struct(data + b"\x00")
+    pages, footer = split_file(_file([_table(0, 5)]))
+    assert footer.get(3) == 5 and len(pages) > 0
