@@ -45,7 +45,7 @@ SOURCES = ("beside_kernel.py", "bound_kernel.py", "dag_kernel.py", "deps_kernel.
            "engine_aot.py",
            "group_kernel.py", "handoff_kernel.py", "lane_kernel.py", "plan_kernel.py",
            "quiet_kernel.py",
-           "resources.py",
+           "resources.py", "run_kernel.py",
            "scan_kernel.py", "span_kernel.py")
 _I, _F = "i8[::1]", "f8[::1]"
 #: stamp_beside(run, cuts, place_pos, place_y, wait_pos, wait_ptr, wait_y, t, lat, dur, size,
@@ -160,6 +160,13 @@ OFFSET_ARGS = {w: (("i8", 1), None, (w, 1), None, ("i8", 1)) for w in ("i4", "i8
 FIRST_SIG = f"i8({_I}, {_I}, {_I}, {_I})"
 FIRST_ARGS = (("i8", 1),) * 4
 
+#: adopted_run(ids, k, e, upto, adopt_at, adopt_after, lead, out) -> (length, lo, hi) and
+#: adopted_taken(f, k, lo, hi, adopt_at, adopt_after, ids, flagged) -> (taken, last op)
+RUN_SIG = f"Tuple((i8, i8, i8))({_I}, i8, i8, i8, {_I}, {_I}, i8, {_I})"
+RUN_ARGS = (("i8", 1),) + (None,) * 3 + (("i8", 1),) * 2 + (None, ("i8", 1))
+TAKEN_SIG = f"Tuple((i8, i8))(i8, i8, i8, i8, {_I}, {_I}, {_I}, {_U})"
+TAKEN_ARGS = (None,) * 4 + (("i8", 1),) * 3 + (("u1", 1),)
+
 #: the loops a run calls (callables) and where they come from (``kind``: 'aot' or 'jit')
 Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp_span",
                                  "stamp_quiet", "quiet_until", "point_groups_i4",
@@ -171,7 +178,7 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp
                                  "offset_key_i4", "offset_key_i8", "first_groups",
                                  "distinct_marked_i4", "distinct_marked_i8",
                                  "group_sums_i4",
-                                 "group_sums_i8", "kind"])
+                                 "group_sums_i8", "adopted_run", "adopted_taken", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -209,7 +216,9 @@ def kernels() -> Kernels:
                             *(dram_aot.checked(getattr(mod, f"distinct_marked_{w}"),
                                                MARKED_ARGS[w]) for w in ("i4", "i8")),
                             *(dram_aot.checked(getattr(mod, f"group_sums_{w}"),
-                                               SUMS_BY_ARGS[w]) for w in ("i4", "i8")), "aot"),
+                                               SUMS_BY_ARGS[w]) for w in ("i4", "i8")),
+                            dram_aot.checked(mod.adopted_run, RUN_ARGS),
+                            dram_aot.checked(mod.adopted_taken, TAKEN_ARGS), "aot"),
         jit_kernels)
 
 
@@ -232,6 +241,7 @@ def jit_kernels() -> Kernels:
     from sim.lane_kernel import quiet_lane
     from sim.plan_kernel import stream_keys
     from sim.quiet_kernel import stamp_quiet
+    from sim.run_kernel import adopted_run, adopted_taken
     from sim.scan_kernel import scan_run
     from sim.span_kernel import stamp_span
 
@@ -240,7 +250,7 @@ def jit_kernels() -> Kernels:
                    cross_counts, cross_counts, cross_pairs, cross_pairs, quiet_lane, used_labels,
                    used_labels, used_labels, lut_key, lut_key, lut_key, offset_key, offset_key,
                    first_groups, distinct_marked, distinct_marked, group_sums, group_sums,
-                   "jit")
+                   adopted_run, adopted_taken, "jit")
 
 
 def module_name() -> str:
@@ -261,6 +271,7 @@ def build(directory: Path, name: str | None = None) -> Path:
         lane_kernel,
         plan_kernel,
         quiet_kernel,
+        run_kernel,
         scan_kernel,
         span_kernel,
     )
@@ -289,5 +300,7 @@ def build(directory: Path, name: str | None = None) -> Path:
          ("first_groups", FIRST_SIG, group_kernel.first_groups),
          *((f"distinct_marked_{w}", MARKED_SIG[w], group_kernel.distinct_marked)
            for w in ("i4", "i8")),
-         *((f"group_sums_{w}", SUMS_BY_SIG[w], group_kernel.group_sums) for w in ("i4", "i8"))),
+         *((f"group_sums_{w}", SUMS_BY_SIG[w], group_kernel.group_sums) for w in ("i4", "i8")),
+         ("adopted_run", RUN_SIG, run_kernel.adopted_run),
+         ("adopted_taken", TAKEN_SIG, run_kernel.adopted_taken)),
         "the engine's loops")

@@ -563,6 +563,13 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     quiet_args = (dur_all, size_all, loads.of_op, loads.ptr, loads.res, loads.nb, mem_state,
                   q_ok, q_rate, q_bound, q_moved, q_busy, q_last, start, end)
     quiet_times = np.empty(1024)
+    run_buf = np.empty(1024, dtype=np.int64)      # a quiet run's ops (adopted_run)
+    checked_run, checked_taken = kernels().adopted_run, kernels().adopted_taken
+    if memory_of:     # the arrays checked once, then called unchecked
+        checked_run(_NONE, 0, -1, -1, _NONE, _NONE, -1, run_buf)
+        checked_taken(0, 0, 0, 0, _NONE, _NONE, _NONE, flagged)
+    adopted_run = getattr(checked_run, "unchecked", checked_run)
+    adopted_taken = getattr(checked_taken, "unchecked", checked_taken)
     checked_quiet = kernels().stamp_quiet
     if memory_of:     # the arrays checked once, then called unchecked
         checked_quiet(np.empty(0, dtype=np.int64), 0.0, *quiet_args, quiet_times)
@@ -727,6 +734,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         may be that op alone, and it is not taken when that op is not alone.
         (last position stamped, the time it and what it adopted end); last < k: none of the
         stream's own (with ``lead``: last < k - 1 when the lead was not taken either)."""
+        nonlocal run_buf
         ids, id_list, m = lane["ids"], lane["id_list"], len(lane["id_list"])
         at_adoption, adopt_at = lane["next_adoption"], lane["adoption_at"]
         # the first op the run would adopt: its stream must sleep on it now (or, after a
@@ -756,20 +764,21 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         # end: nothing of the run would go beside them
         if count:
             count = int(beside_pos[:count].searchsorted(e))
-        run = ids[k:e + 1]
-        if first <= (e if last_adopts else e - 1):
-            lo = int(adopt_at.searchsorted(k))
-            hi = int(adopt_at.searchsorted(e if last_adopts else e - 1, "right"))
-            at = adopt_at[lo:hi] - k + 1
-            xs = run[at - 1]
-            ys = adopt_after[xs]
-            run = _inserted(run, at, ys)
-        else:
-            at = xs = ys = _NONE
         busy = (name,)
-        if lead >= 0:
-            run = np.concatenate((np.array((lead,), dtype=run.dtype), run))
+        upto = e if last_adopts else e - 1     # the last position whose adoption it may take
         if count:
+            run = ids[k:e + 1]
+            if first <= upto:
+                lo = int(adopt_at.searchsorted(k))
+                hi = int(adopt_at.searchsorted(upto, "right"))
+                at = adopt_at[lo:hi] - k + 1
+                xs = run[at - 1]
+                ys = adopt_after[xs]
+                run = _inserted(run, at, ys)
+            else:
+                at = xs = ys = _NONE
+            if lead >= 0:
+                run = np.concatenate((np.array((lead,), dtype=run.dtype), run))
             # where each op run beside goes: after its op's place in the run
             beside_at, beside_of = beside_pos[:count] - k, beside_ys[:count].copy()
             after = (beside_at + at.searchsorted(beside_at, "right")).tolist()
@@ -777,8 +786,11 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             got, wanted = beside_taken[0], count
             beside_cap[name] = min(MAX_BESIDE, 2 * wanted if got == wanted else
                                    max(MIN_BESIDE, 2 * got))
-        else:
-            f, t = stamp_alone(run, memory, busy, env.now, {})
+        else:   # the run and its adoptions, compiled (sim/run_kernel.py)
+            if 2 * (e - k) + 3 > len(run_buf):
+                run_buf = np.empty(4 * (e - k) + 6, dtype=np.int64)
+            n_run, lo, hi = adopted_run(ids, k, e, upto, adopt_at, adopt_after, lead, run_buf)
+            f, t = stamp_alone(run_buf[:n_run], memory, busy, env.now, {})
         if f == 0:
             if lead < 0:
                 return k - 1, env.now
@@ -789,12 +801,16 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             counter[0] += 1
             flagged_bytes[lead] = 1
         # what it adopted: signalled; their stream sleeps on, on the op after the last
-        took = int(np.count_nonzero(at + np.arange(len(at)) < f)) if len(at) else 0
+        if count:
+            took = int(np.count_nonzero(at + np.arange(len(at)) < f)) if len(at) else 0
+            if took:
+                flagged[xs[:took]] = 1
+                flagged[ys[:took]] = 1
+                y = int(ys[took - 1])
+        else:
+            took, y = adopted_taken(f, k, lo, hi, adopt_at, adopt_after, ids, flagged)
         if took:
             counter[0] += took
-            flagged[xs[:took]] = 1
-            flagged[ys[:took]] = 1
-            y = int(ys[took - 1])
             moved_on(int(stream[y]), int(next_op[y]), int(position[y]) + 1)
         return k + f - took - 1, t
 
