@@ -88,6 +88,15 @@ QUIET_SIG = (f"Tuple((i8, f8, i8))({_I}, f8, {_F}, {_F}, {_I}, {_I}, {_I}, {_F},
 QUIET_ARGS = ((("i8", 1), None) + (("f8", 1),) * 2 + (("i8", 1),) * 3 + (("f8", 1),) * 2
               + (("u1", 1),) + (("f8", 1),) * 8)
 
+#: stamp_bounded(stamp_quiet's arguments, mem_rc, link_rc, busy0, now, quiet_until's arguments
+#:               after ``now`` but ``end``)
+_BOUND_TAIL = (f"{_I}, {_I}, {_I}, {_I}, i8, {_I}, {_F}, {_I}, {_F}, {_I}, {_F}, {_I}, {_I}, "
+               f"{_I}, {_U}, {_I}, {_I}, f8")
+BOUNDED_SIG = f"{QUIET_SIG[:-1]}, i8, {_I}, i8, f8, {_BOUND_TAIL})"
+BOUNDED_ARGS = QUIET_ARGS + (None, ("i8", 1), None, None) + (("i8", 1),) * 4 + \
+    (None, ("i8", 1), ("f8", 1), ("i8", 1), ("f8", 1), ("i8", 1), ("f8", 1)) + \
+    (("i8", 1),) * 3 + (("u1", 1),) + (("i8", 1),) * 2 + (None,)
+
 #: a stream's state for quiet_until: not started, busy until a time, waiting on an op
 NOT_STARTED, BUSY, WAITING = 0, 1, 2
 #: quiet_until(rc, busy0, busy1, now, users_ptr, users, use_ptr, use_pos, n_streams, cum_ptr,
@@ -178,7 +187,8 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp
                                  "offset_key_i4", "offset_key_i8", "first_groups",
                                  "distinct_marked_i4", "distinct_marked_i8",
                                  "group_sums_i4",
-                                 "group_sums_i8", "adopted_run", "adopted_taken", "kind"])
+                                 "group_sums_i8", "adopted_run", "adopted_taken", "stamp_bounded",
+                                 "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -218,7 +228,8 @@ def kernels() -> Kernels:
                             *(dram_aot.checked(getattr(mod, f"group_sums_{w}"),
                                                SUMS_BY_ARGS[w]) for w in ("i4", "i8")),
                             dram_aot.checked(mod.adopted_run, RUN_ARGS),
-                            dram_aot.checked(mod.adopted_taken, TAKEN_ARGS), "aot"),
+                            dram_aot.checked(mod.adopted_taken, TAKEN_ARGS),
+                            dram_aot.checked(mod.stamp_bounded, BOUNDED_ARGS), "aot"),
         jit_kernels)
 
 
@@ -240,7 +251,7 @@ def jit_kernels() -> Kernels:
     from sim.handoff_kernel import handoff_pairs
     from sim.lane_kernel import quiet_lane
     from sim.plan_kernel import stream_keys
-    from sim.quiet_kernel import stamp_quiet
+    from sim.quiet_kernel import stamp_bounded, stamp_quiet
     from sim.run_kernel import adopted_run, adopted_taken
     from sim.scan_kernel import scan_run
     from sim.span_kernel import stamp_span
@@ -250,7 +261,7 @@ def jit_kernels() -> Kernels:
                    cross_counts, cross_counts, cross_pairs, cross_pairs, quiet_lane, used_labels,
                    used_labels, used_labels, lut_key, lut_key, lut_key, offset_key, offset_key,
                    first_groups, distinct_marked, distinct_marked, group_sums, group_sums,
-                   adopted_run, adopted_taken, "jit")
+                   adopted_run, adopted_taken, stamp_bounded, "jit")
 
 
 def module_name() -> str:
@@ -302,5 +313,6 @@ def build(directory: Path, name: str | None = None) -> Path:
            for w in ("i4", "i8")),
          *((f"group_sums_{w}", SUMS_BY_SIG[w], group_kernel.group_sums) for w in ("i4", "i8")),
          ("adopted_run", RUN_SIG, run_kernel.adopted_run),
-         ("adopted_taken", TAKEN_SIG, run_kernel.adopted_taken)),
+         ("adopted_taken", TAKEN_SIG, run_kernel.adopted_taken),
+         ("stamp_bounded", BOUNDED_SIG, quiet_kernel.stamp_bounded)),
         "the engine's loops")

@@ -486,6 +486,40 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             q_bound[c] = math.nan
         return f, t
 
+    def stamp_run(run: np.ndarray, memory, name: str) -> tuple[int, float]:
+        """:func:`stamp_alone` of a quiet run from now, for stream ``name`` alone, its bounds
+        computed inside the compiled call (:func:`sim.quiet_kernel.stamp_bounded`: the values
+        :func:`bound_of` gives, nothing having changed since the run began), which returns
+        only for a link whose state is not filled in yet."""
+        nonlocal quiet_times
+        ok = not (memory._left or memory.reserved)
+        mem_state[0], mem_state[1], mem_state[2] = 1.0 if ok else 0.0, memory.rate, math.nan
+        mem_state[3], mem_state[4], mem_state[5] = memory.bytes_moved, memory.busy_time, \
+            memory._last
+        if len(run) + 1 > len(quiet_times):
+            quiet_times = np.empty(2 * len(run) + 1)
+        mem_rc, own, now = res_code[id(memory)], code_of[name], env.now
+        filled = []
+        while True:
+            f, t, want = stamp_bounded(run, now, *quiet_args, quiet_times, mem_rc, link_rc, own,
+                                       now, *bound_tail)
+            if want == -1:
+                break
+            res = load_res[want]
+            q_ok[want] = not (res._left or res.reserved)
+            q_rate[want] = res.rate
+            q_moved[want], q_busy[want], q_last[want] = res.bytes_moved, res.busy_time, \
+                res._last
+            filled.append(want)
+        memory.bytes_moved, memory.busy_time, memory._last = mem_state[3:].tolist()
+        for c in filled:
+            res = load_res[c]
+            res.bytes_moved, res.busy_time, res._last = float(q_moved[c]), float(q_busy[c]), \
+                float(q_last[c])
+            q_ok[c] = UNKNOWN
+            q_bound[c] = math.nan
+        return f, t
+
     def with_ops_beside(run: np.ndarray, after: list[int], ys_arr: np.ndarray, name: str,
                         memory) -> tuple[int, float]:
         """Stamp ``run`` from now while another stream's ops ``ys_arr`` (int64) run beside it:
@@ -574,6 +608,15 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     if memory_of:     # the arrays checked once, then called unchecked
         checked_quiet(np.empty(0, dtype=np.int64), 0.0, *quiet_args, quiet_times)
     stamp_quiet = getattr(checked_quiet, "unchecked", checked_quiet)
+    # stamp_run's: per link code its resource code for the bounds, the bounds' arrays after
+    # ``now`` less the op ends (the stamp's own)
+    link_rc = np.array([res_code.get(id(res), -1) for res in load_res] or [-1], dtype=np.int64)
+    bound_tail = (*bound_arrays[:-2], bound_arrays[-1])
+    checked_bounded = kernels().stamp_bounded
+    if memory_of and users:
+        checked_bounded(np.empty(0, dtype=np.int64), 0.0, *quiet_args, quiet_times, 0, link_rc,
+                        0, 0.0, *bound_tail)
+    stamp_bounded = getattr(checked_bounded, "unchecked", checked_bounded)
 
     def compiled_beside(run: np.ndarray, after: list[int], ys: np.ndarray, name: str,
                         memory, z_pos: np.ndarray, z_of: np.ndarray) -> tuple[int, float, int]:
@@ -764,7 +807,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         # end: nothing of the run would go beside them
         if count:
             count = int(beside_pos[:count].searchsorted(e))
-        busy = (name,)
         upto = e if last_adopts else e - 1     # the last position whose adoption it may take
         if count:
             run = ids[k:e + 1]
@@ -790,7 +832,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             if 2 * (e - k) + 3 > len(run_buf):
                 run_buf = np.empty(4 * (e - k) + 6, dtype=np.int64)
             n_run, lo, hi = adopted_run(ids, k, e, upto, adopt_at, adopt_after, lead, run_buf)
-            f, t = stamp_alone(run_buf[:n_run], memory, busy, env.now, {})
+            f, t = stamp_run(run_buf[:n_run], memory, name)
         if f == 0:
             if lead < 0:
                 return k - 1, env.now

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from numba import njit
 
+from sim.bound_kernel import quiet_until
 from sim.engine_aot import UNKNOWN, WANT_MEMORY
 from sim.resources import FINISH_TOL
 
@@ -111,3 +112,37 @@ def stamp_quiet(run, t0, dur, size, of_op, ptr, res, nb, memory, ok, rate, bound
         end[i] = times[j + 1]
     memory[3], memory[4], memory[5] = m_moved, m_busy, m_last
     return f, times[f], -1
+
+
+@njit(cache=True, error_model="numpy")
+def stamp_bounded(run, t0, dur, size, of_op, ptr, res, nb, memory, ok, rate, bound, moved,
+                  busy, last, start, end, times, mem_rc, link_rc, busy0, now, users_ptr, users,
+                  use_ptr, use_pos, n_streams, cum_ptr, cum, stream_ops, op_dur, st_kind,
+                  st_t, st_op, wait_at, wait_on, done, owner, position, slack):
+    """:func:`stamp_quiet` that fills in the bounds it needs itself: the memory's (resource
+    code ``mem_rc``) and each link's whose state is known (``link_rc``: per link code its
+    resource code), by :func:`sim.bound_kernel.quiet_until` for stream ``busy0`` at ``now``
+    (s) - the rest of its arguments, the op ends being ``end`` - before anything is stamped,
+    as the caller would (the same values: nothing they read changes meanwhile). It returns
+    to the caller only for a link whose state is not filled in yet (``ok`` UNKNOWN)."""
+    mem_ok = memory[0] == 1.0
+    for j in range(len(run)):
+        i = run[j]
+        if size[i] > 0 and mem_ok and memory[2] != memory[2]:
+            memory[2] = quiet_until(mem_rc, busy0, -1, now, users_ptr, users, use_ptr,
+                                    use_pos, n_streams, cum_ptr, cum, stream_ops, op_dur,
+                                    st_kind, st_t, st_op, wait_at, wait_on, done, owner,
+                                    position, end, slack)
+        c0 = of_op[i]
+        if c0 >= 0:
+            for q in range(ptr[c0], ptr[c0 + 1]):
+                c = res[q]
+                if ok[c] == UNKNOWN:
+                    return 0, t0, c
+                if ok[c] == 1 and bound[c] != bound[c]:
+                    bound[c] = quiet_until(link_rc[c], busy0, -1, now, users_ptr, users,
+                                           use_ptr, use_pos, n_streams, cum_ptr, cum,
+                                           stream_ops, op_dur, st_kind, st_t, st_op, wait_at,
+                                           wait_on, done, owner, position, end, slack)
+    return stamp_quiet(run, t0, dur, size, of_op, ptr, res, nb, memory, ok, rate, bound, moved,
+                       busy, last, start, end, times)
