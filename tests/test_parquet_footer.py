@@ -48,8 +48,11 @@ def _file(tables, **options) -> bytes:
 
 
 @pytest.mark.parametrize("options", OPTIONS)
-def test_footer_read_and_written_back_is_the_same_bytes(options):
-    data = _file([_table(0, 500), _table(500, 900)], **options)
+@pytest.mark.parametrize("wide", [10, 11, 18])
+def test_footer_read_and_written_back_is_the_same_bytes(options, wide):
+    """Schemas of 15 elements (a root and 14 columns: a list's short header holds 14 at
+    most), 16 and 23."""
+    data = _file([_table(0, 500, wide), _table(500, 900, wide)], **options)
     size = int.from_bytes(data[-8:-4], "little")
     footer = data[len(data) - 8 - size:-8]
     s = read_struct(footer)
