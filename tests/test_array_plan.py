@@ -40,6 +40,11 @@ CASES = {
     "tp2-pp4-mb4-overlap": ("dgx-h100", "llama2-7b", {"batch": 8, "prompt_len": 64,
                                                       "gen_len": 8, "tp": 2, "pp": 4,
                                                       "microbatches": 4}, True),
+    # 70B, 512-token prompts: a quiet run's collectives load NVLink ports whose bound (when
+    # another stream may start on them) is not the memory's
+    "70b-tp4-pp2-mb4-overlap": ("dgx-h100", "llama2-70b", {"batch": 8, "prompt_len": 512,
+                                                          "gen_len": 8, "tp": 4, "pp": 2,
+                                                          "microbatches": 4}, True),
     "tp4-overlap": ("dgx-h100", "llama2-7b",
                     {"batch": 4, "prompt_len": 32, "gen_len": 6, "tp": 4}, True),
     # two micro-batches in one stage: each collective overlaps the other's compute ops

@@ -103,6 +103,21 @@ def test_refuses_parts_it_cannot_merge():
         MergedWriter(io.BytesIO()).close()
 
 
+def test_a_moved_row_group_has_its_positions_moved_and_its_ordinal_renumbered():
+    """A row group of a part whose pages now lie 10 B later: its pages' positions and its
+    own (RowGroup.file_offset, 5) move by 10, its ordinal (7) is its place in the merged
+    file; a column chunk's deprecated file_offset (2) of 0, as Arrow writes it, stays 0."""
+    from sim.report.parquet_footer import I16, I32, I64, LIST, STRUCT, _moved_group
+
+    meta = Struct([[1, I32, 5], [9, I64, 40], [11, I64, 4]])   # data, dictionary pages
+    chunk = Struct([[2, I64, 0], [3, STRUCT, meta]])
+    group = Struct([[1, LIST, (STRUCT, [chunk])], [5, I64, 4], [7, I16, 0]])
+    moved = _moved_group(group, 10, 3)
+    assert moved.get(5) == 14 and moved.get(7) == 3
+    assert meta.get(9) == 50 and meta.get(11) == 14 and meta.get(1) == 5
+    assert chunk.get(2) == 0
+
+
 def test_compact_protocol_values_by_hand():
     """Bytes of the compact protocol written by hand from its specification: field 1 i32 -3
     (zigzag 5), field 3 (delta 2) binary "ab", field 20 (long form) a true boolean, stop."""
@@ -112,6 +127,10 @@ def test_compact_protocol_values_by_hand():
     assert write_struct(s) == data
     assert write_struct(Struct([[2, 6, 2 ** 40]])) == bytes([0x26, 0x80, 0x80, 0x80, 0x80,
                                                            0x80, 0x40, 0x00])
+    # field id deltas up to 15 fit the header's high nibble; 16 takes the long form
+    assert write_struct(Struct([[15, 5, 1]])) == bytes([0xF5, 0x02, 0x00])
+    assert write_struct(Struct([[16, 5, 1]])) == bytes([0x05, 0x20, 0x02, 0x00])
+    assert read_struct(bytes([0x05, 0x20, 0x02, 0x00])).fields == [[16, 5, 1]]
     with pytest.raises(ValueError, match="after the struct"):
         read_struct(data + b"\x00")
     pages, footer = split_file(_file([_table(0, 5)]))
