@@ -468,15 +468,24 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             if want == WANT_MEMORY:
                 mem_state[2] = bound_of(bound, memory, busy)
                 continue
-            res = load_res[want]
-            alone = not (res._left or res.reserved)
             if q_ok[want] == UNKNOWN:
-                q_ok[want] = alone
-                q_rate[want] = res.rate
-                q_moved[want], q_busy[want], q_last[want] = res.bytes_moved, res.busy_time, \
-                    res._last
+                fill_link(want)
                 filled.append(want)
-            q_bound[want] = bound_of(bound, res, busy) if alone else math.nan
+            q_bound[want] = bound_of(bound, load_res[want], busy) if q_ok[want] == 1 \
+                else math.nan
+        put_back(memory, filled)
+        return f, t
+
+    def fill_link(c: int) -> None:
+        """The compiled stamps' view of link ``c``: alone or not, its rate and counters."""
+        res = load_res[c]
+        q_ok[c] = not (res._left or res.reserved)
+        q_rate[c] = res.rate
+        q_moved[c], q_busy[c], q_last[c] = res.bytes_moved, res.busy_time, res._last
+
+    def put_back(memory, filled: list[int]) -> None:
+        """The memory's and the links ``filled``'s counters back from the compiled stamps'
+        view, and those links' state forgotten (it may change before the next run)."""
         memory.bytes_moved, memory.busy_time, memory._last = mem_state[3:].tolist()
         for c in filled:
             res = load_res[c]
@@ -484,7 +493,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 float(q_last[c])
             q_ok[c] = UNKNOWN
             q_bound[c] = math.nan
-        return f, t
 
     def stamp_run(run: np.ndarray, memory, name: str) -> tuple[int, float]:
         """:func:`stamp_alone` of a quiet run from now, for stream ``name`` alone, its bounds
@@ -505,19 +513,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                                        now, *bound_tail)
             if want == -1:
                 break
-            res = load_res[want]
-            q_ok[want] = not (res._left or res.reserved)
-            q_rate[want] = res.rate
-            q_moved[want], q_busy[want], q_last[want] = res.bytes_moved, res.busy_time, \
-                res._last
+            fill_link(want)
             filled.append(want)
-        memory.bytes_moved, memory.busy_time, memory._last = mem_state[3:].tolist()
-        for c in filled:
-            res = load_res[c]
-            res.bytes_moved, res.busy_time, res._last = float(q_moved[c]), float(q_busy[c]), \
-                float(q_last[c])
-            q_ok[c] = UNKNOWN
-            q_bound[c] = math.nan
+        put_back(memory, filled)
         return f, t
 
     def with_ops_beside(run: np.ndarray, after: list[int], ys_arr: np.ndarray, name: str,
