@@ -274,10 +274,12 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     # op its one dependency on another stream (sim/stream_chains.py); read by quiet runs
     # only, so not formed where no stream has a contended memory
     adopt_after = beside = only_wait = _NONE
+    has_beside = np.zeros(len(names), dtype=bool)   # per stream: an op another's run may go beside
     if memory_of:
         adopt_after, beside, only_wait = handoffs(stream64, position, next_op, waiter,
                                                   waited_op, memory_code, stop_all,
                                                   wait_at_arr)
+        has_beside[stream64[np.flatnonzero(beside >= 0)]] = True
     # the compiled bound's arrays (sim/bound_kernel.py): per contended resource (by code) the
     # streams that move bytes through it; per (resource, stream) the positions of the
     # stream's ops that do; per stream the running sum of its ops' durations alone (with the
@@ -911,7 +913,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             for key in ("stops", "waits_left", "ends_run")),
             np.ascontiguousarray(ids, dtype=np.int64), *scan_ops)
         checked_scan(m, m, m, m, *lane["scan_lane"], 0, *scan_streams)   # from the end
-        if (beside[ids] >= 0).any():    # runs read a position per op run beside
+        if m and has_beside[stream[ids[0]]]:    # runs read a position per op run beside
             lane.update({key: _items(lane[key]) for key in (
                 "id_list", "sig", "wait", "one", "stops", "ends_run", "waits_left",
                 "next_block", "next_adoption")})
