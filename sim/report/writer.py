@@ -255,7 +255,10 @@ def _writer_options(table, recoded: bool) -> dict:
     return {"compression": compression, "use_dictionary": dictionary,
             "column_encoding": encoding, "data_page_version": "2.0",
             "store_schema": not recoded,
-            "write_statistics": [c for c in RUNNING_COLUMNS if c in types]}
+            "write_statistics": [c for c in RUNNING_COLUMNS if c in types],
+            # no page index (pyarrow's default, said here: a long table's row groups are
+            # merged from files of their own, sim/report/parquet_footer.py, which has none)
+            "write_page_index": False}
 
 
 def _write_csv(result: Result, name: str, table, path: Path) -> None:
