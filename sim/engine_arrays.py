@@ -899,10 +899,10 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         next_block, next_adoption = np.empty(m + 1, dtype=np.int64), \
             np.empty(m + 1, dtype=np.int64)
         adopt_at = np.empty(m, dtype=np.int64)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)   # as the compiled loops read them
         n_adopt = kernels().quiet_lane(
-            np.ascontiguousarray(ids, dtype=np.int64), stop_all, signal, cand, single,
-            adopt_after, only_wait, next_op, stops, sig, wait, one, ends_run, waits_left,
-            next_block, next_adoption, adopt_at)
+            ids, stop_all, signal, cand, single, adopt_after, only_wait, next_op, stops, sig,
+            wait, one, ends_run, waits_left, next_block, next_adoption, adopt_at)
         lane = {"ids": ids, "id_list": ids, "sig": sig, "wait": wait, "one": one,
                 "stops": stops, "adoption_at": adopt_at[:n_adopt], "ends_run": ends_run,
                 "waits_left": waits_left, "next_block": next_block,
@@ -910,8 +910,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         # what the compiled scan reads (flags as bytes), checked once here
         lane["scan_lane"] = (lane["next_block"], *(
             np.ascontiguousarray(lane[key]).view(np.uint8)
-            for key in ("stops", "waits_left", "ends_run")),
-            np.ascontiguousarray(ids, dtype=np.int64), *scan_ops)
+            for key in ("stops", "waits_left", "ends_run")), ids, *scan_ops)
         checked_scan(m, m, m, m, *lane["scan_lane"], 0, *scan_streams)   # from the end
         if m and has_beside[stream[ids[0]]]:    # runs read a position per op run beside
             lane.update({key: _items(lane[key]) for key in (

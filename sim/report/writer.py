@@ -103,7 +103,7 @@ def _write_chunked(ops: Columns, path: Path, factorised: dict | Future | None) -
 
     texts: Future = Future()   # text column -> (codes, Arrow labels), once the codes are in
 
-    def encoded(lo: int, hi: int) -> bytes:
+    def encoded(lo: int, hi: int) -> pa.Buffer:
         """Rows ``lo..hi-1`` as a Parquet file of one row group."""
         arrays = {}
         index: dict[int, np.ndarray] = {}
