@@ -60,6 +60,8 @@ class Text:
         lut = np.zeros(len(self.labels), dtype=np.int64)
         for j in used.tolist():
             lut[j] = slots.setdefault(self.labels[j], len(slots))
+        if len(slots) == len(self.labels) and codes.dtype.kind in "iu":
+            return list(slots), codes    # every label occurs, each once: the codes themselves
         return list(slots), lut[self.codes]
 
     def eq(self, value: str) -> np.ndarray:
@@ -177,6 +179,7 @@ class Columns:
         self._by = {k: v.by for k, v in (data or {}).items()
                     if isinstance(v, Lazy) and v.by is not None}
         self._totals: dict[str, float] = {}
+        self._distinct: dict[str, tuple[list[str], np.ndarray]] = {}
         # a Lazy column is formed by one thread (the report's parquet thread and its caller
         # read one table: each column formed once, one object kept), other columns meanwhile
         self._forming = _ColumnLocks()
@@ -204,6 +207,7 @@ class Columns:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("_distinct", {})
         self._forming = _ColumnLocks()
 
     def _value(self, name: str) -> Any:
@@ -299,6 +303,14 @@ class Columns:
         if isinstance(value, Text):
             return value
         return Text.of([str(v) for v in self[name].tolist()])
+
+    def distinct(self, name: str) -> tuple[list[str], np.ndarray]:
+        """:meth:`Text.distinct` of text column ``name``, computed once per table (the system
+        checks, metrics and memory traffic of a run each ask for the streams')."""
+        got = self._distinct.get(name)
+        if got is None:
+            got = self._distinct[name] = self.text(name).distinct()
+        return got
 
     @property
     def columnar(self) -> bool:
@@ -402,7 +414,7 @@ def column_once(table: Any, name: str) -> np.ndarray:
 def text_codes(table: Any, name: str) -> tuple[list[str], np.ndarray]:
     """A text column of a :class:`Columns` or a DataFrame as (distinct labels, code per row)."""
     if isinstance(table, Columns):
-        return table.text(name).distinct()
+        return table.distinct(name)
     t = Text.of([str(v) for v in table[name].tolist()])
     return t.labels, t.codes
 

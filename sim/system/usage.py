@@ -25,19 +25,9 @@ RESOURCE_COLUMNS = ("resource", "bandwidth_Bps", "bytes", "routed_bytes", "busy_
 
 
 def distinct_codes(table: Any, name: str) -> tuple[list[str], np.ndarray]:
-    """:func:`sim.columns.text_codes` (distinct labels, code per row), the labels that occur
-    found by counting codes (``np.bincount``, one pass) instead of ``np.unique`` (a hash or
-    sort of every row: ~25 ms per call on a 2,048-token run's 860k ops). Same result."""
-    if isinstance(table, Columns):
-        t = table.text(name)
-        codes = np.asarray(t.codes)
-        if codes.dtype.kind in "iu" and len(codes) and int(codes.min()) >= 0:
-            used = np.flatnonzero(np.bincount(codes, minlength=len(t.labels)))
-            slots: dict[str, int] = {}
-            lut = np.zeros(len(t.labels), dtype=np.int64)
-            for j in used.tolist():
-                lut[j] = slots.setdefault(t.labels[j], len(slots))
-            return list(slots), lut[codes]
+    """:func:`sim.columns.text_codes` (distinct labels, code per row; of a :class:`Columns`
+    table, computed once: :meth:`Columns.distinct`, which finds the labels that occur by
+    counting codes, one pass, not ``np.unique``)."""
     return text_codes(table, name)
 
 
