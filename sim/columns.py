@@ -52,7 +52,8 @@ class Text:
         """(labels, codes) with each label once, codes only of labels that occur (found by
         counting codes, one pass, where they are non-negative ints; else ``np.unique``)."""
         codes = np.asarray(self.codes)
-        if codes.dtype.kind in "iu" and len(codes) and int(codes.min()) >= 0:
+        counted = codes.dtype.kind in "iu" and len(codes) and int(codes.min()) >= 0
+        if counted:
             used = np.flatnonzero(np.bincount(codes, minlength=len(self.labels)))
         else:
             used = np.unique(codes)
@@ -60,7 +61,7 @@ class Text:
         lut = np.zeros(len(self.labels), dtype=np.int64)
         for j in used.tolist():
             lut[j] = slots.setdefault(self.labels[j], len(slots))
-        if len(slots) == len(self.labels) and codes.dtype.kind in "iu":
+        if counted and len(slots) == len(self.labels):
             return list(slots), codes    # every label occurs, each once: the codes themselves
         return list(slots), lut[self.codes]
 

@@ -9,19 +9,8 @@ four-stage ``--overlap`` run's ~80,000 runs. Here one call each.
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
-
-
-@njit(cache=True, error_model="numpy")
-def _first_at_least(sorted_values, lo, hi, x):
-    """The first index in ``lo..hi`` whose value is ``>= x`` (``hi``: none)."""
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if sorted_values[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
 
 
 @njit(cache=True, error_model="numpy")
@@ -31,8 +20,8 @@ def adopted_run(ids, k, e, upto, adopt_at, adopt_after, lead, out):
     adopts where the position is one of ``adopt_at`` (sorted) no later than ``upto``. (length
     written, the adopting positions' index range ``lo, hi`` in ``adopt_at``). ``out`` holds
     at least ``2 * (e - k + 1) + 1``."""
-    lo = _first_at_least(adopt_at, 0, len(adopt_at), k)
-    hi = _first_at_least(adopt_at, lo, len(adopt_at), upto + 1)
+    lo = np.searchsorted(adopt_at, k)
+    hi = max(lo, np.searchsorted(adopt_at, upto, "right"))
     j = 0
     if lead >= 0:
         out[0] = lead

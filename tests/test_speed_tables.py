@@ -11,12 +11,11 @@ import pytest
 
 import workloads.tracer as tracer_mod
 from arch import load_arch
-from sim.columns import Columns, Text
+from sim.columns import Columns, Text, text_codes
 from sim.devices.base import SimError, device_for
 from sim.engine import CostList, Engine
 from sim.result import op_columns
 from sim.run import simulate
-from sim.system.usage import distinct_codes
 from workloads.models import get_model
 from workloads.scenario import Scenario
 from workloads.trace import OpKind
@@ -47,17 +46,17 @@ def test_op_table_per_kind_equals_per_op_bit_for_bit():
     (["only"], [0, 0, 0], ["only"], [0, 0, 0]),
     (["a"], [], [], []),
 ])
-def test_distinct_codes_by_hand(labels, codes, want_labels, want_codes):
+def test_text_codes_by_hand(labels, codes, want_labels, want_codes):
     """Distinct labels in the order of their first slot, a code per row into them; of a
     :class:`Columns` table computed once (the same arrays on a second call); a DataFrame's
     the same labels."""
     table = Columns({"stream": Text(labels, np.array(codes, dtype=np.int64), None)},
                     ("stream",), len(codes))
-    got = distinct_codes(table, "stream")
+    got = text_codes(table, "stream")
     assert got[0] == want_labels and got[1].tolist() == want_codes
-    assert distinct_codes(table, "stream")[1] is got[1]
+    assert text_codes(table, "stream")[1] is got[1]
     frame = pd.DataFrame({"stream": [labels[c] for c in codes]})
-    assert sorted(distinct_codes(frame, "stream")[0]) == sorted(want_labels)
+    assert sorted(text_codes(frame, "stream")[0]) == sorted(want_labels)
 
 
 def test_opkind_of_equals_the_constructor():

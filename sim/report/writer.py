@@ -49,7 +49,9 @@ DICTIONARY_INTS = ("shards",)   # the one integer column that is smaller diction
 #: written a row group at a time (:func:`_write_chunked`) is the table written whole
 ROW_GROUP_ROWS = 1 << 20
 #: threads that encode a long table's row groups at once (:func:`_write_chunked`): the
-#: cores this process may run on, up to four (the report's main thread works meanwhile)
+#: cores this process may run on, at most four - a bound on memory, not a fitted figure:
+#: ENCODERS + 1 groups are in flight, each holding its gathered columns and Arrow's buffers
+#: (~0.1 GB per 2**20 rows of the op table)
 ENCODERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                       else os.cpu_count() or 1))
 

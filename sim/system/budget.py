@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sim.columns import column
+from sim.columns import column, text_codes
 from sim.devices.base import SimError
 from sim.fold_run import folded
 from sim.system.plan import Plan
 from sim.system.schedule import Policies, home_tier
 from sim.system.topology import System
-from sim.system.usage import distinct_codes
 
 if TYPE_CHECKING:  # placement loads where a run places tensors (start-up, issue 18)
     from sim.system.placement import Placement, PlacementSpec
@@ -106,7 +105,7 @@ def system_metrics(table: Any, transfers: Any, resources: Any,
     fold = folded(table)   # a folded one-stream run: one stream, busy time per op kind
     out = {"op_time_sum_s": fold.total("latency_s"), "streams": 1.0} if fold is not None else \
         {"op_time_sum_s": float(column(table, "latency_s").sum()),
-         "streams": float(len(distinct_codes(table, "stream")[0]))}
+         "streams": float(len(text_codes(table, "stream")[0]))}
     if len(transfers):
         out["transfers"] = float(len(transfers))
         out["transfer_bytes"] = float((column(transfers, "bytes") *

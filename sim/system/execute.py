@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sim.columns import Columns, column
+from sim.columns import Columns, column, text_codes
 from sim.engine import CostList, Engine, Timeline
 from sim.fold_run import FoldedTable
 from sim.invariants import check_invariants
@@ -17,7 +17,6 @@ from sim.system.plan import Plan
 from sim.system.topology import System
 from sim.system.usage import (
     check_system_invariants,
-    distinct_codes,
     resource_table,
     transfer_table,
 )
@@ -89,7 +88,7 @@ def memory_traffic(table: Any, plan: Plan, costs: list | None = None) -> dict[st
     per_shard = column(table, "dram_bytes") / column(table, "shards")
     if costs is not None:
         per_shard = np.where(_outside_memory(costs), per_shard, 0.0)
-    labels, codes = distinct_codes(table, "stream")
+    labels, codes = text_codes(table, "stream")
     for stream, res in plan.memory_of.items():
         sel = codes == (labels.index(stream) if stream in labels else -1)
         out[res] = out.get(res, 0.0) + float(per_shard[sel].sum())

@@ -24,13 +24,6 @@ RESOURCE_COLUMNS = ("resource", "bandwidth_Bps", "bytes", "routed_bytes", "busy_
                     "utilisation", "contended")
 
 
-def distinct_codes(table: Any, name: str) -> tuple[list[str], np.ndarray]:
-    """:func:`sim.columns.text_codes` (distinct labels, code per row; of a :class:`Columns`
-    table, computed once: :meth:`Columns.distinct`, which finds the labels that occur by
-    counting codes, one pass, not ``np.unique``)."""
-    return text_codes(table, name)
-
-
 def transfer_table(timeline: Timeline) -> Columns:
     """One row per transfer (bytes per replica; ``floor_s`` = bytes / slowest link), as numpy
     columns (``.frame()``: the DataFrame)."""
@@ -167,7 +160,7 @@ def check_system_invariants(ops: Any, transfers: Any, resources: Any,
     if fold is not None:
         busiest = max(busiest, fold.total("latency_s"))
     elif "stream" in ops and len(ops):
-        labels, codes = distinct_codes(ops, "stream")
+        labels, codes = text_codes(ops, "stream")
         per_stream = np.bincount(codes, weights=column(ops, "latency_s"),
                                  minlength=len(labels))
         busiest = max(busiest, float(per_stream.max()))
