@@ -59,7 +59,8 @@ class Rollups:
     decode_steps: np.ndarray
     #: which rows are decode ops
     decode: np.ndarray
-    #: ``column -> (code per row, distinct values)`` of the factorised key columns
+    #: ``column -> (code per row, distinct values)`` of the factorised key columns (of a
+    #: :class:`Columns` table's text columns, their :class:`RowCodes`)
     factorised: dict
 
     @property
@@ -139,33 +140,65 @@ def _label_codes(text: Text, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lut, np.asarray(distinct, dtype=object)
 
 
+class RowCodes:
+    """A text column's code per row, formed on demand (:meth:`rows`, for all rows or a block
+    of them): ``lut[codes]``, ``codes`` themselves where ``lut`` is None, or zeros of
+    ``dtype`` where ``codes`` is None (one label). ``labels``: the distinct labels the codes
+    index. The parquet writer forms each row group's codes on its own thread."""
+
+    def __init__(self, codes: np.ndarray | None, lut: np.ndarray | None, labels: np.ndarray,
+                 dtype: np.dtype, n: int):
+        self.codes, self.lut, self.labels, self.dtype, self.n = codes, lut, labels, dtype, n
+
+    def rows(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """The codes of rows ``lo..hi-1`` (all rows by default)."""
+        hi = self.n if hi is None else hi
+        if self.codes is None:
+            return np.zeros(hi - lo, dtype=self.dtype)
+        part = self.codes[lo:hi]
+        return part if self.lut is None else np.take(self.lut, part)
+
+    @classmethod
+    def of(cls, entry) -> RowCodes:
+        """``entry`` itself, or a ``(code per row, distinct labels)`` pair as one."""
+        if isinstance(entry, RowCodes):
+            return entry
+        c, labels = entry
+        return cls(c, None, labels, c.dtype, len(c))
+
+
 class _TextKeys:
     """Keys of a :class:`Columns` table's text columns from their codes, per row only once
     per code array: columns that share one (an op's name, class, kind and bound are all
     indexed by its kind's slot) are combined over their few label slots and gathered once.
-    ``keep`` gets every text column's ``(code per row, distinct labels)`` (the parquet
-    writer's dictionary arrays)."""
+    ``recoded`` holds every text column's :class:`RowCodes` (the parquet writer's dictionary
+    arrays, formed a row group at a time); :meth:`per_row` forms one column's."""
 
-    def __init__(self, ops: Columns, keep: dict):
-        self.ops, self.keep = ops, keep
+    def __init__(self, ops: Columns):
+        self.ops = ops
         self._used: dict[int, np.ndarray] = {}
         self._index: dict[int, np.ndarray] = {}
         self._luts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.recoded: dict[str, RowCodes] = {}
         for name in ops.order:
             if ops.is_text(name):
                 lut, labels = self.lut(name)
-                keep[name] = (self._per_row(ops.text(name).codes, lut, len(labels)), labels)
+                self.recoded[name] = self._recode(ops.text(name).codes, lut, labels)
 
-    def _per_row(self, codes: np.ndarray, lut: np.ndarray, n_labels: int) -> np.ndarray:
-        """``lut[codes]``: zeros for one label, ``codes`` themselves where ``lut`` maps every
-        used slot to itself in their dtype, else gathered by native ints (converted once per
-        code array: ~2x faster than by int32)."""
-        if n_labels <= 1:
-            return np.zeros(len(codes), dtype=lut.dtype)
+    def _recode(self, codes: np.ndarray, lut: np.ndarray, labels: np.ndarray) -> RowCodes:
+        """``lut[codes]`` on demand: zeros for one label, ``codes`` themselves where ``lut``
+        maps every used slot to itself in their dtype."""
+        if len(labels) <= 1:
+            return RowCodes(None, None, labels, lut.dtype, len(codes))
         used = self._used[id(codes)]
         if codes.dtype == lut.dtype and np.array_equal(lut[used], used):
-            return codes
-        return lut[self.index(codes)]
+            return RowCodes(codes, None, labels, codes.dtype, len(codes))
+        return RowCodes(codes, lut, labels, lut.dtype, len(codes))
+
+    def per_row(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(code per row, distinct labels)`` of text column ``name``."""
+        got = self.recoded[name]
+        return got.rows(), got.labels
 
     def index(self, codes: np.ndarray) -> np.ndarray:
         """``codes`` as native ints (once per code array)."""
@@ -488,7 +521,8 @@ def _slot_points(ops: Columns, texts: _TextKeys) -> Columns | None:
     slots = ops.text("op").codes
     if not len(rows) or slots is not ops.text("op_class").codes:
         return None
-    phase, nphase = texts.keep["phase"][0], max(len(texts.keep["phase"][1]), 1)
+    phase, phases = texts.per_row("phase")
+    nphase = max(len(phases), 1)
     nsp = (int(slots.max()) + 1) * nphase
     sp = slots[rows].astype(np.int64) * nphase + phase[rows]   # (slot, phase) per kept row
     rep = np.zeros(nsp, dtype=np.int64)
@@ -608,12 +642,12 @@ def _merged_points(ops: Columns, texts: _TextKeys, rows: np.ndarray, sub: np.nda
 
 
 def text_keys(ops) -> _TextKeys | None:
-    """The keys of ``ops``'s text columns from their codes (:class:`_TextKeys`; its ``keep``
-    holds each text column's ``(code per row, distinct labels)``, what the parquet writer
-    needs), or None where ``ops`` is not a :class:`Columns` table with text key columns."""
+    """The keys of ``ops``'s text columns from their codes (:class:`_TextKeys`; its
+    ``recoded`` holds each text column's :class:`RowCodes`, what the parquet writer needs),
+    or None where ``ops`` is not a :class:`Columns` table with text key columns."""
     if isinstance(ops, Columns) and ops.columnar and \
             all(ops.is_text(k) for k in ("op", "op_class", "phase", "bound")):
-        return _TextKeys(ops, {})
+        return _TextKeys(ops)
     return None
 
 
@@ -622,7 +656,7 @@ def rollups(ops, texts: _TextKeys | None = None) -> Rollups:
     :class:`sim.columns.Columns`; see module doc). ``texts``: :func:`text_keys` of ``ops``
     already computed (else computed here)."""
     texts = texts if texts is not None else text_keys(ops)
-    keep: dict = texts.keep if texts is not None else {}
+    keep: dict = dict(texts.recoded) if texts is not None else {}
     if texts is not None:
         named = texts.key(("op", "op_class", "phase", "bound"))
         long = len(ops) >= COMPILED_ROWS
@@ -643,7 +677,7 @@ def rollups(ops, texts: _TextKeys | None = None) -> Rollups:
         points = _compiled_points(ops, base, lambda rows: base[rows]) \
             if len(ops) >= COMPILED_ROWS else _points(ops, base)
     if "phase" in keep:    # from the phase codes: no second pass over the strings
-        phase_codes, phases = keep["phase"]
+        phase_codes, phases = texts.per_row("phase") if texts is not None else keep["phase"]
         at = [i for i, p in enumerate(phases) if p == "decode"]
         decode = phase_codes == at[0] if at else np.zeros(len(ops), dtype=bool)
     else:
