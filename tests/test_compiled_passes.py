@@ -487,3 +487,45 @@ def test_codes_outside_their_labels_raise_on_the_compiled_path_too(monkeypatch):
     for bad in (np.array([0, 1, 5], dtype=np.int32), np.array([0, -1, 1], dtype=np.int8)):
         with pytest.raises((ValueError, IndexError)):
             R._label_codes(Text(["a", "b", "c"], bad), R._used(Text(["a", "b", "c"], bad)))
+
+
+def test_op_table_columns_without_nulls_are_required_and_nulls_stay_optional(tmp_path):
+    """``ops.parquet``'s columns hold no null, so each is written ``REQUIRED`` (no definition
+    levels): every leaf's maximum definition level is 0, and the file reads back as the
+    table; a DataFrame column with a null stays ``OPTIONAL`` and keeps its null."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    import sim.report.writer as W
+
+    _, ops = _fresh_ops()
+    W._write_parquet(ops, tmp_path / "ops.parquet")
+    schema = pq.ParquetFile(tmp_path / "ops.parquet").schema
+    assert len(schema) == len(ops.order)
+    assert [schema.column(i).max_definition_level for i in range(len(schema))] == \
+        [0] * len(schema)
+    back = pd.read_parquet(tmp_path / "ops.parquet")
+    assert list(back.columns) == list(ops.order) and len(back) == len(ops)
+    for c in ("op", "phase", "stream"):
+        assert back[c].tolist() == ops.frame()[c].tolist(), c
+    frame = pd.DataFrame({"op": ["a", None, "b"], "x": [1.0, 2.0, 3.0]})
+    W._write_parquet(frame, tmp_path / "nulls.parquet")
+    schema = pq.ParquetFile(tmp_path / "nulls.parquet").schema
+    assert [schema.column(i).max_definition_level for i in range(2)] == [1, 0]
+    back = pd.read_parquet(tmp_path / "nulls.parquet")["op"]
+    assert back.isna().tolist() == [False, True, False] and back[[0, 2]].tolist() == ["a", "b"]
+
+
+def test_row_codes_of_a_block_are_the_whole_columns_rows():
+    """``RowCodes.rows(lo, hi)`` (what each parquet encoder forms for its row group) is rows
+    ``lo..hi-1`` of the codes gathered whole, by hand: a lookup, codes as they are, and one
+    label's zeros."""
+    codes = np.array([2, 0, 2, 1, 0, 2], dtype=np.int32)
+    lut = np.array([5, 3, 4], dtype=np.int8)
+    looked = R.RowCodes(codes, lut, np.array(["x"] * 6, dtype=object), lut.dtype, 6)
+    assert looked.rows().tolist() == [4, 5, 4, 3, 5, 4] and looked.rows().dtype == np.int8
+    assert looked.rows(1, 4).tolist() == [5, 4, 3]
+    plain = R.RowCodes.of((codes, np.array(["a", "b", "c"], dtype=object)))
+    assert plain.rows(2, 5).tolist() == [2, 1, 0] and plain.rows().dtype == np.int32
+    one = R.RowCodes(None, None, np.array(["a"], dtype=object), np.dtype(np.int8), 6)
+    assert one.rows(1, 4).tolist() == [0, 0, 0] and one.rows().dtype == np.int8
