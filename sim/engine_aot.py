@@ -46,7 +46,7 @@ SOURCES = ("beside_kernel.py", "bound_kernel.py", "dag_kernel.py", "deps_kernel.
            "group_kernel.py", "handoff_kernel.py", "lane_kernel.py", "plan_kernel.py",
            "quiet_kernel.py",
            "resources.py", "run_kernel.py",
-           "scan_kernel.py", "span_kernel.py")
+           "scan_kernel.py", "span_kernel.py", "micro/dram_aot.py")
 _I, _F = "i8[::1]", "f8[::1]"
 #: stamp_beside(run, cuts, place_pos, place_y, wait_pos, wait_ptr, wait_y, t, lat, dur, size,
 #:              stream, free, rate_ok, rate, quiet, limit_of, moved, busy, last, start, end,
@@ -115,8 +115,8 @@ GROUP_SIG = {w: f"i8({_Q}, {_Q}, {_Q}, {_I}, {w}[::1], {_Q}, {_I}, {_I}, {_I})"
              for w in ("i4", "i8")}
 GROUP_ARGS = {w: (("u8", 1),) * 3 + (("i8", 1), (w, 1), ("u8", 1)) + (("i8", 1),) * 3
               for w in ("i4", "i8")}
-SUMS_BY_SIG = {w: f"none({_I}, {_F}, {w}[::1], {_F})" for w in ("i4", "i8")}
-SUMS_BY_ARGS = {w: (("i8", 1), ("f8", 1), (w, 1), ("f8", 1)) for w in ("i4", "i8")}
+SUMS_BY_SIG = {w: f"none({_I}, f8[:, ::1], {w}[::1], f8[:, ::1])" for w in ("i4", "i8")}
+SUMS_BY_ARGS = {w: (("i8", 1), ("f8", 2), (w, 1), ("f8", 2)) for w in ("i4", "i8")}
 #: distinct_marked(values, mask, lo, seen), for 32- and 64-bit values
 MARKED_SIG = {w: f"none({w}[::1], b1[::1], i8, b1[::1])" for w in ("i4", "i8")}
 MARKED_ARGS = {w: ((w, 1), ("b1", 1), None, ("b1", 1)) for w in ("i4", "i8")}

@@ -78,10 +78,14 @@ def distinct_marked(values, mask, lo, seen):
 
 @njit(cache=True, error_model="numpy")
 def group_sums(ids, values, by, out):
-    """``out[ids[i]] += values[by[i]]`` row by row: ``np.bincount(ids, weights=values[by])``
-    (the same additions in the same order) without the gathered column."""
+    """``out[j, ids[i]] += values[j, by[i]]`` row by row, for every row ``j`` of ``values``
+    at once: ``np.bincount(ids, weights=values[j][by])`` per ``j`` (the same additions in
+    the same order) without the gathered columns, reading ``ids`` and ``by`` once."""
+    k = values.shape[0]
     for i in range(len(ids)):
-        out[ids[i]] += values[by[i]]
+        g, c = ids[i], by[i]
+        for j in range(k):
+            out[j, g] += values[j, c]
 
 
 @njit(cache=True, error_model="numpy")

@@ -529,3 +529,37 @@ def test_row_codes_of_a_block_are_the_whole_columns_rows():
     assert plain.rows(2, 5).tolist() == [2, 1, 0] and plain.rows().dtype == np.int32
     one = R.RowCodes(None, None, np.array(["a"], dtype=object), np.dtype(np.int8), 6)
     assert one.rows(1, 4).tolist() == [0, 0, 0] and one.rows().dtype == np.int8
+
+
+def test_compiled_passes_release_the_gil():
+    """The ahead-of-time kernels run without the GIL (``release_gil``, sim/micro/dram_aot.py):
+    while one sums 2**24 rows on a thread, this thread keeps running Python - it is never
+    held up for half the call (with the GIL held it would wait out all of it)."""
+    import threading
+    import time
+
+    k = kernels()
+    if k.kind != "aot":
+        pytest.skip("no ahead-of-time build here (no C compiler): numba's JIT runs")
+    n = 1 << 24
+    ids, by = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    values, out = np.ones((8, 1)), np.zeros((8, 1))
+    done, span = threading.Event(), []
+
+    def work() -> None:
+        t = time.perf_counter()
+        k.group_sums_i8(ids, values, by, out)
+        span.extend((t, time.perf_counter()))
+        done.set()
+
+    ticks = []
+    thread = threading.Thread(target=work)
+    thread.start()
+    while not done.is_set():
+        ticks.append(time.perf_counter())
+    thread.join()
+    assert out[:, 0].tolist() == [float(n)] * 8
+    t0, t1 = span
+    assert t1 - t0 > 0.02   # long enough to tell
+    inside = [t0, *(t for t in ticks if t0 < t < t1), t1]   # this thread's steps in the call
+    assert np.diff(inside).max() < (t1 - t0) / 2

@@ -396,10 +396,10 @@ def _frame(ops, keys: tuple[str, ...], rows: np.ndarray | None,
     take = rows[first] if rows is not None else first
     out = {k: _taken(ops, k, take) for k in keys}
     size = len(first)
+    sums = _gathered_sums(ops, values, ids, size) if rows is None else {}
     for v in values:
-        summed = _gathered_sums(ops, v, ids, size) if rows is None else None
-        if summed is not None:
-            out[v] = summed
+        if v in sums:
+            out[v] = sums[v]
             continue
         col = column(ops, v).astype(np.float64, copy=False)
         out[v] = np.bincount(ids, weights=col if rows is None else col[rows], minlength=size)
@@ -446,20 +446,32 @@ def _gathered(ops, name: str) -> tuple[np.ndarray, np.ndarray] | None:
     return lazy.values, lazy.by
 
 
-def _gathered_sums(ops, name: str, ids: np.ndarray, size: int) -> np.ndarray | None:
-    """``np.bincount(ids, weights=ops[name], minlength=size)`` of a column ``values[by]`` not
-    yet formed, by one compiled pass (:func:`sim.group_kernel.group_sums`: the same
-    additions in the same order), or None."""
-    got = _gathered(ops, name)
-    if got is None or ids.dtype != np.int64 or not ids.flags.c_contiguous:
-        return None
+def _gathered_sums(ops, names: tuple[str, ...], ids: np.ndarray, size: int
+                   ) -> dict[str, np.ndarray]:
+    """``np.bincount(ids, weights=ops[name], minlength=size)`` of each column ``name`` that is
+    ``values[by]`` and not yet formed, by one compiled pass per code array ``by``
+    (:func:`sim.group_kernel.group_sums`: every such column's sums at once, the same
+    additions in the same order); the other columns are left out."""
+    if ids.dtype != np.int64 or not ids.flags.c_contiguous:
+        return {}
+    by_codes: dict[int, list[tuple[str, np.ndarray, np.ndarray]]] = {}
+    for name in names:
+        got = _gathered(ops, name)
+        if got is not None:
+            by_codes.setdefault(id(got[1]), []).append((name, *got))
+    if not by_codes:
+        return {}
     from sim.engine_aot import kernels
 
-    values, by = got
-    out = np.zeros(size)
-    getattr(kernels(), "group_sums_i4" if by.dtype == np.int32 else "group_sums_i8")(
-        ids, np.ascontiguousarray(values, dtype=np.float64), by, out)
-    return out
+    sums = {}
+    for group in by_codes.values():
+        by = group[0][2]
+        values = np.stack([np.asarray(v, dtype=np.float64) for _, v, _ in group])
+        out = np.zeros((len(group), size))
+        getattr(kernels(), "group_sums_i4" if by.dtype == np.int32 else "group_sums_i8")(
+            ids, values, by, out)
+        sums.update((name, out[j]) for j, (name, _, _) in enumerate(group))
+    return sums
 
 
 def _compiled_points(ops, key: np.ndarray, base_at) -> Columns:
