@@ -82,6 +82,24 @@ def test_trace_events_are_the_json_of_each_op_in_order(hosted):
                           for t in hosted.transfers.itertuples())
 
 
+def test_trace_links_of_the_first_and_last_ops_from_a_plain_dict(hosted):
+    """Op links given as a plain dict, on the table's first and last ops only (the ends of
+    the runs of ops written as one chunk): each op's event, then its link events, in order."""
+    ids = hosted.ops["id"].tolist()
+    links = {link for names in hosted.op_links.values() for link in names}
+    first, last = sorted(links)[:1], sorted(links)[-2:]
+    op_links = {int(ids[0]): tuple(first), int(ids[-1]): tuple(last)}
+    text = chrome_trace(hosted.ops, "t", None, op_links)
+    events = json.loads(text)["traceEvents"]
+    meta = [e for e in events if e["ph"] == "M"]
+    got = [e for e in events if e["ph"] == "X"]
+    want = _expected_op_events(hosted.ops, op_links, meta)
+    assert len(got) == len(hosted.ops) + len(first) + len(last)
+    assert [e["cat"] for e in got[:2]] != ["collective"] * 2 and got[1]["cat"] == "collective"
+    assert got[-1]["cat"] == got[-2]["cat"] == "collective" != got[-3]["cat"]
+    assert got == want
+
+
 def test_trace_without_stream_column_or_links(hosted):
     """An op table without ``stream`` puts each device's ops on one track; without links or
     transfers there is no links process."""

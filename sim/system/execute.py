@@ -45,6 +45,15 @@ class OpLinks(Mapping):
             got = self._names[id(loads)] = tuple(ld.resource for ld in loads)
         return got
 
+    def having(self, op_ids: np.ndarray) -> np.ndarray:
+        """Whether each op id in ``op_ids`` loads a link (the loads' own ``having`` where
+        they have one)."""
+        having = getattr(self._loads, "having", None)
+        if having is not None:
+            return having(op_ids)
+        return np.fromiter((i in self._loads for i in np.asarray(op_ids).tolist()),
+                           dtype=bool, count=len(op_ids))
+
     def __iter__(self):
         return iter(self._loads)
 

@@ -74,6 +74,15 @@ class GroupedLoads(Mapping):
             raise KeyError(op_id)
         return got
 
+    def having(self, op_ids: np.ndarray) -> np.ndarray:
+        """Whether each op id in ``op_ids`` has loads (``in``, for an array of ids)."""
+        of = np.asarray(self._lookup())
+        ids = np.asarray(op_ids, dtype=np.int64)
+        inside = (ids >= 0) & (ids < len(of))
+        out = np.zeros(len(ids), dtype=bool)
+        out[inside] = of[ids[inside]] >= 0
+        return out
+
     def __contains__(self, op_id: object) -> bool:
         return isinstance(op_id, (int, np.integer)) and self.get(int(op_id), self) is not self
 
