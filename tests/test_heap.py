@@ -114,6 +114,47 @@ def test_pretouch_faults_the_heap_in_for_this_thread_and_the_next():
     assert cold["main"] > 0.9 * pages and cold["thread"] > 0.9 * pages
 
 
+_WATCH_PROBE = _PRETOUCH_PROBE.split("nbytes, use =")[0] + """
+nbytes, use = int(sys.argv[1]), int(sys.argv[2])
+started = pretouch(nbytes)
+first = np.ones(nbytes // 8)     # the pre-touched heap, used up
+grow = np.ones(use // 8)         # the heap grows past it: by WATCH_PAD more than asked
+before = rss()
+deadline = time.time() + 20      # the watching thread faults the growth in meanwhile
+while started and rss() - before < 0.9 * WATCH_PAD and time.time() < deadline:
+    time.sleep(0.02)
+f0 = faults()
+after = np.ones(use // 8)        # from the pad
+print(json.dumps({"started": started, "main": faults() - f0, "pages": use // PAGE}))
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc"
+                    or len(os.sched_getaffinity(0)) < 2 or not _kernel_at_least(5, 14),
+                    reason="glibc, Linux 5.14+ (MADV_POPULATE_WRITE), two CPUs")
+def test_heap_growth_past_the_pretouch_is_faulted_in_ahead():
+    """After the pre-touched 256 MiB are used up, the heap grows WATCH_PAD (512 MiB) past
+    each request and the watching thread faults that in: 128 MiB of arrays written next take
+    a fault on under 1% of their 32,768 pages (one per page without the watch, as the cold
+    probe of the test above shows)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    assert heap.WATCH_PAD >= 256 << 20
+    root = Path(__file__).resolve().parents[1]
+    code = _WATCH_PROBE.replace("from xpusim.heap import PAGE,",
+                                "from xpusim.heap import WATCH_PAD, PAGE,")
+    out = subprocess.run([sys.executable, "-c", code, str(256 << 20), str(128 << 20)],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["started"] is True and got["pages"] == 32768
+    assert got["main"] < 0.01 * got["pages"]
+
+
 def test_pretouch_only_where_it_pays(monkeypatch):
     """No thread below PRETOUCH_MIN, on one CPU, or where the allocator was left alone."""
     monkeypatch.setattr(heap, "_kept", [True])

@@ -26,7 +26,10 @@ Kept pages still fault once, when the heap first grows into them: the TP2 x PP4 
 1.2 s of system time on the one core that runs the simulation (its other core idle until
 the report). :func:`pretouch` faults the heap a run is about to use in on that other core
 first (``madvise(MADV_POPULATE_WRITE)``, which writes nothing), with one heap for every
-thread, so the report's thread draws on the same pages.
+thread, so the report's thread draws on the same pages. What a run uses past that estimate
+(per op, several-stream runs use up to twice it) is faulted in as the heap grows: glibc then
+grows it by :data:`WATCH_PAD` past each request and the same thread faults each growth in
+(:func:`_watch`), so the run's next arrays land on pages already there.
 """
 
 from __future__ import annotations
@@ -61,6 +64,15 @@ PRETOUCH_BLOCK = MMAP_THRESHOLD // 2
 #: bytes faulted in per ``madvise`` call (the thread takes the GIL between calls)
 PRETOUCH_STEP = 32 << 20
 PAGE = 4096
+#: while the heap is watched (:func:`_watch`), glibc grows it by this much past each request
+#: (``M_TOP_PAD``), which the watching thread faults in before the run reaches it: above the
+#: largest burst of fresh arrays a run's engine set-up asks for at once (its cross-stream
+#: tables, four int64 per op: 316 MB on a 9.9M-op run). Measured (70B DGX-H100 2,048-token,
+#: whole CLI runs, 2026-12-05): TP4 x PP2 x 4 --overlap 5.84 -> 5.40 s median of 7 (256 MiB:
+#: 5.53-5.60 s), TP2 x PP4 x 4 --overlap 6.92 -> 6.64 s of 5, PP8 x 8 and TP2 x PP4 x 4 equal
+WATCH_PAD = 512 << 20
+#: seconds between two looks at the heap's end while nothing grew
+WATCH_EVERY = 0.005
 #: whether :func:`keep_freed_memory` set the allocator in this process
 _kept = [False]
 
@@ -91,10 +103,11 @@ def pretouch(nbytes: int) -> bool:
     """Fault ``nbytes`` (B) of heap in on another core while this thread goes on (module
     docstring): grow the heap by that much in blocks, free them (never trimmed now), and let
     a thread populate their pages, lowest first, a :data:`PRETOUCH_STEP` per call (the
-    kernel's work, no GIL held). Every later thread allocates from this heap. Nothing is
-    done below :data:`PRETOUCH_MIN`, on one CPU, or where :func:`tune_allocation` left the
-    allocator alone; at most half the memory available is touched. Whether a thread
-    started."""
+    kernel's work, no GIL held); then the same thread faults in each later growth of the
+    heap, which glibc now makes :data:`WATCH_PAD` larger than asked (:func:`_watch`). Every
+    later thread allocates from this heap. Nothing is done below :data:`PRETOUCH_MIN`, on
+    one CPU, or where :func:`tune_allocation` left the allocator alone; at most half the
+    memory available is touched up front. Whether a thread started."""
     if not _kept[0] or len(os.sched_getaffinity(0)) < 2:
         return False
     nbytes = min(nbytes, _available_bytes() // 2)
@@ -121,20 +134,44 @@ def pretouch(nbytes: int) -> bool:
     # each block's whole pages (heap memory the allocator owns, free now)
     spans = [(-(-at // PAGE) * PAGE, (at + PRETOUCH_BLOCK) // PAGE * PAGE)
              for at in sorted(blocks)]
-    _thread.start_new_thread(_populate, (libc, spans))
+    libc.sbrk.restype, libc.sbrk.argtypes = ctypes.c_void_p, [ctypes.c_ssize_t]
+    end = -(-(libc.sbrk(0) or 0) // PAGE) * PAGE       # the heap's end now
+    libc.mallopt(M_TOP_PAD, WATCH_PAD)
+    _thread.start_new_thread(_populate_and_watch, (libc, spans, end))
     return True
 
 
-def _populate(libc, spans: list[tuple[int, int]]) -> None:
+def _populate_and_watch(libc, spans: list[tuple[int, int]], end: int) -> None:
+    """:func:`_populate` ``spans``, then :func:`_watch` the heap from ``end`` on."""
+    if _populate(libc, spans) and end:
+        _watch(libc, end)
+
+
+def _populate(libc, spans: list[tuple[int, int]]) -> bool:
     """Fault in the pages of ``spans`` (address ranges), a step at a time; stop where the
-    kernel does not know the advice (before Linux 5.14)."""
+    kernel does not know the advice (before Linux 5.14: False)."""
     import ctypes
 
     for lo, hi in spans:
         for at in range(lo, hi, PRETOUCH_STEP):
             if libc.madvise(at, min(PRETOUCH_STEP, hi - at), MADV_POPULATE_WRITE) != 0 \
                     and ctypes.get_errno() == 22:       # EINVAL: advice unknown
-                return
+                return False
+    return True
+
+
+def _watch(libc, done: int) -> None:
+    """Fault in the heap past ``done`` each time it grows (``sbrk(0)``, looked at every
+    :data:`WATCH_EVERY` s; never trimmed, so it only grows), until the process ends."""
+    import time
+
+    while True:
+        end = (libc.sbrk(0) or 0) // PAGE * PAGE
+        if end <= done:
+            time.sleep(WATCH_EVERY)
+            continue
+        _populate(libc, [(done, end)])
+        done = end
 
 
 def _available_bytes() -> int:
