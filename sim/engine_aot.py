@@ -21,7 +21,7 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.deps_kernel.cross_counts`, :func:`sim.deps_kernel.cross_pairs`: the
   dependencies between streams (each for 32- and 64-bit dependency arrays, ``_i4`` /
   ``_i8``);
-* :mod:`sim.group_kernel` (``point_groups``, ``group_sums``,
+* :mod:`sim.group_kernel` (``point_groups``, ``group_sums``, ``row_sums``,
   ``used_labels``, ``lut_key``, ``offset_key``, ``first_groups``, ``distinct_marked``; for
   8-, 32- and 64-bit integers, ``_i1`` / ``_i4`` / ``_i8``): the run report's roofline
   points, the labels its text columns use, its summed rows' keys, groups and sums and its
@@ -117,6 +117,9 @@ GROUP_ARGS = {w: (("u8", 1),) * 3 + (("i8", 1), (w, 1), ("u8", 1)) + (("i8", 1),
               for w in ("i4", "i8")}
 SUMS_BY_SIG = {w: f"none({_I}, f8[:, ::1], {w}[::1], f8[:, ::1])" for w in ("i4", "i8")}
 SUMS_BY_ARGS = {w: (("i8", 1), ("f8", 2), (w, 1), ("f8", 2)) for w in ("i4", "i8")}
+#: row_sums(ids, a, b, c, d, k, out, count)
+ROW_SUMS_SIG = f"none({_I}, {_F}, {_F}, {_F}, {_F}, i8, f8[:, ::1], {_I})"
+ROW_SUMS_ARGS = (("i8", 1),) + (("f8", 1),) * 4 + (None, ("f8", 2), ("i8", 1))
 #: distinct_marked(values, mask, lo, seen), for 32- and 64-bit values
 MARKED_SIG = {w: f"none({w}[::1], b1[::1], i8, b1[::1])" for w in ("i4", "i8")}
 MARKED_ARGS = {w: ((w, 1), ("b1", 1), None, ("b1", 1)) for w in ("i4", "i8")}
@@ -187,8 +190,8 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp
                                  "offset_key_i4", "offset_key_i8", "first_groups",
                                  "distinct_marked_i4", "distinct_marked_i8",
                                  "group_sums_i4",
-                                 "group_sums_i8", "adopted_run", "adopted_taken", "stamp_bounded",
-                                 "kind"])
+                                 "group_sums_i8", "row_sums", "adopted_run", "adopted_taken",
+                                 "stamp_bounded", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -227,6 +230,7 @@ def kernels() -> Kernels:
                                                MARKED_ARGS[w]) for w in ("i4", "i8")),
                             *(dram_aot.checked(getattr(mod, f"group_sums_{w}"),
                                                SUMS_BY_ARGS[w]) for w in ("i4", "i8")),
+                            dram_aot.checked(mod.row_sums, ROW_SUMS_ARGS),
                             dram_aot.checked(mod.adopted_run, RUN_ARGS),
                             dram_aot.checked(mod.adopted_taken, TAKEN_ARGS),
                             dram_aot.checked(mod.stamp_bounded, BOUNDED_ARGS), "aot"),
@@ -246,6 +250,7 @@ def jit_kernels() -> Kernels:
         lut_key,
         offset_key,
         point_groups,
+        row_sums,
         used_labels,
     )
     from sim.handoff_kernel import handoff_pairs
@@ -261,7 +266,7 @@ def jit_kernels() -> Kernels:
                    cross_counts, cross_counts, cross_pairs, cross_pairs, quiet_lane, used_labels,
                    used_labels, used_labels, lut_key, lut_key, lut_key, offset_key, offset_key,
                    first_groups, distinct_marked, distinct_marked, group_sums, group_sums,
-                   adopted_run, adopted_taken, stamp_bounded, "jit")
+                   row_sums, adopted_run, adopted_taken, stamp_bounded, "jit")
 
 
 def module_name() -> str:
@@ -312,6 +317,7 @@ def build(directory: Path, name: str | None = None) -> Path:
          *((f"distinct_marked_{w}", MARKED_SIG[w], group_kernel.distinct_marked)
            for w in ("i4", "i8")),
          *((f"group_sums_{w}", SUMS_BY_SIG[w], group_kernel.group_sums) for w in ("i4", "i8")),
+         ("row_sums", ROW_SUMS_SIG, group_kernel.row_sums),
          ("adopted_run", RUN_SIG, run_kernel.adopted_run),
          ("adopted_taken", TAKEN_SIG, run_kernel.adopted_taken),
          ("stamp_bounded", BOUNDED_SIG, quiet_kernel.stamp_bounded)),

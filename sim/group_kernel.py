@@ -77,6 +77,25 @@ def distinct_marked(values, mask, lo, seen):
 
 
 @njit(cache=True, error_model="numpy")
+def row_sums(ids, a, b, c, d, k, out, count):
+    """``out[j, ids[i]] += col_j[i]`` for the first ``k`` (0-4) of the per-row columns ``a``,
+    ``b``, ``c``, ``d`` and ``count[ids[i]] += 1``, row by row: ``np.bincount(ids,
+    weights=col_j)`` and ``np.bincount(ids)`` (the same additions in the same order) in one
+    pass over ``ids`` (columns past ``k`` are not read)."""
+    for i in range(len(ids)):
+        g = ids[i]
+        count[g] += 1
+        if k > 0:
+            out[0, g] += a[i]
+        if k > 1:
+            out[1, g] += b[i]
+        if k > 2:
+            out[2, g] += c[i]
+        if k > 3:
+            out[3, g] += d[i]
+
+
+@njit(cache=True, error_model="numpy")
 def group_sums(ids, values, by, out):
     """``out[j, ids[i]] += values[j, by[i]]`` row by row, for every row ``j`` of ``values``
     at once: ``np.bincount(ids, weights=values[j][by])`` per ``j`` (the same additions in

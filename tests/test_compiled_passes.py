@@ -563,3 +563,22 @@ def test_compiled_passes_release_the_gil():
     assert t1 - t0 > 0.02   # long enough to tell
     inside = [t0, *(t for t in ticks if t0 < t < t1), t1]   # this thread's steps in the call
     assert np.diff(inside).max() < (t1 - t0) / 2
+
+
+@pytest.mark.parametrize("which", ["aot", "jit"])
+@pytest.mark.parametrize("k", [0, 1, 3, 4])
+def test_row_sums_are_bincounts_bit_for_bit(which, k):
+    """``row_sums`` (the summed rows' per-row columns and counts in one pass) equals
+    ``np.bincount(ids, weights=col)`` for each of its first ``k`` columns and
+    ``np.bincount(ids)``, bit for bit, on values whose sums depend on their order; columns
+    past ``k`` are not read (empty here)."""
+    k_fn = (kernels() if which == "aot" else jit_kernels()).row_sums
+    rng = np.random.default_rng(k)
+    n, size = 5000, 37
+    ids = rng.integers(0, size, n).astype(np.int64)
+    cols = [rng.standard_normal(n) * 10.0 ** rng.integers(-8, 8, n) for _ in range(k)]
+    out, count = np.zeros((k, size)), np.zeros(size, dtype=np.int64)
+    k_fn(ids, *(cols + [np.zeros(0)] * (4 - k)), k, out, count)
+    assert np.array_equal(count, np.bincount(ids, minlength=size))
+    for j in range(k):
+        assert np.array_equal(out[j], np.bincount(ids, weights=cols[j], minlength=size)), j

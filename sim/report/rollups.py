@@ -397,14 +397,45 @@ def _frame(ops, keys: tuple[str, ...], rows: np.ndarray | None,
     out = {k: _taken(ops, k, take) for k in keys}
     size = len(first)
     sums = _gathered_sums(ops, values, ids, size) if rows is None else {}
+    rest = [v for v in values if v not in sums]
+    counted = _row_sums(ops, rest, ids, size) if rows is None else None
+    if counted is not None:
+        sums.update(counted[0])
     for v in values:
         if v in sums:
             out[v] = sums[v]
             continue
         col = column(ops, v).astype(np.float64, copy=False)
         out[v] = np.bincount(ids, weights=col if rows is None else col[rows], minlength=size)
-    out["n"] = np.bincount(ids, minlength=size).astype(np.int64)
+    out["n"] = counted[1] if counted is not None else \
+        np.bincount(ids, minlength=size).astype(np.int64)
     return Columns(out, list(out), size)
+
+
+def _row_sums(ops, names: list[str], ids: np.ndarray, size: int
+              ) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+    """``({name: np.bincount(ids, weights=ops[name], minlength=size)}, np.bincount(ids,
+    minlength=size))`` of a long table's per-row columns ``names``, by compiled passes of up
+    to four columns each (:func:`sim.group_kernel.row_sums`: the same additions in the same
+    order, ``ids`` read once per pass instead of twice per column), or None (a short table:
+    numpy's)."""
+    if len(ops) < COMPILED_ROWS or ids.dtype != np.int64 or not ids.flags.c_contiguous:
+        return None
+    from sim.engine_aot import kernels
+
+    sums: dict[str, np.ndarray] = {}
+    count = np.zeros(size, dtype=np.int64)
+    for lo in range(0, max(len(names), 1), 4):
+        part = names[lo:lo + 4]
+        cols = [np.ascontiguousarray(column(ops, v), dtype=np.float64) for v in part]
+        out = np.zeros((len(part), size))
+        kernels().row_sums(ids, *(cols + [_NO_ROWS] * (4 - len(cols))), len(cols), out,
+                           count if lo == 0 else np.zeros(size, dtype=np.int64))
+        sums.update((v, out[j]) for j, v in enumerate(part))
+    return sums, count
+
+
+_NO_ROWS = np.zeros(0)   # a column row_sums does not read
 
 
 def _base(ops, keep: dict | None = None) -> tuple[np.ndarray, int]:
