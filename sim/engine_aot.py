@@ -19,8 +19,9 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.lane_kernel.quiet_lane`: what a stream with a contended memory reads per
   position;
 * :func:`sim.deps_kernel.cross_counts`, :func:`sim.deps_kernel.cross_pairs`: the
-  dependencies between streams (each for 32- and 64-bit dependency arrays, ``_i4`` /
-  ``_i8``);
+  dependencies between streams, and :func:`sim.deps_kernel.late_dependency`, the invariant
+  check that no op starts before a dependency ends (each for 32- and 64-bit dependency
+  arrays, ``_i4`` / ``_i8``);
 * :mod:`sim.group_kernel` (``point_groups``, ``group_sums``, ``row_sums``,
   ``used_labels``, ``lut_key``, ``offset_key``, ``first_groups``, ``distinct_marked``; for
   8-, 32- and 64-bit integers, ``_i1`` / ``_i4`` / ``_i8``): the run report's roofline
@@ -150,6 +151,9 @@ COUNTS_ARGS = {w: ((w, 1), (w, 1), ("i8", 1), ("b1", 1), ("b1", 1), ("i8", 1))
 PAIRS_SIG = {w: f"none({w}[::1], {w}[::1], b1[::1], {_I}, {_I}, {_I}, {_I}, {_I})"
              for w in ("i4", "i8")}
 PAIRS_ARGS = {w: ((w, 1), (w, 1), ("b1", 1)) + (("i8", 1),) * 5 for w in ("i4", "i8")}
+#: late_dependency(dep_ptr, dep_idx, start, end) -> position (-1: none), for each width
+LATE_SIG = {w: f"i8({w}[::1], {w}[::1], {_F}, {_F})" for w in ("i4", "i8")}
+LATE_ARGS = {w: ((w, 1), (w, 1), ("f8", 1), ("f8", 1)) for w in ("i4", "i8")}
 
 #: quiet_lane(ids, stop_all, signal, cand, single, adopt_after, only_wait, next_op, stops,
 #:            sig, wait, one, ends_run, waits_left, next_block, next_adoption, adopt_at)
@@ -190,7 +194,8 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp
                                  "offset_key_i4", "offset_key_i8", "first_groups",
                                  "distinct_marked_i4", "distinct_marked_i8",
                                  "group_sums_i4",
-                                 "group_sums_i8", "row_sums", "adopted_run", "adopted_taken",
+                                 "group_sums_i8", "row_sums", "late_dependency_i4",
+                                 "late_dependency_i8", "adopted_run", "adopted_taken",
                                  "stamp_bounded", "kind"])
 
 _CACHE: list[Kernels] = []
@@ -231,6 +236,8 @@ def kernels() -> Kernels:
                             *(dram_aot.checked(getattr(mod, f"group_sums_{w}"),
                                                SUMS_BY_ARGS[w]) for w in ("i4", "i8")),
                             dram_aot.checked(mod.row_sums, ROW_SUMS_ARGS),
+                            *(dram_aot.checked(getattr(mod, f"late_dependency_{w}"),
+                                               LATE_ARGS[w]) for w in ("i4", "i8")),
                             dram_aot.checked(mod.adopted_run, RUN_ARGS),
                             dram_aot.checked(mod.adopted_taken, TAKEN_ARGS),
                             dram_aot.checked(mod.stamp_bounded, BOUNDED_ARGS), "aot"),
@@ -242,7 +249,7 @@ def jit_kernels() -> Kernels:
     from sim.beside_kernel import stamp_beside
     from sim.bound_kernel import quiet_until, stream_sums
     from sim.dag_kernel import dag_times
-    from sim.deps_kernel import cross_counts, cross_pairs
+    from sim.deps_kernel import cross_counts, cross_pairs, late_dependency
     from sim.group_kernel import (
         distinct_marked,
         first_groups,
@@ -266,7 +273,8 @@ def jit_kernels() -> Kernels:
                    cross_counts, cross_counts, cross_pairs, cross_pairs, quiet_lane, used_labels,
                    used_labels, used_labels, lut_key, lut_key, lut_key, offset_key, offset_key,
                    first_groups, distinct_marked, distinct_marked, group_sums, group_sums,
-                   row_sums, adopted_run, adopted_taken, stamp_bounded, "jit")
+                   row_sums, late_dependency, late_dependency, adopted_run, adopted_taken,
+                   stamp_bounded, "jit")
 
 
 def module_name() -> str:
@@ -318,6 +326,8 @@ def build(directory: Path, name: str | None = None) -> Path:
            for w in ("i4", "i8")),
          *((f"group_sums_{w}", SUMS_BY_SIG[w], group_kernel.group_sums) for w in ("i4", "i8")),
          ("row_sums", ROW_SUMS_SIG, group_kernel.row_sums),
+         *((f"late_dependency_{w}", LATE_SIG[w], deps_kernel.late_dependency)
+           for w in ("i4", "i8")),
          ("adopted_run", RUN_SIG, run_kernel.adopted_run),
          ("adopted_taken", TAKEN_SIG, run_kernel.adopted_taken),
          ("stamp_bounded", BOUNDED_SIG, quiet_kernel.stamp_bounded)),

@@ -14,6 +14,9 @@ from workloads.trace import Trace
 REL_TOL = 1e-9
 #: rows per block of the per-row checks (blocks stay in cache; no table-long temporaries)
 BLOCK = 1 << 16
+#: ops from which the dependencies are checked by one compiled pass (the engine's extension,
+#: :mod:`sim.engine_aot`, which a run this long has loaded); shorter traces: numpy's blocks
+COMPILED_OPS = 1 << 20
 
 
 class InvariantError(AssertionError):
@@ -85,7 +88,12 @@ def check_invariants(trace: Trace, table: Any) -> dict[str, str]:
     arrays = trace.compact if compact else getattr(trace, "arrays", None)
     if arrays is not None:   # check every (op, dependency) pair, a block of ops at a time
         ptr, idx = arrays.dep_ptr, arrays.dep_idx
-        for lo in range(0, n, BLOCK):
+        j = _late_dependency(ptr, idx, start, end) if n >= COMPILED_OPS else None
+        if j is not None and j >= 0:
+            o = int(np.searchsorted(ptr, j, side="right")) - 1
+            raise InvariantError(f"op {o} ({cell(table, 'op', o)}) started before its "
+                                 f"dependency {idx[j]}")
+        for lo in range(0, n if j is None else 0, BLOCK):
             hi = min(n, lo + BLOCK)
             p0 = int(ptr[lo])
             per_op = np.diff(ptr[lo:hi + 1])
@@ -122,6 +130,20 @@ def check_invariants(trace: Trace, table: Any) -> dict[str, str]:
                                  f"{sc.batch} sequences x {sc.prompt_len}")
     results["no_request_lost"] = "passed"
     return results
+
+
+def _late_dependency(ptr: np.ndarray, idx: np.ndarray, start: np.ndarray,
+                     end: np.ndarray) -> int | None:
+    """:func:`sim.deps_kernel.late_dependency` of the dependency arrays and op times (the
+    first late pair's position, -1: none), or None where their types do not fit it."""
+    width = {np.dtype(np.int32): "i4", np.dtype(np.int64): "i8"}.get(ptr.dtype)
+    if width is None or idx.dtype != ptr.dtype or len(ptr) != len(start) + 1 or \
+            any(a.dtype != np.float64 for a in (start, end)):
+        return None
+    from sim.engine_aot import kernels
+
+    late = getattr(kernels(), f"late_dependency_{width}")
+    return int(late(*(np.ascontiguousarray(a) for a in (ptr, idx, start, end))))
 
 
 def _blocks(table: Any, name: str):

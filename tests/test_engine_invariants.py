@@ -147,3 +147,39 @@ def test_invariants_catch_flops_off_by_a_part_in_ten_billion(small):
     table.loc[3, "flops"] += table["flops"].sum() * 1e-10
     with pytest.raises(InvariantError, match="flops not conserved"):
         check_invariants(tr, table)
+
+
+@pytest.mark.parametrize("held", ["ops", "arrays"])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_late_start_found_by_the_compiled_pass_as_by_numpy(small, held, compiled,
+                                                          monkeypatch):
+    """Forced onto a short trace, the compiled dependency check (sim.deps_kernel.
+    late_dependency, used from 2**20 ops) passes a valid table and names the same op and
+    dependency as numpy's blocks when one op starts half a nanosecond early."""
+    import sim.invariants as inv
+
+    monkeypatch.setattr(inv, "COMPILED_OPS", 0 if compiled else 1 << 62)
+    tr, table = _table(small) if held == "ops" else _compact_table(small)
+    assert check_invariants(tr, table)["dependencies_respected"] == "passed"
+    start = table["start_s"].to_numpy().copy()
+    start[5] = table.loc[4, "end_s"] - 0.5e-9
+    start[9] = table.loc[8, "end_s"] - 1e-9   # a later one: the first is named
+    table["start_s"] = start
+    table["latency_s"] = table["end_s"] - table["start_s"]
+    with pytest.raises(InvariantError, match="op 5 .* started before its dependency 4$"):
+        check_invariants(tr, table)
+
+
+@pytest.mark.parametrize("which", ["aot", "jit"])
+def test_late_dependency_is_the_first_late_pair_in_op_order(which):
+    """``late_dependency`` by hand: op 2 waits for ops 0 and 1 and starts after 0 ends but
+    before 1 ends (position 2 of the dependencies); with 1 ending in time, -1."""
+    from sim.engine_aot import jit_kernels, kernels
+
+    late = (kernels() if which == "aot" else jit_kernels()).late_dependency_i8
+    ptr = np.array([0, 0, 1, 3], dtype=np.int64)      # op 1 <- 0; op 2 <- 0, 1
+    idx = np.array([0, 0, 1], dtype=np.int64)
+    start = np.array([0.0, 1.0, 2.0])
+    assert late(ptr, idx, start, np.array([1.0, 2.5, 3.0])) == 2
+    assert late(ptr, idx, start, np.array([1.0, 2.0, 3.0])) == -1
+    assert late(ptr, idx, start, np.array([1.0 + 2e-15, 2.0, 3.0])) == 0
