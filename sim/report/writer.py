@@ -51,10 +51,15 @@ DICTIONARY_INTS = ("shards",)   # the one integer column that is smaller diction
 ROW_GROUP_ROWS = 1 << 20
 #: threads that encode a long table's row groups at once (:func:`_write_chunked`): the
 #: cores this process may run on, at most four - a bound on memory, not a fitted figure:
-#: ENCODERS + 1 groups are in flight, each holding its gathered columns and Arrow's buffers
+#: ENCODERS groups are being encoded at once, each holding its gathered columns and Arrow's buffers
 #: (~0.1 GB per 2**20 rows of the op table)
 ENCODERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                       else os.cpu_count() or 1))
+#: row groups handed to the encoders ahead of the one being written out: encoded groups wait
+#: as their Parquet bytes (~6 MB per 2**20 rows) while the writing thread waits for the GIL
+#: (the report's main thread formats the timeline meanwhile, pure Python), so the encoders
+#: go on instead of idling: a bound on memory (~50 MB at 8), not a fitted figure
+AHEAD = 4 * ENCODERS
 
 __all__ = ["RUN_FILES", "SUMMED_KEYS", "SUMMED_VALUES", "summed_ops", "write_run_report"]
 
@@ -132,7 +137,7 @@ def _write_chunked(ops: Columns, path: Path, factorised: dict | Future | None) -
     bounds = [(lo, min(len(ops), lo + ROW_GROUP_ROWS))
               for lo in range(0, len(ops), ROW_GROUP_ROWS)]
     with ThreadPoolExecutor(ENCODERS) as pool:
-        pending = deque(pool.submit(encoded, *b) for b in bounds[:ENCODERS + 1])
+        pending = deque(pool.submit(encoded, *b) for b in bounds[:AHEAD + 1])
         try:   # the codes, once (the first groups' numbers gathered meanwhile)
             given = _given(factorised)
             out = {}
@@ -148,8 +153,8 @@ def _write_chunked(ops: Columns, path: Path, factorised: dict | Future | None) -
             merged = MergedWriter(sink)
             for j in range(len(bounds)):
                 part = pending.popleft().result()
-                if j + ENCODERS + 1 < len(bounds):
-                    pending.append(pool.submit(encoded, *bounds[j + ENCODERS + 1]))
+                if j + AHEAD + 1 < len(bounds):
+                    pending.append(pool.submit(encoded, *bounds[j + AHEAD + 1]))
                 merged.add(part)
             merged.close()
 
