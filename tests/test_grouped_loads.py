@@ -28,6 +28,19 @@ def test_reads_as_the_dict():
         grouped[6]   # noqa: B018
 
 
+def test_having_is_in_for_an_array_of_ids():
+    """``having``: ``in`` for each id of an array (group 0 included, ids past the last op or
+    negative not), and OpLinks passes it on."""
+    from sim.system.execute import OpLinks
+
+    grouped, ref = _both()
+    ids = np.array([-1, 0, 3, 4, 5, 8, 9, 13, 14, 15, 99])
+    want = [i in ref for i in ids.tolist()]
+    assert grouped.having(ids).tolist() == want
+    assert OpLinks(grouped).having(ids).tolist() == want
+    assert OpLinks(ref).having(ids).tolist() == want    # a plain dict: asked one by one
+
+
 def test_with_tuples_converts_each_shared_tuple_once():
     grouped, _ = _both()
     calls = []

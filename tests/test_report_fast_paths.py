@@ -89,6 +89,11 @@ def test_trace_links_of_the_first_and_last_ops_from_a_plain_dict(hosted):
     links = {link for names in hosted.op_links.values() for link in names}
     first, last = sorted(links)[:1], sorted(links)[-2:]
     op_links = {int(ids[0]): tuple(first), int(ids[-1]): tuple(last)}
+    # one op after the last linked op: the chunk after it holds that op alone
+    near = {int(ids[0]): tuple(first), int(ids[-2]): tuple(last)}
+    events = json.loads(chrome_trace(hosted.ops, "t", None, near))["traceEvents"]
+    meta = [e for e in events if e["ph"] == "M"]
+    assert [e for e in events if e["ph"] == "X"] == _expected_op_events(hosted.ops, near, meta)
     text = chrome_trace(hosted.ops, "t", None, op_links)
     events = json.loads(text)["traceEvents"]
     meta = [e for e in events if e["ph"] == "M"]
