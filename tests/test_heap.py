@@ -155,6 +155,36 @@ def test_heap_growth_past_the_pretouch_is_faulted_in_ahead():
     assert got["main"] < 0.01 * got["pages"]
 
 
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc"
+                    or len(os.sched_getaffinity(0)) < 2,
+                    reason="glibc, Linux, two CPUs")
+@pytest.mark.parametrize("room", [0, -2])
+def test_heap_watched_only_where_half_the_free_memory_holds_the_pad(room):
+    """The heap is watched (the thread gets the heap's end) only where half the memory
+    available holds the pre-touch and WATCH_PAD; 2 B less: the pre-touch alone (end 0)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import json, sys\n"
+        "import xpusim.heap as heap\n"
+        "heap.tune_allocation()\n"
+        "got = []\n"
+        "heap._thread.start_new_thread = lambda fn, args: got.append(args[2])\n"
+        "heap._available_bytes = lambda: 2 * (heap.PRETOUCH_MIN + heap.WATCH_PAD) + "
+        "int(sys.argv[1])\n"
+        "print(json.dumps([heap.pretouch(heap.PRETOUCH_MIN), got]))\n")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code, str(room)], capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    started, ends = json.loads(out.stdout.strip().splitlines()[-1])
+    assert started is True and len(ends) == 1
+    assert (ends[0] > 0) is (room == 0)
+
+
 def test_pretouch_only_where_it_pays(monkeypatch):
     """No thread below PRETOUCH_MIN, on one CPU, or where the allocator was left alone."""
     monkeypatch.setattr(heap, "_kept", [True])

@@ -104,15 +104,18 @@ def pretouch(nbytes: int) -> bool:
     docstring): grow the heap by that much in blocks, free them (never trimmed now), and let
     a thread populate their pages, lowest first, a :data:`PRETOUCH_STEP` per call (the
     kernel's work, no GIL held); then the same thread faults in each later growth of the
-    heap, which glibc now makes :data:`WATCH_PAD` larger than asked (:func:`_watch`). Every
-    later thread allocates from this heap. Nothing is done below :data:`PRETOUCH_MIN`, on
-    one CPU, or where :func:`tune_allocation` left the allocator alone; at most half the
-    memory available is touched up front. Whether a thread started."""
+    heap, which glibc now makes :data:`WATCH_PAD` larger than asked (:func:`_watch`; only
+    where half the memory available holds ``nbytes`` and the pad). Every later thread
+    allocates from this heap. Nothing is done below :data:`PRETOUCH_MIN`, on one CPU, or
+    where :func:`tune_allocation` left the allocator alone; at most half the memory
+    available is touched up front. Whether a thread started."""
     if not _kept[0] or len(os.sched_getaffinity(0)) < 2:
         return False
-    nbytes = min(nbytes, _available_bytes() // 2)
+    half = _available_bytes() // 2
+    nbytes = min(nbytes, half)
     if nbytes < PRETOUCH_MIN:
         return False
+    watch = half >= nbytes + WATCH_PAD    # room for the pad too (else the pre-touch alone)
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
@@ -134,9 +137,11 @@ def pretouch(nbytes: int) -> bool:
     # each block's whole pages (heap memory the allocator owns, free now)
     spans = [(-(-at // PAGE) * PAGE, (at + PRETOUCH_BLOCK) // PAGE * PAGE)
              for at in sorted(blocks)]
-    libc.sbrk.restype, libc.sbrk.argtypes = ctypes.c_void_p, [ctypes.c_ssize_t]
-    end = -(-(libc.sbrk(0) or 0) // PAGE) * PAGE       # the heap's end now
-    libc.mallopt(M_TOP_PAD, WATCH_PAD)
+    end = 0
+    if watch:
+        libc.sbrk.restype, libc.sbrk.argtypes = ctypes.c_void_p, [ctypes.c_ssize_t]
+        end = -(-(libc.sbrk(0) or 0) // PAGE) * PAGE       # the heap's end now
+        libc.mallopt(M_TOP_PAD, WATCH_PAD)
     _thread.start_new_thread(_populate_and_watch, (libc, spans, end))
     return True
 
