@@ -34,6 +34,7 @@ class LoadIndex:
 
     def __init__(self, op_loads: Mapping, n: int):
         self._groups: list[tuple[int, np.ndarray]] | None = None
+        self._by_list: tuple[np.ndarray, list] | None = None   # (stream, by_list's triples)
         if isinstance(op_loads, GroupedLoads):
             self._from_groups(op_loads)
         else:
@@ -99,9 +100,15 @@ class LoadIndex:
                 "load_pos": np.repeat(loaded_at, count), "load_res": self.res[entry],
                 "load_nb": self.nb[entry]}
 
-    def by_list(self, stream: np.ndarray):
+    def by_list(self, stream: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
         """(list code, stream code, the ops with that list on that stream) for each pair
-        that occurs."""
+        that occurs (worked out once per ``stream`` array: the engine's set-up reads them
+        twice)."""
+        if self._by_list is None or self._by_list[0] is not stream:
+            self._by_list = (stream, list(self._by_list_of(stream)))
+        return self._by_list[1]
+
+    def _by_list_of(self, stream: np.ndarray):
         if not len(self.ids):
             return
         width = int(stream.max()) + 1
