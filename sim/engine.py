@@ -96,6 +96,9 @@ class Timeline:
     #: runs of the several-stream engine that began by adopting another stream's op instead
     #: of waking that stream (sim/engine_arrays.py, ``LEAD_ADOPTION``)
     lead_runs: int = 0
+    #: the several-stream engine's ops by stream: (op ids in stream, then op-id order; where
+    #: each stream's begin, ``n_streams + 1`` offsets; the stream names), else None
+    stream_order: tuple | None = None
 
 
 class CostList(Sequence):

@@ -215,6 +215,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         if times is not None:     # no transfer ever shared a resource: no event loop
             tl = Timeline(times[0], times[1], CostList(table, kind), n)
             tl.resources = resources
+            tl.stream_order = (by_stream, bounds, list(names))
             return tl
     del prev_op
     start = np.full(n, np.nan)
@@ -1027,6 +1028,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     tl.engine_events = counter[1]
     tl.lead_runs = counter[2]
     tl.resources = resources
+    tl.stream_order = (by_stream, bounds, list(names))
     return tl
 
 

@@ -9,6 +9,7 @@ counts must be equal exactly.
 
 import math
 
+import numpy as np
 import pytest
 
 import sim.engine_arrays as engine_arrays
@@ -153,6 +154,32 @@ def test_a_run_adopts_first_the_collective_its_last_op_signalled(monkeypatch):
     assert off.resources.equals(on.resources)
     assert tl_off.lead_runs == 0 < tl_on.lead_runs
     assert tl_off.engine_events - tl_on.engine_events >= 2 * tl_on.lead_runs
+
+
+@pytest.mark.parametrize("name", ["tp2-pp2-mb4-overlap", "tp8-mb2-overlap"])
+def test_memory_traffic_from_the_stream_order_is_the_masks(name, monkeypatch):
+    """Each contended memory's DRAM bytes summed from the engine's ops by stream (a stream's
+    rows gathered from its segment) equal the per-stream masks over the whole table, bit
+    for bit; the segments are the rows the masks pick."""
+    from sim.columns import text_codes
+    from sim.system import execute
+
+    seen = []
+    real = execute.memory_traffic
+
+    def both(table, plan, costs=None, order=None):
+        fast = real(table, plan, costs, order)
+        seen.append((fast, real(table, plan, costs, None), table, plan, order))
+        return fast
+    monkeypatch.setattr(execute, "memory_traffic", both)
+    _simulate(name)
+    (fast, masked, table, plan, order), = seen
+    assert order is not None and execute._stream_rows(table, order) is not None
+    assert fast == masked and len(fast) >= 1 and all(v > 0 for v in fast.values())
+    labels, codes = text_codes(table, "stream")
+    rows = execute._stream_rows(table, order)
+    for stream in plan.memory_of:
+        assert np.array_equal(rows(stream), np.flatnonzero(codes == labels.index(stream)))
 
 
 def _plans(name):

@@ -87,21 +87,47 @@ class Executed:
         return self.resource_columns.frame()
 
 
-def memory_traffic(table: Any, plan: Plan, costs: list | None = None) -> dict[str, float]:
+def memory_traffic(table: Any, plan: Plan, costs: list | None = None,
+                   order: tuple | None = None) -> dict[str, float]:
     """DRAM bytes the ops of each contended memory moved through it (per representative);
     with ``costs``, ops of a unit inside the memory (a ``memory_share`` in their cost: PIM)
-    move none. ``table``: the op table, a DataFrame or numpy columns."""
+    move none. ``table``: the op table, a DataFrame or numpy columns. ``order``: the
+    engine's ops by stream (``Timeline.stream_order``), whose segments are a stream's rows
+    in row order where the table's rows are the op ids: each stream's bytes gathered from
+    its segment (the same values in the same order, so the same sum) instead of a mask over
+    the whole table per stream."""
     out: dict[str, float] = {}
     if not plan.memory_of:
         return out
     per_shard = column(table, "dram_bytes") / column(table, "shards")
     if costs is not None:
         per_shard = np.where(_outside_memory(costs), per_shard, 0.0)
-    labels, codes = text_codes(table, "stream")
+    rows_of = _stream_rows(table, order)
+    if rows_of is None:
+        labels, codes = text_codes(table, "stream")
     for stream, res in plan.memory_of.items():
-        sel = codes == (labels.index(stream) if stream in labels else -1)
-        out[res] = out.get(res, 0.0) + float(per_shard[sel].sum())
+        if rows_of is not None:
+            got = per_shard[rows_of(stream)]
+        else:
+            got = per_shard[codes == (labels.index(stream) if stream in labels else -1)]
+        out[res] = out.get(res, 0.0) + float(got.sum())
     return out
+
+
+def _stream_rows(table: Any, order: tuple | None):
+    """``rows(stream)``: the rows of ``stream``'s ops in row order, from the engine's
+    ``order`` where the table's rows are the op ids 0..n-1 (else None)."""
+    if order is None or not isinstance(table, Columns) or not table.is_range("id"):
+        return None
+    by_stream, bounds, names = order
+    if len(by_stream) != len(table):
+        return None
+    code_of = {name: c for c, name in enumerate(names)}
+
+    def rows(stream: str) -> np.ndarray:
+        c = code_of.get(stream)
+        return by_stream[bounds[c]:bounds[c + 1]] if c is not None else by_stream[:0]
+    return rows
 
 
 def _outside_memory(costs: list) -> np.ndarray:
@@ -123,7 +149,8 @@ def execute(system: System, trace: Trace, plan: Plan, placed: Placement | None,
     ops_end = table.makespan if isinstance(table, FoldedTable) else float(table["end_s"].max())
     makespan = max(ops_end, float(transfers["end_s"].max()) if len(transfers) else 0.0)
     resources = resource_table(timeline, plan, makespan,
-                               memory_traffic(table, plan, timeline.costs))
+                               memory_traffic(table, plan, timeline.costs,
+                                              timeline.stream_order))
     capacity, resident = tier_budget(system, placed, need, plan)
     invariants.update(check_system_invariants(table, transfers, resources, capacity, resident))
     op_links = OpLinks(plan.op_loads)
