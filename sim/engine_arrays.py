@@ -456,13 +456,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         stamp_quiet`, which asks for the memory's bound, each link's state and bound as it
         needs them; ``bound``: :func:`quiet_until` per resource, kept across a run). (how
         many were alone, when the last of them ends)."""
-        ok = not (memory._left or memory.reserved)    # its bound: nearly every run asks
-        mem_state[:] = (1.0 if ok else 0.0, memory.rate,
-                        bound_of(bound, memory, busy) if ok else math.nan,
-                        memory.bytes_moved, memory.busy_time, memory._last)
-        nonlocal quiet_times
-        if len(run) + 1 > len(quiet_times):
-            quiet_times = np.empty(2 * len(run) + 1)
+        # the memory's bound: nearly every run asks
+        if load_memory(memory, len(run)):
+            mem_state[2] = bound_of(bound, memory, busy)
         filled = []
         while True:
             f, t, want = stamp_quiet(run, t0, *quiet_args, quiet_times)
@@ -478,6 +474,18 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 else math.nan
         put_back(memory, filled)
         return f, t
+
+    def load_memory(memory, n_run: int) -> bool:
+        """The compiled stamps' view of ``memory`` (alone or not, its rate, no bound yet, its
+        counters), and room in their time buffer for a run of ``n_run`` ops. Whether the
+        memory is alone (nothing in flight, nothing reserved)."""
+        nonlocal quiet_times
+        ok = not (memory._left or memory.reserved)
+        mem_state[:] = (1.0 if ok else 0.0, memory.rate, math.nan, memory.bytes_moved,
+                        memory.busy_time, memory._last)
+        if n_run + 1 > len(quiet_times):
+            quiet_times = np.empty(2 * n_run + 1)
+        return ok
 
     def fill_link(c: int) -> None:
         """The compiled stamps' view of link ``c``: alone or not, its rate and counters."""
@@ -502,13 +510,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         computed inside the compiled call (:func:`sim.quiet_kernel.stamp_bounded`: the values
         :func:`bound_of` gives, nothing having changed since the run began), which returns
         only for a link whose state is not filled in yet."""
-        nonlocal quiet_times
-        ok = not (memory._left or memory.reserved)
-        mem_state[0], mem_state[1], mem_state[2] = 1.0 if ok else 0.0, memory.rate, math.nan
-        mem_state[3], mem_state[4], mem_state[5] = memory.bytes_moved, memory.busy_time, \
-            memory._last
-        if len(run) + 1 > len(quiet_times):
-            quiet_times = np.empty(2 * len(run) + 1)
+        load_memory(memory, len(run))
         mem_rc, own, now = res_code[id(memory)], code_of[name], env.now
         filled = []
         while True:

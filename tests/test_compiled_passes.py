@@ -582,3 +582,21 @@ def test_row_sums_are_bincounts_bit_for_bit(which, k):
     assert np.array_equal(count, np.bincount(ids, minlength=size))
     for j in range(k):
         assert np.array_equal(out[j], np.bincount(ids, weights=cols[j], minlength=size)), j
+
+
+def test_row_sums_of_more_than_four_columns_count_each_row_once(monkeypatch):
+    """``rollups._row_sums`` over six per-row columns (two compiled passes of up to four):
+    each column's sums are ``np.bincount``'s bit for bit and the counts ``np.bincount(ids)``
+    - once, not once per pass."""
+    from sim.columns import Columns
+
+    monkeypatch.setattr(R, "COMPILED_ROWS", 0)
+    rng = np.random.default_rng(6)
+    n, size = 3000, 11
+    ids = rng.integers(0, size, n).astype(np.int64)
+    cols = {f"c{j}": rng.standard_normal(n) * 10.0 ** rng.integers(-6, 6, n) for j in range(6)}
+    table = Columns(cols, list(cols), n)
+    sums, count = R._row_sums(table, list(cols), ids, size)
+    assert count.tolist() == np.bincount(ids, minlength=size).tolist()
+    for name, values in cols.items():
+        assert np.array_equal(sums[name], np.bincount(ids, weights=values, minlength=size))

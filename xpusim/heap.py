@@ -65,11 +65,14 @@ PRETOUCH_BLOCK = MMAP_THRESHOLD // 2
 PRETOUCH_STEP = 32 << 20
 PAGE = 4096
 #: while the heap is watched (:func:`_watch`), glibc grows it by this much past each request
-#: (``M_TOP_PAD``), which the watching thread faults in before the run reaches it: above the
-#: largest burst of fresh arrays a run's engine set-up asks for at once (its cross-stream
-#: tables, four int64 per op: 316 MB on a 9.9M-op run). Measured (70B DGX-H100 2,048-token,
-#: whole CLI runs, 2026-12-05): TP4 x PP2 x 4 --overlap 5.84 -> 5.40 s median of 7 (256 MiB:
-#: 5.53-5.60 s), TP2 x PP4 x 4 --overlap 6.92 -> 6.64 s of 5, PP8 x 8 and TP2 x PP4 x 4 equal
+#: (``M_TOP_PAD``), which the watching thread faults in before the run reaches it. FITTED for
+#: speed only (no result depends on it: the 12 several-stream cases are equal bit for bit
+#: with and without the watch): chosen between 256 and 512 MiB on two rows, 70B DGX-H100
+#: 2,048-token whole CLI runs (2026-12-05), TP4 x PP2 x 4 --overlap 5.84 -> 5.40 s median of
+#: 7 (256 MiB: 5.53-5.60 s) and TP2 x PP4 x 4 --overlap 6.92 -> 6.64 s of 5; checked on rows
+#: it was not chosen on, PP8 x 8 and TP2 x PP4 x 4 (equal within noise; PP8 x 8 one round
+#: slower, 5.07 against 4.84 s). Above the largest burst of fresh arrays a run's engine set-up
+#: asks for at once (its cross-stream tables, four int64 per op: 316 MB at 9.9M ops)
 WATCH_PAD = 512 << 20
 #: seconds between two looks at the heap's end while nothing grew
 WATCH_EVERY = 0.005

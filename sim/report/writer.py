@@ -51,14 +51,16 @@ DICTIONARY_INTS = ("shards",)   # the one integer column that is smaller diction
 ROW_GROUP_ROWS = 1 << 20
 #: threads that encode a long table's row groups at once (:func:`_write_chunked`): the
 #: cores this process may run on, at most four - a bound on memory, not a fitted figure:
-#: ENCODERS groups are being encoded at once, each holding its gathered columns and Arrow's buffers
-#: (~0.1 GB per 2**20 rows of the op table)
+#: each group being encoded holds its gathered columns and Arrow's buffers (~0.1 GB per
+#: 2**20 rows of the op table)
 ENCODERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                       else os.cpu_count() or 1))
 #: row groups handed to the encoders ahead of the one being written out: encoded groups wait
 #: as their Parquet bytes (~6 MB per 2**20 rows) while the writing thread waits for the GIL
 #: (the report's main thread formats the timeline meanwhile, pure Python), so the encoders
-#: go on instead of idling: a bound on memory (~50 MB at 8), not a fitted figure
+#: go on instead of idling. A bound on memory (~6 MB a group: ~50 MB at two encoders, ~100
+#: MB at four), not a fitted figure: 4 was the first multiple tried (PP8 x 8's report 1.68-1.72
+#: -> 1.62-1.65 s against ENCODERS + 1)
 AHEAD = 4 * ENCODERS
 
 __all__ = ["RUN_FILES", "SUMMED_KEYS", "SUMMED_VALUES", "summed_ops", "write_run_report"]
