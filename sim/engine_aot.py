@@ -16,8 +16,10 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.span_kernel.stamp_span`: a span of a plain run, loaded ops alone on their links;
 * :func:`sim.handoff_kernel.handoff_pairs`: which op of another stream a run may stamp;
 * :func:`sim.plan_kernel.stream_keys`: each op's stage and stream key in a plan;
-* :func:`sim.lane_kernel.quiet_lane`: what a stream with a contended memory reads per
+* :func:`sim.lane_kernel.quiet_lanes`: what each stream with a contended memory reads per
   position;
+* :func:`sim.layout_kernel.stream_layout`: the ops by stream, each op's neighbours and
+  position on its stream;
 * :func:`sim.deps_kernel.cross_counts`, :func:`sim.deps_kernel.cross_pairs`: the
   dependencies between streams, and :func:`sim.deps_kernel.late_dependency`, the invariant
   check that no op starts before a dependency ends (each for 32- and 64-bit dependency
@@ -44,7 +46,8 @@ HERE = Path(__file__).resolve().parent
 #: files whose text decides the compiled code
 SOURCES = ("beside_kernel.py", "bound_kernel.py", "dag_kernel.py", "deps_kernel.py",
            "engine_aot.py",
-           "group_kernel.py", "handoff_kernel.py", "lane_kernel.py", "plan_kernel.py",
+           "group_kernel.py", "handoff_kernel.py", "lane_kernel.py", "layout_kernel.py",
+           "plan_kernel.py",
            "quiet_kernel.py",
            "resources.py", "run_kernel.py",
            "scan_kernel.py", "span_kernel.py", "micro/dram_aot.py")
@@ -155,13 +158,18 @@ PAIRS_ARGS = {w: ((w, 1), (w, 1), ("b1", 1)) + (("i8", 1),) * 5 for w in ("i4", 
 LATE_SIG = {w: f"i8({w}[::1], {w}[::1], {_F}, {_F})" for w in ("i4", "i8")}
 LATE_ARGS = {w: ((w, 1), (w, 1), ("f8", 1), ("f8", 1)) for w in ("i4", "i8")}
 
-#: quiet_lane(ids, stop_all, signal, cand, single, adopt_after, only_wait, next_op, stops,
-#:            sig, wait, one, ends_run, waits_left, next_block, next_adoption, adopt_at)
+#: quiet_lanes(stream, bounds, with_memory, stop_all, signal, cand, single,
+#:             adopt_after, only_wait, next_op, stops, sig, wait, one, ends_run, waits_left,
+#:             next_block, next_adoption, adopt_at, n_adopt)
 _B = "b1[::1]"
-LANE_SIG = (f"i8({_I}, {_B}, {_B}, {_B}, {_B}, {_I}, {_I}, {_I}, {_B}, {_B}, {_B}, {_B}, "
-            f"{_B}, {_B}, {_I}, {_I}, {_I})")
-LANE_ARGS = (("i8", 1),) + (("b1", 1),) * 4 + (("i8", 1),) * 3 + (("b1", 1),) * 6 + \
-    (("i8", 1),) * 3
+LANE_SIG = (f"none({_J}, {_I}, {_B}, {_B}, {_B}, {_B}, {_B}, {_I}, {_I}, {_I}, {_B}, "
+            f"{_B}, {_B}, {_B}, {_B}, {_B}, {_I}, {_I}, {_I}, {_I})")
+LANE_ARGS = (("i4", 1), ("i8", 1)) + (("b1", 1),) * 5 + (("i8", 1),) * 3 + (("b1", 1),) * 6 + \
+    (("i8", 1),) * 4
+
+#: stream_layout(stream, bounds, by_stream, prev, after, position) for 32-bit stream codes
+LAYOUT_SIG = f"none({_J}, {_I}, {_I}, {_I}, {_I}, {_I})"
+LAYOUT_ARGS = (("i4", 1),) + (("i8", 1),) * 5
 
 #: used_labels(codes, used), for codes of each width
 USED_SIG = {w: f"none({w}[::1], b1[::1])" for w in ("i1", "i4", "i8")}
@@ -189,14 +197,14 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp
                                  "point_groups_i8", "handoff_pairs", "stream_keys",
                                  "stream_sums", "cross_counts_i4",
                                  "cross_counts_i8", "cross_pairs_i4", "cross_pairs_i8",
-                                 "quiet_lane", "used_labels_i1", "used_labels_i4",
+                                 "quiet_lanes", "used_labels_i1", "used_labels_i4",
                                  "used_labels_i8", "lut_key_i1", "lut_key_i4", "lut_key_i8",
                                  "offset_key_i4", "offset_key_i8", "first_groups",
                                  "distinct_marked_i4", "distinct_marked_i8",
                                  "group_sums_i4",
                                  "group_sums_i8", "row_sums", "late_dependency_i4",
                                  "late_dependency_i8", "adopted_run", "adopted_taken",
-                                 "stamp_bounded", "kind"])
+                                 "stamp_bounded", "stream_layout", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -223,7 +231,7 @@ def kernels() -> Kernels:
                             *(dram_aot.checked(getattr(mod, f"cross_{what}_{w}"), args[w])
                               for what, args in (("counts", COUNTS_ARGS), ("pairs", PAIRS_ARGS))
                               for w in ("i4", "i8")),
-                            dram_aot.checked(mod.quiet_lane, LANE_ARGS),
+                            dram_aot.checked(mod.quiet_lanes, LANE_ARGS),
                             *(dram_aot.checked(getattr(mod, f"used_labels_{w}"), USED_ARGS[w])
                               for w in ("i1", "i4", "i8")),
                             *(dram_aot.checked(getattr(mod, f"lut_key_{w}"), LUT_ARGS[w])
@@ -240,7 +248,8 @@ def kernels() -> Kernels:
                                                LATE_ARGS[w]) for w in ("i4", "i8")),
                             dram_aot.checked(mod.adopted_run, RUN_ARGS),
                             dram_aot.checked(mod.adopted_taken, TAKEN_ARGS),
-                            dram_aot.checked(mod.stamp_bounded, BOUNDED_ARGS), "aot"),
+                            dram_aot.checked(mod.stamp_bounded, BOUNDED_ARGS),
+                            dram_aot.checked(mod.stream_layout, LAYOUT_ARGS), "aot"),
         jit_kernels)
 
 
@@ -261,7 +270,8 @@ def jit_kernels() -> Kernels:
         used_labels,
     )
     from sim.handoff_kernel import handoff_pairs
-    from sim.lane_kernel import quiet_lane
+    from sim.lane_kernel import quiet_lanes
+    from sim.layout_kernel import stream_layout
     from sim.plan_kernel import stream_keys
     from sim.quiet_kernel import stamp_bounded, stamp_quiet
     from sim.run_kernel import adopted_run, adopted_taken
@@ -270,11 +280,11 @@ def jit_kernels() -> Kernels:
 
     return Kernels(stamp_beside, dag_times, scan_run, stamp_span, stamp_quiet, quiet_until,
                    point_groups, point_groups, handoff_pairs, stream_keys, stream_sums,
-                   cross_counts, cross_counts, cross_pairs, cross_pairs, quiet_lane, used_labels,
+                   cross_counts, cross_counts, cross_pairs, cross_pairs, quiet_lanes, used_labels,
                    used_labels, used_labels, lut_key, lut_key, lut_key, offset_key, offset_key,
                    first_groups, distinct_marked, distinct_marked, group_sums, group_sums,
                    row_sums, late_dependency, late_dependency, adopted_run, adopted_taken,
-                   stamp_bounded, "jit")
+                   stamp_bounded, stream_layout, "jit")
 
 
 def module_name() -> str:
@@ -293,6 +303,7 @@ def build(directory: Path, name: str | None = None) -> Path:
         group_kernel,
         handoff_kernel,
         lane_kernel,
+        layout_kernel,
         plan_kernel,
         quiet_kernel,
         run_kernel,
@@ -316,7 +327,7 @@ def build(directory: Path, name: str | None = None) -> Path:
          *((f"cross_{what}_{w}", sigs[w], fn) for what, sigs, fn in (
              ("counts", COUNTS_SIG, deps_kernel.cross_counts),
              ("pairs", PAIRS_SIG, deps_kernel.cross_pairs)) for w in ("i4", "i8")),
-         ("quiet_lane", LANE_SIG, lane_kernel.quiet_lane),
+         ("quiet_lanes", LANE_SIG, lane_kernel.quiet_lanes),
          *((f"used_labels_{w}", USED_SIG[w], group_kernel.used_labels)
            for w in ("i1", "i4", "i8")),
          *((f"lut_key_{w}", LUT_SIG[w], group_kernel.lut_key) for w in ("i1", "i4", "i8")),
@@ -330,5 +341,6 @@ def build(directory: Path, name: str | None = None) -> Path:
            for w in ("i4", "i8")),
          ("adopted_run", RUN_SIG, run_kernel.adopted_run),
          ("adopted_taken", TAKEN_SIG, run_kernel.adopted_taken),
-         ("stamp_bounded", BOUNDED_SIG, quiet_kernel.stamp_bounded)),
+         ("stamp_bounded", BOUNDED_SIG, quiet_kernel.stamp_bounded),
+         ("stream_layout", LAYOUT_SIG, layout_kernel.stream_layout)),
         "the engine's loops")

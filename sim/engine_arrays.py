@@ -76,7 +76,7 @@ from sim.engine_dag import contention_free
 from sim.load_index import LoadIndex, loads_alone
 from sim.resources import occupy
 from sim.stream_chains import handoffs
-from sim.stream_order import neighbours, offsets, stream_order
+from sim.stream_order import stream_layout
 from sim.system.plan import Plan
 from workloads.trace import Trace
 
@@ -89,6 +89,10 @@ FUTILE = 64
 #: only the events)
 MAX_BESIDE = 1024
 MIN_BESIDE = 8
+#: a quiet run's links are filled in before its compiled stamp where its stream's runs may
+#: load at most this many (:func:`_run_links`); else each when the stamp first meets it
+#: (speed only: the same floats either way)
+PREFILL_LINKS = 4
 #: stamp windows without link loads by the compiled loop (sim/beside_kernel.py); False: the
 #: Python loop, which gives the same floats (tests compare the two)
 COMPILED_BESIDE = True
@@ -177,10 +181,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     env = simpy.Environment()
     streams = {name: [] for name in names}
     resources, memory_of, op_loads = engine._resources(env, plan, streams)
-    by_stream = stream_order(stream, len(names))
-    bounds = offsets(stream, len(names))   # where each stream's ops begin in by_stream
-    # each op's op before and after it on its stream (-1: none)
-    prev_op, next_op = neighbours(by_stream, bounds)
+    # the ops by stream, where each stream's begin in them, each op's op before and after it
+    # on its stream (-1: none) and its position there
+    by_stream, bounds, prev_op, next_op, position = stream_layout(stream, len(names))
     dram = np.array([c.dram_bytes if c is not None else 0.0 for c in table] or [0.0])
     shares = np.array([c is not None and c.detail.get("memory_share") is not None
                        for c in table] or [False])
@@ -191,16 +194,19 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     # reserves a share of the memory, or moves bytes twice through one resource: two loads
     # on one resource share it even when nothing else is in flight)
     rate_of = np.array([memory_of[nm].rate if nm in memory_of else math.inf for nm in names])
-    with_memory = np.isfinite(rate_of)[stream]
-    size_all = np.where(with_memory, dram[kind], 0.0)
-    dur_all = per_kind[kind]
-    lat_all = dur_all.copy()            # each op's latency (s)
+    size_all, dur_all, stop_all = _per_op_alone(kind, stream, per_kind, dram, shares, rate_of)
+    lat_all = per_kind[kind]            # each op's latency (s)
     stream64 = stream.astype(np.int64)
     code_of = {nm: c for c, nm in enumerate(names)}
-    moving = size_all > 0
-    dur_all[moving] = np.maximum(dur_all[moving], size_all[moving] / rate_of[stream[moving]])
-    stop_all = shares[kind] & with_memory
     loads = LoadIndex(op_loads or {}, n)
+    list_of_op, load_lists = _items(loads.of_op), loads.lists
+
+    def loads_of(i: int, absent=()):
+        """Op ``i``'s link loads (its list in ``op_loads``; ``absent`` where it has none):
+        read from the index's per-op codes, not the mapping (a :class:`GroupedLoads` lookup
+        builds a table per op id on its first call, ~0.09 s at 10M ops)."""
+        c = list_of_op[i]
+        return load_lists[c] if c >= 0 else absent
     if op_loads:
         loaded_ids = loads.ids
         longest, twice = loads_alone(loads.lists)
@@ -246,9 +252,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     flagged = np.frombuffer(flagged_bytes, dtype=np.uint8)
     sleep_on = np.full(len(names), -1, dtype=np.int64)
     owner_code = _items(stream64)        # each op's stream code, read an element at a time
-    position = np.empty(n, dtype=np.int64)      # each op's position on its stream
-    for c in range(len(names)):
-        position[by_stream[bounds[c]:bounds[c + 1]]] = np.arange(bounds[c + 1] - bounds[c])
 
     def waits_yet(i: int) -> bool:
         """Whether op ``i`` still waits for an op of another stream not signalled yet."""
@@ -285,7 +288,11 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     # streams that move bytes through it; per (resource, stream) the positions of the
     # stream's ops that do; per stream the running sum of its ops' durations alone (with the
     # collective each takes turns with, ``adopt_after``), by position
+    # what a stream with a contended memory reads per position in its quiet runs (lane_of)
+    quiet_arrays = _quiet_arrays(names, memory_of, stream, bounds, stop_all, signal, cand,
+                                 single, adopt_after, only_wait, next_op)
     users = _users(names, stream, memory_of, loads)
+    run_links = _run_links(stream, len(names), adopt_after, loads) if memory_of else []
     res_code = {key: rc for rc, key in enumerate(users)}
     use = _use_positions(names, stream, position, by_stream, bounds, memory_of, loads,
                          size_all, stop_all)
@@ -341,7 +348,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         """Whether op ``i``'s link loads, started at ``s`` (s), are alone on their links
         until it ends at ``done_at``: nothing in flight, and no other user able to start
         before (``bound``: :func:`quiet_until` per resource, kept across a run)."""
-        for res, nb in op_loads[i]:
+        for res, nb in loads_of(i):
             if nb > 0 and (res.solo_end(nb, s) is None or
                            not done_at < bound_of(bound, res, busy)):
                 return False
@@ -352,7 +359,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         """:func:`links_alone`, and where it holds :func:`count_links` (each timer computed
         once)."""
         timers = []
-        for res, nb in op_loads[i]:
+        for res, nb in loads_of(i):
             if nb > 0:
                 timer = res.solo_end(nb, s)
                 if timer is None or not done_at < bound_of(bound, res, busy):
@@ -364,7 +371,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
 
     def count_links(i: int, s: float) -> None:
         """Count op ``i``'s link loads, alone from ``s`` (s), as their timers count them."""
-        for res, nb in op_loads[i]:
+        for res, nb in loads_of(i):
             if nb > 0:
                 res.add_solo(nb, s, res.solo_end(nb, s))
 
@@ -505,14 +512,18 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             q_ok[c] = UNKNOWN
             q_bound[c] = math.nan
 
-    def stamp_run(run: np.ndarray, memory, name: str) -> tuple[int, float]:
+    def stamp_run(run: np.ndarray, memory, name: str, links: list[int]) -> tuple[int, float]:
         """:func:`stamp_alone` of a quiet run from now, for stream ``name`` alone, its bounds
         computed inside the compiled call (:func:`sim.quiet_kernel.stamp_bounded`: the values
         :func:`bound_of` gives, nothing having changed since the run began), which returns
-        only for a link whose state is not filled in yet."""
+        only for a link whose state is not filled in yet. ``links``: the links the stream's
+        runs may load, filled in first (:func:`_run_links`; each return and call again cost
+        more than filling a link the run does not load, which it leaves as it was)."""
         load_memory(memory, len(run))
         mem_rc, own, now = res_code[id(memory)], code_of[name], env.now
-        filled = []
+        for c in links:
+            fill_link(c)
+        filled = list(links)
         while True:
             f, t, want = stamp_bounded(run, now, *quiet_args, quiet_times, mem_rc, link_rc, own,
                                        now, *bound_tail)
@@ -747,20 +758,20 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             j += 1
         y_done = replay.y_done
         y_end = max(y_start + float(per_kind[kind[y]]), y_done)
-        for res, nb in (op_loads.get(y, ()) if op_loads else ()):
+        for res, nb in loads_of(y):
             if nb > 0:
                 timer = res.solo_end(nb, y_start)
                 if timer is None:
                     return None
                 y_end = max(y_end, timer)
-        if not y_done < limit or (op_loads and y in op_loads and
+        if not y_done < limit or (loads_of(y) and
                                   not links_alone(y, y_start, y_end, busy, bound)):
             return None
         replay.commit()
         for i, s, done_at in stamped:
             start[i], end[i] = s, done_at
         start[y], end[y] = y_start, y_end
-        if op_loads and y in op_loads:
+        if loads_of(y):
             count_links(y, y_start)
         return j, t, y_end
 
@@ -835,7 +846,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             if 2 * (e - k) + 3 > len(run_buf):
                 run_buf = np.empty(4 * (e - k) + 6, dtype=np.int64)
             n_run, lo, hi = adopted_run(ids, k, e, upto, adopt_at, adopt_after, lead, run_buf)
-            f, t = stamp_run(run_buf[:n_run], memory, name)
+            f, t = stamp_run(run_buf[:n_run], memory, name, lane["quiet_links"])
         if f == 0:
             if lead < 0:
                 return k - 1, env.now
@@ -897,19 +908,17 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         # does not follow on from the one before it, the op after that one on the same
         # stream, needs its stream asleep on it: a run ends there); compiled:
         # sim/lane_kernel.py
-        stops, sig, wait, one, ends_run, waits_left = (np.empty(m, dtype=bool)
-                                                        for _ in range(6))
-        next_block, next_adoption = np.empty(m + 1, dtype=np.int64), \
-            np.empty(m + 1, dtype=np.int64)
-        adopt_at = np.empty(m, dtype=np.int64)
+        # sim/lane_kernel.py, for every such stream at once (``quiet_arrays``)
         ids = np.ascontiguousarray(ids, dtype=np.int64)   # as the compiled loops read them
-        n_adopt = kernels().quiet_lane(
-            ids, stop_all, signal, cand, single, adopt_after, only_wait, next_op, stops, sig,
-            wait, one, ends_run, waits_left, next_block, next_adoption, adopt_at)
-        lane = {"ids": ids, "id_list": ids, "sig": sig, "wait": wait, "one": one,
-                "stops": stops, "adoption_at": adopt_at[:n_adopt], "ends_run": ends_run,
-                "waits_left": waits_left, "next_block": next_block,
-                "next_adoption": next_adoption}
+        code = int(stream[ids[0]]) if m else 0
+        lo, hi = int(bounds[code]), int(bounds[code + 1])
+        per_op = {key: quiet_arrays[key][lo:hi] for key in (
+            "stops", "sig", "wait", "one", "ends_run", "waits_left")}
+        lane = {"ids": ids, "id_list": ids, **per_op,
+                "adoption_at": quiet_arrays["adopt_at"][lo:lo + quiet_arrays["n_adopt"][code]],
+                "next_block": quiet_arrays["next_block"][lo + code:hi + code + 1],
+                "next_adoption": quiet_arrays["next_adoption"][lo + code:hi + code + 1],
+                "quiet_links": run_links[code] if m else []}
         # what the compiled scan reads (flags as bytes), checked once here
         lane["scan_lane"] = (lane["next_block"], *(
             np.ascontiguousarray(lane[key]).view(np.uint8)
@@ -1003,7 +1012,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 k = e + 1
                 continue
             cost = kind_cost[kind[i]]
-            loads = op_loads.get(i) if op_loads else None
+            loads = loads_of(i, None)
             share = cost.detail.get("memory_share") if memory is not None else None
             start[i] = env.now
             st_kind[own], st_t[own], st_op[own] = \
@@ -1078,6 +1087,77 @@ def _next_at(at: np.ndarray, m: int) -> np.ndarray:
     positions are marked, 15x where 1% are)."""
     ends = np.append(at, m).astype(np.int64, copy=False)
     return np.repeat(ends, np.diff(ends, prepend=-1))
+
+
+def _quiet_arrays(names, memory_of: dict, stream: np.ndarray, bounds: np.ndarray,
+                  stop_all: np.ndarray, signal: np.ndarray,
+                  cand: np.ndarray, single: np.ndarray, adopt_after: np.ndarray,
+                  only_wait: np.ndarray, next_op: np.ndarray) -> dict[str, np.ndarray]:
+    """The quiet-run arrays of every stream with a contended memory (``memory_of``), each
+    stream's at its ops' range of the stream order (``bounds``; the ``m + 1`` long ones at
+    ``bounds[s] + s``), from one compiled pass (:func:`sim.lane_kernel.quiet_lanes`, which
+    documents them); empty where no stream has one."""
+    if not memory_of:
+        return {}
+    n = len(stream)
+    with_memory = np.array([nm in memory_of for nm in names], dtype=bool)
+    out = {key: np.empty(n, dtype=bool)
+           for key in ("stops", "sig", "wait", "one", "ends_run", "waits_left")}
+    out.update(next_block=np.empty(n + len(names), dtype=np.int64),
+               next_adoption=np.empty(n + len(names), dtype=np.int64),
+               adopt_at=np.empty(n, dtype=np.int64),
+               n_adopt=np.empty(len(names), dtype=np.int64))
+    kernels().quiet_lanes(np.ascontiguousarray(stream, dtype=np.int32), bounds, with_memory,
+                          stop_all, signal, cand, single, adopt_after, only_wait, next_op,
+                          *(out[key] for key in ("stops", "sig", "wait", "one", "ends_run",
+                                                 "waits_left", "next_block", "next_adoption",
+                                                 "adopt_at", "n_adopt")))
+    return out
+
+
+def _run_links(stream: np.ndarray, n_streams: int, adopt_after: np.ndarray,
+               loads: LoadIndex) -> list[list[int]]:
+    """Per stream code: the link codes (in ``loads.resources``) its quiet runs may load - its
+    ops' loads and those of the streams whose ops it adopts (``adopt_after``, -1: none; per
+    op, as long as ``stream``) - or none where more than :data:`PREFILL_LINKS` (then each
+    is filled when a run meets it)."""
+    links: list[set[int]] = [set() for _ in range(n_streams)]
+    for c, code, _ in loads.by_list(stream):
+        links[code].update(loads.res[loads.ptr[c]:loads.ptr[c + 1]].tolist())
+    if len(adopt_after) == len(stream):
+        xs = np.flatnonzero(adopt_after >= 0)
+        pairs = distinct_ints(stream[xs].astype(np.int64) * n_streams
+                              + stream[adopt_after[xs]])
+        own = [set(x) for x in links]
+        for pair in pairs.tolist():
+            links[pair // n_streams] |= own[pair % n_streams]
+    return [sorted(x) if len(x) <= PREFILL_LINKS else [] for x in links]
+
+
+def _per_op_alone(kind: np.ndarray, stream: np.ndarray, per_kind: np.ndarray,
+                  dram: np.ndarray, shares: np.ndarray, rate_of: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per op: its bytes through its stream's contended memory (0 where the stream has none:
+    ``rate_of`` inf), its duration alone (s; the longest of its latency ``per_kind`` and
+    its bytes at the memory's rate ``rate_of``, B/s) and whether it reserves a share of the
+    memory (``shares``). Each is a function of (kind, stream), so it is worked out once per
+    pair and gathered per op (one pass over the ops instead of seven)."""
+    n_streams = len(rate_of)
+    if len(per_kind) * n_streams > max(len(kind), 1 << 16):   # few ops per pair: per op
+        with_memory = np.isfinite(rate_of)[stream]
+        size = np.where(with_memory, dram[kind], 0.0)
+        dur = per_kind[kind]
+        moving = size > 0
+        dur[moving] = np.maximum(dur[moving], size[moving] / rate_of[stream[moving]])
+        return size, dur, shares[kind] & with_memory
+    with_memory = np.isfinite(rate_of)[None, :]
+    size_tab = np.where(with_memory, dram[:, None], 0.0)
+    lat_tab = np.broadcast_to(per_kind[:, None], size_tab.shape)
+    dur_tab = np.where(size_tab > 0, np.maximum(lat_tab, size_tab / rate_of[None, :]),
+                       lat_tab)
+    stop_tab = shares[:, None] & with_memory
+    pair = kind.astype(np.int64) * n_streams + stream
+    return size_tab.ravel()[pair], dur_tab.ravel()[pair], stop_tab.ravel()[pair]
 
 
 def _use_positions(names, stream: np.ndarray, position: np.ndarray, by_stream: np.ndarray,

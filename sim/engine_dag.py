@@ -95,16 +95,17 @@ def _first_ops_contend(m: int, dep_ptr: np.ndarray, dep_idx: np.ndarray, prev: n
     start, end = np.empty(m), np.empty(m)
     if not kernels().dag_times(ptr, idx, prev[:m], dur[:m], start, end):
         return True
-    keep = np.zeros(len(stream), dtype=bool)
-    keep[:m] = True
     return any(_alone(res, ids, nbytes, start, end, prev, ptr, idx) is None
-               for res, ids, nbytes in _tasks(stream, names, size, memory_of, loads, keep))
+               for res, ids, nbytes in _tasks(stream, names, size, memory_of, loads, first=m))
 
 
 def _tasks(stream: np.ndarray, names, size: np.ndarray, memory_of: dict, loads: LoadIndex,
-           keep: np.ndarray | None = None):
+           keep: np.ndarray | None = None, first: int | None = None):
     """Per resource that ops move bytes through: (resource, op ids, bytes of each); only the
-    ops where ``keep`` holds, if given."""
+    ops where ``keep`` holds, if given, and only ops ``0..first-1``, if given (read from the
+    first ``first`` entries alone: the early check costs ~1/PREFIX of the whole one)."""
+    if first is not None:
+        stream, size = stream[:first], size[:first]
     out: dict[int, tuple] = {}
     by_memory: dict[int, tuple] = {}
     for code, name in enumerate(names):
@@ -112,15 +113,19 @@ def _tasks(stream: np.ndarray, names, size: np.ndarray, memory_of: dict, loads: 
         if mem is not None:
             by_memory.setdefault(id(mem), (mem, []))[1].append(code)
     for mem, codes in by_memory.values():
-        moves = (size > 0) & np.isin(stream, codes)
+        member = np.zeros(len(names), dtype=bool)     # per stream code: whether it uses mem
+        member[codes] = True
+        moves = (size > 0) & member[stream]
         ids = np.flatnonzero(moves if keep is None else moves & keep)
         if len(ids):
             out[id(mem)] = (mem, [ids], [size[ids]])
     for code, at in loads.groups():     # ops sharing a list of loads
+        if first is not None:
+            at = at[at < first]
         if keep is not None:
             at = at[keep[at]]
-            if not len(at):
-                continue
+        if not len(at):
+            continue
         for res, nb in loads.lists[code]:
             if nb > 0:
                 got = out.setdefault(id(res), (res, [], []))

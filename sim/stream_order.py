@@ -1,5 +1,6 @@
 """Ops grouped by stream, for the several-stream engine: their stable order, each stream's
-bounds in it (:func:`offsets`), and each op's neighbours on its stream."""
+bounds in it (:func:`offsets`), and each op's neighbours on its stream; all of them and each
+op's position on its stream in one compiled pass (:func:`stream_layout`)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,19 @@ def neighbours(by_stream: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, n
     prev[by_stream[lo[used]]] = -1
     after[by_stream[hi[used] - 1]] = -1
     return prev, after
+
+
+def stream_layout(stream: np.ndarray, n_streams: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(:func:`stream_order`, :func:`offsets`, :func:`neighbours`' two arrays, each op's
+    position on its stream), all int64, from one counting pass and one placing pass over the
+    ops (compiled: :func:`sim.layout_kernel.stream_layout`; the numpy functions take ~5
+    passes, ~0.3 s for 10M ops)."""
+    from sim.engine_aot import kernels
+
+    n = len(stream)
+    codes = np.ascontiguousarray(stream, dtype=np.int32)
+    bounds = np.empty(n_streams + 1, dtype=np.int64)
+    by_stream, prev, after, position = (np.empty(n, dtype=np.int64) for _ in range(4))
+    kernels().stream_layout(codes, bounds, by_stream, prev, after, position)
+    return by_stream, bounds, prev, after, position

@@ -9,7 +9,7 @@
   the report's rollups through it equal pandas ``groupby`` on a real run's table.
 * :func:`sim.plan_kernel.stream_keys`: each op's stage and stream key, by hand.
 * :mod:`sim.deps_kernel`: the dependency tables between streams, against Python lists.
-* :func:`sim.lane_kernel.quiet_lane`: a stream's quiet-run arrays, against their rules.
+* :func:`sim.lane_kernel.quiet_lanes`: the streams' quiet-run arrays, against their rules.
 
 The plan and engine that use them are checked against the op-by-op walk and engine in
 tests/test_array_plan.py.
@@ -276,39 +276,54 @@ def _next_marked(marked: list[bool]) -> list[int]:
 
 
 @pytest.mark.parametrize("which", ["aot", "jit"])
-def test_quiet_lane_by_its_rules(which):
-    """A stream's quiet-run arrays (sim/lane_kernel.py) against its rules in plain Python,
-    on random flags and adoptions (some following on from the one before, some not)."""
+def test_quiet_lanes_by_their_rules(which):
+    """The streams' quiet-run arrays (sim/lane_kernel.py) against their rules in plain
+    Python, stream by stream, on random flags and adoptions (some following on from the one
+    before, some not), ops of three streams interleaved; the stream without a memory is left
+    unwritten."""
+    from sim.stream_order import stream_layout
+
     rng = np.random.default_rng(3)
     n = 400
-    ids = np.sort(rng.choice(n, 150, replace=False)).astype(np.int64)
+    stream = rng.choice([0, 1, 2], n, p=[0.4, 0.2, 0.4]).astype(np.int32)
+    by_stream, bounds, _, _, _ = stream_layout(stream, 3)
+    with_memory = np.array([True, False, True])
     stop_all, signal, cand, single = (rng.random(n) < q for q in (0.05, 0.3, 0.4, 0.2))
     next_op = rng.integers(-1, n, n).astype(np.int64)
     adopt_after = np.where(rng.random(n) < 0.3, rng.integers(0, n, n), -1).astype(np.int64)
-    follows = np.flatnonzero(adopt_after >= 0)   # some adoptions follow on from the one before
-    for a, b in zip(follows[:-1:2], follows[1::2], strict=False):
-        adopt_after[b] = next_op[adopt_after[a]] if next_op[adopt_after[a]] >= 0 else -1
+    for c in (0, 2):     # some adoptions follow on from the one before on their stream
+        follows = [o for o in by_stream[bounds[c]:bounds[c + 1]] if adopt_after[o] >= 0]
+        for a, b in zip(follows[:-1:2], follows[1::2], strict=False):
+            adopt_after[b] = next_op[adopt_after[a]] if next_op[adopt_after[a]] >= 0 else -1
     only_wait = np.where(rng.random(n) < 0.5, np.roll(adopt_after, 1), -1).astype(np.int64)
-    m = len(ids)
-    out = [np.empty(m, dtype=bool) for _ in range(6)] + \
-        [np.empty(m + 1, dtype=np.int64) for _ in range(2)] + [np.empty(m, dtype=np.int64)]
-    fn = (kernels() if which == "aot" else jit_kernels()).quiet_lane
-    count = fn(ids, stop_all, signal, cand, single, adopt_after, only_wait, next_op, *out)
-    stops, sig, wait, one, ends_run, waits_left, next_block, next_adoption, adopt_at = out
-    ys = [int(adopt_after[o]) for o in ids]
-    at = [p for p in range(m) if ys[p] >= 0]
-    heads = {p for j, p in enumerate(at) if j == 0 or ys[p] != next_op[ys[at[j - 1]]]}
-    want_ends = [bool(signal[o]) and ys[p] < 0 or p in heads for p, o in enumerate(ids)]
-    want_left = [bool(cand[o]) and not (p > 0 and ys[p - 1] >= 0 and only_wait[o] == ys[p - 1])
-                 for p, o in enumerate(ids)]
-    assert count == len(at) and adopt_at[:count].tolist() == at
-    assert 0 < len(heads) < len(at)   # both kinds of adoption occur
-    for got, flags in ((stops, stop_all), (sig, signal), (wait, cand), (one, single)):
-        assert got.tolist() == flags[ids].tolist()
-    assert ends_run.tolist() == want_ends and waits_left.tolist() == want_left
-    assert next_adoption.tolist() == _next_marked([y >= 0 for y in ys])
-    assert next_block.tolist() == _next_marked(
-        [bool(stop_all[o]) or want_ends[p] or want_left[p] for p, o in enumerate(ids)])
+    out = [np.zeros(n, dtype=bool) for _ in range(6)] + \
+        [np.full(n + 3, -7, dtype=np.int64) for _ in range(2)] + \
+        [np.empty(n, dtype=np.int64), np.empty(3, dtype=np.int64)]
+    fn = (kernels() if which == "aot" else jit_kernels()).quiet_lanes
+    fn(stream, bounds, with_memory, stop_all, signal, cand, single, adopt_after,
+       only_wait, next_op, *out)
+    stops_f, sig_f, wait_f, one_f, ends_f, left_f, block_f, adoption_f, at_f, count = out
+    for c in (0, 2):
+        lo, hi = bounds[c], bounds[c + 1]
+        ids, m = by_stream[lo:hi], hi - lo
+        ys = [int(adopt_after[o]) for o in ids]
+        at = [p for p in range(m) if ys[p] >= 0]
+        heads = {p for j, p in enumerate(at) if j == 0 or ys[p] != next_op[ys[at[j - 1]]]}
+        want_ends = [bool(signal[o]) and ys[p] < 0 or p in heads for p, o in enumerate(ids)]
+        want_left = [bool(cand[o]) and not (p > 0 and ys[p - 1] >= 0
+                                            and only_wait[o] == ys[p - 1])
+                     for p, o in enumerate(ids)]
+        assert count[c] == len(at) and at_f[lo:lo + count[c]].tolist() == at
+        assert 0 < len(heads) < len(at)   # both kinds of adoption occur
+        for got, flags in ((stops_f, stop_all), (sig_f, signal), (wait_f, cand),
+                           (one_f, single)):
+            assert got[lo:hi].tolist() == flags[ids].tolist()
+        assert ends_f[lo:hi].tolist() == want_ends and left_f[lo:hi].tolist() == want_left
+        assert adoption_f[lo + c:hi + c + 1].tolist() == _next_marked([y >= 0 for y in ys])
+        assert block_f[lo + c:hi + c + 1].tolist() == _next_marked(
+            [bool(stop_all[o]) or want_ends[p] or want_left[p] for p, o in enumerate(ids)])
+    lo, hi = bounds[1], bounds[2]     # the stream without a memory: untouched
+    assert not ends_f[lo:hi].any() and (block_f[lo + 1:hi + 2] == -7).all()
 
 
 @pytest.mark.parametrize("width", ["i1", "i4", "i8"])

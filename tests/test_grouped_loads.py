@@ -79,3 +79,26 @@ def test_routed_bytes_and_load_index_equal_the_dicts():
     assert new.ids.tolist() == old.ids.tolist() and new.code.tolist() == old.code.tolist()
     assert [id(x) for x in new.lists] == [id(x) for x in old.lists]
     assert new.of_op.tolist() == old.of_op.tolist()
+
+
+def test_lookups_by_search_equal_the_table(monkeypatch):
+    """The first lookups search ``ids``, later ones read the per-op table, and ``having`` of
+    a few ids searches: each answer is the dict's, ids between, before and past the ops
+    included."""
+    from sim.system import grouped_loads
+
+    rng = np.random.default_rng(3)
+    ids = np.arange(2, 3000, 3)
+    tuples = [(Load("x", 1.0),), (Load("y", 2.0),), (Load("x", 3.0), Load("y", 4.0))]
+    group = rng.integers(0, 3, len(ids))
+    ref = {i: tuples[g] for i, g in zip(ids.tolist(), group.tolist(), strict=True)}
+    asked = list(range(-2, 3005))
+    monkeypatch.setattr(grouped_loads, "SEARCHES_BEFORE_TABLE", 1000)
+    grouped = GroupedLoads(ids, group, tuples)
+    got = [grouped.get(i) for i in asked]          # 1,000 searched, the rest from the table
+    assert got == [ref.get(i) for i in asked] and grouped._of is not None
+    few = np.array([-1, 0, 2, 3, 5, 2999, 3000, 4000])
+    searched = GroupedLoads(ids, group, tuples)
+    assert searched.having(few).tolist() == [i in ref for i in few.tolist()]
+    assert searched._of is None                    # answered without the table
+    assert searched.having(np.array(asked)).tolist() == [i in ref for i in asked]

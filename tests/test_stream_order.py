@@ -8,7 +8,7 @@ import bisect
 import numpy as np
 import pytest
 
-from sim.stream_order import neighbours, offsets, stream_order
+from sim.stream_order import neighbours, offsets, stream_layout, stream_order
 
 
 def _by_loop(stream: list[int], n_streams: int):
@@ -35,6 +35,25 @@ def test_order_and_neighbours_equal_a_loop(n_streams):
     assert bounds.tolist() == [bisect.bisect_left(codes, c) for c in range(n_streams + 1)]
     got_prev, got_after = neighbours(by_stream, bounds)
     assert got_prev.tolist() == prev and got_after.tolist() == after
+    # the compiled layout: the same arrays, and each op's position on its stream
+    layout = stream_layout(stream, n_streams)
+    assert [a.tolist() for a in layout[:4]] == [order, bounds.tolist(), prev, after]
+    count: dict[int, int] = {}
+    want_pos = []
+    for s in stream.tolist():
+        want_pos.append(count.get(s, 0))
+        count[s] = want_pos[-1] + 1
+    assert layout[4].tolist() == want_pos
+
+
+def test_layout_hand_counted():
+    """Streams 1, 0, 1, 1, 0 of three: stream 0 holds ops 1 and 4, stream 1 ops 0, 2, 3,
+    stream 2 none; positions 0, 0, 1, 2, 1."""
+    by_stream, bounds, prev, after, position = stream_layout(
+        np.array([1, 0, 1, 1, 0], dtype=np.int32), 3)
+    assert by_stream.tolist() == [1, 4, 0, 2, 3] and bounds.tolist() == [0, 2, 5, 5]
+    assert prev.tolist() == [-1, -1, 0, 2, 1] and after.tolist() == [2, 4, 3, -1, -1]
+    assert position.tolist() == [0, 0, 1, 2, 1]
 
 
 def test_hand_counted():
