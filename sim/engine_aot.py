@@ -13,6 +13,8 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.bound_kernel.quiet_until`: how long a contended resource stays quiet, and
   :func:`sim.bound_kernel.stream_sums`, the running sums it reads;
 * :func:`sim.scan_kernel.scan_run`: where a quiet run may end, and the ops it runs beside;
+* :func:`sim.step_kernel.quiet_step`: a quiet run's scan, adoptions, stamp and what it took,
+  in one call;
 * :func:`sim.span_kernel.stamp_span`: a span of a plain run, loaded ops alone on their links;
 * :func:`sim.handoff_kernel.handoff_pairs`: which op of another stream a run may stamp;
 * :func:`sim.plan_kernel.stream_keys`: each op's stage and stream key in a plan;
@@ -50,7 +52,7 @@ SOURCES = ("beside_kernel.py", "bound_kernel.py", "dag_kernel.py", "deps_kernel.
            "plan_kernel.py",
            "quiet_kernel.py",
            "resources.py", "run_kernel.py",
-           "scan_kernel.py", "span_kernel.py", "micro/dram_aot.py")
+           "scan_kernel.py", "span_kernel.py", "step_kernel.py", "micro/dram_aot.py")
 _I, _F = "i8[::1]", "f8[::1]"
 #: stamp_beside(run, cuts, place_pos, place_y, wait_pos, wait_ptr, wait_y, t, lat, dur, size,
 #:              stream, free, rate_ok, rate, quiet, limit_of, moved, busy, last, start, end,
@@ -100,6 +102,24 @@ BOUNDED_SIG = f"{QUIET_SIG[:-1]}, i8, {_I}, i8, f8, {_BOUND_TAIL})"
 BOUNDED_ARGS = QUIET_ARGS + (None, ("i8", 1), None, None) + (("i8", 1),) * 4 + \
     (None, ("i8", 1), ("f8", 1), ("i8", 1), ("f8", 1), ("i8", 1), ("f8", 1)) + \
     (("i8", 1),) * 3 + (("u1", 1),) + (("i8", 1),) * 2 + (None,)
+
+#: quiet_step's status: no position taken, ops beside (Python stamps them), a buffer too
+#: short, a link's state wanted, stamped
+STEP_NONE, STEP_BESIDE, STEP_GROW, STEP_WANT, STEP_STAMPED = 0, 1, 2, 3, 4
+#: quiet_step's parameters (sim/step_kernel.py) and their types: arrays (1-d, C order) by
+#: their dtype's letter and width in capitals, scalars in lower case
+STEP_PARAMS = (
+    "k:i8 m:i8 cut:i8 first:i8 lead:i8 cap:i8 now:f8 mem_rc:i8 own:i8 blocked:I8 stops:U1 "
+    "waits_left:U1 ends_run:U1 ids:I8 adopt_at:I8 wait_at:I8 wait_on:I8 done:U1 beside:I8 "
+    "next_op:I8 stream:I8 sleep_on:I8 moved:I8 out_pos:I8 out_y:I8 adopt_after:I8 "
+    "run_buf:I8 dur:F8 size:F8 of_op:I8 ptr:I8 res:I8 nb:F8 memory:F8 ok:U1 rate:F8 "
+    "bound:F8 link_moved:F8 link_busy:F8 link_last:F8 start:F8 end:F8 times:F8 link_rc:I8 "
+    "users_ptr:I8 users:I8 use_ptr:I8 use_pos:I8 n_streams:i8 cum_ptr:I8 cum:F8 "
+    "stream_ops:I8 st_kind:I8 st_t:F8 st_op:I8 position:I8 slack:f8").split()
+_STEP_TYPES = [p.split(":")[1] for p in STEP_PARAMS]
+STEP_SIG = ("Tuple((i8, i8, i8, i8, i8, f8, i8, i8, i8))("
+            + ", ".join(t if t.islower() else f"{t.lower()}[::1]" for t in _STEP_TYPES) + ")")
+STEP_ARGS = tuple(None if t.islower() else (t.lower(), 1) for t in _STEP_TYPES)
 
 #: a stream's state for quiet_until: not started, busy until a time, waiting on an op
 NOT_STARTED, BUSY, WAITING = 0, 1, 2
@@ -204,7 +224,7 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp
                                  "group_sums_i4",
                                  "group_sums_i8", "row_sums", "late_dependency_i4",
                                  "late_dependency_i8", "adopted_run", "adopted_taken",
-                                 "stamp_bounded", "stream_layout", "kind"])
+                                 "stamp_bounded", "stream_layout", "quiet_step", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -249,7 +269,8 @@ def kernels() -> Kernels:
                             dram_aot.checked(mod.adopted_run, RUN_ARGS),
                             dram_aot.checked(mod.adopted_taken, TAKEN_ARGS),
                             dram_aot.checked(mod.stamp_bounded, BOUNDED_ARGS),
-                            dram_aot.checked(mod.stream_layout, LAYOUT_ARGS), "aot"),
+                            dram_aot.checked(mod.stream_layout, LAYOUT_ARGS),
+                            dram_aot.checked(mod.quiet_step, STEP_ARGS), "aot"),
         jit_kernels)
 
 
@@ -277,6 +298,7 @@ def jit_kernels() -> Kernels:
     from sim.run_kernel import adopted_run, adopted_taken
     from sim.scan_kernel import scan_run
     from sim.span_kernel import stamp_span
+    from sim.step_kernel import quiet_step
 
     return Kernels(stamp_beside, dag_times, scan_run, stamp_span, stamp_quiet, quiet_until,
                    point_groups, point_groups, handoff_pairs, stream_keys, stream_sums,
@@ -284,7 +306,7 @@ def jit_kernels() -> Kernels:
                    used_labels, used_labels, lut_key, lut_key, lut_key, offset_key, offset_key,
                    first_groups, distinct_marked, distinct_marked, group_sums, group_sums,
                    row_sums, late_dependency, late_dependency, adopted_run, adopted_taken,
-                   stamp_bounded, stream_layout, "jit")
+                   stamp_bounded, stream_layout, quiet_step, "jit")
 
 
 def module_name() -> str:
@@ -309,6 +331,7 @@ def build(directory: Path, name: str | None = None) -> Path:
         run_kernel,
         scan_kernel,
         span_kernel,
+        step_kernel,
     )
 
     return dram_aot.build_extension(
@@ -342,5 +365,6 @@ def build(directory: Path, name: str | None = None) -> Path:
          ("adopted_run", RUN_SIG, run_kernel.adopted_run),
          ("adopted_taken", TAKEN_SIG, run_kernel.adopted_taken),
          ("stamp_bounded", BOUNDED_SIG, quiet_kernel.stamp_bounded),
-         ("stream_layout", LAYOUT_SIG, layout_kernel.stream_layout)),
+         ("stream_layout", LAYOUT_SIG, layout_kernel.stream_layout),
+         ("quiet_step", STEP_SIG, step_kernel.quiet_step)),
         "the engine's loops")

@@ -71,7 +71,19 @@ import sim.engine as engine_module
 from sim.columns import distinct_ints, flat_rows, slice_indices
 from sim.devices.base import Cost, Device
 from sim.engine import CostList, Timeline, _ops_at, first_seen
-from sim.engine_aot import BUSY, NOT_MOVED, NOT_STARTED, UNKNOWN, WAITING, WANT_MEMORY, kernels
+from sim.engine_aot import (
+    BUSY,
+    NOT_MOVED,
+    NOT_STARTED,
+    STEP_BESIDE,
+    STEP_GROW,
+    STEP_NONE,
+    STEP_WANT,
+    UNKNOWN,
+    WAITING,
+    WANT_MEMORY,
+    kernels,
+)
 from sim.engine_dag import contention_free
 from sim.load_index import LoadIndex, loads_alone
 from sim.resources import occupy
@@ -512,28 +524,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             q_ok[c] = UNKNOWN
             q_bound[c] = math.nan
 
-    def stamp_run(run: np.ndarray, memory, name: str, links: list[int]) -> tuple[int, float]:
-        """:func:`stamp_alone` of a quiet run from now, for stream ``name`` alone, its bounds
-        computed inside the compiled call (:func:`sim.quiet_kernel.stamp_bounded`: the values
-        :func:`bound_of` gives, nothing having changed since the run began), which returns
-        only for a link whose state is not filled in yet. ``links``: the links the stream's
-        runs may load, filled in first (:func:`_run_links`; each return and call again cost
-        more than filling a link the run does not load, which it leaves as it was)."""
-        load_memory(memory, len(run))
-        mem_rc, own, now = res_code[id(memory)], code_of[name], env.now
-        for c in links:
-            fill_link(c)
-        filled = list(links)
-        while True:
-            f, t, want = stamp_bounded(run, now, *quiet_args, quiet_times, mem_rc, link_rc, own,
-                                       now, *bound_tail)
-            if want == -1:
-                break
-            fill_link(want)
-            filled.append(want)
-        put_back(memory, filled)
-        return f, t
-
     def with_ops_beside(run: np.ndarray, after: list[int], ys_arr: np.ndarray, name: str,
                         memory) -> tuple[int, float]:
         """Stamp ``run`` from now while another stream's ops ``ys_arr`` (int64) run beside it:
@@ -590,7 +580,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     scan_ops = (wait_at_arr, waited_op, flagged, beside)
     scan_streams = (next_op, stream64, sleep_on, moved_scratch, beside_pos, beside_ys)
     checked_scan = kernels().scan_run if memory_of else None
-    scan = getattr(checked_scan, "unchecked", checked_scan)
     # per link (code): the compiled spans' view of its state and counters (span_run)
     n_links = max(1, len(load_res))
     link_ok = np.zeros(n_links, dtype=np.uint8)
@@ -611,26 +600,25 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     quiet_args = (dur_all, size_all, loads.of_op, loads.ptr, loads.res, loads.nb, mem_state,
                   q_ok, q_rate, q_bound, q_moved, q_busy, q_last, start, end)
     quiet_times = np.empty(1024)
-    run_buf = np.empty(1024, dtype=np.int64)      # a quiet run's ops (adopted_run)
-    checked_run, checked_taken = kernels().adopted_run, kernels().adopted_taken
-    if memory_of:     # the arrays checked once, then called unchecked
-        checked_run(_NONE, 0, -1, -1, _NONE, _NONE, -1, run_buf)
-        checked_taken(0, 0, 0, 0, _NONE, _NONE, _NONE, flagged)
-    adopted_run = getattr(checked_run, "unchecked", checked_run)
-    adopted_taken = getattr(checked_taken, "unchecked", checked_taken)
+    run_buf = np.empty(1024, dtype=np.int64)      # a quiet run's ops and adoptions
     checked_quiet = kernels().stamp_quiet
     if memory_of:     # the arrays checked once, then called unchecked
         checked_quiet(np.empty(0, dtype=np.int64), 0.0, *quiet_args, quiet_times)
     stamp_quiet = getattr(checked_quiet, "unchecked", checked_quiet)
-    # stamp_run's: per link code its resource code for the bounds, the bounds' arrays after
-    # ``now`` less the op ends (the stamp's own)
+    # a quiet run in one compiled call (sim/step_kernel.py; its arrays checked once per
+    # stream, lane_of): after the stream's own arrays, the scan's per op and per stream, then
+    # the stamp's, per link code its resource code for the bounds, and the bounds' arrays
+    # after ``now`` but the op ends, their durations, waits, flags and streams (the stamp's)
     link_rc = np.array([res_code.get(id(res), -1) for res in load_res] or [-1], dtype=np.int64)
-    bound_tail = (*bound_arrays[:-2], bound_arrays[-1])
-    checked_bounded = kernels().stamp_bounded
-    if memory_of and users:
-        checked_bounded(np.empty(0, dtype=np.int64), 0.0, *quiet_args, quiet_times, 0, link_rc,
-                        0, 0.0, *bound_tail)
-    stamp_bounded = getattr(checked_bounded, "unchecked", checked_bounded)
+    step_tail = (*bound_arrays[:8], *bound_arrays[9:12], bound_arrays[16], bound_arrays[18])
+    checked_step = kernels().quiet_step if memory_of else None
+    quiet_step = getattr(checked_step, "unchecked", checked_step)
+
+    def step_args(lane: dict) -> tuple:
+        """quiet_step's arrays from a stream's own to the stamp's times (module docstring of
+        sim/step_kernel.py), with the run's buffers as they are now."""
+        return (*lane["step_lane"], *scan_streams, adopt_after, run_buf, *quiet_args,
+                quiet_times, link_rc, *step_tail)
 
     def compiled_beside(run: np.ndarray, after: list[int], ys: np.ndarray, name: str,
                         memory, z_pos: np.ndarray, z_of: np.ndarray) -> tuple[int, float, int]:
@@ -791,9 +779,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         may be that op alone, and it is not taken when that op is not alone.
         (last position stamped, the time it and what it adopted end); last < k: none of the
         stream's own (with ``lead``: last < k - 1 when the lead was not taken either)."""
-        nonlocal run_buf
-        ids, id_list, m = lane["ids"], lane["id_list"], len(lane["id_list"])
-        at_adoption, adopt_at = lane["next_adoption"], lane["adoption_at"]
+        nonlocal run_buf, quiet_times
+        id_list, m = lane["id_list"], len(lane["id_list"])
+        at_adoption = lane["next_adoption"]
         # the first op the run would adopt: its stream must sleep on it now (or, after a
         # lead of its stream, on the op after the lead), else the run ends where it would
         # adopt it
@@ -807,65 +795,78 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             sl = sleeping.get(names[stream[y]])
             if sl is None or sl[1] != y or names[stream[y]] in busy_until:
                 cut = first
-        # the ops the run may take, by the checks that do not depend on time: jump
-        # between the positions that may end it (sim/stream_chains.py: the rest are
-        # plain, or adoptions after the run's first, or waits for what it adopts;
-        # compiled: sim/scan_kernel.py)
-        e, last_adopts, count = scan(k, m, cut, first, *lane["scan_lane"], beside_cap[name],
-                                     *scan_streams)
-        if e < k and lead < 0:
-            return e, env.now
-        if lead >= 0 and count:   # no ops beside after a lead: the run ends where the first
-            e, last_adopts, count = int(beside_pos[0]), False, 0   # would go (as with none)
-        # (position, the op run beside the one there), dropping those at or after the run's
-        # end: nothing of the run would go beside them
-        if count:
-            count = int(beside_pos[:count].searchsorted(e))
-        upto = e if last_adopts else e - 1     # the last position whose adoption it may take
-        if count:
-            run = ids[k:e + 1]
-            if first <= upto:
-                lo = int(adopt_at.searchsorted(k))
-                hi = int(adopt_at.searchsorted(upto, "right"))
-                at = adopt_at[lo:hi] - k + 1
-                xs = run[at - 1]
-                ys = adopt_after[xs]
-                run = _inserted(run, at, ys)
+        # the ops the run may take, by the checks that do not depend on time (jumping
+        # between the positions that may end it: sim/stream_chains.py, the rest are plain,
+        # or adoptions after the run's first, or waits for what it adopts), its ops with
+        # their adoptions, their stamp (each alone on its memory and links, its bounds
+        # computed as :func:`bound_of` gives them) and the adoptions it took: one compiled
+        # call (sim/step_kernel.py), which returns early for ops beside (stamped here), a
+        # buffer to grow or a link's state
+        load_memory(memory, 0)
+        filled = list(lane["quiet_links"])
+        for c in filled:
+            fill_link(c)
+        mem_rc, own, now = res_code[id(memory)], code_of[name], env.now
+        while True:
+            status, e, last_adopts, count, f, t, took, y, extra = quiet_step(
+                k, m, cut, first, lead, beside_cap[name], now, mem_rc, own, *step_args(lane))
+            if status == STEP_WANT:
+                fill_link(extra)
+                filled.append(extra)
+            elif status == STEP_GROW:
+                run_buf, quiet_times = np.empty(extra, dtype=np.int64), np.empty(extra)
             else:
-                at = xs = ys = _NONE
-            if lead >= 0:
-                run = np.concatenate((np.array((lead,), dtype=run.dtype), run))
-            # where each op run beside goes: after its op's place in the run
-            beside_at, beside_of = beside_pos[:count] - k, beside_ys[:count].copy()
-            after = (beside_at + at.searchsorted(beside_at, "right")).tolist()
-            f, t = with_ops_beside(run, after, beside_of, name, memory)
-            got, wanted = beside_taken[0], count
-            beside_cap[name] = min(MAX_BESIDE, 2 * wanted if got == wanted else
-                                   max(MIN_BESIDE, 2 * got))
-        else:   # the run and its adoptions, compiled (sim/run_kernel.py)
-            if 2 * (e - k) + 3 > len(run_buf):
-                run_buf = np.empty(4 * (e - k) + 6, dtype=np.int64)
-            n_run, lo, hi = adopted_run(ids, k, e, upto, adopt_at, adopt_after, lead, run_buf)
-            f, t = stamp_run(run_buf[:n_run], memory, name, lane["quiet_links"])
+                break
+        put_back(memory, filled)
+        if status == STEP_NONE:
+            return e, now
+        if status == STEP_BESIDE:
+            return with_beside(name, k, e, last_adopts, count, first, lane, memory)
         if f == 0:
             if lead < 0:
-                return k - 1, env.now
+                return k - 1, now
             moved_on(lead_code, lead, resumed)   # not taken: its stream sleeps on it again
-            return k - 2, env.now
-        if lead >= 0:   # taken: signalled
+            return k - 2, now
+        if lead >= 0:   # taken: signalled (flagged by the call)
             f -= 1
             counter[0] += 1
-            flagged_bytes[lead] = 1
-        # what it adopted: signalled; their stream sleeps on, on the op after the last
-        if count:
-            took = int(np.count_nonzero(at + np.arange(len(at)) < f)) if len(at) else 0
-            if took:
-                flagged[xs[:took]] = 1
-                flagged[ys[:took]] = 1
-                y = int(ys[took - 1])
+        if took:     # what it adopted: signalled; their stream sleeps on, after the last
+            counter[0] += took
+            moved_on(int(stream[y]), int(next_op[y]), int(position[y]) + 1)
+        return k + f - took - 1, t
+
+    def with_beside(name: str, k: int, e: int, last_adopts: int, count: int, first: int,
+                    lane: dict, memory) -> tuple[int, float]:
+        """The rest of :func:`quiet_run` where its run from position ``k`` to ``e`` goes
+        beside ``count`` ops of other streams (``beside_pos``/``beside_ys``;
+        ``last_adopts``: whether the run adopts at ``e``; ``first``: its first adoption's
+        position), by :func:`with_ops_beside`. A run after a lead has no ops beside."""
+        ids, adopt_at = lane["ids"], lane["adoption_at"]
+        upto = e if last_adopts else e - 1     # the last position whose adoption it may take
+        run = ids[k:e + 1]
+        if first <= upto:
+            lo = int(adopt_at.searchsorted(k))
+            hi = int(adopt_at.searchsorted(upto, "right"))
+            at = adopt_at[lo:hi] - k + 1
+            xs = run[at - 1]
+            ys = adopt_after[xs]
+            run = _inserted(run, at, ys)
         else:
-            took, y = adopted_taken(f, k, lo, hi, adopt_at, adopt_after, ids, flagged)
-        if took:
+            at = xs = ys = _NONE
+        # where each op run beside goes: after its op's place in the run
+        beside_at, beside_of = beside_pos[:count] - k, beside_ys[:count].copy()
+        after = (beside_at + at.searchsorted(beside_at, "right")).tolist()
+        f, t = with_ops_beside(run, after, beside_of, name, memory)
+        got, wanted = beside_taken[0], count
+        beside_cap[name] = min(MAX_BESIDE, 2 * wanted if got == wanted else
+                               max(MIN_BESIDE, 2 * got))
+        if f == 0:
+            return k - 1, env.now
+        took = int(np.count_nonzero(at + np.arange(len(at)) < f)) if len(at) else 0
+        if took:    # what it adopted: signalled; their stream sleeps on, after the last
+            flagged[xs[:took]] = 1
+            flagged[ys[:took]] = 1
+            y = int(ys[took - 1])
             counter[0] += took
             moved_on(int(stream[y]), int(next_op[y]), int(position[y]) + 1)
         return k + f - took - 1, t
@@ -924,6 +925,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             np.ascontiguousarray(lane[key]).view(np.uint8)
             for key in ("stops", "waits_left", "ends_run")), ids, *scan_ops)
         checked_scan(m, m, m, m, *lane["scan_lane"], 0, *scan_streams)   # from the end
+        lane["step_lane"] = (*lane["scan_lane"][:5], lane["adoption_at"], *scan_ops)
+        checked_step(m, m, m, m, -1, 0, 0.0, 0, 0, *step_args(lane))   # from the end: none
         if m and has_beside[stream[ids[0]]]:    # runs read a position per op run beside
             lane.update({key: _items(lane[key]) for key in (
                 "id_list", "sig", "wait", "one", "stops", "ends_run", "waits_left",

@@ -1,0 +1,68 @@
+"""sim/step_kernel.py: a quiet run's four compiled steps in one call.
+
+Its parameter list is declared once (``STEP_PARAMS``, from which the ahead-of-time signature
+and the argument checks are formed) and must name the kernel's parameters in order; the
+ahead-of-time build and numba's JIT give the same several-stream run bit for bit (the
+op-by-op comparison of tests/test_array_plan.py runs the build the process loads).
+"""
+
+import inspect
+
+import numpy as np
+
+from arch import load_arch
+from sim import engine_aot
+from sim.run import simulate
+from sim.system.schedule import Policies
+from workloads.models import get_model
+from workloads.scenario import Scenario
+
+
+def test_declared_parameters_are_the_kernels():
+    from sim.step_kernel import quiet_step
+
+    names = list(inspect.signature(quiet_step.py_func).parameters)
+    assert [p.split(":")[0] for p in engine_aot.STEP_PARAMS] == names
+    assert len(engine_aot.STEP_ARGS) == len(names)
+    assert engine_aot.STEP_SIG.count("[::1]") == sum(a is not None for a in engine_aot.STEP_ARGS)
+
+
+def _run() -> tuple[np.ndarray, np.ndarray, str, int]:
+    """A four-stage --overlap run whose quiet runs adopt, lead and go beside collectives."""
+    res = simulate(load_arch("dgx-h100"), get_model("llama2-13b"),
+                   Scenario(batch=8, prompt_len=128, gen_len=6, tp=2, pp=2, microbatches=4),
+                   policies=Policies(overlap=True))
+    ops = res.columns("ops")
+    return (np.asarray(ops["start_s"]), np.asarray(ops["end_s"]),
+            res.resources.to_csv(index=False), res.metrics.get("engine_events", -1))
+
+
+def test_jit_and_ahead_of_time_runs_are_equal(monkeypatch):
+    aot = _run()
+    monkeypatch.setattr(engine_aot, "_CACHE", [engine_aot.jit_kernels()])
+    jit = _run()
+    assert np.array_equal(aot[0], jit[0]) and np.array_equal(aot[1], jit[1])
+    assert aot[2] == jit[2] and aot[3] == jit[3]
+
+
+def test_links_filled_first_or_when_wanted_give_the_same_run(monkeypatch):
+    """A quiet run's links filled in before the call (PREFILL_LINKS) or each when the call
+    wants it (it returns, changing nothing, and is called again): the same run."""
+    import sim.engine_arrays as engine_arrays
+
+    filled_first = _run()
+    monkeypatch.setattr(engine_arrays, "PREFILL_LINKS", 0)
+    wanted = []
+    real = engine_aot.kernels()
+    step = real.quiet_step.unchecked
+
+    def counted(*args):
+        got = step(*args)
+        wanted.append(got[0] == engine_aot.STEP_WANT)
+        return got
+    counted.unchecked = counted
+    monkeypatch.setattr(engine_aot, "_CACHE", [real._replace(quiet_step=counted)])
+    each = _run()
+    assert any(wanted)        # the calls did return for links
+    assert np.array_equal(filled_first[0], each[0]) and np.array_equal(filled_first[1], each[1])
+    assert filled_first[2] == each[2] and filled_first[3] == each[3]
