@@ -108,6 +108,9 @@ PREFILL_LINKS = 4
 #: stamp windows without link loads by the compiled loop (sim/beside_kernel.py); False: the
 #: Python loop, which gives the same floats (tests compare the two)
 COMPILED_BESIDE = True
+#: a stream whose run ends before anything else is scheduled moves the clock on itself instead
+#: of waiting on an event (``ahead``); False: it always waits, which gives the same times
+FAST_FORWARD = True
 #: time a run in which no transfer ever shares a resource as one longest path
 #: (sim/engine_dag.py); False: the event loop, which gives the same floats
 CONTENTION_FREE = True
@@ -278,6 +281,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     st_kind = np.full(len(names), NOT_STARTED, dtype=np.int64)
     st_t = np.zeros(len(names))
     st_op = np.full(len(names), -1, dtype=np.int64)
+    # the same and ``sleep_on``, written an element at a time from Python (memoryviews)
+    st_kind_mv, st_t_mv, st_op_mv, sleep_on_mv = (memoryview(a) for a in (st_kind, st_t, st_op,
+                                                                         sleep_on))
     # a waiting stream: (the event that wakes it, the op it waits to start); where an
     # adopting stream moved it on, the position it resumes at
     sleeping: dict[str, tuple] = {}
@@ -326,7 +332,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             sl = sleeping.get(other)
             if sl is not None and sl[1] == y and not waits_yet(y):
                 del sleeping[other]
-                sleep_on[code_of[other]] = -1
+                sleep_on_mv[code_of[other]] = -1
                 sl[0].succeed()
 
     def quiet_until(res, busy: tuple[str, ...]) -> float:
@@ -346,8 +352,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         stamped its ops before ``w`` (adopted, beside, or a lead)."""
         other = names[code]
         sleeping[other] = (sleeping[other][0], w)
-        sleep_on[code] = w
-        st_kind[code], st_op[code] = WAITING, w
+        sleep_on_mv[code] = w
+        st_kind_mv[code], st_op_mv[code] = WAITING, w
         if resume is None:
             resume_at.pop(other, None)
         else:
@@ -500,29 +506,30 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         memory is alone (nothing in flight, nothing reserved)."""
         nonlocal quiet_times
         ok = not (memory._left or memory.reserved)
-        mem_state[:] = (1.0 if ok else 0.0, memory.rate, math.nan, memory.bytes_moved,
-                        memory.busy_time, memory._last)
+        mem_mv[0], mem_mv[1], mem_mv[2] = 1.0 if ok else 0.0, memory.rate, math.nan
+        mem_mv[3], mem_mv[4], mem_mv[5] = memory.bytes_moved, memory.busy_time, memory._last
         if n_run + 1 > len(quiet_times):
             quiet_times = np.empty(2 * n_run + 1)
+            step_cache.clear()
         return ok
 
     def fill_link(c: int) -> None:
         """The compiled stamps' view of link ``c``: alone or not, its rate and counters."""
         res = load_res[c]
-        q_ok[c] = not (res._left or res.reserved)
-        q_rate[c] = res.rate
-        q_moved[c], q_busy[c], q_last[c] = res.bytes_moved, res.busy_time, res._last
+        q_ok_mv[c] = 0 if res._left or res.reserved else 1
+        q_rate_mv[c] = res.rate
+        q_moved_mv[c], q_busy_mv[c], q_last_mv[c] = res.bytes_moved, res.busy_time, res._last
 
     def put_back(memory, filled: list[int]) -> None:
         """The memory's and the links ``filled``'s counters back from the compiled stamps'
         view, and those links' state forgotten (it may change before the next run)."""
-        memory.bytes_moved, memory.busy_time, memory._last = mem_state[3:].tolist()
+        memory.bytes_moved, memory.busy_time, memory._last = mem_mv[3], mem_mv[4], mem_mv[5]
         for c in filled:
             res = load_res[c]
-            res.bytes_moved, res.busy_time, res._last = float(q_moved[c]), float(q_busy[c]), \
-                float(q_last[c])
-            q_ok[c] = UNKNOWN
-            q_bound[c] = math.nan
+            res.bytes_moved, res.busy_time, res._last = q_moved_mv[c], q_busy_mv[c], \
+                q_last_mv[c]
+            q_ok_mv[c] = UNKNOWN
+            q_bound_mv[c] = math.nan
 
     def with_ops_beside(run: np.ndarray, after: list[int], ys_arr: np.ndarray, name: str,
                         memory) -> tuple[int, float]:
@@ -596,6 +603,10 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     q_ok = np.full(n_links, UNKNOWN, dtype=np.uint8)
     q_rate, q_bound = np.ones(n_links), np.full(n_links, math.nan)
     q_moved, q_busy, q_last = np.zeros(n_links), np.zeros(n_links), np.zeros(n_links)
+    # the same, read and written an element at a time from Python (memoryviews: Python
+    # floats and ints, a third of the time of a numpy element access)
+    mem_mv, q_ok_mv, q_rate_mv, q_bound_mv, q_moved_mv, q_busy_mv, q_last_mv = (
+        memoryview(a) for a in (mem_state, q_ok, q_rate, q_bound, q_moved, q_busy, q_last))
     # stamp_quiet's arguments after the run and its start, before its scratch
     quiet_args = (dur_all, size_all, loads.of_op, loads.ptr, loads.res, loads.nb, mem_state,
                   q_ok, q_rate, q_bound, q_moved, q_busy, q_last, start, end)
@@ -616,9 +627,12 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
 
     def step_args(lane: dict) -> tuple:
         """quiet_step's arrays from a stream's own to the stamp's times (module docstring of
-        sim/step_kernel.py), with the run's buffers as they are now."""
+        sim/step_kernel.py), with the run's buffers as they are now (kept per stream in
+        ``step_cache`` until a buffer grows)."""
         return (*lane["step_lane"], *scan_streams, adopt_after, run_buf, *quiet_args,
                 quiet_times, link_rc, *step_tail)
+
+    step_cache: dict[int, tuple] = {}
 
     def compiled_beside(run: np.ndarray, after: list[int], ys: np.ndarray, name: str,
                         memory, z_pos: np.ndarray, z_of: np.ndarray) -> tuple[int, float, int]:
@@ -807,14 +821,19 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         for c in filled:
             fill_link(c)
         mem_rc, own, now = res_code[id(memory)], code_of[name], env.now
+        args = step_cache.get(id(lane))
+        if args is None:
+            args = step_cache[id(lane)] = step_args(lane)
         while True:
             status, e, last_adopts, count, f, t, took, y, extra = quiet_step(
-                k, m, cut, first, lead, beside_cap[name], now, mem_rc, own, *step_args(lane))
+                k, m, cut, first, lead, beside_cap[name], now, mem_rc, own, *args)
             if status == STEP_WANT:
                 fill_link(extra)
                 filled.append(extra)
             elif status == STEP_GROW:
                 run_buf, quiet_times = np.empty(extra, dtype=np.int64), np.empty(extra)
+                step_cache.clear()
+                args = step_cache[id(lane)] = step_args(lane)
             else:
                 break
         put_back(memory, filled)
@@ -955,6 +974,18 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         flagged_bytes[x] = 1
         return 1
 
+    queue = getattr(env, "_queue", None)
+
+    def ahead(t: float) -> bool:
+        """Move the clock to ``t`` (s) at once where nothing is scheduled before or at ``t``
+        (SimPy's queue: the event the process would wait on would be the next one popped, so
+        it would resume at ``t`` with nothing run between). Whether it did; the caller
+        waits on an event otherwise (a SimPy without these internals: always)."""
+        if queue is None or (queue and queue[0][0] <= t) or not FAST_FORWARD:
+            return False
+        env._now = t
+        return True
+
     def op_stream(name: str, ids: np.ndarray) -> Generator:
         memory = memory_of.get(name)
         m = len(ids)
@@ -971,9 +1002,10 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 if e >= k - 1:      # taken, and positions k..e after it
                     counter[1] += 1
                     counter[2] += 1
-                    st_kind[own], st_t[own], st_op[own] = \
+                    st_kind_mv[own], st_t_mv[own], st_op_mv[own] = \
                         BUSY, t, id_list[e + 1] if e + 1 < m else -1
-                    yield engine_module._Until(env, t)
+                    if not ahead(t):
+                        yield engine_module._Until(env, t)
                     counter[0] += e - k + 1
                     if e >= k and sig[e]:
                         lead = lead_of(name, e, lane)
@@ -984,9 +1016,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 signal_done(x)
             if wait[k] and waits_yet(i):
                 counter[1] += 1
-                st_kind[own], st_op[own] = WAITING, i
+                st_kind_mv[own], st_op_mv[own] = WAITING, i
                 sleeping[name] = (env.event(), i)
-                sleep_on[own] = i
+                sleep_on_mv[own] = i
                 yield sleeping[name][0]
                 k = resume_at.pop(name, k)    # a stream that adopted ops moved it on
                 until = busy_until.pop(name, None)
@@ -1004,9 +1036,10 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 wins[name] += loaded and e >= k
             if e >= k:   # positions k..e stamped: one event until the last one ends
                 counter[1] += 1
-                st_kind[own], st_t[own], st_op[own] = \
+                st_kind_mv[own], st_t_mv[own], st_op_mv[own] = \
                     BUSY, t, id_list[e + 1] if e + 1 < m else -1
-                yield engine_module._Until(env, t)
+                if not ahead(t):
+                    yield engine_module._Until(env, t)
                 counter[0] += e - k + 1
                 if sig[e]:
                     lead = lead_of(name, e, lane) if not batch else -1
@@ -1018,7 +1051,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             loads = loads_of(i, None)
             share = cost.detail.get("memory_share") if memory is not None else None
             start[i] = env.now
-            st_kind[own], st_t[own], st_op[own] = \
+            st_kind_mv[own], st_t_mv[own], st_op_mv[own] = \
                 BUSY, env.now + cost.latency, id_list[k + 1] if k + 1 < m else -1
             yield from occupy(env, cost.latency, loads, memory, cost.dram_bytes, share)
             end[i] = env.now
@@ -1027,7 +1060,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             if sig[k]:
                 signal_done(i)
             k += 1
-        st_kind[own], st_t[own], st_op[own] = BUSY, math.inf, -1
+        st_kind_mv[own], st_t_mv[own], st_op_mv[own] = BUSY, math.inf, -1
 
     # quiet runs tried and stamped per stream: a stream of loaded ops that are seldom alone
     # (under 1 in 10 after FUTILE tries) stops trying them (the same times either way)

@@ -3,7 +3,9 @@
 Its parameter list is declared once (``STEP_PARAMS``, from which the ahead-of-time signature
 and the argument checks are formed) and must name the kernel's parameters in order; the
 ahead-of-time build and numba's JIT give the same several-stream run bit for bit (the
-op-by-op comparison of tests/test_array_plan.py runs the build the process loads).
+op-by-op comparison of tests/test_array_plan.py runs the build the process loads). The
+engine's other shortcuts around it - links filled in first, the clock moved on without an
+event - give the same run as without them.
 """
 
 import inspect
@@ -66,3 +68,26 @@ def test_links_filled_first_or_when_wanted_give_the_same_run(monkeypatch):
     assert any(wanted)        # the calls did return for links
     assert np.array_equal(filled_first[0], each[0]) and np.array_equal(filled_first[1], each[1])
     assert filled_first[2] == each[2] and filled_first[3] == each[3]
+
+
+def test_moving_the_clock_on_without_an_event_gives_the_same_run(monkeypatch):
+    """A stream whose run ends before anything else is scheduled moves the clock itself
+    (FAST_FORWARD): fewer SimPy steps, the same times, resources and counted events."""
+    import simpy
+
+    import sim.engine_arrays as engine_arrays
+
+    steps = [0]
+    real_step = simpy.Environment.step
+
+    def counted(env):
+        steps[0] += 1
+        return real_step(env)
+    monkeypatch.setattr(simpy.Environment, "step", counted)
+    ahead = _run()
+    ahead_steps, steps[0] = steps[0], 0
+    monkeypatch.setattr(engine_arrays, "FAST_FORWARD", False)
+    waited = _run()
+    assert ahead_steps < steps[0]
+    assert np.array_equal(ahead[0], waited[0]) and np.array_equal(ahead[1], waited[1])
+    assert ahead[2] == waited[2] and ahead[3] == waited[3]
