@@ -21,7 +21,7 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.lane_kernel.quiet_lanes`: what each stream with a contended memory reads per
   position;
 * :func:`sim.layout_kernel.stream_layout`: the ops by stream, each op's neighbours and
-  position on its stream;
+  position on its stream (:func:`sim.layout_kernel.stream_positions`: the positions later);
 * :func:`sim.deps_kernel.cross_counts`, :func:`sim.deps_kernel.cross_pairs`: the
   dependencies between streams, and :func:`sim.deps_kernel.late_dependency`, the invariant
   check that no op starts before a dependency ends (each for 32- and 64-bit dependency
@@ -190,6 +190,9 @@ LANE_ARGS = (("i4", 1), ("i8", 1)) + (("b1", 1),) * 5 + (("i8", 1),) * 3 + (("b1
 #: stream_layout(stream, bounds, by_stream, prev, after, position) for 32-bit stream codes
 LAYOUT_SIG = f"none({_J}, {_I}, {_I}, {_I}, {_I}, {_I})"
 LAYOUT_ARGS = (("i4", 1),) + (("i8", 1),) * 5
+#: stream_positions(by_stream, bounds, position)
+POSITIONS_SIG = f"none({_I}, {_I}, {_I})"
+POSITIONS_ARGS = (("i8", 1),) * 3
 
 #: used_labels(codes, used), for codes of each width
 USED_SIG = {w: f"none({w}[::1], b1[::1])" for w in ("i1", "i4", "i8")}
@@ -224,7 +227,8 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp
                                  "group_sums_i4",
                                  "group_sums_i8", "row_sums", "late_dependency_i4",
                                  "late_dependency_i8", "adopted_run", "adopted_taken",
-                                 "stamp_bounded", "stream_layout", "quiet_step", "kind"])
+                                 "stamp_bounded", "stream_layout", "stream_positions",
+                                 "quiet_step", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -270,6 +274,7 @@ def kernels() -> Kernels:
                             dram_aot.checked(mod.adopted_taken, TAKEN_ARGS),
                             dram_aot.checked(mod.stamp_bounded, BOUNDED_ARGS),
                             dram_aot.checked(mod.stream_layout, LAYOUT_ARGS),
+                            dram_aot.checked(mod.stream_positions, POSITIONS_ARGS),
                             dram_aot.checked(mod.quiet_step, STEP_ARGS), "aot"),
         jit_kernels)
 
@@ -292,7 +297,7 @@ def jit_kernels() -> Kernels:
     )
     from sim.handoff_kernel import handoff_pairs
     from sim.lane_kernel import quiet_lanes
-    from sim.layout_kernel import stream_layout
+    from sim.layout_kernel import stream_layout, stream_positions
     from sim.plan_kernel import stream_keys
     from sim.quiet_kernel import stamp_bounded, stamp_quiet
     from sim.run_kernel import adopted_run, adopted_taken
@@ -306,7 +311,7 @@ def jit_kernels() -> Kernels:
                    used_labels, used_labels, lut_key, lut_key, lut_key, offset_key, offset_key,
                    first_groups, distinct_marked, distinct_marked, group_sums, group_sums,
                    row_sums, late_dependency, late_dependency, adopted_run, adopted_taken,
-                   stamp_bounded, stream_layout, quiet_step, "jit")
+                   stamp_bounded, stream_layout, stream_positions, quiet_step, "jit")
 
 
 def module_name() -> str:
@@ -366,5 +371,6 @@ def build(directory: Path, name: str | None = None) -> Path:
          ("adopted_taken", TAKEN_SIG, run_kernel.adopted_taken),
          ("stamp_bounded", BOUNDED_SIG, quiet_kernel.stamp_bounded),
          ("stream_layout", LAYOUT_SIG, layout_kernel.stream_layout),
+         ("stream_positions", POSITIONS_SIG, layout_kernel.stream_positions),
          ("quiet_step", STEP_SIG, step_kernel.quiet_step)),
         "the engine's loops")

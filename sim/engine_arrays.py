@@ -88,7 +88,7 @@ from sim.engine_dag import contention_free
 from sim.load_index import LoadIndex, loads_alone
 from sim.resources import occupy
 from sim.stream_chains import handoffs
-from sim.stream_order import stream_layout
+from sim.stream_order import stream_layout, stream_positions
 from sim.system.plan import Plan
 from workloads.trace import Trace
 
@@ -197,8 +197,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     streams = {name: [] for name in names}
     resources, memory_of, op_loads = engine._resources(env, plan, streams)
     # the ops by stream, where each stream's begin in them, each op's op before and after it
-    # on its stream (-1: none) and its position there
-    by_stream, bounds, prev_op, next_op, position = stream_layout(stream, len(names))
+    # on its stream (-1: none); its position there only where the event loop runs
+    by_stream, bounds, prev_op, next_op, _ = stream_layout(stream, len(names), positions=False)
     dram = np.array([c.dram_bytes if c is not None else 0.0 for c in table] or [0.0])
     shares = np.array([c is not None and c.detail.get("memory_share") is not None
                        for c in table] or [False])
@@ -239,6 +239,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
             tl.stream_order = (by_stream, bounds, list(names))
             return tl
     del prev_op
+    position = stream_positions(by_stream, bounds)   # each op's position on its stream
     start = np.full(n, np.nan)
     end = np.full(n, np.nan)
     counter = [0, 0, 0]   # tasks completed, events waited on, runs led by an adoption

@@ -11,7 +11,8 @@ def stream_layout(stream, bounds, by_stream, prev, after, position):
     """Fill, for ops with stream codes ``stream`` (``0..len(bounds)-2``): ``bounds`` (where
     each stream's ops begin in ``by_stream``, and the op count last), ``by_stream`` (op ids
     by stream, each stream's in id order: a counting sort, stable), each op's ``prev`` and
-    ``after`` on its stream (-1: none) and its ``position`` there."""
+    ``after`` on its stream (-1: none) and its ``position`` there (not where ``position`` is
+    empty)."""
     n_streams = len(bounds) - 1
     bounds[:] = 0
     for i in range(len(stream)):
@@ -24,7 +25,8 @@ def stream_layout(stream, bounds, by_stream, prev, after, position):
         c = stream[i]
         p = fill[c]
         by_stream[p] = i
-        position[i] = p - bounds[c]
+        if len(position):
+            position[i] = p - bounds[c]
         fill[c] = p + 1
         j = last[c]
         prev[i] = j
@@ -34,3 +36,12 @@ def stream_layout(stream, bounds, by_stream, prev, after, position):
     for c in range(n_streams):
         if last[c] >= 0:
             after[last[c]] = -1
+
+
+@njit(cache=True, error_model="numpy")
+def stream_positions(by_stream, bounds, position):
+    """Fill each op's ``position`` on its stream from the ops by stream (``by_stream``, each
+    stream's from ``bounds[s]``)."""
+    for s in range(len(bounds) - 1):
+        for q in range(bounds[s], bounds[s + 1]):
+            position[by_stream[q]] = q - bounds[s]

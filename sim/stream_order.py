@@ -38,17 +38,29 @@ def neighbours(by_stream: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, n
     return prev, after
 
 
-def stream_layout(stream: np.ndarray, n_streams: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def stream_layout(stream: np.ndarray, n_streams: int, positions: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """(:func:`stream_order`, :func:`offsets`, :func:`neighbours`' two arrays, each op's
-    position on its stream), all int64, from one counting pass and one placing pass over the
-    ops (compiled: :func:`sim.layout_kernel.stream_layout`; the numpy functions take ~5
-    passes, ~0.3 s for 10M ops)."""
+    position on its stream - None unless ``positions``: :func:`stream_positions` forms them
+    later), all int64, from one counting pass and one placing pass over the ops (compiled:
+    :func:`sim.layout_kernel.stream_layout`; the numpy functions take ~5 passes, ~0.3 s for
+    10M ops)."""
     from sim.engine_aot import kernels
 
     n = len(stream)
     codes = np.ascontiguousarray(stream, dtype=np.int32)
     bounds = np.empty(n_streams + 1, dtype=np.int64)
-    by_stream, prev, after, position = (np.empty(n, dtype=np.int64) for _ in range(4))
+    by_stream, prev, after = (np.empty(n, dtype=np.int64) for _ in range(3))
+    position = np.empty(n if positions else 0, dtype=np.int64)
     kernels().stream_layout(codes, bounds, by_stream, prev, after, position)
-    return by_stream, bounds, prev, after, position
+    return by_stream, bounds, prev, after, position if positions else None
+
+
+def stream_positions(by_stream: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Each op's position on its stream (int64), from :func:`stream_layout`'s ops by stream
+    and bounds (compiled: :func:`sim.layout_kernel.stream_positions`)."""
+    from sim.engine_aot import kernels
+
+    position = np.empty(len(by_stream), dtype=np.int64)
+    kernels().stream_positions(by_stream, bounds, position)
+    return position

@@ -8,7 +8,7 @@ import bisect
 import numpy as np
 import pytest
 
-from sim.stream_order import neighbours, offsets, stream_layout, stream_order
+from sim.stream_order import neighbours, offsets, stream_layout, stream_order, stream_positions
 
 
 def _by_loop(stream: list[int], n_streams: int):
@@ -44,6 +44,7 @@ def test_order_and_neighbours_equal_a_loop(n_streams):
         want_pos.append(count.get(s, 0))
         count[s] = want_pos[-1] + 1
     assert layout[4].tolist() == want_pos
+    assert stream_positions(layout[0], layout[1]).tolist() == want_pos
 
 
 def test_layout_hand_counted():
@@ -54,6 +55,8 @@ def test_layout_hand_counted():
     assert by_stream.tolist() == [1, 4, 0, 2, 3] and bounds.tolist() == [0, 2, 5, 5]
     assert prev.tolist() == [-1, -1, 0, 2, 1] and after.tolist() == [2, 4, 3, -1, -1]
     assert position.tolist() == [0, 0, 1, 2, 1]
+    assert stream_positions(by_stream, bounds).tolist() == [0, 0, 1, 2, 1]
+    assert stream_layout(np.array([1, 0, 1, 1, 0], dtype=np.int32), 3, positions=False)[4] is None
 
 
 def test_hand_counted():
