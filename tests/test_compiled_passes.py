@@ -296,6 +296,11 @@ def test_quiet_lanes_by_their_rules(which):
         for a, b in zip(follows[:-1:2], follows[1::2], strict=False):
             adopt_after[b] = next_op[adopt_after[a]] if next_op[adopt_after[a]] >= 0 else -1
     only_wait = np.where(rng.random(n) < 0.5, np.roll(adopt_after, 1), -1).astype(np.int64)
+    # the last op's next op is stream 0's first adoption: a first adoption ends a run by
+    # being first, not by reading a "previous adoption" out of range (index -1)
+    first_y = next(int(adopt_after[o]) for o in by_stream[bounds[0]:bounds[1]]
+                   if adopt_after[o] >= 0)
+    next_op[n - 1] = first_y
     out = [np.zeros(n, dtype=bool) for _ in range(6)] + \
         [np.full(n + 3, -7, dtype=np.int64) for _ in range(2)] + \
         [np.empty(n, dtype=np.int64), np.empty(3, dtype=np.int64)]

@@ -183,3 +183,47 @@ def test_late_dependency_is_the_first_late_pair_in_op_order(which):
     assert late(ptr, idx, start, np.array([1.0, 2.5, 3.0])) == 2
     assert late(ptr, idx, start, np.array([1.0, 2.0, 3.0])) == -1
     assert late(ptr, idx, start, np.array([1.0 + 2e-15, 2.0, 3.0])) == 0
+
+
+def _overlap_run():
+    from arch import load_arch
+    from sim.run import simulate
+    from sim.system.schedule import Policies
+    from workloads.models import get_model
+    from workloads.scenario import Scenario
+
+    return simulate(load_arch("dgx-h100"), get_model("llama2-7b"),
+                    Scenario(batch=8, prompt_len=64, gen_len=6, tp=2, pp=2, microbatches=2),
+                    policies=Policies(overlap=True))
+
+
+def test_op_invariants_beside_the_system_tables_are_the_same(monkeypatch):
+    """Op invariants checked in a second thread (THREADED_CHECKS rows and up) while the
+    system tables form: the same checks, tables and resource figures as one after the
+    other."""
+    import sim.system.execute as execute
+
+    monkeypatch.setattr(execute, "THREADED_CHECKS", 1 << 62)
+    alone = _overlap_run()
+    monkeypatch.setattr(execute, "THREADED_CHECKS", 0)
+    beside = _overlap_run()
+    assert list(alone.invariants.items()) == list(beside.invariants.items())
+    assert alone.resources.equals(beside.resources) and alone.metrics == beside.metrics
+
+
+def test_op_invariant_error_comes_first_when_both_fail(monkeypatch):
+    """Where the op invariants and the system's both fail, the op invariants' error is the
+    one raised, as when they ran first."""
+    import sim.system.execute as execute
+    from sim.invariants import InvariantError
+
+    def op_fails(*_):
+        raise InvariantError("op check")
+
+    def system_fails(*_):
+        raise InvariantError("system check")
+    monkeypatch.setattr(execute, "THREADED_CHECKS", 0)
+    monkeypatch.setattr(execute, "check_invariants", op_fails)
+    monkeypatch.setattr(execute, "check_system_invariants", system_fails)
+    with pytest.raises(InvariantError, match="op check"):
+        _overlap_run()

@@ -23,6 +23,10 @@ from sim.system.usage import (
 from workloads.records import record
 from workloads.trace import Trace
 
+#: op tables from this many rows check their op invariants in a second thread, beside the
+#: system tables (speed only: the same checks, the same results)
+THREADED_CHECKS = 1 << 20
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -138,13 +142,11 @@ def _outside_memory(costs: list) -> np.ndarray:
     return np.array([c.detail.get("memory_share") is None for c in costs], dtype=bool)
 
 
-def execute(system: System, trace: Trace, plan: Plan, placed: Placement | None,
-            need: dict[str, float], coarsen: bool = True) -> Executed:
-    """Engine run of ``plan``; op, transfer and resource tables; op and system invariants.
-    ``coarsen``: the engine's coarsened events (same times; ``False``: one event per op)."""
-    timeline = Engine(plan.streams, coarsen).run(trace, plan)
-    table = run_columns(trace, timeline, plan.stream_device)
-    invariants = check_invariants(trace, table)
+def _system_tables(system: System, timeline: Timeline, table: Any, plan: Plan,
+                   placed: Placement | None, need: dict[str, float]
+                   ) -> tuple[Any, Any, float, dict[str, str]]:
+    """The transfer and resource tables of a run, its makespan (s) and its system
+    invariants (:func:`execute`)."""
     transfers = transfer_table(timeline)
     ops_end = table.makespan if isinstance(table, FoldedTable) else float(table["end_s"].max())
     makespan = max(ops_end, float(transfers["end_s"].max()) if len(transfers) else 0.0)
@@ -152,6 +154,36 @@ def execute(system: System, trace: Trace, plan: Plan, placed: Placement | None,
                                memory_traffic(table, plan, timeline.costs,
                                               timeline.stream_order))
     capacity, resident = tier_budget(system, placed, need, plan)
-    invariants.update(check_system_invariants(table, transfers, resources, capacity, resident))
+    return transfers, resources, makespan, check_system_invariants(
+        table, transfers, resources, capacity, resident)
+
+
+def execute(system: System, trace: Trace, plan: Plan, placed: Placement | None,
+            need: dict[str, float], coarsen: bool = True) -> Executed:
+    """Engine run of ``plan``; op, transfer and resource tables; op and system invariants.
+    ``coarsen``: the engine's coarsened events (same times; ``False``: one event per op)."""
+    timeline = Engine(plan.streams, coarsen).run(trace, plan)
+    table = run_columns(trace, timeline, plan.stream_device)
+    if isinstance(table, Columns) and len(table) >= THREADED_CHECKS:
+        # the op invariants in a second thread while this one forms the other tables
+        # (numpy's passes over the columns release the GIL; each lazy column is formed
+        # once, under its lock); their error raised first, as when they ran first (threads
+        # load here: a short run does not import them)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="xpusim-invariants") as pool:
+            op_checks = pool.submit(check_invariants, trace, table)
+            try:
+                transfers, resources, makespan, system_checks = _system_tables(
+                    system, timeline, table, plan, placed, need)
+            except BaseException:
+                op_checks.result()
+                raise
+            invariants = op_checks.result()
+    else:
+        invariants = check_invariants(trace, table)
+        transfers, resources, makespan, system_checks = _system_tables(
+            system, timeline, table, plan, placed, need)
+    invariants.update(system_checks)
     op_links = OpLinks(plan.op_loads)
     return Executed(timeline, table, transfers, resources, invariants, makespan, op_links)
