@@ -99,3 +99,29 @@ def test_flat_rows_by_hand():
     assert ptr.tolist() == [0, 1, 3] and flat.dtype == np.float64
     ptr, flat = flat_rows([])
     assert ptr.tolist() == [0] and len(flat) == 0
+
+
+def test_per_op_alone_by_pairs_equals_per_op():
+    """``sim.engine_arrays._per_op_alone``: bytes through the stream's memory (none without
+    one), the duration alone (the longer of the latency and the bytes at the memory's rate)
+    and the share flag, worked out per (kind, stream) pair and gathered - or per op where
+    pairs outnumber ops - equal a plain loop over the ops."""
+    import math
+
+    from sim.engine_arrays import _per_op_alone
+
+    rng = np.random.default_rng(5)
+    for n_ops, n_kinds in ((5000, 40), (30, 50_000)):    # pairs gathered; per op
+        kind = rng.integers(0, n_kinds, n_ops).astype(np.int32)
+        stream = rng.integers(0, 3, n_ops).astype(np.int32)
+        per_kind = rng.random(n_kinds) * 1e-5
+        dram = np.where(rng.random(n_kinds) < 0.7, rng.random(n_kinds) * 1e7, 0.0)
+        shares = rng.random(n_kinds) < 0.2
+        rate = np.array([2e12, math.inf, 3.35e12])      # stream 1 has no contended memory
+        size, dur, stop = _per_op_alone(kind, stream, per_kind, dram, shares, rate)
+        for i in range(n_ops):
+            k, s = kind[i], stream[i]
+            want_size = dram[k] if math.isfinite(rate[s]) else 0.0
+            want_dur = max(per_kind[k], want_size / rate[s]) if want_size > 0 else per_kind[k]
+            assert size[i] == want_size and dur[i] == want_dur
+            assert stop[i] == (shares[k] and math.isfinite(rate[s]))
