@@ -9,8 +9,10 @@ event - give the same run as without them.
 """
 
 import inspect
+import os
 
 import numpy as np
+import pytest
 
 from arch import load_arch
 from sim import engine_aot
@@ -91,3 +93,16 @@ def test_moving_the_clock_on_without_an_event_gives_the_same_run(monkeypatch):
     assert ahead_steps < steps[0]
     assert np.array_equal(ahead[0], waited[0]) and np.array_equal(ahead[1], waited[1])
     assert ahead[2] == waited[2] and ahead[3] == waited[3]
+
+
+def test_engine_extension_builds_where_the_dram_one_does():
+    """Both extensions are built by the same recipe and compiler: where the DRAM kernels'
+    builds, the engine's must too (a signature it cannot compile, e.g. a wrong STEP_SIG,
+    would otherwise fall back to the JIT without a failing test)."""
+    from sim.micro import dram_aot
+
+    if dram_aot.kernels().kind != "aot":
+        pytest.skip("no ahead-of-time build here (no C compiler or XPUSIM_DRAM_AOT=0)")
+    if os.environ.get("XPUSIM_ENGINE_AOT", "1") == "0":
+        pytest.skip("XPUSIM_ENGINE_AOT=0: the engine's JIT path is the one in use")
+    assert engine_aot.kernels().kind == "aot"
