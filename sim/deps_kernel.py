@@ -68,13 +68,14 @@ def cross_pairs(dep_ptr, dep_idx, signal, waiter, waited, waiter_at, waited_sort
 
 
 @njit(cache=True, error_model="numpy")
-def late_dependency(dep_ptr, dep_idx, start, end):
+def late_dependency(dep_ptr, dep_idx, start, end, slack):
     """The first position ``j`` of ``dep_idx`` (in op order, then each op's dependency order)
-    whose op starts before that dependency ends (``start[o] < end[dep_idx[j]] - 1e-15``,
-    the invariant check's test), or -1: one pass, no per-pair arrays."""
+    whose op starts before that dependency ends (``start[o] < end[dep_idx[j]] - slack``,
+    the invariant check's test, :data:`sim.invariants.DEPENDENCY_SLACK`), or -1: one pass,
+    no per-pair arrays."""
     for o in range(len(dep_ptr) - 1):
         s = start[o]
         for j in range(dep_ptr[o], dep_ptr[o + 1]):
-            if s < end[dep_idx[j]] - 1e-15:
+            if s < end[dep_idx[j]] - slack:
                 return j
     return -1

@@ -174,9 +174,9 @@ COUNTS_ARGS = {w: ((w, 1), (w, 1), ("i8", 1), ("b1", 1), ("b1", 1), ("i8", 1))
 PAIRS_SIG = {w: f"none({w}[::1], {w}[::1], b1[::1], {_I}, {_I}, {_I}, {_I}, {_I})"
              for w in ("i4", "i8")}
 PAIRS_ARGS = {w: ((w, 1), (w, 1), ("b1", 1)) + (("i8", 1),) * 5 for w in ("i4", "i8")}
-#: late_dependency(dep_ptr, dep_idx, start, end) -> position (-1: none), for each width
-LATE_SIG = {w: f"i8({w}[::1], {w}[::1], {_F}, {_F})" for w in ("i4", "i8")}
-LATE_ARGS = {w: ((w, 1), (w, 1), ("f8", 1), ("f8", 1)) for w in ("i4", "i8")}
+#: late_dependency(dep_ptr, dep_idx, start, end, slack) -> position (-1: none), for each width
+LATE_SIG = {w: f"i8({w}[::1], {w}[::1], {_F}, {_F}, f8)" for w in ("i4", "i8")}
+LATE_ARGS = {w: ((w, 1), (w, 1), ("f8", 1), ("f8", 1), None) for w in ("i4", "i8")}
 
 #: quiet_lanes(stream, bounds, with_memory, stop_all, signal, cand, single,
 #:             adopt_after, only_wait, next_op, stops, sig, wait, one, ends_run, waits_left,

@@ -101,6 +101,10 @@ FUTILE = 64
 #: only the events)
 MAX_BESIDE = 1024
 MIN_BESIDE = 8
+#: per-(op kind, stream) tables of each op's bytes and duration alone (_per_op_alone) are
+#: formed up to this many entries, or one per op where there are more ops (memory, not
+#: speed: the per-op path gives the same arrays)
+PAIR_TABLE_MIN = 1 << 16
 #: a quiet run's links are filled in before its compiled stamp where its stream's runs may
 #: load at most this many (:func:`_run_links`); else each when the stamp first meets it
 #: (speed only: the same floats either way)
@@ -109,7 +113,7 @@ PREFILL_LINKS = 4
 #: Python loop, which gives the same floats (tests compare the two)
 COMPILED_BESIDE = True
 #: a stream whose run ends before anything else is scheduled moves the clock on itself instead
-#: of waiting on an event (``ahead``); False: it always waits, which gives the same times
+#: of waiting on an event (:func:`clock_ahead`); False: it always waits, which gives the same times
 FAST_FORWARD = True
 #: time a run in which no transfer ever shares a resource as one longest path
 #: (sim/engine_dag.py); False: the event loop, which gives the same floats
@@ -975,18 +979,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         flagged_bytes[x] = 1
         return 1
 
-    queue = getattr(env, "_queue", None)
-
-    def ahead(t: float) -> bool:
-        """Move the clock to ``t`` (s) at once where nothing is scheduled before or at ``t``
-        (SimPy's queue: the event the process would wait on would be the next one popped, so
-        it would resume at ``t`` with nothing run between). Whether it did; the caller
-        waits on an event otherwise (a SimPy without these internals: always)."""
-        if queue is None or (queue and queue[0][0] <= t) or not FAST_FORWARD:
-            return False
-        env._now = t
-        return True
-
     def op_stream(name: str, ids: np.ndarray) -> Generator:
         memory = memory_of.get(name)
         m = len(ids)
@@ -1005,7 +997,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                     counter[2] += 1
                     st_kind_mv[own], st_t_mv[own], st_op_mv[own] = \
                         BUSY, t, id_list[e + 1] if e + 1 < m else -1
-                    if not ahead(t):
+                    if not clock_ahead(env, t):
                         yield engine_module._Until(env, t)
                     counter[0] += e - k + 1
                     if e >= k and sig[e]:
@@ -1039,7 +1031,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
                 counter[1] += 1
                 st_kind_mv[own], st_t_mv[own], st_op_mv[own] = \
                     BUSY, t, id_list[e + 1] if e + 1 < m else -1
-                if not ahead(t):
+                if not clock_ahead(env, t):
                     yield engine_module._Until(env, t)
                 counter[0] += e - k + 1
                 if sig[e]:
@@ -1126,6 +1118,19 @@ def _next_at(at: np.ndarray, m: int) -> np.ndarray:
     return np.repeat(ends, np.diff(ends, prepend=-1))
 
 
+def clock_ahead(env: simpy.Environment, t: float) -> bool:
+    """Move ``env``'s clock to ``t`` (s) at once where nothing is scheduled before or at
+    ``t`` (SimPy's queue: the event the process would wait on would be the next one popped,
+    so it would resume at ``t`` with nothing run between; at a tie the events queued first
+    run first, so a tie waits). Whether it did; the caller waits on an event otherwise (a
+    SimPy without these internals, or FAST_FORWARD off: always)."""
+    queue = getattr(env, "_queue", None)
+    if queue is None or (queue and queue[0][0] <= t) or not FAST_FORWARD:
+        return False
+    env._now = t
+    return True
+
+
 def _quiet_arrays(names, memory_of: dict, stream: np.ndarray, bounds: np.ndarray,
                   stop_all: np.ndarray, signal: np.ndarray,
                   cand: np.ndarray, single: np.ndarray, adopt_after: np.ndarray,
@@ -1180,7 +1185,7 @@ def _per_op_alone(kind: np.ndarray, stream: np.ndarray, per_kind: np.ndarray,
     memory (``shares``). Each is a function of (kind, stream), so it is worked out once per
     pair and gathered per op (one pass over the ops instead of seven)."""
     n_streams = len(rate_of)
-    if len(per_kind) * n_streams > max(len(kind), 1 << 16):   # few ops per pair: per op
+    if len(per_kind) * n_streams > max(len(kind), PAIR_TABLE_MIN):   # few ops a pair: per op
         with_memory = np.isfinite(rate_of)[stream]
         size = np.where(with_memory, dram[kind], 0.0)
         dur = per_kind[kind]

@@ -12,6 +12,9 @@ from sim.fold_run import FoldedTable, check_folded
 from workloads.trace import Trace
 
 REL_TOL = 1e-9
+#: an op may start this much (s) before a dependency's end and still count as after it: the
+#: two times are separate running sums of the same durations, whose roundings may differ
+DEPENDENCY_SLACK = 1e-15
 #: rows per block of the per-row checks (blocks stay in cache; no table-long temporaries)
 BLOCK = 1 << 16
 #: ops from which the dependencies are checked by one compiled pass (the engine's extension,
@@ -97,7 +100,8 @@ def check_invariants(trace: Trace, table: Any) -> dict[str, str]:
             hi = min(n, lo + BLOCK)
             p0 = int(ptr[lo])
             per_op = np.diff(ptr[lo:hi + 1])
-            late = np.repeat(start[lo:hi], per_op) < end[idx[p0:int(ptr[hi])]] - 1e-15
+            late = np.repeat(start[lo:hi], per_op) < end[idx[p0:int(ptr[hi])]] - \
+                DEPENDENCY_SLACK
             if late.any():
                 who = lo + np.repeat(np.arange(hi - lo), per_op)
                 i = int(np.argmax(late))
@@ -106,7 +110,7 @@ def check_invariants(trace: Trace, table: Any) -> dict[str, str]:
     else:
         for op in trace.ops:
             for d in op.deps:
-                if start[op.id] < end[d] - 1e-15:
+                if start[op.id] < end[d] - DEPENDENCY_SLACK:
                     raise InvariantError(f"op {op.id} ({op.name}) started before its "
                                          f"dependency {d}")
     results["dependencies_respected"] = "passed"
@@ -143,7 +147,8 @@ def _late_dependency(ptr: np.ndarray, idx: np.ndarray, start: np.ndarray,
     from sim.engine_aot import kernels
 
     late = getattr(kernels(), f"late_dependency_{width}")
-    return int(late(*(np.ascontiguousarray(a) for a in (ptr, idx, start, end))))
+    return int(late(*(np.ascontiguousarray(a) for a in (ptr, idx, start, end)),
+                    DEPENDENCY_SLACK))
 
 
 def _blocks(table: Any, name: str):

@@ -5,7 +5,7 @@ import pytest
 
 from arch import load_arch
 from sim.engine import Engine
-from sim.invariants import InvariantError, check_invariants
+from sim.invariants import DEPENDENCY_SLACK, InvariantError, check_invariants
 from sim.result import op_table
 from sim.run import simulate
 from workloads.models import get_model
@@ -180,9 +180,13 @@ def test_late_dependency_is_the_first_late_pair_in_op_order(which):
     ptr = np.array([0, 0, 1, 3], dtype=np.int64)      # op 1 <- 0; op 2 <- 0, 1
     idx = np.array([0, 0, 1], dtype=np.int64)
     start = np.array([0.0, 1.0, 2.0])
-    assert late(ptr, idx, start, np.array([1.0, 2.5, 3.0])) == 2
-    assert late(ptr, idx, start, np.array([1.0, 2.0, 3.0])) == -1
-    assert late(ptr, idx, start, np.array([1.0 + 2e-15, 2.0, 3.0])) == 0
+    slack = DEPENDENCY_SLACK
+    assert late(ptr, idx, start, np.array([1.0, 2.5, 3.0]), slack) == 2
+    assert late(ptr, idx, start, np.array([1.0, 2.0, 3.0]), slack) == -1
+    assert late(ptr, idx, start, np.array([1.0 + 2e-15, 2.0, 3.0]), slack) == 0
+    # within the slack counts as after (op 1 starts at 1.0, its dependency ends 0.5 fs later)
+    assert late(ptr, idx, start, np.array([1.0 + 5e-16, 2.0, 3.0]), slack) == -1
+    assert late(ptr, idx, start, np.array([1.0 + 5e-16, 2.0, 3.0]), 0.0) == 0
 
 
 def _overlap_run():

@@ -106,3 +106,19 @@ def test_engine_extension_builds_where_the_dram_one_does():
     if os.environ.get("XPUSIM_ENGINE_AOT", "1") == "0":
         pytest.skip("XPUSIM_ENGINE_AOT=0: the engine's JIT path is the one in use")
     assert engine_aot.kernels().kind == "aot"
+
+
+def test_clock_moves_ahead_only_past_everything_queued():
+    """``clock_ahead``: the clock moves to a time before the first queued event, or with
+    nothing queued; at a tie with a queued event, or past one, the caller must wait (the
+    queued event runs first)."""
+    import simpy
+
+    from sim.engine_arrays import clock_ahead
+
+    env = simpy.Environment()
+    assert clock_ahead(env, 0.5) and env.now == 0.5      # nothing queued
+    env.timeout(1.5)                                      # an event at 2.0
+    assert not clock_ahead(env, 2.0) and env.now == 0.5   # a tie: wait
+    assert not clock_ahead(env, 3.0) and env.now == 0.5   # past it: wait
+    assert clock_ahead(env, 1.25) and env.now == 1.25

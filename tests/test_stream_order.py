@@ -1,5 +1,5 @@
-"""sim.stream_order: the stable stream order (radix on int16 codes), bounds and each op's
-neighbours on its stream, against a plain loop."""
+"""sim.stream_order: the stable stream order, bounds, each op's neighbours and position on its
+stream (one compiled pass), and offsets, against a plain loop and by hand."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import bisect
 import numpy as np
 import pytest
 
-from sim.stream_order import neighbours, offsets, stream_layout, stream_order, stream_positions
+from sim.stream_order import offsets, stream_layout, stream_positions
 
 
 def _by_loop(stream: list[int], n_streams: int):
@@ -22,22 +22,17 @@ def _by_loop(stream: list[int], n_streams: int):
 
 
 @pytest.mark.parametrize("n_streams", [1, 4, 40_000])   # the last: codes over int16
-def test_order_and_neighbours_equal_a_loop(n_streams):
+def test_layout_equals_a_loop(n_streams):
     rng = np.random.default_rng(7)
     # stream 2 has no op (an empty stream between others)
     stream = rng.choice([c for c in range(min(n_streams, 6)) if c != 2] or [0], 500)
     stream = np.where(stream == 5, n_streams - 1, stream).astype(np.int32)
     order, prev, after = _by_loop(stream.tolist(), n_streams)
-    by_stream = stream_order(stream, n_streams)
-    assert by_stream.tolist() == order
-    bounds = offsets(stream, n_streams)
     codes = sorted(stream.tolist())
-    assert bounds.tolist() == [bisect.bisect_left(codes, c) for c in range(n_streams + 1)]
-    got_prev, got_after = neighbours(by_stream, bounds)
-    assert got_prev.tolist() == prev and got_after.tolist() == after
-    # the compiled layout: the same arrays, and each op's position on its stream
+    bounds = [bisect.bisect_left(codes, c) for c in range(n_streams + 1)]
+    assert offsets(stream, n_streams).tolist() == bounds
     layout = stream_layout(stream, n_streams)
-    assert [a.tolist() for a in layout[:4]] == [order, bounds.tolist(), prev, after]
+    assert [a.tolist() for a in layout[:4]] == [order, bounds, prev, after]
     count: dict[int, int] = {}
     want_pos = []
     for s in stream.tolist():
@@ -57,17 +52,6 @@ def test_layout_hand_counted():
     assert position.tolist() == [0, 0, 1, 2, 1]
     assert stream_positions(by_stream, bounds).tolist() == [0, 0, 1, 2, 1]
     assert stream_layout(np.array([1, 0, 1, 1, 0], dtype=np.int32), 3, positions=False)[4] is None
-
-
-def test_hand_counted():
-    stream = np.array([1, 0, 1, 1, 0], dtype=np.int32)
-    by_stream = stream_order(stream, 3)
-    assert by_stream.tolist() == [1, 4, 0, 2, 3]
-    bounds = offsets(stream, 3)
-    assert bounds.tolist() == [0, 2, 5, 5]
-    prev, after = neighbours(by_stream, bounds)
-    assert prev.tolist() == [-1, -1, 0, 2, 1]
-    assert after.tolist() == [2, 4, 3, -1, -1]
 
 
 @pytest.mark.parametrize("m", [0, 1, 7, 60])

@@ -23,6 +23,9 @@ from sim.columns import slice_indices
 #: op lookups answered by a binary search in ``ids`` before the per-op-id table is built (a
 #: report reads a few thousand ops; the table costs ~0.09 s at 10M ops, a search ~1 us)
 SEARCHES_BEFORE_TABLE = 4096
+#: ``having`` searches ``ids`` for an array of ids under 1/SEARCH_SHARE of their length (its
+#: ~log2(n) steps an id then cost less than the table's pass over every op id)
+SEARCH_SHARE = 64
 
 
 class GroupedLoads(Mapping):
@@ -93,7 +96,7 @@ class GroupedLoads(Mapping):
         """Whether each op id in ``op_ids`` has loads (``in``, for an array of ids): by a
         search in ``ids`` for a few ids, from the table for many."""
         ids = np.asarray(op_ids, dtype=np.int64)
-        if self._of is None and len(ids) * 64 < len(self.ids):
+        if self._of is None and len(ids) * SEARCH_SHARE < len(self.ids):
             at = np.minimum(self.ids.searchsorted(ids), max(len(self.ids) - 1, 0))
             return self.ids[at] == ids if len(self.ids) else np.zeros(len(ids), dtype=bool)
         of = np.asarray(self._lookup())
