@@ -120,6 +120,30 @@ _STEP_TYPES = [p.split(":")[1] for p in STEP_PARAMS]
 STEP_SIG = ("Tuple((i8, i8, i8, i8, i8, f8, i8, i8, i8))("
             + ", ".join(t if t.islower() else f"{t.lower()}[::1]" for t in _STEP_TYPES) + ")")
 STEP_ARGS = tuple(None if t.islower() else (t.lower(), 1) for t in _STEP_TYPES)
+#: quiet_step_at (sim/step_kernel.py): quiet_step's nine leading scalars, ``n_streams``,
+#: ``slack``, and its array parameters' addresses and lengths (two int64 arrays, in the
+#: order of :data:`STEP_ARRAYS`)
+STEP_ARRAYS = tuple(p for p in STEP_PARAMS[9:] if not p.split(":")[1].islower())
+STEP_AT_SIG = ("Tuple((i8, i8, i8, i8, i8, f8, i8, i8, i8))("
+               "i8, i8, i8, i8, i8, i8, f8, i8, i8, i8, f8, i8[::1], i8[::1])")
+STEP_AT_ARGS = (None,) * 11 + (("i8", 1),) * 2
+_STEP_TAIL = [p.split(":")[0] for p in STEP_PARAMS[9:]]
+_STEP_TAIL_ARRAYS = [j for j, p in enumerate(STEP_PARAMS[9:]) if not p.split(":")[1].islower()]
+
+
+def step_addresses(tail: tuple) -> tuple:
+    """``(n_streams, slack, addr, lens)`` of quiet_step_at from ``tail``, quiet_step's
+    arguments after its nine leading scalars: each array's data address and length, in
+    :data:`STEP_ARRAYS` order, each checked against its declared dtype (1-d, C order; a
+    wrong one would be read as the declared type: TypeError here). The caller keeps
+    ``tail`` (its arrays) alive while it calls with the addresses."""
+    import numpy as np
+
+    arrays = [tail[j] for j in _STEP_TAIL_ARRAYS]
+    dram_aot.check_args(STEP_ARGS[9:], tuple(tail))
+    addr = np.array([a.__array_interface__["data"][0] for a in arrays], dtype=np.int64)
+    lens = np.array([len(a) for a in arrays], dtype=np.int64)
+    return (tail[_STEP_TAIL.index("n_streams")], tail[_STEP_TAIL.index("slack")], addr, lens)
 
 #: a stream's state for quiet_until: not started, busy until a time, waiting on an op
 NOT_STARTED, BUSY, WAITING = 0, 1, 2
@@ -228,7 +252,7 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp
                                  "group_sums_i8", "row_sums", "late_dependency_i4",
                                  "late_dependency_i8", "adopted_run", "adopted_taken",
                                  "stamp_bounded", "stream_layout", "stream_positions",
-                                 "quiet_step", "kind"])
+                                 "quiet_step", "quiet_step_at", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -275,7 +299,8 @@ def kernels() -> Kernels:
                             dram_aot.checked(mod.stamp_bounded, BOUNDED_ARGS),
                             dram_aot.checked(mod.stream_layout, LAYOUT_ARGS),
                             dram_aot.checked(mod.stream_positions, POSITIONS_ARGS),
-                            dram_aot.checked(mod.quiet_step, STEP_ARGS), "aot"),
+                            dram_aot.checked(mod.quiet_step, STEP_ARGS),
+                            dram_aot.checked(mod.quiet_step_at, STEP_AT_ARGS), "aot"),
         jit_kernels)
 
 
@@ -303,7 +328,7 @@ def jit_kernels() -> Kernels:
     from sim.run_kernel import adopted_run, adopted_taken
     from sim.scan_kernel import scan_run
     from sim.span_kernel import stamp_span
-    from sim.step_kernel import quiet_step
+    from sim.step_kernel import quiet_step, quiet_step_at
 
     return Kernels(stamp_beside, dag_times, scan_run, stamp_span, stamp_quiet, quiet_until,
                    point_groups, point_groups, handoff_pairs, stream_keys, stream_sums,
@@ -311,7 +336,8 @@ def jit_kernels() -> Kernels:
                    used_labels, used_labels, lut_key, lut_key, lut_key, offset_key, offset_key,
                    first_groups, distinct_marked, distinct_marked, group_sums, group_sums,
                    row_sums, late_dependency, late_dependency, adopted_run, adopted_taken,
-                   stamp_bounded, stream_layout, stream_positions, quiet_step, "jit")
+                   stamp_bounded, stream_layout, stream_positions, quiet_step, quiet_step_at,
+                   "jit")
 
 
 def module_name() -> str:
@@ -372,5 +398,6 @@ def build(directory: Path, name: str | None = None) -> Path:
          ("stamp_bounded", BOUNDED_SIG, quiet_kernel.stamp_bounded),
          ("stream_layout", LAYOUT_SIG, layout_kernel.stream_layout),
          ("stream_positions", POSITIONS_SIG, layout_kernel.stream_positions),
-         ("quiet_step", STEP_SIG, step_kernel.quiet_step)),
+         ("quiet_step", STEP_SIG, step_kernel.quiet_step),
+         ("quiet_step_at", STEP_AT_SIG, step_kernel.quiet_step_at)),
         "the engine's loops")

@@ -83,6 +83,7 @@ from sim.engine_aot import (
     WAITING,
     WANT_MEMORY,
     kernels,
+    step_addresses,
 )
 from sim.engine_dag import contention_free
 from sim.load_index import LoadIndex, loads_alone
@@ -628,7 +629,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     link_rc = np.array([res_code.get(id(res), -1) for res in load_res] or [-1], dtype=np.int64)
     step_tail = (*bound_arrays[:8], *bound_arrays[9:12], bound_arrays[16], bound_arrays[18])
     checked_step = kernels().quiet_step if memory_of else None
-    quiet_step = getattr(checked_step, "unchecked", checked_step)
+    checked_step_at = kernels().quiet_step_at if memory_of else None
+    quiet_step_at = getattr(checked_step_at, "unchecked", checked_step_at)
 
     def step_args(lane: dict) -> tuple:
         """quiet_step's arrays from a stream's own to the stamp's times (module docstring of
@@ -636,6 +638,12 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         ``step_cache`` until a buffer grows)."""
         return (*lane["step_lane"], *scan_streams, adopt_after, run_buf, *quiet_args,
                 quiet_times, link_rc, *step_tail)
+
+    def step_packed(lane: dict) -> tuple:
+        """(:func:`step_args`, quiet_step_at's arguments after the nine scalars: its arrays
+        by address, engine_aot.step_addresses); the first keeps the arrays alive."""
+        tail = step_args(lane)
+        return tail, step_addresses(tail)
 
     step_cache: dict[int, tuple] = {}
 
@@ -826,19 +834,19 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         for c in filled:
             fill_link(c)
         mem_rc, own, now = res_code[id(memory)], code_of[name], env.now
-        args = step_cache.get(id(lane))
-        if args is None:
-            args = step_cache[id(lane)] = step_args(lane)
+        packed = step_cache.get(id(lane))
+        if packed is None:
+            packed = step_cache[id(lane)] = step_packed(lane)
         while True:
-            status, e, last_adopts, count, f, t, took, y, extra = quiet_step(
-                k, m, cut, first, lead, beside_cap[name], now, mem_rc, own, *args)
+            status, e, last_adopts, count, f, t, took, y, extra = quiet_step_at(
+                k, m, cut, first, lead, beside_cap[name], now, mem_rc, own, *packed[1])
             if status == STEP_WANT:
                 fill_link(extra)
                 filled.append(extra)
             elif status == STEP_GROW:
                 run_buf, quiet_times = np.empty(extra, dtype=np.int64), np.empty(extra)
-                step_cache.clear()
-                args = step_cache[id(lane)] = step_args(lane)
+                step_cache.clear()     # (their arrays kept until here: the old buffers)
+                packed = step_cache[id(lane)] = step_packed(lane)
             else:
                 break
         put_back(memory, filled)

@@ -15,7 +15,9 @@ it in and calls again).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import carray, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from sim.engine_aot import STEP_BESIDE, STEP_GROW, STEP_NONE, STEP_STAMPED, STEP_WANT
 from sim.quiet_kernel import stamp_bounded
@@ -80,3 +82,57 @@ def quiet_step(k, m, cut, first, lead, cap, now, mem_rc, own, blocked, stops, wa
     took, y = adopted_taken(f - 1 if lead >= 0 else f, k, lo, hi, adopt_at, adopt_after, ids,
                             done)
     return STEP_STAMPED, e, 0, 0, f, t, took, y, -1
+
+
+@intrinsic
+def _pointer(typingctx, address):
+    """``address`` (an int64) as a void pointer (for ``numba.carray``)."""
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+    return types.voidptr(address), codegen
+
+
+@njit(cache=True)
+def _i8(addr, lens, j):
+    """Array ``j`` of :func:`quiet_step_at`'s, as int64."""
+    return carray(_pointer(addr[j]), (lens[j],), np.int64)
+
+
+@njit(cache=True)
+def _u1(addr, lens, j):
+    """Array ``j`` of :func:`quiet_step_at`'s, as uint8."""
+    return carray(_pointer(addr[j]), (lens[j],), np.uint8)
+
+
+@njit(cache=True)
+def _f8(addr, lens, j):
+    """Array ``j`` of :func:`quiet_step_at`'s, as float64."""
+    return carray(_pointer(addr[j]), (lens[j],), np.float64)
+
+
+@njit(cache=True, error_model="numpy")
+def quiet_step_at(k, m, cut, first, lead, cap, now, mem_rc, own, n_streams, slack, addr, lens):
+    """:func:`quiet_step` with its arrays given by address: ``addr[j]`` and ``lens[j]`` are
+    the data address and length of its ``j``-th array parameter
+    (:data:`sim.engine_aot.STEP_ARRAYS` order; their dtypes as declared there). A call
+    unboxes two arrays instead of 46 (~0.2 instead of ~3 us); the caller keeps the arrays
+    alive and checked (:func:`sim.engine_aot.step_addresses`)."""
+    return quiet_step(
+        k, m, cut, first, lead, cap, now, mem_rc, own,
+        blocked=_i8(addr, lens, 0), stops=_u1(addr, lens, 1), waits_left=_u1(addr, lens, 2),
+        ends_run=_u1(addr, lens, 3), ids=_i8(addr, lens, 4), adopt_at=_i8(addr, lens, 5),
+        wait_at=_i8(addr, lens, 6), wait_on=_i8(addr, lens, 7), done=_u1(addr, lens, 8),
+        beside=_i8(addr, lens, 9), next_op=_i8(addr, lens, 10), stream=_i8(addr, lens, 11),
+        sleep_on=_i8(addr, lens, 12), moved=_i8(addr, lens, 13), out_pos=_i8(addr, lens, 14),
+        out_y=_i8(addr, lens, 15), adopt_after=_i8(addr, lens, 16), run_buf=_i8(addr, lens, 17),
+        dur=_f8(addr, lens, 18), size=_f8(addr, lens, 19), of_op=_i8(addr, lens, 20),
+        ptr=_i8(addr, lens, 21), res=_i8(addr, lens, 22), nb=_f8(addr, lens, 23),
+        memory=_f8(addr, lens, 24), ok=_u1(addr, lens, 25), rate=_f8(addr, lens, 26),
+        bound=_f8(addr, lens, 27), link_moved=_f8(addr, lens, 28),
+        link_busy=_f8(addr, lens, 29), link_last=_f8(addr, lens, 30), start=_f8(addr, lens, 31),
+        end=_f8(addr, lens, 32), times=_f8(addr, lens, 33), link_rc=_i8(addr, lens, 34),
+        users_ptr=_i8(addr, lens, 35), users=_i8(addr, lens, 36), use_ptr=_i8(addr, lens, 37),
+        use_pos=_i8(addr, lens, 38), n_streams=n_streams, cum_ptr=_i8(addr, lens, 39),
+        cum=_f8(addr, lens, 40), stream_ops=_i8(addr, lens, 41), st_kind=_i8(addr, lens, 42),
+        st_t=_f8(addr, lens, 43), st_op=_i8(addr, lens, 44), position=_i8(addr, lens, 45),
+        slack=slack)

@@ -159,8 +159,9 @@ def test_a_run_adopts_first_the_collective_its_last_op_signalled(monkeypatch):
 @pytest.mark.parametrize("name", ["tp2-pp2-mb4-overlap", "tp8-mb2-overlap"])
 def test_memory_traffic_from_the_stream_order_is_the_masks(name, monkeypatch):
     """Each contended memory's DRAM bytes summed from the engine's ops by stream (a stream's
-    rows gathered from its segment) equal the per-stream masks over the whole table, bit
-    for bit; the segments are the rows the masks pick."""
+    rows gathered from its segment, each op's bytes per shard worked out once per op kind)
+    equal the per-stream masks over the whole table's per-op column, bit for bit; the
+    segments are the rows the masks pick."""
     from sim.columns import text_codes
     from sim.system import execute
 
@@ -168,8 +169,11 @@ def test_memory_traffic_from_the_stream_order_is_the_masks(name, monkeypatch):
     real = execute.memory_traffic
 
     def both(table, plan, costs=None, order=None):
+        per_kind = execute._per_kind_shard_bytes(table, costs)
         fast = real(table, plan, costs, order)
+        formed = [c for c in ("dram_bytes", "shards") if table.gathered(c) is None]
         seen.append((fast, real(table, plan, costs, None), table, plan, order))
+        assert per_kind is not None and not formed    # per kind: the columns not formed
         return fast
     monkeypatch.setattr(execute, "memory_traffic", both)
     _simulate(name)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from arch import load_arch
-from sim.columns import Columns, Text, column, text_codes
+from sim.columns import Columns, Lazy, Text, column, text_codes
 from sim.invariants import InvariantError, check_invariants
 from sim.run import simulate
 from sim.system.execute import execute, memory_traffic
@@ -140,6 +140,35 @@ def test_memory_traffic_on_columns_equals_dataframe():
     assert got == want and got == memory_traffic(ops, plan, costs)
     pim = np.array([c.detail.get("memory_share") is not None for c in costs])
     assert pim.any() and not pim.all()   # both kinds of op present
+
+
+def test_per_kind_bytes_per_shard_are_the_per_op_columns():
+    """A table whose DRAM bytes and shards are per-kind values gathered by the costs' index:
+    each kind's bytes per shard (0 for a kind run inside the memory), gathered by kind, are
+    the per-op division and mask, bit for bit; the table-long columns stay unformed. Other
+    tables (codes not the costs' index, shards per row) take the per-op path (None)."""
+    from sim.devices.base import Cost
+    from sim.engine import CostList
+    from sim.system.execute import _outside_memory, _per_kind_shard_bytes
+
+    kind = np.array([0, 2, 1, 2, 0, 1, 1], dtype=np.int32)
+    dram, shards = np.array([3.0, 7.0, 1e9 / 3]), np.array([2, 1, 3])
+    costs = CostList([Cost(1e-6, 1e-6, "memory"),
+                      Cost(1e-6, 1e-6, "memory", detail={"memory_share": 0.5}),
+                      Cost(1e-6, 1e-6, "memory")], kind)
+
+    def table(by_shards=kind):
+        return Columns({"dram_bytes": Lazy(lambda: dram[kind], by=kind, values=dram),
+                        "shards": Lazy(lambda: shards[by_shards], by=by_shards,
+                                       values=shards)}, ["dram_bytes", "shards"], len(kind))
+    ops = table()
+    values, by = _per_kind_shard_bytes(ops, costs)
+    want = np.where(_outside_memory(costs), dram[kind] / shards[kind], 0.0)
+    assert np.array_equal(values[by], want) and want[2] == want[5] == 0.0
+    assert ops.gathered("dram_bytes") is not None and ops.gathered("shards") is not None
+    assert _per_kind_shard_bytes(table(kind.copy()), costs) is None
+    assert _per_kind_shard_bytes(ops, CostList(costs.table, kind.copy())) is None
+    assert np.array_equal(_per_kind_shard_bytes(ops, None)[0], dram / shards)
 
 
 def test_text_columns_with_repeated_labels():

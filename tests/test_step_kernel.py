@@ -23,12 +23,56 @@ from workloads.scenario import Scenario
 
 
 def test_declared_parameters_are_the_kernels():
-    from sim.step_kernel import quiet_step
+    from sim.step_kernel import quiet_step, quiet_step_at
 
     names = list(inspect.signature(quiet_step.py_func).parameters)
     assert [p.split(":")[0] for p in engine_aot.STEP_PARAMS] == names
     assert len(engine_aot.STEP_ARGS) == len(names)
     assert engine_aot.STEP_SIG.count("[::1]") == sum(a is not None for a in engine_aot.STEP_ARGS)
+    # by address: the nine leading scalars, the two others, each array's address and length
+    at = list(inspect.signature(quiet_step_at.py_func).parameters)
+    assert at == [*names[:9], "n_streams", "slack", "addr", "lens"]
+    assert len(engine_aot.STEP_ARRAYS) == sum(a is not None for a in engine_aot.STEP_ARGS)
+    assert len(engine_aot.STEP_AT_ARGS) == len(at)
+
+
+def test_arrays_by_address_are_the_arrays_by_argument(monkeypatch):
+    """quiet_step_at, given the arrays by address (step_addresses), makes the call quiet_step
+    makes with them as arguments: every call of a real run (222), made again by quiet_step
+    on copies of its arrays, gives the same return and the same arrays after (a swapped or
+    misread array would differ); a wrong dtype is refused when the addresses are taken."""
+    import sim.engine_arrays as engine_arrays
+
+    real = engine_aot.kernels()
+    by_address = real.quiet_step_at.unchecked
+    tails: dict[int, tuple] = {}
+    compared = [0]
+
+    def addresses(tail):
+        got = engine_aot.step_addresses(tail)
+        tails[id(got[2])] = tail
+        return got
+
+    def both(*args):
+        tail = tails[id(args[11])]
+        copies = tuple(a.copy() if isinstance(a, np.ndarray) else a for a in tail)
+        want = real.quiet_step(*args[:9], *copies)
+        got = by_address(*args)
+        assert got == want
+        for a, b in zip(tail, copies, strict=True):
+            assert np.array_equal(a, b, equal_nan=True) if isinstance(a, np.ndarray) else a == b
+        compared[0] += 1
+        return got
+    both.unchecked = both
+    monkeypatch.setattr(engine_arrays, "step_addresses", addresses)
+    monkeypatch.setattr(engine_aot, "_CACHE", [real._replace(quiet_step_at=both)])
+    _run()
+    assert compared[0] > 100
+    tail = next(iter(tails.values()))
+    wrong = list(tail)
+    wrong[1] = wrong[1].view(np.int8)      # stops: uint8 declared
+    with pytest.raises(TypeError, match="argument 1"):
+        engine_aot.step_addresses(tuple(wrong))
 
 
 def _run() -> tuple[np.ndarray, np.ndarray, str, int]:
@@ -58,14 +102,14 @@ def test_links_filled_first_or_when_wanted_give_the_same_run(monkeypatch):
     monkeypatch.setattr(engine_arrays, "PREFILL_LINKS", 0)
     wanted = []
     real = engine_aot.kernels()
-    step = real.quiet_step.unchecked
+    step = real.quiet_step_at.unchecked
 
     def counted(*args):
         got = step(*args)
         wanted.append(got[0] == engine_aot.STEP_WANT)
         return got
     counted.unchecked = counted
-    monkeypatch.setattr(engine_aot, "_CACHE", [real._replace(quiet_step=counted)])
+    monkeypatch.setattr(engine_aot, "_CACHE", [real._replace(quiet_step_at=counted)])
     each = _run()
     assert any(wanted)        # the calls did return for links
     assert np.array_equal(filled_first[0], each[0]) and np.array_equal(filled_first[1], each[1])

@@ -103,10 +103,16 @@ def memory_traffic(table: Any, plan: Plan, costs: list | None = None,
     out: dict[str, float] = {}
     if not plan.memory_of:
         return out
+    rows_of = _stream_rows(table, order)
+    per_kind = _per_kind_shard_bytes(table, costs) if rows_of is not None else None
+    if per_kind is not None:     # one value per op kind, gathered per stream
+        values, by = per_kind
+        for stream, res in plan.memory_of.items():
+            out[res] = out.get(res, 0.0) + float(values[by[rows_of(stream)]].sum())
+        return out
     per_shard = column(table, "dram_bytes") / column(table, "shards")
     if costs is not None:
         per_shard = np.where(_outside_memory(costs), per_shard, 0.0)
-    rows_of = _stream_rows(table, order)
     if rows_of is None:
         labels, codes = text_codes(table, "stream")
     for stream, res in plan.memory_of.items():
@@ -116,6 +122,29 @@ def memory_traffic(table: Any, plan: Plan, costs: list | None = None,
             got = per_shard[codes == (labels.index(stream) if stream in labels else -1)]
         out[res] = out.get(res, 0.0) + float(got.sum())
     return out
+
+
+def _per_kind_shard_bytes(table: Any, costs: list | None
+                          ) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(values, by)`` with ``values[by]`` the per-op DRAM bytes per shard of
+    :func:`memory_traffic` (0 for ops inside the memory), where the table's DRAM bytes and
+    shards are per-kind values gathered by one code array ``by`` that also indexes the costs
+    (a :class:`CostList`, or none): the same division per op, done once per kind, so the
+    table-long columns are not formed (a later reader gathers them through their kinds);
+    else None."""
+    if not isinstance(table, Columns):
+        return None
+    dram, shards = table.gathered("dram_bytes"), table.gathered("shards")
+    if dram is None or shards is None or dram.by is not shards.by or \
+            (costs is not None and not (isinstance(costs, CostList) and costs.index is dram.by)):
+        return None
+    per_shard = dram.values / shards.values
+    if costs is not None:
+        flags = np.array([c.detail.get("memory_share") is None for c in costs.table] or [True])
+        if len(flags) != len(per_shard):
+            return None
+        per_shard = np.where(flags, per_shard, 0.0)
+    return per_shard, dram.by
 
 
 def _stream_rows(table: Any, order: tuple | None):
