@@ -14,7 +14,7 @@ by a hash of the sources and tool versions, ``.failed`` markers):
   :func:`sim.bound_kernel.stream_sums`, the running sums it reads;
 * :func:`sim.scan_kernel.scan_run`: where a quiet run may end, and the ops it runs beside;
 * :func:`sim.step_kernel.quiet_step`: a quiet run's scan, adoptions, stamp and what it took,
-  in one call;
+  in one call (:func:`sim.step_kernel.quiet_step_at`: the same, its arrays by address);
 * :func:`sim.span_kernel.stamp_span`: a span of a plain run, loaded ops alone on their links;
 * :func:`sim.handoff_kernel.handoff_pairs`: which op of another stream a run may stamp;
 * :func:`sim.plan_kernel.stream_keys`: each op's stage and stream key in a plan;
