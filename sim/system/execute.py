@@ -140,7 +140,7 @@ def _per_kind_shard_bytes(table: Any, costs: list | None
         return None
     per_shard = dram.values / shards.values
     if costs is not None:
-        flags = np.array([c.detail.get("memory_share") is None for c in costs.table] or [True])
+        flags = _outside_flags(costs.table)
         if len(flags) != len(per_shard):
             return None
         per_shard = np.where(flags, per_shard, 0.0)
@@ -166,9 +166,14 @@ def _stream_rows(table: Any, order: tuple | None):
 def _outside_memory(costs: list) -> np.ndarray:
     """Per op: whether its cost has no ``memory_share`` (it is not run inside the memory)."""
     if isinstance(costs, CostList):   # one flag per distinct cost
-        flags = np.array([c.detail.get("memory_share") is None for c in costs.table] or [True])
-        return flags[costs.index]
+        return _outside_flags(costs.table)[costs.index]
     return np.array([c.detail.get("memory_share") is None for c in costs], dtype=bool)
+
+
+def _outside_flags(table: list) -> np.ndarray:
+    """Per distinct cost of ``table``: whether it has no ``memory_share`` (one True for an
+    empty table)."""
+    return np.array([c.detail.get("memory_share") is None for c in table] or [True])
 
 
 def _system_tables(system: System, timeline: Timeline, table: Any, plan: Plan,
