@@ -187,6 +187,23 @@ def _cross_deps(arrays, stream: np.ndarray) -> tuple[np.ndarray, ...]:
     return signal, cand, wait_at, waiter, waited, waiter_at, waited_sorted, waiter_by_waited
 
 
+def _on_thread(fn, *args):
+    """``fn(*args)`` started on a thread of its own: a Future of its result (its error
+    raised by ``result()``). Threads load here: a one-stream run does not import them."""
+    import threading
+    from concurrent.futures import Future
+
+    got: Future = Future()
+
+    def call() -> None:
+        try:
+            got.set_result(fn(*args))
+        except BaseException as exc:
+            got.set_exception(exc)
+    threading.Thread(target=call, name="xpusim-deps", daemon=True).start()
+    return got
+
+
 def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     """:meth:`Engine.run` of a trace :func:`runs_on_arrays` accepts: the same times, costs
     and resource traffic, fewer events waited on (see the module docstring)."""
@@ -195,6 +212,11 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     dev = plan.streams[names[0]]
     kind = arrays.kind
     n = len(kind)
+    stream64 = arrays.stream.astype(np.int64)
+    kernels()    # loaded here, not first by the thread
+    # the dependencies between streams on a thread of their own (compiled passes without
+    # the GIL) while this one prices the op kinds and lays out the streams
+    deps = _on_thread(_cross_deps, arrays, stream64)
     table = _kind_costs(dev, arrays)
     per_kind = np.array([c.latency if c is not None else 0.0 for c in table] or [0.0])
     stream = arrays.stream
@@ -216,7 +238,6 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     rate_of = np.array([memory_of[nm].rate if nm in memory_of else math.inf for nm in names])
     size_all, dur_all, stop_all = _per_op_alone(kind, stream, per_kind, dram, shares, rate_of)
     lat_all = per_kind[kind]            # each op's latency (s)
-    stream64 = stream.astype(np.int64)
     code_of = {nm: c for c, nm in enumerate(names)}
     loads = LoadIndex(op_loads or {}, n)
     list_of_op, load_lists = _items(loads.of_op), loads.lists
@@ -239,6 +260,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         times = contention_free(arrays, stream, prev_op, names, dur_all, size_all, stop_all,
                                 memory_of, loads)
         if times is not None:     # no transfer ever shared a resource: no event loop
+            deps.result()
             tl = Timeline(times[0], times[1], CostList(table, kind), n)
             tl.resources = resources
             tl.stream_order = (by_stream, bounds, list(names))
@@ -257,7 +279,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     # are [at[i], at[i + 1]) (dicts of lists took ~80 B an op). Compiled:
     # sim/deps_kernel.py
     signal, cand, wait_at_arr, waiter, waited_op, waiter_at_arr, waited_sorted, \
-        waiter_by_waited = _cross_deps(arrays, stream64)
+        waiter_by_waited = deps.result()
     wait_at, wait_on = _items(wait_at_arr), _items(waited_op)
     waiter_at, waiter_of = _items(waiter_at_arr), _items(waiter_by_waited)
 

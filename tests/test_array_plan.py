@@ -363,3 +363,26 @@ def test_op_links_name_each_list_of_loads_once():
     assert dict(links) == {3: ("nvlink0", "nvlink1"), 7: ("nvlink0", "nvlink1"), 9: ("pcie",)}
     assert links[3] is links[7] and len(links) == 3 and list(links) == [3, 7, 9]
     assert links.get(4, ()) == ()
+
+
+def test_cross_stream_dependencies_on_their_own_thread(monkeypatch):
+    """The dependencies between streams are worked out on a thread of their own while the
+    run prices its op kinds (the run itself equals the op-by-op engine's, above); an error
+    there is the run's error, raised where the run reads them."""
+    import threading
+
+    real = engine_arrays._cross_deps
+    where = []
+
+    def recorded(*args):
+        where.append(threading.current_thread() is threading.main_thread())
+        return real(*args)
+    monkeypatch.setattr(engine_arrays, "_cross_deps", recorded)
+    _simulate("tp2-pp2-mb4-overlap")
+    assert where == [False]
+
+    def failing(*args):
+        raise ValueError("dependency arrays out of range")
+    monkeypatch.setattr(engine_arrays, "_cross_deps", failing)
+    with pytest.raises(ValueError, match="dependency arrays out of range"):
+        _simulate("tp2-pp2-mb4-overlap")
