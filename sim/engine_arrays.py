@@ -213,16 +213,20 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     kind = arrays.kind
     n = len(kind)
     stream64 = arrays.stream.astype(np.int64)
-    kernels()    # loaded here, not first by the thread
-    # the dependencies between streams on a thread of their own (compiled passes without
-    # the GIL) while this one prices the op kinds and lays out the streams
-    deps = _on_thread(_cross_deps, arrays, stream64)
-    table = _kind_costs(dev, arrays)
-    per_kind = np.array([c.latency if c is not None else 0.0 for c in table] or [0.0])
     stream = arrays.stream
     env = simpy.Environment()
     streams = {name: [] for name in names}
     resources, memory_of, op_loads = engine._resources(env, plan, streams)
+    # where a stream has a contended memory (the quiet runs' machinery follows), the
+    # dependencies between streams on a thread of their own (compiled passes without the
+    # GIL) while this one prices the op kinds and lays out the streams; else they are
+    # worked out only past the contention-free check (a run it settles needs none)
+    deps = None
+    if memory_of:
+        kernels()    # loaded here, not first by the thread
+        deps = _on_thread(_cross_deps, arrays, stream64)
+    table = _kind_costs(dev, arrays)
+    per_kind = np.array([c.latency if c is not None else 0.0 for c in table] or [0.0])
     # the ops by stream, where each stream's begin in them, each op's op before and after it
     # on its stream (-1: none); its position there only where the event loop runs
     by_stream, bounds, prev_op, next_op, _ = stream_layout(stream, len(names), positions=False)
@@ -260,7 +264,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         times = contention_free(arrays, stream, prev_op, names, dur_all, size_all, stop_all,
                                 memory_of, loads)
         if times is not None:     # no transfer ever shared a resource: no event loop
-            deps.result()
+            if deps is not None:
+                deps.result()
             tl = Timeline(times[0], times[1], CostList(table, kind), n)
             tl.resources = resources
             tl.stream_order = (by_stream, bounds, list(names))
@@ -279,7 +284,7 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     # are [at[i], at[i + 1]) (dicts of lists took ~80 B an op). Compiled:
     # sim/deps_kernel.py
     signal, cand, wait_at_arr, waiter, waited_op, waiter_at_arr, waited_sorted, \
-        waiter_by_waited = deps.result()
+        waiter_by_waited = deps.result() if deps is not None else _cross_deps(arrays, stream64)
     wait_at, wait_on = _items(wait_at_arr), _items(waited_op)
     waiter_at, waiter_of = _items(waiter_at_arr), _items(waiter_by_waited)
 

@@ -366,20 +366,29 @@ def test_op_links_name_each_list_of_loads_once():
 
 
 def test_cross_stream_dependencies_on_their_own_thread(monkeypatch):
-    """The dependencies between streams are worked out on a thread of their own while the
-    run prices its op kinds (the run itself equals the op-by-op engine's, above); an error
-    there is the run's error, raised where the run reads them."""
+    """Where a stream has a contended memory, the dependencies between streams are worked
+    out on a thread of their own while the run prices its op kinds (the run itself equals
+    the op-by-op engine's, above); an error there is the run's error, raised where the run
+    reads them. Without one they are worked out on the run's thread, past the
+    contention-free check: not at all for a run that check settles."""
     import threading
 
     real = engine_arrays._cross_deps
     where = []
 
     def recorded(*args):
-        where.append(threading.current_thread() is threading.main_thread())
+        where.append("main" if threading.current_thread() is threading.main_thread()
+                     else "thread")
         return real(*args)
     monkeypatch.setattr(engine_arrays, "_cross_deps", recorded)
     _simulate("tp2-pp2-mb4-overlap")
-    assert where == [False]
+    assert where == ["thread"]
+    where.clear()
+    _simulate("tp4-pp2-mb2-links")   # no contended memory, links contended: the event loop
+    assert where == ["main"]
+    where.clear()
+    _simulate("pp2-mb2")            # settled by the contention-free check
+    assert where == []
 
     def failing(*args):
         raise ValueError("dependency arrays out of range")
