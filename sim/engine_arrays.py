@@ -189,18 +189,13 @@ def _cross_deps(arrays, stream: np.ndarray) -> tuple[np.ndarray, ...]:
 
 def _on_thread(fn, *args):
     """``fn(*args)`` started on a thread of its own: a Future of its result (its error
-    raised by ``result()``). Threads load here: a one-stream run does not import them."""
-    import threading
-    from concurrent.futures import Future
+    raised by ``result()``; the pool is shut down at once, the call running on). Threads
+    load here: a one-stream run does not import them."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    got: Future = Future()
-
-    def call() -> None:
-        try:
-            got.set_result(fn(*args))
-        except BaseException as exc:
-            got.set_exception(exc)
-    threading.Thread(target=call, name="xpusim-deps", daemon=True).start()
+    pool = ThreadPoolExecutor(1, thread_name_prefix="xpusim-deps")
+    got = pool.submit(fn, *args)
+    pool.shutdown(wait=False)
     return got
 
 
@@ -347,9 +342,9 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     res_code = {key: rc for rc, key in enumerate(users)}
     use = _use_positions(names, stream, position, by_stream, bounds, memory_of, loads,
                          size_all, stop_all)
-    bound_arrays = (*_bound_tables(names, users, use, by_stream, bounds, dur_all, adopt_after),
-                    st_kind, st_t, st_op, wait_at_arr, waited_op, flagged, stream64, position,
-                    end, SUM_SLACK)
+    bound_tables = _bound_tables(names, users, use, by_stream, bounds, dur_all, adopt_after)
+    bound_arrays = (*bound_tables, st_kind, st_t, st_op, wait_at_arr, waited_op, flagged,
+                    stream64, position, end, SUM_SLACK)
     checked_bound = kernels().quiet_until
     if users:        # the arrays checked once, then called unchecked
         checked_bound(0, 0, -1, 0.0, *bound_arrays)
@@ -654,7 +649,8 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     # the stamp's, per link code its resource code for the bounds, and the bounds' arrays
     # after ``now`` but the op ends, their durations, waits, flags and streams (the stamp's)
     link_rc = np.array([res_code.get(id(res), -1) for res in load_res] or [-1], dtype=np.int64)
-    step_tail = (*bound_arrays[:8], *bound_arrays[9:12], bound_arrays[16], bound_arrays[18])
+    # (the bound's tables but the durations alone, which quiet_step reads as the stamp's)
+    step_tail = (*bound_tables[:-1], st_kind, st_t, st_op, position, SUM_SLACK)
     checked_step = kernels().quiet_step if memory_of else None
     checked_step_at = kernels().quiet_step_at if memory_of else None
     quiet_step_at = getattr(checked_step_at, "unchecked", checked_step_at)
