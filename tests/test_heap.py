@@ -212,3 +212,21 @@ def test_run_pretouches_its_estimated_heap(monkeypatch, tmp_path):
     assert rc == 0
     ops = estimate_ops(get_model("gpt2-small"), Scenario(batch=2, prompt_len=64, gen_len=8))
     assert asked == [ops * heap.HEAP_PER_OP]
+
+
+def test_run_pretouches_only_where_rows_are_made(monkeypatch, capsys):
+    """``--json`` without ``--out`` on one stream (folded: no array per op) touches nothing;
+    with a second pipeline stage or micro-batch (the engine's rows per op) it does, and
+    with ``--out`` (the report's op table) a one-stream run does too."""
+    from xpusim.cli import main
+
+    asked = []
+    monkeypatch.setattr(heap, "pretouch", lambda nbytes: asked.append(nbytes) or False)
+    base = ["run", "--arch", "dgx-h100", "--model", "gpt2-small", "--prompt", "64",
+            "--gen", "8", "--quiet", "--json"]
+    for extra, touched in (([], False), (["--pp", "2"], True), (["--microbatches", "2"], True),
+                           (["--tp", "2", "--overlap"], True)):
+        asked.clear()
+        assert main(base + extra) == 0
+        assert bool(asked) is touched, extra
+    capsys.readouterr()
