@@ -20,7 +20,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import sim.report.parquet_footer as F
 import sim.report.rollups as R
+from sim.columns import Columns
 from sim.engine_aot import jit_kernels, kernels
 from sim.stream_chains import handoffs
 
@@ -387,7 +389,7 @@ def test_long_table_rollups_take_the_compiled_key_passes(run, monkeypatch, rollu
     assert compiled.decode_steps.tolist() == plain.decode_steps.tolist()
 
 
-def _fresh_ops():
+def _fresh_ops(gen: int = 40):
     """A new run's op table, its per-kind columns not formed yet."""
     from arch import load_arch
     from sim.run import simulate
@@ -395,7 +397,7 @@ def _fresh_ops():
     from workloads.scenario import Scenario
 
     res = simulate(load_arch("h100"), get_model("gpt2-small"),
-                   Scenario(batch=2, prompt_len=32, gen_len=40))
+                   Scenario(batch=2 if gen == 40 else 8, prompt_len=32, gen_len=gen))
     return res, res.columns("ops")
 
 
@@ -420,13 +422,31 @@ def test_rollups_read_per_kind_columns_through_their_codes(monkeypatch, rollups_
     rollups_match_pandas(compiled, res.ops)
 
 
-@pytest.mark.parametrize("rows_per_group,encoders", [(700, 1), (700, 3), (2048, 2)])
+def _one_writer(ops, codes, bounds, path) -> None:
+    """Arrow's own writer writing the whole table's rows in row groups of ``bounds``."""
+    import pyarrow.parquet as pq
+
+    import sim.report.writer as W
+
+    table, recoded = W._parquet_table(ops, codes)
+    with pq.ParquetWriter(path, table.schema, **W._writer_options(table, recoded)) as out:
+        for lo, hi in bounds:
+            out.write_table(table.slice(lo, hi - lo), row_group_size=hi - lo)
+
+
+@pytest.mark.parametrize("rows_per_group,encoders,gen", [(700, 1, 40), (700, 3, 40),
+                                                         (2048, 2, 40), (700, 2, 300)])
 def test_parquet_written_a_row_group_at_a_time_is_the_whole_tables(monkeypatch, tmp_path,
-                                                                   rows_per_group, encoders):
+                                                                   rows_per_group, encoders,
+                                                                   gen):
     """A long table written a row group at a time (sim/report/writer._write_chunked, forced
     here with short row groups), the groups encoded by one or several threads and merged,
-    is the file the same table gives written whole: the same bytes; and its per-kind
-    columns were not formed for it."""
+    the chunks of columns whose rows repeat an encoded group's taken from that group, is the
+    file Arrow's writer gives the same table written whole in the same row groups: the same
+    bytes; and its per-kind columns were not formed for it. The groups hold whole decode
+    steps (148 rows each here) after the first group; at 300 tokens the ``bound`` column
+    changes in the decode (a step's attention turns compute-bound), so some groups take it
+    from an earlier group and others encode it again."""
     import pyarrow.parquet as pq
 
     import sim.report.writer as W
@@ -434,16 +454,49 @@ def test_parquet_written_a_row_group_at_a_time_is_the_whole_tables(monkeypatch, 
     monkeypatch.setattr(W, "ROW_GROUP_ROWS", rows_per_group)
     monkeypatch.setattr(W, "ENCODERS", encoders)
     monkeypatch.setattr(R, "COMPILED_ROWS", 0)   # the rollups form no per-kind column either
-    _, ops = _fresh_ops()
+    joined = []
+
+    def counted(cols):
+        joined.append([c.leaf.get(F.SCHEMA_NAME).decode() for c in cols])
+        return F.joined_group(cols)
+
+    monkeypatch.setattr(W, "joined_group", counted)
+    _, ops = _fresh_ops(gen)
     assert len(ops) > 2 * rows_per_group
     codes = R.rollups(ops).factorised
     W._write_parquet(ops, tmp_path / "chunked.parquet", codes)
     assert ops.gathered("energy_J") is not None and ops.gathered("flops") is not None
-    W._write_table(*W._parquet_table(ops, codes), tmp_path / "whole.parquet")
+    bounds = W._row_bounds(ops)
+    step = np.asarray(ops["step"])
+    first = int(np.searchsorted(step, step[0], side="right"))
+    assert first == 148 and bounds[0][0] == 0 and bounds[-1][1] == len(ops)
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
+    assert max(hi - lo for lo, hi in bounds) <= rows_per_group
+    body = step[first:first + 148 * (gen - 1)].reshape(gen - 1, 148)
+    assert (body == body[:, :1]).all()   # whole steps of 148 rows
+    steps = rows_per_group // 148 * 148
+    assert all((lo - first) % 148 == 0 for lo, _ in bounds[1:])
+    assert all(hi - lo == steps for lo, hi in bounds[1:-1])
+    _one_writer(ops, codes, bounds, tmp_path / "whole.parquet")
     assert (tmp_path / "chunked.parquet").read_bytes() == \
         (tmp_path / "whole.parquet").read_bytes()
-    assert pq.ParquetFile(tmp_path / "chunked.parquet").metadata.num_row_groups == \
-        -(-len(ops) // rows_per_group)
+    assert pq.ParquetFile(tmp_path / "chunked.parquet").metadata.num_row_groups == len(bounds)
+    assert joined and all(cols == list(ops.order) for cols in joined)
+    assert len(joined) >= len(bounds) - 2 - encoders   # all but the first, last and racing
+
+
+def test_row_bounds_of_a_table_without_steps_in_order(monkeypatch):
+    """Steps that fall somewhere: fixed groups of ROW_GROUP_ROWS rows."""
+    import sim.report.writer as W
+
+    monkeypatch.setattr(W, "ROW_GROUP_ROWS", 1000)
+    _, ops = _fresh_ops()
+    n = len(ops)
+    want = [(lo, min(n, lo + 1000)) for lo in range(0, n, 1000)]
+    assert W._row_bounds(ops) != want   # steps in order: whole steps
+    monkeypatch.setattr(ops, "block", lambda name, lo, hi: np.arange(n)[::-1][lo:hi].copy()
+                        if name == "step" else Columns.block(ops, name, lo, hi))
+    assert W._row_bounds(ops) == want
 
 
 def test_subset_gathers_per_kind_columns_for_its_rows_alone():

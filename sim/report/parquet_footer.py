@@ -14,10 +14,16 @@ renumbered and ``num_rows`` summed: the file one writer writes with the same row
 The compact protocol (https://github.com/apache/thrift/blob/master/doc/specs/
 thrift-compact-protocol.md) is read into :class:`Struct` values that keep each field's id,
 type and order, so that writing one back gives the bytes read. Files with page indexes or
-Bloom filters (written after all row groups) are not merged: :func:`merged_file` raises."""
+Bloom filters (written after all row groups) are not merged: :class:`MergedWriter` raises.
+
+A column chunk's pages likewise hold no file position and depend on its column alone, so one
+row group's file is also its columns' chunks taken from several such files, each as it lies
+there (:func:`column_chunks`, :func:`joined_group`): what the report's writer does with the
+chunk of a column whose rows repeat those of a group already encoded."""
 
 from __future__ import annotations
 
+import copy
 import struct as _struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -26,11 +32,14 @@ MAGIC = b"PAR1"
 # compact-protocol types (the low nibble of a field header)
 STOP, TRUE, FALSE, BYTE, I16, I32, I64, DOUBLE, BINARY, LIST, SET, MAP, STRUCT = range(13)
 # field ids (parquet.thrift)
-FILE_NUM_ROWS, FILE_ROW_GROUPS = 3, 4
-GROUP_COLUMNS, GROUP_FILE_OFFSET, GROUP_ORDINAL = 1, 5, 7
+FILE_SCHEMA, FILE_NUM_ROWS, FILE_ROW_GROUPS, FILE_COLUMN_ORDERS = 2, 3, 4, 7
+GROUP_COLUMNS, GROUP_BYTES, GROUP_FILE_OFFSET, GROUP_COMPRESSED, GROUP_ORDINAL = 1, 2, 5, 6, 7
 CHUNK_FILE_OFFSET, CHUNK_META = 2, 3
 CHUNK_INDEX_FIELDS = (4, 5, 6, 7)        # offset / column index: written after the row groups
+META_UNCOMPRESSED, META_COMPRESSED = 6, 7
+META_DATA, META_DICTIONARY = 9, 11
 META_OFFSETS = (9, 10, 11)               # data, index and dictionary page offsets
+SCHEMA_NAME, SCHEMA_CHILDREN = 4, 5
 META_BLOOM = (14, 15)                    # Bloom filter: written after the row groups
 
 
@@ -275,3 +284,82 @@ class MergedWriter:
         self.sink.write(body)
         self.sink.write(len(body).to_bytes(4, "little"))
         self.sink.write(MAGIC)
+
+
+@dataclass(frozen=True)
+class ColumnChunk:
+    """One column of a Parquet file of one row group and a flat schema: its chunk's bytes
+    (``pages``, from its first page), where they began in that file (``at``), its footer
+    entries (``chunk``: the ColumnChunk struct; ``leaf``: its schema element; ``order``: its
+    column order), and that file's footer (``footer``: the file one writer writes is built from
+    it, :func:`joined_group`). Never changed once read (:func:`joined_group` copies)."""
+
+    pages: bytes
+    at: int
+    chunk: Struct
+    leaf: Struct
+    order: Struct
+    footer: Struct
+
+
+def column_chunks(data) -> dict[str, ColumnChunk]:
+    """Name -> :class:`ColumnChunk` of each column of Parquet file ``data``, which holds one
+    row group and a flat schema and no page index or Bloom filter (else ``ValueError``)."""
+    view = memoryview(data).cast("B")
+    _, footer = split_file(view)
+    groups = footer.get(FILE_ROW_GROUPS)[1]
+    schema = footer.get(FILE_SCHEMA)[1]
+    if len(groups) != 1 or schema[0].get(SCHEMA_CHILDREN) != len(schema) - 1:
+        raise ValueError("column_chunks: a Parquet file of one row group and a flat schema only")
+    out = {}
+    for leaf, chunk, order in zip(schema[1:], groups[0].get(GROUP_COLUMNS)[1],
+                                  footer.get(FILE_COLUMN_ORDERS)[1], strict=True):
+        meta = chunk.get(CHUNK_META)
+        if any(chunk.has(f) for f in CHUNK_INDEX_FIELDS) or any(meta.has(f) for f in META_BLOOM):
+            raise ValueError("Parquet files with page indexes or Bloom filters are not split")
+        at = meta.get(META_DICTIONARY) if meta.has(META_DICTIONARY) else meta.get(META_DATA)
+        out[leaf.get(SCHEMA_NAME).decode()] = ColumnChunk(
+            bytes(view[at:at + meta.get(META_COMPRESSED)]), at, chunk, leaf, order, footer)
+    return out
+
+
+def joined_group(columns: list[ColumnChunk]) -> bytes:
+    """One Parquet file of one row group holding ``columns`` in that order (chunks of files
+    of the same rows and writer): each chunk's bytes as they are, and the first column's
+    file's footer with every column's schema element, column order and chunk, their positions
+    moved to where the bytes now lie, the row group's sizes their sums - the file one writer
+    writes with those columns."""
+    if not columns:
+        raise ValueError("joined_group: no column")
+    out = bytearray(MAGIC)
+    chunks = []
+    for col in columns:
+        chunk = copy.deepcopy(col.chunk)
+        shift = len(out) - col.at
+        meta = chunk.get(CHUNK_META)
+        for f in META_OFFSETS:
+            if meta.has(f):
+                meta.set(f, meta.get(f) + shift)
+        if chunk.get(CHUNK_FILE_OFFSET):      # (deprecated: Arrow writes 0)
+            chunk.set(CHUNK_FILE_OFFSET, chunk.get(CHUNK_FILE_OFFSET) + shift)
+        out += col.pages
+        chunks.append(chunk)
+    footer = copy.deepcopy(columns[0].footer)
+    group = footer.get(FILE_ROW_GROUPS)[1][0]
+    root = footer.get(FILE_SCHEMA)[1][0]
+    root.set(SCHEMA_CHILDREN, len(columns))
+    metas = [c.get(CHUNK_META) for c in chunks]
+    group.set(GROUP_COLUMNS, (group.get(GROUP_COLUMNS)[0], chunks))
+    group.set(GROUP_BYTES, sum(m.get(META_UNCOMPRESSED) for m in metas))
+    if group.has(GROUP_COMPRESSED):
+        group.set(GROUP_COMPRESSED, sum(m.get(META_COMPRESSED) for m in metas))
+    if group.has(GROUP_FILE_OFFSET):
+        group.set(GROUP_FILE_OFFSET, len(MAGIC))
+    footer.set(FILE_SCHEMA, (footer.get(FILE_SCHEMA)[0], [root, *(c.leaf for c in columns)]))
+    footer.set(FILE_COLUMN_ORDERS, (footer.get(FILE_COLUMN_ORDERS)[0],
+                                    [c.order for c in columns]))
+    body = write_struct(footer)
+    out += body
+    out += len(body).to_bytes(4, "little")
+    out += MAGIC
+    return bytes(out)

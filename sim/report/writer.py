@@ -11,6 +11,7 @@ import json
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from sim.report.atomic import staged_directory
 from sim.report.background import Background
 from sim.report.figures import breakdown_svg, energy_svg, roofline_svg, timeline_svg
 from sim.report.html import run_report_html
-from sim.report.parquet_footer import MergedWriter
+from sim.report.parquet_footer import ColumnChunk, MergedWriter, column_chunks, joined_group
 from sim.report.rollups import (
     SUMMED_KEYS,
     SUMMED_VALUES,
@@ -103,41 +104,68 @@ def _write_chunked(ops: Columns, path: Path, factorised: dict | Future | None) -
     row groups encoded in parallel (:data:`ENCODERS` threads: Arrow encodes without the GIL,
     one file's writer on one thread) each as a Parquet file of its own, merged into one
     file by :class:`~sim.report.parquet_footer.MergedWriter` (the groups' pages as they are
-    and one footer: the bytes one writer writes). Each group's rows of a column gathered
-    from per-kind values (``Lazy(values=..., by=...)``) are gathered for that group alone
-    (by one native-int index per code array), where the whole table would first touch ~80
-    MB per such column per 10M ops; text columns are their codes' slices. Row groups of
-    :data:`ROW_GROUP_ROWS`, as the whole table is written."""
+    and one footer: the bytes one writer writes with these row groups, :func:`_row_bounds`).
+    Each group's rows of a column gathered from per-kind values (``Lazy(values=...,
+    by=...)``) are gathered for that group alone (by one native-int index per code array),
+    where the whole table would first touch ~80 MB per such column per 10M ops; text
+    columns are their codes' slices. A column of :func:`_repeating` whose rows equal those of
+    a group already encoded (a run's decode steps repeat their op names, kinds, streams and
+    layers step after step) is not encoded again: that group's chunk of it is taken as it is
+    (:func:`~sim.report.parquet_footer.joined_group`: the same bytes; the dictionary text
+    columns cost ~7 ms a column per 2**20 rows to encode, the group's largest share)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     texts: Future = Future()   # text column -> (RowCodes, Arrow labels), once they are in
+    repeating = _repeating(ops)
+    done: dict[str, tuple[np.ndarray, ColumnChunk]] = {}   # column -> (rows, their chunk)
 
-    def encoded(lo: int, hi: int) -> pa.Buffer:
+    def rows_of(name: str, lo: int, hi: int, index: dict[int, np.ndarray]) -> np.ndarray:
+        """Rows ``lo..hi-1`` of numeric column ``name`` (or a text column's codes)."""
+        if ops.is_text(name):
+            return texts.result()[name][0].rows(lo, hi)
+        lazy = ops.gathered(name)
+        if lazy is None:
+            return ops.block(name, lo, hi)
+        at = index.get(id(lazy.by))
+        if at is None:
+            at = index[id(lazy.by)] = lazy.by[lo:hi].astype(np.intp)
+        return np.take(lazy.values, at)
+
+    def encoded(lo: int, hi: int) -> bytes:
         """Rows ``lo..hi-1`` as a Parquet file of one row group."""
-        arrays = {}
         index: dict[int, np.ndarray] = {}
-        for name in ops.order:
-            if ops.is_text(name):
-                continue
-            lazy = ops.gathered(name)
-            if lazy is None:
-                arrays[name] = _arrow(ops.block(name, lo, hi))
-                continue
-            at = index.get(id(lazy.by))
-            if at is None:
-                at = index[id(lazy.by)] = lazy.by[lo:hi].astype(np.intp)
-            arrays[name] = _arrow(np.take(lazy.values, at))
-        for name, (c, labels) in texts.result().items():
-            arrays[name] = pa.DictionaryArray.from_arrays(_arrow(c.rows(lo, hi)), labels)
-        chunk = _required_table([arrays[name] for name in ops.order], ops.order)
+        taken: dict[str, ColumnChunk] = {}
+        fresh: dict[str, np.ndarray] = {}
+        for name in repeating:
+            values = rows_of(name, lo, hi, index)
+            seen = done.get(name)
+            if seen is not None and len(seen[0]) == len(values) and \
+                    np.array_equal(seen[0], values):
+                taken[name] = seen[1]
+            else:
+                fresh[name] = values
+        names = [name for name in ops.order if name not in taken]
+        arrays = []
+        for name in names:
+            values = fresh[name] if name in fresh else rows_of(name, lo, hi, index)
+            arrays.append(pa.DictionaryArray.from_arrays(_arrow(values), texts.result()[name][1])
+                          if ops.is_text(name) else _arrow(values))
+        chunk = _required_table(arrays, names)
         sink = pa.BufferOutputStream()
         pq.write_table(chunk, sink, row_group_size=ROW_GROUP_ROWS,
                        **_writer_options(chunk, True))
-        return sink.getvalue()
+        part = sink.getvalue()
+        if not fresh and not taken:
+            return part
+        chunks = column_chunks(part)
+        for name, values in fresh.items():
+            done[name] = (values, replace(chunks[name], pages=bytes(chunks[name].pages)))
+        if not taken:
+            return part
+        return joined_group([taken.get(name) or chunks[name] for name in ops.order])
 
-    bounds = [(lo, min(len(ops), lo + ROW_GROUP_ROWS))
-              for lo in range(0, len(ops), ROW_GROUP_ROWS)]
+    bounds = _row_bounds(ops)
     with ThreadPoolExecutor(ENCODERS) as pool:
         pending = deque(pool.submit(encoded, *b) for b in bounds[:AHEAD + 1])
         try:   # the codes, once (the first groups' numbers gathered meanwhile)
@@ -159,6 +187,49 @@ def _write_chunked(ops: Columns, path: Path, factorised: dict | Future | None) -
                     pending.append(pool.submit(encoded, *bounds[j + AHEAD + 1]))
                 merged.add(part)
             merged.close()
+
+
+def _repeating(ops: Columns) -> list[str]:
+    """The columns of ``ops`` whose rows may repeat from row group to row group: text and
+    integer columns but the running ones (:data:`RUNNING_COLUMNS`: the op id, the step)."""
+    out = []
+    for name in ops.order:
+        if name in RUNNING_COLUMNS:
+            continue
+        if ops.is_text(name) or ops.block(name, 0, 1).dtype.kind in "iu":
+            out.append(name)
+    return out
+
+
+def _row_bounds(ops: Columns) -> list[tuple[int, int]]:
+    """``(first row, end row)`` of each row group of a long op table: :data:`ROW_GROUP_ROWS`
+    rows each; but where its ``step`` never falls and the steps after the first hold P rows
+    each (a run's decode steps; P from the middle row's step, at most ROW_GROUP_ROWS), groups
+    of as many whole steps as fit in ROW_GROUP_ROWS after a first group of the first step and
+    the whole steps that fit beside it (the first step's rows in groups of their own where
+    not even one fits), so that those groups hold the same ops row for row and repeat each
+    other's names, kinds and layers (:func:`_write_chunked`). No group is over
+    ROW_GROUP_ROWS rows."""
+    n = len(ops)
+    fixed = [(lo, min(n, lo + ROW_GROUP_ROWS)) for lo in range(0, n, ROW_GROUP_ROWS)]
+    if "step" not in ops.order or n < 2:
+        return fixed
+    step = ops.block("step", 0, n)
+    if not bool((step[1:] >= step[:-1]).all()):
+        return fixed
+    first = int(np.searchsorted(step, step[0], side="right"))
+    if first >= n:
+        return fixed
+    mid = step[(first + n) // 2]
+    period = int(np.searchsorted(step, mid, side="right") - np.searchsorted(step, mid))
+    if period > ROW_GROUP_ROWS:
+        return fixed
+    size = period * (ROW_GROUP_ROWS // period)
+    if first + period > ROW_GROUP_ROWS:   # the first step's rows alone, then whole steps
+        cuts = [*range(0, first, ROW_GROUP_ROWS), *range(first, n, size)]
+    else:                                 # the first step and as many steps as fit, then ...
+        cuts = [0, *range(first + (ROW_GROUP_ROWS - first) // period * period, n, size)]
+    return list(zip(cuts, [*cuts[1:], n], strict=True))
 
 
 def _parquet_table(ops, factorised: dict | Future | None = None) -> tuple[object, bool]:
