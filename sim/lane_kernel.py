@@ -29,7 +29,8 @@ def quiet_lanes(stream, bounds, with_memory, stop_all, signal, cand, single,
     stream (``cand``) other than the one the op before it adopts where that is its only one
     (``only_wait``); ``next_block``, ``next_adoption``: the first position ``>= p`` that
     stops, ends a run or has a wait left / adopts (``m``: none). ``adopt_at`` (from
-    ``bounds[s]``): the positions that adopt, ``n_adopt[s]`` of them."""
+    ``bounds[s]``): the positions that adopt, ``n_adopt[s]`` of them. A stream code outside
+    ``0..len(bounds)-2`` raises ``ValueError``."""
     n_streams = len(bounds) - 1
     prev_y = np.full(n_streams, -1, dtype=np.int64)   # the op the position before adopts
     last_y = np.full(n_streams, -1, dtype=np.int64)   # the op the last adoption adopts
@@ -37,6 +38,8 @@ def quiet_lanes(stream, bounds, with_memory, stop_all, signal, cand, single,
     n_adopt[:] = 0
     for o in range(len(stream)):
         s = stream[o]
+        if s < 0 or s >= n_streams:   # (unchecked, it would write outside the arrays)
+            raise ValueError("quiet_lanes: a stream code outside 0..len(bounds)-2")
         if not with_memory[s]:
             continue
         q = fill[s]

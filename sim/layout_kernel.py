@@ -12,11 +12,14 @@ def stream_layout(stream, bounds, by_stream, prev, after, position):
     each stream's ops begin in ``by_stream``, and the op count last), ``by_stream`` (op ids
     by stream, each stream's in id order: a counting sort, stable), each op's ``prev`` and
     ``after`` on its stream (-1: none) and its ``position`` there (not where ``position`` is
-    empty)."""
+    empty). A code outside that range raises ``ValueError``."""
     n_streams = len(bounds) - 1
     bounds[:] = 0
     for i in range(len(stream)):
-        bounds[stream[i] + 1] += 1
+        c = stream[i]
+        if c < 0 or c >= n_streams:   # (unchecked, it would write outside the arrays)
+            raise ValueError("stream_layout: a stream code outside 0..len(bounds)-2")
+        bounds[c + 1] += 1
     for c in range(n_streams):
         bounds[c + 1] += bounds[c]
     fill = bounds[:-1].copy()

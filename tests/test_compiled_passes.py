@@ -333,6 +333,31 @@ def test_quiet_lanes_by_their_rules(which):
     assert not ends_f[lo:hi].any() and (block_f[lo + 1:hi + 2] == -7).all()
 
 
+@pytest.mark.parametrize("which", ["aot", "jit"])
+@pytest.mark.parametrize("code", [-1, 3])
+def test_stream_codes_out_of_range_are_refused(which, code):
+    """A stream code outside ``0..n_streams-1`` (the arrays are indexed by it unchecked):
+    ``ValueError`` from the layout and quiet-lane passes, nothing written out of bounds."""
+    n = 50
+    stream = np.zeros(n, dtype=np.int32)
+    stream[::3] = 1
+    stream[-7] = code
+    fns = kernels() if which == "aot" else jit_kernels()
+    bounds = np.empty(4, dtype=np.int64)
+    with pytest.raises(ValueError, match="stream code"):
+        fns.stream_layout(stream, bounds, *(np.empty(n, dtype=np.int64) for _ in range(4)))
+    ok = np.where(stream == code, 2, stream).astype(np.int32)
+    by_stream = np.empty(n, dtype=np.int64)
+    fns.stream_layout(ok, bounds, by_stream, *(np.empty(n, dtype=np.int64) for _ in range(3)))
+    flags = [np.zeros(n, dtype=bool) for _ in range(4)]
+    out = [np.zeros(n, dtype=bool) for _ in range(6)] + \
+        [np.full(n + 3, -7, dtype=np.int64) for _ in range(2)] + \
+        [np.empty(n, dtype=np.int64), np.empty(3, dtype=np.int64)]
+    links = [np.full(n, -1, dtype=np.int64) for _ in range(3)]
+    with pytest.raises(ValueError, match="stream code"):
+        fns.quiet_lanes(stream, bounds, np.ones(3, dtype=bool), *flags, *links, *out)
+
+
 @pytest.mark.parametrize("width", ["i1", "i4", "i8"])
 def test_used_labels_are_bincounts_nonzero(width, monkeypatch):
     """The labels a text column uses (sim/group_kernel.used_labels) for each code width:
