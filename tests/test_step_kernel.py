@@ -166,3 +166,58 @@ def test_clock_moves_ahead_only_past_everything_queued():
     assert not clock_ahead(env, 2.0) and env.now == 0.5   # a tie: wait
     assert not clock_ahead(env, 3.0) and env.now == 0.5   # past it: wait
     assert clock_ahead(env, 1.25) and env.now == 1.25
+
+
+def _scan_args(stop_after_beside: bool) -> list:
+    """quiet_step's arguments for a run of stream 0 (ops 0-3 at positions 0-3) from position
+    0 whose scan collects, at position 1 (another stream waits for op 1), the op beside it:
+    op 4 of stream 1, which sleeps on it. Position 2 then stops the run
+    (``stop_after_beside``: the run's last position is 1, the one beside) or nothing does
+    (its last is 3). ``run_buf`` and ``times`` are empty: a run to be stamped returns
+    STEP_GROW there, before anything is stamped."""
+    m, n_ops = 4, 5
+    i8 = lambda *v: np.array(v, dtype=np.int64)   # noqa: E731
+    u1 = lambda *v: np.array(v, dtype=np.uint8)   # noqa: E731
+    given = {
+        "k": 0, "m": m, "cut": m, "first": m, "lead": -1, "cap": 4, "now": 0.0,
+        "blocked": i8(1, 1, 2, m) if stop_after_beside else i8(1, 1, m, m),
+        "stops": u1(0, 0, 1, 0) if stop_after_beside else u1(0, 0, 0, 0),
+        "waits_left": u1(0, 0, 0, 0), "ends_run": u1(0, 1, 0, 0), "ids": i8(0, 1, 2, 3),
+        "wait_at": np.zeros(n_ops + 1, dtype=np.int64), "done": np.zeros(n_ops, np.uint8),
+        "beside": i8(-1, 4, -1, -1, -1), "next_op": i8(1, 2, 3, -1, -1),
+        "stream": i8(0, 0, 0, 0, 1), "sleep_on": i8(-1, 4),
+        "moved": np.full(2, engine_aot.NOT_MOVED, dtype=np.int64),
+        "out_pos": np.zeros(4, dtype=np.int64), "out_y": np.zeros(4, dtype=np.int64),
+        "n_streams": 2, "slack": 0.0}
+    dtypes = {"i8": np.int64, "u1": np.uint8, "f8": np.float64}
+    args = []
+    for p in engine_aot.STEP_PARAMS:
+        name, t = p.split(":")
+        if name in given:
+            args.append(given[name])
+        elif t.islower():
+            args.append(0.0 if t == "f8" else 0)
+        else:
+            args.append(np.zeros(0, dtype=dtypes[t.lower()]))
+    return args
+
+
+@pytest.mark.parametrize("which", ["aot", "jit"])
+def test_an_op_beside_the_runs_last_position_is_dropped(which):
+    """The scan collects an op to run beside the ops after position 1, then the run stops
+    at position 2, so position 1 is its last: the op beside goes with the run's end
+    (``quiet_step`` drops ops beside at or after it) and the run itself is to be stamped
+    (here: STEP_GROW, its buffers being empty, last position 1). Where nothing stops it, the
+    run goes on to position 3 and returns that op beside (STEP_BESIDE, one op, at position
+    1, op 4)."""
+    fns = engine_aot.kernels() if which == "aot" else engine_aot.jit_kernels()
+    args = _scan_args(stop_after_beside=True)
+    status, e, _, count, *_ = fns.quiet_step(*args)
+    assert (status, e, count) == (engine_aot.STEP_GROW, 1, 0)
+    args = _scan_args(stop_after_beside=False)
+    status, e, adopts, count, *_ = fns.quiet_step(*args)
+    names = [p.split(":")[0] for p in engine_aot.STEP_PARAMS]
+    out_pos, out_y = args[names.index("out_pos")], args[names.index("out_y")]
+    assert (status, e, count) == (engine_aot.STEP_BESIDE, 3, 1)
+    assert (out_pos[0], out_y[0]) == (1, 4)
+    assert (args[names.index("moved")] == engine_aot.NOT_MOVED).all()   # left as found
