@@ -481,9 +481,9 @@ def test_parquet_written_a_row_group_at_a_time_is_the_whole_tables(monkeypatch, 
     monkeypatch.setattr(R, "COMPILED_ROWS", 0)   # the rollups form no per-kind column either
     joined = []
 
-    def counted(cols):
+    def counted(cols, footer=None):
         joined.append([c.leaf.get(F.SCHEMA_NAME).decode() for c in cols])
-        return F.joined_group(cols)
+        return F.joined_group(cols, footer)
 
     monkeypatch.setattr(W, "joined_group", counted)
     _, ops = _fresh_ops(gen)

@@ -1,5 +1,6 @@
 """Parquet files merged from files written apart (sim/report/parquet_footer.py): the bytes one
-writer writes with the same row groups, and refusals where a merge would be wrong."""
+writer writes with the same row groups, a row group joined from columns written apart, and
+refusals where a merge would be wrong."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ pq = pytest.importorskip("pyarrow.parquet")
 from sim.report.parquet_footer import (  # noqa: E402
     MergedWriter,
     Struct,
+    column_chunks,
+    joined_group,
     read_struct,
     split_file,
     write_struct,
@@ -135,3 +138,47 @@ def test_compact_protocol_values_by_hand():
         read_struct(data + b"\x00")
     pages, footer = split_file(_file([_table(0, 5)]))
     assert footer.get(3) == 5 and len(pages) > 0
+
+
+def _options_for(table, options: dict) -> dict:
+    """``options`` with their per-column lists cut to ``table``'s columns."""
+    out = dict(options)
+    for key in ("use_dictionary", "write_statistics"):
+        if isinstance(out.get(key), list):
+            out[key] = [c for c in out[key] if c in table.column_names]
+    return out
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_a_row_group_joined_from_columns_written_apart_is_one_writers(options):
+    """The columns of one row group written as three files (some columns each, in another
+    order) and joined in the table's order: the bytes one writer writes with all of them;
+    with another file's footer as the template, the same bytes (same rows and writer); in
+    another order, a file of those columns in that order. Files with a stored Arrow schema
+    (pyarrow's default: each describes its own columns) are refused."""
+    whole = _table(0, 900, wide=12)
+    names = whole.column_names
+    parts = [names[5:], names[:2][::-1], names[2:5]]
+    chunks = {}
+    for cols in parts:
+        t = whole.select(cols)
+        chunks.update(column_chunks(_file([t], **_options_for(t, options))))
+    if options.get("store_schema", True):   # each file's Arrow schema: its own columns
+        with pytest.raises(ValueError, match="key-value metadata"):
+            joined_group([chunks[n] for n in names])
+        return
+    want = _file([whole], **options)
+    assert joined_group([chunks[n] for n in names]) == want
+    assert joined_group([chunks[n] for n in names], chunks[names[-1]].footer) == want
+    assert joined_group([chunks[n] for n in names[::-1]]) != want   # another order
+    got = pq.read_table(pa.BufferReader(joined_group([chunks[n] for n in names[::-1]])))
+    assert got.column_names == names[::-1] and got.num_rows == 900
+
+
+def test_column_chunks_refuses_files_it_cannot_split():
+    """Two row groups: refused (a chunk per column and group would be ambiguous)."""
+    data = _file([_table(0, 50), _table(50, 90)])
+    with pytest.raises(ValueError, match="one row group"):
+        column_chunks(data)
+    with pytest.raises(ValueError, match="no column"):
+        joined_group([])

@@ -32,7 +32,7 @@ MAGIC = b"PAR1"
 # compact-protocol types (the low nibble of a field header)
 STOP, TRUE, FALSE, BYTE, I16, I32, I64, DOUBLE, BINARY, LIST, SET, MAP, STRUCT = range(13)
 # field ids (parquet.thrift)
-FILE_SCHEMA, FILE_NUM_ROWS, FILE_ROW_GROUPS, FILE_COLUMN_ORDERS = 2, 3, 4, 7
+FILE_SCHEMA, FILE_NUM_ROWS, FILE_ROW_GROUPS, FILE_KEY_VALUE, FILE_COLUMN_ORDERS = 2, 3, 4, 5, 7
 GROUP_COLUMNS, GROUP_BYTES, GROUP_FILE_OFFSET, GROUP_COMPRESSED, GROUP_ORDINAL = 1, 2, 5, 6, 7
 CHUNK_FILE_OFFSET, CHUNK_META = 2, 3
 CHUNK_INDEX_FIELDS = (4, 5, 6, 7)        # offset / column index: written after the row groups
@@ -289,12 +289,13 @@ class MergedWriter:
 @dataclass(frozen=True)
 class ColumnChunk:
     """One column of a Parquet file of one row group and a flat schema: its chunk's bytes
-    (``pages``, from its first page), where they began in that file (``at``), its footer
+    (``pages``, from its first page: a view of that file's bytes as read, or a copy), where
+    they began in that file (``at``), its footer
     entries (``chunk``: the ColumnChunk struct; ``leaf``: its schema element; ``order``: its
     column order), and that file's footer (``footer``: the file one writer writes is built from
     it, :func:`joined_group`). Never changed once read (:func:`joined_group` copies)."""
 
-    pages: bytes
+    pages: bytes | memoryview
     at: int
     chunk: Struct
     leaf: Struct
@@ -319,18 +320,28 @@ def column_chunks(data) -> dict[str, ColumnChunk]:
             raise ValueError("Parquet files with page indexes or Bloom filters are not split")
         at = meta.get(META_DICTIONARY) if meta.has(META_DICTIONARY) else meta.get(META_DATA)
         out[leaf.get(SCHEMA_NAME).decode()] = ColumnChunk(
-            bytes(view[at:at + meta.get(META_COMPRESSED)]), at, chunk, leaf, order, footer)
+            view[at:at + meta.get(META_COMPRESSED)], at, chunk, leaf, order, footer)
     return out
 
 
-def joined_group(columns: list[ColumnChunk]) -> bytes:
+def joined_group(columns: list[ColumnChunk], footer: Struct | None = None) -> bytes:
     """One Parquet file of one row group holding ``columns`` in that order (chunks of files
-    of the same rows and writer): each chunk's bytes as they are, and the first column's
-    file's footer with every column's schema element, column order and chunk, their positions
-    moved to where the bytes now lie, the row group's sizes their sums - the file one writer
-    writes with those columns."""
+    of the same rows and writer): each chunk's bytes as they are, and ``footer`` (a footer
+    of one of those files; default: the first column's file's) with every column's schema
+    element, column order and chunk, their positions moved to where the bytes now lie, the
+    row group's sizes their sums - the file one writer writes with those columns. Files
+    whose key-value metadata differ (pyarrow's stored Arrow schema describes a file's own
+    columns: ``store_schema=False``) are not joined (``ValueError``)."""
     if not columns:
         raise ValueError("joined_group: no column")
+    footers = {id(c.footer): c.footer for c in columns}
+    if footer is not None:
+        footers[id(footer)] = footer
+    metadata = {write_struct(Struct([f for f in x.fields if f[0] == FILE_KEY_VALUE]))
+                for x in footers.values()}
+    if len(metadata) > 1:
+        raise ValueError("joined_group: the files' key-value metadata differ (a stored Arrow "
+                         "schema describes its own file's columns)")
     out = bytearray(MAGIC)
     chunks = []
     for col in columns:
@@ -344,7 +355,7 @@ def joined_group(columns: list[ColumnChunk]) -> bytes:
             chunk.set(CHUNK_FILE_OFFSET, chunk.get(CHUNK_FILE_OFFSET) + shift)
         out += col.pages
         chunks.append(chunk)
-    footer = copy.deepcopy(columns[0].footer)
+    footer = copy.deepcopy(columns[0].footer if footer is None else footer)
     group = footer.get(FILE_ROW_GROUPS)[1][0]
     root = footer.get(FILE_SCHEMA)[1][0]
     root.set(SCHEMA_CHILDREN, len(columns))

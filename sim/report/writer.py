@@ -163,7 +163,8 @@ def _write_chunked(ops: Columns, path: Path, factorised: dict | Future | None) -
             done[name] = (values, replace(chunks[name], pages=bytes(chunks[name].pages)))
         if not taken:
             return part
-        return joined_group([taken.get(name) or chunks[name] for name in ops.order])
+        return joined_group([taken.get(name) or chunks[name] for name in ops.order],
+                            chunks[names[0]].footer)   # this group's own footer
 
     bounds = _row_bounds(ops)
     with ThreadPoolExecutor(ENCODERS) as pool:
@@ -227,7 +228,7 @@ def _row_bounds(ops: Columns) -> list[tuple[int, int]]:
     size = period * (ROW_GROUP_ROWS // period)
     if first + period > ROW_GROUP_ROWS:   # the first step's rows alone, then whole steps
         cuts = [*range(0, first, ROW_GROUP_ROWS), *range(first, n, size)]
-    else:                                 # the first step and as many steps as fit, then ...
+    else:   # the first step with the whole steps that fit beside it, then whole steps
         cuts = [0, *range(first + (ROW_GROUP_ROWS - first) // period * period, n, size)]
     return list(zip(cuts, [*cuts[1:], n], strict=True))
 
