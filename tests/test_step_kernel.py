@@ -75,6 +75,41 @@ def test_arrays_by_address_are_the_arrays_by_argument(monkeypatch):
         engine_aot.step_addresses(tuple(wrong))
 
 
+def test_a_lead_taken_is_flagged_done(monkeypatch):
+    """A quiet run after a lead (an op of another stream adopted first) that takes it
+    flags it in ``done`` (quiet_step's contract: the scans of later runs read the flag;
+    unflagged, they would end runs early: more events, the same times), and one that does
+    not take it leaves it unflagged - every such call of a real run."""
+    import sim.engine_arrays as engine_arrays
+
+    real = engine_aot.kernels()
+    tails: dict[int, tuple] = {}
+    at_done = [p.split(":")[0] for p in engine_aot.STEP_PARAMS[9:]].index("done")
+    seen = {"taken": 0, "not taken": 0}
+
+    def addresses(tail):
+        got = engine_aot.step_addresses(tail)
+        tails[id(got[2])] = tail
+        return got
+
+    def checked(*args):
+        lead, done = args[4], tails[id(args[11])][at_done]
+        before = int(done[lead]) if lead >= 0 else None
+        got = real.quiet_step_at.unchecked(*args)
+        status, f = got[0], got[4]
+        if lead >= 0 and status == engine_aot.STEP_STAMPED:
+            assert before == 0
+            taken = f > 0
+            assert done[lead] == (1 if taken else 0)
+            seen["taken" if taken else "not taken"] += 1
+        return got
+    checked.unchecked = checked
+    monkeypatch.setattr(engine_arrays, "step_addresses", addresses)
+    monkeypatch.setattr(engine_aot, "_CACHE", [real._replace(quiet_step_at=checked)])
+    _run()
+    assert seen["taken"] > 0
+
+
 def _run() -> tuple[np.ndarray, np.ndarray, str, int]:
     """A four-stage --overlap run whose quiet runs adopt, lead and go beside collectives."""
     res = simulate(load_arch("dgx-h100"), get_model("llama2-13b"),
