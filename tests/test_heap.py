@@ -215,18 +215,30 @@ def test_run_pretouches_its_estimated_heap(monkeypatch, tmp_path):
 
 
 def test_run_pretouches_only_where_rows_are_made(monkeypatch, capsys):
-    """``--json`` without ``--out`` on one stream (folded: no array per op) touches nothing;
-    with a second pipeline stage or micro-batch (the engine's rows per op) it does, and
-    with ``--out`` (the report's op table) a one-stream run does too."""
+    """``--json`` without ``--out`` on one stream (folded: no array per op) touches nothing,
+    two micro-batches in turn on that stream included; with a second pipeline stage or
+    collectives on a stream of their own (the engine's rows per op) it does, and with
+    ``--out`` (the report's op table) a one-stream run does too. Whether each run was in
+    fact folded is checked beside: the heap's estimate is wasted exactly there."""
+    import sim.run as sim_run
     from xpusim.cli import main
 
-    asked = []
+    asked, folded = [], []
     monkeypatch.setattr(heap, "pretouch", lambda nbytes: asked.append(nbytes) or False)
+    real = sim_run.simulate
+
+    def recorded(*args, **kwargs):
+        result = real(*args, **kwargs)
+        folded.append(result.folded_ops() is not None)
+        return result
+    monkeypatch.setattr(sim_run, "simulate", recorded)
     base = ["run", "--arch", "dgx-h100", "--model", "gpt2-small", "--prompt", "64",
-            "--gen", "8", "--quiet", "--json"]
-    for extra, touched in (([], False), (["--pp", "2"], True), (["--microbatches", "2"], True),
-                           (["--tp", "2", "--overlap"], True)):
+            "--gen", "8", "--batch", "2", "--quiet", "--json"]
+    for extra, touched in (([], False), (["--microbatches", "2"], False),
+                           (["--pp", "2"], True), (["--tp", "2", "--overlap"], True)):
         asked.clear()
+        folded.clear()
         assert main(base + extra) == 0
         assert bool(asked) is touched, extra
+        assert folded == [not touched], extra
     capsys.readouterr()

@@ -31,6 +31,7 @@ from workloads.tracer import kv_bytes_per_token, pipeline_boundaries
 
 if TYPE_CHECKING:  # loaded where a run places tensors
     from sim.system.placement import Placement
+    from workloads.scenario import Scenario
 
 MOVABLE = ("weights", "kv_cache", "activations")  # classes a run moves per layer
 #: plan a compact trace on several streams from its arrays (sim.system.array_plan); False:
@@ -259,6 +260,16 @@ def contended_memories(plan: Plan, system: System, device: Device,
             for s in users:
                 if s in plan.streams and s not in plan.copy_streams:
                     plan.memory_of[s] = tier.name
+
+
+def one_stream_by_policy(scenario: Scenario, placement, policies: Policies) -> bool:
+    """Whether a run meets the conditions of :func:`_one_stream_plan` known before its trace:
+    one pipeline stage (``pp`` 1: no sends), no expert ranks (``ep`` 1), no placement,
+    collectives on the compute stream (no ``overlap``) and attention on the device. Micro-
+    batches alone keep one stream (they run in turn on it). The device (units) and the
+    trace decide the rest, so True means "one stream unless the device has units"."""
+    return (scenario.pp == 1 and scenario.ep == 1 and placement is None
+            and not policies.overlap and not policies.attention_on)
 
 
 def _one_stream_plan(trace: Trace, system: System, device: Device, policies: Policies,

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
         arch = load_arch_with_software(args.arch, args.software)
     warn_emulated(arch, scenario.dtype, scenario.kv_dtype)
-    from sim.system.schedule import Policies
+    from sim.system.schedule import Policies, one_stream_by_policy
 
     if args.placement:  # placement's parser loads only where a run places tensors
         from sim.system.placement import parse_placement
@@ -94,7 +94,11 @@ def run(args: argparse.Namespace) -> int:
     from xpusim.progress import enabled, timed
 
     out = args.out or (None if args.json else DEFAULT_OUT)
-    if out or not _one_stream(scenario, spec, policies):   # rows made: the heap, on another core
+    # the heap the run's per-op rows take, faulted in on another core; a one-stream run
+    # without a report is folded (one figure per op kind, no array per op) and makes none:
+    # touching HEAP_PER_OP per op there is system time for nothing (70B TP8 8,192 tokens
+    # --json: 1.4 GB, 2.08 instead of 0.64 s)
+    if out or not one_stream_by_policy(scenario, spec, policies):
         pretouch(estimate_ops(model, scenario) * HEAP_PER_OP)
     with timed("simulate", estimate_run_s(model, scenario), enabled(args)):
         result = simulate(arch, model, scenario, fidelity=args.fidelity, seed=args.seed,
@@ -124,17 +128,6 @@ def run(args: argparse.Namespace) -> int:
     if not getattr(args, "quiet", False):
         warn_assumptions(arch)
     return 0
-
-
-def _one_stream(scenario, spec, policies) -> bool:
-    """Whether the run is surely one stream (one pipeline stage and micro-batch, no expert
-    ranks, placement, overlapped collectives or attention elsewhere), which the engine folds:
-    its decode steps are one figure per op kind, no array per op, unless a report asks for
-    the op table. Then the heap :data:`~xpusim.heap.HEAP_PER_OP` estimates per op (measured
-    on whole runs, report included) is not used, and faulting it in is system time for
-    nothing (70B TP8 8,192 tokens ``--json``: 1.4 GB touched, 2.08 instead of 0.64 s)."""
-    return (scenario.pp == 1 and scenario.microbatches == 1 and scenario.ep == 1
-            and spec is None and not policies.overlap and not policies.attention_on)
 
 
 def _finetune(args: argparse.Namespace, arch, model, scenario, spec, policies) -> int:
