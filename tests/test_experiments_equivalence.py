@@ -36,6 +36,11 @@ at tCK 1 ns), so GDDR6-AiM's (tCK 0.5 ns) PIM energy per token halves: PIM-GPT's
 efficiency over the T4 / A100 rises 17.98-38.45 -> 34.14-72.57 (the paper's 41-137 range);
 and the host ASIC's roofline counts operator applications, not FLOPs (a GELU is one lane
 cycle, not 8 FLOPs at one per lane-cycle), so its GELUs no longer wait on that roofline.
+Regenerated (sn40l, splitwise) at stop 48 for issue 17: DGX-H100 all-reduces as NVIDIA's
+nccl-tests log of a DGX H100 measures them (LL channels at their own rate, NVLS in chunks, the
+NVLS roofline half the ring's; validation/nccl): the DGX-H100 TP8 baselines run faster, SN40L's
+speedup over it 3.233 -> 3.075 (the paper's 3.7), and the Splitwise p99 slowdowns move by
+under 0.01%.
 """
 
 from __future__ import annotations

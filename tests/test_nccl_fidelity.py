@@ -77,15 +77,16 @@ def test_ll128_time_by_hand():
 
 
 def test_hopper_presets_keep_nccl_protocol_costs():
-    """The A100-FITTED protocol costs are not copied to Hopper; only the corrected NVLink latency
-    is (an accounting fix). DGX-H100, 8 GPUs, 8 KB: ring LL 2 + 6.6 + 14 x 0.653 us + 1.75 x
-    8 KB / (0.25 x 0.78 x 450 GB/s / 24): NCCL runs 8 KB on one of 24 channels (the ring LL
-    threshold 8 B x 8 ranks x 512 threads is 32 KB per channel)."""
+    """The A100-FITTED protocol costs are not copied to Hopper (LL128 and Simple keep NCCL's);
+    the DGX-H100 LL values are its own (fitted on its nccl-tests log). 8 GPUs, 8 KB: ring LL
+    2 + 6.6 + 14 x (0.46 + 0.053) us + 1.75 x 8 KB / 17 GB/s: NCCL runs 8 KB on one of 24
+    channels (the ring LL threshold 8 B x 8 ranks x 512 threads is 32 KB per channel), at one
+    channel's own rate."""
     h = device_view(load_arch("dgx-h100"), "gpu")
     ll128 = h.sections["software"].collective_protocols["ll128"]
     assert ll128.base_latency == pytest.approx(14 * US) and ll128.bandwidth_fraction == 0.92
     assert "FITTED" not in h.provenance.get("software.collective_protocols.ll128.base_latency", "")
-    hand = (2 + 6.6 + 14 * 0.653) * US + 1.75 * 8192 / (0.25 * 0.78 * 450e9 / 24)
+    hand = (2 + 6.6 + 14 * 0.513) * US + 1.75 * 8192 / 17e9
     assert _model("dgx-h100", 8192, 8) == pytest.approx(hand, rel=1e-6)
 
 

@@ -62,7 +62,14 @@ def test_fit_without_reference_data_says_skipped_not_traceback(monkeypatch, caps
     0 (it raised SuiteSkipped as a traceback before); a fit that runs prints its values in the
     units the presets use (a host cost in us, not 0.000 s)."""
     from xpusim.commands import validate as V
-    from xpusim.validation import SuiteSkipped, _fit, _fit_gpu, trtllm_e2e, vidur_allreduce_a100
+    from xpusim.validation import (
+        SuiteSkipped,
+        _fit,
+        _fit_gpu,
+        h100_allreduce_nccltests,
+        trtllm_e2e,
+        vidur_allreduce_a100,
+    )
 
     def absent(*_a, **_k):
         raise SuiteSkipped("/nowhere/x.csv not found")
@@ -73,12 +80,13 @@ def test_fit_without_reference_data_says_skipped_not_traceback(monkeypatch, caps
                       (_fit_gpu, "derive_energy"), (_fit_gpu, "fit_dvfs_exponent"),
                       (_fit_gpu, "fit_attention_overlap"), (_fit_gpu, "fit_aten_vector"),
                       (_fit_gpu, "fit_amd_maf"), (trtllm_e2e, "fit_dispatch"),
-                      (vidur_allreduce_a100, "fit_nccl"), (vidur_allreduce_a100, "fit_network")):
+                      (vidur_allreduce_a100, "fit_nccl"), (vidur_allreduce_a100, "fit_network"),
+                      (h100_allreduce_nccltests, "fit")):
         monkeypatch.setattr(mod, name, absent)
     monkeypatch.setattr(_fit_gpu, "fit_mi210_gemm",
                         lambda ctx: {"gpu.tensor_efficiency": 0.676,
                                      "software.dispatch.matmul": 34.1e-6})
     assert V._print_fits(None) == 0
     out = capsys.readouterr().out
-    assert out.count("skipped: /nowhere/x.csv not found") == 12
+    assert out.count("skipped: /nowhere/x.csv not found") == 13
     assert "software.dispatch.matmul: 34.10 us" in out and "gpu.tensor_efficiency: 0.676" in out

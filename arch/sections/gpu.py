@@ -131,6 +131,11 @@ class CollectiveProtocol:
                                                       "protocol's wire format carries as data")
     max_bandwidth: float = param("B/s", ge=0, default=0.0,
                                  doc="cap on the bus bandwidth of this protocol (0: none)")
+    channel_rate: float = param("B/s", ge=0, default=0.0,
+                                doc="bus bandwidth one collective channel (one CTA) moves "
+                                    "alone: a small call on few channels runs at that many "
+                                    "times it, up to the full rate (0: NCCL's rating, an "
+                                    "equal share of the full rate per channel)")
 
 
 @dataclass(kw_only=True)
@@ -222,6 +227,17 @@ class SoftwareSpec:
                                      doc="NCCL's collective channels in a node (comm->nChannels;"
                                          " small calls run on fewer, as NCCL's enqueue.cc "
                                          "tunes them; 0: every call at full bandwidth)")
+    collective_nvls_latency: float = param("s", ge=0, default=23e-6,
+                                           doc="per-call latency of an NVLS all-reduce as "
+                                               "NCCL's tuning rates it (v2.18.3: 23 us)")
+    collective_nvls_channels: int = param(ge=0, default=0,
+                                          doc="NCCL's NVLS channels in a node: an NVLS call "
+                                              "runs in chunks on channels x GPUs lanes "
+                                              "(0: at NCCL's rating, latency + bytes / "
+                                              "algorithm bandwidth)")
+    collective_nvls_chunk_cost: float = param("s", ge=0, default=0.0,
+                                              doc="fixed cost of one NVLS chunk on a lane "
+                                                  "(with collective_nvls_channels), seconds")
 
     def check(self) -> tuple[str, str] | None:
         for key in self.kernel_cycles:

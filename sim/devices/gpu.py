@@ -56,6 +56,7 @@ from sim.gpu.gemm import best_gemm, prefill_best_gemm
 from sim.gpu.host import AsyncIssue, lookup, op_family, timed_latency
 from sim.gpu.hw import gpu_hw
 from sim.gpu.moe import moe_gemm_view
+from sim.gpu.nccl_tuning import NVLS_MIN_RANKS
 from sim.gpu.vector import VectorShape, vector_shape, vector_time, vector_time_columns
 from workloads.einsum import Cascade, Einsum, dtype_bytes
 from workloads.trace import ATTENTION, COLLECTIVE, MATMUL, MEMORY, Op, is_expert_gemm
@@ -84,11 +85,13 @@ class GpuDevice(MainTierDevice):
         self.per_node = system.devices if system else 1
         protos = self.software.collective_protocols if self.software else {}
         self.protocols = tuple(ProtocolHw(k, p.base_latency, p.hop_latency,
-                                          p.bandwidth_fraction, p.max_bandwidth)
+                                          p.bandwidth_fraction, p.max_bandwidth, p.channel_rate)
                                for k, p in protos.items())
         sw = self.software
         self.nccl = (NcclHw(sw.collective_host_cpu, sw.collective_nvls,
-                            sw.collective_nics_per_node, sw.collective_channels)
+                            sw.collective_nics_per_node, sw.collective_channels,
+                            sw.collective_nvls_latency, sw.collective_nvls_channels,
+                            sw.collective_nvls_chunk_cost)
                      if sw else DEFAULT_NCCL)
         self.decode_policy = (self.software.decode_attention if self.software
                               else "flashdecoding")
@@ -615,6 +618,18 @@ class GpuDevice(MainTierDevice):
         return self._finish(op, kernel, roof, bound, self._energy(flops, dtype, nbytes), nbytes,
                             {"t_compute": t_compute, "t_memory": t_memory})
 
+    def _collective_roofline(self, op: Op) -> float:
+        """:meth:`Device.roofline` of a collective, except an all-reduce the NVSwitch reduces
+        (NVLS, in one node): each GPU then sends and receives (p-1)/p of the buffer, half a
+        ring's 2 (p-1)/p (NVIDIA's 8x H100 log reaches 480 GB/s of ring-equivalent bus
+        bandwidth over 450 GB/s links). Not :meth:`roofline` itself: the settled cost columns
+        of GEMMs and vector kernels rely on the base class's."""
+        c = op.collective
+        if c is not None and c.kind == "allreduce" and self.nccl.nvls \
+                and NVLS_MIN_RANKS < c.group <= self.per_node and self.link_bandwidth() > 0:
+            return (c.group - 1) / c.group * c.bytes_per_rank / self.link_bandwidth()
+        return self.roofline(op)
+
     def _link_hw(self, link) -> LinkHw:
         return LinkHw(link.bandwidth, link.efficiency, link.latency)
 
@@ -625,7 +640,7 @@ class GpuDevice(MainTierDevice):
         if self.link is None:
             raise SimError(f"{self.arch.origin or self.arch.name}: tensor parallelism needs "
                            "system.intra_node_link naming a link in interconnect")
-        roof = self.roofline(op)
+        roof = self._collective_roofline(op)
         sent = collective_min_bytes(c.kind, c.bytes_per_rank, c.group)
         if self.fidelity == "roofline":
             return Cost(roof, roof, "link", self._energy(0, c.dtype, 0, link_bytes=sent), 0.0)

@@ -57,11 +57,16 @@ class LinkHw:
 
 @dataclass(frozen=True)
 class ProtocolHw:
+    """A protocol's per-call cost (s), per-step cost (s), wire efficiency, bus-bandwidth cap
+    (B/s, 0: none) and the bus bandwidth one channel moves alone (B/s, 0: NCCL's rating, an
+    equal share of the full rate per channel)."""
+
     name: str
     base: float
     hop: float
     fraction: float
     max_bw: float = 0.0
+    channel_rate: float = 0.0
 
 
 SIMPLE_ONLY = (ProtocolHw("simple", 0.0, 0.0, 1.0),)
@@ -70,12 +75,18 @@ SIMPLE_ONLY = (ProtocolHw("simple", 0.0, 0.0, 1.0),)
 @dataclass(frozen=True)
 class NcclHw:
     """What NCCL's tuning needs beyond the links: host CPU vendor (network overhead and LL
-    caps), NVLS available (NVSwitch with SHARP, Hopper), NICs per node (0: one per GPU)."""
+    caps), NVLS available (NVSwitch with SHARP, Hopper), NICs per node (0: one per GPU),
+    collective channels in a node (0: no channel model); NVLS's per-call latency as NCCL rates
+    it (s), and where its chunks are modelled, NVLS channels and the fixed cost of a chunk (s;
+    0 channels: an NVLS call takes NCCL's rating)."""
 
     cpu: str = "intel"
     nvls: bool = False
     nics_per_node: int = 0
     channels: int = 0
+    nvls_latency: float = nt.BASE_LAT["nvls"][2] * nt.US
+    nvls_channels: int = 0
+    nvls_chunk_cost: float = 0.0
 
 
 DEFAULT_NCCL = NcclHw()
@@ -125,10 +136,10 @@ def _flat_choice(kind: str, nbytes: float, p: int, link: LinkHw,
         for algo, steps, wire in cands:
             t = proto.base + steps * hop + wire / bus
             if t < pick:
-                share = nt.channel_share(algo, proto.name, counted.get(kind, nbytes), p,
-                                         channels)
-                pick, best = t, (proto.base + steps * hop + wire / (bus * share), algo,
-                                 proto.name, steps)
+                run_bus = nt.channel_bus(algo, proto.name, counted.get(kind, nbytes), p,
+                                         channels, bus, proto.channel_rate)
+                pick, best = t, (proto.base + steps * hop + wire / run_bus, algo, proto.name,
+                                 steps)
     assert best is not None
     return pick, best
 
@@ -136,13 +147,19 @@ def _flat_choice(kind: str, nbytes: float, p: int, link: LinkHw,
 def _nvls(kind: str, nbytes: float, p: int, link: LinkHw, nccl: NcclHw,
           best: tuple[float, str, str, int], pick: float | None = None
           ) -> tuple[float, str, str, int]:
-    """NVLS all-reduce in one node when the stack has it and it beats ``best`` (compared with
-    ``pick``, the time ``best`` was picked by at full bandwidth, when given: NCCL chooses by
-    its model before it tunes the channels)."""
-    if kind != "allreduce" or not nccl.nvls or p < 2:
+    """NVLS all-reduce in one node when the stack has it and NCCL's rating of it beats
+    ``best`` (compared with ``pick``, the time ``best`` was picked by at full bandwidth, when
+    given: NCCL chooses by its model before it tunes the channels); it then runs in chunks
+    where ``nccl`` models them (:func:`nccl_tuning.nvls_chunked_time`)."""
+    if kind != "allreduce" or not nccl.nvls or p <= nt.NVLS_MIN_RANKS:
         return best
-    t = nt.nvls_time(nbytes, link.achievable)
-    return (t, "nvls", "simple", 2) if t < (best[0] if pick is None else pick) else best
+    t = nt.nvls_time(nbytes, link.achievable, latency=nccl.nvls_latency)
+    if t >= (best[0] if pick is None else pick):
+        return best
+    if nccl.nvls_channels > 0:
+        t = nt.nvls_chunked_time(nbytes, link.achievable, p, nccl.nvls_channels,
+                                 nccl.nvls_chunk_cost, nccl.nvls_latency)
+    return (t, "nvls", "simple", 2)
 
 
 def _multinode_allreduce(nbytes: float, p: int, nodes: int, intra: LinkHw, inter: LinkHw,

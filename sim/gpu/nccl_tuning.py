@@ -47,6 +47,8 @@ PER_CH_MAX_TREE_BW_N2 = {"volta": 18.5, "ampere": 23.6, "hopper": 41.4}
 SPEED_ARRAY_INTER = (48.0, 30.0, 28.0, 24.0, 20.0, 18.0, 15.0, 12.0, 10.0, 9.0, 7.0, 6.0, 5.0,
                      4.0, 3.0, 2.4, 1.2, 0.24, 0.12)
 NVLS_RATIO = 5.0 / 6.0  # tuning.cc v2.18.3-1: NVLS bus to algorithm bandwidth
+# nvls.cc v2.18.3-1 (ncclNvlsInit): "gpuCount <= 2" leaves NVLS off: two GPUs reduce by ring
+NVLS_MIN_RANKS = 2
 # comm.h v2.18.3-1 NCCL_{LL,LL128,SIMPLE}_THREAD_THRESHOLD: bytes of a call per thread before
 # enqueue.cc gives it more threads and channels (tuning.cc: x nRanks for ring LL)
 THREAD_THRESHOLD = {"ll": 8, "ll128": 8, "simple": 64}
@@ -138,10 +140,42 @@ def ll_max_bw_multi(nodes: int, cpu: str = "intel") -> float:
     return LL_MAX_BW_MULTI.get(cpu, LL_MAX_BW_MULTI["intel"])[0 if nodes <= 2 else 1] * GBS
 
 
-def nvls_time(nbytes: float, bus_bw: float, nodes: int = 1) -> float:
-    """Seconds of an NVLS (NVSwitch SHARP) all-reduce in one node: 23 us + bytes / algBw."""
-    lat = BASE_LAT["nvls"][2] * US + (HW_LAT["net"]["nvls"][2] * US if nodes > 1 else 0.0)
+def nvls_time(nbytes: float, bus_bw: float, nodes: int = 1,
+              latency: float = BASE_LAT["nvls"][2] * US) -> float:
+    """Seconds of an NVLS (NVSwitch SHARP) all-reduce in one node as NCCL's tuning rates it:
+    ``latency`` (s; v2.18.3-1's 23 us by default) + bytes / algBw."""
+    lat = latency + (HW_LAT["net"]["nvls"][2] * US if nodes > 1 else 0.0)
     return lat + nbytes / (bus_bw * NVLS_RATIO)
+
+
+# enqueue.cc (v2.20-v2.30, NVLS branch of the chunk-size choice): an NVLS call's chunk, from the
+# 128 KB default (NCCL_NVLS_CHUNKSIZE), shrinks to 64, 32 and 16 KB while the call's bytes are
+# under 64, 8 and 2 times (concurrent ops x chunk); concurrent ops = channels x NVLS heads
+NVLS_CHUNK = 128 * 1024
+NVLS_CHUNK_STEPS = ((64, 65536), (8, 32768), (2, 16384))
+
+
+def nvls_chunk(nbytes: float, concurrent: int, chunk: int = NVLS_CHUNK) -> int:
+    """Bytes of the chunk NCCL's enqueue gives an NVLS call of ``nbytes`` with ``concurrent``
+    (channels x heads) chunks in flight (:data:`NVLS_CHUNK_STEPS`)."""
+    for times, smaller in NVLS_CHUNK_STEPS:
+        if nbytes < times * concurrent * chunk and chunk > smaller:
+            chunk = smaller
+    return chunk
+
+
+def nvls_chunked_time(nbytes: float, bus_bw: float, ranks: int, channels: int,
+                      chunk_cost: float, latency: float) -> float:
+    """Seconds of a one-node NVLS all-reduce run in chunks: each of ``channels`` x ``ranks``
+    (NVLS heads) lanes takes its share of the call a chunk (:func:`nvls_chunk`) at a time, each
+    chunk ``chunk_cost`` (s) plus its bytes at the lane's share of the algorithm bandwidth
+    (``bus_bw`` x NVLS_RATIO), and one chunk more fills the pipeline; plus ``latency`` (s).
+    At large calls this tends to NCCL's ``latency + bytes / algBw``; at small ones the 16-32 KB
+    chunks' fixed cost dominates."""
+    lanes = channels * ranks
+    chunk = nvls_chunk(nbytes, lanes)
+    lane_bw = bus_bw * NVLS_RATIO / lanes
+    return latency + (nbytes / (lanes * chunk) + 1.0) * (chunk_cost + chunk / lane_bw)
 
 
 def tree_graph_bw(bw: float, intra_bw: float, nodes: int, channels: int,
@@ -192,6 +226,21 @@ def tuned_channels(algo: str, proto: str, nbytes: float, nranks: int,
         else:
             break
     return nc, nt
+
+
+def channel_bus(algo: str, proto: str, nbytes: float, nranks: int, channels: int,
+                bus_bw: float, channel_rate: float) -> float:
+    """Bus bandwidth (B/s) a call of ``nbytes`` runs at on the channels :func:`tuned_channels`
+    leaves it: where ``channel_rate`` (B/s, what one channel moves alone) is known, the lower
+    of ``bus_bw`` (the protocol's full rate) and that many channels at that rate; else
+    :func:`channel_share` of ``bus_bw`` (NCCL's rating: each channel an equal share)."""
+    if channels <= 0:
+        return bus_bw
+    if channel_rate <= 0:
+        return bus_bw * channel_share(algo, proto, nbytes, nranks, channels)
+    nc, _ = tuned_channels(algo, proto if proto in MAX_THREADS else "simple", nbytes, nranks,
+                           channels)
+    return min(bus_bw, nc * channel_rate)
 
 
 def channel_share(algo: str, proto: str, nbytes: float, nranks: int, channels: int) -> float:

@@ -206,6 +206,7 @@ def _print_fits(ctx) -> int:
         fit_vidur_gemm,
         format_values,
     )
+    from xpusim.validation.h100_allreduce_nccltests import fit as fit_h100_nccl
     from xpusim.validation.trtllm_e2e import fit_dispatch
     from xpusim.validation.vidur_allreduce_a100 import fit_nccl, fit_network
 
@@ -227,6 +228,12 @@ def _print_fits(ctx) -> int:
                 f"{v['bandwidth'] / 1e9:g} GB/s, LL128 base {v['ll128_base'] * 1e6:g} us, LL128 "
                 f"bandwidth fraction {v['ll128_fraction']:g}, Simple base "
                 f"{v['simple_base'] * 1e6:g} us (train MAPE {mape:.1%})")
+
+    def h100_nccl() -> str:
+        v, mape = fit_h100_nccl(ctx)
+        return (f"ll.hop_latency: {v['hop'] * 1e6:.2f} us, ll.channel_rate: "
+                f"{v['channel_rate'] / 1e9:g} GB/s, collective_nvls_chunk_cost: "
+                f"{v['chunk_cost'] * 1e6:g} us (train MAPE {mape:.1%})")
 
     fits = [
         ("LLMCompass harness (harness/llmcompass-a100.yaml: its A100 + host)",
@@ -253,6 +260,8 @@ def _print_fits(ctx) -> int:
         ("TensorRT-LLM v0.9 GptSession host enqueue per op (trtllm-e2e train rows)", trtllm),
         ("Vidur NCCL all-reduce: dgx-a100x2-vidur network and A100 protocol costs (train rows)",
          nccl),
+        ("NCCL all-reduce on DGX H100 (validation/nccl: NVIDIA's log, train rows): dgx-h100",
+         h100_nccl),
     ]
     for title, fit in fits:
         try:
