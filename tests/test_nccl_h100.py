@@ -62,8 +62,8 @@ def test_nvls_chunked_time_by_hand():
 
 
 def test_dgx_h100_picks_ring_ll_to_1mb_and_nvls_from_2mb():
-    """NVIDIA's NCCL team on 8x H100 in one node (nccl-tests issue 309): ring LL from 8 B to
-    1 MB, NVLS from 2 MB. Two GPUs never run NVLS (nvls.cc: gpuCount <= 2)."""
+    """NCCL's own log of one 8x H100 node (NCCL_DEBUG output in nccl-tests issue 309): ring
+    LL from 8 B to 1 MB, NVLS from 2 MB. Two GPUs never run NVLS (nvls.cc: gpuCount <= 2)."""
     dev = node_device(8, "dgx-h100")
     for n in (8, 65536, 1 << 20):
         assert dev.estimate(allreduce_op(n, 8)).detail["algorithm"] == "ring"

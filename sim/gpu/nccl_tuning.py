@@ -47,7 +47,8 @@ PER_CH_MAX_TREE_BW_N2 = {"volta": 18.5, "ampere": 23.6, "hopper": 41.4}
 SPEED_ARRAY_INTER = (48.0, 30.0, 28.0, 24.0, 20.0, 18.0, 15.0, 12.0, 10.0, 9.0, 7.0, 6.0, 5.0,
                      4.0, 3.0, 2.4, 1.2, 0.24, 0.12)
 NVLS_RATIO = 5.0 / 6.0  # tuning.cc v2.18.3-1: NVLS bus to algorithm bandwidth
-# nvls.cc v2.18.3-1 (ncclNvlsInit): "gpuCount <= 2" leaves NVLS off: two GPUs reduce by ring
+# nvls.cc of recent NCCL releases (ncclNvlsInit: "gpuCount <= 2" returns before NVLS is set up;
+# 2.17-2.18's ncclNvlsSetup needed only two local ranks): two GPUs reduce by ring
 NVLS_MIN_RANKS = 2
 # comm.h v2.18.3-1 NCCL_{LL,LL128,SIMPLE}_THREAD_THRESHOLD: bytes of a call per thread before
 # enqueue.cc gives it more threads and channels (tuning.cc: x nRanks for ring LL)
@@ -148,9 +149,10 @@ def nvls_time(nbytes: float, bus_bw: float, nodes: int = 1,
     return lat + nbytes / (bus_bw * NVLS_RATIO)
 
 
-# enqueue.cc (v2.20-v2.30, NVLS branch of the chunk-size choice): an NVLS call's chunk, from the
-# 128 KB default (NCCL_NVLS_CHUNKSIZE), shrinks to 64, 32 and 16 KB while the call's bytes are
-# under 64, 8 and 2 times (concurrent ops x chunk); concurrent ops = channels x NVLS heads
+# enqueue.cc of NCCL 2.2x releases (NVLS branch of the chunk-size choice): an NVLS call's chunk,
+# from the 128 KB default (NCCL_NVLS_CHUNKSIZE), shrinks to 64, 32 and 16 KB while the call's
+# bytes are under 64, 8 and 2 times (concurrent ops x chunk; an earlier release shrinks to 64 KB
+# under 32 times); concurrent ops = channels x NVLS heads (one head per GPU in a node)
 NVLS_CHUNK = 128 * 1024
 NVLS_CHUNK_STEPS = ((64, 65536), (8, 32768), (2, 16384))
 
