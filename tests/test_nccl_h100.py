@@ -72,6 +72,19 @@ def test_dgx_h100_picks_ring_ll_to_1mb_and_nvls_from_2mb():
     assert dev.estimate(allreduce_op(1 << 30, 2)).detail["algorithm"] == "ring"
 
 
+def test_nvls_needs_more_than_two_gpus():
+    """nvls.cc: no NVLS for two GPUs, whatever NCCL's rating (an NVLS rated at 1 us against a
+    ring of 1 s); three GPUs take it."""
+    from sim.gpu.collectives import LinkHw, NcclHw, _nvls
+
+    link = LinkHw(450e9, 0.78, 0.0)
+    nccl = NcclHw(nvls=True, nvls_latency=1e-6)
+    ring = (1.0, "ring", "simple", 2)
+    assert _nvls("allreduce", 1024.0, 2, link, nccl, ring) == ring
+    assert _nvls("allreduce", 1024.0, 3, link, nccl, ring)[1] == "nvls"
+    assert _nvls("allgather", 1024.0, 3, link, nccl, ring) == ring
+
+
 def test_nvls_roofline_is_half_the_rings():
     """The switch reduces: each GPU moves (p-1)/p of the buffer, not 2 (p-1)/p; NVIDIA's log's
     16 GiB call (62.6 ms) is under the ring's minimum over 450 GB/s links (66.8 ms)."""
@@ -89,7 +102,8 @@ def test_nvls_roofline_is_half_the_rings():
 
 
 def test_preset_holds_what_the_fit_derives(ctx):
-    """The three FITTED dgx-h100 values are the grid optimum on the train rows."""
+    """The three FITTED dgx-h100 values and the NVLS pipeline fill are the grid optimum on
+    the train rows, each point priced by the device's own estimate."""
     from xpusim.validation.h100_allreduce_nccltests import fit
 
     values, train = fit(ctx)
@@ -98,6 +112,7 @@ def test_preset_holds_what_the_fit_derives(ctx):
     assert values["hop"] == pytest.approx(ll.hop)
     assert values["channel_rate"] == pytest.approx(ll.channel_rate)
     assert values["chunk_cost"] == pytest.approx(dev.nccl.nvls_chunk_cost)
+    assert values["fill"] == nt.NVLS_FILL_CHUNKS == dev.nccl.nvls_fill_chunks
     assert train < 0.06
 
 

@@ -78,7 +78,7 @@ class NcclHw:
     caps), NVLS available (NVSwitch with SHARP, Hopper), NICs per node (0: one per GPU),
     collective channels in a node (0: no channel model); NVLS's per-call latency as NCCL rates
     it (s), and where its chunks are modelled, NVLS channels and the fixed cost of a chunk (s;
-    0 channels: an NVLS call takes NCCL's rating)."""
+    0 channels: an NVLS call takes NCCL's rating) and the chunks that fill its pipeline."""
 
     cpu: str = "intel"
     nvls: bool = False
@@ -87,6 +87,7 @@ class NcclHw:
     nvls_latency: float = nt.BASE_LAT["nvls"][2] * nt.US
     nvls_channels: int = 0
     nvls_chunk_cost: float = 0.0
+    nvls_fill_chunks: int = nt.NVLS_FILL_CHUNKS
 
 
 DEFAULT_NCCL = NcclHw()
@@ -158,7 +159,8 @@ def _nvls(kind: str, nbytes: float, p: int, link: LinkHw, nccl: NcclHw,
         return best
     if nccl.nvls_channels > 0:
         t = nt.nvls_chunked_time(nbytes, link.achievable, p, nccl.nvls_channels,
-                                 nccl.nvls_chunk_cost, nccl.nvls_latency)
+                                 nccl.nvls_chunk_cost, nccl.nvls_latency,
+                                 nccl.nvls_fill_chunks)
     return (t, "nvls", "simple", 2)
 
 

@@ -166,18 +166,26 @@ def nvls_chunk(nbytes: float, concurrent: int, chunk: int = NVLS_CHUNK) -> int:
     return chunk
 
 
+#: chunks beyond a lane's share that an NVLS call takes to fill its pipeline. FITTED with
+#: software.collective_nvls_chunk_cost on the train rows of h100-allreduce-nccltests (the fit in
+#: xpusim/validation/h100_allreduce_nccltests.py tries 0-3, the chunk cost refitted for each:
+#: train MAPE 6.0%, 5.0%, 7.2%, 8.9%)
+NVLS_FILL_CHUNKS = 1
+
+
 def nvls_chunked_time(nbytes: float, bus_bw: float, ranks: int, channels: int,
-                      chunk_cost: float, latency: float) -> float:
+                      chunk_cost: float, latency: float, fill: int = NVLS_FILL_CHUNKS) -> float:
     """Seconds of a one-node NVLS all-reduce run in chunks: each of ``channels`` x ``ranks``
     (NVLS heads) lanes takes its share of the call a chunk (:func:`nvls_chunk`) at a time, each
     chunk ``chunk_cost`` (s) plus its bytes at the lane's share of the algorithm bandwidth
-    (``bus_bw`` x NVLS_RATIO), and one chunk more fills the pipeline; plus ``latency`` (s).
+    (``bus_bw`` x NVLS_RATIO), and ``fill`` more (:data:`NVLS_FILL_CHUNKS`) fill the
+    pipeline; plus ``latency`` (s).
     At large calls this tends to NCCL's ``latency + bytes / algBw``; at small ones the 16-32 KB
     chunks' fixed cost dominates."""
     lanes = channels * ranks
     chunk = nvls_chunk(nbytes, lanes)
     lane_bw = bus_bw * NVLS_RATIO / lanes
-    return latency + (nbytes / (lanes * chunk) + 1.0) * (chunk_cost + chunk / lane_bw)
+    return latency + (nbytes / (lanes * chunk) + fill) * (chunk_cost + chunk / lane_bw)
 
 
 def tree_graph_bw(bw: float, intra_bw: float, nodes: int, channels: int,

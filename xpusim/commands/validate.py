@@ -233,7 +233,8 @@ def _print_fits(ctx) -> int:
         v, mape = fit_h100_nccl(ctx)
         return (f"ll.hop_latency: {v['hop'] * 1e6:.2f} us, ll.channel_rate: "
                 f"{v['channel_rate'] / 1e9:g} GB/s, collective_nvls_chunk_cost: "
-                f"{v['chunk_cost'] * 1e6:g} us (train MAPE {mape:.1%})")
+                f"{v['chunk_cost'] * 1e6:g} us, NVLS_FILL_CHUNKS: {v['fill']} "
+                f"(train MAPE {mape:.1%})")
 
     fits = [
         ("LLMCompass harness (harness/llmcompass-a100.yaml: its A100 + host)",

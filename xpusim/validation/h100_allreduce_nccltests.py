@@ -19,8 +19,9 @@ is compared whole (``gpu.launch_overhead`` included, as the dgx presets' link la
 assumes).
 
 Three values of the dgx-h100 preset are FITTED on the train rows (:func:`fit`): the LL hop
-latency, the bus bandwidth one LL channel moves alone, and the fixed cost of an NVLS chunk.
-"""
+latency, the bus bandwidth one LL channel moves alone, and the fixed cost of an NVLS chunk;
+with the last, the chunks that fill an NVLS call's pipeline
+(:data:`sim.gpu.nccl_tuning.NVLS_FILL_CHUNKS`)."""
 
 from __future__ import annotations
 
@@ -80,10 +81,10 @@ def devices() -> tuple:
     """(the dgx-h100 GPU, the same with NVLS off: ``collective_nvls: false`` in the preset's
     GPU overrides, as a user turns it off), eight per node."""
     from arch import load_arch_data
-    from xpusim.validation.vidur_allreduce_a100 import _devices, node_device
+    from xpusim.validation.vidur_allreduce_a100 import devices_with, node_device
 
     data, label = load_arch_data(SYSTEM)
-    off = _devices(data, label, {"components": {"gpu": {"overrides": {"software": {
+    off = devices_with(data, label, {"components": {"gpu": {"overrides": {"software": {
         "collective_nvls": False}}}}})
     return node_device(8, SYSTEM), off(8)
 
@@ -100,38 +101,48 @@ def run(ctx: ValidationContext) -> list[Point]:
 
 
 #: the grid of :func:`fit`: LL hop latency (s), LL bus bandwidth of one channel (B/s), NVLS
-#: chunk cost (s)
+#: chunk cost (s), chunks that fill an NVLS call's pipeline
 FIT_GRID = {"hop": tuple(x * 1e-8 for x in range(20, 62, 2)),
             "channel_rate": tuple(x * 0.5e9 for x in range(16, 61)),
-            "chunk_cost": tuple(x * 0.25e-6 for x in range(4, 41))}
+            "chunk_cost": tuple(x * 0.25e-6 for x in range(4, 41)),
+            "fill": (0, 1, 2, 3)}
+
+
+def with_collectives(dev, protocols: tuple, nccl):
+    """A copy of GPU device ``dev`` whose collectives run with ``protocols`` and ``nccl``
+    (its own estimate memo): what a preset with those values gives, without building one."""
+    import copy
+
+    other = copy.copy(dev)
+    other._memo = {}
+    other.protocols, other.nccl = protocols, nccl
+    return other
 
 
 def fit(ctx: ValidationContext, grid: dict = FIT_GRID) -> tuple[dict[str, float], float]:
     """(values, train MAPE) of the grid point minimising the train rows' MAPE: the LL hop
-    latency and channel rate (sizes NCCL runs as ring LL) and then the NVLS chunk cost, each
-    through :func:`sim.gpu.collectives.collective_time` as the device calls it."""
-    from sim.gpu.collectives import collective_time
-    from xpusim.validation.vidur_allreduce_a100 import node_device
+    latency and channel rate (sizes NCCL runs as ring LL) and then the NVLS chunk cost and
+    pipeline fill, each priced by the device's own ``estimate`` (:func:`predicted`) as the
+    suite prices it."""
+    from xpusim.validation import mape
 
-    dev = node_device(8, SYSTEM)
-    link = dev._link_hw(dev.link)
-    train = [(r.int("size_bytes"), r.int("gpus"), r.num("time_us_in_place") * 1e-6)
-             for r, s in split_rows(ctx) if s == "train"]
+    dev, _ = devices()
+    train = [(r, s) for r, s in split_rows(ctx) if s == "train"]
 
-    def mape(protocols, nccl) -> float:
-        errs = [abs(dev.g.launch_overhead + collective_time(
-            "allreduce", float(n), g, link, protocols, dev.per_node, None, nccl)["time"]
-            - t) / t for n, g, t in train]
-        return sum(errs) / len(errs)
+    def score(protocols, nccl) -> float:
+        other = with_collectives(dev, protocols, nccl)
+        return mape([Point("", r.num("time_us_in_place") * 1e-6,
+                           predicted(other, r.int("size_bytes"), r.int("gpus"))[0])
+                     for r, _ in train])
 
     def with_ll(hop: float, rate: float) -> tuple:
         return tuple(dataclasses.replace(p, hop=hop, channel_rate=rate) if p.name == "ll"
                      else p for p in dev.protocols)
 
-    best = min(((mape(with_ll(h, c), dev.nccl), h, c)
-                for h, c in itertools.product(grid["hop"], grid["channel_rate"])))
-    _, hop, rate = best
+    _, hop, rate = min((score(with_ll(h, c), dev.nccl), h, c)
+                       for h, c in itertools.product(grid["hop"], grid["channel_rate"]))
     protocols = with_ll(hop, rate)
-    score, cost = min((mape(protocols, dataclasses.replace(dev.nccl, nvls_chunk_cost=c)), c)
-                      for c in grid["chunk_cost"])
-    return {"hop": hop, "channel_rate": rate, "chunk_cost": cost}, score
+    best, cost, fill = min(
+        (score(protocols, dataclasses.replace(dev.nccl, nvls_chunk_cost=c, nvls_fill_chunks=f)),
+         c, f) for f, c in itertools.product(grid["fill"], grid["chunk_cost"]))
+    return {"hop": hop, "channel_rate": rate, "chunk_cost": cost, "fill": fill}, best

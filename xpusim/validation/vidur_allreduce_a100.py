@@ -103,7 +103,7 @@ def fit_network(ctx: ValidationContext, bandwidths=NETWORK_GRID, latencies=LATEN
             if s == "train" and int(r["num_workers"]) > int(r["devices_per_node"])]
     best: tuple[dict[str, float], float] = ({}, float("inf"))
     for bw, lat in itertools.product(bandwidths, latencies):
-        two = _devices(multi, multi_label, {"interconnect": {"infiniband": {
+        two = devices_with(multi, multi_label, {"interconnect": {"infiniband": {
             "bandwidth": bw, "latency": lat}}})
         errs = []
         for r in rows:
@@ -122,7 +122,7 @@ def _protocol_override(ll128_base: float, ll128_fraction: float, simple_base: fl
             "simple": {"base_latency": simple_base}}
 
 
-def _devices(data, label: str, override: dict):
+def devices_with(data, label: str, override: dict):
     """``per_node -> device`` of preset data with ``override`` deep-merged (built lazily)."""
     import dataclasses
 
@@ -162,10 +162,10 @@ def fit_nccl(ctx: ValidationContext, bandwidths=NETWORK_GRID, grid=PROTOCOL_GRID
     for b, f, s in itertools.product(grid["ll128_base"], grid["ll128_fraction"],
                                      grid["simple_base"]):
         protos = _protocol_override(b, f, s)
-        one = _devices(single, single_label, {"components": {"gpu": {"overrides": {
+        one = devices_with(single, single_label, {"components": {"gpu": {"overrides": {
             "software": {"collective_protocols": protos}}}}})
         for bw, lat in itertools.product(bandwidths, latencies):
-            two = _devices(multi, multi_label, {"software": {"collective_protocols": protos},
+            two = devices_with(multi, multi_label, {"software": {"collective_protocols": protos},
                                                  "interconnect": {"infiniband": {
                                                      "bandwidth": bw, "latency": lat}}})
             errs = []
