@@ -74,7 +74,8 @@ def test_protocol_is_picked_before_the_channels_are_tuned():
     """NCCL picks (algorithm, protocol) by its model at full bandwidth, then tunes channels: on
     DGX-A100 (no channel rate: NCCL's equal share) a 128 KB all-reduce of 8 GPUs runs ring LL
     on 4 of 24 channels, 1.75 x 128 KB at 4/24 of LL's 58.5 GB/s; on DGX-H100 (a channel's own
-    rate, 17 GB/s) on 4 channels at 4 x 17 GB/s, under LL's 141 GB/s cap."""
+    rate, 17 GB/s) on 4 channels at 4 x 17 GB/s, under LL's 141 GB/s cap; with the equal share
+    there it still runs ring LL though NVLS would be faster than that run."""
     dev = node_device(8, "dgx-a100")
     cost = dev.estimate(allreduce_op(131072, 8))
     assert (cost.detail["algorithm"], cost.detail["protocol"]) == ("ring", "ll")
@@ -85,6 +86,17 @@ def test_protocol_is_picked_before_the_channels_are_tuned():
     assert (cost.detail["algorithm"], cost.detail["protocol"]) == ("ring", "ll")
     hand = (2 + 6.6 + 14 * (0.46 + 0.053)) * US + 1.75 * 131072 / (4 * 17e9)
     assert cost.latency == pytest.approx(hand, rel=1e-6)
+    # NCCL's own LL (hop 0.6 us, a quarter of the link, equal shares) on the same node: ring LL
+    # runs 128 KB on 4 of 24 channels in 31 us, slower than NVLS's rating (25.4 us), yet it
+    # is picked: at full bandwidth it rates 18.4 us
+    share = tuple(dataclasses.replace(p, hop=0.6e-6, fraction=0.25, channel_rate=0.0)
+                  if p.name == "ll" else p for p in dev.protocols)
+    got = collective_time("allreduce", 131072.0, 8, dev._link_hw(dev.link), share,
+                          dev.per_node, None, dev.nccl)
+    assert (got["algorithm"], got["protocol"]) == ("ring", "ll")
+    ll_run = (6.6 + 14 * 0.653) * US + 1.75 * 131072 / (0.25 * 0.78 * 450e9 * 4 / 24)
+    assert got["time"] == pytest.approx(ll_run, rel=1e-6)
+    assert got["time"] > nt.nvls_time(131072, 0.78 * 450e9, latency=25 * US)
 
 
 # NVIDIA staff on nccl-tests all_reduce_perf, one node of 8x H100 SXM:
