@@ -148,3 +148,45 @@ def test_a_channel_twice_as_fast_or_chunks_twice_as_dear_show(ctx):
     dear = dataclasses.replace(dev.nccl, nvls_chunk_cost=2 * dev.nccl.nvls_chunk_cost)
     for n in (4 << 20, 16 << 20):
         assert t(dev.protocols, dear, n) > 1.15 * t(dev.protocols, dev.nccl, n)
+
+
+def test_collectives_log_sizes_mean_what_the_suite_reads(ctx):
+    """nccl-tests prints an all-gather's gathered buffer and a reduce-scatter's input as
+    ``size``: each rank contributes size / 8 to the first, all of it to the second. The file's
+    rows hold count x 4 B x 8 = size (rows() refuses a row that does not)."""
+    from xpusim.validation.h100_collectives_nccltests import rank_bytes, rows
+
+    got = rows(ctx)
+    assert len(got) == 2 * 27
+    assert {r["collective"] for r in got} == {"allgather", "reducescatter"}
+    assert rank_bytes("allgather", 8 << 30, 8) == 1 << 30
+    assert rank_bytes("reducescatter", 8 << 30, 8) == 8 << 30
+    # busbw as printed = size / time x 7/8 (the 8 GB rows, in place)
+    for r in got:
+        if r.int("size_bytes") == 8 << 30:
+            bus = r.int("size_bytes") / (r.num("time_us_in_place") * US) * 7 / 8
+            assert bus / 1e9 == pytest.approx(r.num("busbw_in_place_GBps"), rel=2e-3)
+
+
+def test_ring_all_gather_by_hand_and_against_the_log(ctx):
+    """8 GB gathered over 8 H100s, ring Simple: base + 7 steps + 7 x 1 GiB at Simple's bus
+    bandwidth (the dgx-h100 link, nothing fitted); the log's ring all-gather and
+    reduce-scatter from 4 MB (NVLS off, one process) within 4.5% MAPE, no row over 15%."""
+    from sim.gpu.collectives import _bus_bw
+    from xpusim.commands.op import collective_op
+    from xpusim.validation import mape
+    from xpusim.validation.h100_allreduce_nccltests import devices
+    from xpusim.validation.h100_collectives_nccltests import run
+
+    _, ring = devices()
+    link = ring._link_hw(ring.link)
+    simple = next(p for p in ring.protocols if p.name == "simple")
+    hand = simple.base + 7 * (simple.hop + link.latency) + 7 * (1 << 30) / _bus_bw(link, simple)
+    cost = ring.estimate(collective_op("allgather", 1 << 30, 8, "fp32"))
+    assert cost.detail["algorithm"] == "ring" and cost.detail["protocol"] == "simple"
+    assert cost.latency == pytest.approx(hand + ring.hw.launch, rel=1e-9)
+    assert cost.latency == pytest.approx(20.68e-3, rel=0.05)    # the log, in place
+    points = run(ctx)
+    assert len(points) == 24 and all(p.split == "test" for p in points)
+    assert mape(points) < 0.045
+    assert max(abs(p.error) for p in points) < 0.15
