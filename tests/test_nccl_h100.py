@@ -190,3 +190,19 @@ def test_ring_all_gather_by_hand_and_against_the_log(ctx):
     assert len(points) == 24 and all(p.split == "test" for p in points)
     assert mape(points) < 0.045
     assert max(abs(p.error) for p in points) < 0.15
+
+
+def test_collectives_log_with_a_wrong_count_is_a_one_line_error(tmp_path):
+    """A row whose count does not give its size names the file, the row and the column."""
+    from workloads.errors import WorkloadError
+    from xpusim.validation.h100_collectives_nccltests import FILE, rows
+
+    text = (ROOT / "validation" / "nccl" / FILE).read_text().splitlines()
+    head, first = text[0], text[1].split(",")
+    first[6] = str(int(first[6]) * 2)     # count doubled
+    (tmp_path / "nccl").mkdir()
+    (tmp_path / "nccl" / FILE).write_text("\n".join([head, ",".join(first)]) + "\n")
+    bad = ValidationContext(reference_dir=tmp_path, project_data=tmp_path)
+    with pytest.raises(WorkloadError, match=r"h100_collectives_nccltests\.csv: row 2 count: "
+                                            r"expected count x 4 B x gpus = size_bytes"):
+        rows(bad)
