@@ -51,11 +51,11 @@ def node_device(per_node: int, system: str = "dgx-a100"):
 
 
 def allreduce_op(nbytes: int, group: int):
-    """One fp16 all-reduce of ``nbytes`` per rank among ``group`` GPUs."""
-    from workloads.trace import COLLECTIVE, Collective, Op
+    """One fp16 all-reduce of ``nbytes`` per rank among ``group`` GPUs: the op ``xpusim op
+    allreduce --bytes nbytes --group group`` prices."""
+    from xpusim.commands.op import collective_op
 
-    return Op(0, "allreduce", COLLECTIVE, "decode", 0, 0, None, op_class="communication",
-              collective=Collective("allreduce", nbytes, group, "fp16"))
+    return collective_op("allreduce", nbytes, group, "fp16")
 
 
 def run(ctx: ValidationContext, device_for_node=None) -> list[Point]:
