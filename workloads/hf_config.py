@@ -9,10 +9,22 @@ from workloads.errors import WorkloadError
 from workloads.models import ModelConfig
 from workloads.safe_json import MAX_BYTES, JsonInputError, load_json_text
 
-_LLAMA_LIKE = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "gemma", "phi3")
+_LLAMA_LIKE = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe",
+               "gemma", "gemma2", "gemma3_text", "phi3", "olmo2", "granite")
+_GEMMA = ("gemma", "gemma2", "gemma3_text")
 _FALCON = ("falcon", "RefinedWebModel", "RefinedWeb")
-SUPPORTED = (*_LLAMA_LIKE, "gpt2", "opt", "bloom", "gpt_neox", "gptj", *_FALCON, "phi", "bert",
-             "t5", "mamba")
+SUPPORTED = (*_LLAMA_LIKE, "gemma3", "starcoder2", "gpt2", "opt", "bloom", "gpt_neox", "gptj",
+             *_FALCON, "phi", "bert", "t5", "mamba")
+#: model types whose config's ``sliding_window`` windows their attention (HF's
+#: Mistral/Mixtral/Starcoder2/Gemma2/Gemma3 attention read it; Qwen2/3 only under
+#: ``use_sliding_window``, false in their releases; Phi-3's is not modelled)
+_WINDOWED = ("mistral", "mixtral", "starcoder2", "gemma2", "gemma3_text")
+#: windowed models whose every n-th layer reads every key (HF Gemma2: odd layers; Gemma3:
+#: ``sliding_window_pattern``, 6 by default), where the config has no ``layer_types``
+_GLOBAL_EVERY = {"gemma2": 2, "gemma3_text": 6}
+#: query/key norms (HF Qwen3Attention, Gemma3Attention: per head dimension; Olmo2Attention:
+#: over the projections)
+_QK_NORM = {"qwen3": "head", "qwen3_moe": "head", "gemma3_text": "head", "olmo2": "full"}
 #: Hugging Face activation names (transformers ``ACT2FN``) -> the tracer's operator
 HF_ACTIVATIONS = {
     "gelu": "gelu", "gelu_new": "gelu", "gelu_fast": "gelu", "gelu_pytorch_tanh": "gelu",
@@ -113,28 +125,25 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
         raise WorkloadError(file, "model_type", "missing required field (a text value)")
     name = name or Path(file).parent.name or model_type
     source = f"Hugging Face config.json read from {file}"
+    if model_type == "gemma3":   # Gemma 3 with its vision tower: the text decoder's config
+        text = data.get("text_config")
+        if not isinstance(text, dict):
+            raise WorkloadError(file, "text_config", "expected an object (Gemma 3's text "
+                                                     "decoder config)")
+        return _build_model({"model_type": "gemma3_text", **text}, file, name)
     if model_type in _LLAMA_LIKE:
+        return _llama_like(r, model_type, name, source)
+    if model_type == "starcoder2":   # HF Starcoder2: LayerNorm, plain GELU MLP, biases
         heads = r.int("num_attention_heads")
-        d = r.int("hidden_size")
-        experts = r.int("num_local_experts", "num_experts", default=1)
-        act = _activation(r, "hidden_activation" if "hidden_activation" in data else
-                          "hidden_act", "gelu" if model_type == "gemma" else "silu")
-        qwen = model_type in ("qwen2", "qwen2_moe")
-        gemma = model_type == "gemma"  # GemmaConfig ties the LM head to the embedding
         return ModelConfig(
-            name=name, family=model_type, n_layers=r.int("num_hidden_layers"), d_model=d,
-            n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
-            d_ff=r.int("moe_intermediate_size", "intermediate_size") if experts > 1
-            else r.int("intermediate_size"),
-            vocab_size=r.int("vocab_size"),
+            name=name, family=model_type, n_layers=r.int("num_hidden_layers"),
+            d_model=r.int("hidden_size"), n_heads=heads,
+            n_kv_heads=r.int("num_key_value_heads", default=heads),
+            d_ff=r.int("intermediate_size"), vocab_size=r.int("vocab_size"),
             max_positions=r.int("max_position_embeddings", default=4096),
-            head_dim=r.int("head_dim", default=d // heads), norm="rmsnorm",
-            activation="swiglu" if act in ("silu", "gelu") else act,
-            position="rope", tied_embeddings=r.bool("tie_word_embeddings", gemma),
-            # Qwen2 (HF Qwen2Attention): biases on q/k/v_proj only, none on o_proj or the MLP
-            bias=False if qwen else r.bool("attention_bias", False), qkv_bias=qwen,
-            n_experts=experts,
-            top_k=r.int("num_experts_per_tok", default=2 if experts > 1 else 1), source=source)
+            activation=_activation(r, "hidden_act", "gelu_pytorch_tanh"), position="rope",
+            bias=r.bool("use_bias", True), tied_embeddings=r.bool("tie_word_embeddings", True),
+            source=source, **_window(r, model_type))
     if model_type == "gpt2":
         d = r.int("n_embd")
         return ModelConfig(
@@ -203,6 +212,82 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
             tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
     raise WorkloadError(file, "model_type", f"unsupported model_type '{model_type}' "
                                             f"(supported: {', '.join(SUPPORTED)})")
+
+
+def _llama_like(r: _Reader, model_type: str, name: str, source: str) -> ModelConfig:
+    """Llama-shaped decoders: RMSNorm, RoPE, a gated MLP (or mixture of them), grouped-query
+    attention. Not traced, each under 1% of a layer's work: the norms of the queries and keys
+    (Qwen3, OLMo 2, Gemma 3: their gains are counted), Gemma 2's logit soft-capping,
+    Granite's multipliers, Qwen2-MoE's gate on its shared experts (counted)."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    experts = r.int("num_local_experts", "num_experts", default=1)
+    gemma = model_type in _GEMMA   # Gemma ties the LM head to the embedding, gated GELU MLP
+    act = _activation(r, "hidden_activation" if "hidden_activation" in r.data else
+                      "hidden_act", "gelu_pytorch_tanh" if gemma else "silu")
+    qwen = model_type in ("qwen2", "qwen2_moe")
+    if experts > 1:   # Qwen-MoE: dense layers among the MoE ones are not modelled
+        if r.int("decoder_sparse_step", default=1) != 1:
+            raise WorkloadError(r.file, "decoder_sparse_step", "expected 1 (every layer a "
+                                "mixture of experts; dense layers between them are not "
+                                "modelled)")
+        if r.data.get("mlp_only_layers"):
+            raise WorkloadError(r.file, "mlp_only_layers", "expected [] (dense layers among "
+                                "the mixture-of-experts ones are not modelled)")
+    return ModelConfig(
+        name=name, family=model_type, n_layers=r.int("num_hidden_layers"), d_model=d,
+        n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
+        d_ff=r.int("moe_intermediate_size", "intermediate_size") if experts > 1
+        else r.int("intermediate_size"),
+        vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=4096),
+        head_dim=r.int("head_dim", default=d // heads), norm="rmsnorm",
+        activation="swiglu" if act in ("silu", "gelu") else act,
+        position="rope", tied_embeddings=r.bool("tie_word_embeddings", gemma),
+        # Qwen2 (HF Qwen2Attention): biases on q/k/v_proj only, none on o_proj or the MLP
+        bias=False if qwen else r.bool("attention_bias", False), qkv_bias=qwen,
+        mlp_bias=r.bool("mlp_bias", False), n_experts=experts,
+        top_k=r.int("num_experts_per_tok", default=2 if experts > 1 else 1),
+        shared_ff=r.int("shared_expert_intermediate_size", default=0, minimum=0)
+        if experts > 1 else 0,
+        post_norms=model_type in ("gemma2", "gemma3_text"),
+        qk_norm=_QK_NORM.get(model_type, ""),
+        shared_gate=experts > 1 and model_type == "qwen2_moe"
+        and bool(r.int("shared_expert_intermediate_size", default=0, minimum=0)),
+        source=source,
+        **_window(r, model_type))
+
+
+def _window(r: _Reader, model_type: str) -> dict[str, int]:
+    """``sliding_window`` and ``global_every`` of a windowed model type's config: from its
+    ``layer_types`` where given (every layer ``sliding_attention``, or every n-th
+    ``full_attention``), else its type's pattern; none where ``sliding_window`` is absent or
+    null."""
+    if model_type not in _WINDOWED:
+        return {}
+    window = r.int("sliding_window", default=0, minimum=0)
+    if not window:
+        return {}
+    types = r.data.get("layer_types")
+    if types is None:
+        every = _GLOBAL_EVERY.get(model_type, 0)
+        if model_type == "gemma3_text":
+            every = r.int("sliding_window_pattern", default=every)
+        return {"sliding_window": window, "global_every": every}
+    known = ("sliding_attention", "full_attention")
+    layers = r.int("num_hidden_layers")
+    if not isinstance(types, list) or len(types) != layers or any(t not in known for t in types):
+        raise WorkloadError(r.file, "layer_types", f"expected a list of {layers} entries, each "
+                                                   f"{' or '.join(known)}")
+    full = [i for i, t in enumerate(types) if t == "full_attention"]
+    if not full:
+        return {"sliding_window": window, "global_every": 0}
+    every = full[0] + 1
+    if full != list(range(every - 1, len(types), every)):
+        raise WorkloadError(r.file, "layer_types", "expected every layer sliding, or every "
+                                                   "n-th layer full (other patterns are not "
+                                                   "modelled)")
+    return {"sliding_window": window, "global_every": every}
 
 
 def _family(r: _Reader, model_type: str, name: str, source: str) -> ModelConfig:

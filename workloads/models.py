@@ -29,16 +29,22 @@ LIMITS: dict[str, tuple[int, str]] = {
     "d_conv": (4096, "Mamba, 4"),
     "expand": (64, "Mamba, 2"),
     "dt_rank": (131072, "Mamba-2.8B, 160"),
+    "shared_ff": (1048576, "Qwen1.5-MoE-A2.7B, 5,632 (four experts' width, fused)"),
+    "sliding_window": (33554432, "Mistral-7B-v0.1, 4,096"),
+    "global_every": (4096, "Gemma 3, every 6th layer global"),
 }
 #: fields that may be 0 (meaning: absent or derived)
 ZERO_OK = ("head_dim", "position_offset", "n_decoder_layers", "rotary_dim", "type_vocab",
-           "rel_pos_buckets", "d_state", "d_conv", "expand", "dt_rank")
+           "rel_pos_buckets", "d_state", "d_conv", "expand", "dt_rank", "shared_ff",
+           "sliding_window", "global_every")
 #: model kinds: decoder-only, bidirectional encoder, encoder-decoder with cross attention,
 #: selective state-space model (Mamba)
 KINDS = ("decoder", "encoder", "encoder_decoder", "mamba", "onnx")
 #: decoder blocks: attention then MLP, or both from one norm (GPT-J, Falcon-7B, Phi), or from
 #: two norms of the same input (Falcon-40B ``new_decoder_architecture``)
 BLOCKS = ("sequential", "parallel", "parallel2")
+#: norms of the queries and keys: none, one gain per head dimension, over the projections
+QK_NORMS = ("", "head", "full")
 #: activation functions the tracer knows (``swiglu``: gated MLP with SiLU)
 ACTIVATIONS = ("gelu", "relu", "silu", "swiglu", "sigmoid", "tanh")
 
@@ -62,6 +68,17 @@ class ModelConfig:
     T5's relative-position bias, one table per stack. Kind ``onnx``: the trace comes from the
     ONNX file ``graph`` (``workloads/onnx_import.py``), the other fields summarise its shapes
     and ``n_params`` counts its weight initializers (it replaces the shape formula).
+    ``shared_ff``: the width of the shared experts every token of a mixture-of-experts layer
+    also runs (DeepSeekMoE, Qwen2-MoE: their shared experts as one MLP; 0: none).
+    ``sliding_window``: a windowed layer's query reads at most that many keys (Mistral-7B-v0.1,
+    StarCoder2, Gemma 2/3; 0: none) and keeps that many in its KV cache; ``global_every``: with a
+    window, layer ``i`` reads every key where ``(i + 1) % global_every == 0`` (Gemma 2: 2, Gemma
+    3: 6; 0: every layer windowed). ``post_norms``: a norm after attention and after the MLP
+    too, before each residual add (Gemma 2/3). ``qk_norm``: RMSNorm gains on the queries and
+    keys, ``head`` (one ``head_dim`` gain each: Qwen3, Gemma 3) or ``full`` (over the whole
+    projections: OLMo 2); ``shared_gate``: a d -> 1 sigmoid gate on the shared experts
+    (Qwen2-MoE). Both count as parameters; their ops are not traced (under 1% of a layer's
+    FLOPs and bytes).
     """
 
     name: str
@@ -101,6 +118,12 @@ class ModelConfig:
     graph: str = ""
     n_params: int = 0
     source: str = ""
+    shared_ff: int = 0
+    sliding_window: int = 0
+    global_every: int = 0
+    post_norms: bool = False
+    qk_norm: str = ""
+    shared_gate: bool = False
 
     def __post_init__(self) -> None:
         for name, (limit, covers) in LIMITS.items():
@@ -128,6 +151,15 @@ class ModelConfig:
         if self.kind == "mamba" and not (self.d_state and self.d_conv and self.expand):
             raise WorkloadError("", "d_state", "a Mamba model needs d_state, d_conv and "
                                                "expand >= 1")
+        if self.shared_ff and not self.is_moe:
+            raise WorkloadError("", "shared_ff", "shared experts need a mixture-of-experts "
+                                                 "model (n_experts > 1)")
+        if self.qk_norm not in QK_NORMS:
+            raise WorkloadError("", "qk_norm", f"unknown qk_norm '{self.qk_norm!s:.40}' "
+                                               f"(expected one of {', '.join(QK_NORMS)})")
+        if self.global_every and not self.sliding_window:
+            raise WorkloadError("", "global_every", "global layers among windowed ones need "
+                                                    "sliding_window > 0")
         if self.head_dim == 0:
             object.__setattr__(self, "head_dim", self.d_model // self.n_heads)
         if self.kind == "mamba" and self.dt_rank == 0:
@@ -158,6 +190,25 @@ class ModelConfig:
             params += (mats - 1) * self.d_ff + self.d_model
         return params
 
+    def shared_mlp_params(self) -> int:
+        """Parameters of a mixture-of-experts layer's shared experts (0: none)."""
+        if not self.shared_ff:
+            return 0
+        gate = self.d_model if self.shared_gate else 0
+        return gate + replace(self, d_ff=self.shared_ff, shared_ff=0, n_experts=1, top_k=1,
+                              shared_gate=False).mlp_params()
+
+    def windowed(self, layer: int) -> bool:
+        """Whether decoder layer ``layer`` (0-based) reads only its last ``sliding_window``
+        keys."""
+        if not self.sliding_window:
+            return False
+        return not (self.global_every and (layer + 1) % self.global_every == 0)
+
+    def windowed_layers(self) -> int:
+        """How many of the ``n_layers`` layers are windowed."""
+        return sum(self.windowed(i) for i in range(self.n_layers))
+
     def attention_params(self) -> int:
         """Parameters of one attention block (Q, K, V, output projections and biases)."""
         d = self.d_model
@@ -185,10 +236,14 @@ class ModelConfig:
         if self.kind == "mamba":
             return self.mamba_layer_params()
         d = self.d_model
-        mlp = self.n_experts * self.mlp_params()
+        mlp = self.n_experts * self.mlp_params() + self.shared_mlp_params()
         if self.is_moe:
             mlp += d * self.n_experts  # router
         norms = (1 if self.block == "parallel" else 2) * self.norm_params()
+        if self.post_norms:
+            norms += 2 * self.norm_params()
+        if self.qk_norm:
+            norms += 2 * self.head_dim if self.qk_norm == "head" else self.q_dim + self.kv_dim
         return self.attention_params() + mlp + norms
 
     def decoder_layer_params(self) -> int:

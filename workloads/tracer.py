@@ -132,9 +132,11 @@ class LayerShapes:
         if model.n_heads % tp:
             raise WorkloadError("", "--tp", f"{model.name} has {model.n_heads} heads, "
                                             f"not divisible by tensor parallelism {tp}")
-        if model.d_ff % tp:
-            raise WorkloadError("", "--tp", f"{model.name} has d_ff {model.d_ff}, "
-                                            f"not divisible by tensor parallelism {tp}")
+        for field in ("d_ff", "shared_ff"):
+            if getattr(model, field) % tp:
+                raise WorkloadError("", "--tp", f"{model.name} has {field} "
+                                                f"{getattr(model, field)}, not divisible by "
+                                                f"tensor parallelism {tp}")
         self.heads = model.n_heads // tp
         self.kv_groups = max(1, model.n_kv_heads // tp)  # KV heads are replicated below tp
         self.group_size = self.heads // self.kv_groups
@@ -159,28 +161,38 @@ class LayerBuilder:
     def kv_len(self, s: int, n: int) -> int:
         """Extent of the KV rank (:data:`KV_RANK`) attention reads with ``s`` queries per
         request at KV length ``n``: ``ceil(n x sparse_kv)`` in a decode step with sparse KV
-        selection, at most sink + window keys with windowed attention."""
+        selection, at most sink + window keys with windowed attention, at most the model's
+        ``sliding_window`` where every layer is windowed (Mistral-7B-v0.1, StarCoder2)."""
         if s == 1 and self.sc.sparse_kv < 1:
             n = max(1, math.ceil(n * self.sc.sparse_kv))
-        return self.sc.attended(n)  # sink + window attention reads at most sink + window keys
+        n = self.sc.attended(n)  # sink + window attention reads at most sink + window keys
+        if self.m.sliding_window and not self.m.global_every:
+            n = min(n, self.m.sliding_window)
+        return n
 
     def kv_lens(self, s: int, ns: list[int]) -> list[int]:
         """``[self.kv_len(s, n) for n in ns]`` (dense, unwindowed attention: ``ns`` itself)."""
-        if (s == 1 and self.sc.sparse_kv < 1) or self.sc.attn_window:
+        if (s == 1 and self.sc.sparse_kv < 1) or self.sc.attn_window or self.m.sliding_window:
             return [self.kv_len(s, n) for n in ns]
         return list(ns)
 
     @_memo
-    def attention(self, b: int, s: int, n: int) -> list[OpTemplate]:
+    def attention(self, b: int, s: int, n: int, local: bool = False) -> list[OpTemplate]:
         """QK^T, softmax and AV for ``b`` requests, ``s`` queries each, KV length ``n`` (a
-        decode step with sparse KV selection attends to ``ceil(n x sparse_kv)`` entries)."""
+        decode step with sparse KV selection attends to ``ceil(n x sparse_kv)`` entries).
+        ``local``: a windowed layer of a model whose other layers read every key (Gemma 2/3):
+        at most ``sliding_window`` keys, from a cache of its own (``k_window`` / ``v_window``:
+        its ops are kinds of their own, as their KV length stops growing at the window)."""
         sh, dt = self.shape, self.dt
         n = self.kv_len(s, n)
+        if local:
+            n = min(n, self.m.sliding_window)
         sizes = {"b": b, "g": sh.kv_groups, "r": sh.group_size, "s": s, "n": n,
                  "e": sh.head_dim}
         q = _t("q", "bgrse", dt)
-        k = _t("k_cache", "bgne", self.kv_dt, "kv_cache")
-        v = _t("v_cache", "bgne", self.kv_dt, "kv_cache")
+        cache = "window" if local else "cache"
+        k = _t(f"k_{cache}", "bgne", self.kv_dt, "kv_cache")
+        v = _t(f"v_{cache}", "bgne", self.kv_dt, "kv_cache")
         if self.sc.attention == "flash":
             flash = Cascade("attention", (
                 contraction("attention.qk", _t("scores", "bgrsn", "fp32", "intermediate"),
@@ -243,7 +255,7 @@ class LayerBuilder:
                                   softmax("router_softmax", _t("router.out", "te", self.dt),
                                           {"t": t, "e": m.n_experts}, "e")))
             if self.sc.ep > 1 or self.sc.expert_skew > 0 or self.sc.expert_counts:
-                return ops + self._routed_experts(t, layer)
+                return ops + self._routed_experts(t, layer) + self._shared_experts(t)
             active = min(m.n_experts, t * m.top_k)
             per_expert = math.ceil(t * m.top_k / active)
             width = 2 * sh.ff if m.activation == "swiglu" else sh.ff
@@ -251,12 +263,29 @@ class LayerBuilder:
             ops.append(self._activation(active * per_expert))
             ops.append(self._linear("ffn_down", per_expert, sh.ff, sh.d, experts=active))
             ops.append(self._vector("moe_combine", t, sh.d * m.top_k, "mul", op_class="moe"))
-            return ops
+            return ops + self._shared_experts(t)
         width = 2 * sh.ff if m.activation == "swiglu" else sh.ff
         ops.append(self._linear("ffn_up", t, sh.d, width))
         ops.append(self._activation(t))
         ops.append(self._linear("ffn_down", t, sh.ff, sh.d))
         return ops
+
+    def _shared_experts(self, t: int) -> list[OpTemplate]:
+        """The shared experts every token of a mixture-of-experts layer runs (``shared_ff``
+        wide), their output added to the routed experts'; none where the model has none.
+        Qwen2-MoE's sigmoid gate on them (one d -> 1 projection per token) is left out: d
+        MACs per token."""
+        m = self.m
+        if not m.shared_ff:
+            return []
+        # split like a dense MLP; whole on every rank under expert parallelism, whose
+        # all-to-all replaces the MLP's all-reduce
+        ff = m.shared_ff if self.sc.ep > 1 else m.shared_ff // self.sc.tp
+        width = 2 * ff if m.activation == "swiglu" else ff
+        return [self._linear("shared_up", t, self.shape.d, width, op_class="moe"),
+                self._activation(t, ff, "shared_act"),
+                self._linear("shared_down", t, ff, self.shape.d, op_class="moe"),
+                self._vector("shared_add", t, self.shape.d, "add", op_class="moe")]
 
     def _routed_experts(self, t: int, layer: int) -> list[OpTemplate]:
         """Experts with the router's (possibly skewed) token counts, one GEMM pair per loaded
@@ -332,8 +361,11 @@ class LayerBuilder:
         ))
         return [OpTemplate("rope", VECTOR, "elementwise", casc)]
 
-    def layer(self, b: int, s: int, n: int, layer: int = 0) -> list[OpTemplate]:
-        """All ops of one decoder layer: ``b`` requests, ``s`` new tokens each, KV length ``n``."""
+    def layer(self, b: int, s: int, n: int, layer: int = 0, local: bool = False
+              ) -> list[OpTemplate]:
+        """All ops of one decoder layer: ``b`` requests, ``s`` new tokens each, KV length ``n``;
+        ``layer``: the routing rotation of a mixture-of-experts layer; ``local``: a windowed
+        layer among global ones (:meth:`attention`)."""
         if self.m.block != "sequential" or self.m.kind != "decoder":  # tracer_families
             from workloads.tracer_families import layer_hook
             return layer_hook(self, b, s, n, layer)
@@ -342,14 +374,18 @@ class LayerBuilder:
         ops = [self.norm("ln_attn", "x", t, rms),
                self._linear("qkv_proj", t, sh.d, qkv_width)]
         ops += self.rope(t)
-        ops += self.attention(b, s, n)
+        ops += self.attention(b, s, n, local)
         ops.append(self._linear("o_proj", t, sh.heads * sh.head_dim, sh.d))
         ops += self._allreduce("allreduce_attn", t)
+        if self.m.post_norms:   # Gemma 2/3: the block's output normed before the residual
+            ops.append(self.norm("ln_attn_post", "a", t, rms))
         ops.append(self._vector("residual_attn", t, sh.d, "add"))
         ops.append(self.norm("ln_ffn", "h", t, rms))
         ops += self.mlp(t, layer)
         if self.sc.ep == 1:  # expert parallelism returns whole outputs by its all-to-all
             ops += self._allreduce("allreduce_ffn", t)
+        if self.m.post_norms:
+            ops.append(self.norm("ln_ffn_post", "f", t, rms))
         ops.append(self._vector("residual_ffn", t, sh.d, "add"))
         return ops
 
@@ -590,6 +626,15 @@ def _trace_decoder(model: ModelConfig, scenario: Scenario, phases: tuple[str, ..
         steps += [("decode", s, 1, p + s) for s in range(1, scenario.gen_len)]
     varies = model.is_moe and (scenario.ep > 1 or scenario.expert_skew > 0)
     rotations = model.n_experts if varies else 1  # routing differs from layer to layer
+    # each layer's templates: its routing rotation, and whether it is a windowed layer among
+    # global ones (Gemma 2/3)
+    mixed = bool(model.sliding_window and model.global_every)
+    variant = [(i % rotations, mixed and model.windowed(i)) for i in range(model.n_layers)]
+    variants = sorted(set(variant))
+    if units and len(variants) > 1:
+        raise WorkloadError("", "--model", f"{model.name}'s layers differ (routing or windowed "
+                                         "attention); ops on another unit need identical "
+                                         "layers")
 
     # the stamped steps' templates, kept in the compact path (it asks again for the last two)
     made: dict[tuple[int, int], tuple[dict, dict, dict, dict]] = {}
@@ -600,7 +645,7 @@ def _trace_decoder(model: ModelConfig, scenario: Scenario, phases: tuple[str, ..
         hit = made.get((s, n))
         if hit is None:
             hit = (
-                {(b, r): builder.layer(b, s, n, r) for b in set(sizes) for r in range(rotations)},
+                {(b, v): builder.layer(b, s, n, *v) for b in set(sizes) for v in variants},
                 {b: builder.stage_send(b * s) for b in set(sizes)},
                 {b: builder.head(b) for b in set(sizes)},
                 {b: builder.embedding(b * s) for b in set(sizes)})
@@ -621,13 +666,14 @@ def _trace_decoder(model: ModelConfig, scenario: Scenario, phases: tuple[str, ..
                 for i in range(model.n_layers):
                     if i in boundaries:
                         stamp.add(sends[b], phase, i, step, b * s, b, k)
-                    stamp.add(layers[b, i % rotations], phase, i, step, b * s, b, k)
+                    stamp.add(layers[b, variant[i]], phase, i, step, b * s, b, k)
                 stamp.add(heads[b], phase, model.n_layers, step, b, b, k)
             continue
         for k, b in enumerate(sizes):
             stamp.add(embeds[b], phase, -1, step, b * s, b, k)
         if units:
-            unit_segs = {b: _unit_segments(layers[b, 0], model.n_layers, frozenset(units))
+            unit_segs = {b: _unit_segments(layers[b, variants[0]], model.n_layers,
+                                           frozenset(units))
                          for b in set(sizes)}
             for j in range(len(unit_segs[sizes[0]])):
                 for k, b in enumerate(sizes):
@@ -640,7 +686,7 @@ def _trace_decoder(model: ModelConfig, scenario: Scenario, phases: tuple[str, ..
             continue
         segments = {key: _segments(tpls) for key, tpls in layers.items()}
         for i in range(model.n_layers):
-            r = i % rotations
+            r = variant[i]
             for j in range(len(segments[sizes[0], r])):
                 for k, b in enumerate(sizes):
                     stamp.add(segments[b, r][j], phase, i, step, b * s, b, k)
@@ -993,5 +1039,10 @@ def kv_cache_bytes(model: ModelConfig, scenario: Scenario) -> float:
     if model.kind != "decoder":  # encoder-decoder KV, Mamba state (workloads/tracer_families)
         from workloads.tracer_families import state_bytes
         return state_bytes(model, scenario)
+    context = scenario.attended(scenario.prompt_len + scenario.gen_len)
+    if model.sliding_window:   # a windowed layer keeps its last sliding_window tokens
+        local = model.windowed_layers()
+        context = ((model.n_layers - local) * context
+                   + local * min(context, model.sliding_window)) / model.n_layers
     return kv_bytes_per_token(model, scenario.kv_dtype, scenario.tp, scenario.pp) \
-        * scenario.batch * scenario.attended(scenario.prompt_len + scenario.gen_len)
+        * scenario.batch * context

@@ -105,14 +105,14 @@ def reduced_model(model: ModelConfig, max_width: int) -> tuple[ModelConfig, int]
     scale = 1
     while (model.d_model // (2 * scale) >= 1 and model.d_model // scale > max_width
            and model.n_kv_heads % (2 * scale) == 0 and model.n_heads % (2 * scale) == 0
-           and model.d_ff % (2 * scale) == 0):
+           and model.d_ff % (2 * scale) == 0 and model.shared_ff % (2 * scale) == 0):
         scale *= 2
     if scale == 1:
         return replace(model, n_layers=1), 1
     heads = model.n_heads // scale
     return replace(model, n_layers=1, n_heads=heads, n_kv_heads=model.n_kv_heads // scale,
                    d_model=heads * model.head_dim, d_ff=model.d_ff // scale,
-                   head_dim=model.head_dim), scale
+                   shared_ff=model.shared_ff // scale, head_dim=model.head_dim), scale
 
 
 def check_layer(arch: Arch, model: ModelConfig, spec: CheckSpec,
@@ -197,6 +197,13 @@ class _LayerRun:
         self.b = spec.batch
         self.s = spec.prompt if phase == "prefill" else 1
         self.n = spec.prompt if phase == "prefill" else spec.prompt + 1
+        if model.windowed(0):   # layer 0 reads its last sliding_window keys
+            if phase == "prefill" and self.n > model.sliding_window:
+                raise SimError(f"--prompt: {spec.prompt} tokens exceed {model.name}'s "
+                               f"{model.sliding_window}-key window, whose prefill is priced "
+                               f"but not checked; use --prompt <= {model.sliding_window} "
+                               f"or --phase decode")
+            self.n = min(self.n, model.sliding_window)
         self.t = self.b * self.s
         self.vec = fx.vector_numerics()
         self.cc = self.vec.rounder
@@ -412,13 +419,16 @@ class _LayerRun:
             a[valid] = data[slots[valid] // self.m.top_k]
         else:  # activations are already laid out per expert
             a = data.reshape(x_count, per, k)
-        w = self._weight(op.name, k, n, experts=x_count)
+        # every expert's weights, made once; the step's active experts are the first x_count
+        # (a decode step of few tokens loads fewer experts than the prefill)
+        w = self._weight(op.name, k, n, experts=max(x_count, self.m.n_experts))
         if "q" in w:
             exact = np.stack([dequantize_weights(q, s, self.spec.group) for q, s in
-                              zip(w["q"], w["scales"], strict=True)])
+                              zip(w["q"][:x_count], w["scales"][:x_count], strict=True)])
             res = self._matmul(op, a, quantize(exact, self.dt), checked, exact)
         else:
-            res = self._matmul(op, a, w["w"], checked)
+            res = self._matmul(op, a, w["w"][:x_count], checked, None,
+                               self._abs(w)[:x_count])
         self.env[dst] = res[0]
         return res
 
@@ -508,7 +518,35 @@ class _LayerRun:
         return self._add(self.env["x2"], other, "out")
 
     def _op_ffn_act(self, op: Op, checked: bool) -> tuple:
-        up = self.env["up"]
+        return self._activate("up", "act")
+
+    # --- shared experts (Qwen2-MoE, DeepSeekMoE) and post-norms (Gemma 2/3) ---------------
+    def _op_shared_up(self, op: Op, checked: bool) -> tuple:
+        res = self._linear(op, self.env["h_ffn"], checked)
+        self.env["shared_up"] = res[0][0]
+        return res
+
+    def _op_shared_act(self, op: Op, checked: bool) -> tuple:
+        return self._activate("shared_up", "shared_act")
+
+    def _op_shared_down(self, op: Op, checked: bool) -> tuple:
+        res = self._linear(op, self.env["shared_act"], checked)
+        self.env["shared_down"] = res[0][0]
+        return res
+
+    def _op_shared_add(self, op: Op, checked: bool) -> tuple:
+        return self._add(self.env["moe_out"], self.env["shared_down"], "moe_out")
+
+    def _op_ln_attn_post(self, op: Op, checked: bool) -> tuple:
+        return self._norm(op, "o", "o", checked)
+
+    def _op_ln_ffn_post(self, op: Op, checked: bool) -> tuple:
+        out = "moe_out" if self.m.is_moe else "down"
+        return self._norm(op, out, out, checked)
+
+    def _activate(self, src: str, dst: str) -> tuple:
+        """The MLP's activation (SwiGLU: the two halves of ``src``) into ``dst``."""
+        up = self.env[src]
         flat = up.reshape(-1, up.shape[-1])
         u, t_ulps = self.u_c, TRANSCENDENTAL_ULPS
         if self.m.activation == "swiglu":
@@ -524,7 +562,7 @@ class _LayerRun:
             allow = (t_ulps + 8) * u * (np.abs(ref) + np.abs(x))
         y = quantize(dev, self.dt)
         shape = (*up.shape[:-1], ref.shape[-1])
-        self.env["act"] = y.reshape(shape)
+        self.env[dst] = y.reshape(shape)
         return y, ref, allow, self.dt, {"unit": "vector", "compute": self.vec.compute}
 
     def _op_router_softmax(self, op: Op, checked: bool) -> tuple:

@@ -205,8 +205,18 @@ class IterationModel:
         """One batched decode attention of ``b`` requests at KV length ``mean_ctx``, all
         layers."""
         memo = self._dec.setdefault(b, {})  # type: ignore[arg-type]
-        return self._grid(mean_ctx, memo, lambda n: self._ops_cost(
-            self.builder.attention(b, 1, n), "decode").scale(self.layers))
+        return self._grid(mean_ctx, memo, lambda n: self._all_layers(b, 1, n, "decode"))
+
+    def _all_layers(self, b: int, s: int, n: int, phase: str) -> Part:
+        """Attention of every layer: the global layers' and, where windowed layers alternate
+        with them (Gemma 2/3), the windowed layers' over at most ``sliding_window`` keys."""
+        m = self.builder.m
+        local = m.windowed_layers() if m.sliding_window and m.global_every else 0
+        part = self._ops_cost(self.builder.attention(b, s, n), phase).scale(self.layers - local)
+        if local:
+            part = part + self._ops_cost(self.builder.attention(b, s, n, True),
+                                         phase).scale(local)
+        return part
 
     def prefill_attention(self, s: int, n: int, count: int = 1) -> Part:
         """Attention of ``count`` requests with ``s`` new tokens each over KV length ``n``
@@ -214,8 +224,7 @@ class IterationModel:
         key = (count, s, n)
         hit = self._pre.get(key)
         if hit is None:
-            hit = self._pre[key] = self._ops_cost(self.builder.attention(count, s, n),
-                                                  "prefill").scale(self.layers)
+            hit = self._pre[key] = self._all_layers(count, s, n, "prefill")
         return hit
 
     # --- one iteration ------------------------------------------------------------------------

@@ -1,0 +1,283 @@
+"""config.json families with shared experts (Qwen2-MoE), sliding-window attention (Mistral,
+StarCoder2, Gemma 2/3) and the Qwen3 / OLMo 2 / Granite layouts: parameter counts against
+published ones, traces and KV caches against hand counts, and the long-decode paths (folded,
+compact) against the op-by-op trace."""
+
+import numpy as np
+import pytest
+
+import workloads.tracer as tracer
+from workloads.errors import WorkloadError
+from workloads.fold import FoldedOps
+from workloads.hf_config import model_from_hf_dict
+from workloads.models import ModelConfig
+from workloads.scenario import Scenario
+from workloads.tracer import kv_cache_bytes, trace_model
+
+# config.json values as published on the Hugging Face hub (the model repositories' own files)
+QWEN15_MOE = {"model_type": "qwen2_moe", "hidden_size": 2048, "intermediate_size": 5632,
+              "moe_intermediate_size": 1408, "shared_expert_intermediate_size": 5632,
+              "num_experts": 60, "num_experts_per_tok": 4, "num_hidden_layers": 24,
+              "num_attention_heads": 16, "num_key_value_heads": 16, "vocab_size": 151936,
+              "max_position_embeddings": 8192, "tie_word_embeddings": False,
+              "decoder_sparse_step": 1, "hidden_act": "silu"}
+GEMMA2_9B = {"model_type": "gemma2", "hidden_size": 3584, "intermediate_size": 14336,
+             "num_hidden_layers": 42, "num_attention_heads": 16, "num_key_value_heads": 8,
+             "head_dim": 256, "vocab_size": 256000, "sliding_window": 4096,
+             "hidden_activation": "gelu_pytorch_tanh", "max_position_embeddings": 8192}
+MISTRAL_7B_V01 = {"model_type": "mistral", "hidden_size": 4096, "intermediate_size": 14336,
+                  "num_hidden_layers": 32, "num_attention_heads": 32,
+                  "num_key_value_heads": 8, "vocab_size": 32000, "sliding_window": 4096,
+                  "max_position_embeddings": 32768, "tie_word_embeddings": False,
+                  "hidden_act": "silu"}
+
+
+QWEN3_8B = {"model_type": "qwen3", "hidden_size": 4096, "intermediate_size": 12288,
+            "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8,
+            "head_dim": 128, "vocab_size": 151936, "tie_word_embeddings": False,
+            "attention_bias": False, "max_position_embeddings": 40960}
+QWEN3_30B_A3B = {"model_type": "qwen3_moe", "hidden_size": 2048, "intermediate_size": 6144,
+                 "moe_intermediate_size": 768, "num_experts": 128, "num_experts_per_tok": 8,
+                 "num_hidden_layers": 48, "num_attention_heads": 32, "num_key_value_heads": 4,
+                 "head_dim": 128, "vocab_size": 151936, "max_position_embeddings": 40960,
+                 "tie_word_embeddings": False, "decoder_sparse_step": 1,
+                 "mlp_only_layers": []}
+GEMMA3_1B = {"model_type": "gemma3_text", "hidden_size": 1152, "intermediate_size": 6912,
+             "num_hidden_layers": 26, "num_attention_heads": 4, "num_key_value_heads": 1,
+             "head_dim": 256, "vocab_size": 262144, "sliding_window": 512,
+             "sliding_window_pattern": 6, "max_position_embeddings": 32768}
+# Exact parameter counts of the checkpoints: the "params" of keras-team/keras-hub's presets
+# (keras_hub/src/models/*/..._presets.py @ 71453d08), which load these checkpoints; rounded in
+# the model cards (Qwen1.5-MoE-A2.7B "14.3B in total, 2.7B activated", Qwen3-30B-A3B "30.5B,
+# 3.3B activated", Qwen3-8B "8.2B", Mistral "7.3B")
+EXACT = {"qwen1.5-moe-a2.7b": (QWEN15_MOE, 14_315_784_192),
+         "qwen3-30b-a3b": (QWEN3_30B_A3B, 30_532_122_624),
+         "qwen3-8b": (QWEN3_8B, 8_190_735_360), "gemma-2-9b": (GEMMA2_9B, 9_241_705_984),
+         "gemma-3-1b": (GEMMA3_1B, 999_885_952),
+         "mistral-7b-v0.1": (MISTRAL_7B_V01, 7_241_732_096)}
+
+
+@pytest.mark.parametrize("name", sorted(EXACT))
+def test_exact_published_counts(name):
+    """Shared experts and their gate (Qwen1.5-MoE), query/key norms (Qwen3, Gemma 3),
+    post-norms (Gemma 2/3) counted to the parameter."""
+    config, count = EXACT[name]
+    assert model_from_hf_dict(config, f"{name}/config.json").param_count() == count
+
+
+def test_moe_active_counts_match_the_model_cards():
+    """Qwen1.5-MoE-A2.7B: 2.7B activated; Qwen3-30B-A3B: 3.3B activated (rounded)."""
+    assert model_from_hf_dict(QWEN15_MOE, "q").active_param_count() == \
+        pytest.approx(2.7e9, rel=0.01)
+    assert model_from_hf_dict(QWEN3_30B_A3B, "q").active_param_count() == \
+        pytest.approx(3.3e9, rel=0.02)
+
+
+def test_qwen15_moe_counts_its_shared_experts():
+    """The shared experts (5,632 wide, every token) and their gate are what takes
+    Qwen1.5-MoE-A2.7B from 13.5B to 14.3B: three 2,048 x 5,632 matrices and 2,048 gate
+    weights per layer."""
+    m = model_from_hf_dict(QWEN15_MOE, "q/config.json")
+    assert (m.shared_ff, m.shared_gate) == (5632, True)
+    without = model_from_hf_dict({**QWEN15_MOE, "shared_expert_intermediate_size": 0}, "q")
+    assert m.param_count() - without.param_count() == 24 * (3 * 2048 * 5632 + 2048)
+
+
+def test_shared_expert_flops_by_hand():
+    """A decode step's MoE GEMM FLOPs: top-4 routed experts and the shared MLP, per token
+    2 x 3 x d x (4 x 1,408 + 5,632), at TP 1 and split over TP 2."""
+    m = model_from_hf_dict(QWEN15_MOE, "q/config.json")
+    for tp in (1, 2):
+        sc = Scenario(batch=8, prompt_len=16, gen_len=2, tp=tp)
+        ops = [op for op in trace_model(m, sc).ops
+               if op.phase == "decode" and op.layer == 3 and op.kind == "matmul"
+               and op.name in ("ffn_up", "ffn_down", "shared_up", "shared_down")]
+        flops = sum(op.flops for op in ops)
+        assert flops == 8 * 2 * 3 * 2048 * (4 * 1408 + 5632), tp
+        assert {op.name for op in ops} == {"ffn_up", "ffn_down", "shared_up", "shared_down"}
+
+
+def test_mistral_window_caps_attention_and_kv_cache():
+    """Mistral-7B-v0.1 reads at most 4,096 keys in every layer: a decode step at KV length
+    6,000 attends to 4,096 (QK^T: 2 x heads x head_dim x 4,096 per request) and the KV cache
+    holds 4,096 tokens per request (2 x 32 layers x 8 KV heads x 128 x 2 B each)."""
+    m = model_from_hf_dict(MISTRAL_7B_V01, "m/config.json")
+    assert (m.sliding_window, m.global_every, m.windowed_layers()) == (4096, 0, 32)
+    sc = Scenario(batch=2, prompt_len=5999, gen_len=3)
+    qk = [op for op in trace_model(m, sc).ops
+          if op.phase == "decode" and op.name == "qk" and op.layer == 0]
+    assert qk[0].flops == 2 * 2 * 32 * 128 * 4096
+    assert kv_cache_bytes(m, sc) == 2 * 2 * 32 * 8 * 128 * 2 * 4096
+    short = Scenario(batch=2, prompt_len=100, gen_len=3)   # under the window: every key
+    assert kv_cache_bytes(m, short) == 2 * 2 * 32 * 8 * 128 * 2 * 103
+
+
+def test_gemma2_alternates_windowed_and_global_layers():
+    """Gemma 2 9B: even layers windowed (4,096 keys), odd layers global (HF Gemma2); 21 of
+    42 windowed; its parameters are the Gemma 2 report's 8,324,201,984 non-embedding plus
+    917,504,000 embedding; four norms per layer (post-norms)."""
+    m = model_from_hf_dict(GEMMA2_9B, "g/config.json")
+    assert m.windowed(0) and not m.windowed(1) and m.windowed_layers() == 21
+    assert m.non_embedding_params() == 8_324_201_984
+    assert m.param_count() == 8_324_201_984 + 917_504_000
+    sc = Scenario(batch=1, prompt_len=5000, gen_len=3)
+    ops = trace_model(m, sc).ops
+    qk = {op.layer: op.flops for op in ops if op.phase == "decode" and op.name == "qk"
+          and op.step == 1}
+    per_key = 2 * 16 * 256
+    assert qk[0] == qk[40] == per_key * 4096 and qk[1] == qk[41] == per_key * 5001
+    norms = [op.name for op in ops if op.layer == 0 and op.phase == "prefill"
+             and op.op_class == "norm"]
+    assert norms == ["ln_attn", "ln_attn_post", "ln_ffn", "ln_ffn_post"]
+    per_layer_token = 2 * 8 * 256 * 2   # K and V, 8 KV heads, 256 dims, fp16
+    assert kv_cache_bytes(m, sc) == pytest.approx(per_layer_token * (21 * 4096 + 21 * 5003))
+
+
+def _tiny(**kw) -> ModelConfig:
+    base = dict(name="tiny", family="llama", n_layers=4, d_model=64, n_heads=4, n_kv_heads=2,
+                d_ff=128, vocab_size=100, max_positions=4096, norm="rmsnorm",
+                activation="swiglu", position="rope", tied_embeddings=False, bias=False)
+    return ModelConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("window,every", [(12, 0), (12, 2), (12, 3)])
+def test_long_decode_paths_match_the_op_by_op_trace(window, every, monkeypatch):
+    """A decode that crosses the window (prompt 6, 20 steps, window 12): the compact trace
+    (folded where every layer is windowed, steps built one by one where windowed and global
+    layers mix) has, op for op, the FLOPs and bytes of the trace stamped op by op."""
+    m = _tiny(sliding_window=window, global_every=every)
+    sc = Scenario(batch=2, prompt_len=6, gen_len=20)
+    want = trace_model(m, sc, compact=False).ops
+    monkeypatch.setattr(tracer, "FOLD", False)
+    got = trace_model(m, sc, compact=True).compact
+    assert len(got) == len(want)
+    flops = np.array([k.flops for k in got.kinds])[got.kind]
+    nbytes = np.array([k.bytes for k in got.kinds])[got.kind]
+    assert np.array_equal(flops, [op.flops for op in want])
+    assert np.array_equal(nbytes, [op.bytes for op in want])
+    assert np.array_equal(got.layer, [op.layer for op in want])
+    # the last step's global layers read all 25 keys, the windowed ones 12
+    last = [op for op in want if op.step == 19 and op.name == "qk"]
+    assert [op.flops for op in last] == [2 * 2 * 4 * 16 * (window if m.windowed(op.layer)
+                                                         else 25) for op in last]
+    monkeypatch.setattr(tracer, "FOLD", True)
+    folded = trace_model(m, sc, compact=True).compact
+    assert isinstance(folded, FoldedOps) == (every == 0)
+    assert np.array_equal(np.array([k.flops for k in folded.kinds])[folded.kind], flops)
+
+
+def test_gemma3_text_config_and_layer_types():
+    """Gemma 3 (its ``text_config``): every 6th layer global by ``sliding_window_pattern``
+    or by ``layer_types``; a pattern the model cannot hold is one line naming the field."""
+    text = {"hidden_size": 2560, "intermediate_size": 10240, "num_hidden_layers": 34,
+            "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
+            "vocab_size": 262208, "sliding_window": 1024, "sliding_window_pattern": 6,
+            "max_position_embeddings": 131072}
+    m = model_from_hf_dict({"model_type": "gemma3", "text_config": text}, "g3/config.json")
+    assert (m.family, m.sliding_window, m.global_every, m.windowed_layers()) == \
+        ("gemma3_text", 1024, 6, 29)
+    assert m.tied_embeddings and m.post_norms
+    types = ["full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(34)]
+    by_types = model_from_hf_dict({"model_type": "gemma3_text", **text,
+                                   "sliding_window_pattern": None, "layer_types": types}, "x")
+    assert by_types == m.__class__(**{**m.__dict__, "name": by_types.name,
+                                      "source": by_types.source})
+    types[0] = "full_attention"
+    with pytest.raises(WorkloadError, match="c.json: layer_types: expected every layer "
+                                            "sliding, or every n-th layer full"):
+        model_from_hf_dict({"model_type": "gemma3_text", **text, "layer_types": types},
+                           "c.json")
+
+
+def test_qwen3_olmo2_granite_starcoder2_layouts():
+    """Qwen3 has no q/k/v biases (unlike Qwen2) and an explicit head_dim; Qwen3-MoE routes 8
+    of 128 experts; OLMo 2 and Granite are Llama-shaped; StarCoder2 has LayerNorm, a plain
+    GELU MLP with biases and a 4,096-key window."""
+    q3 = model_from_hf_dict({"model_type": "qwen3", "hidden_size": 1024,
+                             "intermediate_size": 3072, "num_hidden_layers": 28,
+                             "num_attention_heads": 16, "num_key_value_heads": 8,
+                             "head_dim": 128, "vocab_size": 151936,
+                             "tie_word_embeddings": True}, "x")
+    assert (q3.head_dim, q3.q_dim, q3.qkv_bias, q3.bias) == (128, 2048, False, False)
+    moe = model_from_hf_dict({"model_type": "qwen3_moe", "hidden_size": 2048,
+                              "intermediate_size": 6144, "moe_intermediate_size": 768,
+                              "num_experts": 128, "num_experts_per_tok": 8,
+                              "num_hidden_layers": 48, "num_attention_heads": 32,
+                              "num_key_value_heads": 4, "head_dim": 128,
+                              "vocab_size": 151936, "mlp_only_layers": [],
+                              "decoder_sparse_step": 1}, "x")
+    assert (moe.n_experts, moe.top_k, moe.d_ff, moe.shared_ff) == (128, 8, 768, 0)
+    with pytest.raises(WorkloadError, match="m.json: mlp_only_layers: expected \\[\\]"):
+        model_from_hf_dict({"model_type": "qwen3_moe", "hidden_size": 64,
+                            "intermediate_size": 64, "num_experts": 4,
+                            "num_hidden_layers": 2, "num_attention_heads": 4,
+                            "vocab_size": 10, "mlp_only_layers": [0]}, "m.json")
+    sc2 = model_from_hf_dict({"model_type": "starcoder2", "hidden_size": 6144,
+                              "intermediate_size": 24576, "num_hidden_layers": 40,
+                              "num_attention_heads": 48, "num_key_value_heads": 4,
+                              "vocab_size": 49152, "sliding_window": 4096,
+                              "hidden_act": "gelu_pytorch_tanh", "use_bias": True,
+                              "max_position_embeddings": 16384}, "x")
+    assert (sc2.norm, sc2.activation, sc2.bias, sc2.sliding_window, sc2.global_every) == \
+        ("layernorm", "gelu", True, 4096, 0)
+    for kind in ("olmo2", "granite"):
+        m = model_from_hf_dict({"model_type": kind, "hidden_size": 4096,
+                                "intermediate_size": 11008, "num_hidden_layers": 32,
+                                "num_attention_heads": 32, "vocab_size": 100352}, "x")
+        assert (m.norm, m.activation, m.family) == ("rmsnorm", "swiglu", kind)
+
+
+def test_window_and_shared_expert_fields_checked():
+    with pytest.raises(WorkloadError, match="shared_ff: shared experts need a mixture"):
+        _tiny(shared_ff=64)
+    with pytest.raises(WorkloadError, match="global_every: global layers among windowed"):
+        _tiny(global_every=2)
+
+
+def test_check_runs_shared_experts_post_norms_and_windows():
+    """``xpusim check`` runs the new ops against the float64 references (shared experts,
+    post-norms, windowed decode attention over the last window keys), a MoE decode step
+    that loads fewer experts than the prefill, and refuses a windowed prefill longer than the
+    window in one line."""
+    from arch import load_arch
+    from sim.devices.base import SimError
+    from sim.functional.layer import CheckSpec, check_layer
+    from workloads.models import get_model
+
+    arch = load_arch("h100")
+    spec = CheckSpec(batch=1, prompt=16, max_width=256)
+    for model in (model_from_hf_dict(QWEN15_MOE, "q"), model_from_hf_dict(GEMMA2_9B, "g"),
+                  get_model("mixtral-8x7b")):
+        rep = check_layer(arch, model, spec)
+        names = {r.op for r in rep.rows}
+        assert rep.passed and "ffn_up" in names, model.name
+    assert {"shared_up", "shared_down", "shared_add"} <= \
+        {r.op for r in check_layer(arch, model_from_hf_dict(QWEN15_MOE, "q"), spec).rows}
+    tiny = {**GEMMA2_9B, "sliding_window": 8}
+    rep = check_layer(arch, model_from_hf_dict(tiny, "g"),
+                      CheckSpec(batch=1, prompt=16, max_width=256, phases=("decode",)))
+    assert rep.passed and {"ln_attn_post", "ln_ffn_post", "qk", "av"} <= \
+        {r.op for r in rep.rows}
+    with pytest.raises(SimError, match="--prompt: 16 tokens exceed gemma2's 8-key window"):
+        check_layer(arch, model_from_hf_dict(tiny, "g"), CheckSpec(batch=1, prompt=16))
+
+
+def test_serving_iterations_price_windowed_and_global_layers():
+    """``xpusim serve``'s iteration model: a Gemma 2 decode attention at KV length 12,288 is
+    21 global layers at 12,288 keys plus 21 windowed ones at 4,096, each as the tracer's op;
+    under the window every layer reads every key."""
+    from arch import load_arch
+    from sim.serve.costs import IterationModel
+
+    m = model_from_hf_dict(GEMMA2_9B, "g")
+    model = IterationModel(load_arch("h100"), m)
+    bld = model.builder
+
+    def one(n: int, local: bool) -> float:
+        return model._ops_cost(bld.attention(8, 1, n, local), "decode").seconds
+
+    got = model.decode_attention(8, 12288).seconds
+    assert got == pytest.approx(21 * one(12288, False) + 21 * one(4096, True), rel=1e-12)
+    assert one(4096, True) < 0.5 * one(12288, False)
+    assert model.decode_attention(8, 1024).seconds == pytest.approx(42 * one(1024, False),
+                                                                    rel=1e-12)
