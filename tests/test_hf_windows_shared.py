@@ -143,8 +143,9 @@ def _tiny(**kw) -> ModelConfig:
 @pytest.mark.parametrize("window,every", [(12, 0), (12, 2), (12, 3)])
 def test_long_decode_paths_match_the_op_by_op_trace(window, every, monkeypatch):
     """A decode that crosses the window (prompt 6, 20 steps, window 12): the compact trace
-    (folded where every layer is windowed, steps built one by one where windowed and global
-    layers mix) has, op for op, the FLOPs and bytes of the trace stamped op by op."""
+    and the folded one (the windowed layers' attention resized to at most the window, the
+    global layers' to the KV length) have, op for op, the FLOPs and bytes of the trace
+    stamped op by op; a folded run's metrics are the unfolded run's."""
     m = _tiny(sliding_window=window, global_every=every)
     sc = Scenario(batch=2, prompt_len=6, gen_len=20)
     want = trace_model(m, sc, compact=False).ops
@@ -162,8 +163,18 @@ def test_long_decode_paths_match_the_op_by_op_trace(window, every, monkeypatch):
                                                          else 25) for op in last]
     monkeypatch.setattr(tracer, "FOLD", True)
     folded = trace_model(m, sc, compact=True).compact
-    assert isinstance(folded, FoldedOps) == (every == 0)
+    assert isinstance(folded, FoldedOps)
     assert np.array_equal(np.array([k.flops for k in folded.kinds])[folded.kind], flops)
+    assert np.array_equal(np.array([k.bytes for k in folded.kinds])[folded.kind], nbytes)
+    from arch import load_arch
+    from sim.run import simulate
+
+    got = simulate(load_arch("h100"), m, sc)
+    assert got.folded_ops() is not None
+    monkeypatch.setattr(tracer, "FOLD", False)
+    want = simulate(load_arch("h100"), m, sc)
+    for key, value in want.metrics.items():
+        assert got.metrics[key] == pytest.approx(value, rel=1e-11, abs=1e-15), key
 
 
 def test_gemma3_text_config_and_layer_types():

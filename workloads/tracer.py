@@ -65,6 +65,8 @@ KV_RANK = "n"
 #: per-op arrays of a compact trace are built only when something reads them; False builds
 #: them at once (the same arrays)
 FOLD = True
+#: the tensors only a windowed layer's attention reads (:meth:`LayerBuilder.attention`)
+WINDOW_TENSORS = ("k_window", "v_window", "scores_window")
 
 
 @record(frozen=True)
@@ -181,8 +183,9 @@ class LayerBuilder:
         """QK^T, softmax and AV for ``b`` requests, ``s`` queries each, KV length ``n`` (a
         decode step with sparse KV selection attends to ``ceil(n x sparse_kv)`` entries).
         ``local``: a windowed layer of a model whose other layers read every key (Gemma 2/3):
-        at most ``sliding_window`` keys, from a cache of its own (``k_window`` / ``v_window``:
-        its ops are kinds of their own, as their KV length stops growing at the window)."""
+        at most ``sliding_window`` keys, from a cache of its own (``k_window`` / ``v_window``,
+        scores ``scores_window``: its ops are kinds of their own, as their KV length stops
+        growing at the window)."""
         sh, dt = self.shape, self.dt
         n = self.kv_len(s, n)
         if local:
@@ -204,7 +207,7 @@ class LayerBuilder:
                             v, sizes),
             ), outputs=("attn_out",))
             return [OpTemplate("attention", ATTENTION, "attention", flash)]
-        scores = _t("scores", "bgrsn", dt)
+        scores = _t("scores_window" if local else "scores", "bgrsn", dt)
         probs = _t("softmax.out", "bgrsn", dt)
         return [
             OpTemplate("qk", MATMUL, "attention", contraction("qk", scores, q, k, sizes)),
@@ -694,12 +697,12 @@ def _trace_decoder(model: ModelConfig, scenario: Scenario, phases: tuple[str, ..
             stamp.add(heads[b], phase, model.n_layers, step, b, b, k)
     keep = False
     if rest:
+        kv = builder.kv_lens(1, [n for *_, n in (steps[-2], steps[-1], *rest)])
         arrays = stamp_repeats(stamp, scenario.tp, [templates(1, n) for _, _, _, n in
                                                     (steps[-2], steps[-1])],
-                               [step for _, step, _, _ in rest],
-                               builder.kv_lens(1, [n for *_, n in (steps[-2], steps[-1],
-                                                                   *rest)]),
-                               lambda k: templates(1, rest[k][3]))
+                               [step for _, step, _, _ in rest], kv,
+                               lambda k: templates(1, rest[k][3]),
+                               [min(x, model.sliding_window) for x in kv] if mixed else None)
         if arrays is not None:
             return Trace(None, model, scenario, {"phases": phases}, compact=arrays)
         return trace_model(model, scenario, phases, units, compact=False)
@@ -731,22 +734,24 @@ def _swaps(ref: tuple[dict, ...], cur: tuple[dict, ...], tp: int) -> list | None
 
 
 def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]], rest: list[int],
-                  kv: list[int], templates_of: Callable[[int], tuple[dict, ...]]
-                  ) -> CompactOps | None:
+                  kv: list[int], templates_of: Callable[[int], tuple[dict, ...]],
+                  kv_window: list[int] | None = None) -> CompactOps | None:
     """Arrays of ``stamp``'s ops followed by decode steps stamped from its last step.
 
     ``ref`` holds the template lists of the last two stamped (decode) steps, ``rest`` the
     numbers of the further steps, ``kv`` the extent of the KV rank in each of those steps
-    (the two reference steps first), ``templates_of(k)`` the template lists of further step
-    ``k`` (built only where needed). A further step is the last one with the templates that
-    changed swapped (attention, whose KV length grows) and its dependencies shifted by one
-    step's length. When the reference steps differ only in the KV rank's extent, the swapped
-    templates are the last step's resized (:meth:`~workloads.einsum.Cascade.resized`) and
-    their FLOPs and bytes come as arrays over all steps (``work_over``): no template is built
-    per step, and steps at the start, middle and end are checked against the templates the
-    builder makes there. Otherwise every further step's templates are built and swapped one by
-    one. Returns None (stamp op by op instead) when the steps differ in structure, or when
-    swapping the next-to-last step's templates does not give the last step exactly."""
+    (the two reference steps first), ``kv_window`` the same for the windowed layers' attention
+    (:meth:`LayerBuilder.attention` ``local``) where they alternate with global ones,
+    ``templates_of(k)`` the template lists of further step ``k`` (built only where needed).
+    A further step is the last one with the templates that changed swapped (attention, whose KV
+    length grows) and its dependencies shifted by one step's length. When the reference steps
+    differ only in the KV rank's extent, the swapped templates are the last step's resized
+    (:meth:`~workloads.einsum.Cascade.resized`) and their FLOPs and bytes come as arrays over
+    all steps (``work_over``): no template is built per step, and steps at the start, middle and
+    end are checked against the templates the builder makes there. Otherwise every further
+    step's templates are built and swapped one by one. Returns None (stamp op by op instead)
+    when the steps differ in structure, or when swapping the next-to-last step's templates
+    does not give the last step exactly."""
     import numpy as np
 
     blocks = stamp.blocks if stamp.blocks is not None else \
@@ -835,7 +840,8 @@ def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]], rest: l
     code = {ph: i for i, ph in enumerate(phases)}
     head_phase = np.repeat(np.array([code[b[1]] for b in blocks], dtype=np.int8), lengths)
     head_step = np.repeat(fields[:, 1], lengths)
-    resized = _resized_steps(check, ref, rest, kv, templates_of, tp, tpl_kind, kinds)
+    resized = _resized_steps(check, ref, rest, kv, templates_of, tp, tpl_kind, kinds,
+                             kv_window)
     if resized is None:   # every further step's templates built and swapped, one by one
         tail_kind = np.empty((reps, size), dtype=kind.dtype)
         for k in range(reps):
@@ -899,6 +905,13 @@ def stamp_repeats(stamp: _Stamper, tp: int, ref: list[tuple[dict, ...]], rest: l
                                              resized[1], resized[2]), arrays)
 
 
+def _reads_window(compute: Cascade | Einsum) -> bool:
+    """Whether a computation reads a windowed layer's KV cache or scores
+    (:meth:`LayerBuilder.attention` ``local``)."""
+    steps = compute.einsums if isinstance(compute, Cascade) else (compute,)
+    return any(x.name in WINDOW_TENSORS for e in steps for x in (e.output, *e.inputs))
+
+
 def _block_deps(blocks: list[tuple], lengths: list[int], starts: list[int]
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(dependencies per op, all dependency ids in op order) of :class:`_Stamper` blocks, as
@@ -948,7 +961,8 @@ def _carve(specs: list[tuple[int, type]]) -> list[np.ndarray]:
 
 def _resized_steps(check: list, ref: list[tuple[dict, ...]], rest: list[int], kv: list[int],
                    templates_of: Callable[[int], tuple[dict, ...]], tp: int,
-                   tpl_kind: Callable[[OpTemplate], int], kinds: list[OpKind]):
+                   tpl_kind: Callable[[OpTemplate], int], kinds: list[OpKind],
+                   kv_window: list[int] | None = None):
     """The fast path of :func:`stamp_repeats`: ``(resized, swapped, first)``, where
     ``resized(block, out)`` fills ``out``, a (steps, len(block)) array, with kind ids, one new
     :class:`OpKind` per swapped template and further step (appended to ``kinds``, step by
@@ -961,18 +975,23 @@ def _resized_steps(check: list, ref: list[tuple[dict, ...]], rest: list[int], kv
 
     reps = len(rest)
     varying: dict[int, OpTemplate] = {}   # template of the last reference step by its kind id
+    extents: dict[int, list[int]] = {}    # and the extents of its KV rank, step by step
     for t, u in check:
         if not isinstance(u.compute, (Cascade, Einsum)) or u.collective is not None or \
-                t.compute is None or t.compute.resized(KV_RANK, kv[1]) != u.compute:
+                t.compute is None:
+            return None
+        own = kv_window if kv_window is not None and _reads_window(u.compute) else kv
+        if t.compute.resized(KV_RANK, own[1]) != u.compute:
             return None
         varying.setdefault(tpl_kind(u), u)
+        extents.setdefault(tpl_kind(u), own)
     if not varying or reps == 0:
         return None
-    sizes = np.array(kv[2:], dtype=np.int64)
     first = len(kinds)
     columns = []   # per swapped template: (FLOPs per step, bytes per step, computes per step)
     try:
-        for u in varying.values():
+        for j, u in varying.items():
+            sizes = np.array(extents[j][2:], dtype=np.int64)
             shards = 1 if u.rank >= 0 else tp
             flops, nbytes = u.compute.work_over(KV_RANK, sizes)
             # FLOPs and bytes stored as what the resized computes derive to
