@@ -292,3 +292,155 @@ def test_serving_iterations_price_windowed_and_global_layers():
     assert one(4096, True) < 0.5 * one(12288, False)
     assert model.decode_attention(8, 1024).seconds == pytest.approx(42 * one(1024, False),
                                                                     rel=1e-12)
+
+
+# DeepSeek configs (deepseek-ai/DeepSeek-V3, DeepSeek-V2-Lite, deepseek-moe-16b-base)
+DEEPSEEK_V3 = {"model_type": "deepseek_v3", "vocab_size": 129280, "hidden_size": 7168,
+               "intermediate_size": 18432, "moe_intermediate_size": 2048,
+               "num_hidden_layers": 61, "num_attention_heads": 128,
+               "num_key_value_heads": 128, "n_shared_experts": 1, "n_routed_experts": 256,
+               "num_experts_per_tok": 8, "first_k_dense_replace": 3, "moe_layer_freq": 1,
+               "q_lora_rank": 1536, "kv_lora_rank": 512, "qk_nope_head_dim": 128,
+               "qk_rope_head_dim": 64, "v_head_dim": 128, "topk_method": "noaux_tc",
+               "num_nextn_predict_layers": 1, "tie_word_embeddings": False,
+               "max_position_embeddings": 163840}
+DEEPSEEK_V2_LITE = {"model_type": "deepseek_v2", "vocab_size": 102400, "hidden_size": 2048,
+                    "intermediate_size": 10944, "moe_intermediate_size": 1408,
+                    "num_hidden_layers": 27, "num_attention_heads": 16,
+                    "num_key_value_heads": 16, "n_shared_experts": 2, "n_routed_experts": 64,
+                    "num_experts_per_tok": 6, "first_k_dense_replace": 1, "moe_layer_freq": 1,
+                    "q_lora_rank": None, "kv_lora_rank": 512, "qk_nope_head_dim": 128,
+                    "qk_rope_head_dim": 64, "v_head_dim": 128, "topk_method": "greedy",
+                    "tie_word_embeddings": False, "max_position_embeddings": 163840}
+DEEPSEEK_MOE_16B = {"model_type": "deepseek", "vocab_size": 102400, "hidden_size": 2048,
+                    "intermediate_size": 10944, "moe_intermediate_size": 1408,
+                    "num_hidden_layers": 28, "num_attention_heads": 16,
+                    "num_key_value_heads": 16, "n_shared_experts": 2, "n_routed_experts": 64,
+                    "num_experts_per_tok": 6, "first_k_dense_replace": 1, "moe_layer_freq": 1,
+                    "tie_word_embeddings": False, "max_position_embeddings": 4096}
+
+
+DEEPSEEK_V2 = {**DEEPSEEK_V2_LITE, "hidden_size": 5120, "intermediate_size": 12288,
+               "moe_intermediate_size": 1536, "num_hidden_layers": 60,
+               "num_attention_heads": 128, "num_key_value_heads": 128,
+               "n_routed_experts": 160, "q_lora_rank": 1536,
+               "topk_method": "group_limited_greedy"}
+
+
+def test_deepseek_published_counts():
+    """Exact: the checkpoints' safetensors totals - DeepSeek-V2-Lite-Chat 15,706,484,224;
+    DeepSeek-V3's FP8 checkpoint 684,531,386,000, which is the main model's 671,026,419,200
+    plus its multi-token-prediction layer (13,463,426,304, with its own copies of the
+    embedding and head) plus 41,540,496 FP8 scales (gogongxt/python scripts @ cbff706d,
+    d881ab73). Rounded: the V3 README's "671B ... 37B activated", the V2 README's "236B,
+    21B activated" and V2-Lite's "2.4B activated" (without the input embedding, 102,400 x
+    2,048), DeepSeekMoE's "16.4B" (16.376 on the Open LLM Leaderboard)."""
+    v3 = model_from_hf_dict(DEEPSEEK_V3, "v3")
+    assert v3.param_count() == 671_026_419_200 == 684_531_386_000 - 13_463_426_304 - 41_540_496
+    assert v3.active_param_count() == pytest.approx(37e9, rel=0.02)
+    lite = model_from_hf_dict(DEEPSEEK_V2_LITE, "lite")
+    assert lite.param_count() == 15_706_484_224
+    assert lite.active_param_count() - 102400 * 2048 == pytest.approx(2.4e9, rel=0.03)
+    v2 = model_from_hf_dict(DEEPSEEK_V2, "v2")
+    assert v2.param_count() == pytest.approx(236e9, rel=3e-3)
+    assert v2.active_param_count() == pytest.approx(21e9, rel=0.02)
+    moe = model_from_hf_dict(DEEPSEEK_MOE_16B, "moe")
+    assert moe.param_count() == pytest.approx(16.376e9, rel=1e-4)
+    # by hand: V3's three dense layers hold 3 x 18,432-wide MLPs instead of 256 + 1 experts
+    # of 2,048 and a router with its bias
+    d = 7168
+    dense, moe_layer = 3 * d * 18432, 257 * 3 * d * 2048 + (d + 1) * 256
+    all_moe = model_from_hf_dict({**DEEPSEEK_V3, "first_k_dense_replace": 0}, "x")
+    assert all_moe.param_count() - v3.param_count() == 3 * (moe_layer - dense)
+
+
+def test_latent_attention_by_hand():
+    """DeepSeek-V3 at TP 8 (16 heads a rank): a decode step's latent attention over KV length
+    n - q_absorb 2 x heads x 128 x 512, QK^T 2 x heads x 576 x n, AV 2 x heads x n x 512,
+    v_absorb 2 x heads x 512 x 128 per request - its prefill expands n latents to keys and
+    values (2 x n x 512 x heads x 256) and runs 192-wide heads; the KV cache holds 576 values
+    per token and layer on every rank; the first three layers are dense."""
+    m = model_from_hf_dict(DEEPSEEK_V3, "v3")
+    sc = Scenario(batch=2, prompt_len=100, gen_len=3, tp=8, dtype="fp8")
+    ops = trace_model(m, sc).ops
+    h = 16
+    dec = {op.name: op.flops / op.shards for op in ops   # per rank
+           if op.phase == "decode" and op.step == 1 and op.layer == 5}
+    n = 101
+    assert dec["q_absorb"] == 2 * 2 * h * 128 * 512
+    assert dec["qk"] == 2 * 2 * h * 576 * n
+    assert dec["av"] == 2 * 2 * h * n * 512
+    assert dec["v_absorb"] == 2 * 2 * h * 512 * 128
+    assert dec["q_b_proj"] == 2 * 2 * 1536 * h * 192 and dec["o_proj"] == 2 * 2 * h * 128 * 7168
+    pre = {op.name: op.flops / op.shards for op in ops
+           if op.phase == "prefill" and op.layer == 5}
+    assert pre["kv_b_proj"] == 2 * 2 * 100 * 512 * h * 256
+    assert pre["qk"] == 2 * 2 * h * 100 * 100 * 192 and pre["av"] == 2 * 2 * h * 100 * 100 * 128
+    from workloads.tracer import kv_bytes_per_token
+    assert kv_bytes_per_token(m, "fp8", 8) == 61 * 576 * 1
+    by_layer = {(op.layer, op.name) for op in ops if op.phase == "decode"}
+    assert (2, "ffn_up") in by_layer and (2, "router") not in by_layer
+    assert {(3, "router"), (3, "shared_up")} <= by_layer
+    up = {op.layer: op.flops / op.shards for op in ops
+          if op.phase == "decode" and op.step == 1 and op.name == "ffn_up"}
+    assert up[0] == 2 * 2 * 7168 * 2 * 18432 // 8
+
+
+def test_latent_attention_folds_and_serves(monkeypatch):
+    """A small latent-attention MoE with a dense first layer: the folded long decode has, op
+    for op, the op-by-op trace's FLOPs, and its run the unfolded run's metrics; ``xpusim
+    serve``'s token-linear cost is the dense layer's plus the MoE layers'."""
+    m = model_from_hf_dict({**DEEPSEEK_V2_LITE, "hidden_size": 256, "num_hidden_layers": 3,
+                            "num_attention_heads": 4, "num_key_value_heads": 4,
+                            "n_routed_experts": 8, "num_experts_per_tok": 2,
+                            "moe_intermediate_size": 64, "intermediate_size": 512,
+                            "kv_lora_rank": 64, "qk_nope_head_dim": 32,
+                            "qk_rope_head_dim": 16, "v_head_dim": 32, "vocab_size": 1000}, "s")
+    sc = Scenario(batch=2, prompt_len=6, gen_len=24)
+    want = trace_model(m, sc, compact=False).ops
+    folded = trace_model(m, sc, compact=True).compact
+    assert isinstance(folded, FoldedOps)
+    assert np.array_equal(np.array([k.flops for k in folded.kinds])[folded.kind],
+                          [op.flops for op in want])
+    from arch import load_arch
+    from sim.run import simulate
+    from sim.serve.costs import IterationModel
+
+    got = simulate(load_arch("h100"), m, sc)
+    monkeypatch.setattr(tracer, "FOLD", False)
+    ref = simulate(load_arch("h100"), m, sc)
+    for key, value in ref.metrics.items():
+        assert got.metrics[key] == pytest.approx(value, rel=1e-11, abs=1e-15), key
+    it = IterationModel(load_arch("h100"), m)
+    bld = it.builder
+    skip = ("qk", "softmax", "av", "kv_b_proj")
+    moe = [t for t in bld.layer(1, 64, 1) if t.name not in skip]
+    dense = [t for t in bld.layer(1, 64, 1, dense=True) if t.name not in skip]
+    assert {t.name for t in dense} >= {"ffn_up", "ffn_down"} and \
+        "router" not in {t.name for t in dense}
+    want_s = 2 * it._ops_cost(moe, "prefill").seconds + it._ops_cost(dense, "prefill").seconds \
+        + it._ops_cost(bld.embedding(64), "prefill").seconds
+    assert it.linear(64).seconds == pytest.approx(want_s, rel=1e-12)
+
+
+def test_deepseek_refusals_in_one_line(capsys):
+    """Dense layers between MoE ones, and a functional check of latent attention, are one
+    line naming the field; DeepSeekMoE's check runs its dense first layer."""
+    from arch import load_arch
+    from sim.functional.layer import CheckSpec, check_layer
+    from xpusim.cli import main
+
+    with pytest.raises(WorkloadError, match="d.json: moe_layer_freq: expected 1"):
+        model_from_hf_dict({**DEEPSEEK_V3, "moe_layer_freq": 2}, "d.json")
+    rep = check_layer(load_arch("h100"), model_from_hf_dict(DEEPSEEK_MOE_16B, "moe"),
+                      CheckSpec(batch=1, prompt=16, max_width=256))
+    assert rep.passed and "router" not in {r.op for r in rep.rows}
+    import json
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/config.json"
+        with open(path, "w") as f:
+            json.dump(DEEPSEEK_V3, f)
+        assert main(["check", "--model", path]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "multi-head latent attention is priced but not checked" in err[0]

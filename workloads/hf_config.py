@@ -13,8 +13,9 @@ _LLAMA_LIKE = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qw
                "gemma", "gemma2", "gemma3_text", "phi3", "olmo2", "granite")
 _GEMMA = ("gemma", "gemma2", "gemma3_text")
 _FALCON = ("falcon", "RefinedWebModel", "RefinedWeb")
-SUPPORTED = (*_LLAMA_LIKE, "gemma3", "starcoder2", "gpt2", "opt", "bloom", "gpt_neox", "gptj",
-             *_FALCON, "phi", "bert", "t5", "mamba")
+_DEEPSEEK = ("deepseek", "deepseek_v2", "deepseek_v3")
+SUPPORTED = (*_LLAMA_LIKE, "gemma3", "starcoder2", *_DEEPSEEK, "gpt2", "opt", "bloom",
+             "gpt_neox", "gptj", *_FALCON, "phi", "bert", "t5", "mamba")
 #: model types whose config's ``sliding_window`` windows their attention (HF's
 #: Mistral/Mixtral/Starcoder2/Gemma2/Gemma3 attention read it; Qwen2/3 only under
 #: ``use_sliding_window``, false in their releases; Phi-3's is not modelled)
@@ -133,6 +134,8 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
         return _build_model({"model_type": "gemma3_text", **text}, file, name)
     if model_type in _LLAMA_LIKE:
         return _llama_like(r, model_type, name, source)
+    if model_type in _DEEPSEEK:
+        return _deepseek(r, model_type, name, source)
     if model_type == "starcoder2":   # HF Starcoder2: LayerNorm, plain GELU MLP, biases
         heads = r.int("num_attention_heads")
         return ModelConfig(
@@ -256,6 +259,44 @@ def _llama_like(r: _Reader, model_type: str, name: str, source: str) -> ModelCon
         and bool(r.int("shared_expert_intermediate_size", default=0, minimum=0)),
         source=source,
         **_window(r, model_type))
+
+
+def _deepseek(r: _Reader, model_type: str, name: str, source: str) -> ModelConfig:
+    """DeepSeekMoE (``deepseek``), DeepSeek-V2 and V3: routed and shared experts, the first
+    ``first_k_dense_replace`` layers dense (``intermediate_size`` wide); V2/V3 with multi-head
+    latent attention. V3's multi-token-prediction module (``num_nextn_predict_layers``) is not
+    part of the model's forward pass and is left out (the 671B of the V3 report, not the 685B
+    of its checkpoint)."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    experts = r.int("n_routed_experts", default=1)
+    if r.int("moe_layer_freq", default=1) != 1:
+        raise WorkloadError(r.file, "moe_layer_freq", "expected 1 (dense layers between "
+                                                      "mixture-of-experts ones are not modelled)")
+    moe = experts > 1
+    ff = r.int("moe_intermediate_size") if moe else r.int("intermediate_size")
+    latent: dict[str, int] = {}
+    if model_type != "deepseek":
+        rope = r.int("qk_rope_head_dim")
+        latent = {"kv_lora_rank": r.int("kv_lora_rank"),
+                  "q_lora_rank": r.int("q_lora_rank", default=0, minimum=0),
+                  "rope_dim": rope, "rotary_dim": rope,
+                  "head_dim": r.int("qk_nope_head_dim") + rope,
+                  "v_head_dim": r.int("v_head_dim")}
+    return ModelConfig(
+        name=name, family=model_type, n_layers=r.int("num_hidden_layers"), d_model=d,
+        n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads), d_ff=ff,
+        vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=4096), norm="rmsnorm",
+        activation="swiglu", position="rope",
+        tied_embeddings=r.bool("tie_word_embeddings", False),
+        bias=r.bool("attention_bias", False), n_experts=experts,
+        top_k=r.int("num_experts_per_tok", default=1) if moe else 1,
+        shared_ff=r.int("n_shared_experts", default=0, minimum=0) * ff if moe else 0,
+        first_dense=min(r.int("first_k_dense_replace", default=0, minimum=0),
+                        r.int("num_hidden_layers")) if moe else 0,
+        dense_ff=r.int("intermediate_size") if moe else 0,
+        router_bias=moe and r.str("topk_method", "") == "noaux_tc", source=source, **latent)
 
 
 def _window(r: _Reader, model_type: str) -> dict[str, int]:

@@ -32,11 +32,18 @@ LIMITS: dict[str, tuple[int, str]] = {
     "shared_ff": (1048576, "Qwen1.5-MoE-A2.7B, 5,632 (four experts' width, fused)"),
     "sliding_window": (33554432, "Mistral-7B-v0.1, 4,096"),
     "global_every": (4096, "Gemma 3, every 6th layer global"),
+    "first_dense": (4096, "DeepSeek-V3, 3 dense layers"),
+    "dense_ff": (1048576, "DeepSeek-V3, 18,432"),
+    "q_lora_rank": (131072, "DeepSeek-V3, 1,536"),
+    "kv_lora_rank": (131072, "DeepSeek-V3, 512"),
+    "rope_dim": (4096, "DeepSeek-V3, 64"),
+    "v_head_dim": (4096, "DeepSeek-V3, 128"),
 }
 #: fields that may be 0 (meaning: absent or derived)
 ZERO_OK = ("head_dim", "position_offset", "n_decoder_layers", "rotary_dim", "type_vocab",
            "rel_pos_buckets", "d_state", "d_conv", "expand", "dt_rank", "shared_ff",
-           "sliding_window", "global_every")
+           "sliding_window", "global_every", "first_dense", "dense_ff", "q_lora_rank",
+           "kv_lora_rank", "rope_dim", "v_head_dim")
 #: model kinds: decoder-only, bidirectional encoder, encoder-decoder with cross attention,
 #: selective state-space model (Mamba)
 KINDS = ("decoder", "encoder", "encoder_decoder", "mamba", "onnx")
@@ -78,7 +85,14 @@ class ModelConfig:
     keys, ``head`` (one ``head_dim`` gain each: Qwen3, Gemma 3) or ``full`` (over the whole
     projections: OLMo 2); ``shared_gate``: a d -> 1 sigmoid gate on the shared experts
     (Qwen2-MoE). Both count as parameters; their ops are not traced (under 1% of a layer's
-    FLOPs and bytes).
+    FLOPs and bytes). ``first_dense``: the first layers of a mixture-of-experts model have a
+    dense MLP ``dense_ff`` wide (0: ``d_ff``) instead (DeepSeekMoE ``first_k_dense_replace``);
+    ``router_bias``: a per-expert bias on the router's scores (DeepSeek-V3).
+    ``kv_lora_rank`` > 0: multi-head latent attention (DeepSeek-V2/V3): keys and values come from
+    a ``kv_lora_rank``-wide latent (the KV cache: latent plus ``rope_dim`` RoPE channels per
+    token, shared by all heads), queries through a ``q_lora_rank``-wide latent (0: a plain
+    projection); ``head_dim`` is the query/key head width (its last ``rope_dim`` channels
+    rotated), ``v_head_dim`` the value head width (0: ``head_dim``).
     """
 
     name: str
@@ -124,6 +138,13 @@ class ModelConfig:
     post_norms: bool = False
     qk_norm: str = ""
     shared_gate: bool = False
+    first_dense: int = 0
+    dense_ff: int = 0
+    router_bias: bool = False
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    rope_dim: int = 0
+    v_head_dim: int = 0
 
     def __post_init__(self) -> None:
         for name, (limit, covers) in LIMITS.items():
@@ -154,6 +175,12 @@ class ModelConfig:
         if self.shared_ff and not self.is_moe:
             raise WorkloadError("", "shared_ff", "shared experts need a mixture-of-experts "
                                                  "model (n_experts > 1)")
+        if self.first_dense and not self.is_moe:
+            raise WorkloadError("", "first_dense", "dense layers before mixture-of-experts "
+                                                   "ones need n_experts > 1")
+        if self.kv_lora_rank and not (self.rope_dim and self.head_dim > self.rope_dim):
+            raise WorkloadError("", "rope_dim", "latent attention needs 0 < rope_dim < "
+                                                "head_dim (the rotated channels of each head)")
         if self.qk_norm not in QK_NORMS:
             raise WorkloadError("", "qk_norm", f"unknown qk_norm '{self.qk_norm!s:.40}' "
                                                f"(expected one of {', '.join(QK_NORMS)})")
@@ -178,6 +205,20 @@ class ModelConfig:
         return self.n_kv_heads * self.head_dim
 
     @property
+    def v_dim(self) -> int:
+        """Width of one value head."""
+        return self.v_head_dim or self.head_dim
+
+    @property
+    def is_mla(self) -> bool:
+        """Multi-head latent attention (DeepSeek-V2/V3)."""
+        return self.kv_lora_rank > 0
+
+    def dense_layer(self, layer: int) -> bool:
+        """Whether layer ``layer`` (0-based) has a dense MLP in a mixture-of-experts model."""
+        return layer < self.first_dense
+
+    @property
     def d_inner(self) -> int:
         """Mamba: channels of the selective scan (``expand * d_model``)."""
         return self.expand * self.d_model
@@ -196,7 +237,7 @@ class ModelConfig:
             return 0
         gate = self.d_model if self.shared_gate else 0
         return gate + replace(self, d_ff=self.shared_ff, shared_ff=0, n_experts=1, top_k=1,
-                              shared_gate=False).mlp_params()
+                              shared_gate=False, first_dense=0).mlp_params()
 
     def windowed(self, layer: int) -> bool:
         """Whether decoder layer ``layer`` (0-based) reads only its last ``sliding_window``
@@ -212,6 +253,12 @@ class ModelConfig:
     def attention_params(self) -> int:
         """Parameters of one attention block (Q, K, V, output projections and biases)."""
         d = self.d_model
+        if self.is_mla:   # DeepSeek-V2/V3: latent projections and their RMSNorm gains
+            h, q, c = self.n_heads, self.q_lora_rank, self.kv_lora_rank
+            nope = self.head_dim - self.rope_dim
+            queries = d * q + q + q * h * self.head_dim if q else d * h * self.head_dim
+            return (queries + d * (c + self.rope_dim) + c + c * h * (nope + self.v_dim)
+                    + h * self.v_dim * d)
         attn = d * self.q_dim + 2 * d * self.kv_dim + self.q_dim * d
         if self.bias:
             attn += self.q_dim + 2 * self.kv_dim + d
@@ -231,14 +278,19 @@ class ModelConfig:
         return (d * 2 * di + di * self.d_conv + di + di * (r + 2 * n) + r * di + di + di * n
                 + di + di * d + self.norm_params())
 
-    def layer_params(self) -> int:
-        """Parameters of one layer (encoder-decoder: of one encoder layer)."""
+    def layer_params(self, dense: bool = False) -> int:
+        """Parameters of one layer (encoder-decoder: of one encoder layer; ``dense``: one of
+        the first ``first_dense`` layers of a mixture-of-experts model)."""
         if self.kind == "mamba":
             return self.mamba_layer_params()
         d = self.d_model
-        mlp = self.n_experts * self.mlp_params() + self.shared_mlp_params()
-        if self.is_moe:
-            mlp += d * self.n_experts  # router
+        if dense:
+            mlp = replace(self, d_ff=self.dense_ff or self.d_ff, n_experts=1, top_k=1,
+                          shared_ff=0, first_dense=0).mlp_params()
+        else:
+            mlp = self.n_experts * self.mlp_params() + self.shared_mlp_params()
+        if self.is_moe and not dense:
+            mlp += (d + int(self.router_bias)) * self.n_experts  # router (and its bias)
         norms = (1 if self.block == "parallel" else 2) * self.norm_params()
         if self.post_norms:
             norms += 2 * self.norm_params()
@@ -266,7 +318,9 @@ class ModelConfig:
         final_norm = self.norm_params() if self.final_norm else 0
         head = 0 if self.tied_embeddings else self.vocab_size * self.d_model
         head += self.vocab_size if self.head_bias else 0
-        total = self.embedding_params() + self.n_layers * self.layer_params() + final_norm + head
+        layers = (self.n_layers - self.first_dense) * self.layer_params() \
+            + self.first_dense * self.layer_params(dense=True)
+        total = self.embedding_params() + layers + final_norm + head
         if self.pooler:
             total += self.d_model * self.d_model + self.d_model
         if self.kind == "encoder_decoder":  # decoder stack, its final norm, two bias tables
@@ -285,7 +339,8 @@ class ModelConfig:
         """Parameters touched per token (MoE: only ``top_k`` experts)."""
         if not self.is_moe:
             return self.param_count()
-        inactive = (self.n_experts - self.top_k) * self.mlp_params() * self.n_layers
+        inactive = (self.n_experts - self.top_k) * self.mlp_params() \
+            * (self.n_layers - self.first_dense)
         return self.param_count() - inactive
 
 
@@ -341,9 +396,9 @@ _PRESETS: list[ModelConfig] = [
     _llama("llama3-70b", 80, 8192, 64, 8, 28672, 128256, 8192,
            "Hugging Face meta-llama/Meta-Llama-3-70B config.json"),
     replace(_llama("mistral-7b", 32, 4096, 32, 8, 14336, 32000, 32768,
-                   "Hugging Face mistralai/Mistral-7B-v0.1 config.json (GQA, 8 KV heads; its "
-                   "4096-token sliding window is not modelled)"),
-            family="mistral"),
+                   "Hugging Face mistralai/Mistral-7B-v0.1 config.json (GQA, 8 KV heads, "
+                   "a 4,096-key sliding window in every layer)"),
+            family="mistral", sliding_window=4096),
     replace(_llama("mixtral-8x7b", 32, 4096, 32, 8, 14336, 32000, 32768,
                    "Hugging Face mistralai/Mixtral-8x7B-v0.1 config.json (Jiang et al. 2024)"),
             family="mixtral", n_experts=8, top_k=2),

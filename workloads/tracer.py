@@ -134,7 +134,7 @@ class LayerShapes:
         if model.n_heads % tp:
             raise WorkloadError("", "--tp", f"{model.name} has {model.n_heads} heads, "
                                             f"not divisible by tensor parallelism {tp}")
-        for field in ("d_ff", "shared_ff"):
+        for field in ("d_ff", "shared_ff", "dense_ff"):
             if getattr(model, field) % tp:
                 raise WorkloadError("", "--tp", f"{model.name} has {field} "
                                                 f"{getattr(model, field)}, not divisible by "
@@ -186,6 +186,8 @@ class LayerBuilder:
         at most ``sliding_window`` keys, from a cache of its own (``k_window`` / ``v_window``,
         scores ``scores_window``: its ops are kinds of their own, as their KV length stops
         growing at the window)."""
+        if self.m.is_mla:
+            return self._latent_attention(b, s, n)
         sh, dt = self.shape, self.dt
         n = self.kv_len(s, n)
         if local:
@@ -215,6 +217,44 @@ class LayerBuilder:
             OpTemplate("av", MATMUL, "attention",
                        contraction("av", _t("attn_out", "bgrse", dt), probs, v, sizes)),
         ]
+
+    def _latent_attention(self, b: int, s: int, n: int) -> list[OpTemplate]:
+        """Multi-head latent attention (DeepSeek-V2/V3) as vLLM and SGLang run it. A decode
+        step (``s`` = 1) works on the latent cache: each head's query is taken into the
+        latent (``q_absorb``: the no-RoPE part times that head's slice of ``kv_b_proj``),
+        attention reads the cache as one key/value head shared by all query heads (keys: the
+        ``kv_lora_rank`` latent and the ``rope_dim`` RoPE channels; values: the latent), and
+        each head's output leaves the latent (``v_absorb``). A prefill (or chunk) expands the
+        cached latents of its ``n`` positions to per-head keys and values (``kv_b_proj``) and
+        runs multi-head attention over them. Always the three-op form (QK^T, softmax, AV): a
+        fused latent kernel (FlashMLA) is not modelled."""
+        m, sh, dt = self.m, self.shape, self.dt
+        n = self.kv_len(s, n)
+        c, nope, vd = m.kv_lora_rank, m.head_dim - m.rope_dim, m.v_dim
+        ops: list[OpTemplate] = []
+        if s == 1:
+            sizes = {"b": b, "g": 1, "r": sh.heads, "s": 1, "n": n, "e": c + m.rope_dim,
+                     "f": c}
+            k = _t("kv_latent", "bgne", self.kv_dt, "kv_cache")
+            v = _t("kv_latent", "bgnf", self.kv_dt, "kv_cache")
+            ops.append(self._linear("q_absorb", b, nope, c, experts=sh.heads))
+        else:
+            sizes = {"b": b, "g": sh.heads, "r": 1, "s": s, "n": n, "e": m.head_dim, "f": vd}
+            k = _t("k_expanded", "bgne", dt)
+            v = _t("v_expanded", "bgnf", dt)
+            ops.append(self._linear("kv_b_proj", b * n, c, sh.heads * (nope + vd)))
+        q = _t("q", "bgrse", dt)
+        scores = _t("scores", "bgrsn", dt)
+        probs = _t("softmax.out", "bgrsn", dt)
+        ops += [
+            OpTemplate("qk", MATMUL, "attention", contraction("qk", scores, q, k, sizes)),
+            OpTemplate("softmax", VECTOR, "attention", softmax("softmax", scores, sizes, "n")),
+            OpTemplate("av", MATMUL, "attention",
+                       contraction("av", _t("attn_out", "bgrsf", dt), probs, v, sizes)),
+        ]
+        if s == 1:
+            ops.append(self._linear("v_absorb", b, c, vd, experts=sh.heads))
+        return ops
 
     @_memo
     def _linear(self, name: str, t: int, k: int, n: int, op_class: str = "gemm",
@@ -249,9 +289,16 @@ class LayerBuilder:
                            Collective("allreduce", nbytes, self.sc.tp, self.dt))]
 
     @_memo
-    def mlp(self, t: int, layer: int = 0) -> list[OpTemplate]:
+    def mlp(self, t: int, layer: int = 0, dense: bool = False) -> list[OpTemplate]:
+        """The MLP of ``t`` tokens: a mixture of experts (``layer``: its routing rotation) or,
+        in a dense layer of a mixture-of-experts model (``dense``), a ``dense_ff``-wide MLP."""
         m, sh = self.m, self.shape
         ops: list[OpTemplate] = []
+        if dense:
+            ff = (m.dense_ff or m.d_ff) // self.sc.tp
+            width = 2 * ff if m.activation == "swiglu" else ff
+            return [self._linear("ffn_up", t, sh.d, width), self._activation(t, ff),
+                    self._linear("ffn_down", t, ff, sh.d)]
         if m.is_moe:
             ops.append(self._linear("router", t, sh.d, m.n_experts, op_class="moe"))
             ops.append(OpTemplate("router_softmax", VECTOR, "moe",
@@ -350,7 +397,10 @@ class LayerBuilder:
         if self.m.position != "rope":
             return []
         sh = self.shape
-        width = (sh.heads + sh.kv_groups) * (self.m.rotary_dim or sh.head_dim)  # partial RoPE
+        if self.m.is_mla:   # each query head's and the one shared key's rope_dim channels
+            width = (sh.heads + 1) * self.m.rope_dim
+        else:
+            width = (sh.heads + sh.kv_groups) * (self.m.rotary_dim or sh.head_dim)  # partial
         sizes = {"t": t, "c": width}
         x = _t("rope.in", "tc", self.dt)
         casc = Cascade("rope", (
@@ -364,38 +414,61 @@ class LayerBuilder:
         ))
         return [OpTemplate("rope", VECTOR, "elementwise", casc)]
 
-    def layer(self, b: int, s: int, n: int, layer: int = 0, local: bool = False
-              ) -> list[OpTemplate]:
+    def layer(self, b: int, s: int, n: int, layer: int = 0, local: bool = False,
+              dense: bool = False) -> list[OpTemplate]:
         """All ops of one decoder layer: ``b`` requests, ``s`` new tokens each, KV length ``n``;
         ``layer``: the routing rotation of a mixture-of-experts layer; ``local``: a windowed
-        layer among global ones (:meth:`attention`)."""
+        layer among global ones (:meth:`attention`); ``dense``: a dense layer of a
+        mixture-of-experts model (:meth:`mlp`)."""
         if self.m.block != "sequential" or self.m.kind != "decoder":  # tracer_families
             from workloads.tracer_families import layer_hook
             return layer_hook(self, b, s, n, layer)
         sh, t, rms = self.shape, b * s, self.m.norm == "rmsnorm"
-        qkv_width = (sh.heads + 2 * sh.kv_groups) * sh.head_dim
-        ops = [self.norm("ln_attn", "x", t, rms),
-               self._linear("qkv_proj", t, sh.d, qkv_width)]
+        ops = [self.norm("ln_attn", "x", t, rms)]
+        if self.m.is_mla:
+            ops += self._latent_projections(t)
+        else:
+            qkv_width = (sh.heads + 2 * sh.kv_groups) * sh.head_dim
+            ops.append(self._linear("qkv_proj", t, sh.d, qkv_width))
         ops += self.rope(t)
         ops += self.attention(b, s, n, local)
-        ops.append(self._linear("o_proj", t, sh.heads * sh.head_dim, sh.d))
+        ops.append(self._linear("o_proj", t, sh.heads * self.m.v_dim, sh.d))
         ops += self._allreduce("allreduce_attn", t)
         if self.m.post_norms:   # Gemma 2/3: the block's output normed before the residual
             ops.append(self.norm("ln_attn_post", "a", t, rms))
         ops.append(self._vector("residual_attn", t, sh.d, "add"))
         ops.append(self.norm("ln_ffn", "h", t, rms))
-        ops += self.mlp(t, layer)
-        if self.sc.ep == 1:  # expert parallelism returns whole outputs by its all-to-all
+        ops += self.mlp(t, layer, dense)
+        if self.sc.ep == 1 or dense:  # expert parallelism's all-to-all returns whole outputs
             ops += self._allreduce("allreduce_ffn", t)
         if self.m.post_norms:
             ops.append(self.norm("ln_ffn_post", "f", t, rms))
         ops.append(self._vector("residual_ffn", t, sh.d, "add"))
         return ops
 
+    def _latent_projections(self, t: int) -> list[OpTemplate]:
+        """The query and latent projections of multi-head latent attention (HF
+        DeepseekV3Attention): the query through its ``q_lora_rank`` latent and RMSNorm (or one
+        projection), the shared key/value latent with its RoPE channels and the latent's
+        RMSNorm. The down-projections are whole on every tensor-parallel rank (as vLLM runs
+        them), the query up-projection split by heads."""
+        m, sh, rms = self.m, self.shape, self.m.norm == "rmsnorm"
+        heads = sh.heads * m.head_dim
+        if m.q_lora_rank:
+            ops = [self._linear("q_a_proj", t, sh.d, m.q_lora_rank),
+                   self.norm("q_a_norm", "q_latent", t, rms, m.q_lora_rank),
+                   self._linear("q_b_proj", t, m.q_lora_rank, heads)]
+        else:
+            ops = [self._linear("q_proj", t, sh.d, heads)]
+        return ops + [self._linear("kv_a_proj", t, sh.d, m.kv_lora_rank + m.rope_dim),
+                      self.norm("kv_a_norm", "kv_latent", t, rms, m.kv_lora_rank)]
+
     @_memo
-    def norm(self, name: str, x: str, t: int, rms: bool) -> OpTemplate:
-        """A LayerNorm / RMSNorm op over ``t`` tokens of the model width."""
-        return OpTemplate(name, VECTOR, "norm", layernorm(name, x, t, self.shape.d, self.dt, rms))
+    def norm(self, name: str, x: str, t: int, rms: bool, width: int = 0) -> OpTemplate:
+        """A LayerNorm / RMSNorm op over ``t`` tokens of ``width`` channels (0: the model
+        width)."""
+        return OpTemplate(name, VECTOR, "norm",
+                          layernorm(name, x, t, width or self.shape.d, self.dt, rms))
 
     @_memo
     def stage_send(self, t: int) -> list[OpTemplate]:
@@ -565,13 +638,14 @@ def _segments(templates: list[OpTemplate]) -> list[list[OpTemplate]]:
     return [seg for seg in out if seg]
 
 
-def _unit_segments(templates: list[OpTemplate], n_layers: int,
+def _unit_segments(per_layer: list[list[OpTemplate]],
                    units: frozenset[str]) -> list[list[tuple[int, OpTemplate]]]:
-    """All layers' ``(layer, template)`` pairs cut after each collective and wherever the ops
-    move between the main unit and the ops named in ``units``; a layer's last segment goes on
-    into the next layer's first (e.g. output projection + FFN of layer i with QKV of i + 1)."""
+    """All layers' ``(layer, template)`` pairs (``per_layer[i]``: layer ``i``'s templates) cut
+    after each collective and wherever the ops move between the main unit and the ops named in
+    ``units``; a layer's last segment goes on into the next layer's first (e.g. output
+    projection + FFN of layer i with QKV of i + 1)."""
     out: list[list[tuple[int, OpTemplate]]] = [[]]
-    for i in range(n_layers):
+    for i, templates in enumerate(per_layer):
         for tpl in templates:
             cur = out[-1]
             if cur and (cur[-1][1].name in units) != (tpl.name in units):
@@ -629,15 +703,12 @@ def _trace_decoder(model: ModelConfig, scenario: Scenario, phases: tuple[str, ..
         steps += [("decode", s, 1, p + s) for s in range(1, scenario.gen_len)]
     varies = model.is_moe and (scenario.ep > 1 or scenario.expert_skew > 0)
     rotations = model.n_experts if varies else 1  # routing differs from layer to layer
-    # each layer's templates: its routing rotation, and whether it is a windowed layer among
-    # global ones (Gemma 2/3)
+    # each layer's templates: its routing rotation, whether it is a windowed layer among
+    # global ones (Gemma 2/3), whether a dense one among mixture-of-experts ones (DeepSeek)
     mixed = bool(model.sliding_window and model.global_every)
-    variant = [(i % rotations, mixed and model.windowed(i)) for i in range(model.n_layers)]
+    variant = [(i % rotations, mixed and model.windowed(i), model.dense_layer(i))
+               for i in range(model.n_layers)]
     variants = sorted(set(variant))
-    if units and len(variants) > 1:
-        raise WorkloadError("", "--model", f"{model.name}'s layers differ (routing or windowed "
-                                         "attention); ops on another unit need identical "
-                                         "layers")
 
     # the stamped steps' templates, kept in the compact path (it asks again for the last two)
     made: dict[tuple[int, int], tuple[dict, dict, dict, dict]] = {}
@@ -675,8 +746,7 @@ def _trace_decoder(model: ModelConfig, scenario: Scenario, phases: tuple[str, ..
         for k, b in enumerate(sizes):
             stamp.add(embeds[b], phase, -1, step, b * s, b, k)
         if units:
-            unit_segs = {b: _unit_segments(layers[b, variants[0]], model.n_layers,
-                                           frozenset(units))
+            unit_segs = {b: _unit_segments([layers[b, v] for v in variant], frozenset(units))
                          for b in set(sizes)}
             for j in range(len(unit_segs[sizes[0]])):
                 for k, b in enumerate(sizes):
@@ -1048,9 +1118,11 @@ def weight_bytes_per_device(model: ModelConfig, dtype: str, tp: int = 1, pp: int
 def kv_bytes_per_token(model: ModelConfig, kv_dtype: str, tp: int = 1, pp: int = 1) -> float:
     """KV-cache bytes one device holds per token of context (K and V of its layers and its
     KV heads; KV heads are replicated when there are fewer than ``tp``)."""
+    elem = TensorRef("x", (), kv_dtype).nbytes({})
+    if model.is_mla:   # one latent and its RoPE channels per token, on every TP rank
+        return model.n_layers * (model.kv_lora_rank + model.rope_dim) * elem / pp
     kv_groups = max(1, model.n_kv_heads // tp)
-    return 2 * model.n_layers * kv_groups * model.head_dim \
-        * TensorRef("x", (), kv_dtype).nbytes({}) / pp
+    return 2 * model.n_layers * kv_groups * model.head_dim * elem / pp
 
 
 def kv_cache_bytes(model: ModelConfig, scenario: Scenario) -> float:

@@ -182,9 +182,12 @@ class IterationModel:
         return Part.lerp(a, b, (x - lo) / q)
 
     def _linear_exact(self, t: int) -> Part:
-        bld = self.builder
+        bld, dense = self.builder, self.model.first_dense
         layer = [tpl for tpl in bld.layer(1, t, 1) if tpl.name not in ATTN]
-        part = self._ops_cost(layer, "prefill").scale(self.layers)
+        part = self._ops_cost(layer, "prefill").scale(self.layers - dense)
+        if dense:   # DeepSeekMoE's first layers: a dense MLP
+            layer = [tpl for tpl in bld.layer(1, t, 1, dense=True) if tpl.name not in ATTN]
+            part = part + self._ops_cost(layer, "prefill").scale(dense)
         part = part + self._ops_cost(bld.embedding(t), "prefill")
         if self.pp > 1:
             part = part + self._ops_cost(bld.stage_send(t), "prefill").scale(self.pp - 1)

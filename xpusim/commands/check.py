@@ -100,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
                 get_format(name)
         except KeyError as exc:  # a datatype the reference kernels cannot emulate
             raise WorkloadError("", opt, str(exc.args[0])) from None
+    if model.is_mla:   # before the size check: no size makes it checkable
+        raise WorkloadError("", "--model", f"{model.name}'s multi-head latent attention is "
+                                           "priced but not checked functionally (no reference "
+                                           "for its absorbed projections yet)")
     flops, nbytes = check_size(model, args.batch, args.prompt, args.full, args.max_width)
     if (flops > MAX_FLOPS or nbytes > MAX_BYTES) and not args.force:
         raise WorkloadError("", "--batch", f"this check needs about {flops:.2g} FLOPs and "
