@@ -444,3 +444,23 @@ def test_deepseek_refusals_in_one_line(capsys):
         assert main(["check", "--model", path]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "multi-head latent attention is priced but not checked" in err[0]
+
+
+def test_sweep_over_the_sliding_window(tmp_path):
+    """``model.sliding_window`` as a DSE axis: each point's KV cache is the hand count
+    (8 requests x 32 layers x 8 KV heads x 128 x K and V x 2 B x min(window, 6,016 tokens)) and
+    a wider window never decodes faster."""
+    from dse import load_results, run_sweep, sweep_from_dict
+
+    spec = sweep_from_dict({
+        "name": "window", "arch": "h100",
+        "axes": {"model.sliding_window": [512, 2048, 8192]},
+        "workloads": [{"name": "decode", "model": "mistral-7b", "batch": 8,
+                       "prompt_len": 6000, "gen_len": 16}],
+        "objectives": [{"min": "tpot_s"}]}, "w.yaml")
+    run_sweep(spec, tmp_path / "out", report=False)
+    df = load_results(tmp_path / "out").sort_values("model.sliding_window")
+    per_token = 8 * 32 * 8 * 128 * 2 * 2
+    assert df["kv_cache_bytes_per_device"].tolist() == [per_token * 512, per_token * 2048,
+                                                        per_token * 6016]
+    assert df["tpot_s"].is_monotonic_increasing
