@@ -226,8 +226,9 @@ class LayerBuilder:
         ``kv_lora_rank`` latent and the ``rope_dim`` RoPE channels; values: the latent), and
         each head's output leaves the latent (``v_absorb``). A prefill (or chunk) expands the
         cached latents of its ``n`` positions to per-head keys and values (``kv_b_proj``) and
-        runs multi-head attention over them. Always the three-op form (QK^T, softmax, AV): a
-        fused latent kernel (FlashMLA) is not modelled."""
+        runs multi-head attention over them. With ``attention: flash`` the attention is one
+        fused op (FlashMLA in decode: :func:`sim.gpu.attention.flash_mla`), else QK^T, softmax
+        and AV."""
         m, sh, dt = self.m, self.shape, self.dt
         n = self.kv_len(s, n)
         c, nope, vd = m.kv_lora_rank, m.head_dim - m.rope_dim, m.v_dim
@@ -244,14 +245,26 @@ class LayerBuilder:
             v = _t("v_expanded", "bgnf", dt)
             ops.append(self._linear("kv_b_proj", b * n, c, sh.heads * (nope + vd)))
         q = _t("q", "bgrse", dt)
-        scores = _t("scores", "bgrsn", dt)
-        probs = _t("softmax.out", "bgrsn", dt)
-        ops += [
-            OpTemplate("qk", MATMUL, "attention", contraction("qk", scores, q, k, sizes)),
-            OpTemplate("softmax", VECTOR, "attention", softmax("softmax", scores, sizes, "n")),
-            OpTemplate("av", MATMUL, "attention",
-                       contraction("av", _t("attn_out", "bgrsf", dt), probs, v, sizes)),
-        ]
+        if self.sc.attention == "flash":   # FlashMLA (decode), FlashAttention (prefill)
+            ops.append(OpTemplate("attention", ATTENTION, "attention", Cascade("attention", (
+                contraction("attention.qk", _t("scores", "bgrsn", "fp32", "intermediate"),
+                            q, k, sizes),
+                *softmax("attention.softmax", _t("scores", "bgrsn", "fp32", "intermediate"),
+                         sizes, "n").einsums,
+                contraction("attention.av", _t("attn_out", "bgrsf", dt),
+                            _t("attention.softmax.out", "bgrsn", "fp32", "intermediate"),
+                            v, sizes),
+            ), outputs=("attn_out",))))
+        else:
+            scores = _t("scores", "bgrsn", dt)
+            probs = _t("softmax.out", "bgrsn", dt)
+            ops += [
+                OpTemplate("qk", MATMUL, "attention", contraction("qk", scores, q, k, sizes)),
+                OpTemplate("softmax", VECTOR, "attention",
+                           softmax("softmax", scores, sizes, "n")),
+                OpTemplate("av", MATMUL, "attention",
+                           contraction("av", _t("attn_out", "bgrsf", dt), probs, v, sizes)),
+            ]
         if s == 1:
             ops.append(self._linear("v_absorb", b, c, vd, experts=sh.heads))
         return ops

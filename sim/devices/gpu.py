@@ -858,7 +858,9 @@ def _vector_shape_columns(comps: list) -> tuple[list, ...] | None:
 
 
 def attention_shape(comp: Cascade) -> AttentionShape | None:
-    """The attention call a tracer ``attention`` cascade computes (ranks b, g, r, s, n, e)."""
+    """The attention call a tracer ``attention`` cascade computes (ranks b, g, r, s, n, e; and
+    f, the value width, where it differs: latent attention, whose values are its keys'
+    tensor, ``kv_shared``)."""
     size = comp.size
     if not all(r in size for r in "bgrsne"):
         return None
@@ -866,9 +868,14 @@ def attention_shape(comp: Cascade) -> AttentionShape | None:
     q = first.inputs[0]
     k = first.inputs[1] if len(first.inputs) > 1 else q
     g, r = size["g"], size["r"]
+    v_dim, shared = 0, False
+    if "f" in size:
+        last = comp.einsums[-1]
+        v = last.inputs[-1]
+        v_dim, shared = size["f"], v.name == k.name
     return AttentionShape(batch=size["b"], q_heads=g * r, kv_heads=g, q_len=size["s"],
                           kv_len=size["n"], head_dim=size["e"], kv_elem=dtype_bytes(k.dtype),
-                          q_elem=dtype_bytes(q.dtype))
+                          q_elem=dtype_bytes(q.dtype), v_dim=v_dim, kv_shared=shared)
 
 
 __all__ = ["GpuDevice", "attention_shape", "DECODE_POLICIES"]

@@ -39,6 +39,13 @@ Partitionings of one attention call (batch ``B``, ``H`` query heads, ``G`` KV he
 * ``lean`` — LeanAttention: the same tiles (LeanTiles), all ``H x ceil(N/Bc)`` of them dealt out
   evenly to one persistent CTA per SM slot (stream-K); CTAs that share a head combine their
   partial softmax states with the associative rescaling, in the same kernel.
+
+Multi-head latent attention (DeepSeek-V2/V3) decodes with FlashMLA (deepseek-ai/FlashMLA,
+:func:`flash_mla`) whatever the decode policy: one KV head whose keys (``d_k`` = 576: latent
+and RoPE channels) hold its values (``d_v`` = 512, the latent), so a KV block of ``Bc`` tokens
+moves ``Bc d_k`` elements once and its two MMAs take ``2 Br Bc (d_k + d_v)`` FLOPs; the query
+heads (times the query tokens) are the rows, 64 to a CTA; ``get_mla_metadata`` deals the
+requests' 64-token KV blocks out evenly to one CTA per SM (split KV, a combine kernel after).
 """
 
 from __future__ import annotations
@@ -77,6 +84,8 @@ class AttentionShape:
     head_dim: int
     kv_elem: float = 2.0   # bytes per K/V element
     q_elem: float = 2.0
+    v_dim: int = 0         # value head width (0: head_dim)
+    kv_shared: bool = False   # the values are the keys' first v_dim channels (latent attention)
 
     @property
     def group(self) -> int:
@@ -84,11 +93,30 @@ class AttentionShape:
 
     @property
     def kv_bytes(self) -> float:
+        if self.v_dim or self.kv_shared:
+            width = self.head_dim if self.kv_shared else self.head_dim + self.v_dim
+            return self.batch * self.kv_heads * self.kv_len * width * self.kv_elem
         return 2.0 * self.batch * self.kv_heads * self.kv_len * self.head_dim * self.kv_elem
 
     @property
     def qo_bytes(self) -> float:
+        if self.v_dim:
+            return self.batch * self.q_heads * self.q_len * (self.head_dim + self.v_dim) \
+                * self.q_elem
         return 2.0 * self.batch * self.q_heads * self.q_len * self.head_dim * self.q_elem
+
+    @property
+    def mma_dim(self) -> float:
+        """The head width ``d`` with which a block's two MMAs take ``4 Br Bc d`` FLOPs."""
+        return (self.head_dim + self.v_dim) / 2 if self.v_dim else self.head_dim
+
+    @property
+    def tile_dim(self) -> float:
+        """The head width ``d`` with which a KV block of ``Bc`` tokens moves ``2 Bc d``
+        elements."""
+        if self.kv_shared:
+            return self.head_dim / 2
+        return self.mma_dim
 
 
 @dataclass(frozen=True)
@@ -157,13 +185,15 @@ def pipeline_fill(ahw: AttnHw, br: int, bc: int, d: int) -> float:
     return min(block_parts(ahw, br, bc, d))
 
 
-def _block_time(ahw: AttnHw, br: int, bc: int, d: int, elem: float, active: int,
-                ctas_per_sm: int, overlap: bool = False, readers: int = 1) -> float:
+def _block_time(ahw: AttnHw, br: int, bc: int, d: float, elem: float, active: int,
+                ctas_per_sm: int, overlap: bool = False, readers: int = 1,
+                tile_d: float = 0.0) -> float:
     """Seconds per KV block for one of ``active`` CTAs (``ctas_per_sm`` share an SM); ``readers``
-    CTAs run side by side on each KV tile (the query blocks of one head)."""
+    CTAs run side by side on each KV tile (the query blocks of one head); ``tile_d``: the
+    head width of the block's bytes where it is not ``d`` (:attr:`AttentionShape.tile_dim`)."""
     hw = ahw.gpu
     compute = block_compute(ahw, br, bc, d, overlap) * ctas_per_sm
-    nbytes = 2.0 * bc * d * elem
+    nbytes = 2.0 * bc * (tile_d or d) * elem
     inflight = 2.0 * nbytes  # double-buffered K and V tiles
     return max(compute, nbytes / _tile_rate(hw, active, inflight, readers))
 
@@ -209,11 +239,11 @@ def flash2(ahw: AttnHw, sh: AttentionShape) -> dict:
     while remaining > 0:
         active = min(remaining, slots)
         sharing = min(per_sm, math.ceil(active / hw.sms))
-        t += blocks * _block_time(ahw, br, bc, sh.head_dim, sh.kv_elem, active, sharing,
-                                  overlap, min(readers, active))
+        t += blocks * _block_time(ahw, br, bc, sh.mma_dim, sh.kv_elem, active, sharing,
+                                  overlap, min(readers, active), sh.tile_dim)
         t += hw.hbm_latency  # prologue: first K/V tile
         if overlap and not waves:   # FA-3's pipeline fill and drain, once per kernel
-            t += pipeline_fill(ahw, br, bc, sh.head_dim) * sharing
+            t += pipeline_fill(ahw, br, bc, sh.mma_dim) * sharing
         remaining -= active
         waves += 1
     t += hw.launch
@@ -355,8 +385,49 @@ def _per_head_ctas(ahw: AttnHw, sh: AttentionShape, l2_fraction: float = 1.0) ->
             "block": f"1x{PAGED_BLOCK}", "dram_bytes": dram}
 
 
+#: FlashMLA's tiles: 64 query rows (heads x query tokens) per CTA, 64-token KV blocks (its
+#: paged cache's block size; deepseek-ai/FlashMLA README and csrc/kernels/params.h)
+MLA_ROWS, MLA_BLOCK = 64, 64
+#: KV blocks ``get_mla_metadata`` counts per request on top of its own, for the per-request
+#: set-up a CTA does when it moves on to the next request (FlashMLA
+#: csrc/kernels/get_mla_metadata.cu ``fixed_overhead_num_blocks``)
+MLA_REQUEST_BLOCKS = 5
+
+
+@lru_cache(maxsize=65536)
+def flash_mla(ahw: AttnHw, sh: AttentionShape) -> dict:
+    """FlashMLA decoding (module docstring): ``ceil(rows / 64)`` row blocks per KV head, the
+    requests' KV blocks (plus :data:`MLA_REQUEST_BLOCKS` each) dealt out evenly to the SMs
+    left per row block, each CTA streaming its blocks (the row blocks of a KV tile read it
+    side by side, DRAM serving it once) with the two MMAs overlapped with the softmax on
+    Hopper's warpgroups; then a combine kernel over the splits' fp32 partial outputs."""
+    hw = ahw.gpu
+    rows = sh.group * sh.q_len
+    row_blocks = math.ceil(rows / MLA_ROWS)
+    n_blocks = math.ceil(sh.kv_len / MLA_BLOCK)
+    parts = max(1, hw.sms // (sh.kv_heads * row_blocks))   # CTAs per row block
+    work = sh.batch * (n_blocks + MLA_REQUEST_BLOCKS)
+    most = math.ceil(work / parts)
+    ctas = parts * sh.kv_heads * row_blocks
+    splits = min(parts, sh.batch * n_blocks)
+    per_sm = math.ceil(ctas / hw.sms)
+    t = most * _block_time(ahw, MLA_ROWS, MLA_BLOCK, sh.mma_dim, sh.kv_elem, ctas, per_sm,
+                           hw.attention_overlap, row_blocks, sh.tile_dim)
+    t += hw.hbm_latency + hw.launch
+    if splits > sh.batch:   # some request spread over several CTAs: their partials combined
+        dv = sh.v_dim or sh.head_dim
+        nbytes = splits * rows * (dv + 2) * 4.0 + sh.batch * sh.q_heads * sh.q_len * dv * \
+            sh.q_elem
+        t += hw.launch + max(hw.hbm_latency, nbytes / hw.hbm_achievable)
+    return {"time": t, "ctas": ctas, "waves": 1, "splits": splits,
+            "block": f"{MLA_ROWS}x{MLA_BLOCK}", "dram_bytes": sh.kv_bytes + sh.qo_bytes}
+
+
 def attention_time(ahw: AttnHw, sh: AttentionShape, decode_policy: str) -> dict:
-    """Prefill (``q_len > 1``) always runs the FA-2 forward kernel; decode uses the policy."""
+    """Prefill (``q_len > 1``) always runs the FA-2 forward kernel; decode uses the policy
+    (latent attention: FlashMLA, :func:`flash_mla`)."""
+    if sh.kv_shared:
+        return flash_mla(ahw, sh)
     if sh.q_len > 1 or decode_policy == "flash2":
         return flash2(ahw, sh)
     if decode_policy == "lean":
@@ -385,7 +456,7 @@ def attention_time_many(ahw: AttnHw, sh: AttentionShape, kv_lens, decode_policy:
     if not kv_lens:
         return []
     if any(type(n) is not int for n in kv_lens) or min(kv_lens) <= 0 or \
-            max(kv_lens) >= 2 ** 53:
+            max(kv_lens) >= 2 ** 53 or sh.v_dim or sh.kv_shared:
         return [dict(attention_time(ahw, replace(sh, kv_len=n), decode_policy))
                 for n in kv_lens]
     kv = np.array(kv_lens, dtype=np.int64)
