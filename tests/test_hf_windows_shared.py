@@ -499,3 +499,84 @@ def test_flash_mla_against_its_published_rates():
     assert (sh.q_heads, sh.kv_heads, sh.head_dim, sh.v_dim, sh.kv_shared) == \
         (16, 1, 576, 512, True)
     assert sh.kv_bytes == 4 * 1000 * 576 * 2 and fused.compute.min_bytes >= sh.kv_bytes
+
+
+LLAMA4_SCOUT = {"model_type": "llama4", "text_config": {
+    "hidden_size": 5120, "intermediate_size": 8192, "intermediate_size_mlp": 16384,
+    "num_hidden_layers": 48, "num_attention_heads": 40, "num_key_value_heads": 8,
+    "head_dim": 128, "vocab_size": 202048, "num_local_experts": 16, "num_experts_per_tok": 1,
+    "interleave_moe_layer_step": 1, "attention_chunk_size": 8192, "use_qk_norm": True,
+    "tie_word_embeddings": False, "max_position_embeddings": 10485760}}
+LLAMA4_MAVERICK = {"model_type": "llama4", "text_config": {
+    **LLAMA4_SCOUT["text_config"], "num_local_experts": 128, "interleave_moe_layer_step": 2,
+    "max_position_embeddings": 1048576}}
+
+
+def test_llama4_counts_and_layers():
+    """Llama 4: the checkpoints' totals (Scout-Instruct's safetensors total 108,641,793,536;
+    Maverick's 401,583,781,376, Fireworks' parameter_count) less the vision encoder and
+    projector (871,932,416, counted by instantiating transformers' Llama4 on the same
+    configs) are the text decoders' exact counts; Meta's model card: "17B (Activated)" for
+    both, "109B" / "400B" total. Half of Maverick's layers have a dense 16,384-wide MLP; every
+    4th layer attends to every key, the others to their query's 8,192-token chunk."""
+    scout = model_from_hf_dict(LLAMA4_SCOUT, "s")
+    mav = model_from_hf_dict(LLAMA4_MAVERICK, "m")
+    vision = 871_932_416
+    assert scout.param_count() == 108_641_793_536 - vision
+    assert mav.param_count() == 401_583_781_376 - vision
+    assert scout.active_param_count() == pytest.approx(17e9, rel=0.015)
+    assert mav.active_param_count() == pytest.approx(17e9, rel=0.015)
+    assert (scout.dense_layers(), mav.dense_layers()) == (0, 24)
+    assert [mav.dense_layer(i) for i in range(4)] == [True, False, True, False]
+    assert (mav.window_kind, mav.sliding_window, mav.windowed_layers()) == ("chunked", 8192, 36)
+    # by hand: a Maverick MoE layer holds 128 + 1 experts of 3 x 5,120 x 8,192 and a router,
+    # a dense layer one 3 x 5,120 x 16,384 MLP
+    d = 5120
+    assert mav.layer_params() - mav.layer_params(dense=True) == \
+        129 * 3 * d * 8192 + d * 128 - 3 * d * 16384
+
+
+def test_chunked_decode_and_interleaved_layers(monkeypatch):
+    """A decode crossing a chunk boundary (chunk 8, KV 6..24): a chunked layer reads
+    ``(n - 1) % 8 + 1`` keys (back to 1 at n = 9), the global one all ``n``; odd layers a
+    mixture of experts, even ones dense; the folded trace has, op for op, the op-by-op
+    trace's FLOPs, and its run the unfolded run's metrics."""
+    m = ModelConfig(name="tiny", family="llama4_text", n_layers=4, d_model=64, n_heads=4,
+                    n_kv_heads=2, d_ff=32, vocab_size=100, max_positions=4096,
+                    norm="rmsnorm", activation="swiglu", position="rope",
+                    tied_embeddings=False, bias=False, n_experts=4, top_k=1, shared_ff=32,
+                    moe_every=2, dense_ff=128, sliding_window=8, global_every=4,
+                    window_kind="chunked")
+    sc = Scenario(batch=2, prompt_len=5, gen_len=20)
+    want = trace_model(m, sc, compact=False).ops
+    per_key = 2 * 2 * 4 * 16
+    for op in want:
+        if op.name == "qk" and op.phase == "decode":
+            n = 5 + op.step
+            keys = n if op.layer == 3 else (n - 1) % 8 + 1
+            assert op.flops == per_key * keys, (op.step, op.layer)
+    routed = {op.layer for op in want if op.name == "router"}
+    assert routed == {1, 3}
+    folded = trace_model(m, sc, compact=True).compact
+    assert isinstance(folded, FoldedOps)
+    assert np.array_equal(np.array([k.flops for k in folded.kinds])[folded.kind],
+                          [op.flops for op in want])
+    from arch import load_arch
+    from sim.run import simulate
+
+    got = simulate(load_arch("h100"), m, sc)
+    monkeypatch.setattr(tracer, "FOLD", False)
+    ref = simulate(load_arch("h100"), m, sc)
+    for key, value in ref.metrics.items():
+        assert got.metrics[key] == pytest.approx(value, rel=1e-11, abs=1e-15), key
+
+
+def test_qwen_sparse_step_interleaves_dense_layers():
+    """Qwen2-MoE's ``decoder_sparse_step`` 2: a mixture of experts where (i + 1) % 2 == 0
+    (HF Qwen2MoeDecoderLayer), an ``intermediate_size`` MLP elsewhere; 12 of 24 dense."""
+    m = model_from_hf_dict({**QWEN15_MOE, "decoder_sparse_step": 2}, "q")
+    assert (m.moe_every, m.dense_ff, m.dense_layers()) == (2, 5632, 12)
+    whole = model_from_hf_dict(QWEN15_MOE, "q")
+    assert whole.param_count() - m.param_count() == 12 * (
+        whole.layer_params() - m.layer_params(dense=True))
+    assert m.layer_params(dense=True) == whole.attention_params() + 3 * 2048 * 5632 + 2 * 2048

@@ -14,8 +14,8 @@ _LLAMA_LIKE = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qw
 _GEMMA = ("gemma", "gemma2", "gemma3_text")
 _FALCON = ("falcon", "RefinedWebModel", "RefinedWeb")
 _DEEPSEEK = ("deepseek", "deepseek_v2", "deepseek_v3")
-SUPPORTED = (*_LLAMA_LIKE, "gemma3", "starcoder2", *_DEEPSEEK, "gpt2", "opt", "bloom",
-             "gpt_neox", "gptj", *_FALCON, "phi", "bert", "t5", "mamba")
+SUPPORTED = (*_LLAMA_LIKE, "gemma3", "llama4", "llama4_text", "starcoder2", *_DEEPSEEK, "gpt2",
+             "opt", "bloom", "gpt_neox", "gptj", *_FALCON, "phi", "bert", "t5", "mamba")
 #: model types whose config's ``sliding_window`` windows their attention (HF's
 #: Mistral/Mixtral/Starcoder2/Gemma2/Gemma3 attention read it; Qwen2/3 only under
 #: ``use_sliding_window``, false in their releases; Phi-3's is not modelled)
@@ -126,12 +126,14 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
         raise WorkloadError(file, "model_type", "missing required field (a text value)")
     name = name or Path(file).parent.name or model_type
     source = f"Hugging Face config.json read from {file}"
-    if model_type == "gemma3":   # Gemma 3 with its vision tower: the text decoder's config
+    if model_type in ("gemma3", "llama4"):   # with a vision tower: the text decoder's config
         text = data.get("text_config")
         if not isinstance(text, dict):
-            raise WorkloadError(file, "text_config", "expected an object (Gemma 3's text "
-                                                     "decoder config)")
-        return _build_model({"model_type": "gemma3_text", **text}, file, name)
+            raise WorkloadError(file, "text_config", "expected an object (the text decoder's "
+                                                     "config)")
+        return _build_model({**text, "model_type": f"{model_type}_text"}, file, name)
+    if model_type == "llama4_text":
+        return _llama4(r, name, source)
     if model_type in _LLAMA_LIKE:
         return _llama_like(r, model_type, name, source)
     if model_type in _DEEPSEEK:
@@ -229,14 +231,11 @@ def _llama_like(r: _Reader, model_type: str, name: str, source: str) -> ModelCon
     act = _activation(r, "hidden_activation" if "hidden_activation" in r.data else
                       "hidden_act", "gelu_pytorch_tanh" if gemma else "silu")
     qwen = model_type in ("qwen2", "qwen2_moe")
-    if experts > 1:   # Qwen-MoE: dense layers among the MoE ones are not modelled
-        if r.int("decoder_sparse_step", default=1) != 1:
-            raise WorkloadError(r.file, "decoder_sparse_step", "expected 1 (every layer a "
-                                "mixture of experts; dense layers between them are not "
-                                "modelled)")
-        if r.data.get("mlp_only_layers"):
-            raise WorkloadError(r.file, "mlp_only_layers", "expected [] (dense layers among "
-                                "the mixture-of-experts ones are not modelled)")
+    step = r.int("decoder_sparse_step", default=1) if experts > 1 else 0
+    if experts > 1 and r.data.get("mlp_only_layers"):   # Qwen-MoE: dense layers by list
+        raise WorkloadError(r.file, "mlp_only_layers", "expected [] (dense layers by list are "
+                            "not modelled; every decoder_sparse_step-th layer a mixture of "
+                            "experts is)")
     return ModelConfig(
         name=name, family=model_type, n_layers=r.int("num_hidden_layers"), d_model=d,
         n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
@@ -257,6 +256,9 @@ def _llama_like(r: _Reader, model_type: str, name: str, source: str) -> ModelCon
         qk_norm=_QK_NORM.get(model_type, ""),
         shared_gate=experts > 1 and model_type == "qwen2_moe"
         and bool(r.int("shared_expert_intermediate_size", default=0, minimum=0)),
+        # HF Qwen2MoeDecoderLayer: a mixture of experts where (i + 1) % step == 0, else an
+        # intermediate_size-wide MLP
+        moe_every=step, dense_ff=r.int("intermediate_size") if step > 1 else 0,
         source=source,
         **_window(r, model_type))
 
@@ -297,6 +299,51 @@ def _deepseek(r: _Reader, model_type: str, name: str, source: str) -> ModelConfi
                         r.int("num_hidden_layers")) if moe else 0,
         dense_ff=r.int("intermediate_size") if moe else 0,
         router_bias=moe and r.str("topk_method", "") == "noaux_tc", source=source, **latent)
+
+
+def _llama4(r: _Reader, name: str, source: str) -> ModelConfig:
+    """Llama 4 (HF Llama4TextConfig): a mixture of ``num_local_experts`` experts
+    (``intermediate_size`` wide, top ``num_experts_per_tok``) plus one shared expert of the same
+    width in every ``interleave_moe_layer_step``-th layer, the others a dense
+    ``intermediate_size_mlp``-wide MLP; chunked attention (``attention_chunk_size``) in the
+    layers with RoPE, every key in the others (``no_rope_layers``: 0 marks them; by default
+    every 4th). Not traced: its weightless L2 norm of the queries and keys, and that its global
+    layers skip RoPE (the rotation op is traced on every layer)."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    layers = r.int("num_hidden_layers")
+    experts = r.int("num_local_experts", default=1)
+    ff = r.int("intermediate_size")
+    window: dict[str, Any] = {}
+    chunk = r.int("attention_chunk_size", default=0, minimum=0)
+    if chunk:
+        rope = r.data.get("no_rope_layers")
+        if rope is None or rope == []:
+            every = 4
+        else:
+            if not isinstance(rope, list) or len(rope) != layers or \
+                    any(x not in (0, 1) or isinstance(x, bool) for x in rope):
+                raise WorkloadError(r.file, "no_rope_layers", f"expected {layers} entries, "
+                                                              "each 0 or 1")
+            full = [i for i, x in enumerate(rope) if x == 0]
+            every = full[0] + 1 if full else 0
+            if full and full != list(range(every - 1, layers, every)):
+                raise WorkloadError(r.file, "no_rope_layers", "expected every n-th layer "
+                                    "without RoPE (other patterns are not modelled)")
+        window = {"sliding_window": chunk, "global_every": every, "window_kind": "chunked"}
+    step = r.int("interleave_moe_layer_step", default=1) if experts > 1 else 0
+    return ModelConfig(
+        name=name, family="llama4_text", n_layers=layers, d_model=d, n_heads=heads,
+        n_kv_heads=r.int("num_key_value_heads", default=heads), d_ff=ff,
+        vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=4096),
+        head_dim=r.int("head_dim", default=d // heads), norm="rmsnorm", activation="swiglu",
+        position="rope", tied_embeddings=r.bool("tie_word_embeddings", False),
+        bias=r.bool("attention_bias", False), n_experts=experts,
+        top_k=r.int("num_experts_per_tok", default=1) if experts > 1 else 1,
+        shared_ff=ff if experts > 1 else 0, moe_every=step,
+        dense_ff=r.int("intermediate_size_mlp", default=ff) if step > 1 else 0,
+        source=source, **window)
 
 
 def _window(r: _Reader, model_type: str) -> dict[str, int]:

@@ -33,6 +33,7 @@ LIMITS: dict[str, tuple[int, str]] = {
     "sliding_window": (33554432, "Mistral-7B-v0.1, 4,096"),
     "global_every": (4096, "Gemma 3, every 6th layer global"),
     "first_dense": (4096, "DeepSeek-V3, 3 dense layers"),
+    "moe_every": (4096, "Llama 4 Maverick, every 2nd layer"),
     "dense_ff": (1048576, "DeepSeek-V3, 18,432"),
     "q_lora_rank": (131072, "DeepSeek-V3, 1,536"),
     "kv_lora_rank": (131072, "DeepSeek-V3, 512"),
@@ -42,7 +43,8 @@ LIMITS: dict[str, tuple[int, str]] = {
 #: fields that may be 0 (meaning: absent or derived)
 ZERO_OK = ("head_dim", "position_offset", "n_decoder_layers", "rotary_dim", "type_vocab",
            "rel_pos_buckets", "d_state", "d_conv", "expand", "dt_rank", "shared_ff",
-           "sliding_window", "global_every", "first_dense", "dense_ff", "q_lora_rank",
+           "sliding_window", "global_every", "first_dense", "moe_every", "dense_ff",
+           "q_lora_rank",
            "kv_lora_rank", "rope_dim", "v_head_dim")
 #: model kinds: decoder-only, bidirectional encoder, encoder-decoder with cross attention,
 #: selective state-space model (Mamba)
@@ -50,6 +52,8 @@ KINDS = ("decoder", "encoder", "encoder_decoder", "mamba", "onnx")
 #: decoder blocks: attention then MLP, or both from one norm (GPT-J, Falcon-7B, Phi), or from
 #: two norms of the same input (Falcon-40B ``new_decoder_architecture``)
 BLOCKS = ("sequential", "parallel", "parallel2")
+#: what a windowed layer reads: its last keys, or the keys of its query's chunk
+WINDOW_KINDS = ("sliding", "chunked")
 #: norms of the queries and keys: none, one gain per head dimension, over the projections
 QK_NORMS = ("", "head", "full")
 #: activation functions the tracer knows (``swiglu``: gated MLP with SiLU)
@@ -86,7 +90,11 @@ class ModelConfig:
     projections: OLMo 2); ``shared_gate``: a d -> 1 sigmoid gate on the shared experts
     (Qwen2-MoE). Both count as parameters; their ops are not traced (under 1% of a layer's
     FLOPs and bytes). ``first_dense``: the first layers of a mixture-of-experts model have a
-    dense MLP ``dense_ff`` wide (0: ``d_ff``) instead (DeepSeekMoE ``first_k_dense_replace``);
+    dense MLP ``dense_ff`` wide (0: ``d_ff``) instead (DeepSeekMoE ``first_k_dense_replace``),
+    and with ``moe_every`` > 1 only every ``moe_every``-th layer (``(i + 1) % moe_every == 0``)
+    is a mixture of experts (Llama 4 Maverick: 2); ``window_kind`` ``chunked``: a windowed
+    layer reads the keys of its query's own ``sliding_window``-token chunk (Llama 4's chunked
+    attention), ``sliding``: the last ``sliding_window`` keys;
     ``router_bias``: a per-expert bias on the router's scores (DeepSeek-V3).
     ``kv_lora_rank`` > 0: multi-head latent attention (DeepSeek-V2/V3): keys and values come from
     a ``kv_lora_rank``-wide latent (the KV cache: latent plus ``rope_dim`` RoPE channels per
@@ -139,6 +147,8 @@ class ModelConfig:
     qk_norm: str = ""
     shared_gate: bool = False
     first_dense: int = 0
+    moe_every: int = 0
+    window_kind: str = "sliding"
     dense_ff: int = 0
     router_bias: bool = False
     q_lora_rank: int = 0
@@ -175,9 +185,14 @@ class ModelConfig:
         if self.shared_ff and not self.is_moe:
             raise WorkloadError("", "shared_ff", "shared experts need a mixture-of-experts "
                                                  "model (n_experts > 1)")
-        if self.first_dense and not self.is_moe:
-            raise WorkloadError("", "first_dense", "dense layers before mixture-of-experts "
-                                                   "ones need n_experts > 1")
+        for field in ("first_dense", "moe_every"):
+            if getattr(self, field) and not self.is_moe:
+                raise WorkloadError("", field, "dense layers among mixture-of-experts ones "
+                                               "need n_experts > 1")
+        if self.window_kind not in WINDOW_KINDS:
+            raise WorkloadError("", "window_kind", f"unknown window_kind "
+                                                   f"'{self.window_kind!s:.40}' (expected one "
+                                                   f"of {', '.join(WINDOW_KINDS)})")
         if self.kv_lora_rank and not (self.rope_dim and self.head_dim > self.rope_dim):
             raise WorkloadError("", "rope_dim", "latent attention needs 0 < rope_dim < "
                                                 "head_dim (the rotated channels of each head)")
@@ -216,7 +231,21 @@ class ModelConfig:
 
     def dense_layer(self, layer: int) -> bool:
         """Whether layer ``layer`` (0-based) has a dense MLP in a mixture-of-experts model."""
-        return layer < self.first_dense
+        return self.is_moe and (layer < self.first_dense or (
+            self.moe_every > 1 and (layer + 1) % self.moe_every != 0))
+
+    def dense_layers(self) -> int:
+        """How many of the ``n_layers`` layers of a mixture-of-experts model are dense."""
+        return sum(self.dense_layer(i) for i in range(self.n_layers))
+
+    def window_keys(self, s: int, n: int) -> int:
+        """Keys a windowed layer's query reads at KV length ``n`` with ``s`` new tokens: the
+        last ``sliding_window`` (sliding), or in a decode step the keys of its own chunk,
+        ``(n - 1) % sliding_window + 1`` (chunked; a prefill: at most the window, as
+        sliding)."""
+        if self.window_kind == "chunked" and s == 1:
+            return (n - 1) % self.sliding_window + 1
+        return min(n, self.sliding_window)
 
     @property
     def d_inner(self) -> int:
@@ -237,7 +266,7 @@ class ModelConfig:
             return 0
         gate = self.d_model if self.shared_gate else 0
         return gate + replace(self, d_ff=self.shared_ff, shared_ff=0, n_experts=1, top_k=1,
-                              shared_gate=False, first_dense=0).mlp_params()
+                              shared_gate=False, first_dense=0, moe_every=0).mlp_params()
 
     def windowed(self, layer: int) -> bool:
         """Whether decoder layer ``layer`` (0-based) reads only its last ``sliding_window``
@@ -286,7 +315,7 @@ class ModelConfig:
         d = self.d_model
         if dense:
             mlp = replace(self, d_ff=self.dense_ff or self.d_ff, n_experts=1, top_k=1,
-                          shared_ff=0, first_dense=0).mlp_params()
+                          shared_ff=0, first_dense=0, moe_every=0).mlp_params()
         else:
             mlp = self.n_experts * self.mlp_params() + self.shared_mlp_params()
         if self.is_moe and not dense:
@@ -318,8 +347,9 @@ class ModelConfig:
         final_norm = self.norm_params() if self.final_norm else 0
         head = 0 if self.tied_embeddings else self.vocab_size * self.d_model
         head += self.vocab_size if self.head_bias else 0
-        layers = (self.n_layers - self.first_dense) * self.layer_params() \
-            + self.first_dense * self.layer_params(dense=True)
+        dense = self.dense_layers()
+        layers = (self.n_layers - dense) * self.layer_params() \
+            + dense * self.layer_params(dense=True)
         total = self.embedding_params() + layers + final_norm + head
         if self.pooler:
             total += self.d_model * self.d_model + self.d_model
@@ -340,7 +370,7 @@ class ModelConfig:
         if not self.is_moe:
             return self.param_count()
         inactive = (self.n_experts - self.top_k) * self.mlp_params() \
-            * (self.n_layers - self.first_dense)
+            * (self.n_layers - self.dense_layers())
         return self.param_count() - inactive
 
 

@@ -169,7 +169,7 @@ class LayerBuilder:
             n = max(1, math.ceil(n * self.sc.sparse_kv))
         n = self.sc.attended(n)  # sink + window attention reads at most sink + window keys
         if self.m.sliding_window and not self.m.global_every:
-            n = min(n, self.m.sliding_window)
+            n = self.m.window_keys(s, n)
         return n
 
     def kv_lens(self, s: int, ns: list[int]) -> list[int]:
@@ -191,7 +191,7 @@ class LayerBuilder:
         sh, dt = self.shape, self.dt
         n = self.kv_len(s, n)
         if local:
-            n = min(n, self.m.sliding_window)
+            n = self.m.window_keys(s, n)
         sizes = {"b": b, "g": sh.kv_groups, "r": sh.group_size, "s": s, "n": n,
                  "e": sh.head_dim}
         q = _t("q", "bgrse", dt)
@@ -785,7 +785,7 @@ def _trace_decoder(model: ModelConfig, scenario: Scenario, phases: tuple[str, ..
                                                     (steps[-2], steps[-1])],
                                [step for _, step, _, _ in rest], kv,
                                lambda k: templates(1, rest[k][3]),
-                               [min(x, model.sliding_window) for x in kv] if mixed else None)
+                               [model.window_keys(1, x) for x in kv] if mixed else None)
         if arrays is not None:
             return Trace(None, model, scenario, {"phases": phases}, compact=arrays)
         return trace_model(model, scenario, phases, units, compact=False)

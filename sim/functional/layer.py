@@ -125,10 +125,10 @@ def check_layer(arch: Arch, model: ModelConfig, spec: CheckSpec,
     if model.is_mla:
         raise SimError(f"--model: {model.name}'s multi-head latent attention is priced but not "
                        "checked functionally (no reference for its absorbed projections yet)")
-    if model.first_dense:   # layer 0 of DeepSeekMoE is one of its dense layers
+    if model.dense_layer(0):   # layer 0 of DeepSeekMoE, of Llama 4 Maverick: a dense one
         model = replace(model, n_experts=1, top_k=1, shared_ff=0, shared_gate=False,
                         router_bias=False, d_ff=model.dense_ff or model.d_ff, first_dense=0,
-                        dense_ff=0)
+                        moe_every=0, dense_ff=0)
     m, scale = (replace(model, n_layers=1), 1) if spec.full else reduced_model(model,
                                                                                spec.max_width)
     sc = Scenario(batch=spec.batch, prompt_len=spec.prompt, gen_len=2, dtype=spec.dtype,
@@ -210,7 +210,7 @@ class _LayerRun:
                                f"{model.sliding_window}-key window, whose prefill is priced "
                                f"but not checked; use --prompt <= {model.sliding_window} "
                                f"or --phase decode")
-            self.n = min(self.n, model.sliding_window)
+            self.n = model.window_keys(self.s, self.n)
         self.t = self.b * self.s
         self.vec = fx.vector_numerics()
         self.cc = self.vec.rounder

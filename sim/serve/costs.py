@@ -182,10 +182,10 @@ class IterationModel:
         return Part.lerp(a, b, (x - lo) / q)
 
     def _linear_exact(self, t: int) -> Part:
-        bld, dense = self.builder, self.model.first_dense
+        bld, dense = self.builder, self.model.dense_layers()
         layer = [tpl for tpl in bld.layer(1, t, 1) if tpl.name not in ATTN]
         part = self._ops_cost(layer, "prefill").scale(self.layers - dense)
-        if dense:   # DeepSeekMoE's first layers: a dense MLP
+        if dense:   # DeepSeekMoE's first layers, Llama 4 Maverick's odd ones: a dense MLP
             layer = [tpl for tpl in bld.layer(1, t, 1, dense=True) if tpl.name not in ATTN]
             part = part + self._ops_cost(layer, "prefill").scale(dense)
         part = part + self._ops_cost(bld.embedding(t), "prefill")
