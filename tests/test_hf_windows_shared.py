@@ -133,6 +133,27 @@ def test_gemma2_alternates_windowed_and_global_layers():
     assert kv_cache_bytes(m, sc) == pytest.approx(per_layer_token * (21 * 4096 + 21 * 5003))
 
 
+def _folds_like_op_by_op(m: ModelConfig, sc: Scenario, monkeypatch) -> list:
+    """The op-by-op trace of ``m`` under ``sc``, after checking that the folded trace has its
+    FLOPs op for op and that a folded run gives the unfolded run's metrics (h100)."""
+    from arch import load_arch
+    from sim.run import simulate
+
+    want = trace_model(m, sc, compact=False).ops
+    folded = trace_model(m, sc, compact=True).compact
+    assert isinstance(folded, FoldedOps)
+    assert np.array_equal(np.array([k.flops for k in folded.kinds])[folded.kind],
+                          [op.flops for op in want])
+    got = simulate(load_arch("h100"), m, sc)
+    assert got.folded_ops() is not None
+    monkeypatch.setattr(tracer, "FOLD", False)
+    ref = simulate(load_arch("h100"), m, sc)
+    monkeypatch.setattr(tracer, "FOLD", True)
+    for key, value in ref.metrics.items():
+        assert got.metrics[key] == pytest.approx(value, rel=1e-11, abs=1e-15), key
+    return want
+
+
 def _tiny(**kw) -> ModelConfig:
     base = dict(name="tiny", family="llama", n_layers=4, d_model=64, n_heads=4, n_kv_heads=2,
                 d_ff=128, vocab_size=100, max_positions=4096, norm="rmsnorm",
@@ -148,7 +169,7 @@ def test_long_decode_paths_match_the_op_by_op_trace(window, every, monkeypatch):
     stamped op by op; a folded run's metrics are the unfolded run's."""
     m = _tiny(sliding_window=window, global_every=every)
     sc = Scenario(batch=2, prompt_len=6, gen_len=20)
-    want = trace_model(m, sc, compact=False).ops
+    want = _folds_like_op_by_op(m, sc, monkeypatch)
     monkeypatch.setattr(tracer, "FOLD", False)
     got = trace_model(m, sc, compact=True).compact
     assert len(got) == len(want)
@@ -163,18 +184,7 @@ def test_long_decode_paths_match_the_op_by_op_trace(window, every, monkeypatch):
                                                          else 25) for op in last]
     monkeypatch.setattr(tracer, "FOLD", True)
     folded = trace_model(m, sc, compact=True).compact
-    assert isinstance(folded, FoldedOps)
-    assert np.array_equal(np.array([k.flops for k in folded.kinds])[folded.kind], flops)
     assert np.array_equal(np.array([k.bytes for k in folded.kinds])[folded.kind], nbytes)
-    from arch import load_arch
-    from sim.run import simulate
-
-    got = simulate(load_arch("h100"), m, sc)
-    assert got.folded_ops() is not None
-    monkeypatch.setattr(tracer, "FOLD", False)
-    want = simulate(load_arch("h100"), m, sc)
-    for key, value in want.metrics.items():
-        assert got.metrics[key] == pytest.approx(value, rel=1e-11, abs=1e-15), key
 
 
 def test_gemma3_text_config_and_layer_types():
@@ -396,21 +406,10 @@ def test_latent_attention_folds_and_serves(monkeypatch):
                             "moe_intermediate_size": 64, "intermediate_size": 512,
                             "kv_lora_rank": 64, "qk_nope_head_dim": 32,
                             "qk_rope_head_dim": 16, "v_head_dim": 32, "vocab_size": 1000}, "s")
-    sc = Scenario(batch=2, prompt_len=6, gen_len=24)
-    want = trace_model(m, sc, compact=False).ops
-    folded = trace_model(m, sc, compact=True).compact
-    assert isinstance(folded, FoldedOps)
-    assert np.array_equal(np.array([k.flops for k in folded.kinds])[folded.kind],
-                          [op.flops for op in want])
+    _folds_like_op_by_op(m, Scenario(batch=2, prompt_len=6, gen_len=24), monkeypatch)
     from arch import load_arch
-    from sim.run import simulate
     from sim.serve.costs import IterationModel
 
-    got = simulate(load_arch("h100"), m, sc)
-    monkeypatch.setattr(tracer, "FOLD", False)
-    ref = simulate(load_arch("h100"), m, sc)
-    for key, value in ref.metrics.items():
-        assert got.metrics[key] == pytest.approx(value, rel=1e-11, abs=1e-15), key
     it = IterationModel(load_arch("h100"), m)
     bld = it.builder
     from sim.serving.layer_costs import ATTN as skip
@@ -547,8 +546,7 @@ def test_chunked_decode_and_interleaved_layers(monkeypatch):
                     tied_embeddings=False, bias=False, n_experts=4, top_k=1, shared_ff=32,
                     moe_every=2, dense_ff=128, sliding_window=8, global_every=4,
                     window_kind="chunked")
-    sc = Scenario(batch=2, prompt_len=5, gen_len=20)
-    want = trace_model(m, sc, compact=False).ops
+    want = _folds_like_op_by_op(m, Scenario(batch=2, prompt_len=5, gen_len=20), monkeypatch)
     per_key = 2 * 2 * 4 * 16
     for op in want:
         if op.name == "qk" and op.phase == "decode":
@@ -557,18 +555,6 @@ def test_chunked_decode_and_interleaved_layers(monkeypatch):
             assert op.flops == per_key * keys, (op.step, op.layer)
     routed = {op.layer for op in want if op.name == "router"}
     assert routed == {1, 3}
-    folded = trace_model(m, sc, compact=True).compact
-    assert isinstance(folded, FoldedOps)
-    assert np.array_equal(np.array([k.flops for k in folded.kinds])[folded.kind],
-                          [op.flops for op in want])
-    from arch import load_arch
-    from sim.run import simulate
-
-    got = simulate(load_arch("h100"), m, sc)
-    monkeypatch.setattr(tracer, "FOLD", False)
-    ref = simulate(load_arch("h100"), m, sc)
-    for key, value in ref.metrics.items():
-        assert got.metrics[key] == pytest.approx(value, rel=1e-11, abs=1e-15), key
 
 
 def test_qwen_sparse_step_interleaves_dense_layers():

@@ -198,24 +198,32 @@ class LayerBuilder:
         cache = "window" if local else "cache"
         k = _t(f"k_{cache}", "bgne", self.kv_dt, "kv_cache")
         v = _t(f"v_{cache}", "bgne", self.kv_dt, "kv_cache")
+        return self._attention_ops(q, k, v, sizes, "bgrse",
+                                   "scores_window" if local else "scores")
+
+    def _attention_ops(self, q: TensorRef, k: TensorRef, v: TensorRef, sizes: dict[str, int],
+                       out: str, scores: str = "scores") -> list[OpTemplate]:
+        """QK^T, softmax and AV of ``q`` against ``k`` and ``v`` (output ranks ``out``): one
+        fused op with ``attention: flash``, else three (their scores tensor ``scores``)."""
+        dt = self.dt
         if self.sc.attention == "flash":
             flash = Cascade("attention", (
                 contraction("attention.qk", _t("scores", "bgrsn", "fp32", "intermediate"),
                             q, k, sizes),
                 *softmax("attention.softmax", _t("scores", "bgrsn", "fp32", "intermediate"),
                          sizes, "n").einsums,
-                contraction("attention.av", _t("attn_out", "bgrse", dt),
+                contraction("attention.av", _t("attn_out", out, dt),
                             _t("attention.softmax.out", "bgrsn", "fp32", "intermediate"),
                             v, sizes),
             ), outputs=("attn_out",))
             return [OpTemplate("attention", ATTENTION, "attention", flash)]
-        scores = _t("scores_window" if local else "scores", "bgrsn", dt)
+        s = _t(scores, "bgrsn", dt)
         probs = _t("softmax.out", "bgrsn", dt)
         return [
-            OpTemplate("qk", MATMUL, "attention", contraction("qk", scores, q, k, sizes)),
-            OpTemplate("softmax", VECTOR, "attention", softmax("softmax", scores, sizes, "n")),
+            OpTemplate("qk", MATMUL, "attention", contraction("qk", s, q, k, sizes)),
+            OpTemplate("softmax", VECTOR, "attention", softmax("softmax", s, sizes, "n")),
             OpTemplate("av", MATMUL, "attention",
-                       contraction("av", _t("attn_out", "bgrse", dt), probs, v, sizes)),
+                       contraction("av", _t("attn_out", out, dt), probs, v, sizes)),
         ]
 
     def _latent_attention(self, b: int, s: int, n: int) -> list[OpTemplate]:
@@ -244,27 +252,7 @@ class LayerBuilder:
             k = _t("k_expanded", "bgne", dt)
             v = _t("v_expanded", "bgnf", dt)
             ops.append(self._linear("kv_b_proj", b * n, c, sh.heads * (nope + vd)))
-        q = _t("q", "bgrse", dt)
-        if self.sc.attention == "flash":   # FlashMLA (decode), FlashAttention (prefill)
-            ops.append(OpTemplate("attention", ATTENTION, "attention", Cascade("attention", (
-                contraction("attention.qk", _t("scores", "bgrsn", "fp32", "intermediate"),
-                            q, k, sizes),
-                *softmax("attention.softmax", _t("scores", "bgrsn", "fp32", "intermediate"),
-                         sizes, "n").einsums,
-                contraction("attention.av", _t("attn_out", "bgrsf", dt),
-                            _t("attention.softmax.out", "bgrsn", "fp32", "intermediate"),
-                            v, sizes),
-            ), outputs=("attn_out",))))
-        else:
-            scores = _t("scores", "bgrsn", dt)
-            probs = _t("softmax.out", "bgrsn", dt)
-            ops += [
-                OpTemplate("qk", MATMUL, "attention", contraction("qk", scores, q, k, sizes)),
-                OpTemplate("softmax", VECTOR, "attention",
-                           softmax("softmax", scores, sizes, "n")),
-                OpTemplate("av", MATMUL, "attention",
-                           contraction("av", _t("attn_out", "bgrsf", dt), probs, v, sizes)),
-            ]
+        ops += self._attention_ops(_t("q", "bgrse", dt), k, v, sizes, "bgrsf")
         if s == 1:
             ops.append(self._linear("v_absorb", b, c, vd, experts=sh.heads))
         return ops
