@@ -527,7 +527,8 @@ def test_llama4_counts_and_layers():
     assert mav.active_param_count() == pytest.approx(17e9, rel=0.015)
     assert (scout.dense_layers(), mav.dense_layers()) == (0, 24)
     assert [mav.dense_layer(i) for i in range(4)] == [True, False, True, False]
-    assert (mav.window_kind, mav.sliding_window, mav.windowed_layers()) == ("chunked", 8192, 36)
+    assert (mav.window_kind, mav.sliding_window, mav.windowed_layers(), mav.global_nope) == \
+        ("chunked", 8192, 36, True)
     # by hand: a Maverick MoE layer holds 128 + 1 experts of 3 x 5,120 x 8,192 and a router,
     # a dense layer one 3 x 5,120 x 16,384 MLP
     d = 5120
@@ -545,7 +546,7 @@ def test_chunked_decode_and_interleaved_layers(monkeypatch):
                     norm="rmsnorm", activation="swiglu", position="rope",
                     tied_embeddings=False, bias=False, n_experts=4, top_k=1, shared_ff=32,
                     moe_every=2, dense_ff=128, sliding_window=8, global_every=4,
-                    window_kind="chunked")
+                    window_kind="chunked", global_nope=True)
     want = _folds_like_op_by_op(m, Scenario(batch=2, prompt_len=5, gen_len=20), monkeypatch)
     per_key = 2 * 2 * 4 * 16
     for op in want:
@@ -555,6 +556,8 @@ def test_chunked_decode_and_interleaved_layers(monkeypatch):
             assert op.flops == per_key * keys, (op.step, op.layer)
     routed = {op.layer for op in want if op.name == "router"}
     assert routed == {1, 3}
+    rotated = {op.layer for op in want if op.name == "rope"}
+    assert rotated == {0, 1, 2}   # the global layer 3 is Llama 4's NoPE layer
 
 
 def test_qwen_sparse_step_interleaves_dense_layers():

@@ -307,8 +307,8 @@ def _llama4(r: _Reader, name: str, source: str) -> ModelConfig:
     width in every ``interleave_moe_layer_step``-th layer, the others a dense
     ``intermediate_size_mlp``-wide MLP; chunked attention (``attention_chunk_size``) in the
     layers with RoPE, every key in the others (``no_rope_layers``: 0 marks them; by default
-    every 4th). Not traced: its weightless L2 norm of the queries and keys, and that its global
-    layers skip RoPE (the rotation op is traced on every layer)."""
+    every 4th), whose layers apply no RoPE. Not traced: its weightless L2 norm of the queries
+    and keys and its NoPE layers' query temperature (one multiply per query element)."""
     heads = r.int("num_attention_heads")
     d = r.int("hidden_size")
     layers = r.int("num_hidden_layers")
@@ -330,7 +330,8 @@ def _llama4(r: _Reader, name: str, source: str) -> ModelConfig:
             if full and full != list(range(every - 1, layers, every)):
                 raise WorkloadError(r.file, "no_rope_layers", "expected every n-th layer "
                                     "without RoPE (other patterns are not modelled)")
-        window = {"sliding_window": chunk, "global_every": every, "window_kind": "chunked"}
+        window = {"sliding_window": chunk, "global_every": every, "window_kind": "chunked",
+                  "global_nope": True}
     step = r.int("interleave_moe_layer_step", default=1) if experts > 1 else 0
     return ModelConfig(
         name=name, family="llama4_text", n_layers=layers, d_model=d, n_heads=heads,

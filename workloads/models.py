@@ -94,7 +94,8 @@ class ModelConfig:
     and with ``moe_every`` > 1 only every ``moe_every``-th layer (``(i + 1) % moe_every == 0``)
     is a mixture of experts (Llama 4 Maverick: 2); ``window_kind`` ``chunked``: a windowed
     layer reads the keys of its query's own ``sliding_window``-token chunk (Llama 4's chunked
-    attention), ``sliding``: the last ``sliding_window`` keys;
+    attention), ``sliding``: the last ``sliding_window`` keys; ``global_nope``: the layers that
+    read every key apply no RoPE (Llama 4's NoPE layers);
     ``router_bias``: a per-expert bias on the router's scores (DeepSeek-V3).
     ``kv_lora_rank`` > 0: multi-head latent attention (DeepSeek-V2/V3): keys and values come from
     a ``kv_lora_rank``-wide latent (the KV cache: latent plus ``rope_dim`` RoPE channels per
@@ -149,6 +150,7 @@ class ModelConfig:
     first_dense: int = 0
     moe_every: int = 0
     window_kind: str = "sliding"
+    global_nope: bool = False
     dense_ff: int = 0
     router_bias: bool = False
     q_lora_rank: int = 0

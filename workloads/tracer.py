@@ -431,7 +431,8 @@ class LayerBuilder:
         else:
             qkv_width = (sh.heads + 2 * sh.kv_groups) * sh.head_dim
             ops.append(self._linear("qkv_proj", t, sh.d, qkv_width))
-        ops += self.rope(t)
+        if local or not self.m.global_nope:   # Llama 4's global layers: no RoPE
+            ops += self.rope(t)
         ops += self.attention(b, s, n, local)
         ops.append(self._linear("o_proj", t, sh.heads * self.m.v_dim, sh.d))
         ops += self._allreduce("allreduce_attn", t)
