@@ -220,6 +220,17 @@ def test_qwen3_olmo2_granite_starcoder2_layouts():
                              "head_dim": 128, "vocab_size": 151936,
                              "tie_word_embeddings": True}, "x")
     assert (q3.head_dim, q3.q_dim, q3.qkv_bias, q3.bias) == (128, 2048, False, False)
+    # the query/key norm: one RMSNorm over every query and key head (16 + 8 a token) of 128
+    # channels, after the QKV projection; checked against the float64 reference
+    ops = [op for op in trace_model(q3, Scenario(batch=4, prompt_len=8, gen_len=2)).ops
+           if op.layer == 0 and op.phase == "decode"]
+    names = [op.name for op in ops]
+    assert names[names.index("qkv_proj") + 1] == "qk_norm"
+    assert ops[names.index("qk_norm")].compute.size == {"t": 4 * 24, "d": 128}
+    from arch import load_arch
+    from sim.functional.layer import CheckSpec, check_layer
+    rep = check_layer(load_arch("h100"), q3, CheckSpec(batch=1, prompt=16, max_width=256))
+    assert rep.passed and "qk_norm" in {r.op for r in rep.rows}
     moe = model_from_hf_dict({"model_type": "qwen3_moe", "hidden_size": 2048,
                               "intermediate_size": 6144, "moe_intermediate_size": 768,
                               "num_experts": 128, "num_experts_per_tok": 8,

@@ -221,9 +221,9 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
 
 def _llama_like(r: _Reader, model_type: str, name: str, source: str) -> ModelConfig:
     """Llama-shaped decoders: RMSNorm, RoPE, a gated MLP (or mixture of them), grouped-query
-    attention. Not traced, each under 1% of a layer's work: the norms of the queries and keys
-    (Qwen3, OLMo 2, Gemma 3: their gains are counted), Gemma 2's logit soft-capping,
-    Granite's multipliers, Qwen2-MoE's gate on its shared experts (counted)."""
+    attention; the norms of the queries and keys (Qwen3, OLMo 2, Gemma 3). Not traced, each
+    under 1% of a layer's work: Gemma 2's logit soft-capping, Granite's multipliers, Qwen2-MoE's
+    gate on its shared experts (its parameters are counted)."""
     heads = r.int("num_attention_heads")
     d = r.int("hidden_size")
     experts = r.int("num_local_experts", "num_experts", default=1)

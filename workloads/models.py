@@ -87,10 +87,11 @@ class ModelConfig:
     3: 6; 0: every layer windowed). ``post_norms``: a norm after attention and after the MLP
     too, before each residual add (Gemma 2/3). ``qk_norm``: RMSNorm gains on the queries and
     keys, ``head`` (one ``head_dim`` gain each: Qwen3, Gemma 3) or ``full`` (over the whole
-    projections: OLMo 2); ``shared_gate``: a d -> 1 sigmoid gate on the shared experts
-    (Qwen2-MoE). Both count as parameters; their ops are not traced (under 1% of a layer's
-    FLOPs and bytes). ``first_dense``: the first layers of a mixture-of-experts model have a
-    dense MLP ``dense_ff`` wide (0: ``d_ff``) instead (DeepSeekMoE ``first_k_dense_replace``),
+    projections: OLMo 2; traced as an RMSNorm of each query and key head, which moves the same
+    bytes); ``shared_gate``: a d -> 1 sigmoid gate on the shared experts (Qwen2-MoE; counted
+    as parameters, its op not traced: d MACs per token). ``first_dense``: the first layers of
+    a mixture-of-experts model have a dense MLP ``dense_ff`` wide (0: ``d_ff``) instead
+    (DeepSeekMoE ``first_k_dense_replace``),
     and with ``moe_every`` > 1 only every ``moe_every``-th layer (``(i + 1) % moe_every == 0``)
     is a mixture of experts (Llama 4 Maverick: 2); ``window_kind`` ``chunked``: a windowed
     layer reads the keys of its query's own ``sliding_window``-token chunk (Llama 4's chunked

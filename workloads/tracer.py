@@ -431,6 +431,9 @@ class LayerBuilder:
         else:
             qkv_width = (sh.heads + 2 * sh.kv_groups) * sh.head_dim
             ops.append(self._linear("qkv_proj", t, sh.d, qkv_width))
+        if self.m.qk_norm:   # Qwen3, Gemma 3, OLMo 2: RMSNorm of each query and key head
+            ops.append(self.norm("qk_norm", "qk", t * (sh.heads + sh.kv_groups), True,
+                                 sh.head_dim))
         if local or not self.m.global_nope:   # Llama 4's global layers: no RoPE
             ops += self.rope(t)
         ops += self.attention(b, s, n, local)

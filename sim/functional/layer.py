@@ -544,6 +544,19 @@ class _LayerRun:
     def _op_shared_add(self, op: Op, checked: bool) -> tuple:
         return self._add(self.env["moe_out"], self.env["shared_down"], "moe_out")
 
+    def _op_qk_norm(self, op: Op, checked: bool) -> tuple:
+        """RMSNorm of every query and key head (its ``head_dim`` channels, one gain shared by
+        the heads), in place in the QKV projection's output."""
+        m = self.m
+        width = (m.n_heads + m.n_kv_heads) * m.head_dim
+        qkv = self.env["qkv"]
+        self.env["qk_rows"] = np.ascontiguousarray(qkv[:, :width]).reshape(-1, m.head_dim)
+        res = self._norm(op, "qk_rows", "qk_rows", checked)
+        out = qkv.copy()
+        out[:, :width] = self.env["qk_rows"].reshape(qkv.shape[0], width)
+        self.env["qkv"] = out
+        return res
+
     def _op_ln_attn_post(self, op: Op, checked: bool) -> tuple:
         return self._norm(op, "o", "o", checked)
 
