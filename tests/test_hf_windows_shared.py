@@ -19,7 +19,7 @@ QWEN15_MOE = {"model_type": "qwen2_moe", "hidden_size": 2048, "intermediate_size
               "moe_intermediate_size": 1408, "shared_expert_intermediate_size": 5632,
               "num_experts": 60, "num_experts_per_tok": 4, "num_hidden_layers": 24,
               "num_attention_heads": 16, "num_key_value_heads": 16, "vocab_size": 151936,
-              "max_position_embeddings": 8192, "tie_word_embeddings": False,
+              "max_position_embeddings": 32768, "tie_word_embeddings": False,
               "decoder_sparse_step": 1, "hidden_act": "silu"}
 GEMMA2_9B = {"model_type": "gemma2", "hidden_size": 3584, "intermediate_size": 14336,
              "num_hidden_layers": 42, "num_attention_heads": 16, "num_key_value_heads": 8,
@@ -580,3 +580,23 @@ def test_qwen_sparse_step_interleaves_dense_layers():
     assert whole.param_count() - m.param_count() == 12 * (
         whole.layer_params() - m.layer_params(dense=True))
     assert m.layer_params(dense=True) == whole.attention_params() + 3 * 2048 * 5632 + 2 * 2048
+
+
+
+PRESET_CONFIGS = {"qwen3-8b": QWEN3_8B, "qwen3-30b-a3b": QWEN3_30B_A3B,
+                  "qwen1.5-moe-a2.7b": QWEN15_MOE, "gemma2-9b": GEMMA2_9B,
+                  "gemma3-1b": GEMMA3_1B, "deepseek-v3": DEEPSEEK_V3,
+                  "deepseek-v2-lite": DEEPSEEK_V2_LITE, "llama4-scout": LLAMA4_SCOUT,
+                  "llama4-maverick": LLAMA4_MAVERICK, "mistral-7b": MISTRAL_7B_V01}
+
+
+@pytest.mark.parametrize("name", sorted(PRESET_CONFIGS))
+def test_presets_are_their_config_json(name):
+    """Each preset (``--model qwen3-8b`` ...) is its published config.json as the reader takes
+    it, field for field but its name and source."""
+    from workloads.models import get_model
+
+    preset = get_model(name)
+    read = model_from_hf_dict(PRESET_CONFIGS[name], f"{name}/config.json")
+    assert {k: v for k, v in preset.__dict__.items() if k not in ("name", "source")} == \
+        {k: v for k, v in read.__dict__.items() if k not in ("name", "source")}

@@ -526,6 +526,73 @@ _PRESETS += [
             family="gemma", head_dim=256, tied_embeddings=True),
 ]
 
+def _hf_shaped(name: str, family: str, source: str, **shape) -> ModelConfig:
+    """A Llama-shaped decoder of a Hugging Face family (RMSNorm, gated MLP, RoPE, untied head,
+    no biases unless ``shape`` says otherwise), as workloads/hf_config.py reads its config.json
+    (tests/test_hf_windows_shared.py checks each preset against that reading)."""
+    base = dict(norm="rmsnorm", activation="swiglu", position="rope", tied_embeddings=False,
+                bias=False)
+    return ModelConfig(name=name, family=family, source=source, **{**base, **shape})
+
+
+# config.json values as published; where each copy was read: docs/models.md
+_PRESETS += [
+    _hf_shaped("qwen3-8b", "qwen3", "Hugging Face Qwen/Qwen3-8B config.json (copy in "
+               "ai-dynamo/aiconfigurator model_configs @ 095f58a)", n_layers=36, d_model=4096,
+               n_heads=32, n_kv_heads=8, d_ff=12288, vocab_size=151936, max_positions=40960,
+               head_dim=128, qk_norm="head"),
+    _hf_shaped("qwen3-30b-a3b", "qwen3_moe", "Hugging Face Qwen/Qwen3-30B-A3B config.json "
+               "(ai-dynamo/aiconfigurator @ 095f58a): 128 experts, top 8", n_layers=48,
+               d_model=2048, n_heads=32, n_kv_heads=4, d_ff=768, vocab_size=151936,
+               max_positions=40960, head_dim=128, n_experts=128, top_k=8, qk_norm="head",
+               moe_every=1),
+    _hf_shaped("qwen1.5-moe-a2.7b", "qwen2_moe", "Hugging Face Qwen/Qwen1.5-MoE-A2.7B "
+               "config.json (mlc-ai/mlc-llm model_preset.py @ 79d603f): 60 experts, top 4, "
+               "a 5,632-wide shared expert", n_layers=24, d_model=2048, n_heads=16,
+               n_kv_heads=16, d_ff=1408, vocab_size=151936, max_positions=32768, qkv_bias=True,
+               n_experts=60, top_k=4, shared_ff=5632, shared_gate=True, moe_every=1),
+    _hf_shaped("gemma2-9b", "gemma2", "Hugging Face google/gemma-2-9b config.json (mlc-llm "
+               "model_preset.py @ 79d603f): 4,096-key window on even layers", n_layers=42,
+               d_model=3584, n_heads=16, n_kv_heads=8, d_ff=14336, vocab_size=256000,
+               max_positions=8192, head_dim=256, tied_embeddings=True, sliding_window=4096,
+               global_every=2, post_norms=True),
+    _hf_shaped("gemma3-1b", "gemma3_text", "Hugging Face google/gemma-3-1b-it config.json "
+               "(mlc-llm model_preset.py @ 79d603f): 512-key window, every 6th layer global",
+               n_layers=26, d_model=1152, n_heads=4, n_kv_heads=1, d_ff=6912,
+               vocab_size=262144, max_positions=32768, head_dim=256, tied_embeddings=True,
+               sliding_window=512, global_every=6, post_norms=True, qk_norm="head"),
+    _hf_shaped("deepseek-v3", "deepseek_v3", "Hugging Face deepseek-ai/DeepSeek-V3 config.json "
+               "(NVIDIA-NeMo/Megatron-Bridge test fixture @ 067f987): multi-head latent "
+               "attention, 256 experts top 8 + 1 shared, 3 dense layers; without its MTP module",
+               n_layers=61, d_model=7168, n_heads=128, n_kv_heads=128, d_ff=2048,
+               vocab_size=129280, max_positions=163840, head_dim=192, rotary_dim=64,
+               n_experts=256, top_k=8, shared_ff=2048, first_dense=3, dense_ff=18432,
+               router_bias=True, q_lora_rank=1536, kv_lora_rank=512, rope_dim=64,
+               v_head_dim=128),
+    _hf_shaped("deepseek-v2-lite", "deepseek_v2", "Hugging Face deepseek-ai/DeepSeek-V2-Lite "
+               "config.json (mlc-llm model_preset.py @ 79d603f): latent attention without a "
+               "query latent, 64 experts top 6 + 2 shared, 1 dense layer", n_layers=27,
+               d_model=2048, n_heads=16, n_kv_heads=16, d_ff=1408, vocab_size=102400,
+               max_positions=163840, head_dim=192, rotary_dim=64, n_experts=64, top_k=6,
+               shared_ff=2816, first_dense=1, dense_ff=10944, kv_lora_rank=512, rope_dim=64,
+               v_head_dim=128),
+    _hf_shaped("llama4-scout", "llama4_text", "Hugging Face meta-llama/Llama-4-Scout-17B-16E-"
+               "Instruct config.json text_config (inference-sim model_configs @ 50bc797): 16 "
+               "experts top 1 + 1 shared, 8,192-token chunked attention, every 4th layer "
+               "global without RoPE; no vision encoder", n_layers=48, d_model=5120, n_heads=40,
+               n_kv_heads=8, d_ff=8192, vocab_size=202048, max_positions=10485760,
+               head_dim=128, n_experts=16, shared_ff=8192, sliding_window=8192,
+               global_every=4, moe_every=1, window_kind="chunked", global_nope=True),
+    _hf_shaped("llama4-maverick", "llama4_text", "Hugging Face meta-llama/Llama-4-Maverick-17B-"
+               "128E-Instruct config.json text_config (ai-dynamo/aiconfigurator @ 0b077da): "
+               "128 experts top 1 + 1 shared on odd layers, dense 16,384-wide MLPs on even "
+               "ones; chunked attention as Scout; no vision encoder", n_layers=48,
+               d_model=5120, n_heads=40, n_kv_heads=8, d_ff=8192, vocab_size=202048,
+               max_positions=1048576, head_dim=128, n_experts=128, shared_ff=8192,
+               sliding_window=8192, global_every=4, moe_every=2, dense_ff=16384,
+               window_kind="chunked", global_nope=True),
+]
+
 MODEL_PRESETS: dict[str, ModelConfig] = {m.name: m for m in _PRESETS}
 ALIASES = {"gpt2": "gpt2-small", "llama-2-7b": "llama2-7b", "llama-2-13b": "llama2-13b",
            "llama-2-70b": "llama2-70b", "llama-3-8b": "llama3-8b", "llama-3-70b": "llama3-70b",

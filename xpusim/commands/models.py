@@ -24,13 +24,14 @@ def run(args: argparse.Namespace) -> int:
     from xpusim.commands._common import load_model, print_json
 
     if args.action == "list":
-        sys.stdout.write(f"{'name':14s} {'kind':15s} {'params':>9s} {'layers':>7s} "
+        w = max(len(m.name) for m in MODEL_PRESETS.values())
+        sys.stdout.write(f"{'name':{w}s} {'kind':15s} {'params':>9s} {'layers':>7s} "
                          f"{'d_model':>7s} {'heads':>5s} {'kv':>3s} {'experts':>7s}  source\n")
         for m in MODEL_PRESETS.values():
             layers = f"{m.n_layers}+{m.n_decoder_layers}" if m.n_decoder_layers else \
                 str(m.n_layers)
             heads, kv = ("-", "-") if m.kind == "mamba" else (str(m.n_heads), str(m.n_kv_heads))
-            sys.stdout.write(f"{m.name:14s} {m.kind:15s} {m.param_count() / 1e9:8.3f}B "
+            sys.stdout.write(f"{m.name:{w}s} {m.kind:15s} {m.param_count() / 1e9:8.3f}B "
                              f"{layers:>7s} {m.d_model:7d} {heads:>5s} {kv:>3s} "
                              f"{m.n_experts:7d}  {m.source}\n")
         return 0
