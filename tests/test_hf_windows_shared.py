@@ -600,3 +600,20 @@ def test_presets_are_their_config_json(name):
     read = model_from_hf_dict(PRESET_CONFIGS[name], f"{name}/config.json")
     assert {k: v for k, v in preset.__dict__.items() if k not in ("name", "source")} == \
         {k: v for k, v in read.__dict__.items() if k not in ("name", "source")}
+
+
+def test_npu_pim_stages_group_the_new_ops():
+    """The NPU+PIM decode model's stages (sim/serving/layer_costs.py): the query/key norm and
+    the latent projections run before attention, the absorbed projections with it."""
+    from arch import load_arch
+    from sim.devices.base import device_for
+    from sim.serving.layer_costs import LayerCosts
+
+    dev = device_for(load_arch("h100"), "tile")
+    q3 = model_from_hf_dict(QWEN3_8B, "q")
+    stages = LayerCosts(dev, q3, 1, "fp16").stages(4, 128)
+    assert "qk_norm" in stages["pre"].ops and "qk_norm" not in stages["post"].ops
+    lite = model_from_hf_dict(DEEPSEEK_V2_LITE, "lite")
+    stages = LayerCosts(dev, lite, 1, "fp16").stages(4, 128)
+    assert {"q_proj", "kv_a_proj", "kv_a_norm"} <= set(stages["pre"].ops)
+    assert {"q_absorb", "qk", "av", "v_absorb"} <= set(stages["attn"].ops)

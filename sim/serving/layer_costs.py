@@ -22,8 +22,8 @@ from workloads.scenario import Scenario
 from workloads.trace import COLLECTIVE, Op, Trace
 from workloads.tracer import LayerBuilder
 
-PRE = ("ln_attn", "qkv_proj", "rope", "q_a_proj", "q_a_norm", "q_b_proj", "q_proj",
-       "kv_a_proj", "kv_a_norm")
+PRE = ("ln_attn", "qkv_proj", "qk_norm", "rope", "q_a_proj", "q_a_norm", "q_b_proj",
+       "q_proj", "kv_a_proj", "kv_a_norm")
 ATTN = ("qk", "softmax", "av", "attention", "q_absorb", "v_absorb", "kv_b_proj")
 POST = ("o_proj", "residual_attn", "ln_ffn", "ffn_up", "ffn_act", "ffn_down", "residual_ffn",
         "router", "router_softmax", "moe_combine")
