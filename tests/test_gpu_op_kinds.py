@@ -23,6 +23,39 @@ def test_attention_flops_by_hand(capsys):
     assert d["latency_s"] >= d["dram_bytes"] / 3.35e12
 
 
+def test_latent_attention_op_is_flash_mla(capsys):
+    """``xpusim op attention --shared-kv``: DeepSeek's decode attention (one KV head of 576
+    channels whose first 512 are its values) priced as FlashMLA: FLOPs 2 b h n (576 + 512),
+    the cache read once (b n 576 x 2 B), the latency ``flash_mla``'s; one line for a value
+    width wider than the shared keys."""
+    from dataclasses import replace
+
+    from arch import load_arch
+    from sim.devices.base import device_for
+    from sim.gpu.attention import AttentionShape, flash_mla
+
+    d = _op(capsys, "attention", "--arch", "h100", "--batch", "64", "--heads", "16",
+            "--kv-heads", "1", "--head-dim", "576", "--v-dim", "512", "--shared-kv",
+            "--q-len", "1", "--kv-len", "16384")
+    n = 16384
+    assert d["flops"] >= 2 * 64 * 16 * n * (576 + 512)
+    assert d["flops"] < 2 * 64 * 16 * n * (576 + 512) * 1.01   # + softmax work
+    assert d["dram_bytes"] == pytest.approx(64 * n * 576 * 2, rel=0.01)
+    sh = AttentionShape(batch=64, q_heads=16, kv_heads=1, q_len=1, kv_len=n, head_dim=576,
+                        v_dim=512, kv_shared=True)
+    hw = device_for(load_arch("h100"), "tile")._attn_hw("fp16")
+    assert d["latency_s"] == pytest.approx(flash_mla(hw, sh)["time"], rel=1e-9)
+    unshared = _op(capsys, "attention", "--arch", "h100", "--batch", "64", "--heads", "16",
+                   "--kv-heads", "1", "--head-dim", "576", "--v-dim", "512", "--q-len", "1",
+                   "--kv-len", str(n))
+    assert unshared["dram_bytes"] > 1.8 * d["dram_bytes"]   # keys and values apart
+    assert replace(sh, kv_shared=False).kv_bytes == 64 * n * (576 + 512) * 2
+    assert main(["op", "attention", "--heads", "16", "--kv-heads", "1", "--head-dim", "64",
+                 "--v-dim", "512", "--shared-kv", "--q-len", "1", "--kv-len", "64"]) == 2
+    assert "--v-dim: 512 shared value channels exceed --head-dim 64" in \
+        capsys.readouterr().err
+
+
 def test_prefill_attention_is_compute_bound(capsys):
     d = _op(capsys, "attention", "--arch", "a100", "--heads", "32", "--q-len", "4096",
             "--kv-len", "4096")

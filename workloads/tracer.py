@@ -198,10 +198,10 @@ class LayerBuilder:
         cache = "window" if local else "cache"
         k = _t(f"k_{cache}", "bgne", self.kv_dt, "kv_cache")
         v = _t(f"v_{cache}", "bgne", self.kv_dt, "kv_cache")
-        return self._attention_ops(q, k, v, sizes, "bgrse",
+        return self.attention_ops(q, k, v, sizes, "bgrse",
                                    "scores_window" if local else "scores")
 
-    def _attention_ops(self, q: TensorRef, k: TensorRef, v: TensorRef, sizes: dict[str, int],
+    def attention_ops(self, q: TensorRef, k: TensorRef, v: TensorRef, sizes: dict[str, int],
                        out: str, scores: str = "scores") -> list[OpTemplate]:
         """QK^T, softmax and AV of ``q`` against ``k`` and ``v`` (output ranks ``out``): one
         fused op with ``attention: flash``, else three (their scores tensor ``scores``)."""
@@ -252,7 +252,7 @@ class LayerBuilder:
             k = _t("k_expanded", "bgne", dt)
             v = _t("v_expanded", "bgnf", dt)
             ops.append(self._linear("kv_b_proj", b * n, c, sh.heads * (nope + vd)))
-        ops += self._attention_ops(_t("q", "bgrse", dt), k, v, sizes, "bgrsf")
+        ops += self.attention_ops(_t("q", "bgrse", dt), k, v, sizes, "bgrsf")
         if s == 1:
             ops.append(self._linear("v_absorb", b, c, vd, experts=sh.heads))
         return ops

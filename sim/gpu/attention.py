@@ -279,8 +279,8 @@ def num_splits_heuristic(batch_nheads_mblocks: int, num_sms: int, num_n_blocks: 
 
 def _combine_time(hw: GpuHw, partials: int, sh: AttentionShape, rows: int) -> float:
     """A kernel reading ``partials`` fp32 partial outputs (+ max and sum) per row and head."""
-    nbytes = partials * sh.batch * sh.q_heads * sh.q_len * (sh.head_dim + 2) * 4.0 \
-        + sh.qo_bytes / 2
+    nbytes = partials * sh.batch * sh.q_heads * sh.q_len * ((sh.v_dim or sh.head_dim) + 2) \
+        * 4.0 + sh.qo_bytes / 2
     return hw.launch + max(hw.hbm_latency, nbytes / hw.hbm_achievable)
 
 
@@ -306,7 +306,8 @@ def flash_decoding(ahw: AttnHw, sh: AttentionShape) -> dict:
     while remaining > 0:
         active = min(remaining, slots)
         sharing = min(per_sm, math.ceil(active / hw.sms))
-        t += per_split * _block_time(ahw, br, bc, sh.head_dim, sh.kv_elem, active, sharing)
+        t += per_split * _block_time(ahw, br, bc, sh.mma_dim, sh.kv_elem, active, sharing,
+                                     tile_d=sh.tile_dim)
         t += hw.hbm_latency
         remaining -= active
         waves += 1
@@ -332,7 +333,8 @@ def lean_attention(ahw: AttnHw, sh: AttentionShape) -> dict:
     ctas = min(hw.sms * per_sm, total)
     most = math.ceil(total / ctas)                     # LeanTiles of the busiest CTA
     sharing = min(per_sm, math.ceil(ctas / hw.sms))
-    t = most * _block_time(ahw, br, bc, sh.head_dim, sh.kv_elem, ctas, sharing) + hw.hbm_latency
+    t = most * _block_time(ahw, br, bc, sh.mma_dim, sh.kv_elem, ctas, sharing,
+                           tile_d=sh.tile_dim) + hw.hbm_latency
     # partial states: a head spread over several CTAs is finished by its host CTA, which reads
     # the others' partial outputs (fp32 O, running max and sum) from L2 once they are flagged
     peers = math.ceil(tiles_per_unit / most) if tiles_per_unit > most else 1
@@ -367,13 +369,13 @@ def _per_head_ctas(ahw: AttnHw, sh: AttentionShape, l2_fraction: float = 1.0) ->
     hw = ahw.gpu
     ctas = sh.batch * sh.q_heads
     slots = hw.sms * 4   # 128-thread CTAs, small shared memory: several per SM
-    per_cta = 2.0 * sh.kv_len * sh.head_dim * sh.kv_elem
+    per_cta = 2.0 * sh.kv_len * sh.tile_dim * sh.kv_elem
     inflight = PAGED_WARPS * PAGED_BLOCK * sh.head_dim * sh.kv_elem
     shared = sh.group > 1
     latency = hw.l2_latency if shared else hw.hbm_latency
     cap = inflight / latency if latency > 0 else float("inf")
     active = min(ctas, slots)
-    per_token_ops = 4.0 * sh.head_dim + SOFTMAX_ALU_OPS   # q.k and p.v FMAs, softmax
+    per_token_ops = 4.0 * sh.mma_dim + SOFTMAX_ALU_OPS   # q.k and p.v FMAs, softmax
     t_compute = math.ceil(ctas / slots) * sh.kv_len * per_token_ops / \
         (ahw.sm_alu * 2 / max(1, math.ceil(active / hw.sms)))
     t_cta = math.ceil(ctas / slots) * per_cta / cap

@@ -1,7 +1,9 @@
 """``xpusim op``: cost of a single operation on an arch.
 
 Kinds: ``gemm`` (``--m --n --k [--batch]``); ``attention`` (fused, FlashAttention-style:
-``--batch --heads [--kv-heads] --q-len --kv-len [--head-dim]``; ``--q-len 1`` is a decode step);
+``--batch --heads [--kv-heads] --q-len --kv-len [--head-dim] [--v-dim] [--shared-kv]``;
+``--q-len 1`` is a decode step; ``--shared-kv``: the values are the keys' first ``--v-dim``
+channels, as multi-head latent attention reads its cache: FlashMLA on GPUs);
 the collectives ``allreduce``, ``allgather``, ``reducescatter``, ``alltoall``, ``send``
 (``--bytes`` per rank, ``--group`` devices); the vector ops ``softmax``, ``layernorm``,
 ``rmsnorm`` (``--rows --cols``, reduced along the columns), ``gelu``, ``silu`` (``--rows
@@ -51,6 +53,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kv-len", type=positive_int, help="attention: key/value tokens per sequence")
     p.add_argument("--head-dim", type=positive_int, default=128,
                    help="attention: head dimension (128)")
+    p.add_argument("--v-dim", type=positive_int, default=None,
+                   help="attention: value head dimension (default --head-dim)")
+    p.add_argument("--shared-kv", action="store_true",
+                   help="attention: the values are the keys' first --v-dim channels "
+                        "(latent attention, DeepSeek: --kv-heads 1 --head-dim 576 --v-dim 512)")
     p.add_argument("--bytes", type=positive_int, help="collectives: bytes each rank contributes")
     p.add_argument("--group", type=positive_int, help="collectives: devices taking part")
     p.add_argument("--rows", type=positive_int, help="vector ops: rows (tokens)")
@@ -97,8 +104,10 @@ def gemm_op(m: int, n: int, k: int, batch: int, dtype: str, weights: str = ""):
 
 
 def attention_op(batch: int, heads: int, kv_heads: int, q_len: int, kv_len: int,
-                 head_dim: int, dtype: str):
-    """Fused attention of ``batch`` sequences: ``q_len`` queries over ``kv_len`` keys."""
+                 head_dim: int, dtype: str, v_dim: int | None = None, shared_kv: bool = False):
+    """Fused attention of ``batch`` sequences: ``q_len`` queries over ``kv_len`` keys
+    (``v_dim``: value heads of another width; ``shared_kv``: the values are the keys' first
+    ``v_dim`` channels, one tensor, as latent attention reads its cache)."""
     from workloads.einsum import Cascade
     from workloads.errors import WorkloadError
     from workloads.models import ModelConfig
@@ -111,12 +120,25 @@ def attention_op(batch: int, heads: int, kv_heads: int, q_len: int, kv_len: int,
         raise WorkloadError("", "--kv-heads", f"{kv_heads} must divide --heads {heads}")
     if q_len > kv_len:
         raise WorkloadError("", "--q-len", f"{q_len} query tokens exceed --kv-len {kv_len}")
+    if shared_kv and (v_dim or head_dim) > head_dim:
+        raise WorkloadError("", "--v-dim", f"{v_dim} shared value channels exceed --head-dim "
+                                           f"{head_dim}")
     model = ModelConfig(name="op", family="llama", n_layers=1, d_model=heads * head_dim,
                         n_heads=heads, n_kv_heads=kv_heads, d_ff=4 * heads * head_dim,
                         vocab_size=32000, max_positions=max(kv_len, 2), head_dim=head_dim,
                         position="rope")
     sc = Scenario(batch=batch, prompt_len=kv_len, gen_len=2, dtype=dtype, attention="flash")
-    tpl = LayerBuilder(model, sc).attention(batch, q_len, kv_len)
+    builder = LayerBuilder(model, sc)
+    if v_dim is None and not shared_kv:
+        tpl = builder.attention(batch, q_len, kv_len)
+    else:   # the tracer's attention ops with a value width of their own
+        from workloads.einsum import TensorRef
+
+        sizes = {"b": batch, "g": kv_heads, "r": heads // kv_heads, "s": q_len, "n": kv_len,
+                 "e": head_dim, "f": v_dim or head_dim}
+        k = TensorRef("kv_latent" if shared_kv else "k_cache", tuple("bgne"), dtype, "kv_cache")
+        v = TensorRef("kv_latent" if shared_kv else "v_cache", tuple("bgnf"), dtype, "kv_cache")
+        tpl = builder.attention_ops(TensorRef("q", tuple("bgrse"), dtype), k, v, sizes, "bgrsf")
     comp = tpl[0].compute
     assert isinstance(comp, Cascade)
     phase = "decode" if q_len == 1 else "prefill"
@@ -175,7 +197,7 @@ def build_op(args: argparse.Namespace):
                        getattr(args, "weights", ""))
     if args.kind == "attention":
         return attention_op(args.batch, args.heads, args.kv_heads or args.heads, args.q_len,
-                            args.kv_len, args.head_dim, args.dtype)
+                            args.kv_len, args.head_dim, args.dtype, args.v_dim, args.shared_kv)
     if args.kind in COLLECTIVES:
         if args.group < 2:
             raise WorkloadError("", "--group", f"a collective needs at least 2 devices, "
@@ -192,6 +214,8 @@ def _shape(args: argparse.Namespace) -> dict:
     out = {k: getattr(args, k) for k in names}
     if args.kind == "attention":
         out["kv_heads"] = args.kv_heads or args.heads
+        if args.v_dim or args.shared_kv:
+            out.update(v_dim=args.v_dim or args.head_dim, shared_kv=args.shared_kv)
     return out
 
 
