@@ -617,3 +617,49 @@ def test_npu_pim_stages_group_the_new_ops():
     stages = LayerCosts(dev, lite, 1, "fp16").stages(4, 128)
     assert {"q_proj", "kv_a_proj", "kv_a_norm"} <= set(stages["pre"].ops)
     assert {"q_absorb", "qk", "av", "v_absorb"} <= set(stages["attn"].ops)
+
+
+STARCODER = {"model_type": "gpt_bigcode", "n_embd": 6144, "n_head": 48, "n_layer": 40,
+             "n_inner": 24576, "n_positions": 8192, "vocab_size": 49152, "multi_query": True,
+             "activation_function": "gelu_pytorch_tanh"}
+COMMAND_R = {"model_type": "cohere", "hidden_size": 8192, "intermediate_size": 22528,
+             "num_attention_heads": 64, "num_key_value_heads": 64, "num_hidden_layers": 40,
+             "vocab_size": 256000, "max_position_embeddings": 8192,
+             "tie_word_embeddings": True, "use_qk_norm": False, "logit_scale": 0.0625}
+DBRX = {"model_type": "dbrx", "d_model": 6144, "n_heads": 48, "n_layers": 40,
+        "max_seq_len": 32768, "vocab_size": 100352, "tie_word_embeddings": False,
+        "attn_config": {"kv_n_heads": 8, "clip_qkv": 8, "rope_theta": 500000},
+        "ffn_config": {"ffn_hidden_size": 10752, "moe_num_experts": 16, "moe_top_k": 4}}
+INTERNLM2_7B = {"model_type": "internlm2", "hidden_size": 4096, "intermediate_size": 14336,
+                "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32,
+                "vocab_size": 92544, "max_position_embeddings": 32768, "bias": False,
+                "tie_word_embeddings": False}
+
+
+def test_starcoder_command_r_dbrx_internlm2():
+    """StarCoder (BigCode: "15.5B"), GPT-2 with one shared KV head; Command R ("35B"), one
+    LayerNorm feeding attention and MLP in parallel; DBRX (Databricks: "132B total, 36B
+    active"), 16 experts top 4 from its nested configs; InternLM2-7B ("7B"), Llama-shaped."""
+    sc = model_from_hf_dict(STARCODER, "s")
+    assert (sc.n_kv_heads, sc.position, sc.tied_embeddings) == (1, "learned", True)
+    assert sc.param_count() == pytest.approx(15.5e9, rel=0.005)
+    cr = model_from_hf_dict(COMMAND_R, "c")
+    assert (cr.block, cr.norm, cr.tied_embeddings) == ("parallel", "layernorm", True)
+    assert cr.param_count() == pytest.approx(35e9, rel=0.01)
+    db = model_from_hf_dict(DBRX, "d")
+    assert (db.n_experts, db.top_k, db.n_kv_heads, db.d_ff) == (16, 4, 8, 10752)
+    assert db.param_count() == pytest.approx(132e9, rel=0.005)
+    assert db.active_param_count() == pytest.approx(36e9, rel=0.015)
+    il = model_from_hf_dict(INTERNLM2_7B, "i")
+    assert (il.n_kv_heads, il.bias) == (8, False)
+    assert il.param_count() == pytest.approx(7.74e9, rel=0.005)
+    # by hand: StarCoder's attention projects to 48 query heads and one K and one V head
+    attn = 6144 * (6144 + 2 * 128) + 6144 + 2 * 128 + 6144 * 6144 + 6144
+    assert sc.attention_params() == attn
+    with pytest.raises(WorkloadError, match="d.json: ffn_config: expected an object"):
+        model_from_hf_dict({**DBRX, "ffn_config": 3}, "d.json")
+    # Command R+'s query/key norm is traced in its parallel block too
+    plus = model_from_hf_dict({**COMMAND_R, "use_qk_norm": True}, "c")
+    names = [op.name for op in trace_model(plus, Scenario(batch=1, prompt_len=4, gen_len=2)).ops
+             if op.layer == 0 and op.phase == "prefill"]
+    assert names[names.index("qkv_proj") + 1] == "qk_norm"

@@ -10,12 +10,13 @@ from workloads.models import ModelConfig
 from workloads.safe_json import MAX_BYTES, JsonInputError, load_json_text
 
 _LLAMA_LIKE = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe",
-               "gemma", "gemma2", "gemma3_text", "phi3", "olmo2", "granite")
+               "gemma", "gemma2", "gemma3_text", "phi3", "olmo2", "granite", "internlm2")
 _GEMMA = ("gemma", "gemma2", "gemma3_text")
 _FALCON = ("falcon", "RefinedWebModel", "RefinedWeb")
 _DEEPSEEK = ("deepseek", "deepseek_v2", "deepseek_v3")
-SUPPORTED = (*_LLAMA_LIKE, "gemma3", "llama4", "llama4_text", "starcoder2", *_DEEPSEEK, "gpt2",
-             "opt", "bloom", "gpt_neox", "gptj", *_FALCON, "phi", "bert", "t5", "mamba")
+SUPPORTED = (*_LLAMA_LIKE, "gemma3", "llama4", "llama4_text", "starcoder2", *_DEEPSEEK,
+             "cohere", "dbrx", "gpt2", "gpt_bigcode", "opt", "bloom", "gpt_neox", "gptj",
+             *_FALCON, "phi", "bert", "t5", "mamba")
 #: model types whose config's ``sliding_window`` windows their attention (HF's
 #: Mistral/Mixtral/Starcoder2/Gemma2/Gemma3 attention read it; Qwen2/3 only under
 #: ``use_sliding_window``, false in their releases; Phi-3's is not modelled)
@@ -149,6 +150,30 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
             activation=_activation(r, "hidden_act", "gelu_pytorch_tanh"), position="rope",
             bias=r.bool("use_bias", True), tied_embeddings=r.bool("tie_word_embeddings", True),
             source=source, **_window(r, model_type))
+    if model_type == "gpt_bigcode":   # StarCoder, SantaCoder: GPT-2 with multi-query heads
+        heads = r.int("n_head")
+        return ModelConfig(
+            name=name, family="gpt_bigcode", n_layers=r.int("n_layer"),
+            d_model=r.int("n_embd"), n_heads=heads,
+            n_kv_heads=1 if r.bool("multi_query", True) else heads,
+            d_ff=r.int("n_inner", default=4 * r.int("n_embd")), vocab_size=r.int("vocab_size"),
+            max_positions=r.int("n_positions", "n_ctx"),
+            activation=_activation(r, "activation_function", "gelu_pytorch_tanh"),
+            tied_embeddings=r.bool("tie_word_embeddings", True), source=source)
+    if model_type == "cohere":   # Command R: one LayerNorm, attention and MLP in parallel
+        heads = r.int("num_attention_heads")
+        return ModelConfig(
+            name=name, family="cohere", n_layers=r.int("num_hidden_layers"),
+            d_model=r.int("hidden_size"), n_heads=heads,
+            n_kv_heads=r.int("num_key_value_heads", default=heads),
+            d_ff=r.int("intermediate_size"), vocab_size=r.int("vocab_size"),
+            max_positions=r.int("max_position_embeddings", default=8192),
+            activation="swiglu", position="rope", block="parallel",
+            bias=r.bool("attention_bias", False),
+            tied_embeddings=r.bool("tie_word_embeddings", True),
+            qk_norm="full" if r.bool("use_qk_norm", False) else "", source=source)
+    if model_type == "dbrx":
+        return _dbrx(r, name, source)
     if model_type == "gpt2":
         d = r.int("n_embd")
         return ModelConfig(
@@ -246,8 +271,9 @@ def _llama_like(r: _Reader, model_type: str, name: str, source: str) -> ModelCon
         head_dim=r.int("head_dim", default=d // heads), norm="rmsnorm",
         activation="swiglu" if act in ("silu", "gelu") else act,
         position="rope", tied_embeddings=r.bool("tie_word_embeddings", gemma),
-        # Qwen2 (HF Qwen2Attention): biases on q/k/v_proj only, none on o_proj or the MLP
-        bias=False if qwen else r.bool("attention_bias", False), qkv_bias=qwen,
+        # Qwen2 (HF Qwen2Attention): biases on q/k/v_proj only, none on o_proj or the MLP;
+        # InternLM2: ``bias`` on wqkv and wo
+        bias=False if qwen else r.bool("attention_bias", r.bool("bias", False)), qkv_bias=qwen,
         mlp_bias=r.bool("mlp_bias", False), n_experts=experts,
         top_k=r.int("num_experts_per_tok", default=2 if experts > 1 else 1),
         shared_ff=r.int("shared_expert_intermediate_size", default=0, minimum=0)
@@ -345,6 +371,30 @@ def _llama4(r: _Reader, name: str, source: str) -> ModelConfig:
         shared_ff=ff if experts > 1 else 0, moe_every=step,
         dense_ff=r.int("intermediate_size_mlp", default=ff) if step > 1 else 0,
         source=source, **window)
+
+
+def _dbrx(r: _Reader, name: str, source: str) -> ModelConfig:
+    """DBRX (HF DbrxConfig): its ``attn_config`` and ``ffn_config`` objects; a mixture of
+    ``moe_num_experts`` gated experts (top ``moe_top_k``) in every layer, LayerNorms without
+    biases (their gains counted as a LayerNorm's two vectors: d per norm more than the
+    checkpoint), no linear biases. ``clip_qkv`` (a clamp of the QKV output) is not traced."""
+    def section(key: str) -> _Reader:
+        value = r.data.get(key)
+        if not isinstance(value, dict):
+            raise WorkloadError(r.file, key, "expected an object")
+        return _Reader(value, r.file)
+
+    attn, ffn = section("attn_config"), section("ffn_config")
+    heads = r.int("n_heads")
+    experts = ffn.int("moe_num_experts")
+    return ModelConfig(
+        name=name, family="dbrx", n_layers=r.int("n_layers"), d_model=r.int("d_model"),
+        n_heads=heads, n_kv_heads=attn.int("kv_n_heads", default=heads),
+        d_ff=ffn.int("ffn_hidden_size"), vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_seq_len", default=32768), activation="swiglu",
+        position="rope", bias=False, tied_embeddings=r.bool("tie_word_embeddings", False),
+        n_experts=experts, top_k=ffn.int("moe_top_k", default=1) if experts > 1 else 1,
+        source=source)
 
 
 def _window(r: _Reader, model_type: str) -> dict[str, int]:

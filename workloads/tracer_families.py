@@ -96,6 +96,8 @@ def parallel_layer(bld: LayerBuilder, b: int, s: int, n: int, layer: int = 0
     qkv_width = (sh.heads + 2 * sh.kv_groups) * sh.head_dim
     ops = [OpTemplate("ln_attn", VECTOR, "norm", layernorm("ln_attn", "x", t, sh.d, bld.dt, rms)),
            bld._linear("qkv_proj", t, sh.d, qkv_width)]
+    if bld.m.qk_norm:   # Command R+: a norm of each query and key head
+        ops.append(bld.norm("qk_norm", "qk", t * (sh.heads + sh.kv_groups), True, sh.head_dim))
     ops += bld.rope(t)
     ops += bld.attention(b, s, n)
     ops.append(bld._linear("o_proj", t, sh.heads * sh.head_dim, sh.d))
