@@ -182,6 +182,9 @@ def write_sweep_report(df: pd.DataFrame, spec, out: str | Path,
     ``summary`` (from :func:`dse.runner.run_sweep`) gains ``pareto``: the front's point ids.
     """
     objectives = [(o.metric, o.goal) for o in spec.objectives]
+    # where no point ran (all infeasible) the table has no metric columns: empty ones, so
+    # that the report says "no feasible points" instead of failing
+    df = df.assign(**{m: float("nan") for m, _ in objectives if m not in df})
     axes = [a.path for a in spec.axes]
     params = axes + [d.target for d in spec.derived if d.kind == "free"]
     title = spec.name

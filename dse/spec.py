@@ -981,6 +981,17 @@ class _Loader:
         except SpecError as exc:
             raise self.err("axes", f"the first design point {first} is not a valid arch: "
                                    f"{exc.path}: {exc.message}") from None
+        if model_over:   # a model field the workloads' models cannot take (e.g. latent ranks
+            # on a model without latent attention): one line, not a sweep of failed points
+            import dataclasses
+
+            for w in spec.workloads:
+                try:
+                    dataclasses.replace(w.model, **model_over)
+                except WorkloadError as exc:
+                    raise self.err("axes", f"the first design point {first} gives workload "
+                                           f"'{w.name}' ({w.model.name}) an invalid model: "
+                                           f"{exc.path}: {exc.message}") from None
         if spec.serve is not None:  # its requests and engine build (without running)
             from dse.serve_eval import check_first_point
 

@@ -202,3 +202,14 @@ def test_spawned_workers_get_the_spec_by_pickle_and_agree(tmp_path):
         ex.close()
     want = evaluate_chunk(spec, items)
     assert [r["metrics"] for r in got] == [r["metrics"] for r in want]
+
+
+def test_a_sweep_where_no_point_runs_still_reports(tmp_path):
+    """Every point infeasible before it runs (tensor parallelism on a one-GPU arch): the
+    table has no metric column, and the report says there is no front instead of failing."""
+    spec = tiny(tmp_path, axes={"scenario.tp": [2, 4]}, constraints=[], derived={})
+    summary = run_sweep(spec, tmp_path / "out", report=True)
+    df = load_results(tmp_path / "out")
+    assert (df["status"] == "infeasible").all() and len(df) == 2
+    assert df["reason"].str.contains("--tp").all()
+    assert summary["pareto"] == [] and (tmp_path / "out" / "report.html").exists()

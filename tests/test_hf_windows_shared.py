@@ -663,3 +663,19 @@ def test_starcoder_command_r_dbrx_internlm2():
     names = [op.name for op in trace_model(plus, Scenario(batch=1, prompt_len=4, gen_len=2)).ops
              if op.layer == 0 and op.phase == "prefill"]
     assert names[names.index("qkv_proj") + 1] == "qk_norm"
+
+
+def test_sweep_refuses_a_model_field_the_model_cannot_take():
+    """A latent rank swept on a model without latent attention is one line at load time (the
+    axis, the workload and the field), not a sweep of failed points."""
+    from arch import SpecError
+    from dse import sweep_from_dict
+
+    with pytest.raises(SpecError, match="w.yaml: axes: the first design point .* gives "
+                                        "workload 'decode' \\(llama2-7b\\) an invalid model: "
+                                        "rope_dim: latent attention needs"):
+        sweep_from_dict({
+            "name": "bad", "arch": "h100", "axes": {"model.kv_lora_rank": [256, 512]},
+            "workloads": [{"name": "decode", "model": "llama2-7b", "batch": 1,
+                           "prompt_len": 64, "gen_len": 4}],
+            "objectives": [{"min": "tpot_s"}]}, "w.yaml")
