@@ -257,6 +257,14 @@ def test_qwen3_olmo2_granite_starcoder2_layouts():
                                 "intermediate_size": 11008, "num_hidden_layers": 32,
                                 "num_attention_heads": 32, "vocab_size": 100352}, "x")
         assert (m.norm, m.activation, m.family) == ("rmsnorm", "swiglu", kind)
+    # OLMo-2-1124-7B by hand: untied embeddings, and per layer the four projections, the
+    # gated MLP, two norms and the query/key norms' gain per channel of the projections
+    d, ff, layers = 4096, 11008, 32
+    by_hand = 2 * 100352 * d + layers * (4 * d * d + 3 * d * ff + 2 * d + 2 * d) + d
+    assert m.qk_norm == "" and by_hand == 7_298_617_344 == model_from_hf_dict(
+        {"model_type": "olmo2", "hidden_size": d, "intermediate_size": ff,
+         "num_hidden_layers": layers, "num_attention_heads": 32, "num_key_value_heads": 32,
+         "vocab_size": 100352, "tie_word_embeddings": False}, "x").param_count()
 
 
 def test_window_and_shared_expert_fields_checked():
@@ -679,3 +687,38 @@ def test_sweep_refuses_a_model_field_the_model_cannot_take():
             "workloads": [{"name": "decode", "model": "llama2-7b", "batch": 1,
                            "prompt_len": 64, "gen_len": 4}],
             "objectives": [{"min": "tpot_s"}]}, "w.yaml")
+
+
+def test_flash_mla_schedule_by_hand():
+    """FlashMLA's schedule (csrc get_mla_metadata: 64-token blocks, 5 blocks of overhead per
+    request, the SMs shared by the row blocks of each KV head) for 64 requests of 16,384 keys,
+    16 heads (one 64-row block): 132 CTAs, ceil(64 x (256 + 5) / 132) = 127 blocks for the
+    busiest, then a combine kernel over 132 splits' fp32 partials (512 values + max and sum a
+    row) and the output; with 128 heads x 2 query tokens, 4 row blocks share the SMs (and
+    each KV tile): 33 CTAs per row block, 507 blocks each, no combine."""
+    import math
+
+    from arch import load_arch
+    from sim.devices.base import device_for
+    from sim.gpu.attention import AttentionShape, _block_time, flash_mla
+
+    ahw = device_for(load_arch("h100"), "tile")._attn_hw("fp16")
+    hw = ahw.gpu
+    sh = AttentionShape(batch=64, q_heads=16, kv_heads=1, q_len=1, kv_len=16384, head_dim=576,
+                        v_dim=512, kv_shared=True)
+    res = flash_mla(ahw, sh)
+    assert (res["ctas"], res["splits"]) == (132, 132) and hw.sms == 132
+    block = _block_time(ahw, 64, 64, 544, 2.0, 132, 1, hw.attention_overlap, 1, 288)
+    combine = hw.launch + max(hw.hbm_latency, (132 * 16 * 514 * 4.0 + 64 * 16 * 512 * 2)
+                              / hw.hbm_achievable)
+    assert res["time"] == pytest.approx(127 * block + hw.hbm_latency + hw.launch + combine,
+                                        rel=1e-12)
+    wide = flash_mla(ahw, AttentionShape(batch=64, q_heads=128, kv_heads=1, q_len=2,
+                                         kv_len=16384, head_dim=576, v_dim=512,
+                                         kv_shared=True))
+    assert (wide["ctas"], wide["splits"]) == (132, 33)
+    # 33 splits for 64 requests: none spread over two CTAs, so no combine
+    wide_block = _block_time(ahw, 64, 64, 544, 2.0, 132, 1, hw.attention_overlap, 4, 288)
+    assert math.ceil(64 * (256 + 5) / 33) == 507
+    assert wide["time"] == pytest.approx(507 * wide_block + hw.hbm_latency + hw.launch,
+                                         rel=1e-12)
