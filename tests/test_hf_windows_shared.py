@@ -204,8 +204,8 @@ def test_gemma3_text_config_and_layer_types():
     assert by_types == m.__class__(**{**m.__dict__, "name": by_types.name,
                                       "source": by_types.source})
     types[0] = "full_attention"
-    with pytest.raises(WorkloadError, match="c.json: layer_types: expected every layer "
-                                            "sliding, or every n-th layer full"):
+    with pytest.raises(WorkloadError, match="c.json: layer_types: expected full_attention "
+                                            "at every n-th layer or none"):
         model_from_hf_dict({"model_type": "gemma3_text", **text, "layer_types": types},
                            "c.json")
 
@@ -546,6 +546,15 @@ def test_llama4_counts_and_layers():
     assert mav.active_param_count() == pytest.approx(17e9, rel=0.015)
     assert (scout.dense_layers(), mav.dense_layers()) == (0, 24)
     assert [mav.dense_layer(i) for i in range(4)] == [True, False, True, False]
+    rope = [int((i + 1) % 4 != 0) for i in range(48)]   # HF's default list, written out
+    text = LLAMA4_MAVERICK["text_config"]
+    assert model_from_hf_dict({"model_type": "llama4_text", **text, "no_rope_layers": rope},
+                              "m").global_every == 4
+    rope[0] = 0
+    with pytest.raises(WorkloadError, match="m.json: no_rope_layers: expected 0 at every "
+                                            "n-th layer or none"):
+        model_from_hf_dict({"model_type": "llama4_text", **text, "no_rope_layers": rope},
+                           "m.json")
     assert (mav.window_kind, mav.sliding_window, mav.windowed_layers(), mav.global_nope) == \
         ("chunked", 8192, 36, True)
     # by hand: a Maverick MoE layer holds 128 + 1 experts of 3 x 5,120 x 8,192 and a router,

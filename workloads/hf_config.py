@@ -343,19 +343,9 @@ def _llama4(r: _Reader, name: str, source: str) -> ModelConfig:
     window: dict[str, Any] = {}
     chunk = r.int("attention_chunk_size", default=0, minimum=0)
     if chunk:
-        rope = r.data.get("no_rope_layers")
-        if rope is None or rope == []:
-            every = 4
-        else:
-            if not isinstance(rope, list) or len(rope) != layers or \
-                    any(x not in (0, 1) or isinstance(x, bool) for x in rope):
-                raise WorkloadError(r.file, "no_rope_layers", f"expected {layers} entries, "
-                                                              "each 0 or 1")
-            full = [i for i, x in enumerate(rope) if x == 0]
-            every = full[0] + 1 if full else 0
-            if full and full != list(range(every - 1, layers, every)):
-                raise WorkloadError(r.file, "no_rope_layers", "expected every n-th layer "
-                                    "without RoPE (other patterns are not modelled)")
+        # HF Llama4TextConfig: no (or an empty) list means every 4th layer without RoPE
+        every = 4 if r.data.get("no_rope_layers") in (None, []) else \
+            _every_nth(r, "no_rope_layers", (0, 1), 0)
         window = {"sliding_window": chunk, "global_every": every, "window_kind": "chunked",
                   "global_nope": True}
     step = r.int("interleave_moe_layer_step", default=1) if experts > 1 else 0
@@ -413,20 +403,29 @@ def _window(r: _Reader, model_type: str) -> dict[str, int]:
         if model_type == "gemma3_text":
             every = r.int("sliding_window_pattern", default=every)
         return {"sliding_window": window, "global_every": every}
-    known = ("sliding_attention", "full_attention")
-    layers = r.int("num_hidden_layers")
-    if not isinstance(types, list) or len(types) != layers or any(t not in known for t in types):
-        raise WorkloadError(r.file, "layer_types", f"expected a list of {layers} entries, each "
-                                                   f"{' or '.join(known)}")
-    full = [i for i, t in enumerate(types) if t == "full_attention"]
-    if not full:
-        return {"sliding_window": window, "global_every": 0}
-    every = full[0] + 1
-    if full != list(range(every - 1, len(types), every)):
-        raise WorkloadError(r.file, "layer_types", "expected every layer sliding, or every "
-                                                   "n-th layer full (other patterns are not "
-                                                   "modelled)")
+    every = _every_nth(r, "layer_types", ("sliding_attention", "full_attention"),
+                       "full_attention")
     return {"sliding_window": window, "global_every": every}
+
+
+def _every_nth(r: _Reader, key: str, known: tuple, marked: Any) -> int:
+    """``n`` where the per-layer list ``key`` holds ``marked`` at every n-th layer (layers n-1,
+    2n-1, ...) and the other value of ``known`` elsewhere; 0 where no layer is marked. Another
+    pattern, or a list not one entry per layer, is a one-line error naming ``key``."""
+    layers = r.int("num_hidden_layers")
+    values = r.data.get(key)
+    if not isinstance(values, list) or len(values) != layers or \
+            any(isinstance(v, bool) or v not in known for v in values):
+        raise WorkloadError(r.file, key, f"expected a list of {layers} entries, each "
+                                         f"{' or '.join(map(str, known))}")
+    at = [i for i, v in enumerate(values) if v == marked]
+    if not at:
+        return 0
+    every = at[0] + 1
+    if at != list(range(every - 1, layers, every)):
+        raise WorkloadError(r.file, key, f"expected {marked} at every n-th layer or none "
+                                         "(other patterns are not modelled)")
+    return every
 
 
 def _family(r: _Reader, model_type: str, name: str, source: str) -> ModelConfig:

@@ -397,12 +397,19 @@ def _opt(name: str, layers: int, d: int, heads: int) -> ModelConfig:
                        source=f"Hugging Face facebook/{name} config.json (Zhang et al. 2022)")
 
 
+def _hf_shaped(name: str, family: str, source: str, **shape) -> ModelConfig:
+    """A Llama-shaped decoder of a Hugging Face family (RMSNorm, gated MLP, RoPE, untied head,
+    no biases unless ``shape`` says otherwise), as workloads/hf_config.py reads its config.json
+    (tests/test_hf_windows_shared.py checks each preset against that reading)."""
+    base = dict(norm="rmsnorm", activation="swiglu", position="rope", tied_embeddings=False,
+                bias=False)
+    return ModelConfig(name=name, family=family, source=source, **{**base, **shape})
+
+
 def _llama(name: str, layers: int, d: int, heads: int, kv: int, ff: int, vocab: int,
            positions: int, source: str) -> ModelConfig:
-    return ModelConfig(name=name, family="llama", n_layers=layers, d_model=d, n_heads=heads,
-                       n_kv_heads=kv, d_ff=ff, vocab_size=vocab, max_positions=positions,
-                       norm="rmsnorm", activation="swiglu", position="rope",
-                       tied_embeddings=False, bias=False, source=source)
+    return _hf_shaped(name, "llama", source, n_layers=layers, d_model=d, n_heads=heads,
+                      n_kv_heads=kv, d_ff=ff, vocab_size=vocab, max_positions=positions)
 
 
 _PRESETS: list[ModelConfig] = [
@@ -525,15 +532,6 @@ _PRESETS += [
                    "(7,751,248,896 non-embedding parameters; GeGLU counted as a gated MLP)"),
             family="gemma", head_dim=256, tied_embeddings=True),
 ]
-
-def _hf_shaped(name: str, family: str, source: str, **shape) -> ModelConfig:
-    """A Llama-shaped decoder of a Hugging Face family (RMSNorm, gated MLP, RoPE, untied head,
-    no biases unless ``shape`` says otherwise), as workloads/hf_config.py reads its config.json
-    (tests/test_hf_windows_shared.py checks each preset against that reading)."""
-    base = dict(norm="rmsnorm", activation="swiglu", position="rope", tied_embeddings=False,
-                bias=False)
-    return ModelConfig(name=name, family=family, source=source, **{**base, **shape})
-
 
 # config.json values as published; where each copy was read: docs/models.md
 _PRESETS += [
