@@ -203,6 +203,10 @@ def test_gemma3_text_config_and_layer_types():
                                    "sliding_window_pattern": None, "layer_types": types}, "x")
     assert by_types == m.__class__(**{**m.__dict__, "name": by_types.name,
                                       "source": by_types.source})
+    with pytest.raises(WorkloadError, match="g.json: text_config.num_attention_heads: "
+                                            "missing required field"):
+        model_from_hf_dict({"model_type": "gemma3", "text_config": {"hidden_size": 64}},
+                           "g.json")
     types[0] = "full_attention"
     with pytest.raises(WorkloadError, match="c.json: layer_types: expected full_attention "
                                             "at every n-th layer or none"):

@@ -132,7 +132,11 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
         if not isinstance(text, dict):
             raise WorkloadError(file, "text_config", "expected an object (the text decoder's "
                                                      "config)")
-        return _build_model({**text, "model_type": f"{model_type}_text"}, file, name)
+        try:
+            return _build_model({**text, "model_type": f"{model_type}_text"}, file, name)
+        except WorkloadError as exc:   # the field as the file nests it
+            raise WorkloadError(file, f"text_config.{exc.path}" if exc.path else "text_config",
+                                exc.message) from None
     if model_type == "llama4_text":
         return _llama4(r, name, source)
     if model_type in _LLAMA_LIKE:
