@@ -366,20 +366,20 @@ class _LayerRun:
             w["abs32"] = a32 if a32.ndim == 3 else a32[None]
         return w["abs32"]
 
-    def _op_qkv_proj(self, op: Op, checked: bool) -> tuple:
-        res = self._linear(op, self.env["h_attn"], checked)
-        self.env["qkv"] = res[0][0]
+    def _project(self, op: Op, src: str, dst: str, checked: bool) -> tuple:
+        """A linear layer of ``env[src]`` into ``env[dst]``."""
+        res = self._linear(op, self.env[src], checked)
+        self.env[dst] = res[0][0]
         return res
+
+    def _op_qkv_proj(self, op: Op, checked: bool) -> tuple:
+        return self._project(op, "h_attn", "qkv", checked)
 
     def _op_o_proj(self, op: Op, checked: bool) -> tuple:
-        res = self._linear(op, self.env["attn"], checked)
-        self.env["o"] = res[0][0]
-        return res
+        return self._project(op, "attn", "o", checked)
 
     def _op_router(self, op: Op, checked: bool) -> tuple:
-        res = self._linear(op, self.env["h_ffn"], checked)
-        self.env["router_logits"] = res[0][0]
-        return res
+        return self._project(op, "h_ffn", "router_logits", checked)
 
     def _op_lm_head(self, op: Op, checked: bool) -> tuple:
         res = self._linear(op, self.env.get("h_final", self.env["x"]), checked)
@@ -389,16 +389,12 @@ class _LayerRun:
     def _op_ffn_up(self, op: Op, checked: bool) -> tuple:
         if self.m.is_moe:
             return self._moe_linear(op, "h_ffn", "up", checked)
-        res = self._linear(op, self.env["h_ffn"], checked)
-        self.env["up"] = res[0][0]
-        return res
+        return self._project(op, "h_ffn", "up", checked)
 
     def _op_ffn_down(self, op: Op, checked: bool) -> tuple:
         if self.m.is_moe:
             return self._moe_linear(op, "act", "down", checked)
-        res = self._linear(op, self.env["act"], checked)
-        self.env["down"] = res[0][0]
-        return res
+        return self._project(op, "act", "down", checked)
 
     # --- MoE ----------------------------------------------------------------------------------
     def _routing(self, experts: int, per_expert: int) -> None:
@@ -529,17 +525,13 @@ class _LayerRun:
 
     # --- shared experts (Qwen2-MoE, DeepSeekMoE) and post-norms (Gemma 2/3) ---------------
     def _op_shared_up(self, op: Op, checked: bool) -> tuple:
-        res = self._linear(op, self.env["h_ffn"], checked)
-        self.env["shared_up"] = res[0][0]
-        return res
+        return self._project(op, "h_ffn", "shared_up", checked)
 
     def _op_shared_act(self, op: Op, checked: bool) -> tuple:
         return self._activate("shared_up", "shared_act")
 
     def _op_shared_down(self, op: Op, checked: bool) -> tuple:
-        res = self._linear(op, self.env["shared_act"], checked)
-        self.env["shared_down"] = res[0][0]
-        return res
+        return self._project(op, "shared_act", "shared_down", checked)
 
     def _op_shared_add(self, op: Op, checked: bool) -> tuple:
         return self._add(self.env["moe_out"], self.env["shared_down"], "moe_out")
