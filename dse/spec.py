@@ -47,7 +47,7 @@ from dse.expr import Expr, ExprError, parse_expr
 from dse.space import Axis
 from dse.strategies import MAX_POINTS
 from workloads.errors import WorkloadError
-from workloads.models import ModelConfig
+from workloads.models import ZERO_OK, ModelConfig
 from workloads.scenario import MAX_COUNT, Scenario
 
 TOP_KEYS = ("name", "description", "arch", "axes", "derived", "metrics", "constraints",
@@ -69,7 +69,7 @@ ARCH_AXIS = "arch"
 MODEL_FIELDS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size",
                 "max_positions", "head_dim", "n_experts", "top_k", "shared_ff",
                 "sliding_window", "global_every", "first_dense", "moe_every", "dense_ff",
-                "q_lora_rank", "kv_lora_rank")
+                "q_lora_rank", "kv_lora_rank", "nope_every")
 WORKLOAD_KEYS = ("name", "model", "weight", "layers", *SCENARIO_FIELDS, *RUN_FIELDS)
 RESERVED_ROOTS = ("scenario", "model", "serve")
 SYSTEM_DERIVED = ("interconnect", "system")  # a system arch derives these from its topology
@@ -584,11 +584,13 @@ class _Loader:
                 raise self.err(where, f"unknown model field '{rest}'{_hint(rest, MODEL_FIELDS)}"
                                       f" (expected one of {', '.join(MODEL_FIELDS)})")
 
+            low = 0 if rest in ZERO_OK else 1   # 0: absent (no window, no layer without RoPE)
+
             def parse_model(w: str, raw: Any) -> Any:
                 if isinstance(raw, float) and raw.is_integer():
                     raw = int(raw)
-                if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
-                    raise self.err(w, f"expected a positive integer, got {raw!r}")
+                if isinstance(raw, bool) or not isinstance(raw, int) or raw < low:
+                    raise self.err(w, f"expected an integer >= {low}, got {raw!r}")
                 return raw
             return "model", parse_model, "int", ""
         try:

@@ -92,6 +92,16 @@ def relu(x: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
+def relu2(x: np.ndarray) -> np.ndarray:
+    """relu(x)^2 (squared ReLU, So et al. 2021; Nemotron's MLP)."""
+    flat = x.reshape(-1)
+    y = np.empty_like(flat)
+    for i in range(flat.size):
+        y[i] = flat[i] * flat[i] if flat[i] > 0.0 else 0.0
+    return y.reshape(x.shape)
+
+
+@njit(cache=True)
 def swiglu(gate: np.ndarray, up: np.ndarray) -> np.ndarray:
     """silu(gate) * up (Shazeer 2020; Llama's MLP)."""
     g = gate.reshape(-1)
@@ -104,9 +114,9 @@ def swiglu(gate: np.ndarray, up: np.ndarray) -> np.ndarray:
 
 
 def activation(name: str, x: np.ndarray) -> np.ndarray:
-    """Apply the activation called ``name`` (gelu = tanh form, gelu_erf, silu, relu)."""
+    """Apply the activation called ``name`` (gelu = tanh form, gelu_erf, silu, relu, relu2)."""
     fn = {"gelu": gelu_tanh, "gelu_tanh": gelu_tanh, "gelu_erf": gelu_erf, "silu": silu,
-          "relu": relu}.get(name)
+          "relu": relu, "relu2": relu2}.get(name)
     if fn is None:
         raise ValueError(f"unknown activation '{name}'")
     return fn(np.ascontiguousarray(x, dtype=np.float64))

@@ -559,8 +559,8 @@ def test_llama4_counts_and_layers():
                                             "n-th layer or none"):
         model_from_hf_dict({"model_type": "llama4_text", **text, "no_rope_layers": rope},
                            "m.json")
-    assert (mav.window_kind, mav.sliding_window, mav.windowed_layers(), mav.global_nope) == \
-        ("chunked", 8192, 36, True)
+    assert (mav.window_kind, mav.sliding_window, mav.windowed_layers(), mav.nope_every) == \
+        ("chunked", 8192, 36, 4)
     # by hand: a Maverick MoE layer holds 128 + 1 experts of 3 x 5,120 x 8,192 and a router,
     # a dense layer one 3 x 5,120 x 16,384 MLP
     d = 5120
@@ -578,7 +578,7 @@ def test_chunked_decode_and_interleaved_layers(monkeypatch):
                     norm="rmsnorm", activation="swiglu", position="rope",
                     tied_embeddings=False, bias=False, n_experts=4, top_k=1, shared_ff=32,
                     moe_every=2, dense_ff=128, sliding_window=8, global_every=4,
-                    window_kind="chunked", global_nope=True)
+                    window_kind="chunked", nope_every=4)
     want = _folds_like_op_by_op(m, Scenario(batch=2, prompt_len=5, gen_len=20), monkeypatch)
     per_key = 2 * 2 * 4 * 16
     for op in want:

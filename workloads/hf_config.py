@@ -6,33 +6,36 @@ from pathlib import Path
 from typing import Any
 
 from workloads.errors import WorkloadError
+from workloads.hf_families import FAMILIES, read_family
+from workloads.hf_fields import HF_ACTIVATIONS, ConfigReader, activation_of, every_nth
 from workloads.models import ModelConfig
 from workloads.safe_json import MAX_BYTES, JsonInputError, load_json_text
 
 _LLAMA_LIKE = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe",
-               "gemma", "gemma2", "gemma3_text", "phi3", "olmo2", "granite", "internlm2")
+               "gemma", "gemma2", "gemma3_text", "phi3", "olmo2", "granite", "internlm2",
+               "gpt_oss", "olmoe", "smollm3", "granitemoe", "qwen2_vl", "qwen2_5_vl",
+               "olmo3", "minimax_m2", "seed_oss")
 _GEMMA = ("gemma", "gemma2", "gemma3_text")
 _FALCON = ("falcon", "RefinedWebModel", "RefinedWeb")
+#: multimodal configs whose ``text_config`` is the decoder: the model type it is read as (None:
+#: its own ``model_type``, Mistral Small 3.1's ``mistral`` by default)
+_NESTED = {"gemma3": "gemma3_text", "llama4": "llama4_text", "mistral3": None,
+           "qwen3_vl": "qwen3", "qwen3_vl_moe": "qwen3_moe"}
 _DEEPSEEK = ("deepseek", "deepseek_v2", "deepseek_v3")
-SUPPORTED = (*_LLAMA_LIKE, "gemma3", "llama4", "llama4_text", "starcoder2", *_DEEPSEEK,
+SUPPORTED = (*_LLAMA_LIKE, *_NESTED, "llama4_text", "starcoder2", *_DEEPSEEK,
              "cohere", "dbrx", "gpt2", "gpt_bigcode", "opt", "bloom", "gpt_neox", "gptj",
-             *_FALCON, "phi", "bert", "t5", "mamba")
+             *_FALCON, "phi", "bert", "t5", "mamba", *FAMILIES)
 #: model types whose config's ``sliding_window`` windows their attention (HF's
 #: Mistral/Mixtral/Starcoder2/Gemma2/Gemma3 attention read it; Qwen2/3 only under
 #: ``use_sliding_window``, false in their releases; Phi-3's is not modelled)
-_WINDOWED = ("mistral", "mixtral", "starcoder2", "gemma2", "gemma3_text")
+_WINDOWED = ("mistral", "mixtral", "starcoder2", "gemma2", "gemma3_text", "gpt_oss", "olmo3")
 #: windowed models whose every n-th layer reads every key (HF Gemma2: odd layers; Gemma3:
 #: ``sliding_window_pattern``, 6 by default), where the config has no ``layer_types``
-_GLOBAL_EVERY = {"gemma2": 2, "gemma3_text": 6}
+_GLOBAL_EVERY = {"gemma2": 2, "gemma3_text": 6, "olmo3": 4}
 #: query/key norms (HF Qwen3Attention, Gemma3Attention: per head dimension; Olmo2Attention:
 #: over the projections)
-_QK_NORM = {"qwen3": "head", "qwen3_moe": "head", "gemma3_text": "head", "olmo2": "full"}
-#: Hugging Face activation names (transformers ``ACT2FN``) -> the tracer's operator
-HF_ACTIVATIONS = {
-    "gelu": "gelu", "gelu_new": "gelu", "gelu_fast": "gelu", "gelu_pytorch_tanh": "gelu",
-    "quick_gelu": "gelu", "gelu_accurate": "gelu", "relu": "relu", "silu": "silu",
-    "swish": "silu", "sigmoid": "sigmoid", "tanh": "tanh",
-}
+_QK_NORM = {"qwen3": "head", "qwen3_moe": "head", "gemma3_text": "head", "olmo2": "full",
+            "olmoe": "full", "olmo3": "full"}
 #: config.json keys that hold each ModelConfig field (errors name the key of the file)
 _HF_KEYS = {
     "n_layers": ("num_hidden_layers", "n_layer"),
@@ -49,44 +52,6 @@ _HF_KEYS = {
 }
 
 
-class _Reader:
-    """Typed field access with errors that name the file and the field."""
-
-    def __init__(self, data: dict[str, Any], file: str):
-        self.data = data
-        self.file = file
-
-    def int(self, *keys: str, default: int | None = None, minimum: int = 1) -> int:
-        for key in keys:
-            if key in self.data and self.data[key] is not None:
-                value = self.data[key]
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise WorkloadError(self.file, key, f"expected an integer, got {value!r}")
-                if value < minimum:
-                    raise WorkloadError(self.file, key, f"expected an integer >= {minimum}, "
-                                                        f"got {value}")
-                return value
-        if default is None:
-            raise WorkloadError(self.file, keys[0], "missing required field (an integer)")
-        return default
-
-    def bool(self, key: str, default: bool) -> bool:
-        value = self.data.get(key, default)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise WorkloadError(self.file, key, f"expected true or false, got {value!r}")
-        return value
-
-    def str(self, key: str, default: str) -> str:
-        value = self.data.get(key, default)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            raise WorkloadError(self.file, key, f"expected a text value, got {value!r}")
-        return value
-
-
 def model_from_hf_dict(data: Any, file: str = "config.json",
                        name: str | None = None) -> ModelConfig:
     """Build a :class:`ModelConfig` from the parsed JSON of a Hugging Face config."""
@@ -97,14 +62,6 @@ def model_from_hf_dict(data: Any, file: str = "config.json",
     if model.head_dim < 1:
         raise WorkloadError(file, "hidden_size", "expected at least one dimension per head")
     return model
-
-
-def _activation(r: _Reader, key: str, default: str) -> str:
-    act = r.str(key, default)
-    if act not in HF_ACTIVATIONS:
-        raise WorkloadError(r.file, key, f"unknown activation '{act[:40]}' (known: "
-                                         f"{', '.join(HF_ACTIVATIONS)})")
-    return HF_ACTIVATIONS[act]
 
 
 def _build(data: Any, file: str, name: str | None) -> ModelConfig:
@@ -121,24 +78,29 @@ def _build(data: Any, file: str, name: str | None) -> ModelConfig:
 def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
     if not isinstance(data, dict):
         raise WorkloadError(file, "", f"expected a JSON object, got {type(data).__name__}")
-    r = _Reader(data, file)
+    r = ConfigReader(data, file)
     model_type = r.str("model_type", "")
     if not model_type:
         raise WorkloadError(file, "model_type", "missing required field (a text value)")
     name = name or Path(file).parent.name or model_type
     source = f"Hugging Face config.json read from {file}"
-    if model_type in ("gemma3", "llama4"):   # with a vision tower: the text decoder's config
+    nested = model_type in _NESTED or (model_type not in SUPPORTED and isinstance(
+        data.get("text_config"), dict) and data["text_config"].get("model_type") in SUPPORTED)
+    if nested:   # with a vision tower (LLaVA, PaliGemma, ...): the text decoder's config
         text = data.get("text_config")
         if not isinstance(text, dict):
             raise WorkloadError(file, "text_config", "expected an object (the text decoder's "
                                                      "config)")
+        inner = _NESTED.get(model_type) or text.get("model_type", "mistral")
         try:
-            return _build_model({**text, "model_type": f"{model_type}_text"}, file, name)
+            return _build_model({**text, "model_type": inner}, file, name)
         except WorkloadError as exc:   # the field as the file nests it
             raise WorkloadError(file, f"text_config.{exc.path}" if exc.path else "text_config",
                                 exc.message) from None
     if model_type == "llama4_text":
         return _llama4(r, name, source)
+    if model_type in FAMILIES:
+        return read_family(model_type, r, name, source)
     if model_type in _LLAMA_LIKE:
         return _llama_like(r, model_type, name, source)
     if model_type in _DEEPSEEK:
@@ -151,7 +113,7 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
             n_kv_heads=r.int("num_key_value_heads", default=heads),
             d_ff=r.int("intermediate_size"), vocab_size=r.int("vocab_size"),
             max_positions=r.int("max_position_embeddings", default=4096),
-            activation=_activation(r, "hidden_act", "gelu_pytorch_tanh"), position="rope",
+            activation=activation_of(r, "hidden_act", "gelu_pytorch_tanh"), position="rope",
             bias=r.bool("use_bias", True), tied_embeddings=r.bool("tie_word_embeddings", True),
             source=source, **_window(r, model_type))
     if model_type == "gpt_bigcode":   # StarCoder, SantaCoder: GPT-2 with multi-query heads
@@ -162,7 +124,7 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
             n_kv_heads=1 if r.bool("multi_query", True) else heads,
             d_ff=r.int("n_inner", default=4 * r.int("n_embd")), vocab_size=r.int("vocab_size"),
             max_positions=r.int("n_positions", "n_ctx"),
-            activation=_activation(r, "activation_function", "gelu_pytorch_tanh"),
+            activation=activation_of(r, "activation_function", "gelu_pytorch_tanh"),
             tied_embeddings=r.bool("tie_word_embeddings", True), source=source)
     if model_type == "cohere":   # Command R: one LayerNorm, attention and MLP in parallel
         heads = r.int("num_attention_heads")
@@ -172,7 +134,7 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
             n_kv_heads=r.int("num_key_value_heads", default=heads),
             d_ff=r.int("intermediate_size"), vocab_size=r.int("vocab_size"),
             max_positions=r.int("max_position_embeddings", default=8192),
-            activation="swiglu", position="rope", block="parallel",
+            activation="swiglu", position="rope", block="parallel", norm_bias=False,
             bias=r.bool("attention_bias", False),
             tied_embeddings=r.bool("tie_word_embeddings", True),
             qk_norm="full" if r.bool("use_qk_norm", False) else "", source=source)
@@ -195,7 +157,7 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
             d_model=r.int("hidden_size"), n_heads=heads, n_kv_heads=heads,
             d_ff=r.int("ffn_dim"), vocab_size=r.int("vocab_size"),
             max_positions=r.int("max_position_embeddings"), position_offset=2,
-            activation=_activation(r, "activation_function", "relu"),
+            activation=activation_of(r, "activation_function", "relu"),
             tied_embeddings=r.bool("tie_word_embeddings", True), source=source)
     if model_type == "bloom":
         d = r.int("hidden_size", "n_embed")
@@ -220,7 +182,7 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
             name=name, family="gptj", n_layers=r.int("n_layer"), d_model=d, n_heads=heads,
             n_kv_heads=heads, d_ff=r.int("n_inner", default=4 * d),
             vocab_size=r.int("vocab_size"), max_positions=r.int("n_positions", default=2048),
-            activation=_activation(r, "activation_function", "gelu_new"), position="rope",
+            activation=activation_of(r, "activation_function", "gelu_new"), position="rope",
             rotary_dim=r.int("rotary_dim", default=0, minimum=0), block="parallel",
             bias=False, mlp_bias=True, head_bias=True,
             tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
@@ -231,35 +193,37 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
     if model_type == "phi":  # HF Phi (phi-1, phi-1.5, phi-2): parallel block, biases everywhere
         heads = r.int("num_attention_heads")
         d = r.int("hidden_size")
-        factor = data.get("partial_rotary_factor", 0.5)
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) \
-                or not 0 < factor <= 1:
-            raise WorkloadError(file, "partial_rotary_factor", f"expected a number in (0, 1], "
-                                                               f"got {factor!r:.40}")
+        factor = r.fraction("partial_rotary_factor", 0.5)
         return ModelConfig(
             name=name, family="phi", n_layers=r.int("num_hidden_layers"), d_model=d,
             n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
             d_ff=r.int("intermediate_size"), vocab_size=r.int("vocab_size"),
             max_positions=r.int("max_position_embeddings", default=2048),
-            activation=_activation(r, "hidden_act", "gelu_new"), position="rope",
+            activation=activation_of(r, "hidden_act", "gelu_new"), position="rope",
             rotary_dim=int(factor * (d // heads)), block="parallel", head_bias=True,
             tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
     raise WorkloadError(file, "model_type", f"unsupported model_type '{model_type}' "
                                             f"(supported: {', '.join(SUPPORTED)})")
 
 
-def _llama_like(r: _Reader, model_type: str, name: str, source: str) -> ModelConfig:
+def _llama_like(r: ConfigReader, model_type: str, name: str, source: str) -> ModelConfig:
     """Llama-shaped decoders: RMSNorm, RoPE, a gated MLP (or mixture of them), grouped-query
-    attention; the norms of the queries and keys (Qwen3, OLMo 2, Gemma 3). Not traced, each
+    attention; the norms of the queries and keys (Qwen3, OLMo 2/3, OLMoE, Gemma 3, MiniMax-M2);
+    gpt-oss's biases (attention, experts, router), sinks and alternating 128-token window;
+    OLMo 3's window in three of four layers; SmolLM3's layers without RoPE; MiniMax-M2's
+    partial RoPE and router bias; Seed-OSS's separate output-projection bias. Not traced, each
     under 1% of a layer's work: Gemma 2's logit soft-capping, Granite's multipliers, Qwen2-MoE's
-    gate on its shared experts (its parameters are counted)."""
+    gate on its shared experts (its parameters are counted). OLMo 2/3 norm after attention and
+    after the MLP instead of before: the same two norms a layer, traced in the pre-norm place."""
     heads = r.int("num_attention_heads")
     d = r.int("hidden_size")
     experts = r.int("num_local_experts", "num_experts", default=1)
     gemma = model_type in _GEMMA   # Gemma ties the LM head to the embedding, gated GELU MLP
-    act = _activation(r, "hidden_activation" if "hidden_activation" in r.data else
+    act = activation_of(r, "hidden_activation" if "hidden_activation" in r.data else
                       "hidden_act", "gelu_pytorch_tanh" if gemma else "silu")
-    qwen = model_type in ("qwen2", "qwen2_moe")
+    qwen = model_type in ("qwen2", "qwen2_moe", "qwen2_vl", "qwen2_5_vl")
+    seed = model_type == "seed_oss"
+    minimax = model_type == "minimax_m2"
     step = r.int("decoder_sparse_step", default=1) if experts > 1 else 0
     if experts > 1 and r.data.get("mlp_only_layers"):   # Qwen-MoE: dense layers by list
         raise WorkloadError(r.file, "mlp_only_layers", "expected [] (dense layers by list are "
@@ -276,14 +240,29 @@ def _llama_like(r: _Reader, model_type: str, name: str, source: str) -> ModelCon
         activation="swiglu" if act in ("silu", "gelu") else act,
         position="rope", tied_embeddings=r.bool("tie_word_embeddings", gemma),
         # Qwen2 (HF Qwen2Attention): biases on q/k/v_proj only, none on o_proj or the MLP;
-        # InternLM2: ``bias`` on wqkv and wo
-        bias=False if qwen else r.bool("attention_bias", r.bool("bias", False)), qkv_bias=qwen,
+        # InternLM2: ``bias`` on wqkv and wo; Seed-OSS: ``attention_bias`` on q/k/v_proj,
+        # ``attention_out_bias`` on o_proj
+        bias=False if qwen or seed else r.bool("attention_bias", r.bool("bias", False)),
+        qkv_bias=qwen or (seed and r.bool("attention_bias", True)),
+        attn_bias=seed and r.bool("attention_bias", True)
+        and r.bool("attention_out_bias", False),
         mlp_bias=r.bool("mlp_bias", False), n_experts=experts,
-        top_k=r.int("num_experts_per_tok", default=2 if experts > 1 else 1),
-        shared_ff=r.int("shared_expert_intermediate_size", default=0, minimum=0)
-        if experts > 1 else 0,
+        top_k=r.int("num_experts_per_tok", "experts_per_token",
+                    default=2 if experts > 1 else 1),
+        # gpt-oss (HF GptOssAttention, GptOssTopKRouter): a learned sink logit per head, a
+        # bias on the router's scores
+        attn_sinks=model_type == "gpt_oss",
+        router_bias=experts > 1 and (model_type == "gpt_oss" or (
+            minimax and r.bool("use_routing_bias", False))),
+        # SmolLM3 (HF SmolLM3Config): no_rope_layers holds 0 where a layer applies no RoPE
+        nope_every=every_nth(r, "no_rope_layers", (0, 1), 0)
+        if model_type == "smollm3" and r.data.get("no_rope_layers") is not None else 0,
+        shared_ff=r.int("shared_expert_intermediate_size", "shared_intermediate_size",
+                        default=0, minimum=0) if experts > 1 else 0,
         post_norms=model_type in ("gemma2", "gemma3_text"),
-        qk_norm=_QK_NORM.get(model_type, ""),
+        qk_norm=_minimax_qk_norm(r) if minimax else _QK_NORM.get(model_type, ""),
+        # MiniMax-M2: RoPE on the first rotary_dim channels of each head
+        rotary_dim=r.int("rotary_dim", default=0, minimum=0) if minimax else 0,
         shared_gate=experts > 1 and model_type == "qwen2_moe"
         and bool(r.int("shared_expert_intermediate_size", default=0, minimum=0)),
         # HF Qwen2MoeDecoderLayer: a mixture of experts where (i + 1) % step == 0, else an
@@ -293,7 +272,16 @@ def _llama_like(r: _Reader, model_type: str, name: str, source: str) -> ModelCon
         **_window(r, model_type))
 
 
-def _deepseek(r: _Reader, model_type: str, name: str, source: str) -> ModelConfig:
+def _minimax_qk_norm(r: ConfigReader) -> str:
+    """MiniMax-M2's query/key norms (HF MiniMaxM2Attention): over the whole projections where
+    ``qk_norm_type`` is ``per_layer`` (its release), per head otherwise; none without
+    ``use_qk_norm``."""
+    if not r.bool("use_qk_norm", False):
+        return ""
+    return "full" if r.str("qk_norm_type", "per_layer") == "per_layer" else "head"
+
+
+def _deepseek(r: ConfigReader, model_type: str, name: str, source: str) -> ModelConfig:
     """DeepSeekMoE (``deepseek``), DeepSeek-V2 and V3: routed and shared experts, the first
     ``first_k_dense_replace`` layers dense (``intermediate_size`` wide); V2/V3 with multi-head
     latent attention. V3's multi-token-prediction module (``num_nextn_predict_layers``) is not
@@ -331,7 +319,7 @@ def _deepseek(r: _Reader, model_type: str, name: str, source: str) -> ModelConfi
         router_bias=moe and r.str("topk_method", "") == "noaux_tc", source=source, **latent)
 
 
-def _llama4(r: _Reader, name: str, source: str) -> ModelConfig:
+def _llama4(r: ConfigReader, name: str, source: str) -> ModelConfig:
     """Llama 4 (HF Llama4TextConfig): a mixture of ``num_local_experts`` experts
     (``intermediate_size`` wide, top ``num_experts_per_tok``) plus one shared expert of the same
     width in every ``interleave_moe_layer_step``-th layer, the others a dense
@@ -349,9 +337,9 @@ def _llama4(r: _Reader, name: str, source: str) -> ModelConfig:
     if chunk:
         # HF Llama4TextConfig: no (or an empty) list means every 4th layer without RoPE
         every = 4 if r.data.get("no_rope_layers") in (None, []) else \
-            _every_nth(r, "no_rope_layers", (0, 1), 0)
+            every_nth(r, "no_rope_layers", (0, 1), 0)
         window = {"sliding_window": chunk, "global_every": every, "window_kind": "chunked",
-                  "global_nope": True}
+                  "nope_every": every}
     step = r.int("interleave_moe_layer_step", default=1) if experts > 1 else 0
     return ModelConfig(
         name=name, family="llama4_text", n_layers=layers, d_model=d, n_heads=heads,
@@ -367,16 +355,15 @@ def _llama4(r: _Reader, name: str, source: str) -> ModelConfig:
         source=source, **window)
 
 
-def _dbrx(r: _Reader, name: str, source: str) -> ModelConfig:
+def _dbrx(r: ConfigReader, name: str, source: str) -> ModelConfig:
     """DBRX (HF DbrxConfig): its ``attn_config`` and ``ffn_config`` objects; a mixture of
     ``moe_num_experts`` gated experts (top ``moe_top_k``) in every layer, LayerNorms without
-    biases (their gains counted as a LayerNorm's two vectors: d per norm more than the
-    checkpoint), no linear biases. ``clip_qkv`` (a clamp of the QKV output) is not traced."""
-    def section(key: str) -> _Reader:
+    biases, no linear biases. ``clip_qkv`` (a clamp of the QKV output) is not traced."""
+    def section(key: str) -> ConfigReader:
         value = r.data.get(key)
         if not isinstance(value, dict):
             raise WorkloadError(r.file, key, "expected an object")
-        return _Reader(value, r.file)
+        return ConfigReader(value, r.file)
 
     attn, ffn = section("attn_config"), section("ffn_config")
     heads = r.int("n_heads")
@@ -386,12 +373,13 @@ def _dbrx(r: _Reader, name: str, source: str) -> ModelConfig:
         n_heads=heads, n_kv_heads=attn.int("kv_n_heads", default=heads),
         d_ff=ffn.int("ffn_hidden_size"), vocab_size=r.int("vocab_size"),
         max_positions=r.int("max_seq_len", default=32768), activation="swiglu",
-        position="rope", bias=False, tied_embeddings=r.bool("tie_word_embeddings", False),
+        position="rope", bias=False, norm_bias=False,
+        tied_embeddings=r.bool("tie_word_embeddings", False),
         n_experts=experts, top_k=ffn.int("moe_top_k", default=1) if experts > 1 else 1,
         source=source)
 
 
-def _window(r: _Reader, model_type: str) -> dict[str, int]:
+def _window(r: ConfigReader, model_type: str) -> dict[str, int]:
     """``sliding_window`` and ``global_every`` of a windowed model type's config: from its
     ``layer_types`` where given (every layer ``sliding_attention``, or every n-th
     ``full_attention``), else its type's pattern; none where ``sliding_window`` is absent or
@@ -407,32 +395,12 @@ def _window(r: _Reader, model_type: str) -> dict[str, int]:
         if model_type == "gemma3_text":
             every = r.int("sliding_window_pattern", default=every)
         return {"sliding_window": window, "global_every": every}
-    every = _every_nth(r, "layer_types", ("sliding_attention", "full_attention"),
+    every = every_nth(r, "layer_types", ("sliding_attention", "full_attention"),
                        "full_attention")
     return {"sliding_window": window, "global_every": every}
 
 
-def _every_nth(r: _Reader, key: str, known: tuple, marked: Any) -> int:
-    """``n`` where the per-layer list ``key`` holds ``marked`` at every n-th layer (layers n-1,
-    2n-1, ...) and the other value of ``known`` elsewhere; 0 where no layer is marked. Another
-    pattern, or a list not one entry per layer, is a one-line error naming ``key``."""
-    layers = r.int("num_hidden_layers")
-    values = r.data.get(key)
-    if not isinstance(values, list) or len(values) != layers or \
-            any(isinstance(v, bool) or v not in known for v in values):
-        raise WorkloadError(r.file, key, f"expected a list of {layers} entries, each "
-                                         f"{' or '.join(map(str, known))}")
-    at = [i for i, v in enumerate(values) if v == marked]
-    if not at:
-        return 0
-    every = at[0] + 1
-    if at != list(range(every - 1, layers, every)):
-        raise WorkloadError(r.file, key, f"expected {marked} at every n-th layer or none "
-                                         "(other patterns are not modelled)")
-    return every
-
-
-def _family(r: _Reader, model_type: str, name: str, source: str) -> ModelConfig:
+def _family(r: ConfigReader, model_type: str, name: str, source: str) -> ModelConfig:
     """Encoders (HF ``BertConfig``), encoder-decoders (``T5Config``) and Mamba
     (``MambaConfig``)."""
     if model_type == "bert":
@@ -444,7 +412,7 @@ def _family(r: _Reader, model_type: str, name: str, source: str) -> ModelConfig:
             max_positions=r.int("max_position_embeddings", default=512),
             type_vocab=r.int("type_vocab_size", default=2, minimum=0), pooler=True,
             embed_norm=True, final_norm=False,
-            activation=_activation(r, "hidden_act", "gelu"), source=source)
+            activation=activation_of(r, "hidden_act", "gelu"), source=source)
     if model_type == "t5":
         heads, layers = r.int("num_heads"), r.int("num_layers")
         proj = r.str("feed_forward_proj", "relu")
@@ -475,7 +443,7 @@ def _family(r: _Reader, model_type: str, name: str, source: str) -> ModelConfig:
         tied_embeddings=r.bool("tie_word_embeddings", True), source=source)
 
 
-def _falcon(r: _Reader, name: str, source: str) -> ModelConfig:
+def _falcon(r: ConfigReader, name: str, source: str) -> ModelConfig:
     """Falcon (HF ``falcon``, and the original ``RefinedWebModel`` / ``RefinedWeb`` keys):
     multi-query (7B) or grouped KV with two norms (``new_decoder_architecture``, 40B/180B)."""
     heads = r.int("num_attention_heads", "n_head")
@@ -495,7 +463,7 @@ def _falcon(r: _Reader, name: str, source: str) -> ModelConfig:
         vocab_size=r.int("vocab_size"),
         max_positions=r.int("max_position_embeddings", default=2048), position="rope",
         block=block, bias=r.bool("bias", False),
-        activation=_activation(r, "activation", "gelu"),
+        activation=activation_of(r, "activation", "gelu"),
         tied_embeddings=r.bool("tie_word_embeddings", True), source=source)
 
 

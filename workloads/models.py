@@ -39,13 +39,13 @@ LIMITS: dict[str, tuple[int, str]] = {
     "kv_lora_rank": (131072, "DeepSeek-V3, 512"),
     "rope_dim": (4096, "DeepSeek-V3, 64"),
     "v_head_dim": (4096, "DeepSeek-V3, 128"),
+    "nope_every": (4096, "Llama 4 and SmolLM3, every 4th layer without RoPE"),
 }
 #: fields that may be 0 (meaning: absent or derived)
 ZERO_OK = ("head_dim", "position_offset", "n_decoder_layers", "rotary_dim", "type_vocab",
            "rel_pos_buckets", "d_state", "d_conv", "expand", "dt_rank", "shared_ff",
            "sliding_window", "global_every", "first_dense", "moe_every", "dense_ff",
-           "q_lora_rank",
-           "kv_lora_rank", "rope_dim", "v_head_dim")
+           "q_lora_rank", "kv_lora_rank", "rope_dim", "v_head_dim", "nope_every")
 #: model kinds: decoder-only, bidirectional encoder, encoder-decoder with cross attention,
 #: selective state-space model (Mamba)
 KINDS = ("decoder", "encoder", "encoder_decoder", "mamba", "onnx")
@@ -56,8 +56,9 @@ BLOCKS = ("sequential", "parallel", "parallel2")
 WINDOW_KINDS = ("sliding", "chunked")
 #: norms of the queries and keys: none, one gain per head dimension, over the projections
 QK_NORMS = ("", "head", "full")
-#: activation functions the tracer knows (``swiglu``: gated MLP with SiLU)
-ACTIVATIONS = ("gelu", "relu", "silu", "swiglu", "sigmoid", "tanh")
+#: activation functions the tracer knows (``swiglu``: gated MLP with SiLU; ``relu2``: squared
+#: ReLU, Nemotron's ungated MLP, So et al. 2021)
+ACTIVATIONS = ("gelu", "relu", "relu2", "silu", "swiglu", "sigmoid", "tanh")
 
 
 @record(frozen=True)
@@ -95,9 +96,15 @@ class ModelConfig:
     and with ``moe_every`` > 1 only every ``moe_every``-th layer (``(i + 1) % moe_every == 0``)
     is a mixture of experts (Llama 4 Maverick: 2); ``window_kind`` ``chunked``: a windowed
     layer reads the keys of its query's own ``sliding_window``-token chunk (Llama 4's chunked
-    attention), ``sliding``: the last ``sliding_window`` keys; ``global_nope``: the layers that
-    read every key apply no RoPE (Llama 4's NoPE layers);
-    ``router_bias``: a per-expert bias on the router's scores (DeepSeek-V3).
+    attention), ``sliding``: the last ``sliding_window`` keys; ``nope_every``: layer ``i``
+    applies no RoPE where ``(i + 1) % nope_every == 0`` (Llama 4's and Command R7B's global
+    layers, SmolLM3's every 4th; 0: RoPE in every layer of a RoPE model);
+    ``router_bias``: a per-expert bias on the router's scores (DeepSeek-V3, gpt-oss);
+    ``attn_sinks``: one learned logit per head that every query's softmax also normalises over
+    (gpt-oss; counted as parameters, n_heads per layer: its one extra exponent per query row
+    is not traced). ``attn_bias``: biases on the query, key, value and output projections
+    and none in the MLP (Phi-3.5-MoE; ``bias`` puts them in both, ``qkv_bias`` on the first
+    three only). ``norm_bias`` False: LayerNorms with a gain and no bias (Command R, DBRX).
     ``kv_lora_rank`` > 0: multi-head latent attention (DeepSeek-V2/V3): keys and values come from
     a ``kv_lora_rank``-wide latent (the KV cache: latent plus ``rope_dim`` RoPE channels per
     token, shared by all heads), queries through a ``q_lora_rank``-wide latent (0: a plain
@@ -151,13 +158,16 @@ class ModelConfig:
     first_dense: int = 0
     moe_every: int = 0
     window_kind: str = "sliding"
-    global_nope: bool = False
+    nope_every: int = 0
     dense_ff: int = 0
     router_bias: bool = False
     q_lora_rank: int = 0
     kv_lora_rank: int = 0
     rope_dim: int = 0
     v_head_dim: int = 0
+    attn_sinks: bool = False
+    attn_bias: bool = False
+    norm_bias: bool = True
 
     def __post_init__(self) -> None:
         for name, (limit, covers) in LIMITS.items():
@@ -202,6 +212,8 @@ class ModelConfig:
         if self.qk_norm not in QK_NORMS:
             raise WorkloadError("", "qk_norm", f"unknown qk_norm '{self.qk_norm!s:.40}' "
                                                f"(expected one of {', '.join(QK_NORMS)})")
+        if self.nope_every and self.position != "rope":
+            raise WorkloadError("", "nope_every", "layers without RoPE need position 'rope'")
         if self.global_every and not self.sliding_window:
             raise WorkloadError("", "global_every", "global layers among windowed ones need "
                                                     "sliding_window > 0")
@@ -278,6 +290,10 @@ class ModelConfig:
             return False
         return not (self.global_every and (layer + 1) % self.global_every == 0)
 
+    def nope(self, layer: int) -> bool:
+        """Whether decoder layer ``layer`` (0-based) of a RoPE model applies no RoPE."""
+        return bool(self.nope_every) and (layer + 1) % self.nope_every == 0
+
     def windowed_layers(self) -> int:
         """How many of the ``n_layers`` layers are windowed."""
         return sum(self.windowed(i) for i in range(self.n_layers))
@@ -292,15 +308,16 @@ class ModelConfig:
             return (queries + d * (c + self.rope_dim) + c + c * h * (nope + self.v_dim)
                     + h * self.v_dim * d)
         attn = d * self.q_dim + 2 * d * self.kv_dim + self.q_dim * d
-        if self.bias:
+        if self.bias or self.attn_bias:
             attn += self.q_dim + 2 * self.kv_dim + d
         elif self.qkv_bias:
             attn += self.q_dim + 2 * self.kv_dim
         return attn
 
     def norm_params(self) -> int:
-        """Parameters of one norm (LayerNorm: gain and bias; RMSNorm: gain)."""
-        return 2 * self.d_model if self.norm == "layernorm" else self.d_model
+        """Parameters of one norm (LayerNorm: gain and bias, gain alone without ``norm_bias``;
+        RMSNorm: gain)."""
+        return 2 * self.d_model if self.norm == "layernorm" and self.norm_bias else self.d_model
 
     def mamba_layer_params(self) -> int:
         """One Mamba block (HF ``MambaMixer`` + its RMSNorm): in_proj (d -> 2 d_inner), the
@@ -328,7 +345,8 @@ class ModelConfig:
             norms += 2 * self.norm_params()
         if self.qk_norm:
             norms += 2 * self.head_dim if self.qk_norm == "head" else self.q_dim + self.kv_dim
-        return self.attention_params() + mlp + norms
+        sinks = self.n_heads if self.attn_sinks else 0
+        return self.attention_params() + mlp + norms + sinks
 
     def decoder_layer_params(self) -> int:
         """Encoder-decoder: one decoder layer (self attention, cross attention, MLP, 3 norms)."""
@@ -580,7 +598,7 @@ _PRESETS += [
                "global without RoPE; no vision encoder", n_layers=48, d_model=5120, n_heads=40,
                n_kv_heads=8, d_ff=8192, vocab_size=202048, max_positions=10485760,
                head_dim=128, n_experts=16, shared_ff=8192, sliding_window=8192,
-               global_every=4, moe_every=1, window_kind="chunked", global_nope=True),
+               global_every=4, moe_every=1, window_kind="chunked", nope_every=4),
     _hf_shaped("llama4-maverick", "llama4_text", "Hugging Face meta-llama/Llama-4-Maverick-17B-"
                "128E-Instruct config.json text_config (ai-dynamo/aiconfigurator @ 0b077da): "
                "128 experts top 1 + 1 shared on odd layers, dense 16,384-wide MLPs on even "
@@ -588,7 +606,35 @@ _PRESETS += [
                d_model=5120, n_heads=40, n_kv_heads=8, d_ff=8192, vocab_size=202048,
                max_positions=1048576, head_dim=128, n_experts=128, shared_ff=8192,
                sliding_window=8192, global_every=4, moe_every=2, dense_ff=16384,
-               window_kind="chunked", global_nope=True),
+               window_kind="chunked", nope_every=4),
+    _hf_shaped("gpt-oss-120b", "gpt_oss", "Hugging Face openai/gpt-oss-120b config.json "
+               "(ai-dynamo/aiconfigurator model_configs @ 0b077da): 128 experts top 4 with "
+               "biases, a router bias, a sink logit per head, 128-token window in even layers; "
+               "its release stores the experts in MXFP4, 4.25 bits a weight (--weights int4 "
+               "--weight-group 32 is the nearest: 4.5 bits, and the attention too)",
+               n_layers=36, d_model=2880, n_heads=64, n_kv_heads=8, d_ff=2880,
+               vocab_size=201088, max_positions=131072, head_dim=64, bias=True,
+               n_experts=128, top_k=4, router_bias=True, attn_sinks=True, sliding_window=128,
+               global_every=2, moe_every=1),
+    _hf_shaped("gpt-oss-20b", "gpt_oss", "Hugging Face openai/gpt-oss-20b config.json (ai-"
+               "dynamo/aiconfigurator @ 0b077da): gpt-oss-120b's layer with 32 experts, 24 "
+               "layers", n_layers=24, d_model=2880, n_heads=64, n_kv_heads=8, d_ff=2880,
+               vocab_size=201088, max_positions=131072, head_dim=64, bias=True,
+               n_experts=32, top_k=4, router_bias=True, attn_sinks=True, sliding_window=128,
+               global_every=2, moe_every=1),
+    _hf_shaped("glm-4.5-air", "glm4_moe", "Hugging Face zai-org/GLM-4.5-Air config.json "
+               "(triple-mu/aiconfigurator @ ba4dfe3): 128 experts top 8 + 1 shared, 1 dense "
+               "layer, QKV biases, RoPE on half of each head; without its MTP layer",
+               n_layers=46, d_model=4096, n_heads=96, n_kv_heads=8, d_ff=1408,
+               vocab_size=151552, max_positions=131072, head_dim=128, rotary_dim=64,
+               qkv_bias=True, n_experts=128, top_k=8, shared_ff=1408, first_dense=1,
+               dense_ff=10944, router_bias=True),
+    _hf_shaped("olmoe-1b-7b", "olmoe", "allenai/OLMoE-1B-7B-0924 as its pretraining config "
+               "(allenai/OLMoE configs/OLMoE-1B-7B-0924.yml @ 357454f) and HF OlmoeConfig "
+               "name it: 64 experts top 8, RMSNorm of the whole query and key projections",
+               n_layers=16, d_model=2048, n_heads=16, n_kv_heads=16, d_ff=1024,
+               vocab_size=50304, max_positions=4096, n_experts=64, top_k=8, qk_norm="full",
+               moe_every=1),
 ]
 
 MODEL_PRESETS: dict[str, ModelConfig] = {m.name: m for m in _PRESETS}

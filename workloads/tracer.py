@@ -390,6 +390,16 @@ class LayerBuilder:
                             (_t(f"{name}.s", "tc", self.dt, "intermediate"), u), sizes, "mul"),
             ))
             return OpTemplate(name, VECTOR, "activation", casc)
+        if act == "relu2":   # Nemotron: relu(x)^2
+            sizes = {"t": t, "c": ff}
+            r = _t(f"{name}.r", "tc", self.dt, "intermediate")
+            casc = Cascade(name, (
+                elementwise(f"{name}.relu", r, (_t(f"{name}.in0", "tc", self.dt),), sizes,
+                            "copy", unary="relu"),
+                elementwise(f"{name}.square", _t(f"{name}.out", "tc", self.dt), (r,), sizes,
+                            "copy", unary="square"),
+            ))
+            return OpTemplate(name, VECTOR, "activation", casc)
         return self._vector(name, t, ff, "copy", n_inputs=1, unary=act,
                             op_class="activation")
 
@@ -416,14 +426,15 @@ class LayerBuilder:
         return [OpTemplate("rope", VECTOR, "elementwise", casc)]
 
     def layer(self, b: int, s: int, n: int, layer: int = 0, local: bool = False,
-              dense: bool = False) -> list[OpTemplate]:
+              dense: bool = False, nope: bool = False) -> list[OpTemplate]:
         """All ops of one decoder layer: ``b`` requests, ``s`` new tokens each, KV length ``n``;
         ``layer``: the routing rotation of a mixture-of-experts layer; ``local``: a windowed
         layer among global ones (:meth:`attention`); ``dense``: a dense layer of a
-        mixture-of-experts model (:meth:`mlp`)."""
+        mixture-of-experts model (:meth:`mlp`); ``nope``: a layer without RoPE
+        (``ModelConfig.nope``)."""
         if self.m.block != "sequential" or self.m.kind != "decoder":  # tracer_families
             from workloads.tracer_families import layer_hook
-            return layer_hook(self, b, s, n, layer)
+            return layer_hook(self, b, s, n, layer, local, nope)
         sh, t, rms = self.shape, b * s, self.m.norm == "rmsnorm"
         ops = [self.norm("ln_attn", "x", t, rms)]
         if self.m.is_mla:
@@ -434,7 +445,7 @@ class LayerBuilder:
         if self.m.qk_norm:   # Qwen3, Gemma 3, OLMo 2: RMSNorm of each query and key head
             ops.append(self.norm("qk_norm", "qk", t * (sh.heads + sh.kv_groups), True,
                                  sh.head_dim))
-        if local or not self.m.global_nope:   # Llama 4's global layers: no RoPE
+        if not nope:   # Llama 4's global layers, SmolLM3's every 4th: no RoPE
             ops += self.rope(t)
         ops += self.attention(b, s, n, local)
         ops.append(self._linear("o_proj", t, sh.heads * self.m.v_dim, sh.d))
@@ -709,10 +720,11 @@ def _trace_decoder(model: ModelConfig, scenario: Scenario, phases: tuple[str, ..
     varies = model.is_moe and (scenario.ep > 1 or scenario.expert_skew > 0)
     rotations = model.n_experts if varies else 1  # routing differs from layer to layer
     # each layer's templates: its routing rotation, whether it is a windowed layer among
-    # global ones (Gemma 2/3), whether a dense one among mixture-of-experts ones (DeepSeek)
+    # global ones (Gemma 2/3), whether a dense one among mixture-of-experts ones (DeepSeek),
+    # whether it applies no RoPE (Llama 4, SmolLM3)
     mixed = bool(model.sliding_window and model.global_every)
-    variant = [(i % rotations, mixed and model.windowed(i), model.dense_layer(i))
-               for i in range(model.n_layers)]
+    variant = [(i % rotations, mixed and model.windowed(i), model.dense_layer(i),
+                model.nope(i)) for i in range(model.n_layers)]
     variants = sorted(set(variant))
 
     # the stamped steps' templates, kept in the compact path (it asks again for the last two)

@@ -70,7 +70,8 @@ def _decoder_view(model: ModelConfig) -> ModelConfig:
     return model if model.kind == "decoder" else replace(model, kind="decoder")
 
 
-def layer_hook(bld: LayerBuilder, b: int, s: int, n: int, layer: int = 0) -> list[OpTemplate]:
+def layer_hook(bld: LayerBuilder, b: int, s: int, n: int, layer: int = 0, local: bool = False,
+               nope: bool = False) -> list[OpTemplate]:
     """``LayerBuilder.layer`` for a parallel block or a non-decoder model. Training and serving
     build decoder layers directly: an encoder's layer is one (bidirectional attention has the
     same ops), an encoder-decoder, a Mamba model or an ONNX graph has none (one-line error)."""
@@ -80,26 +81,28 @@ def layer_hook(bld: LayerBuilder, b: int, s: int, n: int, layer: int = 0) -> lis
                                            "(`xpusim run`, `compare`, `check`) traces it; "
                                            "fine-tuning and serving need decoder layers")
     if m.block != "sequential":
-        return parallel_layer(bld, b, s, n, layer)
-    return LayerBuilder(_decoder_view(m), bld.sc).layer(b, s, n, layer)
+        return parallel_layer(bld, b, s, n, layer, local, nope)
+    return LayerBuilder(_decoder_view(m), bld.sc).layer(b, s, n, layer, local, nope=nope)
 
 
 # --- decoder: parallel attention and MLP -----------------------------------------------------
 
-def parallel_layer(bld: LayerBuilder, b: int, s: int, n: int, layer: int = 0
-                   ) -> list[OpTemplate]:
-    """GPT-J / Falcon / Phi block: attention and MLP read the same normed input (``parallel``:
-    one norm; ``parallel2``: a second norm of the same input, Falcon-40B) and one residual adds
-    both outputs to the input; under tensor parallelism the two partial sums share one
-    all-reduce (Megatron's fused parallel block)."""
+def parallel_layer(bld: LayerBuilder, b: int, s: int, n: int, layer: int = 0,
+                   local: bool = False, nope: bool = False) -> list[OpTemplate]:
+    """GPT-J / Falcon / Phi / Command R block: attention and MLP read the same normed input
+    (``parallel``: one norm; ``parallel2``: a second norm of the same input, Falcon-40B) and
+    one residual adds both outputs to the input; under tensor parallelism the two partial sums
+    share one all-reduce (Megatron's fused parallel block). ``local`` and ``nope`` as
+    ``LayerBuilder.layer`` (Command R7B's windowed layers, its global ones without RoPE)."""
     sh, t, rms = bld.shape, b * s, bld.m.norm == "rmsnorm"
     qkv_width = (sh.heads + 2 * sh.kv_groups) * sh.head_dim
     ops = [OpTemplate("ln_attn", VECTOR, "norm", layernorm("ln_attn", "x", t, sh.d, bld.dt, rms)),
            bld._linear("qkv_proj", t, sh.d, qkv_width)]
     if bld.m.qk_norm:   # Command R+: a norm of each query and key head
         ops.append(bld.norm("qk_norm", "qk", t * (sh.heads + sh.kv_groups), True, sh.head_dim))
-    ops += bld.rope(t)
-    ops += bld.attention(b, s, n)
+    if not nope:
+        ops += bld.rope(t)
+    ops += bld.attention(b, s, n, local)
     ops.append(bld._linear("o_proj", t, sh.heads * sh.head_dim, sh.d))
     if bld.m.block == "parallel2":
         ops.append(OpTemplate("ln_ffn", VECTOR, "norm",

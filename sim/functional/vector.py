@@ -137,7 +137,7 @@ def _silu(v, cc):
 
 @njit(cache=True)
 def activation(x, kind, cc):
-    """kind 0 silu, 1 gelu (tanh form), 2 relu, 3 gelu (erf form)."""
+    """kind 0 silu, 1 gelu (tanh form), 2 relu, 3 gelu (erf form), 4 squared relu."""
     flat = x.reshape(-1)
     y = np.empty_like(flat)
     c0 = apply(math.sqrt(2.0 / math.pi), cc)
@@ -153,6 +153,8 @@ def activation(x, kind, cc):
             y[i] = apply(apply(0.5 * v, cc) * apply(1.0 + t, cc), cc)
         elif kind == 2:
             y[i] = v if v > 0.0 else 0.0
+        elif kind == 4:
+            y[i] = apply(v * v, cc) if v > 0.0 else 0.0
         else:
             t = apply(math.erf(apply(v / math.sqrt(2.0), cc)), cc)
             y[i] = apply(apply(0.5 * v, cc) * apply(1.0 + t, cc), cc)
@@ -194,4 +196,4 @@ def combine(expert_out, weights, cc):
     return y
 
 
-ACTIVATIONS = {"silu": 0, "gelu": 1, "gelu_tanh": 1, "relu": 2, "gelu_erf": 3}
+ACTIVATIONS = {"silu": 0, "gelu": 1, "gelu_tanh": 1, "relu": 2, "gelu_erf": 3, "relu2": 4}

@@ -1,0 +1,197 @@
+"""Readers of the Hugging Face ``config.json`` families whose keys or layers differ from a
+Llama's: Phi-3.5-MoE, Command R7B, Nemotron, EXAONE 3.5, ERNIE 4.5 (dense and mixture of
+experts) and GLM-4.5. Each reads the fields the family's transformers configuration class
+reads, with its defaults; :func:`read_family` is what :mod:`workloads.hf_config` dispatches to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from workloads.errors import WorkloadError
+from workloads.hf_fields import ConfigReader, activation_of, every_nth
+from workloads.models import ModelConfig
+
+
+def _phimoe(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """Phi-3.5-MoE (HF PhimoeConfig, modeling_phimoe.py): LayerNorms with biases, biases on
+    the query, key, value and output projections (``attention_bias``) and on the LM head
+    (``lm_head_bias``), ``num_local_experts`` gated experts without biases, a router without
+    one (its sparsemixer picks the top 2 as a top-k does); ``sliding_window`` masks every
+    layer. The class defaults are the released checkpoint's (``intermediate_size`` 6400)."""
+    heads = r.int("num_attention_heads", default=32)
+    d = r.int("hidden_size", default=4096)
+    experts = r.int("num_local_experts", default=16)
+    return ModelConfig(
+        name=name, family="phimoe", n_layers=r.int("num_hidden_layers", default=32),
+        d_model=d, n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=8),
+        d_ff=r.int("intermediate_size", default=6400),
+        vocab_size=r.int("vocab_size", default=32064),
+        max_positions=r.int("max_position_embeddings", default=131072),
+        head_dim=r.int("head_dim", default=d // heads), norm="layernorm",
+        activation=_gated(activation_of(r, "hidden_act", "silu")), position="rope",
+        tied_embeddings=r.bool("tie_word_embeddings", False), bias=False,
+        attn_bias=r.bool("attention_bias", False), head_bias=r.bool("lm_head_bias", False),
+        n_experts=experts, top_k=r.int("num_experts_per_tok", default=2) if experts > 1 else 1,
+        sliding_window=r.int("sliding_window", default=0, minimum=0), source=source)
+
+
+def _cohere2(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """Command R7B (HF Cohere2Config, modeling_cohere2.py): Command R's parallel block (one
+    LayerNorm without a bias feeding attention and a gated MLP), ``sliding_window`` in the
+    layers where ``(i + 1) % sliding_window_pattern != 0`` (4 by default) or as ``layer_types``
+    says, the others reading every key without RoPE; embeddings shared with the LM head
+    (``use_embedding_sharing``). Not traced: ``logit_scale`` (one multiply per logit)."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    layers = r.int("num_hidden_layers")
+    window = r.int("sliding_window", default=0, minimum=0)
+    every = r.int("sliding_window_pattern", default=4)
+    if r.data.get("layer_types") is not None:
+        every = every_nth(r, "layer_types", ("sliding_attention", "full_attention"),
+                          "full_attention")
+    return ModelConfig(
+        name=name, family="cohere2", n_layers=layers, d_model=d, n_heads=heads,
+        n_kv_heads=r.int("num_key_value_heads", default=heads),
+        d_ff=r.int("intermediate_size"), vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=8192),
+        activation="swiglu", position="rope", block="parallel", norm_bias=False,
+        bias=r.bool("attention_bias", False),
+        tied_embeddings=r.bool("tie_word_embeddings", r.bool("use_embedding_sharing", True)),
+        sliding_window=window, global_every=every if window else 0,
+        nope_every=every if window else 0, source=source)
+
+
+def _nemotron(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """Nemotron / Minitron (HF NemotronConfig, modeling_nemotron.py): LayerNorm1P (a LayerNorm
+    with a bias, its gain stored less one), an ungated MLP (``up_proj``, squared ReLU,
+    ``down_proj``), RoPE on the first ``partial_rotary_factor`` of each head (0.5 by
+    default); ``head_dim`` may make the query width differ from ``hidden_size``."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    head_dim = r.int("head_dim", default=d // heads)
+    act = activation_of(r, "hidden_act", "relu2")
+    return ModelConfig(
+        name=name, family="nemotron", n_layers=r.int("num_hidden_layers"), d_model=d,
+        n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
+        d_ff=r.int("intermediate_size"), vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=4096), head_dim=head_dim,
+        norm="layernorm", activation=act, position="rope",
+        rotary_dim=int(head_dim * r.fraction("partial_rotary_factor", 0.5)),
+        bias=False, attn_bias=r.bool("attention_bias", False),
+        mlp_bias=r.bool("mlp_bias", False),
+        tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
+
+
+def _exaone(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """EXAONE 3.0/3.5 (its remote ExaoneConfig; transformers maps its keys onto Llama's:
+    ``num_layers``, ``activation_function``, ``layer_norm_epsilon``): a Llama decoder. An
+    absent ``tie_word_embeddings`` is true (the 2.4B, whose card says its embeddings are
+    tied, omits it; the 7.8B and 32B write false)."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    return ModelConfig(
+        name=name, family="exaone", n_layers=r.int("num_layers", "num_hidden_layers"),
+        d_model=d, n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
+        d_ff=r.int("intermediate_size"), vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=4096),
+        head_dim=r.int("head_dim", default=d // heads), norm="rmsnorm",
+        activation=_gated(activation_of(r, "activation_function", "silu")), position="rope",
+        bias=False, tied_embeddings=r.bool("tie_word_embeddings", True), source=source)
+
+
+def _ernie(r: ConfigReader, model_type: str, name: str, source: str) -> ModelConfig:
+    """ERNIE 4.5 (HF Ernie4_5Config / Ernie4_5_MoeConfig): a Llama decoder with ``use_bias``
+    on every linear layer and the LM head, tied embeddings by default; the mixture-of-experts
+    model's layers ``moe_layer_start_index`` .. ``moe_layer_end_index`` (-1: the last) that are
+    every ``moe_layer_interval``-th are ``moe_num_experts`` experts (top ``moe_k``) plus
+    ``moe_num_shared_experts`` shared ones as one MLP, the others a dense
+    ``intermediate_size`` MLP; the router has no bias, its selection a per-expert correction
+    bias (``moe_statics``, counted as the router's bias). The multi-token-prediction layers
+    (``num_nextn_predict_layers``) are not part of the forward pass and are left out."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    layers = r.int("num_hidden_layers")
+    bias = r.bool("use_bias", False)
+    experts = r.int("moe_num_experts", "num_experts", default=1) \
+        if model_type == "ernie4_5_moe" else 1
+    moe: dict = {}
+    if experts > 1:
+        end = r.data.get("moe_layer_end_index", -1)
+        if end not in (-1, None, layers - 1):
+            raise WorkloadError(r.file, "moe_layer_end_index", f"expected -1 or {layers - 1} "
+                                "(dense layers after the mixture-of-experts ones are not "
+                                "modelled)")
+        ff = r.int("moe_intermediate_size")
+        moe = {"n_experts": experts, "top_k": r.int("moe_k", "num_experts_per_tok", default=2),
+               "shared_ff": r.int("moe_num_shared_experts", default=0, minimum=0) * ff,
+               "first_dense": min(r.int("moe_layer_start_index", default=0, minimum=0), layers),
+               "moe_every": r.int("moe_layer_interval", default=1),
+               "dense_ff": r.int("intermediate_size"), "router_bias": True}
+    else:
+        ff = r.int("intermediate_size")
+    return ModelConfig(
+        name=name, family=model_type, n_layers=layers, d_model=d, n_heads=heads,
+        n_kv_heads=r.int("num_key_value_heads", default=heads), d_ff=ff,
+        vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=131072),
+        head_dim=r.int("head_dim", default=d // heads), norm="rmsnorm",
+        activation=_gated(activation_of(r, "hidden_act", "silu")), position="rope",
+        bias=bias, head_bias=bias, tied_embeddings=r.bool("tie_word_embeddings", True),
+        source=source, **moe)
+
+
+def _glm4_moe(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """GLM-4.5 / GLM-4.5-Air (HF Glm4MoeConfig, modeling_glm4_moe.py): biases on the query,
+    key and value projections only (``attention_bias``; the output projection has none), an
+    RMSNorm of each query and key head where ``use_qk_norm``, RoPE on the first
+    ``partial_rotary_factor`` of each head; the first ``first_k_dense_replace`` layers a dense
+    ``intermediate_size`` MLP, the others ``n_routed_experts`` experts (top
+    ``num_experts_per_tok``) plus ``n_shared_experts`` shared ones as one MLP, the router's
+    selection bias (``e_score_correction_bias``) counted as its bias. The multi-token-prediction
+    layer (``num_nextn_predict_layers``; transformers skips it) is left out."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    layers = r.int("num_hidden_layers")
+    head_dim = r.int("head_dim", default=d // heads)
+    experts = r.int("n_routed_experts", default=1)
+    moe: dict = {}
+    ff = r.int("intermediate_size")
+    if experts > 1:
+        ff = r.int("moe_intermediate_size")
+        moe = {"n_experts": experts, "top_k": r.int("num_experts_per_tok", default=1),
+               "shared_ff": r.int("n_shared_experts", default=0, minimum=0) * ff,
+               "first_dense": min(r.int("first_k_dense_replace", default=0, minimum=0), layers),
+               "dense_ff": r.int("intermediate_size"), "router_bias": True}
+    return ModelConfig(
+        name=name, family="glm4_moe", n_layers=layers, d_model=d, n_heads=heads,
+        n_kv_heads=r.int("num_key_value_heads", default=heads), d_ff=ff,
+        vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=131072), head_dim=head_dim,
+        norm="rmsnorm", activation=_gated(activation_of(r, "hidden_act", "silu")),
+        position="rope", rotary_dim=int(head_dim * r.fraction("partial_rotary_factor", 0.5)),
+        bias=False, qkv_bias=r.bool("attention_bias", False),
+        qk_norm="head" if r.bool("use_qk_norm", False) else "",
+        tied_embeddings=r.bool("tie_word_embeddings", False), source=source, **moe)
+
+
+def _gated(act: str) -> str:
+    """A gated MLP's operator: SwiGLU for SiLU (the tracer's gated form), else ``act``."""
+    return "swiglu" if act == "silu" else act
+
+
+#: model_type -> reader(reader, name, source)
+FAMILIES: dict[str, Callable[[ConfigReader, str, str], ModelConfig]] = {
+    "phimoe": _phimoe,
+    "cohere2": _cohere2,
+    "nemotron": _nemotron,
+    "exaone": _exaone,
+    "ernie4_5": lambda r, name, source: _ernie(r, "ernie4_5", name, source),
+    "ernie4_5_moe": lambda r, name, source: _ernie(r, "ernie4_5_moe", name, source),
+    "glm4_moe": _glm4_moe,
+}
+
+
+def read_family(model_type: str, r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """The :class:`ModelConfig` of a config.json of one of :data:`FAMILIES`."""
+    return FAMILIES[model_type](r, name, source)
