@@ -1,16 +1,19 @@
 """A paged KV cache (vLLM's block manager): fixed-size blocks, prefix caching, swap space.
 
 ``capacity`` blocks of ``block_size`` tokens. A request holds ``ceil(tokens / block_size)``
-blocks; with prefix caching the full blocks of a shared system prompt (``prefix //
-block_size`` blocks) are held once per prefix group and reference-counted; a group nobody
-uses stays cached (evictable, least recently used first) until its room is needed. Swapped-out
-blocks live in a host pool of ``swap_capacity`` blocks. ``used`` never exceeds ``capacity``
-(asserted on every allocation; ``peak`` records the high-water mark).
+blocks (windowed layers: fewer, :mod:`sim.serve.kv_layout`); with prefix caching the full
+blocks of a shared system prompt (``prefix // block_size`` blocks) are held once per prefix
+group and reference-counted; a group nobody uses stays cached (evictable, least recently
+used first) until its room is needed. Swapped-out blocks live in a host pool of
+``swap_capacity`` blocks. ``used`` never exceeds ``capacity`` (asserted on every allocation;
+``peak`` records the high-water mark).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+
+from sim.serve.kv_layout import KVLayout
 
 
 class KVCache:
@@ -18,9 +21,11 @@ class KVCache:
     tensor-parallel replica holds its heads' share of every block)."""
 
     def __init__(self, capacity: int, block_size: int, prefix_caching: bool = False,
-                 swap_capacity: int = 0):
+                 swap_capacity: int = 0, layout: KVLayout | None = None):
         self.capacity = int(capacity)
         self.block_size = int(block_size)
+        #: windowed layers' groups (sim/serve/kv_layout.py); None: a block of every layer
+        self.layout = layout if layout is not None and layout.window_groups else None
         self.prefix_caching = prefix_caching
         self.swap_capacity = int(swap_capacity)
         self.used = 0            # private blocks + every cached prefix's blocks
@@ -32,8 +37,19 @@ class KVCache:
         self.evictions = 0
         self.violations = 0      # allocations that would have exceeded capacity (must stay 0)
 
-    def blocks_for(self, tokens: int) -> int:
-        return -(-tokens // self.block_size)
+    def blocks_for(self, tokens: int, computed: int | None = None) -> int:
+        """Blocks of a request with ``tokens`` in its cache after a step that started with
+        ``computed`` computed (default ``tokens - 1``; only windowed layers free blocks)."""
+        if self.layout is None:
+            return -(-tokens // self.block_size)
+        return self.layout.blocks(tokens, tokens - 1 if computed is None else computed,
+                                  self.block_size)
+
+    def peak_blocks(self, prompt: int, total: int, chunk: int) -> int:
+        """The most blocks a request ever holds (:meth:`KVLayout.peak`)."""
+        if self.layout is None:
+            return self.blocks_for(total)
+        return self.layout.peak(prompt, total, chunk, self.block_size)
 
     @property
     def free(self) -> int:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from sim.devices.base import SimError
 from sim.serve.costs import IterationModel
+from sim.serve.kv_layout import KVLayout
 from sim.serve.kvcache import KVCache
 from sim.serve.request import (
     DONE,
@@ -127,11 +128,14 @@ class Replica:
             raise SimError(f"--max-num-batched-tokens: {self.budget:,} is smaller than "
                            f"--max-model-len {self.max_model_len:,}; a prompt could never be "
                            "scheduled without --enable-chunked-prefill (as vLLM refuses)")
+        self.layout = KVLayout.of(model.model, cfg.enable_prefix_caching)
         self.block_bytes = cfg.block_size * model.kv_bytes_per_token()
+        if self.layout.group_layers != model.model.n_layers:   # a block of one group's layers
+            self.block_bytes *= self.layout.group_layers / model.model.n_layers
         swap = min(cfg.swap_space / self.block_bytes, 2.0**62) \
             if cfg.preemption == "swap" else 0.0
         self.kv = KVCache(self.kv_capacity_blocks(), cfg.block_size, cfg.enable_prefix_caching,
-                          int(swap))
+                          int(swap), self.layout)
         self.swap_bw = model.host_link()[1] if cfg.preemption == "swap" else math.inf
         self.waiting: deque[Req] = deque()
         self.running: list[Req] = []
@@ -196,7 +200,7 @@ class Replica:
         return self.kv.lookup(r.shared) if r.shared >= 0 else 0
 
     def _need(self, r: Req, upto: int) -> int:
-        return self.kv.blocks_for(upto) - self._shared_blocks(r) - r.blocks
+        return self.kv.blocks_for(upto, r.computed) - self._shared_blocks(r) - r.blocks
 
     def _release(self, r: Req) -> None:
         self.kv.release(r.blocks)
@@ -209,7 +213,11 @@ class Replica:
         """Whether ``r`` can ever be served here: within ``max_model_len`` (vLLM's engine
         ignores longer requests) and its whole KV within the cache."""
         return r.prompt + r.output <= self.max_model_len and \
-            self.kv.blocks_for(r.prompt + r.output - 1) <= self.kv.capacity
+            self._peak(r) <= self.kv.capacity
+
+    def _peak(self, r: Req) -> int:
+        """The most blocks ``r`` holds here (its prompt in chunks of the token budget)."""
+        return self.kv.peak_blocks(r.prompt, r.prompt + r.output - 1, self.budget)
 
     def _end(self, r: Req, state: str, t: float) -> None:
         self._release(r)
@@ -272,9 +280,12 @@ class Replica:
         """Allocate blocks for ``chunk`` more tokens of running ``r``, preempting the latest
         running requests while none are free; False if ``r`` itself was preempted."""
         kv = self.kv
-        need = -(-(r.computed + chunk) // kv.block_size) - r.blocks
+        need = kv.blocks_for(r.computed + chunk, r.computed) - r.blocks
         if r.shared >= 0:
             need -= kv.lookup(r.shared)
+        if need < 0 and kv.layout is not None:   # a window moved past blocks: freed
+            kv.release(-need)
+            r.blocks += need
         if need <= 0:
             return True
         while not kv.can_allocate(need):
@@ -370,7 +381,7 @@ class Replica:
     def _swap_in(self, batch: Batch) -> None:
         while self.swapped and len(self.running) < self.cfg.max_num_seqs:
             r = self.swapped[0]
-            need = max(r.swapped_blocks, self.kv.blocks_for(r.computed + 1)
+            need = max(r.swapped_blocks, self.kv.blocks_for(r.computed + 1, r.computed)
                        - self._shared_blocks(r))
             if not self.kv.can_allocate(need):
                 break
@@ -452,7 +463,7 @@ class Replica:
         if not self.running:
             while self.waiting and len(self.running) < self.cfg.max_num_seqs:
                 r = self.waiting[0]
-                full = self.kv.blocks_for(r.prompt + r.output - 1)
+                full = self._peak(r)
                 if not self._fits_ever(r):
                     self.waiting.popleft()
                     self._end(r, REJECTED, t)
