@@ -264,7 +264,7 @@ def test_command_r_and_dbrx_norms_have_no_bias():
     """Command R and DBRX LayerNorms keep a gain and no bias (HF CohereLayerNorm,
     DbrxBlock's LayerNorm(bias=False)): one d-vector a norm, two per layer in DBRX, one in
     Command R's parallel block, plus the final norm."""
-    from tests.test_hf_windows_shared import COMMAND_R, DBRX
+    from test_hf_windows_shared import COMMAND_R, DBRX
 
     cr, db = _read(COMMAND_R), _read(DBRX)
     assert cr.norm_params() == 8192 and db.norm_params() == 6144

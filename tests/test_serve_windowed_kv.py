@@ -7,10 +7,10 @@ from __future__ import annotations
 import math
 
 import pytest
+from test_serve_scheduler import LinearCost, run, times
 
 from sim.serve import EngineConfig
 from sim.serve.kv_layout import KVLayout
-from tests.test_serve_scheduler import LinearCost, run, times
 from workloads.models import ModelConfig, get_model
 
 
