@@ -69,7 +69,7 @@ ARCH_AXIS = "arch"
 MODEL_FIELDS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size",
                 "max_positions", "head_dim", "n_experts", "top_k", "shared_ff",
                 "sliding_window", "global_every", "first_dense", "moe_every", "dense_ff",
-                "q_lora_rank", "kv_lora_rank", "nope_every")
+                "q_lora_rank", "kv_lora_rank", "nope_every", "index_topk")
 WORKLOAD_KEYS = ("name", "model", "weight", "layers", *SCENARIO_FIELDS, *RUN_FIELDS)
 RESERVED_ROOTS = ("scenario", "model", "serve")
 SYSTEM_DERIVED = ("interconnect", "system")  # a system arch derives these from its topology

@@ -334,14 +334,14 @@ def test_squared_relu_references_agree():
 
 
 PRESETS = {"gpt-oss-120b": GPT_OSS_120B, "gpt-oss-20b": GPT_OSS_20B,
-           "glm-4.5-air": GLM45_AIR, "olmoe-1b-7b": OLMOE}
+           "glm-4.5-air": GLM45_AIR, "olmoe-1b-7b": OLMOE, "deepseek-v3.2": None}
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_are_their_config_json(name):
     """``--model gpt-oss-120b`` ... is its config.json as the reader takes it."""
     preset = get_model(name)
-    read = model_from_hf_dict(PRESETS[name], f"{name}/config.json")
+    read = model_from_hf_dict(PRESETS[name] or _v32(), f"{name}/config.json")
     assert {k: v for k, v in preset.__dict__.items() if k not in ("name", "source")} == \
         {k: v for k, v in read.__dict__.items() if k not in ("name", "source")}
 
@@ -474,3 +474,105 @@ def test_minimax_olmo3_seed_oss():
     assert seed.param_count() == pytest.approx(36e9, rel=0.01)
     both = _read({**SEED_OSS_36B, "attention_out_bias": True})
     assert both.attention_params() - seed.attention_params() == 5120
+
+
+def _v32(**over) -> dict:
+    from test_hf_windows_shared import DEEPSEEK_V3
+
+    # deepseek-ai/DeepSeek-V3.2-Exp config.json: DeepSeek-V3's plus the indexer keys (its
+    # inference/model.py ModelArgs: index_n_heads 64, index_head_dim 128, index_topk 2048)
+    return {**DEEPSEEK_V3, "model_type": "deepseek_v32", "index_n_heads": 64,
+            "index_head_dim": 128, "index_topk": 2048, **over}
+
+
+def test_deepseek_v32_indexer_counts_by_hand():
+    """DeepSeek-V3.2's lightning indexer (inference/model.py ``Indexer``, deepseek-ai/
+    DeepSeek-V3.2-Exp @ 6d8cb70): ``wq_b`` 1,536 -> 64 x 128, ``wk`` 7,168 -> 128 and its
+    LayerNorm (gain and bias), ``weights_proj`` 7,168 -> 64: 13,959,424 parameters a layer
+    over V3's; its FP8 key (128 B and an fp32 scale a token and layer) beside the latent."""
+    from test_hf_windows_shared import DEEPSEEK_V3
+
+    from workloads.tracer import kv_bytes_per_token
+
+    v32, v3 = _read(_v32()), _read(DEEPSEEK_V3)
+    per_layer = 1536 * 64 * 128 + 7168 * 128 + 2 * 128 + 7168 * 64
+    assert per_layer == 13_959_424
+    assert v32.param_count() - v3.param_count() == 61 * per_layer
+    assert kv_bytes_per_token(v32, "fp8", 8) == 61 * (576 + 128 + 4)
+    assert kv_bytes_per_token(v32, "bf16", 8) == 61 * (576 * 2 + 128 + 4)
+
+
+def test_deepseek_sparse_attention_by_hand():
+    """A V3.2 decode step at TP 8 (16 heads a rank), KV length n: the indexer scores every key
+    (64 FP8 heads x 128 channels, ReLU, weighted sum over heads: (2 x 128 + 3) x 64 x n per
+    query, whole on every rank) and picks the top 2,048 (a pass over n scores); the latent
+    attention reads min(n, 2,048) keys: under the top-k every key, past it 2,048."""
+    for prompt, keys in ((1000, 1001), (4000, 2048)):
+        ops = {op.name: op for op in trace_model(_read(_v32()), Scenario(
+            batch=2, prompt_len=prompt, gen_len=3, tp=8)).ops
+            if op.phase == "decode" and op.step == 1 and op.layer == 5}
+        n = prompt + 1
+        per_rank = {k: op.flops / op.shards for k, op in ops.items()}
+        assert per_rank["index_scores"] == 2 * (2 * 128 + 3) * 64 * n
+        assert per_rank["index_topk"] == 2 * n
+        assert per_rank["qk"] == 2 * 2 * 16 * 576 * keys
+        assert per_rank["av"] == 2 * 2 * 16 * keys * 512
+        assert ops["index_scores"].shards == 8 and ops["index_q"].flops / 8 == 2 * 2 * 1536 * 8192
+    # without the indexer the same step reads every key
+    from test_hf_windows_shared import DEEPSEEK_V3
+
+    v3 = {op.name: op.flops / op.shards for op in trace_model(_read(DEEPSEEK_V3), Scenario(
+        batch=2, prompt_len=4000, gen_len=3, tp=8)).ops
+        if op.phase == "decode" and op.step == 1 and op.layer == 5}
+    assert v3["qk"] == 2 * 2 * 16 * 576 * 4001 and "index_scores" not in v3
+
+
+def test_indexer_is_one_gemm_with_its_epilogue_on_a_gpu():
+    """The GPU prices the indexer as DeepGEMM's ``fp8_mqa_logits`` runs it: one FP8 GEMM (M =
+    queries x heads, N = keys, K = 128) whose epilogue sums the heads in registers, so the
+    per-head logits (b x s x 64 x n fp32: 256 B a key against its 128 B of FP8 key) never
+    reach DRAM: its DRAM bytes are the FP8 keys, the queries and one fp32 score a key (within
+    3% of the keys), not three times the keys, and a decode step's indexer is memory-bound."""
+    from arch import load_arch
+    from sim.devices.base import device_for
+
+    m = _read(_v32())
+    ops = [op for op in trace_model(m, Scenario(batch=16, prompt_len=32000, gen_len=3,
+                                                tp=8, dtype="fp8")).ops
+           if op.phase == "decode" and op.step == 1 and op.layer == 5]
+    op = next(op for op in ops if op.name == "index_scores")
+    cost = device_for(load_arch("h100"), "tile").estimate(op)
+    n = 32001
+    keys = 16 * n * 128          # FP8 keys of 16 requests
+    logits = 16 * 64 * n * 4     # the per-head scores the epilogue keeps on chip
+    assert keys <= cost.dram_bytes <= 1.04 * keys and keys + logits == 3 * keys
+    assert cost.dram_bytes == pytest.approx(op.bytes / op.shards, rel=1e-3)
+    assert cost.bound == "memory"
+
+
+def test_sparse_attention_folds_across_its_top_k(monkeypatch):
+    """A small V3.2-shaped model whose decode crosses its top-k (prompt 6, 24 steps, top 10):
+    the folded trace has, op for op, the op-by-op trace's FLOPs and its run the unfolded run's
+    metrics; the attention's keys stop at 10 while the indexer's keep growing."""
+    from test_hf_windows_shared import DEEPSEEK_V2_LITE, _folds_like_op_by_op
+
+    m = _read({**DEEPSEEK_V2_LITE, "model_type": "deepseek_v32", "hidden_size": 256,
+               "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 4,
+               "n_routed_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": 64,
+               "intermediate_size": 512, "kv_lora_rank": 64, "q_lora_rank": 32,
+               "qk_nope_head_dim": 32, "qk_rope_head_dim": 16, "v_head_dim": 32,
+               "vocab_size": 1000, "index_topk": 10, "index_n_heads": 2,
+               "index_head_dim": 16})
+    want = _folds_like_op_by_op(m, Scenario(batch=2, prompt_len=6, gen_len=24), monkeypatch)
+    qk = {op.step: op.flops for op in want if op.name == "qk" and op.layer == 1
+          and op.phase == "decode"}
+    scores = {op.step: op.flops for op in want if op.name == "index_scores" and op.layer == 1
+              and op.phase == "decode"}
+    assert qk[3] < qk[4] == qk[20] and scores[4] < scores[20]
+
+
+def test_indexer_fields_checked():
+    """The indexer needs latent attention with a query latent: one line naming the field."""
+    with pytest.raises(WorkloadError) as exc:
+        _read(_v32(q_lora_rank=None))
+    assert exc.value.path == "index_topk"

@@ -66,6 +66,8 @@ def test_a_request_frees_blocks_behind_its_window():
     sim.run()
     assert kv.peak == 7 and kv.used == 0
     assert times(sim, 0) == [1.8, 2.9, 4.0, 5.1, 6.2, 7.3]
+    # held after each iteration (the last one's blocks freed as the request finishes)
+    assert [row[5] for row in reps[0].log] == [4, 6, 6, 6, 5, 0]
 
 
 @pytest.mark.parametrize("blocks,preempted", [(14, 0), (13, 1)])

@@ -584,3 +584,18 @@ def elementwise(name: str, out: TensorRef, inputs: tuple[TensorRef, ...], sizes:
         ranks += [r for r in t.ranks if r not in ranks]
     return Einsum(name, out, inputs, tuple((r, sizes[r]) for r in ranks), map_op=map_op,
                   reduce_op=None, unary=unary)
+
+
+def epilogue_gemm(casc: Cascade) -> bool:
+    """Whether ``casc`` is one contraction whose output stays on chip (an intermediate) and
+    later steps that each read what an earlier step made: a GEMM with a fused epilogue, priced
+    as the GEMM writing only the cascade's final outputs (DeepSeek-V3.2's indexer scores)."""
+    first = casc.einsums[0]
+    if len(casc.einsums) < 2 or not first.is_contraction or first.output.role != "intermediate":
+        return False
+    made = {first.output.name}
+    for e in casc.einsums[1:]:
+        if not any(t.name in made for t in e.inputs):
+            return False
+        made.add(e.output.name)
+    return True

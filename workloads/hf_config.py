@@ -21,7 +21,7 @@ _FALCON = ("falcon", "RefinedWebModel", "RefinedWeb")
 #: its own ``model_type``, Mistral Small 3.1's ``mistral`` by default)
 _NESTED = {"gemma3": "gemma3_text", "llama4": "llama4_text", "mistral3": None,
            "qwen3_vl": "qwen3", "qwen3_vl_moe": "qwen3_moe"}
-_DEEPSEEK = ("deepseek", "deepseek_v2", "deepseek_v3")
+_DEEPSEEK = ("deepseek", "deepseek_v2", "deepseek_v3", "deepseek_v32")
 SUPPORTED = (*_LLAMA_LIKE, *_NESTED, "llama4_text", "starcoder2", *_DEEPSEEK,
              "cohere", "dbrx", "gpt2", "gpt_bigcode", "opt", "bloom", "gpt_neox", "gptj",
              *_FALCON, "phi", "bert", "t5", "mamba", *FAMILIES)
@@ -284,9 +284,11 @@ def _minimax_qk_norm(r: ConfigReader) -> str:
 def _deepseek(r: ConfigReader, model_type: str, name: str, source: str) -> ModelConfig:
     """DeepSeekMoE (``deepseek``), DeepSeek-V2 and V3: routed and shared experts, the first
     ``first_k_dense_replace`` layers dense (``intermediate_size`` wide); V2/V3 with multi-head
-    latent attention. V3's multi-token-prediction module (``num_nextn_predict_layers``) is not
-    part of the model's forward pass and is left out (the 671B of the V3 report, not the 685B
-    of its checkpoint)."""
+    latent attention; V3.2 (``deepseek_v32``) with DeepSeek sparse attention (``index_topk``
+    keys a query, chosen by an ``index_n_heads`` x ``index_head_dim`` indexer). V3's
+    multi-token-prediction module (``num_nextn_predict_layers``) is not part of the model's
+    forward pass and is left out (the 671B of the V3 report, not the 685B of its
+    checkpoint)."""
     heads = r.int("num_attention_heads")
     d = r.int("hidden_size")
     experts = r.int("n_routed_experts", default=1)
@@ -303,6 +305,9 @@ def _deepseek(r: ConfigReader, model_type: str, name: str, source: str) -> Model
                   "rope_dim": rope, "rotary_dim": rope,
                   "head_dim": r.int("qk_nope_head_dim") + rope,
                   "v_head_dim": r.int("v_head_dim")}
+        if model_type == "deepseek_v32":   # DeepSeek sparse attention's lightning indexer
+            latent.update(index_topk=r.int("index_topk"), index_heads=r.int("index_n_heads"),
+                          index_head_dim=r.int("index_head_dim"))
     return ModelConfig(
         name=name, family=model_type, n_layers=r.int("num_hidden_layers"), d_model=d,
         n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads), d_ff=ff,

@@ -40,12 +40,16 @@ LIMITS: dict[str, tuple[int, str]] = {
     "rope_dim": (4096, "DeepSeek-V3, 64"),
     "v_head_dim": (4096, "DeepSeek-V3, 128"),
     "nope_every": (4096, "Llama 4 and SmolLM3, every 4th layer without RoPE"),
+    "index_topk": (33554432, "DeepSeek-V3.2, 2,048 keys"),
+    "index_heads": (4096, "DeepSeek-V3.2, 64 indexer heads"),
+    "index_head_dim": (4096, "DeepSeek-V3.2, 128"),
 }
 #: fields that may be 0 (meaning: absent or derived)
 ZERO_OK = ("head_dim", "position_offset", "n_decoder_layers", "rotary_dim", "type_vocab",
            "rel_pos_buckets", "d_state", "d_conv", "expand", "dt_rank", "shared_ff",
            "sliding_window", "global_every", "first_dense", "moe_every", "dense_ff",
-           "q_lora_rank", "kv_lora_rank", "rope_dim", "v_head_dim", "nope_every")
+           "q_lora_rank", "kv_lora_rank", "rope_dim", "v_head_dim", "nope_every", "index_topk",
+           "index_heads", "index_head_dim")
 #: model kinds: decoder-only, bidirectional encoder, encoder-decoder with cross attention,
 #: selective state-space model (Mamba)
 KINDS = ("decoder", "encoder", "encoder_decoder", "mamba", "onnx")
@@ -105,6 +109,10 @@ class ModelConfig:
     is not traced). ``attn_bias``: biases on the query, key, value and output projections
     and none in the MLP (Phi-3.5-MoE; ``bias`` puts them in both, ``qkv_bias`` on the first
     three only). ``norm_bias`` False: LayerNorms with a gain and no bias (Command R, DBRX).
+    ``index_topk`` > 0: DeepSeek sparse attention (DeepSeek-V3.2): a lightning indexer of
+    ``index_heads`` heads of ``index_head_dim`` (queries from the query latent, one key per
+    token kept in FP8 beside the latent cache) scores every cached key for each query, and
+    the latent attention reads the ``index_topk`` best.
     ``kv_lora_rank`` > 0: multi-head latent attention (DeepSeek-V2/V3): keys and values come from
     a ``kv_lora_rank``-wide latent (the KV cache: latent plus ``rope_dim`` RoPE channels per
     token, shared by all heads), queries through a ``q_lora_rank``-wide latent (0: a plain
@@ -168,6 +176,9 @@ class ModelConfig:
     attn_sinks: bool = False
     attn_bias: bool = False
     norm_bias: bool = True
+    index_topk: int = 0
+    index_heads: int = 0
+    index_head_dim: int = 0
 
     def __post_init__(self) -> None:
         for name, (limit, covers) in LIMITS.items():
@@ -206,6 +217,11 @@ class ModelConfig:
             raise WorkloadError("", "window_kind", f"unknown window_kind "
                                                    f"'{self.window_kind!s:.40}' (expected one "
                                                    f"of {', '.join(WINDOW_KINDS)})")
+        if self.index_topk and not (self.kv_lora_rank and self.q_lora_rank
+                                    and self.index_heads and self.index_head_dim):
+            raise WorkloadError("", "index_topk", "sparse attention's indexer needs latent "
+                                                  "attention with a query latent (q_lora_rank, "
+                                                  "kv_lora_rank) and index_heads, index_head_dim")
         if self.kv_lora_rank and not (self.rope_dim and self.head_dim > self.rope_dim):
             raise WorkloadError("", "rope_dim", "latent attention needs 0 < rope_dim < "
                                                 "head_dim (the rotated channels of each head)")
@@ -306,13 +322,21 @@ class ModelConfig:
             nope = self.head_dim - self.rope_dim
             queries = d * q + q + q * h * self.head_dim if q else d * h * self.head_dim
             return (queries + d * (c + self.rope_dim) + c + c * h * (nope + self.v_dim)
-                    + h * self.v_dim * d)
+                    + h * self.v_dim * d + self.indexer_params())
         attn = d * self.q_dim + 2 * d * self.kv_dim + self.q_dim * d
         if self.bias or self.attn_bias:
             attn += self.q_dim + 2 * self.kv_dim + d
         elif self.qkv_bias:
             attn += self.q_dim + 2 * self.kv_dim
         return attn
+
+    def indexer_params(self) -> int:
+        """DeepSeek-V3.2's lightning indexer in one layer: its query projection from the query
+        latent, its key projection and LayerNorm (gain and bias), its per-head weights."""
+        if not self.index_topk:
+            return 0
+        hd, e = self.index_heads, self.index_head_dim
+        return self.q_lora_rank * hd * e + self.d_model * e + 2 * e + self.d_model * hd
 
     def norm_params(self) -> int:
         """Parameters of one norm (LayerNorm: gain and bias, gain alone without ``norm_bias``;
@@ -585,6 +609,15 @@ _PRESETS += [
                n_experts=256, top_k=8, shared_ff=2048, first_dense=3, dense_ff=18432,
                router_bias=True, q_lora_rank=1536, kv_lora_rank=512, rope_dim=64,
                v_head_dim=128),
+    _hf_shaped("deepseek-v3.2", "deepseek_v32", "Hugging Face deepseek-ai/DeepSeek-V3.2-Exp "
+               "config.json: DeepSeek-V3's, plus DeepSeek sparse attention's indexer "
+               "(index_n_heads 64, index_head_dim 128, index_topk 2048: ModelArgs of its "
+               "inference/model.py @ 6d8cb70); without its MTP module",
+               n_layers=61, d_model=7168, n_heads=128, n_kv_heads=128, d_ff=2048,
+               vocab_size=129280, max_positions=163840, head_dim=192, rotary_dim=64,
+               n_experts=256, top_k=8, shared_ff=2048, first_dense=3, dense_ff=18432,
+               router_bias=True, q_lora_rank=1536, kv_lora_rank=512, rope_dim=64,
+               v_head_dim=128, index_topk=2048, index_heads=64, index_head_dim=128),
     _hf_shaped("deepseek-v2-lite", "deepseek_v2", "Hugging Face deepseek-ai/DeepSeek-V2-Lite "
                "config.json (mlc-llm model_preset.py @ 79d603f): latent attention without a "
                "query latent, 64 experts top 6 + 2 shared, 1 dense layer", n_layers=27,

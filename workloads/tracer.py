@@ -66,7 +66,7 @@ KV_RANK = "n"
 #: them at once (the same arrays)
 FOLD = True
 #: the tensors only a windowed layer's attention reads (:meth:`LayerBuilder.attention`)
-WINDOW_TENSORS = ("k_window", "v_window", "scores_window")
+WINDOW_TENSORS = ("k_window", "v_window", "scores_window", "kv_topk", "scores_topk")
 
 
 @record(frozen=True)
@@ -240,22 +240,62 @@ class LayerBuilder:
         m, sh, dt = self.m, self.shape, self.dt
         n = self.kv_len(s, n)
         c, nope, vd = m.kv_lora_rank, m.head_dim - m.rope_dim, m.v_dim
-        ops: list[OpTemplate] = []
+        ops: list[OpTemplate] = self._index_scores(b, s, n) if m.index_topk else []
+        n = min(n, m.index_topk) if m.index_topk else n   # DSA: the keys the indexer chose
+        scores = "scores"
         if s == 1:
             sizes = {"b": b, "g": 1, "r": sh.heads, "s": 1, "n": n, "e": c + m.rope_dim,
                      "f": c}
-            k = _t("kv_latent", "bgne", self.kv_dt, "kv_cache")
-            v = _t("kv_latent", "bgnf", self.kv_dt, "kv_cache")
+            # the keys the indexer chose (DSA): a tensor of their own, as a windowed layer's
+            # (their extent stops at index_topk; workloads/fold.py resizes them apart)
+            latent = "kv_topk" if m.index_topk else "kv_latent"
+            scores = "scores_topk" if m.index_topk else scores
+            k = _t(latent, "bgne", self.kv_dt, "kv_cache")
+            v = _t(latent, "bgnf", self.kv_dt, "kv_cache")
             ops.append(self._linear("q_absorb", b, nope, c, experts=sh.heads))
         else:
             sizes = {"b": b, "g": sh.heads, "r": 1, "s": s, "n": n, "e": m.head_dim, "f": vd}
             k = _t("k_expanded", "bgne", dt)
             v = _t("v_expanded", "bgnf", dt)
             ops.append(self._linear("kv_b_proj", b * n, c, sh.heads * (nope + vd)))
-        ops += self.attention_ops(_t("q", "bgrse", dt), k, v, sizes, "bgrsf")
+        ops += self.attention_ops(_t("q", "bgrse", dt), k, v, sizes, "bgrsf", scores)
         if s == 1:
             ops.append(self._linear("v_absorb", b, c, vd, experts=sh.heads))
         return ops
+
+    def _index_scores(self, b: int, s: int, n: int) -> list[OpTemplate]:
+        """DeepSeek-V3.2's lightning indexer over the cache (its ``Indexer.forward``): each of
+        ``b x s`` queries' ``index_heads`` FP8 heads against every cached FP8 key
+        (``index_head_dim`` wide), ReLU, weighted by the query's per-head weights and summed
+        over heads; then the top ``index_topk`` keys of each query's ``n`` scores chosen (one
+        pass over them). Whole on every tensor-parallel rank, as the reference code runs it."""
+        m = self.m
+        sizes = {"b": b, "s": s, "h": m.index_heads, "e": m.index_head_dim, "n": n}
+        logits = _t("index.logits", "bshn", "fp32", "intermediate")
+        relu = _t("index.relu", "bshn", "fp32", "intermediate")
+        score = _t("index.score", "bsn", "fp32")
+        casc = Cascade("index_scores", (
+            contraction("index.qk", logits, _t("index.q", "bshe", "fp8"),
+                        _t("index_k_cache", "bne", "fp8", "kv_cache"), sizes),
+            elementwise("index.relu", relu, (logits,), {r: sizes[r] for r in "bshn"}, "copy",
+                        unary="relu"),
+            Einsum("index.score", score, (relu, _t("index.w", "bsh", "fp32")),
+                   tuple((r, sizes[r]) for r in "bshn"), map_op="mul", reduce_op="add"),
+        ))
+        pick = Einsum("index_topk", _t("index_topk.out", "bs", "fp32"), (score,),
+                      tuple((r, sizes[r]) for r in "bsn"), reduce_op="max")
+        return [OpTemplate("index_scores", MATMUL, "attention", casc),
+                OpTemplate("index_topk", VECTOR, "attention", pick)]
+
+    def _indexer_projections(self, t: int) -> list[OpTemplate]:
+        """The lightning indexer's per-token projections (DeepSeek-V3.2): its queries from the
+        query latent, its key and the key's LayerNorm, its per-head weights."""
+        m = self.m
+        hd, e = m.index_heads, m.index_head_dim
+        return [self._linear("index_q", t, m.q_lora_rank, hd * e),
+                self._linear("index_k", t, self.shape.d, e),
+                self.norm("index_k_norm", "index_key", t, False, e),
+                self._linear("index_w", t, self.shape.d, hd)]
 
     @_memo
     def _linear(self, name: str, t: int, k: int, n: int, op_class: str = "gemm",
@@ -476,8 +516,9 @@ class LayerBuilder:
                    self._linear("q_b_proj", t, m.q_lora_rank, heads)]
         else:
             ops = [self._linear("q_proj", t, sh.d, heads)]
-        return ops + [self._linear("kv_a_proj", t, sh.d, m.kv_lora_rank + m.rope_dim),
-                      self.norm("kv_a_norm", "kv_latent", t, rms, m.kv_lora_rank)]
+        ops += [self._linear("kv_a_proj", t, sh.d, m.kv_lora_rank + m.rope_dim),
+                self.norm("kv_a_norm", "kv_latent", t, rms, m.kv_lora_rank)]
+        return ops + self._indexer_projections(t) if m.index_topk else ops
 
     @_memo
     def norm(self, name: str, x: str, t: int, rms: bool, width: int = 0) -> OpTemplate:
@@ -789,7 +830,9 @@ def _trace_decoder(model: ModelConfig, scenario: Scenario, phases: tuple[str, ..
                                                     (steps[-2], steps[-1])],
                                [step for _, step, _, _ in rest], kv,
                                lambda k: templates(1, rest[k][3]),
-                               [model.window_keys(1, x) for x in kv] if mixed else None)
+                               [model.window_keys(1, x) for x in kv] if mixed else
+                               [min(x, model.index_topk) for x in kv] if model.index_topk
+                               else None)
         if arrays is not None:
             return Trace(None, model, scenario, {"phases": phases}, compact=arrays)
         return trace_model(model, scenario, phases, units, compact=False)
@@ -1137,7 +1180,10 @@ def kv_bytes_per_token(model: ModelConfig, kv_dtype: str, tp: int = 1, pp: int =
     KV heads; KV heads are replicated when there are fewer than ``tp``)."""
     elem = TensorRef("x", (), kv_dtype).nbytes({})
     if model.is_mla:   # one latent and its RoPE channels per token, on every TP rank
-        return model.n_layers * (model.kv_lora_rank + model.rope_dim) * elem / pp
+        index = 0.0    # DeepSeek-V3.2's indexer key: FP8 plus an fp32 scale per 128 values
+        if model.index_topk:
+            index = model.index_head_dim + 4 * math.ceil(model.index_head_dim / 128)
+        return model.n_layers * ((model.kv_lora_rank + model.rope_dim) * elem + index) / pp
     kv_groups = max(1, model.n_kv_heads // tp)
     return 2 * model.n_layers * kv_groups * model.head_dim * elem / pp
 

@@ -58,7 +58,7 @@ from sim.gpu.hw import gpu_hw
 from sim.gpu.moe import moe_gemm_view
 from sim.gpu.nccl_tuning import NVLS_MIN_RANKS
 from sim.gpu.vector import VectorShape, vector_shape, vector_time, vector_time_columns
-from workloads.einsum import Cascade, Einsum, dtype_bytes
+from workloads.einsum import Cascade, Einsum, dtype_bytes, epilogue_gemm
 from workloads.trace import ATTENTION, COLLECTIVE, MATMUL, MEMORY, Op, is_expert_gemm
 
 SFU_PER_CLOCK = 16  # exp/rcp results per SM per clock (CUDA Programming Guide, cc 8.x/9.0)
@@ -204,6 +204,10 @@ class GpuDevice(MainTierDevice):
         if op.kind == MATMUL and isinstance(comp, Einsum) and comp.is_contraction \
                 and self.tensor_peak(dtype):
             return self._gemm_cost(op, comp, flops, dtype, roof)
+        if op.kind == MATMUL and isinstance(comp, Cascade) and self.tensor_peak(dtype) \
+                and epilogue_gemm(comp):
+            return self._gemm_cost(op, comp.einsums[0], flops, dtype, roof,
+                                   self._epilogue_args(comp, dtype))
         if op.kind == ATTENTION and isinstance(comp, Cascade) and self.tensor_peak(dtype):
             shape = attention_shape(comp)
             if shape is not None and self.attention_dtype:   # Q and O at the kernel's dtype
@@ -540,10 +544,24 @@ class GpuDevice(MainTierDevice):
             return None
         return peak, per_flop
 
-    def _gemm_cost(self, op: Op, comp: Einsum, flops: float, dtype: str, roof: float) -> Cost:
+    def _epilogue_args(self, casc: Cascade, dtype: str) -> tuple:
+        """``best_gemm``'s arguments for a GEMM whose epilogue reduces its output in registers
+        (:func:`epilogue_gemm`): the contraction's shape and operands, the cascade's final
+        outputs as what it writes (DeepSeek-V3.2's indexer: DeepGEMM's ``fp8_mqa_logits``
+        writes one score per query and key, not one per head)."""
+        args = self._gemm_args(casc.einsums[0], dtype)
+        sizes = casc.size
+        out = sum(e.output.nbytes(sizes) for e in casc.einsums
+                  if e.output.name in casc.final_outputs)
+        return (*args[:7], float(out), args[8])
+
+    def _gemm_cost(self, op: Op, comp: Einsum, flops: float, dtype: str, roof: float,
+                   args: tuple | None = None) -> Cost:
         kept = self._prefetched.pop(id(comp), None)   # what prefetch formed and priced
         hw = self.hw.for_dtype(dtype)
-        if kept is not None and kept[0] is comp and kept[1] == dtype:
+        if args is not None:
+            best = None
+        elif kept is not None and kept[0] is comp and kept[1] == dtype:
             args, best = kept[2], kept[3]
         else:
             args, best = self._gemm_args(comp, dtype), None

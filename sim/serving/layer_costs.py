@@ -23,8 +23,9 @@ from workloads.trace import COLLECTIVE, Op, Trace
 from workloads.tracer import LayerBuilder
 
 PRE = ("ln_attn", "qkv_proj", "qk_norm", "rope", "q_a_proj", "q_a_norm", "q_b_proj",
-       "q_proj", "kv_a_proj", "kv_a_norm")
-ATTN = ("qk", "softmax", "av", "attention", "q_absorb", "v_absorb", "kv_b_proj")
+       "q_proj", "kv_a_proj", "kv_a_norm", "index_q", "index_k", "index_k_norm", "index_w")
+ATTN = ("qk", "softmax", "av", "attention", "q_absorb", "v_absorb", "kv_b_proj",
+        "index_scores", "index_topk")
 POST = ("o_proj", "residual_attn", "ln_ffn", "ffn_up", "ffn_act", "ffn_down", "residual_ffn",
         "router", "router_softmax", "moe_combine")
 
