@@ -576,3 +576,23 @@ def test_indexer_fields_checked():
     with pytest.raises(WorkloadError) as exc:
         _read(_v32(q_lora_rank=None))
     assert exc.value.path == "index_topk"
+
+
+def test_npu_pim_stages_and_serving_place_the_indexer():
+    """The NPU+PIM decode model's stages put the indexer's projections before attention and
+    its scores and top-k with it (they grow with the KV length); ``xpusim serve``'s
+    token-linear cost leaves the scores to its attention pricing."""
+    from arch import load_arch
+    from sim.devices.base import device_for
+    from sim.serving.layer_costs import ATTN, LayerCosts
+
+    small = _read(_v32(hidden_size=512, num_hidden_layers=4, first_k_dense_replace=1,
+                       n_routed_experts=8, num_experts_per_tok=2, moe_intermediate_size=64,
+                       intermediate_size=256, num_attention_heads=4,
+                       num_key_value_heads=4, vocab_size=1000, q_lora_rank=64,
+                       kv_lora_rank=64, qk_nope_head_dim=32, qk_rope_head_dim=16,
+                       v_head_dim=32, index_n_heads=4, index_head_dim=32, index_topk=16))
+    stages = LayerCosts(device_for(load_arch("h100"), "tile"), small, 1, "fp16").stages(4, 64)
+    assert {"index_q", "index_k", "index_k_norm", "index_w"} <= set(stages["pre"].ops)
+    assert {"index_scores", "index_topk"} <= set(stages["attn"].ops)
+    assert {"index_scores", "index_topk"} <= set(ATTN)
