@@ -95,12 +95,23 @@ def load_record(rec: dict[str, Any], file: str = "summary.json") -> dict[str, An
         _built(Policies, policies, file, f"{where}.policies")
     if training is not None:
         _built(Training, training, file, f"{where}.training")
-    return {"arch": arch, "model": _built(ModelConfig, rec.get("model_config"), file,
+    return {"arch": arch, "model": _built(ModelConfig, _renamed(rec.get("model_config")), file,
                                           f"{where}.model_config"),
             "scenario": _built(Scenario, rec.get("scenario"), file, f"{where}.scenario"),
             "placement": placement,
             "policies": policies, "training": training,
             "fidelity": fidelity, "seed": seed, "mode": mode}
+
+
+def _renamed(model: Any) -> Any:
+    """A recorded model config in today's fields: records of stop 50 wrote Llama 4's layers
+    without RoPE as ``global_nope: true``, now ``nope_every`` (= its ``global_every``)."""
+    if not isinstance(model, dict) or "global_nope" not in model:
+        return model
+    model = dict(model)
+    if model.pop("global_nope") is True:
+        model["nope_every"] = model.get("global_every", 0)
+    return model
 
 
 def _checked(cls: type, data: Any, file: str, where: str) -> dict[str, Any]:

@@ -398,6 +398,28 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "gpt_neox": {"model_type": "gpt_neox", "num_attention_heads": 4, "hidden_size": 256,
                  "num_hidden_layers": 2, "intermediate_size": 1024, "vocab_size": 50432,
                  "max_position_embeddings": 2048},
+    "gpt_oss": {"model_type": "gpt_oss", "num_attention_heads": 8, "num_key_value_heads": 2,
+                "head_dim": 64, "hidden_size": 256, "num_hidden_layers": 2,
+                "intermediate_size": 256, "vocab_size": 1000, "num_local_experts": 4,
+                "num_experts_per_tok": 2, "sliding_window": 128, "attention_bias": True,
+                "layer_types": ["sliding_attention", "full_attention"]},
+    "cohere2": {"model_type": "cohere2", "num_attention_heads": 4, "hidden_size": 256,
+                "num_hidden_layers": 4, "intermediate_size": 512, "vocab_size": 1000,
+                "sliding_window": 64, "sliding_window_pattern": 4},
+    "nemotron": {"model_type": "nemotron", "num_attention_heads": 4, "hidden_size": 256,
+                 "num_hidden_layers": 2, "intermediate_size": 512, "vocab_size": 1000,
+                 "hidden_act": "relu2", "partial_rotary_factor": 0.5},
+    "deepseek_v32": {"model_type": "deepseek_v32", "num_attention_heads": 4,
+                     "hidden_size": 256, "num_hidden_layers": 2, "intermediate_size": 512,
+                     "moe_intermediate_size": 64, "n_routed_experts": 4,
+                     "num_experts_per_tok": 2, "first_k_dense_replace": 1,
+                     "q_lora_rank": 64, "kv_lora_rank": 64, "qk_nope_head_dim": 32,
+                     "qk_rope_head_dim": 16, "v_head_dim": 32, "vocab_size": 1000,
+                     "index_n_heads": 4, "index_head_dim": 32, "index_topk": 16},
+    "mistral3": {"model_type": "mistral3", "text_config": {
+        "model_type": "mistral", "num_attention_heads": 8, "num_key_value_heads": 2,
+        "hidden_size": 256, "num_hidden_layers": 2, "intermediate_size": 512,
+        "vocab_size": 1000}},
 }
 
 
@@ -405,9 +427,9 @@ def config_case(rnd: random.Random) -> Case:
     """A config.json of one family, mutated (values, keys, nesting, text)."""
     family = rnd.choice(sorted(FAMILIES))
     data = mutate_tree(rnd, FAMILIES[family], rnd.randint(1, 2))
-    if rnd.random() < 0.2 and isinstance(data, dict):  # the extremes of one size field
-        key = rnd.choice([k for k, v in FAMILIES[family].items() if isinstance(v, int)])
-        data[key] = rnd.choice((10**6, 4096, 4097, 131072, 2**31, 10**400, 0, -1))
+    sized = [k for k, v in FAMILIES[family].items() if isinstance(v, int)]
+    if rnd.random() < 0.2 and isinstance(data, dict) and sized:  # one size field's extremes
+        data[rnd.choice(sized)] = rnd.choice((10**6, 4096, 4097, 131072, 2**31, 10**400, 0, -1))
     try:
         text = json.dumps(data, allow_nan=True)
     except (ValueError, RecursionError):

@@ -107,3 +107,18 @@ def test_damaged_record_is_a_one_line_error(tmp_path, capsys, field, value, need
     assert main(["rerun", str(first)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err, err
+
+
+def test_stop_50_record_of_llama4_layers_without_rope_reruns():
+    """A record written before ``nope_every`` (stop 50: ``global_nope: true`` with
+    ``global_every: 4``) loads as today's field: every 4th layer without RoPE."""
+    from arch import load_arch
+    from sim.record import load_record, run_record
+    from workloads.models import get_model
+    from workloads.scenario import Scenario
+
+    rec = run_record(load_arch("h100"), get_model("llama4-scout"), Scenario(), fidelity="tile",
+                     seed=0)
+    del rec["model_config"]["nope_every"]
+    rec["model_config"]["global_nope"] = True
+    assert load_record(rec)["model"] == get_model("llama4-scout")
