@@ -219,3 +219,15 @@ def test_power_cap_scales_every_dtype_rate(tmp_path):
     assert gpu(capped).tensor_efficiency_by_dtype["fp8"] == pytest.approx(0.8 * scale, rel=1e-12)
     assert gpu(capped).tensor_efficiency == pytest.approx(gpu(full).tensor_efficiency * scale,
                                                           rel=1e-12)
+
+
+def test_windowed_layers_hand_off_their_window(models):
+    """gpt-oss-20b (12 of 24 layers windowed to 128 tokens): a 2,000-token prompt hands off
+    the global layers' 2,000 tokens and the windowed layers' last 128, per device 2 x 8 KV
+    heads / TP 8 x 64 x 2 B a token and layer on each of the 8 GPUs."""
+    cl = Cluster([Pool("dgx-h100", 1, "prompt"), Pool("dgx-h100", 1, "token")], "gpt-oss-20b",
+                 EngineConfig(), models=models)
+    run_cluster(cl, _reqs(1, 1.0, 2000, 3))
+    [(_, kv, _)] = cl.transfers
+    per_layer_token = 2 * 1 * 64 * 2 * 8
+    assert kv == pytest.approx(per_layer_token * (12 * 2000 + 12 * 128), rel=1e-12)

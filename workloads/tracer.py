@@ -1193,10 +1193,16 @@ def kv_cache_bytes(model: ModelConfig, scenario: Scenario) -> float:
     if model.kind != "decoder":  # encoder-decoder KV, Mamba state (workloads/tracer_families)
         from workloads.tracer_families import state_bytes
         return state_bytes(model, scenario)
-    context = scenario.attended(scenario.prompt_len + scenario.gen_len)
-    if model.sliding_window:   # a windowed layer keeps its last sliding_window tokens
-        local = model.windowed_layers()
-        context = ((model.n_layers - local) * context
-                   + local * min(context, model.sliding_window)) / model.n_layers
+    context = held_tokens(model, scenario.attended(scenario.prompt_len + scenario.gen_len))
     return kv_bytes_per_token(model, scenario.kv_dtype, scenario.tp, scenario.pp) \
         * scenario.batch * context
+
+
+def held_tokens(model: ModelConfig, context: int) -> float:
+    """Tokens of KV a request of ``context`` tokens keeps, averaged over the layers: a
+    windowed layer keeps its last ``sliding_window``, the others all ``context``."""
+    if not model.sliding_window:
+        return float(context)
+    local = model.windowed_layers()
+    return ((model.n_layers - local) * context
+            + local * min(context, model.sliding_window)) / model.n_layers

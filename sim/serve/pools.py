@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from sim.devices.base import SimError
 from sim.serve.replica import Batch, EngineConfig, Replica
 from sim.serve.request import Req
+from workloads.tracer import held_tokens
 
 ROLES = ("prompt", "token", "mixed")
 #: Splitwise's cluster prices and power (its Table of machine costs, as used by splitwise-sim)
@@ -204,8 +205,8 @@ class Cluster:
         return hit
 
     def _handoff(self, req: Req, rep: Replica, t: float) -> None:
-        im = rep.model
-        kv = im.kv_bytes_per_token() * im.devices * req.computed
+        im = rep.model   # windowed layers send their last sliding_window tokens' KV only
+        kv = im.kv_bytes_per_token() * im.devices * held_tokens(im.model, req.computed)
         bw, lat = self.links[rep.index]
         delay = kv_transfer_delay(kv, t - rep.iter_start, im.layers, bw, lat, self.serialized)
         self.transfers.append((req.id, kv, delay))
