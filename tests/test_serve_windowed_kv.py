@@ -102,3 +102,11 @@ def test_capacity_of_gpt_oss_on_a_dgx_h100():
     assert windowed.kv.capacity in (2 * whole.kv.capacity, 2 * whole.kv.capacity + 1)
     assert windowed.kv.blocks_for(100_000) == 6250 + 8
     assert whole.kv.blocks_for(100_000) == 6250
+    # the report's replica table says how many layers a block holds
+    from types import SimpleNamespace
+
+    from sim.serve.report import replica_table
+
+    table = replica_table(SimpleNamespace(replicas=[windowed, whole]), 1.0)
+    assert table["kv_block_layers"].tolist() == [18, 36]
+    assert table["kv_blocks"].tolist() == [windowed.kv.capacity, whole.kv.capacity]

@@ -91,11 +91,14 @@ def _series_png(iters: pd.DataFrame, kv_capacity: dict[int, int]) -> bytes:
 
 
 def replica_table(sim, duration: float) -> pd.DataFrame:
-    """One row per replica: role, busy fraction, iterations, KV capacity and peak, energy."""
+    """One row per replica: role, busy fraction, iterations, KV capacity (blocks, and the
+    layers a block holds: all of them, or one KV cache group's with windowed layers) and
+    peak, energy."""
     return pd.DataFrame([{
         "replica": r.name, "role": r.role, "devices": r.model.devices,
         "busy_fraction": r.busy_s / duration if duration > 0 else 0.0,
         "iterations": len(r.log), "kv_blocks": r.kv.capacity,
+        "kv_block_layers": r.layout.group_layers,
         "kv_peak_fraction": r.kv.peak / r.kv.capacity if r.kv.capacity else 0.0,
         "dynamic_energy_J": r.energy_J} for r in sim.replicas])
 
