@@ -722,7 +722,7 @@ class _Loader:
         if layers is not None:
             if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
                 raise self.err(f"{where}.layers", f"expected a positive integer, got {layers!r}")
-            model = dataclasses.replace(model, n_layers=layers)
+            model = model.with_layers(layers)
         scenario = {k: item[k] for k in SCENARIO_FIELDS if k in item}
         try:
             Scenario(**scenario)
@@ -949,7 +949,7 @@ class _Loader:
             if w is None:
                 continue
             opts = {**RUN_DEFAULTS, **w.run}
-            model = dataclasses.replace(w.model, n_layers=1)
+            model = w.model.with_layers(1)
             try:
                 placement = (parse_placement(opts["placement"]) if opts["placement"]
                              else self.base_arch.sections.get("placement"))

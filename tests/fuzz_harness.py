@@ -416,6 +416,12 @@ FAMILIES: dict[str, dict[str, Any]] = {
                      "q_lora_rank": 64, "kv_lora_rank": 64, "qk_nope_head_dim": 32,
                      "qk_rope_head_dim": 16, "v_head_dim": 32, "vocab_size": 1000,
                      "index_n_heads": 4, "index_head_dim": 32, "index_topk": 16},
+    "granitemoehybrid": {"model_type": "granitemoehybrid", "num_attention_heads": 4,
+                         "num_key_value_heads": 2, "hidden_size": 256, "num_hidden_layers": 3,
+                         "intermediate_size": 128, "shared_intermediate_size": 256,
+                         "num_local_experts": 4, "num_experts_per_tok": 2, "vocab_size": 1000,
+                         "mamba_n_heads": 8, "mamba_d_head": 64, "mamba_d_state": 16,
+                         "layer_types": ["mamba", "attention", "mamba"]},
     "mistral3": {"model_type": "mistral3", "text_config": {
         "model_type": "mistral", "num_attention_heads": 8, "num_key_value_heads": 2,
         "hidden_size": 256, "num_hidden_layers": 2, "intermediate_size": 512,

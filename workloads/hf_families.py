@@ -1,7 +1,8 @@
 """Readers of the Hugging Face ``config.json`` families whose keys or layers differ from a
 Llama's: Phi-3.5-MoE, Command R7B, Nemotron, EXAONE 3.5, ERNIE 4.5 (dense and mixture of
-experts) and GLM-4.5. Each reads the fields the family's transformers configuration class
-reads, with its defaults; :func:`read_family` is what :mod:`workloads.hf_config` dispatches to.
+experts), GLM-4.5 and Granite 4.0-H (Mamba-2 and attention layers). Each reads the fields the
+family's transformers configuration class reads, with its defaults; :func:`read_family` is
+what :mod:`workloads.hf_config` dispatches to.
 """
 
 from __future__ import annotations
@@ -175,6 +176,52 @@ def _glm4_moe(r: ConfigReader, name: str, source: str) -> ModelConfig:
         tied_embeddings=r.bool("tie_word_embeddings", False), source=source, **moe)
 
 
+def _granite_hybrid(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """Granite 4.0-H (HF GraniteMoeHybridConfig, modular_granitemoehybrid.py): per layer a
+    Mamba-2 mixer (BambaMixer) or attention, as ``layer_types`` says (all Mamba when absent),
+    then the shared MLP (``shared_intermediate_size``, gated) beside ``num_local_experts``
+    experts (none: the shared MLP alone); the attention applies no RoPE unless
+    ``position_embedding_type`` is ``rope``. Not traced: its embedding, attention, residual and
+    logit multipliers (one multiply per element)."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    layers = r.int("num_hidden_layers")
+    types = r.data.get("layer_types")
+    if types is None:
+        attn: tuple[int, ...] = ()
+    elif not isinstance(types, list) or len(types) != layers or \
+            any(v not in ("mamba", "attention") for v in types):
+        raise WorkloadError(r.file, "layer_types", f"expected a list of {layers} entries, "
+                                                   "each mamba or attention")
+    else:
+        attn = tuple(i for i, v in enumerate(types) if v == "attention")
+    ssm_heads = r.int("mamba_n_heads", default=128)
+    inner = r.int("mamba_expand", default=2) * d
+    head_dim = inner // ssm_heads if r.data.get("mamba_d_head", "auto") == "auto" \
+        else r.int("mamba_d_head")
+    if head_dim * ssm_heads != inner:
+        raise WorkloadError(r.file, "mamba_d_head", f"expected mamba_n_heads x mamba_d_head = "
+                                                    f"mamba_expand x hidden_size ({inner})")
+    experts = r.int("num_local_experts", default=8, minimum=0)
+    shared = r.int("shared_intermediate_size", default=1024)
+    moe = {"n_experts": experts, "top_k": r.int("num_experts_per_tok", default=2),
+           "d_ff": r.int("intermediate_size"), "shared_ff": shared, "moe_every": 1} \
+        if experts > 1 else {"d_ff": shared}
+    rope = r.str("position_embedding_type", "nope") == "rope"
+    return ModelConfig(
+        name=name, family="granitemoehybrid", n_layers=layers, d_model=d, n_heads=heads,
+        n_kv_heads=r.int("num_key_value_heads", default=heads),
+        vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=4096), norm="rmsnorm",
+        activation=_gated(activation_of(r, "hidden_act", "silu")), position="rope",
+        nope_every=0 if rope else 1, bias=False, attn_bias=r.bool("attention_bias", False),
+        tied_embeddings=r.bool("tie_word_embeddings", False),
+        ssm_heads=ssm_heads, ssm_head_dim=head_dim, d_state=r.int("mamba_d_state", default=256),
+        ssm_groups=r.int("mamba_n_groups", default=1), d_conv=r.int("mamba_d_conv", default=4),
+        ssm_chunk=r.int("mamba_chunk_size", default=256),
+        ssm_bias=r.bool("mamba_proj_bias", False), attn_layers=attn, source=source, **moe)
+
+
 def _gated(act: str) -> str:
     """A gated MLP's operator: SwiGLU for SiLU (the tracer's gated form), else ``act``."""
     return "swiglu" if act == "silu" else act
@@ -189,6 +236,7 @@ FAMILIES: dict[str, Callable[[ConfigReader, str, str], ModelConfig]] = {
     "ernie4_5": lambda r, name, source: _ernie(r, "ernie4_5", name, source),
     "ernie4_5_moe": lambda r, name, source: _ernie(r, "ernie4_5_moe", name, source),
     "glm4_moe": _glm4_moe,
+    "granitemoehybrid": _granite_hybrid,
 }
 
 

@@ -62,17 +62,26 @@ def estimate_ops(model: ModelConfig, scenario: Scenario) -> int:
     cent)."""
     from workloads.tracer import trace_model
 
-    def ops(layers: int, gen: int) -> int:
-        m = dataclasses.replace(model, n_layers=layers)
+    def ops(layers: int, gen: int, attn: bool = True) -> int:
+        m = dataclasses.replace(model, n_layers=layers,   # a hybrid: layers of one kind
+                                attn_layers=tuple(range(layers)) if attn else ())
         sc = dataclasses.replace(scenario, gen_len=gen, pp=1, microbatches=1)
         return len(trace_model(m, sc).ops) * scenario.microbatches
 
-    p1, p2 = ops(1, 1), ops(2, 1)
-    d1, d2 = ops(1, 2) - p1, ops(2, 2) - p2
-    layers, steps = model.n_layers, scenario.gen_len - 1
-    prefill = p1 + (layers - 1) * (p2 - p1)
-    decode = d1 + (layers - 1) * (d2 - d1)
+    def per_layer(attn: bool) -> tuple[int, int, int, int]:
+        p1, p2 = ops(1, 1, attn), ops(2, 1, attn)
+        return p1, p2 - p1, ops(1, 2, attn) - p1, ops(2, 2, attn) - p2 - (ops(1, 2, attn) - p1)
+
+    steps = scenario.gen_len - 1
     sends = (scenario.pp - 1) * scenario.microbatches * scenario.gen_len
+    p1, p_attn, d1, d_attn = per_layer(True)
+    mamba = model.mamba_layers()
+    prefill = p1 + (model.n_layers - 1 - mamba) * p_attn
+    decode = d1 + (model.n_layers - 1 - mamba) * d_attn
+    if mamba:   # the Mamba-2 layers' ops in place of attention layers' (the first is one)
+        _, p_ssm, _, d_ssm = per_layer(False)
+        prefill += mamba * p_ssm
+        decode += mamba * d_ssm
     return prefill + steps * decode + sends
 
 

@@ -43,13 +43,18 @@ LIMITS: dict[str, tuple[int, str]] = {
     "index_topk": (33554432, "DeepSeek-V3.2, 2,048 keys"),
     "index_heads": (4096, "DeepSeek-V3.2, 64 indexer heads"),
     "index_head_dim": (4096, "DeepSeek-V3.2, 128"),
+    "ssm_heads": (65536, "Granite 4.0-H Small, 128 Mamba-2 heads"),
+    "ssm_head_dim": (4096, "Mamba-2, 64"),
+    "ssm_groups": (65536, "Bamba, 1; Nemotron-H, 8"),
+    "ssm_chunk": (1048576, "Mamba-2, 256"),
 }
 #: fields that may be 0 (meaning: absent or derived)
 ZERO_OK = ("head_dim", "position_offset", "n_decoder_layers", "rotary_dim", "type_vocab",
            "rel_pos_buckets", "d_state", "d_conv", "expand", "dt_rank", "shared_ff",
            "sliding_window", "global_every", "first_dense", "moe_every", "dense_ff",
            "q_lora_rank", "kv_lora_rank", "rope_dim", "v_head_dim", "nope_every", "index_topk",
-           "index_heads", "index_head_dim")
+           "index_heads", "index_head_dim", "ssm_heads", "ssm_head_dim", "ssm_groups",
+           "ssm_chunk")
 #: model kinds: decoder-only, bidirectional encoder, encoder-decoder with cross attention,
 #: selective state-space model (Mamba)
 KINDS = ("decoder", "encoder", "encoder_decoder", "mamba", "onnx")
@@ -113,6 +118,12 @@ class ModelConfig:
     ``index_heads`` heads of ``index_head_dim`` (queries from the query latent, one key per
     token kept in FP8 beside the latent cache) scores every cached key for each query, and
     the latent attention reads the ``index_topk`` best.
+    ``ssm_heads`` > 0: a hybrid of Mamba-2 and attention layers (Granite 4.0-H, Bamba): the
+    layers in ``attn_layers`` (0-based) attend, the others run a Mamba-2 mixer of
+    ``ssm_heads`` heads of ``ssm_head_dim`` channels, ``d_state`` states, ``ssm_groups``
+    groups of B and C (0: 1), a ``d_conv``-tap causal convolution and chunks of ``ssm_chunk``
+    tokens in a prefill (0: 256); ``ssm_bias``: biases on its in and out projections. Each
+    layer has its MLP (dense or a mixture of experts).
     ``kv_lora_rank`` > 0: multi-head latent attention (DeepSeek-V2/V3): keys and values come from
     a ``kv_lora_rank``-wide latent (the KV cache: latent plus ``rope_dim`` RoPE channels per
     token, shared by all heads), queries through a ``q_lora_rank``-wide latent (0: a plain
@@ -179,6 +190,12 @@ class ModelConfig:
     index_topk: int = 0
     index_heads: int = 0
     index_head_dim: int = 0
+    ssm_heads: int = 0
+    ssm_head_dim: int = 0
+    ssm_groups: int = 0
+    ssm_chunk: int = 0
+    attn_layers: tuple[int, ...] = ()
+    ssm_bias: bool = False
 
     def __post_init__(self) -> None:
         for name, (limit, covers) in LIMITS.items():
@@ -228,6 +245,18 @@ class ModelConfig:
         if self.qk_norm not in QK_NORMS:
             raise WorkloadError("", "qk_norm", f"unknown qk_norm '{self.qk_norm!s:.40}' "
                                                f"(expected one of {', '.join(QK_NORMS)})")
+        if self.ssm_heads:
+            if not (self.ssm_head_dim and self.d_state and self.d_conv):
+                raise WorkloadError("", "ssm_heads", "Mamba-2 layers need ssm_head_dim, "
+                                                     "d_state and d_conv >= 1")
+            if self.kind != "decoder" or self.is_mla:
+                raise WorkloadError("", "ssm_heads", "Mamba-2 layers go in decoders with "
+                                                     "grouped-query attention")
+        if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < self.n_layers
+               for i in self.attn_layers) or list(self.attn_layers) != sorted(
+                   set(self.attn_layers)):
+            raise WorkloadError("", "attn_layers", f"expected increasing layer indices in "
+                                                   f"[0, {self.n_layers})")
         if self.nope_every and self.position != "rope":
             raise WorkloadError("", "nope_every", "layers without RoPE need position 'rope'")
         if self.global_every and not self.sliding_window:
@@ -310,6 +339,35 @@ class ModelConfig:
         """Whether decoder layer ``layer`` (0-based) of a RoPE model applies no RoPE."""
         return bool(self.nope_every) and (layer + 1) % self.nope_every == 0
 
+    def mamba(self, layer: int) -> bool:
+        """Whether decoder layer ``layer`` (0-based) of a hybrid runs a Mamba-2 mixer."""
+        return bool(self.ssm_heads) and layer not in self.attn_layers
+
+    def with_layers(self, n: int) -> ModelConfig:
+        """This model cut (or grown) to ``n`` layers; a hybrid keeps its attention layers
+        below ``n``."""
+        return replace(self, n_layers=n, attn_layers=tuple(i for i in self.attn_layers if i < n))
+
+    def mamba_layers(self) -> int:
+        """How many layers run a Mamba-2 mixer (0 but in a hybrid)."""
+        return self.n_layers - len(self.attn_layers) if self.ssm_heads else 0
+
+    @property
+    def ssm_inner(self) -> int:
+        """Channels of a Mamba-2 mixer (``ssm_heads x ssm_head_dim``)."""
+        return self.ssm_heads * self.ssm_head_dim
+
+    def mamba2_params(self) -> int:
+        """One Mamba-2 mixer (HF Mamba2Mixer): in_proj (d -> z, x, B, C, dt: 2 inner + 2
+        groups x states + heads), the depthwise convolution over x, B and C (taps and bias),
+        dt_bias, A_log and D per head, the gated RMSNorm's gain, out_proj (inner -> d)."""
+        d, di, h = self.d_model, self.ssm_inner, self.ssm_heads
+        bc = 2 * max(1, self.ssm_groups) * self.d_state
+        proj = 2 * di + bc + h
+        conv = (di + bc) * (self.d_conv + 1)
+        bias = proj + d if self.ssm_bias else 0
+        return d * proj + conv + 3 * h + di + di * d + bias
+
     def windowed_layers(self) -> int:
         """How many of the ``n_layers`` layers are windowed."""
         return sum(self.windowed(i) for i in range(self.n_layers))
@@ -351,9 +409,10 @@ class ModelConfig:
         return (d * 2 * di + di * self.d_conv + di + di * (r + 2 * n) + r * di + di + di * n
                 + di + di * d + self.norm_params())
 
-    def layer_params(self, dense: bool = False) -> int:
+    def layer_params(self, dense: bool = False, mamba: bool = False) -> int:
         """Parameters of one layer (encoder-decoder: of one encoder layer; ``dense``: one of
-        the first ``first_dense`` layers of a mixture-of-experts model)."""
+        the first ``first_dense`` layers of a mixture-of-experts model; ``mamba``: a hybrid's
+        Mamba-2 layer)."""
         if self.kind == "mamba":
             return self.mamba_layer_params()
         d = self.d_model
@@ -367,6 +426,8 @@ class ModelConfig:
         norms = (1 if self.block == "parallel" else 2) * self.norm_params()
         if self.post_norms:
             norms += 2 * self.norm_params()
+        if mamba:
+            return self.mamba2_params() + mlp + norms
         if self.qk_norm:
             norms += 2 * self.head_dim if self.qk_norm == "head" else self.q_dim + self.kv_dim
         sinks = self.n_heads if self.attn_sinks else 0
@@ -395,6 +456,9 @@ class ModelConfig:
         dense = self.dense_layers()
         layers = (self.n_layers - dense) * self.layer_params() \
             + dense * self.layer_params(dense=True)
+        if self.ssm_heads:   # a hybrid: each layer's mixer and MLP as they are
+            kinds = [(self.dense_layer(i), self.mamba(i)) for i in range(self.n_layers)]
+            layers = sum(self.layer_params(*k) * kinds.count(k) for k in set(kinds))
         total = self.embedding_params() + layers + final_norm + head
         if self.pooler:
             total += self.d_model * self.d_model + self.d_model

@@ -134,7 +134,7 @@ class LayerShapes:
         if model.n_heads % tp:
             raise WorkloadError("", "--tp", f"{model.name} has {model.n_heads} heads, "
                                             f"not divisible by tensor parallelism {tp}")
-        for field in ("d_ff", "shared_ff", "dense_ff"):
+        for field in ("d_ff", "shared_ff", "dense_ff", "ssm_heads"):
             if getattr(model, field) % tp:
                 raise WorkloadError("", "--tp", f"{model.name} has {field} "
                                                 f"{getattr(model, field)}, not divisible by "
@@ -466,16 +466,21 @@ class LayerBuilder:
         return [OpTemplate("rope", VECTOR, "elementwise", casc)]
 
     def layer(self, b: int, s: int, n: int, layer: int = 0, local: bool = False,
-              dense: bool = False, nope: bool = False) -> list[OpTemplate]:
+              dense: bool = False, nope: bool = False, mamba: bool = False
+              ) -> list[OpTemplate]:
         """All ops of one decoder layer: ``b`` requests, ``s`` new tokens each, KV length ``n``;
         ``layer``: the routing rotation of a mixture-of-experts layer; ``local``: a windowed
         layer among global ones (:meth:`attention`); ``dense``: a dense layer of a
         mixture-of-experts model (:meth:`mlp`); ``nope``: a layer without RoPE
-        (``ModelConfig.nope``)."""
+        (``ModelConfig.nope``); ``mamba``: a hybrid's Mamba-2 layer (its mixer in place of
+        attention, :mod:`workloads.mamba2`)."""
         if self.m.block != "sequential" or self.m.kind != "decoder":  # tracer_families
             from workloads.tracer_families import layer_hook
             return layer_hook(self, b, s, n, layer, local, nope)
         sh, t, rms = self.shape, b * s, self.m.norm == "rmsnorm"
+        if mamba:
+            return [*self._mamba2(b, s), self._vector("residual_mamba", t, sh.d, "add"),
+                    *self._mlp_block(t, layer, dense, rms)]
         ops = [self.norm("ln_attn", "x", t, rms)]
         if self.m.is_mla:
             ops += self._latent_projections(t)
@@ -493,8 +498,19 @@ class LayerBuilder:
         if self.m.post_norms:   # Gemma 2/3: the block's output normed before the residual
             ops.append(self.norm("ln_attn_post", "a", t, rms))
         ops.append(self._vector("residual_attn", t, sh.d, "add"))
-        ops.append(self.norm("ln_ffn", "h", t, rms))
-        ops += self.mlp(t, layer, dense)
+        return ops + self._mlp_block(t, layer, dense, rms)
+
+    @_memo
+    def _mamba2(self, b: int, s: int) -> list[OpTemplate]:
+        """A hybrid's Mamba-2 mixer (:func:`workloads.mamba2.mixer`), built once per shape."""
+        from workloads.mamba2 import mixer
+        return mixer(self, b, s)
+
+    def _mlp_block(self, t: int, layer: int, dense: bool, rms: bool) -> list[OpTemplate]:
+        """A sequential layer's second half: its norm, MLP (or mixture of experts), all-reduce,
+        post-norm and residual add."""
+        sh = self.shape
+        ops = [self.norm("ln_ffn", "h", t, rms), *self.mlp(t, layer, dense)]
         if self.sc.ep == 1 or dense:  # expert parallelism's all-to-all returns whole outputs
             ops += self._allreduce("allreduce_ffn", t)
         if self.m.post_norms:
@@ -765,7 +781,7 @@ def _trace_decoder(model: ModelConfig, scenario: Scenario, phases: tuple[str, ..
     # whether it applies no RoPE (Llama 4, SmolLM3)
     mixed = bool(model.sliding_window and model.global_every)
     variant = [(i % rotations, mixed and model.windowed(i), model.dense_layer(i),
-                model.nope(i)) for i in range(model.n_layers)]
+                model.nope(i), model.mamba(i)) for i in range(model.n_layers)]
     variants = sorted(set(variant))
 
     # the stamped steps' templates, kept in the compact path (it asks again for the last two)
@@ -1185,7 +1201,8 @@ def kv_bytes_per_token(model: ModelConfig, kv_dtype: str, tp: int = 1, pp: int =
             index = model.index_head_dim + 4 * math.ceil(model.index_head_dim / 128)
         return model.n_layers * ((model.kv_lora_rank + model.rope_dim) * elem + index) / pp
     kv_groups = max(1, model.n_kv_heads // tp)
-    return 2 * model.n_layers * kv_groups * model.head_dim * elem / pp
+    layers = model.n_layers - model.mamba_layers()   # a hybrid's Mamba-2 layers keep states
+    return 2 * layers * kv_groups * model.head_dim * elem / pp
 
 
 def kv_cache_bytes(model: ModelConfig, scenario: Scenario) -> float:
@@ -1194,8 +1211,13 @@ def kv_cache_bytes(model: ModelConfig, scenario: Scenario) -> float:
         from workloads.tracer_families import state_bytes
         return state_bytes(model, scenario)
     context = held_tokens(model, scenario.attended(scenario.prompt_len + scenario.gen_len))
-    return kv_bytes_per_token(model, scenario.kv_dtype, scenario.tp, scenario.pp) \
+    kv = kv_bytes_per_token(model, scenario.kv_dtype, scenario.tp, scenario.pp) \
         * scenario.batch * context
+    if model.ssm_heads:   # a hybrid's Mamba-2 layers: a state per request, whatever the length
+        from workloads.mamba2 import state_bytes_per_request
+        kv += scenario.batch * state_bytes_per_request(
+            model, scenario.tp, TensorRef("x", (), scenario.dtype).nbytes({})) / scenario.pp
+    return kv
 
 
 def held_tokens(model: ModelConfig, context: int) -> float:

@@ -108,7 +108,7 @@ def reduced_model(model: ModelConfig, max_width: int) -> tuple[ModelConfig, int]
            and model.d_ff % (2 * scale) == 0 and model.shared_ff % (2 * scale) == 0):
         scale *= 2
     if scale == 1:
-        return replace(model, n_layers=1), 1
+        return model.with_layers(1), 1
     heads = model.n_heads // scale
     return replace(model, n_layers=1, n_heads=heads, n_kv_heads=model.n_kv_heads // scale,
                    d_model=heads * model.head_dim, d_ff=model.d_ff // scale,
@@ -125,11 +125,14 @@ def check_layer(arch: Arch, model: ModelConfig, spec: CheckSpec,
     if model.is_mla:
         raise SimError(f"--model: {model.name}'s multi-head latent attention is priced but not "
                        "checked functionally (no reference for its absorbed projections yet)")
+    if model.ssm_heads:
+        raise SimError(f"--model: {model.name}'s Mamba-2 layers are priced but not checked "
+                       "functionally (no reference for the chunked state space dual yet)")
     if model.dense_layer(0):   # layer 0 of DeepSeekMoE, of Llama 4 Maverick: a dense one
         model = replace(model, n_experts=1, top_k=1, shared_ff=0, shared_gate=False,
                         router_bias=False, d_ff=model.dense_ff or model.d_ff, first_dense=0,
                         moe_every=0, dense_ff=0)
-    m, scale = (replace(model, n_layers=1), 1) if spec.full else reduced_model(model,
+    m, scale = (model.with_layers(1), 1) if spec.full else reduced_model(model,
                                                                                spec.max_width)
     sc = Scenario(batch=spec.batch, prompt_len=spec.prompt, gen_len=2, dtype=spec.dtype,
                   kv_dtype=spec.kv_dtype, tp=1, attention=spec.attention)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from sim.devices.base import Cost, Device
+from sim.devices.base import Cost, Device, SimError
 from sim.engine import Engine
 from sim.system.plan import Plan
 from workloads.models import ModelConfig
@@ -53,6 +53,9 @@ class LayerCosts:
     """Memoised per-layer stage costs of ``model`` on ``device`` (tensor parallel ``tp``)."""
 
     def __init__(self, device: Device, model: ModelConfig, tp: int, dtype: str = "fp16"):
+        if model.ssm_heads:
+            raise SimError(f"--model: {model.name} mixes Mamba-2 and attention layers: this "
+                           "decode model's stages know attention layers only")
         self.device = device
         self.model = model
         self.tp = tp

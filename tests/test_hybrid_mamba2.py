@@ -1,0 +1,155 @@
+"""Hybrid decoders of Mamba-2 and attention layers (Granite 4.0-H): the Mamba-2 mixer's
+parameters, its chunked state space dual in a prefill and its state update in a decode
+counted by hand, the states a request keeps, long decodes folded, refusals in one line."""
+
+import math
+
+import pytest
+
+from workloads.errors import WorkloadError
+from workloads.hf_config import model_from_hf_dict
+from workloads.models import ModelConfig
+from workloads.scenario import Scenario
+from workloads.tracer import kv_cache_bytes, trace_model
+
+# ibm-granite/granite-4.0-h-tiny as third-party copies of its config.json give it (a test
+# fixture "GRANITE_H_TINY_HF" and a server manifest agree; the hub was not reachable)
+GRANITE_H_TINY = {
+    "model_type": "granitemoehybrid", "hidden_size": 1536, "num_hidden_layers": 40,
+    "num_attention_heads": 12, "num_key_value_heads": 4, "intermediate_size": 512,
+    "shared_intermediate_size": 1024, "num_local_experts": 64, "num_experts_per_tok": 6,
+    "vocab_size": 100352, "tie_word_embeddings": True, "mamba_d_state": 128,
+    "mamba_n_groups": 1, "mamba_n_heads": 48, "mamba_d_head": 64, "mamba_expand": 2,
+    "mamba_d_conv": 4, "mamba_chunk_size": 256, "max_position_embeddings": 131072,
+    "layer_types": (["mamba"] * 5 + ["attention"] + ["mamba"] * 4) * 4}
+# granite-4.0-h-small's fields as a third-party copy of its config.json lists them (its Mamba
+# heads not listed: the class default, 128 of 64 channels = 2 x 4,096)
+GRANITE_H_SMALL = {**GRANITE_H_TINY, "hidden_size": 4096, "num_attention_heads": 32,
+                   "num_key_value_heads": 8, "num_local_experts": 72, "num_experts_per_tok": 10,
+                   "shared_intermediate_size": 1536, "intermediate_size": 768,
+                   "mamba_n_heads": 128, "mamba_d_head": 64}
+
+
+def _tiny(**kw) -> ModelConfig:
+    base = dict(name="hy", family="granitemoehybrid", n_layers=4, d_model=256, n_heads=4,
+                n_kv_heads=2, d_ff=512, vocab_size=1000, max_positions=8192, norm="rmsnorm",
+                activation="swiglu", position="rope", tied_embeddings=True, bias=False,
+                ssm_heads=8, ssm_head_dim=32, d_state=16, d_conv=4, ssm_groups=1,
+                attn_layers=(1,))
+    return ModelConfig(**{**base, **kw})
+
+
+def test_granite_h_counts():
+    """Granite 4.0-H-Tiny "7B total, 1B active" (IBM's preview post; model card "7B") and
+    H-Small "32B total, 9B active": a Mamba-2 mixer of the Tiny is 14,642,576 parameters
+    (in_proj 1,536 -> 2 x 3,072 + 2 x 128 + 48, the convolution over 3,328 channels with its
+    4 taps and bias, dt_bias, A_log and D per head, the gated norm, out_proj), by hand; its
+    attention sits in layers 5, 15, 25, 35."""
+    tiny, small = (model_from_hf_dict(c, "g/config.json") for c in (GRANITE_H_TINY,
+                                                                     GRANITE_H_SMALL))
+    inner, conv = 3072, 3072 + 2 * 128
+    assert tiny.mamba2_params() == 1536 * (2 * inner + 256 + 48) + conv * 5 + 3 * 48 + inner \
+        + inner * 1536 == 14_642_576
+    assert tiny.attn_layers == (5, 15, 25, 35) and tiny.mamba_layers() == 36
+    assert tiny.param_count() == pytest.approx(7e9, rel=0.01)
+    assert small.param_count() == pytest.approx(32e9, rel=0.01)
+    assert small.active_param_count() == pytest.approx(9e9, rel=0.03)
+    assert (tiny.nope_every, tiny.shared_ff, tiny.n_experts) == (1, 1024, 64)
+    dense = model_from_hf_dict({**GRANITE_H_TINY, "num_local_experts": 0}, "g")
+    assert (dense.n_experts, dense.d_ff) == (1, 1024)   # the shared MLP alone (H-Micro)
+
+
+def test_chunked_ssd_prefill_by_hand():
+    """A prefill of 300 tokens in 256-token chunks (2 chunks, the second padded as the
+    kernels pad it), 8 heads of 32 channels, 16 states, 1 group: C B^T 2 Q^2 N per chunk and
+    group, (L o C B^T) X 2 Q^2 P per chunk and head, B^T X and C h 2 Q P N each; the
+    convolution over 8 x 32 + 2 x 16 channels; attention only in layer 1."""
+    m = _tiny()
+    b, k, q, h, p, n = 2, 2, 256, 8, 32, 16
+    ops = {op.name: op for op in trace_model(m, Scenario(batch=b, prompt_len=300,
+                                                         gen_len=2)).ops
+           if op.phase == "prefill" and op.layer == 0}
+    assert ops["ssd_cb"].flops == 2 * b * k * q * q * n
+    assert ops["ssd_diag"].flops == 2 * b * k * h * q * q * p
+    assert ops["ssd_states"].flops == ops["ssd_off"].flops == 2 * b * k * h * q * p * n
+    assert ops["in_proj"].flops == 2 * b * 300 * 256 * (2 * h * p + 2 * n + h)
+    assert ops["conv1d"].flops == 2 * b * 300 * (h * p + 2 * n) * 4
+    assert "qkv_proj" not in ops and {"ssd_cb", "ssd_diag"} <= {
+        o.name for o in ops.values() if o.kind == "matmul"}
+    layer1 = {op.name for op in trace_model(m, Scenario(batch=1, prompt_len=8, gen_len=2)).ops
+              if op.layer == 1}
+    assert "qkv_proj" in layer1 and "in_proj" not in layer1
+
+
+def test_decode_state_and_cache_by_hand():
+    """A decode step reads and writes each head's 32 x 16 fp32 state once (2 x 8 x 32 x 16 x
+    4 B for 2 requests) and shifts 3 conv rows; the cache at 304 tokens is the one attention
+    layer's K and V (2 x 2 heads x 64 x 2 B a token) plus, per request, 3 Mamba layers' states
+    (8 x 32 x 16 x 4 B) and conv rows (3 x (8 x 32 + 2 x 16) x 2 B), whatever the length."""
+    m = _tiny()
+    sc = Scenario(batch=2, prompt_len=300, gen_len=4)
+    step = next(op for op in trace_model(m, sc).ops
+                if op.phase == "decode" and op.layer == 0 and op.name == "ssd_step")
+    state = 2 * 8 * 32 * 16 * 4
+    assert state * 2 <= step.bytes <= state * 2 + 4096
+    # per state element dt x B x (2), exp(dt A) h (1), + dt x B (1), y's h C and sum (2);
+    # per head exp(dt A) (2)
+    assert step.flops == 6 * 2 * 8 * 32 * 16 + 2 * 2 * 8
+    per_request = 3 * (8 * 32 * 16 * 4 + 3 * (8 * 32 + 2 * 16) * 2)
+    assert kv_cache_bytes(m, sc) == 2 * 2 * 64 * 2 * 304 * 2 + 2 * per_request
+    longer = Scenario(batch=2, prompt_len=3000, gen_len=4)
+    assert kv_cache_bytes(m, longer) - kv_cache_bytes(m, sc) == 2 * 2 * 64 * 2 * 2700 * 2
+
+
+def test_tensor_parallel_splits_the_heads():
+    """At TP 2 each rank runs 4 of the 8 heads (in_proj's outputs halve but for the group's
+    B and C, replicated below TP) and all-reduces out_proj's partial sums."""
+    m = _tiny()
+    ops = {op.name: op for op in trace_model(m, Scenario(batch=1, prompt_len=8, gen_len=2,
+                                                         tp=2)).ops
+           if op.phase == "prefill" and op.layer == 0}
+    assert ops["in_proj"].flops / ops["in_proj"].shards == 2 * 8 * 256 * (2 * 128 + 32 + 4)
+    assert "allreduce_mamba" in ops
+    with pytest.raises(WorkloadError, match="ssm_heads 8, not divisible by tensor parallelism"):
+        trace_model(_tiny(n_heads=12, n_kv_heads=3, d_ff=3 * 128, d_model=3 * 96),
+                    Scenario(tp=3))
+
+
+def test_long_decodes_fold(monkeypatch):
+    """A hybrid's long decode folds (its Mamba-2 ops do not grow with the KV length): the
+    folded trace has the op-by-op trace's FLOPs op for op, its run the unfolded run's
+    metrics."""
+    from test_hf_windows_shared import _folds_like_op_by_op
+
+    want = _folds_like_op_by_op(_tiny(), Scenario(batch=2, prompt_len=6, gen_len=20),
+                                monkeypatch)
+    assert {op.name for op in want if op.layer == 0 and op.phase == "decode"} >= {
+        "ssd_step", "conv_state", "in_proj", "out_proj"}
+
+
+def test_refusals_in_one_line():
+    """What does not model Mamba-2 layers refuses them in one line: ``xpusim serve``'s
+    iteration model, ``xpusim check``, fine-tuning; a ``layer_types`` entry other than
+    mamba/attention, and Mamba heads that do not tile the inner width, name the field."""
+    from arch import load_arch
+    from sim.devices.base import SimError
+    from sim.functional.layer import CheckSpec, check_layer
+    from sim.serve.costs import IterationModel
+    from workloads.training import Training, trace_training
+
+    m = model_from_hf_dict(GRANITE_H_TINY, "g")
+    with pytest.raises(SimError, match="mixes Mamba-2 and attention layers"):
+        IterationModel(load_arch("h100"), m)
+    with pytest.raises(SimError, match="Mamba-2 layers are priced but not checked"):
+        check_layer(load_arch("h100"), m, CheckSpec(batch=1, prompt=8))
+    with pytest.raises(WorkloadError, match="fine-tuning traces attention layers only"):
+        trace_training(m, Scenario(batch=1, prompt_len=8, gen_len=1), Training())
+    with pytest.raises(WorkloadError) as exc:
+        model_from_hf_dict({**GRANITE_H_TINY, "layer_types": ["mamba"] * 39 + ["ssm"]}, "g")
+    assert exc.value.path == "layer_types"
+    with pytest.raises(WorkloadError) as exc:
+        model_from_hf_dict({**GRANITE_H_TINY, "mamba_d_head": 63}, "g")
+    assert exc.value.path == "mamba_d_head"
+    with pytest.raises(WorkloadError, match="attn_layers"):
+        _tiny(attn_layers=(4,))
+    assert math.isfinite(m.param_count())
