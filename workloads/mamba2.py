@@ -51,7 +51,7 @@ def mixer(bld: LayerBuilder, b: int, s: int) -> list[OpTemplate]:
     conv_dim = inner + 2 * groups * n
     ops = [bld.norm("ln_mamba", "x", t, m.norm == "rmsnorm"),
            bld._linear("in_proj", t, bld.shape.d, 2 * inner + 2 * groups * n + heads)]
-    ops += _conv(bld, t, s, conv_dim, k)
+    ops += causal_conv(bld, t, s, conv_dim, k)
     ops += _ssd_chunks(bld, b, s) if s > 1 else [_ssd_step(bld, b)]
     ops += [bld._vector("ssd_gate", t, inner, "mul"),
             bld.norm("ssd_norm", "y", t, True, inner),
@@ -59,9 +59,11 @@ def mixer(bld: LayerBuilder, b: int, s: int) -> list[OpTemplate]:
     return ops + bld._allreduce("allreduce_mamba", t)
 
 
-def _conv(bld: LayerBuilder, t: int, s: int, channels: int, k: int) -> list[OpTemplate]:
-    """The depthwise causal convolution of x, B and C and its SiLU (a decode step reads its
-    window from the conv state and shifts it by one row), as the Mamba-1 layer traces it."""
+def causal_conv(bld: LayerBuilder, t: int, s: int, channels: int, k: int) -> list[OpTemplate]:
+    """A Mamba layer's depthwise causal convolution over ``channels`` (``k`` taps) and its
+    SiLU: a prefill reads each token's window from the in_proj output itself; a decode step
+    reads it from the conv state (``k - 1`` earlier rows and the new one) and shifts the state
+    by one row (``conv_state``). Mamba-1 convolves x, Mamba-2 x, B and C."""
     dt = bld.dt
     sizes = {"t": t, "c": channels, "k": k, "j": k - 1}
     x_in = _t("conv1d.window", "tkc", dt, "state") if s == 1 else _t("conv1d.in", "tc", dt)

@@ -25,7 +25,7 @@ from workloads.einsum import Cascade, Einsum, TensorRef, elementwise
 from workloads.errors import WorkloadError
 from workloads.models import ModelConfig
 from workloads.scenario import Scenario
-from workloads.trace import MEMORY, VECTOR, Trace
+from workloads.trace import VECTOR, Trace
 from workloads.tracer import LayerBuilder, OpTemplate, _Stamper, _t, layernorm
 
 SSM_DTYPE = "fp32"  # the scan's internal precision (mamba_ssm computes the scan in fp32)
@@ -276,30 +276,14 @@ class MambaBuilder:
 
     def layer(self, b: int, s: int) -> list[OpTemplate]:
         m, bld, dt = self.m, self.bld, self.dt
+        from workloads.mamba2 import causal_conv
+
         t, d, di, n, k = b * s, m.d_model, m.d_inner, m.d_state, m.d_conv
-        conv_sizes = {"t": t, "c": di, "k": k, "j": k - 1}
-        # prefill: each token's window is read from the in_proj output itself; a decode step
-        # reads its window from the conv state (d_conv - 1 earlier rows and the new one) and
-        # shifts the state by one row (conv_state)
-        x_in = _t("conv1d.window", "tkc", dt, "state") if s == 1 else _t("conv1d.in", "tc", dt)
-        conv = Einsum("conv1d", _t("conv1d.out", "tc", SSM_DTYPE, "intermediate"),
-                      (x_in, _t("conv1d.w", "ck", dt, "weight")),
-                      tuple((r, conv_sizes[r]) for r in "tck"))
-        shift = [OpTemplate("conv_state", MEMORY, "memory", elementwise(
-            "conv_state", _t("conv_state.out", "tjc", dt, "state"),
-            (_t("conv_state.in", "tjc", dt, "state"),), conv_sizes, "copy"))] \
-            if s == 1 and k > 1 else []
-        act = elementwise("conv_act", _t("conv_act.out", "tc", dt),
-                          (_t("conv1d.out", "tc", SSM_DTYPE, "intermediate"),
-                           _t("conv1d.bias", "c", dt, "weight")), {"t": t, "c": di}, "add",
-                          unary="silu")
         return [
             OpTemplate("ln_mamba", VECTOR, "norm",
                        layernorm("ln_mamba", "x", t, d, dt, m.norm == "rmsnorm")),
             bld._linear("in_proj", t, d, 2 * di),
-            OpTemplate("conv1d", VECTOR, "ssm", conv),
-            *shift,
-            OpTemplate("conv_act", VECTOR, "activation", act),
+            *causal_conv(bld, t, s, di, k),
             bld._linear("x_proj", t, di, m.dt_rank + 2 * n),
             bld._linear("dt_proj", t, m.dt_rank, di),
             OpTemplate("ssm_scan", VECTOR, "ssm",
