@@ -153,3 +153,84 @@ def test_refusals_in_one_line():
     with pytest.raises(WorkloadError, match="attn_layers"):
         _tiny(attn_layers=(4,))
     assert math.isfinite(m.param_count())
+
+
+# nvidia/Nemotron-H-8B-Base-8K (NVIDIA-NeMo/Megatron-Bridge's copy of its config.json in
+# test_nemotron_h_bridge.py) and NVIDIA-Nemotron-3-Nano-30B-A3B-BF16 (ai-dynamo/aiconfigurator
+# model_configs @ 095f58a)
+NEMOTRON_H_8B = {
+    "model_type": "nemotron_h", "attention_head_dim": 128, "chunk_size": 128, "conv_kernel": 4,
+    "expand": 2, "hidden_size": 4096,
+    "hybrid_override_pattern": "M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M-",
+    "intermediate_size": 21504, "mamba_head_dim": 64, "mamba_num_heads": 128,
+    "max_position_embeddings": 8192, "mlp_hidden_act": "relu2", "n_groups": 8,
+    "num_attention_heads": 32, "num_hidden_layers": 52, "num_key_value_heads": 8,
+    "ssm_state_size": 128, "tie_word_embeddings": False, "use_bias": False,
+    "use_conv_bias": True, "vocab_size": 131072}
+NEMOTRON_3_NANO = {
+    "model_type": "nemotron_h", "chunk_size": 128, "conv_kernel": 4, "head_dim": 128,
+    "hidden_size": 2688,
+    "hybrid_override_pattern": "MEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEMEM*EMEMEMEME",
+    "intermediate_size": 1856, "mamba_head_dim": 64, "mamba_num_heads": 64,
+    "max_position_embeddings": 262144, "mlp_hidden_act": "relu2",
+    "moe_intermediate_size": 1856, "moe_shared_expert_intermediate_size": 3712, "n_group": 1,
+    "n_groups": 8, "n_routed_experts": 128, "n_shared_experts": 1, "num_attention_heads": 32,
+    "num_experts_per_tok": 6, "num_hidden_layers": 52, "num_key_value_heads": 2,
+    "ssm_state_size": 128, "tie_word_embeddings": False, "use_bias": False,
+    "use_conv_bias": True, "vocab_size": 131072}
+
+
+def test_nemotron_h_blocks_by_hand():
+    """Nemotron-H (HF/vLLM NemotronH): a block per pattern character, each with its RMSNorm:
+    M a Mamba-2 mixer (128 heads x 64, 8 groups of 128 states), * attention (no RoPE), - an
+    ungated squared-ReLU MLP, E experts; the 8B's 24 M, 4 *, 24 - blocks count 8,100,852,736
+    ("8B"), by hand per block; Nemotron 3 Nano's 23 M, 6 *, 23 E: 31.58B ("31.6B"), 3.58B
+    active ("3.6B")."""
+    h8 = model_from_hf_dict(NEMOTRON_H_8B, "n/config.json")
+    d, inner, bc = 4096, 128 * 64, 2 * 8 * 128
+    mamba = d + d * (2 * inner + bc + 128) + (inner + bc) * 5 + 3 * 128 + inner + inner * d
+    attn = d + d * 128 * (2 * 32 + 2 * 8)
+    mlp = d + 2 * d * 21504
+    assert h8.param_count() == 24 * mamba + 4 * attn + 24 * mlp + 2 * 131072 * d + d \
+        == 8_100_852_736
+    assert (h8.mamba_layers(), h8.kv_layers(), h8.head_dim) == (24, 4, 128)
+    nano = model_from_hf_dict(NEMOTRON_3_NANO, "n/config.json")
+    assert nano.param_count() == pytest.approx(31.6e9, rel=0.002)
+    assert nano.active_param_count() == pytest.approx(3.6e9, rel=0.01)
+    ops = trace_model(nano.with_layers(6), Scenario(batch=1, prompt_len=8, gen_len=2)).ops
+    names = {i: [op.name for op in ops if op.layer == i and op.phase == "prefill"]
+             for i in range(6)}
+    assert names[0][:2] == ["ln_mamba", "in_proj"] and "ffn_up" not in names[0]
+    assert names[1][:2] == ["ln_ffn", "router"] and "in_proj" not in names[1]
+    assert names[5][:2] == ["ln_attn", "qkv_proj"] and "rope" not in names[5] \
+        and "ffn_up" not in names[5]
+    up = next(op for op in ops if op.layer == 1 and op.name == "shared_up")
+    assert up.flops == 2 * 8 * 2688 * 3712   # ungated: 3,712 outputs, not twice that
+
+
+def test_nemotron_h_cache_estimate_and_fold(monkeypatch):
+    """Only the attention blocks keep keys and values, the Mamba-2 blocks a state; the op
+    count the run limit estimates from one- and two-block models of each kind is the trace's;
+    a long decode folds."""
+    from test_hf_windows_shared import _folds_like_op_by_op
+
+    from workloads.limits import estimate_ops
+    from workloads.tracer import kv_bytes_per_token
+
+    h8 = model_from_hf_dict(NEMOTRON_H_8B, "n")
+    assert kv_bytes_per_token(h8, "fp16") == 2 * 4 * 8 * 128 * 2
+    small = model_from_hf_dict({**NEMOTRON_3_NANO, "hidden_size": 256,
+                                "hybrid_override_pattern": "ME*-ME",
+                                "num_hidden_layers": 6, "n_routed_experts": 8,
+                                "num_experts_per_tok": 2, "moe_intermediate_size": 64,
+                                "moe_shared_expert_intermediate_size": 128,
+                                "intermediate_size": 256, "num_attention_heads": 4,
+                                "num_key_value_heads": 2, "head_dim": 64, "mamba_num_heads": 8,
+                                "mamba_head_dim": 32, "ssm_state_size": 16, "n_groups": 2,
+                                "vocab_size": 1000}, "n")
+    sc = Scenario(batch=2, prompt_len=12, gen_len=5)
+    assert estimate_ops(small, sc) == len(trace_model(small, sc, compact=False).ops)
+    _folds_like_op_by_op(small, Scenario(batch=2, prompt_len=6, gen_len=20), monkeypatch)
+    with pytest.raises(WorkloadError) as exc:
+        model_from_hf_dict({**NEMOTRON_H_8B, "hybrid_override_pattern": "M-M"}, "n")
+    assert exc.value.path == "hybrid_override_pattern"

@@ -1,8 +1,8 @@
 """Readers of the Hugging Face ``config.json`` families whose keys or layers differ from a
 Llama's: Phi-3.5-MoE, Command R7B, Nemotron, EXAONE 3.5, ERNIE 4.5 (dense and mixture of
-experts), GLM-4.5 and Granite 4.0-H (Mamba-2 and attention layers). Each reads the fields the
-family's transformers configuration class reads, with its defaults; :func:`read_family` is
-what :mod:`workloads.hf_config` dispatches to.
+experts), GLM-4.5, Granite 4.0-H and Nemotron-H (Mamba-2 and attention layers). Each reads the
+fields the family's transformers configuration class reads, with its defaults;
+:func:`read_family` is what :mod:`workloads.hf_config` dispatches to.
 """
 
 from __future__ import annotations
@@ -222,6 +222,47 @@ def _granite_hybrid(r: ConfigReader, name: str, source: str) -> ModelConfig:
         ssm_bias=r.bool("mamba_proj_bias", False), attn_layers=attn, source=source, **moe)
 
 
+def _nemotron_h(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """Nemotron-H and Nemotron 3 Nano (HF/vLLM NemotronH): layers of one kind each as
+    ``hybrid_override_pattern`` spells them (``M`` Mamba-2, ``*`` attention, ``-`` MLP,
+    ``E`` mixture of experts; or ``layers_block_type``), each with its RMSNorm and residual;
+    ungated squared-ReLU MLPs and experts, a shared expert and the router's correction bias
+    in ``E``; attention without RoPE; the Mamba-2 width ``mamba_num_heads x mamba_head_dim``
+    (not ``expand x hidden_size``), ``n_groups`` groups of B and C."""
+    pattern = r.data.get("hybrid_override_pattern")
+    if pattern is None and isinstance(r.data.get("layers_block_type"), list):
+        names = {"mamba": "M", "attention": "*", "mlp": "-", "moe": "E"}
+        pattern = "".join(names.get(v, "?") for v in r.data["layers_block_type"])
+    layers = r.int("num_hidden_layers", default=len(pattern) if isinstance(pattern, str) else 0)
+    if not isinstance(pattern, str) or len(pattern) != layers or set(pattern) - set("M*-E"):
+        raise WorkloadError(r.file, "hybrid_override_pattern",
+                            f"expected {layers} characters, each M, *, - or E")
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    experts = r.int("n_routed_experts", default=1) if "E" in pattern else 1
+    ff = r.int("intermediate_size")
+    moe: dict = {}
+    if experts > 1:
+        moe_ff = r.int("moe_intermediate_size", default=ff)
+        moe = {"n_experts": experts, "top_k": r.int("num_experts_per_tok", default=1),
+               "d_ff": moe_ff, "dense_ff": ff, "router_bias": True,
+               "shared_ff": r.int("moe_shared_expert_intermediate_size", default=0, minimum=0)
+               * r.int("n_shared_experts", default=1, minimum=0)}
+    return ModelConfig(
+        name=name, family="nemotron_h", n_layers=layers, d_model=d, n_heads=heads,
+        n_kv_heads=r.int("num_key_value_heads", default=heads),
+        vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=8192),
+        head_dim=r.int("head_dim", "attention_head_dim", default=d // heads), norm="rmsnorm",
+        activation=activation_of(r, "mlp_hidden_act", "relu2"), position="rope",
+        nope_every=1, bias=False, attn_bias=r.bool("attention_bias", False),
+        tied_embeddings=r.bool("tie_word_embeddings", False), blocks=pattern,
+        ssm_heads=r.int("mamba_num_heads"), ssm_head_dim=r.int("mamba_head_dim"),
+        d_state=r.int("ssm_state_size"), ssm_groups=r.int("n_groups", default=1),
+        d_conv=r.int("conv_kernel", default=4), ssm_chunk=r.int("chunk_size", default=256),
+        ssm_bias=r.bool("use_bias", False), source=source, **{"d_ff": ff, **moe})
+
+
 def _gated(act: str) -> str:
     """A gated MLP's operator: SwiGLU for SiLU (the tracer's gated form), else ``act``."""
     return "swiglu" if act == "silu" else act
@@ -237,6 +278,7 @@ FAMILIES: dict[str, Callable[[ConfigReader, str, str], ModelConfig]] = {
     "ernie4_5_moe": lambda r, name, source: _ernie(r, "ernie4_5_moe", name, source),
     "glm4_moe": _glm4_moe,
     "granitemoehybrid": _granite_hybrid,
+    "nemotron_h": _nemotron_h,
 }
 
 

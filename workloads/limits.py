@@ -62,27 +62,33 @@ def estimate_ops(model: ModelConfig, scenario: Scenario) -> int:
     cent)."""
     from workloads.tracer import trace_model
 
-    def ops(layers: int, gen: int, attn: bool = True) -> int:
-        m = dataclasses.replace(model, n_layers=layers,   # a hybrid: layers of one kind
-                                attn_layers=tuple(range(layers)) if attn else ())
+    # the layers by kind (a hybrid's attention and Mamba-2 layers, a block pattern's kinds)
+    if model.blocks:
+        kinds = {k: model.blocks.count(k) for k in sorted(set(model.blocks))}
+    else:
+        kinds = {"attn": model.n_layers - model.mamba_layers(), "mamba": model.mamba_layers()}
+
+    def ops(kind: str, layers: int, gen: int) -> int:
+        if model.blocks:
+            m = dataclasses.replace(model, n_layers=layers, blocks=kind * layers)
+        else:   # a plain model's layers are all "attn"
+            m = dataclasses.replace(model, n_layers=layers, attn_layers=tuple(
+                range(layers)) if kind == "attn" else ())
         sc = dataclasses.replace(scenario, gen_len=gen, pp=1, microbatches=1)
         return len(trace_model(m, sc).ops) * scenario.microbatches
 
-    def per_layer(attn: bool) -> tuple[int, int, int, int]:
-        p1, p2 = ops(1, 1, attn), ops(2, 1, attn)
-        return p1, p2 - p1, ops(1, 2, attn) - p1, ops(2, 2, attn) - p2 - (ops(1, 2, attn) - p1)
-
+    prefill = decode = 0
+    for kind, count in kinds.items():
+        if not count:
+            continue
+        p1, p2 = ops(kind, 1, 1), ops(kind, 2, 1)
+        d1, d2 = ops(kind, 1, 2) - p1, ops(kind, 2, 2) - p2
+        prefill += count * (p2 - p1)
+        decode += count * (d2 - d1)
+        fixed = (p1 - (p2 - p1), d1 - (d2 - d1))   # embedding, head: once, whatever the kind
     steps = scenario.gen_len - 1
     sends = (scenario.pp - 1) * scenario.microbatches * scenario.gen_len
-    p1, p_attn, d1, d_attn = per_layer(True)
-    mamba = model.mamba_layers()
-    prefill = p1 + (model.n_layers - 1 - mamba) * p_attn
-    decode = d1 + (model.n_layers - 1 - mamba) * d_attn
-    if mamba:   # the Mamba-2 layers' ops in place of attention layers' (the first is one)
-        _, p_ssm, _, d_ssm = per_layer(False)
-        prefill += mamba * p_ssm
-        decode += mamba * d_ssm
-    return prefill + steps * decode + sends
+    return prefill + fixed[0] + steps * (decode + fixed[1]) + sends
 
 
 #: contexts up to this multiple of a rotary or ALiBi model's trained positions run with a

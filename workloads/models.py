@@ -65,6 +65,8 @@ BLOCKS = ("sequential", "parallel", "parallel2")
 WINDOW_KINDS = ("sliding", "chunked")
 #: norms of the queries and keys: none, one gain per head dimension, over the projections
 QK_NORMS = ("", "head", "full")
+#: a block-pattern layer's kind (Nemotron-H): Mamba-2 mixer, attention, MLP, mixture of experts
+BLOCK_KINDS = ("M", "*", "-", "E")
 #: activation functions the tracer knows (``swiglu``: gated MLP with SiLU; ``relu2``: squared
 #: ReLU, Nemotron's ungated MLP, So et al. 2021)
 ACTIVATIONS = ("gelu", "relu", "relu2", "silu", "swiglu", "sigmoid", "tanh")
@@ -123,7 +125,10 @@ class ModelConfig:
     ``ssm_heads`` heads of ``ssm_head_dim`` channels, ``d_state`` states, ``ssm_groups``
     groups of B and C (0: 1), a ``d_conv``-tap causal convolution and chunks of ``ssm_chunk``
     tokens in a prefill (0: 256); ``ssm_bias``: biases on its in and out projections. Each
-    layer has its MLP (dense or a mixture of experts).
+    layer has its MLP (dense or a mixture of experts). ``blocks``: instead, layers of one kind
+    each, a character per layer (Nemotron-H's ``hybrid_override_pattern``): ``M`` a Mamba-2
+    mixer, ``*`` attention, ``-`` an MLP, ``E`` a mixture of experts, each with its norm and
+    residual.
     ``kv_lora_rank`` > 0: multi-head latent attention (DeepSeek-V2/V3): keys and values come from
     a ``kv_lora_rank``-wide latent (the KV cache: latent plus ``rope_dim`` RoPE channels per
     token, shared by all heads), queries through a ``q_lora_rank``-wide latent (0: a plain
@@ -196,6 +201,7 @@ class ModelConfig:
     ssm_chunk: int = 0
     attn_layers: tuple[int, ...] = ()
     ssm_bias: bool = False
+    blocks: str = ""
 
     def __post_init__(self) -> None:
         for name, (limit, covers) in LIMITS.items():
@@ -252,6 +258,13 @@ class ModelConfig:
             if self.kind != "decoder" or self.is_mla:
                 raise WorkloadError("", "ssm_heads", "Mamba-2 layers go in decoders with "
                                                      "grouped-query attention")
+        if self.blocks and (len(self.blocks) != self.n_layers
+                            or set(self.blocks) - set(BLOCK_KINDS)
+                            or ("M" in self.blocks and not self.ssm_heads)
+                            or ("E" in self.blocks and not self.is_moe)):
+            raise WorkloadError("", "blocks", f"expected {self.n_layers} of "
+                                              f"{', '.join(BLOCK_KINDS)} (M needs ssm_heads, E "
+                                              "n_experts > 1)")
         if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < self.n_layers
                for i in self.attn_layers) or list(self.attn_layers) != sorted(
                    set(self.attn_layers)):
@@ -326,7 +339,8 @@ class ModelConfig:
             return 0
         gate = self.d_model if self.shared_gate else 0
         return gate + replace(self, d_ff=self.shared_ff, shared_ff=0, n_experts=1, top_k=1,
-                              shared_gate=False, first_dense=0, moe_every=0).mlp_params()
+                              shared_gate=False, first_dense=0, moe_every=0,
+                              blocks="").mlp_params()
 
     def windowed(self, layer: int) -> bool:
         """Whether decoder layer ``layer`` (0-based) reads only its last ``sliding_window``
@@ -341,16 +355,45 @@ class ModelConfig:
 
     def mamba(self, layer: int) -> bool:
         """Whether decoder layer ``layer`` (0-based) of a hybrid runs a Mamba-2 mixer."""
+        if self.blocks:
+            return self.blocks[layer] == "M"
         return bool(self.ssm_heads) and layer not in self.attn_layers
 
+    def block_kind(self, layer: int) -> str:
+        """Layer ``layer``'s kind in a block-pattern model (:data:`BLOCK_KINDS`), else ``""``."""
+        return self.blocks[layer] if self.blocks else ""
+
     def with_layers(self, n: int) -> ModelConfig:
-        """This model cut (or grown) to ``n`` layers; a hybrid keeps its attention layers
-        below ``n``."""
-        return replace(self, n_layers=n, attn_layers=tuple(i for i in self.attn_layers if i < n))
+        """This model cut to ``n`` layers (or grown: a block pattern repeats its last kind);
+        a hybrid keeps its attention layers below ``n``."""
+        blocks = (self.blocks + self.blocks[-1:] * n)[:n] if self.blocks else ""
+        return replace(self, n_layers=n, blocks=blocks,
+                       attn_layers=tuple(i for i in self.attn_layers if i < n))
 
     def mamba_layers(self) -> int:
         """How many layers run a Mamba-2 mixer (0 but in a hybrid)."""
+        if self.blocks:
+            return self.blocks.count("M")
         return self.n_layers - len(self.attn_layers) if self.ssm_heads else 0
+
+    def kv_layers(self) -> int:
+        """How many layers keep keys and values (all but Mamba-2 and MLP blocks)."""
+        if self.blocks:
+            return self.blocks.count("*")
+        return self.n_layers - self.mamba_layers()
+
+    def block_params(self, kind: str) -> int:
+        """One block of a block-pattern model: its norm and its mixer or MLP."""
+        if kind == "M":
+            return self.norm_params() + self.mamba2_params()
+        if kind == "*":
+            return self.norm_params() + self.attention_params()
+        if kind == "-":
+            return self.norm_params() + replace(
+                self, d_ff=self.dense_ff or self.d_ff, n_experts=1, top_k=1, shared_ff=0,
+                blocks="").mlp_params()
+        return self.norm_params() + self.n_experts * self.mlp_params() \
+            + self.shared_mlp_params() + (self.d_model + int(self.router_bias)) * self.n_experts
 
     @property
     def ssm_inner(self) -> int:
@@ -418,7 +461,7 @@ class ModelConfig:
         d = self.d_model
         if dense:
             mlp = replace(self, d_ff=self.dense_ff or self.d_ff, n_experts=1, top_k=1,
-                          shared_ff=0, first_dense=0, moe_every=0).mlp_params()
+                          shared_ff=0, first_dense=0, moe_every=0, blocks="").mlp_params()
         else:
             mlp = self.n_experts * self.mlp_params() + self.shared_mlp_params()
         if self.is_moe and not dense:
@@ -453,12 +496,15 @@ class ModelConfig:
         final_norm = self.norm_params() if self.final_norm else 0
         head = 0 if self.tied_embeddings else self.vocab_size * self.d_model
         head += self.vocab_size if self.head_bias else 0
-        dense = self.dense_layers()
-        layers = (self.n_layers - dense) * self.layer_params() \
-            + dense * self.layer_params(dense=True)
-        if self.ssm_heads:   # a hybrid: each layer's mixer and MLP as they are
+        if self.blocks:   # a pattern of blocks of one kind each (Nemotron-H)
+            layers = sum(self.block_params(k) * self.blocks.count(k) for k in set(self.blocks))
+        elif self.ssm_heads:   # a hybrid: each layer's mixer and MLP as they are
             kinds = [(self.dense_layer(i), self.mamba(i)) for i in range(self.n_layers)]
             layers = sum(self.layer_params(*k) * kinds.count(k) for k in set(kinds))
+        else:
+            dense = self.dense_layers()
+            layers = (self.n_layers - dense) * self.layer_params() \
+                + dense * self.layer_params(dense=True)
         total = self.embedding_params() + layers + final_norm + head
         if self.pooler:
             total += self.d_model * self.d_model + self.d_model
@@ -478,8 +524,9 @@ class ModelConfig:
         """Parameters touched per token (MoE: only ``top_k`` experts)."""
         if not self.is_moe:
             return self.param_count()
-        inactive = (self.n_experts - self.top_k) * self.mlp_params() \
-            * (self.n_layers - self.dense_layers())
+        moe_layers = self.blocks.count("E") if self.blocks else \
+            self.n_layers - self.dense_layers()
+        inactive = (self.n_experts - self.top_k) * self.mlp_params() * moe_layers
         return self.param_count() - inactive
 
 

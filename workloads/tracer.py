@@ -466,21 +466,33 @@ class LayerBuilder:
         return [OpTemplate("rope", VECTOR, "elementwise", casc)]
 
     def layer(self, b: int, s: int, n: int, layer: int = 0, local: bool = False,
-              dense: bool = False, nope: bool = False, mamba: bool = False
+              dense: bool = False, nope: bool = False, mamba: bool = False, kind: str = ""
               ) -> list[OpTemplate]:
         """All ops of one decoder layer: ``b`` requests, ``s`` new tokens each, KV length ``n``;
         ``layer``: the routing rotation of a mixture-of-experts layer; ``local``: a windowed
         layer among global ones (:meth:`attention`); ``dense``: a dense layer of a
         mixture-of-experts model (:meth:`mlp`); ``nope``: a layer without RoPE
         (``ModelConfig.nope``); ``mamba``: a hybrid's Mamba-2 layer (its mixer in place of
-        attention, :mod:`workloads.mamba2`)."""
+        attention, :mod:`workloads.mamba2`); ``kind``: a block of one kind in a block-pattern
+        model (Nemotron-H: ``M``, ``*``, ``-``, ``E``)."""
         if self.m.block != "sequential" or self.m.kind != "decoder":  # tracer_families
             from workloads.tracer_families import layer_hook
             return layer_hook(self, b, s, n, layer, local, nope)
         sh, t, rms = self.shape, b * s, self.m.norm == "rmsnorm"
         if mamba:
-            return [*self._mamba2(b, s), self._vector("residual_mamba", t, sh.d, "add"),
-                    *self._mlp_block(t, layer, dense, rms)]
+            ops = [*self._mamba2(b, s), self._vector("residual_mamba", t, sh.d, "add")]
+            return ops if kind else ops + self._mlp_block(t, layer, dense, rms)
+        if kind in ("-", "E"):   # a block of its MLP alone
+            return self._mlp_block(t, layer, kind == "-", rms)
+        ops = self._attention_block(b, s, n, local, nope, rms)
+        return ops if kind else ops + self._mlp_block(t, layer, dense, rms)
+
+    def _attention_block(self, b: int, s: int, n: int, local: bool, nope: bool, rms: bool
+                         ) -> list[OpTemplate]:
+        """A sequential layer's first half: its norm, the query/key/value projections (or
+        latent ones), RoPE, attention, the output projection, all-reduce, post-norm and
+        residual add."""
+        sh, t = self.shape, b * s
         ops = [self.norm("ln_attn", "x", t, rms)]
         if self.m.is_mla:
             ops += self._latent_projections(t)
@@ -498,7 +510,7 @@ class LayerBuilder:
         if self.m.post_norms:   # Gemma 2/3: the block's output normed before the residual
             ops.append(self.norm("ln_attn_post", "a", t, rms))
         ops.append(self._vector("residual_attn", t, sh.d, "add"))
-        return ops + self._mlp_block(t, layer, dense, rms)
+        return ops
 
     @_memo
     def _mamba2(self, b: int, s: int) -> list[OpTemplate]:
@@ -781,7 +793,8 @@ def _trace_decoder(model: ModelConfig, scenario: Scenario, phases: tuple[str, ..
     # whether it applies no RoPE (Llama 4, SmolLM3)
     mixed = bool(model.sliding_window and model.global_every)
     variant = [(i % rotations, mixed and model.windowed(i), model.dense_layer(i),
-                model.nope(i), model.mamba(i)) for i in range(model.n_layers)]
+                model.nope(i), model.mamba(i), model.block_kind(i))
+               for i in range(model.n_layers)]
     variants = sorted(set(variant))
 
     # the stamped steps' templates, kept in the compact path (it asks again for the last two)
@@ -1201,7 +1214,7 @@ def kv_bytes_per_token(model: ModelConfig, kv_dtype: str, tp: int = 1, pp: int =
             index = model.index_head_dim + 4 * math.ceil(model.index_head_dim / 128)
         return model.n_layers * ((model.kv_lora_rank + model.rope_dim) * elem + index) / pp
     kv_groups = max(1, model.n_kv_heads // tp)
-    layers = model.n_layers - model.mamba_layers()   # a hybrid's Mamba-2 layers keep states
+    layers = model.kv_layers()   # a hybrid's Mamba-2 layers keep states, MLP blocks nothing
     return 2 * layers * kv_groups * model.head_dim * elem / pp
 
 

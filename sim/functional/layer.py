@@ -125,7 +125,7 @@ def check_layer(arch: Arch, model: ModelConfig, spec: CheckSpec,
     if model.is_mla:
         raise SimError(f"--model: {model.name}'s multi-head latent attention is priced but not "
                        "checked functionally (no reference for its absorbed projections yet)")
-    if model.ssm_heads:
+    if model.ssm_heads or model.blocks:
         raise SimError(f"--model: {model.name}'s Mamba-2 layers are priced but not checked "
                        "functionally (no reference for the chunked state space dual yet)")
     if model.dense_layer(0):   # layer 0 of DeepSeekMoE, of Llama 4 Maverick: a dense one

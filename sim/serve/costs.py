@@ -92,7 +92,7 @@ class IterationModel:
                  fidelity: str = "tile", exact_tokens: int = 256, per_octave: int = 32,
                  device: Device | None = None):
         self.arch, self.model, self.tp, self.pp = arch, model, tp, pp
-        if model.ssm_heads:
+        if model.ssm_heads or model.blocks:
             raise SimError(f"--model: {model.name} mixes Mamba-2 and attention layers: the "
                            "serving engine's iteration model and KV cache know attention "
                            "layers only (use `xpusim run`)")
