@@ -422,6 +422,11 @@ FAMILIES: dict[str, dict[str, Any]] = {
                          "num_local_experts": 4, "num_experts_per_tok": 2, "vocab_size": 1000,
                          "mamba_n_heads": 8, "mamba_d_head": 64, "mamba_d_state": 16,
                          "layer_types": ["mamba", "attention", "mamba"]},
+    "nemotron_h": {"model_type": "nemotron_h", "num_attention_heads": 4, "num_key_value_heads": 2,
+                   "hidden_size": 256, "num_hidden_layers": 4, "intermediate_size": 256,
+                   "hybrid_override_pattern": "M-M*", "mamba_num_heads": 8,
+                   "mamba_head_dim": 32, "ssm_state_size": 16, "n_groups": 2,
+                   "vocab_size": 1000},
     "mistral3": {"model_type": "mistral3", "text_config": {
         "model_type": "mistral", "num_attention_heads": 8, "num_key_value_heads": 2,
         "hidden_size": 256, "num_hidden_layers": 2, "intermediate_size": 512,

@@ -230,6 +230,12 @@ def test_nemotron_h_cache_estimate_and_fold(monkeypatch):
                                 "vocab_size": 1000}, "n")
     sc = Scenario(batch=2, prompt_len=12, gen_len=5)
     assert estimate_ops(small, sc) == len(trace_model(small, sc, compact=False).ops)
+    # its "-" block is a dense MLP (intermediate_size 256), not the experts
+    mlp = {op.name: op for op in trace_model(small, sc).ops
+           if op.layer == 3 and op.phase == "prefill"}
+    assert "router" not in mlp and mlp["ffn_up"].flops == 2 * 24 * 256 * 256
+    # the head width as the file gives it (Nano-9B-v2: 128 where 4,480 / 40 = 112)
+    assert model_from_hf_dict({**NEMOTRON_H_8B, "attention_head_dim": 64}, "n").head_dim == 64
     _folds_like_op_by_op(small, Scenario(batch=2, prompt_len=6, gen_len=20), monkeypatch)
     with pytest.raises(WorkloadError) as exc:
         model_from_hf_dict({**NEMOTRON_H_8B, "hybrid_override_pattern": "M-M"}, "n")
