@@ -138,9 +138,9 @@ def test_refusals_in_one_line():
     from workloads.training import Training, trace_training
 
     m = model_from_hf_dict(GRANITE_H_TINY, "g")
-    with pytest.raises(SimError, match="mixes Mamba-2 and attention layers"):
+    with pytest.raises(SimError, match="mixes recurrent"):
         IterationModel(load_arch("h100"), m)
-    with pytest.raises(SimError, match="Mamba-2 layers are priced but not checked"):
+    with pytest.raises(SimError, match="layers are priced but not checked"):
         check_layer(load_arch("h100"), m, CheckSpec(batch=1, prompt=8))
     with pytest.raises(WorkloadError, match="fine-tuning traces attention layers only"):
         trace_training(m, Scenario(batch=1, prompt_len=8, gen_len=1), Training())
@@ -240,3 +240,94 @@ def test_nemotron_h_cache_estimate_and_fold(monkeypatch):
     with pytest.raises(WorkloadError) as exc:
         model_from_hf_dict({**NEMOTRON_H_8B, "hybrid_override_pattern": "M-M"}, "n")
     assert exc.value.path == "hybrid_override_pattern"
+
+
+# Qwen/Qwen3-Next-80B-A3B-Instruct config.json (a model-info report dumping the checkpoint's
+# raw file; identical to the Thinking config ai-dynamo/aiconfigurator vendored @ 1b7cfb10)
+QWEN3_NEXT = {
+    "model_type": "qwen3_next", "decoder_sparse_step": 1, "full_attention_interval": 4,
+    "head_dim": 256, "hidden_act": "silu", "hidden_size": 2048, "intermediate_size": 5120,
+    "linear_conv_kernel_dim": 4, "linear_key_head_dim": 128, "linear_num_key_heads": 16,
+    "linear_num_value_heads": 32, "linear_value_head_dim": 128,
+    "max_position_embeddings": 262144, "mlp_only_layers": [], "moe_intermediate_size": 512,
+    "norm_topk_prob": True, "num_attention_heads": 16, "num_experts": 512,
+    "num_experts_per_tok": 10, "num_hidden_layers": 48, "num_key_value_heads": 2,
+    "partial_rotary_factor": 0.25, "shared_expert_intermediate_size": 512,
+    "tie_word_embeddings": False, "vocab_size": 151936}
+
+
+def test_qwen3_next_counts_the_checkpoint():
+    """Qwen3-Next-80B-A3B: its safetensors hold 81,324,862,720 parameters (the same report):
+    ours without the multi-token-prediction layer plus that layer (a full-attention MoE layer,
+    its 2d -> d projection and three norms) is exactly that; a Gated DeltaNet layer is
+    in_proj_qkvz 2,048 -> 2 x 2,048 + 2 x 4,096, in_proj_ba -> 64, the convolution over q, k,
+    v (8,192 x 4, no bias), dt_bias and A_log (32 each), the norm (128), out_proj 4,096 -> 2,048;
+    the attention's query projection is doubled for its gate; 3.56B active without the input
+    embedding ("3B activated", model card)."""
+    q = model_from_hf_dict(QWEN3_NEXT, "q/config.json")
+    d = 2048
+    assert q.gdn_params() == d * (2 * 2048 + 2 * 4096 + 64) + 8192 * 4 + 64 + 128 + 4096 * d
+    mtp = q.layer_params() + 2 * d * d + 3 * d
+    assert q.param_count() + mtp == 81_324_862_720
+    assert q.attn_layers == tuple(range(3, 48, 4)) and q.rotary_dim == 64
+    assert q.attention_params() == d * 4096 * 2 + 2 * d * 512 + 4096 * d
+    assert q.active_param_count() - 151936 * d == pytest.approx(3.56e9, rel=0.002)
+
+
+def test_gated_deltanet_by_hand():
+    """A 100-token prefill in 64-token chunks (2, the second padded) of 32 value heads of
+    128 x 128 (keys repeated from 16 heads): beta K K^T and Q K^T 2 C^2 d_k a chunk and head,
+    the WY products 2 C^2 (d_k + d_v), W S and Q S 2 C d_k d_v, the scores times the values
+    2 C^2 d_v, the state update 2 C d_k d_v; a decode step reads and writes the fp32 state
+    (32 x 128 x 128 x 4 B a request; k, v, q in and the output out) and costs 7 operations an
+    element; the cache holds the
+    12 attention layers' K and V plus the 36 states."""
+    q = model_from_hf_dict(QWEN3_NEXT, "q")
+    b, c, k, h, dk, dv = 1, 64, 2, 32, 128, 128
+    ops = {op.name: op for op in trace_model(q.with_layers(4), Scenario(
+        batch=b, prompt_len=100, gen_len=3)).ops if op.layer == 0}
+    per = b * k * h
+    assert ops["gdn_kk"].flops == ops["gdn_qk"].flops == per * 2 * c * c * dk
+    assert ops["gdn_wu"].flops == per * 2 * c * c * (dk + dv)
+    assert ops["gdn_ws"].flops == ops["gdn_qs"].flops == ops["gdn_state"].flops \
+        == per * 2 * c * dk * dv
+    assert ops["gdn_av"].flops == per * 2 * c * c * dv
+    step = next(op for op in trace_model(q.with_layers(4), Scenario(
+        batch=2, prompt_len=100, gen_len=3)).ops if op.name == "gdn_step")
+    state = 2 * h * dk * dv * 4
+    vec = 2 * h * 128 * 2   # one request's k, v, q or output vectors (fp16)
+    assert step.bytes == 2 * state + 4 * vec + 2 * (2 * h * 4)   # + its decay g and beta
+    assert step.flops == 7 * 2 * h * dk * dv + 2 * 2 * h * dv   # + the per-value beta (v - m)
+    sc = Scenario(batch=1, prompt_len=1000, gen_len=2)
+    per_request = 36 * (h * dk * dv * 4 + (2 * 2048 + 4096) * 3 * 2)
+    assert kv_cache_bytes(q, sc) == 2 * 12 * 2 * 256 * 2 * 1002 + per_request
+    gate = [op for op in trace_model(q.with_layers(4), Scenario(batch=1, prompt_len=8,
+                                                                gen_len=2)).ops
+            if op.layer == 3 and op.phase == "prefill"]
+    names = [op.name for op in gate]
+    assert names.index("attn_gate") == names.index("o_proj") - 1
+    qkv = next(op for op in gate if op.name == "qkv_proj")
+    assert qkv.flops == 2 * 8 * d_model_of(q) * (2 * 16 * 256 + 2 * 2 * 256)
+
+
+def d_model_of(m: ModelConfig) -> int:
+    return m.d_model
+
+
+def test_qwen3_next_folds_and_qwen35_nests(monkeypatch):
+    """A small Qwen3-Next-shaped model's long decode folds; Qwen3.5's config nests the same
+    decoder in ``text_config`` (``qwen3_5_moe_text``, its ``layer_types`` listed)."""
+    from test_hf_windows_shared import _folds_like_op_by_op
+
+    small = model_from_hf_dict({**QWEN3_NEXT, "hidden_size": 256, "num_hidden_layers": 4,
+                                "num_experts": 8, "num_experts_per_tok": 2,
+                                "moe_intermediate_size": 64,
+                                "shared_expert_intermediate_size": 64, "head_dim": 64,
+                                "num_attention_heads": 4, "linear_num_key_heads": 2,
+                                "linear_num_value_heads": 4, "linear_key_head_dim": 32,
+                                "linear_value_head_dim": 32, "vocab_size": 1000}, "q")
+    _folds_like_op_by_op(small, Scenario(batch=2, prompt_len=6, gen_len=20), monkeypatch)
+    text = {**QWEN3_NEXT, "model_type": "qwen3_5_moe_text",
+            "layer_types": (["linear_attention"] * 3 + ["full_attention"]) * 12}
+    nested = model_from_hf_dict({"model_type": "qwen3_5_moe", "text_config": text}, "q")
+    assert nested.param_count() == model_from_hf_dict(QWEN3_NEXT, "q").param_count()

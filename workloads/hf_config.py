@@ -20,7 +20,7 @@ _FALCON = ("falcon", "RefinedWebModel", "RefinedWeb")
 #: multimodal configs whose ``text_config`` is the decoder: the model type it is read as (None:
 #: its own ``model_type``, Mistral Small 3.1's ``mistral`` by default)
 _NESTED = {"gemma3": "gemma3_text", "llama4": "llama4_text", "mistral3": None,
-           "qwen3_vl": "qwen3", "qwen3_vl_moe": "qwen3_moe"}
+           "qwen3_vl": "qwen3", "qwen3_vl_moe": "qwen3_moe", "qwen3_5_moe": "qwen3_5_moe_text"}
 _DEEPSEEK = ("deepseek", "deepseek_v2", "deepseek_v3", "deepseek_v32")
 SUPPORTED = (*_LLAMA_LIKE, *_NESTED, "llama4_text", "starcoder2", *_DEEPSEEK,
              "cohere", "dbrx", "gpt2", "gpt_bigcode", "opt", "bloom", "gpt_neox", "gptj",

@@ -1,6 +1,7 @@
 """Readers of the Hugging Face ``config.json`` families whose keys or layers differ from a
 Llama's: Phi-3.5-MoE, Command R7B, Nemotron, EXAONE 3.5, ERNIE 4.5 (dense and mixture of
-experts), GLM-4.5, Granite 4.0-H and Nemotron-H (Mamba-2 and attention layers). Each reads the
+experts), GLM-4.5, Granite 4.0-H and Nemotron-H (Mamba-2 and attention layers), Qwen3-Next and
+Qwen3.5 (Gated DeltaNet and attention layers). Each reads the
 fields the family's transformers configuration class reads, with its defaults;
 :func:`read_family` is what :mod:`workloads.hf_config` dispatches to.
 """
@@ -263,6 +264,50 @@ def _nemotron_h(r: ConfigReader, name: str, source: str) -> ModelConfig:
         ssm_bias=r.bool("use_bias", False), source=source, **{"d_ff": ff, **moe})
 
 
+def _qwen3_next(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """Qwen3-Next (HF Qwen3NextConfig, modular_qwen3_next.py) and Qwen3.5's text decoders
+    (``qwen3_5_moe_text``, built on its classes): Gated DeltaNet layers (``linear_*``) with
+    full attention in the ``layer_types`` marked ``full_attention`` (by default every
+    ``full_attention_interval``-th, 4); the attention with a sigmoid output gate (a doubled
+    query projection), per-head query/key RMSNorms and RoPE on ``partial_rotary_factor`` of
+    each head (0.25); ``num_experts`` experts in every ``decoder_sparse_step``-th layer with one
+    shared expert behind a sigmoid gate. Its multi-token-prediction layer is left out."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    layers = r.int("num_hidden_layers")
+    if r.data.get("layer_types") is not None:
+        every = every_nth(r, "layer_types", ("linear_attention", "full_attention"),
+                          "full_attention")
+    else:
+        every = r.int("full_attention_interval", default=4)
+    attn = tuple(range(every - 1, layers, every)) if every else ()
+    if r.data.get("mlp_only_layers"):
+        raise WorkloadError(r.file, "mlp_only_layers", "expected [] (dense layers by list are "
+                                                       "not modelled)")
+    experts = r.int("num_experts", default=1)
+    head_dim = r.int("head_dim", default=d // heads)
+    moe: dict = {"d_ff": r.int("intermediate_size")}
+    if experts > 1:
+        step = r.int("decoder_sparse_step", default=1)
+        moe = {"n_experts": experts, "top_k": r.int("num_experts_per_tok", default=1),
+               "d_ff": r.int("moe_intermediate_size"), "moe_every": step,
+               "dense_ff": r.int("intermediate_size", default=0, minimum=0) if step > 1 else 0,
+               "shared_ff": r.int("shared_expert_intermediate_size", default=0, minimum=0)}
+        moe["shared_gate"] = bool(moe["shared_ff"])
+    return ModelConfig(
+        name=name, family="qwen3_next", n_layers=layers, d_model=d, n_heads=heads,
+        n_kv_heads=r.int("num_key_value_heads", default=heads),
+        vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=262144), head_dim=head_dim,
+        norm="rmsnorm", activation=_gated(activation_of(r, "hidden_act", "silu")),
+        position="rope", rotary_dim=int(head_dim * r.fraction("partial_rotary_factor", 0.25)),
+        qk_norm="head", attn_gate=r.bool("attn_output_gate", True), bias=False,
+        tied_embeddings=r.bool("tie_word_embeddings", False), attn_layers=attn,
+        gdn_k_heads=r.int("linear_num_key_heads"), gdn_v_heads=r.int("linear_num_value_heads"),
+        gdn_k_dim=r.int("linear_key_head_dim"), gdn_v_dim=r.int("linear_value_head_dim"),
+        d_conv=r.int("linear_conv_kernel_dim", default=4), source=source, **moe)
+
+
 def _gated(act: str) -> str:
     """A gated MLP's operator: SwiGLU for SiLU (the tracer's gated form), else ``act``."""
     return "swiglu" if act == "silu" else act
@@ -279,6 +324,8 @@ FAMILIES: dict[str, Callable[[ConfigReader, str, str], ModelConfig]] = {
     "glm4_moe": _glm4_moe,
     "granitemoehybrid": _granite_hybrid,
     "nemotron_h": _nemotron_h,
+    "qwen3_next": _qwen3_next,
+    "qwen3_5_moe_text": _qwen3_next,
 }
 
 

@@ -47,6 +47,10 @@ LIMITS: dict[str, tuple[int, str]] = {
     "ssm_head_dim": (4096, "Mamba-2, 64"),
     "ssm_groups": (65536, "Bamba, 1; Nemotron-H, 8"),
     "ssm_chunk": (1048576, "Mamba-2, 256"),
+    "gdn_k_heads": (65536, "Qwen3-Next, 16 Gated DeltaNet key heads"),
+    "gdn_v_heads": (65536, "Qwen3-Next, 32 value heads"),
+    "gdn_k_dim": (4096, "Qwen3-Next, 128"),
+    "gdn_v_dim": (4096, "Qwen3-Next, 128"),
 }
 #: fields that may be 0 (meaning: absent or derived)
 ZERO_OK = ("head_dim", "position_offset", "n_decoder_layers", "rotary_dim", "type_vocab",
@@ -54,7 +58,7 @@ ZERO_OK = ("head_dim", "position_offset", "n_decoder_layers", "rotary_dim", "typ
            "sliding_window", "global_every", "first_dense", "moe_every", "dense_ff",
            "q_lora_rank", "kv_lora_rank", "rope_dim", "v_head_dim", "nope_every", "index_topk",
            "index_heads", "index_head_dim", "ssm_heads", "ssm_head_dim", "ssm_groups",
-           "ssm_chunk")
+           "ssm_chunk", "gdn_k_heads", "gdn_v_heads", "gdn_k_dim", "gdn_v_dim")
 #: model kinds: decoder-only, bidirectional encoder, encoder-decoder with cross attention,
 #: selective state-space model (Mamba)
 KINDS = ("decoder", "encoder", "encoder_decoder", "mamba", "onnx")
@@ -128,7 +132,10 @@ class ModelConfig:
     layer has its MLP (dense or a mixture of experts). ``blocks``: instead, layers of one kind
     each, a character per layer (Nemotron-H's ``hybrid_override_pattern``): ``M`` a Mamba-2
     mixer, ``*`` attention, ``-`` an MLP, ``E`` a mixture of experts, each with its norm and
-    residual.
+    residual. ``gdn_v_heads`` > 0 instead: the layers outside ``attn_layers`` run a Gated
+    DeltaNet (Qwen3-Next: ``gdn_k_heads`` query/key heads of ``gdn_k_dim``, ``gdn_v_heads``
+    value heads of ``gdn_v_dim``, a ``d_conv``-tap convolution). ``attn_gate``: a sigmoid gate
+    on each attention output element, its inputs from a doubled query projection (Qwen3-Next).
     ``kv_lora_rank`` > 0: multi-head latent attention (DeepSeek-V2/V3): keys and values come from
     a ``kv_lora_rank``-wide latent (the KV cache: latent plus ``rope_dim`` RoPE channels per
     token, shared by all heads), queries through a ``q_lora_rank``-wide latent (0: a plain
@@ -202,6 +209,11 @@ class ModelConfig:
     attn_layers: tuple[int, ...] = ()
     ssm_bias: bool = False
     blocks: str = ""
+    gdn_k_heads: int = 0
+    gdn_v_heads: int = 0
+    gdn_k_dim: int = 0
+    gdn_v_dim: int = 0
+    attn_gate: bool = False
 
     def __post_init__(self) -> None:
         for name, (limit, covers) in LIMITS.items():
@@ -251,6 +263,12 @@ class ModelConfig:
         if self.qk_norm not in QK_NORMS:
             raise WorkloadError("", "qk_norm", f"unknown qk_norm '{self.qk_norm!s:.40}' "
                                                f"(expected one of {', '.join(QK_NORMS)})")
+        if self.gdn_v_heads and (self.ssm_heads or not (
+                self.gdn_k_heads and self.gdn_k_dim and self.gdn_v_dim and self.d_conv)
+                or self.gdn_v_heads % self.gdn_k_heads):
+            raise WorkloadError("", "gdn_v_heads", "Gated DeltaNet layers need gdn_k_heads "
+                                                   "dividing gdn_v_heads, gdn_k_dim, gdn_v_dim "
+                                                   "and d_conv >= 1, and no Mamba-2 heads")
         if self.ssm_heads:
             if not (self.ssm_head_dim and self.d_state and self.d_conv):
                 raise WorkloadError("", "ssm_heads", "Mamba-2 layers need ssm_head_dim, "
@@ -357,7 +375,12 @@ class ModelConfig:
         """Whether decoder layer ``layer`` (0-based) of a hybrid runs a Mamba-2 mixer."""
         if self.blocks:
             return self.blocks[layer] == "M"
-        return bool(self.ssm_heads) and layer not in self.attn_layers
+        return self.recurrent and layer not in self.attn_layers
+
+    @property
+    def recurrent(self) -> bool:
+        """A hybrid whose other layers run a recurrent mixer (Mamba-2 or Gated DeltaNet)."""
+        return bool(self.ssm_heads or self.gdn_v_heads)
 
     def block_kind(self, layer: int) -> str:
         """Layer ``layer``'s kind in a block-pattern model (:data:`BLOCK_KINDS`), else ``""``."""
@@ -374,7 +397,7 @@ class ModelConfig:
         """How many layers run a Mamba-2 mixer (0 but in a hybrid)."""
         if self.blocks:
             return self.blocks.count("M")
-        return self.n_layers - len(self.attn_layers) if self.ssm_heads else 0
+        return self.n_layers - len(self.attn_layers) if self.recurrent else 0
 
     def kv_layers(self) -> int:
         """How many layers keep keys and values (all but Mamba-2 and MLP blocks)."""
@@ -411,6 +434,15 @@ class ModelConfig:
         bias = proj + d if self.ssm_bias else 0
         return d * proj + conv + 3 * h + di + di * d + bias
 
+    def gdn_params(self) -> int:
+        """One Gated DeltaNet (HF Qwen3NextGatedDeltaNet): in_proj_qkvz and in_proj_ba, the
+        depthwise convolution over q, k and v (no bias), dt_bias and A_log per value head, the
+        gated RMSNorm's gain (one value head wide), out_proj."""
+        qk, v = self.gdn_k_heads * self.gdn_k_dim, self.gdn_v_heads * self.gdn_v_dim
+        d = self.d_model
+        return d * (2 * qk + 2 * v + 2 * self.gdn_v_heads) + (2 * qk + v) * self.d_conv \
+            + 2 * self.gdn_v_heads + self.gdn_v_dim + v * d
+
     def windowed_layers(self) -> int:
         """How many of the ``n_layers`` layers are windowed."""
         return sum(self.windowed(i) for i in range(self.n_layers))
@@ -424,7 +456,8 @@ class ModelConfig:
             queries = d * q + q + q * h * self.head_dim if q else d * h * self.head_dim
             return (queries + d * (c + self.rope_dim) + c + c * h * (nope + self.v_dim)
                     + h * self.v_dim * d + self.indexer_params())
-        attn = d * self.q_dim + 2 * d * self.kv_dim + self.q_dim * d
+        attn = d * self.q_dim * (2 if self.attn_gate else 1) + 2 * d * self.kv_dim \
+            + self.q_dim * d
         if self.bias or self.attn_bias:
             attn += self.q_dim + 2 * self.kv_dim + d
         elif self.qkv_bias:
@@ -470,7 +503,8 @@ class ModelConfig:
         if self.post_norms:
             norms += 2 * self.norm_params()
         if mamba:
-            return self.mamba2_params() + mlp + norms
+            return (self.gdn_params() if self.gdn_v_heads else self.mamba2_params()) + mlp \
+                + norms
         if self.qk_norm:
             norms += 2 * self.head_dim if self.qk_norm == "head" else self.q_dim + self.kv_dim
         sinks = self.n_heads if self.attn_sinks else 0
@@ -498,7 +532,7 @@ class ModelConfig:
         head += self.vocab_size if self.head_bias else 0
         if self.blocks:   # a pattern of blocks of one kind each (Nemotron-H)
             layers = sum(self.block_params(k) * self.blocks.count(k) for k in set(self.blocks))
-        elif self.ssm_heads:   # a hybrid: each layer's mixer and MLP as they are
+        elif self.recurrent:   # a hybrid: each layer's mixer and MLP as they are
             kinds = [(self.dense_layer(i), self.mamba(i)) for i in range(self.n_layers)]
             layers = sum(self.layer_params(*k) * kinds.count(k) for k in set(kinds))
         else:

@@ -134,7 +134,7 @@ class LayerShapes:
         if model.n_heads % tp:
             raise WorkloadError("", "--tp", f"{model.name} has {model.n_heads} heads, "
                                             f"not divisible by tensor parallelism {tp}")
-        for field in ("d_ff", "shared_ff", "dense_ff", "ssm_heads"):
+        for field in ("d_ff", "shared_ff", "dense_ff", "ssm_heads", "gdn_k_heads"):
             if getattr(model, field) % tp:
                 raise WorkloadError("", "--tp", f"{model.name} has {field} "
                                                 f"{getattr(model, field)}, not divisible by "
@@ -496,8 +496,9 @@ class LayerBuilder:
         ops = [self.norm("ln_attn", "x", t, rms)]
         if self.m.is_mla:
             ops += self._latent_projections(t)
-        else:
-            qkv_width = (sh.heads + 2 * sh.kv_groups) * sh.head_dim
+        else:   # Qwen3-Next: the query projection doubled for the output gate
+            qkv_width = (sh.heads * (2 if self.m.attn_gate else 1) + 2 * sh.kv_groups) \
+                * sh.head_dim
             ops.append(self._linear("qkv_proj", t, sh.d, qkv_width))
         if self.m.qk_norm:   # Qwen3, Gemma 3, OLMo 2: RMSNorm of each query and key head
             ops.append(self.norm("qk_norm", "qk", t * (sh.heads + sh.kv_groups), True,
@@ -505,6 +506,8 @@ class LayerBuilder:
         if not nope:   # Llama 4's global layers, SmolLM3's every 4th: no RoPE
             ops += self.rope(t)
         ops += self.attention(b, s, n, local)
+        if self.m.attn_gate:   # attention output x sigmoid(gate)
+            ops.append(self._vector("attn_gate", t, sh.heads * self.m.v_dim, "mul"))
         ops.append(self._linear("o_proj", t, sh.heads * self.m.v_dim, sh.d))
         ops += self._allreduce("allreduce_attn", t)
         if self.m.post_norms:   # Gemma 2/3: the block's output normed before the residual
@@ -514,7 +517,11 @@ class LayerBuilder:
 
     @_memo
     def _mamba2(self, b: int, s: int) -> list[OpTemplate]:
-        """A hybrid's Mamba-2 mixer (:func:`workloads.mamba2.mixer`), built once per shape."""
+        """A hybrid's recurrent mixer, built once per shape: Mamba-2
+        (:func:`workloads.mamba2.mixer`) or Gated DeltaNet (:func:`workloads.deltanet.mixer`)."""
+        if self.m.gdn_v_heads:
+            from workloads.deltanet import mixer as gdn
+            return gdn(self, b, s)
         from workloads.mamba2 import mixer
         return mixer(self, b, s)
 
@@ -1226,8 +1233,11 @@ def kv_cache_bytes(model: ModelConfig, scenario: Scenario) -> float:
     context = held_tokens(model, scenario.attended(scenario.prompt_len + scenario.gen_len))
     kv = kv_bytes_per_token(model, scenario.kv_dtype, scenario.tp, scenario.pp) \
         * scenario.batch * context
-    if model.ssm_heads:   # a hybrid's Mamba-2 layers: a state per request, whatever the length
-        from workloads.mamba2 import state_bytes_per_request
+    if model.recurrent:   # a hybrid's recurrent layers: a state per request, whatever the length
+        if model.gdn_v_heads:
+            from workloads.deltanet import state_bytes_per_request
+        else:
+            from workloads.mamba2 import state_bytes_per_request
         kv += scenario.batch * state_bytes_per_request(
             model, scenario.tp, TensorRef("x", (), scenario.dtype).nbytes({})) / scenario.pp
     return kv

@@ -119,9 +119,10 @@ def trace_training(model: ModelConfig, scenario: Scenario, training: Training) -
     if scenario.pp > 1 or scenario.microbatches > 1 or scenario.ep > 1:
         raise WorkloadError("", "--mode", "finetune runs one device group: --pp, "
                                           "--microbatches and --ep must be 1")
-    if model.ssm_heads or model.blocks:
-        raise WorkloadError("", "--model", f"{model.name} mixes Mamba-2 and attention layers: "
-                                           "fine-tuning traces attention layers only")
+    if model.recurrent or model.blocks:
+        raise WorkloadError("", "--model", f"{model.name} mixes recurrent (Mamba-2, Gated "
+                                           "DeltaNet) and attention layers: fine-tuning traces "
+                                           "attention layers only")
     builder = LayerBuilder(model, scenario)
     b, s = scenario.batch, scenario.prompt_len
     t = b * s

@@ -125,9 +125,10 @@ def check_layer(arch: Arch, model: ModelConfig, spec: CheckSpec,
     if model.is_mla:
         raise SimError(f"--model: {model.name}'s multi-head latent attention is priced but not "
                        "checked functionally (no reference for its absorbed projections yet)")
-    if model.ssm_heads or model.blocks:
-        raise SimError(f"--model: {model.name}'s Mamba-2 layers are priced but not checked "
-                       "functionally (no reference for the chunked state space dual yet)")
+    if model.recurrent or model.blocks:
+        raise SimError(f"--model: {model.name}'s recurrent (Mamba-2, Gated DeltaNet) layers are "
+                       "priced but not checked functionally (no reference for their chunked "
+                       "forms yet)")
     if model.dense_layer(0):   # layer 0 of DeepSeekMoE, of Llama 4 Maverick: a dense one
         model = replace(model, n_experts=1, top_k=1, shared_ff=0, shared_gate=False,
                         router_bias=False, d_ff=model.dense_ff or model.d_ff, first_dense=0,

@@ -92,10 +92,10 @@ class IterationModel:
                  fidelity: str = "tile", exact_tokens: int = 256, per_octave: int = 32,
                  device: Device | None = None):
         self.arch, self.model, self.tp, self.pp = arch, model, tp, pp
-        if model.ssm_heads or model.blocks:
-            raise SimError(f"--model: {model.name} mixes Mamba-2 and attention layers: the "
-                           "serving engine's iteration model and KV cache know attention "
-                           "layers only (use `xpusim run`)")
+        if model.recurrent or model.blocks:
+            raise SimError(f"--model: {model.name} mixes recurrent (Mamba-2, Gated DeltaNet) "
+                           "and attention layers: the serving engine's iteration model and KV "
+                           "cache know attention layers only (use `xpusim run`)")
         self.scenario = Scenario(batch=1, prompt_len=1, gen_len=2, dtype=dtype,
                                  kv_dtype=kv_dtype, tp=tp, pp=pp, attention=attention)
         if model.n_layers % pp:

@@ -53,9 +53,10 @@ class LayerCosts:
     """Memoised per-layer stage costs of ``model`` on ``device`` (tensor parallel ``tp``)."""
 
     def __init__(self, device: Device, model: ModelConfig, tp: int, dtype: str = "fp16"):
-        if model.ssm_heads or model.blocks:
-            raise SimError(f"--model: {model.name} mixes Mamba-2 and attention layers: this "
-                           "decode model's stages know attention layers only")
+        if model.recurrent or model.blocks:
+            raise SimError(f"--model: {model.name} mixes recurrent (Mamba-2, Gated DeltaNet) "
+                           "and attention layers: this decode model's stages know attention "
+                           "layers only")
         self.device = device
         self.model = model
         self.tp = tp
