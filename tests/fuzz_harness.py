@@ -427,6 +427,12 @@ FAMILIES: dict[str, dict[str, Any]] = {
                    "hybrid_override_pattern": "M-M*", "mamba_num_heads": 8,
                    "mamba_head_dim": 32, "ssm_state_size": 16, "n_groups": 2,
                    "vocab_size": 1000},
+    "qwen3_next": {"model_type": "qwen3_next", "num_attention_heads": 4, "num_key_value_heads": 2,
+                   "hidden_size": 256, "num_hidden_layers": 4, "head_dim": 64,
+                   "intermediate_size": 256, "num_experts": 4, "num_experts_per_tok": 2,
+                   "moe_intermediate_size": 64, "shared_expert_intermediate_size": 64,
+                   "linear_num_key_heads": 2, "linear_num_value_heads": 4,
+                   "linear_key_head_dim": 32, "linear_value_head_dim": 32, "vocab_size": 1000},
     "mistral3": {"model_type": "mistral3", "text_config": {
         "model_type": "mistral", "num_attention_heads": 8, "num_key_value_heads": 2,
         "hidden_size": 256, "num_hidden_layers": 2, "intermediate_size": 512,
