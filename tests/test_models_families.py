@@ -164,9 +164,8 @@ def test_parallel_blocks():
 def test_family_options_refused_in_one_line():
     with pytest.raises(WorkloadError, match="--gen: bert-base is an encoder"):
         check_scenario(get_model("bert-base"), Scenario(batch=1, prompt_len=8, gen_len=2))
-    with pytest.raises(WorkloadError, match="--tp: tensor parallelism is not modelled for mamba"):
-        check_scenario(get_model("mamba-130m"), Scenario(batch=1, prompt_len=8, gen_len=2,
-                                                         tp=2))
+    with pytest.raises(WorkloadError, match="--tp: mamba-130m has d_ff 1536, not divis"):
+        trace_model(get_model("mamba-130m"), Scenario(batch=1, prompt_len=8, gen_len=2, tp=5))
     with pytest.raises(WorkloadError, match="--pp"):
         check_scenario(get_model("t5-small"), Scenario(batch=1, prompt_len=8, gen_len=2,
                                                        pp=2))

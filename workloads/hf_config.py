@@ -24,7 +24,7 @@ _NESTED = {"gemma3": "gemma3_text", "llama4": "llama4_text", "mistral3": None,
 _DEEPSEEK = ("deepseek", "deepseek_v2", "deepseek_v3", "deepseek_v32")
 SUPPORTED = (*_LLAMA_LIKE, *_NESTED, "llama4_text", "starcoder2", *_DEEPSEEK,
              "cohere", "dbrx", "gpt2", "gpt_bigcode", "opt", "bloom", "gpt_neox", "gptj",
-             *_FALCON, "phi", "bert", "t5", "mamba", *FAMILIES)
+             *_FALCON, "phi", "bert", "t5", "mamba", "falcon_mamba", *FAMILIES)
 #: model types whose config's ``sliding_window`` windows their attention (HF's
 #: Mistral/Mixtral/Starcoder2/Gemma2/Gemma3 attention read it; Qwen2/3 only under
 #: ``use_sliding_window``, false in their releases; Phi-3's is not modelled)
@@ -188,7 +188,7 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
             tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
     if model_type in _FALCON:
         return _falcon(r, name, source)
-    if model_type in ("bert", "t5", "mamba"):
+    if model_type in ("bert", "t5", "mamba", "falcon_mamba"):
         return _family(r, model_type, name, source)
     if model_type == "phi":  # HF Phi (phi-1, phi-1.5, phi-2): parallel block, biases everywhere
         heads = r.int("num_attention_heads")
@@ -407,7 +407,8 @@ def _window(r: ConfigReader, model_type: str) -> dict[str, int]:
 
 def _family(r: ConfigReader, model_type: str, name: str, source: str) -> ModelConfig:
     """Encoders (HF ``BertConfig``), encoder-decoders (``T5Config``) and Mamba
-    (``MambaConfig``)."""
+    (``MambaConfig``; ``falcon_mamba``: Mamba with RMSNorms without gains on each mixer's dt,
+    B and C, HF FalconMambaMixer)."""
     if model_type == "bert":
         d, heads = r.int("hidden_size"), r.int("num_attention_heads")
         return ModelConfig(
@@ -437,14 +438,25 @@ def _family(r: ConfigReader, model_type: str, name: str, source: str) -> ModelCo
             tied_embeddings=r.bool("tie_word_embeddings", True), source=source)
     d = r.int("hidden_size", "d_model")
     rank = r.data.get("time_step_rank", "auto")
+    expand = r.int("expand", default=2)
+    if r.data.get("intermediate_size") is not None:   # it wins over expand (HF MambaConfig;
+        # falcon-mamba-7b says expand 16 beside intermediate_size 8,192, its weights' width)
+        inner = r.int("intermediate_size")
+        if inner % d:
+            raise WorkloadError(r.file, "intermediate_size", f"expected a multiple of "
+                                                             f"hidden_size ({d})")
+        expand = inner // d
     return ModelConfig(
-        name=name, family="mamba", kind="mamba", n_layers=r.int("num_hidden_layers", "n_layer"),
+        name=name, family=model_type, kind="mamba",
+        n_layers=r.int("num_hidden_layers", "n_layer"),
         d_model=d, n_heads=1, n_kv_heads=1, head_dim=d,
-        d_ff=r.int("expand", default=2) * d, vocab_size=r.int("vocab_size"),
+        d_ff=expand * d, vocab_size=r.int("vocab_size"),
         max_positions=2048, norm="rmsnorm", activation="silu", position="none", bias=False,
         d_state=r.int("state_size", "d_state", default=16),
-        d_conv=r.int("conv_kernel", "d_conv", default=4), expand=r.int("expand", default=2),
+        d_conv=r.int("conv_kernel", "d_conv", default=4), expand=expand,
         dt_rank=0 if rank == "auto" else r.int("time_step_rank"),
+        ssm_bias=r.bool("use_bias", False),
+        ssm_norms="plain" if model_type == "falcon_mamba" else "",
         tied_embeddings=r.bool("tie_word_embeddings", True), source=source)
 
 

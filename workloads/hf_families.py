@@ -223,6 +223,79 @@ def _granite_hybrid(r: ConfigReader, name: str, source: str) -> ModelConfig:
         ssm_bias=r.bool("mamba_proj_bias", False), attn_layers=attn, source=source, **moe)
 
 
+def _bamba(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """Bamba (HF BambaConfig, modeling_bamba.py): Mamba-2 layers (BambaMixer) with attention
+    in the layers ``attn_layer_indices`` lists, each layer then a gated MLP; RoPE on
+    ``partial_rotary_factor`` of each head (0.5, BambaConfig's)."""
+    d = r.int("hidden_size")
+    layers = r.int("num_hidden_layers")
+    given = r.data.get("attn_layer_indices") or []
+    if not isinstance(given, list) or any(isinstance(i, bool) or not isinstance(i, int)
+                                          or not 0 <= i < layers for i in given):
+        raise WorkloadError(r.file, "attn_layer_indices", f"expected a list of layer indices "
+                                                          f"in [0, {layers})")
+    heads = r.int("num_attention_heads")
+    ssm_heads = r.int("mamba_n_heads", default=128)
+    inner = r.int("mamba_expand", default=2) * d
+    head_dim = inner // ssm_heads if r.data.get("mamba_d_head", "auto") == "auto" \
+        else r.int("mamba_d_head")
+    if head_dim * ssm_heads != inner:
+        raise WorkloadError(r.file, "mamba_d_head", f"expected mamba_n_heads x mamba_d_head = "
+                                                    f"mamba_expand x hidden_size ({inner})")
+    return ModelConfig(
+        name=name, family="bamba", n_layers=layers, d_model=d, n_heads=heads,
+        n_kv_heads=r.int("num_key_value_heads", default=heads), d_ff=r.int("intermediate_size"),
+        vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=262144), norm="rmsnorm",
+        activation=_gated(activation_of(r, "hidden_act", "silu")), position="rope",
+        rotary_dim=int(d // heads * r.fraction("partial_rotary_factor", 0.5)), bias=False,
+        attn_bias=r.bool("attention_bias", False),
+        tied_embeddings=r.bool("tie_word_embeddings", False),
+        ssm_heads=ssm_heads, ssm_head_dim=head_dim, d_state=r.int("mamba_d_state", default=256),
+        ssm_groups=r.int("mamba_n_groups", default=1), d_conv=r.int("mamba_d_conv", default=4),
+        ssm_chunk=r.int("mamba_chunk_size", default=256),
+        ssm_bias=r.bool("mamba_proj_bias", False), attn_layers=tuple(sorted(set(given))),
+        source=source)
+
+
+def _jamba(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """Jamba (HF JambaConfig, modeling_jamba.py): attention in layer ``i`` where ``i %
+    attn_layer_period == attn_layer_offset``, a Mamba-1 mixer (JambaMambaMixer: RMSNorms with
+    gains on its dt, B and C) in the others; every layer then a gated MLP, a mixture of
+    ``num_experts`` where ``i % expert_layer_period == expert_layer_offset``; no positional
+    encoding. A mixture in other layers than every period-th from ``period - 1`` is refused."""
+    d = r.int("hidden_size")
+    layers = r.int("num_hidden_layers")
+    heads = r.int("num_attention_heads")
+    period = r.int("attn_layer_period", default=8)
+    offset = r.int("attn_layer_offset", default=4, minimum=0)
+    if offset >= period:
+        raise WorkloadError(r.file, "attn_layer_offset", f"expected an offset below "
+                                                         f"attn_layer_period ({period})")
+    experts = r.int("num_experts", default=16)
+    moe: dict = {"d_ff": r.int("intermediate_size")}
+    if experts > 1:
+        every = r.int("expert_layer_period", default=2)
+        if r.int("expert_layer_offset", default=1, minimum=0) != every - 1:
+            raise WorkloadError(r.file, "expert_layer_offset", f"expected "
+                                                               f"expert_layer_period - 1 "
+                                                               f"({every - 1})")
+        moe = {**moe, "n_experts": experts, "top_k": r.int("num_experts_per_tok", default=2),
+               "moe_every": every}
+    rank = r.data.get("mamba_dt_rank", "auto")
+    return ModelConfig(
+        name=name, family="jamba", n_layers=layers, d_model=d, n_heads=heads,
+        n_kv_heads=r.int("num_key_value_heads", default=heads), vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=262144), norm="rmsnorm",
+        activation=_gated(activation_of(r, "hidden_act", "silu")), position="none",
+        bias=False, tied_embeddings=r.bool("tie_word_embeddings", False),
+        attn_layers=tuple(range(offset, layers, period)),
+        expand=r.int("mamba_expand", default=2), d_state=r.int("mamba_d_state", default=16),
+        d_conv=r.int("mamba_d_conv", default=4),
+        dt_rank=0 if rank == "auto" else r.int("mamba_dt_rank"),
+        ssm_bias=r.bool("mamba_proj_bias", False), ssm_norms="gain", source=source, **moe)
+
+
 def _nemotron_h(r: ConfigReader, name: str, source: str) -> ModelConfig:
     """Nemotron-H and Nemotron 3 Nano (HF/vLLM NemotronH): layers of one kind each as
     ``hybrid_override_pattern`` spells them (``M`` Mamba-2, ``*`` attention, ``-`` MLP,
@@ -262,6 +335,31 @@ def _nemotron_h(r: ConfigReader, name: str, source: str) -> ModelConfig:
         d_state=r.int("ssm_state_size"), ssm_groups=r.int("n_groups", default=1),
         d_conv=r.int("conv_kernel", default=4), ssm_chunk=r.int("chunk_size", default=256),
         ssm_bias=r.bool("use_bias", False), source=source, **{"d_ff": ff, **moe})
+
+
+def _mamba2(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """Mamba-2 (HF Mamba2Config, modeling_mamba2.py; Mamba-Codestral): ``num_hidden_layers``
+    blocks of an RMSNorm and a Mamba-2 mixer each, nothing else (no attention, no MLP):
+    ``blocks`` all ``M``. The mixer is ``num_heads x head_dim`` = ``expand x hidden_size``
+    channels wide, ``n_groups`` groups of B and C; ``use_bias``: biases on its in and out
+    projections (the convolution's bias is counted, as ``use_conv_bias`` sets it by
+    default)."""
+    d = r.int("hidden_size")
+    layers = r.int("num_hidden_layers")
+    heads = r.int("num_heads", default=128)
+    head_dim = r.int("head_dim", default=64)
+    if heads * head_dim != r.int("expand", default=2) * d:
+        raise WorkloadError(r.file, "head_dim", f"expected num_heads x head_dim = expand x "
+                                                f"hidden_size ({r.int('expand', default=2) * d})")
+    return ModelConfig(
+        name=name, family="mamba2", n_layers=layers, d_model=d, n_heads=1, n_kv_heads=1,
+        head_dim=d, d_ff=d, vocab_size=r.int("vocab_size"), max_positions=1048576,
+        norm="rmsnorm", activation="silu", position="none", bias=False,
+        tied_embeddings=r.bool("tie_word_embeddings", False), blocks="M" * layers,
+        ssm_heads=heads, ssm_head_dim=head_dim, d_state=r.int("state_size", default=128),
+        ssm_groups=r.int("n_groups", default=8), d_conv=r.int("conv_kernel", default=4),
+        ssm_chunk=r.int("chunk_size", default=256), ssm_bias=r.bool("use_bias", False),
+        source=source)
 
 
 def _qwen3_next(r: ConfigReader, name: str, source: str) -> ModelConfig:
@@ -324,6 +422,9 @@ FAMILIES: dict[str, Callable[[ConfigReader, str, str], ModelConfig]] = {
     "glm4_moe": _glm4_moe,
     "granitemoehybrid": _granite_hybrid,
     "nemotron_h": _nemotron_h,
+    "jamba": _jamba,
+    "bamba": _bamba,
+    "mamba2": _mamba2,
     "qwen3_next": _qwen3_next,
     "qwen3_5_moe_text": _qwen3_next,
 }

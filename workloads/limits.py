@@ -73,7 +73,7 @@ def estimate_ops(model: ModelConfig, scenario: Scenario) -> int:
             m = dataclasses.replace(model, n_layers=layers, blocks=kind * layers)
         else:   # a plain model's layers are all "attn"
             m = dataclasses.replace(model, n_layers=layers, attn_layers=tuple(
-                range(layers)) if kind == "attn" else ())
+                range(layers)) if kind == "attn" and model.recurrent else ())
         sc = dataclasses.replace(scenario, gen_len=gen, pp=1, microbatches=1)
         return len(trace_model(m, sc).ops) * scenario.microbatches
 

@@ -69,6 +69,8 @@ BLOCKS = ("sequential", "parallel", "parallel2")
 WINDOW_KINDS = ("sliding", "chunked")
 #: norms of the queries and keys: none, one gain per head dimension, over the projections
 QK_NORMS = ("", "head", "full")
+#: RMSNorms of a Mamba-1 mixer's dt, B and C: none, without gains (Falcon-Mamba), with (Jamba)
+SSM_NORMS = ("", "plain", "gain")
 #: a block-pattern layer's kind (Nemotron-H): Mamba-2 mixer, attention, MLP, mixture of experts
 BLOCK_KINDS = ("M", "*", "-", "E")
 #: activation functions the tracer knows (``swiglu``: gated MLP with SiLU; ``relu2``: squared
@@ -136,6 +138,11 @@ class ModelConfig:
     DeltaNet (Qwen3-Next: ``gdn_k_heads`` query/key heads of ``gdn_k_dim``, ``gdn_v_heads``
     value heads of ``gdn_v_dim``, a ``d_conv``-tap convolution). ``attn_gate``: a sigmoid gate
     on each attention output element, its inputs from a doubled query projection (Qwen3-Next).
+    ``expand`` > 0 in a decoder instead: the layers outside ``attn_layers`` run a Mamba-1 mixer
+    (Jamba: ``expand * d_model`` channels, ``d_state`` states, a ``d_conv``-tap convolution, a
+    ``dt_rank``-wide step projection). ``ssm_norms``: RMSNorms of a Mamba-1 mixer's dt, B and
+    C after ``x_proj`` (:data:`SSM_NORMS`: ``plain`` without gains, Falcon-Mamba; ``gain``
+    with, Jamba).
     ``kv_lora_rank`` > 0: multi-head latent attention (DeepSeek-V2/V3): keys and values come from
     a ``kv_lora_rank``-wide latent (the KV cache: latent plus ``rope_dim`` RoPE channels per
     token, shared by all heads), queries through a ``q_lora_rank``-wide latent (0: a plain
@@ -214,6 +221,7 @@ class ModelConfig:
     gdn_k_dim: int = 0
     gdn_v_dim: int = 0
     attn_gate: bool = False
+    ssm_norms: str = ""
 
     def __post_init__(self) -> None:
         for name, (limit, covers) in LIMITS.items():
@@ -241,6 +249,15 @@ class ModelConfig:
         if self.kind == "mamba" and not (self.d_state and self.d_conv and self.expand):
             raise WorkloadError("", "d_state", "a Mamba model needs d_state, d_conv and "
                                                "expand >= 1")
+        if self.kind == "decoder" and self.expand and (
+                self.ssm_heads or self.gdn_v_heads or self.is_mla or self.blocks
+                or not (self.d_state and self.d_conv)):
+            raise WorkloadError("", "expand", "Mamba-1 layers in a decoder need d_state and "
+                                              "d_conv >= 1, and no Mamba-2, Gated DeltaNet, "
+                                              "latent attention or block pattern")
+        if self.ssm_norms not in SSM_NORMS:
+            raise WorkloadError("", "ssm_norms", f"unknown ssm_norms '{self.ssm_norms!s:.40}' "
+                                                 f"(expected one of {', '.join(SSM_NORMS)})")
         if self.shared_ff and not self.is_moe:
             raise WorkloadError("", "shared_ff", "shared experts need a mixture-of-experts "
                                                  "model (n_experts > 1)")
@@ -295,7 +312,7 @@ class ModelConfig:
                                                     "sliding_window > 0")
         if self.head_dim == 0:
             object.__setattr__(self, "head_dim", self.d_model // self.n_heads)
-        if self.kind == "mamba" and self.dt_rank == 0:
+        if (self.kind == "mamba" or self.mamba1) and self.dt_rank == 0:
             object.__setattr__(self, "dt_rank", math.ceil(self.d_model / 16))
 
     @property
@@ -379,8 +396,14 @@ class ModelConfig:
 
     @property
     def recurrent(self) -> bool:
-        """A hybrid whose other layers run a recurrent mixer (Mamba-2 or Gated DeltaNet)."""
-        return bool(self.ssm_heads or self.gdn_v_heads)
+        """A hybrid whose other layers run a recurrent mixer (Mamba-1, Mamba-2 or Gated
+        DeltaNet)."""
+        return bool(self.ssm_heads or self.gdn_v_heads or self.mamba1)
+
+    @property
+    def mamba1(self) -> bool:
+        """A decoder hybrid whose recurrent layers run a Mamba-1 mixer (Jamba)."""
+        return self.kind == "decoder" and self.expand > 0
 
     def block_kind(self, layer: int) -> str:
         """Layer ``layer``'s kind in a block-pattern model (:data:`BLOCK_KINDS`), else ``""``."""
@@ -400,7 +423,9 @@ class ModelConfig:
         return self.n_layers - len(self.attn_layers) if self.recurrent else 0
 
     def kv_layers(self) -> int:
-        """How many layers keep keys and values (all but Mamba-2 and MLP blocks)."""
+        """How many layers keep keys and values (all but Mamba and MLP blocks)."""
+        if self.kind == "mamba":
+            return 0
         if self.blocks:
             return self.blocks.count("*")
         return self.n_layers - self.mamba_layers()
@@ -482,8 +507,10 @@ class ModelConfig:
         depthwise conv (taps and bias), x_proj (d_inner -> dt_rank + 2 d_state), dt_proj with
         bias, A_log, D, out_proj (d_inner -> d)."""
         d, di, n, r = self.d_model, self.d_inner, self.d_state, self.dt_rank
+        gains = r + 2 * n if self.ssm_norms == "gain" else 0
+        bias = 2 * di + d if self.ssm_bias else 0
         return (d * 2 * di + di * self.d_conv + di + di * (r + 2 * n) + r * di + di + di * n
-                + di + di * d + self.norm_params())
+                + di + di * d + gains + bias + self.norm_params())
 
     def layer_params(self, dense: bool = False, mamba: bool = False) -> int:
         """Parameters of one layer (encoder-decoder: of one encoder layer; ``dense``: one of
@@ -503,6 +530,8 @@ class ModelConfig:
         if self.post_norms:
             norms += 2 * self.norm_params()
         if mamba:
+            if self.mamba1:   # its mixer without the block's own norm (counted in norms)
+                return self.mamba_layer_params() - self.norm_params() + mlp + norms
             return (self.gdn_params() if self.gdn_v_heads else self.mamba2_params()) + mlp \
                 + norms
         if self.qk_norm:

@@ -131,10 +131,11 @@ class LayerShapes:
     """Per-device shapes of one layer under tensor parallelism ``tp``."""
 
     def __init__(self, model: ModelConfig, tp: int):
-        if model.n_heads % tp:
+        if model.n_heads % tp and model.kv_layers():   # (a model without attention: none)
             raise WorkloadError("", "--tp", f"{model.name} has {model.n_heads} heads, "
                                             f"not divisible by tensor parallelism {tp}")
-        for field in ("d_ff", "shared_ff", "dense_ff", "ssm_heads", "gdn_k_heads"):
+        for field in ("d_ff", "shared_ff", "dense_ff", "ssm_heads", "gdn_k_heads",
+                      "d_inner"):
             if getattr(model, field) % tp:
                 raise WorkloadError("", "--tp", f"{model.name} has {field} "
                                                 f"{getattr(model, field)}, not divisible by "
@@ -518,10 +519,14 @@ class LayerBuilder:
     @_memo
     def _mamba2(self, b: int, s: int) -> list[OpTemplate]:
         """A hybrid's recurrent mixer, built once per shape: Mamba-2
-        (:func:`workloads.mamba2.mixer`) or Gated DeltaNet (:func:`workloads.deltanet.mixer`)."""
+        (:func:`workloads.mamba2.mixer`), Gated DeltaNet (:func:`workloads.deltanet.mixer`) or
+        Mamba-1 (:func:`workloads.mamba1.mixer`)."""
         if self.m.gdn_v_heads:
             from workloads.deltanet import mixer as gdn
             return gdn(self, b, s)
+        if self.m.mamba1:
+            from workloads.mamba1 import mixer as mamba1
+            return mamba1(self, b, s)
         from workloads.mamba2 import mixer
         return mixer(self, b, s)
 
@@ -1151,7 +1156,8 @@ def _resized_steps(check: list, ref: list[tuple[dict, ...]], rest: list[int], kv
             return None
         varying.setdefault(tpl_kind(u), u)
         extents.setdefault(tpl_kind(u), own)
-    if not varying or reps == 0:
+    if reps == 0:   # (no template varying: nothing grows with the KV length, a model
+        # without attention; every further step is the last as it is, checked below)
         return None
     first = len(kinds)
     columns = []   # per swapped template: (FLOPs per step, bytes per step, computes per step)
@@ -1236,6 +1242,8 @@ def kv_cache_bytes(model: ModelConfig, scenario: Scenario) -> float:
     if model.recurrent:   # a hybrid's recurrent layers: a state per request, whatever the length
         if model.gdn_v_heads:
             from workloads.deltanet import state_bytes_per_request
+        elif model.mamba1:
+            from workloads.mamba1 import state_bytes_per_request
         else:
             from workloads.mamba2 import state_bytes_per_request
         kv += scenario.batch * state_bytes_per_request(

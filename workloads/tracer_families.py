@@ -56,7 +56,7 @@ def check_scenario(model: ModelConfig, scenario: Scenario, generation: bool = Tr
         raise WorkloadError("", "n_decoder_layers", f"{model.name}: more decoder layers "
                                                     f"({model.n_decoder_layers}) than encoder "
                                                     f"layers ({model.n_layers}) is not supported")
-    if model.kind in ("mamba", "onnx") and scenario.tp > 1:
+    if model.kind == "onnx" and scenario.tp > 1:
         raise WorkloadError("", "--tp", f"tensor parallelism is not modelled for {model.kind} "
                                         f"models ({model.name}); use --tp 1")
 
@@ -67,6 +67,8 @@ def _decoder_view(model: ModelConfig) -> ModelConfig:
     """``model`` as the decoder-layer builder sees it (this module's tracers build their
     transformer layers from it; anyone else asking a non-decoder model for a layer is refused
     by :func:`layer_hook`)."""
+    if model.kind == "mamba":   # a decoder whose every layer runs a Mamba-1 mixer
+        return replace(model, kind="decoder", attn_layers=())
     return model if model.kind == "decoder" else replace(model, kind="decoder")
 
 
@@ -275,26 +277,16 @@ class MambaBuilder:
         self.bld = LayerBuilder(_decoder_view(model), sc)
 
     def layer(self, b: int, s: int) -> list[OpTemplate]:
-        m, bld, dt = self.m, self.bld, self.dt
-        from workloads.mamba2 import causal_conv
+        """The layer's norm and Mamba-1 mixer (:func:`workloads.mamba1.mixer`, one rank's
+        share under tensor parallelism), then its residual add."""
+        from workloads.mamba1 import mixer
 
-        t, d, di, n, k = b * s, m.d_model, m.d_inner, m.d_state, m.d_conv
-        return [
-            OpTemplate("ln_mamba", VECTOR, "norm",
-                       layernorm("ln_mamba", "x", t, d, dt, m.norm == "rmsnorm")),
-            bld._linear("in_proj", t, d, 2 * di),
-            *causal_conv(bld, t, s, di, k),
-            bld._linear("x_proj", t, di, m.dt_rank + 2 * n),
-            bld._linear("dt_proj", t, m.dt_rank, di),
-            OpTemplate("ssm_scan", VECTOR, "ssm",
-                       selective_scan_cascade(b, s, di, n, dt, carried_state=s == 1)),
-            bld._linear("out_proj", t, di, d),
-            bld._vector("residual", t, d, "add"),
-        ]
+        return [*mixer(self.bld, b, s), self.bld._vector("residual", b * s, self.m.d_model,
+                                                         "add")]
 
 
 def _trace_mamba(model: ModelConfig, sc: Scenario, phases: tuple[str, ...]) -> Trace:
-    mb, stamp = MambaBuilder(model, sc), _Stamper(1)
+    mb, stamp = MambaBuilder(model, sc), _Stamper(sc.tp)
     b, p = sc.batch, sc.prompt_len
     steps: list[tuple[str, int, int]] = []
     if "prefill" in phases:
@@ -333,8 +325,9 @@ def state_bytes(model: ModelConfig, scenario: Scenario) -> float:
     an encoder keeps nothing."""
     kv = TensorRef("x", (), scenario.kv_dtype).nbytes({})
     b = scenario.batch
-    if model.kind == "mamba":
-        per_layer = model.d_inner * model.d_state * 4 + model.d_inner * (model.d_conv - 1) * \
+    if model.kind == "mamba":   # one rank's channels
+        inner = model.d_inner // scenario.tp
+        per_layer = inner * model.d_state * 4 + inner * (model.d_conv - 1) * \
             TensorRef("x", (), scenario.dtype).nbytes({})
         return float(b * model.n_layers * per_layer)
     if model.kind == "encoder_decoder":

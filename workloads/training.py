@@ -120,7 +120,7 @@ def trace_training(model: ModelConfig, scenario: Scenario, training: Training) -
         raise WorkloadError("", "--mode", "finetune runs one device group: --pp, "
                                           "--microbatches and --ep must be 1")
     if model.recurrent or model.blocks:
-        raise WorkloadError("", "--model", f"{model.name} mixes recurrent (Mamba-2, Gated "
+        raise WorkloadError("", "--model", f"{model.name} mixes recurrent (Mamba, Gated "
                                            "DeltaNet) and attention layers: fine-tuning traces "
                                            "attention layers only")
     builder = LayerBuilder(model, scenario)

@@ -110,7 +110,7 @@ def reduced_model(model: ModelConfig, max_width: int) -> tuple[ModelConfig, int]
     if scale == 1:
         return model.with_layers(1), 1
     heads = model.n_heads // scale
-    return replace(model, n_layers=1, n_heads=heads, n_kv_heads=model.n_kv_heads // scale,
+    return replace(model.with_layers(1), n_heads=heads, n_kv_heads=model.n_kv_heads // scale,
                    d_model=heads * model.head_dim, d_ff=model.d_ff // scale,
                    shared_ff=model.shared_ff // scale, head_dim=model.head_dim), scale
 
@@ -126,9 +126,9 @@ def check_layer(arch: Arch, model: ModelConfig, spec: CheckSpec,
         raise SimError(f"--model: {model.name}'s multi-head latent attention is priced but not "
                        "checked functionally (no reference for its absorbed projections yet)")
     if model.recurrent or model.blocks:
-        raise SimError(f"--model: {model.name}'s recurrent (Mamba-2, Gated DeltaNet) layers are "
-                       "priced but not checked functionally (no reference for their chunked "
-                       "forms yet)")
+        raise SimError(f"--model: {model.name}'s recurrent (Mamba, Gated DeltaNet) layers are "
+                       "priced but not checked functionally (no float64 run of a hybrid's "
+                       "layers yet)")
     if model.dense_layer(0):   # layer 0 of DeepSeekMoE, of Llama 4 Maverick: a dense one
         model = replace(model, n_experts=1, top_k=1, shared_ff=0, shared_gate=False,
                         router_bias=False, d_ff=model.dense_ff or model.d_ff, first_dense=0,

@@ -169,9 +169,29 @@ class MambaRun(_LayerRun):
         self.env["xdbl"] = res[0][0]
         return res
 
+    def _op_dt_norm(self, op: Op, checked: bool) -> tuple:
+        """The RMSNorm of dt (Falcon-Mamba: without a gain; Jamba: with one)."""
+        self.env["dt_in"] = np.ascontiguousarray(self.env["xdbl"][:, :self.m.dt_rank])
+        return self._mixer_norm(op, "dt_in", "dt_normed", checked)
+
+    def _op_bc_norm(self, op: Op, checked: bool) -> tuple:
+        """The RMSNorms of B and C, the rows of both as one [2t, d_state] table."""
+        r, n = self.m.dt_rank, self.m.d_state
+        x = self.env["xdbl"]
+        self.env["bc_in"] = np.concatenate([x[:, r:r + n], x[:, r + n:r + 2 * n]], axis=0)
+        return self._mixer_norm(op, "bc_in", "bc_normed", checked)
+
+    def _mixer_norm(self, op: Op, src: str, dst: str, checked: bool) -> tuple:
+        """``_norm`` of a mixer's own RMSNorm, its gain ones where the model's has none."""
+        if self.m.ssm_norms == "plain" and f"g_{op.name}" not in self.env:
+            width = self.env[src].shape[1]
+            self.env[f"g_{op.name}"], self.env[f"b_{op.name}"] = np.ones(width), np.zeros(width)
+        return self._norm(op, src, dst, checked)
+
     def _op_dt_proj(self, op: Op, checked: bool) -> tuple:
-        res = self._linear(op, np.ascontiguousarray(self.env["xdbl"][:, :self.m.dt_rank]),
-                           checked)
+        dt = self.env.get("dt_normed")
+        res = self._linear(op, dt if dt is not None else np.ascontiguousarray(
+            self.env["xdbl"][:, :self.m.dt_rank]), checked)
         self.env["delta"] = res[0][0]
         return res
 
@@ -181,10 +201,13 @@ class MambaRun(_LayerRun):
         if "scan" not in self.weights:
             self.weights["scan"] = scan_inputs(np.random.default_rng([self.spec.seed, 4]), di, n)
         xdbl = self.env["xdbl"]
+        normed = self.env.get("bc_normed")   # the normed B and C, where the mixer norms them
+        bb, cc = (normed[:self.t], normed[self.t:]) if normed is not None else \
+            (xdbl[:, r:r + n], xdbl[:, r + n:])
         data = {**self.weights["scan"], "ssm.x": self._seq(self.env["u"]),
                 "ssm.delta": self._seq(self.env["delta"]),
                 "ssm.z": self._seq(self.env["xz"][:, di:]),
-                "ssm.B": self._seq(xdbl[:, r:r + n]), "ssm.C": self._seq(xdbl[:, r + n:])}
+                "ssm.B": self._seq(bb), "ssm.C": self._seq(cc)}
         if self.phase == "decode":
             data["ssm.state"] = quantize(0.5 * self.rng.standard_normal((self.b, di, n)), "fp32")
         dev, ref, allow = run_scan(op.compute, data, self.vec.compute)

@@ -93,7 +93,7 @@ class IterationModel:
                  device: Device | None = None):
         self.arch, self.model, self.tp, self.pp = arch, model, tp, pp
         if model.recurrent or model.blocks:
-            raise SimError(f"--model: {model.name} mixes recurrent (Mamba-2, Gated DeltaNet) "
+            raise SimError(f"--model: {model.name} mixes recurrent (Mamba, Gated DeltaNet) "
                            "and attention layers: the serving engine's iteration model and KV "
                            "cache know attention layers only (use `xpusim run`)")
         self.scenario = Scenario(batch=1, prompt_len=1, gen_len=2, dtype=dtype,

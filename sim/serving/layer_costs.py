@@ -54,7 +54,7 @@ class LayerCosts:
 
     def __init__(self, device: Device, model: ModelConfig, tp: int, dtype: str = "fp16"):
         if model.recurrent or model.blocks:
-            raise SimError(f"--model: {model.name} mixes recurrent (Mamba-2, Gated DeltaNet) "
+            raise SimError(f"--model: {model.name} mixes recurrent (Mamba, Gated DeltaNet) "
                            "and attention layers: this decode model's stages know attention "
                            "layers only")
         self.device = device
