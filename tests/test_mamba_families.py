@@ -51,6 +51,19 @@ JAMBA = {
     "num_key_value_heads": 8, "sliding_window": None, "tie_word_embeddings": False,
     "vocab_size": 65536}
 
+# Falcon-H1-0.5B: NVIDIA-NeMo/Megatron-Bridge's copy of its config.json (test_falcon_h1_bridge.py
+# @ ebd91e9, FALCON_H1_500M_CONFIG) with mamba_d_ssm 1,536 (= 24 heads x 64, HF's docs table;
+# a derivative's config.json) - no official copy was reachable
+FALCON_H1_05B = {
+    "model_type": "falcon_h1", "attention_bias": False, "head_dim": 64, "hidden_act": "silu",
+    "hidden_size": 1024, "intermediate_size": 2048, "mamba_chunk_size": 128,
+    "mamba_conv_bias": True, "mamba_d_conv": 4, "mamba_d_head": 64, "mamba_d_ssm": 1536,
+    "mamba_d_state": 128, "mamba_expand": 2, "mamba_n_groups": 1, "mamba_n_heads": 24,
+    "mamba_norm_before_gate": False, "mamba_proj_bias": False, "mamba_rms_norm": False,
+    "max_position_embeddings": 16384, "num_attention_heads": 8, "num_hidden_layers": 36,
+    "num_key_value_heads": 2, "projectors_bias": False, "rope_theta": 1e11,
+    "tie_word_embeddings": False, "vocab_size": 32784}
+
 
 def _read(config: dict):
     return model_from_hf_dict(config, "m/config.json")
@@ -154,7 +167,7 @@ def test_pure_mamba2_and_bamba_by_hand():
                                   "prefill", 0)
 
 
-@pytest.mark.parametrize("config", [JAMBA, CODESTRAL])
+@pytest.mark.parametrize("config", [JAMBA, CODESTRAL, FALCON_H1_05B])
 def test_long_decodes_fold(config, monkeypatch):
     """Jamba's and Codestral's long decodes fold: the folded trace has the op-by-op trace's
     FLOPs op for op, its run the unfolded run's metrics."""
@@ -204,3 +217,34 @@ def test_falcon_mamba_checks_its_norms():
     for phase, tokens in (("prefill", 16), ("decode", 2)):
         assert rows[phase, "dt_norm"].elements == tokens * 16
         assert rows[phase, "bc_norm"].elements == 2 * tokens * 16
+
+
+def test_falcon_h1_parallel_hybrid_by_hand():
+    """Falcon-H1-0.5B: 521,411,104 parameters ("0.5B"), by hand per layer: attention (8 heads
+    of 64, 2 KV heads), the Mamba-2 mixer 1,536 wide (in_proj 2 x 1,536 + 2 x 128 + 24, no
+    gated norm), the gated MLP, two norms. A layer runs both from one norm (one ln_attn, no
+    ln_mamba), RoPE over whole heads, one residual add of three inputs; every layer keeps K/V
+    and a state; mamba_rms_norm adds the gated norm (1,536 gains a layer)."""
+    m = _read(FALCON_H1_05B)
+    d, di, h = 1024, 1536, 24
+    attn = d * 512 + 2 * d * 128 + 512 * d
+    mixer = d * (2 * di + 256 + h) + (di + 256) * 5 + 3 * h + di * d
+    layer = attn + mixer + 3 * d * 2048 + 2 * d
+    assert m.param_count() == 36 * layer + 2 * 32784 * d + d == 521_411_104
+    ops = _layer_ops(m.with_layers(1), Scenario(batch=1, prompt_len=8, gen_len=2), "prefill", 0)
+    names = list(ops)
+    assert names.count("ln_attn") == 1 and "ln_mamba" not in ops and "ssd_norm" not in ops
+    assert names.index("o_proj") < names.index("in_proj") < names.index("residual_hybrid")
+    assert ops["residual_hybrid"].flops == 2 * 8 * d   # input + attention + mixer
+    assert ops["rope"].flops == pytest.approx(8 * (8 + 2) * 64 * 3)
+    sc = Scenario(batch=1, prompt_len=8, gen_len=2)
+    state = h * 64 * 128 * 4 + (di + 256) * 3 * 2
+    assert kv_cache_bytes(m, sc) == 36 * (2 * 2 * 64 * 2 * 10 + state)
+    normed = _read({**FALCON_H1_05B, "mamba_rms_norm": True})
+    assert normed.param_count() - m.param_count() == 36 * di
+    assert "ssd_norm" in _layer_ops(normed.with_layers(1), sc, "prefill", 0)
+    for config, field in (({**FALCON_H1_05B, "projectors_bias": True}, "projectors_bias"),
+                          ({**FALCON_H1_05B, "mamba_d_head": 32}, "mamba_d_head")):
+        with pytest.raises(WorkloadError) as exc:
+            _read(config)
+        assert exc.value.path == field

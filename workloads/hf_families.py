@@ -296,6 +296,41 @@ def _jamba(r: ConfigReader, name: str, source: str) -> ModelConfig:
         ssm_bias=r.bool("mamba_proj_bias", False), ssm_norms="gain", source=source, **moe)
 
 
+def _falcon_h1(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """Falcon-H1 (HF FalconH1Config, modeling_falcon_h1.py): every layer runs attention (RoPE
+    on the whole head, an explicit ``head_dim``) and a Mamba-2 mixer side by side on one
+    normed input (``ssm_parallel``), ``mamba_d_ssm`` channels wide where given (else
+    ``mamba_expand x hidden_size``), its gated RMSNorm only under ``mamba_rms_norm``; then a
+    gated MLP. Not traced: the muP multipliers (one multiply per element)."""
+    d = r.int("hidden_size")
+    heads = r.int("num_attention_heads")
+    ssm_heads = r.int("mamba_n_heads", default=128)
+    inner = r.int("mamba_d_ssm") if r.data.get("mamba_d_ssm") is not None \
+        else r.int("mamba_expand", default=2) * d
+    head_dim = inner // ssm_heads if r.data.get("mamba_d_head", "auto") == "auto" \
+        else r.int("mamba_d_head")
+    if head_dim * ssm_heads != inner:
+        raise WorkloadError(r.file, "mamba_d_head", f"expected mamba_n_heads x mamba_d_head = "
+                                                    f"the Mamba width ({inner})")
+    if r.bool("projectors_bias", False) != r.bool("mamba_proj_bias", False):
+        raise WorkloadError(r.file, "projectors_bias", "expected mamba_proj_bias's value (a "
+                                                       "bias on out_proj alone is not modelled)")
+    return ModelConfig(
+        name=name, family="falcon_h1", n_layers=r.int("num_hidden_layers"), d_model=d,
+        n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
+        head_dim=r.int("head_dim", default=d // heads), d_ff=r.int("intermediate_size"),
+        vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=8192), norm="rmsnorm",
+        activation=_gated(activation_of(r, "hidden_act", "silu")), position="rope",
+        bias=False, attn_bias=r.bool("attention_bias", False),
+        tied_embeddings=r.bool("tie_word_embeddings", False), ssm_parallel=True,
+        ssm_gated_norm=r.bool("mamba_rms_norm", False), ssm_heads=ssm_heads,
+        ssm_head_dim=head_dim, d_state=r.int("mamba_d_state", default=256),
+        ssm_groups=r.int("mamba_n_groups", default=1), d_conv=r.int("mamba_d_conv", default=4),
+        ssm_chunk=r.int("mamba_chunk_size", default=256),
+        ssm_bias=r.bool("mamba_proj_bias", False), source=source)
+
+
 def _nemotron_h(r: ConfigReader, name: str, source: str) -> ModelConfig:
     """Nemotron-H and Nemotron 3 Nano (HF/vLLM NemotronH): layers of one kind each as
     ``hybrid_override_pattern`` spells them (``M`` Mamba-2, ``*`` attention, ``-`` MLP,
@@ -422,6 +457,7 @@ FAMILIES: dict[str, Callable[[ConfigReader, str, str], ModelConfig]] = {
     "glm4_moe": _glm4_moe,
     "granitemoehybrid": _granite_hybrid,
     "nemotron_h": _nemotron_h,
+    "falcon_h1": _falcon_h1,
     "jamba": _jamba,
     "bamba": _bamba,
     "mamba2": _mamba2,

@@ -53,10 +53,27 @@ def mixer(bld: LayerBuilder, b: int, s: int) -> list[OpTemplate]:
            bld._linear("in_proj", t, bld.shape.d, 2 * inner + 2 * groups * n + heads)]
     ops += causal_conv(bld, t, s, conv_dim, k)
     ops += _ssd_chunks(bld, b, s) if s > 1 else [_ssd_step(bld, b)]
-    ops += [bld._vector("ssd_gate", t, inner, "mul"),
-            bld.norm("ssd_norm", "y", t, True, inner),
-            bld._linear("out_proj", t, inner, bld.shape.d)]
+    ops.append(bld._vector("ssd_gate", t, inner, "mul"))
+    if m.ssm_gated_norm:
+        ops.append(bld.norm("ssd_norm", "y", t, True, inner))
+    ops.append(bld._linear("out_proj", t, inner, bld.shape.d))
     return ops + bld._allreduce("allreduce_mamba", t)
+
+
+def parallel_layer(bld: LayerBuilder, b: int, s: int, n: int, layer: int, local: bool,
+                   nope: bool, dense: bool) -> list[OpTemplate]:
+    """Falcon-H1's layer (HF FalconH1DecoderLayer, vLLM FalconH1ParallelHybrid): one RMSNorm,
+    then its attention and a Mamba-2 mixer on that normed input, each with its output
+    projection all-reduced under tensor parallelism (as vLLM runs the two), both outputs and
+    the input added into the residual; then the MLP block. Not traced: the muP multipliers
+    (one multiply per element of the input, the key, the in_proj output and each output)."""
+    t = b * s
+    attn = bld._attention_block(b, s, n, local, nope, True)
+    mix = bld._mamba2(b, s)   # (built once per shape: the same templates step after step)
+    assert attn[-1].name == "residual_attn" and mix[0].name == "ln_mamba"
+    return [*attn[:-1], *mix[1:], bld._vector("residual_hybrid", t, bld.shape.d, "add",
+                                                n_inputs=3),
+            *bld._mlp_block(t, layer, dense, True)]
 
 
 def causal_conv(bld: LayerBuilder, t: int, s: int, channels: int, k: int) -> list[OpTemplate]:

@@ -138,11 +138,14 @@ class ModelConfig:
     DeltaNet (Qwen3-Next: ``gdn_k_heads`` query/key heads of ``gdn_k_dim``, ``gdn_v_heads``
     value heads of ``gdn_v_dim``, a ``d_conv``-tap convolution). ``attn_gate``: a sigmoid gate
     on each attention output element, its inputs from a doubled query projection (Qwen3-Next).
-    ``expand`` > 0 in a decoder instead: the layers outside ``attn_layers`` run a Mamba-1 mixer
-    (Jamba: ``expand * d_model`` channels, ``d_state`` states, a ``d_conv``-tap convolution, a
-    ``dt_rank``-wide step projection). ``ssm_norms``: RMSNorms of a Mamba-1 mixer's dt, B and
-    C after ``x_proj`` (:data:`SSM_NORMS`: ``plain`` without gains, Falcon-Mamba; ``gain``
-    with, Jamba).
+    ``ssm_parallel``: every layer runs its attention and a Mamba-2 mixer side by side on one
+    normed input and adds both outputs to the residual, then its MLP (Falcon-H1; ``attn_layers``
+    empty); ``ssm_gated_norm`` False: the mixer's output is gated without the gated RMSNorm
+    (Falcon-H1's ``mamba_rms_norm`` false). ``expand`` > 0 in a decoder instead: the layers
+    outside ``attn_layers`` run a Mamba-1 mixer (Jamba: ``expand * d_model`` channels,
+    ``d_state`` states, a ``d_conv``-tap convolution, a ``dt_rank``-wide step projection).
+    ``ssm_norms``: RMSNorms of a Mamba-1 mixer's dt, B and C after ``x_proj``
+    (:data:`SSM_NORMS`: ``plain`` without gains, Falcon-Mamba; ``gain`` with, Jamba).
     ``kv_lora_rank`` > 0: multi-head latent attention (DeepSeek-V2/V3): keys and values come from
     a ``kv_lora_rank``-wide latent (the KV cache: latent plus ``rope_dim`` RoPE channels per
     token, shared by all heads), queries through a ``q_lora_rank``-wide latent (0: a plain
@@ -222,6 +225,8 @@ class ModelConfig:
     gdn_v_dim: int = 0
     attn_gate: bool = False
     ssm_norms: str = ""
+    ssm_parallel: bool = False
+    ssm_gated_norm: bool = True
 
     def __post_init__(self) -> None:
         for name, (limit, covers) in LIMITS.items():
@@ -255,6 +260,10 @@ class ModelConfig:
             raise WorkloadError("", "expand", "Mamba-1 layers in a decoder need d_state and "
                                               "d_conv >= 1, and no Mamba-2, Gated DeltaNet, "
                                               "latent attention or block pattern")
+        if self.ssm_parallel and (not self.ssm_heads or self.attn_layers or self.blocks):
+            raise WorkloadError("", "ssm_parallel", "attention beside a Mamba-2 mixer in every "
+                                                    "layer needs ssm_heads, and no attn_layers "
+                                                    "or block pattern")
         if self.ssm_norms not in SSM_NORMS:
             raise WorkloadError("", "ssm_norms", f"unknown ssm_norms '{self.ssm_norms!s:.40}' "
                                                  f"(expected one of {', '.join(SSM_NORMS)})")
@@ -426,6 +435,8 @@ class ModelConfig:
         """How many layers keep keys and values (all but Mamba and MLP blocks)."""
         if self.kind == "mamba":
             return 0
+        if self.ssm_parallel:   # attention in every layer, beside its mixer
+            return self.n_layers
         if self.blocks:
             return self.blocks.count("*")
         return self.n_layers - self.mamba_layers()
@@ -457,7 +468,8 @@ class ModelConfig:
         proj = 2 * di + bc + h
         conv = (di + bc) * (self.d_conv + 1)
         bias = proj + d if self.ssm_bias else 0
-        return d * proj + conv + 3 * h + di + di * d + bias
+        norm = di if self.ssm_gated_norm else 0
+        return d * proj + conv + 3 * h + norm + di * d + bias
 
     def gdn_params(self) -> int:
         """One Gated DeltaNet (HF Qwen3NextGatedDeltaNet): in_proj_qkvz and in_proj_ba, the
@@ -529,6 +541,8 @@ class ModelConfig:
         norms = (1 if self.block == "parallel" else 2) * self.norm_params()
         if self.post_norms:
             norms += 2 * self.norm_params()
+        if self.ssm_parallel:   # attention and the Mamba-2 mixer side by side, one norm
+            return self.attention_params() + self.mamba2_params() + mlp + norms
         if mamba:
             if self.mamba1:   # its mixer without the block's own norm (counted in norms)
                 return self.mamba_layer_params() - self.norm_params() + mlp + norms

@@ -480,6 +480,9 @@ class LayerBuilder:
             from workloads.tracer_families import layer_hook
             return layer_hook(self, b, s, n, layer, local, nope)
         sh, t, rms = self.shape, b * s, self.m.norm == "rmsnorm"
+        if self.m.ssm_parallel:   # Falcon-H1: attention beside the Mamba-2 mixer
+            from workloads.mamba2 import parallel_layer
+            return parallel_layer(self, b, s, n, layer, local, nope, dense)
         if mamba:
             ops = [*self._mamba2(b, s), self._vector("residual_mamba", t, sh.d, "add")]
             return ops if kind else ops + self._mlp_block(t, layer, dense, rms)
