@@ -128,18 +128,18 @@ def test_long_decodes_fold(monkeypatch):
 
 
 def test_refusals_in_one_line():
-    """What does not model Mamba-2 layers refuses them in one line: ``xpusim serve``'s
-    iteration model, ``xpusim check``, fine-tuning; a ``layer_types`` entry other than
+    """What does not model Mamba-2 layers refuses them in one line: the NPU+PIM decode
+    stages' layer model, ``xpusim check``, fine-tuning; a ``layer_types`` entry other than
     mamba/attention, and Mamba heads that do not tile the inner width, name the field."""
     from arch import load_arch
     from sim.devices.base import SimError
     from sim.functional.layer import CheckSpec, check_layer
-    from sim.serve.costs import IterationModel
+    from sim.serving.layer_costs import LayerCosts
     from workloads.training import Training, trace_training
 
     m = model_from_hf_dict(GRANITE_H_TINY, "g")
     with pytest.raises(SimError, match="mixes recurrent"):
-        IterationModel(load_arch("h100"), m)
+        LayerCosts(None, m, 1)   # the NPU+PIM decode stages' per-layer model
     with pytest.raises(SimError, match="layers are priced but not checked"):
         check_layer(load_arch("h100"), m, CheckSpec(batch=1, prompt=8))
     with pytest.raises(WorkloadError, match="fine-tuning traces attention layers only"):

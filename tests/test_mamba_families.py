@@ -183,10 +183,10 @@ def test_refusals_in_one_line():
     """A Jamba mixture in other layers than every period-th from ``period - 1``, an attention
     offset past its period, Bamba attention indices out of range, a Mamba width that is not a
     multiple of the model width, Mamba-2 heads that do not tile it: each names its field;
-    ``xpusim serve`` refuses Jamba's recurrent layers."""
+    the NPU+PIM decode stages' layer model refuses Jamba's recurrent layers."""
     from arch import load_arch
     from sim.devices.base import SimError
-    from sim.serve.costs import IterationModel
+    from sim.serving.layer_costs import LayerCosts
 
     cases = [({**JAMBA, "expert_layer_offset": 0}, "expert_layer_offset"),
              ({**JAMBA, "attn_layer_offset": 8}, "attn_layer_offset"),
@@ -198,7 +198,7 @@ def test_refusals_in_one_line():
             _read(config)
         assert exc.value.path == field
     with pytest.raises(SimError, match="mixes recurrent"):
-        IterationModel(load_arch("h100"), _read(JAMBA))
+        LayerCosts(load_arch("h100"), _read(JAMBA), 1)
     assert math.isfinite(_read({**JAMBA, "num_experts": 1}).param_count())
 
 

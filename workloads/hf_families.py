@@ -388,7 +388,10 @@ def _mamba2(r: ConfigReader, name: str, source: str) -> ModelConfig:
                                                 f"hidden_size ({r.int('expand', default=2) * d})")
     return ModelConfig(
         name=name, family="mamba2", n_layers=layers, d_model=d, n_heads=1, n_kv_heads=1,
-        head_dim=d, d_ff=d, vocab_size=r.int("vocab_size"), max_positions=1048576,
+        head_dim=d, d_ff=d, vocab_size=r.int("vocab_size"),
+        # (Mamba2Config has no context limit; Mistral's announcement of Mamba-Codestral:
+        # "tested on in-context retrieval capabilities up to 256k tokens")
+        max_positions=r.int("max_position_embeddings", default=262144),
         norm="rmsnorm", activation="silu", position="none", bias=False,
         tied_embeddings=r.bool("tie_word_embeddings", False), blocks="M" * layers,
         ssm_heads=heads, ssm_head_dim=head_dim, d_state=r.int("state_size", default=128),

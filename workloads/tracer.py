@@ -1242,16 +1242,23 @@ def kv_cache_bytes(model: ModelConfig, scenario: Scenario) -> float:
     context = held_tokens(model, scenario.attended(scenario.prompt_len + scenario.gen_len))
     kv = kv_bytes_per_token(model, scenario.kv_dtype, scenario.tp, scenario.pp) \
         * scenario.batch * context
-    if model.recurrent:   # a hybrid's recurrent layers: a state per request, whatever the length
-        if model.gdn_v_heads:
-            from workloads.deltanet import state_bytes_per_request
-        elif model.mamba1:
-            from workloads.mamba1 import state_bytes_per_request
-        else:
-            from workloads.mamba2 import state_bytes_per_request
-        kv += scenario.batch * state_bytes_per_request(
-            model, scenario.tp, TensorRef("x", (), scenario.dtype).nbytes({})) / scenario.pp
-    return kv
+    # a hybrid's recurrent layers: a state per request, whatever the length
+    return kv + scenario.batch * state_bytes_per_request(model, scenario.dtype, scenario.tp,
+                                                         scenario.pp)
+
+
+def state_bytes_per_request(model: ModelConfig, dtype: str, tp: int = 1, pp: int = 1) -> float:
+    """Bytes one request's recurrent layers (Mamba-1, Mamba-2, Gated DeltaNet) keep on one
+    device between steps, whatever its length (0: a model without them)."""
+    if not model.recurrent:
+        return 0.0
+    if model.gdn_v_heads:
+        from workloads.deltanet import state_bytes_per_request as per_request
+    elif model.mamba1:
+        from workloads.mamba1 import state_bytes_per_request as per_request
+    else:
+        from workloads.mamba2 import state_bytes_per_request as per_request
+    return per_request(model, tp, TensorRef("x", (), dtype).nbytes({})) / pp
 
 
 def held_tokens(model: ModelConfig, context: int) -> float:

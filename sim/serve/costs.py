@@ -11,7 +11,12 @@ One iteration (a forward pass of a mixed batch) runs, per device of a ``tp`` x `
   length (the kernel's time is set by its total KV bytes and its grid; equal lengths are the
   simplification, as Vidur makes);
 * prefill attention per prefill chunk: ``s`` new queries over the chunk's KV length ``n``
-  (chunks of equal shape run as one batched kernel, as ``xpusim run`` runs a static batch).
+  (chunks of equal shape run as one batched kernel, as ``xpusim run`` runs a static batch);
+* a hybrid's recurrent layers (Mamba-1, Mamba-2, Gated DeltaNet): their state-carrying ops
+  (the convolution, the scan or its chunked products, the state update: op class ``ssm``, and
+  the conv state's shift) per decoding request and per prefill chunk, as those layers run
+  them; the rest of their layers (projections, norms, MLPs) is token-linear like any layer's.
+  Attention runs in the layers that have it only (``kv_layers``).
 
 Each cost is the device model's ``estimate`` (the same ``Cost`` ``xpusim run`` uses; latency
 per shard), times the layer count. Memoisation: token-linear costs and decode attention are
@@ -44,7 +49,13 @@ from sim.system.topology import build_system
 from workloads.models import ModelConfig
 from workloads.scenario import Scenario
 from workloads.trace import Op
-from workloads.tracer import LayerBuilder, kv_bytes_per_token, weight_bytes_per_device
+from workloads.tracer import (
+    LayerBuilder,
+    OpTemplate,
+    kv_bytes_per_token,
+    state_bytes_per_request,
+    weight_bytes_per_device,
+)
 
 #: a spec-sheet-free reserve: activation bytes per batched token per device are
 #: ``ACT_WIDTHS x d_model + 2 x d_ff/tp`` elements (the widest live tensors of a layer)
@@ -92,10 +103,6 @@ class IterationModel:
                  fidelity: str = "tile", exact_tokens: int = 256, per_octave: int = 32,
                  device: Device | None = None):
         self.arch, self.model, self.tp, self.pp = arch, model, tp, pp
-        if model.recurrent or model.blocks:
-            raise SimError(f"--model: {model.name} mixes recurrent (Mamba, Gated DeltaNet) "
-                           "and attention layers: the serving engine's iteration model and KV "
-                           "cache know attention layers only (use `xpusim run`)")
         self.scenario = Scenario(batch=1, prompt_len=1, gen_len=2, dtype=dtype,
                                  kv_dtype=kv_dtype, tp=tp, pp=pp, attention=attention)
         if model.n_layers % pp:
@@ -108,6 +115,12 @@ class IterationModel:
         self.exact = max(1, int(exact_tokens))
         self.per_octave = max(1, int(per_octave))
         self.layers = model.n_layers
+        self.attn_layers = model.kv_layers()   # layers with attention (a hybrid's fewer)
+        # each layer's token-linear templates by what makes them differ (as the tracer keys
+        # its layers, less the routing rotation and RoPE): dense, recurrent, block kind
+        self.variants = Counter((model.dense_layer(i), model.mamba(i), model.block_kind(i))
+                                for i in range(model.n_layers))
+        self._recurrent: dict[tuple[int, int], Part] = {}
         self._linear: dict[int, Part] = {}
         self._head: dict[int, Part] = {}
         self._dec: dict[tuple[int, int], Part] = {}
@@ -125,6 +138,10 @@ class IterationModel:
     def kv_bytes_per_token(self) -> float:
         """KV-cache bytes one device holds per token of context."""
         return kv_bytes_per_token(self.model, self.scenario.kv_dtype, self.tp, self.pp)
+
+    def state_bytes_per_request(self) -> float:
+        """Bytes one device holds per running request for its recurrent layers' states."""
+        return state_bytes_per_request(self.model, self.scenario.dtype, self.tp, self.pp)
 
     def activation_bytes(self, tokens: int) -> float:
         """Reserved activation bytes per device for a forward pass of ``tokens`` tokens."""
@@ -186,12 +203,12 @@ class IterationModel:
         return Part.lerp(a, b, (x - lo) / q)
 
     def _linear_exact(self, t: int) -> Part:
-        bld, dense = self.builder, self.model.dense_layers()
-        layer = [tpl for tpl in bld.layer(1, t, 1) if tpl.name not in ATTN]
-        part = self._ops_cost(layer, "prefill").scale(self.layers - dense)
-        if dense:   # DeepSeekMoE's first layers, Llama 4 Maverick's odd ones: a dense MLP
-            layer = [tpl for tpl in bld.layer(1, t, 1, dense=True) if tpl.name not in ATTN]
-            part = part + self._ops_cost(layer, "prefill").scale(dense)
+        bld, part = self.builder, Part()
+        for (dense, mamba, kind), count in self.variants.items():   # DeepSeekMoE's first
+            # layers, Llama 4 Maverick's odd ones: a dense MLP; a hybrid's recurrent layers
+            layer = [tpl for tpl in bld.layer(1, t, 1, dense=dense, mamba=mamba, kind=kind)
+                     if tpl.name not in ATTN and not _recurrent(tpl)]
+            part = part + self._ops_cost(layer, "prefill").scale(count)
         part = part + self._ops_cost(bld.embedding(t), "prefill")
         if self.pp > 1:
             part = part + self._ops_cost(bld.stage_send(t), "prefill").scale(self.pp - 1)
@@ -218,8 +235,11 @@ class IterationModel:
         """Attention of every layer: the global layers' and, where windowed layers alternate
         with them (Gemma 2/3), the windowed layers' over at most ``sliding_window`` keys."""
         m = self.builder.m
+        if not self.attn_layers:   # a model without attention (Mamba-Codestral)
+            return Part()
         local = m.windowed_layers() if m.sliding_window and m.global_every else 0
-        part = self._ops_cost(self.builder.attention(b, s, n), phase).scale(self.layers - local)
+        part = self._ops_cost(self.builder.attention(b, s, n), phase).scale(
+            self.attn_layers - local)
         if local:
             part = part + self._ops_cost(self.builder.attention(b, s, n, True),
                                          phase).scale(local)
@@ -232,6 +252,22 @@ class IterationModel:
         hit = self._pre.get(key)
         if hit is None:
             hit = self._pre[key] = self._all_layers(count, s, n, "prefill")
+        return hit
+
+    def recurrent(self, b: int, s: int) -> Part:
+        """The recurrent layers' state-carrying ops of ``b`` requests of ``s`` new tokens each
+        (a decode step: ``s`` 1; a prefill chunk), all such layers (none: zero)."""
+        key = (b, s)
+        hit = self._recurrent.get(key)
+        if hit is None:
+            hit, phase = Part(), "decode" if s == 1 else "prefill"
+            for (dense, mamba, kind), count in self.variants.items():
+                if mamba:
+                    ops = [tpl for tpl in self.builder.layer(b, s, s + 1, dense=dense,
+                                                             mamba=True, kind=kind)
+                           if _recurrent(tpl)]
+                    hit = hit + self._ops_cost(ops, phase).scale(count)
+            self._recurrent[key] = hit
         return hit
 
     # --- one iteration ------------------------------------------------------------------------
@@ -253,6 +289,11 @@ class IterationModel:
         elif prefills:
             for (s, n), count in Counter(prefills).items():
                 part = part + self.prefill_attention(s, n, count)
+        if self.model.recurrent:
+            if n_decode:
+                part = part + self.recurrent(n_decode, 1)
+            for s, count in Counter(s for s, _ in prefills).items():
+                part = part + self.recurrent(count, s)
         gpu = part.seconds
         sw = self.software
         if sw is not None and sw.mode == "async":
@@ -269,3 +310,10 @@ class IterationModel:
     def decode_alone(self, ctx: int) -> float:
         """Seconds of one decode step of a lone request at KV length ``ctx`` (unloaded TBT)."""
         return self.iteration(1, ctx, [], 1).seconds
+
+
+def _recurrent(tpl: OpTemplate) -> bool:
+    """An op of a recurrent mixer that carries its state (priced per request, not per token):
+    its convolution, scan, chunked products or state update (op class ``ssm``), the conv
+    state's shift."""
+    return tpl.op_class == "ssm" or tpl.name == "conv_state"

@@ -12,6 +12,12 @@ window is one group of all its layers: a block of every layer, as before.
 
 Prefix caching is kept on the one-group layout (windowed layers hold every block): its hits
 across groups (``HybridKVCacheCoordinator``) are not modelled.
+
+A hybrid's recurrent layers (Mamba, Gated DeltaNet) keep a state per request whatever its
+length: ``state_blocks`` blocks (its state's bytes over a block's, rounded up) held from its
+first token to its end, as vLLM's ``MambaSpec`` group holds one state page per request (vLLM
+pads the attention page to the state page's size instead; the bytes held are the same but for
+that rounding). A model without attention (Mamba-Codestral) holds its state alone.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ class KVLayout:
     window_groups: int = 0
     window: int = 0
     chunked: bool = False
+    state_blocks: int = 0
 
     @classmethod
     def of(cls, model: ModelConfig, prefix_caching: bool = False) -> KVLayout:
@@ -50,13 +57,15 @@ class KVLayout:
         """Blocks a request holds with ``tokens`` tokens in its cache after a step that
         started with ``computed`` of them computed."""
         every = -(-tokens // block_size)
+        state = self.state_blocks if tokens > 0 else 0
         if not self.window_groups:
-            return self.full_groups * every
+            return self.full_groups * every + state
         if self.chunked:
             skipped = computed // self.window * self.window
         else:
             skipped = max(0, computed - self.window + 1)
-        return self.full_groups * every + self.window_groups * (every - skipped // block_size)
+        return self.full_groups * every + self.window_groups * (every - skipped // block_size) \
+            + state
 
     def peak(self, prompt: int, total: int, chunk: int, block_size: int) -> int:
         """The most blocks a request of ``prompt`` tokens growing to ``total`` holds, its

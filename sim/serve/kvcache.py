@@ -24,8 +24,10 @@ class KVCache:
                  swap_capacity: int = 0, layout: KVLayout | None = None):
         self.capacity = int(capacity)
         self.block_size = int(block_size)
-        #: windowed layers' groups (sim/serve/kv_layout.py); None: a block of every layer
-        self.layout = layout if layout is not None and layout.window_groups else None
+        #: windowed layers' groups, recurrent states (sim/serve/kv_layout.py); None: a block
+        #: of every layer
+        self.layout = layout if layout is not None and (
+            layout.window_groups or layout.state_blocks) else None
         self.prefix_caching = prefix_caching
         self.swap_capacity = int(swap_capacity)
         self.used = 0            # private blocks + every cached prefix's blocks

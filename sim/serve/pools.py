@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 
 from sim.devices.base import SimError
-from sim.serve.replica import Batch, EngineConfig, Replica
+from sim.serve.replica import Batch, EngineConfig, Replica, state_bytes
 from sim.serve.request import Req
 from workloads.tracer import held_tokens
 
@@ -206,7 +206,8 @@ class Cluster:
 
     def _handoff(self, req: Req, rep: Replica, t: float) -> None:
         im = rep.model   # windowed layers send their last sliding_window tokens' KV only
-        kv = im.kv_bytes_per_token() * im.devices * held_tokens(im.model, req.computed)
+        kv = im.kv_bytes_per_token() * im.devices * held_tokens(im.model, req.computed) \
+            + state_bytes(im) * im.devices   # a hybrid's recurrent states too
         bw, lat = self.links[rep.index]
         delay = kv_transfer_delay(kv, t - rep.iter_start, im.layers, bw, lat, self.serialized)
         self.transfers.append((req.id, kv, delay))

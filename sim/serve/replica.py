@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sim.devices.base import SimError
 from sim.serve.costs import IterationModel
@@ -132,6 +132,18 @@ class Replica:
         self.block_bytes = cfg.block_size * model.kv_bytes_per_token()
         if self.layout.group_layers != model.model.n_layers:   # a block of one group's layers
             self.block_bytes *= self.layout.group_layers / model.model.n_layers
+        state = state_bytes(model)
+        if state:   # a hybrid's recurrent states: whole blocks per request (kv_layout.py)
+            if cfg.enable_prefix_caching:
+                raise SimError(f"--enable-prefix-caching: {model.model.name}'s recurrent "
+                               "layers keep a state per request; caching prefixes of it is "
+                               "not modelled")
+            if self.block_bytes:
+                self.layout = replace(self.layout, state_blocks=math.ceil(
+                    state / self.block_bytes))
+            else:   # no attention at all: a block is one request's state
+                self.block_bytes = state
+                self.layout = replace(self.layout, full_groups=0, state_blocks=1)
         swap = min(cfg.swap_space / self.block_bytes, 2.0**62) \
             if cfg.preemption == "swap" else 0.0
         self.kv = KVCache(self.kv_capacity_blocks(), cfg.block_size, cfg.enable_prefix_caching,
@@ -568,3 +580,10 @@ class Replica:
 
 ITER_COLUMNS = ("start_s", "end_s", "seqs", "tokens", "decode_seqs", "kv_blocks", "waiting",
                 "running", "energy_J", "preempted")
+
+
+def state_bytes(model) -> float:
+    """Bytes one device holds per running request for ``model``'s recurrent states (an
+    iteration model without a ``state_bytes_per_request``, a test's stand-in: none)."""
+    per_request = getattr(model, "state_bytes_per_request", None)
+    return per_request() if per_request is not None else 0.0
