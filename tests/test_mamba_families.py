@@ -121,6 +121,8 @@ def test_jamba_layers_by_hand():
     assert mamba["allreduce_x_proj"].flops == 2 * (256 + 32)   # (TP - 1) adds an element
     assert _rank(mamba["dt_proj"]) == 2 * 2 * 256 * inner
     assert {"dt_norm", "bc_norm", "ssm_scan", "conv_state", "allreduce_mamba"} <= set(mamba)
+    # the norm of B and C: 2 x 2 rows of 16 in and out (2 B), a 16-wide gain
+    assert _rank(mamba["bc_norm"], "bytes") == 2 * (2 * 2 * 16 * 2) + 16 * 2
     assert _rank(mamba["ssm_scan"], "bytes") >= 2 * 2 * inner * 16 * 4   # the fp32 state
     # read and written
     assert "router" in moe and "router" not in mamba and "qkv_proj" not in mamba

@@ -22,7 +22,7 @@ def _model(config: dict, layers: int):
 
 @pytest.mark.parametrize("config,layers", [(JAMBA, 8), (CODESTRAL, 4), (FALCON_H1_05B, 3)])
 def test_iterations_price_the_runs_ops(config, layers):
-    """One prompt of 128 tokens, and a decode step of 3 requests at one KV length: the
+    """One prompt of 128 tokens, two of 64, and a decode step of 3 requests at one KV length: the
     serving iteration's GPU time is the sum of the device's estimates of the ops ``xpusim
     run`` traces for that prefill, that step (TP 2, flash attention), to float rounding:
     recurrent layers' scans, convolutions and state updates per request, attention in the
@@ -42,6 +42,8 @@ def test_iterations_price_the_runs_ops(config, layers):
         run_sum(1, 128, "prefill"), rel=1e-12)
     assert im.iteration(3, 3 * 133, [], 3).gpu_s == pytest.approx(
         run_sum(3, 132, "decode"), rel=1e-12)
+    assert im.iteration(0, 0, [(64, 64)] * 2, 2).gpu_s == pytest.approx(
+        run_sum(2, 64, "prefill"), rel=1e-12)
 
 
 def test_attention_grows_in_its_layers_only():
