@@ -250,3 +250,18 @@ def test_falcon_h1_parallel_hybrid_by_hand():
         with pytest.raises(WorkloadError) as exc:
             _read(config)
         assert exc.value.path == field
+
+
+def test_jamba_checks_its_mamba_layer():
+    """``xpusim check`` of Jamba runs its layer 0 (a Mamba-1 mixer with gained dt/B/C norms,
+    then a dense MLP) against the float64 reference: every op of both phases, the mixer's
+    residual feeding the MLP's norm."""
+    from arch import load_arch
+    from sim.functional.layer import CheckSpec, check_layer
+
+    rep = check_layer(load_arch("h100"), _read(JAMBA), CheckSpec(batch=1, prompt=16,
+                                                                  max_width=512))
+    names = {(r.phase, r.op) for r in rep.rows}
+    assert rep.passed and {("prefill", "ssm_scan"), ("decode", "conv_state"),
+                           ("decode", "residual_mamba"), ("decode", "ffn_down")} <= names
+    assert ("prefill", "router") not in names   # layer 0 is a dense one

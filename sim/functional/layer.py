@@ -125,8 +125,8 @@ def check_layer(arch: Arch, model: ModelConfig, spec: CheckSpec,
     if model.is_mla:
         raise SimError(f"--model: {model.name}'s multi-head latent attention is priced but not "
                        "checked functionally (no reference for its absorbed projections yet)")
-    if model.recurrent or model.blocks:
-        raise SimError(f"--model: {model.name}'s recurrent (Mamba, Gated DeltaNet) layers are "
+    if (model.recurrent and not model.mamba1) or model.blocks:   # (Jamba's Mamba-1: ssm.py)
+        raise SimError(f"--model: {model.name}'s recurrent (Mamba-2, Gated DeltaNet) layers are "
                        "priced but not checked functionally (no float64 run of a hybrid's "
                        "layers yet)")
     if model.dense_layer(0):   # layer 0 of DeepSeekMoE, of Llama 4 Maverick: a dense one
@@ -174,7 +174,7 @@ def check_layer(arch: Arch, model: ModelConfig, spec: CheckSpec,
 def _runner(model: ModelConfig) -> type[_LayerRun]:
     """The handler class of a model's layer: decoder ops here, Mamba's in ``ssm.py``, parallel
     blocks and partial RoPE in ``parallel.py``, bidirectional attention in ``encoder.py``."""
-    if model.kind == "mamba":
+    if model.kind == "mamba" or model.mamba1:   # Mamba-1, alone or Jamba's layer 0
         from sim.functional.ssm import MambaRun
         return MambaRun
     if model.kind == "encoder":

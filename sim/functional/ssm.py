@@ -223,3 +223,7 @@ class MambaRun(_LayerRun):
 
     def _op_residual(self, op: Op, checked: bool) -> tuple:
         return self._add(self.env["x"], self.env["o"], "out")
+
+    def _op_residual_mamba(self, op: Op, checked: bool) -> tuple:
+        """A hybrid decoder's (Jamba's) Mamba-1 layer: the mixer's residual, its MLP next."""
+        return self._add(self.env["x"], self.env["o"], "x2")
