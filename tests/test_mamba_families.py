@@ -194,7 +194,10 @@ def test_refusals_in_one_line():
              ({**JAMBA, "attn_layer_offset": 8}, "attn_layer_offset"),
              ({**BAMBA_9B, "attn_layer_indices": [9, 32]}, "attn_layer_indices"),
              ({**FALCON_MAMBA_7B, "intermediate_size": 5000}, "intermediate_size"),
-             ({**CODESTRAL, "head_dim": 63}, "head_dim")]
+             ({**CODESTRAL, "head_dim": 63}, "head_dim"),
+             # refused before a list per layer is built (the fuzzer's 2**31 layers took 20 GB)
+             ({**JAMBA, "num_hidden_layers": 2**31}, "num_hidden_layers"),
+             ({**CODESTRAL, "num_hidden_layers": 2 * 10**12}, "num_hidden_layers")]
     for config, field in cases:
         with pytest.raises(WorkloadError) as exc:
             _read(config)

@@ -265,7 +265,7 @@ def _jamba(r: ConfigReader, name: str, source: str) -> ModelConfig:
     ``num_experts`` where ``i % expert_layer_period == expert_layer_offset``; no positional
     encoding. A mixture in other layers than every period-th from ``period - 1`` is refused."""
     d = r.int("hidden_size")
-    layers = r.int("num_hidden_layers")
+    layers = r.layers("num_hidden_layers")
     heads = r.int("num_attention_heads")
     period = r.int("attn_layer_period", default=8)
     offset = r.int("attn_layer_offset", default=4, minimum=0)
@@ -380,7 +380,7 @@ def _mamba2(r: ConfigReader, name: str, source: str) -> ModelConfig:
     projections (the convolution's bias is counted, as ``use_conv_bias`` sets it by
     default)."""
     d = r.int("hidden_size")
-    layers = r.int("num_hidden_layers")
+    layers = r.layers("num_hidden_layers")
     heads = r.int("num_heads", default=128)
     head_dim = r.int("head_dim", default=64)
     if heads * head_dim != r.int("expand", default=2) * d:
@@ -410,7 +410,7 @@ def _qwen3_next(r: ConfigReader, name: str, source: str) -> ModelConfig:
     shared expert behind a sigmoid gate. Its multi-token-prediction layer is left out."""
     heads = r.int("num_attention_heads")
     d = r.int("hidden_size")
-    layers = r.int("num_hidden_layers")
+    layers = r.layers("num_hidden_layers")
     if r.data.get("layer_types") is not None:
         every = every_nth(r, "layer_types", ("linear_attention", "full_attention"),
                           "full_attention")

@@ -37,6 +37,18 @@ class ConfigReader:
             raise WorkloadError(self.file, keys[0], "missing required field (an integer)")
         return default
 
+    def layers(self, *keys: str) -> int:
+        """A layer count (``num_hidden_layers``), refused past :data:`LIMITS`' plausible one
+        here, before a reader builds anything per layer."""
+        from workloads.models import LIMITS
+
+        value = self.int(*keys)
+        limit, covers = LIMITS["n_layers"]
+        if value > limit:
+            raise WorkloadError(self.file, keys[0], f"implausible value {value:,} (at most "
+                                                    f"{limit:,}; largest published: {covers})")
+        return value
+
     def bool(self, key: str, default: bool) -> bool:
         value = self.data.get(key, default)
         if value is None:
