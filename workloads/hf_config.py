@@ -14,7 +14,7 @@ from workloads.safe_json import MAX_BYTES, JsonInputError, load_json_text
 _LLAMA_LIKE = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe",
                "gemma", "gemma2", "gemma3_text", "phi3", "olmo2", "granite", "internlm2",
                "gpt_oss", "olmoe", "smollm3", "granitemoe", "qwen2_vl", "qwen2_5_vl",
-               "olmo3", "minimax_m2", "seed_oss")
+               "olmo3", "minimax_m2", "seed_oss", "internlm3")
 _GEMMA = ("gemma", "gemma2", "gemma3_text")
 _FALCON = ("falcon", "RefinedWebModel", "RefinedWeb")
 #: multimodal configs whose ``text_config`` is the decoder: the model type it is read as (None:
@@ -167,13 +167,17 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
             d_model=d, n_heads=heads, n_kv_heads=heads, d_ff=4 * d,
             vocab_size=r.int("vocab_size"), max_positions=r.int("seq_length", default=2048),
             position="alibi", embed_norm=True, source=source)
-    if model_type == "gpt_neox":
+    if model_type == "gpt_neox":   # HF GPTNeoXLayer: with use_parallel_residual (Pythia,
+        # GPT-NeoX-20B) x + attn(ln1(x)) + mlp(ln2(x)); RoPE on rotary_pct of each head
         heads = r.int("num_attention_heads")
+        d = r.int("hidden_size")
         return ModelConfig(
             name=name, family="gpt_neox", n_layers=r.int("num_hidden_layers"),
-            d_model=r.int("hidden_size"), n_heads=heads, n_kv_heads=heads,
+            d_model=d, n_heads=heads, n_kv_heads=heads,
             d_ff=r.int("intermediate_size"), vocab_size=r.int("vocab_size"),
             max_positions=r.int("max_position_embeddings"), position="rope",
+            block="parallel2" if r.bool("use_parallel_residual", True) else "sequential",
+            rotary_dim=int(d // heads * r.fraction("rotary_pct", 0.25)),
             tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
     if model_type == "gptj":  # HF GPTJ: parallel block, no attention biases, LM head bias
         d = r.int("n_embd")
@@ -243,7 +247,8 @@ def _llama_like(r: ConfigReader, model_type: str, name: str, source: str) -> Mod
         # InternLM2: ``bias`` on wqkv and wo; Seed-OSS: ``attention_bias`` on q/k/v_proj,
         # ``attention_out_bias`` on o_proj
         bias=False if qwen or seed else r.bool("attention_bias", r.bool("bias", False)),
-        qkv_bias=qwen or (seed and r.bool("attention_bias", True)),
+        qkv_bias=qwen or (seed and r.bool("attention_bias", True))
+        or (model_type == "internlm3" and r.bool("qkv_bias", False)),
         attn_bias=seed and r.bool("attention_bias", True)
         and r.bool("attention_out_bias", False),
         mlp_bias=r.bool("mlp_bias", False), n_experts=experts,
@@ -261,8 +266,10 @@ def _llama_like(r: ConfigReader, model_type: str, name: str, source: str) -> Mod
                         default=0, minimum=0) if experts > 1 else 0,
         post_norms=model_type in ("gemma2", "gemma3_text"),
         qk_norm=_minimax_qk_norm(r) if minimax else _QK_NORM.get(model_type, ""),
-        # MiniMax-M2: RoPE on the first rotary_dim channels of each head
-        rotary_dim=r.int("rotary_dim", default=0, minimum=0) if minimax else 0,
+        # MiniMax-M2: RoPE on the first rotary_dim channels of each head; Phi-4-mini (phi3)
+        # and others: on partial_rotary_factor of them
+        rotary_dim=r.int("rotary_dim", default=0, minimum=0) if minimax else _partial_rope(
+            r, r.int("head_dim", default=d // heads)),
         shared_gate=experts > 1 and model_type == "qwen2_moe"
         and bool(r.int("shared_expert_intermediate_size", default=0, minimum=0)),
         # HF Qwen2MoeDecoderLayer: a mixture of experts where (i + 1) % step == 0, else an
@@ -270,6 +277,12 @@ def _llama_like(r: ConfigReader, model_type: str, name: str, source: str) -> Mod
         moe_every=step, dense_ff=r.int("intermediate_size") if step > 1 else 0,
         source=source,
         **_window(r, model_type))
+
+
+def _partial_rope(r: ConfigReader, head_dim: int) -> int:
+    """Channels of a head RoPE rotates where ``partial_rotary_factor`` < 1 (0: all)."""
+    factor = r.fraction("partial_rotary_factor", 1.0)
+    return int(head_dim * factor) if factor < 1 else 0
 
 
 def _minimax_qk_norm(r: ConfigReader) -> str:

@@ -444,6 +444,249 @@ def _qwen3_next(r: ConfigReader, name: str, source: str) -> ModelConfig:
         d_conv=r.int("linear_conv_kernel_dim", default=4), source=source, **moe)
 
 
+def _glm(r: ConfigReader, model_type: str, name: str, source: str) -> ModelConfig:
+    """GLM-4 (HF ``glm``: glm-4-9b-chat-hf) and GLM-4-0414 / GLM-Z1 (``glm4``): a Llama-shaped
+    decoder whose q/k/v have biases under ``attention_bias`` (o_proj never), RoPE on
+    ``partial_rotary_factor`` of each head (0.5; interleaved, the same work), a fused gated
+    MLP; ``glm4`` adds an RMSNorm after attention and after the MLP (sandwich norms)."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    head_dim = r.int("head_dim", default=d // heads)
+    return ModelConfig(
+        name=name, family=model_type, n_layers=r.int("num_hidden_layers"), d_model=d,
+        n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
+        d_ff=r.int("intermediate_size"), vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=131072), head_dim=head_dim,
+        norm="rmsnorm", activation=_gated(activation_of(r, "hidden_act", "silu")),
+        position="rope", rotary_dim=int(head_dim * r.fraction("partial_rotary_factor", 0.5)),
+        bias=False, qkv_bias=r.bool("attention_bias", True), post_norms=model_type == "glm4",
+        tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
+
+
+def _stablelm(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """StableLM 2 / 3B-4E1T (HF StableLmForCausalLM): LayerNorms with biases (the HF port
+    builds them whatever ``use_norm_bias`` says), RoPE on ``partial_rotary_factor`` of each
+    head (0.25), q/k/v biases under ``use_qkv_bias``, a LayerNorm of each query and key head
+    with its own gain under ``qk_layernorm`` (12B), one norm feeding attention and MLP side by
+    side under ``use_parallel_residual`` (12B), a gated SiLU MLP."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    parallel = r.bool("use_parallel_residual", False)
+    return ModelConfig(
+        name=name, family="stablelm", n_layers=r.int("num_hidden_layers"), d_model=d,
+        n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
+        d_ff=r.int("intermediate_size"), vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=4096), norm="layernorm",
+        activation=_gated(activation_of(r, "hidden_act", "silu")), position="rope",
+        rotary_dim=int(d // heads * r.fraction("partial_rotary_factor", 0.25)),
+        bias=False, qkv_bias=r.bool("use_qkv_bias", False),
+        qk_norm="full" if r.bool("qk_layernorm", False) else "",
+        block="parallel" if parallel else "sequential",
+        tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
+
+
+def _mpt(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """MPT (HF MptForCausalLM, mosaicml's MPTForCausalLM): LayerNorms without biases, ALiBi
+    (``attn_config.alibi``; learned positions without it), no biases (``no_bias``), an
+    ungated exact-GELU MLP ``expansion_ratio`` wide (4 in every release, the HF port's
+    constant), multi-query heads under ``attn_config.attn_type`` ``multiquery_attention``, the
+    LM head tied to the embedding. ``clip_qkv``'s clamp is not traced (one compare an
+    element)."""
+    heads = r.int("n_heads", "num_attention_heads")
+    d = r.int("d_model", "hidden_size")
+    attn = r.data.get("attn_config") or {}
+    if not isinstance(attn, dict):
+        raise WorkloadError(r.file, "attn_config", "expected an object")
+    alibi = attn.get("alibi", True)
+    kind = attn.get("attn_type", "multihead_attention")
+    if not isinstance(alibi, bool) or kind not in ("multihead_attention",
+                                                   "multiquery_attention"):
+        raise WorkloadError(r.file, "attn_config", "expected alibi true or false and attn_type "
+                                                   "multihead_attention or "
+                                                   "multiquery_attention")
+    return ModelConfig(
+        name=name, family="mpt", n_layers=r.int("n_layers", "num_hidden_layers"), d_model=d,
+        n_heads=heads, n_kv_heads=1 if kind == "multiquery_attention" else heads,
+        d_ff=r.int("expansion_ratio", default=4) * d, vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_seq_len", default=2048), norm="layernorm", norm_bias=False,
+        activation="gelu", position="alibi" if alibi else "learned",
+        bias=not r.bool("no_bias", True),
+        tied_embeddings=r.bool("tie_word_embeddings", True), source=source)
+
+
+def _olmo(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """OLMo 1 / 1.7 (HF OlmoForCausalLM): a Llama-shaped decoder whose LayerNorms have neither
+    gain nor bias (``norm_weight`` False), biases on q/k/v/o under ``attention_bias``.
+    ``clip_qkv``'s clamp is not traced (one compare an element)."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    return ModelConfig(
+        name=name, family="olmo", n_layers=r.int("num_hidden_layers"), d_model=d,
+        n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
+        d_ff=r.int("intermediate_size"), vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=2048), norm="layernorm",
+        norm_weight=False, activation=_gated(activation_of(r, "hidden_act", "silu")),
+        position="rope", bias=False, attn_bias=r.bool("attention_bias", False),
+        tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
+
+
+def _exaone4(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """EXAONE 4.0 (HF Exaone4Config, modeling_exaone4.py): RMSNorms on the attention's and the
+    MLP's outputs instead of their inputs (two a layer, traced in the pre-norm place as OLMo
+    2's), a per-head RMSNorm of queries and keys, a gated MLP, no biases; with a
+    ``sliding_window`` the layers where ``(i + 1) % sliding_window_pattern == 0`` (4; "LLLG";
+    or by ``layer_types``) read every key without RoPE, the others their window."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    window = r.int("sliding_window", default=0, minimum=0)
+    every = 0
+    if window:
+        if r.data.get("layer_types") is not None:
+            every = every_nth(r, "layer_types", ("sliding_attention", "full_attention"),
+                              "full_attention")
+        else:
+            pattern = r.data.get("sliding_window_pattern", 4)
+            if isinstance(pattern, str) and pattern and set(pattern) <= {"L", "G"} \
+                    and pattern.index("G") == len(pattern) - 1:
+                every = len(pattern)
+            else:
+                every = r.int("sliding_window_pattern", default=4)
+    return ModelConfig(
+        name=name, family="exaone4", n_layers=r.int("num_hidden_layers"), d_model=d,
+        n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
+        d_ff=r.int("intermediate_size"), vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=2048),
+        head_dim=r.int("head_dim", default=d // heads), norm="rmsnorm",
+        activation=_gated(activation_of(r, "hidden_act", "silu")), position="rope", bias=False,
+        qk_norm="head", sliding_window=window, global_every=every, nope_every=every,
+        tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
+
+
+def _arcee(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """Arcee AFM (HF ArceeForCausalLM): Llama but for its ungated MLP (``up_proj``, squared
+    ReLU, ``down_proj``); biases on q/k/v/o under ``attention_bias``, in the MLP under
+    ``mlp_bias``."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    return ModelConfig(
+        name=name, family="arcee", n_layers=r.int("num_hidden_layers"), d_model=d,
+        n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
+        d_ff=r.int("intermediate_size"), vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=4096),
+        head_dim=r.int("head_dim", default=d // heads), norm="rmsnorm",
+        activation=activation_of(r, "hidden_act", "relu2"), position="rope", bias=False,
+        attn_bias=r.bool("attention_bias", False), mlp_bias=r.bool("mlp_bias", False),
+        tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
+
+
+def _per_layer(r: ConfigReader, key: str, default: int) -> int:
+    """A Hunyuan key given as one integer or as one per layer (all equal: other patterns are
+    not modelled)."""
+    value = r.data.get(key)
+    if isinstance(value, list):
+        if not value or any(v != value[0] for v in value):
+            raise WorkloadError(r.file, key, "expected one value, or the same value for "
+                                             "every layer")
+        return ConfigReader({key: value[0]}, r.file).int(key)
+    return r.int(key, default=default)
+
+
+def _hunyuan(r: ConfigReader, model_type: str, name: str, source: str) -> ModelConfig:
+    """Hunyuan (HF ``hunyuan_v1_dense``, ``hunyuan_v1_moe``; Hunyuan-7B, Hunyuan-A13B): a Llama
+    decoder with a per-head RMSNorm of queries and keys (after RoPE: the same work); the MoE
+    model's every layer routes to ``moe_topk`` of ``num_experts`` gated experts
+    ``moe_intermediate_size`` wide beside a shared MLP ``intermediate_size x
+    num_shared_expert`` wide (vLLM's reading; HF's is the same for A13B), with a per-layer
+    value given as a list only where every layer's is the same. Cross-layer KV sharing
+    (``use_cla``) is refused."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    if r.bool("use_cla", False):
+        raise WorkloadError(r.file, "use_cla", "expected false (cross-layer attention "
+                                               "sharing is not modelled)")
+    experts = _per_layer(r, "num_experts", 1) if model_type == "hunyuan_v1_moe" else 1
+    moe: dict = {"d_ff": r.int("intermediate_size")}
+    if experts > 1:
+        shared = _per_layer(r, "num_shared_expert", 1) if r.bool("use_mixed_mlp_moe", True) \
+            else 0
+        moe = {"n_experts": experts, "top_k": _per_layer(r, "moe_topk", 1),
+               "d_ff": _per_layer(r, "moe_intermediate_size", r.int("intermediate_size")),
+               "shared_ff": r.int("intermediate_size") * shared}
+    return ModelConfig(
+        name=name, family=model_type, n_layers=r.int("num_hidden_layers"), d_model=d,
+        n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
+        vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=2048),
+        head_dim=r.int("head_dim", "attention_head_dim", default=d // heads), norm="rmsnorm",
+        activation=_gated(activation_of(r, "hidden_act", "silu")), position="rope", bias=False,
+        attn_bias=r.bool("attention_bias", False), qk_norm="head",
+        tied_embeddings=r.bool("tie_word_embeddings", False), source=source, **moe)
+
+
+def _dots1(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """dots.llm1 (HF Dots1ForCausalLM): Qwen3's attention (a per-head RMSNorm of queries and
+    keys) with DeepSeek-V3's mixture of experts: the first ``first_k_dense_replace`` layers a
+    gated MLP ``intermediate_size`` wide, the others ``num_experts_per_tok`` of
+    ``n_routed_experts`` experts ``moe_intermediate_size`` wide beside the ``n_shared_experts``
+    as one MLP, a sigmoid router with a correction bias."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    experts = r.int("n_routed_experts", default=1)
+    moe: dict = {"d_ff": r.int("intermediate_size")}
+    if experts > 1:
+        width = r.int("moe_intermediate_size")
+        moe = {"n_experts": experts, "top_k": r.int("num_experts_per_tok", default=1),
+               "d_ff": width, "dense_ff": r.int("intermediate_size"),
+               "first_dense": r.int("first_k_dense_replace", default=0, minimum=0),
+               "shared_ff": width * r.int("n_shared_experts", default=0, minimum=0),
+               "router_bias": True}
+    return ModelConfig(
+        name=name, family="dots1", n_layers=r.int("num_hidden_layers"), d_model=d,
+        n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
+        vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=2048),
+        head_dim=r.int("head_dim", default=d // heads), norm="rmsnorm",
+        activation=_gated(activation_of(r, "hidden_act", "silu")), position="rope", bias=False,
+        attn_bias=r.bool("attention_bias", False), qk_norm="head",
+        tied_embeddings=r.bool("tie_word_embeddings", False), source=source, **moe)
+
+
+def _bailing(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """Ling / Ling 2.0 (``bailing_moe``; vLLM's bailing_moe.py, the checkpoints' remote code):
+    a fused QKV with biases under ``use_qkv_bias`` (every projection under ``use_bias``), a
+    per-head norm of queries and keys under ``use_qk_norm``, RoPE on ``partial_rotary_factor``
+    of each head; the first ``first_k_dense_replace`` layers a gated MLP
+    ``intermediate_size`` wide, the others ``num_experts_per_tok`` of ``num_experts`` experts
+    ``moe_intermediate_size`` wide beside ``num_shared_experts`` as one MLP
+    (``moe_shared_expert_intermediate_size`` each, else the experts' width), the router's
+    expert bias under ``moe_router_enable_expert_bias``."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    head_dim = r.int("head_dim", default=d // heads)
+    bias = r.bool("use_bias", False)
+    experts = r.int("num_experts", default=1)
+    moe: dict = {"d_ff": r.int("intermediate_size")}
+    if experts > 1:
+        width = r.int("moe_intermediate_size")
+        moe = {"n_experts": experts, "top_k": r.int("num_experts_per_tok", default=1),
+               "d_ff": width, "dense_ff": r.int("intermediate_size"),
+               "first_dense": r.int("first_k_dense_replace", default=0, minimum=0),
+               "shared_ff": r.int("moe_shared_expert_intermediate_size", default=width)
+               * r.int("num_shared_experts", default=0, minimum=0),
+               "router_bias": r.bool("moe_router_enable_expert_bias", False)}
+    factor = r.fraction("partial_rotary_factor", 1.0)
+    return ModelConfig(
+        name=name, family="bailing_moe", n_layers=r.int("num_hidden_layers"), d_model=d,
+        n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
+        vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=4096), head_dim=head_dim,
+        norm="rmsnorm", activation=_gated(activation_of(r, "hidden_act", "silu")),
+        position="rope", rotary_dim=int(head_dim * factor) if factor < 1 else 0,
+        bias=bias, qkv_bias=not bias and r.bool("use_qkv_bias", False),
+        qk_norm="head" if r.bool("use_qk_norm", False) else "",
+        tied_embeddings=r.bool("tie_word_embeddings", False), source=source, **moe)
+
+
 def _gated(act: str) -> str:
     """A gated MLP's operator: SwiGLU for SiLU (the tracer's gated form), else ``act``."""
     return "swiglu" if act == "silu" else act
@@ -460,6 +703,17 @@ FAMILIES: dict[str, Callable[[ConfigReader, str, str], ModelConfig]] = {
     "glm4_moe": _glm4_moe,
     "granitemoehybrid": _granite_hybrid,
     "nemotron_h": _nemotron_h,
+    "glm": lambda r, name, source: _glm(r, "glm", name, source),
+    "glm4": lambda r, name, source: _glm(r, "glm4", name, source),
+    "stablelm": _stablelm,
+    "mpt": _mpt,
+    "olmo": _olmo,
+    "exaone4": _exaone4,
+    "arcee": _arcee,
+    "hunyuan_v1_dense": lambda r, name, source: _hunyuan(r, "hunyuan_v1_dense", name, source),
+    "hunyuan_v1_moe": lambda r, name, source: _hunyuan(r, "hunyuan_v1_moe", name, source),
+    "dots1": _dots1,
+    "bailing_moe": _bailing,
     "falcon_h1": _falcon_h1,
     "jamba": _jamba,
     "bamba": _bamba,

@@ -121,7 +121,8 @@ class ModelConfig:
     (gpt-oss; counted as parameters, n_heads per layer: its one extra exponent per query row
     is not traced). ``attn_bias``: biases on the query, key, value and output projections
     and none in the MLP (Phi-3.5-MoE; ``bias`` puts them in both, ``qkv_bias`` on the first
-    three only). ``norm_bias`` False: LayerNorms with a gain and no bias (Command R, DBRX).
+    three only). ``norm_bias`` False: LayerNorms with a gain and no bias (Command R, DBRX, MPT);
+    ``norm_weight`` False: norms without gain or bias (OLMo 1's non-parametric LayerNorm).
     ``index_topk`` > 0: DeepSeek sparse attention (DeepSeek-V3.2): a lightning indexer of
     ``index_heads`` heads of ``index_head_dim`` (queries from the query latent, one key per
     token kept in FP8 beside the latent cache) scores every cached key for each query, and
@@ -227,6 +228,7 @@ class ModelConfig:
     ssm_norms: str = ""
     ssm_parallel: bool = False
     ssm_gated_norm: bool = True
+    norm_weight: bool = True
 
     def __post_init__(self) -> None:
         for name, (limit, covers) in LIMITS.items():
@@ -511,7 +513,9 @@ class ModelConfig:
 
     def norm_params(self) -> int:
         """Parameters of one norm (LayerNorm: gain and bias, gain alone without ``norm_bias``;
-        RMSNorm: gain)."""
+        RMSNorm: gain; none without ``norm_weight``)."""
+        if not self.norm_weight:
+            return 0
         return 2 * self.d_model if self.norm == "layernorm" and self.norm_bias else self.d_model
 
     def mamba_layer_params(self) -> int:

@@ -1,0 +1,224 @@
+"""More config.json families: GLM-4 (glm, glm4), StableLM 2, MPT, OLMo 1, InternLM3, EXAONE
+4.0, Arcee AFM, Hunyuan (dense, MoE), dots.llm1, Ling (bailing_moe), and GPT-NeoX/Pythia's
+parallel residual: parameter counts against the published ones (or the checkpoint's bytes),
+and what each family's layer traces differently, by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from workloads.errors import WorkloadError
+from workloads.hf_config import model_from_hf_dict
+from workloads.scenario import Scenario
+from workloads.tracer import trace_model
+
+# THUDM/glm-4-9b-chat-hf's config.json (HF blame @ c7f73fd); 4 safetensors shards of 18.81 GB bf16
+GLM4_9B = {
+    "model_type": "glm", "attention_bias": True, "head_dim": 128, "hidden_act": "silu",
+    "hidden_size": 4096, "intermediate_size": 13696, "max_position_embeddings": 131072,
+    "num_attention_heads": 32, "num_hidden_layers": 40, "num_key_value_heads": 2,
+    "tie_word_embeddings": False, "vocab_size": 151552}
+# GLM-4-32B-0414's shape as a fine-tune's config.json carries it (Edens-Gate/GLM-v2-lora; the
+# official file was not reachable); "32 billion parameters"
+GLM4_32B_0414 = {
+    "model_type": "glm4", "attention_bias": False, "head_dim": 128, "hidden_size": 6144,
+    "intermediate_size": 23040, "max_position_embeddings": 32768, "num_attention_heads": 48,
+    "num_hidden_layers": 61, "num_key_value_heads": 2, "partial_rotary_factor": 0.5,
+    "tie_word_embeddings": False, "vocab_size": 151552}
+# stabilityai/stablelm-2-zephyr-1_6b's config.json (HF @ e5559fe; stablelm-2-1_6b's shape);
+# its 3,289,069,520-byte model.safetensors less a 38,864-byte header is 1,644,515,328 x 2 B
+STABLELM2_16B = {
+    "model_type": "stablelm", "hidden_act": "silu", "hidden_size": 2048,
+    "intermediate_size": 5632, "max_position_embeddings": 4096, "num_attention_heads": 32,
+    "num_hidden_layers": 24, "num_key_value_heads": 32, "partial_rotary_factor": 0.25,
+    "tie_word_embeddings": False, "use_qkv_bias": True, "vocab_size": 100352}
+# stabilityai/stablelm-2-12b's config.json (HF @ 74dd3f5)
+STABLELM2_12B = {
+    "model_type": "stablelm", "hidden_act": "silu", "hidden_size": 5120,
+    "intermediate_size": 13824, "max_position_embeddings": 4096, "num_attention_heads": 32,
+    "num_hidden_layers": 40, "num_key_value_heads": 8, "partial_rotary_factor": 0.25,
+    "qk_layernorm": True, "tie_word_embeddings": False, "use_norm_bias": False,
+    "use_parallel_residual": True, "use_qkv_bias": False, "vocab_size": 100352}
+# mosaicml/mpt-7b(-instruct)'s config.json (as quoted by MLC's MPT README and re-exports)
+MPT_7B = {
+    "model_type": "mpt", "attn_config": {"alibi": True, "alibi_bias_max": 8, "clip_qkv": None,
+                                         "attn_type": "multihead_attention", "qk_ln": False},
+    "d_model": 4096, "expansion_ratio": 4, "max_seq_len": 2048, "n_heads": 32, "n_layers": 32,
+    "no_bias": True, "vocab_size": 50432}
+# allenai/OLMo-1B-hf's config.json (onnx-community's copy with its _name_or_path); 4.71 GB fp32
+OLMO_1B = {
+    "model_type": "olmo", "attention_bias": False, "clip_qkv": None, "hidden_act": "silu",
+    "hidden_size": 2048, "intermediate_size": 8192, "max_position_embeddings": 2048,
+    "num_attention_heads": 16, "num_hidden_layers": 16, "num_key_value_heads": 16,
+    "tie_word_embeddings": True, "vocab_size": 50304}
+# internlm/internlm3-8b-instruct's config.json (HF blame @ 4b3bebb; "8B")
+INTERNLM3_8B = {
+    "model_type": "internlm3", "bias": False, "head_dim": 128, "hidden_act": "silu",
+    "hidden_size": 4096, "intermediate_size": 10240, "max_position_embeddings": 32768,
+    "num_attention_heads": 32, "num_hidden_layers": 48, "num_key_value_heads": 2,
+    "qkv_bias": False, "tie_word_embeddings": False, "vocab_size": 128512}
+# EXAONE-4.0-32B's config.json as TensorRT-LLM's test copies it (its 4 layers and window 4 put
+# back to the 64 and 4,096 its comments give); the README's "32.0B"
+EXAONE4_32B = {
+    "model_type": "exaone4", "head_dim": 128, "hidden_act": "silu", "hidden_size": 5120,
+    "intermediate_size": 27392, "max_position_embeddings": 131072, "num_attention_heads": 40,
+    "num_hidden_layers": 64, "num_key_value_heads": 8, "sliding_window": 4096,
+    "sliding_window_pattern": 4, "tie_word_embeddings": False, "vocab_size": 102400}
+# a fine-tune of arcee-ai/AFM-4.5B (Delta-Vector/Austral-AFM-SFT's config.json); the hub's "4.6B"
+ARCEE_AFM = {
+    "model_type": "arcee", "attention_bias": False, "head_dim": 128, "hidden_act": "relu2",
+    "hidden_size": 2560, "intermediate_size": 18432, "max_position_embeddings": 65536,
+    "mlp_bias": False, "num_attention_heads": 20, "num_hidden_layers": 36,
+    "num_key_value_heads": 4, "tie_word_embeddings": False, "vocab_size": 128005}
+# Hunyuan-A13B's config.json as two test fixtures copy it ("80B total, 13B activated")
+HUNYUAN_A13B = {
+    "model_type": "hunyuan_v1_moe", "attention_bias": False, "attention_head_dim": 128,
+    "hidden_size": 4096, "intermediate_size": 3072, "moe_intermediate_size": [3072] * 32,
+    "moe_topk": [8] * 32, "num_attention_heads": 32, "num_experts": 64,
+    "num_hidden_layers": 32, "num_key_value_heads": 8, "num_shared_expert": [1] * 32,
+    "tie_word_embeddings": True, "use_cla": False, "use_mixed_mlp_moe": True,
+    "use_qk_norm": True, "vocab_size": 128167}
+# rednote-hilab/dots.llm1.base's config.json (HF refs/pr/4); "14B activated and 142B total"
+DOTS1 = {
+    "model_type": "dots1", "attention_bias": False, "first_k_dense_replace": 1,
+    "hidden_act": "silu", "hidden_size": 4096, "intermediate_size": 10944,
+    "max_position_embeddings": 32768, "moe_intermediate_size": 1408, "n_routed_experts": 128,
+    "n_shared_experts": 2, "num_attention_heads": 32, "num_experts_per_tok": 6,
+    "num_hidden_layers": 62, "num_key_value_heads": 32, "tie_word_embeddings": False,
+    "vocab_size": 152064}
+# inclusionAI/Ling-Coder-lite's config.json (HF refs/pr/1; Ling-lite's family): "Ling-Lite has
+# 16.8 billion parameters with 2.75 billion activated parameters"
+LING_LITE = {
+    "model_type": "bailing_moe", "first_k_dense_replace": 0, "hidden_act": "silu",
+    "hidden_size": 2048, "intermediate_size": 5632, "max_position_embeddings": 4096,
+    "moe_intermediate_size": 1408, "num_experts": 64, "num_shared_experts": 2,
+    "num_attention_heads": 16, "num_experts_per_tok": 6, "num_hidden_layers": 28,
+    "num_key_value_heads": 4, "tie_word_embeddings": False, "use_bias": False,
+    "use_qkv_bias": False, "vocab_size": 126464}
+# EleutherAI/pythia-6.9b's shape (the Pythia paper's Table: 6,857,302,016 parameters)
+PYTHIA_69B = {
+    "model_type": "gpt_neox", "hidden_size": 4096, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "intermediate_size": 16384, "vocab_size": 50432,
+    "max_position_embeddings": 2048, "rotary_pct": 0.25, "use_parallel_residual": True,
+    "tie_word_embeddings": False}
+
+
+def _read(config: dict):
+    return model_from_hf_dict(config, "m/config.json")
+
+
+def _ops(model, layer: int = 0, phase: str = "prefill", **sc) -> dict:
+    scenario = Scenario(**{"batch": 1, "prompt_len": 8, "gen_len": 2, **sc})
+    return {op.name: op for op in trace_model(model.with_layers(max(layer + 1, 1)),
+                                              scenario).ops
+            if op.layer == layer and op.phase == phase}
+
+
+@pytest.mark.parametrize("config,total,active,rel", [
+    (GLM4_9B, 9_399_951_360, None, 0),
+    (GLM4_32B_0414, 32e9, None, 0.02),
+    (STABLELM2_16B, 1_644_515_328, None, 0),
+    (MPT_7B, 6.65e9, None, 0.001),
+    (OLMO_1B, 4.71e9 / 4, None, 0.002),
+    # InternLM3 ("8B"): by hand, 48 x (2 x 4,096^2 + 2 x 4,096 x 256 + 3 x 4,096 x 10,240
+    # + 2 x 4,096) + 2 x 128,512 x 4,096 + 4,096
+    (INTERNLM3_8B, 48 * (2 * 4096**2 + 2 * 4096 * 256 + 3 * 4096 * 10240 + 2 * 4096)
+     + 2 * 128512 * 4096 + 4096, None, 0),
+    (EXAONE4_32B, 32.0e9, None, 0.002),
+    (ARCEE_AFM, 4.6e9, None, 0.01),
+    (HUNYUAN_A13B, 80e9, 13e9, 0.02),
+    (DOTS1, 142e9, 14e9, 0.006),
+    (LING_LITE, 16.8e9, 2.75e9, 0.002),
+    (PYTHIA_69B, 6_857_302_016, None, 0),
+])
+def test_parameter_counts(config, total, active, rel):
+    """Each family's count against the published one (model cards, the Pythia paper, the
+    checkpoint's bytes; exact where the figure is)."""
+    m = _read(config)
+    assert m.param_count() == pytest.approx(total, rel=rel)
+    if active is not None:
+        assert m.active_param_count() == pytest.approx(active, rel=0.02)
+
+
+def test_glm_layers_by_hand():
+    """GLM-4: q/k/v biases, none on o_proj (glm-4-9b-chat-hf: 9,399,951,360 = 40 layers of
+    203,960,832 + both 151,552 x 4,096 tables + the final norm), RoPE on half of each head;
+    GLM-4-0414 adds a norm after attention and after the MLP (2 x 6,144 a layer)."""
+    m = _read(GLM4_9B)
+    d, q, kv = 4096, 32 * 128, 2 * 128
+    layer = d * q + 2 * d * kv + q + 2 * kv + q * d + 3 * d * 13696 + 2 * d
+    assert m.param_count() == 40 * layer + 2 * 151552 * d + d
+    assert (m.rotary_dim, m.qkv_bias, m.bias) == (64, True, False)
+    assert _ops(m)["rope"].flops == pytest.approx(8 * (32 + 2) * 64 * 3)
+    g4 = _read(GLM4_32B_0414)
+    assert g4.param_count() - _read({**GLM4_32B_0414, "model_type": "glm"}).param_count() \
+        == 61 * 2 * 6144
+    assert {"ln_attn_post", "ln_ffn_post"} <= set(_ops(g4))
+
+
+def test_stablelm_mpt_olmo_by_hand():
+    """StableLM 2 12B: one LayerNorm feeding attention and MLP side by side, a gain per query
+    and key head ((32 + 8) x 160 a layer), RoPE on 40 of 160 channels; MPT: ALiBi (no RoPE
+    op), weight-only LayerNorms, an ungated GELU MLP 4 x 4,096 wide, the LM head tied
+    (6,649,286,656 by hand); OLMo 1: LayerNorms without any parameter."""
+    s12 = _read(STABLELM2_12B)
+    assert (s12.block, s12.rotary_dim, s12.qk_norm) == ("parallel", 40, "full")
+    assert s12.param_count() == 12_143_185_920
+    assert "ln_ffn" not in _ops(s12) and "qk_norm" in _ops(s12)
+    mpt = _read(MPT_7B)
+    d = 4096
+    assert mpt.param_count() == 32 * (4 * d * d + 8 * d * d + 2 * d) + 50432 * d + d
+    ops = _ops(mpt)
+    assert "rope" not in ops and ops["ffn_up"].flops == 2 * 8 * d * 4 * d
+    olmo = _read(OLMO_1B)
+    layer = 4 * 2048 * 2048 + 3 * 2048 * 8192
+    assert olmo.norm_params() == 0 and olmo.param_count() == 16 * layer + 50304 * 2048
+
+
+def test_exaone4_hunyuan_dots_ling_by_hand():
+    """EXAONE 4.0 32B: every 4th layer global and without RoPE, the others windowed to 4,096
+    keys (48 of 64), a gain per query/key head; Arcee: an ungated squared-ReLU MLP (2 x 2,560
+    x 18,432 a layer); Hunyuan-A13B: 8 of 64 experts plus a shared MLP of 3,072 in every layer;
+    dots.llm1: layer 0 dense (10,944), the rest 6 of 128 experts and a 2 x 1,408 shared MLP;
+    Ling: every layer experts."""
+    ex = _read(EXAONE4_32B)
+    assert (ex.windowed_layers(), ex.global_every, ex.nope_every, ex.qk_norm) == \
+        (48, 4, 4, "head")
+    assert "rope" in _ops(ex, 0) and "rope" not in _ops(ex, 3)
+    assert _read({**EXAONE4_32B, "sliding_window_pattern": "LLLG"}).global_every == 4
+    assert _read({**EXAONE4_32B, "sliding_window": None}).windowed_layers() == 0
+    arcee = _ops(_read(ARCEE_AFM))
+    assert arcee["ffn_up"].flops == 2 * 8 * 2560 * 18432 and "ffn_gate" not in arcee
+    hy = _read(HUNYUAN_A13B)
+    assert (hy.n_experts, hy.top_k, hy.d_ff, hy.shared_ff, hy.head_dim) == (64, 8, 3072, 3072,
+                                                                            128)
+    dots = _read(DOTS1)
+    assert (dots.first_dense, dots.dense_ff, dots.shared_ff, dots.router_bias) == \
+        (1, 10944, 2816, True)
+    assert "router" not in _ops(dots, 0) and "router" in _ops(dots, 1)
+    ling = _read(LING_LITE)
+    assert (ling.first_dense, ling.shared_ff, ling.n_experts, ling.top_k) == (0, 2816, 64, 6)
+
+
+def test_pythia_parallel_residual():
+    """GPT-NeoX / Pythia: x + attn(ln1(x)) + mlp(ln2(x)) (two norms of one input, one residual
+    add of three), RoPE on a quarter of each head; ``use_parallel_residual`` false is the
+    sequential block."""
+    m = _read(PYTHIA_69B)
+    assert (m.block, m.rotary_dim) == ("parallel2", 32)
+    ops = _ops(m)
+    assert "residual_parallel" in ops and "residual_attn" not in ops
+    assert _read({**PYTHIA_69B, "use_parallel_residual": False}).block == "sequential"
+
+
+def test_refusals_in_one_line():
+    """Hunyuan's cross-layer KV sharing, per-layer values that differ, an MPT attention type
+    other than multi-head or multi-query: each names its field."""
+    cases = [({**HUNYUAN_A13B, "use_cla": True}, "use_cla"),
+             ({**HUNYUAN_A13B, "moe_topk": [8] * 31 + [2]}, "moe_topk"),
+             ({**MPT_7B, "attn_config": {"attn_type": "grouped_query_attention"}},
+              "attn_config")]
+    for config, field in cases:
+        with pytest.raises(WorkloadError) as exc:
+            _read(config)
+        assert exc.value.path == field
