@@ -222,3 +222,23 @@ def test_refusals_in_one_line():
         with pytest.raises(WorkloadError) as exc:
             _read(config)
         assert exc.value.path == field
+
+
+def test_nested_language_model_keys():
+    """A vision-language config that nests its decoder under ``llm_config`` (InternVL) or
+    ``language_config`` (DeepSeek-VL2) is read as that decoder, errors naming the nested
+    field; the vision tower is not modelled."""
+    qwen2_7b = {"model_type": "qwen2", "hidden_size": 3584, "num_hidden_layers": 28,
+                "num_attention_heads": 28, "num_key_value_heads": 4,
+                "intermediate_size": 18944, "vocab_size": 152064,
+                "tie_word_embeddings": False}
+    alone = _read(qwen2_7b)
+    for key in ("llm_config", "language_config"):
+        m = _read({"model_type": "some_vlm", key: qwen2_7b, "vision_config": {}})
+        assert (m.family, m.param_count()) == ("qwen2", alone.param_count())
+        with pytest.raises(WorkloadError) as exc:
+            _read({"model_type": "some_vlm", key: {**qwen2_7b, "hidden_size": "x"}})
+        assert exc.value.path == f"{key}.hidden_size"
+    with pytest.raises(WorkloadError) as exc:   # nothing nested of a known type: refused
+        _read({"model_type": "some_vlm", "llm_config": {"model_type": "unknown"}})
+    assert exc.value.path == "model_type"

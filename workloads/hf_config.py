@@ -21,6 +21,9 @@ _FALCON = ("falcon", "RefinedWebModel", "RefinedWeb")
 #: its own ``model_type``, Mistral Small 3.1's ``mistral`` by default)
 _NESTED = {"gemma3": "gemma3_text", "llama4": "llama4_text", "mistral3": None,
            "qwen3_vl": "qwen3", "qwen3_vl_moe": "qwen3_moe", "qwen3_5_moe": "qwen3_5_moe_text"}
+#: keys under which a multimodal config nests its text decoder's (HF's ``text_config``;
+#: InternVL's ``llm_config``; DeepSeek-VL2's ``language_config``)
+_NESTING_KEYS = ("text_config", "llm_config", "language_config")
 _DEEPSEEK = ("deepseek", "deepseek_v2", "deepseek_v3", "deepseek_v32")
 SUPPORTED = (*_LLAMA_LIKE, *_NESTED, "llama4_text", "starcoder2", *_DEEPSEEK,
              "cohere", "dbrx", "gpt2", "gpt_bigcode", "opt", "bloom", "gpt_neox", "gptj",
@@ -84,18 +87,19 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
         raise WorkloadError(file, "model_type", "missing required field (a text value)")
     name = name or Path(file).parent.name or model_type
     source = f"Hugging Face config.json read from {file}"
-    nested = model_type in _NESTED or (model_type not in SUPPORTED and isinstance(
-        data.get("text_config"), dict) and data["text_config"].get("model_type") in SUPPORTED)
-    if nested:   # with a vision tower (LLaVA, PaliGemma, ...): the text decoder's config
-        text = data.get("text_config")
+    key = "text_config" if model_type in _NESTED else next(
+        (k for k in _NESTING_KEYS if model_type not in SUPPORTED and isinstance(data.get(k), dict)
+         and data[k].get("model_type") in SUPPORTED), None)
+    if key is not None:   # with a vision tower (LLaVA, PaliGemma, InternVL, DeepSeek-VL2, ...):
+        # the text decoder's config
+        text = data.get(key)
         if not isinstance(text, dict):
-            raise WorkloadError(file, "text_config", "expected an object (the text decoder's "
-                                                     "config)")
+            raise WorkloadError(file, key, "expected an object (the text decoder's config)")
         inner = _NESTED.get(model_type) or text.get("model_type", "mistral")
         try:
             return _build_model({**text, "model_type": inner}, file, name)
         except WorkloadError as exc:   # the field as the file nests it
-            raise WorkloadError(file, f"text_config.{exc.path}" if exc.path else "text_config",
+            raise WorkloadError(file, f"{key}.{exc.path}" if exc.path else key,
                                 exc.message) from None
     if model_type == "llama4_text":
         return _llama4(r, name, source)
