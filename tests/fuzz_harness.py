@@ -471,6 +471,13 @@ FAMILIES: dict[str, dict[str, Any]] = {
                     "intermediate_size": 512, "moe_intermediate_size": 64, "num_experts": 4,
                     "num_experts_per_tok": 2, "num_shared_experts": 1,
                     "first_k_dense_replace": 1, "use_qk_norm": True, "vocab_size": 1000},
+    "lfm2": {"model_type": "lfm2", "num_attention_heads": 4, "num_key_value_heads": 2,
+             "hidden_size": 256, "num_hidden_layers": 3, "block_ff_dim": 768,
+             "full_attn_idxs": [1], "conv_L_cache": 3, "vocab_size": 1000},
+    "internvl_chat": {"model_type": "internvl_chat", "llm_config": {
+        "model_type": "qwen2", "num_attention_heads": 4, "num_key_value_heads": 2,
+        "hidden_size": 256, "num_hidden_layers": 2, "intermediate_size": 512,
+        "vocab_size": 1000}},
     "mistral3": {"model_type": "mistral3", "text_config": {
         "model_type": "mistral", "num_attention_heads": 8, "num_key_value_heads": 2,
         "hidden_size": 256, "num_hidden_layers": 2, "intermediate_size": 512,

@@ -1,7 +1,8 @@
 """Mamba families read from config.json: pure Mamba-2 (Mamba-Codestral), Bamba's Mamba-2 /
 attention hybrid, Falcon-Mamba's normed Mamba-1 mixer, Jamba's Mamba-1 / attention / MoE
-hybrid, and Mamba-1 under tensor parallelism: parameters against the checkpoints, the ops
-and the states a request keeps counted by hand, long decodes folded, refusals in one line."""
+hybrid, Falcon-H1's side-by-side hybrid, LFM2's short convolutions, and Mamba-1 under tensor
+parallelism: parameters against the checkpoints, the ops and the states a request keeps
+counted by hand, long decodes folded, refusals in one line."""
 
 import math
 
@@ -51,6 +52,21 @@ JAMBA = {
     "num_key_value_heads": 8, "sliding_window": None, "tie_word_embeddings": False,
     "vocab_size": 65536}
 
+# LiquidAI/LFM2-700M's config.json (official repo, refs/pr/8); the card's table: 354,483,968 /
+# 742,489,344 / 1,170,340,608 / 2,569,272,320 parameters
+LFM2_700M = {
+    "model_type": "lfm2", "block_auto_adjust_ff_dim": True, "block_dim": 1536,
+    "block_ff_dim": 10240, "block_ffn_dim_multiplier": 1.0, "block_multiple_of": 256,
+    "conv_L_cache": 3, "conv_bias": False, "full_attn_idxs": [2, 5, 8, 10, 12, 14],
+    "hidden_size": 1536, "max_position_embeddings": 128000, "norm_eps": 1e-05,
+    "num_attention_heads": 24, "num_hidden_layers": 16, "num_key_value_heads": 8,
+    "vocab_size": 65536}
+# LFM2-2.6B as LiquidAI's own LFM2-2.6B-Transcript-ONNX config.json gives it (its FFN not cut)
+LFM2_26B_TYPES = ["conv", "conv", "full_attention", "conv", "conv", "full_attention", "conv",
+                  "conv", "conv", "full_attention", "conv", "conv", "conv", "full_attention",
+                  "conv", "conv", "conv", "full_attention", "conv", "conv", "conv",
+                  "full_attention", "conv", "conv", "full_attention", "conv", "conv",
+                  "full_attention", "conv", "conv"]
 # Falcon-H1-0.5B: NVIDIA-NeMo/Megatron-Bridge's copy of its config.json (test_falcon_h1_bridge.py
 # @ ebd91e9, FALCON_H1_500M_CONFIG) with mamba_d_ssm 1,536 (= 24 heads x 64, HF's docs table;
 # a derivative's config.json) - no official copy was reachable
@@ -169,10 +185,10 @@ def test_pure_mamba2_and_bamba_by_hand():
                                   "prefill", 0)
 
 
-@pytest.mark.parametrize("config", [JAMBA, CODESTRAL, FALCON_H1_05B])
+@pytest.mark.parametrize("config", [JAMBA, CODESTRAL, FALCON_H1_05B, LFM2_700M])
 def test_long_decodes_fold(config, monkeypatch):
-    """Jamba's and Codestral's long decodes fold: the folded trace has the op-by-op trace's
-    FLOPs op for op, its run the unfolded run's metrics."""
+    """Jamba's, Codestral's, Falcon-H1's and LFM2's long decodes fold: the folded trace has the
+    op-by-op trace's FLOPs op for op, its run the unfolded run's metrics."""
     from test_hf_windows_shared import _folds_like_op_by_op
 
     want = _folds_like_op_by_op(_read(config).with_layers(8),
@@ -268,3 +284,42 @@ def test_jamba_checks_its_mamba_layer():
     assert rep.passed and {("prefill", "ssm_scan"), ("decode", "conv_state"),
                            ("decode", "residual_mamba"), ("decode", "ffn_down")} <= names
     assert ("prefill", "router") not in names   # layer 0 is a dense one
+
+
+def test_lfm2_counts_and_layers_by_hand():
+    """LFM2: every size's count exactly as its card gives it (the FFN cut to 2/3 and rounded
+    up to 256: 6,912 for the 700M; the 2.6B's not cut); a convolution layer at TP 2 runs
+    in_proj (1,536 -> 3 x 768 per rank), B x, the 3-tap depthwise convolution over the rank's
+    768 channels (no activation), C times it, out_proj all-reduced; it keeps 2 rows of B x
+    per request (vLLM's short-conv state); LFM2-8B-A1B 8.3B with 1.5B active."""
+    sizes = [(1024, 16, 6656, 354_483_968), (1536, 24, 10240, 742_489_344),
+             (2048, 32, 12288, 1_170_340_608)]
+    for d, heads, ff, total in sizes:
+        m = _read({**LFM2_700M, "hidden_size": d, "num_attention_heads": heads,
+                   "block_ff_dim": ff})
+        assert m.param_count() == total
+    big = _read({**LFM2_700M, "hidden_size": 2048, "num_attention_heads": 32,
+                 "num_hidden_layers": 30, "block_ff_dim": 10752,
+                 "block_auto_adjust_ff_dim": False, "layer_types": LFM2_26B_TYPES})
+    assert big.param_count() == 2_569_272_320 and len(big.attn_layers) == 8
+    m = _read(LFM2_700M)
+    assert (m.d_ff, m.attn_layers, m.short_conv) == (6912, (2, 5, 8, 10, 12, 14), 3)
+    sc = Scenario(batch=2, prompt_len=16, gen_len=3, tp=2)
+    ops = _layer_ops(m.with_layers(3), sc, "decode", 0)
+    assert _rank(ops["in_proj"]) == 2 * 2 * 1536 * 3 * 768
+    assert ops["conv1d"].flops / ops["conv1d"].shards == 2 * 2 * 768 * 3
+    assert {"conv_gate_b", "conv_gate_c", "conv_state", "allreduce_conv"} <= set(ops)
+    assert "conv_act" not in ops and "qkv_proj" in _layer_ops(m.with_layers(3), sc, "decode", 2)
+    state = 2 * 768 * 2   # 2 rows of 768 fp16 channels a layer
+    kv = 2 * 4 * 64 * 2   # 1 attention layer: K and V of 4 KV heads per rank, a token
+    assert kv_cache_bytes(m.with_layers(3), sc) == 2 * (2 * state + kv * 19)
+    moe = _read({"model_type": "lfm2_moe", "hidden_size": 2048, "intermediate_size": 7168,
+                 "moe_intermediate_size": 1792, "num_dense_layers": 2, "num_experts": 32,
+                 "num_experts_per_tok": 4, "num_hidden_layers": 24, "num_attention_heads": 32,
+                 "num_key_value_heads": 8, "vocab_size": 65536,
+                 "layer_types": ["conv", "conv", "full_attention"] * 8})
+    assert moe.param_count() == pytest.approx(8.3e9, rel=0.01)
+    assert moe.active_param_count() == pytest.approx(1.5e9, rel=0.05)
+    with pytest.raises(WorkloadError) as exc:
+        _read({**LFM2_700M, "full_attn_idxs": [2, 16]})
+    assert exc.value.path == "full_attn_idxs"

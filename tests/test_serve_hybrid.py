@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from test_mamba_families import CODESTRAL, FALCON_H1_05B, JAMBA
+from test_mamba_families import CODESTRAL, FALCON_H1_05B, JAMBA, LFM2_700M
 from test_serve_scheduler import LinearCost, run
 
 from sim.serve import EngineConfig
@@ -20,7 +20,8 @@ def _model(config: dict, layers: int):
     return model_from_hf_dict(config, "m/config.json").with_layers(layers)
 
 
-@pytest.mark.parametrize("config,layers", [(JAMBA, 8), (CODESTRAL, 4), (FALCON_H1_05B, 3)])
+@pytest.mark.parametrize("config,layers", [(JAMBA, 8), (CODESTRAL, 4), (FALCON_H1_05B, 3),
+                                           (LFM2_700M, 4)])
 def test_iterations_price_the_runs_ops(config, layers):
     """One prompt of 128 tokens, two of 64, and a decode step of 3 requests at one KV length: the
     serving iteration's GPU time is the sum of the device's estimates of the ops ``xpusim

@@ -687,6 +687,64 @@ def _bailing(r: ConfigReader, name: str, source: str) -> ModelConfig:
         tied_embeddings=r.bool("tie_word_embeddings", False), source=source, **moe)
 
 
+def _lfm2(r: ConfigReader, model_type: str, name: str, source: str) -> ModelConfig:
+    """LFM2 (HF Lfm2ForCausalLM; ``lfm2_moe``: LFM2-8B-A1B): gated short convolutions
+    (``conv_L_cache`` taps; :mod:`workloads.shortconv`) with grouped-query attention in the
+    ``full_attention`` layers of ``layer_types`` (or ``full_attn_idxs``; every layer without
+    either), a per-head RMSNorm of queries and keys, RoPE; every layer a gated MLP
+    ``block_ff_dim`` (``intermediate_size``) wide, cut to 2/3, times
+    ``block_ffn_dim_multiplier`` and rounded up to ``block_multiple_of`` under
+    ``block_auto_adjust_ff_dim``; the MoE model's first ``num_dense_layers`` dense, the others
+    ``num_experts_per_tok`` of ``num_experts`` experts with the router's expert bias. The LM
+    head is tied (``tie_embedding``)."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    layers = r.layers("num_hidden_layers")
+    if r.data.get("layer_types") is not None:
+        types = r.data["layer_types"]
+        if not isinstance(types, list) or len(types) != layers or \
+                any(v not in ("full_attention", "conv") for v in types):
+            raise WorkloadError(r.file, "layer_types", f"expected a list of {layers} entries, "
+                                                       "each full_attention or conv")
+        attn = tuple(i for i, v in enumerate(types) if v == "full_attention")
+    else:
+        given = r.data.get("full_attn_idxs")
+        if given is None:
+            given = list(range(layers))
+        if not isinstance(given, list) or any(isinstance(i, bool) or not isinstance(i, int)
+                                              or not 0 <= i < layers for i in given):
+            raise WorkloadError(r.file, "full_attn_idxs", f"expected a list of layer indices "
+                                                          f"in [0, {layers})")
+        attn = tuple(sorted(set(given)))
+    ff = r.int("block_ff_dim", "intermediate_size")
+    moe: dict = {}
+    if model_type == "lfm2_moe":
+        moe = {"n_experts": r.int("num_experts", default=32),
+               "top_k": r.int("num_experts_per_tok", default=4),
+               "first_dense": r.int("num_dense_layers", default=2, minimum=0), "dense_ff": ff,
+               "router_bias": r.bool("use_expert_bias", True)}
+        ff = r.int("moe_intermediate_size", default=1792)
+    elif r.bool("block_auto_adjust_ff_dim", True):   # HF Lfm2MLP
+        ff = int(2 * ff / 3)
+        multiplier = r.data.get("block_ffn_dim_multiplier", 1.0)
+        if multiplier is not None:
+            if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) or \
+                    not 0 < multiplier <= 64:
+                raise WorkloadError(r.file, "block_ffn_dim_multiplier", "expected a number in "
+                                                                        "(0, 64]")
+            step = r.int("block_multiple_of", default=256)
+            ff = step * -(-int(multiplier * ff) // step)
+    tied = r.bool("tie_embedding", r.bool("tie_word_embeddings", True))
+    return ModelConfig(
+        name=name, family=model_type, n_layers=layers, d_model=d, n_heads=heads,
+        n_kv_heads=r.int("num_key_value_heads", default=heads), d_ff=ff,
+        vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=128000), norm="rmsnorm",
+        activation="swiglu", position="rope", bias=False, qk_norm="head",
+        tied_embeddings=tied, attn_layers=attn, short_conv=r.int("conv_L_cache", default=3),
+        ssm_bias=r.bool("conv_bias", False), source=source, **moe)
+
+
 def _gated(act: str) -> str:
     """A gated MLP's operator: SwiGLU for SiLU (the tracer's gated form), else ``act``."""
     return "swiglu" if act == "silu" else act
@@ -714,6 +772,8 @@ FAMILIES: dict[str, Callable[[ConfigReader, str, str], ModelConfig]] = {
     "hunyuan_v1_moe": lambda r, name, source: _hunyuan(r, "hunyuan_v1_moe", name, source),
     "dots1": _dots1,
     "bailing_moe": _bailing,
+    "lfm2": lambda r, name, source: _lfm2(r, "lfm2", name, source),
+    "lfm2_moe": lambda r, name, source: _lfm2(r, "lfm2_moe", name, source),
     "falcon_h1": _falcon_h1,
     "jamba": _jamba,
     "bamba": _bamba,

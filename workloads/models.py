@@ -27,6 +27,7 @@ LIMITS: dict[str, tuple[int, str]] = {
     "rel_pos_buckets": (4096, "T5, 32 buckets (Raffel et al. 2020)"),
     "d_state": (4096, "Mamba-2, 128 (Dao & Gu 2024)"),
     "d_conv": (4096, "Mamba, 4"),
+    "short_conv": (4096, "LFM2, 3 taps"),
     "expand": (64, "Mamba, 2"),
     "dt_rank": (131072, "Mamba-2.8B, 160"),
     "shared_ff": (1048576, "Qwen1.5-MoE-A2.7B, 5,632 (four experts' width, fused)"),
@@ -54,7 +55,8 @@ LIMITS: dict[str, tuple[int, str]] = {
 }
 #: fields that may be 0 (meaning: absent or derived)
 ZERO_OK = ("head_dim", "position_offset", "n_decoder_layers", "rotary_dim", "type_vocab",
-           "rel_pos_buckets", "d_state", "d_conv", "expand", "dt_rank", "shared_ff",
+           "rel_pos_buckets", "d_state", "d_conv", "short_conv", "expand", "dt_rank",
+           "shared_ff",
            "sliding_window", "global_every", "first_dense", "moe_every", "dense_ff",
            "q_lora_rank", "kv_lora_rank", "rope_dim", "v_head_dim", "nope_every", "index_topk",
            "index_heads", "index_head_dim", "ssm_heads", "ssm_head_dim", "ssm_groups",
@@ -145,7 +147,9 @@ class ModelConfig:
     (Falcon-H1's ``mamba_rms_norm`` false). ``expand`` > 0 in a decoder instead: the layers
     outside ``attn_layers`` run a Mamba-1 mixer (Jamba: ``expand * d_model`` channels,
     ``d_state`` states, a ``d_conv``-tap convolution, a ``dt_rank``-wide step projection).
-    ``ssm_norms``: RMSNorms of a Mamba-1 mixer's dt, B and C after ``x_proj``
+    ``short_conv`` > 0 instead: the layers outside ``attn_layers`` run LFM2's gated short
+    convolution of that many taps (:mod:`workloads.shortconv`). ``ssm_norms``: RMSNorms of a
+    Mamba-1 mixer's dt, B and C after ``x_proj``
     (:data:`SSM_NORMS`: ``plain`` without gains, Falcon-Mamba; ``gain`` with, Jamba).
     ``kv_lora_rank`` > 0: multi-head latent attention (DeepSeek-V2/V3): keys and values come from
     a ``kv_lora_rank``-wide latent (the KV cache: latent plus ``rope_dim`` RoPE channels per
@@ -229,6 +233,7 @@ class ModelConfig:
     ssm_parallel: bool = False
     ssm_gated_norm: bool = True
     norm_weight: bool = True
+    short_conv: int = 0
 
     def __post_init__(self) -> None:
         for name, (limit, covers) in LIMITS.items():
@@ -256,6 +261,11 @@ class ModelConfig:
         if self.kind == "mamba" and not (self.d_state and self.d_conv and self.expand):
             raise WorkloadError("", "d_state", "a Mamba model needs d_state, d_conv and "
                                                "expand >= 1")
+        if self.short_conv and (self.kind != "decoder" or self.expand or self.ssm_heads
+                                or self.gdn_v_heads or self.blocks):
+            raise WorkloadError("", "short_conv", "short-convolution layers go in decoders "
+                                                  "without another recurrent mixer or a block "
+                                                  "pattern")
         if self.kind == "decoder" and self.expand and (
                 self.ssm_heads or self.gdn_v_heads or self.is_mla or self.blocks
                 or not (self.d_state and self.d_conv)):
@@ -407,9 +417,9 @@ class ModelConfig:
 
     @property
     def recurrent(self) -> bool:
-        """A hybrid whose other layers run a recurrent mixer (Mamba-1, Mamba-2 or Gated
-        DeltaNet)."""
-        return bool(self.ssm_heads or self.gdn_v_heads or self.mamba1)
+        """A hybrid whose other layers run a recurrent mixer (Mamba-1, Mamba-2, Gated DeltaNet
+        or a short convolution)."""
+        return bool(self.ssm_heads or self.gdn_v_heads or self.mamba1 or self.short_conv)
 
     @property
     def mamba1(self) -> bool:
@@ -548,6 +558,9 @@ class ModelConfig:
         if self.ssm_parallel:   # attention and the Mamba-2 mixer side by side, one norm
             return self.attention_params() + self.mamba2_params() + mlp + norms
         if mamba:
+            if self.short_conv:
+                from workloads.shortconv import params
+                return params(self) + mlp + norms
             if self.mamba1:   # its mixer without the block's own norm (counted in norms)
                 return self.mamba_layer_params() - self.norm_params() + mlp + norms
             return (self.gdn_params() if self.gdn_v_heads else self.mamba2_params()) + mlp \

@@ -522,14 +522,18 @@ class LayerBuilder:
     @_memo
     def _mamba2(self, b: int, s: int) -> list[OpTemplate]:
         """A hybrid's recurrent mixer, built once per shape: Mamba-2
-        (:func:`workloads.mamba2.mixer`), Gated DeltaNet (:func:`workloads.deltanet.mixer`) or
-        Mamba-1 (:func:`workloads.mamba1.mixer`)."""
+        (:func:`workloads.mamba2.mixer`), Gated DeltaNet (:func:`workloads.deltanet.mixer`),
+        Mamba-1 (:func:`workloads.mamba1.mixer`) or a short convolution
+        (:func:`workloads.shortconv.mixer`)."""
         if self.m.gdn_v_heads:
             from workloads.deltanet import mixer as gdn
             return gdn(self, b, s)
         if self.m.mamba1:
             from workloads.mamba1 import mixer as mamba1
             return mamba1(self, b, s)
+        if self.m.short_conv:
+            from workloads.shortconv import mixer as short_conv
+            return short_conv(self, b, s)
         from workloads.mamba2 import mixer
         return mixer(self, b, s)
 
@@ -1256,6 +1260,8 @@ def state_bytes_per_request(model: ModelConfig, dtype: str, tp: int = 1, pp: int
         from workloads.deltanet import state_bytes_per_request as per_request
     elif model.mamba1:
         from workloads.mamba1 import state_bytes_per_request as per_request
+    elif model.short_conv:
+        from workloads.shortconv import state_bytes_per_request as per_request
     else:
         from workloads.mamba2 import state_bytes_per_request as per_request
     return per_request(model, tp, TensorRef("x", (), dtype).nbytes({})) / pp

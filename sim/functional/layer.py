@@ -126,9 +126,9 @@ def check_layer(arch: Arch, model: ModelConfig, spec: CheckSpec,
         raise SimError(f"--model: {model.name}'s multi-head latent attention is priced but not "
                        "checked functionally (no reference for its absorbed projections yet)")
     if (model.recurrent and not model.mamba1) or model.blocks:   # (Jamba's Mamba-1: ssm.py)
-        raise SimError(f"--model: {model.name}'s recurrent (Mamba-2, Gated DeltaNet) layers are "
-                       "priced but not checked functionally (no float64 run of a hybrid's "
-                       "layers yet)")
+        raise SimError(f"--model: {model.name}'s recurrent (Mamba-2, Gated DeltaNet, short "
+                       "convolution) layers are priced but not checked functionally (no "
+                       "float64 run of a hybrid's layers yet)")
     if model.dense_layer(0):   # layer 0 of DeepSeekMoE, of Llama 4 Maverick: a dense one
         model = replace(model, n_experts=1, top_k=1, shared_ff=0, shared_gate=False,
                         router_bias=False, d_ff=model.dense_ff or model.d_ff, first_dense=0,
