@@ -242,3 +242,24 @@ def test_nested_language_model_keys():
     with pytest.raises(WorkloadError) as exc:   # nothing nested of a known type: refused
         _read({"model_type": "some_vlm", "llm_config": {"model_type": "unknown"}})
     assert exc.value.path == "model_type"
+
+
+def test_deepseek_vl2_language_config():
+    """DeepSeek-VL2 nests its DeepSeek-V2 decoder under ``language_config`` without a model
+    type (vLLM builds a DeepseekV2Config of it); the Tiny's (DeepSeek-OCR-2's copy) has
+    ``use_mla`` false: plain multi-head attention, 10 heads of 1,280 / 10 = 128, 4 x 1,280^2
+    parameters a layer, no latent."""
+    lc = {"first_k_dense_replace": 1, "hidden_size": 1280, "intermediate_size": 6848,
+          "kv_lora_rank": None, "max_position_embeddings": 8192, "moe_intermediate_size": 896,
+          "n_routed_experts": 64, "n_shared_experts": 2, "num_attention_heads": 10,
+          "num_experts_per_tok": 6, "num_hidden_layers": 12, "num_key_value_heads": 10,
+          "q_lora_rank": None, "qk_nope_head_dim": 0, "qk_rope_head_dim": 0,
+          "topk_method": "greedy", "use_mla": False, "v_head_dim": 0, "vocab_size": 129280}
+    m = _read({"model_type": "deepseek_vl_v2", "language_config": lc, "vision_config": {}})
+    assert (m.family, m.is_mla, m.head_dim) == ("deepseek_v2", False, 128)
+    assert m.attention_params() == 4 * 1280 * 1280
+    assert (m.first_dense, m.n_experts, m.shared_ff) == (1, 64, 2 * 896)
+    with pytest.raises(WorkloadError) as exc:
+        _read({"model_type": "deepseek_vl_v2", "language_config": {**lc, "use_mla": True}})
+    assert exc.value.path == "language_config.qk_rope_head_dim"
+

@@ -20,7 +20,10 @@ _FALCON = ("falcon", "RefinedWebModel", "RefinedWeb")
 #: multimodal configs whose ``text_config`` is the decoder: the model type it is read as (None:
 #: its own ``model_type``, Mistral Small 3.1's ``mistral`` by default)
 _NESTED = {"gemma3": "gemma3_text", "llama4": "llama4_text", "mistral3": None,
-           "qwen3_vl": "qwen3", "qwen3_vl_moe": "qwen3_moe", "qwen3_5_moe": "qwen3_5_moe_text"}
+           "qwen3_vl": "qwen3", "qwen3_vl_moe": "qwen3_moe", "qwen3_5_moe": "qwen3_5_moe_text",
+           "deepseek_vl_v2": "deepseek_v2"}
+#: the key a type of :data:`_NESTED` nests its decoder under (else ``text_config``)
+_NESTED_KEY = {"deepseek_vl_v2": "language_config"}
 #: keys under which a multimodal config nests its text decoder's (HF's ``text_config``;
 #: InternVL's ``llm_config``; DeepSeek-VL2's ``language_config``)
 _NESTING_KEYS = ("text_config", "llm_config", "language_config")
@@ -87,7 +90,7 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
         raise WorkloadError(file, "model_type", "missing required field (a text value)")
     name = name or Path(file).parent.name or model_type
     source = f"Hugging Face config.json read from {file}"
-    key = "text_config" if model_type in _NESTED else next(
+    key = _NESTED_KEY.get(model_type, "text_config") if model_type in _NESTED else next(
         (k for k in _NESTING_KEYS if model_type not in SUPPORTED and isinstance(data.get(k), dict)
          and data[k].get("model_type") in SUPPORTED), None)
     if key is not None:   # with a vision tower (LLaVA, PaliGemma, InternVL, DeepSeek-VL2, ...):
@@ -315,7 +318,7 @@ def _deepseek(r: ConfigReader, model_type: str, name: str, source: str) -> Model
     moe = experts > 1
     ff = r.int("moe_intermediate_size") if moe else r.int("intermediate_size")
     latent: dict[str, int] = {}
-    if model_type != "deepseek":
+    if model_type != "deepseek" and r.bool("use_mla", True):   # (DeepSeek-VL2-Tiny: MHA)
         rope = r.int("qk_rope_head_dim")
         latent = {"kv_lora_rank": r.int("kv_lora_rank"),
                   "q_lora_rank": r.int("q_lora_rank", default=0, minimum=0),
