@@ -460,7 +460,7 @@ def _one_writer(ops, codes, bounds, path) -> None:
 
 
 @pytest.mark.parametrize("rows_per_group,encoders,gen", [(700, 1, 40), (700, 3, 40),
-                                                         (2048, 2, 40), (700, 2, 300)])
+                                                         (2048, 2, 80), (700, 2, 300)])
 def test_parquet_written_a_row_group_at_a_time_is_the_whole_tables(monkeypatch, tmp_path,
                                                                    rows_per_group, encoders,
                                                                    gen):
@@ -471,7 +471,11 @@ def test_parquet_written_a_row_group_at_a_time_is_the_whole_tables(monkeypatch, 
     bytes; and its per-kind columns were not formed for it. The groups hold whole decode
     steps (148 rows each here) after the first group; at 300 tokens the ``bound`` column
     changes in the decode (a step's attention turns compute-bound), so some groups take it
-    from an earlier group and others encode it again."""
+    from an earlier group and others encode it again. A group can take a chunk only from a
+    group already encoded: with E encoders the (E + 2)-th group is the first sure to find a
+    whole-step group done (at 2,048 rows and 40 tokens there were four groups, the last partial,
+    and whether the third found the second done was the threads' timing: it failed once under
+    load; 80 tokens make seven)."""
     import pyarrow.parquet as pq
 
     import sim.report.writer as W
