@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from workloads.errors import WorkloadError
-from workloads.hf_fields import ConfigReader, activation_of, every_nth
+from workloads.hf_fields import (
+    ConfigReader,
+    activation_of,
+    every_nth,
+    layer_indices,
+    marked_layers,
+)
 from workloads.models import ModelConfig
 
 
@@ -177,6 +183,25 @@ def _glm4_moe(r: ConfigReader, name: str, source: str) -> ModelConfig:
         tied_embeddings=r.bool("tie_word_embeddings", False), source=source, **moe)
 
 
+def _mamba2_fields(r: ConfigReader, inner: int) -> dict:
+    """The Mamba-2 mixer fields of a Granite 4.0-H / Bamba / Falcon-H1 config (their shared
+    ``mamba_*`` keys and BambaConfig's defaults): ``mamba_n_heads`` heads of ``mamba_d_head``
+    channels (``auto``: ``inner`` / heads, which they must tile), states, groups, the
+    convolution's taps, the prefill chunk, the projections' biases."""
+    heads = r.int("mamba_n_heads", default=128)
+    head_dim = inner // heads if r.data.get("mamba_d_head", "auto") == "auto" \
+        else r.int("mamba_d_head")
+    if head_dim * heads != inner:
+        raise WorkloadError(r.file, "mamba_d_head", f"expected mamba_n_heads x mamba_d_head = "
+                                                    f"the Mamba width ({inner})")
+    return {"ssm_heads": heads, "ssm_head_dim": head_dim,
+            "d_state": r.int("mamba_d_state", default=256),
+            "ssm_groups": r.int("mamba_n_groups", default=1),
+            "d_conv": r.int("mamba_d_conv", default=4),
+            "ssm_chunk": r.int("mamba_chunk_size", default=256),
+            "ssm_bias": r.bool("mamba_proj_bias", False)}
+
+
 def _granite_hybrid(r: ConfigReader, name: str, source: str) -> ModelConfig:
     """Granite 4.0-H (HF GraniteMoeHybridConfig, modular_granitemoehybrid.py): per layer a
     Mamba-2 mixer (BambaMixer) or attention, as ``layer_types`` says (all Mamba when absent),
@@ -186,23 +211,9 @@ def _granite_hybrid(r: ConfigReader, name: str, source: str) -> ModelConfig:
     logit multipliers (one multiply per element)."""
     heads = r.int("num_attention_heads")
     d = r.int("hidden_size")
-    layers = r.int("num_hidden_layers")
-    types = r.data.get("layer_types")
-    if types is None:
-        attn: tuple[int, ...] = ()
-    elif not isinstance(types, list) or len(types) != layers or \
-            any(v not in ("mamba", "attention") for v in types):
-        raise WorkloadError(r.file, "layer_types", f"expected a list of {layers} entries, "
-                                                   "each mamba or attention")
-    else:
-        attn = tuple(i for i, v in enumerate(types) if v == "attention")
-    ssm_heads = r.int("mamba_n_heads", default=128)
-    inner = r.int("mamba_expand", default=2) * d
-    head_dim = inner // ssm_heads if r.data.get("mamba_d_head", "auto") == "auto" \
-        else r.int("mamba_d_head")
-    if head_dim * ssm_heads != inner:
-        raise WorkloadError(r.file, "mamba_d_head", f"expected mamba_n_heads x mamba_d_head = "
-                                                    f"mamba_expand x hidden_size ({inner})")
+    layers = r.layers("num_hidden_layers")
+    attn = marked_layers(r, "layer_types", layers, ("mamba", "attention"), "attention") \
+        if r.data.get("layer_types") is not None else ()
     experts = r.int("num_local_experts", default=8, minimum=0)
     shared = r.int("shared_intermediate_size", default=1024)
     moe = {"n_experts": experts, "top_k": r.int("num_experts_per_tok", default=2),
@@ -216,11 +227,8 @@ def _granite_hybrid(r: ConfigReader, name: str, source: str) -> ModelConfig:
         max_positions=r.int("max_position_embeddings", default=4096), norm="rmsnorm",
         activation=_gated(activation_of(r, "hidden_act", "silu")), position="rope",
         nope_every=0 if rope else 1, bias=False, attn_bias=r.bool("attention_bias", False),
-        tied_embeddings=r.bool("tie_word_embeddings", False),
-        ssm_heads=ssm_heads, ssm_head_dim=head_dim, d_state=r.int("mamba_d_state", default=256),
-        ssm_groups=r.int("mamba_n_groups", default=1), d_conv=r.int("mamba_d_conv", default=4),
-        ssm_chunk=r.int("mamba_chunk_size", default=256),
-        ssm_bias=r.bool("mamba_proj_bias", False), attn_layers=attn, source=source, **moe)
+        tied_embeddings=r.bool("tie_word_embeddings", False), attn_layers=attn, source=source,
+        **_mamba2_fields(r, r.int("mamba_expand", default=2) * d), **moe)
 
 
 def _bamba(r: ConfigReader, name: str, source: str) -> ModelConfig:
@@ -228,20 +236,8 @@ def _bamba(r: ConfigReader, name: str, source: str) -> ModelConfig:
     in the layers ``attn_layer_indices`` lists, each layer then a gated MLP; RoPE on
     ``partial_rotary_factor`` of each head (0.5, BambaConfig's)."""
     d = r.int("hidden_size")
-    layers = r.int("num_hidden_layers")
-    given = r.data.get("attn_layer_indices") or []
-    if not isinstance(given, list) or any(isinstance(i, bool) or not isinstance(i, int)
-                                          or not 0 <= i < layers for i in given):
-        raise WorkloadError(r.file, "attn_layer_indices", f"expected a list of layer indices "
-                                                          f"in [0, {layers})")
+    layers = r.layers("num_hidden_layers")
     heads = r.int("num_attention_heads")
-    ssm_heads = r.int("mamba_n_heads", default=128)
-    inner = r.int("mamba_expand", default=2) * d
-    head_dim = inner // ssm_heads if r.data.get("mamba_d_head", "auto") == "auto" \
-        else r.int("mamba_d_head")
-    if head_dim * ssm_heads != inner:
-        raise WorkloadError(r.file, "mamba_d_head", f"expected mamba_n_heads x mamba_d_head = "
-                                                    f"mamba_expand x hidden_size ({inner})")
     return ModelConfig(
         name=name, family="bamba", n_layers=layers, d_model=d, n_heads=heads,
         n_kv_heads=r.int("num_key_value_heads", default=heads), d_ff=r.int("intermediate_size"),
@@ -251,11 +247,8 @@ def _bamba(r: ConfigReader, name: str, source: str) -> ModelConfig:
         rotary_dim=int(d // heads * r.fraction("partial_rotary_factor", 0.5)), bias=False,
         attn_bias=r.bool("attention_bias", False),
         tied_embeddings=r.bool("tie_word_embeddings", False),
-        ssm_heads=ssm_heads, ssm_head_dim=head_dim, d_state=r.int("mamba_d_state", default=256),
-        ssm_groups=r.int("mamba_n_groups", default=1), d_conv=r.int("mamba_d_conv", default=4),
-        ssm_chunk=r.int("mamba_chunk_size", default=256),
-        ssm_bias=r.bool("mamba_proj_bias", False), attn_layers=tuple(sorted(set(given))),
-        source=source)
+        attn_layers=layer_indices(r, "attn_layer_indices", layers, ()), source=source,
+        **_mamba2_fields(r, r.int("mamba_expand", default=2) * d))
 
 
 def _jamba(r: ConfigReader, name: str, source: str) -> ModelConfig:
@@ -304,14 +297,8 @@ def _falcon_h1(r: ConfigReader, name: str, source: str) -> ModelConfig:
     gated MLP. Not traced: the muP multipliers (one multiply per element)."""
     d = r.int("hidden_size")
     heads = r.int("num_attention_heads")
-    ssm_heads = r.int("mamba_n_heads", default=128)
     inner = r.int("mamba_d_ssm") if r.data.get("mamba_d_ssm") is not None \
         else r.int("mamba_expand", default=2) * d
-    head_dim = inner // ssm_heads if r.data.get("mamba_d_head", "auto") == "auto" \
-        else r.int("mamba_d_head")
-    if head_dim * ssm_heads != inner:
-        raise WorkloadError(r.file, "mamba_d_head", f"expected mamba_n_heads x mamba_d_head = "
-                                                    f"the Mamba width ({inner})")
     if r.bool("projectors_bias", False) != r.bool("mamba_proj_bias", False):
         raise WorkloadError(r.file, "projectors_bias", "expected mamba_proj_bias's value (a "
                                                        "bias on out_proj alone is not modelled)")
@@ -324,11 +311,8 @@ def _falcon_h1(r: ConfigReader, name: str, source: str) -> ModelConfig:
         activation=_gated(activation_of(r, "hidden_act", "silu")), position="rope",
         bias=False, attn_bias=r.bool("attention_bias", False),
         tied_embeddings=r.bool("tie_word_embeddings", False), ssm_parallel=True,
-        ssm_gated_norm=r.bool("mamba_rms_norm", False), ssm_heads=ssm_heads,
-        ssm_head_dim=head_dim, d_state=r.int("mamba_d_state", default=256),
-        ssm_groups=r.int("mamba_n_groups", default=1), d_conv=r.int("mamba_d_conv", default=4),
-        ssm_chunk=r.int("mamba_chunk_size", default=256),
-        ssm_bias=r.bool("mamba_proj_bias", False), source=source)
+        ssm_gated_norm=r.bool("mamba_rms_norm", False), source=source,
+        **_mamba2_fields(r, inner))
 
 
 def _nemotron_h(r: ConfigReader, name: str, source: str) -> ModelConfig:
@@ -701,21 +685,10 @@ def _lfm2(r: ConfigReader, model_type: str, name: str, source: str) -> ModelConf
     d = r.int("hidden_size")
     layers = r.layers("num_hidden_layers")
     if r.data.get("layer_types") is not None:
-        types = r.data["layer_types"]
-        if not isinstance(types, list) or len(types) != layers or \
-                any(v not in ("full_attention", "conv") for v in types):
-            raise WorkloadError(r.file, "layer_types", f"expected a list of {layers} entries, "
-                                                       "each full_attention or conv")
-        attn = tuple(i for i, v in enumerate(types) if v == "full_attention")
-    else:
-        given = r.data.get("full_attn_idxs")
-        if given is None:
-            given = list(range(layers))
-        if not isinstance(given, list) or any(isinstance(i, bool) or not isinstance(i, int)
-                                              or not 0 <= i < layers for i in given):
-            raise WorkloadError(r.file, "full_attn_idxs", f"expected a list of layer indices "
-                                                          f"in [0, {layers})")
-        attn = tuple(sorted(set(given)))
+        attn = marked_layers(r, "layer_types", layers, ("full_attention", "conv"),
+                             "full_attention")
+    else:   # (neither: every layer attends, as Lfm2Config makes it)
+        attn = layer_indices(r, "full_attn_idxs", layers, tuple(range(layers)))
     ff = r.int("block_ff_dim", "intermediate_size")
     moe: dict = {}
     if model_type == "lfm2_moe":

@@ -84,17 +84,37 @@ def activation_of(r: ConfigReader, key: str, default: str) -> str:
     return HF_ACTIVATIONS[act]
 
 
-def every_nth(r: ConfigReader, key: str, known: tuple, marked: Any) -> int:
-    """``n`` where the per-layer list ``key`` holds ``marked`` at every n-th layer (layers n-1,
-    2n-1, ...) and the other value of ``known`` elsewhere; 0 where no layer is marked. Another
-    pattern, or a list not one entry per layer, is a one-line error naming ``key``."""
-    layers = r.int("num_hidden_layers")
+def marked_layers(r: ConfigReader, key: str, layers: int, known: tuple, marked: Any
+                  ) -> tuple[int, ...]:
+    """The layers the per-layer list ``key`` marks ``marked`` (each entry one of ``known``,
+    one per layer: else a one-line error naming ``key``)."""
     values = r.data.get(key)
     if not isinstance(values, list) or len(values) != layers or \
             any(isinstance(v, bool) or v not in known for v in values):
         raise WorkloadError(r.file, key, f"expected a list of {layers} entries, each "
                                          f"{' or '.join(map(str, known))}")
-    at = [i for i, v in enumerate(values) if v == marked]
+    return tuple(i for i, v in enumerate(values) if v == marked)
+
+
+def layer_indices(r: ConfigReader, key: str, layers: int, default: tuple[int, ...]
+                  ) -> tuple[int, ...]:
+    """The layer indices listed in ``key`` (increasing, once each; ``default`` where absent
+    or null), each in ``[0, layers)``: else a one-line error naming ``key``."""
+    given = r.data.get(key)
+    if given is None:
+        return default
+    if not isinstance(given, list) or any(isinstance(i, bool) or not isinstance(i, int)
+                                          or not 0 <= i < layers for i in given):
+        raise WorkloadError(r.file, key, f"expected a list of layer indices in [0, {layers})")
+    return tuple(sorted(set(given)))
+
+
+def every_nth(r: ConfigReader, key: str, known: tuple, marked: Any) -> int:
+    """``n`` where the per-layer list ``key`` holds ``marked`` at every n-th layer (layers n-1,
+    2n-1, ...) and the other value of ``known`` elsewhere; 0 where no layer is marked. Another
+    pattern, or a list not one entry per layer, is a one-line error naming ``key``."""
+    layers = r.layers("num_hidden_layers")
+    at = list(marked_layers(r, key, layers, known, marked))
     if not at:
         return 0
     every = at[0] + 1
