@@ -139,8 +139,10 @@ def test_jamba_layers_by_hand():
     assert {"dt_norm", "bc_norm", "ssm_scan", "conv_state", "allreduce_mamba"} <= set(mamba)
     # the norm of B and C: 2 x 2 rows of 16 in and out (2 B), a 16-wide gain
     assert _rank(mamba["bc_norm"], "bytes") == 2 * (2 * 2 * 16 * 2) + 16 * 2
-    assert _rank(mamba["ssm_scan"], "bytes") >= 2 * 2 * inner * 16 * 4   # the fp32 state
-    # read and written
+    # the scan's bytes by hand: the fp32 state read and written, x, delta and z (2 B), B and
+    # C, A (fp32, inner x 16), D and dt_bias (fp32), the output, the softplus's scalar one
+    assert _rank(mamba["ssm_scan"], "bytes") == 2 * 2 * inner * 16 * 4 + 3 * 2 * inner * 2 \
+        + 2 * 2 * 16 * 2 + inner * 16 * 4 + 2 * inner * 4 + 2 * inner * 2 + 4
     assert "router" in moe and "router" not in mamba and "qkv_proj" not in mamba
     assert "qkv_proj" in attn and "rope" not in attn and "in_proj" not in attn
     state = 7 * (inner * 16 * 4 + inner * 3 * 2)

@@ -137,3 +137,17 @@ def test_a_splitwise_handoff_sends_the_states(monkeypatch):
     kv = 4 * 2 * 1 * 128 * 2 * 2000
     state = 28 * (1024 * 16 * 4 + 1024 * 3 * 2)
     assert sent == pytest.approx(8 * (kv + state), rel=1e-12)
+
+
+def test_models_without_decoder_layers_are_refused_in_one_line(capsys):
+    """``xpusim serve`` of a Mamba-1 model (or an encoder-decoder) ends in one line naming the
+    model, exit 2 (its cache was sized by attention layers it does not have: a division by
+    zero, before)."""
+    from xpusim.cli import main
+
+    for model in ("mamba-130m", "t5-small"):
+        assert main(["serve", "--arch", "h100", "--tp", "1", "--model", model, "--rate", "1",
+                     "--requests", "2", "--prompt", "16", "--gen", "2", "--quiet"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{model} is a" in err[0] and "serving need decoder" in err[0]
+

@@ -72,16 +72,22 @@ def _decoder_view(model: ModelConfig) -> ModelConfig:
     return model if model.kind == "decoder" else replace(model, kind="decoder")
 
 
+def require_decoder_layers(m: ModelConfig) -> None:
+    """Refuse, in one line, a model without decoder layers to build (an encoder-decoder, a
+    Mamba model, an ONNX graph): fine-tuning and serving build them layer by layer."""
+    if m.kind in ("encoder_decoder", "mamba", "onnx"):
+        raise WorkloadError("", "--model", f"{m.name} is a {m.kind} model: only inference "
+                                           "(`xpusim run`, `compare`, `check`) traces it; "
+                                           "fine-tuning and serving need decoder layers")
+
+
 def layer_hook(bld: LayerBuilder, b: int, s: int, n: int, layer: int = 0, local: bool = False,
                nope: bool = False) -> list[OpTemplate]:
     """``LayerBuilder.layer`` for a parallel block or a non-decoder model. Training and serving
     build decoder layers directly: an encoder's layer is one (bidirectional attention has the
     same ops), an encoder-decoder, a Mamba model or an ONNX graph has none (one-line error)."""
     m = bld.m
-    if m.kind in ("encoder_decoder", "mamba", "onnx"):
-        raise WorkloadError("", "--model", f"{m.name} is a {m.kind} model: only inference "
-                                           "(`xpusim run`, `compare`, `check`) traces it; "
-                                           "fine-tuning and serving need decoder layers")
+    require_decoder_layers(m)
     if m.block != "sequential":
         return parallel_layer(bld, b, s, n, layer, local, nope)
     return LayerBuilder(_decoder_view(m), bld.sc).layer(b, s, n, layer, local, nope=nope)

@@ -56,6 +56,7 @@ from workloads.tracer import (
     state_bytes_per_request,
     weight_bytes_per_device,
 )
+from workloads.tracer_families import require_decoder_layers
 
 #: a spec-sheet-free reserve: activation bytes per batched token per device are
 #: ``ACT_WIDTHS x d_model + 2 x d_ff/tp`` elements (the widest live tensors of a layer)
@@ -103,6 +104,7 @@ class IterationModel:
                  fidelity: str = "tile", exact_tokens: int = 256, per_octave: int = 32,
                  device: Device | None = None):
         self.arch, self.model, self.tp, self.pp = arch, model, tp, pp
+        require_decoder_layers(model)   # (before the cache is sized by its layers' bytes)
         self.scenario = Scenario(batch=1, prompt_len=1, gen_len=2, dtype=dtype,
                                  kv_dtype=kv_dtype, tp=tp, pp=pp, attention=attention)
         if model.n_layers % pp:
