@@ -294,8 +294,11 @@ class IterationModel:
         if self.model.recurrent:
             if n_decode:
                 part = part + self.recurrent(n_decode, 1)
-            for s, count in Counter(s for s, _ in prefills).items():
-                part = part + self.recurrent(count, s)
+            if len(prefills) == 1:   # (most iterations: no Counter to build)
+                part = part + self.recurrent(1, prefills[0][0])
+            elif prefills:
+                for s, count in Counter(s for s, _ in prefills).items():
+                    part = part + self.recurrent(count, s)
         gpu = part.seconds
         sw = self.software
         if sw is not None and sw.mode == "async":
