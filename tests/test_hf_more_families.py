@@ -263,3 +263,53 @@ def test_deepseek_vl2_language_config():
         _read({"model_type": "deepseek_vl_v2", "language_config": {**lc, "use_mla": True}})
     assert exc.value.path == "language_config.qk_rope_head_dim"
 
+
+
+# THUDM/chatglm3-6b's config.json (HF blame @ d4cd7d0); THUDM/glm-4-9b-chat's (HF blame @
+# 731ca7f) differs in the keys GLM4_9B_CHAT replaces
+CHATGLM3_6B = {
+    "model_type": "chatglm", "architectures": ["ChatGLMModel"], "num_layers": 28,
+    "padded_vocab_size": 65024, "hidden_size": 4096, "ffn_hidden_size": 13696,
+    "kv_channels": 128, "num_attention_heads": 32, "seq_length": 8192,
+    "multi_query_attention": True, "multi_query_group_num": 2, "add_bias_linear": False,
+    "add_qkv_bias": True, "bias_dropout_fusion": True,
+    "apply_residual_connection_post_layernorm": False, "post_layer_norm": True,
+    "rmsnorm": True, "layernorm_epsilon": 1e-05, "original_rope": True,
+    "tie_word_embeddings": False, "apply_query_key_layer_scaling": True,
+    "attention_softmax_in_fp32": True, "fp32_residual_connection": False,
+    "torch_dtype": "float16"}
+GLM4_9B_CHAT = {**CHATGLM3_6B, "num_layers": 40, "num_hidden_layers": 40,
+                "padded_vocab_size": 151552, "seq_length": 131072, "rope_ratio": 500,
+                "layernorm_epsilon": 1.5625e-07, "torch_dtype": "bfloat16"}
+
+
+def test_chatglm_counts_and_the_hf_port():
+    """ChatGLM3-6B: 6,243,584,000 parameters (chatglm2-6b's fp16 index, 12,487,168,064 B, is
+    twice that plus RoPE's 32-float buffer); glm-4-9b-chat in THUDM's code is the decoder HF's
+    ``glm`` port reads from glm-4-9b-chat-hf: the same count and the same ops, op by op."""
+    chatglm3 = _read(CHATGLM3_6B)
+    d, q, kv = 4096, 32 * 128, 2 * 128
+    layer = d * q + 2 * d * kv + q + 2 * kv + q * d + 3 * d * 13696 + 2 * d
+    assert chatglm3.param_count() == 28 * layer + 2 * 65024 * d + d == 6_243_584_000
+    ours, port = _read(GLM4_9B_CHAT), _read(GLM4_9B)
+    assert ours.param_count() == port.param_count() == 9_399_951_360
+    scenario = Scenario(batch=2, prompt_len=16, gen_len=3)
+    assert [(o.name, o.flops, o.bytes) for o in trace_model(ours.with_layers(2), scenario).ops] \
+        == [(o.name, o.flops, o.bytes) for o in trace_model(port.with_layers(2), scenario).ops]
+    # without multi-query attention every head has its keys and values
+    full = _read({**CHATGLM3_6B, "multi_query_attention": False})
+    assert full.n_kv_heads == 32
+    assert full.param_count() - chatglm3.param_count() == 28 * 2 * (d + 1) * (32 - 2) * 128
+
+
+@pytest.mark.parametrize("change,field", [
+    ({"position_encoding_2d": True, "inner_hidden_size": 16384}, "position_encoding_2d"),
+    ({"apply_residual_connection_post_layernorm": True},
+     "apply_residual_connection_post_layernorm"),
+    ({"ffn_hidden_size": "13696"}, "ffn_hidden_size"),
+])
+def test_chatglm_refusals(change, field):
+    """ChatGLM-6B's first version and post-norm residuals are refused, naming the field."""
+    with pytest.raises(WorkloadError) as err:
+        _read({**CHATGLM3_6B, **change})
+    assert err.value.path == field

@@ -447,6 +447,40 @@ def _glm(r: ConfigReader, model_type: str, name: str, source: str) -> ModelConfi
         tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
 
 
+def _chatglm(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """ChatGLM2, ChatGLM3 and GLM-4-9B in THUDM's own code (``chatglm``: its
+    modeling_chatglm.py, vLLM's ChatGLMForCausalLM): the decoder of HF's ``glm`` port under
+    other key names - ``multi_query_group_num`` key/value heads of ``kv_channels`` under
+    ``multi_query_attention``, a fused q/k/v with biases under ``add_qkv_bias``, the output
+    projection and MLP with biases only under ``add_bias_linear``, a gated SiLU MLP
+    ``ffn_hidden_size`` wide, RoPE on half of each head, RMSNorms under ``rmsnorm`` (else
+    LayerNorms), the final norm under ``post_layer_norm``, an untied ``padded_vocab_size`` head.
+    ChatGLM-6B (the first, with 2D positions and post-norm residuals) is refused."""
+    for key in ("position_encoding_2d", "inner_hidden_size"):
+        if key in r.data:
+            raise WorkloadError(r.file, key, "ChatGLM-6B's first version (2D positions) is not "
+                                             "modelled; expected a ChatGLM2/3 or GLM-4 config")
+    if r.bool("apply_residual_connection_post_layernorm", False):
+        raise WorkloadError(r.file, "apply_residual_connection_post_layernorm",
+                            "expected false (residuals from the normed input are not modelled)")
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    head_dim = r.int("kv_channels", default=d // heads)
+    kv_heads = r.int("multi_query_group_num") if r.bool("multi_query_attention", False) \
+        else heads
+    bias = r.bool("add_bias_linear", False)
+    return ModelConfig(
+        name=name, family="chatglm", n_layers=r.layers("num_layers", "num_hidden_layers"),
+        d_model=d, n_heads=heads, n_kv_heads=kv_heads, d_ff=r.int("ffn_hidden_size"),
+        vocab_size=r.int("padded_vocab_size", "vocab_size"),
+        max_positions=r.int("seq_length", default=8192), head_dim=head_dim,
+        norm="rmsnorm" if r.bool("rmsnorm", True) else "layernorm", activation="swiglu",
+        position="rope", rotary_dim=head_dim // 2, bias=bias,
+        qkv_bias=bias or r.bool("add_qkv_bias", False),
+        final_norm=r.bool("post_layer_norm", True),
+        tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
+
+
 def _stablelm(r: ConfigReader, name: str, source: str) -> ModelConfig:
     """StableLM 2 / 3B-4E1T (HF StableLmForCausalLM): LayerNorms with biases (the HF port
     builds them whatever ``use_norm_bias`` says), RoPE on ``partial_rotary_factor`` of each
@@ -736,6 +770,7 @@ FAMILIES: dict[str, Callable[[ConfigReader, str, str], ModelConfig]] = {
     "nemotron_h": _nemotron_h,
     "glm": lambda r, name, source: _glm(r, "glm", name, source),
     "glm4": lambda r, name, source: _glm(r, "glm4", name, source),
+    "chatglm": _chatglm,
     "stablelm": _stablelm,
     "mpt": _mpt,
     "olmo": _olmo,
