@@ -331,3 +331,77 @@ def test_qwen3_next_folds_and_qwen35_nests(monkeypatch):
             "layer_types": (["linear_attention"] * 3 + ["full_attention"]) * 12}
     nested = model_from_hf_dict({"model_type": "qwen3_5_moe", "text_config": text}, "q")
     assert nested.param_count() == model_from_hf_dict(QWEN3_NEXT, "q").param_count()
+
+
+# Qwen/Qwen3.5-27B's config.json as pasted verbatim in ModelCloud/GPTQModel issue 2559 (its
+# text_config; the vision tower is not read): no text-level tie_word_embeddings, the
+# whole model's false
+QWEN35_27B_TEXT = {
+    "model_type": "qwen3_5_text", "attention_bias": False, "attention_dropout": 0.0,
+    "attn_output_gate": True, "dtype": "bfloat16", "eos_token_id": 248044,
+    "full_attention_interval": 4, "head_dim": 256, "hidden_act": "silu",
+    "hidden_size": 5120, "initializer_range": 0.02, "intermediate_size": 17408,
+    "layer_types": (["linear_attention"] * 3 + ["full_attention"]) * 16,
+    "linear_conv_kernel_dim": 4, "linear_key_head_dim": 128, "linear_num_key_heads": 16,
+    "linear_num_value_heads": 48, "linear_value_head_dim": 128,
+    "max_position_embeddings": 262144, "mlp_only_layers": [], "mtp_num_hidden_layers": 1,
+    "mtp_use_dedicated_embeddings": False, "num_attention_heads": 24,
+    "num_hidden_layers": 64, "num_key_value_heads": 4, "rms_norm_eps": 1e-06,
+    "use_cache": True, "vocab_size": 248320, "mamba_ssm_dtype": "float32",
+    "rope_parameters": {"mrope_interleaved": True, "mrope_section": [11, 11, 10],
+                        "rope_type": "default", "rope_theta": 10000000,
+                        "partial_rotary_factor": 0.25}}
+QWEN35_27B = {"model_type": "qwen3_5", "architectures": ["Qwen3_5ForConditionalGeneration"],
+              "text_config": QWEN35_27B_TEXT, "tie_word_embeddings": False,
+              "vision_config": {"model_type": "qwen3_5", "depth": 27, "hidden_size": 1152}}
+
+
+@pytest.mark.parametrize("shape,published", [
+    # (hidden, MLP, layers, heads, KV heads, DeltaNet value heads, tied), the language model's
+    # parameters in the GGUF conversions (llama.cpp): 26.9B, 8.96B, 4.21B, 1.89B, 758M. The
+    # shapes: the 27B's official config, the others' re-uploads and fixtures (helper-read)
+    ((5120, 17408, 64, 24, 4, 48, False), 26.9e9),
+    ((4096, 12288, 32, 16, 4, 32, False), 8.96e9),
+    ((2560, 9216, 32, 16, 4, 32, True), 4.21e9),
+    ((2048, 6144, 24, 8, 2, 16, True), 1.89e9),
+    ((1024, 3584, 24, 8, 2, 16, True), 758e6),
+])
+def test_qwen35_dense_counts(shape, published):
+    """Dense Qwen3.5 (``qwen3_5`` nesting ``qwen3_5_text``): Qwen3-Next's layers with a gated
+    MLP in every layer and no experts; its language model against the published counts (the
+    0.8B within 0.8%: 752.4M against "758M"; the others within 0.3%)."""
+    h, ff, layers, heads, kv, v_heads, tied = shape
+    text = {**QWEN35_27B_TEXT, "hidden_size": h, "intermediate_size": ff,
+            "num_hidden_layers": layers, "num_attention_heads": heads,
+            "num_key_value_heads": kv, "linear_num_value_heads": v_heads,
+            "layer_types": (["linear_attention"] * 3 + ["full_attention"]) * (layers // 4),
+            "tie_word_embeddings": tied}
+    m = model_from_hf_dict({**QWEN35_27B, "text_config": text}, "q/config.json")
+    assert (m.n_experts, m.d_ff, m.tied_embeddings) == (1, ff, tied)
+    assert m.param_count() == pytest.approx(published, rel=0.008)
+
+
+def test_qwen35_27b_by_hand():
+    """Qwen3.5-27B's decoder, by hand: 48 DeltaNet layers (q/k/v/z/b/a projections 16,480 x
+    5,120, a 4-tap convolution of 10,240 channels, dt bias and A per value head, a 128-wide
+    gated norm, the 6,144 -> 5,120 output), 16 attention layers (a doubled query 2 x 24 x 256,
+    4 key and 4 value heads, a gain per query and key head channel), a 17,408-wide gated MLP
+    and two norms in each, untied 248,320-token tables: 26,895,998,464. The whole model's
+    ``tie_word_embeddings`` applies where its text_config does not say; RoPE on a quarter of
+    each head, read from ``rope_parameters``."""
+    h, v_dim, k_dim = 5120, 48 * 128, 16 * 128
+    deltanet = (2 * k_dim + 2 * v_dim + 2 * 48) * h + (2 * k_dim + v_dim) * 4 + 2 * 48 + 128 \
+        + v_dim * h
+    attention = 2 * 24 * 256 * h + 2 * 4 * 256 * h + h * 24 * 256 + 2 * 256
+    per_layer = 3 * h * 17408 + 2 * h
+    m = model_from_hf_dict(QWEN35_27B, "q/config.json")
+    assert m.param_count() == 48 * deltanet + 16 * attention + 64 * per_layer \
+        + 2 * 248320 * h + h == 26_895_998_464
+    assert (m.attn_layers, m.rotary_dim, m.attn_gate) == (tuple(range(3, 64, 4)), 64, True)
+    tied = model_from_hf_dict({**QWEN35_27B, "tie_word_embeddings": True}, "q")
+    assert m.param_count() - tied.param_count() == 248320 * h
+    half = {**QWEN35_27B_TEXT, "rope_parameters": {"partial_rotary_factor": 0.5}}
+    assert model_from_hf_dict({**QWEN35_27B, "text_config": half}, "q").rotary_dim == 128
+    with pytest.raises(WorkloadError, match="rope_parameters.partial_rotary_factor"):
+        model_from_hf_dict({**QWEN35_27B_TEXT, "rope_parameters": {
+            "partial_rotary_factor": 2}}, "q")

@@ -21,7 +21,7 @@ _FALCON = ("falcon", "RefinedWebModel", "RefinedWeb")
 #: its own ``model_type``, Mistral Small 3.1's ``mistral`` by default)
 _NESTED = {"gemma3": "gemma3_text", "llama4": "llama4_text", "mistral3": None,
            "qwen3_vl": "qwen3", "qwen3_vl_moe": "qwen3_moe", "qwen3_5_moe": "qwen3_5_moe_text",
-           "deepseek_vl_v2": "deepseek_v2"}
+           "qwen3_5": "qwen3_5_text", "deepseek_vl_v2": "deepseek_v2"}
 #: the key a type of :data:`_NESTED` nests its decoder under (else ``text_config``)
 _NESTED_KEY = {"deepseek_vl_v2": "language_config"}
 #: keys under which a multimodal config nests its text decoder's (HF's ``text_config``;
@@ -99,8 +99,10 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
         if not isinstance(text, dict):
             raise WorkloadError(file, key, "expected an object (the text decoder's config)")
         inner = _NESTED.get(model_type) or text.get("model_type", "mistral")
+        # the whole model's head tying where the decoder's config does not say (Qwen3.5-27B)
+        tied = {k: data[k] for k in ("tie_word_embeddings",) if k in data and k not in text}
         try:
-            return _build_model({**text, "model_type": inner}, file, name)
+            return _build_model({**tied, **text, "model_type": inner}, file, name)
         except WorkloadError as exc:   # the field as the file nests it
             raise WorkloadError(file, f"{key}.{exc.path}" if exc.path else key,
                                 exc.message) from None

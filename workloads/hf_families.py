@@ -386,7 +386,8 @@ def _mamba2(r: ConfigReader, name: str, source: str) -> ModelConfig:
 
 def _qwen3_next(r: ConfigReader, name: str, source: str) -> ModelConfig:
     """Qwen3-Next (HF Qwen3NextConfig, modular_qwen3_next.py) and Qwen3.5's text decoders
-    (``qwen3_5_moe_text``, built on its classes): Gated DeltaNet layers (``linear_*``) with
+    (``qwen3_5_moe_text``, dense ``qwen3_5_text``: built on its classes, the DeltaNet's input
+    projections unfused, the same work): Gated DeltaNet layers (``linear_*``) with
     full attention in the ``layer_types`` marked ``full_attention`` (by default every
     ``full_attention_interval``-th, 4); the attention with a sigmoid output gate (a doubled
     query projection), per-head query/key RMSNorms and RoPE on ``partial_rotary_factor`` of
@@ -788,6 +789,7 @@ FAMILIES: dict[str, Callable[[ConfigReader, str, str], ModelConfig]] = {
     "mamba2": _mamba2,
     "qwen3_next": _qwen3_next,
     "qwen3_5_moe_text": _qwen3_next,
+    "qwen3_5_text": _qwen3_next,
 }
 
 

@@ -58,8 +58,13 @@ class ConfigReader:
         return value
 
     def fraction(self, key: str, default: float) -> float:
-        """A number in (0, 1] (``partial_rotary_factor``)."""
-        value = self.data.get(key, default)
+        """A number in (0, 1] (``partial_rotary_factor``); where the config lacks the key, the
+        one its ``rope_parameters`` holds (transformers 5 moved it there)."""
+        rope = self.data.get("rope_parameters")
+        if key not in self.data and isinstance(rope, dict) and key in rope:
+            value, key = rope[key], f"rope_parameters.{key}"
+        else:
+            value = self.data.get(key, default)
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
