@@ -18,6 +18,7 @@ from workloads.hf_fields import (
     layer_indices,
     marked_layers,
 )
+from workloads.hf_heterogeneous import deci, nemotron_nas
 from workloads.models import ModelConfig
 
 
@@ -790,6 +791,8 @@ FAMILIES: dict[str, Callable[[ConfigReader, str, str], ModelConfig]] = {
     "qwen3_next": _qwen3_next,
     "qwen3_5_moe_text": _qwen3_next,
     "qwen3_5_text": _qwen3_next,
+    "nemotron-nas": nemotron_nas,
+    "deci": deci,
 }
 
 

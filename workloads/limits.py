@@ -70,7 +70,8 @@ def estimate_ops(model: ModelConfig, scenario: Scenario) -> int:
 
     def ops(kind: str, layers: int, gen: int) -> int:
         if model.blocks:
-            m = dataclasses.replace(model, n_layers=layers, blocks=kind * layers)
+            m = dataclasses.replace(model, n_layers=layers, blocks=kind * layers,
+                                    block_widths=())
         else:   # a plain model's layers are all "attn"
             m = dataclasses.replace(model, n_layers=layers, attn_layers=tuple(
                 range(layers)) if kind == "attn" and model.recurrent else ())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import replace
 
 from workloads.errors import WorkloadError
@@ -73,8 +74,9 @@ WINDOW_KINDS = ("sliding", "chunked")
 QK_NORMS = ("", "head", "full")
 #: RMSNorms of a Mamba-1 mixer's dt, B and C: none, without gains (Falcon-Mamba), with (Jamba)
 SSM_NORMS = ("", "plain", "gain")
-#: a block-pattern layer's kind (Nemotron-H): Mamba-2 mixer, attention, MLP, mixture of experts
-BLOCK_KINDS = ("M", "*", "-", "E")
+#: a block-pattern layer's kind (Nemotron-H): Mamba-2 mixer, attention, MLP, mixture of experts;
+#: a linear in place of attention or an MLP (Llama-Nemotron's ``replace_with_linear``)
+BLOCK_KINDS = ("M", "*", "-", "E", "L")
 #: activation functions the tracer knows (``swiglu``: gated MLP with SiLU; ``relu2``: squared
 #: ReLU, Nemotron's ungated MLP, So et al. 2021)
 ACTIVATIONS = ("gelu", "relu", "relu2", "silu", "swiglu", "sigmoid", "tanh")
@@ -136,10 +138,14 @@ class ModelConfig:
     tokens in a prefill (0: 256); ``ssm_bias``: biases on its in and out projections. Each
     layer has its MLP (dense or a mixture of experts). ``blocks``: instead, layers of one kind
     each, a character per layer (Nemotron-H's ``hybrid_override_pattern``): ``M`` a Mamba-2
-    mixer, ``*`` attention, ``-`` an MLP, ``E`` a mixture of experts, each with its norm and
-    residual. ``gdn_v_heads`` > 0 instead: the layers outside ``attn_layers`` run a Gated
-    DeltaNet (Qwen3-Next: ``gdn_k_heads`` query/key heads of ``gdn_k_dim``, ``gdn_v_heads``
-    value heads of ``gdn_v_dim``, a ``d_conv``-tap convolution). ``attn_gate``: a sigmoid gate
+    mixer, ``*`` attention, ``-`` an MLP, ``E`` a mixture of experts, ``L`` a ``d_model x
+    d_model`` linear without bias (Llama-Nemotron's ``replace_with_linear``), each with its
+    norm and residual; ``block_widths`` (one per block, 0: the model's own) give each ``*``
+    block its key/value heads and each ``-`` block its MLP width (Llama-Nemotron's
+    heterogeneous layers, DeciLM's per-layer key/value heads). ``gdn_v_heads`` > 0 instead:
+    the layers outside ``attn_layers`` run a Gated DeltaNet (Qwen3-Next: ``gdn_k_heads``
+    query/key heads of ``gdn_k_dim``, ``gdn_v_heads`` value heads of ``gdn_v_dim``, a
+    ``d_conv``-tap convolution). ``attn_gate``: a sigmoid gate
     on each attention output element, its inputs from a doubled query projection (Qwen3-Next).
     ``ssm_parallel``: every layer runs its attention and a Mamba-2 mixer side by side on one
     normed input and adds both outputs to the residual, then its MLP (Falcon-H1; ``attn_layers``
@@ -224,6 +230,7 @@ class ModelConfig:
     attn_layers: tuple[int, ...] = ()
     ssm_bias: bool = False
     blocks: str = ""
+    block_widths: tuple[int, ...] = ()
     gdn_k_heads: int = 0
     gdn_v_heads: int = 0
     gdn_k_dim: int = 0
@@ -321,6 +328,8 @@ class ModelConfig:
             raise WorkloadError("", "blocks", f"expected {self.n_layers} of "
                                               f"{', '.join(BLOCK_KINDS)} (M needs ssm_heads, E "
                                               "n_experts > 1)")
+        if self.block_widths:
+            self._check_block_widths()
         if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < self.n_layers
                for i in self.attn_layers) or list(self.attn_layers) != sorted(
                    set(self.attn_layers)):
@@ -396,7 +405,7 @@ class ModelConfig:
         gate = self.d_model if self.shared_gate else 0
         return gate + replace(self, d_ff=self.shared_ff, shared_ff=0, n_experts=1, top_k=1,
                               shared_gate=False, first_dense=0, moe_every=0,
-                              blocks="").mlp_params()
+                              blocks="", block_widths=()).mlp_params()
 
     def windowed(self, layer: int) -> bool:
         """Whether decoder layer ``layer`` (0-based) reads only its last ``sliding_window``
@@ -430,11 +439,61 @@ class ModelConfig:
         """Layer ``layer``'s kind in a block-pattern model (:data:`BLOCK_KINDS`), else ``""``."""
         return self.blocks[layer] if self.blocks else ""
 
+    def block_width(self, layer: int) -> int:
+        """Block ``layer``'s own key/value heads (``*``) or MLP width (``-``); 0: the model's."""
+        return self.block_widths[layer] if self.block_widths else 0
+
+    def _check_block_widths(self) -> None:
+        """``block_widths``: one integer >= 0 per block, key/value heads dividing ``n_heads``
+        on ``*`` blocks, a width on ``-`` blocks, 0 elsewhere (one-line error)."""
+        for i, (kind, w) in enumerate(zip(self.blocks, self.block_widths, strict=False)):
+            if isinstance(w, bool) or not isinstance(w, int) or w < 0 or (
+                    w and (kind not in "*-" or (kind == "*" and self.n_heads % w))):
+                raise WorkloadError("", f"block_widths[{i}]", f"expected 0, key/value heads "
+                                                              f"dividing {self.n_heads} (*) or "
+                                                              f"an MLP width (-) for a '{kind}' "
+                                                              f"block, got {w!r:.40}")
+        if not self.blocks or len(self.block_widths) != len(self.blocks):
+            raise WorkloadError("", "block_widths", f"expected one width per block "
+                                                    f"({len(self.blocks)}), got "
+                                                    f"{len(self.block_widths)}")
+
+    def block_model(self, kind: str, width: int) -> ModelConfig:
+        """This model with block kind ``kind``'s width ``width`` as its own (a ``*`` block's
+        key/value heads, a ``-`` block's MLP width), without its block pattern."""
+        if kind == "*" and width:
+            return replace(self, n_kv_heads=width, blocks="", block_widths=())
+        if kind == "-":
+            return replace(self, d_ff=width or self.dense_ff or self.d_ff, n_experts=1,
+                           top_k=1, shared_ff=0, first_dense=0, moe_every=0, dense_ff=0,
+                           blocks="", block_widths=())
+        return replace(self, blocks="", block_widths=())
+
+    def first_layer(self) -> ModelConfig:
+        """A block-pattern model of attention and MLP blocks as one plain layer of its first
+        attention block and its first MLP block (their own widths)."""
+        widths = self.block_widths or (0,) * len(self.blocks)
+        kv = next(w for k, w in zip(self.blocks, widths, strict=True) if k == "*")
+        ff = next(w for k, w in zip(self.blocks, widths, strict=True) if k == "-")
+        return replace(self, n_layers=1, blocks="", block_widths=(),
+                       n_kv_heads=kv or self.n_kv_heads, d_ff=ff or self.d_ff)
+
+    def kv_heads_held(self, tp: int = 1) -> int:
+        """Key/value heads one device keeps over all layers (each layer's heads split over
+        ``tp`` ranks, replicated where fewer): layers with attention x heads, or each ``*``
+        block's own."""
+        if self.block_widths:
+            return sum(max(1, (w or self.n_kv_heads) // tp)
+                       for k, w in zip(self.blocks, self.block_widths, strict=True) if k == "*")
+        return self.kv_layers() * max(1, self.n_kv_heads // tp)
+
     def with_layers(self, n: int) -> ModelConfig:
         """This model cut to ``n`` layers (or grown: a block pattern repeats its last kind);
         a hybrid keeps its attention layers below ``n``."""
         blocks = (self.blocks + self.blocks[-1:] * n)[:n] if self.blocks else ""
-        return replace(self, n_layers=n, blocks=blocks,
+        widths = (self.block_widths + self.block_widths[-1:] * n)[:n] if self.block_widths \
+            else ()
+        return replace(self, n_layers=n, blocks=blocks, block_widths=widths,
                        attn_layers=tuple(i for i in self.attn_layers if i < n))
 
     def mamba_layers(self) -> int:
@@ -453,16 +512,17 @@ class ModelConfig:
             return self.blocks.count("*")
         return self.n_layers - self.mamba_layers()
 
-    def block_params(self, kind: str) -> int:
-        """One block of a block-pattern model: its norm and its mixer or MLP."""
+    def block_params(self, kind: str, width: int = 0) -> int:
+        """One block of a block-pattern model: its norm and its mixer or MLP (``width``: its
+        own key/value heads or MLP width, :meth:`block_width`)."""
         if kind == "M":
             return self.norm_params() + self.mamba2_params()
         if kind == "*":
-            return self.norm_params() + self.attention_params()
+            return self.norm_params() + self.block_model(kind, width).attention_params()
         if kind == "-":
-            return self.norm_params() + replace(
-                self, d_ff=self.dense_ff or self.d_ff, n_experts=1, top_k=1, shared_ff=0,
-                blocks="").mlp_params()
+            return self.norm_params() + self.block_model(kind, width).mlp_params()
+        if kind == "L":
+            return self.norm_params() + self.d_model * self.d_model
         return self.norm_params() + self.n_experts * self.mlp_params() \
             + self.shared_mlp_params() + (self.d_model + int(self.router_bias)) * self.n_experts
 
@@ -547,7 +607,8 @@ class ModelConfig:
         d = self.d_model
         if dense:
             mlp = replace(self, d_ff=self.dense_ff or self.d_ff, n_experts=1, top_k=1,
-                          shared_ff=0, first_dense=0, moe_every=0, blocks="").mlp_params()
+                          shared_ff=0, first_dense=0, moe_every=0, blocks="",
+                          block_widths=()).mlp_params()
         else:
             mlp = self.n_experts * self.mlp_params() + self.shared_mlp_params()
         if self.is_moe and not dense:
@@ -590,8 +651,10 @@ class ModelConfig:
         final_norm = self.norm_params() if self.final_norm else 0
         head = 0 if self.tied_embeddings else self.vocab_size * self.d_model
         head += self.vocab_size if self.head_bias else 0
-        if self.blocks:   # a pattern of blocks of one kind each (Nemotron-H)
-            layers = sum(self.block_params(k) * self.blocks.count(k) for k in set(self.blocks))
+        if self.blocks:   # a pattern of blocks of one kind (and width) each (Nemotron-H)
+            kinds = Counter(zip(self.blocks, self.block_widths or (0,) * len(self.blocks),
+                                strict=True))
+            layers = sum(self.block_params(*k) * count for k, count in kinds.items())
         elif self.recurrent:   # a hybrid: each layer's mixer and MLP as they are
             kinds = [(self.dense_layer(i), self.mamba(i)) for i in range(self.n_layers)]
             layers = sum(self.layer_params(*k) * kinds.count(k) for k in set(kinds))

@@ -160,6 +160,7 @@ class LayerBuilder:
         self.kv_dt = scenario.kv_dtype
         self.w_dt = scenario.weight_format  # layers' linear weights (lm_head, router: dtype)
         self._memo: dict[tuple, object] = {}
+        self._blocks: dict[tuple[str, int], LayerBuilder] = {}   # by (block kind, width)
 
     def kv_len(self, s: int, n: int) -> int:
         """Extent of the KV rank (:data:`KV_RANK`) attention reads with ``s`` queries per
@@ -467,15 +468,19 @@ class LayerBuilder:
         return [OpTemplate("rope", VECTOR, "elementwise", casc)]
 
     def layer(self, b: int, s: int, n: int, layer: int = 0, local: bool = False,
-              dense: bool = False, nope: bool = False, mamba: bool = False, kind: str = ""
-              ) -> list[OpTemplate]:
+              dense: bool = False, nope: bool = False, mamba: bool = False, kind: str = "",
+              width: int = 0) -> list[OpTemplate]:
         """All ops of one decoder layer: ``b`` requests, ``s`` new tokens each, KV length ``n``;
         ``layer``: the routing rotation of a mixture-of-experts layer; ``local``: a windowed
         layer among global ones (:meth:`attention`); ``dense``: a dense layer of a
         mixture-of-experts model (:meth:`mlp`); ``nope``: a layer without RoPE
         (``ModelConfig.nope``); ``mamba``: a hybrid's Mamba-2 layer (its mixer in place of
         attention, :mod:`workloads.mamba2`); ``kind``: a block of one kind in a block-pattern
-        model (Nemotron-H: ``M``, ``*``, ``-``, ``E``)."""
+        model (Nemotron-H: ``M``, ``*``, ``-``, ``E``; Llama-Nemotron's ``L``), ``width``: its
+        own key/value heads or MLP width (``ModelConfig.block_width``; 0: the model's)."""
+        if width:
+            return self.block_builder(kind, width).layer(b, s, n, layer, local, dense, nope,
+                                                         mamba, kind)
         if self.m.block != "sequential" or self.m.kind != "decoder":  # tracer_families
             from workloads.tracer_families import layer_hook
             return layer_hook(self, b, s, n, layer, local, nope)
@@ -488,8 +493,32 @@ class LayerBuilder:
             return ops if kind else ops + self._mlp_block(t, layer, dense, rms)
         if kind in ("-", "E"):   # a block of its MLP alone
             return self._mlp_block(t, layer, kind == "-", rms)
+        if kind == "L":
+            return self._linear_block(t, rms)
         ops = self._attention_block(b, s, n, local, nope, rms)
         return ops if kind else ops + self._mlp_block(t, layer, dense, rms)
+
+    def block_builder(self, kind: str, width: int) -> LayerBuilder:
+        """The builder of a block with its own key/value heads or MLP width (one per width,
+        kept: their templates are memoised like this builder's)."""
+        hit = self._blocks.get((kind, width))
+        if hit is None:
+            hit = self._blocks[kind, width] = LayerBuilder(self.m.block_model(kind, width),
+                                                           self.sc)
+        return hit
+
+    def _linear_block(self, t: int, rms: bool) -> list[OpTemplate]:
+        """A ``d_model x d_model`` linear in place of attention or an MLP (Llama-Nemotron's
+        ``replace_with_linear``): its norm, the linear split by output columns with the
+        outputs gathered under tensor parallelism (as TensorRT-LLM runs it), the residual."""
+        sh, d = self.shape, self.shape.d
+        ops = [self.norm("ln_linear", "l", t, rms),
+               self._linear("linear_proj", t, d, d // self.sc.tp)]
+        if self.sc.tp > 1:
+            nbytes = t * (d // self.sc.tp) * TensorRef("x", (), self.dt).nbytes({})   # a rank's
+            ops.append(OpTemplate("allgather_linear", COLLECTIVE, "communication", None,
+                                  Collective("allgather", nbytes, self.sc.tp, self.dt)))
+        return ops + [self._vector("residual_linear", t, sh.d, "add")]
 
     def _attention_block(self, b: int, s: int, n: int, local: bool, nope: bool, rms: bool
                          ) -> list[OpTemplate]:
@@ -812,7 +841,7 @@ def _trace_decoder(model: ModelConfig, scenario: Scenario, phases: tuple[str, ..
     # whether it applies no RoPE (Llama 4, SmolLM3)
     mixed = bool(model.sliding_window and model.global_every)
     variant = [(i % rotations, mixed and model.windowed(i), model.dense_layer(i),
-                model.nope(i), model.mamba(i), model.block_kind(i))
+                model.nope(i), model.mamba(i), model.block_kind(i), model.block_width(i))
                for i in range(model.n_layers)]
     variants = sorted(set(variant))
 
@@ -1233,9 +1262,8 @@ def kv_bytes_per_token(model: ModelConfig, kv_dtype: str, tp: int = 1, pp: int =
         if model.index_topk:
             index = model.index_head_dim + 4 * math.ceil(model.index_head_dim / 128)
         return model.n_layers * ((model.kv_lora_rank + model.rope_dim) * elem + index) / pp
-    kv_groups = max(1, model.n_kv_heads // tp)
-    layers = model.kv_layers()   # a hybrid's Mamba-2 layers keep states, MLP blocks nothing
-    return 2 * layers * kv_groups * model.head_dim * elem / pp
+    # a hybrid's Mamba-2 layers keep states, MLP blocks nothing; each layer its own heads
+    return 2 * model.kv_heads_held(tp) * model.head_dim * elem / pp
 
 
 def kv_cache_bytes(model: ModelConfig, scenario: Scenario) -> float:

@@ -120,9 +120,10 @@ def trace_training(model: ModelConfig, scenario: Scenario, training: Training) -
         raise WorkloadError("", "--mode", "finetune runs one device group: --pp, "
                                           "--microbatches and --ep must be 1")
     if model.recurrent or model.blocks:
-        raise WorkloadError("", "--model", f"{model.name} mixes recurrent (Mamba, Gated "
-                                           "DeltaNet) and attention layers: fine-tuning traces "
-                                           "attention layers only")
+        what = "has layers of different widths" if model.block_widths else \
+            "mixes recurrent (Mamba, Gated DeltaNet) and attention layers"
+        raise WorkloadError("", "--model", f"{model.name} {what}: fine-tuning traces "
+                                           "attention layers only, all alike")
     builder = LayerBuilder(model, scenario)
     b, s = scenario.batch, scenario.prompt_len
     t = b * s

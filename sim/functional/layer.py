@@ -125,6 +125,8 @@ def check_layer(arch: Arch, model: ModelConfig, spec: CheckSpec,
     if model.is_mla:
         raise SimError(f"--model: {model.name}'s multi-head latent attention is priced but not "
                        "checked functionally (no reference for its absorbed projections yet)")
+    if model.blocks and set(model.blocks) <= set("*-L") and {"*", "-"} <= set(model.blocks):
+        model = model.first_layer()   # Llama-Nemotron, DeciLM: its first attention and MLP
     if (model.recurrent and not model.mamba1) or model.blocks:   # (Jamba's Mamba-1: ssm.py)
         raise SimError(f"--model: {model.name}'s recurrent (Mamba-2, Gated DeltaNet, short "
                        "convolution) layers are priced but not checked functionally (no "

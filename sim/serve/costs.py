@@ -119,9 +119,10 @@ class IterationModel:
         self.layers = model.n_layers
         self.attn_layers = model.kv_layers()   # layers with attention (a hybrid's fewer)
         # each layer's token-linear templates by what makes them differ (as the tracer keys
-        # its layers, less the routing rotation and RoPE): dense, recurrent, block kind
-        self.variants = Counter((model.dense_layer(i), model.mamba(i), model.block_kind(i))
-                                for i in range(model.n_layers))
+        # its layers, less the routing rotation and RoPE): dense, recurrent, block kind and
+        # width (Llama-Nemotron's blocks: their own key/value heads and MLP widths)
+        self.variants = Counter((model.dense_layer(i), model.mamba(i), model.block_kind(i),
+                                 model.block_width(i)) for i in range(model.n_layers))
         self._recurrent: dict[tuple[int, int], Part] = {}
         self._linear: dict[int, Part] = {}
         self._head: dict[int, Part] = {}
@@ -206,9 +207,10 @@ class IterationModel:
 
     def _linear_exact(self, t: int) -> Part:
         bld, part = self.builder, Part()
-        for (dense, mamba, kind), count in self.variants.items():   # DeepSeekMoE's first
-            # layers, Llama 4 Maverick's odd ones: a dense MLP; a hybrid's recurrent layers
-            layer = [tpl for tpl in bld.layer(1, t, 1, dense=dense, mamba=mamba, kind=kind)
+        for (dense, mamba, kind, width), count in self.variants.items():   # DeepSeekMoE's
+            # first layers, Llama 4 Maverick's odd ones: a dense MLP; a hybrid's recurrent ones
+            layer = [tpl for tpl in bld.layer(1, t, 1, dense=dense, mamba=mamba, kind=kind,
+                                              width=width)
                      if tpl.name not in ATTN and not _recurrent(tpl)]
             part = part + self._ops_cost(layer, "prefill").scale(count)
         part = part + self._ops_cost(bld.embedding(t), "prefill")
@@ -240,6 +242,11 @@ class IterationModel:
         if not self.attn_layers:   # a model without attention (Mamba-Codestral)
             return Part()
         local = m.windowed_layers() if m.sliding_window and m.global_every else 0
+        if m.block_widths:   # each attention block with its own key/value heads
+            return sum((self._ops_cost(self.builder.block_builder("*", width).attention(b, s, n),
+                                       phase).scale(count)
+                        for (_, _, kind, width), count in self.variants.items() if kind == "*"),
+                       Part())
         part = self._ops_cost(self.builder.attention(b, s, n), phase).scale(
             self.attn_layers - local)
         if local:
@@ -263,7 +270,7 @@ class IterationModel:
         hit = self._recurrent.get(key)
         if hit is None:
             hit, phase = Part(), "decode" if s == 1 else "prefill"
-            for (dense, mamba, kind), count in self.variants.items():
+            for (dense, mamba, kind, _), count in self.variants.items():
                 if mamba:
                     ops = [tpl for tpl in self.builder.layer(b, s, s + 1, dense=dense,
                                                              mamba=True, kind=kind)

@@ -54,9 +54,10 @@ class LayerCosts:
 
     def __init__(self, device: Device, model: ModelConfig, tp: int, dtype: str = "fp16"):
         if model.recurrent or model.blocks:
-            raise SimError(f"--model: {model.name} mixes recurrent (Mamba, Gated DeltaNet) "
-                           "and attention layers: this decode model's stages know attention "
-                           "layers only")
+            what = "has layers of different widths" if model.block_widths else \
+                "mixes recurrent (Mamba, Gated DeltaNet) and attention layers"
+            raise SimError(f"--model: {model.name} {what}: this decode model's stages know "
+                           "attention layers only, all alike")
         self.device = device
         self.model = model
         self.tp = tp
