@@ -313,3 +313,74 @@ def test_chatglm_refusals(change, field):
     with pytest.raises(WorkloadError) as err:
         _read({**CHATGLM3_6B, **change})
     assert err.value.path == field
+
+
+# kyutai/helium-1-preview-2b's config.json (HF blame @ d7376cc); its model.safetensors is
+# listed at 4.35 GB of bf16
+HELIUM_2B = {
+    "architectures": ["HeliumForCausalLM"], "attention_bias": False, "head_dim": 128,
+    "hidden_act": "silu", "hidden_size": 2560, "intermediate_size": 7040,
+    "max_position_embeddings": 4096, "mlp_bias": False, "model_type": "helium",
+    "num_attention_heads": 20, "num_hidden_layers": 24, "num_key_value_heads": 20,
+    "rms_norm_eps": 1e-08, "rope_theta": 100000.0, "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16", "vocab_size": 48000}
+# openbmb/MiniCPM-2B-sft-bf16's config.json (HF blame @ fab7c2d) has no model_type (its
+# remote code's class) nor tie_word_embeddings (tied by that class's default); "minicpm" is
+# the type transformers' native port reads
+MINICPM_2B = {
+    "model_type": "minicpm", "architectures": ["MiniCPMForCausalLM"], "hidden_act": "silu",
+    "hidden_size": 2304, "intermediate_size": 5760, "max_position_embeddings": 4096,
+    "num_attention_heads": 36, "num_hidden_layers": 40, "num_key_value_heads": 36,
+    "rms_norm_eps": 1e-05, "rope_scaling": None, "vocab_size": 122753, "scale_emb": 12,
+    "dim_model_base": 256, "scale_depth": 1.4}
+# XiaomiMiMo/MiMo-7B-Base's shape as derivatives' configs carry it (FastMTP; the official file
+# was not reached): Qwen2's decoder plus one multi-token-prediction layer
+MIMO_7B = {
+    "model_type": "mimo", "hidden_size": 4096, "num_hidden_layers": 36,
+    "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128,
+    "intermediate_size": 11008, "vocab_size": 151680, "max_position_embeddings": 32768,
+    "tie_word_embeddings": False, "attention_bias": True, "use_sliding_window": False,
+    "num_nextn_predict_layers": 1}
+
+
+def test_helium_minicpm_mimo_counts():
+    """Helium-1-preview-2B: a Llama decoder (its interleaved RoPE the same work), 2,172,643,840
+    by hand, half its 4.35 GB of bf16; MiniCPM-2B tied by default: 2,442,057,984 without the
+    embedding ("2.4B parameters excluding embeddings"); MiMo-7B: Qwen2's layers (q/k/v biases,
+    none on o_proj), its MTP layer left out."""
+    d, ff = 2560, 7040
+    helium = _read(HELIUM_2B)
+    assert helium.param_count() == 24 * (4 * d * d + 3 * d * ff + 2 * d) + 2 * 48000 * d + d \
+        == 2_172_643_840
+    assert 2 * helium.param_count() == pytest.approx(4.35e9, abs=0.005e9)
+    minicpm = _read(MINICPM_2B)
+    d, ff = 2304, 5760
+    assert minicpm.tied_embeddings
+    assert minicpm.non_embedding_params() == 40 * (4 * d * d + 3 * d * ff + 2 * d) + d \
+        == 2_442_057_984
+    assert minicpm.non_embedding_params() == pytest.approx(2.4e9, rel=0.02)
+    assert not _read({**MINICPM_2B, "tie_word_embeddings": False}).tied_embeddings
+    mimo = _read(MIMO_7B)
+    d, q, kv = 4096, 4096, 1024
+    layer = d * q + 2 * d * kv + q + 2 * kv + q * d + 3 * d * 11008 + 2 * d
+    assert mimo.param_count() == 36 * layer + 2 * 151680 * d + d == 7_622_619_136
+    assert (mimo.qkv_bias, mimo.bias) == (True, False)
+
+
+def test_glm4v_nests_glm4_decoders():
+    """GLM-4.1V and GLM-4.5V nest GLM-4-0414's and GLM-4.5-Air's decoders in ``text_config``
+    (``glm4v_text``: M-RoPE, the same work; ``glm4v_moe_text``: no q/k norms, no MTP layer):
+    GLM-4.1V's 9,400,279,040 is glm-4-9b's 9,399,951,360 plus its 40 x 2 sandwich norms;
+    GLM-4.5V's decoder counts as GLM-4.5-Air's ("106B", "12B active")."""
+    from test_hf_families import GLM45_AIR
+
+    text = {**GLM4_9B, "model_type": "glm4v_text",
+            "rope_parameters": {"mrope_section": [8, 12, 12], "rope_theta": 10000}}
+    g41 = _read({"model_type": "glm4v", "text_config": text, "vision_config": {"depth": 24}})
+    assert g41.param_count() == 9_399_951_360 + 40 * 2 * 4096 == 9_400_279_040
+    assert (g41.post_norms, g41.rotary_dim, g41.qkv_bias) == (True, 64, True)
+    text = {k: v for k, v in GLM45_AIR.items() if k != "num_nextn_predict_layers"}
+    g45 = _read({"model_type": "glm4v_moe",
+                 "text_config": {**text, "model_type": "glm4v_moe_text"}})
+    assert g45.param_count() == _read(GLM45_AIR).param_count()
+    assert g45.param_count() == pytest.approx(106e9, rel=0.01)

@@ -14,14 +14,15 @@ from workloads.safe_json import MAX_BYTES, JsonInputError, load_json_text
 _LLAMA_LIKE = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe",
                "gemma", "gemma2", "gemma3_text", "phi3", "olmo2", "granite", "internlm2",
                "gpt_oss", "olmoe", "smollm3", "granitemoe", "qwen2_vl", "qwen2_5_vl",
-               "olmo3", "minimax_m2", "seed_oss", "internlm3")
+               "olmo3", "minimax_m2", "seed_oss", "internlm3", "helium", "minicpm", "mimo")
 _GEMMA = ("gemma", "gemma2", "gemma3_text")
 _FALCON = ("falcon", "RefinedWebModel", "RefinedWeb")
 #: multimodal configs whose ``text_config`` is the decoder: the model type it is read as (None:
 #: its own ``model_type``, Mistral Small 3.1's ``mistral`` by default)
 _NESTED = {"gemma3": "gemma3_text", "llama4": "llama4_text", "mistral3": None,
            "qwen3_vl": "qwen3", "qwen3_vl_moe": "qwen3_moe", "qwen3_5_moe": "qwen3_5_moe_text",
-           "qwen3_5": "qwen3_5_text", "deepseek_vl_v2": "deepseek_v2"}
+           "qwen3_5": "qwen3_5_text", "deepseek_vl_v2": "deepseek_v2", "glm4v": "glm4",
+           "glm4v_moe": "glm4_moe"}
 #: the key a type of :data:`_NESTED` nests its decoder under (else ``text_config``)
 _NESTED_KEY = {"deepseek_vl_v2": "language_config"}
 #: keys under which a multimodal config nests its text decoder's (HF's ``text_config``;
@@ -226,15 +227,18 @@ def _llama_like(r: ConfigReader, model_type: str, name: str, source: str) -> Mod
     OLMo 3's window in three of four layers; SmolLM3's layers without RoPE; MiniMax-M2's
     partial RoPE and router bias; Seed-OSS's separate output-projection bias. Not traced, each
     under 1% of a layer's work: Gemma 2's logit soft-capping, Granite's multipliers, Qwen2-MoE's
-    gate on its shared experts (its parameters are counted). OLMo 2/3 norm after attention and
-    after the MLP instead of before: the same two norms a layer, traced in the pre-norm place."""
+    gate on its shared experts (its parameters are counted), MiniCPM's embedding, residual and
+    logit scales. OLMo 2/3 norm after attention and after the MLP instead of before: the same
+    two norms a layer, traced in the pre-norm place. Helium's interleaved RoPE is the same
+    work; MiMo is Qwen2's decoder, its multi-token-prediction layers (a draft model) left
+    out."""
     heads = r.int("num_attention_heads")
     d = r.int("hidden_size")
     experts = r.int("num_local_experts", "num_experts", default=1)
     gemma = model_type in _GEMMA   # Gemma ties the LM head to the embedding, gated GELU MLP
     act = activation_of(r, "hidden_activation" if "hidden_activation" in r.data else
                       "hidden_act", "gelu_pytorch_tanh" if gemma else "silu")
-    qwen = model_type in ("qwen2", "qwen2_moe", "qwen2_vl", "qwen2_5_vl")
+    qwen = model_type in ("qwen2", "qwen2_moe", "qwen2_vl", "qwen2_5_vl", "mimo")
     seed = model_type == "seed_oss"
     minimax = model_type == "minimax_m2"
     step = r.int("decoder_sparse_step", default=1) if experts > 1 else 0
@@ -251,7 +255,9 @@ def _llama_like(r: ConfigReader, model_type: str, name: str, source: str) -> Mod
         max_positions=r.int("max_position_embeddings", default=4096),
         head_dim=r.int("head_dim", default=d // heads), norm="rmsnorm",
         activation="swiglu" if act in ("silu", "gelu") else act,
-        position="rope", tied_embeddings=r.bool("tie_word_embeddings", gemma),
+        # MiniCPM's configs leave the tying to its class's default (tied)
+        position="rope", tied_embeddings=r.bool("tie_word_embeddings",
+                                                gemma or model_type == "minicpm"),
         # Qwen2 (HF Qwen2Attention): biases on q/k/v_proj only, none on o_proj or the MLP;
         # InternLM2: ``bias`` on wqkv and wo; Seed-OSS: ``attention_bias`` on q/k/v_proj,
         # ``attention_out_bias`` on o_proj
