@@ -324,11 +324,10 @@ HELIUM_2B = {
     "num_attention_heads": 20, "num_hidden_layers": 24, "num_key_value_heads": 20,
     "rms_norm_eps": 1e-08, "rope_theta": 100000.0, "tie_word_embeddings": False,
     "torch_dtype": "bfloat16", "vocab_size": 48000}
-# openbmb/MiniCPM-2B-sft-bf16's config.json (HF blame @ fab7c2d) has no model_type (its
-# remote code's class) nor tie_word_embeddings (tied by that class's default); "minicpm" is
-# the type transformers' native port reads
+# openbmb/MiniCPM-2B-sft-bf16's config.json (HF blame @ fab7c2d): no model_type (its remote
+# code's class names it) nor tie_word_embeddings (tied by that class's default)
 MINICPM_2B = {
-    "model_type": "minicpm", "architectures": ["MiniCPMForCausalLM"], "hidden_act": "silu",
+    "architectures": ["MiniCPMForCausalLM"], "hidden_act": "silu",
     "hidden_size": 2304, "intermediate_size": 5760, "max_position_embeddings": 4096,
     "num_attention_heads": 36, "num_hidden_layers": 40, "num_key_value_heads": 36,
     "rms_norm_eps": 1e-05, "rope_scaling": None, "vocab_size": 122753, "scale_emb": 12,
@@ -353,9 +352,11 @@ def test_helium_minicpm_mimo_counts():
     assert helium.param_count() == 24 * (4 * d * d + 3 * d * ff + 2 * d) + 2 * 48000 * d + d \
         == 2_172_643_840
     assert 2 * helium.param_count() == pytest.approx(4.35e9, abs=0.005e9)
-    minicpm = _read(MINICPM_2B)
+    minicpm = _read(MINICPM_2B)   # its type from its one architecture, MiniCPMForCausalLM
     d, ff = 2304, 5760
-    assert minicpm.tied_embeddings
+    assert (minicpm.family, minicpm.tied_embeddings) == ("minicpm", True)
+    with pytest.raises(WorkloadError, match="model_type: missing"):
+        _read({**MINICPM_2B, "architectures": ["MiniCPMForSequenceClassification"]})
     assert minicpm.non_embedding_params() == 40 * (4 * d * d + 3 * d * ff + 2 * d) + d \
         == 2_442_057_984
     assert minicpm.non_embedding_params() == pytest.approx(2.4e9, rel=0.02)

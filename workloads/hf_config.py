@@ -86,7 +86,7 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
     if not isinstance(data, dict):
         raise WorkloadError(file, "", f"expected a JSON object, got {type(data).__name__}")
     r = ConfigReader(data, file)
-    model_type = r.str("model_type", "")
+    model_type = r.str("model_type", "") or _type_of_architecture(data)
     if not model_type:
         raise WorkloadError(file, "model_type", "missing required field (a text value)")
     name = name or Path(file).parent.name or model_type
@@ -218,6 +218,19 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
             tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
     raise WorkloadError(file, "model_type", f"unsupported model_type '{model_type}' "
                                             f"(supported: {', '.join(SUPPORTED)})")
+
+
+def _type_of_architecture(data: dict) -> str:
+    """The model type a config without ``model_type`` names by its one architecture, where that
+    is a supported type's class (remote code's MiniCPM-2B: ``MiniCPMForCausalLM``); else ""."""
+    archs = data.get("architectures")
+    if not (isinstance(archs, list) and len(archs) == 1 and isinstance(archs[0], str)):
+        return ""
+    for suffix in ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration"):
+        if archs[0].endswith(suffix):
+            guess = archs[0][:-len(suffix)].lower()
+            return guess if guess in SUPPORTED else ""
+    return ""
 
 
 def _llama_like(r: ConfigReader, model_type: str, name: str, source: str) -> ModelConfig:
