@@ -482,6 +482,26 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "model_type": "mistral", "num_attention_heads": 8, "num_key_value_heads": 2,
         "hidden_size": 256, "num_hidden_layers": 2, "intermediate_size": 512,
         "vocab_size": 1000}},
+    "chatglm": {"model_type": "chatglm", "num_layers": 2, "padded_vocab_size": 1000,
+                "hidden_size": 256, "ffn_hidden_size": 512, "kv_channels": 64,
+                "num_attention_heads": 4, "multi_query_attention": True,
+                "multi_query_group_num": 2, "add_qkv_bias": True},
+    "qwen3_5": {"model_type": "qwen3_5", "tie_word_embeddings": True, "text_config": {
+        "model_type": "qwen3_5_text", "hidden_size": 256, "intermediate_size": 512,
+        "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "head_dim": 64, "linear_num_key_heads": 2, "linear_num_value_heads": 4,
+        "linear_key_head_dim": 32, "linear_value_head_dim": 32, "vocab_size": 1000,
+        "rope_parameters": {"partial_rotary_factor": 0.25}}},
+    "nemotron-nas": {"model_type": "nemotron-nas", "hidden_size": 256,
+                     "num_attention_heads": 4, "num_hidden_layers": 3, "vocab_size": 1000,
+                     "block_configs": [
+                         {"attention": {"n_heads_in_group": 2}, "ffn": {"ffn_mult": 1.0}},
+                         {"attention": {"no_op": True}, "ffn": {"ffn_mult": 0.5}},
+                         {"attention": {"replace_with_linear": True},
+                          "ffn": {"no_op": True}}]},
+    "deci": {"model_type": "deci", "hidden_size": 256, "intermediate_size": 512,
+             "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 1000,
+             "num_key_value_heads_per_layer": [2, 1]},
 }
 
 
