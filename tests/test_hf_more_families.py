@@ -385,3 +385,38 @@ def test_glm4v_nests_glm4_decoders():
                  "text_config": {**text, "model_type": "glm4v_moe_text"}})
     assert g45.param_count() == _read(GLM45_AIR).param_count()
     assert g45.param_count() == pytest.approx(106e9, rel=0.01)
+
+
+# mistralai/Ministral-8B-Instruct-2410's shape (its card: "Parameters 8,019,808,256";
+# "Attention Pattern Ragged (128k,32k,32k,32k)") as HF's ministral port reads it: layer_types
+# full then three sliding layers; the original file (model_type mistral) windows every layer
+MINISTRAL_8B = {
+    "model_type": "ministral", "head_dim": 128, "hidden_size": 4096,
+    "intermediate_size": 12288, "max_position_embeddings": 32768, "num_attention_heads": 32,
+    "num_hidden_layers": 36, "num_key_value_heads": 8, "sliding_window": 32768,
+    "tie_word_embeddings": False, "vocab_size": 131072,
+    "layer_types": ["full_attention", "sliding_attention", "sliding_attention",
+                    "sliding_attention"] * 9}
+
+
+def test_ministral_global_first_layers():
+    """Ministral-8B: 8,019,808,256 (its card); layers 0, 4, ..., 32 read every key, the other
+    27 at most 32,768 (``global_first``): at a 65,536-token context each request keeps
+    (9 x 65,536 + 27 x 32,768) / 36 tokens of KV per layer, and layer 1's QK^T of a decode
+    step reads 32,768 keys where layer 0's reads 65,536. Its original config (mistral) windows
+    all 36 layers."""
+    from workloads.tracer import held_tokens
+
+    m = _read(MINISTRAL_8B)
+    assert m.param_count() == 8_019_808_256
+    assert (m.global_every, m.global_first) == (4, True)
+    assert [m.windowed(i) for i in range(5)] == [False, True, True, True, False]
+    assert held_tokens(m, 65536) == (9 * 65536 + 27 * 32768) / 36
+    ops = trace_model(m.with_layers(2), Scenario(batch=1, prompt_len=65534, gen_len=3)).ops
+    qk = {op.layer: op.flops for op in ops if op.name == "qk" and op.step == 2}
+    assert qk[0] == 2 * 32 * 128 * 65536 and qk[1] == 2 * 32 * 128 * 32768
+    original = _read({**MINISTRAL_8B, "model_type": "mistral", "layer_types": None})
+    assert original.windowed_layers() == 36
+    with pytest.raises(WorkloadError, match="every n-th layer"):
+        _read({**MINISTRAL_8B, "layer_types": ["sliding_attention", "full_attention",
+                                               "full_attention", "sliding_attention"] * 9})

@@ -7,14 +7,21 @@ from typing import Any
 
 from workloads.errors import WorkloadError
 from workloads.hf_families import FAMILIES, read_family
-from workloads.hf_fields import HF_ACTIVATIONS, ConfigReader, activation_of, every_nth
+from workloads.hf_fields import (
+    HF_ACTIVATIONS,
+    ConfigReader,
+    activation_of,
+    every_nth,
+    periodic,
+)
 from workloads.models import ModelConfig
 from workloads.safe_json import MAX_BYTES, JsonInputError, load_json_text
 
 _LLAMA_LIKE = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe",
                "gemma", "gemma2", "gemma3_text", "phi3", "olmo2", "granite", "internlm2",
                "gpt_oss", "olmoe", "smollm3", "granitemoe", "qwen2_vl", "qwen2_5_vl",
-               "olmo3", "minimax_m2", "seed_oss", "internlm3", "helium", "minicpm", "mimo")
+               "olmo3", "minimax_m2", "seed_oss", "internlm3", "helium", "minicpm", "mimo",
+               "ministral")
 _GEMMA = ("gemma", "gemma2", "gemma3_text")
 _FALCON = ("falcon", "RefinedWebModel", "RefinedWeb")
 #: multimodal configs whose ``text_config`` is the decoder: the model type it is read as (None:
@@ -35,7 +42,8 @@ SUPPORTED = (*_LLAMA_LIKE, *_NESTED, "llama4_text", "starcoder2", *_DEEPSEEK,
 #: model types whose config's ``sliding_window`` windows their attention (HF's
 #: Mistral/Mixtral/Starcoder2/Gemma2/Gemma3 attention read it; Qwen2/3 only under
 #: ``use_sliding_window``, false in their releases; Phi-3's is not modelled)
-_WINDOWED = ("mistral", "mixtral", "starcoder2", "gemma2", "gemma3_text", "gpt_oss", "olmo3")
+_WINDOWED = ("mistral", "mixtral", "starcoder2", "gemma2", "gemma3_text", "gpt_oss", "olmo3",
+             "ministral")
 #: windowed models whose every n-th layer reads every key (HF Gemma2: odd layers; Gemma3:
 #: ``sliding_window_pattern``, 6 by default), where the config has no ``layer_types``
 _GLOBAL_EVERY = {"gemma2": 2, "gemma3_text": 6, "olmo3": 4}
@@ -428,8 +436,8 @@ def _dbrx(r: ConfigReader, name: str, source: str) -> ModelConfig:
 def _window(r: ConfigReader, model_type: str) -> dict[str, int]:
     """``sliding_window`` and ``global_every`` of a windowed model type's config: from its
     ``layer_types`` where given (every layer ``sliding_attention``, or every n-th
-    ``full_attention``), else its type's pattern; none where ``sliding_window`` is absent or
-    null."""
+    ``full_attention``, counted from the n-th or, ``global_first``, the first layer), else its
+    type's pattern; none where ``sliding_window`` is absent or null."""
     if model_type not in _WINDOWED:
         return {}
     window = r.int("sliding_window", default=0, minimum=0)
@@ -441,9 +449,9 @@ def _window(r: ConfigReader, model_type: str) -> dict[str, int]:
         if model_type == "gemma3_text":
             every = r.int("sliding_window_pattern", default=every)
         return {"sliding_window": window, "global_every": every}
-    every = every_nth(r, "layer_types", ("sliding_attention", "full_attention"),
-                       "full_attention")
-    return {"sliding_window": window, "global_every": every}
+    every, first = periodic(r, "layer_types", ("sliding_attention", "full_attention"),
+                            "full_attention")
+    return {"sliding_window": window, "global_every": every, "global_first": first}
 
 
 def _family(r: ConfigReader, model_type: str, name: str, source: str) -> ModelConfig:

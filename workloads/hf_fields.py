@@ -118,12 +118,26 @@ def every_nth(r: ConfigReader, key: str, known: tuple, marked: Any) -> int:
     """``n`` where the per-layer list ``key`` holds ``marked`` at every n-th layer (layers n-1,
     2n-1, ...) and the other value of ``known`` elsewhere; 0 where no layer is marked. Another
     pattern, or a list not one entry per layer, is a one-line error naming ``key``."""
+    return periodic(r, key, known, marked, from_first=False)[0]
+
+
+def periodic(r: ConfigReader, key: str, known: tuple, marked: Any, from_first: bool = True
+             ) -> tuple[int, bool]:
+    """``(n, first)`` where the per-layer list ``key`` holds ``marked`` at every n-th layer -
+    layers n-1, 2n-1, ... (``first`` False) or, where ``from_first``, layers 0, n, 2n, ...
+    (``first`` True: Ministral's, GPT-Neo's global layers) - and the other value of ``known``
+    elsewhere; ``(0, False)`` where no layer is marked. Another pattern, or a list not one
+    entry per layer, is a one-line error naming ``key``."""
     layers = r.layers("num_hidden_layers")
     at = list(marked_layers(r, key, layers, known, marked))
     if not at:
-        return 0
+        return 0, False
     every = at[0] + 1
-    if at != list(range(every - 1, layers, every)):
-        raise WorkloadError(r.file, key, f"expected {marked} at every n-th layer or none "
-                                         "(other patterns are not modelled)")
-    return every
+    if at == list(range(every - 1, layers, every)):
+        return every, False
+    every = at[1] if len(at) > 1 else layers
+    if from_first and at == list(range(0, layers, every)) and every > 1:
+        return every, True
+    start = "counted from the n-th or the first layer; " if from_first else ""
+    raise WorkloadError(r.file, key, f"expected {marked} at every n-th layer or none ({start}"
+                                     "other patterns are not modelled)")

@@ -104,11 +104,12 @@ class ModelConfig:
     ``shared_ff``: the width of the shared experts every token of a mixture-of-experts layer
     also runs (DeepSeekMoE, Qwen2-MoE: their shared experts as one MLP; 0: none).
     ``sliding_window``: a windowed layer's query reads at most that many keys (Mistral-7B-v0.1,
-    StarCoder2, Gemma 2/3; 0: none) and keeps that many in its KV cache; ``global_every``: with a
-    window, layer ``i`` reads every key where ``(i + 1) % global_every == 0`` (Gemma 2: 2, Gemma
-    3: 6; 0: every layer windowed). ``post_norms``: a norm after attention and after the MLP
-    too, before each residual add (Gemma 2/3). ``qk_norm``: RMSNorm gains on the queries and
-    keys, ``head`` (one ``head_dim`` gain each: Qwen3, Gemma 3) or ``full`` (over the whole
+    StarCoder2, Gemma 2/3; 0: none) and keeps that many in its KV cache; ``global_every``: with
+    a window, layer ``i`` reads every key where ``(i + 1) % global_every == 0`` (Gemma 2: 2,
+    Gemma 3: 6; 0: every layer windowed), or with ``global_first`` where ``i % global_every ==
+    0`` (the first of each period: Ministral). ``post_norms``: a norm after attention and after
+    the MLP too, before each residual add (Gemma 2/3). ``qk_norm``: RMSNorm gains on the queries
+    and keys, ``head`` (one ``head_dim`` gain each: Qwen3, Gemma 3) or ``full`` (over the whole
     projections: OLMo 2; traced as an RMSNorm of each query and key head, which moves the same
     bytes); ``shared_gate``: a d -> 1 sigmoid gate on the shared experts (Qwen2-MoE; counted
     as parameters, its op not traced: d MACs per token). ``first_dense``: the first layers of
@@ -204,6 +205,7 @@ class ModelConfig:
     shared_ff: int = 0
     sliding_window: int = 0
     global_every: int = 0
+    global_first: bool = False
     post_norms: bool = False
     qk_norm: str = ""
     shared_gate: bool = False
@@ -337,6 +339,9 @@ class ModelConfig:
                                                    f"[0, {self.n_layers})")
         if self.nope_every and self.position != "rope":
             raise WorkloadError("", "nope_every", "layers without RoPE need position 'rope'")
+        if self.global_first and not self.global_every:
+            raise WorkloadError("", "global_first", "global first layers of each period need "
+                                                    "global_every > 0")
         if self.global_every and not self.sliding_window:
             raise WorkloadError("", "global_every", "global layers among windowed ones need "
                                                     "sliding_window > 0")
@@ -412,7 +417,8 @@ class ModelConfig:
         keys."""
         if not self.sliding_window:
             return False
-        return not (self.global_every and (layer + 1) % self.global_every == 0)
+        at = layer if self.global_first else layer + 1
+        return not (self.global_every and at % self.global_every == 0)
 
     def nope(self, layer: int) -> bool:
         """Whether decoder layer ``layer`` (0-based) of a RoPE model applies no RoPE."""
