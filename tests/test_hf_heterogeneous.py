@@ -194,7 +194,7 @@ def test_folds_and_serves_like_its_run(monkeypatch):
 
     m = _read(_tiny())
     _folds_like_op_by_op(m, Scenario(batch=2, prompt_len=6, gen_len=20), monkeypatch)
-    im = IterationModel(load_arch("dgx-h100"), m, tp=2)
+    im = IterationModel(load_arch("dgx-h100"), m, tp=2, exact_tokens=1 << 16)   # no grid
 
     def run_sum(batch: int, prompt: int, phase: str) -> float:
         trace = trace_model(m, Scenario(batch=batch, prompt_len=prompt, gen_len=2, tp=2,
@@ -205,6 +205,9 @@ def test_folds_and_serves_like_its_run(monkeypatch):
         run_sum(1, 128, "prefill"), rel=1e-12)
     assert im.iteration(3, 3 * 133, [], 3).gpu_s == pytest.approx(
         run_sum(3, 132, "decode"), rel=1e-12)
+    # at a long context the decode attention reads each block's own K/V heads
+    assert im.iteration(4, 4 * 32769, [], 4).gpu_s == pytest.approx(
+        run_sum(4, 32768, "decode"), rel=1e-12)
 
 
 def test_check_and_finetune():
