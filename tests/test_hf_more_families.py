@@ -357,6 +357,8 @@ def test_helium_minicpm_mimo_counts():
     assert (minicpm.family, minicpm.tied_embeddings) == ("minicpm", True)
     with pytest.raises(WorkloadError, match="model_type: missing"):
         _read({**MINICPM_2B, "architectures": ["MiniCPMForSequenceClassification"]})
+    with pytest.raises(WorkloadError, match="sparse_config: expected null"):
+        _read({**MINICPM_2B, "sparse_config": {"kernel_size": 32}})
     assert minicpm.non_embedding_params() == 40 * (4 * d * d + 3 * d * ff + 2 * d) + d \
         == 2_442_057_984
     assert minicpm.non_embedding_params() == pytest.approx(2.4e9, rel=0.02)

@@ -252,7 +252,10 @@ def _llama_like(r: ConfigReader, model_type: str, name: str, source: str) -> Mod
     logit scales. OLMo 2/3 norm after attention and after the MLP instead of before: the same
     two norms a layer, traced in the pre-norm place. Helium's interleaved RoPE is the same
     work; MiMo is Qwen2's decoder, its multi-token-prediction layers (a draft model) left
-    out."""
+    out. MiniCPM4's sparse attention (``sparse_config``) is refused, as transformers does."""
+    if model_type == "minicpm" and r.data.get("sparse_config") is not None:
+        raise WorkloadError(r.file, "sparse_config", "expected null (MiniCPM4's sparse "
+                                                     "attention is not modelled)")
     heads = r.int("num_attention_heads")
     d = r.int("hidden_size")
     experts = r.int("num_local_experts", "num_experts", default=1)
