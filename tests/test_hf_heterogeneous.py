@@ -188,18 +188,11 @@ def test_folds_and_serves_like_its_run(monkeypatch):
     """A long decode of a heterogeneous model folds as op-by-op; a serving iteration prices
     the ops ``xpusim run`` traces (TP 2), each attention block with its own heads."""
     from test_hf_windows_shared import _folds_like_op_by_op
-
-    from arch import load_arch
-    from sim.serve.costs import IterationModel
+    from test_serve_hybrid import iteration_and_run
 
     m = _read(_tiny())
     _folds_like_op_by_op(m, Scenario(batch=2, prompt_len=6, gen_len=20), monkeypatch)
-    im = IterationModel(load_arch("dgx-h100"), m, tp=2, exact_tokens=1 << 16)   # no grid
-
-    def run_sum(batch: int, prompt: int, phase: str) -> float:
-        trace = trace_model(m, Scenario(batch=batch, prompt_len=prompt, gen_len=2, tp=2,
-                                        attention="flash"))
-        return sum(im.device.estimate(op).latency for op in trace.ops if op.phase == phase)
+    im, run_sum = iteration_and_run(m, exact_tokens=1 << 16)   # every length priced, no grid
 
     assert im.iteration(0, 0, [(128, 128)], 1).gpu_s == pytest.approx(
         run_sum(1, 128, "prefill"), rel=1e-12)

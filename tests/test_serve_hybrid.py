@@ -28,23 +28,30 @@ def test_iterations_price_the_runs_ops(config, layers):
     run`` traces for that prefill, that step (TP 2, flash attention), to float rounding:
     recurrent layers' scans, convolutions and state updates per request, attention in the
     attention layers only."""
-    from arch import load_arch
-    from sim.serve.costs import IterationModel
-
-    m = _model(config, layers)
-    im = IterationModel(load_arch("dgx-h100"), m, tp=2)
-
-    def run_sum(batch: int, prompt: int, phase: str) -> float:
-        trace = trace_model(m, Scenario(batch=batch, prompt_len=prompt, gen_len=2, tp=2,
-                                        attention="flash"))
-        return sum(im.device.estimate(op).latency for op in trace.ops if op.phase == phase)
-
+    im, run_sum = iteration_and_run(_model(config, layers))
     assert im.iteration(0, 0, [(128, 128)], 1).gpu_s == pytest.approx(
         run_sum(1, 128, "prefill"), rel=1e-12)
     assert im.iteration(3, 3 * 133, [], 3).gpu_s == pytest.approx(
         run_sum(3, 132, "decode"), rel=1e-12)
     assert im.iteration(0, 0, [(64, 64)] * 2, 2).gpu_s == pytest.approx(
         run_sum(2, 64, "prefill"), rel=1e-12)
+
+
+def iteration_and_run(m, exact_tokens: int = 256):
+    """A TP-2 dgx-h100 serving iteration model of ``m`` and ``run_sum(batch, prompt, phase)``:
+    the device's latencies summed over the ops ``xpusim run`` traces for that phase (flash
+    attention, TP 2)."""
+    from arch import load_arch
+    from sim.serve.costs import IterationModel
+
+    im = IterationModel(load_arch("dgx-h100"), m, tp=2, exact_tokens=exact_tokens)
+
+    def run_sum(batch: int, prompt: int, phase: str) -> float:
+        trace = trace_model(m, Scenario(batch=batch, prompt_len=prompt, gen_len=2, tp=2,
+                                        attention="flash"))
+        return sum(im.device.estimate(op).latency for op in trace.ops if op.phase == phase)
+
+    return im, run_sum
 
 
 def test_attention_grows_in_its_layers_only():
