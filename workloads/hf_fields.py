@@ -125,7 +125,7 @@ def periodic(r: ConfigReader, key: str, known: tuple, marked: Any, from_first: b
              ) -> tuple[int, bool]:
     """``(n, first)`` where the per-layer list ``key`` holds ``marked`` at every n-th layer -
     layers n-1, 2n-1, ... (``first`` False) or, where ``from_first``, layers 0, n, 2n, ...
-    (``first`` True: Ministral's, GPT-Neo's global layers) - and the other value of ``known``
+    (``first`` True: Ministral's global layers) - and the other value of ``known``
     elsewhere; ``(0, False)`` where no layer is marked. Another pattern, or a list not one
     entry per layer, is a one-line error naming ``key``."""
     layers = r.layers("num_hidden_layers")
