@@ -944,13 +944,79 @@ _PRESETS += [
                moe_every=1),
 ]
 
+
+
+def _layer_blocks(runs: tuple[tuple[int, int, int], ...]) -> dict:
+    """``blocks`` and ``block_widths`` of layers given as runs of ``(layers, key/value heads,
+    MLP width)``, each 0 for a no-op attention or MLP (Llama-Nemotron's block_configs)."""
+    blocks, widths = [], []
+    for count, heads, width in runs:
+        layer = [(k, w) for k, w in (("*", heads), ("-", width)) if w]
+        blocks += [k for k, _ in layer] * count
+        widths += [w for _, w in layer] * count
+    return {"n_layers": len(blocks), "blocks": "".join(blocks), "block_widths": tuple(widths)}
+
+
+#: newer families' presets, each field for field its config.json as workloads/hf_config.py reads
+#: it (tests/test_model_presets_2026.py)
+_PRESETS += [
+    _hf_shaped("qwen3.5-27b", "qwen3_next", "Hugging Face Qwen/Qwen3.5-27B config.json "
+               "text_config (pasted verbatim in ModelCloud/GPTQModel issue 2559): Gated "
+               "DeltaNet layers, gated attention every 4th, a 17,408-wide MLP in every layer; "
+               "no vision tower, no MTP layer", n_layers=64, d_model=5120, n_heads=24,
+               n_kv_heads=4, d_ff=17408, vocab_size=248320, max_positions=262144,
+               head_dim=256, rotary_dim=64, d_conv=4, qk_norm="head",
+               attn_layers=tuple(range(3, 64, 4)), gdn_k_heads=16, gdn_v_heads=48,
+               gdn_k_dim=128, gdn_v_dim=128, attn_gate=True),
+    _hf_shaped("qwen3-next-80b-a3b", "qwen3_next", "Hugging Face Qwen/Qwen3-Next-80B-A3B-"
+               "Instruct config.json (a model-info report's dump of the checkpoint; "
+               "ai-dynamo/aiconfigurator's Thinking copy @ 1b7cfb10 is identical): 512 experts "
+               "top 10 + 1 gated shared; no MTP layer", n_layers=48, d_model=2048, n_heads=16,
+               n_kv_heads=2, d_ff=512, vocab_size=151936, max_positions=262144, head_dim=256,
+               n_experts=512, top_k=10, rotary_dim=64, d_conv=4, shared_ff=512,
+               qk_norm="head", shared_gate=True, moe_every=1,
+               attn_layers=tuple(range(3, 48, 4)), gdn_k_heads=16, gdn_v_heads=32,
+               gdn_k_dim=128, gdn_v_dim=128, attn_gate=True),
+    _hf_shaped("granite-4.0-h-tiny", "granitemoehybrid", "ibm-granite/granite-4.0-h-tiny "
+               "config.json as third-party copies give it (a test fixture and a server "
+               "manifest agree): Mamba-2 layers, attention without RoPE in layers 5, 15, 25, "
+               "35, 64 experts top 6 + a shared MLP", n_layers=40, d_model=1536, n_heads=12,
+               n_kv_heads=4, d_ff=512, vocab_size=100352, max_positions=131072, head_dim=128,
+               tied_embeddings=True, n_experts=64, top_k=6, d_state=128, d_conv=4,
+               shared_ff=1024, moe_every=1, nope_every=1, ssm_heads=48, ssm_head_dim=64,
+               ssm_groups=1, ssm_chunk=256, attn_layers=(5, 15, 25, 35)),
+    _hf_shaped("llama-3.3-nemotron-super-49b", "nemotron-nas", "Hugging Face nvidia/Llama-3_3-"
+               "Nemotron-Super-49B-v1 config.json (its copy in NVIDIA-NeMo/Megatron-Bridge "
+               "llama_nemotron_config.py @ 2cec89e): 80 layers, 49 with attention of 8 "
+               "key/value heads, MLPs of six widths (ffn_mult x 2/3 x d rounded up to 256)",
+               d_model=8192, n_heads=64, n_kv_heads=8, d_ff=28672, vocab_size=128256,
+               max_positions=131072, head_dim=128, **_layer_blocks((
+                   (1, 8, 14336), (5, 8, 28672), (2, 0, 14336), (3, 8, 28672), (1, 0, 17920),
+                   (30, 8, 28672), (1, 0, 7168), (2, 0, 14336), (1, 0, 7168), (1, 0, 28672),
+                   (1, 0, 7168), (1, 0, 14336), (3, 0, 7168), (1, 8, 28672), (1, 0, 7168),
+                   (2, 0, 5632), (1, 0, 7168), (3, 0, 5632), (2, 0, 7168), (2, 0, 2816),
+                   (2, 0, 5632), (2, 0, 2816), (1, 0, 5632), (2, 0, 2816), (9, 8, 28672)))),
+    _hf_shaped("ministral-8b", "ministral", "mistralai/Ministral-8B-Instruct-2410 (its card: "
+               "8,019,808,256 parameters, attention pattern ragged 128k, 32k, 32k, 32k) as HF's "
+               "ministral port reads it: a 32,768-key window but in every 4th layer from the "
+               "first", n_layers=36, d_model=4096, n_heads=32, n_kv_heads=8, d_ff=12288,
+               vocab_size=131072, max_positions=32768, head_dim=128, sliding_window=32768,
+               global_every=4, global_first=True),
+    _hf_shaped("glm-4-9b", "glm", "Hugging Face THUDM/glm-4-9b-chat-hf config.json (HF blame "
+               "@ c7f73fd): q/k/v biases, 2 key/value heads, RoPE on half of each head",
+               n_layers=40, d_model=4096, n_heads=32, n_kv_heads=2, d_ff=13696,
+               vocab_size=151552, max_positions=131072, head_dim=128, qkv_bias=True,
+               rotary_dim=64),
+]
+
 MODEL_PRESETS: dict[str, ModelConfig] = {m.name: m for m in _PRESETS}
 ALIASES = {"gpt2": "gpt2-small", "llama-2-7b": "llama2-7b", "llama-2-13b": "llama2-13b",
            "llama-2-70b": "llama2-70b", "llama-3-8b": "llama3-8b", "llama-3-70b": "llama3-70b",
            "mixtral": "mixtral-8x7b", "mistral": "mistral-7b", "bloom": "bloom-176b",
            "bert": "bert-base",
            "t5": "t5-small", "mamba": "mamba-130m", "gpt-j": "gpt-j-6b", "gptj": "gpt-j-6b",
-           "falcon": "falcon-7b", "phi2": "phi-2", "gemma": "gemma-7b"}
+           "falcon": "falcon-7b", "phi2": "phi-2", "gemma": "gemma-7b",
+           "nemotron-super-49b": "llama-3.3-nemotron-super-49b"}
 
 
 def list_models() -> list[str]:
