@@ -248,3 +248,14 @@ def test_decilm_refusals():
     with pytest.raises(WorkloadError) as err:
         _read({**DECILM_7B, "num_key_value_heads_per_layer": [4] * 31})
     assert err.value.path == "num_key_value_heads_per_layer"
+
+
+def test_serving_stages_split_blocks():
+    """``xpusim serve --pp`` splits Super-49B's 129 blocks: 2 stages are refused in one line
+    that names the blocks and the stage counts that divide them."""
+    from arch import load_arch
+    from sim.devices.base import SimError
+    from sim.serve.costs import IterationModel
+
+    with pytest.raises(SimError, match=r"129 blocks .* \(--pp 1, 3, 43 divide it\)"):
+        IterationModel(load_arch("dgx-h100"), _read(nas(SUPER, 8192, 64)), tp=4, pp=2)

@@ -108,8 +108,10 @@ class IterationModel:
         self.scenario = Scenario(batch=1, prompt_len=1, gen_len=2, dtype=dtype,
                                  kv_dtype=kv_dtype, tp=tp, pp=pp, attention=attention)
         if model.n_layers % pp:
-            raise SimError(f"--pp: {model.name} has {model.n_layers} layers, not divisible by "
-                           f"{pp} pipeline stages")
+            what = "blocks (layers of one kind each)" if model.blocks else "layers"
+            fits = [k for k in range(1, min(model.n_layers, 64) + 1) if model.n_layers % k == 0]
+            raise SimError(f"--pp: {model.name} has {model.n_layers} {what}, not divisible by "
+                           f"{pp} pipeline stages (--pp {', '.join(map(str, fits))} divide it)")
         stages_for(build_system(arch), tp, pp)
         self.device = device or device_for(arch, fidelity)
         self.builder = LayerBuilder(model, self.scenario)
