@@ -250,12 +250,24 @@ def test_decilm_refusals():
     assert err.value.path == "num_key_value_heads_per_layer"
 
 
-def test_serving_stages_split_blocks():
-    """``xpusim serve --pp`` splits Super-49B's 129 blocks: 2 stages are refused in one line
-    that names the blocks and the stage counts that divide them."""
+def test_serving_stages_split_unevenly():
+    """``xpusim serve --pp`` need not divide the layers (vLLM splits them as evenly as they go):
+    Super-49B's 129 blocks in 2 stages of 65 and 64, each device sized by the larger, 65 / 129
+    of the weights and KV cache over its 4 TP ranks; 80 layers in 4 stages are 4 stages'
+    worth exactly; more stages than blocks are refused in one line."""
     from arch import load_arch
     from sim.devices.base import SimError
     from sim.serve.costs import IterationModel
+    from workloads.models import get_model
 
-    with pytest.raises(SimError, match=r"129 blocks .* \(--pp 1, 3, 43 divide it\)"):
-        IterationModel(load_arch("dgx-h100"), _read(nas(SUPER, 8192, 64)), tp=4, pp=2)
+    m = _read(nas(SUPER, 8192, 64))
+    im = IterationModel(load_arch("dgx-h100"), m, tp=4, pp=2)
+    assert im.weight_bytes() == pytest.approx(m.param_count() * 2 * 65 / 129 / 4, rel=1e-15)
+    assert im.kv_bytes_per_token() == pytest.approx(49 * 2 * 2 * 128 * 2 * 65 / 129,
+                                                    rel=1e-15)
+    llama = get_model("llama2-70b")
+    even = IterationModel(load_arch("dgx-h100"), llama, tp=2, pp=4)
+    assert even.stage_divisor == 4
+    assert even.weight_bytes() == llama.param_count() * 2 / (2 * 4)
+    with pytest.raises(SimError, match="129 blocks .* fewer than 130 pipeline stages"):
+        IterationModel(load_arch("dgx-h100"), m, tp=1, pp=130)

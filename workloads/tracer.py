@@ -1248,12 +1248,13 @@ def pipeline_boundaries(n_layers: int, pp: int) -> set[int]:
     return {round(k * n_layers / pp) for k in range(1, pp)}
 
 
-def weight_bytes_per_device(model: ModelConfig, dtype: str, tp: int = 1, pp: int = 1) -> float:
-    """Bytes of the parameters one device holds: 1/tp of each of its 1/pp of the layers."""
+def weight_bytes_per_device(model: ModelConfig, dtype: str, tp: int = 1, pp: float = 1) -> float:
+    """Bytes of the parameters one device holds: 1/tp of each of its 1/pp of the layers
+    (``pp`` may be fractional: serving's largest stage, :mod:`sim.serve.costs`)."""
     return model.param_count() * TensorRef("x", (), dtype).nbytes({}) / (tp * pp)
 
 
-def kv_bytes_per_token(model: ModelConfig, kv_dtype: str, tp: int = 1, pp: int = 1) -> float:
+def kv_bytes_per_token(model: ModelConfig, kv_dtype: str, tp: int = 1, pp: float = 1) -> float:
     """KV-cache bytes one device holds per token of context (K and V of its layers and its
     KV heads; KV heads are replicated when there are fewer than ``tp``)."""
     elem = TensorRef("x", (), kv_dtype).nbytes({})
@@ -1279,7 +1280,7 @@ def kv_cache_bytes(model: ModelConfig, scenario: Scenario) -> float:
                                                          scenario.pp)
 
 
-def state_bytes_per_request(model: ModelConfig, dtype: str, tp: int = 1, pp: int = 1) -> float:
+def state_bytes_per_request(model: ModelConfig, dtype: str, tp: int = 1, pp: float = 1) -> float:
     """Bytes one request's recurrent layers (Mamba-1, Mamba-2, Gated DeltaNet) keep on one
     device between steps, whatever its length (0: a model without them)."""
     if not model.recurrent:

@@ -31,7 +31,10 @@ issues (``max(GPU time, summed dispatch)``; this is :func:`sim.gpu.host.async_ma
 the host either always ahead or always behind for a whole iteration).
 
 Pipeline parallelism: the stages of one iteration run one after another (``L`` layers in all,
-plus ``pp - 1`` sends); a replica does not overlap different iterations across stages.
+plus ``pp - 1`` sends); a replica does not overlap different iterations across stages. The
+stages split the layers as evenly as they go (``pp`` need not divide ``L``, as vLLM's default
+partition), and each device's memory is sized by the largest stage: ``ceil(L / pp)`` of the
+``L`` layers' weights, KV cache and states.
 """
 
 from __future__ import annotations
@@ -107,11 +110,14 @@ class IterationModel:
         require_decoder_layers(model)   # (before the cache is sized by its layers' bytes)
         self.scenario = Scenario(batch=1, prompt_len=1, gen_len=2, dtype=dtype,
                                  kv_dtype=kv_dtype, tp=tp, pp=pp, attention=attention)
-        if model.n_layers % pp:
+        if pp > model.n_layers:
             what = "blocks (layers of one kind each)" if model.blocks else "layers"
-            fits = [k for k in range(1, min(model.n_layers, 64) + 1) if model.n_layers % k == 0]
-            raise SimError(f"--pp: {model.name} has {model.n_layers} {what}, not divisible by "
-                           f"{pp} pipeline stages (--pp {', '.join(map(str, fits))} divide it)")
+            raise SimError(f"--pp: {model.name} has {model.n_layers} {what}, fewer than {pp} "
+                           "pipeline stages")
+        # each device holds its stage's share of the layers' weights, KV and states; stages
+        # split the layers as evenly as they go (vLLM's default partition), the largest one
+        # sizing the memory: n / ceil(n / pp) stages' worth (pp itself where pp divides n)
+        self.stage_divisor = model.n_layers / math.ceil(model.n_layers / pp)
         stages_for(build_system(arch), tp, pp)
         self.device = device or device_for(arch, fidelity)
         self.builder = LayerBuilder(model, self.scenario)
@@ -138,15 +144,18 @@ class IterationModel:
 
     def weight_bytes(self) -> float:
         """Weight bytes one device holds."""
-        return weight_bytes_per_device(self.model, self.scenario.dtype, self.tp, self.pp)
+        return weight_bytes_per_device(self.model, self.scenario.dtype, self.tp,
+                                       self.stage_divisor)
 
     def kv_bytes_per_token(self) -> float:
         """KV-cache bytes one device holds per token of context."""
-        return kv_bytes_per_token(self.model, self.scenario.kv_dtype, self.tp, self.pp)
+        return kv_bytes_per_token(self.model, self.scenario.kv_dtype, self.tp,
+                                  self.stage_divisor)
 
     def state_bytes_per_request(self) -> float:
         """Bytes one device holds per running request for its recurrent layers' states."""
-        return state_bytes_per_request(self.model, self.scenario.dtype, self.tp, self.pp)
+        return state_bytes_per_request(self.model, self.scenario.dtype, self.tp,
+                                       self.stage_divisor)
 
     def activation_bytes(self, tokens: int) -> float:
         """Reserved activation bytes per device for a forward pass of ``tokens`` tokens."""
