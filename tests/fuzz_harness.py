@@ -502,6 +502,10 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "deci": {"model_type": "deci", "hidden_size": 256, "intermediate_size": 512,
              "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 1000,
              "num_key_value_heads_per_layer": [2, 1]},
+    "mllama": {"model_type": "mllama", "text_config": {
+        "model_type": "mllama_text_model", "hidden_size": 256, "intermediate_size": 512,
+        "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "vocab_size": 1000, "cross_attention_layers": [1]}},
 }
 
 

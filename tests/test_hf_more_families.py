@@ -422,3 +422,38 @@ def test_ministral_global_first_layers():
     with pytest.raises(WorkloadError, match="every n-th layer"):
         _read({**MINISTRAL_8B, "layer_types": ["sliding_attention", "full_attention",
                                                "full_attention", "sliding_attention"] * 9})
+
+
+# meta-llama/Llama-3.2-11B-Vision-Instruct's text_config as a re-upload's dump gives it
+# (mylesgoose/Llama-3.2-11B-Vision-Instruct; transformers' MllamaTextConfig defaults agree)
+MLLAMA_11B = {
+    "model_type": "mllama", "architectures": ["MllamaForConditionalGeneration"],
+    "image_token_index": 128256, "vision_config": {"hidden_size": 1280, "num_hidden_layers": 32},
+    "text_config": {
+        "model_type": "mllama_text_model", "hidden_size": 4096, "intermediate_size": 14336,
+        "num_hidden_layers": 40, "num_attention_heads": 32, "num_key_value_heads": 8,
+        "vocab_size": 128256, "cross_attention_layers": [3, 8, 13, 18, 23, 28, 33, 38],
+        "rope_theta": 500000.0, "max_position_embeddings": 131072,
+        "tie_word_embeddings": False, "rms_norm_eps": 1e-05, "hidden_act": "silu"}}
+
+
+def test_mllama_text_only():
+    """Llama 3.2 11B Vision's text decoder: 32 Llama layers traced, 8 cross-attention layers
+    held but skipped without an image (as transformers and vLLM skip them) and the embedding's 8
+    extra rows: 9,775,192,080, by hand; with the vision encoder (863,567,379, counted from its
+    config) and the 7,680 -> 4,096 projector, exactly the checkpoint's 10,670,220,835 BF16
+    parameters (HfApi safetensors metadata). What it runs is Llama-3.1-8B, op for op."""
+    from workloads.models import get_model
+    from workloads.tracer import weight_bytes_per_device
+
+    m = _read(MLLAMA_11B)
+    d, q, kv, ff = 4096, 4096, 1024, 14336
+    cross = 2 * d * q + 2 * d * kv + 2 * 128 + 2 + 3 * d * ff + 2 * d
+    llama = get_model("llama3-8b")
+    assert m.param_count() == llama.param_count() + 8 * cross + 8 * d == 9_775_192_080
+    assert m.param_count() + 863_567_379 + (7680 * 4096 + 4096) == 10_670_220_835
+    assert m.active_param_count() == llama.param_count() == 8_030_261_248
+    assert weight_bytes_per_device(m, "bf16") == 2 * 9_775_192_080
+    sc = Scenario(batch=2, prompt_len=16, gen_len=3)
+    assert [(o.name, o.flops, o.bytes) for o in trace_model(m, sc).ops] == \
+        [(o.name, o.flops, o.bytes) for o in trace_model(llama, sc).ops]

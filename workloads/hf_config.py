@@ -29,7 +29,7 @@ _FALCON = ("falcon", "RefinedWebModel", "RefinedWeb")
 _NESTED = {"gemma3": "gemma3_text", "llama4": "llama4_text", "mistral3": None,
            "qwen3_vl": "qwen3", "qwen3_vl_moe": "qwen3_moe", "qwen3_5_moe": "qwen3_5_moe_text",
            "qwen3_5": "qwen3_5_text", "deepseek_vl_v2": "deepseek_v2", "glm4v": "glm4",
-           "glm4v_moe": "glm4_moe"}
+           "glm4v_moe": "glm4_moe", "mllama": "mllama_text_model"}
 #: the key a type of :data:`_NESTED` nests its decoder under (else ``text_config``)
 _NESTED_KEY = {"deepseek_vl_v2": "language_config"}
 #: keys under which a multimodal config nests its text decoder's (HF's ``text_config``;

@@ -483,6 +483,31 @@ def _chatglm(r: ConfigReader, name: str, source: str) -> ModelConfig:
         tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
 
 
+def _mllama_text(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """Llama 3.2 Vision's text decoder (``mllama`` nesting ``mllama_text_model``; HF
+    MllamaTextModel) as text-only inference runs it: its self-attention layers are Llama's;
+    its ``cross_attention_layers`` read image states, and without an image transformers and
+    vLLM skip them (``skip_cross_attention``), so they are held in memory but not traced
+    (``idle_params``: q/k/v/o projections, a gain per query and key head channel, two tanh
+    gates, the gated MLP and two norms each), as are the embedding's 8 extra rows."""
+    heads = r.int("num_attention_heads")
+    d = r.int("hidden_size")
+    layers = r.layers("num_hidden_layers")
+    cross = layer_indices(r, "cross_attention_layers", layers, ())
+    kv = r.int("num_key_value_heads", default=heads)
+    ff = r.int("intermediate_size")
+    head_dim = d // heads
+    q, k = heads * head_dim, kv * head_dim
+    cross_layer = 2 * d * q + 2 * d * k + 2 * head_dim + 2 + 3 * d * ff + 2 * d
+    return ModelConfig(
+        name=name, family="mllama", n_layers=layers - len(cross), d_model=d, n_heads=heads,
+        n_kv_heads=kv, d_ff=ff, vocab_size=r.int("vocab_size"),
+        max_positions=r.int("max_position_embeddings", default=131072), norm="rmsnorm",
+        activation="swiglu", position="rope", bias=False,
+        tied_embeddings=r.bool("tie_word_embeddings", False),
+        idle_params=len(cross) * cross_layer + 8 * d, source=source)
+
+
 def _stablelm(r: ConfigReader, name: str, source: str) -> ModelConfig:
     """StableLM 2 / 3B-4E1T (HF StableLmForCausalLM): LayerNorms with biases (the HF port
     builds them whatever ``use_norm_bias`` says), RoPE on ``partial_rotary_factor`` of each
@@ -773,6 +798,7 @@ FAMILIES: dict[str, Callable[[ConfigReader, str, str], ModelConfig]] = {
     "glm": lambda r, name, source: _glm(r, "glm", name, source),
     "glm4": lambda r, name, source: _glm(r, "glm4", name, source),
     "chatglm": _chatglm,
+    "mllama_text_model": _mllama_text,
     "stablelm": _stablelm,
     "mpt": _mpt,
     "olmo": _olmo,

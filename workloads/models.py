@@ -155,7 +155,10 @@ class ModelConfig:
     outside ``attn_layers`` run a Mamba-1 mixer (Jamba: ``expand * d_model`` channels,
     ``d_state`` states, a ``d_conv``-tap convolution, a ``dt_rank``-wide step projection).
     ``short_conv`` > 0 instead: the layers outside ``attn_layers`` run LFM2's gated short
-    convolution of that many taps (:mod:`workloads.shortconv`). ``ssm_norms``: RMSNorms of a
+    convolution of that many taps (:mod:`workloads.shortconv`). ``idle_params``: parameters
+    the model holds in memory that no traced op reads (Llama 3.2 Vision's cross-attention
+    layers, which text-only inference skips): counted in ``param_count`` and the weight bytes,
+    not in ``active_param_count``. ``ssm_norms``: RMSNorms of a
     Mamba-1 mixer's dt, B and C after ``x_proj``
     (:data:`SSM_NORMS`: ``plain`` without gains, Falcon-Mamba; ``gain`` with, Jamba).
     ``kv_lora_rank`` > 0: multi-head latent attention (DeepSeek-V2/V3): keys and values come from
@@ -243,6 +246,7 @@ class ModelConfig:
     ssm_gated_norm: bool = True
     norm_weight: bool = True
     short_conv: int = 0
+    idle_params: int = 0
 
     def __post_init__(self) -> None:
         for name, (limit, covers) in LIMITS.items():
@@ -253,10 +257,10 @@ class ModelConfig:
             if value > limit:
                 raise WorkloadError("", name, f"implausible value {value:,} (at most "
                                               f"{limit:,}; largest published: {covers})")
-        if isinstance(self.n_params, bool) or not isinstance(self.n_params, int) \
-                or self.n_params < 0:
-            raise WorkloadError("", "n_params", f"expected an integer >= 0, got "
-                                                f"{self.n_params!r:.40}")
+        for field in ("n_params", "idle_params"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise WorkloadError("", field, f"expected an integer >= 0, got {value!r:.40}")
         if self.top_k > self.n_experts:
             raise WorkloadError("", "top_k", f"{self.top_k} experts per token but the model has "
                                              f"{self.n_experts}")
@@ -676,7 +680,7 @@ class ModelConfig:
             total += 2 * self.rel_pos_buckets * self.n_heads
         elif self.rel_pos_buckets:
             total += self.rel_pos_buckets * self.n_heads
-        return total
+        return total + self.idle_params
 
     def non_embedding_params(self) -> int:
         """Parameters outside the token embedding and an untied LM head (Gemma Table 2)."""
@@ -684,13 +688,13 @@ class ModelConfig:
         return self.param_count() - self.vocab_size * self.d_model - head
 
     def active_param_count(self) -> int:
-        """Parameters touched per token (MoE: only ``top_k`` experts)."""
+        """Parameters touched per token (MoE: only ``top_k`` experts; never ``idle_params``)."""
         if not self.is_moe:
-            return self.param_count()
+            return self.param_count() - self.idle_params
         moe_layers = self.blocks.count("E") if self.blocks else \
             self.n_layers - self.dense_layers()
         inactive = (self.n_experts - self.top_k) * self.mlp_params() * moe_layers
-        return self.param_count() - inactive
+        return self.param_count() - inactive - self.idle_params
 
 
 def _gpt3(name: str, layers: int, d: int, heads: int, source: str) -> ModelConfig:
