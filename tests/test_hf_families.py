@@ -402,7 +402,7 @@ def test_vision_language_configs_read_their_text_decoder():
         _read({"model_type": "llava", "text_config": {"model_type": "llama"}})
     assert exc.value.path == "text_config.num_attention_heads"
     with pytest.raises(WorkloadError, match="unsupported model_type 'llava'"):
-        _read({"model_type": "llava", "text_config": {"model_type": "mllama"}})
+        _read({"model_type": "llava", "text_config": {"model_type": "zamba2"}})
 
 
 def test_sweep_over_layers_without_rope(tmp_path):
