@@ -232,6 +232,13 @@ def test_check_and_finetune():
      "block_configs[0].attention.n_heads_in_group"),
     (lambda c: c["block_configs"][2]["ffn"].update(ffn_mult="1.0"),
      "block_configs[2].ffn.ffn_mult"),
+    # an integer past any float (was an OverflowError), a width past LIMITS' d_ff, none at all
+    (lambda c: c["block_configs"][2]["ffn"].update(ffn_mult=10**400),
+     "block_configs[2].ffn.ffn_mult"),
+    (lambda c: c["block_configs"][2]["ffn"].update(ffn_mult=1e300),
+     "block_configs[2].ffn.ffn_mult"),
+    (lambda c: c["block_configs"][2]["ffn"].update(ffn_mult=1e-9),
+     "block_configs[2].ffn.ffn_mult"),
     (lambda c: c["block_configs"].pop(), "block_configs"),
     (lambda c: c["block_configs"].__setitem__(1, {"attention": {"no_op": True}}),
      "block_configs[1].ffn"),

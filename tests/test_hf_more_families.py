@@ -307,6 +307,11 @@ def test_chatglm_counts_and_the_hf_port():
     ({"apply_residual_connection_post_layernorm": True},
      "apply_residual_connection_post_layernorm"),
     ({"ffn_hidden_size": "13696"}, "ffn_hidden_size"),
+    # the model's own checks name ChatGLM's keys
+    ({"multi_query_group_num": 3}, "multi_query_group_num"),
+    ({"kv_channels": 10**9}, "kv_channels"),
+    ({"ffn_hidden_size": 10**9}, "ffn_hidden_size"),
+    ({"num_layers": 10**9}, "num_layers"),
 ])
 def test_chatglm_refusals(change, field):
     """ChatGLM-6B's first version and post-norm residuals are refused, naming the field."""
@@ -457,3 +462,7 @@ def test_mllama_text_only():
     sc = Scenario(batch=2, prompt_len=16, gen_len=3)
     assert [(o.name, o.flops, o.bytes) for o in trace_model(m, sc).ops] == \
         [(o.name, o.flops, o.bytes) for o in trace_model(llama, sc).ops]
+    every = {**MLLAMA_11B["text_config"], "cross_attention_layers": list(range(40))}
+    with pytest.raises(WorkloadError) as err:
+        _read({**MLLAMA_11B, "text_config": every})
+    assert err.value.path == "text_config.cross_attention_layers"

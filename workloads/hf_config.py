@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from workloads.hf_fields import (
     ConfigReader,
     activation_of,
     every_nth,
+    layer_indices,
     periodic,
 )
 from workloads.models import ModelConfig
@@ -36,7 +38,7 @@ _NESTED_KEY = {"deepseek_vl_v2": "language_config"}
 #: InternVL's ``llm_config``; DeepSeek-VL2's ``language_config``)
 _NESTING_KEYS = ("text_config", "llm_config", "language_config")
 _DEEPSEEK = ("deepseek", "deepseek_v2", "deepseek_v3", "deepseek_v32")
-SUPPORTED = (*_LLAMA_LIKE, *_NESTED, "llama4_text", "starcoder2", *_DEEPSEEK,
+SUPPORTED = (*_LLAMA_LIKE, *_NESTED, "llama4_text", "mllama_text_model", "starcoder2", *_DEEPSEEK,
              "cohere", "dbrx", "gpt2", "gpt_bigcode", "opt", "bloom", "gpt_neox", "gptj",
              *_FALCON, "phi", "bert", "t5", "mamba", "falcon_mamba", *FAMILIES)
 #: model types whose config's ``sliding_window`` windows their attention (HF's
@@ -53,14 +55,16 @@ _QK_NORM = {"qwen3": "head", "qwen3_moe": "head", "gemma3_text": "head", "olmo2"
             "olmoe": "full", "olmo3": "full"}
 #: config.json keys that hold each ModelConfig field (errors name the key of the file)
 _HF_KEYS = {
-    "n_layers": ("num_hidden_layers", "n_layer"),
+    "n_layers": ("num_hidden_layers", "n_layer", "num_layers"),
     "d_model": ("hidden_size", "n_embd", "n_embed"),
     "n_heads": ("num_attention_heads", "n_head"),
-    "n_kv_heads": ("num_key_value_heads", "num_attention_heads", "n_head"),
-    "d_ff": ("moe_intermediate_size", "intermediate_size", "ffn_dim", "n_inner", "hidden_size"),
-    "vocab_size": ("vocab_size",),
+    "n_kv_heads": ("num_key_value_heads", "multi_query_group_num", "num_attention_heads",
+                   "n_head"),
+    "d_ff": ("moe_intermediate_size", "intermediate_size", "ffn_hidden_size", "ffn_dim",
+             "n_inner", "hidden_size"),
+    "vocab_size": ("vocab_size", "padded_vocab_size"),
     "max_positions": ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"),
-    "head_dim": ("head_dim", "hidden_size"),
+    "head_dim": ("head_dim", "kv_channels", "hidden_size"),
     "n_experts": ("num_local_experts", "num_experts"),
     "top_k": ("num_experts_per_tok",),
     "activation": ("hidden_act", "activation_function"),
@@ -72,8 +76,10 @@ def model_from_hf_dict(data: Any, file: str = "config.json",
     """Build a :class:`ModelConfig` from the parsed JSON of a Hugging Face config."""
     model = _build(data, file, name)
     if model.n_heads % model.n_kv_heads:
-        raise WorkloadError(file, "num_key_value_heads", f"expected a divisor of "
-                            f"num_attention_heads ({model.n_heads}), got {model.n_kv_heads}")
+        key = next((k for k in ("num_key_value_heads", "multi_query_group_num")
+                    if isinstance(data, dict) and k in data), "num_key_value_heads")
+        raise WorkloadError(file, key, f"expected a divisor of num_attention_heads "
+                                       f"({model.n_heads}), got {model.n_kv_heads}")
     if model.head_dim < 1:
         raise WorkloadError(file, "hidden_size", "expected at least one dimension per head")
     return model
@@ -115,6 +121,8 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
         except WorkloadError as exc:   # the field as the file nests it
             raise WorkloadError(file, f"{key}.{exc.path}" if exc.path else key,
                                 exc.message) from None
+    if model_type == "mllama_text_model":
+        return _mllama_text(r, name, source)
     if model_type == "llama4_text":
         return _llama4(r, name, source)
     if model_type in FAMILIES:
@@ -226,6 +234,24 @@ def _build_model(data: Any, file: str, name: str | None) -> ModelConfig:
             tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
     raise WorkloadError(file, "model_type", f"unsupported model_type '{model_type}' "
                                             f"(supported: {', '.join(SUPPORTED)})")
+
+
+def _mllama_text(r: ConfigReader, name: str, source: str) -> ModelConfig:
+    """Llama 3.2 Vision's text decoder (``mllama`` nesting ``mllama_text_model``; HF
+    MllamaTextModel) as text-only inference runs it: Llama's layers (read as ``llama``); its
+    ``cross_attention_layers`` read image states, and without an image transformers and vLLM
+    skip them (``skip_cross_attention``), so they are held in memory but not traced
+    (``idle_params``: a Llama layer's attention, MLP and two norms, plus a gain per query and
+    key head channel and two tanh gates), as are the embedding's 8 extra rows."""
+    llama = _llama_like(r, "llama", name, source)
+    cross = layer_indices(r, "cross_attention_layers", llama.n_layers, ())
+    if len(cross) >= llama.n_layers:
+        raise WorkloadError(r.file, "cross_attention_layers", f"expected fewer than "
+                                                              f"{llama.n_layers} layers (a "
+                                                              "decoder needs a text layer)")
+    layer = llama.layer_params() + 2 * llama.head_dim + 2
+    return replace(llama, family="mllama", n_layers=llama.n_layers - len(cross),
+                   idle_params=len(cross) * layer + 8 * llama.d_model)
 
 
 def _type_of_architecture(data: dict) -> str:

@@ -483,31 +483,6 @@ def _chatglm(r: ConfigReader, name: str, source: str) -> ModelConfig:
         tied_embeddings=r.bool("tie_word_embeddings", False), source=source)
 
 
-def _mllama_text(r: ConfigReader, name: str, source: str) -> ModelConfig:
-    """Llama 3.2 Vision's text decoder (``mllama`` nesting ``mllama_text_model``; HF
-    MllamaTextModel) as text-only inference runs it: its self-attention layers are Llama's;
-    its ``cross_attention_layers`` read image states, and without an image transformers and
-    vLLM skip them (``skip_cross_attention``), so they are held in memory but not traced
-    (``idle_params``: q/k/v/o projections, a gain per query and key head channel, two tanh
-    gates, the gated MLP and two norms each), as are the embedding's 8 extra rows."""
-    heads = r.int("num_attention_heads")
-    d = r.int("hidden_size")
-    layers = r.layers("num_hidden_layers")
-    cross = layer_indices(r, "cross_attention_layers", layers, ())
-    kv = r.int("num_key_value_heads", default=heads)
-    ff = r.int("intermediate_size")
-    head_dim = d // heads
-    q, k = heads * head_dim, kv * head_dim
-    cross_layer = 2 * d * q + 2 * d * k + 2 * head_dim + 2 + 3 * d * ff + 2 * d
-    return ModelConfig(
-        name=name, family="mllama", n_layers=layers - len(cross), d_model=d, n_heads=heads,
-        n_kv_heads=kv, d_ff=ff, vocab_size=r.int("vocab_size"),
-        max_positions=r.int("max_position_embeddings", default=131072), norm="rmsnorm",
-        activation="swiglu", position="rope", bias=False,
-        tied_embeddings=r.bool("tie_word_embeddings", False),
-        idle_params=len(cross) * cross_layer + 8 * d, source=source)
-
-
 def _stablelm(r: ConfigReader, name: str, source: str) -> ModelConfig:
     """StableLM 2 / 3B-4E1T (HF StableLmForCausalLM): LayerNorms with biases (the HF port
     builds them whatever ``use_norm_bias`` says), RoPE on ``partial_rotary_factor`` of each
@@ -784,32 +759,37 @@ def _gated(act: str) -> str:
     return "swiglu" if act == "silu" else act
 
 
+def _typed(read: Callable[[ConfigReader, str, str, str], ModelConfig], model_type: str
+           ) -> Callable[[ConfigReader, str, str], ModelConfig]:
+    """A reader of several model types (``read(r, model_type, name, source)``) for one."""
+    return lambda r, name, source: read(r, model_type, name, source)
+
+
 #: model_type -> reader(reader, name, source)
 FAMILIES: dict[str, Callable[[ConfigReader, str, str], ModelConfig]] = {
     "phimoe": _phimoe,
     "cohere2": _cohere2,
     "nemotron": _nemotron,
     "exaone": _exaone,
-    "ernie4_5": lambda r, name, source: _ernie(r, "ernie4_5", name, source),
-    "ernie4_5_moe": lambda r, name, source: _ernie(r, "ernie4_5_moe", name, source),
+    "ernie4_5": _typed(_ernie, "ernie4_5"),
+    "ernie4_5_moe": _typed(_ernie, "ernie4_5_moe"),
     "glm4_moe": _glm4_moe,
     "granitemoehybrid": _granite_hybrid,
     "nemotron_h": _nemotron_h,
-    "glm": lambda r, name, source: _glm(r, "glm", name, source),
-    "glm4": lambda r, name, source: _glm(r, "glm4", name, source),
+    "glm": _typed(_glm, "glm"),
+    "glm4": _typed(_glm, "glm4"),
     "chatglm": _chatglm,
-    "mllama_text_model": _mllama_text,
     "stablelm": _stablelm,
     "mpt": _mpt,
     "olmo": _olmo,
     "exaone4": _exaone4,
     "arcee": _arcee,
-    "hunyuan_v1_dense": lambda r, name, source: _hunyuan(r, "hunyuan_v1_dense", name, source),
-    "hunyuan_v1_moe": lambda r, name, source: _hunyuan(r, "hunyuan_v1_moe", name, source),
+    "hunyuan_v1_dense": _typed(_hunyuan, "hunyuan_v1_dense"),
+    "hunyuan_v1_moe": _typed(_hunyuan, "hunyuan_v1_moe"),
     "dots1": _dots1,
     "bailing_moe": _bailing,
-    "lfm2": lambda r, name, source: _lfm2(r, "lfm2", name, source),
-    "lfm2_moe": lambda r, name, source: _lfm2(r, "lfm2_moe", name, source),
+    "lfm2": _typed(_lfm2, "lfm2"),
+    "lfm2_moe": _typed(_lfm2, "lfm2_moe"),
     "falcon_h1": _falcon_h1,
     "jamba": _jamba,
     "bamba": _bamba,

@@ -12,7 +12,7 @@ from typing import Any
 
 from workloads.errors import WorkloadError
 from workloads.hf_fields import ConfigReader
-from workloads.models import ModelConfig
+from workloads.models import LIMITS, ModelConfig
 
 #: per-layer options of Llama-Nemotron's blocks that no release sets (sparse, windowed or sink
 #: attention): refused where set
@@ -51,10 +51,7 @@ def _block(r: ConfigReader, i: int, name: str, heads: int, d: int) -> tuple[str,
         if part.bool("replace_with_linear", False):
             return "L", 0
         if name == "ffn":
-            mult = part.data.get("ffn_mult")
-            if isinstance(mult, bool) or not isinstance(mult, (int, float)) or not mult > 0:
-                raise WorkloadError(r.file, "ffn_mult", f"expected a number > 0, got {mult!r:.40}")
-            return "-", ffn_width(mult, d)
+            return "-", _ffn_block_width(r, part.data.get("ffn_mult"), d)
         group = part.int("n_heads_in_group")
         if heads % group:
             raise WorkloadError(r.file, "n_heads_in_group", f"expected a divisor of "
@@ -63,6 +60,18 @@ def _block(r: ConfigReader, i: int, name: str, heads: int, d: int) -> tuple[str,
     except WorkloadError as exc:   # the field as the file nests it
         raise WorkloadError(r.file, f"block_configs[{i}].{name}.{exc.path}", exc.message) \
             from None
+
+
+def _ffn_block_width(r: ConfigReader, mult: Any, d: int) -> int:
+    """The MLP width of ``ffn_mult`` (:func:`ffn_width`), refused in one line where it is not
+    a number, or gives no channel or a width past the plausible MLP width (``LIMITS``)."""
+    limit = LIMITS["d_ff"][0]
+    if isinstance(mult, bool) or not isinstance(mult, (int, float)) or not \
+            3 / (2 * d) <= mult <= 3 * limit / (2 * d):
+        raise WorkloadError(r.file, "ffn_mult", f"expected a number in [{3 / (2 * d):.3g}, "
+                                                f"{3 * limit / (2 * d):.6g}] (an MLP of 1 to "
+                                                f"{limit:,} channels), got {mult!r:.40}")
+    return ffn_width(mult, d)
 
 
 def _model(r: ConfigReader, family: str, blocks: list[tuple[str, int]], name: str,

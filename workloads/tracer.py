@@ -324,6 +324,16 @@ class LayerBuilder:
         return OpTemplate(name, VECTOR, op_class, e)
 
     @_memo
+    def _allgather(self, name: str, rows: int, width: int) -> list[OpTemplate]:
+        """Under tensor parallelism, an all-gather of each rank's ``rows x width`` slice of an
+        output split by columns (none at TP 1)."""
+        if self.sc.tp == 1:
+            return []
+        nbytes = rows * width * TensorRef("x", (), self.dt).nbytes({})
+        return [OpTemplate(name, COLLECTIVE, "communication", None,
+                           Collective("allgather", nbytes, self.sc.tp, self.dt))]
+
+    @_memo
     def _allreduce(self, name: str, t: int) -> list[OpTemplate]:
         if self.sc.tp == 1:
             return []
@@ -511,14 +521,11 @@ class LayerBuilder:
         """A ``d_model x d_model`` linear in place of attention or an MLP (Llama-Nemotron's
         ``replace_with_linear``): its norm, the linear split by output columns with the
         outputs gathered under tensor parallelism (as TensorRT-LLM runs it), the residual."""
-        sh, d = self.shape, self.shape.d
-        ops = [self.norm("ln_linear", "l", t, rms),
-               self._linear("linear_proj", t, d, d // self.sc.tp)]
-        if self.sc.tp > 1:
-            nbytes = t * (d // self.sc.tp) * TensorRef("x", (), self.dt).nbytes({})   # a rank's
-            ops.append(OpTemplate("allgather_linear", COLLECTIVE, "communication", None,
-                                  Collective("allgather", nbytes, self.sc.tp, self.dt)))
-        return ops + [self._vector("residual_linear", t, sh.d, "add")]
+        d = self.shape.d
+        return [self.norm("ln_linear", "l", t, rms),
+                self._linear("linear_proj", t, d, d // self.sc.tp),
+                *self._allgather("allgather_linear", t, d // self.sc.tp),
+                self._vector("residual_linear", t, d, "add")]
 
     def _attention_block(self, b: int, s: int, n: int, local: bool, nope: bool, rms: bool
                          ) -> list[OpTemplate]:
@@ -626,14 +633,11 @@ class LayerBuilder:
     def head(self, b: int) -> list[OpTemplate]:
         """Final norm and LM head on the last token of each of ``b`` requests."""
         sh = self.shape
-        ops = [OpTemplate("final_norm", VECTOR, "norm",
-                          layernorm("final_norm", "y", b, sh.d, self.dt, self.m.norm == "rmsnorm")),
-               self._linear("lm_head", b, sh.d, sh.vocab)]
-        if self.sc.tp > 1:
-            nbytes = b * sh.vocab * TensorRef("x", (), self.dt).nbytes({})
-            ops.append(OpTemplate("allgather_logits", COLLECTIVE, "communication", None,
-                                  Collective("allgather", nbytes, self.sc.tp, self.dt)))
-        return ops
+        return [OpTemplate("final_norm", VECTOR, "norm",
+                           layernorm("final_norm", "y", b, sh.d, self.dt,
+                                     self.m.norm == "rmsnorm")),
+                self._linear("lm_head", b, sh.d, sh.vocab),
+                *self._allgather("allgather_logits", b, sh.vocab)]
 
 
 class _Stamper:
