@@ -643,6 +643,24 @@ def _hunyuan(r: ConfigReader, model_type: str, name: str, source: str) -> ModelC
         tied_embeddings=r.bool("tie_word_embeddings", False), source=source, **moe)
 
 
+def _dense_first_moe(r: ConfigReader, experts: int, shared_count: str, router_bias: bool,
+                     shared_width: str = "") -> dict:
+    """The MLP fields of a DeepSeekMoE-shaped model (dots.llm1, Ling): without experts an
+    ``intermediate_size``-wide MLP; with them the first ``first_k_dense_replace`` layers that
+    MLP, the others ``num_experts_per_tok`` of ``experts`` experts ``moe_intermediate_size``
+    wide beside ``shared_count`` shared experts as one MLP (each ``shared_width`` wide where
+    that key is given and set, else the experts' width)."""
+    if experts <= 1:
+        return {"d_ff": r.int("intermediate_size")}
+    width = r.int("moe_intermediate_size")
+    each = r.int(shared_width, default=width) if shared_width else width
+    return {"n_experts": experts, "top_k": r.int("num_experts_per_tok", default=1),
+            "d_ff": width, "dense_ff": r.int("intermediate_size"),
+            "first_dense": r.int("first_k_dense_replace", default=0, minimum=0),
+            "shared_ff": each * r.int(shared_count, default=0, minimum=0),
+            "router_bias": router_bias}
+
+
 def _dots1(r: ConfigReader, name: str, source: str) -> ModelConfig:
     """dots.llm1 (HF Dots1ForCausalLM): Qwen3's attention (a per-head RMSNorm of queries and
     keys) with DeepSeek-V3's mixture of experts: the first ``first_k_dense_replace`` layers a
@@ -652,14 +670,7 @@ def _dots1(r: ConfigReader, name: str, source: str) -> ModelConfig:
     heads = r.int("num_attention_heads")
     d = r.int("hidden_size")
     experts = r.int("n_routed_experts", default=1)
-    moe: dict = {"d_ff": r.int("intermediate_size")}
-    if experts > 1:
-        width = r.int("moe_intermediate_size")
-        moe = {"n_experts": experts, "top_k": r.int("num_experts_per_tok", default=1),
-               "d_ff": width, "dense_ff": r.int("intermediate_size"),
-               "first_dense": r.int("first_k_dense_replace", default=0, minimum=0),
-               "shared_ff": width * r.int("n_shared_experts", default=0, minimum=0),
-               "router_bias": True}
+    moe = _dense_first_moe(r, experts, "n_shared_experts", router_bias=True)
     return ModelConfig(
         name=name, family="dots1", n_layers=r.int("num_hidden_layers"), d_model=d,
         n_heads=heads, n_kv_heads=r.int("num_key_value_heads", default=heads),
@@ -685,15 +696,9 @@ def _bailing(r: ConfigReader, name: str, source: str) -> ModelConfig:
     head_dim = r.int("head_dim", default=d // heads)
     bias = r.bool("use_bias", False)
     experts = r.int("num_experts", default=1)
-    moe: dict = {"d_ff": r.int("intermediate_size")}
-    if experts > 1:
-        width = r.int("moe_intermediate_size")
-        moe = {"n_experts": experts, "top_k": r.int("num_experts_per_tok", default=1),
-               "d_ff": width, "dense_ff": r.int("intermediate_size"),
-               "first_dense": r.int("first_k_dense_replace", default=0, minimum=0),
-               "shared_ff": r.int("moe_shared_expert_intermediate_size", default=width)
-               * r.int("num_shared_experts", default=0, minimum=0),
-               "router_bias": r.bool("moe_router_enable_expert_bias", False)}
+    moe = _dense_first_moe(r, experts, "num_shared_experts",
+                           r.bool("moe_router_enable_expert_bias", False),
+                           shared_width="moe_shared_expert_intermediate_size")
     factor = r.fraction("partial_rotary_factor", 1.0)
     return ModelConfig(
         name=name, family="bailing_moe", n_layers=r.int("num_hidden_layers"), d_model=d,
