@@ -12,12 +12,17 @@ from numba import njit
 
 
 @njit(cache=True, error_model="numpy")
-def dag_times(dep_ptr, dep_idx, prev, dur, start, end):
+def dag_times(first, fixed, dep_ptr, dep_idx, prev, dur, start, end):
     """``start[i]`` (s): the latest end of op ``prev[i]`` (the op before it on its stream;
     -1: none, time 0) and of its dependencies ``dep_idx[dep_ptr[i]:dep_ptr[i + 1]]``;
-    ``end[i] = start[i] + dur[i]``, op by op in id order. False (times unfinished) when a
-    dependency or a stream's op before it does not come earlier in that order."""
-    for i in range(len(dur)):
+    ``end[i] = start[i] + dur[i]``, op by op in id order from op ``first``. The ops before
+    it, and each op ``i < len(fixed)`` where ``fixed[i]``, keep the times ``start`` and
+    ``end`` hold. False (times unfinished) when a dependency or a stream's op before it
+    does not come earlier in that order."""
+    n_fixed = len(fixed)
+    for i in range(first, len(dur)):
+        if i < n_fixed and fixed[i]:
+            continue
         s = 0.0
         p = prev[i]
         if p >= i:

@@ -62,9 +62,10 @@ BESIDE_SIG = (f"Tuple((i8, f8, i8, f8, f8, f8))({_I}, {_I}, {_I}, {_I}, {_I}, {_
 BESIDE_ARGS = ((("i8", 1),) * 7 + (None,) + (("f8", 1),) * 3 + (("i8", 1), ("f8", 1))
                + (None,) * 3 + (("f8", 1),) + (None,) * 3 + (("f8", 1),) * 3)
 
-#: dag_times(dep_ptr, dep_idx, prev, dur, start, end) -> whether the deps precede each op
-DAG_SIG = f"b1({_I}, {_I}, {_I}, {_F}, {_F}, {_F})"
-DAG_ARGS = (("i8", 1),) * 3 + (("f8", 1),) * 3
+#: dag_times(first, fixed, dep_ptr, dep_idx, prev, dur, start, end) -> whether the deps
+#: precede each op
+DAG_SIG = f"b1(i8, u1[::1], {_I}, {_I}, {_I}, {_F}, {_F}, {_F})"
+DAG_ARGS = (None, ("u1", 1)) + (("i8", 1),) * 3 + (("f8", 1),) * 3
 
 #: scan_run's ``moved`` entry of a stream no op beside moved on
 NOT_MOVED = -2

@@ -53,7 +53,9 @@ same floats, ~25 us of interpretation less per window.
 
 A run in which no two transfers ever share a resource needs none of this: it is timed as one
 longest path over the trace (:mod:`sim.engine_dag`; no event at all), and only where that
-pass finds a shared resource do the streams run as above.
+pass finds a shared resource do the streams run as above - for the ops before the
+contention ends where it ends early, the rest again one longest path
+(:mod:`sim.engine_split`).
 
 The times, tables and resource figures equal the per-op engine's (tests/test_array_plan.py);
 only the number of events waited on falls.
@@ -86,6 +88,7 @@ from sim.engine_aot import (
     step_addresses,
 )
 from sim.engine_dag import contention_free
+from sim.engine_split import split_run
 from sim.load_index import LoadIndex, loads_alone
 from sim.resources import occupy
 from sim.stream_chains import handoffs
@@ -119,6 +122,10 @@ FAST_FORWARD = True
 #: time a run in which no transfer ever shares a resource as one longest path
 #: (sim/engine_dag.py); False: the event loop, which gives the same floats
 CONTENTION_FREE = True
+#: where the contention-free check fails, run the event loop only for the ops before the
+#: contention ends, where it ends early (sim/engine_split.py); False: the event loop for
+#: every op, which gives the same floats
+SPLIT_RUNS = True
 #: where an op ends a run and signals an op of another stream that its stream may adopt
 #: (``adopt_after``) and that stream sleeps on, the next run adopts it first instead of
 #: waking that stream (:func:`lead_of`); False: that stream wakes and runs it, which gives
@@ -199,9 +206,11 @@ def _on_thread(fn, *args):
     return got
 
 
-def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
+def run_streams(engine, trace: Trace, plan: Plan, dag: bool = True) -> Timeline:
     """:meth:`Engine.run` of a trace :func:`runs_on_arrays` accepts: the same times, costs
-    and resource traffic, fewer events waited on (see the module docstring)."""
+    and resource traffic, fewer events waited on (see the module docstring). ``dag``: try
+    the longest path (:mod:`sim.engine_dag`, :mod:`sim.engine_split`) before the event
+    loop."""
     arrays = trace.compact
     names = arrays.stream_names
     dev = plan.streams[names[0]]
@@ -255,13 +264,22 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
         # two loads on one link share it even with nothing else in flight (the memory is
         # never one of the links)
         stop_all[loaded_ids] |= twice
-    if CONTENTION_FREE:
+    if CONTENTION_FREE and dag:
         times = contention_free(arrays, stream, prev_op, names, dur_all, size_all, stop_all,
                                 memory_of, loads)
-        if times is not None:     # no transfer ever shared a resource: no event loop
+        prefix = None
+        if times is None and SPLIT_RUNS:    # contention that ends early: the event loop
+            times = split_run(                # for the ops before it only
+                lambda t, p: _prefix_run(engine, t, p), trace, plan, stream, prev_op, names,
+                dur_all, size_all, stop_all, memory_of, loads, resources)
+            if times is not None:
+                times, prefix = times[:2], times[2]
+        if times is not None:     # no transfer after the prefix shared a resource
             if deps is not None:
                 deps.result()
             tl = Timeline(times[0], times[1], CostList(table, kind), n)
+            if prefix is not None:
+                tl.engine_events, tl.lead_runs = prefix.engine_events, prefix.lead_runs
             tl.resources = resources
             tl.stream_order = (by_stream, bounds, list(names))
             return tl
@@ -1101,6 +1119,16 @@ def run_streams(engine, trace: Trace, plan: Plan) -> Timeline:
     tl.resources = resources
     tl.stream_order = (by_stream, bounds, list(names))
     return tl
+
+
+def _prefix_run(engine, trace: Trace, plan: Plan) -> Timeline:
+    """The event loop's timeline of a trace's first ops (:mod:`sim.engine_split`), the
+    engine's memories left as the whole run set them."""
+    memories = engine.memories
+    try:
+        return run_streams(engine, trace, plan, dag=False)
+    finally:
+        engine.memories = memories
 
 
 def _waiting_positions(run: np.ndarray, ys: np.ndarray, keys: np.ndarray, values: np.ndarray

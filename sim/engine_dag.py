@@ -30,6 +30,8 @@ from sim.load_index import LoadIndex
 #: the check runs first on the first 1/PREFIX of the ops (by index), then on the ops that
 #: start in the first ~1/PREFIX of them
 PREFIX = 32
+#: dag_times' ``fixed`` where no op keeps its times
+NO_FIXED = np.zeros(0, dtype=np.uint8)
 #: the cut between those ops and the others is read from every SAMPLE_STRIDE-th start
 SAMPLE_STRIDE = 64
 
@@ -56,7 +58,7 @@ def contention_free(arrays, stream: np.ndarray, prev: np.ndarray, names, dur: np
     ptr = np.ascontiguousarray(arrays.dep_ptr, dtype=np.int64)
     idx = np.ascontiguousarray(arrays.dep_idx, dtype=np.int64)
     start, end = np.empty(n), np.empty(n)
-    if not kernels().dag_times(ptr, idx, prev, dur, start, end):
+    if not kernels().dag_times(0, NO_FIXED, ptr, idx, prev, dur, start, end):
         return None
     # the ops that start first, checked alone first: their pairs in start order are pairs of
     # the whole check, so a failure there is the whole check's (a run with contention gives
@@ -93,7 +95,7 @@ def _first_ops_contend(m: int, dep_ptr: np.ndarray, dep_idx: np.ndarray, prev: n
     ptr = np.ascontiguousarray(dep_ptr[:m + 1], dtype=np.int64)   # their dependencies only
     idx = np.ascontiguousarray(dep_idx[:ptr[m]], dtype=np.int64)
     start, end = np.empty(m), np.empty(m)
-    if not kernels().dag_times(ptr, idx, prev[:m], dur[:m], start, end):
+    if not kernels().dag_times(0, NO_FIXED, ptr, idx, prev[:m], dur[:m], start, end):
         return True
     return any(_alone(res, ids, nbytes, start, end, prev, ptr, idx) is None
                for res, ids, nbytes in _tasks(stream, names, size, memory_of, loads, first=m))
@@ -141,14 +143,29 @@ def _alone(res, ids: np.ndarray, nbytes: np.ndarray, start: np.ndarray, end: np.
     (module docstring): (their bytes, starts and timers in start order, which
     :meth:`SharedBandwidth.add_solos` counts as its events would), or None. Each timer is
     :meth:`SharedBandwidth.solo_ends`' (NaN where its transfer would be left unfinished)."""
+    nbytes, s, timer, clash = clashes(res, ids, nbytes, start, end, prev, ptr, idx, first=True)
+    return None if clash is None or len(clash) else (nbytes, s, timer)
+
+
+def clashes(res, ids: np.ndarray, nbytes: np.ndarray, start: np.ndarray, end: np.ndarray,
+            prev: np.ndarray, ptr: np.ndarray, idx: np.ndarray, first: bool = False
+            ) -> tuple:
+    """The transfers ``nbytes`` of ops ``ids`` through ``res`` in start order: (their bytes,
+    starts, timers, the ops that start while the transfer before them is in flight or with
+    it - not alone, module docstring - or None where a timer would leave its transfer
+    unfinished). ``first``: stop at the first such op."""
     order = np.lexsort((ids, start[ids]))
     ids, nbytes = ids[order], nbytes[order]
     s = start[ids]
     timer = res.solo_ends(nbytes, s, np.ones(len(ids), dtype=bool))
-    if np.isnan(timer).any() or (s[1:] == s[:-1]).any():
-        return None
-    for k in np.flatnonzero(~(s[1:] > timer[:-1])).tolist():
+    if np.isnan(timer).any():
+        return nbytes, s, timer, None
+    out = []
+    for k in np.flatnonzero(~(s[1:] > timer[:-1]) | (s[1:] == s[:-1])).tolist():
         a, b = int(ids[k]), int(ids[k + 1])
-        if not (s[k + 1] == end[a] and (prev[b] == a or a in idx[ptr[b]:ptr[b + 1]])):
-            return None
-    return nbytes, s, timer
+        if s[k + 1] == s[k] or not (s[k + 1] == end[a] and (
+                prev[b] == a or a in idx[ptr[b]:ptr[b + 1]])):
+            out.append(b)
+            if first:
+                break
+    return nbytes, s, timer, np.array(out, dtype=np.int64)

@@ -75,10 +75,19 @@ def test_longest_path_by_hand(build):
     prev = np.array([-1, 0, -1, 2], dtype=np.int64)
     dur = np.array([1.0, 1.0, 0.5, 2.0])
     start, end = np.empty(4), np.empty(4)
-    assert times(ptr, idx, prev, dur, start, end)
+    none = np.zeros(0, dtype=np.uint8)
+    assert times(0, none, ptr, idx, prev, dur, start, end)
     assert list(start) == [0.0, 1.0, 1.0, 2.0] and list(end) == [1.0, 2.0, 1.5, 4.0]
+    # from op 2 on, a and b kept where they are (b ending at 3 s): c 1-1.5, d 3-5
+    end[1] = 3.0
+    assert times(2, none, ptr, idx, prev, dur, start, end)
+    assert list(start) == [0.0, 1.0, 1.0, 3.0] and list(end) == [1.0, 3.0, 1.5, 5.0]
+    # and with c kept too (ending at 3.5 s): d 3.5-5.5
+    end[2] = 3.5
+    assert times(1, np.array([0, 1, 1], dtype=np.uint8), ptr, idx, prev, dur, start, end)
+    assert list(start) == [0.0, 1.0, 1.0, 3.5] and list(end) == [1.0, 3.0, 3.5, 5.5]
     # a dependency that comes later in id order: not a longest path in one pass
-    assert not times(ptr, np.array([0, 3, 2], dtype=np.int64), prev, dur, start, end)
+    assert not times(0, none, ptr, np.array([0, 3, 2], dtype=np.int64), prev, dur, start, end)
 
 
 def _memory(bandwidth: float = 100.0) -> SharedBandwidth:
