@@ -105,17 +105,19 @@ def _head(step: np.ndarray, m: int, n: int, ptr: np.ndarray, idx: np.ndarray,
     """Which ops the event engine runs (module docstring, steps 1 and 2), over the first ops
     (False beyond): those starting before the cut, timed alone; None where none of the first
     ``m`` clashes, nor of the first 1/LONGEST_PREFIX (the contention-free check failed
-    elsewhere), where the steps do not rise with the op ids, where the prefix would reach
+    elsewhere; those too where the first ``m`` are all of the first step), where one in
+    the last quarter of those clashes, where the steps do not
+    rise with the op ids, where the prefix would reach
     past the first 1/LONGEST_PREFIX of the ops, where one of the ``m`` ops after it
     clashes, or where it is not closed under dependencies and its streams' order."""
     from sim.engine_aot import kernels
 
     last = None
-    for w in dict.fromkeys((m, n // LONGEST_PREFIX)):   # a short run's prefill: over m
+    for w in dict.fromkeys((m, n // LONGEST_PREFIX)):
         last = _last_clash(w, ptr, idx, prev, dur, stream, names, size, memory_of, loads)
-        if last is not None:
-            break
-    if last is None or (step[1:last + 1] < step[:last]).any():
+        if last is not None and not step[w - 1] == step[last] == step[0]:
+            break   # (else none, or all in a first step longer than m: a short run's prefill)
+    if last is None or _persists(last, w) or (step[1:last + 1] < step[:last]).any():
         return None
     after = int(np.searchsorted(step, step[last], side="right"))   # the next step's first op
     if after > n // LONGEST_PREFIX or after >= n:
@@ -152,6 +154,13 @@ def _head(step: np.ndarray, m: int, n: int, ptr: np.ndarray, idx: np.ndarray,
     if not head[deps[own]].all():
         return None
     return head
+
+
+def _persists(last: int, w: int) -> bool:
+    """Whether contention among the first ``w`` ops, the last clash at op ``last``, goes on
+    past them (collectives beside compute in every step): a clash in their last quarter.
+    Then the split is not tried."""
+    return last > w * 3 // 4
 
 
 def _clash_after(window: np.ndarray, start: np.ndarray, end: np.ndarray, ptr: np.ndarray,

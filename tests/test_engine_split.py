@@ -26,8 +26,9 @@ PIPELINE = {"batch": 8, "prompt_len": 512, "gen_len": 16, "tp": 2, "pp": 4,
             "microbatches": 4}
 
 
-def _run(overlap: bool = False):
-    return simulate(load_arch("dgx-h100"), get_model("llama2-70b"), Scenario(**PIPELINE),
+def _run(overlap: bool = False, gen_len: int = 16):
+    return simulate(load_arch("dgx-h100"), get_model("llama2-70b"),
+                    Scenario(**{**PIPELINE, "gen_len": gen_len}),
                     policies=Policies(overlap=overlap))
 
 
@@ -65,9 +66,12 @@ def test_prefill_contention_then_a_longest_path(monkeypatch):
 
 
 def test_contention_in_every_step_is_handed_back(monkeypatch):
-    got = _spy(monkeypatch)
+    """Given up on at once: the first ops' last clash is in their last quarter, so neither
+    the check of the ops after it nor the prefix's event loop runs."""
+    got, later = _spy(monkeypatch), []
+    monkeypatch.setattr(engine_split, "_clash_after", lambda *a: later.append(a) or True)
     fast = _run(overlap=True)
-    assert got == [None]
+    assert got == [None] and not later
     monkeypatch.setattr(engine_arrays, "SPLIT_RUNS", False)
     _same(fast, _run(overlap=True))
 
@@ -110,9 +114,11 @@ def test_a_long_prefix_is_not_tried(longest, monkeypatch):
 
 def test_later_ops_that_share_a_resource_are_refused(monkeypatch):
     """With ``--overlap`` every decode step's logits all-gather shares the last stage's HBM
-    with the next micro-batch's first op. With the cheap check before the prefix bypassed,
-    the check after it must see those transfers share and refuse the split."""
+    with the next micro-batch's first op. With the cheap checks that give up before the
+    prefix bypassed, the check after it must see those transfers share and refuse the
+    split. (64 tokens: the first 1/32 of the ops hold the prefill and a decode step.)"""
     monkeypatch.setattr(engine_split, "_clash_after", lambda *a: False)
+    monkeypatch.setattr(engine_split, "_persists", lambda *a: False)
     seen = []      # the check after the prefix: (resource, clashes, first start, last change)
     real = engine_split.clashes
 
@@ -124,10 +130,33 @@ def test_later_ops_that_share_a_resource_are_refused(monkeypatch):
 
     monkeypatch.setattr(engine_split, "clashes", spied)
     got = _spy(monkeypatch)
-    fast = _run(overlap=True)
+    fast = _run(overlap=True, gen_len=64)
     # refused by the later ops' own clash on the last stage's HBM; each resource checked
     # before it had its first later transfer after the prefix's last change on it
     assert got == [None] and seen[-1][0] == "gpu6.hbm" and len(seen[-1][1]) == 1
     assert len(seen) > 1 and all(not len(c) and s > last for _, c, s, last in seen[:-1])
     monkeypatch.setattr(engine_arrays, "SPLIT_RUNS", False)
-    _same(fast, _run(overlap=True))
+    _same(fast, _run(overlap=True, gen_len=64))
+
+
+def test_a_prefill_longer_than_the_first_ops_is_looked_past(monkeypatch):
+    """Llama-3-8B, 2,048-token prompts on two TP2 stages in four micro-batches, 30 tokens:
+    the prefill is 1/30 of the ops, longer than the first 1/32 the check times first, and
+    its stages' sends share a link at its end. The split looks at the first 1/8 instead,
+    finds the contention over by the first decode step, and gives the event loop's
+    figures."""
+    got = _spy(monkeypatch)
+
+    def run():
+        return simulate(load_arch("dgx-h100"), get_model("llama3-8b"),
+                        Scenario(batch=32, prompt_len=2048, gen_len=30, tp=2, pp=2,
+                                 microbatches=4))
+
+    fast = run()
+    step = np.asarray(fast.ops["step"])
+    assert np.searchsorted(step, 1) * 30 == len(step)
+    assert len(got) == 1 and got[0] is not None
+    monkeypatch.setattr(engine_arrays, "SPLIT_RUNS", False)
+    slow = run()
+    assert slow.metrics["engine_events"] > 10 * fast.metrics["engine_events"]
+    _same(fast, slow)
