@@ -73,7 +73,7 @@ def split_run(run_prefix, trace: Trace, plan, stream: np.ndarray, prev: np.ndarr
     start, end = np.empty(n), np.empty(n)
     start[ids], end[ids] = sub.start, sub.end
     fixed = head.view(np.uint8)
-    first = int(np.argmin(head))     # the first op after the prefix (head has one)
+    first = int(np.argmin(head)) if not head.all() else len(head)   # the first op after it
     if not kernels().dag_times(first, fixed, ptr, idx, prev, dur, start, end):
         return None
     rest = np.ones(n, dtype=bool)
@@ -88,10 +88,10 @@ def split_run(run_prefix, trace: Trace, plan, stream: np.ndarray, prev: np.ndarr
                                              not got[1][0] > before._last):
             return None
         counted.append((res, got[:3]))
+    if any(r._left or r.reserved for r in sub.resources.values()):
+        return None     # (checked before any resource of the run is touched)
     for name, res in resources.items():
         before = sub.resources[name]
-        if before._left or before.reserved:
-            return None
         res.bytes_moved, res.busy_time, res._last = \
             before.bytes_moved, before.busy_time, before._last
     for res, (nbytes, starts, timers) in counted:
@@ -103,13 +103,16 @@ def _head(step: np.ndarray, m: int, n: int, ptr: np.ndarray, idx: np.ndarray,
           prev: np.ndarray, dur: np.ndarray, stream: np.ndarray, names, size: np.ndarray,
           memory_of: dict, loads: LoadIndex) -> np.ndarray | None:
     """Which ops the event engine runs (module docstring, steps 1 and 2), over the first ops
-    (False beyond): those starting before the cut, timed alone; None where none of the first
-    ``m`` clashes, nor of the first 1/LONGEST_PREFIX (the contention-free check failed
-    elsewhere; those too where the first ``m`` are all of the first step), where one in
-    the last quarter of those clashes, where the steps do not
-    rise with the op ids, where the prefix would reach
-    past the first 1/LONGEST_PREFIX of the ops, where one of the ``m`` ops after it
-    clashes, or where it is not closed under dependencies and its streams' order."""
+    (False beyond): those starting before the cut, timed alone. None where:
+
+    * none of the first ``m`` clashes, nor of the first 1/LONGEST_PREFIX (the
+      contention-free check failed elsewhere; those too where the first ``m`` are all of
+      the first step);
+    * one in the last quarter of those clashes (:func:`_persists`);
+    * the steps do not rise with the op ids;
+    * the prefix would reach past the first 1/LONGEST_PREFIX of the ops;
+    * one of the ``m`` ops after it clashes (:func:`_clash_after`);
+    * or it is not closed under dependencies and its streams' order."""
     from sim.engine_aot import kernels
 
     last = None
