@@ -67,13 +67,14 @@ def test_prefill_contention_then_a_longest_path(monkeypatch):
 
 def test_contention_in_every_step_is_handed_back(monkeypatch):
     """Given up on at once: the first ops' last clash is in their last quarter, so neither
-    the check of the ops after it nor the prefix's event loop runs."""
+    the check of the ops after it nor the prefix's event loop runs. (64 tokens: the first
+    1/32 of the ops hold the prefill and a decode step.)"""
     got, later = _spy(monkeypatch), []
     monkeypatch.setattr(engine_split, "_clash_after", lambda *a: later.append(a) or True)
-    fast = _run(overlap=True)
+    fast = _run(overlap=True, gen_len=64)
     assert got == [None] and not later
     monkeypatch.setattr(engine_arrays, "SPLIT_RUNS", False)
-    _same(fast, _run(overlap=True))
+    _same(fast, _run(overlap=True, gen_len=64))
 
 
 def test_a_cut_inside_the_contention_is_refused(monkeypatch):
