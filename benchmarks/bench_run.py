@@ -19,8 +19,9 @@ work on the machine does not inflate it. Per case it reports:
   yielding plain timeouts, measured in this process right after the case (not a warm second
   ``Engine.run``);
 * **engine events**: the SimPy events the coarsened engine actually waited on (0: a run
-  without contention, timed as one longest path, sim/engine_dag.py; a run whose contention
-  ends early: those of the ops before, the rest one longest path, sim/engine_split.py);
+  without contention, timed as one longest path, sim/engine_dag.py, or with it, as one
+  compiled event loop, sim/engine_shared.py; a run whose contention ends early, where that
+  loop gives up: those of the ops before, the rest one longest path, sim/engine_split.py);
 * **per decode step**: the marginal CPU of one more generated token, between consecutive
   cases of one model (``(simulate(b) - simulate(a)) / (gen_len(b) - gen_len(a))``, also for
   trace, engine and tables).

@@ -9,6 +9,8 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.beside_kernel.stamp_beside`: collectives beside a run's ops, their memory shared;
 * :func:`sim.dag_kernel.dag_times`: the start and end of every op of a run without contention
   (:mod:`sim.engine_dag`);
+* :func:`sim.shared_kernel.shared_times`: the same where transfers share resources, each
+  resource's sharing replayed (:mod:`sim.engine_shared`);
 * :func:`sim.quiet_kernel.stamp_quiet`: a quiet run of a stream with a contended memory;
 * :func:`sim.bound_kernel.quiet_until`: how long a contended resource stays quiet, and
   :func:`sim.bound_kernel.stream_sums`, the running sums it reads;
@@ -52,7 +54,8 @@ SOURCES = ("beside_kernel.py", "bound_kernel.py", "dag_kernel.py", "deps_kernel.
            "plan_kernel.py",
            "quiet_kernel.py",
            "resources.py", "run_kernel.py",
-           "scan_kernel.py", "span_kernel.py", "step_kernel.py", "micro/dram_aot.py")
+           "scan_kernel.py", "shared_kernel.py", "span_kernel.py", "step_kernel.py",
+           "micro/dram_aot.py")
 _I, _F = "i8[::1]", "f8[::1]"
 #: stamp_beside(run, cuts, place_pos, place_y, wait_pos, wait_ptr, wait_y, t, lat, dur, size,
 #:              stream, free, rate_ok, rate, quiet, limit_of, moved, busy, last, start, end,
@@ -66,6 +69,15 @@ BESIDE_ARGS = ((("i8", 1),) * 7 + (None,) + (("f8", 1),) * 3 + (("i8", 1), ("f8"
 #: precede each op
 DAG_SIG = f"b1(i8, u1[::1], {_I}, {_I}, {_I}, {_F}, {_F}, {_F})"
 DAG_ARGS = (None, ("u1", 1)) + (("i8", 1),) * 3 + (("f8", 1),) * 3
+
+#: shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_nb, op_mem,
+#:              op_size, rate, by_stream, bounds, start, end, moved, busy, last, where)
+#: -> DONE or why not (sim/shared_kernel.py)
+SHARED_SIG = (f"i8({_I}, {_I}, {_I}, {_F}, {_I}, {_I}, {_I}, {_F}, {_I}, {_F}, {_F}, {_I}, "
+              f"{_I}, {_F}, {_F}, {_F}, {_F}, {_F}, {_I})")
+SHARED_ARGS = ((("i8", 1),) * 3 + (("f8", 1),) + (("i8", 1),) * 3 + (("f8", 1),)
+               + (("i8", 1), ("f8", 1), ("f8", 1)) + (("i8", 1),) * 2 + (("f8", 1),) * 5
+               + (("i8", 1),))
 
 #: scan_run's ``moved`` entry of a stream no op beside moved on
 NOT_MOVED = -2
@@ -253,7 +265,7 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp
                                  "group_sums_i8", "row_sums", "late_dependency_i4",
                                  "late_dependency_i8", "adopted_run", "adopted_taken",
                                  "stamp_bounded", "stream_layout", "stream_positions",
-                                 "quiet_step", "quiet_step_at", "kind"])
+                                 "quiet_step", "quiet_step_at", "shared_times", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -301,7 +313,8 @@ def kernels() -> Kernels:
                             dram_aot.checked(mod.stream_layout, LAYOUT_ARGS),
                             dram_aot.checked(mod.stream_positions, POSITIONS_ARGS),
                             dram_aot.checked(mod.quiet_step, STEP_ARGS),
-                            dram_aot.checked(mod.quiet_step_at, STEP_AT_ARGS), "aot"),
+                            dram_aot.checked(mod.quiet_step_at, STEP_AT_ARGS),
+                            dram_aot.checked(mod.shared_times, SHARED_ARGS), "aot"),
         jit_kernels)
 
 
@@ -328,6 +341,7 @@ def jit_kernels() -> Kernels:
     from sim.quiet_kernel import stamp_bounded, stamp_quiet
     from sim.run_kernel import adopted_run, adopted_taken
     from sim.scan_kernel import scan_run
+    from sim.shared_kernel import shared_times
     from sim.span_kernel import stamp_span
     from sim.step_kernel import quiet_step, quiet_step_at
 
@@ -338,7 +352,7 @@ def jit_kernels() -> Kernels:
                    first_groups, distinct_marked, distinct_marked, group_sums, group_sums,
                    row_sums, late_dependency, late_dependency, adopted_run, adopted_taken,
                    stamp_bounded, stream_layout, stream_positions, quiet_step, quiet_step_at,
-                   "jit")
+                   shared_times, "jit")
 
 
 def module_name() -> str:
@@ -362,6 +376,7 @@ def build(directory: Path, name: str | None = None) -> Path:
         quiet_kernel,
         run_kernel,
         scan_kernel,
+        shared_kernel,
         span_kernel,
         step_kernel,
     )
@@ -400,5 +415,6 @@ def build(directory: Path, name: str | None = None) -> Path:
          ("stream_layout", LAYOUT_SIG, layout_kernel.stream_layout),
          ("stream_positions", POSITIONS_SIG, layout_kernel.stream_positions),
          ("quiet_step", STEP_SIG, step_kernel.quiet_step),
-         ("quiet_step_at", STEP_AT_SIG, step_kernel.quiet_step_at)),
+         ("quiet_step_at", STEP_AT_SIG, step_kernel.quiet_step_at),
+         ("shared_times", SHARED_SIG, shared_kernel.shared_times)),
         "the engine's loops")

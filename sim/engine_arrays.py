@@ -53,9 +53,11 @@ same floats, ~25 us of interpretation less per window.
 
 A run in which no two transfers ever share a resource needs none of this: it is timed as one
 longest path over the trace (:mod:`sim.engine_dag`; no event at all), and only where that
-pass finds a shared resource do the streams run as above - for the ops before the
+pass finds a shared resource do the streams run otherwise: first as one compiled event loop
+that replays each resource's sharing (:mod:`sim.engine_shared`; no SimPy event either);
+where that cannot be sure of SimPy's order, the event loop above runs the ops before the
 contention ends where it ends early, the rest again one longest path
-(:mod:`sim.engine_split`).
+(:mod:`sim.engine_split`), or all of them.
 
 The times, tables and resource figures equal the per-op engine's (tests/test_array_plan.py);
 only the number of events waited on falls.
@@ -88,6 +90,7 @@ from sim.engine_aot import (
     step_addresses,
 )
 from sim.engine_dag import contention_free
+from sim.engine_shared import shared_run
 from sim.engine_split import split_run
 from sim.load_index import LoadIndex, loads_alone
 from sim.resources import occupy
@@ -126,6 +129,9 @@ CONTENTION_FREE = True
 #: contention ends, where it ends early (sim/engine_split.py); False: the event loop for
 #: every op, which gives the same floats
 SPLIT_RUNS = True
+#: where the contention-free check fails, replay each resource's sharing in one compiled
+#: pass (sim/engine_shared.py); False: the split or the event loop, which give the same floats
+SHARED_RUNS = True
 #: where an op ends a run and signals an op of another stream that its stream may adopt
 #: (``adopt_after``) and that stream sleeps on, the next run adopts it first instead of
 #: waking that stream (:func:`lead_of`); False: that stream wakes and runs it, which gives
@@ -268,6 +274,9 @@ def run_streams(engine, trace: Trace, plan: Plan, dag: bool = True) -> Timeline:
         times = contention_free(arrays, stream, prev_op, names, dur_all, size_all, stop_all,
                                 memory_of, loads)
         prefix = None
+        if times is None and SHARED_RUNS:   # sharing replayed resource by resource
+            times = shared_run(arrays, stream, prev_op, names, lat_all, size_all, stop_all,
+                               memory_of, loads, by_stream, bounds)
         if times is None and SPLIT_RUNS:    # contention that ends early: the event loop
             times = split_run(                # for the ops before it only
                 lambda t, p: _prefix_run(engine, t, p), trace, plan, stream, prev_op, names,

@@ -87,8 +87,12 @@ def _simulate(name):
                     policies=Policies(overlap=overlap))
 
 
+@pytest.mark.parametrize("shared", [True, False])
 @pytest.mark.parametrize("name", list(CASES))
-def test_run_from_arrays_equals_op_by_op(name, op_by_op, monkeypatch):
+def test_run_from_arrays_equals_op_by_op(name, shared, op_by_op, monkeypatch):
+    # shared: contended runs as the compiled pass that replays sharing (sim/engine_shared.py);
+    # else the SimPy loop's coarsened streams
+    monkeypatch.setattr(engine_arrays, "SHARED_RUNS", shared)
     calls, paths = [], []
     real, longest = engine_arrays.run_streams, engine_arrays.contention_free
     monkeypatch.setattr(engine_arrays, "run_streams",
@@ -116,7 +120,7 @@ def test_run_from_arrays_equals_op_by_op(name, op_by_op, monkeypatch):
     # (sim/engine_dag.py); else a contended memory's quiet stretches, and a stream's ops
     # alone on their links, run as one event each (sim/engine_arrays.py)
     assert new.metrics["engine_events"] <= old.metrics["engine_events"]
-    if paths[-1] is not None:
+    if paths[-1] is not None or shared:
         assert new.metrics["engine_events"] == 0 < old.metrics["engine_events"]
     else:
         assert new.metrics["engine_events"] < old.metrics["engine_events"]
@@ -143,6 +147,7 @@ def test_a_run_adopts_first_the_collective_its_last_op_signalled(monkeypatch):
     # compute stream's next run stamps the collective first, without waking the comm stream
     # (engine_arrays.LEAD_ADOPTION). The same floats as waking it; each such run saves at
     # least the comm stream's wake-up and the end of its one-op run
+    monkeypatch.setattr(engine_arrays, "SHARED_RUNS", False)   # the SimPy loop's machinery
     got = []
     real = engine_arrays.run_streams
     monkeypatch.setattr(engine_arrays, "run_streams", lambda *a: got.append(real(*a)) or got[-1])
@@ -373,6 +378,7 @@ def test_cross_stream_dependencies_on_their_own_thread(monkeypatch):
     the op-by-op engine's, above); an error there is the run's error, raised where the run
     reads them. Without one they are worked out on the run's thread, past the
     contention-free check: not at all for a run that check settles."""
+    monkeypatch.setattr(engine_arrays, "SHARED_RUNS", False)   # the SimPy loop's machinery
     import threading
 
     real = engine_arrays._cross_deps

@@ -22,6 +22,14 @@ from sim.system.schedule import Policies
 from workloads.models import get_model
 from workloads.scenario import Scenario
 
+
+@pytest.fixture(autouse=True)
+def _simpy_event_loop(monkeypatch):
+    """These tests exercise the SimPy event loop's machinery: the compiled pass that times
+    contended runs without it (sim/engine_shared.py) is off."""
+    monkeypatch.setattr(engine_arrays, "SHARED_RUNS", False)
+
+
 CASES = {
     # 70B at TP8, two micro-batches: an all-reduce beside the other micro-batch's ops
     "70b-tp8-mb2": ("dgx-h100", "llama2-70b",

@@ -40,6 +40,9 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_longest_path_only_without_contention(name, monkeypatch):
     arch, model, scenario, overlap, free = CASES[name]
+    # the SimPy loop where the longest path does not hold (not the compiled pass that
+    # replays sharing, sim/engine_shared.py)
+    monkeypatch.setattr(engine_arrays, "SHARED_RUNS", False)
     paths, first = [], []
     real = engine_arrays.contention_free
     monkeypatch.setattr(engine_arrays, "contention_free",

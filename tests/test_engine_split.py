@@ -26,6 +26,13 @@ PIPELINE = {"batch": 8, "prompt_len": 512, "gen_len": 16, "tp": 2, "pp": 4,
             "microbatches": 4}
 
 
+@pytest.fixture(autouse=True)
+def _simpy_event_loop(monkeypatch):
+    """The split is what runs where the compiled pass that times contended runs without the
+    SimPy loop (sim/engine_shared.py) gives up: that pass is off here."""
+    monkeypatch.setattr(engine_arrays, "SHARED_RUNS", False)
+
+
 def _run(overlap: bool = False, gen_len: int = 16):
     return simulate(load_arch("dgx-h100"), get_model("llama2-70b"),
                     Scenario(**{**PIPELINE, "gen_len": gen_len}),

@@ -14,12 +14,20 @@ import os
 import numpy as np
 import pytest
 
+import sim.engine_arrays as engine_arrays
 from arch import load_arch
 from sim import engine_aot
 from sim.run import simulate
 from sim.system.schedule import Policies
 from workloads.models import get_model
 from workloads.scenario import Scenario
+
+
+@pytest.fixture(autouse=True)
+def _simpy_event_loop(monkeypatch):
+    """These tests exercise the SimPy event loop's machinery: the compiled pass that times
+    contended runs without it (sim/engine_shared.py) is off."""
+    monkeypatch.setattr(engine_arrays, "SHARED_RUNS", False)
 
 
 def test_declared_parameters_are_the_kernels():

@@ -1,0 +1,287 @@
+"""The times of a several-stream run whose transfers share resources, in one pass (numba).
+
+:func:`sim.dag_kernel.dag_times` times a run in which every transfer is alone. Here the
+transfers may share a memory or a link, as :class:`sim.resources.SharedBandwidth` shares it
+(processor sharing: ``n`` transfers in flight each move at ``rate / n``), and each
+resource's transfers are replayed with its arithmetic, float for float:
+
+* an arrival charges the transfers in flight their share since the last change
+  (``(t - last) * rate / n``), adds its bytes to the bytes moved and reschedules the
+  resource's timer at ``t + max(0, min(left) / (rate / n))``;
+* the timer finishes the transfers within ``rate / n * FINISH_TOL`` bytes of done (where it
+  fires at the time of the last change and none is, those with the least left), charges the
+  busy time and reschedules.
+
+The pass is a discrete-event loop over the streams and resources, in time order. The next
+event is the earliest of each stream's next op's start (once every op it waits for has a
+known end: the latest of those ends) and each resource's timer; a timer goes first at a tie.
+An op's transfers arrive at its start (its link loads in their order, then its memory bytes,
+as :func:`sim.resources.occupy` starts them), and it ends at the latest of its timeout
+(``start + latency``) and its transfers' finishing timers.
+
+That is the event engine's run, bit for bit (tests/test_engine_shared.py). The pass gives up
+(returns a code other than :data:`DONE`) where it cannot be sure of SimPy's order:
+
+* two events at one time on a resource in an order not known here. Known are: an arrival when
+  a timer fires, where the arriving op waits for an op that timer finished (it ends then, so
+  its waiter resumes after the timer); two arrivals whose ops are both resumed by one op's
+  end, one as its stream's next op (it starts at once, in the same process step) and one
+  waiting for it on another stream (resumed after); an op's own transfers, in its order;
+* more than :data:`MAX_IN_FLIGHT` transfers on a resource at once.
+
+Its hot loop is written out by hand: numba's call (or ``inline="always"``) of a helper that
+takes a dozen arrays cost 0.1-0.3 us a call here, more than the work it does.
+
+Its caller (:mod:`sim.engine_shared`) then leaves the run to the event engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+#: what the pass returns
+DONE = 0
+TIE = 2              # two events at one time in an order not known here
+CROWDED = 3          # more transfers in flight on a resource than the pass holds
+BAD_ORDER = 4        # an op waits for one that can never end before it
+#: transfers one resource may hold in flight at once
+MAX_IN_FLIGHT = 8
+#: relative float slack a finished transfer may leave (sim.resources.FINISH_TOL)
+FINISH_TOL = 1e-12
+#: what a resource's last event was
+EV_NONE, EV_ARRIVE, EV_FIRE = 0, 1, 2
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _waits_for(i, a, prev, dep_ptr, dep_idx):
+    """Whether op ``i`` follows op ``a`` on its stream or depends on it."""
+    if prev[i] == a:
+        return True
+    for q in range(dep_ptr[i], dep_ptr[i + 1]):
+        if dep_idx[q] == a:
+            return True
+    return False
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _trigger(i, t, prev, dep_ptr, dep_idx, end):
+    """The one op among ``i``'s stream's op before it and its dependencies that ends at
+    ``t`` (its start); -1 where none or several do."""
+    got = -1
+    p = prev[i]
+    if p >= 0 and end[p] == t:
+        got = p
+    for q in range(dep_ptr[i], dep_ptr[i + 1]):
+        d = dep_idx[q]
+        if end[d] == t and d != got:
+            if got >= 0:
+                return -1
+            got = d
+    return got
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _after_fire(i, t, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end, fin):
+    """Whether op ``i`` arriving at ``t`` on resource ``r`` when its timer fired then comes
+    after the timer: it waits for an op that timer finished, which ended then."""
+    for k in range(ev_n[r]):
+        a = ev_ops[r, k]
+        if fin[a] and end[a] == t and _waits_for(i, a, prev, dep_ptr, dep_idx):
+            return True
+    return False
+
+
+@njit(cache=True, error_model="numpy")
+def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_nb,
+                 op_mem, op_size, rate, by_stream, bounds, start, end, moved, busy, last,
+                 where):
+    """Fill ``start`` / ``end`` (s) of every op and each resource's ``moved`` (B), ``busy``
+    (s) and ``last`` (its last change, s; in: its state before the run) as the event engine
+    would (module docstring); :data:`DONE`, or why not (the other codes). ``lat``: each
+    op's latency (s); its link loads: list ``op_list[i]`` (-1: none) of ``list_res`` /
+    ``list_nb`` at ``list_ptr[c]:list_ptr[c + 1]``; its memory bytes ``op_size[i]`` through
+    resource ``op_mem[i]`` (-1: none); ``rate``: each resource's B/s; ``by_stream`` /
+    ``bounds``: the ops of stream ``k`` in order at ``bounds[k]:bounds[k + 1]``. ``where``:
+    the op and the resource at which it gave up (-1: none)."""
+    n = len(lat)
+    n_res = len(rate)
+    n_streams = len(bounds) - 1
+    cnt = np.zeros(n_res, dtype=np.int64)
+    fl_op = np.zeros((n_res, MAX_IN_FLIGHT), dtype=np.int64)
+    fl_left = np.zeros((n_res, MAX_IN_FLIGHT))
+    timer = np.full(n_res, np.inf)
+    ev_kind = np.zeros(n_res, dtype=np.int64)        # the resource's last event
+    ev_ops = np.zeros((n_res, MAX_IN_FLIGHT), dtype=np.int64)   # its ops
+    ev_n = np.zeros(n_res, dtype=np.int64)
+    arrived = np.zeros(n_res, dtype=np.int64)        # arrivals at the last event's time
+    moved_before = np.zeros(n_res)                  # bytes moved before those arrivals
+    pend = np.zeros(n, dtype=np.int64)              # transfers not yet finished, per op
+    mx = np.full(n, -np.inf)                        # latest finishing timer, per op
+    fin = np.zeros(n, dtype=np.bool_)               # whether the op's end is known
+    pos = bounds[:-1].copy()                        # each stream's next op (position)
+    while True:
+        # the next event: the earliest start of a stream's next op whose waits have all
+        # ended, or resource timer (a timer first at a tie)
+        ks, s = -1, np.inf
+        for k in range(n_streams):   # (_ready_start, inlined by hand)
+            if pos[k] < bounds[k + 1]:
+                j = by_stream[pos[k]]
+                t = 0.0
+                p = prev[j]
+                if p >= 0:
+                    if not fin[p]:
+                        continue
+                    t = end[p]
+                ready = True
+                for q in range(dep_ptr[j], dep_ptr[j + 1]):
+                    d = dep_idx[q]
+                    if not fin[d]:
+                        ready = False
+                        break
+                    if end[d] > t:
+                        t = end[d]
+                if ready and t < s:
+                    ks, s = k, t
+        rf, tf = -1, np.inf
+        for r in range(n_res):
+            if timer[r] < tf:
+                rf, tf = r, timer[r]
+        if ks < 0 and rf < 0:
+            break
+        if rf >= 0 and tf <= s:
+            # resource rf's timer fires (SharedBandwidth._on_timer, inlined by hand): the
+            # transfers in flight are charged, those done leave and their ops may end
+            r = rf
+            now = tf
+            stalled = now == last[r]
+            n_in = cnt[r]
+            if now > last[r]:
+                share = (now - last[r]) * rate[r] / n_in
+                for k in range(n_in):
+                    fl_left[r, k] -= share
+                busy[r] += now - last[r]
+            last[r] = now
+            tol = rate[r] / n_in * FINISH_TOL
+            least = fl_left[r, 0]
+            for k in range(1, n_in):
+                if fl_left[r, k] < least:
+                    least = fl_left[r, k]
+            # done: within the slack; or, where none is and the timer fired at the last
+            # change, those with the least left
+            cut = least if (stalled and not least <= tol) else tol
+            ev_kind[r] = EV_FIRE
+            ev_n[r] = 0
+            kept = 0
+            for k in range(n_in):
+                op = fl_op[r, k]
+                if fl_left[r, k] <= cut:
+                    ev_ops[r, ev_n[r]] = op
+                    ev_n[r] += 1
+                    pend[op] -= 1
+                    if now > mx[op]:
+                        mx[op] = now
+                    if pend[op] == 0:      # its last transfer: it ends
+                        if mx[op] > end[op]:
+                            end[op] = mx[op]
+                        fin[op] = True
+                else:
+                    fl_op[r, kept] = op
+                    fl_left[r, kept] = fl_left[r, k]
+                    kept += 1
+            cnt[r] = kept
+            if kept:
+                least = fl_left[r, 0]
+                for k in range(1, kept):
+                    if fl_left[r, k] < least:
+                        least = fl_left[r, k]
+                timer[r] = now + max(0.0, least / (rate[r] / kept))
+            else:
+                timer[r] = np.inf
+            continue
+        i = by_stream[pos[ks]]
+        start[i] = s
+        end[i] = s + lat[i]           # the timeout; the transfers' timers may end it later
+        c = op_list[i]
+        lo = list_ptr[c] if c >= 0 else 0
+        hi = list_ptr[c + 1] if c >= 0 else 0
+        m = op_mem[i]
+        total = hi - lo + (1 if m >= 0 and op_size[i] > 0 else 0)
+        for j in range(total):
+            if lo + j < hi:
+                r, nb = list_res[lo + j], list_nb[lo + j]
+            else:
+                r, nb = m, op_size[i]
+            if nb <= 0:
+                continue
+            # SharedBandwidth.transfer, inlined by hand (numba's inlining of a function of
+            # this many arrays cost ~0.3 us per call)
+            if s < last[r]:
+                where[0], where[1] = i, r
+                return TIE
+            if s == last[r] and ev_kind[r] == EV_FIRE:
+                # a timer fired at the arrival: it must have finished an op i waits for
+                if not _after_fire(i, s, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end, fin):
+                    where[0], where[1] = i, r
+                    return TIE
+            other = -1.0          # bytes of another op's transfer that arrived at s first
+            first_i = False       # whether op i arrived before it in the engine
+            if s == last[r] and ev_kind[r] == EV_ARRIVE:
+                if not (ev_n[r] == 1 and ev_ops[r, 0] == i):
+                    # two ops arriving at once: both resumed by one op's end, the stream's
+                    # next op first (the same process step), the waiter on another stream
+                    # after it
+                    j2 = ev_ops[r, 0]
+                    x = _trigger(i, s, prev, dep_ptr, dep_idx, end)
+                    if ev_n[r] != 1 or arrived[r] != 1 or x < 0 or \
+                            x != _trigger(j2, s, prev, dep_ptr, dep_idx, end):
+                        where[0], where[1] = i, r
+                        return TIE
+                    if prev[i] == x and prev[j2] != x:
+                        first_i = True
+                    elif not (prev[j2] == x and prev[i] != x):
+                        where[0], where[1] = i, r
+                        return TIE
+                    for q in range(cnt[r]):     # its bytes (nothing charged since it came)
+                        if fl_op[r, q] == j2:
+                            other = fl_left[r, q]
+                    ev_ops[r, 1] = i
+                    ev_n[r] = 2      # a third op at this time: not known here
+            else:
+                ev_kind[r] = EV_ARRIVE
+                ev_ops[r, 0] = i
+                ev_n[r] = 1
+                arrived[r] = 0
+                moved_before[r] = moved[r]
+            k = cnt[r]
+            if k == MAX_IN_FLIGHT:
+                where[0], where[1] = i, r
+                return CROWDED
+            # charge the transfers in flight, add, reschedule
+            if k and s > last[r]:
+                share = (s - last[r]) * rate[r] / k
+                for q in range(k):
+                    fl_left[r, q] -= share
+                busy[r] += s - last[r]
+            if first_i:   # i's bytes were added before the other op's
+                moved[r] = (moved_before[r] + nb) + other
+            else:
+                moved[r] += nb
+            arrived[r] += 1
+            fl_op[r, k] = i
+            fl_left[r, k] = nb
+            last[r] = s
+            cnt[r] = k + 1
+            least = fl_left[r, 0]
+            for q in range(1, k + 1):
+                if fl_left[r, q] < least:
+                    least = fl_left[r, q]
+            timer[r] = s + max(0.0, least / (rate[r] / (k + 1)))
+            pend[i] += 1
+        pos[ks] += 1
+        if pend[i] == 0:
+            fin[i] = True
+    for i in range(n):
+        if not fin[i]:
+            return BAD_ORDER     # an op never started: a wait that cannot end
+    return DONE

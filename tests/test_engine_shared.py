@@ -1,0 +1,190 @@
+"""A several-stream run whose transfers share resources, timed by one compiled event loop
+(sim/shared_kernel.py, sim/engine_shared.py).
+
+The pass must give the SimPy event loop's times and resource figures bit for bit, and give
+up where SimPy's order of two events at one time is not certain from the trace.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import simpy
+
+import sim.engine_arrays as engine_arrays
+from arch import load_arch
+from sim.engine_aot import kernels
+from sim.resources import SharedBandwidth, occupy
+from sim.run import simulate
+from sim.shared_kernel import CROWDED, DONE, TIE, shared_times
+from sim.system.schedule import Policies
+from workloads.models import get_model
+from workloads.scenario import Scenario
+
+RATE = 100.0     # B/s of the one memory of the small cases
+
+
+def _kernel(build: str):
+    return kernels().shared_times if build == "aot" else shared_times
+
+
+def _run_kernel(build, streams, lat, nbytes, deps):
+    """The pass over a small run: ``streams`` (op ids per stream, in order), each op's
+    latency (s), bytes through the one memory (0: none) and dependencies (op ids).
+    (code, start, end, [moved, busy, last])."""
+    n = len(lat)
+    prev = np.full(n, -1, dtype=np.int64)
+    for ops in streams:
+        for a, b in zip(ops[:-1], ops[1:], strict=True):
+            prev[b] = a
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum([len(deps.get(i, ())) for i in range(n)], out=ptr[1:])
+    idx = np.array([d for i in range(n) for d in deps.get(i, ())], dtype=np.int64)
+    by_stream = np.array([i for ops in streams for i in ops], dtype=np.int64)
+    bounds = np.zeros(len(streams) + 1, dtype=np.int64)
+    np.cumsum([len(ops) for ops in streams], out=bounds[1:])
+    size = np.asarray(nbytes, dtype=np.float64)
+    start, end = np.empty(n), np.empty(n)
+    state = [np.zeros(1), np.zeros(1), np.zeros(1)]
+    where = np.full(2, -1, dtype=np.int64)
+    none = np.zeros(0, dtype=np.int64)
+    code = _kernel(build)(ptr, idx, prev, np.asarray(lat, dtype=np.float64),
+                          np.full(n, -1, dtype=np.int64), np.zeros(1, dtype=np.int64), none,
+                          np.zeros(0), np.zeros(n, dtype=np.int64), size, np.array([RATE]),
+                          by_stream, bounds, start, end, *state, where)
+    return code, start, end, [float(x[0]) for x in state]
+
+
+def _simpy(streams, lat, nbytes, deps):
+    """The same run in SimPy with the engine's own resource and op step
+    (:func:`sim.resources.occupy`): (start, end, [moved, busy, last])."""
+    env = simpy.Environment()
+    memory = SharedBandwidth(env, RATE, "hbm")
+    n = len(lat)
+    done = [env.event() for _ in range(n)]
+    start, end = np.empty(n), np.empty(n)
+
+    def stream(ops):
+        for i in ops:
+            for d in deps.get(i, ()):
+                if not done[d].triggered:
+                    yield done[d]
+            start[i] = env.now
+            yield from occupy(env, lat[i], None, memory, nbytes[i], None)
+            end[i] = env.now
+            done[i].succeed()
+
+    for ops in streams:
+        env.process(stream(ops))
+    env.run()
+    return start, end, [memory.bytes_moved, memory.busy_time, memory._last]
+
+
+@pytest.mark.parametrize("build", ["aot", "jit"])
+def test_two_transfers_share_a_memory_by_hand(build):
+    """100 B/s. Stream A: a (0.1 s, 100 B) from 0. Stream B: z (0.3 s, no bytes), then b
+    (0.2 s, 60 B) at 0.3. a moves 30 B alone; from 0.3 each moves at 50 B/s, so b's 60 B
+    end at 1.5 and a's last 10 B, alone again, at 1.6. 160 B moved, busy 0 to 1.6."""
+    case = ([[0], [1, 2]], [0.1, 0.3, 0.2], [100.0, 0.0, 60.0], {})
+    code, start, end, state = _run_kernel(build, *case)
+    assert code == DONE
+    assert start.tolist() == [0.0, 0.0, 0.3]
+    assert end[0] == pytest.approx(1.6, abs=1e-12) and end[2] == pytest.approx(1.5, abs=1e-12)
+    assert end[1] == 0.3
+    assert state[0] == 160.0 and state[1] == pytest.approx(1.6, abs=1e-12)
+    # the very floats SimPy's resource gives
+    s_start, s_end, s_state = _simpy(*case)
+    assert start.tolist() == s_start.tolist() and end.tolist() == s_end.tolist()
+    assert state == s_state
+
+
+@pytest.mark.parametrize("build", ["aot", "jit"])
+@pytest.mark.parametrize("waiter_first", [True, False])
+def test_a_stream_next_op_arrives_before_another_streams_waiter(build, waiter_first):
+    """x (0.003 s, 0.3 B) ends at 0.003; its stream's next op y (0.1 B) and z on another
+    stream, which waits for x (0.2 B), both arrive then. SimPy starts y first (the same
+    process step) and z when its process resumes, so the bytes moved are (0.3 + 0.1) + 0.2
+    = 0.6000000000000001, where z first would give 0.6: the pass must add them in SimPy's
+    order whichever stream it meets first."""
+    x_stream, z_stream = [2, 1], [0]
+    streams = [z_stream, x_stream] if waiter_first else [x_stream, z_stream]
+    case = (streams, [0.1, 0.1, 0.003], [0.2, 0.1, 0.3], {0: (2,)})
+    code, start, end, state = _run_kernel(build, *case)
+    s_start, s_end, s_state = _simpy(*case)
+    assert code == DONE
+    assert start[0] == start[1] == end[2] == 0.003
+    assert state[0] == s_state[0] == (0.3 + 0.1) + 0.2 != (0.3 + 0.2) + 0.1
+    assert start.tolist() == s_start.tolist() and end.tolist() == s_end.tolist()
+    assert state == s_state
+
+
+@pytest.mark.parametrize("build", ["aot", "jit"])
+def test_unknown_orders_and_crowds_are_refused(build):
+    # two streams' first ops arrive at 0: nothing in the trace says which SimPy runs first
+    assert _run_kernel(build, [[0], [1]], [0.1, 0.1], [10.0, 20.0], {})[0] == TIE
+    # an arrival at the time a timer fires whose op does not wait for the op it ends: x
+    # (0.5 s, 100 B) ends with its timer at 1 s, when z arrives after y (1 s, no bytes)
+    assert _run_kernel(build, [[0], [1, 2]], [0.5, 1.0, 0.1], [100.0, 0.0, 10.0], {})[0] \
+        == TIE
+    # nine transfers in flight at once on one memory (each stream waits 0.01 s more)
+    streams = [[2 * k, 2 * k + 1] for k in range(9)]
+    lat = [x for k in range(9) for x in (0.01 * (k + 1), 0.0)]
+    nbytes = [x for _ in range(9) for x in (0.0, 1e6)]
+    assert _run_kernel(build, streams, lat, nbytes, {})[0] == CROWDED
+
+
+def _same(fast, slow) -> None:
+    for col in fast.ops.columns:
+        assert fast.ops[col].equals(slow.ops[col]), col
+    pd.testing.assert_frame_equal(fast.resources, slow.resources, check_exact=True)
+    assert {k: v for k, v in fast.metrics.items() if k != "engine_events"} == \
+        {k: v for k, v in slow.metrics.items() if k != "engine_events"}
+
+
+CASES = {
+    # four TP2 stages of four micro-batches, collectives on their own streams: the last
+    # stage's logits all-gather shares HBM with the next micro-batch's first ops, every step
+    "tp2-pp4-mb4-overlap": ("llama2-70b", {"batch": 8, "prompt_len": 512, "gen_len": 16,
+                                           "tp": 2, "pp": 4, "microbatches": 4}, True),
+    # two micro-batches at TP8: each all-reduce shares HBM with the other's compute ops
+    "tp8-mb2-overlap": ("llama2-70b", {"batch": 32, "prompt_len": 128, "gen_len": 8,
+                                       "tp": 8, "microbatches": 2}, True),
+    # no --overlap: two stages' sends share a link in the prefill
+    "tp2-pp4-mb4": ("llama2-70b", {"batch": 8, "prompt_len": 512, "gen_len": 16, "tp": 2,
+                                   "pp": 4, "microbatches": 4}, False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_runs_equal_the_event_loop(name, monkeypatch):
+    model, scenario, overlap = CASES[name]
+    taken = []
+    real = engine_arrays.shared_run
+    monkeypatch.setattr(engine_arrays, "shared_run",
+                        lambda *a: taken.append(real(*a)) or taken[-1])
+
+    def run():
+        return simulate(load_arch("dgx-h100"), get_model(model), Scenario(**scenario),
+                        policies=Policies(overlap=overlap))
+
+    fast = run()
+    assert len(taken) == 1 and taken[0] is not None
+    assert fast.metrics["engine_events"] == 0
+    monkeypatch.setattr(engine_arrays, "SHARED_RUNS", False)
+    monkeypatch.setattr(engine_arrays, "SPLIT_RUNS", False)
+    slow = run()
+    assert slow.metrics["engine_events"] > 100
+    _same(fast, slow)
+
+
+@pytest.mark.parametrize("build", ["aot", "jit"])
+def test_a_timer_below_the_clock_resolution_finishes_its_transfer(build):
+    """1e-9 B at 100 B/s takes 1e-11 s, below the float spacing at 1e6 s: the timer fires at
+    the time of the last change with the bytes left above the slack, and SimPy's resource
+    finishes the transfer with the least left (else it would fire again and again)."""
+    case = ([[0, 1]], [1e6, 0.0], [0.0, 1e-9], {})
+    code, start, end, state = _run_kernel(build, *case)
+    assert code == DONE and end[1] == start[1] == 1e6
+    s_start, s_end, s_state = _simpy(*case)
+    assert end.tolist() == s_end.tolist() and state == s_state
