@@ -53,11 +53,11 @@ same floats, ~25 us of interpretation less per window.
 
 A run in which no two transfers ever share a resource needs none of this: it is timed as one
 longest path over the trace (:mod:`sim.engine_dag`; no event at all), and only where that
-pass finds a shared resource do the streams run otherwise: first as one compiled event loop
-that replays each resource's sharing (:mod:`sim.engine_shared`; no SimPy event either);
-where that cannot be sure of SimPy's order, the event loop above runs the ops before the
-contention ends where it ends early, the rest again one longest path
-(:mod:`sim.engine_split`), or all of them.
+pass finds a shared resource do the streams run otherwise: where the contention ends early,
+the event loop above runs the ops before it and the rest are again one longest path
+(:mod:`sim.engine_split`); else one compiled event loop replays each resource's sharing
+(:mod:`sim.engine_shared`; no SimPy event at all); only where that cannot be sure of SimPy's
+order does the event loop above run every op.
 
 The times, tables and resource figures equal the per-op engine's (tests/test_array_plan.py);
 only the number of events waited on falls.
@@ -129,8 +129,8 @@ CONTENTION_FREE = True
 #: contention ends, where it ends early (sim/engine_split.py); False: the event loop for
 #: every op, which gives the same floats
 SPLIT_RUNS = True
-#: where the contention-free check fails, replay each resource's sharing in one compiled
-#: pass (sim/engine_shared.py); False: the split or the event loop, which give the same floats
+#: where the contention-free check and the split fail, replay each resource's sharing in one
+#: compiled pass (sim/engine_shared.py); False: the event loop, which gives the same floats
 SHARED_RUNS = True
 #: where an op ends a run and signals an op of another stream that its stream may adopt
 #: (``adopt_after``) and that stream sleeps on, the next run adopts it first instead of
@@ -274,15 +274,15 @@ def run_streams(engine, trace: Trace, plan: Plan, dag: bool = True) -> Timeline:
         times = contention_free(arrays, stream, prev_op, names, dur_all, size_all, stop_all,
                                 memory_of, loads)
         prefix = None
-        if times is None and SHARED_RUNS:   # sharing replayed resource by resource
-            times = shared_run(arrays, stream, prev_op, names, lat_all, size_all, stop_all,
-                               memory_of, loads, by_stream, bounds)
         if times is None and SPLIT_RUNS:    # contention that ends early: the event loop
             times = split_run(                # for the ops before it only
                 lambda t, p: _prefix_run(engine, t, p), trace, plan, stream, prev_op, names,
                 dur_all, size_all, stop_all, memory_of, loads, resources)
             if times is not None:
                 times, prefix = times[:2], times[2]
+        if times is None and SHARED_RUNS:   # sharing replayed resource by resource
+            times = shared_run(arrays, stream, prev_op, names, lat_all, size_all, stop_all,
+                               memory_of, loads, by_stream, bounds)
         if times is not None:     # no transfer after the prefix shared a resource
             if deps is not None:
                 deps.result()
