@@ -227,12 +227,13 @@ def run_streams(engine, trace: Trace, plan: Plan, dag: bool = True) -> Timeline:
     env = simpy.Environment()
     streams = {name: [] for name in names}
     resources, memory_of, op_loads = engine._resources(env, plan, streams)
-    # where a stream has a contended memory (the quiet runs' machinery follows), the
-    # dependencies between streams on a thread of their own (compiled passes without the
-    # GIL) while this one prices the op kinds and lays out the streams; else they are
-    # worked out only past the contention-free check (a run it settles needs none)
+    # where a stream has a contended memory and the SimPy loop is the only way past the
+    # contention-free check (SHARED_RUNS off), the dependencies between streams on a thread
+    # of their own (compiled passes without the GIL) while this one prices the op kinds and
+    # lays out the streams; else they are worked out only where the SimPy loop runs (a run
+    # the longest path, the split or the compiled sharing pass settles needs none)
     deps = None
-    if memory_of:
+    if memory_of and not SHARED_RUNS:
         kernels()    # loaded here, not first by the thread
         deps = _on_thread(_cross_deps, arrays, stream64)
     table = _kind_costs(dev, arrays)

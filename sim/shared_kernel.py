@@ -120,29 +120,43 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
     mx = np.full(n, -np.inf)                        # latest finishing timer, per op
     fin = np.zeros(n, dtype=np.bool_)               # whether the op's end is known
     pos = bounds[:-1].copy()                        # each stream's next op (position)
-    while True:
-        # the next event: the earliest start of a stream's next op whose waits have all
-        # ended, or resource timer (a timer first at a tie)
-        ks, s = -1, np.inf
-        for k in range(n_streams):   # (_ready_start, inlined by hand)
-            if pos[k] < bounds[k + 1]:
-                j = by_stream[pos[k]]
-                t = 0.0
-                p = prev[j]
-                if p >= 0:
-                    if not fin[p]:
-                        continue
+    sid = np.empty(n, dtype=np.int64)               # each op's stream
+    for k in range(n_streams):
+        for q in range(bounds[k], bounds[k + 1]):
+            sid[by_stream[q]] = k
+    woken = np.zeros(n, dtype=np.int64)             # per op: streams that wait on it (bits)
+    for j in range(n):
+        for q in range(dep_ptr[j], dep_ptr[j + 1]):
+            woken[dep_idx[q]] |= 1 << (sid[j] & 63)
+    at = np.full(n_streams, np.inf)                 # each stream's next op's start, once known
+    for k in range(n_streams):
+        if pos[k] < bounds[k + 1]:
+            j = by_stream[pos[k]]
+            t = 0.0
+            p = prev[j]
+            ok = True
+            if p >= 0:
+                if not fin[p]:
+                    ok = False
+                else:
                     t = end[p]
-                ready = True
+            if ok:
                 for q in range(dep_ptr[j], dep_ptr[j + 1]):
                     d = dep_idx[q]
                     if not fin[d]:
-                        ready = False
+                        ok = False
                         break
                     if end[d] > t:
                         t = end[d]
-                if ready and t < s:
-                    ks, s = k, t
+            at[k] = t if ok else np.inf
+    while True:
+        # the next event: the earliest start of a stream's next op whose waits have all
+        # ended (kept per stream, worked out again where an op it may wait for ends), or
+        # resource timer (a timer first at a tie)
+        ks, s = -1, np.inf
+        for k in range(n_streams):
+            if at[k] < s:
+                ks, s = k, at[k]
         rf, tf = -1, np.inf
         for r in range(n_res):
             if timer[r] < tf:
@@ -185,6 +199,30 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
                         if mx[op] > end[op]:
                             end[op] = mx[op]
                         fin[op] = True
+                        # its stream and those that wait on it: their next op's start
+                        bits = woken[op] | (1 << (sid[op] & 63)) if n_streams <= 64 else -1
+                        for k in range(n_streams):
+                            if (bits >> (k & 63)) & 1 and at[k] == np.inf and \
+                                    pos[k] < bounds[k + 1]:
+                                j = by_stream[pos[k]]
+                                t = 0.0
+                                p = prev[j]
+                                ok = True
+                                if p >= 0:
+                                    if not fin[p]:
+                                        ok = False
+                                    else:
+                                        t = end[p]
+                                if ok:
+                                    for q in range(dep_ptr[j], dep_ptr[j + 1]):
+                                        d = dep_idx[q]
+                                        if not fin[d]:
+                                            ok = False
+                                            break
+                                        if end[d] > t:
+                                            t = end[d]
+                                at[k] = t if ok else np.inf
+
                 else:
                     fl_op[r, kept] = op
                     fl_left[r, kept] = fl_left[r, k]
@@ -279,8 +317,54 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
             timer[r] = s + max(0.0, least / (rate[r] / (k + 1)))
             pend[i] += 1
         pos[ks] += 1
+        at[ks] = np.inf
         if pend[i] == 0:
             fin[i] = True
+            # its stream and those that wait on it: their next op's start
+            bits = woken[i] | (1 << (sid[i] & 63)) if n_streams <= 64 else -1
+            for k in range(n_streams):
+                if (bits >> (k & 63)) & 1 and at[k] == np.inf and pos[k] < bounds[k + 1]:
+                    j = by_stream[pos[k]]
+                    t = 0.0
+                    p = prev[j]
+                    ok = True
+                    if p >= 0:
+                        if not fin[p]:
+                            ok = False
+                        else:
+                            t = end[p]
+                    if ok:
+                        for q in range(dep_ptr[j], dep_ptr[j + 1]):
+                            d = dep_idx[q]
+                            if not fin[d]:
+                                ok = False
+                                break
+                            if end[d] > t:
+                                t = end[d]
+                    at[k] = t if ok else np.inf
+
+        else:
+            k = ks
+            if pos[k] < bounds[k + 1]:
+                j = by_stream[pos[k]]
+                t = 0.0
+                p = prev[j]
+                ok = True
+                if p >= 0:
+                    if not fin[p]:
+                        ok = False
+                    else:
+                        t = end[p]
+                if ok:
+                    for q in range(dep_ptr[j], dep_ptr[j + 1]):
+                        d = dep_idx[q]
+                        if not fin[d]:
+                            ok = False
+                            break
+                        if end[d] > t:
+                            t = end[d]
+                at[k] = t if ok else np.inf
+
     for i in range(n):
         if not fin[i]:
             return BAD_ORDER     # an op never started: a wait that cannot end
