@@ -37,6 +37,18 @@ def assert_refused(code: int, capsys, *needles: str) -> str:
     return err.strip()
 
 
+def assert_same_run(fast, slow) -> None:
+    """Two results of one run are the same bit for bit: every op column, the resource
+    table and every metric but ``engine_events`` (the events one engine path waited on)."""
+    import pandas as pd
+
+    for col in fast.ops.columns:
+        assert fast.ops[col].equals(slow.ops[col]), col
+    pd.testing.assert_frame_equal(fast.resources, slow.resources, check_exact=True)
+    assert {k: v for k, v in fast.metrics.items() if k != "engine_events"} == \
+        {k: v for k, v in slow.metrics.items() if k != "engine_events"}
+
+
 def project_ctx(tmp_path_factory, *parts: str):
     """A validation context on the project's own data (``validation/``) with an empty reference
     folder; skips the calling module's tests when ``validation/<parts>`` is absent."""

@@ -8,9 +8,9 @@ up where SimPy's order of two events at one time is not certain from the trace.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import simpy
+from conftest import assert_same_run
 
 import sim.engine_arrays as engine_arrays
 from arch import load_arch
@@ -134,14 +134,6 @@ def test_unknown_orders_and_crowds_are_refused(build):
     assert _run_kernel(build, streams, lat, nbytes, {})[0] == CROWDED
 
 
-def _same(fast, slow) -> None:
-    for col in fast.ops.columns:
-        assert fast.ops[col].equals(slow.ops[col]), col
-    pd.testing.assert_frame_equal(fast.resources, slow.resources, check_exact=True)
-    assert {k: v for k, v in fast.metrics.items() if k != "engine_events"} == \
-        {k: v for k, v in slow.metrics.items() if k != "engine_events"}
-
-
 CASES = {
     # four TP2 stages of four micro-batches, collectives on their own streams: the last
     # stage's logits all-gather shares HBM with the next micro-batch's first ops, every step
@@ -175,7 +167,7 @@ def test_runs_equal_the_event_loop(name, monkeypatch):
     monkeypatch.setattr(engine_arrays, "SHARED_RUNS", False)
     slow = run()
     assert slow.metrics["engine_events"] > 100
-    _same(fast, slow)
+    assert_same_run(fast, slow)
 
 
 @pytest.mark.parametrize("build", ["aot", "jit"])

@@ -8,8 +8,8 @@ and hand back to the event engine every run where a later transfer shares a reso
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
+from conftest import assert_same_run
 
 import sim.engine_arrays as engine_arrays
 import sim.engine_split as engine_split
@@ -39,14 +39,6 @@ def _run(overlap: bool = False, gen_len: int = 16):
                     policies=Policies(overlap=overlap))
 
 
-def _same(fast, slow) -> None:
-    for col in fast.ops.columns:
-        assert fast.ops[col].equals(slow.ops[col]), col
-    pd.testing.assert_frame_equal(fast.resources, slow.resources, check_exact=True)
-    assert {k: v for k, v in fast.metrics.items() if k != "engine_events"} == \
-        {k: v for k, v in slow.metrics.items() if k != "engine_events"}
-
-
 def _spy(monkeypatch) -> list:
     """Record what each split_run call returned (None: handed back)."""
     got = []
@@ -69,7 +61,7 @@ def test_prefill_contention_then_a_longest_path(monkeypatch):
     slow = _run()
     # without the split the event loop runs every step: 687 events to the prefix's 62
     assert slow.metrics["engine_events"] > 10 * fast.metrics["engine_events"]
-    _same(fast, slow)
+    assert_same_run(fast, slow)
 
 
 def test_contention_in_every_step_is_handed_back(monkeypatch):
@@ -81,7 +73,7 @@ def test_contention_in_every_step_is_handed_back(monkeypatch):
     fast = _run(overlap=True, gen_len=64)
     assert got == [None] and not later
     monkeypatch.setattr(engine_arrays, "SPLIT_RUNS", False)
-    _same(fast, _run(overlap=True, gen_len=64))
+    assert_same_run(fast, _run(overlap=True, gen_len=64))
 
 
 def test_a_cut_inside_the_contention_is_refused(monkeypatch):
@@ -103,7 +95,7 @@ def test_a_cut_inside_the_contention_is_refused(monkeypatch):
     fast = _run()
     assert clash and clash[-1] > 0 and got == [None]
     monkeypatch.setattr(engine_arrays, "SPLIT_RUNS", False)
-    _same(fast, _run())
+    assert_same_run(fast, _run())
 
 
 @pytest.mark.parametrize("longest", [8, 20])
@@ -144,7 +136,7 @@ def test_later_ops_that_share_a_resource_are_refused(monkeypatch):
     assert got == [None] and seen[-1][0] == "gpu6.hbm" and len(seen[-1][1]) == 1
     assert len(seen) > 1 and all(not len(c) and s > last for _, c, s, last in seen[:-1])
     monkeypatch.setattr(engine_arrays, "SPLIT_RUNS", False)
-    _same(fast, _run(overlap=True, gen_len=64))
+    assert_same_run(fast, _run(overlap=True, gen_len=64))
 
 
 def test_a_prefill_longer_than_the_first_ops_is_looked_past(monkeypatch):
@@ -167,4 +159,4 @@ def test_a_prefill_longer_than_the_first_ops_is_looked_past(monkeypatch):
     monkeypatch.setattr(engine_arrays, "SPLIT_RUNS", False)
     slow = run()
     assert slow.metrics["engine_events"] > 10 * fast.metrics["engine_events"]
-    _same(fast, slow)
+    assert_same_run(fast, slow)
