@@ -215,8 +215,8 @@ def _on_thread(fn, *args):
 def run_streams(engine, trace: Trace, plan: Plan, dag: bool = True) -> Timeline:
     """:meth:`Engine.run` of a trace :func:`runs_on_arrays` accepts: the same times, costs
     and resource traffic, fewer events waited on (see the module docstring). ``dag``: try
-    the longest path (:mod:`sim.engine_dag`, :mod:`sim.engine_split`) before the event
-    loop."""
+    the longest path, the split and the compiled sharing pass (:mod:`sim.engine_dag`,
+    :mod:`sim.engine_split`, :mod:`sim.engine_shared`) before the SimPy loop."""
     arrays = trace.compact
     names = arrays.stream_names
     dev = plan.streams[names[0]]
@@ -284,7 +284,7 @@ def run_streams(engine, trace: Trace, plan: Plan, dag: bool = True) -> Timeline:
         if times is None and SHARED_RUNS:   # sharing replayed resource by resource
             times = shared_run(arrays, stream, prev_op, names, lat_all, size_all, stop_all,
                                memory_of, loads, by_stream, bounds)
-        if times is not None:     # no transfer after the prefix shared a resource
+        if times is not None:     # timed without the SimPy loop (or it for a prefix only)
             if deps is not None:
                 deps.result()
             tl = Timeline(times[0], times[1], CostList(table, kind), n)

@@ -1,4 +1,4 @@
-"""A several-stream run whose transfers share resources, timed without an event loop.
+"""A several-stream run whose transfers share resources, timed without SimPy's event loop.
 
 Where transfers share a memory or a link (a collective of one micro-batch beside the next
 one's compute ops under ``--overlap``, two stages' sends on one link), the event engine's

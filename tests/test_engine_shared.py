@@ -119,6 +119,13 @@ def test_a_stream_next_op_arrives_before_another_streams_waiter(build, waiter_fi
     assert state == s_state
 
 
+def test_the_caller_reads_the_kernels_codes():
+    """sim.engine_shared keeps its own DONE (importing the kernel's module loads numba)."""
+    import sim.engine_shared as engine_shared
+
+    assert engine_shared.DONE == DONE and len({DONE, TIE, CROWDED}) == 3
+
+
 @pytest.mark.parametrize("build", ["aot", "jit"])
 def test_unknown_orders_and_crowds_are_refused(build):
     # two streams' first ops arrive at 0: nothing in the trace says which SimPy runs first
