@@ -282,8 +282,8 @@ def run_streams(engine, trace: Trace, plan: Plan, dag: bool = True) -> Timeline:
             if times is not None:
                 times, prefix = times[:2], times[2]
         if times is None and SHARED_RUNS:   # sharing replayed resource by resource
-            times = shared_run(arrays, stream, prev_op, names, lat_all, size_all, stop_all,
-                               memory_of, loads, by_stream, bounds)
+            times = shared_run(arrays, stream, prev_op, names, lat_all, size_all,
+                               shares[kind], memory_of, loads, by_stream, bounds)
         if times is not None:     # timed without the SimPy loop (or it for a prefix only)
             if deps is not None:
                 deps.result()

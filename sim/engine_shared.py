@@ -32,7 +32,9 @@ def shared_run(arrays, stream: np.ndarray, prev: np.ndarray, names, lat: np.ndar
     """(start, end) of every op (s), each resource's figures set, where the pass finishes;
     None (nothing set) where it gives up. ``lat``: each op's latency (s); ``size``: its bytes
     through its stream's shared memory (``memory_of``: stream name -> resource); ``stop``:
-    ops no pass may time (a memory share reserved); ``loads``: the ops' link loads; the rest
+    ops that reserve a share of their memory (PIM), which the pass does not replay (an op
+    loading one link twice it does: its transfers share it as SimPy's do); ``loads``: the
+    ops' link loads; the rest
     as :func:`sim.engine_dag.contention_free` takes them; ``by_stream`` / ``bounds``: the
     ops by stream and where each stream's begin (:func:`sim.stream_order.stream_layout`)."""
     from sim.engine_aot import kernels

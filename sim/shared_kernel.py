@@ -40,6 +40,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from sim.resources import FINISH_TOL
+
 #: what the pass returns
 DONE = 0
 TIE = 2              # two events at one time in an order not known here
@@ -47,8 +49,6 @@ CROWDED = 3          # more transfers in flight on a resource than the pass hold
 BAD_ORDER = 4        # an op waits for one that can never end before it
 #: transfers one resource may hold in flight at once
 MAX_IN_FLIGHT = 8
-#: relative float slack a finished transfer may leave (sim.resources.FINISH_TOL)
-FINISH_TOL = 1e-12
 #: what a resource's last event was
 EV_NONE, EV_ARRIVE, EV_FIRE = 0, 1, 2
 
