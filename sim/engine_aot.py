@@ -66,9 +66,12 @@ BESIDE_ARGS = ((("i8", 1),) * 7 + (None,) + (("f8", 1),) * 3 + (("i8", 1), ("f8"
                + (None,) * 3 + (("f8", 1),) + (None,) * 3 + (("f8", 1),) * 3)
 
 #: dag_times(first, fixed, dep_ptr, dep_idx, prev, dur, start, end) -> whether the deps
-#: precede each op
-DAG_SIG = f"b1(i8, u1[::1], {_I}, {_I}, {_I}, {_F}, {_F}, {_F})"
-DAG_ARGS = (None, ("u1", 1)) + (("i8", 1),) * 3 + (("f8", 1),) * 3
+#: precede each op, for 64- and 32-bit dependency arrays (a trace's own are 32-bit: no
+#: table-long copy)
+DAG_SIG = {w: f"b1(i8, u1[::1], {w}[::1], {w}[::1], {_I}, {_F}, {_F}, {_F})"
+           for w in ("i8", "i4")}
+DAG_ARGS = {w: (None, ("u1", 1)) + ((w, 1),) * 2 + (("i8", 1),) + (("f8", 1),) * 3
+            for w in ("i8", "i4")}
 
 #: shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_nb, op_mem,
 #:              op_size, rate, by_stream, bounds, start, end, moved, busy, last, where)
@@ -252,8 +255,8 @@ TAKEN_SIG = f"Tuple((i8, i8))(i8, i8, i8, i8, {_I}, {_I}, {_I}, {_U})"
 TAKEN_ARGS = (None,) * 4 + (("i8", 1),) * 3 + (("u1", 1),)
 
 #: the loops a run calls (callables) and where they come from (``kind``: 'aot' or 'jit')
-Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "scan_run", "stamp_span",
-                                 "stamp_quiet", "quiet_until", "point_groups_i4",
+Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "dag_times_i4", "scan_run",
+                                 "stamp_span", "stamp_quiet", "quiet_until", "point_groups_i4",
                                  "point_groups_i8", "handoff_pairs", "stream_keys",
                                  "stream_sums", "cross_counts_i4",
                                  "cross_counts_i8", "cross_pairs_i4", "cross_pairs_i8",
@@ -279,7 +282,8 @@ def kernels() -> Kernels:
                                        "ahead-of-time build of the engine's loops",
                                        "using numba's JIT"),
         lambda mod: Kernels(dram_aot.checked(mod.stamp_beside, BESIDE_ARGS),
-                            dram_aot.checked(mod.dag_times, DAG_ARGS),
+                            dram_aot.checked(mod.dag_times, DAG_ARGS["i8"]),
+                            dram_aot.checked(mod.dag_times_i4, DAG_ARGS["i4"]),
                             dram_aot.checked(mod.scan_run, SCAN_ARGS),
                             dram_aot.checked(mod.stamp_span, SPAN_ARGS),
                             dram_aot.checked(mod.stamp_quiet, QUIET_ARGS),
@@ -345,8 +349,8 @@ def jit_kernels() -> Kernels:
     from sim.span_kernel import stamp_span
     from sim.step_kernel import quiet_step, quiet_step_at
 
-    return Kernels(stamp_beside, dag_times, scan_run, stamp_span, stamp_quiet, quiet_until,
-                   point_groups, point_groups, handoff_pairs, stream_keys, stream_sums,
+    return Kernels(stamp_beside, dag_times, dag_times, scan_run, stamp_span, stamp_quiet,
+                   quiet_until, point_groups, point_groups, handoff_pairs, stream_keys, stream_sums,
                    cross_counts, cross_counts, cross_pairs, cross_pairs, quiet_lanes, used_labels,
                    used_labels, used_labels, lut_key, lut_key, lut_key, offset_key, offset_key,
                    first_groups, distinct_marked, distinct_marked, group_sums, group_sums,
@@ -383,7 +387,8 @@ def build(directory: Path, name: str | None = None) -> Path:
 
     return dram_aot.build_extension(
         directory, name or module_name(), beside_kernel,
-        (("dag_times", DAG_SIG, dag_kernel.dag_times),
+        (("dag_times", DAG_SIG["i8"], dag_kernel.dag_times),
+         ("dag_times_i4", DAG_SIG["i4"], dag_kernel.dag_times),
          ("stamp_beside", BESIDE_SIG, beside_kernel.stamp_beside),
          ("scan_run", SCAN_SIG, scan_kernel.scan_run),
          ("stamp_span", SPAN_SIG, span_kernel.stamp_span),

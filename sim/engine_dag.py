@@ -36,6 +36,29 @@ NO_FIXED = np.zeros(0, dtype=np.uint8)
 SAMPLE_STRIDE = 64
 
 
+def dependency_arrays(arrays) -> tuple[np.ndarray, np.ndarray]:
+    """A trace's ``(dep_ptr, dep_idx)`` as :func:`longest_path` takes them: as they are
+    where both are contiguous and 32- or 64-bit alike (a trace's own are 32-bit: ~0.15 s
+    of copying saved on a 17M-op run), else as int64."""
+    ptr, idx = arrays.dep_ptr, arrays.dep_idx
+    if ptr.dtype == idx.dtype and ptr.dtype in (np.int32, np.int64) and \
+            ptr.flags.c_contiguous and idx.flags.c_contiguous:
+        return ptr, idx
+    return np.ascontiguousarray(ptr, dtype=np.int64), np.ascontiguousarray(idx, dtype=np.int64)
+
+
+def longest_path(first: int, fixed: np.ndarray, ptr: np.ndarray, idx: np.ndarray,
+                 prev: np.ndarray, dur: np.ndarray, start: np.ndarray, end: np.ndarray
+                 ) -> bool:
+    """:func:`sim.dag_kernel.dag_times` compiled for ``ptr``/``idx``'s width (both int32 or
+    both int64, as :func:`dependency_arrays` gives them)."""
+    from sim.engine_aot import kernels
+
+    k = kernels()
+    times = k.dag_times_i4 if ptr.dtype == np.int32 else k.dag_times
+    return times(first, fixed, ptr, idx, prev, dur, start, end)
+
+
 def contention_free(arrays, stream: np.ndarray, prev: np.ndarray, names, dur: np.ndarray,
                     size: np.ndarray, stop: np.ndarray, memory_of: dict, loads: LoadIndex
                     ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -46,7 +69,6 @@ def contention_free(arrays, stream: np.ndarray, prev: np.ndarray, names, dur: np
     ``dur``: each op's duration alone (s); ``size``: its bytes through its stream's shared
     memory (``memory_of``: stream name -> resource); ``stop``: ops no run may stamp;
     ``loads``: the ops' link loads (:class:`~sim.load_index.LoadIndex`)."""
-    from sim.engine_aot import kernels
 
     n = len(dur)
     if not n or stop.any():
@@ -55,10 +77,9 @@ def contention_free(arrays, stream: np.ndarray, prev: np.ndarray, names, dur: np
     if _first_ops_contend(n // PREFIX, arrays.dep_ptr, arrays.dep_idx, prev, dur, stream,
                           names, size, memory_of, loads):
         return None
-    ptr = np.ascontiguousarray(arrays.dep_ptr, dtype=np.int64)
-    idx = np.ascontiguousarray(arrays.dep_idx, dtype=np.int64)
+    ptr, idx = dependency_arrays(arrays)
     start, end = np.empty(n), np.empty(n)
-    if not kernels().dag_times(0, NO_FIXED, ptr, idx, prev, dur, start, end):
+    if not longest_path(0, NO_FIXED, ptr, idx, prev, dur, start, end):
         return None
     # the ops that start first, checked alone first: their pairs in start order are pairs of
     # the whole check, so a failure there is the whole check's (a run with contention gives
@@ -88,14 +109,13 @@ def _first_ops_contend(m: int, dep_ptr: np.ndarray, dep_idx: np.ndarray, prev: n
     the second, so before the first's timer, and may only follow the first exactly at its end
     where the first's timer fired then too, so two starts there are equal, which the check
     refuses. A run with contention gives up here after ~1/PREFIX of the longest path."""
-    from sim.engine_aot import kernels
 
     if m <= 0:
         return False
     ptr = np.ascontiguousarray(dep_ptr[:m + 1], dtype=np.int64)   # their dependencies only
     idx = np.ascontiguousarray(dep_idx[:ptr[m]], dtype=np.int64)
     start, end = np.empty(m), np.empty(m)
-    if not kernels().dag_times(0, NO_FIXED, ptr, idx, prev[:m], dur[:m], start, end):
+    if not longest_path(0, NO_FIXED, ptr, idx, prev[:m], dur[:m], start, end):
         return True
     return any(_alone(res, ids, nbytes, start, end, prev, ptr, idx) is None
                for res, ids, nbytes in _tasks(stream, names, size, memory_of, loads, first=m))

@@ -38,7 +38,7 @@ import dataclasses
 import numpy as np
 
 from sim.columns import slice_indices
-from sim.engine_dag import NO_FIXED, PREFIX, _tasks, clashes
+from sim.engine_dag import NO_FIXED, PREFIX, _tasks, clashes, dependency_arrays, longest_path
 from sim.load_index import LoadIndex
 from sim.system.grouped_loads import GroupedLoads
 from workloads.trace import CompactOps, Trace
@@ -55,15 +55,13 @@ def split_run(run_prefix, trace: Trace, plan, stream: np.ndarray, prev: np.ndarr
     early (module docstring), the ``resources``' figures counted; None, nothing counted,
     where it does not. ``run_prefix(trace, plan)``: the event engine's timeline of a
     trace; the other arguments as :func:`sim.engine_dag.contention_free` takes them."""
-    from sim.engine_aot import kernels
 
     arrays = trace.compact
     n = len(dur)
     m = n // PREFIX
     if not m or stop.any():
         return None
-    ptr = np.ascontiguousarray(arrays.dep_ptr, dtype=np.int64)
-    idx = np.ascontiguousarray(arrays.dep_idx, dtype=np.int64)
+    ptr, idx = dependency_arrays(arrays)
     dur = np.ascontiguousarray(dur, dtype=np.float64)
     head = _head(arrays.step, m, n, ptr, idx, prev, dur, stream, names, size, memory_of, loads)
     if head is None:
@@ -74,7 +72,7 @@ def split_run(run_prefix, trace: Trace, plan, stream: np.ndarray, prev: np.ndarr
     start[ids], end[ids] = sub.start, sub.end
     fixed = head.view(np.uint8)
     first = int(np.argmin(head)) if not head.all() else len(head)   # the first op after it
-    if not kernels().dag_times(first, fixed, ptr, idx, prev, dur, start, end):
+    if not longest_path(first, fixed, ptr, idx, prev, dur, start, end):
         return None
     rest = np.ones(n, dtype=bool)
     rest[:len(head)] = ~head
@@ -113,7 +111,6 @@ def _head(step: np.ndarray, m: int, n: int, ptr: np.ndarray, idx: np.ndarray,
     * the prefix would reach past the first 1/LONGEST_PREFIX of the ops;
     * one of the ``m`` ops after it clashes (:func:`_clash_after`);
     * or it is not closed under dependencies and its streams' order."""
-    from sim.engine_aot import kernels
 
     last = None
     for w in dict.fromkeys((m, n // LONGEST_PREFIX)):
@@ -130,8 +127,8 @@ def _head(step: np.ndarray, m: int, n: int, ptr: np.ndarray, idx: np.ndarray,
     upto = min(n, after + m)
     while True:
         start, end = np.empty(upto), np.empty(upto)
-        if not kernels().dag_times(0, NO_FIXED, ptr[:upto + 1], idx[:ptr[upto]],
-                                   prev[:upto], dur[:upto], start, end):
+        if not longest_path(0, NO_FIXED, ptr[:upto + 1], idx[:ptr[upto]],
+                            prev[:upto], dur[:upto], start, end):
             return None
         head = start < float(end[:after].max())
         late = int(np.flatnonzero(head)[-1])
@@ -184,11 +181,10 @@ def _last_clash(m: int, ptr: np.ndarray, idx: np.ndarray, prev: np.ndarray, dur:
                 loads: LoadIndex) -> int | None:
     """The last op (by id) among the first ``m`` whose transfer is not alone when those ops
     are timed alone; None where none is, or where one would be left unfinished."""
-    from sim.engine_aot import kernels
 
     start, end = np.empty(m), np.empty(m)
-    if not kernels().dag_times(0, NO_FIXED, ptr[:m + 1], idx[:ptr[m]], prev[:m], dur[:m],
-                               start, end):
+    if not longest_path(0, NO_FIXED, ptr[:m + 1], idx[:ptr[m]], prev[:m], dur[:m],
+                        start, end):
         return None
     last = -1
     for res, ids, nbytes in _tasks(stream, names, size, memory_of, loads, first=m):

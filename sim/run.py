@@ -39,6 +39,11 @@ if TYPE_CHECKING:  # loaded where a run places tensors (start-up, issue 18)
     from sim.system.placement import PlacementSpec
 
 VERSION = "0.1.0"
+#: the op-table columns whose whole-column sums :func:`_metrics` reports (summed while a long
+#: run's op checks run beside, :func:`sim.system.execute.execute`); FLOPs and bytes last, which
+#: the checks sum too (the table keeps each sum)
+SUMMED_METRICS = ("energy_J", "energy_compute_J", "energy_memory_J", "energy_link_J",
+                  "dram_bytes", "flops", "bytes")
 
 
 def _gib(x: float) -> str:
@@ -134,7 +139,7 @@ def _simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str,
     plan = build_plan(trace, system, device, placed, policies)
     if placed is not None:
         check_staging(system, plan, placed, policies)
-    run = execute(system, trace, plan, placed, need, coarsen)
+    run = execute(system, trace, plan, placed, need, coarsen, totals=SUMMED_METRICS)
     # numpy columns: the metrics need no pandas (Result builds DataFrames when asked)
     table, transfers, resources, invariants = run.op_columns, run.transfer_columns, \
         run.resource_columns, run.invariants

@@ -171,6 +171,30 @@ def test_point_groups_are_a_dicts_groups(which):
     assert _run_point_groups(fn, cols, 1024, tight // 2)[0] == -1
 
 
+@pytest.mark.parametrize("which", ["aot", "jit"])
+def test_point_groups_of_few_codes_are_a_dicts_groups(which):
+    """FLOPs, bytes and shards per code (20 codes, 5,000 rows: each code remembers its last
+    group), the key and time per row, drawn so that a code's rows change key or time now
+    and then and two codes share values: the dict's groups of the gathered columns."""
+    rng = np.random.default_rng(11)
+    n, codes = 5000, 20
+    f_code = rng.choice([0.0, 2.0, 3.0, np.nan], codes)
+    b_code = rng.choice([4.0, 5.0], codes)
+    s_code = rng.integers(1, 3, codes)
+    by = rng.integers(0, codes, n)
+    key = np.where(rng.random(n) < 0.1, rng.integers(0, 3, n), 0)
+    t = np.where(rng.random(n) < 0.1, rng.choice([1e-6, 2e-6, 0.0], n), 3e-6)
+    want_first, want_count = _point_groups_by_dict(key, f_code[by], b_code[by], s_code[by], t)
+    fn = (kernels() if which == "aot" else jit_kernels()).point_groups_i8
+    table = np.full(4096, -1, dtype=np.int64)
+    first, count = np.empty(1024, dtype=np.int64), np.empty(1024, dtype=np.int64)
+    got = fn(R._bits(key), R._bits(f_code), R._bits(b_code), s_code.astype(np.int64),
+             by.astype(np.int64), R._bits(t), table, first, count)
+    assert (got, first[:got].tolist(), count[:got].tolist()) == \
+        (len(want_first), want_first, want_count)
+    assert 20 < len(want_first) and max(want_count) > 300   # repeats and changes both
+
+
 @pytest.mark.parametrize("column", range(5))
 def test_point_groups_tell_rows_apart_by_each_column(column):
     """64 values of one column, the others equal: 64 groups, however the probes meet."""

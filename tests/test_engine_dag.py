@@ -17,7 +17,7 @@ import sim.engine_dag as engine_dag
 from arch import load_arch
 from sim.dag_kernel import dag_times
 from sim.engine_aot import kernels
-from sim.engine_dag import _alone
+from sim.engine_dag import _alone, longest_path
 from sim.resources import SharedBandwidth
 from sim.run import simulate
 from sim.system.schedule import Policies
@@ -68,13 +68,17 @@ def test_longest_path_only_without_contention(name, monkeypatch):
     assert (fast.metrics["engine_events"] == 0) == free
 
 
-@pytest.mark.parametrize("build", ["aot", "jit"])
+@pytest.mark.parametrize("build", ["aot", "jit", "aot-i4", "longest_path"])
 def test_longest_path_by_hand(build):
     """Two streams: a (0, 1 s), then b (1 s) on stream 0; c (0.5 s) on stream 1 waits for a,
-    d (2 s) on stream 1 waits for b and c. a 0-1, b 1-2, c 1-1.5, d 2-4."""
-    times = kernels().dag_times if build == "aot" else dag_times
-    ptr = np.array([0, 0, 0, 1, 3], dtype=np.int64)
-    idx = np.array([0, 1, 2], dtype=np.int64)
+    d (2 s) on stream 1 waits for b and c. a 0-1, b 1-2, c 1-1.5, d 2-4. With 64-bit
+    dependency arrays, and 32-bit ones (a trace's own) by the kernel built for them and
+    through :func:`longest_path`, which picks it."""
+    width = np.int32 if build in ("aot-i4", "longest_path") else np.int64
+    times = {"aot": kernels().dag_times, "jit": dag_times, "aot-i4": kernels().dag_times_i4,
+             "longest_path": longest_path}[build]
+    ptr = np.array([0, 0, 0, 1, 3], dtype=width)
+    idx = np.array([0, 1, 2], dtype=width)
     prev = np.array([-1, 0, -1, 2], dtype=np.int64)
     dur = np.array([1.0, 1.0, 0.5, 2.0])
     start, end = np.empty(4), np.empty(4)
@@ -90,7 +94,7 @@ def test_longest_path_by_hand(build):
     assert times(1, np.array([0, 1, 1], dtype=np.uint8), ptr, idx, prev, dur, start, end)
     assert list(start) == [0.0, 1.0, 1.0, 3.5] and list(end) == [1.0, 3.0, 3.5, 5.5]
     # a dependency that comes later in id order: not a longest path in one pass
-    assert not times(0, none, ptr, np.array([0, 3, 2], dtype=np.int64), prev, dur, start, end)
+    assert not times(0, none, ptr, np.array([0, 3, 2], dtype=width), prev, dur, start, end)
 
 
 def _memory(bandwidth: float = 100.0) -> SharedBandwidth:

@@ -203,16 +203,27 @@ def _overlap_run():
 
 def test_op_invariants_beside_the_system_tables_are_the_same(monkeypatch):
     """Op invariants checked in a second thread (THREADED_CHECKS rows and up) while the
-    system tables form: the same checks, tables and resource figures as one after the
-    other."""
+    system tables form and the metrics' column sums are summed: the same checks, tables,
+    resource figures and metrics as one after the other."""
+    import sim.run as run
     import sim.system.execute as execute
 
+    kept: list[set] = []   # the op table's whole-column sums when the metrics begin
+    metrics = run._metrics
+
+    def seen(table, *args):
+        kept.append(set(getattr(table, "_totals", {})))
+        return metrics(table, *args)
+
+    monkeypatch.setattr(run, "_metrics", seen)
     monkeypatch.setattr(execute, "THREADED_CHECKS", 1 << 62)
     alone = _overlap_run()
     monkeypatch.setattr(execute, "THREADED_CHECKS", 0)
     beside = _overlap_run()
     assert list(alone.invariants.items()) == list(beside.invariants.items())
     assert alone.resources.equals(beside.resources) and alone.metrics == beside.metrics
+    # beside the checks, the metrics' column sums were summed already (then only read)
+    assert set(run.SUMMED_METRICS) <= kept[1] and not set(run.SUMMED_METRICS) <= kept[0]
 
 
 def test_op_invariant_error_comes_first_when_both_fail(monkeypatch):

@@ -193,9 +193,15 @@ def _system_tables(system: System, timeline: Timeline, table: Any, plan: Plan,
 
 
 def execute(system: System, trace: Trace, plan: Plan, placed: Placement | None,
-            need: dict[str, float], coarsen: bool = True) -> Executed:
+            need: dict[str, float], coarsen: bool = True,
+            totals: tuple[str, ...] = ()) -> Executed:
     """Engine run of ``plan``; op, transfer and resource tables; op and system invariants.
-    ``coarsen``: the engine's coarsened events (same times; ``False``: one event per op)."""
+    ``coarsen``: the engine's coarsened events (same times; ``False``: one event per op).
+    ``totals``: op-table columns whose whole-column sums the caller will ask for
+    (:meth:`Columns.total`, kept by the table): where the op checks run in a second thread,
+    this one sums them meanwhile (numpy's gathers and sums release the GIL) instead of
+    waiting for the checks and then summing (the same sums: 17.2M ops, seven columns,
+    ~0.35 s)."""
     timeline = Engine(plan.streams, coarsen).run(trace, plan)
     table = run_columns(trace, timeline, plan.stream_device)
     if isinstance(table, Columns) and len(table) >= THREADED_CHECKS:
@@ -210,6 +216,8 @@ def execute(system: System, trace: Trace, plan: Plan, placed: Placement | None,
             try:
                 transfers, resources, makespan, system_checks = _system_tables(
                     system, timeline, table, plan, placed, need)
+                for name in totals:
+                    table.total(name)
             except BaseException:
                 op_checks.result()
                 raise
