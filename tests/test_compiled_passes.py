@@ -472,13 +472,15 @@ def test_rollups_read_per_kind_columns_through_their_codes(monkeypatch, rollups_
 
 
 def _one_writer(ops, codes, bounds, path) -> None:
-    """Arrow's own writer writing the whole table's rows in row groups of ``bounds``."""
+    """Arrow's own writer writing the whole table's rows in row groups of ``bounds`` (with
+    the op times' level of a table written in row groups)."""
     import pyarrow.parquet as pq
 
     import sim.report.writer as W
 
     table, recoded = W._parquet_table(ops, codes)
-    with pq.ParquetWriter(path, table.schema, **W._writer_options(table, recoded)) as out:
+    with pq.ParquetWriter(path, table.schema,
+                          **W._writer_options(table, recoded, W.TIMES_LEVEL)) as out:
         for lo, hi in bounds:
             out.write_table(table.slice(lo, hi - lo), row_group_size=hi - lo)
 

@@ -45,10 +45,12 @@ RUN_FILES = ("summary.json", "ops.parquet", "timeline.json", "roofline.svg", "en
 # ops.csv without pyarrow or with ops_as="csv"; timeline.svg only with a decode step
 
 DISTINCT_COLUMNS = ("start_s", "end_s")   # every op's own times: Zstandard, not LZ4
-#: Zstandard's level for the op times: -5 (a fast level) where pyarrow's default is 1. On a
-#: 2**20-row group of a 70B TP2 x PP4 run's start times, byte-stream-split: 12.6 instead of
-#: 27.3 ms for 3.47 instead of 2.71 MB (a 9.9M-op file 73 instead of 59 MB); -10 saves 3 ms
-#: more for 0.65 MB more, LZ4 takes 13.8 ms for 3.18 MB
+#: Zstandard's level for the op times of a table written in row groups by several encoders
+#: (over :data:`ROW_GROUP_ROWS` rows, :func:`_write_chunked`): -5, a fast level, where
+#: pyarrow's default is 1 (shorter tables keep it: their files are written in well under a
+#: second). On a 2**20-row group of a 70B TP2 x PP4 run's start times, byte-stream-split:
+#: 12.6 instead of 27.3 ms for 3.47 instead of 2.71 MB (its 9.9M-op file 73 instead of 59
+#: MB); -10 saves 3 ms more for 0.65 MB more, LZ4 takes 13.8 ms for 3.18 MB
 TIMES_LEVEL = -5
 RUNNING_COLUMNS = ("id", "step", "start_s", "end_s")   # rise with the rows: with statistics
 DICTIONARY_INTS = ("shards",)   # the one integer column that is smaller dictionary-encoded
@@ -160,7 +162,7 @@ def _write_chunked(ops: Columns, path: Path, factorised: dict | Future | None) -
         chunk = _required_table(arrays, names)
         sink = pa.BufferOutputStream()
         pq.write_table(chunk, sink, row_group_size=ROW_GROUP_ROWS,
-                       **_writer_options(chunk, True))
+                       **_writer_options(chunk, True, TIMES_LEVEL))
         part = sink.getvalue()
         if not fresh and not taken:
             return part
@@ -355,9 +357,10 @@ def _write_table(table, recoded: bool, path: Path) -> None:
                    **_writer_options(table, recoded))
 
 
-def _writer_options(table, recoded: bool) -> dict:
+def _writer_options(table, recoded: bool, times_level: int | None = None) -> dict:
     """The Parquet writer's options for the op table ``table`` (an Arrow table: its
-    schema decides them; :func:`_write_parquet`)."""
+    schema decides them; :func:`_write_parquet`); ``times_level``: Zstandard's level for the
+    op times (None: pyarrow's default; :data:`TIMES_LEVEL`)."""
     import pyarrow as pa
 
     types = {f.name: f.type for f in table.schema}
@@ -370,7 +373,8 @@ def _writer_options(table, recoded: bool) -> dict:
                    for c in floats},
                 **{c: "DELTA_BINARY_PACKED" for c in delta}}
     compression = {c: "zstd" if c in DISTINCT_COLUMNS else "lz4" for c in types}
-    level = {c: TIMES_LEVEL for c in DISTINCT_COLUMNS if c in types}
+    level = {c: times_level for c in DISTINCT_COLUMNS if c in types} \
+        if times_level is not None else {}
     return {"compression": compression, "compression_level": level or None,
             "use_dictionary": dictionary,
             "column_encoding": encoding, "data_page_version": "2.0",
