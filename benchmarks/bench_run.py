@@ -43,7 +43,8 @@ micro-batch's compute ops, their HBM traffic shared; and the Mixtral case with `
 ``--cases 7b-g2048,7b-g8192`` adds a longer run (not in the default set): the marginal cost
 per token over 2,048 -> 8,192 tokens; ``--cases 70b-tp8-mb2-ovl-g2048,70b-tp2-pp4-mb4-g2048``
 runs the 70B 2,048-token runs on several streams (batch 32 in two micro-batches at TP8 with
-``--overlap``; batch 8 on four TP2 stages in four micro-batches).
+``--overlap``; batch 8 on four TP2 stages in four micro-batches; ``70b-pp8-mb8-g2048``: batch
+8 on eight stages in eight micro-batches, the largest op table, 17.2M ops).
 """
 
 from __future__ import annotations
@@ -112,9 +113,13 @@ CASES["70b-tp8-mb2-ovl-g2048"] = _longer("70b-tp8-mb2-ovl-g128", 2048)
 CASES["70b-tp2-pp4-mb4-g2048"] = _longer("70b-tp2-pp4-mb4-g256", 2048)
 # the slowest of bench_cli_run.py's runs: the four stages with collectives overlapped
 CASES["70b-tp2-pp4-mb4-ovl-g2048"] = (*_longer("70b-tp2-pp4-mb4-g256", 2048), {"overlap": True})
+# the largest op table of bench_cli_run.py's runs (17.2M ops): eight stages, a micro-batch each
+CASES["70b-pp8-mb8-g2048"] = ("dgx-h100", "llama2-70b", {"batch": 8, "prompt_len": 512,
+                                                         "gen_len": 2048, "pp": 8,
+                                                         "microbatches": 8})
 #: cases only run on request: the longest 7B run and the several-stream 2,048-token 70B runs
 LONG_CASES = ("7b-g8192", "70b-tp8-mb2-ovl-g2048", "70b-tp2-pp4-mb4-g2048",
-              "70b-tp2-pp4-mb4-ovl-g2048")
+              "70b-tp2-pp4-mb4-ovl-g2048", "70b-pp8-mb8-g2048")
 #: cases run when ``--cases`` is not given
 DEFAULT_CASES = tuple(c for c in CASES if c not in LONG_CASES)
 #: what ``xpusim run --out`` imports, after the CLI's one-BLAS-thread default (xpusim.cli) and

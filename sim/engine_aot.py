@@ -8,7 +8,7 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 
 * :func:`sim.beside_kernel.stamp_beside`: collectives beside a run's ops, their memory shared;
 * :func:`sim.dag_kernel.dag_times`: the start and end of every op of a run without contention
-  (:mod:`sim.engine_dag`);
+  (:mod:`sim.engine_dag`; for 64- and 32-bit dependency arrays, ``dag_times_i4``);
 * :func:`sim.shared_kernel.shared_times`: the same where transfers share resources, each
   resource's sharing replayed (:mod:`sim.engine_shared`);
 * :func:`sim.quiet_kernel.stamp_quiet`: a quiet run of a stream with a contended memory;
@@ -24,6 +24,8 @@ by a hash of the sources and tool versions, ``.failed`` markers):
   position;
 * :func:`sim.layout_kernel.stream_layout`: the ops by stream, each op's neighbours and
   position on its stream (:func:`sim.layout_kernel.stream_positions`: the positions later);
+* :func:`sim.pair_kernel.gather_pairs`: each op's bytes, duration alone, share flag and
+  latency from its (op kind, stream) pair;
 * :func:`sim.deps_kernel.cross_counts`, :func:`sim.deps_kernel.cross_pairs`: the
   dependencies between streams, and :func:`sim.deps_kernel.late_dependency`, the invariant
   check that no op starts before a dependency ends (each for 32- and 64-bit dependency
@@ -51,7 +53,7 @@ HERE = Path(__file__).resolve().parent
 SOURCES = ("beside_kernel.py", "bound_kernel.py", "dag_kernel.py", "deps_kernel.py",
            "engine_aot.py",
            "group_kernel.py", "handoff_kernel.py", "lane_kernel.py", "layout_kernel.py",
-           "plan_kernel.py",
+           "pair_kernel.py", "plan_kernel.py",
            "quiet_kernel.py",
            "resources.py", "run_kernel.py",
            "scan_kernel.py", "shared_kernel.py", "span_kernel.py", "step_kernel.py",
@@ -233,6 +235,12 @@ LAYOUT_ARGS = (("i4", 1),) + (("i8", 1),) * 5
 #: stream_positions(by_stream, bounds, position)
 POSITIONS_SIG = f"none({_I}, {_I}, {_I})"
 POSITIONS_ARGS = (("i8", 1),) * 3
+#: gather_pairs(kind, stream, n_streams, size_tab, dur_tab, stop_tab, latency, size, dur,
+#:              stop, lat) for 32-bit kind and stream codes
+PAIRS_GATHER_SIG = (f"none({_J}, {_J}, i8, {_F}, {_F}, b1[::1], {_F}, {_F}, {_F}, b1[::1], "
+                    f"{_F})")
+PAIRS_GATHER_ARGS = (("i4", 1), ("i4", 1), None, ("f8", 1), ("f8", 1), ("b1", 1), ("f8", 1),
+                     ("f8", 1), ("f8", 1), ("b1", 1), ("f8", 1))
 
 #: used_labels(codes, used), for codes of each width
 USED_SIG = {w: f"none({w}[::1], b1[::1])" for w in ("i1", "i4", "i8")}
@@ -268,6 +276,7 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "dag_times_i4", "s
                                  "group_sums_i8", "row_sums", "late_dependency_i4",
                                  "late_dependency_i8", "adopted_run", "adopted_taken",
                                  "stamp_bounded", "stream_layout", "stream_positions",
+                                 "gather_pairs",
                                  "quiet_step", "quiet_step_at", "shared_times", "kind"])
 
 _CACHE: list[Kernels] = []
@@ -316,6 +325,7 @@ def kernels() -> Kernels:
                             dram_aot.checked(mod.stamp_bounded, BOUNDED_ARGS),
                             dram_aot.checked(mod.stream_layout, LAYOUT_ARGS),
                             dram_aot.checked(mod.stream_positions, POSITIONS_ARGS),
+                            dram_aot.checked(mod.gather_pairs, PAIRS_GATHER_ARGS),
                             dram_aot.checked(mod.quiet_step, STEP_ARGS),
                             dram_aot.checked(mod.quiet_step_at, STEP_AT_ARGS),
                             dram_aot.checked(mod.shared_times, SHARED_ARGS), "aot"),
@@ -341,6 +351,7 @@ def jit_kernels() -> Kernels:
     from sim.handoff_kernel import handoff_pairs
     from sim.lane_kernel import quiet_lanes
     from sim.layout_kernel import stream_layout, stream_positions
+    from sim.pair_kernel import gather_pairs
     from sim.plan_kernel import stream_keys
     from sim.quiet_kernel import stamp_bounded, stamp_quiet
     from sim.run_kernel import adopted_run, adopted_taken
@@ -355,7 +366,8 @@ def jit_kernels() -> Kernels:
                    used_labels, used_labels, lut_key, lut_key, lut_key, offset_key, offset_key,
                    first_groups, distinct_marked, distinct_marked, group_sums, group_sums,
                    row_sums, late_dependency, late_dependency, adopted_run, adopted_taken,
-                   stamp_bounded, stream_layout, stream_positions, quiet_step, quiet_step_at,
+                   stamp_bounded, stream_layout, stream_positions, gather_pairs,
+                   quiet_step, quiet_step_at,
                    shared_times, "jit")
 
 
@@ -376,6 +388,7 @@ def build(directory: Path, name: str | None = None) -> Path:
         handoff_kernel,
         lane_kernel,
         layout_kernel,
+        pair_kernel,
         plan_kernel,
         quiet_kernel,
         run_kernel,
@@ -419,6 +432,7 @@ def build(directory: Path, name: str | None = None) -> Path:
          ("stamp_bounded", BOUNDED_SIG, quiet_kernel.stamp_bounded),
          ("stream_layout", LAYOUT_SIG, layout_kernel.stream_layout),
          ("stream_positions", POSITIONS_SIG, layout_kernel.stream_positions),
+         ("gather_pairs", PAIRS_GATHER_SIG, pair_kernel.gather_pairs),
          ("quiet_step", STEP_SIG, step_kernel.quiet_step),
          ("quiet_step_at", STEP_AT_SIG, step_kernel.quiet_step_at),
          ("shared_times", SHARED_SIG, shared_kernel.shared_times)),

@@ -251,8 +251,9 @@ def run_streams(engine, trace: Trace, plan: Plan, dag: bool = True) -> Timeline:
     # reserves a share of the memory, or moves bytes twice through one resource: two loads
     # on one resource share it even when nothing else is in flight)
     rate_of = np.array([memory_of[nm].rate if nm in memory_of else math.inf for nm in names])
-    size_all, dur_all, stop_all = _per_op_alone(kind, stream, per_kind, dram, shares, rate_of)
-    lat_all = per_kind[kind]            # each op's latency (s)
+    # (and each op's latency, s)
+    size_all, dur_all, stop_all, lat_all = _per_op_alone(kind, stream, per_kind, dram, shares,
+                                                         rate_of)
     code_of = {nm: c for c, nm in enumerate(names)}
     loads = LoadIndex(op_loads or {}, n)
     list_of_op, load_lists = _items(loads.of_op), loads.lists
@@ -1247,12 +1248,14 @@ def _run_links(stream: np.ndarray, n_streams: int, adopt_after: np.ndarray,
 
 def _per_op_alone(kind: np.ndarray, stream: np.ndarray, per_kind: np.ndarray,
                   dram: np.ndarray, shares: np.ndarray, rate_of: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per op: its bytes through its stream's contended memory (0 where the stream has none:
     ``rate_of`` inf), its duration alone (s; the longest of its latency ``per_kind`` and
-    its bytes at the memory's rate ``rate_of``, B/s) and whether it reserves a share of the
-    memory (``shares``). Each is a function of (kind, stream), so it is worked out once per
-    pair and gathered per op (one pass over the ops instead of seven)."""
+    its bytes at the memory's rate ``rate_of``, B/s), whether it reserves a share of the
+    memory (``shares``) and its latency (s). The first three are a function of (kind,
+    stream), so they are worked out once per pair and gathered per op, with the latency,
+    by one compiled pass over the ops (:func:`sim.pair_kernel.gather_pairs`; numpy's
+    gathers where the codes are not 32-bit)."""
     n_streams = len(rate_of)
     if len(per_kind) * n_streams > max(len(kind), PAIR_TABLE_MIN):   # few ops a pair: per op
         with_memory = np.isfinite(rate_of)[stream]
@@ -1260,15 +1263,28 @@ def _per_op_alone(kind: np.ndarray, stream: np.ndarray, per_kind: np.ndarray,
         dur = per_kind[kind]
         moving = size > 0
         dur[moving] = np.maximum(dur[moving], size[moving] / rate_of[stream[moving]])
-        return size, dur, shares[kind] & with_memory
+        return size, dur, shares[kind] & with_memory, per_kind[kind]
     with_memory = np.isfinite(rate_of)[None, :]
     size_tab = np.where(with_memory, dram[:, None], 0.0)
     lat_tab = np.broadcast_to(per_kind[:, None], size_tab.shape)
     dur_tab = np.where(size_tab > 0, np.maximum(lat_tab, size_tab / rate_of[None, :]),
                        lat_tab)
     stop_tab = shares[:, None] & with_memory
+    if kind.dtype == stream.dtype == np.int32 and kind.flags.c_contiguous and \
+            stream.flags.c_contiguous:
+        from sim.engine_aot import kernels
+
+        n = len(kind)
+        size, dur, lat = np.empty(n), np.empty(n), np.empty(n)
+        stop = np.empty(n, dtype=bool)
+        kernels().gather_pairs(kind, stream, n_streams, size_tab.ravel(), dur_tab.ravel(),
+                               np.ascontiguousarray(stop_tab).ravel(),
+                               np.ascontiguousarray(per_kind, dtype=np.float64), size, dur,
+                               stop, lat)
+        return size, dur, stop, lat
     pair = kind.astype(np.int64) * n_streams + stream
-    return size_tab.ravel()[pair], dur_tab.ravel()[pair], stop_tab.ravel()[pair]
+    return size_tab.ravel()[pair], dur_tab.ravel()[pair], stop_tab.ravel()[pair], \
+        per_kind[kind]
 
 
 def _use_positions(names, stream: np.ndarray, position: np.ndarray, by_stream: np.ndarray,

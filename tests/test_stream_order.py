@@ -85,27 +85,30 @@ def test_flat_rows_by_hand():
     assert ptr.tolist() == [0] and len(flat) == 0
 
 
-def test_per_op_alone_by_pairs_equals_per_op():
+@pytest.mark.parametrize("codes", [np.int32, np.int64])
+def test_per_op_alone_by_pairs_equals_per_op(codes):
     """``sim.engine_arrays._per_op_alone``: bytes through the stream's memory (none without
-    one), the duration alone (the longer of the latency and the bytes at the memory's rate)
-    and the share flag, worked out per (kind, stream) pair and gathered - or per op where
-    pairs outnumber ops - equal a plain loop over the ops."""
+    one), the duration alone (the longer of the latency and the bytes at the memory's rate),
+    the share flag and the latency, worked out per (kind, stream) pair and gathered (by the
+    compiled pass for 32-bit codes, numpy's gathers for others) - or per op where pairs
+    outnumber ops - equal a plain loop over the ops."""
     import math
 
     from sim.engine_arrays import _per_op_alone
 
     rng = np.random.default_rng(5)
     for n_ops, n_kinds in ((5000, 40), (30, 50_000)):    # pairs gathered; per op
-        kind = rng.integers(0, n_kinds, n_ops).astype(np.int32)
-        stream = rng.integers(0, 3, n_ops).astype(np.int32)
+        kind = rng.integers(0, n_kinds, n_ops).astype(codes)
+        stream = rng.integers(0, 3, n_ops).astype(codes)
         per_kind = rng.random(n_kinds) * 1e-5
         dram = np.where(rng.random(n_kinds) < 0.7, rng.random(n_kinds) * 1e7, 0.0)
         shares = rng.random(n_kinds) < 0.2
         rate = np.array([2e12, math.inf, 3.35e12])      # stream 1 has no contended memory
-        size, dur, stop = _per_op_alone(kind, stream, per_kind, dram, shares, rate)
+        size, dur, stop, lat = _per_op_alone(kind, stream, per_kind, dram, shares, rate)
+        assert size.dtype == dur.dtype == lat.dtype == np.float64 and stop.dtype == bool
         for i in range(n_ops):
             k, s = kind[i], stream[i]
             want_size = dram[k] if math.isfinite(rate[s]) else 0.0
             want_dur = max(per_kind[k], want_size / rate[s]) if want_size > 0 else per_kind[k]
-            assert size[i] == want_size and dur[i] == want_dur
+            assert size[i] == want_size and dur[i] == want_dur and lat[i] == per_kind[k]
             assert stop[i] == (shares[k] and math.isfinite(rate[s]))
