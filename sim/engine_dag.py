@@ -69,7 +69,6 @@ def contention_free(arrays, stream: np.ndarray, prev: np.ndarray, names, dur: np
     ``dur``: each op's duration alone (s); ``size``: its bytes through its stream's shared
     memory (``memory_of``: stream name -> resource); ``stop``: ops no run may stamp;
     ``loads``: the ops' link loads (:class:`~sim.load_index.LoadIndex`)."""
-
     n = len(dur)
     if not n or stop.any():
         return None
@@ -109,7 +108,6 @@ def _first_ops_contend(m: int, dep_ptr: np.ndarray, dep_idx: np.ndarray, prev: n
     the second, so before the first's timer, and may only follow the first exactly at its end
     where the first's timer fired then too, so two starts there are equal, which the check
     refuses. A run with contention gives up here after ~1/PREFIX of the longest path."""
-
     if m <= 0:
         return False
     ptr = np.ascontiguousarray(dep_ptr[:m + 1], dtype=np.int64)   # their dependencies only

@@ -55,7 +55,6 @@ def split_run(run_prefix, trace: Trace, plan, stream: np.ndarray, prev: np.ndarr
     early (module docstring), the ``resources``' figures counted; None, nothing counted,
     where it does not. ``run_prefix(trace, plan)``: the event engine's timeline of a
     trace; the other arguments as :func:`sim.engine_dag.contention_free` takes them."""
-
     arrays = trace.compact
     n = len(dur)
     m = n // PREFIX
@@ -111,7 +110,6 @@ def _head(step: np.ndarray, m: int, n: int, ptr: np.ndarray, idx: np.ndarray,
     * the prefix would reach past the first 1/LONGEST_PREFIX of the ops;
     * one of the ``m`` ops after it clashes (:func:`_clash_after`);
     * or it is not closed under dependencies and its streams' order."""
-
     last = None
     for w in dict.fromkeys((m, n // LONGEST_PREFIX)):
         last = _last_clash(w, ptr, idx, prev, dur, stream, names, size, memory_of, loads)
@@ -181,7 +179,6 @@ def _last_clash(m: int, ptr: np.ndarray, idx: np.ndarray, prev: np.ndarray, dur:
                 loads: LoadIndex) -> int | None:
     """The last op (by id) among the first ``m`` whose transfer is not alone when those ops
     are timed alone; None where none is, or where one would be left unfinished."""
-
     start, end = np.empty(m), np.empty(m)
     if not longest_path(0, NO_FIXED, ptr[:m + 1], idx[:ptr[m]], prev[:m], dur[:m],
                         start, end):
