@@ -88,7 +88,7 @@ def contention_free(arrays, stream: np.ndarray, prev: np.ndarray, names, dur: np
     early = start <= np.partition(sample, len(sample) // PREFIX)[len(sample) // PREFIX]
     for keep in (early, None):
         counted = []
-        for res, ids, nbytes in _tasks(stream, names, size, memory_of, loads, keep):
+        for res, ids, nbytes in transfer_tasks(stream, names, size, memory_of, loads, keep):
             got = _alone(res, ids, nbytes, start, end, prev, ptr, idx)
             if got is None:
                 return None
@@ -116,11 +116,12 @@ def _first_ops_contend(m: int, dep_ptr: np.ndarray, dep_idx: np.ndarray, prev: n
     if not longest_path(0, NO_FIXED, ptr, idx, prev[:m], dur[:m], start, end):
         return True
     return any(_alone(res, ids, nbytes, start, end, prev, ptr, idx) is None
-               for res, ids, nbytes in _tasks(stream, names, size, memory_of, loads, first=m))
+               for res, ids, nbytes in transfer_tasks(stream, names, size, memory_of, loads,
+                                                      first=m))
 
 
-def _tasks(stream: np.ndarray, names, size: np.ndarray, memory_of: dict, loads: LoadIndex,
-           keep: np.ndarray | None = None, first: int | None = None):
+def transfer_tasks(stream: np.ndarray, names, size: np.ndarray, memory_of: dict,
+                   loads: LoadIndex, keep: np.ndarray | None = None, first: int | None = None):
     """Per resource that ops move bytes through: (resource, op ids, bytes of each); only the
     ops where ``keep`` holds, if given, and only ops ``0..first-1``, if given (read from the
     first ``first`` entries alone: the early check costs ~1/PREFIX of the whole one)."""

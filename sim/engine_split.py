@@ -38,7 +38,14 @@ import dataclasses
 import numpy as np
 
 from sim.columns import slice_indices
-from sim.engine_dag import NO_FIXED, PREFIX, _tasks, clashes, dependency_arrays, longest_path
+from sim.engine_dag import (
+    NO_FIXED,
+    PREFIX,
+    clashes,
+    dependency_arrays,
+    longest_path,
+    transfer_tasks,
+)
 from sim.load_index import LoadIndex
 from sim.system.grouped_loads import GroupedLoads
 from workloads.trace import CompactOps, Trace
@@ -76,7 +83,7 @@ def split_run(run_prefix, trace: Trace, plan, stream: np.ndarray, prev: np.ndarr
     rest = np.ones(n, dtype=bool)
     rest[:len(head)] = ~head
     counted = []
-    for res, at, nbytes in _tasks(stream, names, size, memory_of, loads, rest):
+    for res, at, nbytes in transfer_tasks(stream, names, size, memory_of, loads, rest):
         before = sub.resources[res.name]     # the resource as the prefix left it
         if before._left or before.reserved:
             return None
@@ -166,7 +173,7 @@ def _clash_after(window: np.ndarray, start: np.ndarray, end: np.ndarray, ptr: np
                  size: np.ndarray, memory_of: dict, loads: LoadIndex) -> bool:
     """Whether a transfer of the ops ``window`` (over the first ``len(window)`` ops), timed
     ``start`` / ``end`` (s), is not alone among theirs (step 2 of the module docstring)."""
-    for res, ids, nbytes in _tasks(stream, names, size, memory_of, loads, window,
+    for res, ids, nbytes in transfer_tasks(stream, names, size, memory_of, loads, window,
                                    first=len(window)):
         got = clashes(res, ids, nbytes, start, end, prev, ptr, idx, first=True)[3]
         if got is None or len(got):
@@ -184,7 +191,7 @@ def _last_clash(m: int, ptr: np.ndarray, idx: np.ndarray, prev: np.ndarray, dur:
                         start, end):
         return None
     last = -1
-    for res, ids, nbytes in _tasks(stream, names, size, memory_of, loads, first=m):
+    for res, ids, nbytes in transfer_tasks(stream, names, size, memory_of, loads, first=m):
         got = clashes(res, ids, nbytes, start, end, prev, ptr, idx)[3]
         if got is None:
             return None
