@@ -302,3 +302,65 @@ def test_the_prefills_search_runs_the_prefill_alone(monkeypatch):
     assert res.metrics["gpu_speed_prefill"] < 0.9 and res.metrics["gpu_speed_decode"] == 1.0
     last = run_module._phase_energies(alone[-1], 1)["prefill"]
     assert run_module._phase_energies(res, 1)["prefill"] == last
+
+
+def test_each_phase_prices_its_families_from_arrays_at_the_costs_op_by_op():
+    """A phase-priced device (a power-limited run's reruns, sim/devices/phased.py) hands each
+    phase's ops to that phase's GPU model at once: a 64-token decode's attention GEMMs (two per
+    step, one shape but the KV length) are priced from arrays, and every op's cost equals the
+    one op-by-op pricing gives (latency, roofline, energy: the same floats)."""
+    from sim.devices.base import device_for
+    from sim.devices.phased import PhaseDevice
+    from workloads.tracer import trace_model
+
+    arch = load_arch("mi300x")
+    ops = list({id(op.compute): op for op in trace_model(
+        get_model("llama2-7b"), Scenario(batch=8, prompt_len=512, gen_len=64)).ops}.values())
+
+    def phased():
+        return PhaseDevice({"prefill": device_for(at_speed(arch, 0.7), "tile"),
+                            "decode": device_for(at_speed(arch, 0.9), "tile")},
+                           device_for(arch, "tile"))
+
+    ahead, alone = phased(), phased()
+    priced = ahead.prefetch(ops)
+    assert priced >= 2 * 62 and ahead.settled == []   # the 62 further steps' QK and AV GEMMs
+    assert sum(op.kind == "matmul" for op in ops) >= priced
+    # priced into the decode's own model (its estimate memo), not the default's
+    assert len(ahead.by_phase["decode"]._memo) >= 2 * 62 and not ahead.inner._memo
+    for op in ops:
+        a, b = ahead.estimate(op), alone.estimate(op)
+        assert (a.latency, a.roofline, a.energy) == (b.latency, b.roofline, b.energy), op.name
+    # each phase's own clock: the decode's GEMMs are not the prefill's model's
+    decode_gemm = next(op for op in ops if op.phase == "decode" and op.kind == "matmul")
+    assert ahead.estimate(decode_gemm).latency == \
+        device_for(at_speed(arch, 0.9), "tile").estimate(decode_gemm).latency
+
+
+def test_a_power_limited_run_prices_each_reruns_families_at_once(monkeypatch):
+    """The reruns of a phase-limited run (batch 64 x 2,048-token prefill on an H200, then 16
+    decode steps) reach each phase's GPU model's ``prefetch`` through the phase-priced device:
+    the whole run at the speeds found prices its decode attention from arrays (the
+    prefill-only passes of the search hold too few ops to price any at once)."""
+    from sim.devices.gpu import GpuDevice
+    from sim.devices.phased import PhaseDevice
+
+    through = []
+    real = PhaseDevice.prefetch
+
+    def spy(self, ops):
+        got = real(self, ops)
+        through.append(got)
+        return got
+
+    monkeypatch.setattr(PhaseDevice, "prefetch", spy)
+    inner = []
+    real_gpu = GpuDevice.prefetch
+    monkeypatch.setattr(GpuDevice, "prefetch",
+                        lambda self, ops: inner.append(len(list(ops))) or real_gpu(self, ops))
+    m = simulate(load_arch("h200"), get_model("llama2-7b"),
+                 Scenario(batch=64, prompt_len=2048, gen_len=16, dtype="bf16")).metrics
+    assert "gpu_speed_prefill" in m
+    assert through and all(n >= 2 * 14 for n in through)   # 14 further steps' QK and AV
+    # the boost run's own device, then both phase models in each phase-priced pass
+    assert len(inner) >= 1 + 2 * len(through)
