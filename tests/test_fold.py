@@ -23,6 +23,8 @@ CASES = {
     "7b-flash": ("h100", "llama2-7b", dict(batch=4, prompt_len=256, gen_len=33,
                                             attention="flash")),
     "mixtral-tp4": ("dgx-h100", "mixtral-8x7b", dict(batch=8, prompt_len=128, gen_len=24, tp=4)),
+    # a state of one size in every step: further steps swap nothing
+    "mamba": ("h100", "mamba-2.8b", dict(batch=8, prompt_len=256, gen_len=40)),
 }
 #: runs under an async host stack (sim/gpu/host.py): batch-1 eager decode waits for the host
 HOSTED = {
@@ -67,7 +69,7 @@ def test_fold_answers_what_the_rows_give(case, monkeypatch):
     assert not folded.folded
 
 
-@pytest.mark.parametrize("case", ["7b", "70b-tp8", "7b-flash"])
+@pytest.mark.parametrize("case", ["7b", "70b-tp8", "7b-flash", "mamba"])
 def test_folded_run_matches_the_unfolded_one(case, monkeypatch):
     """simulate() on the folded trace: every metric within 1e-11 of the unfolded run's (the
     same latencies summed per step, then over steps), the same invariants, no per-op row built
@@ -139,7 +141,7 @@ def test_folded_invariants_catch_lost_tokens(monkeypatch):
         check_folded(trace, table, 1e-9)
 
 
-@pytest.mark.parametrize("case", ["7b", "70b-tp8"])
+@pytest.mark.parametrize("case", ["7b", "70b-tp8", "mamba"])
 def test_folded_run_matches_one_event_per_op(case, monkeypatch):
     """Against the engine with one SimPy event per op (no coarsening, no fold, every op an
     object): the folded run's op table is the same, column for column and bit for bit, its

@@ -813,7 +813,7 @@ def trace_model(model: ModelConfig, scenario: Scenario, phases: tuple[str, ...] 
     micro-batch's attention overlaps another's projections (sub-batch interleaving)."""
     if model.kind != "decoder":  # encoders, encoder-decoders, Mamba: workloads/tracer_families
         from workloads.tracer_families import trace_family
-        return trace_family(model, scenario, phases)
+        return trace_family(model, scenario, phases, compact)
     if scenario.max_context > model.max_positions and model.position == "learned":
         raise WorkloadError("", "--prompt", f"prompt + generated tokens ({scenario.max_context}) "
                                             f"exceed {model.name}'s {model.max_positions} "

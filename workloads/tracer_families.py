@@ -291,33 +291,63 @@ class MambaBuilder:
                                                          "add")]
 
 
-def _trace_mamba(model: ModelConfig, sc: Scenario, phases: tuple[str, ...]) -> Trace:
-    mb, stamp = MambaBuilder(model, sc), _Stamper(sc.tp)
+def _trace_mamba(model: ModelConfig, sc: Scenario, phases: tuple[str, ...],
+                 compact: bool = False) -> Trace:
+    """Mamba's trace: the prefill, then ``gen_len - 1`` decode steps of one token each. A
+    step's state is of one size whatever the step, so every decode step stamps the same
+    templates; ``compact``: the prefill and the first two decode steps stamped, every further
+    step as arrays from the last (:func:`workloads.tracer.stamp_repeats`, nothing swapped:
+    a folded trace whose further steps are the last one's kinds, :mod:`workloads.fold`)."""
+    from workloads.tracer import stamp_repeats
+
+    mb, stamp = MambaBuilder(model, sc), _Stamper(sc.tp, rows=compact)
     b, p = sc.batch, sc.prompt_len
     steps: list[tuple[str, int, int]] = []
     if "prefill" in phases:
         steps.append(("prefill", 0, p))
     if "decode" in phases:
         steps += [("decode", s, 1) for s in range(1, sc.gen_len)]
+    made: dict[int, tuple[dict, dict, dict]] = {}
+
+    def templates(s: int) -> tuple[dict, dict, dict]:
+        """A step's template lists of ``s`` new tokens per request: embedding, layer, head."""
+        if s not in made:
+            made[s] = ({0: mb.bld.embedding(b * s)}, {0: mb.layer(b, s)}, {0: mb.bld.head(b)})
+        return made[s]
+
+    rest: list[tuple[str, int, int]] = []
+    if compact:
+        first = next((i for i, st in enumerate(steps) if st[0] == "decode"), len(steps))
+        if len(steps) - first >= 4:
+            steps, rest = steps[:first + 2], steps[first + 2:]
     for phase, step, s in steps:
-        layer = mb.layer(b, s)
-        stamp.add(mb.bld.embedding(b * s), phase, -1, step, b * s, b)
+        embed, layer, head = (t[0] for t in templates(s))
+        stamp.add(embed, phase, -1, step, b * s, b)
         for i in range(model.n_layers):
             stamp.add(layer, phase, i, step, b * s, b)
-        stamp.add(mb.bld.head(b), phase, model.n_layers, step, b, b)
-    return Trace(stamp.ops, model, sc, {"phases": phases, "kind": model.kind})
+        stamp.add(head, phase, model.n_layers, step, b, b)
+    info = {"phases": phases, "kind": model.kind}
+    if rest:
+        arrays = stamp_repeats(stamp, sc.tp, [templates(1), templates(1)],
+                               [step for _, step, _ in rest], [0] * (len(rest) + 2),
+                               lambda k: templates(1))
+        if arrays is not None:
+            return Trace(None, model, sc, info, compact=arrays)
+        return _trace_mamba(model, sc, phases)
+    return Trace(stamp.ops, model, sc, info)
 
 
 def trace_family(model: ModelConfig, scenario: Scenario,
-                 phases: tuple[str, ...] = ("prefill", "decode")) -> Trace:
-    """The trace of an encoder, encoder-decoder or Mamba model (see the module doc)."""
+                 phases: tuple[str, ...] = ("prefill", "decode"), compact: bool = False) -> Trace:
+    """The trace of an encoder, encoder-decoder or Mamba model (see the module doc);
+    ``compact``: a Mamba decode's further steps held as arrays (:func:`_trace_mamba`)."""
     check_scenario(model, scenario, generation=False)
     if model.kind == "encoder":
         return _trace_encoder(model, scenario, phases)
     if model.kind == "encoder_decoder":
         return _trace_encoder_decoder(model, scenario, phases)
     if model.kind == "mamba":
-        return _trace_mamba(model, scenario, phases)
+        return _trace_mamba(model, scenario, phases, compact)
     if model.kind == "onnx":
         from workloads.onnx_import import trace_onnx
         return trace_onnx(model, scenario)
