@@ -25,6 +25,8 @@ CASES = {
     "mixtral-tp4": ("dgx-h100", "mixtral-8x7b", dict(batch=8, prompt_len=128, gen_len=24, tp=4)),
     # a state of one size in every step: further steps swap nothing
     "mamba": ("h100", "mamba-2.8b", dict(batch=8, prompt_len=256, gen_len=40)),
+    # an encoder-decoder: the decoder's self attention grows, its cross attention does not
+    "t5": ("h100", "t5-large", dict(batch=8, prompt_len=256, gen_len=40)),
 }
 #: runs under an async host stack (sim/gpu/host.py): batch-1 eager decode waits for the host
 HOSTED = {
@@ -69,7 +71,7 @@ def test_fold_answers_what_the_rows_give(case, monkeypatch):
     assert not folded.folded
 
 
-@pytest.mark.parametrize("case", ["7b", "70b-tp8", "7b-flash", "mamba"])
+@pytest.mark.parametrize("case", ["7b", "70b-tp8", "7b-flash", "mamba", "t5"])
 def test_folded_run_matches_the_unfolded_one(case, monkeypatch):
     """simulate() on the folded trace: every metric within 1e-11 of the unfolded run's (the
     same latencies summed per step, then over steps), the same invariants, no per-op row built
@@ -141,7 +143,7 @@ def test_folded_invariants_catch_lost_tokens(monkeypatch):
         check_folded(trace, table, 1e-9)
 
 
-@pytest.mark.parametrize("case", ["7b", "70b-tp8", "mamba"])
+@pytest.mark.parametrize("case", ["7b", "70b-tp8", "mamba", "t5"])
 def test_folded_run_matches_one_event_per_op(case, monkeypatch):
     """Against the engine with one SimPy event per op (no coarsening, no fold, every op an
     object): the folded run's op table is the same, column for column and bit for bit, its

@@ -171,11 +171,14 @@ def _pos_bias(bld: LayerBuilder, ops: list[OpTemplate], b: int, s: int, n: int
     return ops[:cut] + [OpTemplate("pos_bias", VECTOR, "attention", add)] + ops[cut:]
 
 
-def _decoder_layer(bld: LayerBuilder, b: int, n_self: int, p: int, first: bool
-                   ) -> list[OpTemplate]:
+def _decoder_layer(bld: LayerBuilder, b: int, n_self: int, p: int, first: bool,
+                   cross: list[OpTemplate] | None = None) -> list[OpTemplate]:
+    """A decoder layer of one token per request: self attention over ``n_self`` keys, cross
+    attention over the ``p`` encoder positions (``cross``: its templates, made once for every
+    decode step, whose cross attention is one and the same)."""
     ops = _pos_bias(bld, bld.layer(b, 1, n_self), b, 1, n_self)
     cut = next(i for i, tpl in enumerate(ops) if tpl.name == "residual_attn") + 1
-    return ops[:cut] + _cross_attention(bld, b, p, first) + ops[cut:]
+    return ops[:cut] + (cross or _cross_attention(bld, b, p, first)) + ops[cut:]
 
 
 def _pooler(bld: LayerBuilder, b: int) -> list[OpTemplate]:
@@ -202,8 +205,16 @@ def _trace_encoder(model: ModelConfig, sc: Scenario, phases: tuple[str, ...]) ->
     return Trace(stamp.ops, model, sc, {"phases": (), "traced": phases, "kind": model.kind})
 
 
-def _trace_encoder_decoder(model: ModelConfig, sc: Scenario, phases: tuple[str, ...]) -> Trace:
-    bld, stamp = LayerBuilder(_decoder_view(model), sc), _Stamper(sc.tp)
+def _trace_encoder_decoder(model: ModelConfig, sc: Scenario, phases: tuple[str, ...],
+                           compact: bool = False) -> Trace:
+    """An encoder-decoder's trace: the prefill (the encoder over the prompt, then the decoder's
+    first token), then ``gen_len - 1`` decode steps of the decoder, whose self attention reads
+    one more key each step. ``compact``: the first two decode steps stamped, every further
+    step as arrays from the last (:func:`workloads.tracer.stamp_repeats`: its self attention
+    resized to the step's keys, or each step's templates swapped in)."""
+    from workloads.tracer import stamp_repeats
+
+    bld, stamp = LayerBuilder(_decoder_view(model), sc), _Stamper(sc.tp, rows=compact)
     b, p, enc = sc.batch, sc.prompt_len, model.n_layers
     dec_layers, last = range(model.n_decoder_layers), model.n_layers
     if "prefill" in phases:
@@ -217,14 +228,36 @@ def _trace_encoder_decoder(model: ModelConfig, sc: Scenario, phases: tuple[str, 
         for i in dec_layers:
             stamp.add(dec, "prefill", i, 0, b, b)
         stamp.add(bld.head(b), "prefill", last, 0, b, b)
-    if "decode" in phases:
-        for step in range(1, sc.gen_len):
-            stamp.add(_embedding(bld, b), "decode", -1, step, b, b)
-            dec = _decoder_layer(bld, b, step + 1, p, first=False)
-            for i in dec_layers:
-                stamp.add(dec, "decode", i, step, b, b)
-            stamp.add(bld.head(b), "decode", last, step, b, b)
-    return Trace(stamp.ops, model, sc, {"phases": phases, "kind": model.kind})
+    if "decode" not in phases:
+        return Trace(stamp.ops, model, sc, {"phases": phases, "kind": model.kind})
+    embed, head = _embedding(bld, b), bld.head(b)
+    cross = _cross_attention(bld, b, p, first=False)
+    made: dict[int, tuple[dict, dict, dict]] = {}
+
+    def templates(step: int) -> tuple[dict, dict, dict]:
+        """Decode step ``step``'s template lists: embedding, decoder layer, head."""
+        if step not in made:
+            made[step] = ({0: embed}, {0: _decoder_layer(bld, b, step + 1, p, False, cross)},
+                          {0: head})
+        return made[step]
+
+    steps = list(range(1, sc.gen_len))
+    rest = steps[2:] if compact and len(steps) >= 3 else []
+    for step in steps[:2] if rest else steps:
+        e, dec, h = (t[0] for t in templates(step))
+        stamp.add(e, "decode", -1, step, b, b)
+        for i in dec_layers:
+            stamp.add(dec, "decode", i, step, b, b)
+        stamp.add(h, "decode", last, step, b, b)
+    info = {"phases": phases, "kind": model.kind}
+    if rest:
+        kv = bld.kv_lens(1, [step + 1 for step in (*steps[:2], *rest)])
+        arrays = stamp_repeats(stamp, sc.tp, [templates(steps[0]), templates(steps[1])], rest,
+                               kv, lambda k: templates(rest[k]))
+        if arrays is not None:
+            return Trace(None, model, sc, info, compact=arrays)
+        return _trace_encoder_decoder(model, sc, phases)
+    return Trace(stamp.ops, model, sc, info)
 
 
 # --- Mamba ------------------------------------------------------------------------------------
@@ -340,12 +373,13 @@ def _trace_mamba(model: ModelConfig, sc: Scenario, phases: tuple[str, ...],
 def trace_family(model: ModelConfig, scenario: Scenario,
                  phases: tuple[str, ...] = ("prefill", "decode"), compact: bool = False) -> Trace:
     """The trace of an encoder, encoder-decoder or Mamba model (see the module doc);
-    ``compact``: a Mamba decode's further steps held as arrays (:func:`_trace_mamba`)."""
+    ``compact``: the further decode steps of a Mamba or encoder-decoder model held as arrays
+    (:func:`_trace_mamba`, :func:`_trace_encoder_decoder`)."""
     check_scenario(model, scenario, generation=False)
     if model.kind == "encoder":
         return _trace_encoder(model, scenario, phases)
     if model.kind == "encoder_decoder":
-        return _trace_encoder_decoder(model, scenario, phases)
+        return _trace_encoder_decoder(model, scenario, phases, compact)
     if model.kind == "mamba":
         return _trace_mamba(model, scenario, phases, compact)
     if model.kind == "onnx":
