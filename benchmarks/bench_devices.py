@@ -1,0 +1,140 @@
+"""Benchmark: what one more decode step costs on every device class, against bare SimPy.
+
+Usage: python benchmarks/bench_devices.py [--repeat N] [--cases NAME,...] [--json]
+
+``bench_run.py`` follows the GPU runs of issue 18 phase by phase; this script asks the same
+question of every other kind of device and model family a user may pick: a power-limited GPU
+(AMD MI300X/MI325X, whose runs are priced again at the clock the limit allows), a dataflow
+chip (SN40L socket and node), NPU+PIM (NeuPIMs, naive PIM, Duplex), computational storage,
+CXL memory, a CPU, an FPGA, a spatial NPU (FuseMax), Mamba and T5, and runs that place
+tensors on other tiers (the KV cache on a CXL card, half the weights in host DDR) or run the
+attention on another component (the InstInfer drive, the host CPU). Each case is simulated
+at two lengths of generation, each run in-process after the micro-models' memo caches are
+cleared (as a fresh process starts), and the script prints, as CPU seconds (medians of
+``--repeat`` runs):
+
+* ``short`` / ``long``: ``simulate()`` at ``gen_len`` = the case's two lengths;
+* ``ms/step``: ``(long - short) / (steps between them)``, the marginal cost of one more
+  generated token;
+* ``us/op``: the long run's CPU per op of its trace;
+* ``ratio``: the long run's ops (each one SimPy event in the one-event-per-op engine) per CPU
+  second over bare SimPy's timeouts per CPU second, measured right after it in this process;
+* ``ev``: the SimPy events the long run's engine waited on (1 or 0: a run without the event
+  loop; more: a run the event loop times).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_run import bare_simpy_events_per_s, clear_memo_caches  # noqa: E402
+
+_B = {"batch": 8, "prompt_len": 512}
+#: name -> (arch, model, scenario without gen_len, (short gen_len, long gen_len)[, run
+#: options: ``placement`` as ``--placement`` takes it, ``attention_on``])
+CASES = {
+    "mi300x-7b": ("mi300x", "llama2-7b", _B, (256, 1024)),
+    "mi325x-70b": ("mi325x", "llama3-70b", _B, (256, 1024)),
+    "sn40l-7b": ("sn40l", "llama2-7b", _B, (128, 512)),
+    "sn40l-node-70b-tp8": ("sn40l-node", "llama2-70b", {**_B, "tp": 8}, (128, 512)),
+    "neupims-gpt3-7b": ("neupims", "gpt3-7b", _B, (64, 256)),
+    "neupims-naive-gpt3-7b": ("neupims-naive", "gpt3-7b", _B, (256, 1024)),
+    "duplex-7b": ("duplex", "llama2-7b", _B, (64, 256)),
+    "csd-7b": ("a6000-storage", "llama2-7b", _B, (256, 1024)),
+    "cxl-7b": ("spr-a100-cxl1", "llama2-7b", _B, (256, 1024)),
+    "cpu-7b": ("spr-8480", "llama2-7b", _B, (256, 1024)),
+    "fusemax-7b": ("fusemax", "llama2-7b", _B, (256, 1024)),
+    "fpga-gpt2-xl": ("accllm-u280", "gpt2-xl", _B, (128, 448)),
+    "mamba-2.8b": ("h100", "mamba-2.8b", _B, (256, 1024)),
+    "t5-large": ("h100", "t5-large", _B, (256, 1024)),
+    "cxl-kv-7b": ("spr-a100-cxl1", "llama2-7b", _B, (64, 256), {"placement": "kv_cache=cxl0"}),
+    "offload-13b": ("a6000-offload", "llama2-13b", _B, (64, 256),
+                    {"placement": "weights=gpu.hbm:0.5,host_ddr:0.5"}),
+    "csd-attention-7b": ("a6000-storage", "llama2-7b", _B, (64, 256), {"attention_on": "csd"}),
+    "cpu-attention-7b": ("spr-a100", "llama2-7b", _B, (64, 256), {"attention_on": "cpu"}),
+}
+
+
+def simulate_cpu(arch_name: str, model_name: str, scenario: dict,
+                 options: dict | None = None) -> tuple[float, dict]:
+    """CPU seconds of one ``simulate()`` (memo caches cleared first) and its metrics;
+    ``options``: ``placement`` (``--placement``'s text) and ``attention_on``."""
+    from arch import load_arch
+    from sim.run import simulate
+    from sim.system.schedule import Policies
+    from workloads.models import get_model
+    from workloads.scenario import Scenario
+
+    options = options or {}
+    arch, model = load_arch(arch_name), get_model(model_name)
+    spec = None
+    if "placement" in options:
+        from sim.system.placement import parse_placement
+
+        spec = parse_placement(options["placement"])
+    policies = Policies(attention_on=options.get("attention_on", ""))
+    clear_memo_caches()
+    t = time.process_time()
+    res = simulate(arch, model, Scenario(**scenario), placement=spec, policies=policies)
+    return time.process_time() - t, res.metrics
+
+
+def main() -> None:
+    from xpusim.cli import single_thread_blas
+    from xpusim.heap import tune_allocation
+
+    single_thread_blas()
+    tune_allocation()
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--cases", default=",".join(CASES),
+                    help=f"comma-separated case names ({', '.join(CASES)})")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    names = [c for c in args.cases.split(",") if c]
+    unknown = [c for c in names if c not in CASES]
+    if unknown:
+        ap.error(f"--cases: unknown {', '.join(unknown)} (known: {', '.join(CASES)})")
+    rows = []
+    for name in names:
+        arch, model, scenario, (short, long), *options = CASES[name]
+        runs = {short: [], long: []}
+        bare = []
+        metrics: dict = {}
+        for _ in range(args.repeat):
+            for gen in (short, long):
+                cpu, metrics = simulate_cpu(arch, model, {**scenario, "gen_len": gen},
+                                            *options)
+                runs[gen].append(cpu)
+            bare.append(bare_simpy_events_per_s())
+        a, b = statistics.median(runs[short]), statistics.median(runs[long])
+        ops = metrics["ops"]
+        rows.append({"case": name, "short_gen": short, "long_gen": long, "short_s": a,
+                     "long_s": b, "ms_per_step": (b - a) / (long - short) * 1e3,
+                     "us_per_op": b / ops * 1e6, "ops": ops,
+                     "ratio_to_simpy": ops / b / statistics.median(bare),
+                     "engine_events": metrics.get("engine_events", ops)})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return
+    print(f"{'case':24s} {'gens':>10s} {'short':>7s} {'long':>7s} {'ms/step':>8s} "
+          f"{'us/op':>6s} {'ops':>9s} {'ratio':>7s} {'ev':>8s}")
+    for r in rows:
+        print(f"{r['case']:24s} {r['short_gen']:>4d}/{r['long_gen']:<5d} {r['short_s']:7.2f} "
+              f"{r['long_s']:7.2f} {r['ms_per_step']:8.3f} {r['us_per_op']:6.2f} "
+              f"{r['ops']:9.0f} {r['ratio_to_simpy']:6.0%} {r['engine_events']:8.0f}")
+    print("CPU seconds of simulate(), medians; ms/step: the marginal CPU of one more generated "
+          "token; ratio: the long run's ops per CPU second over bare SimPy timeouts per CPU "
+          "second, measured in this run")
+
+
+if __name__ == "__main__":
+    main()
