@@ -224,6 +224,12 @@ class Engine:
 
             if runs_on_arrays(trace, plan):
                 return run_streams(self, trace, plan)
+        if self.coarsen and plan is not None and plan.transfers:
+            from sim.engine_transfers import run_with_transfers  # tensors moved between tiers
+
+            tl = run_with_transfers(self, trace, plan)
+            if tl is not None:
+                return tl
         env = simpy.Environment()
         ops = trace.ops
         n = len(ops)

@@ -42,10 +42,13 @@ def shared_run(arrays, stream: np.ndarray, prev: np.ndarray, names, lat: np.ndar
     n = len(lat)
     if not n or stop.any():
         return None
-    links = list(loads.resources)
-    memories = list({id(m): m for m in memory_of.values()}.values())
-    res = links + memories
-    code = {id(m): len(links) + j for j, m in enumerate(memories)}
+    # a memory that tasks also load as a link (a transfer into it) is one resource: one code
+    res = list(loads.resources)
+    code = {id(r): j for j, r in enumerate(res)}
+    for mem in memory_of.values():
+        if id(mem) not in code:
+            code[id(mem)] = len(res)
+            res.append(mem)
     mem_of_stream = np.array([code.get(id(memory_of.get(nm)), -1) for nm in names] or [-1],
                              dtype=np.int64)
     op_mem = mem_of_stream[stream] if len(names) else np.full(n, -1, dtype=np.int64)

@@ -105,8 +105,10 @@ def test_one_stream_run_is_one_event_and_pipeline_runs_stop_at_waits():
     # each micro-batch crosses the stage boundary in each of the 4 steps (prefill + 3 decode)
     # and comes back for the next step: fewer events than ops, more than the handful of runs
     assert 2 * 4 <= coarse.metrics["engine_events"] < fine.metrics["engine_events"] / 4
-    fine, coarse = _pair("a6000-offload")         # contended memory: one event per op
-    assert coarse.metrics["engine_events"] == fine.metrics["engine_events"]
+    # contended memory and transfers between tiers: one compiled pass, no event waited on
+    # (sim/engine_transfers.py; its figures are the per-op engine's, the pairs' test above)
+    fine, coarse = _pair("a6000-offload")
+    assert coarse.metrics["engine_events"] == 0 < fine.metrics["engine_events"]
 
 
 def test_decode_steps_share_templates_except_attention():

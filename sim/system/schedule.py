@@ -383,6 +383,7 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
                   if r["phase"] == "recompute"}
     depth = max(0, policies.prefetch)
     io = (policies.storage_request, policies.storage_queue_depth)
+    scales: dict[str, float] = {}   # per tier: flash_scale of this run's access pattern
     for s_idx, stage_runs in runs.items():
         st = stages[s_idx]
         for stream in (st.copy, f"{st.rep}.copy_out"):
@@ -415,7 +416,7 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
                                               f"{st.rep}.io", wait, rec, io).id,)
                         tr = _make_transfer(plan.first_transfer_id + len(plan.transfers), cls,
                                             relay or tier, st, nbytes, system, plan, first, rec,
-                                            io=io)
+                                            io=io, scales=scales)
                         plan.transfers.append(tr)
                         for op_id in rec["first"].values():
                             plan.extra_deps[op_id] = plan.extra_deps.get(op_id, ()) + (tr.id,)
@@ -462,16 +463,26 @@ def _between(plan: Plan, system: System, cls: str, src: str, dst: str, st: Stage
 
 def _make_transfer(tid: int, cls: str, tier: str, st: Stage, nbytes: float, system: System,
                    plan: Plan, wait: tuple[int, ...], rec: dict, out: bool = False,
-                   io: tuple[float, int] = (131072.0, 32)) -> Transfer:
+                   io: tuple[float, int] = (131072.0, 32),
+                   scales: dict[str, float] | None = None) -> Transfer:
     """A shard of ``cls`` from ``tier`` to the stage's devices (``out``: the other way, on the
-    device-to-host copy stream, landing in place)."""
+    device-to-host copy stream, landing in place). ``scales``: each tier's ``flash_scale``
+    for ``io``, kept across the calls of one plan (one figure per tier and access pattern:
+    the pattern's model keys its own memo on the flash's whole description)."""
     from sim.system.hosted import IN_PLACE
     from sim.system.storage import flash_scale
     route: Route = system.route(st.rep, tier) if out else system.route(tier, st.rep)
     far = system.tiers[tier]
     near = system.tier_of_device(st.rep)
     replicas = len(st.devices)
-    scale = 1.0 if out else flash_scale(system, tier, *io)
+    if out:
+        scale = 1.0
+    elif scales is not None and tier in scales:
+        scale = scales[tier]
+    else:
+        scale = flash_scale(system, tier, *io)
+        if scales is not None:
+            scales[tier] = scale
     loads = [Load(tier, nbytes * (replicas if not far.device else 1) * scale)]
     plan.resources.setdefault(tier, far.bandwidth)
     energy_bit = far.energy_per_bit + near.energy_per_bit

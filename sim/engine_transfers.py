@@ -1,0 +1,176 @@
+"""A run whose plan moves tensors between tiers, timed without SimPy's event loop where it can be.
+
+A placement that keeps weights or the KV cache on another tier (host DDR, a CXL card) has its
+plan move them on copy streams (:class:`~sim.system.plan.Transfer`), the ops waiting for the
+transfers they read (``extra_deps``) while the compute stream's ops and the transfers share
+the device's memory. :func:`sim.shared_kernel.shared_times` replays such sharing bit for bit
+(each resource's :class:`~sim.resources.SharedBandwidth` arithmetic, in time order); here the
+run is put in its terms:
+
+* each op is a task on its stream, with its latency, its link loads and its DRAM bytes
+  through its stream's memory (what the event engine's ``op_stream`` does with it);
+* each transfer is two tasks on its copy stream, in the order the stream issues them
+  (anchor, then id): its latency alone, then its loads, which arrive together once the
+  latency has passed (the event engine's ``copy_stream``: a timeout, then the loads' events);
+* an op waits for its dependencies and for the transfers the plan names (their loads' task),
+  a transfer for its dependencies.
+
+Where the pass finishes, every start and end and each resource's bytes, busy time and last
+change are the event engine's (tests/test_engine_transfers.py); where it gives up (an order of
+events at one time it cannot be sure of, more transfers in flight on a resource than it holds)
+the caller runs the event engine. Runs with device units (PIM reservations), a device that does
+not hold for its latency (an async host) or ops on several device models are left to it too.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import simpy
+
+from sim.devices.base import Device
+from sim.engine import Timeline
+from sim.engine_shared import shared_run
+from sim.load_index import LoadIndex
+
+if TYPE_CHECKING:
+    from sim.engine import Engine
+    from sim.system.plan import Plan
+    from workloads.trace import Trace
+
+
+def run_with_transfers(engine: Engine, trace: Trace, plan: Plan) -> Timeline | None:
+    """The :class:`Timeline` of ``trace`` under ``plan`` (which has transfers) from one pass of
+    :func:`~sim.shared_kernel.shared_times`, or None where the event engine must run it."""
+    ops = trace.ops
+    n, transfers = len(ops), plan.transfers
+    m = len(transfers)
+    if not m or any(tr.id != n + j for j, tr in enumerate(transfers)):
+        return None
+    devices = plan.streams
+    streams: dict[str, list[int]] = {}
+    stream_of_op = np.empty(n, dtype=np.int64)
+    names: list[str] = []
+    code: dict[str, int] = {}
+    for op in ops:
+        name = op.device or engine.default
+        c = code.get(name)
+        if c is None:
+            if name not in devices:
+                return None   # the event engine raises its error
+            c = code[name] = len(names)
+            names.append(name)
+            streams[name] = []
+        stream_of_op[op.id] = c
+        streams[name].append(op.id)
+    models = {id(devices[name]) for name in names}
+    dev = devices[names[0]] if names else None
+    if len(models) != 1 or dev is None or type(dev).estimate is not Device.estimate or \
+            type(dev).unit_of is not Device.unit_of or not dev.holds_for_latency():
+        return None
+    # task ids: ops 0..n-1; transfer j: its latency n + 2j, its loads n + 2j + 1
+    for tr in sorted(transfers, key=lambda t: (t.anchor, t.id)):   # in enqueue order
+        if tr.stream not in code:
+            code[tr.stream] = len(names)
+            names.append(tr.stream)
+            streams[tr.stream] = []
+        j = tr.id - n
+        streams[tr.stream] += [n + 2 * j, n + 2 * j + 1]
+    env_resources, memory_of, op_loads = engine._resources(simpy.Environment(), plan, streams)
+    if not isinstance(op_loads, dict):
+        return None
+    size = np.zeros(n + 2 * m)
+    lat = np.zeros(n + 2 * m)
+    arrays = trace.arrays
+    costs = _costs(dev, ops, arrays.kind if arrays is not None else None)
+    for op, cost in zip(ops, costs, strict=True):
+        if cost.detail.get("memory_share") is not None:
+            return None   # a unit inside the memory (PIM) reserves a share: not replayed
+        lat[op.id] = cost.latency
+        size[op.id] = cost.dram_bytes
+    loads: dict[int, list] = dict(op_loads)
+    for j, tr in enumerate(transfers):
+        lat[n + 2 * j] = tr.latency if tr.latency > 0 else 0.0
+        loads[n + 2 * j + 1] = [(env_resources[ld.resource], ld.nbytes) for ld in tr.loads]
+    ptr, idx = _dependencies(ops, arrays, transfers, plan.extra_deps, n)
+    by_stream = np.fromiter((i for s in streams.values() for i in s), dtype=np.int64,
+                            count=n + 2 * m)
+    bounds = np.zeros(len(names) + 1, dtype=np.int64)
+    np.cumsum([len(streams[name]) for name in names], out=bounds[1:])
+    stream = np.empty(n + 2 * m, dtype=np.int64)
+    prev = np.full(n + 2 * m, -1, dtype=np.int64)
+    for k in range(len(names)):
+        tasks = by_stream[bounds[k]:bounds[k + 1]]
+        stream[tasks] = k
+        prev[tasks[1:]] = tasks[:-1]
+    times = shared_run(SimpleNamespace(dep_ptr=ptr, dep_idx=idx), stream, prev, names, lat,
+                       size, np.zeros(n + 2 * m, dtype=bool), memory_of,
+                       LoadIndex(loads, n + 2 * m), by_stream, bounds)
+    if times is None:
+        return None
+    start, end = times
+    tl = Timeline(start[:n].copy(), end[:n].copy(), costs, n + m)
+    tl.engine_events = 0
+    tl.transfers = transfers
+    tl.transfer_start = start[n::2].copy()
+    tl.transfer_end = end[n + 1::2].copy()
+    tl.resources = env_resources
+    return tl
+
+
+def _costs(dev: Device, ops: list, kind: np.ndarray | None) -> list:
+    """Each op's cost: ``dev.estimate`` of its op, once per op kind where the ops were made
+    from arrays (``kind``: ops of one kind share what the estimate memo keys on, as the event
+    engine's streams read them)."""
+    if kind is None:
+        return [dev.estimate(op) for op in ops]
+    by_kind: dict[int, object] = {}
+    out = []
+    for op, k in zip(ops, kind.tolist(), strict=True):
+        cost = by_kind.get(k)
+        if cost is None:
+            cost = by_kind[k] = dev.estimate(op)
+        out.append(cost)
+    return out
+
+
+def _dependencies(ops: list, arrays, transfers: list, extra: dict[int, tuple[int, ...]],
+                  n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(dep_ptr, dep_idx) of the tasks (ops, then each transfer's two): an op's dependencies,
+    then the transfers it waits for; a transfer's latency task its dependencies, its loads
+    task none (it follows its latency task on the stream); a transfer named by id
+    (``n + j``) is waited for as its loads task. ``arrays``: the arrays the ops were made
+    from (their dependency arrays read as they are), or None."""
+
+    def task(i: int) -> int:
+        return i if i < n else n + 2 * (i - n) + 1
+
+    if arrays is None:
+        base_ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum([len(op.deps) for op in ops], out=base_ptr[1:])
+        base = np.fromiter((d for op in ops for d in op.deps), dtype=np.int64,
+                           count=int(base_ptr[-1]))
+    else:
+        base_ptr = np.asarray(arrays.dep_ptr, dtype=np.int64)
+        base = np.asarray(arrays.dep_idx, dtype=np.int64)
+    own = np.diff(base_ptr)
+    more = np.zeros(n, dtype=np.int64)
+    for i, deps in extra.items():
+        more[i] = len(deps)
+    counts = np.concatenate((own + more, np.ravel([[len(tr.deps), 0] for tr in transfers])
+                             .astype(np.int64)))
+    ptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    idx = np.empty(int(ptr[-1]), dtype=np.int64)
+    # each op's own dependencies first (ids of ops: kept), then the transfers it waits for
+    at = np.repeat(ptr[:n] - base_ptr[:n], own) + np.arange(len(base), dtype=np.int64)
+    idx[at] = base
+    for i, deps in extra.items():
+        lo = int(ptr[i] + own[i])
+        idx[lo:lo + len(deps)] = [task(d) for d in deps]
+    for j, tr in enumerate(transfers):
+        lo = int(ptr[n + 2 * j])
+        idx[lo:lo + len(tr.deps)] = [task(d) for d in tr.deps]
+    return ptr, idx

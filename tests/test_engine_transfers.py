@@ -1,0 +1,65 @@
+"""Runs whose plans move tensors between tiers, timed by one compiled pass
+(sim/engine_transfers.py): every figure is the event engine's, bit for bit."""
+
+import numpy as np
+import pytest
+
+import sim.engine_transfers as engine_transfers
+from arch import load_arch
+from sim.run import simulate
+from sim.system.placement import parse_placement
+from sim.system.schedule import Policies
+from workloads.models import get_model
+from workloads.scenario import Scenario
+
+CASES = {
+    # the KV cache on a CXL card: fetched before each decode layer, each step's K and V saved
+    "cxl-kv": ("spr-a100-cxl1", "llama2-7b", "kv_cache=cxl0", {}, {}),
+    # half the weights in host DDR, fetched over PCIe before each layer, two layers ahead
+    "offload-weights": ("a6000-offload", "llama2-13b", "weights=gpu.hbm:0.5,host_ddr:0.5",
+                        {"prefetch": 2}, {}),
+    # four-way tensor parallel stages of two: each stage's copy streams beside its compute
+    "tp4-pp2-kv-host": ("dgx-h100", "llama2-70b", "kv_cache=host_ddr", {},
+                        {"tp": 4, "pp": 2, "microbatches": 2}),
+    # weights on a disk (FlexGen's setting)
+    "flexgen-disk": ("t4-flexgen", "opt-6.7b", "weights=gpu.hbm:0.3,disk:0.7", {}, {}),
+}
+
+
+def _run(case, monkeypatch, compiled: bool):
+    arch, model, placement, policies, scenario = CASES[case]
+    taken = []
+    real = engine_transfers.run_with_transfers
+
+    def spy(*args):
+        got = real(*args) if compiled else None
+        taken.append(got is not None)
+        return got
+
+    monkeypatch.setattr(engine_transfers, "run_with_transfers", spy)
+    res = simulate(load_arch(arch), get_model(model),
+                   Scenario(batch=8, prompt_len=256, gen_len=12, **scenario),
+                   placement=parse_placement(placement), policies=Policies(**policies))
+    return res, taken
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_transfers_pass_gives_the_event_engines_figures(case, monkeypatch):
+    """The compiled pass and the event engine on the same run: every op's start and end,
+    every transfer's, each resource's bytes and busy time, and every metric are equal (the
+    pass waits on no SimPy event)."""
+    fast, taken = _run(case, monkeypatch, True)
+    slow, _ = _run(case, monkeypatch, False)
+    assert taken == [True]
+    assert fast.metrics["engine_events"] == 0 < slow.metrics["engine_events"]
+    a, b = fast.columns("ops"), slow.columns("ops")
+    for name in b.order:
+        x = a.text(name).array() if a.is_text(name) else np.asarray(a[name])
+        y = b.text(name).array() if b.is_text(name) else np.asarray(b[name])
+        assert np.array_equal(x, y), name
+    assert len(fast.transfers) > 0 and fast.transfers.equals(slow.transfers)
+    assert fast.resources.equals(slow.resources)
+    for key, value in slow.metrics.items():
+        if key != "engine_events":
+            assert fast.metrics[key] == value, key
+    assert fast.invariants == slow.invariants
