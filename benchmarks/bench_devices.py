@@ -34,7 +34,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_run import bare_simpy_events_per_s, clear_memo_caches  # noqa: E402
+from bench_run import (  # noqa: E402
+    bare_simpy_events_per_s,
+    clear_memo_caches,
+    cli_process_settings,
+)
 
 _B = {"batch": 8, "prompt_len": 512}
 #: name -> (arch, model, scenario without gen_len, (short gen_len, long gen_len)[, run
@@ -87,11 +91,7 @@ def simulate_cpu(arch_name: str, model_name: str, scenario: dict,
 
 
 def main() -> None:
-    from xpusim.cli import single_thread_blas
-    from xpusim.heap import tune_allocation
-
-    single_thread_blas()
-    tune_allocation()
+    cli_process_settings()
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=1)

@@ -247,14 +247,18 @@ def run_case(case: tuple, phases: _Phases, parts: _OutputParts | None = None) ->
             "latency_s": res.metrics["latency_s"], **q}
 
 
-def main() -> None:
-    # the CLI's process settings, before numpy loads (xpusim/cli.py, xpusim/heap.py): one BLAS
-    # thread, freed memory kept for the next arrays, numpy's arrays on ordinary pages
+def cli_process_settings() -> None:
+    """The CLI's process settings, before numpy loads (xpusim/cli.py, xpusim/heap.py): one
+    BLAS thread, freed memory kept for the next arrays, numpy's arrays on ordinary pages."""
     from xpusim.cli import single_thread_blas
     from xpusim.heap import tune_allocation
 
     single_thread_blas()
     tune_allocation()
+
+
+def main() -> None:
+    cli_process_settings()
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
