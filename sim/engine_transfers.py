@@ -51,19 +51,16 @@ def run_with_transfers(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
         return None
     devices = plan.streams
     streams: dict[str, list[int]] = {}
-    stream_of_op = np.empty(n, dtype=np.int64)
     names: list[str] = []
     code: dict[str, int] = {}
     for op in ops:
         name = op.device or engine.default
-        c = code.get(name)
-        if c is None:
+        if name not in code:
             if name not in devices:
                 return None   # the event engine raises its error
-            c = code[name] = len(names)
+            code[name] = len(names)
             names.append(name)
             streams[name] = []
-        stream_of_op[op.id] = c
         streams[name].append(op.id)
     models = {id(devices[name]) for name in names}
     dev = devices[names[0]] if names else None
