@@ -18,8 +18,10 @@ run is put in its terms:
 Where the pass finishes, every start and end and each resource's bytes, busy time and last
 change are the event engine's (tests/test_engine_transfers.py); where it gives up (an order of
 events at one time it cannot be sure of, more transfers in flight on a resource than it holds)
-the caller runs the event engine. Runs with device units (PIM reservations), a device that does
-not hold for its latency (an async host) or ops on several device models are left to it too.
+the caller runs the event engine. Runs with device units (PIM reservations) or a device that
+does not hold for its latency (an async host) are left to it too. Ops hosted on another
+component (attention on the host CPU or a computational drive) are tasks of that component's
+stream, priced by its model.
 """
 
 from __future__ import annotations
@@ -62,11 +64,10 @@ def run_with_transfers(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
             names.append(name)
             streams[name] = []
         streams[name].append(op.id)
-    models = {id(devices[name]) for name in names}
-    dev = devices[names[0]] if names else None
-    if len(models) != 1 or dev is None or type(dev).estimate is not Device.estimate or \
-            type(dev).unit_of is not Device.unit_of or not dev.holds_for_latency():
-        return None
+    for name in names:   # each stream's model: one without units that holds for its latency
+        dev = devices[name]
+        if type(dev).unit_of is not Device.unit_of or not dev.holds_for_latency():
+            return None
     # task ids: ops 0..n-1; transfer j: its latency n + 2j, its loads n + 2j + 1
     for tr in sorted(transfers, key=lambda t: (t.anchor, t.id)):   # in enqueue order
         if tr.stream not in code:
@@ -81,7 +82,8 @@ def run_with_transfers(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
     size = np.zeros(n + 2 * m)
     lat = np.zeros(n + 2 * m)
     arrays = trace.arrays
-    costs = _costs(dev, ops, arrays.kind if arrays is not None else None)
+    costs = _costs(devices, [op.device or engine.default for op in ops], ops,
+                   arrays.kind if arrays is not None else None)
     for op, cost in zip(ops, costs, strict=True):
         if cost.detail.get("memory_share") is not None:
             return None   # a unit inside the memory (PIM) reserves a share: not replayed
@@ -117,18 +119,24 @@ def run_with_transfers(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
     return tl
 
 
-def _costs(dev: Device, ops: list, kind: np.ndarray | None) -> list:
-    """Each op's cost: ``dev.estimate`` of its op, once per op kind where the ops were made
-    from arrays (``kind``: ops of one kind share what the estimate memo keys on, as the event
-    engine's streams read them)."""
+def _costs(devices: dict[str, Device], stream_of: list[str], ops: list,
+           kind: np.ndarray | None) -> list:
+    """Each op's cost: ``estimate`` of its op by its stream's model (``stream_of``: per op),
+    as the event engine's streams read them: once per (stream, op kind) where the ops were made
+    from arrays (``kind``) and the model's estimate is the memoised base one (ops of one kind
+    share what it keys on), else op by op (a hosted component's model prices each op)."""
+    by_kind = {s: type(dev).estimate is Device.estimate for s, dev in devices.items()}
     if kind is None:
-        return [dev.estimate(op) for op in ops]
-    by_kind: dict[int, object] = {}
+        return [devices[s].estimate(op) for s, op in zip(stream_of, ops, strict=True)]
+    memo: dict[tuple[str, int], object] = {}
     out = []
-    for op, k in zip(ops, kind.tolist(), strict=True):
-        cost = by_kind.get(k)
+    for s, op, k in zip(stream_of, ops, kind.tolist(), strict=True):
+        if not by_kind[s]:
+            out.append(devices[s].estimate(op))
+            continue
+        cost = memo.get((s, k))
         if cost is None:
-            cost = by_kind[k] = dev.estimate(op)
+            cost = memo[s, k] = devices[s].estimate(op)
         out.append(cost)
     return out
 

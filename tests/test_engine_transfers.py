@@ -23,6 +23,11 @@ CASES = {
                         {"tp": 4, "pp": 2, "microbatches": 2}),
     # weights on a disk (FlexGen's setting)
     "flexgen-disk": ("t4-flexgen", "opt-6.7b", "weights=gpu.hbm:0.3,disk:0.7", {}, {}),
+    # decode attention on the computational drive that holds the KV cache (InstInfer)
+    "csd-attention": ("a6000-storage", "llama2-7b", "kv_cache=csd0.flash",
+                      {"attention_on": "csd"}, {}),
+    # decode attention on the host CPU, its KV cache in host DDR (a hosted model per op)
+    "cpu-attention": ("spr-a100", "llama2-7b", "", {"attention_on": "cpu"}, {}),
 }
 
 
@@ -39,7 +44,8 @@ def _run(case, monkeypatch, compiled: bool):
     monkeypatch.setattr(engine_transfers, "run_with_transfers", spy)
     res = simulate(load_arch(arch), get_model(model),
                    Scenario(batch=8, prompt_len=256, gen_len=12, **scenario),
-                   placement=parse_placement(placement), policies=Policies(**policies))
+                   placement=parse_placement(placement) if placement else None,
+                   policies=Policies(**policies))
     return res, taken
 
 
