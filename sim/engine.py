@@ -263,7 +263,7 @@ class Engine:
             waited.update(tr.deps)
         done = {i: env.event() for i in waited}
         counter = [0, 0]   # tasks completed, events waited on
-        resources, memory_of, op_loads = self._resources(env, plan, streams)
+        resources, memory_of, op_loads = self.build_resources(env, plan, streams)
         coarsen = self.coarsen
 
         get_done = done.get
@@ -497,7 +497,7 @@ class Engine:
         new[1:] = (phase[1:] != phase[:-1]) | (step[1:] != step[:-1])
         return async_ends(latency, dispatch, new, issue.pass_cost(arrays.requests))
 
-    def _resources(self, env: simpy.Environment, plan: Plan | None,
+    def build_resources(self, env: simpy.Environment, plan: Plan | None,
                    streams: dict[str, list]) -> tuple[dict, dict, dict]:
         """(resources by name, memory resource by stream, resolved loads by op id)."""
         if plan is None:

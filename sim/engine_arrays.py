@@ -226,7 +226,7 @@ def run_streams(engine, trace: Trace, plan: Plan, dag: bool = True) -> Timeline:
     stream = arrays.stream
     env = simpy.Environment()
     streams = {name: [] for name in names}
-    resources, memory_of, op_loads = engine._resources(env, plan, streams)
+    resources, memory_of, op_loads = engine.build_resources(env, plan, streams)
     # where a stream has a contended memory and the SimPy loop is the only way past the
     # contention-free check (SHARED_RUNS off), the dependencies between streams on a thread
     # of their own (compiled passes without the GIL) while this one prices the op kinds and

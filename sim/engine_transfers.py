@@ -76,7 +76,7 @@ def run_with_transfers(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
             streams[tr.stream] = []
         j = tr.id - n
         streams[tr.stream] += [n + 2 * j, n + 2 * j + 1]
-    env_resources, memory_of, op_loads = engine._resources(simpy.Environment(), plan, streams)
+    env_resources, memory_of, op_loads = engine.build_resources(simpy.Environment(), plan, streams)
     if not isinstance(op_loads, dict):
         return None
     size = np.zeros(n + 2 * m)
