@@ -143,6 +143,29 @@ def test_allocation_is_the_greedy_one_pcu_at_a_time(socket, monkeypatch):
     assert sum(g > 0 for g in levels) >= 50    # the level's grants were exercised
 
 
+def test_counts_below_a_level_are_the_greedys_own(socket):
+    """The level's binary search counts the PCU counts whose scaled key lies strictly below
+    the level, as the greedy's order of keys has them: against a count one by one, at levels
+    that equal a stage's own time at some PCU count (the boundary: equal keys are not below)
+    and between them."""
+    import random
+
+    from mappings.dataflow import _above, _fold_terms, _seconds_on
+
+    rng = random.Random(3)
+    for _ in range(200):
+        stage = _gemm("g", rng.choice([2, 7, 64, 300]), socket, k=rng.choice([128, 512, 4096]))
+        terms, scale = _fold_terms(stage, socket), rng.choice([1.0, 1.25, 3.0])
+        tiles = terms[0]
+        at = rng.randint(1, tiles)
+        for level in (_seconds_on(terms, at) * scale, _seconds_on(terms, at) * scale * 1.001):
+            want = 0
+            for p in range(1, tiles):
+                if -_seconds_on(terms, p) * scale < -level:
+                    want = p
+            assert _above(terms, scale, level) == want
+
+
 def test_pipeline_is_hbm_bound_when_weights_dominate(socket):
     hbm = socket.memory["hbm"]
     stages = [_gemm("a", 8, socket, hbm=200e6), _gemm("b", 8, socket, hbm=100e6)]
