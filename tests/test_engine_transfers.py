@@ -69,3 +69,35 @@ def test_transfers_pass_gives_the_event_engines_figures(case, monkeypatch):
         if key != "engine_events":
             assert fast.metrics[key] == value, key
     assert fast.invariants == slow.invariants
+
+
+@pytest.mark.parametrize("training", [{"offload": "full"},
+                                      {"offload": "optimizer", "recompute": True}])
+def test_a_fine_tuning_steps_transfers_pass_gives_the_event_engines_figures(training,
+                                                                           monkeypatch):
+    """A fine-tuning step with ZeRO-Offload on a CXL system (weights, or optimizer states and
+    gradients, on host tiers; activations saved and fetched back for the recompute): the
+    pass's op, transfer and resource tables and metrics are the event engine's."""
+    from sim.finetune import simulate_training
+    from workloads.training import Training
+
+    args = (load_arch("spr-a100-cxl1"), get_model("llama2-7b"),
+            Scenario(batch=1, prompt_len=256, gen_len=1), Training(**training))
+    taken = []
+    real = engine_transfers.run_with_transfers
+
+    def spy(*a):
+        got = real(*a)
+        taken.append(got is not None)
+        return got
+
+    monkeypatch.setattr(engine_transfers, "run_with_transfers", spy)
+    fast = simulate_training(*args)
+    monkeypatch.setattr(engine_transfers, "run_with_transfers", lambda *a: None)
+    slow = simulate_training(*args)
+    assert taken == [True]
+    assert fast.ops.equals(slow.ops) and fast.transfers.equals(slow.transfers)
+    assert len(fast.transfers) > 0 and fast.resources.equals(slow.resources)
+    for key, value in slow.metrics.items():
+        if key != "engine_events":
+            assert fast.metrics[key] == value, key
