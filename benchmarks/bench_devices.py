@@ -99,6 +99,8 @@ def main() -> None:
                     help=f"comma-separated case names ({', '.join(CASES)})")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error(f"--repeat: expected a positive number of rounds, got {args.repeat}")
     names = [c for c in args.cases.split(",") if c]
     unknown = [c for c in names if c not in CASES]
     if unknown:
