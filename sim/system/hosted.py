@@ -111,52 +111,74 @@ def host_ops(plan: Plan, system: System, ops: list[Op], placement: Placement | N
             for d in other.deps:
                 if d in hosted:
                     users.setdefault(d, []).append(other)
+    insts: dict[str, tuple] = {}   # component -> (its instance, own tier, stream)
+    terms: dict[tuple[str, str], tuple] = {}   # (tier, instance) -> _tier_terms
     for op in ops:
-        inst = system.compute_devices(op.where)[0]
-        own = _own_tier(system, inst.name, inst.memory)
+        where = insts.get(op.where)
+        if where is None:
+            inst = system.compute_devices(op.where)[0]
+            where = insts[op.where] = (inst, _own_tier(system, inst.name, inst.memory),
+                                       f"{inst.name}.compute")
+        inst, own, stream = where
         dev = models.get(op.where)
         if dev is None:
             dev = HostedDevice(device_for(inst.arch, fidelity), bounds)
             models[op.where] = dev
-        stream = f"{inst.name}.compute"
         plan.streams.setdefault(stream, dev)
         plan.stream_device[stream] = inst.name
         plan.devices_of[stream] = (inst.name,)
         op.device = stream
         loads: list[Load] = []
         bound = 0.0
-        for cls, (rd, wr) in tensor_traffic(op).items():
+        traffic = tensor_traffic(op)
+        for cls, (rd, wr) in traffic.items():
             tiers = _tiers_of(placement, cls, op, own, home, system)
             for tier_name, frac in tiers.items():
-                tier = system.tiers[tier_name]
                 total = (rd + wr) * frac
                 if total <= 0:
                     continue
+                term = terms.get((tier_name, inst.name))
+                if term is None:
+                    term = terms[tier_name, inst.name] = _tier_terms(system, tier_name,
+                                                                     inst.name, io)
+                tier, default, pattern, hops = term
                 # a tier is a resource at its default sustained bandwidth; a mix it serves less
                 # well occupies it longer (bytes scaled by default / mix efficiency)
-                default = tier.bandwidth / tier.peak_bandwidth
                 mix = tier.efficiency_at(rd / (rd + wr)) if hasattr(tier, "efficiency_at") \
                     else default
-                # flash: the access pattern (in-storage engines read with every plane busy)
-                qd = 0 if tier.device == inst.name else io[1]
-                pattern = flash_scale(system, tier_name, io[0], qd)
                 plan.resources.setdefault(tier_name, tier.bandwidth)
                 loads.append(Load(tier_name, total * default / mix * pattern))
                 bound = max(bound, total / tier.peak_bandwidth)
-                route = system.route(tier_name, inst.name)
-                for hop in route.hops:   # reads flow tier -> device, writes back
-                    link = system.links[hop.link]
-                    for fwd, nbytes in ((hop.forward, rd * frac), (not hop.forward, wr * frac)):
-                        if nbytes > 0:
-                            name = direction(hop.link, fwd)
-                            plan.resources.setdefault(name, link.sustained)
-                            loads.append(Load(name, nbytes))
-                            bound = max(bound, nbytes / link.bandwidth)
+                for name, fwd, sustained, bandwidth in hops:   # reads tier -> device, writes
+                    nbytes = rd * frac if fwd else wr * frac  # back
+                    if nbytes > 0:
+                        plan.resources.setdefault(name, sustained)
+                        loads.append(Load(name, nbytes))
+                        bound = max(bound, nbytes / bandwidth)
         if loads:
             plan.op_loads[op.id] = tuple(loads)
         bounds[op.id] = bound
-        _around(plan, system, op, placement, home, group)
-        _activations(plan, system, op, group, own, hosted, trace_ops, users.get(op.id, []))
+        _around(plan, system, op, placement, home, group, traffic)
+        _activations(plan, system, op, group, own, hosted, trace_ops, users.get(op.id, []),
+                     traffic)
+
+
+def _tier_terms(system: System, tier_name: str, inst: str, io: tuple[float, int]) -> tuple:
+    """What a hosted op's loads on ``tier_name`` from instance ``inst`` take from the system
+    (the same for every op there): the tier, its default efficiency, its access-pattern scale
+    (flash: in-storage engines read with every plane busy) and each hop of the route, as
+    (resource, whether reads cross it, its sustained and its peak bandwidth, B/s) in the
+    order the loads go: reads tier -> device, writes back."""
+    tier = system.tiers[tier_name]
+    default = tier.bandwidth / tier.peak_bandwidth
+    qd = 0 if tier.device == inst else io[1]
+    pattern = flash_scale(system, tier_name, io[0], qd)
+    hops = []
+    for hop in system.route(tier_name, inst).hops:
+        link = system.links[hop.link]
+        for fwd, reads in ((hop.forward, True), (not hop.forward, False)):
+            hops.append((direction(hop.link, fwd), reads, link.sustained, link.bandwidth))
+    return tier, default, pattern, tuple(hops)
 
 
 def _own_tier(system: System, inst: str, fallback: str) -> str:
@@ -188,10 +210,9 @@ def _tiers_of(placement: Placement | None, cls: str, op: Op, own: str, home: str
 
 
 def _around(plan: Plan, system: System, op: Op, placement: Placement | None, home: str,
-            group: tuple[str, ...]) -> None:
+            group: tuple[str, ...], traffic: dict[str, tuple[float, float]]) -> None:
     """Gradients to the host before ``op``; written fp16 weights back to the devices after
-    (one shard per device of ``group``)."""
-    traffic = tensor_traffic(op)
+    (one shard per device of ``group``); ``traffic``: ``tensor_traffic(op)``."""
     rep, k = group[0], len(group)
     if "gradients" in traffic and "gradients" in op.tensors and placement is not None:
         for tier, frac in placement.bytes.get("gradients", {}).items():
@@ -212,11 +233,13 @@ def _around(plan: Plan, system: System, op: Op, placement: Placement | None, hom
 
 
 def _activations(plan: Plan, system: System, op: Op, group: tuple[str, ...], own: str,
-                 hosted: set[int], trace_ops: list[Op], users: list[Op]) -> None:
+                 hosted: set[int], trace_ops: list[Op], users: list[Op],
+                 traffic: dict[str, tuple[float, float]]) -> None:
     """Activations crossing between the device and a hosted op: the ones it reads from an op
     on the device move to the host first, the ones it writes for an op on the device move back
-    before that op starts (e.g. the query and the output of CPU attention)."""
-    traffic = tensor_traffic(op).get("activations")
+    before that op starts (e.g. the query and the output of CPU attention); ``traffic``:
+    ``tensor_traffic(op)``."""
+    traffic = traffic.get("activations")
     if traffic is None:
         return
     rep, k = group[0], len(group)
@@ -242,33 +265,21 @@ def transfer_between(plan: Plan, system: System, name: str, cls: str, src_tier: 
     """``replicas`` transfers of ``nbytes`` between two tiers, one per device of a
     tensor-parallel group; the representative's route is simulated, and resources it shares
     with the others (a standalone tier, a link not ending at a group device) carry them all."""
-    route = system.route(src_node, dst_node)
-    src, dst = system.tiers[src_tier], system.tiers[dst_tier]
-    ends = {src_node, dst_node} & set(system.devices)
-
-    def times(private: bool) -> float:
-        return nbytes * (1 if private else replicas)
-
-    loads = [Load(src_tier, times(bool(src.device)) * flash_scale(system, src_tier, *io))]
-    plan.resources.setdefault(src_tier, src.bandwidth)
-    energy_bit = src.energy_per_bit + dst.energy_per_bit
-    for hop in route.hops:
-        link = system.links[hop.link]
-        res = direction(hop.link, hop.forward)
-        plan.resources.setdefault(res, link.sustained)
-        loads.append(Load(res, times(bool(ends & {link.a, link.b}) and
-                                     any(e in system.devices and
-                                         system.devices[e].component == system.primary
-                                         for e in (link.a, link.b)))))
-        energy_bit += link.energy_per_bit
-    plan.resources.setdefault(dst_tier, dst.bandwidth)
-    loads.append(Load(dst_tier, times(bool(dst.device))))
-    floor = nbytes / route.bottleneck if math.isfinite(route.bottleneck) else 0.0
+    key = ("transfer_between", src_tier, src_node, dst_tier, dst_node, replicas, io)
+    shape = system.derived.get(key)
+    if shape is None:
+        shape = system.derived[key] = _transfer_shape(system, src_tier, src_node, dst_tier,
+                                                      dst_node, replicas, io)
+    hops, scales, rates, latency, bottleneck, energy_bit = shape
+    loads = []
+    for (res, times, scale), rate in zip(scales, rates, strict=True):
+        plan.resources.setdefault(res, rate)
+        loads.append(Load(res, nbytes * times * scale))
+    floor = nbytes / bottleneck if math.isfinite(bottleneck) else 0.0
     tid = plan.first_transfer_id + len(plan.transfers)
     tr = Transfer(id=tid, name=name, tensor=cls, stream=stream, src=src_tier, dst=dst_tier,
-                  nbytes=nbytes, replicas=replicas,
-                  hops=tuple(direction(h.link, h.forward) for h in route.hops),
-                  loads=tuple(loads), latency=route.latency + src.latency, floor=floor,
+                  nbytes=nbytes, replicas=replicas, hops=hops, loads=tuple(loads),
+                  latency=latency, floor=floor,
                   deps=deps, phase=op.phase, layer=op.layer, step=op.step, release=IN_PLACE,
                   anchor=anchor if anchor is not None else
                   (op.id + 0.5 if op.id in deps else max(deps, default=op.id) + 0.5),
@@ -281,3 +292,30 @@ def transfer_between(plan: Plan, system: System, name: str, cls: str, src_tier: 
         plan.devices_of[stream] = (owner,)
         plan.copy_streams += (stream,)
     return tr
+
+
+def _transfer_shape(system: System, src_tier: str, src_node: str, dst_tier: str,
+                    dst_node: str, replicas: int, io: tuple[float, int]) -> tuple:
+    """What :func:`transfer_between` takes from the system for one route, whatever the
+    bytes: the route's resources, each load as (resource, copies of the bytes it carries,
+    access-pattern scale) with its bandwidth (B/s), the latency (s), the bottleneck (B/s) and
+    the energy per bit (J)."""
+    route = system.route(src_node, dst_node)
+    src, dst = system.tiers[src_tier], system.tiers[dst_tier]
+    ends = {src_node, dst_node} & set(system.devices)
+    # a resource private to the representative carries one copy; a shared one every replica's
+    scales = [(src_tier, 1 if src.device else replicas, flash_scale(system, src_tier, *io))]
+    rates = [src.bandwidth]
+    energy_bit = src.energy_per_bit + dst.energy_per_bit
+    for hop in route.hops:
+        link = system.links[hop.link]
+        private = bool(ends & {link.a, link.b}) and \
+            any(e in system.devices and system.devices[e].component == system.primary
+                for e in (link.a, link.b))
+        scales.append((direction(hop.link, hop.forward), 1 if private else replicas, 1.0))
+        rates.append(link.sustained)
+        energy_bit += link.energy_per_bit
+    scales.append((dst_tier, 1 if dst.device else replicas, 1.0))
+    rates.append(dst.bandwidth)
+    return (tuple(direction(h.link, h.forward) for h in route.hops), tuple(scales),
+            tuple(rates), route.latency + src.latency, route.bottleneck, energy_bit)

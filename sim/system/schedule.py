@@ -470,11 +470,40 @@ def _make_transfer(tid: int, cls: str, tier: str, st: Stage, nbytes: float, syst
     for ``io``, kept across the calls of one plan (one figure per tier and access pattern:
     the pattern's model keys its own memo on the flash's whole description)."""
     from sim.system.hosted import IN_PLACE
-    from sim.system.storage import flash_scale
-    route: Route = system.route(st.rep, tier) if out else system.route(tier, st.rep)
-    far = system.tiers[tier]
-    near = system.tier_of_device(st.rep)
+
     replicas = len(st.devices)
+    key = ("_make_transfer", tier, st.rep, replicas, out, io)
+    shape = system.derived.get(key)
+    if shape is None:
+        shape = system.derived[key] = _transfer_shape(tier, st.rep, replicas, system, out, io,
+                                                      scales)
+    hops, terms, latency, bottleneck, energy_bit, src, dst = shape
+    loads = []
+    for res, times, scale, rate in terms:
+        plan.resources.setdefault(res, rate)
+        loads.append(Load(res, nbytes * times * scale))
+    floor = nbytes / bottleneck if math.isfinite(bottleneck) else 0.0
+    return Transfer(id=tid, name=f"{cls} {src}->{dst}", tensor=cls,
+                    stream=f"{st.rep}.copy_out" if out else st.copy, src=src,
+                    dst=dst, nbytes=nbytes, replicas=replicas,
+                    hops=hops, loads=tuple(loads), latency=latency, floor=floor,
+                    deps=wait, phase=rec["phase"], layer=rec["key"][1], step=rec["key"][0],
+                    release=IN_PLACE if out else rec["last"],
+                    energy_J=nbytes * replicas * 8 * energy_bit,
+                    anchor=rec["last"] + 0.5 if out else min(rec["first"].values()) - 0.5)
+
+
+def _transfer_shape(tier: str, rep: str, replicas: int, system: System, out: bool,
+                    io: tuple[float, int], scales: dict[str, float] | None) -> tuple:
+    """What :func:`_make_transfer` takes from the system for one route, whatever the bytes:
+    its hops, each load as (resource, copies of the bytes it carries, access-pattern scale,
+    bandwidth B/s), the latency (s), the bottleneck (B/s), the energy per bit (J) and the
+    source and destination tiers' names."""
+    from sim.system.storage import flash_scale
+
+    route: Route = system.route(rep, tier) if out else system.route(tier, rep)
+    far = system.tiers[tier]
+    near = system.tier_of_device(rep)
     if out:
         scale = 1.0
     elif scales is not None and tier in scales:
@@ -483,24 +512,15 @@ def _make_transfer(tid: int, cls: str, tier: str, st: Stage, nbytes: float, syst
         scale = flash_scale(system, tier, *io)
         if scales is not None:
             scales[tier] = scale
-    loads = [Load(tier, nbytes * (replicas if not far.device else 1) * scale)]
-    plan.resources.setdefault(tier, far.bandwidth)
+    terms = [(tier, replicas if not far.device else 1, scale, far.bandwidth)]
     energy_bit = far.energy_per_bit + near.energy_per_bit
     for hop in route.hops:
         link = system.links[hop.link]
-        private = st.rep in (link.a, link.b)
-        loads.append(Load(hop_resource(plan, system, hop), nbytes * (1 if private else replicas)))
+        private = rep in (link.a, link.b)
+        terms.append((direction(hop.link, hop.forward), 1 if private else replicas, 1.0,
+                      link.sustained))
         energy_bit += link.energy_per_bit
-    plan.resources.setdefault(near.name, near.bandwidth)
-    loads.append(Load(near.name, nbytes))
-    floor = nbytes / route.bottleneck if math.isfinite(route.bottleneck) else 0.0
+    terms.append((near.name, 1, 1.0, near.bandwidth))
     src, dst = (near, far) if out else (far, near)
-    return Transfer(id=tid, name=f"{cls} {src.name}->{dst.name}", tensor=cls,
-                    stream=f"{st.rep}.copy_out" if out else st.copy, src=src.name,
-                    dst=dst.name, nbytes=nbytes, replicas=replicas,
-                    hops=tuple(direction(h.link, h.forward) for h in route.hops),
-                    loads=tuple(loads), latency=route.latency + src.latency, floor=floor,
-                    deps=wait, phase=rec["phase"], layer=rec["key"][1], step=rec["key"][0],
-                    release=IN_PLACE if out else rec["last"],
-                    energy_J=nbytes * replicas * 8 * energy_bit,
-                    anchor=rec["last"] + 0.5 if out else min(rec["first"].values()) - 0.5)
+    return (tuple(direction(h.link, h.forward) for h in route.hops), tuple(terms),
+            route.latency + src.latency, route.bottleneck, energy_bit, src.name, dst.name)

@@ -142,6 +142,9 @@ class System:
             self._adj[link.a].append((link.name, link.b, True))
             self._adj[link.b].append((link.name, link.a, False))
         self._routes: dict[tuple[str, str], Route] = {}
+        #: what callers work out from the fixed topology once per route and reuse (a
+        #: transfer's loads per byte), keyed by the caller's own tuples (first item: its name)
+        self.derived: dict[tuple, object] = {}
 
     def __repr__(self) -> str:
         return (f"System({self.name!r}: {len(self.devices)} devices, {len(self.tiers)} tiers, "
