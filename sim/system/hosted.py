@@ -86,14 +86,25 @@ class HostedDevice(WrappedDevice):
         self.bounds = bounds   # op id -> memory lower bound (s) over its tiers
 
     def estimate(self, op: Op) -> Cost:
+        """The cost of ``op``, memoised by its shape (as :meth:`Device.estimate` keys it) and
+        its memory bound: the ops of one compute object (a step's layers) price once."""
+        bound = self.bounds.get(op.id, 0.0)
+        compute, collective = op.compute, op.collective
+        key = (id(compute), id(collective), op.shards, op.kind, bound)
+        hit = self._memo.get(key)
+        # the entry keeps its objects alive, so an id cannot be reused while it is cached
+        if hit is not None and hit[0] is compute and hit[1] is collective:
+            return hit[2]
         cost = self.inner.estimate(op)
         flops = op.flops / max(op.shards, 1)
         t_compute = cost.detail.get("t_compute_s", flops / self.inner.peak_flops(op))
         fixed = cost.detail.get("fork_join_s", 0.0)
-        roof = max(flops / self.inner.peak_flops(op), self.bounds.get(op.id, 0.0))
+        roof = max(flops / self.inner.peak_flops(op), bound)
         latency = max(t_compute + fixed, roof)
-        return Cost(latency, roof, cost.bound, cost.energy, cost.dram_bytes,
+        cost = Cost(latency, roof, cost.bound, cost.energy, cost.dram_bytes,
                     {**cost.detail, "hosted": True})
+        self._memo[key] = (compute, collective, cost)
+        return cost
 
 
 def host_ops(plan: Plan, system: System, ops: list[Op], placement: Placement | None,
@@ -113,6 +124,7 @@ def host_ops(plan: Plan, system: System, ops: list[Op], placement: Placement | N
                     users.setdefault(d, []).append(other)
     insts: dict[str, tuple] = {}   # component -> (its instance, own tier, stream)
     terms: dict[tuple[str, str], tuple] = {}   # (tier, instance) -> _tier_terms
+    shapes: dict[tuple, tuple] = {}   # (component, tensors, compute) -> _op_loads
     for op in ops:
         where = insts.get(op.where)
         if where is None:
@@ -128,39 +140,52 @@ def host_ops(plan: Plan, system: System, ops: list[Op], placement: Placement | N
         plan.stream_device[stream] = inst.name
         plan.devices_of[stream] = (inst.name,)
         op.device = stream
-        loads: list[Load] = []
-        bound = 0.0
-        traffic = tensor_traffic(op)
-        for cls, (rd, wr) in traffic.items():
-            tiers = _tiers_of(placement, cls, op, own, home, system)
-            for tier_name, frac in tiers.items():
-                total = (rd + wr) * frac
-                if total <= 0:
-                    continue
-                term = terms.get((tier_name, inst.name))
-                if term is None:
-                    term = terms[tier_name, inst.name] = _tier_terms(system, tier_name,
-                                                                     inst.name, io)
-                tier, default, pattern, hops = term
-                # a tier is a resource at its default sustained bandwidth; a mix it serves less
-                # well occupies it longer (bytes scaled by default / mix efficiency)
-                mix = tier.efficiency_at(rd / (rd + wr)) if hasattr(tier, "efficiency_at") \
-                    else default
-                plan.resources.setdefault(tier_name, tier.bandwidth)
-                loads.append(Load(tier_name, total * default / mix * pattern))
-                bound = max(bound, total / tier.peak_bandwidth)
-                for name, fwd, sustained, bandwidth in hops:   # reads tier -> device, writes
-                    nbytes = rd * frac if fwd else wr * frac  # back
-                    if nbytes > 0:
-                        plan.resources.setdefault(name, sustained)
-                        loads.append(Load(name, nbytes))
-                        bound = max(bound, nbytes / bandwidth)
+        key = (op.where, op.tensors, id(op.compute))
+        hit = shapes.get(key)
+        if hit is None:   # the ops of one compute object (one per layer of a step) share it
+            hit = shapes[key] = _op_loads(plan, system, op, placement, own, home, inst.name,
+                                          io, terms)
+        traffic, loads, bound = hit
         if loads:
-            plan.op_loads[op.id] = tuple(loads)
+            plan.op_loads[op.id] = loads
         bounds[op.id] = bound
         _around(plan, system, op, placement, home, group, traffic)
         _activations(plan, system, op, group, own, hosted, trace_ops, users.get(op.id, []),
                      traffic)
+
+
+def _op_loads(plan: Plan, system: System, op: Op, placement: Placement | None, own: str,
+              home: str, inst: str, io: tuple[float, int], terms: dict) -> tuple:
+    """(``tensor_traffic(op)``, its tier and link loads, its memory time bound in s) for a
+    hosted op on instance ``inst``, registering the resources it loads; ``terms``: the
+    :func:`_tier_terms` worked out so far, by (tier, instance)."""
+    loads: list[Load] = []
+    bound = 0.0
+    traffic = tensor_traffic(op)
+    for cls, (rd, wr) in traffic.items():
+        tiers = _tiers_of(placement, cls, op, own, home, system)
+        for tier_name, frac in tiers.items():
+            total = (rd + wr) * frac
+            if total <= 0:
+                continue
+            term = terms.get((tier_name, inst))
+            if term is None:
+                term = terms[tier_name, inst] = _tier_terms(system, tier_name, inst, io)
+            tier, default, pattern, hops = term
+            # a tier is a resource at its default sustained bandwidth; a mix it serves less
+            # well occupies it longer (bytes scaled by default / mix efficiency)
+            mix = tier.efficiency_at(rd / (rd + wr)) if hasattr(tier, "efficiency_at") \
+                else default
+            plan.resources.setdefault(tier_name, tier.bandwidth)
+            loads.append(Load(tier_name, total * default / mix * pattern))
+            bound = max(bound, total / tier.peak_bandwidth)
+            for name, fwd, sustained, bandwidth in hops:   # reads tier -> device, writes
+                nbytes = rd * frac if fwd else wr * frac  # back
+                if nbytes > 0:
+                    plan.resources.setdefault(name, sustained)
+                    loads.append(Load(name, nbytes))
+                    bound = max(bound, nbytes / bandwidth)
+    return traffic, tuple(loads), bound
 
 
 def _tier_terms(system: System, tier_name: str, inst: str, io: tuple[float, int]) -> tuple:
