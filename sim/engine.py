@@ -224,10 +224,10 @@ class Engine:
 
             if runs_on_arrays(trace, plan):
                 return run_streams(self, trace, plan)
-        if self.coarsen and plan is not None and plan.transfers:
-            from sim.engine_transfers import run_with_transfers  # tensors moved between tiers
+        if self.coarsen and plan is not None and (plan.transfers or len(plan.streams) > 1):
+            from sim.engine_planned import run_planned  # tensors moved, units, shared memories
 
-            tl = run_with_transfers(self, trace, plan)
+            tl = run_planned(self, trace, plan)
             if tl is not None:
                 return tl
         env = simpy.Environment()

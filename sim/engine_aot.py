@@ -76,12 +76,12 @@ DAG_ARGS = {w: (None, ("u1", 1)) + ((w, 1),) * 2 + (("i8", 1),) + (("f8", 1),) *
             for w in ("i8", "i4")}
 
 #: shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_nb, op_mem,
-#:              op_size, rate, by_stream, bounds, start, end, moved, busy, last, where)
-#: -> DONE or why not (sim/shared_kernel.py)
-SHARED_SIG = (f"i8({_I}, {_I}, {_I}, {_F}, {_I}, {_I}, {_I}, {_F}, {_I}, {_F}, {_F}, {_I}, "
-              f"{_I}, {_F}, {_F}, {_F}, {_F}, {_F}, {_I})")
+#:              op_size, share, bw, reserved, by_stream, bounds, start, end, moved, busy,
+#:              last, where) -> DONE or why not (sim/shared_kernel.py)
+SHARED_SIG = (f"i8({_I}, {_I}, {_I}, {_F}, {_I}, {_I}, {_I}, {_F}, {_I}, {_F}, {_F}, {_F}, "
+              f"{_F}, {_I}, {_I}, {_F}, {_F}, {_F}, {_F}, {_F}, {_I})")
 SHARED_ARGS = ((("i8", 1),) * 3 + (("f8", 1),) + (("i8", 1),) * 3 + (("f8", 1),)
-               + (("i8", 1), ("f8", 1), ("f8", 1)) + (("i8", 1),) * 2 + (("f8", 1),) * 5
+               + (("i8", 1),) + (("f8", 1),) * 4 + (("i8", 1),) * 2 + (("f8", 1),) * 5
                + (("i8", 1),))
 
 #: scan_run's ``moved`` entry of a stream no op beside moved on

@@ -283,8 +283,11 @@ def run_streams(engine, trace: Trace, plan: Plan, dag: bool = True) -> Timeline:
             if times is not None:
                 times, prefix = times[:2], times[2]
         if times is None and SHARED_RUNS:   # sharing replayed resource by resource
+            share_of = np.array([c.detail["memory_share"] if c is not None and
+                                 c.detail.get("memory_share") is not None else -1.0
+                                 for c in table] or [-1.0])
             times = shared_run(arrays, stream, prev_op, names, lat_all, size_all,
-                               shares[kind], memory_of, loads, by_stream, bounds)
+                               share_of[kind], memory_of, loads, by_stream, bounds)
         if times is not None:     # timed without the SimPy loop (or it for a prefix only)
             if deps is not None:
                 deps.result()

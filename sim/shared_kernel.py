@@ -10,7 +10,11 @@ resource's transfers are replayed with its arithmetic, float for float:
   resource's timer at ``t + max(0, min(left) / (rate / n))``;
 * the timer finishes the transfers within ``rate / n * FINISH_TOL`` bytes of done (where it
   fires at the time of the last change and none is, those with the least left), charges the
-  busy time and reschedules.
+  busy time and reschedules;
+* an op of a unit inside the memory (PIM) moves no bytes: it reserves its share of the memory
+  from its start to its timeout (``reserve`` / ``release``: the transfers in flight are
+  charged at the rate so far, then share ``bandwidth * (1 - reserved)``, and the timer is
+  rescheduled); its release is an event of the pass, at its end.
 
 The pass is a discrete-event loop over the streams and resources, in time order. The next
 event is the earliest of each stream's next op's start (once every op it waits for has a
@@ -27,11 +31,18 @@ That is the event engine's run, bit for bit (tests/test_engine_shared.py). The p
   its waiter resumes after the timer); two arrivals whose ops are both resumed by one op's
   end, one as its stream's next op (it starts at once, in the same process step) and one
   waiting for it on another stream (resumed after); an op's own transfers, in its order;
-* more than :data:`MAX_IN_FLIGHT` transfers on a resource at once.
+  a reservation changed at the time of arrivals (nothing moves in that instant and the last
+  reschedule reads the same state: the same floats in either order); a share reserved by an
+  op that waits for the op whose release came first at that time; two shares reserved by ops
+  both resumed by one op's end (as two arrivals); two changes of one kind and share. A
+  release at the time its resource's timer fires, or a third change at one time, is not
+  known;
+* more than :data:`MAX_IN_FLIGHT` transfers (or reservations) on a resource at once;
+* a reservation SimPy's resource refuses (the shares reach 1): the event loop raises it.
 
 Its hot loop is written out by hand: numba's call (or ``inline="always"``) of a helper that
 takes a dozen arrays cost 0.1-0.3 us a call here, more than the work it does. So the check of
-when a stream's next op may start stands four times: as ``_ready_at(j, prev, dep_ptr,
+when a stream's next op may start stands five times: as ``_ready_at(j, prev, dep_ptr,
 dep_idx, fin, end)`` with ``inline="always"``, the pass over a 9.9M-op TP2 x PP4 x 4
 ``--overlap`` run took 1.86-2.13 s instead of 1.09-1.10 s (2026-12-06).
 
@@ -50,10 +61,13 @@ DONE = 0
 TIE = 2              # two events at one time in an order not known here
 CROWDED = 3          # more transfers in flight on a resource than the pass holds
 BAD_ORDER = 4        # an op waits for one that can never end before it
+BAD_SHARE = 5        # a reservation SimPy's resource refuses (it raises its error)
 #: transfers one resource may hold in flight at once
 MAX_IN_FLIGHT = 8
-#: what a resource's last event was
+#: what a resource's last event was (EV_NONE: only reservations changed it at that time)
 EV_NONE, EV_ARRIVE, EV_FIRE = 0, 1, 2
+#: a resource's last reservation change: a share reserved or released
+RESERVE, RELEASE = 1, -1
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -95,20 +109,79 @@ def _after_fire(i, t, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end, fin):
     return False
 
 
+#: what :func:`_change_order` finds of a reservation change at a time with another
+UNKNOWN, IN_ORDER, REVERSED = 0, 1, 2
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _change_order(r, i, t, kind, share, reserved, chg_t, chg_n, chg_kind, chg_op, chg_share,
+                  chg_before, prev, dep_ptr, dep_idx, end):
+    """Count op ``i``'s reservation change (``kind``: RESERVE or RELEASE of ``share``) on
+    resource ``r`` at ``t``: IN_ORDER where it is the first there at ``t`` or comes after
+    the one before in SimPy's order too, REVERSED where SimPy made it first (the reserved
+    share is then worked out again in that order), UNKNOWN where the order matters and is
+    not known. Known: a share reserved by an op that waits for the op whose release came
+    first (its end resumes it); two shares reserved by ops both resumed by one op's end, its
+    stream's next op first (the same process step), the waiter on another stream after; two
+    changes of one kind and share (either order gives the same float). A third is not."""
+    if chg_t[r] != t:
+        chg_t[r], chg_n[r], chg_kind[r], chg_op[r], chg_share[r] = t, 1, kind, i, share
+        chg_before[r] = reserved[r]
+        return IN_ORDER
+    if chg_n[r] >= 2:
+        return UNKNOWN
+    chg_n[r] += 1
+    if chg_kind[r] == kind and chg_share[r] == share:
+        return IN_ORDER
+    if kind != RESERVE:
+        return UNKNOWN
+    a = chg_op[r]
+    if chg_kind[r] == RELEASE:
+        return IN_ORDER if _waits_for(i, a, prev, dep_ptr, dep_idx) else UNKNOWN
+    x = _trigger(i, t, prev, dep_ptr, dep_idx, end)
+    if x < 0 or x != _trigger(a, t, prev, dep_ptr, dep_idx, end):
+        return UNKNOWN
+    if prev[a] == x and prev[i] != x:
+        return IN_ORDER
+    if prev[i] == x and prev[a] != x:
+        return REVERSED
+    return UNKNOWN
+
+
 @njit(cache=True, error_model="numpy")
 def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_nb,
-                 op_mem, op_size, rate, by_stream, bounds, start, end, moved, busy, last,
-                 where):
+                 op_mem, op_size, share, bw, reserved, by_stream, bounds, start, end, moved,
+                 busy, last, where):
     """Fill ``start`` / ``end`` (s) of every op and each resource's ``moved`` (B), ``busy``
-    (s) and ``last`` (its last change, s; in: its state before the run) as the event engine
-    would (module docstring); :data:`DONE`, or why not (the other codes). ``lat``: each
-    op's latency (s); its link loads: list ``op_list[i]`` (-1: none) of ``list_res`` /
-    ``list_nb`` at ``list_ptr[c]:list_ptr[c + 1]``; its memory bytes ``op_size[i]`` through
-    resource ``op_mem[i]`` (-1: none); ``rate``: each resource's B/s; ``by_stream`` /
-    ``bounds``: the ops of stream ``k`` in order at ``bounds[k]:bounds[k + 1]``. ``where``:
-    the op and the resource at which it gave up (-1: none)."""
+    (s), ``last`` (its last change, s) and ``reserved`` (the share of it reserved) - in: its
+    state before the run - as the event engine would (module docstring); :data:`DONE`, or
+    why not (the other codes). ``lat``: each op's latency (s); its link loads: list
+    ``op_list[i]`` (-1: none) of ``list_res`` / ``list_nb`` at ``list_ptr[c]:list_ptr[c +
+    1]``; its memory bytes ``op_size[i]`` through resource ``op_mem[i]`` (-1: none);
+    ``share[i]`` > 0: the op moves nothing and reserves that share of ``op_mem[i]`` while it
+    runs (a PIM unit); ``bw``: each resource's B/s; ``by_stream`` / ``bounds``: the ops of
+    stream ``k`` in order at ``bounds[k]:bounds[k + 1]``. ``where``: the op and the resource
+    at which it gave up (-1: none)."""
     n = len(lat)
-    n_res = len(rate)
+    n_res = len(bw)
+    rate = np.empty(n_res)      # what the transfers in flight share: SharedBandwidth.rate
+    for r in range(n_res):
+        rate[r] = bw[r] * (1.0 - reserved[r])
+    any_share = False
+    for i in range(n):
+        if share[i] > 0.0:
+            any_share = True
+            break
+    rl_t = np.full((n_res, MAX_IN_FLIGHT), np.inf)    # each reservation's release (s)
+    rl_op = np.zeros((n_res, MAX_IN_FLIGHT), dtype=np.int64)   # its op
+    rl_n = np.zeros(n_res, dtype=np.int64)
+    rl_next = np.full(n_res, np.inf)                 # the earliest release, per resource
+    chg_t = np.full(n_res, -np.inf)                  # the time of the last changes counted
+    chg_n = np.zeros(n_res, dtype=np.int64)          # how many changes then
+    chg_kind = np.zeros(n_res, dtype=np.int64)       # the first one's kind, op and share
+    chg_op = np.zeros(n_res, dtype=np.int64)
+    chg_share = np.zeros(n_res)
+    chg_before = np.zeros(n_res)                     # the share reserved before them
     n_streams = len(bounds) - 1
     cnt = np.zeros(n_res, dtype=np.int64)
     fl_op = np.zeros((n_res, MAX_IN_FLIGHT), dtype=np.int64)
@@ -164,19 +237,96 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
         for r in range(n_res):
             if timer[r] < tf:
                 rf, tf = r, timer[r]
-        if ks < 0 and rf < 0:
+        rr, tr = -1, np.inf
+        if any_share:
+            for r in range(n_res):
+                if rl_next[r] < tr:
+                    rr, tr = r, rl_next[r]
+        if ks < 0 and rf < 0 and rr < 0:
             break
+        if rr >= 0 and tr < tf and tr <= s:
+            # the release of a reservation (occupy's ``memory.release`` when the op's
+            # timeout fires): its resource's transfers are charged at the rate so far, then
+            # share what is left; the op ends
+            r = rr
+            now = tr
+            if timer[r] == now or (last[r] == now and ev_kind[r] == EV_FIRE):
+                where[0], where[1] = -1, r      # a timer there at that time: either first
+                return TIE
+            k = 0
+            for q in range(1, rl_n[r]):
+                if rl_t[r, q] < rl_t[r, k]:
+                    k = q
+            op = rl_op[r, k]
+            if _change_order(r, op, now, RELEASE, share[op], reserved, chg_t, chg_n,
+                             chg_kind, chg_op, chg_share, chg_before, prev, dep_ptr, dep_idx,
+                             end) != IN_ORDER:
+                where[0], where[1] = op, r
+                return TIE
+            n_in = cnt[r]
+            if now > last[r]:
+                if n_in:
+                    part = (now - last[r]) * rate[r] / n_in
+                    for q in range(n_in):
+                        fl_left[r, q] -= part
+                    busy[r] += now - last[r]
+                ev_kind[r] = EV_NONE
+                ev_n[r] = 0
+            last[r] = now
+            reserved[r] = max(0.0, reserved[r] - share[op])
+            rate[r] = bw[r] * (1.0 - reserved[r])
+            if n_in:
+                least = fl_left[r, 0]
+                for q in range(1, n_in):
+                    if fl_left[r, q] < least:
+                        least = fl_left[r, q]
+                timer[r] = now + max(0.0, least / (rate[r] / n_in))
+            rl_n[r] -= 1
+            rl_t[r, k], rl_op[r, k] = rl_t[r, rl_n[r]], rl_op[r, rl_n[r]]
+            rl_t[r, rl_n[r]] = np.inf
+            rl_next[r] = np.inf
+            for q in range(rl_n[r]):
+                if rl_t[r, q] < rl_next[r]:
+                    rl_next[r] = rl_t[r, q]
+            pend[op] = 0
+            fin[op] = True
+            # its stream and those that wait on it: their next op's start
+            bits = woken[op] | (1 << (sid[op] & 63)) if n_streams <= 64 else -1
+            for w in range(n_streams):
+                if (bits >> (w & 63)) & 1 and at[w] == np.inf and pos[w] < bounds[w + 1]:
+                    j = by_stream[pos[w]]
+                    t = 0.0
+                    p = prev[j]
+                    ok = True
+                    if p >= 0:
+                        if not fin[p]:
+                            ok = False
+                        else:
+                            t = end[p]
+                    if ok:
+                        for q in range(dep_ptr[j], dep_ptr[j + 1]):
+                            d = dep_idx[q]
+                            if not fin[d]:
+                                ok = False
+                                break
+                            if end[d] > t:
+                                t = end[d]
+                    at[w] = t if ok else np.inf
+            continue
         if rf >= 0 and tf <= s:
             # resource rf's timer fires (SharedBandwidth._on_timer, inlined by hand): the
             # transfers in flight are charged, those done leave and their ops may end
             r = rf
             now = tf
+            if rl_next[r] == now:     # a release there at that time: either first
+                where[0], where[1] = -1, r
+                return TIE
             stalled = now == last[r]
             n_in = cnt[r]
             if now > last[r]:
-                share = (now - last[r]) * rate[r] / n_in
+                part = (now - last[r]) * rate[r] / n_in
                 for k in range(n_in):
-                    fl_left[r, k] -= share
+                    fl_left[r, k] -= part
                 busy[r] += now - last[r]
             last[r] = now
             tol = rate[r] / n_in * FINISH_TOL
@@ -249,6 +399,61 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
         hi = list_ptr[c + 1] if c >= 0 else 0
         m = op_mem[i]
         total = hi - lo + (1 if m >= 0 and op_size[i] > 0 else 0)
+        if share[i] > 0.0:
+            # a PIM unit's op reserves its share of the memory until its timeout
+            # (SharedBandwidth.reserve, inlined): what is in flight is charged at the rate so
+            # far and shares the rest from now; it moves no bytes
+            total = 0
+            r = m
+            if s < last[r]:
+                where[0], where[1] = i, r
+                return TIE
+            if s == last[r] and ev_kind[r] == EV_FIRE and \
+                    not _after_fire(i, s, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end, fin):
+                where[0], where[1] = i, r
+                return TIE
+            order = _change_order(r, i, s, RESERVE, share[i], reserved, chg_t, chg_n,
+                                  chg_kind, chg_op, chg_share, chg_before, prev, dep_ptr,
+                                  dep_idx, end)
+            if order == UNKNOWN:
+                where[0], where[1] = i, r
+                return TIE
+            held = reserved[r] + share[i]   # what reserve checks: below the whole
+            if order == REVERSED:
+                held = max(chg_before[r] + share[i], (chg_before[r] + share[i]) + chg_share[r])
+            if not share[i] < 1.0 or held >= 1.0 - 1e-12:
+                where[0], where[1] = i, r
+                return BAD_SHARE
+            if rl_n[r] == MAX_IN_FLIGHT:
+                where[0], where[1] = i, r
+                return CROWDED
+            n_in = cnt[r]
+            if s > last[r]:
+                if n_in:
+                    part = (s - last[r]) * rate[r] / n_in
+                    for q in range(n_in):
+                        fl_left[r, q] -= part
+                    busy[r] += s - last[r]
+                ev_kind[r] = EV_NONE
+                ev_n[r] = 0
+            last[r] = s
+            if order == REVERSED:   # SimPy reserved this share first, the other after
+                reserved[r] = (chg_before[r] + share[i]) + chg_share[r]
+            else:
+                reserved[r] += share[i]
+            rate[r] = bw[r] * (1.0 - reserved[r])
+            if n_in:
+                least = fl_left[r, 0]
+                for q in range(1, n_in):
+                    if fl_left[r, q] < least:
+                        least = fl_left[r, q]
+                timer[r] = s + max(0.0, least / (rate[r] / n_in))
+            rl_t[r, rl_n[r]] = end[i]
+            rl_op[r, rl_n[r]] = i
+            rl_n[r] += 1
+            if end[i] < rl_next[r]:
+                rl_next[r] = end[i]
+            pend[i] = 1
         for j in range(total):
             if lo + j < hi:
                 r, nb = list_res[lo + j], list_nb[lo + j]
@@ -301,9 +506,9 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
                 return CROWDED
             # charge the transfers in flight, add, reschedule
             if k and s > last[r]:
-                share = (s - last[r]) * rate[r] / k
+                part = (s - last[r]) * rate[r] / k
                 for q in range(k):
-                    fl_left[r, q] -= share
+                    fl_left[r, q] -= part
                 busy[r] += s - last[r]
             if first_i:   # i's bytes were added before the other op's
                 moved[r] = (moved_before[r] + nb) + other

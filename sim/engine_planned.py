@@ -1,27 +1,30 @@
-"""A run whose plan moves tensors between tiers, timed without SimPy's event loop where it can be.
+"""A planned run of op objects (its tensors moved between tiers, units beside the device,
+shared memories and links), timed without SimPy's event loop where it can be.
 
 A placement that keeps weights or the KV cache on another tier (host DDR, a CXL card) has its
 plan move them on copy streams (:class:`~sim.system.plan.Transfer`), the ops waiting for the
 transfers they read (``extra_deps``) while the compute stream's ops and the transfers share
-the device's memory. :func:`sim.shared_kernel.shared_times` replays such sharing bit for bit
-(each resource's :class:`~sim.resources.SharedBandwidth` arithmetic, in time order); here the
-run is put in its terms:
+the device's memory; an NPU+PIM device runs its PIM unit's ops on a stream of their own, each
+reserving a share of the memory the NPU's ops move their bytes through. :func:`sim.shared_kernel
+.shared_times` replays such sharing bit for bit (each resource's
+:class:`~sim.resources.SharedBandwidth` arithmetic, in time order); here the run is put in its
+terms:
 
 * each op is a task on its stream, with its latency, its link loads and its DRAM bytes
-  through its stream's memory (what the event engine's ``op_stream`` does with it);
+  through its stream's memory (what the event engine's ``op_stream`` does with it), or the
+  share of that memory it reserves while it runs (a PIM unit's ``memory_share``);
 * each transfer is two tasks on its copy stream, in the order the stream issues them
   (anchor, then id): its latency alone, then its loads, which arrive together once the
   latency has passed (the event engine's ``copy_stream``: a timeout, then the loads' events);
 * an op waits for its dependencies and for the transfers the plan names (their loads' task),
   a transfer for its dependencies.
 
-Where the pass finishes, every start and end and each resource's bytes, busy time and last
-change are the event engine's (tests/test_engine_transfers.py); where it gives up (an order of
-events at one time it cannot be sure of, more transfers in flight on a resource than it holds)
-the caller runs the event engine. Runs with device units (PIM reservations) or a device that
-does not hold for its latency (an async host) are left to it too. Ops hosted on another
-component (attention on the host CPU or a computational drive) are tasks of that component's
-stream, priced by its model.
+Where the pass finishes, every start and end and each resource's bytes, busy time, last
+change and reserved share are the event engine's (tests/test_engine_planned.py); where it
+gives up (an order of events at one time it cannot be sure of, more transfers in flight on a
+resource than it holds) the caller runs the event engine. A device that does not hold for its
+latency (an async host) is left to it too. Ops hosted on another component (attention on the
+host CPU or a computational drive) are tasks of that component's stream, priced by its model.
 """
 
 from __future__ import annotations
@@ -43,13 +46,13 @@ if TYPE_CHECKING:
     from workloads.trace import Trace
 
 
-def run_with_transfers(engine: Engine, trace: Trace, plan: Plan) -> Timeline | None:
-    """The :class:`Timeline` of ``trace`` under ``plan`` (which has transfers) from one pass of
+def run_planned(engine: Engine, trace: Trace, plan: Plan) -> Timeline | None:
+    """The :class:`Timeline` of ``trace`` under ``plan`` from one pass of
     :func:`~sim.shared_kernel.shared_times`, or None where the event engine must run it."""
     ops = trace.ops
     n, transfers = len(ops), plan.transfers
     m = len(transfers)
-    if not m or any(tr.id != n + j for j, tr in enumerate(transfers)):
+    if not n or any(tr.id != n + j for j, tr in enumerate(transfers)):
         return None
     devices = plan.streams
     streams: dict[str, list[int]] = {}
@@ -64,9 +67,8 @@ def run_with_transfers(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
             names.append(name)
             streams[name] = []
         streams[name].append(op.id)
-    for name in names:   # each stream's model: one without units that holds for its latency
-        dev = devices[name]
-        if type(dev).unit_of is not Device.unit_of or not dev.holds_for_latency():
+    for name in names:   # each stream's model: one that holds for its latency
+        if not devices[name].holds_for_latency():
             return None
     # task ids: ops 0..n-1; transfer j: its latency n + 2j, its loads n + 2j + 1
     for tr in sorted(transfers, key=lambda t: (t.anchor, t.id)):   # in enqueue order
@@ -81,14 +83,16 @@ def run_with_transfers(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
         return None
     size = np.zeros(n + 2 * m)
     lat = np.zeros(n + 2 * m)
+    share = np.full(n + 2 * m, -1.0)
     arrays = trace.arrays
     costs = _costs(devices, [op.device or engine.default for op in ops], ops,
                    arrays.kind if arrays is not None else None)
     for op, cost in zip(ops, costs, strict=True):
-        if cost.detail.get("memory_share") is not None:
-            return None   # a unit inside the memory (PIM) reserves a share: not replayed
         lat[op.id] = cost.latency
         size[op.id] = cost.dram_bytes
+        reserves = cost.detail.get("memory_share")   # a unit inside the memory (PIM)
+        if reserves is not None:
+            share[op.id] = reserves
     loads: dict[int, list] = dict(op_loads)
     for j, tr in enumerate(transfers):
         lat[n + 2 * j] = tr.latency if tr.latency > 0 else 0.0
@@ -105,7 +109,7 @@ def run_with_transfers(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
         stream[tasks] = k
         prev[tasks[1:]] = tasks[:-1]
     times = shared_run(SimpleNamespace(dep_ptr=ptr, dep_idx=idx), stream, prev, names, lat,
-                       size, np.zeros(n + 2 * m, dtype=bool), memory_of,
+                       size, share, memory_of,
                        LoadIndex(loads, n + 2 * m), by_stream, bounds)
     if times is None:
         return None

@@ -1,10 +1,11 @@
-"""Runs whose plans move tensors between tiers, timed by one compiled pass
-(sim/engine_transfers.py): every figure is the event engine's, bit for bit."""
+"""Planned runs of op objects timed by one compiled pass (sim/engine_planned.py): tensors
+moved between tiers, PIM units reserving their memory; every figure is the event engine's,
+bit for bit."""
 
 import numpy as np
 import pytest
 
-import sim.engine_transfers as engine_transfers
+import sim.engine_planned as engine_planned
 from arch import load_arch
 from sim.run import simulate
 from sim.system.placement import parse_placement
@@ -34,14 +35,14 @@ CASES = {
 def _run(case, monkeypatch, compiled: bool):
     arch, model, placement, policies, scenario = CASES[case]
     taken = []
-    real = engine_transfers.run_with_transfers
+    real = engine_planned.run_planned
 
     def spy(*args):
         got = real(*args) if compiled else None
         taken.append(got is not None)
         return got
 
-    monkeypatch.setattr(engine_transfers, "run_with_transfers", spy)
+    monkeypatch.setattr(engine_planned, "run_planned", spy)
     res = simulate(load_arch(arch), get_model(model),
                    Scenario(batch=8, prompt_len=256, gen_len=12, **scenario),
                    placement=parse_placement(placement) if placement else None,
@@ -84,16 +85,16 @@ def test_a_fine_tuning_steps_transfers_pass_gives_the_event_engines_figures(trai
     args = (load_arch("spr-a100-cxl1"), get_model("llama2-7b"),
             Scenario(batch=1, prompt_len=256, gen_len=1), Training(**training))
     taken = []
-    real = engine_transfers.run_with_transfers
+    real = engine_planned.run_planned
 
     def spy(*a):
         got = real(*a)
         taken.append(got is not None)
         return got
 
-    monkeypatch.setattr(engine_transfers, "run_with_transfers", spy)
+    monkeypatch.setattr(engine_planned, "run_planned", spy)
     fast = simulate_training(*args)
-    monkeypatch.setattr(engine_transfers, "run_with_transfers", lambda *a: None)
+    monkeypatch.setattr(engine_planned, "run_planned", lambda *a: None)
     slow = simulate_training(*args)
     assert taken == [True]
     assert fast.ops.equals(slow.ops) and fast.transfers.equals(slow.transfers)
@@ -101,3 +102,39 @@ def test_a_fine_tuning_steps_transfers_pass_gives_the_event_engines_figures(trai
     for key, value in slow.metrics.items():
         if key != "engine_events":
             assert fast.metrics[key] == value, key
+
+
+PIM_CASES = {
+    # NeuPIMs: decode attention's GEMVs on the PIM unit's stream, each reserving a share of
+    # the HBM the NPU's ops move their bytes through
+    "neupims": ("neupims", "gpt3-7b", {}, {}),
+    # ... with two micro-batches and --overlap
+    "neupims-mb2-overlap": ("neupims", "gpt3-7b", {"microbatches": 2}, {"overlap": True}),
+    # Duplex: the PIM share of each decode op on the unit's stream beside the xPU's share
+    "duplex": ("duplex", "llama2-7b", {}, {}),
+}
+
+
+@pytest.mark.parametrize("case", list(PIM_CASES))
+def test_pim_units_pass_gives_the_event_engines_figures(case, monkeypatch):
+    """NPU+PIM devices (no transfers): the pass replays the PIM units' reservations and the
+    NPU's transfers; its op and resource tables and metrics are the event engine's."""
+    arch, model, scenario, policies = PIM_CASES[case]
+    taken = []
+    real = engine_planned.run_planned
+
+    def run(compiled: bool):
+        monkeypatch.setattr(engine_planned, "run_planned",
+                            lambda *a: taken.append(real(*a)) or taken[-1] if compiled
+                            else None)
+        return simulate(load_arch(arch), get_model(model),
+                        Scenario(batch=8, prompt_len=256, gen_len=12, **scenario),
+                        policies=Policies(**policies))
+
+    fast, slow = run(True), run(False)
+    assert len(taken) == 1 and taken[0] is not None
+    assert fast.metrics["engine_events"] == 0 < slow.metrics["engine_events"]
+    streams = set(fast.ops["stream"])
+    assert any(s.endswith(".pim") for s in streams) and len(streams) >= 2
+    assert fast.ops.equals(slow.ops) and fast.resources.equals(slow.resources)
+    assert fast.metrics == {**slow.metrics, "engine_events": 0}
