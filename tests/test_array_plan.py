@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import sim.engine_arrays as engine_arrays
+import sim.engine_planned as engine_planned
 import sim.system.schedule as schedule
 from arch import load_arch
 from sim.devices.base import device_for
@@ -71,13 +72,18 @@ CASES = {
 
 @pytest.fixture
 def op_by_op(monkeypatch):
-    """Run a case with the op-by-op plan and engine."""
-    def run(name):
+    """Run a case with the op-by-op plan and the event engine (``planned``: the compiled
+    pass over its op objects, sim/engine_planned.py, where it finishes)."""
+    def run(name, planned: bool = False):
+        real = engine_planned.run_planned
         monkeypatch.setattr(schedule, "PLAN_FROM_ARRAYS", False)
+        if not planned:
+            monkeypatch.setattr(engine_planned, "run_planned", lambda *a: None)
         try:
             return _simulate(name)
         finally:
             monkeypatch.setattr(schedule, "PLAN_FROM_ARRAYS", True)
+            monkeypatch.setattr(engine_planned, "run_planned", real)
     return run
 
 
@@ -125,6 +131,10 @@ def test_run_from_arrays_equals_op_by_op(name, shared, op_by_op, monkeypatch):
     else:
         assert new.metrics["engine_events"] < old.metrics["engine_events"]
     assert len(set(fn["stream"])) > 1
+    if shared:   # the op objects through the compiled pass: the same run again
+        planned = op_by_op(name, planned=True)
+        assert planned.ops.equals(old.ops) and planned.resources.equals(old.resources)
+        assert planned.metrics == {**old.metrics, "engine_events": 0}
 
 
 @pytest.mark.parametrize("name", ["tp4-overlap", "tp2-pp2-mb4-overlap", "tp8-mb2-overlap"])

@@ -40,6 +40,36 @@ def test_placement_by_op_per_byte(duplex):
     assert twin.flops == pytest.approx((1 - f) * op.flops)
 
 
+def test_split_ops_are_the_dataclass_replacements(duplex):
+    """split_trace stores its ops' slots directly (workloads.trace.op_share): each op and twin
+    equals ``dataclasses.replace`` of the original, every field, the twin's deps those of its
+    op; the fraction memo gives each op of one shape the same split."""
+    import dataclasses
+
+    lc = LayerCosts(duplex, get_model("mixtral-8x7b"), 4)
+    ops = lc.ops(64, 1024) + lc.ops(64, 1024)     # the same shapes twice: memo hits
+    ops = [dataclasses.replace(o, id=i, deps=(i - 1,) if i else ()) for i, o in enumerate(ops)]
+    split = duplex.split_trace(Trace(ops)).ops
+    k = 0
+    for op in ops:
+        frac = duplex.xpu_fraction(op)
+        deps = split[k].deps
+        want = [dataclasses.replace(op, id=k, deps=deps, flops=op.flops * frac,
+                                    bytes=op.bytes * frac)]
+        if frac < 1.0:
+            want.append(dataclasses.replace(op, id=k + 1, name=op.name + "@pim", deps=deps,
+                                            flops=op.flops * (1.0 - frac),
+                                            bytes=op.bytes * (1.0 - frac)))
+        for got, exp in zip(split[k:k + len(want)], want, strict=True):
+            assert [getattr(got, f.name) for f in dataclasses.fields(got)] == \
+                [getattr(exp, f.name) for f in dataclasses.fields(exp)]
+        k += len(want)
+    assert k == len(split) > len(ops)
+    half = len(ops) // 2
+    assert [duplex.xpu_fraction(o) for o in ops[:half]] == \
+        [duplex.xpu_fraction(o) for o in ops[half:]]
+
+
 def test_logic_pim_rates_from_preset(duplex):
     lp = load_arch("duplex").logic_pim
     assert duplex.pim.flops == pytest.approx(5 * 21.3e12)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import TYPE_CHECKING, Union
 
@@ -115,6 +116,39 @@ class Op:
 _OP_FIELDS = ("id", "name", "kind", "phase", "layer", "step", "compute", "shards", "deps",
               "collective", "tokens", "requests", "device", "op_class", "flops", "bytes",
               "microbatch", "rank", "where", "tensors")
+
+
+def op_share(op: Op, op_id: int, deps: tuple[int, ...], flops: float, nbytes: float,
+             name: str | None = None) -> Op:
+    """``dataclasses.replace(op, id=op_id, deps=deps, flops=flops, bytes=nbytes[,
+    name=name])`` for ``flops``, ``nbytes`` >= 0 (nothing left for ``__post_init__`` to
+    derive), its slots stored directly: ~1.5 instead of ~19 us an op (``replace`` reads every
+    field and runs ``__init__``), as :meth:`CompactOps.materialise` makes ops."""
+    if Op.__match_args__ != _OP_FIELDS or not (flops >= 0 and nbytes >= 0):
+        return dataclasses.replace(op, id=op_id, deps=deps, flops=flops, bytes=nbytes,
+                                   **({"name": name} if name is not None else {}))
+    new = Op.__new__(Op)
+    new.id = op_id
+    new.name = op.name if name is None else name
+    new.kind = op.kind
+    new.phase = op.phase
+    new.layer = op.layer
+    new.step = op.step
+    new.compute = op.compute
+    new.shards = op.shards
+    new.deps = deps
+    new.collective = op.collective
+    new.tokens = op.tokens
+    new.requests = op.requests
+    new.device = op.device
+    new.op_class = op.op_class
+    new.flops = flops
+    new.bytes = nbytes
+    new.microbatch = op.microbatch
+    new.rank = op.rank
+    new.where = op.where
+    new.tensors = op.tensors
+    return new
 
 
 @record(frozen=True)

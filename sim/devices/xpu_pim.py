@@ -31,7 +31,7 @@ from sim.devices.gpu import GpuDevice
 from sim.devices.pim import stream_timing
 from sim.micro.dram_config import config_from_arch
 from workloads.einsum import Cascade, Einsum
-from workloads.trace import ATTENTION, COLLECTIVE, MATMUL, Op, Trace, op_work
+from workloads.trace import ATTENTION, COLLECTIVE, MATMUL, Op, Trace, op_share, op_work
 
 PIM_SHARE = "@pim"  # suffix of the op carrying a co-processed op's PIM share
 
@@ -100,6 +100,7 @@ class XpuPimDevice(Device):
         self.xpu = GpuDevice(arch, "tile" if fidelity == "cycle" else fidelity)
         self.pim = LogicPim(arch, mode)
         self._pim_memo: dict[tuple, tuple] = {}
+        self._fraction_memo: dict[tuple, tuple] = {}   # xpu_fraction, by what it reads
         self._cycle_cfg = config_from_arch(arch) if fidelity == "cycle" else None
 
     @classmethod
@@ -163,12 +164,21 @@ class XpuPimDevice(Device):
 
     def xpu_fraction(self, op: Op) -> float:
         """Share of ``op`` the xPU runs: 1 for ops that are not co-processed, else in proportion
-        to the rates (both shares alone finish together)."""
-        if pim_candidate(op) is None or self.fidelity == "roofline":
-            return 1.0
-        x, _, _, t_p = self._alone(op)
-        t_x = x.latency
-        return (1.0 / t_x) / (1.0 / t_x + 1.0 / t_p) if t_x > 0 and t_p > 0 else 1.0
+        to the rates (both shares alone finish together). Memoised by what it reads of the
+        op: its computation, collective, shards, kind and whether it is in the prefill."""
+        compute, collective = op.compute, op.collective
+        key = (id(compute), id(collective), op.shards, op.kind, op.phase == "prefill")
+        hit = self._fraction_memo.get(key)
+        # the entry keeps its objects alive, so an id cannot be reused while it is cached
+        if hit is not None and hit[0] is compute and hit[1] is collective:
+            return hit[2]
+        frac = 1.0
+        if pim_candidate(op) is not None and self.fidelity != "roofline":
+            x, _, _, t_p = self._alone(op)
+            t_x = x.latency
+            frac = (1.0 / t_x) / (1.0 / t_x + 1.0 / t_p) if t_x > 0 and t_p > 0 else 1.0
+        self._fraction_memo[key] = (compute, collective, frac)
+        return frac
 
     def split_trace(self, trace: Trace) -> Trace:
         """``trace`` with each co-processed op followed by its PIM-share twin (same deps; the
@@ -178,15 +188,13 @@ class XpuPimDevice(Device):
         for op in trace.ops:
             frac = self.xpu_fraction(op) if not op.name.endswith(PIM_SHARE) else 1.0
             deps = tuple(n for d in op.deps for n in ids[d])
-            me = dataclasses.replace(op, id=len(out), deps=deps, flops=op.flops * frac,
-                                     bytes=op.bytes * frac)
+            me = op_share(op, len(out), deps, op.flops * frac, op.bytes * frac)
             out.append(me)
             if frac >= 1.0:
                 ids[op.id] = (me.id,)
                 continue
-            twin = dataclasses.replace(op, id=len(out), name=op.name + PIM_SHARE, deps=deps,
-                                       flops=op.flops * (1.0 - frac),
-                                       bytes=op.bytes * (1.0 - frac))
+            twin = op_share(op, len(out), deps, op.flops * (1.0 - frac),
+                            op.bytes * (1.0 - frac), op.name + PIM_SHARE)
             out.append(twin)
             ids[op.id] = (me.id, twin.id)
         return Trace(out, trace.model, trace.scenario, dict(trace.meta))
