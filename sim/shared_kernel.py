@@ -30,7 +30,9 @@ That is the event engine's run, bit for bit (tests/test_engine_shared.py). The p
   a timer fires, where the arriving op waits for an op that timer finished (it ends then, so
   its waiter resumes after the timer); two arrivals whose ops are both resumed by one op's
   end, one as its stream's next op (it starts at once, in the same process step) and one
-  waiting for it on another stream (resumed after); an op's own transfers, in its order;
+  waiting for it on another stream (resumed after); an op's own transfers, in its order.
+  Two arrivals in an order not known whose bytes add up to the same float either way leave
+  the same state (nothing moves in that instant, the timer reads the same bytes left);
   a reservation changed at the time of arrivals (nothing moves in that instant and the last
   reschedule reads the same state: the same floats in either order); a share reserved by an
   op that waits for the op whose release came first at that time; two shares reserved by ops
@@ -479,19 +481,23 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
                     # next op first (the same process step), the waiter on another stream
                     # after it
                     j2 = ev_ops[r, 0]
-                    x = _trigger(i, s, prev, dep_ptr, dep_idx, end)
-                    if ev_n[r] != 1 or arrived[r] != 1 or x < 0 or \
-                            x != _trigger(j2, s, prev, dep_ptr, dep_idx, end):
-                        where[0], where[1] = i, r
-                        return TIE
-                    if prev[i] == x and prev[j2] != x:
-                        first_i = True
-                    elif not (prev[j2] == x and prev[i] != x):
+                    if ev_n[r] != 1 or arrived[r] != 1:
                         where[0], where[1] = i, r
                         return TIE
                     for q in range(cnt[r]):     # its bytes (nothing charged since it came)
                         if fl_op[r, q] == j2:
                             other = fl_left[r, q]
+                    x = _trigger(i, s, prev, dep_ptr, dep_idx, end)
+                    if x >= 0 and x == _trigger(j2, s, prev, dep_ptr, dep_idx, end) and \
+                            prev[i] == x and prev[j2] != x:
+                        first_i = True
+                    elif not (x >= 0 and x == _trigger(j2, s, prev, dep_ptr, dep_idx, end)
+                              and prev[j2] == x and prev[i] != x) and \
+                            (moved_before[r] + nb) + other != (moved_before[r] + other) + nb:
+                        # an order not known, and the bytes moved would differ by it (else
+                        # nothing the two arrivals leave depends on their order)
+                        where[0], where[1] = i, r
+                        return TIE
                     ev_ops[r, 1] = i
                     ev_n[r] = 2      # a third op at this time: not known here
             else:

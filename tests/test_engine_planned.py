@@ -24,6 +24,11 @@ CASES = {
                         {"tp": 4, "pp": 2, "microbatches": 2}),
     # weights on a disk (FlexGen's setting)
     "flexgen-disk": ("t4-flexgen", "opt-6.7b", "weights=gpu.hbm:0.3,disk:0.7", {}, {}),
+    # the KV cache on an SSD, relayed through host DDR (two transfers a fetch on two copy
+    # streams, whose loads arrive at one time in an order the trace does not give: their
+    # bytes add up the same either way)
+    "relay-storage": ("a6000-storage", "llama2-7b", "kv_cache=ssd0.flash",
+                      {"relay_storage": True}, {}),
     # decode attention on the computational drive that holds the KV cache (InstInfer)
     "csd-attention": ("a6000-storage", "llama2-7b", "kv_cache=csd0.flash",
                       {"attention_on": "csd"}, {}),

@@ -133,8 +133,17 @@ def test_the_caller_reads_the_kernels_codes():
 
 @pytest.mark.parametrize("build", ["aot", "jit"])
 def test_unknown_orders_and_crowds_are_refused(build):
-    # two streams' first ops arrive at 0: nothing in the trace says which SimPy runs first
-    assert _run_kernel(build, [[0], [1]], [0.1, 0.1], [10.0, 20.0], {})[0] == TIE
+    # two ops of two streams both wait for x (1 s, 0.1 B): nothing in the trace says which
+    # SimPy resumes first, and the bytes moved differ by it: (0.1 + 0.2) + 0.4 =
+    # 0.7000000000000001, (0.1 + 0.4) + 0.2 = 0.7
+    waiters = ([[0], [1], [2]], [1.0, 0.1, 0.1], [0.1, 0.2, 0.4], {1: (0,), 2: (0,)})
+    assert _run_kernel(build, *waiters)[0] == TIE
+    # ... where they add up to one float either way, nothing left depends on the order
+    exact = ([[0], [1], [2]], [1.0, 0.1, 0.1], [0.125, 0.25, 0.5], {1: (0,), 2: (0,)})
+    code, start, end, state = _run_kernel(build, *exact)
+    s_start, s_end, s_state = _simpy(*exact)
+    assert code == DONE and start[1] == start[2] == 1.0
+    assert end.tolist() == s_end.tolist() and state == s_state
     # an arrival at the time a timer fires whose op does not wait for the op it ends: x
     # (0.5 s, 100 B) ends with its timer at 1 s, when z arrives after y (1 s, no bytes)
     assert _run_kernel(build, [[0], [1, 2]], [0.5, 1.0, 0.1], [100.0, 0.0, 10.0], {})[0] \
