@@ -55,18 +55,18 @@ def run_planned(engine: Engine, trace: Trace, plan: Plan) -> Timeline | None:
     if not n or any(tr.id != n + j for j, tr in enumerate(transfers)):
         return None
     devices = plan.streams
+    stream_of = [op.device or engine.default for op in ops]
+    ids = [op.id for op in ops]
     streams: dict[str, list[int]] = {}
-    names: list[str] = []
-    code: dict[str, int] = {}
-    for op in ops:
-        name = op.device or engine.default
-        if name not in code:
+    for name, i in zip(stream_of, ids, strict=True):
+        got = streams.get(name)
+        if got is None:
             if name not in devices:
                 return None   # the event engine raises its error
-            code[name] = len(names)
-            names.append(name)
-            streams[name] = []
-        streams[name].append(op.id)
+            got = streams[name] = []
+        got.append(i)
+    names = list(streams)
+    code = {name: k for k, name in enumerate(names)}
     for name in names:   # each stream's model: one that holds for its latency
         if not devices[name].holds_for_latency():
             return None
@@ -85,14 +85,13 @@ def run_planned(engine: Engine, trace: Trace, plan: Plan) -> Timeline | None:
     lat = np.zeros(n + 2 * m)
     share = np.full(n + 2 * m, -1.0)
     arrays = trace.arrays
-    costs = _costs(devices, [op.device or engine.default for op in ops], ops,
-                   arrays.kind if arrays is not None else None)
-    for op, cost in zip(ops, costs, strict=True):
-        lat[op.id] = cost.latency
-        size[op.id] = cost.dram_bytes
-        reserves = cost.detail.get("memory_share")   # a unit inside the memory (PIM)
-        if reserves is not None:
-            share[op.id] = reserves
+    costs = _costs(devices, stream_of, ops, arrays.kind if arrays is not None else None)
+    at = np.array(ids, dtype=np.int64)
+    lat[at] = np.fromiter((c.latency for c in costs), dtype=np.float64, count=n)
+    size[at] = np.fromiter((c.dram_bytes for c in costs), dtype=np.float64, count=n)
+    # a unit inside the memory (PIM) reserves a share of it
+    share[at] = np.fromiter((-1.0 if (x := c.detail.get("memory_share")) is None else x
+                             for c in costs), dtype=np.float64, count=n)
     loads: dict[int, list] = dict(op_loads)
     for j, tr in enumerate(transfers):
         lat[n + 2 * j] = tr.latency if tr.latency > 0 else 0.0

@@ -200,7 +200,9 @@ class Device:
     def unit_of(self, op: Op) -> str:
         """The unit of this device that runs ``op`` when it is not the main compute engine
         (e.g. ``"pim"``): a system run gives each such unit its own stream, so units work
-        concurrently and contend for the device's memory. Default: "" (the compute stream)."""
+        concurrently and contend for the device's memory. Default: "" (the compute stream).
+        It may read the op's name, kind, class, phase and computation only: the plan asks
+        once per such shape (sim/system/schedule.py)."""
         return ""
 
     def unit_ops(self) -> tuple[str, ...]:

@@ -165,6 +165,7 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
     plan.first_transfer_id = len(trace.ops)
     hosted: list[Op] = []
     units = type(device).unit_of is not Device.unit_of   # else "" for every op
+    unit_memo: dict[tuple, tuple] = {}   # op shape -> (its computation, its unit)
     # (stage[, receiving stage], collective) -> (collective, its loads): ops of one collective
     # on one stage load the same resources with the same bytes (one tuple of Loads, shared)
     shared: dict[tuple, tuple] = {}
@@ -215,7 +216,13 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
                 used_memory.setdefault(dev_name, set()).add(stream)
             op.device = stream
             continue
-        unit = device.unit_of(op) if units else ""
+        unit = ""
+        if units:   # asked once per shape: what unit_of reads
+            key = (id(op.compute), op.name, op.kind, op.op_class, op.phase)
+            hit = unit_memo.get(key)
+            if hit is None or hit[0] is not op.compute:
+                hit = unit_memo[key] = (op.compute, device.unit_of(op))
+            unit = hit[1]
         if unit:
             stream = f"{st.rep}.{unit}"
             if stream not in plan.streams:
