@@ -185,9 +185,20 @@ class XpuPimDevice(Device):
         op's successors wait for both); FLOPs and bytes split by the shares."""
         out: list[Op] = []
         ids: dict[int, tuple[int, ...]] = {}
-        for op in trace.ops:
-            frac = self.xpu_fraction(op) if not op.name.endswith(PIM_SHARE) else 1.0
-            deps = tuple(n for d in op.deps for n in ids[d])
+        # ops made from arrays: those of one kind share what the fraction reads but the phase
+        arrays = getattr(trace, "arrays", None)
+        kind_of = arrays.kind.tolist() if arrays is not None else None
+        by_kind: dict[int, float] = {}
+        for i, op in enumerate(trace.ops):
+            key = 2 * kind_of[i] + (op.phase == "prefill") if kind_of is not None else -1
+            frac = by_kind.get(key)
+            if frac is None:
+                frac = self.xpu_fraction(op) if not op.name.endswith(PIM_SHARE) else 1.0
+                if key >= 0:
+                    by_kind[key] = frac
+            deps = op.deps
+            # (an op with one dependency, most, waits for what that one became: a tuple)
+            deps = ids[deps[0]] if len(deps) == 1 else tuple(n for d in deps for n in ids[d])
             me = op_share(op, len(out), deps, op.flops * frac, op.bytes * frac)
             out.append(me)
             if frac >= 1.0:
