@@ -366,22 +366,29 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
     # weights are shared by the micro-batches of a run, each reads its own KV cache
     runs: dict[int, list[dict]] = {}
     n_layers = trace.model.n_layers
+    current: dict[int, dict] = {}    # stage -> its run being built
     for op in trace.ops:
-        if op.layer < 0 or op.layer >= n_layers or op.kind == COLLECTIVE or op.where:
+        layer = op.layer
+        if layer < 0 or layer >= n_layers or op.kind == COLLECTIVE or op.where:
             continue
-        stage_runs = runs.setdefault(stage_at[op.layer + 1], [])
-        key = (op.step, op.layer)
-        rec = stage_runs[-1] if stage_runs else None
-        if rec is None or rec["key"] != key or rec["phase"] != op.phase:
-            rec = {"key": key, "first": {}, "last": op.id, "w": {}, "kv": {},
-                   "phase": op.phase}
-            stage_runs.append(rec)
+        stage = stage_at[layer + 1]
+        rec = current.get(stage)
+        if rec is None or rec["step"] != op.step or rec["layer"] != layer or \
+                rec["phase"] != op.phase:
+            rec = current[stage] = {"key": (op.step, layer), "step": op.step, "layer": layer,
+                                    "first": {}, "last": op.id, "w": {}, "kv": {},
+                                    "phase": op.phase, "tokens": 0}
+            runs.setdefault(stage, []).append(rec)
         w, kv = role_bytes(op)   # an op split in shares (Duplex) shares one compute object
-        rec["w"][id(op.compute)] = w
-        rec["kv"][op.microbatch, id(op.compute)] = kv
-        if op.microbatch not in rec["first"]:
-            rec["first"][op.microbatch] = op.id
-            rec["tokens"] = rec.get("tokens", 0) + op.tokens
+        # (an op reading neither adds nothing to the sums: skipped, the same floats)
+        if w:
+            rec["w"][id(op.compute)] = w
+        if kv:
+            rec["kv"][op.microbatch, id(op.compute)] = kv
+        first = rec["first"]
+        if op.microbatch not in first:
+            first[op.microbatch] = op.id
+            rec["tokens"] += op.tokens
         rec["last"] = op.id
     act = placement.demand("activations") / n_layers if "activations" in sources else 0.0
     sc = trace.scenario
