@@ -44,9 +44,10 @@ That is the event engine's run, bit for bit (tests/test_engine_shared.py). The p
 
 Its hot loop is written out by hand: numba's call (or ``inline="always"``) of a helper that
 takes a dozen arrays cost 0.1-0.3 us a call here, more than the work it does. So the check of
-when a stream's next op may start stands five times: as ``_ready_at(j, prev, dep_ptr,
+when a stream's next op may start stands four times: as ``_ready_at(j, prev, dep_ptr,
 dep_idx, fin, end)`` with ``inline="always"``, the pass over a 9.9M-op TP2 x PP4 x 4
-``--overlap`` run took 1.86-2.13 s instead of 1.09-1.10 s (2026-12-06).
+``--overlap`` run took 1.86-2.13 s instead of 1.09-1.10 s (2026-12-06). A PIM reservation's
+release, seldom, calls :func:`_wake` for it instead.
 
 Its caller (:mod:`sim.engine_shared`) then leaves the run to the event engine.
 """
@@ -109,6 +110,36 @@ def _after_fire(i, t, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end, fin):
         if fin[a] and end[a] == t and _waits_for(i, a, prev, dep_ptr, dep_idx):
             return True
     return False
+
+
+@njit(cache=True, error_model="numpy", inline="never")
+def _wake(op, woken, sid, at, pos, bounds, by_stream, prev, dep_ptr, dep_idx, fin, end):
+    """Op ``op`` has ended: the next op's start of its stream and of those that wait on it,
+    where every op it waits for has ended (``at``, per stream; inf: not yet). A call, not
+    inlined: a reservation's release, seldom, takes it; the hot loop's own ends keep the
+    same lines written out (module docstring)."""
+    n_streams = len(at)
+    bits = woken[op] | (1 << (sid[op] & 63)) if n_streams <= 64 else -1
+    for w in range(n_streams):
+        if (bits >> (w & 63)) & 1 and at[w] == np.inf and pos[w] < bounds[w + 1]:
+            j = by_stream[pos[w]]
+            t = 0.0
+            p = prev[j]
+            ok = True
+            if p >= 0:
+                if not fin[p]:
+                    ok = False
+                else:
+                    t = end[p]
+            if ok:
+                for q in range(dep_ptr[j], dep_ptr[j + 1]):
+                    d = dep_idx[q]
+                    if not fin[d]:
+                        ok = False
+                        break
+                    if end[d] > t:
+                        t = end[d]
+            at[w] = t if ok else np.inf
 
 
 #: what :func:`_change_order` finds of a reservation change at a time with another
@@ -292,28 +323,7 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
                     rl_next[r] = rl_t[r, q]
             pend[op] = 0
             fin[op] = True
-            # its stream and those that wait on it: their next op's start
-            bits = woken[op] | (1 << (sid[op] & 63)) if n_streams <= 64 else -1
-            for w in range(n_streams):
-                if (bits >> (w & 63)) & 1 and at[w] == np.inf and pos[w] < bounds[w + 1]:
-                    j = by_stream[pos[w]]
-                    t = 0.0
-                    p = prev[j]
-                    ok = True
-                    if p >= 0:
-                        if not fin[p]:
-                            ok = False
-                        else:
-                            t = end[p]
-                    if ok:
-                        for q in range(dep_ptr[j], dep_ptr[j + 1]):
-                            d = dep_idx[q]
-                            if not fin[d]:
-                                ok = False
-                                break
-                            if end[d] > t:
-                                t = end[d]
-                    at[w] = t if ok else np.inf
+            _wake(op, woken, sid, at, pos, bounds, by_stream, prev, dep_ptr, dep_idx, fin, end)
             continue
         if rf >= 0 and tf <= s:
             # resource rf's timer fires (SharedBandwidth._on_timer, inlined by hand): the
