@@ -287,7 +287,8 @@ def run_streams(engine, trace: Trace, plan: Plan, dag: bool = True) -> Timeline:
                                  c.detail.get("memory_share") is not None else -1.0
                                  for c in table] or [-1.0])
             times = shared_run(arrays, stream, prev_op, names, lat_all, size_all,
-                               share_of[kind], memory_of, loads, by_stream, bounds)
+                               share_of[kind] if (share_of >= 0).any() else None,
+                               memory_of, loads, by_stream, bounds)
         if times is not None:     # timed without the SimPy loop (or it for a prefix only)
             if deps is not None:
                 deps.result()

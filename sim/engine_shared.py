@@ -26,18 +26,18 @@ WHERE = np.full(2, -1, dtype=np.int64)
 
 
 def shared_run(arrays, stream: np.ndarray, prev: np.ndarray, names, lat: np.ndarray,
-               size: np.ndarray, share: np.ndarray, memory_of: dict, loads: LoadIndex,
+               size: np.ndarray, share: np.ndarray | None, memory_of: dict, loads: LoadIndex,
                by_stream: np.ndarray, bounds: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray] | None:
     """(start, end) of every op (s), each resource's figures set, where the pass finishes;
     None (nothing set) where it gives up. ``lat``: each op's latency (s); ``size``: its bytes
     through its stream's shared memory (``memory_of``: stream name -> resource); ``share``:
     the share of that memory an op reserves while it runs (a PIM unit's ``memory_share``;
-    negative: none), as :func:`sim.resources.occupy` reads it: only an op without link loads
-    on a stream with a shared memory reserves, and moves no bytes then (an op loading one
-    link twice the pass replays: its transfers share it as SimPy's do); ``loads``: the ops'
-    link loads; the rest as :func:`sim.engine_dag.contention_free` takes them; ``by_stream``
-    / ``bounds``: the ops by stream and where each stream's begin
+    negative, or ``share`` None: none), as :func:`sim.resources.occupy` reads it: only an op
+    without link loads on a stream with a shared memory reserves, and moves no bytes then
+    (an op loading one link twice the pass replays: its transfers share it as SimPy's do);
+    ``loads``: the ops' link loads; the rest as :func:`sim.engine_dag.contention_free` takes
+    them; ``by_stream`` / ``bounds``: the ops by stream and where each stream's begin
     (:func:`sim.stream_order.stream_layout`)."""
     from sim.engine_aot import kernels
 
@@ -55,11 +55,13 @@ def shared_run(arrays, stream: np.ndarray, prev: np.ndarray, names, lat: np.ndar
                              dtype=np.int64)
     op_mem = mem_of_stream[stream] if len(names) else np.full(n, -1, dtype=np.int64)
     op_list = np.ascontiguousarray(loads.of_op, dtype=np.int64)
-    # occupy: a share with no link loads and a shared memory reserves instead of moving bytes
-    reserves = (np.asarray(share) >= 0) & (op_mem >= 0) & (op_list < 0)
-    share_op = np.where(reserves, share, -1.0).astype(np.float64)
-    if reserves.any():
-        size = np.where(reserves, 0.0, size)
+    share_op = np.zeros(0)    # none reserves (the pass reads an empty array so)
+    if share is not None:
+        # occupy: a share with no link loads and a shared memory reserves, moving no bytes
+        reserves = (np.asarray(share) >= 0) & (op_mem >= 0) & (op_list < 0)
+        if reserves.any():
+            share_op = np.where(reserves, share, -1.0).astype(np.float64)
+            size = np.where(reserves, 0.0, size)
     bw = np.array([r.bandwidth for r in res], dtype=np.float64)
     reserved = np.array([r.reserved for r in res], dtype=np.float64)
     moved = np.array([r.bytes_moved for r in res], dtype=np.float64)

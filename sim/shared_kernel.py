@@ -192,16 +192,16 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
     ``op_list[i]`` (-1: none) of ``list_res`` / ``list_nb`` at ``list_ptr[c]:list_ptr[c +
     1]``; its memory bytes ``op_size[i]`` through resource ``op_mem[i]`` (-1: none);
     ``share[i]`` > 0: the op moves nothing and reserves that share of ``op_mem[i]`` while it
-    runs (a PIM unit); ``bw``: each resource's B/s; ``by_stream`` / ``bounds``: the ops of
-    stream ``k`` in order at ``bounds[k]:bounds[k + 1]``. ``where``: the op and the resource
-    at which it gave up (-1: none)."""
+    runs (a PIM unit; ``share`` empty: no op does); ``bw``: each resource's B/s;
+    ``by_stream`` / ``bounds``: the ops of stream ``k`` in order at ``bounds[k]:bounds[k +
+    1]``. ``where``: the op and the resource at which it gave up (-1: none)."""
     n = len(lat)
     n_res = len(bw)
     rate = np.empty(n_res)      # what the transfers in flight share: SharedBandwidth.rate
     for r in range(n_res):
         rate[r] = bw[r] * (1.0 - reserved[r])
-    any_share = False
-    for i in range(n):
+    any_share = False     # (``share`` empty: none)
+    for i in range(len(share)):
         if share[i] > 0.0:
             any_share = True
             break
@@ -411,7 +411,7 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
         hi = list_ptr[c + 1] if c >= 0 else 0
         m = op_mem[i]
         total = hi - lo + (1 if m >= 0 and op_size[i] > 0 else 0)
-        if share[i] > 0.0:
+        if any_share and share[i] > 0.0:
             # a PIM unit's op reserves its share of the memory until its timeout
             # (SharedBandwidth.reserve, inlined): what is in flight is charged at the rate so
             # far and shares the rest from now; it moves no bytes
