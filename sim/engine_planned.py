@@ -5,8 +5,8 @@ A placement that keeps weights or the KV cache on another tier (host DDR, a CXL 
 plan move them on copy streams (:class:`~sim.system.plan.Transfer`), the ops waiting for the
 transfers they read (``extra_deps``) while the compute stream's ops and the transfers share
 the device's memory; an NPU+PIM device runs its PIM unit's ops on a stream of their own, each
-reserving a share of the memory the NPU's ops move their bytes through. :func:`sim.shared_kernel
-.shared_times` replays such sharing bit for bit (each resource's
+reserving a share of the memory the NPU's ops move their bytes through.
+:func:`sim.shared_kernel.shared_times` replays such sharing bit for bit (each resource's
 :class:`~sim.resources.SharedBandwidth` arithmetic, in time order); here the run is put in its
 terms:
 

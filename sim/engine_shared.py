@@ -4,12 +4,12 @@ Where transfers share a memory or a link (a collective of one micro-batch beside
 one's compute ops under ``--overlap``, two stages' sends on one link), the event engine's
 times follow from each resource's processor sharing, replayed in time order
 (:func:`sim.shared_kernel.shared_times`: one compiled event loop over the streams and
-resources, each resource's arrivals, timers and reservations (a PIM unit's share of its
-memory) with :class:`~sim.resources.SharedBandwidth`'s arithmetic). That pass gives up where SimPy's
-order of two events at one time is not certain from the trace, or where more transfers are
-in flight at once than it holds; then the SimPy event loop runs the trace. Where it finishes,
-the times and every resource's bytes, busy time, last change and reserved share are the
-event loop's, bit for bit (tests/test_engine_shared.py).
+resources, each resource's arrivals, timers and reservations - a PIM unit's share of its
+memory - with :class:`~sim.resources.SharedBandwidth`'s arithmetic). That pass gives up
+where SimPy's order of two events at one time is not certain from the trace, or where more
+transfers are in flight at once than it holds; then the SimPy event loop runs the trace.
+Where it finishes, the times and every resource's bytes, busy time, last change and reserved
+share are the event loop's, bit for bit (tests/test_engine_shared.py).
 """
 
 from __future__ import annotations
