@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_args import rounds  # noqa: E402
 from bench_run import bare_simpy_events_per_s
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +77,7 @@ def _span(values: list[float], fmt: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=3, help="rounds (default 3)")
+    ap.add_argument("--repeat", type=rounds, default=3, help="rounds (default 3)")
     ap.add_argument("--runs", nargs="+", choices=sorted(RUNS), default=list(RUNS),
                     help="runs to time (default: all)")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")

@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_args import chosen_cases, rounds  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_run import (  # noqa: E402
@@ -94,17 +96,12 @@ def main() -> None:
     cli_process_settings()
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--repeat", type=rounds, default=1)
     ap.add_argument("--cases", default=",".join(CASES),
                     help=f"comma-separated case names ({', '.join(CASES)})")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    if args.repeat < 1:
-        ap.error(f"--repeat: expected a positive number of rounds, got {args.repeat}")
-    names = [c for c in args.cases.split(",") if c]
-    unknown = [c for c in names if c not in CASES]
-    if unknown:
-        ap.error(f"--cases: unknown {', '.join(unknown)} (known: {', '.join(CASES)})")
+    names = chosen_cases(ap, args.cases, CASES)
     rows = []
     for name in names:
         arch, model, scenario, (short, long), *options = CASES[name]

@@ -40,6 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_args import rounds  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -77,7 +79,7 @@ def _find_dramsim3(given: str | None) -> str | None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=rounds, default=3)
     ap.add_argument("--reference", default=os.environ.get(
         "XPUSIM_REFERENCE_DIR", str(ROOT.parent / "shared" / "reference")))
     ap.add_argument("--dramsim3", default=None, help="path of the dramsim3main binary")

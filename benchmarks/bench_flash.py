@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_args import rounds  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -39,7 +41,7 @@ def run_case(ssd: Path, row: dict) -> tuple[object, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=rounds, default=3)
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = ap.parse_args(argv)
     ssd = reference_dir() / "ssd"

@@ -17,6 +17,8 @@ import json
 import statistics
 import time
 
+from bench_args import rounds  # noqa: E402
+
 
 def run_once(arch_name: str = "dgx-a100") -> dict:
     t0 = time.perf_counter()
@@ -49,7 +51,7 @@ def run_once(arch_name: str = "dgx-a100") -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=1, help="runs in this process (first is cold)")
+    ap.add_argument("--repeat", type=rounds, default=1, help="runs in this process (first is cold)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     runs = [run_once() for _ in range(max(1, args.repeat))]

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_args import rounds  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -109,7 +111,7 @@ def cases(quick: bool):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=rounds, default=5)
     ap.add_argument("--quick", action="store_true", help="smaller shapes (CI smoke run)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

@@ -59,6 +59,7 @@ import tempfile
 import time
 
 import simpy
+from bench_args import chosen_cases, rounds  # noqa: E402
 
 CASES = {
     "7b-g256": ("h100", "llama2-7b", {"batch": 8, "prompt_len": 512, "gen_len": 256}),
@@ -261,7 +262,7 @@ def main() -> None:
     cli_process_settings()
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=rounds, default=3)
     ap.add_argument("--cases", default=",".join(DEFAULT_CASES),
                     help=f"comma-separated case names ({', '.join(CASES)}; default all but "
                          "7b-g8192)")
@@ -271,10 +272,7 @@ def main() -> None:
     ap.add_argument("--cold", action="store_true",
                     help="clear the micro-models' memo caches before every run")
     args = ap.parse_args()
-    names = [c for c in args.cases.split(",") if c]
-    unknown = [c for c in names if c not in CASES]
-    if unknown:
-        ap.error(f"--cases: unknown {', '.join(unknown)} (known: {', '.join(CASES)})")
+    names = chosen_cases(ap, args.cases, CASES)
     startup = statistics.median(startup_cpu_s() for _ in range(args.repeat))
     # the engine's compiled loops: built once per kernel version (sim/engine_aot.py), then
     # loaded in milliseconds; made ready here so that no case times their one-time build

@@ -31,6 +31,7 @@ import statistics
 import time
 
 import numpy as np
+from bench_args import rounds  # noqa: E402
 
 CASES = {
     "conv-1k": {"rows": 1000, "scheduler": "continuous"},
@@ -113,7 +114,7 @@ def run_sweep(workers: int) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="conv-1k,conv-1k-chunked,conv-100k")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=rounds, default=3)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--sweep", action="store_true", help="run the serving sweep instead")
     ap.add_argument("--workers", type=int, default=2)

@@ -45,6 +45,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench_args import rounds  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_S = 0.25  # issue 18, item 1: start-up CPU of --help, arch list, models list, op gemm, run
 HEAVY = ("numba", "llvmlite", "numpy", "scipy", "pandas", "pyarrow", "matplotlib", "simpy",
@@ -202,7 +204,7 @@ def measure(commands: list[tuple[str, list[str]]], repeat: int, bytecode: bool =
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=rounds, default=5)
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--only", nargs="*", default=None, help="labels of commands to measure")
     ap.add_argument("--no-bytecode", action="store_true",

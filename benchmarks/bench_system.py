@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_args import rounds  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_run import bare_simpy_events_per_s  # noqa: E402  (the same bare-SimPy yardstick)
@@ -99,7 +101,7 @@ def baseline(checkout: str, case: dict, repeat: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=rounds, default=3)
     ap.add_argument("--baseline", default="", help="a checkout to run the first two cases on")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

@@ -1,0 +1,40 @@
+"""The benchmarks' shared arguments (benchmarks/bench_args.py): a bad ``--repeat`` or case
+name is a one-line usage error with exit code 2, never a traceback from an empty median."""
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+from bench_args import chosen_cases, rounds  # noqa: E402
+
+
+def test_rounds_takes_positive_counts_only():
+    assert rounds("3") == 3
+    for bad in ("0", "-2", "x", "1.5"):
+        with pytest.raises(argparse.ArgumentTypeError, match="positive number of rounds"):
+            rounds(bad)
+
+
+def test_unknown_cases_name_the_known_ones(capsys):
+    ap = argparse.ArgumentParser(prog="bench")
+    assert chosen_cases(ap, "a,,b", {"a": 1, "b": 2}) == ["a", "b"]
+    with pytest.raises(SystemExit) as exc:
+        chosen_cases(ap, "a,zz", {"a": 1, "b": 2})
+    assert exc.value.code == 2
+    assert "--cases: unknown zz (known: a, b)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", ["bench_run.py", "bench_cli_run.py", "bench_devices.py",
+                                    "bench_startup.py"])
+def test_zero_rounds_is_a_usage_error(script):
+    got = subprocess.run([sys.executable, str(BENCH / script), "--repeat", "0"],
+                         capture_output=True, text=True, timeout=120)
+    assert got.returncode == 2
+    assert "Traceback" not in got.stderr
+    assert got.stderr.strip().splitlines()[-1].endswith(
+        "argument --repeat: expected a positive number of rounds, got 0")
