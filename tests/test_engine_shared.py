@@ -291,3 +291,22 @@ def test_random_runs_with_reservations_equal_the_event_loop(build):
             assert start.tolist() == s_start.tolist() and end.tolist() == s_end.tolist()
             assert state == s_state
     assert finished >= 50
+
+
+@pytest.mark.parametrize("build", ["aot", "jit"])
+def test_two_shares_one_end_resumes_are_added_in_simpys_order(build):
+    """x (0.25 s, no bytes) ends; its stream's next op y reserves 0.2 in that process step,
+    w (waiting for x, on the first stream, which the pass meets first) reserves 0.4 after.
+    With z's 0.1 held since 0 the share is (0.1 + 0.2) + 0.4 = 0.7000000000000001, not 0.7:
+    the pass works it out in SimPy's order (the other order leaves 2.8e-17 reserved once
+    every share is released, where SimPy leaves 0)."""
+    streams = [[0], [1, 2], [3], [4]]          # w | x, y | z | t
+    lat = [0.375, 0.25, 0.5, 1.0, 0.01]
+    nbytes = [0.0, 0.0, 0.0, 0.0, 100.0]
+    shares = [0.4, -1.0, 0.2, 0.1, -1.0]
+    case = (streams, lat, nbytes, {0: (1,)}, shares)
+    code, start, end, state = _run_kernel(build, *case)
+    s_start, s_end, s_state = _simpy(*case)
+    assert code == DONE and start[0] == start[2] == 0.25
+    assert start.tolist() == s_start.tolist() and end.tolist() == s_end.tolist()
+    assert state == s_state
