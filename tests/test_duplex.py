@@ -42,8 +42,9 @@ def test_placement_by_op_per_byte(duplex):
 
 def test_split_ops_are_the_dataclass_replacements(duplex):
     """split_trace stores its ops' slots directly (workloads.trace.op_share): each op and twin
-    equals ``dataclasses.replace`` of the original, every field, the twin's deps those of its
-    op; the fraction memo gives each op of one shape the same split."""
+    equals ``dataclasses.replace`` of the original, every field, both waiting for every op and
+    twin their original's dependencies became; the fraction memo gives each op of one shape
+    the same split."""
     import dataclasses
 
     lc = LayerCosts(duplex, get_model("mixtral-8x7b"), 4)
@@ -51,9 +52,11 @@ def test_split_ops_are_the_dataclass_replacements(duplex):
     ops = [dataclasses.replace(o, id=i, deps=(i - 1,) if i else ()) for i, o in enumerate(ops)]
     split = duplex.split_trace(Trace(ops)).ops
     k = 0
+    became: dict[int, tuple[int, ...]] = {}   # original id -> its op (and twin) in the split
     for op in ops:
         frac = duplex.xpu_fraction(op)
-        deps = split[k].deps
+        deps = tuple(n for d in op.deps for n in became[d])   # its deps' ops and twins
+        became[op.id] = (k,) if frac >= 1.0 else (k, k + 1)
         want = [dataclasses.replace(op, id=k, deps=deps, flops=op.flops * frac,
                                     bytes=op.bytes * frac)]
         if frac < 1.0:
