@@ -101,6 +101,27 @@ def _trigger(i, t, prev, dep_ptr, dep_idx, end):
     return got
 
 
+#: the order of two ops that start at one time (:func:`_resumed_order`), or of two
+#: reservation changes (:func:`_change_order`)
+UNKNOWN, IN_ORDER, REVERSED = 0, 1, 2
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _resumed_order(a, i, t, prev, dep_ptr, dep_idx, end):
+    """Of ops ``a`` (met first by the pass) and ``i`` starting at ``t``: IN_ORDER where SimPy
+    starts ``a`` first too, REVERSED where it starts ``i`` first, UNKNOWN where the trace
+    does not say. Known: both resumed by one op's end, its stream's next op first (the same
+    process step), the waiter on another stream after."""
+    x = _trigger(i, t, prev, dep_ptr, dep_idx, end)
+    if x < 0 or x != _trigger(a, t, prev, dep_ptr, dep_idx, end):
+        return UNKNOWN
+    if prev[a] == x and prev[i] != x:
+        return IN_ORDER
+    if prev[i] == x and prev[a] != x:
+        return REVERSED
+    return UNKNOWN
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def _after_fire(i, t, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end, fin):
     """Whether op ``i`` arriving at ``t`` on resource ``r`` when its timer fired then comes
@@ -142,10 +163,6 @@ def _wake(op, woken, sid, at, pos, bounds, by_stream, prev, dep_ptr, dep_idx, fi
             at[w] = t if ok else np.inf
 
 
-#: what :func:`_change_order` finds of a reservation change at a time with another
-UNKNOWN, IN_ORDER, REVERSED = 0, 1, 2
-
-
 @njit(cache=True, error_model="numpy", inline="always")
 def _change_order(r, i, t, kind, share, reserved, chg_t, chg_n, chg_kind, chg_op, chg_share,
                   chg_before, prev, dep_ptr, dep_idx, end):
@@ -171,14 +188,7 @@ def _change_order(r, i, t, kind, share, reserved, chg_t, chg_n, chg_kind, chg_op
     a = chg_op[r]
     if chg_kind[r] == RELEASE:
         return IN_ORDER if _waits_for(i, a, prev, dep_ptr, dep_idx) else UNKNOWN
-    x = _trigger(i, t, prev, dep_ptr, dep_idx, end)
-    if x < 0 or x != _trigger(a, t, prev, dep_ptr, dep_idx, end):
-        return UNKNOWN
-    if prev[a] == x and prev[i] != x:
-        return IN_ORDER
-    if prev[i] == x and prev[a] != x:
-        return REVERSED
-    return UNKNOWN
+    return _resumed_order(a, i, t, prev, dep_ptr, dep_idx, end)
 
 
 @njit(cache=True, error_model="numpy")
@@ -497,12 +507,10 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
                     for q in range(cnt[r]):     # its bytes (nothing charged since it came)
                         if fl_op[r, q] == j2:
                             other = fl_left[r, q]
-                    x = _trigger(i, s, prev, dep_ptr, dep_idx, end)
-                    if x >= 0 and x == _trigger(j2, s, prev, dep_ptr, dep_idx, end) and \
-                            prev[i] == x and prev[j2] != x:
+                    order = _resumed_order(j2, i, s, prev, dep_ptr, dep_idx, end)
+                    if order == REVERSED:
                         first_i = True
-                    elif not (x >= 0 and x == _trigger(j2, s, prev, dep_ptr, dep_idx, end)
-                              and prev[j2] == x and prev[i] != x) and \
+                    elif order == UNKNOWN and \
                             (moved_before[r] + nb) + other != (moved_before[r] + other) + nb:
                         # an order not known, and the bytes moved would differ by it (else
                         # nothing the two arrivals leave depends on their order)
