@@ -67,6 +67,11 @@ CASES = {
     "tp2-pp2-mb4-links": ("dgx-h100", "llama2-7b", {"batch": 8, "prompt_len": 256,
                                                     "gen_len": 8, "tp": 2, "pp": 2,
                                                     "microbatches": 4}, False),
+    # NeuPIMs: decode attention on the PIM unit's stream (a (kind, phase) asked once), each
+    # reserving a share of the memory the NPU's ops move their bytes through
+    "neupims": ("neupims", "gpt3-7b", {"batch": 8, "prompt_len": 128, "gen_len": 6}, False),
+    "neupims-mb2-overlap": ("neupims", "gpt3-7b", {"batch": 16, "prompt_len": 128,
+                                                   "gen_len": 6, "microbatches": 2}, True),
 }
 
 
@@ -210,15 +215,17 @@ def _plans(name):
     sc = Scenario(**scenario)
     policies = Policies(overlap=overlap)
     stages = stages_for(system, sc.tp, sc.pp)
-    compact = trace_model(get_model(model), sc, compact=True)
-    ref_trace = trace_model(get_model(model), sc, compact=True)
+    units = device.unit_ops()   # (a PIM unit's ops: the tracer cuts layers there)
+    compact = trace_model(get_model(model), sc, units=units, compact=True)
+    ref_trace = trace_model(get_model(model), sc, units=units, compact=True)
     assert len(ref_trace.ops)   # materialised: planned op by op
     new = streams_plan(compact, system, device, policies, stages)
     old = build_plan(ref_trace, system, device, None, policies)
     return compact, ref_trace, new, old
 
 
-@pytest.mark.parametrize("name", ["tp2-pp4-mb4", "pp2-overlap", "moe-ep4"])
+@pytest.mark.parametrize("name", ["tp2-pp4-mb4", "pp2-overlap", "moe-ep4", "neupims",
+                                  "neupims-mb2-overlap"])
 def test_plan_from_arrays_equals_op_by_op_plan(name):
     compact, ref_trace, new, old = _plans(name)
     assert new is not None
@@ -233,6 +240,34 @@ def test_plan_from_arrays_equals_op_by_op_plan(name):
     streams = [arrays.stream_names[c] for c in arrays.stream.tolist()]
     assert streams == [op.device for op in ref_trace.ops]
     assert [op.device for op in arrays.materialise()] == streams
+
+
+def test_a_unit_is_asked_per_kind_and_phase_as_op_by_op():
+    # the head's ops form one kind over the prefill and the decode; a unit that runs them in
+    # the decode only splits that kind's ops over two streams, as the op-by-op walk does
+    arch = load_arch("neupims")
+    system, device = build_system(arch), device_for(arch, "tile")
+
+    class DecodeHeadUnit(type(device)):
+        def unit_of(self, op):
+            if op.name == "lm_head" and op.phase == "decode":
+                return "head"
+            return super().unit_of(op)
+
+    device.__class__ = DecodeHeadUnit
+    sc = Scenario(batch=8, prompt_len=128, gen_len=6)
+    compact = trace_model(get_model("gpt3-7b"), sc, units=device.unit_ops(), compact=True)
+    ref_trace = trace_model(get_model("gpt3-7b"), sc, units=device.unit_ops(), compact=True)
+    new = streams_plan(compact, system, device, Policies(), stages_for(system, 1, 1))
+    old = build_plan(ref_trace, system, device, None, Policies())
+    assert list(new.streams) == list(old.streams) == ["npu_pim0.compute", "npu_pim0.pim",
+                                                      "npu_pim0.head"]
+    assert new.memory_of == old.memory_of and new.resources == old.resources
+    arrays = compact.compact
+    streams = [arrays.stream_names[c] for c in arrays.stream.tolist()]
+    assert streams == [op.device for op in ref_trace.ops]
+    head = {(op.phase, op.device) for op in ref_trace.ops if op.name == "lm_head"}
+    assert head == {("prefill", "npu_pim0.compute"), ("decode", "npu_pim0.head")}
 
 
 def test_ep_rank_beyond_stage_is_refused_as_op_by_op():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import sim.engine_planned as engine_planned
+import sim.system.schedule as schedule
 from arch import load_arch
 from sim.run import simulate
 from sim.system.placement import parse_placement
@@ -123,8 +124,11 @@ PIM_CASES = {
 @pytest.mark.parametrize("case", list(PIM_CASES))
 def test_pim_units_pass_gives_the_event_engines_figures(case, monkeypatch):
     """NPU+PIM devices (no transfers): the pass replays the PIM units' reservations and the
-    NPU's transfers; its op and resource tables and metrics are the event engine's."""
+    NPU's transfers; its op and resource tables and metrics are the event engine's. (Planned
+    op by op: NeuPIMs' compact trace is otherwise planned and run from its arrays,
+    tests/test_array_plan.py.)"""
     arch, model, scenario, policies = PIM_CASES[case]
+    monkeypatch.setattr(schedule, "PLAN_FROM_ARRAYS", False)
     taken = []
     real = engine_planned.run_planned
 

@@ -7,8 +7,10 @@ and its collective's link loads op by op; :func:`streams_plan` makes the same de
 ``CompactOps.stream`` (codes into ``stream_names``), so no :class:`~workloads.trace.Op` is made.
 Streams, resources and loads are registered in the order the op-by-op walk registers them (the
 order the first op of each occurs), so the plan equals the op-by-op one entry for entry
-(tests/test_array_plan.py). Traces with hosted ops, device units (PIM) or moved tensors are
-planned op by op.
+(tests/test_array_plan.py). A device with units beside its compute engine (a PIM unit:
+``Device.unit_of``) is asked once per (op kind, phase), what ``unit_of`` may read, and each
+such unit's ops of a stage go to that stage's ``<device>.<unit>`` stream. Traces with hosted
+ops or moved tensors are planned op by op.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from sim.columns import in_first_order
 from sim.devices.base import Device, SimError, collective_min_bytes
+from sim.engine import _ops_at
 from sim.engine_aot import kernels
 from sim.system.grouped_loads import GroupedLoads
 from sim.system.plan import Load, Plan
@@ -39,23 +42,30 @@ COMPUTE, COMM, RANK = 0, 1, 2
 def streams_plan(trace: Trace, system: System, device: Device, policies: Policies,
                  stages: list[Stage]) -> Plan | None:
     """:func:`~sim.system.schedule.build_plan` of a compact trace without placement, from its
-    arrays (None where the op-by-op walk is needed: hosted attention, device units)."""
+    arrays (None where the op-by-op walk is needed: hosted attention)."""
     arrays = trace.compact
-    if policies.attention_on or type(device).unit_of is not Device.unit_of or not len(arrays):
+    if policies.attention_on or not len(arrays):
         return None
     kinds = arrays.kinds
     stage_at = np.array(stage_of_layers(trace.model.n_layers, trace.scenario.pp),
                         dtype=np.int32)
     # per kind: a collective, a pipeline send, an expert rank, a collective of a group
     is_coll = np.array([k.kind == COLLECTIVE for k in kinds], dtype=bool)
-    is_send = np.array([k.kind == COLLECTIVE and k.collective is not None and
-                        k.collective.kind == "send" for k in kinds], dtype=bool)
+    is_send = is_send_kind = np.array([k.kind == COLLECTIVE and k.collective is not None and
+                                       k.collective.kind == "send" for k in kinds], dtype=bool)
     rank = np.array([k.rank for k in kinds], dtype=np.int64)
     grouped = np.array([k.kind == COLLECTIVE and k.collective is not None and
                         k.collective.group > 1 for k in kinds], dtype=bool)
     category = np.where(is_coll & policies.overlap, COMM,
                         np.where(rank >= 0, RANK + rank, COMPUTE)).astype(np.int64)
+    # a device's units (PIM): each (kind, phase) whose op would run on the compute stream is
+    # asked for its unit; the kernel below then keys those pairs, not the kinds
+    code, units = arrays.kind, []
+    if type(device).unit_of is not Device.unit_of:
+        code, of_code, category, units = _unit_categories(arrays, device, category)
+        is_send, grouped = is_send[of_code], grouped[of_code]
     width = int(category.max()) + 1
+    unit_base = width - len(units)
     comm_loads = collective_ports(system, stages)
     ported = np.array([bool(comm_loads.get(st.index)) for st in stages], dtype=bool)
     # per op (one compiled pass, sim/plan_kernel.py): its stage (a send runs on the stage
@@ -67,7 +77,7 @@ def streams_plan(trace: Trace, system: System, device: Device, policies: Policie
     loaded = np.empty(n, dtype=bool)
     key_table, first_table = (np.empty(len(stages) * width, dtype=np.int64) for _ in range(2))
     n_keys = kernels().stream_keys(
-        np.ascontiguousarray(arrays.kind, dtype=np.int32),
+        np.ascontiguousarray(code, dtype=np.int32),
         np.ascontiguousarray(arrays.layer, dtype=np.int32), stage_at, is_send, category,
         grouped, ported, width, stage, here, key_of, loaded, key_table, first_table)
     keys, key_first = key_table[:n_keys], first_table[:n_keys]
@@ -91,6 +101,14 @@ def streams_plan(trace: Trace, system: System, device: Device, policies: Policie
                 plan.stream_device[st.comm] = st.rep
                 plan.devices_of[st.comm] = st.devices
                 used_memory[st.rep].add(st.comm)
+        elif cat >= unit_base:   # a unit beside the compute engine: a stream of its own
+            stream = f"{st.rep}.{units[cat - unit_base]}"
+            names.append(stream)
+            if stream not in plan.streams:
+                plan.streams[stream] = device
+                plan.stream_device[stream] = st.rep
+                plan.devices_of[stream] = st.devices
+                used_memory[st.rep].add(stream)
         else:
             r = cat - RANK
             if r >= len(st.devices):
@@ -113,10 +131,34 @@ def streams_plan(trace: Trace, system: System, device: Device, policies: Policie
     if len(slots) == 1:
         arrays.device = names[0]
     loads = _collective_loads(arrays, plan, system, stages, stage, here,
-                              np.flatnonzero(loaded), is_send, comm_loads, policies)
+                              np.flatnonzero(loaded), is_send_kind, comm_loads, policies)
     contended_memories(plan, system, device, used_memory)
     _prune_uncontended(plan, *loads)
     return plan
+
+
+def _unit_categories(arrays, device: Device, category: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """The ops keyed by (kind, phase) for a device with units: (each op's code, each code's
+    kind, each code's stream category, the units' names). A code whose kind runs on the
+    compute stream (``category`` COMPUTE: not a collective under ``--overlap``, not an expert
+    rank's op) and whose op ``device.unit_of`` gives a unit gets that unit's category, one
+    past the others' in the order the units are first met; the rest keep their kind's."""
+    n_phases = max(len(arrays.phases), 1)
+    pair = arrays.kind.astype(np.int64) * n_phases + arrays.phase
+    values, first, code = in_first_order(pair)
+    of_code = (values // n_phases).astype(np.int64)
+    cats = category[of_code].copy()
+    base = max(int(category.max()) + 1, RANK)   # past the compute, comm and ranks' categories
+    units: list[str] = []
+    asked = np.flatnonzero(cats == COMPUTE)
+    for j, op in zip(asked.tolist(), _ops_at(arrays, first[asked], ""), strict=True):
+        unit = device.unit_of(op)
+        if unit:
+            if unit not in units:
+                units.append(unit)
+            cats[j] = base + units.index(unit)
+    return code, of_code, cats, units
 
 
 def _collective_loads(arrays, plan: Plan, system: System, stages: list[Stage],
