@@ -39,14 +39,13 @@ from heapq import heappush
 
 import numpy as np
 
-from sim.columns import slice_indices
 from sim.devices.base import Cost, Device
 from sim.lazy_module import LazyModule
 from sim.resources import SharedBandwidth, occupy
 from sim.system.grouped_loads import GroupedLoads
 from sim.system.plan import Plan, Transfer
 from workloads.fold import FoldedOps, first_seen
-from workloads.trace import COLLECTIVE, Op, Trace
+from workloads.trace import COLLECTIVE, Op, Trace, ops_at
 
 #: SimPy loads on first use: a run on the one-stream path (``_run_one_stream``) never needs it
 simpy = LazyModule("simpy", globals())
@@ -161,29 +160,6 @@ class CostList(Sequence):
     def __iter__(self):
         table = self.table
         return (table[j] for j in self.index.tolist())
-
-
-def _ops_at(arrays, at: np.ndarray, stream: str) -> list[Op]:
-    """The ops with ids ``at`` of a trace held as arrays (what ``trace.ops[i]`` would be, on
-    ``stream``), their per-op fields gathered from the arrays at once."""
-    kinds, phases, ptr, idx = arrays.kinds, arrays.phases, arrays.dep_ptr, arrays.dep_idx
-    # every op's deps gathered at once: op j's are flat[lo[j]:hi[j]]
-    first, count = ptr[at], ptr[at + 1] - ptr[at]
-    hi = np.cumsum(count)
-    lo = hi - count
-    flat = idx[slice_indices(first, count)]
-    flat = flat.tolist()
-    out = []
-    for i, k, ph, layer, step, tokens, requests, mb, a, b in zip(
-            at.tolist(), arrays.kind[at].tolist(), arrays.phase[at].tolist(),
-            arrays.layer[at].tolist(), arrays.step[at].tolist(), arrays.tokens[at].tolist(),
-            arrays.requests[at].tolist(), arrays.microbatch[at].tolist(), lo.tolist(),
-            hi.tolist(), strict=True):
-        t = kinds[k]
-        out.append(Op(i, t.name, t.kind, phases[ph], layer, step, t.compute, t.shards,
-                      tuple(flat[a:b]), t.collective, tokens, requests, stream,
-                      t.op_class, t.flops, t.bytes, mb, t.rank))
-    return out
 
 
 #: ops per block of :func:`_cumulative` (its gathers stay in cache, no run-long temporary)
@@ -443,7 +419,7 @@ class Engine:
             ops = fold.ops_at(arrays.kinds, arrays.phases, first, name)
         else:
             used, first = first_seen(arrays.kind, n_kinds)
-            ops = _ops_at(arrays, first, name)
+            ops = ops_at(arrays, first, name)
         dispatch = np.zeros(n_kinds)
         settled: list = []   # (positions in ops, CostBlock): costs priced as columns
         if hasattr(dev, "prefetch"):   # a device that prices shape families at once

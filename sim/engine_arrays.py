@@ -74,7 +74,7 @@ import simpy
 import sim.engine as engine_module
 from sim.columns import distinct_ints, flat_rows, slice_indices
 from sim.devices.base import Cost, Device
-from sim.engine import CostList, Timeline, _ops_at, first_seen
+from sim.engine import CostList, Timeline, first_seen
 from sim.engine_aot import (
     BUSY,
     NOT_MOVED,
@@ -97,7 +97,7 @@ from sim.resources import occupy
 from sim.stream_chains import handoffs
 from sim.stream_order import stream_layout, stream_positions
 from sim.system.plan import Plan
-from workloads.trace import Trace
+from workloads.trace import Trace, ops_at
 
 #: quiet-run tries at a stream's loaded ops before their success rate may stop them
 FUTILE = 64
@@ -148,7 +148,7 @@ SUM_SLACK = 1e-9
 def runs_on_arrays(trace: Trace, plan: Plan | None) -> bool:
     """Whether :func:`run_streams` runs this trace: held as arrays, placed on several
     streams by a plan without transfers or extra waits, every stream served by one plain
-    device object whose estimate is the memoised base one (costs shared by op kind)."""
+    device object whose estimate is one per op kind (``Device.estimates_by_kind``)."""
     if plan is None or not trace.is_compact or plan.transfers or plan.extra_deps:
         return False
     arrays = trace.compact
@@ -157,7 +157,7 @@ def runs_on_arrays(trace: Trace, plan: Plan | None) -> bool:
     devices = {id(plan.streams.get(name)) for name in arrays.stream_names}
     dev = plan.streams.get(arrays.stream_names[0]) if arrays.stream_names else None
     return len(devices) == 1 and dev is not None and \
-        type(dev).estimate is Device.estimate and dev.holds_for_latency()
+        dev.estimates_by_kind() and dev.holds_for_latency()
 
 
 def _kind_costs(dev: Device, arrays) -> list[Cost | None]:
@@ -165,7 +165,7 @@ def _kind_costs(dev: Device, arrays) -> list[Cost | None]:
     occur, each on a representative op placed on its stream."""
     n_kinds = len(arrays.kinds)
     used, first = first_seen(arrays.kind, n_kinds)
-    ops = _ops_at(arrays, first, "")
+    ops = ops_at(arrays, first, "")
     for op, i in zip(ops, first.tolist(), strict=True):
         op.device = arrays.stream_of(i)
     table: list[Cost | None] = [None] * n_kinds

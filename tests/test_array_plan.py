@@ -72,6 +72,10 @@ CASES = {
     "neupims": ("neupims", "gpt3-7b", {"batch": 8, "prompt_len": 128, "gen_len": 6}, False),
     "neupims-mb2-overlap": ("neupims", "gpt3-7b", {"batch": 16, "prompt_len": 128,
                                                    "gen_len": 6, "microbatches": 2}, True),
+    # Duplex: each co-processed decode op split on the arrays into the xPU's share and its
+    # PIM twin (workloads/twins.py), the twins on the PIM unit's stream, both shares reading
+    # the stacks' internal bandwidth
+    "duplex": ("duplex", "llama2-7b", {"batch": 16, "prompt_len": 128, "gen_len": 6}, False),
 }
 
 

@@ -101,3 +101,32 @@ def test_reproduce_duplex_quick(capsys):
     # more energy per in-stack bit or per logic-die FLOP can only raise Duplex's energy
     assert sens["in-stack access x0.5"] < base < sens["in-stack access x1.5"]
     assert sens["logic-die FLOP x0.5"] < base < sens["logic-die FLOP x1.5"]
+
+
+@pytest.mark.parametrize("model", ["mixtral-8x7b", "llama2-7b"])
+def test_split_of_arrays_equals_split_of_ops(duplex, model):
+    """A trace held as arrays is split on its arrays (workloads.twins.twinned: fractions asked
+    once per (kind, prefill or not)); its ops equal, every field, the split of the same ops
+    as objects (fractions asked op by op), dependencies on experts' and attention's twins
+    included."""
+    import dataclasses
+
+    from workloads.scenario import Scenario
+    from workloads.tracer import trace_model
+
+    sc = Scenario(batch=16, prompt_len=64, gen_len=5)
+    compact = trace_model(get_model(model), sc, compact=True)
+    ops = trace_model(get_model(model), sc, compact=True).ops
+    split = duplex.split_trace(compact)
+    ref = duplex.split_trace(Trace(ops)).ops
+    assert split.is_compact
+    got = split.ops
+    assert len(got) == len(ref) > len(ops)
+    for a, b in zip(got, ref, strict=True):
+        assert [getattr(a, f.name) for f in dataclasses.fields(a)] == \
+            [getattr(b, f.name) for f in dataclasses.fields(b)]
+    twins = {op.id for op in got if op.name.endswith("@pim")}
+    assert twins and all(got[i].phase == "decode" for i in twins)
+    # the successors of a split op wait for both of its shares
+    both = [op for op in got if any(d in twins and d - 1 in op.deps for d in op.deps)]
+    assert len(both) >= len(twins) // 2

@@ -8,12 +8,13 @@ import pytest
 
 import workloads.tracer as tracer
 from arch import load_arch
-from sim.engine import _ops_at, first_seen
+from sim.engine import first_seen
 from sim.invariants import InvariantError
 from sim.run import simulate
 from workloads.fold import FoldedOps
 from workloads.models import get_model
 from workloads.scenario import Scenario
+from workloads.trace import ops_at
 
 ROW_FIELDS = ("kind", "phase", "layer", "step", "tokens", "requests", "microbatch", "dep_ptr",
               "dep_idx")
@@ -61,7 +62,7 @@ def test_fold_answers_what_the_rows_give(case, monkeypatch):
     used, at = fold.first_seen(n)
     want_used, want_at = first_seen(rows.kind, n)
     assert np.array_equal(used, want_used) and np.array_equal(at, want_at)
-    assert fold.ops_at(folded.kinds, folded.phases, at, "s") == _ops_at(rows, at, "s")
+    assert fold.ops_at(folded.kinds, folded.phases, at, "s") == ops_at(rows, at, "s")
     is_head = np.array([k.name == "lm_head" for k in rows.kinds])
     assert fold.generated(folded.kinds) == int(rows.requests[is_head[rows.kind]].sum()) \
         == sc.batch * sc.gen_len

@@ -14,14 +14,13 @@ import pytest
 from arch import load_arch
 from sim.devices import gpu as gpu_mod
 from sim.devices.base import device_for
-from sim.engine import _ops_at
 from sim.gpu import gemm as gemm_mod
 from sim.gpu.hw import gpu_hw
 from sim.gpu.vector import VectorShape, vector_time, vector_time_many
 from sim.run import simulate
 from workloads.models import get_model
 from workloads.scenario import Scenario
-from workloads.trace import ATTENTION, MATMUL
+from workloads.trace import ATTENTION, MATMUL, ops_at
 from workloads.tracer import trace_model
 
 
@@ -81,7 +80,7 @@ def _first_ops(arch_name: str, model: str, **scenario):
     np.minimum.at(first, kind, np.arange(len(kind), dtype=np.int64))
     used = np.flatnonzero(first < len(kind))
     used = used[np.argsort(first[used])]
-    return _ops_at(arrays, first[used], "device0")
+    return ops_at(arrays, first[used], "device0")
 
 
 CASES = [

@@ -14,11 +14,12 @@ from arch import load_arch
 from sim.devices import base as base_mod
 from sim.devices import gpu as gpu_mod
 from sim.devices.base import CostBlock, device_for
-from sim.engine import CostList, Engine, _ops_at, first_seen
+from sim.engine import CostList, Engine, first_seen
 from sim.gpu import gemm as gemm_mod
 from sim.run import simulate
 from workloads.models import get_model
 from workloads.scenario import Scenario
+from workloads.trace import ops_at
 from workloads.tracer import trace_model
 
 CASES = [
@@ -80,7 +81,7 @@ def test_estimate_returns_the_object_the_table_forms(monkeypatch):
     trace, dev, tl = _run(*CASES[0], True, monkeypatch)
     arrays = trace.compact
     used, first = first_seen(arrays.kind, len(arrays.kinds))
-    ops = _ops_at(arrays, first, "device0")
+    ops = ops_at(arrays, first, "device0")
     where, block = tl.costs._lazy[0]
     position = {k: p for p, k in enumerate(used.tolist())}
     early = dev.estimate(ops[position[int(where[0])]])   # formed by estimate first

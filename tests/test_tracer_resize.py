@@ -168,7 +168,8 @@ def test_engine_prices_each_distinct_op_once_from_ops_equal_to_the_trace():
     the op it hands the device model equals the materialised trace's op field by field."""
     from arch import load_arch
     from sim.devices.base import device_for
-    from sim.engine import Engine, _ops_at
+    from sim.engine import Engine
+    from workloads.trace import ops_at
 
     sc = Scenario(batch=2, prompt_len=16, gen_len=9, tp=1)
     tr = trace_model(get_model("llama2-7b"), sc, compact=True)
@@ -187,7 +188,7 @@ def test_engine_prices_each_distinct_op_once_from_ops_equal_to_the_trace():
     firsts = sorted({k: i for i, k in reversed(list(enumerate(kinds)))}.values())
     assert seen == firsts                       # one estimate per kind, first use first
     ops = tr.ops
-    for op, ref in zip(_ops_at(arrays, np.array(firsts), "gpu"), (ops[i] for i in firsts),
+    for op, ref in zip(ops_at(arrays, np.array(firsts), "gpu"), (ops[i] for i in firsts),
                        strict=True):
         assert _fields(op) == _fields(ref) and op.compute is ref.compute
         assert op.device == "gpu"

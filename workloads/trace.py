@@ -310,6 +310,31 @@ class CompactOps:
         return out
 
 
+def ops_at(arrays: CompactOps, at: np.ndarray, stream: str) -> list[Op]:
+    """The ops with ids ``at`` (int array) of a trace held as arrays (what ``trace.ops[i]``
+    would be, on ``stream``), their per-op fields gathered from the arrays at once."""
+    import numpy as np
+
+    kinds, phases, ptr, idx = arrays.kinds, arrays.phases, arrays.dep_ptr, arrays.dep_idx
+    # every op's deps gathered at once: op j's are flat[lo[j]:hi[j]]
+    first, count = ptr[at].astype(np.int64), (ptr[at + 1] - ptr[at]).astype(np.int64)
+    hi = np.cumsum(count)
+    lo = hi - count
+    flat = idx[np.repeat(first - lo, count) + np.arange(int(hi[-1]) if len(hi) else 0)]
+    flat = flat.tolist()
+    out = []
+    for i, k, ph, layer, step, tokens, requests, mb, a, b in zip(
+            at.tolist(), arrays.kind[at].tolist(), arrays.phase[at].tolist(),
+            arrays.layer[at].tolist(), arrays.step[at].tolist(), arrays.tokens[at].tolist(),
+            arrays.requests[at].tolist(), arrays.microbatch[at].tolist(), lo.tolist(),
+            hi.tolist(), strict=True):
+        t = kinds[k]
+        out.append(Op(i, t.name, t.kind, phases[ph], layer, step, t.compute, t.shards,
+                      tuple(flat[a:b]), t.collective, tokens, requests, stream,
+                      t.op_class, t.flops, t.bytes, mb, t.rank))
+    return out
+
+
 class Trace:
     """Ops in dependency order plus what produced them.
 

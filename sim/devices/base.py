@@ -220,6 +220,13 @@ class Device:
         (logic-die PIM: the DRAM arrays' internal bandwidth); None: the memory tier's."""
         return None
 
+    def estimates_by_kind(self) -> bool:
+        """True when ``estimate`` is a function of what the ops of one kind of a trace held as
+        arrays share (:class:`~workloads.trace.OpKind`: name, kind, class, computation,
+        collective, shards), so the engine may price one op per kind: the memoised base
+        ``estimate``; a subclass that overrides it says so."""
+        return type(self).estimate is Device.estimate
+
     def holds_for_latency(self) -> bool:
         """True when ``process`` is exactly one timeout of ``cost.latency`` (the engine then
         skips the generator); a subclass that overrides ``process`` returns False unless it

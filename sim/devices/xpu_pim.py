@@ -182,7 +182,16 @@ class XpuPimDevice(Device):
 
     def split_trace(self, trace: Trace) -> Trace:
         """``trace`` with each co-processed op followed by its PIM-share twin (same deps; the
-        op's successors wait for both); FLOPs and bytes split by the shares."""
+        op's successors wait for both); FLOPs and bytes split by the shares. A trace held as
+        arrays stays so (:func:`workloads.twins.twinned`: the same ops, no object per op)."""
+        if trace.is_compact:
+            from workloads.twins import twinned
+
+            def share(op: Op) -> float:
+                return self.xpu_fraction(op) if not op.name.endswith(PIM_SHARE) else 1.0
+
+            return Trace(None, trace.model, trace.scenario, dict(trace.meta),
+                         compact=twinned(trace.compact, share, PIM_SHARE))
         out: list[Op] = []
         ids: dict[int, tuple[int, ...]] = {}
         # ops made from arrays: those of one kind share what the fraction reads but the phase
@@ -209,6 +218,11 @@ class XpuPimDevice(Device):
             out.append(twin)
             ids[op.id] = (me.id, twin.id)
         return Trace(out, trace.model, trace.scenario, dict(trace.meta))
+
+    def estimates_by_kind(self) -> bool:
+        """True: a share's cost reads what its kind holds (name, computation, collective,
+        shards, kind), memoised as the base estimate is."""
+        return True
 
     def estimate(self, op: Op) -> Cost:
         if not op.name.endswith(PIM_SHARE):

@@ -19,7 +19,6 @@ import numpy as np
 
 from sim.columns import in_first_order
 from sim.devices.base import Device, SimError, collective_min_bytes
-from sim.engine import _ops_at
 from sim.engine_aot import kernels
 from sim.system.grouped_loads import GroupedLoads
 from sim.system.plan import Load, Plan
@@ -32,7 +31,7 @@ from sim.system.schedule import (
     stage_of_layers,
 )
 from sim.system.topology import System
-from workloads.trace import COLLECTIVE, Trace
+from workloads.trace import COLLECTIVE, Trace, ops_at
 
 #: stream categories of an op on its stage: the compute stream, the communication stream,
 #: then expert rank ``r`` at ``RANK + r``
@@ -152,7 +151,7 @@ def _unit_categories(arrays, device: Device, category: np.ndarray
     base = max(int(category.max()) + 1, RANK)   # past the compute, comm and ranks' categories
     units: list[str] = []
     asked = np.flatnonzero(cats == COMPUTE)
-    for j, op in zip(asked.tolist(), _ops_at(arrays, first[asked], ""), strict=True):
+    for j, op in zip(asked.tolist(), ops_at(arrays, first[asked], ""), strict=True):
         unit = device.unit_of(op)
         if unit:
             if unit not in units:
