@@ -200,6 +200,12 @@ class Engine:
 
             if runs_on_arrays(trace, plan):
                 return run_streams(self, trace, plan)
+            if plan is not None and plan.transfers:   # tensors moved: no op object either
+                from sim.engine_planned import run_planned_arrays
+
+                tl = run_planned_arrays(self, trace, plan)
+                if tl is not None:
+                    return tl
         if self.coarsen and plan is not None and (plan.transfers or len(plan.streams) > 1):
             from sim.engine_planned import run_planned  # tensors moved, units, shared memories
 

@@ -36,7 +36,7 @@ import numpy as np
 import simpy
 
 from sim.devices.base import Device
-from sim.engine import Timeline
+from sim.engine import CostList, Timeline
 from sim.engine_shared import shared_run
 from sim.load_index import LoadIndex
 
@@ -119,6 +119,86 @@ def run_planned(engine: Engine, trace: Trace, plan: Plan) -> Timeline | None:
     tl.transfer_start = start[n::2].copy()
     tl.transfer_end = end[n + 1::2].copy()
     tl.resources = env_resources
+    return tl
+
+
+def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | None:
+    """:func:`run_planned` of a trace held as arrays (its ops' streams ``arrays.stream``, a
+    plan from :func:`sim.system.array_plan.streams_plan`): the same tasks, dependencies,
+    loads and pass, with the ops' latencies, bytes and shares gathered per op kind, so no op
+    object is made; None where the caller must run the ops as objects (a stream's model that
+    prices op by op, or the pass gives up)."""
+    from sim.engine_arrays import _kind_costs
+    from sim.stream_order import stream_layout
+
+    arrays = trace.compact
+    n, transfers = len(arrays), plan.transfers
+    m = len(transfers)
+    names = list(arrays.stream_names)
+    devices = plan.streams
+    if not n or arrays.stream is None or any(tr.id != n + j for j, tr in enumerate(transfers)) \
+            or any(nm not in devices for nm in names):
+        return None
+    dev = devices[names[0]]
+    if any(devices[nm] is not dev for nm in names) or not dev.estimates_by_kind():
+        return None
+    copies = sorted(transfers, key=lambda t: (t.anchor, t.id))   # in enqueue order
+    for tr in copies:
+        if tr.stream not in names:
+            names.append(tr.stream)
+    if not all(devices[nm].holds_for_latency() for nm in names):
+        return None
+    # the ops by stream (op order), then each copy stream's transfers' two tasks
+    op_order, op_bounds, _, _, _ = stream_layout(arrays.stream, len(arrays.stream_names),
+                                                 positions=False)
+    streams: dict[str, list[int]] = {nm: [] for nm in names}
+    for tr in copies:
+        j = tr.id - n
+        streams[tr.stream] += [n + 2 * j, n + 2 * j + 1]
+    env_resources, memory_of, op_loads = engine.build_resources(simpy.Environment(), plan,
+                                                                streams)
+    table = _kind_costs(dev, arrays)
+    kind = arrays.kind
+    lat = np.zeros(n + 2 * m)
+    size = np.zeros(n + 2 * m)
+    share = np.full(n + 2 * m, -1.0)
+    lat[:n] = np.array([c.latency if c is not None else 0.0 for c in table])[kind]
+    size[:n] = np.array([c.dram_bytes if c is not None else 0.0 for c in table])[kind]
+    share[:n] = np.array([-1.0 if c is None or c.detail.get("memory_share") is None
+                          else c.detail["memory_share"] for c in table])[kind]
+    loads: dict[int, list] = dict(op_loads.items())
+    resolved: dict[int, list] = {}   # per tuple of loads (transfers share them): resolved once
+    for j, tr in enumerate(transfers):
+        lat[n + 2 * j] = tr.latency if tr.latency > 0 else 0.0
+        got = resolved.get(id(tr.loads))
+        if got is None:
+            got = resolved[id(tr.loads)] = [(env_resources[ld.resource], ld.nbytes)
+                                            for ld in tr.loads]
+        loads[n + 2 * j + 1] = got
+    ptr, idx = _dependencies(None, arrays, transfers, plan.extra_deps, n)
+    rest = np.fromiter((i for nm in names[len(arrays.stream_names):] for i in streams[nm]),
+                       dtype=np.int64, count=2 * m)
+    by_stream = np.concatenate((op_order.astype(np.int64), rest))
+    bounds = np.concatenate((op_bounds.astype(np.int64), op_bounds[-1] + np.cumsum(
+        [len(streams[nm]) for nm in names[len(arrays.stream_names):]], dtype=np.int64)))
+    stream = np.empty(n + 2 * m, dtype=np.int64)
+    prev = np.full(n + 2 * m, -1, dtype=np.int64)
+    for k in range(len(names)):
+        tasks = by_stream[bounds[k]:bounds[k + 1]]
+        stream[tasks] = k
+        prev[tasks[1:]] = tasks[:-1]
+    times = shared_run(SimpleNamespace(dep_ptr=ptr, dep_idx=idx), stream, prev, names, lat,
+                       size, share, memory_of, LoadIndex(loads, n + 2 * m), by_stream, bounds)
+    if times is None:
+        return None
+    start, end = times
+    tl = Timeline(start[:n].copy(), end[:n].copy(), CostList(table, kind), n + m)
+    tl.engine_events = 0
+    tl.transfers = transfers
+    tl.transfer_start = start[n::2].copy()
+    tl.transfer_end = end[n + 1::2].copy()
+    tl.resources = env_resources
+    tl.stream_order = (op_order, op_bounds, list(arrays.stream_names))
     return tl
 
 

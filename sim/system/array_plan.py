@@ -10,10 +10,13 @@ order the first op of each occurs), so the plan equals the op-by-op one entry fo
 (tests/test_array_plan.py). A device with units beside its compute engine (a PIM unit:
 ``Device.unit_of``) is asked once per (op kind, phase), what ``unit_of`` may read, and each
 such unit's ops of a stage go to that stage's ``<device>.<unit>`` stream. Traces with hosted
-ops or moved tensors are planned op by op.
+ops are planned op by op; a placement's transfers are built from the runs of (step, layer)
+found in the arrays.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +28,7 @@ from sim.system.plan import Load, Plan
 from sim.system.schedule import (
     Policies,
     Stage,
+    _transfers,
     collective_ports,
     contended_memories,
     hop_resource,
@@ -33,15 +37,20 @@ from sim.system.schedule import (
 from sim.system.topology import System
 from workloads.trace import COLLECTIVE, Trace, ops_at
 
+if TYPE_CHECKING:
+    from sim.system.placement import Placement
+
 #: stream categories of an op on its stage: the compute stream, the communication stream,
 #: then expert rank ``r`` at ``RANK + r``
 COMPUTE, COMM, RANK = 0, 1, 2
 
 
 def streams_plan(trace: Trace, system: System, device: Device, policies: Policies,
-                 stages: list[Stage]) -> Plan | None:
-    """:func:`~sim.system.schedule.build_plan` of a compact trace without placement, from its
-    arrays (None where the op-by-op walk is needed: hosted attention)."""
+                 stages: list[Stage], placement: Placement | None = None) -> Plan | None:
+    """:func:`~sim.system.schedule.build_plan` of a compact trace, from its arrays (None
+    where the op-by-op walk is needed: hosted attention). With a ``placement``, the
+    transfers of the tensors it keeps off the device (``schedule._transfers``, over the
+    runs :func:`~sim.system.layer_runs.array_runs` finds in the arrays)."""
     arrays = trace.compact
     if policies.attention_on or not len(arrays):
         return None
@@ -131,6 +140,9 @@ def streams_plan(trace: Trace, system: System, device: Device, policies: Policie
         arrays.device = names[0]
     loads = _collective_loads(arrays, plan, system, stages, stage, here,
                               np.flatnonzero(loaded), is_send_kind, comm_loads, policies)
+    if placement is not None:   # after the collectives' links, as the op-by-op walk
+        _transfers(trace, system, stages, stage_at.tolist(), placement, policies, plan,
+                   used_memory)
     contended_memories(plan, system, device, used_memory)
     _prune_uncontended(plan, *loads)
     return plan
@@ -213,6 +225,11 @@ def _prune_uncontended(plan: Plan, at: np.ndarray, group: np.ndarray, loads: lis
             users.setdefault(ld.resource, set()).add(who)
     for stream, res in plan.memory_of.items():
         users.setdefault(res, set()).add(stream)
+    # a transfer's resources are never pruned (transfers share their tuples of loads)
+    for (stream, _), loads_of in {(tr.stream, id(tr.loads)): tr.loads
+                                  for tr in plan.transfers}.items():
+        for ld in loads_of:
+            users.setdefault(ld.resource, set()).update((stream, "transfer"))
     lone = {r for r, who in users.items() if len(who) == 1}
     if not lone:
         plan.op_loads = GroupedLoads(at, group, loads)

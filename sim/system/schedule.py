@@ -21,9 +21,9 @@ import math
 from typing import TYPE_CHECKING
 
 from sim.devices.base import Device, SimError, collective_min_bytes
+from sim.system.layer_runs import array_runs, op_runs
 from sim.system.plan import Load, Plan, Transfer, direction
 from sim.system.topology import Route, System
-from workloads.einsum import Cascade, Einsum
 from workloads.fold import FoldedOps
 from workloads.records import record
 from workloads.trace import COLLECTIVE, Op, Trace
@@ -94,34 +94,6 @@ def stages_for(system: System, tp: int, pp: int) -> list[Stage]:
     return out
 
 
-_ROLE_BYTES: dict[int, tuple[object, float, float]] = {}
-
-
-def role_bytes(op: Op) -> tuple[float, float]:
-    """(weight bytes, KV-cache bytes) one shard of ``op`` reads, from its Einsum operands."""
-    comp = op.compute
-    if comp is None:
-        return 0.0, 0.0
-    hit = _ROLE_BYTES.get(id(comp))
-    if hit is not None and hit[0] is comp:
-        return hit[1], hit[2]
-    einsums = comp.einsums if isinstance(comp, Cascade) else (comp,)
-    seen: set[str] = set()
-    w = kv = 0.0
-    for e in einsums:
-        assert isinstance(e, Einsum)
-        for t in e.inputs:
-            if t.name in seen or t.role not in ("weight", "kv_cache"):
-                continue
-            seen.add(t.name)
-            if t.role == "weight":
-                w += t.nbytes(e.size)
-            else:
-                kv += t.nbytes(e.size)
-    _ROLE_BYTES[id(comp)] = (comp, w, kv)
-    return w, kv
-
-
 def home_tier(system: System) -> str:
     """The per-device name (``gpu.hbm``) of the primary devices' own memory tier."""
     dev = system.compute_devices()[0]
@@ -149,6 +121,12 @@ def build_plan(trace: Trace, system: System, device: Device, placement: Placemen
             from sim.system.array_plan import streams_plan
 
             plan = streams_plan(trace, system, device, policies, stages)
+        if plan is not None:
+            return plan
+    elif trace.is_compact and PLAN_FROM_ARRAYS:   # tensors placed off the device
+        from sim.system.array_plan import streams_plan
+
+        plan = streams_plan(trace, system, device, policies, stages, placement)
         if plan is not None:
             return plan
     n_layers = trace.model.n_layers
@@ -364,32 +342,9 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
         return
     # runs: maximal stretches of one (step, layer) on a stage's compute stream, in order;
     # weights are shared by the micro-batches of a run, each reads its own KV cache
-    runs: dict[int, list[dict]] = {}
     n_layers = trace.model.n_layers
-    current: dict[int, dict] = {}    # stage -> its run being built
-    for op in trace.ops:
-        layer = op.layer
-        if layer < 0 or layer >= n_layers or op.kind == COLLECTIVE or op.where:
-            continue
-        stage = stage_at[layer + 1]
-        rec = current.get(stage)
-        if rec is None or rec["step"] != op.step or rec["layer"] != layer or \
-                rec["phase"] != op.phase:
-            rec = current[stage] = {"key": (op.step, layer), "step": op.step, "layer": layer,
-                                    "first": {}, "last": op.id, "w": {}, "kv": {},
-                                    "phase": op.phase, "tokens": 0}
-            runs.setdefault(stage, []).append(rec)
-        w, kv = role_bytes(op)   # an op split in shares (Duplex) shares one compute object
-        # (an op reading neither adds nothing to the sums: skipped, the same floats)
-        if w:
-            rec["w"][id(op.compute)] = w
-        if kv:
-            rec["kv"][op.microbatch, id(op.compute)] = kv
-        first = rec["first"]
-        if op.microbatch not in first:
-            first[op.microbatch] = op.id
-            rec["tokens"] += op.tokens
-        rec["last"] = op.id
+    runs = array_runs(trace.compact, stage_at, n_layers) if trace.is_compact else \
+        op_runs(trace.ops, stage_at, n_layers)
     act = placement.demand("activations") / n_layers if "activations" in sources else 0.0
     sc = trace.scenario
     kv_token = kv_bytes_per_token(trace.model, sc.kv_dtype, sc.tp) / n_layers  # per layer
@@ -398,6 +353,10 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
     depth = max(0, policies.prefetch)
     io = (policies.storage_request, policies.storage_queue_depth)
     scales: dict[str, float] = {}   # per tier: flash_scale of this run's access pattern
+    made: dict[tuple, tuple[Load, ...]] = {}   # tuples of loads, by route and bytes
+    # per tier: the host memory its transfers are relayed through ("": none)
+    relays = {tier: _relay_tier(system, tier) if policies.relay_storage else ""
+              for tiers in sources.values() for tier in tiers}
     for s_idx, stage_runs in runs.items():
         st = stages[s_idx]
         for stream in (st.copy, f"{st.rep}.copy_out"):
@@ -421,7 +380,7 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
                     kv_token * rec["tokens"] if phase == "decode" else 0.0}
             for cls, tiers in sources.items():
                 for tier, frac in tiers.items():
-                    relay = _relay_tier(system, tier) if policies.relay_storage else ""
+                    relay = relays[tier]
                     nbytes = frac * need[cls]
                     if nbytes > 0:
                         first = wait
@@ -430,14 +389,14 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
                                               f"{st.rep}.io", wait, rec, io).id,)
                         tr = _make_transfer(plan.first_transfer_id + len(plan.transfers), cls,
                                             relay or tier, st, nbytes, system, plan, first, rec,
-                                            io=io, scales=scales)
+                                            io=io, scales=scales, made=made)
                         plan.transfers.append(tr)
                         for op_id in rec["first"].values():
                             plan.extra_deps[op_id] = plan.extra_deps.get(op_id, ()) + (tr.id,)
                     if frac * save.get(cls, 0.0) > 0:
                         out = _make_transfer(plan.first_transfer_id + len(plan.transfers), cls,
                                              relay or tier, st, frac * save[cls], system, plan,
-                                             (rec["last"],), rec, out=True)
+                                             (rec["last"],), rec, out=True, made=made)
                         plan.transfers.append(out)
                         if relay:    # then the host writes it to storage
                             _between(plan, system, cls, relay, tier, st, frac * save[cls],
@@ -478,11 +437,15 @@ def _between(plan: Plan, system: System, cls: str, src: str, dst: str, st: Stage
 def _make_transfer(tid: int, cls: str, tier: str, st: Stage, nbytes: float, system: System,
                    plan: Plan, wait: tuple[int, ...], rec: dict, out: bool = False,
                    io: tuple[float, int] = (131072.0, 32),
-                   scales: dict[str, float] | None = None) -> Transfer:
+                   scales: dict[str, float] | None = None,
+                   made: dict[tuple, tuple[Load, ...]] | None = None) -> Transfer:
     """A shard of ``cls`` from ``tier`` to the stage's devices (``out``: the other way, on the
     device-to-host copy stream, landing in place). ``scales``: each tier's ``flash_scale``
     for ``io``, kept across the calls of one plan (one figure per tier and access pattern:
-    the pattern's model keys its own memo on the flash's whole description)."""
+    the pattern's model keys its own memo on the flash's whole description). ``made``: the
+    tuples of loads made for ``plan`` so far, by route and bytes: transfers of equal bytes
+    over one route share one (a layer's weights every step, a step's KV cache every layer;
+    their resources were registered with the first)."""
     from sim.system.hosted import IN_PLACE
 
     replicas = len(st.devices)
@@ -492,15 +455,18 @@ def _make_transfer(tid: int, cls: str, tier: str, st: Stage, nbytes: float, syst
         shape = system.derived[key] = _transfer_shape(tier, st.rep, replicas, system, out, io,
                                                       scales)
     hops, terms, latency, bottleneck, energy_bit, src, dst = shape
-    loads = []
-    for res, times, scale, rate in terms:
-        plan.resources.setdefault(res, rate)
-        loads.append(Load(res, nbytes * times * scale))
+    loads = made.get((key, nbytes)) if made is not None else None
+    if loads is None:
+        for res, _, _, rate in terms:
+            plan.resources.setdefault(res, rate)
+        loads = tuple(Load(res, nbytes * times * scale) for res, times, scale, _ in terms)
+        if made is not None:
+            made[key, nbytes] = loads
     floor = nbytes / bottleneck if math.isfinite(bottleneck) else 0.0
     return Transfer(id=tid, name=f"{cls} {src}->{dst}", tensor=cls,
                     stream=f"{st.rep}.copy_out" if out else st.copy, src=src,
                     dst=dst, nbytes=nbytes, replicas=replicas,
-                    hops=hops, loads=tuple(loads), latency=latency, floor=floor,
+                    hops=hops, loads=loads, latency=latency, floor=floor,
                     deps=wait, phase=rec["phase"], layer=rec["key"][1], step=rec["key"][0],
                     release=IN_PLACE if out else rec["last"],
                     energy_J=nbytes * replicas * 8 * energy_bit,

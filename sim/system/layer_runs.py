@@ -1,0 +1,168 @@
+"""A trace's runs of one (step, layer) per pipeline stage: what a placement's transfers wrap.
+
+A *run* is a maximal stretch of a stage's ops of one step, layer and phase (collectives and
+ops outside the layers left out), in op order. A placement moves the tensors a run reads
+before it and what it writes after it (:func:`sim.system.schedule._transfers`), so each run is
+kept as a dict: ``key`` ``(step, layer)``, ``step``, ``layer``, ``phase``, ``first`` (each
+micro-batch's first op id, in the order the micro-batches first occur), ``last`` (its last op
+id), ``tokens`` (the tokens of those first ops, summed), ``w`` and ``kv`` (the weight bytes
+per distinct computation, the KV-cache bytes per (micro-batch, computation), in the order
+first met; the transfers add them up in that order). :func:`op_runs` walks op objects;
+:func:`array_runs` finds the same runs in a trace held as arrays, with the same sums
+(tests/test_placement_arrays.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.columns import in_first_order
+from workloads.einsum import Cascade, Einsum
+from workloads.trace import COLLECTIVE, CompactOps, Op
+
+_ROLE_BYTES: dict[int, tuple[object, float, float]] = {}
+
+
+def role_bytes(op: Op) -> tuple[float, float]:
+    """(weight bytes, KV-cache bytes) one shard of ``op`` reads, from its Einsum operands."""
+    return compute_role_bytes(op.compute)
+
+
+def compute_role_bytes(comp) -> tuple[float, float]:
+    """:func:`role_bytes` of an op computing ``comp`` (an Einsum, a cascade or None)."""
+    if comp is None:
+        return 0.0, 0.0
+    hit = _ROLE_BYTES.get(id(comp))
+    if hit is not None and hit[0] is comp:
+        return hit[1], hit[2]
+    einsums = comp.einsums if isinstance(comp, Cascade) else (comp,)
+    seen: set[str] = set()
+    w = kv = 0.0
+    for e in einsums:
+        assert isinstance(e, Einsum)
+        for t in e.inputs:
+            if t.name in seen or t.role not in ("weight", "kv_cache"):
+                continue
+            seen.add(t.name)
+            if t.role == "weight":
+                w += t.nbytes(e.size)
+            else:
+                kv += t.nbytes(e.size)
+    _ROLE_BYTES[id(comp)] = (comp, w, kv)
+    return w, kv
+
+
+def op_runs(ops: list[Op], stage_at: list[int], n_layers: int) -> dict[int, list[dict]]:
+    """The runs of ``ops`` per stage (``stage_at[layer + 1]``), stages in the order their
+    first run starts (module docstring)."""
+    runs: dict[int, list[dict]] = {}
+    current: dict[int, dict] = {}    # stage -> its run being built
+    for op in ops:
+        layer = op.layer
+        if layer < 0 or layer >= n_layers or op.kind == COLLECTIVE or op.where:
+            continue
+        stage = stage_at[layer + 1]
+        rec = current.get(stage)
+        if rec is None or rec["step"] != op.step or rec["layer"] != layer or \
+                rec["phase"] != op.phase:
+            rec = current[stage] = {"key": (op.step, layer), "step": op.step, "layer": layer,
+                                    "first": {}, "last": op.id, "w": {}, "kv": {},
+                                    "phase": op.phase, "tokens": 0}
+            runs.setdefault(stage, []).append(rec)
+        w, kv = role_bytes(op)   # an op split in shares (Duplex) shares one compute object
+        # (an op reading neither adds nothing to the sums: skipped, the same floats)
+        if w:
+            rec["w"][id(op.compute)] = w
+        if kv:
+            rec["kv"][op.microbatch, id(op.compute)] = kv
+        first = rec["first"]
+        if op.microbatch not in first:
+            first[op.microbatch] = op.id
+            rec["tokens"] += op.tokens
+        rec["last"] = op.id
+    return runs
+
+
+def array_runs(arrays: CompactOps, stage_at: list[int], n_layers: int
+               ) -> dict[int, list[dict]]:
+    """:func:`op_runs` of the ops ``arrays`` materialises, from the arrays: runs found where
+    (step, layer, phase) changes along a stage's ops, the first op of each (run,
+    micro-batch) and the first of each (run, computation) by one first-occurrence pass each;
+    ``w`` and ``kv`` hold each run's sum, added in the order :func:`op_runs` adds its dict's
+    values (one value per key, as the sums read them)."""
+    kinds = arrays.kinds
+    layer = arrays.layer.astype(np.int64)
+    kind = arrays.kind.astype(np.int64)
+    collective = np.array([k.kind == COLLECTIVE for k in kinds] or [False])
+    inside = np.flatnonzero((layer >= 0) & (layer < n_layers) & ~collective[kind])
+    if not len(inside):
+        return {}
+    stage_of = np.asarray(stage_at, dtype=np.int64)[layer[inside] + 1]
+    # per kind: its weight and KV bytes, its computation's code (by identity: the shares of
+    # a split op are kinds of one computation)
+    comp_code: dict[int, int] = {}
+    per_kind = [(*compute_role_bytes(k.compute), comp_code.setdefault(id(k.compute),
+                                                                      len(comp_code)))
+                for k in kinds]
+    w_k, kv_k, c_k = (np.array(v) for v in zip(*per_kind, strict=True))
+    n_comp = len(comp_code)
+    phases = arrays.phases
+    runs: dict[int, list[dict]] = {}
+    for stage in in_first_order(stage_of)[0].tolist():
+        ids = inside[stage_of == stage]
+        step, lay, ph = arrays.step[ids], layer[ids], arrays.phase[ids]
+        mb = arrays.microbatch[ids].astype(np.int64)
+        new = np.ones(len(ids), dtype=bool)
+        new[1:] = (step[1:] != step[:-1]) | (lay[1:] != lay[:-1]) | (ph[1:] != ph[:-1])
+        run = np.cumsum(new) - 1
+        starts = np.flatnonzero(new)
+        n_runs = len(starts)
+        last = ids[np.append(starts[1:], len(ids)) - 1]
+        n_mb = int(mb.max()) + 1
+        # each (run, micro-batch)'s first op: the runs' first dicts and tokens
+        _, at, _ = in_first_order(run * n_mb + mb)
+        first_run = run[at]
+        tokens = np.zeros(n_runs, dtype=np.int64)
+        np.add.at(tokens, first_run, arrays.tokens[ids[at]].astype(np.int64))
+        firsts = _split_by(first_run, n_runs, mb[at].tolist(), ids[at].tolist())
+        k = kind[ids]
+        w = _first_sums(run * n_comp + c_k[k], w_k[k], run, n_runs)
+        kv = _first_sums((run * n_mb + mb) * n_comp + c_k[k], kv_k[k], run, n_runs)
+        stage_runs = runs[stage] = []
+        for r, (s, y, p, lst, fst, tok) in enumerate(zip(
+                step[starts].tolist(), lay[starts].tolist(), ph[starts].tolist(),
+                last.tolist(), firsts, tokens.tolist(), strict=True)):
+            stage_runs.append({"key": (s, y), "step": s, "layer": y, "first": fst,
+                               "last": lst, "w": w[r], "kv": kv[r], "phase": phases[p],
+                               "tokens": tok})
+    return runs
+
+
+def _split_by(group: np.ndarray, n: int, keys: list, values: list) -> list[dict]:
+    """``n`` dicts: dict ``g`` maps ``keys[i]`` to ``values[i]`` for each ``i`` with
+    ``group[i] == g`` (``group`` ascending), in order."""
+    bounds = np.searchsorted(group, np.arange(n + 1)).tolist()
+    return [dict(zip(keys[a:b], values[a:b], strict=True))
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _first_sums(key: np.ndarray, value: np.ndarray, run: np.ndarray, n_runs: int
+                ) -> list[dict]:
+    """Per run, ``{0: sum}`` of the nonzero ``value`` at each distinct ``key``'s first
+    occurrence, added left to right from 0 as Python's ``sum`` adds a dict's values (runs
+    without one: an empty dict, whose ``sum`` is 0)."""
+    keep = np.flatnonzero(value != 0)
+    out: list[dict] = [{} for _ in range(n_runs)]
+    if not len(keep):
+        return out
+    _, at, _ = in_first_order(key[keep])
+    at = keep[at]                       # first occurrences, in op order (runs ascending)
+    owner, v = run[at], value[at]
+    place = np.arange(len(at)) - np.searchsorted(owner, owner)   # position within its run
+    total = np.zeros(n_runs)
+    for j in range(int(place.max()) + 1):   # column by column: each run's sum in order
+        sel = place == j
+        total[owner[sel]] = total[owner[sel]] + v[sel]
+    for r in np.unique(owner).tolist():
+        out[r] = {0: float(total[r])}
+    return out
