@@ -1,0 +1,182 @@
+"""Placement runs of a trace held as arrays equal the op-by-op path, without an op object.
+
+A placement that keeps weights or the KV cache off the device moves them around each run of
+one (step, layer). ``sim.system.layer_runs.array_runs`` finds those runs in the arrays,
+``sim.system.array_plan.streams_plan`` builds the transfers from them and
+``sim.engine_planned.run_planned_arrays`` times the ops and transfers from the arrays;
+``sim.system.schedule.PLAN_FROM_ARRAYS = False`` gives the op-by-op plan (``op_runs``) and the
+pass over op objects they replace. Runs, plans, tables and metrics must be equal exactly.
+"""
+
+import math
+
+import pytest
+
+import sim.engine_planned as engine_planned
+import sim.system.schedule as schedule
+from arch import load_arch
+from sim.devices.base import device_for
+from sim.run import simulate
+from sim.system.layer_runs import array_runs, op_runs
+from sim.system.placement import parse_placement
+from sim.system.schedule import Policies, stage_of_layers
+from workloads.models import get_model
+from workloads.scenario import Scenario
+from workloads.trace import CompactOps
+from workloads.tracer import trace_model
+
+RUN_TRACES = {
+    "dense": ("llama2-7b", {"batch": 8, "prompt_len": 64, "gen_len": 6}, None),
+    "tp2-pp2-mb4": ("llama2-13b", {"batch": 8, "prompt_len": 64, "gen_len": 6, "tp": 2,
+                                   "pp": 2, "microbatches": 4}, None),
+    "moe-ep4": ("mixtral-8x7b", {"batch": 8, "prompt_len": 32, "gen_len": 5, "tp": 4,
+                                 "ep": 4}, None),
+    # a split op's two shares read one computation: its weights count once
+    "duplex": ("llama2-7b", {"batch": 16, "prompt_len": 64, "gen_len": 6}, "duplex"),
+    "neupims-mb2": ("gpt3-7b", {"batch": 16, "prompt_len": 64, "gen_len": 6,
+                                "microbatches": 2}, "neupims"),
+}
+
+
+def _trace(model, scenario, arch):
+    device = device_for(load_arch(arch), "tile") if arch else None
+    trace = trace_model(get_model(model), Scenario(**scenario),
+                        units=device.unit_ops() if device else (), compact=True)
+    return device.split_trace(trace) if device else trace
+
+
+@pytest.mark.parametrize("name", list(RUN_TRACES))
+def test_runs_from_arrays_equal_runs_of_ops(name):
+    model, scenario, arch = RUN_TRACES[name]
+    arrays, objects = _trace(model, scenario, arch), _trace(model, scenario, arch)
+    m = get_model(model)
+    stage_at = stage_of_layers(m.n_layers, Scenario(**scenario).pp)
+    got = array_runs(arrays.compact, stage_at, m.n_layers)
+    want = op_runs(objects.ops, stage_at, m.n_layers)
+    assert list(got) == list(want)            # stages in the order their first run starts
+    for stage in want:
+        assert len(got[stage]) == len(want[stage])
+        for a, b in zip(got[stage], want[stage], strict=True):
+            for key in ("key", "step", "layer", "phase", "last", "tokens"):
+                assert a[key] == b[key] and type(a[key]) is type(b[key]), key
+            assert list(a["first"].items()) == list(b["first"].items())
+            # the sums the transfers take, added in the same order: the same floats
+            assert sum(a["w"].values()) == sum(b["w"].values())
+            assert sum(a["kv"].values()) == sum(b["kv"].values())
+    # NeuPIMs' micro-batches interleave within a layer (cut where ops enter or leave the PIM
+    # unit): its runs hold both, each with its first op and tokens
+    if name == "neupims-mb2":
+        assert any(len(r["first"]) == 2 for runs in want.values() for r in runs)
+
+
+CASES = {
+    # the KV cache on a CXL card: fetched before each decode run, each step's K and V saved
+    "cxl-kv": ("spr-a100-cxl1", "llama2-7b", {"batch": 8, "prompt_len": 256, "gen_len": 12},
+               {"prefetch": 1}, "kv_cache=cxl0"),
+    # half the weights in host DDR, fetched two runs ahead
+    "offload": ("a6000-offload", "llama2-13b", {"batch": 8, "prompt_len": 256,
+                                                "gen_len": 10}, {"prefetch": 2},
+                "weights=gpu.hbm:0.5,host_ddr:0.5"),
+    # the KV cache on an SSD, relayed through host memory
+    "relay": ("a6000-storage", "llama2-7b", {"batch": 8, "prompt_len": 256, "gen_len": 8},
+              {"relay_storage": True}, "kv_cache=ssd0.flash"),
+    # two stages of four micro-batches, collectives overlapped, the KV cache in host DDR
+    "tp2-pp2-mb4-overlap": ("dgx-h100", "llama2-13b", {"batch": 8, "prompt_len": 128,
+                                                      "gen_len": 8, "tp": 2, "pp": 2,
+                                                      "microbatches": 4},
+                            {"overlap": True}, "kv_cache=host_ddr"),
+    # experts on ranks, some weights in host DDR
+    "moe-ep4": ("dgx-a100", "mixtral-8x7b", {"batch": 8, "prompt_len": 128, "gen_len": 6,
+                                             "tp": 4, "ep": 4}, {},
+                "weights=gpu.hbm:0.6,host_ddr:0.4"),
+}
+
+
+def _simulate(name):
+    arch, model, scenario, policies, placement = CASES[name]
+    return simulate(load_arch(arch), get_model(model), Scenario(**scenario),
+                    placement=parse_placement(placement), policies=Policies(**policies))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_placement_from_arrays_equals_op_by_op(name, monkeypatch):
+    made, timed = [], []
+    real_materialise, real_run = CompactOps.materialise, engine_planned.run_planned_arrays
+    monkeypatch.setattr(CompactOps, "materialise",
+                        lambda self: made.append(1) or real_materialise(self))
+    monkeypatch.setattr(engine_planned, "run_planned_arrays",
+                        lambda *a: timed.append(real_run(*a)) or timed[-1])
+    new = _simulate(name)
+    assert made == [] and len(timed) == 1 and timed[0] is not None   # no op object made
+    monkeypatch.setattr(schedule, "PLAN_FROM_ARRAYS", False)
+    old = _simulate(name)
+    assert made and len(timed) == 1                  # op objects, through run_planned
+    assert len(new.transfers) > 0
+    for table in ("ops", "transfers", "resources"):
+        a, b = getattr(old, table), getattr(new, table)
+        assert list(a.columns) == list(b.columns), table
+        for col in a.columns:
+            assert a[col].equals(b[col]), (table, col)   # bit for bit, in the same order
+    assert old.invariants == new.invariants and old.op_links == new.op_links
+    for key, value in old.metrics.items():
+        got = new.metrics[key]
+        assert value == got or (math.isnan(value) and math.isnan(got)), key
+
+
+def test_transfers_of_equal_bytes_share_their_loads():
+    # every decode step fetches each layer's KV cache (equal bytes across a step's layers)
+    # and saves its new K and V (equal bytes every step): one tuple of loads per route and
+    # size, each load the bytes times the copies the route's resource carries
+    arch = load_arch("spr-a100-cxl1")
+    r = simulate(arch, get_model("llama2-7b"), Scenario(batch=8, prompt_len=256, gen_len=6),
+                 placement=parse_placement("kv_cache=cxl0"))
+    transfers = r.transfers
+    fetch = transfers[transfers["dst"] != "cxl0"]
+    assert len(fetch) and fetch.groupby("step")["bytes"].nunique().max() == 1
+    plan_loads = _plan_transfers(arch)
+    assert len({id(tr.loads) for tr in plan_loads}) == \
+        len({(tr.stream, tr.src, tr.dst, tr.nbytes) for tr in plan_loads}) < len(plan_loads)
+    for tr in plan_loads:
+        assert [ld.nbytes for ld in tr.loads] == [tr.nbytes] * len(tr.loads)
+
+
+def _plan_transfers(arch):
+    """The transfers the arrays' plan of a short CXL-KV run makes."""
+    from sim.run import memory_per_device
+    from sim.system.budget import place_on_system
+    from sim.system.schedule import build_plan, stages_for
+    from sim.system.topology import build_system
+
+    model, sc = get_model("llama2-7b"), Scenario(batch=8, prompt_len=256, gen_len=6)
+    system, device = build_system(arch), device_for(arch, "tile")
+    stages_for(system, 1, 1)
+    placed = place_on_system(system, parse_placement("kv_cache=cxl0"),
+                             memory_per_device(model, sc), 1)
+    trace = trace_model(model, sc, compact=True)
+    plan = build_plan(trace, system, device, placed, Policies())
+    assert trace.is_compact and plan.transfers
+    return plan.transfers
+
+
+def test_run_sums_add_first_values_left_to_right():
+    # per run, the nonzero value at each key's first occurrence, summed in op order as
+    # Python's sum of a dict's values: 1e16 + 1 + 1 rounds to 1e16 left to right (1 + 1 + 1e16
+    # would give 1e16 + 2); a repeated key and a zero add nothing; a run without values sums
+    # to 0
+    import numpy as np
+
+    from sim.system.layer_runs import _first_sums
+
+    run = np.array([0, 0, 0, 0, 0, 1, 1, 2, 3, 3])
+    key = np.array([7, 8, 7, 9, 5, 7, 8, 1, 2, 4])
+    value = np.array([1e16, 1.0, 1e16, 1.0, 0.0, 0.5, 0.25, 0.0, 3.0, 3.0])
+    got = _first_sums(run * 10 + key, value, run, 5)
+    want = []
+    for r in range(5):
+        firsts: dict[int, float] = {}
+        for k, v, o in zip(key.tolist(), value.tolist(), run.tolist(), strict=True):
+            if o == r and v:
+                firsts.setdefault(k, v)
+        want.append(sum(firsts.values()))
+    assert [sum(d.values()) for d in got] == want == [1e16, 0.75, 0, 6.0, 0]
+    assert 1.0 + 1.0 + 1e16 != want[0]
