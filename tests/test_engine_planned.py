@@ -49,6 +49,9 @@ def _run(case, monkeypatch, compiled: bool):
         return got
 
     monkeypatch.setattr(engine_planned, "run_planned", spy)
+    # planned op by op: a placement run's compact trace is otherwise planned and run from
+    # its arrays (tests/test_placement_arrays.py compares the two)
+    monkeypatch.setattr(schedule, "PLAN_FROM_ARRAYS", False)
     res = simulate(load_arch(arch), get_model(model),
                    Scenario(batch=8, prompt_len=256, gen_len=12, **scenario),
                    placement=parse_placement(placement) if placement else None,
