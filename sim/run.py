@@ -135,7 +135,7 @@ def _simulate(arch: Arch, model: ModelConfig, scenario: Scenario, fidelity: str,
     if policies.attention_on:
         from sim.system.hosted import host_attention  # loaded where ops run off the device
 
-        host_attention(trace.ops, system, scenario.tp, policies.attention_on, scenario.pp)
+        host_attention(trace, system, scenario.tp, policies.attention_on, scenario.pp)
     plan = build_plan(trace, system, device, placed, policies)
     if placed is not None:
         check_staging(system, plan, placed, policies)

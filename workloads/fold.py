@@ -208,6 +208,7 @@ class FoldedOps(CompactOps):
                  build: Callable[[], dict[str, np.ndarray]]):
         self.kinds, self.phases, self.fold = kinds, phases, fold
         self.device, self.stream, self.stream_names = "", None, ()
+        self.hosted = None
         self._build: Callable[[], dict[str, np.ndarray]] | None = build
         self._rows: dict[str, np.ndarray] | None = None
 

@@ -217,6 +217,10 @@ class CompactOps:
     #: ``stream_names[stream[i]]`` (names in the order their first op occurs)
     stream: np.ndarray | None = None
     stream_names: tuple[str, ...] = ()
+    #: ops that run on another component (``Op.where``, e.g. decode attention on the host
+    #: CPU): (per op whether it is one, that component, the tensor classes they stream,
+    #: ``Op.tensors``); None: every op runs on the device
+    hosted: tuple[np.ndarray, str, tuple[str, ...]] | None = None
 
     def stream_of(self, i: int) -> str:
         """The stream op ``i`` runs on (``device`` unless the ops are on several)."""
@@ -281,7 +285,20 @@ class CompactOps:
             op.where = ""
             op.tensors = ()
             append(op)
+        self._mark_hosted(out)
         return out
+
+    def _mark_hosted(self, ops: list[Op], ids: list[int] | None = None) -> None:
+        """Set ``where`` and ``tensors`` of the hosted ones of ``ops``: all the ops, or op
+        ``ids[j]`` as ``ops[j]``."""
+        if self.hosted is None:
+            return
+        import numpy as np
+
+        mask, where, tensors = self.hosted
+        at = np.flatnonzero(mask if ids is None else mask[ids]).tolist()
+        for j in at:
+            ops[j].where, ops[j].tensors = where, tensors
 
     def derived(self) -> list[tuple[str, float, float]]:
         """Per kind: the (op_class, flops, bytes) its ops hold, as ``Op.__post_init__``
@@ -307,6 +324,7 @@ class CompactOps:
             append(Op(i, t.name, t.kind, phases[ph], layer, step, t.compute, t.shards,
                       tuple(idx[ptr[i]:ptr[i + 1]]), t.collective, tokens, requests,
                       self.stream_of(i), t.op_class, t.flops, t.bytes, mb, t.rank))
+        self._mark_hosted(out)
         return out
 
 
@@ -332,6 +350,8 @@ def ops_at(arrays: CompactOps, at: np.ndarray, stream: str) -> list[Op]:
         out.append(Op(i, t.name, t.kind, phases[ph], layer, step, t.compute, t.shards,
                       tuple(flat[a:b]), t.collective, tokens, requests, stream,
                       t.op_class, t.flops, t.bytes, mb, t.rank))
+    if getattr(arrays, "hosted", None) is not None:
+        arrays._mark_hosted(out, at.tolist())
     return out
 
 

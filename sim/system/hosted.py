@@ -24,7 +24,7 @@ from sim.system.plan import Load, Plan, Transfer, direction
 from sim.system.storage import flash_scale
 from sim.system.topology import System
 from workloads.einsum import Cascade
-from workloads.trace import Op
+from workloads.trace import Op, Trace
 
 if TYPE_CHECKING:  # loaded where a run places tensors
     from sim.system.placement import Placement
@@ -35,11 +35,12 @@ ROLE_CLASS = {"weight": "weights", "gradient": "gradients", "state": "optimizer"
 IN_PLACE = -2   # Transfer.release of a transfer that lands in its tensor's own home: no staging
 
 
-def host_attention(ops: list[Op], system: System, tp: int, component: str,
+def host_attention(trace: Trace, system: System, tp: int, component: str,
                    pp: int = 1) -> None:
     """Decode attention next to the KV cache: tag the decode ops of class ``attention`` to run
     on ``component`` (``cpu``: FlexGen's ``--cpu``; ``csd``: InstInfer), streaming the KV cache
-    from wherever the placement put it."""
+    from wherever the placement put it. A trace held as arrays is tagged on its arrays
+    (``CompactOps.hosted``: no op object made)."""
     comps = sorted({d.component for d in system.devices.values()})
     if component not in comps or component == system.primary:
         raise SimError(f"--attention-on: system '{system.name}' has no device component "
@@ -48,10 +49,20 @@ def host_attention(ops: list[Op], system: System, tp: int, component: str,
     if tp > 1 or pp > 1:
         raise SimError("--attention-on: attention off the GPU runs one device's attention "
                        "(use --tp 1 --pp 1)")
-    for op in ops:
+    tensors = ("kv_cache",)
+    if trace.is_compact:
+        import numpy as np
+
+        arrays = trace.compact
+        attention = np.array([(k.op_class or k.name) == "attention" for k in arrays.kinds]
+                             or [False])
+        decode = arrays.phases.index("decode") if "decode" in arrays.phases else -1
+        arrays.hosted = (attention[arrays.kind] & (arrays.phase == decode), component, tensors)
+        return
+    for op in trace.ops:
         if op.phase == "decode" and op.op_class == "attention":
             op.where = component
-            op.tensors = ("kv_cache",)
+            op.tensors = tensors
 
 
 def tensor_traffic(op: Op) -> dict[str, tuple[float, float]]:
