@@ -200,7 +200,7 @@ class Engine:
 
             if runs_on_arrays(trace, plan):
                 return run_streams(self, trace, plan)
-            if plan is not None and plan.transfers:   # tensors moved: no op object either
+            if plan is not None:   # tensors moved, hosted ops: no op object either
                 from sim.engine_planned import run_planned_arrays
 
                 tl = run_planned_arrays(self, trace, plan)

@@ -39,6 +39,8 @@ from sim.devices.base import Device
 from sim.engine import CostList, Timeline
 from sim.engine_shared import shared_run
 from sim.load_index import LoadIndex
+from workloads.fold import first_seen
+from workloads.trace import ops_at
 
 if TYPE_CHECKING:
     from sim.engine import Engine
@@ -128,7 +130,6 @@ def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
     loads and pass, with the ops' latencies, bytes and shares gathered per op kind, so no op
     object is made; None where the caller must run the ops as objects (a stream's model that
     prices op by op, or the pass gives up)."""
-    from sim.engine_arrays import _kind_costs
     from sim.stream_order import stream_layout
 
     arrays = trace.compact
@@ -139,8 +140,7 @@ def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
     if not n or arrays.stream is None or any(tr.id != n + j for j, tr in enumerate(transfers)) \
             or any(nm not in devices for nm in names):
         return None
-    dev = devices[names[0]]
-    if any(devices[nm] is not dev for nm in names) or not dev.estimates_by_kind():
+    if not all(devices[nm].estimates_by_kind() for nm in names):
         return None
     copies = sorted(transfers, key=lambda t: (t.anchor, t.id))   # in enqueue order
     for tr in copies:
@@ -157,8 +157,7 @@ def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
         streams[tr.stream] += [n + 2 * j, n + 2 * j + 1]
     env_resources, memory_of, op_loads = engine.build_resources(simpy.Environment(), plan,
                                                                 streams)
-    table = _kind_costs(dev, arrays)
-    kind = arrays.kind
+    table, kind = _model_costs(devices, arrays)
     lat = np.zeros(n + 2 * m)
     size = np.zeros(n + 2 * m)
     share = np.full(n + 2 * m, -1.0)
@@ -200,6 +199,43 @@ def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
     tl.resources = env_resources
     tl.stream_order = (op_order, op_bounds, list(arrays.stream_names))
     return tl
+
+
+def _model_costs(devices: dict[str, Device], arrays) -> tuple[list, np.ndarray]:
+    """(costs, each op's index into them) of a trace held as arrays whose streams' models
+    price one op per kind: one model, its costs by op kind (``_kind_costs``); several (the
+    device and a hosted component's), one table per model, each priced on its own ops'
+    kinds (in the order they first occur there), the tables one after the other."""
+    from sim.engine_arrays import _kind_costs
+
+    models = [devices[nm] for nm in arrays.stream_names]
+    if all(dev is models[0] for dev in models):
+        return _kind_costs(models[0], arrays), arrays.kind
+    order: list[Device] = []       # the distinct models, and each stream's among them
+    code = []
+    for dev in models:
+        g = next((g for g, d in enumerate(order) if d is dev), len(order))
+        if g == len(order):
+            order.append(dev)
+        code.append(g)
+    of_op = np.array(code, dtype=np.int64)[arrays.stream]
+    n_kinds = len(arrays.kinds)
+    table: list = []
+    index = np.empty(len(of_op), dtype=np.int64)
+    for g in first_seen(of_op, len(order))[0].tolist():   # models in the order ops meet them
+        dev = order[g]
+        at = np.flatnonzero(of_op == g)
+        used, first = first_seen(arrays.kind[at], n_kinds)
+        ops = ops_at(arrays, at[first], "")
+        for op, i in zip(ops, at[first].tolist(), strict=True):
+            op.device = arrays.stream_of(i)
+        if hasattr(dev, "prefetch"):
+            dev.prefetch(ops)
+        slot = np.full(n_kinds, -1, dtype=np.int64)
+        slot[used] = np.arange(len(table), len(table) + len(used))
+        table += [dev.estimate(op) for op in ops]
+        index[at] = slot[arrays.kind[at]]
+    return table, index
 
 
 def _costs(devices: dict[str, Device], stream_of: list[str], ops: list,

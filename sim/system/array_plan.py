@@ -31,10 +31,12 @@ from sim.system.schedule import (
     _transfers,
     collective_ports,
     contended_memories,
+    home_tier,
     hop_resource,
     stage_of_layers,
 )
 from sim.system.topology import System
+from workloads.fold import first_seen
 from workloads.trace import COLLECTIVE, Trace, ops_at
 
 if TYPE_CHECKING:
@@ -52,7 +54,10 @@ def streams_plan(trace: Trace, system: System, device: Device, policies: Policie
     transfers of the tensors it keeps off the device (``schedule._transfers``, over the
     runs :func:`~sim.system.layer_runs.array_runs` finds in the arrays)."""
     arrays = trace.compact
-    if policies.attention_on or not len(arrays):
+    hosted = arrays.hosted
+    has_units = type(device).unit_of is not Device.unit_of
+    if not len(arrays) or (policies.attention_on and hosted is None) or \
+            (hosted is not None and has_units):
         return None
     kinds = arrays.kinds
     stage_at = np.array(stage_of_layers(trace.model.n_layers, trace.scenario.pp),
@@ -69,7 +74,7 @@ def streams_plan(trace: Trace, system: System, device: Device, policies: Policie
     # a device's units (PIM): each (kind, phase) whose op would run on the compute stream is
     # asked for its unit; the kernel below then keys those pairs, not the kinds
     code, units = arrays.kind, []
-    if type(device).unit_of is not Device.unit_of:
+    if has_units:
         code, of_code, category, units = _unit_categories(arrays, device, category)
         is_send, grouped = is_send[of_code], grouped[of_code]
     width = int(category.max()) + 1
@@ -133,6 +138,14 @@ def streams_plan(trace: Trace, system: System, device: Device, policies: Policie
                 used_memory.setdefault(dev_name, set()).add(stream)
     # stream codes by the order each stream's first op occurs (the engine's process order)
     slots: dict[str, int] = {}
+    if hosted is not None:   # hosted ops on their component's stream, one more code
+        from sim.system.hosted_plan import hosted_stream
+
+        key_of = key_of.copy()
+        key_of[hosted[0]] = len(names)
+        names.append(hosted_stream(system, arrays))
+        for c in first_seen(key_of, len(names))[0].tolist():
+            slots.setdefault(names[c], len(slots))
     lut = np.array([slots.setdefault(nm, len(slots)) for nm in names], dtype=np.int32)
     arrays.stream = lut[key_of]
     arrays.stream_names = tuple(slots)
@@ -143,9 +156,35 @@ def streams_plan(trace: Trace, system: System, device: Device, policies: Policie
     if placement is not None:   # after the collectives' links, as the op-by-op walk
         _transfers(trace, system, stages, stage_at.tolist(), placement, policies, plan,
                    used_memory)
+    if hosted is not None:
+        _host(plan, system, arrays, device, placement, policies, stages, used_memory, loads)
+        return plan
     contended_memories(plan, system, device, used_memory)
     _prune_uncontended(plan, *loads)
     return plan
+
+
+def _host(plan: Plan, system: System, arrays, device: Device, placement: Placement | None,
+          policies: Policies, stages: list[Stage], used_memory: dict[str, set[str]],
+          loads: tuple[np.ndarray, np.ndarray, list[tuple], list[str]]) -> None:
+    """The hosted ops of ``arrays`` planned as the op-by-op walk plans them after its
+    transfers (:func:`~sim.system.hosted_plan.host_arrays`), the loads in a dict (the
+    collectives' in op order, then the hosted ops'), the copy streams' memories and the
+    pruning as that walk's (``loads``: :func:`_collective_loads`' collectives)."""
+    from sim.system.hosted_plan import host_arrays
+
+    at, group, tuples, user_of = loads
+    plan.op_loads = {i: tuples[g] for i, g in zip(at.tolist(), group.tolist(), strict=True)}
+    loaded = {i: user_of[g] for i, g in zip(at.tolist(), group.tolist(), strict=True)}
+    more = host_arrays(plan, system, arrays, placement, home_tier(system), device.fidelity,
+                       stages[0].devices,
+                       (policies.storage_request, policies.storage_queue_depth))
+    for stream in plan.copy_streams:
+        used_memory.setdefault(plan.stream_device[stream], set()).add(stream)
+    loaded.update(more)          # a hosted op's loads are its memory time: never pruned
+    plan.keep_loads.update(more)
+    contended_memories(plan, system, device, used_memory)
+    plan.prune_uncontended(loaded)
 
 
 def _unit_categories(arrays, device: Device, category: np.ndarray

@@ -96,6 +96,11 @@ class HostedDevice(WrappedDevice):
         super().__init__(inner)
         self.bounds = bounds   # op id -> memory lower bound (s) over its tiers
 
+    def estimates_by_kind(self) -> bool:
+        """True: an op's memory bound is its computation's (the plan works it out once per
+        computation, ``host_ops``), so the ops of one kind price alike."""
+        return True
+
     def estimate(self, op: Op) -> Cost:
         """The cost of ``op``, memoised by its shape (as :meth:`Device.estimate` keys it) and
         its memory bound: the ops of one compute object (a step's layers) price once."""
@@ -161,8 +166,9 @@ def host_ops(plan: Plan, system: System, ops: list[Op], placement: Placement | N
             plan.op_loads[op.id] = loads
         bounds[op.id] = bound
         _around(plan, system, op, placement, home, group, traffic)
-        _activations(plan, system, op, group, own, hosted, trace_ops, users.get(op.id, []),
-                     traffic)
+        from_device = [d for d in op.deps if d not in hosted and trace_ops[d].where == ""]
+        _activations(plan, system, op, group, own, from_device,
+                     [user.id for user in users.get(op.id, [])], traffic)
 
 
 def _op_loads(plan: Plan, system: System, op: Op, placement: Placement | None, own: str,
@@ -269,18 +275,18 @@ def _around(plan: Plan, system: System, op: Op, placement: Placement | None, hom
 
 
 def _activations(plan: Plan, system: System, op: Op, group: tuple[str, ...], own: str,
-                 hosted: set[int], trace_ops: list[Op], users: list[Op],
+                 from_device: list[int], users: list[int],
                  traffic: dict[str, tuple[float, float]]) -> None:
     """Activations crossing between the device and a hosted op: the ones it reads from an op
-    on the device move to the host first, the ones it writes for an op on the device move back
-    before that op starts (e.g. the query and the output of CPU attention); ``traffic``:
+    on the device (``from_device``: its dependencies there) move to the host first, the ones
+    it writes for an op on the device (``users``: their ids, in op order) move back before
+    that op starts (e.g. the query and the output of CPU attention); ``traffic``:
     ``tensor_traffic(op)``."""
     traffic = traffic.get("activations")
     if traffic is None:
         return
     rep, k = group[0], len(group)
     hbm = system.tier_of_device(rep).name
-    from_device = [d for d in op.deps if d not in hosted and trace_ops[d].where == ""]
     if from_device and traffic[0] > 0:
         tr = transfer_between(plan, system, f"activations {rep}->{own}", "activations", hbm,
                               rep, own, own, traffic[0] / k, f"{rep}.copy_out",
@@ -290,7 +296,7 @@ def _activations(plan: Plan, system: System, op: Op, group: tuple[str, ...], own
         tr = transfer_between(plan, system, f"activations {own}->{rep}", "activations", own,
                               own, hbm, rep, traffic[1] / k, f"{rep}.copy", (op.id,), op, k)
         for user in users:
-            plan.extra_deps[user.id] = plan.extra_deps.get(user.id, ()) + (tr.id,)
+            plan.extra_deps[user] = plan.extra_deps.get(user, ()) + (tr.id,)
 
 
 def transfer_between(plan: Plan, system: System, name: str, cls: str, src_tier: str,
@@ -307,14 +313,16 @@ def transfer_between(plan: Plan, system: System, name: str, cls: str, src_tier: 
         shape = system.derived[key] = _transfer_shape(system, src_tier, src_node, dst_tier,
                                                       dst_node, replicas, io)
     hops, scales, rates, latency, bottleneck, energy_bit = shape
-    loads = []
-    for (res, times, scale), rate in zip(scales, rates, strict=True):
-        plan.resources.setdefault(res, rate)
-        loads.append(Load(res, nbytes * times * scale))
+    loads = plan.loads_made.get((key, nbytes))
+    if loads is None:
+        for (res, _, _), rate in zip(scales, rates, strict=True):
+            plan.resources.setdefault(res, rate)
+        loads = plan.loads_made[key, nbytes] = tuple(
+            Load(res, nbytes * times * scale) for res, times, scale in scales)
     floor = nbytes / bottleneck if math.isfinite(bottleneck) else 0.0
     tid = plan.first_transfer_id + len(plan.transfers)
     tr = Transfer(id=tid, name=name, tensor=cls, stream=stream, src=src_tier, dst=dst_tier,
-                  nbytes=nbytes, replicas=replicas, hops=hops, loads=tuple(loads),
+                  nbytes=nbytes, replicas=replicas, hops=hops, loads=loads,
                   latency=latency, floor=floor,
                   deps=deps, phase=op.phase, layer=op.layer, step=op.step, release=IN_PLACE,
                   anchor=anchor if anchor is not None else

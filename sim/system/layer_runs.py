@@ -94,7 +94,10 @@ def array_runs(arrays: CompactOps, stage_at: list[int], n_layers: int
     layer = arrays.layer.astype(np.int64)
     kind = arrays.kind.astype(np.int64)
     collective = np.array([k.kind == COLLECTIVE for k in kinds] or [False])
-    inside = np.flatnonzero((layer >= 0) & (layer < n_layers) & ~collective[kind])
+    inside = (layer >= 0) & (layer < n_layers) & ~collective[kind]
+    if arrays.hosted is not None:   # ops on another component (``Op.where``) are not runs'
+        inside &= ~arrays.hosted[0]
+    inside = np.flatnonzero(inside)
     if not len(inside):
         return {}
     stage_of = np.asarray(stage_at, dtype=np.int64)[layer[inside] + 1]

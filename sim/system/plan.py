@@ -90,6 +90,10 @@ class Plan:
     first_transfer_id: int = 0
     keep_loads: set[int] = field(default_factory=set)
     quiet: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: the transfers' tuples of loads made so far, by route and bytes: transfers of equal
+    #: bytes over one route share one (their resources registered with the first)
+    loads_made: dict[tuple, tuple[Load, ...]] = field(default_factory=dict, compare=False,
+                                                      repr=False)
 
     def prune_uncontended(self, stream_of_op: dict[int, str]) -> None:
         """Drop resources that only one stream's ops load (those run one at a time, so nothing

@@ -353,7 +353,6 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
     depth = max(0, policies.prefetch)
     io = (policies.storage_request, policies.storage_queue_depth)
     scales: dict[str, float] = {}   # per tier: flash_scale of this run's access pattern
-    made: dict[tuple, tuple[Load, ...]] = {}   # tuples of loads, by route and bytes
     # per tier: the host memory its transfers are relayed through ("": none)
     relays = {tier: _relay_tier(system, tier) if policies.relay_storage else ""
               for tiers in sources.values() for tier in tiers}
@@ -389,14 +388,14 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
                                               f"{st.rep}.io", wait, rec, io).id,)
                         tr = _make_transfer(plan.first_transfer_id + len(plan.transfers), cls,
                                             relay or tier, st, nbytes, system, plan, first, rec,
-                                            io=io, scales=scales, made=made)
+                                            io=io, scales=scales)
                         plan.transfers.append(tr)
                         for op_id in rec["first"].values():
                             plan.extra_deps[op_id] = plan.extra_deps.get(op_id, ()) + (tr.id,)
                     if frac * save.get(cls, 0.0) > 0:
                         out = _make_transfer(plan.first_transfer_id + len(plan.transfers), cls,
                                              relay or tier, st, frac * save[cls], system, plan,
-                                             (rec["last"],), rec, out=True, made=made)
+                                             (rec["last"],), rec, out=True)
                         plan.transfers.append(out)
                         if relay:    # then the host writes it to storage
                             _between(plan, system, cls, relay, tier, st, frac * save[cls],
@@ -437,15 +436,13 @@ def _between(plan: Plan, system: System, cls: str, src: str, dst: str, st: Stage
 def _make_transfer(tid: int, cls: str, tier: str, st: Stage, nbytes: float, system: System,
                    plan: Plan, wait: tuple[int, ...], rec: dict, out: bool = False,
                    io: tuple[float, int] = (131072.0, 32),
-                   scales: dict[str, float] | None = None,
-                   made: dict[tuple, tuple[Load, ...]] | None = None) -> Transfer:
+                   scales: dict[str, float] | None = None) -> Transfer:
     """A shard of ``cls`` from ``tier`` to the stage's devices (``out``: the other way, on the
     device-to-host copy stream, landing in place). ``scales``: each tier's ``flash_scale``
     for ``io``, kept across the calls of one plan (one figure per tier and access pattern:
-    the pattern's model keys its own memo on the flash's whole description). ``made``: the
-    tuples of loads made for ``plan`` so far, by route and bytes: transfers of equal bytes
-    over one route share one (a layer's weights every step, a step's KV cache every layer;
-    their resources were registered with the first)."""
+    the pattern's model keys its own memo on the flash's whole description). Transfers of
+    equal bytes over one route share their tuple of loads (``plan.loads_made``: a layer's
+    weights every step, a step's KV cache every layer)."""
     from sim.system.hosted import IN_PLACE
 
     replicas = len(st.devices)
@@ -455,13 +452,12 @@ def _make_transfer(tid: int, cls: str, tier: str, st: Stage, nbytes: float, syst
         shape = system.derived[key] = _transfer_shape(tier, st.rep, replicas, system, out, io,
                                                       scales)
     hops, terms, latency, bottleneck, energy_bit, src, dst = shape
-    loads = made.get((key, nbytes)) if made is not None else None
+    loads = plan.loads_made.get((key, nbytes))
     if loads is None:
         for res, _, _, rate in terms:
             plan.resources.setdefault(res, rate)
-        loads = tuple(Load(res, nbytes * times * scale) for res, times, scale, _ in terms)
-        if made is not None:
-            made[key, nbytes] = loads
+        loads = plan.loads_made[key, nbytes] = tuple(
+            Load(res, nbytes * times * scale) for res, times, scale, _ in terms)
     floor = nbytes / bottleneck if math.isfinite(bottleneck) else 0.0
     return Transfer(id=tid, name=f"{cls} {src}->{dst}", tensor=cls,
                     stream=f"{st.rep}.copy_out" if out else st.copy, src=src,
