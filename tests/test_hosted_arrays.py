@@ -1,0 +1,116 @@
+"""Hosted attention of a trace held as arrays equals the op-by-op path, without an op object.
+
+Decode attention on the host CPU (FlexGen's ``--cpu``) or on the computational drive that
+holds the KV cache (InstInfer) runs on another component: ``host_attention`` tags those ops
+on the arrays (``CompactOps.hosted``), ``sim.system.hosted_plan.host_arrays`` plans them and
+``sim.engine_planned.run_planned_arrays`` times the run from the arrays. With
+``sim.system.schedule.PLAN_FROM_ARRAYS = False`` the same run is planned op by op
+(``host_ops``) and timed over op objects: plans, tables and metrics must be equal exactly.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import sim.engine_planned as engine_planned
+import sim.system.schedule as schedule
+from arch import load_arch
+from sim.devices.base import device_for
+from sim.run import memory_per_device, simulate
+from sim.system.budget import place_on_system
+from sim.system.hosted import host_attention
+from sim.system.placement import parse_placement
+from sim.system.schedule import Policies, build_plan, stages_for
+from sim.system.topology import build_system
+from workloads.models import get_model
+from workloads.scenario import Scenario
+from workloads.trace import CompactOps
+from workloads.tracer import trace_model
+
+CASES = {
+    # InstInfer: attention on the drive holding the KV cache, its query and output crossing
+    "csd": ("a6000-storage", "llama2-7b", {"batch": 8, "prompt_len": 256, "gen_len": 10},
+            {"attention_on": "csd"}, "kv_cache=csd0.flash"),
+    # FlexGen --cpu: attention on the host CPU, its KV cache in host DDR
+    "cpu": ("spr-a100", "llama2-7b", {"batch": 8, "prompt_len": 256, "gen_len": 10},
+            {"attention_on": "cpu"}, ""),
+    # ... with half the weights in host DDR too (transfers of weights beside the hosted ops)
+    "cpu-offload": ("spr-a100", "llama2-13b", {"batch": 8, "prompt_len": 128, "gen_len": 8},
+                    {"attention_on": "cpu", "prefetch": 1},
+                    "weights=gpu.hbm:0.5,host_ddr:0.5;kv_cache=host_ddr"),
+}
+
+
+def _simulate(name):
+    arch, model, scenario, policies, placement = CASES[name]
+    return simulate(load_arch(arch), get_model(model), Scenario(**scenario),
+                    placement=parse_placement(placement) if placement else None,
+                    policies=Policies(**policies))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hosted_from_arrays_equals_op_by_op(name, monkeypatch):
+    made, timed = [], []
+    real_materialise, real_run = CompactOps.materialise, engine_planned.run_planned_arrays
+    monkeypatch.setattr(CompactOps, "materialise",
+                        lambda self: made.append(1) or real_materialise(self))
+    monkeypatch.setattr(engine_planned, "run_planned_arrays",
+                        lambda *a: timed.append(real_run(*a)) or timed[-1])
+    new = _simulate(name)
+    assert made == [] and len(timed) == 1 and timed[0] is not None   # no op object made
+    monkeypatch.setattr(schedule, "PLAN_FROM_ARRAYS", False)
+    old = _simulate(name)
+    assert made                                   # op objects, planned op by op
+    streams = set(new.ops["stream"])
+    assert any(not s.startswith("gpu") for s in streams) and len(new.transfers) > 0
+    for table in ("ops", "transfers", "resources"):
+        a, b = getattr(old, table), getattr(new, table)
+        assert list(a.columns) == list(b.columns), table
+        for col in a.columns:
+            assert a[col].equals(b[col]), (table, col)
+    assert old.invariants == new.invariants and old.op_links == new.op_links
+    for key, value in old.metrics.items():
+        got = new.metrics[key]
+        assert value == got or (math.isnan(value) and math.isnan(got)), key
+
+
+@pytest.mark.parametrize("name", ["csd", "cpu-offload"])
+def test_hosted_plan_from_arrays_equals_op_by_op_plan(name):
+    arch_name, model, scenario, policies, placement = CASES[name]
+    arch = load_arch(arch_name)
+    sc, pol, m = Scenario(**scenario), Policies(**policies), get_model(model)
+    plans, traces = [], []
+    for compact in (True, False):
+        system, device = build_system(arch), device_for(arch, "tile")
+        stages_for(system, 1, 1)
+        placed = place_on_system(system, parse_placement(placement), memory_per_device(m, sc),
+                                 1) if placement else None
+        trace = trace_model(m, sc, compact=True)
+        if not compact:
+            assert len(trace.ops)      # materialised: planned op by op
+        host_attention(trace, system, 1, pol.attention_on)
+        plans.append(build_plan(trace, system, device, placed, pol))
+        traces.append(trace)
+    new, old = plans
+    assert traces[0].is_compact and not traces[1].is_compact
+    for field in ("stream_device", "devices_of", "memory_of", "resources", "quiet",
+                  "extra_deps", "transfers", "copy_streams", "keep_loads",
+                  "first_transfer_id"):
+        a, b = getattr(new, field), getattr(old, field)
+        assert a == b, field
+        if isinstance(a, dict):
+            assert list(a) == list(b), field      # registered in the same order
+    assert list(new.streams) == list(old.streams)
+    assert dict(new.op_loads) == dict(old.op_loads) and list(new.op_loads) == list(old.op_loads)
+    hosted = [s for s, dev in new.streams.items() if type(dev).__name__ == "HostedDevice"]
+    assert len(hosted) == 1
+    assert new.streams[hosted[0]].bounds == old.streams[hosted[0]].bounds
+    # each op on the stream the op-by-op walk put it on
+    arrays = traces[0].compact
+    got = [arrays.stream_names[c] for c in arrays.stream.tolist()]
+    assert got == [op.device for op in traces[1].ops]
+    mask = arrays.hosted[0]
+    assert mask.any() and {got[i] for i in np.flatnonzero(mask)} == set(hosted)
+    assert [(op.where, op.tensors) for op in arrays.materialise()] == \
+        [(op.where, op.tensors) for op in traces[1].ops]
