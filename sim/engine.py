@@ -415,7 +415,7 @@ class Engine:
             issue = getattr(dev, "host_issue", lambda: None)()
             if issue is None:
                 return None
-        if type(dev).estimate is not Device.estimate or (arrays.device or name) != name:
+        if not dev.estimates_by_kind() or (arrays.device or name) != name:
             return None
         fold = arrays.fold if isinstance(arrays, FoldedOps) and arrays.folded else None
         n_kinds = len(arrays.kinds)

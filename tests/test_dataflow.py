@@ -382,3 +382,34 @@ def test_a_tile_more_than_the_pcus_takes_a_second_wave(socket):
     per_tile = (512 + d.stages + d.lanes - 1) / d.clock
     assert stage_seconds(_gemm("g", 11, socket), socket, 10) == pytest.approx(2 * per_tile)
     assert stage_seconds(_gemm("g", 10, socket), socket, 10) == pytest.approx(per_tile)
+
+
+@pytest.mark.parametrize("arch, model, scenario", [
+    ("sn40l", "llama2-7b", {"batch": 16, "prompt_len": 64, "gen_len": 8, "microbatches": 2}),
+    ("sn40l-node", "mixtral-8x7b", {"batch": 8, "prompt_len": 64, "gen_len": 8, "tp": 8}),
+    ("sn40l-node", "llama2-13b", {"batch": 8, "prompt_len": 64, "gen_len": 8, "tp": 4,
+                                  "pp": 2, "microbatches": 2}),
+])
+def test_split_of_arrays_attributes_the_op_by_op_costs(arch, model, scenario):
+    """A trace held as arrays is split into the same fused segments on its arrays
+    (sim/devices/dataflow_arrays.py): each op, priced through its new kind, costs what the
+    op-by-op split attributes to it (collectives priced alone in both), the kernels counted
+    alike, the ops themselves unchanged."""
+    from workloads.trace import Trace
+
+    m, sc = get_model(model), Scenario(**scenario)
+    on_arrays, on_ops = device_for(load_arch(arch), "tile"), device_for(load_arch(arch), "tile")
+    split = on_arrays.split_trace(trace_model(m, sc, compact=True))
+    ops = trace_model(m, sc, compact=True).ops
+    on_ops.split_trace(Trace(ops, m, sc))
+    assert split.is_compact and on_arrays.calls == on_ops.calls
+    assert len(split.compact.kinds) > len({id(k) for k in split.compact.kinds})  # kinds split
+    got = split.ops
+    assert len(got) == len(ops)
+    fused = 0
+    for a, b in zip(got, ops, strict=True):
+        assert [getattr(a, f.name) for f in dataclasses.fields(a)] == \
+            [getattr(b, f.name) for f in dataclasses.fields(b)]
+        assert on_arrays.estimate(a) == on_ops.estimate(b)
+        fused += bool(on_ops.estimate(b).detail.get("fused"))
+    assert fused > len(ops) // 2

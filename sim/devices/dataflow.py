@@ -89,7 +89,8 @@ class DataflowDevice(MainTierDevice):
         self.sram = arch.memory["sram"]
         self.energy_table = arch.energy
         self.link_name, self.link = self.system_link("intra_node_link")
-        self._attributed: dict[int, tuple[Any, Cost]] = {}  # op id -> (its compute, cost)
+        # op id -> (its compute, cost): a dict, or by op kind (a trace held as arrays)
+        self._attributed: Any = {}
         self._segments: dict[tuple, tuple[Placement, list[Cost]]] = {}
         self.calls = {"kernels": 0, "ops": 0}
 
@@ -155,11 +156,18 @@ class DataflowDevice(MainTierDevice):
     def split_trace(self, trace: Any) -> Any:
         """Group the trace into fused kernels and cost each (module doc); the trace is
         returned unchanged: fusion changes how ops are timed, not what they compute."""
-        self._attributed.clear()
-        self.calls = {"kernels": 0, "ops": len(trace.ops)}
+        self._attributed = {}
+        self.calls = {"kernels": 0, "ops": len(trace)}
         if self.fusion == "none":
-            self.calls["kernels"] = len(trace.ops)
+            self.calls["kernels"] = len(trace)
             return trace
+        if trace.is_compact:   # the same segments, found in the arrays
+            from sim.devices.dataflow_arrays import fused_kinds
+            from workloads.trace import Trace
+
+            split, self._attributed, self.calls["kernels"] = fused_kinds(
+                trace.compact, self._segment_cost, self._segments)
+            return Trace(None, trace.model, trace.scenario, dict(trace.meta), compact=split)
         groups: dict[tuple, list[Op]] = defaultdict(list)
         for op in trace.ops:
             key = (op.phase, op.step, op.layer, op.microbatch, op.rank, op.where)
@@ -224,6 +232,11 @@ class DataflowDevice(MainTierDevice):
 
     def _peak_of(self, op: Op) -> float:
         return self.peak_flops(op)
+
+    def estimates_by_kind(self) -> bool:
+        """True: a trace held as arrays is split into kinds per fused segment and place
+        (:func:`~sim.devices.dataflow_arrays.fused_kinds`), its costs attributed by kind."""
+        return True
 
     def estimate(self, op: Op) -> Cost:
         hit = self._attributed.get(op.id)
