@@ -95,33 +95,14 @@ def run_planned(engine: Engine, trace: Trace, plan: Plan) -> Timeline | None:
     share[at] = np.fromiter((-1.0 if (x := c.detail.get("memory_share")) is None else x
                              for c in costs), dtype=np.float64, count=n)
     loads: dict[int, list] = dict(op_loads)
-    for j, tr in enumerate(transfers):
-        lat[n + 2 * j] = tr.latency if tr.latency > 0 else 0.0
-        loads[n + 2 * j + 1] = [(env_resources[ld.resource], ld.nbytes) for ld in tr.loads]
+    _transfer_tasks(transfers, n, lat, loads, env_resources)
     ptr, idx = _dependencies(ops, arrays, transfers, plan.extra_deps, n)
     by_stream = np.fromiter((i for s in streams.values() for i in s), dtype=np.int64,
                             count=n + 2 * m)
     bounds = np.zeros(len(names) + 1, dtype=np.int64)
     np.cumsum([len(streams[name]) for name in names], out=bounds[1:])
-    stream = np.empty(n + 2 * m, dtype=np.int64)
-    prev = np.full(n + 2 * m, -1, dtype=np.int64)
-    for k in range(len(names)):
-        tasks = by_stream[bounds[k]:bounds[k + 1]]
-        stream[tasks] = k
-        prev[tasks[1:]] = tasks[:-1]
-    times = shared_run(SimpleNamespace(dep_ptr=ptr, dep_idx=idx), stream, prev, names, lat,
-                       size, share, memory_of,
-                       LoadIndex(loads, n + 2 * m), by_stream, bounds)
-    if times is None:
-        return None
-    start, end = times
-    tl = Timeline(start[:n].copy(), end[:n].copy(), costs, n + m)
-    tl.engine_events = 0
-    tl.transfers = transfers
-    tl.transfer_start = start[n::2].copy()
-    tl.transfer_end = end[n + 1::2].copy()
-    tl.resources = env_resources
-    return tl
+    return _timed(names, by_stream, bounds, ptr, idx, lat, size, share, memory_of, loads,
+                  costs, transfers, env_resources)
 
 
 def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | None:
@@ -166,7 +147,26 @@ def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
     share[:n] = np.array([-1.0 if c is None or c.detail.get("memory_share") is None
                           else c.detail["memory_share"] for c in table])[kind]
     loads: dict[int, list] = dict(op_loads.items())
-    resolved: dict[int, list] = {}   # per tuple of loads (transfers share them): resolved once
+    _transfer_tasks(transfers, n, lat, loads, env_resources)
+    ptr, idx = _dependencies(None, arrays, transfers, plan.extra_deps, n)
+    rest = np.fromiter((i for nm in names[len(arrays.stream_names):] for i in streams[nm]),
+                       dtype=np.int64, count=2 * m)
+    by_stream = np.concatenate((op_order.astype(np.int64), rest))
+    bounds = np.concatenate((op_bounds.astype(np.int64), op_bounds[-1] + np.cumsum(
+        [len(streams[nm]) for nm in names[len(arrays.stream_names):]], dtype=np.int64)))
+    tl = _timed(names, by_stream, bounds, ptr, idx, lat, size, share, memory_of, loads,
+                CostList(table, kind), transfers, env_resources)
+    if tl is not None:
+        tl.stream_order = (op_order, op_bounds, list(arrays.stream_names))
+    return tl
+
+
+def _transfer_tasks(transfers: list, n: int, lat: np.ndarray, loads: dict[int, list],
+                    env_resources: dict) -> None:
+    """Each transfer ``j``'s two tasks: its latency alone (``lat[n + 2j]``, s) and its loads
+    (``loads[n + 2j + 1]``: (resource, bytes) pairs, made once per tuple of loads, which
+    transfers of equal bytes over one route share)."""
+    resolved: dict[int, list] = {}
     for j, tr in enumerate(transfers):
         lat[n + 2 * j] = tr.latency if tr.latency > 0 else 0.0
         got = resolved.get(id(tr.loads))
@@ -174,30 +174,34 @@ def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
             got = resolved[id(tr.loads)] = [(env_resources[ld.resource], ld.nbytes)
                                             for ld in tr.loads]
         loads[n + 2 * j + 1] = got
-    ptr, idx = _dependencies(None, arrays, transfers, plan.extra_deps, n)
-    rest = np.fromiter((i for nm in names[len(arrays.stream_names):] for i in streams[nm]),
-                       dtype=np.int64, count=2 * m)
-    by_stream = np.concatenate((op_order.astype(np.int64), rest))
-    bounds = np.concatenate((op_bounds.astype(np.int64), op_bounds[-1] + np.cumsum(
-        [len(streams[nm]) for nm in names[len(arrays.stream_names):]], dtype=np.int64)))
-    stream = np.empty(n + 2 * m, dtype=np.int64)
-    prev = np.full(n + 2 * m, -1, dtype=np.int64)
+
+
+def _timed(names: list[str], by_stream: np.ndarray, bounds: np.ndarray, ptr: np.ndarray,
+           idx: np.ndarray, lat: np.ndarray, size: np.ndarray, share: np.ndarray,
+           memory_of: dict, loads: dict[int, list], costs, transfers: list,
+           env_resources: dict) -> Timeline | None:
+    """The pass over the tasks (ops ``0..n-1``, then each transfer's two), laid out by
+    stream (``by_stream``, ``bounds``: each stream's in order), and its :class:`Timeline`
+    (``costs``: the ops'); None where it gives up."""
+    n_tasks = len(lat)
+    n = n_tasks - 2 * len(transfers)
+    stream = np.empty(n_tasks, dtype=np.int64)
+    prev = np.full(n_tasks, -1, dtype=np.int64)
     for k in range(len(names)):
         tasks = by_stream[bounds[k]:bounds[k + 1]]
         stream[tasks] = k
         prev[tasks[1:]] = tasks[:-1]
     times = shared_run(SimpleNamespace(dep_ptr=ptr, dep_idx=idx), stream, prev, names, lat,
-                       size, share, memory_of, LoadIndex(loads, n + 2 * m), by_stream, bounds)
+                       size, share, memory_of, LoadIndex(loads, n_tasks), by_stream, bounds)
     if times is None:
         return None
     start, end = times
-    tl = Timeline(start[:n].copy(), end[:n].copy(), CostList(table, kind), n + m)
+    tl = Timeline(start[:n].copy(), end[:n].copy(), costs, n + len(transfers))
     tl.engine_events = 0
     tl.transfers = transfers
     tl.transfer_start = start[n::2].copy()
     tl.transfer_end = end[n + 1::2].copy()
     tl.resources = env_resources
-    tl.stream_order = (op_order, op_bounds, list(arrays.stream_names))
     return tl
 
 

@@ -49,6 +49,40 @@ def assert_same_run(fast, slow) -> None:
         {k: v for k, v in slow.metrics.items() if k != "engine_events"}
 
 
+def arrays_run_and_op_by_op(run, monkeypatch) -> tuple:
+    """``run()`` planned and timed from its trace's arrays, then op by op
+    (``schedule.PLAN_FROM_ARRAYS = False``: op objects, the pass over them): the first made no
+    op object and ``run_planned_arrays`` timed it; the two have every op, transfer and
+    resource row, invariant, op link and metric equal bit for bit. Returns both results."""
+    import math
+
+    import sim.engine_planned as engine_planned
+    import sim.system.schedule as schedule
+    from workloads.trace import CompactOps
+
+    made, timed = [], []
+    real_materialise, real_run = CompactOps.materialise, engine_planned.run_planned_arrays
+    monkeypatch.setattr(CompactOps, "materialise",
+                        lambda self: made.append(1) or real_materialise(self))
+    monkeypatch.setattr(engine_planned, "run_planned_arrays",
+                        lambda *a: timed.append(real_run(*a)) or timed[-1])
+    new = run()
+    assert made == [] and len(timed) == 1 and timed[0] is not None   # no op object made
+    monkeypatch.setattr(schedule, "PLAN_FROM_ARRAYS", False)
+    old = run()
+    assert made and len(timed) == 1                  # op objects, planned op by op
+    for table in ("ops", "transfers", "resources"):
+        a, b = getattr(old, table), getattr(new, table)
+        assert list(a.columns) == list(b.columns), table
+        for col in a.columns:
+            assert a[col].equals(b[col]), (table, col)   # bit for bit, in the same order
+    assert old.invariants == new.invariants and old.op_links == new.op_links
+    for key, value in old.metrics.items():
+        got = new.metrics[key]
+        assert value == got or (math.isnan(value) and math.isnan(got)), key
+    return new, old
+
+
 def project_ctx(tmp_path_factory, *parts: str):
     """A validation context on the project's own data (``validation/``) with an empty reference
     folder; skips the calling module's tests when ``validation/<parts>`` is absent."""

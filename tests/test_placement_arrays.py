@@ -8,12 +8,9 @@ one (step, layer). ``sim.system.layer_runs.array_runs`` finds those runs in the 
 pass over op objects they replace. Runs, plans, tables and metrics must be equal exactly.
 """
 
-import math
-
 import pytest
+from conftest import arrays_run_and_op_by_op
 
-import sim.engine_planned as engine_planned
-import sim.system.schedule as schedule
 from arch import load_arch
 from sim.devices.base import device_for
 from sim.run import simulate
@@ -22,7 +19,6 @@ from sim.system.placement import parse_placement
 from sim.system.schedule import Policies, stage_of_layers
 from workloads.models import get_model
 from workloads.scenario import Scenario
-from workloads.trace import CompactOps
 from workloads.tracer import trace_model
 
 RUN_TRACES = {
@@ -100,27 +96,8 @@ def _simulate(name):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_placement_from_arrays_equals_op_by_op(name, monkeypatch):
-    made, timed = [], []
-    real_materialise, real_run = CompactOps.materialise, engine_planned.run_planned_arrays
-    monkeypatch.setattr(CompactOps, "materialise",
-                        lambda self: made.append(1) or real_materialise(self))
-    monkeypatch.setattr(engine_planned, "run_planned_arrays",
-                        lambda *a: timed.append(real_run(*a)) or timed[-1])
-    new = _simulate(name)
-    assert made == [] and len(timed) == 1 and timed[0] is not None   # no op object made
-    monkeypatch.setattr(schedule, "PLAN_FROM_ARRAYS", False)
-    old = _simulate(name)
-    assert made and len(timed) == 1                  # op objects, through run_planned
+    new, _ = arrays_run_and_op_by_op(lambda: _simulate(name), monkeypatch)
     assert len(new.transfers) > 0
-    for table in ("ops", "transfers", "resources"):
-        a, b = getattr(old, table), getattr(new, table)
-        assert list(a.columns) == list(b.columns), table
-        for col in a.columns:
-            assert a[col].equals(b[col]), (table, col)   # bit for bit, in the same order
-    assert old.invariants == new.invariants and old.op_links == new.op_links
-    for key, value in old.metrics.items():
-        got = new.metrics[key]
-        assert value == got or (math.isnan(value) and math.isnan(got)), key
 
 
 def test_transfers_of_equal_bytes_share_their_loads():
