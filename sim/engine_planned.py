@@ -25,6 +25,8 @@ gives up (an order of events at one time it cannot be sure of, more transfers in
 resource than it holds) the caller runs the event engine. A device that does not hold for its
 latency (an async host) is left to it too. Ops hosted on another component (attention on the
 host CPU or a computational drive) are tasks of that component's stream, priced by its model.
+:func:`run_planned_arrays` runs a trace held as arrays the same way (its plan from the arrays:
+placements, hosted ops), each stream's model pricing one op per kind, no op object made.
 """
 
 from __future__ import annotations

@@ -154,8 +154,10 @@ class DataflowDevice(MainTierDevice):
 
     # --- fused kernels -----------------------------------------------------------------------
     def split_trace(self, trace: Any) -> Any:
-        """Group the trace into fused kernels and cost each (module doc); the trace is
-        returned unchanged: fusion changes how ops are timed, not what they compute."""
+        """Group the trace into fused kernels and cost each (module doc). The ops are
+        returned unchanged: fusion changes how ops are timed, not what they compute (a trace
+        held as arrays comes back with its kinds split per segment and place, the same ops:
+        :func:`~sim.devices.dataflow_arrays.fused_kinds`)."""
         self._attributed = {}
         self.calls = {"kernels": 0, "ops": len(trace)}
         if self.fusion == "none":

@@ -9,9 +9,10 @@ Streams, resources and loads are registered in the order the op-by-op walk regis
 order the first op of each occurs), so the plan equals the op-by-op one entry for entry
 (tests/test_array_plan.py). A device with units beside its compute engine (a PIM unit:
 ``Device.unit_of``) is asked once per (op kind, phase), what ``unit_of`` may read, and each
-such unit's ops of a stage go to that stage's ``<device>.<unit>`` stream. Traces with hosted
-ops are planned op by op; a placement's transfers are built from the runs of (step, layer)
-found in the arrays.
+such unit's ops of a stage go to that stage's ``<device>.<unit>`` stream. A placement's
+transfers are built from the runs of (step, layer) found in the arrays; ops tagged to run on
+another component (``CompactOps.hosted``) are planned by
+:func:`sim.system.hosted_plan.host_arrays` as ``host_ops`` plans them.
 """
 
 from __future__ import annotations
@@ -50,11 +51,12 @@ COMPUTE, COMM, RANK = 0, 1, 2
 def streams_plan(trace: Trace, system: System, device: Device, policies: Policies,
                  stages: list[Stage], placement: Placement | None = None) -> Plan | None:
     """:func:`~sim.system.schedule.build_plan` of a compact trace, from its arrays (None
-    where the op-by-op walk is needed: hosted attention). With a ``placement``, the
+    where the op-by-op walk is needed: ops tagged to run elsewhere by hand or none hosted
+    under ``attention_on``, hosted ops beside a device's units). With a ``placement``, the
     transfers of the tensors it keeps off the device (``schedule._transfers``, over the
     runs :func:`~sim.system.layer_runs.array_runs` finds in the arrays)."""
     arrays = trace.compact
-    hosted = arrays.hosted
+    hosted = arrays.hosted if arrays.hosted is not None and arrays.hosted[0].any() else None
     has_units = type(device).unit_of is not Device.unit_of
     if not len(arrays) or (policies.attention_on and hosted is None) or \
             (hosted is not None and has_units):
