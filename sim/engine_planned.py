@@ -31,12 +31,14 @@ placements, hosted ops), each stream's model pricing one op per kind, no op obje
 
 from __future__ import annotations
 
+from itertools import chain
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import simpy
 
+from sim.columns import slice_indices
 from sim.devices.base import Device
 from sim.engine import CostList, Timeline
 from sim.engine_shared import shared_run
@@ -274,9 +276,6 @@ def _dependencies(ops: list, arrays, transfers: list, extra: dict[int, tuple[int
     (``n + j``) is waited for as its loads task. ``arrays``: the arrays the ops were made
     from (their dependency arrays read as they are), or None."""
 
-    def task(i: int) -> int:
-        return i if i < n else n + 2 * (i - n) + 1
-
     if arrays is None:
         base_ptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum([len(op.deps) for op in ops], out=base_ptr[1:])
@@ -286,21 +285,37 @@ def _dependencies(ops: list, arrays, transfers: list, extra: dict[int, tuple[int
         base_ptr = np.asarray(arrays.dep_ptr, dtype=np.int64)
         base = np.asarray(arrays.dep_idx, dtype=np.int64)
     own = np.diff(base_ptr)
+    # the transfers each op waits for, and each transfer's dependencies, flat
+    waiting, waits, waited = _flat(extra.keys(), extra.values(), len(extra))
+    tr_waits, tr_waited = _flat(range(len(transfers)), (tr.deps for tr in transfers),
+                                len(transfers))[1:]
     more = np.zeros(n, dtype=np.int64)
-    for i, deps in extra.items():
-        more[i] = len(deps)
-    counts = np.concatenate((own + more, np.ravel([[len(tr.deps), 0] for tr in transfers])
-                             .astype(np.int64)))
+    more[waiting] = waits
+    counts = np.zeros(n + 2 * len(transfers), dtype=np.int64)
+    counts[:n] = own + more
+    counts[n::2] = tr_waits
     ptr = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=ptr[1:])
     idx = np.empty(int(ptr[-1]), dtype=np.int64)
     # each op's own dependencies first (ids of ops: kept), then the transfers it waits for
     at = np.repeat(ptr[:n] - base_ptr[:n], own) + np.arange(len(base), dtype=np.int64)
     idx[at] = base
-    for i, deps in extra.items():
-        lo = int(ptr[i] + own[i])
-        idx[lo:lo + len(deps)] = [task(d) for d in deps]
-    for j, tr in enumerate(transfers):
-        lo = int(ptr[n + 2 * j])
-        idx[lo:lo + len(tr.deps)] = [task(d) for d in tr.deps]
+    idx[slice_indices(ptr[waiting] + own[waiting], waits)] = _task(waited, n)
+    idx[slice_indices(ptr[n:-1:2], tr_waits)] = _task(tr_waited, n)
     return ptr, idx
+
+
+def _flat(keys, rows, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(``keys`` as an array, each row's length, the rows' ids one after the other) of
+    ``count`` rows of ids."""
+    rows = list(rows)
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=count)
+    flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+    return np.fromiter(keys, dtype=np.int64, count=count), lengths, flat
+
+
+
+def _task(ids: np.ndarray, n: int) -> np.ndarray:
+    """The task waited for by each id: an op's own (``< n``), a transfer ``n + j``'s loads
+    task ``n + 2j + 1``."""
+    return np.where(ids < n, ids, 2 * ids - n + 1)
