@@ -154,7 +154,8 @@ def _seconds_on(terms: tuple[int, float, float, float, float], pcus: int) -> flo
 
 
 def allocate(stages: list[Stage], arch: Arch, pcus: int | None = None,
-             scale: list[float] | None = None) -> list[int]:
+             scale: list[float] | None = None,
+             terms: dict[int, tuple] | None = None) -> list[int]:
     """PCUs per stage minimising the slowest stage (greedy to the bottleneck; module doc);
     ``scale`` multiplies each stage's fold-model time (the mapper's correction).
 
@@ -162,7 +163,8 @@ def allocate(stages: list[Stage], arch: Arch, pcus: int | None = None,
     until the PCUs run out or that stage has a PCU per tile. A stage keeps taking PCUs without
     a heap operation while it stays ahead of the heap's top (the same order of grants: a
     socket's 1,040 PCUs over a decoder layer's stages cost ~1 ms instead of ~9 ms of CPU,
-    its stage times from per-stage terms formed once, :func:`_fold_terms`)."""
+    its stage times from per-stage terms formed once, :func:`_fold_terms`; ``terms``: those
+    of the compute stages, formed by the caller)."""
     scale = scale or [1.0] * len(stages)
     total = arch.dataflow.pcus if pcus is None else pcus
     compute = [i for i, s in enumerate(stages) if s.kind != "link"]
@@ -172,7 +174,7 @@ def allocate(stages: list[Stage], arch: Arch, pcus: int | None = None,
     if len(compute) > total:
         raise MappingError(f"{len(compute)} pipeline stages need at least as many PCUs, the chip "
                            f"has {total}")
-    terms = {i: _fold_terms(stages[i], arch) for i in compute}
+    terms = terms if terms is not None else {i: _fold_terms(stages[i], arch) for i in compute}
     for i in compute:
         alloc[i] = 1
     left = total - len(compute)
@@ -228,11 +230,22 @@ def _grant_below_level(terms: dict[int, tuple], scale: list[float], alloc: list[
 
 def _above(terms: tuple, scale: float, level: float) -> int:
     """How many PCU counts ``p`` (from 1 up) the greedy finds a stage's key
-    ``-_seconds_on(terms, p) * scale`` below ``-level`` at: a prefix, the key never falling."""
-    lo, hi = 0, terms[0]   # the key at p = lo (0: none) is below; at p = hi it is not
+    ``-_seconds_on(terms, p) * scale`` below ``-level`` at: a prefix, the key never falling
+    (the stage has no key below at ``p = tiles``: the caller checks). A binary search, first
+    within a few counts of where the stage's time ``~ work / p`` meets the level (the same
+    count wherever it starts: the boundary of a prefix is one), else over all counts."""
+    tiles, cyc, clock, flops, per_pcu = terms
+
+    def below(p: int) -> bool:   # -_seconds_on(terms, p) * scale < -level
+        return -max(math.ceil(tiles / p) * cyc / clock, flops / (p * per_pcu)) * scale < -level
+
+    guess = int(max(tiles * cyc / clock, flops / per_pcu) * scale / level)
+    lo, hi = max(0, min(guess, tiles) - 2), min(tiles, max(guess, 0) + 3)
+    if not ((lo == 0 or below(lo)) and (hi == tiles or not below(hi))):
+        lo, hi = 0, tiles   # the key at p = lo (0: none) is below; at p = hi it is not
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if -_seconds_on(terms, mid) * scale < -level:
+        if below(mid):
             lo = mid
         else:
             hi = mid
@@ -337,14 +350,16 @@ def place(stages: list[Stage], arch: Arch, use_mapper: bool = True,
           refine: int = 2) -> Placement:
     """Place ``stages`` as one fused pipeline on ``arch`` and time it (module doc). The PCU
     allocation is repeated ``refine`` times with each stage's fold time scaled by its mapped /
-    fold ratio of the previous placement; the fastest placement is kept."""
-    best = _place(stages, arch, use_mapper, None)
+    fold ratio of the previous placement; the fastest placement is kept. Each compute stage's
+    fold terms (:func:`_fold_terms`) are formed once for all the placements tried."""
+    terms = {i: _fold_terms(s, arch) for i, s in enumerate(stages) if s.kind != "link"}
+    best = _place(stages, arch, use_mapper, None, terms)
     for _ in range(refine if use_mapper else 0):
         scale = [max(sp.seconds / sp.fold_seconds, 1.0) if sp.fold_seconds > 0 else 1.0
                  for sp in best.stages]
         if all(x == 1.0 for x in scale):
             break
-        cand = _place(stages, arch, use_mapper, scale)
+        cand = _place(stages, arch, use_mapper, scale, terms)
         if cand.seconds < best.seconds * (1 - 1e-9):
             best = cand
         else:
@@ -353,20 +368,22 @@ def place(stages: list[Stage], arch: Arch, use_mapper: bool = True,
 
 
 def _place(stages: list[Stage], arch: Arch, use_mapper: bool,
-           scale: list[float] | None) -> Placement:
+           scale: list[float] | None, terms: dict[int, tuple]) -> Placement:
+    """One placement of ``stages`` (PCUs allocated with each stage's fold time scaled by
+    ``scale``; ``terms``: the compute stages' :func:`_fold_terms`)."""
     d = arch.dataflow
     hbm = arch.memory["hbm"]
-    pcus = allocate(stages, arch, scale=scale)
+    pcus = allocate(stages, arch, scale=scale, terms=terms)
     pmus = allocate_pmus(stages, arch, pcus)
     placed: list[StagePlacement] = []
     fill = 0.0
     pmu_total = 0.0
-    for s, p, q in zip(stages, pcus, pmus, strict=True):
+    for i, (s, p, q) in enumerate(zip(stages, pcus, pmus, strict=True)):
         if s.kind == "link":
             placed.append(StagePlacement(s.name, 0, 0, 1, s.fixed_s, s.fixed_s))
             continue
-        fold = stage_seconds(s, arch, p)
-        tiles, _ = units_and_cycles(s, arch)
+        fold = _seconds_on(terms[i], p)      # stage_seconds(s, arch, p), its terms formed once
+        tiles = terms[i][0]
         t = fold
         mapped = 0.0
         pmu_bytes = 2.0 * s.stream_bytes
