@@ -41,13 +41,13 @@ class KindCosts:
         self._kind = self._kind[:0]
 
 
-def fused_kinds(arrays: CompactOps, segment_cost: Callable[[list[Op], bool], list[Cost]],
+def fused_kinds(arrays: CompactOps, segment_cost: Callable[[list[Op], bool], tuple],
                 memo: dict[tuple, tuple]) -> tuple[CompactOps, KindCosts, int]:
     """(the arrays with each op's kind split per segment and place, the attribution of the
     segments' costs to those kinds, the number of groups: the kernels). ``segment_cost(ops,
-    first)`` prices a segment (``first``: it starts its group's kernel); ``memo``: the
-    device's segment costs by ``(computations' ids, shards, first)``, read and filled as the
-    op-by-op split fills it."""
+    first)`` prices a segment (``first``: it starts its group's kernel): its placement and
+    each op's cost; ``memo``: the device's segment costs by ``(computations' ids, shards,
+    first)``, read and filled as the op-by-op split fills it."""
     n = len(arrays)
     kinds = arrays.kinds
     kind = arrays.kind.astype(np.int64)
@@ -107,7 +107,7 @@ def fused_kinds(arrays: CompactOps, segment_cost: Callable[[list[Op], bool], lis
     new_key = kind.copy()                     # a collective keeps its kind (priced alone)
     new_key[ops_sorted] = ((seg_sig[seg_code] + 1) * width + place) * n_kinds + \
         kind[ops_sorted]
-    values, first, new_kind = in_first_order(new_key)
+    values, _, new_kind = in_first_order(new_key)
     per_kind: list[tuple | None] = []
     for v in values.tolist():
         if v < n_kinds:
