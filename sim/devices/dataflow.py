@@ -92,6 +92,7 @@ class DataflowDevice(MainTierDevice):
         # op id -> (its compute, cost): a dict, or by op kind (a trace held as arrays)
         self._attributed: Any = {}
         self._segments: dict[tuple, tuple[Placement, list[Cost]]] = {}
+        self._stages: dict[tuple, tuple[Any, Any, Stage]] = {}   # stage_of, by op shape
         self.calls = {"kernels": 0, "ops": 0}
 
     # --- peaks -------------------------------------------------------------------------------
@@ -115,7 +116,21 @@ class DataflowDevice(MainTierDevice):
     # --- stages ------------------------------------------------------------------------------
     def stage_of(self, op: Op, fused: bool) -> Stage:
         """``op`` (one shard) as a pipeline stage. ``fused``: only weights, KV cache and state
-        go to HBM (boundary tensors are added by the caller); else every byte does."""
+        go to HBM (boundary tensors are added by the caller); else every byte does. Memoised
+        by what it reads of the op (a decode step's segments repeat all but its attention)."""
+        compute, collective = op.compute, op.collective
+        key = (id(compute), id(collective), op.shards, op.flops, op.bytes, op.kind, op.name,
+               fused)
+        hit = self._stages.get(key)
+        # the entry keeps its objects alive, so an id cannot be reused while it is cached
+        if hit is not None and hit[0] is compute and hit[1] is collective:
+            return hit[2]
+        stage = self._stage_of(op, fused)
+        self._stages[key] = (compute, collective, stage)
+        return stage
+
+    def _stage_of(self, op: Op, fused: bool) -> Stage:
+        """:meth:`stage_of`, worked out."""
         comp = op.compute
         shards = max(op.shards, 1)
         flops = op.flops / shards
