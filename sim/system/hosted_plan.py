@@ -75,21 +75,27 @@ def host_arrays(plan: Plan, system: System, arrays: CompactOps, placement: Place
     waiter_list = waiter.tolist()
     # one representative op per kind of hosted op (its computation, name, class ...)
     kind = arrays.kind[at]
-    reps = {}
-    for k, op in zip(*np.unique(kind, return_index=True), strict=True):
-        reps[int(k)] = ops_at(arrays, at[[op]], stream)[0]
+    used, first = np.unique(kind, return_index=True)
+    reps = dict(zip(used.tolist(), ops_at(arrays, at[first], stream), strict=True))
     shapes: dict[tuple, tuple] = {}   # (component, tensors, compute) -> _op_loads
     of_kind: dict[int, tuple] = {}    # kind -> the same, for its ops
+    around: set[int] = set()          # kinds with gradients or weights to move around them
     terms: dict[tuple[str, str], tuple] = {}
     hosted = set(at.tolist())
-    phases, loaded = arrays.phases, {}
+    phases = arrays.phases
     idx_list = idx.tolist()
-    for i, k, ph, layer, step, lo, hi, u0, u1 in zip(
+    # whether each op exchanges activations with the device's ops (a dependency there, or a
+    # user there): else, its kind known, nothing moves around it
+    outside = np.concatenate(([0], np.cumsum(~mask[idx])))
+    active = ((outside[ptr[at + 1]] - outside[ptr[at]]) > 0) | (bounds_of[1] > bounds_of[0])
+    for i, k, ph, layer, step, lo, hi, u0, u1, act in zip(
             at.tolist(), kind.tolist(), arrays.phase[at].tolist(), arrays.layer[at].tolist(),
             arrays.step[at].tolist(), ptr[at].tolist(), ptr[at + 1].tolist(),
-            bounds_of[0].tolist(), bounds_of[1].tolist(), strict=True):
-        op = HostedAt(reps[k], i, phases[ph], layer, step, tuple(idx_list[lo:hi]))
+            bounds_of[0].tolist(), bounds_of[1].tolist(), active.tolist(), strict=True):
         hit = of_kind.get(k)
+        if hit is not None and not act and k not in around:
+            continue
+        op = HostedAt(reps[k], i, phases[ph], layer, step, tuple(idx_list[lo:hi]))
         if hit is None:
             key = (op.where, op.tensors, id(op.compute))
             hit = shapes.get(key)
@@ -97,14 +103,19 @@ def host_arrays(plan: Plan, system: System, arrays: CompactOps, placement: Place
                 hit = shapes[key] = _op_loads(plan, system, op, placement, own, home,
                                               inst.name, io, terms)
             of_kind[k] = hit
-        traffic, loads, bound = hit
-        if loads:
-            plan.op_loads[i] = loads
-            loaded[i] = stream
-        bounds[i] = bound
-        if "gradients" in traffic or "weights" in traffic:   # (else nothing moves)
+            if "gradients" in hit[0] or "weights" in hit[0]:
+                around.add(k)
+        traffic = hit[0]
+        if k in around:   # (else nothing moves)
             _around(plan, system, op, placement, home, group, traffic)
         # (the device's ops of a trace held as arrays run there: no other ``where``)
         _activations(plan, system, op, group, own, [d for d in op.deps if d not in hosted],
                      waiter_list[u0:u1], traffic)
+    # each op's loads and bound, its kind's (in op order, after the device's ops' loads)
+    kind_list, ids = kind.tolist(), at.tolist()
+    bounds.update(zip(ids, [of_kind[k][2] for k in kind_list], strict=True))
+    with_loads = [(i, of_kind[k][1]) for i, k in zip(ids, kind_list, strict=True)
+                  if of_kind[k][1]]
+    plan.op_loads.update(with_loads)
+    loaded = dict.fromkeys((i for i, _ in with_loads), stream)
     return loaded
