@@ -6,8 +6,10 @@ one's stream and model, its tier and link loads (once per computation), its memo
 the tensors moved around it and the activations it exchanges with the device's ops.
 :func:`host_arrays` makes the same decisions from the arrays, in the same order (so the
 plan's streams, resources, transfers and waits are the op-by-op ones entry for entry,
-tests/test_hosted_arrays.py); only the hosted ops (one per layer and decode step) are
-walked one by one, each as a :class:`HostedAt`.
+tests/test_hosted_arrays.py). Only the hosted ops that move something (an activation from
+or to the device's ops: a layer's first and last attention op each decode step), and the
+first of each kind, are walked one by one, each as a :class:`HostedAt`; the others take
+their kind's loads and bound at once.
 """
 
 from __future__ import annotations
