@@ -118,6 +118,11 @@ class Plan:
         lone = {r for r, who in users.items() if len(who) == 1}
         if not lone:
             return
+        if all(loads and not any(ld.resource in lone for ld in loads)
+               for loads in pairs.values()):   # no op's loads change (a lone memory)
+            for r in lone:
+                self.resources.pop(r, None)
+            return
         pruned: dict[int, tuple] = {}   # id(loads) -> (kept loads, loads on lone resources)
         moved: dict[str, list[float]] = {}
         op_loads: dict[int, tuple[Load, ...]] = {}
