@@ -457,16 +457,6 @@ def in_first_order(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return uniq[order], first[order], rank[inverse.reshape(-1)]
 
 
-def slice_indices(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """The indices of the slices ``[starts[j], starts[j] + counts[j])``, one after the other
-    (int64): ragged rows of a flat array (a CSR table's) gathered in one step."""
-    counts = np.asarray(counts, dtype=np.int64)
-    before = np.cumsum(counts) - counts          # where each slice goes in the output
-    total = int(before[-1] + counts[-1]) if len(counts) else 0
-    return np.repeat(np.asarray(starts, dtype=np.int64) - before, counts) + \
-        np.arange(total, dtype=np.int64)
-
-
 def flat_rows(rows: Sequence, dtype: Any = np.int64) -> tuple[np.ndarray, np.ndarray]:
     """Ragged ``rows`` (sequences or arrays) as one CSR table: (``ptr``, int64, ``len(rows) +
     1`` offsets; ``flat``, of ``dtype``): row ``j`` is ``flat[ptr[j]:ptr[j + 1]]``."""

@@ -72,7 +72,7 @@ import numpy as np
 import simpy
 
 import sim.engine as engine_module
-from sim.columns import distinct_ints, flat_rows, slice_indices
+from sim.columns import distinct_ints, flat_rows
 from sim.devices.base import Cost, Device
 from sim.engine import CostList, Timeline, first_seen
 from sim.engine_aot import (
@@ -97,6 +97,7 @@ from sim.resources import occupy
 from sim.stream_chains import handoffs
 from sim.stream_order import stream_layout, stream_positions
 from sim.system.plan import Plan
+from workloads.ragged import slice_indices
 from workloads.trace import Trace, ops_at
 
 #: quiet-run tries at a stream's loaded ops before their success rate may stop them

@@ -38,12 +38,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import simpy
 
-from sim.columns import slice_indices
 from sim.devices.base import Device
 from sim.engine import CostList, Timeline
 from sim.engine_shared import shared_run
 from sim.load_index import LoadIndex
 from workloads.fold import first_seen
+from workloads.ragged import slice_indices
 from workloads.trace import ops_at
 
 if TYPE_CHECKING:

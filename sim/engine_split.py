@@ -37,7 +37,6 @@ import dataclasses
 
 import numpy as np
 
-from sim.columns import slice_indices
 from sim.engine_dag import (
     NO_FIXED,
     PREFIX,
@@ -48,6 +47,7 @@ from sim.engine_dag import (
 )
 from sim.load_index import LoadIndex
 from sim.system.grouped_loads import GroupedLoads
+from workloads.ragged import slice_indices
 from workloads.trace import CompactOps, Trace
 
 #: the prefix the event engine runs is at most 1/LONGEST_PREFIX of the ops (a longer one

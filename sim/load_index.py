@@ -10,8 +10,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from sim.columns import in_first_order, slice_indices
+from sim.columns import in_first_order
 from sim.system.grouped_loads import GroupedLoads
+from workloads.ragged import slice_indices
 
 
 def loads_alone(lists: list[list]) -> tuple[np.ndarray, np.ndarray]:

@@ -418,7 +418,7 @@ def test_in_first_order_by_scan_equals_np_unique(codes):
 
 def test_slice_indices_by_hand():
     """Ragged rows gathered in one step: slices [5, 7), [], [0, 3), [2, 3)."""
-    from sim.columns import slice_indices
+    from workloads.ragged import slice_indices
 
     got = slice_indices(np.array([5, 9, 0, 2]), np.array([2, 0, 3, 1]))
     assert got.tolist() == [5, 6, 0, 1, 2, 2] and got.dtype == np.int64

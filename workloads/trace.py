@@ -333,12 +333,14 @@ def ops_at(arrays: CompactOps, at: np.ndarray, stream: str) -> list[Op]:
     would be, on ``stream``), their per-op fields gathered from the arrays at once."""
     import numpy as np
 
+    from workloads.ragged import slice_indices
+
     kinds, phases, ptr, idx = arrays.kinds, arrays.phases, arrays.dep_ptr, arrays.dep_idx
     # every op's deps gathered at once: op j's are flat[lo[j]:hi[j]]
     first, count = ptr[at].astype(np.int64), (ptr[at + 1] - ptr[at]).astype(np.int64)
     hi = np.cumsum(count)
     lo = hi - count
-    flat = idx[np.repeat(first - lo, count) + np.arange(int(hi[-1]) if len(hi) else 0)]
+    flat = idx[slice_indices(first, count)]
     flat = flat.tolist()
     out = []
     for i, k, ph, layer, step, tokens, requests, mb, a, b in zip(

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from workloads.fold import first_seen
+from workloads.ragged import slice_indices
 from workloads.trace import CompactOps, Op, OpKind, ops_at
 
 
@@ -59,22 +60,15 @@ def twinned(arrays: CompactOps, share_of: Callable[[Op], float], suffix: str) ->
     ptr = arrays.dep_ptr.astype(np.int64)
     idx = arrays.dep_idx.astype(np.int64)
     per_dep = rows[idx]
-    mapped = np.repeat(new_id[idx], per_dep) + _within(per_dep)
+    mapped = np.repeat(new_id[idx], per_dep) + slice_indices(np.zeros_like(per_dep), per_dep)
     at = np.concatenate(([0], np.cumsum(per_dep)))[ptr]   # op i's in mapped[at[i]:at[i+1]]
     count = (at[1:] - at[:-1])[src]
     new_ptr = np.concatenate(([0], np.cumsum(count)))
-    new_idx = mapped[np.repeat(at[:-1][src] - new_ptr[:-1], count) +
-                     np.arange(int(new_ptr[-1]), dtype=np.int64)]
+    new_idx = mapped[slice_indices(at[:-1][src], count)]
     small = len(src) < 1 << 31 and int(new_ptr[-1]) < 1 << 31
     return CompactOps(kinds, new_kind.astype(arrays.kind.dtype), arrays.phases,
                       arrays.phase[src], arrays.layer[src], arrays.step[src],
                       arrays.tokens[src], arrays.requests[src], arrays.microbatch[src],
                       new_ptr.astype(arrays.dep_ptr.dtype if small else np.int64),
                       new_idx.astype(arrays.dep_idx.dtype if small else np.int64))
-
-
-def _within(counts: np.ndarray) -> np.ndarray:
-    """0, 1, ..., counts[j] - 1 for each j, one after the other."""
-    before = np.cumsum(counts) - counts
-    return np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(before, counts)
 

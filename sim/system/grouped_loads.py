@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.columns import slice_indices
+from workloads.ragged import slice_indices
 
 #: op lookups answered by a binary search in ``ids`` before the per-op-id table is built (a
 #: report reads a few thousand ops; the table costs ~0.09 s at 10M ops, a search ~1 us)
