@@ -336,6 +336,23 @@ def test_prune_uncontended_equals_op_by_op_pruning():
     assert set(new.resources) == {"y", "z"}
 
 
+def test_prune_drops_a_lone_memory_no_op_loads_and_keeps_the_op_loads():
+    # memory m is stream a's alone and no op loads it; link y is loaded by a and b: m goes,
+    # y stays, each op keeps its own tuple of loads, nothing is quiet (the one-by-one pruning)
+    y, y2 = (Load("y", 5.0),), (Load("y", 7.0),)
+    plans = [Plan(streams={}, resources={"y": 20.0, "m": 30.0}, memory_of={"a": "m"})
+             for _ in range(2)]
+    who = {4: "a", 9: "b", 11: "a"}
+    for plan in plans:
+        plan.op_loads = {4: y, 9: y2, 11: y}
+    new, old = plans
+    new.prune_uncontended(who)
+    _old_prune(old, who)
+    assert new.resources == old.resources == {"y": 20.0}
+    assert new.op_loads == old.op_loads == {4: y, 9: y2, 11: y} and new.op_loads[4] is y
+    assert new.quiet == old.quiet == {}
+
+
 def _case_plan(name: str):
     """(compact trace, its array plan) of case ``name``, for a test to edit the plan."""
     arch_name, model, scenario, _ = CASES[name]
