@@ -8,7 +8,7 @@ import pytest
 from arch import load_arch
 from sim.system.hosted import transfer_between
 from sim.system.plan import Plan
-from sim.system.schedule import _make_transfer, stages_for
+from sim.system.schedule import _route_of, stages_for
 from sim.system.topology import build_system
 from workloads.trace import Op
 
@@ -27,16 +27,16 @@ def _loads(tr) -> dict[str, float]:
 @pytest.mark.parametrize("nbytes", [3.0e6, 5.5e7])
 def test_a_weight_fetch_loads_the_shared_host_memory_once_per_replica(system, nbytes):
     stage = stages_for(system, TP, 1)[0]
-    rec = {"key": (1, 3), "first": {0: 40}, "last": 52, "phase": "decode"}
     plan = Plan(streams={})
-    fetch = _make_transfer(7, "weights", "host_ddr", stage, nbytes, system, plan, (), rec)
+    fetch = _route_of(plan, system, "weights", "host_ddr", stage, False).add(
+        nbytes, (), "decode", 3, 1, 52, 39.5)
     assert _loads(fetch) == {"host_ddr": TP * nbytes, "pcie.gpu0<": nbytes,
                              "gpu0.hbm": nbytes}
     assert fetch.floor == nbytes / system.links["pcie.gpu0"].sustained
     assert fetch.latency == system.route("host_ddr", "gpu0").latency + \
         system.tiers["host_ddr"].latency
-    save = _make_transfer(8, "kv_cache", "host_ddr", stage, nbytes, system, plan, (52,), rec,
-                          out=True)
+    save = _route_of(plan, system, "kv_cache", "host_ddr", stage, True).add(
+        nbytes, (52,), "decode", 3, 1, -2, 52.5)
     assert _loads(save) == {"host_ddr": TP * nbytes, "pcie.gpu0>": nbytes,
                             "gpu0.hbm": nbytes}
     assert (save.src, save.dst, save.release) == ("gpu0.hbm", "host_ddr", -2)

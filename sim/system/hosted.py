@@ -16,11 +16,11 @@ tensors they stream from the tiers the placement chose (``Op.tensors``).
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from sim.devices.base import Cost, Device, SimError, WrappedDevice, device_for
 from sim.system.plan import Load, Plan, Transfer, direction
+from sim.system.route_transfers import IN_PLACE, RouteTransfers
 from sim.system.storage import flash_scale
 from sim.system.topology import System
 from workloads.einsum import Cascade
@@ -32,7 +32,6 @@ if TYPE_CHECKING:  # loaded where a run places tensors
 # tensor role -> placement class; in a hosted op, "state" tensors are optimizer states
 ROLE_CLASS = {"weight": "weights", "gradient": "gradients", "state": "optimizer",
               "optimizer": "optimizer", "kv_cache": "kv_cache", "activation": "activations"}
-IN_PLACE = -2   # Transfer.release of a transfer that lands in its tensor's own home: no staging
 
 
 def host_attention(trace: Trace, system: System, tp: int, component: str,
@@ -308,27 +307,17 @@ def transfer_between(plan: Plan, system: System, name: str, cls: str, src_tier: 
     tensor-parallel group; the representative's route is simulated, and resources it shares
     with the others (a standalone tier, a link not ending at a group device) carry them all."""
     key = ("transfer_between", src_tier, src_node, dst_tier, dst_node, replicas, io)
-    shape = system.derived.get(key)
-    if shape is None:
-        shape = system.derived[key] = _transfer_shape(system, src_tier, src_node, dst_tier,
-                                                      dst_node, replicas, io)
-    hops, scales, rates, latency, bottleneck, energy_bit = shape
-    loads = plan.loads_made.get((key, nbytes))
-    if loads is None:
-        for (res, _, _), rate in zip(scales, rates, strict=True):
-            plan.resources.setdefault(res, rate)
-        loads = plan.loads_made[key, nbytes] = tuple(
-            Load(res, nbytes * times * scale) for res, times, scale in scales)
-    floor = nbytes / bottleneck if math.isfinite(bottleneck) else 0.0
-    tid = plan.first_transfer_id + len(plan.transfers)
-    tr = Transfer(id=tid, name=name, tensor=cls, stream=stream, src=src_tier, dst=dst_tier,
-                  nbytes=nbytes, replicas=replicas, hops=hops, loads=loads,
-                  latency=latency, floor=floor,
-                  deps=deps, phase=op.phase, layer=op.layer, step=op.step, release=IN_PLACE,
-                  anchor=anchor if anchor is not None else
-                  (op.id + 0.5 if op.id in deps else max(deps, default=op.id) + 0.5),
-                  energy_J=nbytes * replicas * 8 * energy_bit)
-    plan.transfers.append(tr)
+    route = plan.routes.get((key, name, cls, stream))
+    if route is None:
+        shape = system.derived.get(key)
+        if shape is None:
+            shape = system.derived[key] = _transfer_shape(system, src_tier, src_node,
+                                                          dst_tier, dst_node, replicas, io)
+        route = plan.routes[key, name, cls, stream] = RouteTransfers(
+            plan, key, name, cls, stream, src_tier, dst_tier, replicas, *shape)
+    tr = route.add(nbytes, deps, op.phase, op.layer, op.step, IN_PLACE,
+                   anchor if anchor is not None else
+                   (op.id + 0.5 if op.id in deps else max(deps, default=op.id) + 0.5))
     if stream not in plan.streams:
         owner = dst_node if dst_node in system.devices else src_node
         plan.streams[stream] = next(iter(plan.streams.values()))
@@ -342,24 +331,23 @@ def _transfer_shape(system: System, src_tier: str, src_node: str, dst_tier: str,
                     dst_node: str, replicas: int, io: tuple[float, int]) -> tuple:
     """What :func:`transfer_between` takes from the system for one route, whatever the
     bytes: the route's resources, each load as (resource, copies of the bytes it carries,
-    access-pattern scale) with its bandwidth (B/s), the latency (s), the bottleneck (B/s) and
-    the energy per bit (J)."""
+    access-pattern scale, bandwidth B/s), the latency (s), the bottleneck (B/s) and the
+    energy per bit (J)."""
     route = system.route(src_node, dst_node)
     src, dst = system.tiers[src_tier], system.tiers[dst_tier]
     ends = {src_node, dst_node} & set(system.devices)
     # a resource private to the representative carries one copy; a shared one every replica's
-    scales = [(src_tier, 1 if src.device else replicas, flash_scale(system, src_tier, *io))]
-    rates = [src.bandwidth]
+    terms = [(src_tier, 1 if src.device else replicas, flash_scale(system, src_tier, *io),
+              src.bandwidth)]
     energy_bit = src.energy_per_bit + dst.energy_per_bit
     for hop in route.hops:
         link = system.links[hop.link]
         private = bool(ends & {link.a, link.b}) and \
             any(e in system.devices and system.devices[e].component == system.primary
                 for e in (link.a, link.b))
-        scales.append((direction(hop.link, hop.forward), 1 if private else replicas, 1.0))
-        rates.append(link.sustained)
+        terms.append((direction(hop.link, hop.forward), 1 if private else replicas, 1.0,
+                      link.sustained))
         energy_bit += link.energy_per_bit
-    scales.append((dst_tier, 1 if dst.device else replicas, 1.0))
-    rates.append(dst.bandwidth)
-    return (tuple(direction(h.link, h.forward) for h in route.hops), tuple(scales),
-            tuple(rates), route.latency + src.latency, route.bottleneck, energy_bit)
+    terms.append((dst_tier, 1 if dst.device else replicas, 1.0, dst.bandwidth))
+    return (tuple(direction(h.link, h.forward) for h in route.hops), tuple(terms),
+            route.latency + src.latency, route.bottleneck, energy_bit)

@@ -2,12 +2,12 @@
 
 A *run* is a maximal stretch of a stage's ops of one step, layer and phase (collectives and
 ops outside the layers left out), in op order. A placement moves the tensors a run reads
-before it and what it writes after it (:func:`sim.system.schedule._transfers`), so each run is
-kept as a dict: ``key`` ``(step, layer)``, ``step``, ``layer``, ``phase``, ``first`` (each
+before it and what it writes after it (:func:`sim.system.schedule._transfers`). A stage's
+runs are held as columns (:class:`StageRuns`): each run's step, layer, phase, ``first`` (each
 micro-batch's first op id, in the order the micro-batches first occur), ``last`` (its last op
-id), ``tokens`` (the tokens of those first ops, summed), ``w`` and ``kv`` (the weight bytes
-per distinct computation, the KV-cache bytes per (micro-batch, computation), in the order
-first met; the transfers add them up in that order). :func:`op_runs` walks op objects;
+id), ``tokens`` (the tokens of those first ops, summed), and ``weights`` and ``kv``: the weight
+bytes of each distinct computation and the KV-cache bytes of each (micro-batch, computation),
+summed left to right in the order first met. :func:`op_runs` walks op objects;
 :func:`array_runs` finds the same runs in a trace held as arrays, with the same sums
 (tests/test_placement_arrays.py).
 """
@@ -18,9 +18,28 @@ import numpy as np
 
 from sim.columns import in_first_order
 from workloads.einsum import Cascade, Einsum
+from workloads.records import record
 from workloads.trace import COLLECTIVE, CompactOps, Op
 
 _ROLE_BYTES: dict[int, tuple[object, float, float]] = {}
+
+
+@record
+class StageRuns:
+    """One stage's runs in op order, a column per field (entry ``r``: run ``r``; module
+    docstring); bytes per shard."""
+
+    step: list[int]
+    layer: list[int]
+    phase: list[str]
+    first: list[tuple[int, ...]]
+    last: list[int]
+    tokens: list[int]
+    weights: list[float]
+    kv: list[float]
+
+    def __len__(self) -> int:
+        return len(self.step)
 
 
 def role_bytes(op: Op) -> tuple[float, float]:
@@ -52,7 +71,7 @@ def compute_role_bytes(comp) -> tuple[float, float]:
     return w, kv
 
 
-def op_runs(ops: list[Op], stage_at: list[int], n_layers: int) -> dict[int, list[dict]]:
+def op_runs(ops: list[Op], stage_at: list[int], n_layers: int) -> dict[int, StageRuns]:
     """The runs of ``ops`` per stage (``stage_at[layer + 1]``), stages in the order their
     first run starts (module docstring)."""
     runs: dict[int, list[dict]] = {}
@@ -80,16 +99,22 @@ def op_runs(ops: list[Op], stage_at: list[int], n_layers: int) -> dict[int, list
             first[op.microbatch] = op.id
             rec["tokens"] += op.tokens
         rec["last"] = op.id
-    return runs
+    return {stage: StageRuns([r["step"] for r in recs], [r["layer"] for r in recs],
+                             [r["phase"] for r in recs],
+                             [tuple(r["first"].values()) for r in recs],
+                             [r["last"] for r in recs], [r["tokens"] for r in recs],
+                             [float(sum(r["w"].values())) for r in recs],
+                             [float(sum(r["kv"].values())) for r in recs])
+            for stage, recs in runs.items()}
 
 
 def array_runs(arrays: CompactOps, stage_at: list[int], n_layers: int
-               ) -> dict[int, list[dict]]:
+               ) -> dict[int, StageRuns]:
     """:func:`op_runs` of the ops ``arrays`` materialises, from the arrays: runs found where
     (step, layer, phase) changes along a stage's ops, the first op of each (run,
     micro-batch) and the first of each (run, computation) by one first-occurrence pass each;
-    ``w`` and ``kv`` hold each run's sum, added in the order :func:`op_runs` adds its dict's
-    values (one value per key, as the sums read them)."""
+    ``weights`` and ``kv`` are each run's sums, added in the order :func:`op_runs` adds
+    them."""
     kinds = arrays.kinds
     layer = arrays.layer.astype(np.int64)
     kind = arrays.kind.astype(np.int64)
@@ -110,7 +135,7 @@ def array_runs(arrays: CompactOps, stage_at: list[int], n_layers: int
     w_k, kv_k, c_k = (np.array(v) for v in zip(*per_kind, strict=True))
     n_comp = len(comp_code)
     phases = arrays.phases
-    runs: dict[int, list[dict]] = {}
+    runs: dict[int, StageRuns] = {}
     for stage in in_first_order(stage_of)[0].tolist():
         ids = inside[stage_of == stage]
         step, lay, ph = arrays.step[ids], layer[ids], arrays.phase[ids]
@@ -127,45 +152,32 @@ def array_runs(arrays: CompactOps, stage_at: list[int], n_layers: int
         first_run = run[at]
         tokens = np.zeros(n_runs, dtype=np.int64)
         np.add.at(tokens, first_run, arrays.tokens[ids[at]].astype(np.int64))
-        firsts = _split_by(first_run, n_runs, mb[at].tolist(), ids[at].tolist())
+        bounds = np.searchsorted(first_run, np.arange(n_runs + 1)).tolist()
+        first_ids = ids[at].tolist()
+        firsts = [tuple(first_ids[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         k = kind[ids]
         w = _first_sums(run * n_comp + c_k[k], w_k[k], run, n_runs)
         kv = _first_sums((run * n_mb + mb) * n_comp + c_k[k], kv_k[k], run, n_runs)
-        stage_runs = runs[stage] = []
-        for r, (s, y, p, lst, fst, tok) in enumerate(zip(
-                step[starts].tolist(), lay[starts].tolist(), ph[starts].tolist(),
-                last.tolist(), firsts, tokens.tolist(), strict=True)):
-            stage_runs.append({"key": (s, y), "step": s, "layer": y, "first": fst,
-                               "last": lst, "w": w[r], "kv": kv[r], "phase": phases[p],
-                               "tokens": tok})
+        runs[stage] = StageRuns(step[starts].tolist(), lay[starts].tolist(),
+                                [phases[p] for p in ph[starts].tolist()], firsts,
+                                last.tolist(), tokens.tolist(), w.tolist(), kv.tolist())
     return runs
 
 
-def _split_by(group: np.ndarray, n: int, keys: list, values: list) -> list[dict]:
-    """``n`` dicts: dict ``g`` maps ``keys[i]`` to ``values[i]`` for each ``i`` with
-    ``group[i] == g`` (``group`` ascending), in order."""
-    bounds = np.searchsorted(group, np.arange(n + 1)).tolist()
-    return [dict(zip(keys[a:b], values[a:b], strict=True))
-            for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-
-
 def _first_sums(key: np.ndarray, value: np.ndarray, run: np.ndarray, n_runs: int
-                ) -> list[dict]:
-    """Per run, ``{0: sum}`` of the nonzero ``value`` at each distinct ``key``'s first
-    occurrence, added left to right from 0 as Python's ``sum`` adds a dict's values (runs
-    without one: an empty dict, whose ``sum`` is 0)."""
+                ) -> np.ndarray:
+    """Per run, the sum of the nonzero ``value`` at each distinct ``key``'s first
+    occurrence, added left to right from 0 as Python's ``sum`` adds a dict's values (0 for a
+    run without one)."""
     keep = np.flatnonzero(value != 0)
-    out: list[dict] = [{} for _ in range(n_runs)]
+    total = np.zeros(n_runs)
     if not len(keep):
-        return out
+        return total
     _, at, _ = in_first_order(key[keep])
     at = keep[at]                       # first occurrences, in op order (runs ascending)
     owner, v = run[at], value[at]
     place = np.arange(len(at)) - np.searchsorted(owner, owner)   # position within its run
-    total = np.zeros(n_runs)
     for j in range(int(place.max()) + 1):   # column by column: each run's sum in order
         sel = place == j
         total[owner[sel]] = total[owner[sel]] + v[sel]
-    for r in np.unique(owner).tolist():
-        out[r] = {0: float(total[r])}
-    return out
+    return total

@@ -94,6 +94,9 @@ class Plan:
     #: bytes over one route share one (their resources registered with the first)
     loads_made: dict[tuple, tuple[Load, ...]] = field(default_factory=dict, compare=False,
                                                       repr=False)
+    #: the makers of transfers over each route so far
+    #: (:class:`~sim.system.route_transfers.RouteTransfers`, by route, name and stream)
+    routes: dict[tuple, object] = field(default_factory=dict, compare=False, repr=False)
 
     def prune_uncontended(self, stream_of_op: dict[int, str]) -> None:
         """Drop resources that only one stream's ops load (those run one at a time, so nothing

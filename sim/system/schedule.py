@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from sim.devices.base import Device, SimError, collective_min_bytes
 from sim.system.layer_runs import array_runs, op_runs
 from sim.system.plan import Load, Plan, Transfer, direction
+from sim.system.route_transfers import IN_PLACE, RouteTransfers
 from sim.system.topology import Route, System
 from workloads.fold import FoldedOps
 from workloads.records import record
@@ -348,58 +349,60 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
     act = placement.demand("activations") / n_layers if "activations" in sources else 0.0
     sc = trace.scenario
     kv_token = kv_bytes_per_token(trace.model, sc.kv_dtype, sc.tp) / n_layers  # per layer
-    recomputed = {r["key"] for st_runs in runs.values() for r in st_runs
-                  if r["phase"] == "recompute"}
+    recomputed = {(step, layer) for st_runs in runs.values()
+                  for step, layer, phase in zip(st_runs.step, st_runs.layer, st_runs.phase,
+                                                strict=True) if phase == "recompute"}
     depth = max(0, policies.prefetch)
     io = (policies.storage_request, policies.storage_queue_depth)
     scales: dict[str, float] = {}   # per tier: flash_scale of this run's access pattern
     # per tier: the host memory its transfers are relayed through ("": none)
     relays = {tier: _relay_tier(system, tier) if policies.relay_storage else ""
               for tiers in sources.values() for tier in tiers}
-    for s_idx, stage_runs in runs.items():
+    moves = [(cls, tier, frac, relays[tier]) for cls, tiers in sources.items()
+             for tier, frac in tiers.items()]
+    extra = plan.extra_deps
+    for s_idx, st_runs in runs.items():
         st = stages[s_idx]
         for stream in (st.copy, f"{st.rep}.copy_out"):
             plan.streams.setdefault(stream, plan.streams[st.compute])
             plan.stream_device[stream] = st.rep
             plan.devices_of[stream] = st.devices
-        for g, rec in enumerate(stage_runs):
-            wait = (stage_runs[g - 1 - depth]["last"],) if g - 1 - depth >= 0 else ()
-            phase = rec["phase"]
+        lasts = st_runs.last
+        for g, (step, layer, phase, firsts, last, tokens, w, kv) in enumerate(zip(
+                st_runs.step, st_runs.layer, st_runs.phase, st_runs.first, lasts,
+                st_runs.tokens, st_runs.weights, st_runs.kv, strict=True)):
+            wait = (lasts[g - 1 - depth],) if g - 1 - depth >= 0 else ()
             fetch_act = phase == "recompute" or (phase == "backward" and
-                                                  rec["key"] not in recomputed)
-            kv = sum(rec["kv"].values())
+                                                  (step, layer) not in recomputed)
             # the prompt's KV cache is written during prefill (saved to its tier after the
             # layer), read back in decode
-            need = {"weights": sum(rec["w"].values()),
-                    "kv_cache": kv if phase != "prefill" else 0.0,
+            need = {"weights": w, "kv_cache": kv if phase != "prefill" else 0.0,
                     "activations": act if fetch_act else 0.0}
             # ... and each decode step appends the new tokens' K and V
             save = {"activations": act if phase == "forward" else 0.0,
                     "kv_cache": kv if phase == "prefill" else
-                    kv_token * rec["tokens"] if phase == "decode" else 0.0}
-            for cls, tiers in sources.items():
-                for tier, frac in tiers.items():
-                    relay = relays[tier]
-                    nbytes = frac * need[cls]
-                    if nbytes > 0:
-                        first = wait
-                        if relay:    # storage -> host page cache / pinned buffer first
-                            first = (_between(plan, system, cls, tier, relay, st, nbytes,
-                                              f"{st.rep}.io", wait, rec, io).id,)
-                        tr = _make_transfer(plan.first_transfer_id + len(plan.transfers), cls,
-                                            relay or tier, st, nbytes, system, plan, first, rec,
-                                            io=io, scales=scales)
-                        plan.transfers.append(tr)
-                        for op_id in rec["first"].values():
-                            plan.extra_deps[op_id] = plan.extra_deps.get(op_id, ()) + (tr.id,)
-                    if frac * save.get(cls, 0.0) > 0:
-                        out = _make_transfer(plan.first_transfer_id + len(plan.transfers), cls,
-                                             relay or tier, st, frac * save[cls], system, plan,
-                                             (rec["last"],), rec, out=True)
-                        plan.transfers.append(out)
-                        if relay:    # then the host writes it to storage
-                            _between(plan, system, cls, relay, tier, st, frac * save[cls],
-                                     f"{st.rep}.io", (out.id,), rec, io)
+                    kv_token * tokens if phase == "decode" else 0.0}
+            at = (phase, layer, step, last, min(firsts))
+            for cls, tier, frac, relay in moves:
+                nbytes = frac * need[cls]
+                if nbytes > 0:
+                    first = wait
+                    if relay:    # storage -> host page cache / pinned buffer first
+                        first = (_between(plan, system, cls, tier, relay, st, nbytes,
+                                          f"{st.rep}.io", wait, at, io).id,)
+                    tr = _route_of(plan, system, cls, relay or tier, st, False, io,
+                                   scales).add(nbytes, first, phase, layer, step, last,
+                                               at[4] - 0.5)
+                    for op_id in firsts:
+                        extra[op_id] = extra.get(op_id, ()) + (tr.id,)
+                nbytes = frac * save.get(cls, 0.0)
+                if nbytes > 0:
+                    out = _route_of(plan, system, cls, relay or tier, st, True, io,
+                                    scales).add(nbytes, (last,), phase, layer, step, IN_PLACE,
+                                                last + 0.5)
+                    if relay:    # then the host writes it to storage
+                        _between(plan, system, cls, relay, tier, st, nbytes, f"{st.rep}.io",
+                                 (out.id,), at, io)
         for stream in (st.copy, f"{st.rep}.copy_out"):
             if any(t.stream == stream for t in plan.transfers):
                 plan.copy_streams += (stream,)
@@ -420,58 +423,47 @@ def _relay_tier(system: System, tier: str) -> str:
 
 
 def _between(plan: Plan, system: System, cls: str, src: str, dst: str, st: Stage,
-             nbytes: float, stream: str, deps: tuple[int, ...], rec: dict,
-             io: tuple[float, int]) -> Transfer:
-    """One leg of a relayed transfer between two tiers (not the device), ``replicas`` shards."""
+             nbytes: float, stream: str, deps: tuple[int, ...],
+             at: tuple[str, int, int, int, int], io: tuple[float, int]) -> Transfer:
+    """One leg of a relayed transfer between two tiers (not the device), ``replicas`` shards,
+    for the run ``at``: (phase, layer, step, last op id, first op id)."""
     from sim.system.hosted import transfer_between
     k = len(st.devices)
-    marker = Op(rec["last"], "", "", rec["phase"], rec["key"][1], rec["key"][0], None)
-    anchor = (rec["last"] + 0.75) if deps and deps[0] >= plan.first_transfer_id else \
-        min(rec["first"].values()) - 0.75
+    phase, layer, step, last, first = at
+    marker = Op(last, "", "", phase, layer, step, None)
+    anchor = (last + 0.75) if deps and deps[0] >= plan.first_transfer_id else first - 0.75
     return transfer_between(plan, system, f"{cls} {src}->{dst}", cls, src,
                             system.node_of(src), dst, system.node_of(dst), nbytes, stream,
                             deps, marker, k, io, anchor)
 
 
-def _make_transfer(tid: int, cls: str, tier: str, st: Stage, nbytes: float, system: System,
-                   plan: Plan, wait: tuple[int, ...], rec: dict, out: bool = False,
-                   io: tuple[float, int] = (131072.0, 32),
-                   scales: dict[str, float] | None = None) -> Transfer:
-    """A shard of ``cls`` from ``tier`` to the stage's devices (``out``: the other way, on the
-    device-to-host copy stream, landing in place). ``scales``: each tier's ``flash_scale``
-    for ``io``, kept across the calls of one plan (one figure per tier and access pattern:
-    the pattern's model keys its own memo on the flash's whole description). Transfers of
-    equal bytes over one route share their tuple of loads (``plan.loads_made``: a layer's
-    weights every step, a step's KV cache every layer)."""
-    from sim.system.hosted import IN_PLACE
-
+def _route_of(plan: Plan, system: System, cls: str, tier: str, st: Stage, out: bool,
+              io: tuple[float, int] = (131072.0, 32),
+              scales: dict[str, float] | None = None) -> RouteTransfers:
+    """The maker of shards of ``cls`` moved from ``tier`` to the stage's devices (``out``: the
+    other way, on the device-to-host copy stream, landing in place). ``scales``: each tier's
+    ``flash_scale`` for ``io``, kept across the calls of one plan (one figure per tier and
+    access pattern: the pattern's model keys its own memo on the flash's whole
+    description)."""
     replicas = len(st.devices)
-    key = ("_make_transfer", tier, st.rep, replicas, out, io)
+    key = ("_route_of", tier, st.rep, replicas, out, io)
+    made = plan.routes.get((key, cls))
+    if made is not None:
+        return made
     shape = system.derived.get(key)
     if shape is None:
         shape = system.derived[key] = _transfer_shape(tier, st.rep, replicas, system, out, io,
                                                       scales)
     hops, terms, latency, bottleneck, energy_bit, src, dst = shape
-    loads = plan.loads_made.get((key, nbytes))
-    if loads is None:
-        for res, _, _, rate in terms:
-            plan.resources.setdefault(res, rate)
-        loads = plan.loads_made[key, nbytes] = tuple(
-            Load(res, nbytes * times * scale) for res, times, scale, _ in terms)
-    floor = nbytes / bottleneck if math.isfinite(bottleneck) else 0.0
-    return Transfer(id=tid, name=f"{cls} {src}->{dst}", tensor=cls,
-                    stream=f"{st.rep}.copy_out" if out else st.copy, src=src,
-                    dst=dst, nbytes=nbytes, replicas=replicas,
-                    hops=hops, loads=loads, latency=latency, floor=floor,
-                    deps=wait, phase=rec["phase"], layer=rec["key"][1], step=rec["key"][0],
-                    release=IN_PLACE if out else rec["last"],
-                    energy_J=nbytes * replicas * 8 * energy_bit,
-                    anchor=rec["last"] + 0.5 if out else min(rec["first"].values()) - 0.5)
+    made = plan.routes[key, cls] = RouteTransfers(
+        plan, key, f"{cls} {src}->{dst}", cls, f"{st.rep}.copy_out" if out else st.copy, src,
+        dst, replicas, hops, terms, latency, bottleneck, energy_bit)
+    return made
 
 
 def _transfer_shape(tier: str, rep: str, replicas: int, system: System, out: bool,
                     io: tuple[float, int], scales: dict[str, float] | None) -> tuple:
-    """What :func:`_make_transfer` takes from the system for one route, whatever the bytes:
+    """What :func:`_route_of` takes from the system for one route, whatever the bytes:
     its hops, each load as (resource, copies of the bytes it carries, access-pattern scale,
     bandwidth B/s), the latency (s), the bottleneck (B/s), the energy per bit (J) and the
     source and destination tiers' names."""
