@@ -31,6 +31,7 @@ placements, hosted ops), each stream's model pricing one op per kind, no op obje
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import chain
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
@@ -42,6 +43,7 @@ from sim.devices.base import Device
 from sim.engine import CostList, Timeline
 from sim.engine_shared import shared_run
 from sim.load_index import LoadIndex
+from sim.system.grouped_loads import GroupedLoads
 from workloads.fold import first_seen
 from workloads.ragged import slice_indices
 from workloads.trace import ops_at
@@ -98,8 +100,7 @@ def run_planned(engine: Engine, trace: Trace, plan: Plan) -> Timeline | None:
     # a unit inside the memory (PIM) reserves a share of it
     share[at] = np.fromiter((-1.0 if (x := c.detail.get("memory_share")) is None else x
                              for c in costs), dtype=np.float64, count=n)
-    loads: dict[int, list] = dict(op_loads)
-    _transfer_tasks(transfers, n, lat, loads, env_resources)
+    loads = _transfer_tasks(transfers, n, lat, op_loads, env_resources)
     ptr, idx = _dependencies(ops, arrays, transfers, plan.extra_deps, n)
     by_stream = np.fromiter((i for s in streams.values() for i in s), dtype=np.int64,
                             count=n + 2 * m)
@@ -150,8 +151,7 @@ def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
     size[:n] = np.array([c.dram_bytes if c is not None else 0.0 for c in table])[kind]
     share[:n] = np.array([-1.0 if c is None or c.detail.get("memory_share") is None
                           else c.detail["memory_share"] for c in table])[kind]
-    loads: dict[int, list] = dict(op_loads.items())
-    _transfer_tasks(transfers, n, lat, loads, env_resources)
+    loads = _transfer_tasks(transfers, n, lat, op_loads, env_resources)
     ptr, idx = _dependencies(None, arrays, transfers, plan.extra_deps, n)
     rest = np.fromiter((i for nm in names[len(arrays.stream_names):] for i in streams[nm]),
                        dtype=np.int64, count=2 * m)
@@ -165,24 +165,36 @@ def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
     return tl
 
 
-def _transfer_tasks(transfers: list, n: int, lat: np.ndarray, loads: dict[int, list],
-                    env_resources: dict) -> None:
-    """Each transfer ``j``'s two tasks: its latency alone (``lat[n + 2j]``, s) and its loads
-    (``loads[n + 2j + 1]``: (resource, bytes) pairs, made once per tuple of loads, which
-    transfers of equal bytes over one route share)."""
-    resolved: dict[int, list] = {}
-    for j, tr in enumerate(transfers):
-        lat[n + 2 * j] = tr.latency if tr.latency > 0 else 0.0
-        got = resolved.get(id(tr.loads))
-        if got is None:
-            got = resolved[id(tr.loads)] = [(env_resources[ld.resource], ld.nbytes)
-                                            for ld in tr.loads]
-        loads[n + 2 * j + 1] = got
+def _transfer_tasks(transfers: list, n: int, lat: np.ndarray, op_loads: Mapping,
+                    env_resources: dict) -> Mapping:
+    """Each transfer ``j``'s two tasks: its latency alone (``lat[n + 2j]``, s) and its loads;
+    returns every task's loads, resolved to resources as (resource, bytes) pairs: the ops'
+    (``op_loads``), then each transfer's loads task ``n + 2j + 1`` (one list per tuple of
+    loads, which transfers of equal bytes over one route share). A
+    :class:`~sim.system.grouped_loads.GroupedLoads` where ``op_loads`` is one, else a dict."""
+    m = len(transfers)
+    latency = np.fromiter((tr.latency for tr in transfers), dtype=np.float64, count=m)
+    lat[n:n + 2 * m:2] = np.where(latency > 0, latency, 0.0)
+    code_of: dict[int, int] = {}   # id(tuple of loads) -> its list's index
+    lists: list[list] = []
+    for tr in transfers:
+        if id(tr.loads) not in code_of:
+            code_of[id(tr.loads)] = len(lists)
+            lists.append([(env_resources[ld.resource], ld.nbytes) for ld in tr.loads])
+    code = np.fromiter((code_of[id(tr.loads)] for tr in transfers), dtype=np.int64, count=m)
+    task = n + 2 * np.arange(m, dtype=np.int64) + 1
+    if isinstance(op_loads, GroupedLoads):
+        return GroupedLoads(np.concatenate((op_loads.ids, task)),
+                            np.concatenate((op_loads.group, len(op_loads.tuples) + code)),
+                            op_loads.tuples + lists)
+    loads = dict(op_loads)
+    loads.update(zip(task.tolist(), [lists[c] for c in code.tolist()], strict=True))
+    return loads
 
 
 def _timed(names: list[str], by_stream: np.ndarray, bounds: np.ndarray, ptr: np.ndarray,
            idx: np.ndarray, lat: np.ndarray, size: np.ndarray, share: np.ndarray,
-           memory_of: dict, loads: dict[int, list], costs, transfers: list,
+           memory_of: dict, loads: Mapping, costs, transfers: list,
            env_resources: dict) -> Timeline | None:
     """The pass over the tasks (ops ``0..n-1``, then each transfer's two), laid out by
     stream (``by_stream``, ``bounds``: each stream's in order), and its :class:`Timeline`

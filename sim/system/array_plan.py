@@ -170,23 +170,28 @@ def _host(plan: Plan, system: System, arrays, device: Device, placement: Placeme
           policies: Policies, stages: list[Stage], used_memory: dict[str, set[str]],
           loads: tuple[np.ndarray, np.ndarray, list[tuple], list[str]]) -> None:
     """The hosted ops of ``arrays`` planned as the op-by-op walk plans them after its
-    transfers (:func:`~sim.system.hosted_plan.host_arrays`), the loads in a dict (the
-    collectives' in op order, then the hosted ops'), the copy streams' memories and the
-    pruning as that walk's (``loads``: :func:`_collective_loads`' collectives)."""
-    from sim.system.hosted_plan import host_arrays
+    transfers (:func:`~sim.system.hosted_plan.host_arrays`), the copy streams' memories, and
+    the loads pruned as that walk prunes them: the collectives' (``loads``:
+    :func:`_collective_loads`') and the hosted ops', whose loads are their memory time and
+    are never pruned. Both in op order: hosted attention runs on one device (``--tp 1
+    --pp 1``), with no loaded collective, so that is the walk's order."""
+    from sim.system.hosted_plan import host_arrays, hosted_stream
 
     at, group, tuples, user_of = loads
-    plan.op_loads = {i: tuples[g] for i, g in zip(at.tolist(), group.tolist(), strict=True)}
-    loaded = {i: user_of[g] for i, g in zip(at.tolist(), group.tolist(), strict=True)}
-    more = host_arrays(plan, system, arrays, placement, home_tier(system), device.fidelity,
-                       stages[0].devices,
-                       (policies.storage_request, policies.storage_queue_depth))
+    ids, kind, per_kind = host_arrays(plan, system, arrays, placement, home_tier(system),
+                                      device.fidelity, stages[0].devices,
+                                      (policies.storage_request, policies.storage_queue_depth))
     for stream in plan.copy_streams:
         used_memory.setdefault(plan.stream_device[stream], set()).add(stream)
-    loaded.update(more)          # a hosted op's loads are its memory time: never pruned
-    plan.keep_loads.update(more)
+    plan.keep_loads.update(ids.tolist())
     contended_memories(plan, system, device, used_memory)
-    plan.prune_uncontended(loaded)
+    both = np.concatenate((at, ids))
+    order = np.argsort(both, kind="stable")
+    hosted = len(tuples) + np.arange(len(per_kind))
+    _prune_uncontended(plan, both[order], np.concatenate((group, hosted[kind]))[order],
+                       tuples + per_kind,
+                       user_of + [hosted_stream(system, arrays)] * len(per_kind),
+                       kept=set(hosted.tolist()))
 
 
 def _unit_categories(arrays, device: Device, category: np.ndarray
@@ -253,17 +258,19 @@ def _collective_loads(arrays, plan: Plan, system: System, stages: list[Stage],
 
 
 def _prune_uncontended(plan: Plan, at: np.ndarray, group: np.ndarray, loads: list[tuple],
-                       user_of: list[str]) -> None:
-    """Put the loaded collectives in ``plan.op_loads`` (in op order, as
+                       user_of: list[str], kept: set[int] = frozenset()) -> None:
+    """Put the loaded ops ``at`` (ascending; each group ``group`` of ``loads``, loading for
+    stream ``user_of[group]``) in ``plan.op_loads`` (as
     :class:`~sim.system.grouped_loads.GroupedLoads`) and drop the resources
     only one stream loads, as :meth:`~sim.system.plan.Plan.prune_uncontended` does op by op:
     the users are found once per group of ops sharing a tuple of loads, and each dropped
     resource's bytes are summed over the ops in op order (``quiet``, entered in the order
-    the ops first load them)."""
+    the ops first load them). The groups ``kept`` are loads that are their ops' whole
+    memory time (``Plan.keep_loads``): a resource they load is never dropped."""
     users: dict[str, set[str]] = {}
-    for tup, who in zip(loads, user_of, strict=True):
+    for g, (tup, who) in enumerate(zip(loads, user_of, strict=True)):
         for ld in tup:
-            users.setdefault(ld.resource, set()).add(who)
+            users.setdefault(ld.resource, set()).update((who, "kept") if g in kept else (who,))
     for stream, res in plan.memory_of.items():
         users.setdefault(res, set()).add(stream)
     # a transfer's resources are never pruned (transfers share their tuples of loads)

@@ -140,6 +140,7 @@ def host_ops(plan: Plan, system: System, ops: list[Op], placement: Placement | N
     insts: dict[str, tuple] = {}   # component -> (its instance, own tier, stream)
     terms: dict[tuple[str, str], tuple] = {}   # (tier, instance) -> _tier_terms
     shapes: dict[tuple, tuple] = {}   # (component, tensors, compute) -> _op_loads
+    activations: dict[str, Activations] = {}   # own tier -> its ops' activations
     for op in ops:
         where = insts.get(op.where)
         if where is None:
@@ -166,8 +167,11 @@ def host_ops(plan: Plan, system: System, ops: list[Op], placement: Placement | N
         bounds[op.id] = bound
         _around(plan, system, op, placement, home, group, traffic)
         from_device = [d for d in op.deps if d not in hosted and trace_ops[d].where == ""]
-        _activations(plan, system, op, group, own, from_device,
-                     [user.id for user in users.get(op.id, [])], traffic)
+        moves = activations.get(own)
+        if moves is None:
+            moves = activations[own] = Activations(plan, system, group, own)
+        moves.move(op.id, op.phase, op.layer, op.step, from_device,
+                   [user.id for user in users.get(op.id, [])], traffic)
 
 
 def _op_loads(plan: Plan, system: System, op: Op, placement: Placement | None, own: str,
@@ -273,29 +277,50 @@ def _around(plan: Plan, system: System, op: Op, placement: Placement | None, hom
                          op, k)
 
 
-def _activations(plan: Plan, system: System, op: Op, group: tuple[str, ...], own: str,
-                 from_device: list[int], users: list[int],
-                 traffic: dict[str, tuple[float, float]]) -> None:
-    """Activations crossing between the device and a hosted op: the ones it reads from an op
-    on the device (``from_device``: its dependencies there) move to the host first, the ones
-    it writes for an op on the device (``users``: their ids, in op order) move back before
-    that op starts (e.g. the query and the output of CPU attention); ``traffic``:
-    ``tensor_traffic(op)``."""
-    traffic = traffic.get("activations")
-    if traffic is None:
-        return
-    rep, k = group[0], len(group)
-    hbm = system.tier_of_device(rep).name
-    if from_device and traffic[0] > 0:
-        tr = transfer_between(plan, system, f"activations {rep}->{own}", "activations", hbm,
-                              rep, own, own, traffic[0] / k, f"{rep}.copy_out",
-                              tuple(from_device), op, k)
-        plan.extra_deps[op.id] = plan.extra_deps.get(op.id, ()) + (tr.id,)
-    if users and traffic[1] > 0:
-        tr = transfer_between(plan, system, f"activations {own}->{rep}", "activations", own,
-                              own, hbm, rep, traffic[1] / k, f"{rep}.copy", (op.id,), op, k)
-        for user in users:
-            plan.extra_deps[user] = plan.extra_deps.get(user, ()) + (tr.id,)
+class Activations:
+    """The activations hosted ops exchange with the device's ops (``group``: the devices,
+    the first representing them; ``own``: the hosted component's tier): the ones an op reads
+    from an op on the device move to the host first, the ones it writes for an op on the
+    device move back before that op starts (e.g. the query and the output of CPU
+    attention). Each direction's route is looked up once."""
+
+    __slots__ = ("plan", "system", "k", "_ends", "_routes")
+
+    def __init__(self, plan: Plan, system: System, group: tuple[str, ...], own: str):
+        rep = group[0]
+        hbm = system.tier_of_device(rep).name
+        self.plan, self.system, self.k = plan, system, len(group)
+        self._ends = ((f"activations {rep}->{own}", "activations", hbm, rep, own, own,
+                       f"{rep}.copy_out", self.k),
+                      (f"activations {own}->{rep}", "activations", own, own, hbm, rep,
+                       f"{rep}.copy", self.k))
+        self._routes: list[RouteTransfers | None] = [None, None]
+
+    def move(self, op_id: int, phase: str, layer: int, step: int, from_device: list[int],
+             users: list[int], traffic: dict[str, tuple[float, float]]) -> None:
+        """The transfers around hosted op ``op_id``: ``from_device`` are its dependencies on
+        the device, ``users`` the ids of its users there (in op order), ``traffic`` its
+        ``tensor_traffic``."""
+        traffic = traffic.get("activations")
+        if traffic is None:
+            return
+        extra = self.plan.extra_deps
+        if from_device and traffic[0] > 0:
+            tr = self._route(0).add(traffic[0] / self.k, tuple(from_device), phase, layer,
+                                    step, IN_PLACE, max(from_device) + 0.5)
+            extra[op_id] = extra.get(op_id, ()) + (tr.id,)
+        if users and traffic[1] > 0:
+            tr = self._route(1).add(traffic[1] / self.k, (op_id,), phase, layer, step,
+                                    IN_PLACE, op_id + 0.5)
+            for user in users:
+                extra[user] = extra.get(user, ()) + (tr.id,)
+
+    def _route(self, back: int) -> RouteTransfers:
+        route = self._routes[back]
+        if route is None:
+            route = self._routes[back] = route_between(self.plan, self.system,
+                                                       *self._ends[back])
+        return route
 
 
 def transfer_between(plan: Plan, system: System, name: str, cls: str, src_tier: str,
@@ -305,7 +330,21 @@ def transfer_between(plan: Plan, system: System, name: str, cls: str, src_tier: 
                      anchor: float | None = None) -> Transfer:
     """``replicas`` transfers of ``nbytes`` between two tiers, one per device of a
     tensor-parallel group; the representative's route is simulated, and resources it shares
-    with the others (a standalone tier, a link not ending at a group device) carry them all."""
+    with the others (a standalone tier, a link not ending at a group device) carry them all.
+    ``op`` gives its phase, layer and step and, without ``anchor``, its place in the trace."""
+    route = route_between(plan, system, name, cls, src_tier, src_node, dst_tier, dst_node,
+                          stream, replicas, io)
+    return route.add(nbytes, deps, op.phase, op.layer, op.step, IN_PLACE,
+                     anchor if anchor is not None else
+                     (op.id + 0.5 if op.id in deps else max(deps, default=op.id) + 0.5))
+
+
+def route_between(plan: Plan, system: System, name: str, cls: str, src_tier: str,
+                  src_node: str, dst_tier: str, dst_node: str, stream: str,
+                  replicas: int = 1, io: tuple[float, int] = (131072.0, 32)
+                  ) -> RouteTransfers:
+    """The maker of :func:`transfer_between`'s transfers, ``stream`` registered (as a copy
+    stream of the device at one end) where the plan has none of that name."""
     key = ("transfer_between", src_tier, src_node, dst_tier, dst_node, replicas, io)
     route = plan.routes.get((key, name, cls, stream))
     if route is None:
@@ -315,16 +354,13 @@ def transfer_between(plan: Plan, system: System, name: str, cls: str, src_tier: 
                                                           dst_tier, dst_node, replicas, io)
         route = plan.routes[key, name, cls, stream] = RouteTransfers(
             plan, key, name, cls, stream, src_tier, dst_tier, replicas, *shape)
-    tr = route.add(nbytes, deps, op.phase, op.layer, op.step, IN_PLACE,
-                   anchor if anchor is not None else
-                   (op.id + 0.5 if op.id in deps else max(deps, default=op.id) + 0.5))
     if stream not in plan.streams:
         owner = dst_node if dst_node in system.devices else src_node
         plan.streams[stream] = next(iter(plan.streams.values()))
         plan.stream_device[stream] = owner
         plan.devices_of[stream] = (owner,)
         plan.copy_streams += (stream,)
-    return tr
+    return route
 
 
 def _transfer_shape(system: System, src_tier: str, src_node: str, dst_tier: str,

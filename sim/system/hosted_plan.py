@@ -6,10 +6,11 @@ one's stream and model, its tier and link loads (once per computation), its memo
 the tensors moved around it and the activations it exchanges with the device's ops.
 :func:`host_arrays` makes the same decisions from the arrays, in the same order (so the
 plan's streams, resources, transfers and waits are the op-by-op ones entry for entry,
-tests/test_hosted_arrays.py). Only the hosted ops that move something (an activation from
-or to the device's ops: a layer's first and last attention op each decode step), and the
-first of each kind, are walked one by one, each as a :class:`HostedAt`; the others take
-their kind's loads and bound at once.
+tests/test_hosted_arrays.py). Only the first hosted op of each kind, and those of kinds
+that move gradients or weights around them, are walked one by one, each as a
+:class:`HostedAt`; the others take their kind's loads and bound at once, and those that
+exchange an activation with the device's ops (a layer's first and last attention op each
+decode step) move it through :class:`~sim.system.hosted.Activations` from their ids.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sim.devices.base import device_for
-from sim.system.hosted import HostedDevice, _activations, _around, _op_loads, _own_tier
+from sim.system.hosted import Activations, HostedDevice, _around, _op_loads, _own_tier
 from sim.system.plan import Plan
 from sim.system.topology import System
 from workloads.trace import CompactOps, ops_at
@@ -49,12 +50,12 @@ def hosted_stream(system: System, arrays: CompactOps) -> str:
 
 def host_arrays(plan: Plan, system: System, arrays: CompactOps, placement: Placement | None,
                 home: str, fidelity: str, group: tuple[str, ...],
-                io: tuple[float, int]) -> dict[int, str]:
+                io: tuple[float, int]) -> tuple[np.ndarray, np.ndarray, list[tuple]]:
     """:func:`~sim.system.hosted.host_ops` of the ops ``arrays.hosted`` marks: the hosted
-    stream and its model registered, each op's loads in ``plan.op_loads`` (added after those
-    there, in op order) and its memory bound in the model, the transfers around it and its
-    activations' transfers; returns the hosted ops with loads and their stream (what the
-    op-by-op plan prunes with)."""
+    stream and its model registered, each op's memory bound in the model, the transfers
+    around it and its activations' transfers; returns the hosted ops' loads as (the ops
+    with loads in op order, each one's kind, per kind its tuple of loads: () for a kind
+    without hosted ops), for :class:`~sim.system.grouped_loads.GroupedLoads`."""
     mask, where, _ = arrays.hosted
     inst = system.compute_devices(where)[0]
     own = _own_tier(system, inst.name, inst.memory)
@@ -66,7 +67,7 @@ def host_arrays(plan: Plan, system: System, arrays: CompactOps, placement: Place
     plan.devices_of[stream] = (inst.name,)
     at = np.flatnonzero(mask)
     if not len(at):
-        return {}
+        return at, at, []
     ptr, idx = arrays.dep_ptr.astype(np.int64), arrays.dep_idx.astype(np.int64)
     # the device's ops that wait for a hosted op, per hosted op in op order
     owner = np.repeat(np.arange(len(mask), dtype=np.int64), np.diff(ptr))
@@ -90,12 +91,17 @@ def host_arrays(plan: Plan, system: System, arrays: CompactOps, placement: Place
     # user there): else, its kind known, nothing moves around it
     outside = np.concatenate(([0], np.cumsum(~mask[idx])))
     active = ((outside[ptr[at + 1]] - outside[ptr[at]]) > 0) | (bounds_of[1] > bounds_of[0])
+    moves = Activations(plan, system, group, own)
     for i, k, ph, layer, step, lo, hi, u0, u1, act in zip(
             at.tolist(), kind.tolist(), arrays.phase[at].tolist(), arrays.layer[at].tolist(),
             arrays.step[at].tolist(), ptr[at].tolist(), ptr[at + 1].tolist(),
             bounds_of[0].tolist(), bounds_of[1].tolist(), active.tolist(), strict=True):
         hit = of_kind.get(k)
-        if hit is not None and not act and k not in around:
+        if hit is not None and k not in around:   # only activations move, if any
+            if act:
+                moves.move(i, phases[ph], layer, step,
+                           [d for d in idx_list[lo:hi] if d not in hosted], waiter_list[u0:u1],
+                           hit[0])
             continue
         op = HostedAt(reps[k], i, phases[ph], layer, step, tuple(idx_list[lo:hi]))
         if hit is None:
@@ -111,13 +117,10 @@ def host_arrays(plan: Plan, system: System, arrays: CompactOps, placement: Place
         if k in around:   # (else nothing moves)
             _around(plan, system, op, placement, home, group, traffic)
         # (the device's ops of a trace held as arrays run there: no other ``where``)
-        _activations(plan, system, op, group, own, [d for d in op.deps if d not in hosted],
-                     waiter_list[u0:u1], traffic)
-    # each op's loads and bound, its kind's (in op order, after the device's ops' loads)
-    kind_list, ids = kind.tolist(), at.tolist()
-    bounds.update(zip(ids, [of_kind[k][2] for k in kind_list], strict=True))
-    with_loads = [(i, of_kind[k][1]) for i, k in zip(ids, kind_list, strict=True)
-                  if of_kind[k][1]]
-    plan.op_loads.update(with_loads)
-    loaded = dict.fromkeys((i for i, _ in with_loads), stream)
-    return loaded
+        moves.move(i, op.phase, layer, step, [d for d in op.deps if d not in hosted],
+                   waiter_list[u0:u1], traffic)
+    # each op's bound, its kind's; the ops with loads, each its kind's tuple
+    bounds.update(zip(at.tolist(), [of_kind[k][2] for k in kind.tolist()], strict=True))
+    tuples = [of_kind[k][1] if k in of_kind else () for k in range(len(arrays.kinds))]
+    with_loads = np.array([bool(t) for t in tuples] or [False])[kind]
+    return at[with_loads], kind[with_loads].astype(np.int64), tuples
