@@ -164,7 +164,11 @@ def allocate(stages: list[Stage], arch: Arch, pcus: int | None = None,
     a heap operation while it stays ahead of the heap's top (the same order of grants: a
     socket's 1,040 PCUs over a decoder layer's stages cost ~1 ms instead of ~9 ms of CPU,
     its stage times from per-stage terms formed once, :func:`_fold_terms`; ``terms``: those
-    of the compute stages, formed by the caller)."""
+    of the compute stages, formed by the caller). An allocation made for a like pipeline
+    (as many stages, as many PCUs, scaled or not: :data:`RECENT_KEPT` of them) is returned
+    instead where :func:`is_greedy` finds it the greedy's: a decode step's layer mostly gets
+    the last step's PCUs, checked in two stage times per stage."""
+    scaled = scale is not None
     scale = scale or [1.0] * len(stages)
     total = arch.dataflow.pcus if pcus is None else pcus
     compute = [i for i, s in enumerate(stages) if s.kind != "link"]
@@ -175,6 +179,11 @@ def allocate(stages: list[Stage], arch: Arch, pcus: int | None = None,
         raise MappingError(f"{len(compute)} pipeline stages need at least as many PCUs, the chip "
                            f"has {total}")
     terms = terms if terms is not None else {i: _fold_terms(stages[i], arch) for i in compute}
+    recent = _RECENT.setdefault((len(stages), total, scaled), [])
+    for cand in recent:   # an allocation of a like pipeline: kept where it is the greedy's
+        if all(cand[i] == 0 for i, s in enumerate(stages) if s.kind == "link") and \
+                is_greedy(cand, terms, scale, total - len(compute)):
+            return list(cand)
     for i in compute:
         alloc[i] = 1
     left = total - len(compute)
@@ -195,7 +204,45 @@ def allocate(stages: list[Stage], arch: Arch, pcus: int | None = None,
             if left == 0 or alloc[i] >= tiles or (top is not None and (neg_t, i) > top):
                 break
         heapq.heappush(heap, (neg_t, i, tiles))
-    return alloc
+    recent.insert(0, alloc)
+    del recent[RECENT_KEPT:]
+    return list(alloc)
+
+
+#: allocations kept per (stages, PCUs, scaled or not) as candidates for the next like
+#: pipeline: a decode step's layer differs from the last step's in its attention's KV length,
+#: and mostly gets the same PCUs (each placement tries up to three allocations)
+RECENT_KEPT = 4
+_RECENT: dict[tuple, list[list[int]]] = {}
+
+
+def is_greedy(alloc: list[int], terms: dict[int, tuple], scale: list[float],
+              left: int) -> bool:
+    """Whether ``alloc`` is the allocation :func:`allocate`'s greedy makes of ``left`` PCUs
+    past one per compute stage (``terms``: theirs). The greedy takes the pairs (stage ``i``,
+    its count ``p``) in the order of ``(-scaled time at p, i, p)`` (each stage's keys never
+    fall as it takes PCUs) and grants one PCU per pair until none is left or it takes a pair
+    with ``p`` at the stage's tiles. So ``alloc`` is its result exactly when every stage
+    holds at most a PCU per tile, each stage's last granted pair comes before every stage's
+    next pair, and either every PCU is granted or the first next pair is one at its stage's
+    tiles."""
+    granted, last, nxt, stop = 0, None, None, False
+    for i, t in terms.items():
+        p, tiles = alloc[i], t[0]
+        if p < 1 or p > tiles:
+            return False
+        sc = scale[i]
+        granted += p - 1
+        key = (-_seconds_on(t, p) * sc, i, p)
+        if nxt is None or key < nxt:
+            nxt, stop = key, p >= tiles
+        if p > 1:
+            done = (-_seconds_on(t, p - 1) * sc, i, p - 1)
+            if last is None or done > last:
+                last = done
+    if granted > left or (last is not None and nxt is not None and not last < nxt):
+        return False
+    return granted == left or stop
 
 
 def _grant_below_level(terms: dict[int, tuple], scale: list[float], alloc: list[int],

@@ -143,6 +143,48 @@ def test_allocation_is_the_greedy_one_pcu_at_a_time(socket, monkeypatch):
     assert sum(g > 0 for g in levels) >= 50    # the level's grants were exercised
 
 
+def test_a_kept_allocation_is_returned_only_where_it_is_the_greedys(socket, monkeypatch):
+    """``is_greedy`` accepts the one-PCU-at-a-time greedy's allocation and refuses it with one
+    PCU moved between two stages (on 300 seeded sets of stages, ties and scales among them),
+    and ``allocate`` returns a kept allocation for a like pipeline (a decode step's layer
+    whose attention grew by a token) without the greedy only where that holds."""
+    import random
+
+    import mappings.dataflow as dataflow
+    from mappings.dataflow import _fold_terms, is_greedy
+
+    rng = random.Random(11)
+    refused = 0
+    for _ in range(300):
+        stages = [_gemm(f"g{j}", rng.choice([1, 3, 10, 64, 300, 2000]), socket,
+                        k=rng.choice([128, 512, 4096]))
+                  for j in range(rng.randint(2, 8))]
+        stages += stages[:rng.randint(0, 2)]   # equal stages: ties
+        scale = [rng.choice([1.0, 1.25, 2.0]) for _ in stages]
+        pcus = rng.choice([40, 100, 1040])
+        terms = {i: _fold_terms(s, socket) for i, s in enumerate(stages)}
+        want = _greedy(stages, socket, pcus, scale)
+        assert is_greedy(want, terms, scale, pcus - len(stages))
+        a, b = rng.sample(range(len(stages)), 2)
+        moved = list(want)
+        moved[a] -= 1
+        moved[b] += 1
+        if moved != want:
+            assert not is_greedy(moved, terms, scale, pcus - len(stages))
+            refused += 1
+    assert refused >= 250
+    # a layer's stages, step after step: the attention's KV length grows by one token
+    calls = []
+    real = dataflow._grant_below_level
+    monkeypatch.setattr(dataflow, "_grant_below_level", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(dataflow, "_RECENT", {})
+    for kv in range(512, 640):
+        stages = [_gemm("qkv", 96, socket), _gemm("attn", kv // 16, socket, k=kv),
+                  _gemm("o", 32, socket), _gemm("mlp", 344, socket, k=4096)]
+        assert allocate(stages, socket, 1040) == _greedy(stages, socket, 1040, None)
+    assert len(calls) < 128 // 2    # most steps took the last step's allocation
+
+
 def test_counts_below_a_level_are_the_greedys_own(socket):
     """The level's binary search counts the PCU counts whose scaled key lies strictly below
     the level, as the greedy's order of keys has them: against a count one by one, at levels
