@@ -393,13 +393,59 @@ def _arch_key(arch: Arch) -> tuple:
     return (arch.name, d.stages, d.lanes, d.clock, d.pmu_capacity, d.pmu_read_bandwidth)
 
 
+def _stage_placement(s: Stage, arch: Arch, use_mapper: bool, p: int, q: int,
+                     terms: tuple) -> StagePlacement:
+    """Compute stage ``s`` on ``p`` PCUs and ``q`` PMUs (``terms``: its
+    :func:`_fold_terms`): its fold time and, where the mapper maps it, its mapped time."""
+    d = arch.dataflow
+    fold = _seconds_on(terms, p)      # stage_seconds(s, arch, p), its terms formed once
+    t = fold
+    mapped = 0.0
+    pmu_bytes = 2.0 * s.stream_bytes
+    util = s.flops / (fold * p * 2.0 * d.macs_per_cycle * d.clock) if fold and \
+        s.kind == "gemm" else 0.0
+    if use_mapper and s.mappable and s.kind == "gemm":
+        m_sh, n_sh, k_sh = pcu_share(s, arch, p)
+        cyc, pmu_b, util_m = _mapped(m_sh, n_sh, k_sh, q / p, arch)
+        if math.isfinite(cyc):
+            mapped = s.batch * cyc / d.clock
+            t = max(t, mapped)
+            pmu_bytes = s.batch * pmu_b * p
+            util = util_m if mapped >= fold else util
+    return StagePlacement(s.name, p, q, terms[0], t, fold, mapped, pmu_bytes, util)
+
+
+#: per stage (by identity) and arch: its fold terms and its placements by (PCUs, PMUs,
+#: mapped or not) (each entry keeps its stage and arch alive, so their ids are not reused
+#: while it is cached; cleared when :data:`STAGE_MEMO_SIZE` stages are held)
+_BY_STAGE: dict[tuple[int, int], tuple[Stage, Arch, dict]] = {}
+STAGE_MEMO_SIZE = 4096
+
+
+def _memo_of(stage: Stage, arch: Arch) -> dict:
+    """The memo of ``stage`` on ``arch`` (:data:`_BY_STAGE`)."""
+    hit = _BY_STAGE.get((id(stage), id(arch)))
+    if hit is not None and hit[0] is stage and hit[1] is arch:
+        return hit[2]
+    if len(_BY_STAGE) >= STAGE_MEMO_SIZE:
+        _BY_STAGE.clear()
+    memo: dict = {}
+    _BY_STAGE[id(stage), id(arch)] = (stage, arch, memo)
+    return memo
+
+
 def place(stages: list[Stage], arch: Arch, use_mapper: bool = True,
           refine: int = 2) -> Placement:
     """Place ``stages`` as one fused pipeline on ``arch`` and time it (module doc). The PCU
     allocation is repeated ``refine`` times with each stage's fold time scaled by its mapped /
     fold ratio of the previous placement; the fastest placement is kept. Each compute stage's
     fold terms (:func:`_fold_terms`) are formed once for all the placements tried."""
-    terms = {i: _fold_terms(s, arch) for i, s in enumerate(stages) if s.kind != "link"}
+    terms = {}
+    for i, s in enumerate(stages):
+        if s.kind != "link":
+            memo = _memo_of(s, arch)
+            got = memo.get("terms")
+            terms[i] = memo["terms"] = got if got is not None else _fold_terms(s, arch)
     best = _place(stages, arch, use_mapper, None, terms)
     for _ in range(refine if use_mapper else 0):
         scale = [max(sp.seconds / sp.fold_seconds, 1.0) if sp.fold_seconds > 0 else 1.0
@@ -429,23 +475,13 @@ def _place(stages: list[Stage], arch: Arch, use_mapper: bool,
         if s.kind == "link":
             placed.append(StagePlacement(s.name, 0, 0, 1, s.fixed_s, s.fixed_s))
             continue
-        fold = _seconds_on(terms[i], p)      # stage_seconds(s, arch, p), its terms formed once
-        tiles = terms[i][0]
-        t = fold
-        mapped = 0.0
-        pmu_bytes = 2.0 * s.stream_bytes
-        util = s.flops / (fold * p * 2.0 * d.macs_per_cycle * d.clock) if fold and \
-            s.kind == "gemm" else 0.0
-        if use_mapper and s.mappable and s.kind == "gemm":
-            m_sh, n_sh, k_sh = pcu_share(s, arch, p)
-            cyc, pmu_b, util_m = _mapped(m_sh, n_sh, k_sh, q / p, arch)
-            if math.isfinite(cyc):
-                mapped = s.batch * cyc / d.clock
-                t = max(t, mapped)
-                pmu_bytes = s.batch * pmu_b * p
-                util = util_m if mapped >= fold else util
-        pmu_total += pmu_bytes
-        placed.append(StagePlacement(s.name, p, q, tiles, t, fold, mapped, pmu_bytes, util))
+        memo = _memo_of(s, arch)
+        sp = memo.get((p, q, use_mapper))
+        if sp is None:   # (a decode step's layer repeats all its stages but its attention)
+            sp = memo[p, q, use_mapper] = _stage_placement(s, arch, use_mapper, p, q,
+                                                            terms[i])
+        pmu_total += sp.pmu_bytes
+        placed.append(sp)
     hbm_bytes = sum(s.hbm_bytes for s in stages)
     stream = sum(s.stream_bytes for s in stages)
     t_stage = max((sp.seconds for sp in placed), default=0.0)
