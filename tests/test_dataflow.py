@@ -178,11 +178,11 @@ def test_a_kept_allocation_is_returned_only_where_it_is_the_greedys(socket, monk
     real = dataflow._grant_below_level
     monkeypatch.setattr(dataflow, "_grant_below_level", lambda *a: calls.append(1) or real(*a))
     monkeypatch.setattr(dataflow, "_RECENT", {})
-    for kv in range(512, 640):
+    for kv in range(512, 560):
         stages = [_gemm("qkv", 96, socket), _gemm("attn", kv // 16, socket, k=kv),
                   _gemm("o", 32, socket), _gemm("mlp", 344, socket, k=4096)]
         assert allocate(stages, socket, 1040) == _greedy(stages, socket, 1040, None)
-    assert len(calls) < 128 // 2    # most steps took the last step's allocation
+    assert len(calls) < 48 // 2    # most steps took the last step's allocation
 
 
 def test_placements_kept_per_stage_equal_placements_worked_out_afresh(socket, monkeypatch):
