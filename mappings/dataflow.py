@@ -439,7 +439,9 @@ def place(stages: list[Stage], arch: Arch, use_mapper: bool = True,
     """Place ``stages`` as one fused pipeline on ``arch`` and time it (module doc). The PCU
     allocation is repeated ``refine`` times with each stage's fold time scaled by its mapped /
     fold ratio of the previous placement; the fastest placement is kept. Each compute stage's
-    fold terms (:func:`_fold_terms`) are formed once for all the placements tried."""
+    fold terms (:func:`_fold_terms`) and its placement on given PCUs and PMUs are worked out
+    once per stage object (:func:`_memo_of`: for every placement tried, and for the next
+    pipeline that holds the stage)."""
     terms = {}
     for i, s in enumerate(stages):
         if s.kind != "link":
