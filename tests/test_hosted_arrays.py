@@ -52,9 +52,33 @@ def test_hosted_from_arrays_equals_op_by_op(name, monkeypatch):
     assert any(not s.startswith("gpu") for s in streams) and len(new.transfers) > 0
 
 
-@pytest.mark.parametrize("name", ["csd", "cpu-offload"])
+def _second_users(trace, system, component):
+    """``trace`` with each hosted op of decode step 3 waited for by a second op on the
+    device: the op after its user (attention's output feeds one projection in a real
+    trace; the plan must wait every user of a hosted op on the transfer back)."""
+    arrays = trace.compact
+    probe = trace_model(trace.model, trace.scenario, compact=True)
+    host_attention(probe, system, 1, component)
+    mask = probe.compact.hosted[0]
+    ptr, idx = arrays.dep_ptr.astype(np.int64), arrays.dep_idx.astype(np.int64)
+    owner = np.repeat(np.arange(len(mask)), np.diff(ptr))
+    added: dict[int, int] = {}     # second user -> the hosted op it waits for
+    for h in np.flatnonzero(mask & (arrays.step == 3)).tolist():
+        users = owner[(idx == h) & ~mask[owner]]
+        if len(users) == 1 and not mask[users[0] + 1]:
+            added[int(users[0]) + 1] = h
+    rows = [idx[ptr[i]:ptr[i + 1]].tolist() + ([added[i]] if i in added else [])
+            for i in range(len(mask))]
+    arrays.dep_ptr = np.concatenate(([0], np.cumsum([len(r) for r in rows]))).astype(
+        arrays.dep_ptr.dtype)
+    arrays.dep_idx = np.array([d for r in rows for d in r], dtype=arrays.dep_idx.dtype)
+    return len(added)
+
+
+@pytest.mark.parametrize("name", ["csd", "cpu-offload", "csd-two-users"])
 def test_hosted_plan_from_arrays_equals_op_by_op_plan(name):
-    arch_name, model, scenario, policies, placement = CASES[name]
+    two_users = name.endswith("-two-users")
+    arch_name, model, scenario, policies, placement = CASES[name.removesuffix("-two-users")]
     arch = load_arch(arch_name)
     sc, pol, m = Scenario(**scenario), Policies(**policies), get_model(model)
     plans, traces = [], []
@@ -64,6 +88,8 @@ def test_hosted_plan_from_arrays_equals_op_by_op_plan(name):
         placed = place_on_system(system, parse_placement(placement), memory_per_device(m, sc),
                                  1) if placement else None
         trace = trace_model(m, sc, compact=True)
+        if two_users:
+            assert _second_users(trace, system, pol.attention_on) >= 16
         if not compact:
             assert len(trace.ops)      # materialised: planned op by op
         host_attention(trace, system, 1, pol.attention_on)

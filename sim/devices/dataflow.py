@@ -93,6 +93,9 @@ class DataflowDevice(MainTierDevice):
         self._attributed: Any = {}
         self._segments: dict[tuple, tuple[Placement, list[Cost]]] = {}
         self._stages: dict[tuple, tuple[Any, Any, Stage]] = {}   # stage_of, by op shape
+        # a segment's end stage with its boundary bytes, by (id(stage), HBM bytes): the same
+        # object every step (the placement keeps its figures per stage object)
+        self._ends: dict[tuple[int, float], tuple[Stage, Stage]] = {}
         self.calls = {"kernels": 0, "ops": 0}
 
     # --- peaks -------------------------------------------------------------------------------
@@ -212,13 +215,24 @@ class DataflowDevice(MainTierDevice):
         for op, cost in zip(ops, hit[1], strict=True):
             self._attributed[op.id] = (op.compute, cost)
 
+    def _with_hbm(self, stage: Stage, hbm_bytes: float) -> Stage:
+        """``stage`` moving ``hbm_bytes`` to and from HBM (one object per stage and bytes)."""
+        hit = self._ends.get((id(stage), hbm_bytes))
+        if hit is not None and hit[0] is stage:
+            return hit[1]
+        import dataclasses
+
+        out = dataclasses.replace(stage, hbm_bytes=hbm_bytes)
+        self._ends[id(stage), hbm_bytes] = (stage, out)
+        return out
+
     def _segment_cost(self, ops: list[Op], first: bool) -> tuple[Placement, list[Cost]]:
         stages = [self.stage_of(op, fused=True) for op in ops]
         # the kernel's boundary tensors: the first op's inputs, the last op's outputs
         _, a_in, _ = _tensor_bytes(ops[0].compute)
         _, _, a_out = _tensor_bytes(ops[-1].compute)
-        stages[0] = _with_hbm(stages[0], stages[0].hbm_bytes + a_in)
-        stages[-1] = _with_hbm(stages[-1], stages[-1].hbm_bytes + a_out)
+        stages[0] = self._with_hbm(stages[0], stages[0].hbm_bytes + a_in)
+        stages[-1] = self._with_hbm(stages[-1], stages[-1].hbm_bytes + a_out)
         try:
             pl = place(stages, self.arch, use_mapper=self.fidelity != "roofline")
         except MappingError as exc:
@@ -319,7 +333,3 @@ class DataflowDevice(MainTierDevice):
         return out
 
 
-def _with_hbm(stage: Stage, hbm_bytes: float) -> Stage:
-    import dataclasses
-
-    return dataclasses.replace(stage, hbm_bytes=hbm_bytes)
