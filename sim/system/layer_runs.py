@@ -38,9 +38,6 @@ class StageRuns:
     weights: list[float]
     kv: list[float]
 
-    def __len__(self) -> int:
-        return len(self.step)
-
 
 def role_bytes(op: Op) -> tuple[float, float]:
     """(weight bytes, KV-cache bytes) one shard of ``op`` reads, from its Einsum operands."""
