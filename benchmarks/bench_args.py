@@ -1,21 +1,31 @@
 """Command-line arguments the benchmarks share: one-line usage errors (exit 2) for a bad
-``--repeat`` or an unknown case name, never a traceback from an empty median."""
+``--repeat`` (or another count) or an unknown case name, never a traceback from an empty
+median, an empty pool or a missing case."""
 
 from __future__ import annotations
 
 import argparse
 
 
-def rounds(text: str) -> int:
-    """``--repeat``'s type: a positive number of rounds."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive number of rounds, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number of rounds, got {value}")
-    return value
+def positive(what: str):
+    """An argparse type: a positive integer, its error naming ``what`` it counts."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a positive number of {what}, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"expected a positive number of {what}, got {value}")
+        return value
+
+    parse.__name__ = what   # argparse names the type in its messages
+    return parse
+
+
+#: ``--repeat``'s type: a positive number of rounds
+rounds = positive("rounds")
 
 
 def chosen_cases(ap: argparse.ArgumentParser, text: str, known) -> list[str]:

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_args import rounds  # noqa: E402
+from bench_args import positive, rounds  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -75,7 +75,8 @@ def run_case(fidelity: str, workers: int, executor: str, points: int, repeat: in
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--points", type=int, default=400, help="points per case (about; 400)")
+    ap.add_argument("--points", type=positive("points"), default=400,
+                    help="points per case (about; 400)")
     ap.add_argument("--repeat", type=rounds, default=3, help="runs per case, best kept (3)")
     ap.add_argument("--no-ray", action="store_true", help="skip the Ray cases")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")

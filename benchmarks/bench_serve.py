@@ -31,7 +31,7 @@ import statistics
 import time
 
 import numpy as np
-from bench_args import rounds  # noqa: E402
+from bench_args import chosen_cases, positive, rounds  # noqa: E402
 
 CASES = {
     "conv-1k": {"rows": 1000, "scheduler": "continuous"},
@@ -113,11 +113,12 @@ def run_sweep(workers: int) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", default="conv-1k,conv-1k-chunked,conv-100k")
+    ap.add_argument("--cases", default="conv-1k,conv-1k-chunked,conv-100k",
+                    help=f"comma-separated case names ({', '.join(CASES)})")
     ap.add_argument("--repeat", type=rounds, default=3)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--sweep", action="store_true", help="run the serving sweep instead")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=positive("workers"), default=2)
     args = ap.parse_args()
     if args.sweep:
         import pandas as pd
@@ -138,7 +139,7 @@ def main() -> None:
             print(f"{len(df)} points in {time.perf_counter() - t0:.1f} s wall")
         return
     out = {}
-    for name in args.cases.split(","):
+    for name in chosen_cases(ap, args.cases, CASES):
         case = CASES[name]
         repeat = 1 if case["rows"] > 10_000 else args.repeat
         runs = [one_run(case) for _ in range(repeat)]

@@ -10,7 +10,7 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
-from bench_args import chosen_cases, rounds  # noqa: E402
+from bench_args import chosen_cases, positive, rounds  # noqa: E402
 
 
 def test_rounds_takes_positive_counts_only():
@@ -18,6 +18,24 @@ def test_rounds_takes_positive_counts_only():
     for bad in ("0", "-2", "x", "1.5"):
         with pytest.raises(argparse.ArgumentTypeError, match="positive number of rounds"):
             rounds(bad)
+
+
+def test_a_count_names_what_it_counts():
+    assert positive("workers")("2") == 2
+    with pytest.raises(argparse.ArgumentTypeError,
+                       match="expected a positive number of workers, got 0"):
+        positive("workers")("0")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--cases", "nosuch"], "--cases: unknown nosuch (known: conv-1k"),
+    (["--sweep", "--workers", "0"], "argument --workers: expected a positive number of workers"),
+])
+def test_the_serving_benchmark_refuses_bad_arguments_in_a_line(args, message):
+    got = subprocess.run([sys.executable, str(BENCH / "bench_serve.py"), *args],
+                         capture_output=True, text=True, timeout=120)
+    assert got.returncode == 2 and "Traceback" not in got.stderr
+    assert message in got.stderr.strip().splitlines()[-1]
 
 
 def test_unknown_cases_name_the_known_ones(capsys):
