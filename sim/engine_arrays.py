@@ -161,11 +161,16 @@ def runs_on_arrays(trace: Trace, plan: Plan | None) -> bool:
         dev.estimates_by_kind() and dev.holds_for_latency()
 
 
-def _kind_costs(dev: Device, arrays) -> list[Cost | None]:
+def _kind_costs(dev: Device, arrays, at: np.ndarray | None = None) -> list[Cost | None]:
     """One cost per op kind (None for kinds no op has), estimated in the order they first
-    occur, each on a representative op placed on its stream."""
+    occur, each on a representative op placed on its stream; ``at``: only the ops with
+    these ids (ascending), e.g. those one of several models prices."""
     n_kinds = len(arrays.kinds)
-    used, first = first_seen(arrays.kind, n_kinds)
+    if at is None:
+        used, first = first_seen(arrays.kind, n_kinds)
+    else:
+        used, first = first_seen(arrays.kind[at], n_kinds)
+        first = at[first]
     ops = ops_at(arrays, first, "")
     for op, i in zip(ops, first.tolist(), strict=True):
         op.device = arrays.stream_of(i)

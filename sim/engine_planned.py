@@ -46,7 +46,6 @@ from sim.load_index import LoadIndex
 from sim.system.grouped_loads import GroupedLoads
 from workloads.fold import first_seen
 from workloads.ragged import slice_indices
-from workloads.trace import ops_at
 
 if TYPE_CHECKING:
     from sim.engine import Engine
@@ -243,17 +242,12 @@ def _model_costs(devices: dict[str, Device], arrays) -> tuple[list, np.ndarray]:
     table: list = []
     index = np.empty(len(of_op), dtype=np.int64)
     for g in first_seen(of_op, len(order))[0].tolist():   # models in the order ops meet them
-        dev = order[g]
         at = np.flatnonzero(of_op == g)
-        used, first = first_seen(arrays.kind[at], n_kinds)
-        ops = ops_at(arrays, at[first], "")
-        for op, i in zip(ops, at[first].tolist(), strict=True):
-            op.device = arrays.stream_of(i)
-        if hasattr(dev, "prefetch"):
-            dev.prefetch(ops)
+        per_kind = _kind_costs(order[g], arrays, at)
+        used = first_seen(arrays.kind[at], n_kinds)[0]
         slot = np.full(n_kinds, -1, dtype=np.int64)
         slot[used] = np.arange(len(table), len(table) + len(used))
-        table += [dev.estimate(op) for op in ops]
+        table += [per_kind[k] for k in used.tolist()]
         index[at] = slot[arrays.kind[at]]
     return table, index
 
