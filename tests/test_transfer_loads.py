@@ -64,3 +64,23 @@ def test_a_link_away_from_the_group_carries_every_replica(system, nbytes):
         nbytes * TP * 8 * (system.tiers["host_ddr"].energy_per_bit +
                            system.tiers["cpu0.dram"].energy_per_bit +
                            system.links["ddr.cpu0"].energy_per_bit), rel=1e-15)
+
+
+def test_one_route_keeps_each_byte_counts_figures_apart(system):
+    # a stage's weight fetches from host DDR, two sizes over one route in one plan (the maker
+    # keeps per byte count its loads, floor and energy): each by hand, and equal bytes share
+    # one tuple of loads
+    stage = stages_for(system, TP, 1)[0]
+    plan = Plan(streams={})
+    route = _route_of(plan, system, "weights", "host_ddr", stage, False)
+    link = system.links["pcie.gpu0"]
+    bit = system.tiers["host_ddr"].energy_per_bit + system.tiers["gpu0.hbm"].energy_per_bit + \
+        sum(system.links[h.link].energy_per_bit for h in system.route("host_ddr", "gpu0").hops)
+    made = [route.add(nbytes, (), "decode", 0, 1, 9, 3.5) for nbytes in (4.0e6, 1.0e7, 4.0e6)]
+    for tr, nbytes in zip(made, (4.0e6, 1.0e7, 4.0e6), strict=True):
+        assert _loads(tr) == {"host_ddr": TP * nbytes, "pcie.gpu0<": nbytes,
+                              "gpu0.hbm": nbytes}
+        assert tr.floor == nbytes / link.sustained
+        assert tr.energy_J == pytest.approx(nbytes * TP * 8 * bit, rel=1e-15)
+    assert [tr.id for tr in made] == [0, 1, 2] and plan.transfers == made
+    assert made[0].loads is made[2].loads and made[1].loads is not made[0].loads
