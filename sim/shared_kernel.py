@@ -61,6 +61,7 @@ from sim.resources import FINISH_TOL
 
 #: what the pass returns
 DONE = 0
+PAUSED = 1           # every op below ``head`` started and nothing in flight: stopped there
 TIE = 2              # two events at one time in an order not known here
 CROWDED = 3          # more transfers in flight on a resource than the pass holds
 BAD_ORDER = 4        # an op waits for one that can never end before it
@@ -140,7 +141,7 @@ def _wake(op, woken, sid, at, pos, bounds, by_stream, prev, dep_ptr, dep_idx, fi
     inlined: a reservation's release, seldom, takes it; the hot loop's own ends keep the
     same lines written out (module docstring)."""
     n_streams = len(at)
-    bits = woken[op] | (1 << (sid[op] & 63)) if n_streams <= 64 else -1
+    bits = -1 if not len(woken) else woken[op] | (1 << (sid[op] & 63))
     for w in range(n_streams):
         if (bits >> (w & 63)) & 1 and at[w] == np.inf and pos[w] < bounds[w + 1]:
             j = by_stream[pos[w]]
@@ -194,7 +195,7 @@ def _change_order(r, i, t, kind, share, reserved, chg_t, chg_n, chg_kind, chg_op
 @njit(cache=True, error_model="numpy")
 def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_nb,
                  op_mem, op_size, share, bw, reserved, by_stream, bounds, start, end, moved,
-                 busy, last, where):
+                 busy, last, head, paused, where):
     """Fill ``start`` / ``end`` (s) of every op and each resource's ``moved`` (B), ``busy``
     (s), ``last`` (its last change, s) and ``reserved`` (the share of it reserved) - in: its
     state before the run - as the event engine would (module docstring); :data:`DONE`, or
@@ -204,7 +205,12 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
     ``share[i]`` > 0: the op moves nothing and reserves that share of ``op_mem[i]`` while it
     runs (a PIM unit; ``share`` empty: no op does); ``bw``: each resource's B/s;
     ``by_stream`` / ``bounds``: the ops of stream ``k`` in order at ``bounds[k]:bounds[k +
-    1]``. ``where``: the op and the resource at which it gave up (-1: none)."""
+    1]``. ``head``: where every op with a lower id has started, no transfer or reservation is
+    in flight and the next event comes after every resource's last change, the pass stops
+    (:data:`PAUSED`; a ``head`` above the ops' count: never), each stream's next op's position
+    in ``paused``: the ops before it have their times, the others none
+    (:mod:`sim.engine_shared` times them apart). ``where``: the op and the resource at which
+    it gave up (-1: none)."""
     n = len(lat)
     n_res = len(bw)
     rate = np.empty(n_res)      # what the transfers in flight share: SharedBandwidth.rate
@@ -235,19 +241,25 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
     ev_n = np.zeros(n_res, dtype=np.int64)
     arrived = np.zeros(n_res, dtype=np.int64)        # arrivals at the last event's time
     moved_before = np.zeros(n_res)                  # bytes moved before those arrivals
-    pend = np.zeros(n, dtype=np.int64)              # transfers not yet finished, per op
-    mx = np.full(n, -np.inf)                        # latest finishing timer, per op
+    pend = np.empty(n, dtype=np.int64)              # transfers not yet finished, per op
+    mx = np.empty(n)                                # latest finishing timer, per op
+    # (both set when the op starts)
     fin = np.zeros(n, dtype=np.bool_)               # whether the op's end is known
     pos = bounds[:-1].copy()                        # each stream's next op (position)
-    sid = np.empty(n, dtype=np.int64)               # each op's stream
-    for k in range(n_streams):
-        for q in range(bounds[k], bounds[k + 1]):
-            sid[by_stream[q]] = k
-    woken = np.zeros(n, dtype=np.int64)             # per op: streams that wait on it (bits)
-    for j in range(n):
-        for q in range(dep_ptr[j], dep_ptr[j + 1]):
-            woken[dep_idx[q]] |= 1 << (sid[j] & 63)
+    sid = np.empty(n, dtype=np.int64)               # each op's stream (set when it starts)
+    # per op: streams that wait on it (bits); where the pass may stop early (``head``), not
+    # worked out over every op: an op's end then looks at every stream (-1)
+    every = n_streams > 64 or head <= n
+    woken = np.zeros(0 if every else n, dtype=np.int64)
+    if not every:
+        for k in range(n_streams):
+            for q in range(bounds[k], bounds[k + 1]):
+                sid[by_stream[q]] = k
+        for j in range(n):
+            for q in range(dep_ptr[j], dep_ptr[j + 1]):
+                woken[dep_idx[q]] |= 1 << (sid[j] & 63)
     at = np.full(n_streams, np.inf)                 # each stream's next op's start, once known
+    below = 0                                       # ops below ``head`` started
     for k in range(n_streams):
         if pos[k] < bounds[k + 1]:
             j = by_stream[pos[k]]
@@ -287,6 +299,17 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
                     rr, tr = r, rl_next[r]
         if ks < 0 and rf < 0 and rr < 0:
             break
+        if below >= head:   # stop where nothing is in flight, before the next event
+            nxt = min(s, tf, tr)
+            quiet = True
+            for r in range(n_res):
+                if cnt[r] or rl_n[r] or not last[r] < nxt:
+                    quiet = False
+                    break
+            if quiet:
+                for k in range(n_streams):
+                    paused[k] = pos[k]
+                return PAUSED
         if rr >= 0 and tr < tf and tr <= s:
             # the release of a reservation (occupy's ``memory.release`` when the op's
             # timeout fires): its resource's transfers are charged at the rate so far, then
@@ -376,7 +399,7 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
                         fin[op] = True
                         # its stream and those that wait on it: their next op's start
                         # (w, not k: k counts this resource's transfers)
-                        bits = woken[op] | (1 << (sid[op] & 63)) if n_streams <= 64 else -1
+                        bits = -1 if every else woken[op] | (1 << (sid[op] & 63))
                         for w in range(n_streams):
                             if (bits >> (w & 63)) & 1 and at[w] == np.inf and \
                                     pos[w] < bounds[w + 1]:
@@ -416,6 +439,11 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
         i = by_stream[pos[ks]]
         start[i] = s
         end[i] = s + lat[i]           # the timeout; the transfers' timers may end it later
+        sid[i] = ks
+        pend[i] = 0
+        mx[i] = -np.inf
+        if i < head:
+            below += 1
         c = op_list[i]
         lo = list_ptr[c] if c >= 0 else 0
         hi = list_ptr[c + 1] if c >= 0 else 0
@@ -554,7 +582,7 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
         if pend[i] == 0:
             fin[i] = True
             # its stream and those that wait on it: their next op's start
-            bits = woken[i] | (1 << (sid[i] & 63)) if n_streams <= 64 else -1
+            bits = -1 if every else woken[i] | (1 << (sid[i] & 63))
             for k in range(n_streams):
                 if (bits >> (k & 63)) & 1 and at[k] == np.inf and pos[k] < bounds[k + 1]:
                     j = by_stream[pos[k]]

@@ -56,7 +56,8 @@ def _run_kernel(build, streams, lat, nbytes, deps, shares=None):
                           np.zeros(0), np.zeros(n, dtype=np.int64), size,
                           np.asarray(shares if shares is not None else [-1.0] * n,
                                      dtype=np.float64), np.array([RATE]), reserved,
-                          by_stream, bounds, start, end, *state, where)
+                          by_stream, bounds, start, end, *state, n + 1,
+                          np.zeros(len(streams), dtype=np.int64), where)
     return code, start, end, [float(x[0]) for x in state] + [float(reserved[0])]
 
 

@@ -1,0 +1,300 @@
+"""The rest of a several-stream run timed as a longest path, its sharing replayed (numba).
+
+:func:`sim.shared_kernel.shared_times` finds each op's start by one event loop over every
+stream and resource, ~100 ns an op. But in most runs whose transfers share a memory the
+sharing moves no op's end once the prefill is over: a decode op's few bytes finish long
+before its timeout even at half the bandwidth (a 70B TP2 x PP4 x 4 ``--overlap`` run: 3 of
+9.9M ops end on a transfer, all in the prefill; its last stage's memory is shared every
+decode step). Then the decode's times are a longest path over the trace, and each
+resource's arrivals are known before its sharing is replayed. So
+(:func:`sim.engine_shared._timed`), once the pass has stopped after the prefill with
+nothing in flight (:data:`~sim.shared_kernel.PAUSED`):
+
+1. :func:`floor_times` times the ops it did not start as a longest path from the others'
+   times: an op starts when its stream's op before it and every op it waits for have
+   ended, and ends at ``max(start + latency, floor)`` - what the event loop gives it
+   (``floor``: where its transfers finish; none at first);
+2. :func:`replay_shared` replays each resource's transfers of those ops at their starts so
+   timed, from the resources' state where the pass stopped, with the event loop's arithmetic
+   (:class:`sim.resources.SharedBandwidth`: arrivals, timers, the slack) and its checks of
+   events at one time, and gives each op the time its last transfer finishes;
+3. :func:`settled` checks each op's end is ``max(start + latency, that time)``. Where one
+   is not, that time becomes its floor and 1 runs again (a second round at most; then the
+   pass runs over the whole run); where every op's is, the times and the resources' bytes,
+   busy times and last changes are the event loop's, bit for bit. The replay stops at the
+   first transfer that finishes after its op's end as timed (:data:`LATE`: that op's
+   finish its floor for the next round), so a run whose sharing moves ends every step
+   (Duplex's decode: 13% of its ops) costs little more than the longest path before the pass
+   runs it all.
+
+Why 3 is the event loop's run: an op's start is the latest end of what it waits for, its
+end the later of its timeout and its transfers' finish, and a transfer's finish depends on
+the arrivals on its resource before it (a timer fires before an arrival at its time). Times
+that satisfy all three, event by event in time order, are the run's. The replay walks the
+streams' ops by start (its order of two ops that start together on a resource may differ
+from the event loop's: each check below is symmetric in the two, and the bytes moved are
+added in SimPy's order either way), and a resource's timer fires before its next arrival
+or at the end, as it does in the loop. The pass stopped where the next event comes after
+every resource's last change, so no replayed arrival meets one of its events.
+
+:func:`replay_shared` gives up (a code other than :data:`~sim.shared_kernel.DONE`) where the
+event loop would (two events at one time in an order not known, too many transfers in
+flight), or where an arrival comes no later than a resource's last change before it; then
+the pass runs over the whole run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from sim.resources import FINISH_TOL
+from sim.shared_kernel import (
+    CROWDED,
+    DONE,
+    EV_ARRIVE,
+    EV_FIRE,
+    EV_NONE,
+    MAX_IN_FLIGHT,
+    REVERSED,
+    TIE,
+    UNKNOWN,
+    _resumed_order,
+    _waits_for,
+)
+
+#: a resource's last event before the replay where a part of the run timed apart made it
+EV_UNKNOWN = -1
+#: what :func:`replay_shared` returns where an op arrives on a resource no later than the
+#: last event there of the part timed apart (the two parts meet: it cannot be timed apart)
+MEETS = 6
+#: what it returns where a transfer finishes after its op's end as timed (``where[0]``: the
+#: op; ``finish`` holds that time): the times are not the run's
+LATE = 7
+
+
+@njit(cache=True, error_model="numpy")
+def floor_times(first, fixed, dep_ptr, dep_idx, prev, lat, floor, start, end):
+    """``start[i]`` (s): the latest end of op ``prev[i]`` (its stream's op before it; -1:
+    none, time 0) and of ops ``dep_idx[dep_ptr[i]:dep_ptr[i + 1]]``; ``end[i] = max(start[i]
+    + lat[i], floor[i])`` (``floor`` empty: no floor), op by op in id order from op
+    ``first``. The ops before it, and each op ``i`` where ``fixed[i]``, keep the times
+    ``start`` and ``end`` hold. False (times unfinished) when an op waits for one that does
+    not come before it."""
+    floors = len(floor) > 0
+    for i in range(first, len(lat)):
+        if fixed[i]:
+            continue
+        s = 0.0
+        p = prev[i]
+        if p >= i:
+            return False
+        if p >= 0:
+            s = end[p]
+        for q in range(dep_ptr[i], dep_ptr[i + 1]):
+            d = dep_idx[q]
+            if d >= i:
+                return False
+            if end[d] > s:
+                s = end[d]
+        start[i] = s
+        e = s + lat[i]
+        if floors and floor[i] > e:
+            e = floor[i]
+        end[i] = e
+    return True
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _after_ended(i, t, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end):
+    """Whether op ``i`` arriving at ``t`` on resource ``r`` when its timer fired then comes
+    after the timer: it waits for an op that timer finished, which ended then
+    (:func:`sim.shared_kernel._after_fire`; an op whose end is ``t`` has ended by then: every
+    timer at ``t`` fires before an arrival at ``t``)."""
+    for k in range(ev_n[r]):
+        a = ev_ops[r, k]
+        if end[a] == t and _waits_for(i, a, prev, dep_ptr, dep_idx):
+            return True
+    return False
+
+
+@njit(cache=True, error_model="numpy")
+def replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_res, list_nb,
+                  op_mem, op_size, bw, by_stream, bounds, first, after, finish, moved, busy,
+                  last, where):
+    """Replay every resource's transfers of the ops at and after position ``first[k]`` of
+    each stream ``k`` at their ops' ``start`` (s), each op's ``end`` (s) taken as known:
+    ``finish[i]`` (in: -inf) becomes the time op ``i``'s last transfer finishes, and each
+    resource's ``moved`` (B), ``busy`` (s) and ``last`` (s) - in: its state before them -
+    what the event loop leaves. ``after``: those ops follow a part of the run timed apart
+    (whose last events are not known here: an arrival at a resource's ``last`` gives up);
+    ``bw``: each resource's B/s (none reserved); the other arrays as
+    :func:`sim.shared_kernel.shared_times` takes them. :data:`DONE`, :data:`LATE` (at the
+    first transfer that finishes after its op's ``end``), or why not; ``where``: the op and
+    the resource where it stopped."""
+    n_res = len(bw)
+    n_streams = len(bounds) - 1
+    cnt = np.zeros(n_res, dtype=np.int64)
+    fl_op = np.zeros((n_res, MAX_IN_FLIGHT), dtype=np.int64)
+    fl_left = np.zeros((n_res, MAX_IN_FLIGHT))
+    timer = np.full(n_res, np.inf)
+    ev_kind = np.full(n_res, EV_UNKNOWN if after else EV_NONE, dtype=np.int64)
+    ev_ops = np.zeros((n_res, MAX_IN_FLIGHT), dtype=np.int64)
+    ev_n = np.zeros(n_res, dtype=np.int64)
+    arrived = np.zeros(n_res, dtype=np.int64)
+    moved_before = np.zeros(n_res)
+    pos = first.copy()
+    while True:
+        # the next op to start: the earliest head of a stream (its transfers arrive then)
+        ks, s = -1, np.inf
+        for k in range(n_streams):
+            if pos[k] < bounds[k + 1]:
+                t = start[by_stream[pos[k]]]
+                if t < s:
+                    ks, s = k, t
+        if ks < 0:   # no op left to start: the timers left fire, resource by resource
+            s = np.inf
+            i = -1
+            lo = hi = total = 0
+            m = -1
+        else:
+            i = by_stream[pos[ks]]
+            pos[ks] += 1
+            c = op_list[i]
+            lo = list_ptr[c] if c >= 0 else 0
+            hi = list_ptr[c + 1] if c >= 0 else 0
+            m = op_mem[i]
+            total = hi - lo + (1 if m >= 0 and op_size[i] > 0 else 0)
+        for j in range(total if ks >= 0 else n_res):
+            if ks < 0:
+                r, nb = j, 0.0
+            elif lo + j < hi:
+                r, nb = list_res[lo + j], list_nb[lo + j]
+            else:
+                r, nb = m, op_size[i]
+            if ks >= 0 and nb <= 0:
+                continue
+            while timer[r] <= s and timer[r] < np.inf:
+                # r's timer fires (SharedBandwidth._on_timer, as shared_times replays it)
+                now = timer[r]
+                stalled = now == last[r]
+                n_in = cnt[r]
+                if now > last[r]:
+                    part = (now - last[r]) * bw[r] / n_in
+                    for k in range(n_in):
+                        fl_left[r, k] -= part
+                    busy[r] += now - last[r]
+                last[r] = now
+                tol = bw[r] / n_in * FINISH_TOL
+                least = fl_left[r, 0]
+                for k in range(1, n_in):
+                    if fl_left[r, k] < least:
+                        least = fl_left[r, k]
+                cut = least if (stalled and not least <= tol) else tol
+                ev_kind[r] = EV_FIRE
+                ev_n[r] = 0
+                kept = 0
+                for k in range(n_in):
+                    op = fl_op[r, k]
+                    if fl_left[r, k] <= cut:
+                        ev_ops[r, ev_n[r]] = op
+                        ev_n[r] += 1
+                        if now > finish[op]:
+                            finish[op] = now
+                        if now > end[op]:   # it would end later than timed: stop here
+                            where[0], where[1] = op, r
+                            return LATE
+                    else:
+                        fl_op[r, kept] = op
+                        fl_left[r, kept] = fl_left[r, k]
+                        kept += 1
+                cnt[r] = kept
+                if kept:
+                    least = fl_left[r, 0]
+                    for k in range(1, kept):
+                        if fl_left[r, k] < least:
+                            least = fl_left[r, k]
+                    timer[r] = now + max(0.0, least / (bw[r] / kept))
+                else:
+                    timer[r] = np.inf
+            if ks < 0:
+                continue
+            # op i's transfer arrives (SharedBandwidth.transfer, as shared_times replays it)
+            if s < last[r] or (s == last[r] and ev_kind[r] == EV_UNKNOWN):
+                where[0], where[1] = i, r
+                return MEETS
+            if s == last[r] and ev_kind[r] == EV_FIRE and \
+                    not _after_ended(i, s, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end):
+                where[0], where[1] = i, r
+                return TIE
+            other = -1.0
+            first_i = False
+            if s == last[r] and ev_kind[r] == EV_ARRIVE:
+                if not (ev_n[r] == 1 and ev_ops[r, 0] == i):
+                    j2 = ev_ops[r, 0]
+                    if ev_n[r] != 1 or arrived[r] != 1:
+                        where[0], where[1] = i, r
+                        return TIE
+                    for q in range(cnt[r]):
+                        if fl_op[r, q] == j2:
+                            other = fl_left[r, q]
+                    order = _resumed_order(j2, i, s, prev, dep_ptr, dep_idx, end)
+                    if order == REVERSED:
+                        first_i = True
+                    elif order == UNKNOWN and \
+                            (moved_before[r] + nb) + other != (moved_before[r] + other) + nb:
+                        where[0], where[1] = i, r
+                        return TIE
+                    ev_ops[r, 1] = i
+                    ev_n[r] = 2
+            else:
+                ev_kind[r] = EV_ARRIVE
+                ev_ops[r, 0] = i
+                ev_n[r] = 1
+                arrived[r] = 0
+                moved_before[r] = moved[r]
+            k = cnt[r]
+            if k == MAX_IN_FLIGHT:
+                where[0], where[1] = i, r
+                return CROWDED
+            if k and s > last[r]:
+                part = (s - last[r]) * bw[r] / k
+                for q in range(k):
+                    fl_left[r, q] -= part
+                busy[r] += s - last[r]
+            if first_i:
+                moved[r] = (moved_before[r] + nb) + other
+            else:
+                moved[r] += nb
+            arrived[r] += 1
+            fl_op[r, k] = i
+            fl_left[r, k] = nb
+            last[r] = s
+            cnt[r] = k + 1
+            least = fl_left[r, 0]
+            for q in range(1, k + 1):
+                if fl_left[r, q] < least:
+                    least = fl_left[r, q]
+            timer[r] = s + max(0.0, least / (bw[r] / (k + 1)))
+        if ks < 0:
+            break
+    return DONE
+
+
+@njit(cache=True, error_model="numpy")
+def settled(first, fixed, start, end, lat, finish, floor):
+    """How many ops from op ``first`` on, but those ``fixed``, do not end where the event
+    loop would end them on these times (``end[i]`` is not ``max(start[i] + lat[i],
+    finish[i])``); ``floor[i]`` becomes where op ``i``'s transfers finish past its timeout
+    (-inf: they do not)."""
+    off = 0
+    for i in range(first, len(lat)):
+        if fixed[i]:
+            continue
+        e = start[i] + lat[i]
+        floor[i] = finish[i] if finish[i] > e else -np.inf
+        if finish[i] > e:
+            e = finish[i]
+        if e != end[i]:
+            off += 1
+    return off

@@ -1,0 +1,299 @@
+"""A several-stream run's first step by the sharing pass, the rest as a longest path whose
+sharing is replayed on its times (sim/replay_kernel.py, sim/engine_shared.py).
+
+Where it settles, every start, end and resource figure must be the pass's over the whole
+run (and SimPy's), bit for bit; where it does not, the pass over the whole run answers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_engine_shared import RATE, _simpy
+
+import sim.engine_shared as engine_shared
+from sim.engine_aot import kernels
+from sim.engine_shared import DONE, PAUSED, SharedInputs, _timed, step_end
+from sim.replay_kernel import floor_times, settled
+
+NONE = np.zeros(0, dtype=np.int64)
+
+
+def _inputs(streams, lat, nbytes, deps) -> SharedInputs:
+    """The pass's inputs for a run on one memory of :data:`RATE` B/s (as
+    test_engine_shared's cases), no link loads, no reservations."""
+    n = len(lat)
+    prev = np.full(n, -1, dtype=np.int64)
+    for ops in streams:
+        for a, b in zip(ops[:-1], ops[1:], strict=True):
+            prev[b] = a
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum([len(deps.get(i, ())) for i in range(n)], out=ptr[1:])
+    idx = np.array([d for i in range(n) for d in deps.get(i, ())], dtype=np.int64)
+    bounds = np.zeros(len(streams) + 1, dtype=np.int64)
+    np.cumsum([len(ops) for ops in streams], out=bounds[1:])
+    return SharedInputs(ptr, idx, prev, np.asarray(lat, dtype=np.float64),
+                        np.full(n, -1, dtype=np.int64), np.zeros(1, dtype=np.int64), NONE,
+                        np.zeros(0), np.zeros(n, dtype=np.int64),
+                        np.asarray(nbytes, dtype=np.float64), np.zeros(0), np.array([RATE]),
+                        np.zeros(1), np.array([i for ops in streams for i in ops],
+                                              dtype=np.int64), bounds)
+
+
+def _whole_pass(run: SharedInputs):
+    """The pass over the whole run: (code, start, end, [moved, busy, last])."""
+    n = len(run.lat)
+    start, end = np.empty(n), np.empty(n)
+    state = [np.zeros(1), np.zeros(1), np.zeros(1)]
+    code = kernels().shared_times(*run._replace(reserved=np.zeros(1)), start, end, *state,
+                                  n + 1, np.zeros(len(run.bounds) - 1, dtype=np.int64),
+                                  np.full(2, -1, dtype=np.int64))
+    return code, start, end, [float(x[0]) for x in state]
+
+
+def _stepped_case(rng: np.random.Generator, streams: int = 3, steps: int = 12):
+    """``streams`` streams of one op per step, ids step by step; each first op waits for the
+    one before, each later op may wait for an op of the two steps before it; latencies
+    0.01-0.2 s, bytes 0-0.5 or 0-15 B at 100 B/s: few or many ops end on their transfer,
+    alone or shared."""
+    ids = [[j * streams + k for j in range(steps)] for k in range(streams)]
+    n = streams * steps
+    lat = rng.uniform(0.01, 0.2, n).tolist()
+    nbytes = rng.uniform(0.0, rng.choice([0.5, 15.0]), n).tolist()
+    deps = {k: (k - 1,) for k in range(1, streams)}   # no tie at 0: the first ops in turn
+    for i in range(streams, n):
+        if rng.random() < 0.4:
+            deps[i] = (int(rng.integers(max(0, i - 2 * streams), i)),)
+    step = np.arange(n) // streams
+    return ids, lat, nbytes, deps, step
+
+
+def test_floor_times_by_hand():
+    # stream 0: ops 0 -> 2; op 1 (stream 1) waits for op 0; op 2 waits for op 1 too.
+    # op 1's transfers finish at 0.9 (its floor), past its timeout 0.5 + 0.25
+    prev = np.array([-1, -1, 0])
+    ptr, idx = np.array([0, 0, 1, 2]), np.array([0, 1])
+    lat = np.array([0.5, 0.25, 0.125])
+    start, end = np.empty(3), np.empty(3)
+    assert floor_times(0, np.zeros(3, dtype=np.uint8), ptr, idx, prev, lat,
+                       np.array([-np.inf, 0.9, -np.inf]), start, end)
+    assert start.tolist() == [0.0, 0.5, 0.9] and end.tolist() == [0.5, 0.9, 1.025]
+    # op 1 fixed at [0.5, 2.0): op 2 starts at 2.0; no floor at all: a plain longest path
+    start[1], end[1] = 0.5, 2.0
+    assert floor_times(0, np.array([0, 1, 0], dtype=np.uint8), ptr, idx, prev, lat,
+                       np.zeros(0), start, end)
+    assert start.tolist() == [0.0, 0.5, 2.0] and end.tolist() == [0.5, 2.0, 2.125]
+    # op 0 kept from before ``first``; a wait on a later op cannot be timed in id order
+    start[0], end[0] = 1.0, 3.0
+    assert floor_times(1, np.zeros(3, dtype=np.uint8), ptr, idx, prev, lat, np.zeros(0),
+                       start, end)
+    assert start.tolist() == [1.0, 3.0, 3.25]
+    assert not floor_times(0, np.zeros(3, dtype=np.uint8), ptr, np.array([0, 2]), prev, lat,
+                           np.zeros(0), start, end)
+
+
+def test_settled_counts_the_ends_off_and_gives_the_floors():
+    start = np.array([0.0, 1.0, 2.0, 3.0])
+    lat = np.array([0.5, 0.5, 0.5, 0.5])
+    finish = np.array([0.25, 1.75, -np.inf, 3.75])
+    end = np.array([0.5, 1.5, 2.5, 3.75])    # op 1 ends at its timeout, its transfer later
+    floor = np.empty(4)
+    assert settled(0, np.zeros(4, dtype=np.uint8), start, end, lat, finish, floor) == 1
+    assert floor.tolist() == [-np.inf, 1.75, -np.inf, 3.75]
+    # op 1 fixed (timed apart): nothing off; ops before ``first`` are not looked at
+    assert settled(0, np.array([0, 1, 0, 0], dtype=np.uint8), start, end, lat, finish,
+                   floor) == 0
+    assert settled(2, np.zeros(4, dtype=np.uint8), start, end, lat, finish, floor) == 0
+
+
+@pytest.mark.parametrize("build", ["aot", "jit"])
+def test_the_pass_stops_after_the_first_step_where_nothing_is_in_flight(build):
+    """Stopped at ``head``, the ops it timed are the whole pass's, each stream's next op
+    starts after every change it made, and each op it did not start comes after those."""
+    from sim.shared_kernel import shared_times
+
+    kernel = kernels().shared_times if build == "aot" else shared_times
+    rng = np.random.default_rng(3)
+    stopped = 0
+    for _ in range(40):
+        ids, lat, nbytes, deps, step = _stepped_case(rng)
+        run = _inputs(ids, lat, nbytes, deps)
+        code, w_start, w_end, _ = _whole_pass(run)
+        if code != DONE:
+            continue
+        n = len(lat)
+        head = step_end(step)
+        start, end = np.full(n, np.nan), np.full(n, np.nan)
+        state = [np.zeros(1), np.zeros(1), np.zeros(1)]
+        paused = np.zeros(len(ids), dtype=np.int64)
+        got = kernel(*run._replace(reserved=np.zeros(1)), start, end, *state, head, paused,
+                     np.full(2, -1, dtype=np.int64))
+        assert got in (DONE, PAUSED)
+        if got == DONE:
+            continue
+        stopped += 1
+        ran = np.concatenate([run.by_stream[lo:p] for lo, p in
+                              zip(run.bounds[:-1], paused, strict=True)])
+        rest = np.setdiff1d(np.arange(n), ran)
+        assert set(range(head)) <= set(ran.tolist())
+        assert start[ran].tolist() == w_start[ran].tolist()
+        assert end[ran].tolist() == w_end[ran].tolist()
+        assert np.isnan(start[rest]).all()
+        assert (w_start[rest] > state[2][0]).all()   # after the memory's last change
+    assert stopped >= 20
+
+
+@pytest.mark.parametrize("rounds", [1, 2])
+def test_replayed_runs_equal_the_whole_pass_and_simpy(rounds, monkeypatch):
+    """Random several-stream runs: whichever way they are timed (settled in the first round,
+    in the second with the floors the first found, or by the whole pass where neither
+    settles), every start, end and the memory's bytes, busy time and last change are the
+    pass's over the whole run and SimPy's."""
+    monkeypatch.setattr(engine_shared, "REPLAY_ROUNDS", rounds)
+    taken = []
+    real = engine_shared._replayed_rest
+    monkeypatch.setattr(engine_shared, "_replayed_rest",
+                        lambda *a: taken.append(real(*a)) or taken[-1])
+    rng = np.random.default_rng(11)
+    for _ in range(80):
+        ids, lat, nbytes, deps, step = _stepped_case(rng)
+        run = _inputs(ids, lat, nbytes, deps)
+        code, w_start, w_end, w_state = _whole_pass(run)
+        got = _timed(run, step, np.zeros(1), np.zeros(1), np.zeros(1))
+        if code != DONE:
+            assert got is None
+            continue
+        start, end, moved, busy, last, reserved = got
+        assert start.tolist() == w_start.tolist() and end.tolist() == w_end.tolist()
+        assert [float(moved[0]), float(busy[0]), float(last[0])] == w_state
+        s_start, s_end, s_state = _simpy(ids, lat, nbytes, deps)
+        assert start.tolist() == s_start.tolist() and end.tolist() == s_end.tolist()
+        assert w_state == s_state[:3]
+    settled_runs = sum(t is not None for t in taken)
+    # both ways are taken: runs whose sharing moves no end after the first step settle;
+    # others fall back to the whole pass (fewer with a second round)
+    assert settled_runs >= 20 and len(taken) - settled_runs >= 5
+
+
+def test_a_second_round_settles_what_the_first_leaves_off(monkeypatch):
+    """A run whose sharing moves an end after the first step: the first round's replay stops
+    at that op (its transfer finishes after its end as timed) or leaves it off, the second
+    (that finish its floor) settles, equal to the whole pass."""
+    import sim.engine_aot as engine_aot
+
+    replays = []
+    k = kernels()
+    counted = k._replace(replay_shared=lambda *a: replays.append(k.replay_shared(*a)) or
+                         replays[-1])
+    monkeypatch.setattr(engine_aot, "kernels", lambda: counted)
+    rng = np.random.default_rng(11)
+    for _ in range(80):
+        ids, lat, nbytes, deps, step = _stepped_case(rng)
+        run = _inputs(ids, lat, nbytes, deps)
+        replays.clear()
+        got = _timed(run, step, np.zeros(1), np.zeros(1), np.zeros(1))
+        if got is not None and len(replays) == 2:
+            code, w_start, w_end, _ = _whole_pass(run)
+            assert code == DONE
+            assert got[0].tolist() == w_start.tolist() and got[1].tolist() == w_end.tolist()
+            return
+    pytest.fail("no random run settled in the second round")
+
+
+def test_a_replayed_timer_below_the_clock_resolution_finishes_its_transfer(monkeypatch):
+    """Op 0 (the first step) moves 1 B; op 1, at 1e6 s, 1e-9 B: 1e-11 s at 100 B/s, below
+    the float spacing there. Its timer fires at the time of its arrival with the bytes left
+    above the slack, and the replay finishes it with the least left, as SimPy's resource
+    does (tests/test_engine_shared.py: the same in the pass)."""
+    case = ([[0, 1]], [1e6, 0.0], [1.0, 1e-9], {})
+    run = _inputs(*case)
+    taken = []
+    real = engine_shared._replayed_rest
+    monkeypatch.setattr(engine_shared, "_replayed_rest",
+                        lambda *a: taken.append(real(*a)) or taken[-1])
+    start, end, moved, busy, last, _ = _timed(run, np.array([0, 1]), np.zeros(1), np.zeros(1),
+                                              np.zeros(1))
+    assert taken and taken[0] is not None          # op 1 was replayed
+    assert start.tolist() == [0.0, 1e6] and end.tolist() == [1e6, 1e6]
+    s_start, s_end, s_state = _simpy(*case)
+    assert end.tolist() == s_end.tolist()
+    assert [float(moved[0]), float(busy[0]), float(last[0])] == s_state[:3]
+
+
+def test_a_pipelined_overlap_run_is_replayed_and_equals_the_whole_pass(monkeypatch):
+    """Llama-2-70B TP2 x PP4, four micro-batches, --overlap: its prefill's sharing moves
+    ends (the pass times it), the decode's never does (each stage's logits all-gather
+    beside the next micro-batch's first ops, two arrivals at one time on the last stage's
+    memory each step, in SimPy's order): the decode settles in the first round, and the run
+    is the whole pass's, op for op and resource for resource."""
+    from conftest import assert_same_run
+
+    from arch import load_arch
+    from sim.run import simulate
+    from sim.system.schedule import Policies
+    from workloads.models import get_model
+    from workloads.scenario import Scenario
+
+    rounds = []
+    real = engine_shared._replayed_rest
+    monkeypatch.setattr(engine_shared, "_replayed_rest",
+                        lambda *a: rounds.append(real(*a)) or rounds[-1])
+
+    def run():
+        return simulate(load_arch("dgx-h100"), get_model("llama2-70b"),
+                        Scenario(batch=8, prompt_len=512, gen_len=16, tp=2, pp=4,
+                                 microbatches=4), policies=Policies(overlap=True))
+
+    replayed = run()
+    assert len(rounds) == 1 and rounds[0] is not None
+    monkeypatch.setattr(engine_shared, "REPLAYS", False)
+    whole = run()
+    assert len(rounds) == 1
+    assert_same_run(replayed, whole)
+
+
+def test_two_ops_resumed_by_one_end_are_replayed_in_simpys_order(monkeypatch):
+    """x (op 1, stream B) ends at 0.15 s; its stream's next op y (op 2) and w (op 3, stream
+    A, waiting for x) both arrive then, y first in SimPy (the same process step). The replay
+    meets w first (the lower stream) and adds y's bytes before it: 0.1 B moved by op 0, then
+    (0.1 + 0.1) + 1.0 = 1.2 B, not 1.2000000000000002 (w's first). It settles, as SimPy."""
+    streams = [[0, 3], [1, 2]]
+    case = (streams, [0.05, 0.1, 0.1, 0.1], [0.1, 0.0, 0.1, 1.0], {1: (0,), 3: (1,)})
+    taken = []
+    real = engine_shared._replayed_rest
+    monkeypatch.setattr(engine_shared, "_replayed_rest",
+                        lambda *a: taken.append(real(*a)) or taken[-1])
+    start, end, moved, busy, last, _ = _timed(_inputs(*case), np.array([0, 0, 1, 1]),
+                                              np.zeros(1), np.zeros(1), np.zeros(1))
+    assert len(taken) == 1 and taken[0] is not None
+    assert start.tolist() == [0.0, 0.05, 0.15000000000000002, 0.15000000000000002]
+    assert float(moved[0]) == 1.2
+    s_start, s_end, s_state = _simpy(*case)
+    assert start.tolist() == s_start.tolist() and end.tolist() == s_end.tolist()
+    assert [float(moved[0]), float(busy[0]), float(last[0])] == s_state[:3]
+
+
+@pytest.mark.parametrize("bytes_3, codes", [(0.0, ["LATE", "DONE"]), (2.0, ["LATE", "LATE"])])
+def test_a_replay_stops_at_the_first_op_that_ends_later(bytes_3, codes, monkeypatch):
+    """Streams A (ops 0, 2) and B (1, 3); the first step: op 0 (0.05 s, 0.1 B), op 1 waits
+    for it (0.01 s). Op 2 (1 ms, 2 B) waits for op 1 too: it starts at 0.06 s and ends on
+    its transfer, 20 ms at 100 B/s alone: timed at its timeout, the replay stops at it
+    (LATE) and the second round takes its finish as its floor. With op 3 (1 ms, no bytes)
+    that settles; where op 3 moves 2 B from 0.06 s too, the two share the memory and op 3
+    ends late as well: the whole pass runs. Either way the times are SimPy's."""
+    import sim.engine_aot as engine_aot
+    from sim.replay_kernel import LATE
+
+    replays = []
+    k = kernels()
+    monkeypatch.setattr(engine_aot, "kernels", lambda: k._replace(
+        replay_shared=lambda *a: replays.append(k.replay_shared(*a)) or replays[-1]))
+    case = ([[0, 2], [1, 3]], [0.05, 0.01, 0.001, 0.001], [0.1, 0.0, 2.0, bytes_3],
+            {1: (0,), 2: (1,)})
+    start, end, moved, busy, last, _ = _timed(_inputs(*case), np.array([0, 0, 1, 1]),
+                                              np.zeros(1), np.zeros(1), np.zeros(1))
+    assert ["LATE" if c == LATE else "DONE" if c == DONE else c for c in replays] == codes
+    s_start, s_end, s_state = _simpy(*case)
+    assert start.tolist() == s_start.tolist() and end.tolist() == s_end.tolist()
+    assert end[2] > start[2] + 0.001    # op 2 ends on its transfer
+    assert [float(moved[0]), float(busy[0]), float(last[0])] == s_state[:3]
