@@ -12,14 +12,16 @@ from numba import njit
 
 
 @njit(cache=True, error_model="numpy")
-def dag_times(first, fixed, dep_ptr, dep_idx, prev, dur, start, end):
+def dag_times(first, fixed, dep_ptr, dep_idx, prev, dur, floor, start, end):
     """``start[i]`` (s): the latest end of op ``prev[i]`` (the op before it on its stream;
     -1: none, time 0) and of its dependencies ``dep_idx[dep_ptr[i]:dep_ptr[i + 1]]``;
-    ``end[i] = start[i] + dur[i]``, op by op in id order from op ``first``. The ops before
-    it, and each op ``i < len(fixed)`` where ``fixed[i]``, keep the times ``start`` and
-    ``end`` hold. False (times unfinished) when a dependency or a stream's op before it
-    does not come earlier in that order."""
+    ``end[i] = max(start[i] + dur[i], floor[i])`` (``floor`` empty: ``start[i] + dur[i]``;
+    a floor: where the op's shared transfers finish, :mod:`sim.replay_kernel`), op by op in
+    id order from op ``first``. The ops before it, and each op ``i < len(fixed)`` where
+    ``fixed[i]``, keep the times ``start`` and ``end`` hold. False (times unfinished) when a
+    dependency or a stream's op before it does not come earlier in that order."""
     n_fixed = len(fixed)
+    floors = len(floor) > 0
     for i in range(first, len(dur)):
         if i < n_fixed and fixed[i]:
             continue
@@ -36,5 +38,8 @@ def dag_times(first, fixed, dep_ptr, dep_idx, prev, dur, start, end):
             if end[d] > s:
                 s = end[d]
         start[i] = s
-        end[i] = s + dur[i]
+        e = s + dur[i]
+        if floors and floor[i] > e:
+            e = floor[i]
+        end[i] = e
     return True

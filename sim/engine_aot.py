@@ -11,9 +11,9 @@ by a hash of the sources and tool versions, ``.failed`` markers):
   (:mod:`sim.engine_dag`; for 64- and 32-bit dependency arrays, ``dag_times_i4``);
 * :func:`sim.shared_kernel.shared_times`: the same where transfers share resources, each
   resource's sharing replayed (:mod:`sim.engine_shared`);
-* :func:`sim.replay_kernel.floor_times`, :func:`sim.replay_kernel.replay_shared` and
-  :func:`sim.replay_kernel.settled`: that run's decode timed as a longest path, its sharing
-  replayed on those times and the times checked against it;
+* :func:`sim.replay_kernel.replay_shared` and :func:`sim.replay_kernel.settled`: that run's
+  decode, timed as a longest path (``dag_times`` with floors), its sharing replayed on those
+  times and the times checked against it;
 * :func:`sim.quiet_kernel.stamp_quiet`: a quiet run of a stream with a contended memory;
 * :func:`sim.bound_kernel.quiet_until`: how long a contended resource stays quiet, and
   :func:`sim.bound_kernel.stream_sums`, the running sums it reads;
@@ -70,12 +70,12 @@ BESIDE_SIG = (f"Tuple((i8, f8, i8, f8, f8, f8))({_I}, {_I}, {_I}, {_I}, {_I}, {_
 BESIDE_ARGS = ((("i8", 1),) * 7 + (None,) + (("f8", 1),) * 3 + (("i8", 1), ("f8", 1))
                + (None,) * 3 + (("f8", 1),) + (None,) * 3 + (("f8", 1),) * 3)
 
-#: dag_times(first, fixed, dep_ptr, dep_idx, prev, dur, start, end) -> whether the deps
+#: dag_times(first, fixed, dep_ptr, dep_idx, prev, dur, floor, start, end) -> whether the deps
 #: precede each op, for 64- and 32-bit dependency arrays (a trace's own are 32-bit: no
 #: table-long copy)
-DAG_SIG = {w: f"b1(i8, u1[::1], {w}[::1], {w}[::1], {_I}, {_F}, {_F}, {_F})"
+DAG_SIG = {w: f"b1(i8, u1[::1], {w}[::1], {w}[::1], {_I}, {_F}, {_F}, {_F}, {_F})"
            for w in ("i8", "i4")}
-DAG_ARGS = {w: (None, ("u1", 1)) + ((w, 1),) * 2 + (("i8", 1),) + (("f8", 1),) * 3
+DAG_ARGS = {w: (None, ("u1", 1)) + ((w, 1),) * 2 + (("i8", 1),) + (("f8", 1),) * 4
             for w in ("i8", "i4")}
 
 #: shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_nb, op_mem,
@@ -87,13 +87,10 @@ SHARED_ARGS = ((("i8", 1),) * 3 + (("f8", 1),) + (("i8", 1),) * 3 + (("f8", 1),)
                + (("i8", 1),) + (("f8", 1),) * 4 + (("i8", 1),) * 2 + (("f8", 1),) * 5
                + (None, ("i8", 1), ("i8", 1)))
 
-#: floor_times(first, fixed, dep_ptr, dep_idx, prev, lat, floor, start, end) -> whether the
-#: deps precede each op; replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr,
-#: list_res, list_nb, op_mem, op_size, bw, by_stream, bounds, first, after, finish, moved,
-#: busy, last, where) -> DONE or why not; settled(first, fixed, start, end, lat, finish,
-#: floor) -> ops off (sim/replay_kernel.py)
-FLOOR_SIG = f"b1(i8, u1[::1], {_I}, {_I}, {_I}, {_F}, {_F}, {_F}, {_F})"
-FLOOR_ARGS = (None, ("u1", 1)) + (("i8", 1),) * 3 + (("f8", 1),) * 4
+#: replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_res, list_nb,
+#: op_mem, op_size, bw, by_stream, bounds, first, after, finish, moved, busy, last, where)
+#: -> DONE, LATE or why not; settled(first, fixed, start, end, lat, finish, floor) -> ops
+#: off (sim/replay_kernel.py)
 REPLAY_SIG = (f"i8({_I}, {_I}, {_I}, {_F}, {_F}, {_I}, {_I}, {_I}, {_F}, {_I}, {_F}, {_F}, "
               f"{_I}, {_I}, {_I}, b1, {_F}, {_F}, {_F}, {_F}, {_I})")
 REPLAY_ARGS = ((("i8", 1),) * 3 + (("f8", 1),) * 2 + (("i8", 1),) * 3 + (("f8", 1),)
@@ -296,7 +293,7 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "dag_times_i4", "s
                                  "stamp_bounded", "stream_layout", "stream_positions",
                                  "gather_pairs",
                                  "quiet_step", "quiet_step_at", "shared_times",
-                                 "floor_times", "replay_shared", "settled", "kind"])
+                                 "replay_shared", "settled", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -348,7 +345,6 @@ def kernels() -> Kernels:
                             dram_aot.checked(mod.quiet_step, STEP_ARGS),
                             dram_aot.checked(mod.quiet_step_at, STEP_AT_ARGS),
                             dram_aot.checked(mod.shared_times, SHARED_ARGS),
-                            dram_aot.checked(mod.floor_times, FLOOR_ARGS),
                             dram_aot.checked(mod.replay_shared, REPLAY_ARGS),
                             dram_aot.checked(mod.settled, SETTLED_ARGS), "aot"),
         jit_kernels)
@@ -376,7 +372,7 @@ def jit_kernels() -> Kernels:
     from sim.pair_kernel import gather_pairs
     from sim.plan_kernel import stream_keys
     from sim.quiet_kernel import stamp_bounded, stamp_quiet
-    from sim.replay_kernel import floor_times, replay_shared, settled
+    from sim.replay_kernel import replay_shared, settled
     from sim.run_kernel import adopted_run, adopted_taken
     from sim.scan_kernel import scan_run
     from sim.shared_kernel import shared_times
@@ -391,7 +387,7 @@ def jit_kernels() -> Kernels:
                    row_sums, late_dependency, late_dependency, adopted_run, adopted_taken,
                    stamp_bounded, stream_layout, stream_positions, gather_pairs,
                    quiet_step, quiet_step_at,
-                   shared_times, floor_times, replay_shared, settled, "jit")
+                   shared_times, replay_shared, settled, "jit")
 
 
 def module_name() -> str:
@@ -460,7 +456,6 @@ def build(directory: Path, name: str | None = None) -> Path:
          ("quiet_step", STEP_SIG, step_kernel.quiet_step),
          ("quiet_step_at", STEP_AT_SIG, step_kernel.quiet_step_at),
          ("shared_times", SHARED_SIG, shared_kernel.shared_times),
-         ("floor_times", FLOOR_SIG, replay_kernel.floor_times),
          ("replay_shared", REPLAY_SIG, replay_kernel.replay_shared),
          ("settled", SETTLED_SIG, replay_kernel.settled)),
         "the engine's loops")

@@ -30,8 +30,9 @@ from sim.load_index import LoadIndex
 #: the check runs first on the first 1/PREFIX of the ops (by index), then on the ops that
 #: start in the first ~1/PREFIX of them
 PREFIX = 32
-#: dag_times' ``fixed`` where no op keeps its times
+#: dag_times' ``fixed`` where no op keeps its times, and its ``floor`` where no op has one
 NO_FIXED = np.zeros(0, dtype=np.uint8)
+NO_FLOOR = np.zeros(0)
 #: the cut between those ops and the others is read from every SAMPLE_STRIDE-th start
 SAMPLE_STRIDE = 64
 
@@ -48,15 +49,16 @@ def dependency_arrays(arrays) -> tuple[np.ndarray, np.ndarray]:
 
 
 def longest_path(first: int, fixed: np.ndarray, ptr: np.ndarray, idx: np.ndarray,
-                 prev: np.ndarray, dur: np.ndarray, start: np.ndarray, end: np.ndarray
-                 ) -> bool:
+                 prev: np.ndarray, dur: np.ndarray, start: np.ndarray, end: np.ndarray,
+                 floor: np.ndarray = NO_FLOOR) -> bool:
     """:func:`sim.dag_kernel.dag_times` compiled for ``ptr``/``idx``'s width (both int32 or
-    both int64, as :func:`dependency_arrays` gives them)."""
+    both int64, as :func:`dependency_arrays` gives them); ``floor``: the ops' floors (none
+    by default)."""
     from sim.engine_aot import kernels
 
     k = kernels()
     times = k.dag_times_i4 if ptr.dtype == np.int32 else k.dag_times
-    return times(first, fixed, ptr, idx, prev, dur, start, end)
+    return times(first, fixed, ptr, idx, prev, dur, floor, start, end)
 
 
 def contention_free(arrays, stream: np.ndarray, prev: np.ndarray, names, dur: np.ndarray,

@@ -27,6 +27,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from sim.engine_dag import longest_path
 from sim.load_index import LoadIndex
 
 #: what the pass returns where it finished, or stopped where asked
@@ -174,8 +175,8 @@ def _replayed_rest(k, run: SharedInputs, paused: np.ndarray, start: np.ndarray,
     rate = run.bw * (1.0 - run.reserved)
     floor = np.zeros(0)
     for _ in range(REPLAY_ROUNDS):
-        if not k.floor_times(first, fixed, run.dep_ptr, run.dep_idx, run.prev, run.lat, floor,
-                             start, end):
+        if not longest_path(first, fixed, run.dep_ptr, run.dep_idx, run.prev, run.lat, start,
+                            end, floor):
             return None
         finish = np.full(n, -np.inf)
         got = tuple(x.copy() for x in state)

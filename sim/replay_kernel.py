@@ -10,10 +10,10 @@ resource's arrivals are known before its sharing is replayed. So
 (:func:`sim.engine_shared._timed`), once the pass has stopped after the prefill with
 nothing in flight (:data:`~sim.shared_kernel.PAUSED`):
 
-1. :func:`floor_times` times the ops it did not start as a longest path from the others'
-   times: an op starts when its stream's op before it and every op it waits for have
-   ended, and ends at ``max(start + latency, floor)`` - what the event loop gives it
-   (``floor``: where its transfers finish; none at first);
+1. :func:`sim.dag_kernel.dag_times` times the ops it did not start as a longest path from
+   the others' times: an op starts when its stream's op before it and every op it waits
+   for have ended, and ends at ``max(start + latency, floor)`` - what the event loop gives
+   it (``floor``: where its transfers finish; none at first);
 2. :func:`replay_shared` replays each resource's transfers of those ops at their starts so
    timed, from the resources' state where the pass stopped, with the event loop's arithmetic
    (:class:`sim.resources.SharedBandwidth`: arrivals, timers, the slack) and its checks of
@@ -36,6 +36,11 @@ from the event loop's: each check below is symmetric in the two, and the bytes m
 added in SimPy's order either way), and a resource's timer fires before its next arrival
 or at the end, as it does in the loop. The pass stopped where the next event comes after
 every resource's last change, so no replayed arrival meets one of its events.
+
+Its timer and arrival blocks are :func:`~sim.shared_kernel.shared_times`' lines, written
+out as that pass's are (a numba helper taking a dozen arrays costs more per call than the
+work it does: sim/shared_kernel.py); tests/test_replay_kernel.py holds both to SimPy's
+figures.
 
 :func:`replay_shared` gives up (a code other than :data:`~sim.shared_kernel.DONE`) where the
 event loop would (two events at one time in an order not known, too many transfers in
@@ -71,38 +76,6 @@ MEETS = 6
 #: what it returns where a transfer finishes after its op's end as timed (``where[0]``: the
 #: op; ``finish`` holds that time): the times are not the run's
 LATE = 7
-
-
-@njit(cache=True, error_model="numpy")
-def floor_times(first, fixed, dep_ptr, dep_idx, prev, lat, floor, start, end):
-    """``start[i]`` (s): the latest end of op ``prev[i]`` (its stream's op before it; -1:
-    none, time 0) and of ops ``dep_idx[dep_ptr[i]:dep_ptr[i + 1]]``; ``end[i] = max(start[i]
-    + lat[i], floor[i])`` (``floor`` empty: no floor), op by op in id order from op
-    ``first``. The ops before it, and each op ``i`` where ``fixed[i]``, keep the times
-    ``start`` and ``end`` hold. False (times unfinished) when an op waits for one that does
-    not come before it."""
-    floors = len(floor) > 0
-    for i in range(first, len(lat)):
-        if fixed[i]:
-            continue
-        s = 0.0
-        p = prev[i]
-        if p >= i:
-            return False
-        if p >= 0:
-            s = end[p]
-        for q in range(dep_ptr[i], dep_ptr[i + 1]):
-            d = dep_idx[q]
-            if d >= i:
-                return False
-            if end[d] > s:
-                s = end[d]
-        start[i] = s
-        e = s + lat[i]
-        if floors and floor[i] > e:
-            e = floor[i]
-        end[i] = e
-    return True
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -17,7 +17,7 @@ import sim.engine_dag as engine_dag
 from arch import load_arch
 from sim.dag_kernel import dag_times
 from sim.engine_aot import kernels
-from sim.engine_dag import _alone, longest_path
+from sim.engine_dag import NO_FLOOR, _alone, longest_path
 from sim.resources import SharedBandwidth
 from sim.run import simulate
 from sim.system.schedule import Policies
@@ -75,8 +75,13 @@ def test_longest_path_by_hand(build):
     dependency arrays, and 32-bit ones (a trace's own) by the kernel built for them and
     through :func:`longest_path`, which picks it."""
     width = np.int32 if build in ("aot-i4", "longest_path") else np.int64
-    times = {"aot": kernels().dag_times, "jit": dag_times, "aot-i4": kernels().dag_times_i4,
-             "longest_path": longest_path}[build]
+    kernel = {"aot": kernels().dag_times, "jit": dag_times, "aot-i4": kernels().dag_times_i4,
+              "longest_path": None}[build]
+
+    def times(first, fixed, ptr, idx, prev, dur, start, end, floor=NO_FLOOR):
+        if kernel is None:
+            return longest_path(first, fixed, ptr, idx, prev, dur, start, end, floor)
+        return kernel(first, fixed, ptr, idx, prev, dur, floor, start, end)
     ptr = np.array([0, 0, 0, 1, 3], dtype=width)
     idx = np.array([0, 1, 2], dtype=width)
     prev = np.array([-1, 0, -1, 2], dtype=np.int64)
@@ -95,6 +100,11 @@ def test_longest_path_by_hand(build):
     assert list(start) == [0.0, 1.0, 1.0, 3.5] and list(end) == [1.0, 3.0, 3.5, 5.5]
     # a dependency that comes later in id order: not a longest path in one pass
     assert not times(0, none, ptr, np.array([0, 3, 2], dtype=width), prev, dur, start, end)
+    # floors (where an op's shared transfers finish): c's 2.5 s past its 1.5 s end, b's
+    # 1.5 s below its 2 s: a 0-1, b 1-2, c 1-2.5, d 2.5-4.5
+    assert times(0, none, ptr, idx, prev, dur, start, end,
+                 np.array([-np.inf, 1.5, 2.5, -np.inf]))
+    assert list(start) == [0.0, 1.0, 1.0, 2.5] and list(end) == [1.0, 2.0, 2.5, 4.5]
 
 
 def _memory(bandwidth: float = 100.0) -> SharedBandwidth:

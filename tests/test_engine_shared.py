@@ -29,12 +29,9 @@ def _kernel(build: str):
     return kernels().shared_times if build == "aot" else shared_times
 
 
-def _run_kernel(build, streams, lat, nbytes, deps, shares=None):
-    """The pass over a small run: ``streams`` (op ids per stream, in order), each op's
-    latency (s), bytes through the one memory (0: none), dependencies (op ids) and the share
-    of the memory it reserves while it runs (negative or None: none; a reserving op moves no
-    bytes). (code, start, end, [moved, busy, last, reserved])."""
-    n = len(lat)
+def stream_arrays(streams, n: int, deps: dict) -> tuple:
+    """(prev, dep_ptr, dep_idx, by_stream, bounds) of ``n`` ops on ``streams`` (op ids per
+    stream, in order) with dependencies ``deps`` (op id -> op ids), as the pass reads them."""
     prev = np.full(n, -1, dtype=np.int64)
     for ops in streams:
         for a, b in zip(ops[:-1], ops[1:], strict=True):
@@ -45,6 +42,16 @@ def _run_kernel(build, streams, lat, nbytes, deps, shares=None):
     by_stream = np.array([i for ops in streams for i in ops], dtype=np.int64)
     bounds = np.zeros(len(streams) + 1, dtype=np.int64)
     np.cumsum([len(ops) for ops in streams], out=bounds[1:])
+    return prev, ptr, idx, by_stream, bounds
+
+
+def _run_kernel(build, streams, lat, nbytes, deps, shares=None):
+    """The pass over a small run: ``streams`` (op ids per stream, in order), each op's
+    latency (s), bytes through the one memory (0: none), dependencies (op ids) and the share
+    of the memory it reserves while it runs (negative or None: none; a reserving op moves no
+    bytes). (code, start, end, [moved, busy, last, reserved])."""
+    n = len(lat)
+    prev, ptr, idx, by_stream, bounds = stream_arrays(streams, n, deps)
     size = np.asarray(nbytes, dtype=np.float64)
     start, end = np.empty(n), np.empty(n)
     state = [np.zeros(1), np.zeros(1), np.zeros(1)]

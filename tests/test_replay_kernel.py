@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_engine_shared import RATE, _simpy
+from test_engine_shared import RATE, _simpy, stream_arrays
 
 import sim.engine_shared as engine_shared
 from sim.engine_aot import kernels
 from sim.engine_shared import DONE, PAUSED, SharedInputs, _timed, step_end
-from sim.replay_kernel import floor_times, settled
+from sim.replay_kernel import settled
 
 NONE = np.zeros(0, dtype=np.int64)
 
@@ -23,21 +23,12 @@ def _inputs(streams, lat, nbytes, deps) -> SharedInputs:
     """The pass's inputs for a run on one memory of :data:`RATE` B/s (as
     test_engine_shared's cases), no link loads, no reservations."""
     n = len(lat)
-    prev = np.full(n, -1, dtype=np.int64)
-    for ops in streams:
-        for a, b in zip(ops[:-1], ops[1:], strict=True):
-            prev[b] = a
-    ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum([len(deps.get(i, ())) for i in range(n)], out=ptr[1:])
-    idx = np.array([d for i in range(n) for d in deps.get(i, ())], dtype=np.int64)
-    bounds = np.zeros(len(streams) + 1, dtype=np.int64)
-    np.cumsum([len(ops) for ops in streams], out=bounds[1:])
+    prev, ptr, idx, by_stream, bounds = stream_arrays(streams, n, deps)
     return SharedInputs(ptr, idx, prev, np.asarray(lat, dtype=np.float64),
                         np.full(n, -1, dtype=np.int64), np.zeros(1, dtype=np.int64), NONE,
                         np.zeros(0), np.zeros(n, dtype=np.int64),
                         np.asarray(nbytes, dtype=np.float64), np.zeros(0), np.array([RATE]),
-                        np.zeros(1), np.array([i for ops in streams for i in ops],
-                                              dtype=np.int64), bounds)
+                        np.zeros(1), by_stream, bounds)
 
 
 def _whole_pass(run: SharedInputs):
@@ -66,30 +57,6 @@ def _stepped_case(rng: np.random.Generator, streams: int = 3, steps: int = 12):
             deps[i] = (int(rng.integers(max(0, i - 2 * streams), i)),)
     step = np.arange(n) // streams
     return ids, lat, nbytes, deps, step
-
-
-def test_floor_times_by_hand():
-    # stream 0: ops 0 -> 2; op 1 (stream 1) waits for op 0; op 2 waits for op 1 too.
-    # op 1's transfers finish at 0.9 (its floor), past its timeout 0.5 + 0.25
-    prev = np.array([-1, -1, 0])
-    ptr, idx = np.array([0, 0, 1, 2]), np.array([0, 1])
-    lat = np.array([0.5, 0.25, 0.125])
-    start, end = np.empty(3), np.empty(3)
-    assert floor_times(0, np.zeros(3, dtype=np.uint8), ptr, idx, prev, lat,
-                       np.array([-np.inf, 0.9, -np.inf]), start, end)
-    assert start.tolist() == [0.0, 0.5, 0.9] and end.tolist() == [0.5, 0.9, 1.025]
-    # op 1 fixed at [0.5, 2.0): op 2 starts at 2.0; no floor at all: a plain longest path
-    start[1], end[1] = 0.5, 2.0
-    assert floor_times(0, np.array([0, 1, 0], dtype=np.uint8), ptr, idx, prev, lat,
-                       np.zeros(0), start, end)
-    assert start.tolist() == [0.0, 0.5, 2.0] and end.tolist() == [0.5, 2.0, 2.125]
-    # op 0 kept from before ``first``; a wait on a later op cannot be timed in id order
-    start[0], end[0] = 1.0, 3.0
-    assert floor_times(1, np.zeros(3, dtype=np.uint8), ptr, idx, prev, lat, np.zeros(0),
-                       start, end)
-    assert start.tolist() == [1.0, 3.0, 3.25]
-    assert not floor_times(0, np.zeros(3, dtype=np.uint8), ptr, np.array([0, 2]), prev, lat,
-                           np.zeros(0), start, end)
 
 
 def test_settled_counts_the_ends_off_and_gives_the_floors():
