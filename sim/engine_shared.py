@@ -14,8 +14,9 @@ share are the event loop's, bit for bit (tests/test_engine_shared.py).
 Where no op reserves a share, the pass stops once the first step's ops (a prefill) have all
 started and nothing is in flight, and the rest is timed as a longest path whose sharing is
 replayed on its times and checked (:mod:`sim.replay_kernel`, :func:`_replayed_rest`): the
-same figures, bit for bit (tests/test_replay_kernel.py), at ~45 instead of ~100 ns an op
-where sharing moves no end after the prefill (a pipeline's memories shared every decode step
+same figures, bit for bit (tests/test_replay_kernel.py), at ~45-60 instead of ~90-140 ns an
+op (a 70B TP2 x PP4 x 4 ``--overlap`` decode, 9.9M ops) where sharing moves no end after the
+prefill (a pipeline's memories shared every decode step
 by a collective beside the next micro-batch's ops, each op ending on its timeout). Where it
 moves one, a second round with that op's floor; where that too leaves an end off, the pass
 over the whole run.
@@ -163,22 +164,21 @@ def _replayed_rest(k, run: SharedInputs, paused: np.ndarray, start: np.ndarray,
     there (:mod:`sim.replay_kernel`), where each op then ends as the event loop would end it
     on them, in at most :data:`REPLAY_ROUNDS` rounds; None where it does not."""
     n = len(run.lat)
-    ran = np.zeros(len(run.by_stream), dtype=bool)
-    for lo, stop in zip(run.bounds[:-1], paused, strict=True):
-        ran[lo:stop] = True
-    fixed = np.zeros(n, dtype=np.uint8)
-    fixed[run.by_stream[ran]] = 1
-    rest = run.by_stream[~ran]
-    if not len(rest):
+    fixed = np.zeros(n, dtype=np.uint8)    # the ops the pass timed (the first steps')
+    first = n                              # the lowest id of the others
+    for lo, stop, hi in zip(run.bounds[:-1], paused, run.bounds[1:], strict=True):
+        fixed[run.by_stream[lo:stop]] = 1
+        if stop < hi:
+            first = min(first, int(run.by_stream[stop:hi].min()))
+    if first == n:
         return state
-    first = int(rest.min())
     rate = run.bw * (1.0 - run.reserved)
     floor = np.zeros(0)
     for _ in range(REPLAY_ROUNDS):
         if not longest_path(first, fixed, run.dep_ptr, run.dep_idx, run.prev, run.lat, start,
                             end, floor):
             return None
-        finish = np.full(n, -np.inf)
+        finish = np.empty(n)   # (set for each op replayed)
         got = tuple(x.copy() for x in state)
         code = k.replay_shared(run.dep_ptr, run.dep_idx, run.prev, start, end, run.op_list,
                                run.list_ptr, run.list_res, run.list_nb, run.op_mem, run.size,

@@ -64,8 +64,8 @@ from sim.shared_kernel import (
     REVERSED,
     TIE,
     UNKNOWN,
+    _after_fire,
     _resumed_order,
-    _waits_for,
 )
 
 #: a resource's last event before the replay where a part of the run timed apart made it
@@ -78,31 +78,19 @@ MEETS = 6
 LATE = 7
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _after_ended(i, t, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end):
-    """Whether op ``i`` arriving at ``t`` on resource ``r`` when its timer fired then comes
-    after the timer: it waits for an op that timer finished, which ended then
-    (:func:`sim.shared_kernel._after_fire`; an op whose end is ``t`` has ended by then: every
-    timer at ``t`` fires before an arrival at ``t``)."""
-    for k in range(ev_n[r]):
-        a = ev_ops[r, k]
-        if end[a] == t and _waits_for(i, a, prev, dep_ptr, dep_idx):
-            return True
-    return False
-
-
 @njit(cache=True, error_model="numpy")
 def replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_res, list_nb,
                   op_mem, op_size, bw, by_stream, bounds, first, after, finish, moved, busy,
                   last, where):
     """Replay every resource's transfers of the ops at and after position ``first[k]`` of
     each stream ``k`` at their ops' ``start`` (s), each op's ``end`` (s) taken as known:
-    ``finish[i]`` (in: -inf) becomes the time op ``i``'s last transfer finishes, and each
-    resource's ``moved`` (B), ``busy`` (s) and ``last`` (s) - in: its state before them -
-    what the event loop leaves. ``after``: those ops follow a part of the run timed apart
-    (whose last events are not known here: an arrival at a resource's ``last`` gives up);
-    ``bw``: each resource's B/s (none reserved); the other arrays as
-    :func:`sim.shared_kernel.shared_times` takes them. :data:`DONE`, :data:`LATE` (at the
+    ``finish[i]`` of each op replayed becomes the time its last transfer finishes (-inf:
+    none; the others' entries are not read), and each resource's ``moved`` (B), ``busy`` (s)
+    and ``last`` (s) - in: its state before them - what the event loop leaves. ``after``:
+    those ops follow a part of the run timed apart (whose last events are not known here:
+    an arrival at a resource's ``last`` gives up); ``bw``: each resource's B/s (none
+    reserved); the other arrays as :func:`sim.shared_kernel.shared_times` takes them.
+    :data:`DONE`, :data:`LATE` (at the
     first transfer that finishes after its op's ``end``), or why not; ``where``: the op and
     the resource where it stopped."""
     n_res = len(bw)
@@ -133,6 +121,7 @@ def replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_re
         else:
             i = by_stream[pos[ks]]
             pos[ks] += 1
+            finish[i] = -np.inf
             c = op_list[i]
             lo = list_ptr[c] if c >= 0 else 0
             hi = list_ptr[c + 1] if c >= 0 else 0
@@ -197,7 +186,7 @@ def replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_re
                 where[0], where[1] = i, r
                 return MEETS
             if s == last[r] and ev_kind[r] == EV_FIRE and \
-                    not _after_ended(i, s, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end):
+                    not _after_fire(i, s, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end):
                 where[0], where[1] = i, r
                 return TIE
             other = -1.0

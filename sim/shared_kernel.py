@@ -124,12 +124,14 @@ def _resumed_order(a, i, t, prev, dep_ptr, dep_idx, end):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _after_fire(i, t, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end, fin):
+def _after_fire(i, t, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end):
     """Whether op ``i`` arriving at ``t`` on resource ``r`` when its timer fired then comes
-    after the timer: it waits for an op that timer finished, which ended then."""
+    after the timer: it waits for an op that timer finished, which ended then (an op ``i``
+    waits for has ended, or ``i`` would not be starting; :mod:`sim.replay_kernel` asks the
+    same of ends already known)."""
     for k in range(ev_n[r]):
         a = ev_ops[r, k]
-        if fin[a] and end[a] == t and _waits_for(i, a, prev, dep_ptr, dep_idx):
+        if end[a] == t and _waits_for(i, a, prev, dep_ptr, dep_idx):
             return True
     return False
 
@@ -459,7 +461,7 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
                 where[0], where[1] = i, r
                 return TIE
             if s == last[r] and ev_kind[r] == EV_FIRE and \
-                    not _after_fire(i, s, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end, fin):
+                    not _after_fire(i, s, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end):
                 where[0], where[1] = i, r
                 return TIE
             order = _change_order(r, i, s, RESERVE, share[i], reserved, chg_t, chg_n,
@@ -518,7 +520,7 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
                 return TIE
             if s == last[r] and ev_kind[r] == EV_FIRE:
                 # a timer fired at the arrival: it must have finished an op i waits for
-                if not _after_fire(i, s, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end, fin):
+                if not _after_fire(i, s, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end):
                     where[0], where[1] = i, r
                     return TIE
             other = -1.0          # bytes of another op's transfer that arrived at s first

@@ -59,6 +59,12 @@ def _stepped_case(rng: np.random.Generator, streams: int = 3, steps: int = 12):
     return ids, lat, nbytes, deps, step
 
 
+def test_step_end_is_the_first_op_past_the_first_step():
+    assert step_end(np.array([0, 0, 0, 1, 1, 2])) == 3
+    assert step_end(np.array([5, 5, 7, 6])) == 2     # the first later step, not the next
+    assert step_end(np.array([4, 4])) == 2 and step_end(np.zeros(0, dtype=np.int64)) == 0
+
+
 def test_settled_counts_the_ends_off_and_gives_the_floors():
     start = np.array([0.0, 1.0, 2.0, 3.0])
     lat = np.array([0.5, 0.5, 0.5, 0.5])
@@ -264,3 +270,34 @@ def test_a_replay_stops_at_the_first_op_that_ends_later(bytes_3, codes, monkeypa
     assert start.tolist() == s_start.tolist() and end.tolist() == s_end.tolist()
     assert end[2] > start[2] + 0.001    # op 2 ends on its transfer
     assert [float(moved[0]), float(busy[0]), float(last[0])] == s_state[:3]
+
+
+@pytest.mark.parametrize("build", ["aot", "jit"])
+def test_a_whole_run_replayed_on_the_pass_times_gives_its_resource_figures(build):
+    """Replayed from its first op on the whole pass's own times, a random run gives the
+    pass's bytes moved, busy time and last change, and each op's end is the later of its
+    timeout and its transfers' finish; ops that move no bytes finish at -inf, whatever
+    ``finish`` held before (it is set as each op is met, not read)."""
+    from sim.replay_kernel import replay_shared
+
+    kernel = kernels().replay_shared if build == "aot" else replay_shared
+    rng = np.random.default_rng(5)
+    checked = 0
+    for _ in range(30):
+        ids, lat, nbytes, deps, step = _stepped_case(rng)
+        run = _inputs(ids, lat, nbytes, deps)
+        code, start, end, state = _whole_pass(run)
+        if code != DONE:
+            continue
+        n = len(lat)
+        finish = np.full(n, 7.0)
+        got = [np.zeros(1), np.zeros(1), np.zeros(1)]
+        assert kernel(run.dep_ptr, run.dep_idx, run.prev, start, end, run.op_list,
+                      run.list_ptr, run.list_res, run.list_nb, run.op_mem, run.size, run.bw,
+                      run.by_stream, run.bounds, run.bounds[:-1].copy(), False, finish, *got,
+                      np.full(2, -1, dtype=np.int64)) == DONE
+        assert [float(x[0]) for x in got] == state
+        assert np.maximum(start + np.asarray(lat), finish).tolist() == end.tolist()
+        assert (finish[np.asarray(nbytes) == 0] == -np.inf).all()
+        checked += 1
+    assert checked >= 15
