@@ -59,6 +59,18 @@ def _stepped_case(rng: np.random.Generator, streams: int = 3, steps: int = 12):
     return ids, lat, nbytes, deps, step
 
 
+def _finished_cases(seed: int, tries: int):
+    """(streams, lat, nbytes, deps, step, inputs, whole pass) of the random runs of ``tries``
+    (:func:`_stepped_case`) that the whole pass times (no tie it cannot order)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(tries):
+        ids, lat, nbytes, deps, step = _stepped_case(rng)
+        run = _inputs(ids, lat, nbytes, deps)
+        whole = _whole_pass(run)
+        if whole[0] == DONE:
+            yield ids, lat, nbytes, deps, step, run, whole
+
+
 def test_step_end_is_the_first_op_past_the_first_step():
     assert step_end(np.array([0, 0, 0, 1, 1, 2])) == 3
     assert step_end(np.array([5, 5, 7, 6])) == 2     # the first later step, not the next
@@ -86,14 +98,8 @@ def test_the_pass_stops_after_the_first_step_where_nothing_is_in_flight(build):
     from sim.shared_kernel import shared_times
 
     kernel = kernels().shared_times if build == "aot" else shared_times
-    rng = np.random.default_rng(3)
     stopped = 0
-    for _ in range(40):
-        ids, lat, nbytes, deps, step = _stepped_case(rng)
-        run = _inputs(ids, lat, nbytes, deps)
-        code, w_start, w_end, _ = _whole_pass(run)
-        if code != DONE:
-            continue
+    for ids, lat, _, _, step, run, (_, w_start, w_end, _) in _finished_cases(3, 40):
         n = len(lat)
         head = step_end(step)
         start, end = np.full(n, np.nan), np.full(n, np.nan)
@@ -281,14 +287,8 @@ def test_a_whole_run_replayed_on_the_pass_times_gives_its_resource_figures(build
     from sim.replay_kernel import replay_shared
 
     kernel = kernels().replay_shared if build == "aot" else replay_shared
-    rng = np.random.default_rng(5)
     checked = 0
-    for _ in range(30):
-        ids, lat, nbytes, deps, step = _stepped_case(rng)
-        run = _inputs(ids, lat, nbytes, deps)
-        code, start, end, state = _whole_pass(run)
-        if code != DONE:
-            continue
+    for _, lat, nbytes, _, _, run, (_, start, end, state) in _finished_cases(5, 30):
         n = len(lat)
         finish = np.full(n, 7.0)
         got = [np.zeros(1), np.zeros(1), np.zeros(1)]
