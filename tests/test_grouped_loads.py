@@ -41,6 +41,25 @@ def test_having_is_in_for_an_array_of_ids():
     assert OpLinks(ref).having(ids).tolist() == want    # a plain dict: asked one by one
 
 
+def test_values_of_is_get_for_an_array_of_ids():
+    """``values_of``: ``get`` for each id of an array, by search and from the built table
+    alike (the very tuple objects), and OpLinks' ``names_of`` names them as ``[]`` does,
+    from grouped loads or a plain dict, ``()`` where an op loads nothing."""
+    from sim.system.execute import OpLinks
+
+    grouped, ref = _both()
+    ids = np.array([-1, 0, 3, 4, 5, 8, 9, 13, 14, 15, 99])
+    want = [ref.get(i, "none") for i in ids.tolist()]
+    by_search = grouped.values_of(ids, "none")
+    assert [id(x) for x in by_search] == [id(x) for x in want]
+    grouped._lookup()   # the per-op table, as built after many single lookups
+    assert [id(x) for x in grouped.values_of(ids, "none")] == [id(x) for x in want]
+    assert GroupedLoads(np.zeros(0), np.zeros(0), []).values_of(ids) == [None] * len(ids)
+    names = [tuple(ld.resource for ld in ref[i]) if i in ref else () for i in ids.tolist()]
+    assert names[2] == ("x", "x") and names[4] == ("x", "y")
+    assert OpLinks(grouped).names_of(ids) == names == OpLinks(ref).names_of(ids)
+
+
 def test_with_tuples_converts_each_shared_tuple_once():
     grouped, _ = _both()
     calls = []

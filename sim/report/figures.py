@@ -13,6 +13,7 @@ from sim.columns import as_columns, column
 from sim.report.rollups import intensity_rows, roofline_rows, sum_matrix
 from sim.report.svg import Panel, Svg, legend, markers
 from sim.report.tables import factorize, group_sum, nargsort
+from sim.report.timeline import link_names
 
 #: colour of each op class (matplotlib's tab10 names, as hex)
 CLASS_COLORS = {"gemm": "#1f77b4", "attention": "#ff7f0e", "norm": "#2ca02c",
@@ -217,12 +218,11 @@ def step_rows(sel, op_links: dict | None = None,
     ``sel``: a DataFrame or Columns; ``transfers``: a DataFrame, Columns or None."""
     rows: dict[str, list[tuple[float, float, str]]] = {}
     stream_col = "stream" if "stream" in sel else "device"
-    cols = [column(sel, c).tolist() for c in (stream_col, "start_s", "latency_s", "op_class",
-                                              "id")]
-    for stream, start, dur, cls, oid in zip(*cols, strict=True):
+    cols = [column(sel, c).tolist() for c in (stream_col, "start_s", "latency_s", "op_class")]
+    links = link_names(op_links or {}, np.asarray(column(sel, "id")))
+    for stream, start, dur, cls, loads in zip(*cols, links, strict=True):
         rows.setdefault(str(stream), []).append(
             (start, dur, CLASS_COLORS.get(cls, OTHER_COLOR)))
-        loads = (op_links or {}).get(int(oid), ())
         for res in loads:
             rows.setdefault(f"link {res}", []).append((start, dur, "#666"))
         if not loads and cls == "communication":  # collective with no port loads

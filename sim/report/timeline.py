@@ -202,11 +202,11 @@ def _op_events(ops, stream_col, tids: dict, events: list, op_links: dict,
         return _Raw(",".join(itertools.repeat(_OP_EVENT, hi - lo)) % tuple(parts[6 * lo:6 * hi]))
 
     lo = 0
-    for i in linked:
+    for i, names in zip(linked, link_names(op_links, ids[linked]), strict=True):
         events.append(chunk(lo, i + 1))
         lo = i + 1
         t, name = round(float(start_us[i]), 4), heads[head_c[i]][0]
-        for res in op_links[int(ids[i])]:
+        for res in names:
             events.append({"name": name, "cat": "collective", "ph": "X", "pid": link_pid,
                            "tid": link_tid(res), "ts": t, "dur": _us(float(dur_s[i]))})
     if lo < len(ops):
@@ -224,6 +224,15 @@ def _linked(op_links, ids: np.ndarray) -> np.ndarray:
     if having is not None:
         return having(ids)
     return np.fromiter((i in op_links for i in ids.tolist()), dtype=bool, count=len(ids))
+
+
+def link_names(op_links, ids: np.ndarray) -> list[tuple[str, ...]]:
+    """The names of the links each op id in ``ids`` loads (``()`` for none): ``op_links``'
+    own vectorised ``names_of`` where it has one (one search for them all)."""
+    names_of = getattr(op_links, "names_of", None)
+    if names_of is not None:
+        return names_of(ids)
+    return [tuple(op_links.get(i, ())) for i in np.asarray(ids).tolist()]
 
 
 #: below this many microseconds a time's 4-decimal text is its ``repr`` after rounding

@@ -43,7 +43,17 @@ class OpLinks(Mapping):
         self._names: dict[int, tuple[str, ...]] = {}
 
     def __getitem__(self, op_id: int) -> tuple[str, ...]:
-        loads = self._loads[op_id]
+        return self._named(self._loads[op_id])
+
+    def names_of(self, op_ids: np.ndarray) -> list[tuple[str, ...]]:
+        """Each op id's link names in ``op_ids`` (``()`` where it loads none): ``get`` for
+        an array of ids (the loads' own ``values_of`` where they have one: one search)."""
+        many = getattr(self._loads, "values_of", None)
+        loads = many(op_ids) if many is not None else \
+            [self._loads.get(i) for i in np.asarray(op_ids).tolist()]
+        return [() if got is None else self._named(got) for got in loads]
+
+    def _named(self, loads) -> tuple[str, ...]:
         got = self._names.get(id(loads))
         if got is None:
             got = self._names[id(loads)] = tuple(ld.resource for ld in loads)

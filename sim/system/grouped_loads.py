@@ -92,6 +92,25 @@ class GroupedLoads(Mapping):
             raise KeyError(op_id)
         return got
 
+    def values_of(self, op_ids: np.ndarray, default: Any = None) -> list:
+        """Each op id's loads in ``op_ids`` (``default`` where it has none): ``get`` for an
+        array of ids, by one search in ``ids`` for them all (or from the table where it is
+        built) - asked id by id, the table of every op id (8 bytes an op) is built after
+        :data:`SEARCHES_BEFORE_TABLE` of them."""
+        ids = np.asarray(op_ids, dtype=np.int64)
+        if self._of is not None:
+            of = np.asarray(self._of)
+            inside = (ids >= 0) & (ids < len(of))
+            groups = np.where(inside, of[np.where(inside, ids, 0)], -1) if len(of) else \
+                np.full(len(ids), -1)
+        elif len(self.ids):
+            at = np.minimum(self.ids.searchsorted(ids), len(self.ids) - 1)
+            groups = np.where(self.ids[at] == ids, self.group[at], -1)
+        else:
+            groups = np.full(len(ids), -1)
+        tuples = self.tuples
+        return [tuples[g] if g >= 0 else default for g in groups.tolist()]
+
     def having(self, op_ids: np.ndarray) -> np.ndarray:
         """Whether each op id in ``op_ids`` has loads (``in``, for an array of ids): by a
         search in ``ids`` for a few ids, from the table for many."""
