@@ -112,39 +112,63 @@ def _pairwise(values: np.ndarray, by: np.ndarray, lo: int, n: int, buf: np.ndarr
         _pairwise(values, by, lo + half, n - half, buf, leaf)
 
 
-_PAIRWISE_CHECKED: list[bool] = []
+#: rows from which :func:`gathered_sum` sums by the compiled kernel
+#: (:func:`sim.sum_kernel.gathered_pairwise`); shorter ranges do not load the extension
+COMPILED_SUM_ROWS = 1 << 20
+_SUMS_CHECKED: dict[str, bool] = {}
 
 
-def _pairwise_matches() -> bool:
-    """Whether :func:`_pairwise` gives ``np.sum``'s result bit for bit with this numpy
-    (checked once per process on values of widely spread magnitudes and signs, at several
-    lengths and offsets, with leaves of 256 rows: the split rule is the same at every node;
-    if not, :func:`gathered_sum` forms the gathered column)."""
-    if not _PAIRWISE_CHECKED:
+def _sums_as_numpy(name: str, fn: Callable[..., Any]) -> bool:
+    """Whether ``fn(values, by, lo, n, leaf)`` gives ``np.sum``'s result of
+    ``values[by[lo:lo + n]]`` bit for bit with this numpy (checked once per process per
+    ``name`` on values of widely spread magnitudes and signs, at several lengths and offsets,
+    with 32- and 64-bit codes and leaves of 256 rows: the split rule is the same at every
+    node; if not, :func:`gathered_sum` does not use ``fn``)."""
+    if name not in _SUMS_CHECKED:
         # (no numpy.random: its import alone costs a run's start-up ~20 ms)
         x = np.arange(509.0)
         values = np.sin(x * 12.9898) * np.exp(40.0 * np.sin(x * 78.233))
         ok, leaf = True, 256
         for n, lo in ((13 * leaf + 123, 0), (2 * leaf + 8, 3), (leaf + 1, 17),
-                      (37 * leaf - 7, 1)):
+                      (37 * leaf - 7, 1), (5, 2)):
             by = (np.arange(n + lo, dtype=np.int64) * 7919 + lo) % len(values)
             want = values[by][lo:].sum()     # a view into the formed column, as a slice sums
-            got = _pairwise(values, by, lo, n, np.empty(leaf), leaf)
-            ok = ok and bool(got == want) and want.dtype == got.dtype
-        _PAIRWISE_CHECKED.append(ok)
-    return _PAIRWISE_CHECKED[0]
+            for codes in (by, by.astype(np.int32)):
+                got = fn(values, codes, lo, n, leaf)
+                ok = ok and bool(got == want) and np.asarray(got).dtype == want.dtype
+        _SUMS_CHECKED[name] = ok
+    return _SUMS_CHECKED[name]
+
+
+def _pairwise_matches() -> bool:
+    """Whether :func:`_pairwise` gives ``np.sum``'s result bit for bit with this numpy."""
+    return _sums_as_numpy("leaves", lambda values, by, lo, n, leaf:
+                          _pairwise(values, by, lo, n, np.empty(leaf), leaf))
+
+
+def _compiled_sum(values: np.ndarray, by: np.ndarray, lo: int, n: int, leaf: int) -> float:
+    """:func:`_pairwise`'s sum by :func:`sim.sum_kernel.gathered_pairwise`."""
+    from sim.engine_aot import kernels
+
+    k = kernels()
+    fn = k.gathered_pairwise_i4 if by.dtype == np.int32 else k.gathered_pairwise_i8
+    return fn(np.ascontiguousarray(values), np.ascontiguousarray(by), lo, n, leaf)
 
 
 def gathered_sum(values: np.ndarray, by: np.ndarray, lo: int = 0, hi: int | None = None) -> float:
     """``float(values[by[lo:hi]].sum())``, equal bit for bit, without a table-long gathered
-    array: the same pairwise additions over leaves of :data:`LEAF` rows gathered into one
-    buffer (float64 ``values``; others, short ranges, or a numpy whose sum is not
-    :func:`_pairwise`'s, form the gathered rows)."""
+    array: the same pairwise additions over leaves of :data:`LEAF` rows, read in place by a
+    compiled pass (:data:`COMPILED_SUM_ROWS` rows or more, 32- or 64-bit codes) or gathered
+    leaf by leaf into one buffer (float64 ``values``; others, short ranges, or a numpy whose
+    sum is not :func:`_pairwise`'s, form the gathered rows)."""
     hi = len(by) if hi is None else hi
     n = hi - lo
     if n <= LEAF or values.dtype != np.float64 or values.ndim != 1 or \
             not _pairwise_matches():
         return float(values[by[lo:hi]].sum())
+    if n >= COMPILED_SUM_ROWS and by.dtype in (np.int32, np.int64) and \
+            _sums_as_numpy("compiled", _compiled_sum):
+        return float(_compiled_sum(values, by, lo, n, LEAF))
     return float(_pairwise(values, by, lo, n, np.empty(LEAF)))
 
 

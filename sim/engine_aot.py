@@ -14,6 +14,8 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.replay_kernel.replay_shared` and :func:`sim.replay_kernel.settled`: that run's
   decode, timed as a longest path (``dag_times`` with floors), its sharing replayed on those
   times and the times checked against it;
+* :func:`sim.sum_kernel.gathered_pairwise`: numpy's sum of a per-kind column gathered by
+  each op's kind, without gathering it (:func:`sim.columns.gathered_sum`);
 * :func:`sim.quiet_kernel.stamp_quiet`: a quiet run of a stream with a contended memory;
 * :func:`sim.bound_kernel.quiet_until`: how long a contended resource stays quiet, and
   :func:`sim.bound_kernel.stream_sums`, the running sums it reads;
@@ -60,6 +62,7 @@ SOURCES = ("beside_kernel.py", "bound_kernel.py", "dag_kernel.py", "deps_kernel.
            "quiet_kernel.py", "replay_kernel.py",
            "resources.py", "run_kernel.py",
            "scan_kernel.py", "shared_kernel.py", "span_kernel.py", "step_kernel.py",
+           "sum_kernel.py",
            "micro/dram_aot.py")
 _I, _F = "i8[::1]", "f8[::1]"
 #: stamp_beside(run, cuts, place_pos, place_y, wait_pos, wait_ptr, wait_y, t, lat, dur, size,
@@ -198,6 +201,9 @@ GROUP_ARGS = {w: (("u8", 1),) * 3 + (("i8", 1), (w, 1), ("u8", 1)) + (("i8", 1),
               for w in ("i4", "i8")}
 SUMS_BY_SIG = {w: f"none({_I}, f8[:, ::1], {w}[::1], f8[:, ::1])" for w in ("i4", "i8")}
 SUMS_BY_ARGS = {w: (("i8", 1), ("f8", 2), (w, 1), ("f8", 2)) for w in ("i4", "i8")}
+#: gathered_pairwise(values, by, lo, n, leaf) -> numpy's sum of values[by[lo:lo + n]]
+PAIRWISE_SIG = {w: f"f8({_F}, {w}[::1], i8, i8, i8)" for w in ("i4", "i8")}
+PAIRWISE_ARGS = {w: (("f8", 1), (w, 1), None, None, None) for w in ("i4", "i8")}
 #: row_sums(ids, a, b, c, d, k, out, count)
 ROW_SUMS_SIG = f"none({_I}, {_F}, {_F}, {_F}, {_F}, i8, f8[:, ::1], {_I})"
 ROW_SUMS_ARGS = (("i8", 1),) + (("f8", 1),) * 4 + (None, ("f8", 2), ("i8", 1))
@@ -293,7 +299,8 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "dag_times_i4", "s
                                  "stamp_bounded", "stream_layout", "stream_positions",
                                  "gather_pairs",
                                  "quiet_step", "quiet_step_at", "shared_times",
-                                 "replay_shared", "settled", "kind"])
+                                 "replay_shared", "settled", "gathered_pairwise_i4",
+                                 "gathered_pairwise_i8", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -346,7 +353,10 @@ def kernels() -> Kernels:
                             dram_aot.checked(mod.quiet_step_at, STEP_AT_ARGS),
                             dram_aot.checked(mod.shared_times, SHARED_ARGS),
                             dram_aot.checked(mod.replay_shared, REPLAY_ARGS),
-                            dram_aot.checked(mod.settled, SETTLED_ARGS), "aot"),
+                            dram_aot.checked(mod.settled, SETTLED_ARGS),
+                            *(dram_aot.checked(getattr(mod, f"gathered_pairwise_{w}"),
+                                               PAIRWISE_ARGS[w]) for w in ("i4", "i8")),
+                            "aot"),
         jit_kernels)
 
 
@@ -378,6 +388,7 @@ def jit_kernels() -> Kernels:
     from sim.shared_kernel import shared_times
     from sim.span_kernel import stamp_span
     from sim.step_kernel import quiet_step, quiet_step_at
+    from sim.sum_kernel import gathered_pairwise
 
     return Kernels(stamp_beside, dag_times, dag_times, scan_run, stamp_span, stamp_quiet,
                    quiet_until, point_groups, point_groups, handoff_pairs, stream_keys, stream_sums,
@@ -387,7 +398,8 @@ def jit_kernels() -> Kernels:
                    row_sums, late_dependency, late_dependency, adopted_run, adopted_taken,
                    stamp_bounded, stream_layout, stream_positions, gather_pairs,
                    quiet_step, quiet_step_at,
-                   shared_times, replay_shared, settled, "jit")
+                   shared_times, replay_shared, settled, gathered_pairwise, gathered_pairwise,
+                   "jit")
 
 
 def module_name() -> str:
@@ -416,6 +428,7 @@ def build(directory: Path, name: str | None = None) -> Path:
         shared_kernel,
         span_kernel,
         step_kernel,
+        sum_kernel,
     )
 
     return dram_aot.build_extension(
@@ -457,5 +470,7 @@ def build(directory: Path, name: str | None = None) -> Path:
          ("quiet_step_at", STEP_AT_SIG, step_kernel.quiet_step_at),
          ("shared_times", SHARED_SIG, shared_kernel.shared_times),
          ("replay_shared", REPLAY_SIG, replay_kernel.replay_shared),
-         ("settled", SETTLED_SIG, replay_kernel.settled)),
+         ("settled", SETTLED_SIG, replay_kernel.settled),
+         *((f"gathered_pairwise_{w}", PAIRWISE_SIG[w], sum_kernel.gathered_pairwise)
+           for w in ("i4", "i8"))),
         "the engine's loops")

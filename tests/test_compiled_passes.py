@@ -671,7 +671,7 @@ def test_compiled_passes_release_the_gil():
         pytest.skip("no ahead-of-time build here (no C compiler): numba's JIT runs")
     n = 1 << 24
     ids, by = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
-    values, out = np.ones((8, 1)), np.zeros((8, 1))
+    values, out = np.ones((1, 8)), np.zeros((1, 8))
     done, span = threading.Event(), []
 
     def work() -> None:
@@ -686,7 +686,7 @@ def test_compiled_passes_release_the_gil():
     while not done.is_set():
         ticks.append(time.perf_counter())
     thread.join()
-    assert out[:, 0].tolist() == [float(n)] * 8
+    assert out[0].tolist() == [float(n)] * 8
     t0, t1 = span
     assert t1 - t0 > 0.02   # long enough to tell
     inside = [t0, *(t for t in ticks if t0 < t < t1), t1]   # this thread's steps in the call

@@ -226,25 +226,37 @@ def _spread(n: int, seed: int) -> np.ndarray:
     return rng.standard_normal(n) * np.exp(rng.uniform(-4.0, 4.0, n))
 
 
+@pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("n,lo", [(10, 0), (LEAF, 0), (LEAF + 1, 0), (3 * LEAF + 12_345, 0),
-                                  (2 * LEAF + 8, 5), (5 * LEAF - 3, 1_000)])
-def test_gathered_sum_is_numpys_sum_of_the_gathered_column(n, lo):
-    """numpy's pairwise order over leaves gathered into one buffer: the float numpy's sum of
-    the formed column (or of a slice of it) gives; splitting halves without numpy's rounding
-    to a multiple of 8 (another association) gives another float on these values."""
+                                  (2 * LEAF + 8, 5), (5 * LEAF - 3, 1_000),
+                                  (LEAF + 131, 7), (4 * LEAF + 1_037, 3)])
+def test_gathered_sum_is_numpys_sum_of_the_gathered_column(n, lo, compiled, monkeypatch):
+    """numpy's pairwise order over leaves, gathered into one buffer or read in place by the
+    compiled pass (``compiled``: from any length; 32- and 64-bit codes): the float numpy's
+    sum of the formed column (or of a slice of it) gives."""
+    import sim.columns as C
+
+    monkeypatch.setattr(C, "COMPILED_SUM_ROWS", 0 if compiled else 1 << 62)
+    assert not compiled or C._sums_as_numpy("compiled", C._compiled_sum)
     rng = np.random.default_rng(n)
     values = _spread(997, n)
     by = rng.integers(0, len(values), size=n + lo + 17).astype(np.int32)
     formed = values[by]
     hi = lo + n
-    assert gathered_sum(values, by, lo, hi) == float(formed[lo:hi].sum())
-    if lo == 0:
-        assert gathered_sum(values, by[:n]) == float(formed[:n].sum())
+    for codes in (by, by.astype(np.int64)):
+        assert gathered_sum(values, codes, lo, hi) == float(formed[lo:hi].sum())
+        if lo == 0:
+            assert gathered_sum(values, codes[:n]) == float(formed[:n].sum())
 
 
-def test_gathered_sum_follows_numpys_split_not_another():
+@pytest.mark.parametrize("compiled", [False, True])
+def test_gathered_sum_follows_numpys_split_not_another(compiled, monkeypatch):
     """Splitting halves without numpy's rounding to a multiple of 8 (another association of
-    the same additions) gives other floats on some of these draws; gathered_sum never does."""
+    the same additions) gives other floats on some of these draws; gathered_sum never does,
+    by leaves gathered or by the compiled pass."""
+    import sim.columns as C
+
+    monkeypatch.setattr(C, "COMPILED_SUM_ROWS", 0 if compiled else 1 << 62)
     n = 3 * LEAF + 12_345
 
     def halves(formed, a, m):

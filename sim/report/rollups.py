@@ -497,11 +497,15 @@ def _gathered_sums(ops, names: tuple[str, ...], ids: np.ndarray, size: int
     sums = {}
     for group in by_codes.values():
         by = group[0][2]
-        values = np.stack([np.asarray(v, dtype=np.float64) for _, v, _ in group])
-        out = np.zeros((len(group), size))
+        width = -(-len(group) // 8) * 8   # a code's values in whole cache lines (zeros after)
+        values = np.zeros((len(group[0][1]), width))
+        for j, (_, v, _) in enumerate(group):
+            values[:, j] = v
+        out = np.zeros((size, width))
         getattr(kernels(), "group_sums_i4" if by.dtype == np.int32 else "group_sums_i8")(
             ids, values, by, out)
-        sums.update((name, out[j]) for j, (name, _, _) in enumerate(group))
+        sums.update((name, np.ascontiguousarray(out[:, j]))
+                    for j, (name, _, _) in enumerate(group))
     return sums
 
 
