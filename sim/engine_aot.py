@@ -35,6 +35,8 @@ by a hash of the sources and tool versions, ``.failed`` markers):
   dependencies between streams, and :func:`sim.deps_kernel.late_dependency`, the invariant
   check that no op starts before a dependency ends (each for 32- and 64-bit dependency
   arrays, ``_i4`` / ``_i8``);
+* :func:`sim.group_kernel.first_kinds`: the op kinds in the order they first occur (a
+  long run's kinds to price, :func:`sim.engine_arrays._first_seen`);
 * :mod:`sim.group_kernel` (``point_groups``, ``group_sums``, ``row_sums``,
   ``used_labels``, ``lut_key``, ``offset_key``, ``first_groups``, ``distinct_marked``; for
   8-, 32- and 64-bit integers, ``_i1`` / ``_i4`` / ``_i8``): the run report's roofline
@@ -275,6 +277,9 @@ OFFSET_SIG = {w: f"none({_I}, i8, {w}[::1], i8, {_I})" for w in ("i4", "i8")}
 OFFSET_ARGS = {w: (("i8", 1), None, (w, 1), None, ("i8", 1)) for w in ("i4", "i8")}
 FIRST_SIG = f"i8({_I}, {_I}, {_I}, {_I})"
 FIRST_ARGS = (("i8", 1),) * 4
+#: first_kinds(kind, seen, used, at) -> how many codes occur, for 32- and 64-bit codes
+KINDS_SIG = {w: f"i8({w}[::1], {_U}, {_I}, {_I})" for w in ("i4", "i8")}
+KINDS_ARGS = {w: ((w, 1), ("u1", 1), ("i8", 1), ("i8", 1)) for w in ("i4", "i8")}
 
 #: adopted_run(ids, k, e, upto, adopt_at, adopt_after, lead, out) -> (length, lo, hi) and
 #: adopted_taken(f, k, lo, hi, adopt_at, adopt_after, ids, flagged) -> (taken, last op)
@@ -300,7 +305,8 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "dag_times_i4", "s
                                  "gather_pairs",
                                  "quiet_step", "quiet_step_at", "shared_times",
                                  "replay_shared", "settled", "gathered_pairwise_i4",
-                                 "gathered_pairwise_i8", "kind"])
+                                 "gathered_pairwise_i8", "first_kinds_i4", "first_kinds_i8",
+                                 "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -356,6 +362,8 @@ def kernels() -> Kernels:
                             dram_aot.checked(mod.settled, SETTLED_ARGS),
                             *(dram_aot.checked(getattr(mod, f"gathered_pairwise_{w}"),
                                                PAIRWISE_ARGS[w]) for w in ("i4", "i8")),
+                            *(dram_aot.checked(getattr(mod, f"first_kinds_{w}"),
+                                               KINDS_ARGS[w]) for w in ("i4", "i8")),
                             "aot"),
         jit_kernels)
 
@@ -369,6 +377,7 @@ def jit_kernels() -> Kernels:
     from sim.group_kernel import (
         distinct_marked,
         first_groups,
+        first_kinds,
         group_sums,
         lut_key,
         offset_key,
@@ -399,7 +408,7 @@ def jit_kernels() -> Kernels:
                    stamp_bounded, stream_layout, stream_positions, gather_pairs,
                    quiet_step, quiet_step_at,
                    shared_times, replay_shared, settled, gathered_pairwise, gathered_pairwise,
-                   "jit")
+                   first_kinds, first_kinds, "jit")
 
 
 def module_name() -> str:
@@ -472,5 +481,6 @@ def build(directory: Path, name: str | None = None) -> Path:
          ("replay_shared", REPLAY_SIG, replay_kernel.replay_shared),
          ("settled", SETTLED_SIG, replay_kernel.settled),
          *((f"gathered_pairwise_{w}", PAIRWISE_SIG[w], sum_kernel.gathered_pairwise)
-           for w in ("i4", "i8"))),
+           for w in ("i4", "i8")),
+         *((f"first_kinds_{w}", KINDS_SIG[w], group_kernel.first_kinds) for w in ("i4", "i8"))),
         "the engine's loops")

@@ -161,15 +161,36 @@ def runs_on_arrays(trace: Trace, plan: Plan | None) -> bool:
         dev.estimates_by_kind() and dev.holds_for_latency()
 
 
+#: ops from which :func:`run_streams` lays the streams out on a second thread
+THREADED_LAYOUT = 1 << 20
+#: ops from which :func:`_first_seen` finds the kinds by a compiled pass
+COMPILED_KINDS_ROWS = 1 << 20
+
+
+def _first_seen(kind: np.ndarray, n_kinds: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`workloads.fold.first_seen`: for :data:`COMPILED_KINDS_ROWS` ops or more with
+    32- or 64-bit codes by one compiled pass (:func:`sim.group_kernel.first_kinds`: ~10 ms
+    for 10M ops, where numpy's running maximum takes ~45 and, where the kinds are not
+    numbered as they first occur, ``np.minimum.at`` ~0.1 s more)."""
+    if len(kind) < COMPILED_KINDS_ROWS or kind.dtype not in (np.int32, np.int64) or \
+            not kind.flags.c_contiguous:
+        return first_seen(kind, n_kinds)
+    used, at = np.empty(n_kinds, dtype=np.int64), np.empty(n_kinds, dtype=np.int64)
+    k = kernels()
+    m = (k.first_kinds_i4 if kind.dtype == np.int32 else k.first_kinds_i8)(
+        kind, np.zeros(n_kinds, dtype=np.uint8), used, at)
+    return used[:m], at[:m]
+
+
 def _kind_costs(dev: Device, arrays, at: np.ndarray | None = None) -> list[Cost | None]:
     """One cost per op kind (None for kinds no op has), estimated in the order they first
     occur, each on a representative op placed on its stream; ``at``: only the ops with
     these ids (ascending), e.g. those one of several models prices."""
     n_kinds = len(arrays.kinds)
     if at is None:
-        used, first = first_seen(arrays.kind, n_kinds)
+        used, first = _first_seen(arrays.kind, n_kinds)
     else:
-        used, first = first_seen(arrays.kind[at], n_kinds)
+        used, first = _first_seen(arrays.kind[at], n_kinds)
         first = at[first]
     ops = ops_at(arrays, first, "")
     for op, i in zip(ops, first.tolist(), strict=True):
@@ -242,11 +263,18 @@ def run_streams(engine, trace: Trace, plan: Plan, dag: bool = True) -> Timeline:
     if memory_of and not SHARED_RUNS:
         kernels()    # loaded here, not first by the thread
         deps = _on_thread(_cross_deps, arrays, stream64)
+    # the ops by stream, where each stream's begin in them, each op's op before and after it
+    # on its stream (-1: none); its position there only where the event loop runs. A long
+    # run lays them out on a thread (a compiled pass without the GIL) while this one prices
+    # the op kinds (Python: 9.9M ops, ~0.1 s of layout beside ~0.3 s of pricing)
+    layout = None
+    if n >= THREADED_LAYOUT:
+        kernels()    # loaded here, not first by the thread
+        layout = _on_thread(stream_layout, stream, len(names), False)
     table = _kind_costs(dev, arrays)
     per_kind = np.array([c.latency if c is not None else 0.0 for c in table] or [0.0])
-    # the ops by stream, where each stream's begin in them, each op's op before and after it
-    # on its stream (-1: none); its position there only where the event loop runs
-    by_stream, bounds, prev_op, next_op, _ = stream_layout(stream, len(names), positions=False)
+    by_stream, bounds, prev_op, next_op, _ = layout.result() if layout is not None else \
+        stream_layout(stream, len(names), positions=False)
     dram = np.array([c.dram_bytes if c is not None else 0.0 for c in table] or [0.0])
     shares = np.array([c is not None and c.detail.get("memory_share") is not None
                        for c in table] or [False])

@@ -70,6 +70,22 @@ def first_groups(key, table, ids, first):
 
 
 @njit(cache=True, error_model="numpy")
+def first_kinds(kind, seen, used, at):
+    """The codes of ``kind`` in the order they first occur (``used[:m]``) and the row of
+    each one's first occurrence (``at[:m]``), in one pass; ``seen``: one entry per code, all
+    0 (scratch). ``m``."""
+    m = 0
+    for i in range(len(kind)):
+        k = kind[i]
+        if not seen[k]:
+            seen[k] = 1
+            used[m] = k
+            at[m] = i
+            m += 1
+    return m
+
+
+@njit(cache=True, error_model="numpy")
 def distinct_marked(values, mask, lo, seen):
     """``seen[v - lo]``: some row with ``mask`` holds the value ``v`` (``seen`` spans the
     values from ``lo``): the distinct values of the marked rows without gathering them."""

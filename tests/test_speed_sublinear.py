@@ -390,10 +390,24 @@ def test_first_seen_equals_the_minimum_at_scan(order):
         kind = np.where(kind >= 5, kind + 1, kind)
     elif order == "empty":
         kind = kind[:0]
-    used, first = first_seen(kind, n_kinds)
     want_used, want_first = _first_by_min_at(kind, n_kinds)
-    assert np.array_equal(used, want_used) and np.array_equal(first, want_first)
-    assert used.dtype == np.int64 == first.dtype
+    for codes in (kind, kind.astype(np.int64)):
+        for got in (first_seen(codes, n_kinds), _compiled_first_seen(codes, n_kinds)):
+            used, first = got
+            assert np.array_equal(used, want_used) and np.array_equal(first, want_first)
+            assert used.dtype == np.int64 == first.dtype
+
+
+def _compiled_first_seen(kind, n_kinds):
+    """The engine's first_seen, its compiled pass forced onto a short table."""
+    import sim.engine_arrays as EA
+
+    keep = EA.COMPILED_KINDS_ROWS
+    EA.COMPILED_KINDS_ROWS = 0
+    try:
+        return EA._first_seen(kind, n_kinds)
+    finally:
+        EA.COMPILED_KINDS_ROWS = keep
 
 
 def test_distinct_ints_by_counting_and_by_sorting():

@@ -112,3 +112,35 @@ def test_per_op_alone_by_pairs_equals_per_op(codes):
             want_dur = max(per_kind[k], want_size / rate[s]) if want_size > 0 else per_kind[k]
             assert size[i] == want_size and dur[i] == want_dur and lat[i] == per_kind[k]
             assert stop[i] == (shares[k] and math.isfinite(rate[s]))
+
+
+def test_a_long_runs_layout_on_a_thread_and_compiled_kinds_give_the_same_run(monkeypatch):
+    """Forced onto a short several-stream run (70B TP2 x PP4 x 4, ``--overlap``): the streams
+    laid out on a second thread while the kinds are priced, and the kinds' first ops found by
+    the compiled pass, give the run of the plain calls, op for op and resource for resource -
+    and both paths are taken (counted)."""
+    from conftest import assert_same_run
+
+    import sim.engine_arrays as EA
+    from arch import load_arch
+    from sim.run import simulate
+    from sim.system.schedule import Policies
+    from workloads.models import get_model
+    from workloads.scenario import Scenario
+
+    def run():
+        return simulate(load_arch("dgx-h100"), get_model("llama2-70b"),
+                        Scenario(batch=8, prompt_len=512, gen_len=8, tp=2, pp=4,
+                                 microbatches=4), policies=Policies(overlap=True))
+
+    plain = run()
+    threads, kernels = [], []
+    real_thread, real_kernels = EA._on_thread, EA.kernels
+    monkeypatch.setattr(EA, "THREADED_LAYOUT", 0)
+    monkeypatch.setattr(EA, "COMPILED_KINDS_ROWS", 0)
+    monkeypatch.setattr(EA, "_on_thread", lambda fn, *a: threads.append(fn) or
+                        real_thread(fn, *a))
+    monkeypatch.setattr(EA, "kernels", lambda: kernels.append(1) or real_kernels())
+    forced = run()
+    assert stream_layout in threads and kernels
+    assert_same_run(forced, plain)

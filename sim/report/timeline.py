@@ -205,10 +205,12 @@ def _op_events(ops, stream_col, tids: dict, events: list, op_links: dict,
     for i, names in zip(linked, link_names(op_links, ids[linked]), strict=True):
         events.append(chunk(lo, i + 1))
         lo = i + 1
-        t, name = round(float(start_us[i]), 4), heads[head_c[i]][0]
+        # its events on its links, as json.dumps writes {"name", "cat": "collective", "ph":
+        # "X", "pid", "tid", "ts", "dur"} (a new link's track named first, by link_tid)
+        head = f'{{"name":{text(heads[head_c[i]][0])},"cat":"collective","ph":"X","pid":{link_pid}'
+        tail = f',"ts":{_num(round(float(start_us[i]), 4))},"dur":{_num(_us(float(dur_s[i])))}}}'
         for res in names:
-            events.append({"name": name, "cat": "collective", "ph": "X", "pid": link_pid,
-                           "tid": link_tid(res), "ts": t, "dur": _us(float(dur_s[i]))})
+            events.append(_Raw(f'{head},"tid":{link_tid(res)}{tail}'))
     if lo < len(ops):
         events.append(chunk(lo, len(ops)))
 
