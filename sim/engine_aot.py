@@ -93,16 +93,16 @@ SHARED_ARGS = ((("i8", 1),) * 3 + (("f8", 1),) + (("i8", 1),) * 3 + (("f8", 1),)
                + (None, ("i8", 1), ("i8", 1)))
 
 #: replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_res, list_nb,
-#: op_mem, op_size, bw, by_stream, bounds, first, after, finish, moved, busy, last, where)
-#: -> DONE, LATE or why not; settled(first, fixed, start, end, lat, finish, floor) -> ops
-#: off (sim/replay_kernel.py)
+#: op_mem, op_size, bw, by_stream, bounds, first, walk, mine, after, finish, moved, busy,
+#: last, where) -> DONE, LATE or why not; settled(first, fixed, start, end, lat, finish,
+#: finish2, floor) -> ops off (sim/replay_kernel.py)
 REPLAY_SIG = (f"i8({_I}, {_I}, {_I}, {_F}, {_F}, {_I}, {_I}, {_I}, {_F}, {_I}, {_F}, {_F}, "
-              f"{_I}, {_I}, {_I}, b1, {_F}, {_F}, {_F}, {_F}, {_I})")
+              f"{_I}, {_I}, {_I}, u1[::1], u1[::1], b1, {_F}, {_F}, {_F}, {_F}, {_I})")
 REPLAY_ARGS = ((("i8", 1),) * 3 + (("f8", 1),) * 2 + (("i8", 1),) * 3 + (("f8", 1),)
-               + (("i8", 1),) + (("f8", 1),) * 2 + (("i8", 1),) * 3 + (None,)
-               + (("f8", 1),) * 4 + (("i8", 1),))
-SETTLED_SIG = f"i8(i8, u1[::1], {_F}, {_F}, {_F}, {_F}, {_F})"
-SETTLED_ARGS = (None, ("u1", 1)) + (("f8", 1),) * 5
+               + (("i8", 1),) + (("f8", 1),) * 2 + (("i8", 1),) * 3 + (("u1", 1),) * 2
+               + (None,) + (("f8", 1),) * 4 + (("i8", 1),))
+SETTLED_SIG = f"i8(i8, u1[::1], {_F}, {_F}, {_F}, {_F}, {_F}, {_F})"
+SETTLED_ARGS = (None, ("u1", 1)) + (("f8", 1),) * 6
 
 #: scan_run's ``moved`` entry of a stream no op beside moved on
 NOT_MOVED = -2

@@ -17,7 +17,9 @@ nothing in flight (:data:`~sim.shared_kernel.PAUSED`):
 2. :func:`replay_shared` replays each resource's transfers of those ops at their starts so
    timed, from the resources' state where the pass stopped, with the event loop's arithmetic
    (:class:`sim.resources.SharedBandwidth`: arrivals, timers, the slack) and its checks of
-   events at one time, and gives each op the time its last transfer finishes;
+   events at one time, and gives each op the time its last transfer finishes (a set of
+   resources at a time where asked: ``mine``, over the streams ``walk`` - each resource's
+   state follows from its own arrivals, so two such parts run at once);
 3. :func:`settled` checks each op's end is ``max(start + latency, that time)``. Where one
    is not, that time becomes its floor and 1 runs again (a second round at most; then the
    pass runs over the whole run); where every op's is, the times and the resources' bytes,
@@ -80,13 +82,17 @@ LATE = 7
 
 @njit(cache=True, error_model="numpy")
 def replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_res, list_nb,
-                  op_mem, op_size, bw, by_stream, bounds, first, after, finish, moved, busy,
-                  last, where):
-    """Replay every resource's transfers of the ops at and after position ``first[k]`` of
-    each stream ``k`` at their ops' ``start`` (s), each op's ``end`` (s) taken as known:
-    ``finish[i]`` of each op replayed becomes the time its last transfer finishes (-inf:
-    none; the others' entries are not read), and each resource's ``moved`` (B), ``busy`` (s)
-    and ``last`` (s) - in: its state before them - what the event loop leaves. ``after``:
+                  op_mem, op_size, bw, by_stream, bounds, first, walk, mine, after, finish,
+                  moved, busy, last, where):
+    """Replay the transfers on each resource ``r`` with ``mine[r]`` of the ops at and after
+    position ``first[k]`` of each stream ``k`` with ``walk[k]`` (every stream with an op
+    that moves bytes through such a resource) at their ops' ``start`` (s), each op's ``end``
+    (s) taken as known: ``finish[i]`` of each op walked becomes the time its last transfer
+    on those resources finishes (-inf: none; the others' entries are not read), and each
+    such resource's ``moved`` (B), ``busy`` (s) and ``last`` (s) - in: its state before them
+    - what the event loop leaves (the other resources' entries are not touched: a resource's
+    state follows from its own arrivals alone, so two calls with other resources and their
+    own ``finish`` and state arrays may run at once, :mod:`sim.engine_shared`). ``after``:
     those ops follow a part of the run timed apart (whose last events are not known here:
     an arrival at a resource's ``last`` gives up); ``bw``: each resource's B/s (none
     reserved); the other arrays as :func:`sim.shared_kernel.shared_times` takes them.
@@ -109,7 +115,7 @@ def replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_re
         # the next op to start: the earliest head of a stream (its transfers arrive then)
         ks, s = -1, np.inf
         for k in range(n_streams):
-            if pos[k] < bounds[k + 1]:
+            if walk[k] and pos[k] < bounds[k + 1]:
                 t = start[by_stream[pos[k]]]
                 if t < s:
                     ks, s = k, t
@@ -134,7 +140,7 @@ def replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_re
                 r, nb = list_res[lo + j], list_nb[lo + j]
             else:
                 r, nb = m, op_size[i]
-            if ks >= 0 and nb <= 0:
+            if not mine[r] or (ks >= 0 and nb <= 0):
                 continue
             while timer[r] <= s and timer[r] < np.inf:
                 # r's timer fires (SharedBandwidth._on_timer, as shared_times replays it)
@@ -244,19 +250,24 @@ def replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_re
 
 
 @njit(cache=True, error_model="numpy")
-def settled(first, fixed, start, end, lat, finish, floor):
+def settled(first, fixed, start, end, lat, finish, finish2, floor):
     """How many ops from op ``first`` on, but those ``fixed``, do not end where the event
-    loop would end them on these times (``end[i]`` is not ``max(start[i] + lat[i],
-    finish[i])``); ``floor[i]`` becomes where op ``i``'s transfers finish past its timeout
-    (-inf: they do not)."""
+    loop would end them on these times (``end[i]`` is not ``max(start[i] + lat[i], f)``, ``f``
+    the time op ``i``'s transfers finish: ``finish[i]``, or the later of it and
+    ``finish2[i]`` where a second part of the replay gave that - ``finish2`` not empty);
+    ``floor[i]`` becomes ``f`` where it is past the timeout (-inf: it is not)."""
     off = 0
+    two = len(finish2) > 0
     for i in range(first, len(lat)):
         if fixed[i]:
             continue
+        f = finish[i]
+        if two and finish2[i] > f:
+            f = finish2[i]
         e = start[i] + lat[i]
-        floor[i] = finish[i] if finish[i] > e else -np.inf
-        if finish[i] > e:
-            e = finish[i]
+        floor[i] = f if f > e else -np.inf
+        if f > e:
+            e = f
         if e != end[i]:
             off += 1
     return off

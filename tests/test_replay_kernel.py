@@ -13,7 +13,7 @@ from test_engine_shared import RATE, _simpy, stream_arrays
 
 import sim.engine_shared as engine_shared
 from sim.engine_aot import kernels
-from sim.engine_shared import DONE, PAUSED, SharedInputs, _timed, step_end
+from sim.engine_shared import DONE, LATE, PAUSED, SharedInputs, _timed, step_end
 from sim.replay_kernel import settled
 
 NONE = np.zeros(0, dtype=np.int64)
@@ -78,17 +78,23 @@ def test_step_end_is_the_first_op_past_the_first_step():
 
 
 def test_settled_counts_the_ends_off_and_gives_the_floors():
+    """Op 1 ends at its timeout, its transfer later: off; op 3 ends where its transfer
+    finishes. Ops before ``first`` and fixed ones are not looked at; a second part's finish
+    counts where it is later."""
     start = np.array([0.0, 1.0, 2.0, 3.0])
     lat = np.array([0.5, 0.5, 0.5, 0.5])
     finish = np.array([0.25, 1.75, -np.inf, 3.75])
-    end = np.array([0.5, 1.5, 2.5, 3.75])    # op 1 ends at its timeout, its transfer later
-    floor = np.empty(4)
-    assert settled(0, np.zeros(4, dtype=np.uint8), start, end, lat, finish, floor) == 1
+    end = np.array([0.5, 1.5, 2.5, 3.75])
+    floor, free, none = np.empty(4), np.zeros(4, dtype=np.uint8), np.zeros(0)
+    assert settled(0, free, start, end, lat, finish, none, floor) == 1
     assert floor.tolist() == [-np.inf, 1.75, -np.inf, 3.75]
     # op 1 fixed (timed apart): nothing off; ops before ``first`` are not looked at
-    assert settled(0, np.array([0, 1, 0, 0], dtype=np.uint8), start, end, lat, finish,
+    assert settled(0, np.array([0, 1, 0, 0], dtype=np.uint8), start, end, lat, finish, none,
                    floor) == 0
-    assert settled(2, np.zeros(4, dtype=np.uint8), start, end, lat, finish, floor) == 0
+    assert settled(2, free, start, end, lat, finish, none, floor) == 0
+    later = np.array([0.0, -np.inf, -np.inf, 3.9])   # a second part: op 3 finishes later
+    assert settled(0, free, start, end, lat, finish, later, floor) == 2
+    assert floor.tolist() == [-np.inf, 1.75, -np.inf, 3.9]
 
 
 @pytest.mark.parametrize("build", ["aot", "jit"])
@@ -294,10 +300,111 @@ def test_a_whole_run_replayed_on_the_pass_times_gives_its_resource_figures(build
         got = [np.zeros(1), np.zeros(1), np.zeros(1)]
         assert kernel(run.dep_ptr, run.dep_idx, run.prev, start, end, run.op_list,
                       run.list_ptr, run.list_res, run.list_nb, run.op_mem, run.size, run.bw,
-                      run.by_stream, run.bounds, run.bounds[:-1].copy(), False, finish, *got,
-                      np.full(2, -1, dtype=np.int64)) == DONE
+                      run.by_stream, run.bounds, run.bounds[:-1].copy(),
+                      np.ones(len(run.bounds) - 1, dtype=np.uint8), np.ones(1, dtype=np.uint8),
+                      False, finish, *got, np.full(2, -1, dtype=np.int64)) == DONE
         assert [float(x[0]) for x in got] == state
         assert np.maximum(start + np.asarray(lat), finish).tolist() == end.tolist()
         assert (finish[np.asarray(nbytes) == 0] == -np.inf).all()
+        # the memory not this call's: left as it was, no transfer finishes
+        got = [np.full(1, 3.0), np.full(1, 4.0), np.full(1, 5.0)]
+        assert kernel(run.dep_ptr, run.dep_idx, run.prev, start, end, run.op_list,
+                      run.list_ptr, run.list_res, run.list_nb, run.op_mem, run.size, run.bw,
+                      run.by_stream, run.bounds, run.bounds[:-1].copy(),
+                      np.ones(len(run.bounds) - 1, dtype=np.uint8), np.zeros(1, dtype=np.uint8),
+                      False, finish, *got, np.full(2, -1, dtype=np.int64)) == DONE
+        assert [float(x[0]) for x in got] == [3.0, 4.0, 5.0] and (finish == -np.inf).all()
         checked += 1
     assert checked >= 15
+
+
+def _two_memory_case(rng: np.random.Generator, steps: int = 12):
+    """Four streams of one op per step on three resources at :data:`RATE` B/s: streams 0, 1
+    on memory 0, streams 2, 3 on memory 1, and a link (resource 2) that some ops of streams
+    1 and 2 load (three lists of 0-6 B): two parts of the replay meet on the link's streams.
+    (inputs, step)."""
+    n_streams = 4
+    ids = [[j * n_streams + k for j in range(steps)] for k in range(n_streams)]
+    n = n_streams * steps
+    lat = rng.uniform(0.01, 0.2, n)
+    size = rng.uniform(0.0, rng.choice([0.5, 15.0]), n)
+    deps = {k: (k - 1,) for k in range(1, n_streams)}
+    for i in range(n_streams, n):
+        if rng.random() < 0.4:
+            deps[i] = (int(rng.integers(max(0, i - 2 * n_streams), i)),)
+    prev, ptr, idx, by_stream, bounds = stream_arrays(ids, n, deps)
+    stream = np.arange(n) % n_streams
+    op_mem = np.where(stream < 2, 0, 1).astype(np.int64)
+    op_list = np.where((stream == 1) | (stream == 2), rng.integers(-1, 3, n), -1)
+    run = SharedInputs(ptr, idx, prev, lat, op_list.astype(np.int64),
+                       np.arange(4, dtype=np.int64), np.full(3, 2, dtype=np.int64),
+                       rng.uniform(0.0, 1.0, 3), op_mem, size, np.zeros(0),
+                       np.full(3, RATE), np.zeros(3), by_stream, bounds)
+    return run, np.arange(n) // n_streams
+
+
+def _touches_of(run: SharedInputs) -> np.ndarray:
+    """Per stream and resource whether some op of the stream moves bytes through it."""
+    n_streams = len(run.bounds) - 1
+    touch = np.zeros((n_streams, len(run.bw)), dtype=bool)
+    for k in range(n_streams):
+        for i in run.by_stream[run.bounds[k]:run.bounds[k + 1]].tolist():
+            if run.size[i] > 0:
+                touch[k, run.op_mem[i]] = True
+            c = run.op_list[i]
+            if c >= 0:
+                touch[k, run.list_res[run.list_ptr[c]:run.list_ptr[c + 1]]] = True
+    return touch
+
+
+@pytest.mark.parametrize("build", ["aot", "jit"])
+def test_a_replay_in_two_parts_equals_the_whole_pass(build, monkeypatch):
+    """Random runs on two memories and a link, their replay forced into two parts on two
+    threads (each a set of resources and the streams that touch them, with its own finish
+    times and resource state): every start, end and resource figure is the whole pass's,
+    bit for bit, whether it settles (most), settles in a second round after a part stops
+    at a late op, or falls back."""
+    import sim.engine_aot as engine_aot
+    from sim.replay_kernel import replay_shared
+
+    if build == "jit":
+        k = kernels()
+        monkeypatch.setattr(engine_aot, "kernels", lambda: k._replace(
+            replay_shared=replay_shared, settled=settled))
+    monkeypatch.setattr(engine_shared, "PARALLEL_REPLAY_OPS", 0)
+    parts, taken = [], []
+    real_parts, real_rest = engine_shared._parts, engine_shared._replayed_rest
+    monkeypatch.setattr(engine_shared, "_parts",
+                        lambda *a: parts.append(real_parts(*a)) or parts[-1])
+    monkeypatch.setattr(engine_shared, "_replayed_rest",
+                        lambda *a: taken.append(real_rest(*a)) or taken[-1])
+    rounds: list[list] = []   # per run, each round's codes of the two parts
+    real_both = engine_shared._both
+    monkeypatch.setattr(engine_shared, "_both",
+                        lambda replay: rounds[-1].append(real_both(replay)) or rounds[-1][-1])
+    rng = np.random.default_rng(5)
+    checked = late_then_settled = 0
+    for _ in range(60):
+        run, step = _two_memory_case(rng)
+        rounds.append([])
+        n = len(run.lat)
+        start, end = np.empty(n), np.empty(n)
+        state = [np.zeros(3), np.zeros(3), np.zeros(3)]
+        code = kernels().shared_times(*run._replace(reserved=np.zeros(3)), start, end,
+                                      *state, n + 1, np.zeros(4, dtype=np.int64),
+                                      np.full(2, -1, dtype=np.int64))
+        got = _timed(run, step, np.zeros(3), np.zeros(3), np.zeros(3), _touches_of(run))
+        if code != DONE:
+            assert got is None
+            continue
+        assert got[0].tolist() == start.tolist() and got[1].tolist() == end.tolist()
+        assert [x.tolist() for x in got[2:5]] == [x.tolist() for x in state]
+        checked += 1
+        late_then_settled += len(rounds[-1]) == 2 and LATE in rounds[-1][0] and \
+            taken[-1] is not None
+    split = [p for p in parts if len(p) == 2]
+    assert checked >= 30 and len(split) == len(parts) >= 30
+    # the link's streams walked by the part that holds it; each resource in one part
+    assert all((p[0][1] ^ p[1][1]).all() for p in split)
+    settled_runs = sum(t is not None for t in taken)
+    assert settled_runs >= 15 and len(taken) - settled_runs >= 10 and late_then_settled >= 1

@@ -116,12 +116,15 @@ def test_per_op_alone_by_pairs_equals_per_op(codes):
 
 def test_a_long_runs_layout_on_a_thread_and_compiled_kinds_give_the_same_run(monkeypatch):
     """Forced onto a short several-stream run (70B TP2 x PP4 x 4, ``--overlap``): the streams
-    laid out on a second thread while the kinds are priced, and the kinds' first ops found by
-    the compiled pass, give the run of the plain calls, op for op and resource for resource -
-    and both paths are taken (counted)."""
+    laid out on a second thread while the kinds are priced, the kinds' first ops found by
+    the compiled pass, and the decode's replay in two parts on two threads (each with the
+    streams that move bytes through its resources, found from the run's loads) give the run
+    of the plain calls, op for op and resource for resource - and all three paths are taken
+    (counted)."""
     from conftest import assert_same_run
 
     import sim.engine_arrays as EA
+    import sim.engine_shared as ES
     from arch import load_arch
     from sim.run import simulate
     from sim.system.schedule import Policies
@@ -141,6 +144,11 @@ def test_a_long_runs_layout_on_a_thread_and_compiled_kinds_give_the_same_run(mon
     monkeypatch.setattr(EA, "_on_thread", lambda fn, *a: threads.append(fn) or
                         real_thread(fn, *a))
     monkeypatch.setattr(EA, "kernels", lambda: kernels.append(1) or real_kernels())
+    monkeypatch.setattr(ES, "PARALLEL_REPLAY_OPS", 0)
+    monkeypatch.setattr(ES, "CORES", 2)
+    parts = []
+    real_parts = ES._parts
+    monkeypatch.setattr(ES, "_parts", lambda *a: parts.append(real_parts(*a)) or parts[-1])
     forced = run()
-    assert stream_layout in threads and kernels
+    assert stream_layout in threads and kernels and [len(p) for p in parts] == [2]
     assert_same_run(forced, plain)
