@@ -395,6 +395,9 @@ def _mapped(text: Text, fn) -> Text:
     slots: dict[str, int] = {}
     lut = np.array([slots.setdefault(fn(label), len(slots)) for label in text.labels] or [0],
                    dtype=np.int64)
+    if len(slots) == len(text.labels) and \
+            np.array_equal(lut, np.arange(len(lut))):   # each label its own: the same codes
+        return Text(list(slots), text.codes, _listed)
     return Text(list(slots), lut[text.codes], _listed)
 
 

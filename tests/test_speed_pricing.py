@@ -107,12 +107,22 @@ def test_run_priced_from_arrays_equals_op_by_op(monkeypatch, kw):
         assert a.dtype == b.dtype and np.array_equal(a, b), name
 
 
-def test_text_distinct_counts_codes():
-    t = Text(["a", "b", "a", "c", "d"], np.array([2, 0, 3, 3, 0, 2], dtype=np.int64))
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64])
+def test_text_distinct_counts_codes(compiled, dtype, monkeypatch):
+    """Unused labels dropped, duplicates merged, codes renumbered - by numpy's count or (a
+    long column, forced here) the compiled pass, for 8-, 32- and 64-bit codes; every label
+    used once: the very codes."""
+    import sim.columns as C
+
+    monkeypatch.setattr(C, "COMPILED_CODES_ROWS", 0 if compiled else 1 << 62)
+    t = Text(["a", "b", "a", "c", "d"], np.array([2, 0, 3, 3, 0, 2], dtype=dtype))
     labels, codes = t.distinct()
     assert labels == ["a", "c"]                 # unused b, d dropped; duplicate a merged
     assert codes.tolist() == [0, 0, 1, 1, 0, 0]
-    empty = Text(["a"], np.array([], dtype=np.int64))
+    own = np.array([1, 0, 2, 1], dtype=dtype)
+    assert Text(["x", "y", "z"], own).distinct()[1] is own
+    empty = Text(["a"], np.array([], dtype=dtype))
     assert empty.distinct()[0] == []
 
 
