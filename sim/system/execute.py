@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sim.columns import Columns, column, text_codes
+from sim.columns import Columns, column, gathered_sum, text_codes
 from sim.engine import CostList, Engine, Timeline
 from sim.fold_run import FoldedTable
 from sim.invariants import check_invariants
@@ -117,8 +117,8 @@ def memory_traffic(table: Any, plan: Plan, costs: list | None = None,
     per_kind = _per_kind_shard_bytes(table, costs) if rows_of is not None else None
     if per_kind is not None:     # one value per op kind, gathered per stream
         values, by = per_kind
-        for stream, res in plan.memory_of.items():
-            out[res] = out.get(res, 0.0) + float(values[by[rows_of(stream)]].sum())
+        for stream, res in plan.memory_of.items():   # (the sum of the gathered values)
+            out[res] = out.get(res, 0.0) + gathered_sum(values, by[rows_of(stream)])
         return out
     per_shard = column(table, "dram_bytes") / column(table, "shards")
     if costs is not None:
