@@ -35,6 +35,8 @@ by a hash of the sources and tool versions, ``.failed`` markers):
   dependencies between streams, and :func:`sim.deps_kernel.late_dependency`, the invariant
   check that no op starts before a dependency ends (each for 32- and 64-bit dependency
   arrays, ``_i4`` / ``_i8``);
+* :func:`sim.take_kernel.take_rows`: a row range of several per-kind columns gathered at
+  once (the report's ops.parquet, a row group at a time);
 * :func:`sim.group_kernel.first_kinds`: the op kinds in the order they first occur (a
   long run's kinds to price, :func:`sim.engine_arrays._first_seen`);
 * :mod:`sim.group_kernel` (``point_groups``, ``group_sums``, ``row_sums``,
@@ -64,7 +66,7 @@ SOURCES = ("beside_kernel.py", "bound_kernel.py", "dag_kernel.py", "deps_kernel.
            "quiet_kernel.py", "replay_kernel.py",
            "resources.py", "run_kernel.py",
            "scan_kernel.py", "shared_kernel.py", "span_kernel.py", "step_kernel.py",
-           "sum_kernel.py",
+           "sum_kernel.py", "take_kernel.py",
            "micro/dram_aot.py")
 _I, _F = "i8[::1]", "f8[::1]"
 #: stamp_beside(run, cuts, place_pos, place_y, wait_pos, wait_ptr, wait_y, t, lat, dur, size,
@@ -280,6 +282,9 @@ FIRST_ARGS = (("i8", 1),) * 4
 #: first_kinds(kind, seen, used, at) -> how many codes occur, for 32- and 64-bit codes
 KINDS_SIG = {w: f"i8({w}[::1], {_U}, {_I}, {_I})" for w in ("i4", "i8")}
 KINDS_ARGS = {w: ((w, 1), ("u1", 1), ("i8", 1), ("i8", 1)) for w in ("i4", "i8")}
+#: take_rows(values, by, lo, out), for 32- and 64-bit codes
+TAKE_SIG = {w: f"none(f8[:, ::1], {w}[::1], i8, f8[:, ::1])" for w in ("i4", "i8")}
+TAKE_ARGS = {w: (("f8", 2), (w, 1), None, ("f8", 2)) for w in ("i4", "i8")}
 
 #: adopted_run(ids, k, e, upto, adopt_at, adopt_after, lead, out) -> (length, lo, hi) and
 #: adopted_taken(f, k, lo, hi, adopt_at, adopt_after, ids, flagged) -> (taken, last op)
@@ -306,7 +311,7 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "dag_times_i4", "s
                                  "quiet_step", "quiet_step_at", "shared_times",
                                  "replay_shared", "settled", "gathered_pairwise_i4",
                                  "gathered_pairwise_i8", "first_kinds_i4", "first_kinds_i8",
-                                 "kind"])
+                                 "take_rows_i4", "take_rows_i8", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -364,6 +369,8 @@ def kernels() -> Kernels:
                                                PAIRWISE_ARGS[w]) for w in ("i4", "i8")),
                             *(dram_aot.checked(getattr(mod, f"first_kinds_{w}"),
                                                KINDS_ARGS[w]) for w in ("i4", "i8")),
+                            *(dram_aot.checked(getattr(mod, f"take_rows_{w}"),
+                                               TAKE_ARGS[w]) for w in ("i4", "i8")),
                             "aot"),
         jit_kernels)
 
@@ -398,6 +405,7 @@ def jit_kernels() -> Kernels:
     from sim.span_kernel import stamp_span
     from sim.step_kernel import quiet_step, quiet_step_at
     from sim.sum_kernel import gathered_pairwise
+    from sim.take_kernel import take_rows
 
     return Kernels(stamp_beside, dag_times, dag_times, scan_run, stamp_span, stamp_quiet,
                    quiet_until, point_groups, point_groups, handoff_pairs, stream_keys, stream_sums,
@@ -408,7 +416,7 @@ def jit_kernels() -> Kernels:
                    stamp_bounded, stream_layout, stream_positions, gather_pairs,
                    quiet_step, quiet_step_at,
                    shared_times, replay_shared, settled, gathered_pairwise, gathered_pairwise,
-                   first_kinds, first_kinds, "jit")
+                   first_kinds, first_kinds, take_rows, take_rows, "jit")
 
 
 def module_name() -> str:
@@ -438,6 +446,7 @@ def build(directory: Path, name: str | None = None) -> Path:
         span_kernel,
         step_kernel,
         sum_kernel,
+        take_kernel,
     )
 
     return dram_aot.build_extension(
@@ -482,5 +491,6 @@ def build(directory: Path, name: str | None = None) -> Path:
          ("settled", SETTLED_SIG, replay_kernel.settled),
          *((f"gathered_pairwise_{w}", PAIRWISE_SIG[w], sum_kernel.gathered_pairwise)
            for w in ("i4", "i8")),
-         *((f"first_kinds_{w}", KINDS_SIG[w], group_kernel.first_kinds) for w in ("i4", "i8"))),
+         *((f"first_kinds_{w}", KINDS_SIG[w], group_kernel.first_kinds) for w in ("i4", "i8")),
+         *((f"take_rows_{w}", TAKE_SIG[w], take_kernel.take_rows) for w in ("i4", "i8"))),
         "the engine's loops")

@@ -516,9 +516,14 @@ def test_parquet_written_a_row_group_at_a_time_is_the_whole_tables(monkeypatch, 
         return F.joined_group(cols, footer)
 
     monkeypatch.setattr(W, "joined_group", counted)
+    taken = []
+    real_taken = W._taken_rows
+    monkeypatch.setattr(W, "_taken_rows", lambda *a: taken.append(a[1:3]) or real_taken(*a))
     _, ops = _fresh_ops(gen)
     assert len(ops) > 2 * rows_per_group
     codes = R.rollups(ops).factorised
+    together = W._taken_together(ops)
+    assert {"flops", "energy_J", "alone_s"} <= set(together)
     W._write_parquet(ops, tmp_path / "chunked.parquet", codes)
     assert ops.gathered("energy_J") is not None and ops.gathered("flops") is not None
     bounds = W._row_bounds(ops)
@@ -538,6 +543,9 @@ def test_parquet_written_a_row_group_at_a_time_is_the_whole_tables(monkeypatch, 
     assert pq.ParquetFile(tmp_path / "chunked.parquet").metadata.num_row_groups == len(bounds)
     assert joined and all(cols == list(ops.order) for cols in joined)
     assert len(joined) >= len(bounds) - 2 - encoders   # all but the first, last and racing
+    # the per-kind float columns of each group taken at once (into a buffer each encoder
+    # reuses group after group: the same bytes above)
+    assert sorted(taken) == [b for b in bounds for _ in {id(v[1]) for v in together.values()}]
 
 
 def test_row_bounds_of_a_table_without_steps_in_order(monkeypatch):
