@@ -93,6 +93,9 @@ SHARED_SIG = (f"i8({_I}, {_I}, {_I}, {_F}, {_I}, {_I}, {_I}, {_F}, {_I}, {_F}, {
 SHARED_ARGS = ((("i8", 1),) * 3 + (("f8", 1),) + (("i8", 1),) * 3 + (("f8", 1),)
                + (("i8", 1),) + (("f8", 1),) * 4 + (("i8", 1),) * 2 + (("f8", 1),) * 5
                + (None, ("i8", 1), ("i8", 1)))
+#: the same with 32-bit dependency arrays (a trace's own: no table-long copy)
+SHARED_SIG_I4 = SHARED_SIG.replace(f"i8({_I}, {_I}, ", "i8(i4[::1], i4[::1], ", 1)
+SHARED_ARGS_I4 = (("i4", 1),) * 2 + SHARED_ARGS[2:]
 
 #: replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_res, list_nb,
 #: op_mem, op_size, bw, by_stream, bounds, first, walk, mine, after, finish, moved, busy,
@@ -103,6 +106,8 @@ REPLAY_SIG = (f"i8({_I}, {_I}, {_I}, {_F}, {_F}, {_I}, {_I}, {_I}, {_F}, {_I}, {
 REPLAY_ARGS = ((("i8", 1),) * 3 + (("f8", 1),) * 2 + (("i8", 1),) * 3 + (("f8", 1),)
                + (("i8", 1),) + (("f8", 1),) * 2 + (("i8", 1),) * 3 + (("u1", 1),) * 2
                + (None,) + (("f8", 1),) * 4 + (("i8", 1),))
+REPLAY_SIG_I4 = REPLAY_SIG.replace(f"i8({_I}, {_I}, ", "i8(i4[::1], i4[::1], ", 1)
+REPLAY_ARGS_I4 = (("i4", 1),) * 2 + REPLAY_ARGS[2:]
 SETTLED_SIG = f"i8(i8, u1[::1], {_F}, {_F}, {_F}, {_F}, {_F}, {_F})"
 SETTLED_ARGS = (None, ("u1", 1)) + (("f8", 1),) * 6
 
@@ -311,7 +316,8 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "dag_times_i4", "s
                                  "quiet_step", "quiet_step_at", "shared_times",
                                  "replay_shared", "settled", "gathered_pairwise_i4",
                                  "gathered_pairwise_i8", "first_kinds_i4", "first_kinds_i8",
-                                 "take_rows_i4", "take_rows_i8", "kind"])
+                                 "take_rows_i4", "take_rows_i8", "shared_times_i4",
+                                 "replay_shared_i4", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -371,6 +377,8 @@ def kernels() -> Kernels:
                                                KINDS_ARGS[w]) for w in ("i4", "i8")),
                             *(dram_aot.checked(getattr(mod, f"take_rows_{w}"),
                                                TAKE_ARGS[w]) for w in ("i4", "i8")),
+                            dram_aot.checked(mod.shared_times_i4, SHARED_ARGS_I4),
+                            dram_aot.checked(mod.replay_shared_i4, REPLAY_ARGS_I4),
                             "aot"),
         jit_kernels)
 
@@ -416,7 +424,8 @@ def jit_kernels() -> Kernels:
                    stamp_bounded, stream_layout, stream_positions, gather_pairs,
                    quiet_step, quiet_step_at,
                    shared_times, replay_shared, settled, gathered_pairwise, gathered_pairwise,
-                   first_kinds, first_kinds, take_rows, take_rows, "jit")
+                   first_kinds, first_kinds, take_rows, take_rows, shared_times,
+                   replay_shared, "jit")
 
 
 def module_name() -> str:
@@ -492,5 +501,7 @@ def build(directory: Path, name: str | None = None) -> Path:
          *((f"gathered_pairwise_{w}", PAIRWISE_SIG[w], sum_kernel.gathered_pairwise)
            for w in ("i4", "i8")),
          *((f"first_kinds_{w}", KINDS_SIG[w], group_kernel.first_kinds) for w in ("i4", "i8")),
-         *((f"take_rows_{w}", TAKE_SIG[w], take_kernel.take_rows) for w in ("i4", "i8"))),
+         *((f"take_rows_{w}", TAKE_SIG[w], take_kernel.take_rows) for w in ("i4", "i8")),
+         ("shared_times_i4", SHARED_SIG_I4, shared_kernel.shared_times),
+         ("replay_shared_i4", REPLAY_SIG_I4, replay_kernel.replay_shared)),
         "the engine's loops")

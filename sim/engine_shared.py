@@ -106,8 +106,11 @@ def shared_run(arrays, stream: np.ndarray, prev: np.ndarray, names, lat: np.ndar
     moved = np.array([r.bytes_moved for r in res], dtype=np.float64)
     busy = np.array([r.busy_time for r in res], dtype=np.float64)
     last = np.array([r._last for r in res], dtype=np.float64)
-    run = SharedInputs(np.ascontiguousarray(arrays.dep_ptr, dtype=np.int64),
-                       np.ascontiguousarray(arrays.dep_idx, dtype=np.int64),
+    # the dependency arrays as they are where both are 32-bit (a trace's own: the pass and
+    # the replay compiled for them too; no 80 MB copy each at 10M ops), else 64-bit
+    deps = np.int32 if arrays.dep_ptr.dtype == arrays.dep_idx.dtype == np.int32 else np.int64
+    run = SharedInputs(np.ascontiguousarray(arrays.dep_ptr, dtype=deps),
+                       np.ascontiguousarray(arrays.dep_idx, dtype=deps),
                        np.ascontiguousarray(prev, dtype=np.int64),
                        np.ascontiguousarray(lat, dtype=np.float64), op_list,
                        np.ascontiguousarray(loads.ptr, dtype=np.int64),
@@ -204,8 +207,9 @@ def _timed(run: SharedInputs, step: np.ndarray | None, moved: np.ndarray, busy: 
     for tries in range(2):
         start, end = np.empty(n), np.empty(n)
         state = moved.copy(), busy.copy(), last.copy(), run.reserved.copy()
-        code = k.shared_times(*run._replace(reserved=state[3]), start, end, *state[:3],
-                              cut if not tries else n + 1, paused, WHERE)
+        code = _for_deps(k, "shared_times", run)(
+            *run._replace(reserved=state[3]), start, end, *state[:3],
+            cut if not tries else n + 1, paused, WHERE)
         if code == PAUSED:
             rest = _replayed_rest(k, run._replace(reserved=state[3]), paused, start, end,
                                   state[:3], touches)
@@ -248,10 +252,10 @@ def _replayed_rest(k, run: SharedInputs, paused: np.ndarray, start: np.ndarray,
 
         def replay(j: int, replays: list = replays) -> int:
             finish, got, where = replays[j]
-            return k.replay_shared(run.dep_ptr, run.dep_idx, run.prev, start, end,
-                                   run.op_list, run.list_ptr, run.list_res, run.list_nb,
-                                   run.op_mem, run.size, rate, run.by_stream, run.bounds,
-                                   paused, *parts[j], True, finish, *got, where)
+            return _for_deps(k, "replay_shared", run)(
+                run.dep_ptr, run.dep_idx, run.prev, start, end, run.op_list, run.list_ptr,
+                run.list_res, run.list_nb, run.op_mem, run.size, rate, run.by_stream,
+                run.bounds, paused, *parts[j], True, finish, *got, where)
         codes = _both(replay) if len(parts) == 2 else [replay(0)]
         late = [j for j, code in enumerate(codes) if code == LATE]
         if late:   # stopped at the first op that ends later: its finish its floor
@@ -275,6 +279,12 @@ def _replayed_rest(k, run: SharedInputs, paused: np.ndarray, start: np.ndarray,
                     x[mine] = y[mine]
             return got
     return None
+
+
+def _for_deps(k, name: str, run: SharedInputs):
+    """Kernel ``name`` compiled for ``run``'s dependency arrays (``name + "_i4"`` for 32-bit
+    ones)."""
+    return getattr(k, name + "_i4") if run.dep_ptr.dtype == np.int32 else getattr(k, name)
 
 
 def _both(replay) -> list[int]:

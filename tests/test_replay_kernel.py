@@ -408,3 +408,29 @@ def test_a_replay_in_two_parts_equals_the_whole_pass(build, monkeypatch):
     assert all((p[0][1] ^ p[1][1]).all() for p in split)
     settled_runs = sum(t is not None for t in taken)
     assert settled_runs >= 15 and len(taken) - settled_runs >= 10 and late_then_settled >= 1
+
+
+def test_32_bit_dependency_arrays_give_the_same_runs(monkeypatch):
+    """A trace's own dependency arrays are 32-bit: the pass and the replay compiled for them
+    (``shared_times_i4``, ``replay_shared_i4``) time random one- and two-memory runs (the
+    replay in two parts) as the 64-bit ones do, bit for bit, settled or not."""
+    monkeypatch.setattr(engine_shared, "PARALLEL_REPLAY_OPS", 0)
+    rng = np.random.default_rng(9)
+    replayed = 0
+    for j in range(40):
+        if j % 2:
+            run, step = _two_memory_case(rng)
+            touches, n_res = _touches_of(run), 3
+        else:
+            ids, lat, nbytes, deps, step = _stepped_case(rng)
+            run, touches, n_res = _inputs(ids, lat, nbytes, deps), None, 1
+        narrow = run._replace(dep_ptr=run.dep_ptr.astype(np.int32),
+                              dep_idx=run.dep_idx.astype(np.int32))
+        got = [_timed(r, step, np.zeros(n_res), np.zeros(n_res), np.zeros(n_res), touches)
+               for r in (run, narrow)]
+        if got[0] is None:
+            assert got[1] is None
+            continue
+        assert [x.tolist() for x in got[0]] == [x.tolist() for x in got[1]]
+        replayed += 1
+    assert replayed >= 25
