@@ -10,7 +10,8 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.dag_kernel.dag_times`: the start and end of every op of a run without contention
   (:mod:`sim.engine_dag`; for 64- and 32-bit dependency arrays, ``dag_times_i4``);
 * :func:`sim.shared_kernel.shared_times`: the same where transfers share resources, each
-  resource's sharing replayed (:mod:`sim.engine_shared`);
+  resource's sharing replayed (:mod:`sim.engine_shared`; it and ``replay_shared`` below also
+  for 32-bit dependency arrays, ``_i4``);
 * :func:`sim.replay_kernel.replay_shared` and :func:`sim.replay_kernel.settled`: that run's
   decode, timed as a longest path (``dag_times`` with floors), its sharing replayed on those
   times and the times checked against it;
