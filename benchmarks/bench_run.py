@@ -118,9 +118,13 @@ CASES["70b-tp2-pp4-mb4-ovl-g2048"] = (*_longer("70b-tp2-pp4-mb4-g256", 2048), {"
 CASES["70b-pp8-mb8-g2048"] = ("dgx-h100", "llama2-70b", {"batch": 8, "prompt_len": 512,
                                                          "gen_len": 2048, "pp": 8,
                                                          "microbatches": 8})
+# twice its micro-batches: the longest op table timed by the sharing pass and replay (19.8M)
+CASES["70b-tp2-pp4-mb8-ovl-g2048"] = (
+    *_longer("70b-tp2-pp4-mb4-g256", 2048)[:2],
+    {**_longer("70b-tp2-pp4-mb4-g256", 2048)[2], "microbatches": 8}, {"overlap": True})
 #: cases only run on request: the longest 7B run and the several-stream 2,048-token 70B runs
 LONG_CASES = ("7b-g8192", "70b-tp8-mb2-ovl-g2048", "70b-tp2-pp4-mb4-g2048",
-              "70b-tp2-pp4-mb4-ovl-g2048", "70b-pp8-mb8-g2048")
+              "70b-tp2-pp4-mb4-ovl-g2048", "70b-pp8-mb8-g2048", "70b-tp2-pp4-mb8-ovl-g2048")
 #: cases run when ``--cases`` is not given
 DEFAULT_CASES = tuple(c for c in CASES if c not in LONG_CASES)
 #: what ``xpusim run --out`` imports, after the CLI's one-BLAS-thread default (xpusim.cli) and
