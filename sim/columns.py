@@ -54,7 +54,7 @@ class Text:
         codes = np.asarray(self.codes)
         counted = codes.dtype.kind in "iu" and len(codes) and int(codes.min()) >= 0
         if counted:
-            used = np.flatnonzero(_used_codes(codes, len(self.labels)))
+            used = used_codes(codes, len(self.labels))
         else:
             used = np.unique(codes)
         slots: dict[str, int] = {}
@@ -75,24 +75,28 @@ class Text:
         return np.array(self.labels, dtype=object)[self.codes]
 
 
-#: codes from which :func:`_used_codes` marks them by a compiled pass
+#: codes from which :func:`used_codes` marks them by a compiled pass
 COMPILED_CODES_ROWS = 1 << 20
 _CODE_WIDTHS = {np.dtype(np.int8): "i1", np.dtype(np.int32): "i4", np.dtype(np.int64): "i8"}
 
 
-def _used_codes(codes: np.ndarray, n: int) -> np.ndarray:
-    """Per code ``0..max(n, codes.max() + 1) - 1`` whether some entry of ``codes`` (ints,
-    none negative) is it: one compiled pass for :data:`COMPILED_CODES_ROWS` codes or more
-    (:func:`sim.group_kernel.used_labels`; ``np.bincount`` casts 32-bit codes to 64 bits,
-    then counts), else ``np.bincount``."""
+def used_codes(codes: np.ndarray, n: int, compiled_from: int | None = None) -> np.ndarray:
+    """The codes (ints) some entry of ``codes`` is, ascending: ``np.flatnonzero(np.bincount(
+    codes, minlength=n))`` (a negative code raises, a code past ``n`` is counted as numpy
+    counts it); from ``compiled_from`` codes (default :data:`COMPILED_CODES_ROWS`) of 8-, 32-
+    or 64-bit ints all in ``0..n-1``, one compiled pass that marks them
+    (:func:`sim.group_kernel.used_labels`: ``np.bincount`` casts 32-bit codes to 64 bits,
+    then counts)."""
     width = _CODE_WIDTHS.get(codes.dtype)
-    if len(codes) < COMPILED_CODES_ROWS or width is None or not codes.flags.c_contiguous:
-        return np.bincount(codes, minlength=n) > 0
-    from sim.engine_aot import kernels
+    lo = COMPILED_CODES_ROWS if compiled_from is None else compiled_from
+    if width is not None and len(codes) >= max(lo, 1) and codes.flags.c_contiguous and \
+            0 <= int(codes.min()) and int(codes.max()) < n:
+        from sim.engine_aot import kernels
 
-    used = np.zeros(max(n, int(codes.max()) + 1), dtype=bool)
-    getattr(kernels(), f"used_labels_{width}")(codes, used)
-    return used
+        used = np.empty(n, dtype=bool)
+        getattr(kernels(), f"used_labels_{width}")(codes, used)
+        return np.flatnonzero(used)
+    return np.flatnonzero(np.bincount(codes, minlength=n))
 
 
 class Lazy:

@@ -38,8 +38,8 @@ by a hash of the sources and tool versions, ``.failed`` markers):
   arrays, ``_i4`` / ``_i8``);
 * :func:`sim.take_kernel.take_rows`: a row range of several per-kind columns gathered at
   once (the report's ops.parquet, a row group at a time);
-* :func:`sim.group_kernel.first_kinds`: the op kinds in the order they first occur (a
-  long run's kinds to price, :func:`sim.engine_arrays._first_seen`);
+* :func:`sim.group_kernel.first_groups` without ids: the op kinds in the order they first
+  occur (a long run's kinds to price, :func:`sim.engine_arrays._first_seen`);
 * :mod:`sim.group_kernel` (``point_groups``, ``group_sums``, ``row_sums``,
   ``used_labels``, ``lut_key``, ``offset_key``, ``first_groups``, ``distinct_marked``; for
   8-, 32- and 64-bit integers, ``_i1`` / ``_i4`` / ``_i8``): the run report's roofline
@@ -278,16 +278,14 @@ USED_SIG = {w: f"none({w}[::1], b1[::1])" for w in ("i1", "i4", "i8")}
 USED_ARGS = {w: ((w, 1), ("b1", 1)) for w in ("i1", "i4", "i8")}
 
 #: lut_key(key, card, codes, lut, out) for codes of each width; offset_key(key, card, values,
-#: lo, out) for 32- and 64-bit values; first_groups(key, table, ids, first) -> groups
+#: lo, out) for 32- and 64-bit values; first_groups(key, table, ids, first) -> groups, for
+#: 32- and 64-bit keys
 LUT_SIG = {w: f"none({_I}, i8, {w}[::1], {_I}, {_I})" for w in ("i1", "i4", "i8")}
 LUT_ARGS = {w: (("i8", 1), None, (w, 1), ("i8", 1), ("i8", 1)) for w in ("i1", "i4", "i8")}
 OFFSET_SIG = {w: f"none({_I}, i8, {w}[::1], i8, {_I})" for w in ("i4", "i8")}
 OFFSET_ARGS = {w: (("i8", 1), None, (w, 1), None, ("i8", 1)) for w in ("i4", "i8")}
-FIRST_SIG = f"i8({_I}, {_I}, {_I}, {_I})"
-FIRST_ARGS = (("i8", 1),) * 4
-#: first_kinds(kind, seen, used, at) -> how many codes occur, for 32- and 64-bit codes
-KINDS_SIG = {w: f"i8({w}[::1], {_U}, {_I}, {_I})" for w in ("i4", "i8")}
-KINDS_ARGS = {w: ((w, 1), ("u1", 1), ("i8", 1), ("i8", 1)) for w in ("i4", "i8")}
+FIRST_SIG = {w: f"i8({w}[::1], {_I}, {_I}, {_I})" for w in ("i4", "i8")}
+FIRST_ARGS = {w: ((w, 1),) + (("i8", 1),) * 3 for w in ("i4", "i8")}
 #: take_rows(values, by, lo, out), for 32- and 64-bit codes
 TAKE_SIG = {w: f"none(f8[:, ::1], {w}[::1], i8, f8[:, ::1])" for w in ("i4", "i8")}
 TAKE_ARGS = {w: (("f8", 2), (w, 1), None, ("f8", 2)) for w in ("i4", "i8")}
@@ -308,6 +306,7 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "dag_times_i4", "s
                                  "quiet_lanes", "used_labels_i1", "used_labels_i4",
                                  "used_labels_i8", "lut_key_i1", "lut_key_i4", "lut_key_i8",
                                  "offset_key_i4", "offset_key_i8", "first_groups",
+                                 "first_groups_i4",
                                  "distinct_marked_i4", "distinct_marked_i8",
                                  "group_sums_i4",
                                  "group_sums_i8", "row_sums", "late_dependency_i4",
@@ -316,9 +315,8 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "dag_times_i4", "s
                                  "gather_pairs",
                                  "quiet_step", "quiet_step_at", "shared_times",
                                  "replay_shared", "settled", "gathered_pairwise_i4",
-                                 "gathered_pairwise_i8", "first_kinds_i4", "first_kinds_i8",
-                                 "take_rows_i4", "take_rows_i8", "shared_times_i4",
-                                 "replay_shared_i4", "kind"])
+                                 "gathered_pairwise_i8", "take_rows_i4", "take_rows_i8",
+                                 "shared_times_i4", "replay_shared_i4", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -353,7 +351,8 @@ def kernels() -> Kernels:
                               for w in ("i1", "i4", "i8")),
                             *(dram_aot.checked(getattr(mod, f"offset_key_{w}"), OFFSET_ARGS[w])
                               for w in ("i4", "i8")),
-                            dram_aot.checked(mod.first_groups, FIRST_ARGS),
+                            dram_aot.checked(mod.first_groups, FIRST_ARGS["i8"]),
+                            dram_aot.checked(mod.first_groups_i4, FIRST_ARGS["i4"]),
                             *(dram_aot.checked(getattr(mod, f"distinct_marked_{w}"),
                                                MARKED_ARGS[w]) for w in ("i4", "i8")),
                             *(dram_aot.checked(getattr(mod, f"group_sums_{w}"),
@@ -374,8 +373,6 @@ def kernels() -> Kernels:
                             dram_aot.checked(mod.settled, SETTLED_ARGS),
                             *(dram_aot.checked(getattr(mod, f"gathered_pairwise_{w}"),
                                                PAIRWISE_ARGS[w]) for w in ("i4", "i8")),
-                            *(dram_aot.checked(getattr(mod, f"first_kinds_{w}"),
-                                               KINDS_ARGS[w]) for w in ("i4", "i8")),
                             *(dram_aot.checked(getattr(mod, f"take_rows_{w}"),
                                                TAKE_ARGS[w]) for w in ("i4", "i8")),
                             dram_aot.checked(mod.shared_times_i4, SHARED_ARGS_I4),
@@ -393,7 +390,6 @@ def jit_kernels() -> Kernels:
     from sim.group_kernel import (
         distinct_marked,
         first_groups,
-        first_kinds,
         group_sums,
         lut_key,
         offset_key,
@@ -420,12 +416,13 @@ def jit_kernels() -> Kernels:
                    quiet_until, point_groups, point_groups, handoff_pairs, stream_keys, stream_sums,
                    cross_counts, cross_counts, cross_pairs, cross_pairs, quiet_lanes, used_labels,
                    used_labels, used_labels, lut_key, lut_key, lut_key, offset_key, offset_key,
-                   first_groups, distinct_marked, distinct_marked, group_sums, group_sums,
+                   first_groups, first_groups, distinct_marked, distinct_marked, group_sums,
+                   group_sums,
                    row_sums, late_dependency, late_dependency, adopted_run, adopted_taken,
                    stamp_bounded, stream_layout, stream_positions, gather_pairs,
                    quiet_step, quiet_step_at,
                    shared_times, replay_shared, settled, gathered_pairwise, gathered_pairwise,
-                   first_kinds, first_kinds, take_rows, take_rows, shared_times,
+                   take_rows, take_rows, shared_times,
                    replay_shared, "jit")
 
 
@@ -481,7 +478,8 @@ def build(directory: Path, name: str | None = None) -> Path:
            for w in ("i1", "i4", "i8")),
          *((f"lut_key_{w}", LUT_SIG[w], group_kernel.lut_key) for w in ("i1", "i4", "i8")),
          *((f"offset_key_{w}", OFFSET_SIG[w], group_kernel.offset_key) for w in ("i4", "i8")),
-         ("first_groups", FIRST_SIG, group_kernel.first_groups),
+         ("first_groups", FIRST_SIG["i8"], group_kernel.first_groups),
+         ("first_groups_i4", FIRST_SIG["i4"], group_kernel.first_groups),
          *((f"distinct_marked_{w}", MARKED_SIG[w], group_kernel.distinct_marked)
            for w in ("i4", "i8")),
          *((f"group_sums_{w}", SUMS_BY_SIG[w], group_kernel.group_sums) for w in ("i4", "i8")),
@@ -501,7 +499,6 @@ def build(directory: Path, name: str | None = None) -> Path:
          ("settled", SETTLED_SIG, replay_kernel.settled),
          *((f"gathered_pairwise_{w}", PAIRWISE_SIG[w], sum_kernel.gathered_pairwise)
            for w in ("i4", "i8")),
-         *((f"first_kinds_{w}", KINDS_SIG[w], group_kernel.first_kinds) for w in ("i4", "i8")),
          *((f"take_rows_{w}", TAKE_SIG[w], take_kernel.take_rows) for w in ("i4", "i8")),
          ("shared_times_i4", SHARED_SIG_I4, shared_kernel.shared_times),
          ("replay_shared_i4", REPLAY_SIG_I4, replay_kernel.replay_shared)),

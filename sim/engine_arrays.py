@@ -169,17 +169,17 @@ COMPILED_KINDS_ROWS = 1 << 20
 
 def _first_seen(kind: np.ndarray, n_kinds: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`workloads.fold.first_seen`: for :data:`COMPILED_KINDS_ROWS` ops or more with
-    32- or 64-bit codes by one compiled pass (:func:`sim.group_kernel.first_kinds`: ~10 ms
-    for 10M ops, where numpy's running maximum takes ~45 and, where the kinds are not
-    numbered as they first occur, ``np.minimum.at`` ~0.1 s more)."""
+    32- or 64-bit codes by one compiled pass (:func:`sim.group_kernel.first_groups`, no ids
+    written: ~8 ms for 10M ops, where numpy's running maximum takes ~33 and, where the kinds
+    are not numbered as they first occur, ``np.minimum.at`` ~75)."""
     if len(kind) < COMPILED_KINDS_ROWS or kind.dtype not in (np.int32, np.int64) or \
             not kind.flags.c_contiguous:
         return first_seen(kind, n_kinds)
-    used, at = np.empty(n_kinds, dtype=np.int64), np.empty(n_kinds, dtype=np.int64)
+    at = np.empty(n_kinds, dtype=np.int64)
     k = kernels()
-    m = (k.first_kinds_i4 if kind.dtype == np.int32 else k.first_kinds_i8)(
-        kind, np.zeros(n_kinds, dtype=np.uint8), used, at)
-    return used[:m], at[:m]
+    m = (k.first_groups_i4 if kind.dtype == np.int32 else k.first_groups)(
+        kind, np.empty(n_kinds, dtype=np.int64), np.empty(0, dtype=np.int64), at)
+    return kind[at[:m]].astype(np.int64), at[:m]
 
 
 def _kind_costs(dev: Device, arrays, at: np.ndarray | None = None) -> list[Cost | None]:

@@ -54,10 +54,12 @@ def offset_key(key, card, values, lo, out):
 @njit(cache=True, error_model="numpy")
 def first_groups(key, table, ids, first):
     """``ids[i]``: the group of key ``key[i]`` (in ``range(len(table))``), numbered in order
-    of first appearance; ``first[g]``: group ``g``'s first row; ``table``: scratch. The
-    number of groups."""
+    of first appearance (``ids`` empty: not written - only the groups' first rows wanted, e.g.
+    a run's op kinds in the order they first occur); ``first[g]``: group ``g``'s first row;
+    ``table``: scratch. The number of groups."""
     table[:] = -1
     n_groups = 0
+    write = len(ids) > 0
     for i in range(len(key)):
         g = table[key[i]]
         if g < 0:
@@ -65,24 +67,9 @@ def first_groups(key, table, ids, first):
             table[key[i]] = g
             first[g] = i
             n_groups += 1
-        ids[i] = g
+        if write:
+            ids[i] = g
     return n_groups
-
-
-@njit(cache=True, error_model="numpy")
-def first_kinds(kind, seen, used, at):
-    """The codes of ``kind`` in the order they first occur (``used[:m]``) and the row of
-    each one's first occurrence (``at[:m]``), in one pass; ``seen``: one entry per code, all
-    0 (scratch). ``m``."""
-    m = 0
-    for i in range(len(kind)):
-        k = kind[i]
-        if not seen[k]:
-            seen[k] = 1
-            used[m] = k
-            at[m] = i
-            m += 1
-    return m
 
 
 @njit(cache=True, error_model="numpy")

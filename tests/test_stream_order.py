@@ -143,12 +143,18 @@ def test_a_long_runs_layout_on_a_thread_and_compiled_kinds_give_the_same_run(mon
     monkeypatch.setattr(EA, "COMPILED_KINDS_ROWS", 0)
     monkeypatch.setattr(EA, "_on_thread", lambda fn, *a: threads.append(fn) or
                         real_thread(fn, *a))
-    monkeypatch.setattr(EA, "kernels", lambda: kernels.append(1) or real_kernels())
+    compiled = real_kernels()
+    spied = compiled._replace(first_groups_i4=lambda *a: kernels.append(len(a[0])) or
+                              compiled.first_groups_i4(*a))
+    monkeypatch.setattr(EA, "kernels", lambda: spied)
     monkeypatch.setattr(ES, "PARALLEL_REPLAY_OPS", 0)
     monkeypatch.setattr(ES, "CORES", 2)
     parts = []
     real_parts = ES._parts
     monkeypatch.setattr(ES, "_parts", lambda *a: parts.append(real_parts(*a)) or parts[-1])
     forced = run()
-    assert stream_layout in threads and kernels and [len(p) for p in parts] == [2]
+    # the layout on a thread, the kinds' first ops by the compiled pass over every op, and
+    # the replay in two parts
+    assert stream_layout in threads and kernels == [len(plain.ops)]
+    assert [len(p) for p in parts] == [2]
     assert_same_run(forced, plain)

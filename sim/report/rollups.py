@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.columns import Columns, Text, column, distinct_ints
+from sim.columns import Columns, Text, column, distinct_ints, used_codes
 from sim.report.tables import (
     factorize,
     first_appearances,
@@ -119,15 +119,8 @@ def _used(text: Text) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     if len(text.labels) == 1:   # one label: every row points at it (no pass over the rows)
         return np.zeros(1, dtype=np.int64)
-    mark = _compiled_pass("used_labels", text.codes)
-    # the compiled passes index by the codes unchecked (this one, and the key's lookups of
-    # the same codes): codes outside the labels take numpy's pass, which raises on them
-    if mark is None or not 0 <= int(text.codes.min()) <= int(text.codes.max()) < \
-            len(text.labels):
-        return np.flatnonzero(np.bincount(text.codes, minlength=len(text.labels)))
-    used = np.empty(len(text.labels), dtype=bool)
-    mark(text.codes, used)
-    return np.flatnonzero(used)
+    # (codes outside the labels take numpy's pass, which raises on negative ones)
+    return used_codes(np.asarray(text.codes), len(text.labels), COMPILED_ROWS)
 
 
 def _label_codes(text: Text, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -242,8 +242,9 @@ def _taken_rows(shared: tuple, lo: int, hi: int, local: threading.local) -> np.n
     if buffer is None or len(buffer) < k * m:
         buffer = buffers[id(values)] = np.empty(k * max(m, ROW_GROUP_ROWS))
     out = buffer[:k * m].reshape(k, m)
-    k_ = kernels()
-    (k_.take_rows_i4 if by.dtype == np.int32 else k_.take_rows_i8)(values, by, lo, out)
+    compiled = kernels()
+    (compiled.take_rows_i4 if by.dtype == np.int32 else compiled.take_rows_i8)(values, by, lo,
+                                                                               out)
     return out
 
 
