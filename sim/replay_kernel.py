@@ -40,9 +40,9 @@ or at the end, as it does in the loop. The pass stopped where the next event com
 every resource's last change, so no replayed arrival meets one of its events.
 
 Its timer and arrival blocks are :func:`~sim.shared_kernel.shared_times`' lines, written
-out as that pass's are (a numba helper taking a dozen arrays costs more per call than the
-work it does: sim/shared_kernel.py); tests/test_replay_kernel.py holds both to SimPy's
-figures.
+out as that pass's are (numba helpers taking arrays cost more per call than the work they
+do, even small ones shared by both: measured in sim/shared_kernel.py's docstring);
+tests/test_replay_kernel.py holds both to SimPy's figures.
 
 :func:`replay_shared` gives up (a code other than :data:`~sim.shared_kernel.DONE`) where the
 event loop would (two events at one time in an order not known, too many transfers in

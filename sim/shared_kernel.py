@@ -46,7 +46,11 @@ Its hot loop is written out by hand: numba's call (or ``inline="always"``) of a 
 takes a dozen arrays cost 0.1-0.3 us a call here, more than the work it does. So the check of
 when a stream's next op may start stands four times: as ``_ready_at(j, prev, dep_ptr,
 dep_idx, fin, end)`` with ``inline="always"``, the pass over a 9.9M-op TP2 x PP4 x 4
-``--overlap`` run took 1.86-2.13 s instead of 1.09-1.10 s (2026-12-06). A PIM reservation's
+``--overlap`` run took 1.86-2.13 s instead of 1.09-1.10 s (2026-12-06). Even two small
+helpers shared with :mod:`sim.replay_kernel` (a resource's least bytes left and next timer,
+its charge and cut at a timer; 2-7 arrays each, ``inline="always"``) took this pass over a
+4.9M-op run from 0.45-0.49 to 0.65-0.72 s and the replay from 0.16-0.21 to 0.42-0.47 s, the
+same floats (JIT builds alternated in one process, 2026-12-07). A PIM reservation's
 release, seldom, calls :func:`_wake` for it instead.
 
 Its caller (:mod:`sim.engine_shared`) then leaves the run to the event engine.
