@@ -380,7 +380,7 @@ def test_a_million_layers(tmp_path, capsys):
     (["run", "--gen", "100000", "--model", "gpt2-small"], "--prompt"),
     (["run", "--gen", "16000", "--prompt", "128", "--batch", "1", "--microbatches", "1",
       "--model", "llama2-70b", "--arch", "dgx-h100", "--tp", "8"], "--force"),
-    (["run", "--gen", "6000", "--batch", "2", "--microbatches", "2", "--model", "llama2-13b",
+    (["run", "--gen", "12000", "--batch", "2", "--microbatches", "2", "--model", "llama2-13b",
       "--arch", "dgx-h100", "--tp", "8"], "--force"),
     (["run", "--batch", "9" * 5000], "--batch"),
     (["run", "--gen", "1" + "0" * 400], "401-digit"),

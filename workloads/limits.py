@@ -6,11 +6,11 @@ is refused in milliseconds with one line instead of running for minutes and giga
 
 What an op costs depends on the engine's path (:data:`COST_PER_OP`), measured as whole
 ``xpusim run ... --out DIR --force`` commands (start-up, trace, engine, tables, report;
-``/usr/bin/time``, 2-core machine, 2026-12-04): a run of one stream per device (tensor
-parallelism included) is priced a step at a time and coarsened into one event; pipeline
-stages, micro-batches and expert parallelism run several streams that wait on each other and
-contend for links (and, with overlapped collectives, for memory), an event per stretch of ops
-between those points.
+``/usr/bin/time``, 2-core machine, 2026-12-07): a run of one stream per device (tensor
+parallelism included) is priced a step at a time and folded; pipeline stages, micro-batches
+and expert parallelism run several streams that wait on each other and contend for links
+(and, with overlapped collectives, for memory), timed by the engine's compiled passes over
+every op (sim/engine_arrays.py).
 """
 
 from __future__ import annotations
@@ -21,31 +21,32 @@ from workloads.errors import WorkloadError
 from workloads.models import ModelConfig
 from workloads.scenario import Scenario
 
-#: (seconds per op, low and high; bytes of peak memory per op) of a whole run, per path:
-#: ``one-stream`` (re-measured 2026-12-05, wall seconds): Llama-2-70B DGX-H100 TP8 b8 p512
-#: g2048, 2,465,792 ops, 1.14 s, 671 MB (0.46 us, 272 B), Llama-2-7B H100 b8 p512 g8192,
-#: 3,432,448 ops, 1.82 s, 878 MB (0.53 us, 256 B), up to 1.03 us per op on a busier run of
-#: the same machine (2026-12-04); ``streams`` (planned and
-#: run from arrays, sim/system/array_plan.py, sim/engine_arrays.py; re-measured 2026-12-05
-#: after the engine's scans and spans were compiled, wall seconds): Llama-2-7B DGX-H100 PP2 x
-#: 2 micro-batches g512, 430,080 ops, 0.66 s, 234 MB (1.5 us, 544 B), Llama-2-13B TP2 PP2 x 4
-#: micro-batches g512, 1,239,040 ops, 1.18 s, 456 MB (0.95 us, 368 B), Mixtral-8x7B TP4 EP4
-#: g512, 673,792 ops, 0.70 s, 296 MB (1.0 us, 439 B), the 13B run with ``--overlap``
-#: (compute and communication streams share HBM), 2.15 s, 495 MB (1.7 us, 399 B),
-#: Llama-2-70B TP8 b32 x 2 micro-batches g512 ``--overlap`` (each collective beside the other
-#: micro-batch's compute), 1,232,896 ops, 1.52 s, 484 MB (1.2 us, 393 B), the same at g2048,
-#: 4,931,584 ops, 4.81 s, 1.49 GB (0.98 us, 303 B), Llama-2-70B TP2 PP4 x 4 micro-batches b8
-#: g2048, 9,887,744 ops, 6.37 s, 2.84 GB (0.64 us, 288 B); after the setup and parquet
-#: changes of 2026-12-05 (bytecode cached): the g2048 overlap run 3.94-4.07 s (0.80-0.83 us),
-#: the TP2 PP4 run 5.33-5.72 s, 2.88 GB (0.54-0.58 us, 291 B); after the heap pre-touch and
-#: the compiled quiet runs and bounds of 2026-12-05 (second session): the TP2 PP4 run
-#: 4.60-4.86 s, 2.39 GB (0.47-0.49 us, 241 B), the same with ``--overlap`` 12.7-13.4 s (1.3
-#: us), TP4 PP2 x 4 micro-batches ``--overlap`` 7.4-7.7 s (0.75-0.78 us), PP8 x 8
-#: micro-batches, 17,203,200 ops, 5.2-6.3 s, 3.98 GB (0.30-0.36 us, 231 B)
-COST_PER_OP = {"one-stream": (0.46e-6, 1.03e-6, 272), "streams": (0.30e-6, 1.74e-6, 550)}
-#: ops a run may have without ``--force``, per path (about 5-10 s and 2.7 GB of one stream;
-#: 3-9 s and 1.5-2.8 GB of several streams)
-MAX_OPS = {"one-stream": 10_000_000, "streams": 5_000_000}
+#: (seconds per op, low and high; bytes of peak memory per op) of a whole run, per path,
+#: re-measured 2026-12-07 (``xpusim run ... --force --quiet --out DIR`` under
+#: ``/usr/bin/time``, wall seconds and peak RSS, two runs each, this project's 2-core
+#: machine; its speed varied ~2x that day, so a busier host may take up to twice the high
+#: figure), runs of 2M ops and more, batch 8, prompt 512, DGX-H100 unless said:
+#: ``one-stream``: Llama-2-70B TP8 g2048, 2,465,792 ops, 0.89-1.11 s, 0.59 GB (0.36-0.45 us,
+#: 238 B); the same g8192, 9,863,168 ops, 2.61-2.80 s, 1.72 GB (0.26-0.28 us, 175 B);
+#: Llama-2-7B H100 g8192, 3,432,448 ops, 1.26-1.30 s, 0.79 GB (0.37-0.38 us, 231 B); the
+#: same prompt 128 g16000, 6,704,000 ops, 2.31-2.98 s, 1.28 GB (0.34-0.44 us, 191 B).
+#: ``streams``: Llama-2-70B TP2 PP4 x 4 micro-batches g2048, 9,887,744 ops, 2.58-3.00 s,
+#: 1.67 GB (0.26-0.30 us, 169 B), the same ``--overlap`` 3.68-3.82 s, 2.23 GB (0.37-0.39 us,
+#: 225 B), with 8 micro-batches, 19,775,488 ops, 5.37-5.85 s, 3.57 GB (0.27-0.30 us, 181 B);
+#: TP4 PP2 x 2 g2048, 4,935,680 ops, 1.93-2.17 s, 1.00 GB (0.39-0.44 us, 202 B); TP4 PP2 x 4
+#: ``--overlap`` on DGX-A100, 9,871,360 ops, 2.88-3.15 s, 2.23 GB (0.29-0.32 us, 226 B);
+#: TP8 b32 x 2 ``--overlap``, 4,931,584 ops, 1.77-2.04 s, 1.03 GB (0.36-0.41 us, 208 B);
+#: Llama-2-13B TP2 PP2 x 4 ``--overlap``, 4,956,160 ops, 2.13-2.27 s, 0.99 GB (0.43-0.46 us,
+#: 201 B); Mixtral-8x7B TP4 EP4, 2,695,168 ops, 1.31-1.62 s, 1.19 GB (0.49-0.60 us, 441 B);
+#: Qwen3-30B-A3B TP8 EP8, 20,661,248 ops, 4.39-4.60 s, 3.13 GB (0.21-0.22 us, 151 B). Low and
+#: high: the least and most per op; bytes: the most per op (shorter runs cost more per op:
+#: Llama-2-7B PP2 x 2 g512, 430,080 ops, 0.69-0.78 s, 1.6-1.8 us, 574 B, mostly start-up)
+COST_PER_OP = {"one-stream": (0.26e-6, 0.45e-6, 238), "streams": (0.21e-6, 0.60e-6, 441)}
+#: ops a run may have without ``--force``, per path: about 2-6 s and at most 2.4-4.4 GB at
+#: the costs above (one limit for both: with the engine's compiled passes a run of several
+#: streams per device costs about what a run of one does per op; at its 0.30-1.74 us per
+#: op of 2026-12-05 it was held to 5M)
+MAX_OPS = {"one-stream": 10_000_000, "streams": 10_000_000}
 _PATH_WORDS = {"one-stream": "one stream", "streams": "several streams"}
 
 
