@@ -181,6 +181,39 @@ def test_csv_text_is_to_csv():
     assert csv_text(mixed) is None   # not plain text: the caller writes the DataFrame
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_csv_of_long_text_and_repeated_float_columns_is_to_csv(seed, monkeypatch):
+    """A long table's text columns written from their labels and codes (each label's field
+    asked of ``csv.writer`` once: commas, quotes, line breaks, carriage returns, tabs) and its
+    float columns of a few repeated values formatted a distinct value at a time (NaN empty,
+    -0.0 apart from 0.0, infinities), next to columns of distinct floats: ``to_csv``'s bytes,
+    in blocks that split the rows anywhere."""
+    import io
+
+    from sim.columns import Text
+    from sim.report import tables as tables_mod
+    from sim.report.tables import write_csv
+
+    monkeypatch.setattr(tables_mod, "_FEW_ROWS", 64)   # the repeated-values path on 300 rows
+    rng = np.random.default_rng(seed)
+    n = 300
+    labels = ["".join(rng.choice(list('ab ,"\n\r;\t\'x'), size=int(rng.integers(0, 5))))
+              for _ in range(7)]
+    codes = rng.integers(0, len(labels), n)
+    few = np.array([0.0, -0.0, 1 / 3, 1e300, np.nan, np.inf, -np.inf, 2.5e-12])
+    repeated = few[rng.integers(0, len(few) if seed % 2 else 4, n)]
+    distinct = rng.standard_normal(n) * 10.0 ** rng.integers(-30, 30, n)
+    cols = {"label": Text(labels, codes), "few": repeated, "t": distinct,
+            "n": rng.integers(-2**40, 2**40, n), "ok": rng.random(n) < 0.5}
+    table = Columns(cols, list(cols), n)
+    frame = pd.DataFrame({"label": [labels[c] for c in codes], "few": repeated, "t": distinct,
+                          "n": cols["n"], "ok": cols["ok"]})
+    want = frame.to_csv(index=False, float_format="%.9g")
+    for block in (1, 37, 1 << 16):
+        out = io.StringIO()
+        assert write_csv(table, out, rows=block) and out.getvalue() == want, block
+
+
 def test_transfer_rows_are_the_groupby_aggregate():
     from sim.report.html import transfer_rows
 

@@ -12,9 +12,12 @@ otherwise: the same codes), :func:`group_sum` is
 
 from __future__ import annotations
 
+import re
 import sys
 
 import numpy as np
+
+from sim.columns import Columns
 
 
 def factorize(values: np.ndarray, sort: bool = False, na_sentinel: bool = False
@@ -245,23 +248,91 @@ def run_table(result: object, name: str) -> object | None:
     return getattr(result, name, None)
 
 
-def _csv_columns(columns: list[np.ndarray], lo: int, hi: int,
-                 float_format: str) -> list[list] | None:
+#: a float column of this many rows or more whose first rows hold at most one distinct value
+#: in eight is formatted a distinct value at a time (:func:`_float_texts`)
+_FEW_ROWS = 4096
+#: a float format :func:`_float_texts` formats in one call: one conversion, nothing else
+_ONE_FLOAT = re.compile(r"%[-+ #0]*\d*(\.\d+)?[eEfFgG]")
+
+
+def _csv_columns(columns: list[np.ndarray], lo: int, hi: int, float_format: str,
+                 fields: list[dict[str, str]]) -> list[list] | None:
     """Rows ``lo:hi`` of each of ``columns`` as :func:`csv_text` writes them (None for a
-    column of another kind)."""
+    column of another kind); ``fields``: per column, each text value's field as written so
+    far (:func:`_text_fields`)."""
     cols = []
-    for whole in columns:
+    for whole, seen in zip(columns, fields, strict=True):
+        if isinstance(whole, tuple):   # a text column's labels and codes: a field per label
+            labels, codes = whole
+            cols.append(list(map(_text_fields(labels, seen).__getitem__,
+                                 codes[lo:hi].tolist())))
+            continue
         values = whole[lo:hi]
         kind = values.dtype.kind
         if kind == "f":
-            cols.append(["" if v != v else float_format % v for v in values.tolist()])
+            cols.append(_float_texts(values, float_format))
         elif kind in "iub":
-            cols.append([str(v) for v in values.tolist()])
+            cols.append(list(map(str, values.tolist())))
         elif kind in "UO" and all(type(v) is str for v in values.tolist()):
-            cols.append(values.tolist())
+            cols.append(_text_fields(values.tolist(), seen))
         else:
             return None
     return cols
+
+
+def _text_column(table: object, name: str) -> tuple[list[str], np.ndarray] | None:
+    """``(labels, codes)`` of text column ``name`` of a :class:`sim.columns.Columns` whose
+    labels are all str (rows written from them, not from a str per row), else None."""
+    if not isinstance(table, Columns) or not table.columnar or not table.is_text(name):
+        return None
+    text = table.text(name)
+    labels = list(text.labels)
+    codes = np.asarray(text.codes)
+    if codes.dtype.kind not in "iu" or not all(type(v) is str for v in labels):
+        return None
+    return labels, codes
+
+
+def _float_texts(values: np.ndarray, float_format: str) -> list[str]:
+    """``float_format % v`` of each float, NaN as ``""``: one ``%`` call over them all where
+    the format is one float conversion (as ``%.9g``), ~3x less CPU than one per value."""
+    if not _ONE_FLOAT.fullmatch(float_format):
+        return ["" if v != v else float_format % v for v in values.tolist()]
+    if len(values) >= _FEW_ROWS and not np.signbit(values[values == 0]).any():
+        # a column of a few values repeated (bytes, floors, energies per transfer size): each
+        # distinct value formatted once (-0.0, which np.unique takes for 0.0, kept apart)
+        head = values[:_FEW_ROWS]
+        if len(np.unique(head)) * 8 <= len(head):
+            uniq, inverse = np.unique(values, return_inverse=True)
+            if len(uniq) * 8 <= len(values):
+                texts = _float_texts(uniq, float_format)
+                return list(map(texts.__getitem__, inverse.tolist()))
+    texts = ((float_format + "\n") * len(values) % tuple(values.tolist())).split("\n")
+    texts.pop()   # after the last newline
+    if np.isnan(values).any():
+        texts = ["" if t == "nan" else t for t in texts]
+    return texts
+
+
+def _text_fields(values: list[str], seen: dict[str, str]) -> list[str]:
+    """Each text value as ``csv.writer`` (``QUOTE_MINIMAL``, this Python's rules) writes it
+    as one field of a row of several, asked once per distinct value (``seen`` keeps them);
+    the values themselves where none is quoted."""
+    new = [v for v in dict.fromkeys(values) if v not in seen]
+    if new:
+        import csv
+        import io
+
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+        for v in new:
+            buf.seek(0)
+            buf.truncate()
+            writer.writerow((v, ""))
+            seen[v] = buf.getvalue()[:-2]   # (the row's "," and line end)
+    if all(seen[v] == v for v in dict.fromkeys(values)):
+        return values
+    return [seen[v] for v in values]
 
 
 def csv_text(table: object, float_format: str = "%.9g") -> str | None:
@@ -282,13 +353,18 @@ def write_csv(table: object, out, float_format: str = "%.9g", rows: int = 1 << 1
     ``out`` partly written, where a column is of another kind."""
     import csv
 
-    columns = [np.asarray(table[name]) for name in table.order]
-    n = len(columns[0]) if columns else 0
+    columns = [_text_column(table, name) or np.asarray(table[name]) for name in table.order]
+    n = len(table) if columns else 0
     writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(table.order)
+    fields: list[dict[str, str]] = [{} for _ in columns]
     for lo in range(0, max(n, 1), rows):
-        cols = _csv_columns(columns, lo, min(n, lo + rows), float_format)
+        cols = _csv_columns(columns, lo, min(n, lo + rows), float_format, fields)
         if cols is None:
             return False
-        writer.writerows(zip(*cols, strict=True) if cols else ())
+        if len(cols) < 2:   # (a row of one empty field is written quoted: the writer's rules)
+            writer.writerows(zip(*cols, strict=True) if cols else ())
+        elif len(cols[0]):   # fields as the writer writes them, joined without it
+            out.write("\n".join(map(",".join, zip(*cols, strict=True))))
+            out.write("\n")
     return True
