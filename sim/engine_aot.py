@@ -41,6 +41,7 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.group_kernel.first_groups` without ids: the op kinds in the order they first
   occur (a long run's kinds to price, :func:`sim.engine_arrays._first_seen`);
 * :mod:`sim.group_kernel` (``point_groups``, ``group_sums``, ``row_sums``,
+  ``compensated_sums``,
   ``used_labels``, ``lut_key``, ``offset_key``, ``first_groups``, ``distinct_marked``; for
   8-, 32- and 64-bit integers, ``_i1`` / ``_i4`` / ``_i8``): the run report's roofline
   points, the labels its text columns use, its summed rows' keys, groups and sums and its
@@ -214,6 +215,9 @@ SUMS_BY_ARGS = {w: (("i8", 1), ("f8", 2), (w, 1), ("f8", 2)) for w in ("i4", "i8
 #: gathered_pairwise(values, by, lo, n, leaf) -> numpy's sum of values[by[lo:lo + n]]
 PAIRWISE_SIG = {w: f"f8({_F}, {w}[::1], i8, i8, i8)" for w in ("i4", "i8")}
 PAIRWISE_ARGS = {w: (("f8", 1), (w, 1), None, None, None) for w in ("i4", "i8")}
+#: compensated_sums(ids, values, sums, comp)
+COMPENSATED_SIG = f"none({_I}, {_F}, {_F}, {_F})"
+COMPENSATED_ARGS = (("i8", 1),) + (("f8", 1),) * 3
 #: row_sums(ids, a, b, c, d, k, out, count)
 ROW_SUMS_SIG = f"none({_I}, {_F}, {_F}, {_F}, {_F}, i8, f8[:, ::1], {_I})"
 ROW_SUMS_ARGS = (("i8", 1),) + (("f8", 1),) * 4 + (None, ("f8", 2), ("i8", 1))
@@ -316,7 +320,8 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "dag_times_i4", "s
                                  "quiet_step", "quiet_step_at", "shared_times",
                                  "replay_shared", "settled", "gathered_pairwise_i4",
                                  "gathered_pairwise_i8", "take_rows_i4", "take_rows_i8",
-                                 "shared_times_i4", "replay_shared_i4", "kind"])
+                                 "shared_times_i4", "replay_shared_i4",
+                                 "compensated_sums", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -377,6 +382,7 @@ def kernels() -> Kernels:
                                                TAKE_ARGS[w]) for w in ("i4", "i8")),
                             dram_aot.checked(mod.shared_times_i4, SHARED_ARGS_I4),
                             dram_aot.checked(mod.replay_shared_i4, REPLAY_ARGS_I4),
+                            dram_aot.checked(mod.compensated_sums, COMPENSATED_ARGS),
                             "aot"),
         jit_kernels)
 
@@ -388,6 +394,7 @@ def jit_kernels() -> Kernels:
     from sim.dag_kernel import dag_times
     from sim.deps_kernel import cross_counts, cross_pairs, late_dependency
     from sim.group_kernel import (
+        compensated_sums,
         distinct_marked,
         first_groups,
         group_sums,
@@ -423,7 +430,7 @@ def jit_kernels() -> Kernels:
                    quiet_step, quiet_step_at,
                    shared_times, replay_shared, settled, gathered_pairwise, gathered_pairwise,
                    take_rows, take_rows, shared_times,
-                   replay_shared, "jit")
+                   replay_shared, compensated_sums, "jit")
 
 
 def module_name() -> str:
@@ -501,5 +508,6 @@ def build(directory: Path, name: str | None = None) -> Path:
            for w in ("i4", "i8")),
          *((f"take_rows_{w}", TAKE_SIG[w], take_kernel.take_rows) for w in ("i4", "i8")),
          ("shared_times_i4", SHARED_SIG_I4, shared_kernel.shared_times),
-         ("replay_shared_i4", REPLAY_SIG_I4, replay_kernel.replay_shared)),
+         ("replay_shared_i4", REPLAY_SIG_I4, replay_kernel.replay_shared),
+         ("compensated_sums", COMPENSATED_SIG, group_kernel.compensated_sums)),
         "the engine's loops")

@@ -102,6 +102,25 @@ def row_sums(ids, a, b, c, d, k, out, count):
 
 
 @njit(cache=True, error_model="numpy")
+def compensated_sums(ids, values, sums, comp):
+    """``sums[g]`` += each ``values[i]`` of group ``g = ids[i]`` (``-1``: left out; NaN values
+    skipped), row by row, Kahan-compensated as pandas' ``groupby(...).sum()`` adds (``comp``:
+    each group's compensation, zeros to start): :func:`sim.report.tables.group_sum`'s loop,
+    the same float operations in the same order."""
+    for i in range(len(ids)):
+        g = ids[i]
+        x = values[i]
+        if g < 0 or x != x:
+            continue
+        s = sums[g]
+        y = x - comp[g]
+        t = s + y
+        c = t - s - y
+        comp[g] = 0.0 if c != c else c
+        sums[g] = t
+
+
+@njit(cache=True, error_model="numpy")
 def group_sums(ids, values, by, out):
     """``out[ids[i], j] += values[by[i], j]`` row by row, for every column ``j`` of
     ``values`` at once: ``np.bincount(ids, weights=values[:, j][by])`` per ``j`` (the same

@@ -80,6 +80,18 @@ def test_trace_events_are_the_json_of_each_op_in_order(hosted):
     tr = [e for e in events if e["ph"] == "X" and e["cat"].startswith("transfer")]
     assert len(tr) == sum(1 + len([r for r in (t.src, *t.route.split(), t.dst) if r])
                           for t in hosted.transfers.itertuples())
+    # each the json.dumps text of its event built from the transfer's row, in order
+    k, pos = 0, 0
+    for t in hosted.transfers.itertuples():
+        hops = [r for r in (t.src, *t.route.split(), t.dst) if r]
+        for cat in [f"transfer,{t.tensor}"] + ["transfer"] * len(hops):
+            e = tr[k]
+            k += 1
+            want = {"name": t.name, "cat": cat, "ph": "X", "pid": e["pid"], "tid": e["tid"],
+                    "ts": round(t.start_s * 1e6, 4), "dur": round(t.latency_s * 1e6, 4),
+                    "args": {"bytes": float(t.bytes), "replicas": int(t.replicas),
+                             "layer": int(t.layer), "step": int(t.step)}}
+            pos = text.index(json.dumps(want, separators=compact), pos) + 1
 
 
 def test_trace_links_of_the_first_and_last_ops_from_a_plain_dict(hosted):

@@ -125,7 +125,13 @@ def test_numpy_factorize_is_pandas_factorize(case):
     assert factorize(values)[0].tolist() == numpy_factorize(values)[0].tolist()
 
 
-def test_group_sum_is_pandas_compensated_groupby_sum():
+@pytest.mark.parametrize("compiled", [False, True])
+def test_group_sum_is_pandas_compensated_groupby_sum(compiled, monkeypatch):
+    """By the Python loop and by the compiled one (sim.group_kernel.compensated_sums, from
+    COMPILED_SUM_ROWS rows): pandas' compensated sums bit for bit, NaN skipped, -1 left out."""
+    from sim.report import tables as tables_mod
+
+    monkeypatch.setattr(tables_mod, "COMPILED_SUM_ROWS", 0 if compiled else 1 << 40)
     rng = np.random.default_rng(3)
     ids = rng.integers(0, 6, size=4000)
     values = rng.random(4000) * 10.0 ** rng.integers(-9, 9, size=4000)
@@ -133,6 +139,11 @@ def test_group_sum_is_pandas_compensated_groupby_sum():
     want = pd.Series(values).groupby(ids).sum().to_numpy()
     got = group_sum(ids, values, 6)
     assert got.tobytes() == want.tobytes()
+    left_out = ids.copy()
+    left_out[::5] = -1
+    kept = left_out >= 0
+    want = pd.Series(values[kept]).groupby(left_out[kept]).sum().to_numpy()
+    assert group_sum(left_out, values, 6).tobytes() == want.tobytes()
     # pandas' sums are compensated: plain sums differ in the last bits (the check has teeth)
     plain = np.bincount(ids, weights=np.nan_to_num(values), minlength=6)
     assert plain.tobytes() != want.tobytes()

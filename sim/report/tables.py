@@ -189,10 +189,17 @@ def _factorize_objects(values: np.ndarray, sort: bool, na_sentinel: bool
     return codes, uniq
 
 
+#: rows from which :func:`group_sum` adds by its compiled loop (below, the Python loop costs
+#: less than loading the compiled one where nothing else has)
+COMPILED_SUM_ROWS = 4096
+
+
 def group_sum(ids: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     """``values`` summed per group id (``0 <= id < n``; -1: left out), rows in order, each sum
     compensated (Kahan) as pandas' ``groupby(...).sum()`` does; NaN values skipped; integers
-    summed exactly as int64. For the report's small tables (a few thousand rows)."""
+    summed exactly as int64. A table of :data:`COMPILED_SUM_ROWS` rows or more (a system run's
+    transfers) is summed by the same loop compiled
+    (:func:`sim.group_kernel.compensated_sums`)."""
     values = np.asarray(values)
     if values.dtype.kind in "iub":   # integers add exactly (pandas keeps their dtype)
         out = np.zeros(n, dtype=np.int64)
@@ -200,6 +207,13 @@ def group_sum(ids: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
         ok = ids >= 0
         np.add.at(out, ids[ok], values[ok].astype(np.int64))
         return out
+    if len(ids) >= COMPILED_SUM_ROWS:
+        from sim.engine_aot import kernels
+
+        sums, comp = np.zeros(n), np.zeros(n)
+        kernels().compensated_sums(np.ascontiguousarray(ids, dtype=np.int64),
+                                   np.ascontiguousarray(values, dtype=np.float64), sums, comp)
+        return sums
     sums = [0.0] * n
     comp = [0.0] * n
     for i, x in zip(np.asarray(ids).tolist(), np.asarray(values, dtype=np.float64).tolist(),

@@ -73,12 +73,16 @@ def chrome_trace(ops, title: str, transfers=None,
         events.append(_meta(link_pid, "links and memory tiers"))
     _op_events(ops, stream_col, tids, events, op_links or {}, link_pid, link_tid)
     if transfers is not None:
+        text = functools.lru_cache(maxsize=None)(json.dumps)
         for row in _rows(transfers, ("name", "tensor", "stream", "src", "dst", "route",
                                      "bytes", "replicas", "layer", "step", "start_s",
                                      "latency_s")):
             ts, d = round(row.start_s * 1e6, 4), round(row.latency_s * 1e6, 4)
-            args = {"bytes": float(row.bytes), "replicas": int(row.replicas),
-                    "layer": int(row.layer), "step": int(row.step)}
+            # the event's times and args as json.dumps writes them, formatted once for its
+            # events on the copy stream and on each resource it crosses
+            tail = (f',"ts":{_num(ts)},"dur":{_num(d)},"args":{{"bytes":{_num(float(row.bytes))},'
+                    f'"replicas":{int(row.replicas)},"layer":{int(row.layer)},'
+                    f'"step":{int(row.step)}}}}}')
             pid, tid = tids.get(row.stream, (None, None))
             if pid is None:
                 dev = row.stream.rsplit(".", 1)[0]
@@ -89,13 +93,13 @@ def chrome_trace(ops, title: str, transfers=None,
                 tid = 100 + sum(1 for p, _ in tids.values() if p == pid)
                 tids[row.stream] = (pid, tid)
                 events.append(_meta(pid, "", tid, "copy"))
-            events.append({"name": row.name, "cat": f"transfer,{row.tensor}", "ph": "X",
-                           "pid": pid, "tid": tid, "ts": ts, "dur": d, "args": args})
+            name = text(row.name)
+            events.append(_Raw(f'{{"name":{name},"cat":{text(f"transfer,{row.tensor}")},'
+                               f'"ph":"X","pid":{pid},"tid":{tid}{tail}'))
             for res in (row.src, *row.route.split(), row.dst):
                 if res:
-                    events.append({"name": row.name, "cat": "transfer", "ph": "X",
-                                   "pid": link_pid, "tid": link_tid(res), "ts": ts, "dur": d,
-                                   "args": args})
+                    events.append(_Raw(f'{{"name":{name},"cat":"transfer","ph":"X",'
+                                       f'"pid":{link_pid},"tid":{link_tid(res)}{tail}'))
     parts = [e if isinstance(e, _Raw) else json.dumps(e, separators=(",", ":")) for e in events]
     return '{"traceEvents":[' + ",".join(parts) + '],"displayTimeUnit":"ms"}'
 
