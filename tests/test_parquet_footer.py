@@ -182,3 +182,22 @@ def test_column_chunks_refuses_files_it_cannot_split():
         column_chunks(data)
     with pytest.raises(ValueError, match="no column"):
         joined_group([])
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_struct_copy_is_a_deep_copy(options):
+    """A footer's copy writes the same bytes, equals ``copy.deepcopy``'s, and shares no
+    struct, field or list with the original: changing the copy anywhere leaves it alone."""
+    import copy
+
+    _, footer = split_file(_file([_table(0, 50)], **options))
+    before = write_struct(footer)
+    got = footer.copy()
+    assert got == copy.deepcopy(footer) and write_struct(got) == before
+    groups = got.get(4)[1]          # FileMetaData.row_groups: (element type, [RowGroup])
+    chunk = groups[0].get(1)[1][0]  # RowGroup.columns[0]: a ColumnChunk
+    chunk.get(3).set(9, 12345)      # its ColumnMetaData.data_page_offset
+    groups[0].fields[0][2] = ((1, 2),)   # a list replaced
+    got.get(2)[1].append(None)      # FileMetaData.schema's list grown
+    got.fields.pop()
+    assert write_struct(footer) == before

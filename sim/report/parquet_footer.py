@@ -23,7 +23,6 @@ chunk of a column whose rows repeat those of a group already encoded."""
 
 from __future__ import annotations
 
-import copy
 import struct as _struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -67,6 +66,22 @@ class Struct:
 
     def has(self, fid: int) -> bool:
         return any(f[0] == fid for f in self.fields)
+
+    def copy(self) -> Struct:
+        """A copy sharing nothing that may change: every struct, field and list copied, the
+        values themselves (ints, bytes, bools) kept (``copy.deepcopy``'s result, ~5x faster:
+        a merged row group copies 24 column chunks and a footer)."""
+        return Struct([[f[0], f[1], _copied(f[2])] for f in self.fields])
+
+
+def _copied(value):
+    """``value`` of a :class:`Struct` field with its structs and lists copied."""
+    kind = type(value)
+    if kind is Struct:
+        return value.copy()
+    if kind is tuple or kind is list:
+        return kind(map(_copied, value))
+    return value
 
 
 class _Reader:
@@ -345,7 +360,7 @@ def joined_group(columns: list[ColumnChunk], footer: Struct | None = None) -> by
     out = bytearray(MAGIC)
     chunks = []
     for col in columns:
-        chunk = copy.deepcopy(col.chunk)
+        chunk = col.chunk.copy()
         shift = len(out) - col.at
         meta = chunk.get(CHUNK_META)
         for f in META_OFFSETS:
@@ -355,7 +370,7 @@ def joined_group(columns: list[ColumnChunk], footer: Struct | None = None) -> by
             chunk.set(CHUNK_FILE_OFFSET, chunk.get(CHUNK_FILE_OFFSET) + shift)
         out += col.pages
         chunks.append(chunk)
-    footer = copy.deepcopy(columns[0].footer if footer is None else footer)
+    footer = (columns[0].footer if footer is None else footer).copy()
     group = footer.get(FILE_ROW_GROUPS)[1][0]
     root = footer.get(FILE_SCHEMA)[1][0]
     root.set(SCHEMA_CHILDREN, len(columns))
