@@ -2,7 +2,9 @@
 
 ``simulate(cfg, flow)`` runs one host flow (:class:`~sim.micro.flash_config.FlowSpec`) against
 one drive (:class:`~sim.micro.flash_config.FlashConfig`) request by request in the numba kernel
-of :mod:`sim.micro.flash_kernel` and returns :class:`FlashStats` (SI units: s, bytes, bytes/s).
+of :mod:`sim.micro.flash_kernel` (built ahead of time: :mod:`sim.micro.flash_aot`, so a run
+that prices a drive imports no numba) and returns :class:`FlashStats` (SI units: s, bytes,
+bytes/s).
 
 For the event engine the drive is a few numbers per access pattern:
 ``pattern_timing(cfg, kind, request_bytes, queue_depth, read_fraction)`` returns sustained
@@ -18,7 +20,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from sim.micro import flash_kernel as K
+from sim.micro import flash_fields as K
+from sim.micro.flash_aot import kernels
 from sim.micro.flash_config import (
     RB_DELAY_READ_NS,
     SECTOR_BYTES,
@@ -166,7 +169,7 @@ def simulate(cfg: FlashConfig, flow: FlowSpec) -> FlashStats:
     stats = np.zeros(K.NSTAT, np.int64)
     hist = np.zeros(_HIST_BINS, np.int64)
     read_frac = flow.read_fraction if flow.read_fraction > 0 else -1.0
-    K.simulate_kernel(prm, float(cfg.pcie_lane_GBps), 1e9 / (cfg.dram_MTps * 1e6), rd_lat,
+    kernels().simulate_kernel(prm, float(cfg.pcie_lane_GBps), 1e9 / (cfg.dram_MTps * 1e6), rd_lat,
                       pg_lat, cmd_rd, cmd_pg, float(read_frac), n_tx,
                       np.zeros(n_lpa, np.int32), np.zeros(n_lpa, np.uint64),
                       np.zeros(n_lpa, np.int32), np.zeros(n_lpa, np.int32),

@@ -5,14 +5,13 @@ synthetic flow by jumping the MRG32k3a state ``2^e`` steps ``n`` times with
 ``n = seed // 200 + 1`` and ``e = seed % 200``, computing the jump matrices in 64-bit signed
 integers (their products overflow and wrap, and ``%`` truncates toward zero, as C++ does). The
 same arithmetic here gives the same stream, so a flow draws the same request types, random
-addresses and streaming start as in MQSim. The per-draw step runs in the numba kernel
-(:func:`next_double`); the seeding runs once in Python.
+addresses and streaming start as in MQSim. The per-draw step (:func:`next_double`) runs
+compiled in the flash kernel and as it is in Python; the seeding runs once in Python.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 _M1 = 4294967087.0
 _M2 = 4294944443.0
@@ -76,23 +75,21 @@ def mqsim_state(seed: int) -> np.ndarray:
     return np.array([float(v) for v in states[0] + states[1]], np.float64)
 
 
-@njit(cache=True)
-def _mod(x, m):
-    k = np.int64(x / m)
-    x -= k * m
-    if x < 0.0:
-        x += m
-    return x
-
-
-@njit(cache=True)
 def next_double(s):
-    """One MRG32k3a draw in (0, 1); ``s`` (6 doubles) advances in place."""
-    p1 = _mod(_A12 * s[1] + _A13 * s[0], _M1)
+    """One MRG32k3a draw in (0, 1); ``s`` (6 doubles) advances in place. Plain Python: the
+    flash kernel compiles this very function (:mod:`sim.micro.flash_kernel`); each recurrence
+    is reduced modulo its prime as ``x - int64(x / m) * m`` (plus ``m`` when negative)."""
+    p1 = _A12 * s[1] + _A13 * s[0]
+    p1 -= np.int64(p1 / _M1) * _M1
+    if p1 < 0.0:
+        p1 += _M1
     s[0] = s[1]
     s[1] = s[2]
     s[2] = p1
-    p2 = _mod(_A21 * s[5] + _A23 * s[3], _M2)
+    p2 = _A21 * s[5] + _A23 * s[3]
+    p2 -= np.int64(p2 / _M2) * _M2
+    if p2 < 0.0:
+        p2 += _M2
     s[3] = s[4]
     s[4] = s[5]
     s[5] = p2

@@ -1,0 +1,74 @@
+"""The flash kernel compiled ahead of time, as the DRAM kernels are (:mod:`sim.micro.dram_aot`).
+
+A run that prices a drive (a computational SSD's KV-cache reads, weights on an SSD, ``xpusim
+import mqsim``) imported numba and loaded the flash kernel's cached machine code first: ~0.25 s
+of CPU for the import and ~0.43 s for the first call, against ~0.05 s for the simulation of a
+64-page read. numba's ``pycc`` compiles :func:`sim.micro.flash_kernel.simulate_kernel` itself
+(no second copy) into an extension that needs only numpy: built once per kernel version beside
+the DRAM kernels' (the same directories, naming by a hash of the sources and tool versions,
+``.failed`` markers), imported in milliseconds after.
+
+:func:`kernels` returns the extension's function, or numba's dispatcher where it cannot be built
+(no C compiler, a failed build, ``XPUSIM_FLASH_AOT=0``): both give the same results
+(tests/test_flash_aot.py).
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from pathlib import Path
+
+from sim.micro import dram_aot
+
+HERE = Path(__file__).resolve().parent
+#: files whose text decides the compiled code (the kernel, its constants and random draws,
+#: this recipe and the build's)
+SOURCES = ("flash_kernel.py", "flash_fields.py", "flash_rng.py", "flash_aot.py", "dram_aot.py")
+
+_I = "i8[::1]"
+#: simulate_kernel(prm, lane_gbps, dram_beat, rd_lat, pg_lat, cmd_rd, cmd_pg, read_frac, n_tx,
+#:                 lpa_page, lpa_bits, lpa_slot, bloom, cache_cap, st_type, st_addr, stats,
+#:                 lat_hist)
+SIMULATE_SIG = (f"none({_I}, f8, f8, {_I}, {_I}, {_I}, {_I}, f8, i8, i4[::1], u8[::1], "
+                f"i4[::1], i4[::1], i8, f8[::1], f8[::1], {_I}, {_I})")
+SIMULATE_ARGS = ((("i8", 1), None, None) + (("i8", 1),) * 4 + (None, None)
+                 + (("i4", 1), ("u8", 1), ("i4", 1), ("i4", 1), None, ("f8", 1), ("f8", 1),
+                    ("i8", 1), ("i8", 1)))
+
+#: the kernel a flow runs (a callable) and where it comes from (``kind``: 'aot' or 'jit')
+Kernels = namedtuple("Kernels", ["simulate_kernel", "kind"])
+
+_CACHE: list[Kernels] = []
+
+
+def kernels() -> Kernels:
+    """The ahead-of-time build when available (built on first use), else numba's JIT."""
+    return dram_aot.cached_kernels(
+        _CACHE, "XPUSIM_FLASH_AOT",
+        lambda: dram_aot.find_or_build(module_name(), build,
+                                       "ahead-of-time build of the flash kernel",
+                                       "using numba's JIT"),
+        lambda mod: Kernels(dram_aot.checked(mod.simulate_kernel, SIMULATE_ARGS), "aot"),
+        jit_kernels)
+
+
+def jit_kernels() -> Kernels:
+    """The numba dispatcher itself (imports numba)."""
+    from sim.micro.flash_kernel import simulate_kernel
+
+    return Kernels(simulate_kernel, "jit")
+
+
+def module_name() -> str:
+    """Extension name: ``xpusim_flash_`` and a hash of :data:`SOURCES` and tool versions."""
+    return "xpusim_flash_" + dram_aot.source_hash(SOURCES, HERE)
+
+
+def build(directory: Path, name: str | None = None) -> Path:
+    """Compile the flash kernel into ``directory`` (numba's pycc; needs a C compiler). The
+    extension's path; raises on failure."""
+    from sim.micro import flash_kernel
+
+    return dram_aot.build_extension(
+        directory, name or module_name(), flash_kernel,
+        (("simulate_kernel", SIMULATE_SIG, flash_kernel.simulate_kernel),), "the flash kernel")
