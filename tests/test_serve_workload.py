@@ -163,6 +163,14 @@ def test_cli_json_keys_and_report(tmp_path, capsys):
     assert iters["tokens"].sum() == data["prefill_tokens"] + iters["decode_seqs"].sum()
     table = pd.read_csv(out / "requests.csv")
     assert len(table) == 20 and (table["generated_tokens"] == table["output_tokens"]).all()
+    # written again as parquet: the CSV tables of the first report are not kept beside
+    (out / "mine.txt").write_text("keep me")
+    assert main(["serve", "--arch", "h100", "--model", "llama2-7b", "--tp", "1", "--requests",
+                 "5", "--json", "--quiet", "--out", str(out), "--format", "parquet"]) == 0
+    capsys.readouterr()
+    names = {p.name for p in out.iterdir()}
+    assert {"requests.parquet", "iterations.parquet", "mine.txt"} <= names
+    assert not names & {"requests.csv", "iterations.csv"}
 
 
 def test_same_seed_same_run(capsys):

@@ -8,7 +8,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 
@@ -95,14 +95,16 @@ def _link_or_copy(src: str | Path, dst: str | Path) -> None:
 
 
 @contextlib.contextmanager
-def staged_directory(out_dir: str | Path) -> Iterator[Path]:
+def staged_directory(out_dir: str | Path, owned: Collection[str] = ()) -> Iterator[Path]:
     """Yield a staging directory; on success it becomes ``out_dir`` as a whole, else it vanishes.
 
     A new ``out_dir`` appears in one rename. An existing one is replaced whole: files of it the
     stage does not write (a sweep's ``points.sqlite``, anything else the user keeps there) are
     hard-linked into the stage first, then two renames swap the folders, so no reader ever sees
-    files of two runs side by side. Staging folders of killed runs are removed first
-    (:func:`clean_stale`).
+    files of two runs side by side. ``owned``: names of the files this kind of report writes
+    (some only for some runs: a system run's ``transfers.csv``, ``ops.csv`` instead of
+    ``ops.parquet``); those of an earlier report the stage does not write are not kept.
+    Staging folders of killed runs are removed first (:func:`clean_stale`).
     """
     out_dir = Path(out_dir)
     if out_dir.is_symlink():
@@ -127,7 +129,8 @@ def staged_directory(out_dir: str | Path) -> Iterator[Path]:
         if not out_dir.is_dir():
             raise NotADirectoryError(f"{out_dir} exists and is not a directory")
         for item in out_dir.iterdir():
-            if not (stage / item.name).exists() and not (stage / item.name).is_symlink():
+            if item.name not in owned and not (stage / item.name).exists() and \
+                    not (stage / item.name).is_symlink():
                 _link_into(item, stage / item.name)
         old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.replaced-{os.getpid()}-",
                                     dir=parent))

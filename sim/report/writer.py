@@ -44,6 +44,9 @@ from sim.result import Result
 RUN_FILES = ("summary.json", "ops.parquet", "timeline.json", "roofline.svg", "energy.svg",
              "breakdown.svg", "timeline.svg", "report.html")
 # ops.csv without pyarrow or with ops_as="csv"; timeline.svg only with a decode step
+#: every file a run report may write: those of an earlier report in the same directory that
+#: this one does not write are not kept beside it (sim.report.atomic.staged_directory)
+REPORT_FILES = (*RUN_FILES, "ops.csv", "transfers.csv", "resources.csv")
 
 DISTINCT_COLUMNS = ("start_s", "end_s")   # every op's own times: Zstandard, not LZ4
 #: Zstandard's level for the op times of a table written in row groups by several encoders
@@ -468,7 +471,7 @@ def write_run_report(result: Result, out_dir: str | Path, ops_as: str = "auto",
     mode = _timeline_mode(timeline, len(table))
     ops_file = f"ops.{fmt}"
     codes: Future = Future()   # the text columns' codes, for the parquet writer
-    with staged_directory(out_dir) as stage, Background(codes) as background:
+    with staged_directory(out_dir, REPORT_FILES) as stage, Background(codes) as background:
         if fmt == "parquet":   # the thread forms the numeric columns it writes, and keeps
             # them: the rollups read those it formed (or form one themselves, equal, first);
             # then it waits for the text columns' codes

@@ -134,7 +134,9 @@ def write_serve_report(result, out_dir: str | Path, table_as: str = "auto") -> l
     caps = {r.index: r.kv.capacity for r in result.sim.replicas}
     files = ["summary.json", f"requests.{ext}", f"iterations.{ext}", "timeline.json",
              "report.html"]
-    with staged_directory(out_dir) as stage:
+    # (the tables of an earlier report in the other format are not kept beside these)
+    owned = (*files, *(f"{t}.{e}" for t in ("requests", "iterations") for e in ("csv", "parquet")))
+    with staged_directory(out_dir, owned) as stage:
         (stage / "summary.json").write_text(json.dumps(strict_json_values(summary), indent=1,
                                                        default=float, allow_nan=False))
         for name, df in (("requests", result.requests), ("iterations", result.iterations)):
