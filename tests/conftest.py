@@ -25,6 +25,34 @@ def ref_dir() -> Path:
     return path
 
 
+def built_ahead_or_skip(aot_module, what: str, env: str):
+    """``aot_module.kernels()`` (:mod:`sim.micro.dram_aot` and its like) where they are the
+    ahead-of-time build; skips the test otherwise (the JIT path is then the one in use)."""
+    k = aot_module.kernels()
+    if k.kind != "aot":
+        pytest.skip(f"no ahead-of-time {what} here (no C compiler, a failed build, or "
+                    f"{env}=0): the JIT path is the one in use")
+    return k
+
+
+def assert_build_name_follows_sources(monkeypatch, tmp_path: Path, home, sources, name,
+                                      edited: tuple[str, ...], prefix: str) -> None:
+    """An edited source gets a new build name (an old build is never used): ``sources`` (files
+    of ``home.HERE``) copied into ``tmp_path``, which becomes ``home.HERE``; ``name()`` starts
+    with ``prefix``, stays the same unedited and changes with each file of ``edited`` edited."""
+    for file in sources:
+        (tmp_path / file).write_bytes((home.HERE / file).read_bytes())
+    monkeypatch.setattr(home, "HERE", tmp_path)
+    before = name()
+    assert before.startswith(prefix) and name() == before
+    for file in edited:
+        with open(tmp_path / file, "a") as f:
+            f.write("\n# edited\n")
+        after = name()
+        assert after != before
+        before = after
+
+
 def assert_refused(code: int, capsys, *needles: str) -> str:
     """A command refused bad input as the Standards ask: exit code ``code`` 2, one line on
     stderr, no traceback, and each of ``needles`` (file, field, what was expected) in it.

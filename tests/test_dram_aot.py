@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_build_name_follows_sources, built_ahead_or_skip
 
 from sim.micro import dram_aot
 from sim.micro.dram_config import DramConfig
@@ -28,11 +29,7 @@ INIS = ("DDR3_8Gb_x8_1600.ini", "DDR4_8Gb_x8_3200.ini", "GDDR6_8Gb_x16.ini",
 
 @pytest.fixture(scope="module")
 def aot():
-    k = dram_aot.kernels()
-    if k.kind != "aot":
-        pytest.skip("no ahead-of-time DRAM kernel here (no C compiler, a failed build, or "
-                    "XPUSIM_DRAM_AOT=0): the JIT path is the one in use")
-    return k
+    return built_ahead_or_skip(dram_aot, "DRAM kernel", "XPUSIM_DRAM_AOT")
 
 
 def _with(kernels, monkeypatch):
@@ -120,14 +117,8 @@ def test_wrong_array_type_is_refused_not_misread(aot):
 
 def test_name_follows_the_sources(tmp_path, monkeypatch):
     """An edited kernel source gets a new extension name (the old build is never reused)."""
-    for name in dram_aot.SOURCES:
-        (tmp_path / name).write_bytes((dram_aot.HERE / name).read_bytes())
-    monkeypatch.setattr(dram_aot, "HERE", tmp_path)
-    before = dram_aot.module_name()
-    assert before == dram_aot.module_name() and before.startswith("xpusim_dram_")
-    with open(tmp_path / "dram.py", "a") as f:
-        f.write("\n# edited\n")
-    assert dram_aot.module_name() != before
+    assert_build_name_follows_sources(monkeypatch, tmp_path, dram_aot, dram_aot.SOURCES,
+                                      dram_aot.module_name, ("dram.py",), "xpusim_dram_")
 
 
 def test_failed_build_is_remembered_and_jit_used(tmp_path, monkeypatch):

@@ -135,19 +135,13 @@ def test_traces_the_compiled_parse_declines_go_to_numpy(lib, tmp_path):
 
 def test_module_name_follows_the_sources(tmp_path, monkeypatch):
     """An edited kernel or entry source gets a new library name (an old build is never used)."""
+    from conftest import assert_build_name_follows_sources
+
     from sim.micro import dram_aot
 
-    for name in dram_capi.SOURCES:
-        (tmp_path / name).write_bytes((dram_aot.HERE / name).read_bytes())
-    monkeypatch.setattr(dram_aot, "HERE", tmp_path)
-    before = dram_capi.module_name()
-    assert before.startswith("xpusim_dramc_")
-    for name in ("dram.py", "dram_entry.py"):
-        with open(tmp_path / name, "a") as f:
-            f.write("\n# edited\n")
-        after = dram_capi.module_name()
-        assert after != before
-        before = after
+    assert_build_name_follows_sources(monkeypatch, tmp_path, dram_aot, dram_capi.SOURCES,
+                                      dram_capi.module_name, ("dram.py", "dram_entry.py"),
+                                      "xpusim_dramc_")
 
 
 def test_failed_build_is_remembered(tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_build_name_follows_sources, built_ahead_or_skip
 
 from sim.micro import flash_aot, flash_rng
 from sim.micro.flash import FlashConfig, FlowSpec, simulate
@@ -25,11 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def aot():
-    k = flash_aot.kernels()
-    if k.kind != "aot":
-        pytest.skip("no ahead-of-time flash kernel here (no C compiler, a failed build, or "
-                    "XPUSIM_FLASH_AOT=0): the JIT path is the one in use")
-    return k
+    return built_ahead_or_skip(flash_aot, "flash kernel", "XPUSIM_FLASH_AOT")
 
 
 def _with(kernels, monkeypatch):
@@ -95,15 +92,12 @@ def test_wrong_array_type_is_refused_not_misread(aot):
 
 
 def test_name_follows_the_sources(tmp_path, monkeypatch):
-    """An edited kernel source gets a new extension name (the old build is never reused)."""
-    for name in flash_aot.SOURCES:
-        (tmp_path / name).write_bytes((flash_aot.HERE / name).read_bytes())
-    monkeypatch.setattr(flash_aot, "HERE", tmp_path)
-    before = flash_aot.module_name()
-    assert before.startswith("xpusim_flash_")
-    with open(tmp_path / "flash_fields.py", "a") as f:
-        f.write("\n# edited\n")
-    assert flash_aot.module_name() != before
+    """An edited kernel source, constants or draw gets a new extension name (the old build is
+    never reused)."""
+    assert_build_name_follows_sources(monkeypatch, tmp_path, flash_aot, flash_aot.SOURCES,
+                                      flash_aot.module_name,
+                                      ("flash_kernel.py", "flash_fields.py", "flash_rng.py"),
+                                      "xpusim_flash_")
 
 
 _RUN = """
