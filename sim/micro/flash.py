@@ -169,11 +169,12 @@ def simulate(cfg: FlashConfig, flow: FlowSpec) -> FlashStats:
     stats = np.zeros(K.NSTAT, np.int64)
     hist = np.zeros(_HIST_BINS, np.int64)
     read_frac = flow.read_fraction if flow.read_fraction > 0 else -1.0
-    kernels().simulate_kernel(prm, float(cfg.pcie_lane_GBps), 1e9 / (cfg.dram_MTps * 1e6), rd_lat,
-                      pg_lat, cmd_rd, cmd_pg, float(read_frac), n_tx,
-                      np.zeros(n_lpa, np.int32), np.zeros(n_lpa, np.uint64),
-                      np.zeros(n_lpa, np.int32), np.zeros(n_lpa, np.int32),
-                      max(1, cfg.cache_bytes // cfg.page_bytes), st_type, st_addr, stats, hist)
+    kernels().simulate_kernel(prm, float(cfg.pcie_lane_GBps), 1e9 / (cfg.dram_MTps * 1e6),
+                              rd_lat, pg_lat, cmd_rd, cmd_pg, float(read_frac), n_tx,
+                              np.zeros(n_lpa, np.int32), np.zeros(n_lpa, np.uint64),
+                              np.zeros(n_lpa, np.int32), np.zeros(n_lpa, np.int32),
+                              max(1, cfg.cache_bytes // cfg.page_bytes), st_type, st_addr,
+                              stats, hist)
     return _stats(cfg, stats, hist)
 
 

@@ -34,7 +34,6 @@ from sim.micro.flash_fields import *  # noqa: F403 - the kernel's constants
 next_double = njit(cache=True)(flash_rng.next_double)
 
 
-
 @njit(cache=True)
 def _hpush(ht, hs, hy, ha, hn, seq, t, typ, arg):
     i = hn[0]

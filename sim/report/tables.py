@@ -210,9 +210,12 @@ def group_sum(ids: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     if len(ids) >= COMPILED_SUM_ROWS:
         from sim.engine_aot import kernels
 
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if int(ids.max()) >= n:   # (the compiled loop does not check its indices)
+            raise IndexError(f"group id {int(ids.max())} out of range for {n} groups")
         sums, comp = np.zeros(n), np.zeros(n)
-        kernels().compensated_sums(np.ascontiguousarray(ids, dtype=np.int64),
-                                   np.ascontiguousarray(values, dtype=np.float64), sums, comp)
+        kernels().compensated_sums(ids, np.ascontiguousarray(values, dtype=np.float64), sums,
+                                   comp)
         return sums
     sums = [0.0] * n
     comp = [0.0] * n
