@@ -329,11 +329,8 @@ _CACHE: list[Kernels] = []
 def kernels() -> Kernels:
     """The engine's loops: the ahead-of-time build when available (built on first use), else
     numba's JIT dispatchers."""
-    return dram_aot.cached_kernels(
-        _CACHE, "XPUSIM_ENGINE_AOT",
-        lambda: dram_aot.find_or_build(module_name(), build,
-                                       "ahead-of-time build of the engine's loops",
-                                       "using numba's JIT"),
+    return dram_aot.built_kernels(
+        _CACHE, "XPUSIM_ENGINE_AOT", module_name, build, "the engine's loops",
         lambda mod: Kernels(dram_aot.checked(mod.stamp_beside, BESIDE_ARGS),
                             dram_aot.checked(mod.dag_times, DAG_ARGS["i8"]),
                             dram_aot.checked(mod.dag_times_i4, DAG_ARGS["i4"]),

@@ -117,8 +117,11 @@ print(json.dumps({"latency_s": r.metrics["latency_s"], "numba": "numba" in sys.m
 def test_csd_run_on_the_aot_kernel_skips_numba(aot, tmp_path):
     """A run with its attention on the computational SSD gives the same figures without
     importing numba or llvmlite (its DRAM and engine loops are built ahead of time too)."""
+    from sim.engine_aot import kernels as engine_kernels
     from sim.micro import dram_aot
 
+    # the run's other loops built ahead of time too (here, first: a build imports numba)
+    assert engine_kernels().kind == dram_aot.kernels().kind == "aot"
     fname = flash_aot.module_name() + __import__("importlib.machinery").machinery \
         .EXTENSION_SUFFIXES[0]
     built = next(d for d in dram_aot.directories() if (d / fname).is_file())

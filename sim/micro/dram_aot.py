@@ -69,6 +69,16 @@ def cached_kernels(cache: list, env: str, load_module, from_module, jit):
     return cache[0]
 
 
+def built_kernels(cache: list, env: str, name, builder, what: str, from_module, jit):
+    """:func:`cached_kernels` of the extension ``name()``, found or built by ``builder``
+    (:func:`find_or_build`; a failed build of ``what`` says so once and numba's JIT runs)."""
+    return cached_kernels(cache, env,
+                          lambda: find_or_build(name(), builder,
+                                                f"ahead-of-time build of {what}",
+                                                "using numba's JIT"),
+                          from_module, jit)
+
+
 def jit_kernels() -> Kernels:
     """The numba dispatchers themselves (imports numba)."""
     from sim.micro.dram import run_kernel

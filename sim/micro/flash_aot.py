@@ -43,11 +43,8 @@ _CACHE: list[Kernels] = []
 
 def kernels() -> Kernels:
     """The ahead-of-time build when available (built on first use), else numba's JIT."""
-    return dram_aot.cached_kernels(
-        _CACHE, "XPUSIM_FLASH_AOT",
-        lambda: dram_aot.find_or_build(module_name(), build,
-                                       "ahead-of-time build of the flash kernel",
-                                       "using numba's JIT"),
+    return dram_aot.built_kernels(
+        _CACHE, "XPUSIM_FLASH_AOT", module_name, build, "the flash kernel",
         lambda mod: Kernels(dram_aot.checked(mod.simulate_kernel, SIMULATE_ARGS), "aot"),
         jit_kernels)
 
