@@ -61,8 +61,8 @@ from sim.micro import dram_aot
 
 HERE = Path(__file__).resolve().parent
 #: files whose text decides the compiled code
-SOURCES = ("beside_kernel.py", "bound_kernel.py", "dag_kernel.py", "deps_kernel.py",
-           "engine_aot.py",
+SOURCES = ("beside_kernel.py", "bound_kernel.py", "compensated.py", "dag_kernel.py",
+           "deps_kernel.py", "engine_aot.py",
            "group_kernel.py", "handoff_kernel.py", "lane_kernel.py", "layout_kernel.py",
            "pair_kernel.py", "plan_kernel.py",
            "quiet_kernel.py", "replay_kernel.py",

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from sim import compensated
+
 #: a float64's bits above this are NaNs (sign clear); 0 is +0.0, >= 2**63 negative
 _POSITIVE_MAX = np.uint64(0x7FF0000000000000)
 _M1 = np.uint64(0x9E3779B97F4A7C15)
@@ -20,6 +22,10 @@ _SHIFT = np.uint64(29)
 #: point_groups remembers each code's last group where the rows are at least this many
 #: times the codes (a table of per-kind values); per-row columns (``by`` the row numbers) not
 _CODES_PER_ROW = 4
+
+
+#: :func:`sim.compensated.compensated_sums` compiled (the report's transfer-table sums)
+compensated_sums = njit(cache=True, error_model="numpy")(compensated.compensated_sums)
 
 
 @njit(cache=True, error_model="numpy")
@@ -99,25 +105,6 @@ def row_sums(ids, a, b, c, d, k, out, count):
             out[2, g] += c[i]
         if k > 3:
             out[3, g] += d[i]
-
-
-@njit(cache=True, error_model="numpy")
-def compensated_sums(ids, values, sums, comp):
-    """``sums[g]`` += each ``values[i]`` of group ``g = ids[i]`` (``-1``: left out; NaN values
-    skipped), row by row, Kahan-compensated as pandas' ``groupby(...).sum()`` adds (``comp``:
-    each group's compensation, zeros to start): :func:`sim.report.tables.group_sum`'s loop,
-    the same float operations in the same order."""
-    for i in range(len(ids)):
-        g = ids[i]
-        x = values[i]
-        if g < 0 or x != x:
-            continue
-        s = sums[g]
-        y = x - comp[g]
-        t = s + y
-        c = t - s - y
-        comp[g] = 0.0 if c != c else c
-        sums[g] = t
 
 
 @njit(cache=True, error_model="numpy")

@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 from sim.columns import Columns
+from sim.compensated import compensated_sums
 
 
 def factorize(values: np.ndarray, sort: bool = False, na_sentinel: bool = False
@@ -197,9 +198,9 @@ COMPILED_SUM_ROWS = 4096
 def group_sum(ids: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     """``values`` summed per group id (``0 <= id < n``; -1: left out), rows in order, each sum
     compensated (Kahan) as pandas' ``groupby(...).sum()`` does; NaN values skipped; integers
-    summed exactly as int64. A table of :data:`COMPILED_SUM_ROWS` rows or more (a system run's
-    transfers) is summed by the same loop compiled
-    (:func:`sim.group_kernel.compensated_sums`)."""
+    summed exactly as int64. The loop is :func:`sim.compensated.compensated_sums`: run on
+    Python lists, and compiled (``group_kernel.compensated_sums``) for a table of
+    :data:`COMPILED_SUM_ROWS` rows or more (a system run's transfers)."""
     values = np.asarray(values)
     if values.dtype.kind in "iub":   # integers add exactly (pandas keeps their dtype)
         out = np.zeros(n, dtype=np.int64)
@@ -217,18 +218,11 @@ def group_sum(ids: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
         kernels().compensated_sums(ids, np.ascontiguousarray(values, dtype=np.float64), sums,
                                    comp)
         return sums
-    sums = [0.0] * n
-    comp = [0.0] * n
-    for i, x in zip(np.asarray(ids).tolist(), np.asarray(values, dtype=np.float64).tolist(),
-                    strict=True):
-        if i < 0 or x != x:
-            continue
-        s = sums[i]
-        y = x - comp[i]
-        t = s + y
-        c = t - s - y
-        comp[i] = 0.0 if c != c else c
-        sums[i] = t
+    ids, values = np.asarray(ids).tolist(), np.asarray(values, dtype=np.float64).tolist()
+    if len(ids) != len(values):
+        raise ValueError(f"group_sum: {len(ids)} group ids for {len(values)} values")
+    sums, comp = [0.0] * n, [0.0] * n
+    compensated_sums(ids, values, sums, comp)   # the loop as it is, on Python floats
     return np.array(sums, dtype=np.float64)
 
 
