@@ -52,6 +52,16 @@ def test_aot_kernel_equals_jit(aot, monkeypatch):
     assert len(figures) > 40 and any(g["stall_cycles"] > 0 for g in figures)
 
 
+def test_a_float_where_an_integer_goes_is_refused(aot):
+    """The extension would truncate 100.5 to 100 where numba's JIT computes with it: refused."""
+    args = (0, 0, 8, 8, 8, 4, 4, 2, 2, 10, 100)
+    assert aot.calc_read_pass(*args) == systolic_aot.jit_kernels().calc_read_pass(*args)
+    with pytest.raises(TypeError, match="argument 10: expected an integer"):
+        aot.calc_read_pass(*args[:-1], 100.5)
+    with pytest.raises(TypeError, match="argument 2: expected an integer"):
+        aot.calc_write_pass(0, 0, True, 8, 8, 4, 4, 2, 2, 10, 4, 0, 0)
+
+
 def test_name_follows_the_sources(tmp_path, monkeypatch):
     """An edited kernel or its model's module gets a new extension name."""
     assert_build_name_follows_sources(monkeypatch, tmp_path, systolic_aot, systolic_aot.SOURCES,

@@ -274,6 +274,11 @@ def checked(fn, spec: tuple):
     return call
 
 
+#: a :func:`check_args` spec entry for an integer scalar (``i8`` in the signature): the
+#: compiled extension converts a float there by truncation, numba's JIT would compute with it
+INTEGER = ("int", 0)
+
+
 def check_args(spec: tuple, args: tuple) -> None:
     """Raise TypeError unless ``args`` match ``spec`` (:func:`checked`). A caller that passes
     the same arrays many times checks them once and calls the unchecked function
@@ -284,6 +289,10 @@ def check_args(spec: tuple, args: tuple) -> None:
         raise TypeError(f"expected {len(spec)} arguments, got {len(args)}")
     for i, (a, s) in enumerate(zip(args, spec, strict=True)):
         if s is None:
+            continue
+        if s == INTEGER:   # the extension truncates a float where numba's JIT would not
+            if isinstance(a, bool) or not isinstance(a, int | np.integer):
+                raise TypeError(f"argument {i}: expected an integer, got {type(a).__name__}")
             continue
         if not (isinstance(a, np.ndarray) and a.dtype == _DTYPES[s[0]] and a.ndim == s[1]
                 and a.flags.c_contiguous):

@@ -31,9 +31,9 @@ _I = "i8[::1]"
 #:                 lat_hist)
 SIMULATE_SIG = (f"none({_I}, f8, f8, {_I}, {_I}, {_I}, {_I}, f8, i8, i4[::1], u8[::1], "
                 f"i4[::1], i4[::1], i8, f8[::1], f8[::1], {_I}, {_I})")
-SIMULATE_ARGS = ((("i8", 1), None, None) + (("i8", 1),) * 4 + (None, None)
-                 + (("i4", 1), ("u8", 1), ("i4", 1), ("i4", 1), None, ("f8", 1), ("f8", 1),
-                    ("i8", 1), ("i8", 1)))
+SIMULATE_ARGS = ((("i8", 1), None, None) + (("i8", 1),) * 4 + (None, dram_aot.INTEGER)
+                 + (("i4", 1), ("u8", 1), ("i4", 1), ("i4", 1), dram_aot.INTEGER, ("f8", 1),
+                    ("f8", 1), ("i8", 1), ("i8", 1)))
 
 #: the kernel a flow runs (a callable) and where it comes from (``kind``: 'aot' or 'jit')
 Kernels = namedtuple("Kernels", ["simulate_kernel", "kind"])

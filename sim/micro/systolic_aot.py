@@ -27,15 +27,15 @@ _I = "i8[::1]"
 #: run(df, m, n, k, rows, cols, row_folds, col_folds, fold_len, if_words, f_words, of_words,
 #:     of_bw, if_set, f_set, if_prm, f_prm) -> the run's figures
 RUN_SIG = f"{_I}({', '.join(['i8'] * 13)}, {_I}, {_I}, {_I}, {_I})"
-RUN_ARGS = (None,) * 13 + (("i8", 1),) * 4
+RUN_ARGS = (dram_aot.INTEGER,) * 13 + (("i8", 1),) * 4
 #: calc_read_pass(df, op, m, n, k, rows, cols, row_folds, col_folds, fold_len, words)
 #: -> (misses, first row)
 READ_SIG = f"Tuple((i8, i8))({', '.join(['i8'] * 11)})"
-READ_ARGS = (None,) * 11
+READ_ARGS = (dram_aot.INTEGER,) * 11
 #: calc_write_pass(df, m, n, k, rows, cols, row_folds, col_folds, fold_len, of_words, of_bw,
 #:                 row_a, row_b) -> the write side's figures
 WRITE_SIG = f"{_I}({', '.join(['i8'] * 13)})"
-WRITE_ARGS = (None,) * 13
+WRITE_ARGS = (dram_aot.INTEGER,) * 13
 
 #: the kernel's entry points (callables) and where they come from (``kind``: 'aot' or 'jit')
 Kernels = namedtuple("Kernels", ["run", "calc_read_pass", "calc_write_pass", "kind"])
