@@ -1,8 +1,10 @@
 """How big a run is, estimated before it starts, and the limits above which a run needs ``--force``.
 
 A trace holds one op per kernel of every layer of every step. :func:`estimate_ops` counts the
-ops of a run from four one- and two-layer traces, so ``--gen 100000`` or a 10^6-layer config
-is refused in milliseconds with one line instead of running for minutes and gigabytes.
+ops of a run from the templates its trace stamps, without stamping them, so ``--gen 100000``
+is refused in milliseconds with one line instead of running for minutes and gigabytes. A run
+is refused above :data:`MAX_OPS` ops, or where the memory it may need (:data:`COST_PER_OP`'s
+bytes per op) exceeds what the machine has available.
 
 What an op costs depends on the engine's path (:data:`COST_PER_OP`), measured as whole
 ``xpusim run ... --out DIR --force`` commands (start-up, trace, engine, tables, report;
@@ -16,37 +18,42 @@ every op (sim/engine_arrays.py).
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from workloads.errors import WorkloadError
 from workloads.models import ModelConfig
 from workloads.scenario import Scenario
 
-#: (seconds per op, low and high; bytes of peak memory per op) of a whole run, per path,
-#: re-measured 2026-12-07 (``xpusim run ... --force --quiet --out DIR`` under
-#: ``/usr/bin/time``, wall seconds and peak RSS, two runs each, this project's 2-core
-#: machine; its speed varied ~2x that day, so a busier host may take up to twice the high
-#: figure), runs of 2M ops and more, batch 8, prompt 512, DGX-H100 unless said:
-#: ``one-stream``: Llama-2-70B TP8 g2048, 2,465,792 ops, 0.89-1.11 s, 0.59 GB (0.36-0.45 us,
-#: 238 B); the same g8192, 9,863,168 ops, 2.61-2.80 s, 1.72 GB (0.26-0.28 us, 175 B);
-#: Llama-2-7B H100 g8192, 3,432,448 ops, 1.26-1.30 s, 0.79 GB (0.37-0.38 us, 231 B); the
-#: same prompt 128 g16000, 6,704,000 ops, 2.31-2.98 s, 1.28 GB (0.34-0.44 us, 191 B).
-#: ``streams``: Llama-2-70B TP2 PP4 x 4 micro-batches g2048, 9,887,744 ops, 2.58-3.00 s,
-#: 1.67 GB (0.26-0.30 us, 169 B), the same ``--overlap`` 3.68-3.82 s, 2.23 GB (0.37-0.39 us,
-#: 225 B), with 8 micro-batches, 19,775,488 ops, 5.37-5.85 s, 3.57 GB (0.27-0.30 us, 181 B);
-#: TP4 PP2 x 2 g2048, 4,935,680 ops, 1.93-2.17 s, 1.00 GB (0.39-0.44 us, 202 B); TP4 PP2 x 4
-#: ``--overlap`` on DGX-A100, 9,871,360 ops, 2.88-3.15 s, 2.23 GB (0.29-0.32 us, 226 B);
-#: TP8 b32 x 2 ``--overlap``, 4,931,584 ops, 1.77-2.04 s, 1.03 GB (0.36-0.41 us, 208 B);
-#: Llama-2-13B TP2 PP2 x 4 ``--overlap``, 4,956,160 ops, 2.13-2.27 s, 0.99 GB (0.43-0.46 us,
-#: 201 B); Mixtral-8x7B TP4 EP4, 2,695,168 ops, 1.31-1.62 s, 1.19 GB (0.49-0.60 us, 441 B);
-#: Qwen3-30B-A3B TP8 EP8, 20,661,248 ops, 4.39-4.60 s, 3.13 GB (0.21-0.22 us, 151 B). Low and
-#: high: the least and most per op; bytes: the most per op (shorter runs cost more per op:
-#: Llama-2-7B PP2 x 2 g512, 430,080 ops, 0.69-0.78 s, 1.6-1.8 us, 574 B, mostly start-up)
-COST_PER_OP = {"one-stream": (0.26e-6, 0.45e-6, 238), "streams": (0.21e-6, 0.60e-6, 441)}
-#: ops a run may have without ``--force``, per path: about 2-6 s and at most 2.4-4.4 GB at
-#: the costs above (one limit for both: with the engine's compiled passes a run of several
-#: streams per device costs about what a run of one does per op; at its 0.30-1.74 us per
-#: op of 2026-12-05 it was held to 5M)
-MAX_OPS = {"one-stream": 10_000_000, "streams": 10_000_000}
+#: (seconds per op, low and high; bytes of peak memory per op) of a whole run, per path:
+#: ``xpusim run ... --force --quiet --out DIR`` under ``/usr/bin/time`` (wall seconds, peak
+#: RSS, two runs each, this project's 2-core machine), runs of 2M ops and more, batch 8,
+#: prompt 512, DGX-H100 unless said. The low figure is the least per op on the fast host of
+#: 2026-12-07's second session, the high the most on the slower host of its first (the same
+#: code ran ~1.6-1.9x faster on the first); bytes: the most per op on either.
+#: ``one-stream``, second session: Llama-2-70B TP8 g2048, 2,465,792 ops, 0.63-0.66 s, 0.59 GB
+#: (0.26-0.27 us, 240 B); g8192, 9,863,168 ops, 1.38-1.45 s, 1.72 GB (0.14-0.15 us, 174 B);
+#: prompt 128 g16000, 19,264,000 ops, 2.35-2.40 s, 3.14 GB (0.12 us, 163 B); Llama-2-7B H100
+#: g8192, 3,432,448 ops, 0.96 s, 0.79 GB (0.28 us, 231 B). First session: the same g8192
+#: 2.61-2.80 s; Llama-2-7B prompt 128 g16000, 6,704,000 ops, 2.31-2.98 s (0.34-0.45 us).
+#: ``streams``, second session: Llama-2-70B TP2 PP4 x 4 micro-batches g2048, 9,887,744 ops,
+#: 1.63-1.67 s, 1.67 GB (0.17 us, 169 B), ``--overlap`` 1.90-1.91 s, 2.25 GB (0.19 us, 228 B),
+#: x 8 ``--overlap``, 19,775,488 ops, 3.21-3.28 s, 3.59 GB (0.16-0.17 us, 181 B); TP1 PP8 x 8,
+#: 17,203,200 ops, 2.17-2.20 s, 2.61 GB (0.13 us, 152 B); Qwen3-30B-A3B TP8 EP8, 20,661,248
+#: ops, 2.67-2.70 s, 3.13 GB (0.13 us, 152 B); DeepSeek-V3 TP8 PP2 EP8 on two DGX-H100,
+#: 26,186,307 ops, 3.46-3.55 s, 3.98 GB (0.13-0.14 us, 152 B); gpt-oss-120b TP4 EP4, 8,349,824
+#: ops, 1.63-1.66 s, 1.42 GB (0.20 us, 170 B); Llama-2-13B TP2 PP2 x 4 ``--overlap`` on
+#: DGX-A100, 4,956,160 ops, 1.17-1.19 s, 1.0 GB (0.24 us, 200 B); Mixtral-8x7B TP4 EP4,
+#: 2,695,168 ops, 0.84 s, 0.99-1.19 GB (0.31 us, 441 B). First session: TP2 PP4 x 8
+#: ``--overlap`` 5.37-5.85 s (0.30 us); Mixtral-8x7B TP4 EP4 1.31-1.62 s (0.49-0.60 us).
+#: (Shorter runs cost more per op: Llama-2-7B PP2 x 2 g512, 430,080 ops, 0.69-0.78 s, 1.6-1.8
+#: us, 574 B, mostly start-up.)
+COST_PER_OP = {"one-stream": (0.12e-6, 0.45e-6, 240), "streams": (0.13e-6, 0.60e-6, 441)}
+#: ops a run may have without ``--force``, per path (a policy): about 4-18 s and at most
+#: 7-13 GB at the costs above, the memory checked against what is available
+#: (:func:`check_run_size`). With an exact count of the ops, every 2,048-token run of the
+#: models above starts; DeepSeek-V3's ran before only because the count it had took its 58
+#: mixture-of-experts layers for dense ones (2.6M ops of 26.2M)
+MAX_OPS = {"one-stream": 30_000_000, "streams": 30_000_000}
 _PATH_WORDS = {"one-stream": "one stream", "streams": "several streams"}
 
 
@@ -58,10 +65,28 @@ def engine_path(scenario: Scenario) -> str:
 
 
 def estimate_ops(model: ModelConfig, scenario: Scenario) -> int:
-    """Ops the full trace of ``model`` under ``scenario`` will have (exact for dense models
-    with one micro-batch; micro-batches multiply it, MoE routing varies it by a few per
-    cent)."""
-    from workloads.tracer import trace_model
+    """Ops the full trace of ``model`` under ``scenario`` will have: a decoder's counted from
+    the templates its trace stamps (exact, :func:`workloads.tracer.count_decoder_ops`), other
+    models' from one- and two-layer traces of each layer kind. Kept for the last few runs: a
+    command asks up to three times (the limit, the heap, the progress bar)."""
+    try:
+        return _estimate_kept(model, scenario)
+    except TypeError:   # a model or scenario that cannot be a key (a list in a field)
+        return _estimate(model, scenario)
+
+
+@functools.lru_cache(maxsize=8)
+def _estimate_kept(model: ModelConfig, scenario: Scenario) -> int:
+    return _estimate(model, scenario)
+
+
+def _estimate(model: ModelConfig, scenario: Scenario) -> int:
+    """:func:`estimate_ops`, counted."""
+    from workloads.tracer import count_decoder_ops, trace_model
+
+    if model.kind == "decoder":
+        prefill, step = count_decoder_ops(model, scenario)
+        return prefill + (scenario.gen_len - 1) * step
 
     # the layers by kind (a hybrid's attention and Mamba-2 layers, a block pattern's kinds)
     if model.blocks:
@@ -121,16 +146,37 @@ def check_context(model: ModelConfig, scenario: Scenario, force: bool = False) -
 def check_run_size(model: ModelConfig, scenario: Scenario, force: bool = False,
                    limit: int | None = None) -> int:
     """The estimated op count; raise :class:`WorkloadError` above ``limit`` (default: the
-    engine path's :data:`MAX_OPS`) unless ``force``."""
+    engine path's :data:`MAX_OPS`) or where the run may need more memory than is available
+    (:func:`available_memory`), unless ``force``."""
     check_context(model, scenario, force)
     n = estimate_ops(model, scenario)
     path = engine_path(scenario)
     limit = MAX_OPS[path] if limit is None else limit
-    if n > limit and not force:
-        low, high, nbytes = COST_PER_OP[path]
+    if force:
+        return n
+    low, high, nbytes = COST_PER_OP[path]
+    cost = f"~{n * low:,.0f}-{n * high:,.0f} s and {n * nbytes / 1e9:,.1f} GB"
+    if n > limit:
         raise WorkloadError("", "--gen", f"this run would simulate about {n:,} ops (limit "
                                          f"{limit:,} with {_PATH_WORDS[path]} per device, "
-                                         f"~{n * low:,.0f}-{n * high:,.0f} s and "
-                                         f"{n * nbytes / 1e9:,.1f} GB); use fewer --gen "
-                                         "tokens, layers or micro-batches, or --force")
+                                         f"{cost}); use fewer --gen tokens, layers or "
+                                         "micro-batches, or --force")
+    free = available_memory()
+    if free and n * nbytes > free:
+        raise WorkloadError("", "--gen", f"this run would simulate about {n:,} ops ({cost} "
+                                         f"at most), more memory than the {free / 1e9:,.1f} "
+                                         "GB available; use fewer --gen tokens, layers or "
+                                         "micro-batches, or --force")
     return n
+
+
+def available_memory() -> int:
+    """``MemAvailable`` of ``/proc/meminfo`` (B); 0 where it cannot be read (no check)."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0

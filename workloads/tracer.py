@@ -390,6 +390,7 @@ class LayerBuilder:
                 self._linear("shared_down", t, ff, self.shape.d, op_class="moe"),
                 self._vector("shared_add", t, self.shape.d, "add", op_class="moe")]
 
+    @_memo
     def _routed_experts(self, t: int, layer: int) -> list[OpTemplate]:
         """Experts with the router's (possibly skewed) token counts, one GEMM pair per loaded
         expert. With expert parallelism each of the ``ep`` devices holds whole experts and runs
@@ -824,10 +825,65 @@ def trace_model(model: ModelConfig, scenario: Scenario, phases: tuple[str, ...] 
     return _trace_decoder(model, scenario, phases, units, compact)
 
 
+def layer_variants(model: ModelConfig, scenario: Scenario) -> list[tuple]:
+    """Each layer's template variant (layers of one variant stamp the same templates): its
+    routing rotation (routing differs from layer to layer under expert parallelism or skew),
+    whether it is a windowed layer among global ones (Gemma 2/3), a dense one among
+    mixture-of-experts ones (DeepSeek, Llama 4 Maverick), one without RoPE (Llama 4,
+    SmolLM3), a Mamba layer, its block kind and width."""
+    varies = model.is_moe and (scenario.ep > 1 or scenario.expert_skew > 0)
+    rotations = model.n_experts if varies else 1
+    mixed = bool(model.sliding_window and model.global_every)
+    return [(i % rotations, mixed and model.windowed(i), model.dense_layer(i),
+             model.nope(i), model.mamba(i), model.block_kind(i), model.block_width(i))
+            for i in range(model.n_layers)]
+
+
+#: the builder :func:`count_decoder_ops` last used, with its model and scenario: the trace of
+#: the same run takes it (and the templates it memoised) instead of building them again
+_COUNTED: list[tuple[ModelConfig, Scenario, LayerBuilder]] = []
+
+
+def _builder(model: ModelConfig, scenario: Scenario) -> LayerBuilder:
+    """A :class:`LayerBuilder` of ``model`` and ``scenario``: the one the last count made
+    for them (taken, not kept), else a new one."""
+    if _COUNTED:
+        counted_model, counted_scenario, builder = _COUNTED.pop()
+        if counted_model == model and counted_scenario == scenario:
+            return builder
+    return LayerBuilder(model, scenario)
+
+
+def count_decoder_ops(model: ModelConfig, scenario: Scenario) -> tuple[int, int]:
+    """(ops of the prefill, ops of one decode step) that :func:`trace_model` stamps for a
+    decoder, counted from the templates it stamps (one op each) without stamping them: per
+    micro-batch its embedding, every layer's variant, a send at each stage boundary and the
+    head."""
+    builder = LayerBuilder(model, scenario)
+    _COUNTED[:] = [(model, scenario, builder)]
+    base, extra = divmod(scenario.batch, scenario.microbatches)   # as microbatch_sizes
+    sizes = {b: k for b, k in ((base + 1, extra), (base, scenario.microbatches - extra)) if k}
+    sends = len(pipeline_boundaries(model.n_layers, scenario.pp))
+    layers: dict[tuple, int] = {}
+    for v in layer_variants(model, scenario):
+        layers[v] = layers.get(v, 0) + 1
+
+    def step(s: int, n: int) -> int:
+        return sum(k * (len(builder.embedding(b * s)) + len(builder.head(b))
+                        + sends * len(builder.stage_send(b * s))
+                        + sum(count * len(builder.layer(b, s, n, *v))
+                              for v, count in layers.items()))
+                   for b, k in sizes.items())
+
+    p = scenario.prompt_len
+    with gc_paused():   # thousands of small acyclic objects, as in the trace
+        return step(p, p), step(1, p + 1)
+
+
 def _trace_decoder(model: ModelConfig, scenario: Scenario, phases: tuple[str, ...],
                    units: tuple[str, ...], compact: bool) -> Trace:
     """:func:`trace_model` of a decoder, its scenario checked."""
-    builder = LayerBuilder(model, scenario)
+    builder = _builder(model, scenario)
     stamp = _Stamper(scenario.tp, rows=compact)
     p = scenario.prompt_len
     sizes = microbatch_sizes(scenario.batch, scenario.microbatches)
@@ -838,15 +894,8 @@ def _trace_decoder(model: ModelConfig, scenario: Scenario, phases: tuple[str, ..
         steps.append(("prefill", 0, p, p))
     if "decode" in phases:
         steps += [("decode", s, 1, p + s) for s in range(1, scenario.gen_len)]
-    varies = model.is_moe and (scenario.ep > 1 or scenario.expert_skew > 0)
-    rotations = model.n_experts if varies else 1  # routing differs from layer to layer
-    # each layer's templates: its routing rotation, whether it is a windowed layer among
-    # global ones (Gemma 2/3), whether a dense one among mixture-of-experts ones (DeepSeek),
-    # whether it applies no RoPE (Llama 4, SmolLM3)
     mixed = bool(model.sliding_window and model.global_every)
-    variant = [(i % rotations, mixed and model.windowed(i), model.dense_layer(i),
-                model.nope(i), model.mamba(i), model.block_kind(i), model.block_width(i))
-               for i in range(model.n_layers)]
+    variant = layer_variants(model, scenario)
     variants = sorted(set(variant))
 
     # the stamped steps' templates, kept in the compact path (it asks again for the last two)

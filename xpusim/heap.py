@@ -184,11 +184,6 @@ def _watch(libc, done: int) -> None:
 
 def _available_bytes() -> int:
     """``MemAvailable`` of ``/proc/meminfo`` (B); 0 where it cannot be read."""
-    try:
-        with open("/proc/meminfo") as info:
-            for line in info:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+    from workloads.limits import available_memory
+
+    return available_memory()
