@@ -364,10 +364,17 @@ def write_csv(table: object, out, float_format: str = "%.9g", rows: int = 1 << 1
     ``out`` partly written, where a column is of another kind."""
     import csv
 
+    from sim.report import csv_blocks
+
     columns = [_text_column(table, name) or np.asarray(table[name]) for name in table.order]
     n = len(table) if columns else 0
     writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(table.order)
+    if n >= csv_blocks.COMPILED_CSV_ROWS and float_format == "%.9g":
+        plan = csv_blocks.compiled_plan(columns, _text_fields)
+        if plan is not None:
+            csv_blocks.write_compiled(plan, n, out, min(rows, csv_blocks.COMPILED_BLOCK_ROWS))
+            return True
     fields: list[dict[str, str]] = [{} for _ in columns]
     for lo in range(0, max(n, 1), rows):
         cols = _csv_columns(columns, lo, min(n, lo + rows), float_format, fields)
@@ -379,3 +386,4 @@ def write_csv(table: object, out, float_format: str = "%.9g", rows: int = 1 << 1
             out.write("\n".join(map(",".join, zip(*cols, strict=True))))
             out.write("\n")
     return True
+

@@ -1,0 +1,253 @@
+"""Compiled loops of the report's CSV writer (:func:`sim.report.tables.write_csv`): floats as
+C's ``%.9g`` writes them, and rows of int, float and text fields joined into bytes.
+
+A float's text is worked out from its nine significant digits ``N`` (``10**8 <= N < 10**9``)
+and its decimal exponent ``X``: ``x * 10**(8 - X)`` is one correctly rounded multiplication
+(or division) by an exact power of ten (``10**p``, ``p <= 22``), within half a unit in the
+last place of the exact product, so rounding it to an integer gives the exact product's
+rounding unless its fraction lies within two units of one half. Those values, values outside
+``[1e-14, 1e22)``, infinities and subnormals are marked :data:`OTHER` and formatted by Python's
+``%`` (``write_csv`` passes their text in); every other value's text is the C library's, digit
+for digit (tests/test_csv_kernel.py checks millions of values against ``%``).
+
+Built ahead of time by :mod:`sim.report.csv_aot` (numba's ``pycc``), else run by numba's JIT.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from sim.report.csv_fields import (
+    DIGITS,
+    EMPTY,
+    FLOAT,
+    FLOAT_WIDTH,
+    HASH,
+    INT,
+    LOG10_2,
+    NEG_ZERO,
+    OTHER,
+    SEEN,
+    ZERO,
+)
+
+#: exact powers of ten (every one up to 10**22 is a double)
+POW10 = np.array([10.0 ** k for k in range(23)])
+
+@njit(cache=True, nogil=True)
+def float_digits(values, bits, digits, exps, status, seen, seen_digits, seen_exps):
+    """Per value of ``values`` (its bit pattern in ``bits``): its status (``status``) and, for
+    :data:`DIGITS`, its nine significant digits (``digits``, negative for a negative value)
+    and exponent (``exps``) as ``%.9g`` rounds it; how many are :data:`OTHER`. The digits of
+    the last values met are kept by bit pattern (``seen``, :data:`SEEN` entries, ``NO_VALUE``
+    where empty; ``seen_digits``, ``seen_exps``): a value met again is not worked out again."""
+    others = 0
+    for i in range(values.shape[0]):
+        v = values[i]
+        if v != v:
+            status[i] = EMPTY
+            continue
+        if v == 0.0:
+            status[i] = NEG_ZERO if math.copysign(1.0, v) < 0 else ZERO
+            continue
+        key = bits[i]
+        h = ((key * HASH) >> 52) & (SEEN - 1)
+        if seen[h] == key:
+            status[i] = DIGITS
+            digits[i] = seen_digits[h]
+            exps[i] = seen_exps[h]
+            continue
+        n, e = _nine_digits(abs(v))
+        if n < 0:
+            status[i] = OTHER
+            others += 1
+            continue
+        status[i] = DIGITS
+        digits[i] = -n if v < 0 else n
+        exps[i] = e
+        seen[h] = key
+        seen_digits[h] = digits[i]
+        seen_exps[h] = e
+    return others
+
+
+@njit(cache=True, nogil=True)
+def _nine_digits(x):
+    """(N, X) of a positive ``x`` (see the module), or (-1, 0) where it is not certain."""
+    if not (1e-14 <= x < 1e22):
+        return -1, 0
+    _, bits = math.frexp(x)   # x = m 2**bits, 0.5 <= m < 1: log10(x) within log10(2) of
+    e = int(math.floor((bits - 1) * LOG10_2))   # (bits - 1) log10(2), at most one above it
+    e = min(max(e, -14), 21)   # where X lies for x in range: p = 8 - e within 10**+-22
+    y = 0.0
+    for _ in range(3):
+        p = 8 - e
+        if p > 22 or p < -22:
+            return -1, 0
+        y = x * POW10[p] if p >= 0 else x / POW10[-p]
+        if y < 1e8:
+            e -= 1
+        elif y >= 1e9:
+            e += 1
+        else:
+            break
+    if not (1e8 <= y < 1e9):
+        return -1, 0
+    whole = math.floor(y)
+    frac = y - whole
+    _, ex = math.frexp(y)
+    ulp = math.ldexp(1.0, ex - 53)
+    if abs(frac - 0.5) <= 2.0 * ulp:   # too near a tie to round from y
+        return -1, 0
+    n = int(whole) + (1 if frac > 0.5 else 0)
+    if n == 1000000000:
+        n = 100000000
+        e += 1
+    return n, e
+
+
+@njit(cache=True, nogil=True)
+def _put_uint(out, at, v):
+    """Write the decimal digits of ``v`` >= 0 at ``out[at]``; the position after them."""
+    if v == 0:
+        out[at] = 48
+        return at + 1
+    k = 0
+    t = v
+    while t > 0:
+        t //= 10
+        k += 1
+    end = at + k
+    while v > 0:
+        end -= 1
+        q = v // 10
+        out[end] = 48 + v - 10 * q
+        v = q
+    return at + k
+
+
+@njit(cache=True, nogil=True)
+def _put_float(out, at, n, e):
+    """``%.9g`` of the value with nine digits ``n`` (negative: a negative value) and
+    exponent ``e`` at ``out[at]``; the position after it. The digits are first written
+    where the field's last nine bytes may go (``at + 6``, up to ``at + 14``), then moved."""
+    if n < 0:
+        out[at] = 45   # '-'
+        at += 1
+        n = -n
+    s = at + 6
+    for k in range(8, -1, -1):
+        q = n // 10
+        out[s + k] = 48 + n - 10 * q
+        n = q
+    last = 8
+    while last > 0 and out[s + last] == 48:   # trailing zeros dropped (no '#' flag)
+        last -= 1
+    if e < -4 or e >= 9:   # d.dddddddde+XX
+        out[at] = out[s]
+        if last == 0:
+            at += 1
+        else:
+            out[at + 1] = 46   # '.'
+            for k in range(1, last + 1):   # (moved left: s + k > at + 1 + k)
+                out[at + 1 + k] = out[s + k]
+            at += 2 + last
+        out[at] = 101   # 'e'
+        out[at + 1] = 45 if e < 0 else 43
+        at += 2
+        a = -e if e < 0 else e
+        if a < 10:
+            out[at] = 48
+            at += 1
+        return _put_uint(out, at, a)
+    if e >= 0:   # integer digits, then the fraction left
+        for k in range(e + 1):
+            out[at + k] = out[s + k]
+        at += e + 1
+        if last > e:
+            out[at] = 46
+            for k in range(e + 1, last + 1):   # (out[at + k - e] from s + k >= at + k - e)
+                out[at + k - e] = out[s + k]
+            at += last - e + 1
+        return at
+    # 0.000ddd: -e + 1 bytes before the digits, at most 5 (< 6: moved left, from the first)
+    lead = -e + 1
+    for k in range(last + 1):
+        out[at + lead + k] = out[s + k]
+    out[at] = 48
+    out[at + 1] = 46
+    for k in range(2, lead):
+        out[at + k] = 48
+    return at + lead + last + 1
+
+
+@njit(cache=True, nogil=True)
+def write_rows(kinds, slots, ints, digits, exps, status, bits, other_ptr, other_bytes, codes,
+               label_base, label_ptr, label_bytes, seen, seen_len, seen_text, out):
+    """Rows of a block as CSV bytes into ``out``; the bytes written. Column ``c`` is of kind
+    ``kinds[c]`` and row ``slots[c]`` of its kind's arrays: ints (``ints``), floats (their
+    :func:`float_digits` ``digits``, ``exps`` and ``status``, their bit patterns ``bits``;
+    :data:`OTHER` ones the next text of ``other_ptr`` / ``other_bytes`` in row-major order),
+    text (``codes``: label ``j`` of the column is field ``label_base[slot] + j`` of
+    ``label_ptr`` / ``label_bytes``). A float column's last texts are kept by bit pattern
+    (``seen``, a direct-mapped table of :data:`SEEN` entries per column, :data:`NO_VALUE`
+    where empty; ``seen_len``, ``seen_text``): a value met again is copied, not formatted
+    (most of an op table's columns repeat one value per op kind)."""
+    n_cols = kinds.shape[0]
+    rows = ints.shape[1] if ints.shape[0] else (digits.shape[1] if digits.shape[0]
+                                                else codes.shape[1])
+    at = 0
+    other = 0
+    for r in range(rows):
+        for c in range(n_cols):
+            if c:
+                out[at] = 44   # ','
+                at += 1
+            s = slots[c]
+            if kinds[c] == INT:
+                v = ints[s, r]
+                if v < 0:
+                    out[at] = 45
+                    at += 1
+                    v = -v
+                at = _put_uint(out, at, v)
+            elif kinds[c] == FLOAT:
+                st = status[s, r]
+                if st == DIGITS:
+                    key = bits[s, r]
+                    h = ((key * HASH) >> 52) & (SEEN - 1)
+                    base = h * FLOAT_WIDTH
+                    if seen[s, h] == key:
+                        for k in range(seen_len[s, h]):
+                            out[at + k] = seen_text[s, base + k]
+                        at += seen_len[s, h]
+                    else:
+                        end = _put_float(out, at, digits[s, r], exps[s, r])
+                        seen[s, h] = key
+                        seen_len[s, h] = end - at
+                        for k in range(end - at):
+                            seen_text[s, base + k] = out[at + k]
+                        at = end
+                elif st == ZERO:
+                    out[at] = 48
+                    at += 1
+                elif st == NEG_ZERO:
+                    out[at] = 45
+                    out[at + 1] = 48
+                    at += 2
+                elif st == OTHER:
+                    for k in range(other_ptr[other], other_ptr[other + 1]):
+                        out[at] = other_bytes[k]
+                        at += 1
+                    other += 1
+            else:
+                f = label_base[s] + codes[s, r]
+                for k in range(label_ptr[f], label_ptr[f + 1]):
+                    out[at] = label_bytes[k]
+                    at += 1
+        out[at] = 10   # '\n'
+        at += 1
+    return at
