@@ -1,5 +1,5 @@
-"""Long CSV tables written by the compiled loops of :mod:`sim.report.csv_kernel` (built ahead
-of time by :mod:`sim.report.csv_aot`): :func:`sim.report.tables.write_csv`'s bytes for a table
+"""Long CSV tables written by the compiled loops of :mod:`sim.report.text_kernel` (built ahead
+of time by :mod:`sim.report.text_aot`): :func:`sim.report.tables.write_csv`'s bytes for a table
 of ints, floats and text whose floats are written as ``%.9g``, in blocks formed on several
 threads and written in order."""
 
@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from sim.report.csv_fields import (
+from sim.report.text_fields import (
     FLOAT,
     FLOAT_WIDTH,
     INT,
@@ -24,7 +24,7 @@ from sim.report.csv_fields import (
 )
 
 #: a table of this many rows or more (its floats as ``%.9g``, its columns ints, floats and text)
-#: is written by the compiled loops (sim/report/csv_kernel.py): 9.9M op rows 4x faster; below
+#: is written by the compiled loops (sim/report/text_kernel.py): 9.9M op rows 4x faster; below
 #: it loading them would cost a short report more than they save
 COMPILED_CSV_ROWS = 1 << 15
 #: rows of a block of the compiled path: the block's per-column arrays stay in cache (9.9M op
@@ -65,13 +65,13 @@ def compiled_plan(columns: list, text_fields) -> tuple | None:
 def write_compiled(plan: tuple, n: int, out, rows: int) -> None:
     """Write the ``n`` rows of :func:`compiled_plan`'s columns to ``out``, ``rows`` at a time:
     each float column's digits by ``float_digits``, the few it leaves (see
-    :mod:`sim.report.csv_kernel`) by ``%``, every row by ``write_rows``. Blocks are formed on
+    :mod:`sim.report.text_kernel`) by ``%``, every row by ``write_rows``. Blocks are formed on
     up to :data:`CSV_THREADS` threads (the loops release the GIL) and written in order, at
     most one more than the threads waiting."""
-    from sim.report import csv_aot
+    from sim.report import text_aot
 
     kinds, slots, ints, floats, texts, fields = plan
-    k = csv_aot.kernels()
+    k = text_aot.kernels()
     encoded = [[f.encode() for f in col] for col in fields]
     lengths = [len(b) for col in encoded for b in col]
     label_ptr = np.zeros(len(lengths) + 1, dtype=np.int64)

@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from sim.columns import Columns, Text, as_columns
+from sim.report import trace_text
 from sim.report.tables import factorize
 
 
@@ -63,10 +64,13 @@ def chrome_trace(ops, title: str, transfers=None,
     link_tids: dict[str, int] = {}
     link_pid = len(pids)
 
-    def link_tid(name: str) -> int:
+    def link_tid(name: str, metas: list | None = None) -> int:
+        """The track of link ``name``; a new one is named by a metadata event, appended to
+        the events (or to ``metas``)."""
         if name not in link_tids:
             link_tids[name] = len(link_tids)
-            events.append(_meta(link_pid, "", link_tids[name], name))
+            (events if metas is None else metas).append(_meta(link_pid, "", link_tids[name],
+                                                              name))
         return link_tids[name]
 
     if op_links or (transfers is not None and len(transfers)):
@@ -186,9 +190,22 @@ def _op_events(ops, stream_col, tids: dict, events: list, op_links: dict,
     dur_c, durs = _codes(_col(ops, "latency_s"))
     dur_text = [f',"dur":{_num(_us(d))},"args":{{"layer":' for d in durs]
     start_us = np.asarray(_col(ops, "start_s"), dtype=np.float64) * 1e6   # start * 1e6 per op
-    layers, steps = _list(_col(ops, "layer")), _list(_col(ops, "step"))
     if not len(ops):
         return
+    layer_a, step_a = _col(ops, "layer"), _col(ops, "step")
+    ids = np.asarray(_col(ops, "id"))
+    if len(ops) >= trace_text.COMPILED_EVENTS and all(
+            isinstance(a, np.ndarray) and a.dtype.kind in "iu" for a in (layer_a, step_a)) \
+            and np.isfinite(start_us).all() and float(np.abs(start_us).max()) < _FAST_US:
+        linked = np.flatnonzero(_linked(op_links, ids)).tolist() if op_links else []
+        prefix = [f'{{"name":{text(h[0])},"cat":"collective","ph":"X","pid":{link_pid}'
+                  for h in heads]
+        events.append(_Raw(trace_text.op_events_text(
+            head_c, head_text, start_us, dur_c, dur_text, [_num(_us(d)) for d in durs],
+            layer_a, step_a, tail_c, tail_text, linked,
+            link_names(op_links, ids[linked]) if linked else [], link_tid, prefix)))
+        return
+    layers, steps = _list(layer_a), _list(step_a)
     # the ops' events as chunks: one %-format of the six parts of every op in a run of ops
     # that load no link (~2x less CPU than joining them op by op); ``%d`` of a layer or step
     # is ``str(int(x))``; an op that loads links is followed by its events on them
@@ -198,7 +215,6 @@ def _op_events(ops, stream_col, tids: dict, events: list, op_links: dict,
     parts[2::6] = map(dur_text.__getitem__, dur_c.tolist())
     parts[3::6], parts[4::6] = layers, steps
     parts[5::6] = map(tail_text.__getitem__, tail_c)
-    ids = np.asarray(_col(ops, "id"))
     linked = np.flatnonzero(_linked(op_links, ids)).tolist() if op_links else []
     dur_s = np.asarray(_col(ops, "latency_s"))
 

@@ -1,5 +1,5 @@
-"""Constants of the CSV writer's compiled loops (:mod:`sim.report.csv_kernel`), apart from
-them so that the writer reads them without importing numba."""
+"""Constants of the report's compiled text loops (:mod:`sim.report.text_kernel`), apart from
+them so that the writers read them without importing numba."""
 
 from __future__ import annotations
 
@@ -20,3 +20,6 @@ SEEN, NO_VALUE, HASH = 1 << 12, 0x7FF8000000000000, -7046029254386353131
 #: bytes a field of each kind may take at most: an int64 (sign and 19 digits), a float
 #: (``-1.23456789e+21``)
 INT_WIDTH, FLOAT_WIDTH = 20, 15
+#: the keys a trace event's fields are written after (``trace_events``), as bytes
+STEP_KEY, TID_KEY, TS_KEY, DUR_KEY = (tuple(k.encode()) for k in (',"step":', ',"tid":',
+                                                                    ',"ts":', ',"dur":'))

@@ -1,5 +1,7 @@
-"""Compiled loops of the report's CSV writer (:func:`sim.report.tables.write_csv`): floats as
-C's ``%.9g`` writes them, and rows of int, float and text fields joined into bytes.
+"""Compiled loops that write a long report's text: the CSV writer's rows
+(:mod:`sim.report.csv_blocks`: floats as C's ``%.9g`` writes them, rows of int, float and text
+fields joined into bytes) and the Chrome trace's op events (:mod:`sim.report.trace_text`:
+starts as ``'%.4f'`` without trailing zeros).
 
 A float's text is worked out from its nine significant digits ``N`` (``10**8 <= N < 10**9``)
 and its decimal exponent ``X``: ``x * 10**(8 - X)`` is one correctly rounded multiplication
@@ -8,9 +10,10 @@ last place of the exact product, so rounding it to an integer gives the exact pr
 rounding unless its fraction lies within two units of one half. Those values, values outside
 ``[1e-14, 1e22)``, infinities and subnormals are marked :data:`OTHER` and formatted by Python's
 ``%`` (``write_csv`` passes their text in); every other value's text is the C library's, digit
-for digit (tests/test_csv_kernel.py checks millions of values against ``%``).
+for digit (tests/test_text_kernel.py checks millions of values against ``%``). A start's four
+decimals are worked out the same way (:func:`fixed4_digits`, tests/test_trace_text.py).
 
-Built ahead of time by :mod:`sim.report.csv_aot` (numba's ``pycc``), else run by numba's JIT.
+Built ahead of time by :mod:`sim.report.text_aot` (numba's ``pycc``), else run by numba's JIT.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import math
 import numpy as np
 from numba import njit
 
-from sim.report.csv_fields import (
+from sim.report.text_fields import (
     DIGITS,
+    DUR_KEY,
     EMPTY,
     FLOAT,
     FLOAT_WIDTH,
@@ -31,6 +35,9 @@ from sim.report.csv_fields import (
     NEG_ZERO,
     OTHER,
     SEEN,
+    STEP_KEY,
+    TID_KEY,
+    TS_KEY,
     ZERO,
 )
 
@@ -250,4 +257,137 @@ def write_rows(kinds, slots, ints, digits, exps, status, bits, other_ptr, other_
                     at += 1
         out[at] = 10   # '\n'
         at += 1
+    return at
+
+
+@njit(cache=True, nogil=True)
+def fixed4_digits(values, digits, status):
+    """Per value of ``values``: ``round(|v| * 10**4)`` as ``'%.4f'`` rounds it (``digits``)
+    and its status (``status``: :data:`DIGITS`, or :data:`NEG_ZERO` for a negative value,
+    whose text keeps its sign; :data:`OTHER` where the product's fraction lies within two
+    units of one half); how many are :data:`OTHER`. Values must be finite, below 2**52 / 10**4
+    in magnitude (the caller's check)."""
+    others = 0
+    for i in range(values.shape[0]):
+        v = values[i]
+        y = abs(v) * 1e4
+        whole = math.floor(y)
+        frac = y - whole
+        _, ex = math.frexp(y)
+        if abs(frac - 0.5) <= 2.0 * math.ldexp(1.0, ex - 53):
+            status[i] = OTHER
+            others += 1
+            continue
+        digits[i] = int(whole) + (1 if frac > 0.5 else 0)
+        status[i] = NEG_ZERO if (v < 0 or math.copysign(1.0, v) < 0) else DIGITS
+    return others
+
+
+@njit(cache=True, nogil=True)
+def _put_fixed4(out, at, n, negative):
+    """``'%.4f'`` of ``n / 10**4`` with trailing zeros dropped (``'.0'`` kept) at ``out[at]``;
+    the position after it."""
+    if negative:
+        out[at] = 45
+        at += 1
+    at = _put_uint(out, at, n // 10000)
+    out[at] = 46
+    at += 1
+    f = n % 10000
+    if f == 0:
+        out[at] = 48
+        return at + 1
+    div = 1000
+    while f:
+        q = f // div
+        out[at] = 48 + q
+        at += 1
+        f -= q * div
+        div //= 10
+    return at
+
+
+@njit(cache=True, nogil=True)
+def _copy(out, at, ptr, data, j):
+    """Text ``j`` of ``ptr`` / ``data`` at ``out[at]``; the position after it."""
+    for k in range(ptr[j], ptr[j + 1]):
+        out[at] = data[k]
+        at += 1
+    return at
+
+
+@njit(cache=True, nogil=True)
+def trace_events(head_c, head_ptr, head_bytes, ts_digits, ts_status, other_ptr, other_bytes,
+                 dur_c, dur_ptr, dur_bytes, num_ptr, num_bytes, layer, step, tail_c, tail_ptr,
+                 tail_bytes, linked, link_ptr, link_tid, link_meta, meta_ptr, meta_bytes,
+                 name_ptr, name_bytes, out):
+    """The ops' complete events of a Chrome trace, joined by commas, into ``out``; the bytes
+    written. Op ``i``'s event is its head (``head_c``), start (``ts_digits`` / ``ts_status``
+    by :func:`fixed4_digits`; an :data:`OTHER` one the next of ``other_ptr`` /
+    ``other_bytes``), duration (``dur_c``: its text up to the layer), layer, ``,"step":``,
+    step and tail (``tail_c``). An op listed in ``linked`` (ascending) is followed by its
+    events on its links ``link_ptr[j]:link_ptr[j + 1]``: a track's metadata event where
+    ``link_meta`` names one (else -1), then the event: its name's prefix (``head_c``'s of
+    ``name_ptr``), ``,"tid":``, the link's track, the op's start, ``,"dur":``, its duration
+    (``num_ptr``) and ``}``."""
+    at = 0
+    other = 0
+    j = 0
+    n_linked = linked.shape[0]
+    for i in range(head_c.shape[0]):
+        if i:
+            out[at] = 44
+            at += 1
+        at = _copy(out, at, head_ptr, head_bytes, head_c[i])
+        ts_at = at
+        st = ts_status[i]
+        if st == OTHER:
+            at = _copy(out, at, other_ptr, other_bytes, other)
+            other += 1
+        else:
+            at = _put_fixed4(out, at, ts_digits[i], st == NEG_ZERO)
+        ts_end = at
+        at = _copy(out, at, dur_ptr, dur_bytes, dur_c[i])
+        v = layer[i]
+        if v < 0:
+            out[at] = 45
+            at += 1
+            v = -v
+        at = _put_uint(out, at, v)
+        for b in STEP_KEY:
+            out[at] = b
+            at += 1
+        v = step[i]
+        if v < 0:
+            out[at] = 45
+            at += 1
+            v = -v
+        at = _put_uint(out, at, v)
+        at = _copy(out, at, tail_ptr, tail_bytes, tail_c[i])
+        if j < n_linked and linked[j] == i:
+            for k in range(link_ptr[j], link_ptr[j + 1]):
+                out[at] = 44
+                at += 1
+                if link_meta[k] >= 0:
+                    at = _copy(out, at, meta_ptr, meta_bytes, link_meta[k])
+                    out[at] = 44
+                    at += 1
+                at = _copy(out, at, name_ptr, name_bytes, head_c[i])
+                for b in TID_KEY:
+                    out[at] = b
+                    at += 1
+                at = _put_uint(out, at, link_tid[k])
+                for b in TS_KEY:
+                    out[at] = b
+                    at += 1
+                for p in range(ts_at, ts_end):
+                    out[at] = out[p]
+                    at += 1
+                for b in DUR_KEY:
+                    out[at] = b
+                    at += 1
+                at = _copy(out, at, num_ptr, num_bytes, dur_c[i])
+                out[at] = 125   # '}'
+                at += 1
+            j += 1
     return at

@@ -1,4 +1,4 @@
-"""The CSV writer's compiled loops (sim/report/csv_kernel.py, built by csv_aot.py): floats as
+"""The CSV writer's compiled loops (sim/report/text_kernel.py, built by text_aot.py): floats as
 C's ``%.9g`` writes them, digit for digit, including values at and next to the ties of the
 ninth digit, powers of ten, signed zeros, infinities, NaN and subnormals; long tables of ints,
 floats and text equal ``DataFrame.to_csv``'s bytes through the compiled path, the Python path
@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from sim.columns import Columns, Text
-from sim.report import csv_aot, csv_blocks, tables
-from sim.report.csv_fields import DIGITS, EMPTY, NEG_ZERO, OTHER, ZERO
+from sim.report import csv_blocks, tables, text_aot
+from sim.report.text_fields import DIGITS, EMPTY, NEG_ZERO, OTHER, ZERO
 
 
 def _seen(n: int) -> tuple[np.ndarray, ...]:
@@ -44,7 +44,7 @@ def _hard_floats(rng: np.random.Generator, n: int) -> np.ndarray:
 def test_float_digits_and_rows_are_printf(seed):
     """Every value's field is ``'%.9g' % v`` (NaN empty); the values it cannot be sure of are
     left to Python (OTHER), and they are few among ordinary values."""
-    k = csv_aot.kernels()
+    k = text_aot.kernels()
     rng = np.random.default_rng(seed)
     values = _hard_floats(rng, 40_000)
     n = len(values)
@@ -109,7 +109,7 @@ def test_long_table_is_to_csv_through_every_path(seed, monkeypatch, tmp_path):
     with path.open("w", newline="", encoding="utf-8") as f:
         assert tables.write_csv(table, f)
     assert path.read_text(encoding="utf-8") == want
-    monkeypatch.setattr(csv_aot, "_CACHE", [csv_aot.jit_kernels()])
+    monkeypatch.setattr(text_aot, "_CACHE", [text_aot.jit_kernels()])
     out = io.StringIO()
     assert tables.write_csv(table, out, rows=5000) and out.getvalue() == want
     monkeypatch.setattr(csv_blocks, "COMPILED_CSV_ROWS", 1 << 62)   # the Python path
@@ -135,8 +135,8 @@ def test_extension_is_the_jit():
     """The ahead-of-time build gives the JIT's fields (skipped where it cannot be built)."""
     from conftest import built_ahead_or_skip
 
-    aot = built_ahead_or_skip(csv_aot, "CSV loops", "XPUSIM_CSV_AOT")
-    jit = csv_aot.jit_kernels()
+    aot = built_ahead_or_skip(text_aot, "text loops", "XPUSIM_TEXT_AOT")
+    jit = text_aot.jit_kernels()
     rng = np.random.default_rng(9)
     values = _hard_floats(rng, 5000)
     got = [np.zeros(len(values), dtype=np.int64) for _ in range(6)]
@@ -155,7 +155,7 @@ def test_a_long_csv_imports_neither_numba_nor_pandas():
 
     from conftest import built_ahead_or_skip
 
-    built_ahead_or_skip(csv_aot, "CSV loops", "XPUSIM_CSV_AOT")
+    built_ahead_or_skip(text_aot, "text loops", "XPUSIM_TEXT_AOT")
     code = ("import io, sys, numpy as np; from sim.columns import Columns; "
             "from sim.report.tables import write_csv; n = 40000; "
             "t = Columns({'x': np.arange(n) / 7, 'i': np.arange(n)}, ['x', 'i'], n); "

@@ -1,0 +1,89 @@
+"""The report's compiled text loops (:mod:`sim.report.text_kernel`: CSV rows, trace events)
+built ahead of time, as the DRAM, flash and SCALE-Sim kernels are (:mod:`sim.micro.dram_aot`):
+an extension that needs only numpy, built once per kernel version beside the other builds (the
+same directories, naming by a hash of the sources and tool versions, ``.failed`` markers).
+:func:`kernels` returns its functions, or numba's dispatchers where it cannot be built (no C
+compiler, a failed build, ``XPUSIM_TEXT_AOT=0``): both write the same bytes
+(tests/test_text_kernel.py, tests/test_trace_text.py).
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from pathlib import Path
+
+from sim.micro import dram_aot
+
+HERE = Path(__file__).resolve().parent
+#: files whose text decides the compiled code (the kernel, this recipe, the build's)
+SOURCES = ("text_kernel.py", "text_fields.py", "text_aot.py", "../micro/dram_aot.py")
+
+_A1, _A2 = "i8[::1]", "i8[:,::1]"
+#: float_digits(values, bits, digits, exps, status, seen, seen_digits, seen_exps)
+#: -> how many are OTHER
+DIGITS_SIG = f"i8(f8[::1], {_A1}, {_A1}, {_A1}, {_A1}, {_A1}, {_A1}, {_A1})"
+DIGITS_ARGS = (("f8", 1),) + (("i8", 1),) * 7
+#: write_rows(kinds, slots, ints, digits, exps, status, bits, other_ptr, other_bytes, codes,
+#:            label_base, label_ptr, label_bytes, seen, seen_len, seen_text, out)
+#: -> bytes written
+ROWS_SIG = (f"i8({_A1}, {_A1}, {_A2}, {_A2}, {_A2}, {_A2}, {_A2}, {_A1}, u1[::1], {_A2}, "
+            f"{_A1}, {_A1}, u1[::1], {_A2}, {_A2}, u1[:,::1], u1[::1])")
+ROWS_ARGS = (("i8", 1), ("i8", 1), ("i8", 2), ("i8", 2), ("i8", 2), ("i8", 2), ("i8", 2),
+             ("i8", 1), ("u1", 1), ("i8", 2), ("i8", 1), ("i8", 1), ("u1", 1), ("i8", 2),
+             ("i8", 2), ("u1", 2), ("u1", 1))
+
+#: fixed4_digits(values, digits, status) -> how many are OTHER
+FIXED4_SIG = f"i8(f8[::1], {_A1}, {_A1})"
+FIXED4_ARGS = (("f8", 1), ("i8", 1), ("i8", 1))
+#: trace_events(head_c, head_ptr, head_bytes, ts_digits, ts_status, other_ptr, other_bytes,
+#:              dur_c, dur_ptr, dur_bytes, num_ptr, num_bytes, layer, step, tail_c, tail_ptr,
+#:              tail_bytes, linked, link_ptr, link_tid, link_meta, meta_ptr, meta_bytes,
+#:              name_ptr, name_bytes, out) -> bytes written
+_TEXT = f"{_A1}, u1[::1]"
+EVENTS_SIG = (f"i8({_A1}, {_TEXT}, {_A1}, {_A1}, {_TEXT}, {_A1}, {_TEXT}, {_TEXT}, {_A1}, "
+              f"{_A1}, {_A1}, {_TEXT}, {_A1}, {_A1}, {_A1}, {_A1}, {_TEXT}, {_TEXT}, u1[::1])")
+_T = (("i8", 1), ("u1", 1))
+EVENTS_ARGS = ((("i8", 1),) + _T + (("i8", 1),) * 2 + _T + (("i8", 1),) + _T + _T
+               + (("i8", 1),) * 3 + _T + (("i8", 1),) * 4 + _T + _T + (("u1", 1),))
+
+#: the kernel's entry points (callables) and where they come from (``kind``: 'aot' or 'jit')
+Kernels = namedtuple("Kernels", ["float_digits", "write_rows", "fixed4_digits", "trace_events",
+                                 "kind"])
+
+_CACHE: list[Kernels] = []
+
+
+def kernels() -> Kernels:
+    """The ahead-of-time build when available (built on first use), else numba's JIT."""
+    return dram_aot.built_kernels(
+        _CACHE, "XPUSIM_TEXT_AOT", module_name, build, "the report's text loops",
+        lambda mod: Kernels(dram_aot.checked(mod.float_digits, DIGITS_ARGS),
+                            dram_aot.checked(mod.write_rows, ROWS_ARGS),
+                            dram_aot.checked(mod.fixed4_digits, FIXED4_ARGS),
+                            dram_aot.checked(mod.trace_events, EVENTS_ARGS), "aot"),
+        jit_kernels)
+
+
+def jit_kernels() -> Kernels:
+    """The numba dispatchers themselves (imports numba)."""
+    from sim.report.text_kernel import fixed4_digits, float_digits, trace_events, write_rows
+
+    return Kernels(float_digits, write_rows, fixed4_digits, trace_events, "jit")
+
+
+def module_name() -> str:
+    """Extension name: ``xpusim_text_`` and a hash of :data:`SOURCES` and tool versions."""
+    return "xpusim_text_" + dram_aot.source_hash(SOURCES, HERE)
+
+
+def build(directory: Path, name: str | None = None) -> Path:
+    """Compile the loops into ``directory`` (numba's pycc; needs a C compiler). The
+    extension's path; raises on failure."""
+    from sim.report import text_kernel as k
+
+    return dram_aot.build_extension(
+        directory, name or module_name(), k,
+        (("fixed4_digits", FIXED4_SIG, k.fixed4_digits),
+         ("float_digits", DIGITS_SIG, k.float_digits),
+         ("trace_events", EVENTS_SIG, k.trace_events),
+         ("write_rows", ROWS_SIG, k.write_rows)), "the report's text loops")
