@@ -137,6 +137,17 @@ def _put_uint(out, at, v):
 
 
 @njit(cache=True, nogil=True)
+def _put_int(out, at, v):
+    """Write the decimal text of ``v`` (above the int64 minimum) at ``out[at]``; the
+    position after it."""
+    if v < 0:
+        out[at] = 45   # '-'
+        at += 1
+        v = -v
+    return _put_uint(out, at, v)
+
+
+@njit(cache=True, nogil=True)
 def _put_float(out, at, n, e):
     """``%.9g`` of the value with nine digits ``n`` (negative: a negative value) and
     exponent ``e`` at ``out[at]``; the position after it. The digits are first written
@@ -215,12 +226,7 @@ def write_rows(kinds, slots, ints, digits, exps, status, bits, other_ptr, other_
                 at += 1
             s = slots[c]
             if kinds[c] == INT:
-                v = ints[s, r]
-                if v < 0:
-                    out[at] = 45
-                    at += 1
-                    v = -v
-                at = _put_uint(out, at, v)
+                at = _put_int(out, at, ints[s, r])
             elif kinds[c] == FLOAT:
                 st = status[s, r]
                 if st == DIGITS:
@@ -348,21 +354,11 @@ def trace_events(head_c, head_ptr, head_bytes, ts_digits, ts_status, other_ptr, 
             at = _put_fixed4(out, at, ts_digits[i], st == NEG_ZERO)
         ts_end = at
         at = _copy(out, at, dur_ptr, dur_bytes, dur_c[i])
-        v = layer[i]
-        if v < 0:
-            out[at] = 45
-            at += 1
-            v = -v
-        at = _put_uint(out, at, v)
+        at = _put_int(out, at, layer[i])
         for b in STEP_KEY:
             out[at] = b
             at += 1
-        v = step[i]
-        if v < 0:
-            out[at] = 45
-            at += 1
-            v = -v
-        at = _put_uint(out, at, v)
+        at = _put_int(out, at, step[i])
         at = _copy(out, at, tail_ptr, tail_bytes, tail_c[i])
         if j < n_linked and linked[j] == i:
             for k in range(link_ptr[j], link_ptr[j + 1]):
