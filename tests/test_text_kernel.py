@@ -148,8 +148,9 @@ def test_extension_is_the_jit():
         assert (a[ok] == b[ok]).all() and (got[2] == got[5]).all()
 
 
-def test_a_long_csv_imports_neither_numba_nor_pandas():
-    """The built loops need numpy alone (skipped where they cannot be built)."""
+def test_a_long_csv_imports_neither_numba_nor_pandas(tmp_path):
+    """The built loops need numpy alone (skipped where they cannot be built); the child runs
+    outside the checkout, so it imports the package this process imported."""
     import subprocess
     import sys
 
@@ -163,5 +164,5 @@ def test_a_long_csv_imports_neither_numba_nor_pandas():
             "print(len(out.getvalue().splitlines()), 'numba' in sys.modules, "
             "'pandas' in sys.modules)")
     got = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True).stdout.split()
+                         text=True, cwd=tmp_path).stdout.split()
     assert got == ["40001", "False", "False"]

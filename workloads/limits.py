@@ -29,7 +29,7 @@ from workloads.scenario import Scenario
 #: RSS, two runs each, this project's 2-core machine), runs of 2M ops and more, batch 8,
 #: prompt 512, DGX-H100 unless said. The low figure is the least per op on the fast host of
 #: 2026-12-07's second session, the high the most on the slower host of its first (the same
-#: code ran ~1.6-1.9x faster on the first); bytes: the most per op on either.
+#: code ran ~1.6-1.9x faster in the second); bytes: the most per op in either.
 #: ``one-stream``, second session: Llama-2-70B TP8 g2048, 2,465,792 ops, 0.63-0.66 s, 0.59 GB
 #: (0.26-0.27 us, 240 B); g8192, 9,863,168 ops, 1.38-1.45 s, 1.72 GB (0.14-0.15 us, 174 B);
 #: prompt 128 g16000, 19,264,000 ops, 2.35-2.40 s, 3.14 GB (0.12 us, 163 B); Llama-2-7B H100
