@@ -92,3 +92,58 @@ def test_timeline_of_a_long_run_is_the_python_one(long_run, jit, monkeypatch):
     assert got == timeline.chrome_trace(ops, "t", None, links)
     events = json.loads(got)["traceEvents"]
     assert sum(e.get("cat") == "collective" for e in events) > 0
+
+
+@pytest.fixture(scope="module")
+def system_runs():
+    """Runs whose transfers cross PCIe, a switch and a drive (new copy streams, new link
+    tracks), or host memory: (ops, transfers, op links) of each."""
+    from arch import load_arch
+    from sim.run import simulate
+    from sim.system.placement import parse_placement
+    from sim.system.schedule import Policies
+    from workloads.models import get_model
+    from workloads.scenario import Scenario
+
+    sc = Scenario(batch=4, prompt_len=64, gen_len=24)
+    runs = [simulate(load_arch("a6000-storage"), get_model("llama2-7b"), sc,
+                     policies=Policies(attention_on="csd")),
+            simulate(load_arch("a6000-offload"), get_model("llama2-7b"), sc,
+                     placement=parse_placement("weights=gpu.hbm:0.5,host_ddr:0.5"))]
+    return [(r.columns("ops"), r.columns("transfers"), r.op_links) for r in runs]
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_transfer_events_are_the_python_loops(system_runs, jit, monkeypatch):
+    """Every op and transfer event through the compiled loops (threshold lowered to one row)
+    equals the Python path's text, byte for byte."""
+    if jit:
+        monkeypatch.setattr(text_aot, "_CACHE", [text_aot.jit_kernels()])
+    for ops, transfers, links in system_runs:
+        assert transfers is not None and len(transfers) > 100
+        monkeypatch.setattr(trace_text, "COMPILED_EVENTS", 1)
+        got = timeline.chrome_trace(ops, "t", transfers, links)
+        monkeypatch.setattr(trace_text, "COMPILED_EVENTS", 1 << 62)
+        want = timeline.chrome_trace(ops, "t", transfers, links)
+        assert got == want
+        events = json.loads(got)["traceEvents"]
+        assert sum(e.get("cat") == "transfer" for e in events) > len(transfers)
+
+
+def test_transfers_the_loops_do_not_take_change_nothing(system_runs):
+    """A transfer table with a -0.0 byte count, a float count or an infinite time is left to
+    the Python loop, with the tracks untouched."""
+    from sim.columns import Columns
+
+    _, transfers, _ = system_runs[0]
+    cols = {c: np.asarray(transfers[c]) for c in transfers.order}
+    n = len(transfers)
+    for change in ({"bytes": np.where(np.arange(n) == 3, -0.0, cols["bytes"])},
+                   {"layer": cols["layer"].astype(np.float64)},
+                   {"start_s": np.where(np.arange(n) == 5, np.inf, cols["start_s"])}):
+        table = Columns({**cols, **change}, list(cols), n)
+        pids, tids, tracks = {}, {}, []
+        got = trace_text.transfer_events_text(
+            table, "t", pids, tids, 9, lambda name, metas, seen=tracks: seen.append(name),
+            timeline._meta, timeline._num, json.dumps, timeline._FAST_US)
+        assert got is None and not pids and not tids and not tracks

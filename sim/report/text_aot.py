@@ -46,9 +46,21 @@ _T = (("i8", 1), ("u1", 1))
 EVENTS_ARGS = ((("i8", 1),) + _T + (("i8", 1),) * 2 + _T + (("i8", 1),) + _T + _T
                + (("i8", 1),) * 3 + _T + (("i8", 1),) * 4 + _T + _T + (("u1", 1),))
 
+#: transfer_events(head_c, head_ptr, head_bytes, combo_c, combo_first, res_ptr, res_tid,
+#:                 res_meta, prefix_c, prefix_ptr, prefix_bytes, ts_digits, ts_status,
+#:                 dur_digits, dur_status, other_ptr, other_bytes, bytes_c, num_ptr, num_bytes,
+#:                 replicas, layer, step, pre_at, pre_meta, meta_ptr, meta_bytes, out)
+#: -> bytes written
+TRANSFERS_SIG = (f"i8({_A1}, {_TEXT}, " + ", ".join([_A1] * 5) + f", {_A1}, {_TEXT}, "
+                 + ", ".join([_A1] * 4) + f", {_TEXT}, {_A1}, {_TEXT}, "
+                 + ", ".join([_A1] * 5) + f", {_TEXT}, u1[::1])")
+TRANSFERS_ARGS = ((("i8", 1),) + _T + (("i8", 1),) * 5 + (("i8", 1),) + _T
+                  + (("i8", 1),) * 4 + _T + (("i8", 1),) + _T + (("i8", 1),) * 5 + _T
+                  + (("u1", 1),))
+
 #: the kernel's entry points (callables) and where they come from (``kind``: 'aot' or 'jit')
 Kernels = namedtuple("Kernels", ["float_digits", "write_rows", "fixed4_digits", "trace_events",
-                                 "kind"])
+                                 "transfer_events", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -60,15 +72,23 @@ def kernels() -> Kernels:
         lambda mod: Kernels(dram_aot.checked(mod.float_digits, DIGITS_ARGS),
                             dram_aot.checked(mod.write_rows, ROWS_ARGS),
                             dram_aot.checked(mod.fixed4_digits, FIXED4_ARGS),
-                            dram_aot.checked(mod.trace_events, EVENTS_ARGS), "aot"),
+                            dram_aot.checked(mod.trace_events, EVENTS_ARGS),
+                            dram_aot.checked(mod.transfer_events, TRANSFERS_ARGS), "aot"),
         jit_kernels)
 
 
 def jit_kernels() -> Kernels:
     """The numba dispatchers themselves (imports numba)."""
-    from sim.report.text_kernel import fixed4_digits, float_digits, trace_events, write_rows
+    from sim.report.text_kernel import (
+        fixed4_digits,
+        float_digits,
+        trace_events,
+        transfer_events,
+        write_rows,
+    )
 
-    return Kernels(float_digits, write_rows, fixed4_digits, trace_events, "jit")
+    return Kernels(float_digits, write_rows, fixed4_digits, trace_events, transfer_events,
+                   "jit")
 
 
 def module_name() -> str:
@@ -86,4 +106,5 @@ def build(directory: Path, name: str | None = None) -> Path:
         (("fixed4_digits", FIXED4_SIG, k.fixed4_digits),
          ("float_digits", DIGITS_SIG, k.float_digits),
          ("trace_events", EVENTS_SIG, k.trace_events),
+         ("transfer_events", TRANSFERS_SIG, k.transfer_events),
          ("write_rows", ROWS_SIG, k.write_rows)), "the report's text loops")

@@ -23,3 +23,6 @@ INT_WIDTH, FLOAT_WIDTH = 20, 15
 #: the keys a trace event's fields are written after (``trace_events``), as bytes
 STEP_KEY, TID_KEY, TS_KEY, DUR_KEY = (tuple(k.encode()) for k in (',"step":', ',"tid":',
                                                                     ',"ts":', ',"dur":'))
+#: and a transfer event's args (``transfer_events``)
+BYTES_KEY, REPLICAS_KEY, LAYER_KEY = (tuple(k.encode()) for k in (
+    ',"args":{"bytes":', ',"replicas":', ',"layer":'))

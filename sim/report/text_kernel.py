@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit
 
 from sim.report.text_fields import (
+    BYTES_KEY,
     DIGITS,
     DUR_KEY,
     EMPTY,
@@ -31,9 +32,11 @@ from sim.report.text_fields import (
     FLOAT_WIDTH,
     HASH,
     INT,
+    LAYER_KEY,
     LOG10_2,
     NEG_ZERO,
     OTHER,
+    REPLICAS_KEY,
     SEEN,
     STEP_KEY,
     TID_KEY,
@@ -323,6 +326,15 @@ def _copy(out, at, ptr, data, j):
 
 
 @njit(cache=True, nogil=True)
+def _put_fixed4_or_other(out, at, digits, status, other_ptr, other_bytes, other):
+    """A time's text (:func:`fixed4_digits`; an :data:`OTHER` one the next of ``other_ptr``
+    / ``other_bytes``); (the position after it, the next OTHER text)."""
+    if status == OTHER:
+        return _copy(out, at, other_ptr, other_bytes, other), other + 1
+    return _put_fixed4(out, at, digits, status == NEG_ZERO), other
+
+
+@njit(cache=True, nogil=True)
 def trace_events(head_c, head_ptr, head_bytes, ts_digits, ts_status, other_ptr, other_bytes,
                  dur_c, dur_ptr, dur_bytes, num_ptr, num_bytes, layer, step, tail_c, tail_ptr,
                  tail_bytes, linked, link_ptr, link_tid, link_meta, meta_ptr, meta_bytes,
@@ -346,12 +358,8 @@ def trace_events(head_c, head_ptr, head_bytes, ts_digits, ts_status, other_ptr, 
             at += 1
         at = _copy(out, at, head_ptr, head_bytes, head_c[i])
         ts_at = at
-        st = ts_status[i]
-        if st == OTHER:
-            at = _copy(out, at, other_ptr, other_bytes, other)
-            other += 1
-        else:
-            at = _put_fixed4(out, at, ts_digits[i], st == NEG_ZERO)
+        at, other = _put_fixed4_or_other(out, at, ts_digits[i], ts_status[i], other_ptr,
+                                         other_bytes, other)
         ts_end = at
         at = _copy(out, at, dur_ptr, dur_bytes, dur_c[i])
         at = _put_int(out, at, layer[i])
@@ -386,4 +394,79 @@ def trace_events(head_c, head_ptr, head_bytes, ts_digits, ts_status, other_ptr, 
                 out[at] = 125   # '}'
                 at += 1
             j += 1
+    return at
+
+
+@njit(cache=True, nogil=True)
+def _put_key_int(out, at, key, v):
+    """``key`` (bytes) then the integer ``v``; the position after them."""
+    for b in key:
+        out[at] = b
+        at += 1
+    return _put_int(out, at, v)
+
+
+@njit(cache=True, nogil=True)
+def transfer_events(head_c, head_ptr, head_bytes, combo_c, combo_first, res_ptr, res_tid,
+                    res_meta, prefix_c, prefix_ptr, prefix_bytes, ts_digits, ts_status,
+                    dur_digits, dur_status, other_ptr, other_bytes, bytes_c, num_ptr,
+                    num_bytes, replicas, layer, step, pre_at, pre_meta, meta_ptr, meta_bytes,
+                    out):
+    """The transfers' complete events of a Chrome trace, joined by commas, into ``out``; the
+    bytes written. Transfer ``i``: the metadata events ``pre_meta`` names for it (``pre_at``,
+    ascending), its event on its copy stream (``head_c``) and one per resource of its route
+    (``combo_c``: resources ``res_ptr[c]:res_ptr[c + 1]``, each its track ``res_tid`` and,
+    at the route's first transfer ``combo_first[c]``, a new track's metadata ``res_meta``,
+    else -1; ``prefix_c``: the events' name up to the track), each with the same tail: start
+    and duration (:func:`fixed4_digits`, :data:`OTHER` ones in order, start before
+    duration), bytes (``bytes_c``), replicas, layer and step."""
+    at = 0
+    other = 0
+    p = 0
+    n_pre = pre_at.shape[0]
+    for i in range(head_c.shape[0]):
+        if i:
+            out[at] = 44
+            at += 1
+        while p < n_pre and pre_at[p] == i:
+            at = _copy(out, at, meta_ptr, meta_bytes, pre_meta[p])
+            out[at] = 44
+            at += 1
+            p += 1
+        at = _copy(out, at, head_ptr, head_bytes, head_c[i])
+        tail = at
+        for b in TS_KEY:
+            out[at] = b
+            at += 1
+        at, other = _put_fixed4_or_other(out, at, ts_digits[i], ts_status[i], other_ptr,
+                                         other_bytes, other)
+        for b in DUR_KEY:
+            out[at] = b
+            at += 1
+        at, other = _put_fixed4_or_other(out, at, dur_digits[i], dur_status[i], other_ptr,
+                                         other_bytes, other)
+        for b in BYTES_KEY:
+            out[at] = b
+            at += 1
+        at = _copy(out, at, num_ptr, num_bytes, bytes_c[i])
+        at = _put_key_int(out, at, REPLICAS_KEY, replicas[i])
+        at = _put_key_int(out, at, LAYER_KEY, layer[i])
+        at = _put_key_int(out, at, STEP_KEY, step[i])
+        out[at] = 125
+        out[at + 1] = 125
+        at += 2
+        tail_end = at
+        c = combo_c[i]
+        for k in range(res_ptr[c], res_ptr[c + 1]):
+            out[at] = 44
+            at += 1
+            if res_meta[k] >= 0 and combo_first[c] == i:
+                at = _copy(out, at, meta_ptr, meta_bytes, res_meta[k])
+                out[at] = 44
+                at += 1
+            at = _copy(out, at, prefix_ptr, prefix_bytes, prefix_c[i])
+            at = _put_uint(out, at, res_tid[k])
+            for q in range(tail, tail_end):
+                out[at] = out[q]
+                at += 1
     return at

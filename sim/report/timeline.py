@@ -76,8 +76,14 @@ def chrome_trace(ops, title: str, transfers=None,
     if op_links or (transfers is not None and len(transfers)):
         events.append(_meta(link_pid, "links and memory tiers"))
     _op_events(ops, stream_col, tids, events, op_links or {}, link_pid, link_tid)
+    text = functools.lru_cache(maxsize=None)(json.dumps)
+    if transfers is not None and len(transfers) >= trace_text.COMPILED_EVENTS:
+        blob = trace_text.transfer_events_text(transfers, title, pids, tids, link_pid,
+                                               link_tid, _meta, _num, text, _FAST_US)
+        if blob is not None:
+            events.append(_Raw(blob))
+            transfers = None
     if transfers is not None:
-        text = functools.lru_cache(maxsize=None)(json.dumps)
         for row in _rows(transfers, ("name", "tensor", "stream", "src", "dst", "route",
                                      "bytes", "replicas", "layer", "step", "start_s",
                                      "latency_s")):
