@@ -70,21 +70,21 @@ def test_streams_limit_refuses_with_its_own_costs(ample_memory):
             f"~{n * low:,.0f}-{n * high:,.0f} s and {n * nbytes / 1e9:,.1f} GB")
     with pytest.raises(WorkloadError, match=re.escape(want)) as err:
         check_run_size(model, sc)
-    assert "~5-24 s and 17.4 GB" in str(err.value)   # by hand: 39.6M x 0.13, 0.60 us, 441 B
+    assert "~5-24 s and 9.6 GB" in str(err.value)   # by hand: 39.6M x 0.13, 0.60 us, 243 B
     assert check_run_size(model, sc, force=True) == n
 
 
 def test_a_run_is_refused_where_its_memory_is_not_available(monkeypatch):
-    """9,887,744 ops x 441 B = 4.36 GB: refused with 4 GB available, run with 5 GB, and with
+    """9,887,744 ops x 243 B = 2.40 GB: refused with 2 GB available, run with 3 GB, and with
     --force whatever the memory; no check where the memory cannot be read (0)."""
     model = get_model("llama2-70b")
     sc = Scenario(batch=8, prompt_len=512, gen_len=2048, tp=2, pp=4, microbatches=4)
-    monkeypatch.setattr(limits, "available_memory", lambda: 4_000_000_000)
-    with pytest.raises(WorkloadError, match=r"about 9,887,744 ops \(~1-6 s and 4.4 GB at "
-                                            r"most\), more memory than the 4.0 GB available"):
+    monkeypatch.setattr(limits, "available_memory", lambda: 2_000_000_000)
+    with pytest.raises(WorkloadError, match=r"about 9,887,744 ops \(~1-6 s and 2.4 GB at "
+                                            r"most\), more memory than the 2.0 GB available"):
         check_run_size(model, sc)
     assert check_run_size(model, sc, force=True) == 9_887_744
-    for free in (5_000_000_000, 0):
+    for free in (3_000_000_000, 0):
         monkeypatch.setattr(limits, "available_memory", lambda free=free: free)
         assert check_run_size(model, sc) == 9_887_744
 

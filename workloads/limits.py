@@ -29,7 +29,12 @@ from workloads.scenario import Scenario
 #: RSS, two runs each, this project's 2-core machine), runs of 2M ops and more, batch 8,
 #: prompt 512, DGX-H100 unless said. The low figure is the least per op on the fast host of
 #: 2026-12-07's second session, the high the most on the slower host of its first (the same
-#: code ran ~1.6-1.9x faster in the second); bytes: the most per op in either.
+#: code ran ~1.6-1.9x faster in the second). Bytes: the most per op a run itself needs, its
+#: peak RSS in process (``simulate`` and ``write_run_report``, no heap pre-touch, which the
+#: CLI caps at half the available memory): 243 B for Mixtral-8x7B TP4 EP4 g2048, 2,695,168
+#: ops, 0.65 GB (the CLI's RSS, 441 B, holds pre-touched heap it never uses), 238 B for
+#: Llama-2-70B TP8 g2048; 123-219 B on the others (TP2 PP4 x 4 and x 8 ``--overlap`` 165
+#: and 161, Qwen3-30B-A3B TP8 EP8 123, Llama-2-7B g8192 219; ``python /tmp/s63/peak.py``).
 #: ``one-stream``, second session: Llama-2-70B TP8 g2048, 2,465,792 ops, 0.63-0.66 s, 0.59 GB
 #: (0.26-0.27 us, 240 B); g8192, 9,863,168 ops, 1.38-1.45 s, 1.72 GB (0.14-0.15 us, 174 B);
 #: prompt 128 g16000, 19,264,000 ops, 2.35-2.40 s, 3.14 GB (0.12 us, 163 B); Llama-2-7B H100
@@ -47,9 +52,9 @@ from workloads.scenario import Scenario
 #: ``--overlap`` 5.37-5.85 s (0.30 us); Mixtral-8x7B TP4 EP4 1.31-1.62 s (0.49-0.60 us).
 #: (Shorter runs cost more per op: Llama-2-7B PP2 x 2 g512, 430,080 ops, 0.69-0.78 s, 1.6-1.8
 #: us, 574 B, mostly start-up.)
-COST_PER_OP = {"one-stream": (0.12e-6, 0.45e-6, 240), "streams": (0.13e-6, 0.60e-6, 441)}
+COST_PER_OP = {"one-stream": (0.12e-6, 0.45e-6, 240), "streams": (0.13e-6, 0.60e-6, 243)}
 #: ops a run may have without ``--force``, per path (a policy): about 4-18 s and at most
-#: 7-13 GB at the costs above, the memory checked against what is available
+#: 7.3 GB at the costs above, the memory checked against what is available
 #: (:func:`check_run_size`). With an exact count of the ops, every 2,048-token run of the
 #: models above starts; DeepSeek-V3's ran before only because the count it had took its 58
 #: mixture-of-experts layers for dense ones (2.6M ops of 26.2M)
