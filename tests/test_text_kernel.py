@@ -125,6 +125,16 @@ def test_columns_the_loops_do_not_take_go_the_python_way(monkeypatch):
                  ["x", "b"], n)
     assert csv_blocks.compiled_plan([ok["x"], ok["b"]], tables._text_fields) is None
     assert csv_blocks.compiled_plan([(["a"], np.full(3, -1))], tables._text_fields) is None
+    # one column: an empty field (NaN, "") is written quoted, as the only field of its row
+    x = np.arange(n) / 7.0
+    x[5] = np.nan
+    for col in (x, Text(["a", ""], np.arange(n) % 2)):
+        one = Columns({"c": col}, ["c"], n)
+        frame = pd.DataFrame({"c": col if isinstance(col, np.ndarray)
+                              else [col.labels[c] for c in col.codes]})
+        out = io.StringIO()
+        assert tables.write_csv(one, out)
+        assert out.getvalue() == frame.to_csv(index=False, float_format="%.9g")
     out = io.StringIO()
     assert tables.write_csv(ok, out)
     assert out.getvalue() == pd.DataFrame({"x": ok["x"], "b": ok["b"]}).to_csv(

@@ -40,7 +40,10 @@ def compiled_plan(columns: list, text_fields) -> tuple | None:
     :func:`_write_compiled`: each column's kind and place among the ints, floats and text
     columns (codes) and each text column's fields as ``csv.writer`` writes them
     (``text_fields``: :func:`sim.report.tables._text_fields`); None where a column is of
-    another kind (bools, objects) or out of the loops' range."""
+    another kind (bools, objects) or out of the loops' range, or for a table of one column
+    (``csv.writer`` quotes a row's only field when it is empty: ``""``)."""
+    if len(columns) < 2:
+        return None
     kinds, slots, ints, floats, texts, fields = [], [], [], [], [], []
     for whole in columns:
         if isinstance(whole, tuple):
