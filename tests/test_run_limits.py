@@ -89,8 +89,25 @@ def test_a_run_is_refused_where_its_memory_is_not_available(monkeypatch):
         assert check_run_size(model, sc) == 9_887_744
 
 
-def test_available_memory_reads_meminfo():
-    """The machine's MemAvailable, as the kernel gives it (kB -> B), where it has one."""
+@pytest.mark.parametrize("limit, want", [("max\n", 8 << 30), ("2147483648\n", 2 << 30),
+                                          ("9223372036854771712\n", 8 << 30), (None, 8 << 30)])
+def test_available_memory_is_capped_by_the_containers_limit(tmp_path, monkeypatch, limit, want):
+    """MemAvailable (8 GiB here), at most a cgroup's memory limit; "max", an unlimited v1
+    value or no cgroup file leave it as it is."""
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(f"MemTotal: 33554432 kB\nMemAvailable: {8 << 20} kB\n")
+    cgroup = tmp_path / "memory.max"
+    if limit is not None:
+        cgroup.write_text(limit)
+    monkeypatch.setattr(limits, "MEMINFO", str(meminfo))
+    monkeypatch.setattr(limits, "CGROUP_LIMITS", (str(cgroup), str(tmp_path / "v1")))
+    assert limits.available_memory() == want
+
+
+def test_available_memory_reads_meminfo(monkeypatch):
+    """The machine's MemAvailable, as the kernel gives it (kB -> B), where it has one (no
+    cgroup limit read)."""
+    monkeypatch.setattr(limits, "CGROUP_LIMITS", ())
     try:
         with open("/proc/meminfo") as info:
             kb = next(int(line.split()[1]) for line in info

@@ -175,13 +175,32 @@ def check_run_size(model: ModelConfig, scenario: Scenario, force: bool = False,
     return n
 
 
+#: where the machine's available memory and a container's memory limit are read (cgroup v2,
+#: then v1; "max" or a page-rounded 2**63 - 1: no limit)
+MEMINFO = "/proc/meminfo"
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
 def available_memory() -> int:
-    """``MemAvailable`` of ``/proc/meminfo`` (B); 0 where it cannot be read (no check)."""
+    """``MemAvailable`` of ``/proc/meminfo`` (B), at most the memory limit of the cgroup the
+    process runs in (a container's: a run cannot use more, whatever the host has free); 0
+    where it cannot be read (no check)."""
+    free = 0
     try:
-        with open("/proc/meminfo") as info:
+        with open(MEMINFO) as info:
             for line in info:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    free = int(line.split()[1]) * 1024
+                    break
     except (OSError, ValueError, IndexError):
-        pass
-    return 0
+        return 0
+    for path in CGROUP_LIMITS:
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < free:
+            return int(text)
+        break   # the first one present decides
+    return free

@@ -847,10 +847,12 @@ _COUNTED: list[tuple[ModelConfig, Scenario, LayerBuilder]] = []
 def _builder(model: ModelConfig, scenario: Scenario) -> LayerBuilder:
     """A :class:`LayerBuilder` of ``model`` and ``scenario``: the one the last count made
     for them (taken, not kept), else a new one."""
-    if _COUNTED:
+    try:   # (another thread may take it between a test and the pop)
         counted_model, counted_scenario, builder = _COUNTED.pop()
-        if counted_model == model and counted_scenario == scenario:
-            return builder
+    except IndexError:
+        return LayerBuilder(model, scenario)
+    if counted_model == model and counted_scenario == scenario:
+        return builder
     return LayerBuilder(model, scenario)
 
 
