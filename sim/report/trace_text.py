@@ -37,16 +37,13 @@ def op_events_text(head_c, head_text: list[str], start_us: np.ndarray, dur_c, du
     op of ``linked`` followed by its events on the links ``names`` (a new link's track named
     first: ``link_tid(name, metas)`` appends its metadata event to ``metas``), each
     ``name_prefix[head_c[i]]``, the link's track, the op's start and ``dur_num[dur_c[i]]``."""
-    from sim.report import text_aot
+    from sim.report import text_aot, timeline
 
     k = text_aot.kernels()
     n = len(start_us)
     values = np.ascontiguousarray(start_us, dtype=np.float64)
-    digits, status = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
-    other = [b""]
-    if k.fixed4_digits(values, digits, status):   # left to '%.4f', trailing zeros dropped
-        other = [(b"%.4f" % v).rstrip(b"0") for v in values[status == OTHER].tolist()]
-        other = [t + b"0" if t.endswith(b".") else t for t in other]
+    digits, status = _fixed4(k, values)
+    other = [t.encode() for t in timeline._us_texts(values[status == OTHER])] or [b""]
     other_ptr = np.zeros(len(other) + 1, dtype=np.int64)
     np.cumsum([len(t) for t in other], out=other_ptr[1:])
     other_bytes = np.frombuffer(bytearray(b"".join(other) or b"\0"), dtype=np.uint8)
@@ -79,41 +76,11 @@ def op_events_text(head_c, head_text: list[str], start_us: np.ndarray, dur_c, du
     return out[:end].tobytes().decode()
 
 
-def _codes(table, name: str) -> tuple[np.ndarray, list]:
-    """``(codes, distinct values)`` of column ``name`` of a :class:`sim.columns.Columns`."""
-    from sim.report.tables import factorize
-
-    if table.is_text(name):
-        labels, codes = table.text(name).distinct()
-        return np.asarray(codes, dtype=np.int64), list(labels)
-    codes, uniques = factorize(np.asarray(table[name]))
-    return codes.astype(np.int64, copy=False), uniques.tolist()
-
-
-def _combined(*codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One code per row for the tuple of several code columns, and the first row of each."""
-    from sim.report.tables import factorize
-
-    key = np.zeros(len(codes[0]), dtype=np.int64)
-    for c in codes:
-        key = key * (int(c.max(initial=0)) + 1) + c
-    rows, _ = factorize(key)
-    rows = rows.astype(np.int64, copy=False)
-    _, first = np.unique(rows, return_index=True)
-    return rows, first
-
-
 def _fixed4(k, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`fixed4_digits` of ``values``: (digits, status)."""
     digits, status = np.empty(len(values), dtype=np.int64), np.empty(len(values), dtype=np.int64)
     k.fixed4_digits(np.ascontiguousarray(values, dtype=np.float64), digits, status)
     return digits, status
-
-
-def _fixed4_text(v: float) -> bytes:
-    """``'%.4f'`` of ``v`` without trailing zeros (``'.0'`` kept)."""
-    t = (b"%.4f" % v).rstrip(b"0")
-    return t + b"0" if t.endswith(b".") else t
 
 
 def transfer_events_text(transfers, title: str, pids: dict, tids: dict, link_pid: int,
@@ -126,7 +93,7 @@ def transfer_events_text(transfers, title: str, pids: dict, tids: dict, link_pid
     event, ``num``: a float as ``json.dumps`` writes it, ``text``: ``json.dumps``). None,
     with nothing updated, where a time is not finite or not below ``fast_us`` microseconds,
     or a count is not an integer (the loop then runs)."""
-    from sim.report import text_aot
+    from sim.report import text_aot, timeline
 
     start = np.asarray(transfers["start_s"], dtype=np.float64) * 1e6
     dur = np.asarray(transfers["latency_s"], dtype=np.float64) * 1e6
@@ -139,14 +106,14 @@ def transfer_events_text(transfers, title: str, pids: dict, tids: dict, link_pid
         return None
     k = text_aot.kernels()
     n = len(start)
-    cols = {c: _codes(transfers, c) for c in ("name", "tensor", "stream", "src", "dst",
-                                              "route")}
+    # each column's codes and values in order of first appearance, as the loop meets them
+    cols = {c: timeline._codes(timeline._col(transfers, c))
+            for c in ("name", "tensor", "stream", "src", "dst", "route")}
     metas: list[dict] = []
     pre_at, pre_meta = [], []
     stream_c, streams = cols["stream"]
     _, first_of_stream = np.unique(stream_c, return_index=True)
-    for code in np.argsort(first_of_stream, kind="stable").tolist():   # as first met
-        stream, at = streams[code], int(first_of_stream[code])
+    for stream, at in zip(streams, first_of_stream.tolist(), strict=True):
         if stream in tids:
             continue
         dev = stream.rsplit(".", 1)[0]
@@ -161,47 +128,35 @@ def transfer_events_text(transfers, title: str, pids: dict, tids: dict, link_pid
         metas.append(meta(pid, "", tid, "copy"))
         pre_at.append(at)
         pre_meta.append(len(metas) - 1)
-    (name_c, names), (tensor_c, tensors) = cols["name"], cols["tensor"]
-    head_c, head_first = _combined(name_c, tensor_c, stream_c)
-    head_text = []
-    for i in head_first.tolist():
-        pid, tid = tids[streams[stream_c[i]]]
-        head_text.append(f'{{"name":{text(names[name_c[i]])},'
-                         f'"cat":{text(f"transfer,{tensors[tensor_c[i]]}")},"ph":"X",'
-                         f'"pid":{pid},"tid":{tid}')
-    combo_c, combo_first = _combined(cols["src"][0], cols["route"][0], cols["dst"][0])
+    head_c, heads = timeline._combined(cols["name"], cols["tensor"], cols["stream"])
+    head_text = [f'{{"name":{text(name)},"cat":{text(f"transfer,{tensor}")},"ph":"X",'
+                 f'"pid":{tids[stream][0]},"tid":{tids[stream][1]}'
+                 for name, tensor, stream in heads]
+    combo_c, routes = timeline._combined(cols["src"], cols["route"], cols["dst"])
+    _, combo_first = np.unique(combo_c, return_index=True)
     res_tid, res_meta, res_ptr = [], [], [0]
-    combo_order = np.argsort(combo_first, kind="stable").tolist()
-    per_combo: dict[int, list[tuple[int, int]]] = {}
-    for c in combo_order:   # the routes as first met: a new track's metadata where it is
-        i = int(combo_first[c])
-        route = cols["route"][1][cols["route"][0][i]]
-        entries = []
-        for res in (cols["src"][1][cols["src"][0][i]], *route.split(),
-                    cols["dst"][1][cols["dst"][0][i]]):
+    for src, route, dst in routes:   # as first met: a new track's metadata where it is
+        for res in (src, *route.split(), dst):
             if res:
                 before = len(metas)
-                tid = link_tid(res, metas)
-                entries.append((tid, len(metas) - 1 if len(metas) > before else -1))
-        per_combo[c] = entries
-    for c in range(len(combo_first)):
-        for tid, m in per_combo[c]:
-            res_tid.append(tid)
-            res_meta.append(m)
+                res_tid.append(link_tid(res, metas))
+                res_meta.append(len(metas) - 1 if len(metas) > before else -1)
         res_ptr.append(len(res_tid))
+    names = cols["name"][1]
+    name_c = cols["name"][0]
     prefix = [f'{{"name":{text(nm)},"cat":"transfer","ph":"X","pid":{link_pid},"tid":'
               for nm in names]
-    bytes_c, byte_values = _codes_of_floats(nbytes)
+    bytes_c, byte_values = timeline._codes(nbytes)
     ts_digits, ts_status = _fixed4(k, start)
     dur_digits, dur_status = _fixed4(k, dur)
     at_row, at_col = np.nonzero(np.stack((ts_status, dur_status), axis=1) == OTHER)
-    other = [_fixed4_text(float((start, dur)[c][r])) for r, c in
-             zip(at_row.tolist(), at_col.tolist(), strict=True)] or [b""]
+    other = [t.encode() for t in timeline._us_texts(np.stack((start, dur), axis=1)[
+        at_row, at_col])] or [b""]
     other_ptr = np.zeros(len(other) + 1, dtype=np.int64)
     np.cumsum([len(t) for t in other], out=other_ptr[1:])
     other_bytes = np.frombuffer(bytearray(b"".join(other) or b"\0"), dtype=np.uint8)
     meta_text = [json.dumps(m, separators=(",", ":")) for m in metas]
-    tables = [_table(t) for t in (head_text, prefix, [num(v) for v in byte_values],
+    tables = [_table(t) for t in (head_text, prefix, [num(float(v)) for v in byte_values],
                                   meta_text)]
     longest = [int(np.diff(t[0]).max(initial=0)) for t in tables]
     tail = max(30, max(map(len, other))) * 2 + longest[2] + 3 * 20 + 64
@@ -210,7 +165,8 @@ def transfer_events_text(transfers, title: str, pids: dict, tids: dict, link_pid
              + n * int(np.diff(res_ptr).max(initial=0)) * (longest[1] + 21 + tail))
     out = np.empty(bound, dtype=np.uint8)
     i8 = np.int64
-    end = k.transfer_events(head_c, *tables[0], combo_c, combo_first.astype(i8),
+    end = k.transfer_events(np.asarray(head_c, dtype=i8), *tables[0],
+                            np.asarray(combo_c, dtype=i8), combo_first.astype(i8),
                             np.asarray(res_ptr, dtype=i8), np.asarray(res_tid, dtype=i8),
                             np.asarray(res_meta, dtype=i8), name_c, *tables[1], ts_digits,
                             ts_status, dur_digits, dur_status, other_ptr, other_bytes, bytes_c,
@@ -219,10 +175,3 @@ def transfer_events_text(transfers, title: str, pids: dict, tids: dict, link_pid
                             *tables[3], out)
     return out[:end].tobytes().decode()
 
-
-def _codes_of_floats(values: np.ndarray) -> tuple[np.ndarray, list[float]]:
-    """``(codes, distinct values)`` of finite floats (no -0.0)."""
-    from sim.report.tables import factorize
-
-    codes, uniques = factorize(values)
-    return codes.astype(np.int64, copy=False), [float(v) for v in uniques.tolist()]
