@@ -104,6 +104,29 @@ def test_aot_trace_pass_equals_jit(aot):
     assert ok and n == 3000 and times[2999] == 7 * 2999 and writes[:3].tolist() == [0, 1, 1]
 
 
+def test_aot_pim_schedule_equals_jit(aot, monkeypatch):
+    """The PIM command schedule (dram_pim.sweep) gives the same figures from the extension
+    and from numba's JIT, over ranks, buffering, GWRITE cost and tile shapes."""
+    import dataclasses
+    import itertools
+
+    from sim.micro.dram_pim import PimConfig, sweep
+
+    cases = list(itertools.product(
+        (DramConfig(), DramConfig(ranks=4)),
+        (PimConfig(), PimConfig(double_buffered_gb=False, act_group=16)),
+        ((0, 1, 1, 1), (1, 1, 8, 1), (3, 5, 7, 3), (17, 8, 32, 4), (40, 3, 64, 0))))
+
+    def run_all():
+        return [dataclasses.asdict(sweep(c, p, *shape)) for c, p, shape in cases]
+
+    _with(aot, monkeypatch)
+    got = run_all()
+    _with(dram_aot.jit_kernels(), monkeypatch)
+    assert got == run_all()
+    assert got[3]["tiles"] == 17 * 8 and got[3]["gwrites"] == 17 and got[3]["rdres"] == 17 * 8 * 4
+
+
 def test_wrong_array_type_is_refused_not_misread(aot):
     """The extension reads memory as its signature says; the wrapper refuses anything else."""
     with pytest.raises(TypeError, match="argument 0"):

@@ -30,7 +30,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 #: files whose text decides the compiled code (the kernels, their constants, this recipe)
-SOURCES = ("dram.py", "dram_trace.py", "dram_config.py", "dram_layout.py", "dram_aot.py")
+SOURCES = ("dram.py", "dram_trace.py", "dram_config.py", "dram_layout.py", "dram_aot.py",
+           "pim_sweep_kernel.py")
 
 _A1, _A2, _A3 = "i8[::1]", "i8[:,::1]", "i8[:,:,::1]"
 #: run_kernel(P, TN, TK, TD, r_ch, r_rank, r_bank, r_row, r_col, r_aid, r_write, r_time, n_addr,
@@ -41,12 +42,15 @@ RUN_ARGS = (("i8", 1), ("i8", 2), ("i8", 3), ("i8", 3)) + (("i8", 1),) * 6 + (
     ("i1", 1), ("i8", 1), None, None, ("i8", 1), ("i8", 1), None, None, None, ("i8", 2))
 PARSE_SIG = "Tuple((b1, i8, u8[::1], i1[::1], i8[::1]))(u1[::1])"
 PARSE_ARGS = (("u1", 1),)
+#: sweep_kernel(prm, per_out) -> figures (sim/micro/pim_sweep_kernel.py)
+SWEEP_SIG = f"{_A1}({_A1}, {_A1})"
+SWEEP_ARGS = (("i8", 1), ("i8", 1))
 
 
-#: the kernels a run calls (``run_kernel``, ``parse_plain``: callables) and where they come
-#: from (``kind``: ``'aot'`` or ``'jit'``); a plain namedtuple: ``typing.NamedTuple`` would
-#: import typing (5 ms of a short ``xpusim import dramsim3``)
-Kernels = namedtuple("Kernels", ["run_kernel", "parse_plain", "kind"])
+#: the kernels a run calls (``run_kernel``, ``parse_plain``, ``pim_sweep``: callables) and
+#: where they come from (``kind``: ``'aot'`` or ``'jit'``); a plain namedtuple:
+#: ``typing.NamedTuple`` would import typing (5 ms of a short ``xpusim import dramsim3``)
+Kernels = namedtuple("Kernels", ["run_kernel", "parse_plain", "pim_sweep", "kind"])
 
 
 _CACHE: list[Kernels] = []
@@ -56,7 +60,8 @@ def kernels() -> Kernels:
     """The ahead-of-time build when available (building it on first use), else numba's JIT."""
     return cached_kernels(_CACHE, "XPUSIM_DRAM_AOT", lambda: load(build_missing=True),
                           lambda mod: Kernels(checked(mod.kernel, RUN_ARGS),
-                                              checked(mod.trace, PARSE_ARGS), "aot"),
+                                              checked(mod.trace, PARSE_ARGS),
+                                              checked(mod.pim_sweep, SWEEP_ARGS), "aot"),
                           jit_kernels)
 
 
@@ -83,8 +88,9 @@ def jit_kernels() -> Kernels:
     """The numba dispatchers themselves (imports numba)."""
     from sim.micro.dram import run_kernel
     from sim.micro.dram_trace import _parse_plain
+    from sim.micro.pim_sweep_kernel import sweep_kernel
 
-    return Kernels(run_kernel, _parse_plain, "jit")
+    return Kernels(run_kernel, _parse_plain, sweep_kernel, "jit")
 
 
 def module_name() -> str:
@@ -178,12 +184,13 @@ def _import(name: str, path: Path):
 def build(directory: Path, name: str | None = None) -> Path:
     """Compile the kernels into ``directory`` (numba's pycc; needs a C compiler). Returns the
     extension's path; raises on failure."""
-    from sim.micro import dram, dram_trace
+    from sim.micro import dram, dram_trace, pim_sweep_kernel
 
-    # pycc compiles exports in symbol order: 'kernel' (run_kernel) before 'trace'
+    # pycc compiles exports in symbol order: 'kernel' (run_kernel), 'pim_sweep', 'trace'
     return build_extension(directory, name or module_name(), dram,
                            (("kernel", RUN_SIG, dram.run_kernel),
-                            ("trace", PARSE_SIG, dram_trace._parse_plain)),
+                            ("trace", PARSE_SIG, dram_trace._parse_plain),
+                            ("pim_sweep", SWEEP_SIG, pim_sweep_kernel.sweep_kernel)),
                            "the DRAM kernel")
 
 

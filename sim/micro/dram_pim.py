@@ -89,127 +89,35 @@ def sweep(cfg: DramConfig, pim: PimConfig, chunks: int, tiles_per_chunk: int,
           macs_per_tile: int, rdres_per_tile: int) -> SweepResult:
     """Cycle-level schedule of ``chunks`` input slices, each used by ``tiles_per_chunk`` tiles
     (tiles alternate over the channel's ranks, which proceed in parallel); the command bus takes
-    the earliest-ready command each cycle. Returns when the last command completes."""
-    INF = float("inf")
-    R = cfg.ranks
-    groups = max(1, cfg.banks // pim.act_group)
-    mac_iv = pim.mac_interval(cfg)
-    col_iv = max(cfg.burst_cycle, cfg.tCCD_S)
-    gw_cycles = pim.gwrite_cycles_per_32B * max(1, cfg.page_bytes // 32)
+    the earliest-ready command each cycle. Returns when the last command completes. The loop
+    is compiled (:mod:`sim.micro.pim_sweep_kernel`)."""
+    import numpy as np
+
+    from sim.micro import pim_sweep_kernel as K
+    from sim.micro.dram_aot import kernels
+
     rdres = max(0, rdres_per_tile)
     per_out = [macs_per_tile // max(1, rdres)] * max(1, rdres)
     per_out[-1] += macs_per_tile - sum(per_out)
-    # program: per rank, its tiles in order, each tagged with its chunk
-    tiles = [(c, i) for c in range(chunks) for i in range(tiles_per_chunk)]
-    prog: list[list[int]] = [[] for _ in range(R)]
-    for k, (c, _i) in enumerate(tiles):
-        prog[k % R].append(c)
-    # state
-    bus = 0
-    data_free = 0
-    gw_next = 0                                  # next chunk to GWRITE
-    halves = 2 if pim.double_buffered_gb else 1
-    gb_ready = [INF] * chunks                    # chunk slice written at
-    chunk_left = [tiles_per_chunk] * chunks      # tiles still to finish their MACs
-    chunk_done_at = [0] * chunks
-    pos = [0] * R                                # tile index within prog[r]
-    phase = [0] * R                              # 0 GACT, 1 MAC, 2 RDRES, 3 PRE, 4 idle
-    g_i = [0] * R
-    o_i = [0] * R
-    m_i = [0] * R
-    last_gact = [-(10**9)] * R
-    first_gact = [0] * R
-    pre_ready = [0] * R
-    col_free = [0] * R
-    last_col = [0] * R
-    counts = {"gact": 0, "mac": 0, "rdres": 0, "gw": 0, "pre": 0}
-    data_cycles = 0
-    end = 0
-
-    def ready(r: int) -> float:
-        if pos[r] >= len(prog[r]):
-            return INF
-        c = prog[r][pos[r]]
-        ph = phase[r]
-        if ph == 0:
-            t = max(pre_ready[r], last_gact[r] + cfg.tFAW)
-            return t
-        if ph == 1:
-            return max(col_free[r], last_gact[r] + cfg.tRCDRD, gb_ready[c])
-        if ph == 2:
-            return max(col_free[r], data_free - cfg.RL)
-        return max(first_gact[r] + cfg.tRAS, last_col[r] + cfg.AL + cfg.tRTP)
-
-    def gw_ready() -> float:
-        if gw_next >= chunks:
-            return INF
-        prev = gw_next - halves
-        free_at = 0 if prev < 0 else (chunk_done_at[prev] if chunk_left[prev] == 0 else INF)
-        return max(free_at, data_free)
-
-    while True:
-        best_t, best = gw_ready(), -1
-        for r in range(R):
-            t = ready(r)
-            if t < best_t:
-                best_t, best = t, r
-        if best_t == INF:
-            break
-        t = int(max(best_t, bus))
-        bus = t + 1
-        if best < 0:
-            gb_ready[gw_next] = t + gw_cycles
-            data_free = t + gw_cycles
-            data_cycles += gw_cycles
-            counts["gw"] += 1
-            gw_next += 1
-            continue
-        r = best
-        ph = phase[r]
-        if ph == 0:
-            if g_i[r] == 0:
-                first_gact[r] = t
-            last_gact[r] = t
-            counts["gact"] += 1
-            g_i[r] += 1
-            if g_i[r] == groups:
-                g_i[r] = 0
-                phase[r] = 1
-                o_i[r] = 0
-                m_i[r] = 0
-        elif ph == 1:
-            col_free[r] = t + mac_iv
-            last_col[r] = t
-            counts["mac"] += 1
-            m_i[r] += 1
-            if m_i[r] >= per_out[o_i[r]]:
-                m_i[r] = 0
-                if rdres:
-                    phase[r] = 2
-                else:
-                    phase[r] = 3
-        elif ph == 2:
-            col_free[r] = t + col_iv
-            last_col[r] = t
-            data_free = t + cfg.RL + cfg.burst_cycle
-            data_cycles += cfg.burst_cycle
-            end = max(end, t + cfg.read_delay)
-            counts["rdres"] += 1
-            o_i[r] += 1
-            phase[r] = 1 if o_i[r] < len(per_out) else 3
-        else:
-            c = prog[r][pos[r]]
-            chunk_left[c] -= 1
-            chunk_done_at[c] = max(chunk_done_at[c], last_col[r] + col_iv)
-            pre_ready[r] = t + cfg.tRP
-            counts["pre"] += 1
-            end = max(end, t + 1)
-            pos[r] += 1
-            phase[r] = 0
-    cmds = sum(counts.values())
-    return SweepResult(cycles=int(max(end, bus)), tiles=len(tiles), gacts=counts["gact"],
-                       macs=counts["mac"], rdres=counts["rdres"], gwrites=counts["gw"],
-                       pres=counts["pre"], bus_commands=cmds, data_bus_cycles=data_cycles)
+    prm = [0] * K.K_N
+    prm[K.K_RANKS] = cfg.ranks
+    prm[K.K_GROUPS] = max(1, cfg.banks // pim.act_group)
+    prm[K.K_MAC_IV] = pim.mac_interval(cfg)
+    prm[K.K_COL_IV] = max(cfg.burst_cycle, cfg.tCCD_S)
+    prm[K.K_GW_CYCLES] = pim.gwrite_cycles_per_32B * max(1, cfg.page_bytes // 32)
+    prm[K.K_RDRES] = rdres
+    prm[K.K_CHUNKS] = chunks
+    prm[K.K_TILES_PER_CHUNK] = tiles_per_chunk
+    prm[K.K_HALVES] = 2 if pim.double_buffered_gb else 1
+    prm[K.K_TFAW], prm[K.K_TRCDRD], prm[K.K_RL] = cfg.tFAW, cfg.tRCDRD, cfg.RL
+    prm[K.K_TRAS], prm[K.K_AL], prm[K.K_TRTP] = cfg.tRAS, cfg.AL, cfg.tRTP
+    prm[K.K_BURST], prm[K.K_READ_DELAY], prm[K.K_TRP] = cfg.burst_cycle, cfg.read_delay, cfg.tRP
+    got = kernels().pim_sweep(np.array(prm, np.int64), np.array(per_out, np.int64)).tolist()
+    counts = got[K.R_GACT:K.R_PRE + 1]
+    return SweepResult(cycles=got[K.R_CYCLES], tiles=chunks * tiles_per_chunk,
+                       gacts=got[K.R_GACT], macs=got[K.R_MAC], rdres=got[K.R_RDRES],
+                       gwrites=got[K.R_GW], pres=got[K.R_PRE], bus_commands=sum(counts),
+                       data_bus_cycles=got[K.R_DATA])
 
 
 @lru_cache(maxsize=4096)

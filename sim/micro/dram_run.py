@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.micro.dram_aot import kernels
+from sim.micro.dram_channels import channel_groups, representatives
 from sim.micro.dram_config import N_CMD, DramConfig, timing_table
-from sim.micro.dram_layout import FRONTEND_MODES, TAIL_MODES, param_values
+from sim.micro.dram_layout import FRONTEND_MODES, P_CH, TAIL_MODES, param_values
 from sim.micro.dram_stats import run_figures
 
 
@@ -117,13 +118,51 @@ def simulate(cfg: DramConfig, addrs: np.ndarray, writes: np.ndarray, times: np.n
     log = np.zeros((max(int(log_commands), 0), 6), np.int64)
     i64 = [np.ascontiguousarray(a, np.int64) for a in (
         ch, fields["ra"], bank, fields["ro"], fields["co"], aid.reshape(-1))]
+    timing = sparse_timing(timing_table(cfg))
+    if frontend == "per_channel" and until_done and not log_commands and n:
+        out = _grouped(cfg, timing, i64, writes, times, order, start, cycles)
+        if out is not None:
+            return out
     stats, act, idle, ticks, accepted, nlog, max_done = kernels().run_kernel(
-        pack_params(cfg), *sparse_timing(timing_table(cfg)), *i64,
+        pack_params(cfg), *timing, *i64,
         np.ascontiguousarray(writes, np.int8), np.ascontiguousarray(times, np.int64),
         np.int64(uniq.shape[0]), np.int64(FRONTEND_MODES[frontend]), order, start,
         np.int64(TAIL_MODES[tail]), np.int64(cycles), bool(until_done), log)
     out = _collect(cfg, stats, act, idle, int(ticks), n, int(accepted))
     out.commands = log[:nlog]
+    out.last_done_cycle = int(max_done)
+    return out
+
+
+def _grouped(cfg: DramConfig, timing: tuple, i64: list[np.ndarray], writes: np.ndarray,
+             times: np.ndarray, order: np.ndarray, start: np.ndarray,
+             cycles: int) -> DramStats | None:
+    """A per-channel run until done with one channel of each group of identical channels
+    simulated (:mod:`sim.micro.dram_channels`), its statistics copied to the others; None
+    where every channel differs or the reduced run reaches the cycle limit (the caller then
+    runs every channel)."""
+    ch, ra, bank, ro, co, aid = i64
+    w64, t64 = writes.astype(np.int64), times.astype(np.int64)
+    group = channel_groups(order, start, (ra, bank, ro, co, w64, t64), aid)
+    if np.all(group == np.arange(len(group))):
+        return None
+    picked, offsets, slot = representatives(order, start, group)
+    reps = len(offsets) - 1
+    uniq, red_aid = np.unique(aid[picked], return_inverse=True)
+    red_ch = np.repeat(np.arange(reps, dtype=np.int64), np.diff(offsets))
+    params = pack_params(cfg)
+    params[P_CH] = reps
+    cols = [np.ascontiguousarray(a[picked], np.int64) for a in (ra, bank, ro, co)]
+    stats, act, idle, ticks, accepted, _, max_done = kernels().run_kernel(
+        params, *timing, red_ch, *cols, red_aid.reshape(-1).astype(np.int64),
+        np.ascontiguousarray(writes[picked], np.int8), np.ascontiguousarray(t64[picked]),
+        np.int64(uniq.shape[0]), np.int64(FRONTEND_MODES["per_channel"]),
+        np.arange(len(picked), dtype=np.int64), offsets, np.int64(TAIL_MODES["none"]),
+        np.int64(cycles), True, np.zeros((0, 6), np.int64))
+    if int(ticks) >= cycles or int(accepted) != len(picked):
+        return None   # stopped by the limit: how far each channel got is not known
+    out = _collect(cfg, stats[slot], act[slot], idle[slot], int(ticks), len(ch), len(ch))
+    out.commands = np.zeros((0, 6), np.int64)
     out.last_done_cycle = int(max_done)
     return out
 
