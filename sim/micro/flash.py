@@ -30,6 +30,7 @@ from sim.micro.flash_config import (
     FlowSpec,
 )
 from sim.micro.flash_rng import mqsim_state, uniform_ulong
+from sim.micro.zero_pages import sparse_zeros
 
 __all__ = ["FlashStats", "simulate", "pattern_timing", "page_group_read", "FlashConfig",
            "FlowSpec", "FlashConfigError"]
@@ -171,8 +172,8 @@ def simulate(cfg: FlashConfig, flow: FlowSpec) -> FlashStats:
     read_frac = flow.read_fraction if flow.read_fraction > 0 else -1.0
     kernels().simulate_kernel(prm, float(cfg.pcie_lane_GBps), 1e9 / (cfg.dram_MTps * 1e6),
                               rd_lat, pg_lat, cmd_rd, cmd_pg, float(read_frac), n_tx,
-                              np.zeros(n_lpa, np.int32), np.zeros(n_lpa, np.uint64),
-                              np.zeros(n_lpa, np.int32), np.zeros(n_lpa, np.int32),
+                              sparse_zeros(n_lpa, np.int32), sparse_zeros(n_lpa, np.uint64),
+                              sparse_zeros(n_lpa, np.int32), sparse_zeros(n_lpa, np.int32),
                               max(1, cfg.cache_bytes // cfg.page_bytes), st_type, st_addr,
                               stats, hist)
     return _stats(cfg, stats, hist)
