@@ -105,6 +105,7 @@ def replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_re
     fl_op = np.zeros((n_res, MAX_IN_FLIGHT), dtype=np.int64)
     fl_left = np.zeros((n_res, MAX_IN_FLIGHT))
     timer = np.full(n_res, np.inf)
+    set_at = np.full(n_res, np.inf)     # when the timer that fired was set
     ev_kind = np.full(n_res, EV_UNKNOWN if after else EV_NONE, dtype=np.int64)
     ev_ops = np.zeros((n_res, MAX_IN_FLIGHT), dtype=np.int64)
     ev_n = np.zeros(n_res, dtype=np.int64)
@@ -146,6 +147,7 @@ def replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_re
                 # r's timer fires (SharedBandwidth._on_timer, as shared_times replays it)
                 now = timer[r]
                 stalled = now == last[r]
+                set_at[r] = last[r]    # when this timer was set: the change before it
                 n_in = cnt[r]
                 if now > last[r]:
                     part = (now - last[r]) * bw[r] / n_in
@@ -192,7 +194,8 @@ def replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_re
                 where[0], where[1] = i, r
                 return MEETS
             if s == last[r] and ev_kind[r] == EV_FIRE and \
-                    not _after_fire(i, s, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end):
+                    not _after_fire(i, s, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end,
+                                set_at, op_list, op_mem, op_size):
                 where[0], where[1] = i, r
                 return TIE
             other = -1.0

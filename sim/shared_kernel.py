@@ -28,7 +28,9 @@ That is the event engine's run, bit for bit (tests/test_engine_shared.py). The p
 
 * two events at one time on a resource in an order not known here. Known are: an arrival when
   a timer fires, where the arriving op waits for an op that timer finished (it ends then, so
-  its waiter resumes after the timer); two arrivals whose ops are both resumed by one op's
+  its waiter resumes after the timer), or for an op that ended then through SimPy's
+  ``all_of`` (link loads or memory bytes) while the timer was set earlier (the condition
+  schedules itself then, after every event already due); two arrivals whose ops are both resumed by one op's
   end, one as its stream's next op (it starts at once, in the same process step) and one
   waiting for it on another stream (resumed after); an op's own transfers, in its order.
   Two arrivals in an order not known whose bytes add up to the same float either way leave
@@ -128,14 +130,26 @@ def _resumed_order(a, i, t, prev, dep_ptr, dep_idx, end):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _after_fire(i, t, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end):
+def _after_fire(i, t, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end, set_at, op_list, op_mem,
+                op_size):
     """Whether op ``i`` arriving at ``t`` on resource ``r`` when its timer fired then comes
     after the timer: it waits for an op that timer finished, which ended then (an op ``i``
     waits for has ended, or ``i`` would not be starting; :mod:`sim.replay_kernel` asks the
-    same of ends already known)."""
+    same of ends already known); or the timer was set before ``t`` (``set_at[r]``: the
+    resource's change before it fired) and an op ``i`` waits for ended at ``t`` through
+    SimPy's ``all_of`` (its link loads, or its bytes through a memory: ``occupy``'s
+    condition), which schedules itself at ``t`` once its last event is processed, so after
+    every event already due then; ``i`` starts when that event is processed, or later."""
     for k in range(ev_n[r]):
         a = ev_ops[r, k]
         if end[a] == t and _waits_for(i, a, prev, dep_ptr, dep_idx):
+            return True
+    if not set_at[r] < t:
+        return False
+    for q in range(dep_ptr[i], dep_ptr[i + 1] + 1):
+        d = prev[i] if q == dep_ptr[i + 1] else dep_idx[q]
+        if d >= 0 and end[d] == t and (op_list[d] >= 0 or (op_mem[d] >= 0
+                                                           and op_size[d] > 0)):
             return True
     return False
 
@@ -242,6 +256,7 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
     fl_op = np.zeros((n_res, MAX_IN_FLIGHT), dtype=np.int64)
     fl_left = np.zeros((n_res, MAX_IN_FLIGHT))
     timer = np.full(n_res, np.inf)
+    set_at = np.full(n_res, np.inf)                  # when the timer that fired was set
     ev_kind = np.zeros(n_res, dtype=np.int64)        # the resource's last event
     ev_ops = np.zeros((n_res, MAX_IN_FLIGHT), dtype=np.int64)   # its ops
     ev_n = np.zeros(n_res, dtype=np.int64)
@@ -373,6 +388,7 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
                 where[0], where[1] = -1, r
                 return TIE
             stalled = now == last[r]
+            set_at[r] = last[r]    # when this timer was set: the change before it
             n_in = cnt[r]
             if now > last[r]:
                 part = (now - last[r]) * rate[r] / n_in
@@ -465,7 +481,8 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
                 where[0], where[1] = i, r
                 return TIE
             if s == last[r] and ev_kind[r] == EV_FIRE and \
-                    not _after_fire(i, s, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end):
+                    not _after_fire(i, s, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end, set_at,
+                               op_list, op_mem, op_size):
                 where[0], where[1] = i, r
                 return TIE
             order = _change_order(r, i, s, RESERVE, share[i], reserved, chg_t, chg_n,
@@ -524,7 +541,8 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
                 return TIE
             if s == last[r] and ev_kind[r] == EV_FIRE:
                 # a timer fired at the arrival: it must have finished an op i waits for
-                if not _after_fire(i, s, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end):
+                if not _after_fire(i, s, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end, set_at,
+                               op_list, op_mem, op_size):
                     where[0], where[1] = i, r
                     return TIE
             other = -1.0          # bytes of another op's transfer that arrived at s first

@@ -163,6 +163,24 @@ def test_unknown_orders_and_crowds_are_refused(build):
     assert _run_kernel(build, streams, lat, nbytes, {})[0] == CROWDED
 
 
+@pytest.mark.parametrize("build", ["aot", "jit"])
+def test_an_arrival_resumed_through_all_of_comes_after_a_timer_set_before(build):
+    """100 B/s. Stream A: d (4 s, 100 B), then i (10 B). Stream B: w (0.5 s, no bytes), then
+    x (300 B). d moves 50 B alone, then both share: d's last 50 B end at 1.5, when x's timer
+    is set for its 250 B left, alone: 4.0. d ends at its timeout, 4.0, too. SimPy: d waits on
+    all_of(timeout, transfer), which schedules itself at 4.0 after x's timer (due since
+    1.5), so i arrives once x has left, alone. The pass follows (it gave up here before). Where
+    d holds no bytes (a plain timeout, due since 0), the order is not known: it gives up."""
+    case = ([[0, 1], [2, 3]], [4.0, 0.1, 0.5, 0.0], [100.0, 10.0, 0.0, 300.0], {})
+    code, start, end, state = _run_kernel(build, *case)
+    s_start, s_end, s_state = _simpy(*case)
+    assert code == DONE and start[1] == end[0] == s_end[3] == 4.0
+    assert start.tolist() == s_start.tolist() and end.tolist() == s_end.tolist()
+    assert state == s_state
+    plain = ([[0, 1], [2, 3]], [4.0, 0.1, 0.5, 0.0], [0.0, 10.0, 0.0, 350.0], {})
+    assert _run_kernel(build, *plain)[0] == TIE
+
+
 CASES = {
     # four TP2 stages of four micro-batches, collectives on their own streams: the last
     # stage's logits all-gather shares HBM with the next micro-batch's first ops, every step
