@@ -30,9 +30,10 @@ That is the event engine's run, bit for bit (tests/test_engine_shared.py). The p
   a timer fires, where the arriving op waits for an op that timer finished (it ends then, so
   its waiter resumes after the timer), or for an op that ended then through SimPy's
   ``all_of`` (link loads or memory bytes) while the timer was set earlier (the condition
-  schedules itself then, after every event already due); two arrivals whose ops are both resumed by one op's
-  end, one as its stream's next op (it starts at once, in the same process step) and one
-  waiting for it on another stream (resumed after); an op's own transfers, in its order.
+  schedules itself then, after every event already due); two arrivals whose ops are both
+  resumed by one op's end, one as its stream's next op (it starts at once, in the same
+  process step) and one waiting for it on another stream (resumed after); an op's own
+  transfers, in its order.
   Two arrivals in an order not known whose bytes add up to the same float either way leave
   the same state (nothing moves in that instant, the timer reads the same bytes left);
   a reservation changed at the time of arrivals (nothing moves in that instant and the last

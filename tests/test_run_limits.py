@@ -104,6 +104,26 @@ def test_available_memory_is_capped_by_the_containers_limit(tmp_path, monkeypatc
     assert limits.available_memory() == want
 
 
+@pytest.mark.parametrize("v2", [True, False])
+def test_available_memory_is_what_the_container_has_left(tmp_path, monkeypatch, v2):
+    """A 6 GiB limit with 5 GiB used, 2 GiB of it page cache: 3 GiB left (under the 8 GiB
+    MemAvailable); cgroup v2 files (memory.current, 'file') or v1 (memory.usage_in_bytes,
+    'total_cache')."""
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(f"MemTotal: 33554432 kB\nMemAvailable: {8 << 20} kB\n")
+    names = ("memory.max", "memory.current", "file") if v2 else \
+        ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_cache")
+    (tmp_path / names[0]).write_text(f"{6 << 30}\n")
+    (tmp_path / names[1]).write_text(f"{5 << 30}\n")
+    (tmp_path / "memory.stat").write_text(f"anon {3 << 30}\n{names[2]} {2 << 30}\nshmem 0\n")
+    monkeypatch.setattr(limits, "MEMINFO", str(meminfo))
+    monkeypatch.setattr(limits, "CGROUP_LIMITS", (str(tmp_path / names[0]),))
+    assert limits.available_memory() == 3 << 30
+    (tmp_path / names[1]).write_text(f"{7 << 30}\n")      # over the limit: 1 B, not 0 (no check)
+    (tmp_path / "memory.stat").write_text(f"{names[2]} 0\n")
+    assert limits.available_memory() == 1
+
+
 def test_available_memory_reads_meminfo(monkeypatch):
     """The machine's MemAvailable, as the kernel gives it (kB -> B), where it has one (no
     cgroup limit read)."""

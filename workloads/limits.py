@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 
 from workloads.errors import WorkloadError
 from workloads.models import ModelConfig
@@ -179,12 +180,17 @@ def check_run_size(model: ModelConfig, scenario: Scenario, force: bool = False,
 #: then v1; "max" or a page-rounded 2**63 - 1: no limit)
 MEMINFO = "/proc/meminfo"
 CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+#: beside each limit file: what the cgroup uses now (B) and the ``memory.stat`` line of its
+#: page cache (reclaimable, as ``MemAvailable`` counts the machine's)
+CGROUP_USAGE = {"memory.max": ("memory.current", "file"),
+                "memory.limit_in_bytes": ("memory.usage_in_bytes", "total_cache")}
 
 
 def available_memory() -> int:
-    """``MemAvailable`` of ``/proc/meminfo`` (B), at most the memory limit of the cgroup the
-    process runs in (a container's: a run cannot use more, whatever the host has free); 0
-    where it cannot be read (no check)."""
+    """``MemAvailable`` of ``/proc/meminfo`` (B), at most what the cgroup the process runs in
+    has left under its memory limit (a container's: a run cannot use more, whatever the host
+    has free): the limit less its usage, its page cache counted as free (1 B where nothing is
+    left); 0 where ``MemAvailable`` cannot be read (no check)."""
     free = 0
     try:
         with open(MEMINFO) as info:
@@ -201,6 +207,24 @@ def available_memory() -> int:
         except OSError:
             continue
         if text.isdigit() and 0 < int(text) < free:
-            return int(text)
+            return min(free, max(1, int(text) - _cgroup_used(path)))
         break   # the first one present decides
     return free
+
+
+def _cgroup_used(limit_path: str) -> int:
+    """What the cgroup of ``limit_path`` uses (B) less its page cache; 0 where not read."""
+    folder, name = os.path.split(limit_path)
+    usage_name, cache_key = CGROUP_USAGE.get(name, ("", ""))
+    try:
+        with open(os.path.join(folder, usage_name)) as f:
+            used = int(f.read().strip())
+    except (OSError, ValueError):
+        return 0
+    try:
+        with open(os.path.join(folder, "memory.stat")) as f:
+            cache = next((int(line.split()[1]) for line in f
+                          if line.split()[:1] == [cache_key]), 0)
+    except (OSError, ValueError, IndexError):
+        cache = 0
+    return max(0, used - cache)
