@@ -45,16 +45,22 @@ class MapperResult:
     exhaustive: bool
 
 
-def _divisor_chains(n: int, parts: int, allowed: tuple[bool, ...]) -> list[tuple[int, ...]]:
-    """All ways to write ``n`` as an ordered product of ``parts`` factors (1 where not allowed)."""
+@lru_cache(maxsize=16384)
+def _divisor_chains(n: int, parts: int, allowed: tuple[bool, ...]) -> tuple[tuple[int, ...], ...]:
+    """All ways to write ``n`` as an ordered product of ``parts`` factors (1 where not allowed),
+    first factors ascending (memoised: a decode run asks again for each KV length's ranks)."""
     if parts == 0:
-        return [()] if n == 1 else []
-    out = []
-    divs = [d for d in range(1, n + 1) if n % d == 0] if allowed[0] else [1]
-    for d in divs:
-        for rest in _divisor_chains(n // d, parts - 1, allowed[1:]):
-            out.append((d,) + rest)
-    return out
+        return ((),) if n == 1 else ()
+    divs = _divisors(n) if allowed[0] else (1,)
+    return tuple((d,) + rest for d in divs
+                 for rest in _divisor_chains(n // d, parts - 1, allowed[1:]))
+
+
+@lru_cache(maxsize=16384)
+def _divisors(n: int) -> tuple[int, ...]:
+    """The divisors of ``n`` (> 0), ascending: those up to its square root and their pairs."""
+    low = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return tuple(low + [n // d for d in reversed(low) if d * d != n])
 
 
 def _largest_divisor_at_most(n: int, cap: int) -> int:

@@ -146,3 +146,18 @@ def test_fast_search_is_faster():
         return sorted(times)[1]
 
     assert cpu(False) / cpu(True) > 2.0
+
+
+@pytest.mark.parametrize("n, parts, count", [(12, 3, 18), (2048, 2, 12), (2560, 3, 165),
+                                             (1, 4, 1), (97, 2, 2)])
+def test_divisor_chains_are_every_ordered_factorisation(n, parts, count):
+    """n = prod p^a in ``parts`` ordered factors: prod C(a + parts - 1, parts - 1) ways, by
+    hand (12 = 2^2 x 3 in 3: 6 x 3; 2048 = 2^11 in 2: 12; 2560 = 2^9 x 5 in 3: 55 x 3; a
+    prime in 2: 2), each once, in ascending order; a factor not allowed is 1."""
+    chains = mapper._divisor_chains(n, parts, (True,) * parts)
+    assert len(chains) == len(set(chains)) == count
+    assert all(math.prod(c) == n and len(c) == parts for c in chains)
+    assert list(chains) == sorted(chains)
+    pinned = mapper._divisor_chains(n, parts, (False,) + (True,) * (parts - 1))
+    assert [c[1:] for c in pinned] == list(mapper._divisor_chains(n, parts - 1,
+                                                                  (True,) * (parts - 1)))
