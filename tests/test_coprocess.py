@@ -148,3 +148,23 @@ def test_duplex_layer_is_the_sum_of_its_ops_and_pairs_by_hand():
             expect += c.latency
     assert {"qk@pim", "av@pim", "ffn_up@pim", "ffn_down@pim"} <= set(layer.ops)
     assert layer.seconds == pytest.approx(expect, rel=1e-9)
+
+
+def test_one_program_trace_serves_every_iteration_of_a_shape():
+    """The programs of an iteration depend on its layers, sub-batches and buffering only: one
+    trace per shape (2 x (1 + 2 x 3) = 14 programs for 3 layers and 2 sub-batches, by hand),
+    reused without carrying anything from one iteration into the next."""
+    from sim.serving.interleave import program_trace
+
+    w = StageTimes(pre=1.0, logit=1.0, softmax=0.0, attend=1.0, post=2.0, pre_bytes=100.0,
+                   post_bytes=200.0, pim_share=0.5)
+    v = StageTimes(pre=0.5, logit=2.0, softmax=0.25, attend=0.5, post=1.0, pre_bytes=50.0,
+                   post_bytes=300.0, pim_share=0.25)
+    program_trace.cache_clear()
+    first = run_iteration(3, [w, v], blocked=False, bandwidth=100.0)
+    again = run_iteration(3, [v, w], blocked=False, bandwidth=100.0)   # the same trace
+    trace, pim = program_trace(3, 2, False)
+    assert program_trace.cache_info().hits >= 2 and len(trace.ops) == 14 and pim.sum() == 6
+    program_trace.cache_clear()
+    fresh = run_iteration(3, [v, w], blocked=False, bandwidth=100.0)
+    assert again == fresh and first != fresh

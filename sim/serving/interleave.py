@@ -29,6 +29,7 @@ command; durations come from the device models and the memoised PIM command sche
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -82,34 +83,48 @@ class ProgramCosts(Device):
 def iteration_trace(layers: int, subs: list[StageTimes], blocked: bool,
                     tail_npu: float = 0.0) -> tuple[Trace, list[Cost]]:
     """The iteration's programs as ops in stage order, and their costs (by op id)."""
+    return program_trace(layers, len(subs), blocked)[0], _program_costs(layers, subs, tail_npu)
+
+
+@lru_cache(maxsize=64)
+def program_trace(layers: int, n_subs: int, blocked: bool) -> tuple[Trace, np.ndarray]:
+    """The programs of an iteration of ``layers`` layers and ``n_subs`` sub-batches as ops in
+    stage order, and which are PIM programs (bool per op). Their order and dependencies do not
+    depend on the durations, so one trace serves every iteration of that shape (the engine
+    reads it, never changes it; a serving run makes thousands of iterations)."""
     ops: list[Op] = []
-    costs: list[Cost] = []
     last: dict[int, int] = {}
 
-    def task(name: str, unit: str, layer: int, sub: int, cost: Cost) -> None:
+    def task(name: str, unit: str, layer: int, sub: int) -> None:
         i = len(ops)
         prev = last.get(sub)
         ops.append(Op(i, name, "program", "decode", layer, 1, None, 1,
                       (prev,) if prev is not None else (), device="npu" if blocked else unit,
                       microbatch=sub, flops=0.0, bytes=0.0))
-        costs.append(cost)
         last[sub] = i
 
-    def npu(s: float, nbytes: float) -> Cost:
-        return Cost(s, 0.0, "npu", dram_bytes=nbytes)
-
-    for k, w in enumerate(subs):
-        task("qkv", "npu", 0, k, npu(w.pre, w.pre_bytes))
+    for k in range(n_subs):
+        task("qkv", "npu", 0, k)
     for layer in range(layers):
-        for k, w in enumerate(subs):
-            task("mha", "pim", layer, k, Cost(w.mha, 0.0, "pim", detail={
-                "memory_share": w.pim_share}))
+        for k in range(n_subs):
+            task("mha", "pim", layer, k)
         end = layer == layers - 1
-        for k, w in enumerate(subs):
-            s = w.post + (tail_npu if end else w.pre)
-            nbytes = w.post_bytes + (0.0 if end else w.pre_bytes)
-            task("proj_ffn" if end else "proj_ffn_qkv", "npu", layer, k, npu(s, nbytes))
-    return Trace(ops), costs
+        for k in range(n_subs):
+            task("proj_ffn" if end else "proj_ffn_qkv", "npu", layer, k)
+    return Trace(ops), np.array([op.name == "mha" for op in ops], dtype=bool)
+
+
+def _program_costs(layers: int, subs: list[StageTimes], tail_npu: float) -> list[Cost]:
+    """Each program's cost, in :func:`program_trace`'s order."""
+    costs = [Cost(w.pre, 0.0, "npu", dram_bytes=w.pre_bytes) for w in subs]
+    mha = [Cost(w.mha, 0.0, "pim", detail={"memory_share": w.pim_share}) for w in subs]
+    mid = [Cost(w.post + w.pre, 0.0, "npu", dram_bytes=w.post_bytes + w.pre_bytes)
+           for w in subs]
+    for layer in range(layers):
+        costs += mha
+        costs += mid if layer < layers - 1 else \
+            [Cost(w.post + tail_npu, 0.0, "npu", dram_bytes=w.post_bytes) for w in subs]
+    return costs
 
 
 def run_iteration(layers: int, subs: list[StageTimes], blocked: bool, tail_npu: float = 0.0,
@@ -120,7 +135,8 @@ def run_iteration(layers: int, subs: list[StageTimes], blocked: bool, tail_npu: 
     when a sub-batch's ``pim_share`` is positive)."""
     if len(subs) not in (1, 2):
         raise ValueError(f"one or two sub-batches, got {len(subs)}")
-    trace, costs = iteration_trace(layers, subs, blocked, tail_npu)
+    (trace, pim), costs = program_trace(layers, len(subs), blocked), \
+        _program_costs(layers, subs, tail_npu)
     dev = ProgramCosts(costs)
     plan = Plan(streams={"npu": dev} if blocked else {"npu": dev, "pim": dev})
     if not blocked and any(w.pim_share > 0 for w in subs):
@@ -130,6 +146,5 @@ def run_iteration(layers: int, subs: list[StageTimes], blocked: bool, tail_npu: 
         plan.memory_of = {"npu": "dram", "pim": "dram"}
     tl = Engine(plan.streams).run(trace, plan)
     busy = tl.end - tl.start
-    pim = np.array([op.name == "mha" for op in trace.ops])
     return IterationResult(seconds=float(tl.end.max()), npu_busy=float(busy[~pim].sum()),
                            pim_busy=float(busy[pim].sum()), events=tl.events)
