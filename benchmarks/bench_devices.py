@@ -8,10 +8,11 @@ question of every other kind of device and model family a user may pick: a power
 chip (SN40L socket and node), NPU+PIM (NeuPIMs, naive PIM, Duplex), computational storage,
 CXL memory, a CPU, an FPGA, a spatial NPU (FuseMax), Mamba and T5, and runs that place
 tensors on other tiers (the KV cache on a CXL card, half the weights in host DDR) or run the
-attention on another component (the InstInfer drive, the host CPU). Each case is simulated
-at two lengths of generation, each run in-process after the micro-models' memo caches are
-cleared (as a fresh process starts), and the script prints, as CPU seconds (medians of
-``--repeat`` runs):
+attention on another component (the InstInfer drive, the host CPU), and NeuPIMs and Duplex at
+``--fidelity cycle`` (DRAM streams and PIM command schedules cycle by cycle). Each case is
+simulated at two lengths of generation, each run in-process after the micro-models' memo
+caches are cleared (as a fresh process starts), and the script prints, as CPU seconds (medians
+of ``--repeat`` runs):
 
 * ``short`` / ``long``: ``simulate()`` at ``gen_len`` = the case's two lengths;
 * ``ms/step``: ``(long - short) / (steps between them)``, the marginal cost of one more
@@ -44,7 +45,7 @@ from bench_run import (  # noqa: E402
 
 _B = {"batch": 8, "prompt_len": 512}
 #: name -> (arch, model, scenario without gen_len, (short gen_len, long gen_len)[, run
-#: options: ``placement`` as ``--placement`` takes it, ``attention_on``])
+#: options: ``placement`` as ``--placement`` takes it, ``attention_on``, ``fidelity``])
 CASES = {
     "mi300x-7b": ("mi300x", "llama2-7b", _B, (256, 1024)),
     "mi325x-70b": ("mi325x", "llama3-70b", _B, (256, 1024)),
@@ -65,13 +66,18 @@ CASES = {
                     {"placement": "weights=gpu.hbm:0.5,host_ddr:0.5"}),
     "csd-attention-7b": ("a6000-storage", "llama2-7b", _B, (64, 256), {"attention_on": "csd"}),
     "cpu-attention-7b": ("spr-a100", "llama2-7b", _B, (64, 256), {"attention_on": "cpu"}),
+    # --fidelity cycle: each step's NPU stream through the cycle DRAM model, every PIM
+    # GEMV's whole command schedule
+    "neupims-cycle-gpt3-7b": ("neupims", "gpt3-7b", {"batch": 8, "prompt_len": 256},
+                              (64, 256), {"fidelity": "cycle"}),
+    "duplex-cycle-7b": ("duplex", "llama2-7b", _B, (16, 64), {"fidelity": "cycle"}),
 }
 
 
 def simulate_cpu(arch_name: str, model_name: str, scenario: dict,
                  options: dict | None = None) -> tuple[float, dict]:
     """CPU seconds of one ``simulate()`` (memo caches cleared first) and its metrics;
-    ``options``: ``placement`` (``--placement``'s text) and ``attention_on``."""
+    ``options``: ``placement`` (``--placement``'s text), ``attention_on`` and ``fidelity``."""
     from arch import load_arch
     from sim.run import simulate
     from sim.system.schedule import Policies
@@ -88,7 +94,8 @@ def simulate_cpu(arch_name: str, model_name: str, scenario: dict,
     policies = Policies(attention_on=options.get("attention_on", ""))
     clear_memo_caches()
     t = time.process_time()
-    res = simulate(arch, model, Scenario(**scenario), placement=spec, policies=policies)
+    res = simulate(arch, model, Scenario(**scenario), placement=spec, policies=policies,
+                   fidelity=options.get("fidelity", "tile"))
     return time.process_time() - t, res.metrics
 
 
