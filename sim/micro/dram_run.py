@@ -106,7 +106,11 @@ def simulate(cfg: DramConfig, addrs: np.ndarray, writes: np.ndarray, times: np.n
     elif tail == "newline":
         tail = "none"
     fields = cfg.decode(addrs)
-    uniq, aid = np.unique(addrs, return_inverse=True)
+    if n and bool(np.all(addrs[1:] > addrs[:-1])):   # rising (a stream): each its own id
+        n_addr, aid = addrs.shape[0], np.arange(addrs.shape[0], dtype=np.int64)
+    else:
+        uniq, aid = np.unique(addrs, return_inverse=True)
+        n_addr = uniq.shape[0]
     ch = fields["ch"]
     bank = fields["bg"] * cfg.banks_per_group + fields["ba"]
     if frontend == "per_channel":
@@ -126,7 +130,7 @@ def simulate(cfg: DramConfig, addrs: np.ndarray, writes: np.ndarray, times: np.n
     stats, act, idle, ticks, accepted, nlog, max_done = kernels().run_kernel(
         pack_params(cfg), *timing, *i64,
         np.ascontiguousarray(writes, np.int8), np.ascontiguousarray(times, np.int64),
-        np.int64(uniq.shape[0]), np.int64(FRONTEND_MODES[frontend]), order, start,
+        np.int64(n_addr), np.int64(FRONTEND_MODES[frontend]), order, start,
         np.int64(TAIL_MODES[tail]), np.int64(cycles), bool(until_done), log)
     out = _collect(cfg, stats, act, idle, int(ticks), n, int(accepted))
     out.commands = log[:nlog]
@@ -148,15 +152,15 @@ def _grouped(cfg: DramConfig, timing: tuple, i64: list[np.ndarray], writes: np.n
         return None
     picked, offsets, slot = representatives(order, start, group)
     reps = len(offsets) - 1
-    uniq, red_aid = np.unique(aid[picked], return_inverse=True)
+    red_aid = aid[picked]   # (ids only name addresses: the kernel sizes its arrays to them)
     red_ch = np.repeat(np.arange(reps, dtype=np.int64), np.diff(offsets))
     params = pack_params(cfg)
     params[P_CH] = reps
     cols = [np.ascontiguousarray(a[picked], np.int64) for a in (ra, bank, ro, co)]
     stats, act, idle, ticks, accepted, _, max_done = kernels().run_kernel(
-        params, *timing, red_ch, *cols, red_aid.reshape(-1).astype(np.int64),
+        params, *timing, red_ch, *cols, np.ascontiguousarray(red_aid, np.int64),
         np.ascontiguousarray(writes[picked], np.int8), np.ascontiguousarray(t64[picked]),
-        np.int64(uniq.shape[0]), np.int64(FRONTEND_MODES["per_channel"]),
+        np.int64(int(aid.max()) + 1), np.int64(FRONTEND_MODES["per_channel"]),
         np.arange(len(picked), dtype=np.int64), offsets, np.int64(TAIL_MODES["none"]),
         np.int64(cycles), True, np.zeros((0, 6), np.int64))
     if int(ticks) >= cycles or int(accepted) != len(picked):
