@@ -74,3 +74,22 @@ def test_remembered_durations_feed_the_eta(tmp_path, monkeypatch):
 def test_long_commands_take_quiet(argv):
     args = build_parser().parse_args([*argv, "--quiet"])
     assert args.quiet
+
+
+def test_cycle_runs_remember_their_duration_instead_of_an_op_count():
+    """A tile run's bar counts its ops (0.1 us each); a cycle run's would sit at 99 % (10 s
+    against an estimated 0.07 s for NeuPIMs at 1,792 tokens), so it shows elapsed time, then
+    the last duration of the same run (one key per arch, model and scenario)."""
+    from workloads.limits import estimate_ops
+    from workloads.models import get_model
+    from workloads.scenario import Scenario
+    from xpusim.commands._record import SECONDS_PER_OP, run_progress
+
+    model, sc = get_model("gpt3-7b"), Scenario(batch=8, prompt_len=256, gen_len=64)
+    estimate, key = run_progress(model, sc, "tile", "neupims")
+    assert key == "" and estimate == estimate_ops(model, sc) * SECONDS_PER_OP
+    estimate, key = run_progress(model, sc, "cycle", "neupims")
+    assert estimate == 0.0 and key.startswith("run:neupims:gpt3-7b:cycle:")
+    other = run_progress(model, Scenario(batch=8, prompt_len=256, gen_len=128), "cycle",
+                         "neupims")[1]
+    assert other != key

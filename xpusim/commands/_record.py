@@ -20,11 +20,12 @@ def attach_record(result: Any, arch: Any, model: Any, scenario: Any, args: argpa
     result.inputs.setdefault("model_origin", args.model)
 
 
-#: CPU seconds of ``simulate()`` per op, FITTED: 0.54 and 0.41 us measured for Llama-2-7B on h100
-#: (batch 8, prompt 512, 256 and 1,024 tokens; 0.33 us at 2,048), ``time.process_time`` of one
-#: ``simulate()`` after a warm-up run (stop 13: lazy op-table columns, per-kind invariants; was
-#: 1.2 us at stop 11); checked by tests/test_speed_report.py within 3x
-SECONDS_PER_OP = 0.5e-6
+#: CPU seconds of ``simulate()`` per op, FITTED on Llama-2-7B on h100 (batch 8, prompt 512) at
+#: 512 and 1,024 tokens: 0.115 and 0.091 us, ``time.process_time`` of one ``simulate()`` after
+#: a warm-up run, median of 5 (2026-12-07; 0.54 / 0.41 us at stop 13, when it was 0.5 us);
+#: tested on 256 tokens (0.163 us, tests/test_speed_report.py, within 3x); 0.082 at 2,048, and
+#: 0.12 us for the 9.9M-op 70B TP2 x PP4 x 4 run. Only the progress display uses it.
+SECONDS_PER_OP = 0.1e-6
 
 
 def estimate_run_s(model: Any, scenario: Any) -> float:
@@ -36,6 +37,16 @@ def estimate_run_s(model: Any, scenario: Any) -> float:
         return estimate_ops(model, scenario) * SECONDS_PER_OP
     except Exception:  # noqa: BLE001 - an estimate only; the run reports real errors
         return 0.0
+
+
+def run_progress(model: Any, scenario: Any, fidelity: str, arch_name: str) -> tuple[float, str]:
+    """``(estimate s, key)`` for the run's progress bar (:func:`xpusim.progress.timed`): the
+    per-op estimate, except at ``cycle`` fidelity, whose ops run cycle-level models at costs no
+    op count predicts (a NeuPIMs run at 1,792 tokens: 10 s against 0.07 s estimated): there
+    the last duration of the same run (``key``), else elapsed time only."""
+    if fidelity != "cycle":
+        return estimate_run_s(model, scenario), ""
+    return 0.0, f"run:{arch_name}:{model.name}:{fidelity}:{scenario!r}"
 
 
 def estimate_report_s(n_ops: int) -> float:

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         return _finetune(args, arch, model, scenario, spec, policies)
     from sim.run import simulate
     from workloads.limits import estimate_ops
-    from xpusim.commands._record import attach_record, estimate_report_s, estimate_run_s
+    from xpusim.commands._record import attach_record, estimate_report_s, run_progress
     from xpusim.heap import HEAP_PER_OP, pretouch
     from xpusim.progress import enabled, timed
 
@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     # --json: 1.4 GB, 2.08 instead of 0.64 s)
     if out or not one_stream_by_policy(scenario, spec, policies):
         pretouch(estimate_ops(model, scenario) * HEAP_PER_OP)
-    with timed("simulate", estimate_run_s(model, scenario), enabled(args)):
+    estimate, key = run_progress(model, scenario, args.fidelity, arch.name)
+    with timed("simulate", estimate, enabled(args), key=key):
         result = simulate(arch, model, scenario, fidelity=args.fidelity, seed=args.seed,
                           placement=spec, policies=policies)
     attach_record(result, arch, model, scenario, args, spec, policies)
