@@ -80,12 +80,6 @@ class ProgramCosts(Device):
         return self.costs[op.id]
 
 
-def iteration_trace(layers: int, subs: list[StageTimes], blocked: bool,
-                    tail_npu: float = 0.0) -> tuple[Trace, list[Cost]]:
-    """The iteration's programs as ops in stage order, and their costs (by op id)."""
-    return program_trace(layers, len(subs), blocked)[0], _program_costs(layers, subs, tail_npu)
-
-
 @lru_cache(maxsize=64)
 def program_trace(layers: int, n_subs: int, blocked: bool) -> tuple[Trace, np.ndarray]:
     """The programs of an iteration of ``layers`` layers and ``n_subs`` sub-batches as ops in
