@@ -84,6 +84,46 @@ def built_kernels(cache: list, env: str, name, builder, what: str, from_module, 
                           from_module, jit)
 
 
+def extension_api(home: dict, prefix: str, env: str, kernel: str, what: str) -> tuple:
+    """``(kernels, jit_kernels, module_name, build)`` of a module that builds a kernel module
+    ahead of time as this one does, from that module's globals ``home``, read at each call
+    (so a test may replace them): ``ENTRIES``, one ``(symbol, the kernel module's function
+    name, signature, argument spec)`` per field of ``Kernels`` (a namedtuple ending in
+    ``kind``), ``_CACHE``, ``SOURCES`` and ``HERE``. ``prefix``: the extension's name before
+    the hash; ``env``: its switch (``0``: numba's JIT); ``kernel``: the kernel module's dotted
+    name (importing it imports numba); ``what``: the build's name in messages."""
+    import importlib
+
+    def kernels():
+        """The ahead-of-time build when available (built on first use), else numba's JIT."""
+        entries, kinds = home["ENTRIES"], home["Kernels"]
+        return built_kernels(home["_CACHE"], env, module_name, build, what,
+                             lambda mod: kinds(*(checked(getattr(mod, sym), spec)
+                                                 for sym, _, _, spec in entries), "aot"),
+                             jit_kernels)
+
+    def jit_kernels():
+        """The numba dispatchers themselves (imports numba)."""
+        mod = importlib.import_module(kernel)
+        return home["Kernels"](*(getattr(mod, attr) for _, attr, _, _ in home["ENTRIES"]),
+                               "jit")
+
+    def module_name() -> str:
+        """Extension name: the prefix and a hash of ``SOURCES`` and the tool versions."""
+        return prefix + source_hash(home["SOURCES"], home["HERE"])
+
+    def build(directory: Path, name: str | None = None) -> Path:
+        """Compile the entry points into ``directory`` (numba's pycc; needs a C compiler),
+        in symbol order (the order pycc compiles them in). The extension's path; raises on
+        failure."""
+        mod = importlib.import_module(kernel)
+        return build_extension(directory, name or module_name(), mod,
+                               tuple((sym, sig, getattr(mod, attr))
+                                     for sym, attr, sig, _ in sorted(home["ENTRIES"])), what)
+
+    return kernels, jit_kernels, module_name, build
+
+
 def jit_kernels() -> Kernels:
     """The numba dispatchers themselves (imports numba)."""
     from sim.micro.dram import run_kernel

@@ -35,37 +35,15 @@ SIMULATE_ARGS = ((("i8", 1), None, None) + (("i8", 1),) * 4 + (None, dram_aot.IN
                  + (("i4", 1), ("u8", 1), ("i4", 1), ("i4", 1), dram_aot.INTEGER, ("f8", 1),
                     ("f8", 1), ("i8", 1), ("i8", 1)))
 
+#: the entry points: (symbol, the kernel module's function, signature, argument spec)
+ENTRIES = (("simulate_kernel", "simulate_kernel", SIMULATE_SIG, SIMULATE_ARGS),)
+
 #: the kernel a flow runs (a callable) and where it comes from (``kind``: 'aot' or 'jit')
-Kernels = namedtuple("Kernels", ["simulate_kernel", "kind"])
+Kernels = namedtuple("Kernels", [sym for sym, *_ in ENTRIES] + ["kind"])
 
 _CACHE: list[Kernels] = []
 
-
-def kernels() -> Kernels:
-    """The ahead-of-time build when available (built on first use), else numba's JIT."""
-    return dram_aot.built_kernels(
-        _CACHE, "XPUSIM_FLASH_AOT", module_name, build, "the flash kernel",
-        lambda mod: Kernels(dram_aot.checked(mod.simulate_kernel, SIMULATE_ARGS), "aot"),
-        jit_kernels)
-
-
-def jit_kernels() -> Kernels:
-    """The numba dispatcher itself (imports numba)."""
-    from sim.micro.flash_kernel import simulate_kernel
-
-    return Kernels(simulate_kernel, "jit")
-
-
-def module_name() -> str:
-    """Extension name: ``xpusim_flash_`` and a hash of :data:`SOURCES` and tool versions."""
-    return "xpusim_flash_" + dram_aot.source_hash(SOURCES, HERE)
-
-
-def build(directory: Path, name: str | None = None) -> Path:
-    """Compile the flash kernel into ``directory`` (numba's pycc; needs a C compiler). The
-    extension's path; raises on failure."""
-    from sim.micro import flash_kernel
-
-    return dram_aot.build_extension(
-        directory, name or module_name(), flash_kernel,
-        (("simulate_kernel", SIMULATE_SIG, flash_kernel.simulate_kernel),), "the flash kernel")
+#: the build's API: :func:`sim.micro.dram_aot.extension_api` over this module's tables
+kernels, jit_kernels, module_name, build = dram_aot.extension_api(
+    globals(), "xpusim_flash_", "XPUSIM_FLASH_AOT", "sim.micro.flash_kernel",
+    "the flash kernel")

@@ -37,41 +37,17 @@ READ_ARGS = (dram_aot.INTEGER,) * 11
 WRITE_SIG = f"{_I}({', '.join(['i8'] * 13)})"
 WRITE_ARGS = (dram_aot.INTEGER,) * 13
 
+#: the entry points: (symbol, the kernel module's function, signature, argument spec)
+ENTRIES = (("run", "_run", RUN_SIG, RUN_ARGS),
+           ("calc_read_pass", "_calc_read_pass", READ_SIG, READ_ARGS),
+           ("calc_write_pass", "_calc_write_pass", WRITE_SIG, WRITE_ARGS))
+
 #: the kernel's entry points (callables) and where they come from (``kind``: 'aot' or 'jit')
-Kernels = namedtuple("Kernels", ["run", "calc_read_pass", "calc_write_pass", "kind"])
+Kernels = namedtuple("Kernels", [sym for sym, *_ in ENTRIES] + ["kind"])
 
 _CACHE: list[Kernels] = []
 
-
-def kernels() -> Kernels:
-    """The ahead-of-time build when available (built on first use), else numba's JIT."""
-    return dram_aot.built_kernels(
-        _CACHE, "XPUSIM_SYSTOLIC_AOT", module_name, build, "the SCALE-Sim kernel",
-        lambda mod: Kernels(dram_aot.checked(mod.run, RUN_ARGS),
-                            dram_aot.checked(mod.calc_read_pass, READ_ARGS),
-                            dram_aot.checked(mod.calc_write_pass, WRITE_ARGS), "aot"),
-        jit_kernels)
-
-
-def jit_kernels() -> Kernels:
-    """The numba dispatchers themselves (imports numba)."""
-    from sim.micro.systolic_kernel import _calc_read_pass, _calc_write_pass, _run
-
-    return Kernels(_run, _calc_read_pass, _calc_write_pass, "jit")
-
-
-def module_name() -> str:
-    """Extension name: ``xpusim_systolic_`` and a hash of :data:`SOURCES` and tool versions."""
-    return "xpusim_systolic_" + dram_aot.source_hash(SOURCES, HERE)
-
-
-def build(directory: Path, name: str | None = None) -> Path:
-    """Compile the kernel's entry points into ``directory`` (numba's pycc; needs a C
-    compiler). The extension's path; raises on failure."""
-    from sim.micro import systolic_kernel as k
-
-    return dram_aot.build_extension(
-        directory, name or module_name(), k,
-        (("calc_read_pass", READ_SIG, k._calc_read_pass),
-         ("calc_write_pass", WRITE_SIG, k._calc_write_pass),
-         ("run", RUN_SIG, k._run)), "the SCALE-Sim kernel")
+#: the build's API: :func:`sim.micro.dram_aot.extension_api` over this module's tables
+kernels, jit_kernels, module_name, build = dram_aot.extension_api(
+    globals(), "xpusim_systolic_", "XPUSIM_SYSTOLIC_AOT", "sim.micro.systolic_kernel",
+    "the SCALE-Sim kernel")

@@ -58,53 +58,19 @@ TRANSFERS_ARGS = ((("i8", 1),) + _T + (("i8", 1),) * 5 + (("i8", 1),) + _T
                   + (("i8", 1),) * 4 + _T + (("i8", 1),) + _T + (("i8", 1),) * 5 + _T
                   + (("u1", 1),))
 
+#: the entry points: (symbol, the kernel module's function, signature, argument spec)
+ENTRIES = (("float_digits", "float_digits", DIGITS_SIG, DIGITS_ARGS),
+           ("write_rows", "write_rows", ROWS_SIG, ROWS_ARGS),
+           ("fixed4_digits", "fixed4_digits", FIXED4_SIG, FIXED4_ARGS),
+           ("trace_events", "trace_events", EVENTS_SIG, EVENTS_ARGS),
+           ("transfer_events", "transfer_events", TRANSFERS_SIG, TRANSFERS_ARGS))
+
 #: the kernel's entry points (callables) and where they come from (``kind``: 'aot' or 'jit')
-Kernels = namedtuple("Kernels", ["float_digits", "write_rows", "fixed4_digits", "trace_events",
-                                 "transfer_events", "kind"])
+Kernels = namedtuple("Kernels", [sym for sym, *_ in ENTRIES] + ["kind"])
 
 _CACHE: list[Kernels] = []
 
-
-def kernels() -> Kernels:
-    """The ahead-of-time build when available (built on first use), else numba's JIT."""
-    return dram_aot.built_kernels(
-        _CACHE, "XPUSIM_TEXT_AOT", module_name, build, "the report's text loops",
-        lambda mod: Kernels(dram_aot.checked(mod.float_digits, DIGITS_ARGS),
-                            dram_aot.checked(mod.write_rows, ROWS_ARGS),
-                            dram_aot.checked(mod.fixed4_digits, FIXED4_ARGS),
-                            dram_aot.checked(mod.trace_events, EVENTS_ARGS),
-                            dram_aot.checked(mod.transfer_events, TRANSFERS_ARGS), "aot"),
-        jit_kernels)
-
-
-def jit_kernels() -> Kernels:
-    """The numba dispatchers themselves (imports numba)."""
-    from sim.report.text_kernel import (
-        fixed4_digits,
-        float_digits,
-        trace_events,
-        transfer_events,
-        write_rows,
-    )
-
-    return Kernels(float_digits, write_rows, fixed4_digits, trace_events, transfer_events,
-                   "jit")
-
-
-def module_name() -> str:
-    """Extension name: ``xpusim_text_`` and a hash of :data:`SOURCES` and tool versions."""
-    return "xpusim_text_" + dram_aot.source_hash(SOURCES, HERE)
-
-
-def build(directory: Path, name: str | None = None) -> Path:
-    """Compile the loops into ``directory`` (numba's pycc; needs a C compiler). The
-    extension's path; raises on failure."""
-    from sim.report import text_kernel as k
-
-    return dram_aot.build_extension(
-        directory, name or module_name(), k,
-        (("fixed4_digits", FIXED4_SIG, k.fixed4_digits),
-         ("float_digits", DIGITS_SIG, k.float_digits),
-         ("trace_events", EVENTS_SIG, k.trace_events),
-         ("transfer_events", TRANSFERS_SIG, k.transfer_events),
-         ("write_rows", ROWS_SIG, k.write_rows)), "the report's text loops")
+#: the build's API: :func:`sim.micro.dram_aot.extension_api` over this module's tables
+kernels, jit_kernels, module_name, build = dram_aot.extension_api(
+    globals(), "xpusim_text_", "XPUSIM_TEXT_AOT", "sim.report.text_kernel",
+    "the report's text loops")
