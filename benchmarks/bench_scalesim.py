@@ -32,12 +32,19 @@ sys.path.insert(0, str(ROOT))
 CASES = (("R1", "cfg_os_CALC.cfg"), ("R3", "cfg_ws_USER.cfg"))
 
 
-def scalesim_python(given: str) -> str:
-    """The interpreter that runs SCALE-Sim here ("" where none does)."""
+def scalesim_python(given: str) -> str | None:
+    """The interpreter that runs SCALE-Sim here ("" where none does; None where ``given``,
+    the one asked for, does not)."""
     for candidate in (given, os.environ.get("SCALESIM_PYTHON", ""), sys.executable):
-        if candidate and subprocess.run([candidate, "-c", "import scalesim"],
-                                        capture_output=True).returncode == 0:
+        try:
+            ok = bool(candidate) and subprocess.run([candidate, "-c", "import scalesim"],
+                                                    capture_output=True).returncode == 0
+        except OSError:   # not an executable: the next candidate
+            ok = False
+        if ok:
             return candidate
+        if candidate and candidate == given:
+            return None   # asked for, and not one
     return ""
 
 
@@ -65,14 +72,20 @@ def main() -> int:
         "XPUSIM_REFERENCE_DIR", str(ROOT.parent / "shared" / "reference")))
     ap.add_argument("--scalesim", default="", help="a Python interpreter with scalesim")
     args = ap.parse_args()
+    peer_py = scalesim_python(args.scalesim)
+    if peer_py is None:
+        ap.error(f"--scalesim: expected a Python interpreter that imports scalesim, got "
+                 f"{args.scalesim!r}")
     ref = Path(args.reference)
     inputs = ref / "accel" / "scalesim_inputs"
-    with open(ref / "accel" / "systolic_gemm_reference_cases.csv", newline="") as fh:
+    table = ref / "accel" / "systolic_gemm_reference_cases.csv"
+    if not table.is_file() or not inputs.is_dir():
+        ap.error(f"reference: expected the reference folder ({table} and {inputs}), not found")
+    with open(table, newline="") as fh:
         rows = {r["case"]: r for r in csv.DictReader(fh)}
     from sim.micro.systolic_trace import ScaleSimConfig, run_gemm
     from xpusim.importers.scalesim import read_config
 
-    peer_py = scalesim_python(args.scalesim)
     print("SCALE-Sim: " + (f"{peer_py} (measured here)" if peer_py else
                            "not installed: the reference's wall times stand in"))
     peer_wall = {}

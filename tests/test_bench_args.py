@@ -56,3 +56,15 @@ def test_zero_rounds_is_a_usage_error(script):
     assert "Traceback" not in got.stderr
     assert got.stderr.strip().splitlines()[-1].endswith(
         "argument --repeat: expected a positive number of rounds, got 0")
+
+
+def test_scalesim_benchmark_refuses_an_interpreter_without_scalesim(tmp_path):
+    """``--scalesim`` names the interpreter to run SCALE-Sim with: one that does not exist
+    (or cannot import it) is a usage error naming the option, not a traceback."""
+    got = subprocess.run([sys.executable, str(BENCH / "bench_scalesim.py"), str(tmp_path),
+                          "--scalesim", str(tmp_path / "nopython")],
+                         capture_output=True, text=True, timeout=120)
+    assert got.returncode == 2 and "Traceback" not in got.stderr
+    assert got.stderr.strip().splitlines()[-1].endswith(
+        f"--scalesim: expected a Python interpreter that imports scalesim, got "
+        f"'{tmp_path / 'nopython'}'")
