@@ -39,6 +39,19 @@ class Text:
         codes = np.fromiter(map(slot.__getitem__, values), dtype=np.int64, count=len(values))
         return cls(labels, codes, values=values)
 
+    @classmethod
+    def of_codes(cls, labels: Sequence[str], codes: np.ndarray) -> Text:
+        """The column :meth:`of` makes of ``labels[codes[i]]`` per row (labels once each, in
+        the order they first occur; ``labels`` may repeat one), from the codes."""
+        from workloads.fold import first_seen
+
+        codes = np.asarray(codes, dtype=np.int64)
+        slots: dict[str, int] = {}
+        lut = np.zeros(len(labels), dtype=np.int64)
+        for c in first_seen(codes, len(labels))[0].tolist():
+            lut[c] = slots.setdefault(labels[c], len(slots))
+        return cls(list(slots), lut[codes])
+
     def __len__(self) -> int:
         return len(self.codes)
 

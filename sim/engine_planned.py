@@ -44,6 +44,7 @@ from sim.engine import CostList, Timeline
 from sim.engine_shared import shared_run
 from sim.load_index import LoadIndex
 from sim.system.grouped_loads import GroupedLoads
+from sim.system.transfer_rows import TransferRows, as_rows
 from workloads.fold import first_seen
 from workloads.ragged import slice_indices
 
@@ -57,9 +58,9 @@ def run_planned(engine: Engine, trace: Trace, plan: Plan) -> Timeline | None:
     """The :class:`Timeline` of ``trace`` under ``plan`` from one pass of
     :func:`~sim.shared_kernel.shared_times`, or None where the event engine must run it."""
     ops = trace.ops
-    n, transfers = len(ops), plan.transfers
+    n, transfers = len(ops), as_rows(plan.transfers)
     m = len(transfers)
-    if not n or any(tr.id != n + j for j, tr in enumerate(transfers)):
+    if not n or not transfers.positional(n):
         return None
     devices = plan.streams
     stream_of = [op.device or engine.default for op in ops]
@@ -78,13 +79,12 @@ def run_planned(engine: Engine, trace: Trace, plan: Plan) -> Timeline | None:
         if not devices[name].holds_for_latency():
             return None
     # task ids: ops 0..n-1; transfer j: its latency n + 2j, its loads n + 2j + 1
-    for tr in sorted(transfers, key=lambda t: (t.anchor, t.id)):   # in enqueue order
-        if tr.stream not in code:
-            code[tr.stream] = len(names)
-            names.append(tr.stream)
-            streams[tr.stream] = []
-        j = tr.id - n
-        streams[tr.stream] += [n + 2 * j, n + 2 * j + 1]
+    for name, tasks in copy_tasks(transfers, n).items():
+        if name not in code:
+            code[name] = len(names)
+            names.append(name)
+            streams[name] = []
+        streams[name] += tasks.tolist()
     env_resources, memory_of, op_loads = engine.build_resources(simpy.Environment(), plan, streams)
     if not isinstance(op_loads, dict):
         return None
@@ -118,28 +118,24 @@ def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
     from sim.stream_order import stream_layout
 
     arrays = trace.compact
-    n, transfers = len(arrays), plan.transfers
+    n, transfers = len(arrays), as_rows(plan.transfers)
     m = len(transfers)
     names = list(arrays.stream_names)
     devices = plan.streams
-    if not n or arrays.stream is None or any(tr.id != n + j for j, tr in enumerate(transfers)) \
+    if not n or arrays.stream is None or not transfers.positional(n) \
             or any(nm not in devices for nm in names):
         return None
     if not all(devices[nm].estimates_by_kind() for nm in names):
         return None
-    copies = sorted(transfers, key=lambda t: (t.anchor, t.id))   # in enqueue order
-    for tr in copies:
-        if tr.stream not in names:
-            names.append(tr.stream)
+    copies = copy_tasks(transfers, n)
+    names += [nm for nm in copies if nm not in names]
     if not all(devices[nm].holds_for_latency() for nm in names):
         return None
     # the ops by stream (op order), then each copy stream's transfers' two tasks
     op_order, op_bounds, _, _, _ = stream_layout(arrays.stream, len(arrays.stream_names),
                                                  positions=False)
-    streams: dict[str, list[int]] = {nm: [] for nm in names}
-    for tr in copies:
-        j = tr.id - n
-        streams[tr.stream] += [n + 2 * j, n + 2 * j + 1]
+    empty = np.zeros(0, dtype=np.int64)
+    streams = {nm: copies.get(nm, empty) for nm in names}
     env_resources, memory_of, op_loads = engine.build_resources(simpy.Environment(), plan,
                                                                 streams)
     table, kind = _model_costs(devices, arrays)
@@ -152,8 +148,7 @@ def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
                           else c.detail["memory_share"] for c in table])[kind]
     loads = _transfer_tasks(transfers, n, lat, op_loads, env_resources)
     ptr, idx = _dependencies(None, arrays, transfers, plan.extra_deps, n)
-    rest = np.fromiter((i for nm in names[len(arrays.stream_names):] for i in streams[nm]),
-                       dtype=np.int64, count=2 * m)
+    rest = np.concatenate([empty] + [streams[nm] for nm in names[len(arrays.stream_names):]])
     by_stream = np.concatenate((op_order.astype(np.int64), rest))
     bounds = np.concatenate((op_bounds.astype(np.int64), op_bounds[-1] + np.cumsum(
         [len(streams[nm]) for nm in names[len(arrays.stream_names):]], dtype=np.int64)))
@@ -164,7 +159,29 @@ def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
     return tl
 
 
-def _transfer_tasks(transfers: list, n: int, lat: np.ndarray, op_loads: Mapping,
+def copy_tasks(transfers: TransferRows, n: int) -> dict[str, np.ndarray]:
+    """Each copy stream's tasks in the order it issues its transfers (anchor, then id),
+    streams in the order they first occur there: transfer ``j`` (id ``n + j``) is its
+    latency task ``n + 2j`` then its loads task ``n + 2j + 1``."""
+    if not len(transfers):
+        return {}
+    ids = transfers.column("id")
+    order = np.lexsort((ids, transfers.column("anchor")))
+    labels, route = transfers.route_column("stream")
+    distinct = list(dict.fromkeys(labels))
+    of_route = np.array([distinct.index(label) for label in labels], dtype=np.int64)
+    code = of_route[route][order]
+    out = {}
+    for c in first_seen(code, len(distinct))[0].tolist():
+        j = ids[order[code == c]] - n
+        tasks = np.empty(2 * len(j), dtype=np.int64)
+        tasks[0::2] = n + 2 * j
+        tasks[1::2] = n + 2 * j + 1
+        out[distinct[c]] = tasks
+    return out
+
+
+def _transfer_tasks(transfers: TransferRows, n: int, lat: np.ndarray, op_loads: Mapping,
                     env_resources: dict) -> Mapping:
     """Each transfer ``j``'s two tasks: its latency alone (``lat[n + 2j]``, s) and its loads;
     returns every task's loads, resolved to resources as (resource, bytes) pairs: the ops'
@@ -172,15 +189,12 @@ def _transfer_tasks(transfers: list, n: int, lat: np.ndarray, op_loads: Mapping,
     loads, which transfers of equal bytes over one route share). A
     :class:`~sim.system.grouped_loads.GroupedLoads` where ``op_loads`` is one, else a dict."""
     m = len(transfers)
-    latency = np.fromiter((tr.latency for tr in transfers), dtype=np.float64, count=m)
+    per_route, route = transfers.route_column("latency")
+    latency = np.array(per_route, dtype=np.float64)[route] if m else np.zeros(0)
     lat[n:n + 2 * m:2] = np.where(latency > 0, latency, 0.0)
-    code_of: dict[int, int] = {}   # id(tuple of loads) -> its list's index
-    lists: list[list] = []
-    for tr in transfers:
-        if id(tr.loads) not in code_of:
-            code_of[id(tr.loads)] = len(lists)
-            lists.append([(env_resources[ld.resource], ld.nbytes) for ld in tr.loads])
-    code = np.fromiter((code_of[id(tr.loads)] for tr in transfers), dtype=np.int64, count=m)
+    lists = [[(env_resources[ld.resource], ld.nbytes) for ld in loads]
+             for loads in transfers.loads]
+    code = transfers.column("loads")
     task = n + 2 * np.arange(m, dtype=np.int64) + 1
     if isinstance(op_loads, GroupedLoads):
         return GroupedLoads(np.concatenate((op_loads.ids, task)),
@@ -293,8 +307,8 @@ def _dependencies(ops: list, arrays, transfers: list, extra: dict[int, tuple[int
     own = np.diff(base_ptr)
     # the transfers each op waits for, and each transfer's dependencies, flat
     waiting, waits, waited = _flat(extra.keys(), extra.values(), len(extra))
-    tr_waits, tr_waited = _flat(range(len(transfers)), (tr.deps for tr in transfers),
-                                len(transfers))[1:]
+    tr_ptr, tr_waited = as_rows(transfers).deps()
+    tr_waits = np.diff(tr_ptr)
     more = np.zeros(n, dtype=np.int64)
     more[waiting] = waits
     counts = np.zeros(n + 2 * len(transfers), dtype=np.int64)

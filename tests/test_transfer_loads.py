@@ -28,15 +28,15 @@ def _loads(tr) -> dict[str, float]:
 def test_a_weight_fetch_loads_the_shared_host_memory_once_per_replica(system, nbytes):
     stage = stages_for(system, TP, 1)[0]
     plan = Plan(streams={})
-    fetch = _route_of(plan, system, "weights", "host_ddr", stage, False).add(
-        nbytes, (), "decode", 3, 1, 52, 39.5)
+    fetch = plan.transfers[_route_of(plan, system, "weights", "host_ddr", stage, False).add(
+        nbytes, (), "decode", 3, 1, 52, 39.5)]
     assert _loads(fetch) == {"host_ddr": TP * nbytes, "pcie.gpu0<": nbytes,
                              "gpu0.hbm": nbytes}
     assert fetch.floor == nbytes / system.links["pcie.gpu0"].sustained
     assert fetch.latency == system.route("host_ddr", "gpu0").latency + \
         system.tiers["host_ddr"].latency
-    save = _route_of(plan, system, "kv_cache", "host_ddr", stage, True).add(
-        nbytes, (52,), "decode", 3, 1, -2, 52.5)
+    save = plan.transfers[_route_of(plan, system, "kv_cache", "host_ddr", stage, True).add(
+        nbytes, (52,), "decode", 3, 1, -2, 52.5)]
     assert _loads(save) == {"host_ddr": TP * nbytes, "pcie.gpu0>": nbytes,
                             "gpu0.hbm": nbytes}
     assert (save.src, save.dst, save.release) == ("gpu0.hbm", "host_ddr", -2)
@@ -50,13 +50,15 @@ def test_a_weight_fetch_loads_the_shared_host_memory_once_per_replica(system, nb
 def test_a_link_away_from_the_group_carries_every_replica(system, nbytes):
     op = Op(30, "optimizer_step", "elementwise", "optimizer", 0, 0, None)
     plan = Plan(streams={"gpu0.compute": None})
-    down = transfer_between(plan, system, "gradients", "gradients", "gpu0.hbm", "gpu0",
-                            "host_ddr", "host_ddr", nbytes, "gpu0.copy_out", (29,), op, TP)
+    down = plan.transfers[transfer_between(plan, system, "gradients", "gradients", "gpu0.hbm",
+                                           "gpu0", "host_ddr", "host_ddr", nbytes,
+                                           "gpu0.copy_out", (29,), op, TP)]
     assert _loads(down) == {"gpu0.hbm": nbytes, "pcie.gpu0>": nbytes,
                             "host_ddr": TP * nbytes}
     # host DDR -> CPU 0's own memory: the DDR channel joins no GPU of the group
-    across = transfer_between(plan, system, "states", "optimizer", "host_ddr", "host_ddr",
-                              "cpu0.dram", "cpu0", nbytes, "gpu0.copy", (30,), op, TP)
+    across = plan.transfers[transfer_between(plan, system, "states", "optimizer", "host_ddr",
+                                             "host_ddr", "cpu0.dram", "cpu0", nbytes,
+                                             "gpu0.copy", (30,), op, TP)]
     assert _loads(across) == {"host_ddr": TP * nbytes, "ddr.cpu0<": TP * nbytes,
                               "cpu0.dram": nbytes}
     assert across.id == down.id + 1 and across.anchor == 30.5
@@ -76,7 +78,8 @@ def test_one_route_keeps_each_byte_counts_figures_apart(system):
     link = system.links["pcie.gpu0"]
     bit = system.tiers["host_ddr"].energy_per_bit + system.tiers["gpu0.hbm"].energy_per_bit + \
         sum(system.links[h.link].energy_per_bit for h in system.route("host_ddr", "gpu0").hops)
-    made = [route.add(nbytes, (), "decode", 0, 1, 9, 3.5) for nbytes in (4.0e6, 1.0e7, 4.0e6)]
+    made = [plan.transfers[route.add(nbytes, (), "decode", 0, 1, 9, 3.5)]
+            for nbytes in (4.0e6, 1.0e7, 4.0e6)]
     for tr, nbytes in zip(made, (4.0e6, 1.0e7, 4.0e6), strict=True):
         assert _loads(tr) == {"host_ddr": TP * nbytes, "pcie.gpu0<": nbytes,
                               "gpu0.hbm": nbytes}

@@ -37,6 +37,7 @@ from sim.system.schedule import (
     stage_of_layers,
 )
 from sim.system.topology import System
+from sim.system.transfer_rows import transfer_users
 from workloads.fold import first_seen
 from workloads.trace import COLLECTIVE, Trace, ops_at
 
@@ -274,8 +275,7 @@ def _prune_uncontended(plan: Plan, at: np.ndarray, group: np.ndarray, loads: lis
     for stream, res in plan.memory_of.items():
         users.setdefault(res, set()).add(stream)
     # a transfer's resources are never pruned (transfers share their tuples of loads)
-    for (stream, _), loads_of in {(tr.stream, id(tr.loads)): tr.loads
-                                  for tr in plan.transfers}.items():
+    for stream, loads_of in transfer_users(plan.transfers):
         for ld in loads_of:
             users.setdefault(ld.resource, set()).update((stream, "transfer"))
     lone = {r for r, who in users.items() if len(who) == 1}

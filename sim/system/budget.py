@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from sim.columns import column, text_codes
 from sim.devices.base import SimError
 from sim.fold_run import folded
 from sim.system.plan import Plan
 from sim.system.schedule import Policies, home_tier
 from sim.system.topology import System
+from sim.system.transfer_rows import as_rows
 
 if TYPE_CHECKING:  # placement loads where a run places tensors (start-up, issue 18)
     from sim.system.placement import Placement, PlacementSpec
@@ -51,12 +54,15 @@ def place_on_system(system: System, spec: PlacementSpec, need: dict[str, float],
 
 def _runs_bytes(plan: Plan) -> dict[str, list[float]]:
     """Per copy stream: bytes staged per run of ops (transfers sharing a release op summed)."""
+    rows = as_rows(plan.transfers)
     out: dict[str, dict[int, float]] = {}
-    for tr in plan.transfers:
-        if tr.release < 0:
-            continue
-        runs = out.setdefault(tr.dst, {})
-        runs[tr.release] = runs.get(tr.release, 0.0) + tr.nbytes
+    dst_of, route = rows.route_column("dst")
+    staged = np.flatnonzero(rows.column("release") >= 0)
+    for dst, release, nbytes in zip(np.array(dst_of, dtype=object)[route[staged]].tolist(),
+                                    rows.column("release")[staged].tolist(),
+                                    rows.column("nbytes")[staged].tolist(), strict=True):
+        runs = out.setdefault(dst, {})
+        runs[release] = runs.get(release, 0.0) + nbytes
     return {dst: [v for _, v in sorted(runs.items())] for dst, runs in out.items()}
 
 

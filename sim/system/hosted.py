@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sim.devices.base import Cost, Device, SimError, WrappedDevice, device_for
-from sim.system.plan import Load, Plan, Transfer, direction
+from sim.system.plan import Load, Plan, direction
 from sim.system.route_transfers import IN_PLACE, RouteTransfers
 from sim.system.storage import flash_scale
 from sim.system.topology import System
@@ -267,7 +267,7 @@ def _around(plan: Plan, system: System, op: Op, placement: Placement | None, hom
             tr = transfer_between(plan, system, f"gradients {rep}->{tier}", "gradients",
                                   system.tier_of_device(rep).name, rep, tier, tier, nbytes,
                                   f"{rep}.copy_out", op.deps[:1], op, k)
-            plan.extra_deps[op.id] = plan.extra_deps.get(op.id, ()) + (tr.id,)
+            plan.extra_deps[op.id] = plan.extra_deps.get(op.id, ()) + (tr,)
     if "weights" in traffic and traffic["weights"][1] > 0 and op.where:
         src = system.compute_devices(op.where)[0]
         own = _own_tier(system, src.name, src.memory)
@@ -308,12 +308,12 @@ class Activations:
         if from_device and traffic[0] > 0:
             tr = self._route(0).add(traffic[0] / self.k, tuple(from_device), phase, layer,
                                     step, IN_PLACE, max(from_device) + 0.5)
-            extra[op_id] = extra.get(op_id, ()) + (tr.id,)
+            extra[op_id] = extra.get(op_id, ()) + (tr,)
         if users and traffic[1] > 0:
             tr = self._route(1).add(traffic[1] / self.k, (op_id,), phase, layer, step,
                                     IN_PLACE, op_id + 0.5)
             for user in users:
-                extra[user] = extra.get(user, ()) + (tr.id,)
+                extra[user] = extra.get(user, ()) + (tr,)
 
     def _route(self, back: int) -> RouteTransfers:
         route = self._routes[back]
@@ -327,11 +327,12 @@ def transfer_between(plan: Plan, system: System, name: str, cls: str, src_tier: 
                      src_node: str, dst_tier: str, dst_node: str, nbytes: float, stream: str,
                      deps: tuple[int, ...], op: Op, replicas: int = 1,
                      io: tuple[float, int] = (131072.0, 32),
-                     anchor: float | None = None) -> Transfer:
+                     anchor: float | None = None) -> int:
     """``replicas`` transfers of ``nbytes`` between two tiers, one per device of a
-    tensor-parallel group; the representative's route is simulated, and resources it shares
-    with the others (a standalone tier, a link not ending at a group device) carry them all.
-    ``op`` gives its phase, layer and step and, without ``anchor``, its place in the trace."""
+    tensor-parallel group (the id of the one transfer that stands for them); the
+    representative's route is simulated, and resources it shares with the others (a
+    standalone tier, a link not ending at a group device) carry them all. ``op`` gives its
+    phase, layer and step and, without ``anchor``, its place in the trace."""
     route = route_between(plan, system, name, cls, src_tier, src_node, dst_tier, dst_node,
                           stream, replicas, io)
     return route.add(nbytes, deps, op.phase, op.layer, op.step, IN_PLACE,

@@ -66,6 +66,14 @@ class Transfer:
     anchor: float = -1.0
 
 
+def _transfer_rows():
+    """An empty :class:`~sim.system.transfer_rows.TransferRows` (imported where made: it
+    imports this module)."""
+    from sim.system.transfer_rows import TransferRows
+
+    return TransferRows()
+
+
 @record
 class Plan:
     """Streams (name → device model), resources (name → B/s) and the tasks' extra loads.
@@ -85,7 +93,9 @@ class Plan:
     resources: dict[str, float] = field(default_factory=dict)
     op_loads: dict[int, tuple[Load, ...]] | GroupedLoads = field(default_factory=dict)
     extra_deps: dict[int, tuple[int, ...]] = field(default_factory=dict)
-    transfers: list[Transfer] = field(default_factory=list)
+    #: a :class:`~sim.system.transfer_rows.TransferRows` as planners make them (a list of
+    #: :class:`Transfer` is read the same way)
+    transfers: list[Transfer] = field(default_factory=lambda: _transfer_rows())
     copy_streams: tuple[str, ...] = ()
     first_transfer_id: int = 0
     keep_loads: set[int] = field(default_factory=set)
@@ -115,9 +125,11 @@ class Plan:
                 users.setdefault(ld.resource, set()).update((who, "kept") if kept else (who,))
         for stream, res in self.memory_of.items():
             users.setdefault(res, set()).add(stream)
-        for tr in self.transfers:
-            for ld in tr.loads:
-                users.setdefault(ld.resource, set()).update((tr.stream, "transfer"))
+        from sim.system.transfer_rows import transfer_users
+
+        for stream, loads in transfer_users(self.transfers):
+            for ld in loads:
+                users.setdefault(ld.resource, set()).update((stream, "transfer"))
         lone = {r for r, who in users.items() if len(who) == 1}
         if not lone:
             return

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 
 from sim.devices.base import Device, SimError, collective_min_bytes
 from sim.system.layer_runs import array_runs, op_runs
-from sim.system.plan import Load, Plan, Transfer, direction
+from sim.system.plan import Load, Plan, direction
 from sim.system.route_transfers import IN_PLACE, RouteTransfers
+from sim.system.stage_transfers import add_stage_transfers, run_bytes
 from sim.system.topology import Route, System
 from workloads.fold import FoldedOps
 from workloads.records import record
@@ -38,6 +39,9 @@ MOVABLE = ("weights", "kv_cache", "activations")  # classes a run moves per laye
 #: plan a compact trace on several streams from its arrays (sim.system.array_plan); False:
 #: op by op (the reference the tests compare it with)
 PLAN_FROM_ARRAYS = True
+#: make a stage's placement transfers for all its runs at once where none is relayed
+#: (sim.system.stage_transfers); False: run by run (the reference the tests compare it with)
+STAGE_ARRAYS = True
 
 
 @record(frozen=True)
@@ -367,6 +371,14 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
             plan.streams.setdefault(stream, plan.streams[st.compute])
             plan.stream_device[stream] = st.rep
             plan.devices_of[stream] = st.devices
+        if STAGE_ARRAYS and not any(relay for *_, relay in moves):   # all runs as arrays
+            need, save = run_bytes(st_runs, act, kv_token, recomputed)
+            add_stage_transfers(
+                plan, st_runs, [(cls, tier, frac) for cls, tier, frac, _ in moves], need, save,
+                depth, lambda cls, tier, out, st=st: _route_of(plan, system, cls, tier, st,
+                                                               out, io, scales))
+            _keep_copy_streams(plan, st, used_memory)
+            continue
         lasts = st_runs.last
         for g, (step, layer, phase, firsts, last, tokens, w, kv) in enumerate(zip(
                 st_runs.step, st_runs.layer, st_runs.phase, st_runs.first, lasts,
@@ -389,12 +401,12 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
                     first = wait
                     if relay:    # storage -> host page cache / pinned buffer first
                         first = (_between(plan, system, cls, tier, relay, st, nbytes,
-                                          f"{st.rep}.io", wait, at, io).id,)
+                                          f"{st.rep}.io", wait, at, io),)
                     tr = _route_of(plan, system, cls, relay or tier, st, False, io,
                                    scales).add(nbytes, first, phase, layer, step, last,
                                                at[4] - 0.5)
                     for op_id in firsts:
-                        extra[op_id] = extra.get(op_id, ()) + (tr.id,)
+                        extra[op_id] = extra.get(op_id, ()) + (tr,)
                 nbytes = frac * save.get(cls, 0.0)
                 if nbytes > 0:
                     out = _route_of(plan, system, cls, relay or tier, st, True, io,
@@ -402,14 +414,21 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
                                                 last + 0.5)
                     if relay:    # then the host writes it to storage
                         _between(plan, system, cls, relay, tier, st, nbytes, f"{st.rep}.io",
-                                 (out.id,), at, io)
-        for stream in (st.copy, f"{st.rep}.copy_out"):
-            if any(t.stream == stream for t in plan.transfers):
-                plan.copy_streams += (stream,)
-                used_memory[st.rep].add(stream)
-            elif stream not in plan.copy_streams:
-                for table in (plan.streams, plan.stream_device, plan.devices_of):
-                    table.pop(stream, None)
+                                 (out,), at, io)
+        _keep_copy_streams(plan, st, used_memory)
+
+
+def _keep_copy_streams(plan: Plan, st: Stage, used_memory: dict[str, set[str]]) -> None:
+    """Keep the stage's copy streams that some transfer is on (as copy streams using its
+    device's memory); drop the others from the plan's tables."""
+    used = plan.transfers.streams()
+    for stream in (st.copy, f"{st.rep}.copy_out"):
+        if stream in used:
+            plan.copy_streams += (stream,)
+            used_memory[st.rep].add(stream)
+        elif stream not in plan.copy_streams:
+            for table in (plan.streams, plan.stream_device, plan.devices_of):
+                table.pop(stream, None)
 
 
 def _relay_tier(system: System, tier: str) -> str:
@@ -424,9 +443,9 @@ def _relay_tier(system: System, tier: str) -> str:
 
 def _between(plan: Plan, system: System, cls: str, src: str, dst: str, st: Stage,
              nbytes: float, stream: str, deps: tuple[int, ...],
-             at: tuple[str, int, int, int, int], io: tuple[float, int]) -> Transfer:
+             at: tuple[str, int, int, int, int], io: tuple[float, int]) -> int:
     """One leg of a relayed transfer between two tiers (not the device), ``replicas`` shards,
-    for the run ``at``: (phase, layer, step, last op id, first op id)."""
+    for the run ``at``: (phase, layer, step, last op id, first op id); returns its id."""
     from sim.system.hosted import transfer_between
     k = len(st.devices)
     phase, layer, step, last, first = at

@@ -16,6 +16,7 @@ from sim.fold_run import folded
 from sim.invariants import REL_TOL, InvariantError
 from sim.system.grouped_loads import GroupedLoads
 from sim.system.plan import Plan
+from sim.system.transfer_rows import as_rows
 
 TRANSFER_COLUMNS = ("id", "name", "tensor", "stream", "src", "dst", "route", "bytes",
                     "replicas", "phase", "layer", "step", "start_s", "end_s", "latency_s",
@@ -27,28 +28,37 @@ RESOURCE_COLUMNS = ("resource", "bandwidth_Bps", "bytes", "routed_bytes", "busy_
 def transfer_table(timeline: Timeline) -> Columns:
     """One row per transfer (bytes per replica; ``floor_s`` = bytes / slowest link), as numpy
     columns (``.frame()``: the DataFrame)."""
-    trs = timeline.transfers
+    rows = as_rows(timeline.transfers)
     start, end = timeline.transfer_start, timeline.transfer_end
+
+    def route_text(field: str, label=str) -> Text:
+        labels, code = rows.route_column(field)
+        return Text.of_codes([label(v) for v in labels], code)
+
+    latency, route = rows.route_column("latency")
+    replicas = rows.route_column("replicas")[0]
     return Columns({
-        "id": np.array([t.id for t in trs], dtype=np.int64),
-        "name": Text.of([t.name for t in trs]),
-        "tensor": Text.of([t.tensor for t in trs]),
-        "stream": Text.of([t.stream for t in trs]),
-        "src": Text.of([t.src for t in trs]),
-        "dst": Text.of([t.dst for t in trs]),
-        "route": Text.of([" ".join(t.hops) for t in trs]),
-        "bytes": np.array([t.nbytes for t in trs], dtype=float),
-        "replicas": np.array([t.replicas for t in trs], dtype=np.int64),
-        "phase": Text.of([t.phase for t in trs]),
-        "layer": np.array([t.layer for t in trs], dtype=np.int64),
-        "step": np.array([t.step for t in trs], dtype=np.int64),
+        "id": rows.column("id"),
+        "name": route_text("name"),
+        "tensor": route_text("tensor"),
+        "stream": route_text("stream"),
+        "src": route_text("src"),
+        "dst": route_text("dst"),
+        "route": route_text("hops", " ".join),
+        "bytes": rows.column("nbytes"),
+        "replicas": np.array(replicas, dtype=np.int64)[route] if len(rows) else
+        np.zeros(0, dtype=np.int64),
+        "phase": Text.of_codes(rows.phases, rows.column("phase")),
+        "layer": rows.column("layer"),
+        "step": rows.column("step"),
         "start_s": start,
         "end_s": end,
         "latency_s": end - start,
-        "floor_s": np.array([t.latency + t.floor for t in trs], dtype=float),
-        "energy_J": np.array([t.energy_J for t in trs], dtype=float),
-        "release_op": np.array([t.release for t in trs], dtype=np.int64),
-    }, TRANSFER_COLUMNS, len(trs))
+        "floor_s": (np.array(latency, dtype=float)[route] if len(rows) else np.zeros(0)) +
+        rows.column("floor"),
+        "energy_J": rows.column("energy"),
+        "release_op": rows.column("release"),
+    }, TRANSFER_COLUMNS, len(rows))
 
 
 def routed_bytes(plan: Plan) -> dict[str, float]:
@@ -62,9 +72,19 @@ def routed_bytes(plan: Plan) -> dict[str, float]:
         for loads in plan.op_loads.values():
             for ld in loads:
                 out[ld.resource] += ld.nbytes
-    for tr in plan.transfers:
-        for ld in tr.loads:
-            out[ld.resource] += ld.nbytes
+    rows = as_rows(plan.transfers)
+    code = rows.column("loads")
+    for r in dict.fromkeys(ld.resource for t in rows.loads for ld in t):
+        on = [[ld.nbytes for ld in t if ld.resource == r] for t in rows.loads]
+        if any(len(b) > 1 for b in on):   # a tuple loads r twice: its loads one by one
+            for c in code.tolist():
+                for nbytes in on[c]:
+                    out[r] += nbytes
+            continue
+        # each row's bytes on r, added in row order from the ops' sum (left to right)
+        has = np.array([bool(b) for b in on])[code]
+        terms = np.array([b[0] if b else 0.0 for b in on])[code][has]
+        out[r] = float(np.add.accumulate(np.concatenate(([out[r]], terms)))[-1])
     return out
 
 
