@@ -152,3 +152,28 @@ def test_stage_arrays_equal_the_walk_run_by_run(case, monkeypatch):
     assert old.metrics == new.metrics or all(
         old.metrics[k] == new.metrics[k] or np.isnan(old.metrics[k])
         for k in old.metrics)
+
+
+@pytest.mark.parametrize("defer", [True, False])
+def test_activations_counted_by_hand(defer):
+    from sim.system.hosted import Activations
+
+    # hosted ops 5 (device deps 1 and 3, users 6 and 7; reads 64 B, writes 32 B), 8 (no
+    # device dep, user 9) and 10 (deps 9 and 4, no user) on the host CPU of a one-GPU system:
+    # deferred, the first op's transfers are made at once (the routes made there), the
+    # others recorded and made as one block
+    system = build_system(load_arch("spr-a100"))
+    plan = Plan(streams={"gpu0.compute": None}, first_transfer_id=20)
+    moves = Activations(plan, system, ("gpu0",), "cpu0.dram", defer=defer)
+    traffic = {"activations": (64.0, 32.0)}
+    moves.move(5, "decode", 0, 1, [1, 3], [6, 7], traffic)
+    moves.move(8, "decode", 0, 1, [], [9], traffic)
+    moves.move(10, "decode", 1, 1, [9, 4], [], traffic)
+    moves.move(11, "decode", 1, 1, [9], [12], {"activations": (0.0, 0.0)})   # nothing
+    moves.move(13, "decode", 1, 1, [12, 4], [14], {})                        # nothing
+    moves.flush()
+    got = [(t.id, t.name, t.nbytes, t.deps, t.anchor, t.release) for t in plan.transfers]
+    into, out = "activations gpu0->cpu0.dram", "activations cpu0.dram->gpu0"
+    assert got == [(20, into, 64.0, (1, 3), 3.5, IN_PLACE), (21, out, 32.0, (5,), 5.5, IN_PLACE),
+                   (22, out, 32.0, (8,), 8.5, IN_PLACE), (23, into, 64.0, (9, 4), 9.5, IN_PLACE)]
+    assert plan.extra_deps == {5: (20,), 6: (21,), 7: (21,), 9: (22,), 10: (23,)}

@@ -282,11 +282,15 @@ class Activations:
     the first representing them; ``own``: the hosted component's tier): the ones an op reads
     from an op on the device move to the host first, the ones it writes for an op on the
     device move back before that op starts (e.g. the query and the output of CPU
-    attention). Each direction's route is looked up once."""
+    attention). Each direction's route is looked up once. With ``defer``, the transfers of
+    ops whose routes are made are recorded and made as one block (:meth:`flush`, which the
+    caller runs before anything else adds transfers to the plan, and at the end)."""
 
-    __slots__ = ("plan", "system", "k", "_ends", "_routes")
+    __slots__ = ("plan", "system", "k", "_ends", "_routes", "defer", "_records")
 
-    def __init__(self, plan: Plan, system: System, group: tuple[str, ...], own: str):
+    def __init__(self, plan: Plan, system: System, group: tuple[str, ...], own: str,
+                 defer: bool = False):
+        self.defer, self._records = defer, []
         rep = group[0]
         hbm = system.tier_of_device(rep).name
         self.plan, self.system, self.k = plan, system, len(group)
@@ -304,6 +308,16 @@ class Activations:
         traffic = traffic.get("activations")
         if traffic is None:
             return
+        if self.defer:
+            into = from_device if from_device and traffic[0] > 0 else ()
+            out = users if users and traffic[1] > 0 else ()
+            if not (into or out):
+                return
+            if (self._routes[0] is not None or not into) and \
+                    (self._routes[1] is not None or not out):
+                self._records.append((op_id, phase, layer, step, into, out, *traffic))
+                return
+            self.flush()     # a route made here: in order, alone
         extra = self.plan.extra_deps
         if from_device and traffic[0] > 0:
             tr = self._route(0).add(traffic[0] / self.k, tuple(from_device), phase, layer,
@@ -314,6 +328,14 @@ class Activations:
                                     IN_PLACE, op_id + 0.5)
             for user in users:
                 extra[user] = extra.get(user, ()) + (tr,)
+
+    def flush(self) -> None:
+        """Make the recorded ops' transfers."""
+        if self._records:
+            from sim.system.activation_block import add_activation_block
+
+            records, self._records = self._records, []
+            add_activation_block(self.plan, tuple(self._routes), self.k, records)
 
     def _route(self, back: int) -> RouteTransfers:
         route = self._routes[back]

@@ -91,7 +91,7 @@ def host_arrays(plan: Plan, system: System, arrays: CompactOps, placement: Place
     # user there): else, its kind known, nothing moves around it
     outside = np.concatenate(([0], np.cumsum(~mask[idx])))
     active = ((outside[ptr[at + 1]] - outside[ptr[at]]) > 0) | (bounds_of[1] > bounds_of[0])
-    moves = Activations(plan, system, group, own)
+    moves = Activations(plan, system, group, own, defer=True)
     for i, k, ph, layer, step, lo, hi, u0, u1, act in zip(
             at.tolist(), kind.tolist(), arrays.phase[at].tolist(), arrays.layer[at].tolist(),
             arrays.step[at].tolist(), ptr[at].tolist(), ptr[at + 1].tolist(),
@@ -115,10 +115,12 @@ def host_arrays(plan: Plan, system: System, arrays: CompactOps, placement: Place
                 around.add(k)
         traffic = hit[0]
         if k in around:   # (else nothing moves)
+            moves.flush()
             _around(plan, system, op, placement, home, group, traffic)
         # (the device's ops of a trace held as arrays run there: no other ``where``)
         moves.move(i, op.phase, layer, step, [d for d in op.deps if d not in hosted],
                    waiter_list[u0:u1], traffic)
+    moves.flush()
     # each op's bound, its kind's; the ops with loads, each its kind's tuple
     bounds.update(zip(at.tolist(), [of_kind[k][2] for k in kind.tolist()], strict=True))
     tuples = [of_kind[k][1] if k in of_kind else () for k in range(len(arrays.kinds))]

@@ -13,6 +13,7 @@ bulk and the engine and the tables read columns. It is still a sequence of ``Tra
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import chain
 
 import numpy as np
 
@@ -23,6 +24,7 @@ ROUTE_FIELDS = ("name", "tensor", "stream", "src", "dst", "replicas", "hops", "l
 #: per row: the numeric columns (``phase`` a code into :attr:`TransferRows.phases`)
 _INT_COLUMNS = ("id", "route", "loads", "phase", "layer", "step", "release")
 _FLOAT_COLUMNS = ("nbytes", "floor", "energy", "anchor")
+_ROW = _INT_COLUMNS + _FLOAT_COLUMNS     # a row added alone, as a tuple
 
 
 class TransferRows:
@@ -37,7 +39,7 @@ class TransferRows:
         self._loads_code: dict[int, int] = {}    # id(tuple) -> its code
         self.phases: list[str] = []
         self._phase_code: dict[str, int] = {}
-        self._pending: dict[str, list] = {c: [] for c in _INT_COLUMNS + _FLOAT_COLUMNS}
+        self._pending: list[tuple] = []          # rows added one at a time, as _ROW
         self._pending_deps: list[tuple[int, ...]] = []
         self._blocks: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
         self._joined: tuple[dict[str, np.ndarray], np.ndarray, np.ndarray] | None = None
@@ -75,18 +77,11 @@ class TransferRows:
             energy: float, deps: tuple[int, ...], phase: str, layer: int, step: int,
             release: int, anchor: float) -> int:
         """Append one row (``route``, ``loads``: codes); returns ``tid``."""
-        p = self._pending
-        p["id"].append(tid)
-        p["route"].append(route)
-        p["loads"].append(loads)
-        p["phase"].append(self.phase_code(phase))
-        p["layer"].append(layer)
-        p["step"].append(step)
-        p["release"].append(release)
-        p["nbytes"].append(nbytes)
-        p["floor"].append(floor)
-        p["energy"].append(energy)
-        p["anchor"].append(anchor)
+        code = self._phase_code.get(phase)
+        if code is None:
+            code = self.phase_code(phase)
+        self._pending.append((tid, route, loads, code, layer, step, release, nbytes, floor,
+                              energy, anchor))
         self._pending_deps.append(deps)
         self._n += 1
         self._joined = None
@@ -113,19 +108,17 @@ class TransferRows:
 
     def _flush(self) -> None:
         """Move the rows added one at a time into a block."""
-        p = self._pending
-        if not p["id"]:
+        if not self._pending:
             return
-        block = {c: np.array(p[c], dtype=np.int64) for c in _INT_COLUMNS}
-        block.update({c: np.array(p[c], dtype=np.float64) for c in _FLOAT_COLUMNS})
+        columns = list(zip(*self._pending, strict=True))
+        block = {c: np.array(columns[k], dtype=np.int64 if c in _INT_COLUMNS else np.float64)
+                 for k, c in enumerate(_ROW)}
         count = np.fromiter(map(len, self._pending_deps), dtype=np.int64,
                             count=len(self._pending_deps))
-        idx = np.fromiter((d for deps in self._pending_deps for d in deps), dtype=np.int64,
+        idx = np.fromiter(chain.from_iterable(self._pending_deps), dtype=np.int64,
                           count=int(count.sum()))
         self._blocks.append((block, count, idx))
-        for c in p:
-            p[c] = []
-        self._pending_deps = []
+        self._pending, self._pending_deps = [], []
 
     # -- reading columns -----------------------------------------------------------------
     def _join(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
