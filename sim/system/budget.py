@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sim.columns import column, text_codes
+from sim.columns import Text, column, text_codes
 from sim.devices.base import SimError
 from sim.fold_run import folded
 from sim.system.plan import Plan
@@ -52,18 +52,39 @@ def place_on_system(system: System, spec: PlacementSpec, need: dict[str, float],
     return place(spec, demands, tiers, home)
 
 
-def _runs_bytes(plan: Plan) -> dict[str, list[float]]:
-    """Per copy stream: bytes staged per run of ops (transfers sharing a release op summed)."""
+def _runs_bytes(plan: Plan) -> dict[str, np.ndarray]:
+    """Per destination tier (in the order transfers first stage to it): bytes staged per run
+    of ops, runs by release op (transfers sharing a release op summed in id order)."""
     rows = as_rows(plan.transfers)
-    out: dict[str, dict[int, float]] = {}
-    dst_of, route = rows.route_column("dst")
-    staged = np.flatnonzero(rows.column("release") >= 0)
-    for dst, release, nbytes in zip(np.array(dst_of, dtype=object)[route[staged]].tolist(),
-                                    rows.column("release")[staged].tolist(),
-                                    rows.column("nbytes")[staged].tolist(), strict=True):
-        runs = out.setdefault(dst, {})
-        runs[release] = runs.get(release, 0.0) + nbytes
-    return {dst: [v for _, v in sorted(runs.items())] for dst, runs in out.items()}
+    release = rows.column("release")
+    staged = np.flatnonzero(release >= 0)
+    if not len(staged):
+        return {}
+    labels, route = rows.route_column("dst")
+    text = Text.of_codes(labels, route[staged])
+    dst, rel, nbytes = text.codes, release[staged], rows.column("nbytes")[staged]
+    order = np.lexsort((rel, dst))               # by tier, then release; stable: id order
+    dst, rel, nbytes = dst[order], rel[order], nbytes[order]
+    new = np.ones(len(dst), dtype=bool)
+    new[1:] = (dst[1:] != dst[:-1]) | (rel[1:] != rel[:-1])
+    group = np.cumsum(new) - 1
+    first = np.flatnonzero(new)
+    place = np.arange(len(group)) - first[group]   # position within its (tier, release)
+    total = np.zeros(len(first))
+    for j in range(int(place.max()) + 1):          # left to right from 0.0, as += does
+        sel = place == j
+        total[group[sel]] = total[group[sel]] + nbytes[sel]
+    tier_of = dst[first]
+    return {label: total[tier_of == t] for t, label in enumerate(text.labels)}
+
+
+def window_peak(runs: np.ndarray, window: int) -> float:
+    """The largest sum of ``window`` consecutive runs (fewer at the end), each added left to
+    right from 0 as Python's ``sum`` adds them."""
+    total = np.zeros(len(runs))
+    for k in range(min(window, len(runs))):
+        total[:len(runs) - k] = total[:len(runs) - k] + runs[k:]
+    return float(total.max())
 
 
 def check_staging(system: System, plan: Plan, placed: Placement, policies: Policies) -> None:
@@ -77,7 +98,7 @@ def check_staging(system: System, plan: Plan, placed: Placement, policies: Polic
                 d.name for d in system.compute_devices()}:
             continue
         cap = system.tiers[dst].capacity
-        peak = max(sum(runs[i:i + window]) for i in range(len(runs)))
+        peak = window_peak(runs, window)
         if resident + peak > cap:
             raise SimError(f"--prefetch: staging {window} layer(s) of offloaded tensors needs "
                            f"{_gib(peak)} on {dst} next to {_gib(resident)} resident, but it "

@@ -58,7 +58,7 @@ def add_stage_transfers(plan, runs: StageRuns, moves: list[tuple[str, str, float
     if not n_runs or not moves:
         return
     last = np.array(runs.last, dtype=np.int64)
-    first = np.array([min(f) for f in runs.first], dtype=np.int64)
+    first = np.fromiter(map(min, runs.first), dtype=np.int64, count=n_runs)
     nbytes = np.empty((n_runs, 2 * len(moves)))
     for m, (cls, _, frac) in enumerate(moves):
         nbytes[:, 2 * m] = frac * need[cls]
@@ -93,7 +93,8 @@ def add_stage_transfers(plan, runs: StageRuns, moves: list[tuple[str, str, float
     wait_run = run - 1 - depth
     has_dep = out | (wait_run >= 0)
     dep_idx = np.where(out, last[run], last[np.maximum(wait_run, 0)])[has_dep]
-    phases = np.array([rows.phase_code(p) for p in runs.phase], dtype=np.int64)
+    codes = {p: rows.phase_code(p) for p in dict.fromkeys(runs.phase)}
+    phases = np.fromiter(map(codes.__getitem__, runs.phase), dtype=np.int64, count=n_runs)
     rows.extend({"id": ids, "route": route_code, "loads": loads, "phase": phases[run],
                  "layer": np.asarray(runs.layer, dtype=np.int64)[run],
                  "step": np.asarray(runs.step, dtype=np.int64)[run],
