@@ -219,3 +219,24 @@ def test_a_collectives_energy_is_its_group_times_one_ranks_and_a_sends_its_sende
         "send", send["bytes"] / 2, 2, "fp16")))
     assert sent.energy_total > 0
     assert send["energy_J"] == pytest.approx(sent.energy_total, rel=1e-12)
+
+
+def test_iterations_of_equal_mean_kv_length_are_one(h100, l7b, monkeypatch):
+    """Decodes enter an iteration through their mean KV length (rounded up) only: 4 decodes
+    over 11,997..12,000 tokens in all have mean 3,000 and cost what one worked out from
+    12,000 does; 12,001 (mean 3,001, interpolated on the grid) takes more energy. The memo returns the figures worked out afresh, and
+    still does when it is cleared on filling."""
+    import sim.serve.costs as costs
+
+    im = IterationModel(h100, l7b)
+    fresh = IterationModel(h100, l7b)
+    for ctx in (11997, 11998, 11999, 12000):
+        assert im.iteration(4, ctx, [], 4) == fresh._iteration(4, 12000, [], 4)
+    assert im.iteration(4, 12001, [], 4).energy_J > im.iteration(4, 12000, [], 4).energy_J
+    mixed = [(64, 300), (32, 32)]
+    assert im.iteration(2, 500, mixed, 3) == fresh._iteration(2, 500, mixed, 3)
+    assert im.iteration(2, 500, mixed[:1], 3) != im.iteration(2, 500, mixed, 3)
+    monkeypatch.setattr(costs, "ITERATION_MEMO_SIZE", 2)
+    for n in range(1, 6):
+        assert im.iteration(n, 900 * n, [], n) == fresh._iteration(n, 900 * n, [], n)
+    assert len(im._iterations) <= 2

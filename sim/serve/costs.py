@@ -64,6 +64,8 @@ from workloads.tracer_families import require_decoder_layers
 #: a spec-sheet-free reserve: activation bytes per batched token per device are
 #: ``ACT_WIDTHS x d_model + 2 x d_ff/tp`` elements (the widest live tensors of a layer)
 ACT_WIDTHS = 4
+#: iterations :meth:`IterationModel.iteration` keeps (cleared when full)
+ITERATION_MEMO_SIZE = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ class IterationModel:
         self._head: dict[int, Part] = {}
         self._dec: dict[tuple[int, int], Part] = {}
         self._pre: dict[tuple[int, int, int], Part] = {}
+        self._iterations: dict[tuple, Iteration] = {}
 
     # --- memory -------------------------------------------------------------------------------
     @property
@@ -295,7 +298,21 @@ class IterationModel:
                   n_logits: int) -> Iteration:
         """An iteration of ``n_decode`` decoding requests whose KV lengths (after this step)
         sum to ``decode_ctx``, prefill chunks ``[(new tokens, KV length after)]``, and
-        ``n_logits`` sequences sampled."""
+        ``n_logits`` sequences sampled. An iteration depends on the decodes' KV lengths
+        through their mean only, so iterations of equal (decodes, mean KV length, prefill
+        chunks, samples) are one (memoised, up to :data:`ITERATION_MEMO_SIZE` of them)."""
+        key = (n_decode, -(-decode_ctx // n_decode) if n_decode else 0, *prefills, n_logits)
+        hit = self._iterations.get(key)
+        if hit is None:
+            if len(self._iterations) >= ITERATION_MEMO_SIZE:
+                self._iterations.clear()
+            hit = self._iterations[key] = self._iteration(n_decode, decode_ctx, prefills,
+                                                          n_logits)
+        return hit
+
+    def _iteration(self, n_decode: int, decode_ctx: int, prefills: list[tuple[int, int]],
+                   n_logits: int) -> Iteration:
+        """:meth:`iteration`, worked out."""
         tokens = n_decode + sum(s for s, _ in prefills)
         if tokens == 0:
             return Iteration(0.0, 0.0, 0.0, 0.0)

@@ -292,6 +292,10 @@ class Replica:
         """Allocate blocks for ``chunk`` more tokens of running ``r``, preempting the latest
         running requests while none are free; False if ``r`` itself was preempted."""
         kv = self.kv
+        if kv.layout is None and r.shared < 0:   # (most steps: within the last block)
+            need = -(-(r.computed + chunk) // kv.block_size) - r.blocks
+            if need <= 0:
+                return True
         need = kv.blocks_for(r.computed + chunk, r.computed) - r.blocks
         if r.shared >= 0:
             need -= kv.lookup(r.shared)
@@ -439,7 +443,7 @@ class Replica:
         for r in list(order):
             if r.state != RUNNING:
                 continue  # preempted while scheduling an earlier request
-            want = r.target() - r.computed
+            want = r.prompt + r.generated - r.computed     # r.target() - r.computed
             chunk = min(want, left)
             if chunk <= 0:
                 continue
