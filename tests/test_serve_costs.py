@@ -224,8 +224,8 @@ def test_a_collectives_energy_is_its_group_times_one_ranks_and_a_sends_its_sende
 def test_iterations_of_equal_mean_kv_length_are_one(h100, l7b, monkeypatch):
     """Decodes enter an iteration through their mean KV length (rounded up) only: 4 decodes
     over 11,997..12,000 tokens in all have mean 3,000 and cost what one worked out from
-    12,000 does; 12,001 (mean 3,001, interpolated on the grid) takes more energy. The memo returns the figures worked out afresh, and
-    still does when it is cleared on filling."""
+    12,000 does; 12,001 (mean 3,001, interpolated on the grid) takes more energy. The memo
+    returns the figures worked out afresh, and still does when it is cleared on filling."""
     import sim.serve.costs as costs
 
     im = IterationModel(h100, l7b)
