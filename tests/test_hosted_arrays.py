@@ -75,9 +75,32 @@ def _second_users(trace, system, component):
     return len(added)
 
 
-@pytest.mark.parametrize("name", ["csd", "cpu-offload", "csd-two-users"])
-def test_hosted_plan_from_arrays_equals_op_by_op_plan(name):
-    two_users = name.endswith("-two-users")
+def _weights_written_from_step(monkeypatch, step: int) -> None:
+    """Hosted ops of decode step ``step`` on write 2 KiB of weights (as an optimizer step
+    on the host does): from that kind on, transfers move around each such op (``_around``),
+    and the arrays planner goes op by op from there."""
+    import sim.system.hosted as hosted
+    import sim.system.hosted_plan as hosted_plan
+
+    real = hosted._op_loads
+
+    def loads(plan, system, op, *args):
+        traffic, ld, bound = real(plan, system, op, *args)
+        if op.step >= step:
+            traffic = {**traffic, "weights": (0.0, 2048.0)}
+        return traffic, ld, bound
+
+    for module in (hosted, hosted_plan):
+        monkeypatch.setattr(module, "_op_loads", loads)
+
+
+@pytest.mark.parametrize("name", ["csd", "cpu-offload", "csd-two-users", "cpu-around-6",
+                                  "cpu-around-0"])
+def test_hosted_plan_from_arrays_equals_op_by_op_plan(name, monkeypatch):
+    two_users, around = name.endswith("-two-users"), name.startswith("cpu-around")
+    if around:   # weights written from a step on: from its first op, or from the start
+        _weights_written_from_step(monkeypatch, int(name.rsplit("-", 1)[1]))
+        name = "cpu"
     arch_name, model, scenario, policies, placement = CASES[name.removesuffix("-two-users")]
     arch = load_arch(arch_name)
     sc, pol, m = Scenario(**scenario), Policies(**policies), get_model(model)
@@ -97,6 +120,8 @@ def test_hosted_plan_from_arrays_equals_op_by_op_plan(name):
         traces.append(trace)
     new, old = plans
     assert traces[0].is_compact and not traces[1].is_compact
+    if around:   # (the "cpu" case places no weights off the GPU: these are _around's)
+        assert sum(t.tensor == "weights" for t in new.transfers) >= 32
     for field in ("stream_device", "devices_of", "memory_of", "resources", "quiet",
                   "extra_deps", "transfers", "copy_streams", "keep_loads",
                   "first_transfer_id"):

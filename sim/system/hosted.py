@@ -329,13 +329,21 @@ class Activations:
             for user in users:
                 extra[user] = extra.get(user, ()) + (tr,)
 
-    def flush(self) -> None:
-        """Make the recorded ops' transfers."""
-        if self._records:
-            from sim.system.activation_block import add_activation_block
+    def routes_pending(self) -> bool:
+        """Whether a route is still to be made (by the first op that moves that way)."""
+        return self._routes[0] is None or self._routes[1] is None
+
+    def flush(self, more=None) -> None:
+        """Make the recorded ops' transfers (with ``more``, an
+        :class:`~sim.system.activation_block.ActivationMoves` of other ops, in op order)."""
+        if self._records or (more is not None and len(more)):
+            from sim.system.activation_block import ActivationMoves, add_activation_moves
 
             records, self._records = self._records, []
-            add_activation_block(self.plan, tuple(self._routes), self.k, records)
+            moves = ActivationMoves.of_records(records) if records else None
+            if more is not None and len(more):
+                moves = more if moves is None else moves.in_op_order(more)
+            add_activation_moves(self.plan, tuple(self._routes), self.k, moves)
 
     def _route(self, back: int) -> RouteTransfers:
         route = self._routes[back]

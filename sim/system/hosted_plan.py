@@ -6,11 +6,13 @@ one's stream and model, its tier and link loads (once per computation), its memo
 the tensors moved around it and the activations it exchanges with the device's ops.
 :func:`host_arrays` makes the same decisions from the arrays, in the same order (so the
 plan's streams, resources, transfers and waits are the op-by-op ones entry for entry,
-tests/test_hosted_arrays.py). Only the first hosted op of each kind, and those of kinds
-that move gradients or weights around them, are walked one by one, each as a
-:class:`HostedAt`; the others take their kind's loads and bound at once, and those that
-exchange an activation with the device's ops (a layer's first and last attention op each
-decode step) move it through :class:`~sim.system.hosted.Activations` from their ids.
+tests/test_hosted_arrays.py). The hosted ops are walked one by one until the two
+activation routes (to the host and back) are made; from there only the first op of each kind
+is (its loads and bound worked out, resources registered, in op order), and the activation
+transfers of all the others are made from columns in one block with the walked ones', in op
+order (:mod:`sim.system.activation_block`). Where a kind moves gradients or weights around
+its ops, the ops from its first one on are walked one by one, as
+:func:`~sim.system.hosted.host_ops` walks them.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sim.devices.base import device_for
+from sim.system.activation_block import ActivationMoves
 from sim.system.hosted import Activations, HostedDevice, _around, _op_loads, _own_tier
 from sim.system.plan import Plan
 from sim.system.topology import System
+from workloads.ragged import slice_indices
 from workloads.trace import CompactOps, ops_at
 
 if TYPE_CHECKING:
@@ -92,19 +96,21 @@ def host_arrays(plan: Plan, system: System, arrays: CompactOps, placement: Place
     outside = np.concatenate(([0], np.cumsum(~mask[idx])))
     active = ((outside[ptr[at + 1]] - outside[ptr[at]]) > 0) | (bounds_of[1] > bounds_of[0])
     moves = Activations(plan, system, group, own, defer=True)
-    for i, k, ph, layer, step, lo, hi, u0, u1, act in zip(
-            at.tolist(), kind.tolist(), arrays.phase[at].tolist(), arrays.layer[at].tolist(),
-            arrays.step[at].tolist(), ptr[at].tolist(), ptr[at + 1].tolist(),
-            bounds_of[0].tolist(), bounds_of[1].tolist(), active.tolist(), strict=True):
+    columns = (at.tolist(), kind.tolist(), arrays.phase[at].tolist(), arrays.layer[at].tolist(),
+               arrays.step[at].tolist(), ptr[at].tolist(), ptr[at + 1].tolist(),
+               bounds_of[0].tolist(), bounds_of[1].tolist(), active.tolist())
+
+    def hosted_at(j: int) -> HostedAt:
+        i, k, ph, layer, step, lo, hi = (c[j] for c in columns[:7])
+        return HostedAt(reps[k], i, phases[ph], layer, step, tuple(idx_list[lo:hi]))
+
+    def kind_loads(j: int) -> tuple:
+        """The traffic, loads and bound of the kind of the hosted op at position ``j``,
+        worked out (resources registered) at its kind's first op."""
+        k = columns[1][j]
         hit = of_kind.get(k)
-        if hit is not None and k not in around:   # only activations move, if any
-            if act:
-                moves.move(i, phases[ph], layer, step,
-                           [d for d in idx_list[lo:hi] if d not in hosted], waiter_list[u0:u1],
-                           hit[0])
-            continue
-        op = HostedAt(reps[k], i, phases[ph], layer, step, tuple(idx_list[lo:hi]))
         if hit is None:
+            op = hosted_at(j)
             key = (op.where, op.tensors, id(op.compute))
             hit = shapes.get(key)
             if hit is None:   # the ops of one compute object (a step's layers) share it
@@ -113,16 +119,89 @@ def host_arrays(plan: Plan, system: System, arrays: CompactOps, placement: Place
             of_kind[k] = hit
             if "gradients" in hit[0] or "weights" in hit[0]:
                 around.add(k)
-        traffic = hit[0]
+        return hit
+
+    def walk(j: int) -> None:
+        """Plan the hosted op at position ``j`` (as :func:`~sim.system.hosted.host_ops`)."""
+        i, k, ph, layer, step, lo, hi, u0, u1, act = (c[j] for c in columns)
+        hit = of_kind.get(k)
+        if hit is not None and k not in around:   # only activations move, if any
+            if act:
+                moves.move(i, phases[ph], layer, step,
+                           [d for d in idx_list[lo:hi] if d not in hosted], waiter_list[u0:u1],
+                           hit[0])
+            return
+        op = hosted_at(j)
+        traffic = kind_loads(j)[0]
         if k in around:   # (else nothing moves)
             moves.flush()
             _around(plan, system, op, placement, home, group, traffic)
         # (the device's ops of a trace held as arrays run there: no other ``where``)
         moves.move(i, op.phase, layer, step, [d for d in op.deps if d not in hosted],
                    waiter_list[u0:u1], traffic)
+
+    n_hosted = len(at)
+    j = 0
+    while j < n_hosted and moves.routes_pending():   # until both routes are made, op by op
+        walk(j)
+        j += 1
+    if around:   # gradients or weights move around a kind: op by op to the end
+        for j in range(j, n_hosted):
+            walk(j)
+    elif j < n_hosted:   # then each kind's first op walked, the others' moves as columns
+        firsts = np.zeros(n_hosted, dtype=bool)
+        firsts[first] = True
+        rest = j
+        for j in (np.flatnonzero(firsts[rest:]) + rest).tolist():
+            kind_loads(j)
+            if around:   # gradients or weights move around this kind: op by op from here
+                _activations_between(moves, rest, j, firsts, columns, kind, of_kind,
+                                     arrays, mask, idx, outside, ptr, waiter, bounds_of)
+                for j2 in range(j, n_hosted):
+                    walk(j2)
+                break
+            walk(j)
+        else:
+            _activations_between(moves, rest, n_hosted, firsts, columns, kind, of_kind,
+                                 arrays, mask, idx, outside, ptr, waiter, bounds_of)
     moves.flush()
     # each op's bound, its kind's; the ops with loads, each its kind's tuple
     bounds.update(zip(at.tolist(), [of_kind[k][2] for k in kind.tolist()], strict=True))
     tuples = [of_kind[k][1] if k in of_kind else () for k in range(len(arrays.kinds))]
     with_loads = np.array([bool(t) for t in tuples] or [False])[kind]
     return at[with_loads], kind[with_loads].astype(np.int64), tuples
+
+
+def _activations_between(moves: Activations, lo: int, hi: int, firsts: np.ndarray, columns,
+                         kind: np.ndarray, of_kind: dict, arrays: CompactOps, mask: np.ndarray,
+                         idx: np.ndarray, outside: np.ndarray, ptr: np.ndarray,
+                         waiter: np.ndarray, bounds_of: np.ndarray) -> None:
+    """Make the activation transfers of the hosted ops at positions ``lo..hi-1`` that are
+    not their kind's first (their kinds' traffic known, nothing else moving around them)
+    together with the moves ``moves`` recorded (the first ones'), in op order."""
+    at = np.asarray(columns[0], dtype=np.int64)
+    pos = np.arange(lo, hi)
+    pos = pos[~firsts[lo:hi]]
+    n_kinds = int(kind.max()) + 1
+    read, wrote = np.zeros(n_kinds), np.zeros(n_kinds)
+    for k, hit in of_kind.items():
+        rw = hit[0].get("activations")
+        if rw is not None:
+            read[k], wrote[k] = rw
+    ops = at[pos]
+    k = kind[pos]
+    # the ops' dependencies on the device (the dependencies not hosted), and users there
+    n_from = outside[ptr[ops + 1]] - outside[ptr[ops]]
+    n_user = bounds_of[1][pos] - bounds_of[0][pos]
+    n_from = np.where(read[k] > 0, n_from, 0)
+    n_user = np.where(wrote[k] > 0, n_user, 0)
+    moving = (n_from > 0) | (n_user > 0)
+    pos, ops, k, n_from, n_user = pos[moving], ops[moving], k[moving], n_from[moving], \
+        n_user[moving]
+    on_device = idx[~mask[idx]]
+    fast = ActivationMoves(
+        ops, np.array(arrays.phases, dtype=object)[arrays.phase[ops]].tolist(),
+        arrays.layer[ops], arrays.step[ops], n_from,
+        on_device[slice_indices(outside[ptr[ops]], n_from)], n_user,
+        waiter[slice_indices(bounds_of[0][pos], n_user)], read[k], wrote[k])
+    moves.flush(fast)
