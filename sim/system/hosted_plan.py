@@ -146,8 +146,8 @@ def host_arrays(plan: Plan, system: System, arrays: CompactOps, placement: Place
         walk(j)
         j += 1
     if around:   # gradients or weights move around a kind: op by op to the end
-        for j in range(j, n_hosted):
-            walk(j)
+        for later in range(j, n_hosted):
+            walk(later)
     elif j < n_hosted:   # then each kind's first op walked, the others' moves as columns
         firsts = np.zeros(n_hosted, dtype=bool)
         firsts[first] = True
@@ -157,8 +157,8 @@ def host_arrays(plan: Plan, system: System, arrays: CompactOps, placement: Place
             if around:   # gradients or weights move around this kind: op by op from here
                 _activations_between(moves, rest, j, firsts, columns, kind, of_kind,
                                      arrays, mask, idx, outside, ptr, waiter, bounds_of)
-                for j2 in range(j, n_hosted):
-                    walk(j2)
+                for later in range(j, n_hosted):
+                    walk(later)
                 break
             walk(j)
         else:
