@@ -130,3 +130,33 @@ def test_split_of_arrays_equals_split_of_ops(duplex, model):
     # the successors of a split op wait for both of its shares
     both = [op for op in got if any(d in twins and d - 1 in op.deps for d in op.deps)]
     assert len(both) >= len(twins) // 2
+
+
+def test_split_prices_the_xpu_shares_at_once(monkeypatch):
+    """Splitting a trace held as arrays hands the co-processed ops to the xPU's ``prefetch``
+    first (their GEMMs over every KV length priced from arrays): the same split, field by
+    field, as without it, and no GEMM of a decode step priced one by one."""
+    import dataclasses
+
+    import sim.gpu.gemm as gemm
+    from workloads.scenario import Scenario
+    from workloads.tracer import trace_model
+
+    sc = Scenario(batch=8, prompt_len=64, gen_len=24)
+    model = get_model("llama2-7b")
+    splits, scalar = [], []
+    for at_once in (True, False):
+        gemm.best_gemm.cache_clear()
+        dev = XpuPimDevice(load_arch("duplex"), "tile")
+        if not at_once:
+            monkeypatch.setattr(dev.xpu, "prefetch", lambda ops: 0)
+        before = gemm.best_gemm.cache_info().misses
+        splits.append(dev.split_trace(trace_model(model, sc, compact=True)).ops)
+        scalar.append(gemm.best_gemm.cache_info().misses - before)
+    fast, slow = splits
+    assert len(fast) == len(slow)
+    for a, b in zip(fast, slow, strict=True):
+        assert [getattr(a, f.name) for f in dataclasses.fields(a)] == \
+            [getattr(b, f.name) for f in dataclasses.fields(b)]
+    # one by one: the decode attention GEMMs of every step (two per KV length at least)
+    assert scalar[1] >= 2 * 23 and scalar[0] == 0

@@ -19,12 +19,14 @@ from workloads.ragged import slice_indices
 from workloads.trace import CompactOps, Op, OpKind, ops_at
 
 
-def twinned(arrays: CompactOps, share_of: Callable[[Op], float], suffix: str) -> CompactOps:
+def twinned(arrays: CompactOps, share_of: Callable[[Op], float], suffix: str,
+            prepare: Callable[[list[Op]], object] | None = None) -> CompactOps:
     """``arrays`` with each op whose first share ``share_of(op) < 1`` followed by its twin,
     named ``<name><suffix>``, carrying ``1 - share`` of its FLOPs and bytes (the op keeps
     ``share`` of them). ``share_of`` is asked once per (op kind, in the prefill or not), on
-    that pair's first op. Ids are renumbered in order; each dependency on a split op becomes
-    a dependency on the op and its twin."""
+    that pair's first op (``prepare`` is handed those ops first, e.g. to price them at
+    once). Ids are renumbered in order; each dependency on a split op becomes a dependency
+    on the op and its twin."""
     n = len(arrays)
     kind = arrays.kind.astype(np.int64)
     prefill = arrays.phases.index("prefill") if "prefill" in arrays.phases else -1
@@ -37,7 +39,10 @@ def twinned(arrays: CompactOps, share_of: Callable[[Op], float], suffix: str) ->
     kinds: list[OpKind] = []
     own = np.empty(len(values), dtype=np.int64)     # per pair: its ops' kind code
     twin = np.full(len(values), -1, dtype=np.int64)  # and its twins' (-1: not split)
-    for j, op in enumerate(ops_at(arrays, first, "")):
+    firsts = ops_at(arrays, first, "")
+    if prepare is not None:
+        prepare(firsts)
+    for j, op in enumerate(firsts):
         t = arrays.kinds[int(values[j]) // 2]
         op_class, flops, nbytes = derived[int(values[j]) // 2]
         share = share_of(op)

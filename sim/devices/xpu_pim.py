@@ -190,8 +190,16 @@ class XpuPimDevice(Device):
             def share(op: Op) -> float:
                 return self.xpu_fraction(op) if not op.name.endswith(PIM_SHARE) else 1.0
 
+            def prepare(ops: list[Op]) -> None:
+                """The xPU's costs of the co-processed ops, whole, priced at once where it
+                can (a GPU's GEMMs of every KV length from arrays: the same costs)."""
+                if hasattr(self.xpu, "prefetch") and self.fidelity != "roofline":
+                    self.xpu.prefetch([self._whole(op) for op in ops
+                                       if pim_candidate(op) is not None and
+                                       not op.name.endswith(PIM_SHARE)])
+
             return Trace(None, trace.model, trace.scenario, dict(trace.meta),
-                         compact=twinned(trace.compact, share, PIM_SHARE))
+                         compact=twinned(trace.compact, share, PIM_SHARE, prepare))
         out: list[Op] = []
         ids: dict[int, tuple[int, ...]] = {}
         # ops made from arrays: those of one kind share what the fraction reads but the phase
