@@ -270,10 +270,12 @@ def spatial_cycles(e: Einsum, sizes: dict[str, int], unit: str, arch: CascadeArc
         else:
             cands = [(x, y) for x in ranks for y in ranks if x != y] + [(x, "_") for x in ranks]
     for sp in cands:
+        edge_of: dict[str, int] = {}   # each unrolled rank's array edge (the first naming it)
+        for s, edge in zip(sp, edges, strict=False):
+            edge_of.setdefault(s, edge)
         cyc = per
         for r, n in sizes.items():
-            f = next((edge for s, edge in zip(sp, edges, strict=False) if s == r), 1)
-            cyc *= math.ceil(n / f)
+            cyc *= math.ceil(n / edge_of.get(r, 1))
         if best is None or cyc < best[0]:
             best = (cyc, sp)
     assert best is not None
@@ -325,16 +327,17 @@ def _list_schedule(tasks: list[_Task], durs: dict[str, tuple[str, float]], block
     it_end = [0.0] * n_iter
     free = {u: 0.0 for u in UNITS}
     ready = [i for i in range(n) if waiting[i] == 0]
+    # a job is ready once its dependencies are done: when they end is then fixed
+    deps_end = [0.0] * n
     scheduled = 0
     while scheduled < n:
         best = None
         for i in ready:
-            it, prio, unit, dur, deps = jobs[i]
+            it, prio, unit, dur, _ = jobs[i]
             gate = it - depth
             if gate >= 0 and left[gate]:
                 continue
-            start = max(free[unit], max((end[d] for d in deps), default=0.0),
-                        it_end[gate] if gate >= 0 else 0.0)
+            start = max(free[unit], deps_end[i], it_end[gate] if gate >= 0 else 0.0)
             key = (start, it, prio) if greedy else (it, prio, start)
             if best is None or key < best[0]:
                 best = (key, i, start)
@@ -352,6 +355,7 @@ def _list_schedule(tasks: list[_Task], durs: dict[str, tuple[str, float]], block
         for s in succ[i]:
             waiting[s] -= 1
             if waiting[s] == 0:
+                deps_end[s] = max((end[d] for d in jobs[s][4]), default=0.0)
                 ready.append(s)
     return max(end) if end else 0.0
 

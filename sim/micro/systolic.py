@@ -103,8 +103,9 @@ def gemm_cycles(m: int, n: int, k: int, rows: int, cols: int, dataflow: str = "w
     else:
         cycles = folds * per_fold
     macs = m * n * k
-    used = sum(min(rows, sr - i * rows) for i in range(row_folds)) * \
-        sum(min(cols, sc - j * cols) for j in range(col_folds))
+    # PEs used summed over folds: every row fold but the last fills its ``rows``, the last
+    # the rest, so the row folds cover ``sr`` in all (the columns likewise ``sc``)
+    used = sr * sc
     return SystolicCycles(cycles=cycles, folds=folds, row_folds=row_folds, col_folds=col_folds,
                           cycles_per_fold=per_fold, sr=sr, sc=sc, t=t, macs=macs,
                           utilization=macs / (cycles * rows * cols),
