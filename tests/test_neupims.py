@@ -211,6 +211,19 @@ def test_pim_stage_is_the_slowest_channels_sum(pim_attention):
     assert energy == pytest.approx(c[100][2] + c[300][2] + c[500][2])
 
 
+def test_pim_costs_of_many_lengths_are_each_lengths_cost():
+    """The costs of a batch's lengths, row by row, equal each length's own cost, lengths
+    seen before or not, the table grown past its end (1 then 9,000 tokens)."""
+    from arch import load_arch
+    from sim.devices.pim import PimModel
+    from sim.serving.decode import PimAttention
+
+    attn = PimAttention(PimModel(load_arch("neupims")), 8, 128, 8)
+    for ctx in ([5, 1, 5, 300], [300, 9000, 2, 1], [7]):
+        got = attn.costs(np.array(ctx))
+        assert got.tolist() == [list(attn.cost(n)) for n in ctx]
+
+
 def test_pim_attention_of_kv_groups_adds_up(pim_attention):
     """A request's KV groups are independent GEMVs: 8 heads in 2 groups of 4 cost twice one
     group of 4 heads (time and energy)."""

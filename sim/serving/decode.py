@@ -64,6 +64,8 @@ class PimAttention:
         self.head_dim = head_dim
         self.kv_groups = kv_groups
         self._table: dict[int, tuple[float, float, float, float, float]] = {}
+        self._rows = np.zeros((0, 5))              # cost(L) at row L, where _known[L]
+        self._known = np.zeros(0, dtype=bool)
 
     def cost(self, L: int) -> tuple[float, float, float, float, float]:
         """(logit s, attend s, energy J, MAC utilization, command-bus share) of one request."""
@@ -79,6 +81,20 @@ class PimAttention:
             self._table[L] = hit
         return hit
 
+    def costs(self, ctx: np.ndarray) -> np.ndarray:
+        """:meth:`cost` of each context length in ``ctx`` (ints >= 0), a row each."""
+        ctx = np.asarray(ctx, dtype=np.int64)
+        top = int(ctx.max()) + 1
+        if top > len(self._known):
+            size = max(top, 2 * len(self._known))
+            rows, known = np.zeros((size, 5)), np.zeros(size, dtype=bool)
+            rows[:len(self._rows)], known[:len(self._known)] = self._rows, self._known
+            self._rows, self._known = rows, known
+        for L in np.unique(ctx[~self._known[ctx]]).tolist():
+            self._rows[L] = self.cost(L)
+            self._known[L] = True
+        return self._rows[ctx]
+
     def stage(self, ctx: np.ndarray, chan: np.ndarray, channels: int) -> tuple[float, float,
                                                                               float, float,
                                                                               float]:
@@ -86,7 +102,7 @@ class PimAttention:
         command-bus share for the requests ``ctx`` placed on channels ``chan``."""
         if ctx.size == 0:
             return 0.0, 0.0, 0.0, 0.0, 0.0
-        c = np.array([self.cost(int(L)) for L in ctx])
+        c = self.costs(ctx)
         lo = np.bincount(chan, weights=c[:, 0], minlength=channels)
         at = np.bincount(chan, weights=c[:, 1], minlength=channels)
         return (float(lo.max()), float(at.max()), float(c[:, 2].sum()), float(c[:, 3].mean()),
