@@ -50,27 +50,15 @@ class TransferRows:
     # -- codes ---------------------------------------------------------------------------
     def route_code(self, fields: tuple) -> int:
         """The code of a route given as its :data:`ROUTE_FIELDS` values."""
-        code = self._route_code.get(fields)
-        if code is None:
-            code = self._route_code[fields] = len(self.routes)
-            self.routes.append(fields)
-        return code
+        return _code(self._route_code, self.routes, fields, fields)
 
     def loads_code(self, loads: tuple[Load, ...]) -> int:
         """The code of a tuple of loads (by identity: rows keep sharing the tuple)."""
-        code = self._loads_code.get(id(loads))
-        if code is None:
-            code = self._loads_code[id(loads)] = len(self.loads)
-            self.loads.append(loads)
-        return code
+        return _code(self._loads_code, self.loads, id(loads), loads)
 
     def phase_code(self, phase: str) -> int:
         """The code of a phase's name."""
-        code = self._phase_code.get(phase)
-        if code is None:
-            code = self._phase_code[phase] = len(self.phases)
-            self.phases.append(phase)
-        return code
+        return _code(self._phase_code, self.phases, phase, phase)
 
     # -- adding --------------------------------------------------------------------------
     def add(self, tid: int, route: int, loads: int, nbytes: float, floor: float,
@@ -221,6 +209,16 @@ class TransferRows:
 
     def __repr__(self) -> str:
         return f"TransferRows({self._n} transfers over {len(self.routes)} routes)"
+
+
+def _code(codes: dict, values: list, key, value) -> int:
+    """The code of ``key`` in ``codes``: a new one (``value`` appended to ``values``) where it
+    has none."""
+    code = codes.get(key)
+    if code is None:
+        code = codes[key] = len(values)
+        values.append(value)
+    return code
 
 
 def as_rows(transfers: Iterable[Transfer]) -> TransferRows:
