@@ -95,7 +95,7 @@ class Plan:
     extra_deps: dict[int, tuple[int, ...]] = field(default_factory=dict)
     #: a :class:`~sim.system.transfer_rows.TransferRows` as planners make them (a list of
     #: :class:`Transfer` is read the same way)
-    transfers: list[Transfer] = field(default_factory=lambda: _transfer_rows())
+    transfers: list[Transfer] = field(default_factory=_transfer_rows)
     copy_streams: tuple[str, ...] = ()
     first_transfer_id: int = 0
     keep_loads: set[int] = field(default_factory=set)

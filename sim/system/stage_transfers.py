@@ -18,6 +18,7 @@ import numpy as np
 
 from sim.columns import in_first_order
 from sim.system.layer_runs import StageRuns
+from sim.system.plan import Plan
 from sim.system.route_transfers import IN_PLACE, RouteTransfers
 
 
@@ -45,7 +46,7 @@ def run_bytes(runs: StageRuns, act: float, kv_token: float, recomputed: set[tupl
     return need, save
 
 
-def add_stage_transfers(plan, runs: StageRuns, moves: list[tuple[str, str, float]],
+def add_stage_transfers(plan: Plan, runs: StageRuns, moves: list[tuple[str, str, float]],
                         need: dict[str, np.ndarray], save: dict[str, np.ndarray], depth: int,
                         route: Callable[[str, str, bool], RouteTransfers]) -> None:
     """Append one stage's transfers to ``plan`` (``moves``: (class, tier, fraction) each;
@@ -72,8 +73,6 @@ def add_stage_transfers(plan, runs: StageRuns, moves: list[tuple[str, str, float
     ids = plan.first_transfer_id + len(rows) + np.arange(len(run), dtype=np.int64)
     # each (route, bytes)'s figures, made in the order the walk first meets them
     makers: dict[int, RouteTransfers] = {}
-    figures = np.empty((len(run), 3))
-    loads = np.empty(len(run), dtype=np.int64)
     distinct_bytes, byte_code = np.unique(nb, return_inverse=True)
     _, at, pair = in_first_order(slot * len(distinct_bytes) + byte_code.reshape(-1))
     made = []
@@ -83,11 +82,8 @@ def add_stage_transfers(plan, runs: StageRuns, moves: list[tuple[str, str, float
             cls, tier, _ = moves[s // 2]
             maker = makers[s] = route(cls, tier, bool(s % 2))
         made.append((maker.code, *maker.figures(b)))
-    made_a = np.array(made, dtype=np.float64)
-    route_code = made_a[pair, 0].astype(np.int64)
-    loads[:] = made_a[pair, 1].astype(np.int64)
-    figures[:, 0] = made_a[pair, 2]
-    figures[:, 1] = made_a[pair, 3]
+    # (route code, loads code, floor s, energy J) per row
+    made_a = np.array(made, dtype=np.float64)[pair]
     # dependencies: a fetch waits for the run ``depth + 1`` back (none before it), a save
     # for its run's last op
     wait_run = run - 1 - depth
@@ -95,11 +91,12 @@ def add_stage_transfers(plan, runs: StageRuns, moves: list[tuple[str, str, float
     dep_idx = np.where(out, last[run], last[np.maximum(wait_run, 0)])[has_dep]
     codes = {p: rows.phase_code(p) for p in dict.fromkeys(runs.phase)}
     phases = np.fromiter(map(codes.__getitem__, runs.phase), dtype=np.int64, count=n_runs)
-    rows.extend({"id": ids, "route": route_code, "loads": loads, "phase": phases[run],
+    rows.extend({"id": ids, "route": made_a[:, 0].astype(np.int64),
+                 "loads": made_a[:, 1].astype(np.int64), "phase": phases[run],
                  "layer": np.asarray(runs.layer, dtype=np.int64)[run],
                  "step": np.asarray(runs.step, dtype=np.int64)[run],
                  "release": np.where(out, IN_PLACE, last[run]), "nbytes": nb,
-                 "floor": figures[:, 0], "energy": figures[:, 1],
+                 "floor": made_a[:, 2], "energy": made_a[:, 3],
                  "anchor": np.where(out, last[run] + 0.5, first[run] - 0.5)},
                 has_dep.astype(np.int64), dep_idx)
     # the run's first ops wait for its fetches, in id order

@@ -144,15 +144,6 @@ class TransferRows:
         at = ROUTE_FIELDS.index(field)
         return [r[at] for r in self.routes], self.column("route")
 
-    def route_values(self, field: str) -> np.ndarray:
-        """A route field's value per row (an object array for text and tuples)."""
-        values, code = self.route_column(field)
-        table = np.empty(len(values), dtype=object if field in ("name", "tensor", "stream",
-                                                                 "src", "dst", "hops")
-                         else np.float64 if field == "latency" else np.int64)
-        table[:] = values
-        return table[code]
-
     def streams(self) -> set[str]:
         """The copy streams some row is on."""
         if not self._n:
