@@ -499,16 +499,17 @@ class Replica:
         n_decode = decode_ctx = n_logits = 0
         prefills = []
         for r, chunk in batch.entries:
-            if chunk == 1 and r.computed >= r.prompt:
+            computed = r.computed
+            if chunk == 1 and computed >= r.prompt:
                 n_decode += 1
-                decode_ctx += r.computed + 1
+                decode_ctx += computed + 1
             else:
-                prefills.append((chunk, r.computed + chunk))
-            if r.computed + chunk == r.target():
+                prefills.append((chunk, computed + chunk))
+            if computed + chunk == r.prompt + r.generated:     # r.target()
                 n_logits += 1
         it = self.model.iteration(n_decode, decode_ctx, prefills, n_logits)
         batch.n_decode = n_decode
-        batch.tokens = n_decode + sum(s for s, _ in prefills)
+        batch.tokens = n_decode + sum(s for s, _ in prefills) if prefills else n_decode
         batch.duration = it.seconds + batch.swap_bytes / self.swap_bw
         batch.energy_J = it.energy_J
         return batch
@@ -532,7 +533,7 @@ class Replica:
             if chunk > 1 or before < r.prompt:
                 r.prefill_tokens += chunk
                 self._publish(r)
-            if r.computed < r.target():
+            if r.computed < r.prompt + r.generated:     # r.target()
                 continue
             # the iteration samples this request's next token at its end
             if r.generated:
