@@ -32,7 +32,6 @@ placements, hosted ops), each stream's model pricing one op per kind, no op obje
 from __future__ import annotations
 
 from collections.abc import Mapping
-from itertools import chain
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
@@ -46,7 +45,7 @@ from sim.load_index import LoadIndex
 from sim.system.grouped_loads import GroupedLoads
 from sim.system.transfer_rows import TransferRows, as_rows
 from workloads.fold import first_seen
-from workloads.ragged import slice_indices
+from workloads.ragged import int_rows, slice_indices
 
 if TYPE_CHECKING:
     from sim.engine import Engine
@@ -328,9 +327,7 @@ def _dependencies(ops: list, arrays, transfers: list, extra: dict[int, tuple[int
 def _flat(keys, rows, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(``keys`` as an array, each row's length, the rows' ids one after the other) of
     ``count`` rows of ids."""
-    rows = list(rows)
-    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=count)
-    flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+    lengths, flat = int_rows(list(rows))
     return np.fromiter(keys, dtype=np.int64, count=count), lengths, flat
 
 

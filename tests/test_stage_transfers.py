@@ -155,16 +155,20 @@ def test_stage_arrays_equal_the_walk_run_by_run(case, monkeypatch):
 
 
 @pytest.mark.parametrize("defer", [True, False])
-def test_activations_counted_by_hand(defer):
+@pytest.mark.parametrize("arch,group,own", [("spr-a100", ("gpu0",), "cpu0.dram"),
+                                            ("dgx-h100", ("gpu0", "gpu1"), "host_ddr")])
+def test_activations_counted_by_hand(defer, arch, group, own):
     from sim.system.hosted import Activations
 
     # hosted ops 5 (device deps 1 and 3, users 6 and 7; reads 64 B, writes 32 B), 8 (no
-    # device dep, user 9) and 10 (deps 9 and 4, no user) on the host CPU of a one-GPU system:
-    # deferred, the first op's transfers are made at once (the routes made there), the
-    # others recorded and made as one block
-    system = build_system(load_arch("spr-a100"))
+    # device dep, user 9) and 10 (deps 9 and 4, no user) on the host CPU, exchanging with one
+    # GPU or a tensor-parallel pair (each moving its own shard: half the bytes): deferred,
+    # the first op's transfers are made at once (the routes made there), the others
+    # recorded and made as one block
+    system = build_system(load_arch(arch))
+    k = len(group)
     plan = Plan(streams={"gpu0.compute": None}, first_transfer_id=20)
-    moves = Activations(plan, system, ("gpu0",), "cpu0.dram", defer=defer)
+    moves = Activations(plan, system, group, own, defer=defer)
     traffic = {"activations": (64.0, 32.0)}
     moves.move(5, "decode", 0, 1, [1, 3], [6, 7], traffic)
     moves.move(8, "decode", 0, 1, [], [9], traffic)
@@ -172,8 +176,50 @@ def test_activations_counted_by_hand(defer):
     moves.move(11, "decode", 1, 1, [9], [12], {"activations": (0.0, 0.0)})   # nothing
     moves.move(13, "decode", 1, 1, [12, 4], [14], {})                        # nothing
     moves.flush()
-    got = [(t.id, t.name, t.nbytes, t.deps, t.anchor, t.release) for t in plan.transfers]
-    into, out = "activations gpu0->cpu0.dram", "activations cpu0.dram->gpu0"
-    assert got == [(20, into, 64.0, (1, 3), 3.5, IN_PLACE), (21, out, 32.0, (5,), 5.5, IN_PLACE),
-                   (22, out, 32.0, (8,), 8.5, IN_PLACE), (23, into, 64.0, (9, 4), 9.5, IN_PLACE)]
+    got = [(t.id, t.name, t.nbytes, t.replicas, t.deps, t.anchor, t.release)
+           for t in plan.transfers]
+    into, out = f"activations gpu0->{own}", f"activations {own}->gpu0"
+    assert got == [(20, into, 64.0 / k, k, (1, 3), 3.5, IN_PLACE),
+                   (21, out, 32.0 / k, k, (5,), 5.5, IN_PLACE),
+                   (22, out, 32.0 / k, k, (8,), 8.5, IN_PLACE),
+                   (23, into, 64.0 / k, k, (9, 4), 9.5, IN_PLACE)]
     assert plan.extra_deps == {5: (20,), 6: (21,), 7: (21,), 9: (22,), 10: (23,)}
+
+
+def test_staged_bytes_per_run_and_tier_by_hand():
+    """Bytes staged per run (release op) and destination tier: two transfers released by op
+    10 on gpu0.hbm add up (3 + 4 B), one released by op 10 on another tier stays apart, one
+    landing in place (release -2) stages nothing; runs in release order, tiers in the order
+    transfers first stage to them."""
+    from sim.system.budget import _runs_bytes
+
+    def tr(i, dst, nbytes, release):
+        return Transfer(i, "w", "weights", "gpu0.copy", "host_ddr", dst, nbytes, 1, (), (),
+                        0.0, 0.0, release=release)
+
+    plan = Plan(streams={}, transfers=[tr(0, "gpu0.hbm", 5.0, 20), tr(1, "gpu0.hbm", 3.0, 10),
+                                       tr(2, "gpu1.hbm", 2.0, 10), tr(3, "gpu0.hbm", 4.0, 10),
+                                       tr(4, "gpu0.hbm", 9.0, IN_PLACE)])
+    got = {dst: runs.tolist() for dst, runs in _runs_bytes(plan).items()}
+    assert list(got) == ["gpu0.hbm", "gpu1.hbm"]
+    assert got == {"gpu0.hbm": [7.0, 5.0], "gpu1.hbm": [2.0]}
+
+
+def test_ragged_helpers_by_hand():
+    """``int_rows``, ``ordered_sums``, ``add_waits`` and ``Text.of_codes`` on small inputs."""
+    from sim.columns import Text
+    from sim.system.plan import add_waits
+    from workloads.ragged import int_rows, ordered_sums
+
+    lengths, flat = int_rows([(4, 5), (), (6,)])
+    assert lengths.tolist() == [2, 0, 1] and flat.tolist() == [4, 5, 6]
+    # owner 0: 0.1 + 0.2 + 0.3 left to right (0.6000000000000001), owner 2: 5.0, owner 1: none
+    sums = ordered_sums(np.array([0, 0, 0, 2]), np.array([0.1, 0.2, 0.3, 5.0]), 3)
+    assert sums.tolist() == [(0.1 + 0.2) + 0.3, 0.0, 5.0]
+    extra = {7: (1,)}
+    add_waits(extra, np.array([9, 7, 9]), np.array([10, 11, 12]))
+    assert extra == {7: (1, 11), 9: (10, 12)}
+    # labels may repeat: the column is the one Text.of makes of the values row by row
+    t = Text.of_codes(["b", "a", "b", "c"], np.array([2, 1, 0, 1]))
+    ref = Text.of(["b", "a", "b", "a"])
+    assert t.labels == ref.labels == ["b", "a"] and t.codes.tolist() == ref.codes.tolist()

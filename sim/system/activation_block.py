@@ -12,14 +12,12 @@ them (tests/test_stage_transfers.py).
 
 from __future__ import annotations
 
-from itertools import chain
-
 import numpy as np
 
 from sim.columns import in_first_order
-from sim.system.plan import Plan
+from sim.system.plan import Plan, add_waits
 from sim.system.route_transfers import IN_PLACE, RouteTransfers
-from workloads.ragged import slice_indices
+from workloads.ragged import int_rows, slice_indices
 
 
 class ActivationMoves:
@@ -48,11 +46,7 @@ class ActivationMoves:
         """From records (op id, phase, layer, step, dependencies there, users there, bytes
         read, bytes written)."""
         op, phase, layer, step, froms, users, read, wrote = zip(*records, strict=True)
-        n = len(records)
-        return cls(op, phase, layer, step, np.fromiter(map(len, froms), np.int64, n),
-                   np.fromiter(chain.from_iterable(froms), np.int64),
-                   np.fromiter(map(len, users), np.int64, n),
-                   np.fromiter(chain.from_iterable(users), np.int64), read, wrote)
+        return cls(op, phase, layer, step, *int_rows(froms), *int_rows(users), read, wrote)
 
     def __len__(self) -> int:
         return len(self.op)
@@ -138,13 +132,4 @@ def add_activation_moves(plan: Plan, routes: tuple[RouteTransfers, RouteTransfer
     waiter[wptr[:-1][into]] = op[in_ops]
     waiter[slice_indices(wptr[:-1][out], n_user[out_ops])] = \
         flat_users[slice_indices(user_ptr[out_ops], n_user[out_ops])]
-    waited = np.repeat(ids, per_row)
-    order = np.argsort(waiter, kind="stable")       # by waiter, ids ascending within
-    waiter, waited = waiter[order], waited[order]
-    starts = np.flatnonzero(np.concatenate(([True], waiter[1:] != waiter[:-1])))
-    ends = np.append(starts[1:], len(waiter))
-    extra = plan.extra_deps
-    waited_l = waited.tolist()
-    for w, a, b in zip(waiter[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
-        got = extra.get(w)
-        extra[w] = tuple(waited_l[a:b]) if got is None else got + tuple(waited_l[a:b])
+    add_waits(plan.extra_deps, waiter, np.repeat(ids, per_row))

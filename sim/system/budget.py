@@ -14,6 +14,7 @@ from sim.system.plan import Plan
 from sim.system.schedule import Policies, home_tier
 from sim.system.topology import System
 from sim.system.transfer_rows import as_rows
+from workloads.ragged import ordered_sums
 
 if TYPE_CHECKING:  # placement loads where a run places tensors (start-up, issue 18)
     from sim.system.placement import Placement, PlacementSpec
@@ -69,11 +70,7 @@ def _runs_bytes(plan: Plan) -> dict[str, np.ndarray]:
     new[1:] = (dst[1:] != dst[:-1]) | (rel[1:] != rel[:-1])
     group = np.cumsum(new) - 1
     first = np.flatnonzero(new)
-    place = np.arange(len(group)) - first[group]   # position within its (tier, release)
-    total = np.zeros(len(first))
-    for j in range(int(place.max()) + 1):          # left to right from 0.0, as += does
-        sel = place == j
-        total[group[sel]] = total[group[sel]] + nbytes[sel]
+    total = ordered_sums(group, nbytes, len(first))   # left to right from 0.0, as += does
     tier_of = dst[first]
     return {label: total[tier_of == t] for t, label in enumerate(text.labels)}
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from sim.columns import in_first_order
 from workloads.einsum import Cascade, Einsum
+from workloads.ragged import ordered_sums
 from workloads.records import record
 from workloads.trace import COLLECTIVE, CompactOps, Op
 
@@ -167,14 +168,8 @@ def _first_sums(key: np.ndarray, value: np.ndarray, run: np.ndarray, n_runs: int
     occurrence, added left to right from 0 as Python's ``sum`` adds a dict's values (0 for a
     run without one)."""
     keep = np.flatnonzero(value != 0)
-    total = np.zeros(n_runs)
     if not len(keep):
-        return total
+        return np.zeros(n_runs)
     _, at, _ = in_first_order(key[keep])
     at = keep[at]                       # first occurrences, in op order (runs ascending)
-    owner, v = run[at], value[at]
-    place = np.arange(len(at)) - np.searchsorted(owner, owner)   # position within its run
-    for j in range(int(place.max()) + 1):   # column by column: each run's sum in order
-        sel = place == j
-        total[owner[sel]] = total[owner[sel]] + v[sel]
-    return total
+    return ordered_sums(run[at], value[at], n_runs)   # each run's, in order

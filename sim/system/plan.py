@@ -66,6 +66,21 @@ class Transfer:
     anchor: float = -1.0
 
 
+def add_waits(extra: dict[int, tuple[int, ...]], waiter: np.ndarray,
+              waited: np.ndarray) -> None:
+    """Append to each op's extra dependencies (``extra``: ``Plan.extra_deps``) the transfers
+    it waits for: pair ``j`` is op ``waiter[j]`` waiting for transfer ``waited[j]``, pairs in
+    the order each op's waits are to be kept (a transfer's id order)."""
+    order = np.argsort(waiter, kind="stable")
+    waiter, waited = waiter[order], waited[order]
+    starts = np.flatnonzero(np.concatenate(([True], waiter[1:] != waiter[:-1])))
+    ends = np.append(starts[1:], len(waiter))
+    ids = waited.tolist()
+    for w, a, b in zip(waiter[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
+        got = extra.get(w)
+        extra[w] = tuple(ids[a:b]) if got is None else got + tuple(ids[a:b])
+
+
 def _transfer_rows():
     """An empty :class:`~sim.system.transfer_rows.TransferRows` (imported where made: it
     imports this module)."""

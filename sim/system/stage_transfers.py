@@ -18,8 +18,9 @@ import numpy as np
 
 from sim.columns import in_first_order
 from sim.system.layer_runs import StageRuns
-from sim.system.plan import Plan
+from sim.system.plan import Plan, add_waits
 from sim.system.route_transfers import IN_PLACE, RouteTransfers
+from workloads.ragged import int_rows, slice_indices
 
 
 def run_bytes(runs: StageRuns, act: float, kv_token: float, recomputed: set[tuple[int, int]]
@@ -59,7 +60,9 @@ def add_stage_transfers(plan: Plan, runs: StageRuns, moves: list[tuple[str, str,
     if not n_runs or not moves:
         return
     last = np.array(runs.last, dtype=np.int64)
-    first = np.fromiter(map(min, runs.first), dtype=np.int64, count=n_runs)
+    n_first, first_ops = int_rows(runs.first)        # each run's first ops (one per micro-batch)
+    first_at = np.cumsum(n_first) - n_first
+    first = np.minimum.reduceat(first_ops, first_at)
     nbytes = np.empty((n_runs, 2 * len(moves)))
     for m, (cls, _, frac) in enumerate(moves):
         nbytes[:, 2 * m] = frac * need[cls]
@@ -103,14 +106,7 @@ def add_stage_transfers(plan: Plan, runs: StageRuns, moves: list[tuple[str, str,
     fetch = np.flatnonzero(~out)
     if not len(fetch):
         return
-    extra = plan.extra_deps
     fetch_run = run[fetch]
-    bounds = np.flatnonzero(np.diff(fetch_run)) + 1
-    starts = np.concatenate(([0], bounds)).tolist()
-    ends = np.concatenate((bounds, [len(fetch)])).tolist()
-    fetch_ids = ids[fetch].tolist()
-    for g, a, b in zip(fetch_run[starts].tolist(), starts, ends, strict=True):
-        waits = tuple(fetch_ids[a:b])
-        for op_id in runs.first[g]:
-            got = extra.get(op_id)
-            extra[op_id] = waits if got is None else got + waits
+    add_waits(plan.extra_deps,
+              first_ops[slice_indices(first_at[fetch_run], n_first[fetch_run])],
+              np.repeat(ids[fetch], n_first[fetch_run]))

@@ -13,11 +13,11 @@ bulk and the engine and the tables read columns. It is still a sequence of ``Tra
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from itertools import chain
 
 import numpy as np
 
 from sim.system.plan import Load, Transfer
+from workloads.ragged import int_rows
 
 #: per route: the fields of :class:`Transfer` its transfers share
 ROUTE_FIELDS = ("name", "tensor", "stream", "src", "dst", "replicas", "hops", "latency")
@@ -44,6 +44,7 @@ class TransferRows:
         self._blocks: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
         self._joined: tuple[dict[str, np.ndarray], np.ndarray, np.ndarray] | None = None
         self._n = 0
+        self._used: set[int] = set()              # route codes some row is on
         for tr in transfers:
             self.append(tr)
 
@@ -71,6 +72,7 @@ class TransferRows:
         self._pending.append((tid, route, loads, code, layer, step, release, nbytes, floor,
                               energy, anchor))
         self._pending_deps.append(deps)
+        self._used.add(route)
         self._n += 1
         self._joined = None
         return tid
@@ -91,6 +93,7 @@ class TransferRows:
         block.update({c: np.asarray(columns[c], dtype=np.float64) for c in _FLOAT_COLUMNS})
         self._blocks.append((block, np.asarray(dep_count, dtype=np.int64),
                              np.asarray(dep_idx, dtype=np.int64)))
+        self._used.update(np.unique(block["route"]).tolist())
         self._n += len(block["id"])
         self._joined = None
 
@@ -101,11 +104,7 @@ class TransferRows:
         columns = list(zip(*self._pending, strict=True))
         block = {c: np.array(columns[k], dtype=np.int64 if c in _INT_COLUMNS else np.float64)
                  for k, c in enumerate(_ROW)}
-        count = np.fromiter(map(len, self._pending_deps), dtype=np.int64,
-                            count=len(self._pending_deps))
-        idx = np.fromiter(chain.from_iterable(self._pending_deps), dtype=np.int64,
-                          count=int(count.sum()))
-        self._blocks.append((block, count, idx))
+        self._blocks.append((block, *int_rows(self._pending_deps)))
         self._pending, self._pending_deps = [], []
 
     # -- reading columns -----------------------------------------------------------------
@@ -146,11 +145,8 @@ class TransferRows:
 
     def streams(self) -> set[str]:
         """The copy streams some row is on."""
-        if not self._n:
-            return set()
-        streams, route = self.route_column("stream")
-        return {streams[c] for c in np.flatnonzero(np.bincount(route, minlength=len(
-            self.routes))).tolist()}
+        at = ROUTE_FIELDS.index("stream")
+        return {self.routes[c][at] for c in self._used}   # (kept as rows are added)
 
     def positional(self, first: int) -> bool:
         """Whether row ``j``'s id is ``first + j`` for every row."""
