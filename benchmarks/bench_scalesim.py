@@ -48,20 +48,32 @@ def scalesim_python(given: str) -> str | None:
     return ""
 
 
+class PeerFailed(Exception):
+    """SCALE-Sim did not finish, or left no total cycles (its last line of error output)."""
+
+
 def run_scalesim(python: str, inputs: Path, cfg_name: str) -> tuple[float, float, int]:
-    """(wall s, CPU s, total cycles) of one SCALE-Sim run of the reference's GEMM."""
+    """(wall s, CPU s, total cycles) of one SCALE-Sim run of the reference's GEMM; raises
+    :class:`PeerFailed` where it fails (e.g. SCALE-Sim 3.0.0 under numpy >= 2.4)."""
     with tempfile.TemporaryDirectory() as out:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        subprocess.run([python, "-m", "scalesim.scale", "-c", str(inputs / cfg_name), "-t",
-                        str(inputs / "gemm512.csv"), "-l", str(inputs / "layout_gemm512.csv"),
-                        "-p", out, "-i", "gemm"], capture_output=True, check=True, cwd=out)
+        got = subprocess.run([python, "-m", "scalesim.scale", "-c", str(inputs / cfg_name),
+                              "-t", str(inputs / "gemm512.csv"), "-l",
+                              str(inputs / "layout_gemm512.csv"), "-p", out, "-i", "gemm"],
+                             capture_output=True, text=True, cwd=out)
         wall = time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        report = next(Path(out).rglob("COMPUTE_REPORT.csv"))
-        with open(report, newline="") as fh:
-            row = next(csv.DictReader(fh, skipinitialspace=True))
-        cycles = int(row["Total Cycles (incl. prefetch)"])
+        last = (got.stderr.strip().splitlines() or [f"exit status {got.returncode}"])[-1]
+        if got.returncode:
+            raise PeerFailed(last)
+        try:
+            report = next(Path(out).rglob("COMPUTE_REPORT.csv"))
+            with open(report, newline="") as fh:
+                row = next(csv.DictReader(fh, skipinitialspace=True))
+            cycles = int(row["Total Cycles (incl. prefetch)"])
+        except (StopIteration, KeyError, ValueError) as exc:
+            raise PeerFailed(f"no total cycles in its COMPUTE_REPORT.csv ({exc!r})") from None
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu, cycles
 
@@ -98,12 +110,19 @@ def main() -> int:
             run_gemm(512, 512, 512, cfg)
             times.append(time.perf_counter() - t0)
         t = statistics.median(times)
+        failed = ""
         if peer_py:
-            wall, cpu, cycles = run_scalesim(peer_py, inputs, cfg_name)
+            try:
+                wall, cpu, cycles = run_scalesim(peer_py, inputs, cfg_name)
+            except PeerFailed as exc:
+                failed = str(exc)
+        if peer_py and not failed:
             same = "equal" if cycles == ours.total_cycles else f"OURS {ours.total_cycles}"
             print(f"{case}: in-process {t * 1e3:.1f} ms, SCALE-Sim {wall:.1f} s wall ({cpu:.1f} "
                   f"CPU s) -> {wall / t:.0f}x; total cycles {cycles} ({same})")
         else:
+            if failed:
+                print(f"{case}: SCALE-Sim ({peer_py}) failed: {failed}")
             wall = float(rows[case]["wall_s"])
             print(f"{case}: in-process {t * 1e3:.1f} ms, SCALE-Sim {wall:.0f} s (recorded) -> "
                   f"{wall / t:.0f}x")

@@ -68,3 +68,28 @@ def test_scalesim_benchmark_refuses_an_interpreter_without_scalesim(tmp_path):
     assert got.stderr.strip().splitlines()[-1].endswith(
         f"--scalesim: expected a Python interpreter that imports scalesim, got "
         f"'{tmp_path / 'nopython'}'")
+
+
+def test_scalesim_benchmark_reports_a_failed_peer_run_in_a_line(tmp_path):
+    """An interpreter that imports scalesim but whose run fails (SCALE-Sim 3.0.0 under numpy
+    2.4 ends in a TypeError) gives one line naming it and its last error line per case, and
+    the recorded wall times stand in; no traceback."""
+    from conftest import reference_dir
+
+    ref = reference_dir()
+    if not (ref / "accel" / "scalesim_inputs").is_dir():
+        pytest.skip(f"SCALE-Sim inputs not found under {ref} (set XPUSIM_REFERENCE_DIR)")
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\nif [ "$1" = "-c" ]; then exit 0; fi\n'
+                    'echo "TypeError: only 0-dimensional arrays" >&2\nexit 1\n')
+    fake.chmod(0o755)
+    got = subprocess.run([sys.executable, str(BENCH / "bench_scalesim.py"), str(ref),
+                          "--scalesim", str(fake)], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert got.returncode == 0 and "Traceback" not in got.stderr, got.stderr
+    lines = got.stdout.splitlines()
+    for case in ("R1", "R3"):
+        assert f"{case}: SCALE-Sim ({fake}) failed: TypeError: only 0-dimensional arrays" \
+            in lines
+        assert any(line.startswith(f"{case}: in-process") and "(recorded)" in line
+                   for line in lines)
