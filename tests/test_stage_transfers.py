@@ -206,16 +206,19 @@ def test_staged_bytes_per_run_and_tier_by_hand():
 
 
 def test_ragged_helpers_by_hand():
-    """``int_rows``, ``ordered_sums``, ``add_waits`` and ``Text.of_codes`` on small inputs."""
+    """``int_rows``, ``ordered_sums``, ``sum_in_order``, ``add_waits`` and ``Text.of_codes`` on
+    small inputs."""
     from sim.columns import Text
     from sim.system.plan import add_waits
-    from workloads.ragged import int_rows, ordered_sums
+    from workloads.ragged import int_rows, ordered_sums, sum_in_order
 
     lengths, flat = int_rows([(4, 5), (), (6,)])
     assert lengths.tolist() == [2, 0, 1] and flat.tolist() == [4, 5, 6]
     # owner 0: 0.1 + 0.2 + 0.3 left to right (0.6000000000000001), owner 2: 5.0, owner 1: none
     sums = ordered_sums(np.array([0, 0, 0, 2]), np.array([0.1, 0.2, 0.3, 5.0]), 3)
     assert sums.tolist() == [(0.1 + 0.2) + 0.3, 0.0, 5.0]
+    # a running sum: each 1.0 is lost against 1e16 in turn (a pairwise sum keeps their 2.0)
+    assert sum_in_order(1e16, [1.0, 1.0]) == 1e16 != 1e16 + 2.0
     extra = {7: (1,)}
     add_waits(extra, np.array([9, 7, 9]), np.array([10, 11, 12]))
     assert extra == {7: (1, 11), 9: (10, 12)}

@@ -39,3 +39,9 @@ def ordered_sums(owner: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
         sel = place == j
         total[owner[sel]] = total[owner[sel]] + values[sel]
     return total
+
+
+def sum_in_order(start: float, values) -> float:
+    """``start`` plus ``values`` added one at a time, left to right (a running sum: the float
+    a ``+=`` loop gives, not numpy's pairwise ``sum``)."""
+    return float(np.add.accumulate(np.concatenate(([start], np.asarray(values, float))))[-1])

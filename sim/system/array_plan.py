@@ -39,6 +39,7 @@ from sim.system.schedule import (
 from sim.system.topology import System
 from sim.system.transfer_rows import transfer_users
 from workloads.fold import first_seen
+from workloads.ragged import sum_in_order
 from workloads.trace import COLLECTIVE, Trace, ops_at
 
 if TYPE_CHECKING:
@@ -292,7 +293,7 @@ def _prune_uncontended(plan: Plan, at: np.ndarray, group: np.ndarray, loads: lis
         g = group[ops]
         values = grouped.bytes_on(r)    # each op's loads on r, in op and tuple order
         bw, before = plan.quiet.get(r, (plan.resources[r], 0.0))
-        moved = float(np.add.accumulate(np.concatenate(([before], values)))[-1])
+        moved = sum_in_order(before, values)
         place = next(j for j, ld in enumerate(loads[int(g[0])]) if ld.resource == r)
         summed.append((int(ops[0]), place, r, (bw, moved)))
     for *_, r, entry in sorted(summed):   # entered as the op-by-op pruning enters them

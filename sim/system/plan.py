@@ -15,6 +15,7 @@ import numpy as np
 
 from sim.devices.base import Device
 from sim.system.grouped_loads import GroupedLoads
+from workloads.ragged import sum_in_order
 from workloads.records import record
 
 
@@ -170,6 +171,6 @@ class Plan:
         for res, parts in moved.items():
             bw, before = self.quiet.get(res, (self.resources[res], 0.0))
             # the running sum the ops' loads make, added left to right (accumulate)
-            self.quiet[res] = (bw, float(np.add.accumulate(np.array([before, *parts]))[-1]))
+            self.quiet[res] = (bw, sum_in_order(before, parts))
         for r in lone:
             self.resources.pop(r, None)

@@ -27,6 +27,7 @@ from sim.system.route_transfers import IN_PLACE, RouteTransfers
 from sim.system.stage_transfers import add_stage_transfers, run_bytes
 from sim.system.topology import Route, System
 from workloads.fold import FoldedOps
+from workloads.ragged import sum_in_order
 from workloads.records import record
 from workloads.trace import COLLECTIVE, Op, Trace
 from workloads.tracer import kv_bytes_per_token, pipeline_boundaries
@@ -304,7 +305,7 @@ def _one_stream_plan(trace: Trace, system: System, device: Device, policies: Pol
                 name = hop_resource(plan, system, hop)
                 bw = plan.resources.pop(name)
                 moved = plan.quiet.get(name, (bw, 0.0))[1]
-                plan.quiet[name] = (bw, float(np.cumsum(np.concatenate(([moved], per_op)))[-1]))
+                plan.quiet[name] = (bw, sum_in_order(moved, per_op))
     return plan
 
 

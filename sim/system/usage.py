@@ -17,6 +17,7 @@ from sim.invariants import REL_TOL, InvariantError
 from sim.system.grouped_loads import GroupedLoads
 from sim.system.plan import Plan
 from sim.system.transfer_rows import as_rows
+from workloads.ragged import sum_in_order
 
 TRANSFER_COLUMNS = ("id", "name", "tensor", "stream", "src", "dst", "route", "bytes",
                     "replicas", "phase", "layer", "step", "start_s", "end_s", "latency_s",
@@ -66,8 +67,7 @@ def routed_bytes(plan: Plan) -> dict[str, float]:
     out: dict[str, float] = {name: 0.0 for name in plan.resources}
     if isinstance(plan.op_loads, GroupedLoads):     # the same sums, in the same order
         for r in {ld.resource for t in plan.op_loads.tuples for ld in t}:
-            terms = np.concatenate(([out[r]], plan.op_loads.bytes_on(r)))
-            out[r] = float(np.add.accumulate(terms)[-1])
+            out[r] = sum_in_order(out[r], plan.op_loads.bytes_on(r))
     else:
         for loads in plan.op_loads.values():
             for ld in loads:
@@ -84,7 +84,7 @@ def routed_bytes(plan: Plan) -> dict[str, float]:
         # each row's bytes on r, added in row order from the ops' sum (left to right)
         has = np.array([bool(b) for b in on])[code]
         terms = np.array([b[0] if b else 0.0 for b in on])[code][has]
-        out[r] = float(np.add.accumulate(np.concatenate(([out[r]], terms)))[-1])
+        out[r] = sum_in_order(out[r], terms)
     return out
 
 
