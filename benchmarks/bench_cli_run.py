@@ -57,8 +57,23 @@ DEFAULT_RUNS = tuple(r for r in RUNS if r != "tp2-pp4-mb8-overlap")
 
 
 def run_once(args: list[str], out: Path, env: dict) -> dict:
-    """One ``xpusim run``: wall, user and system seconds, peak RSS (B), ops."""
-    cmd = [sys.executable, "-m", "xpusim", "run", *COMMON, *args, "--quiet", "--out", str(out)]
+    """One ``xpusim run`` of :data:`COMMON` and ``args``: :func:`run_command`."""
+    return run_command([*COMMON, *args], out, env)
+
+
+def child_env(tmp: str) -> dict:
+    """The children's environment: bytecode cached in a scratch folder under ``tmp``, as a
+    user's install caches it (module doc)."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(Path(tmp, "pycache"))
+    return env
+
+
+def run_command(argv: list[str], out: Path, env: dict) -> dict:
+    """One ``xpusim run ARGV``: wall, user and system seconds, peak RSS (B), ops, and events
+    (ops and transfers: one SimPy event each in the one-event-per-op engine)."""
+    cmd = [sys.executable, "-m", "xpusim", "run", *argv, "--quiet", "--out", str(out)]
     wall = time.perf_counter()
     child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
@@ -69,10 +84,11 @@ def run_once(args: list[str], out: Path, env: dict) -> dict:
         child.stderr.close()
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
-        raise SystemExit(f"bench_cli_run: {' '.join(cmd)} failed:\n{err[-2000:]}")
-    ops = json.loads((out / "summary.json").read_text())["metrics"]["ops"]
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{err[-2000:]}")
+    metrics = json.loads((out / "summary.json").read_text())["metrics"]
     return {"wall_s": wall, "user_s": usage.ru_utime, "sys_s": usage.ru_stime,
-            "peak_rss_B": usage.ru_maxrss * 1024, "ops": int(ops)}
+            "peak_rss_B": usage.ru_maxrss * 1024, "ops": int(metrics["ops"]),
+            "events": int(metrics["events"])}
 
 
 def _span(values: list[float], fmt: str) -> str:
@@ -88,9 +104,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
     opts = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ)
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(Path(tmp, "pycache"))
+        env = child_env(tmp)
         out = Path(tmp, "report")
         for name in opts.runs:      # bytecode of every module each run imports, written once
             warm = [*COMMON[:-2], "8", *RUNS[name], "--quiet", "--out", str(out)]

@@ -1,0 +1,52 @@
+"""benchmarks/bench_scaling.py's growth figures against closed forms."""
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+from bench_scaling import affine_fit, exponents  # noqa: E402
+
+GENS = [256, 512, 1024, 2048]
+
+
+def test_exponent_of_a_power_law_is_its_power():
+    for power in (0.0, 0.5, 1.0, 1.5):
+        costs = [3.0 * g ** power for g in GENS]
+        whole, last = exponents(GENS, costs)
+        assert whole == pytest.approx(power, abs=1e-12)
+        assert last == pytest.approx(power, abs=1e-12)
+
+
+def test_a_fixed_cost_bends_the_exponent_below_one():
+    # 1 s fixed + 0.5 ms per token: 1.128 s -> 2.024 s over 8x the tokens
+    costs = [1.0 + 5e-4 * g for g in GENS]
+    whole, last = exponents(GENS, costs)
+    assert whole == pytest.approx(math.log(2.024 / 1.128) / math.log(8))
+    assert last == pytest.approx(math.log(2.024 / 1.512) / math.log(2))
+    assert whole < last < 1.0
+
+
+def test_affine_fit_recovers_the_line_and_averages_noise():
+    fixed, per_token = affine_fit(GENS, [0.7 + 2e-4 * g for g in GENS])
+    assert fixed == pytest.approx(0.7) and per_token == pytest.approx(2e-4)
+    # errors of +-10 ms move the slope by sum((g - mean) * e) / sum((g - mean) ** 2)
+    noisy = [0.7 + 2e-4 * g + e for g, e in zip(GENS, (0.01, -0.01, -0.01, 0.01), strict=True)]
+    fixed_n, per_token_n = affine_fit(GENS, noisy)
+    # by hand, mean 960: (-704 x 0.01 - 448 x -0.01 + 64 x -0.01 + 1088 x 0.01) /
+    # (704^2 + 448^2 + 64^2 + 1088^2) = 7.68 / 1,884,160
+    assert per_token_n == pytest.approx(2e-4 + 7.68 / 1_884_160)
+    assert fixed_n == pytest.approx(0.7 - 960 * (per_token_n - 2e-4))
+
+
+def test_one_token_count_is_a_usage_error():
+    done = subprocess.run([sys.executable, str(BENCH / "bench_scaling.py"), "--gens", "64",
+                           "64"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].endswith(
+        "--gens: expected at least two distinct token counts, got [64]")
+    assert "Traceback" not in done.stderr
