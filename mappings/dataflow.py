@@ -299,18 +299,27 @@ def _above(terms: tuple, scale: float, level: float) -> int:
     return lo
 
 
-def allocate_pmus(stages: list[Stage], arch: Arch, pcus: list[int]) -> list[int]:
-    """PMUs per stage: what its double-buffered tiles need, then the rest by PCU share."""
+def allocate_pmus(stages: list[Stage], arch: Arch, pcus: list[int],
+                  memos: dict[int, dict] | None = None) -> list[int]:
+    """PMUs per stage: what its double-buffered tiles need, then the rest by PCU share
+    (``memos``: the stages' :func:`_memo_of` by index, where each stage's need on its PCUs is
+    kept)."""
     d = arch.dataflow
     need = []
-    for s, p in zip(stages, pcus, strict=True):
+    for i, (s, p) in enumerate(zip(stages, pcus, strict=True)):
         if s.kind == "link" or p == 0:
             need.append(0)
             continue
-        kc = min(s.k, K_CHUNK)
-        tile_in = (min(s.m, d.stages) * kc + kc * d.lanes) * s.elem_bytes \
-            if s.kind == "gemm" else d.lanes * s.elem_bytes * 2
-        need.append(max(1, math.ceil(2 * tile_in * p / d.pmu_capacity)))
+        memo = memos.get(i) if memos is not None else None
+        got = memo.get(("pmus", p)) if memo is not None else None
+        if got is None:
+            kc = min(s.k, K_CHUNK)
+            tile_in = (min(s.m, d.stages) * kc + kc * d.lanes) * s.elem_bytes \
+                if s.kind == "gemm" else d.lanes * s.elem_bytes * 2
+            got = max(1, math.ceil(2 * tile_in * p / d.pmu_capacity))
+            if memo is not None:
+                memo["pmus", p] = got
+        need.append(got)
     base = sum(need)
     if base > d.pmus:
         raise MappingError(f"the pipeline's tile buffers need {base} PMUs, the chip has {d.pmus}")
@@ -415,9 +424,10 @@ def _stage_placement(s: Stage, arch: Arch, use_mapper: bool, p: int, q: int,
     return StagePlacement(s.name, p, q, terms[0], t, fold, mapped, pmu_bytes, util)
 
 
-#: per stage (by identity) and arch: its fold terms and its placements by (PCUs, PMUs,
-#: mapped or not) (each entry keeps its stage and arch alive, so their ids are not reused
-#: while it is cached; cleared when :data:`STAGE_MEMO_SIZE` stages are held)
+#: per stage (by identity) and arch: its fold terms, its placements by (PCUs, PMUs, mapped
+#: or not) and its PMU need by ("pmus", PCUs) (each entry keeps its stage and arch alive, so
+#: their ids are not reused while it is cached; cleared when :data:`STAGE_MEMO_SIZE` stages
+#: are held)
 _BY_STAGE: dict[tuple[int, int], tuple[Stage, Arch, dict]] = {}
 STAGE_MEMO_SIZE = 4096
 
@@ -442,19 +452,19 @@ def place(stages: list[Stage], arch: Arch, use_mapper: bool = True,
     fold terms (:func:`_fold_terms`) and its placement on given PCUs and PMUs are worked out
     once per stage object (:func:`_memo_of`: for every placement tried, and for the next
     pipeline that holds the stage)."""
-    terms = {}
+    terms, memos = {}, {}
     for i, s in enumerate(stages):
         if s.kind != "link":
-            memo = _memo_of(s, arch)
+            memo = memos[i] = _memo_of(s, arch)
             got = memo.get("terms")
             terms[i] = memo["terms"] = got if got is not None else _fold_terms(s, arch)
-    best = _place(stages, arch, use_mapper, None, terms)
+    best = _place(stages, arch, use_mapper, None, terms, memos)
     for _ in range(refine if use_mapper else 0):
         scale = [max(sp.seconds / sp.fold_seconds, 1.0) if sp.fold_seconds > 0 else 1.0
                  for sp in best.stages]
         if all(x == 1.0 for x in scale):
             break
-        cand = _place(stages, arch, use_mapper, scale, terms)
+        cand = _place(stages, arch, use_mapper, scale, terms, memos)
         if cand.seconds < best.seconds * (1 - 1e-9):
             best = cand
         else:
@@ -463,13 +473,15 @@ def place(stages: list[Stage], arch: Arch, use_mapper: bool = True,
 
 
 def _place(stages: list[Stage], arch: Arch, use_mapper: bool,
-           scale: list[float] | None, terms: dict[int, tuple]) -> Placement:
+           scale: list[float] | None, terms: dict[int, tuple],
+           memos: dict[int, dict]) -> Placement:
     """One placement of ``stages`` (PCUs allocated with each stage's fold time scaled by
-    ``scale``; ``terms``: the compute stages' :func:`_fold_terms`)."""
+    ``scale``; ``terms``: the compute stages' :func:`_fold_terms`; ``memos``: their
+    :func:`_memo_of`)."""
     d = arch.dataflow
     hbm = arch.memory["hbm"]
     pcus = allocate(stages, arch, scale=scale, terms=terms)
-    pmus = allocate_pmus(stages, arch, pcus)
+    pmus = allocate_pmus(stages, arch, pcus, memos)
     placed: list[StagePlacement] = []
     fill = 0.0
     pmu_total = 0.0
@@ -477,7 +489,7 @@ def _place(stages: list[Stage], arch: Arch, use_mapper: bool,
         if s.kind == "link":
             placed.append(StagePlacement(s.name, 0, 0, 1, s.fixed_s, s.fixed_s))
             continue
-        memo = _memo_of(s, arch)
+        memo = memos[i]
         sp = memo.get((p, q, use_mapper))
         if sp is None:   # (a decode step's layer repeats all its stages but its attention)
             sp = memo[p, q, use_mapper] = _stage_placement(s, arch, use_mapper, p, q,

@@ -479,3 +479,24 @@ def test_split_of_arrays_attributes_the_op_by_op_costs(arch, model, scenario):
         assert on_arrays.estimate(a) == on_ops.estimate(b)
         fused += bool(on_ops.estimate(b).detail.get("fused"))
     assert fused > len(ops) // 2
+
+
+def test_pmus_by_hand_and_kept_per_pcu_count(socket):
+    """A stage's PMUs: its double-buffered tiles' need on its PCUs, then the spare by PCU
+    share. SN40L: 6 x 32 PCU, 512 KiB PMUs, 1,040 of them. A bf16 GEMM stage (m = 6, K = 512)
+    needs ceil(2 x (6 x 512 + 512 x 32) x 2 B x p / 512 KiB) = ceil(0.1484375 p) PMUs, an
+    element-wise one ceil(2 x 32 x 2 B x 2 x p / 512 KiB) = 1 below 2,048 PCUs. The needs are
+    kept per stage and PCU count (``memos``) and give the same PMUs as worked out afresh."""
+    import mappings.dataflow as dataflow
+
+    gemm, simd = _gemm("g", 300, socket), Stage("act", "simd", 2e6, elements=1e6)
+    memos = {0: dataflow._memo_of(gemm, socket), 1: dataflow._memo_of(simd, socket)}
+    # p = 100: needs 15 and 1, spare 1,024 over 120 PCUs: 15 + 853, 1 + 170
+    assert dataflow.allocate_pmus([gemm, simd], socket, [100, 20], memos) == [868, 171]
+    # p = 10 after it, the same memos: needs 2 and 1, spare 1,037 over 30: 2 + 345, 1 + 691
+    assert dataflow.allocate_pmus([gemm, simd], socket, [10, 20], memos) == [347, 692]
+    assert dataflow.allocate_pmus([gemm, simd], socket, [10, 20]) == [347, 692]
+    # p = 6 and 7 straddle a second PMU of need: 1 + floor(1,038 x 6 / 26) and
+    # 2 + floor(1,037 x 7 / 27)
+    assert dataflow.allocate_pmus([gemm, simd], socket, [6, 20], memos)[0] == 1 + 239
+    assert dataflow.allocate_pmus([gemm, simd], socket, [7, 20], memos)[0] == 2 + 268

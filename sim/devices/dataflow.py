@@ -96,6 +96,7 @@ class DataflowDevice(MainTierDevice):
         # a segment's end stage with its boundary bytes, by (id(stage), HBM bytes): the same
         # object every step (the placement keeps its figures per stage object)
         self._ends: dict[tuple[int, float], tuple[Stage, Stage]] = {}
+        self._tensors: dict[int, tuple[Any, tuple[float, float, float]]] = {}
         self.calls = {"kernels": 0, "ops": 0}
 
     # --- peaks -------------------------------------------------------------------------------
@@ -215,6 +216,16 @@ class DataflowDevice(MainTierDevice):
         for op, cost in zip(ops, hit[1], strict=True):
             self._attributed[op.id] = (op.compute, cost)
 
+    def _tensor_bytes_of(self, comp: Einsum | Cascade | None) -> tuple[float, float, float]:
+        """:func:`_tensor_bytes` of ``comp``, once per computation (a decode step's segments
+        start and end with the same ones)."""
+        hit = self._tensors.get(id(comp))
+        if hit is not None and hit[0] is comp:
+            return hit[1]
+        out = _tensor_bytes(comp)
+        self._tensors[id(comp)] = (comp, out)   # keeps comp alive: its id is not reused
+        return out
+
     def _with_hbm(self, stage: Stage, hbm_bytes: float) -> Stage:
         """``stage`` moving ``hbm_bytes`` to and from HBM (one object per stage and bytes)."""
         hit = self._ends.get((id(stage), hbm_bytes))
@@ -229,8 +240,8 @@ class DataflowDevice(MainTierDevice):
     def _segment_cost(self, ops: list[Op], first: bool) -> tuple[Placement, list[Cost]]:
         stages = [self.stage_of(op, fused=True) for op in ops]
         # the kernel's boundary tensors: the first op's inputs, the last op's outputs
-        _, a_in, _ = _tensor_bytes(ops[0].compute)
-        _, _, a_out = _tensor_bytes(ops[-1].compute)
+        _, a_in, _ = self._tensor_bytes_of(ops[0].compute)
+        _, _, a_out = self._tensor_bytes_of(ops[-1].compute)
         stages[0] = self._with_hbm(stages[0], stages[0].hbm_bytes + a_in)
         stages[-1] = self._with_hbm(stages[-1], stages[-1].hbm_bytes + a_out)
         try:
