@@ -246,6 +246,34 @@ def test_transfer_rows_are_the_groupby_aggregate():
         assert got[c].tolist() == want[c].tolist(), c
 
 
+def test_transfer_rows_of_coded_columns_are_the_groupby_aggregate():
+    """A run's transfer table holds its text columns as labels and codes (a label may be
+    listed twice, or not occur): grouped by the codes, the same rows as pandas' groupby of
+    the strings."""
+    from sim.report.html import transfer_rows
+
+    rng = np.random.default_rng(8)
+    n = 5000
+    labels = {"tensor": ["kv", "w", "kv", "act", "unused"], "src": ["gpu0.hbm", "host_ddr"],
+              "dst": ["cxl0", "gpu0.hbm", "host_ddr"], "phase": ["prefill", "decode"]}
+    codes = {k: rng.integers(0, len(v) - (k == "tensor"), n) for k, v in labels.items()}
+    cols = {k: Text(labels[k], codes[k]) for k in labels}
+    nums = {"id": np.arange(n), "bytes": rng.integers(1, 1 << 20, n),
+            "replicas": rng.integers(1, 3, n), "latency_s": rng.random(n) * 1e-6,
+            "energy_J": rng.random(n) * 1e-3}
+    table = Columns({**cols, **nums}, [*cols, *nums], n)
+    df = pd.DataFrame({**{k: np.array(labels[k], dtype=object)[codes[k]] for k in labels},
+                       **nums})
+    want = (df.assign(total_bytes=df["bytes"] * df["replicas"])
+            .groupby(["tensor", "src", "dst", "phase"], sort=True)
+            .agg(transfers=("id", "size"), bytes=("total_bytes", "sum"),
+                 time_s=("latency_s", "sum"), energy_J=("energy_J", "sum")).reset_index())
+    got = transfer_rows(table)
+    assert len(got) == len(want) == 3 * 2 * 3 * 2
+    for c in want.columns:
+        assert got[c].tolist() == want[c].tolist(), c
+
+
 def test_csv_written_in_blocks_is_to_csv(tmp_path):
     """Row blocks that split the table anywhere (1, 2, 3 rows) give DataFrame.to_csv's bytes;
     a run with --format csv writes its ops.csv without importing pandas."""

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 
-from sim.columns import Columns, as_columns, column
+from sim.columns import Columns, as_columns, column, in_first_order, text_codes
 from sim.report.rollups import group_ids
 from sim.report.tables import group_sum, nargsort
 
@@ -85,17 +85,28 @@ def _system_html(resources, transfers) -> str:
 def transfer_rows(transfers) -> Columns:
     """Transfers per (tensor, src, dst, phase), keys sorted: how many, bytes (times
     replicas), time and energy summed: ``groupby(keys, sort=True).agg(...)`` of the table
-    (pandas' compensated sums), without pandas."""
+    (pandas' compensated sums), without pandas. The groups are found from each key column's
+    distinct labels and codes (:func:`~sim.columns.text_codes`; a run's table holds them as
+    codes): the four codes as one int64 per row, its distinct values in first-seen order
+    (:func:`~sim.columns.in_first_order`), their label tuples sorted."""
     t = as_columns(transfers)
     keys = ("tensor", "src", "dst", "phase")
-    values = [np.asarray(t[k]).tolist() for k in keys]
-    slots: dict[tuple, int] = {}
-    first_seen = [slots.setdefault(row, len(slots)) for row in zip(*values, strict=True)]
+    coded = [text_codes(t, k) for k in keys]
+    joint = np.zeros(len(t), dtype=np.int64)
+    for labels, codes in coded:       # < 2**62 for any table that fits in memory
+        joint = joint * max(len(labels), 1) + codes
+    values, _, inverse = in_first_order(joint)
+    slots: list[tuple] = []
+    for v in values.tolist():         # each distinct key's labels, the last key's code first
+        parts = []
+        for labels, _ in reversed(coded):
+            v, c = divmod(v, max(len(labels), 1))
+            parts.append(labels[c])
+        slots.append(tuple(reversed(parts)))
     ordered = sorted(slots)   # sort=True: by the key tuples
     rank = {k: i for i, k in enumerate(ordered)}
     lut = np.array([rank[k] for k in slots], dtype=np.int64)
-    ids = lut[np.array(first_seen, dtype=np.int64)] if first_seen else \
-        np.zeros(0, dtype=np.int64)
+    ids = lut[inverse] if len(inverse) else np.zeros(0, dtype=np.int64)
     n = len(ordered)
     out: dict = {}
     for j, k in enumerate(keys):
