@@ -44,6 +44,7 @@ from sim.engine_shared import shared_run
 from sim.load_index import LoadIndex
 from sim.system.grouped_loads import GroupedLoads
 from sim.system.transfer_rows import TransferRows, as_rows
+from sim.system.wait_table import WaitTable
 from workloads.fold import first_seen
 from workloads.ragged import int_rows, slice_indices
 
@@ -305,7 +306,8 @@ def _dependencies(ops: list, arrays, transfers: list, extra: dict[int, tuple[int
         base = np.asarray(arrays.dep_idx, dtype=np.int64)
     own = np.diff(base_ptr)
     # the transfers each op waits for, and each transfer's dependencies, flat
-    waiting, waits, waited = _flat(extra.keys(), extra.values(), len(extra))
+    waiting, waits, waited = extra.flat() if isinstance(extra, WaitTable) else \
+        _flat(extra.keys(), extra.values(), len(extra))
     tr_ptr, tr_waited = as_rows(transfers).deps()
     tr_waits = np.diff(tr_ptr)
     more = np.zeros(n, dtype=np.int64)

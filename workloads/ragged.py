@@ -18,9 +18,53 @@ def slice_indices(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
         np.arange(total, dtype=np.int64)
 
 
+class RaggedInts(Sequence):
+    """Ragged rows of ints held as (each row's length, the ints one after the other; int64
+    arrays), read as a sequence of tuples (each made when read); :func:`int_rows` gives the
+    arrays back as they are. Equal to any sequence of the same tuples."""
+
+    __slots__ = ("lengths", "flat", "_starts")
+
+    def __init__(self, lengths: np.ndarray, flat: np.ndarray):
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.flat = np.asarray(flat, dtype=np.int64)
+        self._starts = np.cumsum(self.lengths) - self.lengths
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        a = int(self._starts[i])
+        return tuple(self.flat[a:a + int(self.lengths[i])].tolist())
+
+    def __iter__(self):
+        ints = self.flat.tolist()
+        for a, n in zip(self._starts.tolist(), self.lengths.tolist(), strict=True):
+            yield tuple(ints[a:a + n])
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, RaggedInts):
+            return np.array_equal(self.lengths, other.lengths) and \
+                np.array_equal(self.flat, other.flat)
+        if isinstance(other, (list, tuple)):
+            return len(other) == len(self) and all(
+                tuple(o) == r for o, r in zip(other, self, strict=True))
+        return NotImplemented
+
+    __hash__ = None   # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RaggedInts({list(self)!r})"
+
+
 def int_rows(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     """(each row's length, the rows' ints one after the other; both int64) of ragged rows of
-    Python ints (tuples, lists): two passes in C, no array per row."""
+    Python ints (tuples, lists): two passes in C, no array per row; a :class:`RaggedInts`'
+    own arrays."""
+    if isinstance(rows, RaggedInts):
+        return rows.lengths, rows.flat
     lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
     flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
     return lengths, flat

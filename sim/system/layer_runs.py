@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.columns import in_first_order
+from sim.columns import first_rows, in_first_order
 from workloads.einsum import Cascade, Einsum
-from workloads.ragged import ordered_sums
+from workloads.ragged import RaggedInts, ordered_sums
 from workloads.records import record
 from workloads.trace import COLLECTIVE, CompactOps, Op
 
@@ -33,7 +33,7 @@ class StageRuns:
     step: list[int]
     layer: list[int]
     phase: list[str]
-    first: list[tuple[int, ...]]
+    first: list[tuple[int, ...]]   # or RaggedInts (runs found from arrays)
     last: list[int]
     tokens: list[int]
     weights: list[float]
@@ -150,9 +150,7 @@ def array_runs(arrays: CompactOps, stage_at: list[int], n_layers: int
         first_run = run[at]
         tokens = np.zeros(n_runs, dtype=np.int64)
         np.add.at(tokens, first_run, arrays.tokens[ids[at]].astype(np.int64))
-        bounds = np.searchsorted(first_run, np.arange(n_runs + 1)).tolist()
-        first_ids = ids[at].tolist()
-        firsts = [tuple(first_ids[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        firsts = RaggedInts(np.bincount(first_run, minlength=n_runs), ids[at])
         k = kind[ids]
         w = _first_sums(run * n_comp + c_k[k], w_k[k], run, n_runs)
         kv = _first_sums((run * n_mb + mb) * n_comp + c_k[k], kv_k[k], run, n_runs)
@@ -170,6 +168,5 @@ def _first_sums(key: np.ndarray, value: np.ndarray, run: np.ndarray, n_runs: int
     keep = np.flatnonzero(value != 0)
     if not len(keep):
         return np.zeros(n_runs)
-    _, at, _ = in_first_order(key[keep])
-    at = keep[at]                       # first occurrences, in op order (runs ascending)
+    at = keep[first_rows(key[keep])]   # first occurrences, in op order (runs ascending)
     return ordered_sums(run[at], value[at], n_runs)   # each run's, in order

@@ -15,6 +15,7 @@ import numpy as np
 
 from sim.devices.base import Device
 from sim.system.grouped_loads import GroupedLoads
+from sim.system.wait_table import WaitTable
 from workloads.ragged import sum_in_order
 from workloads.records import record
 
@@ -67,19 +68,19 @@ class Transfer:
     anchor: float = -1.0
 
 
-def add_waits(extra: dict[int, tuple[int, ...]], waiter: np.ndarray,
-              waited: np.ndarray) -> None:
-    """Append to each op's extra dependencies (``extra``: ``Plan.extra_deps``) the transfers
-    it waits for: pair ``j`` is op ``waiter[j]`` waiting for transfer ``waited[j]``, pairs in
-    the order each op's waits are to be kept (a transfer's id order)."""
-    order = np.argsort(waiter, kind="stable")
-    waiter, waited = waiter[order], waited[order]
-    starts = np.flatnonzero(np.concatenate(([True], waiter[1:] != waiter[:-1])))
-    ends = np.append(starts[1:], len(waiter))
-    ids = waited.tolist()
-    for w, a, b in zip(waiter[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
+def add_waits(extra, waiter: np.ndarray, waited: np.ndarray) -> None:
+    """Append to each op's extra dependencies (``extra``: ``Plan.extra_deps``, a
+    :class:`~sim.system.wait_table.WaitTable` or a dict) the transfers it waits for: pair
+    ``j`` is op ``waiter[j]`` waiting for transfer ``waited[j]``, pairs in the order each op's
+    waits are to be kept (a transfer's id order)."""
+    if isinstance(extra, WaitTable):
+        extra.add_pairs(waiter, waited)
+        return
+    table = WaitTable()
+    table.add_pairs(waiter, waited)
+    for w, ids in table.items():
         got = extra.get(w)
-        extra[w] = tuple(ids[a:b]) if got is None else got + tuple(ids[a:b])
+        extra[w] = ids if got is None else got + ids
 
 
 def _transfer_rows():
@@ -108,7 +109,8 @@ class Plan:
     memory_of: dict[str, str] = field(default_factory=dict)
     resources: dict[str, float] = field(default_factory=dict)
     op_loads: dict[int, tuple[Load, ...]] | GroupedLoads = field(default_factory=dict)
-    extra_deps: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    #: a :class:`~sim.system.wait_table.WaitTable` (a dict is read the same way)
+    extra_deps: dict[int, tuple[int, ...]] = field(default_factory=WaitTable)
     #: a :class:`~sim.system.transfer_rows.TransferRows` as planners make them (a list of
     #: :class:`Transfer` is read the same way)
     transfers: list[Transfer] = field(default_factory=_transfer_rows)
