@@ -518,24 +518,6 @@ def in_first_order(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return uniq[order], first[order], rank[inverse.reshape(-1)]
 
 
-def first_rows(codes: np.ndarray) -> np.ndarray:
-    """The position of each distinct value's first occurrence in ``codes``, ascending:
-    ``in_first_order(codes)[1]`` without the values and the index per element. Where the
-    values span 2**22 or more, by one stable argsort (timsort: fast on codes that are
-    already nearly in order, as a key led by a run number is) instead of ``np.unique``."""
-    if not len(codes):
-        return np.zeros(0, dtype=np.int64)
-    lo, hi = int(codes.min()), int(codes.max())
-    if hi - lo < 1 << 22:
-        return in_first_order(codes)[1]
-    order = np.argsort(codes, kind="stable")
-    ordered = codes[order]
-    new = np.empty(len(codes), dtype=bool)
-    new[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
-    return np.sort(order[new], kind="stable")   # the stable sort keeps each value's first
-
-
 def flat_rows(rows: Sequence, dtype: Any = np.int64) -> tuple[np.ndarray, np.ndarray]:
     """Ragged ``rows`` (sequences or arrays) as one CSR table: (``ptr``, int64, ``len(rows) +
     1`` offsets; ``flat``, of ``dtype``): row ``j`` is ``flat[ptr[j]:ptr[j + 1]]``."""

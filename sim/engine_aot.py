@@ -26,6 +26,7 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.span_kernel.stamp_span`: a span of a plain run, loaded ops alone on their links;
 * :func:`sim.handoff_kernel.handoff_pairs`: which op of another stream a run may stamp;
 * :func:`sim.plan_kernel.stream_keys`: each op's stage and stream key in a plan;
+* :func:`sim.runs_kernel.stage_runs`: a stage's placement runs, their first ops and sums;
 * :func:`sim.lane_kernel.quiet_lanes`: what each stream with a contended memory reads per
   position;
 * :func:`sim.layout_kernel.stream_layout`: the ops by stream, each op's neighbours and
@@ -66,7 +67,7 @@ SOURCES = ("beside_kernel.py", "bound_kernel.py", "compensated.py", "dag_kernel.
            "group_kernel.py", "handoff_kernel.py", "lane_kernel.py", "layout_kernel.py",
            "pair_kernel.py", "plan_kernel.py",
            "quiet_kernel.py", "replay_kernel.py",
-           "resources.py", "run_kernel.py",
+           "resources.py", "run_kernel.py", "runs_kernel.py",
            "scan_kernel.py", "shared_kernel.py", "span_kernel.py", "step_kernel.py",
            "sum_kernel.py", "take_kernel.py",
            "micro/dram_aot.py")
@@ -301,6 +302,14 @@ RUN_ARGS = (("i8", 1),) + (None,) * 3 + (("i8", 1),) * 2 + (None, ("i8", 1))
 TAKEN_SIG = f"Tuple((i8, i8))(i8, i8, i8, i8, {_I}, {_I}, {_I}, {_U})"
 TAKEN_ARGS = (None,) * 4 + (("i8", 1),) * 3 + (("u1", 1),)
 
+#: stage_runs(ids, step, layer, phase, mb, kind, tokens, w_k, kv_k, c_k, n_comp, starts,
+#:            last, run_tokens, w_sum, kv_sum, n_first, first_ids, seen_mb, seen_w, seen_kv)
+#:            -> (runs, first ops)
+STAGE_RUNS_SIG = (f"Tuple((i8, i8))({_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_F}, {_F}, "
+                  f"{_I}, i8, {_I}, {_I}, {_I}, {_F}, {_F}, {_I}, {_I}, {_I}, {_I}, {_I})")
+STAGE_RUNS_ARGS = ((("i8", 1),) * 7 + (("f8", 1),) * 2 + (("i8", 1), None)
+                   + (("i8", 1),) * 3 + (("f8", 1),) * 2 + (("i8", 1),) * 5)
+
 #: the loops a run calls (callables) and where they come from (``kind``: 'aot' or 'jit')
 Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "dag_times_i4", "scan_run",
                                  "stamp_span", "stamp_quiet", "quiet_until", "point_groups_i4",
@@ -321,7 +330,7 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "dag_times_i4", "s
                                  "replay_shared", "settled", "gathered_pairwise_i4",
                                  "gathered_pairwise_i8", "take_rows_i4", "take_rows_i8",
                                  "shared_times_i4", "replay_shared_i4",
-                                 "compensated_sums", "kind"])
+                                 "compensated_sums", "stage_runs", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -380,6 +389,7 @@ def kernels() -> Kernels:
                             dram_aot.checked(mod.shared_times_i4, SHARED_ARGS_I4),
                             dram_aot.checked(mod.replay_shared_i4, REPLAY_ARGS_I4),
                             dram_aot.checked(mod.compensated_sums, COMPENSATED_ARGS),
+                            dram_aot.checked(mod.stage_runs, STAGE_RUNS_ARGS),
                             "aot"),
         jit_kernels)
 
@@ -409,6 +419,7 @@ def jit_kernels() -> Kernels:
     from sim.quiet_kernel import stamp_bounded, stamp_quiet
     from sim.replay_kernel import replay_shared, settled
     from sim.run_kernel import adopted_run, adopted_taken
+    from sim.runs_kernel import stage_runs
     from sim.scan_kernel import scan_run
     from sim.shared_kernel import shared_times
     from sim.span_kernel import stamp_span
@@ -427,7 +438,7 @@ def jit_kernels() -> Kernels:
                    quiet_step, quiet_step_at,
                    shared_times, replay_shared, settled, gathered_pairwise, gathered_pairwise,
                    take_rows, take_rows, shared_times,
-                   replay_shared, compensated_sums, "jit")
+                   replay_shared, compensated_sums, stage_runs, "jit")
 
 
 def module_name() -> str:
@@ -452,6 +463,7 @@ def build(directory: Path, name: str | None = None) -> Path:
         quiet_kernel,
         replay_kernel,
         run_kernel,
+        runs_kernel,
         scan_kernel,
         shared_kernel,
         span_kernel,
@@ -506,5 +518,6 @@ def build(directory: Path, name: str | None = None) -> Path:
          *((f"take_rows_{w}", TAKE_SIG[w], take_kernel.take_rows) for w in ("i4", "i8")),
          ("shared_times_i4", SHARED_SIG_I4, shared_kernel.shared_times),
          ("replay_shared_i4", REPLAY_SIG_I4, replay_kernel.replay_shared),
-         ("compensated_sums", COMPENSATED_SIG, group_kernel.compensated_sums)),
+         ("compensated_sums", COMPENSATED_SIG, group_kernel.compensated_sums),
+         ("stage_runs", STAGE_RUNS_SIG, runs_kernel.stage_runs)),
         "the engine's loops")

@@ -134,25 +134,36 @@ def _plan_transfers(arch):
     return plan.transfers
 
 
-def test_run_sums_add_first_values_left_to_right():
-    # per run, the nonzero value at each key's first occurrence, summed in op order as
-    # Python's sum of a dict's values: 1e16 + 1 + 1 rounds to 1e16 left to right (1 + 1 + 1e16
-    # would give 1e16 + 2); a repeated key and a zero add nothing; a run without values sums
-    # to 0
+def test_stage_runs_by_hand():
+    """One stage's 10 ops (ids 100-109) in 4 runs (steps 0, 1, 2, 3): per run its start, last
+    op, first op per micro-batch in the order they come and their tokens, the weight bytes
+    of each computation where it first occurs and the KV bytes of each (micro-batch,
+    computation), added left to right from 0.0 as Python's sum of a dict's values: 1e16 + 1
+    + 1 rounds to 1e16 (1 + 1 + 1e16 would give 1e16 + 2); a repeated key and a zero add
+    nothing."""
     import numpy as np
 
-    from sim.system.layer_runs import _first_sums
+    from sim.engine_aot import kernels
 
-    run = np.array([0, 0, 0, 0, 0, 1, 1, 2, 3, 3])
-    key = np.array([7, 8, 7, 9, 5, 7, 8, 1, 2, 4])
+    n = 10
+    ids = np.arange(100, 110)
+    step = np.array([0, 0, 0, 0, 0, 1, 1, 2, 3, 3])
+    mb = np.array([0, 1, 1, 1, 0, 1, 0, 0, 0, 1])
+    comp = np.array([7, 8, 7, 9, 5, 7, 8, 1, 2, 4])      # kind i's computation
     value = np.array([1e16, 1.0, 1e16, 1.0, 0.0, 0.5, 0.25, 0.0, 3.0, 3.0])
-    got = _first_sums(run * 10 + key, value, run, 5)
-    want = []
-    for r in range(5):
-        firsts: dict[int, float] = {}
-        for k, v, o in zip(key.tolist(), value.tolist(), run.tolist(), strict=True):
-            if o == r and v:
-                firsts.setdefault(k, v)
-        want.append(sum(firsts.values()))
-    assert got.tolist() == want == [1e16, 0.75, 0, 6.0, 0]
-    assert 1.0 + 1.0 + 1e16 != want[0]
+    zeros = np.zeros(n, dtype=np.int64)
+    starts, last, tokens, n_first, first_ids = (np.empty(n, dtype=np.int64) for _ in range(5))
+    w, kv = np.empty(n), np.empty(n)
+    n_runs, n_f = kernels().stage_runs(
+        ids, step, zeros, zeros, mb, np.arange(n), np.arange(1, n + 1), value, value, comp,
+        10, starts, last, tokens, w, kv, n_first, first_ids, np.full(2, -1), np.full(10, -1),
+        np.full(20, -1))
+    assert (n_runs, n_f) == (4, 7)
+    assert starts[:4].tolist() == [0, 5, 7, 8] and last[:4].tolist() == [104, 106, 107, 109]
+    assert n_first[:4].tolist() == [2, 2, 1, 2]
+    assert first_ids[:7].tolist() == [100, 101, 105, 106, 107, 108, 109]
+    assert tokens[:4].tolist() == [1 + 2, 6 + 7, 8, 9 + 10]
+    # weights by computation: run 0 reads 7, 8, 7 again, 9 (and 5 with no bytes)
+    assert w[:4].tolist() == [1e16, 0.75, 0.0, 6.0] and 1.0 + 1.0 + 1e16 != 1e16
+    # KV by (micro-batch, computation): (1, 7) is not (0, 7): 1e16 + 1 + 1e16 + 1 = 2e16
+    assert kv[:4].tolist() == [2e16, 0.75, 0.0, 6.0]

@@ -1,10 +1,8 @@
-"""Ops' waits held as blocks of pairs (sim/system/wait_table.py), ragged rows as arrays
-(workloads.ragged.RaggedInts) and first occurrences (sim.columns.first_rows), by hand."""
+"""Ops' waits held as blocks of pairs (sim/system/wait_table.py) and ragged rows as arrays
+(workloads.ragged.RaggedInts), by hand."""
 
 import numpy as np
-import pytest
 
-from sim.columns import first_rows, in_first_order
 from sim.engine_planned import _dependencies
 from sim.system.plan import Plan, add_waits
 from sim.system.wait_table import WaitTable
@@ -84,25 +82,6 @@ def test_ragged_ints_read_as_tuples():
     assert lengths is rows.lengths and flat is rows.flat
     assert [a.tolist() for a in int_rows([(4, 5), (), (6, 7, 8)])] == [[2, 0, 3],
                                                                        [4, 5, 6, 7, 8]]
-
-
-@pytest.mark.parametrize("span", [10, 1 << 22, 1 << 40])
-def test_first_rows_are_the_first_occurrences(span):
-    rng = np.random.default_rng(3)
-    # runs of 8 rows, each run's keys drawn again: a key led by the run, as layer_runs makes
-    run = np.repeat(np.arange(500), 8)
-    codes = run * span + rng.integers(0, 5, len(run))
-    if span == 10:
-        codes = codes % 17          # a narrow span: the first-occurrence scan
-    got = first_rows(codes)
-    assert got.tolist() == in_first_order(codes)[1].tolist()
-    seen, want = set(), []
-    for i, c in enumerate(codes.tolist()):
-        if c not in seen:
-            seen.add(c)
-            want.append(i)
-    assert got.tolist() == want
-    assert first_rows(np.zeros(0, dtype=np.int64)).tolist() == []
 
 
 def test_many_pairs_keep_each_ops_order_across_blocks():

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.columns import first_rows, in_first_order
+from sim.columns import in_first_order
 from workloads.einsum import Cascade, Einsum
-from workloads.ragged import RaggedInts, ordered_sums
+from workloads.ragged import RaggedInts
 from workloads.records import record
 from workloads.trace import COLLECTIVE, CompactOps, Op
 
@@ -108,11 +108,12 @@ def op_runs(ops: list[Op], stage_at: list[int], n_layers: int) -> dict[int, Stag
 
 def array_runs(arrays: CompactOps, stage_at: list[int], n_layers: int
                ) -> dict[int, StageRuns]:
-    """:func:`op_runs` of the ops ``arrays`` materialises, from the arrays: runs found where
-    (step, layer, phase) changes along a stage's ops, the first op of each (run,
-    micro-batch) and the first of each (run, computation) by one first-occurrence pass each;
-    ``weights`` and ``kv`` are each run's sums, added in the order :func:`op_runs` adds
-    them."""
+    """:func:`op_runs` of the ops ``arrays`` materialises, from the arrays: per stage, one
+    compiled pass over its ops (:func:`sim.runs_kernel.stage_runs`) finds the runs where
+    (step, layer, phase) changes, the first op of each (run, micro-batch) and each run's
+    ``weights`` and ``kv``, added in the order :func:`op_runs` adds them."""
+    from sim.engine_aot import kernels
+
     kinds = arrays.kinds
     layer = arrays.layer.astype(np.int64)
     kind = arrays.kind.astype(np.int64)
@@ -130,43 +131,30 @@ def array_runs(arrays: CompactOps, stage_at: list[int], n_layers: int
     per_kind = [(*compute_role_bytes(k.compute), comp_code.setdefault(id(k.compute),
                                                                       len(comp_code)))
                 for k in kinds]
-    w_k, kv_k, c_k = (np.array(v) for v in zip(*per_kind, strict=True))
+    w_k, kv_k = (np.array(v, dtype=np.float64) for v in list(zip(*per_kind, strict=True))[:2])
+    c_k = np.array([c for *_, c in per_kind], dtype=np.int64)
     n_comp = len(comp_code)
-    phases = arrays.phases
+    phase_names = np.array(arrays.phases, dtype=object)
+    stage_runs = kernels().stage_runs
     runs: dict[int, StageRuns] = {}
     for stage in in_first_order(stage_of)[0].tolist():
         ids = inside[stage_of == stage]
-        step, lay, ph = arrays.step[ids], layer[ids], arrays.phase[ids]
+        step, lay = arrays.step[ids].astype(np.int64), layer[ids]
+        ph = arrays.phase[ids].astype(np.int64)
         mb = arrays.microbatch[ids].astype(np.int64)
-        new = np.ones(len(ids), dtype=bool)
-        new[1:] = (step[1:] != step[:-1]) | (lay[1:] != lay[:-1]) | (ph[1:] != ph[:-1])
-        run = np.cumsum(new) - 1
-        starts = np.flatnonzero(new)
-        n_runs = len(starts)
-        last = ids[np.append(starts[1:], len(ids)) - 1]
-        n_mb = int(mb.max()) + 1
-        # each (run, micro-batch)'s first op: the runs' first dicts and tokens
-        _, at, _ = in_first_order(run * n_mb + mb)
-        first_run = run[at]
-        tokens = np.zeros(n_runs, dtype=np.int64)
-        np.add.at(tokens, first_run, arrays.tokens[ids[at]].astype(np.int64))
-        firsts = RaggedInts(np.bincount(first_run, minlength=n_runs), ids[at])
-        k = kind[ids]
-        w = _first_sums(run * n_comp + c_k[k], w_k[k], run, n_runs)
-        kv = _first_sums((run * n_mb + mb) * n_comp + c_k[k], kv_k[k], run, n_runs)
-        runs[stage] = StageRuns(step[starts].tolist(), lay[starts].tolist(),
-                                [phases[p] for p in ph[starts].tolist()], firsts,
-                                last.tolist(), tokens.tolist(), w.tolist(), kv.tolist())
+        n, n_mb = len(ids), int(mb.max()) + 1
+        starts, last, tokens, n_first, first_ids = (np.empty(n, dtype=np.int64)
+                                                    for _ in range(5))
+        w, kv = np.empty(n), np.empty(n)
+        n_runs, n_f = stage_runs(
+            ids, step, lay, ph, mb, kind[ids], arrays.tokens[ids].astype(np.int64), w_k, kv_k,
+            c_k, n_comp, starts, last, tokens, w, kv, n_first, first_ids,
+            np.full(n_mb, -1, dtype=np.int64), np.full(n_comp, -1, dtype=np.int64),
+            np.full(n_mb * n_comp, -1, dtype=np.int64))
+        at = starts[:n_runs]
+        runs[stage] = StageRuns(step[at].tolist(), lay[at].tolist(),
+                                phase_names[ph[at]].tolist(),
+                                RaggedInts(n_first[:n_runs], first_ids[:n_f]),
+                                last[:n_runs].tolist(), tokens[:n_runs].tolist(),
+                                w[:n_runs].tolist(), kv[:n_runs].tolist())
     return runs
-
-
-def _first_sums(key: np.ndarray, value: np.ndarray, run: np.ndarray, n_runs: int
-                ) -> np.ndarray:
-    """Per run, the sum of the nonzero ``value`` at each distinct ``key``'s first
-    occurrence, added left to right from 0 as Python's ``sum`` adds a dict's values (0 for a
-    run without one)."""
-    keep = np.flatnonzero(value != 0)
-    if not len(keep):
-        return np.zeros(n_runs)
-    at = keep[first_rows(key[keep])]   # first occurrences, in op order (runs ascending)
-    return ordered_sums(run[at], value[at], n_runs)   # each run's, in order

@@ -1,0 +1,59 @@
+"""A stage's placement runs found in one pass over its ops (numba).
+
+:func:`sim.system.layer_runs.array_runs` finds, per pipeline stage, the runs of one (step,
+layer, phase) along the stage's ops, each run's first op per micro-batch and its tokens, and
+the bytes of weights and KV cache it reads (each computation's once, each micro-batch's KV
+once). As numpy passes that took ~0.9 s of a 9.9M-op run; here each op is read once.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+
+@njit(cache=True, error_model="numpy")
+def stage_runs(ids, step, layer, phase, mb, kind, tokens, w_k, kv_k, c_k, n_comp,
+               starts, last, run_tokens, w_sum, kv_sum, n_first, first_ids,
+               seen_mb, seen_w, seen_kv):
+    """Runs of the ops ``ids`` (one stage's, in op order; ``step``, ``layer``, ``phase``,
+    ``mb``, ``kind``, ``tokens``: theirs): a run starts where (step, layer, phase) changes.
+    Per run ``r``: ``starts[r]`` its first position, ``last[r]`` its last op, ``n_first[r]``
+    its micro-batches, whose first ops are appended to ``first_ids`` in the order they come
+    and whose tokens ``run_tokens[r]`` adds; ``w_sum[r]``: the nonzero weight bytes
+    ``w_k[kind]`` of each computation ``c_k[kind]`` where it first occurs in the run, added
+    left to right from 0.0; ``kv_sum[r]``: the same of ``kv_k`` per (micro-batch,
+    computation). ``seen_mb`` (micro-batches), ``seen_w`` (``n_comp``) and ``seen_kv``
+    (micro-batches x ``n_comp``): scratch, filled with -1. (number of runs, first ops)."""
+    n_runs = 0
+    n_f = 0
+    r = -1
+    for i in range(len(ids)):
+        if i == 0 or step[i] != step[i - 1] or layer[i] != layer[i - 1] or \
+                phase[i] != phase[i - 1]:
+            r = n_runs
+            n_runs += 1
+            starts[r] = i
+            run_tokens[r] = 0
+            w_sum[r] = 0.0
+            kv_sum[r] = 0.0
+            n_first[r] = 0
+        m = mb[i]
+        k = kind[i]
+        c = c_k[k]
+        if seen_mb[m] != r:
+            seen_mb[m] = r
+            first_ids[n_f] = ids[i]
+            n_f += 1
+            n_first[r] += 1
+            run_tokens[r] += tokens[i]
+        w = w_k[k]
+        if w != 0.0 and seen_w[c] != r:
+            seen_w[c] = r
+            w_sum[r] += w
+        kv = kv_k[k]
+        at = m * n_comp + c
+        if kv != 0.0 and seen_kv[at] != r:
+            seen_kv[at] = r
+            kv_sum[r] += kv
+        last[r] = ids[i]
+    return n_runs, n_f
