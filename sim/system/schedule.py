@@ -354,7 +354,7 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
     act = placement.demand("activations") / n_layers if "activations" in sources else 0.0
     sc = trace.scenario
     kv_token = kv_bytes_per_token(trace.model, sc.kv_dtype, sc.tp) / n_layers  # per layer
-    recomputed = {(step, layer) for st_runs in runs.values()
+    recomputed = {(step, layer) for st_runs in runs.values() if "recompute" in st_runs.phase
                   for step, layer, phase in zip(st_runs.step, st_runs.layer, st_runs.phase,
                                                 strict=True) if phase == "recompute"}
     depth = max(0, policies.prefetch)

@@ -34,7 +34,8 @@ def run_bytes(runs: StageRuns, act: float, kv_token: float, recomputed: set[tupl
     prefill, decode = phase == "prefill", phase == "decode"
     backward = phase == "backward"
     plain_backward = np.array([b and (s, ly) not in recomputed for b, s, ly in zip(
-        backward.tolist(), runs.step, runs.layer, strict=True)], dtype=bool)
+        backward.tolist(), runs.step, runs.layer, strict=True)], dtype=bool) \
+        if backward.any() else backward
     fetch_act = (phase == "recompute") | plain_backward
     kv = np.array(runs.kv, dtype=np.float64)
     tokens = np.array(runs.tokens, dtype=np.int64)
