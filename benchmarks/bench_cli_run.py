@@ -48,6 +48,9 @@ RUNS: dict[str, list[str]] = {
                             "--overlap"],
     "tp2-pp4-mb4-overlap": ["--batch", "8", "--tp", "2", "--pp", "4", "--microbatches", "4",
                             "--overlap"],
+    # half the KV cache in host DDR: 1.3M more transfers, fetched and saved around each run
+    "tp2-pp4-mb4-kv-host": ["--batch", "8", "--tp", "2", "--pp", "4", "--microbatches", "4",
+                            "--placement", "kv_cache=gpu.hbm:0.5,host_ddr:0.5"],
     # twice the micro-batches: 19.8M ops (on request, ``--runs``)
     "tp2-pp4-mb8-overlap": ["--batch", "8", "--tp", "2", "--pp", "4", "--microbatches", "8",
                             "--overlap"],
