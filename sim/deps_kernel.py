@@ -79,3 +79,37 @@ def late_dependency(dep_ptr, dep_idx, start, end, slack):
             if s < end[dep_idx[j]] - slack:
                 return j
     return -1
+
+
+@njit(cache=True, error_model="numpy")
+def task_deps(base_ptr, base, wait_op, wait_len, waited, tr_ptr, tr_waited, n, ptr, idx):
+    """The dependency table (``ptr``, ``idx``) of a planned run's tasks: ``n`` ops, then two
+    per transfer (its latency task, whose dependencies are the transfer's, and its loads
+    task, none). Op ``i``: its own dependencies ``base[base_ptr[i]:base_ptr[i + 1]]``, then
+    the transfers it waits for (``wait_op``: the ops that wait, ascending; ``wait_len``: how
+    many each; ``waited``: their ids one op after the other); transfer ``j``:
+    ``tr_waited[tr_ptr[j]:tr_ptr[j + 1]]``. A waited id ``t`` is an op's (``t < n``) or the
+    loads task ``2 t - n + 1`` of transfer ``t - n``."""
+    at = 0
+    w = 0
+    src = 0
+    ptr[0] = 0
+    for i in range(n):
+        for d in range(base_ptr[i], base_ptr[i + 1]):
+            idx[at] = base[d]
+            at += 1
+        if w < len(wait_op) and wait_op[w] == i:
+            for q in range(src, src + wait_len[w]):
+                t = waited[q]
+                idx[at] = t if t < n else 2 * t - n + 1
+                at += 1
+            src += wait_len[w]
+            w += 1
+        ptr[i + 1] = at
+    for j in range(len(tr_ptr) - 1):
+        for q in range(tr_ptr[j], tr_ptr[j + 1]):
+            t = tr_waited[q]
+            idx[at] = t if t < n else 2 * t - n + 1
+            at += 1
+        ptr[n + 2 * j + 1] = at
+        ptr[n + 2 * j + 2] = at

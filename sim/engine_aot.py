@@ -27,6 +27,8 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.handoff_kernel.handoff_pairs`: which op of another stream a run may stamp;
 * :func:`sim.plan_kernel.stream_keys`: each op's stage and stream key in a plan;
 * :func:`sim.runs_kernel.stage_runs`: a stage's placement runs, their first ops and sums;
+* :func:`sim.deps_kernel.task_deps`: a planned run's dependency table (ops, their waits on
+  transfers, the transfers'), for 32- and 64-bit dependency arrays (``_i4`` / ``_i8``);
 * :func:`sim.lane_kernel.quiet_lanes`: what each stream with a contended memory reads per
   position;
 * :func:`sim.layout_kernel.stream_layout`: the ops by stream, each op's neighbours and
@@ -310,6 +312,13 @@ STAGE_RUNS_SIG = (f"Tuple((i8, i8))({_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_
 STAGE_RUNS_ARGS = ((("i8", 1),) * 7 + (("f8", 1),) * 2 + (("i8", 1), None)
                    + (("i8", 1),) * 3 + (("f8", 1),) * 2 + (("i8", 1),) * 5)
 
+#: task_deps(base_ptr, base, wait_op, wait_len, waited, tr_ptr, tr_waited, n, ptr, idx), for
+#: 32- and 64-bit dependency ids (``base``)
+TASK_DEPS_SIG = {w: f"none({_I}, {w}[::1], {_I}, {_I}, {_I}, {_I}, {_I}, i8, {_I}, {_I})"
+                 for w in ("i4", "i8")}
+TASK_DEPS_ARGS = {w: (("i8", 1), (w, 1)) + (("i8", 1),) * 5 + (None, ("i8", 1), ("i8", 1))
+                  for w in ("i4", "i8")}
+
 #: the loops a run calls (callables) and where they come from (``kind``: 'aot' or 'jit')
 Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "dag_times_i4", "scan_run",
                                  "stamp_span", "stamp_quiet", "quiet_until", "point_groups_i4",
@@ -330,7 +339,8 @@ Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "dag_times_i4", "s
                                  "replay_shared", "settled", "gathered_pairwise_i4",
                                  "gathered_pairwise_i8", "take_rows_i4", "take_rows_i8",
                                  "shared_times_i4", "replay_shared_i4",
-                                 "compensated_sums", "stage_runs", "kind"])
+                                 "compensated_sums", "stage_runs", "task_deps_i4",
+                                 "task_deps_i8", "kind"])
 
 _CACHE: list[Kernels] = []
 
@@ -390,6 +400,8 @@ def kernels() -> Kernels:
                             dram_aot.checked(mod.replay_shared_i4, REPLAY_ARGS_I4),
                             dram_aot.checked(mod.compensated_sums, COMPENSATED_ARGS),
                             dram_aot.checked(mod.stage_runs, STAGE_RUNS_ARGS),
+                            *(dram_aot.checked(getattr(mod, f"task_deps_{w}"),
+                                               TASK_DEPS_ARGS[w]) for w in ("i4", "i8")),
                             "aot"),
         jit_kernels)
 
@@ -399,7 +411,7 @@ def jit_kernels() -> Kernels:
     from sim.beside_kernel import stamp_beside
     from sim.bound_kernel import quiet_until, stream_sums
     from sim.dag_kernel import dag_times
-    from sim.deps_kernel import cross_counts, cross_pairs, late_dependency
+    from sim.deps_kernel import cross_counts, cross_pairs, late_dependency, task_deps
     from sim.group_kernel import (
         compensated_sums,
         distinct_marked,
@@ -438,7 +450,8 @@ def jit_kernels() -> Kernels:
                    quiet_step, quiet_step_at,
                    shared_times, replay_shared, settled, gathered_pairwise, gathered_pairwise,
                    take_rows, take_rows, shared_times,
-                   replay_shared, compensated_sums, stage_runs, "jit")
+                   replay_shared, compensated_sums, stage_runs, task_deps, task_deps,
+                   "jit")
 
 
 def module_name() -> str:
@@ -519,5 +532,6 @@ def build(directory: Path, name: str | None = None) -> Path:
          ("shared_times_i4", SHARED_SIG_I4, shared_kernel.shared_times),
          ("replay_shared_i4", REPLAY_SIG_I4, replay_kernel.replay_shared),
          ("compensated_sums", COMPENSATED_SIG, group_kernel.compensated_sums),
-         ("stage_runs", STAGE_RUNS_SIG, runs_kernel.stage_runs)),
+         ("stage_runs", STAGE_RUNS_SIG, runs_kernel.stage_runs),
+         *((f"task_deps_{w}", TASK_DEPS_SIG[w], deps_kernel.task_deps) for w in ("i4", "i8"))),
         "the engine's loops")

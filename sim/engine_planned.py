@@ -294,7 +294,9 @@ def _dependencies(ops: list, arrays, transfers: list, extra: dict[int, tuple[int
     then the transfers it waits for; a transfer's latency task its dependencies, its loads
     task none (it follows its latency task on the stream); a transfer named by id
     (``n + j``) is waited for as its loads task. ``arrays``: the arrays the ops were made
-    from (their dependency arrays read as they are), or None."""
+    from (their dependency arrays read as they are), or None. One compiled pass
+    (:func:`sim.deps_kernel.task_deps`)."""
+    from sim.engine_aot import kernels
 
     if arrays is None:
         base_ptr = np.zeros(n + 1, dtype=np.int64)
@@ -302,27 +304,27 @@ def _dependencies(ops: list, arrays, transfers: list, extra: dict[int, tuple[int
         base = np.fromiter((d for op in ops for d in op.deps), dtype=np.int64,
                            count=int(base_ptr[-1]))
     else:
-        base_ptr = np.asarray(arrays.dep_ptr, dtype=np.int64)
-        base = np.asarray(arrays.dep_idx, dtype=np.int64)
-    own = np.diff(base_ptr)
-    # the transfers each op waits for, and each transfer's dependencies, flat
+        base_ptr = np.ascontiguousarray(arrays.dep_ptr, dtype=np.int64)
+        base = np.asarray(arrays.dep_idx)
+        if base.dtype not in (np.int32, np.int64):
+            base = base.astype(np.int64)
+        base = np.ascontiguousarray(base)
+    # the transfers each op waits for, ops ascending, and each transfer's dependencies, flat
     waiting, waits, waited = extra.flat() if isinstance(extra, WaitTable) else \
         _flat(extra.keys(), extra.values(), len(extra))
+    if len(waiting) > 1 and (waiting[1:] < waiting[:-1]).any():
+        order = np.argsort(waiting, kind="stable")
+        waited = waited[slice_indices((np.cumsum(waits) - waits)[order], waits[order])]
+        waiting, waits = waiting[order], waits[order]
     tr_ptr, tr_waited = as_rows(transfers).deps()
-    tr_waits = np.diff(tr_ptr)
-    more = np.zeros(n, dtype=np.int64)
-    more[waiting] = waits
-    counts = np.zeros(n + 2 * len(transfers), dtype=np.int64)
-    counts[:n] = own + more
-    counts[n::2] = tr_waits
-    ptr = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=ptr[1:])
-    idx = np.empty(int(ptr[-1]), dtype=np.int64)
-    # each op's own dependencies first (ids of ops: kept), then the transfers it waits for
-    at = np.repeat(ptr[:n] - base_ptr[:n], own) + np.arange(len(base), dtype=np.int64)
-    idx[at] = base
-    idx[slice_indices(ptr[waiting] + own[waiting], waits)] = _task(waited, n)
-    idx[slice_indices(ptr[n:-1:2], tr_waits)] = _task(tr_waited, n)
+    ptr = np.empty(n + 2 * (len(tr_ptr) - 1) + 1, dtype=np.int64)
+    idx = np.empty(len(base) + len(waited) + len(tr_waited), dtype=np.int64)
+    k = kernels()
+    (k.task_deps_i4 if base.dtype == np.int32 else k.task_deps_i8)(
+        base_ptr, base, np.ascontiguousarray(waiting, dtype=np.int64),
+        np.ascontiguousarray(waits, dtype=np.int64), np.ascontiguousarray(waited, np.int64),
+        np.ascontiguousarray(tr_ptr, dtype=np.int64),
+        np.ascontiguousarray(tr_waited, dtype=np.int64), n, ptr, idx)
     return ptr, idx
 
 
@@ -331,10 +333,3 @@ def _flat(keys, rows, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ``count`` rows of ids."""
     lengths, flat = int_rows(list(rows))
     return np.fromiter(keys, dtype=np.int64, count=count), lengths, flat
-
-
-
-def _task(ids: np.ndarray, n: int) -> np.ndarray:
-    """The task waited for by each id: an op's own (``< n``), a transfer ``n + j``'s loads
-    task ``n + 2j + 1``."""
-    return np.where(ids < n, ids, 2 * ids - n + 1)

@@ -56,20 +56,30 @@ def test_add_waits_into_a_dict_or_a_table_alike():
     assert isinstance(Plan(streams={}).extra_deps, WaitTable)
 
 
-def test_the_engines_dependency_table_reads_the_blocks():
-    """``_dependencies`` of 10 ops (op j after op j - 1) and 0 transfers: each op's own
-    dependency, then the transfers it waits for (task ``n + 2 j + 1``: transfer ``n + j``'s
-    loads task), as from the same waits in a dict."""
+def test_the_engines_dependency_table_by_hand():
+    """``_dependencies`` of 10 ops (op j after op j - 1) and 2 transfers (ids 10, 11): each
+    op's own dependency, then the transfers it waits for as their loads tasks (transfer
+    ``t``'s: ``2 t - n + 1``); a transfer's latency task ``n + 2 j`` its own dependencies
+    (op 2; op 4 and transfer 10), its loads task none. The same from the waits in a dict
+    whose ops are not in order, and with the trace's dependencies as 32-bit ids."""
+    from sim.system.plan import Transfer
+
     n = 10
     arrays = type("A", (), {"dep_ptr": np.r_[0, np.arange(n)], "dep_idx": np.arange(n - 1)})
-    table = _blocks()
-    got = _dependencies(None, arrays, [], table, n)
-    want = _dependencies(None, arrays, [], dict(_blocks()), n)
-    assert [a.tolist() for a in got] == [a.tolist() for a in want]
-    ptr, idx = got
-    # op 3: its own dependency (op 2), then 32 and 40 as their loads tasks 2 x 32 - 10 + 1...
-    assert idx[ptr[3]:ptr[4]].tolist() == [2, 2 * 32 - n + 1, 2 * 40 - n + 1]
-    assert idx[ptr[7]:ptr[8]].tolist() == [6, 2 * 31 - n + 1, 2 * 30 - n + 1]
+    transfers = [Transfer(10 + j, "w", "weights", "gpu0.copy", "host_ddr", "gpu0.hbm", 1e6, 1,
+                          (), (), 0.0, 0.0, deps) for j, deps in enumerate([(2,), (4, 10)])]
+    table = WaitTable()
+    table.add_pairs(np.array([7, 3, 7]), np.array([11, 10, 2]))
+    ptr, idx = _dependencies(None, arrays, transfers, table, n)
+    assert ptr.tolist() == [0, 0, 1, 2, 4, 5, 6, 7, 10, 11, 12, 13, 13, 15, 15]
+    assert idx.tolist() == [0, 1, 2, 11, 3, 4, 5, 6, 13, 2, 7, 8, 2, 4, 11]
+    as_dict = {7: (11, 2), 3: (10,)}           # op 7 first: not in op order
+    assert [a.tolist() for a in _dependencies(None, arrays, transfers, as_dict, n)] == \
+        [ptr.tolist(), idx.tolist()]
+    narrow = type("A", (), {"dep_ptr": arrays.dep_ptr,
+                            "dep_idx": arrays.dep_idx.astype(np.int32)})
+    assert [a.tolist() for a in _dependencies(None, narrow, transfers, table, n)] == \
+        [ptr.tolist(), idx.tolist()]
 
 
 def test_ragged_ints_read_as_tuples():
