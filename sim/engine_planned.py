@@ -142,10 +142,13 @@ def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
     lat = np.zeros(n + 2 * m)
     size = np.zeros(n + 2 * m)
     share = np.full(n + 2 * m, -1.0)
-    lat[:n] = np.array([c.latency if c is not None else 0.0 for c in table])[kind]
-    size[:n] = np.array([c.dram_bytes if c is not None else 0.0 for c in table])[kind]
-    share[:n] = np.array([-1.0 if c is None or c.detail.get("memory_share") is None
-                          else c.detail["memory_share"] for c in table])[kind]
+    # per kind, gathered into the task columns in place (no op-long temporaries)
+    np.take(np.array([c.latency if c is not None else 0.0 for c in table]), kind,
+            out=lat[:n])
+    np.take(np.array([c.dram_bytes if c is not None else 0.0 for c in table]), kind,
+            out=size[:n])
+    np.take(np.array([-1.0 if c is None or c.detail.get("memory_share") is None
+                      else c.detail["memory_share"] for c in table]), kind, out=share[:n])
     loads = _transfer_tasks(transfers, n, lat, op_loads, env_resources)
     ptr, idx = _dependencies(None, arrays, transfers, plan.extra_deps, n)
     rest = np.concatenate([empty] + [streams[nm] for nm in names[len(arrays.stream_names):]])
