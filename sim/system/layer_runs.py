@@ -142,6 +142,7 @@ def array_runs(arrays: CompactOps, stage_at: list[int], n_layers: int
         step, lay = arrays.step[ids].astype(np.int64), layer[ids]
         ph = arrays.phase[ids].astype(np.int64)
         mb = arrays.microbatch[ids].astype(np.int64)
+        mb -= int(mb.min())           # from 0 (only which micro-batches are equal matters)
         n, n_mb = len(ids), int(mb.max()) + 1
         starts, last, tokens, n_first, first_ids = (np.empty(n, dtype=np.int64)
                                                     for _ in range(5))

@@ -110,7 +110,7 @@ class Plan:
     resources: dict[str, float] = field(default_factory=dict)
     op_loads: dict[int, tuple[Load, ...]] | GroupedLoads = field(default_factory=dict)
     #: a :class:`~sim.system.wait_table.WaitTable` (a dict is read the same way)
-    extra_deps: dict[int, tuple[int, ...]] = field(default_factory=WaitTable)
+    extra_deps: WaitTable | dict[int, tuple[int, ...]] = field(default_factory=WaitTable)
     #: a :class:`~sim.system.transfer_rows.TransferRows` as planners make them (a list of
     #: :class:`Transfer` is read the same way)
     transfers: list[Transfer] = field(default_factory=_transfer_rows)
