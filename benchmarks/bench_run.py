@@ -204,8 +204,19 @@ class _OutputParts(_Phases):
                 self._wrap(writer, name, part)
 
 
+#: module-level memo dicts (module, name) a cold run starts without: a SN40L run's mapper
+#: results per PCU share, its stages' placements and recent allocations, op roles' bytes,
+#: flash pattern bandwidths, Einsum rank orders, NeuPIMs' shared layer costs
+MEMO_DICTS = (("mappings.dataflow", "_MAPPED"), ("mappings.dataflow", "_BY_STAGE"),
+              ("mappings.dataflow", "_RECENT"), ("sim.system.layer_runs", "_ROLE_BYTES"),
+              ("sim.system.storage", "_MEMO"), ("workloads.einsum", "_RANKS"),
+              ("sim.serving.decode", "_SHARED"))
+
+
 def clear_memo_caches() -> int:
-    """Clear every ``functools`` cache of our packages' loaded modules; how many were cleared."""
+    """Clear every ``functools`` cache of our packages' loaded modules and the memo dicts of
+    :data:`MEMO_DICTS` that are loaded, so a timed run is as cold as a fresh process's (the
+    compiled kernels and parsed presets stay loaded); how many were cleared."""
     cleared = 0
     for name, mod in list(sys.modules.items()):
         if name.split(".")[0] not in ("arch", "kernels_ref", "mappings", "sim", "workloads"):
@@ -214,6 +225,10 @@ def clear_memo_caches() -> int:
             if callable(getattr(value, "cache_clear", None)):
                 value.cache_clear()
                 cleared += 1
+    for module, attr in MEMO_DICTS:
+        if module in sys.modules:
+            getattr(sys.modules[module], attr).clear()
+            cleared += 1
     return cleared
 
 

@@ -44,3 +44,31 @@ def test_output_parts_run_without_the_writer_thread():
              and k not in ("output_s", "output_wall_s", "output_rest_s")}
     assert parts["output_parquet_s"] > 0
     assert sum(parts.values()) <= row["output_s"] * 1.05 + 0.01
+
+
+def test_cold_runs_clear_the_module_memo_dicts():
+    """Every memo dict ``clear_memo_caches`` names exists (a rename would leave a run warm),
+    and a SN40L run after it asks the mapper again for every PCU share: as many new shares
+    as a first run's."""
+    import importlib
+
+    from bench_run import MEMO_DICTS, clear_memo_caches
+
+    import mappings.dataflow as md
+    from arch import load_arch
+    from sim.run import simulate
+    from workloads.models import get_model
+    from workloads.scenario import Scenario
+
+    for module, attr in MEMO_DICTS:
+        assert isinstance(getattr(importlib.import_module(module), attr), dict), (module, attr)
+    args = (load_arch("sn40l"), get_model("llama2-7b"), Scenario(batch=8, prompt_len=64,
+                                                                   gen_len=4))
+    clear_memo_caches()
+    simulate(*args)
+    first = len(md._MAPPED)
+    assert first > 0
+    clear_memo_caches()
+    assert not md._MAPPED and not md._BY_STAGE
+    simulate(*args)
+    assert len(md._MAPPED) == first
