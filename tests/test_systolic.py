@@ -101,3 +101,17 @@ def test_multi_array_mapping_efficiency_counts_idle_arrays():
     assert c.col_folds == 3
     assert c.mapping_efficiency == pytest.approx(3 / 8)
     assert c.utilization == pytest.approx(128 * 384 * 128 / (c.cycles * 128 * 128 * 8))
+
+
+def test_mapping_efficiency_of_partial_folds_by_hand():
+    """OS, 6 x 5 outputs on a 4 x 4 array: folds of 4 x 4, 4 x 1, 2 x 4 and 2 x 1 PEs hold
+    16 + 4 + 8 + 2 = 30 of 4 x 16 = 64; WS with K = 9, N = 6 on 4 x 4: row folds of 4, 4, 1
+    rows by column folds of 4, 2 columns hold 9 x 6 = 54 of 6 x 16 = 96."""
+    from sim.micro.systolic import gemm_cycles
+
+    os_ = gemm_cycles(6, 5, 3, 4, 4, "os")
+    assert (os_.row_folds, os_.col_folds) == (2, 2)
+    assert os_.mapping_efficiency == pytest.approx(30 / 64)
+    ws = gemm_cycles(7, 6, 9, 4, 4, "ws")
+    assert (ws.row_folds, ws.col_folds) == (3, 2)
+    assert ws.mapping_efficiency == pytest.approx(54 / 96)
