@@ -46,7 +46,6 @@ from sim.system.grouped_loads import GroupedLoads
 from sim.system.transfer_rows import TransferRows, as_rows
 from sim.system.wait_table import WaitTable
 from workloads.fold import first_seen
-from workloads.ragged import int_rows, slice_indices
 
 if TYPE_CHECKING:
     from sim.engine import Engine
@@ -313,12 +312,7 @@ def _dependencies(ops: list, arrays, transfers: list, extra: dict[int, tuple[int
             base = base.astype(np.int64)
         base = np.ascontiguousarray(base)
     # the transfers each op waits for, ops ascending, and each transfer's dependencies, flat
-    waiting, waits, waited = extra.flat() if isinstance(extra, WaitTable) else \
-        _flat(extra.keys(), extra.values(), len(extra))
-    if len(waiting) > 1 and (waiting[1:] < waiting[:-1]).any():
-        order = np.argsort(waiting, kind="stable")
-        waited = waited[slice_indices((np.cumsum(waits) - waits)[order], waits[order])]
-        waiting, waits = waiting[order], waits[order]
+    waiting, waits, waited = (extra if isinstance(extra, WaitTable) else WaitTable(extra)).flat()
     tr_ptr, tr_waited = as_rows(transfers).deps()
     ptr = np.empty(n + 2 * (len(tr_ptr) - 1) + 1, dtype=np.int64)
     idx = np.empty(len(base) + len(waited) + len(tr_waited), dtype=np.int64)
@@ -329,10 +323,3 @@ def _dependencies(ops: list, arrays, transfers: list, extra: dict[int, tuple[int
         np.ascontiguousarray(tr_ptr, dtype=np.int64),
         np.ascontiguousarray(tr_waited, dtype=np.int64), n, ptr, idx)
     return ptr, idx
-
-
-def _flat(keys, rows, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(``keys`` as an array, each row's length, the rows' ids one after the other) of
-    ``count`` rows of ids."""
-    lengths, flat = int_rows(list(rows))
-    return np.fromiter(keys, dtype=np.int64, count=count), lengths, flat

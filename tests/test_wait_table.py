@@ -109,3 +109,11 @@ def test_many_pairs_keep_each_ops_order_across_blocks():
     rows = np.split(flat, np.cumsum(lengths)[:-1])
     assert {k: tuple(r.tolist()) for k, r in zip(keys.tolist(), rows, strict=True)} == want
     assert dict(table) == want
+
+
+def test_rows_assigned_out_of_op_order_read_flat_in_op_order():
+    table = WaitTable({9: (1, 2), 4: (3,), 6: ()})
+    table.add(4, 5)
+    keys, lengths, flat = table.flat()
+    assert keys.tolist() == [4, 6, 9] and lengths.tolist() == [2, 0, 2]
+    assert flat.tolist() == [3, 5, 1, 2]

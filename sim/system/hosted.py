@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sim.devices.base import Cost, Device, SimError, WrappedDevice, device_for
-from sim.system.plan import Load, Plan, direction
+from sim.system.plan import Load, Plan, add_wait, direction
 from sim.system.route_transfers import IN_PLACE, RouteTransfers
 from sim.system.storage import flash_scale
 from sim.system.topology import System
@@ -267,7 +267,7 @@ def _around(plan: Plan, system: System, op: Op, placement: Placement | None, hom
             tr = transfer_between(plan, system, f"gradients {rep}->{tier}", "gradients",
                                   system.tier_of_device(rep).name, rep, tier, tier, nbytes,
                                   f"{rep}.copy_out", op.deps[:1], op, k)
-            plan.extra_deps[op.id] = plan.extra_deps.get(op.id, ()) + (tr,)
+            add_wait(plan.extra_deps, op.id, tr)
     if "weights" in traffic and traffic["weights"][1] > 0 and op.where:
         src = system.compute_devices(op.where)[0]
         own = _own_tier(system, src.name, src.memory)
@@ -322,12 +322,12 @@ class Activations:
         if from_device and traffic[0] > 0:
             tr = self._route(0).add(traffic[0] / self.k, tuple(from_device), phase, layer,
                                     step, IN_PLACE, max(from_device) + 0.5)
-            extra[op_id] = extra.get(op_id, ()) + (tr,)
+            add_wait(extra, op_id, tr)
         if users and traffic[1] > 0:
             tr = self._route(1).add(traffic[1] / self.k, (op_id,), phase, layer, step,
                                     IN_PLACE, op_id + 0.5)
             for user in users:
-                extra[user] = extra.get(user, ()) + (tr,)
+                add_wait(extra, user, tr)
 
     def routes_pending(self) -> bool:
         """Whether a route is still to be made (by the first op that moves that way)."""

@@ -68,6 +68,15 @@ class Transfer:
     anchor: float = -1.0
 
 
+def add_wait(extra, op_id: int, transfer: int) -> None:
+    """Append to op ``op_id``'s extra dependencies (``extra``: ``Plan.extra_deps``, a
+    :class:`~sim.system.wait_table.WaitTable` or a dict) the transfer ``transfer``."""
+    if isinstance(extra, WaitTable):
+        extra.add(op_id, transfer)
+    else:
+        extra[op_id] = extra.get(op_id, ()) + (transfer,)
+
+
 def add_waits(extra, waiter: np.ndarray, waited: np.ndarray) -> None:
     """Append to each op's extra dependencies (``extra``: ``Plan.extra_deps``, a
     :class:`~sim.system.wait_table.WaitTable` or a dict) the transfers it waits for: pair
@@ -76,9 +85,7 @@ def add_waits(extra, waiter: np.ndarray, waited: np.ndarray) -> None:
     if isinstance(extra, WaitTable):
         extra.add_pairs(waiter, waited)
         return
-    table = WaitTable()
-    table.add_pairs(waiter, waited)
-    for w, ids in table.items():
+    for w, ids in WaitTable.of_pairs(waiter, waited).items():
         got = extra.get(w)
         extra[w] = ids if got is None else got + ids
 

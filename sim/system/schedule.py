@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from sim.devices.base import Device, SimError, collective_min_bytes
 from sim.system.layer_runs import array_runs, op_runs
-from sim.system.plan import Load, Plan, direction
+from sim.system.plan import Load, Plan, add_wait, direction
 from sim.system.route_transfers import IN_PLACE, RouteTransfers
 from sim.system.stage_transfers import add_stage_transfers, run_bytes
 from sim.system.topology import Route, System
@@ -407,7 +407,7 @@ def _transfers(trace: Trace, system: System, stages: list[Stage], stage_at: list
                                    scales).add(nbytes, first, phase, layer, step, last,
                                                at[4] - 0.5)
                     for op_id in firsts:
-                        extra[op_id] = extra.get(op_id, ()) + (tr,)
+                        add_wait(extra, op_id, tr)
                 nbytes = frac * save.get(cls, 0.0)
                 if nbytes > 0:
                     out = _route_of(plan, system, cls, relay or tier, st, True, io,

@@ -15,7 +15,7 @@ from collections.abc import Iterator, MutableMapping
 
 import numpy as np
 
-from workloads.ragged import int_rows
+from workloads.ragged import int_rows, slice_indices
 
 
 class WaitTable(MutableMapping):
@@ -26,6 +26,13 @@ class WaitTable(MutableMapping):
     def __init__(self, rows: dict[int, tuple[int, ...]] | None = None):
         self._rows: dict[int, tuple[int, ...]] = dict(rows or {})
         self._blocks: list[tuple[np.ndarray, np.ndarray]] = []
+
+    @classmethod
+    def of_pairs(cls, waiter: np.ndarray, waited: np.ndarray) -> WaitTable:
+        """A table of the pairs (op ``waiter[j]`` waits for ``waited[j]``) alone."""
+        table = cls()
+        table.add_pairs(waiter, waited)
+        return table
 
     def add_pairs(self, waiter: np.ndarray, waited: np.ndarray) -> None:
         """Op ``waiter[j]`` also waits for transfer ``waited[j]``, after what it waits for
@@ -42,8 +49,8 @@ class WaitTable(MutableMapping):
         rows[op_id] = rows.get(op_id, ()) + (transfer,)
 
     def flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(the ops that wait, how many transfers each waits for, those transfers' ids one
-        op after the other; int64), ops in no particular order, each op's waits in order."""
+        """(the ops that wait, ascending; how many transfers each waits for; those transfers'
+        ids one op after the other, each op's in order; int64)."""
         if not self._rows and self._blocks:
             waiter = np.concatenate([w for w, _ in self._blocks])
             waited = np.concatenate([t for _, t in self._blocks])
@@ -57,6 +64,10 @@ class WaitTable(MutableMapping):
         self._settle()
         lengths, flat = int_rows(list(self._rows.values()))
         keys = np.fromiter(self._rows.keys(), dtype=np.int64, count=len(self._rows))
+        if len(keys) > 1 and (keys[1:] < keys[:-1]).any():    # rows assigned out of op order
+            order = np.argsort(keys, kind="stable")
+            flat = flat[slice_indices((np.cumsum(lengths) - lengths)[order], lengths[order])]
+            keys, lengths = keys[order], lengths[order]
         return keys, lengths, flat
 
     def _settle(self) -> None:
