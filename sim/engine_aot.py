@@ -319,219 +319,70 @@ TASK_DEPS_SIG = {w: f"none({_I}, {w}[::1], {_I}, {_I}, {_I}, {_I}, {_I}, i8, {_I
 TASK_DEPS_ARGS = {w: (("i8", 1), (w, 1)) + (("i8", 1),) * 5 + (None, ("i8", 1), ("i8", 1))
                   for w in ("i4", "i8")}
 
+_W = ("i4", "i8")
+#: the entry points: (symbol, the kernel's ``module:function``, signature, argument spec)
+ENTRIES = (
+    ("stamp_beside", "sim.beside_kernel:stamp_beside", BESIDE_SIG, BESIDE_ARGS),
+    ("dag_times", "sim.dag_kernel:dag_times", DAG_SIG["i8"], DAG_ARGS["i8"]),
+    ("dag_times_i4", "sim.dag_kernel:dag_times", DAG_SIG["i4"], DAG_ARGS["i4"]),
+    ("scan_run", "sim.scan_kernel:scan_run", SCAN_SIG, SCAN_ARGS),
+    ("stamp_span", "sim.span_kernel:stamp_span", SPAN_SIG, SPAN_ARGS),
+    ("stamp_quiet", "sim.quiet_kernel:stamp_quiet", QUIET_SIG, QUIET_ARGS),
+    ("stamp_bounded", "sim.quiet_kernel:stamp_bounded", BOUNDED_SIG, BOUNDED_ARGS),
+    ("quiet_until", "sim.bound_kernel:quiet_until", BOUND_SIG, BOUND_ARGS),
+    ("stream_sums", "sim.bound_kernel:stream_sums", SUMS_SIG, SUMS_ARGS),
+    *((f"point_groups_{w}", "sim.group_kernel:point_groups", GROUP_SIG[w], GROUP_ARGS[w])
+      for w in _W),
+    ("handoff_pairs", "sim.handoff_kernel:handoff_pairs", HANDOFF_SIG, HANDOFF_ARGS),
+    ("stream_keys", "sim.plan_kernel:stream_keys", KEYS_SIG, KEYS_ARGS),
+    *((f"cross_counts_{w}", "sim.deps_kernel:cross_counts", COUNTS_SIG[w], COUNTS_ARGS[w])
+      for w in _W),
+    *((f"cross_pairs_{w}", "sim.deps_kernel:cross_pairs", PAIRS_SIG[w], PAIRS_ARGS[w])
+      for w in _W),
+    *((f"late_dependency_{w}", "sim.deps_kernel:late_dependency", LATE_SIG[w], LATE_ARGS[w])
+      for w in _W),
+    *((f"task_deps_{w}", "sim.deps_kernel:task_deps", TASK_DEPS_SIG[w], TASK_DEPS_ARGS[w])
+      for w in _W),
+    ("quiet_lanes", "sim.lane_kernel:quiet_lanes", LANE_SIG, LANE_ARGS),
+    *((f"used_labels_{w}", "sim.group_kernel:used_labels", USED_SIG[w], USED_ARGS[w])
+      for w in ("i1", *_W)),
+    *((f"lut_key_{w}", "sim.group_kernel:lut_key", LUT_SIG[w], LUT_ARGS[w])
+      for w in ("i1", *_W)),
+    *((f"offset_key_{w}", "sim.group_kernel:offset_key", OFFSET_SIG[w], OFFSET_ARGS[w])
+      for w in _W),
+    ("first_groups", "sim.group_kernel:first_groups", FIRST_SIG["i8"], FIRST_ARGS["i8"]),
+    ("first_groups_i4", "sim.group_kernel:first_groups", FIRST_SIG["i4"], FIRST_ARGS["i4"]),
+    *((f"distinct_marked_{w}", "sim.group_kernel:distinct_marked", MARKED_SIG[w],
+       MARKED_ARGS[w]) for w in _W),
+    *((f"group_sums_{w}", "sim.group_kernel:group_sums", SUMS_BY_SIG[w], SUMS_BY_ARGS[w])
+      for w in _W),
+    ("row_sums", "sim.group_kernel:row_sums", ROW_SUMS_SIG, ROW_SUMS_ARGS),
+    ("compensated_sums", "sim.group_kernel:compensated_sums", COMPENSATED_SIG,
+     COMPENSATED_ARGS),
+    ("adopted_run", "sim.run_kernel:adopted_run", RUN_SIG, RUN_ARGS),
+    ("adopted_taken", "sim.run_kernel:adopted_taken", TAKEN_SIG, TAKEN_ARGS),
+    ("stream_layout", "sim.layout_kernel:stream_layout", LAYOUT_SIG, LAYOUT_ARGS),
+    ("stream_positions", "sim.layout_kernel:stream_positions", POSITIONS_SIG, POSITIONS_ARGS),
+    ("gather_pairs", "sim.pair_kernel:gather_pairs", PAIRS_GATHER_SIG, PAIRS_GATHER_ARGS),
+    ("quiet_step", "sim.step_kernel:quiet_step", STEP_SIG, STEP_ARGS),
+    ("quiet_step_at", "sim.step_kernel:quiet_step_at", STEP_AT_SIG, STEP_AT_ARGS),
+    ("shared_times", "sim.shared_kernel:shared_times", SHARED_SIG, SHARED_ARGS),
+    ("shared_times_i4", "sim.shared_kernel:shared_times", SHARED_SIG_I4, SHARED_ARGS_I4),
+    ("replay_shared", "sim.replay_kernel:replay_shared", REPLAY_SIG, REPLAY_ARGS),
+    ("replay_shared_i4", "sim.replay_kernel:replay_shared", REPLAY_SIG_I4, REPLAY_ARGS_I4),
+    ("settled", "sim.replay_kernel:settled", SETTLED_SIG, SETTLED_ARGS),
+    *((f"gathered_pairwise_{w}", "sim.sum_kernel:gathered_pairwise", PAIRWISE_SIG[w],
+       PAIRWISE_ARGS[w]) for w in _W),
+    *((f"take_rows_{w}", "sim.take_kernel:take_rows", TAKE_SIG[w], TAKE_ARGS[w])
+      for w in _W),
+    ("stage_runs", "sim.runs_kernel:stage_runs", STAGE_RUNS_SIG, STAGE_RUNS_ARGS),
+)
+
 #: the loops a run calls (callables) and where they come from (``kind``: 'aot' or 'jit')
-Kernels = namedtuple("Kernels", ["stamp_beside", "dag_times", "dag_times_i4", "scan_run",
-                                 "stamp_span", "stamp_quiet", "quiet_until", "point_groups_i4",
-                                 "point_groups_i8", "handoff_pairs", "stream_keys",
-                                 "stream_sums", "cross_counts_i4",
-                                 "cross_counts_i8", "cross_pairs_i4", "cross_pairs_i8",
-                                 "quiet_lanes", "used_labels_i1", "used_labels_i4",
-                                 "used_labels_i8", "lut_key_i1", "lut_key_i4", "lut_key_i8",
-                                 "offset_key_i4", "offset_key_i8", "first_groups",
-                                 "first_groups_i4",
-                                 "distinct_marked_i4", "distinct_marked_i8",
-                                 "group_sums_i4",
-                                 "group_sums_i8", "row_sums", "late_dependency_i4",
-                                 "late_dependency_i8", "adopted_run", "adopted_taken",
-                                 "stamp_bounded", "stream_layout", "stream_positions",
-                                 "gather_pairs",
-                                 "quiet_step", "quiet_step_at", "shared_times",
-                                 "replay_shared", "settled", "gathered_pairwise_i4",
-                                 "gathered_pairwise_i8", "take_rows_i4", "take_rows_i8",
-                                 "shared_times_i4", "replay_shared_i4",
-                                 "compensated_sums", "stage_runs", "task_deps_i4",
-                                 "task_deps_i8", "kind"])
+Kernels = namedtuple("Kernels", [sym for sym, *_ in ENTRIES] + ["kind"])
 
 _CACHE: list[Kernels] = []
 
-
-def kernels() -> Kernels:
-    """The engine's loops: the ahead-of-time build when available (built on first use), else
-    numba's JIT dispatchers."""
-    return dram_aot.built_kernels(
-        _CACHE, "XPUSIM_ENGINE_AOT", module_name, build, "the engine's loops",
-        lambda mod: Kernels(dram_aot.checked(mod.stamp_beside, BESIDE_ARGS),
-                            dram_aot.checked(mod.dag_times, DAG_ARGS["i8"]),
-                            dram_aot.checked(mod.dag_times_i4, DAG_ARGS["i4"]),
-                            dram_aot.checked(mod.scan_run, SCAN_ARGS),
-                            dram_aot.checked(mod.stamp_span, SPAN_ARGS),
-                            dram_aot.checked(mod.stamp_quiet, QUIET_ARGS),
-                            dram_aot.checked(mod.quiet_until, BOUND_ARGS),
-                            *(dram_aot.checked(getattr(mod, f"point_groups_{w}"), GROUP_ARGS[w])
-                              for w in ("i4", "i8")),
-                            dram_aot.checked(mod.handoff_pairs, HANDOFF_ARGS),
-                            dram_aot.checked(mod.stream_keys, KEYS_ARGS),
-                            dram_aot.checked(mod.stream_sums, SUMS_ARGS),
-                            *(dram_aot.checked(getattr(mod, f"cross_{what}_{w}"), args[w])
-                              for what, args in (("counts", COUNTS_ARGS), ("pairs", PAIRS_ARGS))
-                              for w in ("i4", "i8")),
-                            dram_aot.checked(mod.quiet_lanes, LANE_ARGS),
-                            *(dram_aot.checked(getattr(mod, f"used_labels_{w}"), USED_ARGS[w])
-                              for w in ("i1", "i4", "i8")),
-                            *(dram_aot.checked(getattr(mod, f"lut_key_{w}"), LUT_ARGS[w])
-                              for w in ("i1", "i4", "i8")),
-                            *(dram_aot.checked(getattr(mod, f"offset_key_{w}"), OFFSET_ARGS[w])
-                              for w in ("i4", "i8")),
-                            dram_aot.checked(mod.first_groups, FIRST_ARGS["i8"]),
-                            dram_aot.checked(mod.first_groups_i4, FIRST_ARGS["i4"]),
-                            *(dram_aot.checked(getattr(mod, f"distinct_marked_{w}"),
-                                               MARKED_ARGS[w]) for w in ("i4", "i8")),
-                            *(dram_aot.checked(getattr(mod, f"group_sums_{w}"),
-                                               SUMS_BY_ARGS[w]) for w in ("i4", "i8")),
-                            dram_aot.checked(mod.row_sums, ROW_SUMS_ARGS),
-                            *(dram_aot.checked(getattr(mod, f"late_dependency_{w}"),
-                                               LATE_ARGS[w]) for w in ("i4", "i8")),
-                            dram_aot.checked(mod.adopted_run, RUN_ARGS),
-                            dram_aot.checked(mod.adopted_taken, TAKEN_ARGS),
-                            dram_aot.checked(mod.stamp_bounded, BOUNDED_ARGS),
-                            dram_aot.checked(mod.stream_layout, LAYOUT_ARGS),
-                            dram_aot.checked(mod.stream_positions, POSITIONS_ARGS),
-                            dram_aot.checked(mod.gather_pairs, PAIRS_GATHER_ARGS),
-                            dram_aot.checked(mod.quiet_step, STEP_ARGS),
-                            dram_aot.checked(mod.quiet_step_at, STEP_AT_ARGS),
-                            dram_aot.checked(mod.shared_times, SHARED_ARGS),
-                            dram_aot.checked(mod.replay_shared, REPLAY_ARGS),
-                            dram_aot.checked(mod.settled, SETTLED_ARGS),
-                            *(dram_aot.checked(getattr(mod, f"gathered_pairwise_{w}"),
-                                               PAIRWISE_ARGS[w]) for w in ("i4", "i8")),
-                            *(dram_aot.checked(getattr(mod, f"take_rows_{w}"),
-                                               TAKE_ARGS[w]) for w in ("i4", "i8")),
-                            dram_aot.checked(mod.shared_times_i4, SHARED_ARGS_I4),
-                            dram_aot.checked(mod.replay_shared_i4, REPLAY_ARGS_I4),
-                            dram_aot.checked(mod.compensated_sums, COMPENSATED_ARGS),
-                            dram_aot.checked(mod.stage_runs, STAGE_RUNS_ARGS),
-                            *(dram_aot.checked(getattr(mod, f"task_deps_{w}"),
-                                               TASK_DEPS_ARGS[w]) for w in ("i4", "i8")),
-                            "aot"),
-        jit_kernels)
-
-
-def jit_kernels() -> Kernels:
-    """The numba dispatchers themselves (imports numba)."""
-    from sim.beside_kernel import stamp_beside
-    from sim.bound_kernel import quiet_until, stream_sums
-    from sim.dag_kernel import dag_times
-    from sim.deps_kernel import cross_counts, cross_pairs, late_dependency, task_deps
-    from sim.group_kernel import (
-        compensated_sums,
-        distinct_marked,
-        first_groups,
-        group_sums,
-        lut_key,
-        offset_key,
-        point_groups,
-        row_sums,
-        used_labels,
-    )
-    from sim.handoff_kernel import handoff_pairs
-    from sim.lane_kernel import quiet_lanes
-    from sim.layout_kernel import stream_layout, stream_positions
-    from sim.pair_kernel import gather_pairs
-    from sim.plan_kernel import stream_keys
-    from sim.quiet_kernel import stamp_bounded, stamp_quiet
-    from sim.replay_kernel import replay_shared, settled
-    from sim.run_kernel import adopted_run, adopted_taken
-    from sim.runs_kernel import stage_runs
-    from sim.scan_kernel import scan_run
-    from sim.shared_kernel import shared_times
-    from sim.span_kernel import stamp_span
-    from sim.step_kernel import quiet_step, quiet_step_at
-    from sim.sum_kernel import gathered_pairwise
-    from sim.take_kernel import take_rows
-
-    return Kernels(stamp_beside, dag_times, dag_times, scan_run, stamp_span, stamp_quiet,
-                   quiet_until, point_groups, point_groups, handoff_pairs, stream_keys, stream_sums,
-                   cross_counts, cross_counts, cross_pairs, cross_pairs, quiet_lanes, used_labels,
-                   used_labels, used_labels, lut_key, lut_key, lut_key, offset_key, offset_key,
-                   first_groups, first_groups, distinct_marked, distinct_marked, group_sums,
-                   group_sums,
-                   row_sums, late_dependency, late_dependency, adopted_run, adopted_taken,
-                   stamp_bounded, stream_layout, stream_positions, gather_pairs,
-                   quiet_step, quiet_step_at,
-                   shared_times, replay_shared, settled, gathered_pairwise, gathered_pairwise,
-                   take_rows, take_rows, shared_times,
-                   replay_shared, compensated_sums, stage_runs, task_deps, task_deps,
-                   "jit")
-
-
-def module_name() -> str:
-    """Extension name: ``xpusim_engine_`` and a hash of :data:`SOURCES` and tool versions."""
-    return "xpusim_engine_" + dram_aot.source_hash(SOURCES, HERE)
-
-
-def build(directory: Path, name: str | None = None) -> Path:
-    """Compile the engine's loops into ``directory`` (numba's pycc; needs a C compiler). The
-    extension's path; raises on failure."""
-    from sim import (
-        beside_kernel,
-        bound_kernel,
-        dag_kernel,
-        deps_kernel,
-        group_kernel,
-        handoff_kernel,
-        lane_kernel,
-        layout_kernel,
-        pair_kernel,
-        plan_kernel,
-        quiet_kernel,
-        replay_kernel,
-        run_kernel,
-        runs_kernel,
-        scan_kernel,
-        shared_kernel,
-        span_kernel,
-        step_kernel,
-        sum_kernel,
-        take_kernel,
-    )
-
-    return dram_aot.build_extension(
-        directory, name or module_name(), beside_kernel,
-        (("dag_times", DAG_SIG["i8"], dag_kernel.dag_times),
-         ("dag_times_i4", DAG_SIG["i4"], dag_kernel.dag_times),
-         ("stamp_beside", BESIDE_SIG, beside_kernel.stamp_beside),
-         ("scan_run", SCAN_SIG, scan_kernel.scan_run),
-         ("stamp_span", SPAN_SIG, span_kernel.stamp_span),
-         ("stamp_quiet", QUIET_SIG, quiet_kernel.stamp_quiet),
-         ("quiet_until", BOUND_SIG, bound_kernel.quiet_until),
-         *((f"point_groups_{w}", GROUP_SIG[w], group_kernel.point_groups)
-           for w in ("i4", "i8")),
-         ("handoff_pairs", HANDOFF_SIG, handoff_kernel.handoff_pairs),
-         ("stream_keys", KEYS_SIG, plan_kernel.stream_keys),
-         ("stream_sums", SUMS_SIG, bound_kernel.stream_sums),
-         *((f"cross_{what}_{w}", sigs[w], fn) for what, sigs, fn in (
-             ("counts", COUNTS_SIG, deps_kernel.cross_counts),
-             ("pairs", PAIRS_SIG, deps_kernel.cross_pairs)) for w in ("i4", "i8")),
-         ("quiet_lanes", LANE_SIG, lane_kernel.quiet_lanes),
-         *((f"used_labels_{w}", USED_SIG[w], group_kernel.used_labels)
-           for w in ("i1", "i4", "i8")),
-         *((f"lut_key_{w}", LUT_SIG[w], group_kernel.lut_key) for w in ("i1", "i4", "i8")),
-         *((f"offset_key_{w}", OFFSET_SIG[w], group_kernel.offset_key) for w in ("i4", "i8")),
-         ("first_groups", FIRST_SIG["i8"], group_kernel.first_groups),
-         ("first_groups_i4", FIRST_SIG["i4"], group_kernel.first_groups),
-         *((f"distinct_marked_{w}", MARKED_SIG[w], group_kernel.distinct_marked)
-           for w in ("i4", "i8")),
-         *((f"group_sums_{w}", SUMS_BY_SIG[w], group_kernel.group_sums) for w in ("i4", "i8")),
-         ("row_sums", ROW_SUMS_SIG, group_kernel.row_sums),
-         *((f"late_dependency_{w}", LATE_SIG[w], deps_kernel.late_dependency)
-           for w in ("i4", "i8")),
-         ("adopted_run", RUN_SIG, run_kernel.adopted_run),
-         ("adopted_taken", TAKEN_SIG, run_kernel.adopted_taken),
-         ("stamp_bounded", BOUNDED_SIG, quiet_kernel.stamp_bounded),
-         ("stream_layout", LAYOUT_SIG, layout_kernel.stream_layout),
-         ("stream_positions", POSITIONS_SIG, layout_kernel.stream_positions),
-         ("gather_pairs", PAIRS_GATHER_SIG, pair_kernel.gather_pairs),
-         ("quiet_step", STEP_SIG, step_kernel.quiet_step),
-         ("quiet_step_at", STEP_AT_SIG, step_kernel.quiet_step_at),
-         ("shared_times", SHARED_SIG, shared_kernel.shared_times),
-         ("replay_shared", REPLAY_SIG, replay_kernel.replay_shared),
-         ("settled", SETTLED_SIG, replay_kernel.settled),
-         *((f"gathered_pairwise_{w}", PAIRWISE_SIG[w], sum_kernel.gathered_pairwise)
-           for w in ("i4", "i8")),
-         *((f"take_rows_{w}", TAKE_SIG[w], take_kernel.take_rows) for w in ("i4", "i8")),
-         ("shared_times_i4", SHARED_SIG_I4, shared_kernel.shared_times),
-         ("replay_shared_i4", REPLAY_SIG_I4, replay_kernel.replay_shared),
-         ("compensated_sums", COMPENSATED_SIG, group_kernel.compensated_sums),
-         ("stage_runs", STAGE_RUNS_SIG, runs_kernel.stage_runs),
-         *((f"task_deps_{w}", TASK_DEPS_SIG[w], deps_kernel.task_deps) for w in ("i4", "i8"))),
-        "the engine's loops")
+#: the build's API: :func:`sim.micro.dram_aot.extension_api` over this module's tables
+kernels, jit_kernels, module_name, build = dram_aot.extension_api(
+    globals(), "xpusim_engine_", "XPUSIM_ENGINE_AOT", "sim.beside_kernel", "the engine's loops")

@@ -91,8 +91,15 @@ def extension_api(home: dict, prefix: str, env: str, kernel: str, what: str) -> 
     name, signature, argument spec)`` per field of ``Kernels`` (a namedtuple ending in
     ``kind``), ``_CACHE``, ``SOURCES`` and ``HERE``. ``prefix``: the extension's name before
     the hash; ``env``: its switch (``0``: numba's JIT); ``kernel``: the kernel module's dotted
-    name (importing it imports numba); ``what``: the build's name in messages."""
+    name (importing it imports numba; the function of an entry named ``module:function`` is
+    that module's instead); ``what``: the build's name in messages."""
     import importlib
+
+    def function(attr: str):
+        """The numba dispatcher an entry names (``function`` of ``kernel``, or
+        ``module:function``)."""
+        module, _, name = attr.rpartition(":")
+        return getattr(importlib.import_module(module or kernel), name)
 
     def kernels():
         """The ahead-of-time build when available (built on first use), else numba's JIT."""
@@ -104,9 +111,7 @@ def extension_api(home: dict, prefix: str, env: str, kernel: str, what: str) -> 
 
     def jit_kernels():
         """The numba dispatchers themselves (imports numba)."""
-        mod = importlib.import_module(kernel)
-        return home["Kernels"](*(getattr(mod, attr) for _, attr, _, _ in home["ENTRIES"]),
-                               "jit")
+        return home["Kernels"](*(function(attr) for _, attr, _, _ in home["ENTRIES"]), "jit")
 
     def module_name() -> str:
         """Extension name: the prefix and a hash of ``SOURCES`` and the tool versions."""
@@ -116,9 +121,8 @@ def extension_api(home: dict, prefix: str, env: str, kernel: str, what: str) -> 
         """Compile the entry points into ``directory`` (numba's pycc; needs a C compiler),
         in symbol order (the order pycc compiles them in). The extension's path; raises on
         failure."""
-        mod = importlib.import_module(kernel)
-        return build_extension(directory, name or module_name(), mod,
-                               tuple((sym, sig, getattr(mod, attr))
+        return build_extension(directory, name or module_name(), importlib.import_module(kernel),
+                               tuple((sym, sig, function(attr))
                                      for sym, attr, sig, _ in sorted(home["ENTRIES"])), what)
 
     return kernels, jit_kernels, module_name, build
