@@ -52,15 +52,8 @@ class WaitTable(MutableMapping):
         """(the ops that wait, ascending; how many transfers each waits for; those transfers'
         ids one op after the other, each op's in order; int64)."""
         if not self._rows and self._blocks:
-            waiter = np.concatenate([w for w, _ in self._blocks])
-            waited = np.concatenate([t for _, t in self._blocks])
-            order = np.argsort(waiter, kind="stable")
-            waiter = waiter[order]
-            new = np.empty(len(waiter), dtype=bool)
-            new[0] = True
-            np.not_equal(waiter[1:], waiter[:-1], out=new[1:])
-            starts = np.flatnonzero(new)
-            return waiter[starts], np.diff(np.append(starts, len(waiter))), waited[order]
+            return _by_op(np.concatenate([w for w, _ in self._blocks]),
+                          np.concatenate([t for _, t in self._blocks]))
         self._settle()
         lengths, flat = int_rows(list(self._rows.values()))
         keys = np.fromiter(self._rows.keys(), dtype=np.int64, count=len(self._rows))
@@ -75,15 +68,12 @@ class WaitTable(MutableMapping):
         blocks, self._blocks = self._blocks, []
         rows = self._rows
         for waiter, waited in blocks:
-            order = np.argsort(waiter, kind="stable")
-            waiter, waited = waiter[order], waited[order]
-            starts = np.flatnonzero(np.concatenate(([True], waiter[1:] != waiter[:-1])))
-            ends = np.append(starts[1:], len(waiter))
-            ids = waited.tolist()
-            for w, a, b in zip(waiter[starts].tolist(), starts.tolist(), ends.tolist(),
-                               strict=True):
+            ops, lengths, flat = _by_op(waiter, waited)
+            ids, at = flat.tolist(), 0
+            for w, n in zip(ops.tolist(), lengths.tolist(), strict=True):
                 got = rows.get(w)
-                rows[w] = tuple(ids[a:b]) if got is None else got + tuple(ids[a:b])
+                rows[w] = tuple(ids[at:at + n]) if got is None else got + tuple(ids[at:at + n])
+                at += n
 
     def __bool__(self) -> bool:
         return bool(self._rows) or bool(self._blocks)
@@ -120,3 +110,16 @@ class WaitTable(MutableMapping):
 
     def __repr__(self) -> str:
         return f"WaitTable({dict(self.items())!r})"
+
+
+def _by_op(waiter: np.ndarray, waited: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (op ``waiter[j]`` waits for ``waited[j]``; at least one) grouped by op: (the ops,
+    ascending; how many each; the waited ids one op after the other, each op's in the order
+    given)."""
+    order = np.argsort(waiter, kind="stable")
+    waiter = waiter[order]
+    new = np.empty(len(waiter), dtype=bool)
+    new[0] = True
+    np.not_equal(waiter[1:], waiter[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    return waiter[starts], np.diff(np.append(starts, len(waiter))), waited[order]
