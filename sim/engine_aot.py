@@ -304,12 +304,14 @@ RUN_ARGS = (("i8", 1),) + (None,) * 3 + (("i8", 1),) * 2 + (None, ("i8", 1))
 TAKEN_SIG = f"Tuple((i8, i8))(i8, i8, i8, i8, {_I}, {_I}, {_I}, {_U})"
 TAKEN_ARGS = (None,) * 4 + (("i8", 1),) * 3 + (("u1", 1),)
 
-#: stage_runs(ids, step, layer, phase, mb, kind, tokens, w_k, kv_k, c_k, n_comp, starts,
-#:            last, run_tokens, w_sum, kv_sum, n_first, first_ids, seen_mb, seen_w, seen_kv)
-#:            -> (runs, first ops)
-STAGE_RUNS_SIG = (f"Tuple((i8, i8))({_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_F}, {_F}, "
-                  f"{_I}, i8, {_I}, {_I}, {_I}, {_F}, {_F}, {_I}, {_I}, {_I}, {_I}, {_I})")
-STAGE_RUNS_ARGS = ((("i8", 1),) * 7 + (("f8", 1),) * 2 + (("i8", 1), None)
+#: stage_runs(ids, step, layer, phase, mb, mb_lo, kind, tokens, w_k, kv_k, c_k, n_comp,
+#:            starts, last, run_tokens, w_sum, kv_sum, n_first, first_ids, seen_mb, seen_w,
+#:            seen_kv) -> (runs, first ops); the trace's columns as the tracer makes them
+#:            (int32; phases int8)
+STAGE_RUNS_SIG = (f"Tuple((i8, i8))({_I}, {_J}, {_J}, i1[::1], {_J}, i8, {_J}, {_J}, {_F}, "
+                  f"{_F}, {_I}, i8, {_I}, {_I}, {_I}, {_F}, {_F}, {_I}, {_I}, {_I}, {_I}, {_I})")
+STAGE_RUNS_ARGS = ((("i8", 1),) + (("i4", 1),) * 2 + (("i1", 1), ("i4", 1), None)
+                   + (("i4", 1),) * 2 + (("f8", 1),) * 2 + (("i8", 1), None)
                    + (("i8", 1),) * 3 + (("f8", 1),) * 2 + (("i8", 1),) * 5)
 
 #: task_deps(base_ptr, base, wait_op, wait_len, waited, tr_ptr, tr_waited, n, ptr, idx), for

@@ -12,24 +12,27 @@ from numba import njit
 
 
 @njit(cache=True, error_model="numpy")
-def stage_runs(ids, step, layer, phase, mb, kind, tokens, w_k, kv_k, c_k, n_comp,
+def stage_runs(ids, step, layer, phase, mb, mb_lo, kind, tokens, w_k, kv_k, c_k, n_comp,
                starts, last, run_tokens, w_sum, kv_sum, n_first, first_ids,
                seen_mb, seen_w, seen_kv):
     """Runs of the ops ``ids`` (one stage's, in op order; ``step``, ``layer``, ``phase``,
-    ``mb``, ``kind``, ``tokens``: theirs): a run starts where (step, layer, phase) changes.
-    Per run ``r``: ``starts[r]`` its first position, ``last[r]`` its last op, ``n_first[r]``
-    its micro-batches, whose first ops are appended to ``first_ids`` in the order they come
-    and whose tokens ``run_tokens[r]`` adds; ``w_sum[r]``: the nonzero weight bytes
-    ``w_k[kind]`` of each computation ``c_k[kind]`` where it first occurs in the run, added
-    left to right from 0.0; ``kv_sum[r]``: the same of ``kv_k`` per (micro-batch,
-    computation). ``seen_mb`` (micro-batches), ``seen_w`` (``n_comp``) and ``seen_kv``
-    (micro-batches x ``n_comp``): scratch, filled with -1. (number of runs, first ops)."""
+    ``mb``, ``kind``, ``tokens``: every op's, read at ``ids``; micro-batch numbers from
+    ``mb_lo``): a run starts where (step, layer, phase) changes. Per run ``r``: ``starts[r]``
+    its first position in ``ids``, ``last[r]`` its last op, ``n_first[r]`` its
+    micro-batches, whose first ops are appended to ``first_ids`` in the order they come and
+    whose tokens ``run_tokens[r]`` adds; ``w_sum[r]``: the nonzero weight bytes ``w_k[kind]``
+    of each computation ``c_k[kind]`` where it first occurs in the run, added left to right
+    from 0.0; ``kv_sum[r]``: the same of ``kv_k`` per (micro-batch, computation).
+    ``seen_mb`` (micro-batches), ``seen_w`` (``n_comp``) and ``seen_kv`` (micro-batches x
+    ``n_comp``): scratch, filled with -1. (number of runs, first ops)."""
     n_runs = 0
     n_f = 0
     r = -1
+    prev = -1
     for i in range(len(ids)):
-        if i == 0 or step[i] != step[i - 1] or layer[i] != layer[i - 1] or \
-                phase[i] != phase[i - 1]:
+        o = ids[i]
+        if i == 0 or step[o] != step[prev] or layer[o] != layer[prev] or \
+                phase[o] != phase[prev]:
             r = n_runs
             n_runs += 1
             starts[r] = i
@@ -37,15 +40,15 @@ def stage_runs(ids, step, layer, phase, mb, kind, tokens, w_k, kv_k, c_k, n_comp
             w_sum[r] = 0.0
             kv_sum[r] = 0.0
             n_first[r] = 0
-        m = mb[i]
-        k = kind[i]
+        m = mb[o] - mb_lo
+        k = kind[o]
         c = c_k[k]
         if seen_mb[m] != r:
             seen_mb[m] = r
-            first_ids[n_f] = ids[i]
+            first_ids[n_f] = o
             n_f += 1
             n_first[r] += 1
-            run_tokens[r] += tokens[i]
+            run_tokens[r] += tokens[o]
         w = w_k[k]
         if w != 0.0 and seen_w[c] != r:
             seen_w[c] = r
@@ -55,5 +58,6 @@ def stage_runs(ids, step, layer, phase, mb, kind, tokens, w_k, kv_k, c_k, n_comp
         if kv != 0.0 and seen_kv[at] != r:
             seen_kv[at] = r
             kv_sum[r] += kv
-        last[r] = ids[i]
+        last[r] = o
+        prev = o
     return n_runs, n_f

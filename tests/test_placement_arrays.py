@@ -146,18 +146,24 @@ def test_stage_runs_by_hand():
     from sim.engine_aot import kernels
 
     n = 10
+    # the stage's ops are 100..109 of a trace of 110 (the others another stage's)
     ids = np.arange(100, 110)
-    step = np.array([0, 0, 0, 0, 0, 1, 1, 2, 3, 3])
-    mb = np.array([0, 1, 1, 1, 0, 1, 0, 0, 0, 1])
+
+    def col(values, dtype=np.int32):
+        out = np.full(110, 99, dtype=dtype)
+        out[100:] = values
+        return out
+
+    step = col([0, 0, 0, 0, 0, 1, 1, 2, 3, 3])
+    mb = col([5, 6, 6, 6, 5, 6, 5, 5, 5, 6])             # from mb_lo = 5
     comp = np.array([7, 8, 7, 9, 5, 7, 8, 1, 2, 4])      # kind i's computation
     value = np.array([1e16, 1.0, 1e16, 1.0, 0.0, 0.5, 0.25, 0.0, 3.0, 3.0])
-    zeros = np.zeros(n, dtype=np.int64)
     starts, last, tokens, n_first, first_ids = (np.empty(n, dtype=np.int64) for _ in range(5))
     w, kv = np.empty(n), np.empty(n)
     n_runs, n_f = kernels().stage_runs(
-        ids, step, zeros, zeros, mb, np.arange(n), np.arange(1, n + 1), value, value, comp,
-        10, starts, last, tokens, w, kv, n_first, first_ids, np.full(2, -1), np.full(10, -1),
-        np.full(20, -1))
+        ids, step, col(0), col(0, np.int8), mb, 5, col(np.arange(n)), col(np.arange(1, n + 1)),
+        value, value, comp, 10, starts, last, tokens, w, kv, n_first, first_ids,
+        np.full(2, -1), np.full(10, -1), np.full(20, -1))
     assert (n_runs, n_f) == (4, 7)
     assert starts[:4].tolist() == [0, 5, 7, 8] and last[:4].tolist() == [104, 106, 107, 109]
     assert n_first[:4].tolist() == [2, 2, 1, 2]

@@ -115,8 +115,10 @@ def array_runs(arrays: CompactOps, stage_at: list[int], n_layers: int
     from sim.engine_aot import kernels
 
     kinds = arrays.kinds
-    layer = arrays.layer.astype(np.int64)
-    kind = arrays.kind.astype(np.int64)
+    # the columns as the kernel reads them (the tracer's own: no copy)
+    layer, kind, step, mb, tokens = (np.ascontiguousarray(a, dtype=np.int32) for a in (
+        arrays.layer, arrays.kind, arrays.step, arrays.microbatch, arrays.tokens))
+    phase = np.ascontiguousarray(arrays.phase, dtype=np.int8)
     collective = np.array([k.kind == COLLECTIVE for k in kinds] or [False])
     inside = (layer >= 0) & (layer < n_layers) & ~collective[kind]
     if arrays.hosted is not None:   # ops on another component (``Op.where``) are not runs'
@@ -134,28 +136,26 @@ def array_runs(arrays: CompactOps, stage_at: list[int], n_layers: int
     w_k, kv_k = (np.array(v, dtype=np.float64) for v in list(zip(*per_kind, strict=True))[:2])
     c_k = np.array([c for *_, c in per_kind], dtype=np.int64)
     n_comp = len(comp_code)
+    # micro-batch numbers from the smallest (only which are equal matters)
+    mb_lo = int(mb.min())
+    n_mb = int(mb.max()) - mb_lo + 1
     phase_names = np.array(arrays.phases, dtype=object)
     stage_runs = kernels().stage_runs
     runs: dict[int, StageRuns] = {}
     for stage in in_first_order(stage_of)[0].tolist():
         ids = inside[stage_of == stage]
-        step, lay = arrays.step[ids].astype(np.int64), layer[ids]
-        ph = arrays.phase[ids].astype(np.int64)
-        mb = arrays.microbatch[ids].astype(np.int64)
-        mb -= int(mb.min())           # from 0 (only which micro-batches are equal matters)
-        n, n_mb = len(ids), int(mb.max()) + 1
-        starts, last, tokens, n_first, first_ids = (np.empty(n, dtype=np.int64)
-                                                    for _ in range(5))
+        n = len(ids)
+        starts, last, run_tokens, n_first, first_ids = (np.empty(n, dtype=np.int64)
+                                                        for _ in range(5))
         w, kv = np.empty(n), np.empty(n)
         n_runs, n_f = stage_runs(
-            ids, step, lay, ph, mb, kind[ids], arrays.tokens[ids].astype(np.int64), w_k, kv_k,
-            c_k, n_comp, starts, last, tokens, w, kv, n_first, first_ids,
-            np.full(n_mb, -1, dtype=np.int64), np.full(n_comp, -1, dtype=np.int64),
-            np.full(n_mb * n_comp, -1, dtype=np.int64))
-        at = starts[:n_runs]
-        runs[stage] = StageRuns(step[at].tolist(), lay[at].tolist(),
-                                phase_names[ph[at]].tolist(),
+            ids, step, layer, phase, mb, mb_lo, kind, tokens, w_k, kv_k, c_k, n_comp, starts,
+            last, run_tokens, w, kv, n_first, first_ids, np.full(n_mb, -1, dtype=np.int64),
+            np.full(n_comp, -1, dtype=np.int64), np.full(n_mb * n_comp, -1, dtype=np.int64))
+        at = ids[starts[:n_runs]]
+        runs[stage] = StageRuns(step[at].tolist(), layer[at].tolist(),
+                                phase_names[phase[at]].tolist(),
                                 RaggedInts(n_first[:n_runs], first_ids[:n_f]),
-                                last[:n_runs].tolist(), tokens[:n_runs].tolist(),
+                                last[:n_runs].tolist(), run_tokens[:n_runs].tolist(),
                                 w[:n_runs].tolist(), kv[:n_runs].tolist())
     return runs
