@@ -322,6 +322,15 @@ TASK_DEPS_ARGS = {w: (("i8", 1), (w, 1)) + (("i8", 1),) * 5 + (None, ("i8", 1), 
                   for w in ("i4", "i8")}
 
 _W = ("i4", "i8")
+
+
+def _per_width(symbol: str, function: str, sigs: dict, args: dict,
+               widths: tuple[str, ...] = _W) -> tuple:
+    """The :data:`ENTRIES` rows of one loop built for several integer widths:
+    ``<symbol>_<width>`` each."""
+    return tuple((f"{symbol}_{w}", function, sigs[w], args[w]) for w in widths)
+
+
 #: the entry points: (symbol, the kernel's ``module:function``, signature, argument spec)
 ENTRIES = (
     ("stamp_beside", "sim.beside_kernel:stamp_beside", BESIDE_SIG, BESIDE_ARGS),
@@ -333,31 +342,21 @@ ENTRIES = (
     ("stamp_bounded", "sim.quiet_kernel:stamp_bounded", BOUNDED_SIG, BOUNDED_ARGS),
     ("quiet_until", "sim.bound_kernel:quiet_until", BOUND_SIG, BOUND_ARGS),
     ("stream_sums", "sim.bound_kernel:stream_sums", SUMS_SIG, SUMS_ARGS),
-    *((f"point_groups_{w}", "sim.group_kernel:point_groups", GROUP_SIG[w], GROUP_ARGS[w])
-      for w in _W),
+    *_per_width("point_groups", "sim.group_kernel:point_groups", GROUP_SIG, GROUP_ARGS),
     ("handoff_pairs", "sim.handoff_kernel:handoff_pairs", HANDOFF_SIG, HANDOFF_ARGS),
     ("stream_keys", "sim.plan_kernel:stream_keys", KEYS_SIG, KEYS_ARGS),
-    *((f"cross_counts_{w}", "sim.deps_kernel:cross_counts", COUNTS_SIG[w], COUNTS_ARGS[w])
-      for w in _W),
-    *((f"cross_pairs_{w}", "sim.deps_kernel:cross_pairs", PAIRS_SIG[w], PAIRS_ARGS[w])
-      for w in _W),
-    *((f"late_dependency_{w}", "sim.deps_kernel:late_dependency", LATE_SIG[w], LATE_ARGS[w])
-      for w in _W),
-    *((f"task_deps_{w}", "sim.deps_kernel:task_deps", TASK_DEPS_SIG[w], TASK_DEPS_ARGS[w])
-      for w in _W),
+    *_per_width("cross_counts", "sim.deps_kernel:cross_counts", COUNTS_SIG, COUNTS_ARGS),
+    *_per_width("cross_pairs", "sim.deps_kernel:cross_pairs", PAIRS_SIG, PAIRS_ARGS),
+    *_per_width("late_dependency", "sim.deps_kernel:late_dependency", LATE_SIG, LATE_ARGS),
+    *_per_width("task_deps", "sim.deps_kernel:task_deps", TASK_DEPS_SIG, TASK_DEPS_ARGS),
     ("quiet_lanes", "sim.lane_kernel:quiet_lanes", LANE_SIG, LANE_ARGS),
-    *((f"used_labels_{w}", "sim.group_kernel:used_labels", USED_SIG[w], USED_ARGS[w])
-      for w in ("i1", *_W)),
-    *((f"lut_key_{w}", "sim.group_kernel:lut_key", LUT_SIG[w], LUT_ARGS[w])
-      for w in ("i1", *_W)),
-    *((f"offset_key_{w}", "sim.group_kernel:offset_key", OFFSET_SIG[w], OFFSET_ARGS[w])
-      for w in _W),
+    *_per_width("used_labels", "sim.group_kernel:used_labels", USED_SIG, USED_ARGS, ("i1", *_W)),
+    *_per_width("lut_key", "sim.group_kernel:lut_key", LUT_SIG, LUT_ARGS, ("i1", *_W)),
+    *_per_width("offset_key", "sim.group_kernel:offset_key", OFFSET_SIG, OFFSET_ARGS),
     ("first_groups", "sim.group_kernel:first_groups", FIRST_SIG["i8"], FIRST_ARGS["i8"]),
     ("first_groups_i4", "sim.group_kernel:first_groups", FIRST_SIG["i4"], FIRST_ARGS["i4"]),
-    *((f"distinct_marked_{w}", "sim.group_kernel:distinct_marked", MARKED_SIG[w],
-       MARKED_ARGS[w]) for w in _W),
-    *((f"group_sums_{w}", "sim.group_kernel:group_sums", SUMS_BY_SIG[w], SUMS_BY_ARGS[w])
-      for w in _W),
+    *_per_width("distinct_marked", "sim.group_kernel:distinct_marked", MARKED_SIG, MARKED_ARGS),
+    *_per_width("group_sums", "sim.group_kernel:group_sums", SUMS_BY_SIG, SUMS_BY_ARGS),
     ("row_sums", "sim.group_kernel:row_sums", ROW_SUMS_SIG, ROW_SUMS_ARGS),
     ("compensated_sums", "sim.group_kernel:compensated_sums", COMPENSATED_SIG,
      COMPENSATED_ARGS),
@@ -373,10 +372,9 @@ ENTRIES = (
     ("replay_shared", "sim.replay_kernel:replay_shared", REPLAY_SIG, REPLAY_ARGS),
     ("replay_shared_i4", "sim.replay_kernel:replay_shared", REPLAY_SIG_I4, REPLAY_ARGS_I4),
     ("settled", "sim.replay_kernel:settled", SETTLED_SIG, SETTLED_ARGS),
-    *((f"gathered_pairwise_{w}", "sim.sum_kernel:gathered_pairwise", PAIRWISE_SIG[w],
-       PAIRWISE_ARGS[w]) for w in _W),
-    *((f"take_rows_{w}", "sim.take_kernel:take_rows", TAKE_SIG[w], TAKE_ARGS[w])
-      for w in _W),
+    *_per_width("gathered_pairwise", "sim.sum_kernel:gathered_pairwise", PAIRWISE_SIG,
+                PAIRWISE_ARGS),
+    *_per_width("take_rows", "sim.take_kernel:take_rows", TAKE_SIG, TAKE_ARGS),
     ("stage_runs", "sim.runs_kernel:stage_runs", STAGE_RUNS_SIG, STAGE_RUNS_ARGS),
 )
 
