@@ -106,6 +106,16 @@ def _feasible(problem: Problem, arch: SpatialArch, chains: dict[str, list[tuple[
     grid of all chain combinations (same rule as :func:`mappings.mapping.validate`). With
     ``relax_pe`` per-PE levels are not checked: per-operand cuts decide what each one holds."""
     ranks = problem.ranks
+    return [tuple(chains[r][i] for r, i in zip(ranks, idx, strict=True))
+            for idx in _feasible_index(problem, arch, chains, sp, bypass, relax_pe)]
+
+
+def _feasible_index(problem: Problem, arch: SpatialArch,
+                    chains: dict[str, list[tuple[int, ...]]], sp: dict[str, int],
+                    bypass: frozenset, relax_pe: bool = False) -> np.ndarray:
+    """:func:`_feasible`'s splits as rows of chain indices, one column per rank (int64, in the
+    same order)."""
+    ranks = problem.ranks
     nlev = len(arch.levels)
     fan = arch.fanout_index
     inner = {}
@@ -138,8 +148,7 @@ def _feasible(problem: Problem, arch: SpatialArch, chains: dict[str, list[tuple[
                 ok &= need <= own + 1e-9
             used = used + need
         ok &= used <= lev.capacity + 1e-9
-    return [tuple(chains[r][i] for r, i in zip(ranks, idx, strict=True))
-            for idx in np.argwhere(ok)]
+    return np.argwhere(ok)
 
 
 def _build(problem: Problem, arch: SpatialArch, split: dict[str, tuple[int, ...]],
@@ -213,54 +222,31 @@ def search(problem: Problem, arch: SpatialArch, budget: int = 20000, seed: int =
 def _search(problem: Problem, arch: SpatialArch, budget: int, seed: int, objective: str,
             convention: str, dataflow: str | None, bypass: frozenset[tuple[str, str]],
             tolerance: float, per_operand: bool = False, fast: bool = True) -> MapperResult:
-    nlev = len(arch.levels)
-    ranks = problem.ranks
     irrelevant_to = {r: sum(r not in problem.ranks_of(op) for op in ("I", "W", "O"))
-                     for r in ranks}
+                     for r in problem.ranks}
     canonical = all(v <= 1 for v in irrelevant_to.values())
-    points: list[tuple] = []   # (spatial, split, orders) in a fixed enumeration order
-    for spatial in spatial_candidates(problem, arch, dataflow):
-        sp = {r: x for r, x in (*spatial[0], *spatial[1])}
-        # per-PE levels hold one tile per PE: they may still carry loops
-        allowed = tuple(True for _ in range(nlev))
-        chains = {r: _divisor_chains(problem.size[r] // sp.get(r, 1), nlev, allowed)
-                  for r in ranks}
-        for combo in _feasible(problem, arch, chains, sp, bypass):
-            split = dict(zip(ranks, combo, strict=True))
-            base_orders = tuple(tuple(r for r in ranks if split[r][lvl] > 1)
-                                for lvl in range(nlev))
-            per_level = [_orders(o, canonical) for o in base_orders]
-            for orders in itertools.product(*per_level):
-                points.append((spatial, split, orders))
-    if not points:
+    space, points, runs = _sample(problem, arch, dataflow, bypass, canonical, budget, seed)
+    if not space:
         raise MappingError(f"no valid mapping of {problem.name} on {arch.name} (tiles never fit)")
-    space = len(points)
     exhaustive = space <= budget
-    if exhaustive:
-        chosen = range(space)
-    else:
-        rng = np.random.default_rng(seed)
-        chosen = sorted(rng.choice(space, size=budget, replace=False).tolist())
     if fast and problem.macs < 2 ** 50:
-        lats, energies = _score_points(problem, arch, points, chosen, bypass, convention)
+        lats, energies = _score_runs(problem, arch, runs, bypass, convention)
     else:
         lats, energies = [], []
-        for idx in chosen:
-            spatial, split, orders = points[idx]
+        for spatial, split, orders in points:
             sc = evaluate(problem, arch, _build(problem, arch, split, orders, spatial, bypass),
                           convention, check=False, detail=False)
             lats.append(sc.latency_cycles)
             energies.append(sc.energy_total)
-    chosen_list = list(chosen)
     built: dict[int, Mapping] = {}
 
     def mapping_at(i: int) -> Mapping:
         if i not in built:
-            spatial, split, orders = points[chosen_list[i]]
+            spatial, split, orders = points[i]
             built[i] = _build(problem, arch, split, orders, spatial, bypass)
         return built[i]
 
-    costs: list = [None] * len(chosen_list)   # mappings, built only where needed
+    costs: list = [None] * len(points)   # mappings, built only where needed
     if per_operand and costs:
         # per-operand boundaries (ZigZag's bottom-up allocation) on the most promising nests:
         # the REFINE best by latency and the REFINE best by energy, each nest once
@@ -298,29 +284,131 @@ def _search(problem: Problem, arch: SpatialArch, budget: int, seed: int, objecti
                         len(costs), space, exhaustive)
 
 
+def _sample(problem: Problem, arch: SpatialArch, dataflow: str | None, bypass: frozenset,
+            canonical: bool, budget: int, seed: int) -> tuple[int, list[tuple], list[tuple]]:
+    """The search space's size, the points a search with ``budget`` and ``seed`` looks at
+    (every point when the space is within the budget, else ``budget`` drawn with numpy's
+    ``default_rng(seed)``; ``(spatial, split, orders)`` in enumeration order) and their scoring
+    arrays (:func:`_score_arrays`). Each spatial unrolling's feasible splits are worked out
+    here; the rest is kept per problem and feasible set (:func:`_sampled`): a PCU's GEMM share
+    mapped with other PMU shares often keeps the same splits and only its bandwidths move."""
+    nlev = len(arch.levels)
+    feasible = []
+    for spatial in spatial_candidates(problem, arch, dataflow):
+        sp = {r: x for r, x in (*spatial[0], *spatial[1])}
+        chains = {r: _divisor_chains(problem.size[r] // sp.get(r, 1), nlev, (True,) * nlev)
+                  for r in problem.ranks}
+        rows = _feasible_index(problem, arch, chains, sp, bypass)
+        feasible.append((spatial, len(rows), rows.astype(np.int64).tobytes()))
+    return _sampled(problem, nlev, canonical, budget, seed, tuple(feasible))
+
+
+@lru_cache(maxsize=1024)
+def _sampled(problem: Problem, nlev: int, canonical: bool, budget: int, seed: int,
+             feasible: tuple) -> tuple[int, list[tuple], list[tuple]]:
+    """:func:`_sample` for ``feasible``: per spatial unrolling, its feasible splits' chain
+    index rows (count, int64 bytes)."""
+    ranks = problem.ranks
+    spaces = []
+    for spatial, n, raw in feasible:
+        sp = {r: x for r, x in (*spatial[0], *spatial[1])}
+        chains = {r: _divisor_chains(problem.size[r] // sp.get(r, 1), nlev, (True,) * nlev)
+                  for r in ranks}
+        spaces.append((spatial, chains, np.frombuffer(raw, dtype=np.int64).reshape(n, len(ranks))))
+    space, point_at = _space(ranks, nlev, spaces, canonical)
+    if not space:
+        return 0, [], []
+    if space <= budget:
+        chosen = np.arange(space, dtype=np.int64)
+    else:
+        chosen = np.sort(np.random.default_rng(seed).choice(space, size=budget, replace=False))
+    points = point_at(chosen)
+    return space, points, _score_arrays(problem, nlev, points)
+
+
+def _space(ranks: tuple[str, ...], nlev: int, spaces: list[tuple], canonical: bool):
+    """The search space as counts: its size and a function from sorted point indices to
+    those points, ``(spatial, split, orders)``, in the enumeration order (per spatial
+    unrolling of ``spaces``, ``(spatial, chains, feasible rows)``, per feasible split as
+    :func:`_feasible` lists them, per loop-order choice in ``itertools.product`` order over
+    the levels). Only the points asked for are built: a sampled search looks at ``budget`` of
+    a space often several times larger."""
+    blocks = []                # (spatial, chains, split rows, per-level orders per split)
+    counts = []
+    for spatial, chains, rows in spaces:
+        if not len(rows):
+            continue
+        # which ranks loop (factor > 1) at each level: one row of flags per split
+        loops = np.concatenate([(np.asarray(chains[r], dtype=np.int64).reshape(-1, nlev) > 1)
+                                [rows[:, a]] for a, r in enumerate(ranks)], axis=1)
+        keys, inverse = np.unique(loops, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        choices = [_level_orders(tuple(k.tolist()), ranks, nlev, canonical) for k in keys]
+        blocks.append((spatial, chains, rows, [choices[i] for i in inverse.tolist()]))
+        counts.append(np.array([math.prod(map(len, c)) for c in choices],
+                               dtype=np.int64)[inverse])
+    per_split = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(per_split)
+    space = int(ends[-1]) if len(ends) else 0
+    block_of = np.repeat(np.arange(len(blocks)), [len(b[2]) for b in blocks])
+    first = np.concatenate([[0], np.cumsum([len(b[2]) for b in blocks])]).astype(np.int64)
+
+    def point_at(indices: np.ndarray) -> list[tuple]:
+        out = []
+        at = np.searchsorted(ends, indices, side="right")
+        for idx, g in zip(indices.tolist(), at.tolist(), strict=True):
+            b = int(block_of[g])
+            spatial, chains, rows, choices = blocks[b]
+            j = g - int(first[b])
+            rem = idx - (int(ends[g]) - int(per_split[g]))
+            per_level = choices[j]
+            picks = []
+            for level in reversed(per_level):    # product order: the last level fastest
+                rem, pick = divmod(rem, len(level))
+                picks.append(level[pick])
+            split = {r: chains[r][i] for r, i in zip(ranks, rows[j].tolist(), strict=True)}
+            out.append((spatial, split, tuple(reversed(picks))))
+        return out
+    return space, point_at
+
+
+@lru_cache(maxsize=4096)
+def _level_orders(loops: tuple[bool, ...], ranks: tuple[str, ...], nlev: int,
+                  canonical: bool) -> tuple[list[tuple[str, ...]], ...]:
+    """Per level, the loop orders to try (:func:`_orders`) when rank ``a`` loops at level
+    ``lvl`` where ``loops[a * nlev + lvl]``."""
+    return tuple(_orders(tuple(r for a, r in enumerate(ranks) if loops[a * nlev + lvl]),
+                         canonical) for lvl in range(nlev))
+
+
 def _score_points(problem: Problem, arch: SpatialArch, points: list, chosen,
                   bypass: frozenset, convention: str) -> tuple[list[float], list[float]]:
     """Latency and energy of the chosen points, as :func:`evaluate` gives them, vectorised over
     each run of points that share a spatial unrolling (:func:`evaluate_batch`)."""
+    picked = [points[i] for i in chosen]
+    return _score_runs(problem, arch, _score_arrays(problem, len(arch.levels), picked), bypass,
+                       convention)
+
+
+def _score_arrays(problem: Problem, nlev: int, points: list) -> list[tuple]:
+    """Per run of ``points`` that share a spatial unrolling: (spatial, rank index per loop slot
+    (-1 where a level has fewer loops), factor per loop slot), as :func:`evaluate_batch` reads
+    them."""
     ranks = problem.ranks
     slots = len(ranks)
-    nlev = len(arch.levels)
     index = {r: i for i, r in enumerate(ranks)}
     level_of = np.repeat(np.arange(nlev), slots)[None, :]
     rows: dict[tuple, tuple[int, ...]] = {}   # loop orders -> padded rank indices
-    lats: list[float] = []
-    energies: list[float] = []
-    chosen = list(chosen)
+    runs = []
     start = 0
-    while start < len(chosen):
-        spatial = points[chosen[start]][0]
+    while start < len(points):
+        spatial = points[start][0]
         end = start
-        while end < len(chosen) and points[chosen[end]][0] == spatial:
+        while end < len(points) and points[end][0] == spatial:
             end += 1
         n = end - start
         rk_rows, split_rows = [], []
-        for idx in chosen[start:end]:
-            _, split, orders = points[idx]
+        for _, split, orders in points[start:end]:
             row = rows.get(orders)
             if row is None:
                 row = rows[orders] = tuple(itertools.chain.from_iterable(
@@ -331,10 +419,23 @@ def _score_points(problem: Problem, arch: SpatialArch, points: list, chosen,
         rk = np.array(rk_rows, dtype=np.int64).reshape(n, nlev * slots)
         factor = np.array(split_rows, dtype=np.int64).reshape(n, slots, nlev)
         xs = np.where(rk >= 0, factor[np.arange(n)[:, None], np.maximum(rk, 0), level_of], 1)
+        rk.setflags(write=False)     # kept by _sampled for the next search: read only
+        xs.setflags(write=False)
+        runs.append((spatial, rk, xs))
+        start = end
+    return runs
+
+
+def _score_runs(problem: Problem, arch: SpatialArch, runs: list[tuple], bypass: frozenset,
+                convention: str) -> tuple[list[float], list[float]]:
+    """Latency and energy of each point of ``runs`` (:func:`_score_arrays`) on ``arch``."""
+    lats: list[float] = []
+    energies: list[float] = []
+    slots = len(problem.ranks)
+    for spatial, rk, xs in runs:
         lat, en = evaluate_batch(problem, arch, spatial, bypass, rk, xs, slots, convention)
         lats.extend(lat.tolist())
         energies.extend(en.tolist())
-        start = end
     return lats, energies
 
 

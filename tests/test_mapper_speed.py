@@ -121,6 +121,24 @@ SEARCHES = [
 ]
 
 
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_sample_reads_the_points_the_enumeration_lists(case):
+    """The search's space as counts (mappings.mapper._sample) has as many points as the full
+    enumeration above and gives every point of it in order within a budget over its size,
+    and the very points a draw of 60 indices (numpy default_rng(seed)) names within one of 60."""
+    problem, arch, dataflow, bypass = CASES[case]
+    pts = _points(problem, arch, dataflow, bypass)
+    canonical = all(sum(r not in problem.ranks_of(op) for op in ("I", "W", "O")) <= 1
+                    for r in problem.ranks)
+    space, every, _ = mapper._sample(problem, arch, dataflow, bypass, canonical, 10 ** 9, 0)
+    assert space == len(pts)
+    assert every == pts
+    drawn = sorted(np.random.default_rng(case).choice(len(pts), 60, replace=False).tolist())
+    space, some, runs = mapper._sample(problem, arch, dataflow, bypass, canonical, 60, case)
+    assert some == [pts[i] for i in drawn]
+    assert sum(len(rk) for _, rk, _ in runs) == 60
+
+
 @pytest.mark.parametrize("case", range(len(SEARCHES)))
 def test_fast_search_equals_reference_search(case):
     problem, arch, kw = SEARCHES[case]
