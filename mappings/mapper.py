@@ -225,7 +225,8 @@ def _search(problem: Problem, arch: SpatialArch, budget: int, seed: int, objecti
     irrelevant_to = {r: sum(r not in problem.ranks_of(op) for op in ("I", "W", "O"))
                      for r in problem.ranks}
     canonical = all(v <= 1 for v in irrelevant_to.values())
-    space, points, runs = _sample(problem, arch, dataflow, bypass, canonical, budget, seed)
+    space, points, runs, nests = _sample(problem, arch, dataflow, bypass, canonical, budget,
+                                         seed)
     if not space:
         raise MappingError(f"no valid mapping of {problem.name} on {arch.name} (tiles never fit)")
     exhaustive = space <= budget
@@ -238,13 +239,14 @@ def _search(problem: Problem, arch: SpatialArch, budget: int, seed: int, objecti
                           convention, check=False, detail=False)
             lats.append(sc.latency_cycles)
             energies.append(sc.energy_total)
-    built: dict[int, Mapping] = {}
-
-    def mapping_at(i: int) -> Mapping:
-        if i not in built:
+    def nest_at(i: int) -> tuple[Mapping, tuple]:
+        """The ``i``-th point's mapping and its nest's key (kept with the sample)."""
+        got = nests[i]
+        if got is None:
             spatial, split, orders = points[i]
-            built[i] = _build(problem, arch, split, orders, spatial, bypass)
-        return built[i]
+            m = _build(problem, arch, split, orders, spatial, bypass)
+            got = nests[i] = (m, (m.spatial_rows, m.spatial_cols, _merged(m.nest())))
+        return got
 
     costs: list = [None] * len(points)   # mappings, built only where needed
     if per_operand and costs:
@@ -255,8 +257,7 @@ def _search(problem: Problem, arch: SpatialArch, budget: int, seed: int, objecti
         by_energy = np.lexsort((lat_a, en_a))[:REFINE].tolist()
         seen: set = set()
         for i in dict.fromkeys(by_lat + by_energy):
-            m = mapping_at(i)
-            key = (m.spatial_rows, m.spatial_cols, _merged(m.nest()))
+            m, key = nest_at(i)
             if key in seen:
                 continue
             seen.add(key)
@@ -279,19 +280,21 @@ def _search(problem: Problem, arch: SpatialArch, budget: int, seed: int, objecti
                    key=lambda i: (lats[i], energies[i]))
     else:
         best = min(order, key=lambda i: (energies[i] * lats[i], lats[i]))
-    mapping = costs[best] if costs[best] is not None else mapping_at(best)
+    mapping = costs[best] if costs[best] is not None else nest_at(best)[0]
     return MapperResult(mapping, evaluate(problem, arch, mapping, convention, check=False),
                         len(costs), space, exhaustive)
 
 
 def _sample(problem: Problem, arch: SpatialArch, dataflow: str | None, bypass: frozenset,
-            canonical: bool, budget: int, seed: int) -> tuple[int, list[tuple], list[tuple]]:
+            canonical: bool, budget: int, seed: int) -> tuple[int, list, list, list]:
     """The search space's size, the points a search with ``budget`` and ``seed`` looks at
     (every point when the space is within the budget, else ``budget`` drawn with numpy's
     ``default_rng(seed)``; ``(spatial, split, orders)`` in enumeration order) and their scoring
-    arrays (:func:`_score_arrays`). Each spatial unrolling's feasible splits are worked out
-    here; the rest is kept per problem and feasible set (:func:`_sampled`): a PCU's GEMM share
-    mapped with other PMU shares often keeps the same splits and only its bandwidths move."""
+    arrays (:func:`_score_arrays`), and a list in which the search keeps each point's mapping
+    and nest key once built (``bypass`` is the mappings'). Each spatial unrolling's feasible
+    splits are worked out here; the rest is kept per problem and feasible set
+    (:func:`_sampled`): a PCU's GEMM share mapped with other PMU shares often keeps the same
+    splits and only its bandwidths move."""
     nlev = len(arch.levels)
     feasible = []
     for spatial in spatial_candidates(problem, arch, dataflow):
@@ -300,12 +303,12 @@ def _sample(problem: Problem, arch: SpatialArch, dataflow: str | None, bypass: f
                   for r in problem.ranks}
         rows = _feasible_index(problem, arch, chains, sp, bypass)
         feasible.append((spatial, len(rows), rows.astype(np.int64).tobytes()))
-    return _sampled(problem, nlev, canonical, budget, seed, tuple(feasible))
+    return _sampled(problem, nlev, canonical, budget, seed, bypass, tuple(feasible))
 
 
 @lru_cache(maxsize=1024)
 def _sampled(problem: Problem, nlev: int, canonical: bool, budget: int, seed: int,
-             feasible: tuple) -> tuple[int, list[tuple], list[tuple]]:
+             bypass: frozenset, feasible: tuple) -> tuple[int, list, list, list]:
     """:func:`_sample` for ``feasible``: per spatial unrolling, its feasible splits' chain
     index rows (count, int64 bytes)."""
     ranks = problem.ranks
@@ -317,13 +320,13 @@ def _sampled(problem: Problem, nlev: int, canonical: bool, budget: int, seed: in
         spaces.append((spatial, chains, np.frombuffer(raw, dtype=np.int64).reshape(n, len(ranks))))
     space, point_at = _space(ranks, nlev, spaces, canonical)
     if not space:
-        return 0, [], []
+        return 0, [], [], []
     if space <= budget:
         chosen = np.arange(space, dtype=np.int64)
     else:
         chosen = np.sort(np.random.default_rng(seed).choice(space, size=budget, replace=False))
     points = point_at(chosen)
-    return space, points, _score_arrays(problem, nlev, points)
+    return space, points, _score_arrays(problem, nlev, points), [None] * len(points)
 
 
 def _space(ranks: tuple[str, ...], nlev: int, spaces: list[tuple], canonical: bool):

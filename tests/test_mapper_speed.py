@@ -130,11 +130,11 @@ def test_sample_reads_the_points_the_enumeration_lists(case):
     pts = _points(problem, arch, dataflow, bypass)
     canonical = all(sum(r not in problem.ranks_of(op) for op in ("I", "W", "O")) <= 1
                     for r in problem.ranks)
-    space, every, _ = mapper._sample(problem, arch, dataflow, bypass, canonical, 10 ** 9, 0)
+    space, every, _, _ = mapper._sample(problem, arch, dataflow, bypass, canonical, 10 ** 9, 0)
     assert space == len(pts)
     assert every == pts
     drawn = sorted(np.random.default_rng(case).choice(len(pts), 60, replace=False).tolist())
-    space, some, runs = mapper._sample(problem, arch, dataflow, bypass, canonical, 60, case)
+    space, some, runs, _ = mapper._sample(problem, arch, dataflow, bypass, canonical, 60, case)
     assert some == [pts[i] for i in drawn]
     assert sum(len(rk) for _, rk, _ in runs) == 60
 
