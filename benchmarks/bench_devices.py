@@ -21,7 +21,11 @@ of ``--repeat`` runs):
 * ``ratio``: the long run's ops (each one SimPy event in the one-event-per-op engine) per CPU
   second over bare SimPy's timeouts per CPU second, measured right after it in this process;
 * ``ev``: the SimPy events the long run's engine waited on (1 or 0: a run without the event
-  loop; more: a run the event loop times).
+  loop; more: a run the event loop times);
+* ``cycle ev`` and ``w/ cyc`` (``--fidelity cycle`` cases): what the long run's compiled cycle
+  models processed, each an event a cycle simulator schedules (:class:`CycleEvents`: DRAM
+  requests through the cycle DRAM model, PIM commands of each GEMV's schedule; those of a
+  memoised result once), and the ratio counting them with the ops.
 """
 
 from __future__ import annotations
@@ -74,6 +78,43 @@ CASES = {
 }
 
 
+class CycleEvents:
+    """Counts, while entered, the events the compiled cycle models process: each request a
+    cycle DRAM run simulates (:func:`sim.micro.dram_run.simulate`, as the cycle streams and
+    the DRAM patterns call it: its ``addrs``, each issued, scheduled and completed through
+    its bank cycle by cycle) and each command a PIM GEMV's schedule issues
+    (:func:`sim.micro.cycle_pim.sweep`: its ``bus_commands``). A memoised result is counted
+    where it was computed. ``dram``, ``pim``: the counts."""
+
+    def __enter__(self) -> CycleEvents:
+        import sim.micro.cycle_pim as cycle_pim
+        import sim.micro.dram as dram
+        import sim.micro.dram_patterns as patterns
+        import sim.micro.dram_run as dram_run
+
+        self.dram = self.pim = 0
+        run, sweep = dram_run.simulate, cycle_pim.sweep
+        self._saved = [(m, "simulate", run) for m in (dram, patterns)] + \
+            [(cycle_pim, "sweep", sweep)]
+
+        def counted_run(cfg, addrs, *args, **kwargs):
+            self.dram += len(addrs)
+            return run(cfg, addrs, *args, **kwargs)
+
+        def counted_sweep(*args, **kwargs):
+            res = sweep(*args, **kwargs)
+            self.pim += res.bus_commands
+            return res
+
+        dram.simulate = patterns.simulate = counted_run
+        cycle_pim.sweep = counted_sweep
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for module, name, fn in self._saved:
+            setattr(module, name, fn)
+
+
 def simulate_cpu(arch_name: str, model_name: str, scenario: dict,
                  options: dict | None = None) -> tuple[float, dict]:
     """CPU seconds of one ``simulate()`` (memo caches cleared first) and its metrics;
@@ -115,31 +156,49 @@ def main() -> None:
         runs = {short: [], long: []}
         bare = []
         metrics: dict = {}
+        cycle = bool(options) and options[0].get("fidelity") == "cycle"
+        counted = CycleEvents()
         for _ in range(args.repeat):
             for gen in (short, long):
-                cpu, metrics = simulate_cpu(arch, model, {**scenario, "gen_len": gen},
-                                            *options)
+                if cycle and gen == long:
+                    with counted:
+                        cpu, metrics = simulate_cpu(arch, model,
+                                                    {**scenario, "gen_len": gen}, *options)
+                else:
+                    cpu, metrics = simulate_cpu(arch, model, {**scenario, "gen_len": gen},
+                                                *options)
                 runs[gen].append(cpu)
             bare.append(bare_simpy_events_per_s())
         a, b = statistics.median(runs[short]), statistics.median(runs[long])
         ops = metrics["ops"]
+        simpy_rate = statistics.median(bare)
+        cycle_events = counted.dram + counted.pim if cycle else 0
         rows.append({"case": name, "short_gen": short, "long_gen": long, "short_s": a,
                      "long_s": b, "ms_per_step": (b - a) / (long - short) * 1e3,
                      "us_per_op": b / ops * 1e6, "ops": ops,
-                     "ratio_to_simpy": ops / b / statistics.median(bare),
-                     "engine_events": metrics.get("engine_events", ops)})
+                     "ratio_to_simpy": ops / b / simpy_rate,
+                     "engine_events": metrics.get("engine_events", ops),
+                     "cycle_events": cycle_events,
+                     "cycle_dram_requests": counted.dram if cycle else 0,
+                     "cycle_pim_commands": counted.pim if cycle else 0,
+                     "ratio_with_cycle_events": (ops + cycle_events) / b / simpy_rate})
     if args.json:
         print(json.dumps(rows, indent=1))
         return
     print(f"{'case':24s} {'gens':>10s} {'short':>7s} {'long':>7s} {'ms/step':>8s} "
-          f"{'us/op':>6s} {'ops':>9s} {'ratio':>7s} {'ev':>8s}")
+          f"{'us/op':>6s} {'ops':>9s} {'ratio':>7s} {'ev':>8s} {'cycle ev':>10s} "
+          f"{'w/ cyc':>7s}")
     for r in rows:
         print(f"{r['case']:24s} {r['short_gen']:>4d}/{r['long_gen']:<5d} {r['short_s']:7.2f} "
               f"{r['long_s']:7.2f} {r['ms_per_step']:8.3f} {r['us_per_op']:6.2f} "
-              f"{r['ops']:9.0f} {r['ratio_to_simpy']:6.0%} {r['engine_events']:8.0f}")
+              f"{r['ops']:9.0f} {r['ratio_to_simpy']:6.0%} {r['engine_events']:8.0f} "
+              + (f"{r['cycle_events']:10.0f} {r['ratio_with_cycle_events']:6.0%}"
+                 if r["cycle_events"] else f"{'':>10s} {'':>7s}"))
     print("CPU seconds of simulate(), medians; ms/step: the marginal CPU of one more generated "
           "token; ratio: the long run's ops per CPU second over bare SimPy timeouts per CPU "
-          "second, measured in this run")
+          "second, measured in this run; cycle ev: DRAM requests and PIM commands the long "
+          "cycle-fidelity run's compiled models processed (the last round), w/ cyc: the ratio "
+          "counting them with the ops")
 
 
 if __name__ == "__main__":
