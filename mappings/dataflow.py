@@ -458,13 +458,19 @@ def place(stages: list[Stage], arch: Arch, use_mapper: bool = True,
             memo = memos[i] = _memo_of(s, arch)
             got = memo.get("terms")
             terms[i] = memo["terms"] = got if got is not None else _fold_terms(s, arch)
-    best = _place(stages, arch, use_mapper, None, terms, memos)
+    hbm_bytes = sum(s.hbm_bytes for s in stages)
+    stream = sum(s.stream_bytes for s in stages)
+    hbm = arch.memory["hbm"]
+    fixed = (hbm_bytes, stream,
+             hbm_bytes / (hbm.bandwidth * hbm.efficiency) if hbm_bytes else 0.0,
+             stream / arch.dataflow.noc_bandwidth)
+    best = _place(stages, arch, use_mapper, None, terms, memos, fixed)
     for _ in range(refine if use_mapper else 0):
         scale = [max(sp.seconds / sp.fold_seconds, 1.0) if sp.fold_seconds > 0 else 1.0
                  for sp in best.stages]
         if all(x == 1.0 for x in scale):
             break
-        cand = _place(stages, arch, use_mapper, scale, terms, memos)
+        cand = _place(stages, arch, use_mapper, scale, terms, memos, fixed)
         if cand.seconds < best.seconds * (1 - 1e-9):
             best = cand
         else:
@@ -474,12 +480,11 @@ def place(stages: list[Stage], arch: Arch, use_mapper: bool = True,
 
 def _place(stages: list[Stage], arch: Arch, use_mapper: bool,
            scale: list[float] | None, terms: dict[int, tuple],
-           memos: dict[int, dict]) -> Placement:
+           memos: dict[int, dict], fixed: tuple[float, float, float, float]) -> Placement:
     """One placement of ``stages`` (PCUs allocated with each stage's fold time scaled by
     ``scale``; ``terms``: the compute stages' :func:`_fold_terms`; ``memos``: their
-    :func:`_memo_of`)."""
-    d = arch.dataflow
-    hbm = arch.memory["hbm"]
+    :func:`_memo_of`; ``fixed``: the pipeline's HBM and stream bytes and their times, s,
+    which no placement changes)."""
     pcus = allocate(stages, arch, scale=scale, terms=terms)
     pmus = allocate_pmus(stages, arch, pcus, memos)
     placed: list[StagePlacement] = []
@@ -496,11 +501,8 @@ def _place(stages: list[Stage], arch: Arch, use_mapper: bool,
                                                             terms[i])
         pmu_total += sp.pmu_bytes
         placed.append(sp)
-    hbm_bytes = sum(s.hbm_bytes for s in stages)
-    stream = sum(s.stream_bytes for s in stages)
+    hbm_bytes, stream, t_hbm, t_noc = fixed
     t_stage = max((sp.seconds for sp in placed), default=0.0)
-    t_hbm = hbm_bytes / (hbm.bandwidth * hbm.efficiency) if hbm_bytes else 0.0
-    t_noc = stream / d.noc_bandwidth
     body = max(t_stage, t_hbm, t_noc)
     # the first tile crosses every stage; when a stage is the bottleneck its own first tile is
     # inside its time already
