@@ -66,7 +66,6 @@ from sim.shared_kernel import (
     REVERSED,
     TIE,
     UNKNOWN,
-    _after_fire,
     _resumed_order,
 )
 
@@ -105,7 +104,6 @@ def replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_re
     fl_op = np.zeros((n_res, MAX_IN_FLIGHT), dtype=np.int64)
     fl_left = np.zeros((n_res, MAX_IN_FLIGHT))
     timer = np.full(n_res, np.inf)
-    set_at = np.full(n_res, np.inf)     # when the timer that fired was set
     ev_kind = np.full(n_res, EV_UNKNOWN if after else EV_NONE, dtype=np.int64)
     ev_ops = np.zeros((n_res, MAX_IN_FLIGHT), dtype=np.int64)
     ev_n = np.zeros(n_res, dtype=np.int64)
@@ -147,7 +145,6 @@ def replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_re
                 # r's timer fires (SharedBandwidth._on_timer, as shared_times replays it)
                 now = timer[r]
                 stalled = now == last[r]
-                set_at[r] = last[r]    # when this timer was set: the change before it
                 n_in = cnt[r]
                 if now > last[r]:
                     part = (now - last[r]) * bw[r] / n_in
@@ -162,13 +159,10 @@ def replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_re
                         least = fl_left[r, k]
                 cut = least if (stalled and not least <= tol) else tol
                 ev_kind[r] = EV_FIRE
-                ev_n[r] = 0
                 kept = 0
                 for k in range(n_in):
                     op = fl_op[r, k]
                     if fl_left[r, k] <= cut:
-                        ev_ops[r, ev_n[r]] = op
-                        ev_n[r] += 1
                         if now > finish[op]:
                             finish[op] = now
                         if now > end[op]:   # it would end later than timed: stop here
@@ -193,11 +187,7 @@ def replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_re
             if s < last[r] or (s == last[r] and ev_kind[r] == EV_UNKNOWN):
                 where[0], where[1] = i, r
                 return MEETS
-            if s == last[r] and ev_kind[r] == EV_FIRE and \
-                    not _after_fire(i, s, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end,
-                                set_at, op_list, op_mem, op_size):
-                where[0], where[1] = i, r
-                return TIE
+            # (a timer that fired at s went first, as in SimPy, where timers are URGENT)
             other = -1.0
             first_i = False
             if s == last[r] and ev_kind[r] == EV_ARRIVE:

@@ -6,6 +6,13 @@ transfers share.
 when one ends. It costs one event per arrival or departure, never per byte. A task may also
 :meth:`~SharedBandwidth.reserve` a fixed share of the bandwidth while it runs (a PIM program's
 command-bus slots): the transfers then share what is left.
+
+A resource's timer (when its next transfer finishes) is a SimPy event of URGENT priority: at
+its time it fires before every normal event (op timeouts, conditions, process steps), so a
+transfer that finishes at ``t`` leaves before any transfer that starts at ``t`` shares the
+bandwidth, whichever order the events were scheduled in (at NORMAL priority SimPy takes the
+events of one time in the order they were scheduled, which follows how the engine batches a
+stream's ops: a tie the compiled passes of sim/shared_kernel.py could not always order).
 """
 
 from __future__ import annotations
@@ -90,7 +97,7 @@ class SharedBandwidth:
         self._epoch += 1
         if not self._left:
             return
-        timer = self.env.timeout(_first_finish(self._left, self.rate))
+        timer = _urgent_timeout(self.env, _first_finish(self._left, self.rate))
         epoch = self._epoch
         timer.callbacks.append(lambda _e, epoch=epoch: self._on_timer(epoch))
 
@@ -161,6 +168,17 @@ class SharedBandwidth:
 
     def __repr__(self) -> str:  # pragma: no cover
         return f"SharedBandwidth({self.name!r}, {self.bandwidth:.3g} B/s)"
+
+
+def _urgent_timeout(env: simpy.Environment, delay: float) -> simpy.Event:
+    """A timeout of ``delay`` (s) at SimPy's URGENT priority (module docstring): the same
+    time as ``env.timeout(delay)`` (SimPy adds ``now + delay`` the same way)."""
+    import simpy
+
+    event = simpy.Event(env)
+    event._ok, event._value = True, None      # as simpy.Timeout sets them
+    env.schedule(event, simpy.events.URGENT, delay)
+    return event
 
 
 class PairReplay:

@@ -18,7 +18,10 @@ resource's transfers are replayed with its arithmetic, float for float:
 
 The pass is a discrete-event loop over the streams and resources, in time order. The next
 event is the earliest of each stream's next op's start (once every op it waits for has a
-known end: the latest of those ends) and each resource's timer; a timer goes first at a tie.
+known end: the latest of those ends) and each resource's timer; a timer goes first at a tie,
+as in SimPy, where a resource's timer is an URGENT event (:mod:`sim.resources`): it fires
+before the op steps, arrivals, reservations and releases of its time, whenever they were
+scheduled.
 An op's transfers arrive at its start (its link loads in their order, then its memory bytes,
 as :func:`sim.resources.occupy` starts them), and it ends at the latest of its timeout
 (``start + latency``) and its transfers' finishing timers.
@@ -26,11 +29,8 @@ as :func:`sim.resources.occupy` starts them), and it ends at the latest of its t
 That is the event engine's run, bit for bit (tests/test_engine_shared.py). The pass gives up
 (returns a code other than :data:`DONE`) where it cannot be sure of SimPy's order:
 
-* two events at one time on a resource in an order not known here. Known are: an arrival when
-  a timer fires, where the arriving op waits for an op that timer finished (it ends then, so
-  its waiter resumes after the timer), or for an op that ended then through SimPy's
-  ``all_of`` (link loads or memory bytes) while the timer was set earlier (the condition
-  schedules itself then, after every event already due); two arrivals whose ops are both
+* two events at one time on a resource in an order not known here (a timer and any other
+  event are known: the timer first). Known are also: two arrivals whose ops are both
   resumed by one op's end, one as its stream's next op (it starts at once, in the same
   process step) and one waiting for it on another stream (resumed after); an op's own
   transfers, in its order.
@@ -39,9 +39,8 @@ That is the event engine's run, bit for bit (tests/test_engine_shared.py). The p
   a reservation changed at the time of arrivals (nothing moves in that instant and the last
   reschedule reads the same state: the same floats in either order); a share reserved by an
   op that waits for the op whose release came first at that time; two shares reserved by ops
-  both resumed by one op's end (as two arrivals); two changes of one kind and share. A
-  release at the time its resource's timer fires, or a third change at one time, is not
-  known;
+  both resumed by one op's end (as two arrivals); two changes of one kind and share. A third
+  change at one time is not known;
 * more than :data:`MAX_IN_FLIGHT` transfers (or reservations) on a resource at once;
 * a reservation SimPy's resource refuses (the shares reach 1): the event loop raises it.
 
@@ -128,31 +127,6 @@ def _resumed_order(a, i, t, prev, dep_ptr, dep_idx, end):
     if prev[i] == x and prev[a] != x:
         return REVERSED
     return UNKNOWN
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _after_fire(i, t, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end, set_at, op_list, op_mem,
-                op_size):
-    """Whether op ``i`` arriving at ``t`` on resource ``r`` when its timer fired then comes
-    after the timer: it waits for an op that timer finished, which ended then (an op ``i``
-    waits for has ended, or ``i`` would not be starting; :mod:`sim.replay_kernel` asks the
-    same of ends already known); or the timer was set before ``t`` (``set_at[r]``: the
-    resource's change before it fired) and an op ``i`` waits for ended at ``t`` through
-    SimPy's ``all_of`` (its link loads, or its bytes through a memory: ``occupy``'s
-    condition), which schedules itself at ``t`` once its last event is processed, so after
-    every event already due then; ``i`` starts when that event is processed, or later."""
-    for k in range(ev_n[r]):
-        a = ev_ops[r, k]
-        if end[a] == t and _waits_for(i, a, prev, dep_ptr, dep_idx):
-            return True
-    if not set_at[r] < t:
-        return False
-    for q in range(dep_ptr[i], dep_ptr[i + 1] + 1):
-        d = prev[i] if q == dep_ptr[i + 1] else dep_idx[q]
-        if d >= 0 and end[d] == t and (op_list[d] >= 0 or (op_mem[d] >= 0
-                                                           and op_size[d] > 0)):
-            return True
-    return False
 
 
 @njit(cache=True, error_model="numpy", inline="never")
@@ -257,7 +231,6 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
     fl_op = np.zeros((n_res, MAX_IN_FLIGHT), dtype=np.int64)
     fl_left = np.zeros((n_res, MAX_IN_FLIGHT))
     timer = np.full(n_res, np.inf)
-    set_at = np.full(n_res, np.inf)                  # when the timer that fired was set
     ev_kind = np.zeros(n_res, dtype=np.int64)        # the resource's last event
     ev_ops = np.zeros((n_res, MAX_IN_FLIGHT), dtype=np.int64)   # its ops
     ev_n = np.zeros(n_res, dtype=np.int64)
@@ -338,9 +311,6 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
             # share what is left; the op ends
             r = rr
             now = tr
-            if timer[r] == now or (last[r] == now and ev_kind[r] == EV_FIRE):
-                where[0], where[1] = -1, r      # a timer there at that time: either first
-                return TIE
             k = 0
             for q in range(1, rl_n[r]):
                 if rl_t[r, q] < rl_t[r, k]:
@@ -385,11 +355,7 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
             # transfers in flight are charged, those done leave and their ops may end
             r = rf
             now = tf
-            if rl_next[r] == now:     # a release there at that time: either first
-                where[0], where[1] = -1, r
-                return TIE
             stalled = now == last[r]
-            set_at[r] = last[r]    # when this timer was set: the change before it
             n_in = cnt[r]
             if now > last[r]:
                 part = (now - last[r]) * rate[r] / n_in
@@ -406,13 +372,10 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
             # change, those with the least left
             cut = least if (stalled and not least <= tol) else tol
             ev_kind[r] = EV_FIRE
-            ev_n[r] = 0
             kept = 0
             for k in range(n_in):
                 op = fl_op[r, k]
                 if fl_left[r, k] <= cut:
-                    ev_ops[r, ev_n[r]] = op
-                    ev_n[r] += 1
                     pend[op] -= 1
                     if now > mx[op]:
                         mx[op] = now
@@ -481,11 +444,8 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
             if s < last[r]:
                 where[0], where[1] = i, r
                 return TIE
-            if s == last[r] and ev_kind[r] == EV_FIRE and \
-                    not _after_fire(i, s, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end, set_at,
-                               op_list, op_mem, op_size):
-                where[0], where[1] = i, r
-                return TIE
+            # (a timer that fired at s went first: SimPy fires timers, URGENT, before the
+            # op steps of their time)
             order = _change_order(r, i, s, RESERVE, share[i], reserved, chg_t, chg_n,
                                   chg_kind, chg_op, chg_share, chg_before, prev, dep_ptr,
                                   dep_idx, end)
@@ -540,12 +500,8 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
             if s < last[r]:
                 where[0], where[1] = i, r
                 return TIE
-            if s == last[r] and ev_kind[r] == EV_FIRE:
-                # a timer fired at the arrival: it must have finished an op i waits for
-                if not _after_fire(i, s, r, ev_ops, ev_n, prev, dep_ptr, dep_idx, end, set_at,
-                               op_list, op_mem, op_size):
-                    where[0], where[1] = i, r
-                    return TIE
+            # (a timer that fired at s went first: SimPy fires timers, URGENT, before the
+            # op steps of their time)
             other = -1.0          # bytes of another op's transfer that arrived at s first
             first_i = False       # whether op i arrived before it in the engine
             if s == last[r] and ev_kind[r] == EV_ARRIVE:

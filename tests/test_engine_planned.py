@@ -23,6 +23,12 @@ CASES = {
     # four-way tensor parallel stages of two: each stage's copy streams beside its compute
     "tp4-pp2-kv-host": ("dgx-h100", "llama2-70b", "kv_cache=host_ddr", {},
                         {"tp": 4, "pp": 2, "microbatches": 2}),
+    # eight micro-batches of one sequence over four TP2 stages, half the KV cache in host
+    # DDR: a transfer arrives on a memory the moment its timer fires, its op resumed by a
+    # timeout scheduled after that timer (SimPy fires the timer first)
+    "tp2-pp4-mb8-kv-host": ("dgx-h100", "llama2-70b", "kv_cache=gpu.hbm:0.5,host_ddr:0.5",
+                            {}, {"tp": 2, "pp": 4, "microbatches": 8, "prompt_len": 512,
+                                 "gen_len": 16}),
     # weights on a disk (FlexGen's setting)
     "flexgen-disk": ("t4-flexgen", "opt-6.7b", "weights=gpu.hbm:0.3,disk:0.7", {}, {}),
     # the KV cache on an SSD, relayed through host DDR (two transfers a fetch on two copy
@@ -53,7 +59,7 @@ def _run(case, monkeypatch, compiled: bool):
     # its arrays (tests/test_placement_arrays.py compares the two)
     monkeypatch.setattr(schedule, "PLAN_FROM_ARRAYS", False)
     res = simulate(load_arch(arch), get_model(model),
-                   Scenario(batch=8, prompt_len=256, gen_len=12, **scenario),
+                   Scenario(**{"batch": 8, "prompt_len": 256, "gen_len": 12, **scenario}),
                    placement=parse_placement(placement) if placement else None,
                    policies=Policies(**policies))
     return res, taken
@@ -140,7 +146,7 @@ def test_pim_units_pass_gives_the_event_engines_figures(case, monkeypatch):
                             lambda *a: taken.append(real(*a)) or taken[-1] if compiled
                             else None)
         return simulate(load_arch(arch), get_model(model),
-                        Scenario(batch=8, prompt_len=256, gen_len=12, **scenario),
+                        Scenario(**{"batch": 8, "prompt_len": 256, "gen_len": 12, **scenario}),
                         policies=Policies(**policies))
 
     fast, slow = run(True), run(False)

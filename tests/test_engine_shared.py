@@ -152,10 +152,6 @@ def test_unknown_orders_and_crowds_are_refused(build):
     s_start, s_end, s_state = _simpy(*exact)
     assert code == DONE and start[1] == start[2] == 1.0
     assert end.tolist() == s_end.tolist() and state == s_state
-    # an arrival at the time a timer fires whose op does not wait for the op it ends: x
-    # (0.5 s, 100 B) ends with its timer at 1 s, when z arrives after y (1 s, no bytes)
-    assert _run_kernel(build, [[0], [1, 2]], [0.5, 1.0, 0.1], [100.0, 0.0, 10.0], {})[0] \
-        == TIE
     # nine transfers in flight at once on one memory (each stream waits 0.01 s more)
     streams = [[2 * k, 2 * k + 1] for k in range(9)]
     lat = [x for k in range(9) for x in (0.01 * (k + 1), 0.0)]
@@ -163,22 +159,44 @@ def test_unknown_orders_and_crowds_are_refused(build):
     assert _run_kernel(build, streams, lat, nbytes, {})[0] == CROWDED
 
 
+#: runs where an op's transfer arrives at the time the memory's timer fires, the arriving op
+#: resumed by: (a) a timeout scheduled after the timer; (b) one scheduled with it, at 0;
+#: (c) one scheduled before it (d, 4.1 s, due since 0; x's 340 B from 0.7, its timer set
+#: then for 4.1); (d) an all_of condition (d's timeout and its bytes), which schedules
+#: itself at the time
+TIMER_TIES = {
+    "after": ([[0], [1, 2, 3]], [0.1, 0.5, 0.5, 0.0], [100.0, 0.0, 0.0, 10.0], {}),
+    "with": ([[0], [1, 2]], [0.5, 1.0, 0.1], [100.0, 0.0, 10.0], {}),
+    "before": ([[0, 1], [2, 3]], [4.1, 0.1, 0.7, 0.0], [0.0, 46.0, 0.0, 340.0], {}),
+    "all_of": ([[0, 1], [2, 3]], [4.0, 0.1, 0.5, 0.0], [100.0, 10.0, 0.0, 300.0], {}),
+}
+
+
 @pytest.mark.parametrize("build", ["aot", "jit"])
-def test_an_arrival_resumed_through_all_of_comes_after_a_timer_set_before(build):
-    """100 B/s. Stream A: d (4 s, 100 B), then i (10 B). Stream B: w (0.5 s, no bytes), then
-    x (300 B). d moves 50 B alone, then both share: d's last 50 B end at 1.5, when x's timer
-    is set for its 250 B left, alone: 4.0. d ends at its timeout, 4.0, too. SimPy: d waits on
-    all_of(timeout, transfer), which schedules itself at 4.0 after x's timer (due since
-    1.5), so i arrives once x has left, alone. The pass follows (it gave up here before). Where
-    d holds no bytes (a plain timeout, due since 0), the order is not known: it gives up."""
-    case = ([[0, 1], [2, 3]], [4.0, 0.1, 0.5, 0.0], [100.0, 10.0, 0.0, 300.0], {})
+@pytest.mark.parametrize("tie", sorted(TIMER_TIES))
+def test_a_timer_fires_before_an_arrival_of_its_time(build, tie):
+    """A resource's timer is an URGENT SimPy event: it fires before an arrival of its time
+    whichever event resumed the arriving op and whenever that was scheduled (at NORMAL
+    priority, (b) and (c) came in the order of scheduling, which the pass gave up on). The
+    pass fires it first too: the transfer it finishes leaves, then the arrival comes, the
+    floats SimPy's. By hand for (a), 100 B/s: x (0.1 s, 100 B) from 0, its timer at 1.0;
+    w (0.5 s) and y (0.5 s) end at 1.0, when z (10 B) arrives alone and ends at 1.1: 110 B
+    moved, busy 1.1 s. In (c) the order moves floats: x leaves at 4.1 and i's 46 B end at
+    4.56 (i first, as a NORMAL timer after d's timeout gave it, would leave x a rounding's
+    bytes beside i: 4.1000000000000005 and 4.5600000000000005)."""
+    case = TIMER_TIES[tie]
     code, start, end, state = _run_kernel(build, *case)
     s_start, s_end, s_state = _simpy(*case)
-    assert code == DONE and start[1] == end[0] == s_end[3] == 4.0
+    assert code == DONE
     assert start.tolist() == s_start.tolist() and end.tolist() == s_end.tolist()
     assert state == s_state
-    plain = ([[0, 1], [2, 3]], [4.0, 0.1, 0.5, 0.0], [0.0, 10.0, 0.0, 350.0], {})
-    assert _run_kernel(build, *plain)[0] == TIE
+    last = len(case[1]) - 1 if tie in ("after", "with") else 1
+    timed = end[0] if tie in ("after", "with", "all_of") else end[3]
+    assert start[last] == timed       # the arrival at the timer's time
+    if tie == "after":
+        assert end[3] == 1.1 and state == [110.0, 1.1, 1.1, 0.0]
+    if tie == "before":
+        assert end[3] == end[0] == 4.1 and end[1] == 4.56
 
 
 CASES = {
@@ -269,10 +287,14 @@ def test_unknown_reservation_orders_and_refused_shares_give_up(build):
     code, start, end, state = _run_kernel(build, *case)
     s_start, s_end, s_state = _simpy(*case)
     assert code == DONE and end.tolist() == s_end.tolist() and state == s_state
-    # a release at the time the memory's timer fires: x (100 B) alone to 0.25 s, then at
-    # 50 B/s beside p's reservation until p ends at 0.75 s, when x's bytes are done too
-    assert _run_kernel(build, [[0], [1, 2]], [0.1, 0.25, 0.5], [50.0, 0.0, 0.0], {},
-                       [-1.0, -1.0, 0.5])[0] == TIE
+    # a release at the time the memory's timer fires: x (50 B) alone to 0.25 s (25 B), then
+    # at 50 B/s beside p's reservation until p ends at 0.75 s, when x's bytes are done too;
+    # the timer (URGENT) fires first, then the release
+    case = ([[0], [1, 2]], [0.1, 0.25, 0.5], [50.0, 0.0, 0.0], {}, [-1.0, -1.0, 0.5])
+    code, start, end, state = _run_kernel(build, *case)
+    s_start, s_end, s_state = _simpy(*case)
+    assert code == DONE and end.tolist() == s_end.tolist() == [0.75, 0.25, 0.75]
+    assert state == s_state == [50.0, 0.75, 0.75, 0.0]
     # shares reaching the whole bandwidth: SimPy's resource raises, the pass leaves it so
     case = ([[0], [1, 2]], [1.0, 0.25, 0.5], [0.0, 0.0, 0.0], {}, [0.6, -1.0, 0.5])
     assert _run_kernel(build, *case)[0] == BAD_SHARE
