@@ -109,6 +109,7 @@ def replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_re
     ev_n = np.zeros(n_res, dtype=np.int64)
     arrived = np.zeros(n_res, dtype=np.int64)
     moved_before = np.zeros(n_res)
+    same_nb = np.zeros(n_res)           # the bytes each arrival of that time moves (nan: not one)
     pos = first.copy()
     while True:
         # the next op to start: the earliest head of a stream (its transfers arrive then)
@@ -191,11 +192,15 @@ def replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_re
             other = -1.0
             first_i = False
             if s == last[r] and ev_kind[r] == EV_ARRIVE:
-                if not (ev_n[r] == 1 and ev_ops[r, 0] == i):
-                    j2 = ev_ops[r, 0]
-                    if ev_n[r] != 1 or arrived[r] != 1:
+                if ev_n[r] == 1 and ev_ops[r, 0] == i:
+                    pass
+                elif ev_n[r] != 1 or arrived[r] != 1:   # a third: known where all move nb
+                    if not nb == same_nb[r]:
                         where[0], where[1] = i, r
                         return TIE
+                    ev_n[r] = 2
+                else:
+                    j2 = ev_ops[r, 0]
                     for q in range(cnt[r]):
                         if fl_op[r, q] == j2:
                             other = fl_left[r, q]
@@ -208,12 +213,15 @@ def replay_shared(dep_ptr, dep_idx, prev, start, end, op_list, list_ptr, list_re
                         return TIE
                     ev_ops[r, 1] = i
                     ev_n[r] = 2
+                if not nb == same_nb[r]:
+                    same_nb[r] = np.nan
             else:
                 ev_kind[r] = EV_ARRIVE
                 ev_ops[r, 0] = i
                 ev_n[r] = 1
                 arrived[r] = 0
                 moved_before[r] = moved[r]
+                same_nb[r] = nb
             k = cnt[r]
             if k == MAX_IN_FLIGHT:
                 where[0], where[1] = i, r

@@ -35,7 +35,9 @@ That is the event engine's run, bit for bit (tests/test_engine_shared.py). The p
   process step) and one waiting for it on another stream (resumed after); an op's own
   transfers, in its order.
   Two arrivals in an order not known whose bytes add up to the same float either way leave
-  the same state (nothing moves in that instant, the timer reads the same bytes left);
+  the same state (nothing moves in that instant, the timer reads the same bytes left), and
+  so do three or more that each move the same bytes (a run's first weight fetches on its
+  stages);
   a reservation changed at the time of arrivals (nothing moves in that instant and the last
   reschedule reads the same state: the same floats in either order); a share reserved by an
   op that waits for the op whose release came first at that time; two shares reserved by ops
@@ -236,6 +238,7 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
     ev_n = np.zeros(n_res, dtype=np.int64)
     arrived = np.zeros(n_res, dtype=np.int64)        # arrivals at the last event's time
     moved_before = np.zeros(n_res)                  # bytes moved before those arrivals
+    same_nb = np.zeros(n_res)                       # the bytes each of them moves (nan: not one)
     pend = np.empty(n, dtype=np.int64)              # transfers not yet finished, per op
     mx = np.empty(n)                                # latest finishing timer, per op
     # (both set when the op starts)
@@ -505,14 +508,21 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
             other = -1.0          # bytes of another op's transfer that arrived at s first
             first_i = False       # whether op i arrived before it in the engine
             if s == last[r] and ev_kind[r] == EV_ARRIVE:
-                if not (ev_n[r] == 1 and ev_ops[r, 0] == i):
+                if ev_n[r] == 1 and ev_ops[r, 0] == i:
+                    pass             # the op's own transfers, in its order
+                elif ev_n[r] != 1 or arrived[r] != 1:
+                    # a third op at this time (or a second after an op's two transfers): known
+                    # where every arrival then moves the same bytes (any order adds the same
+                    # floats and leaves the same bytes in flight)
+                    if not nb == same_nb[r]:
+                        where[0], where[1] = i, r
+                        return TIE
+                    ev_n[r] = 2
+                else:
                     # two ops arriving at once: both resumed by one op's end, the stream's
                     # next op first (the same process step), the waiter on another stream
                     # after it
                     j2 = ev_ops[r, 0]
-                    if ev_n[r] != 1 or arrived[r] != 1:
-                        where[0], where[1] = i, r
-                        return TIE
                     for q in range(cnt[r]):     # its bytes (nothing charged since it came)
                         if fl_op[r, q] == j2:
                             other = fl_left[r, q]
@@ -526,13 +536,16 @@ def shared_times(dep_ptr, dep_idx, prev, lat, op_list, list_ptr, list_res, list_
                         where[0], where[1] = i, r
                         return TIE
                     ev_ops[r, 1] = i
-                    ev_n[r] = 2      # a third op at this time: not known here
+                    ev_n[r] = 2
+                if not nb == same_nb[r]:
+                    same_nb[r] = np.nan
             else:
                 ev_kind[r] = EV_ARRIVE
                 ev_ops[r, 0] = i
                 ev_n[r] = 1
                 arrived[r] = 0
                 moved_before[r] = moved[r]
+                same_nb[r] = nb
             k = cnt[r]
             if k == MAX_IN_FLIGHT:
                 where[0], where[1] = i, r

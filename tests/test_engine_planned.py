@@ -29,6 +29,10 @@ CASES = {
     "tp2-pp4-mb8-kv-host": ("dgx-h100", "llama2-70b", "kv_cache=gpu.hbm:0.5,host_ddr:0.5",
                             {}, {"tp": 2, "pp": 4, "microbatches": 8, "prompt_len": 512,
                                  "gen_len": 16}),
+    # the same stages with a third of the weights in host DDR: each stage's first fetches
+    # arrive on host DDR at one time, each of the same bytes (any order, the same floats)
+    "tp2-pp4-mb8-weights-host": ("dgx-h100", "llama2-70b", "weights=gpu.hbm:0.7,host_ddr:0.3",
+                                 {}, {"tp": 2, "pp": 4, "microbatches": 8}),
     # weights on a disk (FlexGen's setting)
     "flexgen-disk": ("t4-flexgen", "opt-6.7b", "weights=gpu.hbm:0.3,disk:0.7", {}, {}),
     # the KV cache on an SSD, relayed through host DDR (two transfers a fetch on two copy

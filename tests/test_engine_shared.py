@@ -152,11 +152,32 @@ def test_unknown_orders_and_crowds_are_refused(build):
     s_start, s_end, s_state = _simpy(*exact)
     assert code == DONE and start[1] == start[2] == 1.0
     assert end.tolist() == s_end.tolist() and state == s_state
+    # three waiters of x whose bytes differ: nothing says SimPy's order, and the bytes moved
+    # differ by it ((0.1 + 0.2) + 0.4 vs (0.1 + 0.4) + 0.2 above)
+    three = ([[0], [1], [2], [3]], [1.0, 0.1, 0.1, 0.1], [0.1, 0.2, 0.4, 0.2],
+             {1: (0,), 2: (0,), 3: (0,)})
+    assert _run_kernel(build, *three)[0] == TIE
     # nine transfers in flight at once on one memory (each stream waits 0.01 s more)
     streams = [[2 * k, 2 * k + 1] for k in range(9)]
     lat = [x for k in range(9) for x in (0.01 * (k + 1), 0.0)]
     nbytes = [x for _ in range(9) for x in (0.0, 1e6)]
     assert _run_kernel(build, streams, lat, nbytes, {})[0] == CROWDED
+
+
+@pytest.mark.parametrize("build", ["aot", "jit"])
+def test_arrivals_of_equal_bytes_at_one_time_in_any_order(build):
+    """x (1 s, 0.1 B) ends at 1.0, when four ops of four streams that wait for it each move
+    0.3 B: nothing says SimPy's order, but every order adds the same floats (0.1 + 0.3 +
+    0.3 + 0.3 + 0.3 = 1.3000000000000003 in any) and leaves four equal transfers, each at a
+    quarter of 100 B/s: all end at 1.0 + 0.3 / 25 = 1.012 (it gave up at the third before)."""
+    case = ([[0], [1], [2], [3], [4]], [1.0] + [0.001] * 4, [0.1] + [0.3] * 4,
+            {k: (0,) for k in range(1, 5)})
+    code, start, end, state = _run_kernel(build, *case)
+    s_start, s_end, s_state = _simpy(*case)
+    assert code == DONE and start[1:].tolist() == [1.0] * 4
+    assert start.tolist() == s_start.tolist() and end.tolist() == s_end.tolist()
+    assert state == s_state and state[0] == (((0.1 + 0.3) + 0.3) + 0.3) + 0.3
+    assert end[1] == pytest.approx(1.0 + 0.3 / 25.0, abs=1e-12)
 
 
 #: runs where an op's transfer arrives at the time the memory's timer fires, the arriving op
