@@ -31,6 +31,7 @@ of ``--repeat`` runs):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -160,11 +161,7 @@ def main() -> None:
         counted = CycleEvents()
         for _ in range(args.repeat):
             for gen in (short, long):
-                if cycle and gen == long:
-                    with counted:
-                        cpu, metrics = simulate_cpu(arch, model,
-                                                    {**scenario, "gen_len": gen}, *options)
-                else:
+                with counted if cycle and gen == long else contextlib.nullcontext():
                     cpu, metrics = simulate_cpu(arch, model, {**scenario, "gen_len": gen},
                                                 *options)
                 runs[gen].append(cpu)

@@ -239,6 +239,7 @@ def _search(problem: Problem, arch: SpatialArch, budget: int, seed: int, objecti
                           convention, check=False, detail=False)
             lats.append(sc.latency_cycles)
             energies.append(sc.energy_total)
+
     def nest_at(i: int) -> tuple[Mapping, tuple]:
         """The ``i``-th point's mapping and its nest's key (kept with the sample)."""
         got = nests[i]
