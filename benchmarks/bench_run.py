@@ -210,7 +210,7 @@ class _OutputParts(_Phases):
 MEMO_DICTS = (("mappings.dataflow", "_MAPPED"), ("mappings.dataflow", "_BY_STAGE"),
               ("mappings.dataflow", "_RECENT"), ("sim.system.layer_runs", "_ROLE_BYTES"),
               ("sim.system.storage", "_MEMO"), ("workloads.einsum", "_RANKS"),
-              ("sim.serving.decode", "_SHARED"))
+              ("sim.serving.decode", "_SHARED"), ("mappings.mapper", "_SAMPLES"))
 
 
 def clear_memo_caches() -> int:

@@ -286,6 +286,18 @@ def _search(problem: Problem, arch: SpatialArch, budget: int, seed: int, objecti
                         len(costs), space, exhaustive)
 
 
+#: samples kept by :func:`_sample` (cleared when full), and which: those of at most
+#: SAMPLE_MEMO_POINTS points drawn from at most SAMPLE_MEMO_ROWS feasible splits (their key
+#: holds the splits). Bounds on memory, not fitted figures: an SN40L PCU share's search (400
+#: points of 338 splits) leaves 1.4 MB traced with its mappings built, so the memo stays
+#: under ~50 MB; a long sampled search (the default budget, 20,000 points) is not kept. An
+#: SN40L decode asks for 8 GEMM shapes
+SAMPLE_MEMO_SIZE = 32
+SAMPLE_MEMO_POINTS = 1024
+SAMPLE_MEMO_ROWS = 4096
+_SAMPLES: dict[tuple, tuple[int, list, list, list]] = {}
+
+
 def _sample(problem: Problem, arch: SpatialArch, dataflow: str | None, bypass: frozenset,
             canonical: bool, budget: int, seed: int) -> tuple[int, list, list, list]:
     """The search space's size, the points a search with ``budget`` and ``seed`` looks at
@@ -294,7 +306,7 @@ def _sample(problem: Problem, arch: SpatialArch, dataflow: str | None, bypass: f
     arrays (:func:`_score_arrays`), and a list in which the search keeps each point's mapping
     and nest key once built (``bypass`` is the mappings'). Each spatial unrolling's feasible
     splits are worked out here; the rest is kept per problem and feasible set
-    (:func:`_sampled`): a PCU's GEMM share mapped with other PMU shares often keeps the same
+    (:data:`_SAMPLES`): a PCU's GEMM share mapped with other PMU shares often keeps the same
     splits and only its bandwidths move."""
     nlev = len(arch.levels)
     feasible = []
@@ -304,12 +316,19 @@ def _sample(problem: Problem, arch: SpatialArch, dataflow: str | None, bypass: f
                   for r in problem.ranks}
         rows = _feasible_index(problem, arch, chains, sp, bypass)
         feasible.append((spatial, len(rows), rows.astype(np.int64).tobytes()))
-    return _sampled(problem, nlev, canonical, budget, seed, bypass, tuple(feasible))
+    key = (problem, nlev, canonical, budget, seed, bypass, tuple(feasible))
+    hit = _SAMPLES.get(key)
+    if hit is None:
+        hit = _sampled(problem, nlev, canonical, budget, seed, key[-1])
+        if budget <= SAMPLE_MEMO_POINTS and sum(n for _, n, _ in feasible) <= SAMPLE_MEMO_ROWS:
+            if len(_SAMPLES) >= SAMPLE_MEMO_SIZE:
+                _SAMPLES.clear()
+            _SAMPLES[key] = hit
+    return hit
 
 
-@lru_cache(maxsize=1024)
 def _sampled(problem: Problem, nlev: int, canonical: bool, budget: int, seed: int,
-             bypass: frozenset, feasible: tuple) -> tuple[int, list, list, list]:
+             feasible: tuple) -> tuple[int, list, list, list]:
     """:func:`_sample` for ``feasible``: per spatial unrolling, its feasible splits' chain
     index rows (count, int64 bytes)."""
     ranks = problem.ranks
@@ -423,7 +442,7 @@ def _score_arrays(problem: Problem, nlev: int, points: list) -> list[tuple]:
         rk = np.array(rk_rows, dtype=np.int64).reshape(n, nlev * slots)
         factor = np.array(split_rows, dtype=np.int64).reshape(n, slots, nlev)
         xs = np.where(rk >= 0, factor[np.arange(n)[:, None], np.maximum(rk, 0), level_of], 1)
-        rk.setflags(write=False)     # kept by _sampled for the next search: read only
+        rk.setflags(write=False)     # kept by _sample for the next search: read only
         xs.setflags(write=False)
         runs.append((spatial, rk, xs))
         start = end

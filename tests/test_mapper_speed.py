@@ -139,6 +139,24 @@ def test_sample_reads_the_points_the_enumeration_lists(case):
     assert sum(len(rk) for _, rk, _ in runs) == 60
 
 
+def test_samples_kept_are_bounded(monkeypatch):
+    """The mapper keeps a search's sample for the next search of the same problem and
+    feasible splits (the same objects), keeps no sample over SAMPLE_MEMO_POINTS points, and
+    holds at most SAMPLE_MEMO_SIZE."""
+    arch = _toy_double()
+    monkeypatch.setattr(mapper, "SAMPLE_MEMO_SIZE", 2)
+    mapper._SAMPLES.clear()
+    got = [mapper._sample(gemm_problem(48, 40, 4 * k), arch, None, frozenset(), True, 60, 0)
+           for k in (3, 4, 5)]
+    assert len(mapper._SAMPLES) == 1          # cleared at the third: 2 held, then 1
+    again = mapper._sample(gemm_problem(48, 40, 20), arch, None, frozenset(), True, 60, 0)
+    assert again is got[2] and again[1] is got[2][1]
+    mapper._SAMPLES.clear()
+    mapper._sample(gemm_problem(48, 40, 20), arch, None, frozenset(), True,
+                   mapper.SAMPLE_MEMO_POINTS + 1, 0)
+    assert not mapper._SAMPLES
+
+
 @pytest.mark.parametrize("case", range(len(SEARCHES)))
 def test_fast_search_equals_reference_search(case):
     problem, arch, kw = SEARCHES[case]
