@@ -232,7 +232,8 @@ class PairReplay:
 
     def step(self) -> float:
         """Make the next change (a timer, or ``y``'s arrival); when. inf: none left; NaN: two
-        at one time (the order of the per-op engine's events could differ)."""
+        at one time (the engine fires the timer first, URGENT; the caller leaves such a
+        window to the per-op engine rather than replay that order here)."""
         timer, due = self.timer, self.y_due
         if timer == due:
             return math.nan if timer < math.inf else timer
