@@ -131,8 +131,9 @@ def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
     if not all(devices[nm].holds_for_latency() for nm in names):
         return None
     # the ops by stream (op order), then each copy stream's transfers' two tasks
-    op_order, op_bounds, _, _, _ = stream_layout(arrays.stream, len(arrays.stream_names),
-                                                 positions=False)
+    op_order, op_bounds, op_prev, _, _ = stream_layout(arrays.stream,
+                                                       len(arrays.stream_names),
+                                                       positions=False)
     empty = np.zeros(0, dtype=np.int64)
     streams = {nm: copies.get(nm, empty) for nm in names}
     env_resources, memory_of, op_loads = engine.build_resources(simpy.Environment(), plan,
@@ -155,7 +156,8 @@ def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
     bounds = np.concatenate((op_bounds.astype(np.int64), op_bounds[-1] + np.cumsum(
         [len(streams[nm]) for nm in names[len(arrays.stream_names):]], dtype=np.int64)))
     tl = _timed(names, by_stream, bounds, ptr, idx, lat, size, share, memory_of, loads,
-                CostList(table, kind), transfers, env_resources)
+                CostList(table, kind), transfers, env_resources,
+                (arrays.stream, op_prev, len(arrays.stream_names)))
     if tl is not None:
         tl.stream_order = (op_order, op_bounds, list(arrays.stream_names))
     return tl
@@ -210,15 +212,22 @@ def _transfer_tasks(transfers: TransferRows, n: int, lat: np.ndarray, op_loads: 
 def _timed(names: list[str], by_stream: np.ndarray, bounds: np.ndarray, ptr: np.ndarray,
            idx: np.ndarray, lat: np.ndarray, size: np.ndarray, share: np.ndarray,
            memory_of: dict, loads: Mapping, costs, transfers: list,
-           env_resources: dict) -> Timeline | None:
+           env_resources: dict, of_ops: tuple | None = None) -> Timeline | None:
     """The pass over the tasks (ops ``0..n-1``, then each transfer's two), laid out by
     stream (``by_stream``, ``bounds``: each stream's in order), and its :class:`Timeline`
-    (``costs``: the ops'); None where it gives up."""
+    (``costs``: the ops'); None where it gives up. ``of_ops``: the ops' stream codes, their
+    op before on their stream (-1: none) and how many streams are the ops' (the first
+    names), where the caller has them (a trace's arrays and their
+    :func:`~sim.stream_order.stream_layout`): only the transfers' tasks, on the streams
+    after those, are laid out here."""
     n_tasks = len(lat)
     n = n_tasks - 2 * len(transfers)
     stream = np.empty(n_tasks, dtype=np.int64)
     prev = np.full(n_tasks, -1, dtype=np.int64)
-    for k in range(len(names)):
+    first = 0
+    if of_ops is not None:
+        stream[:n], prev[:n], first = of_ops
+    for k in range(first, len(names)):
         tasks = by_stream[bounds[k]:bounds[k + 1]]
         stream[tasks] = k
         prev[tasks[1:]] = tasks[:-1]

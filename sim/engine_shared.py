@@ -122,8 +122,9 @@ def shared_run(arrays, stream: np.ndarray, prev: np.ndarray, names, lat: np.ndar
                        np.ascontiguousarray(bounds, dtype=np.int64))
     WHERE[:] = -1
     step = getattr(arrays, "step", None)   # (a plan's tasks: none, not in step order)
+    # (what two replay parts would walk: only where a replay may follow, ops in step order)
     touches = _touches(stream, mem_of_stream, loads, len(res)) \
-        if n >= PARALLEL_REPLAY_OPS and CORES > 1 else None
+        if n >= PARALLEL_REPLAY_OPS and CORES > 1 and step is not None and REPLAYS else None
     timed = _timed(run, None if step is None else np.asarray(step), moved, busy, last,
                    touches)
     if timed is None:
