@@ -42,7 +42,7 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.take_kernel.take_rows`: a row range of several per-kind columns gathered at
   once (the report's ops.parquet, a row group at a time);
 * :func:`sim.group_kernel.first_groups` without ids: the op kinds in the order they first
-  occur (a long run's kinds to price, :func:`sim.engine_arrays._first_seen`);
+  occur (a long run's kinds to price, :func:`sim.columns.first_occurrences`);
 * :mod:`sim.group_kernel` (``point_groups``, ``group_sums``, ``row_sums``,
   ``compensated_sums``,
   ``used_labels``, ``lut_key``, ``offset_key``, ``first_groups``, ``distinct_marked``; for

@@ -72,9 +72,9 @@ import numpy as np
 import simpy
 
 import sim.engine as engine_module
-from sim.columns import distinct_ints, flat_rows
+from sim.columns import distinct_ints, first_occurrences, flat_rows
 from sim.devices.base import Cost, Device
-from sim.engine import CostList, Timeline, first_seen
+from sim.engine import CostList, Timeline
 from sim.engine_aot import (
     BUSY,
     NOT_MOVED,
@@ -163,34 +163,15 @@ def runs_on_arrays(trace: Trace, plan: Plan | None) -> bool:
 
 #: ops from which :func:`run_streams` lays the streams out on a second thread
 THREADED_LAYOUT = 1 << 20
-#: ops from which :func:`_first_seen` finds the kinds by a compiled pass
-COMPILED_KINDS_ROWS = 1 << 20
-
-
-def _first_seen(kind: np.ndarray, n_kinds: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`workloads.fold.first_seen`: for :data:`COMPILED_KINDS_ROWS` ops or more with
-    32- or 64-bit codes by one compiled pass (:func:`sim.group_kernel.first_groups`, no ids
-    written: ~8 ms for 10M ops, where numpy's running maximum takes ~33 and, where the kinds
-    are not numbered as they first occur, ``np.minimum.at`` ~75)."""
-    if len(kind) < COMPILED_KINDS_ROWS or kind.dtype not in (np.int32, np.int64) or \
-            not kind.flags.c_contiguous:
-        return first_seen(kind, n_kinds)
-    at = np.empty(n_kinds, dtype=np.int64)
-    k = kernels()
-    m = (k.first_groups_i4 if kind.dtype == np.int32 else k.first_groups)(
-        kind, np.empty(n_kinds, dtype=np.int64), np.empty(0, dtype=np.int64), at)
-    return kind[at[:m]].astype(np.int64), at[:m]
-
-
 def _kind_costs(dev: Device, arrays, at: np.ndarray | None = None) -> list[Cost | None]:
     """One cost per op kind (None for kinds no op has), estimated in the order they first
     occur, each on a representative op placed on its stream; ``at``: only the ops with
     these ids (ascending), e.g. those one of several models prices."""
     n_kinds = len(arrays.kinds)
     if at is None:
-        used, first = _first_seen(arrays.kind, n_kinds)
+        used, first = first_occurrences(arrays.kind, n_kinds)
     else:
-        used, first = _first_seen(arrays.kind[at], n_kinds)
+        used, first = first_occurrences(arrays.kind[at], n_kinds)
         first = at[first]
     ops = ops_at(arrays, first, "")
     for op, i in zip(ops, first.tolist(), strict=True):

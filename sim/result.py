@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sim.columns import Columns, Lazy, Text, frame_of, in_first_order
-from sim.engine import CostList, Timeline, first_seen
+from sim.columns import Columns, Lazy, Text, first_occurrences, frame_of, in_first_order
+from sim.engine import CostList, Timeline
 from sim.fold_run import FoldedTable, FoldedTimeline
 from workloads.trace import CompactOps, Trace
 
@@ -404,7 +404,7 @@ def _mapped(text: Text, fn) -> Text:
 def _first_seen(labels: list[str], codes: np.ndarray) -> Text:
     """``Text.of([labels[c] for c in codes])`` without a str per row: the distinct labels in
     the order they first occur among the rows (labels may repeat, codes index them)."""
-    used, _ = first_seen(codes, len(labels))
+    used, _ = first_occurrences(codes, len(labels))
     slots: dict[str, int] = {}
     lut = np.zeros(max(1, len(labels)), dtype=np.int64)
     for k in used.tolist():

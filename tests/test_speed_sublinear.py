@@ -400,14 +400,14 @@ def test_first_seen_equals_the_minimum_at_scan(order):
 
 def _compiled_first_seen(kind, n_kinds):
     """The engine's first_seen, its compiled pass forced onto a short table."""
-    import sim.engine_arrays as EA
+    import sim.columns as C
 
-    keep = EA.COMPILED_KINDS_ROWS
-    EA.COMPILED_KINDS_ROWS = 0
+    keep = C.COMPILED_FIRST_ROWS
+    C.COMPILED_FIRST_ROWS = 0
     try:
-        return EA._first_seen(kind, n_kinds)
+        return C.first_occurrences(kind, n_kinds)
     finally:
-        EA.COMPILED_KINDS_ROWS = keep
+        C.COMPILED_FIRST_ROWS = keep
 
 
 def test_distinct_ints_by_counting_and_by_sorting():

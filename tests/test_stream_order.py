@@ -123,6 +123,8 @@ def test_a_long_runs_layout_on_a_thread_and_compiled_kinds_give_the_same_run(mon
     (counted)."""
     from conftest import assert_same_run
 
+    import sim.columns as C
+    import sim.engine_aot as AOT
     import sim.engine_arrays as EA
     import sim.engine_shared as ES
     from arch import load_arch
@@ -140,13 +142,14 @@ def test_a_long_runs_layout_on_a_thread_and_compiled_kinds_give_the_same_run(mon
     threads, kernels = [], []
     real_thread, real_kernels = EA._on_thread, EA.kernels
     monkeypatch.setattr(EA, "THREADED_LAYOUT", 0)
-    monkeypatch.setattr(EA, "COMPILED_KINDS_ROWS", 0)
+    monkeypatch.setattr(C, "COMPILED_FIRST_ROWS", 0)
     monkeypatch.setattr(EA, "_on_thread", lambda fn, *a: threads.append(fn) or
                         real_thread(fn, *a))
     compiled = real_kernels()
     spied = compiled._replace(first_groups_i4=lambda *a: kernels.append(len(a[0])) or
                               compiled.first_groups_i4(*a))
     monkeypatch.setattr(EA, "kernels", lambda: spied)
+    monkeypatch.setattr(AOT, "kernels", lambda: spied)
     monkeypatch.setattr(ES, "PARALLEL_REPLAY_OPS", 0)
     monkeypatch.setattr(ES, "CORES", 2)
     parts = []
