@@ -39,12 +39,13 @@ from heapq import heappush
 
 import numpy as np
 
+from sim.columns import first_occurrences
 from sim.devices.base import Cost, Device
 from sim.lazy_module import LazyModule
 from sim.resources import SharedBandwidth, occupy
 from sim.system.grouped_loads import GroupedLoads
 from sim.system.plan import Plan, Transfer
-from workloads.fold import FoldedOps, first_seen
+from workloads.fold import FoldedOps
 from workloads.trace import COLLECTIVE, Op, Trace, ops_at
 
 #: SimPy loads on first use: a run on the one-stream path (``_run_one_stream``) never needs it
@@ -424,7 +425,7 @@ class Engine:
             used, first = fold.first_seen(n_kinds)
             ops = fold.ops_at(arrays.kinds, arrays.phases, first, name)
         else:
-            used, first = first_seen(arrays.kind, n_kinds)
+            used, first = first_occurrences(arrays.kind, n_kinds)
             ops = ops_at(arrays, first, name)
         dispatch = np.zeros(n_kinds)
         settled: list = []   # (positions in ops, CostBlock): costs priced as columns

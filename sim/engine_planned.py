@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import simpy
 
+from sim.columns import first_occurrences
 from sim.devices.base import Device
 from sim.engine import CostList, Timeline
 from sim.engine_shared import shared_run
@@ -45,7 +46,6 @@ from sim.load_index import LoadIndex
 from sim.system.grouped_loads import GroupedLoads
 from sim.system.transfer_rows import TransferRows, as_rows
 from sim.system.wait_table import WaitTable
-from workloads.fold import first_seen
 
 if TYPE_CHECKING:
     from sim.engine import Engine
@@ -176,7 +176,7 @@ def copy_tasks(transfers: TransferRows, n: int) -> dict[str, np.ndarray]:
     of_route = np.array([distinct.index(label) for label in labels], dtype=np.int64)
     code = of_route[route][order]
     out = {}
-    for c in first_seen(code, len(distinct))[0].tolist():
+    for c in first_occurrences(code, len(distinct))[0].tolist():
         j = ids[order[code == c]] - n
         tasks = np.empty(2 * len(j), dtype=np.int64)
         tasks[0::2] = n + 2 * j
@@ -266,10 +266,10 @@ def _model_costs(devices: dict[str, Device], arrays) -> tuple[list, np.ndarray]:
     n_kinds = len(arrays.kinds)
     table: list = []
     index = np.empty(len(of_op), dtype=np.int64)
-    for g in first_seen(of_op, len(order))[0].tolist():   # models in the order ops meet them
+    for g in first_occurrences(of_op, len(order))[0].tolist():   # models in the order ops meet them
         at = np.flatnonzero(of_op == g)
         per_kind = _kind_costs(order[g], arrays, at)
-        used = first_seen(arrays.kind[at], n_kinds)[0]
+        used = first_occurrences(arrays.kind[at], n_kinds)[0]
         slot = np.full(n_kinds, -1, dtype=np.int64)
         slot[used] = np.arange(len(table), len(table) + len(used))
         table += [per_kind[k] for k in used.tolist()]
@@ -331,4 +331,7 @@ def _dependencies(ops: list, arrays, transfers: list, extra: dict[int, tuple[int
         np.ascontiguousarray(waits, dtype=np.int64), np.ascontiguousarray(waited, np.int64),
         np.ascontiguousarray(tr_ptr, dtype=np.int64),
         np.ascontiguousarray(tr_waited, dtype=np.int64), n, ptr, idx)
+    if int(ptr[n]) != int(base_ptr[n]) + len(waited):   # a waiter outside ops 0..n-1
+        raise ValueError(f"a planned run's waits name ops outside its {n} ops "
+                         f"({int(ptr[n]) - int(base_ptr[n])} of {len(waited)} placed)")
     return ptr, idx

@@ -8,10 +8,9 @@ import pytest
 
 import workloads.tracer as tracer
 from arch import load_arch
-from sim.engine import first_seen
 from sim.invariants import InvariantError
 from sim.run import simulate
-from workloads.fold import FoldedOps
+from workloads.fold import FoldedOps, first_seen
 from workloads.models import get_model
 from workloads.scenario import Scenario
 from workloads.trace import ops_at

@@ -14,9 +14,10 @@ from arch import load_arch
 from sim.devices import base as base_mod
 from sim.devices import gpu as gpu_mod
 from sim.devices.base import CostBlock, device_for
-from sim.engine import CostList, Engine, first_seen
+from sim.engine import CostList, Engine
 from sim.gpu import gemm as gemm_mod
 from sim.run import simulate
+from workloads.fold import first_seen
 from workloads.models import get_model
 from workloads.scenario import Scenario
 from workloads.trace import ops_at

@@ -15,9 +15,10 @@ from arch import load_arch
 from sim import engine as engine_mod
 from sim import invariants as inv_mod
 from sim.columns import LEAF, Columns, Lazy, Text, _pairwise_matches, column_once, gathered_sum
-from sim.engine import _cumulative, first_seen
+from sim.engine import _cumulative
 from sim.invariants import InvariantError, _trace_totals, check_invariants
 from sim.run import simulate
+from workloads.fold import first_seen
 from workloads.models import get_model
 from workloads.scenario import Scenario
 from workloads.tracer import trace_model
@@ -396,6 +397,17 @@ def test_first_seen_equals_the_minimum_at_scan(order):
             used, first = got
             assert np.array_equal(used, want_used) and np.array_equal(first, want_first)
             assert used.dtype == np.int64 == first.dtype
+
+
+@pytest.mark.parametrize("codes", [[0, 3, 5], [0, -1, 2]])
+def test_first_occurrences_refuse_codes_outside_their_range(codes, monkeypatch):
+    """The compiled pass writes a table indexed by the codes: codes outside 0..n-1 are
+    refused before it runs (numpy's path raises IndexError)."""
+    import sim.columns as C
+
+    monkeypatch.setattr(C, "COMPILED_FIRST_ROWS", 0)
+    with pytest.raises(ValueError, match="outside 0..4"):
+        C.first_occurrences(np.array(codes, dtype=np.int64), 5)
 
 
 def _compiled_first_seen(kind, n_kinds):

@@ -117,3 +117,16 @@ def test_rows_assigned_out_of_op_order_read_flat_in_op_order():
     keys, lengths, flat = table.flat()
     assert keys.tolist() == [4, 6, 9] and lengths.tolist() == [2, 0, 2]
     assert flat.tolist() == [3, 5, 1, 2]
+
+
+def test_a_wait_by_an_op_outside_the_run_is_refused():
+    """A waiter id past the run's ops would leave the compiled table's last entries unset:
+    refused, naming how many waits were placed."""
+    import pytest
+
+    n = 10
+    arrays = type("A", (), {"dep_ptr": np.r_[0, np.arange(n)], "dep_idx": np.arange(n - 1)})
+    table = WaitTable()
+    table.add_pairs(np.array([3, 12]), np.array([10, 10]))
+    with pytest.raises(ValueError, match="1 of 2 placed"):
+        _dependencies(None, arrays, [], table, n)

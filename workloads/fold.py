@@ -83,7 +83,7 @@ class StepFold:
 
     def first_seen(self, n_kinds: int) -> tuple[np.ndarray, np.ndarray]:
         """(the kinds that occur, in the order they first occur; the row of each one's first
-        occurrence) - what :func:`sim.engine.first_seen` gives over the materialised rows."""
+        occurrence) - what :func:`first_seen` gives over the materialised rows."""
         used, at = first_seen(self.head.kind, n_kinds)
         if not self.reps or not self.swapped:
             return used, at

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.columns import in_first_order
+from sim.columns import first_occurrences, in_first_order
 from sim.devices.base import Device, SimError, collective_min_bytes
 from sim.engine_aot import kernels
 from sim.system.grouped_loads import GroupedLoads
@@ -38,7 +38,6 @@ from sim.system.schedule import (
 )
 from sim.system.topology import System
 from sim.system.transfer_rows import transfer_users
-from workloads.fold import first_seen
 from workloads.ragged import sum_in_order
 from workloads.trace import COLLECTIVE, Trace, ops_at
 
@@ -148,7 +147,7 @@ def streams_plan(trace: Trace, system: System, device: Device, policies: Policie
         key_of = key_of.copy()
         key_of[hosted[0]] = len(names)
         names.append(hosted_stream(system, arrays))
-        for c in first_seen(key_of, len(names))[0].tolist():
+        for c in first_occurrences(key_of, len(names))[0].tolist():
             slots.setdefault(names[c], len(slots))
     lut = np.array([slots.setdefault(nm, len(slots)) for nm in names], dtype=np.int32)
     arrays.stream = lut[key_of]
