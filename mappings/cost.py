@@ -25,6 +25,7 @@ Energy: bytes read/written at every level times its J/B, plus MACs times the MAC
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -158,6 +159,87 @@ def evaluate(problem: Problem, arch: SpatialArch, mapping: Mapping, convention: 
     only a :class:`Score` (latency, total energy) comes back, for searches."""
     if check:
         validate(problem, arch, mapping)
+    key = (problem, unsized(arch), mapping)
+    c = _COUNTS.get(key)
+    if c is None:
+        c = _counts(problem, arch, mapping)
+        if len(_COUNTS) >= COUNTS_MEMO_SIZE:
+            _COUNTS.clear()
+        _COUNTS[key] = c
+    port_time = 0.0
+    for i, moved in c.moved:
+        bw_i = arch.levels[i].bandwidth
+        if not math.isinf(bw_i):
+            port_time = max(port_time, moved / bw_i)
+    compute, dram_bytes = c.compute, c.dram_bytes
+    bw = arch.levels[0].bandwidth
+    onload = c.onload_bytes / bw if not math.isinf(bw) else 0.0
+    offload = c.out_tile / bw if not math.isinf(bw) else 0.0
+    dram_time = dram_bytes / bw if not math.isinf(bw) else 0.0
+    if convention == "zigzag":
+        # a single-buffered level cannot take a new input tile, or the partial sums of the next
+        # output tile, while the old one is in use: every refill after the first waits for its
+        # transfer; outputs (final or partial) drain in the background
+        # and everything else must fit under compute at the DRAM port
+        during = max(0.0, dram_time - onload - offload)
+        refill = c.refill_bytes / bw if not math.isinf(bw) else 0.0
+        stall = max(refill, during - compute)
+        latency = compute + stall + onload + offload
+    else:
+        body = max(compute, dram_time, port_time)
+        stall = body - compute
+        latency = body + min(onload, dram_time)
+        offload = 0.0
+    if not detail:
+        return Score(latency, c.energy_total)  # type: ignore[return-value]
+    reads, writes = c.reads, c.writes
+    acc = {lev.name: {op: {"reads": reads[i][oi], "writes": writes[i][oi]}
+                      for oi, op in enumerate(OPERANDS)} for i, lev in enumerate(arch.levels)}
+    lb = _context(problem, arch, mapping.bypass).lower_bound
+    return MappingCost(compute_cycles=compute, latency_cycles=latency, stall_cycles=stall,
+                       onload_cycles=onload, offload_cycles=offload,
+                       utilization=c.macs / (latency * arch.pes), accesses=acc,
+                       energy=dict(c.energy), dram_bytes=dram_bytes, io_lower_bound_bytes=lb)
+
+
+class _Counts(NamedTuple):
+    """What :func:`evaluate` works out of a mapping before it reads any bandwidth (the same on
+    an arch whose levels differ only in bandwidths and capacities): per level and operand, the
+    reads and writes; energy per level, J, and its total; per level between DRAM and the
+    fan-out, bytes through its port; DRAM bytes; the first input and weight tiles' bytes, the
+    first output tile's, the refilled bytes; compute cycles; MACs."""
+
+    reads: tuple
+    writes: tuple
+    energy: dict
+    energy_total: float
+    moved: tuple
+    dram_bytes: float
+    onload_bytes: float
+    out_tile: float
+    refill_bytes: float
+    compute: float
+    macs: int
+
+
+#: :func:`_counts` by (problem, :func:`unsized` arch, mapping) (cleared when full: a bound on
+#: memory; a dataflow chip's PCU share mapped again with another PMU share evaluates the same
+#: refined mappings on PMUs of another bandwidth)
+COUNTS_MEMO_SIZE = 8192
+_COUNTS: dict[tuple, _Counts] = {}
+
+
+@lru_cache(maxsize=256)
+def unsized(arch: SpatialArch) -> SpatialArch:
+    """``arch`` with its levels' capacities and bandwidths zeroed: all that the counts of a
+    mapping (:func:`_counts`, :func:`batch_counts`) read of it."""
+    levels = tuple(dataclasses.replace(lev, capacity=0.0, bandwidth=0.0, operand_capacity=())
+                   for lev in arch.levels)
+    return dataclasses.replace(arch, levels=levels)
+
+
+def _counts(problem: Problem, arch: SpatialArch, mapping: Mapping) -> _Counts:
+    """:func:`evaluate`'s figures of ``mapping`` up to the bandwidths (:class:`_Counts`)."""
     ctx = _context(problem, arch, mapping.bypass)
     chains, words, energies, rels, fan = ctx.chains, ctx.words, ctx.energies, ctx.rels, ctx.fan
     nlev = len(arch.levels)
@@ -259,8 +341,8 @@ def evaluate(problem: Problem, arch: SpatialArch, mapping: Mapping, convention: 
             rbytes[innermost][oi] += uses * w
             wbytes[innermost][oi] += uses * w
     energy: dict[str, float] = {"mac": macs * arch.mac_energy}
-    port_time = 0.0
     dram_bytes = 0.0
+    moved_by_level = []
     for i, lev in enumerate(arch.levels):
         e = 0.0
         moved = 0.0
@@ -273,37 +355,13 @@ def evaluate(problem: Problem, arch: SpatialArch, mapping: Mapping, convention: 
             elif i < fan:
                 moved += rb + wb
         energy[lev.name] = e
-        if 0 < i < fan and not math.isinf(lev.bandwidth):
-            port_time = max(port_time, moved / lev.bandwidth)
-    bw = arch.levels[0].bandwidth
+        if 0 < i < fan:
+            moved_by_level.append((i, moved))
     onload_bytes = first_tile[0] * ctx.word[0] + first_tile[1] * ctx.word[1]
     out_tile = first_tile[2] * ctx.word[2]
-    onload = onload_bytes / bw if not math.isinf(bw) else 0.0
-    offload = out_tile / bw if not math.isinf(bw) else 0.0
-    dram_time = dram_bytes / bw if not math.isinf(bw) else 0.0
-    if convention == "zigzag":
-        # a single-buffered level cannot take a new input tile, or the partial sums of the next
-        # output tile, while the old one is in use: every refill after the first waits for its
-        # transfer; outputs (final or partial) drain in the background
-        # and everything else must fit under compute at the DRAM port
-        during = max(0.0, dram_time - onload - offload)
-        refill = refill_bytes / bw if not math.isinf(bw) else 0.0
-        stall = max(refill, during - compute)
-        latency = compute + stall + onload + offload
-    else:
-        body = max(compute, dram_time, port_time)
-        stall = body - compute
-        latency = body + min(onload, dram_time)
-        offload = 0.0
-    if not detail:
-        return Score(latency, sum(energy.values()))  # type: ignore[return-value]
-    acc = {lev.name: {op: {"reads": reads[i][oi], "writes": writes[i][oi]}
-                      for oi, op in enumerate(OPERANDS)} for i, lev in enumerate(arch.levels)}
-    lb = ctx.lower_bound
-    return MappingCost(compute_cycles=compute, latency_cycles=latency, stall_cycles=stall,
-                       onload_cycles=onload, offload_cycles=offload,
-                       utilization=macs / (latency * arch.pes), accesses=acc, energy=energy,
-                       dram_bytes=dram_bytes, io_lower_bound_bytes=lb)
+    return _Counts(tuple(map(tuple, reads)), tuple(map(tuple, writes)), energy,
+                   sum(energy.values()), tuple(moved_by_level), dram_bytes, onload_bytes,
+                   out_tile, refill_bytes, compute, macs)
 
 
 def evaluate_batch(problem: Problem, arch: SpatialArch, spatial: tuple, bypass: frozenset,
@@ -315,6 +373,52 @@ def evaluate_batch(problem: Problem, arch: SpatialArch, spatial: tuple, bypass: 
     (rows, cols) and ``bypass``. ``ranks``/``factors`` (candidates x levels*slots): each level's
     loops, outer first, padded with unit loops to ``slots`` (rank index -1, factor 1); unit
     loops change no refill, tile or reuse, so level ``l`` starts at ``l * slots``."""
+    counts = batch_counts(problem, arch, spatial, bypass, ranks, factors, slots)
+    return batch_latency(counts, arch, convention), counts.energy
+
+
+class BatchCounts(NamedTuple):
+    """What :func:`evaluate_batch` works out of many mappings before it reads any bandwidth
+    (so the same for an arch whose levels differ only in bandwidth or capacity): compute
+    cycles; per level between DRAM and the fan-out, bytes through its port; DRAM bytes; the
+    first input and weight tiles' bytes, the first output tile's, the refilled bytes
+    (:func:`evaluate`'s terms, per candidate); total energy, J."""
+
+    compute: float
+    moved: tuple          # (level index, bytes per candidate) for 0 < level < fan-out
+    dram_bytes: np.ndarray
+    onload_bytes: np.ndarray
+    out_tile: np.ndarray
+    refill_bytes: np.ndarray
+    energy: np.ndarray
+
+
+def batch_latency(counts: BatchCounts, arch: SpatialArch, convention: str) -> np.ndarray:
+    """Latency (cycles) per candidate of :func:`batch_counts` on ``arch``'s bandwidths."""
+    zeros = np.zeros(len(counts.energy))
+    port_time = zeros
+    for i, moved in counts.moved:
+        bw_i = arch.levels[i].bandwidth
+        if not math.isinf(bw_i):
+            port_time = np.maximum(port_time, moved / bw_i)
+    compute = counts.compute
+    bw = arch.levels[0].bandwidth
+    onload = counts.onload_bytes / bw if not math.isinf(bw) else zeros
+    offload = counts.out_tile / bw if not math.isinf(bw) else zeros
+    dram_time = counts.dram_bytes / bw if not math.isinf(bw) else zeros
+    if convention == "zigzag":
+        during = np.maximum(0.0, dram_time - onload - offload)
+        refill = counts.refill_bytes / bw if not math.isinf(bw) else zeros
+        stall = np.maximum(refill, during - compute)
+        return compute + stall + onload + offload
+    body = np.maximum(np.maximum(compute, dram_time), port_time)
+    return body + np.minimum(onload, dram_time)
+
+
+def batch_counts(problem: Problem, arch: SpatialArch, spatial: tuple, bypass: frozenset,
+                 ranks: np.ndarray, factors: np.ndarray, slots: int) -> BatchCounts:
+    """:func:`evaluate_batch`'s figures of the candidates up to their bandwidths
+    (:class:`BatchCounts`)."""
     ctx = _context(problem, arch, bypass)
     chains, words, energies, rels, fan = ctx.chains, ctx.words, ctx.energies, ctx.rels, ctx.fan
     nlev = len(arch.levels)
@@ -420,9 +524,9 @@ def evaluate_batch(problem: Problem, arch: SpatialArch, spatial: tuple, bypass: 
             rbytes[innermost][oi] = rbytes[innermost][oi] + uses * w
             wbytes[innermost][oi] = wbytes[innermost][oi] + uses * w
     total = 0 + macs * arch.mac_energy
-    port_time = zeros
     dram_bytes = zeros
-    for i, lev in enumerate(arch.levels):
+    moved_by_level = []
+    for i in range(nlev):
         e = zeros
         moved = zeros
         for oi in range(3):
@@ -434,20 +538,9 @@ def evaluate_batch(problem: Problem, arch: SpatialArch, spatial: tuple, bypass: 
             elif i < fan:
                 moved = moved + (rb + wb)
         total = total + e
-        if 0 < i < fan and not math.isinf(lev.bandwidth):
-            port_time = np.maximum(port_time, moved / lev.bandwidth)
-    bw = arch.levels[0].bandwidth
+        if 0 < i < fan:
+            moved_by_level.append((i, moved))
     onload_bytes = first_tile[0] * ctx.word[0] + first_tile[1] * ctx.word[1]
     out_tile = first_tile[2] * ctx.word[2]
-    onload = onload_bytes / bw if not math.isinf(bw) else zeros
-    offload = out_tile / bw if not math.isinf(bw) else zeros
-    dram_time = dram_bytes / bw if not math.isinf(bw) else zeros
-    if convention == "zigzag":
-        during = np.maximum(0.0, dram_time - onload - offload)
-        refill = refill_bytes / bw if not math.isinf(bw) else zeros
-        stall = np.maximum(refill, during - compute)
-        latency = compute + stall + onload + offload
-    else:
-        body = np.maximum(np.maximum(compute, dram_time), port_time)
-        latency = body + np.minimum(onload, dram_time)
-    return latency, total
+    return BatchCounts(compute, tuple(moved_by_level), dram_bytes, onload_bytes, out_tile,
+                       refill_bytes, total)

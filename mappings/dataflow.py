@@ -180,8 +180,9 @@ def allocate(stages: list[Stage], arch: Arch, pcus: int | None = None,
                            f"has {total}")
     terms = terms if terms is not None else {i: _fold_terms(stages[i], arch) for i in compute}
     recent = _RECENT.setdefault((len(stages), total, scaled), [])
+    links = [i for i, s in enumerate(stages) if s.kind == "link"]
     for cand in recent:   # an allocation of a like pipeline: kept where it is the greedy's
-        if all(cand[i] == 0 for i, s in enumerate(stages) if s.kind == "link") and \
+        if all(cand[i] == 0 for i in links) and \
                 is_greedy(cand, terms, scale, total - len(compute)):
             return list(cand)
     for i in compute:
@@ -227,17 +228,20 @@ def is_greedy(alloc: list[int], terms: dict[int, tuple], scale: list[float],
     next pair, and either every PCU is granted or the first next pair is one at its stage's
     tiles."""
     granted, last, nxt, stop = 0, None, None, False
-    for i, t in terms.items():
-        p, tiles = alloc[i], t[0]
+    ceil = math.ceil
+    for i, (tiles, cyc, clock, flops, per_pcu) in terms.items():
+        p = alloc[i]
         if p < 1 or p > tiles:
             return False
         sc = scale[i]
         granted += p - 1
-        key = (-_seconds_on(t, p) * sc, i, p)
+        # _seconds_on at p and p - 1, written out (the same floats)
+        key = (-max(ceil(tiles / p) * cyc / clock, flops / (p * per_pcu)) * sc, i, p)
         if nxt is None or key < nxt:
             nxt, stop = key, p >= tiles
         if p > 1:
-            done = (-_seconds_on(t, p - 1) * sc, i, p - 1)
+            q = p - 1
+            done = (-max(ceil(tiles / q) * cyc / clock, flops / (q * per_pcu)) * sc, i, q)
             if last is None or done > last:
                 last = done
     if granted > left or (last is not None and nxt is not None and not last < nxt):
@@ -424,10 +428,10 @@ def _stage_placement(s: Stage, arch: Arch, use_mapper: bool, p: int, q: int,
     return StagePlacement(s.name, p, q, terms[0], t, fold, mapped, pmu_bytes, util)
 
 
-#: per stage (by identity) and arch: its fold terms, its placements by (PCUs, PMUs, mapped
-#: or not) and its PMU need by ("pmus", PCUs) (each entry keeps its stage and arch alive, so
-#: their ids are not reused while it is cached; cleared when :data:`STAGE_MEMO_SIZE` stages
-#: are held)
+#: per stage (by identity) and arch: its fold terms, its placements and their seconds per
+#: tile by (PCUs, PMUs, mapped or not) and its PMU need by ("pmus", PCUs) (each entry keeps
+#: its stage and arch alive, so their ids are not reused while it is cached; cleared when
+#: :data:`STAGE_MEMO_SIZE` stages are held)
 _BY_STAGE: dict[tuple[int, int], tuple[Stage, Arch, dict]] = {}
 STAGE_MEMO_SIZE = 4096
 
@@ -442,6 +446,11 @@ def _memo_of(stage: Stage, arch: Arch) -> dict:
     memo: dict = {}
     _BY_STAGE[id(stage), id(arch)] = (stage, arch, memo)
     return memo
+
+
+def _per_tile(sp: StagePlacement) -> float:
+    """Seconds of one tile of a placed stage through it (its time over its waves)."""
+    return sp.seconds / max(math.ceil(sp.tiles / max(sp.pcus, 1)), 1)
 
 
 def place(stages: list[Stage], arch: Arch, use_mapper: bool = True,
@@ -488,25 +497,28 @@ def _place(stages: list[Stage], arch: Arch, use_mapper: bool,
     pcus = allocate(stages, arch, scale=scale, terms=terms)
     pmus = allocate_pmus(stages, arch, pcus, memos)
     placed: list[StagePlacement] = []
-    fill = 0.0
+    # the first tile crosses every stage; when a stage is the bottleneck its own first tile is
+    # inside its time already
+    per_tile: list[float] = []
     pmu_total = 0.0
     for i, (s, p, q) in enumerate(zip(stages, pcus, pmus, strict=True)):
         if s.kind == "link":
-            placed.append(StagePlacement(s.name, 0, 0, 1, s.fixed_s, s.fixed_s))
+            sp = StagePlacement(s.name, 0, 0, 1, s.fixed_s, s.fixed_s)
+            placed.append(sp)
+            per_tile.append(_per_tile(sp))
             continue
         memo = memos[i]
-        sp = memo.get((p, q, use_mapper))
-        if sp is None:   # (a decode step's layer repeats all its stages but its attention)
-            sp = memo[p, q, use_mapper] = _stage_placement(s, arch, use_mapper, p, q,
-                                                            terms[i])
+        hit = memo.get((p, q, use_mapper))
+        if hit is None:   # (a decode step's layer repeats all its stages but its attention)
+            sp = _stage_placement(s, arch, use_mapper, p, q, terms[i])
+            hit = memo[p, q, use_mapper] = (sp, _per_tile(sp))
+        sp = hit[0]
         pmu_total += sp.pmu_bytes
         placed.append(sp)
+        per_tile.append(hit[1])
     hbm_bytes, stream, t_hbm, t_noc = fixed
     t_stage = max((sp.seconds for sp in placed), default=0.0)
     body = max(t_stage, t_hbm, t_noc)
-    # the first tile crosses every stage; when a stage is the bottleneck its own first tile is
-    # inside its time already
-    per_tile = [sp.seconds / max(math.ceil(sp.tiles / max(sp.pcus, 1)), 1) for sp in placed]
     fill = sum(per_tile)
     if placed and body == t_stage:
         b = max(range(len(placed)), key=lambda i: placed[i].seconds)

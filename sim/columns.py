@@ -543,6 +543,35 @@ def in_first_order(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return uniq[order], first[order], rank[inverse.reshape(-1)]
 
 
+def run_codes(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """A code per run ``values[bounds[i]:bounds[i + 1]]`` of integers: two runs get one code
+    exactly when they are equal (as long, the same values in the same order). Runs of one
+    length are read column by column as mixed-radix numbers (renumbered densely before they
+    could pass 2**62), so the Python work is a few numpy calls per column of each length."""
+    bounds = np.asarray(bounds, dtype=np.int64)
+    lengths = np.diff(bounds)
+    out = np.empty(len(lengths), dtype=np.int64)
+    if not len(lengths):
+        return out
+    vals = np.asarray(values, dtype=np.int64)
+    if len(vals):
+        vals = vals - int(vals.min())
+    base = int(vals.max()) + 1 if len(vals) else 1
+    offset = 0
+    for length in np.unique(lengths).tolist():
+        runs = np.flatnonzero(lengths == length)
+        starts = bounds[runs]
+        code = np.zeros(len(runs), dtype=np.int64)
+        for c in range(length):
+            if int(code.max()) >= ((1 << 62) - base) // base:
+                code = np.unique(code, return_inverse=True)[1].reshape(-1)
+            code = code * base + vals[starts + c]
+        dense = np.unique(code, return_inverse=True)[1].reshape(-1)
+        out[runs] = dense + offset
+        offset += int(dense.max()) + 1 if len(dense) else 0
+    return out
+
+
 def flat_rows(rows: Sequence, dtype: Any = np.int64) -> tuple[np.ndarray, np.ndarray]:
     """Ragged ``rows`` (sequences or arrays) as one CSR table: (``ptr``, int64, ``len(rows) +
     1`` offsets; ``flat``, of ``dtype``): row ``j`` is ``flat[ptr[j]:ptr[j + 1]]``."""

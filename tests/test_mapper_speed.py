@@ -197,3 +197,47 @@ def test_divisor_chains_are_every_ordered_factorisation(n, parts, count):
     pinned = mapper._divisor_chains(n, parts, (False,) + (True,) * (parts - 1))
     assert [c[1:] for c in pinned] == list(mapper._divisor_chains(n, parts - 1,
                                                                   (True,) * (parts - 1)))
+
+
+def _variant(arch: SpatialArch, level: int, **change) -> SpatialArch:
+    levels = list(arch.levels)
+    levels[level] = dataclasses.replace(levels[level], **change)
+    return dataclasses.replace(arch, levels=tuple(levels))
+
+
+@pytest.mark.parametrize("change, shared", [
+    (dict(bandwidth=3.0), True), (dict(capacity=8192.0), True),
+    (dict(read_energy=0.3), False), (dict(port_bytes=4.0), False),
+    (dict(double_buffered=False), False)])
+def test_counts_kept_across_archs_equal_fresh_figures(change, shared, monkeypatch):
+    """The counts of a mapping worked out before any bandwidth is read are kept per arch up to
+    its levels' bandwidths and capacities (mappings.cost._COUNTS; the search's scoring arrays'
+    in mappings.mapper._BATCH_COUNTS): on the toy arch with its buffer changed, a mapping's
+    cost and a whole search equal what they are with nothing kept; a change of bandwidth or
+    capacity reuses the mapping's counts and the search's (no entry added), one of energy,
+    port width or buffering does not. Port-bound by hand: the buffer at 3 B/cycle instead of 16 makes the latency
+    max(compute, moved / 3) + on-load."""
+    from mappings import cost
+
+    arch, problem = _toy_double(), gemm_problem(24, 20, 18)   # (a sample of 400 is kept)
+    other = _variant(arch, 1, **change)
+    kept = search(problem, arch, budget=400)     # fills both memos (its sample is kept)
+    held = len(cost._COUNTS)
+    got = evaluate(problem, other, kept.mapping, check=False)
+    assert len(cost._COUNTS) == held + (0 if shared else 1)
+    held = len(mapper._BATCH_COUNTS)
+    best = search(problem, other, budget=400)
+    assert (len(mapper._BATCH_COUNTS) == held) == shared
+    monkeypatch.setattr(cost, "_COUNTS", {})
+    monkeypatch.setattr(mapper, "_BATCH_COUNTS", {})
+    mapper._search.cache_clear()
+    assert dataclasses.asdict(got) == \
+        dataclasses.asdict(evaluate(problem, other, kept.mapping, check=False))
+    fresh = search(problem, other, budget=400)
+    assert best.mapping == fresh.mapping
+    assert dataclasses.asdict(best.cost) == dataclasses.asdict(fresh.cost)
+    if change == dict(bandwidth=3.0):
+        moved = sum(sum(a.values()) for a in got.accesses["buf"].values()) * 1.0
+        # the toy's words are 1 B; the buffer is the only level between DRAM and the PEs
+        assert got.latency_cycles == pytest.approx(
+            max(got.compute_cycles, moved / 3.0, got.dram_bytes / 4.0) + got.onload_cycles)

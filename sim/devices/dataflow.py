@@ -37,7 +37,7 @@ from sim.devices.base import (
     register_device,
 )
 from workloads.einsum import Cascade, Einsum, dtype_bytes
-from workloads.trace import ATTENTION, COLLECTIVE, MATMUL, MEMORY, Op
+from workloads.trace import ATTENTION, COLLECTIVE, MATMUL, MEMORY, Op, OpKind
 
 RESIDENT_ROLES = ("weight", "kv_cache", "state")
 
@@ -237,7 +237,11 @@ class DataflowDevice(MainTierDevice):
         self._ends[id(stage), hbm_bytes] = (stage, out)
         return out
 
-    def _segment_cost(self, ops: list[Op], first: bool) -> tuple[Placement, list[Cost]]:
+    def _segment_cost(self, ops: list[Op] | list[OpKind],
+                      first: bool) -> tuple[Placement, list[Cost]]:
+        """The placement of a segment's ops (or of their kinds: what pricing reads of an op is
+        the fields it shares with its kind) and each op's cost; ``first``: the segment starts
+        its kernel (the program and argument load)."""
         stages = [self.stage_of(op, fused=True) for op in ops]
         # the kernel's boundary tensors: the first op's inputs, the last op's outputs
         _, a_in, _ = self._tensor_bytes_of(ops[0].compute)
@@ -260,14 +264,14 @@ class DataflowDevice(MainTierDevice):
         shares = [w / wsum for w in weights] if wsum > 0 else [1.0 / len(ops)] * len(ops)
         costs = []
         dtype = op_dtype(ops[0])
-        for op, s, sp, share in zip(ops, stages, pl.stages, shares, strict=True):
+        for j, (s, sp, share) in enumerate(zip(stages, pl.stages, shares, strict=True)):
             dram = hbm_bytes * share
             energy = self._energy(s.flops, dtype, dram, sp.pmu_bytes)
             bound = pl.bottleneck if not pl.bottleneck.startswith("stage:") else "compute"
             detail = {"fused": True, "pcus": sp.pcus, "pmus": sp.pmus,
                       "stage_s": sp.seconds, "segment_s": total, "segment_bottleneck":
                       pl.bottleneck, "t_hbm": pl.t_hbm, "t_fill": pl.t_fill,
-                      "utilization": sp.utilization, "kernel_start": first and op is ops[0]}
+                      "utilization": sp.utilization, "kernel_start": first and j == 0}
             costs.append(Cost(total * share, roof * share, "memory" if bound == "hbm" else
                               bound, energy, dram, detail))
         return pl, costs

@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from sim.columns import in_first_order
+from sim.columns import in_first_order, run_codes
 from sim.devices.base import Cost
-from workloads.trace import COLLECTIVE, CompactOps, Op, ops_at
+from workloads.trace import COLLECTIVE, CompactOps, OpKind
 
 
 class KindCosts:
@@ -41,7 +41,7 @@ class KindCosts:
         self._kind = self._kind[:0]
 
 
-def fused_kinds(arrays: CompactOps, segment_cost: Callable[[list[Op], bool], tuple],
+def fused_kinds(arrays: CompactOps, segment_cost: Callable[[list[OpKind], bool], tuple],
                 memo: dict[tuple, tuple]) -> tuple[CompactOps, KindCosts, int]:
     """(the arrays with each op's kind split per segment and place, the attribution of the
     segments' costs to those kinds, the number of groups: the kernels). ``segment_cost(ops,
@@ -82,24 +82,23 @@ def fused_kinds(arrays: CompactOps, segment_cost: Callable[[list[Op], bool], tup
     shape = np.array([shape_of.setdefault((id(k.compute), k.shards), len(shape_of))
                       for k in kinds], dtype=np.int64)[kind]
     ops_sorted = order[inside]
-    shape_sorted = shape[ops_sorted].tolist()
-    sig_of: dict[tuple, int] = {}
+    # each segment's signature (its ops' shapes in order, whether it starts its kernel),
+    # numbered as they first occur: the order in which the distinct segments are priced
+    same_ops = run_codes(shape[ops_sorted], bounds)
+    _, sig_first, seg_sig = in_first_order(same_ops * 2 + first_of_group)
     sig_costs: list[list[Cost]] = []
     computes = [k.compute for k in kinds]
-    seg_sig = np.empty(len(seg_first), dtype=np.int64)
-    for s, (a, b) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)):
-        sig = (tuple(shape_sorted[a:b]), bool(first_of_group[s]))
-        j = sig_of.get(sig)
-        if j is None:
-            ops = ops_at(arrays, np.sort(ops_sorted[a:b]), "")
-            full = (tuple(id(op.compute) for op in ops), tuple(op.shards for op in ops),
-                    sig[1])
-            hit = memo.get(full)
-            if hit is None:
-                hit = memo[full] = segment_cost(ops, sig[1])
-            j = sig_of[sig] = len(sig_costs)
-            sig_costs.append(hit[1])
-        seg_sig[s] = j
+    for s in sig_first.tolist():
+        a, b = int(bounds[s]), int(bounds[s + 1])
+        starts_kernel = bool(first_of_group[s])
+        # the segment's ops as their kinds: all that pricing it reads of an op
+        ops = [kinds[k] for k in kind[np.sort(ops_sorted[a:b])].tolist()]
+        full = (tuple(id(op.compute) for op in ops), tuple(op.shards for op in ops),
+                starts_kernel)
+        hit = memo.get(full)
+        if hit is None:
+            hit = memo[full] = segment_cost(ops, starts_kernel)
+        sig_costs.append(hit[1])
     # each op's new kind: (its kind, its segment's signature, its place there)
     place = np.arange(len(inside)) - seg_first[seg_code]
     width = int(place.max()) + 1 if len(place) else 1
