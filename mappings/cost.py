@@ -159,13 +159,16 @@ def evaluate(problem: Problem, arch: SpatialArch, mapping: Mapping, convention: 
     only a :class:`Score` (latency, total energy) comes back, for searches."""
     if check:
         validate(problem, arch, mapping)
-    key = (problem, unsized(arch), mapping)
-    c = _COUNTS.get(key)
-    if c is None:
+    shape = unsized(arch)
+    key = (problem, id(shape), mapping)
+    hit = _COUNTS.get(key)
+    if hit is not None and hit[0] is shape:
+        c = hit[1]
+    else:
         c = _counts(problem, arch, mapping)
         if len(_COUNTS) >= COUNTS_MEMO_SIZE:
             _COUNTS.clear()
-        _COUNTS[key] = c
+        _COUNTS[key] = (shape, c)   # keeps the shape alive: its id stays its own
     port_time = 0.0
     for i, moved in c.moved:
         bw_i = arch.levels[i].bandwidth
@@ -222,20 +225,37 @@ class _Counts(NamedTuple):
     macs: int
 
 
-#: :func:`_counts` by (problem, :func:`unsized` arch, mapping) (cleared when full: a bound on
+#: :func:`_counts` by (problem, :func:`unsized` arch's id, mapping) (cleared when full: a bound on
 #: memory; a dataflow chip's PCU share mapped again with another PMU share evaluates the same
 #: refined mappings on PMUs of another bandwidth)
 COUNTS_MEMO_SIZE = 8192
-_COUNTS: dict[tuple, _Counts] = {}
+_COUNTS: dict[tuple, tuple[SpatialArch, _Counts]] = {}
 
 
-@lru_cache(maxsize=256)
 def unsized(arch: SpatialArch) -> SpatialArch:
     """``arch`` with its levels' capacities and bandwidths zeroed: all that the counts of a
-    mapping (:func:`_counts`, :func:`batch_counts`) read of it."""
+    mapping (:func:`_counts`, :func:`batch_counts`) read of it. One object per distinct
+    result (archs that differ only in bandwidths and capacities get the same one, so memos
+    may key by its identity), found by the arch's identity."""
+    hit = _UNSIZED.get(id(arch))
+    if hit is not None and hit[0] is arch:
+        return hit[1]
     levels = tuple(dataclasses.replace(lev, capacity=0.0, bandwidth=0.0, operand_capacity=())
                    for lev in arch.levels)
-    return dataclasses.replace(arch, levels=levels)
+    shape = dataclasses.replace(arch, levels=levels)
+    if len(_UNSIZED) >= UNSIZED_MEMO_SIZE:
+        _UNSIZED.clear()
+        _SHAPES.clear()
+    shape = _SHAPES.setdefault(shape, shape)
+    _UNSIZED[id(arch)] = (arch, shape)   # keeps the arch alive: its id stays its own
+    return shape
+
+
+#: :func:`unsized` by the arch's id, and each distinct result once (cleared when full: a bound
+#: on memory; a memo keyed by a result's id holds the result, so no id is reused under it)
+UNSIZED_MEMO_SIZE = 1024
+_UNSIZED: dict[int, tuple[SpatialArch, SpatialArch]] = {}
+_SHAPES: dict[SpatialArch, SpatialArch] = {}
 
 
 def _counts(problem: Problem, arch: SpatialArch, mapping: Mapping) -> _Counts:

@@ -163,38 +163,27 @@ def greedy_cuts(problem: Problem, arch: SpatialArch, mapping: Mapping) -> Mappin
     """``mapping`` with per-operand level starts chosen bottom-up as ZigZag's LOMA allocates
     memory: each operand's innermost level takes as many innermost loops as fit, then the next
     level up, and so on. Operands sharing a level's capacity are allocated O, W, I in turn.
-    None when some operand's innermost tile cannot fit."""
-    nest = mapping.nest()
-    n = len(nest)
-    nlev = len(arch.levels)
-    fan = arch.fanout_index
-    spatial = (*mapping.spatial_rows, *mapping.spatial_cols)
-    used = [0.0] * nlev
+    None when some operand's innermost tile cannot fit. What does not depend on the levels'
+    capacities (each operand's tile sizes per loop start, bytes per element) is worked out
+    once per mapping and arch up to its capacities (:func:`_cut_terms`)."""
+    n, per_operand = _cut_terms(problem, arch, mapping)
+    levels = arch.levels
+    used = [0.0] * len(levels)
     cuts = {}
-    for op in ("O", "W", "I"):
-        rel = frozenset(problem.ranks_of(op))
-        sp_rel = math.prod(x for r, x in spatial if r in rel)
-        suffix = [1] * (n + 1)
-        for t in range(n - 1, -1, -1):
-            r, x = nest[t]
-            suffix[t] = suffix[t + 1] * (x if r in rel else 1)
-        starts = [0] * nlev
+    for op, suffix, per_level in per_operand:
+        starts = [0] * len(levels)
         upper = n
-        for i in range(nlev - 1, 0, -1):
-            lev = arch.levels[i]
-            if not holds(arch, mapping, i, op):
+        for i, held, mult in per_level:
+            if not held:
                 starts[i] = upper
                 continue
-            per_pe = i >= fan
-            hi, lo = upper, 0
-            word = arch.psum_bytes if (op == "O" and per_pe) else arch.bytes_of(op)
+            lev = levels[i]
             own = lev.capacity_for(op)
             room = own if own is not None else lev.capacity - used[i]
-            mult = word * (1 if per_pe else sp_rel)
-            if suffix[hi] * mult > room + 1e-9:
+            if suffix[upper] * mult > room + 1e-9:
                 return None
-            s = hi
-            while s > lo and suffix[s - 1] * mult <= room + 1e-9:
+            s = upper
+            while s > 0 and suffix[s - 1] * mult <= room + 1e-9:
                 s -= 1
             starts[i] = s
             if own is None and not math.isinf(lev.capacity):
@@ -203,6 +192,49 @@ def greedy_cuts(problem: Problem, arch: SpatialArch, mapping: Mapping) -> Mappin
         cuts[op] = tuple(starts)
     return Mapping(mapping.temporal, mapping.spatial_rows, mapping.spatial_cols, mapping.bypass,
                    mapping.fusion, tuple((op, cuts[op]) for op in ("I", "W", "O")))
+
+
+def _cut_terms(problem: Problem, arch: SpatialArch, mapping: Mapping) -> tuple[int, list]:
+    """What :func:`greedy_cuts` reads of ``mapping`` apart from the levels' capacities: its
+    loops' count and, per operand (O, W, I), the elements of its tile from each loop start
+    inwards and, per level from the innermost but one up, whether it holds the operand and
+    its bytes per tile element there (shared levels hold the spatial copies). Kept per
+    mapping (by identity: a kept sample's nests are searched again with other capacities) and
+    arch up to its bandwidths and capacities (:data:`_CUT_TERMS`)."""
+    shape = unsized(arch)
+    key = (id(mapping), id(shape), problem)
+    hit = _CUT_TERMS.get(key)
+    if hit is not None and hit[0] is mapping and hit[1] is shape:
+        return hit[2]
+    nest = mapping.nest()
+    n = len(nest)
+    fan = arch.fanout_index
+    spatial = (*mapping.spatial_rows, *mapping.spatial_cols)
+    per_operand = []
+    for op in ("O", "W", "I"):
+        rel = frozenset(problem.ranks_of(op))
+        sp_rel = math.prod(x for r, x in spatial if r in rel)
+        suffix = [1] * (n + 1)
+        for t in range(n - 1, -1, -1):
+            r, x = nest[t]
+            suffix[t] = suffix[t + 1] * (x if r in rel else 1)
+        per_level = []
+        for i in range(len(arch.levels) - 1, 0, -1):
+            per_pe = i >= fan
+            word = arch.psum_bytes if (op == "O" and per_pe) else arch.bytes_of(op)
+            per_level.append((i, holds(arch, mapping, i, op), word * (1 if per_pe else sp_rel)))
+        per_operand.append((op, suffix, per_level))
+    out = (n, per_operand)
+    if len(_CUT_TERMS) >= CUT_TERMS_MEMO_SIZE:
+        _CUT_TERMS.clear()
+    _CUT_TERMS[key] = (mapping, shape, out)   # keeps the mapping alive: its id stays its own
+    return out
+
+
+#: :func:`_cut_terms` by (mapping's id, :func:`mappings.cost.unsized` arch's id, problem)
+#: (cleared when full: a bound on memory)
+CUT_TERMS_MEMO_SIZE = 8192
+_CUT_TERMS: dict[tuple, tuple] = {}
 
 
 def search(problem: Problem, arch: SpatialArch, budget: int = 20000, seed: int = 0,
@@ -461,23 +493,23 @@ def _score_runs(problem: Problem, arch: SpatialArch, runs: list[tuple], bypass: 
     slots = len(problem.ranks)
     shape = unsized(arch)
     for spatial, rk, xs in runs:
-        key = (problem, shape, spatial, bypass, id(rk), id(xs))
+        key = (problem, id(shape), spatial, bypass, id(rk), id(xs))
         hit = _BATCH_COUNTS.get(key)
-        if hit is not None and hit[0] is rk and hit[1] is xs:
-            counts = hit[2]
+        if hit is not None and hit[0] is rk and hit[1] is xs and hit[2] is shape:
+            counts = hit[3]
         else:
             counts = batch_counts(problem, arch, spatial, bypass, rk, xs, slots)
             if len(_BATCH_COUNTS) >= BATCH_COUNTS_MEMO_SIZE:
                 _BATCH_COUNTS.clear()
-            _BATCH_COUNTS[key] = (rk, xs, counts)   # keeps the arrays (and their ids) alive
+            _BATCH_COUNTS[key] = (rk, xs, shape, counts)   # keeps what its ids name alive
         lats.extend(batch_latency(counts, arch, convention).tolist())
         energies.extend(counts.energy.tolist())
     return lats, energies
 
 
-#: :func:`mappings.cost.batch_counts` per (problem, arch up to bandwidths and capacities,
-#: spatial unrolling, bypass, scoring arrays) (cleared when full: a bound on memory, the
-#: arrays of a search's sample being ~100 kB)
+#: :func:`mappings.cost.batch_counts` per (problem, arch up to bandwidths and capacities
+#: (:func:`mappings.cost.unsized`), spatial unrolling, bypass, scoring arrays) (cleared when
+#: full: a bound on memory, the arrays of a search's sample being ~100 kB)
 BATCH_COUNTS_MEMO_SIZE = 64
 _BATCH_COUNTS: dict[tuple, tuple] = {}
 

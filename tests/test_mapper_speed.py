@@ -173,9 +173,14 @@ def test_fast_search_is_faster():
     p, arch = gemm_problem(512, 512, 512), tpu_like_arch()
 
     def cpu(fast: bool) -> float:
+        from mappings import cost
+
         times = []
         for _ in range(3):
             mapper._search.cache_clear()
+            for memo in (mapper._SAMPLES, mapper._BATCH_COUNTS, mapper._CUT_TERMS,
+                         cost._COUNTS):
+                memo.clear()
             t0 = time.process_time()
             search(p, arch, dataflow="ws", convention="zigzag", fast=fast)
             times.append(time.process_time() - t0)
@@ -215,12 +220,18 @@ def test_counts_kept_across_archs_equal_fresh_figures(change, shared, monkeypatc
     in mappings.mapper._BATCH_COUNTS): on the toy arch with its buffer changed, a mapping's
     cost and a whole search equal what they are with nothing kept; a change of bandwidth or
     capacity reuses the mapping's counts and the search's (no entry added), one of energy,
-    port width or buffering does not. Port-bound by hand: the buffer at 3 B/cycle instead of 16 makes the latency
-    max(compute, moved / 3) + on-load."""
+    port width or buffering does not. Port-bound by hand: the buffer at 3 B/cycle instead of
+    16 makes the latency max(compute, moved / 3) + on-load. (The per-operand cuts'
+    capacity-free terms, mappings.mapper._CUT_TERMS, are kept the same way and emptied for
+    the fresh search.)"""
     from mappings import cost
 
     arch, problem = _toy_double(), gemm_problem(24, 20, 18)   # (a sample of 400 is kept)
     other = _variant(arch, 1, **change)
+    for name in ("_SAMPLES", "_BATCH_COUNTS", "_CUT_TERMS"):
+        monkeypatch.setattr(mapper, name, {})
+    monkeypatch.setattr(cost, "_COUNTS", {})
+    mapper._search.cache_clear()
     kept = search(problem, arch, budget=400)     # fills both memos (its sample is kept)
     held = len(cost._COUNTS)
     got = evaluate(problem, other, kept.mapping, check=False)
@@ -228,8 +239,9 @@ def test_counts_kept_across_archs_equal_fresh_figures(change, shared, monkeypatc
     held = len(mapper._BATCH_COUNTS)
     best = search(problem, other, budget=400)
     assert (len(mapper._BATCH_COUNTS) == held) == shared
+    for name in ("_SAMPLES", "_BATCH_COUNTS", "_CUT_TERMS"):
+        monkeypatch.setattr(mapper, name, {})
     monkeypatch.setattr(cost, "_COUNTS", {})
-    monkeypatch.setattr(mapper, "_BATCH_COUNTS", {})
     mapper._search.cache_clear()
     assert dataclasses.asdict(got) == \
         dataclasses.asdict(evaluate(problem, other, kept.mapping, check=False))
