@@ -155,7 +155,8 @@ def _seconds_on(terms: tuple[int, float, float, float, float], pcus: int) -> flo
 
 def allocate(stages: list[Stage], arch: Arch, pcus: int | None = None,
              scale: list[float] | None = None,
-             terms: dict[int, tuple] | None = None) -> list[int]:
+             terms: dict[int, tuple] | None = None,
+             seconds: dict[int, dict[int, float]] | None = None) -> list[int]:
     """PCUs per stage minimising the slowest stage (greedy to the bottleneck; module doc);
     ``scale`` multiplies each stage's fold-model time (the mapper's correction).
 
@@ -167,7 +168,8 @@ def allocate(stages: list[Stage], arch: Arch, pcus: int | None = None,
     of the compute stages, formed by the caller). An allocation made for a like pipeline
     (as many stages, as many PCUs, scaled or not: :data:`RECENT_KEPT` of them) is returned
     instead where :func:`is_greedy` finds it the greedy's: a decode step's layer mostly gets
-    the last step's PCUs, checked in two stage times per stage."""
+    the last step's PCUs, checked in two stage times per stage (``seconds``: per compute
+    stage, its fold times by PCU count where they are kept, read and filled there)."""
     scaled = scale is not None
     scale = scale or [1.0] * len(stages)
     total = arch.dataflow.pcus if pcus is None else pcus
@@ -183,7 +185,7 @@ def allocate(stages: list[Stage], arch: Arch, pcus: int | None = None,
     links = [i for i, s in enumerate(stages) if s.kind == "link"]
     for cand in recent:   # an allocation of a like pipeline: kept where it is the greedy's
         if all(cand[i] == 0 for i in links) and \
-                is_greedy(cand, terms, scale, total - len(compute)):
+                is_greedy(cand, terms, scale, total - len(compute), seconds):
             return list(cand)
     for i in compute:
         alloc[i] = 1
@@ -218,7 +220,7 @@ _RECENT: dict[tuple, list[list[int]]] = {}
 
 
 def is_greedy(alloc: list[int], terms: dict[int, tuple], scale: list[float],
-              left: int) -> bool:
+              left: int, seconds: dict[int, dict[int, float]] | None = None) -> bool:
     """Whether ``alloc`` is the allocation :func:`allocate`'s greedy makes of ``left`` PCUs
     past one per compute stage (``terms``: theirs). The greedy takes the pairs (stage ``i``,
     its count ``p``) in the order of ``(-scaled time at p, i, p)`` (each stage's keys never
@@ -226,25 +228,38 @@ def is_greedy(alloc: list[int], terms: dict[int, tuple], scale: list[float],
     with ``p`` at the stage's tiles. So ``alloc`` is its result exactly when every stage
     holds at most a PCU per tile, each stage's last granted pair comes before every stage's
     next pair, and either every PCU is granted or the first next pair is one at its stage's
-    tiles."""
-    granted, last, nxt, stop = 0, None, None, False
-    ceil = math.ceil
-    for i, (tiles, cyc, clock, flops, per_pcu) in terms.items():
-        p = alloc[i]
+    tiles. ``seconds``: per stage, its fold times (:func:`_seconds_on`) by PCU count, read
+    and filled (a decode step's stages are mostly the last step's, on the same PCUs)."""
+    # the pairs' keys compared as the tuples (-scaled time, i, p) compare, written out: a stage
+    # has one next pair (at p) and one last granted pair (at p - 1), so equal times fall to
+    # the stage index and, within a stage, the last comes first
+    granted, stop = 0, False
+    nxt_t = last_t = 0.0
+    nxt_i = last_i = -1
+    for i, t in terms.items():
+        p, tiles = alloc[i], t[0]
         if p < 1 or p > tiles:
             return False
         sc = scale[i]
         granted += p - 1
-        # _seconds_on at p and p - 1, written out (the same floats)
-        key = (-max(ceil(tiles / p) * cyc / clock, flops / (p * per_pcu)) * sc, i, p)
-        if nxt is None or key < nxt:
-            nxt, stop = key, p >= tiles
+        sec = seconds[i] if seconds is not None else {}
+        at_p = sec.get(p)
+        if at_p is None:
+            at_p = sec[p] = _seconds_on(t, p)
+        kt = -at_p * sc
+        if nxt_i < 0 or kt < nxt_t or (kt == nxt_t and i < nxt_i):
+            nxt_t, nxt_i, stop = kt, i, p >= tiles
         if p > 1:
-            q = p - 1
-            done = (-max(ceil(tiles / q) * cyc / clock, flops / (q * per_pcu)) * sc, i, q)
-            if last is None or done > last:
-                last = done
-    if granted > left or (last is not None and nxt is not None and not last < nxt):
+            at_q = sec.get(p - 1)
+            if at_q is None:
+                at_q = sec[p - 1] = _seconds_on(t, p - 1)
+            dt = -at_q * sc
+            if last_i < 0 or dt > last_t or (dt == last_t and i > last_i):
+                last_t, last_i = dt, i
+    if granted > left:
+        return False
+    if last_i >= 0 and nxt_i >= 0 and not (last_t < nxt_t or (last_t == nxt_t
+                                                              and last_i <= nxt_i)):
         return False
     return granted == left or stop
 
@@ -314,20 +329,25 @@ def allocate_pmus(stages: list[Stage], arch: Arch, pcus: list[int],
         if s.kind == "link" or p == 0:
             need.append(0)
             continue
-        memo = memos.get(i) if memos is not None else None
-        got = memo.get(("pmus", p)) if memo is not None else None
+        by_pcus = None
+        if memos is not None and (memo := memos.get(i)) is not None:
+            by_pcus = memo.get("pmus")
+            if by_pcus is None:
+                by_pcus = memo["pmus"] = {}
+        got = by_pcus.get(p) if by_pcus is not None else None
         if got is None:
             kc = min(s.k, K_CHUNK)
             tile_in = (min(s.m, d.stages) * kc + kc * d.lanes) * s.elem_bytes \
                 if s.kind == "gemm" else d.lanes * s.elem_bytes * 2
             got = max(1, math.ceil(2 * tile_in * p / d.pmu_capacity))
-            if memo is not None:
-                memo["pmus", p] = got
+            if by_pcus is not None:
+                by_pcus[p] = got
         need.append(got)
     base = sum(need)
-    if base > d.pmus:
-        raise MappingError(f"the pipeline's tile buffers need {base} PMUs, the chip has {d.pmus}")
-    spare = d.pmus - base
+    pmus = d.pmus
+    if base > pmus:
+        raise MappingError(f"the pipeline's tile buffers need {base} PMUs, the chip has {pmus}")
+    spare = pmus - base
     total_p = sum(pcus) or 1
     return [n + (math.floor(spare * p / total_p) if n else 0) for n, p in zip(need, pcus,
                                                                                strict=True)]
@@ -428,8 +448,9 @@ def _stage_placement(s: Stage, arch: Arch, use_mapper: bool, p: int, q: int,
     return StagePlacement(s.name, p, q, terms[0], t, fold, mapped, pmu_bytes, util)
 
 
-#: per stage (by identity) and arch: its fold terms, its placements and their seconds per
-#: tile by (PCUs, PMUs, mapped or not) and its PMU need by ("pmus", PCUs) (each entry keeps
+#: per stage (by identity) and arch: its fold terms ("terms"), its fold times by PCU count
+#: ("seconds"), its placements and their seconds per tile by (PCUs, PMUs, mapped or not) and
+#: its PMU need by PCU count ("pmus") (each entry keeps
 #: its stage and arch alive, so their ids are not reused while it is cached; cleared when
 #: :data:`STAGE_MEMO_SIZE` stages are held)
 _BY_STAGE: dict[tuple[int, int], tuple[Stage, Arch, dict]] = {}
@@ -461,25 +482,28 @@ def place(stages: list[Stage], arch: Arch, use_mapper: bool = True,
     fold terms (:func:`_fold_terms`) and its placement on given PCUs and PMUs are worked out
     once per stage object (:func:`_memo_of`: for every placement tried, and for the next
     pipeline that holds the stage)."""
-    terms, memos = {}, {}
+    terms, memos, seconds = {}, {}, {}
     for i, s in enumerate(stages):
         if s.kind != "link":
             memo = memos[i] = _memo_of(s, arch)
             got = memo.get("terms")
-            terms[i] = memo["terms"] = got if got is not None else _fold_terms(s, arch)
+            if got is None:
+                got = memo["terms"] = _fold_terms(s, arch)
+            terms[i] = got
+            seconds[i] = memo.setdefault("seconds", {})
     hbm_bytes = sum(s.hbm_bytes for s in stages)
     stream = sum(s.stream_bytes for s in stages)
     hbm = arch.memory["hbm"]
     fixed = (hbm_bytes, stream,
              hbm_bytes / (hbm.bandwidth * hbm.efficiency) if hbm_bytes else 0.0,
              stream / arch.dataflow.noc_bandwidth)
-    best = _place(stages, arch, use_mapper, None, terms, memos, fixed)
+    best = _place(stages, arch, use_mapper, None, terms, memos, fixed, seconds)
     for _ in range(refine if use_mapper else 0):
         scale = [max(sp.seconds / sp.fold_seconds, 1.0) if sp.fold_seconds > 0 else 1.0
                  for sp in best.stages]
         if all(x == 1.0 for x in scale):
             break
-        cand = _place(stages, arch, use_mapper, scale, terms, memos, fixed)
+        cand = _place(stages, arch, use_mapper, scale, terms, memos, fixed, seconds)
         if cand.seconds < best.seconds * (1 - 1e-9):
             best = cand
         else:
@@ -489,41 +513,42 @@ def place(stages: list[Stage], arch: Arch, use_mapper: bool = True,
 
 def _place(stages: list[Stage], arch: Arch, use_mapper: bool,
            scale: list[float] | None, terms: dict[int, tuple],
-           memos: dict[int, dict], fixed: tuple[float, float, float, float]) -> Placement:
+           memos: dict[int, dict], fixed: tuple[float, float, float, float],
+           seconds: dict[int, dict[int, float]] | None = None) -> Placement:
     """One placement of ``stages`` (PCUs allocated with each stage's fold time scaled by
     ``scale``; ``terms``: the compute stages' :func:`_fold_terms`; ``memos``: their
     :func:`_memo_of`; ``fixed``: the pipeline's HBM and stream bytes and their times, s,
-    which no placement changes)."""
-    pcus = allocate(stages, arch, scale=scale, terms=terms)
+    which no placement changes; ``seconds``: their fold times by PCU count, kept)."""
+    pcus = allocate(stages, arch, scale=scale, terms=terms, seconds=seconds)
     pmus = allocate_pmus(stages, arch, pcus, memos)
     placed: list[StagePlacement] = []
     # the first tile crosses every stage; when a stage is the bottleneck its own first tile is
     # inside its time already
     per_tile: list[float] = []
     pmu_total = 0.0
+    t_stage, b = 0.0, -1          # the slowest stage's time and index (the first at a tie)
     for i, (s, p, q) in enumerate(zip(stages, pcus, pmus, strict=True)):
         if s.kind == "link":
             sp = StagePlacement(s.name, 0, 0, 1, s.fixed_s, s.fixed_s)
-            placed.append(sp)
-            per_tile.append(_per_tile(sp))
-            continue
-        memo = memos[i]
-        hit = memo.get((p, q, use_mapper))
-        if hit is None:   # (a decode step's layer repeats all its stages but its attention)
-            sp = _stage_placement(s, arch, use_mapper, p, q, terms[i])
-            hit = memo[p, q, use_mapper] = (sp, _per_tile(sp))
-        sp = hit[0]
-        pmu_total += sp.pmu_bytes
+            tile_s = _per_tile(sp)
+        else:
+            memo = memos[i]
+            hit = memo.get((p, q, use_mapper))
+            if hit is None:   # (a decode step's layer repeats all its stages but its attention)
+                sp = _stage_placement(s, arch, use_mapper, p, q, terms[i])
+                hit = memo[p, q, use_mapper] = (sp, _per_tile(sp))
+            sp, tile_s = hit
+            pmu_total += sp.pmu_bytes
         placed.append(sp)
-        per_tile.append(hit[1])
+        per_tile.append(tile_s)
+        if b < 0 or sp.seconds > t_stage:
+            t_stage, b = sp.seconds, i
     hbm_bytes, stream, t_hbm, t_noc = fixed
-    t_stage = max((sp.seconds for sp in placed), default=0.0)
     body = max(t_stage, t_hbm, t_noc)
     fill = sum(per_tile)
     if placed and body == t_stage:
-        b = max(range(len(placed)), key=lambda i: placed[i].seconds)
         fill -= per_tile[b]
-    bottleneck = ("stage:" + max(placed, key=lambda sp: sp.seconds).name
+    bottleneck = ("stage:" + placed[b].name
                   if body == t_stage and placed else ("hbm" if body == t_hbm else "noc"))
     return Placement(placed, body + fill, bottleneck, t_stage, t_hbm, t_noc, fill, hbm_bytes,
                      stream, pmu_total)
