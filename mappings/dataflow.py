@@ -156,7 +156,8 @@ def _seconds_on(terms: tuple[int, float, float, float, float], pcus: int) -> flo
 def allocate(stages: list[Stage], arch: Arch, pcus: int | None = None,
              scale: list[float] | None = None,
              terms: dict[int, tuple] | None = None,
-             seconds: dict[int, dict[int, float]] | None = None) -> list[int]:
+             seconds: dict[int, dict[int, float]] | None = None,
+             attempt: int = 0) -> list[int]:
     """PCUs per stage minimising the slowest stage (greedy to the bottleneck; module doc);
     ``scale`` multiplies each stage's fold-model time (the mapper's correction).
 
@@ -169,7 +170,9 @@ def allocate(stages: list[Stage], arch: Arch, pcus: int | None = None,
     (as many stages, as many PCUs, scaled or not: :data:`RECENT_KEPT` of them) is returned
     instead where :func:`is_greedy` finds it the greedy's: a decode step's layer mostly gets
     the last step's PCUs, checked in two stage times per stage (``seconds``: per compute
-    stage, its fold times by PCU count where they are kept, read and filled there)."""
+    stage, its fold times by PCU count where they are kept, read and filled there;
+    ``attempt``: which of :func:`place`'s allocations of a pipeline this is, whose like
+    pipelines' allocations are tried first)."""
     scaled = scale is not None
     scale = scale or [1.0] * len(stages)
     total = arch.dataflow.pcus if pcus is None else pcus
@@ -181,7 +184,7 @@ def allocate(stages: list[Stage], arch: Arch, pcus: int | None = None,
         raise MappingError(f"{len(compute)} pipeline stages need at least as many PCUs, the chip "
                            f"has {total}")
     terms = terms if terms is not None else {i: _fold_terms(stages[i], arch) for i in compute}
-    recent = _RECENT.setdefault((len(stages), total, scaled), [])
+    recent = _RECENT.setdefault((len(stages), total, scaled, attempt), [])
     links = [i for i, s in enumerate(stages) if s.kind == "link"]
     for cand in recent:   # an allocation of a like pipeline: kept where it is the greedy's
         if all(cand[i] == 0 for i in links) and \
@@ -212,7 +215,7 @@ def allocate(stages: list[Stage], arch: Arch, pcus: int | None = None,
     return list(alloc)
 
 
-#: allocations kept per (stages, PCUs, scaled or not) as candidates for the next like
+#: allocations kept per (stages, PCUs, scaled or not, attempt) as candidates for the next like
 #: pipeline: a decode step's layer differs from the last step's in its attention's KV length,
 #: and mostly gets the same PCUs (each placement tries up to three allocations)
 RECENT_KEPT = 4
@@ -336,10 +339,7 @@ def allocate_pmus(stages: list[Stage], arch: Arch, pcus: list[int],
                 by_pcus = memo["pmus"] = {}
         got = by_pcus.get(p) if by_pcus is not None else None
         if got is None:
-            kc = min(s.k, K_CHUNK)
-            tile_in = (min(s.m, d.stages) * kc + kc * d.lanes) * s.elem_bytes \
-                if s.kind == "gemm" else d.lanes * s.elem_bytes * 2
-            got = max(1, math.ceil(2 * tile_in * p / d.pmu_capacity))
+            got = max(1, math.ceil(2 * _tile_in(s, arch) * p / d.pmu_capacity))
             if by_pcus is not None:
                 by_pcus[p] = got
         need.append(got)
@@ -351,6 +351,37 @@ def allocate_pmus(stages: list[Stage], arch: Arch, pcus: list[int],
     total_p = sum(pcus) or 1
     return [n + (math.floor(spare * p / total_p) if n else 0) for n, p in zip(need, pcus,
                                                                                strict=True)]
+
+
+def _tile_in(s: Stage, arch: Arch) -> float:
+    """Bytes of one PCU's streamed input tile of stage ``s`` (:func:`allocate_pmus`)."""
+    d = arch.dataflow
+    kc = min(s.k, K_CHUNK)
+    return (min(s.m, d.stages) * kc + kc * d.lanes) * s.elem_bytes if s.kind == "gemm" \
+        else d.lanes * s.elem_bytes * 2
+
+
+def _pmus_of(stages: list[Stage], arch: Arch, pcus: list[int],
+             memos: dict[int, dict]) -> list[int]:
+    """:func:`allocate_pmus` of a pipeline whose compute stages' memos are ``memos``, kept
+    per (stages' tile bytes, PCUs, the chip's PMUs and their capacity) (:data:`_PMUS`): a
+    decode step's layer mostly repeats the last step's tiles on the same PCUs."""
+    tiles = tuple(memos[i].get("tile_in") or memos[i].setdefault("tile_in", _tile_in(s, arch))
+                  if i in memos else None for i, s in enumerate(stages))
+    d = arch.dataflow
+    key = (tiles, tuple(pcus), d.pmus, d.pmu_capacity)
+    got = _PMUS.get(key)
+    if got is None:
+        got = allocate_pmus(stages, arch, pcus, memos)
+        if len(_PMUS) >= PMUS_MEMO_SIZE:
+            _PMUS.clear()
+        _PMUS[key] = got
+    return list(got)
+
+
+#: :func:`_pmus_of` by its key (cleared when full: a bound on memory)
+PMUS_MEMO_SIZE = 4096
+_PMUS: dict[tuple, list[int]] = {}
 
 
 def pcu_share(stage: Stage, arch: Arch, pcus: int) -> tuple[int, int, int]:
@@ -498,12 +529,12 @@ def place(stages: list[Stage], arch: Arch, use_mapper: bool = True,
              hbm_bytes / (hbm.bandwidth * hbm.efficiency) if hbm_bytes else 0.0,
              stream / arch.dataflow.noc_bandwidth)
     best = _place(stages, arch, use_mapper, None, terms, memos, fixed, seconds)
-    for _ in range(refine if use_mapper else 0):
+    for attempt in range(1, 1 + (refine if use_mapper else 0)):
         scale = [max(sp.seconds / sp.fold_seconds, 1.0) if sp.fold_seconds > 0 else 1.0
                  for sp in best.stages]
         if all(x == 1.0 for x in scale):
             break
-        cand = _place(stages, arch, use_mapper, scale, terms, memos, fixed, seconds)
+        cand = _place(stages, arch, use_mapper, scale, terms, memos, fixed, seconds, attempt)
         if cand.seconds < best.seconds * (1 - 1e-9):
             best = cand
         else:
@@ -514,13 +545,14 @@ def place(stages: list[Stage], arch: Arch, use_mapper: bool = True,
 def _place(stages: list[Stage], arch: Arch, use_mapper: bool,
            scale: list[float] | None, terms: dict[int, tuple],
            memos: dict[int, dict], fixed: tuple[float, float, float, float],
-           seconds: dict[int, dict[int, float]] | None = None) -> Placement:
+           seconds: dict[int, dict[int, float]] | None = None, attempt: int = 0) -> Placement:
     """One placement of ``stages`` (PCUs allocated with each stage's fold time scaled by
     ``scale``; ``terms``: the compute stages' :func:`_fold_terms`; ``memos``: their
     :func:`_memo_of`; ``fixed``: the pipeline's HBM and stream bytes and their times, s,
-    which no placement changes; ``seconds``: their fold times by PCU count, kept)."""
-    pcus = allocate(stages, arch, scale=scale, terms=terms, seconds=seconds)
-    pmus = allocate_pmus(stages, arch, pcus, memos)
+    which no placement changes; ``seconds``: their fold times by PCU count, kept;
+    ``attempt``: :func:`allocate`'s)."""
+    pcus = allocate(stages, arch, scale=scale, terms=terms, seconds=seconds, attempt=attempt)
+    pmus = _pmus_of(stages, arch, pcus, memos)
     placed: list[StagePlacement] = []
     # the first tile crosses every stage; when a stage is the bottleneck its own first tile is
     # inside its time already
