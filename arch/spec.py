@@ -72,9 +72,14 @@ class Arch:
     origin: str = ""
 
     def __getattr__(self, item: str) -> Any:
+        """A section, kept as an attribute of the instance at its first access (later ones
+        do not come here: placement and the engine read ``arch.memory`` and its like tens of
+        thousands of times a run). An arch's sections are not changed in place (a sweep's
+        :meth:`replace` makes a new arch)."""
         sections = self.__dict__.get("sections", {})
         if item in sections:
-            return sections[item]
+            value = self.__dict__[item] = sections[item]
+            return value
         raise AttributeError(f"arch '{self.__dict__.get('name')}' has no section '{item}'")
 
     def has(self, section: str) -> bool:

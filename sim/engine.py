@@ -421,11 +421,19 @@ class Engine:
         fold = arrays.fold if isinstance(arrays, FoldedOps) and arrays.folded else None
         n_kinds = len(arrays.kinds)
         table: list[Cost | None] = [None] * n_kinds
+        known = dev.kind_costs(arrays) if issue is None else None
         if fold is not None:
             used, first = fold.first_seen(n_kinds)
-            ops = fold.ops_at(arrays.kinds, arrays.phases, first, name)
         else:
             used, first = first_occurrences(arrays.kind, n_kinds)
+        if known is not None:   # costs the device has per kind: an op built for the others
+            for k in used.tolist():
+                table[k] = known[k]
+            unknown = np.array([table[k] is None for k in used.tolist()], dtype=bool)
+            used, first = used[unknown], first[unknown]
+        if fold is not None:
+            ops = fold.ops_at(arrays.kinds, arrays.phases, first, name)
+        else:
             ops = ops_at(arrays, first, name)
         dispatch = np.zeros(n_kinds)
         settled: list = []   # (positions in ops, CostBlock): costs priced as columns

@@ -481,6 +481,28 @@ def test_split_of_arrays_attributes_the_op_by_op_costs(arch, model, scenario):
     assert fused > len(ops) // 2
 
 
+def test_the_engine_takes_a_split_traces_costs_per_kind(socket, monkeypatch):
+    """The one-stream run of a trace split on its arrays takes each kind's fused cost from
+    the device (``DataflowDevice.kind_costs``) instead of building an op per kind to price:
+    no op is built on one socket (no collective), and the op table, metrics and energy are
+    those of the run with the costs withheld (one op built per kind and estimated)."""
+    import sim.engine as engine
+    from sim.devices.dataflow import DataflowDevice
+
+    m, sc = get_model("llama2-7b"), Scenario(batch=8, prompt_len=64, gen_len=16)
+    built: list[int] = []
+    real = engine.ops_at
+    monkeypatch.setattr(engine, "ops_at", lambda a, at, s: built.append(len(at)) or
+                        real(a, at, s))
+    got = simulate(socket, m, sc)
+    assert built == [0]
+    monkeypatch.setattr(DataflowDevice, "kind_costs", lambda self, arrays: None)
+    ref = simulate(socket, m, sc)
+    assert built[1] > 13 * 16
+    assert got.ops.equals(ref.ops)
+    assert got.metrics == ref.metrics and got.energy_by_component == ref.energy_by_component
+
+
 def test_pmus_by_hand_and_kept_per_pcu_count(socket):
     """A stage's PMUs: its double-buffered tiles' need on its PCUs, then the spare by PCU
     share. SN40L: 6 x 32 PCU, 512 KiB PMUs, 1,040 of them. A bf16 GEMM stage (m = 6, K = 512)

@@ -476,7 +476,8 @@ def test_run_codes_equal_exactly_for_equal_runs(wide):
     values = spread[rng.integers(1, 4, size=int(lengths.sum()))]
     bounds = np.concatenate([[0], np.cumsum(lengths)])
     codes = run_codes(values, bounds).tolist()
-    as_tuples = [tuple(values[a:b].tolist()) for a, b in zip(bounds[:-1], bounds[1:])]
+    as_tuples = [tuple(values[a:b].tolist())
+                 for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     for i in range(0, 400, 7):
         for j in range(400):
             assert (codes[i] == codes[j]) == (as_tuples[i] == as_tuples[j])

@@ -220,6 +220,12 @@ class Device:
         (logic-die PIM: the DRAM arrays' internal bandwidth); None: the memory tier's."""
         return None
 
+    def kind_costs(self, arrays: Any) -> list[Cost | None] | None:
+        """The cost of each kind of the trace held as arrays ``arrays``, where this device
+        has them already (a kind's entry None: price one of its ops with :meth:`estimate`);
+        None: none known (the engine prices one op per kind)."""
+        return None
+
     def estimates_by_kind(self) -> bool:
         """True when ``estimate`` is a function of what the ops of one kind of a trace held as
         arrays share (:class:`~workloads.trace.OpKind`: name, kind, class, computation,

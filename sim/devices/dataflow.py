@@ -97,6 +97,7 @@ class DataflowDevice(MainTierDevice):
         # object every step (the placement keeps its figures per stage object)
         self._ends: dict[tuple[int, float], tuple[Stage, Stage]] = {}
         self._tensors: dict[int, tuple[Any, tuple[float, float, float]]] = {}
+        self._kind_stages: dict[tuple[int, bool], tuple[OpKind, Stage]] = {}
         self.calls = {"kernels": 0, "ops": 0}
 
     # --- peaks -------------------------------------------------------------------------------
@@ -118,10 +119,22 @@ class DataflowDevice(MainTierDevice):
         return out
 
     # --- stages ------------------------------------------------------------------------------
-    def stage_of(self, op: Op, fused: bool) -> Stage:
+    def stage_of(self, op: Op | OpKind, fused: bool) -> Stage:
         """``op`` (one shard) as a pipeline stage. ``fused``: only weights, KV cache and state
         go to HBM (boundary tensors are added by the caller); else every byte does. Memoised
-        by what it reads of the op (a decode step's segments repeat all but its attention)."""
+        by what it reads of the op (a decode step's segments repeat all but its attention),
+        and an op's kind (a trace held as arrays) by its identity as well."""
+        if type(op) is OpKind:
+            hit = self._kind_stages.get((id(op), fused))
+            if hit is not None and hit[0] is op:
+                return hit[1]
+            stage = self._stage_by_fields(op, fused)
+            self._kind_stages[id(op), fused] = (op, stage)   # keeps the kind: its id stays
+            return stage
+        return self._stage_by_fields(op, fused)
+
+    def _stage_by_fields(self, op: Op | OpKind, fused: bool) -> Stage:
+        """:meth:`stage_of`, memoised by the fields it reads."""
         compute, collective = op.compute, op.collective
         key = (id(compute), id(collective), op.shards, op.flops, op.bytes, op.kind, op.name,
                fused)
@@ -283,6 +296,15 @@ class DataflowDevice(MainTierDevice):
         """True: a trace held as arrays is split into kinds per fused segment and place
         (:func:`~sim.devices.dataflow_arrays.fused_kinds`), its costs attributed by kind."""
         return True
+
+    def kind_costs(self, arrays: Any) -> list[Cost | None] | None:
+        """The fused costs of the kinds of the trace last split, when ``arrays`` are its."""
+        from sim.devices.dataflow_arrays import KindCosts
+
+        got = self._attributed
+        if isinstance(got, KindCosts) and got.arrays is arrays:
+            return got.costs()
+        return None
 
     def estimate(self, op: Op) -> Cost:
         hit = self._attributed.get(op.id)

@@ -27,8 +27,14 @@ class KindCosts:
     fused cost) of the op's kind (None for an op priced alone: a collective), as the per-op
     dict of an op-by-op split does."""
 
-    def __init__(self, kind: np.ndarray, per_kind: list[tuple | None]):
+    def __init__(self, kind: np.ndarray, per_kind: list[tuple | None],
+                 arrays: CompactOps | None = None):
         self._kind, self._per_kind = kind, per_kind
+        self.arrays = arrays   # the split trace's arrays these kinds are of
+
+    def costs(self) -> list[Cost | None]:
+        """Each kind's fused cost (None for a kind priced alone)."""
+        return [None if got is None else got[1] for got in self._per_kind]
 
     def get(self, op_id: int, default=None):
         if 0 <= op_id < len(self._kind):
@@ -39,6 +45,7 @@ class KindCosts:
     def clear(self) -> None:
         self._per_kind = []
         self._kind = self._kind[:0]
+        self.arrays = None
 
 
 def fused_kinds(arrays: CompactOps, segment_cost: Callable[[list[OpKind], bool], tuple],
@@ -119,4 +126,4 @@ def fused_kinds(arrays: CompactOps, segment_cost: Callable[[list[OpKind], bool],
                        new_kind.astype(arrays.kind.dtype), arrays.phases, arrays.phase,
                        arrays.layer, arrays.step, arrays.tokens, arrays.requests,
                        arrays.microbatch, arrays.dep_ptr, arrays.dep_idx)
-    return split, KindCosts(new_kind, per_kind), int(g.max()) + 1
+    return split, KindCosts(new_kind, per_kind, split), int(g.max()) + 1
