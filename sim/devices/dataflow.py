@@ -98,6 +98,7 @@ class DataflowDevice(MainTierDevice):
         self._ends: dict[tuple[int, float], tuple[Stage, Stage]] = {}
         self._tensors: dict[int, tuple[Any, tuple[float, float, float]]] = {}
         self._kind_stages: dict[tuple[int, bool], tuple[OpKind, Stage]] = {}
+        self._factors: dict[str, tuple[float, float, float]] = {}   # _energy_factors
         self.calls = {"kernels": 0, "ops": 0}
 
     # --- peaks -------------------------------------------------------------------------------
@@ -276,17 +277,18 @@ class DataflowDevice(MainTierDevice):
         wsum = sum(weights)
         shares = [w / wsum for w in weights] if wsum > 0 else [1.0 / len(ops)] * len(ops)
         costs = []
-        dtype = op_dtype(ops[0])
+        per_flop, hbm_j, sram_j = self._energy_factors(op_dtype(ops[0]))
+        bound = pl.bottleneck if not pl.bottleneck.startswith("stage:") else "compute"
+        bound = "memory" if bound == "hbm" else bound
         for j, (s, sp, share) in enumerate(zip(stages, pl.stages, shares, strict=True)):
             dram = hbm_bytes * share
-            energy = self._energy(s.flops, dtype, dram, sp.pmu_bytes)
-            bound = pl.bottleneck if not pl.bottleneck.startswith("stage:") else "compute"
+            energy = {"compute": s.flops * per_flop, "hbm": dram * 8 * hbm_j,
+                      "sram": sp.pmu_bytes * 8 * sram_j}          # (:meth:`_energy`'s)
             detail = {"fused": True, "pcus": sp.pcus, "pmus": sp.pmus,
                       "stage_s": sp.seconds, "segment_s": total, "segment_bottleneck":
                       pl.bottleneck, "t_hbm": pl.t_hbm, "t_fill": pl.t_fill,
                       "utilization": sp.utilization, "kernel_start": first and j == 0}
-            costs.append(Cost(total * share, roof * share, "memory" if bound == "hbm" else
-                              bound, energy, dram, detail))
+            costs.append(Cost(total * share, roof * share, bound, energy, dram, detail))
         return pl, costs
 
     def _peak_of(self, op: Op) -> float:
@@ -359,14 +361,22 @@ class DataflowDevice(MainTierDevice):
 
     def _energy(self, flops: float, dtype: str, hbm_bytes: float, sram_bytes: float,
                 link_bytes: float = 0.0) -> dict[str, float]:
-        t = self.energy_table
-        per_flop = t.compute.get(dtype) or t.compute.get(self.d.dtype) or \
-            next(iter(t.compute.values()))
-        out = {"compute": flops * per_flop,
-               "hbm": hbm_bytes * 8 * t.memory.get("hbm", 0.0),
-               "sram": sram_bytes * 8 * t.memory.get("sram", 0.0)}
+        per_flop, hbm_j, sram_j = self._energy_factors(dtype)
+        out = {"compute": flops * per_flop, "hbm": hbm_bytes * 8 * hbm_j,
+               "sram": sram_bytes * 8 * sram_j}
         if link_bytes:
-            out["link"] = link_bytes * 8 * t.link.get(self.link_name, 0.0)
+            out["link"] = link_bytes * 8 * self.energy_table.link.get(self.link_name, 0.0)
         return out
+
+    def _energy_factors(self, dtype: str) -> tuple[float, float, float]:
+        """(J per FLOP in ``dtype``, J per HBM bit, J per SRAM bit), once per dtype."""
+        got = self._factors.get(dtype)
+        if got is None:
+            t = self.energy_table
+            per_flop = t.compute.get(dtype) or t.compute.get(self.d.dtype) or \
+                next(iter(t.compute.values()))
+            got = self._factors[dtype] = (per_flop, t.memory.get("hbm", 0.0),
+                                          t.memory.get("sram", 0.0))
+        return got
 
 
