@@ -34,14 +34,14 @@ def main() -> int:
                        ("R5", tpu_like_arch())):
         cpu = []
         for _ in range(5):
-            mapper._search.cache_clear()
+            mapper.clear_memos()
             t0 = time.process_time()
             res, _ = analyse(512, 512, 512, arch)
             cpu.append(time.process_time() - t0)
         wall = statistics.median(cpu)
         ref_cpu = []
         for _ in range(3):
-            mapper._search.cache_clear()
+            mapper.clear_memos()
             t0 = time.process_time()
             mapper.search(gemm_problem(512, 512, 512), arch, objective="latency",
                           convention="zigzag", dataflow="ws", fast=False)

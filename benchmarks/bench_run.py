@@ -205,12 +205,17 @@ class _OutputParts(_Phases):
 
 
 #: module-level memo dicts (module, name) a cold run starts without: a SN40L run's mapper
-#: results per PCU share, its stages' placements and recent allocations, op roles' bytes,
-#: flash pattern bandwidths, Einsum rank orders, NeuPIMs' shared layer costs
+#: results per PCU share, its stages' placements, PMUs and recent allocations, op roles'
+#: bytes, flash pattern bandwidths, Einsum rank orders, NeuPIMs' shared layer costs, the
+#: mapper's samples, counts and cut terms
 MEMO_DICTS = (("mappings.dataflow", "_MAPPED"), ("mappings.dataflow", "_BY_STAGE"),
-              ("mappings.dataflow", "_RECENT"), ("sim.system.layer_runs", "_ROLE_BYTES"),
+              ("mappings.dataflow", "_RECENT"), ("mappings.dataflow", "_PMUS"),
+              ("sim.system.layer_runs", "_ROLE_BYTES"),
               ("sim.system.storage", "_MEMO"), ("workloads.einsum", "_RANKS"),
-              ("sim.serving.decode", "_SHARED"), ("mappings.mapper", "_SAMPLES"))
+              ("sim.serving.decode", "_SHARED"), ("mappings.mapper", "_SAMPLES"),
+              ("mappings.mapper", "_BATCH_COUNTS"), ("mappings.mapper", "_CUT_TERMS"),
+              ("mappings.cost", "_COUNTS"), ("mappings.cost", "_UNSIZED"),
+              ("mappings.cost", "_SHAPES"))
 
 
 def clear_memo_caches() -> int:

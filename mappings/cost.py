@@ -159,6 +159,26 @@ def evaluate(problem: Problem, arch: SpatialArch, mapping: Mapping, convention: 
     only a :class:`Score` (latency, total energy) comes back, for searches."""
     if check:
         validate(problem, arch, mapping)
+    c = _counts(problem, arch, mapping)
+    latency, stall, onload, offload = _latency(c, arch, convention)
+    if not detail:
+        return Score(latency, c.energy_total)  # type: ignore[return-value]
+    reads, writes = c.reads, c.writes
+    acc = {lev.name: {op: {"reads": reads[i][oi], "writes": writes[i][oi]}
+                      for oi, op in enumerate(OPERANDS)} for i, lev in enumerate(arch.levels)}
+    lb = _context(problem, arch, mapping.bypass).lower_bound
+    return MappingCost(compute_cycles=c.compute, latency_cycles=latency, stall_cycles=stall,
+                       onload_cycles=onload, offload_cycles=offload,
+                       utilization=c.macs / (latency * arch.pes), accesses=acc,
+                       energy=c.energy, dram_bytes=c.dram_bytes, io_lower_bound_bytes=lb)
+
+
+def score_kept(problem: Problem, arch: SpatialArch, mapping: Mapping,
+               convention: str = "overlap") -> Score:
+    """``evaluate(..., check=False, detail=False)``, its counts kept per (problem, arch up to
+    its levels' bandwidths and capacities, mapping) (:data:`_COUNTS`): a search that maps one
+    problem again on levels of other bandwidths (a dataflow chip's PCU share with another
+    PMU share) scores the same refined mappings again."""
     shape = unsized(arch)
     key = (problem, id(shape), mapping)
     hit = _COUNTS.get(key)
@@ -169,6 +189,13 @@ def evaluate(problem: Problem, arch: SpatialArch, mapping: Mapping, convention: 
         if len(_COUNTS) >= COUNTS_MEMO_SIZE:
             _COUNTS.clear()
         _COUNTS[key] = (shape, c)   # keeps the shape alive: its id stays its own
+    return Score(_latency(c, arch, convention)[0], c.energy_total)
+
+
+def _latency(c: _Counts, arch: SpatialArch, convention: str
+             ) -> tuple[float, float, float, float]:
+    """(latency, stall, on-load, off-load) cycles of counts ``c`` on ``arch``'s bandwidths
+    (module doc's conventions)."""
     port_time = 0.0
     for i, moved in c.moved:
         bw_i = arch.levels[i].bandwidth
@@ -187,22 +214,9 @@ def evaluate(problem: Problem, arch: SpatialArch, mapping: Mapping, convention: 
         during = max(0.0, dram_time - onload - offload)
         refill = c.refill_bytes / bw if not math.isinf(bw) else 0.0
         stall = max(refill, during - compute)
-        latency = compute + stall + onload + offload
-    else:
-        body = max(compute, dram_time, port_time)
-        stall = body - compute
-        latency = body + min(onload, dram_time)
-        offload = 0.0
-    if not detail:
-        return Score(latency, c.energy_total)  # type: ignore[return-value]
-    reads, writes = c.reads, c.writes
-    acc = {lev.name: {op: {"reads": reads[i][oi], "writes": writes[i][oi]}
-                      for oi, op in enumerate(OPERANDS)} for i, lev in enumerate(arch.levels)}
-    lb = _context(problem, arch, mapping.bypass).lower_bound
-    return MappingCost(compute_cycles=compute, latency_cycles=latency, stall_cycles=stall,
-                       onload_cycles=onload, offload_cycles=offload,
-                       utilization=c.macs / (latency * arch.pes), accesses=acc,
-                       energy=dict(c.energy), dram_bytes=dram_bytes, io_lower_bound_bytes=lb)
+        return compute + stall + onload + offload, stall, onload, offload
+    body = max(compute, dram_time, port_time)
+    return body + min(onload, dram_time), body - compute, onload, 0.0
 
 
 class _Counts(NamedTuple):
@@ -212,8 +226,8 @@ class _Counts(NamedTuple):
     fan-out, bytes through its port; DRAM bytes; the first input and weight tiles' bytes, the
     first output tile's, the refilled bytes; compute cycles; MACs."""
 
-    reads: tuple
-    writes: tuple
+    reads: list
+    writes: list
     energy: dict
     energy_total: float
     moved: tuple
@@ -225,9 +239,9 @@ class _Counts(NamedTuple):
     macs: int
 
 
-#: :func:`_counts` by (problem, :func:`unsized` arch's id, mapping) (cleared when full: a bound on
-#: memory; a dataflow chip's PCU share mapped again with another PMU share evaluates the same
-#: refined mappings on PMUs of another bandwidth)
+#: :func:`score_kept`'s counts by (problem, :func:`unsized` arch's id, mapping) (cleared when
+#: full: a bound on memory; a dataflow chip's PCU share mapped again with another PMU share
+#: scores the same refined mappings on PMUs of another bandwidth)
 COUNTS_MEMO_SIZE = 8192
 _COUNTS: dict[tuple, tuple[SpatialArch, _Counts]] = {}
 
@@ -379,9 +393,8 @@ def _counts(problem: Problem, arch: SpatialArch, mapping: Mapping) -> _Counts:
             moved_by_level.append((i, moved))
     onload_bytes = first_tile[0] * ctx.word[0] + first_tile[1] * ctx.word[1]
     out_tile = first_tile[2] * ctx.word[2]
-    return _Counts(tuple(map(tuple, reads)), tuple(map(tuple, writes)), energy,
-                   sum(energy.values()), tuple(moved_by_level), dram_bytes, onload_bytes,
-                   out_tile, refill_bytes, compute, macs)
+    return _Counts(reads, writes, energy, sum(energy.values()), tuple(moved_by_level),
+                   dram_bytes, onload_bytes, out_tile, refill_bytes, compute, macs)
 
 
 def evaluate_batch(problem: Problem, arch: SpatialArch, spatial: tuple, bypass: frozenset,

@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from mappings.cost import MappingCost, batch_counts, batch_latency, evaluate, unsized
+from mappings.cost import MappingCost, batch_counts, batch_latency, evaluate, score_kept, unsized
 from mappings.mapping import Mapping, MappingError, Problem, holds, validate
 from mappings.spec import SpatialArch
 
@@ -296,7 +296,7 @@ def _search(problem: Problem, arch: SpatialArch, budget: int, seed: int, objecti
             seen.add(key)
             g = greedy_cuts(problem, arch, m)
             if g is not None:
-                sc = evaluate(problem, arch, g, convention, check=False, detail=False)
+                sc = score_kept(problem, arch, g, convention)
                 costs.append(g)
                 lats.append(sc.latency_cycles)
                 energies.append(sc.energy_total)
@@ -512,6 +512,17 @@ def _score_runs(problem: Problem, arch: SpatialArch, runs: list[tuple], bypass: 
 #: full: a bound on memory, the arrays of a search's sample being ~100 kB)
 BATCH_COUNTS_MEMO_SIZE = 64
 _BATCH_COUNTS: dict[tuple, tuple] = {}
+
+
+def clear_memos() -> None:
+    """Forget every search, sample and count kept (this module's and
+    :mod:`mappings.cost`'s), so that the next search is as cold as a fresh process's."""
+    from mappings import cost
+
+    _search.cache_clear()
+    for memo in (_SAMPLES, _BATCH_COUNTS, _CUT_TERMS, cost._COUNTS, cost._UNSIZED,
+                 cost._SHAPES):
+        memo.clear()
 
 
 def _merged(nest: tuple) -> tuple:
