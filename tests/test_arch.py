@@ -139,3 +139,24 @@ def test_sweep_style_edit_of_raw_data():
     data["gpu"]["sm_count"] = 66
     a = arch_from_dict(data, label)
     assert a.gpu.sm_count == 66
+
+
+def test_a_section_read_as_an_attribute_is_kept_and_replace_makes_a_new_arch():
+    """``arch.memory`` is the ``memory`` section, kept on the instance at its first read (a
+    second read no longer goes through ``__getattr__``); :meth:`Arch.replace` gives a new arch
+    whose attribute is its new section, the old arch keeps its own; a missing section still
+    raises AttributeError naming it; a pickled arch reads back equal, with the same section."""
+    import dataclasses
+    import pickle
+
+    a = arch_from_dict(load_arch("h100").to_dict())   # a fresh object
+    assert "memory" not in a.__dict__
+    first = a.memory
+    assert first is a.sections["memory"] and a.__dict__["memory"] is first
+    hbm = dataclasses.replace(first["hbm"], bandwidth=1e12)
+    b = a.replace(memory={**first, "hbm": hbm})
+    assert b.memory["hbm"].bandwidth == 1e12 and a.memory["hbm"] is first["hbm"]
+    with pytest.raises(AttributeError, match="no section 'dataflow'"):
+        a.dataflow  # noqa: B018
+    c = pickle.loads(pickle.dumps(a))
+    assert c == a and c.memory == a.memory
