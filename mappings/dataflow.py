@@ -480,8 +480,8 @@ def _stage_placement(s: Stage, arch: Arch, use_mapper: bool, p: int, q: int,
 
 
 #: per stage (by identity) and arch: its fold terms ("terms"), its fold times by PCU count
-#: ("seconds"), its placements and their seconds per tile by (PCUs, PMUs, mapped or not) and
-#: its PMU need by PCU count ("pmus") (each entry keeps
+#: ("seconds"), its placements and their seconds per tile by (PCUs, PMUs, mapped or not), its
+#: PMU need by PCU count ("pmus") and its input tile's bytes ("tile_in") (each entry keeps
 #: its stage and arch alive, so their ids are not reused while it is cached; cleared when
 #: :data:`STAGE_MEMO_SIZE` stages are held)
 _BY_STAGE: dict[tuple[int, int], tuple[Stage, Arch, dict]] = {}

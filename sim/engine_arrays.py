@@ -165,18 +165,25 @@ def runs_on_arrays(trace: Trace, plan: Plan | None) -> bool:
 THREADED_LAYOUT = 1 << 20
 def _kind_costs(dev: Device, arrays, at: np.ndarray | None = None) -> list[Cost | None]:
     """One cost per op kind (None for kinds no op has), estimated in the order they first
-    occur, each on a representative op placed on its stream; ``at``: only the ops with
-    these ids (ascending), e.g. those one of several models prices."""
+    occur, each on a representative op placed on its stream, or the device's own where it
+    has them (``Device.kind_costs``); ``at``: only the ops with these ids (ascending), e.g.
+    those one of several models prices."""
     n_kinds = len(arrays.kinds)
     if at is None:
         used, first = first_occurrences(arrays.kind, n_kinds)
     else:
         used, first = first_occurrences(arrays.kind[at], n_kinds)
         first = at[first]
+    table: list[Cost | None] = [None] * n_kinds
+    known = dev.kind_costs(arrays)
+    if known is not None:   # costs the device has per kind: an op built for the others
+        for k in used.tolist():
+            table[k] = known[k]
+        unknown = np.array([table[k] is None for k in used.tolist()], dtype=bool)
+        used, first = used[unknown], first[unknown]
     ops = ops_at(arrays, first, "")
     for op, i in zip(ops, first.tolist(), strict=True):
         op.device = arrays.stream_of(i)
-    table: list[Cost | None] = [None] * n_kinds
     if hasattr(dev, "prefetch"):   # a device that prices shape families at once (the same
         dev.prefetch(ops)          # costs: e.g. GpuDevice's GEMMs of every KV length)
     for k, op in zip(used.tolist(), ops, strict=True):

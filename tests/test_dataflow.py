@@ -481,24 +481,33 @@ def test_split_of_arrays_attributes_the_op_by_op_costs(arch, model, scenario):
     assert fused > len(ops) // 2
 
 
-def test_the_engine_takes_a_split_traces_costs_per_kind(socket, monkeypatch):
-    """The one-stream run of a trace split on its arrays takes each kind's fused cost from
-    the device (``DataflowDevice.kind_costs``) instead of building an op per kind to price:
-    no op is built on one socket (no collective), and the op table, metrics and energy are
+@pytest.mark.parametrize("arch, scenario, engine_module", [
+    ("sn40l", {"batch": 8, "prompt_len": 64, "gen_len": 16}, "sim.engine"),
+    ("sn40l-node", {"batch": 8, "prompt_len": 64, "gen_len": 8, "tp": 4, "pp": 2,
+                    "microbatches": 2}, "sim.engine_arrays")])
+def test_the_engine_takes_a_split_traces_costs_per_kind(arch, scenario, engine_module,
+                                                        monkeypatch):
+    """A run of a trace split on its arrays takes each kind's fused cost from the device
+    (``DataflowDevice.kind_costs``) instead of building an op per kind to price (one stream:
+    sim/engine.py; several: sim/engine_arrays.py): ops are built only for the kinds priced
+    alone (the collectives: none on one socket), and the op table, metrics and energy are
     those of the run with the costs withheld (one op built per kind and estimated)."""
-    import sim.engine as engine
+    import importlib
+
     from sim.devices.dataflow import DataflowDevice
 
-    m, sc = get_model("llama2-7b"), Scenario(batch=8, prompt_len=64, gen_len=16)
+    engine = importlib.import_module(engine_module)
+    m, sc = get_model("llama2-7b"), Scenario(**scenario)
     built: list[int] = []
     real = engine.ops_at
     monkeypatch.setattr(engine, "ops_at", lambda a, at, s: built.append(len(at)) or
                         real(a, at, s))
-    got = simulate(socket, m, sc)
-    assert built == [0]
+    got = simulate(load_arch(arch), m, sc)
+    with_costs = sum(built)       # the collectives' kinds (7 on the node), none on a socket
+    assert with_costs == 0 if arch == "sn40l" else with_costs > 0
     monkeypatch.setattr(DataflowDevice, "kind_costs", lambda self, arrays: None)
-    ref = simulate(socket, m, sc)
-    assert built[1] > 13 * 16
+    ref = simulate(load_arch(arch), m, sc)
+    assert sum(built) - with_costs > 10 * max(with_costs, 1)   # every kind (79 on the node)
     assert got.ops.equals(ref.ops)
     assert got.metrics == ref.metrics and got.energy_by_component == ref.energy_by_component
 
