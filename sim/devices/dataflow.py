@@ -99,6 +99,7 @@ class DataflowDevice(MainTierDevice):
         self._tensors: dict[int, tuple[Any, tuple[float, float, float]]] = {}
         self._kind_stages: dict[tuple[int, bool], tuple[OpKind, Stage]] = {}
         self._factors: dict[str, tuple[float, float, float]] = {}   # _energy_factors
+        self._peaks: dict[str, float] = {}                           # _peak_of
         self.calls = {"kernels": 0, "ops": 0}
 
     # --- peaks -------------------------------------------------------------------------------
@@ -291,8 +292,12 @@ class DataflowDevice(MainTierDevice):
             costs.append(Cost(total * share, roof * share, bound, energy, dram, detail))
         return pl, costs
 
-    def _peak_of(self, op: Op) -> float:
-        return self.peak_flops(op)
+    def _peak_of(self, op: Op | OpKind) -> float:
+        """:meth:`peak_flops` of ``op``, once per op kind (it reads the kind alone)."""
+        got = self._peaks.get(op.kind)
+        if got is None:
+            got = self._peaks[op.kind] = self.peak_flops(op)
+        return got
 
     def estimates_by_kind(self) -> bool:
         """True: a trace held as arrays is split into kinds per fused segment and place
