@@ -36,6 +36,7 @@ class CpuDevice(Device):
         self.c = arch.cpu
         self.dram = arch.memory["dram"]
         self.energy_table = arch.energy
+        self._engines: dict[tuple[str, str], tuple[bool, float]] = {}   # _engine
 
     # --- peaks -------------------------------------------------------------------------------
     @property
@@ -63,13 +64,21 @@ class CpuDevice(Device):
     def on_matrix_engine(self, op: Op) -> bool:
         """Whether ``op`` runs on the matrix engine (a matmul or attention in one of its
         dtypes)."""
-        return op.kind in (MATMUL, ATTENTION) and self.matrix_peak(op_dtype(op)) is not None
+        return self._engine(op.kind, op_dtype(op))[0]
 
     def peak_flops(self, op: Op) -> float:
-        dtype = op_dtype(op)
-        if self.on_matrix_engine(op):
-            return self.matrix_peak(dtype) or 0.0
-        return self.vector_peak(dtype)
+        return self._engine(op.kind, op_dtype(op))[1]
+
+    def _engine(self, kind: str, dtype: str) -> tuple[bool, float]:
+        """(on the matrix engine, peak FLOP/s) of an op of ``kind`` in ``dtype``, once per
+        pair (a hosted decode prices three attention ops a step)."""
+        key = (kind, dtype)
+        got = self._engines.get(key)
+        if got is None:
+            matrix = kind in (MATMUL, ATTENTION) and self.matrix_peak(dtype) is not None
+            got = self._engines[key] = (matrix, (self.matrix_peak(dtype) or 0.0) if matrix
+                                        else self.vector_peak(dtype))
+        return got
 
     def peak_bandwidth(self) -> float:
         return self.dram.bandwidth
