@@ -90,19 +90,24 @@ def host_arrays(plan: Plan, system: System, arrays: CompactOps, placement: Place
     terms: dict[tuple[str, str], tuple] = {}
     hosted = set(at.tolist())
     phases = arrays.phases
-    idx_list = idx.tolist()
     # whether each op exchanges activations with the device's ops (a dependency there, or a
     # user there): else, its kind known, nothing moves around it
     outside = np.concatenate(([0], np.cumsum(~mask[idx])))
     active = ((outside[ptr[at + 1]] - outside[ptr[at]]) > 0) | (bounds_of[1] > bounds_of[0])
     moves = Activations(plan, system, group, own, defer=True)
+    # the hosted ops' dependencies alone as a list (op j's: deps[dep_at[j]:dep_at[j + 1]]),
+    # not the whole trace's
+    counts = ptr[at + 1] - ptr[at]
+    dep_at = np.zeros(len(at) + 1, dtype=np.int64)
+    np.cumsum(counts, out=dep_at[1:])
+    deps = idx[slice_indices(ptr[at], counts)].tolist()
     columns = (at.tolist(), kind.tolist(), arrays.phase[at].tolist(), arrays.layer[at].tolist(),
-               arrays.step[at].tolist(), ptr[at].tolist(), ptr[at + 1].tolist(),
+               arrays.step[at].tolist(), dep_at[:-1].tolist(), dep_at[1:].tolist(),
                bounds_of[0].tolist(), bounds_of[1].tolist(), active.tolist())
 
     def hosted_at(j: int) -> HostedAt:
         i, k, ph, layer, step, lo, hi = (c[j] for c in columns[:7])
-        return HostedAt(reps[k], i, phases[ph], layer, step, tuple(idx_list[lo:hi]))
+        return HostedAt(reps[k], i, phases[ph], layer, step, tuple(deps[lo:hi]))
 
     def kind_loads(j: int) -> tuple:
         """The traffic, loads and bound of the kind of the hosted op at position ``j``,
@@ -128,7 +133,7 @@ def host_arrays(plan: Plan, system: System, arrays: CompactOps, placement: Place
         if hit is not None and k not in around:   # only activations move, if any
             if act:
                 moves.move(i, phases[ph], layer, step,
-                           [d for d in idx_list[lo:hi] if d not in hosted], waiter_list[u0:u1],
+                           [d for d in deps[lo:hi] if d not in hosted], waiter_list[u0:u1],
                            hit[0])
             return
         op = hosted_at(j)
