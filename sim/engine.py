@@ -46,7 +46,7 @@ from sim.resources import SharedBandwidth, occupy
 from sim.system.grouped_loads import GroupedLoads
 from sim.system.plan import Plan, Transfer
 from workloads.fold import FoldedOps
-from workloads.trace import COLLECTIVE, Op, Trace, ops_at
+from workloads.trace import COLLECTIVE, CompactOps, Op, Trace, ops_at
 
 #: SimPy loads on first use: a run on the one-stream path (``_run_one_stream``) never needs it
 simpy = LazyModule("simpy", globals())
@@ -178,6 +178,20 @@ def _cumulative(per_kind: np.ndarray, kind: np.ndarray, times: np.ndarray) -> No
         part[0] = times[lo]
         np.take(per_kind, kind[lo:hi], out=part[1:])
         np.cumsum(part, out=times[lo:hi + 1])
+
+
+def known_kind_costs(dev: Device, arrays: CompactOps, used: np.ndarray, first: np.ndarray,
+                     table: list) -> tuple[np.ndarray, np.ndarray]:
+    """Fill ``table`` (a cost per kind) with the costs ``dev`` already has for the kinds
+    ``used`` of ``arrays`` (:meth:`~sim.devices.base.Device.kind_costs`); the kinds left to
+    price and their first ops (an op is built only for those)."""
+    known = dev.kind_costs(arrays)
+    if known is None:
+        return used, first
+    for k in used.tolist():
+        table[k] = known[k]
+    unknown = np.array([table[k] is None for k in used.tolist()], dtype=bool)
+    return used[unknown], first[unknown]
 
 
 class Engine:
@@ -421,16 +435,12 @@ class Engine:
         fold = arrays.fold if isinstance(arrays, FoldedOps) and arrays.folded else None
         n_kinds = len(arrays.kinds)
         table: list[Cost | None] = [None] * n_kinds
-        known = dev.kind_costs(arrays) if issue is None else None
         if fold is not None:
             used, first = fold.first_seen(n_kinds)
         else:
             used, first = first_occurrences(arrays.kind, n_kinds)
-        if known is not None:   # costs the device has per kind: an op built for the others
-            for k in used.tolist():
-                table[k] = known[k]
-            unknown = np.array([table[k] is None for k in used.tolist()], dtype=bool)
-            used, first = used[unknown], first[unknown]
+        if issue is None:   # (an async host's dispatch reads every kind's op)
+            used, first = known_kind_costs(dev, arrays, used, first, table)
         if fold is not None:
             ops = fold.ops_at(arrays.kinds, arrays.phases, first, name)
         else:

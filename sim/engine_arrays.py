@@ -74,7 +74,7 @@ import simpy
 import sim.engine as engine_module
 from sim.columns import distinct_ints, first_occurrences, flat_rows
 from sim.devices.base import Cost, Device
-from sim.engine import CostList, Timeline
+from sim.engine import CostList, Timeline, known_kind_costs
 from sim.engine_aot import (
     BUSY,
     NOT_MOVED,
@@ -175,12 +175,7 @@ def _kind_costs(dev: Device, arrays, at: np.ndarray | None = None) -> list[Cost 
         used, first = first_occurrences(arrays.kind[at], n_kinds)
         first = at[first]
     table: list[Cost | None] = [None] * n_kinds
-    known = dev.kind_costs(arrays)
-    if known is not None:   # costs the device has per kind: an op built for the others
-        for k in used.tolist():
-            table[k] = known[k]
-        unknown = np.array([table[k] is None for k in used.tolist()], dtype=bool)
-        used, first = used[unknown], first[unknown]
+    used, first = known_kind_costs(dev, arrays, used, first, table)
     ops = ops_at(arrays, first, "")
     for op, i in zip(ops, first.tolist(), strict=True):
         op.device = arrays.stream_of(i)

@@ -531,3 +531,23 @@ def test_pmus_by_hand_and_kept_per_pcu_count(socket):
     # 2 + floor(1,037 x 7 / 27)
     assert dataflow.allocate_pmus([gemm, simd], socket, [6, 20], memos)[0] == 1 + 239
     assert dataflow.allocate_pmus([gemm, simd], socket, [7, 20], memos)[0] == 2 + 268
+
+
+def test_kept_pmus_follow_the_chip(socket, monkeypatch):
+    """A pipeline's PMUs kept per (stages' tile bytes, PCUs, the chip's PMUs and their
+    capacity) (``_pmus_of``): the same stages on the same PCUs on a chip whose PMUs hold half
+    as much get that chip's PMUs, not the kept ones. By hand (the GEMM stage needs
+    ceil(0.1484375 p) PMUs of 512 KiB, test above): 100 + 20 PCUs on 512 KiB PMUs need 15 and
+    1, the spare 1,024 shared 853 / 170; on 256 KiB PMUs they need 30 and 1, the spare 1,009
+    shared floor(1,009 x 100 / 120) = 840 and floor(1,009 x 20 / 120) = 168."""
+    import mappings.dataflow as dataflow
+
+    monkeypatch.setattr(dataflow, "_PMUS", {})
+    half = socket.replace(dataflow=dataclasses.replace(
+        socket.dataflow, pmu_capacity=socket.dataflow.pmu_capacity / 2))
+    for arch, want in ((socket, [868, 171]), (half, [870, 169]), (socket, [868, 171])):
+        gemm, simd = _gemm("g", 300, arch), Stage("act", "simd", 2e6, elements=1e6)
+        memos = {0: dataflow._memo_of(gemm, arch), 1: dataflow._memo_of(simd, arch)}
+        assert dataflow._pmus_of([gemm, simd], arch, [100, 20], memos) == want
+        assert dataflow.allocate_pmus([gemm, simd], arch, [100, 20]) == want
+    assert len(dataflow._PMUS) == 2

@@ -278,13 +278,12 @@ class DataflowDevice(MainTierDevice):
         wsum = sum(weights)
         shares = [w / wsum for w in weights] if wsum > 0 else [1.0 / len(ops)] * len(ops)
         costs = []
-        per_flop, hbm_j, sram_j = self._energy_factors(op_dtype(ops[0]))
+        dtype = op_dtype(ops[0])
         bound = pl.bottleneck if not pl.bottleneck.startswith("stage:") else "compute"
         bound = "memory" if bound == "hbm" else bound
         for j, (s, sp, share) in enumerate(zip(stages, pl.stages, shares, strict=True)):
             dram = hbm_bytes * share
-            energy = {"compute": s.flops * per_flop, "hbm": dram * 8 * hbm_j,
-                      "sram": sp.pmu_bytes * 8 * sram_j}          # (:meth:`_energy`'s)
+            energy = self._energy(s.flops, dtype, dram, sp.pmu_bytes)
             detail = {"fused": True, "pcus": sp.pcus, "pmus": sp.pmus,
                       "stage_s": sp.seconds, "segment_s": total, "segment_bottleneck":
                       pl.bottleneck, "t_hbm": pl.t_hbm, "t_fill": pl.t_fill,
