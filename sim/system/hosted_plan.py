@@ -153,21 +153,20 @@ def host_arrays(plan: Plan, system: System, arrays: CompactOps, placement: Place
     if around:   # gradients or weights move around a kind: op by op to the end
         for later in range(j, n_hosted):
             walk(later)
-    elif j < n_hosted:   # then each kind's first op walked, the others' moves as columns
+    elif j < n_hosted:   # then each kind's loads at its first op, every op's moves as columns
         firsts = np.zeros(n_hosted, dtype=bool)
         firsts[first] = True
         rest = j
         for j in (np.flatnonzero(firsts[rest:]) + rest).tolist():
-            kind_loads(j)
+            kind_loads(j)   # (its first op's moves are then those of any op of its kind)
             if around:   # gradients or weights move around this kind: op by op from here
-                _activations_between(moves, rest, j, firsts, columns, kind, of_kind,
+                _activations_between(moves, rest, j, columns, kind, of_kind,
                                      arrays, mask, idx, outside, ptr, waiter, bounds_of)
                 for later in range(j, n_hosted):
                     walk(later)
                 break
-            walk(j)
         else:
-            _activations_between(moves, rest, n_hosted, firsts, columns, kind, of_kind,
+            _activations_between(moves, rest, n_hosted, columns, kind, of_kind,
                                  arrays, mask, idx, outside, ptr, waiter, bounds_of)
     moves.flush()
     # each op's bound, its kind's; the ops with loads, each its kind's tuple
@@ -177,16 +176,15 @@ def host_arrays(plan: Plan, system: System, arrays: CompactOps, placement: Place
     return at[with_loads], kind[with_loads].astype(np.int64), tuples
 
 
-def _activations_between(moves: Activations, lo: int, hi: int, firsts: np.ndarray, columns,
+def _activations_between(moves: Activations, lo: int, hi: int, columns,
                          kind: np.ndarray, of_kind: dict, arrays: CompactOps, mask: np.ndarray,
                          idx: np.ndarray, outside: np.ndarray, ptr: np.ndarray,
                          waiter: np.ndarray, bounds_of: np.ndarray) -> None:
-    """Make the activation transfers of the hosted ops at positions ``lo..hi-1`` that are
-    not their kind's first (their kinds' traffic known, nothing else moving around them)
-    together with the moves ``moves`` recorded (the first ones'), in op order."""
+    """Make the activation transfers of the hosted ops at positions ``lo..hi-1`` (their
+    kinds' traffic known, nothing else moving around them) together with the moves
+    ``moves`` recorded, in op order."""
     at = np.asarray(columns[0], dtype=np.int64)
     pos = np.arange(lo, hi)
-    pos = pos[~firsts[lo:hi]]
     n_kinds = int(kind.max()) + 1
     read, wrote = np.zeros(n_kinds), np.zeros(n_kinds)
     for k, hit in of_kind.items():
