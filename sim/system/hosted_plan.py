@@ -7,10 +7,10 @@ the tensors moved around it and the activations it exchanges with the device's o
 :func:`host_arrays` makes the same decisions from the arrays, in the same order (so the
 plan's streams, resources, transfers and waits are the op-by-op ones entry for entry,
 tests/test_hosted_arrays.py). The hosted ops are walked one by one until the two
-activation routes (to the host and back) are made; from there only the first op of each kind
-is (its loads and bound worked out, resources registered, in op order), and the activation
-transfers of all the others are made from columns in one block with the walked ones', in op
-order (:mod:`sim.system.activation_block`). Where a kind moves gradients or weights around
+activation routes (to the host and back) are made; from there each kind's loads and bound are
+worked out at its first op (resources registered, in op order), and the activation transfers
+of all those ops are made from columns in one block with the walked ones', in op order
+(:mod:`sim.system.activation_block`). Where a kind moves gradients or weights around
 its ops, the ops from its first one on are walked one by one, as
 :func:`~sim.system.hosted.host_ops` walks them.
 """
