@@ -478,18 +478,19 @@ def test_existing_out_is_replaced_whole(tmp_path, monkeypatch, capsys):
 
 def test_report_files_of_an_earlier_run_are_not_kept(tmp_path, capsys):
     """A run written over a system run's report with its own kinds of files: the earlier
-    run's transfers.csv, resources.csv and ops.parquet (this one writes ops.csv) go with it,
-    the user's file stays: no file of the first run beside the second's."""
+    run's transfers.parquet, resources.csv and ops.parquet (this one writes ops.csv) go with
+    it, the user's file stays: no file of the first run beside the second's."""
     out = tmp_path / "rep"
     assert main(["run", "--arch", "spr-a100-cxl1", "--model", "llama2-7b", "--batch", "2",
                  "--prompt", "16", "--gen", "3", "--placement", "kv_cache=cxl0", "--quiet",
                  "--out", str(out)]) == 0
-    assert {"transfers.csv", "resources.csv", "ops.parquet"} <= {p.name for p in out.iterdir()}
+    assert {"transfers.parquet", "resources.csv", "ops.parquet"} <= \
+        {p.name for p in out.iterdir()}
     (out / "mine.txt").write_text("keep me")
     assert main(["run", *SMALL, "--format", "csv", "--out", str(out)]) == 0
     names = {p.name for p in out.iterdir()}
     assert "mine.txt" in names and "ops.csv" in names
-    assert not names & {"transfers.csv", "resources.csv", "ops.parquet"}
+    assert not names & {"transfers.parquet", "resources.csv", "ops.parquet"}
 
 
 def test_kill_between_the_two_renames_is_recovered(tmp_path):

@@ -87,7 +87,7 @@ def test_run_out_writes_the_report_without_pandas(tmp_path, case):
         assert lean[name] == ref[name], name
     outputs = json.loads(lean["summary.json"])["outputs"]
     assert (outputs["timeline_decode_step_every"] > 1) == ("sampled" in extra)
-    assert ("transfers.csv" in lean) == ("--cpu-attention" in extra)
+    assert ("transfers.parquet" in lean) == ("--cpu-attention" in extra)
     assert ("resources.csv" in lean) == ("--arch" in extra)
     # the parquet file reads back (with pandas) as the run's op table
     back = pd.read_parquet(tmp_path / "lean" / "ops.parquet")

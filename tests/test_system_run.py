@@ -241,7 +241,21 @@ def test_run_cli_writes_link_tracks(tmp_path, capsys):
     trace = json.loads((out / "timeline.json").read_text())["traceEvents"]
     names = {e["args"]["name"] for e in trace if e.get("ph") == "M"}
     assert {"compute", "copy", "pcie<", "host_ddr", "gpu0.hbm"} <= names
-    assert (out / "transfers.csv").is_file() and (out / "resources.csv").is_file()
+    assert (out / "resources.csv").is_file() and not (out / "transfers.csv").exists()
+    # the transfer table as Parquet (as the op table), and as CSV on request: the same rows
+    table = pd.read_parquet(out / "transfers.parquet")
+    assert len(table) == summary["transfers"]
+    assert main(["run", "--arch", "a6000-offload", "--model", "opt-30b", "--batch", "1",
+                 "--prompt", "32", "--gen", "3", "--placement", OFFLOAD, "--out",
+                 str(tmp_path / "csv"), "--format", "csv", "--quiet"]) == 0
+    assert not (tmp_path / "csv" / "transfers.parquet").exists()
+    csv = pd.read_csv(tmp_path / "csv" / "transfers.csv")
+    assert list(csv.columns) == list(table.columns) and len(csv) == len(table)
+    for name in table.columns:   # the CSV's floats written as %.9g
+        if table[name].dtype.kind == "f":
+            np.testing.assert_allclose(csv[name], table[name], rtol=1e-8, atol=0)
+        else:
+            assert csv[name].tolist() == table[name].tolist(), name
 
 
 def test_bad_placement_is_one_line_exit_2(capsys):

@@ -102,7 +102,7 @@ def staged_directory(out_dir: str | Path, owned: Collection[str] = ()) -> Iterat
     stage does not write (a sweep's ``points.sqlite``, anything else the user keeps there) are
     hard-linked into the stage first, then two renames swap the folders, so no reader ever sees
     files of two runs side by side. ``owned``: names of the files this kind of report writes
-    (some only for some runs: a system run's ``transfers.csv``, ``ops.csv`` instead of
+    (some only for some runs: a system run's ``transfers.parquet``, ``ops.csv`` instead of
     ``ops.parquet``); those of an earlier report the stage does not write are not kept.
     Staging folders of killed runs are removed first (:func:`clean_stale`).
     """

@@ -32,7 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_quiet_arg(p)
     p.add_argument("--format", dest="ops_format", default="auto",
                    choices=("auto", "parquet", "csv"),
-                   help="ops table file: parquet (default when pyarrow is installed) or csv")
+                   help="ops and transfers table files: parquet (default when pyarrow is "
+                        "installed) or csv")
     p.add_argument("--timeline", default="auto", choices=("auto", "full", "sampled", "none"),
                    help="timeline.json: every op (full), every prefill op and one decode step "
                         "in N (sampled; the default above 200k ops), or none")
