@@ -7,8 +7,10 @@ pre-touch. Per run: wall seconds (``time.perf_counter`` around the child), user 
 CPU seconds and peak resident memory (the child's own ``rusage``, ``os.wait4``), the ops it
 simulated (its ``summary.json``), and the wall time as a ratio to the 5 s goal and per op;
 and its peer figure: ops per CPU second of the whole command (user + system, start-up and
-report included) over bare SimPy's timeouts per CPU second, measured in this process after
-the runs (``bench_run.bare_simpy_events_per_s``: one process yielding plain timeouts).
+report included) over bare SimPy's timeouts per CPU second (``bench_run.
+bare_simpy_events_per_s``: one process yielding plain timeouts), measured in this process
+right after each command, so that each ratio pairs a command with the peer timed in the same
+seconds (:func:`paired_ratio`: this host's speed drifts by up to 2x over minutes).
 Runs alternate within each round; figures are the median (min-max) of ``--repeat`` rounds,
 after a warm-up run of each with 8 tokens that writes the bytecode and the compiled loops.
 Children cache bytecode in a scratch ``PYTHONPYCACHEPREFIX`` even where
@@ -73,6 +75,25 @@ def child_env(tmp: str) -> dict:
     return env
 
 
+def paired(run: dict) -> dict:
+    """``run`` with bare SimPy's timeouts per CPU second measured now, just after it
+    (``simpy_per_s``)."""
+    return {**run, "simpy_per_s": bare_simpy_events_per_s()}
+
+
+def paired_ratio(runs: list[dict], events: str = "ops") -> float:
+    """The median over ``runs`` (each :func:`paired`) of its ``events`` per CPU second of the
+    whole command (user + system) over bare SimPy's rate measured right after it."""
+    return statistics.median(r[events] / (r["user_s"] + r["sys_s"]) / r["simpy_per_s"]
+                             for r in runs)
+
+
+def simpy_span(runs: list[dict]) -> str:
+    """Bare SimPy's rates :func:`paired` with ``runs``: ``lo-hi`` timeouts per CPU s."""
+    rates = [r["simpy_per_s"] for r in runs]
+    return f"{min(rates):,.0f}-{max(rates):,.0f}"
+
+
 def run_command(argv: list[str], out: Path, env: dict) -> dict:
     """One ``xpusim run ARGV``: wall, user and system seconds, peak RSS (B), ops, and events
     (ops and transfers: one SimPy event each in the one-event-per-op engine)."""
@@ -116,8 +137,7 @@ def main() -> None:
         got: dict[str, list[dict]] = {name: [] for name in opts.runs}
         for _ in range(opts.repeat):
             for name in opts.runs:
-                got[name].append(run_once(RUNS[name], out, env))
-    simpy_rate = statistics.median(bare_simpy_events_per_s() for _ in range(3))
+                got[name].append(paired(run_once(RUNS[name], out, env)))
     rows = []
     for name, runs in got.items():
         walls = [r["wall_s"] for r in runs]
@@ -128,7 +148,8 @@ def main() -> None:
                      "goal_ratio": statistics.median(walls) / GOAL_S,
                      "us_per_op": statistics.median(walls) / runs[0]["ops"] * 1e6,
                      "ops_per_cpu_s": runs[0]["ops"] / cpu,
-                     "simpy_ratio": runs[0]["ops"] / cpu / simpy_rate})
+                     "simpy_ratio": paired_ratio(runs),
+                     "simpy_per_s": [r["simpy_per_s"] for r in runs]})
     if opts.json:
         print(json.dumps(rows, indent=1))
         return
@@ -142,8 +163,9 @@ def main() -> None:
               f"{r['ops_per_cpu_s']:10,.0f} {r['simpy_ratio']:5.0%}")
     print(f"whole `xpusim run` commands of Llama-2-70B on dgx-h100, prompt 512, 2,048 tokens; "
           f"/5 s: median wall over issue 18's goal; /SimPy: ops per CPU second of the whole "
-          f"command over bare SimPy's {simpy_rate:,.0f} timeouts per CPU second, measured in "
-          f"this run; {opts.repeat} rounds, runs alternated")
+          f"command over bare SimPy's timeouts per CPU second measured right after it "
+          f"({simpy_span([r for runs in got.values() for r in runs])} in this run), median "
+          f"of the rounds; {opts.repeat} rounds, runs alternated")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ Per run it prints the CPU seconds at each count and how they grow:
   per-token part what each more decode step costs (its ops through the engine, the tables and
   ``ops.parquet``, one row each);
 * **/SimPy**: the events (ops and transfers) per CPU second of the largest run, whole command,
-  over bare SimPy's timeouts per CPU second measured in this process
-  (``bench_run.bare_simpy_events_per_s``).
+  over bare SimPy's timeouts per CPU second measured in this process right after it
+  (``bench_run.bare_simpy_events_per_s``; the median over the rounds of each round's ratio,
+  ``bench_cli_run.paired_ratio``: this host's speed drifts by up to 2x over minutes).
 
     python benchmarks/bench_scaling.py [--repeat 3] [--runs 7b 70b-tp8 ...] [--gens 256 2048]
 """
@@ -37,8 +38,7 @@ import tempfile
 from pathlib import Path
 
 from bench_args import positive, rounds
-from bench_cli_run import ROOT, child_env, run_command
-from bench_run import bare_simpy_events_per_s
+from bench_cli_run import ROOT, child_env, paired, paired_ratio, run_command, simpy_span
 
 #: name -> the run's options (``--gen`` is added per count)
 RUNS: dict[str, list[str]] = {
@@ -98,23 +98,22 @@ def main() -> None:
         for _ in range(opts.repeat):
             for name in opts.runs:
                 for g in gens:
-                    got[name, g].append(run_command([*RUNS[name], "--gen", str(g), "--force"],
-                                                    out, env))
-    simpy_rate = statistics.median(bare_simpy_events_per_s() for _ in range(3))
+                    run = run_command([*RUNS[name], "--gen", str(g), "--force"], out, env)
+                    got[name, g].append(paired(run) if g == gens[-1] else run)
     rows = []
     for name in opts.runs:
         cpu = [statistics.median(r["user_s"] + r["sys_s"] for r in got[name, g]) for g in gens]
         wall = [statistics.median(r["wall_s"] for r in got[name, g]) for g in gens]
         whole, last = exponents(gens, cpu)
         fixed, per_token = affine_fit(gens, cpu)
-        events = got[name, gens[-1]][0]["events"]
         rows.append({"run": name, "gens": gens, "cpu_s": cpu, "wall_s": wall,
                      "ops": [got[name, g][0]["ops"] for g in gens],
                      "cost_ratio": cpu[-1] / cpu[0], "token_ratio": gens[-1] / gens[0],
                      "exponent": whole, "exponent_last_pair": last, "fixed_s": fixed,
                      "ms_per_token": per_token * 1e3,
                      "events": [got[name, g][0]["events"] for g in gens],
-                     "simpy_ratio": events / cpu[-1] / simpy_rate})
+                     "simpy_ratio": paired_ratio(got[name, gens[-1]], "events"),
+                     "simpy_per_s": [r["simpy_per_s"] for r in got[name, gens[-1]]]})
     if opts.json:
         print(json.dumps(rows, indent=1))
         return
@@ -130,7 +129,9 @@ def main() -> None:
           f"x cost: CPU at {gens[-1]} tokens over CPU at {gens[0]}; exp: log(x cost) / "
           f"log(x tok), 1 = linear (last: over the last pair); fixed s + ms/tok: the "
           f"least-squares line; /SimPy: events per CPU s of the {gens[-1]}-token run over bare "
-          f"SimPy's {simpy_rate:,.0f} timeouts per CPU s, measured in this run")
+          f"SimPy's timeouts per CPU s measured right after it "
+          f"({simpy_span([r for n in opts.runs for r in got[n, gens[-1]]])} in this run), "
+          f"median of the rounds")
 
 
 if __name__ == "__main__":

@@ -50,3 +50,18 @@ def test_one_token_count_is_a_usage_error():
     assert done.stderr.strip().splitlines()[-1].endswith(
         "--gens: expected at least two distinct token counts, got [64]")
     assert "Traceback" not in done.stderr
+
+
+def test_each_round_is_compared_with_the_simpy_rate_measured_beside_it():
+    from bench_cli_run import paired_ratio, simpy_span
+
+    # by hand: 1,000 ops in 2 CPU s against 250/s -> 2.0; in 1 s against 500/s -> 2.0; in
+    # 0.5 s against 400/s -> 5.0: median 2.0, where one rate for all (the median, 400/s)
+    # would give 1.25, 2.5, 5.0
+    runs = [{"ops": 1000, "user_s": 1.5, "sys_s": 0.5, "simpy_per_s": 250.0},
+            {"ops": 1000, "user_s": 0.75, "sys_s": 0.25, "simpy_per_s": 500.0},
+            {"ops": 1000, "user_s": 0.5, "sys_s": 0.0, "simpy_per_s": 400.0}]
+    assert paired_ratio(runs) == pytest.approx(2.0)
+    assert paired_ratio([{**r, "events": 2 * r["ops"]} for r in runs], "events") == \
+        pytest.approx(4.0)
+    assert simpy_span(runs) == "250-500"
