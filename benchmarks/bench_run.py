@@ -206,16 +206,13 @@ class _OutputParts(_Phases):
 
 #: module-level memo dicts (module, name) a cold run starts without: a SN40L run's mapper
 #: results per PCU share, its stages' placements, PMUs and recent allocations, op roles'
-#: bytes, flash pattern bandwidths, Einsum rank orders, NeuPIMs' shared layer costs, the
-#: mapper's samples, counts and cut terms
+#: bytes, flash pattern bandwidths, Einsum rank orders, NeuPIMs' shared layer costs (the
+#: mapper's own memos: ``mappings.mapper.clear_memos``)
 MEMO_DICTS = (("mappings.dataflow", "_MAPPED"), ("mappings.dataflow", "_BY_STAGE"),
               ("mappings.dataflow", "_RECENT"), ("mappings.dataflow", "_PMUS"),
               ("sim.system.layer_runs", "_ROLE_BYTES"),
               ("sim.system.storage", "_MEMO"), ("workloads.einsum", "_RANKS"),
-              ("sim.serving.decode", "_SHARED"), ("mappings.mapper", "_SAMPLES"),
-              ("mappings.mapper", "_BATCH_COUNTS"), ("mappings.mapper", "_CUT_TERMS"),
-              ("mappings.cost", "_COUNTS"), ("mappings.cost", "_UNSIZED"),
-              ("mappings.cost", "_SHAPES"))
+              ("sim.serving.decode", "_SHARED"))
 
 
 def clear_memo_caches() -> int:
@@ -234,6 +231,9 @@ def clear_memo_caches() -> int:
         if module in sys.modules:
             getattr(sys.modules[module], attr).clear()
             cleared += 1
+    if "mappings.mapper" in sys.modules:
+        sys.modules["mappings.mapper"].clear_memos()
+        cleared += 1
     return cleared
 
 

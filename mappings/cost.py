@@ -272,6 +272,14 @@ _UNSIZED: dict[int, tuple[SpatialArch, SpatialArch]] = {}
 _SHAPES: dict[SpatialArch, SpatialArch] = {}
 
 
+def clear_memos() -> None:
+    """Forget every memo of this module: the contexts (:func:`_context`), the kept counts and
+    the arch shapes (:func:`unsized`)."""
+    _context.cache_clear()
+    for memo in (_COUNTS, _UNSIZED, _SHAPES):
+        memo.clear()
+
+
 def _counts(problem: Problem, arch: SpatialArch, mapping: Mapping) -> _Counts:
     """:func:`evaluate`'s figures of ``mapping`` up to the bandwidths (:class:`_Counts`)."""
     ctx = _context(problem, arch, mapping.bypass)

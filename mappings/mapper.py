@@ -515,13 +515,15 @@ _BATCH_COUNTS: dict[tuple, tuple] = {}
 
 
 def clear_memos() -> None:
-    """Forget every search, sample and count kept (this module's and
-    :mod:`mappings.cost`'s), so that the next search is as cold as a fresh process's."""
+    """Forget every search, sample, count, divisor chain and loop order kept (this module's
+    and :mod:`mappings.cost`'s: :func:`mappings.cost.clear_memos`), so that the next search
+    is as cold as a fresh process's."""
     from mappings import cost
 
-    _search.cache_clear()
-    for memo in (_SAMPLES, _BATCH_COUNTS, _CUT_TERMS, cost._COUNTS, cost._UNSIZED,
-                 cost._SHAPES):
+    cost.clear_memos()
+    for cached in (_search, _divisor_chains, _divisors, _level_orders):
+        cached.cache_clear()
+    for memo in (_SAMPLES, _BATCH_COUNTS, _CUT_TERMS):
         memo.clear()
 
 

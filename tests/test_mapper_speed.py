@@ -249,3 +249,29 @@ def test_counts_kept_across_archs_equal_fresh_figures(change, shared, monkeypatc
         # the toy's words are 1 B; the buffer is the only level between DRAM and the PEs
         assert ref.latency_cycles == pytest.approx(
             max(ref.compute_cycles, moved / 3.0, ref.dram_bytes / 4.0) + ref.onload_cycles)
+
+
+def test_clear_memos_leaves_no_memo_of_the_mapper_or_its_cost_model():
+    """``mapper.clear_memos`` makes the next search as cold as a fresh process's: after a
+    search fills them, every ``functools`` cache and every module-level memo dict of
+    mappings.mapper and mappings.cost is empty (found by walking the modules, so a memo added
+    later and not cleared there fails this)."""
+    from mappings import cost
+
+    mapper.clear_memos()
+    arch, problem = _toy_double(), gemm_problem(24, 20, 18)
+    found = search(problem, arch, budget=400)
+    cost.score_kept(problem, arch, found.mapping)
+    memos = [(mod.__name__, name, value) for mod in (mapper, cost)
+             for name, value in vars(mod).items()
+             if callable(getattr(value, "cache_info", None))
+             or (name.startswith("_") and name.isupper() and isinstance(value, dict))]
+    assert {name for _, name, _ in memos} >= {"_search", "_context", "_SAMPLES", "_COUNTS",
+                                               "_BATCH_COUNTS", "_CUT_TERMS", "_UNSIZED"}
+    full = [name for _, name, v in memos
+            if (v.cache_info().currsize if hasattr(v, "cache_info") else len(v))]
+    assert {"_search", "_context", "_divisors", "_SAMPLES", "_COUNTS"} <= set(full)
+    mapper.clear_memos()
+    left = [f"{m}.{name}" for m, name, v in memos
+            if (v.cache_info().currsize if hasattr(v, "cache_info") else len(v))]
+    assert left == []
