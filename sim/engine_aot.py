@@ -16,7 +16,9 @@ by a hash of the sources and tool versions, ``.failed`` markers):
   decode, timed as a longest path (``dag_times`` with floors), its sharing replayed on those
   times and the times checked against it;
 * :func:`sim.sum_kernel.gathered_pairwise`: numpy's sum of a per-kind column gathered by
-  each op's kind, without gathering it (:func:`sim.columns.gathered_sum`);
+  each op's kind, without gathering it (:func:`sim.columns.gathered_sum`), and
+  :func:`sim.sum_kernel.load_sums`, rows' tuples of link loads summed per resource in row
+  order;
 * :func:`sim.quiet_kernel.stamp_quiet`: a quiet run of a stream with a contended memory;
 * :func:`sim.bound_kernel.quiet_until`: how long a contended resource stays quiet, and
   :func:`sim.bound_kernel.stream_sums`, the running sums it reads;
@@ -26,7 +28,8 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.span_kernel.stamp_span`: a span of a plain run, loaded ops alone on their links;
 * :func:`sim.handoff_kernel.handoff_pairs`: which op of another stream a run may stamp;
 * :func:`sim.plan_kernel.stream_keys`: each op's stage and stream key in a plan;
-* :func:`sim.runs_kernel.stage_runs`: a stage's placement runs, their first ops and sums;
+* :func:`sim.runs_kernel.stage_runs`: a stage's placement runs, their first ops and sums
+  (:func:`sim.runs_kernel.stage_members`: the ops of each stage's runs);
 * :func:`sim.deps_kernel.task_deps`: a planned run's dependency table (ops, their waits on
   transfers, the transfers'), for 32- and 64-bit dependency arrays (``_i4`` / ``_i8``);
 * :func:`sim.lane_kernel.quiet_lanes`: what each stream with a contended memory reads per
@@ -314,6 +317,15 @@ STAGE_RUNS_ARGS = ((("i8", 1),) + (("i4", 1),) * 2 + (("i1", 1), ("i4", 1), None
                    + (("i4", 1),) * 2 + (("f8", 1),) * 2 + (("i8", 1), None)
                    + (("i8", 1),) * 3 + (("f8", 1),) * 2 + (("i8", 1),) * 5)
 
+#: load_sums(code, ptr, res, nb, sums): each row's tuple of loads added to its resources
+LOAD_SUMS_SIG = f"none({_I}, {_I}, {_I}, {_F}, {_F})"
+LOAD_SUMS_ARGS = (("i8", 1),) * 3 + (("f8", 1),) * 2
+
+#: stage_members(layer, kind, off_kind, hosted, stage_at, n_layers, ids, bounds, order) ->
+#:               stages met (the trace's layer and kind columns: int32)
+STAGE_MEMBERS_SIG = f"i8({_J}, {_J}, {_U}, {_U}, {_I}, i8, {_I}, {_I}, {_I})"
+STAGE_MEMBERS_ARGS = (("i4", 1),) * 2 + (("u1", 1),) * 2 + (("i8", 1), None) + (("i8", 1),) * 3
+
 #: task_deps(base_ptr, base, wait_op, wait_len, waited, tr_ptr, tr_waited, n, ptr, idx), for
 #: 32- and 64-bit dependency ids (``base``)
 TASK_DEPS_SIG = {w: f"none({_I}, {w}[::1], {_I}, {_I}, {_I}, {_I}, {_I}, i8, {_I}, {_I})"
@@ -376,6 +388,8 @@ ENTRIES = (
                 PAIRWISE_ARGS),
     *_per_width("take_rows", "sim.take_kernel:take_rows", TAKE_SIG, TAKE_ARGS),
     ("stage_runs", "sim.runs_kernel:stage_runs", STAGE_RUNS_SIG, STAGE_RUNS_ARGS),
+    ("stage_members", "sim.runs_kernel:stage_members", STAGE_MEMBERS_SIG, STAGE_MEMBERS_ARGS),
+    ("load_sums", "sim.sum_kernel:load_sums", LOAD_SUMS_SIG, LOAD_SUMS_ARGS),
 )
 
 #: the loops a run calls (callables) and where they come from (``kind``: 'aot' or 'jit')

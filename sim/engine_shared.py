@@ -95,7 +95,7 @@ def shared_run(arrays, stream: np.ndarray, prev: np.ndarray, names, lat: np.ndar
     op_mem = mem_of_stream[stream] if len(names) else np.full(n, -1, dtype=np.int64)
     op_list = np.ascontiguousarray(loads.of_op, dtype=np.int64)
     share_op = np.zeros(0)    # none reserves (the pass reads an empty array so)
-    if share is not None:
+    if share is not None and (np.asarray(share) >= 0).any():
         # occupy: a share with no link loads and a shared memory reserves, moving no bytes
         reserves = (np.asarray(share) >= 0) & (op_mem >= 0) & (op_list < 0)
         if reserves.any():

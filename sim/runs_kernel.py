@@ -4,10 +4,13 @@
 layer, phase) along the stage's ops, each run's first op per micro-batch and its tokens, and
 the bytes of weights and KV cache it reads (each computation's once, each micro-batch's KV
 once). As numpy passes that took ~0.9 s of a 9.9M-op run; here each op is read once.
+:func:`stage_members` first sorts the ops that belong to runs by stage, in two passes (the
+numpy masks, gathers and searches it replaces took ~0.2 s of that run).
 """
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 
@@ -61,3 +64,37 @@ def stage_runs(ids, step, layer, phase, mb, mb_lo, kind, tokens, w_k, kv_k, c_k,
         last[r] = o
         prev = o
     return n_runs, n_f
+
+
+@njit(cache=True, error_model="numpy")
+def stage_members(layer, kind, off_kind, hosted, stage_at, n_layers, ids, bounds, order):
+    """The ops that belong to runs - a layer in ``0..n_layers-1``, a kind with
+    ``off_kind[kind]`` 0 (not a collective), and ``hosted[op]`` 0 (``hosted`` empty: none
+    hosted) - by stage (``stage_at[layer + 1]``, ``0..len(bounds)-2``): ``ids[bounds[s]:
+    bounds[s + 1]]`` stage ``s``'s in op order; ``order``: the stages in the order their
+    first op comes (as many as return)."""
+    n_stages = len(bounds) - 1
+    count = np.zeros(n_stages, dtype=np.int64)
+    n_order = 0
+    check_hosted = len(hosted) > 0
+    for i in range(len(layer)):
+        y = layer[i]
+        if y < 0 or y >= n_layers or off_kind[kind[i]] or (check_hosted and hosted[i]):
+            continue
+        s = stage_at[y + 1]
+        if count[s] == 0:
+            order[n_order] = s
+            n_order += 1
+        count[s] += 1
+    bounds[0] = 0
+    for s in range(n_stages):
+        bounds[s + 1] = bounds[s] + count[s]
+    at = bounds[:-1].copy()
+    for i in range(len(layer)):
+        y = layer[i]
+        if y < 0 or y >= n_layers or off_kind[kind[i]] or (check_hosted and hosted[i]):
+            continue
+        s = stage_at[y + 1]
+        ids[at[s]] = i
+        at[s] += 1
+    return n_order

@@ -13,6 +13,10 @@ column in leaves of ``LEAF`` rows, split the same way, each leaf as numpy sums t
 the Python version gathers each leaf into a buffer first (~2x the time: 7 columns of a
 9.9M-op run in 0.08 instead of 0.16 s). Whether numpy still sums so is checked once per
 process before it is used (:func:`sim.columns.gathered_sum`).
+
+:func:`load_sums` adds each row's tuple of link loads to its resources' running sums, row
+by row: the floats a ``+=`` loop over the rows gives, every resource in one pass (a system
+run's routed bytes, :func:`sim.system.grouped_loads.sums_in_order`).
 """
 
 from __future__ import annotations
@@ -105,3 +109,13 @@ def gathered_pairwise(values, by, lo, n, leaf):
             got = s_first[t] + got
         sp -= 1
     return got
+
+
+@njit(cache=True, error_model="numpy")
+def load_sums(code, ptr, res, nb, sums):
+    """Add, row by row, row ``i``'s loads - ``res[q]`` / ``nb[q]`` (B) for ``q`` in
+    ``ptr[code[i]]:ptr[code[i] + 1]``, in that order - to ``sums[res[q]]``."""
+    for i in range(len(code)):
+        c = code[i]
+        for q in range(ptr[c], ptr[c + 1]):
+            sums[res[q]] += nb[q]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sim.load_index import LoadIndex
-from sim.system.grouped_loads import GroupedLoads
+from sim.system.grouped_loads import GroupedLoads, sums_in_order
 from sim.system.plan import Load, Plan
 from sim.system.usage import routed_bytes
 
@@ -68,18 +68,22 @@ def test_with_tuples_converts_each_shared_tuple_once():
     assert out[5] is out[8] is out[14] and out[3] == list(grouped[3])
 
 
-def test_bytes_on_are_the_dict_sums_terms_in_order():
+def test_sums_in_order_are_the_dict_loops_floats():
+    """One pass over the rows gives each resource the float a ``+=`` loop over the dict
+    gives, from its start value; the terms' order shows in the last bit."""
     grouped, ref = _both()
-    terms = grouped.bytes_on("x")
-    # op by op (3, 5, 8, 9, 14), each tuple in its order
-    assert terms.tolist() == [0.2, 0.3, 0.1, 0.1, 0.2, 0.3, 0.1]
-    total = 0.0
-    for loads in ref.values():
+    want = {"x": 0.3, "y": 1.0}
+    for loads in ref.values():   # op by op (3, 5, 8, 9, 14), each tuple in its order
         for ld in loads:
-            if ld.resource == "x":
-                total += ld.nbytes
-    assert float(np.add.accumulate(np.concatenate(([0.0], terms)))[-1]) == total
-    assert grouped.bytes_on("z").size == 0
+            want[ld.resource] += ld.nbytes
+    got = sums_in_order({"x": 0.3, "y": 1.0}, grouped.group, grouped.tuples)
+    assert got == want and got["x"] == 0.3 + 0.2 + 0.3 + 0.1 + 0.1 + 0.2 + 0.3 + 0.1
+    assert got["x"] != 0.3 + 0.1 + 0.3 + 0.2 + 0.1 + 0.1 + 0.3 + 0.2   # the other way
+    assert got["y"] == 13.0
+    # only the resources asked for, each from its start; none the tuples do not load
+    assert sums_in_order({"y": 2.0}, grouped.group, grouped.tuples, ["y", "z"]) == \
+        {"y": 14.0}
+    assert sums_in_order({}, np.zeros(0, dtype=np.int64), []) == {}
 
 
 def test_routed_bytes_and_load_index_equal_the_dicts():

@@ -173,3 +173,30 @@ def test_stage_runs_by_hand():
     assert w[:4].tolist() == [1e16, 0.75, 0.0, 6.0] and 1.0 + 1.0 + 1e16 != 1e16
     # KV by (micro-batch, computation): (1, 7) is not (0, 7): 1e16 + 1 + 1e16 + 1 = 2e16
     assert kv[:4].tolist() == [2e16, 0.75, 0.0, 6.0]
+
+
+def test_stage_members_by_hand():
+    """Ten ops of four layers on two stages (layers 0-1 stage 0, 2-3 stage 1; stage_at is
+    indexed by layer + 1): the embedding (-1) and head (4) layers, a collective kind and a
+    hosted op belong to no run; the others by stage in op order, the stages in the order
+    their first op comes (stage 1 first here); without ``hosted`` the hosted op is kept."""
+    import numpy as np
+
+    from sim.engine_aot import kernels
+
+    layer = np.array([-1, 2, 0, 3, 1, 2, 0, 4, 3, 1], dtype=np.int32)
+    kind = np.array([0, 0, 1, 0, 0, 0, 0, 0, 2, 0], dtype=np.int32)
+    off_kind = np.array([0, 1, 0], dtype=np.uint8)          # kind 1: a collective
+    hosted = np.zeros(10, dtype=np.uint8)
+    hosted[5] = 1
+    stage_at = np.array([0, 0, 0, 1, 1, 1], dtype=np.int64)
+
+    def members(hosted):
+        ids, bounds, order = np.empty(10, dtype=np.int64), np.empty(3, dtype=np.int64), \
+            np.empty(2, dtype=np.int64)
+        n = kernels().stage_members(layer, kind, off_kind, hosted, stage_at, 4, ids, bounds,
+                                    order)
+        return order[:n].tolist(), [ids[bounds[s]:bounds[s + 1]].tolist() for s in range(2)]
+
+    assert members(hosted) == ([1, 0], [[4, 6, 9], [1, 3, 8]])
+    assert members(np.zeros(0, dtype=np.uint8)) == ([1, 0], [[4, 6, 9], [1, 3, 5, 8]])

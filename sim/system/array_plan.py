@@ -24,7 +24,7 @@ import numpy as np
 from sim.columns import first_occurrences, in_first_order
 from sim.devices.base import Device, SimError, collective_min_bytes
 from sim.engine_aot import kernels
-from sim.system.grouped_loads import GroupedLoads
+from sim.system.grouped_loads import GroupedLoads, sums_in_order
 from sim.system.plan import Load, Plan
 from sim.system.schedule import (
     Policies,
@@ -38,7 +38,6 @@ from sim.system.schedule import (
 )
 from sim.system.topology import System
 from sim.system.transfer_rows import transfer_users
-from workloads.ragged import sum_in_order
 from workloads.trace import COLLECTIVE, Trace, ops_at
 
 if TYPE_CHECKING:
@@ -282,21 +281,20 @@ def _prune_uncontended(plan: Plan, at: np.ndarray, group: np.ndarray, loads: lis
     if not lone:
         plan.op_loads = GroupedLoads(at, group, loads)
         return
-    summed: list[tuple[int, int, str, tuple]] = []   # (first op, place in tuple, name, quiet)
-    grouped = GroupedLoads(at, group, loads)
+    summed: list[tuple[int, int, str, float]] = []   # (first op, place in tuple, name, bw)
+    before: dict[str, float] = {}
     for r in sorted(lone):
         on = np.array([any(ld.resource == r for ld in tup) for tup in loads])
         ops = np.flatnonzero(on[group])
         if not len(ops):
             continue
-        g = group[ops]
-        values = grouped.bytes_on(r)    # each op's loads on r, in op and tuple order
-        bw, before = plan.quiet.get(r, (plan.resources[r], 0.0))
-        moved = sum_in_order(before, values)
-        place = next(j for j, ld in enumerate(loads[int(g[0])]) if ld.resource == r)
-        summed.append((int(ops[0]), place, r, (bw, moved)))
-    for *_, r, entry in sorted(summed):   # entered as the op-by-op pruning enters them
-        plan.quiet[r] = entry
+        bw, before[r] = plan.quiet.get(r, (plan.resources[r], 0.0))
+        place = next(j for j, ld in enumerate(loads[int(group[ops[0]])]) if ld.resource == r)
+        summed.append((int(ops[0]), place, r, bw))
+    # each op's loads on each dropped resource, added in op and tuple order
+    moved = sums_in_order(before, group, loads, before)
+    for *_, r, bw in sorted(summed):   # entered as the op-by-op pruning enters them
+        plan.quiet[r] = (bw, moved[r])
     kept = [tuple(ld for ld in tup if ld.resource not in lone) for tup in loads]
     keep = np.array([bool(k) for k in kept], dtype=bool)[group]
     plan.op_loads = GroupedLoads(at[keep], group[keep], kept)

@@ -13,12 +13,10 @@ is that mapping as ``ids`` (the ops, ascending), ``group`` (per op, its tuple's 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
-
-from workloads.ragged import slice_indices
 
 #: op lookups answered by a binary search in ``ids`` before the per-op-id table is built (a
 #: report reads a few thousand ops; the table costs ~0.09 s at 10M ops, a search ~1 us)
@@ -51,17 +49,6 @@ class GroupedLoads(Mapping):
     def counts(self) -> np.ndarray:
         """How many ops load each tuple (by index in ``tuples``)."""
         return np.bincount(self.group, minlength=len(self.tuples))
-
-    def bytes_on(self, resource: str) -> np.ndarray:
-        """The bytes of each load on ``resource`` (tuples of :class:`~sim.system.plan.Load`),
-        op by op in op order and in each tuple's order: the terms a sum over the dict's
-        items would add, for ``np.add.accumulate`` to add in that order."""
-        per_tuple = [[ld.nbytes for ld in t if ld.resource == resource] for t in self.tuples]
-        count = np.array([len(v) for v in per_tuple], dtype=np.int64)
-        flat = np.array([b for v in per_tuple for b in v], dtype=float)
-        offset = np.concatenate(([0], np.cumsum(count)[:-1]))
-        g = self.group[count[self.group] > 0]
-        return flat[slice_indices(offset[g], count[g])]
 
     def _lookup(self) -> memoryview:
         if self._of is None:
@@ -132,3 +119,26 @@ class GroupedLoads(Mapping):
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def sums_in_order(start: dict[str, float], code: np.ndarray, tuples: list,
+                  names: Iterable[str] | None = None) -> dict[str, float]:
+    """Each resource's ``start[r]`` plus the bytes of every row's loads on it (row ``i``'s:
+    ``tuples[code[i]]``, of :class:`~sim.system.plan.Load`), added row by row in order and
+    each tuple's in its order: the float a ``+=`` loop over the rows gives (one compiled
+    pass over the rows for all resources, :func:`sim.sum_kernel.load_sums`). For the
+    resources the tuples name (``names``: those among them), each read from ``start``."""
+    from sim.engine_aot import kernels
+
+    resources = list(dict.fromkeys(ld.resource for t in tuples for ld in t))
+    index = {r: j for j, r in enumerate(resources)}
+    ptr = np.zeros(len(tuples) + 1, dtype=np.int64)
+    np.cumsum([len(t) for t in tuples], out=ptr[1:])
+    res = np.array([index[ld.resource] for t in tuples for ld in t], dtype=np.int64)
+    nb = np.array([ld.nbytes for t in tuples for ld in t], dtype=np.float64)
+    wanted = resources if names is None else [r for r in names if r in index]
+    sums = np.zeros(len(resources))
+    for r in wanted:
+        sums[index[r]] = start[r]
+    kernels().load_sums(np.ascontiguousarray(code, dtype=np.int64), ptr, res, nb, sums)
+    return {r: float(sums[index[r]]) for r in wanted}

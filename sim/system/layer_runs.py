@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.columns import in_first_order
 from workloads.einsum import Cascade, Einsum
 from workloads.ragged import RaggedInts
 from workloads.records import record
@@ -108,8 +107,9 @@ def op_runs(ops: list[Op], stage_at: list[int], n_layers: int) -> dict[int, Stag
 
 def array_runs(arrays: CompactOps, stage_at: list[int], n_layers: int
                ) -> dict[int, StageRuns]:
-    """:func:`op_runs` of the ops ``arrays`` materialises, from the arrays: per stage, one
-    compiled pass over its ops (:func:`sim.runs_kernel.stage_runs`) finds the runs where
+    """:func:`op_runs` of the ops ``arrays`` materialises, from the arrays: the ops of runs
+    sorted by stage in two compiled passes (:func:`sim.runs_kernel.stage_members`), then per
+    stage, one over its ops (:func:`sim.runs_kernel.stage_runs`) finds the runs where
     (step, layer, phase) changes, the first op of each (run, micro-batch) and each run's
     ``weights`` and ``kv``, added in the order :func:`op_runs` adds them."""
     from sim.engine_aot import kernels
@@ -119,14 +119,19 @@ def array_runs(arrays: CompactOps, stage_at: list[int], n_layers: int
     layer, kind, step, mb, tokens = (np.ascontiguousarray(a, dtype=np.int32) for a in (
         arrays.layer, arrays.kind, arrays.step, arrays.microbatch, arrays.tokens))
     phase = np.ascontiguousarray(arrays.phase, dtype=np.int8)
-    collective = np.array([k.kind == COLLECTIVE for k in kinds] or [False])
-    inside = (layer >= 0) & (layer < n_layers) & ~collective[kind]
-    if arrays.hosted is not None:   # ops on another component (``Op.where``) are not runs'
-        inside &= ~arrays.hosted[0]
-    inside = np.flatnonzero(inside)
-    if not len(inside):
+    collective = np.array([k.kind == COLLECTIVE for k in kinds] or [False], dtype=np.uint8)
+    # ops on another component (``Op.where``) are not runs'
+    hosted = np.ascontiguousarray(arrays.hosted[0], dtype=np.uint8) \
+        if arrays.hosted is not None else np.zeros(0, dtype=np.uint8)
+    stage_at = np.asarray(stage_at, dtype=np.int64)
+    members = np.empty(len(layer), dtype=np.int64)
+    bounds = np.empty(int(stage_at.max()) + 2, dtype=np.int64)
+    order = np.empty(len(bounds) - 1, dtype=np.int64)
+    loops = kernels()
+    n_stages = loops.stage_members(layer, kind, collective, hosted, stage_at, n_layers, members,
+                               bounds, order)
+    if not n_stages:
         return {}
-    stage_of = np.asarray(stage_at, dtype=np.int64)[layer[inside] + 1]
     # per kind: its weight and KV bytes, its computation's code (by identity: the shares of
     # a split op are kinds of one computation)
     comp_code: dict[int, int] = {}
@@ -140,15 +145,14 @@ def array_runs(arrays: CompactOps, stage_at: list[int], n_layers: int
     mb_lo = int(mb.min())
     n_mb = int(mb.max()) - mb_lo + 1
     phase_names = np.array(arrays.phases, dtype=object)
-    stage_runs = kernels().stage_runs
     runs: dict[int, StageRuns] = {}
-    for stage in in_first_order(stage_of)[0].tolist():
-        ids = inside[stage_of == stage]
+    for stage in order[:n_stages].tolist():
+        ids = members[bounds[stage]:bounds[stage + 1]]
         n = len(ids)
         starts, last, run_tokens, n_first, first_ids = (np.empty(n, dtype=np.int64)
                                                         for _ in range(5))
         w, kv = np.empty(n), np.empty(n)
-        n_runs, n_f = stage_runs(
+        n_runs, n_f = loops.stage_runs(
             ids, step, layer, phase, mb, mb_lo, kind, tokens, w_k, kv_k, c_k, n_comp, starts,
             last, run_tokens, w, kv, n_first, first_ids, np.full(n_mb, -1, dtype=np.int64),
             np.full(n_comp, -1, dtype=np.int64), np.full(n_mb * n_comp, -1, dtype=np.int64))

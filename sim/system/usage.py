@@ -14,10 +14,9 @@ from sim.columns import Columns, Text, cell, column, text_codes
 from sim.engine import Timeline
 from sim.fold_run import folded
 from sim.invariants import REL_TOL, InvariantError
-from sim.system.grouped_loads import GroupedLoads
+from sim.system.grouped_loads import GroupedLoads, sums_in_order
 from sim.system.plan import Plan
 from sim.system.transfer_rows import as_rows
-from workloads.ragged import sum_in_order
 
 TRANSFER_COLUMNS = ("id", "name", "tensor", "stream", "src", "dst", "route", "bytes",
                     "replicas", "phase", "layer", "step", "start_s", "end_s", "latency_s",
@@ -66,25 +65,14 @@ def routed_bytes(plan: Plan) -> dict[str, float]:
     """Bytes each resource must carry, summed from the plan's tasks (independently of the run)."""
     out: dict[str, float] = {name: 0.0 for name in plan.resources}
     if isinstance(plan.op_loads, GroupedLoads):     # the same sums, in the same order
-        for r in {ld.resource for t in plan.op_loads.tuples for ld in t}:
-            out[r] = sum_in_order(out[r], plan.op_loads.bytes_on(r))
+        out.update(sums_in_order(out, plan.op_loads.group, plan.op_loads.tuples))
     else:
         for loads in plan.op_loads.values():
             for ld in loads:
                 out[ld.resource] += ld.nbytes
     rows = as_rows(plan.transfers)
-    code = rows.column("loads")
-    for r in dict.fromkeys(ld.resource for t in rows.loads for ld in t):
-        on = [[ld.nbytes for ld in t if ld.resource == r] for t in rows.loads]
-        if any(len(b) > 1 for b in on):   # a tuple loads r twice: its loads one by one
-            for c in code.tolist():
-                for nbytes in on[c]:
-                    out[r] += nbytes
-            continue
-        # each row's bytes on r, added in row order from the ops' sum (left to right)
-        has = np.array([bool(b) for b in on])[code]
-        terms = np.array([b[0] if b else 0.0 for b in on])[code][has]
-        out[r] = sum_in_order(out[r], terms)
+    # each row's bytes on each resource, added in row order from the ops' sum
+    out.update(sums_in_order(out, rows.column("loads"), rows.loads))
     return out
 
 
@@ -137,6 +125,11 @@ def occupancy_peak(transfers: Any, op_end: np.ndarray) -> dict[str, float]:
     return out
 
 
+def _in_id_order(ids: np.ndarray) -> bool:
+    """Whether row ``i`` holds op ``i`` for every row (a run's own table: no sort needed)."""
+    return not len(ids) or (int(ids[0]) == 0 and bool((ids[1:] == ids[:-1] + 1).all()))
+
+
 def check_system_invariants(ops: Any, transfers: Any, resources: Any,
                             capacity: dict[str, float],
                             resident: dict[str, float]) -> dict[str, str]:
@@ -154,7 +147,9 @@ def check_system_invariants(ops: Any, transfers: Any, resources: Any,
     out["bytes_per_link_match_routes"] = "passed"
     peak: dict[str, float] = {}
     if len(transfers):   # staging buffers are released at an op's end (by op id)
-        op_end = column(ops, "end_s")[np.argsort(column(ops, "id"), kind="stable")]
+        ids, op_end = column(ops, "id"), column(ops, "end_s")
+        if not _in_id_order(ids):
+            op_end = op_end[np.argsort(ids, kind="stable")]
         peak = occupancy_peak(transfers, op_end)
     for tier, cap in capacity.items():
         used = resident.get(tier, 0.0) + peak.get(tier, 0.0)
