@@ -43,7 +43,8 @@ by a hash of the sources and tool versions, ``.failed`` markers):
   check that no op starts before a dependency ends (each for 32- and 64-bit dependency
   arrays, ``_i4`` / ``_i8``);
 * :func:`sim.take_kernel.take_rows`: a row range of several per-kind columns gathered at
-  once (the report's ops.parquet, a row group at a time);
+  once (the report's ops.parquet, a row group at a time), and
+  :func:`sim.take_kernel.take_codes`, a text column's codes through its lookup table;
 * :func:`sim.group_kernel.first_groups` without ids: the op kinds in the order they first
   occur (a long run's kinds to price, :func:`sim.columns.first_occurrences`);
 * :mod:`sim.group_kernel` (``point_groups``, ``group_sums``, ``row_sums``,
@@ -299,6 +300,12 @@ FIRST_ARGS = {w: ((w, 1),) + (("i8", 1),) * 3 for w in ("i4", "i8")}
 #: take_rows(values, by, lo, out), for 32- and 64-bit codes
 TAKE_SIG = {w: f"none(f8[:, ::1], {w}[::1], i8, f8[:, ::1])" for w in ("i4", "i8")}
 TAKE_ARGS = {w: (("f8", 2), (w, 1), None, ("f8", 2)) for w in ("i4", "i8")}
+#: take_codes(lut, by, lo, out): a text column's codes through its lookup table, for 8- and
+#: 16-bit tables (the report's, :func:`sim.report.rollups._small`) and 32- / 64-bit codes
+TAKE_CODES_SIG = {(t, w): f"none({t}[::1], {w}[::1], i8, {t}[::1])"
+                  for t in ("i1", "i2") for w in ("i4", "i8")}
+TAKE_CODES_ARGS = {(t, w): ((t, 1), (w, 1), None, (t, 1)) for t in ("i1", "i2")
+                   for w in ("i4", "i8")}
 
 #: adopted_run(ids, k, e, upto, adopt_at, adopt_after, lead, out) -> (length, lo, hi) and
 #: adopted_taken(f, k, lo, hi, adopt_at, adopt_after, ids, flagged) -> (taken, last op)
@@ -387,6 +394,8 @@ ENTRIES = (
     *_per_width("gathered_pairwise", "sim.sum_kernel:gathered_pairwise", PAIRWISE_SIG,
                 PAIRWISE_ARGS),
     *_per_width("take_rows", "sim.take_kernel:take_rows", TAKE_SIG, TAKE_ARGS),
+    *((f"take_codes_{t}_{w}", "sim.take_kernel:take_codes", TAKE_CODES_SIG[t, w],
+       TAKE_CODES_ARGS[t, w]) for t, w in TAKE_CODES_SIG),
     ("stage_runs", "sim.runs_kernel:stage_runs", STAGE_RUNS_SIG, STAGE_RUNS_ARGS),
     ("stage_members", "sim.runs_kernel:stage_members", STAGE_MEMBERS_SIG, STAGE_MEMBERS_ARGS),
     ("load_sums", "sim.sum_kernel:load_sums", LOAD_SUMS_SIG, LOAD_SUMS_ARGS),

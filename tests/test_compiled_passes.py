@@ -609,9 +609,29 @@ def test_each_kernel_field_is_the_loop_of_its_name():
     for field in jit._fields[:-1]:
         loop = getattr(jit, field)
         name = getattr(loop, "__name__", None) or loop.py_func.__name__
-        assert field in (name, *(f"{name}_{w}" for w in ("i1", "i4", "i8"))), field
+        assert field in (name, *(f"{name}_{w}" for w in ("i1", "i4", "i8")),
+                         *(f"{name}_{t}_{w}" for t in ("i1", "i2") for w in ("i4", "i8"))), \
+            field
         if aot.kind == "aot":   # the extension's function carries its exported name
             assert getattr(aot, field).__wrapped__.__name__ == field
+
+
+@pytest.mark.parametrize("lut_type", [np.int8, np.int16])
+@pytest.mark.parametrize("code_type", [np.int32, np.int64])
+def test_row_codes_through_a_lookup_table_are_np_takes(lut_type, code_type, monkeypatch):
+    """A text column's codes through its lookup table (:meth:`RowCodes.rows`), the whole
+    column and a block of rows, on the compiled path (every table and code type it is
+    built for) and numpy's: ``np.take(lut, codes[lo:hi])``."""
+    rng = np.random.default_rng(7)
+    lut = rng.integers(-100, 100, 300).astype(lut_type)
+    codes = rng.integers(0, 300, 5000).astype(code_type)
+    rc = R.RowCodes(codes, lut, np.arange(300), lut.dtype, len(codes))
+    for compiled_from in (0, 1 << 30):
+        monkeypatch.setattr(R, "COMPILED_ROWS", compiled_from)
+        for lo, hi in ((0, None), (1234, 4321), (17, 18)):
+            got = rc.rows(lo, hi)
+            want = np.take(lut, codes[lo:hi])
+            assert got.dtype == lut.dtype and np.array_equal(got, want), (lo, hi)
 
 
 def test_codes_outside_their_labels_raise_on_the_compiled_path_too(monkeypatch):

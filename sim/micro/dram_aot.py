@@ -308,7 +308,7 @@ def _numpy_error_model(flags_cls):
     return make
 
 
-_DTYPES = {"i8": "int64", "i4": "int32", "i1": "int8", "u1": "uint8", "u8": "uint64",
+_DTYPES = {"i8": "int64", "i4": "int32", "i2": "int16", "i1": "int8", "u1": "uint8", "u8": "uint64",
            "f8": "float64", "b1": "bool"}
 
 

@@ -137,6 +137,13 @@ def _label_codes(text: Text, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lut, np.asarray(distinct, dtype=object)
 
 
+#: the compiled gathers of a text column's codes through its lookup table, by the table's and
+#: the codes' types (:meth:`RowCodes.rows`)
+_TAKE_CODES = {(np.dtype(t), np.dtype(w)): f"take_codes_{tn}_{wn}"
+               for t, tn in ((np.int8, "i1"), (np.int16, "i2"))
+               for w, wn in ((np.int32, "i4"), (np.int64, "i8"))}
+
+
 class RowCodes:
     """A text column's code per row, formed on demand (:meth:`rows`, for all rows or a block
     of them): ``lut[codes]``, ``codes`` themselves where ``lut`` is None, or zeros of
@@ -148,12 +155,25 @@ class RowCodes:
         self.codes, self.lut, self.labels, self.dtype, self.n = codes, lut, labels, dtype, n
 
     def rows(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
-        """The codes of rows ``lo..hi-1`` (all rows by default)."""
+        """The codes of rows ``lo..hi-1`` (all rows by default): from :data:`COMPILED_ROWS`
+        rows through an 8- or 16-bit ``lut``, one compiled pass
+        (:func:`sim.take_kernel.take_codes`; ``np.take`` copies the codes to 64 bits first:
+        60 row groups of a 9.9M-op table's text columns 0.15 s). Every code indexes ``lut``
+        (checked where the lookup tables are made: :func:`_used`)."""
         hi = self.n if hi is None else hi
         if self.codes is None:
             return np.zeros(hi - lo, dtype=self.dtype)
         part = self.codes[lo:hi]
-        return part if self.lut is None else np.take(self.lut, part)
+        if self.lut is None:
+            return part
+        name = _TAKE_CODES.get((self.lut.dtype, self.codes.dtype))
+        if name is None or hi - lo < COMPILED_ROWS or not self.codes.flags.c_contiguous:
+            return np.take(self.lut, part)
+        from sim.engine_aot import kernels
+
+        out = np.empty(hi - lo, dtype=self.lut.dtype)
+        getattr(kernels(), name)(self.lut, self.codes, lo, out)
+        return out
 
     @classmethod
     def of(cls, entry) -> RowCodes:
