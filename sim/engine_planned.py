@@ -141,18 +141,25 @@ def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
     table, kind = _model_costs(devices, arrays)
     lat = np.zeros(n + 2 * m)
     size = np.zeros(n + 2 * m)
-    share = np.full(n + 2 * m, -1.0)
-    # per kind, gathered into the task columns in place (no op-long temporaries)
-    np.take(np.array([c.latency if c is not None else 0.0 for c in table]), kind,
-            out=lat[:n])
-    np.take(np.array([c.dram_bytes if c is not None else 0.0 for c in table]), kind,
+    # per kind, gathered into the task columns in place (no op-long temporaries but one
+    # copy of the kind codes as native ints, which np.take would make per column)
+    at = kind.astype(np.intp, copy=False)
+    np.take(np.array([c.latency if c is not None else 0.0 for c in table]), at, out=lat[:n])
+    np.take(np.array([c.dram_bytes if c is not None else 0.0 for c in table]), at,
             out=size[:n])
-    np.take(np.array([-1.0 if c is None or c.detail.get("memory_share") is None
-                      else c.detail["memory_share"] for c in table]), kind, out=share[:n])
+    per_kind = np.array([-1.0 if c is None or c.detail.get("memory_share") is None
+                         else c.detail["memory_share"] for c in table])
+    share = None   # (no kind reserves a share: none, as the pass reads it)
+    if (per_kind >= 0).any():
+        share = np.full(n + 2 * m, -1.0)
+        np.take(per_kind, at, out=share[:n])
+    del at
     loads = _transfer_tasks(transfers, n, lat, op_loads, env_resources)
     ptr, idx = _dependencies(None, arrays, transfers, plan.extra_deps, n)
     rest = np.concatenate([empty] + [streams[nm] for nm in names[len(arrays.stream_names):]])
-    by_stream = np.concatenate((op_order.astype(np.int64), rest))
+    by_stream = np.empty(n + len(rest), dtype=np.int64)
+    by_stream[:n] = op_order
+    by_stream[n:] = rest
     bounds = np.concatenate((op_bounds.astype(np.int64), op_bounds[-1] + np.cumsum(
         [len(streams[nm]) for nm in names[len(arrays.stream_names):]], dtype=np.int64)))
     tl = _timed(names, by_stream, bounds, ptr, idx, lat, size, share, memory_of, loads,
@@ -210,7 +217,7 @@ def _transfer_tasks(transfers: TransferRows, n: int, lat: np.ndarray, op_loads: 
 
 
 def _timed(names: list[str], by_stream: np.ndarray, bounds: np.ndarray, ptr: np.ndarray,
-           idx: np.ndarray, lat: np.ndarray, size: np.ndarray, share: np.ndarray,
+           idx: np.ndarray, lat: np.ndarray, size: np.ndarray, share: np.ndarray | None,
            memory_of: dict, loads: Mapping, costs, transfers: list,
            env_resources: dict, of_ops: tuple | None = None) -> Timeline | None:
     """The pass over the tasks (ops ``0..n-1``, then each transfer's two), laid out by
