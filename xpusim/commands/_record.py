@@ -26,6 +26,12 @@ def attach_record(result: Any, arch: Any, model: Any, scenario: Any, args: argpa
 #: tested on 256 tokens (0.163 us, tests/test_speed_report.py, within 3x); 0.082 at 2,048, and
 #: 0.12 us for the 9.9M-op 70B TP2 x PP4 x 4 run. Only the progress display uses it.
 SECONDS_PER_OP = 0.1e-6
+#: bare SimPy's timeouts per CPU second on a host where :data:`SECONDS_PER_OP` holds: one op
+#: of those runs costs what ~0.19 SimPy timeouts cost (0.208 at 512 tokens, 0.169 at 1,024:
+#: each ``simulate()`` paired with bare SimPy measured right after it, median of 5,
+#: 2026-12-07), so 0.19 / 0.1 us. This 2-core host's rate swings 0.65-1.8 M within minutes;
+#: tests/test_speed_report.py scales the estimate by the rate it measures beside its run
+SIMPY_RATE_AT_FIT = 1.9e6
 
 
 def estimate_run_s(model: Any, scenario: Any) -> float:
