@@ -10,7 +10,8 @@ and its peer figure: ops per CPU second of the whole command (user + system, sta
 report included) over bare SimPy's timeouts per CPU second (``bench_run.
 bare_simpy_events_per_s``: one process yielding plain timeouts), measured in this process
 right after each command, so that each ratio pairs a command with the peer timed in the same
-seconds (:func:`paired_ratio`: this host's speed drifts by up to 2x over minutes).
+seconds (:func:`paired_ratio`: this host's speed drifts by up to 2x over minutes); and the
+wall time at the host speed of the issue's own measurements (:func:`at_issue_speed`).
 Runs alternate within each round; figures are the median (min-max) of ``--repeat`` rounds,
 after a warm-up run of each with 8 tokens that writes the bytecode and the compiled loops.
 Children cache bytecode in a scratch ``PYTHONPYCACHEPREFIX`` even where
@@ -37,6 +38,9 @@ from bench_run import bare_simpy_events_per_s
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_S = 5.0   # issue 18, item 3: a 2,048-token 70B decode
+#: bare SimPy's timeouts per CPU second on this 2-core host when issue 18 set that goal ("bare
+#: SimPy's 1.45-1.5 M": its midpoint); a wall time at this rate is :func:`at_issue_speed`
+ISSUE_SIMPY_PER_S = 1.475e6
 COMMON = ["--arch", "dgx-h100", "--model", "llama2-70b", "--prompt", "512", "--gen", "2048",
           "--force"]
 #: name -> the run's own options (after :data:`COMMON`)
@@ -85,6 +89,15 @@ def paired_ratio(runs: list[dict], events: str = "ops") -> float:
     """The median over ``runs`` (each :func:`paired`) of its ``events`` per CPU second of the
     whole command (user + system) over bare SimPy's rate measured right after it."""
     return statistics.median(r[events] / (r["user_s"] + r["sys_s"]) / r["simpy_per_s"]
+                             for r in runs)
+
+
+def at_issue_speed(runs: list[dict]) -> float:
+    """The median over ``runs`` (each :func:`paired`) of its wall seconds scaled to the host
+    speed of the issue's measurements: times bare SimPy's rate measured right after it over
+    :data:`ISSUE_SIMPY_PER_S` (this host's rate swings 0.57-1.8 M within an hour, the wall
+    time with it)."""
+    return statistics.median(r["wall_s"] * r["simpy_per_s"] / ISSUE_SIMPY_PER_S
                              for r in runs)
 
 
@@ -146,6 +159,7 @@ def main() -> None:
                      "user_s": [r["user_s"] for r in runs], "sys_s": [r["sys_s"] for r in runs],
                      "peak_rss_GB": max(r["peak_rss_B"] for r in runs) / 1e9,
                      "goal_ratio": statistics.median(walls) / GOAL_S,
+                     "wall_at_issue_speed_s": at_issue_speed(runs),
                      "us_per_op": statistics.median(walls) / runs[0]["ops"] * 1e6,
                      "ops_per_cpu_s": runs[0]["ops"] / cpu,
                      "simpy_ratio": paired_ratio(runs),
@@ -154,15 +168,18 @@ def main() -> None:
         print(json.dumps(rows, indent=1))
         return
     print(f"{'run':22s} {'ops':>10s}  {'wall s, median (min-max)':26s} {'user s':>6s} "
-          f"{'sys s':>6s} {'RSS GB':>6s} {'/5 s':>5s} {'us/op':>6s} {'ops/CPU s':>10s} "
-          f"{'/SimPy':>6s}")
+          f"{'sys s':>6s} {'RSS GB':>6s} {'/5 s':>5s} {'s@1.48M':>7s} {'us/op':>6s} "
+          f"{'ops/CPU s':>10s} {'/SimPy':>6s}")
     for r in rows:
         print(f"{r['run']:22s} {r['ops']:10,d}  {_span(r['wall_s'], '{:.2f}'):26s} "
               f"{statistics.median(r['user_s']):6.2f} {statistics.median(r['sys_s']):6.2f} "
-              f"{r['peak_rss_GB']:6.2f} {r['goal_ratio']:5.2f} {r['us_per_op']:6.2f} "
+              f"{r['peak_rss_GB']:6.2f} {r['goal_ratio']:5.2f} "
+              f"{r['wall_at_issue_speed_s']:7.2f} {r['us_per_op']:6.2f} "
               f"{r['ops_per_cpu_s']:10,.0f} {r['simpy_ratio']:5.0%}")
     print(f"whole `xpusim run` commands of Llama-2-70B on dgx-h100, prompt 512, 2,048 tokens; "
-          f"/5 s: median wall over issue 18's goal; /SimPy: ops per CPU second of the whole "
+          f"/5 s: median wall over issue 18's goal; s@1.48M: each round's wall scaled to the "
+          f"host speed of the issue's measurements (x bare SimPy's rate right after it / "
+          f"{ISSUE_SIMPY_PER_S:,.0f}), median; /SimPy: ops per CPU second of the whole "
           f"command over bare SimPy's timeouts per CPU second measured right after it "
           f"({simpy_span([r for runs in got.values() for r in runs])} in this run), median "
           f"of the rounds; {opts.repeat} rounds, runs alternated")

@@ -65,3 +65,16 @@ def test_each_round_is_compared_with_the_simpy_rate_measured_beside_it():
     assert paired_ratio([{**r, "events": 2 * r["ops"]} for r in runs], "events") == \
         pytest.approx(4.0)
     assert simpy_span(runs) == "250-500"
+
+
+def test_wall_at_the_issue_speed_scales_each_round_by_its_simpy_rate():
+    from bench_cli_run import ISSUE_SIMPY_PER_S, at_issue_speed
+
+    # by hand: 8 s at half the issue's rate -> 4 s; 6 s at half it -> 3 s; 1 s at four
+    # times it -> 4 s: median 4.0 (the walls' own median: 6.0)
+    rate = ISSUE_SIMPY_PER_S
+    runs = [{"wall_s": 8.0, "simpy_per_s": rate / 2}, {"wall_s": 6.0, "simpy_per_s": rate / 2},
+            {"wall_s": 1.0, "simpy_per_s": 4 * rate}]
+    assert at_issue_speed(runs) == pytest.approx(4.0)
+    assert at_issue_speed(runs[:2]) == pytest.approx(3.5)   # (4 + 3) / 2
+    assert ISSUE_SIMPY_PER_S == pytest.approx(1.475e6)
