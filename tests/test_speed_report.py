@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tracemalloc
 import types
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -148,25 +149,7 @@ def test_metric_labels_name_tasks_and_engine_events():
     assert METRICS["engine_events"][0] == "engine events"
 
 
-def _bare_simpy_rate(n: int = 200_000) -> float:
-    """Timeouts per CPU second of one SimPy process yielding ``n`` of them."""
-    import time
-
-    import simpy
-
-    env = simpy.Environment()
-
-    def proc():
-        for _ in range(n):
-            yield env.timeout(1e-6)
-
-    env.process(proc())
-    t = time.process_time()
-    env.run()
-    return n / (time.process_time() - t)
-
-
-def test_progress_estimate_tracks_measured_cpu():
+def test_progress_estimate_tracks_measured_cpu(monkeypatch):
     """The ETA's per-op constant against a fresh measurement (the old 25 us/op was 10x off),
     on this host's speed of the moment: the estimate scaled by bare SimPy's rate measured
     right after the run against the rate the constant was fitted at (the host's rate swings
@@ -175,13 +158,17 @@ def test_progress_estimate_tracks_measured_cpu():
 
     from xpusim.commands._record import SIMPY_RATE_AT_FIT, estimate_run_s
 
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_run import bare_simpy_events_per_s
+
     model, scenario = get_model("llama2-7b"), Scenario(batch=8, prompt_len=512, gen_len=256)
     arch = load_arch("h100")
     simulate(arch, model, Scenario(batch=8, prompt_len=512, gen_len=8))   # warm caches
     t = time.process_time()
     simulate(arch, model, scenario)
     measured = time.process_time() - t
-    expected = estimate_run_s(model, scenario) * SIMPY_RATE_AT_FIT / _bare_simpy_rate()
+    expected = estimate_run_s(model, scenario) * SIMPY_RATE_AT_FIT / \
+        bare_simpy_events_per_s()
     assert 1 / 3 < measured / expected < 3
 
 
