@@ -26,11 +26,13 @@ def attach_record(result: Any, arch: Any, model: Any, scenario: Any, args: argpa
 #: tested on 256 tokens (0.163 us, tests/test_speed_report.py, within 3x); 0.082 at 2,048, and
 #: 0.12 us for the 9.9M-op 70B TP2 x PP4 x 4 run. Only the progress display uses it.
 SECONDS_PER_OP = 0.1e-6
-#: bare SimPy's timeouts per CPU second on a host where :data:`SECONDS_PER_OP` holds: one op
-#: of those runs costs what ~0.19 SimPy timeouts cost (0.208 at 512 tokens, 0.169 at 1,024:
-#: each ``simulate()`` paired with bare SimPy measured right after it, median of 5,
-#: 2026-12-07), so 0.19 / 0.1 us. This 2-core host's rate swings 0.65-1.8 M within minutes;
-#: tests/test_speed_report.py scales the estimate by the rate it measures beside its run
+#: bare SimPy's timeouts per CPU second on a host where :data:`SECONDS_PER_OP` holds, FITTED
+#: on the same rows (Llama-2-7B on h100, 512 and 1,024 tokens): one op of those runs costs
+#: what 0.208 and 0.169 SimPy timeouts cost (each ``simulate()`` paired with bare SimPy
+#: measured right after it, median of 5, 2026-12-07), their mean ~0.19, so 0.19 / 0.1 us;
+#: tested on 256 tokens (0.278: tests/test_speed_report.py, within 3x, which scales the
+#: estimate by the rate it measures beside its run; this 2-core host's rate swings 0.56-1.8 M
+#: within minutes). Only that test reads it.
 SIMPY_RATE_AT_FIT = 1.9e6
 
 
