@@ -99,6 +99,42 @@ def test_placement_from_arrays_equals_op_by_op(name, monkeypatch):
     assert len(new.transfers) > 0
 
 
+#: a NeuPIMs card beside DDR4 host memory over PCIe 4.0 x16 (figures as a6000-offload's host
+#: side): a system whose device reserves shares of its memory for its PIM unit's ops
+NEUPIMS_HOST = """
+name: neupims-host
+type: system
+components:
+  npu: {kind: device, arch: neupims, count: 1}
+  host_ddr: {kind: memory, memory: ddr4, capacity: 256 GiB, channels: 8,
+             channel_bandwidth: 25.6 GB/s, efficiency: 0.7, latency: 100 ns,
+             energy_per_bit: 20 pJ/bit}
+links:
+  pcie: {between: [npu, host_ddr], kind: pcie, generation: 4, lanes: 16, efficiency: 0.85,
+         latency: 1 us, energy_per_bit: 10 pJ/bit}
+"""
+
+
+def test_pim_shares_beside_placed_transfers_from_arrays_equal_op_by_op(tmp_path, monkeypatch):
+    """Half a NeuPIMs card's KV cache in host DDR: its PIM unit's decode ops each reserve a
+    share of the card's memory (``memory_share``, gathered per kind into the planned run's
+    share column, ``sim.engine_planned.run_planned_arrays``) while the KV transfers and the
+    NPU's ops move bytes through it; the run from the arrays is the op-by-op run bit for
+    bit (without the shares, the card's memory would carry other bytes than those routed;
+    the shares' size shows in no figure of this run: nothing else is in flight on the card's
+    memory while a PIM op holds its share - halved, every table is the same)."""
+    path = tmp_path / "neupims-host.yaml"
+    path.write_text(NEUPIMS_HOST)
+
+    def run():
+        return simulate(load_arch(str(path)), get_model("gpt3-7b"),
+                        Scenario(batch=16, prompt_len=64, gen_len=6, microbatches=2),
+                        placement=parse_placement("kv_cache=npu.dram:0.5,host_ddr:0.5"))
+
+    new, _ = arrays_run_and_op_by_op(run, monkeypatch)
+    assert len(new.transfers) > 0 and any(s.endswith(".pim") for s in set(new.ops["stream"]))
+
+
 def test_transfers_of_equal_bytes_share_their_loads():
     # every decode step fetches each layer's KV cache (equal bytes across a step's layers)
     # and saves its new K and V (equal bytes every step): one tuple of loads per route and
