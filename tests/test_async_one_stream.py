@@ -11,7 +11,7 @@ import pytest
 from arch.software import load_arch_with_software
 from sim.devices.base import device_for
 from sim.engine import Engine
-from sim.gpu.host import async_ends, async_makespan
+from sim.gpu.host import AsyncReplay, async_ends, async_makespan
 from workloads.models import get_model
 from workloads.scenario import Scenario
 from workloads.tracer import trace_model
@@ -59,6 +59,27 @@ def test_async_ends_equals_the_loop_on_random_traces():
         assert ends[-1] == pytest.approx(async_makespan(list(lat), list(disp),
                                                         list(new | (np.arange(n) == 0)),
                                                         list(cost)), rel=1e-12)
+
+
+def test_one_replay_under_many_host_costs_is_each_costs_own_run():
+    """An AsyncReplay formed once and replayed under several host costs (a fit's grid) gives
+    each the loop's ends (by hand for the first trace of test_async_ends_by_hand: 1 s of
+    dispatch on op 0 instead of 2 ends it at 3), and async_ends' floats, whatever ran before."""
+    replay = AsyncReplay([1.0, 1.0, 1.0], [True, False, True])
+    assert replay.ends([2.0, 0.5, 0.5], [1.0, 0.0, 1.0]).tolist() == [4.0, 5.0, 7.5]
+    assert replay.ends([1.0, 0.5, 0.5], [1.0, 0.0, 1.0]).tolist() == [3.0, 4.0, 6.5]
+    assert replay.ends([2.0, 0.5, 0.5], [1.0, 0.0, 1.0]).tolist() == [4.0, 5.0, 7.5]
+    assert AsyncReplay([], []).ends([], []).size == 0
+    rng = np.random.default_rng(11)
+    n = 300
+    lat = rng.exponential(1e-5, n)
+    new = rng.random(n) < 0.1
+    replay = AsyncReplay(lat, new)
+    for d in (0.0, 3e-6, 2e-5, 3e-6):
+        disp, cost = np.full(n, d), np.full(n, 1e-4)
+        ends = replay.ends(disp, cost)
+        assert np.array_equal(ends, async_ends(lat, disp, new, cost))
+        np.testing.assert_allclose(ends, _loop_ends(lat, disp, new, cost), rtol=1e-12, atol=0)
 
 
 CASES = [("h100", "vllm", 1), ("h100", "vllm", 8), ("a100", "eager", 1), ("a100", "eager", 8),

@@ -133,24 +133,43 @@ def async_ends(latency: np.ndarray, dispatch: np.ndarray, new_pass: np.ndarray,
     so every pass's ``W[s-1]`` is a cumulative sum and ``W`` one accumulate over ``W[s-1] +
     max(v, 0)``. Differs from the loop by float rounding only (sums formed in another order).
     """
-    import numpy as np
+    return AsyncReplay(latency, new_pass).ends(dispatch, pass_cost)
 
-    lat = np.asarray(latency, dtype=np.float64)
-    n = len(lat)
-    if n == 0:
-        return np.zeros(0)
-    disp = np.asarray(dispatch, dtype=np.float64)
-    new = np.asarray(new_pass, dtype=bool).copy()
-    new[0] = True
-    starts = np.flatnonzero(new)
-    pid = np.cumsum(new) - 1
-    lam = np.cumsum(lat)
-    lam_prev = np.concatenate(([0.0], lam[:-1]))
-    dsum = np.cumsum(disp)
-    d_before = np.concatenate(([0.0], dsum[:-1]))[starts]   # dispatch before each pass
-    v = np.asarray(pass_cost, dtype=np.float64)[starts][pid] + (dsum - d_before[pid]) \
-        - (lam_prev - lam_prev[starts][pid])
-    grow = np.maximum(np.maximum.reduceat(v, starts), 0.0)
-    w_open = np.concatenate(([0.0], np.cumsum(grow)[:-1]))
-    wait = np.maximum.accumulate(w_open[pid] + np.maximum(v, 0.0))
-    return lam + wait
+
+class AsyncReplay:
+    """:func:`async_ends` of one trace's GPU latencies (s) and pass openings, its parts that
+    do not depend on the host costs formed once: a fit that replays one trace under many
+    host costs (``xpusim validate --fit``'s TensorRT-LLM dispatch grid, 401 values) pays for
+    the cumulative GPU time and the passes once. :meth:`ends` performs :func:`async_ends`'
+    operations on the same values: the same floats."""
+
+    def __init__(self, latency: np.ndarray, new_pass: np.ndarray):
+        import numpy as np
+
+        self.lat = lat = np.asarray(latency, dtype=np.float64)
+        if not len(lat):
+            return
+        new = np.asarray(new_pass, dtype=bool).copy()
+        new[0] = True
+        self.starts = starts = np.flatnonzero(new)
+        self.pid = pid = np.cumsum(new) - 1
+        self.lam = lam = np.cumsum(lat)
+        lam_prev = np.concatenate(([0.0], lam[:-1]))
+        self.gpu_in_pass = lam_prev - lam_prev[starts][pid]   # before each op, in its pass
+
+    def ends(self, dispatch: np.ndarray, pass_cost: np.ndarray) -> np.ndarray:
+        """End time (s) of every op under host costs ``dispatch`` (per op, s) and
+        ``pass_cost`` (per op, read where a pass opens; s)."""
+        import numpy as np
+
+        if not len(self.lat):
+            return np.zeros(0)
+        starts, pid = self.starts, self.pid
+        dsum = np.cumsum(np.asarray(dispatch, dtype=np.float64))
+        d_before = np.concatenate(([0.0], dsum[:-1]))[starts]   # dispatch before each pass
+        v = np.asarray(pass_cost, dtype=np.float64)[starts][pid] + (dsum - d_before[pid]) \
+            - self.gpu_in_pass
+        grow = np.maximum(np.maximum.reduceat(v, starts), 0.0)
+        w_open = np.concatenate(([0.0], np.cumsum(grow)[:-1]))
+        wait = np.maximum.accumulate(w_open[pid] + np.maximum(v, 0.0))
+        return self.lam + wait

@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         names = [n for n in names if n in args.suite]
     ctx = ValidationContext(reference_dir=ref)
     if args.fit:
-        return _print_fits(ctx)
+        return _print_fits(ctx, enabled(args))
     if not ref.is_dir():
         from xpusim.commands._common import warn
 
@@ -189,9 +189,11 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_MISSED if missed and args.strict else 0
 
 
-def _print_fits(ctx) -> int:
+def _print_fits(ctx, show_progress: bool = False) -> int:
     """Re-run every documented fit on its train rows and print the values; a fit whose data is
-    absent prints why instead (exit 0, like a skipped suite)."""
+    absent prints why instead (exit 0, like a skipped suite). ``show_progress``: a bar on
+    stderr, a step per fit (they take ~45 s in all)."""
+    from xpusim.progress import bar
     from xpusim.validation import SuiteSkipped
     from xpusim.validation._fit import fit_llmcompass, fit_splitwise, format_fit
     from xpusim.validation._fit_gpu import (
@@ -264,10 +266,16 @@ def _print_fits(ctx) -> int:
         ("NCCL all-reduce on DGX H100 (validation/nccl: NVIDIA's log, train rows): dgx-h100",
          h100_nccl),
     ]
+    progress = bar(len(fits), "validate --fit", "fit", show_progress)
+    texts = []   # printed once the bar is gone (it redraws on the terminal's last line)
     for title, fit in fits:
+        progress.set_description_str(f"validate --fit: {title.split(' (')[0]}")
         try:
             text = fit()
         except SuiteSkipped as exc:
             text = f"skipped: {exc}"
-        sys.stdout.write(f"# {title}\n{text}\n")
+        texts.append(f"# {title}\n{text}\n")
+        progress.update(1)
+    progress.close()
+    sys.stdout.write("".join(texts))
     return 0

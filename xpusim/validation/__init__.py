@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,36 @@ class ValidationContext:
             raise SuiteSkipped(f"{path} not found (reference data absent; pass "
                                "--reference-dir or set XPUSIM_REFERENCE_DIR)")
         return path
+
+
+def estimates(device, ops: list) -> list:
+    """The cost (:class:`sim.devices.base.Cost`: s, J) of each op of ``ops`` on ``device``, in
+    order. A device that prices shapes at once (``prefetch``: a GPU's GEMMs from arrays,
+    :func:`sim.gpu.gemm.best_gemm_many`, the scalar path's floats bit for bit) prices them
+    first, as the engine does, where a grid of GEMMs priced one by one tries every (tile,
+    split-K) candidate in Python. ``ops`` stay referenced until their costs are read (the
+    estimate memo is keyed by their compute objects)."""
+    if hasattr(device, "prefetch"):
+        device.prefetch(ops)
+    return [device.estimate(op) for op in ops]
+
+
+def arch_data(name_or_path: str | Path) -> tuple[Any, str]:
+    """``arch.load_arch_data``'s ``(raw data, file label)`` of a preset or arch file, read and
+    parsed once per process (a fit builds a device per objective evaluation: parsing the
+    harness YAML each time was ~70% of the LLMCompass fit); the data is the caller's own
+    copy."""
+    import copy
+
+    data, label = _parsed_arch(str(name_or_path))
+    return copy.deepcopy(data), label
+
+
+@lru_cache(maxsize=16)
+def _parsed_arch(name_or_path: str) -> tuple[Any, str]:
+    from arch import load_arch_data
+
+    return load_arch_data(name_or_path)
 
 
 def mape(points: list[Point]) -> float:

@@ -37,10 +37,11 @@ from xpusim.validation._fit import US, _minimise, _train
 
 
 def _device(preset: str, gpu: dict):
-    from arch import arch_from_dict, deep_merge, load_arch_data
+    from arch import arch_from_dict, deep_merge
     from sim.devices.base import device_for
+    from xpusim.validation import arch_data
 
-    data, label = load_arch_data(preset)
+    data, label = arch_data(preset)
     return device_for(arch_from_dict(deep_merge(data, {"gpu": gpu}), label), "tile")
 
 
@@ -54,7 +55,7 @@ def fit_vidur_gemm(ctx: ValidationContext) -> dict[str, dict[str, float]]:
             return math.inf
         dev = _device("a100", {"tensor_efficiency": eff, "gemm_fixed": fixed * US,
                                "gemm_overlap_p": p})
-        return mape(_train(gemm_points(ctx, "a100", dev)))
+        return mape(gemm_points(ctx, "a100", dev, only="train"))
 
     eff, fixed, p = _minimise(a100_obj, [0.8, 1.5, 3.0])
     out = {"a100": {"gpu.tensor_efficiency": eff, "gpu.gemm_fixed": fixed * US,
@@ -66,7 +67,7 @@ def fit_vidur_gemm(ctx: ValidationContext) -> dict[str, dict[str, float]]:
             return math.inf
         dev = _device("h100", {"tensor_efficiency": eff_h, "gemm_fixed": fixed_h * US,
                                "gemm_overlap_p": p})
-        return mape(_train(gemm_points(ctx, "h100", dev)))
+        return mape(gemm_points(ctx, "h100", dev, only="train"))
 
     eff_h, fixed_h = _minimise(h100_obj, [0.8, 1.5])
     out["h100"] = {"gpu.tensor_efficiency": eff_h, "gpu.gemm_fixed": fixed_h * US}
@@ -93,7 +94,7 @@ def fit_vidur_a40(ctx: ValidationContext) -> dict[str, float]:
         arch = with_overrides("a40", [("gpu.tensor_efficiency", eff),
                                       ("gpu.gemm_fixed", fixed * US),
                                       ("gpu.gemm_overlap_p", p), ("memory.hbm.efficiency", hbm)])
-        return mape(_train(gemm_points(ctx, "a40", device_for(arch, "tile"))))
+        return mape(gemm_points(ctx, "a40", device_for(arch, "tile"), only="train"))
 
     eff, fixed, hbm = _minimise(objective, [0.8, 1.5, 0.85])
     return {"gpu.tensor_efficiency": eff, "gpu.gemm_fixed": fixed * US,
@@ -114,7 +115,7 @@ def fit_own_gemm(ctx: ValidationContext, tag: str = "h200") -> dict[str, float]:
             return math.inf
         dev = _device(tag, {"tensor_efficiency": eff, "gemm_fixed": fixed * US,
                             "gemm_overlap_p": p, "tensor_efficiency_by_dtype": {"fp8": eff8}})
-        return mape(_train(gemm_points(ctx, tag, tag, model=dev, split=True)))
+        return mape(gemm_points(ctx, tag, tag, model=dev, split=True, only="train"))
 
     eff, fixed, p, eff8 = _minimise(obj, [0.75, 1.5, 3.0, 0.75])
     return {"gpu.tensor_efficiency": eff, "gpu.gemm_fixed": fixed * US, "gpu.gemm_overlap_p": p,

@@ -137,7 +137,7 @@ def sustained(arch: str, work, software: str | None = None, duty: float = 1.0):
 
 
 def gemm_points(ctx: ValidationContext, tag: str, arch: str, model=None,
-                split: bool = False) -> list[Point]:
+                split: bool = False, only: str | None = None) -> list[Point]:
     """GEMM device times (CUDA graphs) vs the device ``model`` (default ``arch``'s).
 
     The grid is ``<tag>_gemm_burst.csv`` where measured (the GPU resting between samples: the
@@ -146,22 +146,16 @@ def gemm_points(ctx: ValidationContext, tag: str, arch: str, model=None,
     and no ``model`` is given, the GEMMs of the sustained and power files (``<tag>_gemm_sustained
     .csv``, ``<tag>_power.csv``, ``<tag>_power_sweep.csv``): the time per call of each run back
     to back for 1.5-2 s, which the model runs at the clock the preset's power limit allows
-    (cases ``sustained ...``; test rows when ``split``)."""
+    (cases ``sustained ...``; test rows when ``split``). ``only``: the grid's rows of that
+    split alone (a fit's objective: ``"train"``, with ``split`` and a ``model``)."""
     from sim.sustained import op_work
     from xpusim.commands.op import gemm_op
-    from xpusim.validation import alternate_split
+    from xpusim.validation import estimates
 
     dev = model or device(arch)
-    name = f"{tag}_gemm_burst.csv"
-    data = rows(ctx, name if (ctx.project_data / tag / name).is_file() else f"{tag}_gemm.csv",
-                tag)
-    splits = alternate_split(len(data)) if split else [""] * len(data)
-    out = []
-    for r, s in zip(data, splits, strict=True):
-        m, n, k = r.int("M"), r.int("N"), r.int("K")
-        out.append(Point(f"{r['dtype']} {m}x{n}x{k}", r.num("latency_s"),
-                         dev.estimate(r.built("dtype", gemm_op, m, n, k, 1, r["dtype"])).latency,
-                         s))
+    grid = [g for g in gemm_grid(ctx, tag, split) if only is None or g[3] == only]
+    out = [Point(case, measured, cost.latency, s) for (case, measured, _, s), cost
+           in zip(grid, estimates(dev, [g[2] for g in grid]), strict=True)]
     if model is not None:
         return out
     for r in sustained_gemm_rows(ctx, tag):
@@ -170,6 +164,27 @@ def gemm_points(ctx: ValidationContext, tag: str, arch: str, model=None,
         out.append(Point(f"sustained {r['dtype']} {r['shape']}", r.num("time_per_call_s"),
                          sustained(arch, op_work(op))[0], "test" if split else ""))
     return out
+
+
+def gemm_grid(ctx: ValidationContext, tag: str, split: bool = False) -> list[tuple]:
+    """``(case, measured s, op, split)`` of each row of :func:`gemm_points`' grid file, read
+    once per context (``ctx.cache``: a fit prices the same ops on each device it tries)."""
+    from xpusim.commands.op import gemm_op
+    from xpusim.validation import alternate_split
+
+    key = ("gemm_grid", tag, split)
+    if key not in ctx.cache:
+        name = f"{tag}_gemm_burst.csv"
+        data = rows(ctx, name if (ctx.project_data / tag / name).is_file()
+                    else f"{tag}_gemm.csv", tag)
+        splits = alternate_split(len(data)) if split else [""] * len(data)
+        grid = []
+        for r, s in zip(data, splits, strict=True):
+            m, n, k = r.int("M"), r.int("N"), r.int("K")
+            grid.append((f"{r['dtype']} {m}x{n}x{k}", r.num("latency_s"),
+                         r.built("dtype", gemm_op, m, n, k, 1, r["dtype"]), s))
+        ctx.cache[key] = grid
+    return ctx.cache[key]
 
 
 def sustained_gemm_rows(ctx: ValidationContext, tag: str) -> list[Row]:

@@ -66,26 +66,41 @@ def device(arch: str):
     return device_for(load_arch(arch), "tile")
 
 
-def kernel_time(dev, op) -> float:
-    """Model time (s) of ``op`` as a kernel-duration profile sees it (no launch gaps)."""
-    cost = dev.estimate(op)
+def kernel_time(cost) -> float:
+    """Model time (s) of an op whose cost is ``cost`` as a kernel-duration profile sees it
+    (no launch gaps)."""
     kernels = 2 if cost.detail.get("split_k", 1) > 1 else 1
     return cost.latency - kernels * LAUNCH_GAP
 
 
-def gemm_points(ctx: ValidationContext, gpu: str, dev=None) -> list[Point]:
-    """One point per row: C[m,n] = A[m,k] B[k,n] in fp16 (m tokens, n x k weights)."""
-    from xpusim.commands.op import gemm_op
+def gemm_points(ctx: ValidationContext, gpu: str, dev=None,
+                only: str | None = None) -> list[Point]:
+    """One point per row: C[m,n] = A[m,k] B[k,n] in fp16 (m tokens, n x k weights);
+    ``only``: the rows of that split alone (a fit's objective: ``"train"``)."""
+    from xpusim.validation import estimates
 
     dev = dev or device(gpu)
-    out = []
-    for r in gemm_rows(ctx, gpu):
-        m, n, k = r.int("m"), r.int("n"), r.int("k")
-        case = f"{r['model'].split('/')[-1]} tp{r['tp']} {r['num_tokens']}tok {r['op']}"
-        out.append(Point(case, r.num("median_ms") * 1e-3,
-                         kernel_time(dev, gemm_op(m, n, k, 1, "fp16")), gemm_split(r["model"]),
-                         note=f"{m}x{n}x{k}"))
-    return out
+    grid = [g for g in gemm_grid(ctx, gpu) if only is None or g[3] == only]
+    return [Point(case, measured, kernel_time(cost), split, note=note)
+            for (case, measured, _, split, note), cost
+            in zip(grid, estimates(dev, [g[2] for g in grid]), strict=True)]
+
+
+def gemm_grid(ctx: ValidationContext, gpu: str) -> list[tuple]:
+    """``(case, measured s, op, split, m x n x k)`` of each row of :func:`gemm_rows`, read once
+    per context (``ctx.cache``: a fit prices the same ops on each device it tries)."""
+    from xpusim.commands.op import gemm_op
+
+    key = ("vidur_gemm_grid", gpu)
+    if key not in ctx.cache:
+        grid = []
+        for r in gemm_rows(ctx, gpu):
+            m, n, k = r.int("m"), r.int("n"), r.int("k")
+            grid.append((f"{r['model'].split('/')[-1]} tp{r['tp']} {r['num_tokens']}tok "
+                         f"{r['op']}", r.num("median_ms") * 1e-3, gemm_op(m, n, k, 1, "fp16"),
+                         gemm_split(r["model"]), f"{m}x{n}x{k}"))
+        ctx.cache[key] = grid
+    return ctx.cache[key]
 
 
 def allreduce_rows(ctx: ValidationContext) -> list[tuple[dict[str, str], str]]:

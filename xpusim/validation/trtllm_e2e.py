@@ -188,16 +188,18 @@ def replay_inputs(row: dict) -> tuple:
     return ops["alone_s"].to_numpy(dtype=float), new
 
 
-def replay(inputs: tuple, dispatch: float, per_step: float = 0.0) -> float:
+def replay(inputs, dispatch: float, per_step: float = 0.0) -> float:
     """A row's simulated time (s) under an async host spending ``dispatch`` s per kernel and
-    ``per_step`` s per forward pass (:func:`sim.gpu.host.async_ends`, the engine's path)."""
+    ``per_step`` s per forward pass (:func:`sim.gpu.host.async_ends`, the engine's path);
+    ``inputs``: :func:`replay_inputs`, or an :class:`~sim.gpu.host.AsyncReplay` of them (the
+    same floats, its host-independent parts formed once)."""
     import numpy as np
 
-    from sim.gpu.host import async_ends
+    from sim.gpu.host import AsyncReplay
 
-    lat, new = inputs
-    return float(async_ends(lat, np.full(len(lat), dispatch), new,
-                            np.full(len(lat), per_step))[-1])
+    prepared = inputs if isinstance(inputs, AsyncReplay) else AsyncReplay(*inputs)
+    n = len(prepared.lat)
+    return float(prepared.ends(np.full(n, dispatch), np.full(n, per_step))[-1])
 
 
 def fit_dispatch(rows: list[dict] | None = None,
@@ -207,8 +209,11 @@ def fit_dispatch(rows: list[dict] | None = None,
     throughput together); returns (dispatch s, train MAPE)."""
     import numpy as np
 
+    from sim.gpu.host import AsyncReplay
+
     rows = rows if rows is not None else usable(load_rows())[0]
-    train = [(replay_inputs(r), measured_time(r)) for r in rows if r["split"] == "train"]
+    train = [(AsyncReplay(*replay_inputs(r)), measured_time(r)) for r in rows
+             if r["split"] == "train"]
     best = (0.0, np.inf)
     for d in np.arange(grid_us[0], grid_us[1] + 1e-9, grid_us[2]) * 1e-6:
         err = float(np.mean([abs(replay(x, d) / m - 1) for x, m in train]))

@@ -1,0 +1,74 @@
+"""A fit's objective prices its grid as the engine does: a GPU's GEMMs of the grid from arrays
+at once (``xpusim.validation.estimates``: the same costs as one by one), the train rows alone,
+the grid's ops and the harness YAML read once per fit (``xpusim validate --fit`` 100.6 -> 47.5 s,
+the same values)."""
+
+from __future__ import annotations
+
+import pytest
+
+from arch import load_arch, load_arch_data
+from sim.devices.base import device_for
+from xpusim.commands.op import gemm_op
+from xpusim.validation import arch_data, estimates, mape
+
+
+def _grid() -> list:
+    """80 GEMMs of a layer-GEMM grid (tokens x weights), 40 fp16 and 40 bf16 (a dtype's
+    GEMMs are priced at once from 32 on: ``sim.gpu.gemm.prefill_best_gemm``)."""
+    return [gemm_op(m, n, k, 1, dtype) for dtype in ("fp16", "bf16")
+            for m in (1, 16, 128, 1024, 4096)
+            for n, k in ((4096, 4096), (11008, 4096), (4096, 11008), (12288, 4096),
+                         (5120, 5120), (13824, 5120), (5120, 13824), (15360, 5120))]
+
+
+@pytest.mark.parametrize("arch", ["a100", "h100"])
+def test_a_grid_priced_at_once_is_each_estimate_bit_for_bit(arch):
+    """Every cost of the grid priced at once equals a fresh device's estimate op by op
+    (latency, energies, the kernel's tile and split), and the GEMMs were priced from arrays
+    (the device's ``settled`` blocks hold all 80): without ``prefetch`` they are not."""
+    ops = _grid()
+    dev, alone = device_for(load_arch(arch), "tile"), device_for(load_arch(arch), "tile")
+    costs = estimates(dev, ops)
+    assert sum(len(at) for at, _ in dev.settled) == len(ops)
+    for op, cost in zip(ops, costs, strict=True):
+        one = alone.estimate(op)
+        assert (cost.latency, cost.energy, cost.roofline) == (one.latency, one.energy,
+                                                              one.roofline)
+        assert (cost.detail["tile"], cost.detail["split_k"]) == (one.detail["tile"],
+                                                                 one.detail["split_k"])
+    assert not getattr(alone, "settled", None)
+
+
+def test_an_objective_reads_the_train_rows_of_a_grid_read_once(ref_dir, monkeypatch):
+    """Vidur's A100 GEMM rows: ``only="train"`` gives the train points of the whole suite's,
+    case for case and float for float (so the fit's MAPE, and the values it finds, are the
+    same); the rows are read once per context (a second call reads no file)."""
+    from xpusim.validation import ValidationContext, _vidur
+    from xpusim.validation._fit_gpu import _device
+
+    ctx = ValidationContext(ref_dir)
+    dev = _device("a100", {"tensor_efficiency": 0.8})
+    whole = _vidur.gemm_points(ctx, "a100", dev)
+    train = [p for p in whole if p.split == "train"]
+    assert 0 < len(train) < len(whole)
+
+    def no_second_read(*_a, **_k):
+        raise AssertionError("the grid's rows were read again")
+
+    monkeypatch.setattr(_vidur, "gemm_rows", no_second_read)
+    fresh = _device("a100", {"tensor_efficiency": 0.8})
+    got = _vidur.gemm_points(ctx, "a100", fresh, only="train")
+    assert [(p.case, p.measured, p.predicted, p.note) for p in got] == \
+        [(p.case, p.measured, p.predicted, p.note) for p in train]
+    assert mape(got) == mape(train)
+
+
+def test_arch_data_is_parsed_once_and_each_caller_gets_a_copy():
+    """The same data as ``load_arch_data``; a caller's change to it is not seen by the next."""
+    data, label = arch_data("a100")
+    assert (data, label) == load_arch_data("a100")
+    data["gpu"]["tensor_efficiency"] = -1.0
+    again, _ = arch_data("a100")
+    assert again["gpu"]["tensor_efficiency"] == load_arch_data("a100")[0]["gpu"][
+        "tensor_efficiency"] != -1.0
