@@ -72,3 +72,27 @@ def test_arch_data_is_parsed_once_and_each_caller_gets_a_copy():
     again, _ = arch_data("a100")
     assert again["gpu"]["tensor_efficiency"] == load_arch_data("a100")[0]["gpu"][
         "tensor_efficiency"] != -1.0
+
+
+def test_own_grid_train_points_are_the_suites_train_points(tmp_path_factory):
+    """Our H200 GEMM grid: the fit's ``only="train"`` points are the whole grid's train points
+    (the even rows), float for float, on a fitted device; without a device, the suite's train
+    points leave out the sustained rows (held out: ``test``), which its ``test`` points end
+    with."""
+    from conftest import project_ctx
+
+    from xpusim.validation._fit_gpu import _device
+    from xpusim.validation._own_gpu import gemm_points
+
+    ctx = project_ctx(tmp_path_factory, "h200", "h200_gemm.csv")
+    dev = _device("h200", {"tensor_efficiency": 0.8})
+    whole = gemm_points(ctx, "h200", "h200", model=dev, split=True)
+    got = gemm_points(ctx, "h200", "h200", model=_device("h200", {"tensor_efficiency": 0.8}),
+                      split=True, only="train")
+    assert [(p.case, p.measured, p.predicted) for p in got] == \
+        [(p.case, p.measured, p.predicted) for p in whole[0::2]]
+    assert all(p.split == "train" for p in got) and len(got) == (len(whole) + 1) // 2
+    train = gemm_points(ctx, "h200", "h200", split=True, only="train")
+    assert [p.case for p in train] == [p.case for p in got]
+    test = gemm_points(ctx, "h200", "h200", split=True, only="test")
+    assert test[-1].case.startswith("sustained ") and all(p.split == "test" for p in test)

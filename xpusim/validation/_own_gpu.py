@@ -146,8 +146,8 @@ def gemm_points(ctx: ValidationContext, tag: str, arch: str, model=None,
     and no ``model`` is given, the GEMMs of the sustained and power files (``<tag>_gemm_sustained
     .csv``, ``<tag>_power.csv``, ``<tag>_power_sweep.csv``): the time per call of each run back
     to back for 1.5-2 s, which the model runs at the clock the preset's power limit allows
-    (cases ``sustained ...``; test rows when ``split``). ``only``: the grid's rows of that
-    split alone (a fit's objective: ``"train"``, with ``split`` and a ``model``)."""
+    (cases ``sustained ...``; test rows when ``split``). ``only``: the points of that split
+    alone (a fit's objective: ``"train"``)."""
     from sim.sustained import op_work
     from xpusim.commands.op import gemm_op
     from xpusim.validation import estimates
@@ -156,13 +156,14 @@ def gemm_points(ctx: ValidationContext, tag: str, arch: str, model=None,
     grid = [g for g in gemm_grid(ctx, tag, split) if only is None or g[3] == only]
     out = [Point(case, measured, cost.latency, s) for (case, measured, _, s), cost
            in zip(grid, estimates(dev, [g[2] for g in grid]), strict=True)]
-    if model is not None:
+    held_out = "test" if split else ""   # the sustained rows' split
+    if model is not None or only not in (None, held_out):
         return out
     for r in sustained_gemm_rows(ctx, tag):
         m, n, k = r.dims("shape")
         op = r.built("dtype", gemm_op, m, n, k, 1, r["dtype"])
         out.append(Point(f"sustained {r['dtype']} {r['shape']}", r.num("time_per_call_s"),
-                         sustained(arch, op_work(op))[0], "test" if split else ""))
+                         sustained(arch, op_work(op))[0], held_out))
     return out
 
 
