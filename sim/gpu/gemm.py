@@ -324,7 +324,10 @@ def _best_many(hw: GpuHw, bt: np.ndarray, mm: np.ndarray, nn: np.ndarray, kk: np
                a: np.ndarray, b: np.ndarray, c: np.ndarray, kinds: list[bool], elem: float,
                peak: float, fa: float, fb: float) -> list[dict | None]:
     """:func:`best_gemm_many` of shapes whose A and B operands move at the same
-    :func:`read_fraction` ``fa`` and ``fb`` of ``elem``."""
+    :func:`read_fraction` ``fa`` and ``fb`` of ``elem``. A tile's split-K factors are priced
+    together, one row of arrays per factor (:func:`_candidate_rows`: ~4x fewer numpy calls
+    than a factor at a time, which a fit's few-hundred-shape grids paid per candidate), then
+    taken row by row in :func:`best_gemm`'s order (:func:`_take_row`)."""
     import numpy as np
 
     count = len(bt)
@@ -353,41 +356,49 @@ def _best_many(hw: GpuHw, bt: np.ndarray, mm: np.ndarray, nn: np.ndarray, kk: np
                      tiles_n=np.ceil(nn / tn).astype(np.int64),
                      rows_cols=np.minimum(tm, mm) * np.minimum(tn, nn))
         tiles["out_tiles"] = bt * tiles["tiles_m"] * tiles["tiles_n"]
-        variants = [(split, False) for split in SPLIT_K_FACTORS]
+        # the candidates in best_gemm's order: split-K 1 (every shape); the split-K factors
+        # above 1 that apply to some shape (where the output tiles leave SMs idle), together
+        # over the shapes any of them applies to; the tile's stream-K kernel where its tiles
+        # leave the last round partly empty
+        splits = np.array(SPLIT_K_FACTORS[1:], dtype=np.int64)[:, None]
+        applies = ~((tiles["out_tiles"] >= slots) | (kk / splits < 2 * tk))
+        some = applies.any(axis=1)
+        groups = [((1,), False, None, None)]
+        if some.any():
+            idx = np.flatnonzero(applies.any(axis=0))
+            groups.append((tuple(f for f, x in zip(SPLIT_K_FACTORS[1:], some.tolist(),
+                                                   strict=True) if x),
+                           False, idx, applies[some][:, idx]))
         if hw.gemm_stream_k:
-            variants.append((1, True))
-        for split, stream_k in variants:
-            if stream_k:    # as best_gemm: where the tiles leave the last round partly empty
-                idx = np.flatnonzero(stream_k_applies(hw, tiles["out_tiles"]))
-            elif split > 1:   # split-K only where the output tiles leave SMs idle
-                idx = np.flatnonzero(~((tiles["out_tiles"] >= slots) | (kk / split < 2 * tk)))
-            else:
-                idx = None
-            if idx is not None:
-                if not len(idx):
+            idx = np.flatnonzero(stream_k_applies(hw, tiles["out_tiles"]))
+            if len(idx):
+                groups.append(((1,), True, idx, None))
+        for factors, stream_k, idx, where in groups:
+            sub = tiles if idx is None else {key: v[idx] for key, v in tiles.items()}
+            rows = _candidate_rows(hw, sub, elem, fa, fb, peak, types, tm, tn, tk, factors,
+                                   per_sm, stream_k)
+            for r, split in enumerate(factors):
+                valid = None if where is None else where[r]
+                meta.append((f"{tm}x{tn}x{tk}", split, per_sm, stream_k))
+                if idx is None:
+                    cand, ok_c = _take_row(hw, rows, r, split, sub, peak, have, best["time"],
+                                           None)
+                    ok &= ok_c
+                    take = ~have | (cand["time"] < best["time"])
+                    have |= take
+                    cand["cand"] = len(meta) - 1
+                    for f in _FIELDS:
+                        np.copyto(best[f], cand[f], where=take)
                     continue
-                sub = {key: v[idx] for key, v in tiles.items()}
-            else:
-                sub = tiles
-            meta.append((f"{tm}x{tn}x{tk}", split, per_sm, stream_k))
-            cand = _candidate_arrays(hw, sub, elem, fa, fb, peak, types, tm, tn, tk, split,
-                                     per_sm,
-                                     have if idx is None else have[idx],
-                                     best["time"] if idx is None else best["time"][idx],
-                                     stream_k)
-            ok_c = (np.abs(cand.pop("panels")) < _EXACT) & (np.abs(cand["dram"]) < _EXACT)
-            cand["cand"] = len(meta) - 1
-            if idx is None:
-                ok &= ok_c
-                take = ~have | (cand["time"] < best["time"])
-                have |= take
-                for f in _FIELDS:
-                    np.copyto(best[f], cand[f], where=take)
-            else:
-                ok[idx] &= ok_c
-                take = ~have[idx] | (cand["time"] < best["time"][idx])
+                held, best_time = have[idx], best["time"][idx]
+                cand, ok_c = _take_row(hw, rows, r, split, sub, peak, held, best_time, valid)
+                ok[idx] &= ok_c if valid is None else (ok_c | ~valid)
+                take = ~held | (cand["time"] < best_time)
+                if valid is not None:
+                    take &= valid
                 at = idx[take]
                 have[at] = True
+                cand["cand"] = len(meta) - 1
                 for f in _FIELDS:
                     v = cand[f]
                     best[f][at] = v[take] if isinstance(v, np.ndarray) else v
@@ -408,22 +419,22 @@ def _best_many(hw: GpuHw, bt: np.ndarray, mm: np.ndarray, nn: np.ndarray, kk: np
     return out
 
 
-def _candidate_arrays(hw: GpuHw, s: dict, elem: float, fa: float, fb: float, peak: float,
-                      types: tuple, tm: int, tn: int, tk: int, split: int, per_sm: int,
-                      have: np.ndarray, best_time: np.ndarray,
-                      stream_k: bool = False) -> dict:
-    """:func:`gemm_candidate` over the shape arrays ``s`` (same operations, same order), the A
-    and B operands moving at :func:`read_fraction` ``fa`` and ``fb`` of ``elem``; also
-    ``dram_int`` (the scalar path's ``dram_bytes`` is an int) and ``panels`` (for the range
-    check). ``types``: are a, b, c bytes and ``elem`` ints. ``have`` / ``best_time``: the shapes
-    that have a candidate and its time (s); where this one's time before the p-norm is not
-    below it, the p-norm is skipped (time and utilization are then lower bounds, and the
-    candidate is not taken, as the scalar path would not take it)."""
+def _candidate_rows(hw: GpuHw, s: dict, elem: float, fa: float, fb: float, peak: float,
+                    types: tuple, tm: int, tn: int, tk: int, factors: tuple[int, ...],
+                    per_sm: int, stream_k: bool = False) -> dict:
+    """:func:`gemm_candidate` of tile ``tm x tn x tk`` for each split-K factor of ``factors``
+    (one row per factor; the tile's stream-K kernel with ``stream_k``, ``factors`` (1,)) over
+    the shape arrays ``s``, up to the p-norm (same operations, same order; a row's entries
+    where its factor does not apply are computed too and never taken), the A and B operands
+    moving at :func:`read_fraction` ``fa`` and ``fb`` of ``elem``; also ``dram_int`` (the
+    scalar path's ``dram_bytes`` is an int) and ``panels`` (for the range check). ``types``:
+    are a, b, c bytes and ``elem`` ints. :func:`_take_row` finishes a row."""
     import numpy as np
 
     a_int, b_int, c_int, elem_int = types
     mm, nn, kk, c, ab = s["m"], s["n"], s["k"], s["c"], s["ab"]
     tiles_m, tiles_n = s["tiles_m"], s["tiles_n"]
+    split = np.array(factors, dtype=np.int64)[:, None]
     slots = hw.sms * per_sm
     ctas = s["out_tiles"] * split
     waves = np.ceil(ctas / slots).astype(np.int64)
@@ -435,7 +446,7 @@ def _candidate_arrays(hw: GpuHw, s: dict, elem: float, fa: float, fb: float, pea
     wm, wn = warp_tile(tm, tn)
     t_smem = tm * tn * tk * elem * (fb / wm + fa / wn) / hw.smem_bw_per_sm
     t_step = max(t_mma, t_smem)
-    out_elem = c / s["bmn"] if split == 1 else 4.0
+    out_elem = np.where(split == 1, c / s["bmn"], 4.0)
     write_bw = hw.hbm_achievable / active
     epilogue = s["rows_cols"] * out_elem / write_bw
     fix_time, fix_bytes = stream_k_fixup(hw, tm, tn) if stream_k else (0.0, 0.0)
@@ -469,6 +480,26 @@ def _candidate_arrays(hw: GpuHw, s: dict, elem: float, fa: float, fb: float, pea
     t_l2 = l2 / (hw.l2_achievable * active / slots)
     body = np.maximum(np.maximum(t_compute, t_dram), t_l2)
     bound = np.where(body == t_compute, 0, np.where(body == t_dram, 1, 2))
+    return {"body": body, "bound": bound, "waves": waves, "ctas": ctas, "dram": dram,
+            "dram_int": dram_int, "l2": l2, "t_compute": t_compute, "t_dram": t_dram,
+            "t_l2": t_l2, "panels": panels}
+
+
+def _take_row(hw: GpuHw, rows: dict, r: int, split: int, s: dict, peak: float,
+              have: np.ndarray, best_time: np.ndarray, valid: np.ndarray | None
+              ) -> tuple[dict, np.ndarray]:
+    """Row ``r`` of :func:`_candidate_rows` (split-K factor ``split``) finished as
+    :func:`gemm_candidate` finishes: the p-norm, the split-K reduction kernel, the
+    utilization; and whether each shape's figures stay under 2**52 (``ok``). ``have`` /
+    ``best_time``: the shapes that have a candidate and its time (s); where this one's time
+    before the p-norm is not below it, or it does not apply (``valid`` False; None: it applies
+    to every shape), the p-norm is skipped (time and utilization are then lower bounds, and
+    the candidate is not taken, as the scalar path would not take it)."""
+    import numpy as np
+
+    body = rows["body"][r].copy()
+    t_compute, t_dram = rows["t_compute"][r], rows["t_dram"][r]
+    c = s["c"]
     time = hw.launch + hw.gemm_fixed + body
     red = c * (2 * split + 1)
     if hw.gemm_overlap_p > 0:
@@ -477,19 +508,22 @@ def _candidate_arrays(hw: GpuHw, s: dict, elem: float, fa: float, fb: float, pea
         p = hw.gemm_overlap_p
         big = np.maximum(t_compute, t_dram)
         low = time if split == 1 else time + (hw.launch + red / hw.hbm_achievable)
-        sel = np.flatnonzero((big > 0) & (~have | (low < best_time)))
+        wanted = (big > 0) & (~have | (low < best_time))
+        sel = np.flatnonzero(wanted if valid is None else wanted & valid)
         lo = np.minimum(t_compute, t_dram)[sel] / big[sel]
         norm = big[sel] * np.array([(1.0 + x ** p) ** (1.0 / p) for x in lo.tolist()],
                                    dtype=np.float64)
         body[sel] = np.maximum(body[sel], norm)
         time = hw.launch + hw.gemm_fixed + body
+    dram = rows["dram"][r]
     if split > 1:
         time = time + (hw.launch + red / hw.hbm_achievable)
         dram = dram + red
-    return {"time": time, "bound": bound, "waves": waves, "ctas": ctas, "dram": dram,
-            "dram_int": dram_int, "l2": l2, "t_compute": t_compute, "t_dram": t_dram,
-            "t_l2": t_l2, "util": s["flops"] / peak / np.maximum(time, 1e-30),
-            "panels": panels}
+    ok = (np.abs(rows["panels"][r]) < _EXACT) & (np.abs(dram) < _EXACT)
+    return {"time": time, "bound": rows["bound"][r], "waves": rows["waves"][r],
+            "ctas": rows["ctas"][r], "dram": dram, "dram_int": rows["dram_int"][r],
+            "l2": rows["l2"][r], "t_compute": t_compute, "t_dram": t_dram,
+            "t_l2": rows["t_l2"][r], "util": s["flops"] / peak / np.maximum(time, 1e-30)}, ok
 
 
 def _panel_bytes(ctas_in_wave: np.ndarray, split: int, tiles_m: np.ndarray,
