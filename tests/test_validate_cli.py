@@ -90,3 +90,29 @@ def test_fit_without_reference_data_says_skipped_not_traceback(monkeypatch, caps
     out = capsys.readouterr().out
     assert out.count("skipped: /nowhere/x.csv not found") == 13
     assert "software.dispatch.matmul: 34.10 us" in out and "gpu.tensor_efficiency: 0.676" in out
+    # with progress (a terminal): one step per fit, each named, the bar closed before the
+    # values are printed, the same text
+    import xpusim.progress as P
+
+    seen: list = []
+
+    class Bar:
+        def __init__(self, total, desc, unit, on):
+            seen.append(("bar", total, unit, on))
+
+        def set_description_str(self, text):
+            seen.append(("desc", text))
+
+        def update(self, n=1):
+            seen.append(("step", n, capsys.readouterr().out))
+
+        def close(self):
+            seen.append(("close",))
+
+    monkeypatch.setattr(P, "bar", Bar)
+    assert V._print_fits(None, True) == 0
+    assert capsys.readouterr().out == out
+    steps = [e for e in seen if e[0] == "step"]
+    assert seen[0] == ("bar", 14, "fit", True) and len(steps) == 14 and seen[-1] == ("close",)
+    assert all(e[1] == 1 and e[2] == "" for e in steps)   # nothing printed under the bar
+    assert ("desc", "validate --fit: MI210 GEMMs") in seen
