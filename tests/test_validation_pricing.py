@@ -1,6 +1,6 @@
 """A fit's objective prices its grid as the engine does: a GPU's GEMMs of the grid from arrays
 at once (``xpusim.validation.estimates``: the same costs as one by one), the train rows alone,
-the grid's ops and the harness YAML read once per fit (``xpusim validate --fit`` 100.6 -> 47.5 s,
+the grid's ops and the harness YAML read once per fit (``xpusim validate --fit`` 95-128 -> 39-44 s,
 the same values)."""
 
 from __future__ import annotations

@@ -192,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
 def _print_fits(ctx, show_progress: bool = False) -> int:
     """Re-run every documented fit on its train rows and print the values; a fit whose data is
     absent prints why instead (exit 0, like a skipped suite). ``show_progress``: a bar on
-    stderr, a step per fit (they take ~45 s in all)."""
+    stderr, a step per fit (~40 s in all on a 2-core VM)."""
     from xpusim.progress import bar
     from xpusim.validation import SuiteSkipped
     from xpusim.validation._fit import fit_llmcompass, fit_splitwise, format_fit
