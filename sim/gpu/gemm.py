@@ -324,10 +324,11 @@ def _best_many(hw: GpuHw, bt: np.ndarray, mm: np.ndarray, nn: np.ndarray, kk: np
                a: np.ndarray, b: np.ndarray, c: np.ndarray, kinds: list[bool], elem: float,
                peak: float, fa: float, fb: float) -> list[dict | None]:
     """:func:`best_gemm_many` of shapes whose A and B operands move at the same
-    :func:`read_fraction` ``fa`` and ``fb`` of ``elem``. A tile's split-K factors are priced
-    together, one row of arrays per factor (:func:`_candidate_rows`: ~4x fewer numpy calls
-    than a factor at a time, which a fit's few-hundred-shape grids paid per candidate), then
-    taken row by row in :func:`best_gemm`'s order (:func:`_take_row`)."""
+    :func:`read_fraction` ``fa`` and ``fb`` of ``elem``. A tile's split-K factors above 1 are
+    priced together, one row of arrays per factor (:func:`_candidate_rows`: one pass of numpy
+    calls where each factor took its own; a fit's 54-shape group in 11 instead of 17-18 ms,
+    4,096 decode shapes as before), then taken row by row in :func:`best_gemm`'s order
+    (:func:`_take_row`)."""
     import numpy as np
 
     count = len(bt)
