@@ -116,3 +116,10 @@ def test_fit_without_reference_data_says_skipped_not_traceback(monkeypatch, caps
     assert seen[0] == ("bar", 14, "fit", True) and len(steps) == 14 and seen[-1] == ("close",)
     assert all(e[1] == 1 and e[2] == "" for e in steps)   # nothing printed under the bar
     assert ("desc", "validate --fit: MI210 GEMMs") in seen
+    # a fit that fails: the ones before it are printed all the same, then the error
+    monkeypatch.setattr(_fit_gpu, "fit_amd_maf", lambda ctx: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        V._print_fits(None, True)
+    done = capsys.readouterr().out
+    assert "software.dispatch.matmul: 34.10 us" in done and "MI300X" not in done
+    assert seen[-1] == ("close",)

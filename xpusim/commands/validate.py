@@ -268,14 +268,16 @@ def _print_fits(ctx, show_progress: bool = False) -> int:
     ]
     progress = bar(len(fits), "validate --fit", "fit", show_progress)
     texts = []   # printed once the bar is gone (it redraws on the terminal's last line)
-    for title, fit in fits:
-        progress.set_description_str(f"validate --fit: {title.split(' (')[0]}")
-        try:
-            text = fit()
-        except SuiteSkipped as exc:
-            text = f"skipped: {exc}"
-        texts.append(f"# {title}\n{text}\n")
-        progress.update(1)
-    progress.close()
-    sys.stdout.write("".join(texts))
+    try:
+        for title, fit in fits:
+            progress.set_description_str(f"validate --fit: {title.split(' (')[0]}")
+            try:
+                text = fit()
+            except SuiteSkipped as exc:
+                text = f"skipped: {exc}"
+            texts.append(f"# {title}\n{text}\n")
+            progress.update(1)
+    finally:   # the fits done so far are printed even where a later one fails
+        progress.close()
+        sys.stdout.write("".join(texts))
     return 0
