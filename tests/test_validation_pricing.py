@@ -1,16 +1,16 @@
 """A fit's objective prices its grid as the engine does: a GPU's GEMMs of the grid from arrays
 at once (``xpusim.validation.estimates``: the same costs as one by one), the train rows alone,
-the grid's ops and the harness YAML read once per fit (``xpusim validate --fit`` 95-128 -> 39-44 s,
-the same values)."""
+the grid's ops read once per context and each fit's arch parsed once (``xpusim validate
+--fit`` 95-128 -> 39-44 s, the same values)."""
 
 from __future__ import annotations
 
 import pytest
 
-from arch import load_arch, load_arch_data
+from arch import load_arch
 from sim.devices.base import device_for
 from xpusim.commands.op import gemm_op
-from xpusim.validation import arch_data, estimates, mape
+from xpusim.validation import estimates, mape
 
 
 def _grid() -> list:
@@ -64,14 +64,29 @@ def test_an_objective_reads_the_train_rows_of_a_grid_read_once(ref_dir, monkeypa
     assert mape(got) == mape(train)
 
 
-def test_arch_data_is_parsed_once_and_each_caller_gets_a_copy():
-    """The same data as ``load_arch_data``; a caller's change to it is not seen by the next."""
-    data, label = arch_data("a100")
-    assert (data, label) == load_arch_data("a100")
-    data["gpu"]["tensor_efficiency"] = -1.0
-    again, _ = arch_data("a100")
-    assert again["gpu"]["tensor_efficiency"] == load_arch_data("a100")[0]["gpu"][
-        "tensor_efficiency"] != -1.0
+def test_parsed_once_builds_each_device_from_a_fresh_copy_and_rereads_an_edited_file(
+        tmp_path, monkeypatch):
+    """A fit's arch is parsed once (one ``load_arch_data`` for three devices), each device
+    gets its own overrides on a fresh copy (the second does not see the first's), and a file
+    edited between two fits is read again by the next one."""
+    import arch as arch_pkg
+    from xpusim.validation import parsed_once
+
+    path = tmp_path / "gpu.yaml"
+    path.write_text("extends: a100\ngpu:\n  tensor_efficiency: 0.7\n")
+    reads = []
+    real = arch_pkg.load_arch_data
+    monkeypatch.setattr(arch_pkg, "load_arch_data", lambda ref: reads.append(ref) or real(ref))
+    fit = parsed_once(path)
+    first = fit({"gpu": {"tensor_efficiency": 0.9}})
+    plain, again = fit(None), fit({"gpu": {"gemm_fixed": 1e-6}})
+    assert len(reads) == 1
+    assert (first.gpu.tensor_efficiency, plain.gpu.tensor_efficiency,
+            again.gpu.tensor_efficiency) == (0.9, 0.7, 0.7)
+    assert again.gpu.gemm_fixed == 1e-6 != plain.gpu.gemm_fixed == load_arch("a100").gpu.gemm_fixed
+    path.write_text("extends: a100\ngpu:\n  tensor_efficiency: 0.6\n")
+    assert fit(None).gpu.tensor_efficiency == 0.7
+    assert parsed_once(path)(None).gpu.tensor_efficiency == 0.6 and len(reads) == 2
 
 
 def test_own_grid_train_points_are_the_suites_train_points(tmp_path_factory):

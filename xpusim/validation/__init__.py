@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -81,22 +80,23 @@ def estimates(device, ops: list) -> list:
     return [device.estimate(op) for op in ops]
 
 
-def arch_data(name_or_path: str | Path) -> tuple[Any, str]:
-    """``arch.load_arch_data``'s ``(raw data, file label)`` of a preset or arch file, read and
-    parsed once per process (a fit builds a device per objective evaluation: parsing the
-    harness YAML each time was ~70% of the LLMCompass fit); the data is the caller's own
-    copy."""
+def parsed_once(name_or_path: str | Path):
+    """Arch ``name_or_path`` (a preset or an arch file) read and parsed now, once, as a
+    function of overrides (a mapping, or None) that returns the arch of a fresh copy of its
+    data with them deep-merged: a fit builds a device per objective evaluation, and parsing
+    the LLMCompass harness YAML each time was ~70% of that fit (a sweep does the same: its
+    arch parsed once, copied per point, ``dse.evaluate``). A fit calls it anew, so a file
+    edited between two fits is read again."""
     import copy
 
-    data, label = _parsed_arch(str(name_or_path))
-    return copy.deepcopy(data), label
+    from arch import arch_from_dict, deep_merge, load_arch_data
 
+    data, label = load_arch_data(name_or_path)
 
-@lru_cache(maxsize=16)
-def _parsed_arch(name_or_path: str) -> tuple[Any, str]:
-    from arch import load_arch_data
+    def arch(overrides: dict | None = None):
+        return arch_from_dict(deep_merge(copy.deepcopy(data), overrides or {}), label)
 
-    return load_arch_data(name_or_path)
+    return arch
 
 
 def mape(points: list[Point]) -> float:

@@ -32,29 +32,30 @@ from __future__ import annotations
 
 import math
 
-from xpusim.validation import ValidationContext, mape
+from xpusim.validation import ValidationContext, mape, parsed_once
 from xpusim.validation._fit import US, _minimise, _train
 
 
-def _device(preset: str, gpu: dict):
-    from arch import arch_from_dict, deep_merge
+def _device(preset: str, gpu: dict, arch=None):
+    """Preset ``preset``'s device with ``gpu`` merged into its ``gpu`` section; ``arch``: its
+    :func:`~xpusim.validation.parsed_once` (a fit's, parsed once; else parsed now)."""
     from sim.devices.base import device_for
-    from xpusim.validation import arch_data
 
-    data, label = arch_data(preset)
-    return device_for(arch_from_dict(deep_merge(data, {"gpu": gpu}), label), "tile")
+    return device_for((arch or parsed_once(preset))({"gpu": gpu}), "tile")
 
 
 def fit_vidur_gemm(ctx: ValidationContext) -> dict[str, dict[str, float]]:
     """{preset: {yaml.path: value}} of the GEMM mechanisms (SI units)."""
     from xpusim.validation._vidur import gemm_points
 
+    a100, h100 = parsed_once("a100"), parsed_once("h100")   # one parse for the whole fit
+
     def a100_obj(x: list[float]) -> float:
         eff, fixed, p = x
         if not (0.3 < eff <= 1.0) or fixed < 0 or not (0.5 <= p <= 50.0):
             return math.inf
         dev = _device("a100", {"tensor_efficiency": eff, "gemm_fixed": fixed * US,
-                               "gemm_overlap_p": p})
+                               "gemm_overlap_p": p}, a100)
         return mape(gemm_points(ctx, "a100", dev, only="train"))
 
     eff, fixed, p = _minimise(a100_obj, [0.8, 1.5, 3.0])
@@ -66,7 +67,7 @@ def fit_vidur_gemm(ctx: ValidationContext) -> dict[str, dict[str, float]]:
         if not (0.3 < eff_h <= 1.0) or fixed_h < 0:
             return math.inf
         dev = _device("h100", {"tensor_efficiency": eff_h, "gemm_fixed": fixed_h * US,
-                               "gemm_overlap_p": p})
+                               "gemm_overlap_p": p}, h100)
         return mape(gemm_points(ctx, "h100", dev, only="train"))
 
     eff_h, fixed_h = _minimise(h100_obj, [0.8, 1.5])
@@ -108,13 +109,16 @@ def fit_own_gemm(ctx: ValidationContext, tag: str = "h200") -> dict[str, float]:
     (``tensor_efficiency_by_dtype.fp8``, where the grid has fp8 rows)."""
     from xpusim.validation._own_gpu import gemm_points
 
+    preset = parsed_once(tag)   # one parse for the whole fit
+
     def obj(x: list[float]) -> float:
         eff, fixed, p, eff8 = x
         if not (0.3 < eff <= 1.0) or not (0.3 < eff8 <= 1.0) or fixed < 0 or \
                 not (0.5 <= p <= 50.0):
             return math.inf
         dev = _device(tag, {"tensor_efficiency": eff, "gemm_fixed": fixed * US,
-                            "gemm_overlap_p": p, "tensor_efficiency_by_dtype": {"fp8": eff8}})
+                            "gemm_overlap_p": p, "tensor_efficiency_by_dtype": {"fp8": eff8}},
+                      preset)
         return mape(gemm_points(ctx, tag, tag, model=dev, split=True, only="train"))
 
     eff, fixed, p, eff8 = _minimise(obj, [0.75, 1.5, 3.0, 0.75])
@@ -150,9 +154,11 @@ def fit_mi210_gemm(ctx: ValidationContext) -> dict[str, float]:
     preset (Tensile macro tiles, latencies, launch) stays fixed."""
     from xpusim.validation.mi210_gemm import HARNESS, points
 
+    mi210 = parsed_once("mi210")   # one parse for the whole fit
+
     def rows(gpu: dict, disp: float, dtypes: tuple[str, ...]) -> list:
         loop = _harness(HARNESS, {"gpu": gpu, "software": {"dispatch": {"matmul": disp * US}}})
-        return [p for p in _train(points(ctx, _device("mi210", gpu), loop))
+        return [p for p in _train(points(ctx, _device("mi210", gpu, mi210), loop))
                 if p.case.split()[2] in dtypes]
 
     def obj(x: list[float]) -> float:
@@ -312,8 +318,10 @@ def fit_attention_overlap(ctx: ValidationContext, tag: str = "h200") -> dict[str
             b, h, g, s, d = _prefill_dims(r)
             train.append((attention_op(b, h, g, s, s, d, r["dtype"]), r.num("time_per_call_s")))
 
+    preset = parsed_once(tag)   # one parse for the whole fit
+
     def obj(p: float) -> float:
-        dev = _device(tag, {"attention_overlap_p": p})
+        dev = _device(tag, {"attention_overlap_p": p}, preset)
         return sum(abs(dev.estimate(op).latency / t - 1.0) for op, t in train) / len(train)
 
     best = minimize_scalar(obj, bounds=(1.0, 16.0), method="bounded",

@@ -11,10 +11,9 @@ HARNESS = HARNESS_DIR / "llmcompass-a100.yaml"
 
 def harness_arch(overrides: dict | None = None):
     """The LLMCompass machine + measurement harness (optionally with dict overrides)."""
-    from arch import arch_from_dict, deep_merge
-    from xpusim.validation import arch_data
+    from arch import arch_from_dict, deep_merge, load_arch_data
 
-    data, label = arch_data(HARNESS)
+    data, label = load_arch_data(HARNESS)
     if overrides:
         data = deep_merge(data, overrides)
     return arch_from_dict(data, label)
