@@ -199,7 +199,7 @@ def replay(inputs, dispatch: float, per_step: float = 0.0) -> float:
 
     prepared = inputs if isinstance(inputs, AsyncReplay) else AsyncReplay(*inputs)
     n = len(prepared.lat)
-    return float(prepared.ends(np.full(n, dispatch), np.full(n, per_step))[-1])
+    return float(prepared.last_end(np.full(n, dispatch), np.full(n, per_step)))
 
 
 def fit_dispatch(rows: list[dict] | None = None,
