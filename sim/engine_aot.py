@@ -31,7 +31,8 @@ by a hash of the sources and tool versions, ``.failed`` markers):
 * :func:`sim.runs_kernel.stage_runs`: a stage's placement runs, their first ops and sums
   (:func:`sim.runs_kernel.stage_members`: the ops of each stage's runs);
 * :func:`sim.deps_kernel.task_deps`: a planned run's dependency table (ops, their waits on
-  transfers, the transfers'), for 32- and 64-bit dependency arrays (``_i4`` / ``_i8``);
+  transfers, the transfers'), for 32- and 64-bit dependency arrays (``_i4`` / ``_i8``), and
+  a 32-bit table from 32-bit arrays (``_narrow``);
 * :func:`sim.lane_kernel.quiet_lanes`: what each stream with a contended memory reads per
   position;
 * :func:`sim.layout_kernel.stream_layout`: the ops by stream, each op's neighbours and
@@ -339,6 +340,11 @@ TASK_DEPS_SIG = {w: f"none({_I}, {w}[::1], {_I}, {_I}, {_I}, {_I}, {_I}, i8, {_I
                  for w in ("i4", "i8")}
 TASK_DEPS_ARGS = {w: (("i8", 1), (w, 1)) + (("i8", 1),) * 5 + (None, ("i8", 1), ("i8", 1))
                   for w in ("i4", "i8")}
+#: the same with a 32-bit table in and out (``base_ptr``, ``base``, ``ptr``, ``idx``: a trace's
+#: own 32-bit arrays and no task id or entry past 2**31 - 1), ``task_deps_narrow``
+TASK_DEPS_NARROW_SIG = (f"none(i4[::1], i4[::1], {_I}, {_I}, {_I}, {_I}, {_I}, i8, i4[::1], "
+                        "i4[::1])")
+TASK_DEPS_NARROW_ARGS = (("i4", 1),) * 2 + (("i8", 1),) * 5 + (None, ("i4", 1), ("i4", 1))
 
 _W = ("i4", "i8")
 
@@ -368,6 +374,8 @@ ENTRIES = (
     *_per_width("cross_pairs", "sim.deps_kernel:cross_pairs", PAIRS_SIG, PAIRS_ARGS),
     *_per_width("late_dependency", "sim.deps_kernel:late_dependency", LATE_SIG, LATE_ARGS),
     *_per_width("task_deps", "sim.deps_kernel:task_deps", TASK_DEPS_SIG, TASK_DEPS_ARGS),
+    ("task_deps_narrow", "sim.deps_kernel:task_deps", TASK_DEPS_NARROW_SIG,
+     TASK_DEPS_NARROW_ARGS),
     ("quiet_lanes", "sim.lane_kernel:quiet_lanes", LANE_SIG, LANE_ARGS),
     *_per_width("used_labels", "sim.group_kernel:used_labels", USED_SIG, USED_ARGS, ("i1", *_W)),
     *_per_width("lut_key", "sim.group_kernel:lut_key", LUT_SIG, LUT_ARGS, ("i1", *_W)),

@@ -130,12 +130,19 @@ def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
     names += [nm for nm in copies if nm not in names]
     if not all(devices[nm].holds_for_latency() for nm in names):
         return None
-    # the ops by stream (op order), then each copy stream's transfers' two tasks
-    op_order, op_bounds, op_prev, _, _ = stream_layout(arrays.stream,
-                                                       len(arrays.stream_names),
-                                                       positions=False)
     empty = np.zeros(0, dtype=np.int64)
     streams = {nm: copies.get(nm, empty) for nm in names}
+    # the tasks by stream: the ops by stream (op order), then each copy stream's transfers'
+    # two tasks; each task's task before on its stream, the ops' first. The ops' parts are
+    # written in place (no op-long copy of either: 158 MB less at the peak of a 9.9M-op run)
+    n_ops_streams = len(arrays.stream_names)
+    rest = np.concatenate([empty] + [streams[nm] for nm in names[n_ops_streams:]])
+    by_stream = np.empty(n + len(rest), dtype=np.int64)
+    by_stream[n:] = rest
+    del rest
+    prev = np.empty(n + 2 * m, dtype=np.int64)
+    _, op_bounds, _, _, _ = stream_layout(arrays.stream, n_ops_streams, positions=False,
+                                          by_stream=by_stream[:n], prev=prev[:n])
     env_resources, memory_of, op_loads = engine.build_resources(simpy.Environment(), plan,
                                                                 streams)
     table, kind = _model_costs(devices, arrays)
@@ -156,17 +163,13 @@ def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
     del at
     loads = _transfer_tasks(transfers, n, lat, op_loads, env_resources)
     ptr, idx = _dependencies(None, arrays, transfers, plan.extra_deps, n)
-    rest = np.concatenate([empty] + [streams[nm] for nm in names[len(arrays.stream_names):]])
-    by_stream = np.empty(n + len(rest), dtype=np.int64)
-    by_stream[:n] = op_order
-    by_stream[n:] = rest
     bounds = np.concatenate((op_bounds.astype(np.int64), op_bounds[-1] + np.cumsum(
-        [len(streams[nm]) for nm in names[len(arrays.stream_names):]], dtype=np.int64)))
+        [len(streams[nm]) for nm in names[n_ops_streams:]], dtype=np.int64)))
     tl = _timed(names, by_stream, bounds, ptr, idx, lat, size, share, memory_of, loads,
                 CostList(table, kind), transfers, env_resources,
-                (arrays.stream, op_prev, len(arrays.stream_names)))
+                (arrays.stream, prev, n_ops_streams))
     if tl is not None:
-        tl.stream_order = (op_order, op_bounds, list(arrays.stream_names))
+        tl.stream_order = (by_stream[:n], op_bounds, list(arrays.stream_names))
     return tl
 
 
@@ -222,18 +225,21 @@ def _timed(names: list[str], by_stream: np.ndarray, bounds: np.ndarray, ptr: np.
            env_resources: dict, of_ops: tuple | None = None) -> Timeline | None:
     """The pass over the tasks (ops ``0..n-1``, then each transfer's two), laid out by
     stream (``by_stream``, ``bounds``: each stream's in order), and its :class:`Timeline`
-    (``costs``: the ops'); None where it gives up. ``of_ops``: the ops' stream codes, their
-    op before on their stream (-1: none) and how many streams are the ops' (the first
+    (``costs``: the ops'); None where it gives up. ``of_ops``: the ops' stream codes, the
+    tasks' table of the task before each on its stream (int64, one per task; the ops' filled
+    in, -1: none; the rest is filled here) and how many streams are the ops' (the first
     names), where the caller has them (a trace's arrays and their
     :func:`~sim.stream_order.stream_layout`): only the transfers' tasks, on the streams
     after those, are laid out here."""
     n_tasks = len(lat)
     n = n_tasks - 2 * len(transfers)
-    stream = np.empty(n_tasks, dtype=np.int64)
-    prev = np.full(n_tasks, -1, dtype=np.int64)
+    stream = np.empty(n_tasks, dtype=np.int32)     # (stream codes: 32-bit, as a trace's)
     first = 0
-    if of_ops is not None:
-        stream[:n], prev[:n], first = of_ops
+    if of_ops is None:
+        prev = np.full(n_tasks, -1, dtype=np.int64)
+    else:
+        stream[:n], prev, first = of_ops
+        prev[n:] = -1
     for k in range(first, len(names)):
         tasks = by_stream[bounds[k]:bounds[k + 1]]
         stream[tasks] = k
@@ -313,7 +319,8 @@ def _dependencies(ops: list, arrays, transfers: list, extra: dict[int, tuple[int
     task none (it follows its latency task on the stream); a transfer named by id
     (``n + j``) is waited for as its loads task. ``arrays``: the arrays the ops were made
     from (their dependency arrays read as they are), or None. One compiled pass
-    (:func:`sim.deps_kernel.task_deps`)."""
+    (:func:`sim.deps_kernel.task_deps`); both int32 where ``arrays``' are and every task id
+    and entry fits (else int64)."""
     from sim.engine_aot import kernels
 
     if arrays is None:
@@ -322,7 +329,7 @@ def _dependencies(ops: list, arrays, transfers: list, extra: dict[int, tuple[int
         base = np.fromiter((d for op in ops for d in op.deps), dtype=np.int64,
                            count=int(base_ptr[-1]))
     else:
-        base_ptr = np.ascontiguousarray(arrays.dep_ptr, dtype=np.int64)
+        base_ptr = np.ascontiguousarray(arrays.dep_ptr)
         base = np.asarray(arrays.dep_idx)
         if base.dtype not in (np.int32, np.int64):
             base = base.astype(np.int64)
@@ -330,10 +337,18 @@ def _dependencies(ops: list, arrays, transfers: list, extra: dict[int, tuple[int
     # the transfers each op waits for, ops ascending, and each transfer's dependencies, flat
     waiting, waits, waited = (extra if isinstance(extra, WaitTable) else WaitTable(extra)).flat()
     tr_ptr, tr_waited = as_rows(transfers).deps()
-    ptr = np.empty(n + 2 * (len(tr_ptr) - 1) + 1, dtype=np.int64)
-    idx = np.empty(len(base) + len(waited) + len(tr_waited), dtype=np.int64)
+    n_tasks = n + 2 * (len(tr_ptr) - 1)
+    n_idx = len(base) + len(waited) + len(tr_waited)
     k = kernels()
-    (k.task_deps_i4 if base.dtype == np.int32 else k.task_deps_i8)(
+    # a 32-bit table from a trace's 32-bit arrays where every task id and entry fits (half
+    # the memory; the pass is compiled for it too: shared_times_i4), else 64-bit
+    narrow = base_ptr.dtype == base.dtype == np.int32 and max(n_tasks, n_idx) < 2**31
+    width = np.int32 if narrow else np.int64
+    ptr, idx = np.empty(n_tasks + 1, dtype=width), np.empty(n_idx, dtype=width)
+    if not narrow:
+        base_ptr = np.ascontiguousarray(base_ptr, dtype=np.int64)
+    (k.task_deps_narrow if narrow else k.task_deps_i4 if base.dtype == np.int32
+     else k.task_deps_i8)(
         base_ptr, base, np.ascontiguousarray(waiting, dtype=np.int64),
         np.ascontiguousarray(waits, dtype=np.int64), np.ascontiguousarray(waited, np.int64),
         np.ascontiguousarray(tr_ptr, dtype=np.int64),

@@ -609,7 +609,7 @@ def test_each_kernel_field_is_the_loop_of_its_name():
     for field in jit._fields[:-1]:
         loop = getattr(jit, field)
         name = getattr(loop, "__name__", None) or loop.py_func.__name__
-        assert field in (name, *(f"{name}_{w}" for w in ("i1", "i4", "i8")),
+        assert field in (name, *(f"{name}_{w}" for w in ("i1", "i4", "i8", "narrow")),
                          *(f"{name}_{t}_{w}" for t in ("i1", "i2") for w in ("i4", "i8"))), \
             field
         if aot.kind == "aot":   # the extension's function carries its exported name

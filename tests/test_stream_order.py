@@ -54,6 +54,19 @@ def test_layout_hand_counted():
     assert stream_layout(np.array([1, 0, 1, 1, 0], dtype=np.int32), 3, positions=False)[4] is None
 
 
+def test_layout_written_into_the_head_of_longer_tables():
+    """``by_stream`` and ``prev`` given (the heads of a planned run's task tables, whose
+    tails hold its transfers' tasks): the same hand-counted values written there, in place,
+    the tails untouched."""
+    tasks, before = np.full(8, 99, dtype=np.int64), np.full(9, 77, dtype=np.int64)
+    by_stream, _, prev, _, _ = stream_layout(np.array([1, 0, 1, 1, 0], dtype=np.int32), 3,
+                                             positions=False, by_stream=tasks[:5],
+                                             prev=before[:5])
+    assert np.shares_memory(by_stream, tasks) and np.shares_memory(prev, before)
+    assert tasks.tolist() == [1, 4, 0, 2, 3, 99, 99, 99]
+    assert before.tolist() == [-1, -1, 0, 2, 1, 77, 77, 77, 77]
+
+
 @pytest.mark.parametrize("m", [0, 1, 7, 60])
 def test_next_at_equals_a_search(m):
     """``sim.engine_arrays._next_at``: per position the first marked one at or after it."""
