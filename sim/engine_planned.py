@@ -43,9 +43,17 @@ from sim.devices.base import Device
 from sim.engine import CostList, Timeline
 from sim.engine_shared import shared_run
 from sim.load_index import LoadIndex
+from sim.memory_hint import expect
 from sim.system.grouped_loads import GroupedLoads
 from sim.system.transfer_rows import TransferRows, as_rows
 from sim.system.wait_table import WaitTable
+
+#: bytes per task (ops, then each transfer's two) of the tables a planned run's pass holds at
+#: once, counted from the code below and sim/engine_shared.py: the latency, bytes, tasks by
+#: stream, task before, memory and link-load index per task and the start and end (8 B
+#: each), the stream code and dependency offset (4 B each); asked for before they are made
+#: (:func:`sim.memory_hint.expect`)
+PLANNED_BYTES_PER_TASK = 10 * 8 - 2 * 4
 
 if TYPE_CHECKING:
     from sim.engine import Engine
@@ -130,6 +138,7 @@ def run_planned_arrays(engine: Engine, trace: Trace, plan: Plan) -> Timeline | N
     names += [nm for nm in copies if nm not in names]
     if not all(devices[nm].holds_for_latency() for nm in names):
         return None
+    expect((n + 2 * m) * PLANNED_BYTES_PER_TASK)
     empty = np.zeros(0, dtype=np.int64)
     streams = {nm: copies.get(nm, empty) for nm in names}
     # the tasks by stream: the ops by stream (op order), then each copy stream's transfers'

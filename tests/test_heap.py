@@ -185,6 +185,63 @@ def test_heap_watched_only_where_half_the_free_memory_holds_the_pad(room):
     assert (ends[0] > 0) is (room == 0)
 
 
+_RESERVE_PROBE = _PRETOUCH_PROBE.split("nbytes, use =")[0] + """
+import ctypes
+from xpusim.heap import reserve
+from sim.memory_hint import expect
+
+
+class Info(ctypes.Structure):
+    _fields_ = [(f, ctypes.c_size_t) for f in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                               "usmblks", "fsmblks", "uordblks", "fordblks",
+                                               "keepcost")]
+
+
+info = ctypes.CDLL(None).mallinfo2
+info.restype = Info
+nbytes, use = int(sys.argv[1]), int(sys.argv[2])
+started = pretouch(nbytes)
+first = np.ones(nbytes // 8)     # the pre-touched heap, used up
+heap0, rss0 = info().arena, rss()
+expect(use)                      # as a planned run tells it (sim.memory_hint)
+grown = info().arena - heap0
+deadline = time.time() + 20      # the watching thread faults the growth in meanwhile
+while started and rss() - rss0 < grown - (1 << 20) and time.time() < deadline:
+    time.sleep(0.02)
+f0 = faults()
+after = np.ones(use // 8)        # in the room made
+print(json.dumps({"started": started, "grown": grown, "main": faults() - f0,
+                  "pages": use // PAGE}))
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc"
+                    or len(os.sched_getaffinity(0)) < 2 or not _kernel_at_least(5, 14),
+                    reason="glibc, Linux 5.14+ (MADV_POPULATE_WRITE), two CPUs")
+def test_room_asked_for_grows_the_heap_by_it_alone_faulted_in_ahead():
+    """256 MiB pre-touched and used up, then 256 MiB asked for (``sim.memory_hint.expect``,
+    as a planned run asks before its task tables): the heap grows by what its free top
+    lacked of two blocks of 128 MiB, no WATCH_PAD past them (768 MiB), and the watching thread
+    faults them in: 256 MiB of arrays written next take a fault on under 1% of their
+    65,536 pages. Without a watched heap (this process) nothing is done."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", _RESERVE_PROBE, str(256 << 20),
+                          str(256 << 20)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["started"] is True and got["pages"] == 65536
+    # by what the room lacked (the free top of the heap, under 32 MiB here, counts)
+    assert (224 << 20) <= got["grown"] <= (256 << 20) + (8 << 20)
+    assert got["main"] < 0.01 * got["pages"]
+    assert heap.reserve(256 << 20) is False
+
+
 def test_pretouch_only_where_it_pays(monkeypatch):
     """No thread below PRETOUCH_MIN, on one CPU, or where the allocator was left alone."""
     monkeypatch.setattr(heap, "_kept", [True])

@@ -273,3 +273,16 @@ def test_planned_tasks_of_32_bit_arrays_take_a_32_bit_dependency_table(monkeypat
         for col in a.columns:
             assert a[col].equals(b[col]), (table, col)
     assert narrow.metrics == wide.metrics
+
+
+def test_planned_run_asks_for_room_for_its_task_tables_first(monkeypatch):
+    """Before it makes its task tables, a planned run of arrays asks for room for them
+    (``sim.memory_hint.expect``): 72 B per task (eight 8-byte tables, two 4-byte ones),
+    each op and each transfer's two tasks; one request per run."""
+    import sim.engine_planned as engine_planned
+
+    asked = []
+    monkeypatch.setattr(engine_planned, "expect", asked.append)
+    got = _simulate("tp2-pp2-mb4-overlap")
+    assert engine_planned.PLANNED_BYTES_PER_TASK == 72
+    assert asked == [(len(got.ops) + 2 * len(got.transfers)) * 72]

@@ -78,6 +78,8 @@ WATCH_PAD = 512 << 20
 WATCH_EVERY = 0.005
 #: whether :func:`keep_freed_memory` set the allocator in this process
 _kept = [False]
+#: the C library, where :func:`pretouch` watches the heap (:func:`reserve` grows it then)
+_watched: list = []
 
 
 def tune_allocation() -> None:
@@ -144,9 +146,33 @@ def pretouch(nbytes: int) -> bool:
     if watch:
         libc.sbrk.restype, libc.sbrk.argtypes = ctypes.c_void_p, [ctypes.c_ssize_t]
         end = -(-(libc.sbrk(0) or 0) // PAGE) * PAGE       # the heap's end now
+        if end > spans[-1][1]:     # and its free top past the blocks (its last pad)
+            spans.append((spans[-1][1], end))
         libc.mallopt(M_TOP_PAD, WATCH_PAD)
+        from sim.memory_hint import on_expect
+
+        _watched[:] = [libc]
+        on_expect(reserve)
     _thread.start_new_thread(_populate_and_watch, (libc, spans, end))
     return True
+
+
+def reserve(nbytes: int) -> bool:
+    """Make room for ``nbytes`` (B) more in the watched heap before a run asks for them
+    (:mod:`sim.memory_hint`): blocks of :data:`PRETOUCH_BLOCK` taken (its free ones first)
+    and given back, the heap grown by what they lacked and no pad past it (``M_TOP_PAD`` 0
+    meanwhile), which the watching thread faults in (:func:`_watch`). Nothing where the heap
+    is not watched or ``nbytes`` is over half the memory available. Whether it was done."""
+    if not _watched or nbytes <= 0 or nbytes > _available_bytes() // 2:
+        return False
+    libc = _watched[0]
+    libc.mallopt(M_TOP_PAD, 0)
+    blocks = [libc.malloc(PRETOUCH_BLOCK) for _ in range(-(-nbytes // PRETOUCH_BLOCK))]
+    for at in blocks:
+        if at:
+            libc.free(at)
+    libc.mallopt(M_TOP_PAD, WATCH_PAD)
+    return all(blocks)
 
 
 def _populate_and_watch(libc, spans: list[tuple[int, int]], end: int) -> None:
