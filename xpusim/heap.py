@@ -29,7 +29,17 @@ first (``madvise(MADV_POPULATE_WRITE)``, which writes nothing), with one heap fo
 thread, so the report's thread draws on the same pages. What a run uses past that estimate
 (per op, several-stream runs use up to twice it) is faulted in as the heap grows: glibc then
 grows it by :data:`WATCH_PAD` past each request and the same thread faults each growth in
-(:func:`_watch`), so the run's next arrays land on pages already there.
+(:func:`_watch`), so the run's next arrays land on pages already there. Where a run knows
+what it is about to make (a planned run's task tables: :mod:`sim.memory_hint`), it asks
+first and :func:`reserve` grows the heap by that alone, no pad, faulted in on the same
+thread: the 70B run with half its KV cache in host DDR grew the heap twice by the pad and
+left 0.5 GB of faulted pages unused (2.87 GB resident); asked first, 2.57 GB.
+
+The first touch of a page costs more on a VM whose balloon reports free pages to the host
+(virtio ``VIRTIO_BALLOON_F_REPORTING``, as on the 2-core VM these figures come from): the
+guest's freed pages go back to the host and the next touch of one faults on the host too,
+at a cost that swings with the host's load (a fresh 2 GiB numpy array there: 0.3-4.9 s of
+system time within one minute). Fewer bytes touched is the remedy that holds in every minute.
 """
 
 from __future__ import annotations
