@@ -60,12 +60,17 @@ M_ARENA_MAX = -8
 #: ``madvise`` advice: fault pages in, writable, without writing to them (Linux 5.14+)
 MADV_POPULATE_WRITE = 23
 #: heap a run's op uses at its peak, at least (B): the glibc heap's high-water mark per op of
-#: eight whole runs (simulate and report, 2026-12-05): 144 B (Llama-2-70B DGX-H100 PP8 x 8
-#: micro-batches g2048, 17.2 M ops), 216 (TP2 x PP4 x 4 micro-batches g2048, 9.9 M ops), 224
-#: (7B H100 g8192), 239 (70B TP8 g2048), 295 (70B TP8 x 2 micro-batches --overlap g2048),
-#: 301 (Mixtral TP4 EP4 g512), 336 (13B TP2 x PP2 x 4 g512), 520 (7B g512, 0.2 M ops); below
-#: all of them, so what is touched is used (the TP2 x PP4 run: 4.5-4.9 s with 200 B or 140)
-HEAP_PER_OP = 140
+#: nine whole runs (simulate and report, no pre-touch, 2026-12-08, after the engine's tables
+#: shrank over 2026-12-05..08): 76 B (Llama-2-70B DGX-H100 PP8 x 8 micro-batches g2048,
+#: 17.2 M ops), 91 (TP2 x PP4 x 4 micro-batches g2048, 9.9 M ops), 111 (70B TP8 g2048), 112
+#: (TP2 x PP4 x 8 --overlap g2048, 19.8 M ops), 192 (70B TP8 x 2 micro-batches --overlap
+#: g2048), 196 (13B TP2 x PP2 x 4 g512), 204 (TP2 x PP4 x 4 g2048, half the KV cache in host
+#: DDR), 254 (Mixtral TP4 EP4 g512), 521 (7B g512, 0.2 M ops); below all of them, so what is
+#: touched is used (a run that needs more grows the heap, faulted in ahead: :func:`_watch`,
+#: :func:`reserve`). The 140 B of 2026-12-05 over-touched the largest runs by 0.65-1.1 GB
+#: (alternated, three rounds each: TP2 x PP4 x 8 --overlap 4.72-4.90 -> 3.37-3.92 s, the
+#: host-DDR run 5.05-6.00 -> 4.22-5.03 s, five other runs equal within noise)
+HEAP_PER_OP = 75
 #: smallest pre-touch worth a thread (B): ~0.1 s of faults
 PRETOUCH_MIN = 256 << 20
 #: the heap is grown by blocks of this size (B), under :data:`MMAP_THRESHOLD` so they come from
