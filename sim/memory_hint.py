@@ -5,7 +5,7 @@ once (:data:`sim.engine_planned.PLANNED_BYTES_PER_TASK`). The command-line proce
 heap in on another core (:mod:`xpusim.heap`), and grows it by a pad past each request where
 the run outgrows that; told the bytes first (:func:`expect`), it grows the heap by them alone,
 in one step, before the tables are made (the 70B run with half its KV cache in host DDR: 2.87
--> 2.57 GB resident, 0.70 -> 0.64 M page faults). A library registers nothing: nothing is
+-> 2.57 GB resident, 0.70 -> 0.63-0.65 M page faults). A library registers nothing: nothing is
 done.
 """
 

@@ -27,7 +27,7 @@ Kept pages still fault once, when the heap first grows into them: the TP2 x PP4 
 the report). :func:`pretouch` faults the heap a run is about to use in on that other core
 first (``madvise(MADV_POPULATE_WRITE)``, which writes nothing), with one heap for every
 thread, so the report's thread draws on the same pages. What a run uses past that estimate
-(per op, several-stream runs use up to twice it) is faulted in as the heap grows: glibc then
+(per op, the runs measured use 1-7 times it) is faulted in as the heap grows: glibc then
 grows it by :data:`WATCH_PAD` past each request and the same thread faults each growth in
 (:func:`_watch`), so the run's next arrays land on pages already there. Where a run knows
 what it is about to make (a planned run's task tables: :mod:`sim.memory_hint`), it asks
