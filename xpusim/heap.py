@@ -27,7 +27,7 @@ Kept pages still fault once, when the heap first grows into them: the TP2 x PP4 
 the report). :func:`pretouch` faults the heap a run is about to use in on that other core
 first (``madvise(MADV_POPULATE_WRITE)``, which writes nothing), with one heap for every
 thread, so the report's thread draws on the same pages. What a run uses past that estimate
-(per op, the runs measured use 1-7 times it) is faulted in as the heap grows: glibc then
+(per op, the runs measured use 1-3 times it) is faulted in as the heap grows: glibc then
 grows it by :data:`WATCH_PAD` past each request and the same thread faults each growth in
 (:func:`_watch`), so the run's next arrays land on pages already there. Where a run knows
 what it is about to make (a planned run's task tables: :mod:`sim.memory_hint`), it asks
@@ -59,18 +59,20 @@ TOP_PAD = 16 << 20
 M_ARENA_MAX = -8
 #: ``madvise`` advice: fault pages in, writable, without writing to them (Linux 5.14+)
 MADV_POPULATE_WRITE = 23
-#: heap a run's op uses at its peak, at least (B): the glibc heap's high-water mark per op of
-#: nine whole runs (simulate and report, no pre-touch, 2026-12-08, after the engine's tables
-#: shrank over 2026-12-05..08): 76 B (Llama-2-70B DGX-H100 PP8 x 8 micro-batches g2048,
-#: 17.2 M ops), 91 (TP2 x PP4 x 4 micro-batches g2048, 9.9 M ops), 111 (70B TP8 g2048), 112
-#: (TP2 x PP4 x 8 --overlap g2048, 19.8 M ops), 192 (70B TP8 x 2 micro-batches --overlap
-#: g2048), 196 (13B TP2 x PP2 x 4 g512), 204 (TP2 x PP4 x 4 g2048, half the KV cache in host
-#: DDR), 254 (Mixtral TP4 EP4 g512), 521 (7B g512, 0.2 M ops); below all of them, so what is
-#: touched is used (a run that needs more grows the heap, faulted in ahead: :func:`_watch`,
-#: :func:`reserve`). The 140 B of 2026-12-05 over-touched the largest runs by 0.65-1.1 GB
-#: (alternated, three rounds each: TP2 x PP4 x 8 --overlap 4.72-4.90 -> 3.37-3.92 s, the
-#: host-DDR run 5.05-6.00 -> 4.22-5.03 s, five other runs equal within noise)
-HEAP_PER_OP = 75
+#: heap a run's op uses at its peak, at least (B): the peak of the bytes malloc holds (heap in
+#: use plus mapped blocks, ``mallinfo2`` sampled every 0.5 ms, no pre-touch: what a pre-touched
+#: heap must hold, its large arrays included) per op of ten whole runs (simulate and report,
+#: 2026-12-08): 112 B (Llama-2-70B DGX-H100 PP8 x 8 micro-batches g2048, 17.2 M ops), 122
+#: (TP2 x PP4 x 4 micro-batches g2048, 9.9 M ops), 130 (7B H100 g8192), 145 (70B TP8 x 2
+#: micro-batches --overlap g2048), 148 (TP2 x PP4 x 8 --overlap g2048, 19.8 M ops), 156 (70B
+#: TP8 g2048), 201 (TP2 x PP4 x 4 g2048, half the KV cache in host DDR), 209 (Mixtral TP4 EP4
+#: g512), 257 (13B TP2 x PP2 x 4 g512), 306 (7B g512, 0.2 M ops); below all of them, so what
+#: is touched is used (a run that needs more grows the heap, faulted in ahead: :func:`_watch`,
+#: :func:`reserve`). The 140 B of 2026-12-05 pre-touched up to 0.48 GB more than the three
+#: rows under it use. In process, alternated three rounds (110 / 140 B): PP8 x 8
+#: 2.79-3.02 / 2.86-4.18 s (2.16 / 2.56 GB resident), the host-DDR run 4.77-5.35 / 4.76-5.18,
+#: TP2 x PP4 x 8 --overlap 4.90-5.65 / 4.92-5.47, TP2 x PP4 x 4 1.98-2.48 / 1.95-3.46 s
+HEAP_PER_OP = 110
 #: smallest pre-touch worth a thread (B): ~0.1 s of faults
 PRETOUCH_MIN = 256 << 20
 #: the heap is grown by blocks of this size (B), under :data:`MMAP_THRESHOLD` so they come from
