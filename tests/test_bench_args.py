@@ -93,3 +93,10 @@ def test_scalesim_benchmark_reports_a_failed_peer_run_in_a_line(tmp_path):
             in lines
         assert any(line.startswith(f"{case}: in-process") and "(recorded)" in line
                    for line in lines)
+
+
+def test_the_memory_benchmark_refuses_an_unknown_run_in_a_line():
+    got = subprocess.run([sys.executable, str(BENCH / "bench_memory.py"), "--runs", "nosuch"],
+                         capture_output=True, text=True, timeout=120)
+    assert got.returncode == 2 and "Traceback" not in got.stderr
+    assert "argument --runs: invalid choice: 'nosuch'" in got.stderr.strip().splitlines()[-1]

@@ -62,11 +62,12 @@ MADV_POPULATE_WRITE = 23
 #: heap a run's op uses at its peak, at least (B): the peak of the bytes malloc holds (heap in
 #: use plus mapped blocks, ``mallinfo2`` sampled every 0.5 ms, no pre-touch: what a pre-touched
 #: heap must hold, its large arrays included) per op of ten whole runs (simulate and report,
-#: 2026-12-08): 112 B (Llama-2-70B DGX-H100 PP8 x 8 micro-batches g2048, 17.2 M ops), 122
-#: (TP2 x PP4 x 4 micro-batches g2048, 9.9 M ops), 130 (7B H100 g8192), 145 (70B TP8 x 2
-#: micro-batches --overlap g2048), 148 (TP2 x PP4 x 8 --overlap g2048, 19.8 M ops), 156 (70B
-#: TP8 g2048), 201 (TP2 x PP4 x 4 g2048, half the KV cache in host DDR), 209 (Mixtral TP4 EP4
-#: g512), 257 (13B TP2 x PP2 x 4 g512), 306 (7B g512, 0.2 M ops); below all of them, so what
+#: ``python benchmarks/bench_memory.py``, 2026-12-08): 112 B (Llama-2-70B DGX-H100 PP8 x 8
+#: micro-batches g2048, 17.2 M ops), 122 (TP2 x PP4 x 4 micro-batches g2048, 9.9 M ops), 132
+#: (7B H100 g8192), 145 (70B TP8 x 2 micro-batches --overlap g2048), 148 (TP2 x PP4 x 8
+#: --overlap g2048, 19.8 M ops), 154 (70B TP8 g2048), 201 (TP2 x PP4 x 4 g2048, half the KV
+#: cache in host DDR), 203 (Mixtral TP4 EP4 g512), 258 (13B TP2 x PP2 x 4 g512), 302 (7B
+#: g512, 0.2 M ops; repeated runs agree within a few %); below all of them, so what
 #: is touched is used (a run that needs more grows the heap, faulted in ahead: :func:`_watch`,
 #: :func:`reserve`). The 140 B of 2026-12-05 pre-touched up to 0.48 GB more than the three
 #: rows under it use. In process, alternated three rounds (110 / 140 B): PP8 x 8
