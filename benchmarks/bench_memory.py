@@ -27,53 +27,46 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(arch: str, model: str, batch: int, gen: int, *more: str) -> list[str]:
+    """``xpusim run`` options: ``arch``, ``model``, a 512-token prompt, ``batch``, ``gen``
+    tokens, then ``more``."""
+    return ["--arch", arch, "--model", model, "--prompt", "512", "--batch", str(batch),
+            "--gen", str(gen), *more]
+
+
 #: name -> ``xpusim run`` options: the rows ``HEAP_PER_OP`` names
 RUNS: dict[str, list[str]] = {
-    "70b-pp8-mb8-g2048": ["--arch", "dgx-h100", "--model", "llama2-70b", "--prompt", "512",
-                          "--batch", "8", "--gen", "2048", "--pp", "8", "--microbatches", "8"],
-    "70b-tp2-pp4-mb4-g2048": ["--arch", "dgx-h100", "--model", "llama2-70b", "--prompt", "512",
-                              "--batch", "8", "--gen", "2048", "--tp", "2", "--pp", "4",
-                              "--microbatches", "4"],
-    "7b-g8192": ["--arch", "h100", "--model", "llama2-7b", "--prompt", "512", "--batch", "8",
-                 "--gen", "8192"],
-    "70b-tp8-mb2-ovl-g2048": ["--arch", "dgx-h100", "--model", "llama2-70b", "--prompt", "512",
-                              "--batch", "32", "--gen", "2048", "--tp", "8",
-                              "--microbatches", "2", "--overlap"],
-    "70b-tp2-pp4-mb8-ovl-g2048": ["--arch", "dgx-h100", "--model", "llama2-70b", "--prompt",
-                                  "512", "--batch", "8", "--gen", "2048", "--tp", "2", "--pp",
-                                  "4", "--microbatches", "8", "--overlap"],
-    "70b-tp8-g2048": ["--arch", "dgx-h100", "--model", "llama2-70b", "--prompt", "512",
-                      "--batch", "8", "--gen", "2048", "--tp", "8"],
-    "70b-tp2-pp4-mb4-kv-host-g2048": ["--arch", "dgx-h100", "--model", "llama2-70b", "--prompt",
-                                      "512", "--batch", "8", "--gen", "2048", "--tp", "2",
-                                      "--pp", "4", "--microbatches", "4", "--placement",
-                                      "kv_cache=gpu.hbm:0.5,host_ddr:0.5"],
-    "mixtral-tp4-ep4-g512": ["--arch", "dgx-a100", "--model", "mixtral-8x7b", "--prompt", "512",
-                             "--batch", "8", "--gen", "512", "--tp", "4", "--ep", "4"],
-    "13b-tp2-pp2-mb4-g512": ["--arch", "dgx-h100", "--model", "llama2-13b", "--prompt", "512",
-                             "--batch", "8", "--gen", "512", "--tp", "2", "--pp", "2",
-                             "--microbatches", "4"],
-    "7b-g512": ["--arch", "h100", "--model", "llama2-7b", "--prompt", "512", "--batch", "8",
-                "--gen", "512"],
+    "70b-pp8-mb8-g2048": _run("dgx-h100", "llama2-70b", 8, 2048, "--pp", "8",
+                              "--microbatches", "8"),
+    "70b-tp2-pp4-mb4-g2048": _run("dgx-h100", "llama2-70b", 8, 2048, "--tp", "2", "--pp", "4",
+                                  "--microbatches", "4"),
+    "7b-g8192": _run("h100", "llama2-7b", 8, 8192),
+    "70b-tp8-mb2-ovl-g2048": _run("dgx-h100", "llama2-70b", 32, 2048, "--tp", "8",
+                                  "--microbatches", "2", "--overlap"),
+    "70b-tp2-pp4-mb8-ovl-g2048": _run("dgx-h100", "llama2-70b", 8, 2048, "--tp", "2", "--pp",
+                                      "4", "--microbatches", "8", "--overlap"),
+    "70b-tp8-g2048": _run("dgx-h100", "llama2-70b", 8, 2048, "--tp", "8"),
+    "70b-tp2-pp4-mb4-kv-host-g2048": _run("dgx-h100", "llama2-70b", 8, 2048, "--tp", "2",
+                                          "--pp", "4", "--microbatches", "4", "--placement",
+                                          "kv_cache=gpu.hbm:0.5,host_ddr:0.5"),
+    "mixtral-tp4-ep4-g512": _run("dgx-a100", "mixtral-8x7b", 8, 512, "--tp", "4", "--ep", "4"),
+    "13b-tp2-pp2-mb4-g512": _run("dgx-h100", "llama2-13b", 8, 512, "--tp", "2", "--pp", "2",
+                                 "--microbatches", "4"),
+    "7b-g512": _run("h100", "llama2-7b", 8, 512),
 }
 
 #: the child: the CLI's allocator without its pre-touch, a sampling thread, the command
 PROBE = r"""
-import ctypes, json, sys, threading, time
+import json, sys, threading, time
 from xpusim.heap import tune_allocation
 tune_allocation()
 import xpusim.heap as heap
 heap.pretouch = lambda nbytes: False
-
-
-class Info(ctypes.Structure):
-    _fields_ = [(f, ctypes.c_size_t) for f in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
-                                               "usmblks", "fsmblks", "uordblks", "fordblks",
-                                               "keepcost")]
-
-
-info = ctypes.CDLL(None).mallinfo2
-info.restype = Info
+info = heap.malloc_info()
+if info is None:
+    sys.exit("bench_memory: glibc's mallinfo2 is not here (glibc 2.33+ on Linux only)")
 peak = [0]
 
 

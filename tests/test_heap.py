@@ -186,19 +186,10 @@ def test_heap_watched_only_where_half_the_free_memory_holds_the_pad(room):
 
 
 _RESERVE_PROBE = _PRETOUCH_PROBE.split("nbytes, use =")[0] + """
-import ctypes
-from xpusim.heap import reserve
+from xpusim.heap import malloc_info
 from sim.memory_hint import expect
 
-
-class Info(ctypes.Structure):
-    _fields_ = [(f, ctypes.c_size_t) for f in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
-                                               "usmblks", "fsmblks", "uordblks", "fordblks",
-                                               "keepcost")]
-
-
-info = ctypes.CDLL(None).mallinfo2
-info.restype = Info
+info = malloc_info()
 nbytes, use = int(sys.argv[1]), int(sys.argv[2])
 started = pretouch(nbytes)
 first = np.ones(nbytes // 8)     # the pre-touched heap, used up

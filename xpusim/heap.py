@@ -226,6 +226,29 @@ def _watch(libc, done: int) -> None:
         done = end
 
 
+#: the fields of glibc's ``struct mallinfo2`` (malloc.h), in order
+MALLINFO2_FIELDS = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                    "uordblks", "fordblks", "keepcost")
+
+
+def malloc_info():
+    """A function that returns glibc's ``mallinfo2()`` now (its fields: ``arena`` the heap's
+    size, ``uordblks`` its bytes in use, ``fordblks`` free, ``keepcost`` its free top,
+    ``hblkhd`` the bytes of blocks mapped on their own; B), for probes that sample it; None
+    where the C library has none (before glibc 2.33, musl, macOS)."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(f, ctypes.c_size_t) for f in MALLINFO2_FIELDS]
+
+    try:
+        info = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    info.restype = MallInfo2
+    return info
+
+
 def _available_bytes() -> int:
     """``MemAvailable`` of ``/proc/meminfo`` (B); 0 where it cannot be read."""
     from workloads.limits import available_memory
