@@ -206,9 +206,18 @@ print(json.dumps({"started": started, "grown": grown, "main": faults() - f0,
 """
 
 
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc"
+def _glibc_at_least(major: int, minor: int) -> bool:
+    name, version = platform.libc_ver()
+    try:
+        return name == "glibc" and tuple(int(x) for x in version.split(".")[:2]) >= (major,
+                                                                                     minor)
+    except ValueError:
+        return False
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or not _glibc_at_least(2, 33)
                     or len(os.sched_getaffinity(0)) < 2 or not _kernel_at_least(5, 14),
-                    reason="glibc, Linux 5.14+ (MADV_POPULATE_WRITE), two CPUs")
+                    reason="glibc 2.33+ (mallinfo2), Linux 5.14+ (MADV_POPULATE_WRITE), two CPUs")
 def test_room_asked_for_grows_the_heap_by_it_alone_faulted_in_ahead():
     """256 MiB pre-touched and used up, then 256 MiB asked for (``sim.memory_hint.expect``,
     as a planned run asks before its task tables): the heap grows by what its free top

@@ -286,3 +286,28 @@ def test_planned_run_asks_for_room_for_its_task_tables_first(monkeypatch):
     got = _simulate("tp2-pp2-mb4-overlap")
     assert engine_planned.PLANNED_BYTES_PER_TASK == 72
     assert asked == [(len(got.ops) + 2 * len(got.transfers)) * 72]
+
+
+def test_the_room_asked_for_is_the_bytes_of_the_task_tables(monkeypatch):
+    """``PLANNED_BYTES_PER_TASK`` (72 B) is what the pass's per-task tables take, read off the
+    arrays it is given (dependency offsets, stream codes, task before, latency, bytes, tasks
+    by stream, each task's link-load list) plus the three it makes per task (each task's
+    memory code, start and end: 8 B each): a table made wider or narrower, or one more,
+    fails here until the request follows it."""
+    import sim.engine_planned as engine_planned
+
+    real, widths = engine_planned.shared_run, []
+
+    def seen(arrays, stream, prev, names, lat, size, share, memory_of, loads, by_stream,
+             bounds):
+        n_tasks = len(lat)
+        assert len(arrays.dep_ptr) == n_tasks + 1 and len(stream) == len(prev) == n_tasks
+        assert len(size) == len(loads.of_op) == n_tasks and share is None
+        widths.append(sum(x.dtype.itemsize for x in (arrays.dep_ptr, stream, prev, lat, size,
+                                                     loads.of_op, by_stream)) + 3 * 8)
+        return real(arrays, stream, prev, names, lat, size, share, memory_of, loads,
+                    by_stream, bounds)
+
+    monkeypatch.setattr(engine_planned, "shared_run", seen)
+    _simulate("tp2-pp2-mb4-overlap")
+    assert widths == [engine_planned.PLANNED_BYTES_PER_TASK]

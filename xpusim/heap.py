@@ -39,7 +39,7 @@ The first touch of a page costs more on a VM whose balloon reports free pages to
 (virtio ``VIRTIO_BALLOON_F_REPORTING``, as on the 2-core VM these figures come from): the
 guest's freed pages go back to the host and the next touch of one faults on the host too,
 at a cost that swings with the host's load (a fresh 2 GiB numpy array there: 0.3-4.9 s of
-system time within one minute). Fewer bytes touched is the remedy that holds in every minute.
+system time within a few minutes). Fewer bytes touched is the remedy that holds in every minute.
 """
 
 from __future__ import annotations

@@ -164,15 +164,24 @@ class AsyncReplay:
 
         if not len(self.lat):
             return np.zeros(0)
+        v, grow = self._growths(dispatch, pass_cost)
+        w_open = np.concatenate(([0.0], np.cumsum(grow)[:-1]))
+        wait = np.maximum.accumulate(w_open[self.pid] + np.maximum(v, 0.0))
+        return self.lam + wait
+
+    def _growths(self, dispatch: np.ndarray, pass_cost: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """(``v``: per op, how far the host runs ahead of the GPU's work in its pass, s;
+        ``grow``: per pass, how much it adds to the wait, >= 0, s) under the host costs
+        (:func:`async_ends`' ``v`` and ``grow``)."""
+        import numpy as np
+
         starts, pid = self.starts, self.pid
         dsum = np.cumsum(np.asarray(dispatch, dtype=np.float64))
         d_before = np.concatenate(([0.0], dsum[:-1]))[starts]   # dispatch before each pass
         v = np.asarray(pass_cost, dtype=np.float64)[starts][pid] + (dsum - d_before[pid]) \
             - self.gpu_in_pass
-        grow = np.maximum(np.maximum.reduceat(v, starts), 0.0)
-        w_open = np.concatenate(([0.0], np.cumsum(grow)[:-1]))
-        wait = np.maximum.accumulate(w_open[pid] + np.maximum(v, 0.0))
-        return self.lam + wait
+        return v, np.maximum(np.maximum.reduceat(v, starts), 0.0)
 
     def last_end(self, dispatch: np.ndarray, pass_cost: np.ndarray) -> float:
         """``ends(dispatch, pass_cost)[-1]`` (s) without the per-op waits: the last wait is
@@ -185,10 +194,4 @@ class AsyncReplay:
 
         if not len(self.lat):
             return self.ends(dispatch, pass_cost)[-1]   # (none: raises as ends' [-1])
-        starts, pid = self.starts, self.pid
-        dsum = np.cumsum(np.asarray(dispatch, dtype=np.float64))
-        d_before = np.concatenate(([0.0], dsum[:-1]))[starts]
-        v = np.asarray(pass_cost, dtype=np.float64)[starts][pid] + (dsum - d_before[pid]) \
-            - self.gpu_in_pass
-        grow = np.maximum(np.maximum.reduceat(v, starts), 0.0)
-        return float(self.lam[-1] + np.cumsum(grow)[-1])
+        return float(self.lam[-1] + np.cumsum(self._growths(dispatch, pass_cost)[1])[-1])
